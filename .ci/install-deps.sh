@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything the build, the tests and the benchmarks need on Debian 12.
+# Shared by .ci/run, the README's two commands and the Dockerfile so they cannot drift.
+# Idempotent: packages already present are skipped by apt; `apt-get update` runs once.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+# Build: DPDK 22.11 headers and shared libraries (PMDs load from the plugin dir),
+# libclang for bindgen, pkg-config to find DPDK.
+BUILD_PKGS=(libdpdk-dev dpdk-dev dpdk libclang-dev clang pkg-config build-essential)
+# Tests: real peers and kernel plumbing.
+TEST_PKGS=(tgt libiscsi-bin tshark tcpdump iproute2 ethtool procps
+           qemu-system-x86 linux-image-amd64 busybox-static cpio kmod)
+# Benchmarks: the peers compared against.
+PERF_PKGS=(openvswitch-switch-dpdk)
+
+want=("${BUILD_PKGS[@]}")
+case "${1:-all}" in
+  build) ;;
+  test) want+=("${TEST_PKGS[@]}") ;;
+  all) want+=("${TEST_PKGS[@]}" "${PERF_PKGS[@]}") ;;
+  *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  apt-get update -q
+  # wireshark-common asks whether non-root users may capture: answer no, quietly.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Rust toolchain components used by CI.
+if command -v rustup >/dev/null 2>&1; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
+fi
