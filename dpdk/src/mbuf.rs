@@ -1,0 +1,179 @@
+//! An owned packet buffer.
+
+use std::ptr::NonNull;
+
+/// An owned `rte_mbuf`; dropping it returns it to its pool.
+///
+/// The accessors look at the first segment only: the switch receives into
+/// single-segment mbufs (the data room is larger than the MTU).
+#[repr(transparent)]
+pub struct Mbuf(NonNull<dpdk_sys::rte_mbuf>);
+
+// SAFETY: an Mbuf is uniquely owned; handing it to another thread (for
+// example through a ring) is how DPDK pipelines work.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// Takes ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `m` must point to a valid mbuf that nobody else will free or use.
+    #[inline(always)]
+    pub unsafe fn from_raw(m: NonNull<dpdk_sys::rte_mbuf>) -> Mbuf {
+        Mbuf(m)
+    }
+
+    /// Gives up ownership without freeing.
+    #[inline(always)]
+    pub fn into_raw(self) -> NonNull<dpdk_sys::rte_mbuf> {
+        let p = self.0;
+        std::mem::forget(self);
+        p
+    }
+
+    /// The raw pointer (ownership stays here).
+    #[inline(always)]
+    pub fn as_ptr(&self) -> *mut dpdk_sys::rte_mbuf {
+        self.0.as_ptr()
+    }
+
+    #[inline(always)]
+    fn raw(&self) -> &dpdk_sys::rte_mbuf {
+        // SAFETY: we own a valid mbuf.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Length of the first segment's data.
+    #[inline(always)]
+    pub fn data_len(&self) -> usize {
+        self.raw().data_len as usize
+    }
+
+    /// Total packet length over all segments.
+    #[inline(always)]
+    pub fn pkt_len(&self) -> usize {
+        self.raw().pkt_len as usize
+    }
+
+    /// Number of segments.
+    #[inline(always)]
+    pub fn nb_segs(&self) -> u16 {
+        self.raw().nb_segs
+    }
+
+    /// The port the mbuf was received on.
+    #[inline(always)]
+    pub fn port(&self) -> u16 {
+        self.raw().port
+    }
+
+    /// The first segment's data (what `rte_pktmbuf_mtod` points at).
+    #[inline(always)]
+    pub fn data(&self) -> &[u8] {
+        let m = self.raw();
+        // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's
+        // buffer (an mbuf invariant DPDK maintains) and we own the mbuf.
+        unsafe {
+            std::slice::from_raw_parts(
+                (m.buf_addr as *const u8).add(m.data_off as usize),
+                m.data_len as usize,
+            )
+        }
+    }
+
+    /// The first segment's data, writable. Only safe to write when the mbuf
+    /// is not shared (refcount 1), which `is_exclusive` tells.
+    #[inline(always)]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let m = self.raw();
+        // SAFETY: as in `data`; `&mut self` gives exclusive access to our
+        // reference. Clones made with `clone_ref` share the buffer, which is
+        // why writers check `is_exclusive` first.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                (m.buf_addr as *mut u8).add(m.data_off as usize),
+                m.data_len as usize,
+            )
+        }
+    }
+
+    /// Prefetches the first cache line of the packet data.
+    #[inline(always)]
+    pub fn prefetch_data(&self) {
+        let m = self.raw();
+        crate::prefetch((m.buf_addr as *const u8).wrapping_add(m.data_off as usize));
+    }
+
+    /// Free bytes in front of the data.
+    pub fn headroom(&self) -> usize {
+        self.raw().data_off as usize
+    }
+
+    /// Free bytes after the data in the last segment.
+    pub fn tailroom(&self) -> usize {
+        // SAFETY: valid mbuf.
+        unsafe { dpdk_sys::shim_rte_pktmbuf_tailroom(self.0.as_ptr()) as usize }
+    }
+
+    /// Appends `len` bytes and returns them, or `None` without tailroom.
+    pub fn append(&mut self, len: usize) -> Option<&mut [u8]> {
+        let len16 = u16::try_from(len).ok()?;
+        // SAFETY: valid mbuf; DPDK checks the tailroom and returns NULL.
+        let p = unsafe { dpdk_sys::shim_rte_pktmbuf_append(self.0.as_ptr(), len16) };
+        // SAFETY: on success `p` points at `len` writable bytes of our buffer.
+        NonNull::new(p as *mut u8).map(|p| unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), len) })
+    }
+
+    /// Grows the data by `len` bytes at the front (headroom); `false` without
+    /// enough headroom.
+    pub fn prepend(&mut self, len: usize) -> bool {
+        let Ok(len16) = u16::try_from(len) else {
+            return false;
+        };
+        // SAFETY: valid mbuf; DPDK checks the headroom and returns NULL.
+        !unsafe { dpdk_sys::shim_rte_pktmbuf_prepend(self.0.as_ptr(), len16) }.is_null()
+    }
+
+    /// Removes `len` bytes from the front; `false` if the segment is shorter.
+    pub fn adj(&mut self, len: usize) -> bool {
+        let Ok(len16) = u16::try_from(len) else {
+            return false;
+        };
+        // SAFETY: valid mbuf; DPDK checks the length and returns NULL.
+        !unsafe { dpdk_sys::shim_rte_pktmbuf_adj(self.0.as_ptr(), len16) }.is_null()
+    }
+
+    /// Removes `len` bytes from the end; `false` if the segment is shorter.
+    pub fn trim(&mut self, len: usize) -> bool {
+        let Ok(len16) = u16::try_from(len) else {
+            return false;
+        };
+        // SAFETY: valid mbuf; DPDK checks the length and returns -1.
+        unsafe { dpdk_sys::shim_rte_pktmbuf_trim(self.0.as_ptr(), len16) == 0 }
+    }
+
+    /// Whether this is the only reference to the buffer (safe to modify).
+    pub fn is_exclusive(&self) -> bool {
+        // SAFETY: valid mbuf.
+        unsafe { dpdk_sys::shim_rte_mbuf_refcnt_read(self.0.as_ptr()) == 1 }
+    }
+
+    /// Another reference to the same packet (refcount + 1), for sending one
+    /// frame out of several ports without copying.
+    pub fn clone_ref(&self) -> Mbuf {
+        // SAFETY: valid single-segment mbuf; raising the refcount makes the
+        // second handle own one reference, freed by its own drop.
+        unsafe {
+            dpdk_sys::shim_rte_mbuf_refcnt_update(self.0.as_ptr(), 1);
+        }
+        Mbuf(self.0)
+    }
+}
+
+impl Drop for Mbuf {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: we own one reference to a valid mbuf.
+        unsafe { dpdk_sys::shim_rte_pktmbuf_free(self.0.as_ptr()) }
+    }
+}

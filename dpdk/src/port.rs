@@ -1,0 +1,526 @@
+//! Ethernet ports (`rte_ethdev`): probing by devargs, configuration, queues,
+//! start/stop, link, statistics.
+
+use std::ffi::{CStr, CString};
+use std::sync::Arc;
+
+use crate::burst::{Burst, BURST_SIZE};
+use crate::error::{Error, Result};
+use crate::mempool::Mempool;
+
+/// Queue and descriptor counts for [`Port::configure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortConfig {
+    /// Receive queues.
+    pub rx_queues: u16,
+    /// Transmit queues.
+    pub tx_queues: u16,
+    /// Descriptors per receive queue (clamped to the device's limits).
+    pub rx_desc: u16,
+    /// Descriptors per transmit queue (clamped to the device's limits).
+    pub tx_desc: u16,
+    /// Put the port in promiscuous mode.
+    pub promiscuous: bool,
+}
+
+impl Default for PortConfig {
+    fn default() -> Self {
+        PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            promiscuous: true,
+        }
+    }
+}
+
+/// Link state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    /// Whether the link is up.
+    pub up: bool,
+    /// Speed in Mbps (0 when unknown).
+    pub speed_mbps: u32,
+    /// Full duplex.
+    pub full_duplex: bool,
+}
+
+/// Basic counters (`rte_eth_stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortStats {
+    /// Packets received.
+    pub ipackets: u64,
+    /// Packets sent.
+    pub opackets: u64,
+    /// Bytes received.
+    pub ibytes: u64,
+    /// Bytes sent.
+    pub obytes: u64,
+    /// Packets dropped by the hardware because no rx descriptor was free.
+    pub imissed: u64,
+    /// Receive errors.
+    pub ierrors: u64,
+    /// Transmit errors.
+    pub oerrors: u64,
+    /// Receive mbuf allocation failures.
+    pub rx_nombuf: u64,
+}
+
+/// An Ethernet port. Closed (and, for devices this process probed,
+/// detached) on drop.
+pub struct Port {
+    id: u16,
+    name: String,
+    probed_here: bool,
+    configured: Option<PortConfig>,
+    started: bool,
+    rx_taken: Vec<bool>,
+    tx_taken: Vec<bool>,
+    _pool: Option<Arc<Mempool>>,
+}
+
+/// The device name of a devargs string: what comes before the first comma
+/// (`net_pcap0,rx_pcap=a.pcap` → `net_pcap0`, `0000:01:00.0` → itself).
+pub fn devargs_name(devargs: &str) -> &str {
+    devargs.split(',').next().unwrap_or("").trim()
+}
+
+fn cstring(what: &str, s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::Invalid(format!("{what} {s:?} contains a NUL byte")))
+}
+
+impl Port {
+    /// Finds a port the EAL already created (from `--vdev` or a PCI scan).
+    pub fn by_name(name: &str) -> Result<Port> {
+        let cname = cstring("port name", name)?;
+        let mut id = 0u16;
+        // SAFETY: valid C string and out-pointer.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
+        if rc != 0 {
+            return Err(Error::call("rte_eth_dev_get_port_by_name", rc, format!("no port named {name:?}")));
+        }
+        Ok(Self::wrap(id, name.to_owned(), false))
+    }
+
+    /// Probes a device from devargs (`net_null0`, `net_pcap0,rx_pcap=f`,
+    /// `0000:01:00.0`, ...) and returns its port; a port already present by
+    /// that name is an error (each port is owned once).
+    pub fn probe(devargs: &str) -> Result<Port> {
+        let name = devargs_name(devargs);
+        if name.is_empty() {
+            return Err(Error::Invalid(format!("empty device name in devargs {devargs:?}")));
+        }
+        let cname = cstring("port name", name)?;
+        let mut id = 0u16;
+        // SAFETY: valid C string and out-pointer.
+        if unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) } == 0 {
+            return Err(Error::Invalid(format!(
+                "port {name:?} is given twice (each device can be one port only; \
+                 number virtual devices: net_null0, net_null1, ...)"
+            )));
+        }
+        let cargs = cstring("devargs", devargs)?;
+        // SAFETY: valid C string; the EAL is initialised (else it fails).
+        let rc = unsafe { dpdk_sys::rte_dev_probe(cargs.as_ptr()) };
+        if rc != 0 {
+            let hint = if name.starts_with("net_") {
+                let driver = name.trim_end_matches(|c: char| c.is_ascii_digit());
+                format!(
+                    "could not create {name:?}: check the devargs (files exist, keys are right) \
+                     and that the {driver} PMD is installed in {}",
+                    crate::pmd_dir()
+                )
+            } else {
+                format!(
+                    "could not probe {name:?}: is the NIC bound to vfio-pci \
+                     (dpdk-devbind.py -b vfio-pci {name}) and not excluded by --no-pci?"
+                )
+            };
+            return Err(Error::call("rte_dev_probe", rc, hint));
+        }
+        // SAFETY: as above.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
+        if rc != 0 {
+            return Err(Error::call(
+                "rte_eth_dev_get_port_by_name",
+                rc,
+                format!("device {name:?} was probed but is not an Ethernet port"),
+            ));
+        }
+        Ok(Self::wrap(id, name.to_owned(), true))
+    }
+
+    fn wrap(id: u16, name: String, probed_here: bool) -> Port {
+        Port {
+            id,
+            name,
+            probed_here,
+            configured: None,
+            started: false,
+            rx_taken: Vec::new(),
+            tx_taken: Vec::new(),
+            _pool: None,
+        }
+    }
+
+    /// The DPDK port id.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// The device name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The driver's name (`net_null`, `net_ixgbe`, ...).
+    pub fn driver(&self) -> Result<String> {
+        let info = self.info()?;
+        if info.driver_name.is_null() {
+            return Ok(String::new());
+        }
+        // SAFETY: driver_name points at the driver's static name string.
+        Ok(unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned())
+    }
+
+    fn info(&self) -> Result<dpdk_sys::rte_eth_dev_info> {
+        let mut info = dpdk_sys::rte_eth_dev_info::default();
+        // SAFETY: valid port id and out-pointer.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_info_get(self.id, &mut info) };
+        if rc != 0 {
+            return Err(Error::call("rte_eth_dev_info_get", rc, self.name.clone()));
+        }
+        Ok(info)
+    }
+
+    /// Configures queues and descriptors; receive queues take mbufs from
+    /// `pool`. The port keeps the pool alive.
+    pub fn configure(&mut self, cfg: PortConfig, pool: &Arc<Mempool>) -> Result<()> {
+        if self.started {
+            return Err(Error::Invalid(format!("port {} is started; stop it before configuring", self.name)));
+        }
+        let info = self.info()?;
+        if cfg.rx_queues == 0 || cfg.tx_queues == 0 {
+            return Err(Error::Invalid("a port needs at least one rx and one tx queue".into()));
+        }
+        if cfg.rx_queues > info.max_rx_queues || cfg.tx_queues > info.max_tx_queues {
+            return Err(Error::Invalid(format!(
+                "port {} supports at most {} rx / {} tx queues, {} / {} asked",
+                self.name, info.max_rx_queues, info.max_tx_queues, cfg.rx_queues, cfg.tx_queues
+            )));
+        }
+        let conf = dpdk_sys::rte_eth_conf::default();
+        // SAFETY: valid port, a zeroed (default) configuration is valid.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf) };
+        if rc != 0 {
+            return Err(Error::call("rte_eth_dev_configure", rc, self.name.clone()));
+        }
+        let (mut nb_rx, mut nb_tx) = (cfg.rx_desc, cfg.tx_desc);
+        // SAFETY: valid port; in/out pointers to locals.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(self.id, &mut nb_rx, &mut nb_tx) };
+        if rc != 0 {
+            return Err(Error::call("rte_eth_dev_adjust_nb_rx_tx_desc", rc, self.name.clone()));
+        }
+        // SAFETY: valid port.
+        let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(self.id) };
+        let socket = if socket < 0 { 0 } else { socket as u32 };
+        for q in 0..cfg.rx_queues {
+            // SAFETY: valid port and queue index; NULL rxconf means the
+            // driver's defaults; the pool outlives the port (kept below).
+            let rc = unsafe {
+                dpdk_sys::rte_eth_rx_queue_setup(self.id, q, nb_rx, socket, std::ptr::null(), pool.as_ptr())
+            };
+            if rc != 0 {
+                return Err(Error::call("rte_eth_rx_queue_setup", rc, format!("{} rx queue {q}", self.name)));
+            }
+        }
+        for q in 0..cfg.tx_queues {
+            // SAFETY: valid port and queue index; NULL txconf: defaults.
+            let rc = unsafe { dpdk_sys::rte_eth_tx_queue_setup(self.id, q, nb_tx, socket, std::ptr::null()) };
+            if rc != 0 {
+                return Err(Error::call("rte_eth_tx_queue_setup", rc, format!("{} tx queue {q}", self.name)));
+            }
+        }
+        self.rx_taken = vec![false; cfg.rx_queues as usize];
+        self.tx_taken = vec![false; cfg.tx_queues as usize];
+        self.configured = Some(cfg);
+        self._pool = Some(Arc::clone(pool));
+        Ok(())
+    }
+
+    /// Starts the port (and sets promiscuous mode if configured).
+    pub fn start(&mut self) -> Result<()> {
+        let Some(cfg) = self.configured else {
+            return Err(Error::Invalid(format!("port {} must be configured before start", self.name)));
+        };
+        // SAFETY: valid, configured port.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_start(self.id) };
+        if rc != 0 {
+            return Err(Error::call("rte_eth_dev_start", rc, self.name.clone()));
+        }
+        self.started = true;
+        if cfg.promiscuous {
+            // Some virtual PMDs do not implement it (-ENOTSUP); that is fine.
+            // SAFETY: valid, started port.
+            unsafe { dpdk_sys::rte_eth_promiscuous_enable(self.id) };
+        }
+        Ok(())
+    }
+
+    /// Stops the port. Queue handles must not be polled afterwards.
+    pub fn stop(&mut self) -> Result<()> {
+        if !self.started {
+            return Ok(());
+        }
+        // SAFETY: valid, started port.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_stop(self.id) };
+        self.started = false;
+        if rc != 0 {
+            return Err(Error::call("rte_eth_dev_stop", rc, self.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Whether the port is started.
+    pub fn is_started(&self) -> bool {
+        self.started
+    }
+
+    /// Takes receive queue `q`; each queue can be taken once.
+    pub fn rx_queue(&mut self, q: u16) -> Result<RxQueue> {
+        take(&mut self.rx_taken, q, &self.name, "rx")?;
+        Ok(RxQueue { port: self.id, queue: q })
+    }
+
+    /// Takes transmit queue `q`; each queue can be taken once.
+    pub fn tx_queue(&mut self, q: u16) -> Result<TxQueue> {
+        take(&mut self.tx_taken, q, &self.name, "tx")?;
+        Ok(TxQueue { port: self.id, queue: q })
+    }
+
+    /// The port's MAC address.
+    pub fn mac(&self) -> Result<[u8; 6]> {
+        let mut a = dpdk_sys::rte_ether_addr::default();
+        // SAFETY: valid port and out-pointer.
+        let rc = unsafe { dpdk_sys::rte_eth_macaddr_get(self.id, &mut a) };
+        if rc != 0 {
+            return Err(Error::call("rte_eth_macaddr_get", rc, self.name.clone()));
+        }
+        Ok(a.addr_bytes)
+    }
+
+    /// Enables or disables promiscuous mode.
+    pub fn set_promiscuous(&mut self, on: bool) -> Result<()> {
+        // SAFETY: valid port.
+        let rc = unsafe {
+            if on {
+                dpdk_sys::rte_eth_promiscuous_enable(self.id)
+            } else {
+                dpdk_sys::rte_eth_promiscuous_disable(self.id)
+            }
+        };
+        if rc != 0 {
+            return Err(Error::call("rte_eth_promiscuous_enable/disable", rc, self.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Link state without waiting for negotiation.
+    pub fn link(&self) -> Result<Link> {
+        let mut l = dpdk_sys::rte_eth_link::default();
+        // SAFETY: valid port and out-pointer.
+        let rc = unsafe { dpdk_sys::rte_eth_link_get_nowait(self.id, &mut l) };
+        if rc != 0 {
+            return Err(Error::call("rte_eth_link_get_nowait", rc, self.name.clone()));
+        }
+        Ok(Link {
+            up: l.link_status() != 0,
+            speed_mbps: l.link_speed,
+            full_duplex: l.link_duplex() != 0,
+        })
+    }
+
+    /// Basic statistics.
+    pub fn stats(&self) -> Result<PortStats> {
+        stats_of(self.id).map_err(|rc| Error::call("rte_eth_stats_get", rc, self.name.clone()))
+    }
+
+    /// Resets the basic statistics.
+    pub fn reset_stats(&self) -> Result<()> {
+        // SAFETY: valid port.
+        let rc = unsafe { dpdk_sys::rte_eth_stats_reset(self.id) };
+        if rc != 0 {
+            return Err(Error::call("rte_eth_stats_reset", rc, self.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Extended statistics as (name, value) pairs.
+    pub fn xstats(&self) -> Result<Vec<(String, u64)>> {
+        // SAFETY: valid port; NULL/0 asks for the count.
+        let n = unsafe { dpdk_sys::rte_eth_xstats_get_names(self.id, std::ptr::null_mut(), 0) };
+        if n < 0 {
+            return Err(Error::call("rte_eth_xstats_get_names", n, self.name.clone()));
+        }
+        let n = n as usize;
+        let mut names = vec![dpdk_sys::rte_eth_xstat_name::default(); n];
+        let mut vals = vec![dpdk_sys::rte_eth_xstat::default(); n];
+        // SAFETY: both buffers hold n entries.
+        let got_names = unsafe { dpdk_sys::rte_eth_xstats_get_names(self.id, names.as_mut_ptr(), n as u32) };
+        // SAFETY: as above.
+        let got = unsafe { dpdk_sys::rte_eth_xstats_get(self.id, vals.as_mut_ptr(), n as u32) };
+        if got_names < 0 || got < 0 {
+            return Err(Error::call("rte_eth_xstats_get", got.min(got_names), self.name.clone()));
+        }
+        let m = (got as usize).min(got_names as usize).min(n);
+        Ok(vals[..m]
+            .iter()
+            .filter_map(|v| {
+                let name = names.get(v.id as usize)?;
+                // SAFETY: DPDK NUL-terminates xstat names within the array.
+                let s = unsafe { CStr::from_ptr(name.name.as_ptr()) };
+                Some((s.to_string_lossy().into_owned(), v.value))
+            })
+            .collect())
+    }
+}
+
+/// Reads `rte_eth_stats` of a port id (also usable from a stats thread that
+/// holds only the id); `Err(rc)` on failure.
+pub fn stats_of(port: u16) -> std::result::Result<PortStats, i32> {
+    let mut s = dpdk_sys::rte_eth_stats::default();
+    // SAFETY: out-pointer to a local; an invalid id returns -ENODEV.
+    let rc = unsafe { dpdk_sys::rte_eth_stats_get(port, &mut s) };
+    if rc != 0 {
+        return Err(rc);
+    }
+    Ok(PortStats {
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        ibytes: s.ibytes,
+        obytes: s.obytes,
+        imissed: s.imissed,
+        ierrors: s.ierrors,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    })
+}
+
+fn take(taken: &mut [bool], q: u16, name: &str, dir: &str) -> Result<()> {
+    match taken.get_mut(q as usize) {
+        None => Err(Error::Invalid(format!("port {name} has no {dir} queue {q} (configure it first)"))),
+        Some(true) => Err(Error::Invalid(format!("port {name} {dir} queue {q} is already taken"))),
+        Some(t) => {
+            *t = true;
+            Ok(())
+        }
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        // SAFETY: valid port id; stop/close are idempotent enough for DPDK
+        // ports we own; after close the id is released. Only devices probed
+        // here are detached, so `--vdev` devices stay owned by the EAL.
+        unsafe {
+            if self.started {
+                dpdk_sys::rte_eth_dev_stop(self.id);
+            }
+            if self.probed_here {
+                let mut info = dpdk_sys::rte_eth_dev_info::default();
+                let have_dev = dpdk_sys::rte_eth_dev_info_get(self.id, &mut info) == 0 && !info.device.is_null();
+                dpdk_sys::rte_eth_dev_close(self.id);
+                if have_dev {
+                    dpdk_sys::rte_dev_remove(info.device);
+                }
+            } else {
+                dpdk_sys::rte_eth_dev_close(self.id);
+            }
+        }
+    }
+}
+
+/// A receive queue of a started port, owned by one polling thread.
+#[derive(Debug)]
+pub struct RxQueue {
+    port: u16,
+    queue: u16,
+}
+
+/// A transmit queue of a started port, owned by one polling thread.
+#[derive(Debug)]
+pub struct TxQueue {
+    port: u16,
+    queue: u16,
+}
+
+impl RxQueue {
+    /// The port id.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The queue index.
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+
+    /// Receives into the free slots of `burst`; returns how many arrived.
+    #[inline(always)]
+    pub fn rx_burst(&mut self, burst: &mut Burst) -> usize {
+        let room = burst.room();
+        if room == 0 {
+            return 0;
+        }
+        // SAFETY: the queue is configured and owned by this handle (one
+        // poller); the pointer has `room` free slots.
+        let n = unsafe { dpdk_sys::shim_rte_eth_rx_burst(self.port, self.queue, burst.spare_ptr(), room as u16) };
+        let n = (n as usize).min(room);
+        // SAFETY: DPDK wrote n owned mbufs into those slots.
+        unsafe { burst.commit(n) };
+        n
+    }
+}
+
+impl TxQueue {
+    /// The port id.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The queue index.
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+
+    /// Sends what `burst` holds; the unsent remain in `burst` (at the
+    /// front), for the caller to retry or drop. Returns how many were sent.
+    #[inline(always)]
+    pub fn tx_burst(&mut self, burst: &mut Burst) -> usize {
+        let n = burst.len();
+        if n == 0 {
+            return 0;
+        }
+        debug_assert!(n <= BURST_SIZE);
+        // SAFETY: the queue is configured and owned by this handle; the
+        // first n slots hold owned mbufs.
+        let sent = unsafe { dpdk_sys::shim_rte_eth_tx_burst(self.port, self.queue, burst.raw_ptr(), n as u16) };
+        let sent = (sent as usize).min(n);
+        // SAFETY: the driver took ownership of the first `sent` mbufs.
+        unsafe { burst.consume_front(sent) };
+        sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devargs_names() {
+        assert_eq!(devargs_name("net_pcap0,rx_pcap=a.pcap,tx_pcap=b"), "net_pcap0");
+        assert_eq!(devargs_name("0000:01:00.0"), "0000:01:00.0");
+        assert_eq!(devargs_name(""), "");
+    }
+}

@@ -1,0 +1,29 @@
+/* The DPDK headers dpdk-sys binds. bindgen reads this file; so does shim.c. */
+#include <rte_config.h>
+#include <rte_common.h>
+#include <rte_errno.h>
+#include <rte_version.h>
+#include <rte_eal.h>
+#include <rte_lcore.h>
+#include <rte_launch.h>
+#include <rte_cycles.h>
+#include <rte_prefetch.h>
+#include <rte_memory.h>
+#include <rte_malloc.h>
+#include <rte_mempool.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_ether.h>
+#include <rte_ethdev.h>
+#include <rte_dev.h>
+#include <rte_bus_vdev.h>
+#include <rte_hash.h>
+#include <rte_jhash.h>
+#include <rte_hash_crc.h>
+#include <rte_vhost.h>
+#include <rte_eth_vhost.h>
+#include <rte_eth_ring.h>
+#include <rte_pcapng.h>
+#include <rte_log.h>
+
+#include "shim.h"
