@@ -6,10 +6,19 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod dataplane;
 
-/// User-mode data plane for virtualization hosts.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (built against DPDK ",
+    env!("VSWITCH_DPDK_VERSION"),
+    ")"
+);
+
+/// User-mode data plane for virtualization hosts. With no arguments, runs a
+/// short demo on virtual ports (no NIC, no hugepages needed).
 #[derive(Parser)]
-#[command(name = "vswitch", version, about)]
+#[command(name = "vswitch", version = LONG_VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -17,16 +26,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    // Subcommands are added one per line, each backed by a module in cmd/.
+    /// Run the switch data plane on DPDK ports.
+    Run(cmd::run::RunArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result: Result<(), String> = match cli.command {
-        None => Ok(()),
+        None => cmd::run::demo(),
+        Some(Command::Run(a)) => cmd::run::run(&a),
     };
     if let Err(e) = result {
-        eprintln!("vswitch: {e}");
+        eprintln!("vswitch: error: {e}");
         std::process::exit(1);
     }
 }

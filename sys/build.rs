@@ -58,7 +58,11 @@ fn main() {
         .generate_comments(false)
         .prepend_enum_name(false)
         .generate()
-        .unwrap_or_else(|e| panic!("\n\ndpdk-sys: bindgen failed on the DPDK headers: {e}\n  fix: {INSTALL_HINT}\n\n"));
+        .unwrap_or_else(|e| {
+            panic!(
+                "\n\ndpdk-sys: bindgen failed on the DPDK headers: {e}\n  fix: {INSTALL_HINT}\n\n"
+            )
+        });
     bindings
         .write_to_file(out.join("bindings.rs"))
         .expect("write bindings.rs");

@@ -66,8 +66,9 @@ impl Eal {
         for a in args {
             let a = a.as_ref();
             owned.push(
-                CString::new(a)
-                    .map_err(|_| Error::Invalid(format!("EAL argument {a:?} contains a NUL byte")))?,
+                CString::new(a).map_err(|_| {
+                    Error::Invalid(format!("EAL argument {a:?} contains a NUL byte"))
+                })?,
             );
         }
         if EAL_CLAIMED.swap(true, Ordering::SeqCst) {

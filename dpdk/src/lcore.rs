@@ -18,7 +18,7 @@ unsafe extern "C" fn trampoline(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the Box<Job> leaked by `launch`, consumed exactly once.
     let job: Box<Job> = unsafe { Box::from_raw(arg as *mut Job) };
     // A panic must not unwind into C.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || job())) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
         Ok(()) => 0,
         Err(_) => -1,
     }
@@ -42,7 +42,11 @@ where
     if rc != 0 {
         // SAFETY: the launch failed, so the job was not handed over; reclaim it.
         drop(unsafe { Box::from_raw(arg as *mut Job) });
-        return Err(Error::call("rte_eal_remote_launch", rc, format!("lcore {lcore} is not an idle worker")));
+        return Err(Error::call(
+            "rte_eal_remote_launch",
+            rc,
+            format!("lcore {lcore} is not an idle worker"),
+        ));
     }
     Ok(LcoreJob {
         lcore,

@@ -121,7 +121,8 @@ impl Mbuf {
         // SAFETY: valid mbuf; DPDK checks the tailroom and returns NULL.
         let p = unsafe { dpdk_sys::shim_rte_pktmbuf_append(self.0.as_ptr(), len16) };
         // SAFETY: on success `p` points at `len` writable bytes of our buffer.
-        NonNull::new(p as *mut u8).map(|p| unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), len) })
+        NonNull::new(p as *mut u8)
+            .map(|p| unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), len) })
     }
 
     /// Grows the data by `len` bytes at the front (headroom); `false` without

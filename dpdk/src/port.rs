@@ -98,7 +98,11 @@ impl Port {
         // SAFETY: valid C string and out-pointer.
         let rc = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
         if rc != 0 {
-            return Err(Error::call("rte_eth_dev_get_port_by_name", rc, format!("no port named {name:?}")));
+            return Err(Error::call(
+                "rte_eth_dev_get_port_by_name",
+                rc,
+                format!("no port named {name:?}"),
+            ));
         }
         Ok(Self::wrap(id, name.to_owned(), false))
     }
@@ -109,7 +113,9 @@ impl Port {
     pub fn probe(devargs: &str) -> Result<Port> {
         let name = devargs_name(devargs);
         if name.is_empty() {
-            return Err(Error::Invalid(format!("empty device name in devargs {devargs:?}")));
+            return Err(Error::Invalid(format!(
+                "empty device name in devargs {devargs:?}"
+            )));
         }
         let cname = cstring("port name", name)?;
         let mut id = 0u16;
@@ -181,7 +187,9 @@ impl Port {
             return Ok(String::new());
         }
         // SAFETY: driver_name points at the driver's static name string.
-        Ok(unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned())
+        Ok(unsafe { CStr::from_ptr(info.driver_name) }
+            .to_string_lossy()
+            .into_owned())
     }
 
     fn info(&self) -> Result<dpdk_sys::rte_eth_dev_info> {
@@ -198,11 +206,16 @@ impl Port {
     /// `pool`. The port keeps the pool alive.
     pub fn configure(&mut self, cfg: PortConfig, pool: &Arc<Mempool>) -> Result<()> {
         if self.started {
-            return Err(Error::Invalid(format!("port {} is started; stop it before configuring", self.name)));
+            return Err(Error::Invalid(format!(
+                "port {} is started; stop it before configuring",
+                self.name
+            )));
         }
         let info = self.info()?;
         if cfg.rx_queues == 0 || cfg.tx_queues == 0 {
-            return Err(Error::Invalid("a port needs at least one rx and one tx queue".into()));
+            return Err(Error::Invalid(
+                "a port needs at least one rx and one tx queue".into(),
+            ));
         }
         if cfg.rx_queues > info.max_rx_queues || cfg.tx_queues > info.max_tx_queues {
             return Err(Error::Invalid(format!(
@@ -212,15 +225,22 @@ impl Port {
         }
         let conf = dpdk_sys::rte_eth_conf::default();
         // SAFETY: valid port, a zeroed (default) configuration is valid.
-        let rc = unsafe { dpdk_sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf) };
+        let rc = unsafe {
+            dpdk_sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf)
+        };
         if rc != 0 {
             return Err(Error::call("rte_eth_dev_configure", rc, self.name.clone()));
         }
         let (mut nb_rx, mut nb_tx) = (cfg.rx_desc, cfg.tx_desc);
         // SAFETY: valid port; in/out pointers to locals.
-        let rc = unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(self.id, &mut nb_rx, &mut nb_tx) };
+        let rc =
+            unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(self.id, &mut nb_rx, &mut nb_tx) };
         if rc != 0 {
-            return Err(Error::call("rte_eth_dev_adjust_nb_rx_tx_desc", rc, self.name.clone()));
+            return Err(Error::call(
+                "rte_eth_dev_adjust_nb_rx_tx_desc",
+                rc,
+                self.name.clone(),
+            ));
         }
         // SAFETY: valid port.
         let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(self.id) };
@@ -229,17 +249,34 @@ impl Port {
             // SAFETY: valid port and queue index; NULL rxconf means the
             // driver's defaults; the pool outlives the port (kept below).
             let rc = unsafe {
-                dpdk_sys::rte_eth_rx_queue_setup(self.id, q, nb_rx, socket, std::ptr::null(), pool.as_ptr())
+                dpdk_sys::rte_eth_rx_queue_setup(
+                    self.id,
+                    q,
+                    nb_rx,
+                    socket,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
             };
             if rc != 0 {
-                return Err(Error::call("rte_eth_rx_queue_setup", rc, format!("{} rx queue {q}", self.name)));
+                return Err(Error::call(
+                    "rte_eth_rx_queue_setup",
+                    rc,
+                    format!("{} rx queue {q}", self.name),
+                ));
             }
         }
         for q in 0..cfg.tx_queues {
             // SAFETY: valid port and queue index; NULL txconf: defaults.
-            let rc = unsafe { dpdk_sys::rte_eth_tx_queue_setup(self.id, q, nb_tx, socket, std::ptr::null()) };
+            let rc = unsafe {
+                dpdk_sys::rte_eth_tx_queue_setup(self.id, q, nb_tx, socket, std::ptr::null())
+            };
             if rc != 0 {
-                return Err(Error::call("rte_eth_tx_queue_setup", rc, format!("{} tx queue {q}", self.name)));
+                return Err(Error::call(
+                    "rte_eth_tx_queue_setup",
+                    rc,
+                    format!("{} tx queue {q}", self.name),
+                ));
             }
         }
         self.rx_taken = vec![false; cfg.rx_queues as usize];
@@ -252,7 +289,10 @@ impl Port {
     /// Starts the port (and sets promiscuous mode if configured).
     pub fn start(&mut self) -> Result<()> {
         let Some(cfg) = self.configured else {
-            return Err(Error::Invalid(format!("port {} must be configured before start", self.name)));
+            return Err(Error::Invalid(format!(
+                "port {} must be configured before start",
+                self.name
+            )));
         };
         // SAFETY: valid, configured port.
         let rc = unsafe { dpdk_sys::rte_eth_dev_start(self.id) };
@@ -290,13 +330,19 @@ impl Port {
     /// Takes receive queue `q`; each queue can be taken once.
     pub fn rx_queue(&mut self, q: u16) -> Result<RxQueue> {
         take(&mut self.rx_taken, q, &self.name, "rx")?;
-        Ok(RxQueue { port: self.id, queue: q })
+        Ok(RxQueue {
+            port: self.id,
+            queue: q,
+        })
     }
 
     /// Takes transmit queue `q`; each queue can be taken once.
     pub fn tx_queue(&mut self, q: u16) -> Result<TxQueue> {
         take(&mut self.tx_taken, q, &self.name, "tx")?;
-        Ok(TxQueue { port: self.id, queue: q })
+        Ok(TxQueue {
+            port: self.id,
+            queue: q,
+        })
     }
 
     /// The port's MAC address.
@@ -321,7 +367,11 @@ impl Port {
             }
         };
         if rc != 0 {
-            return Err(Error::call("rte_eth_promiscuous_enable/disable", rc, self.name.clone()));
+            return Err(Error::call(
+                "rte_eth_promiscuous_enable/disable",
+                rc,
+                self.name.clone(),
+            ));
         }
         Ok(())
     }
@@ -332,7 +382,11 @@ impl Port {
         // SAFETY: valid port and out-pointer.
         let rc = unsafe { dpdk_sys::rte_eth_link_get_nowait(self.id, &mut l) };
         if rc != 0 {
-            return Err(Error::call("rte_eth_link_get_nowait", rc, self.name.clone()));
+            return Err(Error::call(
+                "rte_eth_link_get_nowait",
+                rc,
+                self.name.clone(),
+            ));
         }
         Ok(Link {
             up: l.link_status() != 0,
@@ -361,17 +415,26 @@ impl Port {
         // SAFETY: valid port; NULL/0 asks for the count.
         let n = unsafe { dpdk_sys::rte_eth_xstats_get_names(self.id, std::ptr::null_mut(), 0) };
         if n < 0 {
-            return Err(Error::call("rte_eth_xstats_get_names", n, self.name.clone()));
+            return Err(Error::call(
+                "rte_eth_xstats_get_names",
+                n,
+                self.name.clone(),
+            ));
         }
         let n = n as usize;
         let mut names = vec![dpdk_sys::rte_eth_xstat_name::default(); n];
         let mut vals = vec![dpdk_sys::rte_eth_xstat::default(); n];
         // SAFETY: both buffers hold n entries.
-        let got_names = unsafe { dpdk_sys::rte_eth_xstats_get_names(self.id, names.as_mut_ptr(), n as u32) };
+        let got_names =
+            unsafe { dpdk_sys::rte_eth_xstats_get_names(self.id, names.as_mut_ptr(), n as u32) };
         // SAFETY: as above.
         let got = unsafe { dpdk_sys::rte_eth_xstats_get(self.id, vals.as_mut_ptr(), n as u32) };
         if got_names < 0 || got < 0 {
-            return Err(Error::call("rte_eth_xstats_get", got.min(got_names), self.name.clone()));
+            return Err(Error::call(
+                "rte_eth_xstats_get",
+                got.min(got_names),
+                self.name.clone(),
+            ));
         }
         let m = (got as usize).min(got_names as usize).min(n);
         Ok(vals[..m]
@@ -409,8 +472,12 @@ pub fn stats_of(port: u16) -> std::result::Result<PortStats, i32> {
 
 fn take(taken: &mut [bool], q: u16, name: &str, dir: &str) -> Result<()> {
     match taken.get_mut(q as usize) {
-        None => Err(Error::Invalid(format!("port {name} has no {dir} queue {q} (configure it first)"))),
-        Some(true) => Err(Error::Invalid(format!("port {name} {dir} queue {q} is already taken"))),
+        None => Err(Error::Invalid(format!(
+            "port {name} has no {dir} queue {q} (configure it first)"
+        ))),
+        Some(true) => Err(Error::Invalid(format!(
+            "port {name} {dir} queue {q} is already taken"
+        ))),
         Some(t) => {
             *t = true;
             Ok(())
@@ -429,7 +496,8 @@ impl Drop for Port {
             }
             if self.probed_here {
                 let mut info = dpdk_sys::rte_eth_dev_info::default();
-                let have_dev = dpdk_sys::rte_eth_dev_info_get(self.id, &mut info) == 0 && !info.device.is_null();
+                let have_dev = dpdk_sys::rte_eth_dev_info_get(self.id, &mut info) == 0
+                    && !info.device.is_null();
                 dpdk_sys::rte_eth_dev_close(self.id);
                 if have_dev {
                     dpdk_sys::rte_dev_remove(info.device);
@@ -475,7 +543,9 @@ impl RxQueue {
         }
         // SAFETY: the queue is configured and owned by this handle (one
         // poller); the pointer has `room` free slots.
-        let n = unsafe { dpdk_sys::shim_rte_eth_rx_burst(self.port, self.queue, burst.spare_ptr(), room as u16) };
+        let n = unsafe {
+            dpdk_sys::shim_rte_eth_rx_burst(self.port, self.queue, burst.spare_ptr(), room as u16)
+        };
         let n = (n as usize).min(room);
         // SAFETY: DPDK wrote n owned mbufs into those slots.
         unsafe { burst.commit(n) };
@@ -505,7 +575,9 @@ impl TxQueue {
         debug_assert!(n <= BURST_SIZE);
         // SAFETY: the queue is configured and owned by this handle; the
         // first n slots hold owned mbufs.
-        let sent = unsafe { dpdk_sys::shim_rte_eth_tx_burst(self.port, self.queue, burst.raw_ptr(), n as u16) };
+        let sent = unsafe {
+            dpdk_sys::shim_rte_eth_tx_burst(self.port, self.queue, burst.raw_ptr(), n as u16)
+        };
         let sent = (sent as usize).min(n);
         // SAFETY: the driver took ownership of the first `sent` mbufs.
         unsafe { burst.consume_front(sent) };
@@ -519,7 +591,10 @@ mod tests {
 
     #[test]
     fn devargs_names() {
-        assert_eq!(devargs_name("net_pcap0,rx_pcap=a.pcap,tx_pcap=b"), "net_pcap0");
+        assert_eq!(
+            devargs_name("net_pcap0,rx_pcap=a.pcap,tx_pcap=b"),
+            "net_pcap0"
+        );
         assert_eq!(devargs_name("0000:01:00.0"), "0000:01:00.0");
         assert_eq!(devargs_name(""), "");
     }

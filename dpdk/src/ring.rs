@@ -22,10 +22,12 @@ impl MbufRing {
     /// two, as DPDK requires).
     pub fn new(name: &str, count: u32) -> Result<MbufRing> {
         if !count.is_power_of_two() || count < 2 {
-            return Err(Error::Invalid(format!("ring size {count} must be a power of two >= 2")));
+            return Err(Error::Invalid(format!(
+                "ring size {count} must be a power of two >= 2"
+            )));
         }
-        let cname =
-            CString::new(name).map_err(|_| Error::Invalid(format!("ring name {name:?} contains a NUL byte")))?;
+        let cname = CString::new(name)
+            .map_err(|_| Error::Invalid(format!("ring name {name:?} contains a NUL byte")))?;
         // SAFETY: valid C string; the EAL is initialised (else NULL, reported).
         let raw = unsafe { dpdk_sys::rte_ring_create(cname.as_ptr(), count, -1, 0) };
         NonNull::new(raw)

@@ -38,11 +38,15 @@ fn frame(i: u8, len: usize) -> Vec<u8> {
 fn safe_layer_end_to_end() {
     let eal = Eal::init(&eal_args()).expect("EAL init");
     // A second init is an error, not a crash.
-    assert_eq!(Eal::init(&eal_args()).err(), Some(Error::EalAlreadyInitialised));
+    assert_eq!(
+        Eal::init(&eal_args()).err(),
+        Some(Error::EalAlreadyInitialised)
+    );
     assert!(eal.tsc_hz() > 0);
     assert_eq!(eal.worker_lcores(), vec![1]);
 
-    let pool = Arc::new(Mempool::pktmbuf("test_pool", 4095, 64, Mempool::DEFAULT_DATA_ROOM, -1).unwrap());
+    let pool =
+        Arc::new(Mempool::pktmbuf("test_pool", 4095, 64, Mempool::DEFAULT_DATA_ROOM, -1).unwrap());
     let before = pool.available();
 
     // Mbuf editing: append, prepend, adj, trim.
@@ -83,7 +87,9 @@ fn safe_layer_end_to_end() {
     assert_eq!(pool.available(), before);
 
     // Ports: a bad driver and a duplicate are clear errors.
-    let err = Port::probe("net_nosuchpmd0").err().expect("unknown PMD fails");
+    let err = Port::probe("net_nosuchpmd0")
+        .err()
+        .expect("unknown PMD fails");
     assert!(err.to_string().contains("PMD is installed"), "{err}");
     // net_ring with no arguments loops its tx ring back to its rx ring.
     let mut port = Port::probe("net_ring0").expect("net_ring0");

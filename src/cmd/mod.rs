@@ -1,1 +1,3 @@
 //! One module per `vswitch` subcommand.
+
+pub mod run;
