@@ -1,0 +1,12 @@
+//! Shared pieces of the benchmarks in `src/bin/`: traffic generation (pcap
+//! files of real frames), running peer programs with a deadline, and reports
+//! (a human table plus one JSON line).
+//!
+//! Every benchmark measures our component and its peer in the same run, on
+//! the same machine and inputs, and reports the ratio.
+
+#![deny(missing_docs)]
+
+pub mod frames;
+pub mod proc;
+pub mod report;

@@ -1,0 +1,108 @@
+//! Running a peer or our binary for a fixed time and collecting its output.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Output of a timed run.
+pub struct Run {
+    /// Everything the process printed on stdout.
+    pub stdout: String,
+    /// Everything it printed on stderr.
+    pub stderr: String,
+    /// Whether it exited successfully (after our SIGINT, if we sent one).
+    pub success: bool,
+    /// User + system CPU seconds of the child, from its rusage.
+    pub cpu_seconds: f64,
+}
+
+/// Runs `cmd`, sends SIGINT after `run_for` (if still running), and waits
+/// at most `grace` more before killing it.
+pub fn run_for(mut cmd: Command, run_for: Duration, grace: Duration) -> std::io::Result<Run> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let mut signalled = false;
+    let status;
+    loop {
+        if let Some(st) = child.try_wait()? {
+            status = st;
+            break;
+        }
+        let el = start.elapsed();
+        if !signalled && el >= run_for {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            signalled = true;
+        }
+        if el >= run_for + grace {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cpu_seconds = children_cpu_seconds();
+    Ok(Run {
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+        success: status.success(),
+        cpu_seconds,
+    })
+}
+
+/// Cumulative user+system CPU seconds of all waited-for children so far.
+pub fn children_cpu_seconds() -> f64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out-pointer; RUSAGE_CHILDREN has no other requirement.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// The `vswitch` binary next to this benchmark (same cargo profile), or the
+/// one named by `$VSWITCH_BIN`.
+pub fn vswitch_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("VSWITCH_BIN") {
+        return PathBuf::from(p);
+    }
+    let me = std::env::current_exe().expect("current exe");
+    me.parent().expect("exe dir").join("vswitch")
+}
+
+/// EAL memory arguments: hugepages when free and mounted, else `--no-huge`.
+pub fn eal_memory_args() -> Vec<String> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let free = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("HugePages_Free:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let mounted = std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .contains("hugetlbfs");
+    if free >= 256 && mounted {
+        vec![]
+    } else {
+        vec![
+            "--no-huge".into(),
+            "-m".into(),
+            "1024".into(),
+            "--no-shconf".into(),
+        ]
+    }
+}
