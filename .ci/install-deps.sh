@@ -14,12 +14,16 @@ TEST_PKGS=(tgt libiscsi-bin tshark tcpdump iproute2 ethtool procps
 # Benchmarks: the peers compared against.
 PERF_PKGS=(openvswitch-switch-dpdk)
 
+# Run time only (the Docker image's final stage): DPDK's libraries and PMDs.
+RUNTIME_PKGS=(dpdk)
+
 want=("${BUILD_PKGS[@]}")
 case "${1:-all}" in
+  runtime) want=("${RUNTIME_PKGS[@]}") ;;
   build) ;;
   test) want+=("${TEST_PKGS[@]}") ;;
   all) want+=("${TEST_PKGS[@]}" "${PERF_PKGS[@]}") ;;
-  *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [runtime|build|test|all]" >&2; exit 2 ;;
 esac
 
 missing=()
