@@ -108,7 +108,7 @@ mod tests {
         let r = rates(1, "net_null0", &a, &b, 2.0);
         assert_eq!(r.rx_pps, 100.0);
         assert_eq!(r.tx_pps, 100.0);
-        assert_eq!(r.rx_bps, 6400.0 * 8.0 / 2.0);
+        assert_eq!(r.rx_bps, (19200.0 - 6400.0) * 8.0 / 2.0);
         assert_eq!(r.drops_ps, 5.0);
         let line = format_line(&r);
         assert!(
