@@ -18,12 +18,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     // Subcommands are added one per line, each backed by a module in cmd/.
+    /// Accelerator virtual functions: configure, list, run jobs.
+    Accel(cmd::accel::AccelArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result: Result<(), String> = match cli.command {
         None => Ok(()),
+        Some(Command::Accel(a)) => cmd::accel::run(a),
     };
     if let Err(e) = result {
         eprintln!("vswitch: {e}");

@@ -384,3 +384,23 @@ impl Drop for DeviceThread {
         }
     }
 }
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Installs SIGINT and SIGTERM handlers that set the returned flag, for
+/// running [`Device::run`] in the foreground of a process.
+pub fn stop_on_signals() -> io::Result<&'static AtomicBool> {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe; the function pointer lives forever.
+        let r = unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+        if r == libc::SIG_ERR {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(&STOP)
+}

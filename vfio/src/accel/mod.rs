@@ -15,6 +15,7 @@ pub mod host;
 pub mod job;
 pub mod regs;
 pub mod resources;
+pub mod vfio_bars;
 
 pub use command::{Caps, Command, Completion, VfInfo, VfRequest};
 pub use device::{Device, DeviceThread};
