@@ -246,11 +246,12 @@ impl Accel {
                     return Ok(me);
                 }
             }
-            if Instant::now() > deadline {
+            let now = Instant::now();
+            if now > deadline {
                 return Err(AccelError::Timeout);
             }
             spins += 1;
-            if spins < 64 {
+            if spins < 64 || deadline - now > COMMAND_TIMEOUT - Duration::from_millis(2) {
                 std::thread::yield_now();
             } else {
                 std::thread::sleep(Duration::from_micros(20));
@@ -289,17 +290,24 @@ impl Accel {
         }
         let seq = b.read32(regs::MBOX_SEQ_DONE).wrapping_add(1);
         b.write32(regs::MBOX_DOORBELL, seq);
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        // Completion polling: spin briefly, then yield the CPU (the device
+        // may share it) for up to 2 ms, then back off to sleeping.
+        let start = Instant::now();
         let mut spins = 0u32;
         while b.read32(regs::MBOX_SEQ_DONE) != seq {
-            if Instant::now() > deadline {
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let waited = start.elapsed();
+            if waited > COMMAND_TIMEOUT {
                 return Err(AccelError::Timeout);
             }
-            spins += 1;
-            if spins < 256 {
-                std::hint::spin_loop();
+            if waited < Duration::from_millis(2) {
+                std::thread::yield_now();
             } else {
-                std::thread::sleep(Duration::from_micros(10));
+                std::thread::sleep(Duration::from_micros(50));
             }
         }
         let code = b.read32(regs::MBOX_COMPLETION);
