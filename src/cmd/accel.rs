@@ -39,6 +39,18 @@ enum AccelCommand {
     Vf(VfCommand),
     /// Run a job on a VF: crc32c, checksum, copy or fill.
     Run(RunArgs),
+    /// Show or set the SR-IOV virtual functions of a real PCI device
+    /// (`sriov_numvfs` in sysfs), optionally binding them to vfio-pci.
+    Sriov {
+        /// PCI address of the physical function.
+        addr: String,
+        /// Number of VFs to enable (0 disables them).
+        #[arg(long)]
+        numvfs: Option<u32>,
+        /// Bind the enabled VFs to vfio-pci.
+        #[arg(long)]
+        bind_vfio: bool,
+    },
 }
 
 #[derive(Args)]
@@ -198,7 +210,36 @@ pub fn run(args: AccelArgs) -> Result<(), String> {
         }
         AccelCommand::Vf(v) => vf(&args, v),
         AccelCommand::Run(r) => run_job(&args, r),
+        AccelCommand::Sriov {
+            addr,
+            numvfs,
+            bind_vfio,
+        } => sriov(addr, *numvfs, *bind_vfio),
     }
+}
+
+fn sriov(addr: &str, numvfs: Option<u32>, bind_vfio: bool) -> Result<(), String> {
+    use vfio::pci::{PciAddress, Sysfs};
+    let sys = Sysfs::default();
+    let a = PciAddress::parse(addr).map_err(|e| e.to_string())?;
+    let e = |e: vfio::pci::VfioError| e.to_string();
+    if let Some(n) = numvfs {
+        sys.set_sriov_numvfs(&a, n).map_err(e)?;
+    }
+    let vfs = sys.sriov_vfs(&a).map_err(e)?;
+    println!(
+        "{a}: {} of {} VFs enabled",
+        vfs.len(),
+        sys.sriov_totalvfs(&a).map_err(e)?
+    );
+    for v in &vfs {
+        if bind_vfio {
+            sys.bind_vfio_pci(v).map_err(e)?;
+        }
+        let driver = sys.driver(v).map_err(e)?;
+        println!("  {v} driver {}", driver.as_deref().unwrap_or("-"));
+    }
+    Ok(())
 }
 
 fn device(args: &AccelArgs, d: &DeviceArgs) -> Result<(), String> {

@@ -9,6 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+use vfio::accel::host::{Accel, AccelError};
+use vfio::accel::vfio_bars::VfioBars;
 use vfio::pci::ioctl::VFIO_PCI_MSI_IRQ_INDEX;
 use vfio::pci::irq::EventFd;
 use vfio::pci::mmio::Mmio;
@@ -80,6 +82,7 @@ fn run() -> Result<String, String> {
     let addr = find_edu(&sys)?;
     sys.bind_vfio_pci(&addr).map_err(|e| e.to_string())?;
     let pci = VfioPci::open(addr.as_str()).map_err(|e| e.to_string())?;
+    let iommufd = pci.uses_iommufd();
     let dev = pci.device();
     if !dev.is_pci() {
         return Err("VFIO device is not a PCI device".into());
@@ -138,10 +141,21 @@ fn run() -> Result<String, String> {
         return Err("DMA to an unmapped IOVA reached memory: the IOMMU did not block it".into());
     }
     let _ = dev.disable_irq(VFIO_PCI_MSI_IRQ_INDEX);
+    let bar0_size = r0.size;
+    drop(bar);
+    drop(pci);
+    // The accelerator driver's real-device path (BARs mapped through VFIO)
+    // must refuse a device that is not an accelerator, naming what it found.
+    let bars =
+        VfioBars::open(addr.as_str()).map_err(|e| format!("reopen through VfioBars: {e}"))?;
+    let accel_check = match Accel::open(Box::new(bars)) {
+        Err(AccelError::BadDeviceState(m)) if m.contains("0x010000ed") => "rejected",
+        Err(e) => return Err(format!("accel driver on edu: unexpected error {e}")),
+        Ok(_) => return Err("accel driver accepted the edu device".into()),
+    };
     Ok(format!(
-        "ok addr={addr} id={id:#010x} bar0={:#x} iommufd={} dma={DMA_LEN}x2 msi=2 blocked-unmapped=yes",
-        r0.size,
-        pci.uses_iommufd()
+        "ok addr={addr} id={id:#010x} bar0={bar0_size:#x} iommufd={iommufd} dma={DMA_LEN}x2 msi=2 \
+         blocked-unmapped=yes accel-driver={accel_check}"
     ))
 }
 
