@@ -559,3 +559,45 @@ fn mailbox_lock_of_a_dead_process_is_taken_over() {
         "a live lock holder was overridden"
     );
 }
+
+#[test]
+fn completions_raise_the_queue_vector() {
+    let fx = Fixture::new("irq", Physical::default());
+    let a = fx.accel();
+    let mut req = VfRequest::new(1, G, 3);
+    req.vectors = 2;
+    let v = a.create_vf(&req).unwrap();
+    assert_eq!((v.vector_count, v.queue_count), (2, 3));
+    let mut vf = a.open_vf(v.vf).unwrap();
+    let counts =
+        |vf: &vfio::accel::VfHandle| (0..3).map(|q| vf.irq_count(q).unwrap()).collect::<Vec<_>>();
+    assert_eq!(counts(&vf), [0, 0, 0]);
+    vf.run(1, &Job::crc32c(0, 64)).unwrap();
+    // Queue 1 signals vector 1; queues 0 and 2 share vector 0.
+    assert_eq!(counts(&vf), [0, 1, 0]);
+    vf.run(2, &Job::crc32c(0, 64)).unwrap();
+    vf.run(2, &Job::crc32c(0, 64)).unwrap();
+    assert_eq!(counts(&vf), [2, 1, 2]);
+    // A waiter sleeping on the vector is woken by the completion, not by
+    // its 10 s timeout.
+    let seen = vf.irq_count(0).unwrap();
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let h = fx.accel().open_vf(v.vf).unwrap();
+            h.wait_irq(0, seen, std::time::Duration::from_secs(10))
+                .unwrap();
+            h.irq_count(0).unwrap()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        vf.queue(0).unwrap().submit(&Job::crc32c(0, 64)).unwrap();
+        assert_eq!(waiter.join().unwrap(), seen + 1);
+    });
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "waiter was not woken by the interrupt"
+    );
+    // Reset clears the VF's interrupt counters.
+    a.reset_vf(v.vf).unwrap();
+    assert_eq!(counts(&vf), [0, 0, 0]);
+}

@@ -177,23 +177,24 @@ impl Device {
             .and_then(|cmd| self.config.execute(&self.bar0, &cmd))
             .map(|(words, effect)| {
                 self.apply(effect);
-                words
+                match effect {
+                    // The reset cleared the statistics: report them as they are now.
+                    Effect::Reset(vf, _) => self
+                        .config
+                        .vf_info(&self.bar0, vf)
+                        .map_or(words, |i| i.to_words()),
+                    _ => words,
+                }
             });
-        // Statistics may have been cleared by a reset: re-read for results.
-        let res = res.map(|w| match Command::parse(f.opcode, &f.args) {
-            Ok(Command::ResetVf { vf }) => self
-                .config
-                .vf_info(&self.bar0, vf)
-                .map(|i| i.to_words())
-                .unwrap_or(w),
-            _ => w,
-        });
         MailboxServer::complete(&self.bar0, f.seq, res);
         true
     }
 
     fn scrub_vf(&mut self, vf: u32, r: &VfResources, enabled: bool) {
         let _ = self.mem.fill(r.mem.base, r.mem.len, 0);
+        for v in r.vectors.base..r.vectors.base + r.vectors.len {
+            self.bar0.write32(regs::irq_count(v as usize), 0);
+        }
         for q in r.queues.base..r.queues.base + r.queues.len {
             scrub_queue(&self.queues, q as u32, enabled);
             self.qstate[q as usize] = QueueState::default();
@@ -326,7 +327,10 @@ impl Device {
                 );
                 worked = true;
             }
-            // Post completions whose modelled end time has passed.
+            // Post completions whose modelled end time has passed, and
+            // raise the queue's interrupt vector.
+            let (vbase, vcount) = (e.res.vectors.base as usize, e.res.vectors.len.max(1) as u32);
+            let mut raised = 0u64;
             while let Some(f) = e.inflight.front() {
                 if f.done_at > now {
                     break;
@@ -337,8 +341,22 @@ impl Device {
                     f.queue as usize * regs::QUEUE_PAGE + queue::CQ_DONE,
                     st.done,
                 );
+                let v = ((f.queue - qbase) % vcount) as usize;
+                let c = regs::irq_count(vbase + v);
+                self.bar0.write32(c, self.bar0.read32(c).wrapping_add(1));
+                raised |= 1 << (v % 64);
                 e.inflight.pop_front();
                 worked = true;
+            }
+            while raised != 0 {
+                let v = raised.trailing_zeros() as usize;
+                raised &= raised - 1;
+                // Vectors past 64 share wake-ups with v % 64: wake them all.
+                let mut w = v;
+                while w < vcount as usize {
+                    let _ = self.bar0.futex_wake(regs::irq_count(vbase + w) as u64);
+                    w += 64;
+                }
             }
         }
         worked

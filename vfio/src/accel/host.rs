@@ -385,11 +385,22 @@ impl Accel {
                 "vf{vf} resources outside the device: {info:?}"
             )));
         }
+        let v_ok = info.vector_count > 0
+            && (info.vector_base as usize)
+                .checked_add(info.vector_count as usize)
+                .is_some_and(|e| e <= regs::MAX_VECTORS);
+        if !v_ok {
+            return Err(AccelError::BadDeviceState(format!(
+                "vf{vf} interrupt vectors out of range: {info:?}"
+            )));
+        }
         let mem = self
             .bars
             .map(Bar::Mem, info.mem_base, info.mem_size as usize)?;
+        let irq = self.bars.map(Bar::Regs, regs::IRQ_BASE as u64, 4096)?;
         let mut queues = Vec::with_capacity(info.queue_count as usize);
-        for q in info.queue_base..info.queue_base + info.queue_count {
+        for i in 0..info.queue_count {
+            let q = info.queue_base + i;
             let page = self.bars.map(
                 Bar::Queues,
                 u64::from(q) * regs::QUEUE_PAGE as u64,
@@ -397,9 +408,21 @@ impl Accel {
             )?;
             let tail = page.read32(queue::SQ_TAIL);
             let done = page.read32(queue::CQ_DONE);
-            queues.push(QueueHandle { page, tail, done });
+            let vector = info.vector_base + i % info.vector_count;
+            let irq_off = regs::irq_count(vector as usize) - regs::IRQ_BASE;
+            queues.push(QueueHandle {
+                page,
+                tail,
+                done,
+                irq_off,
+            });
         }
-        Ok(VfHandle { info, mem, queues })
+        Ok(VfHandle {
+            info,
+            mem,
+            queues,
+            irq,
+        })
     }
 }
 
@@ -412,6 +435,8 @@ pub struct QueueHandle {
     page: Mmio,
     tail: u32,
     done: u32,
+    /// Offset of this queue's interrupt counter in the VF's IRQ page.
+    irq_off: usize,
 }
 
 /// Outcome of one job.
@@ -476,6 +501,8 @@ pub struct VfHandle {
     info: VfInfo,
     mem: Mmio,
     queues: Vec<QueueHandle>,
+    /// The BAR0 page of interrupt counters.
+    irq: Mmio,
 }
 
 impl VfHandle {
@@ -510,27 +537,64 @@ impl VfHandle {
         }
     }
 
+    /// Interrupt count of queue `q`'s vector (pass it to
+    /// [`VfHandle::wait_irq`] after polling to sleep without missing a
+    /// completion).
+    pub fn irq_count(&self, q: u32) -> Result<u32, AccelError> {
+        let qh = self
+            .queues
+            .get(q as usize)
+            .ok_or(AccelError::NoSuchQueue(q))?;
+        Ok(self.irq.read32(qh.irq_off))
+    }
+
+    /// Sleeps until queue `q`'s vector fires after `seen` (a value from
+    /// [`VfHandle::irq_count`]) or `timeout` passes.
+    pub fn wait_irq(&self, q: u32, seen: u32, timeout: Duration) -> Result<(), AccelError> {
+        let qh = self
+            .queues
+            .get(q as usize)
+            .ok_or(AccelError::NoSuchQueue(q))?;
+        self.irq
+            .futex_wait(qh.irq_off as u64, seen, timeout)
+            .map_err(io_range)
+    }
+
     /// Runs one job and returns its status and result, failed or not.
+    /// Sleeps on the completion interrupt rather than spinning.
     pub fn run_raw(&mut self, q: u32, job: &Job) -> Result<JobResult, AccelError> {
-        let qh = self.queue(q)?;
         let deadline = Instant::now() + Duration::from_secs(30);
-        while qh.submit(job).is_none() {
-            qh.poll(|_, _| {});
-            if Instant::now() > deadline {
-                return Err(AccelError::Timeout);
+        let qh = self
+            .queues
+            .get_mut(q as usize)
+            .ok_or(AccelError::NoSuchQueue(q))?;
+        let irq = &self.irq;
+        let off = qh.irq_off;
+        let wait = |seen: u32| -> Result<(), AccelError> {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .ok_or(AccelError::Timeout)?;
+            irq.futex_wait(off as u64, seen, left.min(Duration::from_millis(100)))
+                .map_err(io_range)
+        };
+        loop {
+            let seen = irq.read32(off);
+            if qh.submit(job).is_some() {
+                break;
             }
+            qh.poll(|_, _| {});
+            wait(seen)?;
         }
         let mut out = None;
-        let mut spins = 0u32;
-        while qh.outstanding() > 0 {
+        loop {
+            // Read the counter before polling: a completion posted after the
+            // poll changes it, so the wait returns at once.
+            let seen = irq.read32(off);
             qh.poll(|_, r| out = Some(r));
-            if Instant::now() > deadline {
-                return Err(AccelError::Timeout);
+            if qh.outstanding() == 0 {
+                break;
             }
-            spins += 1;
-            if spins > 256 {
-                std::thread::sleep(Duration::from_micros(20));
-            }
+            wait(seen)?;
         }
         out.ok_or(AccelError::Timeout)
     }

@@ -30,7 +30,15 @@
 //! 0x0100 MBOX_RESULT[16] u64 RO  command results
 //! 0x0200 CAPS block      RO  (CAPS_* offsets)
 //! 0x1000 + vf*0x80       per-VF configuration block (VF_* offsets)
+//! 0x3000 + v*4   IRQ_COUNT[256] u32 RO  interrupt counter of vector v
 //! ```
+//!
+//! Interrupts: the emulated device raises vector `v` by incrementing
+//! `IRQ_COUNT[v]` and waking futex waiters on that word (the shared-memory
+//! stand-in for MSI-X delivered to an eventfd, which is what VFIO gives for a
+//! real device: see `pci::device::Device::enable_irq`). Work queue `i` of a
+//! VF signals the VF's vector `vector_base + i % vector_count` when jobs
+//! complete.
 
 /// Size of the physical function's BAR0.
 pub const BAR0_SIZE: usize = 0x4000;
@@ -152,6 +160,16 @@ pub fn config_words() -> impl Iterator<Item = usize> {
     caps.chain(vfs)
 }
 
+/// Start of the interrupt counters (one u32 per vector).
+pub const IRQ_BASE: usize = 0x3000;
+/// Number of interrupt vectors the register map has room for.
+pub const MAX_VECTORS: usize = 256;
+
+/// Offset of the interrupt counter of vector `v`.
+pub const fn irq_count(v: usize) -> usize {
+    IRQ_BASE + 4 * v
+}
+
 /// Size of one work-queue page in BAR4.
 pub const QUEUE_PAGE: usize = 4096;
 /// Memory allocation granule (VF windows are multiples of it, aligned to it).
@@ -219,7 +237,9 @@ pub mod queue {
 
 // The layout is checked at compile time.
 const _: () = {
-    assert!(vf_reg(MAX_VFS - 1, VF_STAT_BUSY_NS) + 8 <= BAR0_SIZE);
+    assert!(vf_reg(MAX_VFS - 1, VF_STAT_BUSY_NS) + 8 <= IRQ_BASE);
+    assert!(irq_count(MAX_VECTORS) <= BAR0_SIZE);
+    assert!(IRQ_BASE % 4096 == 0);
     assert!(MBOX_RESULT + 8 * MBOX_WORDS <= CAPS_CU);
     assert!(MBOX_ARG + 8 * MBOX_WORDS <= MBOX_RESULT);
     assert!(queue::desc_offset(queue::RING_SIZE - 1) + queue::DESC_SIZE <= QUEUE_PAGE);

@@ -67,6 +67,12 @@ impl Physical {
         if self.max_vfs == 0 || self.max_vfs as usize > super::regs::MAX_VFS {
             return Err(format!("max VFs must be 1..={}", super::regs::MAX_VFS));
         }
+        if self.vectors as usize > super::regs::MAX_VECTORS {
+            return Err(format!(
+                "interrupt vectors must be 1..={}",
+                super::regs::MAX_VECTORS
+            ));
+        }
         if self.queues == 0 || self.doorbells == 0 || self.vectors == 0 || self.cu_rate == 0 {
             return Err("queues, doorbells, vectors and cu_rate must be non-zero".into());
         }

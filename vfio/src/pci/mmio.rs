@@ -180,6 +180,53 @@ impl Mmio {
         )
     }
 
+    /// Sleeps while the 32-bit word at `offset` holds `expected`, until
+    /// another thread or process calls [`Mmio::futex_wake`] on it (through
+    /// any shared mapping of the same memory) or `timeout` passes. Returns
+    /// immediately if the word already differs.
+    pub fn futex_wait(
+        &self,
+        offset: u64,
+        expected: u32,
+        timeout: std::time::Duration,
+    ) -> Result<(), OutOfRange> {
+        let off = self.check(offset, 4, 4)?;
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: the futex word lies inside the mapping and is 4-aligned;
+        // FUTEX_WAIT (shared, not PRIVATE, so it works across processes)
+        // only reads it. Errors (EAGAIN, ETIMEDOUT, EINTR) are all "stop
+        // waiting", which the caller re-checks.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                self.ptr.add(off),
+                libc::FUTEX_WAIT,
+                expected,
+                &ts as *const libc::timespec,
+            )
+        };
+        Ok(())
+    }
+
+    /// Wakes every waiter in [`Mmio::futex_wait`] on the word at `offset`.
+    pub fn futex_wake(&self, offset: u64) -> Result<(), OutOfRange> {
+        let off = self.check(offset, 4, 4)?;
+        // SAFETY: the word lies inside the mapping and is 4-aligned;
+        // FUTEX_WAKE does not access it.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                self.ptr.add(off),
+                libc::FUTEX_WAKE,
+                i32::MAX,
+            )
+        };
+        Ok(())
+    }
+
     /// Reads the 32-bit register at a fixed, known-valid offset.
     ///
     /// # Panics
