@@ -239,7 +239,7 @@ pub mod queue {
 const _: () = {
     assert!(vf_reg(MAX_VFS - 1, VF_STAT_BUSY_NS) + 8 <= IRQ_BASE);
     assert!(irq_count(MAX_VECTORS) <= BAR0_SIZE);
-    assert!(IRQ_BASE % 4096 == 0);
+    assert!(IRQ_BASE.is_multiple_of(4096));
     assert!(MBOX_RESULT + 8 * MBOX_WORDS <= CAPS_CU);
     assert!(MBOX_ARG + 8 * MBOX_WORDS <= MBOX_RESULT);
     assert!(queue::desc_offset(queue::RING_SIZE - 1) + queue::DESC_SIZE <= QUEUE_PAGE);
