@@ -158,3 +158,68 @@ fn cli_drives_an_emulated_device_in_another_process() {
     assert_eq!(ok(&dir, &["vf", "list"]).lines().count(), 2);
     drop(dev);
 }
+
+#[test]
+fn concurrent_cli_processes_get_distinct_vfs() {
+    let dir = std::env::temp_dir().join(format!("accel-cli-conc-{}", std::process::id()));
+    let child = Command::new(BIN)
+        .args(["accel", "device", "--cu", "8", "--mem", "16M", "--dir"])
+        .arg(&dir)
+        .spawn()
+        .expect("start device process");
+    let _dev = DeviceProc {
+        child,
+        dir: dir.clone(),
+    };
+    let t = Instant::now();
+    while !accel(&dir, &["caps"]).status.success() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "device process did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Ten processes race for eight compute units.
+    let kids: Vec<Child> = (0..10)
+        .map(|_| {
+            Command::new(BIN)
+                .arg("accel")
+                .arg("--dir")
+                .arg(&dir)
+                .args(["vf", "create", "--cu", "1", "--mem", "1M", "--queues", "2"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ids = Vec::new();
+    let mut refused = 0;
+    for k in kids {
+        let o = k.wait_with_output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        if o.status.success() {
+            let id: u32 = out
+                .lines()
+                .next()
+                .unwrap()
+                .trim_start_matches("created vf ")
+                .parse()
+                .unwrap();
+            ids.push(id);
+        } else {
+            assert!(String::from_utf8_lossy(&o.stderr).contains("overcommit"));
+            refused += 1;
+        }
+    }
+    ids.sort();
+    assert_eq!(
+        ids,
+        (0..8).collect::<Vec<u32>>(),
+        "each winner got its own VF"
+    );
+    assert_eq!(refused, 2);
+    let caps = ok(&dir, &["caps"]);
+    assert!(caps.contains("free mask 0x0"), "{caps}");
+    assert!(caps.contains("device memory   16M (free 8M"), "{caps}");
+}

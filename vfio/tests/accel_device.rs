@@ -601,3 +601,73 @@ fn completions_raise_the_queue_vector() {
     a.reset_vf(v.vf).unwrap();
     assert_eq!(counts(&vf), [0, 0, 0]);
 }
+
+#[test]
+fn random_descriptors_never_escape_the_window() {
+    let fx = Fixture::new("random-desc", Physical::default());
+    let a = fx.accel();
+    let va = a.create_vf(&VfRequest::new(1, 2 * G, 1)).unwrap();
+    let vb = a.create_vf(&VfRequest::new(1, 2 * G, 1)).unwrap();
+    let mut av = a.open_vf(va.vf).unwrap();
+    let bv = a.open_vf(vb.vf).unwrap();
+    let secret = pattern(5, (2 * G) as usize);
+    bv.mem().write_bytes(0, &secret).unwrap();
+    let win = 2 * G;
+    let mut x: u64 = 0x0123_4567_89ab_cdef;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut pick = |n: &mut dyn FnMut() -> u64| match n() % 4 {
+        0 => n(),             // anything, mostly huge
+        1 => n() % (2 * win), // around the window
+        2 => win - n() % 64,  // at the end of the window
+        _ => n() % 64,        // small
+    };
+    let (mut ok, mut failed) = (0u64, 0u64);
+    let q = av.queue(0).unwrap();
+    for _ in 0..2000 {
+        let job = Job {
+            opcode: (next() % 6) as u32,
+            src: pick(&mut next),
+            dst: pick(&mut next),
+            len: pick(&mut next) % (win + 2),
+            arg: next(),
+        };
+        while q.submit(&job).is_none() {
+            q.poll(|_, r| {
+                if r.status == JobStatus::Ok {
+                    ok += 1
+                } else {
+                    failed += 1
+                }
+            });
+        }
+    }
+    let t = Instant::now();
+    while q.outstanding() > 0 {
+        assert!(t.elapsed().as_secs() < 30, "device stopped completing jobs");
+        q.poll(|_, r| {
+            if r.status == JobStatus::Ok {
+                ok += 1
+            } else {
+                failed += 1
+            }
+        });
+    }
+    assert_eq!(ok + failed, 2000);
+    assert!(
+        ok > 100 && failed > 100,
+        "ok {ok} failed {failed}: the generator is not exercising both paths"
+    );
+    let info = a.query_vf(va.vf).unwrap();
+    assert_eq!((info.jobs, info.failed), (ok, failed));
+    let mut now = vec![0u8; secret.len()];
+    bv.mem().read_bytes(0, &mut now).unwrap();
+    assert!(now == secret, "random jobs on vf A changed vf B's memory");
+    // And the device still computes exact results.
+    av.mem().write_bytes(0, b"123456789").unwrap();
+    assert_eq!(av.run(0, &Job::crc32c(0, 9)).unwrap(), 0xE306_9283);
+}

@@ -310,16 +310,6 @@ impl Drop for Mmio {
     }
 }
 
-/// Wraps an existing mapping (for example one created by `mmap` on a VFIO
-/// device fd) so that it is unmapped on drop.
-///
-/// # Safety
-/// `ptr` must be the start of a live mapping of exactly `len` bytes that
-/// nothing else will unmap.
-pub unsafe fn adopt(ptr: *mut u8, len: usize) -> Mmio {
-    Mmio { ptr, len }
-}
-
 /// Opens (creating if needed) a file of exactly `len` bytes for a BAR.
 pub fn open_sized(path: &std::path::Path, len: u64, create: bool) -> io::Result<File> {
     let f = std::fs::OpenOptions::new()
