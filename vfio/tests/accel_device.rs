@@ -620,7 +620,7 @@ fn random_descriptors_never_escape_the_window() {
         x ^= x << 17;
         x
     };
-    let mut pick = |n: &mut dyn FnMut() -> u64| match n() % 4 {
+    let pick = |n: &mut dyn FnMut() -> u64| match n() % 4 {
         0 => n(),             // anything, mostly huge
         1 => n() % (2 * win), // around the window
         2 => win - n() % 64,  // at the end of the window
