@@ -201,7 +201,7 @@ struct VfRun {
 
 /// Runs CRC32C jobs on `quotas.len()` VFs (one compute unit each) for the
 /// configured time from one polling thread.
-fn throughput(o: &Opts, a: &Accel, quotas: &[u32]) -> Vec<VfRun> {
+fn throughput(o: &Opts, a: &Accel, quotas: &[u32]) -> (Vec<VfRun>, f64) {
     let win = (o.job * 2).div_ceil(regs::MEM_GRANULE) * regs::MEM_GRANULE;
     let mut vfs = Vec::new();
     let mut runs = Vec::new();
@@ -225,6 +225,9 @@ fn throughput(o: &Opts, a: &Accel, quotas: &[u32]) -> Vec<VfRun> {
     let job = Job::crc32c(0, o.job);
     let mut stamps = vec![[Instant::now(); queue::RING_SIZE as usize]; vfs.len()];
     let end = Instant::now() + Duration::from_secs_f64(o.seconds);
+    // TSC ticks spent in the driver's submit and (reaping) poll calls.
+    let mut driver_ticks = 0u64;
+    let mut jobs = 0u64;
     loop {
         let now = Instant::now();
         let submitting = now < end;
@@ -233,8 +236,10 @@ fn throughput(o: &Opts, a: &Accel, quotas: &[u32]) -> Vec<VfRun> {
             let q = h.queue(0).expect("queue 0");
             let r = &mut runs[i];
             let st = &stamps[i];
-            q.poll(|idx, res| {
+            let t0 = tsc();
+            let reaped = q.poll(|idx, res| {
                 assert_eq!(res.status, JobStatus::Ok, "job failed");
+                jobs += 1;
                 if submitting {
                     r.bytes += o.job;
                     r.lat
@@ -242,8 +247,13 @@ fn throughput(o: &Opts, a: &Accel, quotas: &[u32]) -> Vec<VfRun> {
                         .ok();
                 }
             });
+            if reaped > 0 {
+                driver_ticks += tsc() - t0;
+            }
             while submitting && q.outstanding() < o.depth {
+                let t0 = tsc();
                 let idx = q.submit(&job).expect("ring has room");
+                driver_ticks += tsc() - t0;
                 stamps[i][(idx % queue::RING_SIZE) as usize] = Instant::now();
             }
             outstanding += q.outstanding();
@@ -253,6 +263,8 @@ fn throughput(o: &Opts, a: &Accel, quotas: &[u32]) -> Vec<VfRun> {
         }
         std::thread::sleep(Duration::from_micros(50));
     }
+    // Host driver cost per job: submit + reap, in TSC cycles.
+    let driver_cycles = driver_ticks as f64 / jobs.max(1) as f64;
     // Bytes completed in the measured window -> bytes per second.
     for r in runs.iter_mut() {
         r.bytes = (r.bytes as f64 / o.seconds) as u64;
@@ -260,7 +272,7 @@ fn throughput(o: &Opts, a: &Accel, quotas: &[u32]) -> Vec<VfRun> {
     for v in &runs {
         a.destroy_vf(v.vf).expect("DESTROY_VF");
     }
-    runs
+    (runs, driver_cycles)
 }
 
 fn cpu_peer(o: &Opts) -> f64 {
@@ -313,6 +325,7 @@ fn main() {
         "scenario", "vfs", "vf", "quota", "MiB/s", "allowed", "ratio", "p50 us", "p99 us"
     );
     let mut json_runs = Vec::new();
+    let mut agg = Vec::new();
     let mut worst = 0.0f64;
     let mut n = 1;
     while n <= o.max_vfs {
@@ -328,7 +341,19 @@ fn main() {
             if name == "mixed" && n == 1 {
                 continue;
             }
-            let runs = throughput(&o, &a, &quotas);
+            let (runs, driver_cycles) = throughput(&o, &a, &quotas);
+            let total: f64 = runs.iter().map(|r| r.bytes as f64).sum();
+            println!(
+                "{name} x{n}: device total {:.1} MiB/s = {:.4}x the host CPU peer; host driver {:.0} cycles per job (submit + reap)",
+                mib(total),
+                total / peer,
+                driver_cycles
+            );
+            agg.push(format!(
+                "{{\"scenario\":\"{name}\",\"vfs\":{n},\"total_bytes_per_s\":{total:.0},\"vs_cpu\":{:.5},\"host_cycles_per_job\":{:.0}}}",
+                total / peer,
+                driver_cycles
+            ));
             for r in &runs {
                 let ratio = r.bytes as f64 / r.allowed;
                 worst = worst.max(ratio);
@@ -373,13 +398,14 @@ fn main() {
         })
         .collect();
     println!(
-        "{{\"bench\":\"accel_vf\",\"job_bytes\":{},\"cu_rate\":{},\"cpu_peer_bytes_per_s\":{:.0},\"mailbox_vs_inprocess_create\":{:.2},\"max_quota_ratio\":{:.4},\"latency\":[{}],\"runs\":[{}]}}",
+        "{{\"bench\":\"accel_vf\",\"job_bytes\":{},\"cu_rate\":{},\"cpu_peer_bytes_per_s\":{:.0},\"mailbox_vs_inprocess_create\":{:.2},\"max_quota_ratio\":{:.4},\"latency\":[{}],\"totals\":[{}],\"runs\":[{}]}}",
         o.job,
         o.cu_rate,
         peer,
         ratio_create,
         worst,
         lat_json.join(","),
+        agg.join(","),
         json_runs.join(",")
     );
     drop(a);
