@@ -430,7 +430,7 @@ fn run_job(args: &AccelArgs, r: &RunArgs) -> Result<(), String> {
                     .map_err(|e| e.to_string())?;
             }
             let want = match op {
-                JobOp::Crc32c => u64::from(crc32c::crc32c(&data)),
+                JobOp::Crc32c => u64::from(job::crc32c(&data)),
                 _ => job::checksum(0, &data),
             };
             if want != result {

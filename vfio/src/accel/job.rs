@@ -147,6 +147,12 @@ impl Job {
     }
 }
 
+/// Reference CRC32C over a host buffer (what [`JobOp::Crc32c`] computes
+/// with seed 0), for verifying device results on the host CPU.
+pub fn crc32c(data: &[u8]) -> u32 {
+    crc32c::crc32c(data)
+}
+
 /// Reference checksum over a host buffer (what [`JobOp::Checksum`] computes).
 pub fn checksum(seed: u64, data: &[u8]) -> u64 {
     let mut acc = seed;
