@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use vfio::accel::host::{Accel, AccelError};
 use vfio::accel::vfio_bars::VfioBars;
-use vfio::pci::ioctl::VFIO_PCI_MSI_IRQ_INDEX;
+use vfio::pci::ioctl::{VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX};
 use vfio::pci::irq::EventFd;
 use vfio::pci::mmio::Mmio;
 use vfio::pci::{PciAddress, Sysfs, VfioPci};
@@ -19,6 +19,7 @@ use vfio::pci::{PciAddress, Sysfs, VfioPci};
 const EDU_ID: usize = 0x00;
 const EDU_LIVENESS: usize = 0x04;
 const EDU_IRQ_STATUS: usize = 0x24;
+const EDU_IRQ_RAISE: usize = 0x60;
 const EDU_IRQ_ACK: usize = 0x64;
 const EDU_DMA_SRC: usize = 0x80;
 const EDU_DMA_DST: usize = 0x88;
@@ -100,7 +101,33 @@ fn run() -> Result<String, String> {
     if live != !0x1234_5678u32 {
         return Err(format!("liveness register {live:#x}"));
     }
+    // Config space through the device fd: vendor and device id.
+    let ids = (
+        dev.config_read16(0).map_err(|e| e.to_string())?,
+        dev.config_read16(2).map_err(|e| e.to_string())?,
+    );
+    if ids != (0x1234, 0x11e8) {
+        return Err(format!("config space ids {:04x}:{:04x}", ids.0, ids.1));
+    }
     dev.enable_bus_master().map_err(|e| e.to_string())?;
+    // INTx on an eventfd: raise edu's interrupt by hand, ack it, unmask.
+    let intx = EventFd::new().map_err(|e| e.to_string())?;
+    dev.enable_irq(VFIO_PCI_INTX_IRQ_INDEX, &intx)
+        .map_err(|e| e.to_string())?;
+    for round in 0..2 {
+        bar.write32(EDU_IRQ_RAISE, 0x1);
+        if intx
+            .wait(Duration::from_secs(20))
+            .map_err(|e| e.to_string())?
+            == 0
+        {
+            return Err(format!("no INTx within 20 s (round {round})"));
+        }
+        bar.write32(EDU_IRQ_ACK, 0x1);
+        dev.unmask_intx().map_err(|e| e.to_string())?;
+    }
+    dev.disable_irq(VFIO_PCI_INTX_IRQ_INDEX)
+        .map_err(|e| e.to_string())?;
     let efd = EventFd::new().map_err(|e| e.to_string())?;
     dev.enable_irq(VFIO_PCI_MSI_IRQ_INDEX, &efd)
         .map_err(|e| e.to_string())?;
@@ -154,8 +181,8 @@ fn run() -> Result<String, String> {
         Ok(_) => return Err("accel driver accepted the edu device".into()),
     };
     Ok(format!(
-        "ok addr={addr} id={id:#010x} bar0={bar0_size:#x} iommufd={iommufd} dma={DMA_LEN}x2 msi=2 \
-         blocked-unmapped=yes accel-driver={accel_check}"
+        "ok addr={addr} id={id:#010x} bar0={bar0_size:#x} iommufd={iommufd} config-ids=ok intx=2 \
+         dma={DMA_LEN}x2 msi=2 blocked-unmapped=yes accel-driver={accel_check}"
     ))
 }
 

@@ -294,6 +294,10 @@ fn vfio_drives_qemu_edu_device_in_a_guest() {
     assert!(result.contains("id=0x010000ed"), "{result}");
     assert!(result.contains("blocked-unmapped=yes"), "{result}");
     assert!(result.contains("accel-driver=rejected"), "{result}");
+    assert!(
+        result.contains("intx=2") && result.contains("msi=2"),
+        "{result}"
+    );
     // The write to the unmapped IOVA was stopped by the IOMMU, and the
     // guest kernel's VT-d driver reported the fault.
     assert!(
