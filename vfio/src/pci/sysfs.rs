@@ -139,22 +139,43 @@ impl Sysfs {
 
     /// Binds the device to vfio-pci through `driver_override`.
     pub fn bind_vfio_pci(&self, a: &PciAddress) -> Result<(), VfioError> {
+        self.bind_driver(a, "vfio-pci")
+    }
+
+    /// Binds the device to `driver` through `driver_override` (unbinding
+    /// it from its current driver first).
+    pub fn bind_driver(&self, a: &PciAddress, driver: &str) -> Result<(), VfioError> {
         let d = self.device_dir(a)?;
-        if self.driver(a)?.as_deref() == Some("vfio-pci") {
+        if self.driver(a)?.as_deref() == Some(driver) {
             return Ok(());
         }
-        write(&d.join("driver_override"), "vfio-pci")?;
+        write(&d.join("driver_override"), driver)?;
         if d.join("driver").exists() {
             write(&d.join("driver/unbind"), a.as_str())?;
         }
         write(&self.root.join("bus/pci/drivers_probe"), a.as_str())?;
         match self.driver(a)? {
-            Some(d) if d == "vfio-pci" => Ok(()),
-            driver => Err(VfioError::NotBound {
+            Some(d) if d == driver => Ok(()),
+            Some(other) if driver == "vfio-pci" => Err(VfioError::NotBound {
                 addr: a.to_string(),
-                driver,
+                driver: Some(other),
             }),
+            got => Err(VfioError::Region(format!(
+                "{a}: binding to {driver} failed (now bound to {}); is the {driver} module loaded?",
+                got.as_deref().unwrap_or("no driver")
+            ))),
         }
+    }
+
+    /// Whether new VFs are probed by drivers automatically
+    /// (`sriov_drivers_autoprobe`); turn it off to bind VFs to vfio-pci
+    /// before any host driver touches them.
+    pub fn set_sriov_drivers_autoprobe(&self, a: &PciAddress, on: bool) -> Result<(), VfioError> {
+        let d = self.device_dir(a)?;
+        write(
+            &d.join("sriov_drivers_autoprobe"),
+            if on { "1" } else { "0" },
+        )
     }
 
     /// Maximum number of SR-IOV virtual functions.
