@@ -223,3 +223,21 @@ fn concurrent_cli_processes_get_distinct_vfs() {
     assert!(caps.contains("free mask 0x0"), "{caps}");
     assert!(caps.contains("device memory   16M (free 8M"), "{caps}");
 }
+
+#[test]
+fn real_device_commands_explain_what_is_missing() {
+    let run = |args: &[&str]| Command::new(BIN).arg("accel").args(args).output().unwrap();
+    let o = run(&["--pci", "0000:fe:1f.7", "caps"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no PCI device 0000:fe:1f.7"));
+    let o = run(&["--pci", "nonsense", "vf", "list"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a PCI address"));
+    let o = run(&["sriov", "0000:fe:1f.7", "--numvfs", "2"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no PCI device 0000:fe:1f.7"));
+    let o = run(&["--pci", "0000:00:00.0", "--dir", "/tmp", "caps"]);
+    assert!(
+        !o.status.success(),
+        "--pci and --dir together must be refused"
+    );
+}
