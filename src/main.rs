@@ -28,6 +28,8 @@ struct Cli {
 enum Command {
     /// Run the switch data plane on DPDK ports.
     Run(cmd::run::RunArgs),
+    /// Accelerator virtual functions: configure, list, run jobs.
+    Accel(cmd::accel::AccelArgs),
 }
 
 fn main() {
@@ -35,6 +37,7 @@ fn main() {
     let result: Result<(), String> = match cli.command {
         None => cmd::run::demo(),
         Some(Command::Run(a)) => cmd::run::run(&a),
+        Some(Command::Accel(a)) => cmd::accel::run(a),
     };
     if let Err(e) = result {
         eprintln!("vswitch: error: {e}");

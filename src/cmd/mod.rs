@@ -1,3 +1,4 @@
 //! One module per `vswitch` subcommand.
 
+pub mod accel;
 pub mod run;
