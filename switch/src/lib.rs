@@ -5,7 +5,18 @@
 
 #![deny(missing_docs)]
 
+pub mod action;
+pub mod classifier;
+pub mod datapath;
 pub mod extract;
+pub mod fdb;
+pub mod flowcache;
+pub mod frame;
 pub mod key;
+pub mod rule;
+pub mod stats;
+pub mod switch;
+pub mod table;
 pub mod testutil;
+pub mod verdict;
 pub mod wire;
