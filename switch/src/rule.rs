@@ -303,6 +303,7 @@ fn tcp_flags_value(s: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
 fn parse_fields<'a>(s: &'a str) -> Result<(Match, Vec<(&'a str, &'a str)>), String> {
     let mut m = Match::ANY;
     let mut other = Vec::new();
+    let mut used: Vec<&str> = Vec::new();
     for tok in s
         .split([',', ' ', '\t'])
         .map(str::trim)
@@ -420,8 +421,9 @@ fn parse_fields<'a>(s: &'a str) -> Result<(Match, Vec<(&'a str, &'a str)>), Stri
             },
         };
         m.set(r, &v, &mk, name)?;
+        used.push(name);
     }
-    check_prerequisites(&m)?;
+    check_prerequisites(&m, &used)?;
     Ok((m, other))
 }
 
@@ -435,52 +437,29 @@ fn field_pre(name: &str) -> Pre {
     }
 }
 
-/// OpenFlow prerequisites: a field is only meaningful under its protocol.
-fn check_prerequisites(m: &Match) -> Result<(), String> {
+/// OpenFlow prerequisites: a field is only meaningful under its protocol;
+/// checked against the final match so the shorthand may come anywhere.
+fn check_prerequisites(m: &Match, used: &[&str]) -> Result<(), String> {
     let dl = m.dl_type();
     let proto = m.nw_proto();
-    let nonzero = |r: core::ops::Range<usize>| m.mask.as_bytes()[r].iter().any(|&b| b != 0);
-    let checks: &[(&str, core::ops::Range<usize>)] = &[
-        ("nw_tos", kf::NW_TOS..kf::NW_TOS + 1),
-        ("nw_frag", kf::NW_FRAG..kf::NW_FRAG + 1),
-        ("nw_ttl", kf::NW_TTL..kf::NW_TTL + 1),
-        ("nw_proto", kf::NW_PROTO..kf::NW_PROTO + 1),
-        ("tcp_flags", kf::TCP_FLAGS),
-        ("tp_src", kf::TP_SRC),
-        ("tp_dst", kf::TP_DST),
-        ("nw_src", kf::NW_SRC4),
-        ("arp_sha", kf::ARP_SHA),
-        ("ipv6_src", kf::NW_SRC6),
-        ("nw_dst", kf::NW_DST4),
-        ("arp_tha", kf::ARP_THA),
-        ("ipv6_dst", kf::NW_DST6),
-    ];
-    for (name, r) in checks {
-        if !nonzero(r.clone()) {
-            continue;
-        }
-        let ok = match (*name, dl) {
-            ("nw_proto", Some(ethertype::IPV4 | ethertype::IPV6 | ethertype::ARP)) => true,
-            ("nw_tos" | "nw_frag" | "nw_ttl", Some(ethertype::IPV4 | ethertype::IPV6)) => true,
-            ("nw_src" | "nw_dst", Some(ethertype::IPV4 | ethertype::ARP)) => true,
-            ("nw_src" | "nw_dst", Some(ethertype::IPV6)) => true, // shares bytes with ipv6_src/dst
-            ("arp_sha" | "arp_tha", Some(ethertype::ARP)) => true,
-            ("ipv6_src" | "ipv6_dst", Some(ethertype::IPV6)) => true,
-            ("tp_src" | "tp_dst", Some(ethertype::IPV4 | ethertype::IPV6)) => matches!(
-                proto,
-                Some(
-                    protocol::TCP
-                        | protocol::UDP
-                        | protocol::SCTP
-                        | protocol::ICMP
-                        | protocol::ICMPV6
-                )
-            ),
-            ("tcp_flags", Some(ethertype::IPV4 | ethertype::IPV6)) => proto == Some(protocol::TCP),
-            _ => false,
+    let ip = matches!(dl, Some(ethertype::IPV4 | ethertype::IPV6));
+    for name in used {
+        let pre = field_pre(name);
+        let ok = match pre {
+            Pre::None => true,
+            Pre::Ip => ip,
+            Pre::Ip4 => matches!(dl, Some(ethertype::IPV4 | ethertype::ARP)),
+            Pre::Ip6 => dl == Some(ethertype::IPV6),
+            Pre::Arp => dl == Some(ethertype::ARP),
+            Pre::Ports => {
+                ip && matches!(proto, Some(protocol::TCP | protocol::UDP | protocol::SCTP))
+            }
+            Pre::Tcp => ip && proto == Some(protocol::TCP),
+            Pre::Icmp => dl == Some(ethertype::IPV4) && proto == Some(protocol::ICMP),
+            Pre::Icmp6 => dl == Some(ethertype::IPV6) && proto == Some(protocol::ICMPV6),
         };
         if !ok {
-            let need = match field_pre(name) {
+            let need = match pre {
                 Pre::Ip => "ip or ipv6",
                 Pre::Ip4 => "ip or arp",
                 Pre::Ip6 => "ipv6",
@@ -491,7 +470,7 @@ fn check_prerequisites(m: &Match) -> Result<(), String> {
                 Pre::Icmp6 => "icmp6",
                 Pre::None => "its protocol",
             };
-            return Err(format!("`{name}` needs {need} earlier in the match"));
+            return Err(format!("`{name}` needs {need} in the match"));
         }
     }
     Ok(())
