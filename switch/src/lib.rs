@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod classifier;
+pub mod control;
 pub mod datapath;
 pub mod extract;
 pub mod fdb;
