@@ -93,6 +93,9 @@ impl Datapath {
         self.sw.table.leave(self.worker, &self.cur);
     }
 
+    // The stages walk parallel per-burst arrays (frames, keys, meta, hashes,
+    // rules) by index; iterator zips would obscure the pipeline.
+    #[allow(clippy::needless_range_loop)]
     #[inline]
     fn pass<F: Frame>(
         &mut self,

@@ -297,10 +297,13 @@ fn tcp_flags_value(s: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
     Ok((v.to_be_bytes().to_vec(), m.to_be_bytes().to_vec()))
 }
 
+/// `(keyword, value)` pairs that are not match fields.
+type Extra<'a> = Vec<(&'a str, &'a str)>;
+
 /// Parse the match part of a rule (comma-separated `field=value[/mask]` and
 /// protocol shorthands) and the non-match keywords. Returns the match and the
 /// leftover `(key, value)` pairs it did not recognise as match fields.
-fn parse_fields<'a>(s: &'a str) -> Result<(Match, Vec<(&'a str, &'a str)>), String> {
+fn parse_fields(s: &str) -> Result<(Match, Extra<'_>), String> {
     let mut m = Match::ANY;
     let mut other = Vec::new();
     let mut used: Vec<&str> = Vec::new();
