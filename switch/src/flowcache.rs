@@ -38,13 +38,15 @@ pub struct FlowCache {
 
 impl FlowCache {
     /// A cache of at least `entries` entries (rounded up to a power of two
-    /// number of 7-way buckets). Memory: about 73 bytes per entry, zeroed
-    /// lazily by the OS.
+    /// number of 7-way buckets). Memory: about 73 bytes per entry, backed
+    /// by transparent huge pages where the kernel allows (`madvise` before
+    /// first touch) and written once here, so the datapath takes no page
+    /// faults later.
     pub fn new(entries: usize) -> FlowCache {
         let n = entries.div_ceil(WAYS).max(1).next_power_of_two();
         FlowCache {
-            buckets: vec![Bucket::default(); n],
-            keys: vec![FlowKey::ZERO; n * WAYS],
+            buckets: huge_vec(n, Bucket::default()),
+            keys: huge_vec(n * WAYS, FlowKey::ZERO),
             mask: n - 1,
         }
     }
@@ -121,6 +123,36 @@ impl FlowCache {
         b.rule[w] = rule;
         self.keys[i * WAYS + w] = *key;
     }
+}
+
+/// A vector of `n` copies of `x` whose memory was advised for transparent
+/// huge pages before it was first written.
+fn huge_vec<T: Clone>(n: usize, x: T) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    advise_huge_pages(v.as_ptr() as usize, n * core::mem::size_of::<T>());
+    v.resize(n, x);
+    v
+}
+
+/// Ask for transparent huge pages on the 2 MiB-aligned interior of the
+/// allocation at `start..start + len`. Advisory only.
+fn advise_huge_pages(start: usize, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let end = (start + len) & !(HUGE - 1);
+        let first = (start + HUGE - 1) & !(HUGE - 1);
+        if end > first {
+            // SAFETY: the range lies inside a live allocation of ours;
+            // MADV_HUGEPAGE changes only how the kernel backs it, never its
+            // contents, and a failure (e.g. THP disabled) is harmless.
+            unsafe {
+                libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (start, len);
 }
 
 #[inline(always)]

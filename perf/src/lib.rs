@@ -1,0 +1,1 @@
+//! Benchmarks live in `src/bin/`, one per peer comparison.
