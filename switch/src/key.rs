@@ -81,11 +81,26 @@ pub const KEY_LEN: usize = 64;
 const WORDS: usize = KEY_LEN / 8;
 
 /// The flow key; see the module docs for the layout.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Hash)]
 #[repr(C, align(64))]
 pub struct FlowKey {
     bytes: [u8; KEY_LEN],
 }
+
+impl PartialEq for FlowKey {
+    /// Branch-free word compare (the derived one calls `memcmp`, which
+    /// showed up as a quarter of the cache-hit path).
+    #[inline(always)]
+    fn eq(&self, o: &FlowKey) -> bool {
+        let mut d = 0u64;
+        for i in 0..WORDS {
+            d |= self.word(i) ^ o.word(i);
+        }
+        d == 0
+    }
+}
+
+impl Eq for FlowKey {}
 
 impl Default for FlowKey {
     fn default() -> Self {
