@@ -8,7 +8,7 @@
 //! cache. Cycles are TSC cycles around `process_burst` only (frame setup
 //! excluded); the histogram is of per-burst cycles/packet.
 //!
-//! Usage: `cargo run --release -p perf --bin classifier [-- --quick]`
+//! Usage: `cargo run --release -p perf --bin classifier [-- --quick] [--flows N] [--rules N]`
 
 use std::time::Instant;
 
