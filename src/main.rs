@@ -30,6 +30,12 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Accelerator virtual functions: configure, list, run jobs.
     Accel(cmd::accel::AccelArgs),
+    /// Manage the flow table of a running switch (add|del|dump).
+    Flows(cmd::flows::FlowsArgs),
+    /// Show the MAC learning table of a running switch.
+    Fdb(cmd::fdb::FdbArgs),
+    /// Show per-core datapath statistics of a running switch.
+    Stats(cmd::stats::StatsArgs),
 }
 
 fn main() {
@@ -38,6 +44,9 @@ fn main() {
         None => cmd::run::demo(),
         Some(Command::Run(a)) => cmd::run::run(&a),
         Some(Command::Accel(a)) => cmd::accel::run(a),
+        Some(Command::Flows(a)) => cmd::flows::run(a),
+        Some(Command::Fdb(a)) => cmd::fdb::run(a),
+        Some(Command::Stats(a)) => cmd::stats::run(a),
     };
     if let Err(e) = result {
         eprintln!("vswitch: error: {e}");

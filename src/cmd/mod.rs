@@ -1,4 +1,7 @@
 //! One module per `vswitch` subcommand.
 
 pub mod accel;
+pub mod fdb;
+pub mod flows;
 pub mod run;
+pub mod stats;

@@ -1,0 +1,165 @@
+//! Tuple-space search classifier: one hash subtable per distinct mask,
+//! subtables visited in decreasing order of their highest rule priority so
+//! the search stops as soon as no remaining subtable can beat the best match.
+//!
+//! The classifier is immutable: the control thread builds a new one per
+//! table version (see [`crate::table`]), workers only read it. It holds
+//! indices into the version's rule array.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+use crate::key::FlowKey;
+use crate::rule::Match;
+
+/// A masked key that hashes with [`FlowKey::hash`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Masked(FlowKey);
+
+impl Hash for Masked {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.hash());
+    }
+}
+
+/// Hasher that passes through the single `u64` written by [`Masked`].
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8)) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+struct Subtable {
+    mask: FlowKey,
+    max_priority: u16,
+    /// Masked value -> rules with that exact match, best first.
+    rules: HashMap<Masked, Vec<(u16, u32)>, BuildHasherDefault<PassThrough>>,
+}
+
+/// The input the classifier is built from: per rule, its match and priority,
+/// in installation order (the index is what lookups return).
+pub struct Entry {
+    /// The rule's match.
+    pub matcher: Match,
+    /// The rule's priority.
+    pub priority: u16,
+}
+
+/// Immutable tuple-space classifier.
+pub struct Classifier {
+    subtables: Vec<Subtable>,
+}
+
+impl Classifier {
+    /// Build from rules in installation order. Among equal priorities the
+    /// earlier rule (lower index) wins.
+    pub fn build<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Classifier {
+        let mut by_mask: HashMap<Masked, usize, BuildHasherDefault<PassThrough>> =
+            HashMap::default();
+        let mut subtables: Vec<Subtable> = Vec::new();
+        for (i, e) in entries.into_iter().enumerate() {
+            let si = *by_mask.entry(Masked(e.matcher.mask)).or_insert_with(|| {
+                subtables.push(Subtable {
+                    mask: e.matcher.mask,
+                    max_priority: 0,
+                    rules: HashMap::default(),
+                });
+                subtables.len() - 1
+            });
+            let st = &mut subtables[si];
+            st.max_priority = st.max_priority.max(e.priority);
+            st.rules
+                .entry(Masked(e.matcher.value))
+                .or_default()
+                .push((e.priority, i as u32));
+        }
+        for st in &mut subtables {
+            for v in st.rules.values_mut() {
+                v.sort_by_key(|&(p, i)| (core::cmp::Reverse(p), i));
+            }
+        }
+        subtables.sort_by_key(|s| core::cmp::Reverse(s.max_priority));
+        Classifier { subtables }
+    }
+
+    /// Number of subtables (distinct masks).
+    pub fn subtables(&self) -> usize {
+        self.subtables.len()
+    }
+
+    /// Index of the highest-priority rule matching `key`.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey) -> Option<u32> {
+        let mut best: Option<(u16, u32)> = None;
+        for st in &self.subtables {
+            if let Some((bp, _)) = best {
+                if st.max_priority < bp {
+                    break;
+                }
+            }
+            if let Some(list) = st.rules.get(&Masked(key.masked(&st.mask))) {
+                let (p, i) = list[0];
+                best = match best {
+                    Some((bp, bi)) if bp > p || (bp == p && bi < i) => Some((bp, bi)),
+                    _ => Some((p, i)),
+                };
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::extract::extract;
+    use crate::rule::parse_match;
+    use crate::testutil::*;
+
+    fn entry(s: &str, priority: u16) -> Entry {
+        Entry {
+            matcher: parse_match(s).unwrap().0,
+            priority,
+        }
+    }
+
+    fn key(f: &[u8], port: u16) -> FlowKey {
+        let mut k = FlowKey::ZERO;
+        extract(f, port, &mut k);
+        k
+    }
+
+    #[test]
+    fn priorities_and_overlaps() {
+        let rules = [
+            entry("", 0),                                  // 0: catch-all
+            entry("ip,nw_dst=10.0.0.0/8", 100),            // 1
+            entry("tcp,nw_dst=10.0.0.0/8,tp_dst=80", 200), // 2
+            entry("ip,nw_dst=10.1.0.0/16", 150),           // 3
+            entry("in_port=2", 300),                       // 4
+            entry("ip,nw_dst=10.0.0.0/8", 100),            // 5: duplicate of 1, loses the tie
+        ];
+        let c = Classifier::build(&rules);
+        assert_eq!(c.subtables(), 5);
+        let k = |d: [u8; 4], dp: u16, port: u16| key(&tcp4([1, 1, 1, 1], d, 1000, dp, 0, 64), port);
+        assert_eq!(c.lookup(&k([10, 2, 0, 1], 80, 1)), Some(2));
+        assert_eq!(c.lookup(&k([10, 2, 0, 1], 81, 1)), Some(1));
+        assert_eq!(c.lookup(&k([10, 1, 0, 1], 81, 1)), Some(3));
+        assert_eq!(c.lookup(&k([10, 1, 0, 1], 80, 1)), Some(2));
+        assert_eq!(c.lookup(&k([11, 1, 0, 1], 80, 1)), Some(0));
+        assert_eq!(c.lookup(&k([10, 1, 0, 1], 80, 2)), Some(4));
+        let c = Classifier::build(&rules[1..2]);
+        assert_eq!(c.lookup(&k([11, 1, 0, 1], 80, 1)), None);
+    }
+}

@@ -1,0 +1,427 @@
+//! The control protocol: one JSON object per line over a unix stream socket,
+//! one [`Reply`] line per [`Request`] line. `vswitch run` serves it with
+//! [`ControlServer`]; the CLI subcommands use [`request`].
+//!
+//! ```text
+//! -> {"cmd":"flows_add","rule":"priority=100,tcp,tp_dst=80,actions=output:2"}
+//! <- {"result":"flow_added","id":7}
+//! -> {"cmd":"stats"}
+//! <- {"result":"stats","total":{...},"per_core":[...]}
+//! ```
+//! Port management goes through [`PortBackend`], which the DPDK layer
+//! implements (the switch core knows nothing of DPDK).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::extract::Malformed;
+use crate::fdb::FdbEntry;
+use crate::rule::{parse_match, RuleSpec};
+use crate::stats::Counters;
+use crate::switch::Switch;
+use crate::table::RuleInfo;
+use crate::verdict::DropReason;
+
+/// Default control socket path.
+pub const DEFAULT_SOCKET: &str = "/run/vswitch/vswitch.sock";
+/// Longest request line accepted.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// A request from a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// Install a rule (`ovs-ofctl add-flow` syntax).
+    FlowsAdd {
+        /// The rule text.
+        rule: String,
+    },
+    /// Delete rules matching a filter (empty = all).
+    FlowsDel {
+        /// Match text, optionally with `priority=`.
+        filter: String,
+        /// Exact match (and priority if given) instead of "at least as specific".
+        #[serde(default)]
+        strict: bool,
+    },
+    /// All rules with counters.
+    FlowsDump,
+    /// Add a port.
+    PortsAdd(PortSpec),
+    /// Remove a port.
+    PortsDel {
+        /// Port number.
+        port: u16,
+    },
+    /// Ports with statistics.
+    PortsShow,
+    /// MAC table.
+    FdbShow,
+    /// Datapath statistics.
+    Stats,
+}
+
+/// What to add as a port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSpec {
+    /// Name for display.
+    pub name: String,
+    /// DPDK device arguments (PCI address or vdev string, e.g.
+    /// `net_tap0,iface=tap0`).
+    pub devargs: String,
+    /// Requested port number; the backend picks one when absent.
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+/// One port as shown by `vswitch ports show`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortInfo {
+    /// Switch port number.
+    pub port: u16,
+    /// Name.
+    pub name: String,
+    /// Device arguments / driver.
+    pub devargs: String,
+    /// Link up.
+    pub link_up: bool,
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Frames the NIC dropped on receive (no mbuf, ring full).
+    pub rx_dropped: u64,
+    /// Frames dropped because the tx ring was full.
+    pub tx_dropped: u64,
+}
+
+/// Counters of one core, with derived rates and named drop reasons.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoreReport {
+    /// Worker index (`None` for the total).
+    pub worker: Option<usize>,
+    /// Raw counters.
+    pub counters: Counters,
+    /// Busy cycles per packet.
+    pub cycles_per_packet: f64,
+    /// Exact-match cache hit rate in [0, 1].
+    pub cache_hit_rate: f64,
+    /// Drops by reason name.
+    pub drops: BTreeMap<String, u64>,
+    /// Malformed frames by reason name.
+    pub malformed: BTreeMap<String, u64>,
+}
+
+impl CoreReport {
+    /// Build from counters.
+    pub fn new(worker: Option<usize>, c: Counters) -> CoreReport {
+        CoreReport {
+            worker,
+            cycles_per_packet: c.cycles_per_packet(),
+            cache_hit_rate: c.cache_hit_rate(),
+            drops: DropReason::ALL
+                .iter()
+                .map(|r| (r.name().to_string(), c.drop_count(*r)))
+                .collect(),
+            malformed: Malformed::ALL
+                .iter()
+                .map(|m| (m.name().to_string(), c.malformed_count(*m)))
+                .collect(),
+            counters: c,
+        }
+    }
+}
+
+/// Reply to `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsReport {
+    /// Sum over workers.
+    pub total: CoreReport,
+    /// Each worker.
+    pub per_core: Vec<CoreReport>,
+    /// Installed rules.
+    pub rules: usize,
+    /// Classifier subtables (distinct masks).
+    pub subtables: usize,
+    /// Live MAC table entries.
+    pub fdb_entries: usize,
+}
+
+/// A reply to a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Reply {
+    /// Rule installed.
+    FlowAdded {
+        /// Its id.
+        id: u64,
+    },
+    /// Rules deleted.
+    FlowsDeleted {
+        /// How many.
+        count: usize,
+    },
+    /// `flows dump`.
+    Flows {
+        /// Rules, highest priority first.
+        flows: Vec<RuleInfo>,
+    },
+    /// Port added.
+    PortAdded {
+        /// Its number.
+        port: u16,
+    },
+    /// Port removed.
+    PortDeleted {
+        /// Its number.
+        port: u16,
+    },
+    /// `ports show`.
+    Ports {
+        /// Ports.
+        ports: Vec<PortInfo>,
+    },
+    /// `fdb show`.
+    Fdb {
+        /// Live entries.
+        entries: Vec<FdbEntry>,
+    },
+    /// `stats`.
+    Stats(Box<StatsReport>),
+    /// The request failed; nothing was changed.
+    Error {
+        /// Why.
+        error: String,
+    },
+}
+
+/// Port management, implemented by the DPDK layer.
+pub trait PortBackend: Send + Sync {
+    /// Probe/configure/start the device and return its port number; must
+    /// call [`Switch::port_add`] once its queues are polled.
+    fn add(&self, spec: &PortSpec) -> Result<u16, String>;
+    /// Call [`Switch::port_del`] (which waits until no worker can still
+    /// output to it), then stop and detach the device.
+    fn del(&self, port: u16) -> Result<(), String>;
+    /// Ports with their statistics.
+    fn show(&self) -> Vec<PortInfo>;
+}
+
+/// A backend for switches without port management (tests, dry runs).
+pub struct NoPorts;
+
+impl PortBackend for NoPorts {
+    fn add(&self, _: &PortSpec) -> Result<u16, String> {
+        Err("this switch has no port backend".into())
+    }
+    fn del(&self, _: u16) -> Result<(), String> {
+        Err("this switch has no port backend".into())
+    }
+    fn show(&self) -> Vec<PortInfo> {
+        Vec::new()
+    }
+}
+
+/// Execute one request against the switch.
+pub fn handle(sw: &Switch, ports: &dyn PortBackend, req: Request) -> Reply {
+    let now = sw.now_ms();
+    let r = match req {
+        Request::FlowsAdd { rule } => rule.parse::<RuleSpec>().map(|s| Reply::FlowAdded {
+            id: sw.table.add(s, now),
+        }),
+        Request::FlowsDel { filter, strict } => {
+            parse_match(&filter).map(|(m, prio)| Reply::FlowsDeleted {
+                count: sw.table.del(&m, prio, strict),
+            })
+        }
+        Request::FlowsDump => Ok(Reply::Flows {
+            flows: sw.table.dump(now),
+        }),
+        Request::PortsAdd(spec) => ports.add(&spec).map(|port| Reply::PortAdded { port }),
+        Request::PortsDel { port } => ports.del(port).map(|()| Reply::PortDeleted { port }),
+        Request::PortsShow => Ok(Reply::Ports {
+            ports: ports.show(),
+        }),
+        Request::FdbShow => Ok(Reply::Fdb {
+            entries: sw.fdb.entries(now),
+        }),
+        Request::Stats => {
+            let per = sw.per_core();
+            let t = sw.table.snapshot();
+            Ok(Reply::Stats(Box::new(StatsReport {
+                total: CoreReport::new(None, sw.totals()),
+                per_core: per
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, c)| CoreReport::new(Some(i), c))
+                    .collect(),
+                rules: t.rules.len(),
+                subtables: t.classifier.subtables(),
+                fdb_entries: sw.fdb.entries(now).len(),
+            })))
+        }
+    };
+    r.unwrap_or_else(|error| Reply::Error { error })
+}
+
+/// The control socket server plus the housekeeping timer (rule expiry).
+/// Dropping it stops both and removes the socket file.
+pub struct ControlServer {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl ControlServer {
+    /// Bind `path` (a stale socket file is replaced; its directory is
+    /// created) and serve requests on a background thread.
+    pub fn start(
+        path: &Path,
+        sw: Arc<Switch>,
+        ports: Arc<dyn PortBackend>,
+    ) -> std::io::Result<ControlServer> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("{} is served by a running switch", path.display()),
+            ));
+        }
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let accept = {
+            let (stop, sw, ports) = (Arc::clone(&stop), Arc::clone(&sw), ports);
+            std::thread::Builder::new()
+                .name("vswitch-ctl".into())
+                .spawn(move || {
+                    for conn in listener.incoming() {
+                        if stop.load(SeqCst) {
+                            break;
+                        }
+                        let Ok(conn) = conn else { continue };
+                        let (sw, ports) = (Arc::clone(&sw), Arc::clone(&ports));
+                        let _ = std::thread::Builder::new()
+                            .name("vswitch-ctl-conn".into())
+                            .spawn(move || serve_conn(conn, &sw, ports.as_ref()));
+                    }
+                })?
+        };
+        let timer = {
+            let (stop, sw) = (Arc::clone(&stop), sw);
+            std::thread::Builder::new()
+                .name("vswitch-expiry".into())
+                .spawn(move || {
+                    while !stop.load(SeqCst) {
+                        sw.housekeeping();
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                })?
+        };
+        Ok(ControlServer {
+            path: path.to_path_buf(),
+            stop,
+            threads: vec![accept, timer],
+        })
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.stop.store(true, SeqCst);
+        let _ = UnixStream::connect(&self.path); // wake accept()
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn serve_conn(conn: UnixStream, sw: &Switch, ports: &dyn PortBackend) {
+    let Ok(mut out) = conn.try_clone() else {
+        return;
+    };
+    let mut rd = BufReader::new(conn);
+    loop {
+        let mut line = String::new();
+        match (&mut rd).take(MAX_LINE as u64 + 1).read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let reply = if line.len() > MAX_LINE && !line.ends_with('\n') {
+            let r = Reply::Error {
+                error: format!("request longer than {MAX_LINE} bytes"),
+            };
+            let _ = send(&mut out, &r);
+            return;
+        } else {
+            match serde_json::from_str::<Request>(line.trim()) {
+                Ok(req) => handle(sw, ports, req),
+                Err(e) => Reply::Error {
+                    error: format!("bad request: {e}"),
+                },
+            }
+        };
+        if send(&mut out, &reply).is_err() {
+            return;
+        }
+    }
+}
+
+fn send(out: &mut UnixStream, r: &Reply) -> std::io::Result<()> {
+    let mut s = serde_json::to_string(r).map_err(std::io::Error::other)?;
+    s.push('\n');
+    out.write_all(s.as_bytes())
+}
+
+/// Send one request to the switch at `path` and wait for the reply.
+/// `Reply::Error` is returned as `Err` with the switch's message.
+pub fn request(path: &Path, req: &Request) -> Result<Reply, String> {
+    let mut s = UnixStream::connect(path).map_err(|e| {
+        format!(
+            "cannot connect to {} ({e}); is `vswitch run` running?",
+            path.display()
+        )
+    })?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
+    line.push('\n');
+    s.write_all(line.as_bytes())
+        .map_err(|e| format!("send to {}: {e}", path.display()))?;
+    let mut resp = String::new();
+    BufReader::new(s)
+        .read_line(&mut resp)
+        .map_err(|e| format!("read from {}: {e}", path.display()))?;
+    if resp.is_empty() {
+        return Err(format!(
+            "{} closed the connection without a reply",
+            path.display()
+        ));
+    }
+    match serde_json::from_str::<Reply>(resp.trim())
+        .map_err(|e| format!("bad reply from switch: {e}"))?
+    {
+        Reply::Error { error } => Err(error),
+        r => Ok(r),
+    }
+}

@@ -1,0 +1,445 @@
+//! Flow key extraction: walk a frame's headers through the bounds-checked
+//! views of [`crate::wire`] and fill a [`FlowKey`].
+//!
+//! Extraction never fails and never reads past the frame: when a header is
+//! truncated or malformed, the fields parsed so far stay in the key, the rest
+//! stay zero, and [`Meta::malformed`] says why. The frame is still switched on
+//! what parsed (at least L2 when the Ethernet header is there).
+
+use crate::key::{FlowKey, FRAG_ANY, FRAG_LATER, VLAN_PRESENT};
+use crate::wire::arp::ArpPacket;
+use crate::wire::ethernet::{self, ethertype, EthernetFrame, VlanTag};
+use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv6::{self, Ipv6Packet};
+use crate::wire::l4::{self, TransportHeader};
+use crate::wire::Error;
+
+/// Why a frame is counted as malformed. The discriminant indexes counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Malformed {
+    /// Shorter than an Ethernet header (runt).
+    Runt = 0,
+    /// A VLAN TPID with fewer than 4 bytes after it.
+    TruncatedVlan,
+    /// More than two VLAN tags (the third is left as dl_type).
+    TooManyVlans,
+    /// ARP shorter than 28 bytes or not Ethernet/IPv4.
+    BadArp,
+    /// IPv4 header or total length past the end of the frame.
+    TruncatedIpv4,
+    /// IPv4 version/IHL/total length inconsistent (e.g. IHL < 5).
+    BadIpv4Header,
+    /// IPv6 header or payload length past the end of the frame.
+    TruncatedIpv6,
+    /// IPv6 version wrong or extension-header chain too long.
+    BadIpv6Header,
+    /// Transport header truncated or TCP data offset < 5.
+    BadL4,
+}
+
+impl Malformed {
+    /// Number of reasons (size of a counter array).
+    pub const COUNT: usize = 9;
+    /// All reasons, in discriminant order.
+    pub const ALL: [Malformed; Self::COUNT] = [
+        Malformed::Runt,
+        Malformed::TruncatedVlan,
+        Malformed::TooManyVlans,
+        Malformed::BadArp,
+        Malformed::TruncatedIpv4,
+        Malformed::BadIpv4Header,
+        Malformed::TruncatedIpv6,
+        Malformed::BadIpv6Header,
+        Malformed::BadL4,
+    ];
+    /// Stable snake_case name used in stats output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Malformed::Runt => "runt",
+            Malformed::TruncatedVlan => "truncated_vlan",
+            Malformed::TooManyVlans => "too_many_vlans",
+            Malformed::BadArp => "bad_arp",
+            Malformed::TruncatedIpv4 => "truncated_ipv4",
+            Malformed::BadIpv4Header => "bad_ipv4_header",
+            Malformed::TruncatedIpv6 => "truncated_ipv6",
+            Malformed::BadIpv6Header => "bad_ipv6_header",
+            Malformed::BadL4 => "bad_l4",
+        }
+    }
+}
+
+/// What extraction learned besides the key: header offsets for the actions
+/// and the malformed reason, if any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Offset of the L3 header (after all VLAN tags); 0 when there is none.
+    pub l3: u16,
+    /// Offset of the L4 header; 0 when not parsed.
+    pub l4: u16,
+    /// Set when the frame was truncated or malformed.
+    pub malformed: Option<Malformed>,
+}
+
+/// Extract the key of `frame` received on `in_port` into `key` (overwritten).
+#[inline]
+pub fn extract(frame: &[u8], in_port: u16, key: &mut FlowKey) -> Meta {
+    *key = FlowKey::ZERO;
+    key.set_in_port(in_port);
+    let mut meta = Meta::default();
+    if let Err(m) = extract_inner(frame, key, &mut meta) {
+        meta.malformed = Some(m);
+    }
+    meta
+}
+
+fn extract_inner(frame: &[u8], key: &mut FlowKey, meta: &mut Meta) -> Result<(), Malformed> {
+    let eth = EthernetFrame::new_checked(frame).map_err(|_| Malformed::Runt)?;
+    key.set_dl_dst(eth.dst_addr());
+    key.set_dl_src(eth.src_addr());
+    let mut ty = eth.ethertype();
+    let mut off = ethernet::HEADER_LEN;
+    key.set_dl_type(ty);
+    // Up to two tags: outer (vlan_tci) and inner (vlan_tci2).
+    for n in 0..3 {
+        if !ethernet::is_vlan_tpid(ty) {
+            break;
+        }
+        if n == 2 {
+            return Err(Malformed::TooManyVlans);
+        }
+        let tag = VlanTag::new_checked(&frame[off..]).map_err(|_| Malformed::TruncatedVlan)?;
+        let tci = tag.tci() | VLAN_PRESENT;
+        if n == 0 {
+            key.set_vlan_tci(tci);
+        } else {
+            key.set_vlan_tci2(tci);
+        }
+        ty = tag.ethertype();
+        off += ethernet::VLAN_TAG_LEN;
+        key.set_dl_type(ty);
+    }
+    if ty < ethertype::MIN_ETHERTYPE {
+        key.set_dl_type(ethertype::NOT_ETH_TYPE);
+        return Ok(());
+    }
+    let l3 = &frame[off..];
+    match ty {
+        ethertype::ARP => {
+            meta.l3 = off as u16;
+            let arp = ArpPacket::new_checked(l3).map_err(|_| Malformed::BadArp)?;
+            // OpenFlow: nw_proto carries the low 8 bits of the ARP opcode.
+            key.set_nw_proto(arp.operation() as u8);
+            key.set_nw_src4(arp.spa());
+            key.set_nw_dst4(arp.tpa());
+            key.set_arp_sha(arp.sha());
+            key.set_arp_tha(arp.tha());
+            Ok(())
+        }
+        ethertype::IPV4 => {
+            meta.l3 = off as u16;
+            let ip = Ipv4Packet::new_checked(l3).map_err(|e| match e {
+                Error::Truncated => Malformed::TruncatedIpv4,
+                Error::Malformed => Malformed::BadIpv4Header,
+            })?;
+            key.set_nw_src4(ip.src_addr());
+            key.set_nw_dst4(ip.dst_addr());
+            key.set_nw_proto(ip.protocol());
+            key.set_nw_tos(ip.tos());
+            key.set_nw_ttl(ip.ttl());
+            if ip.is_fragment() {
+                let later = ip.frag_offset() != 0;
+                key.set_nw_frag(FRAG_ANY | if later { FRAG_LATER } else { 0 });
+                if later {
+                    return Ok(());
+                }
+            }
+            let l4_off = off + ip.header_len();
+            transport(ip.payload(), ip.protocol(), key)?;
+            meta.l4 = l4_off as u16;
+            Ok(())
+        }
+        ethertype::IPV6 => {
+            meta.l3 = off as u16;
+            let ip = Ipv6Packet::new_checked(l3).map_err(|e| match e {
+                Error::Truncated => Malformed::TruncatedIpv6,
+                Error::Malformed => Malformed::BadIpv6Header,
+            })?;
+            key.set_nw_src6(ip.src_addr());
+            key.set_nw_dst6(ip.dst_addr());
+            key.set_nw_tos(ip.traffic_class());
+            key.set_nw_ttl(ip.hop_limit());
+            key.set_nw_proto(ip.next_header());
+            let up =
+                ipv6::skip_extension_headers(ip.payload(), ip.next_header()).map_err(
+                    |e| match e {
+                        Error::Truncated => Malformed::TruncatedIpv6,
+                        Error::Malformed => Malformed::BadIpv6Header,
+                    },
+                )?;
+            key.set_nw_proto(up.protocol);
+            if up.fragment {
+                key.set_nw_frag(FRAG_ANY | if up.later_fragment { FRAG_LATER } else { 0 });
+                if up.later_fragment {
+                    return Ok(());
+                }
+            }
+            transport(&ip.payload()[up.offset..], up.protocol, key)?;
+            meta.l4 = (off + ipv6::HEADER_LEN + up.offset) as u16;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+#[inline]
+fn transport(payload: &[u8], proto: u8, key: &mut FlowKey) -> Result<(), Malformed> {
+    if l4::min_header_len(proto).is_none() {
+        return Ok(());
+    }
+    let t = TransportHeader::new_checked(payload, proto).map_err(|_| Malformed::BadL4)?;
+    key.set_tp_src(t.src());
+    key.set_tp_dst(t.dst());
+    key.set_tcp_flags(t.tcp_flags());
+    Ok(())
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::testutil::*;
+
+    #[test]
+    fn parse_tcp_ipv4() {
+        let f = tcp4([10, 0, 0, 1], [10, 0, 0, 2], 1234, 80, 0x12, 64);
+        let mut k = FlowKey::ZERO;
+        let m = extract(&f, 3, &mut k);
+        assert_eq!(
+            m,
+            Meta {
+                l3: 14,
+                l4: 34,
+                malformed: None
+            }
+        );
+        assert_eq!(k.in_port(), 3);
+        assert_eq!(k.dl_src(), MAC_A);
+        assert_eq!(k.dl_dst(), MAC_B);
+        assert_eq!(k.dl_type(), 0x0800);
+        assert_eq!(k.vlan_tci(), 0);
+        assert_eq!(k.nw_src4(), [10, 0, 0, 1]);
+        assert_eq!(k.nw_dst4(), [10, 0, 0, 2]);
+        assert_eq!(k.nw_proto(), 6);
+        assert_eq!(k.nw_ttl(), 64);
+        assert_eq!((k.tp_src(), k.tp_dst(), k.tcp_flags()), (1234, 80, 0x12));
+        assert_eq!(k.nw_frag(), 0);
+    }
+
+    #[test]
+    fn parse_vlan_qinq_dscp_udp() {
+        let f = with_vlan(
+            &with_vlan(&udp4([1, 2, 3, 4], [5, 6, 7, 8], 53, 5353), 0x8100, 0x2064),
+            0x88a8,
+            0x0005,
+        );
+        let mut k = FlowKey::ZERO;
+        let m = extract(&f, 1, &mut k);
+        assert_eq!(m.malformed, None);
+        assert_eq!(m.l3, 22);
+        assert_eq!(k.vlan_tci(), 0x0005 | VLAN_PRESENT);
+        assert_eq!(k.vlan_tci2(), 0x2064 | VLAN_PRESENT);
+        assert_eq!(k.vlan_vid(), Some(5));
+        assert_eq!(k.dl_type(), 0x0800);
+        assert_eq!((k.nw_proto(), k.tp_src(), k.tp_dst()), (17, 53, 5353));
+    }
+
+    #[test]
+    fn parse_ecn_dscp_sctp_icmp() {
+        let mut f = ipv4_frame(
+            [1, 1, 1, 1],
+            [2, 2, 2, 2],
+            132,
+            &[0, 9, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0],
+        );
+        set_tos(&mut f, (46 << 2) | 1);
+        let mut k = FlowKey::ZERO;
+        extract(&f, 1, &mut k);
+        assert_eq!(
+            (k.nw_tos(), k.nw_proto(), k.tp_src(), k.tp_dst()),
+            ((46 << 2) | 1, 132, 9, 10)
+        );
+        let f = ipv4_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, &[3, 1, 0, 0, 0, 0, 0, 0]);
+        extract(&f, 1, &mut k);
+        assert_eq!((k.nw_proto(), k.tp_src(), k.tp_dst()), (1, 3, 1));
+    }
+
+    #[test]
+    fn parse_arp() {
+        let f = arp_frame(1, [10, 0, 0, 1], [10, 0, 0, 2]);
+        let mut k = FlowKey::ZERO;
+        let m = extract(&f, 1, &mut k);
+        assert_eq!(m.malformed, None);
+        assert_eq!(k.dl_type(), 0x0806);
+        assert_eq!(k.nw_proto(), 1);
+        assert_eq!(k.nw_src4(), [10, 0, 0, 1]);
+        assert_eq!(k.nw_dst4(), [10, 0, 0, 2]);
+        assert_eq!(k.arp_sha(), MAC_A);
+        assert_eq!(k.arp_tha(), [0; 6]);
+    }
+
+    #[test]
+    fn parse_ipv6_icmpv6_and_fragment() {
+        let f = ipv6_frame(58, &[135, 0, 0, 0, 0, 0, 0, 0]);
+        let mut k = FlowKey::ZERO;
+        let m = extract(&f, 1, &mut k);
+        assert_eq!(
+            m,
+            Meta {
+                l3: 14,
+                l4: 54,
+                malformed: None
+            }
+        );
+        assert_eq!(k.dl_type(), 0x86dd);
+        assert_eq!(k.nw_src6()[15], 1);
+        assert_eq!(k.nw_dst6()[15], 2);
+        assert_eq!(
+            (k.nw_proto(), k.tp_src(), k.tp_dst(), k.nw_ttl()),
+            (58, 135, 0, 64)
+        );
+        // fragment header, offset 0, then UDP
+        let f = ipv6_frame(44, &[17, 0, 0, 1, 0, 0, 0, 7, 0, 1, 0, 2, 0, 8, 0, 0]);
+        extract(&f, 1, &mut k);
+        assert_eq!(
+            (k.nw_proto(), k.nw_frag(), k.tp_src(), k.tp_dst()),
+            (17, FRAG_ANY, 1, 2)
+        );
+    }
+
+    #[test]
+    fn ipv4_later_fragment_has_no_ports() {
+        let mut f = udp4([1, 1, 1, 1], [2, 2, 2, 2], 7, 9);
+        f[14 + 6] = 0x00;
+        f[14 + 7] = 0x10; // offset 16*8
+        fix_ip_csum(&mut f);
+        let mut k = FlowKey::ZERO;
+        let m = extract(&f, 1, &mut k);
+        assert_eq!(m.malformed, None);
+        assert_eq!(k.nw_frag(), FRAG_ANY | FRAG_LATER);
+        assert_eq!((k.tp_src(), k.tp_dst()), (0, 0));
+    }
+
+    #[test]
+    fn llc_frame() {
+        let mut f = eth(MAC_B, MAC_A, 0x0040);
+        f.extend_from_slice(&[0x42, 0x42, 0x03]);
+        let mut k = FlowKey::ZERO;
+        assert_eq!(extract(&f, 1, &mut k).malformed, None);
+        assert_eq!(k.dl_type(), 0x05ff);
+    }
+
+    #[test]
+    fn malformed_frames_keep_l2() {
+        let good = tcp4([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 0, 64);
+        let mut k = FlowKey::ZERO;
+        // runt
+        assert_eq!(
+            extract(&good[..13], 4, &mut k).malformed,
+            Some(Malformed::Runt)
+        );
+        assert_eq!(k.in_port(), 4);
+        assert_eq!(k.dl_src(), [0; 6]);
+        // VLAN with nothing after it
+        let v = with_vlan(&good, 0x8100, 10);
+        assert_eq!(
+            extract(&v[..16], 1, &mut k).malformed,
+            Some(Malformed::TruncatedVlan)
+        );
+        assert_eq!(k.dl_src(), MAC_A);
+        assert_eq!(k.dl_type(), 0x8100);
+        // truncated IPv4 header
+        assert_eq!(
+            extract(&good[..30], 1, &mut k).malformed,
+            Some(Malformed::TruncatedIpv4)
+        );
+        assert_eq!((k.dl_type(), k.nw_src4()), (0x0800, [0; 4]));
+        // bad IHL
+        let mut b = good.clone();
+        b[14] = 0x43;
+        assert_eq!(
+            extract(&b, 1, &mut k).malformed,
+            Some(Malformed::BadIpv4Header)
+        );
+        assert_eq!(k.dl_dst(), MAC_B);
+        // total length beyond frame
+        let mut b = good.clone();
+        b[16] = 0x05;
+        assert_eq!(
+            extract(&b, 1, &mut k).malformed,
+            Some(Malformed::TruncatedIpv4)
+        );
+        // truncated TCP: L3 fields kept, ports zero
+        let mut b = good[..44].to_vec();
+        b[17] = 30; // total length 30 -> 10 bytes of TCP
+        fix_ip_csum(&mut b);
+        assert_eq!(extract(&b, 1, &mut k).malformed, Some(Malformed::BadL4));
+        assert_eq!((k.nw_dst4(), k.tp_dst()), ([10, 0, 0, 2], 0));
+        // three tags
+        let t = with_vlan(
+            &with_vlan(&with_vlan(&good, 0x8100, 1), 0x8100, 2),
+            0x88a8,
+            3,
+        );
+        assert_eq!(
+            extract(&t, 1, &mut k).malformed,
+            Some(Malformed::TooManyVlans)
+        );
+        // ARP truncated
+        let a = arp_frame(1, [1, 1, 1, 1], [2, 2, 2, 2]);
+        assert_eq!(
+            extract(&a[..40], 1, &mut k).malformed,
+            Some(Malformed::BadArp)
+        );
+        // IPv6 truncated
+        let s = ipv6_frame(17, &[0; 8]);
+        assert_eq!(
+            extract(&s[..50], 1, &mut k).malformed,
+            Some(Malformed::TruncatedIpv6)
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        // Deterministic xorshift garbage plus every prefix of valid frames.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut k = FlowKey::ZERO;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 128) as usize;
+            let mut buf = vec![0u8; len];
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = (x.rotate_left(i as u32 * 7) >> 3) as u8;
+            }
+            // steer some frames into the interesting ethertypes
+            if len > 14 {
+                let t: [u16; 5] = [0x0800, 0x86dd, 0x8100, 0x0806, 0x88a8];
+                buf[12..14].copy_from_slice(&t[(x >> 40) as usize % 5].to_be_bytes());
+                if len > 15 && buf[12] == 0x08 && buf[13] == 0 {
+                    buf[14] = 0x40 | (buf[14] & 0x0f);
+                }
+            }
+            extract(&buf, 1, &mut k);
+        }
+        for f in [
+            tcp4([1; 4], [2; 4], 1, 2, 2, 3),
+            ipv6_frame(6, &[0; 20]),
+            arp_frame(2, [1; 4], [2; 4]),
+        ] {
+            for n in 0..=f.len() {
+                extract(&f[..n], 1, &mut k);
+            }
+        }
+    }
+}

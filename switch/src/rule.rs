@@ -1,0 +1,669 @@
+//! Rules in `ovs-ofctl add-flow` syntax: parsing with clear errors, and a
+//! canonical `Display` that parses back to the same rule.
+//!
+//! ```text
+//! priority=100,in_port=1,ip,nw_dst=10.0.0.0/8,tcp,tp_dst=80,actions=output:2
+//! ```
+//! The full syntax is documented in `switch/README.md`.
+
+use core::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::action::{fmt_actions, fmt_mac, parse_actions, parse_mac, parse_uint, Action};
+use crate::key::{field as kf, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_PRESENT};
+use crate::verdict::MAX_PORTS;
+use crate::wire::ethernet::ethertype;
+use crate::wire::l4::protocol;
+
+/// Default rule priority (as in OVS).
+pub const DEFAULT_PRIORITY: u16 = 32768;
+
+/// A wildcarded match: a key matches when `key & mask == value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Match {
+    /// Expected values (already masked).
+    pub value: FlowKey,
+    /// Bits that matter.
+    pub mask: FlowKey,
+}
+
+impl Match {
+    /// Matches everything.
+    pub const ANY: Match = Match {
+        value: FlowKey::ZERO,
+        mask: FlowKey::ZERO,
+    };
+
+    /// True when `key` matches.
+    #[inline]
+    pub fn matches(&self, key: &FlowKey) -> bool {
+        key.matches(&self.mask, &self.value)
+    }
+
+    /// True when every packet matching `self` also matches `filter`
+    /// (non-strict `del-flows` semantics: `self` is at least as specific).
+    pub fn within(&self, filter: &Match) -> bool {
+        self.mask.covers(&filter.mask) && self.value.masked(&filter.mask) == filter.value
+    }
+
+    /// Set `value/mask` on a byte range; errors when an earlier field set
+    /// overlapping bits to a different value.
+    fn set(
+        &mut self,
+        r: core::ops::Range<usize>,
+        v: &[u8],
+        m: &[u8],
+        name: &str,
+    ) -> Result<(), String> {
+        for (i, idx) in r.enumerate() {
+            let old_m = self.mask.as_bytes()[idx];
+            let old_v = self.value.as_bytes()[idx];
+            let both = old_m & m[i];
+            if (old_v & both) != (v[i] & both) {
+                return Err(format!(
+                    "`{name}` conflicts with an earlier field of this match"
+                ));
+            }
+            self.mask.as_bytes_mut()[idx] = old_m | m[i];
+            self.value.as_bytes_mut()[idx] = (old_v & old_m) | (v[i] & m[i]);
+        }
+        Ok(())
+    }
+
+    fn exact16(&self, r: core::ops::Range<usize>) -> Option<u16> {
+        let m = &self.mask.as_bytes()[r.clone()];
+        (m == [0xff, 0xff])
+            .then(|| u16::from_be_bytes(self.value.as_bytes()[r].try_into().unwrap()))
+    }
+
+    fn dl_type(&self) -> Option<u16> {
+        self.exact16(kf::DL_TYPE)
+    }
+
+    fn nw_proto(&self) -> Option<u8> {
+        (self.mask.nw_proto() == 0xff).then(|| self.value.nw_proto())
+    }
+}
+
+/// A rule as written by the user: match, priority, timeouts, actions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSpec {
+    /// Higher wins; equal priorities on overlapping matches are resolved by
+    /// insertion order (first installed wins), which OpenFlow leaves undefined.
+    pub priority: u16,
+    /// The match.
+    pub matcher: Match,
+    /// Remove after this many seconds without traffic (0 = never).
+    pub idle_timeout: u16,
+    /// Remove this many seconds after installation (0 = never).
+    pub hard_timeout: u16,
+    /// Action list.
+    pub actions: Vec<Action>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Mac,
+    Ip4,
+    Ip6,
+    Int,
+}
+
+#[derive(Clone, Copy)]
+enum Pre {
+    None,
+    Ip,  // IPv4 or IPv6
+    Ip4, // IPv4 or ARP (nw_src/nw_dst)
+    Ip6,
+    Arp,
+    Ports, // tcp/udp/sctp
+    Tcp,
+    Icmp,
+    Icmp6,
+}
+
+struct Def {
+    name: &'static str,
+    range: core::ops::Range<usize>,
+    kind: Kind,
+    pre: Pre,
+}
+
+const fn def(name: &'static str, range: core::ops::Range<usize>, kind: Kind, pre: Pre) -> Def {
+    Def {
+        name,
+        range,
+        kind,
+        pre,
+    }
+}
+
+const DEFS: &[Def] = &[
+    def("in_port", kf::IN_PORT, Kind::Int, Pre::None),
+    def("dl_src", kf::DL_SRC, Kind::Mac, Pre::None),
+    def("dl_dst", kf::DL_DST, Kind::Mac, Pre::None),
+    def("dl_type", kf::DL_TYPE, Kind::Int, Pre::None),
+    def("vlan_tci", kf::VLAN_TCI, Kind::Int, Pre::None),
+    def("vlan_tci2", kf::VLAN_TCI2, Kind::Int, Pre::None),
+    def("nw_src", kf::NW_SRC4, Kind::Ip4, Pre::Ip4),
+    def("nw_dst", kf::NW_DST4, Kind::Ip4, Pre::Ip4),
+    def("arp_spa", kf::NW_SRC4, Kind::Ip4, Pre::Arp),
+    def("arp_tpa", kf::NW_DST4, Kind::Ip4, Pre::Arp),
+    def("arp_sha", kf::ARP_SHA, Kind::Mac, Pre::Arp),
+    def("arp_tha", kf::ARP_THA, Kind::Mac, Pre::Arp),
+    def("ipv6_src", kf::NW_SRC6, Kind::Ip6, Pre::Ip6),
+    def("ipv6_dst", kf::NW_DST6, Kind::Ip6, Pre::Ip6),
+    def(
+        "nw_proto",
+        kf::NW_PROTO..kf::NW_PROTO + 1,
+        Kind::Int,
+        Pre::Ip,
+    ),
+    def(
+        "arp_op",
+        kf::NW_PROTO..kf::NW_PROTO + 1,
+        Kind::Int,
+        Pre::Arp,
+    ),
+    def("nw_ttl", kf::NW_TTL..kf::NW_TTL + 1, Kind::Int, Pre::Ip),
+    def("tp_src", kf::TP_SRC, Kind::Int, Pre::Ports),
+    def("tp_dst", kf::TP_DST, Kind::Int, Pre::Ports),
+    def("tcp_flags", kf::TCP_FLAGS, Kind::Int, Pre::Tcp),
+    def("icmp_type", kf::TP_SRC, Kind::Int, Pre::Icmp),
+    def("icmp_code", kf::TP_DST, Kind::Int, Pre::Icmp),
+    def("icmpv6_type", kf::TP_SRC, Kind::Int, Pre::Icmp6),
+    def("icmpv6_code", kf::TP_DST, Kind::Int, Pre::Icmp6),
+];
+
+const SHORTHANDS: &[(&str, u16, Option<u8>)] = &[
+    ("ip", ethertype::IPV4, None),
+    ("ipv6", ethertype::IPV6, None),
+    ("arp", ethertype::ARP, None),
+    ("tcp", ethertype::IPV4, Some(protocol::TCP)),
+    ("udp", ethertype::IPV4, Some(protocol::UDP)),
+    ("sctp", ethertype::IPV4, Some(protocol::SCTP)),
+    ("icmp", ethertype::IPV4, Some(protocol::ICMP)),
+    ("tcp6", ethertype::IPV6, Some(protocol::TCP)),
+    ("udp6", ethertype::IPV6, Some(protocol::UDP)),
+    ("sctp6", ethertype::IPV6, Some(protocol::SCTP)),
+    ("icmp6", ethertype::IPV6, Some(protocol::ICMPV6)),
+];
+
+const TCP_FLAG_NAMES: &[(&str, u16)] = &[
+    ("fin", 0x001),
+    ("syn", 0x002),
+    ("rst", 0x004),
+    ("psh", 0x008),
+    ("ack", 0x010),
+    ("urg", 0x020),
+    ("ece", 0x040),
+    ("cwr", 0x080),
+    ("ns", 0x100),
+];
+
+fn full(n: usize) -> Vec<u8> {
+    vec![0xff; n]
+}
+
+fn int_value(s: &str, width: usize, name: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let max = if width == 1 { 0xff } else { 0xffff };
+    let (v, m) = match s.split_once('/') {
+        Some((v, m)) => (parse_uint(v, max, name)?, parse_uint(m, max, name)?),
+        None => (parse_uint(s, max, name)?, max),
+    };
+    let b = |x: u64| {
+        if width == 1 {
+            vec![x as u8]
+        } else {
+            (x as u16).to_be_bytes().to_vec()
+        }
+    };
+    Ok((b(v & m), b(m)))
+}
+
+fn prefix_mask(len: u32, bytes: usize) -> Vec<u8> {
+    (0..bytes)
+        .map(|i| {
+            let bits = len.saturating_sub(i as u32 * 8).min(8);
+            if bits == 0 {
+                0
+            } else {
+                0xffu8 << (8 - bits)
+            }
+        })
+        .collect()
+}
+
+fn ip_value(s: &str, v6: bool) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let n = if v6 { 16 } else { 4 };
+    let addr = |a: &str| -> Result<Vec<u8>, String> {
+        if v6 {
+            a.parse::<Ipv6Addr>()
+                .map(|x| x.octets().to_vec())
+                .map_err(|_| format!("bad IPv6 address `{a}`"))
+        } else {
+            a.parse::<Ipv4Addr>()
+                .map(|x| x.octets().to_vec())
+                .map_err(|_| format!("bad IPv4 address `{a}`"))
+        }
+    };
+    let (a, m) = match s.split_once('/') {
+        None => (addr(s)?, full(n)),
+        Some((a, p)) if p.bytes().all(|b| b.is_ascii_digit()) => {
+            let len: u32 = p.parse().map_err(|_| format!("bad prefix length `{p}`"))?;
+            if len > n as u32 * 8 {
+                return Err(format!("prefix length /{len} too long for `{a}`"));
+            }
+            (addr(a)?, prefix_mask(len, n))
+        }
+        Some((a, m)) => (addr(a)?, addr(m)?),
+    };
+    let v = a.iter().zip(&m).map(|(x, y)| x & y).collect();
+    Ok((v, m))
+}
+
+fn mac_value(s: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let (a, m) = match s.split_once('/') {
+        Some((a, m)) => (parse_mac(a)?, parse_mac(m)?),
+        None => (parse_mac(s)?, [0xff; 6]),
+    };
+    Ok((a.iter().zip(&m).map(|(x, y)| x & y).collect(), m.to_vec()))
+}
+
+fn tcp_flags_value(s: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
+    if !s.starts_with(['+', '-']) {
+        return int_value(s, 2, "tcp_flags");
+    }
+    let (mut v, mut m) = (0u16, 0u16);
+    let mut rest = s;
+    while !rest.is_empty() {
+        let set = rest.starts_with('+');
+        rest = &rest[1..];
+        let end = rest.find(['+', '-']).unwrap_or(rest.len());
+        let name = &rest[..end];
+        let bit = TCP_FLAG_NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| {
+                format!("unknown TCP flag `{name}` (fin syn rst psh ack urg ece cwr ns)")
+            })?
+            .1;
+        m |= bit;
+        if set {
+            v |= bit;
+        }
+        rest = &rest[end..];
+    }
+    Ok((v.to_be_bytes().to_vec(), m.to_be_bytes().to_vec()))
+}
+
+/// `(keyword, value)` pairs that are not match fields.
+type Extra<'a> = Vec<(&'a str, &'a str)>;
+
+/// Parse the match part of a rule (comma-separated `field=value[/mask]` and
+/// protocol shorthands) and the non-match keywords. Returns the match and the
+/// leftover `(key, value)` pairs it did not recognise as match fields.
+fn parse_fields(s: &str) -> Result<(Match, Extra<'_>), String> {
+    let mut m = Match::ANY;
+    let mut other = Vec::new();
+    let mut used: Vec<&str> = Vec::new();
+    for tok in s
+        .split([',', ' ', '\t'])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let (name, val) = match tok.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim())),
+            None => (tok, None),
+        };
+        if let Some(&(_, dl, proto)) = SHORTHANDS.iter().find(|(n, _, _)| *n == name) {
+            if val.is_some() {
+                return Err(format!(
+                    "`{name}` is a protocol shorthand and takes no value"
+                ));
+            }
+            m.set(kf::DL_TYPE, &dl.to_be_bytes(), &[0xff, 0xff], name)?;
+            if let Some(p) = proto {
+                m.set(kf::NW_PROTO..kf::NW_PROTO + 1, &[p], &[0xff], name)?;
+            }
+            continue;
+        }
+        let Some(val) = val else {
+            return Err(format!(
+                "unknown keyword `{name}` (a field needs `{name}=VALUE`)"
+            ));
+        };
+        if val.is_empty() {
+            return Err(format!("`{name}=` has no value"));
+        }
+        let (r, v, mk): (core::ops::Range<usize>, Vec<u8>, Vec<u8>) = match name {
+            "dl_vlan" | "dl_vlan2" => {
+                let r = if name == "dl_vlan" {
+                    kf::VLAN_TCI
+                } else {
+                    kf::VLAN_TCI2
+                };
+                let vid = parse_uint(val, 0xffff, "VLAN id")?;
+                if vid == 0xffff {
+                    // OpenFlow 1.0: 0xffff = no VLAN tag.
+                    (r, vec![0, 0], (VLAN_PRESENT).to_be_bytes().to_vec())
+                } else if vid > 4095 {
+                    return Err(format!(
+                        "VLAN id {vid} out of range (0..=4095, or 0xffff for untagged)"
+                    ));
+                } else {
+                    (
+                        r,
+                        (vid as u16 | VLAN_PRESENT).to_be_bytes().to_vec(),
+                        0x1fffu16.to_be_bytes().to_vec(),
+                    )
+                }
+            }
+            "dl_vlan_pcp" => {
+                let p = parse_uint(val, 7, "VLAN PCP")? as u16;
+                (
+                    kf::VLAN_TCI,
+                    ((p << 13) | VLAN_PRESENT).to_be_bytes().to_vec(),
+                    0xf000u16.to_be_bytes().to_vec(),
+                )
+            }
+            "ip_dscp" => {
+                let d = parse_uint(val, 63, "DSCP")? as u8;
+                (kf::NW_TOS..kf::NW_TOS + 1, vec![d << 2], vec![0xfc])
+            }
+            "nw_tos" => {
+                let t = parse_uint(val, 255, "TOS")? as u8;
+                if t & 3 != 0 {
+                    return Err(format!(
+                        "nw_tos={t}: the ECN bits must be 0 (use ip_dscp/ip_ecn)"
+                    ));
+                }
+                (kf::NW_TOS..kf::NW_TOS + 1, vec![t], vec![0xfc])
+            }
+            "ip_ecn" | "nw_ecn" => {
+                let e = parse_uint(val, 3, "ECN")? as u8;
+                (kf::NW_TOS..kf::NW_TOS + 1, vec![e], vec![0x03])
+            }
+            "nw_frag" => {
+                let (v, mk) = match val {
+                    "no" => (0, FRAG_ANY),
+                    "yes" => (FRAG_ANY, FRAG_ANY),
+                    "first" => (FRAG_ANY, FRAG_ANY | FRAG_LATER),
+                    "later" => (FRAG_ANY | FRAG_LATER, FRAG_ANY | FRAG_LATER),
+                    "not_later" => (0, FRAG_LATER),
+                    _ => {
+                        return Err(format!(
+                            "nw_frag={val}: want no, yes, first, later or not_later"
+                        ))
+                    }
+                };
+                (kf::NW_FRAG..kf::NW_FRAG + 1, vec![v], vec![mk])
+            }
+            "tcp_flags" => {
+                let (v, mk) = tcp_flags_value(val)?;
+                (kf::TCP_FLAGS, v, mk)
+            }
+            "in_port" => {
+                let p = parse_uint(val, u64::from(MAX_PORTS - 1), "in_port")?;
+                (kf::IN_PORT, (p as u16).to_be_bytes().to_vec(), full(2))
+            }
+            _ => match DEFS.iter().find(|d| d.name == name) {
+                Some(d) => {
+                    let (v, mk) = match d.kind {
+                        Kind::Mac => mac_value(val)?,
+                        Kind::Ip4 => ip_value(val, false)?,
+                        Kind::Ip6 => ip_value(val, true)?,
+                        Kind::Int => int_value(val, d.range.len(), d.name)?,
+                    };
+                    (d.range.clone(), v, mk)
+                }
+                None => {
+                    other.push((name, val));
+                    continue;
+                }
+            },
+        };
+        m.set(r, &v, &mk, name)?;
+        used.push(name);
+    }
+    check_prerequisites(&m, &used)?;
+    Ok((m, other))
+}
+
+fn field_pre(name: &str) -> Pre {
+    match name {
+        "ip_dscp" | "nw_tos" | "ip_ecn" | "nw_ecn" | "nw_frag" => Pre::Ip,
+        _ => DEFS
+            .iter()
+            .find(|d| d.name == name)
+            .map_or(Pre::None, |d| d.pre),
+    }
+}
+
+/// OpenFlow prerequisites: a field is only meaningful under its protocol;
+/// checked against the final match so the shorthand may come anywhere.
+fn check_prerequisites(m: &Match, used: &[&str]) -> Result<(), String> {
+    let dl = m.dl_type();
+    let proto = m.nw_proto();
+    let ip = matches!(dl, Some(ethertype::IPV4 | ethertype::IPV6));
+    for name in used {
+        let pre = field_pre(name);
+        let ok = match pre {
+            Pre::None => true,
+            Pre::Ip => ip,
+            Pre::Ip4 => matches!(dl, Some(ethertype::IPV4 | ethertype::ARP)),
+            Pre::Ip6 => dl == Some(ethertype::IPV6),
+            Pre::Arp => dl == Some(ethertype::ARP),
+            Pre::Ports => {
+                ip && matches!(proto, Some(protocol::TCP | protocol::UDP | protocol::SCTP))
+            }
+            Pre::Tcp => ip && proto == Some(protocol::TCP),
+            Pre::Icmp => dl == Some(ethertype::IPV4) && proto == Some(protocol::ICMP),
+            Pre::Icmp6 => dl == Some(ethertype::IPV6) && proto == Some(protocol::ICMPV6),
+        };
+        if !ok {
+            let need = match pre {
+                Pre::Ip => "ip or ipv6",
+                Pre::Ip4 => "ip or arp",
+                Pre::Ip6 => "ipv6",
+                Pre::Arp => "arp",
+                Pre::Ports => "tcp, udp or sctp (or tcp6/udp6/sctp6)",
+                Pre::Tcp => "tcp or tcp6",
+                Pre::Icmp => "icmp",
+                Pre::Icmp6 => "icmp6",
+                Pre::None => "its protocol",
+            };
+            return Err(format!("`{name}` needs {need} in the match"));
+        }
+    }
+    Ok(())
+}
+
+/// Parse a match alone (for `flows del` filters); `priority=` is returned
+/// too when present.
+pub fn parse_match(s: &str) -> Result<(Match, Option<u16>), String> {
+    let (m, other) = parse_fields(s)?;
+    let mut prio = None;
+    for (k, v) in other {
+        match k {
+            "priority" => prio = Some(parse_uint(v, 0xffff, "priority")? as u16),
+            "table" if v == "0" => {}
+            _ => return Err(unknown_field(k)),
+        }
+    }
+    Ok((m, prio))
+}
+
+fn unknown_field(k: &str) -> String {
+    format!("unknown match field `{k}` (see switch/README.md for the syntax)")
+}
+
+impl core::str::FromStr for RuleSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let idx = s
+            .find("actions=")
+            .ok_or("missing `actions=` (e.g. `in_port=1,actions=output:2`)")?;
+        if s[idx + 8..].contains("actions=") {
+            return Err("`actions=` given twice".into());
+        }
+        let actions = parse_actions(&s[idx + 8..])?;
+        let (matcher, other) = parse_fields(&s[..idx])?;
+        let mut r = RuleSpec {
+            priority: DEFAULT_PRIORITY,
+            matcher,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            actions,
+        };
+        for (k, v) in other {
+            match k {
+                "priority" => r.priority = parse_uint(v, 0xffff, "priority")? as u16,
+                "idle_timeout" => r.idle_timeout = parse_uint(v, 0xffff, "idle_timeout")? as u16,
+                "hard_timeout" => r.hard_timeout = parse_uint(v, 0xffff, "hard_timeout")? as u16,
+                "table" if v == "0" => {}
+                "table" => return Err("only table=0 exists".into()),
+                _ => return Err(unknown_field(k)),
+            }
+        }
+        Ok(r)
+    }
+}
+
+fn fmt_ip(v: &[u8], m: &[u8]) -> String {
+    let addr = |b: &[u8]| {
+        if b.len() == 4 {
+            Ipv4Addr::from(<[u8; 4]>::try_from(b).unwrap()).to_string()
+        } else {
+            Ipv6Addr::from(<[u8; 16]>::try_from(b).unwrap()).to_string()
+        }
+    };
+    let len: u32 = m.iter().map(|b| b.count_ones()).sum();
+    if m.iter().all(|&b| b == 0xff) {
+        addr(v)
+    } else if prefix_mask(len, m.len()) == m {
+        format!("{}/{len}", addr(v))
+    } else {
+        format!("{}/{}", addr(v), addr(m))
+    }
+}
+
+impl fmt::Display for Match {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
+        let dl = self.dl_type();
+        let proto = self.nw_proto();
+        let short = SHORTHANDS
+            .iter()
+            .find(|(_, d, p)| Some(*d) == dl && p.is_some() && *p == proto)
+            .or_else(|| {
+                SHORTHANDS
+                    .iter()
+                    .find(|(_, d, p)| Some(*d) == dl && p.is_none())
+            });
+        let (skip_dl, skip_proto) = match short {
+            Some((n, _, p)) => {
+                parts.push((*n).to_string());
+                (true, p.is_some())
+            }
+            None => (false, false),
+        };
+        let vb = self.value.as_bytes();
+        let mb = self.mask.as_bytes();
+        let is_arp = dl == Some(ethertype::ARP);
+        let is_v6 = dl == Some(ethertype::IPV6);
+        let icmp = match proto {
+            Some(protocol::ICMP) if !is_v6 && !is_arp => Some("icmp"),
+            Some(protocol::ICMPV6) if is_v6 => Some("icmpv6"),
+            _ => None,
+        };
+        for d in DEFS {
+            let r = d.range.clone();
+            if mb[r.clone()].iter().all(|&b| b == 0) {
+                continue;
+            }
+            let name = d.name;
+            let wanted = match name {
+                "dl_type" => !skip_dl,
+                "nw_proto" => !skip_proto && !is_arp,
+                "arp_op" => is_arp,
+                "nw_src" | "nw_dst" => !is_arp && !is_v6,
+                "arp_spa" | "arp_tpa" | "arp_sha" | "arp_tha" => is_arp,
+                "ipv6_src" | "ipv6_dst" => is_v6,
+                "tp_src" | "tp_dst" => icmp.is_none(),
+                "icmp_type" | "icmp_code" => icmp == Some("icmp"),
+                "icmpv6_type" | "icmpv6_code" => icmp == Some("icmpv6"),
+                _ => true,
+            };
+            if !wanted {
+                continue;
+            }
+            let (v, m) = (&vb[r.clone()], &mb[r.clone()]);
+            let s = match d.kind {
+                Kind::Mac if m.iter().all(|&b| b == 0xff) => fmt_mac(v),
+                Kind::Mac => format!("{}/{}", fmt_mac(v), fmt_mac(m)),
+                Kind::Ip4 | Kind::Ip6 => fmt_ip(v, m),
+                Kind::Int => {
+                    let (vi, mi, fullm) = if v.len() == 1 {
+                        (u64::from(v[0]), u64::from(m[0]), 0xff)
+                    } else {
+                        (
+                            u64::from(u16::from_be_bytes([v[0], v[1]])),
+                            u64::from(u16::from_be_bytes([m[0], m[1]])),
+                            0xffff,
+                        )
+                    };
+                    if name.starts_with("vlan_tci") || name == "dl_type" || name == "tcp_flags" {
+                        if mi == fullm {
+                            format!("{vi:#06x}")
+                        } else {
+                            format!("{vi:#06x}/{mi:#06x}")
+                        }
+                    } else if mi == fullm {
+                        vi.to_string()
+                    } else {
+                        format!("{vi:#x}/{mi:#x}")
+                    }
+                }
+            };
+            parts.push(format!("{name}={s}"));
+        }
+        // Byte-wide fields with sub-byte masks.
+        let (tv, tm) = (vb[kf::NW_TOS], mb[kf::NW_TOS]);
+        if tm & 0xfc == 0xfc {
+            parts.push(format!("ip_dscp={}", tv >> 2));
+        }
+        if tm & 0x03 == 0x03 {
+            parts.push(format!("ip_ecn={}", tv & 3));
+        }
+        let (fv, fm) = (vb[kf::NW_FRAG], mb[kf::NW_FRAG]);
+        if fm != 0 {
+            let s = match (fv, fm) {
+                (0, FRAG_ANY) => "no",
+                (FRAG_ANY, FRAG_ANY) => "yes",
+                (FRAG_ANY, 3) => "first",
+                (3, 3) => "later",
+                _ => "not_later",
+            };
+            parts.push(format!("nw_frag={s}"));
+        }
+        write!(f, "{}", parts.join(","))
+    }
+}
+
+impl fmt::Display for RuleSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "priority={}", self.priority)?;
+        if self.idle_timeout != 0 {
+            write!(f, ",idle_timeout={}", self.idle_timeout)?;
+        }
+        if self.hard_timeout != 0 {
+            write!(f, ",hard_timeout={}", self.hard_timeout)?;
+        }
+        let m = self.matcher.to_string();
+        if !m.is_empty() {
+            write!(f, ",{m}")?;
+        }
+        write!(f, ",actions={}", fmt_actions(&self.actions))
+    }
+}

@@ -1,0 +1,143 @@
+//! The state one switch instance shares between its workers and the
+//! control thread: flow table, MAC table, port set, per-core statistics.
+
+use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::datapath::Datapath;
+use crate::fdb::{Fdb, DEFAULT_AGING_MS};
+use crate::rule::RuleSpec;
+use crate::stats::{CoreStats, Counters};
+use crate::table::FlowTable;
+use crate::verdict::MAX_PORTS;
+
+/// Sizing of a switch.
+#[derive(Debug, Clone)]
+pub struct SwitchConfig {
+    /// Number of worker cores (each gets a [`Datapath`]).
+    pub workers: usize,
+    /// MAC table capacity (entries).
+    pub fdb_capacity: usize,
+    /// MAC aging time.
+    pub fdb_aging_ms: u32,
+    /// Exact-match cache entries per worker.
+    pub cache_entries: usize,
+}
+
+impl Default for SwitchConfig {
+    fn default() -> Self {
+        SwitchConfig {
+            workers: 1,
+            fdb_capacity: 8192,
+            fdb_aging_ms: DEFAULT_AGING_MS,
+            cache_entries: 1 << 20,
+        }
+    }
+}
+
+/// Shared switch state. Create with [`Switch::new`], then one
+/// [`Datapath`] per worker with [`Switch::datapath`].
+pub struct Switch {
+    /// The flow table.
+    pub table: FlowTable,
+    /// The MAC table of the `normal` action.
+    pub fdb: Fdb,
+    ports: AtomicU64,
+    stats: Box<[CoreStats]>,
+    start: Instant,
+    cfg: SwitchConfig,
+}
+
+impl Switch {
+    /// A switch with no ports and no rules.
+    pub fn new(cfg: SwitchConfig) -> Arc<Switch> {
+        let workers = cfg.workers.max(1);
+        Arc::new(Switch {
+            table: FlowTable::new(workers),
+            fdb: Fdb::new(cfg.fdb_capacity, cfg.fdb_aging_ms),
+            ports: AtomicU64::new(0),
+            stats: (0..workers).map(|_| CoreStats::default()).collect(),
+            start: Instant::now(),
+            cfg,
+        })
+    }
+
+    /// Install the default rule `priority=0,actions=NORMAL` when the table
+    /// is empty, so the switch behaves as a learning bridge (OVS's default).
+    pub fn default_to_normal(&self) {
+        if self.table.snapshot().rules.is_empty() {
+            let r: RuleSpec = "priority=0,actions=NORMAL".parse().expect("static rule");
+            self.table.add(r, self.now_ms());
+        }
+    }
+
+    /// The datapath of worker `worker` (0-based, < workers). Create exactly
+    /// one per worker and use it from one thread.
+    pub fn datapath(self: &Arc<Self>, worker: usize) -> Datapath {
+        assert!(
+            worker < self.stats.len(),
+            "worker {worker} >= {} workers",
+            self.stats.len()
+        );
+        Datapath::new(Arc::clone(self), worker, self.cfg.cache_entries)
+    }
+
+    /// Milliseconds since the switch was created (monotonic): the `now_ms`
+    /// the datapath and the timeouts use.
+    pub fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// Bitmask of existing ports.
+    #[inline]
+    pub fn ports_up(&self) -> u64 {
+        self.ports.load(Relaxed)
+    }
+
+    /// Declare port `p` present (flood and output reach it).
+    pub fn port_add(&self, p: u16) -> Result<(), String> {
+        if p >= MAX_PORTS {
+            return Err(format!("port {p} out of range (0..={})", MAX_PORTS - 1));
+        }
+        self.ports.fetch_or(1 << p, SeqCst);
+        Ok(())
+    }
+
+    /// Remove port `p`: forget its MACs, and return only when no worker is
+    /// still in a burst that could output to it (the lead may then stop
+    /// and free the DPDK port).
+    pub fn port_del(&self, p: u16) -> Result<(), String> {
+        if p >= MAX_PORTS || self.ports_up() & (1 << p) == 0 {
+            return Err(format!("no port {p}"));
+        }
+        self.ports.fetch_and(!(1 << p), SeqCst);
+        self.fdb.flush_port(p);
+        self.table.synchronize();
+        Ok(())
+    }
+
+    pub(crate) fn core_stats(&self, w: usize) -> &CoreStats {
+        &self.stats[w]
+    }
+
+    /// Counters of every worker.
+    pub fn per_core(&self) -> Vec<Counters> {
+        self.stats.iter().map(CoreStats::read).collect()
+    }
+
+    /// Counters summed over workers.
+    pub fn totals(&self) -> Counters {
+        let mut t = Counters::default();
+        for c in self.per_core() {
+            t.add(&c);
+        }
+        t
+    }
+
+    /// Periodic work for the control thread: expire timed-out rules.
+    /// Call every ~100 ms. Returns how many rules expired.
+    pub fn housekeeping(&self) -> usize {
+        self.table.expire(self.now_ms()).len()
+    }
+}

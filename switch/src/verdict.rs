@@ -1,0 +1,82 @@
+//! What the datapath decided for one frame.
+
+/// Highest port number + 1: output sets are a `u64` bitmask.
+pub const MAX_PORTS: u16 = 64;
+
+/// Why a frame was dropped. The discriminant indexes counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// No rule matched (table miss).
+    NoMatch = 0,
+    /// The rule's actions say `drop` (or are empty).
+    Action,
+    /// Every output was filtered: port absent, the ingress port, or a flood
+    /// with no other port.
+    NoOutput,
+    /// `normal`: the destination was learned on the ingress port.
+    Hairpin,
+    /// `dec_ttl` on a TTL/hop limit of 0 or 1.
+    TtlExpired,
+    /// `push_vlan`/`set_vlan_vid` found no headroom.
+    NoHeadroom,
+}
+
+impl DropReason {
+    /// Number of reasons.
+    pub const COUNT: usize = 6;
+    /// All reasons in discriminant order.
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::NoMatch,
+        DropReason::Action,
+        DropReason::NoOutput,
+        DropReason::Hairpin,
+        DropReason::TtlExpired,
+        DropReason::NoHeadroom,
+    ];
+    /// Stable snake_case name used in stats output.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::NoMatch => "no_match",
+            DropReason::Action => "action_drop",
+            DropReason::NoOutput => "no_output",
+            DropReason::Hairpin => "hairpin",
+            DropReason::TtlExpired => "ttl_expired",
+            DropReason::NoHeadroom => "no_headroom",
+        }
+    }
+}
+
+/// The decision for one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit the (possibly rewritten) frame on every port whose bit is
+    /// set (bit N = port N). Never 0.
+    Output(u64),
+    /// Drop the frame.
+    Drop(DropReason),
+}
+
+impl Default for Verdict {
+    fn default() -> Self {
+        Verdict::Drop(DropReason::NoMatch)
+    }
+}
+
+impl Verdict {
+    /// The ports of an `Output` verdict, in increasing order.
+    pub fn ports(&self) -> impl Iterator<Item = u16> {
+        let mut m = match self {
+            Verdict::Output(m) => *m,
+            Verdict::Drop(_) => 0,
+        };
+        core::iter::from_fn(move || {
+            if m == 0 {
+                return None;
+            }
+            let p = m.trailing_zeros() as u16;
+            m &= m - 1;
+            Some(p)
+        })
+    }
+}
