@@ -254,7 +254,7 @@ pub fn run(g: &Guest<'_>) -> (String, Vec<String>) {
         .arg(&initrd)
         .args([
             "-append",
-            "console=ttyS0 intel_iommu=on panic=-1 loglevel=4",
+            "console=ttyS0 intel_iommu=on panic=-1 loglevel=4 no_timer_check",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
