@@ -66,8 +66,17 @@ fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
 
 /// Runs `vswitch` with a hard timeout so a hang fails the test.
 fn vswitch(args: &[&str], timeout: Duration) -> Output {
+    // Tests run in parallel: none may take the default control socket.
+    let mut args = args.to_vec();
+    if args.first() == Some(&"run")
+        && !args
+            .iter()
+            .any(|a| a.starts_with("--control") || *a == "--no-control")
+    {
+        args.push("--no-control");
+    }
     let mut child = Command::new(env!("CARGO_BIN_EXE_vswitch"))
-        .args(args)
+        .args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -129,11 +138,13 @@ fn pcap_to_pcap_is_byte_exact_and_in_order() {
             "--port",
             &p1,
             "--duration",
-            "2",
+            "60",
+            "--idle-exit",
+            "1",
             "--stats-interval",
             "0",
         ],
-        Duration::from_secs(60),
+        Duration::from_secs(90),
     );
     assert!(o.status.success(), "{}", text(&o));
     assert_same_frames(&read_pcap(&d.join("out.pcap")), &want);
@@ -164,11 +175,13 @@ fn through_a_net_ring_port_is_byte_exact() {
             "--port",
             "net_ring0",
             "--duration",
-            "2",
+            "60",
+            "--idle-exit",
+            "1",
             "--stats-interval",
             "0",
         ],
-        Duration::from_secs(60),
+        Duration::from_secs(90),
     );
     assert!(o.status.success(), "{}", text(&o));
     assert_same_frames(&read_pcap(&d.join("out.pcap")), &want);
@@ -184,7 +197,7 @@ fn toml_config_gives_the_same_run() {
     std::fs::write(
         &cfg,
         format!(
-            "eal = \"{}\"\nduration = 1.5\nstats_interval = 0\n[[port]]\ndevargs = \"net_pcap0,rx_pcap={}\"\n[[port]]\ndevargs = \"net_pcap1,tx_pcap={}\"\n",
+            "eal = \"{}\"\nduration = 60\nstats_interval = 0\n[[port]]\ndevargs = \"net_pcap0,rx_pcap={}\"\n[[port]]\ndevargs = \"net_pcap1,tx_pcap={}\"\n",
             eal("toml"),
             d.join("in.pcap").display(),
             d.join("out.pcap").display()
@@ -192,8 +205,15 @@ fn toml_config_gives_the_same_run() {
     )
     .unwrap();
     let o = vswitch(
-        &["run", "--config", cfg.to_str().unwrap(), "--json"],
-        Duration::from_secs(60),
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--json",
+            "--idle-exit",
+            "1",
+        ],
+        Duration::from_secs(90),
     );
     assert!(o.status.success(), "{}", text(&o));
     assert_same_frames(&read_pcap(&d.join("out.pcap")), &want);

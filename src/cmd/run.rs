@@ -33,6 +33,30 @@ pub struct RunArgs {
     /// Print stats and the summary as JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// A rule to install at start, in `ovs-ofctl add-flow` syntax (repeat).
+    /// With no rules the switch is a learning bridge (NORMAL).
+    #[arg(long = "flow", value_name = "RULE")]
+    pub flow: Vec<String>,
+    /// A file of rules, one per line (`#` comments and blank lines skipped).
+    #[arg(long = "flows", value_name = "FILE")]
+    pub flows_file: Option<PathBuf>,
+    /// Install pairwise cross-connect rules (port 0↔1, 2↔3, ...), as a
+    /// patch panel would.
+    #[arg(long)]
+    pub xconnect: bool,
+    /// Control socket for `vswitch flows|ports|fdb|stats`.
+    #[arg(long, value_name = "PATH", default_value = switch::control::DEFAULT_SOCKET)]
+    pub control: PathBuf,
+    /// Run without a control socket.
+    #[arg(long)]
+    pub no_control: bool,
+    /// Stop once traffic has flowed and then no port received a frame for
+    /// this many seconds (for replaying a finite pcap).
+    #[arg(long, value_name = "SECS")]
+    pub idle_exit: Option<f64>,
+    /// Exact-match flow cache entries per forwarding lcore (default 1M).
+    #[arg(long, value_name = "ENTRIES")]
+    pub flow_cache: Option<usize>,
     /// Read the run configuration from a TOML file (flags given as well
     /// override it; ports from flags are added after the file's).
     #[arg(long, value_name = "FILE")]
@@ -62,6 +86,25 @@ impl RunArgs {
             self.stats_interval
         };
         let iv = config::seconds("--stats-interval", interval_s)?;
+        let mut flows = file.flows;
+        if let Some(path) = &self.flows_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read flows file {}: {e}", path.display()))?;
+            flows.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned),
+            );
+        }
+        flows.extend(self.flow.iter().cloned());
+        let control = if self.no_control {
+            None
+        } else if self.control.as_os_str() == switch::control::DEFAULT_SOCKET {
+            Some(file.control.unwrap_or_else(|| self.control.clone()))
+        } else {
+            Some(self.control.clone())
+        };
         let cfg = RunConfig {
             eal,
             mbufs: self
@@ -72,6 +115,14 @@ impl RunArgs {
             duration,
             stats_interval: (!iv.is_zero()).then_some(iv),
             json: self.json,
+            flows,
+            xconnect: self.xconnect || file.xconnect,
+            control,
+            flow_cache: self.flow_cache.or(file.flow_cache).unwrap_or(1 << 20),
+            idle_exit: match self.idle_exit {
+                Some(s) => Some(config::seconds("--idle-exit", s)?),
+                None => None,
+            },
         };
         cfg.validate()?;
         Ok(cfg)
@@ -113,12 +164,14 @@ pub fn print_summary(s: &Summary, json: bool) {
 /// `vswitch` with no arguments: a demo on virtual PMDs, no NIC, no hugepages.
 pub fn demo() -> Result<(), String> {
     println!(
-        "vswitch demo: no arguments were given, so this forwards packets between two virtual DPDK ports\n\
-         for 3 seconds, with no NIC and no hugepages:\n  \
+        "vswitch demo: no arguments were given, so this switches packets between two virtual DPDK ports\n\
+         for 3 seconds, with no NIC and no hugepages, through the flow table with one rule:\n  \
+         priority=100,in_port=0,actions=output:1\n  \
          port 0 = net_null0        (a generator: every rx burst returns 64-byte packets)\n  \
          port 1 = net_null1,no-rx=1 (a sink: counts and frees what it is sent)\n\
          Equivalent command:\n  \
-         vswitch run --eal \"-l 0-1 --no-huge --no-shconf --no-pci\" --port net_null0 --port net_null1,no-rx=1 --duration 3\n\
+         vswitch run --eal \"-l 0-1 --no-huge --no-shconf --no-pci\" --port net_null0 --port net_null1,no-rx=1 --duration 3 --no-control \\\n      \
+         --flow priority=100,in_port=0,actions=output:1\n\
          See `vswitch --help` for the rest (run, and the other subcommands).\n"
     );
     let args = RunArgs {
@@ -128,11 +181,17 @@ pub fn demo() -> Result<(), String> {
             std::process::id()
         )),
         ports: vec!["net_null0".into(), "net_null1,no-rx=1".into()],
+        flow: vec!["priority=100,in_port=0,actions=output:1".into()],
         duration: Some(3.0),
         stats_interval: 1.0,
+        no_control: true,
         ..Default::default()
     };
     run(&args)?;
-    println!("\nThe numbers above are packets moved by one forwarding lcore from port 0's rx queue to port 1's tx queue.");
+    println!(
+        "\nThe numbers above are frames one forwarding lcore received on port 0, looked up in the flow cache\n\
+         and flow table, and sent to port 1. Add rules with --flow, or run with a control socket and use\n\
+         `vswitch flows add ...` while it runs."
+    );
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! What `vswitch run` runs: EAL arguments, ports, timing. Built from the
 //! command line or from a TOML file, and validated before DPDK is touched.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -21,6 +21,17 @@ pub struct RunConfig {
     pub json: bool,
     /// Mbufs in the packet pool.
     pub mbufs: u32,
+    /// Rules to install at start (`ovs-ofctl add-flow` syntax).
+    pub flows: Vec<String>,
+    /// Also install pairwise cross-connect rules (0↔1, 2↔3, ...).
+    pub xconnect: bool,
+    /// Control socket path (`None`: no control socket).
+    pub control: Option<PathBuf>,
+    /// Exact-match flow cache entries per worker.
+    pub flow_cache: usize,
+    /// Stop once traffic has flowed and then no port received anything for
+    /// this long (replaying a finite capture).
+    pub idle_exit: Option<Duration>,
 }
 
 /// The TOML form: every field of the command line.
@@ -33,6 +44,7 @@ pub struct RunConfig {
 /// devargs = "net_pcap0,rx_pcap=in.pcap"
 /// [[port]]
 /// devargs = "net_pcap1,tx_pcap=out.pcap"
+/// flows = ["priority=10,in_port=0,actions=output:1"]
 /// ```
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +60,16 @@ pub struct FileConfig {
     pub stats_interval: Option<f64>,
     /// Mbufs in the packet pool.
     pub mbufs: Option<u32>,
+    /// Rules installed at start.
+    #[serde(default)]
+    pub flows: Vec<String>,
+    /// Install pairwise cross-connect rules.
+    #[serde(default)]
+    pub xconnect: bool,
+    /// Control socket path.
+    pub control: Option<PathBuf>,
+    /// Exact-match flow cache entries per worker.
+    pub flow_cache: Option<usize>,
 }
 
 /// One `[[port]]` table.
@@ -108,6 +130,12 @@ impl RunConfig {
             }
             names.push(name);
         }
+        if !(1024..=1 << 26).contains(&self.flow_cache) {
+            return Err(format!(
+                "--flow-cache {} must be between 1024 and 2^26 entries",
+                self.flow_cache
+            ));
+        }
         if self.mbufs < 1024 {
             return Err(format!(
                 "--mbufs {} is too small (at least 1024)",
@@ -157,6 +185,11 @@ mod tests {
             stats_interval: None,
             json: false,
             mbufs: 8191,
+            flows: vec![],
+            xconnect: false,
+            control: None,
+            flow_cache: 1 << 16,
+            idle_exit: None,
         }
     }
 

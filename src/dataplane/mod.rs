@@ -1,28 +1,36 @@
-//! The DPDK data plane behind `vswitch run`: EAL, pool, ports, worker lcores,
-//! a monitor thread for stats and the stop condition.
+//! The DPDK data plane behind `vswitch run`: EAL, packet pool, the
+//! flow-table switch, its ports, one worker per forwarding lcore, the control
+//! socket, and a monitor thread for stats and the stop condition.
 //!
 //! ```text
-//!  port 0 rx ──► worker lcore ──► port 1 tx      (streams: 0→1, 1→0, 2→3, ...)
-//!  port 1 rx ──►   (bursts)   ──► port 0 tx
-//!                     │ relaxed counters
-//!  monitor thread ◄───┘  periodic stats, --duration, SIGINT/SIGTERM → stop flag
+//!  port rx queues ──► worker lcore(s): rx burst ─► switch::Datapath ─► tx burst per port ──► port tx queues
+//!                          ▲ queue hand-out (lock-free cmd queue)          │ relaxed counters
+//!  control socket ──► Ports (hot add/del) / FlowTable (rules)              ▼
+//!  monitor thread: periodic port stats, --duration, SIGINT/SIGTERM ──► stop flag
 //! ```
 
 pub mod config;
-pub mod forward;
+pub mod mbuf_frame;
+pub mod ports;
 pub mod stats;
+pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dpdk::{Eal, HugepageStatus, Mempool, Port, PortConfig};
+use crossbeam_queue::ArrayQueue;
+use dpdk::{Eal, HugepageStatus, Mempool};
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use switch::control::{ControlServer, NoPorts, Reply, Request, StatsReport};
+use switch::rule::RuleSpec;
+use switch::switch::{Switch, SwitchConfig};
 
 use config::RunConfig;
-use forward::{Stream, StreamCounters};
+use ports::{Backend, Ports};
 use stats::{PortRates, PortSample};
+use worker::{LoopCounters, Worker};
 
 /// The final report of a run.
 #[derive(Debug, Serialize)]
@@ -31,12 +39,15 @@ pub struct Summary {
     pub seconds: f64,
     /// Per-port totals and average rates over the run.
     pub ports: Vec<PortRates>,
-    /// Packets forwarded (sent) per second, all ports.
+    /// Packets handed to tx queues per second, all ports.
     pub forwarded_pps: f64,
-    /// Average TSC cycles per forwarded packet in busy iterations.
+    /// Average TSC cycles per received packet in busy iterations (rx burst
+    /// to tx burst, inclusive).
     pub cycles_per_packet: f64,
     /// Percentiles of cycles per packet (per burst): p50, p90, p99, max.
     pub cycles_per_packet_pct: [u64; 4],
+    /// The switch's own counters (cache hit rate, drops by reason, ...).
+    pub switch: StatsReport,
 }
 
 /// Default EAL arguments when none are given: two lcores if the machine has
@@ -58,7 +69,8 @@ pub fn default_eal(ports: &[String]) -> Vec<String> {
         free: 0,
         size_kib: 0,
     });
-    if hp.free == 0 {
+    let mounted = std::fs::read_to_string("/proc/mounts").is_ok_and(|m| m.contains("hugetlbfs"));
+    if hp.free == 0 || !mounted {
         eal.push("--no-huge".into());
         eal.push("--no-shconf".into());
     }
@@ -87,9 +99,31 @@ pub fn default_mbufs(ports: usize) -> u32 {
     need.next_power_of_two() - 1
 }
 
+/// Parses the configured rules; an error names the rule.
+pub fn parse_rules(cfg: &RunConfig) -> Result<Vec<RuleSpec>, String> {
+    let mut rules = Vec::with_capacity(cfg.flows.len());
+    for (i, text) in cfg.flows.iter().enumerate() {
+        let r: RuleSpec = text
+            .parse()
+            .map_err(|e| format!("flow {} ({text:?}): {e}", i + 1))?;
+        rules.push(r);
+    }
+    if cfg.xconnect {
+        for (a, b) in cfg.streams() {
+            let text = format!("priority=65535,in_port={a},actions=output:{b}");
+            rules.push(
+                text.parse()
+                    .map_err(|e| format!("cross-connect rule {text:?}: {e}"))?,
+            );
+        }
+    }
+    Ok(rules)
+}
+
 /// Runs the data plane until the duration ends or a signal arrives.
 pub fn run(cfg: &RunConfig) -> Result<Summary, String> {
     cfg.validate()?;
+    let rules = parse_rules(cfg)?;
     if !cfg.no_huge() {
         if let Some(hp) = HugepageStatus::read() {
             if hp.free == 0 {
@@ -118,89 +152,102 @@ pub fn run(cfg: &RunConfig) -> Result<Summary, String> {
         )
         .map_err(|e| format!("packet pool: {e}"))?,
     );
-
-    let mut ports = Vec::with_capacity(cfg.ports.len());
-    for (i, devargs) in cfg.ports.iter().enumerate() {
-        let mut p = Port::probe(devargs).map_err(|e| format!("port {i} ({devargs}): {e}"))?;
-        p.configure(PortConfig::default(), &pool)
-            .map_err(|e| format!("port {i} ({devargs}): {e}"))?;
-        ports.push(p);
-    }
-    for (i, p) in ports.iter_mut().enumerate() {
-        p.start()
-            .map_err(|e| format!("port {i} ({}): {e}", p.name()))?;
-    }
-
-    // Streams, spread round-robin over the worker lcores (or the main lcore).
-    let pairs = cfg.streams();
-    let counters: Arc<[StreamCounters]> = (0..pairs.len())
-        .map(|_| StreamCounters::default())
+    let lcores = eal.worker_lcores();
+    let n_workers = lcores.len().max(1);
+    let sw = Switch::new(SwitchConfig {
+        workers: n_workers,
+        cache_entries: cfg.flow_cache,
+        ..SwitchConfig::default()
+    });
+    let queues: Vec<Arc<ArrayQueue<ports::WorkerCmd>>> = (0..n_workers)
+        .map(|_| Arc::new(ArrayQueue::new(1024)))
         .collect();
-    let mut streams = Vec::with_capacity(pairs.len());
-    for (index, &(rx, tx)) in pairs.iter().enumerate() {
-        let rxq = ports[rx].rx_queue(0).map_err(|e| e.to_string())?;
-        let txq = ports[tx].tx_queue(0).map_err(|e| e.to_string())?;
-        streams.push(Stream {
-            index,
-            rx: rxq,
-            tx: txq,
-        });
+    let ports = Arc::new(Ports::new(
+        Arc::clone(&sw),
+        Arc::clone(&pool),
+        queues.clone(),
+    ));
+    for (i, devargs) in cfg.ports.iter().enumerate() {
+        ports.add(devargs, Some(i as u16))?;
     }
-    let workers = eal.worker_lcores();
-    let mut per_worker: Vec<Vec<Stream>> = (0..workers.len().max(1)).map(|_| Vec::new()).collect();
-    for (i, s) in streams.into_iter().enumerate() {
-        let slot = i % per_worker.len();
-        per_worker[slot].push(s);
-    }
+    let installed = rules.len();
+    sw.table.add_many(rules, sw.now_ms());
+    sw.default_to_normal();
 
-    let names: Vec<String> = ports.iter().map(|p| p.name().to_owned()).collect();
-    let ids: Vec<u16> = ports.iter().map(|p| p.id()).collect();
+    let running = Arc::new(AtomicBool::new(true));
+    let control = match &cfg.control {
+        Some(path) => Some(
+            ControlServer::start(
+                path,
+                Arc::clone(&sw),
+                Arc::new(Backend {
+                    ports: Arc::clone(&ports),
+                    running: Arc::clone(&running),
+                }),
+            )
+            .map_err(|e| format!("control socket {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+
     println!(
-        "vswitch: forwarding {} port(s) on {} lcore(s): {}",
-        ports.len(),
-        per_worker.iter().filter(|w| !w.is_empty()).count(),
-        pairs
-            .iter()
-            .map(|(a, b)| format!("{}→{}", names[*a], names[*b]))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "vswitch: {} port(s) on {} forwarding lcore(s), {}; control socket {}",
+        cfg.ports.len(),
+        n_workers,
+        if installed == 0 {
+            "no rules: learning bridge (NORMAL)".to_string()
+        } else {
+            format!("{installed} rule(s)")
+        },
+        cfg.control
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "off".into())
     );
 
+    let counters: Vec<Arc<LoopCounters>> = (0..n_workers)
+        .map(|_| Arc::new(LoopCounters::default()))
+        .collect();
     let start = Instant::now();
     let monitor = {
-        let stop = Arc::clone(&stop);
-        let counters = Arc::clone(&counters);
-        let names = names.clone();
-        let ids = ids.clone();
-        let pairs = pairs.clone();
-        let (duration, interval, json) = (cfg.duration, cfg.stats_interval, cfg.json);
+        let (stop, ports) = (Arc::clone(&stop), Arc::clone(&ports));
+        let timing = Timing {
+            duration: cfg.duration,
+            interval: cfg.stats_interval,
+            idle_exit: cfg.idle_exit,
+        };
+        let json = cfg.json;
         std::thread::Builder::new()
             .name("vswitch-monitor".into())
-            .spawn(move || {
-                monitor(
-                    &stop, &counters, &pairs, &ids, &names, duration, interval, json,
-                )
-            })
+            .spawn(move || monitor(&stop, &ports, timing, json))
             .map_err(|e| format!("cannot start the monitor thread: {e}"))?
     };
 
     let mut hist =
         Histogram::<u64>::new_with_bounds(1, 1_000_000, 3).expect("static histogram bounds");
-    if workers.is_empty() {
-        let w = per_worker.pop().unwrap_or_default();
-        let r = forward::run_worker(w, Arc::clone(&counters), Arc::clone(&stop));
+    let make = |i: usize| {
+        Worker::new(
+            i,
+            &sw,
+            Arc::clone(&queues[i]),
+            Arc::clone(&counters[i]),
+            Arc::clone(&ports.tx_drops),
+        )
+    };
+    if lcores.is_empty() {
+        let r = make(0).run(&stop);
         let _ = hist.add(&r.cycles_per_packet);
     } else {
         let mut jobs = Vec::new();
-        for (lcore, w) in workers.iter().zip(per_worker) {
-            if w.is_empty() {
-                continue;
+        for (i, lcore) in lcores.iter().enumerate() {
+            let (w, s) = (make(i), Arc::clone(&stop));
+            match dpdk::lcore::launch(*lcore, move || w.run(&s)) {
+                Ok(j) => jobs.push(j),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(format!("cannot start the worker on lcore {lcore}: {e}"));
+                }
             }
-            let (c, s) = (Arc::clone(&counters), Arc::clone(&stop));
-            jobs.push(
-                dpdk::lcore::launch(*lcore, move || forward::run_worker(w, c, s))
-                    .map_err(|e| format!("cannot start the worker on lcore {lcore}: {e}"))?,
-            );
         }
         for j in jobs {
             match j.join() {
@@ -211,32 +258,28 @@ pub fn run(cfg: &RunConfig) -> Result<Summary, String> {
             }
         }
     }
+    running.store(false, Ordering::Release);
     stop.store(true, Ordering::Relaxed);
     let _ = monitor.join();
+    drop(control);
     let seconds = start.elapsed().as_secs_f64();
 
     let zero = PortSample::default();
-    let port_rates: Vec<PortRates> = (0..ports.len())
-        .map(|i| {
-            stats::rates(
-                i,
-                &names[i],
-                &zero,
-                &sample(i, ids[i], &pairs, &counters),
-                seconds,
-            )
+    let port_rates: Vec<PortRates> = ports
+        .list()
+        .into_iter()
+        .map(|(no, name, id)| {
+            stats::rates(no as usize, &name, &zero, &sample(&ports, no, id), seconds)
         })
         .collect();
-    let sent: u64 = counters.iter().map(|c| c.tx.load(Ordering::Relaxed)).sum();
-    let busy: u64 = counters
-        .iter()
-        .map(|c| c.busy_cycles.load(Ordering::Relaxed))
-        .sum();
-    let rx: u64 = counters.iter().map(|c| c.rx.load(Ordering::Relaxed)).sum();
+    let load = |f: fn(&LoopCounters) -> &std::sync::atomic::AtomicU64| -> u64 {
+        counters.iter().map(|c| f(c).load(Ordering::Relaxed)).sum()
+    };
+    let (rx, tx, busy) = (load(|c| &c.rx), load(|c| &c.tx), load(|c| &c.busy_cycles));
     let summary = Summary {
         seconds,
         ports: port_rates,
-        forwarded_pps: sent as f64 / seconds.max(1e-9),
+        forwarded_pps: tx as f64 / seconds.max(1e-9),
         cycles_per_packet: if rx > 0 { busy as f64 / rx as f64 } else { 0.0 },
         cycles_per_packet_pct: [
             hist.value_at_quantile(0.5),
@@ -244,79 +287,101 @@ pub fn run(cfg: &RunConfig) -> Result<Summary, String> {
             hist.value_at_quantile(0.99),
             hist.max(),
         ],
+        switch: switch_stats(&sw)?,
     };
 
     // Stop and close the ports (net_pcap flushes its capture files here),
     // then the pool, then the EAL.
+    ports.close_all();
     drop(ports);
     drop(pool);
     drop(eal);
     Ok(summary)
 }
 
-/// A port's cumulative counters: the device's own plus the tx refusals of
-/// the streams that send to it.
-fn sample(
-    port: usize,
-    id: u16,
-    pairs: &[(usize, usize)],
-    counters: &[StreamCounters],
-) -> PortSample {
+/// The switch's statistics report (what `vswitch stats` shows).
+fn switch_stats(sw: &Switch) -> Result<StatsReport, String> {
+    match switch::control::handle(sw, &NoPorts, Request::Stats) {
+        Reply::Stats(r) => Ok(*r),
+        other => Err(format!("unexpected stats reply: {other:?}")),
+    }
+}
+
+/// A port's cumulative counters: the device's own plus the frames its tx
+/// queues refused.
+fn sample(ports: &Ports, no: u16, id: u16) -> PortSample {
     let st = dpdk::stats_of(id).unwrap_or_default();
-    let refused: u64 = pairs
-        .iter()
-        .zip(counters)
-        .filter(|((_, tx), _)| *tx == port)
-        .map(|(_, c)| c.tx_dropped.load(Ordering::Relaxed))
-        .sum();
     PortSample {
         rx_packets: st.ipackets,
         tx_packets: st.opackets,
         rx_bytes: st.ibytes,
         tx_bytes: st.obytes,
-        drops: st.imissed + st.ierrors + st.oerrors + st.rx_nombuf + refused,
+        drops: st.imissed + st.ierrors + st.oerrors + st.rx_nombuf + ports.tx_drops.port_total(no),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn monitor(
-    stop: &AtomicBool,
-    counters: &[StreamCounters],
-    pairs: &[(usize, usize)],
-    ids: &[u16],
-    names: &[String],
+/// When the monitor prints and stops.
+struct Timing {
     duration: Option<Duration>,
     interval: Option<Duration>,
-    json: bool,
-) {
+    idle_exit: Option<Duration>,
+}
+
+fn monitor(stop: &AtomicBool, ports: &Ports, t: Timing, json: bool) {
+    let Timing {
+        duration,
+        interval,
+        idle_exit,
+    } = t;
     let start = Instant::now();
     let mut last = Instant::now();
-    let mut prev: Vec<PortSample> = (0..ids.len())
-        .map(|i| sample(i, ids[i], pairs, counters))
-        .collect();
+    let mut last_rx = (0u64, Instant::now());
+    let snapshot = || -> Vec<(u16, String, PortSample)> {
+        ports
+            .list()
+            .into_iter()
+            .map(|(no, name, id)| (no, name, sample(ports, no, id)))
+            .collect()
+    };
+    let mut prev = snapshot();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(20));
         if duration.is_some_and(|d| start.elapsed() >= d) {
             break;
         }
-        if let Some(iv) = interval {
-            if !iv.is_zero() && last.elapsed() >= iv {
-                let secs = last.elapsed().as_secs_f64();
-                last = Instant::now();
-                let cur: Vec<PortSample> = (0..ids.len())
-                    .map(|i| sample(i, ids[i], pairs, counters))
-                    .collect();
-                for i in 0..ids.len() {
-                    let r = stats::rates(i, &names[i], &prev[i], &cur[i], secs);
-                    if json {
-                        println!("{}", serde_json::json!({"type": "port_stats", "stats": r}));
-                    } else {
-                        println!("{}", stats::format_line(&r));
-                    }
-                }
-                prev = cur;
+        if let Some(idle) = idle_exit {
+            let rx: u64 = ports
+                .list()
+                .iter()
+                .map(|(_, _, id)| dpdk::stats_of(*id).map(|s| s.ipackets).unwrap_or(0))
+                .sum();
+            if rx != last_rx.0 {
+                last_rx = (rx, Instant::now());
+            } else if rx > 0 && last_rx.1.elapsed() >= idle {
+                break;
             }
         }
+        let Some(iv) = interval else { continue };
+        if last.elapsed() < iv {
+            continue;
+        }
+        let secs = last.elapsed().as_secs_f64();
+        last = Instant::now();
+        let cur = snapshot();
+        for (no, name, s) in &cur {
+            let before = prev
+                .iter()
+                .find(|(p, _, _)| p == no)
+                .map(|(_, _, s)| *s)
+                .unwrap_or_default();
+            let r = stats::rates(*no as usize, name, &before, s, secs);
+            if json {
+                println!("{}", serde_json::json!({"type": "port_stats", "stats": r}));
+            } else {
+                println!("{}", stats::format_line(&r));
+            }
+        }
+        prev = cur;
     }
     stop.store(true, Ordering::Relaxed);
 }

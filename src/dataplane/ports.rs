@@ -1,0 +1,256 @@
+//! The switch's DPDK ports: probing, queue hand-out to workers, hot add and
+//! remove while traffic flows, and the control plane's view of them.
+//!
+//! Each worker owns one tx queue on every port (so no tx queue is shared)
+//! and the rx queues assigned to it. Workers learn about port changes
+//! through a lock-free command queue they drain between bursts; removal
+//! waits for every worker's acknowledgement before the port is closed.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::ArrayQueue;
+use dpdk::{Mempool, Port, PortConfig, RxQueue, TxQueue};
+use switch::control::{PortBackend, PortInfo, PortSpec};
+use switch::switch::Switch;
+use switch::verdict::MAX_PORTS;
+
+/// A change a worker applies between bursts.
+pub enum WorkerCmd {
+    /// Start polling this rx queue as switch port `port`.
+    AddRx(u16, RxQueue),
+    /// Send to switch port `port` through this tx queue.
+    AddTx(u16, TxQueue),
+    /// Forget every queue of switch port `port`, then raise the flag.
+    Remove(u16, Arc<AtomicBool>),
+}
+
+/// Per-worker, per-port counters of frames the tx queue refused.
+pub struct TxDrops {
+    counts: Box<[AtomicU64]>,
+}
+
+impl TxDrops {
+    fn new(workers: usize) -> TxDrops {
+        TxDrops {
+            counts: (0..workers * MAX_PORTS as usize)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        }
+    }
+
+    /// Adds `n` refused frames for (worker, port); one writer per cell, so
+    /// a relaxed load and store suffice.
+    #[inline(always)]
+    pub fn add(&self, worker: usize, port: u16, n: u64) {
+        let c = &self.counts[worker * MAX_PORTS as usize + port as usize];
+        c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+
+    /// Refused frames of `port`, all workers.
+    pub fn port_total(&self, port: u16) -> u64 {
+        self.counts
+            .chunks(MAX_PORTS as usize)
+            .map(|w| w[port as usize].load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+struct Entry {
+    no: u16,
+    devargs: String,
+    port: Port,
+}
+
+/// The set of ports of a running switch.
+pub struct Ports {
+    sw: Arc<Switch>,
+    pool: Arc<Mempool>,
+    workers: Vec<Arc<ArrayQueue<WorkerCmd>>>,
+    entries: Mutex<Vec<Entry>>,
+    next_rx_worker: Mutex<usize>,
+    /// Frames refused by tx queues.
+    pub tx_drops: Arc<TxDrops>,
+}
+
+impl Ports {
+    /// A port set feeding `workers` command queues.
+    pub fn new(
+        sw: Arc<Switch>,
+        pool: Arc<Mempool>,
+        workers: Vec<Arc<ArrayQueue<WorkerCmd>>>,
+    ) -> Ports {
+        let n = workers.len();
+        Ports {
+            sw,
+            pool,
+            workers,
+            entries: Mutex::new(Vec::new()),
+            next_rx_worker: Mutex::new(0),
+            tx_drops: Arc::new(TxDrops::new(n)),
+        }
+    }
+
+    fn send(&self, w: usize, mut cmd: WorkerCmd) {
+        // The queue is drained between bursts; a full queue only delays us.
+        loop {
+            match self.workers[w].push(cmd) {
+                Ok(()) => return,
+                Err(c) => {
+                    cmd = c;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+
+    /// Probes, configures and starts a port, hands its queues to the
+    /// workers and declares it to the switch. Returns its port number.
+    pub fn add(&self, devargs: &str, want: Option<u16>) -> Result<u16, String> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let no = match want {
+            Some(n) if n >= MAX_PORTS => {
+                return Err(format!(
+                    "port number {n} out of range (0..={})",
+                    MAX_PORTS - 1
+                ))
+            }
+            Some(n) if entries.iter().any(|e| e.no == n) => {
+                return Err(format!("port number {n} is in use"))
+            }
+            Some(n) => n,
+            None => (0..MAX_PORTS)
+                .find(|n| !entries.iter().any(|e| e.no == *n))
+                .ok_or_else(|| format!("the switch has its maximum of {MAX_PORTS} ports"))?,
+        };
+        let mut port = Port::probe(devargs).map_err(|e| format!("port {no} ({devargs}): {e}"))?;
+        let workers = self.workers.len() as u16;
+        let cfg = PortConfig {
+            tx_queues: workers,
+            ..PortConfig::default()
+        };
+        port.configure(cfg, &self.pool).map_err(|e| {
+            format!(
+                "port {no} ({devargs}): {e}{}",
+                if workers > 1 {
+                    " (each forwarding lcore needs its own tx queue: use fewer lcores)"
+                } else {
+                    ""
+                }
+            )
+        })?;
+        port.start()
+            .map_err(|e| format!("port {no} ({devargs}): {e}"))?;
+        for w in 0..self.workers.len() {
+            let txq = port.tx_queue(w as u16).map_err(|e| e.to_string())?;
+            self.send(w, WorkerCmd::AddTx(no, txq));
+        }
+        let rxq = port.rx_queue(0).map_err(|e| e.to_string())?;
+        let w = {
+            let mut n = self
+                .next_rx_worker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let w = *n % self.workers.len();
+            *n += 1;
+            w
+        };
+        self.send(w, WorkerCmd::AddRx(no, rxq));
+        self.sw.port_add(no)?;
+        entries.push(Entry {
+            no,
+            devargs: devargs.to_owned(),
+            port,
+        });
+        entries.sort_by_key(|e| e.no);
+        Ok(no)
+    }
+
+    /// Removes a port while traffic flows: the switch stops sending to it,
+    /// every worker drops its queues (acknowledged), then it is closed.
+    /// `workers_running` false (shutdown) skips the acknowledgements.
+    pub fn del(&self, no: u16, workers_running: bool) -> Result<(), String> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let i = entries
+            .iter()
+            .position(|e| e.no == no)
+            .ok_or_else(|| format!("no port {no}"))?;
+        self.sw.port_del(no)?;
+        if workers_running {
+            let acks: Vec<Arc<AtomicBool>> = (0..self.workers.len())
+                .map(|_| Arc::new(AtomicBool::new(false)))
+                .collect();
+            for (w, a) in acks.iter().enumerate() {
+                self.send(w, WorkerCmd::Remove(no, Arc::clone(a)));
+            }
+            let t = Instant::now();
+            while !acks.iter().all(|a| a.load(Ordering::Acquire)) {
+                if t.elapsed() > Duration::from_secs(10) {
+                    return Err(format!(
+                        "port {no}: workers did not release its queues within 10 s"
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let e = entries.remove(i);
+        drop(e.port);
+        Ok(())
+    }
+
+    /// (number, name, DPDK id) of every port.
+    pub fn list(&self) -> Vec<(u16, String, u16)> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .map(|e| (e.no, e.port.name().to_owned(), e.port.id()))
+            .collect()
+    }
+
+    /// Stops and closes every port (at shutdown, workers already joined).
+    pub fn close_all(&self) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.clear();
+    }
+}
+
+/// The control plane's port operations, backed by [`Ports`].
+pub struct Backend {
+    /// The ports.
+    pub ports: Arc<Ports>,
+    /// Whether the workers are still polling.
+    pub running: Arc<AtomicBool>,
+}
+
+impl PortBackend for Backend {
+    fn add(&self, spec: &PortSpec) -> Result<u16, String> {
+        self.ports.add(&spec.devargs, spec.port)
+    }
+
+    fn del(&self, port: u16) -> Result<(), String> {
+        self.ports.del(port, self.running.load(Ordering::Acquire))
+    }
+
+    fn show(&self) -> Vec<PortInfo> {
+        let entries = self.ports.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .map(|e| {
+                let st = e.port.stats().unwrap_or_default();
+                PortInfo {
+                    port: e.no,
+                    name: e.port.name().to_owned(),
+                    devargs: e.devargs.clone(),
+                    link_up: e.port.link().map(|l| l.up).unwrap_or(false),
+                    rx_packets: st.ipackets,
+                    rx_bytes: st.ibytes,
+                    tx_packets: st.opackets,
+                    tx_bytes: st.obytes,
+                    rx_dropped: st.imissed + st.rx_nombuf,
+                    tx_dropped: st.oerrors + self.ports.tx_drops.port_total(e.no),
+                }
+            })
+            .collect()
+    }
+}
