@@ -30,6 +30,8 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Accelerator virtual functions: configure, list, run jobs.
     Accel(cmd::accel::AccelArgs),
+    /// Ports of a running switch: add, delete, show.
+    Ports(cmd::ports::PortsArgs),
     /// Manage the flow table of a running switch (add|del|dump).
     Flows(cmd::flows::FlowsArgs),
     /// Show the MAC learning table of a running switch.
@@ -44,6 +46,7 @@ fn main() {
         None => cmd::run::demo(),
         Some(Command::Run(a)) => cmd::run::run(&a),
         Some(Command::Accel(a)) => cmd::accel::run(a),
+        Some(Command::Ports(a)) => cmd::ports::run(a),
         Some(Command::Flows(a)) => cmd::flows::run(a),
         Some(Command::Fdb(a)) => cmd::fdb::run(a),
         Some(Command::Stats(a)) => cmd::stats::run(a),

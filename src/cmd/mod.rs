@@ -3,5 +3,6 @@
 pub mod accel;
 pub mod fdb;
 pub mod flows;
+pub mod ports;
 pub mod run;
 pub mod stats;

@@ -72,6 +72,8 @@ pub fn default_eal(ports: &[String]) -> Vec<String> {
     let mounted = std::fs::read_to_string("/proc/mounts").is_ok_and(|m| m.contains("hugetlbfs"));
     if hp.free == 0 || !mounted {
         eal.push("--no-huge".into());
+        eal.push("-m".into());
+        eal.push("512".into());
         eal.push("--no-shconf".into());
     }
     if !ports.iter().any(|p| is_pci(config::dpdk_port_name(p))) {

@@ -1,4 +1,5 @@
-//! Port-to-port forwarding: `vswitch run` against `dpdk-testpmd
+//! Port-to-port forwarding: `vswitch run --xconnect` (one `in_port=0,
+//! actions=output:1` rule through the flow cache) against `dpdk-testpmd
 //! --forward-mode=io`, same ports, same traffic, same single forwarding
 //! core, in the same run.
 //!

@@ -1,0 +1,509 @@
+//! The flow-table switch on real DPDK ports, through the `vswitch` binary:
+//! rules steer pcap traffic to the right ports with exactly the right bytes;
+//! the control socket changes rules and ports while traffic flows; two
+//! network namespaces talk through the switch over `net_af_packet` ports.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vswitch-sw-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn eal(tag: &str) -> String {
+    format!(
+        "-l 0-1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vsw-{tag}-{}",
+        std::process::id()
+    )
+}
+
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    for c in data.chunks(2) {
+        sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An Ethernet/IPv4 frame with protocol `proto` and `payload` after the IP
+/// header (L4 checksums are not needed by the switch), TTL `ttl`.
+fn ipv4(src_mac: u8, proto: u8, ttl: u8, tos: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![
+        0x02, 0, 0, 0, 0, 0xbb, 0x02, 0, 0, 0, 0, src_mac, 0x08, 0x00,
+    ];
+    let total = (20 + payload.len()) as u16;
+    let mut ip = vec![
+        0x45, tos, 0, 0, 0x12, 0x34, 0, 0, ttl, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ];
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    let c = checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(payload);
+    f
+}
+
+fn l4(sport: u16, dport: u16, len: usize) -> Vec<u8> {
+    let mut p = vec![0u8; len];
+    p[0..2].copy_from_slice(&sport.to_be_bytes());
+    p[2..4].copy_from_slice(&dport.to_be_bytes());
+    if len >= 14 {
+        p[12] = 0x50; // TCP data offset 5 words
+    }
+    for (i, b) in p.iter_mut().enumerate().skip(20) {
+        *b = i as u8;
+    }
+    p
+}
+
+/// Oracle: the same frame with an 802.1Q tag (TPID 0x8100, VID `vid`, PCP 0)
+/// inserted after the MAC addresses.
+fn with_vlan(f: &[u8], vid: u16) -> Vec<u8> {
+    let mut o = f[..12].to_vec();
+    o.extend_from_slice(&[0x81, 0x00]);
+    o.extend_from_slice(&vid.to_be_bytes());
+    o.extend_from_slice(&f[12..]);
+    o
+}
+
+/// Oracle: TTL minus one, IPv4 checksum recomputed from scratch.
+fn ttl_minus_one(f: &[u8]) -> Vec<u8> {
+    let mut o = f.to_vec();
+    o[14 + 8] -= 1;
+    o[14 + 10] = 0;
+    o[14 + 11] = 0;
+    let c = checksum(&o[14..34]);
+    o[24..26].copy_from_slice(&c.to_be_bytes());
+    o
+}
+
+fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let mut w = PcapWriter::new(File::create(path).unwrap()).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        w.write_packet(&PcapPacket::new(
+            Duration::from_micros(i as u64),
+            f.len() as u32,
+            f,
+        ))
+        .unwrap();
+    }
+}
+
+fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
+    let Ok(file) = File::open(path) else {
+        return vec![];
+    };
+    let mut r = PcapReader::new(file).unwrap();
+    let mut out = Vec::new();
+    while let Some(p) = r.next_packet() {
+        out.push(p.unwrap().data.into_owned());
+    }
+    out
+}
+
+fn run_to_end(args: &[String], timeout: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("vswitch {args:?} hung");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn rules_steer_and_rewrite_byte_exact() {
+    let d = tmpdir("rules");
+    let udp = ipv4(1, 17, 64, 0, &l4(1000, 53, 40));
+    let tcp = ipv4(1, 6, 64, 0, &l4(40000, 80, 60));
+    let icmp = ipv4(1, 1, 9, 0, &[8, 0, 0, 0, 0, 1, 0, 1, 0xaa, 0xbb]);
+    let arp = {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x08, 0x06]);
+        f.extend_from_slice(&[
+            0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2,
+        ]);
+        f.resize(60, 0);
+        f
+    };
+    let runt = vec![
+        0x02, 0, 0, 0, 0, 0xbb, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45,
+    ]; // IPv4 cut short
+    let mut input = Vec::new();
+    for i in 0..50 {
+        input.push(match i % 5 {
+            0 => udp.clone(),
+            1 => tcp.clone(),
+            2 => icmp.clone(),
+            3 => arp.clone(),
+            _ => runt.clone(),
+        });
+    }
+    write_pcap(&d.join("in.pcap"), &input);
+    let args: Vec<String> = vec![
+        "run".into(),
+        "--eal".into(),
+        eal("rules"),
+        "--port".into(),
+        format!("net_pcap0,rx_pcap={}", d.join("in.pcap").display()),
+        "--port".into(),
+        format!("net_pcap1,tx_pcap={}", d.join("p1.pcap").display()),
+        "--port".into(),
+        format!("net_pcap2,tx_pcap={}", d.join("p2.pcap").display()),
+        "--flow".into(),
+        "priority=100,in_port=0,udp,tp_dst=53,actions=output:1".into(),
+        "--flow".into(),
+        "priority=100,in_port=0,tcp,tp_dst=80,actions=push_vlan:0x8100,mod_vlan_vid:42,output:2"
+            .into(),
+        "--flow".into(),
+        "priority=90,in_port=0,icmp,actions=dec_ttl,output:1,output:2".into(),
+        "--flow".into(),
+        "priority=10,in_port=0,actions=drop".into(),
+        "--duration".into(),
+        "60".into(),
+        "--idle-exit".into(),
+        "1".into(),
+        "--stats-interval".into(),
+        "0".into(),
+        "--no-control".into(),
+        "--json".into(),
+        "--flow-cache".into(),
+        "4096".into(),
+    ];
+    let o = run_to_end(&args, Duration::from_secs(90));
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Port 1: every UDP frame untouched and every ICMP frame with TTL-1, in order.
+    let want1: Vec<Vec<u8>> = input
+        .iter()
+        .filter_map(|f| {
+            if *f == udp {
+                Some(udp.clone())
+            } else if *f == icmp {
+                Some(ttl_minus_one(&icmp))
+            } else {
+                None
+            }
+        })
+        .collect();
+    // Port 2: TCP with a VLAN tag pushed, and the mirrored ICMP copies.
+    let want2: Vec<Vec<u8>> = input
+        .iter()
+        .filter_map(|f| {
+            if *f == tcp {
+                Some(with_vlan(&tcp, 42))
+            } else if *f == icmp {
+                Some(ttl_minus_one(&icmp))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let got1 = read_pcap(&d.join("p1.pcap"));
+    let got2 = read_pcap(&d.join("p2.pcap"));
+    assert_eq!(got1.len(), want1.len(), "port 1 frame count\n{}", text(&o));
+    assert_eq!(got2.len(), want2.len(), "port 2 frame count\n{}", text(&o));
+    for (i, (g, w)) in got1.iter().zip(&want1).enumerate() {
+        assert_eq!(g, w, "port 1 frame {i}");
+    }
+    for (i, (g, w)) in got2.iter().zip(&want2).enumerate() {
+        assert_eq!(g, w, "port 2 frame {i}");
+    }
+    // The ARP and runt frames hit the drop rule; the runt was counted malformed.
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("\"summary\""))
+        .expect("summary");
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let total = &v["summary"]["switch"]["total"]["counters"];
+    assert_eq!(total["rx_packets"], 50, "{total}");
+    let malformed: u64 = total["malformed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .sum();
+    assert_eq!(malformed, 10, "runts counted as malformed: {total}");
+    let drops: u64 = total["drops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .sum();
+    assert_eq!(drops, 20, "ARP + runt frames dropped by rule: {total}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A running switch with a control socket, stopped on drop.
+struct Running {
+    child: Child,
+    sock: PathBuf,
+}
+
+impl Running {
+    fn ctl(&self, args: &[&str]) -> (bool, String, String) {
+        let o = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+            .args(args)
+            .arg("--socket")
+            .arg(&self.sock)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    fn ports_json(&self) -> serde_json::Value {
+        let (ok, out, err) = self.ctl(&["ports", "show", "--json"]);
+        assert!(ok, "ports show: {err}");
+        serde_json::from_str(&out).unwrap()
+    }
+
+    fn tx_of(&self, port: u64) -> u64 {
+        let v = self.ports_json();
+        v["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == port)
+            .map(|p| p["tx_packets"].as_u64().unwrap())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn start(tag: &str, ports: &[&str], extra: &[&str]) -> Running {
+    let d = tmpdir(tag);
+    let sock = d.join("ctl.sock");
+    let mut args = vec![
+        "run".to_string(),
+        "--eal".into(),
+        eal(tag),
+        "--control".into(),
+        sock.display().to_string(),
+    ];
+    for p in ports {
+        args.push("--port".into());
+        args.push(p.to_string());
+    }
+    args.extend([
+        "--stats-interval".to_string(),
+        "0".into(),
+        "--flow-cache".into(),
+        "4096".into(),
+    ]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let child = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let r = Running { child, sock };
+    let t = Instant::now();
+    while !r.sock.exists() || !r.ctl(&["stats", "--json"]).0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "switch did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    r
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn rules_and_ports_change_while_traffic_flows() {
+    // net_null0 generates frames; port 1 is a sink.
+    let r = start(
+        "hot",
+        &["net_null0", "net_null1,no-rx=1"],
+        &["--flow", "priority=100,in_port=0,actions=output:1"],
+    );
+    wait_until("traffic on port 1", || r.tx_of(1) > 1000);
+
+    // Hot-add a port and steer traffic to it.
+    let (ok, out, err) = r.ctl(&["ports", "add", "net_null2,no-rx=1"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "added port 2");
+    let (ok, _, err) = r.ctl(&["flows", "add", "priority=200,in_port=0,actions=output:2"]);
+    assert!(ok, "{err}");
+    // After the update returns no frame is switched by the old rule: port 1
+    // stops growing (modulo frames already in its tx ring) and port 2 grows.
+    let p1 = r.tx_of(1);
+    wait_until("traffic on port 2", || r.tx_of(2) > 1000);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        r.tx_of(1) - p1 < 64,
+        "port 1 kept receiving after the rule change"
+    );
+
+    // Dump shows counters on the new rule.
+    let (ok, out, _) = r.ctl(&["flows", "dump", "--json"]);
+    assert!(ok);
+    assert!(out.contains("output:2"), "{out}");
+
+    // Remove the port while it is the output: traffic is dropped, the switch
+    // lives on, the port is gone from the list.
+    let (ok, _, err) = r.ctl(&["ports", "del", "2"]);
+    assert!(ok, "{err}");
+    let v = r.ports_json();
+    let nums: Vec<u64> = v["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(nums, vec![0, 1]);
+    let (ok, _, err) = r.ctl(&["ports", "del", "7"]);
+    assert!(!ok && err.contains("no port 7"), "{err}");
+    let (ok, _, err) = r.ctl(&["ports", "add", "net_nosuchpmd0"]);
+    assert!(!ok && err.contains("PMD"), "{err}");
+
+    // Delete the steering rule: the older rule sends to port 1 again.
+    let (ok, _, err) = r.ctl(&["flows", "del", "--strict", "priority=200,in_port=0"]);
+    assert!(ok, "{err}");
+    let p1 = r.tx_of(1);
+    wait_until("traffic back on port 1", || r.tx_of(1) > p1 + 1000);
+    let (ok, out, _) = r.ctl(&["stats", "--json"]);
+    assert!(ok && out.contains("cache_hit_rate"), "{out}");
+}
+
+/// Network namespaces and veth pairs made by the test, removed on drop.
+struct Netns {
+    names: Vec<String>,
+    links: Vec<String>,
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for l in &self.links {
+            let _ = Command::new("ip").args(["link", "del", l]).status();
+        }
+        for n in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+fn sh(cmd: &str) -> Output {
+    Command::new("sh").arg("-c").arg(cmd).output().unwrap()
+}
+
+fn must(cmd: &str) {
+    let o = sh(cmd);
+    assert!(
+        o.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn namespaces_ping_through_the_switch_and_a_drop_rule_stops_it() {
+    assert!(
+        Command::new("ip").arg("-V").output().is_ok(),
+        "the `ip` command is missing: apt-get install iproute2"
+    );
+    let id = std::process::id() % 100000;
+    let (n1, n2) = (format!("vsa{id}"), format!("vsb{id}"));
+    let (h1, h2) = (format!("vsh1{id}"), format!("vsh2{id}"));
+    let ns = Netns {
+        names: vec![n1.clone(), n2.clone()],
+        links: vec![h1.clone(), h2.clone()],
+    };
+    for (n, h, ip) in [(&n1, &h1, "10.199.0.1"), (&n2, &h2, "10.199.0.2")] {
+        must(&format!("ip netns add {n}"));
+        must(&format!(
+            "ip link add {h} type veth peer name eth0 netns {n}"
+        ));
+        must(&format!("ip link set {h} up"));
+        must(&format!("ip -n {n} addr add {ip}/24 dev eth0"));
+        must(&format!("ip -n {n} link set eth0 up"));
+        must(&format!("ip -n {n} link set lo up"));
+    }
+    let r = start(
+        "ns",
+        &[
+            &format!("net_af_packet0,iface={h1}"),
+            &format!("net_af_packet1,iface={h2}"),
+        ],
+        &[],
+    );
+    // No rules: NORMAL learns the two hosts and forwards between them.
+    let ping = || {
+        sh(&format!(
+            "ip netns exec {n1} ping -c 3 -i 0.2 -W 1 10.199.0.2"
+        ))
+        .status
+        .success()
+    };
+    let t = Instant::now();
+    while !ping() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no ping through the switch"
+        );
+    }
+    let (ok, out, _) = r.ctl(&["fdb", "show", "--json"]);
+    assert!(ok);
+    assert!(
+        out.matches("\"port\"").count() >= 2,
+        "both hosts learned: {out}"
+    );
+
+    let (ok, _, err) = r.ctl(&["flows", "add", "priority=1000,icmp,actions=drop"]);
+    assert!(ok, "{err}");
+    assert!(!ping(), "ping crossed a drop rule");
+    let (ok, out, _) = r.ctl(&["flows", "dump", "--json"]);
+    assert!(ok && out.contains("drop"), "{out}");
+    drop(r);
+    drop(ns);
+}
