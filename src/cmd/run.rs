@@ -40,8 +40,8 @@ pub struct RunArgs {
     /// A file of rules, one per line (`#` comments and blank lines skipped).
     #[arg(long = "flows", value_name = "FILE")]
     pub flows_file: Option<PathBuf>,
-    /// Install pairwise cross-connect rules (port 0↔1, 2↔3, ...), as a
-    /// patch panel would.
+    /// Patch-panel mode: forward port 0↔1, 2↔3, ... untouched, bypassing
+    /// the flow table (like `testpmd --forward-mode=io`).
     #[arg(long)]
     pub xconnect: bool,
     /// Control socket for `vswitch flows|ports|fdb|stats`.

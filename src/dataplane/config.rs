@@ -23,7 +23,8 @@ pub struct RunConfig {
     pub mbufs: u32,
     /// Rules to install at start (`ovs-ofctl add-flow` syntax).
     pub flows: Vec<String>,
-    /// Also install pairwise cross-connect rules (0↔1, 2↔3, ...).
+    /// Patch-panel mode: pairwise cross-connect (0↔1, 2↔3, ...) with no
+    /// flow table.
     pub xconnect: bool,
     /// Control socket path (`None`: no control socket).
     pub control: Option<PathBuf>,
@@ -63,7 +64,7 @@ pub struct FileConfig {
     /// Rules installed at start.
     #[serde(default)]
     pub flows: Vec<String>,
-    /// Install pairwise cross-connect rules.
+    /// Patch-panel mode (no flow table).
     #[serde(default)]
     pub xconnect: bool,
     /// Control socket path.

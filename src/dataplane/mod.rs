@@ -211,30 +211,48 @@ pub fn run(cfg: &RunConfig) -> Result<Summary, String> {
         .map(|_| Arc::new(LoopCounters::default()))
         .collect();
     let start = Instant::now();
-    let monitor = {
-        let (stop, ports) = (Arc::clone(&stop), Arc::clone(&ports));
-        let timing = Timing {
-            duration: cfg.duration,
-            interval: cfg.stats_interval,
-            idle_exit: cfg.idle_exit,
-        };
-        let json = cfg.json;
-        std::thread::Builder::new()
-            .name("vswitch-monitor".into())
-            .spawn(move || monitor(&stop, &ports, timing, json))
-            .map_err(|e| format!("cannot start the monitor thread: {e}"))?
+    let timing = Timing {
+        duration: cfg.duration,
+        interval: cfg.stats_interval,
+        idle_exit: cfg.idle_exit,
     };
+    // With worker lcores, the main lcore monitors (sleeping between looks,
+    // so it never competes with the workers); alone, it forwards and a
+    // thread monitors.
+    let monitor_thread = if lcores.is_empty() {
+        let (stop, ports, json) = (Arc::clone(&stop), Arc::clone(&ports), cfg.json);
+        Some(
+            std::thread::Builder::new()
+                .name("vswitch-monitor".into())
+                .spawn(move || monitor(&stop, &ports, timing, json))
+                .map_err(|e| format!("cannot start the monitor thread: {e}"))?,
+        )
+    } else {
+        None
+    };
+    let mut timing = Some(timing);
 
     let mut hist =
         Histogram::<u64>::new_with_bounds(1, 1_000_000, 3).expect("static histogram bounds");
+    // Patch-panel mode: port pairs, no flow table (testpmd's `io`).
+    let patch: Option<Vec<(u16, u16)>> = cfg.xconnect.then(|| {
+        cfg.streams()
+            .into_iter()
+            .map(|(a, b)| (a as u16, b as u16))
+            .collect()
+    });
     let make = |i: usize| {
-        Worker::new(
+        let mut w = Worker::new(
             i,
             &sw,
             Arc::clone(&queues[i]),
             Arc::clone(&counters[i]),
             Arc::clone(&ports.tx_drops),
-        )
+        );
+        if let Some(p) = &patch {
+            w.set_patch_panel(p);
+        }
+        w
     };
     if lcores.is_empty() {
         let r = make(0).run(&stop);
@@ -251,6 +269,9 @@ pub fn run(cfg: &RunConfig) -> Result<Summary, String> {
                 }
             }
         }
+        if let Some(t) = timing.take() {
+            monitor(&stop, &ports, t, cfg.json);
+        }
         for j in jobs {
             match j.join() {
                 Some(r) => {
@@ -262,7 +283,9 @@ pub fn run(cfg: &RunConfig) -> Result<Summary, String> {
     }
     running.store(false, Ordering::Release);
     stop.store(true, Ordering::Relaxed);
-    let _ = monitor.join();
+    if let Some(m) = monitor_thread {
+        let _ = m.join();
+    }
     drop(control);
     let seconds = start.elapsed().as_secs_f64();
 
@@ -323,6 +346,7 @@ fn sample(ports: &Ports, no: u16, id: u16) -> PortSample {
 }
 
 /// When the monitor prints and stops.
+#[derive(Clone, Copy)]
 struct Timing {
     duration: Option<Duration>,
     interval: Option<Duration>,

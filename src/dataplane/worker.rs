@@ -59,6 +59,8 @@ pub struct Worker {
     tx: Vec<Option<TxQueue>>,
     counters: Arc<LoopCounters>,
     tx_drops: Arc<TxDrops>,
+    /// Patch-panel mode: output port per input port, no flow table.
+    patch: Option<[u16; MAX_PORTS as usize]>,
 }
 
 impl Worker {
@@ -79,7 +81,47 @@ impl Worker {
             tx: (0..MAX_PORTS).map(|_| None).collect(),
             counters,
             tx_drops,
+            patch: None,
         }
+    }
+
+    /// Forwards every frame of port `a` to port `b`, untouched, for each
+    /// `(a, b)` pair, bypassing the flow table (what testpmd calls `io`).
+    pub fn set_patch_panel(&mut self, pairs: &[(u16, u16)]) {
+        let mut map = [u16::MAX; MAX_PORTS as usize];
+        for &(a, b) in pairs {
+            if let Some(m) = map.get_mut(a as usize) {
+                *m = b;
+            }
+        }
+        self.patch = Some(map);
+    }
+
+    /// One patch-panel burst: rx, tx to the paired port, free the refused.
+    #[inline(always)]
+    fn patch_burst(
+        &mut self,
+        r: usize,
+        map: &[u16; MAX_PORTS as usize],
+        burst: &mut Burst,
+    ) -> (usize, u64) {
+        let (in_port, q) = &mut self.rx[r];
+        let n = q.rx_burst(burst);
+        if n == 0 {
+            return (0, 0);
+        }
+        let out = map[*in_port as usize];
+        let mut sent = 0;
+        if let Some(txq) = self.tx.get_mut(out as usize).and_then(Option::as_mut) {
+            sent = txq.tx_burst(burst) as u64;
+        }
+        if !burst.is_empty() {
+            if out != u16::MAX {
+                self.tx_drops.add(self.index, out, burst.len() as u64);
+            }
+            burst.clear();
+        }
+        (n, sent)
     }
 
     fn apply_commands(&mut self) {
@@ -118,6 +160,21 @@ impl Worker {
             iter = iter.wrapping_add(1);
             if iter % 128 == 0 || self.rx.is_empty() {
                 self.apply_commands();
+            }
+            if let Some(map) = self.patch {
+                for r in 0..self.rx.len() {
+                    let t0 = dpdk::rdtsc();
+                    let (n, sent) = self.patch_burst(r, &map, &mut burst);
+                    if n == 0 {
+                        continue;
+                    }
+                    let dt = dpdk::rdtsc().wrapping_sub(t0);
+                    bump(&self.counters.rx, n as u64);
+                    bump(&self.counters.tx, sent);
+                    bump(&self.counters.busy_cycles, dt);
+                    let _ = hist.record((dt / n as u64).max(1));
+                }
+                continue;
             }
             for r in 0..self.rx.len() {
                 let t0 = dpdk::rdtsc();
