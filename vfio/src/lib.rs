@@ -1,0 +1,23 @@
+//! The device module: virtual storage queues served to VMs over
+//! vhost-user-blk (this part), VFIO and accelerator virtual functions (the
+//! `accel`/`pci` parts, developed separately).
+//!
+//! Data flow of the storage part (see README.md):
+//! VMM --vhost-user socket--> [`vhost_user`] server --> [`blk::BlkDevice`]
+//! (owns [`guest_memory::GuestMemory`] and one [`virtq::SplitQueue`] per
+//! vring) <--polled by-- [`poller::Poller`] (one thread, all queues of all
+//! devices) --> [`backend::Backend`] (file, memory, null; asynchronous
+//! completion) --> completions --> used ring --> call eventfd.
+//!
+//! Crates: rust-vmm `vm-memory` maps and bounds-checks guest memory; rust-vmm
+//! `vhost` speaks the vhost-user protocol. The virtqueue itself is our own,
+//! see [`virtq`] for why. rust-vmm `vhost-user-backend` is not used: it runs an
+//! epoll worker per device that handles a queue when its kick eventfd fires,
+//! while this device polls every queue of every device from one thread with
+//! no kicks, and needs control over in-flight requests when a ring is stopped.
+#![deny(missing_docs)]
+
+pub mod guest_memory;
+pub mod iovec;
+
+pub mod virtq;

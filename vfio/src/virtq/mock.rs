@@ -1,0 +1,253 @@
+//! Guest-driver simulator: lays out a split virtqueue in guest memory and
+//! places descriptors, available entries and reads used entries the way a
+//! virtio driver does (VIRTIO 1.2 §2.7.13). Tests use it to act as well-behaved
+//! and as malicious guests; the benchmark uses it as the driver of a
+//! vhost-user front end.
+
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use super::split::{avail_ring_len, used_ring_len, QueueConfig};
+use super::{VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
+use crate::guest_memory::GuestMemory;
+
+/// One buffer of a chain: guest address, length, device-writable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buf {
+    /// Guest-physical address.
+    pub addr: u64,
+    /// Length in bytes.
+    pub len: u32,
+    /// Device-writable (`VIRTQ_DESC_F_WRITE`).
+    pub write: bool,
+}
+
+impl Buf {
+    /// A device-readable buffer.
+    pub fn r(addr: u64, len: u32) -> Self {
+        Buf {
+            addr,
+            len,
+            write: false,
+        }
+    }
+    /// A device-writable buffer.
+    pub fn w(addr: u64, len: u32) -> Self {
+        Buf {
+            addr,
+            len,
+            write: true,
+        }
+    }
+}
+
+/// The driver side of one split virtqueue in guest memory.
+#[derive(Debug)]
+pub struct MockQueue {
+    mem: GuestMemory,
+    cfg: QueueConfig,
+    avail_ptr: *mut u8,
+    used_ptr: *mut u8,
+    next_desc: u16,
+    avail_idx: u16,
+    used_seen: u16,
+}
+
+// SAFETY: the pointers point into `mem`, owned by the queue.
+unsafe impl Send for MockQueue {}
+
+fn align(v: u64, a: u64) -> u64 {
+    v.div_ceil(a) * a
+}
+
+impl MockQueue {
+    /// Bytes a queue of `size` entries occupies from its base address.
+    pub fn footprint(size: u16) -> u64 {
+        let avail = 16 * size as u64;
+        let used = align(avail + avail_ring_len(size), 4);
+        align(used + used_ring_len(size), 16)
+    }
+
+    /// Lays out a zeroed queue of `size` entries at `base` (16-aligned).
+    pub fn new(mem: &GuestMemory, base: u64, size: u16) -> Self {
+        let desc = base;
+        let avail = base + 16 * size as u64;
+        let used = align(avail + avail_ring_len(size), 4);
+        mem.write(base, &vec![0u8; Self::footprint(size) as usize])
+            .expect("queue inside guest memory");
+        let avail_ptr = mem
+            .host_range(avail, avail_ring_len(size))
+            .expect("avail ring mapped");
+        let used_ptr = mem
+            .host_range(used, used_ring_len(size))
+            .expect("used ring mapped");
+        MockQueue {
+            mem: mem.clone(),
+            cfg: QueueConfig {
+                size,
+                desc,
+                avail,
+                used,
+            },
+            avail_ptr,
+            used_ptr,
+            next_desc: 0,
+            avail_idx: 0,
+            used_seen: 0,
+        }
+    }
+
+    /// Where the queue lives, as the device must be told.
+    pub fn config(&self) -> QueueConfig {
+        self.cfg
+    }
+
+    /// The guest memory.
+    pub fn memory(&self) -> &GuestMemory {
+        &self.mem
+    }
+
+    fn a16(&self, off: usize) -> &AtomicU16 {
+        // SAFETY: off < avail_ring_len, area mapped and 2-aligned (set up in new).
+        unsafe { &*(self.avail_ptr.add(off) as *const AtomicU16) }
+    }
+
+    fn u16_used(&self, off: usize) -> &AtomicU16 {
+        // SAFETY: off < used_ring_len, area mapped and 4-aligned.
+        unsafe { &*(self.used_ptr.add(off) as *const AtomicU16) }
+    }
+
+    /// Writes descriptor `idx` of the direct table (any values: tests use it
+    /// to build malformed chains).
+    pub fn write_desc(&self, idx: u16, addr: u64, len: u32, flags: u16, next: u16) {
+        write_desc_at(
+            &self.mem,
+            self.cfg.desc + 16 * idx as u64,
+            addr,
+            len,
+            flags,
+            next,
+        );
+    }
+
+    fn alloc(&mut self) -> u16 {
+        let d = self.next_desc;
+        self.next_desc = (self.next_desc + 1) & (self.cfg.size - 1);
+        d
+    }
+
+    /// Places a chain of direct descriptors and returns its head (not yet
+    /// made available). Descriptors are taken round-robin from the table.
+    pub fn add_chain(&mut self, bufs: &[Buf]) -> u16 {
+        assert!(!bufs.is_empty() && bufs.len() <= self.cfg.size as usize);
+        let ids: Vec<u16> = (0..bufs.len()).map(|_| self.alloc()).collect();
+        for (i, b) in bufs.iter().enumerate() {
+            let mut flags = if b.write { VIRTQ_DESC_F_WRITE } else { 0 };
+            let next = if i + 1 < bufs.len() {
+                flags |= VIRTQ_DESC_F_NEXT;
+                ids[i + 1]
+            } else {
+                0
+            };
+            self.write_desc(ids[i], b.addr, b.len, flags, next);
+        }
+        ids[0]
+    }
+
+    /// Writes an indirect table at `table` (guest address, 16 bytes per
+    /// buffer) and one direct descriptor pointing at it; returns the head.
+    pub fn add_indirect_chain(&mut self, table: u64, bufs: &[Buf]) -> u16 {
+        for (i, b) in bufs.iter().enumerate() {
+            let mut flags = if b.write { VIRTQ_DESC_F_WRITE } else { 0 };
+            let next = if i + 1 < bufs.len() {
+                flags |= VIRTQ_DESC_F_NEXT;
+                (i + 1) as u16
+            } else {
+                0
+            };
+            write_desc_at(&self.mem, table + 16 * i as u64, b.addr, b.len, flags, next);
+        }
+        let head = self.alloc();
+        self.write_desc(
+            head,
+            table,
+            16 * bufs.len() as u32,
+            VIRTQ_DESC_F_INDIRECT,
+            0,
+        );
+        head
+    }
+
+    /// Puts `head` in the next available-ring slot (not yet published).
+    pub fn push_avail(&mut self, head: u16) {
+        let slot = (self.avail_idx & (self.cfg.size - 1)) as usize;
+        self.a16(4 + 2 * slot)
+            .store(head.to_le(), Ordering::Relaxed);
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+    }
+
+    /// Publishes the available entries (release store of `avail.idx`).
+    pub fn publish(&self) {
+        self.a16(2).store(self.avail_idx.to_le(), Ordering::Release);
+    }
+
+    /// Writes an arbitrary available index (malicious-guest tests).
+    pub fn force_avail_idx(&mut self, idx: u16) {
+        self.avail_idx = idx;
+        self.publish();
+    }
+
+    /// Writes an arbitrary used index (malicious-guest tests: the device must
+    /// ignore it and keep its own count).
+    pub fn scribble_used_idx(&self, idx: u16) {
+        self.u16_used(2).store(idx.to_le(), Ordering::Relaxed);
+    }
+
+    /// `used_event` (§2.7.10.1): interrupt when the used index passes it.
+    pub fn set_used_event(&self, v: u16) {
+        self.a16(4 + 2 * self.cfg.size as usize)
+            .store(v.to_le(), Ordering::Relaxed);
+    }
+
+    /// Available-ring flags.
+    pub fn set_avail_flags(&self, v: u16) {
+        self.a16(0).store(v.to_le(), Ordering::Relaxed);
+    }
+
+    /// Used-ring flags as the device left them.
+    pub fn used_flags(&self) -> u16 {
+        u16::from_le(self.u16_used(0).load(Ordering::Relaxed))
+    }
+
+    /// The device's published used index.
+    pub fn used_idx(&self) -> u16 {
+        u16::from_le(self.u16_used(2).load(Ordering::Acquire))
+    }
+
+    /// Takes the next used element, if the device published one: `(id, len)`.
+    pub fn pop_used(&mut self) -> Option<(u16, u32)> {
+        if self.used_idx() == self.used_seen {
+            return None;
+        }
+        let slot = (self.used_seen & (self.cfg.size - 1)) as usize;
+        // SAFETY: slot < size; the element is inside the checked used ring.
+        let (id, len) = unsafe {
+            let e = self.used_ptr.add(4 + 8 * slot) as *const u32;
+            (
+                u32::from_le(std::ptr::read_volatile(e)),
+                u32::from_le(std::ptr::read_volatile(e.add(1))),
+            )
+        };
+        self.used_seen = self.used_seen.wrapping_add(1);
+        Some((id as u16, len))
+    }
+}
+
+/// Writes one descriptor at guest address `at`.
+pub fn write_desc_at(mem: &GuestMemory, at: u64, addr: u64, len: u32, flags: u16, next: u16) {
+    let mut raw = [0u8; 16];
+    raw[0..8].copy_from_slice(&addr.to_le_bytes());
+    raw[8..12].copy_from_slice(&len.to_le_bytes());
+    raw[12..14].copy_from_slice(&flags.to_le_bytes());
+    raw[14..16].copy_from_slice(&next.to_le_bytes());
+    mem.write(at, &raw).expect("descriptor inside guest memory");
+}
