@@ -133,13 +133,13 @@ impl SplitQueue {
             return Err(QueueError::BadSize(size));
         }
         let check = |addr: u64, len: u64, align: u64, what: &'static str| {
-            if addr % align != 0 {
+            if !addr.is_multiple_of(align) {
                 return Err(QueueError::Misaligned(what));
             }
             let p = mem
                 .host_range(addr, len)
                 .map_err(|_| QueueError::RingOutOfBounds(what))?;
-            if p as usize as u64 % align != 0 {
+            if !(p as usize as u64).is_multiple_of(align) {
                 return Err(QueueError::Misaligned(what));
             }
             Ok(p)
@@ -277,7 +277,7 @@ impl SplitQueue {
                     return Err(ChainError::IndirectWithNext);
                 }
                 let n = d.len as u64 / DESC_SIZE;
-                if d.len == 0 || d.len as u64 % DESC_SIZE != 0 || n > MAX_QUEUE_SIZE as u64 {
+                if d.len == 0 || !(d.len as u64).is_multiple_of(DESC_SIZE) || n > MAX_QUEUE_SIZE as u64 {
                     return Err(ChainError::BadIndirectTable);
                 }
                 table = self
