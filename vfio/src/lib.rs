@@ -17,6 +17,7 @@
 //! no kicks, and needs control over in-flight requests when a ring is stopped.
 #![deny(missing_docs)]
 
+pub mod backend;
 pub mod guest_memory;
 pub mod iovec;
 
