@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod blk;
 pub mod guest_memory;
 pub mod iovec;
 

@@ -11,7 +11,9 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 
-use super::{in_range, Backend, BackendInfo, DoneQueue, IoCompletion, IoOp, IoRequest, IoStatus, SubmitError};
+use super::{
+    in_range, Backend, BackendInfo, DoneQueue, IoCompletion, IoOp, IoRequest, IoStatus, SubmitError,
+};
 use crate::iovec::IoVec;
 
 const DIRECT_ALIGN: u64 = 512;
@@ -46,10 +48,24 @@ impl FileBackend {
         };
         let capacity = size / 512 * 512;
         if capacity == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "file is smaller than one 512-byte sector"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "file is smaller than one 512-byte sector",
+            ));
         }
-        let direct = OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT).open(path).ok();
-        Ok(FileBackend { direct, buffered, capacity, done: DoneQueue::new(max_inflight), iov: Vec::with_capacity(IOV_MAX) })
+        let direct = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+            .ok();
+        Ok(FileBackend {
+            direct,
+            buffered,
+            capacity,
+            done: DoneQueue::new(max_inflight),
+            iov: Vec::with_capacity(IOV_MAX),
+        })
     }
 
     /// Whether requests can go through `O_DIRECT`.
@@ -58,11 +74,11 @@ impl FileBackend {
     }
 
     fn aligned(req: &IoRequest<'_>) -> bool {
-        req.offset % DIRECT_ALIGN == 0
-            && req.len % DIRECT_ALIGN == 0
+        req.offset.is_multiple_of(DIRECT_ALIGN)
+            && req.len.is_multiple_of(DIRECT_ALIGN)
             && req.iovs.iter().all(|v| {
                 let l = v.as_libc();
-                l.iov_base as u64 % DIRECT_ALIGN == 0 && l.iov_len as u64 % DIRECT_ALIGN == 0
+                (l.iov_base as u64).is_multiple_of(DIRECT_ALIGN) && (l.iov_len as u64).is_multiple_of(DIRECT_ALIGN)
             })
     }
 
@@ -118,7 +134,8 @@ impl FileBackend {
 
     fn fallocate(&self, mode: i32, offset: u64, len: u64) -> io::Result<()> {
         // SAFETY: plain syscall on an owned fd.
-        let r = unsafe { libc::fallocate(self.buffered.as_raw_fd(), mode, offset as i64, len as i64) };
+        let r =
+            unsafe { libc::fallocate(self.buffered.as_raw_fd(), mode, offset as i64, len as i64) };
         if r == 0 {
             Ok(())
         } else {
@@ -128,8 +145,12 @@ impl FileBackend {
 
     fn write_zeroes(&mut self, offset: u64, len: u64) -> io::Result<()> {
         let keep = libc::FALLOC_FL_KEEP_SIZE;
-        if self.fallocate(libc::FALLOC_FL_ZERO_RANGE | keep, offset, len).is_ok()
-            || self.fallocate(libc::FALLOC_FL_PUNCH_HOLE | keep, offset, len).is_ok()
+        if self
+            .fallocate(libc::FALLOC_FL_ZERO_RANGE | keep, offset, len)
+            .is_ok()
+            || self
+                .fallocate(libc::FALLOC_FL_PUNCH_HOLE | keep, offset, len)
+                .is_ok()
         {
             return Ok(());
         }
@@ -150,23 +171,35 @@ impl FileBackend {
         let res = match req.op {
             IoOp::Read | IoOp::Write => {
                 let write = req.op == IoOp::Write;
-                let direct = self.direct.as_ref().filter(|_| Self::aligned(req)).map(|f| f.as_raw_fd());
+                let direct = self
+                    .direct
+                    .as_ref()
+                    .filter(|_| Self::aligned(req))
+                    .map(|f| f.as_raw_fd());
                 let buffered = self.buffered.as_raw_fd();
                 match direct {
                     Some(fd) => match self.rw(fd, req.iovs, req.offset, write) {
-                        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.rw(buffered, req.iovs, req.offset, write),
+                        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                            self.rw(buffered, req.iovs, req.offset, write)
+                        }
                         r => r,
                     },
                     None => self.rw(buffered, req.iovs, req.offset, write),
                 }
             }
             IoOp::Flush => self.buffered.sync_data(),
-            IoOp::Discard => self.fallocate(libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, req.offset, req.len),
+            IoOp::Discard => self.fallocate(
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                req.offset,
+                req.len,
+            ),
             IoOp::WriteZeroes { .. } => self.write_zeroes(req.offset, req.len),
         };
         match res {
             Ok(()) => IoStatus::Ok,
-            Err(e) if req.op == IoOp::Discard && e.raw_os_error() == Some(libc::EOPNOTSUPP) => IoStatus::Unsupported,
+            Err(e) if req.op == IoOp::Discard && e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                IoStatus::Unsupported
+            }
             Err(_) => IoStatus::IoErr,
         }
     }
@@ -215,12 +248,21 @@ mod tests {
         let mem = GuestMemory::anonymous(&[(0, 1 << 16)]).unwrap();
         let buf = mem.host_range(0, 8192).unwrap();
         // SAFETY: inside the anonymous guest memory, which outlives the test.
-        let iov = [unsafe { IoVec::new(buf, 4096) }, unsafe { IoVec::new(buf.add(4096), 4096) }];
+        let iov = [unsafe { IoVec::new(buf, 4096) }, unsafe {
+            IoVec::new(buf.add(4096), 4096)
+        }];
         mem.write(0, &[0x11; 4096]).unwrap();
         mem.write(4096, &[0x22; 4096]).unwrap();
         let mut out = Vec::with_capacity(8);
         let mut go = |b: &mut FileBackend, op, offset, len, iovs: &[IoVec]| {
-            b.submit(&IoRequest { id: 7, op, offset, len, iovs }).unwrap();
+            b.submit(&IoRequest {
+                id: 7,
+                op,
+                offset,
+                len,
+                iovs,
+            })
+            .unwrap();
             out.clear();
             assert_eq!(b.poll(&mut out), 1);
             out[0].status
@@ -228,8 +270,14 @@ mod tests {
         assert_eq!(go(&mut b, IoOp::Write, 8192, 8192, &iov), IoStatus::Ok);
         assert_eq!(go(&mut b, IoOp::Flush, 0, 0, &[]), IoStatus::Ok);
         let disk = std::fs::read(&dir).unwrap();
-        assert!(disk[8192..12288].iter().all(|&x| x == 0x11) && disk[12288..16384].iter().all(|&x| x == 0x22));
-        assert_eq!(go(&mut b, IoOp::WriteZeroes { unmap: false }, 8192, 4096, &[]), IoStatus::Ok);
+        assert!(
+            disk[8192..12288].iter().all(|&x| x == 0x11)
+                && disk[12288..16384].iter().all(|&x| x == 0x22)
+        );
+        assert_eq!(
+            go(&mut b, IoOp::WriteZeroes { unmap: false }, 8192, 4096, &[]),
+            IoStatus::Ok
+        );
         assert_eq!(go(&mut b, IoOp::Read, 8192, 8192, &iov), IoStatus::Ok);
         let mut back = [0u8; 8192];
         mem.read(0, &mut back).unwrap();
@@ -237,8 +285,16 @@ mod tests {
         // Unaligned offset goes through the buffered descriptor.
         let odd = [iov[0].slice(1, 100).unwrap()];
         assert_eq!(go(&mut b, IoOp::Read, 1, 100, &odd), IoStatus::Ok);
-        assert_eq!(go(&mut b, IoOp::Read, (1 << 20) - 4096, 8192, &iov), IoStatus::IoErr, "past the end");
-        assert_eq!(go(&mut b, IoOp::Read, u64::MAX - 10, 8192, &iov), IoStatus::IoErr, "overflow");
+        assert_eq!(
+            go(&mut b, IoOp::Read, (1 << 20) - 4096, 8192, &iov),
+            IoStatus::IoErr,
+            "past the end"
+        );
+        assert_eq!(
+            go(&mut b, IoOp::Read, u64::MAX - 10, 8192, &iov),
+            IoStatus::IoErr,
+            "overflow"
+        );
         std::fs::remove_file(&dir).unwrap();
     }
 }

@@ -1,7 +1,9 @@
 //! The memory backend: a RAM disk in this process (zero-filled pages are
 //! only allocated when written).
 
-use super::{in_range, Backend, BackendInfo, DoneQueue, IoCompletion, IoOp, IoRequest, IoStatus, SubmitError};
+use super::{
+    in_range, Backend, BackendInfo, DoneQueue, IoCompletion, IoOp, IoRequest, IoStatus, SubmitError,
+};
 use crate::iovec::{gather, scatter};
 
 /// A RAM disk.
@@ -14,8 +16,12 @@ pub struct MemBackend {
 impl MemBackend {
     /// A zeroed RAM disk of `capacity` bytes.
     pub fn new(capacity: u64, max_inflight: usize) -> Result<Self, String> {
-        let n = usize::try_from(capacity).map_err(|_| "mem backend larger than the address space".to_string())?;
-        Ok(MemBackend { data: vec![0; n], done: DoneQueue::new(max_inflight) })
+        let n = usize::try_from(capacity)
+            .map_err(|_| "mem backend larger than the address space".to_string())?;
+        Ok(MemBackend {
+            data: vec![0; n],
+            done: DoneQueue::new(max_inflight),
+        })
     }
 
     /// The disk's bytes (tests check what a guest wrote).

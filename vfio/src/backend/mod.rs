@@ -119,7 +119,10 @@ pub(crate) struct DoneQueue {
 
 impl DoneQueue {
     pub(crate) fn new(cap: usize) -> Self {
-        DoneQueue { done: std::collections::VecDeque::with_capacity(cap), cap }
+        DoneQueue {
+            done: std::collections::VecDeque::with_capacity(cap),
+            cap,
+        }
     }
 
     pub(crate) fn push(&mut self, c: IoCompletion) -> Result<(), SubmitError> {
@@ -147,17 +150,29 @@ impl DoneQueue {
 
 /// Checks a request against the capacity; `None` if it runs past the end.
 pub(crate) fn in_range(req: &IoRequest<'_>, capacity: u64) -> bool {
-    req.offset.checked_add(req.len).is_some_and(|end| end <= capacity)
+    req.offset
+        .checked_add(req.len)
+        .is_some_and(|end| end <= capacity)
 }
 
 /// Parses a `--backend` argument: `file:PATH`, `null:SIZE`, `mem:SIZE`
 /// (SIZE with an optional K/M/G/T suffix, binary).
 pub fn from_spec(spec: &str, max_inflight: usize) -> Result<Box<dyn Backend>, String> {
-    let (kind, arg) = spec.split_once(':').ok_or_else(|| format!("backend `{spec}`: expected KIND:ARG"))?;
+    let (kind, arg) = spec
+        .split_once(':')
+        .ok_or_else(|| format!("backend `{spec}`: expected KIND:ARG"))?;
     match kind {
-        "file" => Ok(Box::new(file::FileBackend::open(arg, max_inflight).map_err(|e| format!("{arg}: {e}"))?)),
-        "null" => Ok(Box::new(null::NullBackend::new(parse_size(arg)?, max_inflight))),
-        "mem" => Ok(Box::new(mem::MemBackend::new(parse_size(arg)?, max_inflight)?)),
+        "file" => Ok(Box::new(
+            file::FileBackend::open(arg, max_inflight).map_err(|e| format!("{arg}: {e}"))?,
+        )),
+        "null" => Ok(Box::new(null::NullBackend::new(
+            parse_size(arg)?,
+            max_inflight,
+        ))),
+        "mem" => Ok(Box::new(mem::MemBackend::new(
+            parse_size(arg)?,
+            max_inflight,
+        )?)),
         _ => Err(format!("backend `{spec}`: kind must be file, null or mem")),
     }
 }
@@ -172,8 +187,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         Some(b'T' | b't') => (&s[..s.len() - 1], 1 << 40),
         _ => (s, 1),
     };
-    let n: u64 = num.parse().map_err(|_| format!("size `{s}`: not a number"))?;
-    let v = n.checked_mul(mul).ok_or_else(|| format!("size `{s}`: too large"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("size `{s}`: not a number"))?;
+    let v = n
+        .checked_mul(mul)
+        .ok_or_else(|| format!("size `{s}`: too large"))?;
     if v == 0 || v % 512 != 0 {
         return Err(format!("size `{s}`: must be a nonzero multiple of 512"));
     }

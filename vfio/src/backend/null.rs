@@ -1,7 +1,9 @@
 //! The null backend: every request succeeds at once, reads return whatever
 //! the buffers held, writes are dropped. Measures the device's own cost.
 
-use super::{in_range, Backend, BackendInfo, DoneQueue, IoCompletion, IoRequest, IoStatus, SubmitError};
+use super::{
+    in_range, Backend, BackendInfo, DoneQueue, IoCompletion, IoRequest, IoStatus, SubmitError,
+};
 
 /// A backend that stores nothing.
 #[derive(Debug)]
@@ -13,7 +15,10 @@ pub struct NullBackend {
 impl NullBackend {
     /// A null device of `capacity` bytes.
     pub fn new(capacity: u64, max_inflight: usize) -> Self {
-        NullBackend { capacity, done: DoneQueue::new(max_inflight) }
+        NullBackend {
+            capacity,
+            done: DoneQueue::new(max_inflight),
+        }
     }
 }
 
@@ -31,7 +36,11 @@ impl Backend for NullBackend {
 
     #[inline]
     fn submit(&mut self, req: &IoRequest<'_>) -> Result<(), SubmitError> {
-        let status = if in_range(req, self.capacity) { IoStatus::Ok } else { IoStatus::IoErr };
+        let status = if in_range(req, self.capacity) {
+            IoStatus::Ok
+        } else {
+            IoStatus::IoErr
+        };
         self.done.push(IoCompletion { id: req.id, status })
     }
 

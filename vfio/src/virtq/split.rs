@@ -220,6 +220,13 @@ impl SplitQueue {
         u16::from_le(self.avail_u16(4 + 2 * slot).load(Ordering::Relaxed))
     }
 
+    /// Gives back the head taken by the last [`pop_head`](Self::pop_head)
+    /// (the backend could not take the request yet).
+    #[inline]
+    pub fn unpop_head(&mut self) {
+        self.next_avail = self.next_avail.wrapping_sub(1);
+    }
+
     #[inline]
     fn read_desc(table: *const u8, idx: u32) -> Desc {
         // SAFETY: callers guarantee `idx` < the table's entry count and the
@@ -277,7 +284,10 @@ impl SplitQueue {
                     return Err(ChainError::IndirectWithNext);
                 }
                 let n = d.len as u64 / DESC_SIZE;
-                if d.len == 0 || !(d.len as u64).is_multiple_of(DESC_SIZE) || n > MAX_QUEUE_SIZE as u64 {
+                if d.len == 0
+                    || !(d.len as u64).is_multiple_of(DESC_SIZE)
+                    || n > MAX_QUEUE_SIZE as u64
+                {
                     return Err(ChainError::BadIndirectTable);
                 }
                 table = self
