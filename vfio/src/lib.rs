@@ -21,5 +21,7 @@ pub mod backend;
 pub mod blk;
 pub mod guest_memory;
 pub mod iovec;
+pub mod poller;
+pub mod vhost_user;
 
 pub mod virtq;

@@ -78,7 +78,8 @@ impl FileBackend {
             && req.len.is_multiple_of(DIRECT_ALIGN)
             && req.iovs.iter().all(|v| {
                 let l = v.as_libc();
-                (l.iov_base as u64).is_multiple_of(DIRECT_ALIGN) && (l.iov_len as u64).is_multiple_of(DIRECT_ALIGN)
+                (l.iov_base as u64).is_multiple_of(DIRECT_ALIGN)
+                    && (l.iov_len as u64).is_multiple_of(DIRECT_ALIGN)
             })
     }
 
