@@ -18,12 +18,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     // Subcommands are added one per line, each backed by a module in cmd/.
+    /// Virtual storage queues: serve virtio-blk devices to VMs over vhost-user.
+    Blk(cmd::blk::BlkArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result: Result<(), String> = match cli.command {
         None => Ok(()),
+        Some(Command::Blk(a)) => cmd::blk::run(a),
     };
     if let Err(e) = result {
         eprintln!("vswitch: {e}");
