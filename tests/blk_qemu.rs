@@ -132,11 +132,11 @@ impl Cpio {
         self.out.extend_from_slice(hdr.as_bytes());
         self.out.extend_from_slice(name.as_bytes());
         self.out.push(0);
-        while self.out.len() % 4 != 0 {
+        while !self.out.len().is_multiple_of(4) {
             self.out.push(0);
         }
         self.out.extend_from_slice(data);
-        while self.out.len() % 4 != 0 {
+        while !self.out.len().is_multiple_of(4) {
             self.out.push(0);
         }
     }
