@@ -88,8 +88,8 @@ impl MockFrontend {
             .get_config(0, 60, VhostUserConfigFlags::WRITABLE, &[0u8; 60])
             .map_err(e("GET_CONFIG"))?;
         let capacity_sectors = u64::from_le_bytes(cfg[0..8].try_into().map_err(e("config"))?);
-        fe.set_features(offered & wanted)
-            .map_err(e("SET_FEATURES"))?;
+        let features = offered & wanted;
+        fe.set_features(features).map_err(e("SET_FEATURES"))?;
 
         // SAFETY: plain syscalls; the fd is checked and then owned by `File`.
         let memfd = unsafe {
@@ -124,7 +124,8 @@ impl MockFrontend {
         let mut kicks = Vec::new();
         for q in 0..queues as usize {
             let base = 4096 + q as u64 * per;
-            let d = BlkDriver::new(&mem, base, qsize, base + MockQueue::footprint(qsize));
+            let mut d = BlkDriver::new(&mem, base, qsize, base + MockQueue::footprint(qsize));
+            d.q.set_event_idx(features & VIRTIO_RING_F_EVENT_IDX != 0);
             let c = d.q.config();
             fe.set_vring_num(q, qsize).map_err(e("SET_VRING_NUM"))?;
             fe.set_vring_base(q, 0).map_err(e("SET_VRING_BASE"))?;

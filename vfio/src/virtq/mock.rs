@@ -49,7 +49,9 @@ pub struct MockQueue {
     used_ptr: *mut u8,
     next_desc: u16,
     avail_idx: u16,
+    published: u16,
     used_seen: u16,
+    event_idx: bool,
 }
 
 // SAFETY: the pointers point into `mem`, owned by the queue.
@@ -92,7 +94,9 @@ impl MockQueue {
             used_ptr,
             next_desc: 0,
             avail_idx: 0,
+            published: 0,
             used_seen: 0,
+            event_idx: false,
         }
     }
 
@@ -186,8 +190,48 @@ impl MockQueue {
     }
 
     /// Publishes the available entries (release store of `avail.idx`).
-    pub fn publish(&self) {
+    pub fn publish(&mut self) {
         self.a16(2).store(self.avail_idx.to_le(), Ordering::Release);
+    }
+
+    /// Tells the simulator whether `VIRTIO_F_EVENT_IDX` was negotiated (it
+    /// changes how kicks and interrupts are suppressed).
+    pub fn set_event_idx(&mut self, on: bool) {
+        self.event_idx = on;
+    }
+
+    /// Publishes and says whether the device wants a kick for the entries
+    /// published since the last call (§2.7.10: `VIRTQ_USED_F_NO_NOTIFY`, or
+    /// with event index `avail_event`).
+    pub fn publish_needs_kick(&mut self) -> bool {
+        let old = self.published;
+        let new = self.avail_idx;
+        self.published = new;
+        self.a16(2).store(new.to_le(), Ordering::Release);
+        if old == new {
+            return false;
+        }
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.event_idx {
+            let event = u16::from_le(
+                self.u16_used(4 + 8 * self.cfg.size as usize)
+                    .load(Ordering::Relaxed),
+            );
+            new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
+        } else {
+            self.used_flags() & super::VIRTQ_USED_F_NO_NOTIFY == 0
+        }
+    }
+
+    /// A polling driver: asks the device not to interrupt (keeps
+    /// `used_event` half the index space ahead, or sets
+    /// `VIRTQ_AVAIL_F_NO_INTERRUPT`).
+    pub fn suppress_interrupts(&self) {
+        if self.event_idx {
+            self.set_used_event(self.used_seen.wrapping_add(0x8000));
+        } else {
+            self.set_avail_flags(super::VIRTQ_AVAIL_F_NO_INTERRUPT);
+        }
     }
 
     /// Writes an arbitrary available index (malicious-guest tests).

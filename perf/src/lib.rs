@@ -1,0 +1,2 @@
+//! Shared helpers for the benchmarks in `src/bin/`.
+#![deny(missing_docs)]
