@@ -20,6 +20,8 @@ const PATTERN_LEN: usize = 1 << 20;
 /// The guest writes the pattern at this byte offset of the disk.
 const PATTERN_OFFSET: u64 = 4 << 20;
 const DISK_LEN: u64 = 64 << 20;
+/// Where the reconnect test's second pattern goes.
+const PATTERN2_OFFSET: u64 = 8 << 20;
 const MODULES: [&str; 6] = [
     "virtio_ring",
     "virtio",
@@ -142,7 +144,22 @@ impl Cpio {
     }
 }
 
-fn init_script() -> String {
+fn init_script(reconnect: bool) -> String {
+    let phase2 = if reconnect {
+        format!(
+            r#"echo GUEST-PHASE1-DONE
+sleep 6
+dd if=/pattern2 of=/dev/vda bs=4096 seek={seek2} conv=fsync 2>/dev/null || echo GUEST-WRITE2-FAIL
+echo 3 > /proc/sys/vm/drop_caches
+dd if=/dev/vda of=/readback2 bs=4096 skip={seek2} count={count} 2>/dev/null || echo GUEST-READ2-FAIL
+if cmp /pattern2 /readback2; then echo GUEST-PATTERN2-OK; else echo GUEST-PATTERN2-MISMATCH; fi
+"#,
+            seek2 = PATTERN2_OFFSET / 4096,
+            count = PATTERN_LEN / 4096
+        )
+    } else {
+        String::new()
+    };
     format!(
         r#"#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /tmp
@@ -163,7 +180,7 @@ sync
 echo 3 > /proc/sys/vm/drop_caches
 dd if=/dev/vda of=/readback bs=4096 skip={seek} count={count} 2>/dev/null || echo GUEST-READ-FAIL
 if cmp /pattern /readback; then echo GUEST-PATTERN-OK; else echo GUEST-PATTERN-MISMATCH; fi
-poweroff -f
+{phase2}poweroff -f
 "#,
         mods = MODULES.join(" "),
         seek = PATTERN_OFFSET / 4096,
@@ -187,7 +204,7 @@ fn random_pattern() -> Vec<u8> {
         .collect()
 }
 
-fn build_initramfs(dir: &Path, pattern: &[u8]) -> PathBuf {
+fn build_initramfs(dir: &Path, pattern: &[u8], pattern2: Option<&[u8]>) -> PathBuf {
     let busybox = need("/bin/busybox", "busybox-static");
     let (_, modules) = kernel();
     let mut c = Cpio {
@@ -204,8 +221,16 @@ fn build_initramfs(dir: &Path, pattern: &[u8]) -> PathBuf {
         &std::fs::read(busybox).unwrap(),
         (0, 0),
     );
-    c.entry("init", 0o100755, init_script().as_bytes(), (0, 0));
+    c.entry(
+        "init",
+        0o100755,
+        init_script(pattern2.is_some()).as_bytes(),
+        (0, 0),
+    );
     c.entry("pattern", 0o100644, pattern, (0, 0));
+    if let Some(p2) = pattern2 {
+        c.entry("pattern2", 0o100644, p2, (0, 0));
+    }
     for m in MODULES {
         let f = find_module(&modules, m).unwrap_or_else(|| {
             panic!(
@@ -242,7 +267,13 @@ fn wait_for_socket(sock: &Path, server: &mut Child) {
 }
 
 /// Boots the guest against the vhost-user socket; returns its console output.
-fn boot_guest(dir: &Path, sock: &Path, initrd: &Path) -> String {
+fn boot_guest(
+    dir: &Path,
+    sock: &Path,
+    initrd: &Path,
+    reconnect: bool,
+    mut watch: impl FnMut(&str),
+) -> String {
     let qemu = need("/usr/bin/qemu-system-x86_64", "qemu-system-x86");
     let (kernel, _) = kernel();
     let mut child = Command::new(qemu)
@@ -254,7 +285,11 @@ fn boot_guest(dir: &Path, sock: &Path, initrd: &Path) -> String {
             "node,memdev=mem",
         ])
         .arg("-chardev")
-        .arg(format!("socket,id=vublk,path={}", sock.display()))
+        .arg(format!(
+            "socket,id=vublk,path={}{}",
+            sock.display(),
+            if reconnect { ",reconnect=1" } else { "" }
+        ))
         .args(["-device", "vhost-user-blk-pci,chardev=vublk,num-queues=2"])
         .arg("-kernel")
         .arg(&kernel)
@@ -302,6 +337,8 @@ fn boot_guest(dir: &Path, sock: &Path, initrd: &Path) -> String {
             let _ = st;
             break;
         }
+        let so_far = out.lock().unwrap().clone();
+        watch(&so_far);
         if Instant::now() > deadline {
             drop(guard);
             panic!(
@@ -319,6 +356,25 @@ fn boot_guest(dir: &Path, sock: &Path, initrd: &Path) -> String {
     s
 }
 
+fn vswitch_server(sock: &Path, disk: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .args([
+            "blk",
+            "serve",
+            "--queues",
+            "2",
+            "--stats-interval",
+            "0",
+            "--socket",
+        ])
+        .arg(sock)
+        .arg("--backend")
+        .arg(format!("file:{}", disk.display()))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start vswitch")
+}
+
 fn guest_test(
     name: &str,
     start_server: impl FnOnce(&Path, &Path) -> Child,
@@ -332,10 +388,10 @@ fn guest_test(
     std::fs::write(&disk, vec![0u8; DISK_LEN as usize]).unwrap();
     let sock = dir.join("vhost-blk.sock");
     let pattern = random_pattern();
-    let initrd = build_initramfs(&dir, &pattern);
+    let initrd = build_initramfs(&dir, &pattern, None);
     let mut server = Reaper(Some(start_server(&sock, &disk)));
     wait_for_socket(&sock, server.0.as_mut().unwrap());
-    let console = boot_guest(&dir, &sock, &initrd);
+    let console = boot_guest(&dir, &sock, &initrd, false, |_| {});
     let ctx = format!("{name}: guest console:\n{console}");
     assert!(
         !console.contains("GUEST-NO-BLOCK-DEVICE"),
@@ -375,28 +431,7 @@ fn guest_test(
 
 #[test]
 fn qemu_guest_reads_back_through_vswitch_blk() {
-    guest_test(
-        "vswitch",
-        |sock, disk| {
-            Command::new(env!("CARGO_BIN_EXE_vswitch"))
-                .args([
-                    "blk",
-                    "serve",
-                    "--queues",
-                    "2",
-                    "--stats-interval",
-                    "0",
-                    "--socket",
-                ])
-                .arg(sock)
-                .arg("--backend")
-                .arg(format!("file:{}", disk.display()))
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("start vswitch")
-        },
-        Some("vswitch-blk0"),
-    );
+    guest_test("vswitch", vswitch_server, Some("vswitch-blk0"));
 }
 
 #[test]
@@ -418,5 +453,53 @@ fn qemu_guest_reads_back_through_qemu_storage_daemon_reference() {
                 .expect("start qemu-storage-daemon")
         },
         None,
+    );
+}
+
+#[test]
+fn qemu_guest_survives_vswitch_restart() {
+    // QEMU's chardev reconnects (reconnect=1); the back end is killed after
+    // the guest's first pattern and started again; the guest's second write
+    // and read go through the new process.
+    let dir = std::env::temp_dir().join(format!("vswitch-blk-qemu-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = TempDir(dir.clone());
+    let disk = dir.join("disk.img");
+    std::fs::write(&disk, vec![0u8; DISK_LEN as usize]).unwrap();
+    let sock = dir.join("vhost-blk.sock");
+    let pattern = random_pattern();
+    let pattern2: Vec<u8> = pattern.iter().map(|b| b ^ 0x5a).collect();
+    let initrd = build_initramfs(&dir, &pattern, Some(&pattern2));
+    let server = Arc::new(Mutex::new(Reaper(Some(vswitch_server(&sock, &disk)))));
+    wait_for_socket(&sock, server.lock().unwrap().0.as_mut().unwrap());
+    let mut restarted = false;
+    let console = boot_guest(&dir, &sock, &initrd, true, |out| {
+        if !restarted && out.contains("GUEST-PHASE1-DONE") {
+            restarted = true;
+            let mut s = server.lock().unwrap();
+            let mut old = s.0.take().unwrap();
+            old.kill().unwrap();
+            old.wait().unwrap();
+            s.0 = Some(vswitch_server(&sock, &disk));
+        }
+    });
+    let ctx = format!("guest console:\n{console}");
+    assert!(restarted, "guest never finished phase 1; {ctx}");
+    assert!(console.contains("GUEST-PATTERN-OK"), "first pattern; {ctx}");
+    assert!(
+        console.contains("GUEST-PATTERN2-OK"),
+        "second pattern after the restart; {ctx}"
+    );
+    drop(server);
+    let on_disk = std::fs::read(&disk).unwrap();
+    let (a, b) = (PATTERN_OFFSET as usize, PATTERN2_OFFSET as usize);
+    assert!(
+        on_disk[a..a + PATTERN_LEN] == pattern[..],
+        "first pattern not in the backing file"
+    );
+    assert!(
+        on_disk[b..b + PATTERN_LEN] == pattern2[..],
+        "second pattern not in the backing file"
     );
 }
