@@ -10,13 +10,13 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
 use vfio::backend;
 use vfio::blk::{BlkConfig, BlkDevice, BlkStats};
-use vfio::poller::{PollGroup, PollMode};
+use vfio::poller::{DeviceCell, PollGroup, PollMode};
 use vfio::vhost_user::BlkServer;
 
 /// `vswitch blk ...`
@@ -132,7 +132,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             cfg.num_queues,
             sock.display()
         );
-        let dev = Arc::new(Mutex::new(BlkDevice::new(&name, be, cfg)));
+        let dev = DeviceCell::new(BlkDevice::new(&name, be, cfg));
         group.add(Arc::clone(&dev));
         servers.push(
             BlkServer::bind(sock, Arc::clone(&dev))
@@ -171,7 +171,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             let secs = last.elapsed().as_secs_f64();
             last = Instant::now();
             for (d, p) in devices.iter().zip(prev.iter_mut()) {
-                let dev = d.lock().map_err(|_| "device lock poisoned")?;
+                let dev = d.lock();
                 let s = dev.stats();
                 println!("{}", stats_line(dev.name(), &s, p, secs));
                 *p = s;
@@ -185,7 +185,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         let _ = t.join();
     }
     for d in &devices {
-        let dev = d.lock().map_err(|_| "device lock poisoned")?;
+        let dev = d.lock();
         println!(
             "{}",
             stats_line(dev.name(), &dev.stats(), &BlkStats::default(), 1.0)

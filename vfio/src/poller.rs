@@ -7,15 +7,54 @@
 //! poller that found no work for a while sleeps between rounds, trading the
 //! first request's latency after an idle period for a free core.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::blk::BlkDevice;
 
 /// A device shared between the poller and its control connection.
-pub type SharedDevice = Arc<Mutex<BlkDevice>>;
+pub type SharedDevice = Arc<DeviceCell>;
+
+/// A device behind a lock that the control plane cannot be starved of: a
+/// control thread announces itself before it blocks on the lock, and the
+/// poller skips the device while one is waiting (a plain mutex would let the
+/// spinning poller win every race).
+#[derive(Debug)]
+pub struct DeviceCell {
+    dev: Mutex<BlkDevice>,
+    control_waiting: AtomicU32,
+}
+
+impl DeviceCell {
+    /// Wraps a device.
+    pub fn new(dev: BlkDevice) -> Arc<Self> {
+        Arc::new(DeviceCell {
+            dev: Mutex::new(dev),
+            control_waiting: AtomicU32::new(0),
+        })
+    }
+
+    /// Locks the device for the control plane (blocks until the poller
+    /// finished its current batch).
+    pub fn lock(&self) -> MutexGuard<'_, BlkDevice> {
+        self.control_waiting.fetch_add(1, Ordering::AcqRel);
+        // A panic while holding the lock leaves a device that is still
+        // memory-safe to use; keep serving rather than cascading the panic.
+        let g = self.dev.lock().unwrap_or_else(|e| e.into_inner());
+        self.control_waiting.fetch_sub(1, Ordering::AcqRel);
+        g
+    }
+
+    /// The poller's lock: never waits, and yields to a waiting control thread.
+    fn try_poll_lock(&self) -> Option<MutexGuard<'_, BlkDevice>> {
+        if self.control_waiting.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        self.dev.try_lock().ok()
+    }
+}
 
 /// How the poller waits when there is no work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +132,7 @@ impl PollGroup {
             }
             let mut work = 0;
             for d in &local {
-                if let Ok(mut dev) = d.try_lock() {
+                if let Some(mut dev) = d.try_poll_lock() {
                     work += dev.poll();
                 }
             }

@@ -22,14 +22,14 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use vfio::backend::null::NullBackend;
 use vfio::backend::Backend;
 use vfio::blk::{BlkConfig, BlkDevice, VIRTIO_BLK_T_IN};
-use vfio::poller::{PollGroup, PollMode};
+use vfio::poller::{DeviceCell, PollGroup, PollMode};
 use vfio::vhost_user::mock_frontend::MockFrontend;
 use vfio::vhost_user::BlkServer;
 use vfio::virtq::mock::Buf;
@@ -233,7 +233,7 @@ fn ours(
     let sock = dir.join(format!("vswitch-{qd}-{queues}.sock"));
     let backend = Box::new(NullBackend::new(DISK, 4096));
     let cfg = BlkConfig::new(&backend.info(), 512, queues, "bench")?;
-    let dev = Arc::new(Mutex::new(BlkDevice::new("bench", backend, cfg)));
+    let dev = DeviceCell::new(BlkDevice::new("bench", backend, cfg));
     let group = PollGroup::new();
     group.add(Arc::clone(&dev));
     pin(1);

@@ -57,7 +57,7 @@ fn err(msg: &'static str) -> Error {
 impl BlkHandler {
     /// A handler for a fresh connection to `dev`.
     pub fn new(dev: SharedDevice) -> Self {
-        let n = dev.lock().expect("device lock").num_queues();
+        let n = dev.lock().num_queues();
         BlkHandler {
             dev,
             owned: false,
@@ -70,7 +70,7 @@ impl BlkHandler {
 
     /// Stops every ring and forgets the connection's state (on disconnect).
     pub fn disconnect(&mut self) {
-        let mut dev = self.dev.lock().expect("device lock");
+        let mut dev = self.dev.lock();
         for (i, v) in self.vrings.iter_mut().enumerate() {
             dev.stop_queue(i);
             dev.set_call(i, None);
@@ -105,7 +105,7 @@ impl BlkHandler {
             avail: t(v.avail)?,
             used: t(v.used)?,
         };
-        let mut dev = self.dev.lock().expect("device lock");
+        let mut dev = self.dev.lock();
         dev.start_queue(i, cfg, v.base).map_err(|e| {
             eprintln!("vhost-user-blk: {e}");
             err("cannot start vring")
@@ -117,7 +117,7 @@ impl BlkHandler {
     fn stop(&mut self, i: usize) {
         let v = &mut self.vrings[i];
         if v.started {
-            if let Some(base) = self.dev.lock().expect("device lock").stop_queue(i) {
+            if let Some(base) = self.dev.lock().stop_queue(i) {
                 v.base = base;
             }
             v.started = false;
@@ -147,8 +147,7 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
     }
 
     fn get_features(&mut self) -> Result<u64> {
-        Ok(self.dev.lock().expect("device lock").config().features()
-            | VHOST_USER_F_PROTOCOL_FEATURES)
+        Ok(self.dev.lock().config().features() | VHOST_USER_F_PROTOCOL_FEATURES)
     }
 
     fn set_features(&mut self, features: u64) -> Result<()> {
@@ -159,7 +158,6 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
         self.features = features;
         self.dev
             .lock()
-            .expect("device lock")
             .set_features(features & !VHOST_USER_F_PROTOCOL_FEATURES);
         // Without protocol features rings start enabled (vhost-user spec).
         let enabled = features & VHOST_USER_F_PROTOCOL_FEATURES == 0;
@@ -196,10 +194,7 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
         for &i in &running {
             self.stop(i);
         }
-        self.dev
-            .lock()
-            .expect("device lock")
-            .set_memory(mem.clone());
+        self.dev.lock().set_memory(mem.clone());
         self.mem = Some(mem);
         for i in running {
             self.try_start(i)?;
@@ -256,19 +251,13 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
 
     fn set_vring_call(&mut self, index: u8, fd: Option<File>) -> Result<()> {
         self.vring(index as u32)?;
-        self.dev
-            .lock()
-            .expect("device lock")
-            .set_call(index as usize, fd);
+        self.dev.lock().set_call(index as usize, fd);
         Ok(())
     }
 
     fn set_vring_err(&mut self, index: u8, fd: Option<File>) -> Result<()> {
         self.vring(index as u32)?;
-        self.dev
-            .lock()
-            .expect("device lock")
-            .set_err(index as usize, fd);
+        self.dev.lock().set_err(index as usize, fd);
         Ok(())
     }
 
@@ -308,7 +297,6 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
     ) -> Result<Vec<u8>> {
         self.dev
             .lock()
-            .expect("device lock")
             .config()
             .read(offset, size)
             .ok_or(Error::InvalidParam)
@@ -317,7 +305,6 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
     fn set_config(&mut self, offset: u32, buf: &[u8], _flags: VhostUserConfigFlags) -> Result<()> {
         self.dev
             .lock()
-            .expect("device lock")
             .config_mut()
             .write(offset, buf)
             .map_err(|e| {

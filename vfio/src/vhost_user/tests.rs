@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::mock_frontend::MockFrontend;
@@ -12,7 +12,7 @@ use super::BlkServer;
 use crate::backend::{mem::MemBackend, Backend};
 use crate::blk::mock::BlkReq;
 use crate::blk::{BlkConfig, BlkDevice, VIRTIO_BLK_S_OK, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT};
-use crate::poller::{PollGroup, PollMode};
+use crate::poller::{DeviceCell, PollGroup, PollMode};
 use crate::virtq::mock::Buf;
 
 struct Served {
@@ -37,7 +37,7 @@ fn serve(name: &str, queues: u16) -> Served {
     let path = std::env::temp_dir().join(format!("vfio-vu-{name}-{}.sock", std::process::id()));
     let backend = Box::new(MemBackend::new(4 << 20, 256).unwrap());
     let cfg = BlkConfig::new(&backend.info(), 512, queues, "vu-test").unwrap();
-    let dev = Arc::new(Mutex::new(BlkDevice::new(name, backend, cfg)));
+    let dev = DeviceCell::new(BlkDevice::new(name, backend, cfg));
     let group = PollGroup::new();
     group.add(Arc::clone(&dev));
     let poller = group
