@@ -1,5 +1,6 @@
 //! One walked descriptor chain: host I/O vectors, device-readable ones first.
 
+use crate::guest_memory::{GuestMemory, MemoryError};
 use crate::iovec::IoVec;
 
 /// Largest number of I/O vectors one chain may produce; longer chains fail
@@ -61,6 +62,10 @@ pub struct Chain {
     /// The last descriptor was device-writable and inside guest memory, so its
     /// last byte (the last of `iovs`) can carry a status.
     pub last_writable_ok: bool,
+    /// Ring slots the chain occupies (packed rings: the used ring advances by
+    /// this much; split rings: 1).
+    pub ring_descs: u16,
+    seen_writable: bool,
 }
 
 impl Default for Chain {
@@ -80,6 +85,8 @@ impl Chain {
             writable_len: 0,
             out_of_bounds: false,
             last_writable_ok: false,
+            ring_descs: 1,
+            seen_writable: false,
         }
     }
 
@@ -92,6 +99,58 @@ impl Chain {
         self.writable_len = 0;
         self.out_of_bounds = false;
         self.last_writable_ok = false;
+        self.ring_descs = 1;
+        self.seen_writable = false;
+    }
+
+    /// Adds one descriptor's buffer: checks direction order (§2.7.4.2 / §2.8.4
+    /// "device-writable descriptor elements after any device-readable"), the
+    /// 32-bit total, and translates it to host vectors. A buffer outside guest
+    /// memory is left out and flagged.
+    pub(crate) fn add_buffer(
+        &mut self,
+        mem: &GuestMemory,
+        addr: u64,
+        len: u32,
+        writable: bool,
+    ) -> Result<(), ChainError> {
+        if writable {
+            self.seen_writable = true;
+        } else if self.seen_writable {
+            return Err(ChainError::ReadableAfterWritable);
+        }
+        if self.readable_len + self.writable_len + len as u64 > u32::MAX as u64 {
+            return Err(ChainError::LengthOverflow);
+        }
+        let before = self.iovs.len();
+        let mut too_many = false;
+        let res = mem.for_each_chunk(addr, len as u64, |p, l| {
+            if self.iovs.len() == self.iovs.capacity() {
+                too_many = true;
+                return Err(MemoryError::OutOfBounds { addr, len: len as u64 });
+            }
+            // SAFETY: `for_each_chunk` hands out only mapped ranges of one
+            // region; `l` <= len fits in u32; the mapping lives as long as the
+            // queue's GuestMemory, which outlives the request (crate::iovec).
+            self.iovs.push(unsafe { IoVec::new(p, l as u32) });
+            Ok(())
+        });
+        if too_many {
+            return Err(ChainError::TooManySegments);
+        }
+        let ok = res.is_ok();
+        if !ok {
+            self.iovs.truncate(before);
+            self.out_of_bounds = true;
+        }
+        if writable {
+            self.writable_len += len as u64;
+        } else {
+            self.readable_len += len as u64;
+            self.readable = self.iovs.len();
+        }
+        self.last_writable_ok = writable && ok && len > 0;
+        Ok(())
     }
 
     /// The device-readable vectors.

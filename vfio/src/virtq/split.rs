@@ -18,7 +18,6 @@ use super::{
     VIRTQ_USED_F_NO_NOTIFY,
 };
 use crate::guest_memory::GuestMemory;
-use crate::iovec::IoVec;
 
 /// Where the driver put the queue, in guest-physical addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -260,8 +259,6 @@ impl SplitQueue {
         // a walk that visits more descriptors than that has met a loop.
         let mut ttl = table_len;
         let mut in_indirect = false;
-        let mut seen_writable = false;
-        let mut total: u32 = 0;
         loop {
             if ttl == 0 {
                 return Err(ChainError::Loop);
@@ -300,43 +297,7 @@ impl SplitQueue {
                 in_indirect = true;
                 continue;
             }
-            let writable = d.flags & VIRTQ_DESC_F_WRITE != 0;
-            // §2.7.4.2: "The driver MUST place any device-writable descriptor
-            // elements after any device-readable descriptor elements."
-            if writable {
-                seen_writable = true;
-            } else if seen_writable {
-                return Err(ChainError::ReadableAfterWritable);
-            }
-            total = total.checked_add(d.len).ok_or(ChainError::LengthOverflow)?;
-            let before = chain.iovs.len();
-            let mut too_many = false;
-            let res = self.mem.for_each_chunk(d.addr, d.len as u64, |p, l| {
-                if chain.iovs.len() == chain.iovs.capacity() {
-                    too_many = true;
-                    return Err(crate::guest_memory::MemoryError::FdCount);
-                }
-                // SAFETY: `for_each_chunk` hands out only mapped ranges of one
-                // region; `l` <= d.len fits in u32; the mapping lives in self.mem
-                // which outlives the request (see crate::iovec).
-                chain.iovs.push(unsafe { IoVec::new(p, l as u32) });
-                Ok(())
-            });
-            if too_many {
-                return Err(ChainError::TooManySegments);
-            }
-            let ok = res.is_ok();
-            if !ok {
-                chain.iovs.truncate(before);
-                chain.out_of_bounds = true;
-            }
-            if writable {
-                chain.writable_len += d.len as u64;
-            } else {
-                chain.readable_len += d.len as u64;
-                chain.readable = chain.iovs.len();
-            }
-            chain.last_writable_ok = writable && ok && d.len > 0;
+            chain.add_buffer(&self.mem, d.addr, d.len, d.flags & VIRTQ_DESC_F_WRITE != 0)?;
             if d.flags & VIRTQ_DESC_F_NEXT == 0 {
                 return Ok(());
             }
