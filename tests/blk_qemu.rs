@@ -175,6 +175,7 @@ if [ ! -b /dev/vda ]; then echo GUEST-NO-BLOCK-DEVICE; poweroff -f; fi
 echo "GUEST-SIZE $(cat /sys/block/vda/size)"
 echo "GUEST-SERIAL $(cat /sys/block/vda/serial)"
 echo "GUEST-QUEUES $(ls /sys/block/vda/mq | wc -l)"
+echo "GUEST-FEATURES $(cat /sys/block/vda/device/features)"
 dd if=/pattern of=/dev/vda bs=4096 seek={seek} conv=fsync 2>/dev/null || echo GUEST-WRITE-FAIL
 sync
 echo 3 > /proc/sys/vm/drop_caches
@@ -272,6 +273,7 @@ fn boot_guest(
     sock: &Path,
     initrd: &Path,
     reconnect: bool,
+    dev_opts: &str,
     mut watch: impl FnMut(&str),
 ) -> String {
     let qemu = need("/usr/bin/qemu-system-x86_64", "qemu-system-x86");
@@ -290,7 +292,10 @@ fn boot_guest(
             sock.display(),
             if reconnect { ",reconnect=1" } else { "" }
         ))
-        .args(["-device", "vhost-user-blk-pci,chardev=vublk,num-queues=2"])
+        .arg("-device")
+        .arg(format!(
+            "vhost-user-blk-pci,chardev=vublk,num-queues=2{dev_opts}"
+        ))
         .arg("-kernel")
         .arg(&kernel)
         .arg("-initrd")
@@ -379,6 +384,7 @@ fn guest_test(
     name: &str,
     start_server: impl FnOnce(&Path, &Path) -> Child,
     check_serial: Option<&str>,
+    dev_opts: &str,
 ) {
     let dir = std::env::temp_dir().join(format!("vswitch-blk-qemu-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -391,7 +397,7 @@ fn guest_test(
     let initrd = build_initramfs(&dir, &pattern, None);
     let mut server = Reaper(Some(start_server(&sock, &disk)));
     wait_for_socket(&sock, server.0.as_mut().unwrap());
-    let console = boot_guest(&dir, &sock, &initrd, false, |_| {});
+    let console = boot_guest(&dir, &sock, &initrd, false, dev_opts, |_| {});
     let ctx = format!("{name}: guest console:\n{console}");
     assert!(
         !console.contains("GUEST-NO-BLOCK-DEVICE"),
@@ -408,6 +414,18 @@ fn guest_test(
     assert!(
         console.contains("GUEST-PATTERN-OK"),
         "pattern not read back; {ctx}"
+    );
+    // The guest's negotiated feature bits, as a string of 0/1 by bit number.
+    let features = console
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("GUEST-FEATURES "))
+        .unwrap_or_else(|| panic!("no feature line; {ctx}"))
+        .to_string();
+    let packed = features.as_bytes().get(34) == Some(&b'1');
+    assert_eq!(
+        packed,
+        dev_opts.contains("packed=on"),
+        "VIRTIO_F_RING_PACKED negotiated: {features}; {ctx}"
     );
     if let Some(serial) = check_serial {
         assert!(
@@ -431,7 +449,17 @@ fn guest_test(
 
 #[test]
 fn qemu_guest_reads_back_through_vswitch_blk() {
-    guest_test("vswitch", vswitch_server, Some("vswitch-blk0"));
+    guest_test("vswitch", vswitch_server, Some("vswitch-blk0"), "");
+}
+
+#[test]
+fn qemu_guest_on_packed_virtqueues() {
+    guest_test(
+        "vswitch-packed",
+        vswitch_server,
+        Some("vswitch-blk0"),
+        ",packed=on",
+    );
 }
 
 #[test]
@@ -453,6 +481,7 @@ fn qemu_guest_reads_back_through_qemu_storage_daemon_reference() {
                 .expect("start qemu-storage-daemon")
         },
         None,
+        "",
     );
 }
 
@@ -474,7 +503,7 @@ fn qemu_guest_survives_vswitch_restart() {
     let server = Arc::new(Mutex::new(Reaper(Some(vswitch_server(&sock, &disk)))));
     wait_for_socket(&sock, server.lock().unwrap().0.as_mut().unwrap());
     let mut restarted = false;
-    let console = boot_guest(&dir, &sock, &initrd, true, |out| {
+    let console = boot_guest(&dir, &sock, &initrd, true, "", |out| {
         if !restarted && out.contains("GUEST-PHASE1-DONE") {
             restarted = true;
             let mut s = server.lock().unwrap();

@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::backend::BackendInfo;
-use crate::virtq::{VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
+use crate::virtq::{
+    VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
+};
 
 /// Field offsets in the config space (§5.2.4).
 mod field {
@@ -97,6 +99,7 @@ impl BlkConfig {
     /// Device feature bits offered to the driver.
     pub fn features(&self) -> u64 {
         let mut f = VIRTIO_F_VERSION_1
+            | VIRTIO_F_RING_PACKED
             | VIRTIO_RING_F_INDIRECT_DESC
             | VIRTIO_RING_F_EVENT_IDX
             | VIRTIO_BLK_F_SIZE_MAX

@@ -21,7 +21,7 @@ use super::*;
 use crate::backend::{Backend, IoCompletion, IoOp, IoRequest, IoStatus};
 use crate::guest_memory::GuestMemory;
 use crate::iovec::{scatter, IoVec};
-use crate::virtq::{Chain, QueueConfig, SplitQueue};
+use crate::virtq::{Chain, QueueConfig, Virtqueue};
 
 /// Most chains taken from one queue per poll step.
 pub const BATCH: usize = 64;
@@ -59,6 +59,7 @@ pub struct BlkStats {
 #[derive(Debug)]
 struct Slot {
     busy: bool,
+    ring_descs: u16,
     op: IoOp,
     len: u64,
     status: Option<IoVec>,
@@ -68,7 +69,7 @@ struct Slot {
 /// One request queue of the device.
 #[derive(Debug)]
 struct DevQueue {
-    ring: Option<SplitQueue>,
+    ring: Option<Virtqueue>,
     broken: Option<String>,
     call: Option<File>,
     err: Option<File>,
@@ -197,29 +198,23 @@ impl BlkDevice {
         }
     }
 
-    /// Starts polling queue `qi` at available index `base`; the used index
-    /// continues from what the used ring holds.
-    pub fn start_queue(&mut self, qi: usize, cfg: QueueConfig, base: u16) -> Result<(), String> {
+    /// Starts polling queue `qi` at the vhost-user ring base `base` (split:
+    /// next available index, the used index continues from the used ring;
+    /// packed: see [`crate::virtq::PackedQueue::new`]).
+    pub fn start_queue(&mut self, qi: usize, cfg: QueueConfig, base: u32) -> Result<(), String> {
         let mem = self.mem.clone().ok_or("no guest memory table yet")?;
         let q = self
             .queues
             .get_mut(qi)
             .ok_or_else(|| format!("queue {qi} does not exist"))?;
-        let mut used_idx = [0u8; 2];
-        mem.read(
-            cfg.used
-                .checked_add(2)
-                .ok_or("used ring address overflows")?,
-            &mut used_idx,
-        )
-        .map_err(|e| e.to_string())?;
-        let mut ring = SplitQueue::new(mem, cfg, self.features, base, u16::from_le_bytes(used_idx))
+        let mut ring = Virtqueue::new(mem, cfg, self.features, base)
             .map_err(|e| format!("queue {qi}: {e}"))?;
         ring.suppress_kicks();
         if q.slots.len() != cfg.size as usize {
             q.slots = (0..cfg.size)
                 .map(|_| Slot {
                     busy: false,
+                    ring_descs: 1,
                     op: IoOp::Flush,
                     len: 0,
                     status: None,
@@ -236,7 +231,7 @@ impl BlkDevice {
     /// Stops queue `qi` after its in-flight requests finished; returns the
     /// next available index (vhost-user `GET_VRING_BASE`), `None` if it was
     /// not running.
-    pub fn stop_queue(&mut self, qi: usize) -> Option<u16> {
+    pub fn stop_queue(&mut self, qi: usize) -> Option<u32> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while self.queues.get(qi)?.inflight > 0 && std::time::Instant::now() < deadline {
             if self.reap() == 0 {
@@ -246,7 +241,7 @@ impl BlkDevice {
         }
         let q = self.queues.get_mut(qi)?;
         q.broken = None;
-        q.ring.take().map(|r| r.next_avail())
+        q.ring.take().map(|r| r.base())
     }
 
     /// Whether queue `qi` is polled.
@@ -295,31 +290,25 @@ impl BlkDevice {
     fn take_new(&mut self, qi: usize) -> usize {
         let max_inflight = self.backend.info().max_inflight;
         let q = &mut self.queues[qi];
-        let Some(ring) = q.ring.as_mut() else {
-            return 0;
-        };
-        if q.broken.is_some() {
+        if q.ring.is_none() || q.broken.is_some() {
             return 0;
         }
-        let pending = match ring.avail_pending() {
-            Ok(n) => n as usize,
-            Err(e) => {
-                self.break_queue(qi, e.to_string());
-                return 0;
-            }
-        };
         let mut taken = 0;
-        while taken < pending.min(BATCH) {
+        while taken < BATCH {
             if self.backend.inflight() >= max_inflight {
                 break;
             }
             let q = &mut self.queues[qi];
             let ring = q.ring.as_mut().expect("checked above");
-            let head = ring.pop_head();
-            if let Err(e) = ring.walk(head, &mut self.chain) {
-                self.break_queue(qi, e.to_string());
-                return taken;
-            }
+            let head = match ring.pop(&mut self.chain) {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(e) => {
+                    self.break_queue(qi, e.to_string());
+                    return taken;
+                }
+            };
+            let ring_descs = self.chain.ring_descs;
             taken += 1;
             let slot = &mut q.slots[head as usize];
             if slot.busy {
@@ -342,7 +331,7 @@ impl BlkDevice {
                     if let Some(s) = slot.status {
                         s.write_byte(0, status);
                     }
-                    ring.add_used(head, used_len);
+                    ring.add_used(head, used_len, ring_descs);
                     q.dirty = true;
                 }
                 Verdict::GetId => {
@@ -351,7 +340,7 @@ impl BlkDevice {
                     if let Some(s) = slot.status {
                         s.write_byte(0, VIRTIO_BLK_S_OK);
                     }
-                    ring.add_used(head, n as u32 + 1);
+                    ring.add_used(head, n as u32 + 1, ring_descs);
                     q.dirty = true;
                     self.stats.get_ids += 1;
                 }
@@ -366,10 +355,11 @@ impl BlkDevice {
                     };
                     if self.backend.submit(&req).is_err() {
                         // Busy after all: hand the chain back to the ring.
-                        ring.unpop_head();
+                        ring.unpop();
                         return taken - 1;
                     }
                     slot.busy = true;
+                    slot.ring_descs = ring_descs;
                     slot.op = op;
                     slot.len = len;
                     q.inflight += 1;
@@ -426,7 +416,7 @@ impl BlkDevice {
                 s.write_byte(0, status);
             }
             if let Some(ring) = q.ring.as_mut() {
-                ring.add_used(head as u16, data_len + 1);
+                ring.add_used(head as u16, data_len + 1, slot.ring_descs);
                 q.dirty = true;
             }
         }

@@ -32,7 +32,7 @@ struct Vring {
     avail: u64,
     used: u64,
     addr_set: bool,
-    base: u16,
+    base: u32,
     kick: Option<File>,
     kick_set: bool,
     enabled: bool,
@@ -229,7 +229,7 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
 
     fn set_vring_base(&mut self, index: u32, base: u32) -> Result<()> {
         let v = self.vring(index)?;
-        v.base = u16::try_from(base).map_err(|_| Error::InvalidParam)?;
+        v.base = base;
         Ok(())
     }
 
@@ -239,7 +239,7 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
         let v = self.vring(index)?;
         v.kick_set = false;
         v.kick = None;
-        Ok(VhostUserVringState::new(index, v.base as u32))
+        Ok(VhostUserVringState::new(index, v.base))
     }
 
     fn set_vring_kick(&mut self, index: u8, fd: Option<File>) -> Result<()> {

@@ -127,7 +127,10 @@ impl Chain {
         let res = mem.for_each_chunk(addr, len as u64, |p, l| {
             if self.iovs.len() == self.iovs.capacity() {
                 too_many = true;
-                return Err(MemoryError::OutOfBounds { addr, len: len as u64 });
+                return Err(MemoryError::OutOfBounds {
+                    addr,
+                    len: len as u64,
+                });
             }
             // SAFETY: `for_each_chunk` hands out only mapped ranges of one
             // region; `l` <= len fits in u32; the mapping lives as long as the

@@ -4,6 +4,8 @@
 //!   polling, descriptor-chain walking (indirect tables, length limits, loop
 //!   detection, direction checks), the used ring and event-index
 //!   notification suppression.
+//! * [`packed`]: the device side of one packed virtqueue (§2.8).
+//! * [`queue`]: either layout behind one interface.
 //! * [`chain`]: the result of walking one chain, as host I/O vectors.
 //! * `mock` (feature `test-utils` or tests): a guest-driver simulator that
 //!   places descriptors in guest memory the way a virtio driver does.
@@ -21,12 +23,16 @@
 //! memory is still rust-vmm's `vm-memory`.
 
 pub mod chain;
+pub mod packed;
+pub mod queue;
 pub mod split;
 
 #[cfg(any(test, feature = "test-utils"))]
 pub mod mock;
 
 pub use chain::{Chain, ChainError};
+pub use packed::PackedQueue;
+pub use queue::{PopError, Virtqueue};
 pub use split::{QueueConfig, QueueError, SplitQueue};
 
 /// Descriptor flag: the chain continues in `next` (§2.7.5).
@@ -46,6 +52,8 @@ pub const VIRTIO_RING_F_INDIRECT_DESC: u64 = 1 << 28;
 pub const VIRTIO_RING_F_EVENT_IDX: u64 = 1 << 29;
 /// Feature bit: VIRTIO 1.0 or later (§6.1).
 pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+/// Feature bit: packed virtqueue layout (§6.1).
+pub const VIRTIO_F_RING_PACKED: u64 = 1 << 34;
 
 /// Largest split queue size (§2.7: "Queue Size ... maximum 32768").
 pub const MAX_QUEUE_SIZE: u16 = 32768;
