@@ -295,3 +295,184 @@ pub fn write_desc_at(mem: &GuestMemory, at: u64, addr: u64, len: u32, flags: u16
     raw[14..16].copy_from_slice(&next.to_le_bytes());
     mem.write(at, &raw).expect("descriptor inside guest memory");
 }
+
+/// The driver side of one packed virtqueue (§2.8.21): descriptors in one
+/// ring, published by flipping the head's `AVAIL`/`USED` bits last.
+#[derive(Debug)]
+pub struct MockPackedQueue {
+    mem: GuestMemory,
+    cfg: QueueConfig,
+    next_avail: u16,
+    avail_wrap: bool,
+    next_used: u16,
+    used_wrap: bool,
+    /// Ring slots each buffer id occupies (to skip them when used).
+    descs_of: Vec<u16>,
+}
+
+impl MockPackedQueue {
+    /// Bytes the queue occupies from its base: the ring and two 4-byte
+    /// event-suppression areas.
+    pub fn footprint(size: u16) -> u64 {
+        16 * size as u64 + 16
+    }
+
+    /// Lays out a zeroed packed queue of `size` entries at `base`.
+    pub fn new(mem: &GuestMemory, base: u64, size: u16) -> Self {
+        mem.write(base, &vec![0u8; Self::footprint(size) as usize])
+            .expect("queue inside guest memory");
+        let desc = base;
+        let avail = base + 16 * size as u64;
+        MockPackedQueue {
+            mem: mem.clone(),
+            cfg: QueueConfig {
+                size,
+                desc,
+                avail,
+                used: avail + 8,
+            },
+            next_avail: 0,
+            avail_wrap: true,
+            next_used: 0,
+            used_wrap: true,
+            descs_of: vec![1; size as usize],
+        }
+    }
+
+    /// Where the queue lives (`avail` = driver area, `used` = device area).
+    pub fn config(&self) -> QueueConfig {
+        self.cfg
+    }
+
+    /// The vhost-user ring base for a fresh queue (both wrap counters 1).
+    pub fn initial_base() -> u32 {
+        1 << 15 | 1 << 31
+    }
+
+    fn avail_flags(&self, wrap: bool) -> u16 {
+        if wrap {
+            super::packed::VIRTQ_DESC_F_AVAIL
+        } else {
+            super::packed::VIRTQ_DESC_F_USED
+        }
+    }
+
+    /// Writes raw descriptor `i` (malicious tests).
+    pub fn write_raw(&self, i: u16, addr: u64, len: u32, id: u16, flags: u16) {
+        let mut raw = [0u8; 16];
+        raw[0..8].copy_from_slice(&addr.to_le_bytes());
+        raw[8..12].copy_from_slice(&len.to_le_bytes());
+        raw[12..14].copy_from_slice(&id.to_le_bytes());
+        raw[14..16].copy_from_slice(&flags.to_le_bytes());
+        self.mem
+            .write(self.cfg.desc + 16 * i as u64, &raw)
+            .expect("ring in guest memory");
+    }
+
+    /// The flags that mark a descriptor available in the current lap, plus
+    /// `extra` bits (NEXT, WRITE, INDIRECT).
+    pub fn avail_bits(&self, extra: u16) -> u16 {
+        self.avail_flags(self.avail_wrap) | extra
+    }
+
+    /// Places and publishes a chain with buffer id `id`.
+    pub fn add_chain(&mut self, bufs: &[Buf], id: u16) {
+        let head = self.next_avail;
+        let mut head_flags = 0;
+        for (i, b) in bufs.iter().enumerate() {
+            let mut f =
+                self.avail_flags(self.avail_wrap) | if b.write { VIRTQ_DESC_F_WRITE } else { 0 };
+            if i + 1 < bufs.len() {
+                f |= VIRTQ_DESC_F_NEXT;
+            }
+            if i == 0 {
+                // Published last, below.
+                self.write_raw(self.next_avail, b.addr, b.len, id, 0);
+                head_flags = f;
+            } else {
+                self.write_raw(self.next_avail, b.addr, b.len, id, f);
+            }
+            self.next_avail += 1;
+            if self.next_avail == self.cfg.size {
+                self.next_avail = 0;
+                self.avail_wrap = !self.avail_wrap;
+            }
+        }
+        self.descs_of[id as usize] = bufs.len() as u16;
+        self.publish_flags(head, head_flags);
+    }
+
+    /// Places an indirect table (packed descriptors) at `table` and one ring
+    /// descriptor pointing at it, with buffer id `id`.
+    pub fn add_indirect_chain(&mut self, table: u64, bufs: &[Buf], id: u16) {
+        for (i, b) in bufs.iter().enumerate() {
+            let mut raw = [0u8; 16];
+            raw[0..8].copy_from_slice(&b.addr.to_le_bytes());
+            raw[8..12].copy_from_slice(&b.len.to_le_bytes());
+            let f = if b.write { VIRTQ_DESC_F_WRITE } else { 0 };
+            raw[14..16].copy_from_slice(&f.to_le_bytes());
+            self.mem
+                .write(table + 16 * i as u64, &raw)
+                .expect("table in guest memory");
+        }
+        let head = self.next_avail;
+        let flags = self.avail_flags(self.avail_wrap) | VIRTQ_DESC_F_INDIRECT;
+        self.write_raw(head, table, 16 * bufs.len() as u32, id, 0);
+        self.next_avail += 1;
+        if self.next_avail == self.cfg.size {
+            self.next_avail = 0;
+            self.avail_wrap = !self.avail_wrap;
+        }
+        self.descs_of[id as usize] = 1;
+        self.publish_flags(head, flags);
+    }
+
+    fn publish_flags(&self, i: u16, flags: u16) {
+        let p = self
+            .mem
+            .host_range(self.cfg.desc + 16 * i as u64 + 14, 2)
+            .expect("ring mapped");
+        // SAFETY: 2-aligned (ring 16-aligned, offset 14) and mapped.
+        unsafe { (*(p as *const AtomicU16)).store(flags.to_le(), Ordering::Release) };
+    }
+
+    /// Driver event suppression (§2.8.10): `flags` 0 enable, 1 disable, 2 desc.
+    pub fn set_driver_event(&self, off_wrap: u16, flags: u16) {
+        let mut b = [0u8; 4];
+        b[0..2].copy_from_slice(&off_wrap.to_le_bytes());
+        b[2..4].copy_from_slice(&flags.to_le_bytes());
+        self.mem.write(self.cfg.avail, &b).expect("driver area");
+    }
+
+    /// Device event flags as the device left them.
+    pub fn device_event_flags(&self) -> u16 {
+        let mut b = [0u8; 2];
+        self.mem
+            .read(self.cfg.used + 2, &mut b)
+            .expect("device area");
+        u16::from_le_bytes(b)
+    }
+
+    /// Takes the next used descriptor: `(id, len)`.
+    pub fn pop_used(&mut self) -> Option<(u16, u32)> {
+        let mut raw = [0u8; 16];
+        self.mem
+            .read(self.cfg.desc + 16 * self.next_used as u64, &mut raw)
+            .expect("ring");
+        let flags = u16::from_le_bytes([raw[14], raw[15]]);
+        let avail = flags & super::packed::VIRTQ_DESC_F_AVAIL != 0;
+        let used = flags & super::packed::VIRTQ_DESC_F_USED != 0;
+        if avail != self.used_wrap || used != self.used_wrap {
+            return None;
+        }
+        let id = u16::from_le_bytes([raw[12], raw[13]]);
+        let len = u32::from_le_bytes(raw[8..12].try_into().expect("4"));
+        let n = self.descs_of.get(id as usize).copied().unwrap_or(1);
+        self.next_used += n;
+        if self.next_used >= self.cfg.size {
+            self.next_used -= self.cfg.size;
+            self.used_wrap = !self.used_wrap;
+        }
+        Some((id, len))
+    }
+}

@@ -59,4 +59,6 @@ pub const VIRTIO_F_RING_PACKED: u64 = 1 << 34;
 pub const MAX_QUEUE_SIZE: u16 = 32768;
 
 #[cfg(test)]
+mod packed_tests;
+#[cfg(test)]
 mod tests;
