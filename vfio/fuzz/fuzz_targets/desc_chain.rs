@@ -11,7 +11,10 @@ use vfio::backend::{mem::MemBackend, Backend};
 use vfio::blk::{BlkConfig, BlkDevice};
 use vfio::guest_memory::GuestMemory;
 use vfio::virtq::mock::MockQueue;
-use vfio::virtq::{Chain, SplitQueue, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
+use vfio::virtq::{
+    Chain, PackedQueue, SplitQueue, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX,
+    VIRTIO_RING_F_INDIRECT_DESC,
+};
 
 const MEM: usize = 1 << 16;
 const QSIZE: u16 = 16;
@@ -46,6 +49,18 @@ fuzz_target!(|data: &[u8]| {
                 p >= base && p + v.len() as u64 <= base + r.size
             }));
         }
+    }
+
+    // The same bytes read as a packed ring.
+    let base = u32::from(data[1] & 0x0f) | u32::from(data[0] & 0x80) << 8 | 1 << 31;
+    if let Ok(mut pq) = PackedQueue::new(mem.clone(), cfg, features | VIRTIO_F_RING_PACKED, base) {
+        for _ in 0..QSIZE {
+            match pq.pop(&mut chain) {
+                Ok(Some(id)) => pq.add_used(id, 1, chain.ring_descs),
+                _ => break,
+            }
+        }
+        pq.publish_used();
     }
 
     // The whole device.

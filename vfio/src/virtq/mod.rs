@@ -1,4 +1,5 @@
-//! Virtqueues (VIRTIO 1.2 §2.7, split rings) polled by the device.
+//! Virtqueues (VIRTIO 1.2 §2.7 split rings, §2.8 packed rings) polled by the
+//! device.
 //!
 //! * [`split`]: the device side of one split virtqueue: available-ring
 //!   polling, descriptor-chain walking (indirect tables, length limits, loop
@@ -7,8 +8,9 @@
 //! * [`packed`]: the device side of one packed virtqueue (§2.8).
 //! * [`queue`]: either layout behind one interface.
 //! * [`chain`]: the result of walking one chain, as host I/O vectors.
-//! * `mock` (feature `test-utils` or tests): a guest-driver simulator that
-//!   places descriptors in guest memory the way a virtio driver does.
+//! * `mock` (feature `test-utils` or tests): guest-driver simulators (split
+//!   and packed) that place descriptors in guest memory the way a virtio
+//!   driver does.
 //!
 //! # Why not `virtio-queue`
 //! rust-vmm's `virtio-queue` was evaluated and not used for the device side:
