@@ -83,6 +83,22 @@ impl GuestMemory {
             if size == 0 || r.guest_phys_addr.checked_add(r.size).is_none() {
                 return Err(MemoryError::BadRegion(r.guest_phys_addr));
             }
+            // A mapping past the end of the file would fault (SIGBUS) on first
+            // touch: refuse it up front rather than trust the VMM.
+            let meta = file
+                .metadata()
+                .map_err(|e| MemoryError::Mmap(e.to_string()))?;
+            let end = r
+                .mmap_offset
+                .checked_add(r.size)
+                .ok_or(MemoryError::BadRegion(r.guest_phys_addr))?;
+            if meta.is_file() && end > meta.len() {
+                return Err(MemoryError::Mmap(format!(
+                    "region at {:#x} needs {end} bytes of its fd, which has {}",
+                    r.guest_phys_addr,
+                    meta.len()
+                )));
+            }
             let mmap = MmapRegion::<()>::from_file(FileOffset::new(file, r.mmap_offset), size)
                 .map_err(|e| MemoryError::Mmap(e.to_string()))?;
             let region = GuestRegionMmap::new(mmap, GuestAddress(r.guest_phys_addr))
@@ -236,6 +252,45 @@ mod tests {
         assert!(m.write(0x20fff, b"ab").is_err());
         assert_eq!(m.vmm_to_guest(0x20004), Some(0x20004));
         assert_eq!(m.vmm_to_guest(0x30000), None);
+    }
+
+    #[test]
+    fn table_larger_than_its_fd_is_refused() {
+        let path = std::env::temp_dir().join(format!("vfio-gm-{}", std::process::id()));
+        std::fs::write(&path, vec![0u8; 8192]).unwrap();
+        let open = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap()
+        };
+        let r = |size, off| RegionDesc {
+            guest_phys_addr: 0,
+            size,
+            user_addr: 0x1000,
+            mmap_offset: off,
+        };
+        assert!(GuestMemory::from_fds(&[r(8192, 0)], vec![open()]).is_ok());
+        assert!(GuestMemory::from_fds(&[r(16384, 0)], vec![open()]).is_err());
+        assert!(GuestMemory::from_fds(&[r(8192, 4096)], vec![open()]).is_err());
+        assert!(GuestMemory::from_fds(&[r(4096, u64::MAX)], vec![open()]).is_err());
+        assert_eq!(
+            GuestMemory::from_fds(&[r(4096, 0)], vec![]).unwrap_err(),
+            MemoryError::FdCount
+        );
+        let two = [
+            r(4096, 0),
+            RegionDesc {
+                guest_phys_addr: 0x800,
+                ..r(4096, 0)
+            },
+        ];
+        assert!(
+            GuestMemory::from_fds(&two, vec![open(), open()]).is_err(),
+            "overlap"
+        );
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
