@@ -176,6 +176,7 @@ echo "GUEST-SIZE $(cat /sys/block/vda/size)"
 echo "GUEST-SERIAL $(cat /sys/block/vda/serial)"
 echo "GUEST-QUEUES $(ls /sys/block/vda/mq | wc -l)"
 echo "GUEST-FEATURES $(cat /sys/block/vda/device/features)"
+echo "GUEST-LBS $(cat /sys/block/vda/queue/logical_block_size)"
 dd if=/pattern of=/dev/vda bs=4096 seek={seek} conv=fsync 2>/dev/null || echo GUEST-WRITE-FAIL
 sync
 echo 3 > /proc/sys/vm/drop_caches
@@ -422,6 +423,17 @@ fn guest_test(
         .unwrap_or_else(|| panic!("no feature line; {ctx}"))
         .to_string();
     let packed = features.as_bytes().get(34) == Some(&b'1');
+    if name == "vswitch-packed" {
+        assert!(
+            console.contains("GUEST-LBS 4096"),
+            "--block-size 4096 reaches the guest; {ctx}"
+        );
+    } else {
+        assert!(
+            console.contains("GUEST-LBS 512"),
+            "512-byte logical blocks; {ctx}"
+        );
+    }
     assert_eq!(
         packed,
         dev_opts.contains("packed=on"),
@@ -453,10 +465,29 @@ fn qemu_guest_reads_back_through_vswitch_blk() {
 }
 
 #[test]
-fn qemu_guest_on_packed_virtqueues() {
+fn qemu_guest_on_packed_virtqueues_with_4k_blocks() {
     guest_test(
         "vswitch-packed",
-        vswitch_server,
+        |sock, disk| {
+            Command::new(env!("CARGO_BIN_EXE_vswitch"))
+                .args([
+                    "blk",
+                    "serve",
+                    "--queues",
+                    "2",
+                    "--block-size",
+                    "4096",
+                    "--stats-interval",
+                    "0",
+                ])
+                .arg("--socket")
+                .arg(sock)
+                .arg("--backend")
+                .arg(format!("file:{}", disk.display()))
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("start vswitch")
+        },
         Some("vswitch-blk0"),
         ",packed=on",
     );
