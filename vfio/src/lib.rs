@@ -20,6 +20,7 @@
 pub mod backend;
 pub mod blk;
 pub mod guest_memory;
+pub mod inflight;
 pub mod iovec;
 pub mod poller;
 pub mod vhost_user;

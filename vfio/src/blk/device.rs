@@ -20,8 +20,9 @@ use super::request::{parse, Verdict};
 use super::*;
 use crate::backend::{Backend, IoCompletion, IoOp, IoRequest, IoStatus};
 use crate::guest_memory::GuestMemory;
+use crate::inflight::InflightQueue;
 use crate::iovec::{scatter, IoVec};
-use crate::virtq::{Chain, QueueConfig, Virtqueue};
+use crate::virtq::{Chain, QueueConfig, Virtqueue, VIRTIO_F_RING_PACKED};
 
 /// Most chains taken from one queue per poll step.
 pub const BATCH: usize = 64;
@@ -76,6 +77,13 @@ struct DevQueue {
     slots: Vec<Slot>,
     inflight: usize,
     dirty: bool,
+    /// Inflight tracking shared with the VMM (split rings only).
+    tracker: Option<InflightQueue>,
+    /// Chains a previous back end left unfinished, oldest first.
+    resubmit: Vec<u16>,
+    resubmit_pos: usize,
+    /// Heads whose used elements are written but not yet published.
+    unpublished: Vec<u16>,
 }
 
 impl DevQueue {
@@ -88,6 +96,10 @@ impl DevQueue {
             slots: Vec::new(),
             inflight: 0,
             dirty: false,
+            tracker: None,
+            resubmit: Vec::new(),
+            resubmit_pos: 0,
+            unpublished: Vec::new(),
         }
     }
 }
@@ -202,11 +214,45 @@ impl BlkDevice {
     /// next available index, the used index continues from the used ring;
     /// packed: see [`crate::virtq::PackedQueue::new`]).
     pub fn start_queue(&mut self, qi: usize, cfg: QueueConfig, base: u32) -> Result<(), String> {
+        self.start_queue_tracked(qi, cfg, base, None)
+    }
+
+    /// As [`start_queue`](Self::start_queue), with vhost-user inflight
+    /// tracking (split rings): chains a previous back end left unfinished
+    /// are resubmitted first, and the available index continues after them.
+    pub fn start_queue_tracked(
+        &mut self,
+        qi: usize,
+        cfg: QueueConfig,
+        mut base: u32,
+        tracker: Option<InflightQueue>,
+    ) -> Result<(), String> {
         let mem = self.mem.clone().ok_or("no guest memory table yet")?;
+        let packed = self.features & VIRTIO_F_RING_PACKED != 0;
         let q = self
             .queues
             .get_mut(qi)
             .ok_or_else(|| format!("queue {qi} does not exist"))?;
+        q.tracker = if packed { None } else { tracker };
+        q.resubmit.clear();
+        q.resubmit_pos = 0;
+        if let Some(t) = q.tracker.as_mut() {
+            let mut used_idx = [0u8; 2];
+            let at = cfg
+                .used
+                .checked_add(2)
+                .ok_or("used ring address overflows")?;
+            mem.read(at, &mut used_idx).map_err(|e| e.to_string())?;
+            q.resubmit.reserve(cfg.size as usize);
+            base = t.recover(cfg.size, u16::from_le_bytes(used_idx), &mut q.resubmit)? as u32;
+            if !q.resubmit.is_empty() {
+                eprintln!(
+                    "vfio blk: queue {qi}: resubmitting {} unfinished requests",
+                    q.resubmit.len()
+                );
+            }
+        }
+        q.unpublished = Vec::with_capacity(cfg.size as usize);
         let mut ring = Virtqueue::new(mem, cfg, self.features, base)
             .map_err(|e| format!("queue {qi}: {e}"))?;
         ring.suppress_kicks();
@@ -300,7 +346,15 @@ impl BlkDevice {
             }
             let q = &mut self.queues[qi];
             let ring = q.ring.as_mut().expect("checked above");
-            let head = match ring.pop(&mut self.chain) {
+            let from_resubmit = q.resubmit_pos < q.resubmit.len();
+            let popped = if from_resubmit {
+                let h = q.resubmit[q.resubmit_pos];
+                q.resubmit_pos += 1;
+                ring.walk_head(h, &mut self.chain).map(|()| Some(h))
+            } else {
+                ring.pop(&mut self.chain)
+            };
+            let head = match popped {
                 Ok(Some(h)) => h,
                 Ok(None) => break,
                 Err(e) => {
@@ -308,6 +362,9 @@ impl BlkDevice {
                     return taken;
                 }
             };
+            if let Some(t) = q.tracker.as_mut() {
+                t.taken(head);
+            }
             let ring_descs = self.chain.ring_descs;
             taken += 1;
             let slot = &mut q.slots[head as usize];
@@ -332,6 +389,10 @@ impl BlkDevice {
                         s.write_byte(0, status);
                     }
                     ring.add_used(head, used_len, ring_descs);
+                    if let Some(t) = q.tracker.as_mut() {
+                        t.used(head, ring.next_used());
+                        q.unpublished.push(head);
+                    }
                     q.dirty = true;
                 }
                 Verdict::GetId => {
@@ -341,6 +402,10 @@ impl BlkDevice {
                         s.write_byte(0, VIRTIO_BLK_S_OK);
                     }
                     ring.add_used(head, n as u32 + 1, ring_descs);
+                    if let Some(t) = q.tracker.as_mut() {
+                        t.used(head, ring.next_used());
+                        q.unpublished.push(head);
+                    }
                     q.dirty = true;
                     self.stats.get_ids += 1;
                 }
@@ -355,7 +420,11 @@ impl BlkDevice {
                     };
                     if self.backend.submit(&req).is_err() {
                         // Busy after all: hand the chain back to the ring.
-                        ring.unpop();
+                        if from_resubmit {
+                            q.resubmit_pos -= 1;
+                        } else {
+                            ring.unpop();
+                        }
                         return taken - 1;
                     }
                     slot.busy = true;
@@ -417,6 +486,10 @@ impl BlkDevice {
             }
             if let Some(ring) = q.ring.as_mut() {
                 ring.add_used(head as u16, data_len + 1, slot.ring_descs);
+                if let Some(t) = q.tracker.as_mut() {
+                    t.used(head as u16, ring.next_used());
+                    q.unpublished.push(head as u16);
+                }
                 q.dirty = true;
             }
         }
@@ -433,7 +506,14 @@ impl BlkDevice {
                 continue;
             };
             ring.suppress_kicks();
-            if ring.publish_used() {
+            let irq = ring.publish_used();
+            if let Some(t) = q.tracker.as_mut() {
+                for &h in &q.unpublished {
+                    t.published(h);
+                }
+            }
+            q.unpublished.clear();
+            if irq {
                 if let Some(call) = q.call.as_mut() {
                     let _ = call.write_all(&1u64.to_ne_bytes());
                     self.stats.interrupts += 1;

@@ -401,3 +401,104 @@ fn late_out_of_order_completions() {
     r.dev.poll();
     assert_eq!(r.drv[0].status(&q), 0xff);
 }
+
+/// Completes everything at once except requests at one byte offset, which
+/// it never completes (a back end that dies with them in flight).
+struct HoldOffset {
+    inner: MemBackend,
+    hold: u64,
+    held: usize,
+}
+
+impl Backend for HoldOffset {
+    fn info(&self) -> crate::backend::BackendInfo {
+        self.inner.info()
+    }
+    fn submit(
+        &mut self,
+        req: &crate::backend::IoRequest<'_>,
+    ) -> Result<(), crate::backend::SubmitError> {
+        if req.offset == self.hold && req.op == crate::backend::IoOp::Write {
+            self.held += 1;
+            return Ok(());
+        }
+        self.inner.submit(req)
+    }
+    fn poll(&mut self, out: &mut Vec<crate::backend::IoCompletion>) -> usize {
+        self.inner.poll(out)
+    }
+    fn inflight(&self) -> usize {
+        self.inner.inflight() + self.held
+    }
+}
+
+#[test]
+fn inflight_tracking_resubmits_after_a_crash() {
+    use crate::inflight::InflightArea;
+    let (area, _fd, _) = InflightArea::create(1, QSIZE).unwrap();
+    // First back end: never finishes the write at sector 3 (C), finishes the
+    // later write A and GET_ID at once; so C is in flight *behind* finished
+    // requests, which restarting from the used index alone would lose.
+    let hold = HoldOffset {
+        inner: MemBackend::new(DISK, 256).unwrap(),
+        hold: 3 * 512,
+        held: 0,
+    };
+    let mut r = rig_with(Box::new(hold), 1);
+    let cfg = r.drv[0].q.config();
+    r.dev.stop_queue(0);
+    r.dev.start_queue_tracked(0, cfg, 0, area.queue(0)).unwrap();
+    r.mem.write(DATA + 3 * 512, &[0xc3; 512]).unwrap();
+    let c = r.drv[0].request(VIRTIO_BLK_T_OUT, 3, &[Buf::r(DATA + 3 * 512, 512)], false);
+    r.mem.write(DATA + 512, &[0xa1; 512]).unwrap();
+    let a = r.drv[0].request(VIRTIO_BLK_T_OUT, 1, &[Buf::r(DATA + 512, 512)], false);
+    let id = r.drv[0].request(VIRTIO_BLK_T_GET_ID, 0, &[Buf::w(DATA + 0x8000, 20)], true);
+    r.run();
+    let mut seen: Vec<u16> =
+        std::iter::from_fn(|| r.drv[0].q.pop_used().map(|(id, _)| id)).collect();
+    assert_eq!(seen.len(), 2, "A and GET_ID done, C in flight");
+    assert_eq!(r.drv[0].status(&c), 0xff);
+
+    // The back end dies without stopping the ring; a new one starts on the
+    // same guest memory and inflight area, told (as QEMU does after a crash)
+    // to start from the used index.
+    let used_idx = r.drv[0].q.used_idx() as u32;
+    assert_eq!(used_idx, 2);
+    let backend = Box::new(MemBackend::new(DISK, 256).unwrap());
+    let bcfg = BlkConfig::new(&backend.info(), 512, 1, "vfio-test-serial").unwrap();
+    let mut dev2 = BlkDevice::new("t2", backend, bcfg);
+    dev2.set_features(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_INDIRECT_DESC | VIRTIO_RING_F_EVENT_IDX);
+    dev2.set_memory(r.mem.clone());
+    dev2.start_queue_tracked(0, cfg, used_idx, area.queue(0))
+        .unwrap();
+    drop(r.dev);
+    // A new request after the restart.
+    r.mem.write(DATA + 4 * 512, &[0xe4; 512]).unwrap();
+    let e = r.drv[0].request(VIRTIO_BLK_T_OUT, 4, &[Buf::r(DATA + 4 * 512, 512)], false);
+    for _ in 0..4 {
+        dev2.poll();
+    }
+    seen.extend(std::iter::from_fn(|| {
+        r.drv[0].q.pop_used().map(|(id, _)| id)
+    }));
+    let mut got_ids = seen.clone();
+    got_ids.sort_unstable();
+    let mut want = vec![c.head, a.head, id.head, e.head];
+    want.sort_unstable();
+    assert_eq!(
+        got_ids, want,
+        "every request completed exactly once: {seen:?}"
+    );
+    assert_eq!(r.drv[0].status(&c), VIRTIO_BLK_S_OK);
+    assert_eq!(r.drv[0].status(&e), VIRTIO_BLK_S_OK);
+    // C and E reached the new back end's disk.
+    let back = DATA + 0x20000;
+    let rd = r.drv[0].request(VIRTIO_BLK_T_IN, 3, &[Buf::w(back, 1024)], false);
+    for _ in 0..4 {
+        dev2.poll();
+    }
+    assert_eq!(r.drv[0].q.pop_used().map(|u| u.0), Some(rd.head));
+    let mut got = [0u8; 1024];
+    r.mem.read(back, &mut got).unwrap();
+    assert!(got[..512].iter().all(|&x| x == 0xc3) && got[512..].iter().all(|&x| x == 0xe4));
+}

@@ -19,6 +19,7 @@ use vhost::VhostUserMemoryRegionBase;
 
 use super::VHOST_USER_F_PROTOCOL_FEATURES;
 use crate::guest_memory::{GuestMemory, RegionDesc};
+use crate::inflight::InflightArea;
 use crate::poller::SharedDevice;
 use crate::virtq::QueueConfig;
 
@@ -48,6 +49,7 @@ pub struct BlkHandler {
     protocol_features: u64,
     mem: Option<GuestMemory>,
     vrings: Vec<Vring>,
+    inflight: Option<InflightArea>,
 }
 
 fn err(msg: &'static str) -> Error {
@@ -65,6 +67,7 @@ impl BlkHandler {
             protocol_features: 0,
             mem: None,
             vrings: (0..n).map(|_| Vring::default()).collect(),
+            inflight: None,
         }
     }
 
@@ -79,6 +82,7 @@ impl BlkHandler {
         }
         self.owned = false;
         self.mem = None;
+        self.inflight = None;
     }
 
     fn vring(&mut self, index: u32) -> Result<&mut Vring> {
@@ -105,11 +109,13 @@ impl BlkHandler {
             avail: t(v.avail)?,
             used: t(v.used)?,
         };
+        let tracker = self.inflight.as_ref().and_then(|a| a.queue(i));
         let mut dev = self.dev.lock();
-        dev.start_queue(i, cfg, v.base).map_err(|e| {
-            eprintln!("vhost-user-blk: {e}");
-            err("cannot start vring")
-        })?;
+        dev.start_queue_tracked(i, cfg, v.base, tracker)
+            .map_err(|e| {
+                eprintln!("vhost-user-blk: {e}");
+                err("cannot start vring")
+            })?;
         v.started = true;
         Ok(())
     }
@@ -264,7 +270,8 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
     fn get_protocol_features(&mut self) -> Result<VhostUserProtocolFeatures> {
         Ok(VhostUserProtocolFeatures::MQ
             | VhostUserProtocolFeatures::CONFIG
-            | VhostUserProtocolFeatures::REPLY_ACK)
+            | VhostUserProtocolFeatures::REPLY_ACK
+            | VhostUserProtocolFeatures::INFLIGHT_SHMFD)
     }
 
     fn set_protocol_features(&mut self, features: u64) -> Result<()> {
@@ -325,13 +332,47 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
 
     fn get_inflight_fd(
         &mut self,
-        _inflight: &VhostUserInflight,
+        inflight: &VhostUserInflight,
     ) -> Result<(VhostUserInflight, File)> {
-        Err(err("INFLIGHT_SHMFD not offered"))
+        let (area, file, size) = InflightArea::create(inflight.num_queues, inflight.queue_size)
+            .map_err(|e| {
+                eprintln!("vhost-user-blk: inflight area: {e}");
+                Error::InvalidParam
+            })?;
+        self.inflight = Some(area);
+        eprintln!(
+            "vhost-user-blk: inflight tracking area for {} queues of {} entries",
+            inflight.num_queues, inflight.queue_size
+        );
+        Ok((
+            VhostUserInflight {
+                mmap_size: size,
+                mmap_offset: 0,
+                num_queues: inflight.num_queues,
+                queue_size: inflight.queue_size,
+            },
+            file,
+        ))
     }
 
-    fn set_inflight_fd(&mut self, _inflight: &VhostUserInflight, _file: File) -> Result<()> {
-        Err(err("INFLIGHT_SHMFD not offered"))
+    fn set_inflight_fd(&mut self, inflight: &VhostUserInflight, file: File) -> Result<()> {
+        let area = InflightArea::from_file(
+            file,
+            inflight.mmap_offset,
+            inflight.mmap_size,
+            inflight.num_queues,
+            inflight.queue_size,
+        )
+        .map_err(|e| {
+            eprintln!("vhost-user-blk: inflight area refused: {e}");
+            Error::InvalidParam
+        })?;
+        self.inflight = Some(area);
+        eprintln!(
+            "vhost-user-blk: inflight tracking area for {} queues of {} entries",
+            inflight.num_queues, inflight.queue_size
+        );
+        Ok(())
     }
 
     fn get_max_mem_slots(&mut self) -> Result<u64> {

@@ -6,7 +6,9 @@
 //! (`BackendReqHandler`); [`handler`] implements the requests on top of the
 //! device, [`server`] accepts connections and accepts a new one after the VMM
 //! (or this back end) went away, so a VMM with a reconnecting chardev
-//! recovers.
+//! recovers; with `INFLIGHT_SHMFD` (split rings) requests that were in flight
+//! when a back end died are resubmitted by the next one
+//! ([`crate::inflight`]).
 
 pub mod handler;
 pub mod server;

@@ -80,6 +80,25 @@ impl Virtqueue {
         }
     }
 
+    /// Walks the chain at `head` without taking it from the available ring
+    /// (split rings: resubmitting a chain a previous back end took).
+    pub fn walk_head(&mut self, head: u16, chain: &mut Chain) -> Result<(), PopError> {
+        match self {
+            Virtqueue::Split(q) => q.walk(head, chain).map_err(PopError::Chain),
+            Virtqueue::Packed(_) => Err(PopError::Chain(ChainError::HeadOutOfRange(head))),
+        }
+    }
+
+    /// The used index the next publication will store (split rings; the
+    /// next used slot for packed rings).
+    #[inline]
+    pub fn next_used(&self) -> u16 {
+        match self {
+            Virtqueue::Split(q) => q.next_used(),
+            Virtqueue::Packed(q) => (q.base() >> 16) as u16 & 0x7fff,
+        }
+    }
+
     /// Gives back the chain the last `pop` took.
     #[inline]
     pub fn unpop(&mut self) {
