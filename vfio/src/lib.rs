@@ -5,7 +5,7 @@
 //! Data flow of the storage part (see README.md):
 //! VMM --vhost-user socket--> [`vhost_user`] server --> [`blk::BlkDevice`]
 //! (owns [`guest_memory::GuestMemory`] and one [`virtq::SplitQueue`] per
-//! vring) <--polled by-- [`poller::Poller`] (one thread, all queues of all
+//! vring) <--polled by-- [`poller::PollGroup`] (one thread, all queues of all
 //! devices) --> [`backend::Backend`] (file, memory, null; asynchronous
 //! completion) --> completions --> used ring --> call eventfd.
 //!

@@ -3,7 +3,7 @@
 //! The device hands requests to a backend in batches ([`Backend::submit`] for
 //! each, then [`Backend::commit`] once per batch) and later collects
 //! completions with [`Backend::poll`], in any order. The synchronous backends
-//! here ([`null`], [`mem`], [`file`]) finish a request inside `submit` and
+//! here ([`null`], [`mem`], [`mod@file`]) finish a request inside `submit` and
 //! report it at the next `poll`; an iSCSI backend or a cache completes later,
 //! out of order, and uses `commit` to send the batch.
 //!
