@@ -2,10 +2,11 @@
 //!
 //! The device hands requests to a backend in batches ([`Backend::submit`] for
 //! each, then [`Backend::commit`] once per batch) and later collects
-//! completions with [`Backend::poll`], in any order. The synchronous backends
-//! here ([`null`], [`mem`], [`mod@file`]) finish a request inside `submit` and
-//! report it at the next `poll`; an iSCSI backend or a cache completes later,
-//! out of order, and uses `commit` to send the batch.
+//! completions with [`Backend::poll`], in any order. [`null`] and [`mem`]
+//! finish a request inside `submit` and report it at the next `poll`;
+//! [`mod@file`] queues reads, writes and flushes on io_uring, sends the batch
+//! in `commit` and reports completions as the kernel finishes them, out of
+//! order, which is also how an iSCSI backend or a cache will behave.
 //!
 //! Buffer lifetime: the [`IoVec`]s of a request stay valid until its
 //! completion has been returned by `poll` (see [`crate::iovec`]).
