@@ -168,3 +168,89 @@ impl BlkConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(capacity: u64) -> BackendInfo {
+        BackendInfo {
+            capacity,
+            read_only: false,
+            flush: true,
+            discard: true,
+            write_zeroes: true,
+            max_inflight: 8,
+        }
+    }
+
+    #[test]
+    fn construct() {
+        let c = BlkConfig::new(&info((1 << 30) + 1000), 4096, 4, "serial-123").unwrap();
+        let b = c.space();
+        // Capacity in 512-byte sectors, rounded down to whole 4 KiB blocks.
+        assert_eq!(&b[0..8], &((1u64 << 30) / 512).to_le_bytes());
+        assert_eq!(&b[8..12], &SIZE_MAX.to_le_bytes());
+        assert_eq!(&b[12..16], &SEG_MAX.to_le_bytes());
+        assert_eq!(&b[20..24], &4096u32.to_le_bytes());
+        assert_eq!(
+            &b[26..28],
+            &8u16.to_le_bytes(),
+            "min_io_size in logical blocks of 512"
+        );
+        assert_eq!(b[32], 1, "writeback: the backend has a cache to flush");
+        assert_eq!(&b[34..36], &4u16.to_le_bytes());
+        assert_eq!(&b[36..40], &MAX_DISCARD_SECTORS.to_le_bytes());
+        assert_eq!(&b[40..44], &1u32.to_le_bytes());
+        assert_eq!(&b[44..48], &8u32.to_le_bytes());
+        assert_eq!(&b[48..52], &MAX_DISCARD_SECTORS.to_le_bytes());
+        assert_eq!(&b[52..56], &1u32.to_le_bytes());
+        assert_eq!(b[56], 1);
+        assert!(b[60..].iter().all(|&x| x == 0));
+        assert_eq!(&c.serial[..10], b"serial-123");
+        let f = c.features();
+        for bit in [
+            VIRTIO_BLK_F_FLUSH,
+            VIRTIO_BLK_F_DISCARD,
+            VIRTIO_BLK_F_WRITE_ZEROES,
+            VIRTIO_BLK_F_MQ,
+            VIRTIO_F_VERSION_1,
+        ] {
+            assert_ne!(f & bit, 0);
+        }
+        assert_eq!(f & VIRTIO_BLK_F_RO, 0);
+    }
+
+    #[test]
+    fn read_and_write_the_space() {
+        let mut c = BlkConfig::new(&info(1 << 20), 512, 1, "s").unwrap();
+        assert_eq!(c.read(0, 8).unwrap(), 2048u64.to_le_bytes().to_vec());
+        assert_eq!(c.read(250, 6).unwrap().len(), 6);
+        assert!(c.read(250, 7).is_none(), "past the space");
+        assert!(c.read(u32::MAX, 2).is_none());
+        c.write(32, &[0]).unwrap();
+        assert_eq!(c.space()[32], 0, "driver turned write-back off");
+        assert!(
+            c.write(0, &[1, 2, 3, 4, 5, 6, 7, 8]).is_err(),
+            "capacity is read-only"
+        );
+        assert!(c.write(32, &[1, 1]).is_err());
+    }
+
+    #[test]
+    fn refuses_bad_geometry() {
+        assert!(BlkConfig::new(&info(1 << 20), 1024, 1, "s").is_err());
+        assert!(BlkConfig::new(&info(1 << 20), 512, 0, "s").is_err());
+        let ro = BlkConfig::new(
+            &BackendInfo {
+                read_only: true,
+                ..info(1 << 20)
+            },
+            512,
+            1,
+            "s",
+        )
+        .unwrap();
+        assert_ne!(ro.features() & VIRTIO_BLK_F_RO, 0);
+    }
+}
