@@ -16,7 +16,7 @@
 //! thread; /proc/PID/stat for qsd). Cycles per request = back-end CPU time x
 //! TSC rate / requests. Latency is submit-to-used as the driver sees it.
 //!
-//! Run: `cargo run --release -p perf --bin blk_vhost -- [--secs N]`
+//! Run: `cargo run --release -p perf --bin blk_vhost -- [--secs N] [--repeat N]`
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -288,6 +288,13 @@ fn qsd(
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let repeat: usize = args
+        .iter()
+        .position(|a| a == "--repeat")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     let secs: f64 = args
         .iter()
         .position(|a| a == "--secs")
@@ -321,11 +328,24 @@ fn main() {
     let mut rows: Vec<Result> = Vec::new();
     for &(qd, queues) in &[(1usize, 1u16), (128, 1), (1, 4), (128, 4)] {
         for which in ["vswitch", "qsd"] {
-            let r = if which == "vswitch" {
-                ours(&dir, qd, queues, secs, hz)
-            } else {
-                qsd(&dir, qd, queues, secs, hz)
-            };
+            let mut best: Option<std::result::Result<Result, String>> = None;
+            for _ in 0..repeat {
+                let r = if which == "vswitch" {
+                    ours(&dir, qd, queues, secs, hz)
+                } else {
+                    qsd(&dir, qd, queues, secs, hz)
+                };
+                let better = match (&best, &r) {
+                    (None, _) => true,
+                    (Some(Err(_)), Ok(_)) => true,
+                    (Some(Ok(b)), Ok(n)) => n.ops as f64 / n.wall > b.ops as f64 / b.wall,
+                    _ => false,
+                };
+                if better {
+                    best = Some(r);
+                }
+            }
+            let r = best.expect("at least one run");
             match r {
                 Ok(r) => {
                     let iops = r.ops as f64 / r.wall;
