@@ -217,12 +217,12 @@ fn build_initramfs(dir: &Path, pattern: &[u8], pattern2: Option<&[u8]>) -> PathB
         c.entry(d, 0o040755, &[], (0, 0));
     }
     c.entry("dev/console", 0o020600, &[], (5, 1));
-    c.entry(
-        "bin/busybox",
-        0o100755,
-        &std::fs::read(busybox).unwrap(),
-        (0, 0),
+    let bb = std::fs::read(busybox).unwrap();
+    assert!(
+        !bb.windows(14).any(|w| w == b"/lib64/ld-linu"),
+        "/bin/busybox is dynamically linked: install the Debian package `busybox-static`"
     );
+    c.entry("bin/busybox", 0o100755, &bb, (0, 0));
     c.entry(
         "init",
         0o100755,
