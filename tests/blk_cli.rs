@@ -70,6 +70,10 @@ fn bad_arguments_are_refused_clearly() {
             "--queues",
         ),
         (
+            vec!["blk", "stats", "--stats-file", "/nonexistent/stats"],
+            "is `vswitch blk serve --stats-file` running?",
+        ),
+        (
             vec![
                 "blk",
                 "serve",

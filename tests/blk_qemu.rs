@@ -376,6 +376,8 @@ fn vswitch_server(sock: &Path, disk: &Path) -> Child {
         .arg(sock)
         .arg("--backend")
         .arg(format!("file:{}", disk.display()))
+        .arg("--stats-file")
+        .arg(sock.with_extension("stats"))
         .stdin(Stdio::null())
         .spawn()
         .expect("start vswitch")
@@ -445,6 +447,33 @@ fn guest_test(
             "GET_ID serial; {ctx}"
         );
         assert!(console.contains("GUEST-QUEUES 2"), "two queues; {ctx}");
+    }
+    let stats_file = sock.with_extension("stats");
+    if stats_file.exists() {
+        // `vswitch blk stats` shows what the guest did (published every second).
+        std::thread::sleep(Duration::from_millis(1500));
+        let out = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+            .args(["blk", "stats", "--stats-file"])
+            .arg(&stats_file)
+            .output()
+            .unwrap();
+        let table = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "vswitch blk stats failed: {table}");
+        let row: Vec<u64> = table
+            .lines()
+            .find(|l| l.starts_with("vhost-blk"))
+            .unwrap_or_else(|| panic!("no device row in:\n{table}"))
+            .split_whitespace()
+            .skip(1)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        // reads, writes, flushes, discards, MiB read, MiB written, errors, resets
+        assert!(
+            row[0] > 0 && row[1] > 0 && row[2] > 0,
+            "guest reads, writes and flushes counted: {table}"
+        );
+        assert!(row[5] >= 1, "at least the 1 MiB pattern written: {table}");
+        assert_eq!((row[6], row[7]), (0, 0), "no errors, no resets: {table}");
     }
     drop(server);
     let on_disk = std::fs::read(&disk).unwrap();

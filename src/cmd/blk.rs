@@ -6,7 +6,9 @@
 //!                   [--poll busy|adaptive] [--stats-interval SECS]
 //! ```
 //! `--socket`/`--backend` may be repeated (in pairs) to serve several devices
-//! from the one poller thread.
+//! from the one poller thread. With `--stats-file PATH` the server publishes
+//! per-device counters there every second; `vswitch blk stats --stats-file
+//! PATH` shows them.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +32,15 @@ pub struct BlkArgs {
 enum BlkCmd {
     /// Serve virtio-blk devices on vhost-user sockets (QEMU vhost-user-blk-pci).
     Serve(ServeArgs),
+    /// Show the per-device stats a running `blk serve --stats-file` publishes.
+    Stats(StatsArgs),
+}
+
+#[derive(Args, Debug)]
+struct StatsArgs {
+    /// The file given to `blk serve --stats-file`.
+    #[arg(long)]
+    stats_file: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -63,6 +74,10 @@ struct ServeArgs {
     /// Requests in flight per device.
     #[arg(long, default_value_t = 1024)]
     max_inflight: usize,
+    /// Publish per-device stats (one JSON line per device) to this file every
+    /// second, for `vswitch blk stats`.
+    #[arg(long)]
+    stats_file: Option<PathBuf>,
 }
 
 fn parse_block_size(s: &str) -> Result<u32, String> {
@@ -83,6 +98,99 @@ extern "C" fn on_signal(_: libc::c_int) {
 pub fn run(args: BlkArgs) -> Result<(), String> {
     match args.cmd {
         BlkCmd::Serve(a) => serve(a),
+        BlkCmd::Stats(a) => show_stats(&a),
+    }
+}
+
+fn stats_json(name: &str, s: &BlkStats) -> String {
+    format!(
+        "{{\"device\":\"{}\",\"reads\":{},\"writes\":{},\"flushes\":{},\"discards\":{},\"get_ids\":{},\
+         \"bytes_read\":{},\"bytes_written\":{},\"errors\":{},\"queue_resets\":{},\"interrupts\":{}}}",
+        name.replace(['"', '\\'], "_"),
+        s.reads,
+        s.writes,
+        s.flushes,
+        s.discards,
+        s.get_ids,
+        s.bytes_read,
+        s.bytes_written,
+        s.errors,
+        s.queue_resets,
+        s.interrupts
+    )
+}
+
+/// Pulls `"key":number` out of one of our JSON lines.
+fn json_num(line: &str, key: &str) -> Option<u64> {
+    let at = line.find(&format!("\"{key}\":"))? + key.len() + 3;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn show_stats(a: &StatsArgs) -> Result<(), String> {
+    let text = std::fs::read_to_string(&a.stats_file).map_err(|e| {
+        format!(
+            "{}: {e} (is `vswitch blk serve --stats-file` running?)",
+            a.stats_file.display()
+        )
+    })?;
+    let age = std::fs::metadata(&a.stats_file)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .map_or(String::from("?"), |d| format!("{:.1}", d.as_secs_f64()));
+    println!(
+        "{:<24} {:>12} {:>12} {:>9} {:>9} {:>12} {:>12} {:>7} {:>7}",
+        "device",
+        "reads",
+        "writes",
+        "flushes",
+        "discards",
+        "MiB read",
+        "MiB written",
+        "errors",
+        "resets"
+    );
+    for line in text.lines().filter(|l| l.starts_with('{')) {
+        let name = line
+            .split("\"device\":\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .ok_or_else(|| format!("{}: malformed stats line", a.stats_file.display()))?;
+        let n = |k| json_num(line, k).unwrap_or(0);
+        println!(
+            "{:<24} {:>12} {:>12} {:>9} {:>9} {:>12} {:>12} {:>7} {:>7}",
+            name,
+            n("reads"),
+            n("writes"),
+            n("flushes"),
+            n("discards"),
+            n("bytes_read") >> 20,
+            n("bytes_written") >> 20,
+            n("errors"),
+            n("queue_resets")
+        );
+    }
+    println!("(published {age} s ago)");
+    Ok(())
+}
+
+fn publish_stats(path: &std::path::Path, devices: &[vfio::poller::SharedDevice]) {
+    let mut out = String::new();
+    for d in devices {
+        let dev = d.lock();
+        out.push_str(&stats_json(dev.name(), &dev.stats()));
+        out.push('\n');
+    }
+    let tmp = path.with_extension("tmp");
+    if std::fs::write(&tmp, out)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .is_err()
+    {
+        eprintln!("blk: cannot write stats to {}", path.display());
     }
 }
 
@@ -165,8 +273,15 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     }
     let mut prev: Vec<BlkStats> = vec![BlkStats::default(); devices.len()];
     let mut last = Instant::now();
+    let mut last_file = Instant::now();
     while !STOP.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(100));
+        if let Some(p) = &a.stats_file {
+            if last_file.elapsed() >= Duration::from_secs(1) {
+                last_file = Instant::now();
+                publish_stats(p, &devices);
+            }
+        }
         if a.stats_interval > 0 && last.elapsed() >= Duration::from_secs(a.stats_interval) {
             let secs = last.elapsed().as_secs_f64();
             last = Instant::now();
@@ -177,6 +292,9 @@ fn serve(a: ServeArgs) -> Result<(), String> {
                 *p = s;
             }
         }
+    }
+    if let Some(p) = &a.stats_file {
+        publish_stats(p, &devices);
     }
     eprintln!("blk: stopping");
     group.stop();
