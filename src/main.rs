@@ -38,6 +38,8 @@ enum Command {
     Fdb(cmd::fdb::FdbArgs),
     /// Show per-core datapath statistics of a running switch.
     Stats(cmd::stats::StatsArgs),
+    /// Virtual storage queues: serve virtio-blk devices to VMs over vhost-user.
+    Blk(cmd::blk::BlkArgs),
 }
 
 fn main() {
@@ -50,6 +52,7 @@ fn main() {
         Some(Command::Flows(a)) => cmd::flows::run(a),
         Some(Command::Fdb(a)) => cmd::fdb::run(a),
         Some(Command::Stats(a)) => cmd::stats::run(a),
+        Some(Command::Blk(a)) => cmd::blk::run(a),
     };
     if let Err(e) = result {
         eprintln!("vswitch: error: {e}");

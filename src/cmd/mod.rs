@@ -1,6 +1,7 @@
 //! One module per `vswitch` subcommand.
 
 pub mod accel;
+pub mod blk;
 pub mod fdb;
 pub mod flows;
 pub mod ports;

@@ -1,0 +1,309 @@
+//! The device alone, in one thread, no scheduler in the way: cycles per
+//! request of `BlkDevice::poll` (ring + parse + null backend + status + used
+//! ring) for split and packed rings, and cycles per chain of the split-ring
+//! walk itself against rust-vmm's `virtio-queue` (the peer) on identical
+//! chains in the same guest memory.
+//!
+//! Each request is a Linux-style 4 KiB read: header, data, status (3
+//! descriptors). Only the device side is timed (rdtsc around it); the
+//! simulated driver's work is outside the timed region.
+//!
+//! Run: `cargo run --release -p perf --bin blk_device -- [--iters N]`
+
+use hdrhistogram::Histogram;
+use vfio::backend::null::NullBackend;
+use vfio::backend::Backend;
+use vfio::blk::mock::BlkDriver;
+use vfio::blk::{BlkConfig, BlkDevice, VIRTIO_BLK_T_IN};
+use vfio::guest_memory::GuestMemory;
+use vfio::virtq::mock::{Buf, MockPackedQueue, MockQueue};
+use vfio::virtq::{
+    Chain, SplitQueue, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX,
+    VIRTIO_RING_F_INDIRECT_DESC,
+};
+use virtio_queue::{Queue, QueueT};
+use vm_memory::GuestAddress;
+
+const MEM: usize = 32 << 20;
+const DATA: u64 = 16 << 20;
+const QSIZE: u16 = 256;
+
+fn tsc() -> u64 {
+    // SAFETY: rdtsc has no preconditions on x86_64.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+fn tsc_hz() -> f64 {
+    let (t0, c0) = (std::time::Instant::now(), tsc());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    (tsc() - c0) as f64 / t0.elapsed().as_secs_f64()
+}
+
+struct Row {
+    name: String,
+    batch: usize,
+    cycles_per: f64,
+    hist: Histogram<u64>,
+}
+
+fn device_split(batch: usize, iters: usize) -> Row {
+    let mem = GuestMemory::anonymous(&[(0, MEM)]).unwrap();
+    let backend = Box::new(NullBackend::new(1 << 30, 4096));
+    let cfg = BlkConfig::new(&backend.info(), 512, 1, "bench").unwrap();
+    let mut dev = BlkDevice::new("bench", backend, cfg);
+    dev.set_features(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_INDIRECT_DESC | VIRTIO_RING_F_EVENT_IDX);
+    dev.set_memory(mem.clone());
+    let mut drv = BlkDriver::new(&mem, 0x1000, QSIZE, 0x1000 + MockQueue::footprint(QSIZE));
+    drv.q.set_event_idx(true);
+    dev.start_queue(0, drv.q.config(), 0).unwrap();
+    let mut heads = Vec::new();
+    for i in 0..batch {
+        let r = drv.request(
+            VIRTIO_BLK_T_IN,
+            i as u64 * 8,
+            &[Buf::w(DATA + i as u64 * 4096, 4096)],
+            false,
+        );
+        heads.push(r.head);
+    }
+    let mut hist = Histogram::<u64>::new(3).unwrap();
+    let (mut cycles, mut n) = (0u64, 0u64);
+    for it in 0..iters {
+        let t = tsc();
+        let moved = dev.poll();
+        let dt = tsc() - t;
+        let mut done = 0;
+        while let Some((id, _)) = drv.q.pop_used() {
+            drv.q.push_avail(id);
+            done += 1;
+        }
+        drv.q.publish();
+        drv.q.suppress_interrupts();
+        assert_eq!(done, batch, "every request completes in one poll");
+        assert!(moved >= batch);
+        if it >= iters / 10 {
+            cycles += dt;
+            n += batch as u64;
+            let _ = hist.record(dt / batch as u64);
+        }
+    }
+    Row {
+        name: "device split".into(),
+        batch,
+        cycles_per: cycles as f64 / n as f64,
+        hist,
+    }
+}
+
+fn device_packed(batch: usize, iters: usize) -> Row {
+    let mem = GuestMemory::anonymous(&[(0, MEM)]).unwrap();
+    let backend = Box::new(NullBackend::new(1 << 30, 4096));
+    let cfg = BlkConfig::new(&backend.info(), 512, 1, "bench").unwrap();
+    let mut dev = BlkDevice::new("bench", backend, cfg);
+    dev.set_features(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_INDIRECT_DESC | VIRTIO_F_RING_PACKED);
+    dev.set_memory(mem.clone());
+    let mut q = MockPackedQueue::new(&mem, 0x1000, QSIZE);
+    q.set_driver_event(0, 1);
+    dev.start_queue(0, q.config(), MockPackedQueue::initial_base())
+        .unwrap();
+    let hdr = 0x100000u64;
+    for i in 0..batch as u64 {
+        let mut h = [0u8; 16];
+        h[8..16].copy_from_slice(&(i * 8).to_le_bytes());
+        mem.write(hdr + i * 32, &h).unwrap();
+    }
+    let bufs = |i: u64| {
+        [
+            Buf::r(hdr + i * 32, 16),
+            Buf::w(DATA + i * 4096, 4096),
+            Buf::w(hdr + i * 32 + 16, 1),
+        ]
+    };
+    for i in 0..batch as u64 {
+        q.add_chain(&bufs(i), i as u16);
+    }
+    let mut hist = Histogram::<u64>::new(3).unwrap();
+    let (mut cycles, mut n) = (0u64, 0u64);
+    for it in 0..iters {
+        let t = tsc();
+        dev.poll();
+        let dt = tsc() - t;
+        let mut done = 0;
+        while let Some((id, _)) = q.pop_used() {
+            q.add_chain(&bufs(id as u64), id);
+            done += 1;
+        }
+        assert_eq!(done, batch);
+        if it >= iters / 10 {
+            cycles += dt;
+            n += batch as u64;
+            let _ = hist.record(dt / batch as u64);
+        }
+    }
+    Row {
+        name: "device packed".into(),
+        batch,
+        cycles_per: cycles as f64 / n as f64,
+        hist,
+    }
+}
+
+/// The split-ring walk alone: take `batch` chains, translate every buffer to
+/// host memory, return them to the used ring, publish.
+fn walk_ours(batch: usize, iters: usize) -> Row {
+    let mem = GuestMemory::anonymous(&[(0, MEM)]).unwrap();
+    let mut mq = MockQueue::new(&mem, 0x1000, QSIZE);
+    let mut heads = Vec::new();
+    for i in 0..batch as u64 {
+        heads.push(mq.add_chain(&[
+            Buf::r(0x100000 + i * 32, 16),
+            Buf::w(DATA + i * 4096, 4096),
+            Buf::w(0x100010 + i * 32, 1),
+        ]));
+    }
+    let mut q = SplitQueue::new(mem.clone(), mq.config(), VIRTIO_F_VERSION_1, 0, 0).unwrap();
+    let mut chain = Chain::new();
+    let mut hist = Histogram::<u64>::new(3).unwrap();
+    let (mut cycles, mut n, mut bytes) = (0u64, 0u64, 0u64);
+    for it in 0..iters {
+        for &h in &heads {
+            mq.push_avail(h);
+        }
+        mq.publish();
+        let t = tsc();
+        let pending = q.avail_pending().unwrap();
+        for _ in 0..pending {
+            let head = q.pop_head();
+            q.walk(head, &mut chain).unwrap();
+            bytes += chain.iovs.iter().map(|v| v.len() as u64).sum::<u64>();
+            q.add_used(head, 1);
+        }
+        q.publish_used();
+        let dt = tsc() - t;
+        while mq.pop_used().is_some() {}
+        if it >= iters / 10 {
+            cycles += dt;
+            n += batch as u64;
+            let _ = hist.record(dt / batch as u64);
+        }
+    }
+    assert!(bytes > 0);
+    Row {
+        name: "walk vfio::virtq".into(),
+        batch,
+        cycles_per: cycles as f64 / n as f64,
+        hist,
+    }
+}
+
+fn walk_peer(batch: usize, iters: usize) -> Row {
+    let mem = GuestMemory::anonymous(&[(0, MEM)]).unwrap();
+    let mut mq = MockQueue::new(&mem, 0x1000, QSIZE);
+    let mut heads = Vec::new();
+    for i in 0..batch as u64 {
+        heads.push(mq.add_chain(&[
+            Buf::r(0x100000 + i * 32, 16),
+            Buf::w(DATA + i * 4096, 4096),
+            Buf::w(0x100010 + i * 32, 1),
+        ]));
+    }
+    let cfg = mq.config();
+    let gm = mem.mmap();
+    let mut q = Queue::new(QSIZE).unwrap();
+    q.set_size(QSIZE);
+    q.try_set_desc_table_address(GuestAddress(cfg.desc))
+        .unwrap();
+    q.try_set_avail_ring_address(GuestAddress(cfg.avail))
+        .unwrap();
+    q.try_set_used_ring_address(GuestAddress(cfg.used)).unwrap();
+    q.set_ready(true);
+    let mut hist = Histogram::<u64>::new(3).unwrap();
+    let (mut cycles, mut n, mut bytes) = (0u64, 0u64, 0u64);
+    for it in 0..iters {
+        for &h in &heads {
+            mq.push_avail(h);
+        }
+        mq.publish();
+        let t = tsc();
+        while let Some(chain) = q.pop_descriptor_chain(gm) {
+            let head = chain.head_index();
+            for d in chain {
+                // Same work as ours: translate each buffer to a host slice.
+                let s = vm_memory::GuestMemoryBackend::get_slice(gm, d.addr(), d.len() as usize)
+                    .unwrap();
+                bytes += s.len() as u64;
+            }
+            q.add_used(gm, head, 1).unwrap();
+        }
+        let _ = q.needs_notification(gm);
+        let dt = tsc() - t;
+        while mq.pop_used().is_some() {}
+        if it >= iters / 10 {
+            cycles += dt;
+            n += batch as u64;
+            let _ = hist.record(dt / batch as u64);
+        }
+    }
+    assert!(bytes > 0);
+    Row {
+        name: "walk virtio-queue".into(),
+        batch,
+        cycles_per: cycles as f64 / n as f64,
+        hist,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let iters: usize = args
+        .iter()
+        .position(|a| a == "--iters")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20000);
+    let hz = tsc_hz();
+    println!("virtio-blk device alone (one thread, rdtsc around the device side), TSC {:.2} GHz, {iters} iterations", hz / 1e9);
+    println!(
+        "{:<20} {:>6} {:>10} {:>12} {:>10} {:>10}",
+        "what", "batch", "cyc/req", "Mreq/s/core", "p50 cyc", "p99 cyc"
+    );
+    let mut rows = Vec::new();
+    for batch in [1usize, 32] {
+        rows.push(device_split(batch, iters));
+        rows.push(device_packed(batch, iters));
+        rows.push(walk_ours(batch, iters));
+        rows.push(walk_peer(batch, iters));
+    }
+    for r in &rows {
+        println!(
+            "{:<20} {:>6} {:>10.0} {:>12.2} {:>10} {:>10}",
+            r.name,
+            r.batch,
+            r.cycles_per,
+            hz / r.cycles_per / 1e6,
+            r.hist.value_at_quantile(0.5),
+            r.hist.value_at_quantile(0.99)
+        );
+    }
+    for batch in [1usize, 32] {
+        let get = |n: &str| rows.iter().find(|r| r.name == n && r.batch == batch);
+        if let (Some(a), Some(b)) = (get("walk vfio::virtq"), get("walk virtio-queue")) {
+            println!(
+                "batch {batch:>2}: split-ring walk, virtio-queue / vfio::virtq cycles: mean {:.2}x, median {:.2}x",
+                b.cycles_per / a.cycles_per,
+                b.hist.value_at_quantile(0.5) as f64 / a.hist.value_at_quantile(0.5).max(1) as f64
+            );
+        }
+    }
+    for r in &rows {
+        println!(
+            "{{\"bench\":\"blk_device\",\"what\":\"{}\",\"batch\":{},\"cycles_per_req\":{:.1},\"mreq_per_s_core\":{:.2},\"p50_cycles\":{},\"p99_cycles\":{}}}",
+            r.name,
+            r.batch,
+            r.cycles_per,
+            hz / r.cycles_per / 1e6,
+            r.hist.value_at_quantile(0.5),
+            r.hist.value_at_quantile(0.99)
+        );
+    }
+}

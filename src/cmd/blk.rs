@@ -1,0 +1,313 @@
+//! `vswitch blk`: serve virtio-blk devices to VMs over vhost-user.
+//!
+//! ```text
+//! vswitch blk serve --socket PATH --backend file:PATH|null:SIZE|mem:SIZE
+//!                   [--queues N] [--block-size 512|4096]
+//!                   [--poll busy|adaptive] [--stats-interval SECS]
+//! ```
+//! `--socket`/`--backend` may be repeated (in pairs) to serve several devices
+//! from the one poller thread. With `--stats-file PATH` the server publishes
+//! per-device counters there every second; `vswitch blk stats --stats-file
+//! PATH` shows them.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand, ValueEnum};
+use vfio::backend;
+use vfio::blk::{BlkConfig, BlkDevice, BlkStats};
+use vfio::poller::{DeviceCell, PollGroup, PollMode};
+use vfio::vhost_user::BlkServer;
+
+/// `vswitch blk ...`
+#[derive(Args, Debug)]
+pub struct BlkArgs {
+    #[command(subcommand)]
+    cmd: BlkCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum BlkCmd {
+    /// Serve virtio-blk devices on vhost-user sockets (QEMU vhost-user-blk-pci).
+    Serve(ServeArgs),
+    /// Show the per-device stats a running `blk serve --stats-file` publishes.
+    Stats(StatsArgs),
+}
+
+#[derive(Args, Debug)]
+struct StatsArgs {
+    /// The file given to `blk serve --stats-file`.
+    #[arg(long)]
+    stats_file: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Poll {
+    /// Spin on the queues all the time (lowest latency, one core busy).
+    Busy,
+    /// Spin, then sleep 50 µs per round after 20000 idle rounds.
+    Adaptive,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// vhost-user unix socket path (repeat for more devices).
+    #[arg(long, required = true)]
+    socket: Vec<PathBuf>,
+    /// Backend: file:PATH, null:SIZE or mem:SIZE (SIZE like 1G; one per --socket).
+    #[arg(long, required = true)]
+    backend: Vec<String>,
+    /// Request queues per device.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    queues: u16,
+    /// Logical block size the guest sees.
+    #[arg(long, default_value_t = 512, value_parser = parse_block_size)]
+    block_size: u32,
+    /// How the poller waits for work.
+    #[arg(long, value_enum, default_value_t = Poll::Adaptive)]
+    poll: Poll,
+    /// Print per-device stats every SECS seconds (0: never).
+    #[arg(long, default_value_t = 5)]
+    stats_interval: u64,
+    /// Requests in flight per device.
+    #[arg(long, default_value_t = 1024)]
+    max_inflight: usize,
+    /// Publish per-device stats (one JSON line per device) to this file every
+    /// second, for `vswitch blk stats`.
+    #[arg(long)]
+    stats_file: Option<PathBuf>,
+}
+
+fn parse_block_size(s: &str) -> Result<u32, String> {
+    match s {
+        "512" => Ok(512),
+        "4096" => Ok(4096),
+        _ => Err(format!("block size `{s}`: must be 512 or 4096")),
+    }
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Release);
+}
+
+/// Runs `vswitch blk`.
+pub fn run(args: BlkArgs) -> Result<(), String> {
+    match args.cmd {
+        BlkCmd::Serve(a) => serve(a),
+        BlkCmd::Stats(a) => show_stats(&a),
+    }
+}
+
+fn stats_json(name: &str, s: &BlkStats) -> String {
+    format!(
+        "{{\"device\":\"{}\",\"reads\":{},\"writes\":{},\"flushes\":{},\"discards\":{},\"get_ids\":{},\
+         \"bytes_read\":{},\"bytes_written\":{},\"errors\":{},\"queue_resets\":{},\"interrupts\":{}}}",
+        name.replace(['"', '\\'], "_"),
+        s.reads,
+        s.writes,
+        s.flushes,
+        s.discards,
+        s.get_ids,
+        s.bytes_read,
+        s.bytes_written,
+        s.errors,
+        s.queue_resets,
+        s.interrupts
+    )
+}
+
+/// Pulls `"key":number` out of one of our JSON lines.
+fn json_num(line: &str, key: &str) -> Option<u64> {
+    let at = line.find(&format!("\"{key}\":"))? + key.len() + 3;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn show_stats(a: &StatsArgs) -> Result<(), String> {
+    let text = std::fs::read_to_string(&a.stats_file).map_err(|e| {
+        format!(
+            "{}: {e} (is `vswitch blk serve --stats-file` running?)",
+            a.stats_file.display()
+        )
+    })?;
+    let age = std::fs::metadata(&a.stats_file)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .map_or(String::from("?"), |d| format!("{:.1}", d.as_secs_f64()));
+    println!(
+        "{:<24} {:>12} {:>12} {:>9} {:>9} {:>12} {:>12} {:>7} {:>7}",
+        "device",
+        "reads",
+        "writes",
+        "flushes",
+        "discards",
+        "MiB read",
+        "MiB written",
+        "errors",
+        "resets"
+    );
+    for line in text.lines().filter(|l| l.starts_with('{')) {
+        let name = line
+            .split("\"device\":\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .ok_or_else(|| format!("{}: malformed stats line", a.stats_file.display()))?;
+        let n = |k| json_num(line, k).unwrap_or(0);
+        println!(
+            "{:<24} {:>12} {:>12} {:>9} {:>9} {:>12} {:>12} {:>7} {:>7}",
+            name,
+            n("reads"),
+            n("writes"),
+            n("flushes"),
+            n("discards"),
+            n("bytes_read") >> 20,
+            n("bytes_written") >> 20,
+            n("errors"),
+            n("queue_resets")
+        );
+    }
+    println!("(published {age} s ago)");
+    Ok(())
+}
+
+fn publish_stats(path: &std::path::Path, devices: &[vfio::poller::SharedDevice]) {
+    let mut out = String::new();
+    for d in devices {
+        let dev = d.lock();
+        out.push_str(&stats_json(dev.name(), &dev.stats()));
+        out.push('\n');
+    }
+    let tmp = path.with_extension("tmp");
+    if std::fs::write(&tmp, out)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .is_err()
+    {
+        eprintln!("blk: cannot write stats to {}", path.display());
+    }
+}
+
+fn stats_line(name: &str, s: &BlkStats, prev: &BlkStats, secs: f64) -> String {
+    let ops = (s.reads + s.writes + s.flushes + s.discards)
+        - (prev.reads + prev.writes + prev.flushes + prev.discards);
+    format!(
+        "blk {name}: reads {} writes {} flushes {} discards {} get_id {} errors {} queue_resets {} \
+         read {} MiB written {} MiB interrupts {} | {:.0} IOPS",
+        s.reads,
+        s.writes,
+        s.flushes,
+        s.discards,
+        s.get_ids,
+        s.errors,
+        s.queue_resets,
+        s.bytes_read >> 20,
+        s.bytes_written >> 20,
+        s.interrupts,
+        ops as f64 / secs.max(1e-9)
+    )
+}
+
+fn serve(a: ServeArgs) -> Result<(), String> {
+    if a.socket.len() != a.backend.len() {
+        return Err(format!(
+            "{} --socket but {} --backend: give one backend per socket",
+            a.socket.len(),
+            a.backend.len()
+        ));
+    }
+    let group = PollGroup::new();
+    let mut servers = Vec::new();
+    let mut devices = Vec::new();
+    for (i, (sock, spec)) in a.socket.iter().zip(&a.backend).enumerate() {
+        let be = backend::from_spec(spec, a.max_inflight)?;
+        let serial = format!("vswitch-blk{i}");
+        let cfg = BlkConfig::new(&be.info(), a.block_size, a.queues, &serial)?;
+        let name = sock
+            .file_name()
+            .map_or_else(|| format!("dev{i}"), |n| n.to_string_lossy().into_owned());
+        eprintln!(
+            "blk {name}: {} ({} sectors, block size {}, {} queues) on {}",
+            spec,
+            cfg.capacity_sectors,
+            cfg.blk_size,
+            cfg.num_queues,
+            sock.display()
+        );
+        let dev = DeviceCell::new(BlkDevice::new(&name, be, cfg));
+        group.add(Arc::clone(&dev));
+        servers.push(
+            BlkServer::bind(sock, Arc::clone(&dev))
+                .map_err(|e| format!("{}: {e}", sock.display()))?,
+        );
+        devices.push(dev);
+    }
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let mode = match a.poll {
+        Poll::Busy => PollMode::Busy,
+        Poll::Adaptive => PollMode::Adaptive {
+            spin_rounds: 20_000,
+            sleep: Duration::from_micros(50),
+        },
+    };
+    let poller = group
+        .spawn(mode)
+        .map_err(|e| format!("poller thread: {e}"))?;
+    let mut threads = Vec::new();
+    for s in servers {
+        threads.push(std::thread::spawn(move || {
+            if let Err(e) = s.run(&STOP) {
+                eprintln!("vhost-user server {}: {e}", s.path().display());
+            }
+        }));
+    }
+    let mut prev: Vec<BlkStats> = vec![BlkStats::default(); devices.len()];
+    let mut last = Instant::now();
+    let mut last_file = Instant::now();
+    while !STOP.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(p) = &a.stats_file {
+            if last_file.elapsed() >= Duration::from_secs(1) {
+                last_file = Instant::now();
+                publish_stats(p, &devices);
+            }
+        }
+        if a.stats_interval > 0 && last.elapsed() >= Duration::from_secs(a.stats_interval) {
+            let secs = last.elapsed().as_secs_f64();
+            last = Instant::now();
+            for (d, p) in devices.iter().zip(prev.iter_mut()) {
+                let dev = d.lock();
+                let s = dev.stats();
+                println!("{}", stats_line(dev.name(), &s, p, secs));
+                *p = s;
+            }
+        }
+    }
+    if let Some(p) = &a.stats_file {
+        publish_stats(p, &devices);
+    }
+    eprintln!("blk: stopping");
+    group.stop();
+    let _ = poller.join();
+    for t in threads {
+        let _ = t.join();
+    }
+    for d in &devices {
+        let dev = d.lock();
+        println!(
+            "{}",
+            stats_line(dev.name(), &dev.stats(), &BlkStats::default(), 1.0)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! `vswitch blk serve` as a user runs it: bad arguments get clear errors,
+//! a good one serves until SIGTERM and then prints its stats and removes
+//! its socket.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn vswitch(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn bad_arguments_are_refused_clearly() {
+    let sock = std::env::temp_dir().join(format!("vswitch-cli-{}.sock", std::process::id()));
+    let s = sock.to_str().unwrap();
+    for (args, want) in [
+        (
+            vec!["blk", "serve", "--socket", s, "--backend", "disk"],
+            "expected KIND:ARG",
+        ),
+        (
+            vec!["blk", "serve", "--socket", s, "--backend", "tape:1G"],
+            "kind must be file, null or mem",
+        ),
+        (
+            vec!["blk", "serve", "--socket", s, "--backend", "null:100"],
+            "multiple of 512",
+        ),
+        (
+            vec![
+                "blk",
+                "serve",
+                "--socket",
+                s,
+                "--backend",
+                "file:/nonexistent/disk.img",
+            ],
+            "/nonexistent/disk.img",
+        ),
+        (
+            vec![
+                "blk",
+                "serve",
+                "--socket",
+                s,
+                "--backend",
+                "null:1G",
+                "--block-size",
+                "1000",
+            ],
+            "must be 512 or 4096",
+        ),
+        (
+            vec![
+                "blk",
+                "serve",
+                "--socket",
+                s,
+                "--backend",
+                "null:1G",
+                "--queues",
+                "0",
+            ],
+            "--queues",
+        ),
+        (
+            vec!["blk", "stats", "--stats-file", "/nonexistent/stats"],
+            "is `vswitch blk serve --stats-file` running?",
+        ),
+        (
+            vec![
+                "blk",
+                "serve",
+                "--socket",
+                s,
+                "--socket",
+                s,
+                "--backend",
+                "null:1G",
+            ],
+            "one backend per socket",
+        ),
+    ] {
+        let (code, text) = vswitch(&args);
+        assert_ne!(code, 0, "{args:?} must fail");
+        assert!(
+            text.contains(want),
+            "{args:?}: expected `{want}` in:\n{text}"
+        );
+    }
+    assert!(!sock.exists());
+}
+
+#[test]
+fn serves_until_sigterm_then_reports() {
+    let sock = std::env::temp_dir().join(format!("vswitch-cli-run-{}.sock", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .args([
+            "blk",
+            "serve",
+            "--backend",
+            "mem:64M",
+            "--queues",
+            "2",
+            "--block-size",
+            "4096",
+            "--socket",
+        ])
+        .arg(&sock)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !sock.exists() {
+        if t.elapsed() > Duration::from_secs(10) {
+            child.kill().unwrap();
+            panic!("socket never appeared");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit status {:?}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("131072 sectors, block size 4096, 2 queues"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("reads 0 writes 0"),
+        "final stats line: {stdout}"
+    );
+    assert!(!sock.exists(), "socket removed on exit");
+}

@@ -1,0 +1,524 @@
+//! One virtio-blk device: its queues, the requests in flight, the backend,
+//! and the poll step that moves requests and completions between them.
+//!
+//! [`BlkDevice::poll`] is one batch: for every running queue, take up to
+//! [`BATCH`] new chains, parse them, submit the I/O to the backend, commit the
+//! batch; then collect completions, write status bytes and used elements, and
+//! publish each touched used ring once (with at most one interrupt per queue).
+//! Nothing in it allocates.
+//!
+//! A queue whose driver breaks the rules (malformed chain, jumping available
+//! index, a head reused while in flight) is stopped: the device is in
+//! "needs reset" for that queue (§2.1.2), the VMM's vring error eventfd is
+//! signalled, and the queue is never read again until the VMM restarts it.
+
+use std::fs::File;
+use std::io::Write;
+
+use super::config::{BlkConfig, SEG_MAX};
+use super::request::{parse, Verdict};
+use super::*;
+use crate::backend::{Backend, IoCompletion, IoOp, IoRequest, IoStatus};
+use crate::guest_memory::GuestMemory;
+use crate::inflight::InflightQueue;
+use crate::iovec::{scatter, IoVec};
+use crate::virtq::{Chain, QueueConfig, Virtqueue, VIRTIO_F_RING_PACKED};
+
+/// Most chains taken from one queue per poll step.
+pub const BATCH: usize = 64;
+/// Data vectors one request may carry (`seg_max` plus room for buffers that
+/// straddle guest-memory regions).
+pub const MAX_DATA_IOVS: usize = 2 * SEG_MAX as usize + 4;
+
+/// Per-device counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlkStats {
+    /// Completed reads.
+    pub reads: u64,
+    /// Completed writes.
+    pub writes: u64,
+    /// Completed flushes.
+    pub flushes: u64,
+    /// Completed discards and write-zeroes.
+    pub discards: u64,
+    /// GET_ID requests.
+    pub get_ids: u64,
+    /// Bytes read by the guest.
+    pub bytes_read: u64,
+    /// Bytes written by the guest.
+    pub bytes_written: u64,
+    /// Requests completed with IOERR or UNSUPP.
+    pub errors: u64,
+    /// Queues stopped because the driver broke the rules.
+    pub queue_resets: u64,
+    /// Interrupts (call eventfd writes) sent.
+    pub interrupts: u64,
+    /// Poll steps that found work.
+    pub busy_polls: u64,
+}
+
+#[derive(Debug)]
+struct Slot {
+    busy: bool,
+    ring_descs: u16,
+    op: IoOp,
+    len: u64,
+    status: Option<IoVec>,
+    data: Vec<IoVec>,
+}
+
+/// One request queue of the device.
+#[derive(Debug)]
+struct DevQueue {
+    ring: Option<Virtqueue>,
+    broken: Option<String>,
+    call: Option<File>,
+    err: Option<File>,
+    slots: Vec<Slot>,
+    inflight: usize,
+    dirty: bool,
+    /// Inflight tracking shared with the VMM (split rings only).
+    tracker: Option<InflightQueue>,
+    /// Chains a previous back end left unfinished, oldest first.
+    resubmit: Vec<u16>,
+    resubmit_pos: usize,
+    /// Heads whose used elements are written but not yet published.
+    unpublished: Vec<u16>,
+}
+
+impl DevQueue {
+    fn new() -> Self {
+        DevQueue {
+            ring: None,
+            broken: None,
+            call: None,
+            err: None,
+            slots: Vec::new(),
+            inflight: 0,
+            dirty: false,
+            tracker: None,
+            resubmit: Vec::new(),
+            resubmit_pos: 0,
+            unpublished: Vec::new(),
+        }
+    }
+}
+
+/// A virtio-blk device.
+pub struct BlkDevice {
+    name: String,
+    cfg: BlkConfig,
+    backend: Box<dyn Backend>,
+    mem: Option<GuestMemory>,
+    features: u64,
+    queues: Vec<DevQueue>,
+    chain: Chain,
+    completions: Vec<IoCompletion>,
+    stats: BlkStats,
+}
+
+impl std::fmt::Debug for BlkDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlkDevice")
+            .field("name", &self.name)
+            .field("cfg", &self.cfg)
+            .finish()
+    }
+}
+
+impl BlkDevice {
+    /// A device named `name` (used in stats) serving `backend`.
+    pub fn new(name: &str, backend: Box<dyn Backend>, cfg: BlkConfig) -> Self {
+        let cap = backend.info().max_inflight.max(1);
+        BlkDevice {
+            name: name.to_string(),
+            queues: (0..cfg.num_queues).map(|_| DevQueue::new()).collect(),
+            cfg,
+            backend,
+            mem: None,
+            features: 0,
+            chain: Chain::new(),
+            completions: Vec::with_capacity(cap),
+            stats: BlkStats::default(),
+        }
+    }
+
+    /// Device name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Configuration.
+    pub fn config(&self) -> &BlkConfig {
+        &self.cfg
+    }
+
+    /// Mutable configuration (config-space writes).
+    pub fn config_mut(&mut self) -> &mut BlkConfig {
+        &mut self.cfg
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> BlkStats {
+        self.stats
+    }
+
+    /// Number of queues.
+    pub fn num_queues(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// The backend (tests inspect it).
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    /// Records the features the driver accepted.
+    pub fn set_features(&mut self, features: u64) {
+        self.features = features;
+    }
+
+    /// Negotiated features.
+    pub fn features(&self) -> u64 {
+        self.features
+    }
+
+    /// Replaces guest memory for queues started from now on. A running
+    /// queue keeps the mapping it was started with alive (it holds a clone),
+    /// so replacing memory never leaves it with dangling pointers; the
+    /// vhost-user layer stops and restarts running queues around a change.
+    pub fn set_memory(&mut self, mem: GuestMemory) {
+        self.mem = Some(mem);
+    }
+
+    /// Current guest memory.
+    pub fn memory(&self) -> Option<&GuestMemory> {
+        self.mem.as_ref()
+    }
+
+    /// Sets the eventfd used to interrupt the driver for queue `qi`.
+    pub fn set_call(&mut self, qi: usize, call: Option<File>) {
+        if let Some(q) = self.queues.get_mut(qi) {
+            q.call = call;
+        }
+    }
+
+    /// Sets the eventfd signalled when queue `qi` breaks.
+    pub fn set_err(&mut self, qi: usize, err: Option<File>) {
+        if let Some(q) = self.queues.get_mut(qi) {
+            q.err = err;
+        }
+    }
+
+    /// Starts polling queue `qi` at the vhost-user ring base `base` (split:
+    /// next available index, the used index continues from the used ring;
+    /// packed: see [`crate::virtq::PackedQueue::new`]).
+    pub fn start_queue(&mut self, qi: usize, cfg: QueueConfig, base: u32) -> Result<(), String> {
+        self.start_queue_tracked(qi, cfg, base, None)
+    }
+
+    /// As [`start_queue`](Self::start_queue), with vhost-user inflight
+    /// tracking (split rings): chains a previous back end left unfinished
+    /// are resubmitted first, and the available index continues after them.
+    pub fn start_queue_tracked(
+        &mut self,
+        qi: usize,
+        cfg: QueueConfig,
+        mut base: u32,
+        tracker: Option<InflightQueue>,
+    ) -> Result<(), String> {
+        let mem = self.mem.clone().ok_or("no guest memory table yet")?;
+        let packed = self.features & VIRTIO_F_RING_PACKED != 0;
+        let q = self
+            .queues
+            .get_mut(qi)
+            .ok_or_else(|| format!("queue {qi} does not exist"))?;
+        q.tracker = if packed { None } else { tracker };
+        q.resubmit.clear();
+        q.resubmit_pos = 0;
+        if let Some(t) = q.tracker.as_mut() {
+            let mut used_idx = [0u8; 2];
+            let at = cfg
+                .used
+                .checked_add(2)
+                .ok_or("used ring address overflows")?;
+            mem.read(at, &mut used_idx).map_err(|e| e.to_string())?;
+            q.resubmit.reserve(cfg.size as usize);
+            base = t.recover(cfg.size, u16::from_le_bytes(used_idx), &mut q.resubmit)? as u32;
+            if !q.resubmit.is_empty() {
+                eprintln!(
+                    "vfio blk: queue {qi}: resubmitting {} unfinished requests",
+                    q.resubmit.len()
+                );
+            }
+        }
+        q.unpublished = Vec::with_capacity(cfg.size as usize);
+        let mut ring = Virtqueue::new(mem, cfg, self.features, base)
+            .map_err(|e| format!("queue {qi}: {e}"))?;
+        ring.suppress_kicks();
+        if q.slots.len() != cfg.size as usize {
+            q.slots = (0..cfg.size)
+                .map(|_| Slot {
+                    busy: false,
+                    ring_descs: 1,
+                    op: IoOp::Flush,
+                    len: 0,
+                    status: None,
+                    data: Vec::with_capacity(MAX_DATA_IOVS),
+                })
+                .collect();
+        }
+        q.ring = Some(ring);
+        q.broken = None;
+        q.inflight = 0;
+        Ok(())
+    }
+
+    /// Stops queue `qi` after its in-flight requests finished; returns the
+    /// next available index (vhost-user `GET_VRING_BASE`), `None` if it was
+    /// not running.
+    pub fn stop_queue(&mut self, qi: usize) -> Option<u32> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.queues.get(qi)?.inflight > 0 && std::time::Instant::now() < deadline {
+            if self.reap() == 0 {
+                std::thread::yield_now();
+            }
+            self.publish();
+        }
+        let q = self.queues.get_mut(qi)?;
+        q.broken = None;
+        q.ring.take().map(|r| r.base())
+    }
+
+    /// Whether queue `qi` is polled.
+    pub fn queue_running(&self, qi: usize) -> bool {
+        self.queues
+            .get(qi)
+            .is_some_and(|q| q.ring.is_some() && q.broken.is_none())
+    }
+
+    /// Why queue `qi` was stopped, if the driver broke it.
+    pub fn queue_error(&self, qi: usize) -> Option<&str> {
+        self.queues.get(qi).and_then(|q| q.broken.as_deref())
+    }
+
+    fn break_queue(&mut self, qi: usize, why: String) {
+        let name = &self.name;
+        let q = &mut self.queues[qi];
+        if q.broken.is_none() {
+            eprintln!("vfio blk {name}: queue {qi} needs reset: {why}");
+            self.stats.queue_resets += 1;
+            if let Some(err) = q.err.as_mut() {
+                let _ = err.write_all(&1u64.to_ne_bytes());
+            }
+        }
+        q.broken = Some(why);
+    }
+
+    /// One poll step over all queues; returns the requests moved (new plus
+    /// completed).
+    pub fn poll(&mut self) -> usize {
+        let mut work = 0;
+        for qi in 0..self.queues.len() {
+            work += self.take_new(qi);
+        }
+        if work > 0 {
+            self.backend.commit();
+        }
+        work += self.reap();
+        self.publish();
+        if work > 0 {
+            self.stats.busy_polls += 1;
+        }
+        work
+    }
+
+    fn take_new(&mut self, qi: usize) -> usize {
+        let max_inflight = self.backend.info().max_inflight;
+        let q = &mut self.queues[qi];
+        if q.ring.is_none() || q.broken.is_some() {
+            return 0;
+        }
+        let mut taken = 0;
+        while taken < BATCH {
+            if self.backend.inflight() >= max_inflight {
+                break;
+            }
+            let q = &mut self.queues[qi];
+            let ring = q.ring.as_mut().expect("checked above");
+            let from_resubmit = q.resubmit_pos < q.resubmit.len();
+            let popped = if from_resubmit {
+                let h = q.resubmit[q.resubmit_pos];
+                q.resubmit_pos += 1;
+                ring.walk_head(h, &mut self.chain).map(|()| Some(h))
+            } else {
+                ring.pop(&mut self.chain)
+            };
+            let head = match popped {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(e) => {
+                    self.break_queue(qi, e.to_string());
+                    return taken;
+                }
+            };
+            if let Some(t) = q.tracker.as_mut() {
+                t.taken(head);
+            }
+            let ring_descs = self.chain.ring_descs;
+            taken += 1;
+            let slot = &mut q.slots[head as usize];
+            if slot.busy {
+                self.break_queue(
+                    qi,
+                    format!("head {head} made available again while in flight"),
+                );
+                return taken;
+            }
+            let verdict = parse(&self.chain, &self.cfg, &mut slot.data, &mut slot.status);
+            match verdict {
+                Verdict::Fatal(why) => {
+                    self.break_queue(qi, why.to_string());
+                    return taken;
+                }
+                Verdict::Complete { status, used_len } => {
+                    if status != VIRTIO_BLK_S_OK {
+                        self.stats.errors += 1;
+                    }
+                    if let Some(s) = slot.status {
+                        s.write_byte(0, status);
+                    }
+                    ring.add_used(head, used_len, ring_descs);
+                    if let Some(t) = q.tracker.as_mut() {
+                        t.used(head, ring.next_used());
+                        q.unpublished.push(head);
+                    }
+                    q.dirty = true;
+                }
+                Verdict::GetId => {
+                    let n = slot.data.iter().map(IoVec::len).sum::<usize>();
+                    scatter(&slot.data, &self.cfg.serial[..n]);
+                    if let Some(s) = slot.status {
+                        s.write_byte(0, VIRTIO_BLK_S_OK);
+                    }
+                    ring.add_used(head, n as u32 + 1, ring_descs);
+                    if let Some(t) = q.tracker.as_mut() {
+                        t.used(head, ring.next_used());
+                        q.unpublished.push(head);
+                    }
+                    q.dirty = true;
+                    self.stats.get_ids += 1;
+                }
+                Verdict::Backend { op, offset, len } => {
+                    let id = (qi as u64) << 16 | head as u64;
+                    let req = IoRequest {
+                        id,
+                        op,
+                        offset,
+                        len,
+                        iovs: &slot.data,
+                    };
+                    if self.backend.submit(&req).is_err() {
+                        // Busy after all: hand the chain back to the ring.
+                        if from_resubmit {
+                            q.resubmit_pos -= 1;
+                        } else {
+                            ring.unpop();
+                        }
+                        return taken - 1;
+                    }
+                    slot.busy = true;
+                    slot.ring_descs = ring_descs;
+                    slot.op = op;
+                    slot.len = len;
+                    q.inflight += 1;
+                }
+            }
+        }
+        taken
+    }
+
+    fn reap(&mut self) -> usize {
+        self.completions.clear();
+        let n = self.backend.poll(&mut self.completions);
+        for i in 0..n {
+            let c = self.completions[i];
+            let qi = (c.id >> 16) as usize;
+            let head = (c.id & 0xffff) as usize;
+            let Some(q) = self.queues.get_mut(qi) else {
+                continue;
+            };
+            let Some(slot) = q.slots.get_mut(head).filter(|s| s.busy) else {
+                continue;
+            };
+            slot.busy = false;
+            q.inflight -= 1;
+            let (status, data_len) = match c.status {
+                IoStatus::Ok => (
+                    VIRTIO_BLK_S_OK,
+                    if slot.op == IoOp::Read {
+                        slot.len as u32
+                    } else {
+                        0
+                    },
+                ),
+                IoStatus::IoErr => (VIRTIO_BLK_S_IOERR, 0),
+                IoStatus::Unsupported => (VIRTIO_BLK_S_UNSUPP, 0),
+            };
+            if status == VIRTIO_BLK_S_OK {
+                match slot.op {
+                    IoOp::Read => {
+                        self.stats.reads += 1;
+                        self.stats.bytes_read += slot.len;
+                    }
+                    IoOp::Write => {
+                        self.stats.writes += 1;
+                        self.stats.bytes_written += slot.len;
+                    }
+                    IoOp::Flush => self.stats.flushes += 1,
+                    IoOp::Discard | IoOp::WriteZeroes { .. } => self.stats.discards += 1,
+                }
+            } else {
+                self.stats.errors += 1;
+            }
+            if let Some(s) = slot.status {
+                s.write_byte(0, status);
+            }
+            if let Some(ring) = q.ring.as_mut() {
+                ring.add_used(head as u16, data_len + 1, slot.ring_descs);
+                if let Some(t) = q.tracker.as_mut() {
+                    t.used(head as u16, ring.next_used());
+                    q.unpublished.push(head as u16);
+                }
+                q.dirty = true;
+            }
+        }
+        n
+    }
+
+    fn publish(&mut self) {
+        for q in &mut self.queues {
+            if !q.dirty {
+                continue;
+            }
+            q.dirty = false;
+            let Some(ring) = q.ring.as_mut() else {
+                continue;
+            };
+            ring.suppress_kicks();
+            let irq = ring.publish_used();
+            if let Some(t) = q.tracker.as_mut() {
+                for &h in &q.unpublished {
+                    t.published(h);
+                }
+            }
+            q.unpublished.clear();
+            if irq {
+                if let Some(call) = q.call.as_mut() {
+                    let _ = call.write_all(&1u64.to_ne_bytes());
+                    self.stats.interrupts += 1;
+                }
+            }
+        }
+    }
+}
