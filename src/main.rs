@@ -18,12 +18,16 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     // Subcommands are added one per line, each backed by a module in cmd/.
+    /// User-mode iSCSI initiator: discover, inquiry, capacity, read, write, bench.
+    #[command(subcommand)]
+    Iscsi(cmd::iscsi::IscsiCommand),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result: Result<(), String> = match cli.command {
         None => Ok(()),
+        Some(Command::Iscsi(c)) => cmd::iscsi::run(c),
     };
     if let Err(e) = result {
         eprintln!("vswitch: {e}");

@@ -25,6 +25,7 @@ pub mod scsi;
 pub mod session;
 pub mod task;
 pub mod transport;
+pub mod workload;
 
 pub use error::{CommandError, SessionError};
 pub use session::{Completion, DiscoveredTarget, Event, Session, SessionConfig};

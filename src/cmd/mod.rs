@@ -1,1 +1,2 @@
 //! One module per `vswitch` subcommand.
+pub mod iscsi;
