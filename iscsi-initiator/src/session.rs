@@ -21,7 +21,7 @@ use crate::chap::Chap;
 use crate::error::{CommandError, SessionError};
 use crate::login::{Login, LoginProgress, LoginStep};
 use crate::negotiate::{Params, Proposal};
-use crate::scsi::sense::Sense;
+use crate::scsi::sense::{Sense, SenseKey};
 use crate::scsi::status;
 use crate::task::{Command, Direction, Task, TaskTag, Tasks};
 use iscsi_pdu::bhs::{encode_lun, Bhs};
@@ -54,6 +54,11 @@ pub struct SessionConfig {
     pub response_timeout: Duration,
     /// Most commands outstanding at once (the slab size).
     pub max_tasks: usize,
+    /// How often a command failed with UNIT ATTENTION is retried before the caller sees
+    /// it. SAM-5 5.14: a command answered with a unit attention condition was not
+    /// performed, so reissuing it is safe; targets raise one after every login that
+    /// follows a reset or a session reinstatement.
+    pub unit_attention_retries: u8,
 }
 
 impl SessionConfig {
@@ -76,6 +81,7 @@ impl SessionConfig {
             nop_interval: Duration::from_secs(5),
             response_timeout: Duration::from_secs(15),
             max_tasks: 256,
+            unit_attention_retries: 3,
         }
     }
 }
@@ -349,6 +355,7 @@ impl Session {
             received: 0,
             next_data_sn: 0,
             r2ts: 0,
+            ua_retries: 0,
         };
         let tag = self.tasks.insert(task).ok_or(SubmitError::QueueFull)?;
         self.pending.push_back(tag);
@@ -1023,6 +1030,17 @@ impl Session {
         } else {
             Err(CommandError::Status(r.status))
         };
+        if let Err(CommandError::CheckCondition(s)) = &result {
+            if s.key == SenseKey::UnitAttention && t.ua_retries < self.cfg.unit_attention_retries {
+                t.ua_retries += 1;
+                t.sent = false;
+                t.received = 0;
+                t.next_data_sn = 0;
+                t.r2ts = 0;
+                self.pending.push_back(r.itt);
+                return Ok(());
+            }
+        }
         self.complete(r.itt, transferred, result);
         Ok(())
     }

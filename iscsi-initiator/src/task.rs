@@ -51,6 +51,8 @@ pub(crate) struct Task {
     pub next_data_sn: u32,
     /// Write bytes solicited or sent so far (offset coverage is checked per R2T).
     pub r2ts: u32,
+    /// Times retried after UNIT ATTENTION.
+    pub ua_retries: u8,
 }
 
 impl Task {
@@ -149,6 +151,7 @@ mod tests {
             received: 0,
             next_data_sn: 0,
             r2ts: 0,
+            ua_retries: 0,
         }
     }
 
