@@ -149,7 +149,7 @@ pub fn plan(req: &BlockRequest, geo: &Geometry) -> Result<Vec<Piece>, BlockError
             parameter: None,
         }]);
     }
-    if req.offset % bs != 0 || req.len % bs != 0 {
+    if bs == 0 || !req.offset.is_multiple_of(bs) || !req.len.is_multiple_of(bs) {
         return Err(BlockError::Unaligned {
             offset: req.offset,
             len: req.len,

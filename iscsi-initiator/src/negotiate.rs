@@ -241,8 +241,10 @@ pub struct Negotiator {
 impl Negotiator {
     /// Starts from the RFC defaults with our proposal.
     pub fn new(p: &Proposal) -> Negotiator {
-        let mut params = Params::default();
-        params.initiator_mrdsl = p.max_recv_data_segment_length;
+        let params = Params {
+            initiator_mrdsl: p.max_recv_data_segment_length,
+            ..Params::default()
+        };
         Negotiator {
             offered: p.offer(),
             params,

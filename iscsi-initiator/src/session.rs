@@ -612,7 +612,7 @@ impl Session {
     fn stat(&mut self, stat_sn: u32) {
         let s = SerialNumber(stat_sn);
         if self.exp_stat_sn.le(s) {
-            self.exp_stat_sn = s.add(1);
+            self.exp_stat_sn = s.plus(1);
         }
     }
 
@@ -835,7 +835,7 @@ impl Session {
     fn send_command(&mut self, tag: TaskTag) {
         let p = self.params;
         let cmd_sn = self.cmd_sn;
-        self.cmd_sn = cmd_sn.add(1);
+        self.cmd_sn = cmd_sn.plus(1);
         let exp_stat_sn = self.exp_stat_sn.0;
         let mut tx = std::mem::take(&mut self.tx);
         let digests = self.digests;

@@ -210,3 +210,33 @@ fn queue_depth_32_many_outstanding() {
     assert!(pending.is_empty());
     conn.logout().unwrap();
 }
+
+fn chap_login(name: &str, mutual: bool, wrong_secret: bool) -> Result<(), String> {
+    use iscsi_initiator::chap::Chap;
+    let chap = Chap {
+        user: "vswitch-user".into(),
+        secret: "initiator-secret-1".into(),
+        mutual: mutual.then(|| ("tgt-user".into(), "target-secret-12".into())),
+    };
+    let t = Tgtd::start_with(name, 1 << 20, false, Some(chap.clone()));
+    let mut cfg = config(&t, Proposal::default());
+    cfg.chap = Some(Chap {
+        secret: if wrong_secret {
+            "not-the-secret".into()
+        } else {
+            chap.secret.clone()
+        },
+        ..chap
+    });
+    let mut conn = Connection::login(&t.portal(), cfg).map_err(|e| e.to_string())?;
+    device::test_unit_ready(&mut conn, 1).map_err(|e| e.to_string())?;
+    conn.logout().map_err(|e| e.to_string())
+}
+
+#[test]
+fn chap_one_way_and_mutual() {
+    chap_login("chap1", false, false).expect("one-way CHAP");
+    chap_login("chap2", true, false).expect("mutual CHAP");
+    let e = chap_login("chap3", false, true).expect_err("wrong secret must fail");
+    assert!(e.contains("authentication failed"), "{e}");
+}

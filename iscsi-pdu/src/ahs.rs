@@ -75,7 +75,7 @@ pub fn emit(out: &mut Vec<u8>, kind: u8, data: &[u8]) -> Result<()> {
     out.push(kind);
     out.push(0);
     out.extend_from_slice(data);
-    while out.len() % 4 != 0 {
+    while out.len() & 3 != 0 {
         out.push(0);
     }
     Ok(())

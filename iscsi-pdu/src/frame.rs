@@ -107,7 +107,7 @@ pub fn parse(buf: &[u8], d: DigestConfig) -> Result<Option<(Frame<'_>, usize)>> 
 /// Appends a complete PDU to `out`: header, AHS (already padded, see
 /// [`crate::ahs::emit`]), header digest, data, padding, data digest.
 pub fn emit(out: &mut Vec<u8>, pdu: &Pdu, ahs: &[u8], data: &[u8], d: DigestConfig) -> Result<()> {
-    if ahs.len() % 4 != 0 || ahs.len() / 4 > u8::MAX as usize {
+    if ahs.len() & 3 != 0 || ahs.len() / 4 > u8::MAX as usize {
         return Err(Error::MalformedAhs(
             "AHS area not a multiple of 4 or too long",
         ));

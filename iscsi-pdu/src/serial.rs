@@ -12,7 +12,7 @@ pub struct SerialNumber(pub u32);
 
 impl SerialNumber {
     /// Adds `n` (RFC 1982 section 3.1 allows 0..=2^31-1).
-    pub fn add(self, n: u32) -> SerialNumber {
+    pub fn plus(self, n: u32) -> SerialNumber {
         debug_assert!(n < 1 << 31);
         SerialNumber(self.0.wrapping_add(n))
     }
@@ -72,7 +72,7 @@ mod tests {
         assert!(SerialNumber(u32::MAX).lt(SerialNumber(0)));
         assert!(SerialNumber(0xffff_fff0).lt(SerialNumber(0x10)));
         assert!(!SerialNumber(0x10).lt(SerialNumber(0xffff_fff0)));
-        assert_eq!(SerialNumber(u32::MAX).add(2), SerialNumber(1));
+        assert_eq!(SerialNumber(u32::MAX).plus(2), SerialNumber(1));
         assert_eq!(SerialNumber(u32::MAX).distance_to(SerialNumber(3)), Some(4));
         assert_eq!(SerialNumber(3).distance_to(SerialNumber(u32::MAX)), None);
     }

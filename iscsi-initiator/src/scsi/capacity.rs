@@ -22,9 +22,13 @@ impl Capacity {
     /// Parses READ CAPACITY (10) data. A last LBA of 0xffffffff means "use (16)".
     pub fn parse10(b: &[u8]) -> Result<Capacity, ParseError> {
         let last = be32(b, 0)?;
+        let block_size = be32(b, 4)?;
+        if block_size == 0 {
+            return Err(ParseError("block length 0"));
+        }
         Ok(Capacity {
             blocks: last as u64 + 1,
-            block_size: be32(b, 4)?,
+            block_size,
             thin_provisioned: false,
         })
     }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use iscsi_initiator::chap::Chap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -53,7 +54,7 @@ pub struct Tgtd {
     pub backing: PathBuf,
     pub size: u64,
     null_lun: bool,
-    chap: Option<(String, String, Option<(String, String)>)>,
+    chap: Option<Chap>,
 }
 
 impl Tgtd {
@@ -62,12 +63,7 @@ impl Tgtd {
         Tgtd::start_with(name, size, false, None)
     }
 
-    pub fn start_with(
-        name: &str,
-        size: u64,
-        null_lun: bool,
-        chap: Option<(String, String, Option<(String, String)>)>,
-    ) -> Tgtd {
+    pub fn start_with(name: &str, size: u64, null_lun: bool, chap: Option<Chap>) -> Tgtd {
         need("tgtd", "tgt");
         need("tgtadm", "tgt");
         let dir = std::env::temp_dir().join(format!("vswitch-iscsi-{name}-{}", std::process::id()));
@@ -206,7 +202,12 @@ impl Tgtd {
         self.tgtadm(&[
             "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
         ]);
-        if let Some((user, secret, mutual)) = &self.chap {
+        if let Some(Chap {
+            user,
+            secret,
+            mutual,
+        }) = &self.chap
+        {
             self.tgtadm(&[
                 "--mode",
                 "account",
