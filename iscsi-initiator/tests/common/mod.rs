@@ -55,6 +55,8 @@ pub struct Tgtd {
     pub size: u64,
     null_lun: bool,
     chap: Option<Chap>,
+    /// Run tgtd in this network namespace, listening on `addr`.
+    netns: Option<(String, String)>,
 }
 
 impl Tgtd {
@@ -82,13 +84,47 @@ impl Tgtd {
             size,
             null_lun,
             chap,
+            netns: None,
+        };
+        t.launch();
+        t
+    }
+
+    /// tgtd inside network namespace `ns`, listening on `addr` (an address of the
+    /// namespace's side of a veth pair the test created).
+    pub fn start_in_netns(name: &str, size: u64, ns: &str, addr: &str) -> Tgtd {
+        need("ip", "iproute2");
+        let dir = std::env::temp_dir().join(format!("vswitch-iscsi-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let backing = dir.join("lun1.img");
+        std::fs::File::create(&backing)
+            .unwrap()
+            .set_len(size)
+            .unwrap();
+        let mut t = Tgtd {
+            child: None,
+            control_port: 0,
+            port: 0,
+            iqn: format!("iqn.2026-01.dev.vswitch:{name}"),
+            dir,
+            backing,
+            size,
+            null_lun: false,
+            chap: None,
+            netns: Some((ns.to_owned(), addr.to_owned())),
         };
         t.launch();
         t
     }
 
     pub fn portal(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        let addr = self
+            .netns
+            .as_ref()
+            .map(|(_, a)| a.as_str())
+            .unwrap_or("127.0.0.1");
+        format!("{addr}:{}", self.port)
     }
 
     fn launch(&mut self) {
@@ -98,9 +134,17 @@ impl Tgtd {
                 self.control_port = control_port();
             }
             let log = std::fs::File::create(self.dir.join("tgtd.log")).unwrap();
-            let child = Command::new("tgtd")
+            let mut cmd = match &self.netns {
+                Some((ns, _)) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns, "tgtd"]);
+                    c
+                }
+                None => Command::new("tgtd"),
+            };
+            let child = cmd
                 .args(["-f", "-C", &self.control_port.to_string(), "--iscsi"])
-                .arg(format!("portal=127.0.0.1:{}", self.port))
+                .arg(format!("portal={}", self.portal()))
                 .stdout(Stdio::from(log.try_clone().unwrap()))
                 .stderr(Stdio::from(log))
                 .spawn()
@@ -311,5 +355,202 @@ impl Rng {
             let v = self.next().to_le_bytes();
             c.copy_from_slice(&v[..c.len()]);
         }
+    }
+}
+
+fn ip(args: &[&str]) {
+    let o = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (Debian package `iproute2`)");
+    assert!(
+        o.status.success(),
+        "ip {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A network namespace joined to the root namespace by a veth pair, both created here
+/// and deleted on drop. Root side `10.251.N.1/30`, namespace side `10.251.N.2/30`.
+pub struct VethNetns {
+    pub ns: String,
+    pub host_if: String,
+    pub ns_if: String,
+    pub host_addr: String,
+    pub ns_addr: String,
+}
+
+impl VethNetns {
+    pub fn create(tag: &str) -> VethNetns {
+        need("ip", "iproute2");
+        let id = std::process::id() % 250;
+        let ns = format!("vswisc-{tag}-{}", std::process::id());
+        let host_if = format!("vi{tag}{id}h");
+        let ns_if = format!("vi{tag}{id}n");
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        let _ = Command::new("ip").args(["link", "del", &host_if]).status();
+        let v = VethNetns {
+            host_addr: format!("10.251.{id}.1"),
+            ns_addr: format!("10.251.{id}.2"),
+            ns,
+            host_if,
+            ns_if,
+        };
+        ip(&["netns", "add", &v.ns]);
+        ip(&[
+            "link", "add", &v.host_if, "type", "veth", "peer", "name", &v.ns_if,
+        ]);
+        ip(&["link", "set", &v.ns_if, "netns", &v.ns]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/30", v.host_addr),
+            "dev",
+            &v.host_if,
+        ]);
+        ip(&["link", "set", &v.host_if, "up"]);
+        ip(&[
+            "-n",
+            &v.ns,
+            "addr",
+            "add",
+            &format!("{}/30", v.ns_addr),
+            "dev",
+            &v.ns_if,
+        ]);
+        ip(&["-n", &v.ns, "link", "set", &v.ns_if, "up"]);
+        ip(&["-n", &v.ns, "link", "set", "lo", "up"]);
+        v
+    }
+
+    /// Impairs the link in both directions: `tc netem` with `netem_spec` when the kernel
+    /// has sch_netem; otherwise (kernels built without CONFIG_NET_SCH_NETEM) random
+    /// drop of `loss_percent` with nftables `numgen` in the namespace plus a `tbf` rate
+    /// limit on both veth ends for queueing delay. Returns what was applied.
+    pub fn impair(&self, netem_spec: &[&str], loss_percent: u32) -> String {
+        need("tc", "iproute2");
+        let tc = |ns: Option<&str>, args: &[&str]| {
+            let mut c = match ns {
+                Some(ns) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns, "tc"]);
+                    c
+                }
+                None => Command::new("tc"),
+            };
+            c.args(args)
+                .output()
+                .expect("tc (Debian package `iproute2`)")
+        };
+        let ends = [
+            (None, self.host_if.as_str()),
+            (Some(self.ns.as_str()), self.ns_if.as_str()),
+        ];
+        let mut netem_ok = true;
+        for (ns, dev) in ends {
+            let mut args = vec!["qdisc", "replace", "dev", dev, "root", "netem"];
+            args.extend_from_slice(netem_spec);
+            let o = tc(ns, &args);
+            if !o.status.success() {
+                let err = String::from_utf8_lossy(&o.stderr);
+                assert!(err.contains("unknown"), "tc netem failed: {err}");
+                netem_ok = false;
+            }
+        }
+        if netem_ok {
+            return format!("tc netem {}", netem_spec.join(" "));
+        }
+        need("nft", "nftables");
+        let nft = |args: &[&str]| {
+            let o = Command::new("ip")
+                .args(["netns", "exec", &self.ns, "nft"])
+                .args(args)
+                .output()
+                .expect("nft (Debian package `nftables`)");
+            assert!(
+                o.status.success(),
+                "nft {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        let pct = loss_percent.to_string();
+        nft(&["add", "table", "inet", "impair"]);
+        for hook in ["input", "output"] {
+            nft(&[
+                "add",
+                "chain",
+                "inet",
+                "impair",
+                hook,
+                &format!("{{ type filter hook {hook} priority 0; }}"),
+            ]);
+            nft(&[
+                "add", "rule", "inet", "impair", hook, "meta", "l4proto", "tcp", "numgen",
+                "random", "mod", "100", "<", &pct, "counter", "drop",
+            ]);
+        }
+        for (ns, dev) in ends {
+            let o = tc(
+                ns,
+                &[
+                    "qdisc", "replace", "dev", dev, "root", "tbf", "rate", "100mbit", "burst",
+                    "16kb", "latency", "20ms",
+                ],
+            );
+            assert!(
+                o.status.success(),
+                "tc tbf failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        format!("no sch_netem in this kernel: nftables random drop {loss_percent}% each way + tbf 100mbit queueing")
+    }
+}
+
+impl VethNetns {
+    /// Packets the impairment dropped so far (nftables counters, or netem's
+    /// `dropped` statistics on both ends).
+    pub fn dropped(&self) -> u64 {
+        let out =
+            |c: &mut Command| String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned();
+        let nft = out(Command::new("ip").args([
+            "netns", "exec", &self.ns, "nft", "list", "table", "inet", "impair",
+        ]));
+        let tc_host = out(Command::new("tc").args(["-s", "qdisc", "show", "dev", &self.host_if]));
+        let tc_ns = out(Command::new("ip").args([
+            "netns",
+            "exec",
+            &self.ns,
+            "tc",
+            "-s",
+            "qdisc",
+            "show",
+            "dev",
+            &self.ns_if,
+        ]));
+        let sum_after = |text: &str, key: &str| -> u64 {
+            text.split(key)
+                .skip(1)
+                .filter_map(|r| {
+                    r.split(|c: char| !c.is_ascii_digit())
+                        .find(|x| !x.is_empty())
+                })
+                .filter_map(|n| n.parse::<u64>().ok())
+                .sum()
+        };
+        if nft.contains("table inet impair") {
+            sum_after(&nft, "counter packets ")
+        } else {
+            sum_after(&tc_host, "dropped ") + sum_after(&tc_ns, "dropped ")
+        }
+    }
+}
+
+impl Drop for VethNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
     }
 }
