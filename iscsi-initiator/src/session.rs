@@ -149,6 +149,17 @@ pub enum Event {
     Failed(SessionError),
 }
 
+/// Keepalive counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NopStats {
+    /// NOP-Out pings we sent.
+    pub pings_sent: u64,
+    /// Our pings the target answered.
+    pub pings_answered: u64,
+    /// Target NOP-In pings we answered.
+    pub target_pings_answered: u64,
+}
+
 /// Why a command could not be submitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubmitError {
@@ -220,6 +231,7 @@ pub struct Session {
     last_rx: Instant,
     deadline: Option<Instant>,
     login_itt: u32,
+    nop: NopStats,
 }
 
 impl Session {
@@ -250,7 +262,13 @@ impl Session {
             last_rx: now,
             deadline: None,
             login_itt: 0,
+            nop: NopStats::default(),
         }
+    }
+
+    /// Keepalive counters.
+    pub fn nop_stats(&self) -> NopStats {
+        self.nop
     }
 
     /// Negotiated parameters (defaults before login).
@@ -501,6 +519,7 @@ impl Session {
                 exp_stat_sn: self.exp_stat_sn.0,
             });
             self.emit(&p, &[]);
+            self.nop.pings_sent += 1;
             self.deadline = Some(now + self.cfg.response_timeout);
         }
     }
@@ -637,9 +656,11 @@ impl Session {
                     if let Some(i) = self.own.iter().position(|(t, _)| *t == n.itt) {
                         self.own.swap_remove(i);
                         self.deadline = None;
+                        self.nop.pings_answered += 1;
                     }
                 }
                 if n.ttt != RESERVED {
+                    self.nop.target_pings_answered += 1;
                     // Section 11.19.2: a target ping is answered with the same TTT and LUN.
                     let p = Pdu::NopOut(NopOut {
                         immediate: true,

@@ -241,6 +241,15 @@ impl Connection {
         self.session.outstanding() + self.completions.len()
     }
 
+    /// Keeps the connection serviced (keepalives, target pings) for `d`.
+    pub fn run_for(&mut self, d: Duration) -> Result<()> {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            self.step()?;
+        }
+        Ok(())
+    }
+
     /// Waits for any completion.
     pub fn next_completion(&mut self) -> Result<Completion> {
         loop {

@@ -240,3 +240,27 @@ fn chap_one_way_and_mutual() {
     let e = chap_login("chap3", false, true).expect_err("wrong secret must fail");
     assert!(e.contains("authentication failed"), "{e}");
 }
+
+#[test]
+fn nop_keepalive_both_directions_with_tgtd() {
+    let t = Tgtd::start("nop", 1 << 20);
+    // tgtd pings every second and drops the connection after 2 unanswered pings.
+    t.set_param("nop_interval", "1");
+    t.set_param("nop_count", "2");
+    let mut cfg = config(&t, Proposal::default());
+    cfg.nop_interval = std::time::Duration::from_millis(700);
+    cfg.response_timeout = std::time::Duration::from_secs(2);
+    let mut conn = Connection::login(&t.portal(), cfg).unwrap();
+    device::test_unit_ready(&mut conn, 1).unwrap();
+    conn.run_for(std::time::Duration::from_millis(3500))
+        .expect("connection stays up");
+    let n = conn.session().nop_stats();
+    assert!(n.target_pings_answered >= 2, "{n:?}");
+    // At most the last ping is still in flight.
+    assert!(
+        n.pings_answered >= 1 && n.pings_answered + 1 >= n.pings_sent,
+        "{n:?}"
+    );
+    device::test_unit_ready(&mut conn, 1).expect("still usable after idling");
+    conn.logout().unwrap();
+}
