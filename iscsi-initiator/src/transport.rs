@@ -78,6 +78,7 @@ pub struct Connection {
     pub reconnect: Reconnect,
     /// Number of successful re-logins after a connection loss.
     pub recoveries: u32,
+    read_timeout_bucket: u64,
 }
 
 impl Connection {
@@ -95,6 +96,7 @@ impl Connection {
                 give_up_after: Duration::from_secs(30),
             },
             recoveries: 0,
+            read_timeout_bucket: u64::MAX,
         };
         c.open()?;
         Ok(c)
@@ -125,6 +127,7 @@ impl Connection {
         let stream = TcpStream::connect(&self.portal)?;
         stream.set_nodelay(true)?;
         self.stream = Some(stream);
+        self.read_timeout_bucket = u64::MAX;
         self.session.start_login(Instant::now());
         loop {
             self.step_inner()?;
@@ -190,12 +193,27 @@ impl Connection {
             }
             self.session.consume_transmit(n);
         }
+        // The socket's read timeout is only changed when the session's next timer
+        // moves to a coarser or finer 10 ms bucket, so the busy path makes no extra
+        // setsockopt call per read.
         let now = Instant::now();
-        let timeout = self.session.poll_timeout().map(|t| {
-            t.saturating_duration_since(now)
-                .max(Duration::from_millis(1))
-        });
-        stream.set_read_timeout(timeout.or(Some(Duration::from_secs(60))))?;
+        if let Some(t) = self.session.poll_timeout() {
+            if now >= t {
+                self.session.handle_timeout(now);
+                return self.drain_events();
+            }
+        }
+        let wanted = self
+            .session
+            .poll_timeout()
+            .map(|t| t.saturating_duration_since(now))
+            .unwrap_or(Duration::from_secs(60))
+            .clamp(Duration::from_millis(10), Duration::from_secs(60));
+        let bucket = wanted.as_millis() as u64 / 10;
+        if self.read_timeout_bucket != bucket {
+            stream.set_read_timeout(Some(Duration::from_millis(bucket * 10)))?;
+            self.read_timeout_bucket = bucket;
+        }
         match stream.read(&mut self.buf) {
             Ok(0) => {
                 self.session.connection_lost("target closed the connection");
