@@ -8,7 +8,9 @@
 //! 1/IOPS*QD is shown), and CPU seconds per I/O of the initiator process and of tgtd.
 //! iscsi-perf only reads, so writes have no peer column.
 //!
-//! Usage: `iscsi_bench [--seconds N] [--file-mib N]` (as root not required).
+//! Usage: `iscsi_bench [--seconds N] [--file-mib N] [--veth]`; `--veth` puts tgtd in a
+//! network namespace behind a veth pair (needs root), as the peer numbers were
+//! measured; the default is loopback.
 
 use hdrhistogram::Histogram;
 use iscsi_initiator::device::BlockDevice;
@@ -26,11 +28,73 @@ struct Tgtd {
     child: Child,
     control: u16,
     port: u16,
+    addr: String,
     dir: PathBuf,
+    _net: Option<Veth>,
+}
+
+/// A network namespace joined by a veth pair, created for the run and deleted after.
+struct Veth {
+    ns: String,
+    host_if: String,
+}
+
+fn ip(args: &[&str]) {
+    let ok = Command::new("ip")
+        .args(args)
+        .status()
+        .expect("ip (Debian package `iproute2`)")
+        .success();
+    assert!(ok, "ip {args:?} failed");
+}
+
+impl Veth {
+    fn create() -> (Veth, String) {
+        let id = std::process::id() % 250;
+        let v = Veth {
+            ns: format!("vswbench-{}", std::process::id()),
+            host_if: format!("vb{id}h"),
+        };
+        let ns_if = format!("vb{id}n");
+        ip(&["netns", "add", &v.ns]);
+        ip(&[
+            "link", "add", &v.host_if, "type", "veth", "peer", "name", &ns_if,
+        ]);
+        ip(&["link", "set", &ns_if, "netns", &v.ns]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("10.252.{id}.1/30"),
+            "dev",
+            &v.host_if,
+        ]);
+        ip(&["link", "set", &v.host_if, "up"]);
+        ip(&[
+            "-n",
+            &v.ns,
+            "addr",
+            "add",
+            &format!("10.252.{id}.2/30"),
+            "dev",
+            &ns_if,
+        ]);
+        ip(&["-n", &v.ns, "link", "set", &ns_if, "up"]);
+        ip(&["-n", &v.ns, "link", "set", "lo", "up"]);
+        (v, format!("10.252.{id}.2"))
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
 }
 
 impl Tgtd {
-    fn start(file_bytes: u64) -> Tgtd {
+    fn start(file_bytes: u64, veth: bool) -> Tgtd {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -46,9 +110,23 @@ impl Tgtd {
         for _ in 0..file_bytes >> 20 {
             std::io::Write::write_all(&mut f, &chunk).unwrap();
         }
-        let child = Command::new("tgtd")
+        let (net, addr) = if veth {
+            let (v, a) = Veth::create();
+            (Some(v), a)
+        } else {
+            (None, "127.0.0.1".to_owned())
+        };
+        let mut cmd = match &net {
+            Some(v) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &v.ns, "tgtd"]);
+                c
+            }
+            None => Command::new("tgtd"),
+        };
+        let child = cmd
             .args(["-f", "-C", &control.to_string(), "--iscsi"])
-            .arg(format!("portal=127.0.0.1:{port}"))
+            .arg(format!("portal={addr}:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -57,7 +135,9 @@ impl Tgtd {
             child,
             control,
             port,
+            addr,
             dir,
+            _net: net,
         };
         let deadline = Instant::now() + Duration::from_secs(5);
         while std::net::TcpStream::connect(t.portal()).is_err() {
@@ -118,7 +198,7 @@ impl Tgtd {
     }
 
     fn portal(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.addr, self.port)
     }
 
     /// tgtd's CPU seconds so far (utime + stime from /proc).
@@ -280,6 +360,7 @@ fn iscsi_perf(t: &Tgtd, lun: u16, qd: usize, secs: u64, kind: &'static str) -> O
 fn main() {
     let mut secs = 5u64;
     let mut file_mib = 256u64;
+    let mut veth = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -295,13 +376,25 @@ fn main() {
                     .and_then(|v| v.parse().ok())
                     .expect("--file-mib N")
             }
+            "--veth" => veth = true,
             other => {
-                eprintln!("usage: iscsi_bench [--seconds N] [--file-mib N] (unknown {other:?})");
+                eprintln!(
+                    "usage: iscsi_bench [--seconds N] [--file-mib N] [--veth] (unknown {other:?})"
+                );
                 std::process::exit(2);
             }
         }
     }
-    let t = Tgtd::start(file_mib << 20);
+    let t = Tgtd::start(file_mib << 20, veth);
+    eprintln!(
+        "tgtd portal {} ({})",
+        t.portal(),
+        if veth {
+            "veth pair into a netns"
+        } else {
+            "loopback"
+        }
+    );
     let mut rows = Vec::new();
     for (lun, kind) in [(1u16, "file"), (2u16, "null")] {
         for qd in [1usize, 32] {
@@ -381,7 +474,8 @@ fn main() {
         })
         .collect();
     println!(
-        "{{\"bench\":\"iscsi\",\"seconds\":{secs},\"rows\":[{}],\"ratios\":[{}]}}",
+        "{{\"bench\":\"iscsi\",\"seconds\":{secs},\"link\":\"{}\",\"rows\":[{}],\"ratios\":[{}]}}",
+        if veth { "veth" } else { "loopback" },
         rows_json.join(","),
         ratios.join(",")
     );
