@@ -179,3 +179,53 @@ fn digests_detect_corruption() {
         assert!(frame::parse(&out[..n], d).unwrap().is_none());
     }
 }
+
+// The following were captured from this project's initiator (`vswitch iscsi discover`
+// and `vswitch iscsi write` of 128 KiB) against tgtd, and decoded by tshark as
+// "Text Command", "Text Response", "Ready To Transfer" and "SCSI: Data Out".
+
+#[test]
+fn deconstruct_send_targets() {
+    let (pdu, data) = parse_and_reemit(&capture("text_request"));
+    let Pdu::TextRequest(t) = pdu else {
+        panic!("not a text request")
+    };
+    assert!(t.final_flag && !t.continue_flag);
+    assert_eq!(t.ttt, 0xffff_ffff);
+    assert_eq!(text::get(&data, "SendTargets"), Some("All"));
+    let (pdu, data) = parse_and_reemit(&capture("text_response"));
+    let Pdu::TextResponse(t) = pdu else {
+        panic!("not a text response")
+    };
+    assert!(t.final_flag);
+    assert_eq!(t.ttt, 0xffff_ffff);
+    assert_eq!(text::get(&data, "TargetName"), Some("iqn.2026-01.test:cap"));
+    assert_eq!(text::get(&data, "TargetAddress"), Some("127.0.0.1:13260,1"));
+}
+
+#[test]
+fn deconstruct_r2t() {
+    let (pdu, data) = parse_and_reemit(&capture("r2t"));
+    let Pdu::R2t(r) = pdu else {
+        panic!("not an R2T")
+    };
+    assert!(data.is_empty());
+    assert_eq!(iscsi_pdu::bhs::decode_lun(r.lun), 1);
+    assert_eq!(r.ttt, 0x00a8_1f53);
+    assert_eq!((r.stat_sn, r.exp_cmd_sn, r.max_cmd_sn), (7, 8, 0x88));
+    assert_eq!(r.r2t_sn, 0);
+    // 8 KiB went as immediate data; the target asks for the remaining 120 KiB.
+    assert_eq!((r.buffer_offset, r.desired_len), (8192, 122_880));
+}
+
+#[test]
+fn deconstruct_data_out() {
+    let (pdu, data) = parse_and_reemit(&capture("data_out"));
+    let Pdu::DataOut(d) = pdu else {
+        panic!("not a Data-Out")
+    };
+    assert!(!d.final_flag);
+    assert_eq!(d.ttt, 0x00a8_1f53, "echoes the R2T's TTT");
+    assert_eq!((d.data_sn, d.buffer_offset), (0, 8192));
+    assert_eq!(data.len(), 8192);
+}
