@@ -160,6 +160,13 @@ impl Login {
                 detail: r.status_detail,
             });
         }
+        // Bound the reassembly: a target streaming endless C-bit responses is an error,
+        // not an unbounded allocation.
+        if self.partial.len() + data.len() > 64 << 10 {
+            return Err(SessionError::Protocol(
+                "login text over 64 KiB across continuations".into(),
+            ));
+        }
         self.partial.extend_from_slice(data);
         if r.continue_flag {
             // Section 11.13.3: answer a C-bit response with an empty request.

@@ -448,3 +448,143 @@ fn check_condition_descriptor_sense_is_typed() {
         "{e}"
     );
 }
+
+#[test]
+fn abort_task_completes_the_task_as_aborted() {
+    let now = Instant::now();
+    let mut s = session(Proposal::default());
+    login(&mut s, now, &[], 8);
+    let _ = s.poll_event();
+    let victim = s.submit(write(0, 512)).unwrap();
+    let other = s.submit(write(8, 512)).unwrap();
+    let _ = sent(&mut s);
+    let tmf_tag = s.abort_task(victim).unwrap();
+    let pdus = sent(&mut s);
+    let Pdu::TaskMgmtRequest(t) = pdus[0].0 else {
+        panic!("expected a TMF request")
+    };
+    assert_eq!(
+        (t.function, t.referenced_task_tag, t.itt),
+        (tmf::ABORT_TASK, victim, tmf_tag)
+    );
+    assert!(t.immediate);
+    deliver(
+        &mut s,
+        Pdu::TaskMgmtResponse(TaskMgmtResponse {
+            response: 0,
+            itt: tmf_tag,
+            stat_sn: 100,
+            exp_cmd_sn: 0,
+            max_cmd_sn: 0,
+        }),
+        &[],
+        now,
+    );
+    let mut aborted = false;
+    let mut tmf_done = false;
+    while let Some(e) = s.poll_event() {
+        match e {
+            Event::Completed(c) => {
+                assert_eq!(c.tag, victim);
+                assert_eq!(c.result, Err(iscsi_initiator::CommandError::Aborted));
+                aborted = true;
+            }
+            Event::TaskManagement { tag, response } => {
+                assert_eq!((tag, response), (tmf_tag, 0));
+                tmf_done = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(aborted && tmf_done);
+    assert_eq!(s.outstanding(), 1, "the other command is untouched");
+    let _ = other;
+}
+
+#[test]
+fn login_text_continuation_and_extra_operational_round() {
+    let now = Instant::now();
+    let mut s = session(Proposal::default());
+    s.start_login(now);
+    let Pdu::LoginRequest(req) = sent(&mut s)[0].0 else {
+        panic!()
+    };
+    let resp = |transit: bool, cont: bool, stat_sn: u32| {
+        Pdu::LoginResponse(LoginResponse {
+            transit,
+            continue_flag: cont,
+            csg: Stage::Operational,
+            nsg: Stage::FullFeature,
+            version_max: 0,
+            version_active: 0,
+            isid: req.isid,
+            tsih: if transit { 9 } else { 0 },
+            itt: req.itt,
+            stat_sn,
+            exp_cmd_sn: req.cmd_sn,
+            max_cmd_sn: req.cmd_sn.wrapping_add(8),
+            status_class: 0,
+            status_detail: 0,
+        })
+    };
+    // A key split across two PDUs (C bit): "MaxBurstLength=65536".
+    deliver(&mut s, resp(false, true, 1), b"MaxBurstLen", now);
+    let p = sent(&mut s);
+    let (Pdu::LoginRequest(r), d) = &p[0] else {
+        panic!()
+    };
+    assert!(
+        d.is_empty() && !r.transit,
+        "C-bit response answered with an empty request"
+    );
+    // Rest of the key, and the target offers MaxOutstandingR2T... but no transit yet.
+    deliver(&mut s, resp(false, false, 2), b"gth=65536\0", now);
+    let p = sent(&mut s);
+    let (Pdu::LoginRequest(r), _) = &p[0] else {
+        panic!()
+    };
+    assert!(r.transit, "another operational round asks to transit");
+    deliver(&mut s, resp(true, false, 3), b"", now);
+    match s.poll_event() {
+        Some(Event::LoggedIn { params, tsih, .. }) => {
+            assert_eq!(tsih, 9);
+            assert_eq!(params.max_burst_length, 65536);
+        }
+        other => panic!("expected LoggedIn, got {other:?}"),
+    }
+}
+
+#[test]
+fn login_reject_is_reported_with_its_meaning() {
+    let now = Instant::now();
+    let mut s = session(Proposal::default());
+    s.start_login(now);
+    let Pdu::LoginRequest(req) = sent(&mut s)[0].0 else {
+        panic!()
+    };
+    deliver(
+        &mut s,
+        Pdu::LoginResponse(LoginResponse {
+            transit: false,
+            continue_flag: false,
+            csg: Stage::Operational,
+            nsg: Stage::Operational,
+            version_max: 0,
+            version_active: 0,
+            isid: req.isid,
+            tsih: 0,
+            itt: req.itt,
+            stat_sn: 0,
+            exp_cmd_sn: 0,
+            max_cmd_sn: 0,
+            status_class: 2,
+            status_detail: 1,
+        }),
+        &[],
+        now,
+    );
+    match s.poll_event() {
+        Some(Event::Failed(e)) => assert!(e.to_string().contains("authentication failed"), "{e}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}

@@ -264,3 +264,39 @@ fn nop_keepalive_both_directions_with_tgtd() {
     device::test_unit_ready(&mut conn, 1).expect("still usable after idling");
     conn.logout().unwrap();
 }
+
+#[test]
+fn discard_with_unmap_where_the_target_offers_it() {
+    let t = Tgtd::start("discard", 8 << 20);
+    // Without thin provisioning tgtd offers no UNMAP: a clear error, nothing sent.
+    let conn = Connection::login(&t.portal(), config(&t, Proposal::default())).unwrap();
+    let mut dev = BlockDevice::open(conn, 1).unwrap();
+    let e = dev.discard(0, 1 << 20).unwrap_err();
+    assert!(
+        e.to_string().contains("neither UNMAP nor WRITE SAME"),
+        "{e}"
+    );
+    dev.into_connection().logout().unwrap();
+
+    t.set_lun_params("thin_provisioning=1");
+    let conn = Connection::login(&t.portal(), config(&t, Proposal::default())).unwrap();
+    let mut dev = BlockDevice::open(conn, 1).unwrap();
+    assert!(dev.geometry().provisioning.unmap);
+    let mut data = vec![0u8; 2 << 20];
+    Rng(3).fill(&mut data);
+    dev.write_at(1 << 20, &data).unwrap();
+    // Discard the middle MiB: it reads back as zeroes, the rest is intact.
+    dev.discard(2 << 20, 1 << 20).unwrap();
+    let mut back = vec![0u8; 2 << 20];
+    dev.read_at(1 << 20, &mut back).unwrap();
+    assert!(
+        back[..1 << 20] == data[..1 << 20],
+        "data before the discarded range changed"
+    );
+    assert!(
+        back[1 << 20..].iter().all(|&b| b == 0),
+        "discarded range is not zero"
+    );
+    assert!(t.backing_bytes(2 << 20, 1 << 20).iter().all(|&b| b == 0));
+    dev.into_connection().logout().unwrap();
+}

@@ -291,6 +291,22 @@ impl Tgtd {
         }
     }
 
+    /// Sets LUN 1 parameters (e.g. `thin_provisioning=1`).
+    pub fn set_lun_params(&self, params: &str) {
+        self.tgtadm(&[
+            "--mode",
+            "logicalunit",
+            "--op",
+            "update",
+            "--tid",
+            "1",
+            "--lun",
+            "1",
+            "--params",
+            params,
+        ]);
+    }
+
     /// Sets a target-wide iSCSI parameter (e.g. HeaderDigest CRC32C) before login.
     pub fn set_param(&self, name: &str, value: &str) {
         self.tgtadm(&[
