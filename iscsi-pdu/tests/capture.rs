@@ -229,3 +229,52 @@ fn deconstruct_data_out() {
     assert_eq!((d.data_sn, d.buffer_offset), (0, 8192));
     assert_eq!(data.len(), 8192);
 }
+
+// Captured from this project's test suite against tgtd (LUN reset; tgtd with
+// nop_interval=1), decoded by tshark as "Task Management Function (Logical Unit Reset)",
+// "... Response (Function complete)", "NOP In" and "NOP Out".
+
+#[test]
+fn deconstruct_task_management() {
+    let (pdu, _) = parse_and_reemit(&capture("tmf_request"));
+    let Pdu::TaskMgmtRequest(t) = pdu else {
+        panic!("not a TMF request")
+    };
+    assert!(t.immediate);
+    assert_eq!(t.function, iscsi_pdu::pdu::tmf::LOGICAL_UNIT_RESET);
+    assert_eq!(iscsi_pdu::bhs::decode_lun(t.lun), 1);
+    assert_eq!(t.referenced_task_tag, 0xffff_ffff);
+    let (pdu, _) = parse_and_reemit(&capture("tmf_response"));
+    let Pdu::TaskMgmtResponse(r) = pdu else {
+        panic!("not a TMF response")
+    };
+    assert_eq!((r.response, r.itt), (0, t.itt));
+}
+
+#[test]
+fn deconstruct_nop_both_directions() {
+    // Target ping (TTT valid, ITT reserved) and our answer echoing the TTT.
+    let (pdu, _) = parse_and_reemit(&capture("nop_in_ping"));
+    let Pdu::NopIn(ping) = pdu else {
+        panic!("not NOP-In")
+    };
+    assert_eq!((ping.itt, ping.ttt), (0xffff_ffff, 1));
+    let (pdu, _) = parse_and_reemit(&capture("nop_out_answer"));
+    let Pdu::NopOut(ans) = pdu else {
+        panic!("not NOP-Out")
+    };
+    assert!(ans.immediate);
+    assert_eq!((ans.itt, ans.ttt), (0xffff_ffff, ping.ttt));
+    assert_eq!(ans.exp_stat_sn, ping.stat_sn);
+    // Our ping (ITT valid, TTT reserved) and the target's answer echoing the ITT.
+    let (pdu, _) = parse_and_reemit(&capture("nop_out_ping"));
+    let Pdu::NopOut(ours) = pdu else {
+        panic!("not NOP-Out")
+    };
+    assert_eq!(ours.ttt, 0xffff_ffff);
+    let (pdu, _) = parse_and_reemit(&capture("nop_in_answer"));
+    let Pdu::NopIn(reply) = pdu else {
+        panic!("not NOP-In")
+    };
+    assert_eq!((reply.itt, reply.ttt), (ours.itt, 0xffff_ffff));
+}
