@@ -141,13 +141,14 @@ impl Geometry {
 /// Converts a request into SCSI commands.
 pub fn plan(req: &BlockRequest, geo: &Geometry) -> Result<Vec<Piece>, BlockError> {
     let bs = geo.capacity.block_size as u64;
+    let flush = || Piece {
+        cdb: cdb::synchronize_cache(0, 0),
+        direction: Direction::None,
+        range: 0..0,
+        parameter: None,
+    };
     if req.op == BlockOp::Flush {
-        return Ok(vec![Piece {
-            cdb: cdb::synchronize_cache(0, 0),
-            direction: Direction::None,
-            range: 0..0,
-            parameter: None,
-        }]);
+        return Ok(vec![flush()]);
     }
     if bs == 0 || !req.offset.is_multiple_of(bs) || !req.len.is_multiple_of(bs) {
         return Err(BlockError::Unaligned {
@@ -234,7 +235,7 @@ pub fn plan(req: &BlockRequest, geo: &Geometry) -> Result<Vec<Piece>, BlockError
                 return Err(BlockError::DiscardUnsupported);
             }
         }
-        BlockOp::Flush => unreachable!("handled above"),
+        BlockOp::Flush => out.push(flush()),
     }
     Ok(out)
 }

@@ -167,6 +167,8 @@ pub enum SubmitError {
     QueueFull,
     /// The buffer is larger than a SCSI command can move.
     TooLarge,
+    /// The session is logged out.
+    Closed,
 }
 
 impl std::fmt::Display for SubmitError {
@@ -174,6 +176,7 @@ impl std::fmt::Display for SubmitError {
         match self {
             SubmitError::QueueFull => write!(f, "too many outstanding commands"),
             SubmitError::TooLarge => write!(f, "transfer larger than 4 GiB"),
+            SubmitError::Closed => write!(f, "session is logged out"),
         }
     }
 }
@@ -360,6 +363,9 @@ impl Session {
     pub fn submit(&mut self, cmd: Command) -> Result<TaskTag, SubmitError> {
         if cmd.buffer.len() > u32::MAX as usize {
             return Err(SubmitError::TooLarge);
+        }
+        if matches!(self.phase, Phase::Closed | Phase::LoggingOut) {
+            return Err(SubmitError::Closed);
         }
         self.seq += 1;
         let task = Task {

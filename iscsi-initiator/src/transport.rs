@@ -113,10 +113,12 @@ impl Connection {
         c.session.send_targets();
         loop {
             c.step()?;
-            if let Some(i) = c.other.iter().position(|e| matches!(e, Event::Targets(_))) {
-                let Some(Event::Targets(t)) = c.other.remove(i) else {
-                    unreachable!("position() found a Targets event")
-                };
+            let found = c.other.iter_mut().find_map(|e| match e {
+                Event::Targets(t) => Some(std::mem::take(t)),
+                _ => None,
+            });
+            if let Some(t) = found {
+                c.other.retain(|e| !matches!(e, Event::Targets(_)));
                 c.logout()?;
                 return Ok(t);
             }

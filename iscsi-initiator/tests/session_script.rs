@@ -588,3 +588,36 @@ fn login_reject_is_reported_with_its_meaning() {
         other => panic!("expected a failure, got {other:?}"),
     }
 }
+
+#[test]
+fn submit_after_logout_is_refused() {
+    let now = Instant::now();
+    let mut s = session(Proposal::default());
+    login(&mut s, now, &[], 8);
+    let _ = s.poll_event();
+    s.logout();
+    let pdus = sent(&mut s);
+    let Pdu::LogoutRequest(l) = pdus[0].0 else {
+        panic!("expected a logout")
+    };
+    assert_eq!(
+        s.submit(write(0, 512)),
+        Err(iscsi_initiator::session::SubmitError::Closed)
+    );
+    deliver(
+        &mut s,
+        Pdu::LogoutResponse(LogoutResponse {
+            response: 0,
+            itt: l.itt,
+            stat_sn: 100,
+            exp_cmd_sn: 0,
+            max_cmd_sn: 0,
+            time2wait: 0,
+            time2retain: 0,
+        }),
+        &[],
+        now,
+    );
+    assert_eq!(s.poll_event(), Some(Event::LoggedOut));
+    assert!(s.is_closed());
+}
