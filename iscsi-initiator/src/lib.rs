@@ -12,6 +12,12 @@
 //! * [`transport`]: a blocking std TCP driver for the session, used by the CLI, the
 //!   tests and the benchmark.
 
+//!
+//! Dependencies: `iscsi-pdu` for the wire format and RustCrypto's `md-5` for CHAP
+//! (RFC 1994 mandates MD5; a maintained implementation beats a hand-written one).
+//! The session is sans-IO so the same code runs over std TCP here and over smoltcp on
+//! the switch later.
+
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
