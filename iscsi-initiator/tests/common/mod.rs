@@ -213,8 +213,6 @@ impl Tgtd {
         ]);
         let path = self.backing.to_str().unwrap().to_owned();
         if self.null_lun {
-            let size = format!("{}", self.size >> 20);
-            let _ = size;
             self.tgtadm(&[
                 "--mode",
                 "logicalunit",
