@@ -8,7 +8,8 @@
 //! 1/IOPS*QD is shown), and CPU seconds per I/O of the initiator process and of tgtd.
 //! iscsi-perf only reads, so writes have no peer column.
 //!
-//! Usage: `iscsi_bench [--seconds N] [--file-mib N] [--veth]`; `--veth` puts tgtd in a
+//! Usage: `iscsi_bench [--seconds N] [--file-mib N] [--veth] [--repeat N]` (each cell is
+//! the median-IOPS run of N alternating runs, default 3); `--veth` puts tgtd in a
 //! network namespace behind a veth pair (needs root), as the peer numbers were
 //! measured; the default is loopback.
 
@@ -361,6 +362,7 @@ fn main() {
     let mut secs = 5u64;
     let mut file_mib = 256u64;
     let mut veth = false;
+    let mut repeat = 3usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -377,9 +379,15 @@ fn main() {
                     .expect("--file-mib N")
             }
             "--veth" => veth = true,
+            "--repeat" => {
+                repeat = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--repeat N")
+            }
             other => {
                 eprintln!(
-                    "usage: iscsi_bench [--seconds N] [--file-mib N] [--veth] (unknown {other:?})"
+                    "usage: iscsi_bench [--seconds N] [--file-mib N] [--veth] [--repeat N] (unknown {other:?})"
                 );
                 std::process::exit(2);
             }
@@ -395,14 +403,28 @@ fn main() {
             "loopback"
         }
     );
+    // Runs alternate (peer, ours, peer, ours, ...) `repeat` times and each cell reports
+    // the run with the median IOPS, so load from other processes on a shared machine
+    // hits both initiators alike.
     let mut rows = Vec::new();
     for (lun, kind) in [(1u16, "file"), (2u16, "null")] {
         for qd in [1usize, 32] {
-            if let Some(r) = iscsi_perf(&t, lun, qd, secs, kind) {
-                rows.push(r);
+            let (mut peer, mut rd, mut wr) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..repeat {
+                if let Some(r) = iscsi_perf(&t, lun, qd, secs, kind) {
+                    peer.push(r);
+                }
+                rd.push(ours(&t, lun, false, qd, secs, kind));
+                wr.push(ours(&t, lun, true, qd, secs, kind));
             }
-            rows.push(ours(&t, lun, false, qd, secs, kind));
-            rows.push(ours(&t, lun, true, qd, secs, kind));
+            for mut v in [peer, rd, wr] {
+                if v.is_empty() {
+                    continue;
+                }
+                v.sort_by(|a, b| a.iops.total_cmp(&b.iops));
+                let mid = v.len() / 2;
+                rows.push(v.swap_remove(mid));
+            }
         }
     }
     println!(
@@ -474,7 +496,7 @@ fn main() {
         })
         .collect();
     println!(
-        "{{\"bench\":\"iscsi\",\"seconds\":{secs},\"link\":\"{}\",\"rows\":[{}],\"ratios\":[{}]}}",
+        "{{\"bench\":\"iscsi\",\"seconds\":{secs},\"repeat\":{repeat},\"link\":\"{}\",\"rows\":[{}],\"ratios\":[{}]}}",
         if veth { "veth" } else { "loopback" },
         rows_json.join(","),
         ratios.join(",")
