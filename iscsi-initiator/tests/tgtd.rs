@@ -300,3 +300,39 @@ fn discard_with_unmap_where_the_target_offers_it() {
     assert!(t.backing_bytes(2 << 20, 1 << 20).iter().all(|&b| b == 0));
     dev.into_connection().logout().unwrap();
 }
+
+#[test]
+fn read16_write16_for_transfers_above_65535_blocks() {
+    let t = Tgtd::start("rw16", 48 << 20);
+    let mut conn = Connection::login(&t.portal(), config(&t, Proposal::default())).unwrap();
+    device::test_unit_ready(&mut conn, 1).unwrap();
+    let blocks = 70_000u32; // over READ(10)'s 16-bit length: the builders pick (16)
+    let mut data = vec![0u8; blocks as usize * 512];
+    Rng(16).fill(&mut data);
+    let w = cdb::write(1, blocks, false);
+    assert_eq!((w.len, w.bytes[0]), (16, 0x8a));
+    conn.execute(Command {
+        lun: 1,
+        cdb: w,
+        direction: Direction::Write,
+        buffer: data.clone(),
+    })
+    .expect("WRITE(16)");
+    let r = cdb::read(1, blocks);
+    assert_eq!((r.len, r.bytes[0]), (16, 0x88));
+    let c = conn
+        .execute(Command {
+            lun: 1,
+            cdb: r,
+            direction: Direction::Read,
+            buffer: vec![0u8; data.len()],
+        })
+        .expect("READ(16)");
+    assert_eq!(c.transferred as usize, data.len());
+    assert!(c.buffer == data, "READ(16) data differs");
+    assert!(t.backing_bytes(512, data.len()) == data);
+    let rc10 = device::read_command(&mut conn, 1, cdb::read_capacity10(), 8).unwrap();
+    let cap = iscsi_initiator::scsi::capacity::Capacity::parse10(&rc10).unwrap();
+    assert_eq!(cap.bytes(), 48 << 20);
+    conn.logout().unwrap();
+}
