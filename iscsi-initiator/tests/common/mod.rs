@@ -33,15 +33,17 @@ fn free_port() -> u16 {
 /// tgtd's management channel number must stay below 32768; it names a unix socket
 /// (/var/run/tgtd/socket.N), so pick one from the pid and a counter.
 fn control_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed) % 10;
-        let port = 10_000 + (std::process::id() % 2000) as u16 * 10 + n;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Sockets left by a killed tgtd stay behind: skip them, over the whole range.
+    for _ in 0..20_000 {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 10_000 + ((std::process::id() * 10 + k) % 20_000) as u16;
         if !Path::new(&format!("/var/run/tgtd/socket.{port}")).exists() {
             return port;
         }
     }
+    panic!("no free tgtd control port in 10000..30000 (/var/run/tgtd is full of sockets)");
 }
 
 /// A running tgtd with one target.
@@ -316,6 +318,13 @@ impl Tgtd {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            // SIGKILL leaves tgtd's management socket and lock behind.
+            for suffix in ["", ".lock"] {
+                let _ = std::fs::remove_file(format!(
+                    "/var/run/tgtd/socket.{}{suffix}",
+                    self.control_port
+                ));
+            }
         }
     }
 
