@@ -113,3 +113,35 @@ fn connection_dropped_with_commands_outstanding() {
     verify(&t, &mut conn, &model);
     conn.logout().unwrap();
 }
+
+#[test]
+fn reads_outstanding_when_tgtd_restarts_are_reissued() {
+    let mut t = Tgtd::start("readfault", SIZE);
+    let mut conn = login(&t);
+    let model = write_stream(&mut t, &mut conn, (SIZE / IO) * 2, u64::MAX, |_, _| {});
+    // 16 reads of 1 MiB in flight, then tgtd dies and comes back.
+    let mut inflight = HashMap::new();
+    for i in 0..16u64 {
+        let tag = conn
+            .submit(Command {
+                lun: 1,
+                cdb: cdb::read(i * 2048, 2048),
+                direction: Direction::Read,
+                buffer: vec![0u8; 1 << 20],
+            })
+            .unwrap();
+        inflight.insert(tag, i);
+    }
+    // Put them on the wire (some may complete), then kill the target under them.
+    conn.run_for(Duration::from_millis(1)).unwrap();
+    t.restart();
+    while !inflight.is_empty() {
+        let c = conn.next_completion().expect("completion after recovery");
+        c.result.clone().expect("read status");
+        let i = inflight.remove(&c.tag).expect("each read completes once");
+        let off = (i << 20) as usize;
+        assert!(c.buffer == model[off..off + (1 << 20)], "read {i} differs");
+    }
+    assert!(conn.recoveries >= 1);
+    conn.logout().unwrap();
+}
