@@ -1,6 +1,6 @@
 //! Serial number arithmetic (RFC 1982 with SERIAL_BITS = 32), used for CmdSN, StatSN,
 //! DataSN and R2TSN (RFC 7143 section 4.2.2.1: "comparisons and arithmetic on
-//! them use serial number arithmetic as defined in [RFC1982]").
+//! them use serial number arithmetic as defined in \[RFC1982\]").
 
 use core::cmp::Ordering;
 
