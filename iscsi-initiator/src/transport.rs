@@ -180,6 +180,14 @@ impl Connection {
 
     /// Writes pending bytes, then blocks until some bytes arrive or a timer fires.
     fn step_inner(&mut self) -> Result<()> {
+        if self.session.is_closed() {
+            // Logged out (e.g. the target asked for it) while the caller still waits:
+            // treat as a lost connection, so the reconnect policy applies and the
+            // commands not completed are reissued after the next login.
+            return Err(Error::Session(SessionError::ConnectionLost(
+                "session logged out".into(),
+            )));
+        }
         let Some(stream) = self.stream.as_mut() else {
             return Err(Error::Session(SessionError::ConnectionLost(
                 "not connected".into(),
