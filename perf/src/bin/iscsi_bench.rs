@@ -225,6 +225,20 @@ impl Drop for Tgtd {
     }
 }
 
+/// Nominal CPU clock in MHz (from /proc/cpuinfo), to express CPU time per I/O as
+/// cycles per I/O.
+fn cpu_mhz() -> f64 {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("cpu MHz"))
+                .and_then(|l| l.split(':').nth(1))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(f64::NAN)
+}
+
 fn clock_ticks() -> f64 {
     // SAFETY: sysconf has no preconditions; it only reads a system constant.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -430,8 +444,9 @@ fn main() {
             }
         }
     }
+    let mhz = cpu_mhz();
     println!(
-        "{:<5} {:<9} {:>3} {:<10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10}",
+        "{:<5} {:<9} {:>3} {:<10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10}",
         "lun",
         "op",
         "qd",
@@ -443,13 +458,14 @@ fn main() {
         "p99_us",
         "p99.9_us",
         "cpu_us/io",
+        "kcycles/io",
         "tgtd_us/io"
     );
     for r in &rows {
         println!(
-            "{:<5} {:<9} {:>3} {:<10} {:>9.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>10.2} {:>10.2}",
+            "{:<5} {:<9} {:>3} {:<10} {:>9.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>10.2} {:>10.1} {:>10.2}",
             r.lun_kind, r.rw, r.qd, r.who, r.iops, r.mbps, r.mean_us, r.p50_us, r.p99_us, r.p999_us,
-            r.cpu_us_per_io, r.tgtd_cpu_us_per_io
+            r.cpu_us_per_io, r.cpu_us_per_io * mhz / 1000.0, r.tgtd_cpu_us_per_io
         );
     }
     // Ratios against the peer, same LUN, same QD, reads.
@@ -491,9 +507,10 @@ fn main() {
         .iter()
         .map(|r| {
             format!(
-                "{{\"lun\":\"{}\",\"op\":\"{}\",\"qd\":{},\"initiator\":\"{}\",\"iops\":{},\"mbps\":{},\"mean_us\":{},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"cpu_us_per_io\":{},\"tgtd_cpu_us_per_io\":{}}}",
+                "{{\"lun\":\"{}\",\"op\":\"{}\",\"qd\":{},\"initiator\":\"{}\",\"iops\":{},\"mbps\":{},\"mean_us\":{},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"cpu_us_per_io\":{},\"kcycles_per_io\":{},\"tgtd_cpu_us_per_io\":{}}}",
                 r.lun_kind, r.rw, r.qd, r.who, json_num(r.iops), json_num(r.mbps), json_num(r.mean_us),
                 json_num(r.p50_us), json_num(r.p99_us), json_num(r.p999_us), json_num(r.cpu_us_per_io),
+                json_num(r.cpu_us_per_io * mhz / 1000.0),
                 json_num(r.tgtd_cpu_us_per_io)
             )
         })
