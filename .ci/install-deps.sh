@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 # libclang for bindgen, pkg-config to find DPDK.
 BUILD_PKGS=(libdpdk-dev dpdk-dev dpdk libclang-dev clang pkg-config build-essential)
 # Tests: real peers and kernel plumbing.
-TEST_PKGS=(tgt libiscsi-bin tshark tcpdump iproute2 iputils-ping ethtool procps
+TEST_PKGS=(tgt libiscsi-bin tshark tcpdump iproute2 iputils-ping ethtool procps nftables
            qemu-system-x86 linux-image-amd64 busybox-static cpio kmod)
 # Benchmarks: the peers compared against.
 PERF_PKGS=(openvswitch-switch-dpdk)

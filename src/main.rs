@@ -40,6 +40,9 @@ enum Command {
     Stats(cmd::stats::StatsArgs),
     /// Virtual storage queues: serve virtio-blk devices to VMs over vhost-user.
     Blk(cmd::blk::BlkArgs),
+    /// User-mode iSCSI initiator: discover, inquiry, capacity, read, write, bench.
+    #[command(subcommand)]
+    Iscsi(cmd::iscsi::IscsiCommand),
 }
 
 fn main() {
@@ -53,6 +56,7 @@ fn main() {
         Some(Command::Fdb(a)) => cmd::fdb::run(a),
         Some(Command::Stats(a)) => cmd::stats::run(a),
         Some(Command::Blk(a)) => cmd::blk::run(a),
+        Some(Command::Iscsi(c)) => cmd::iscsi::run(c),
     };
     if let Err(e) = result {
         eprintln!("vswitch: error: {e}");

@@ -4,6 +4,7 @@ pub mod accel;
 pub mod blk;
 pub mod fdb;
 pub mod flows;
+pub mod iscsi;
 pub mod ports;
 pub mod run;
 pub mod stats;

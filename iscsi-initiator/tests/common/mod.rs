@@ -1,0 +1,579 @@
+//! Test harness: a private tgtd (Debian package `tgt`) on loopback with its own control
+//! port, iSCSI port and file-backed LUN, torn down by Drop even when a test fails.
+
+#![allow(dead_code)]
+
+use iscsi_initiator::chap::Chap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const INITIATOR: &str = "iqn.2026-01.dev.vswitch:test-initiator";
+
+fn need(tool: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+        || Path::new("/usr/sbin").join(tool).is_file();
+    assert!(
+        found,
+        "`{tool}` not found: install the Debian package `{package}` (apt-get install {package})"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// tgtd's management channel number must stay below 32768; it names a unix socket
+/// (/var/run/tgtd/socket.N), so pick one from the pid and a counter.
+fn control_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Sockets left by a killed tgtd stay behind: skip them, over the whole range.
+    for _ in 0..20_000 {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 10_000 + ((std::process::id() * 10 + k) % 20_000) as u16;
+        if !Path::new(&format!("/var/run/tgtd/socket.{port}")).exists() {
+            return port;
+        }
+    }
+    panic!("no free tgtd control port in 10000..30000 (/var/run/tgtd is full of sockets)");
+}
+
+/// A running tgtd with one target.
+pub struct Tgtd {
+    child: Option<Child>,
+    pub control_port: u16,
+    pub port: u16,
+    pub iqn: String,
+    pub dir: PathBuf,
+    pub backing: PathBuf,
+    pub size: u64,
+    null_lun: bool,
+    chap: Option<Chap>,
+    /// Run tgtd in this network namespace, listening on `addr`.
+    netns: Option<(String, String)>,
+}
+
+impl Tgtd {
+    /// tgtd with a `size`-byte file-backed LUN 1.
+    pub fn start(name: &str, size: u64) -> Tgtd {
+        Tgtd::start_with(name, size, false, None)
+    }
+
+    pub fn start_with(name: &str, size: u64, null_lun: bool, chap: Option<Chap>) -> Tgtd {
+        need("tgtd", "tgt");
+        need("tgtadm", "tgt");
+        let dir = std::env::temp_dir().join(format!("vswitch-iscsi-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let backing = dir.join("lun1.img");
+        let f = std::fs::File::create(&backing).unwrap();
+        f.set_len(size).unwrap();
+        let mut t = Tgtd {
+            child: None,
+            control_port: 0,
+            port: 0,
+            iqn: format!("iqn.2026-01.dev.vswitch:{name}"),
+            dir,
+            backing,
+            size,
+            null_lun,
+            chap,
+            netns: None,
+        };
+        t.launch();
+        t
+    }
+
+    /// tgtd inside network namespace `ns`, listening on `addr` (an address of the
+    /// namespace's side of a veth pair the test created).
+    pub fn start_in_netns(name: &str, size: u64, ns: &str, addr: &str) -> Tgtd {
+        need("ip", "iproute2");
+        let dir = std::env::temp_dir().join(format!("vswitch-iscsi-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let backing = dir.join("lun1.img");
+        std::fs::File::create(&backing)
+            .unwrap()
+            .set_len(size)
+            .unwrap();
+        let mut t = Tgtd {
+            child: None,
+            control_port: 0,
+            port: 0,
+            iqn: format!("iqn.2026-01.dev.vswitch:{name}"),
+            dir,
+            backing,
+            size,
+            null_lun: false,
+            chap: None,
+            netns: Some((ns.to_owned(), addr.to_owned())),
+        };
+        t.launch();
+        t
+    }
+
+    pub fn portal(&self) -> String {
+        let addr = self
+            .netns
+            .as_ref()
+            .map(|(_, a)| a.as_str())
+            .unwrap_or("127.0.0.1");
+        format!("{addr}:{}", self.port)
+    }
+
+    fn launch(&mut self) {
+        for _attempt in 0..5 {
+            if self.port == 0 {
+                self.port = free_port();
+                self.control_port = control_port();
+            }
+            let log = std::fs::File::create(self.dir.join("tgtd.log")).unwrap();
+            let mut cmd = match &self.netns {
+                Some((ns, _)) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns, "tgtd"]);
+                    c
+                }
+                None => Command::new("tgtd"),
+            };
+            let child = cmd
+                .args(["-f", "-C", &self.control_port.to_string(), "--iscsi"])
+                .arg(format!("portal={}", self.portal()))
+                .stdout(Stdio::from(log.try_clone().unwrap()))
+                .stderr(Stdio::from(log))
+                .spawn()
+                .expect("spawn tgtd (Debian package `tgt`)");
+            self.child = Some(child);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut up = false;
+            while Instant::now() < deadline {
+                if std::net::TcpStream::connect(self.portal()).is_ok()
+                    && self.tgtadm_ok(&["--mode", "target", "--op", "show"])
+                {
+                    up = true;
+                    break;
+                }
+                if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if up {
+                self.configure();
+                return;
+            }
+            self.kill();
+            // Port taken meanwhile: pick new ones.
+            self.port = 0;
+        }
+        panic!(
+            "tgtd did not start; log: {}",
+            std::fs::read_to_string(self.dir.join("tgtd.log")).unwrap_or_default()
+        );
+    }
+
+    fn tgtadm_ok(&self, args: &[&str]) -> bool {
+        Command::new("tgtadm")
+            .args(["-C", &self.control_port.to_string(), "--lld", "iscsi"])
+            .args(args)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    pub fn tgtadm(&self, args: &[&str]) {
+        let o = Command::new("tgtadm")
+            .args(["-C", &self.control_port.to_string(), "--lld", "iscsi"])
+            .args(args)
+            .output()
+            .expect("run tgtadm");
+        assert!(
+            o.status.success(),
+            "tgtadm {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    fn configure(&self) {
+        self.tgtadm(&[
+            "--mode",
+            "target",
+            "--op",
+            "new",
+            "--tid",
+            "1",
+            "--targetname",
+            &self.iqn,
+        ]);
+        let path = self.backing.to_str().unwrap().to_owned();
+        if self.null_lun {
+            self.tgtadm(&[
+                "--mode",
+                "logicalunit",
+                "--op",
+                "new",
+                "--tid",
+                "1",
+                "--lun",
+                "1",
+                "--bstype",
+                "null",
+                "-b",
+                "/dev/null",
+            ]);
+        } else {
+            self.tgtadm(&[
+                "--mode",
+                "logicalunit",
+                "--op",
+                "new",
+                "--tid",
+                "1",
+                "--lun",
+                "1",
+                "-b",
+                &path,
+            ]);
+        }
+        self.tgtadm(&[
+            "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
+        ]);
+        if let Some(Chap {
+            user,
+            secret,
+            mutual,
+        }) = &self.chap
+        {
+            self.tgtadm(&[
+                "--mode",
+                "account",
+                "--op",
+                "new",
+                "--user",
+                user,
+                "--password",
+                secret,
+            ]);
+            self.tgtadm(&[
+                "--mode", "account", "--op", "bind", "--tid", "1", "--user", user,
+            ]);
+            if let Some((mu, ms)) = mutual {
+                self.tgtadm(&[
+                    "--mode",
+                    "account",
+                    "--op",
+                    "new",
+                    "--user",
+                    mu,
+                    "--password",
+                    ms,
+                ]);
+                self.tgtadm(&[
+                    "--mode",
+                    "account",
+                    "--op",
+                    "bind",
+                    "--tid",
+                    "1",
+                    "--user",
+                    mu,
+                    "--outgoing",
+                ]);
+            }
+        }
+    }
+
+    /// Sets LUN 1 parameters (e.g. `thin_provisioning=1`).
+    pub fn set_lun_params(&self, params: &str) {
+        self.tgtadm(&[
+            "--mode",
+            "logicalunit",
+            "--op",
+            "update",
+            "--tid",
+            "1",
+            "--lun",
+            "1",
+            "--params",
+            params,
+        ]);
+    }
+
+    /// Sets a target-wide iSCSI parameter (e.g. HeaderDigest CRC32C) before login.
+    pub fn set_param(&self, name: &str, value: &str) {
+        self.tgtadm(&[
+            "--mode", "target", "--op", "update", "--tid", "1", "--name", name, "--value", value,
+        ]);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+            // SIGKILL leaves tgtd's management socket and lock behind.
+            for suffix in ["", ".lock"] {
+                let _ = std::fs::remove_file(format!(
+                    "/var/run/tgtd/socket.{}{suffix}",
+                    self.control_port
+                ));
+            }
+        }
+    }
+
+    /// Kills tgtd (SIGKILL) and starts it again on the same ports with the same LUN.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    /// Kills tgtd; `resume` starts it again.
+    pub fn stop(&mut self) {
+        self.kill();
+    }
+
+    pub fn resume(&mut self) {
+        self.launch();
+    }
+
+    pub fn backing_bytes(&self, offset: u64, len: usize) -> Vec<u8> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(&self.backing).unwrap();
+        f.seek(SeekFrom::Start(offset)).unwrap();
+        let mut v = vec![0u8; len];
+        f.read_exact(&mut v).unwrap();
+        v
+    }
+}
+
+impl Drop for Tgtd {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// xorshift64*: reproducible random data and offsets without a dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    pub fn fill(&mut self, b: &mut [u8]) {
+        for c in b.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            c.copy_from_slice(&v[..c.len()]);
+        }
+    }
+}
+
+fn ip(args: &[&str]) {
+    let o = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (Debian package `iproute2`)");
+    assert!(
+        o.status.success(),
+        "ip {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A network namespace joined to the root namespace by a veth pair, both created here
+/// and deleted on drop. Root side `10.251.N.1/30`, namespace side `10.251.N.2/30`.
+pub struct VethNetns {
+    pub ns: String,
+    pub host_if: String,
+    pub ns_if: String,
+    pub host_addr: String,
+    pub ns_addr: String,
+}
+
+impl VethNetns {
+    pub fn create(tag: &str) -> VethNetns {
+        need("ip", "iproute2");
+        let id = std::process::id() % 250;
+        let ns = format!("vswisc-{tag}-{}", std::process::id());
+        let host_if = format!("vi{tag}{id}h");
+        let ns_if = format!("vi{tag}{id}n");
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        let _ = Command::new("ip").args(["link", "del", &host_if]).status();
+        let v = VethNetns {
+            host_addr: format!("10.251.{id}.1"),
+            ns_addr: format!("10.251.{id}.2"),
+            ns,
+            host_if,
+            ns_if,
+        };
+        ip(&["netns", "add", &v.ns]);
+        ip(&[
+            "link", "add", &v.host_if, "type", "veth", "peer", "name", &v.ns_if,
+        ]);
+        ip(&["link", "set", &v.ns_if, "netns", &v.ns]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/30", v.host_addr),
+            "dev",
+            &v.host_if,
+        ]);
+        ip(&["link", "set", &v.host_if, "up"]);
+        ip(&[
+            "-n",
+            &v.ns,
+            "addr",
+            "add",
+            &format!("{}/30", v.ns_addr),
+            "dev",
+            &v.ns_if,
+        ]);
+        ip(&["-n", &v.ns, "link", "set", &v.ns_if, "up"]);
+        ip(&["-n", &v.ns, "link", "set", "lo", "up"]);
+        v
+    }
+
+    /// Impairs the link in both directions: `tc netem` with `netem_spec` when the kernel
+    /// has sch_netem; otherwise (kernels built without CONFIG_NET_SCH_NETEM) random
+    /// drop of `loss_percent` with nftables `numgen` in the namespace plus a `tbf` rate
+    /// limit on both veth ends for queueing delay. Returns what was applied.
+    pub fn impair(&self, netem_spec: &[&str], loss_percent: u32) -> String {
+        need("tc", "iproute2");
+        let tc = |ns: Option<&str>, args: &[&str]| {
+            let mut c = match ns {
+                Some(ns) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns, "tc"]);
+                    c
+                }
+                None => Command::new("tc"),
+            };
+            c.args(args)
+                .output()
+                .expect("tc (Debian package `iproute2`)")
+        };
+        let ends = [
+            (None, self.host_if.as_str()),
+            (Some(self.ns.as_str()), self.ns_if.as_str()),
+        ];
+        let mut netem_ok = true;
+        for (ns, dev) in ends {
+            let mut args = vec!["qdisc", "replace", "dev", dev, "root", "netem"];
+            args.extend_from_slice(netem_spec);
+            let o = tc(ns, &args);
+            if !o.status.success() {
+                let err = String::from_utf8_lossy(&o.stderr);
+                assert!(err.contains("unknown"), "tc netem failed: {err}");
+                netem_ok = false;
+            }
+        }
+        if netem_ok {
+            return format!("tc netem {}", netem_spec.join(" "));
+        }
+        need("nft", "nftables");
+        let nft = |args: &[&str]| {
+            let o = Command::new("ip")
+                .args(["netns", "exec", &self.ns, "nft"])
+                .args(args)
+                .output()
+                .expect("nft (Debian package `nftables`)");
+            assert!(
+                o.status.success(),
+                "nft {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        let pct = loss_percent.to_string();
+        nft(&["add", "table", "inet", "impair"]);
+        for hook in ["input", "output"] {
+            nft(&[
+                "add",
+                "chain",
+                "inet",
+                "impair",
+                hook,
+                &format!("{{ type filter hook {hook} priority 0; }}"),
+            ]);
+            nft(&[
+                "add", "rule", "inet", "impair", hook, "meta", "l4proto", "tcp", "numgen",
+                "random", "mod", "100", "<", &pct, "counter", "drop",
+            ]);
+        }
+        for (ns, dev) in ends {
+            let o = tc(
+                ns,
+                &[
+                    "qdisc", "replace", "dev", dev, "root", "tbf", "rate", "100mbit", "burst",
+                    "16kb", "latency", "20ms",
+                ],
+            );
+            assert!(
+                o.status.success(),
+                "tc tbf failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        format!("no sch_netem in this kernel: nftables random drop {loss_percent}% each way + tbf 100mbit queueing")
+    }
+}
+
+impl VethNetns {
+    /// Packets the impairment dropped so far (nftables counters, or netem's
+    /// `dropped` statistics on both ends).
+    pub fn dropped(&self) -> u64 {
+        let out =
+            |c: &mut Command| String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned();
+        let nft = out(Command::new("ip").args([
+            "netns", "exec", &self.ns, "nft", "list", "table", "inet", "impair",
+        ]));
+        let tc_host = out(Command::new("tc").args(["-s", "qdisc", "show", "dev", &self.host_if]));
+        let tc_ns = out(Command::new("ip").args([
+            "netns",
+            "exec",
+            &self.ns,
+            "tc",
+            "-s",
+            "qdisc",
+            "show",
+            "dev",
+            &self.ns_if,
+        ]));
+        let sum_after = |text: &str, key: &str| -> u64 {
+            text.split(key)
+                .skip(1)
+                .filter_map(|r| {
+                    r.split(|c: char| !c.is_ascii_digit())
+                        .find(|x| !x.is_empty())
+                })
+                .filter_map(|n| n.parse::<u64>().ok())
+                .sum()
+        };
+        if nft.contains("table inet impair") {
+            sum_after(&nft, "counter packets ")
+        } else {
+            sum_after(&tc_host, "dropped ") + sum_after(&tc_ns, "dropped ")
+        }
+    }
+}
+
+impl Drop for VethNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
