@@ -7,6 +7,7 @@
 //! 3. prefetch the cached key behind each signature hit;
 //! 4. look up the exact-match cache; on a miss run the classifier and cache
 //!    the result (including "no rule");
+//!    then prefetch each hit rule, its per-core counter line and actions;
 //! 5. run each frame's actions (rewrites in place, `normal` learns and looks
 //!    up the MAC table), count per-rule and per-core stats;
 //! 6. publish the core's counters and leave the burst.
@@ -138,6 +139,18 @@ impl Datapath {
                     r
                 }
             };
+        }
+        // Rules hit by many flows are spread over memory: pull each rule,
+        // then its counter line and action list, before executing.
+        for i in 0..n {
+            if let Some(r) = self.cur.rules.get(self.rules[i] as usize) {
+                crate::flowcache::prefetch(&**r);
+            }
+        }
+        for i in 0..n {
+            if let Some(r) = self.cur.rules.get(self.rules[i] as usize) {
+                r.prefetch_hot(self.worker);
+            }
         }
         let ctx = ExecCtx {
             in_port,

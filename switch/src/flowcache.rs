@@ -155,8 +155,9 @@ fn advise_huge_pages(start: usize, len: usize) {
     let _ = (start, len);
 }
 
+/// Hint the CPU to pull the cache line of `p` into L1.
 #[inline(always)]
-fn prefetch<T>(p: &T) {
+pub(crate) fn prefetch<T>(p: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetch is a hint with no architectural effect; the pointer
     // comes from a live reference, and SSE is baseline on x86_64.
