@@ -81,7 +81,7 @@ pub const KEY_LEN: usize = 64;
 const WORDS: usize = KEY_LEN / 8;
 
 /// The flow key; see the module docs for the layout.
-#[derive(Clone, Copy, Hash)]
+#[derive(Clone, Copy)]
 #[repr(C, align(64))]
 pub struct FlowKey {
     bytes: [u8; KEY_LEN],
@@ -101,6 +101,12 @@ impl PartialEq for FlowKey {
 }
 
 impl Eq for FlowKey {}
+
+impl core::hash::Hash for FlowKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        state.write(&self.bytes);
+    }
+}
 
 impl Default for FlowKey {
     fn default() -> Self {
