@@ -3,7 +3,7 @@
 //!
 //! Per burst (up to [`BURST`] frames):
 //! 1. enter the table's quiescent-state protocol (one SeqCst store, one load);
-//! 2. extract every key, hash it, prefetch its cache bucket;
+//! 2. extract every key; then hash each and prefetch its cache bucket;
 //! 3. prefetch the cached key behind each signature hit;
 //! 4. look up the exact-match cache; on a miss run the classifier and cache
 //!    the result (including "no rule");
@@ -114,6 +114,11 @@ impl Datapath {
                 self.c.malformed[m as usize] += 1;
             }
             self.c.rx_bytes += d.len() as u64;
+        }
+        // Hash in a second pass: the keys were just written with narrow
+        // stores, and reading them back as words right away would stall on
+        // store-to-load forwarding.
+        for i in 0..n {
             let h = self.keys[i].hash();
             self.hashes[i] = h;
             self.cache.prefetch(h);

@@ -93,6 +93,7 @@ pub fn extract(frame: &[u8], in_port: u16, key: &mut FlowKey) -> Meta {
     meta
 }
 
+#[inline]
 fn extract_inner(frame: &[u8], key: &mut FlowKey, meta: &mut Meta) -> Result<(), Malformed> {
     let eth = EthernetFrame::new_checked(frame).map_err(|_| Malformed::Runt)?;
     key.set_dl_dst(eth.dst_addr());

@@ -127,10 +127,12 @@ impl core::fmt::Debug for FlowKey {
 macro_rules! u16_field {
     ($get:ident, $set:ident, $f:expr, $doc:literal) => {
         #[doc = $doc]
+        #[inline(always)]
         pub fn $get(&self) -> u16 {
             u16::from_be_bytes([self.bytes[$f.start], self.bytes[$f.start + 1]])
         }
         #[doc = concat!("Set: ", $doc)]
+        #[inline(always)]
         pub fn $set(&mut self, v: u16) {
             self.bytes[$f].copy_from_slice(&v.to_be_bytes());
         }
@@ -140,10 +142,12 @@ macro_rules! u16_field {
 macro_rules! u8_field {
     ($get:ident, $set:ident, $f:expr, $doc:literal) => {
         #[doc = $doc]
+        #[inline(always)]
         pub fn $get(&self) -> u8 {
             self.bytes[$f]
         }
         #[doc = concat!("Set: ", $doc)]
+        #[inline(always)]
         pub fn $set(&mut self, v: u8) {
             self.bytes[$f] = v;
         }
@@ -153,10 +157,12 @@ macro_rules! u8_field {
 macro_rules! arr_field {
     ($get:ident, $set:ident, $f:expr, $n:literal, $doc:literal) => {
         #[doc = $doc]
+        #[inline(always)]
         pub fn $get(&self) -> [u8; $n] {
             self.bytes[$f].try_into().unwrap()
         }
         #[doc = concat!("Set: ", $doc)]
+        #[inline(always)]
         pub fn $set(&mut self, v: [u8; $n]) {
             self.bytes[$f].copy_from_slice(&v);
         }
