@@ -193,7 +193,7 @@ fn extract_inner(frame: &[u8], key: &mut FlowKey, meta: &mut Meta) -> Result<(),
     }
 }
 
-#[inline]
+#[inline(always)]
 fn transport(payload: &[u8], proto: u8, key: &mut FlowKey) -> Result<(), Malformed> {
     if l4::min_header_len(proto).is_none() {
         return Ok(());
