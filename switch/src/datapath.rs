@@ -3,14 +3,14 @@
 //!
 //! Per burst (up to [`BURST`] frames):
 //! 1. enter the table's quiescent-state protocol (one SeqCst store, one load);
-//! 2. extract every key; then hash each and prefetch its cache bucket;
-//! 3. prefetch the cached key behind each signature hit;
-//! 4. look up the exact-match cache; on a miss run the classifier and cache
+//! 2. extract every key; then hash each and prefetch its cache bucket and
+//!    the key slot of its home way (two independent lines);
+//! 3. look up the exact-match cache; on a miss run the classifier and cache
 //!    the result (including "no rule");
 //!    then prefetch each hit rule, its per-core counter line and actions;
-//! 5. run each frame's actions (rewrites in place, `normal` learns and looks
+//! 4. run each frame's actions (rewrites in place, `normal` learns and looks
 //!    up the MAC table), count per-rule and per-core stats;
-//! 6. publish the core's counters and leave the burst.
+//! 5. publish the core's counters and leave the burst.
 //!
 //! The caller then transmits: [`TxGroups`] groups frame indices by port.
 
@@ -124,9 +124,6 @@ impl Datapath {
             self.cache.prefetch(h);
         }
         self.c.rx_packets += n as u64;
-        for i in 0..n {
-            self.cache.prefetch_key(self.hashes[i], gen);
-        }
         for i in 0..n {
             let (k, h) = (&self.keys[i], self.hashes[i]);
             self.rules[i] = match self.cache.lookup(k, h, gen) {
