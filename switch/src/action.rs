@@ -256,6 +256,7 @@ fn set_tci<F: Frame>(frame: &mut F, tci: u16) {
 /// Execute `acts` on `frame`. `l3` is the L3 offset from extraction (0 when
 /// the frame has no IP/ARP header); it is kept up to date across VLAN
 /// push/pop.
+#[inline]
 pub fn execute<F: Frame>(
     acts: &[Action],
     frame: &mut F,

@@ -43,8 +43,11 @@ impl Hasher for PassThrough {
 struct Subtable {
     mask: FlowKey,
     max_priority: u16,
-    /// Masked value -> rules with that exact match, best first.
-    rules: HashMap<Masked, Vec<(u16, u32)>, BuildHasherDefault<PassThrough>>,
+    /// Masked value -> the best rule with exactly that match: `(priority,
+    /// index)`. Rules with the same mask and value but a lower priority (or
+    /// a later index at equal priority) can never be returned, so they are
+    /// not stored; keeping the value inline saves a pointer chase.
+    rules: HashMap<Masked, (u16, u32), BuildHasherDefault<PassThrough>>,
 }
 
 /// The input the classifier is built from: per rule, its match and priority,
@@ -79,15 +82,15 @@ impl Classifier {
             });
             let st = &mut subtables[si];
             st.max_priority = st.max_priority.max(e.priority);
+            let cand = (e.priority, i as u32);
             st.rules
                 .entry(Masked(e.matcher.value))
-                .or_default()
-                .push((e.priority, i as u32));
-        }
-        for st in &mut subtables {
-            for v in st.rules.values_mut() {
-                v.sort_by_key(|&(p, i)| (core::cmp::Reverse(p), i));
-            }
+                .and_modify(|best| {
+                    if cand.0 > best.0 {
+                        *best = cand;
+                    }
+                })
+                .or_insert(cand);
         }
         subtables.sort_by_key(|s| core::cmp::Reverse(s.max_priority));
         Classifier { subtables }
@@ -108,8 +111,7 @@ impl Classifier {
                     break;
                 }
             }
-            if let Some(list) = st.rules.get(&Masked(key.masked(&st.mask))) {
-                let (p, i) = list[0];
+            if let Some(&(p, i)) = st.rules.get(&Masked(key.masked(&st.mask))) {
                 best = match best {
                     Some((bp, bi)) if bp > p || (bp == p && bi < i) => Some((bp, bi)),
                     _ => Some((p, i)),

@@ -3,13 +3,14 @@
 //!
 //! Per burst (up to [`BURST`] frames):
 //! 1. enter the table's quiescent-state protocol (one SeqCst store, one load);
-//! 2. extract every key, hash it, prefetch its cache bucket;
-//! 3. prefetch the cached key behind each signature hit;
-//! 4. look up the exact-match cache; on a miss run the classifier and cache
+//! 2. extract every key; then hash each and prefetch its cache bucket and
+//!    the key slot of its home way (two independent lines);
+//! 3. look up the exact-match cache; on a miss run the classifier and cache
 //!    the result (including "no rule");
-//! 5. run each frame's actions (rewrites in place, `normal` learns and looks
+//!    then prefetch each hit rule, its per-core counter line and actions;
+//! 4. run each frame's actions (rewrites in place, `normal` learns and looks
 //!    up the MAC table), count per-rule and per-core stats;
-//! 6. publish the core's counters and leave the burst.
+//! 5. publish the core's counters and leave the burst.
 //!
 //! The caller then transmits: [`TxGroups`] groups frame indices by port.
 
@@ -113,14 +114,16 @@ impl Datapath {
                 self.c.malformed[m as usize] += 1;
             }
             self.c.rx_bytes += d.len() as u64;
+        }
+        // Hash in a second pass: the keys were just written with narrow
+        // stores, and reading them back as words right away would stall on
+        // store-to-load forwarding.
+        for i in 0..n {
             let h = self.keys[i].hash();
             self.hashes[i] = h;
             self.cache.prefetch(h);
         }
         self.c.rx_packets += n as u64;
-        for i in 0..n {
-            self.cache.prefetch_key(self.hashes[i], gen);
-        }
         for i in 0..n {
             let (k, h) = (&self.keys[i], self.hashes[i]);
             self.rules[i] = match self.cache.lookup(k, h, gen) {
@@ -138,6 +141,18 @@ impl Datapath {
                     r
                 }
             };
+        }
+        // Rules hit by many flows are spread over memory: pull each rule,
+        // then its counter line and action list, before executing.
+        for i in 0..n {
+            if let Some(r) = self.cur.rules.get(self.rules[i] as usize) {
+                crate::flowcache::prefetch(&**r);
+            }
+        }
+        for i in 0..n {
+            if let Some(r) = self.cur.rules.get(self.rules[i] as usize) {
+                r.prefetch_hot(self.worker);
+            }
         }
         let ctx = ExecCtx {
             in_port,

@@ -93,6 +93,7 @@ pub fn extract(frame: &[u8], in_port: u16, key: &mut FlowKey) -> Meta {
     meta
 }
 
+#[inline]
 fn extract_inner(frame: &[u8], key: &mut FlowKey, meta: &mut Meta) -> Result<(), Malformed> {
     let eth = EthernetFrame::new_checked(frame).map_err(|_| Malformed::Runt)?;
     key.set_dl_dst(eth.dst_addr());
@@ -192,7 +193,7 @@ fn extract_inner(frame: &[u8], key: &mut FlowKey, meta: &mut Meta) -> Result<(),
     }
 }
 
-#[inline]
+#[inline(always)]
 fn transport(payload: &[u8], proto: u8, key: &mut FlowKey) -> Result<(), Malformed> {
     if l4::min_header_len(proto).is_none() {
         return Ok(());

@@ -276,4 +276,34 @@ mod test {
         f.flush_port(1);
         assert_eq!(f.entries(10).len(), 1);
     }
+
+    #[test]
+    fn concurrent_learners_never_yield_a_wrong_port() {
+        // 3 threads hammer a tiny table (heavy slot contention); MAC i always
+        // lives on port i % 7 + 1, so any lookup result other than that (or
+        // a miss) is a torn entry.
+        use std::sync::Arc;
+        let f = Arc::new(Fdb::new(16, 1_000_000));
+        let mac = |i: u32| [2, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8, 0];
+        let handles: Vec<_> = (0..3u32)
+            .map(|t| {
+                let f = Arc::clone(&f);
+                std::thread::spawn(move || {
+                    let mut hits = 0u32;
+                    for n in 0..60_000u32 {
+                        let i = (n * 7 + t * 13) % 500;
+                        f.learn(0, mac(i), (i % 7 + 1) as u16, u64::from(n / 16));
+                        let j = (n * 11 + t) % 500;
+                        if let Some(p) = f.lookup(0, mac(j), u64::from(n / 16)) {
+                            assert_eq!(p, (j % 7 + 1) as u16, "mac {j}");
+                            hits += 1;
+                        }
+                    }
+                    hits
+                })
+            })
+            .collect();
+        let hits: u32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert!(hits > 0);
+    }
 }

@@ -4,8 +4,9 @@
 //! sized for a million flows per core. Layout: buckets of one cache line
 //! holding a generation, a valid bitmap, 7 signatures (high 32 bits of the
 //! key hash) and 7 rule indices; the full keys live in a parallel array and
-//! are compared only on a signature hit. A lookup touches one bucket line
-//! and, on a signature hit, one key line; both are prefetched for the
+//! are compared only on a signature hit. Each key has a "home" way derived
+//! from its hash, used whenever free, so a lookup's two lines (bucket and
+//! home key) are both known from the hash and prefetched together for the
 //! whole burst before any lookup.
 //!
 //! Invalidation: every bucket carries the table version it was filled under;
@@ -61,31 +62,27 @@ impl FlowCache {
         (hash as usize) & self.mask
     }
 
-    /// Prefetch the bucket of `hash` (first stage of a burst lookup).
+    /// The way a key prefers ("home"): inserts go there when it is free,
+    /// so most keys sit at an address computable from the hash alone and
+    /// their key line can be fetched in parallel with the bucket line.
     #[inline(always)]
-    pub fn prefetch(&self, hash: u64) {
-        prefetch(&self.buckets[self.index(hash)]);
+    fn home(hash: u64) -> usize {
+        // 8 hash bits the index does not use, scaled to 0..WAYS (multiply-
+        // shift instead of a modulo).
+        (((hash >> 24) & 0xff) as usize * WAYS) >> 8
     }
 
-    /// Prefetch the key slot a signature hit would compare (second stage).
+    /// Prefetch the bucket of `hash` and the key in its home way: two
+    /// independent lines, so the DRAM latencies overlap.
     #[inline(always)]
-    pub fn prefetch_key(&self, hash: u64, gen: u32) {
+    pub fn prefetch(&self, hash: u64) {
         let i = self.index(hash);
-        let b = &self.buckets[i];
-        if b.gen != gen {
-            return;
-        }
-        let sig = (hash >> 32) as u32;
-        for w in 0..WAYS {
-            if b.valid & (1 << w) != 0 && b.sig[w] == sig {
-                prefetch(&self.keys[i * WAYS + w]);
-                return;
-            }
-        }
+        prefetch(&self.buckets[i]);
+        prefetch(&self.keys[i * WAYS + Self::home(hash)]);
     }
 
     /// The cached rule index for `key` (or [`NO_RULE`]) under table
-    /// generation `gen`; `None` on a miss.
+    /// generation `gen`; `None` on a miss. The home way is checked first.
     #[inline(always)]
     pub fn lookup(&self, key: &FlowKey, hash: u64, gen: u32) -> Option<u32> {
         let i = self.index(hash);
@@ -94,8 +91,16 @@ impl FlowCache {
             return None;
         }
         let sig = (hash >> 32) as u32;
+        let h = Self::home(hash);
+        if b.valid & (1 << h) != 0 && b.sig[h] == sig && self.keys[i * WAYS + h] == *key {
+            return Some(b.rule[h]);
+        }
         for w in 0..WAYS {
-            if b.valid & (1 << w) != 0 && b.sig[w] == sig && self.keys[i * WAYS + w] == *key {
+            if w != h
+                && b.valid & (1 << w) != 0
+                && b.sig[w] == sig
+                && self.keys[i * WAYS + w] == *key
+            {
                 return Some(b.rule[w]);
             }
         }
@@ -112,11 +117,13 @@ impl FlowCache {
             b.valid = 0;
         }
         let free = !b.valid & ((1 << WAYS) - 1);
-        let w = if free != 0 {
-            free.trailing_zeros() as usize
+        let h = Self::home(hash);
+        let w = if free & (1 << h) != 0 || free == 0 {
+            // Home way when free; when the bucket is full it is also the
+            // victim (pseudo-random: hash bits the index did not use).
+            h
         } else {
-            // Pseudo-random victim from hash bits the index did not use.
-            ((hash >> 24) as usize & 0xff) % WAYS
+            free.trailing_zeros() as usize
         };
         b.valid |= 1 << w;
         b.sig[w] = (hash >> 32) as u32;
@@ -155,8 +162,9 @@ fn advise_huge_pages(start: usize, len: usize) {
     let _ = (start, len);
 }
 
+/// Hint the CPU to pull the cache line of `p` into L1.
 #[inline(always)]
-fn prefetch<T>(p: &T) {
+pub(crate) fn prefetch<T>(p: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetch is a hint with no architectural effect; the pointer
     // comes from a live reference, and SSE is baseline on x86_64.

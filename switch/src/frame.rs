@@ -27,10 +27,12 @@ pub struct VecFrame {
 
 impl VecFrame {
     /// A frame holding a copy of `bytes` with [`DEFAULT_HEADROOM`] in front.
+    #[inline]
     pub fn new(bytes: &[u8]) -> Self {
         Self::with_headroom(bytes, DEFAULT_HEADROOM)
     }
     /// A frame holding a copy of `bytes` with `headroom` bytes in front.
+    #[inline]
     pub fn with_headroom(bytes: &[u8], headroom: usize) -> Self {
         let mut buf = vec![0u8; headroom];
         buf.extend_from_slice(bytes);
@@ -41,6 +43,7 @@ impl VecFrame {
     }
     /// Replace the contents (headroom restored), without reallocating when
     /// capacity allows; benches use it to recycle frames.
+    #[inline]
     pub fn reset(&mut self, bytes: &[u8], headroom: usize) {
         self.buf.clear();
         self.buf.resize(headroom, 0);
@@ -50,12 +53,15 @@ impl VecFrame {
 }
 
 impl Frame for VecFrame {
+    #[inline]
     fn data(&self) -> &[u8] {
         &self.buf[self.start..]
     }
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..]
     }
+    #[inline]
     fn prepend(&mut self, n: usize) -> bool {
         if n > self.start {
             return false;
@@ -63,6 +69,7 @@ impl Frame for VecFrame {
         self.start -= n;
         true
     }
+    #[inline]
     fn adj(&mut self, n: usize) -> bool {
         if n > self.buf.len() - self.start {
             return false;

@@ -81,7 +81,7 @@ pub const KEY_LEN: usize = 64;
 const WORDS: usize = KEY_LEN / 8;
 
 /// The flow key; see the module docs for the layout.
-#[derive(Clone, Copy, Hash)]
+#[derive(Clone, Copy)]
 #[repr(C, align(64))]
 pub struct FlowKey {
     bytes: [u8; KEY_LEN],
@@ -102,6 +102,12 @@ impl PartialEq for FlowKey {
 
 impl Eq for FlowKey {}
 
+impl core::hash::Hash for FlowKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        state.write(&self.bytes);
+    }
+}
+
 impl Default for FlowKey {
     fn default() -> Self {
         Self::ZERO
@@ -121,10 +127,12 @@ impl core::fmt::Debug for FlowKey {
 macro_rules! u16_field {
     ($get:ident, $set:ident, $f:expr, $doc:literal) => {
         #[doc = $doc]
+        #[inline(always)]
         pub fn $get(&self) -> u16 {
             u16::from_be_bytes([self.bytes[$f.start], self.bytes[$f.start + 1]])
         }
         #[doc = concat!("Set: ", $doc)]
+        #[inline(always)]
         pub fn $set(&mut self, v: u16) {
             self.bytes[$f].copy_from_slice(&v.to_be_bytes());
         }
@@ -134,10 +142,12 @@ macro_rules! u16_field {
 macro_rules! u8_field {
     ($get:ident, $set:ident, $f:expr, $doc:literal) => {
         #[doc = $doc]
+        #[inline(always)]
         pub fn $get(&self) -> u8 {
             self.bytes[$f]
         }
         #[doc = concat!("Set: ", $doc)]
+        #[inline(always)]
         pub fn $set(&mut self, v: u8) {
             self.bytes[$f] = v;
         }
@@ -147,10 +157,12 @@ macro_rules! u8_field {
 macro_rules! arr_field {
     ($get:ident, $set:ident, $f:expr, $n:literal, $doc:literal) => {
         #[doc = $doc]
+        #[inline(always)]
         pub fn $get(&self) -> [u8; $n] {
             self.bytes[$f].try_into().unwrap()
         }
         #[doc = concat!("Set: ", $doc)]
+        #[inline(always)]
         pub fn $set(&mut self, v: [u8; $n]) {
             self.bytes[$f].copy_from_slice(&v);
         }

@@ -494,6 +494,20 @@ pub fn parse_match(s: &str) -> Result<(Match, Option<u16>), String> {
     Ok((m, prio))
 }
 
+/// Parse a list of rules (e.g. `flows = [...]` of the TOML config); the
+/// error names the 1-based position of the first bad rule.
+pub fn parse_rules<S: AsRef<str>>(rules: &[S]) -> Result<Vec<RuleSpec>, String> {
+    rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.as_ref()
+                .parse::<RuleSpec>()
+                .map_err(|e| format!("flow {} `{}`: {e}", i + 1, r.as_ref()))
+        })
+        .collect()
+}
+
 fn unknown_field(k: &str) -> String {
     format!("unknown match field `{k}` (see switch/README.md for the syntax)")
 }

@@ -48,6 +48,18 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Prefetch what the datapath touches after a lookup: this worker's
+    /// counter line and the action list.
+    #[inline(always)]
+    pub(crate) fn prefetch_hot(&self, worker: usize) {
+        if let Some(c) = self.counters.get(worker) {
+            crate::flowcache::prefetch(c);
+        }
+        if let Some(a) = self.spec.actions.first() {
+            crate::flowcache::prefetch(a);
+        }
+    }
+
     /// Count one packet of `bytes` on `worker` (only that worker calls this).
     #[inline]
     pub fn hit(&self, worker: usize, bytes: u64, now_ms: u64) {

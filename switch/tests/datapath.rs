@@ -476,3 +476,17 @@ fn burst_of_32_mixed_and_tx_groups() {
     assert_eq!(c.tx_packets, 14 * 2 + 13);
     assert_eq!(c.drop_count(DropReason::Action), 13);
 }
+
+#[test]
+fn empty_table_defaults_to_a_learning_bridge() {
+    let sw = switch_with(&[], &[1, 2, 3]);
+    sw.default_to_normal();
+    sw.default_to_normal(); // idempotent
+    assert_eq!(sw.table.dump(0).len(), 1);
+    assert_eq!(sw.table.dump(0)[0].rule, "priority=0,actions=NORMAL");
+    let mut dp = sw.datapath(0);
+    let (v, _) = send(&mut dp, 1, &l2_frame(MAC_B, MAC_A), 0);
+    assert_eq!(v, ports(&[2, 3]));
+    assert_eq!(v.ports().collect::<Vec<_>>(), vec![2, 3]);
+    assert_eq!(send(&mut dp, 3, &l2_frame(MAC_A, MAC_B), 0).0, ports(&[1]));
+}

@@ -183,3 +183,14 @@ fn garbage_rules_never_panic() {
         let _ = parse_match(&s);
     }
 }
+
+#[test]
+fn rule_lists_name_the_bad_entry() {
+    let ok = switch::rule::parse_rules(&["actions=NORMAL", "tcp,actions=drop"]).unwrap();
+    assert_eq!(ok.len(), 2);
+    let e = switch::rule::parse_rules(&["actions=NORMAL", "tcp,actions=teleport"]).unwrap_err();
+    assert!(
+        e.starts_with("flow 2 `tcp,actions=teleport`: unknown action"),
+        "{e}"
+    );
+}

@@ -145,14 +145,27 @@ fn run(flows: u32, n_rules: usize, cache: usize, packets: u64) -> Result {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let packets: u64 = if quick { 200_000 } else { 2_000_000 };
-    let flow_counts: &[u32] = if quick {
-        &[1, 1000, 100_000]
-    } else {
-        &[1, 1000, 100_000, 1_000_000]
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| {
+                v.parse::<usize>()
+                    .unwrap_or_else(|_| panic!("{name} wants a number"))
+            })
     };
-    let rule_counts: &[usize] = &[1, 100, 10_000];
+    let packets: u64 = if quick { 200_000 } else { 2_000_000 };
+    let flow_counts: Vec<u32> = match arg("--flows") {
+        Some(f) => vec![f as u32],
+        None if quick => vec![1, 1000, 100_000],
+        None => vec![1, 1000, 100_000, 1_000_000],
+    };
+    let rule_counts: Vec<usize> = match arg("--rules") {
+        Some(r) => vec![r],
+        None => vec![1, 100, 10_000],
+    };
     const OURS: usize = 1 << 20;
     const OVS_EMC: usize = 8192;
     println!(
@@ -176,8 +189,8 @@ fn main() {
         "", "this switch (1M-entry cache)", "peer: 8K EMC-sized cache"
     );
     let mut json = Vec::new();
-    for &r in rule_counts {
-        for &f in flow_counts {
+    for &r in &rule_counts {
+        for &f in &flow_counts {
             let ours = run(f, r, OURS, packets);
             let peer = run(f, r, OVS_EMC, packets);
             let ratio = ours.mpps / peer.mpps;

@@ -37,6 +37,7 @@ pub struct ArpPacket<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> ArpPacket<T> {
     /// Wrap a buffer, checking length and that it is Ethernet/IPv4 ARP
     /// (htype 1, ptype 0x0800, hlen 6, plen 4); anything else is `Malformed`.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let b = buffer.as_ref();
         if b.len() < PACKET_LEN {
@@ -52,22 +53,27 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
         Ok(ArpPacket { buffer })
     }
     /// Operation code.
+    #[inline]
     pub fn operation(&self) -> u16 {
         get_u16(self.buffer.as_ref(), field::OPER.start)
     }
     /// Sender hardware address.
+    #[inline]
     pub fn sha(&self) -> [u8; 6] {
         self.buffer.as_ref()[field::SHA].try_into().unwrap()
     }
     /// Sender protocol address.
+    #[inline]
     pub fn spa(&self) -> [u8; 4] {
         self.buffer.as_ref()[field::SPA].try_into().unwrap()
     }
     /// Target hardware address.
+    #[inline]
     pub fn tha(&self) -> [u8; 6] {
         self.buffer.as_ref()[field::THA].try_into().unwrap()
     }
     /// Target protocol address.
+    #[inline]
     pub fn tpa(&self) -> [u8; 4] {
         self.buffer.as_ref()[field::TPA].try_into().unwrap()
     }

@@ -53,11 +53,13 @@ pub struct EthernetFrame<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
     /// Wrap a buffer without checking its length.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         EthernetFrame { buffer }
     }
 
     /// Wrap a buffer, checking it holds at least the 14-byte header.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let f = Self::new_unchecked(buffer);
         f.check_len()?;
@@ -65,6 +67,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 
     /// Ensure accessors will not panic.
+    #[inline]
     pub fn check_len(&self) -> Result<(), Error> {
         if self.buffer.as_ref().len() < HEADER_LEN {
             Err(Error::Truncated)
@@ -74,26 +77,31 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 
     /// Destination MAC.
+    #[inline]
     pub fn dst_addr(&self) -> [u8; 6] {
         self.buffer.as_ref()[field::DST].try_into().unwrap()
     }
 
     /// Source MAC.
+    #[inline]
     pub fn src_addr(&self) -> [u8; 6] {
         self.buffer.as_ref()[field::SRC].try_into().unwrap()
     }
 
     /// EtherType or TPID at offset 12.
+    #[inline]
     pub fn ethertype(&self) -> u16 {
         get_u16(self.buffer.as_ref(), field::ETHERTYPE.start)
     }
 
     /// Everything after the first 14 bytes.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[field::PAYLOAD..]
     }
 
     /// Unwrap the buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
@@ -101,14 +109,17 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     /// Set the destination MAC.
+    #[inline]
     pub fn set_dst_addr(&mut self, a: [u8; 6]) {
         self.buffer.as_mut()[field::DST].copy_from_slice(&a);
     }
     /// Set the source MAC.
+    #[inline]
     pub fn set_src_addr(&mut self, a: [u8; 6]) {
         self.buffer.as_mut()[field::SRC].copy_from_slice(&a);
     }
     /// Set the EtherType.
+    #[inline]
     pub fn set_ethertype(&mut self, t: u16) {
         set_u16(self.buffer.as_mut(), field::ETHERTYPE.start, t);
     }
@@ -132,6 +143,7 @@ pub struct VlanTag<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> VlanTag<T> {
     /// Wrap the bytes following a VLAN TPID, checking 4 bytes are present.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         if buffer.as_ref().len() < VLAN_TAG_LEN {
             return Err(Error::Truncated);
@@ -139,18 +151,22 @@ impl<T: AsRef<[u8]>> VlanTag<T> {
         Ok(VlanTag { buffer })
     }
     /// Full TCI.
+    #[inline]
     pub fn tci(&self) -> u16 {
         get_u16(self.buffer.as_ref(), vlan_field::TCI.start)
     }
     /// VLAN id (12 bits).
+    #[inline]
     pub fn vid(&self) -> u16 {
         self.tci() & 0x0fff
     }
     /// Priority code point (3 bits).
+    #[inline]
     pub fn pcp(&self) -> u8 {
         (self.tci() >> 13) as u8
     }
     /// The EtherType that follows this tag.
+    #[inline]
     pub fn ethertype(&self) -> u16 {
         get_u16(self.buffer.as_ref(), vlan_field::ETHERTYPE.start)
     }

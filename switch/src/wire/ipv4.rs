@@ -41,6 +41,7 @@ pub struct Ipv4Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// Wrap a buffer without checks.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         Ipv4Packet { buffer }
     }
@@ -49,6 +50,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// version is 4, that IHL >= 5 ("the minimum value for a correct header
     /// is 5") and the header fits, and that total length covers the header
     /// and does not exceed the buffer (trailing Ethernet padding is allowed).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let p = Self::new_unchecked(buffer);
         let b = p.buffer.as_ref();
@@ -68,54 +70,67 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// IP version.
+    #[inline]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_IHL] >> 4
     }
     /// Header length in bytes (IHL * 4).
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[field::VER_IHL] & 0x0f) * 4
     }
     /// The TOS byte (DSCP << 2 | ECN).
+    #[inline]
     pub fn tos(&self) -> u8 {
         self.buffer.as_ref()[field::TOS]
     }
     /// Total length.
+    #[inline]
     pub fn total_len(&self) -> u16 {
         get_u16(self.buffer.as_ref(), field::LENGTH.start)
     }
     /// True if this is any fragment (MF set or offset non-zero).
+    #[inline]
     pub fn is_fragment(&self) -> bool {
         get_u16(self.buffer.as_ref(), field::FLG_OFF.start) & (FLAG_MF | OFFSET_MASK) != 0
     }
     /// Fragment offset in 8-byte units.
+    #[inline]
     pub fn frag_offset(&self) -> u16 {
         get_u16(self.buffer.as_ref(), field::FLG_OFF.start) & OFFSET_MASK
     }
     /// Time to live.
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[field::TTL]
     }
     /// Payload protocol.
+    #[inline]
     pub fn protocol(&self) -> u8 {
         self.buffer.as_ref()[field::PROTOCOL]
     }
     /// Header checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         get_u16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
     /// Source address.
+    #[inline]
     pub fn src_addr(&self) -> [u8; 4] {
         self.buffer.as_ref()[field::SRC_ADDR].try_into().unwrap()
     }
     /// Destination address.
+    #[inline]
     pub fn dst_addr(&self) -> [u8; 4] {
         self.buffer.as_ref()[field::DST_ADDR].try_into().unwrap()
     }
     /// True when the header checksum is correct.
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::internet(&self.buffer.as_ref()[..self.header_len()]) == 0
     }
     /// Bytes after the header, bounded by total length.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..usize::from(self.total_len())]
     }
@@ -123,6 +138,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Set TTL, updating the checksum incrementally (RFC 1624).
+    #[inline]
     pub fn set_ttl_incremental(&mut self, ttl: u8) {
         let b = self.buffer.as_mut();
         let old = get_u16(b, field::TTL);
@@ -132,6 +148,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         set_u16(b, field::CHECKSUM.start, checksum::update(hc, old, new));
     }
     /// Set the TOS byte, updating the checksum incrementally (RFC 1624).
+    #[inline]
     pub fn set_tos_incremental(&mut self, tos: u8) {
         let b = self.buffer.as_mut();
         let old = get_u16(b, field::VER_IHL);
@@ -141,6 +158,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         set_u16(b, field::CHECKSUM.start, checksum::update(hc, old, new));
     }
     /// Recompute the header checksum from scratch.
+    #[inline]
     pub fn fill_checksum(&mut self) {
         let hl = self.header_len();
         let b = self.buffer.as_mut();
@@ -169,6 +187,7 @@ pub struct Ipv4Repr {
 
 impl Ipv4Repr {
     /// Parse a checked packet (options are skipped).
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(p: &Ipv4Packet<T>) -> Ipv4Repr {
         Ipv4Repr {
             src: p.src_addr(),
@@ -180,10 +199,12 @@ impl Ipv4Repr {
         }
     }
     /// Header length this repr emits.
+    #[inline]
     pub fn buffer_len(&self) -> usize {
         MIN_HEADER_LEN
     }
     /// Emit a 20-byte header with a correct checksum into `b[..20]`.
+    #[inline]
     pub fn emit(&self, b: &mut [u8]) {
         b[field::VER_IHL] = 0x45;
         b[field::TOS] = self.tos;

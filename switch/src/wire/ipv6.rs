@@ -44,11 +44,13 @@ pub struct Ipv6Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// Wrap a buffer without checks.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         Ipv6Packet { buffer }
     }
     /// Wrap a buffer, checking the 40-byte header, version 6 and that the
     /// payload length (RFC 8200 §3) fits in the buffer.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let p = Self::new_unchecked(buffer);
         let b = p.buffer.as_ref();
@@ -64,31 +66,38 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         Ok(p)
     }
     /// Traffic class (DSCP << 2 | ECN).
+    #[inline]
     pub fn traffic_class(&self) -> u8 {
         let b = self.buffer.as_ref();
         (b[0] << 4) | (b[1] >> 4)
     }
     /// Payload length.
+    #[inline]
     pub fn payload_len(&self) -> u16 {
         get_u16(self.buffer.as_ref(), field::LENGTH.start)
     }
     /// Next header.
+    #[inline]
     pub fn next_header(&self) -> u8 {
         self.buffer.as_ref()[field::NXT_HDR]
     }
     /// Hop limit.
+    #[inline]
     pub fn hop_limit(&self) -> u8 {
         self.buffer.as_ref()[field::HOP_LIMIT]
     }
     /// Source address.
+    #[inline]
     pub fn src_addr(&self) -> [u8; 16] {
         self.buffer.as_ref()[field::SRC_ADDR].try_into().unwrap()
     }
     /// Destination address.
+    #[inline]
     pub fn dst_addr(&self) -> [u8; 16] {
         self.buffer.as_ref()[field::DST_ADDR].try_into().unwrap()
     }
     /// Payload bounded by the payload length.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..HEADER_LEN + usize::from(self.payload_len())]
     }

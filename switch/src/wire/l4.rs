@@ -54,6 +54,7 @@ pub struct TransportHeader<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> TransportHeader<T> {
     /// Wrap a buffer holding a `proto` header; checks the minimum length and,
     /// for TCP, a data offset of at least 5 words (RFC 9293 §3.1).
+    #[inline]
     pub fn new_checked(buffer: T, proto: u8) -> Result<Self, Error> {
         let need = min_header_len(proto).ok_or(Error::Malformed)?;
         let b = buffer.as_ref();
@@ -66,6 +67,7 @@ impl<T: AsRef<[u8]>> TransportHeader<T> {
         Ok(TransportHeader { buffer, proto })
     }
     /// Source port; for ICMP/ICMPv6 the type.
+    #[inline]
     pub fn src(&self) -> u16 {
         let b = self.buffer.as_ref();
         match self.proto {
@@ -74,6 +76,7 @@ impl<T: AsRef<[u8]>> TransportHeader<T> {
         }
     }
     /// Destination port; for ICMP/ICMPv6 the code.
+    #[inline]
     pub fn dst(&self) -> u16 {
         let b = self.buffer.as_ref();
         match self.proto {
@@ -82,6 +85,7 @@ impl<T: AsRef<[u8]>> TransportHeader<T> {
         }
     }
     /// TCP flags (12 bits: NS CWR ECE URG ACK PSH RST SYN FIN); 0 otherwise.
+    #[inline]
     pub fn tcp_flags(&self) -> u16 {
         if self.proto == protocol::TCP {
             get_u16(self.buffer.as_ref(), field::TCP_FLAGS.start) & 0x0fff

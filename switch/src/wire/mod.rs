@@ -33,6 +33,7 @@ pub(crate) fn set_u16(b: &mut [u8], at: usize, v: u16) {
 pub mod checksum {
     /// One's-complement sum of `data` folded to 16 bits and complemented
     /// (RFC 1071). A header whose checksum field is correct sums to 0.
+    #[inline]
     pub fn internet(data: &[u8]) -> u16 {
         let mut sum: u32 = 0;
         let mut chunks = data.chunks_exact(2);
@@ -50,6 +51,7 @@ pub mod checksum {
 
     /// RFC 1624 eqn. 3: `HC' = ~(~HC + ~m + m')`, the checksum after one
     /// 16-bit word of the covered data changes from `old` to `new`.
+    #[inline]
     pub fn update(hc: u16, old: u16, new: u16) -> u16 {
         let mut sum = u32::from(!hc) + u32::from(!old) + u32::from(new);
         while sum > 0xffff {
