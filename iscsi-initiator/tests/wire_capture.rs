@@ -104,7 +104,7 @@ fn capture_decodes_without_malformed_pdus() {
 
     let opcodes = tshark(&pcap_s, t.port, "iscsi", &["iscsi.opcode"]);
     let ops: Vec<&str> = opcodes
-        .split(|c| c == '\n' || c == ',')
+        .split(['\n', ','])
         .filter(|s| !s.is_empty())
         .collect();
     for (op, name) in [

@@ -114,7 +114,7 @@ fn deconstruct_inquiry_and_data_in() {
     let Pdu::ScsiCommand(c) = pdu else {
         panic!("not a command")
     };
-    assert!(c.read && c.immediate == false);
+    assert!(c.read && !c.immediate);
     assert_eq!(c.cdb[0], 0x12);
     assert_eq!(c.expected_data_len, 64);
 

@@ -158,7 +158,7 @@ impl Worker {
         self.apply_commands();
         while !stop.load(Ordering::Relaxed) {
             iter = iter.wrapping_add(1);
-            if iter % 128 == 0 || self.rx.is_empty() {
+            if iter.is_multiple_of(128) || self.rx.is_empty() {
                 self.apply_commands();
             }
             if let Some(map) = self.patch {

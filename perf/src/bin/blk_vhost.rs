@@ -19,7 +19,7 @@
 //! Run: `cargo run --release -p perf --bin blk_vhost -- [--secs N] [--repeat N]`
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -302,8 +302,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
     let hz = tsc_hz();
-    let dir =
-        PathBuf::from(std::env::temp_dir()).join(format!("blk-vhost-bench-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("blk-vhost-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     println!("vhost-user-blk, null backend, 4 KiB reads, simulated polling guest driver on CPU 0, back end on CPU 1");
     println!(
