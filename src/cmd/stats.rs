@@ -52,6 +52,10 @@ pub fn run(a: StatsArgs) -> Result<(), String> {
     }
     row("total", &s.total);
     println!(
+        "cache: {} hits, {} misses, {} bypassed (classifier direct)",
+        s.total.counters.cache_hits, s.total.counters.cache_misses, s.total.counters.cache_bypassed
+    );
+    println!(
         "rules: {}  subtables: {}  fdb entries: {}",
         s.rules, s.subtables, s.fdb_entries
     );

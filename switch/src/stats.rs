@@ -64,6 +64,7 @@ counters! {
     busy_cycles: "TSC cycles spent in `process_burst`.",
     cache_hits: "Exact-match cache hits.",
     cache_misses: "Exact-match cache misses (classifier lookups).",
+    cache_bypassed: "Lookups sent straight to the classifier (cache bypass engaged).",
     classifier_misses: "Classifier lookups that matched no rule.",
     fdb_learned: "MACs learned.",
     fdb_moved: "MACs that moved port.",

@@ -23,6 +23,9 @@ pub struct SwitchConfig {
     pub fdb_aging_ms: u32,
     /// Exact-match cache entries per worker.
     pub cache_entries: usize,
+    /// Let workers bypass the cache when it cannot pay (see
+    /// `datapath::BYPASS_AFTER_INSERTS`); off only to measure the cache.
+    pub cache_bypass: bool,
 }
 
 impl Default for SwitchConfig {
@@ -32,6 +35,7 @@ impl Default for SwitchConfig {
             fdb_capacity: 8192,
             fdb_aging_ms: DEFAULT_AGING_MS,
             cache_entries: 1 << 20,
+            cache_bypass: true,
         }
     }
 }
@@ -80,7 +84,12 @@ impl Switch {
             "worker {worker} >= {} workers",
             self.stats.len()
         );
-        Datapath::new(Arc::clone(self), worker, self.cfg.cache_entries)
+        Datapath::new(
+            Arc::clone(self),
+            worker,
+            self.cfg.cache_entries,
+            self.cfg.cache_bypass,
+        )
     }
 
     /// Milliseconds since the switch was created (monotonic): the `now_ms`

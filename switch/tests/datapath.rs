@@ -490,3 +490,78 @@ fn empty_table_defaults_to_a_learning_bridge() {
     assert_eq!(v.ports().collect::<Vec<_>>(), vec![2, 3]);
     assert_eq!(send(&mut dp, 3, &l2_frame(MAC_A, MAC_B), 0).0, ports(&[1]));
 }
+
+fn many_flows(
+    sw: &std::sync::Arc<switch::switch::Switch>,
+    n: u32,
+) -> (switch::stats::Counters, Vec<Verdict>) {
+    let mut dp = sw.datapath(0);
+    let mut out = Vec::new();
+    let mut frames: Vec<VecFrame> = Vec::with_capacity(32);
+    let mut vs = [Verdict::default(); 32];
+    for base in (0..n).step_by(32) {
+        frames.clear();
+        for f in base..base + 32 {
+            let d = [10, (f >> 16) as u8, (f >> 8) as u8, f as u8];
+            frames.push(VecFrame::new(&udp4([1, 1, 1, 1], d, (f % 7) as u16, 53)));
+        }
+        dp.process_burst(1, &mut frames, &mut vs, 0);
+        out.extend_from_slice(&vs);
+    }
+    (*dp.counters(), out)
+}
+
+#[test]
+fn cache_bypass_engages_only_when_it_cannot_pay_and_changes_no_verdict() {
+    use switch::datapath::BYPASS_AFTER_INSERTS;
+    use switch::switch::{Switch, SwitchConfig};
+    let n = (BYPASS_AFTER_INSERTS + 4096) as u32;
+    let rules = [
+        "priority=10,ip,nw_dst=10.0.0.0/16,actions=output:2",
+        "priority=0,actions=output:3",
+    ];
+    let mk = |bypass: bool, extra: bool| {
+        let sw = Switch::new(SwitchConfig {
+            workers: 1,
+            cache_entries: 1024,
+            cache_bypass: bypass,
+            ..Default::default()
+        });
+        for p in [1, 2, 3, 4] {
+            sw.port_add(p).unwrap();
+        }
+        for r in rules {
+            sw.table.add(r.parse().unwrap(), 0);
+        }
+        if extra {
+            // two more masks: 4 subtables, the cache stays on
+            sw.table.add(
+                "priority=20,udp,tp_src=5,actions=output:4".parse().unwrap(),
+                0,
+            );
+            sw.table.add(
+                "priority=5,dl_src=02:00:00:00:00:0a,nw_src=9.9.9.9,ip,actions=drop"
+                    .parse()
+                    .unwrap(),
+                0,
+            );
+        }
+        sw
+    };
+    let (with, v1) = many_flows(&mk(true, false), n);
+    let (without, v2) = many_flows(&mk(false, false), n);
+    assert_eq!(v1, v2, "bypass must not change any verdict");
+    assert!(
+        with.cache_bypassed > 0 && with.cache_bypassed < u64::from(n),
+        "{with:?}"
+    );
+    assert_eq!(without.cache_bypassed, 0);
+    assert_eq!(v1[0], ports(&[2]));
+    assert_eq!(v1[66_000], ports(&[3]), "10.1.x.x is outside 10.0/16");
+    let (four, v4) = many_flows(&mk(true, true), n);
+    assert_eq!(
+        four.cache_bypassed, 0,
+        "4 subtables: classifier too costly to bypass the cache"
+    );
+    assert_eq!(v4[5], ports(&[4]));
+}
