@@ -67,6 +67,8 @@ pub fn run_for(mut cmd: Command, run_for: Duration, grace: Duration) -> std::io:
 
 /// Cumulative user+system CPU seconds of all waited-for children so far.
 pub fn children_cpu_seconds() -> f64 {
+    // SAFETY: rusage is plain old data (integers and timevals); all-zero is
+    // a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: valid out-pointer; RUSAGE_CHILDREN has no other requirement.
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
