@@ -8,5 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod frames;
+pub mod ovs;
 pub mod proc;
 pub mod report;
+pub mod rules;
