@@ -474,7 +474,10 @@ main thread:
                 processing_cycles_per_packet: Some(167.60),
             }
         );
-        assert_eq!(PmdStats::parse("main thread:\n  packets received: 5\n"), None);
+        assert_eq!(
+            PmdStats::parse("main thread:\n  packets received: 5\n"),
+            None
+        );
     }
 
     #[test]
