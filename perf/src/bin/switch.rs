@@ -39,6 +39,10 @@ struct Args {
     /// Frame length without FCS (60 = a 64-byte frame on the wire).
     #[arg(long, default_value_t = 60)]
     len: usize,
+    /// Rounds per case (programs interleaved); medians over rounds are
+    /// reported, which damps noise from other load on the machine.
+    #[arg(long, default_value_t = 1)]
+    rounds: u32,
     /// Skip OVS (e.g. when openvswitch-switch-dpdk is not installed).
     #[arg(long)]
     no_ovs: bool,
@@ -90,12 +94,20 @@ impl Side {
         }
     }
     fn from_samples(mut samples: Vec<f64>, cycles: Option<f64>, what: &str, log: &str) -> Side {
-        if samples.is_empty() {
-            return Side::na(format!("{what} produced no rate samples; output:\n{log}"));
-        }
-        // Drop the warm-up sample (partial first second).
+        // Skip the seconds before traffic started (large pcaps take a while
+        // to preload), then the warm-up sample (partial first second).
+        let first = samples
+            .iter()
+            .position(|&s| s > 0.0)
+            .unwrap_or(samples.len());
+        samples.drain(..first);
         if samples.len() > 2 {
             samples.remove(0);
+        }
+        if samples.is_empty() {
+            return Side::na(format!(
+                "{what} produced no non-zero rate samples; output:\n{log}"
+            ));
         }
         Side {
             mpps: Some(report::median(&samples)),
@@ -106,6 +118,24 @@ impl Side {
     }
 }
 
+/// Several rounds of one program: the median of the round medians.
+fn combine(rounds: Vec<Side>) -> Side {
+    let ok: Vec<&Side> = rounds.iter().filter(|s| s.mpps.is_some()).collect();
+    if ok.is_empty() {
+        return rounds.into_iter().next().unwrap_or_default();
+    }
+    let cycles: Vec<f64> = ok.iter().filter_map(|s| s.cycles_per_packet).collect();
+    Side {
+        mpps: Some(report::median(
+            &ok.iter().filter_map(|s| s.mpps).collect::<Vec<_>>(),
+        )),
+        cycles_per_packet: (!cycles.is_empty()).then(|| report::median(&cycles)),
+        samples: ok.iter().flat_map(|s| s.samples.clone()).collect(),
+        note: None,
+        ovs_pmd: ok.iter().rev().find_map(|s| s.ovs_pmd.clone()),
+    }
+}
+
 #[derive(Serialize)]
 struct CaseResult {
     flows: u32,
@@ -113,6 +143,7 @@ struct CaseResult {
     frame_len: usize,
     pcap_frames: u32,
     seconds: u64,
+    rounds: u32,
     ovs: Side,
     testpmd_mac: Side,
     vswitch: Side,
@@ -231,6 +262,11 @@ fn run_ovs(pcap: &str, frames: u32, rule_text: &str, secs: u64, tag: &str) -> Si
     }
 }
 
+/// Extra seconds for preloading a large pcap into mbufs at port start.
+fn startup_secs(frames: u32) -> u64 {
+    frames as u64 / 100_000
+}
+
 /// A pool size for testpmd/vswitch: 2^k - 1 (the mempool's optimum).
 fn pool_size(frames: u32) -> u32 {
     (frames + MBUF_SLACK).next_power_of_two() - 1
@@ -262,7 +298,11 @@ fn run_testpmd(pcap: &str, frames: u32, secs: u64, tag: &str) -> Side {
         "--record-core-cycles",
         "--nb-cores=1",
     ]);
-    let r = match proc::run_for(c, Duration::from_secs(secs + 2), Duration::from_secs(15)) {
+    let r = match proc::run_for(
+        c,
+        Duration::from_secs(secs + 2 + startup_secs(frames)),
+        Duration::from_secs(15),
+    ) {
         Ok(r) => r,
         Err(e) => return Side::na(format!("run dpdk-testpmd (package dpdk): {e}")),
     };
@@ -325,13 +365,17 @@ fn run_vswitch(pcap: &str, frames: u32, flows_file: &Path, secs: u64, tag: &str)
     c.args([
         "--json",
         "--duration",
-        &(secs + 1).to_string(),
+        &(secs + 1 + startup_secs(frames)).to_string(),
         "--stats-interval",
         "1",
         "--mbufs",
         &mbufs.to_string(),
     ]);
-    let r = match proc::run_for(c, Duration::from_secs(secs + 8), Duration::from_secs(15)) {
+    let r = match proc::run_for(
+        c,
+        Duration::from_secs(secs + 8 + startup_secs(frames)),
+        Duration::from_secs(15),
+    ) {
         Ok(r) => r,
         Err(e) => {
             return Side::na(format!(
@@ -417,7 +461,11 @@ fn main() {
                 "[{} flows] dpdk-testpmd --forward-mode=mac ...",
                 short(flows)
             );
-            run_testpmd(&pcap, frames, a.seconds, &format!("{pid}-{flows}"))
+            combine(
+                (0..a.rounds)
+                    .map(|r| run_testpmd(&pcap, frames, a.seconds, &format!("{pid}-{flows}-{r}")))
+                    .collect(),
+            )
         };
         for &nrules in &a.rules {
             let tag = format!("{pid}-{flows}-{nrules}");
@@ -427,14 +475,19 @@ fn main() {
                 rules::rule_set(nrules, rules::VSWITCH_PORTS).expect("rule count checked");
             let vs_file = dir.join(format!("vswitch-{nrules}.flows"));
             std::fs::write(&vs_file, vs_rules).expect("write rules");
-            let o = if a.no_ovs {
-                Side::na("skipped (--no-ovs)")
-            } else {
-                eprintln!("[{case}] ovs-vswitchd-dpdk ...");
-                run_ovs(&pcap, frames, &ovs_rules, a.seconds, &tag)
-            };
-            eprintln!("[{case}] vswitch run --flows ...");
-            let v = run_vswitch(&pcap, frames, &vs_file, a.seconds, &tag);
+            let (mut os, mut vs) = (Vec::new(), Vec::new());
+            for round in 0..a.rounds {
+                let tag = format!("{tag}-{round}");
+                os.push(if a.no_ovs {
+                    Side::na("skipped (--no-ovs)")
+                } else {
+                    eprintln!("[{case}] ovs-vswitchd-dpdk ...");
+                    run_ovs(&pcap, frames, &ovs_rules, a.seconds, &tag)
+                });
+                eprintln!("[{case}] vswitch run --flows ...");
+                vs.push(run_vswitch(&pcap, frames, &vs_file, a.seconds, &tag));
+            }
+            let (o, v) = (combine(os), combine(vs));
             let ratio = match (v.mpps, o.mpps) {
                 (Some(v), Some(o)) if o > 0.0 => Some(v / o),
                 _ => None,
@@ -445,6 +498,7 @@ fn main() {
                 frame_len: a.len + 4,
                 pcap_frames: frames,
                 seconds: a.seconds,
+                rounds: a.rounds,
                 ovs: o,
                 testpmd_mac: tp.clone(),
                 vswitch: v,
