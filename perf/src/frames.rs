@@ -79,9 +79,13 @@ pub fn frames_for_flows(flows: u32) -> u32 {
 /// 8 bits of source port).
 pub const MAX_FLOWS: u32 = 1 << 24;
 
-/// The IPv4/UDP 5-tuple (src, dst, protocol, sport, dport) of an Ethernet
-/// frame, or `None` for anything else or a truncated frame.
-pub fn five_tuple(f: &[u8]) -> Option<([u8; 4], [u8; 4], u8, u16, u16)> {
+/// An IPv4 5-tuple: (source, destination, protocol, source port,
+/// destination port).
+pub type FiveTuple = ([u8; 4], [u8; 4], u8, u16, u16);
+
+/// The IPv4/UDP 5-tuple of an Ethernet frame, or `None` for anything else
+/// or a truncated frame.
+pub fn five_tuple(f: &[u8]) -> Option<FiveTuple> {
     if f.len() < 42 || f[12..14] != [0x08, 0x00] || f[14] >> 4 != 4 {
         return None;
     }

@@ -92,7 +92,7 @@ impl PmdStats {
             block
                 .iter()
                 .find_map(|l| l.trim().strip_prefix(key))
-                .and_then(|v| v.trim().split_whitespace().next())
+                .and_then(|v| v.split_whitespace().next())
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0)
         };
