@@ -23,6 +23,7 @@
 //! also when start-up failed half-way.
 
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -266,6 +267,18 @@ impl Ovs {
         c.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe and touches no memory of the
+        // forked child; it only asks the kernel to SIGKILL the child when
+        // the spawning thread dies, so a killed benchmark never leaves a
+        // PMD thread spinning on a shared core. It survives the exec.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         c
     }
 
