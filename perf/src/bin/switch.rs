@@ -262,6 +262,26 @@ fn run_ovs(pcap: &str, frames: u32, rule_text: &str, secs: u64, tag: &str) -> Si
     }
 }
 
+/// Removes an EAL's runtime dir (`/var/run/dpdk/<file-prefix>`) and any
+/// hugepage files left under its prefix when the run is over.
+struct EalRuntimeDir(String);
+
+impl Drop for EalRuntimeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(&self.0));
+        if let Ok(rd) = std::fs::read_dir("/dev/hugepages") {
+            for e in rd.flatten() {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{}map_", self.0))
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+}
+
 /// Extra seconds for preloading a large pcap into mbufs at port start.
 fn startup_secs(frames: u32) -> u64 {
     frames as u64 / 100_000
@@ -287,6 +307,7 @@ fn run_testpmd(pcap: &str, frames: u32, secs: u64, tag: &str) -> Side {
         "--file-prefix",
         &format!("perf-sw-tp-{tag}"),
     ]);
+    let _cleanup = EalRuntimeDir(format!("perf-sw-tp-{tag}"));
     c.args(proc::eal_memory_args());
     c.args(["--vdev", &p0, "--vdev", &p1, "--"]);
     c.args([
@@ -358,6 +379,7 @@ fn run_vswitch(pcap: &str, frames: u32, flows_file: &Path, secs: u64, tag: &str)
         "--no-telemetry".into(),
         format!("--file-prefix=perf-sw-vs-{tag}"),
     ];
+    let _cleanup = EalRuntimeDir(format!("perf-sw-vs-{tag}"));
     eal.extend(proc::eal_memory_args());
     let mut c = Command::new(proc::vswitch_bin());
     c.args(["run", "--eal", &eal.join(" "), "--port", &p0, "--port", &p1]);
