@@ -383,7 +383,9 @@ fn run_vswitch(pcap: &str, frames: u32, flows_file: &Path, secs: u64, tag: &str)
     eal.extend(proc::eal_memory_args());
     let mut c = Command::new(proc::vswitch_bin());
     c.args(["run", "--eal", &eal.join(" "), "--port", &p0, "--port", &p1]);
-    c.arg("--flows").arg(flows_file);
+    // --no-control: the default control socket path is shared by every
+    // vswitch on the host.
+    c.arg("--flows").arg(flows_file).arg("--no-control");
     c.args([
         "--json",
         "--duration",
@@ -406,8 +408,13 @@ fn run_vswitch(pcap: &str, frames: u32, flows_file: &Path, secs: u64, tag: &str)
             ))
         }
     };
-    if r.stderr.contains("unexpected argument '--flows'") {
-        return Side::na("vswitch run has no --flows option yet (issue 3 in progress)");
+    for opt in ["--flows", "--no-control"] {
+        if r.stderr.contains(&format!("unexpected argument '{opt}'")) {
+            return Side::na(format!(
+                "{} run has no {opt} option yet (issue 3 in progress)",
+                proc::vswitch_bin().display()
+            ));
+        }
     }
     let mut samples = Vec::new();
     let mut cycles = None;
