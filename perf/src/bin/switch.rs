@@ -93,7 +93,13 @@ impl Side {
             ..Side::default()
         }
     }
-    fn from_samples(mut samples: Vec<f64>, cycles: Option<f64>, what: &str, log: &str) -> Side {
+    fn from_samples(
+        mut samples: Vec<f64>,
+        keep: usize,
+        cycles: Option<f64>,
+        what: &str,
+        log: &str,
+    ) -> Side {
         // Skip the seconds before traffic started (large pcaps take a while
         // to preload), then the warm-up sample (partial first second).
         let first = samples
@@ -104,6 +110,9 @@ impl Side {
         if samples.len() > 2 {
             samples.remove(0);
         }
+        // The run may last longer than asked (start-up allowance): keep
+        // as many seconds as the other programs get.
+        samples.truncate(keep);
         if samples.is_empty() {
             return Side::na(format!(
                 "{what} produced no non-zero rate samples; output:\n{log}"
@@ -358,7 +367,7 @@ fn run_testpmd(pcap: &str, frames: u32, secs: u64, tag: &str) -> Side {
         last_lines(&r.stdout, 20),
         last_lines(&r.stderr, 20)
     );
-    Side::from_samples(samples, cycles, "testpmd", &log)
+    Side::from_samples(samples, secs as usize, cycles, "testpmd", &log)
 }
 
 fn last_lines(s: &str, n: usize) -> String {
@@ -436,7 +445,7 @@ fn run_vswitch(pcap: &str, frames: u32, flows_file: &Path, secs: u64, tag: &str)
         last_lines(&r.stdout, 20),
         last_lines(&r.stderr, 20)
     );
-    Side::from_samples(samples, cycles, "vswitch", &log)
+    Side::from_samples(samples, secs as usize, cycles, "vswitch", &log)
 }
 
 fn fmt(v: Option<f64>, prec: usize) -> String {
