@@ -68,9 +68,123 @@ pub fn write_udp_pcap(path: &Path, flows: u32, count: u32, len: usize) -> std::i
     Ok(())
 }
 
+/// Frames in the pcap for `flows` distinct flows: every flow once, and at
+/// least 1024 frames so that small flow counts still give `net_pcap` a
+/// varied ring (net_pcap preloads every frame into an mbuf).
+pub fn frames_for_flows(flows: u32) -> u32 {
+    flows.max(1024)
+}
+
+/// The most flows [`udp_frame`] keeps distinct (16 bits of source IP times
+/// 8 bits of source port).
+pub const MAX_FLOWS: u32 = 1 << 24;
+
+/// An IPv4 5-tuple: (source, destination, protocol, source port,
+/// destination port).
+pub type FiveTuple = ([u8; 4], [u8; 4], u8, u16, u16);
+
+/// The IPv4/UDP 5-tuple of an Ethernet frame, or `None` for anything else
+/// or a truncated frame.
+pub fn five_tuple(f: &[u8]) -> Option<FiveTuple> {
+    if f.len() < 42 || f[12..14] != [0x08, 0x00] || f[14] >> 4 != 4 {
+        return None;
+    }
+    let ihl = usize::from(f[14] & 0xf) * 4;
+    let l4 = 14 + ihl;
+    if ihl < 20 || f.len() < l4 + 4 || f[23] != 17 {
+        return None;
+    }
+    Some((
+        f[26..30].try_into().ok()?,
+        f[30..34].try_into().ok()?,
+        f[23],
+        u16::from_be_bytes([f[l4], f[l4 + 1]]),
+        u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]),
+    ))
+}
+
+/// Writes the benchmark pcap for `flows` distinct 5-tuples: each flow
+/// once, cycling over the flows for [`frames_for_flows`] frames.
+pub fn write_flows_pcap(path: &Path, flows: u32, len: usize) -> std::io::Result<u32> {
+    if flows == 0 || flows > MAX_FLOWS {
+        return Err(std::io::Error::other(format!(
+            "flow count {flows} not in 1..={MAX_FLOWS}"
+        )));
+    }
+    let n = frames_for_flows(flows);
+    write_udp_pcap(path, flows, n, len)?;
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pcap_file::pcap::PcapReader;
+    use std::collections::HashSet;
+
+    fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
+        let mut r = PcapReader::new(File::open(path).unwrap()).unwrap();
+        let mut v = Vec::new();
+        while let Some(p) = r.next_packet() {
+            v.push(p.unwrap().data.into_owned());
+        }
+        v
+    }
+
+    #[test]
+    fn flows_pcap_has_exactly_n_distinct_tuples() {
+        let dir = std::env::temp_dir().join(format!("perf-frames-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for flows in [1u32, 1000, 10_000] {
+            let p = dir.join(format!("{flows}.pcap"));
+            let n = write_flows_pcap(&p, flows, 60).unwrap();
+            assert_eq!(n, flows.max(1024));
+            let frames = read_pcap(&p);
+            assert_eq!(frames.len(), n as usize);
+            let mut tuples = HashSet::new();
+            for f in &frames {
+                assert_eq!(f.len(), 60, "64-byte frames on the wire with FCS");
+                assert_eq!(inet_checksum(&f[14..34]), 0);
+                tuples.insert(five_tuple(f).expect("IPv4/UDP"));
+            }
+            assert_eq!(tuples.len(), flows as usize);
+            let again = dir.join("again.pcap");
+            write_flows_pcap(&again, flows, 60).unwrap();
+            assert_eq!(
+                std::fs::read(&p).unwrap(),
+                std::fs::read(&again).unwrap(),
+                "deterministic"
+            );
+        }
+        assert!(write_flows_pcap(&dir.join("x.pcap"), 0, 60).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// 1M flows: the generator itself (without the pcap) stays distinct.
+    #[test]
+    fn a_million_distinct_tuples() {
+        let mut tuples = HashSet::with_capacity(1 << 20);
+        for i in 0..1u32 << 20 {
+            tuples.insert(five_tuple(&udp_frame(i, 60)).unwrap());
+        }
+        assert_eq!(tuples.len(), 1 << 20);
+    }
+
+    #[test]
+    fn five_tuple_rejects_garbage() {
+        assert_eq!(five_tuple(&[]), None);
+        assert_eq!(five_tuple(&[0u8; 60]), None);
+        let mut f = udp_frame(3, 60);
+        assert_eq!(
+            five_tuple(&f),
+            Some(([10, 0, 0, 0], [10, 1, 0, 1], 17, 1027, 4789))
+        );
+        f[23] = 6;
+        assert_eq!(five_tuple(&f), None);
+        for len in 0..60 {
+            let _ = five_tuple(&udp_frame(7, 60)[..len]);
+        }
+    }
 
     #[test]
     fn checksum_of_a_known_header() {

@@ -1,6 +1,7 @@
 //! Shared pieces of the benchmarks in `src/bin/`: traffic generation (pcap
-//! files of real frames), running peer programs with a deadline, and reports
-//! (a human table plus one JSON line).
+//! files of real frames), equivalent rule sets for OVS and vswitch, a
+//! private OVS-DPDK instance as a peer, running peer programs with a
+//! deadline, and reports (a human table plus one JSON line).
 //!
 //! Every benchmark measures our component and its peer in the same run, on
 //! the same machine and inputs, and reports the ratio.
@@ -8,5 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod frames;
+pub mod ovs;
 pub mod proc;
 pub mod report;
+pub mod rules;
