@@ -507,3 +507,60 @@ fn namespaces_ping_through_the_switch_and_a_drop_rule_stops_it() {
     drop(r);
     drop(ns);
 }
+
+#[test]
+fn two_workers_poll_the_rx_queues_of_one_port() {
+    // Three lcores on the machine's CPUs: the main one and two workers. The
+    // generator port gets one rx queue per worker; both workers switch.
+    let eal = format!(
+        "--lcores 0@0,1@1,2@1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vsw-mc-{}",
+        std::process::id()
+    );
+    let args: Vec<String> = [
+        "run",
+        "--eal",
+        &eal,
+        "--port",
+        "net_null0",
+        "--port",
+        "net_null1,no-rx=1",
+        "--flow",
+        "priority=10,in_port=0,actions=output:1",
+        "--duration",
+        "3",
+        "--stats-interval",
+        "0",
+        "--no-control",
+        "--json",
+        "--flow-cache",
+        "4096",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let o = run_to_end(&args, Duration::from_secs(60));
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("\"summary\""))
+        .expect("summary");
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let per_core = v["summary"]["switch"]["per_core"].as_array().unwrap();
+    assert_eq!(per_core.len(), 2, "{line}");
+    for c in per_core {
+        let rx = c["counters"]["rx_packets"].as_u64().unwrap();
+        assert!(
+            rx > 1000,
+            "worker {} switched only {rx} frames: {line}",
+            c["worker"]
+        );
+    }
+    let total_rx = v["summary"]["switch"]["total"]["counters"]["rx_packets"]
+        .as_u64()
+        .unwrap();
+    let sink_tx = v["summary"]["ports"][1]["total"]["tx_packets"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(total_rx, sink_tx, "every frame switched reached the sink");
+}

@@ -21,6 +21,9 @@ pub struct PortConfig {
     pub tx_desc: u16,
     /// Put the port in promiscuous mode.
     pub promiscuous: bool,
+    /// Spread received flows over the rx queues with RSS (on devices that
+    /// offer it; every hash type the device supports).
+    pub rss: bool,
 }
 
 impl Default for PortConfig {
@@ -31,6 +34,7 @@ impl Default for PortConfig {
             rx_desc: 1024,
             tx_desc: 1024,
             promiscuous: true,
+            rss: true,
         }
     }
 }
@@ -192,6 +196,17 @@ impl Port {
             .into_owned())
     }
 
+    /// The most rx and tx queues the device supports.
+    pub fn max_queues(&self) -> Result<(u16, u16)> {
+        let info = self.info()?;
+        Ok((info.max_rx_queues, info.max_tx_queues))
+    }
+
+    /// Whether the device can spread flows over rx queues (RSS).
+    pub fn has_rss(&self) -> Result<bool> {
+        Ok(self.info()?.flow_type_rss_offloads != 0)
+    }
+
     fn info(&self) -> Result<dpdk_sys::rte_eth_dev_info> {
         let mut info = dpdk_sys::rte_eth_dev_info::default();
         // SAFETY: valid port id and out-pointer.
@@ -223,7 +238,11 @@ impl Port {
                 self.name, info.max_rx_queues, info.max_tx_queues, cfg.rx_queues, cfg.tx_queues
             )));
         }
-        let conf = dpdk_sys::rte_eth_conf::default();
+        let mut conf = dpdk_sys::rte_eth_conf::default();
+        if cfg.rss && cfg.rx_queues > 1 && info.flow_type_rss_offloads != 0 {
+            conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_hf = info.flow_type_rss_offloads;
+        }
         // SAFETY: valid port, a zeroed (default) configuration is valid.
         let rc = unsafe {
             dpdk_sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf)

@@ -126,7 +126,14 @@ impl Ports {
         };
         let mut port = Port::probe(devargs).map_err(|e| format!("port {no} ({devargs}): {e}"))?;
         let workers = self.workers.len() as u16;
+        // One rx queue per worker where the device has them (RSS spreads
+        // flows over them on NICs); one tx queue per worker always, so no
+        // tx queue is shared.
+        let (max_rx, _) = port
+            .max_queues()
+            .map_err(|e| format!("port {no} ({devargs}): {e}"))?;
         let cfg = PortConfig {
+            rx_queues: workers.min(max_rx).max(1),
             tx_queues: workers,
             ..PortConfig::default()
         };
@@ -146,17 +153,19 @@ impl Ports {
             let txq = port.tx_queue(w as u16).map_err(|e| e.to_string())?;
             self.send(w, WorkerCmd::AddTx(no, txq));
         }
-        let rxq = port.rx_queue(0).map_err(|e| e.to_string())?;
-        let w = {
-            let mut n = self
-                .next_rx_worker
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let w = *n % self.workers.len();
-            *n += 1;
-            w
-        };
-        self.send(w, WorkerCmd::AddRx(no, rxq));
+        for q in 0..cfg.rx_queues {
+            let rxq = port.rx_queue(q).map_err(|e| e.to_string())?;
+            let w = {
+                let mut n = self
+                    .next_rx_worker
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let w = *n % self.workers.len();
+                *n += 1;
+                w
+            };
+            self.send(w, WorkerCmd::AddRx(no, rxq));
+        }
         self.sw.port_add(no)?;
         entries.push(Entry {
             no,
