@@ -564,3 +564,60 @@ fn two_workers_poll_the_rx_queues_of_one_port() {
         .unwrap();
     assert_eq!(total_rx, sink_tx, "every frame switched reached the sink");
 }
+
+#[test]
+fn vhost_user_port_carries_frames_to_a_virtio_front_end() {
+    // net_vhost0 is a vhost-user port, the kind a VM's virtio-net attaches
+    // to; DPDK's own virtio-user front end (net_virtio_user0) plays the VM
+    // here. pcap rx → port 1 (vhost) → the front end → port 2 → port 0 tx.
+    let d = tmpdir("vhost");
+    let input: Vec<Vec<u8>> = (0..200u32)
+        .map(|i| {
+            ipv4(
+                1,
+                17,
+                64,
+                0,
+                &l4(1000 + i as u16, 53, 18 + (i as usize % 400)),
+            )
+        })
+        .collect();
+    write_pcap(&d.join("in.pcap"), &input);
+    let sock = d.join("vhost.sock");
+    let args: Vec<String> = vec![
+        "run".into(),
+        "--eal".into(),
+        eal("vhost"),
+        "--port".into(),
+        format!(
+            "net_pcap0,rx_pcap={},tx_pcap={}",
+            d.join("in.pcap").display(),
+            d.join("out.pcap").display()
+        ),
+        "--port".into(),
+        format!("net_vhost0,iface={},queues=1", sock.display()),
+        "--port".into(),
+        format!("net_virtio_user0,path={},queues=1", sock.display()),
+        "--flow".into(),
+        "priority=10,in_port=0,actions=output:1".into(),
+        "--flow".into(),
+        "priority=10,in_port=2,actions=output:0".into(),
+        "--duration".into(),
+        "60".into(),
+        "--idle-exit".into(),
+        "1".into(),
+        "--stats-interval".into(),
+        "0".into(),
+        "--no-control".into(),
+        "--flow-cache".into(),
+        "4096".into(),
+    ];
+    let o = run_to_end(&args, Duration::from_secs(90));
+    assert!(o.status.success(), "{}", text(&o));
+    let got = read_pcap(&d.join("out.pcap"));
+    assert_eq!(got.len(), input.len(), "{}", text(&o));
+    for (i, (g, w)) in got.iter().zip(&input).enumerate() {
+        assert_eq!(g, w, "frame {i} changed crossing the vhost-user port");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
