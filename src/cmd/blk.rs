@@ -1,7 +1,7 @@
 //! `vswitch blk`: serve virtio-blk devices to VMs over vhost-user.
 //!
 //! ```text
-//! vswitch blk serve --socket PATH --backend file:PATH|null:SIZE|mem:SIZE
+//! vswitch blk serve --socket PATH --backend file:PATH|null:SIZE|mem:SIZE|iscsi://HOST:PORT/IQN/LUN
 //!                   [--queues N] [--block-size 512|4096]
 //!                   [--poll busy|adaptive] [--stats-interval SECS]
 //! ```
@@ -56,7 +56,8 @@ struct ServeArgs {
     /// vhost-user unix socket path (repeat for more devices).
     #[arg(long, required = true)]
     socket: Vec<PathBuf>,
-    /// Backend: file:PATH, null:SIZE or mem:SIZE (SIZE like 1G; one per --socket).
+    /// Backend: file:PATH, null:SIZE, mem:SIZE (SIZE like 1G) or
+    /// iscsi://HOST:PORT/IQN/LUN (one per --socket).
     #[arg(long, required = true)]
     backend: Vec<String>,
     /// Request queues per device.
@@ -214,6 +215,16 @@ fn stats_line(name: &str, s: &BlkStats, prev: &BlkStats, secs: f64) -> String {
     )
 }
 
+/// `iscsi://PORTAL/IQN/LUN` logs in to an iSCSI target (blk-iscsi); the other
+/// kinds are vfio's own backends.
+fn open_backend(spec: &str, max_inflight: usize) -> Result<Box<dyn backend::Backend>, String> {
+    if spec.starts_with("iscsi://") {
+        let s = blk_iscsi::IscsiSpec::parse(spec)?;
+        return Ok(Box::new(blk_iscsi::IscsiBackend::connect(&s, max_inflight)?));
+    }
+    backend::from_spec(spec, max_inflight)
+}
+
 fn serve(a: ServeArgs) -> Result<(), String> {
     if a.socket.len() != a.backend.len() {
         return Err(format!(
@@ -226,7 +237,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     let mut servers = Vec::new();
     let mut devices = Vec::new();
     for (i, (sock, spec)) in a.socket.iter().zip(&a.backend).enumerate() {
-        let be = backend::from_spec(spec, a.max_inflight)?;
+        let be = open_backend(spec, a.max_inflight)?;
         let serial = format!("vswitch-blk{i}");
         let cfg = BlkConfig::new(&be.info(), a.block_size, a.queues, &serial)?;
         let name = sock
