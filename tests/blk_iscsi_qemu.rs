@@ -73,17 +73,32 @@ fn qemu_guest_reads_back_through_iscsi_backend() {
         "guest console:\n{console}\nvswitch log:\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    assert!(!console.contains("GUEST-NO-BLOCK-DEVICE"), "no /dev/vda; {ctx}");
+    assert!(
+        !console.contains("GUEST-NO-BLOCK-DEVICE"),
+        "no /dev/vda; {ctx}"
+    );
     assert!(
         console.contains(&format!("GUEST-SIZE {}", DISK_LEN / 512)),
         "the LU's capacity reaches the guest; {ctx}"
     );
-    assert!(console.contains("GUEST-PATTERN-OK"), "pattern not read back; {ctx}");
+    assert!(
+        console.contains("GUEST-PATTERN-OK"),
+        "pattern not read back; {ctx}"
+    );
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let stats = std::fs::read_to_string(sock.with_extension("stats")).unwrap();
-    assert!(stat(&stats, "writes") > 0 && stat(&stats, "reads") > 0, "{stats}");
-    assert!(stat(&stats, "flushes") > 0, "fsync became SYNCHRONIZE CACHE: {stats}");
-    assert!(stat(&stats, "bytes_written") >= PATTERN_LEN as u64, "{stats}");
+    assert!(
+        stat(&stats, "writes") > 0 && stat(&stats, "reads") > 0,
+        "{stats}"
+    );
+    assert!(
+        stat(&stats, "flushes") > 0,
+        "fsync became SYNCHRONIZE CACHE: {stats}"
+    );
+    assert!(
+        stat(&stats, "bytes_written") >= PATTERN_LEN as u64,
+        "{stats}"
+    );
     assert_eq!(stat(&stats, "errors"), 0, "{stats}; {ctx}");
     drop(server);
     assert!(

@@ -196,7 +196,7 @@ impl IscsiBackend {
             max_command_bytes: 1 << 20,
         };
         let bytes = capacity.bytes();
-        if bytes == 0 || bytes % 512 != 0 || capacity.block_size < 512 {
+        if bytes == 0 || !bytes.is_multiple_of(512) || capacity.block_size < 512 {
             return Err(format!(
                 "{spec}: LU of {bytes} bytes in {}-byte blocks cannot be a virtio-blk disk",
                 capacity.block_size
@@ -465,7 +465,8 @@ impl Backend for IscsiBackend {
         slot.iovs.extend_from_slice(req.iovs);
         let status = match req.op {
             IoOp::Read | IoOp::Write => {
-                let aligned = req.offset % bs == 0 && req.len % bs == 0 && req.len > 0;
+                let aligned =
+                    req.offset.is_multiple_of(bs) && req.len.is_multiple_of(bs) && req.len > 0;
                 let in_range = req
                     .offset
                     .checked_add(req.len)

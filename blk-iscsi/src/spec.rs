@@ -73,7 +73,10 @@ mod tests {
         assert_eq!(s.portal, "127.0.0.1:3261");
         assert_eq!(s.target, "iqn.2026-01.dev.vswitch:x");
         assert_eq!(s.lun, 1);
-        assert_eq!(s.to_string(), "iscsi://127.0.0.1:3261/iqn.2026-01.dev.vswitch:x/1");
+        assert_eq!(
+            s.to_string(),
+            "iscsi://127.0.0.1:3261/iqn.2026-01.dev.vswitch:x/1"
+        );
         let s = IscsiSpec::parse("iscsi://host/iqn.a:b/0").unwrap();
         assert_eq!(s.portal, "host:3260");
         let s = IscsiSpec::parse("iscsi://[::1]:3262/iqn.a:b/0").unwrap();

@@ -220,7 +220,10 @@ fn stats_line(name: &str, s: &BlkStats, prev: &BlkStats, secs: f64) -> String {
 fn open_backend(spec: &str, max_inflight: usize) -> Result<Box<dyn backend::Backend>, String> {
     if spec.starts_with("iscsi://") {
         let s = blk_iscsi::IscsiSpec::parse(spec)?;
-        return Ok(Box::new(blk_iscsi::IscsiBackend::connect(&s, max_inflight)?));
+        return Ok(Box::new(blk_iscsi::IscsiBackend::connect(
+            &s,
+            max_inflight,
+        )?));
     }
     backend::from_spec(spec, max_inflight)
 }
