@@ -102,6 +102,7 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
+        const ALPHABET: &[u8] = b"iscs:/[]0123456789.qneuaAh\xc3\xa9";
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..2000 {
             let n = (x % 40) as usize;
@@ -110,7 +111,7 @@ mod tests {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    b"iscs:/[]0123456789.qneuaAh\xc3\xa9"[(x % 30) as usize] as char
+                    ALPHABET[(x % ALPHABET.len() as u64) as usize] as char
                 })
                 .collect();
             let _ = IscsiSpec::parse(&format!("iscsi://{s}"));
