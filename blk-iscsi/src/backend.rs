@@ -15,7 +15,7 @@
 //! each guest request still completes exactly once. After [`GIVE_UP`]
 //! without a login the outstanding requests fail with `IoErr`.
 
-use crate::link::Link;
+use crate::link::{KernelTcp, Link, Transport};
 use crate::spec::IscsiSpec;
 use iscsi_initiator::block::{self, BlockOp, BlockRequest, Geometry};
 use iscsi_initiator::scsi::capacity::Capacity;
@@ -145,12 +145,21 @@ impl IscsiBackend {
     /// CAPACITY, Block Limits and Logical Block Provisioning VPD pages). Blocks
     /// for up to about 20 s; the data path never blocks.
     pub fn connect(spec: &IscsiSpec, max_inflight: usize) -> Result<IscsiBackend, String> {
+        Self::connect_with(spec, max_inflight, Box::new(KernelTcp::default()))
+    }
+
+    /// [`IscsiBackend::connect`] over another transport (a user-space TCP stack).
+    pub fn connect_with(
+        spec: &IscsiSpec,
+        max_inflight: usize,
+        transport: Box<dyn Transport>,
+    ) -> Result<IscsiBackend, String> {
         let max_inflight = max_inflight.clamp(1, 4096);
         let mut cfg = SessionConfig::new(INITIATOR, Some(&spec.target));
         // Room for every request split in a few commands.
         let max_tasks = (max_inflight * 4).clamp(64, 16384);
         cfg.max_tasks = max_tasks;
-        let mut link = Link::new(&spec.portal, Session::new(cfg));
+        let mut link = Link::new(&spec.portal, Session::new(cfg), transport);
         link.reconnect(Duration::from_secs(5))
             .map_err(|e| format!("{}: connect: {e}", spec.portal))?;
         wait_event(

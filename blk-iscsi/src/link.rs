@@ -1,4 +1,5 @@
-//! A sans-IO [`Session`] on a non-blocking kernel TCP socket.
+//! A sans-IO [`Session`] on a non-blocking byte stream ([`Transport`]): the
+//! kernel's TCP ([`KernelTcp`]) or a user-space TCP stack.
 //!
 //! [`Link::pump`] never blocks: it writes what the session queued until the
 //! socket's send buffer is full, reads what arrived (a bounded number of
@@ -14,15 +15,83 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+/// A non-blocking byte stream to the target.
+pub trait Transport: Send {
+    /// Opens a new connection to `portal` (`host:port`), dropping any previous
+    /// one. May return before the connection is established: `send` then
+    /// reports `WouldBlock` until it is.
+    fn connect(&mut self, portal: &str, timeout: Duration) -> io::Result<()>;
+    /// True while a connection is open (or opening).
+    fn is_open(&self) -> bool;
+    /// Writes some of `data`; `WouldBlock` when nothing can be written now.
+    fn send(&mut self, data: &[u8]) -> io::Result<usize>;
+    /// Reads into `buf`; `Ok(0)` when the peer closed, `WouldBlock` when
+    /// nothing arrived.
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Drops the connection.
+    fn close(&mut self);
+    /// Drives the transport (a user-space stack polls its device here).
+    fn poll(&mut self) {}
+}
+
+/// The kernel's TCP on a non-blocking socket.
+#[derive(Debug, Default)]
+pub struct KernelTcp {
+    stream: Option<TcpStream>,
+}
+
+impl Transport for KernelTcp {
+    fn connect(&mut self, portal: &str, timeout: Duration) -> io::Result<()> {
+        self.stream = None;
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "portal resolved to no address");
+        for addr in portal.to_socket_addrs()? {
+            match TcpStream::connect_timeout(&addr, timeout) {
+                Ok(s) => {
+                    s.set_nodelay(true)?;
+                    s.set_nonblocking(true)?;
+                    self.stream = Some(s);
+                    return Ok(());
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn is_open(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    fn send(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self.stream.as_mut() {
+            Some(s) => s.write(data),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.stream.as_mut() {
+            Some(s) => s.read(buf),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some(s) = self.stream.take() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
 /// Reads per [`Link::pump`] call at most.
 const READS_PER_PUMP: usize = 16;
 /// Receive buffer size.
 const RX_BYTES: usize = 256 << 10;
 
-/// The session and its socket.
+/// The session and its transport.
 pub struct Link {
     portal: String,
-    stream: Option<TcpStream>,
+    transport: Box<dyn Transport>,
     /// The session (submit commands here, take events from it).
     pub session: Session,
     rx: Box<[u8]>,
@@ -30,10 +99,10 @@ pub struct Link {
 
 impl Link {
     /// A link with no connection yet; call [`Link::reconnect`].
-    pub fn new(portal: &str, session: Session) -> Link {
+    pub fn new(portal: &str, session: Session, transport: Box<dyn Transport>) -> Link {
         Link {
             portal: portal.to_owned(),
-            stream: None,
+            transport,
             session,
             rx: vec![0u8; RX_BYTES].into_boxed_slice(),
         }
@@ -44,35 +113,21 @@ impl Link {
         &self.portal
     }
 
-    /// True while a socket is open.
+    /// True while a connection is open.
     pub fn is_connected(&self) -> bool {
-        self.stream.is_some()
+        self.transport.is_open()
     }
 
     /// Opens a fresh TCP connection (bounded by `timeout`) and starts a login
     /// on it. On error the link stays disconnected.
     pub fn reconnect(&mut self, timeout: Duration) -> io::Result<()> {
-        self.stream = None;
-        let mut last = io::Error::new(io::ErrorKind::NotFound, "portal resolved to no address");
-        for addr in self.portal.to_socket_addrs()? {
-            match TcpStream::connect_timeout(&addr, timeout) {
-                Ok(s) => {
-                    s.set_nodelay(true)?;
-                    s.set_nonblocking(true)?;
-                    self.stream = Some(s);
-                    self.session.start_login(Instant::now());
-                    return Ok(());
-                }
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
+        self.transport.connect(&self.portal, timeout)?;
+        self.session.start_login(Instant::now());
+        Ok(())
     }
 
     fn lost(&mut self, why: &str) {
-        if let Some(s) = self.stream.take() {
-            let _ = s.shutdown(std::net::Shutdown::Both);
-        }
+        self.transport.close();
         self.session.connection_lost(why);
     }
 
@@ -83,34 +138,42 @@ impl Link {
 
     /// Writes queued bytes until done or the socket is full.
     pub fn flush(&mut self) {
+        let mut wrote = false;
         loop {
-            let Some(stream) = self.stream.as_mut() else {
-                return;
-            };
+            if !self.transport.is_open() {
+                break;
+            }
             let out = self.session.poll_transmit();
             if out.is_empty() {
-                return;
+                break;
             }
-            match stream.write(out) {
+            match self.transport.send(out) {
                 Ok(0) => return self.lost("socket write returned 0"),
-                Ok(n) => self.session.consume_transmit(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Ok(n) => {
+                    self.session.consume_transmit(n);
+                    wrote = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return self.lost(&format!("write: {e}")),
             }
+        }
+        if wrote {
+            self.transport.poll();
         }
     }
 
     /// One non-blocking round: write, read, write, timers. Returns the bytes
     /// read.
     pub fn pump(&mut self, now: Instant) -> usize {
+        self.transport.poll();
         self.flush();
         let mut got = 0;
         for _ in 0..READS_PER_PUMP {
-            let Some(stream) = self.stream.as_mut() else {
+            if !self.transport.is_open() {
                 break;
-            };
-            match stream.read(&mut self.rx) {
+            }
+            match self.transport.recv(&mut self.rx) {
                 Ok(0) => {
                     self.lost("the target closed the connection");
                     break;
@@ -133,7 +196,7 @@ impl Link {
         if got > 0 {
             self.flush();
         }
-        if self.stream.is_some() {
+        if self.transport.is_open() {
             if let Some(t) = self.session.poll_timeout() {
                 if now >= t {
                     self.session.handle_timeout(now);
