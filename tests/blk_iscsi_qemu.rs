@@ -155,3 +155,134 @@ fn qemu_guest_survives_tgtd_restart() {
         "second pattern not in the backing file"
     );
 }
+
+/// A network namespace and a veth pair, removed on drop.
+struct Netns {
+    ns: String,
+    host_if: String,
+}
+
+fn ip(args: &[&str]) {
+    let o = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("run ip (Debian package iproute2)");
+    assert!(
+        o.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+    }
+}
+
+#[test]
+fn qemu_guest_on_iscsi_over_user_tcp_on_a_dpdk_port() {
+    // The iSCSI session's TCP is smoltcp on a DPDK net_af_packet port bound
+    // to the host end of a veth; tgtd listens in a namespace on the other end.
+    // The host end has no address while the guest runs, so the kernel's TCP
+    // cannot be what carries the bytes.
+    let (dir, _cleanup) = setup("utcp");
+    let id = std::process::id();
+    let net = Netns {
+        ns: format!("vswut{id}"),
+        host_if: format!("vut{}h", id % 10_000_000),
+    };
+    let ns_if = format!("vut{}n", id % 10_000_000);
+    let subnet = format!("10.78.{}", id % 250 + 1);
+    let (tgt_addr, our_addr, tmp_addr) = (
+        format!("{subnet}.2"),
+        format!("{subnet}.1"),
+        format!("{subnet}.3/24"),
+    );
+    ip(&["netns", "add", &net.ns]);
+    ip(&[
+        "link",
+        "add",
+        &net.host_if,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &ns_if,
+    ]);
+    ip(&["link", "set", &ns_if, "netns", &net.ns]);
+    ip(&[
+        "-n",
+        &net.ns,
+        "addr",
+        "add",
+        &format!("{tgt_addr}/24"),
+        "dev",
+        &ns_if,
+    ]);
+    ip(&["-n", &net.ns, "link", "set", &ns_if, "up"]);
+    ip(&["-n", &net.ns, "link", "set", "lo", "up"]);
+    ip(&["link", "set", &net.host_if, "up"]);
+    // smoltcp verifies checksums: the kernel's veth must compute them.
+    let eth = Command::new("ip")
+        .args([
+            "netns", "exec", &net.ns, "ethtool", "-K", &ns_if, "tx", "off",
+        ])
+        .output()
+        .expect("ethtool (Debian package ethtool)");
+    assert!(eth.status.success(), "ethtool -K tx off: {eth:?}");
+    // The tgtd harness checks the portal from the host: a temporary address.
+    ip(&["addr", "add", &tmp_addr, "dev", &net.host_if]);
+    let target = tgt::Tgtd::start_in_netns("blk-iscsi-utcp", DISK_LEN, &net.ns, &tgt_addr);
+    ip(&["addr", "flush", "dev", &net.host_if]);
+    let sock = dir.join("vhost-blk.sock");
+    let log = dir.join("vswitch.log");
+    let pattern = random_pattern();
+    let initrd = build_initramfs(&dir, &pattern, None);
+    let logf = std::fs::File::create(&log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .args(["blk", "serve", "--queues", "2", "--stats-interval", "0"])
+        .arg("--socket")
+        .arg(&sock)
+        .arg("--backend")
+        .arg(format!("iscsi://{}/{}/1", target.portal(), target.iqn))
+        .arg("--user-tcp")
+        .arg(format!(
+            "{our_addr}/24@net_af_packet{},iface={}",
+            id % 1000,
+            net.host_if
+        ))
+        .stdin(Stdio::null())
+        .stderr(Stdio::from(logf))
+        .spawn()
+        .expect("start vswitch");
+    let mut server = Reaper(Some(child));
+    wait_for_socket(&sock, server.0.as_mut().unwrap());
+    let console = boot_guest(&dir, &sock, &initrd, false, "", |_| {});
+    let ctx = format!(
+        "guest console:\n{console}\nvswitch log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(
+        console.contains(&format!("GUEST-SIZE {}", DISK_LEN / 512)),
+        "the LU's capacity reaches the guest; {ctx}"
+    );
+    assert!(
+        console.contains("GUEST-PATTERN-OK"),
+        "pattern not read back; {ctx}"
+    );
+    assert!(
+        ctx.contains("over user TCP (smoltcp)"),
+        "the session ran on the user TCP stack; {ctx}"
+    );
+    drop(server);
+    assert!(
+        target.backing_bytes(PATTERN_OFFSET, PATTERN_LEN) == pattern,
+        "the pattern is not in tgtd's backing file at byte {PATTERN_OFFSET}; {ctx}"
+    );
+    drop(target);
+    drop(net);
+}

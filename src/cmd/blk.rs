@@ -79,6 +79,11 @@ struct ServeArgs {
     /// second, for `vswitch blk stats`.
     #[arg(long)]
     stats_file: Option<PathBuf>,
+    /// Carry the (single) iscsi:// backend over user-space TCP (smoltcp) on
+    /// its own DPDK port instead of the kernel's TCP: ADDR/PREFIX@DEVARGS,
+    /// e.g. 10.77.0.1/24@net_af_packet0,iface=veth0.
+    #[arg(long)]
+    user_tcp: Option<String>,
 }
 
 fn parse_block_size(s: &str) -> Result<u32, String> {
@@ -217,9 +222,25 @@ fn stats_line(name: &str, s: &BlkStats, prev: &BlkStats, secs: f64) -> String {
 
 /// `iscsi://PORTAL/IQN/LUN` logs in to an iSCSI target (blk-iscsi); the other
 /// kinds are vfio's own backends.
-fn open_backend(spec: &str, max_inflight: usize) -> Result<Box<dyn backend::Backend>, String> {
+fn open_backend(
+    spec: &str,
+    max_inflight: usize,
+    user_tcp: &mut Option<String>,
+) -> Result<Box<dyn backend::Backend>, String> {
     if spec.starts_with("iscsi://") {
         let s = blk_iscsi::IscsiSpec::parse(spec)?;
+        // One user TCP stack (port) per process: it goes to the first iscsi backend.
+        if let Some(u) = user_tcp.take() {
+            let cfg = usertcp::UserTcpConfig::parse(&u)?;
+            usertcp::init_eal()?;
+            let t = usertcp::UserTcp::open(&cfg)?;
+            eprintln!("blk: {spec} over user TCP (smoltcp) {u}");
+            return Ok(Box::new(blk_iscsi::IscsiBackend::connect_with(
+                &s,
+                max_inflight,
+                Box::new(t),
+            )?));
+        }
         return Ok(Box::new(blk_iscsi::IscsiBackend::connect(
             &s,
             max_inflight,
@@ -236,11 +257,12 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             a.backend.len()
         ));
     }
+    let mut user_tcp = a.user_tcp.clone();
     let group = PollGroup::new();
     let mut servers = Vec::new();
     let mut devices = Vec::new();
     for (i, (sock, spec)) in a.socket.iter().zip(&a.backend).enumerate() {
-        let be = open_backend(spec, a.max_inflight)?;
+        let be = open_backend(spec, a.max_inflight, &mut user_tcp)?;
         let serial = format!("vswitch-blk{i}");
         let cfg = BlkConfig::new(&be.info(), a.block_size, a.queues, &serial)?;
         let name = sock
