@@ -183,25 +183,18 @@ impl Drop for Netns {
     }
 }
 
-#[test]
-fn qemu_guest_on_iscsi_over_user_tcp_on_a_dpdk_port() {
-    // The iSCSI session's TCP is smoltcp on a DPDK net_af_packet port bound
-    // to the host end of a veth; tgtd listens in a namespace on the other end.
-    // The host end has no address while the guest runs, so the kernel's TCP
-    // cannot be what carries the bytes.
-    let (dir, _cleanup) = setup("utcp");
+/// tgtd in a fresh network namespace at `SUBNET.2`, behind a veth whose host
+/// end (`Netns::host_if`) is left without an address: only a user-space stack
+/// on a DPDK port bound to it can reach the target.
+fn tgtd_behind_veth(tag: &str, name: &str) -> (Netns, tgt::Tgtd, String) {
     let id = std::process::id();
     let net = Netns {
-        ns: format!("vswut{id}"),
-        host_if: format!("vut{}h", id % 10_000_000),
+        ns: format!("vsw{tag}{id}"),
+        host_if: format!("v{tag}{}h", id % 10_000_000),
     };
-    let ns_if = format!("vut{}n", id % 10_000_000);
-    let subnet = format!("10.78.{}", id % 250 + 1);
-    let (tgt_addr, our_addr, tmp_addr) = (
-        format!("{subnet}.2"),
-        format!("{subnet}.1"),
-        format!("{subnet}.3/24"),
-    );
+    let ns_if = format!("v{tag}{}n", id % 10_000_000);
+    let subnet = format!("10.{}.{}", if tag == "ut" { 78 } else { 79 }, id % 250 + 1);
+    let tgt_addr = format!("{subnet}.2");
     ip(&["netns", "add", &net.ns]);
     ip(&[
         "link",
@@ -235,36 +228,29 @@ fn qemu_guest_on_iscsi_over_user_tcp_on_a_dpdk_port() {
         .expect("ethtool (Debian package ethtool)");
     assert!(eth.status.success(), "ethtool -K tx off: {eth:?}");
     // The tgtd harness checks the portal from the host: a temporary address.
-    ip(&["addr", "add", &tmp_addr, "dev", &net.host_if]);
-    let target = tgt::Tgtd::start_in_netns("blk-iscsi-utcp", DISK_LEN, &net.ns, &tgt_addr);
+    ip(&[
+        "addr",
+        "add",
+        &format!("{subnet}.3/24"),
+        "dev",
+        &net.host_if,
+    ]);
+    let target = tgt::Tgtd::start_in_netns(name, DISK_LEN, &net.ns, &tgt_addr);
     ip(&["addr", "flush", "dev", &net.host_if]);
-    let sock = dir.join("vhost-blk.sock");
-    let log = dir.join("vswitch.log");
+    (net, target, subnet)
+}
+
+/// Boots the guest on `sock` (served by `server`), checks the pattern round
+/// trip and that it is in tgtd's backing file.
+fn guest_round_trip(dir: &Path, sock: &Path, log: &Path, server: Child, target: &tgt::Tgtd) {
     let pattern = random_pattern();
-    let initrd = build_initramfs(&dir, &pattern, None);
-    let logf = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_vswitch"))
-        .args(["blk", "serve", "--queues", "2", "--stats-interval", "0"])
-        .arg("--socket")
-        .arg(&sock)
-        .arg("--backend")
-        .arg(format!("iscsi://{}/{}/1", target.portal(), target.iqn))
-        .arg("--user-tcp")
-        .arg(format!(
-            "{our_addr}/24@net_af_packet{},iface={}",
-            id % 1000,
-            net.host_if
-        ))
-        .stdin(Stdio::null())
-        .stderr(Stdio::from(logf))
-        .spawn()
-        .expect("start vswitch");
-    let mut server = Reaper(Some(child));
-    wait_for_socket(&sock, server.0.as_mut().unwrap());
-    let console = boot_guest(&dir, &sock, &initrd, false, "", |_| {});
+    let initrd = build_initramfs(dir, &pattern, None);
+    let mut server = Reaper(Some(server));
+    wait_for_socket(sock, server.0.as_mut().unwrap());
+    let console = boot_guest(dir, sock, &initrd, false, "", |_| {});
     let ctx = format!(
         "guest console:\n{console}\nvswitch log:\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
+        std::fs::read_to_string(log).unwrap_or_default()
     );
     assert!(
         console.contains(&format!("GUEST-SIZE {}", DISK_LEN / 512)),
@@ -283,6 +269,124 @@ fn qemu_guest_on_iscsi_over_user_tcp_on_a_dpdk_port() {
         target.backing_bytes(PATTERN_OFFSET, PATTERN_LEN) == pattern,
         "the pattern is not in tgtd's backing file at byte {PATTERN_OFFSET}; {ctx}"
     );
+}
+
+fn serve_user_tcp(sock: &Path, log: &Path, target: &tgt::Tgtd, user_tcp: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .args(["blk", "serve", "--queues", "2", "--stats-interval", "0"])
+        .arg("--socket")
+        .arg(sock)
+        .arg("--backend")
+        .arg(format!("iscsi://{}/{}/1", target.portal(), target.iqn))
+        .arg("--user-tcp")
+        .arg(user_tcp)
+        .stdin(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
+        .spawn()
+        .expect("start vswitch")
+}
+
+#[test]
+fn qemu_guest_on_iscsi_over_user_tcp_on_a_dpdk_port() {
+    // The iSCSI session's TCP is smoltcp on the stack's own DPDK
+    // net_af_packet port, bound to the host end of the veth.
+    let (dir, _cleanup) = setup("utcp");
+    let (net, target, subnet) = tgtd_behind_veth("ut", "blk-iscsi-utcp");
+    let (sock, log) = (dir.join("vhost-blk.sock"), dir.join("vswitch.log"));
+    let server = serve_user_tcp(
+        &sock,
+        &log,
+        &target,
+        &format!(
+            "{subnet}.1/24@net_af_packet{},iface={}",
+            std::process::id() % 1000,
+            net.host_if
+        ),
+    );
+    guest_round_trip(&dir, &sock, &log, server, &target);
+    drop(target);
+    drop(net);
+}
+
+#[test]
+fn qemu_guest_on_iscsi_through_the_switch() {
+    // Issue 7's path: guest virtio-blk → vswitch blk serve (iSCSI, smoltcp on
+    // a net_memif client port) → memif → `vswitch run` (flow table, NORMAL
+    // learning rule) → net_af_packet port on the veth → tgtd in a namespace.
+    let (dir, _cleanup) = setup("switch");
+    let (net, target, subnet) = tgtd_behind_veth("sw", "blk-iscsi-switch");
+    let memif = dir.join("memif.sock");
+    let ctl = dir.join("ctl.sock");
+    let switch_log = dir.join("switch.log");
+    let switch = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .arg("run")
+        .arg("--eal")
+        .arg(format!(
+            "-l 0-1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vsw-blksw-{}",
+            std::process::id()
+        ))
+        .arg("--port")
+        .arg(format!("net_memif0,role=server,socket={}", memif.display()))
+        .arg("--port")
+        .arg(format!("net_af_packet1,iface={}", net.host_if))
+        .arg("--control")
+        .arg(&ctl)
+        .args(["--stats-interval", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&switch_log).unwrap()))
+        .spawn()
+        .expect("start vswitch run");
+    let switch = Reaper(Some(switch));
+    let ctl_cmd = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vswitch"))
+            .args(args)
+            .arg("--socket")
+            .arg(&ctl)
+            .output()
+            .unwrap()
+    };
+    let t = std::time::Instant::now();
+    while !ctl_cmd(&["ports", "show", "--json"]).status.success() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(30),
+            "switch did not come up: {}",
+            std::fs::read_to_string(&switch_log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (sock, log) = (dir.join("vhost-blk.sock"), dir.join("vswitch.log"));
+    let server = serve_user_tcp(
+        &sock,
+        &log,
+        &target,
+        &format!(
+            "{subnet}.1/24@net_memif0,role=client,socket={}",
+            memif.display()
+        ),
+    );
+    guest_round_trip(&dir, &sock, &log, server, &target);
+    // The bytes crossed the switch: the memif port received the initiator's
+    // frames, the af_packet port sent them, and the flow table's rule counted them.
+    let ports = String::from_utf8_lossy(&ctl_cmd(&["ports", "show", "--json"]).stdout).to_string();
+    let v: serde_json::Value = serde_json::from_str(&ports).expect("ports show --json");
+    let port = |i: u64, k: &str| {
+        v["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == i)
+            .and_then(|p| p[k].as_u64())
+            .unwrap_or(0)
+    };
+    // The guest wrote 1 MiB: far more than 1000 frames each way.
+    assert!(
+        port(1, "tx_bytes") > PATTERN_LEN as u64 && port(1, "tx_packets") > 500,
+        "the write data left through the af_packet port: {ports}"
+    );
+    let flows = String::from_utf8_lossy(&ctl_cmd(&["flows", "dump"]).stdout).to_string();
+    assert!(flows.contains("NORMAL"), "{flows}");
+    drop(switch);
     drop(target);
     drop(net);
 }
