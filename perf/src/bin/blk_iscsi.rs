@@ -10,6 +10,10 @@
 //! back end runs on CPU 1; tgtd floats. Columns as in `blk_vhost`: IOPS, IOPS
 //! per back-end core, back-end cycles per request, submit-to-used latency.
 //!
+//! `vs-utcp` is `vswitch` with the session on user-space TCP (`usertcp`:
+//! smoltcp on a DPDK net_af_packet port) to a second tgtd in a network
+//! namespace behind a veth (the other rows use loopback).
+//!
 //! `vswitch` busy-polls (the product's mode); `vs-adapt` is the same with
 //! the adaptive poller (sleeps 20 us after 2000 idle rounds). On a 2-core
 //! machine with tgtd on the same host, a busy poller and the busy guest driver
@@ -228,6 +232,56 @@ fn wait_socket(p: &Path) {
 
 const LUN_BYTES: u64 = 1 << 30;
 
+/// tgtd in a namespace behind a veth, for the user-TCP rows; removed on drop.
+struct Veth {
+    ns: String,
+    host_if: String,
+    subnet: String,
+    tgtd: Option<tgt::Tgtd>,
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        self.tgtd = None;
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+    }
+}
+
+fn sh(cmd: &str) -> std::result::Result<(), String> {
+    let o = Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd}: {}", String::from_utf8_lossy(&o.stderr)))
+    }
+}
+
+fn veth_tgtd() -> std::result::Result<Veth, String> {
+    let id = std::process::id() % 1_000_000;
+    let mut v = Veth {
+        ns: format!("vswbi{id}"),
+        host_if: format!("vbi{id}h"),
+        subnet: format!("10.80.{}", id % 250 + 1),
+        tgtd: None,
+    };
+    let (ns, h, n, sub) = (&v.ns, &v.host_if, format!("vbi{id}n"), &v.subnet);
+    sh(&format!("ip netns add {ns} && ip link add {h} type veth peer name {n} && ip link set {n} netns {ns} && ip -n {ns} addr add {sub}.2/24 dev {n} && ip -n {ns} link set {n} up && ip -n {ns} link set lo up && ip link set {h} up && ip netns exec {ns} ethtool -K {n} tx off >/dev/null && ip addr add {sub}.3/24 dev {h}"))?;
+    v.tgtd = Some(tgt::Tgtd::start_in_netns(
+        "blk-iscsi-bench-veth",
+        LUN_BYTES,
+        ns,
+        &format!("{sub}.2"),
+    ));
+    sh(&format!("ip addr flush dev {h}"))?;
+    Ok(v)
+}
+
 fn ours(
     dir: &Path,
     t: &tgt::Tgtd,
@@ -236,8 +290,21 @@ fn ours(
     hz: f64,
     name: &'static str,
 ) -> std::result::Result<Result, String> {
+    ours_on(dir, t, qd, secs, hz, name, None)
+}
+
+fn ours_on(
+    dir: &Path,
+    t: &tgt::Tgtd,
+    qd: usize,
+    secs: f64,
+    hz: f64,
+    name: &'static str,
+    user_tcp: Option<&Veth>,
+) -> std::result::Result<Result, String> {
+    static RUN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let sock = dir.join(format!("{name}-{qd}.sock"));
-    let mode = if name == "vswitch" {
+    let mode = if name != "vs-adapt" {
         PollMode::Busy
     } else {
         PollMode::Adaptive {
@@ -246,7 +313,17 @@ fn ours(
         }
     };
     let spec = IscsiSpec::parse(&format!("iscsi://{}/{}/1", t.portal(), t.iqn))?;
-    let backend = Box::new(IscsiBackend::connect(&spec, 1024)?);
+    let backend = Box::new(match user_tcp {
+        None => IscsiBackend::connect(&spec, 1024)?,
+        Some(v) => {
+            let run = RUN.fetch_add(1, Ordering::Relaxed);
+            let cfg = usertcp::UserTcpConfig::parse(&format!(
+                "{}.1/24@net_af_packet{run},iface={}",
+                v.subnet, v.host_if
+            ))?;
+            IscsiBackend::connect_with(&spec, 1024, Box::new(usertcp::UserTcp::open(&cfg)?))?
+        }
+    });
     let cfg = BlkConfig::new(&backend.info(), 512, 1, "bench")?;
     let dev = DeviceCell::new(BlkDevice::new("bench", backend, cfg));
     let group = PollGroup::new();
@@ -322,6 +399,10 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("blk-iscsi-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let t = tgt::Tgtd::start("blk-iscsi-bench", LUN_BYTES);
+    let veth = usertcp::init_eal().and_then(|()| veth_tgtd());
+    if let Err(e) = &veth {
+        println!("(no user-TCP rows: {e})");
+    }
     println!(
         "vhost-user-blk on iSCSI (tgtd {} file LUN), 4 KiB reads, guest driver CPU 0, back end CPU 1",
         t.portal()
@@ -345,12 +426,24 @@ fn main() {
     );
     let mut rows: Vec<Result> = Vec::new();
     for qd in [1usize, 32] {
-        for which in ["vswitch", "vs-adapt", "qsd"] {
+        for which in ["vswitch", "vs-adapt", "vs-utcp", "qsd"] {
             let mut best: Option<std::result::Result<Result, String>> = None;
             for _ in 0..repeat {
                 let r = match which {
                     "vswitch" => ours(&dir, &t, qd, secs, hz, "vswitch"),
                     "vs-adapt" => ours(&dir, &t, qd, secs, hz, "vs-adapt"),
+                    "vs-utcp" => match &veth {
+                        Ok(v) => ours_on(
+                            &dir,
+                            v.tgtd.as_ref().expect("started"),
+                            qd,
+                            secs,
+                            hz,
+                            "vs-utcp",
+                            Some(v),
+                        ),
+                        Err(e) => Err(e.clone()),
+                    },
                     _ => qsd(&dir, &t, qd, secs, hz),
                 };
                 let better = match (&best, &r) {
@@ -387,7 +480,7 @@ fn main() {
     println!();
     for qd in [1usize, 32] {
         let get = |w: &str| rows.iter().find(|r| r.target == w && r.qd == qd);
-        for ours in ["vswitch", "vs-adapt"] {
+        for ours in ["vswitch", "vs-adapt", "vs-utcp"] {
             if let (Some(a), Some(b)) = (get(ours), get("qsd")) {
                 let pc = |r: &Result| r.ops as f64 / r.backend_cpu.max(1e-9);
                 println!(
