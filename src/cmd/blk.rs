@@ -257,6 +257,16 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             a.backend.len()
         ));
     }
+    let iscsi = a
+        .backend
+        .iter()
+        .filter(|b| b.starts_with("iscsi://"))
+        .count();
+    if a.user_tcp.is_some() && iscsi != 1 {
+        return Err(format!(
+            "--user-tcp carries exactly one iscsi:// backend; {iscsi} given"
+        ));
+    }
     let mut user_tcp = a.user_tcp.clone();
     let group = PollGroup::new();
     let mut servers = Vec::new();
