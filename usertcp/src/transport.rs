@@ -124,6 +124,9 @@ impl Transport for UserTcp {
         let h = self.handle;
         let s = self.sockets.get_mut::<tcp::Socket>(h);
         s.set_nagle_enabled(false);
+        // Delayed ACKs (smoltcp default 10 ms) hold back the target's next
+        // segments when its window or Nagle waits for them.
+        s.set_ack_delay(None);
         s.set_timeout(Some(smoltcp::time::Duration::from_secs(10)));
         s.connect(
             self.iface.context(),
