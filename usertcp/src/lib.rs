@@ -17,6 +17,7 @@
 //! directly, not through the switch's flow table.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod device;
 pub mod transport;

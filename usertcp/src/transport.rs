@@ -60,9 +60,6 @@ pub struct UserTcp {
     established: bool,
 }
 
-// SAFETY: the port's queues, its mbufs and pool are used only by the thread
-// that owns this value at a time (the poller); nothing here is shared.
-unsafe impl Send for UserTcp {}
 
 fn now() -> Instant {
     Instant::now()
