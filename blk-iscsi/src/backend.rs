@@ -385,7 +385,9 @@ impl IscsiBackend {
                 self.finish_if_done(si);
             }
         }
-        match self.link.reconnect(RETRY) {
+        // Kernel TCP connects on a helper thread here, user TCP sends a SYN:
+        // neither blocks the poller; the session's login timeout bounds it.
+        match self.link.reconnect(Duration::from_secs(5)) {
             Ok(()) => {
                 // Login proceeds in `pump`; `LoggedIn` marks the link up.
                 self.state = State::Down {

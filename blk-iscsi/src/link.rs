@@ -13,6 +13,7 @@
 use iscsi_initiator::Session;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// A non-blocking byte stream to the target.
@@ -35,34 +36,85 @@ pub trait Transport: Send {
 }
 
 /// The kernel's TCP on a non-blocking socket.
+///
+/// The first connection is opened synchronously (so a wrong portal is a
+/// clear error at start-up); later ones (recovery) on a short-lived helper
+/// thread, so a target that does not answer SYNs never stalls the poller
+/// thread and the other devices on it.
 #[derive(Debug, Default)]
 pub struct KernelTcp {
     stream: Option<TcpStream>,
+    /// A reconnect in progress on a helper thread.
+    pending: Option<mpsc::Receiver<io::Result<TcpStream>>>,
+    /// Connected once: further connects go to a helper thread.
+    background: bool,
+}
+
+fn dial(portal: &str, timeout: Duration) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "portal resolved to no address");
+    for addr in portal.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => {
+                s.set_nodelay(true)?;
+                s.set_nonblocking(true)?;
+                return Ok(s);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+impl KernelTcp {
+    /// Takes the helper thread's result: `WouldBlock` while it is connecting.
+    fn settle(&mut self) -> io::Result<()> {
+        let Some(rx) = &self.pending else {
+            return Ok(());
+        };
+        match rx.try_recv() {
+            Ok(Ok(s)) => {
+                self.stream = Some(s);
+                self.pending = None;
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                self.pending = None;
+                Err(e)
+            }
+            Err(mpsc::TryRecvError::Empty) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(mpsc::TryRecvError::Disconnected) => {
+                self.pending = None;
+                Err(io::Error::other("connect thread vanished"))
+            }
+        }
+    }
 }
 
 impl Transport for KernelTcp {
     fn connect(&mut self, portal: &str, timeout: Duration) -> io::Result<()> {
-        self.stream = None;
-        let mut last = io::Error::new(io::ErrorKind::NotFound, "portal resolved to no address");
-        for addr in portal.to_socket_addrs()? {
-            match TcpStream::connect_timeout(&addr, timeout) {
-                Ok(s) => {
-                    s.set_nodelay(true)?;
-                    s.set_nonblocking(true)?;
-                    self.stream = Some(s);
-                    return Ok(());
-                }
-                Err(e) => last = e,
-            }
+        self.close();
+        if !self.background {
+            self.stream = Some(dial(portal, timeout)?);
+            self.background = true;
+            return Ok(());
         }
-        Err(last)
+        let (tx, rx) = mpsc::channel();
+        let portal = portal.to_owned();
+        std::thread::Builder::new()
+            .name("iscsi-connect".into())
+            .spawn(move || {
+                let _ = tx.send(dial(&portal, timeout));
+            })?;
+        self.pending = Some(rx);
+        Ok(())
     }
 
     fn is_open(&self) -> bool {
-        self.stream.is_some()
+        self.stream.is_some() || self.pending.is_some()
     }
 
     fn send(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.settle()?;
         match self.stream.as_mut() {
             Some(s) => s.write(data),
             None => Err(io::ErrorKind::NotConnected.into()),
@@ -70,6 +122,7 @@ impl Transport for KernelTcp {
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.settle()?;
         match self.stream.as_mut() {
             Some(s) => s.read(buf),
             None => Err(io::ErrorKind::NotConnected.into()),
@@ -77,6 +130,7 @@ impl Transport for KernelTcp {
     }
 
     fn close(&mut self) {
+        self.pending = None;
         if let Some(s) = self.stream.take() {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
