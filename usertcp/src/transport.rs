@@ -60,7 +60,6 @@ pub struct UserTcp {
     established: bool,
 }
 
-
 fn now() -> Instant {
     Instant::now()
 }
