@@ -12,7 +12,7 @@ BUILD_PKGS=(libdpdk-dev dpdk-dev dpdk libclang-dev clang pkg-config build-essent
 TEST_PKGS=(tgt libiscsi-bin tshark tcpdump iproute2 iputils-ping ethtool procps nftables
            qemu-system-x86 linux-image-amd64 busybox-static cpio kmod)
 # Benchmarks: the peers compared against.
-PERF_PKGS=(openvswitch-switch-dpdk)
+PERF_PKGS=(openvswitch-switch-dpdk qemu-block-extra)
 
 # Run time only (the Docker image's final stage): DPDK's libraries and PMDs.
 RUNTIME_PKGS=(dpdk)

@@ -1,7 +1,7 @@
 //! `vswitch blk`: serve virtio-blk devices to VMs over vhost-user.
 //!
 //! ```text
-//! vswitch blk serve --socket PATH --backend file:PATH|null:SIZE|mem:SIZE
+//! vswitch blk serve --socket PATH --backend file:PATH|null:SIZE|mem:SIZE|iscsi://HOST:PORT/IQN/LUN
 //!                   [--queues N] [--block-size 512|4096]
 //!                   [--poll busy|adaptive] [--stats-interval SECS]
 //! ```
@@ -56,7 +56,8 @@ struct ServeArgs {
     /// vhost-user unix socket path (repeat for more devices).
     #[arg(long, required = true)]
     socket: Vec<PathBuf>,
-    /// Backend: file:PATH, null:SIZE or mem:SIZE (SIZE like 1G; one per --socket).
+    /// Backend: file:PATH, null:SIZE, mem:SIZE (SIZE like 1G) or
+    /// iscsi://HOST:PORT/IQN/LUN (one per --socket).
     #[arg(long, required = true)]
     backend: Vec<String>,
     /// Request queues per device.
@@ -78,6 +79,11 @@ struct ServeArgs {
     /// second, for `vswitch blk stats`.
     #[arg(long)]
     stats_file: Option<PathBuf>,
+    /// Carry the (single) iscsi:// backend over user-space TCP (smoltcp) on
+    /// its own DPDK port instead of the kernel's TCP: ADDR/PREFIX@DEVARGS,
+    /// e.g. 10.77.0.1/24@net_af_packet0,iface=veth0.
+    #[arg(long)]
+    user_tcp: Option<String>,
 }
 
 fn parse_block_size(s: &str) -> Result<u32, String> {
@@ -214,6 +220,35 @@ fn stats_line(name: &str, s: &BlkStats, prev: &BlkStats, secs: f64) -> String {
     )
 }
 
+/// `iscsi://PORTAL/IQN/LUN` logs in to an iSCSI target (blk-iscsi); the other
+/// kinds are vfio's own backends.
+fn open_backend(
+    spec: &str,
+    max_inflight: usize,
+    user_tcp: &mut Option<String>,
+) -> Result<Box<dyn backend::Backend>, String> {
+    if spec.starts_with("iscsi://") {
+        let s = blk_iscsi::IscsiSpec::parse(spec)?;
+        // One user TCP stack (port) per process: it goes to the first iscsi backend.
+        if let Some(u) = user_tcp.take() {
+            let cfg = usertcp::UserTcpConfig::parse(&u)?;
+            usertcp::init_eal()?;
+            let t = usertcp::UserTcp::open(&cfg)?;
+            eprintln!("blk: {spec} over user TCP (smoltcp) {u}");
+            return Ok(Box::new(blk_iscsi::IscsiBackend::connect_with(
+                &s,
+                max_inflight,
+                Box::new(t),
+            )?));
+        }
+        return Ok(Box::new(blk_iscsi::IscsiBackend::connect(
+            &s,
+            max_inflight,
+        )?));
+    }
+    backend::from_spec(spec, max_inflight)
+}
+
 fn serve(a: ServeArgs) -> Result<(), String> {
     if a.socket.len() != a.backend.len() {
         return Err(format!(
@@ -222,11 +257,22 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             a.backend.len()
         ));
     }
+    let iscsi = a
+        .backend
+        .iter()
+        .filter(|b| b.starts_with("iscsi://"))
+        .count();
+    if a.user_tcp.is_some() && iscsi != 1 {
+        return Err(format!(
+            "--user-tcp carries exactly one iscsi:// backend; {iscsi} given"
+        ));
+    }
+    let mut user_tcp = a.user_tcp.clone();
     let group = PollGroup::new();
     let mut servers = Vec::new();
     let mut devices = Vec::new();
     for (i, (sock, spec)) in a.socket.iter().zip(&a.backend).enumerate() {
-        let be = backend::from_spec(spec, a.max_inflight)?;
+        let be = open_backend(spec, a.max_inflight, &mut user_tcp)?;
         let serial = format!("vswitch-blk{i}");
         let cfg = BlkConfig::new(&be.info(), a.block_size, a.queues, &serial)?;
         let name = sock

@@ -1,0 +1,513 @@
+//! vhost-user-blk served from an iSCSI LU: this project's path (`vfio`'s
+//! vhost-user-blk device + `blk-iscsi`'s `IscsiBackend` on the user-mode
+//! initiator, one busy-polling thread) against QEMU's (`qemu-storage-daemon`'s
+//! vhost-user-blk export on its libiscsi block driver, `driver=iscsi`, in an
+//! iothread), in the same run, against the same tgtd on loopback with a
+//! file-backed LUN (sparse, so reads come from the page cache).
+//!
+//! The simulated guest driver (`vfio::vhost_user::mock_frontend`, as in
+//! `blk_vhost`) keeps QD 4 KiB reads in flight on one queue, on CPU 0; the
+//! back end runs on CPU 1; tgtd floats. Columns as in `blk_vhost`: IOPS, IOPS
+//! per back-end core, back-end cycles per request, submit-to-used latency.
+//!
+//! `vs-utcp` is `vswitch` with the session on user-space TCP (`usertcp`:
+//! smoltcp on a DPDK net_af_packet port) to a second tgtd in a network
+//! namespace behind a veth (the other rows use loopback).
+//!
+//! `vswitch` busy-polls (the product's mode); `vs-adapt` is the same with
+//! the adaptive poller (sleeps 20 us after 2000 idle rounds). On a 2-core
+//! machine with tgtd on the same host, a busy poller and the busy guest driver
+//! leave tgtd no core of its own: read the ratios with that in mind.
+//!
+//! Needs tgt and qemu-block-extra (qemu-storage-daemon's iscsi driver).
+//!
+//! Run: `cargo run --release -p perf --bin blk_iscsi -- [--secs N] [--repeat N]`
+
+#[path = "../../../iscsi-initiator/tests/common/mod.rs"]
+mod tgt;
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use blk_iscsi::{IscsiBackend, IscsiSpec};
+use hdrhistogram::Histogram;
+use vfio::backend::Backend;
+use vfio::blk::{BlkConfig, BlkDevice, VIRTIO_BLK_T_IN};
+use vfio::poller::{DeviceCell, PollGroup, PollMode};
+use vfio::vhost_user::mock_frontend::MockFrontend;
+use vfio::vhost_user::BlkServer;
+use vfio::virtq::mock::Buf;
+
+const BS: u32 = 4096;
+
+fn tsc() -> u64 {
+    // SAFETY: rdtsc has no preconditions on x86_64.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+fn tsc_hz() -> f64 {
+    let (t0, c0) = (Instant::now(), tsc());
+    std::thread::sleep(Duration::from_millis(200));
+    (tsc() - c0) as f64 / t0.elapsed().as_secs_f64()
+}
+
+fn pin(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity(0) affects the caller.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+fn rusage(who: i32) -> f64 {
+    // SAFETY: getrusage fills the struct.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(who, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn proc_cpu(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = s.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime) are at 11 and 12 after the comm.
+    let ticks: f64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf is always safe to call.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+struct Result {
+    target: &'static str,
+    qd: usize,
+    queues: u16,
+    ops: u64,
+    wall: f64,
+    backend_cpu: f64,
+    kicks: u64,
+    errors: u64,
+    hist: Histogram<u64>,
+}
+
+/// How the back end's CPU time is read.
+enum Cpu {
+    /// This process minus the driver thread.
+    InProcess,
+    /// Another process.
+    Pid(u32),
+}
+
+fn drive(
+    sock: &Path,
+    qd: usize,
+    queues: u16,
+    secs: f64,
+    hz: f64,
+    cpu: &Cpu,
+    target: &'static str,
+) -> std::result::Result<Result, String> {
+    let qsize = ((qd * 3).next_power_of_two() as u16).clamp(128, 1024);
+    let mem_size = 64 << 20;
+    let mut fe = MockFrontend::connect(sock, mem_size, queues, qsize)?;
+    let cap = fe.capacity_sectors;
+    let mut start = vec![vec![0u64; qsize as usize]; queues as usize];
+    let mut status = vec![vec![0u64; qsize as usize]; queues as usize];
+    for q in 0..queues as usize {
+        for i in 0..qd {
+            let buf = fe.data_base + ((q * qd + i) as u64) * BS as u64;
+            if buf + BS as u64 > mem_size {
+                return Err("guest memory too small".into());
+            }
+            let sector = (i as u64 * 8 + q as u64 * 4096) % (cap - 8);
+            let r = fe.drivers[q].request(VIRTIO_BLK_T_IN, sector, &[Buf::w(buf, BS)], false);
+            start[q][r.head as usize] = tsc();
+            status[q][r.head as usize] = r.status_addr;
+        }
+        fe.drivers[q].q.suppress_interrupts();
+        fe.kick(q);
+    }
+    let mut hist =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).map_err(|e| e.to_string())?;
+    let ns_per_tick = 1e9 / hz;
+    let warm = (0.5 * hz) as u64;
+    let run = (secs * hz) as u64;
+    let t0 = tsc();
+    let mut measuring = false;
+    let (mut ops, mut kicks, mut errors) = (0u64, 0u64, 0u64);
+    let (mut m_t0, mut m_cpu0) = (0u64, 0f64);
+    let backend_cpu = |c: &Cpu| match c {
+        Cpu::InProcess => rusage(libc::RUSAGE_SELF) - rusage(libc::RUSAGE_THREAD),
+        Cpu::Pid(p) => proc_cpu(*p),
+    };
+    let mut last_progress = tsc();
+    let mut iter = 0u64;
+    loop {
+        let mut any = false;
+        for q in 0..queues as usize {
+            let d = &mut fe.drivers[q];
+            let mut pushed = false;
+            while let Some((id, _len)) = d.q.pop_used() {
+                let now = tsc();
+                let id = id as usize;
+                if measuring {
+                    let _ = hist.record(((now - start[q][id]) as f64 * ns_per_tick) as u64);
+                    ops += 1;
+                }
+                let mut st = [0u8];
+                let _ = fe.mem.read(status[q][id], &mut st);
+                if st[0] != 0 {
+                    errors += 1;
+                }
+                let _ = fe.mem.write(status[q][id], &[0xff]);
+                start[q][id] = tsc();
+                d.q.push_avail(id as u16);
+                pushed = true;
+            }
+            if pushed {
+                any = true;
+                let kick = d.q.publish_needs_kick();
+                d.q.suppress_interrupts();
+                if kick {
+                    fe.kick(q);
+                    kicks += 1;
+                }
+            }
+        }
+        iter += 1;
+        if any {
+            last_progress = tsc();
+        }
+        if iter & 0x3ff == 0 {
+            let now = tsc();
+            if now - last_progress > (5.0 * hz) as u64 {
+                return Err(format!("{target}: no completion for 5 s"));
+            }
+            if !measuring && now - t0 > warm {
+                measuring = true;
+                m_t0 = now;
+                m_cpu0 = backend_cpu(cpu);
+            }
+            if measuring && now - m_t0 > run {
+                let wall = (now - m_t0) as f64 / hz;
+                let bcpu = backend_cpu(cpu) - m_cpu0;
+                return Ok(Result {
+                    target,
+                    qd,
+                    queues,
+                    ops,
+                    wall,
+                    backend_cpu: bcpu,
+                    kicks,
+                    errors,
+                    hist,
+                });
+            }
+        }
+    }
+}
+
+struct Reaper(Child);
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_socket(p: &Path) {
+    let t = Instant::now();
+    while !p.exists() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const LUN_BYTES: u64 = 1 << 30;
+
+/// tgtd in a namespace behind a veth, for the user-TCP rows; removed on drop.
+struct Veth {
+    ns: String,
+    host_if: String,
+    subnet: String,
+    tgtd: Option<tgt::Tgtd>,
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        self.tgtd = None;
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+    }
+}
+
+fn sh(cmd: &str) -> std::result::Result<(), String> {
+    let o = Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd}: {}", String::from_utf8_lossy(&o.stderr)))
+    }
+}
+
+fn veth_tgtd() -> std::result::Result<Veth, String> {
+    let id = std::process::id() % 1_000_000;
+    let mut v = Veth {
+        ns: format!("vswbi{id}"),
+        host_if: format!("vbi{id}h"),
+        subnet: format!("10.80.{}", id % 250 + 1),
+        tgtd: None,
+    };
+    let (ns, h, n, sub) = (&v.ns, &v.host_if, format!("vbi{id}n"), &v.subnet);
+    sh(&format!("ip netns add {ns} && ip link add {h} type veth peer name {n} && ip link set {n} netns {ns} && ip -n {ns} addr add {sub}.2/24 dev {n} && ip -n {ns} link set {n} up && ip -n {ns} link set lo up && ip link set {h} up && ip netns exec {ns} ethtool -K {n} tx off >/dev/null && ip addr add {sub}.3/24 dev {h}"))?;
+    v.tgtd = Some(tgt::Tgtd::start_in_netns(
+        "blk-iscsi-bench-veth",
+        LUN_BYTES,
+        ns,
+        &format!("{sub}.2"),
+    ));
+    sh(&format!("ip addr flush dev {h}"))?;
+    Ok(v)
+}
+
+fn ours(
+    dir: &Path,
+    t: &tgt::Tgtd,
+    qd: usize,
+    secs: f64,
+    hz: f64,
+    name: &'static str,
+) -> std::result::Result<Result, String> {
+    ours_on(dir, t, qd, secs, hz, name, None)
+}
+
+fn ours_on(
+    dir: &Path,
+    t: &tgt::Tgtd,
+    qd: usize,
+    secs: f64,
+    hz: f64,
+    name: &'static str,
+    user_tcp: Option<&Veth>,
+) -> std::result::Result<Result, String> {
+    static RUN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let sock = dir.join(format!("{name}-{qd}.sock"));
+    let mode = if name != "vs-adapt" {
+        PollMode::Busy
+    } else {
+        PollMode::Adaptive {
+            spin_rounds: 2_000,
+            sleep: Duration::from_micros(20),
+        }
+    };
+    let spec = IscsiSpec::parse(&format!("iscsi://{}/{}/1", t.portal(), t.iqn))?;
+    let backend = Box::new(match user_tcp {
+        None => IscsiBackend::connect(&spec, 1024)?,
+        Some(v) => {
+            let run = RUN.fetch_add(1, Ordering::Relaxed);
+            let cfg = usertcp::UserTcpConfig::parse(&format!(
+                "{}.1/24@net_af_packet{run},iface={}",
+                v.subnet, v.host_if
+            ))?;
+            IscsiBackend::connect_with(&spec, 1024, Box::new(usertcp::UserTcp::open(&cfg)?))?
+        }
+    });
+    let cfg = BlkConfig::new(&backend.info(), 512, 1, "bench")?;
+    let dev = DeviceCell::new(BlkDevice::new("bench", backend, cfg));
+    let group = PollGroup::new();
+    group.add(Arc::clone(&dev));
+    pin(1);
+    let poller = group.spawn(mode).map_err(|e| e.to_string())?;
+    let server = BlkServer::bind(&sock, dev).map_err(|e| e.to_string())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = Arc::clone(&stop);
+    let srv = std::thread::spawn(move || server.run(&s2));
+    pin(0);
+    wait_socket(&sock);
+    let r = drive(&sock, qd, 1, secs, hz, &Cpu::InProcess, name);
+    stop.store(true, Ordering::Release);
+    group.stop();
+    let _ = poller.join();
+    let _ = srv.join();
+    r
+}
+
+fn qsd(
+    dir: &Path,
+    t: &tgt::Tgtd,
+    qd: usize,
+    secs: f64,
+    hz: f64,
+) -> std::result::Result<Result, String> {
+    let sock = dir.join(format!("qsd-{qd}.sock"));
+    let mut cmd = Command::new("qemu-storage-daemon");
+    cmd.arg("--blockdev")
+        .arg(format!(
+            "driver=iscsi,node-name=n0,transport=tcp,portal={},target={},lun=1,initiator-name=iqn.2026-01.dev.vswitch:qsd,cache.direct=on",
+            t.portal(),
+            t.iqn
+        ))
+        .args(["--object", "iothread,id=io0", "--export"])
+        .arg(format!(
+            "type=vhost-user-blk,id=e0,node-name=n0,addr.type=unix,addr.path={},writable=on,num-queues=1,iothread=io0",
+            sock.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    // SAFETY: only async-signal-safe calls (sched_setaffinity) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(1, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            Ok(())
+        });
+    }
+    let child = Reaper(cmd.spawn().map_err(|e| {
+        format!("qemu-storage-daemon (Debian packages qemu-system-common, qemu-block-extra): {e}")
+    })?);
+    pin(0);
+    wait_socket(&sock);
+    drive(&sock, qd, 1, secs, hz, &Cpu::Pid(child.0.id()), "qsd")
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let repeat: usize = arg(&args, "--repeat", 3usize).max(1);
+    let secs: f64 = arg(&args, "--secs", 3.0);
+    let hz = tsc_hz();
+    let dir = std::env::temp_dir().join(format!("blk-iscsi-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let t = tgt::Tgtd::start("blk-iscsi-bench", LUN_BYTES);
+    let veth = usertcp::init_eal().and_then(|()| veth_tgtd());
+    if let Err(e) = &veth {
+        println!("(no user-TCP rows: {e})");
+    }
+    println!(
+        "vhost-user-blk on iSCSI (tgtd {} file LUN), 4 KiB reads, guest driver CPU 0, back end CPU 1",
+        t.portal()
+    );
+    println!(
+        "TSC {:.2} GHz, {secs} s per run after 0.5 s warm-up, best of {repeat}",
+        hz / 1e9
+    );
+    println!(
+        "{:<8} {:>4} {:>11} {:>13} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7}",
+        "target",
+        "qd",
+        "IOPS",
+        "IOPS/core",
+        "cyc/req",
+        "p50 us",
+        "p99 us",
+        "p99.9us",
+        "max us",
+        "errors"
+    );
+    let mut rows: Vec<Result> = Vec::new();
+    for qd in [1usize, 32] {
+        for which in ["vswitch", "vs-adapt", "vs-utcp", "qsd"] {
+            let mut best: Option<std::result::Result<Result, String>> = None;
+            for _ in 0..repeat {
+                let r = match which {
+                    "vswitch" => ours(&dir, &t, qd, secs, hz, "vswitch"),
+                    "vs-adapt" => ours(&dir, &t, qd, secs, hz, "vs-adapt"),
+                    "vs-utcp" => match &veth {
+                        Ok(v) => ours_on(
+                            &dir,
+                            v.tgtd.as_ref().expect("started"),
+                            qd,
+                            secs,
+                            hz,
+                            "vs-utcp",
+                            Some(v),
+                        ),
+                        Err(e) => Err(e.clone()),
+                    },
+                    _ => qsd(&dir, &t, qd, secs, hz),
+                };
+                let better = match (&best, &r) {
+                    (None, _) | (Some(Err(_)), Ok(_)) => true,
+                    (Some(Ok(b)), Ok(n)) => n.ops as f64 / n.wall > b.ops as f64 / b.wall,
+                    _ => false,
+                };
+                if better {
+                    best = Some(r);
+                }
+            }
+            match best.expect("at least one run") {
+                Ok(r) => {
+                    let us = |p: f64| r.hist.value_at_quantile(p) as f64 / 1000.0;
+                    println!(
+                        "{:<8} {:>4} {:>11.0} {:>13.0} {:>9.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7}",
+                        r.target,
+                        r.qd,
+                        r.ops as f64 / r.wall,
+                        r.ops as f64 / r.backend_cpu.max(1e-9),
+                        r.backend_cpu * hz / r.ops.max(1) as f64,
+                        us(0.5),
+                        us(0.99),
+                        us(0.999),
+                        r.hist.max() as f64 / 1000.0,
+                        r.errors
+                    );
+                    rows.push(r);
+                }
+                Err(e) => println!("{which:<8} {qd:>4} failed: {e}"),
+            }
+        }
+    }
+    println!();
+    for qd in [1usize, 32] {
+        let get = |w: &str| rows.iter().find(|r| r.target == w && r.qd == qd);
+        for ours in ["vswitch", "vs-adapt", "vs-utcp"] {
+            if let (Some(a), Some(b)) = (get(ours), get("qsd")) {
+                let pc = |r: &Result| r.ops as f64 / r.backend_cpu.max(1e-9);
+                println!(
+                    "qd {qd:>2}: {ours}/qsd IOPS {:.2}x, IOPS per back-end core {:.2}x, p99 {:.2}x",
+                    (a.ops as f64 / a.wall) / (b.ops as f64 / b.wall),
+                    pc(a) / pc(b),
+                    a.hist.value_at_quantile(0.99) as f64
+                        / b.hist.value_at_quantile(0.99).max(1) as f64
+                );
+            }
+        }
+    }
+    for r in &rows {
+        println!(
+            "{{\"bench\":\"blk_iscsi\",\"target\":\"{}\",\"qd\":{},\"iops\":{:.0},\"iops_per_core\":{:.0},\"cycles_per_req\":{:.0},\"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"errors\":{},\"queues\":{},\"kicks\":{}}}",
+            r.target,
+            r.qd,
+            r.ops as f64 / r.wall,
+            r.ops as f64 / r.backend_cpu.max(1e-9),
+            r.backend_cpu * hz / r.ops.max(1) as f64,
+            r.hist.value_at_quantile(0.5),
+            r.hist.value_at_quantile(0.99),
+            r.hist.value_at_quantile(0.999),
+            r.errors,
+            r.queues,
+            r.kicks
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

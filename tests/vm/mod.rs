@@ -1,0 +1,362 @@
+//! Guest harness shared by the real-VM block tests: a busybox initramfs built at
+//! run time (the host's Debian kernel and virtio modules), a guest init script
+//! that dd's a random pattern to /dev/vda and reads it back, and QEMU (TCG)
+//! booted against a vhost-user-blk socket. Copied from `blk_qemu.rs` so that
+//! other test files can use it without running that file's tests.
+//!
+//! Needs qemu-system-x86, linux-image-amd64 and busybox-static; fails naming
+//! them when missing.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const PATTERN_LEN: usize = 1 << 20;
+/// The guest writes the pattern at this byte offset of the disk.
+pub const PATTERN_OFFSET: u64 = 4 << 20;
+pub const DISK_LEN: u64 = 64 << 20;
+/// Where the reconnect test's second pattern goes.
+pub const PATTERN2_OFFSET: u64 = 8 << 20;
+pub const MODULES: [&str; 6] = [
+    "virtio_ring",
+    "virtio",
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "virtio_blk",
+];
+
+/// Kills a child process when the test ends, however it ends.
+pub struct Reaper(pub Option<Child>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Removes the temp dir when the test ends.
+pub struct TempDir(pub PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn need(path: &str, package: &str) -> PathBuf {
+    let p = PathBuf::from(path);
+    assert!(
+        p.exists(),
+        "{path} is missing: install the Debian package `{package}` (apt-get install {package})"
+    );
+    p
+}
+
+pub fn kernel() -> (PathBuf, PathBuf) {
+    let mut ks: Vec<PathBuf> = std::fs::read_dir("/boot")
+        .expect("/boot: install the Debian package `linux-image-amd64`")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
+        .collect();
+    ks.sort();
+    let k = ks
+        .pop()
+        .expect("no /boot/vmlinuz-*: install the Debian package `linux-image-amd64`");
+    let ver = k
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches("vmlinuz-")
+        .to_string();
+    let modules = PathBuf::from(format!("/lib/modules/{ver}"));
+    assert!(
+        modules.exists(),
+        "{} missing: install the Debian package `linux-image-amd64`",
+        modules.display()
+    );
+    (k, modules)
+}
+
+pub fn find_module(dir: &Path, name: &str) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if let Some(f) = find_module(&p, name) {
+                return Some(f);
+            }
+        } else if p
+            .file_name()
+            .is_some_and(|n| n == format!("{name}.ko").as_str())
+        {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// A newc cpio archive writer (the initramfs format).
+pub struct Cpio {
+    out: Vec<u8>,
+    ino: u32,
+}
+
+impl Cpio {
+    fn entry(&mut self, name: &str, mode: u32, data: &[u8], rdev: (u32, u32)) {
+        self.ino += 1;
+        let hdr = format!(
+            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            self.ino,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            data.len(),
+            0,
+            0,
+            rdev.0,
+            rdev.1,
+            name.len() + 1,
+            0
+        );
+        self.out.extend_from_slice(hdr.as_bytes());
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.push(0);
+        while !self.out.len().is_multiple_of(4) {
+            self.out.push(0);
+        }
+        self.out.extend_from_slice(data);
+        while !self.out.len().is_multiple_of(4) {
+            self.out.push(0);
+        }
+    }
+}
+
+pub fn init_script(reconnect: bool) -> String {
+    let phase2 = if reconnect {
+        format!(
+            r#"echo GUEST-PHASE1-DONE
+sleep 6
+dd if=/pattern2 of=/dev/vda bs=4096 seek={seek2} conv=fsync 2>/dev/null || echo GUEST-WRITE2-FAIL
+echo 3 > /proc/sys/vm/drop_caches
+dd if=/dev/vda of=/readback2 bs=4096 skip={seek2} count={count} 2>/dev/null || echo GUEST-READ2-FAIL
+if cmp /pattern2 /readback2; then echo GUEST-PATTERN2-OK; else echo GUEST-PATTERN2-MISMATCH; fi
+"#,
+            seek2 = PATTERN2_OFFSET / 4096,
+            count = PATTERN_LEN / 4096
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /tmp
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in {mods}; do insmod /mod/$m.ko || echo "GUEST-INSMOD-FAIL $m"; done
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done
+if [ ! -b /dev/vda ]; then echo GUEST-NO-BLOCK-DEVICE; poweroff -f; fi
+echo "GUEST-SIZE $(cat /sys/block/vda/size)"
+echo "GUEST-SERIAL $(cat /sys/block/vda/serial)"
+echo "GUEST-QUEUES $(ls /sys/block/vda/mq | wc -l)"
+echo "GUEST-FEATURES $(cat /sys/block/vda/device/features)"
+echo "GUEST-LBS $(cat /sys/block/vda/queue/logical_block_size)"
+dd if=/pattern of=/dev/vda bs=4096 seek={seek} conv=fsync 2>/dev/null || echo GUEST-WRITE-FAIL
+sync
+echo 3 > /proc/sys/vm/drop_caches
+dd if=/dev/vda of=/readback bs=4096 skip={seek} count={count} 2>/dev/null || echo GUEST-READ-FAIL
+if cmp /pattern /readback; then echo GUEST-PATTERN-OK; else echo GUEST-PATTERN-MISMATCH; fi
+{phase2}poweroff -f
+"#,
+        mods = MODULES.join(" "),
+        seek = PATTERN_OFFSET / 4096,
+        count = PATTERN_LEN / 4096
+    )
+}
+
+pub fn random_pattern() -> Vec<u8> {
+    let mut s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    (0..PATTERN_LEN / 8)
+        .flat_map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s.to_le_bytes()
+        })
+        .collect()
+}
+
+pub fn build_initramfs(dir: &Path, pattern: &[u8], pattern2: Option<&[u8]>) -> PathBuf {
+    let busybox = need("/bin/busybox", "busybox-static");
+    let (_, modules) = kernel();
+    let mut c = Cpio {
+        out: Vec::new(),
+        ino: 0,
+    };
+    for d in ["bin", "dev", "mod", "proc", "sys"] {
+        c.entry(d, 0o040755, &[], (0, 0));
+    }
+    c.entry("dev/console", 0o020600, &[], (5, 1));
+    let bb = std::fs::read(busybox).unwrap();
+    assert!(
+        !bb.windows(14).any(|w| w == b"/lib64/ld-linu"),
+        "/bin/busybox is dynamically linked: install the Debian package `busybox-static`"
+    );
+    c.entry("bin/busybox", 0o100755, &bb, (0, 0));
+    c.entry(
+        "init",
+        0o100755,
+        init_script(pattern2.is_some()).as_bytes(),
+        (0, 0),
+    );
+    c.entry("pattern", 0o100644, pattern, (0, 0));
+    if let Some(p2) = pattern2 {
+        c.entry("pattern2", 0o100644, p2, (0, 0));
+    }
+    for m in MODULES {
+        let f = find_module(&modules, m).unwrap_or_else(|| {
+            panic!(
+                "module {m}.ko not found under {}: install `linux-image-amd64`",
+                modules.display()
+            )
+        });
+        c.entry(
+            &format!("mod/{m}.ko"),
+            0o100644,
+            &std::fs::read(f).unwrap(),
+            (0, 0),
+        );
+    }
+    c.entry("TRAILER!!!", 0, &[], (0, 0));
+    let p = dir.join("initramfs.cpio");
+    std::fs::write(&p, c.out).unwrap();
+    p
+}
+
+pub fn wait_for_socket(sock: &Path, server: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sock.exists() {
+        if let Ok(Some(st)) = server.try_wait() {
+            panic!("vhost-user server exited early: {st}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not create {}",
+            sock.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Boots the guest against the vhost-user socket; returns its console output.
+pub fn boot_guest(
+    dir: &Path,
+    sock: &Path,
+    initrd: &Path,
+    reconnect: bool,
+    dev_opts: &str,
+    mut watch: impl FnMut(&str),
+) -> String {
+    let qemu = need("/usr/bin/qemu-system-x86_64", "qemu-system-x86");
+    let (kernel, _) = kernel();
+    let mut child = Command::new(qemu)
+        .args(["-machine", "pc,accel=tcg", "-m", "512M", "-smp", "2"])
+        .args([
+            "-object",
+            "memory-backend-memfd,id=mem,size=512M,share=on",
+            "-numa",
+            "node,memdev=mem",
+        ])
+        .arg("-chardev")
+        .arg(format!(
+            "socket,id=vublk,path={}{}",
+            sock.display(),
+            if reconnect { ",reconnect=1" } else { "" }
+        ))
+        .arg("-device")
+        .arg(format!(
+            "vhost-user-blk-pci,chardev=vublk,num-queues=2{dev_opts}"
+        ))
+        .arg("-kernel")
+        .arg(&kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", "console=ttyS0 panic=-1 quiet loglevel=3"])
+        .args([
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+            "-no-reboot",
+        ])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start qemu-system-x86_64 (Debian package qemu-system-x86)");
+    let out = Arc::new(Mutex::new(String::new()));
+    let mut readers = Vec::new();
+    for mut pipe in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
+    ] {
+        let out = Arc::clone(&out);
+        readers.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                out.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }));
+    }
+    let mut guard = Reaper(Some(child));
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        if let Some(st) = guard.0.as_mut().unwrap().try_wait().unwrap() {
+            let _ = st;
+            break;
+        }
+        let so_far = out.lock().unwrap().clone();
+        watch(&so_far);
+        if Instant::now() > deadline {
+            drop(guard);
+            panic!(
+                "guest did not power off within 240 s; console:\n{}",
+                out.lock().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    guard.0 = None;
+    for r in readers {
+        let _ = r.join();
+    }
+    let s = out.lock().unwrap().clone();
+    s
+}

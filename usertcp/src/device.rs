@@ -1,0 +1,164 @@
+//! smoltcp's `phy::Device` on a DPDK port's queue 0.
+
+use dpdk::{Burst, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue, BURST_SIZE};
+use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+use std::sync::Arc;
+
+/// Ethernet frame size limit (1500-byte MTU + 14-byte header).
+const FRAME: usize = 1514;
+
+struct RxPart {
+    q: RxQueue,
+    burst: Burst,
+    next: usize,
+}
+
+struct TxPart {
+    q: TxQueue,
+    burst: Burst,
+    pool: Arc<Mempool>,
+    /// Frames smoltcp built while the pool was empty are built here and dropped.
+    scratch: Vec<u8>,
+    /// Frames dropped (no mbuf, or the port's queue full).
+    drops: u64,
+}
+
+/// A started DPDK port as a smoltcp device.
+pub struct PortDevice {
+    _port: Port,
+    rx: RxPart,
+    tx: TxPart,
+    mac: [u8; 6],
+}
+
+impl PortDevice {
+    /// Probes `devargs` (e.g. `net_af_packet0,iface=veth0`), configures one
+    /// rx and one tx queue with a pool of its own and starts it. The EAL
+    /// must be initialised.
+    pub fn open(devargs: &str) -> Result<PortDevice, String> {
+        let mut port = Port::probe(devargs).map_err(|e| format!("{devargs}: {e}"))?;
+        let name = format!("utcp{}", port.id());
+        let pool = Arc::new(
+            Mempool::pktmbuf(&name, 4095, 64, 2048 + 128, -1)
+                .map_err(|e| format!("{devargs}: mbuf pool: {e}"))?,
+        );
+        port.configure(
+            PortConfig {
+                rx_desc: 512,
+                tx_desc: 512,
+                ..PortConfig::default()
+            },
+            &pool,
+        )
+        .map_err(|e| format!("{devargs}: {e}"))?;
+        port.start().map_err(|e| format!("{devargs}: {e}"))?;
+        let mac = port.mac().map_err(|e| format!("{devargs}: {e}"))?;
+        let rxq = port.rx_queue(0).map_err(|e| format!("{devargs}: {e}"))?;
+        let txq = port.tx_queue(0).map_err(|e| format!("{devargs}: {e}"))?;
+        Ok(PortDevice {
+            _port: port,
+            rx: RxPart {
+                q: rxq,
+                burst: Burst::new(),
+                next: 0,
+            },
+            tx: TxPart {
+                q: txq,
+                burst: Burst::new(),
+                pool,
+                scratch: vec![0; FRAME],
+                drops: 0,
+            },
+            mac,
+        })
+    }
+
+    /// The port's MAC address.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// Sends the frames smoltcp queued; what the port does not take is
+    /// dropped (TCP retransmits).
+    pub fn flush(&mut self) {
+        if self.tx.burst.is_empty() {
+            return;
+        }
+        self.tx.q.tx_burst(&mut self.tx.burst);
+        self.tx.drops += self.tx.burst.len() as u64;
+        self.tx.burst.clear();
+    }
+
+    /// Frames dropped on transmit.
+    pub fn tx_drops(&self) -> u64 {
+        self.tx.drops
+    }
+}
+
+/// A received frame, read in place.
+pub struct Rx<'a>(&'a Mbuf);
+
+/// Room for one frame to send.
+pub struct Tx<'a>(&'a mut TxPart);
+
+impl phy::RxToken for Rx<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(self.0.data())
+    }
+}
+
+impl phy::TxToken for Tx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let t = self.0;
+        if t.burst.room() == 0 {
+            t.q.tx_burst(&mut t.burst);
+        }
+        let mbuf = if t.burst.room() > 0 {
+            t.pool.alloc()
+        } else {
+            None
+        };
+        if let Some(mut m) = mbuf {
+            if let Some(buf) = m.append(len) {
+                let r = f(buf);
+                let _ = t.burst.push(m);
+                return r;
+            }
+        }
+        t.drops += 1;
+        t.scratch.resize(len.max(t.scratch.len()), 0);
+        f(&mut t.scratch[..len])
+    }
+}
+
+impl phy::Device for PortDevice {
+    type RxToken<'a> = Rx<'a>;
+    type TxToken<'a> = Tx<'a>;
+
+    fn receive(&mut self, _ts: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let rx = &mut self.rx;
+        if rx.next >= rx.burst.len() {
+            rx.burst.clear();
+            rx.next = 0;
+            if rx.q.rx_burst(&mut rx.burst) == 0 {
+                return None;
+            }
+        }
+        let m = &rx.burst.as_slice()[rx.next];
+        rx.next += 1;
+        Some((Rx(m), Tx(&mut self.tx)))
+    }
+
+    fn transmit(&mut self, _ts: Instant) -> Option<Self::TxToken<'_>> {
+        Some(Tx(&mut self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = FRAME;
+        caps.max_burst_size = Some(BURST_SIZE);
+        caps
+    }
+}

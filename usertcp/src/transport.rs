@@ -1,0 +1,221 @@
+//! [`UserTcp`]: one smoltcp TCP connection on a [`PortDevice`], as a
+//! `blk_iscsi` transport.
+
+use crate::device::PortDevice;
+use blk_iscsi::link::Transport;
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
+use std::io;
+use std::net::SocketAddrV4;
+use std::time::Duration;
+
+/// Socket buffer sizes (each direction).
+const SOCKET_BUFFER: usize = 1 << 20;
+
+/// Where the stack lives: `ADDR/PREFIX@DEVARGS`, e.g.
+/// `10.77.0.1/24@net_af_packet0,iface=veth0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserTcpConfig {
+    /// Our IPv4 address.
+    pub addr: Ipv4Address,
+    /// Prefix length of the on-link network.
+    pub prefix: u8,
+    /// DPDK devargs of the port.
+    pub devargs: String,
+}
+
+impl UserTcpConfig {
+    /// Parses `ADDR/PREFIX@DEVARGS`.
+    pub fn parse(s: &str) -> Result<UserTcpConfig, String> {
+        let bad = |why: &str| format!("user TCP `{s}`: {why} (expected ADDR/PREFIX@DEVARGS)");
+        let (cidr, devargs) = s.split_once('@').ok_or_else(|| bad("no @"))?;
+        let (addr, prefix) = cidr.split_once('/').ok_or_else(|| bad("no /PREFIX"))?;
+        let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| bad("bad IPv4 address"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| (1..=32).contains(p))
+            .ok_or_else(|| bad("prefix must be 1..32"))?;
+        if devargs.is_empty() {
+            return Err(bad("empty devargs"));
+        }
+        Ok(UserTcpConfig {
+            addr,
+            prefix,
+            devargs: devargs.to_owned(),
+        })
+    }
+}
+
+/// One TCP connection over smoltcp on a DPDK port.
+pub struct UserTcp {
+    dev: PortDevice,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    handle: SocketHandle,
+    next_port: u16,
+    open: bool,
+    established: bool,
+}
+
+fn now() -> Instant {
+    Instant::now()
+}
+
+impl UserTcp {
+    /// Opens the port (the EAL must be initialised) and sets up the stack.
+    pub fn open(cfg: &UserTcpConfig) -> Result<UserTcp, String> {
+        let mut dev = PortDevice::open(&cfg.devargs)?;
+        // A MAC of our own (locally administered, unicast), distinct from the
+        // kernel interface's, so the host stack ignores our frames: on an
+        // af_packet port the kernel sees the same wire.
+        let mut mac = dev.mac();
+        mac[0] = (mac[0] | 0x02) & 0xfe;
+        mac[5] ^= 0x5a;
+        let mut c = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+        c.random_seed = std::process::id() as u64 ^ 0x5eed;
+        let mut iface = Interface::new(c, &mut dev, now());
+        iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(IpAddress::Ipv4(cfg.addr), cfg.prefix));
+        });
+        let mut sockets = SocketSet::new(vec![SocketStorage::EMPTY]);
+        let sock = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
+            tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
+        );
+        let handle = sockets.add(sock);
+        Ok(UserTcp {
+            dev,
+            iface,
+            sockets,
+            handle,
+            next_port: 49152 + (std::process::id() % 8192) as u16,
+            open: false,
+            established: false,
+        })
+    }
+
+    fn sock(&mut self) -> &mut tcp::Socket<'static> {
+        self.sockets.get_mut::<tcp::Socket>(self.handle)
+    }
+}
+
+impl Transport for UserTcp {
+    fn connect(&mut self, portal: &str, _timeout: Duration) -> io::Result<()> {
+        let to: SocketAddrV4 = portal.parse().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("user TCP needs an IPv4 portal ADDR:PORT, not {portal}"),
+            )
+        })?;
+        self.close();
+        self.next_port = if self.next_port >= 65000 {
+            49152
+        } else {
+            self.next_port + 1
+        };
+        let local = self.next_port;
+        let h = self.handle;
+        let s = self.sockets.get_mut::<tcp::Socket>(h);
+        s.set_nagle_enabled(false);
+        // Delayed ACKs (smoltcp default 10 ms) hold back the target's next
+        // segments when its window or Nagle waits for them.
+        s.set_ack_delay(None);
+        s.set_timeout(Some(smoltcp::time::Duration::from_secs(10)));
+        s.connect(
+            self.iface.context(),
+            (IpAddress::Ipv4(*to.ip()), to.port()),
+            local,
+        )
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        self.open = true;
+        self.established = false;
+        self.poll();
+        Ok(())
+    }
+
+    fn is_open(&self) -> bool {
+        self.open
+    }
+
+    fn send(&mut self, data: &[u8]) -> io::Result<usize> {
+        let s = self.sock();
+        match s.state() {
+            State::SynSent | State::SynReceived => Err(io::ErrorKind::WouldBlock.into()),
+            State::Established | State::CloseWait => match s.send_slice(data) {
+                Ok(0) => Err(io::ErrorKind::WouldBlock.into()),
+                Ok(n) => Ok(n),
+                Err(e) => Err(io::Error::new(io::ErrorKind::BrokenPipe, e.to_string())),
+            },
+            st => Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                format!("TCP state {st}"),
+            )),
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let established = self.established;
+        let s = self.sock();
+        let st = s.state();
+        if st == State::Established {
+            self.established = true;
+        }
+        let s = self.sock();
+        if s.can_recv() {
+            return s
+                .recv_slice(buf)
+                .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e.to_string()));
+        }
+        match st {
+            State::SynSent | State::SynReceived | State::Established => {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            State::Closed if !established => Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "connection not established",
+            )),
+            // The peer closed (FIN or RST) and everything was read.
+            _ => Ok(0),
+        }
+    }
+
+    fn close(&mut self) {
+        if self.open {
+            self.sock().abort();
+            self.poll();
+        }
+        self.open = false;
+        self.established = false;
+    }
+
+    fn poll(&mut self) {
+        let _ = self.iface.poll(now(), &mut self.dev, &mut self.sockets);
+        self.dev.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse() {
+        let c = UserTcpConfig::parse("10.77.0.1/24@net_af_packet0,iface=veth0").unwrap();
+        assert_eq!(c.addr, Ipv4Address::new(10, 77, 0, 1));
+        assert_eq!(c.prefix, 24);
+        assert_eq!(c.devargs, "net_af_packet0,iface=veth0");
+        for bad in [
+            "",
+            "10.0.0.1/24",
+            "10.0.0.1@x",
+            "10.0.0.1/33@x",
+            "x/24@y",
+            "10.0.0.1/24@",
+        ] {
+            assert!(UserTcpConfig::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
