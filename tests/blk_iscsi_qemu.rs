@@ -271,6 +271,12 @@ fn guest_round_trip(dir: &Path, sock: &Path, log: &Path, server: Child, target: 
     );
 }
 
+/// DPDK's af_packet PMD derives its PACKET_FANOUT group id from the pid and
+/// the interface index, so two processes of parallel tests can pick the same
+/// id and the second probe fails with EINVAL: run the af_packet tests one at
+/// a time.
+static AF_PACKET: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn serve_user_tcp(sock: &Path, log: &Path, target: &tgt::Tgtd, user_tcp: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_vswitch"))
         .args(["blk", "serve", "--queues", "2", "--stats-interval", "0"])
@@ -288,6 +294,7 @@ fn serve_user_tcp(sock: &Path, log: &Path, target: &tgt::Tgtd, user_tcp: &str) -
 
 #[test]
 fn qemu_guest_on_iscsi_over_user_tcp_on_a_dpdk_port() {
+    let _serial = AF_PACKET.lock().unwrap_or_else(|e| e.into_inner());
     // The iSCSI session's TCP is smoltcp on the stack's own DPDK
     // net_af_packet port, bound to the host end of the veth.
     let (dir, _cleanup) = setup("utcp");
@@ -310,6 +317,7 @@ fn qemu_guest_on_iscsi_over_user_tcp_on_a_dpdk_port() {
 
 #[test]
 fn qemu_guest_on_iscsi_through_the_switch() {
+    let _serial = AF_PACKET.lock().unwrap_or_else(|e| e.into_inner());
     // Issue 7's path: guest virtio-blk → vswitch blk serve (iSCSI, smoltcp on
     // a net_memif client port) → memif → `vswitch run` (flow table, NORMAL
     // learning rule) → net_af_packet port on the veth → tgtd in a namespace.
