@@ -20,6 +20,7 @@
 pub mod accel;
 pub mod backend;
 pub mod blk;
+pub mod cache;
 pub mod guest_memory;
 pub mod inflight;
 pub mod iovec;
