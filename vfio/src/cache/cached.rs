@@ -1046,13 +1046,33 @@ impl Backend for CachedBackend {
 
 impl Drop for CachedBackend {
     fn drop(&mut self) {
-        // Backend requests may point into the pool: let them finish before
-        // the pool is unmapped.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let mut sink = Vec::with_capacity(self.inner_max);
-        while self.inner.inflight() > 0 && std::time::Instant::now() < deadline {
+        // A clean stop writes every dirty slot back and flushes the backend
+        // (nothing acknowledged is dropped on the floor); backend requests
+        // may point into the pool, so they all finish before it is unmapped.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut sink = Vec::with_capacity(self.max_inflight);
+        self.dirty_high = 0;
+        let wb = self.mode == WriteMode::WriteBack;
+        let mut flushed = !wb || !self.info.flush;
+        while std::time::Instant::now() < deadline {
             sink.clear();
-            self.inner.poll(&mut sink);
+            self.poll(&mut sink);
+            if self.inner.inflight() == 0 && (self.dirty == 0 || !wb) {
+                if flushed {
+                    break;
+                }
+                if self.pending.len() < MAX_PENDING_FLUSHES {
+                    self.pending.push_back(PendingFlush {
+                        id: u64::MAX,
+                        epoch: self.epoch,
+                        sent: false,
+                    });
+                    self.epoch += 1;
+                    self.guest_inflight += 1;
+                    flushed = true;
+                    continue;
+                }
+            }
             std::thread::yield_now();
         }
     }

@@ -571,6 +571,13 @@ fn write_back_over_the_file_backend() {
     assert_eq!(io(&mut c, IoOp::Flush, 0, &mut []), IoStatus::Ok);
     let s = c.counters().snapshot();
     assert!(s.writebacks > 0 && s.evictions > 0 && s.hits > 0, "{s:?}");
+    // Acknowledged, not flushed: a clean stop (drop) still writes them back.
+    for b in 0..8u64 {
+        let mut buf = vec![b as u8 ^ 0x5A; BLOCK as usize];
+        model[(b * BLOCK) as usize..((b + 1) * BLOCK) as usize].copy_from_slice(&buf);
+        assert_eq!(io(&mut c, IoOp::Write, b * BLOCK, &mut buf), IoStatus::Ok);
+    }
+    assert!(c.dirty() > 0);
     drop(c);
     assert!(std::fs::read(&path).unwrap() == model, "file after flush");
     let _ = std::fs::remove_dir_all(&dir);
