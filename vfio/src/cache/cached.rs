@@ -1019,13 +1019,16 @@ impl Backend for CachedBackend {
     }
 
     fn poll(&mut self, out: &mut Vec<IoCompletion>) -> usize {
-        let mut inner_done = std::mem::take(&mut self.inner_done);
-        inner_done.clear();
-        self.inner.poll(&mut inner_done);
-        for &c in &inner_done {
-            self.backend_done(c);
+        // Nothing at the backend (all hits): do not even look at it.
+        if self.inner.inflight() > 0 {
+            let mut inner_done = std::mem::take(&mut self.inner_done);
+            inner_done.clear();
+            self.inner.poll(&mut inner_done);
+            for &c in &inner_done {
+                self.backend_done(c);
+            }
+            self.inner_done = inner_done;
         }
-        self.inner_done = inner_done;
         if self.mode == WriteMode::WriteBack {
             self.flusher();
         }
