@@ -265,7 +265,7 @@ fn main() {
         p50_us: h.value_at_quantile(0.5) as f64 / 1e3,
         p99_us: h.value_at_quantile(0.99) as f64 / 1e3,
     });
-    for pct in [1u64, 5, 10, 25, 50] {
+    for pct in [1u64, 10, 25, 37, 50] {
         let mib = (a.disk_mib * pct / 100).max(1);
         let mut c =
             CachedBackend::new(open(), CacheConfig::new(mib << 20, WriteMode::WriteThrough))

@@ -165,7 +165,7 @@ pub struct CachedBackend {
     mode: WriteMode,
     // Geometry.
     ways: usize,
-    set_bits: u32,
+    sets: u64,
     slots_n: usize,
     nblocks: u64,
     slot_gpa_base: u64,
@@ -228,12 +228,12 @@ impl CachedBackend {
                 cfg.size, ways
             ));
         }
-        // Power-of-two set count, rounded down.
-        let sets = 1usize << (usize::BITS - 1 - (slots_wanted / ways).leading_zeros());
+        // Any set count: `set_of` maps a hash onto it by multiply-shift.
+        let sets = slots_wanted / ways;
         let slots_n = sets * ways;
         let hdr = Header {
             ways: ways as u32,
-            sets: sets as u32,
+            sets: u32::try_from(sets).map_err(|_| "cache too large".to_string())?,
             block_size: BLOCK as u32,
             slot_gpa_base: cfg.slot_gpa_base,
         };
@@ -268,7 +268,7 @@ impl CachedBackend {
             info,
             mode: cfg.mode,
             ways,
-            set_bits: sets.trailing_zeros(),
+            sets: sets as u64,
             slots_n,
             nblocks: info.capacity / BLOCK,
             slot_gpa_base: cfg.slot_gpa_base,
@@ -342,11 +342,9 @@ impl CachedBackend {
 
     #[inline]
     fn set_of(&self, block: u64) -> usize {
-        if self.set_bits == 0 {
-            0
-        } else {
-            (block.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - self.set_bits)) as usize
-        }
+        // Fibonacci hash, then Lemire's multiply-shift onto [0, sets).
+        let h = block.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ((h as u128 * self.sets as u128) >> 64) as usize
     }
 
     #[inline]
