@@ -582,3 +582,32 @@ fn write_back_over_the_file_backend() {
     assert!(std::fs::read(&path).unwrap() == model, "file after flush");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn flusher_keeps_dirty_under_the_high_water_mark() {
+    let inner = Box::new(crate::backend::mem::MemBackend::new(256 * BLOCK, 32).unwrap());
+    let mut cfg = CacheConfig::new(64 * BLOCK, WriteMode::WriteBack);
+    cfg.hugepages = false;
+    cfg.dirty_high_pct = 25;
+    let mut c = CachedBackend::new(inner, cfg).unwrap();
+    let high = c.slots() / 4;
+    let mut buf = vec![0xA5u8; BLOCK as usize];
+    for b in 0..48u64 {
+        assert_eq!(io(&mut c, IoOp::Write, b * BLOCK, &mut buf), IoStatus::Ok);
+        // One write completes per `io`, each followed by polls: the flusher
+        // never lets dirty run more than a write past the mark.
+        assert!(
+            c.dirty() <= high + 1,
+            "dirty {} > high-water {high}",
+            c.dirty()
+        );
+    }
+    let mut out = Vec::with_capacity(4);
+    for _ in 0..100 {
+        c.poll(&mut out);
+    }
+    let s = c.counters().snapshot();
+    assert!(c.dirty() <= high, "dirty {} after idle polls", c.dirty());
+    assert!(s.writebacks as usize >= 48 - high, "{s:?}");
+    assert_eq!(s.dirty as usize, c.dirty());
+}
