@@ -57,6 +57,7 @@ impl Laggy {
             IoOp::Flush => {}
             IoOp::Discard | IoOp::WriteZeroes { .. } => self.data[a..b].fill(0),
         }
+        // Carried out now, reported at a random later poll.
         self.done.push(IoCompletion {
             id,
             status: IoStatus::Ok,
@@ -91,8 +92,16 @@ impl Backend for Laggy {
             let k = self.rng.below(self.queued.len() as u64) as usize;
             self.run_one(k);
         }
-        let m = (out.capacity() - out.len()).min(self.done.len());
-        out.extend(self.done.drain(..m));
+        let mut m = 0;
+        let mut k = 0;
+        while k < self.done.len() && out.len() < out.capacity() {
+            if self.rng.below(3) == 0 {
+                out.push(self.done.swap_remove(k));
+                m += 1;
+            } else {
+                k += 1;
+            }
+        }
         m
     }
     fn inflight(&self) -> usize {
