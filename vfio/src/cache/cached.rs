@@ -338,6 +338,29 @@ impl CachedBackend {
         self.dirty
     }
 
+    /// Moves the window of slot guest-physical addresses to `base` (memory
+    /// hot-plug changed the guest's physical layout): the first→second
+    /// table is rebuilt and every entry and the header are rewritten with
+    /// the new first physical addresses. Cached data stays where it is.
+    pub fn relocate(&mut self, base: u64) -> Result<(), String> {
+        let len = self.slots_n as u64 * BLOCK;
+        let mut map = SlotMap::new();
+        // SAFETY: the pool lives as long as `self`, which owns the map.
+        unsafe { map.add(base, len, self.pool.as_ptr())? };
+        self.map = map;
+        self.slot_gpa_base = base;
+        self.table.write_header(&Header {
+            ways: self.ways as u32,
+            sets: self.sets as u32,
+            block_size: BLOCK as u32,
+            slot_gpa_base: base,
+        });
+        for p in 0..self.slots_n {
+            self.publish(p);
+        }
+        Ok(())
+    }
+
     // ---- lookup and validation -------------------------------------------
 
     #[inline]

@@ -214,6 +214,22 @@ impl MetaTable {
         t
     }
 
+    /// Rewrites the header (after the slot window moved).
+    pub fn write_header(&self, hdr: &Header) {
+        let mut h = [0u8; HEADER_LEN];
+        hdr.emit(&mut h);
+        // SAFETY: the header lies inside the mapping (`init`'s contract).
+        unsafe { ptr::copy_nonoverlapping(h.as_ptr(), self.base, HEADER_LEN) };
+    }
+
+    /// Copies the header out and parses it.
+    pub fn header(&self) -> Option<Header> {
+        let mut h = [0u8; HEADER_LEN];
+        // SAFETY: as in `write_header`.
+        unsafe { ptr::copy_nonoverlapping(self.base, h.as_mut_ptr(), HEADER_LEN) };
+        Header::parse(&h)
+    }
+
     /// Entries in the table.
     pub fn len(&self) -> usize {
         self.entries

@@ -4,8 +4,9 @@
 //! is read and written), plus the shared-memory regions behind both.
 //!
 //! The table is configured once per device when the cache starts
-//! ([`SlotMap::add`] per pool region) and again on memory hot-plug (another
-//! `add`). Lookups are checked: a range that is not wholly inside one
+//! ([`SlotMap::add`] per pool region) and rebuilt on memory hot-plug
+//! (`CachedBackend::relocate` moves the slot window to new guest-physical
+//! addresses and rewrites the metadata). Lookups are checked: a range that is not wholly inside one
 //! mapped region gives `None`, never a host address.
 
 use std::io;

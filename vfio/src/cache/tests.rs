@@ -620,3 +620,30 @@ fn flusher_keeps_dirty_under_the_high_water_mark() {
     assert!(s.writebacks as usize >= 48 - high, "{s:?}");
     assert_eq!(s.dirty as usize, c.dirty());
 }
+
+#[test]
+fn relocated_slot_window_keeps_serving_hits() {
+    let (mut c, pattern) = warm(WriteMode::WriteBack);
+    let before = c.counters().snapshot();
+    let new_base = (1u64 << 41) + 0x20_0000;
+    c.relocate(new_base).unwrap();
+    assert_eq!(c.table().header().unwrap().slot_gpa_base, new_base);
+    for b in 0..8u64 {
+        let mut buf = vec![0u8; BLOCK as usize];
+        assert_eq!(io(&mut c, IoOp::Read, b * BLOCK, &mut buf), IoStatus::Ok);
+        assert_eq!(buf[0], b as u8);
+        assert_eq!(&buf[1..], &pattern[1..]);
+    }
+    let after = c.counters().snapshot();
+    assert_eq!(after.bad_entries, before.bad_entries, "entries rewritten");
+    assert!(after.hits >= before.hits + 7, "{after:?}");
+    // Every valid entry names a slot inside the new window.
+    for i in 0..c.table().len() {
+        let e = Entry::parse(&c.table().read_raw(i).unwrap()).unwrap();
+        if e.flags & FLAG_VALID != 0 {
+            assert_eq!(e.slot_gpa, new_base + i as u64 * BLOCK);
+        }
+    }
+    // A window wrapping the address space is refused.
+    assert!(c.relocate(u64::MAX - BLOCK).is_err());
+}
