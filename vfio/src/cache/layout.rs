@@ -373,5 +373,18 @@ mod tests {
         assert_eq!(h.table_len(), 64 + 32 * 128);
         b[8] = 2;
         assert_eq!(Header::parse(&b), None, "version 2 refused");
+        // Garbage headers are refused, never a panic.
+        let mut x = 0x9876_5431u32;
+        for _ in 0..10_000 {
+            let mut g = [0u8; HEADER_LEN];
+            for v in &mut g {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                *v = x as u8;
+            }
+            g[..8].copy_from_slice(&MAGIC);
+            assert_eq!(Header::parse(&g), None);
+        }
     }
 }
