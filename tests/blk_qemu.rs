@@ -525,12 +525,21 @@ fn qemu_guest_reads_back_through_vswitch_blk() {
 
 #[test]
 fn qemu_guest_reads_back_through_the_write_back_cache() {
+    cached_guest_test("writeback");
+}
+
+#[test]
+fn qemu_guest_reads_back_through_the_write_through_cache() {
+    cached_guest_test("writethrough");
+}
+
+fn cached_guest_test(mode: &'static str) {
     guest_test(
-        "vswitch-cache",
-        |sock, disk| {
+        &format!("vswitch-cache-{mode}"),
+        move |sock, disk| {
             Command::new(env!("CARGO_BIN_EXE_vswitch"))
                 .args(["blk", "serve", "--queues", "2", "--stats-interval", "0"])
-                .args(["--cache", "16M", "--cache-mode", "writeback"])
+                .args(["--cache", "16M", "--cache-mode", mode])
                 .arg("--socket")
                 .arg(sock)
                 .arg("--backend")
