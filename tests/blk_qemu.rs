@@ -182,6 +182,10 @@ sync
 echo 3 > /proc/sys/vm/drop_caches
 dd if=/dev/vda of=/readback bs=4096 skip={seek} count={count} 2>/dev/null || echo GUEST-READ-FAIL
 if cmp /pattern /readback; then echo GUEST-PATTERN-OK; else echo GUEST-PATTERN-MISMATCH; fi
+echo 3 > /proc/sys/vm/drop_caches
+dd if=/dev/vda of=/reread bs=4096 skip={seek} count={count} 2>/dev/null || echo GUEST-REREAD-FAIL
+if cmp /pattern /reread; then echo GUEST-REREAD-OK; else echo GUEST-REREAD-MISMATCH; fi
+rm -f /reread
 {phase2}poweroff -f
 "#,
         mods = MODULES.join(" "),
@@ -418,6 +422,10 @@ fn guest_test(
         console.contains("GUEST-PATTERN-OK"),
         "pattern not read back; {ctx}"
     );
+    assert!(
+        console.contains("GUEST-REREAD-OK"),
+        "pattern not read back the second time; {ctx}"
+    );
     // The guest's negotiated feature bits, as a string of 0/1 by bit number.
     let features = console
         .lines()
@@ -474,6 +482,28 @@ fn guest_test(
         );
         assert!(row[5] >= 1, "at least the 1 MiB pattern written: {table}");
         assert_eq!((row[6], row[7]), (0, 0), "no errors, no resets: {table}");
+        if name.contains("cache") {
+            // The pattern was read twice after the write; with the cache on,
+            // the second read (and, write-allocate, the first) are hits.
+            let cache = |k: &str| -> u64 {
+                let at = table
+                    .find(&format!("{k} "))
+                    .unwrap_or_else(|| panic!("no cache {k} in:\n{table}"));
+                table[at + k.len() + 1..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            };
+            let blocks = (PATTERN_LEN / 4096) as u64;
+            eprintln!("{name}: {table}");
+            assert!(
+                cache("hits") >= 2 * blocks,
+                "both reads of the {blocks}-block pattern are cache hits: {table}"
+            );
+            assert_eq!(cache("bad_entries"), 0, "{table}");
+        }
     }
     drop(server);
     let on_disk = std::fs::read(&disk).unwrap();
@@ -491,6 +521,38 @@ fn guest_test(
 #[test]
 fn qemu_guest_reads_back_through_vswitch_blk() {
     guest_test("vswitch", vswitch_server, Some("vswitch-blk0"), "");
+}
+
+#[test]
+fn qemu_guest_reads_back_through_the_write_back_cache() {
+    cached_guest_test("writeback");
+}
+
+#[test]
+fn qemu_guest_reads_back_through_the_write_through_cache() {
+    cached_guest_test("writethrough");
+}
+
+fn cached_guest_test(mode: &'static str) {
+    guest_test(
+        &format!("vswitch-cache-{mode}"),
+        move |sock, disk| {
+            Command::new(env!("CARGO_BIN_EXE_vswitch"))
+                .args(["blk", "serve", "--queues", "2", "--stats-interval", "0"])
+                .args(["--cache", "16M", "--cache-mode", mode])
+                .arg("--socket")
+                .arg(sock)
+                .arg("--backend")
+                .arg(format!("file:{}", disk.display()))
+                .arg("--stats-file")
+                .arg(sock.with_extension("stats"))
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("start vswitch")
+        },
+        Some("vswitch-blk0"),
+        "",
+    );
 }
 
 #[test]

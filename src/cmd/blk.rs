@@ -4,7 +4,11 @@
 //! vswitch blk serve --socket PATH --backend file:PATH|null:SIZE|mem:SIZE|iscsi://HOST:PORT/IQN/LUN
 //!                   [--queues N] [--block-size 512|4096]
 //!                   [--poll busy|adaptive] [--stats-interval SECS]
+//!                   [--cache SIZE [--cache-mode writeback|writethrough]]
 //! ```
+//! `--cache SIZE` puts a block cache of SIZE bytes (`vfio::cache`) in front
+//! of every device's backend; its hit/miss/eviction/dirty counters join the
+//! stats.
 //! `--socket`/`--backend` may be repeated (in pairs) to serve several devices
 //! from the one poller thread. With `--stats-file PATH` the server publishes
 //! per-device counters there every second; `vswitch blk stats --stats-file
@@ -18,6 +22,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand, ValueEnum};
 use vfio::backend;
 use vfio::blk::{BlkConfig, BlkDevice, BlkStats};
+use vfio::cache::{CacheConfig, CacheCounters, CachedBackend, WriteMode};
 use vfio::poller::{DeviceCell, PollGroup, PollMode};
 use vfio::vhost_user::BlkServer;
 
@@ -84,6 +89,31 @@ struct ServeArgs {
     /// e.g. 10.77.0.1/24@net_af_packet0,iface=veth0.
     #[arg(long)]
     user_tcp: Option<String>,
+    /// Cache SIZE bytes of each device in host memory (like 256M).
+    #[arg(long, value_parser = backend::parse_size)]
+    cache: Option<u64>,
+    /// When cached writes reach the backend.
+    #[arg(long, value_enum, default_value_t = CacheMode::Writethrough, requires = "cache")]
+    cache_mode: CacheMode,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CacheMode {
+    /// A write completes once it is in the backend.
+    Writethrough,
+    /// A write completes once it is in the cache; FLUSH writes back.
+    Writeback,
+}
+
+/// Stats line suffix for a cached device.
+fn cache_text(c: Option<&Arc<CacheCounters>>) -> String {
+    c.map_or_else(String::new, |c| {
+        let s = c.snapshot();
+        format!(
+            " | cache hits {} misses {} evictions {} writebacks {} dirty {} bad_entries {} passthrough {}",
+            s.hits, s.misses, s.evictions, s.writebacks, s.dirty, s.bad_entries, s.passthrough
+        )
+    })
 }
 
 fn parse_block_size(s: &str) -> Result<u32, String> {
@@ -108,10 +138,11 @@ pub fn run(args: BlkArgs) -> Result<(), String> {
     }
 }
 
-fn stats_json(name: &str, s: &BlkStats) -> String {
+fn stats_json(name: &str, s: &BlkStats, cache: Option<&Arc<CacheCounters>>) -> String {
+    let extra = cache.map_or_else(String::new, |c| format!(",{}", c.snapshot().json_fields()));
     format!(
         "{{\"device\":\"{}\",\"reads\":{},\"writes\":{},\"flushes\":{},\"discards\":{},\"get_ids\":{},\
-         \"bytes_read\":{},\"bytes_written\":{},\"errors\":{},\"queue_resets\":{},\"interrupts\":{}}}",
+         \"bytes_read\":{},\"bytes_written\":{},\"errors\":{},\"queue_resets\":{},\"interrupts\":{}{extra}}}",
         name.replace(['"', '\\'], "_"),
         s.reads,
         s.writes,
@@ -179,16 +210,32 @@ fn show_stats(a: &StatsArgs) -> Result<(), String> {
             n("errors"),
             n("queue_resets")
         );
+        if line.contains("\"cache_hits\"") {
+            println!(
+                "{:<24} cache: hits {} misses {} evictions {} writebacks {} dirty {} bad_entries {}",
+                "",
+                n("cache_hits"),
+                n("cache_misses"),
+                n("cache_evictions"),
+                n("cache_writebacks"),
+                n("cache_dirty"),
+                n("cache_bad_entries")
+            );
+        }
     }
     println!("(published {age} s ago)");
     Ok(())
 }
 
-fn publish_stats(path: &std::path::Path, devices: &[vfio::poller::SharedDevice]) {
+fn publish_stats(
+    path: &std::path::Path,
+    devices: &[vfio::poller::SharedDevice],
+    caches: &[Option<Arc<CacheCounters>>],
+) {
     let mut out = String::new();
-    for d in devices {
+    for (d, c) in devices.iter().zip(caches) {
         let dev = d.lock();
-        out.push_str(&stats_json(dev.name(), &dev.stats()));
+        out.push_str(&stats_json(dev.name(), &dev.stats(), c.as_ref()));
         out.push('\n');
     }
     let tmp = path.with_extension("tmp");
@@ -271,8 +318,24 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     let group = PollGroup::new();
     let mut servers = Vec::new();
     let mut devices = Vec::new();
+    let mut caches = Vec::new();
     for (i, (sock, spec)) in a.socket.iter().zip(&a.backend).enumerate() {
-        let be = open_backend(spec, a.max_inflight, &mut user_tcp)?;
+        let mut be = open_backend(spec, a.max_inflight, &mut user_tcp)?;
+        caches.push(None);
+        if let Some(size) = a.cache {
+            let mode = match a.cache_mode {
+                CacheMode::Writethrough => WriteMode::WriteThrough,
+                CacheMode::Writeback => WriteMode::WriteBack,
+            };
+            let c = CachedBackend::new(be, CacheConfig::new(size, mode))?;
+            eprintln!(
+                "blk: {spec}: {mode:?} cache of {} slots of 4 KiB{}",
+                c.slots(),
+                if c.hugepages() { " (hugepages)" } else { "" }
+            );
+            caches[i] = Some(c.counters());
+            be = Box::new(c);
+        }
         let serial = format!("vswitch-blk{i}");
         let cfg = BlkConfig::new(&be.info(), a.block_size, a.queues, &serial)?;
         let name = sock
@@ -325,22 +388,23 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         if let Some(p) = &a.stats_file {
             if last_file.elapsed() >= Duration::from_secs(1) {
                 last_file = Instant::now();
-                publish_stats(p, &devices);
+                publish_stats(p, &devices, &caches);
             }
         }
         if a.stats_interval > 0 && last.elapsed() >= Duration::from_secs(a.stats_interval) {
             let secs = last.elapsed().as_secs_f64();
             last = Instant::now();
-            for (d, p) in devices.iter().zip(prev.iter_mut()) {
+            for ((d, p), c) in devices.iter().zip(prev.iter_mut()).zip(&caches) {
                 let dev = d.lock();
                 let s = dev.stats();
-                println!("{}", stats_line(dev.name(), &s, p, secs));
+                let line = stats_line(dev.name(), &s, p, secs);
+                println!("{line}{}", cache_text(c.as_ref()));
                 *p = s;
             }
         }
     }
     if let Some(p) = &a.stats_file {
-        publish_stats(p, &devices);
+        publish_stats(p, &devices, &caches);
     }
     eprintln!("blk: stopping");
     group.stop();
@@ -348,11 +412,12 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     for t in threads {
         let _ = t.join();
     }
-    for d in &devices {
+    for (d, c) in devices.iter().zip(&caches) {
         let dev = d.lock();
         println!(
-            "{}",
-            stats_line(dev.name(), &dev.stats(), &BlkStats::default(), 1.0)
+            "{}{}",
+            stats_line(dev.name(), &dev.stats(), &BlkStats::default(), 1.0),
+            cache_text(c.as_ref())
         );
     }
     Ok(())

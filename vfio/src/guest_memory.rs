@@ -178,6 +178,16 @@ impl GuestMemory {
         region.get_host_address(raddr).map_err(|_| oob)
     }
 
+    /// The checked range `[addr, addr+len)` as an [`crate::iovec::IoVec`], for
+    /// benchmarks and tests that drive a backend directly (the caller keeps
+    /// this memory alive while the vector is in use).
+    #[cfg(any(test, feature = "test-utils"))]
+    pub fn iovec(&self, addr: u64, len: u32) -> Result<crate::iovec::IoVec, MemoryError> {
+        let p = self.host_range(addr, len as u64)?;
+        // SAFETY: `host_range` checked the range lies in one mapped region.
+        Ok(unsafe { crate::iovec::IoVec::new(p, len) })
+    }
+
     /// Splits the guest range `[addr, addr+len)` at region boundaries and calls
     /// `f(host_ptr, chunk_len)` for each piece; fails if any byte is unmapped.
     pub fn for_each_chunk(

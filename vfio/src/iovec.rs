@@ -50,6 +50,13 @@ impl IoVec {
         self.len == 0
     }
 
+    /// Host address of the first byte (for copies to and from other shared
+    /// memory, such as cache slots).
+    #[inline]
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
     /// The range as a `libc::iovec` for `preadv`/`pwritev`.
     #[inline]
     pub fn as_libc(&self) -> libc::iovec {

@@ -7,7 +7,9 @@
 //! (owns [`guest_memory::GuestMemory`] and one [`virtq::SplitQueue`] per
 //! vring) <--polled by-- [`poller::PollGroup`] (one thread, all queues of all
 //! devices) --> [`backend::Backend`] (file, memory, null; asynchronous
-//! completion) --> completions --> used ring --> call eventfd.
+//! completion) --> completions --> used ring --> call eventfd. With
+//! `--cache`, a [`cache::CachedBackend`] (metadata in a guest-shared region,
+//! validated on every use) sits in front of the backend.
 //!
 //! Crates: rust-vmm `vm-memory` maps and bounds-checks guest memory; rust-vmm
 //! `vhost` speaks the vhost-user protocol. The virtqueue itself is our own,
@@ -20,6 +22,7 @@
 pub mod accel;
 pub mod backend;
 pub mod blk;
+pub mod cache;
 pub mod guest_memory;
 pub mod inflight;
 pub mod iovec;
