@@ -1,8 +1,10 @@
 //! Guest harness shared by the real-VM block tests: a busybox initramfs built at
 //! run time (the host's Debian kernel and virtio modules), a guest init script
 //! that dd's a random pattern to /dev/vda and reads it back, and QEMU (TCG)
-//! booted against a vhost-user-blk socket. Copied from `blk_qemu.rs` so that
-//! other test files can use it without running that file's tests.
+//! booted against a vhost-user-blk socket. Used by `blk_qemu.rs` and
+//! `blk_iscsi_qemu.rs`. After the first read the guest drops its caches and
+//! reads the pattern a second time (`GUEST-REREAD-OK`), so a cache under the
+//! device sees a repeated read.
 //!
 //! Needs qemu-system-x86, linux-image-amd64 and busybox-static; fails naming
 //! them when missing.
@@ -181,6 +183,10 @@ sync
 echo 3 > /proc/sys/vm/drop_caches
 dd if=/dev/vda of=/readback bs=4096 skip={seek} count={count} 2>/dev/null || echo GUEST-READ-FAIL
 if cmp /pattern /readback; then echo GUEST-PATTERN-OK; else echo GUEST-PATTERN-MISMATCH; fi
+echo 3 > /proc/sys/vm/drop_caches
+dd if=/dev/vda of=/reread bs=4096 skip={seek} count={count} 2>/dev/null || echo GUEST-REREAD-FAIL
+if cmp /pattern /reread; then echo GUEST-REREAD-OK; else echo GUEST-REREAD-MISMATCH; fi
+rm -f /reread
 {phase2}poweroff -f
 "#,
         mods = MODULES.join(" "),
