@@ -65,6 +65,7 @@ counters! {
     cache_hits: "Exact-match cache hits.",
     cache_misses: "Exact-match cache misses (classifier lookups).",
     cache_bypassed: "Lookups sent straight to the classifier (cache bypass engaged).",
+    port_only: "Frames decided by the per-port table (rules match in_port only; frames not parsed).",
     classifier_misses: "Classifier lookups that matched no rule.",
     fdb_learned: "MACs learned.",
     fdb_moved: "MACs that moved port.",

@@ -23,8 +23,11 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
+use crate::action::Action;
 use crate::classifier::{Classifier, Entry};
+use crate::key::FlowKey;
 use crate::rule::{Match, RuleSpec};
+use crate::verdict::MAX_PORTS;
 
 /// Per-core counters of one rule: written by one worker only (plain
 /// load+store, no read-modify-write), read by the control thread.
@@ -70,6 +73,16 @@ impl Rule {
         }
     }
 
+    /// Count `packets` packets of `bytes` bytes in all on `worker` at once.
+    #[inline]
+    pub fn hit_many(&self, worker: usize, packets: u64, bytes: u64, now_ms: u64) {
+        if let Some(c) = self.counters.get(worker) {
+            c.packets.store(c.packets.load(Relaxed) + packets, Relaxed);
+            c.bytes.store(c.bytes.load(Relaxed) + bytes, Relaxed);
+            c.last_used_ms.store(now_ms, Relaxed);
+        }
+    }
+
     /// `(packets, bytes, last_used_ms)` summed/maxed over workers.
     pub fn counters(&self) -> (u64, u64, u64) {
         self.counters
@@ -101,6 +114,11 @@ pub struct TableVersion {
     pub rules: Vec<Arc<Rule>>,
     /// The classifier over `rules`.
     pub classifier: Classifier,
+    /// When every rule matches on `in_port` alone and only outputs, floods
+    /// or drops, the winning rule per ingress port (`u32::MAX`: none): the
+    /// datapath then decides a whole burst with one lookup and never parses
+    /// the frames (what OVS calls "simple match").
+    pub port_only: Option<Box<[u32; MAX_PORTS as usize]>>,
 }
 
 impl TableVersion {
@@ -112,12 +130,50 @@ impl TableVersion {
                 priority: r.spec.priority,
             })
             .collect();
+        let classifier = Classifier::build(&entries);
+        let port_only = port_only_table(&rules, &classifier);
         TableVersion {
             version,
-            classifier: Classifier::build(&entries),
+            classifier,
             rules,
+            port_only,
         }
     }
+}
+
+/// The per-ingress-port winners when no rule looks past `in_port` and no
+/// rule rewrites frames or needs their headers (NORMAL learns MACs).
+fn port_only_table(
+    rules: &[Arc<Rule>],
+    classifier: &Classifier,
+) -> Option<Box<[u32; MAX_PORTS as usize]>> {
+    if rules.is_empty() {
+        return None;
+    }
+    for r in rules {
+        let mut mask = r.spec.matcher.mask;
+        mask.set_in_port(0);
+        if mask != FlowKey::ZERO {
+            return None;
+        }
+        let simple = r
+            .spec
+            .actions
+            .iter()
+            .all(|a| matches!(a, Action::Output(_) | Action::Flood | Action::Drop));
+        if !simple {
+            return None;
+        }
+    }
+    let mut t = Box::new([u32::MAX; MAX_PORTS as usize]);
+    for (p, slot) in t.iter_mut().enumerate() {
+        let mut k = FlowKey::ZERO;
+        k.set_in_port(p as u16);
+        // Every frame of port p has this key under these masks, so the
+        // classifier's answer for it is the answer for all of them.
+        *slot = classifier.lookup(&k).unwrap_or(u32::MAX);
+    }
+    Some(t)
 }
 
 #[derive(Default)]
