@@ -167,15 +167,17 @@ impl Worker {
         let mut spare = Burst::new();
         let mut iter: u32 = 0;
         self.apply_commands();
+        // Copied once: the patch panel never changes while running.
+        let patch = self.patch;
         while !stop.load(Ordering::Relaxed) {
             iter = iter.wrapping_add(1);
             if iter.is_multiple_of(128) || self.rx.is_empty() {
                 self.apply_commands();
             }
-            if let Some(map) = self.patch {
+            if let Some(map) = &patch {
                 for r in 0..self.rx.len() {
                     let t0 = dpdk::rdtsc();
-                    let (n, sent) = self.patch_burst(r, &map, &mut burst);
+                    let (n, sent) = self.patch_burst(r, map, &mut burst);
                     if n == 0 {
                         continue;
                     }
