@@ -13,3 +13,4 @@ pub mod ovs;
 pub mod proc;
 pub mod report;
 pub mod rules;
+pub mod vhost_driver;

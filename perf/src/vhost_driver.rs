@@ -1,0 +1,222 @@
+//! The simulated guest driver the vhost-user-blk benchmarks share: a
+//! vhost-user front end (`vfio::vhost_user::mock_frontend`) that keeps
+//! requests in flight on every queue, polls completions, and records latency
+//! in an hdrhistogram; plus the CPU-time and process helpers around it.
+
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use vfio::blk::VIRTIO_BLK_T_IN;
+use vfio::vhost_user::mock_frontend::MockFrontend;
+use vfio::virtq::mock::Buf;
+
+/// Request size: 4 KiB.
+pub const BS: u32 = 4096;
+
+/// The time-stamp counter.
+pub fn tsc() -> u64 {
+    // SAFETY: rdtsc has no preconditions on x86_64.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// The TSC frequency, measured over 200 ms.
+pub fn tsc_hz() -> f64 {
+    let (t0, c0) = (Instant::now(), tsc());
+    std::thread::sleep(Duration::from_millis(200));
+    (tsc() - c0) as f64 / t0.elapsed().as_secs_f64()
+}
+
+/// Pins the calling thread to `cpu`.
+pub fn pin(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity(0) affects the caller.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// User + system CPU seconds of `who` (`RUSAGE_SELF`, `RUSAGE_THREAD`, ...).
+pub fn rusage(who: i32) -> f64 {
+    // SAFETY: getrusage fills the struct.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(who, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// User + system CPU seconds of process `pid`, from `/proc/PID/stat`.
+pub fn proc_cpu(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = s.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime) are at 11 and 12 after the comm.
+    let ticks: f64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf is always safe to call.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// One measured configuration.
+pub struct Result {
+    /// Which back end was driven.
+    pub target: &'static str,
+    /// Requests kept in flight per queue.
+    pub qd: usize,
+    /// Queues driven.
+    pub queues: u16,
+    /// Requests completed while measuring.
+    pub ops: u64,
+    /// Seconds measured.
+    pub wall: f64,
+    /// CPU seconds the back end used while measuring.
+    pub backend_cpu: f64,
+    /// Kicks the driver had to send.
+    pub kicks: u64,
+    /// Requests completed with a non-OK status.
+    pub errors: u64,
+    /// Latency of each request, ns.
+    pub hist: Histogram<u64>,
+}
+
+/// How the back end's CPU time is read.
+pub enum Cpu {
+    /// This process minus the driver thread.
+    InProcess,
+    /// Another process.
+    Pid(u32),
+}
+
+/// Drives the vhost-user-blk back end at `sock` as a guest would, through
+/// the mock front end: `qd` 4 KiB reads in flight on each of `queues`
+/// queues, polled, for `secs` after a half-second warm-up.
+pub fn drive(
+    sock: &Path,
+    qd: usize,
+    queues: u16,
+    secs: f64,
+    hz: f64,
+    cpu: &Cpu,
+    target: &'static str,
+) -> std::result::Result<Result, String> {
+    let qsize = ((qd * 3).next_power_of_two() as u16).clamp(128, 1024);
+    let mem_size = 64 << 20;
+    let mut fe = MockFrontend::connect(sock, mem_size, queues, qsize)?;
+    let cap = fe.capacity_sectors;
+    let mut start = vec![vec![0u64; qsize as usize]; queues as usize];
+    let mut status = vec![vec![0u64; qsize as usize]; queues as usize];
+    for q in 0..queues as usize {
+        for i in 0..qd {
+            let buf = fe.data_base + ((q * qd + i) as u64) * BS as u64;
+            if buf + BS as u64 > mem_size {
+                return Err("guest memory too small".into());
+            }
+            let sector = (i as u64 * 8 + q as u64 * 4096) % (cap - 8);
+            let r = fe.drivers[q].request(VIRTIO_BLK_T_IN, sector, &[Buf::w(buf, BS)], false);
+            start[q][r.head as usize] = tsc();
+            status[q][r.head as usize] = r.status_addr;
+        }
+        fe.drivers[q].q.suppress_interrupts();
+        fe.kick(q);
+    }
+    let mut hist =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).map_err(|e| e.to_string())?;
+    let ns_per_tick = 1e9 / hz;
+    let warm = (0.5 * hz) as u64;
+    let run = (secs * hz) as u64;
+    let t0 = tsc();
+    let mut measuring = false;
+    let (mut ops, mut kicks, mut errors) = (0u64, 0u64, 0u64);
+    let (mut m_t0, mut m_cpu0) = (0u64, 0f64);
+    let backend_cpu = |c: &Cpu| match c {
+        Cpu::InProcess => rusage(libc::RUSAGE_SELF) - rusage(libc::RUSAGE_THREAD),
+        Cpu::Pid(p) => proc_cpu(*p),
+    };
+    let mut last_progress = tsc();
+    let mut iter = 0u64;
+    loop {
+        let mut any = false;
+        for q in 0..queues as usize {
+            let d = &mut fe.drivers[q];
+            let mut pushed = false;
+            while let Some((id, _len)) = d.q.pop_used() {
+                let now = tsc();
+                let id = id as usize;
+                if measuring {
+                    let _ = hist.record(((now - start[q][id]) as f64 * ns_per_tick) as u64);
+                    ops += 1;
+                }
+                let mut st = [0u8];
+                let _ = fe.mem.read(status[q][id], &mut st);
+                if st[0] != 0 {
+                    errors += 1;
+                }
+                let _ = fe.mem.write(status[q][id], &[0xff]);
+                start[q][id] = tsc();
+                d.q.push_avail(id as u16);
+                pushed = true;
+            }
+            if pushed {
+                any = true;
+                let kick = d.q.publish_needs_kick();
+                d.q.suppress_interrupts();
+                if kick {
+                    fe.kick(q);
+                    kicks += 1;
+                }
+            }
+        }
+        iter += 1;
+        if any {
+            last_progress = tsc();
+        }
+        if iter & 0x3ff == 0 {
+            let now = tsc();
+            if now - last_progress > (5.0 * hz) as u64 {
+                return Err(format!("{target}: no completion for 5 s"));
+            }
+            if !measuring && now - t0 > warm {
+                measuring = true;
+                m_t0 = now;
+                m_cpu0 = backend_cpu(cpu);
+            }
+            if measuring && now - m_t0 > run {
+                let wall = (now - m_t0) as f64 / hz;
+                let bcpu = backend_cpu(cpu) - m_cpu0;
+                return Ok(Result {
+                    target,
+                    qd,
+                    queues,
+                    ops,
+                    wall,
+                    backend_cpu: bcpu,
+                    kicks,
+                    errors,
+                    hist,
+                });
+            }
+        }
+    }
+}
+
+/// Kills and reaps a child process when dropped.
+pub struct Reaper(pub Child);
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits up to 10 s for a socket file to appear.
+pub fn wait_socket(p: &Path) {
+    let t = Instant::now();
+    while !p.exists() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
