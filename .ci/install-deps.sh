@@ -14,8 +14,14 @@ TEST_PKGS=(tgt libiscsi-bin tshark tcpdump iproute2 iputils-ping ethtool procps 
 # Benchmarks: the peers compared against.
 PERF_PKGS=(openvswitch-switch-dpdk qemu-block-extra)
 
-# Run time only (the Docker image's final stage): DPDK's libraries and PMDs.
-RUNTIME_PKGS=(dpdk)
+# Run time only (the Docker image's final stage): the DPDK libraries vswitch
+# links, the mempool driver and the virtual PMDs it is used with (apt pulls
+# their dependencies; the `dpdk` package only *recommends* the PMDs, and this
+# script installs without recommends).
+RUNTIME_PKGS=(librte-eal23 librte-ethdev23 librte-mbuf23 librte-mempool23 librte-ring23
+              librte-mempool-ring23 librte-net-null23 librte-net-ring23 librte-net-pcap23
+              librte-net-af-packet23 librte-net-tap23 librte-net-vhost23 librte-net-virtio23
+              librte-net-memif23)
 
 want=("${BUILD_PKGS[@]}")
 case "${1:-all}" in
