@@ -108,3 +108,53 @@ pub fn eal_memory_args() -> Vec<String> {
         ]
     }
 }
+
+/// From `dpdk-testpmd --stats-period 1 --record-core-cycles` output: the
+/// per-second Tx-pps samples of `port` (in Mpps) and the final "CPU
+/// cycles/packet" figure, if printed.
+pub fn parse_testpmd(stdout: &str, port: u32) -> (Vec<f64>, Option<f64>) {
+    let mut samples = Vec::new();
+    let mut current = None;
+    for l in stdout.lines() {
+        if let Some(rest) = l.split("NIC statistics for port").nth(1) {
+            current = rest
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u32>().ok());
+        }
+        if current == Some(port) {
+            if let Some(n) = l
+                .trim()
+                .strip_prefix("Tx-pps:")
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|n| n.parse::<f64>().ok())
+            {
+                samples.push(n / 1e6);
+            }
+        }
+    }
+    let cycles = stdout
+        .lines()
+        .find_map(|l| l.split("CPU cycles/packet=").nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.trim_end_matches(',').parse::<f64>().ok());
+    (samples, cycles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_testpmd_stats() {
+        let out = "  ######################## NIC statistics for port 0  ########################\n\
+                   \x20 Tx-pps:            0          Tx-bps:            0\n\
+                   \x20 ######################## NIC statistics for port 1  ########################\n\
+                   \x20 Tx-pps:     41117921          Tx-bps:            0\n\
+                   \x20 CPU cycles/packet=48.82 (busy cycles=1 / total packets=2) at 2500 MHz Clock\n";
+        let (s, c) = parse_testpmd(out, 1);
+        assert_eq!(s, vec![41.117921]);
+        assert_eq!(c, Some(48.82));
+        assert!(parse_testpmd(out, 2).0.is_empty());
+    }
+}

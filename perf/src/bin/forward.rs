@@ -88,34 +88,8 @@ fn run_testpmd(pcap: &str, secs: u64, tag: &str) -> Side {
     ]);
     let r = proc::run_for(c, Duration::from_secs(secs + 1), Duration::from_secs(10))
         .expect("run dpdk-testpmd");
-    // Sink (port 1) Tx-pps lines: the second "Tx-pps" of each stats block.
-    let mut samples = Vec::new();
-    let mut port = None;
-    for l in r.stdout.lines() {
-        if let Some(rest) = l.split("NIC statistics for port").nth(1) {
-            port = rest
-                .split_whitespace()
-                .next()
-                .and_then(|p| p.parse::<u32>().ok());
-        }
-        if port == Some(1) {
-            if let Some(v) = l.trim().strip_prefix("Tx-pps:") {
-                if let Some(n) = v
-                    .split_whitespace()
-                    .next()
-                    .and_then(|n| n.parse::<f64>().ok())
-                {
-                    samples.push(n / 1e6);
-                }
-            }
-        }
-    }
-    let cycles = r
-        .stdout
-        .lines()
-        .find_map(|l| l.split("CPU cycles/packet=").nth(1))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.trim_end_matches(',').parse::<f64>().ok());
+    // The sink is port 1.
+    let (samples, cycles) = proc::parse_testpmd(&r.stdout, 1);
     if samples.is_empty() {
         eprintln!("testpmd produced no samples:\n{}\n{}", r.stdout, r.stderr);
     }

@@ -336,32 +336,7 @@ fn run_testpmd(pcap: &str, frames: u32, secs: u64, tag: &str) -> Side {
         Ok(r) => r,
         Err(e) => return Side::na(format!("run dpdk-testpmd (package dpdk): {e}")),
     };
-    let mut samples = Vec::new();
-    let mut port = None;
-    for l in r.stdout.lines() {
-        if let Some(rest) = l.split("NIC statistics for port").nth(1) {
-            port = rest
-                .split_whitespace()
-                .next()
-                .and_then(|p| p.parse::<u32>().ok());
-        }
-        if port == Some(1) {
-            if let Some(n) = l
-                .trim()
-                .strip_prefix("Tx-pps:")
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|n| n.parse::<f64>().ok())
-            {
-                samples.push(n / 1e6);
-            }
-        }
-    }
-    let cycles = r
-        .stdout
-        .lines()
-        .find_map(|l| l.split("CPU cycles/packet=").nth(1))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.trim_end_matches(',').parse::<f64>().ok());
+    let (samples, cycles) = proc::parse_testpmd(&r.stdout, 1);
     let log = format!(
         "{}\n{}",
         last_lines(&r.stdout, 20),
