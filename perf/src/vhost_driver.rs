@@ -38,6 +38,21 @@ pub fn pin(cpu: usize) {
     }
 }
 
+/// Makes the child `cmd` starts run on `cpu` only.
+pub fn pin_child(cmd: &mut std::process::Command, cpu: usize) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls (sched_setaffinity on plain data)
+    // run between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            Ok(())
+        });
+    }
+}
+
 /// User + system CPU seconds of `who` (`RUSAGE_SELF`, `RUSAGE_THREAD`, ...).
 pub fn rusage(who: i32) -> f64 {
     // SAFETY: getrusage fills the struct.

@@ -26,7 +26,6 @@
 #[path = "../../../iscsi-initiator/tests/common/mod.rs"]
 mod tgt;
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -177,15 +176,7 @@ fn qsd(
         ))
         .stdin(Stdio::null())
         .stdout(Stdio::null());
-    // SAFETY: only async-signal-safe calls (sched_setaffinity) between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(1, &mut set);
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-            Ok(())
-        });
-    }
+    pin_child(&mut cmd, 1);
     let child = Reaper(cmd.spawn().map_err(|e| {
         format!("qemu-storage-daemon (Debian packages qemu-system-common, qemu-block-extra): {e}")
     })?);

@@ -18,7 +18,6 @@
 //!
 //! Run: `cargo run --release -p perf --bin blk_vhost -- [--secs N] [--repeat N]`
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,15 +77,7 @@ fn qsd(
         ))
         .stdin(Stdio::null())
         .stdout(Stdio::null());
-    // SAFETY: only async-signal-safe calls (sched_setaffinity) between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(1, &mut set);
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-            Ok(())
-        });
-    }
+    pin_child(&mut cmd, 1);
     let child =
         Reaper(cmd.spawn().map_err(|e| {
             format!("qemu-storage-daemon (Debian package qemu-system-common): {e}")
