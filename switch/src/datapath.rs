@@ -3,15 +3,20 @@
 //!
 //! Per burst (up to [`BURST`] frames):
 //! 1. enter the table's quiescent-state protocol (one SeqCst store, one load);
-//! 2. extract every key; then hash each and prefetch its cache bucket and
-//!    the key slot of its home way (two independent lines);
+//! 2. extract every key and mask it with the table's lookup mask (the bits
+//!    any rule reads), so flows that differ only in unread fields share a
+//!    key; a key equal to its predecessor's takes the predecessor's rule
+//!    with no hash or lookup; hash every other key and prefetch its cache
+//!    bucket and the key slot of its home way (two independent lines);
 //! 3. look up the exact-match cache; on a miss run the classifier and cache
 //!    the result (including "no rule") — or, when the cache cannot pay
 //!    (huge working set, one or two subtables), go to the classifier
 //!    directly (`BYPASS_*`);
 //!    then prefetch each hit rule, its per-core counter line and actions;
 //! 4. run each frame's actions (rewrites in place, `normal` learns and looks
-//!    up the MAC table), count per-rule and per-core stats;
+//!    up the MAC table) — once per run of frames for rules that only
+//!    output, flood or drop — and count per-rule stats once per run and
+//!    per-core stats;
 //! 5. publish the core's counters and leave the burst.
 //!
 //! The caller then transmits: [`TxGroups`] groups frame indices by port.
@@ -56,6 +61,8 @@ pub struct Datapath {
     meta: [Meta; BURST],
     hashes: [u64; BURST],
     rules: [u32; BURST],
+    lens: [u32; BURST],
+    same: [bool; BURST],
 }
 
 impl Datapath {
@@ -80,6 +87,8 @@ impl Datapath {
             meta: [Meta::default(); BURST],
             hashes: [0; BURST],
             rules: [0; BURST],
+            lens: [0; BURST],
+            same: [false; BURST],
         }
     }
 
@@ -119,38 +128,65 @@ impl Datapath {
         self.sw.table.leave(self.worker, &self.cur);
     }
 
+    /// Mask the burst's keys with the table's lookup mask and mark each key
+    /// equal to its predecessor's (`same[i]`): such frames take the
+    /// previous frame's rule without hashing or looking anything up.
+    /// Runs in its own pass, after extraction has finished writing the
+    /// keys with narrow stores (reading them back as words right away would
+    /// stall on store-to-load forwarding).
+    #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
+    fn mask_keys(&mut self, n: usize) {
+        let mask = self.cur.lookup_mask;
+        for i in 0..n {
+            self.keys[i].mask_in_place(&mask);
+            self.same[i] = i > 0 && self.keys[i] == self.keys[i - 1];
+        }
+    }
+
     /// Hash, prefetch and look up the exact-match cache for `n` keys; run
     /// the classifier on misses and cache its answer.
     #[allow(clippy::needless_range_loop)]
     #[inline(always)]
     fn cached_lookup(&mut self, n: usize, gen: u32) {
-        // Hash in a second pass: the keys were just written with narrow
-        // stores, and reading them back as words right away would stall on
-        // store-to-load forwarding.
         for i in 0..n {
-            let h = self.keys[i].hash();
-            self.hashes[i] = h;
-            self.cache.prefetch(h);
+            if !self.same[i] {
+                let h = self.keys[i].hash();
+                self.hashes[i] = h;
+                self.cache.prefetch(h);
+            }
         }
+        // Counters and the previous rule stay in registers: read-modify-
+        // writes of memory would chain every frame to the one before.
+        let (mut hits, mut misses, mut no_rule, mut inserts) = (0u64, 0u64, 0u64, 0u64);
+        let mut last = NO_RULE;
         for i in 0..n {
+            if self.same[i] {
+                self.rules[i] = last;
+                hits += 1;
+                continue;
+            }
             let (k, h) = (&self.keys[i], self.hashes[i]);
-            self.rules[i] = match self.cache.lookup(k, h, gen) {
+            last = match self.cache.lookup(k, h, gen) {
                 Some(r) => {
-                    self.c.cache_hits += 1;
+                    hits += 1;
                     r
                 }
                 None => {
-                    self.c.cache_misses += 1;
+                    misses += 1;
                     let r = self.cur.classifier.lookup(k).unwrap_or(NO_RULE);
-                    if r == NO_RULE {
-                        self.c.classifier_misses += 1;
-                    }
+                    no_rule += u64::from(r == NO_RULE);
                     self.cache.insert(k, h, gen, r);
-                    self.inserts += 1;
+                    inserts += 1;
                     r
                 }
             };
+            self.rules[i] = last;
         }
+        self.c.cache_hits += hits;
+        self.c.cache_misses += misses;
+        self.c.classifier_misses += no_rule;
+        self.inserts += inserts;
         if self.may_bypass
             && self.inserts > BYPASS_AFTER_INSERTS
             && self.cur.classifier.subtables() <= BYPASS_MAX_SUBTABLES
@@ -177,14 +213,18 @@ impl Datapath {
             return;
         }
         let gen = self.cur.version as u32;
+        let mut rx_bytes = 0u64;
         for i in 0..n {
             let d = frames[i].data();
+            self.lens[i] = d.len() as u32;
+            rx_bytes += d.len() as u64;
             self.meta[i] = extract(d, in_port, &mut self.keys[i]);
             if let Some(m) = self.meta[i].malformed {
                 self.c.malformed[m as usize] += 1;
             }
-            self.c.rx_bytes += d.len() as u64;
         }
+        self.c.rx_bytes += rx_bytes;
+        self.mask_keys(n);
         if self.cur.version != self.bypass_version {
             self.bypass_version = self.cur.version;
             self.bypass = false;
@@ -193,12 +233,15 @@ impl Datapath {
         if self.bypass {
             // Cache bypass (see `BYPASS_*`): the classifier is authoritative,
             // the cache only an accelerator, so results are identical.
+            let mut last = NO_RULE;
             for i in 0..n {
-                let r = self.cur.classifier.lookup(&self.keys[i]).unwrap_or(NO_RULE);
-                if r == NO_RULE {
-                    self.c.classifier_misses += 1;
+                if !self.same[i] {
+                    last = self.cur.classifier.lookup(&self.keys[i]).unwrap_or(NO_RULE);
+                    if last == NO_RULE {
+                        self.c.classifier_misses += 1;
+                    }
                 }
-                self.rules[i] = r;
+                self.rules[i] = last;
             }
             self.c.cache_bypassed += n as u64;
         } else {
@@ -209,15 +252,40 @@ impl Datapath {
         // Rules hit by many flows are spread over memory: pull each rule,
         // then its counter line and action list, before executing.
         for i in 0..n {
+            if self.same[i] && self.rules[i] == self.rules[i - 1] {
+                continue;
+            }
             if let Some(r) = self.cur.rules.get(self.rules[i] as usize) {
                 crate::flowcache::prefetch(&**r);
             }
         }
         for i in 0..n {
+            if self.same[i] && self.rules[i] == self.rules[i - 1] {
+                continue;
+            }
             if let Some(r) = self.cur.rules.get(self.rules[i] as usize) {
                 r.prefetch_hot(self.worker);
             }
         }
+        self.execute_all(in_port, frames, verdicts, now_ms);
+    }
+
+    /// Run every frame's rule. Rule counters are added once per run of
+    /// frames hitting the same rule, and a run hitting a [`Rule::simple`]
+    /// rule reuses the first frame's verdict (it depends on the ingress
+    /// port only, which the whole burst shares).
+    ///
+    /// [`Rule::simple`]: crate::table::Rule::simple
+    #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
+    fn execute_all<F: Frame>(
+        &mut self,
+        in_port: u16,
+        frames: &mut [F],
+        verdicts: &mut [Verdict],
+        now_ms: u64,
+    ) {
+        let n = frames.len();
         let ctx = ExecCtx {
             in_port,
             ports_up: self.sw.ports_up(),
@@ -225,26 +293,61 @@ impl Datapath {
             now_ms,
         };
         let mut ev = ExecEvents::default();
+        // The run being counted: its rule, packets and bytes. For a simple
+        // rule also the first frame's verdict and floods, and how many later
+        // frames reused them (their tx/drop counts are added at the run's
+        // end, not per frame).
+        let (mut run_rule, mut run_pkts, mut run_bytes) = (NO_RULE, 0u64, 0u64);
+        let (mut run_have, mut run_verdict, mut run_floods, mut run_reused) =
+            (false, Verdict::default(), 0u64, 0u64);
         for i in 0..n {
             let r = self.rules[i];
+            if r == run_rule && r != NO_RULE {
+                run_pkts += 1;
+                run_bytes += u64::from(self.lens[i]);
+                if run_have {
+                    run_reused += 1;
+                    verdicts[i] = run_verdict;
+                    continue;
+                }
+            } else if r != NO_RULE {
+                if let Some(prev) = self.cur.rules.get(run_rule as usize) {
+                    prev.hit_many(self.worker, run_pkts, run_bytes, now_ms);
+                }
+                if run_have {
+                    tally(&mut self.c, run_verdict, run_reused);
+                    ev.flooded += run_floods * run_reused;
+                }
+                (run_rule, run_pkts, run_bytes) = (r, 1, u64::from(self.lens[i]));
+                (run_have, run_reused) = (false, 0);
+            }
             let v = if r == NO_RULE {
                 Verdict::Drop(DropReason::NoMatch)
             } else {
                 let rule = &self.cur.rules[r as usize];
-                rule.hit(self.worker, frames[i].data().len() as u64, now_ms);
-                execute(
+                let before = ev.flooded;
+                let v = execute(
                     &rule.spec.actions,
                     &mut frames[i],
                     usize::from(self.meta[i].l3),
                     &ctx,
                     &mut ev,
-                )
+                );
+                if rule.simple {
+                    (run_have, run_verdict) = (true, v);
+                    run_floods = ev.flooded - before;
+                }
+                v
             };
-            match v {
-                Verdict::Output(m) => self.c.tx_packets += u64::from(m.count_ones()),
-                Verdict::Drop(why) => self.c.drops[why as usize] += 1,
-            }
+            tally(&mut self.c, v, 1);
             verdicts[i] = v;
+        }
+        if let Some(prev) = self.cur.rules.get(run_rule as usize) {
+            prev.hit_many(self.worker, run_pkts, run_bytes, now_ms);
+        }
+        if run_have {
+            tally(&mut self.c, run_verdict, run_reused);
+            ev.flooded += run_floods * run_reused;
         }
         self.c.fdb_learned += ev.learned;
         self.c.fdb_moved += ev.moved;
@@ -303,6 +406,15 @@ impl Datapath {
             Verdict::Output(m) => self.c.tx_packets += u64::from(m.count_ones()) * n as u64,
             Verdict::Drop(why) => self.c.drops[why as usize] += n as u64,
         }
+    }
+}
+
+/// Count `n` frames decided `v`: copies output, or drops by reason.
+#[inline(always)]
+fn tally(c: &mut Counters, v: Verdict, n: u64) {
+    match v {
+        Verdict::Output(m) => c.tx_packets += u64::from(m.count_ones()) * n,
+        Verdict::Drop(why) => c.drops[why as usize] += n,
     }
 }
 

@@ -207,6 +207,33 @@ impl FlowKey {
         out
     }
 
+    /// Overwrite the key with eight words (native byte order), the way
+    /// [`crate::extract`]'s fast path builds it: wide stores only.
+    #[inline(always)]
+    pub(crate) fn set_words(&mut self, w: [u64; WORDS]) {
+        for (i, v) in w.iter().enumerate() {
+            self.bytes[i * 8..i * 8 + 8].copy_from_slice(&v.to_ne_bytes());
+        }
+    }
+
+    /// `self &= mask`, a word at a time.
+    #[inline(always)]
+    pub fn mask_in_place(&mut self, mask: &FlowKey) {
+        for i in 0..WORDS {
+            let w = self.word(i) & mask.word(i);
+            self.bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_ne_bytes());
+        }
+    }
+
+    /// `self | other`: the bits either looks at.
+    pub fn union(&self, other: &FlowKey) -> FlowKey {
+        let mut out = *self;
+        for (o, b) in out.bytes.iter_mut().zip(&other.bytes) {
+            *o |= b;
+        }
+        out
+    }
+
     /// True when `self & mask == value` (value must already be masked).
     #[inline]
     pub fn matches(&self, mask: &FlowKey, value: &FlowKey) -> bool {

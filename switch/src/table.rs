@@ -47,10 +47,28 @@ pub struct Rule {
     pub spec: RuleSpec,
     /// Installation time.
     pub created_ms: u64,
+    /// The actions only output, flood or drop: the verdict depends on the
+    /// ingress port alone, so frames of one burst that hit this rule share
+    /// one verdict (the datapath executes the actions once per run).
+    pub simple: bool,
     counters: Box<[RuleCounters]>,
 }
 
 impl Rule {
+    fn new(id: u64, spec: RuleSpec, created_ms: u64, workers: usize) -> Rule {
+        let simple = spec
+            .actions
+            .iter()
+            .all(|a| matches!(a, Action::Output(_) | Action::Flood | Action::Drop));
+        Rule {
+            id,
+            spec,
+            created_ms,
+            simple,
+            counters: (0..workers).map(|_| RuleCounters::default()).collect(),
+        }
+    }
+
     /// Prefetch what the datapath touches after a lookup: this worker's
     /// counter line and the action list.
     #[inline(always)]
@@ -119,6 +137,14 @@ pub struct TableVersion {
     /// datapath then decides a whole burst with one lookup and never parses
     /// the frames (what OVS calls "simple match").
     pub port_only: Option<Box<[u32; MAX_PORTS as usize]>>,
+    /// Every bit any rule looks at (the union of the rules' masks). The
+    /// classifier's answer for `key` equals its answer for
+    /// `key & lookup_mask`, since each rule compares `key & mask` and
+    /// `mask ⊆ lookup_mask`. The datapath therefore caches masked keys:
+    /// frames that differ only in fields no rule reads share one cache
+    /// entry (OVS's megaflow idea, with the table-wide mask instead of
+    /// per-lookup wildcards).
+    pub lookup_mask: FlowKey,
 }
 
 impl TableVersion {
@@ -132,11 +158,15 @@ impl TableVersion {
             .collect();
         let classifier = Classifier::build(&entries);
         let port_only = port_only_table(&rules, &classifier);
+        let lookup_mask = rules
+            .iter()
+            .fold(FlowKey::ZERO, |m, r| m.union(&r.spec.matcher.mask));
         TableVersion {
             version,
             classifier,
             rules,
             port_only,
+            lookup_mask,
         }
     }
 }
@@ -156,12 +186,7 @@ fn port_only_table(
         if mask != FlowKey::ZERO {
             return None;
         }
-        let simple = r
-            .spec
-            .actions
-            .iter()
-            .all(|a| matches!(a, Action::Output(_) | Action::Flood | Action::Drop));
-        if !simple {
+        if !r.simple {
             return None;
         }
     }
@@ -300,12 +325,7 @@ impl FlowTable {
         self.update(|rules, next_id| {
             let id = *next_id;
             *next_id += 1;
-            let rule = Arc::new(Rule {
-                id,
-                spec,
-                created_ms: now_ms,
-                counters: (0..workers).map(|_| RuleCounters::default()).collect(),
-            });
+            let rule = Arc::new(Rule::new(id, spec, now_ms, workers));
             match rules.iter().position(|r| {
                 r.spec.priority == rule.spec.priority && r.spec.matcher == rule.spec.matcher
             }) {
@@ -324,12 +344,7 @@ impl FlowTable {
             for spec in specs {
                 let id = *next_id;
                 *next_id += 1;
-                rules.push(Arc::new(Rule {
-                    id,
-                    spec,
-                    created_ms: now_ms,
-                    counters: (0..workers).map(|_| RuleCounters::default()).collect(),
-                }));
+                rules.push(Arc::new(Rule::new(id, spec, now_ms, workers)));
             }
         })
     }

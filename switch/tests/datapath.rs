@@ -3,8 +3,9 @@
 
 mod common;
 use common::*;
+use switch::datapath::Datapath;
 use switch::extract::Malformed;
-use switch::frame::VecFrame;
+use switch::frame::{Frame, VecFrame};
 use switch::testutil::*;
 use switch::verdict::{DropReason, Verdict};
 
@@ -516,9 +517,11 @@ fn cache_bypass_engages_only_when_it_cannot_pay_and_changes_no_verdict() {
     use switch::datapath::BYPASS_AFTER_INSERTS;
     use switch::switch::{Switch, SwitchConfig};
     let n = (BYPASS_AFTER_INSERTS + 4096) as u32;
+    // Two masks (two subtables), and the union of the masks keeps every
+    // destination address, so the flows stay distinct after masking.
     let rules = [
         "priority=10,ip,nw_dst=10.0.0.0/16,actions=output:2",
-        "priority=0,actions=output:3",
+        "priority=0,ip,nw_dst=10.1.0.16,actions=output:3",
     ];
     let mk = |bypass: bool, extra: bool| {
         let sw = Switch::new(SwitchConfig {
@@ -557,11 +560,132 @@ fn cache_bypass_engages_only_when_it_cannot_pay_and_changes_no_verdict() {
     );
     assert_eq!(without.cache_bypassed, 0);
     assert_eq!(v1[0], ports(&[2]));
-    assert_eq!(v1[66_000], ports(&[3]), "10.1.x.x is outside 10.0/16");
+    assert_eq!(v1[0x1_0010], ports(&[3]), "10.1.0.16");
+    assert_eq!(
+        v1[66_000],
+        Verdict::Drop(DropReason::NoMatch),
+        "10.1.1.208 is outside 10.0/16"
+    );
     let (four, v4) = many_flows(&mk(true, true), n);
     assert_eq!(
         four.cache_bypassed, 0,
         "4 subtables: classifier too costly to bypass the cache"
     );
     assert_eq!(v4[5], ports(&[4]));
+}
+
+/// Runs `frames` as one burst on `in_port`; verdicts and the bytes out.
+fn burst(dp: &mut Datapath, in_port: u16, frames: &[Vec<u8>]) -> (Vec<Verdict>, Vec<Vec<u8>>) {
+    let mut fs: Vec<VecFrame> = frames.iter().map(|f| VecFrame::new(f)).collect();
+    let mut vs = vec![Verdict::default(); fs.len()];
+    dp.process_burst(in_port, &mut fs, &mut vs, 0);
+    (vs, fs.iter().map(|f| f.data().to_vec()).collect())
+}
+
+#[test]
+fn flows_differing_only_in_unread_fields_share_one_cache_entry() {
+    // The rules read dl_type and nw_dst only: 32 UDP flows to one address
+    // are one masked key (one classifier lookup), and the per-rule
+    // counters still see every frame.
+    let sw = switch_with(
+        &[
+            "priority=10,ip,nw_dst=10.9.0.0/16,actions=drop",
+            "priority=5,ip,nw_dst=10.1.0.0/16,actions=output:2",
+        ],
+        &[1, 2, 3],
+    );
+    let mut dp = sw.datapath(0);
+    let frames: Vec<Vec<u8>> = (0..32u16)
+        .map(|i| udp4([172, 16, 0, i as u8], [10, 1, 0, 1], 1000 + i, 53))
+        .collect();
+    let (vs, _) = burst(&mut dp, 1, &frames);
+    assert!(vs.iter().all(|v| *v == ports(&[2])), "{vs:?}");
+    let c = *dp.counters();
+    assert_eq!((c.cache_misses, c.cache_hits), (1, 31));
+    assert_eq!(c.tx_packets, 32);
+    let fwd = sw
+        .table
+        .dump(0)
+        .into_iter()
+        .find(|r| r.priority == 5)
+        .unwrap();
+    assert_eq!((fwd.packets, fwd.bytes), (32, 32 * frames[0].len() as u64));
+
+    // A rule that reads the UDP source port widens the mask: the flows are
+    // told apart again and the new rule takes exactly its flow.
+    sw.table.add(
+        "priority=20,udp,tp_src=1007,actions=output:3"
+            .parse()
+            .unwrap(),
+        0,
+    );
+    let (vs, _) = burst(&mut dp, 1, &frames);
+    for (i, v) in vs.iter().enumerate() {
+        let want = if i == 7 { ports(&[3]) } else { ports(&[2]) };
+        assert_eq!(*v, want, "frame {i}");
+    }
+    assert_eq!(dp.counters().cache_misses - c.cache_misses, 32);
+}
+
+#[test]
+fn runs_of_one_rule_count_every_frame_and_rewrite_every_frame() {
+    // Mixed burst: runs of the same rule, a table miss inside a run, a
+    // rewriting rule (no verdict reuse: each frame is decremented), and
+    // a flood (counted per frame).
+    let sw = switch_with(
+        &[
+            "priority=30,ip,nw_dst=10.0.0.1,actions=output:2",
+            "priority=30,ip,nw_dst=10.0.0.2,actions=dec_ttl,output:3",
+            "priority=30,ip,nw_dst=10.0.0.3,actions=flood",
+        ],
+        &[1, 2, 3, 4],
+    );
+    let mut dp = sw.datapath(0);
+    let a = udp4([1, 1, 1, 1], [10, 0, 0, 1], 1, 2);
+    let b = tcp4([1, 1, 1, 1], [10, 0, 0, 2], 1, 2, 0x10, 9);
+    let f = udp4([1, 1, 1, 1], [10, 0, 0, 3], 1, 2);
+    let miss = udp4([1, 1, 1, 1], [10, 0, 0, 9], 1, 2);
+    let frames = vec![
+        a.clone(),
+        a.clone(),
+        miss.clone(),
+        a.clone(),
+        b.clone(),
+        b.clone(),
+        b.clone(),
+        f.clone(),
+        f.clone(),
+        a.clone(),
+    ];
+    let (vs, out) = burst(&mut dp, 1, &frames);
+    let nomatch = Verdict::Drop(DropReason::NoMatch);
+    let want = [
+        ports(&[2]),
+        ports(&[2]),
+        nomatch,
+        ports(&[2]),
+        ports(&[3]),
+        ports(&[3]),
+        ports(&[3]),
+        ports(&[2, 3, 4]),
+        ports(&[2, 3, 4]),
+        ports(&[2]),
+    ];
+    assert_eq!(vs, want);
+    for i in 4..7 {
+        assert_eq!(out[i][14 + 8], 8, "frame {i}: TTL 9 decremented once");
+    }
+    assert_eq!(out[0], a, "output-only rules leave frames alone");
+    let c = *dp.counters();
+    assert_eq!(c.tx_packets, 4 + 3 + 2 * 3);
+    assert_eq!(c.drop_count(DropReason::NoMatch), 1);
+    assert_eq!(c.flooded, 2);
+    let dump = sw.table.dump(0);
+    let count = |dst: &str| {
+        let r = dump.iter().find(|r| r.rule.contains(dst)).unwrap();
+        (r.packets, r.bytes)
+    };
+    assert_eq!(count("10.0.0.1"), (4, 4 * a.len() as u64));
+    assert_eq!(count("10.0.0.2"), (3, 3 * b.len() as u64));
+    assert_eq!(count("10.0.0.3"), (2, 2 * f.len() as u64));
 }
