@@ -400,6 +400,15 @@ impl Ovs {
         PmdStats::parse(&out).ok_or_else(|| self.failure(&format!("no PMD thread in: {out}")))
     }
 
+    /// ovs-vswitchd's process id (from its pidfile).
+    pub fn vswitchd_pid(&self) -> Option<u32> {
+        fs::read_to_string(self.dir.join("ovs-vswitchd.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Whether ovs-vswitchd is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.vswitchd.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
