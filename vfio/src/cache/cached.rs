@@ -201,7 +201,7 @@ pub struct CachedBackend {
     wb_pick: [u32; 64],
     counters: Arc<CacheCounters>,
     // Last: the mappings outlive everything pointing into them.
-    _meta: SharedRegion,
+    meta: SharedRegion,
     pool: SharedRegion,
 }
 
@@ -217,8 +217,30 @@ impl std::fmt::Debug for CachedBackend {
 }
 
 impl CachedBackend {
-    /// Builds a cache of `cfg.size` bytes in front of `inner`.
+    /// Builds a cache of `cfg.size` bytes in front of `inner`, its
+    /// metadata table in an anonymous shared memfd.
     pub fn new(inner: Box<dyn Backend>, cfg: CacheConfig) -> Result<CachedBackend, String> {
+        Self::build(inner, cfg, None)
+    }
+
+    /// Builds a cache whose metadata table lives in the file `meta` (on
+    /// /dev/shm or hugetlbfs), for QEMU to map into the guest with
+    /// [`mapping::qemu_ivshmem_args`](super::mapping::qemu_ivshmem_args):
+    /// the table is then in VM memory, at the start of the ivshmem device's
+    /// BAR 2. The file is (re)initialised: header, then empty entries.
+    pub fn with_meta_file(
+        inner: Box<dyn Backend>,
+        cfg: CacheConfig,
+        meta: &std::path::Path,
+    ) -> Result<CachedBackend, String> {
+        Self::build(inner, cfg, Some(meta))
+    }
+
+    fn build(
+        inner: Box<dyn Backend>,
+        cfg: CacheConfig,
+        meta_file: Option<&std::path::Path>,
+    ) -> Result<CachedBackend, String> {
         let info = inner.info();
         let ways = cfg.ways.clamp(1, 64) as usize;
         let slots_wanted = (cfg.size / BLOCK) as usize;
@@ -240,8 +262,23 @@ impl CachedBackend {
         let pool_len = slots_n * BLOCK as usize;
         let pool = SharedRegion::new("vswitch-cache-pool", pool_len, cfg.hugepages)
             .map_err(|e| format!("cache pool of {pool_len} bytes: {e}"))?;
-        let meta = SharedRegion::new("vswitch-cache-meta", hdr.table_len(), false)
-            .map_err(|e| format!("cache metadata: {e}"))?;
+        let meta = match meta_file {
+            None => SharedRegion::new("vswitch-cache-meta", hdr.table_len(), false),
+            Some(p) => SharedRegion::open_file(p, hdr.table_len()),
+        }
+        .map_err(|e| match meta_file {
+            Some(p) => format!("cache metadata file {}: {e}", p.display()),
+            None => format!("cache metadata: {e}"),
+        })?;
+        // SAFETY: `meta` is `meta.len() >= table_len` bytes (a stale file
+        // may hold anything past the table: clear it).
+        unsafe {
+            ptr::write_bytes(
+                meta.as_ptr().add(hdr.table_len()),
+                0,
+                meta.len() - hdr.table_len(),
+            )
+        };
         // SAFETY: `meta` is at least `table_len` bytes and lives in the
         // returned value, after (dropped after) the table.
         let table = unsafe { MetaTable::init(meta.as_ptr(), &hdr) };
@@ -308,7 +345,7 @@ impl CachedBackend {
             sweep: 0,
             wb_pick: [0; 64],
             counters: Arc::new(CacheCounters::default()),
-            _meta: meta,
+            meta,
             pool,
         })
     }
@@ -331,6 +368,12 @@ impl CachedBackend {
     /// The guest-shared metadata table (tests forge entries through it).
     pub fn table(&self) -> &MetaTable {
         &self.table
+    }
+
+    /// The shared region holding the metadata table (its file and length
+    /// are what QEMU needs to map it into the guest).
+    pub fn meta_region(&self) -> &SharedRegion {
+        &self.meta
     }
 
     /// Dirty slots now.
