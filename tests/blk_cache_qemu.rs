@@ -14,12 +14,16 @@
 //!    only hit, the bytes are right);
 //! 3. writes a random pattern with O_DIRECT (write-back: dirty in the
 //!    cache, not yet in the file) and reads it back (hits);
-//! 4. forges three entries of pattern blocks with `devmem`: a corrupted
-//!    checksum, a slot address moved to the next slot, and a copy of another
-//!    entry (a valid checksum at the wrong position), then re-reads
-//!    everything (the host asserts: the bytes are right, all hits, no
-//!    misses, `cache_bad_entries` rose, and the guest saw the host rewrite
-//!    the three entries back in its memory);
+//! 4. forges four entries of pattern blocks with `devmem`: a corrupted
+//!    checksum, a slot address moved to the next slot, a copy of another
+//!    entry (a valid checksum at the wrong position; the overwritten
+//!    block's data is dirty, only in the cache, so a host that trusted the
+//!    table would return stale bytes), and a replay of an entry saved before
+//!    the guest rewrote its block (valid checksum, position and owner, old
+//!    generation); then re-reads everything (the host asserts: the bytes
+//!    are right, all hits, no misses, `cache_bad_entries` rose by at least
+//!    four, and the guest saw the host rewrite the four entries back in its
+//!    memory);
 //! 5. flushes (the host asserts nothing is left dirty and the pattern is in
 //!    the backing file).
 //!
@@ -116,7 +120,7 @@ step 4
 n=0
 i=0
 entries=$(( $(devmem $((bar+16)) 32) * $(devmem $((bar+20)) 32) ))
-while [ $i -lt $entries ] && [ $n -lt 3 ]; do
+while [ $i -lt $entries ] && [ $n -lt 4 ]; do
   e=$((bar+64+32*i))
   blk=$(( $(devmem $e 64) ))
   fl=$(( $(devmem $((e+20)) 32) ))
@@ -128,15 +132,23 @@ while [ $i -lt $entries ] && [ $n -lt 3 ]; do
   fi
   i=$((i+1))
 done
-if [ $n -lt 3 ]; then echo "GUEST-TOO-FEW-ENTRIES $n"; fi
+if [ $n -lt 4 ]; then echo "GUEST-TOO-FEW-ENTRIES $n"; fi
 c=$(devmem $((e0+28)) 32)
 devmem $((e0+28)) 32 $(( c ^ 0x5a5a5a5a ))
 s=$(devmem $((e1+8)) 32)
 devmem $((e1+8)) 32 $(( (s + 4096) & 0xffffffff ))
 k=0
 for w in $orig0; do devmem $((e2+k)) 32 $w; k=$((k+4)); done
+old3="$orig3"
+b3=$(( $(devmem $e3 64) ))
+dd if=/pattern of=/dev/vda bs=4096 skip=$((b3-{pat_first})) seek=$b3 count=1 oflag=direct 2>/dev/null || echo GUEST-REWRITE-FAIL
+orig3="$(dump $e3)"
+echo "GUEST-REWRITTEN-ENTRY 3 block=$b3: $orig3"
+if [ "$orig3" = "$old3" ]; then echo GUEST-GENERATION-UNCHANGED-FAIL; fi
+k=0
+for w in $old3; do devmem $((e3+k)) 32 $w; k=$((k+4)); done
 f=0
-for j in 0 1 2; do
+for j in 0 1 2 3; do
   eval "e=\$e$j; o=\"\$orig$j\""
   now="$(dump $e)"
   echo "GUEST-FORGED-ENTRY $j: $now"
@@ -149,7 +161,7 @@ if cmp /pattern /rb; then echo GUEST-FORGED-REREAD-OK; else echo GUEST-FORGED-RE
 dd if=/dev/vda of=/pf3 bs=4096 skip={pf_first} count={pf_n} iflag=direct 2>/dev/null || echo GUEST-PREFILL-READ-FAIL
 if cmp /prefill /pf3; then echo GUEST-PREFILL3-OK; else echo GUEST-PREFILL3-MISMATCH; fi
 r=0
-for j in 0 1 2; do
+for j in 0 1 2 3; do
   eval "e=\$e$j; o=\"\$orig$j\""
   now="$(dump $e)"
   echo "GUEST-AFTER-ENTRY $j: $now"
@@ -403,8 +415,8 @@ fn guest_sees_and_forges_cache_metadata_in_its_memory() {
     // 4. Forged entries: detected, data still right (from the cache: it is
     //    not in the backend yet), entries rewritten in guest memory.
     assert!(
-        console.contains("GUEST-FORGED 3"),
-        "three entries forged; {ctx}"
+        console.contains("GUEST-FORGED 4"),
+        "four entries forged; {ctx}"
     );
     assert!(console.contains("GUEST-FORGED-REREAD-OK"), "{ctx}");
     assert!(console.contains("GUEST-PREFILL3-OK"), "{ctx}");
@@ -413,7 +425,7 @@ fn guest_sees_and_forges_cache_metadata_in_its_memory() {
         "the host noticed the forged entries; {ctx}"
     );
     assert!(
-        s(6, "cache_bad_entries") >= 3,
+        s(6, "cache_bad_entries") >= 4,
         "each forged entry counted; {ctx}"
     );
     assert!(
@@ -426,7 +438,7 @@ fn guest_sees_and_forges_cache_metadata_in_its_memory() {
         "still dirty at the re-read: the bytes came from the cache; {ctx}"
     );
     assert!(
-        console.contains("GUEST-REPAIRED 3"),
+        console.contains("GUEST-REPAIRED 4"),
         "the host rewrote the forged entries in guest memory; {ctx}"
     );
     // 5. Flush wrote everything back.
