@@ -103,8 +103,10 @@ struct ServeArgs {
     /// one per --socket, created if absent, sized to a power of two) so the
     /// guest sees it: give QEMU the logged `-object memory-backend-file,...
     /// -device ivshmem-plain,...` arguments and the table is BAR 2 of PCI
-    /// device 1af4:1110 (layout: vfio/src/cache/layout.rs). Default: an
-    /// anonymous memfd no guest maps.
+    /// device 1af4:1110 (layout: vfio/src/cache/layout.rs). The file stays
+    /// when the server exits: a restarted server reinitialises the same
+    /// pages while QEMU keeps them mapped. Default: an anonymous memfd no
+    /// guest maps.
     #[arg(long, requires = "cache")]
     cache_meta: Vec<PathBuf>,
 }
