@@ -5,7 +5,7 @@
 //!                   [--queues N] [--block-size 512|4096]
 //!                   [--poll busy|adaptive] [--stats-interval SECS]
 //!                   [--cache SIZE [--cache-mode writeback|writethrough]
-//!                    [--cache-meta PATH]...]
+//!                    [--cache-meta PATH]... [--cache-policy clock|2q]]
 //! ```
 //! `--cache SIZE` puts a block cache of SIZE bytes (`vfio::cache`) in front
 //! of every device's backend; its hit/miss/eviction/dirty counters join the
@@ -26,7 +26,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use vfio::backend;
 use vfio::blk::{BlkConfig, BlkDevice, BlkStats};
 use vfio::cache::mapping::qemu_ivshmem_args;
-use vfio::cache::{CacheConfig, CacheCounters, CachedBackend, WriteMode};
+use vfio::cache::{CacheConfig, CacheCounters, CachedBackend, Eviction, WriteMode};
 use vfio::poller::{DeviceCell, PollGroup, PollMode};
 use vfio::vhost_user::BlkServer;
 
@@ -109,6 +109,18 @@ struct ServeArgs {
     /// guest maps.
     #[arg(long, requires = "cache")]
     cache_meta: Vec<PathBuf>,
+    /// How the cache picks a block to evict.
+    #[arg(long, value_enum, default_value_t = CachePolicy::Clock, requires = "cache")]
+    cache_policy: CachePolicy,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CachePolicy {
+    /// CLOCK (second chance) per set.
+    Clock,
+    /// 2Q per set: scan-resistant (a one-pass scan does not evict the hot set).
+    #[value(name = "2q")]
+    TwoQ,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -348,14 +360,19 @@ fn serve(a: ServeArgs) -> Result<(), String> {
                 CacheMode::Writethrough => WriteMode::WriteThrough,
                 CacheMode::Writeback => WriteMode::WriteBack,
             };
-            let cfg = CacheConfig::new(size, mode);
+            let mut cfg = CacheConfig::new(size, mode);
+            cfg.eviction = match a.cache_policy {
+                CachePolicy::Clock => Eviction::Clock,
+                CachePolicy::TwoQ => Eviction::TwoQ,
+            };
             let c = match a.cache_meta.get(i) {
                 Some(meta) => CachedBackend::with_meta_file(be, cfg, meta)?,
                 None => CachedBackend::new(be, cfg)?,
             };
             eprintln!(
-                "blk: {spec}: {mode:?} cache of {} slots of 4 KiB{}",
+                "blk: {spec}: {mode:?} cache of {} slots of 4 KiB, {:?} eviction{}",
                 c.slots(),
+                cfg.eviction,
                 if c.hugepages() { " (hugepages)" } else { "" }
             );
             let m = c.meta_region();

@@ -45,6 +45,7 @@ use super::layout::{Entry, Header, MetaTable, FLAG_DIRTY, FLAG_VALID};
 use super::mapping::{SharedRegion, SlotMap};
 use super::policy::{Choice, Clock, WayState};
 use super::stats::CacheCounters;
+use super::twoq::TwoQ;
 use crate::backend::{Backend, BackendInfo, IoCompletion, IoOp, IoRequest, IoStatus, SubmitError};
 use crate::iovec::IoVec;
 
@@ -72,6 +73,15 @@ pub enum WriteMode {
     WriteBack,
 }
 
+/// How a set picks the way to evict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eviction {
+    /// CLOCK, second chance ([`super::policy`]).
+    Clock,
+    /// 2Q: scan-resistant ([`super::twoq`]).
+    TwoQ,
+}
+
 /// Cache parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct CacheConfig {
@@ -89,6 +99,8 @@ pub struct CacheConfig {
     pub slot_gpa_base: u64,
     /// Try hugepages for the pool.
     pub hugepages: bool,
+    /// Eviction policy.
+    pub eviction: Eviction,
 }
 
 impl CacheConfig {
@@ -102,6 +114,7 @@ impl CacheConfig {
             max_writebacks: 32,
             slot_gpa_base: DEFAULT_SLOT_GPA_BASE,
             hugepages: true,
+            eviction: Eviction::Clock,
         }
     }
 }
@@ -174,6 +187,7 @@ pub struct CachedBackend {
     shadow: Vec<Slot>,
     map: SlotMap,
     clock: Clock,
+    twoq: Option<TwoQ>,
     // Backend operations.
     ops: Vec<Op>,
     free_ops: Vec<u32>,
@@ -323,6 +337,7 @@ impl CachedBackend {
             ],
             map,
             clock: Clock::new(sets, ways),
+            twoq: (cfg.eviction == Eviction::TwoQ).then(|| TwoQ::new(sets, ways)),
             ops,
             free_ops: (0..inner_max as u32).rev().collect(),
             active: Vec::with_capacity(inner_max),
@@ -533,6 +548,9 @@ impl CachedBackend {
         }
         let set = self.set_of(block);
         let base = set * self.ways;
+        if self.twoq.is_some() {
+            return self.allocate_2q(block, set);
+        }
         let shadow = &mut self.shadow;
         let picks = &mut self.wb_pick;
         let mut npick = 0;
@@ -566,6 +584,57 @@ impl CachedBackend {
         if self.shadow[p].owner != NONE {
             CacheCounters::add(&self.counters.evictions, 1);
         }
+        let s = &mut self.shadow[p];
+        s.owner = block;
+        s.referenced = false;
+        s.generation = s.generation.wrapping_add(1);
+        Some(p)
+    }
+
+    /// [`Self::allocate`] under 2Q.
+    fn allocate_2q(&mut self, block: u64, set: usize) -> Option<usize> {
+        let base = set * self.ways;
+        let mut st = [WayState::Empty; 64];
+        for (w, v) in st[..self.ways].iter_mut().enumerate() {
+            let s = &self.shadow[base + w];
+            *v = if s.owner == NONE {
+                WayState::Empty
+            } else if s.dirty || s.writeback {
+                WayState::Busy {
+                    needs_writeback: s.dirty && !s.writeback,
+                }
+            } else {
+                WayState::Clean { referenced: false }
+            };
+        }
+        let q = self.twoq.as_mut().expect("2Q configured");
+        let d = q.choose(set, &st[..self.ways]);
+        if let Some(hot) = d.write_back_hot {
+            for (w, v) in st[..self.ways].iter().enumerate() {
+                let p = base + w;
+                let needs = *v
+                    == WayState::Busy {
+                        needs_writeback: true,
+                    };
+                if needs && self.twoq.as_ref().is_some_and(|q| q.is_hot(p) == hot) {
+                    self.start_writeback(p);
+                }
+            }
+        }
+        let Choice::Take(w) = d.choice else {
+            return None;
+        };
+        let p = base + w;
+        let old = self.shadow[p].owner;
+        if old != NONE {
+            CacheCounters::add(&self.counters.evictions, 1);
+        }
+        self.twoq.as_mut().expect("2Q configured").insert(
+            set,
+            p,
+            block,
+            (old != NONE).then_some(old),
+        );
         let s = &mut self.shadow[p];
         s.owner = block;
         s.referenced = false;
@@ -745,6 +814,9 @@ impl CachedBackend {
                 return Ok(());
             }
             self.shadow[p].referenced = true;
+            if let Some(q) = &mut self.twoq {
+                q.on_hit(p);
+            }
         }
         if all {
             CacheCounters::add(&self.counters.hits, b1 - b0 + 1);

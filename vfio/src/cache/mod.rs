@@ -15,7 +15,7 @@
 //!                               │          ivshmem BAR 2 (--cache-meta), or a memfd
 //!                               │          validated against the host-private shadow
 //!                               │  slot GPA ──SlotMap (mapping.rs)──▶ pool host address
-//!                               │  eviction: per-set CLOCK (policy.rs); dirty → write-back first
+//!                               │  eviction: per-set CLOCK (policy.rs) or 2Q (twoq.rs); dirty → write-back first
 //!                               └  counters (stats.rs) ──▶ vswitch blk serve stats
 //! ```
 //!
@@ -80,6 +80,7 @@ pub mod policy;
 pub mod stats;
 #[cfg(test)]
 mod tests;
+pub mod twoq;
 
-pub use cached::{CacheConfig, CachedBackend, WriteMode, BLOCK};
+pub use cached::{CacheConfig, CachedBackend, Eviction, WriteMode, BLOCK};
 pub use stats::{CacheCounters, CacheStats};
