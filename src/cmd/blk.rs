@@ -323,6 +323,13 @@ fn open_backend(
 }
 
 fn serve(a: ServeArgs) -> Result<(), String> {
+    // Before any socket exists: a SIGTERM as soon as one appears must stop
+    // the server cleanly, not kill it.
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
     if a.socket.len() != a.backend.len() {
         return Err(format!(
             "{} --socket but {} --backend: give one backend per socket",
@@ -408,11 +415,6 @@ fn serve(a: ServeArgs) -> Result<(), String> {
                 .map_err(|e| format!("{}: {e}", sock.display()))?,
         );
         devices.push(dev);
-    }
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
     let mode = match a.poll {
         Poll::Busy => PollMode::Busy,
