@@ -323,13 +323,6 @@ fn open_backend(
 }
 
 fn serve(a: ServeArgs) -> Result<(), String> {
-    // Before any socket exists: a SIGTERM as soon as one appears must stop
-    // the server cleanly, not kill it.
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
     if a.socket.len() != a.backend.len() {
         return Err(format!(
             "{} --socket but {} --backend: give one backend per socket",
@@ -410,6 +403,14 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         );
         let dev = DeviceCell::new(BlkDevice::new(&name, be, cfg));
         group.add(Arc::clone(&dev));
+        // Before the socket exists: a SIGTERM as soon as it appears must stop
+        // the server cleanly (socket removed, stats printed), not kill it.
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe.
+        unsafe {
+            libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+            libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        }
         servers.push(
             BlkServer::bind(sock, Arc::clone(&dev))
                 .map_err(|e| format!("{}: {e}", sock.display()))?,
