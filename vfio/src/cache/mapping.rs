@@ -73,7 +73,8 @@ impl SharedRegion {
     }
 
     /// Maps the file at `path` (created with mode 0600 if absent; a regular
-    /// file on tmpfs such as /dev/shm, or on hugetlbfs) shared, at least
+    /// file owned by this user, not a symlink, on tmpfs such as /dev/shm or
+    /// on hugetlbfs) shared, at least
     /// `len` bytes, rounded up to [`guest_region_len`] and, on hugetlbfs, to
     /// the huge page size. A larger existing file is not shrunk (a running
     /// QEMU may map all of it). Its contents are the caller's to rewrite.
@@ -105,6 +106,14 @@ impl SharedRegion {
                 return fail(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     "not a regular file",
+                ));
+            }
+            // A file someone else made (in a shared directory like /dev/shm)
+            // could be truncated under our mapping: SIGBUS in the data plane.
+            if st.st_uid != libc::geteuid() {
+                return fail(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("owned by uid {}, not by this process's user", st.st_uid),
                 ));
             }
             let mut fs: libc::statfs = std::mem::zeroed();
@@ -313,6 +322,13 @@ mod tests {
         // Not a regular file: refused.
         assert!(SharedRegion::open_file(&dir, 100).is_err());
         drop(r);
+        // Someone else's file: refused (checked where we can chown, as root).
+        let theirs = dir.join("theirs");
+        std::fs::write(&theirs, [0u8; 4096]).unwrap();
+        if std::os::unix::fs::chown(&theirs, Some(65534), None).is_ok() {
+            let e = SharedRegion::open_file(&theirs, 100).unwrap_err();
+            assert!(e.to_string().contains("owned by uid 65534"), "{e}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(guest_region_len(64 + 32 * 4096), 256 << 10);
         assert_eq!(guest_region_len(1), 4096);
