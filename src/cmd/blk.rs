@@ -4,11 +4,14 @@
 //! vswitch blk serve --socket PATH --backend file:PATH|null:SIZE|mem:SIZE|iscsi://HOST:PORT/IQN/LUN
 //!                   [--queues N] [--block-size 512|4096]
 //!                   [--poll busy|adaptive] [--stats-interval SECS]
-//!                   [--cache SIZE [--cache-mode writeback|writethrough]]
+//!                   [--cache SIZE [--cache-mode writeback|writethrough]
+//!                    [--cache-meta PATH]... [--cache-policy clock|2q]]
 //! ```
 //! `--cache SIZE` puts a block cache of SIZE bytes (`vfio::cache`) in front
 //! of every device's backend; its hit/miss/eviction/dirty counters join the
-//! stats.
+//! stats. `--cache-meta PATH` (one per device) puts the cache's metadata
+//! table in that file, and the server logs the QEMU arguments that map the
+//! same file into the guest (ivshmem-plain BAR 2).
 //! `--socket`/`--backend` may be repeated (in pairs) to serve several devices
 //! from the one poller thread. With `--stats-file PATH` the server publishes
 //! per-device counters there every second; `vswitch blk stats --stats-file
@@ -22,7 +25,8 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand, ValueEnum};
 use vfio::backend;
 use vfio::blk::{BlkConfig, BlkDevice, BlkStats};
-use vfio::cache::{CacheConfig, CacheCounters, CachedBackend, WriteMode};
+use vfio::cache::mapping::qemu_ivshmem_args;
+use vfio::cache::{CacheConfig, CacheCounters, CachedBackend, Eviction, WriteMode};
 use vfio::poller::{DeviceCell, PollGroup, PollMode};
 use vfio::vhost_user::BlkServer;
 
@@ -95,6 +99,28 @@ struct ServeArgs {
     /// When cached writes reach the backend.
     #[arg(long, value_enum, default_value_t = CacheMode::Writethrough, requires = "cache")]
     cache_mode: CacheMode,
+    /// Put the cache metadata table in this file (on /dev/shm or hugetlbfs;
+    /// one per --socket, created if absent, sized to a power of two) so the
+    /// guest sees it: give QEMU the logged `-object memory-backend-file,...
+    /// -device ivshmem-plain,...` arguments and the table is BAR 2 of PCI
+    /// device 1af4:1110 (layout: vfio/src/cache/layout.rs). The file stays
+    /// when the server exits: a restarted server reinitialises the same
+    /// pages while QEMU keeps them mapped. Default: an anonymous memfd no
+    /// guest maps.
+    #[arg(long, requires = "cache")]
+    cache_meta: Vec<PathBuf>,
+    /// How the cache picks a block to evict.
+    #[arg(long, value_enum, default_value_t = CachePolicy::Clock, requires = "cache")]
+    cache_policy: CachePolicy,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CachePolicy {
+    /// CLOCK (second chance) per set.
+    Clock,
+    /// 2Q per set: scan-resistant (a one-pass scan does not evict the hot set).
+    #[value(name = "2q")]
+    TwoQ,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -314,6 +340,13 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             "--user-tcp carries exactly one iscsi:// backend; {iscsi} given"
         ));
     }
+    if !a.cache_meta.is_empty() && a.cache_meta.len() != a.socket.len() {
+        return Err(format!(
+            "{} --cache-meta but {} --socket: give one metadata file per device",
+            a.cache_meta.len(),
+            a.socket.len()
+        ));
+    }
     let mut user_tcp = a.user_tcp.clone();
     let group = PollGroup::new();
     let mut servers = Vec::new();
@@ -327,12 +360,31 @@ fn serve(a: ServeArgs) -> Result<(), String> {
                 CacheMode::Writethrough => WriteMode::WriteThrough,
                 CacheMode::Writeback => WriteMode::WriteBack,
             };
-            let c = CachedBackend::new(be, CacheConfig::new(size, mode))?;
+            let mut cfg = CacheConfig::new(size, mode);
+            cfg.eviction = match a.cache_policy {
+                CachePolicy::Clock => Eviction::Clock,
+                CachePolicy::TwoQ => Eviction::TwoQ,
+            };
+            let c = match a.cache_meta.get(i) {
+                Some(meta) => CachedBackend::with_meta_file(be, cfg, meta)?,
+                None => CachedBackend::new(be, cfg)?,
+            };
             eprintln!(
-                "blk: {spec}: {mode:?} cache of {} slots of 4 KiB{}",
+                "blk: {spec}: {mode:?} cache of {} slots of 4 KiB, {:?} eviction{}",
                 c.slots(),
+                cfg.eviction,
                 if c.hugepages() { " (hugepages)" } else { "" }
             );
+            let m = c.meta_region();
+            if let Some(p) = m.path() {
+                eprintln!(
+                    "blk: {spec}: cache metadata in {} ({} bytes); map it into the guest with QEMU \
+                     arguments: {}",
+                    p.display(),
+                    m.len(),
+                    qemu_ivshmem_args(p, m.len(), &format!("vswitch-cmeta{i}"))
+                );
+            }
             caches[i] = Some(c.counters());
             be = Box::new(c);
         }
@@ -351,16 +403,19 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         );
         let dev = DeviceCell::new(BlkDevice::new(&name, be, cfg));
         group.add(Arc::clone(&dev));
+        // Before the socket exists: a SIGTERM as soon as it appears must stop
+        // the server cleanly (socket removed, stats printed), not kill it.
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe.
+        unsafe {
+            libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+            libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        }
         servers.push(
             BlkServer::bind(sock, Arc::clone(&dev))
                 .map_err(|e| format!("{}: {e}", sock.display()))?,
         );
         devices.push(dev);
-    }
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
     let mode = match a.poll {
         Poll::Busy => PollMode::Busy,

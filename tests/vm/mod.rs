@@ -212,6 +212,39 @@ pub fn random_pattern() -> Vec<u8> {
 }
 
 pub fn build_initramfs(dir: &Path, pattern: &[u8], pattern2: Option<&[u8]>) -> PathBuf {
+    let mut files: Vec<(&str, &[u8])> = vec![("pattern", pattern)];
+    if let Some(p2) = pattern2 {
+        files.push(("pattern2", p2));
+    }
+    build_initramfs_with(dir, &init_script(pattern2.is_some()), &files)
+}
+
+/// An init script that mounts /proc, /sys and /dev, loads the virtio
+/// modules, waits for /dev/vda (`GUEST-NO-BLOCK-DEVICE` if it never comes),
+/// runs `body` and powers off.
+pub fn init_script_with(body: &str) -> String {
+    format!(
+        r#"#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /tmp
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in {mods}; do insmod /mod/$m.ko || echo "GUEST-INSMOD-FAIL $m"; done
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done
+if [ ! -b /dev/vda ]; then echo GUEST-NO-BLOCK-DEVICE; poweroff -f; fi
+{body}
+poweroff -f
+"#,
+        mods = MODULES.join(" ")
+    )
+}
+
+/// An initramfs with busybox, the virtio modules, `init` as /init and
+/// `files` (name, bytes) at the root.
+pub fn build_initramfs_with(dir: &Path, init: &str, files: &[(&str, &[u8])]) -> PathBuf {
     let busybox = need("/bin/busybox", "busybox-static");
     let (_, modules) = kernel();
     let mut c = Cpio {
@@ -228,15 +261,9 @@ pub fn build_initramfs(dir: &Path, pattern: &[u8], pattern2: Option<&[u8]>) -> P
         "/bin/busybox is dynamically linked: install the Debian package `busybox-static`"
     );
     c.entry("bin/busybox", 0o100755, &bb, (0, 0));
-    c.entry(
-        "init",
-        0o100755,
-        init_script(pattern2.is_some()).as_bytes(),
-        (0, 0),
-    );
-    c.entry("pattern", 0o100644, pattern, (0, 0));
-    if let Some(p2) = pattern2 {
-        c.entry("pattern2", 0o100644, p2, (0, 0));
+    c.entry("init", 0o100755, init.as_bytes(), (0, 0));
+    for (name, data) in files {
+        c.entry(name, 0o100644, data, (0, 0));
     }
     for m in MODULES {
         let f = find_module(&modules, m).unwrap_or_else(|| {
@@ -280,6 +307,19 @@ pub fn boot_guest(
     initrd: &Path,
     reconnect: bool,
     dev_opts: &str,
+    watch: impl FnMut(&str),
+) -> String {
+    boot_guest_with(dir, sock, initrd, reconnect, dev_opts, &[], watch)
+}
+
+/// [`boot_guest`] with `extra` QEMU arguments appended (more devices).
+pub fn boot_guest_with(
+    dir: &Path,
+    sock: &Path,
+    initrd: &Path,
+    reconnect: bool,
+    dev_opts: &str,
+    extra: &[String],
     mut watch: impl FnMut(&str),
 ) -> String {
     let qemu = need("/usr/bin/qemu-system-x86_64", "qemu-system-x86");
@@ -316,6 +356,7 @@ pub fn boot_guest(
             "none",
             "-no-reboot",
         ])
+        .args(extra)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

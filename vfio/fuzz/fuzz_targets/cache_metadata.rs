@@ -1,14 +1,14 @@
 //! Fuzzes the cache's guest-shared metadata: arbitrary bytes are written
 //! over table entries (as a hostile guest would) between reads and writes
 //! of a write-back cache over a RAM disk. Checks that nothing panics and
-//! every read returns exactly what was last written.
+//! every read returns exactly what was last written, under CLOCK and 2Q.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use vfio::backend::mem::MemBackend;
 use vfio::backend::{Backend, IoOp, IoRequest, IoStatus};
 use vfio::cache::layout::{Entry, ENTRY_LEN};
-use vfio::cache::{CacheConfig, CachedBackend, WriteMode, BLOCK};
+use vfio::cache::{CacheConfig, CachedBackend, Eviction, WriteMode, BLOCK};
 use vfio::guest_memory::GuestMemory;
 
 const BLOCKS: u64 = 32;
@@ -34,6 +34,8 @@ fuzz_target!(|data: &[u8]| {
     let mut cfg = CacheConfig::new(8 * BLOCK, WriteMode::WriteBack);
     cfg.hugepages = false;
     cfg.ways = 4;
+    // Both eviction policies (the length's parity picks one).
+    cfg.eviction = if data.len() % 2 == 0 { Eviction::Clock } else { Eviction::TwoQ };
     let mut c = CachedBackend::new(inner, cfg).unwrap();
     let mem = GuestMemory::anonymous(&[(0, BLOCK as usize)]).unwrap();
     let mut model = vec![0u8; BLOCKS as usize];

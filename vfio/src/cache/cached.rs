@@ -45,6 +45,7 @@ use super::layout::{Entry, Header, MetaTable, FLAG_DIRTY, FLAG_VALID};
 use super::mapping::{SharedRegion, SlotMap};
 use super::policy::{Choice, Clock, WayState};
 use super::stats::CacheCounters;
+use super::twoq::TwoQ;
 use crate::backend::{Backend, BackendInfo, IoCompletion, IoOp, IoRequest, IoStatus, SubmitError};
 use crate::iovec::IoVec;
 
@@ -72,6 +73,15 @@ pub enum WriteMode {
     WriteBack,
 }
 
+/// How a set picks the way to evict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eviction {
+    /// CLOCK, second chance ([`super::policy`]).
+    Clock,
+    /// 2Q: scan-resistant ([`super::twoq`]).
+    TwoQ,
+}
+
 /// Cache parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct CacheConfig {
@@ -89,6 +99,8 @@ pub struct CacheConfig {
     pub slot_gpa_base: u64,
     /// Try hugepages for the pool.
     pub hugepages: bool,
+    /// Eviction policy.
+    pub eviction: Eviction,
 }
 
 impl CacheConfig {
@@ -102,6 +114,7 @@ impl CacheConfig {
             max_writebacks: 32,
             slot_gpa_base: DEFAULT_SLOT_GPA_BASE,
             hugepages: true,
+            eviction: Eviction::Clock,
         }
     }
 }
@@ -174,6 +187,7 @@ pub struct CachedBackend {
     shadow: Vec<Slot>,
     map: SlotMap,
     clock: Clock,
+    twoq: Option<TwoQ>,
     // Backend operations.
     ops: Vec<Op>,
     free_ops: Vec<u32>,
@@ -201,7 +215,7 @@ pub struct CachedBackend {
     wb_pick: [u32; 64],
     counters: Arc<CacheCounters>,
     // Last: the mappings outlive everything pointing into them.
-    _meta: SharedRegion,
+    meta: SharedRegion,
     pool: SharedRegion,
 }
 
@@ -217,8 +231,30 @@ impl std::fmt::Debug for CachedBackend {
 }
 
 impl CachedBackend {
-    /// Builds a cache of `cfg.size` bytes in front of `inner`.
+    /// Builds a cache of `cfg.size` bytes in front of `inner`, its
+    /// metadata table in an anonymous shared memfd.
     pub fn new(inner: Box<dyn Backend>, cfg: CacheConfig) -> Result<CachedBackend, String> {
+        Self::build(inner, cfg, None)
+    }
+
+    /// Builds a cache whose metadata table lives in the file `meta` (on
+    /// /dev/shm or hugetlbfs), for QEMU to map into the guest with
+    /// [`mapping::qemu_ivshmem_args`](super::mapping::qemu_ivshmem_args):
+    /// the table is then in VM memory, at the start of the ivshmem device's
+    /// BAR 2. The file is (re)initialised: header, then empty entries.
+    pub fn with_meta_file(
+        inner: Box<dyn Backend>,
+        cfg: CacheConfig,
+        meta: &std::path::Path,
+    ) -> Result<CachedBackend, String> {
+        Self::build(inner, cfg, Some(meta))
+    }
+
+    fn build(
+        inner: Box<dyn Backend>,
+        cfg: CacheConfig,
+        meta_file: Option<&std::path::Path>,
+    ) -> Result<CachedBackend, String> {
         let info = inner.info();
         let ways = cfg.ways.clamp(1, 64) as usize;
         let slots_wanted = (cfg.size / BLOCK) as usize;
@@ -240,8 +276,23 @@ impl CachedBackend {
         let pool_len = slots_n * BLOCK as usize;
         let pool = SharedRegion::new("vswitch-cache-pool", pool_len, cfg.hugepages)
             .map_err(|e| format!("cache pool of {pool_len} bytes: {e}"))?;
-        let meta = SharedRegion::new("vswitch-cache-meta", hdr.table_len(), false)
-            .map_err(|e| format!("cache metadata: {e}"))?;
+        let meta = match meta_file {
+            None => SharedRegion::new("vswitch-cache-meta", hdr.table_len(), false),
+            Some(p) => SharedRegion::open_file(p, hdr.table_len()),
+        }
+        .map_err(|e| match meta_file {
+            Some(p) => format!("cache metadata file {}: {e}", p.display()),
+            None => format!("cache metadata: {e}"),
+        })?;
+        // SAFETY: `meta` is `meta.len() >= table_len` bytes (a stale file
+        // may hold anything past the table: clear it).
+        unsafe {
+            ptr::write_bytes(
+                meta.as_ptr().add(hdr.table_len()),
+                0,
+                meta.len() - hdr.table_len(),
+            )
+        };
         // SAFETY: `meta` is at least `table_len` bytes and lives in the
         // returned value, after (dropped after) the table.
         let table = unsafe { MetaTable::init(meta.as_ptr(), &hdr) };
@@ -286,6 +337,7 @@ impl CachedBackend {
             ],
             map,
             clock: Clock::new(sets, ways),
+            twoq: (cfg.eviction == Eviction::TwoQ).then(|| TwoQ::new(sets, ways)),
             ops,
             free_ops: (0..inner_max as u32).rev().collect(),
             active: Vec::with_capacity(inner_max),
@@ -308,7 +360,7 @@ impl CachedBackend {
             sweep: 0,
             wb_pick: [0; 64],
             counters: Arc::new(CacheCounters::default()),
-            _meta: meta,
+            meta,
             pool,
         })
     }
@@ -331,6 +383,12 @@ impl CachedBackend {
     /// The guest-shared metadata table (tests forge entries through it).
     pub fn table(&self) -> &MetaTable {
         &self.table
+    }
+
+    /// The shared region holding the metadata table (its file and length
+    /// are what QEMU needs to map it into the guest).
+    pub fn meta_region(&self) -> &SharedRegion {
+        &self.meta
     }
 
     /// Dirty slots now.
@@ -490,6 +548,9 @@ impl CachedBackend {
         }
         let set = self.set_of(block);
         let base = set * self.ways;
+        if self.twoq.is_some() {
+            return self.allocate_2q(block, set);
+        }
         let shadow = &mut self.shadow;
         let picks = &mut self.wb_pick;
         let mut npick = 0;
@@ -523,6 +584,57 @@ impl CachedBackend {
         if self.shadow[p].owner != NONE {
             CacheCounters::add(&self.counters.evictions, 1);
         }
+        let s = &mut self.shadow[p];
+        s.owner = block;
+        s.referenced = false;
+        s.generation = s.generation.wrapping_add(1);
+        Some(p)
+    }
+
+    /// [`Self::allocate`] under 2Q.
+    fn allocate_2q(&mut self, block: u64, set: usize) -> Option<usize> {
+        let base = set * self.ways;
+        let mut st = [WayState::Empty; 64];
+        for (w, v) in st[..self.ways].iter_mut().enumerate() {
+            let s = &self.shadow[base + w];
+            *v = if s.owner == NONE {
+                WayState::Empty
+            } else if s.dirty || s.writeback {
+                WayState::Busy {
+                    needs_writeback: s.dirty && !s.writeback,
+                }
+            } else {
+                WayState::Clean { referenced: false }
+            };
+        }
+        let q = self.twoq.as_mut().expect("2Q configured");
+        let d = q.choose(set, &st[..self.ways]);
+        if let Some(hot) = d.write_back_hot {
+            for (w, v) in st[..self.ways].iter().enumerate() {
+                let p = base + w;
+                let needs = *v
+                    == WayState::Busy {
+                        needs_writeback: true,
+                    };
+                if needs && self.twoq.as_ref().is_some_and(|q| q.is_hot(p) == hot) {
+                    self.start_writeback(p);
+                }
+            }
+        }
+        let Choice::Take(w) = d.choice else {
+            return None;
+        };
+        let p = base + w;
+        let old = self.shadow[p].owner;
+        if old != NONE {
+            CacheCounters::add(&self.counters.evictions, 1);
+        }
+        self.twoq.as_mut().expect("2Q configured").insert(
+            set,
+            p,
+            block,
+            (old != NONE).then_some(old),
+        );
         let s = &mut self.shadow[p];
         s.owner = block;
         s.referenced = false;
@@ -702,6 +814,9 @@ impl CachedBackend {
                 return Ok(());
             }
             self.shadow[p].referenced = true;
+            if let Some(q) = &mut self.twoq {
+                q.on_hit(p);
+            }
         }
         if all {
             CacheCounters::add(&self.counters.hits, b1 - b0 + 1);

@@ -23,6 +23,13 @@
 //!  28      4    crc32c of bytes 0..28
 //! ```
 //!
+//! Where a guest finds it: with `vswitch blk serve --cache-meta FILE` and
+//! the QEMU arguments the server logs, the table starts at offset 0 of BAR 2
+//! of the guest's ivshmem PCI device (1af4:1110); see the module docs of
+//! `cache`. Block `b`'s entry, if any, is one of the `ways` entries of set
+//! `((b * 0x9E3779B97F4A7C15 mod 2^64) * sets) >> 64` (Fibonacci hash, then
+//! multiply-shift), way order unspecified.
+//!
 //! Entry `i` always describes slot `i`: the set/way position fixes the slot,
 //! so `slot_gpa` must equal `slot_gpa_base + i * block_size`. The guest can
 //! write anything here; [`Entry::parse`] checks the checksum, and the cache

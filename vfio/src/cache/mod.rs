@@ -11,24 +11,51 @@
 //!
 //! ```text
 //!  BlkDevice ──submit/poll──▶ CachedBackend ──miss / write-through / write-back──▶ inner Backend
-//!                               │  lookup: metadata table (guest-shared memfd, layout.rs)
+//!                               │  lookup: metadata table (layout.rs) in a file QEMU maps as
+//!                               │          ivshmem BAR 2 (--cache-meta), or a memfd
 //!                               │          validated against the host-private shadow
 //!                               │  slot GPA ──SlotMap (mapping.rs)──▶ pool host address
-//!                               │  eviction: per-set CLOCK (policy.rs); dirty → write-back first
+//!                               │  eviction: per-set CLOCK (policy.rs) or 2Q (twoq.rs); dirty → write-back first
 //!                               └  counters (stats.rs) ──▶ vswitch blk serve stats
 //! ```
 //!
 //! Where the "VM memory" is. A vhost-user back end cannot add memory to
-//! the guest's address space by itself (QEMU's memory map comes from QEMU).
-//! So the metadata table and the slot pool are each a shared memfd
-//! ([`mapping::SharedRegion`]) that the device creates and maps; the fds
-//! are what a VMM would map into the guest (as a device memory BAR or a
-//! reserved RAM range at [`cached::DEFAULT_SLOT_GPA_BASE`]), and the slot
-//! addresses in the metadata are guest-physical addresses in that window.
-//! This crate does not ask QEMU to map them (no guest driver uses them
-//! yet); it treats both regions exactly as untrusted guest memory: only
-//! byte copies in and out, never a Rust reference, and every entry
-//! validated before use.
+//! the guest's address space by itself (QEMU's memory map comes from
+//! QEMU), so the device puts the metadata table in a file and QEMU maps
+//! that file into the guest:
+//!
+//! ```text
+//! vswitch blk serve --socket S --backend B --cache 8M --cache-meta /dev/shm/cmeta
+//!   → logs: -object memory-backend-file,id=vswitch-cmeta0,mem-path=/dev/shm/cmeta,size=131072,share=on
+//!           -device ivshmem-plain,memdev=vswitch-cmeta0
+//! qemu-system-x86_64 ... <those arguments>
+//!   → guest: PCI device 1af4:1110 (ivshmem), BAR 2 = the table, byte for byte
+//! ```
+//!
+//! [`mapping::SharedRegion::open_file`] creates (or reuses, never shrinks)
+//! the file on tmpfs (/dev/shm) or hugetlbfs and maps it `MAP_SHARED`;
+//! QEMU's `memory-backend-file,share=on` maps the same pages, and
+//! `ivshmem-plain` makes them the guest's BAR 2, so a guest store is seen
+//! by the host's next lookup and a host rewrite by the guest's next load
+//! (`tests/blk_cache_qemu.rs` shows both from a real guest). The region is
+//! a power of two, at least one page ([`mapping::guest_region_len`]):
+//! a PCI BAR must be (QEMU 7.2 aborts on `pci_register_bar: Assertion
+//! is_power_of_2(size)` otherwise); the bytes past the table are zero and
+//! unused. Without `--cache-meta` the table is an anonymous memfd no guest
+//! maps. The slot pool stays host memory: the slot addresses in the
+//! entries are guest-physical addresses of a window at
+//! [`cached::DEFAULT_SLOT_GPA_BASE`] that the first→second table
+//! translates, not mapped into the guest. Either way the host treats the
+//! table as untrusted guest memory: only byte copies in and out, never a
+//! Rust reference, and every entry validated before use.
+//!
+//! For a guest driver: BAR 2 offset 0 holds the 64-byte header (magic
+//! `"VSWCACHE"`, version 1, entry_len 32, ways, sets, block_size 4096,
+//! slot_gpa_base, CRC32C), followed by `ways * sets` 32-byte entries;
+//! block `b`'s entry, if cached, is one of the `ways` entries of set
+//! `((b * 0x9E3779B97F4A7C15 mod 2^64) * sets) >> 64`. Byte layout in
+//! [`layout`]. Entries are the host's to write; a guest store is, at
+//! best, ignored and repaired.
 //!
 //! Threat model. The guest may write anything into the metadata at any
 //! time: torn entries, out-of-range slots, wrong checksums, duplicates, an
@@ -53,6 +80,7 @@ pub mod policy;
 pub mod stats;
 #[cfg(test)]
 mod tests;
+pub mod twoq;
 
-pub use cached::{CacheConfig, CachedBackend, WriteMode, BLOCK};
+pub use cached::{CacheConfig, CachedBackend, Eviction, WriteMode, BLOCK};
 pub use stats::{CacheCounters, CacheStats};

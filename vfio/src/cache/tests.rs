@@ -308,6 +308,18 @@ impl Driver {
 /// Runs `ops` random requests with up to 8 in flight through a cache of
 /// `slots` slots over a Laggy disk; returns the cache counters.
 fn run_model(mode: WriteMode, slots: u64, ways: u32, seed: u64, ops: usize) -> CacheStats {
+    run_model_with(mode, slots, ways, seed, ops, Eviction::Clock)
+}
+
+/// [`run_model`] with a given eviction policy.
+fn run_model_with(
+    mode: WriteMode,
+    slots: u64,
+    ways: u32,
+    seed: u64,
+    ops: usize,
+    eviction: Eviction,
+) -> CacheStats {
     let blocks = 48u64;
     // A capacity that is not a whole number of blocks: the tail is never
     // cached.
@@ -317,6 +329,7 @@ fn run_model(mode: WriteMode, slots: u64, ways: u32, seed: u64, ops: usize) -> C
     let mut cfg = CacheConfig::new(slots * BLOCK, mode);
     cfg.ways = ways;
     cfg.hugepages = false;
+    cfg.eviction = eviction;
     cfg.dirty_high_pct = 60;
     cfg.max_writebacks = 3;
     // The driver outlives the cache: if a check fails, the cache's drop
@@ -396,6 +409,64 @@ fn tiny_caches_both_modes() {
             run_model(mode, slots, ways, slots * 31 + ways as u64, 1500);
         }
     }
+}
+
+#[test]
+fn two_q_matches_model() {
+    for seed in 1..=4 {
+        for mode in [WriteMode::WriteThrough, WriteMode::WriteBack] {
+            let s = run_model_with(mode, 8, 4, seed, 3000, Eviction::TwoQ);
+            assert!(s.hits > 0 && s.evictions > 0, "{s:?}");
+            assert_eq!(s.bad_entries, 0, "{s:?}");
+        }
+    }
+    for (slots, ways) in [(1, 1), (2, 2), (4, 1), (16, 8)] {
+        for mode in [WriteMode::WriteThrough, WriteMode::WriteBack] {
+            run_model_with(mode, slots, ways, slots * 37 + 5, 1500, Eviction::TwoQ);
+        }
+    }
+}
+
+#[test]
+fn two_q_keeps_a_hot_set_through_a_scan() {
+    // 64 slots (8 sets of 8 ways). Warm-up: a hot set of 16 blocks read
+    // every round among one-time blocks (so 2Q sees the hot blocks come
+    // back after eviction: ghost hits, installed hot). Then a 4096-block
+    // scan, then the hot set again: 2Q keeps it, CLOCK loses it.
+    let hot_after_scan = |eviction| {
+        let mem = crate::backend::mem::MemBackend::new(32 << 20, 4).unwrap();
+        let mut cfg = CacheConfig::new(64 * BLOCK, WriteMode::WriteThrough);
+        cfg.hugepages = false;
+        cfg.eviction = eviction;
+        let mut c = CachedBackend::new(Box::new(mem), cfg).unwrap();
+        let mut buf = vec![0u8; BLOCK as usize];
+        let mut read = |c: &mut CachedBackend, b: u64| {
+            assert_eq!(io(c, IoOp::Read, b * BLOCK, &mut buf), IoStatus::Ok);
+        };
+        let mut fresh = 100u64;
+        for _ in 0..8 {
+            for b in 0..16u64 {
+                read(&mut c, b);
+            }
+            for _ in 0..32 {
+                read(&mut c, fresh);
+                fresh += 1;
+            }
+        }
+        for b in 2000..2000 + 4096u64 {
+            read(&mut c, b);
+        }
+        let before = c.counters().snapshot().hits;
+        for b in 0..16u64 {
+            read(&mut c, b);
+        }
+        c.counters().snapshot().hits - before
+    };
+    let q = hot_after_scan(Eviction::TwoQ);
+    let k = hot_after_scan(Eviction::Clock);
+    eprintln!("hot blocks still cached after the scan: 2Q {q}/16, CLOCK {k}/16");
+    assert!(q >= 12, "2Q kept {q} of 16 hot blocks through the scan");
+    assert!(k < q, "CLOCK kept {k}, 2Q {q}");
 }
 
 /// A cache over a mem disk with one block written and read back once.
