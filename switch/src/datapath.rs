@@ -24,7 +24,7 @@
 use std::sync::Arc;
 
 use crate::action::{execute, ExecCtx, ExecEvents};
-use crate::extract::{extract, Meta};
+use crate::extract::{extract_masked, Meta};
 use crate::flowcache::{FlowCache, NO_RULE};
 use crate::frame::Frame;
 use crate::key::FlowKey;
@@ -128,18 +128,16 @@ impl Datapath {
         self.sw.table.leave(self.worker, &self.cur);
     }
 
-    /// Mask the burst's keys with the table's lookup mask and mark each key
-    /// equal to its predecessor's (`same[i]`): such frames take the
-    /// previous frame's rule without hashing or looking anything up.
-    /// Runs in its own pass, after extraction has finished writing the
-    /// keys with narrow stores (reading them back as words right away would
-    /// stall on store-to-load forwarding).
+    /// Mark each (masked) key equal to its predecessor's (`same[i]`): such
+    /// frames take the previous frame's rule without hashing or looking
+    /// anything up. Runs in its own pass, after extraction has finished
+    /// writing the keys (the generic extractor writes narrow stores, and
+    /// reading them back as words right away would stall on store-to-load
+    /// forwarding).
     #[allow(clippy::needless_range_loop)]
     #[inline(always)]
-    fn mask_keys(&mut self, n: usize) {
-        let mask = self.cur.lookup_mask;
+    fn mark_runs(&mut self, n: usize) {
         for i in 0..n {
-            self.keys[i].mask_in_place(&mask);
             self.same[i] = i > 0 && self.keys[i] == self.keys[i - 1];
         }
     }
@@ -214,17 +212,18 @@ impl Datapath {
         }
         let gen = self.cur.version as u32;
         let mut rx_bytes = 0u64;
+        let mask = &self.cur.lookup_mask;
         for i in 0..n {
             let d = frames[i].data();
             self.lens[i] = d.len() as u32;
             rx_bytes += d.len() as u64;
-            self.meta[i] = extract(d, in_port, &mut self.keys[i]);
+            self.meta[i] = extract_masked(d, in_port, &mut self.keys[i], mask);
             if let Some(m) = self.meta[i].malformed {
                 self.c.malformed[m as usize] += 1;
             }
         }
         self.c.rx_bytes += rx_bytes;
-        self.mask_keys(n);
+        self.mark_runs(n);
         if self.cur.version != self.bypass_version {
             self.bypass_version = self.cur.version;
             self.bypass = false;

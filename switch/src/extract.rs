@@ -84,10 +84,23 @@ pub struct Meta {
 /// Extract the key of `frame` received on `in_port` into `key` (overwritten).
 #[inline]
 pub fn extract(frame: &[u8], in_port: u16, key: &mut FlowKey) -> Meta {
-    if let Some(meta) = extract_ipv4_fast(frame, in_port, key) {
+    if let Some(meta) = extract_ipv4_fast(frame, in_port, key, None) {
         return meta;
     }
     extract_generic(frame, in_port, key)
+}
+
+/// [`extract`], then `key &= mask` (what the datapath looks up: see
+/// [`crate::table::TableVersion::lookup_mask`]). On the fast path the mask
+/// is applied in registers before the key is stored.
+#[inline]
+pub fn extract_masked(frame: &[u8], in_port: u16, key: &mut FlowKey, mask: &FlowKey) -> Meta {
+    if let Some(meta) = extract_ipv4_fast(frame, in_port, key, Some(mask)) {
+        return meta;
+    }
+    let meta = extract_generic(frame, in_port, key);
+    key.mask_in_place(mask);
+    meta
 }
 
 /// The frame shape most traffic has: untagged IPv4 with a 20-byte header,
@@ -99,7 +112,12 @@ pub fn extract(frame: &[u8], in_port: u16, key: &mut FlowKey) -> Meta {
 /// and takes [`extract_generic`]; both give identical keys and metadata
 /// for the frames this accepts (`fast_path_equals_generic` checks it).
 #[inline(always)]
-fn extract_ipv4_fast(f: &[u8], in_port: u16, key: &mut FlowKey) -> Option<Meta> {
+fn extract_ipv4_fast(
+    f: &[u8],
+    in_port: u16,
+    key: &mut FlowKey,
+    mask: Option<&FlowKey>,
+) -> Option<Meta> {
     const L3: usize = ethernet::HEADER_LEN;
     const L4: usize = L3 + 20;
     // IPv4 and UDP headers; TCP reads 6 bytes more (checked below).
@@ -129,7 +147,7 @@ fn extract_ipv4_fast(f: &[u8], in_port: u16, key: &mut FlowKey) -> Option<Meta> 
     // Words of the key in the layout of `crate::key` (little-endian loads
     // of big-endian fields keep their byte order in memory).
     let port = u64::from(u16::from_le_bytes(in_port.to_be_bytes()));
-    key.set_words([
+    let mut w = [
         (le64(0) & 0xffff_ffff_ffff) | port << 48, // dl_dst, in_port
         le64(6),                                   // dl_src, dl_type
         u64::from(proto) << 32 | u64::from(h[L3 + 1]) << 40 | u64::from(h[L3 + 8]) << 48,
@@ -138,7 +156,13 @@ fn extract_ipv4_fast(f: &[u8], in_port: u16, key: &mut FlowKey) -> Option<Meta> 
         0,
         le32(L3 + 16), // nw_dst
         0,
-    ]);
+    ];
+    if let Some(m) = mask {
+        for (i, v) in w.iter_mut().enumerate() {
+            *v &= m.word(i);
+        }
+    }
+    key.set_words(w);
     Some(Meta {
         l3: L3 as u16,
         l4: L4 as u16,
@@ -483,8 +507,8 @@ mod test {
         let mut k = FlowKey::ZERO;
         let u = udp4([10, 1, 2, 3], [192, 168, 9, 8], 4242, 53);
         let t = tcp4([10, 0, 0, 1], [10, 0, 0, 2], 1234, 80, 0x1d2, 7);
-        assert!(extract_ipv4_fast(&u, 1, &mut k).is_some());
-        assert!(extract_ipv4_fast(&t, 1, &mut k).is_some());
+        assert!(extract_ipv4_fast(&u, 1, &mut k, None).is_some());
+        assert!(extract_ipv4_fast(&t, 1, &mut k, None).is_some());
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = || {
             x ^= x << 13;
@@ -507,8 +531,18 @@ mod test {
                 _ => {}
             }
             let port = next() as u16;
+            // Masked extraction = extraction, then the mask (fast or not).
+            let mut mask = [0u8; 64];
+            for b in mask.iter_mut() {
+                *b = next() as u8;
+            }
+            let mask = FlowKey::from_bytes(mask);
+            let (mut plain, mut masked) = (FlowKey::ZERO, FlowKey::ZERO);
+            let mp = extract(&f, port, &mut plain);
+            assert_eq!(extract_masked(&f, port, &mut masked, &mask), mp);
+            assert_eq!(masked, plain.masked(&mask));
             let mut fast = FlowKey::from_bytes([0xa5; 64]);
-            let Some(m) = extract_ipv4_fast(&f, port, &mut fast) else {
+            let Some(m) = extract_ipv4_fast(&f, port, &mut fast, None) else {
                 rejected += 1;
                 continue;
             };

@@ -193,7 +193,7 @@ impl FlowKey {
     }
 
     #[inline(always)]
-    fn word(&self, i: usize) -> u64 {
+    pub(crate) fn word(&self, i: usize) -> u64 {
         u64::from_ne_bytes(self.bytes[i * 8..i * 8 + 8].try_into().unwrap())
     }
 
