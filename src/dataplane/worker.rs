@@ -229,6 +229,7 @@ impl Worker {
                     bump(&self.counters.rx, n as u64);
                     bump(&self.counters.tx, sent);
                     bump(&self.counters.busy_cycles, dt);
+                    self.dp.account_cycles(dt);
                     let _ = hist.record((dt / n as u64).max(1));
                     continue;
                 }
@@ -280,6 +281,7 @@ impl Worker {
                 bump(&self.counters.rx, n as u64);
                 bump(&self.counters.tx, sent);
                 bump(&self.counters.busy_cycles, dt);
+                self.dp.account_cycles(dt);
                 let _ = hist.record((dt / n as u64).max(1));
             }
         }
