@@ -161,19 +161,8 @@ if cmp /pattern2 /readback2; then echo GUEST-PATTERN2-OK; else echo GUEST-PATTER
     } else {
         String::new()
     };
-    format!(
-        r#"#!/bin/busybox sh
-/bin/busybox mkdir -p /proc /sys /tmp
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-for m in {mods}; do insmod /mod/$m.ko || echo "GUEST-INSMOD-FAIL $m"; done
-i=0
-while [ ! -b /dev/vda ] && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done
-if [ ! -b /dev/vda ]; then echo GUEST-NO-BLOCK-DEVICE; poweroff -f; fi
-echo "GUEST-SIZE $(cat /sys/block/vda/size)"
+    init_script_with(&format!(
+        r#"echo "GUEST-SIZE $(cat /sys/block/vda/size)"
 echo "GUEST-SERIAL $(cat /sys/block/vda/serial)"
 echo "GUEST-QUEUES $(ls /sys/block/vda/mq | wc -l)"
 echo "GUEST-FEATURES $(cat /sys/block/vda/device/features)"
@@ -187,12 +176,10 @@ echo 3 > /proc/sys/vm/drop_caches
 dd if=/dev/vda of=/reread bs=4096 skip={seek} count={count} 2>/dev/null || echo GUEST-REREAD-FAIL
 if cmp /pattern /reread; then echo GUEST-REREAD-OK; else echo GUEST-REREAD-MISMATCH; fi
 rm -f /reread
-{phase2}poweroff -f
-"#,
-        mods = MODULES.join(" "),
+{phase2}"#,
         seek = PATTERN_OFFSET / 4096,
         count = PATTERN_LEN / 4096
-    )
+    ))
 }
 
 pub fn random_pattern() -> Vec<u8> {
