@@ -72,7 +72,13 @@ pub struct Worker {
     tx_drops: Arc<TxDrops>,
     /// Patch-panel mode: output port per input port, no flow table.
     patch: Option<[u16; MAX_PORTS as usize]>,
+    /// Other polled work served by this core between bursts (the storage
+    /// queues and the host TCP stack), once per loop iteration.
+    hook: Option<PollHook>,
 }
+
+/// Work a worker polls between bursts (see [`Worker::set_poll_hook`]).
+pub type PollHook = Box<dyn FnMut() -> usize + Send>;
 
 impl Worker {
     /// A worker with no queues yet (they arrive as commands).
@@ -93,7 +99,14 @@ impl Worker {
             counters,
             tx_drops,
             patch: None,
+            hook: None,
         }
+    }
+
+    /// Polls `hook` once per loop iteration, between bursts: one core then
+    /// serves the switch and whatever the hook polls.
+    pub fn set_poll_hook(&mut self, hook: PollHook) {
+        self.hook = Some(hook);
     }
 
     /// Forwards every frame of port `a` to port `b`, untouched, for each
@@ -173,6 +186,9 @@ impl Worker {
             iter = iter.wrapping_add(1);
             if iter.is_multiple_of(128) || self.rx.is_empty() {
                 self.apply_commands();
+            }
+            if let Some(h) = self.hook.as_mut() {
+                h();
             }
             if let Some(map) = &patch {
                 for r in 0..self.rx.len() {

@@ -37,7 +37,14 @@ impl PortDevice {
     /// rx and one tx queue with a pool of its own and starts it. The EAL
     /// must be initialised.
     pub fn open(devargs: &str) -> Result<PortDevice, String> {
-        let mut port = Port::probe(devargs).map_err(|e| format!("{devargs}: {e}"))?;
+        let port = Port::probe(devargs).map_err(|e| format!("{devargs}: {e}"))?;
+        Self::from_port(port)
+    }
+
+    /// Configures and starts a port created elsewhere (e.g. one end of an
+    /// internal ring link to the switch) with a pool of its own.
+    pub fn from_port(mut port: Port) -> Result<PortDevice, String> {
+        let devargs = port.name().to_owned();
         let name = format!("utcp{}", port.id());
         let pool = Arc::new(
             Mempool::pktmbuf(&name, 4095, 64, 2048 + 128, -1)

@@ -67,18 +67,37 @@ fn now() -> Instant {
 impl UserTcp {
     /// Opens the port (the EAL must be initialised) and sets up the stack.
     pub fn open(cfg: &UserTcpConfig) -> Result<UserTcp, String> {
-        let mut dev = PortDevice::open(&cfg.devargs)?;
+        let dev = PortDevice::open(&cfg.devargs)?;
+        Self::on_device(dev, cfg.addr, cfg.prefix, None)
+    }
+
+    /// Sets up the stack on an opened device with address `addr/prefix` and
+    /// MAC `mac` (default: derived from the port's).
+    pub fn on_device(
+        mut dev: PortDevice,
+        addr: Ipv4Address,
+        prefix: u8,
+        mac: Option<[u8; 6]>,
+    ) -> Result<UserTcp, String> {
         // A MAC of our own (locally administered, unicast), distinct from the
         // kernel interface's, so the host stack ignores our frames: on an
         // af_packet port the kernel sees the same wire.
-        let mut mac = dev.mac();
-        mac[0] = (mac[0] | 0x02) & 0xfe;
-        mac[5] ^= 0x5a;
+        let mac = mac.unwrap_or_else(|| {
+            let mut mac = dev.mac();
+            mac[0] = (mac[0] | 0x02) & 0xfe;
+            mac[5] ^= 0x5a;
+            mac
+        });
+        if mac[0] & 1 != 0 || mac == [0; 6] {
+            return Err(format!(
+                "user TCP MAC {mac:02x?} must be a unicast, non-zero address"
+            ));
+        }
         let mut c = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         c.random_seed = std::process::id() as u64 ^ 0x5eed;
         let mut iface = Interface::new(c, &mut dev, now());
         iface.update_ip_addrs(|a| {
-            let _ = a.push(IpCidr::new(IpAddress::Ipv4(cfg.addr), cfg.prefix));
+            let _ = a.push(IpCidr::new(IpAddress::Ipv4(addr), prefix));
         });
         let mut sockets = SocketSet::new(vec![SocketStorage::EMPTY]);
         let sock = tcp::Socket::new(
