@@ -58,9 +58,44 @@ pub struct RunArgs {
     #[arg(long, value_name = "ENTRIES")]
     pub flow_cache: Option<usize>,
     /// Read the run configuration from a TOML file (flags given as well
-    /// override it; ports from flags are added after the file's).
+    /// override it; ports and devices from flags are added after the file's).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Serve a virtio-blk device to a VM on vhost-user socket SOCKET, from
+    /// BACKEND (iscsi://HOST:PORT/IQN/LUN, file:PATH, mem:SIZE, null:SIZE),
+    /// polled by the switch's own core between bursts (repeat for more).
+    #[arg(long = "blk", value_name = "SOCKET=BACKEND")]
+    pub blk: Vec<String>,
+    /// Block cache of SIZE bytes (like 64M) in front of each --blk device.
+    #[arg(long, value_name = "SIZE", value_parser = vfio::backend::parse_size)]
+    pub blk_cache: Option<u64>,
+    /// When cached writes of the --blk devices complete.
+    #[arg(long, value_enum, default_value_t = CacheMode::Writethrough, requires = "blk_cache")]
+    pub blk_cache_mode: CacheMode,
+    /// Request queues of each --blk device.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub blk_queues: u16,
+    /// Give the host TCP/IP stack (smoltcp) this address on an internal
+    /// port of the switch (port number: after the --port ports); the
+    /// iscsi:// device's session then runs over it, through the flow table.
+    #[arg(long, value_name = "ADDR/PREFIX")]
+    pub host_ip: Option<String>,
+    /// MAC of the host stack's internal port (default: locally administered).
+    #[arg(long, value_name = "MAC", requires = "host_ip")]
+    pub host_mac: Option<String>,
+    /// Publish the devices' counters here every 250 ms (`vswitch blk stats`).
+    #[arg(long, value_name = "PATH")]
+    pub blk_stats_file: Option<PathBuf>,
+}
+
+/// When cached writes complete.
+#[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
+pub enum CacheMode {
+    /// Once they are in the backend.
+    #[default]
+    Writethrough,
+    /// Once they are in the cache (FLUSH writes back).
+    Writeback,
 }
 
 impl RunArgs {
@@ -105,6 +140,23 @@ impl RunArgs {
         } else {
             Some(self.control.clone())
         };
+        let mut blk = file
+            .blk
+            .iter()
+            .map(config::FileBlk::to_spec)
+            .collect::<Result<Vec<_>, _>>()?;
+        for b in &self.blk {
+            let mut spec = config::BlkSpec::parse_flag(b)?;
+            spec.cache = self.blk_cache;
+            spec.writeback = matches!(self.blk_cache_mode, CacheMode::Writeback);
+            spec.queues = self.blk_queues;
+            blk.push(spec);
+        }
+        let host = match (&self.host_ip, &file.host) {
+            (Some(ip), _) => Some(config::HostStack::parse(ip, self.host_mac.as_deref())?),
+            (None, Some(h)) => Some(config::HostStack::parse(&h.address, h.mac.as_deref())?),
+            (None, None) => None,
+        };
         let cfg = RunConfig {
             eal,
             mbufs: self
@@ -123,6 +175,9 @@ impl RunArgs {
                 Some(s) => Some(config::seconds("--idle-exit", s)?),
                 None => None,
             },
+            blk,
+            host,
+            blk_stats_file: self.blk_stats_file.clone().or(file.blk_stats_file),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -148,6 +203,23 @@ pub fn print_summary(s: &Summary, json: bool) {
         println!(
             "port {:<2} {:<14} rx {:>12} pkts {:>14} bytes | tx {:>12} pkts {:>14} bytes | drops {}",
             p.port, p.name, p.total.rx_packets, p.total.rx_bytes, p.total.tx_packets, p.total.tx_bytes, p.total.drops
+        );
+    }
+    for b in &s.blk {
+        println!(
+            "blk {:<14} {} | reads {} writes {} flushes {} | read {} KiB written {} KiB | errors {}{}",
+            b.device,
+            b.backend,
+            b.reads,
+            b.writes,
+            b.flushes,
+            b.bytes_read >> 10,
+            b.bytes_written >> 10,
+            b.errors,
+            match (b.cache_hits, b.cache_misses) {
+                (Some(h), Some(m)) => format!(" | cache hits {h} misses {m}"),
+                _ => String::new(),
+            }
         );
     }
     println!(
