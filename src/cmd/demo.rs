@@ -206,7 +206,14 @@ fn whole_path() -> Result<(), String> {
     )?;
     ip(&["netns", "add", &net.ns])?;
     ip(&[
-        "link", "add", &net.host_if, "type", "veth", "peer", "name", &ns_if,
+        "link",
+        "add",
+        &net.host_if,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &ns_if,
     ])?;
     ip(&["link", "set", &ns_if, "netns", &net.ns])?;
     ip(&[
@@ -248,10 +255,7 @@ fn whole_path() -> Result<(), String> {
         control,
     };
     let t = Instant::now();
-    while tgtd
-        .adm(&["--mode", "target", "--op", "show"])
-        .is_err()
-    {
+    while tgtd.adm(&["--mode", "target", "--op", "show"]).is_err() {
         if t.elapsed() > Duration::from_secs(10) {
             return Err(format!(
                 "tgtd did not start: {}",
@@ -262,7 +266,14 @@ fn whole_path() -> Result<(), String> {
     }
     let iqn = format!("iqn.2026-01.dev.vswitch:demo{id}");
     tgtd.adm(&[
-        "--mode", "target", "--op", "new", "--tid", "1", "--targetname", &iqn,
+        "--mode",
+        "target",
+        "--op",
+        "new",
+        "--tid",
+        "1",
+        "--targetname",
+        &iqn,
     ])?;
     tgtd.adm(&[
         "--mode",
@@ -276,7 +287,9 @@ fn whole_path() -> Result<(), String> {
         "-b",
         &lun.to_string_lossy(),
     ])?;
-    tgtd.adm(&["--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL"])?;
+    tgtd.adm(&[
+        "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
+    ])?;
 
     let sock = dir.0.join("disk.sock");
     let ctl = dir.0.join("ctl.sock");
@@ -369,7 +382,10 @@ fn drive(
         }
         step_wait(stop)?;
     }
-    step(stop, "the iSCSI session is logged in; a simulated guest connects over vhost-user")?;
+    step(
+        stop,
+        "the iSCSI session is logged in; a simulated guest connects over vhost-user",
+    )?;
     let mut g = Guest::connect(sock)?;
     let pattern: Vec<u8> = {
         let mut s = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
@@ -469,10 +485,7 @@ fn drive(
     }
     out += "flow table:\n";
     for f in &flows {
-        out += &format!(
-            "  {} (packets {}, bytes {})\n",
-            f.rule, f.packets, f.bytes
-        );
+        out += &format!("  {} (packets {}, bytes {})\n", f.rule, f.packets, f.bytes);
     }
     out += "  (DPDK's ring PMD counts packets, not bytes, on the internal port)\n";
     // Frames from the host stack entered at the internal port and left by
@@ -505,13 +518,20 @@ impl Guest {
         fe.drivers[0].q.suppress_interrupts();
         let cap = fe.capacity_sectors;
         if cap * 512 < DISK {
-            return Err(format!("the device has {cap} sectors, {} expected", DISK / 512));
+            return Err(format!(
+                "the device has {cap} sectors, {} expected",
+                DISK / 512
+            ));
         }
         Ok(Guest { fe, cap })
     }
 
     /// Waits for `n` completions; fails on a bad status or a 10 s stall.
-    fn complete(&mut self, reqs: &[vfio::blk::mock::BlkReq], stop: &AtomicBool) -> Result<(), String> {
+    fn complete(
+        &mut self,
+        reqs: &[vfio::blk::mock::BlkReq],
+        stop: &AtomicBool,
+    ) -> Result<(), String> {
         let mut done = 0;
         let t = Instant::now();
         while done < reqs.len() {
@@ -520,7 +540,11 @@ impl Guest {
                 continue;
             }
             if t.elapsed() > Duration::from_secs(10) {
-                return Err(format!("{} of {} requests completed in 10 s", done, reqs.len()));
+                return Err(format!(
+                    "{} of {} requests completed in 10 s",
+                    done,
+                    reqs.len()
+                ));
             }
             if stop.load(Ordering::Relaxed) {
                 return Err("interrupted".into());
@@ -537,7 +561,13 @@ impl Guest {
     }
 
     /// Writes `data` (or reads LEN bytes) at byte `at`, all chunks in flight.
-    fn rw(&mut self, op: u32, at: u64, data: Option<&[u8]>, stop: &AtomicBool) -> Result<Vec<u8>, String> {
+    fn rw(
+        &mut self,
+        op: u32,
+        at: u64,
+        data: Option<&[u8]>,
+        stop: &AtomicBool,
+    ) -> Result<Vec<u8>, String> {
         let base = self.fe.data_base;
         let mut reqs = Vec::new();
         for (i, off) in (0..LEN).step_by(CHUNK).enumerate() {

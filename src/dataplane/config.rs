@@ -98,7 +98,9 @@ pub struct HostStack {
 impl HostStack {
     /// Parses `ADDR/PREFIX` and an optional `aa:bb:cc:dd:ee:ff`.
     pub fn parse(cidr: &str, mac: Option<&str>) -> Result<HostStack, String> {
-        let bad = |why: &str| format!("host address {cidr:?}: {why} (expected ADDR/PREFIX, like 10.0.0.1/24)");
+        let bad = |why: &str| {
+            format!("host address {cidr:?}: {why} (expected ADDR/PREFIX, like 10.0.0.1/24)")
+        };
         let (a, p) = cidr.split_once('/').ok_or_else(|| bad("no /PREFIX"))?;
         let addr = a.parse().map_err(|_| bad("not an IPv4 address"))?;
         let prefix = p
@@ -216,7 +218,9 @@ impl FileBlk {
     pub fn to_spec(&self) -> Result<BlkSpec, String> {
         let at = || format!("[[blk]] {}", self.socket.display());
         let cache = match &self.cache {
-            Some(c) => Some(vfio::backend::parse_size(c).map_err(|e| format!("{}: cache: {e}", at()))?),
+            Some(c) => {
+                Some(vfio::backend::parse_size(c).map_err(|e| format!("{}: cache: {e}", at()))?)
+            }
             None => None,
         };
         let writeback = match self.cache_mode.as_deref() {
@@ -317,10 +321,7 @@ impl RunConfig {
         let mut socks: Vec<&Path> = Vec::new();
         for b in &self.blk {
             if socks.contains(&b.socket.as_path()) {
-                return Err(format!(
-                    "blk socket {} is given twice",
-                    b.socket.display()
-                ));
+                return Err(format!("blk socket {} is given twice", b.socket.display()));
             }
             socks.push(&b.socket);
             if !(1..=64).contains(&b.queues) {
@@ -473,9 +474,11 @@ mod tests {
         assert_eq!(b.cache, Some(64 << 20));
         assert!(b.writeback && b.is_iscsi());
         assert_eq!(b.queues, 2);
-        let e = FileConfig::parse("[[blk]]\nsocket = \"a\"\nbackend = \"mem:1M\"\ncache_mode = \"sometimes\"\n")
-            .unwrap()
-            .blk[0]
+        let e = FileConfig::parse(
+            "[[blk]]\nsocket = \"a\"\nbackend = \"mem:1M\"\ncache_mode = \"sometimes\"\n",
+        )
+        .unwrap()
+        .blk[0]
             .to_spec()
             .unwrap_err();
         assert!(e.contains("cache_mode"), "{e}");

@@ -108,7 +108,9 @@ impl Ports {
     /// Probes, configures and starts a port, hands its queues to the
     /// workers and declares it to the switch. Returns its port number.
     pub fn add(&self, devargs: &str, want: Option<u16>) -> Result<u16, String> {
-        self.add_with(devargs, want, || Port::probe(devargs).map_err(|e| e.to_string()))
+        self.add_with(devargs, want, || {
+            Port::probe(devargs).map_err(|e| e.to_string())
+        })
     }
 
     /// Adds a port created elsewhere (an internal ring port) like [`Ports::add`].

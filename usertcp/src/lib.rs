@@ -13,8 +13,9 @@
 //! * [`transport`]: [`UserTcp`], a `blk_iscsi::link::Transport` on one smoltcp
 //!   TCP socket.
 //!
-//! This first version owns its port: the bytes leave through that port
-//! directly, not through the switch's flow table.
+//! The port is either its own (`blk serve --user-tcp`: the bytes leave
+//! through it directly) or one end of the switch's internal port
+//! (`vswitch run --host-ip`: the bytes cross the flow table).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -119,7 +119,6 @@ impl PollGroup {
             .spawn(move || group.run(mode))
     }
 
-
     /// A poller for a loop of the caller's own (e.g. a packet switch's
     /// burst loop, which then serves the storage queues between bursts on
     /// the same core): each [`GroupPoller::poll`] is one round.
