@@ -343,8 +343,9 @@ fn whole_path() -> Result<(), String> {
     let summary = dp
         .join()
         .map_err(|_| "the data plane panicked".to_string())?;
-    let report = driven?;
+    // The data plane's own error explains a failed drive best.
     let summary = summary?;
+    let report = driven?;
     println!("\n--- the one-process system's final counters ---");
     super::run::print_summary(&summary, false);
     println!("\n{report}");

@@ -291,10 +291,11 @@ pub fn seconds(what: &str, s: f64) -> Result<Duration, String> {
 }
 
 impl RunConfig {
-    /// Checks what can be checked without DPDK: at least one port, no port
+    /// Checks what can be checked without DPDK: at least one port (or a
+    /// storage device or host stack), no port
     /// given twice, no empty devargs, a sane pool size.
     pub fn validate(&self) -> Result<(), String> {
-        if self.ports.is_empty() {
+        if self.ports.is_empty() && self.blk.is_empty() && self.host.is_none() {
             return Err(
                 "no ports: give at least one --port <devargs> (e.g. --port net_null0)".into(),
             );

@@ -14,6 +14,14 @@
 //! smoltcp on a DPDK net_af_packet port) to a second tgtd in a network
 //! namespace behind a veth (the other rows use loopback).
 //!
+//! `vs-one` is the whole system in one process, as the product runs it:
+//! `vswitch run --port net_af_packet0,iface=VETH --host-ip ... --blk
+//! SOCK=iscsi://...` (the binary next to this benchmark, or `$VSWITCH_BIN`;
+//! build it with `cargo build --release`), pinned to CPU 1, where ONE core
+//! polls the switch, the host TCP stack (smoltcp on the switch's internal
+//! port) and the virtqueues; the session's frames cross the flow table and
+//! leave by the af_packet port to the namespaced tgtd, like `vs-utcp`'s.
+//!
 //! `vswitch` busy-polls (the product's mode); `vs-adapt` is the same with
 //! the adaptive poller (sleeps 20 us after 2000 idle rounds). On a 2-core
 //! machine with tgtd on the same host, a busy poller and the busy guest driver
@@ -154,6 +162,68 @@ fn ours_on(
     r
 }
 
+/// The one-process system (`vswitch run` with `--blk` and `--host-ip`) as a
+/// child pinned to CPU 1.
+fn one_process(
+    dir: &Path,
+    v: &Veth,
+    qd: usize,
+    secs: f64,
+    hz: f64,
+) -> std::result::Result<Result, String> {
+    let t = v.tgtd.as_ref().expect("started");
+    let sock = dir.join(format!("vs-one-{qd}.sock"));
+    let _ = std::fs::remove_file(&sock);
+    let bin = perf::proc::vswitch_bin();
+    if !bin.exists() {
+        return Err(format!(
+            "{} not found: build it (cargo build --release) or set VSWITCH_BIN",
+            bin.display()
+        ));
+    }
+    let log = dir.join(format!("vs-one-{qd}.log"));
+    let mut cmd = Command::new(bin);
+    cmd.arg("run")
+        .arg("--eal")
+        .arg(format!(
+            "-l 1 {} --no-pci --no-telemetry --log-level=*:error --file-prefix vsw-bench-one-{}-{qd}",
+            perf::proc::eal_memory_args().join(" "),
+            std::process::id()
+        ))
+        .arg("--port")
+        .arg(format!("net_af_packet0,iface={}", v.host_if))
+        .arg("--host-ip")
+        .arg(format!("{}.1/24", v.subnet))
+        .arg("--blk")
+        .arg(format!(
+            "{}=iscsi://{}/{}/1",
+            sock.display(),
+            t.portal(),
+            t.iqn
+        ))
+        .args(["--no-control", "--stats-interval", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(&log).map_err(|e| e.to_string())?,
+        ));
+    pin_child(&mut cmd, 1);
+    let mut child = Reaper(cmd.spawn().map_err(|e| format!("vswitch run: {e}"))?);
+    pin(0);
+    let t0 = std::time::Instant::now();
+    while !sock.exists() {
+        if child.0.try_wait().ok().flatten().is_some() || t0.elapsed() > Duration::from_secs(30) {
+            return Err(format!(
+                "vswitch run did not serve {}: {}",
+                sock.display(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drive(&sock, qd, 1, secs, hz, &Cpu::Pid(child.0.id()), "vs-one")
+}
+
 fn qsd(
     dir: &Path,
     t: &tgt::Tgtd,
@@ -228,7 +298,7 @@ fn main() {
     );
     let mut rows: Vec<Result> = Vec::new();
     for qd in [1usize, 32] {
-        for which in ["vswitch", "vs-adapt", "vs-utcp", "qsd"] {
+        for which in ["vswitch", "vs-adapt", "vs-utcp", "vs-one", "qsd"] {
             let mut best: Option<std::result::Result<Result, String>> = None;
             for _ in 0..repeat {
                 let r = match which {
@@ -244,6 +314,10 @@ fn main() {
                             "vs-utcp",
                             Some(v),
                         ),
+                        Err(e) => Err(e.clone()),
+                    },
+                    "vs-one" => match &veth {
+                        Ok(v) => one_process(&dir, v, qd, secs, hz),
                         Err(e) => Err(e.clone()),
                     },
                     _ => qsd(&dir, &t, qd, secs, hz),
@@ -282,7 +356,7 @@ fn main() {
     println!();
     for qd in [1usize, 32] {
         let get = |w: &str| rows.iter().find(|r| r.target == w && r.qd == qd);
-        for ours in ["vswitch", "vs-adapt", "vs-utcp"] {
+        for ours in ["vswitch", "vs-adapt", "vs-utcp", "vs-one"] {
             if let (Some(a), Some(b)) = (get(ours), get("qsd")) {
                 let pc = |r: &Result| r.ops as f64 / r.backend_cpu.max(1e-9);
                 println!(
