@@ -343,7 +343,8 @@ fn whole_path() -> Result<(), String> {
     let summary = dp
         .join()
         .map_err(|_| "the data plane panicked".to_string())?;
-    // The data plane's own error explains a failed drive best.
+    // The data plane's own error explains a failed drive best (an interrupt
+    // stops the data plane cleanly: then the drive's error says so).
     let summary = summary?;
     let report = driven?;
     println!("\n--- the one-process system's final counters ---");
@@ -452,6 +453,9 @@ fn drive(
             "the pattern is not in tgtd's backing file {} at byte {OFFSET}",
             lun.display()
         ));
+    }
+    if stop.load(Ordering::Relaxed) {
+        return Err("interrupted; everything created is being removed".into());
     }
     let ports = match request(ctl, &Request::PortsShow)? {
         Reply::Ports { ports } => ports,
@@ -655,7 +659,7 @@ impl Guest {
             }
             ops += 1;
             inflight -= 1;
-            if t.elapsed() < d {
+            if t.elapsed() < d && !stop.load(Ordering::Relaxed) {
                 let r = self.fe.drivers[0].request(
                     VIRTIO_BLK_T_IN,
                     (next() % blocks) * 8,

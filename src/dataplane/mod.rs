@@ -276,7 +276,12 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
         w
     };
     // Devices log in (over the switch, which starts just below) and serve
-    // their vhost-user sockets from their own thread.
+    // their vhost-user sockets from their own thread. With storage, the
+    // workers stop only once it is shut down (see `StorageSetup::done`).
+    let workers_stop = match &group {
+        Some(_) => Arc::new(AtomicBool::new(false)),
+        None => Arc::clone(&stop),
+    };
     let storage_thread = match &group {
         Some(g) => {
             let setup = storage::StorageSetup {
@@ -284,6 +289,7 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
                 host: cfg.host.clone().zip(stack_port.take()),
                 group: Arc::clone(g),
                 stop: Arc::clone(&stop),
+                done: Arc::clone(&workers_stop),
                 stats_file: cfg.blk_stats_file.clone(),
                 interval: cfg.stats_interval,
             };
@@ -297,16 +303,17 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
         None => None,
     };
     if lcores.is_empty() {
-        let r = make(0).run(&stop);
+        let r = make(0).run(&workers_stop);
         let _ = hist.add(&r.cycles_per_packet);
     } else {
         let mut jobs = Vec::new();
         for (i, lcore) in lcores.iter().enumerate() {
-            let (w, s) = (make(i), Arc::clone(&stop));
+            let (w, s) = (make(i), Arc::clone(&workers_stop));
             match dpdk::lcore::launch(*lcore, move || w.run(&s)) {
                 Ok(j) => jobs.push(j),
                 Err(e) => {
                     stop.store(true, Ordering::Relaxed);
+                    workers_stop.store(true, Ordering::Relaxed);
                     return Err(format!("cannot start the worker on lcore {lcore}: {e}"));
                 }
             }

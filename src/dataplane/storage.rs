@@ -101,6 +101,10 @@ pub struct StorageSetup {
     pub group: Arc<PollGroup>,
     /// The run's stop flag (set on error too).
     pub stop: Arc<AtomicBool>,
+    /// Raised when the storage path is shut down (or failed): the switch
+    /// workers keep polling until then, so requests in flight at `stop`
+    /// still complete through the switch.
+    pub done: Arc<AtomicBool>,
     /// Stats file to publish to.
     pub stats_file: Option<PathBuf>,
     /// Period of the stats lines.
@@ -110,6 +114,14 @@ pub struct StorageSetup {
 /// Sets the devices up, serves their vhost-user connections until `stop`,
 /// and reports their counters. On error it raises `stop`.
 pub fn serve(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
+    /// Raises `done` however the thread ends (a panic included).
+    struct Done(Arc<AtomicBool>);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+    let _done = Done(Arc::clone(&s.done));
     let stop = Arc::clone(&s.stop);
     let r = serve_inner(s);
     if r.is_err() {
@@ -132,6 +144,7 @@ fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
         stop,
         stats_file,
         interval,
+        done: _,
     } = s;
     let mut devices: Vec<Device> = Vec::new();
     let mut threads = Vec::new();
@@ -193,9 +206,7 @@ fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
     })();
     if let Err(e) = result {
         stop.store(true, Ordering::Relaxed);
-        for t in threads {
-            let _ = t.join();
-        }
+        finish(threads);
         return Err(e);
     }
     eprintln!(
@@ -234,11 +245,9 @@ fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
             }
         }
     }
+    finish(threads);
     if let Some(p) = &stats_file {
         blkcmd::publish_stats(p, &shared, &caches);
-    }
-    for t in threads {
-        let _ = t.join();
     }
     let reports = devices
         .iter()
@@ -264,6 +273,26 @@ fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
         group.remove(&d.dev);
     }
     Ok(reports)
+}
+
+/// Lets the vhost-user servers end (each checks `stop` between
+/// connections; a front end that disconnects has its queues drained while
+/// the switch still runs). A connection still open after 2 s (a VM that
+/// keeps running) is left to the process's exit.
+fn finish(threads: Vec<std::thread::JoinHandle<()>>) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for t in threads {
+        if t.is_finished() {
+            let _ = t.join();
+        } else {
+            eprintln!(
+                "vswitch: a vhost-user front end is still connected; leaving its connection open"
+            );
+        }
+    }
 }
 
 /// Removes the vhost-user sockets a run created (they outlive a crash of
