@@ -86,6 +86,21 @@ pub struct RunArgs {
     /// Publish the devices' counters here every 250 ms (`vswitch blk stats`).
     #[arg(long, value_name = "PATH")]
     pub blk_stats_file: Option<PathBuf>,
+    /// How the core that serves the switch and the --blk devices waits when
+    /// both are idle: busy (always spin) or adaptive (after 20000 idle rounds,
+    /// sleep 20 µs per round until work appears; frees the core for a target
+    /// or a VM on small hosts). Default: busy, or the file's `poll`.
+    #[arg(long, value_enum)]
+    pub poll: Option<Poll>,
+}
+
+/// How the switch core waits when idle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Poll {
+    /// Always spin.
+    Busy,
+    /// Spin, then sleep per round while idle.
+    Adaptive,
 }
 
 /// When cached writes complete.
@@ -178,6 +193,13 @@ impl RunArgs {
             blk,
             host,
             blk_stats_file: self.blk_stats_file.clone().or(file.blk_stats_file),
+            idle_sleep: match (self.poll, file.poll.as_deref()) {
+                (Some(Poll::Adaptive), _) | (None, Some("adaptive")) => {
+                    Some(std::time::Duration::from_micros(20))
+                }
+                (Some(Poll::Busy), _) | (None, None | Some("busy")) => None,
+                (None, Some(p)) => return Err(format!("poll = {p:?}: \"busy\" or \"adaptive\"")),
+            },
         };
         cfg.validate()?;
         Ok(cfg)

@@ -40,6 +40,10 @@ pub struct RunConfig {
     pub host: Option<HostStack>,
     /// Publish the devices' counters (JSON lines, `vswitch blk stats`) here.
     pub blk_stats_file: Option<PathBuf>,
+    /// With storage devices: sleep this long per loop iteration once the
+    /// switch and the devices have been idle for a while (`None`: always
+    /// spin, the switch's normal mode).
+    pub idle_sleep: Option<Duration>,
 }
 
 /// One vhost-user-blk device of a run.
@@ -151,6 +155,7 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 ///
 /// # the storage path, in the same process and on the same core:
 /// blk_stats_file = "/run/vswitch-blk.stats"   # optional
+/// poll = "adaptive"            # optional: sleep when idle (default "busy")
 /// [host]                       # the host TCP/IP stack on an internal port
 /// address = "10.77.0.1/24"
 /// mac = "02:00:00:00:00:01"    # optional
@@ -193,6 +198,8 @@ pub struct FileConfig {
     pub host: Option<FileHost>,
     /// Where to publish the devices' counters.
     pub blk_stats_file: Option<PathBuf>,
+    /// `"busy"` (default) or `"adaptive"`: how the core waits when idle.
+    pub poll: Option<String>,
 }
 
 /// One `[[blk]]` table.
@@ -412,6 +419,7 @@ mod tests {
             blk: vec![],
             host: None,
             blk_stats_file: None,
+            idle_sleep: None,
         }
     }
 

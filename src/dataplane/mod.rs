@@ -271,7 +271,19 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
         // the host stack): one core for the switch and the storage path.
         if let (0, Some(g)) = (i, &group) {
             let mut poller = g.poller();
-            w.set_poll_hook(Box::new(move || poller.poll()));
+            let (sleep, mut idle) = (cfg.idle_sleep, 0u32);
+            w.set_poll_hook(Box::new(move |switch_busy| {
+                let work = poller.poll();
+                if work > 0 || switch_busy {
+                    idle = 0;
+                } else if let Some(d) = sleep {
+                    idle = idle.saturating_add(1);
+                    if idle > 20_000 {
+                        std::thread::sleep(d);
+                    }
+                }
+                work
+            }));
         }
         w
     };

@@ -77,8 +77,10 @@ pub struct Worker {
     hook: Option<PollHook>,
 }
 
-/// Work a worker polls between bursts (see [`Worker::set_poll_hook`]).
-pub type PollHook = Box<dyn FnMut() -> usize + Send>;
+/// Work a worker polls between bursts (see [`Worker::set_poll_hook`]):
+/// told whether the switch received packets since the previous call (so it
+/// can pace an idle core), it returns the work it did.
+pub type PollHook = Box<dyn FnMut(bool) -> usize + Send>;
 
 impl Worker {
     /// A worker with no queues yet (they arrive as commands).
@@ -179,6 +181,7 @@ impl Worker {
         let mut out: Vec<Burst> = (0..MAX_PORTS).map(|_| Burst::new()).collect();
         let mut spare = Burst::new();
         let mut iter: u32 = 0;
+        let mut hook_rx = 0u64;
         self.apply_commands();
         // Copied once: the patch panel never changes while running.
         let patch = self.patch;
@@ -188,7 +191,9 @@ impl Worker {
                 self.apply_commands();
             }
             if let Some(h) = self.hook.as_mut() {
-                h();
+                let rx = self.counters.rx.load(Ordering::Relaxed);
+                h(rx != hook_rx);
+                hook_rx = rx;
             }
             if let Some(map) = &patch {
                 for r in 0..self.rx.len() {
