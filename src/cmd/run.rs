@@ -289,3 +289,38 @@ pub fn demo() -> Result<(), String> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_flags_make_the_config() {
+        let a = RunArgs {
+            ports: vec!["net_null0".into()],
+            blk: vec!["/tmp/d.sock=iscsi://10.0.0.2:3260/iqn.a:b/1".into()],
+            blk_cache: Some(64 << 20),
+            blk_cache_mode: CacheMode::Writeback,
+            blk_queues: 2,
+            host_ip: Some("10.0.0.1/24".into()),
+            host_mac: Some("02:00:00:00:00:09".into()),
+            poll: Some(Poll::Adaptive),
+            stats_interval: 1.0,
+            control: switch::control::DEFAULT_SOCKET.into(),
+            ..Default::default()
+        };
+        let c = a.to_config().unwrap();
+        assert_eq!(c.blk.len(), 1);
+        let b = &c.blk[0];
+        assert_eq!((b.cache, b.writeback, b.queues), (Some(64 << 20), true, 2));
+        let h = c.host.unwrap();
+        assert_eq!(h.mac, Some([2, 0, 0, 0, 0, 9]));
+        assert!(c.idle_sleep.is_some());
+
+        let bad = RunArgs {
+            blk: vec!["no-equals-sign".into()],
+            ..a
+        };
+        assert!(bad.to_config().unwrap_err().contains("SOCKET=BACKEND"));
+    }
+}
