@@ -57,12 +57,18 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     if a.switch_only {
         return super::run::demo();
     }
-    if let Some(missing) = missing() {
+    let (tools, root) = missing();
+    if !tools.is_empty() || !root {
+        let mut why = String::new();
+        if !tools.is_empty() {
+            why += &format!("  missing: {}; install with: {INSTALL}\n", tools.join(", "));
+        }
+        if !root {
+            why += "  not root: run it as root (it creates a network namespace, a veth pair and an af_packet port)\n";
+        }
         println!(
             "vswitch demo: the whole path (VM block I/O → cache → iSCSI over the user-mode TCP stack →\n\
-             switch → NIC → tgtd) needs {missing}.\n  \
-             install with: {INSTALL}\n  \
-             (and run as root: it creates a network namespace, a veth pair and an af_packet port)\n\
+             switch → NIC → tgtd) cannot run here:\n{why}\
              Running the switch-only demo instead.\n"
         );
         return super::run::demo();
@@ -70,19 +76,21 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     whole_path()
 }
 
-/// What is missing for the whole-path demo, if anything.
-fn missing() -> Option<String> {
+/// The tools the whole-path demo lacks, and whether it runs as root.
+fn missing() -> (Vec<String>, bool) {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    let mut m: Vec<String> = ["tgtd", "tgtadm", "ip", "ethtool"]
-        .iter()
-        .filter(|t| which(t).is_none())
-        .map(|t| format!("`{t}`"))
-        .collect();
-    if !root {
-        m.push("root".into());
-    }
-    (!m.is_empty()).then(|| m.join(", "))
+    let tools = [
+        ("tgtd", "tgt"),
+        ("tgtadm", "tgt"),
+        ("ip", "iproute2"),
+        ("ethtool", "ethtool"),
+    ]
+    .iter()
+    .filter(|(t, _)| which(t).is_none())
+    .map(|(t, p)| format!("`{t}` (Debian package {p})"))
+    .collect();
+    (tools, root)
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
