@@ -148,20 +148,26 @@ fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
     } = s;
     let mut devices: Vec<Device> = Vec::new();
     let mut threads = Vec::new();
+    let mut stack: Option<(usertcp::TcpStack, String)> = None;
     let result = (|| {
         for (i, spec) in blk.iter().enumerate() {
             if stop.load(Ordering::Relaxed) {
                 return Err("stopped while setting up the storage devices".to_string());
             }
-            let be = if spec.is_iscsi() && host.is_some() {
-                let (h, port) = host.take().expect("checked");
-                let dev = usertcp::device::PortDevice::from_port(port)?;
-                let t = usertcp::UserTcp::on_device(dev, h.addr, h.prefix, h.mac)?;
+            if spec.is_iscsi() && stack.is_none() {
+                if let Some((h, port)) = host.take() {
+                    let dev = usertcp::device::PortDevice::from_port(port)?;
+                    let s = usertcp::TcpStack::on_device(dev, h.addr, h.prefix, h.mac)?;
+                    stack = Some((s, format!("{}/{}", h.addr, h.prefix)));
+                }
+            }
+            let be = if let (true, Some((s, addr))) = (spec.is_iscsi(), &stack) {
+                // Each iSCSI session is one TCP connection of the one stack.
                 eprintln!(
-                    "blk: {} over the host stack (smoltcp) {}/{} on the switch's internal port {INTERNAL_PORT}",
-                    spec.backend, h.addr, h.prefix
+                    "blk: {} over the host stack (smoltcp) {addr} on the switch's internal port {INTERNAL_PORT}",
+                    spec.backend
                 );
-                blkcmd::iscsi_over(&spec.backend, MAX_INFLIGHT, Box::new(t))?
+                blkcmd::iscsi_over(&spec.backend, MAX_INFLIGHT, Box::new(s.connection()))?
             } else {
                 blkcmd::open_backend(&spec.backend, MAX_INFLIGHT, &mut None)?
             };
