@@ -35,7 +35,7 @@
 //!
 //! Needs tgt and qemu-block-extra (qemu-storage-daemon's iscsi driver).
 //!
-//! Run: `cargo run --release -p perf --bin blk_iscsi -- [--secs N] [--repeat N]`
+//! Run: `cargo run --release -p perf --bin blk_iscsi -- [--secs N] [--repeat N] [--only ROW,ROW]`
 
 #[path = "../../../iscsi-initiator/tests/common/mod.rs"]
 mod tgt;
@@ -308,6 +308,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let repeat: usize = arg(&args, "--repeat", 3usize).max(1);
     let secs: f64 = arg(&args, "--secs", 3.0);
+    // `--only vs-one,qsd-veth`: just those rows.
+    let only: String = arg(&args, "--only", String::new());
     let hz = tsc_hz();
     let dir = std::env::temp_dir().join(format!("blk-iscsi-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -342,6 +344,9 @@ fn main() {
         for which in [
             "vswitch", "vs-adapt", "qsd", "vs-utcp", "vs-one", "vs-one-a", "qsd-veth",
         ] {
+            if !only.is_empty() && !only.split(',').any(|w| w == which) {
+                continue;
+            }
             let mut best: Option<std::result::Result<Result, String>> = None;
             for _ in 0..repeat {
                 let r = match which {
