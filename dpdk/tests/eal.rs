@@ -155,7 +155,6 @@ fn safe_layer_end_to_end() {
     }
     assert_eq!(a.stats().unwrap().opackets, 5);
     assert_eq!(a.stats().unwrap().ipackets, 5);
-    drop((atx, arx, btx, brx));
     drop((a, b));
 
     // A closure on the worker lcore, with its result.
