@@ -512,6 +512,32 @@ mod tests {
     }
 
     #[test]
+    fn storage_parsers_take_garbage() {
+        // xorshift garbage, printable and not: errors, never panics.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let alphabet = b"0123456789abcdef:/=.,@ xyz\xff\x00-";
+        for n in 0..5000 {
+            let len = n % 40;
+            let s: String = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[(x % alphabet.len() as u64) as usize] as char
+                })
+                .collect();
+            let _ = BlkSpec::parse_flag(&s);
+            let _ = HostStack::parse(&s, Some(&s));
+            let _ = parse_mac(&s);
+            let _ = FileConfig::parse(&s);
+        }
+        assert!(parse_mac("02:00:00:00:00:01").is_ok());
+        assert!(parse_mac("02:00:00:00:00:0g").is_err());
+        assert!(parse_mac("02:00:00:00:00:01:02").is_err());
+        assert!(parse_mac("2:00:00:00:00:01").is_err());
+    }
+
+    #[test]
     fn seconds_are_checked() {
         assert!(seconds("--duration", -1.0).is_err());
         assert!(seconds("--duration", f64::NAN).is_err());
