@@ -584,7 +584,7 @@ impl Guest {
     ) -> Result<Vec<u8>, String> {
         let base = self.fe.data_base;
         let mut reqs = Vec::new();
-        for (i, off) in (0..LEN).step_by(CHUNK).enumerate() {
+        for off in (0..LEN).step_by(CHUNK) {
             let buf = base + off as u64;
             let sector = (at + off as u64) / 512;
             let b = match data {
@@ -603,7 +603,6 @@ impl Guest {
                     Buf::w(buf, CHUNK as u32)
                 }
             };
-            let _ = i;
             reqs.push(self.fe.drivers[0].request(op, sector, &[b], false));
         }
         self.fe.kick(0);
