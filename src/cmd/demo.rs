@@ -420,23 +420,32 @@ fn drive(
     )?;
     g.rw(VIRTIO_BLK_T_OUT, OFFSET, Some(&pattern), stop)?;
     g.flush(stop)?;
-    let hits = |when: &str| -> Result<(u64, u64), String> {
-        // The storage thread publishes every 250 ms.
-        std::thread::sleep(Duration::from_millis(400));
-        let line = storage::stats_line_of(stats, "disk.sock")
-            .ok_or_else(|| format!("no stats for the device ({when})"))?;
-        Ok((
-            storage::stat_of(&line, "cache_hits").unwrap_or(0),
-            storage::stat_of(&line, "cache_misses").unwrap_or(0),
-        ))
+    // The cache counters once the published stats (every 250 ms) cover the
+    // `done` requests completed so far.
+    let hits = |when: &str, done: u64| -> Result<(u64, u64), String> {
+        let t = Instant::now();
+        loop {
+            let line = storage::stats_line_of(stats, "disk.sock").unwrap_or_default();
+            let n = |k| storage::stat_of(&line, k).unwrap_or(0);
+            if n("reads") + n("writes") + n("flushes") >= done {
+                return Ok((n("cache_hits"), n("cache_misses")));
+            }
+            if t.elapsed() > Duration::from_secs(10) {
+                return Err(format!(
+                    "the device's stats do not show {done} requests ({when}): {line}"
+                ));
+            }
+            step_wait(stop)?;
+        }
     };
-    let h0 = hits("after the write")?;
+    let per = (LEN / CHUNK) as u64;
+    let h0 = hits("after the write", per + 1)?;
     step(stop, "reads it back (first read)")?;
     let r1 = g.rw(VIRTIO_BLK_T_IN, OFFSET, None, stop)?;
-    let h1 = hits("after the first read")?;
+    let h1 = hits("after the first read", 2 * per + 1)?;
     step(stop, "reads it back again (second read)")?;
     let r2 = g.rw(VIRTIO_BLK_T_IN, OFFSET, None, stop)?;
-    let h2 = hits("after the second read")?;
+    let h2 = hits("after the second read", 3 * per + 1)?;
     if r1 != pattern || r2 != pattern {
         return Err("the pattern read back differs from the one written".into());
     }
@@ -448,7 +457,7 @@ fn drive(
     }
     step(stop, "4 KiB random reads, 32 in flight, for 2 s")?;
     let (ops, secs) = g.random_reads(Duration::from_secs(2), stop)?;
-    let h3 = hits("after the random reads")?;
+    let h3 = hits("after the random reads", 3 * per + 1 + ops)?;
 
     let mut in_file = vec![0u8; LEN];
     std::fs::File::open(lun)
