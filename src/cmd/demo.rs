@@ -490,7 +490,7 @@ fn drive(
     );
     out += &format!(
         "cache: after the write hits {} misses {}; first read → hits {} misses {}; second read → hits {} misses {} \
-         (the second read is served by the cache)\n",
+         (the write-through cache kept the written blocks, so both reads, the second included, are served by the cache)\n",
         h0.0, h0.1, h1.0, h1.1, h2.0, h2.1
     );
     out += &format!(
