@@ -580,7 +580,7 @@ fn no_argument_demo_runs_the_whole_path() {
         "{all}"
     );
     assert!(
-        out.contains("the second read included, are served by the cache"),
+        out.contains("both reads, the second included, are served by the cache"),
         "{all}"
     );
     assert!(out.contains("IOPS"), "{all}");
