@@ -81,9 +81,10 @@ pub struct Port {
     started: bool,
     rx_taken: Vec<bool>,
     tx_taken: Vec<bool>,
-    _pool: Option<Arc<Mempool>>,
-    /// The rings of a ring port (dropped after the port is closed).
+    /// The rings of a ring port (dropped after the port is closed, and
+    /// before the pool: a ring frees the mbufs it still holds).
     _rings: Vec<Arc<crate::MbufRing>>,
+    _pool: Option<Arc<Mempool>>,
 }
 
 /// The device name of a devargs string: what comes before the first comma

@@ -302,6 +302,7 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
                 group: Arc::clone(g),
                 stop: Arc::clone(&stop),
                 done: Arc::clone(&workers_stop),
+                pool: Arc::clone(&pool),
                 stats_file: cfg.blk_stats_file.clone(),
                 interval: cfg.stats_interval,
             };

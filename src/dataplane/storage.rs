@@ -97,6 +97,10 @@ pub struct StorageSetup {
     pub blk: Vec<BlkSpec>,
     /// The host stack and its end of the internal link.
     pub host: Option<(HostStack, Port)>,
+    /// The switch's packet pool: the host stack builds its frames there, so
+    /// frames it sent that are still queued in the switch (or its rings)
+    /// never outlive their pool.
+    pub pool: Arc<dpdk::Mempool>,
     /// The group the switch worker polls.
     pub group: Arc<PollGroup>,
     /// The run's stop flag (set on error too).
@@ -145,6 +149,7 @@ fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
         stats_file,
         interval,
         done: _,
+        pool,
     } = s;
     let mut devices: Vec<Device> = Vec::new();
     let mut threads = Vec::new();
@@ -156,7 +161,8 @@ fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
             }
             if spec.is_iscsi() && stack.is_none() {
                 if let Some((h, port)) = host.take() {
-                    let dev = usertcp::device::PortDevice::from_port(port)?;
+                    let dev =
+                        usertcp::device::PortDevice::from_port_with_pool(port, Arc::clone(&pool))?;
                     let s = usertcp::TcpStack::on_device(dev, h.addr, h.prefix, h.mac)?;
                     stack = Some((s, format!("{}/{}", h.addr, h.prefix)));
                 }

@@ -43,13 +43,21 @@ impl PortDevice {
 
     /// Configures and starts a port created elsewhere (e.g. one end of an
     /// internal ring link to the switch) with a pool of its own.
-    pub fn from_port(mut port: Port) -> Result<PortDevice, String> {
-        let devargs = port.name().to_owned();
+    pub fn from_port(port: Port) -> Result<PortDevice, String> {
         let name = format!("utcp{}", port.id());
         let pool = Arc::new(
             Mempool::pktmbuf(&name, 4095, 64, 2048 + 128, -1)
-                .map_err(|e| format!("{devargs}: mbuf pool: {e}"))?,
+                .map_err(|e| format!("{}: mbuf pool: {e}", port.name()))?,
         );
+        Self::from_port_with_pool(port, pool)
+    }
+
+    /// Like [`PortDevice::from_port`], building frames in mbufs of `pool`.
+    /// A port whose frames reach other ports in the same process (the
+    /// switch's internal port) must use a pool that outlives all of them:
+    /// the switch's own.
+    pub fn from_port_with_pool(mut port: Port, pool: Arc<Mempool>) -> Result<PortDevice, String> {
+        let devargs = port.name().to_owned();
         port.configure(
             PortConfig {
                 rx_desc: 512,
