@@ -105,6 +105,18 @@ impl PortDevice {
         self.tx.burst.clear();
     }
 
+    /// Whether received frames wait to be processed (pulls one burst from
+    /// the port if none is buffered; reads no clock).
+    pub fn rx_pending(&mut self) -> bool {
+        let rx = &mut self.rx;
+        if rx.next < rx.burst.len() {
+            return true;
+        }
+        rx.burst.clear();
+        rx.next = 0;
+        rx.q.rx_burst(&mut rx.burst) > 0
+    }
+
     /// Frames dropped on transmit.
     pub fn tx_drops(&self) -> u64 {
         self.tx.drops

@@ -65,11 +65,34 @@ struct Stack {
     iface: Interface,
     sockets: SocketSet<'static>,
     next_port: u16,
+    /// A socket changed (data queued or read, connect, abort) or the last
+    /// poll changed socket state: the next poll must run.
+    dirty: bool,
+    /// Polls skipped since the last one that ran.
+    skipped: u32,
 }
 
+/// An idle stack still runs every this many polls (smoltcp's timers:
+/// retransmission, keep-alive, ARP retries).
+const IDLE_POLL_EVERY: u32 = 64;
+
 impl Stack {
+    /// Runs smoltcp when there is something to do: frames received, a
+    /// socket changed, or every [`IDLE_POLL_EVERY`] calls for the timers.
+    /// Callers spin on this (the switch core), and an idle poll would
+    /// otherwise read the clock and walk every socket each time.
     fn poll(&mut self) {
-        let _ = self.iface.poll(now(), &mut self.dev, &mut self.sockets);
+        if !self.dirty && self.skipped < IDLE_POLL_EVERY && !self.dev.rx_pending() {
+            self.skipped += 1;
+            return;
+        }
+        self.force_poll();
+    }
+
+    fn force_poll(&mut self) {
+        self.skipped = 0;
+        let r = self.iface.poll(now(), &mut self.dev, &mut self.sockets);
+        self.dirty = r == smoltcp::iface::PollResult::SocketStateChanged;
         self.dev.flush();
     }
 }
@@ -122,6 +145,8 @@ impl TcpStack {
                 // Owned storage: grows with each connection.
                 sockets: SocketSet::new(Vec::<SocketStorage>::new()),
                 next_port: 49152 + (std::process::id() % 8192) as u16,
+                dirty: true,
+                skipped: 0,
             })),
         })
     }
@@ -161,7 +186,7 @@ impl Drop for UserTcp {
     fn drop(&mut self) {
         let mut st = lock(&self.stack);
         st.sockets.get_mut::<tcp::Socket>(self.handle).abort();
-        st.poll();
+        st.force_poll();
         st.sockets.remove(self.handle);
     }
 }
@@ -197,7 +222,7 @@ impl Transport for UserTcp {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         self.open = true;
         self.established = false;
-        st.poll();
+        st.force_poll();
         Ok(())
     }
 
@@ -212,7 +237,10 @@ impl Transport for UserTcp {
             State::SynSent | State::SynReceived => Err(io::ErrorKind::WouldBlock.into()),
             State::Established | State::CloseWait => match s.send_slice(data) {
                 Ok(0) => Err(io::ErrorKind::WouldBlock.into()),
-                Ok(n) => Ok(n),
+                Ok(n) => {
+                    st.dirty = true;
+                    Ok(n)
+                }
                 Err(e) => Err(io::Error::new(io::ErrorKind::BrokenPipe, e.to_string())),
             },
             st => Err(io::Error::new(
@@ -231,9 +259,12 @@ impl Transport for UserTcp {
             self.established = true;
         }
         if s.can_recv() {
-            return s
+            let r = s
                 .recv_slice(buf)
                 .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e.to_string()));
+            // The window opened: the next poll may owe the peer an update.
+            st.dirty = true;
+            return r;
         }
         match state {
             State::SynSent | State::SynReceived | State::Established => {
@@ -252,7 +283,7 @@ impl Transport for UserTcp {
         if self.open {
             let mut st = lock(&self.stack);
             st.sockets.get_mut::<tcp::Socket>(self.handle).abort();
-            st.poll();
+            st.force_poll();
         }
         self.open = false;
         self.established = false;
