@@ -186,6 +186,7 @@ fn whole_path() -> Result<(), String> {
             .map_err(|e| format!("cannot install signal handler: {e}"))?;
     }
     let id = std::process::id();
+    remove_leftovers();
     println!(
         "vswitch demo: the whole path in one process. A simulated guest writes a pattern to a\n\
          vhost-user-blk disk whose backend is an iSCSI LUN served by tgtd in a network namespace; the\n\
@@ -364,6 +365,63 @@ fn whole_path() -> Result<(), String> {
     drop(dir);
     println!("cleaned up: namespace, veth, tgtd and temporary files removed.");
     Ok(())
+}
+
+/// Removes what an earlier demo that was killed (SIGKILL, abort) left:
+/// namespaces `vswdemo<pid>` of processes that no longer exist, with their
+/// tgtd, veth and temporary directory.
+fn remove_leftovers() {
+    let Ok(o) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        let Some(ns) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(pid) = ns
+            .strip_prefix("vswdemo")
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Alive, unless gone or a zombie (killed, not yet reaped).
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|st| {
+            !st.lines()
+                .any(|l| l.starts_with("State:") && l.contains('Z'))
+        });
+        if alive {
+            continue;
+        }
+        if let Ok(p) = Command::new("ip").args(["netns", "pids", ns]).output() {
+            for q in String::from_utf8_lossy(&p.stdout).split_whitespace() {
+                let Ok(q) = q.parse::<i32>() else { continue };
+                // tgtd's management socket is named after its `-C` number.
+                let cmd = std::fs::read(format!("/proc/{q}/cmdline")).unwrap_or_default();
+                let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
+                let control = args
+                    .windows(2)
+                    .find(|w| w[0] == b"-C")
+                    .and_then(|w| std::str::from_utf8(w[1]).ok().map(str::to_owned));
+                // SAFETY: kill has no memory-safety preconditions; the pid is
+                // a process in the dead demo's namespace (its tgtd, which
+                // ignores SIGTERM while it has targets).
+                unsafe { libc::kill(q, libc::SIGKILL) };
+                if let Some(c) = control {
+                    std::thread::sleep(Duration::from_millis(100));
+                    for suffix in ["", ".lock"] {
+                        let _ = std::fs::remove_file(format!("/var/run/tgtd/socket.{c}{suffix}"));
+                    }
+                }
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &format!("vdm{}h", pid % 10_000_000)])
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("vswitch-demo-{pid}")));
+        println!("(removed what an earlier, killed demo left behind: {ns})");
+    }
 }
 
 fn step_wait(stop: &AtomicBool) -> Result<(), String> {
