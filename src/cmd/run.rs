@@ -77,7 +77,8 @@ pub struct RunArgs {
     pub blk_queues: u16,
     /// Give the host TCP/IP stack (smoltcp) this address on an internal
     /// port of the switch (port number: after the --port ports); the
-    /// iscsi:// device's session then runs over it, through the flow table.
+    /// iscsi:// devices' sessions then run over it (one TCP connection
+    /// each), through the flow table.
     #[arg(long, value_name = "ADDR/PREFIX")]
     pub host_ip: Option<String>,
     /// MAC of the host stack's internal port (default: locally administered).
