@@ -7,7 +7,10 @@ export DEBIAN_FRONTEND=noninteractive
 
 # Build: DPDK 22.11 headers and shared libraries (PMDs load from the plugin dir),
 # libclang for bindgen, pkg-config to find DPDK.
-BUILD_PKGS=(libdpdk-dev dpdk-dev dpdk libclang-dev clang pkg-config build-essential)
+BUILD_PKGS=(libdpdk-dev dpdk-dev dpdk libclang-dev clang pkg-config build-essential
+# ... and what `vswitch` with no arguments demonstrates the whole path with
+# (tgtd in a network namespace behind a veth).
+            tgt iproute2 ethtool)
 # Tests: real peers and kernel plumbing.
 TEST_PKGS=(tgt libiscsi-bin tshark tcpdump iproute2 iputils-ping ethtool procps nftables
            qemu-system-x86 linux-image-amd64 busybox-static cpio kmod)

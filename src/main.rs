@@ -15,8 +15,11 @@ const LONG_VERSION: &str = concat!(
     ")"
 );
 
-/// User-mode data plane for virtualization hosts. With no arguments, runs a
-/// short demo on virtual ports (no NIC, no hugepages needed).
+/// User-mode data plane for virtualization hosts. With no arguments, demonstrates
+/// the whole path on this machine (as root, with tgt installed: a simulated VM's
+/// block I/O → cache → iSCSI on the user-mode TCP stack → the switch → a veth →
+/// tgtd in a namespace); otherwise says what to install and runs the switch-only
+/// demo on virtual ports.
 #[derive(Parser)]
 #[command(name = "vswitch", version = LONG_VERSION, about)]
 struct Cli {
@@ -43,12 +46,15 @@ enum Command {
     /// User-mode iSCSI initiator: discover, inquiry, capacity, read, write, bench.
     #[command(subcommand)]
     Iscsi(cmd::iscsi::IscsiCommand),
+    /// The demo `vswitch` runs with no arguments (`--switch-only`: virtual ports only).
+    Demo(cmd::demo::DemoArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result: Result<(), String> = match cli.command {
-        None => cmd::run::demo(),
+        None => cmd::demo::run(&cmd::demo::DemoArgs::default()),
+        Some(Command::Demo(a)) => cmd::demo::run(&a),
         Some(Command::Run(a)) => cmd::run::run(&a),
         Some(Command::Accel(a)) => cmd::accel::run(a),
         Some(Command::Ports(a)) => cmd::ports::run(a),

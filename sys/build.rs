@@ -26,6 +26,12 @@ fn main() {
         }
     };
 
+    // The ring PMD is a plugin (loaded from the PMD directory at EAL init),
+    // but `rte_eth_from_rings` — the in-process ports over rte_rings — is a
+    // function of its library: link it (dlopen of the plugin then finds the
+    // same, already loaded, object).
+    println!("cargo:rustc-link-lib=dylib=rte_net_ring");
+
     // pkg-config's cflags carry `-include rte_config.h` and `-march=...`, which
     // the DPDK headers rely on; give the same flags to clang and to cc.
     let cflags = cflags_from_pkg_config();

@@ -398,3 +398,298 @@ fn qemu_guest_on_iscsi_through_the_switch() {
     drop(target);
     drop(net);
 }
+
+/// `vswitch run` with everything in one process: the switch (af_packet port
+/// on the veth + the internal port of the host stack), the host TCP stack and
+/// the vhost-user-blk device on iscsi:// with the cache, one polling core.
+fn one_process_system(dir: &Path, net: &Netns, subnet: &str, target: &tgt::Tgtd) -> Child {
+    let log = std::fs::File::create(dir.join("vswitch.log")).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .arg("run")
+        .arg("--eal")
+        .arg(format!(
+            "-l 0-1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vsw-one-{}",
+            std::process::id()
+        ))
+        .arg("--port")
+        .arg(format!("net_af_packet0,iface={}", net.host_if))
+        .arg("--host-ip")
+        .arg(format!("{subnet}.1/24"))
+        .arg("--blk")
+        .arg(format!(
+            "{}=iscsi://{}/{}/1",
+            dir.join("vhost-blk.sock").display(),
+            target.portal(),
+            target.iqn
+        ))
+        .args(["--blk-queues", "2", "--blk-cache", "16M"])
+        .arg("--blk-stats-file")
+        .arg(dir.join("blk.stats"))
+        .arg("--control")
+        .arg(dir.join("ctl.sock"))
+        .args(["--stats-interval", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start vswitch run")
+}
+
+#[test]
+fn qemu_guest_on_the_one_process_system() {
+    let _serial = AF_PACKET.lock().unwrap_or_else(|e| e.into_inner());
+    // Issue 7's whole path in ONE process: guest virtio-blk → vhost-user-blk
+    // → cache → iSCSI → smoltcp → internal port → flow table (NORMAL) →
+    // net_af_packet port → veth → tgtd in a namespace.
+    let (dir, _cleanup) = setup("one");
+    let (net, target, subnet) = tgtd_behind_veth("op", "blk-iscsi-one");
+    let sock = dir.join("vhost-blk.sock");
+    let stats = dir.join("blk.stats");
+    let ctl = dir.join("ctl.sock");
+    let log = dir.join("vswitch.log");
+    let pattern = random_pattern();
+    let initrd = build_initramfs(&dir, &pattern, None);
+    let mut server = Reaper(Some(one_process_system(&dir, &net, &subnet, &target)));
+    wait_for_socket(&sock, server.0.as_mut().unwrap());
+    let console = boot_guest(&dir, &sock, &initrd, false, "", |_| {});
+    let ctx = || {
+        format!(
+            "guest console:\n{console}\nvswitch log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    };
+    assert!(
+        console.contains(&format!("GUEST-SIZE {}", DISK_LEN / 512)),
+        "the LU's capacity reaches the guest; {}",
+        ctx()
+    );
+    assert!(
+        console.contains("GUEST-PATTERN-OK") && console.contains("GUEST-REREAD-OK"),
+        "pattern not read back twice; {}",
+        ctx()
+    );
+    assert!(
+        ctx().contains("over the host stack (smoltcp)"),
+        "the session ran on the host stack; {}",
+        ctx()
+    );
+    // The guest reads the 1 MiB pattern twice (GUEST-PATTERN-OK, then
+    // GUEST-REREAD-OK after dropping its page cache): 256 blocks each. At
+    // least twice that many hits means the second read was served by the
+    // cache too (the write-through cache kept the written blocks, so the first
+    // read hits as well). The file is republished every 250 ms: wait for it.
+    let blocks = (PATTERN_LEN / 4096) as u64;
+    let t = std::time::Instant::now();
+    let (st, hits) = loop {
+        let st = std::fs::read_to_string(&stats).unwrap();
+        let hits = stat(&st, "cache_hits");
+        if hits >= 2 * blocks || t.elapsed() > std::time::Duration::from_secs(10) {
+            break (st, hits);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        hits >= 2 * blocks,
+        "both reads, the second included, are served by the cache: {hits} hits; {st}"
+    );
+    assert_eq!(stat(&st, "errors"), 0, "{st}");
+    // The frames crossed the switch: the internal port received the
+    // initiator's frames, the af_packet port sent them, NORMAL counted them.
+    let ctl_cmd = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+            .args(args)
+            .arg("--socket")
+            .arg(&ctl)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {o:?}");
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let ports = ctl_cmd(&["ports", "show", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&ports).expect("ports show --json");
+    let port = |name: &str, k: &str| {
+        v["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"].as_str().is_some_and(|n| n.starts_with(name)))
+            .and_then(|p| p[k].as_u64())
+            .unwrap_or(0)
+    };
+    assert!(
+        port("net_af_packet", "tx_bytes") > PATTERN_LEN as u64
+            && port("net_af_packet", "tx_packets") > 500,
+        "the write data left through the af_packet port: {ports}"
+    );
+    assert!(
+        port("net_ring_host", "rx_packets") > 500 && port("net_ring_host", "tx_packets") > 100,
+        "the iSCSI frames entered and left the switch at the internal port: {ports}"
+    );
+    let flows = ctl_cmd(&["flows", "dump", "--json"]);
+    let f: serde_json::Value = serde_json::from_str(&flows).expect("flows dump --json");
+    let normal = f["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"].as_str().is_some_and(|r| r.contains("NORMAL")))
+        .unwrap_or_else(|| panic!("no NORMAL rule: {flows}"));
+    // The write-through cache kept what the guest wrote, so its reads never
+    // left the host: the flow table saw the write data (and the commands).
+    assert!(
+        normal["packets"].as_u64().unwrap() > 500
+            && normal["bytes"].as_u64().unwrap() > PATTERN_LEN as u64,
+        "the flow table's NORMAL rule carried the iSCSI frames: {flows}"
+    );
+    drop(server);
+    assert!(
+        target.backing_bytes(PATTERN_OFFSET, PATTERN_LEN) == pattern,
+        "the pattern is not in tgtd's backing file at byte {PATTERN_OFFSET}; {}",
+        ctx()
+    );
+    drop(target);
+    drop(net);
+}
+
+#[test]
+fn no_argument_demo_runs_the_whole_path() {
+    let _serial = AF_PACKET.lock().unwrap_or_else(|e| e.into_inner());
+    for (tool, pkg) in [("/usr/sbin/tgtd", "tgt"), ("/usr/sbin/tgtadm", "tgt")] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} missing: install the Debian package `{pkg}`"
+        );
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vswitch");
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let all = format!("{out}\nstderr:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{all}");
+    assert!(out.contains("the whole path in one process"), "{all}");
+    assert!(
+        out.contains("pattern read back twice: identical; found in tgtd's backing file"),
+        "{all}"
+    );
+    assert!(
+        out.contains("both reads, the second included, are served by the cache"),
+        "{all}"
+    );
+    assert!(out.contains("IOPS"), "{all}");
+    assert!(
+        out.contains("net_ring_host0") && out.contains("actions=NORMAL"),
+        "{all}"
+    );
+    assert!(out.contains("cleaned up"), "{all}");
+    // Nothing is left behind.
+    let ns = String::from_utf8_lossy(&Command::new("ip").args(["netns"]).output().unwrap().stdout)
+        .to_string();
+    let leftover: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("vswdemo")))
+        .filter(|n| ns.contains(n))
+        .collect();
+    assert!(leftover.is_empty(), "namespaces left behind: {leftover:?}");
+}
+
+/// One request on queue 0 of a simulated guest, waited for (10 s).
+fn guest_io(
+    fe: &mut vfio::vhost_user::mock_frontend::MockFrontend,
+    op: u32,
+    sector: u64,
+    len: u32,
+) {
+    use vfio::virtq::mock::Buf;
+    let buf = fe.data_base;
+    let data = if op == vfio::blk::VIRTIO_BLK_T_IN {
+        Buf::w(buf, len)
+    } else {
+        Buf::r(buf, len)
+    };
+    let r = fe.drivers[0].request(op, sector, &[data], false);
+    fe.kick(0);
+    let t = std::time::Instant::now();
+    while fe.drivers[0].q.pop_used().is_none() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "request not completed in 10 s"
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(fe.drivers[0].status(&r), 0, "virtio-blk status");
+}
+
+#[test]
+fn two_iscsi_devices_share_the_host_stack() {
+    use vfio::blk::{VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT};
+    use vfio::vhost_user::mock_frontend::MockFrontend;
+    let _serial = AF_PACKET.lock().unwrap_or_else(|e| e.into_inner());
+    // Two vhost-user-blk devices, two iSCSI sessions, two TCP connections of
+    // the one host stack, one internal port, one switch core.
+    let (dir, _cleanup) = setup("two");
+    let (net, target, subnet) = tgtd_behind_veth("tw", "blk-iscsi-two");
+    let (a, b) = (dir.join("a.sock"), dir.join("b.sock"));
+    let log = dir.join("vswitch.log");
+    let lun = format!("iscsi://{}/{}/1", target.portal(), target.iqn);
+    let server = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .arg("run")
+        .arg("--eal")
+        .arg(format!(
+            "-l 0-1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vsw-two-{}",
+            std::process::id()
+        ))
+        .arg("--port")
+        .arg(format!("net_af_packet0,iface={}", net.host_if))
+        .arg("--host-ip")
+        .arg(format!("{subnet}.1/24"))
+        .arg("--blk")
+        .arg(format!("{}={lun}", a.display()))
+        .arg("--blk")
+        .arg(format!("{}={lun}", b.display()))
+        .args(["--no-control", "--stats-interval", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .expect("start vswitch run");
+    let mut server = Reaper(Some(server));
+    wait_for_socket(&a, server.0.as_mut().unwrap());
+    wait_for_socket(&b, server.0.as_mut().unwrap());
+    let vlog = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(
+        vlog().matches("over the host stack (smoltcp)").count(),
+        2,
+        "both sessions on the host stack: {}",
+        vlog()
+    );
+    let mut fa = MockFrontend::connect(&a, 4 << 20, 1, 128).expect("connect a");
+    let mut fb = MockFrontend::connect(&b, 4 << 20, 1, 128).expect("connect b");
+    const LEN: usize = 64 << 10;
+    let pa: Vec<u8> = (0..LEN).map(|i| (i * 7 + 1) as u8).collect();
+    let pb: Vec<u8> = (0..LEN).map(|i| (i * 13 + 5) as u8).collect();
+    let (sa, sb) = (2048u64, 4096u64);
+    fa.mem.write(fa.data_base, &pa).unwrap();
+    guest_io(&mut fa, VIRTIO_BLK_T_OUT, sa, LEN as u32);
+    fb.mem.write(fb.data_base, &pb).unwrap();
+    guest_io(&mut fb, VIRTIO_BLK_T_OUT, sb, LEN as u32);
+    // Each device reads what the other wrote (same LU, two sessions).
+    let mut got = vec![0u8; LEN];
+    guest_io(&mut fb, VIRTIO_BLK_T_IN, sa, LEN as u32);
+    fb.mem.read(fb.data_base, &mut got).unwrap();
+    assert!(got == pa, "device b reads device a's pattern; {}", vlog());
+    guest_io(&mut fa, VIRTIO_BLK_T_IN, sb, LEN as u32);
+    fa.mem.read(fa.data_base, &mut got).unwrap();
+    assert!(got == pb, "device a reads device b's pattern; {}", vlog());
+    drop((fa, fb));
+    drop(server);
+    assert!(
+        target.backing_bytes(sa * 512, LEN) == pa,
+        "pattern a in tgtd's file"
+    );
+    assert!(
+        target.backing_bytes(sb * 512, LEN) == pb,
+        "pattern b in tgtd's file"
+    );
+    drop(target);
+    drop(net);
+}

@@ -81,6 +81,9 @@ pub struct Port {
     started: bool,
     rx_taken: Vec<bool>,
     tx_taken: Vec<bool>,
+    /// The rings of a ring port (dropped after the port is closed, and
+    /// before the pool: a ring frees the mbufs it still holds).
+    _rings: Vec<Arc<crate::MbufRing>>,
     _pool: Option<Arc<Mempool>>,
 }
 
@@ -161,6 +164,52 @@ impl Port {
         Ok(Self::wrap(id, name.to_owned(), true))
     }
 
+    /// Creates a port over rings (DPDK's ring PMD, `rte_eth_from_rings`):
+    /// rx queue `i` dequeues from `rx[i]`, tx queue `i` enqueues to `tx[i]`.
+    /// Two such ports with their rings crossed are an in-process link (what
+    /// OVS calls an internal port). `name` must start with `net_ring` (the
+    /// vdev bus finds the driver by that prefix). The port keeps its rings.
+    pub fn from_rings(
+        name: &str,
+        rx: &[Arc<crate::MbufRing>],
+        tx: &[Arc<crate::MbufRing>],
+    ) -> Result<Port> {
+        if !name.starts_with("net_ring") {
+            return Err(Error::Invalid(format!(
+                "ring port name {name:?} must start with net_ring"
+            )));
+        }
+        if rx.is_empty() || tx.is_empty() {
+            return Err(Error::Invalid(
+                "a ring port needs at least one rx and one tx ring".into(),
+            ));
+        }
+        let cname = cstring("port name", name)?;
+        let rxp: Vec<*mut dpdk_sys::rte_ring> = rx.iter().map(|r| r.as_ptr()).collect();
+        let txp: Vec<*mut dpdk_sys::rte_ring> = tx.iter().map(|r| r.as_ptr()).collect();
+        // SAFETY: valid C string; the ring pointer arrays are valid for the
+        // call and the rings outlive the port (it holds their Arcs).
+        let rc = unsafe {
+            dpdk_sys::rte_eth_from_rings(
+                cname.as_ptr(),
+                rxp.as_ptr(),
+                rxp.len() as u32,
+                txp.as_ptr(),
+                txp.len() as u32,
+                0,
+            )
+        };
+        if rc < 0 {
+            return Err(Error::from_rte_errno(
+                "rte_eth_from_rings",
+                format!("ring port {name:?}"),
+            ));
+        }
+        let mut p = Self::wrap(rc as u16, name.to_owned(), true);
+        p._rings = rx.iter().chain(tx).cloned().collect();
+        Ok(p)
+    }
+
     fn wrap(id: u16, name: String, probed_here: bool) -> Port {
         Port {
             id,
@@ -171,6 +220,7 @@ impl Port {
             rx_taken: Vec::new(),
             tx_taken: Vec::new(),
             _pool: None,
+            _rings: Vec::new(),
         }
     }
 

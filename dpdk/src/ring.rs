@@ -35,6 +35,11 @@ impl MbufRing {
             .ok_or_else(|| Error::from_rte_errno("rte_ring_create", format!("ring {name:?}")))
     }
 
+    /// The raw ring (for DPDK calls that take one, like the ring PMD's).
+    pub fn as_ptr(&self) -> *mut dpdk_sys::rte_ring {
+        self.raw.as_ptr()
+    }
+
     /// Enqueues as much of `burst` as fits; the rest stays in `burst`.
     pub fn enqueue_burst(&self, burst: &mut Burst) -> usize {
         let n = burst.len();

@@ -120,6 +120,43 @@ fn safe_layer_end_to_end() {
     assert_eq!((st.opackets, st.ipackets), (20, 20));
     assert!(!port.xstats().unwrap().is_empty());
 
+    // Two ring ports over crossed rings: an in-process link (the switch's
+    // internal port). What one sends, the other receives, both ways.
+    assert!(Port::from_rings("bad_name", &[], &[]).is_err());
+    let (ab, ba) = (
+        Arc::new(MbufRing::new("test_ab", 256).unwrap()),
+        Arc::new(MbufRing::new("test_ba", 256).unwrap()),
+    );
+    let mut a = Port::from_rings(
+        "net_ring_ta",
+        std::slice::from_ref(&ba),
+        std::slice::from_ref(&ab),
+    )
+    .expect("ring port a");
+    let mut b = Port::from_rings("net_ring_tb", &[ab], &[ba]).expect("ring port b");
+    for p in [&mut a, &mut b] {
+        p.configure(PortConfig::default(), &pool).unwrap();
+        p.start().unwrap();
+    }
+    let (mut atx, mut arx) = (a.tx_queue(0).unwrap(), a.rx_queue(0).unwrap());
+    let (mut btx, mut brx) = (b.tx_queue(0).unwrap(), b.rx_queue(0).unwrap());
+    for (tx, rx) in [(&mut atx, &mut brx), (&mut btx, &mut arx)] {
+        for f in &frames[..5] {
+            let mut m = pool.alloc().unwrap();
+            m.append(f.len()).unwrap().copy_from_slice(f);
+            out.push(m).ok().unwrap();
+        }
+        assert_eq!(tx.tx_burst(&mut out), 5);
+        assert_eq!(rx.rx_burst(&mut inb), 5);
+        for (m, f) in inb.as_slice().iter().zip(&frames) {
+            assert_eq!(m.data(), &f[..], "frame over the crossed rings differs");
+        }
+        inb.clear();
+    }
+    assert_eq!(a.stats().unwrap().opackets, 5);
+    assert_eq!(a.stats().unwrap().ipackets, 5);
+    drop((a, b));
+
     // A closure on the worker lcore, with its result.
     let job = dpdk::lcore::launch(1, || dpdk::lcore::current() * 10).unwrap();
     assert_eq!(job.join(), Some(10));

@@ -132,7 +132,7 @@ enum CacheMode {
 }
 
 /// Stats line suffix for a cached device.
-fn cache_text(c: Option<&Arc<CacheCounters>>) -> String {
+pub(crate) fn cache_text(c: Option<&Arc<CacheCounters>>) -> String {
     c.map_or_else(String::new, |c| {
         let s = c.snapshot();
         format!(
@@ -164,7 +164,7 @@ pub fn run(args: BlkArgs) -> Result<(), String> {
     }
 }
 
-fn stats_json(name: &str, s: &BlkStats, cache: Option<&Arc<CacheCounters>>) -> String {
+pub(crate) fn stats_json(name: &str, s: &BlkStats, cache: Option<&Arc<CacheCounters>>) -> String {
     let extra = cache.map_or_else(String::new, |c| format!(",{}", c.snapshot().json_fields()));
     format!(
         "{{\"device\":\"{}\",\"reads\":{},\"writes\":{},\"flushes\":{},\"discards\":{},\"get_ids\":{},\
@@ -253,7 +253,7 @@ fn show_stats(a: &StatsArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn publish_stats(
+pub(crate) fn publish_stats(
     path: &std::path::Path,
     devices: &[vfio::poller::SharedDevice],
     caches: &[Option<Arc<CacheCounters>>],
@@ -273,7 +273,7 @@ fn publish_stats(
     }
 }
 
-fn stats_line(name: &str, s: &BlkStats, prev: &BlkStats, secs: f64) -> String {
+pub(crate) fn stats_line(name: &str, s: &BlkStats, prev: &BlkStats, secs: f64) -> String {
     let ops = (s.reads + s.writes + s.flushes + s.discards)
         - (prev.reads + prev.writes + prev.flushes + prev.discards);
     format!(
@@ -295,7 +295,7 @@ fn stats_line(name: &str, s: &BlkStats, prev: &BlkStats, secs: f64) -> String {
 
 /// `iscsi://PORTAL/IQN/LUN` logs in to an iSCSI target (blk-iscsi); the other
 /// kinds are vfio's own backends.
-fn open_backend(
+pub(crate) fn open_backend(
     spec: &str,
     max_inflight: usize,
     user_tcp: &mut Option<String>,
@@ -308,11 +308,7 @@ fn open_backend(
             usertcp::init_eal()?;
             let t = usertcp::UserTcp::open(&cfg)?;
             eprintln!("blk: {spec} over user TCP (smoltcp) {u}");
-            return Ok(Box::new(blk_iscsi::IscsiBackend::connect_with(
-                &s,
-                max_inflight,
-                Box::new(t),
-            )?));
+            return iscsi_over(spec, max_inflight, Box::new(t));
         }
         return Ok(Box::new(blk_iscsi::IscsiBackend::connect(
             &s,
@@ -320,6 +316,91 @@ fn open_backend(
         )?));
     }
     backend::from_spec(spec, max_inflight)
+}
+
+/// An `iscsi://PORTAL/IQN/LUN` backend whose session runs over `transport`
+/// (e.g. a user-space TCP stack).
+pub(crate) fn iscsi_over(
+    spec: &str,
+    max_inflight: usize,
+    transport: Box<dyn blk_iscsi::link::Transport>,
+) -> Result<Box<dyn backend::Backend>, String> {
+    let s = blk_iscsi::IscsiSpec::parse(spec)?;
+    Ok(Box::new(blk_iscsi::IscsiBackend::connect_with(
+        &s,
+        max_inflight,
+        transport,
+    )?))
+}
+
+/// A served device: the device the poller polls, its vhost-user server (not
+/// yet running) and its cache's counters.
+pub(crate) struct Served {
+    pub dev: vfio::poller::SharedDevice,
+    pub server: BlkServer,
+    pub cache: Option<Arc<CacheCounters>>,
+}
+
+/// Puts the optional cache in front of `be` (with its metadata table in the
+/// given file, to be mapped into the guest, or in an anonymous memfd), makes
+/// device number `i` (`spec` names its backend in the log) and binds its
+/// vhost-user socket.
+pub(crate) fn make_device(
+    i: usize,
+    sock: &std::path::Path,
+    spec: &str,
+    mut be: Box<dyn backend::Backend>,
+    cache: Option<(CacheConfig, Option<&std::path::Path>)>,
+    block_size: u32,
+    queues: u16,
+) -> Result<Served, String> {
+    let mut counters = None;
+    if let Some((cc, cache_meta)) = cache {
+        let mode = cc.mode;
+        let c = match cache_meta {
+            Some(meta) => CachedBackend::with_meta_file(be, cc, meta)?,
+            None => CachedBackend::new(be, cc)?,
+        };
+        eprintln!(
+            "blk: {spec}: {mode:?} cache of {} slots of 4 KiB, {:?} eviction{}",
+            c.slots(),
+            cc.eviction,
+            if c.hugepages() { " (hugepages)" } else { "" }
+        );
+        let m = c.meta_region();
+        if let Some(p) = m.path() {
+            eprintln!(
+                "blk: {spec}: cache metadata in {} ({} bytes); map it into the guest with QEMU \
+                 arguments: {}",
+                p.display(),
+                m.len(),
+                qemu_ivshmem_args(p, m.len(), &format!("vswitch-cmeta{i}"))
+            );
+        }
+        counters = Some(c.counters());
+        be = Box::new(c);
+    }
+    let serial = format!("vswitch-blk{i}");
+    let cfg = BlkConfig::new(&be.info(), block_size, queues, &serial)?;
+    let name = sock
+        .file_name()
+        .map_or_else(|| format!("dev{i}"), |n| n.to_string_lossy().into_owned());
+    eprintln!(
+        "blk {name}: {} ({} sectors, block size {}, {} queues) on {}",
+        spec,
+        cfg.capacity_sectors,
+        cfg.blk_size,
+        cfg.num_queues,
+        sock.display()
+    );
+    let dev = DeviceCell::new(BlkDevice::new(&name, be, cfg));
+    let server =
+        BlkServer::bind(sock, Arc::clone(&dev)).map_err(|e| format!("{}: {e}", sock.display()))?;
+    Ok(Served {
+        dev,
+        server,
+        cache: counters,
+    })
 }
 
 fn serve(a: ServeArgs) -> Result<(), String> {
@@ -348,14 +429,21 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         ));
     }
     let mut user_tcp = a.user_tcp.clone();
+    // Before any socket exists: a SIGTERM as soon as one appears must stop
+    // the server cleanly (socket removed, stats printed), not kill it.
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
     let group = PollGroup::new();
     let mut servers = Vec::new();
     let mut devices = Vec::new();
     let mut caches = Vec::new();
     for (i, (sock, spec)) in a.socket.iter().zip(&a.backend).enumerate() {
-        let mut be = open_backend(spec, a.max_inflight, &mut user_tcp)?;
-        caches.push(None);
-        if let Some(size) = a.cache {
+        let be = open_backend(spec, a.max_inflight, &mut user_tcp)?;
+        let cache = a.cache.map(|size| {
             let mode = match a.cache_mode {
                 CacheMode::Writethrough => WriteMode::WriteThrough,
                 CacheMode::Writeback => WriteMode::WriteBack,
@@ -365,57 +453,15 @@ fn serve(a: ServeArgs) -> Result<(), String> {
                 CachePolicy::Clock => Eviction::Clock,
                 CachePolicy::TwoQ => Eviction::TwoQ,
             };
-            let c = match a.cache_meta.get(i) {
-                Some(meta) => CachedBackend::with_meta_file(be, cfg, meta)?,
-                None => CachedBackend::new(be, cfg)?,
-            };
-            eprintln!(
-                "blk: {spec}: {mode:?} cache of {} slots of 4 KiB, {:?} eviction{}",
-                c.slots(),
-                cfg.eviction,
-                if c.hugepages() { " (hugepages)" } else { "" }
-            );
-            let m = c.meta_region();
-            if let Some(p) = m.path() {
-                eprintln!(
-                    "blk: {spec}: cache metadata in {} ({} bytes); map it into the guest with QEMU \
-                     arguments: {}",
-                    p.display(),
-                    m.len(),
-                    qemu_ivshmem_args(p, m.len(), &format!("vswitch-cmeta{i}"))
-                );
-            }
-            caches[i] = Some(c.counters());
-            be = Box::new(c);
-        }
-        let serial = format!("vswitch-blk{i}");
-        let cfg = BlkConfig::new(&be.info(), a.block_size, a.queues, &serial)?;
-        let name = sock
-            .file_name()
-            .map_or_else(|| format!("dev{i}"), |n| n.to_string_lossy().into_owned());
-        eprintln!(
-            "blk {name}: {} ({} sectors, block size {}, {} queues) on {}",
-            spec,
-            cfg.capacity_sectors,
-            cfg.blk_size,
-            cfg.num_queues,
-            sock.display()
-        );
-        let dev = DeviceCell::new(BlkDevice::new(&name, be, cfg));
-        group.add(Arc::clone(&dev));
-        // Before the socket exists: a SIGTERM as soon as it appears must stop
-        // the server cleanly (socket removed, stats printed), not kill it.
-        // SAFETY: the handler only stores to an atomic, which is
-        // async-signal-safe.
-        unsafe {
-            libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-            libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        }
-        servers.push(
-            BlkServer::bind(sock, Arc::clone(&dev))
-                .map_err(|e| format!("{}: {e}", sock.display()))?,
-        );
-        devices.push(dev);
+            cfg
+        });
+        let meta = a.cache_meta.get(i).map(PathBuf::as_path);
+        let cache = cache.map(|c| (c, meta));
+        let d = make_device(i, sock, spec, be, cache, a.block_size, a.queues)?;
+        group.add(Arc::clone(&d.dev));
+        servers.push(d.server);
+        caches.push(d.cache);
+        devices.push(d.dev);
     }
     let mode = match a.poll {
         Poll::Busy => PollMode::Busy,

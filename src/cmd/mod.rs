@@ -2,6 +2,7 @@
 
 pub mod accel;
 pub mod blk;
+pub mod demo;
 pub mod fdb;
 pub mod flows;
 pub mod iscsi;

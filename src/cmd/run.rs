@@ -58,9 +58,60 @@ pub struct RunArgs {
     #[arg(long, value_name = "ENTRIES")]
     pub flow_cache: Option<usize>,
     /// Read the run configuration from a TOML file (flags given as well
-    /// override it; ports from flags are added after the file's).
+    /// override it; ports and devices from flags are added after the file's).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Serve a virtio-blk device to a VM on vhost-user socket SOCKET, from
+    /// BACKEND (iscsi://HOST:PORT/IQN/LUN, file:PATH, mem:SIZE, null:SIZE),
+    /// polled by the switch's own core between bursts (repeat for more).
+    #[arg(long = "blk", value_name = "SOCKET=BACKEND")]
+    pub blk: Vec<String>,
+    /// Block cache of SIZE bytes (like 64M) in front of each --blk device.
+    #[arg(long, value_name = "SIZE", value_parser = vfio::backend::parse_size)]
+    pub blk_cache: Option<u64>,
+    /// When cached writes of the --blk devices complete.
+    #[arg(long, value_enum, default_value_t = CacheMode::Writethrough, requires = "blk_cache")]
+    pub blk_cache_mode: CacheMode,
+    /// Request queues of each --blk device.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub blk_queues: u16,
+    /// Give the host TCP/IP stack (smoltcp) this address on an internal
+    /// port of the switch (port number: after the --port ports); the
+    /// iscsi:// devices' sessions then run over it (one TCP connection
+    /// each), through the flow table.
+    #[arg(long, value_name = "ADDR/PREFIX")]
+    pub host_ip: Option<String>,
+    /// MAC of the host stack's internal port (default: locally administered).
+    #[arg(long, value_name = "MAC", requires = "host_ip")]
+    pub host_mac: Option<String>,
+    /// Publish the devices' counters here every 250 ms (`vswitch blk stats`).
+    #[arg(long, value_name = "PATH")]
+    pub blk_stats_file: Option<PathBuf>,
+    /// How the core that serves the switch and the --blk devices waits when
+    /// both are idle: busy (always spin) or adaptive (after 20000 idle rounds,
+    /// sleep 20 µs per round until work appears; frees the core for a target
+    /// or a VM on small hosts). Default: busy, or the file's `poll`.
+    #[arg(long, value_enum)]
+    pub poll: Option<Poll>,
+}
+
+/// How the switch core waits when idle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Poll {
+    /// Always spin.
+    Busy,
+    /// Spin, then sleep per round while idle.
+    Adaptive,
+}
+
+/// When cached writes complete.
+#[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
+pub enum CacheMode {
+    /// Once they are in the backend.
+    #[default]
+    Writethrough,
+    /// Once they are in the cache (FLUSH writes back).
+    Writeback,
 }
 
 impl RunArgs {
@@ -105,6 +156,23 @@ impl RunArgs {
         } else {
             Some(self.control.clone())
         };
+        let mut blk = file
+            .blk
+            .iter()
+            .map(config::FileBlk::to_spec)
+            .collect::<Result<Vec<_>, _>>()?;
+        for b in &self.blk {
+            let mut spec = config::BlkSpec::parse_flag(b)?;
+            spec.cache = self.blk_cache;
+            spec.writeback = matches!(self.blk_cache_mode, CacheMode::Writeback);
+            spec.queues = self.blk_queues;
+            blk.push(spec);
+        }
+        let host = match (&self.host_ip, &file.host) {
+            (Some(ip), _) => Some(config::HostStack::parse(ip, self.host_mac.as_deref())?),
+            (None, Some(h)) => Some(config::HostStack::parse(&h.address, h.mac.as_deref())?),
+            (None, None) => None,
+        };
         let cfg = RunConfig {
             eal,
             mbufs: self
@@ -122,6 +190,16 @@ impl RunArgs {
             idle_exit: match self.idle_exit {
                 Some(s) => Some(config::seconds("--idle-exit", s)?),
                 None => None,
+            },
+            blk,
+            host,
+            blk_stats_file: self.blk_stats_file.clone().or(file.blk_stats_file),
+            idle_sleep: match (self.poll, file.poll.as_deref()) {
+                (Some(Poll::Adaptive), _) | (None, Some("adaptive")) => {
+                    Some(std::time::Duration::from_micros(20))
+                }
+                (Some(Poll::Busy), _) | (None, None | Some("busy")) => None,
+                (None, Some(p)) => return Err(format!("poll = {p:?}: \"busy\" or \"adaptive\"")),
             },
         };
         cfg.validate()?;
@@ -148,6 +226,23 @@ pub fn print_summary(s: &Summary, json: bool) {
         println!(
             "port {:<2} {:<14} rx {:>12} pkts {:>14} bytes | tx {:>12} pkts {:>14} bytes | drops {}",
             p.port, p.name, p.total.rx_packets, p.total.rx_bytes, p.total.tx_packets, p.total.tx_bytes, p.total.drops
+        );
+    }
+    for b in &s.blk {
+        println!(
+            "blk {:<14} {} | reads {} writes {} flushes {} | read {} KiB written {} KiB | errors {}{}",
+            b.device,
+            b.backend,
+            b.reads,
+            b.writes,
+            b.flushes,
+            b.bytes_read >> 10,
+            b.bytes_written >> 10,
+            b.errors,
+            match (b.cache_hits, b.cache_misses) {
+                (Some(h), Some(m)) => format!(" | cache hits {h} misses {m}"),
+                _ => String::new(),
+            }
         );
     }
     println!(
@@ -194,4 +289,39 @@ pub fn demo() -> Result<(), String> {
          `vswitch flows add ...` while it runs."
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_flags_make_the_config() {
+        let a = RunArgs {
+            ports: vec!["net_null0".into()],
+            blk: vec!["/tmp/d.sock=iscsi://10.0.0.2:3260/iqn.a:b/1".into()],
+            blk_cache: Some(64 << 20),
+            blk_cache_mode: CacheMode::Writeback,
+            blk_queues: 2,
+            host_ip: Some("10.0.0.1/24".into()),
+            host_mac: Some("02:00:00:00:00:09".into()),
+            poll: Some(Poll::Adaptive),
+            stats_interval: 1.0,
+            control: switch::control::DEFAULT_SOCKET.into(),
+            ..Default::default()
+        };
+        let c = a.to_config().unwrap();
+        assert_eq!(c.blk.len(), 1);
+        let b = &c.blk[0];
+        assert_eq!((b.cache, b.writeback, b.queues), (Some(64 << 20), true, 2));
+        let h = c.host.unwrap();
+        assert_eq!(h.mac, Some([2, 0, 0, 0, 0, 9]));
+        assert!(c.idle_sleep.is_some());
+
+        let bad = RunArgs {
+            blk: vec!["no-equals-sign".into()],
+            ..a
+        };
+        assert!(bad.to_config().unwrap_err().contains("SOCKET=BACKEND"));
+    }
 }

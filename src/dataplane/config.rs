@@ -33,6 +33,112 @@ pub struct RunConfig {
     /// Stop once traffic has flowed and then no port received anything for
     /// this long (replaying a finite capture).
     pub idle_exit: Option<Duration>,
+    /// vhost-user-blk devices served by the same process (and core).
+    pub blk: Vec<BlkSpec>,
+    /// The host TCP/IP stack on an internal port of the switch (carries the
+    /// iscsi:// device's session through the flow table).
+    pub host: Option<HostStack>,
+    /// Publish the devices' counters (JSON lines, `vswitch blk stats`) here.
+    pub blk_stats_file: Option<PathBuf>,
+    /// With storage devices: sleep this long per loop iteration once the
+    /// switch and the devices have been idle for a while (`None`: always
+    /// spin, the switch's normal mode).
+    pub idle_sleep: Option<Duration>,
+}
+
+/// One vhost-user-blk device of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlkSpec {
+    /// vhost-user socket path (QEMU's vhost-user-blk-pci chardev).
+    pub socket: PathBuf,
+    /// Backend: `iscsi://HOST:PORT/IQN/LUN`, `file:PATH`, `mem:SIZE`, `null:SIZE`.
+    pub backend: String,
+    /// Block cache bytes in front of the backend (`None`: no cache).
+    pub cache: Option<u64>,
+    /// Cached writes complete once in the cache (else once in the backend).
+    pub writeback: bool,
+    /// Request queues.
+    pub queues: u16,
+    /// Logical block size the guest sees (512 or 4096).
+    pub block_size: u32,
+}
+
+impl BlkSpec {
+    /// Parses the flag form `SOCKET=BACKEND` (defaults for the rest).
+    pub fn parse_flag(s: &str) -> Result<BlkSpec, String> {
+        let (sock, backend) = s
+            .split_once('=')
+            .ok_or_else(|| format!("--blk {s:?}: expected SOCKET=BACKEND"))?;
+        if sock.is_empty() || backend.is_empty() {
+            return Err(format!("--blk {s:?}: expected SOCKET=BACKEND"));
+        }
+        Ok(BlkSpec {
+            socket: PathBuf::from(sock),
+            backend: backend.to_owned(),
+            cache: None,
+            writeback: false,
+            queues: 1,
+            block_size: 512,
+        })
+    }
+
+    /// Whether the backend is an iSCSI target.
+    pub fn is_iscsi(&self) -> bool {
+        self.backend.starts_with("iscsi://")
+    }
+}
+
+/// The host stack: its IPv4 address on the switch's internal port.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostStack {
+    /// Address.
+    pub addr: std::net::Ipv4Addr,
+    /// Prefix length of the on-link network.
+    pub prefix: u8,
+    /// MAC address (default: a locally administered one).
+    pub mac: Option<[u8; 6]>,
+}
+
+impl HostStack {
+    /// Parses `ADDR/PREFIX` and an optional `aa:bb:cc:dd:ee:ff`.
+    pub fn parse(cidr: &str, mac: Option<&str>) -> Result<HostStack, String> {
+        let bad = |why: &str| {
+            format!("host address {cidr:?}: {why} (expected ADDR/PREFIX, like 10.0.0.1/24)")
+        };
+        let (a, p) = cidr.split_once('/').ok_or_else(|| bad("no /PREFIX"))?;
+        let addr = a.parse().map_err(|_| bad("not an IPv4 address"))?;
+        let prefix = p
+            .parse()
+            .ok()
+            .filter(|p| (1..=32).contains(p))
+            .ok_or_else(|| bad("prefix must be 1..32"))?;
+        let mac = match mac {
+            None => None,
+            Some(m) => Some(parse_mac(m)?),
+        };
+        Ok(HostStack { addr, prefix, mac })
+    }
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`; refuses multicast and all-zero addresses.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let bad = || format!("MAC {s:?}: expected six hex bytes like 02:00:00:00:00:01");
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        let p = parts.next().ok_or_else(bad)?;
+        if p.len() != 2 {
+            return Err(bad());
+        }
+        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    if mac[0] & 1 != 0 || mac == [0; 6] {
+        return Err(format!("MAC {s:?}: must be unicast and not zero"));
+    }
+    Ok(mac)
 }
 
 /// The TOML form: every field of the command line.
@@ -46,6 +152,20 @@ pub struct RunConfig {
 /// [[port]]
 /// devargs = "net_pcap1,tx_pcap=out.pcap"
 /// flows = ["priority=10,in_port=0,actions=output:1"]
+///
+/// # the storage path, in the same process and on the same core:
+/// blk_stats_file = "/run/vswitch-blk.stats"   # optional
+/// poll = "adaptive"            # optional: sleep when idle (default "busy")
+/// [host]                       # the host TCP/IP stack on an internal port
+/// address = "10.77.0.1/24"
+/// mac = "02:00:00:00:00:01"    # optional
+/// [[blk]]
+/// socket = "/run/vm1-disk.sock"
+/// backend = "iscsi://10.77.0.2:3260/iqn.2026-01.dev.vswitch:t/1"
+/// cache = "64M"                # optional
+/// cache_mode = "writethrough"  # or "writeback"
+/// queues = 2                   # optional, default 1
+/// block_size = 512             # optional, 512 or 4096
 /// ```
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +191,74 @@ pub struct FileConfig {
     pub control: Option<PathBuf>,
     /// Exact-match flow cache entries per worker.
     pub flow_cache: Option<usize>,
+    /// vhost-user-blk devices.
+    #[serde(default)]
+    pub blk: Vec<FileBlk>,
+    /// The host stack on the internal port.
+    pub host: Option<FileHost>,
+    /// Where to publish the devices' counters.
+    pub blk_stats_file: Option<PathBuf>,
+    /// `"busy"` (default) or `"adaptive"`: how the core waits when idle.
+    pub poll: Option<String>,
+}
+
+/// One `[[blk]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileBlk {
+    /// vhost-user socket path.
+    pub socket: PathBuf,
+    /// Backend spec.
+    pub backend: String,
+    /// Cache size, like `64M`.
+    pub cache: Option<String>,
+    /// `writethrough` (default) or `writeback`.
+    pub cache_mode: Option<String>,
+    /// Request queues.
+    pub queues: Option<u16>,
+    /// Logical block size.
+    pub block_size: Option<u32>,
+}
+
+impl FileBlk {
+    /// The validated device.
+    pub fn to_spec(&self) -> Result<BlkSpec, String> {
+        let at = || format!("[[blk]] {}", self.socket.display());
+        let cache = match &self.cache {
+            Some(c) => {
+                Some(vfio::backend::parse_size(c).map_err(|e| format!("{}: cache: {e}", at()))?)
+            }
+            None => None,
+        };
+        let writeback = match self.cache_mode.as_deref() {
+            None | Some("writethrough") => false,
+            Some("writeback") => true,
+            Some(m) => {
+                return Err(format!(
+                    "{}: cache_mode {m:?}: writethrough or writeback",
+                    at()
+                ))
+            }
+        };
+        Ok(BlkSpec {
+            socket: self.socket.clone(),
+            backend: self.backend.clone(),
+            cache,
+            writeback,
+            queues: self.queues.unwrap_or(1),
+            block_size: self.block_size.unwrap_or(512),
+        })
+    }
+}
+
+/// The `[host]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHost {
+    /// `ADDR/PREFIX`.
+    pub address: String,
+    /// Optional MAC.
+    pub mac: Option<String>,
 }
 
 /// One `[[port]]` table.
@@ -110,10 +298,11 @@ pub fn seconds(what: &str, s: f64) -> Result<Duration, String> {
 }
 
 impl RunConfig {
-    /// Checks what can be checked without DPDK: at least one port, no port
+    /// Checks what can be checked without DPDK: at least one port (or a
+    /// storage device or host stack), no port
     /// given twice, no empty devargs, a sane pool size.
     pub fn validate(&self) -> Result<(), String> {
-        if self.ports.is_empty() {
+        if self.ports.is_empty() && self.blk.is_empty() && self.host.is_none() {
             return Err(
                 "no ports: give at least one --port <devargs> (e.g. --port net_null0)".into(),
             );
@@ -136,6 +325,36 @@ impl RunConfig {
                 "--flow-cache {} must be between 1024 and 2^26 entries",
                 self.flow_cache
             ));
+        }
+        let mut socks: Vec<&Path> = Vec::new();
+        for b in &self.blk {
+            if socks.contains(&b.socket.as_path()) {
+                return Err(format!("blk socket {} is given twice", b.socket.display()));
+            }
+            socks.push(&b.socket);
+            if !(1..=64).contains(&b.queues) {
+                return Err(format!(
+                    "blk {}: queues {} must be 1..=64",
+                    b.socket.display(),
+                    b.queues
+                ));
+            }
+            if b.block_size != 512 && b.block_size != 4096 {
+                return Err(format!(
+                    "blk {}: block size {} must be 512 or 4096",
+                    b.socket.display(),
+                    b.block_size
+                ));
+            }
+            if b.writeback && b.cache.is_none() {
+                return Err(format!(
+                    "blk {}: cache_mode writeback needs a cache size",
+                    b.socket.display()
+                ));
+            }
+        }
+        if self.host.is_some() && self.xconnect {
+            return Err("the host stack needs the flow table: drop --xconnect".into());
         }
         if self.mbufs < 1024 {
             return Err(format!(
@@ -191,6 +410,10 @@ mod tests {
             control: None,
             flow_cache: 1 << 16,
             idle_exit: None,
+            blk: vec![],
+            host: None,
+            blk_stats_file: None,
+            idle_sleep: None,
         }
     }
 
@@ -235,6 +458,83 @@ mod tests {
         assert!(e.contains("unknown field"), "{e}");
         let e = FileConfig::parse("[[port]]\nname = \"x\"").unwrap_err();
         assert!(e.contains("devargs") || e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn parses_storage_toml() {
+        let f = FileConfig::parse(
+            "[host]\naddress = \"10.77.0.1/24\"\nmac = \"02:00:00:00:00:07\"\n\
+             [[blk]]\nsocket = \"/tmp/a.sock\"\nbackend = \"iscsi://10.77.0.2:3260/iqn.x:y/1\"\n\
+             cache = \"64M\"\ncache_mode = \"writeback\"\nqueues = 2\n",
+        )
+        .unwrap();
+        let h = f.host.unwrap();
+        let h = HostStack::parse(&h.address, h.mac.as_deref()).unwrap();
+        assert_eq!(h.addr, std::net::Ipv4Addr::new(10, 77, 0, 1));
+        assert_eq!(h.prefix, 24);
+        assert_eq!(h.mac, Some([2, 0, 0, 0, 0, 7]));
+        let b = f.blk[0].to_spec().unwrap();
+        assert_eq!(b.cache, Some(64 << 20));
+        assert!(b.writeback && b.is_iscsi());
+        assert_eq!(b.queues, 2);
+        let e = FileConfig::parse(
+            "[[blk]]\nsocket = \"a\"\nbackend = \"mem:1M\"\ncache_mode = \"sometimes\"\n",
+        )
+        .unwrap()
+        .blk[0]
+            .to_spec()
+            .unwrap_err();
+        assert!(e.contains("cache_mode"), "{e}");
+    }
+
+    #[test]
+    fn storage_flags_and_checks() {
+        let b = BlkSpec::parse_flag("/tmp/x.sock=iscsi://1.2.3.4:3260/iqn.a:b/1").unwrap();
+        assert_eq!(b.socket, PathBuf::from("/tmp/x.sock"));
+        assert_eq!(b.backend, "iscsi://1.2.3.4:3260/iqn.a:b/1");
+        assert!(BlkSpec::parse_flag("nosocket").is_err());
+        assert!(BlkSpec::parse_flag("=mem:1M").is_err());
+        assert!(HostStack::parse("10.0.0.1", None).is_err());
+        assert!(HostStack::parse("10.0.0.1/33", None).is_err());
+        assert!(HostStack::parse("10.0.0.1/24", Some("01:00:00:00:00:01")).is_err());
+        assert!(HostStack::parse("10.0.0.1/24", Some("02:00:00:00:00")).is_err());
+        let mut c = cfg(&["net_null0"]);
+        c.blk = vec![b.clone(), b.clone()];
+        assert!(c.validate().unwrap_err().contains("twice"));
+        let mut b2 = b.clone();
+        b2.socket = "/tmp/y.sock".into();
+        c.blk = vec![b, b2];
+        assert!(c.validate().is_ok(), "two iscsi devices over kernel TCP");
+        c.host = Some(HostStack::parse("10.0.0.1/24", None).unwrap());
+        assert!(c.validate().is_ok(), "two iscsi devices on the host stack");
+        c.xconnect = true;
+        assert!(c.validate().unwrap_err().contains("xconnect"));
+    }
+
+    #[test]
+    fn storage_parsers_take_garbage() {
+        // xorshift garbage, printable and not: errors, never panics.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let alphabet = b"0123456789abcdef:/=.,@ xyz\xff\x00-";
+        for n in 0..5000 {
+            let len = n % 40;
+            let s: String = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[(x % alphabet.len() as u64) as usize] as char
+                })
+                .collect();
+            let _ = BlkSpec::parse_flag(&s);
+            let _ = HostStack::parse(&s, Some(&s));
+            let _ = parse_mac(&s);
+            let _ = FileConfig::parse(&s);
+        }
+        assert!(parse_mac("02:00:00:00:00:01").is_ok());
+        assert!(parse_mac("02:00:00:00:00:0g").is_err());
+        assert!(parse_mac("02:00:00:00:00:01:02").is_err());
+        assert!(parse_mac("2:00:00:00:00:01").is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod config;
 pub mod mbuf_frame;
 pub mod ports;
 pub mod stats;
+pub mod storage;
 pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +49,8 @@ pub struct Summary {
     pub cycles_per_packet_pct: [u64; 4],
     /// The switch's own counters (cache hit rate, drops by reason, ...).
     pub switch: StatsReport,
+    /// The storage devices served by the same core.
+    pub blk: Vec<storage::BlkReport>,
 }
 
 /// Default EAL arguments when none are given: two lcores if the machine has
@@ -124,6 +127,11 @@ pub fn parse_rules(cfg: &RunConfig) -> Result<Vec<RuleSpec>, String> {
 
 /// Runs the data plane until the duration ends or a signal arrives.
 pub fn run(cfg: &RunConfig) -> Result<Summary, String> {
+    run_until(cfg, Arc::new(AtomicBool::new(false)))
+}
+
+/// [`run`], also stopping when `stop` is raised (by another thread).
+pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, String> {
     cfg.validate()?;
     let rules = parse_rules(cfg)?;
     if !cfg.no_huge() {
@@ -137,7 +145,6 @@ pub fn run(cfg: &RunConfig) -> Result<Summary, String> {
         }
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| format!("cannot install signal handler: {e}"))?;
@@ -172,6 +179,14 @@ pub fn run(cfg: &RunConfig) -> Result<Summary, String> {
     for (i, devargs) in cfg.ports.iter().enumerate() {
         ports.add(devargs, Some(i as u16))?;
     }
+    // The host stack's internal port comes after the configured ports.
+    let mut stack_port = None;
+    if cfg.host.is_some() {
+        let (sw_end, stack_end) = storage::internal_link(n_workers)?;
+        ports.add_port(sw_end, Some(cfg.ports.len() as u16))?;
+        stack_port = Some(stack_end);
+    }
+    let group = (!cfg.blk.is_empty()).then(vfio::poller::PollGroup::new);
     let installed = rules.len();
     sw.table.add_many(rules, sw.now_ms());
     sw.default_to_normal();
@@ -252,19 +267,66 @@ pub fn run(cfg: &RunConfig) -> Result<Summary, String> {
         if let Some(p) = &patch {
             w.set_patch_panel(p);
         }
+        // The first worker also polls the storage queues (and through them
+        // the host stack): one core for the switch and the storage path.
+        if let (0, Some(g)) = (i, &group) {
+            let mut poller = g.poller();
+            let (sleep, mut idle) = (cfg.idle_sleep, 0u32);
+            w.set_poll_hook(Box::new(move |switch_busy| {
+                let work = poller.poll();
+                if work > 0 || switch_busy {
+                    idle = 0;
+                } else if let Some(d) = sleep {
+                    idle = idle.saturating_add(1);
+                    if idle > 20_000 {
+                        std::thread::sleep(d);
+                    }
+                }
+                work
+            }));
+        }
         w
     };
+    // Devices log in (over the switch, which starts just below) and serve
+    // their vhost-user sockets from their own thread. With storage, the
+    // workers stop only once it is shut down (see `StorageSetup::done`).
+    let workers_stop = match &group {
+        Some(_) => Arc::new(AtomicBool::new(false)),
+        None => Arc::clone(&stop),
+    };
+    let storage_thread = match &group {
+        Some(g) => {
+            let setup = storage::StorageSetup {
+                blk: cfg.blk.clone(),
+                host: cfg.host.clone().zip(stack_port.take()),
+                group: Arc::clone(g),
+                stop: Arc::clone(&stop),
+                done: Arc::clone(&workers_stop),
+                pool: Arc::clone(&pool),
+                stats_file: cfg.blk_stats_file.clone(),
+                interval: cfg.stats_interval,
+            };
+            Some(
+                std::thread::Builder::new()
+                    .name("vswitch-storage".into())
+                    .spawn(move || storage::serve(setup))
+                    .map_err(|e| format!("cannot start the storage thread: {e}"))?,
+            )
+        }
+        None => None,
+    };
     if lcores.is_empty() {
-        let r = make(0).run(&stop);
+        let r = make(0).run(&workers_stop);
         let _ = hist.add(&r.cycles_per_packet);
     } else {
         let mut jobs = Vec::new();
         for (i, lcore) in lcores.iter().enumerate() {
-            let (w, s) = (make(i), Arc::clone(&stop));
+            let (w, s) = (make(i), Arc::clone(&workers_stop));
             match dpdk::lcore::launch(*lcore, move || w.run(&s)) {
                 Ok(j) => jobs.push(j),
                 Err(e) => {
                     stop.store(true, Ordering::Relaxed);
+                    workers_stop.store(true, Ordering::Relaxed);
                     return Err(format!("cannot start the worker on lcore {lcore}: {e}"));
                 }
             }
@@ -288,6 +350,14 @@ pub fn run(cfg: &RunConfig) -> Result<Summary, String> {
     }
     drop(control);
     let seconds = start.elapsed().as_secs_f64();
+    let blk = match storage_thread.map(|t| t.join()) {
+        None => Ok(Vec::new()),
+        Some(Ok(r)) => r,
+        Some(Err(_)) => Err("the storage thread panicked".to_string()),
+    };
+    storage::remove_sockets(&cfg.blk);
+    drop(group);
+    drop(stack_port);
 
     let zero = PortSample::default();
     let port_rates: Vec<PortRates> = ports
@@ -313,6 +383,7 @@ pub fn run(cfg: &RunConfig) -> Result<Summary, String> {
             hist.max(),
         ],
         switch: switch_stats(&sw)?,
+        blk: Vec::new(),
     };
 
     // Stop and close the ports (net_pcap flushes its capture files here),
@@ -321,7 +392,8 @@ pub fn run(cfg: &RunConfig) -> Result<Summary, String> {
     drop(ports);
     drop(pool);
     drop(eal);
-    Ok(summary)
+    let blk = blk?;
+    Ok(Summary { blk, ..summary })
 }
 
 /// The switch's statistics report (what `vswitch stats` shows).

@@ -108,6 +108,23 @@ impl Ports {
     /// Probes, configures and starts a port, hands its queues to the
     /// workers and declares it to the switch. Returns its port number.
     pub fn add(&self, devargs: &str, want: Option<u16>) -> Result<u16, String> {
+        self.add_with(devargs, want, || {
+            Port::probe(devargs).map_err(|e| e.to_string())
+        })
+    }
+
+    /// Adds a port created elsewhere (an internal ring port) like [`Ports::add`].
+    pub fn add_port(&self, port: Port, want: Option<u16>) -> Result<u16, String> {
+        let name = port.name().to_owned();
+        self.add_with(&name, want, move || Ok(port))
+    }
+
+    fn add_with(
+        &self,
+        devargs: &str,
+        want: Option<u16>,
+        make: impl FnOnce() -> Result<Port, String>,
+    ) -> Result<u16, String> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let no = match want {
             Some(n) if n >= MAX_PORTS => {
@@ -124,7 +141,7 @@ impl Ports {
                 .find(|n| !entries.iter().any(|e| e.no == *n))
                 .ok_or_else(|| format!("the switch has its maximum of {MAX_PORTS} ports"))?,
         };
-        let mut port = Port::probe(devargs).map_err(|e| format!("port {no} ({devargs}): {e}"))?;
+        let mut port = make().map_err(|e| format!("port {no} ({devargs}): {e}"))?;
         let workers = self.workers.len() as u16;
         // One rx queue per worker where the device has them (RSS spreads
         // flows over them on NICs); one tx queue per worker always, so no

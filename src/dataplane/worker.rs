@@ -72,7 +72,15 @@ pub struct Worker {
     tx_drops: Arc<TxDrops>,
     /// Patch-panel mode: output port per input port, no flow table.
     patch: Option<[u16; MAX_PORTS as usize]>,
+    /// Other polled work served by this core between bursts (the storage
+    /// queues and the host TCP stack), once per loop iteration.
+    hook: Option<PollHook>,
 }
+
+/// Work a worker polls between bursts (see [`Worker::set_poll_hook`]):
+/// told whether the switch received packets since the previous call (so it
+/// can pace an idle core), it returns the work it did.
+pub type PollHook = Box<dyn FnMut(bool) -> usize + Send>;
 
 impl Worker {
     /// A worker with no queues yet (they arrive as commands).
@@ -93,7 +101,14 @@ impl Worker {
             counters,
             tx_drops,
             patch: None,
+            hook: None,
         }
+    }
+
+    /// Polls `hook` once per loop iteration, between bursts: one core then
+    /// serves the switch and whatever the hook polls.
+    pub fn set_poll_hook(&mut self, hook: PollHook) {
+        self.hook = Some(hook);
     }
 
     /// Forwards every frame of port `a` to port `b`, untouched, for each
@@ -167,6 +182,7 @@ impl Worker {
         let mut spare = Burst::new();
         let mut iter: u32 = 0;
         let mut now: u64 = 0;
+        let mut hook_rx = 0u64;
         self.apply_commands();
         // Copied once: the patch panel never changes while running.
         let patch = self.patch;
@@ -181,6 +197,11 @@ impl Worker {
             }
             if iter.is_multiple_of(128) || self.rx.is_empty() {
                 self.apply_commands();
+            }
+            if let Some(h) = self.hook.as_mut() {
+                let rx = self.counters.rx.load(Ordering::Relaxed);
+                h(rx != hook_rx);
+                hook_rx = rx;
             }
             if let Some(map) = &patch {
                 for r in 0..self.rx.len() {

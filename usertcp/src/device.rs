@@ -37,12 +37,27 @@ impl PortDevice {
     /// rx and one tx queue with a pool of its own and starts it. The EAL
     /// must be initialised.
     pub fn open(devargs: &str) -> Result<PortDevice, String> {
-        let mut port = Port::probe(devargs).map_err(|e| format!("{devargs}: {e}"))?;
+        let port = Port::probe(devargs).map_err(|e| format!("{devargs}: {e}"))?;
+        Self::from_port(port)
+    }
+
+    /// Configures and starts a port created elsewhere (e.g. one end of an
+    /// internal ring link to the switch) with a pool of its own.
+    pub fn from_port(port: Port) -> Result<PortDevice, String> {
         let name = format!("utcp{}", port.id());
         let pool = Arc::new(
             Mempool::pktmbuf(&name, 4095, 64, 2048 + 128, -1)
-                .map_err(|e| format!("{devargs}: mbuf pool: {e}"))?,
+                .map_err(|e| format!("{}: mbuf pool: {e}", port.name()))?,
         );
+        Self::from_port_with_pool(port, pool)
+    }
+
+    /// Like [`PortDevice::from_port`], building frames in mbufs of `pool`.
+    /// A port whose frames reach other ports in the same process (the
+    /// switch's internal port) must use a pool that outlives all of them:
+    /// the switch's own.
+    pub fn from_port_with_pool(mut port: Port, pool: Arc<Mempool>) -> Result<PortDevice, String> {
+        let devargs = port.name().to_owned();
         port.configure(
             PortConfig {
                 rx_desc: 512,
@@ -88,6 +103,18 @@ impl PortDevice {
         self.tx.q.tx_burst(&mut self.tx.burst);
         self.tx.drops += self.tx.burst.len() as u64;
         self.tx.burst.clear();
+    }
+
+    /// Whether received frames wait to be processed (pulls one burst from
+    /// the port if none is buffered; reads no clock).
+    pub fn rx_pending(&mut self) -> bool {
+        let rx = &mut self.rx;
+        if rx.next < rx.burst.len() {
+            return true;
+        }
+        rx.burst.clear();
+        rx.next = 0;
+        rx.q.rx_burst(&mut rx.burst) > 0
     }
 
     /// Frames dropped on transmit.

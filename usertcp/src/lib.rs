@@ -10,11 +10,13 @@
 //! * [`device`]: smoltcp's `phy::Device` over one rx and one tx queue of a
 //!   DPDK port: received mbufs are handed to smoltcp in place, transmitted
 //!   frames are built in mbufs from the port's pool and sent in bursts.
-//! * [`transport`]: [`UserTcp`], a `blk_iscsi::link::Transport` on one smoltcp
+//! * [`transport`]: [`TcpStack`], the interface (one address, many
+//!   connections), and [`UserTcp`], a `blk_iscsi::link::Transport` on one smoltcp
 //!   TCP socket.
 //!
-//! This first version owns its port: the bytes leave through that port
-//! directly, not through the switch's flow table.
+//! The port is either its own (`blk serve --user-tcp`: the bytes leave
+//! through it directly) or one end of the switch's internal port
+//! (`vswitch run --host-ip`: the bytes cross the flow table).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -22,7 +24,7 @@
 pub mod device;
 pub mod transport;
 
-pub use transport::{UserTcp, UserTcpConfig};
+pub use transport::{TcpStack, UserTcp, UserTcpConfig};
 
 /// Initialises DPDK's EAL for a process that only needs ports for user TCP:
 /// no hugepages, no PCI scan, no shared config; the main lcore may run on any

@@ -1,5 +1,6 @@
-//! [`UserTcp`]: one smoltcp TCP connection on a [`PortDevice`], as a
-//! `blk_iscsi` transport.
+//! [`TcpStack`]: a smoltcp interface on a [`PortDevice`]; [`UserTcp`]: one
+//! TCP connection on it, as a `blk_iscsi` transport (several connections,
+//! e.g. one per iSCSI session, share one stack and one port).
 
 use crate::device::PortDevice;
 use blk_iscsi::link::Transport;
@@ -9,6 +10,7 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 use std::io;
 use std::net::SocketAddrV4;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Socket buffer sizes (each direction).
@@ -49,13 +51,56 @@ impl UserTcpConfig {
     }
 }
 
-/// One TCP connection over smoltcp on a DPDK port.
-pub struct UserTcp {
+/// A smoltcp interface on a DPDK port: one address, any number of TCP
+/// connections ([`TcpStack::connection`]). Every connection's `poll` polls
+/// the whole interface, so whichever thread polls one serves them all (in
+/// `vswitch run`, the switch's core).
+#[derive(Clone)]
+pub struct TcpStack {
+    inner: Arc<Mutex<Stack>>,
+}
+
+struct Stack {
     dev: PortDevice,
     iface: Interface,
     sockets: SocketSet<'static>,
-    handle: SocketHandle,
     next_port: u16,
+    /// A socket changed (data queued or read, connect, abort) or the last
+    /// poll changed socket state: the next poll must run.
+    dirty: bool,
+    /// Polls skipped since the last one that ran.
+    skipped: u32,
+}
+
+/// An idle stack still runs every this many polls (smoltcp's timers:
+/// retransmission, keep-alive, ARP retries).
+const IDLE_POLL_EVERY: u32 = 64;
+
+impl Stack {
+    /// Runs smoltcp when there is something to do: frames received, a
+    /// socket changed, or every [`IDLE_POLL_EVERY`] calls for the timers.
+    /// Callers spin on this (the switch core), and an idle poll would
+    /// otherwise read the clock and walk every socket each time.
+    fn poll(&mut self) {
+        if !self.dirty && self.skipped < IDLE_POLL_EVERY && !self.dev.rx_pending() {
+            self.skipped += 1;
+            return;
+        }
+        self.force_poll();
+    }
+
+    fn force_poll(&mut self) {
+        self.skipped = 0;
+        let r = self.iface.poll(now(), &mut self.dev, &mut self.sockets);
+        self.dirty = r == smoltcp::iface::PollResult::SocketStateChanged;
+        self.dev.flush();
+    }
+}
+
+/// One TCP connection over smoltcp on a DPDK port.
+pub struct UserTcp {
+    stack: Arc<Mutex<Stack>>,
+    handle: SocketHandle,
     open: bool,
     established: bool,
 }
@@ -64,41 +109,85 @@ fn now() -> Instant {
     Instant::now()
 }
 
-impl UserTcp {
-    /// Opens the port (the EAL must be initialised) and sets up the stack.
-    pub fn open(cfg: &UserTcpConfig) -> Result<UserTcp, String> {
-        let mut dev = PortDevice::open(&cfg.devargs)?;
+impl TcpStack {
+    /// Sets up the interface on an opened device with address
+    /// `addr/prefix` and MAC `mac` (default: derived from the port's).
+    pub fn on_device(
+        mut dev: PortDevice,
+        addr: Ipv4Address,
+        prefix: u8,
+        mac: Option<[u8; 6]>,
+    ) -> Result<TcpStack, String> {
         // A MAC of our own (locally administered, unicast), distinct from the
         // kernel interface's, so the host stack ignores our frames: on an
         // af_packet port the kernel sees the same wire.
-        let mut mac = dev.mac();
-        mac[0] = (mac[0] | 0x02) & 0xfe;
-        mac[5] ^= 0x5a;
+        let mac = mac.unwrap_or_else(|| {
+            let mut mac = dev.mac();
+            mac[0] = (mac[0] | 0x02) & 0xfe;
+            mac[5] ^= 0x5a;
+            mac
+        });
+        if mac[0] & 1 != 0 || mac == [0; 6] {
+            return Err(format!(
+                "user TCP MAC {mac:02x?} must be a unicast, non-zero address"
+            ));
+        }
         let mut c = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         c.random_seed = std::process::id() as u64 ^ 0x5eed;
         let mut iface = Interface::new(c, &mut dev, now());
         iface.update_ip_addrs(|a| {
-            let _ = a.push(IpCidr::new(IpAddress::Ipv4(cfg.addr), cfg.prefix));
+            let _ = a.push(IpCidr::new(IpAddress::Ipv4(addr), prefix));
         });
-        let mut sockets = SocketSet::new(vec![SocketStorage::EMPTY]);
+        Ok(TcpStack {
+            inner: Arc::new(Mutex::new(Stack {
+                dev,
+                iface,
+                // Owned storage: grows with each connection.
+                sockets: SocketSet::new(Vec::<SocketStorage>::new()),
+                next_port: 49152 + (std::process::id() % 8192) as u16,
+                dirty: true,
+                skipped: 0,
+            })),
+        })
+    }
+
+    /// A new (not yet connected) TCP connection on this interface.
+    pub fn connection(&self) -> UserTcp {
         let sock = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
             tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
         );
-        let handle = sockets.add(sock);
-        Ok(UserTcp {
-            dev,
-            iface,
-            sockets,
+        let handle = lock(&self.inner).sockets.add(sock);
+        UserTcp {
+            stack: Arc::clone(&self.inner),
             handle,
-            next_port: 49152 + (std::process::id() % 8192) as u16,
             open: false,
             established: false,
-        })
+        }
     }
+}
 
-    fn sock(&mut self) -> &mut tcp::Socket<'static> {
-        self.sockets.get_mut::<tcp::Socket>(self.handle)
+/// The stack's lock (all users poll from one thread; a panic elsewhere
+/// leaves it usable).
+fn lock(m: &Mutex<Stack>) -> MutexGuard<'_, Stack> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl UserTcp {
+    /// Opens the port (the EAL must be initialised) and sets up a stack
+    /// with this one connection.
+    pub fn open(cfg: &UserTcpConfig) -> Result<UserTcp, String> {
+        let dev = PortDevice::open(&cfg.devargs)?;
+        Ok(TcpStack::on_device(dev, cfg.addr, cfg.prefix, None)?.connection())
+    }
+}
+
+impl Drop for UserTcp {
+    fn drop(&mut self) {
+        let mut st = lock(&self.stack);
+        st.sockets.get_mut::<tcp::Socket>(self.handle).abort();
+        st.force_poll();
+        st.sockets.remove(self.handle);
     }
 }
 
@@ -111,28 +200,29 @@ impl Transport for UserTcp {
             )
         })?;
         self.close();
-        self.next_port = if self.next_port >= 65000 {
+        let mut guard = lock(&self.stack);
+        let st = &mut *guard;
+        st.next_port = if st.next_port >= 65000 {
             49152
         } else {
-            self.next_port + 1
+            st.next_port + 1
         };
-        let local = self.next_port;
-        let h = self.handle;
-        let s = self.sockets.get_mut::<tcp::Socket>(h);
+        let local = st.next_port;
+        let s = st.sockets.get_mut::<tcp::Socket>(self.handle);
         s.set_nagle_enabled(false);
         // Delayed ACKs (smoltcp default 10 ms) hold back the target's next
         // segments when its window or Nagle waits for them.
         s.set_ack_delay(None);
         s.set_timeout(Some(smoltcp::time::Duration::from_secs(10)));
         s.connect(
-            self.iface.context(),
+            st.iface.context(),
             (IpAddress::Ipv4(*to.ip()), to.port()),
             local,
         )
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         self.open = true;
         self.established = false;
-        self.poll();
+        st.force_poll();
         Ok(())
     }
 
@@ -141,12 +231,16 @@ impl Transport for UserTcp {
     }
 
     fn send(&mut self, data: &[u8]) -> io::Result<usize> {
-        let s = self.sock();
+        let mut st = lock(&self.stack);
+        let s = st.sockets.get_mut::<tcp::Socket>(self.handle);
         match s.state() {
             State::SynSent | State::SynReceived => Err(io::ErrorKind::WouldBlock.into()),
             State::Established | State::CloseWait => match s.send_slice(data) {
                 Ok(0) => Err(io::ErrorKind::WouldBlock.into()),
-                Ok(n) => Ok(n),
+                Ok(n) => {
+                    st.dirty = true;
+                    Ok(n)
+                }
                 Err(e) => Err(io::Error::new(io::ErrorKind::BrokenPipe, e.to_string())),
             },
             st => Err(io::Error::new(
@@ -158,18 +252,21 @@ impl Transport for UserTcp {
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let established = self.established;
-        let s = self.sock();
-        let st = s.state();
-        if st == State::Established {
+        let mut st = lock(&self.stack);
+        let s = st.sockets.get_mut::<tcp::Socket>(self.handle);
+        let state = s.state();
+        if state == State::Established {
             self.established = true;
         }
-        let s = self.sock();
         if s.can_recv() {
-            return s
+            let r = s
                 .recv_slice(buf)
                 .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e.to_string()));
+            // The window opened: the next poll may owe the peer an update.
+            st.dirty = true;
+            return r;
         }
-        match st {
+        match state {
             State::SynSent | State::SynReceived | State::Established => {
                 Err(io::ErrorKind::WouldBlock.into())
             }
@@ -184,16 +281,16 @@ impl Transport for UserTcp {
 
     fn close(&mut self) {
         if self.open {
-            self.sock().abort();
-            self.poll();
+            let mut st = lock(&self.stack);
+            st.sockets.get_mut::<tcp::Socket>(self.handle).abort();
+            st.force_poll();
         }
         self.open = false;
         self.established = false;
     }
 
     fn poll(&mut self) {
-        let _ = self.iface.poll(now(), &mut self.dev, &mut self.sockets);
-        self.dev.flush();
+        lock(&self.stack).poll();
     }
 }
 

@@ -119,27 +119,23 @@ impl PollGroup {
             .spawn(move || group.run(mode))
     }
 
-    fn run(&self, mode: PollMode) {
-        let mut local: Vec<SharedDevice> = Vec::new();
-        let mut seen = u64::MAX;
+    /// A poller for a loop of the caller's own (e.g. a packet switch's
+    /// burst loop, which then serves the storage queues between bursts on
+    /// the same core): each [`GroupPoller::poll`] is one round.
+    pub fn poller(self: &Arc<Self>) -> GroupPoller {
+        GroupPoller {
+            group: Arc::clone(self),
+            local: Vec::new(),
+            seen: u64::MAX,
+            rounds: 0,
+        }
+    }
+
+    fn run(self: &Arc<Self>, mode: PollMode) {
+        let mut p = self.poller();
         let mut idle = 0u32;
-        let mut rounds = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
-            let g = self.generation.load(Ordering::Acquire);
-            if g != seen {
-                local = self.devices.lock().expect("poll group lock").clone();
-                seen = g;
-            }
-            let mut work = 0;
-            for d in &local {
-                if let Some(mut dev) = d.try_poll_lock() {
-                    work += dev.poll();
-                }
-            }
-            rounds += 1;
-            if rounds & 0xfff == 0 {
-                self.rounds.store(rounds, Ordering::Relaxed);
-            }
+            let work = p.poll();
             if work > 0 {
                 idle = 0;
                 continue;
@@ -156,5 +152,38 @@ impl PollGroup {
                 }
             }
         }
+    }
+}
+
+/// One thread's round-by-round view of a [`PollGroup`] (see
+/// [`PollGroup::poller`]).
+#[derive(Debug)]
+pub struct GroupPoller {
+    group: Arc<PollGroup>,
+    local: Vec<SharedDevice>,
+    seen: u64,
+    rounds: u64,
+}
+
+impl GroupPoller {
+    /// One round: one [`BlkDevice::poll`] batch per device whose lock is
+    /// free. Returns the work done (0: idle).
+    pub fn poll(&mut self) -> usize {
+        let g = self.group.generation.load(Ordering::Acquire);
+        if g != self.seen {
+            self.local = self.group.devices.lock().expect("poll group lock").clone();
+            self.seen = g;
+        }
+        let mut work = 0;
+        for d in &self.local {
+            if let Some(mut dev) = d.try_poll_lock() {
+                work += dev.poll();
+            }
+        }
+        self.rounds += 1;
+        if self.rounds & 0xfff == 0 {
+            self.group.rounds.store(self.rounds, Ordering::Relaxed);
+        }
+        work
     }
 }

@@ -14,6 +14,20 @@
 //! smoltcp on a DPDK net_af_packet port) to a second tgtd in a network
 //! namespace behind a veth (the other rows use loopback).
 //!
+//! `qsd-veth` is `qsd` against that same namespaced tgtd over the veth
+//! (kernel TCP; the host end gets an address for the run): the like-for-like
+//! peer of the veth rows.
+//!
+//! `vs-one` is the whole system in one process, as the product runs it:
+//! `vswitch run --port net_af_packet0,iface=VETH --host-ip ... --blk
+//! SOCK=iscsi://...` (the binary next to this benchmark, or `$VSWITCH_BIN`;
+//! build it with `cargo build --release`), pinned to CPU 1, where ONE core
+//! polls the switch, the host TCP stack (smoltcp on the switch's internal
+//! port) and the virtqueues; the session's frames cross the flow table and
+//! leave by the af_packet port to the namespaced tgtd, like `vs-utcp`'s.
+//! `vs-one-a` is the same with `--poll adaptive` (the core sleeps 20 us per
+//! round after 20000 idle rounds of switch and storage).
+//!
 //! `vswitch` busy-polls (the product's mode); `vs-adapt` is the same with
 //! the adaptive poller (sleeps 20 us after 2000 idle rounds). On a 2-core
 //! machine with tgtd on the same host, a busy poller and the busy guest driver
@@ -21,7 +35,7 @@
 //!
 //! Needs tgt and qemu-block-extra (qemu-storage-daemon's iscsi driver).
 //!
-//! Run: `cargo run --release -p perf --bin blk_iscsi -- [--secs N] [--repeat N]`
+//! Run: `cargo run --release -p perf --bin blk_iscsi -- [--secs N] [--repeat N] [--only ROW,ROW]`
 
 #[path = "../../../iscsi-initiator/tests/common/mod.rs"]
 mod tgt;
@@ -154,6 +168,92 @@ fn ours_on(
     r
 }
 
+/// The one-process system (`vswitch run` with `--blk` and `--host-ip`) as a
+/// child pinned to CPU 1.
+fn one_process(
+    dir: &Path,
+    v: &Veth,
+    qd: usize,
+    secs: f64,
+    hz: f64,
+    name: &'static str,
+) -> std::result::Result<Result, String> {
+    let t = v.tgtd.as_ref().expect("started");
+    let sock = dir.join(format!("{name}-{qd}.sock"));
+    let _ = std::fs::remove_file(&sock);
+    let bin = perf::proc::vswitch_bin();
+    if !bin.exists() {
+        return Err(format!(
+            "{} not found: build it (cargo build --release) or set VSWITCH_BIN",
+            bin.display()
+        ));
+    }
+    let log = dir.join(format!("{name}-{qd}.log"));
+    let mut cmd = Command::new(bin);
+    cmd.arg("run")
+        .arg("--eal")
+        .arg(format!(
+            "-l 1 {} --no-pci --no-telemetry --log-level=*:error --file-prefix vsw-bench-one-{}-{qd}",
+            perf::proc::eal_memory_args().join(" "),
+            std::process::id()
+        ))
+        .arg("--port")
+        .arg(format!("net_af_packet0,iface={}", v.host_if))
+        .arg("--host-ip")
+        .arg(format!("{}.1/24", v.subnet))
+        .arg("--blk")
+        .arg(format!(
+            "{}=iscsi://{}/{}/1",
+            sock.display(),
+            t.portal(),
+            t.iqn
+        ))
+        .args(["--no-control", "--stats-interval", "0", "--poll"])
+        .arg(if name == "vs-one-a" { "adaptive" } else { "busy" })
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(&log).map_err(|e| e.to_string())?,
+        ));
+    pin_child(&mut cmd, 1);
+    let mut child = Reaper(cmd.spawn().map_err(|e| format!("vswitch run: {e}"))?);
+    pin(0);
+    let t0 = std::time::Instant::now();
+    while !sock.exists() {
+        if child.0.try_wait().ok().flatten().is_some() || t0.elapsed() > Duration::from_secs(30) {
+            return Err(format!(
+                "vswitch run did not serve {}: {}",
+                sock.display(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drive(&sock, qd, 1, secs, hz, &Cpu::Pid(child.0.id()), name)
+}
+
+/// `qsd` against the namespaced tgtd over the same veth the user-TCP rows
+/// use (kernel TCP on the host end, which gets an address for the run).
+fn qsd_veth(
+    dir: &Path,
+    v: &Veth,
+    qd: usize,
+    secs: f64,
+    hz: f64,
+) -> std::result::Result<Result, String> {
+    sh(&format!("ip addr add {}.3/24 dev {}", v.subnet, v.host_if))?;
+    let r = qsd_as(
+        dir,
+        v.tgtd.as_ref().expect("started"),
+        qd,
+        secs,
+        hz,
+        "qsd-veth",
+    );
+    sh(&format!("ip addr flush dev {}", v.host_if))?;
+    r
+}
+
 fn qsd(
     dir: &Path,
     t: &tgt::Tgtd,
@@ -161,7 +261,18 @@ fn qsd(
     secs: f64,
     hz: f64,
 ) -> std::result::Result<Result, String> {
-    let sock = dir.join(format!("qsd-{qd}.sock"));
+    qsd_as(dir, t, qd, secs, hz, "qsd")
+}
+
+fn qsd_as(
+    dir: &Path,
+    t: &tgt::Tgtd,
+    qd: usize,
+    secs: f64,
+    hz: f64,
+    name: &'static str,
+) -> std::result::Result<Result, String> {
+    let sock = dir.join(format!("{name}-{qd}.sock"));
     let mut cmd = Command::new("qemu-storage-daemon");
     cmd.arg("--blockdev")
         .arg(format!(
@@ -182,7 +293,7 @@ fn qsd(
     })?);
     pin(0);
     wait_socket(&sock);
-    drive(&sock, qd, 1, secs, hz, &Cpu::Pid(child.0.id()), "qsd")
+    drive(&sock, qd, 1, secs, hz, &Cpu::Pid(child.0.id()), name)
 }
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
@@ -197,6 +308,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let repeat: usize = arg(&args, "--repeat", 3usize).max(1);
     let secs: f64 = arg(&args, "--secs", 3.0);
+    // `--only vs-one,qsd-veth`: just those rows.
+    let only: String = arg(&args, "--only", String::new());
     let hz = tsc_hz();
     let dir = std::env::temp_dir().join(format!("blk-iscsi-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -228,7 +341,12 @@ fn main() {
     );
     let mut rows: Vec<Result> = Vec::new();
     for qd in [1usize, 32] {
-        for which in ["vswitch", "vs-adapt", "vs-utcp", "qsd"] {
+        for which in [
+            "vswitch", "vs-adapt", "qsd", "vs-utcp", "vs-one", "vs-one-a", "qsd-veth",
+        ] {
+            if !only.is_empty() && !only.split(',').any(|w| w == which) {
+                continue;
+            }
             let mut best: Option<std::result::Result<Result, String>> = None;
             for _ in 0..repeat {
                 let r = match which {
@@ -244,6 +362,14 @@ fn main() {
                             "vs-utcp",
                             Some(v),
                         ),
+                        Err(e) => Err(e.clone()),
+                    },
+                    "vs-one" | "vs-one-a" => match &veth {
+                        Ok(v) => one_process(&dir, v, qd, secs, hz, which),
+                        Err(e) => Err(e.clone()),
+                    },
+                    "qsd-veth" => match &veth {
+                        Ok(v) => qsd_veth(&dir, v, qd, secs, hz),
                         Err(e) => Err(e.clone()),
                     },
                     _ => qsd(&dir, &t, qd, secs, hz),
@@ -282,11 +408,19 @@ fn main() {
     println!();
     for qd in [1usize, 32] {
         let get = |w: &str| rows.iter().find(|r| r.target == w && r.qd == qd);
-        for ours in ["vswitch", "vs-adapt", "vs-utcp"] {
-            if let (Some(a), Some(b)) = (get(ours), get("qsd")) {
+        // Loopback rows against qsd on loopback; the veth rows against qsd
+        // on the same veth and namespaced tgtd.
+        for (ours, peer) in [
+            ("vswitch", "qsd"),
+            ("vs-adapt", "qsd"),
+            ("vs-utcp", "qsd-veth"),
+            ("vs-one", "qsd-veth"),
+            ("vs-one-a", "qsd-veth"),
+        ] {
+            if let (Some(a), Some(b)) = (get(ours), get(peer)) {
                 let pc = |r: &Result| r.ops as f64 / r.backend_cpu.max(1e-9);
                 println!(
-                    "qd {qd:>2}: {ours}/qsd IOPS {:.2}x, IOPS per back-end core {:.2}x, p99 {:.2}x",
+                    "qd {qd:>2}: {ours}/{peer} IOPS {:.2}x, IOPS per back-end core {:.2}x, p99 {:.2}x",
                     (a.ops as f64 / a.wall) / (b.ops as f64 / b.wall),
                     pc(a) / pc(b),
                     a.hist.value_at_quantile(0.99) as f64

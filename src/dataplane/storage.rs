@@ -1,0 +1,334 @@
+//! The storage path inside `vswitch run`: vhost-user-blk devices whose
+//! queues the switch's own core polls between bursts, and the host TCP/IP
+//! stack that carries their iSCSI sessions through the switch.
+//!
+//! ```text
+//!  VM virtio-blk ─ vhost-user ─► BlkDevice ─ cache ─► IscsiBackend ─► UserTcp (smoltcp)
+//!                                  ▲ polled by worker 0's hook            │ PortDevice
+//!                                  │ (GroupPoller), between bursts        ▼
+//!  NIC / af_packet ◄─ tx ─ switch (flow table) ◄─ rx ─ internal port ◄═ rte_ring ═ stack port
+//!                  ─ rx ─►                      ─ tx ─►               ═ rte_ring ═►
+//! ```
+//!
+//! The internal port is OVS's "internal port": two ethdev ports of DPDK's
+//! ring PMD over two crossed `rte_ring`s. The switch owns one end as an
+//! ordinary port (flow table, learning, counters); the host stack's smoltcp
+//! device uses the other. iSCSI frames therefore cross the flow table like
+//! any VM's frames and leave by whatever port the rules (or NORMAL) choose.
+//!
+//! One thread does all the polling: the switch worker on the first
+//! forwarding lcore calls [`vfio::poller::GroupPoller::poll`] once per loop
+//! iteration, which polls every device's virtqueues and backend (the iSCSI
+//! link polls smoltcp, which bursts on the stack port). A storage thread
+//! only sets devices up (login over the running switch), runs the
+//! vhost-user control connections, and publishes counters; it sleeps.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dpdk::{MbufRing, Port};
+use serde::Serialize;
+use vfio::blk::BlkStats;
+use vfio::cache::{CacheConfig, CacheCounters, WriteMode};
+use vfio::poller::{PollGroup, SharedDevice};
+
+use super::config::{BlkSpec, HostStack};
+use crate::cmd::blk as blkcmd;
+
+/// Requests in flight per device.
+const MAX_INFLIGHT: usize = 1024;
+
+/// Name of the switch's end of the internal link (what `ports show` lists).
+pub const INTERNAL_PORT: &str = "net_ring_host0";
+/// Name of the host stack's end.
+const STACK_PORT: &str = "net_ring_stk0";
+
+/// Makes the internal link: (the switch's port, the host stack's port).
+/// The switch port gets one tx queue per forwarding worker, all feeding the
+/// one multi-producer ring the stack port receives from.
+pub fn internal_link(workers: usize) -> Result<(Port, Port), String> {
+    let to_host = Arc::new(
+        MbufRing::new("vsw_to_host0", 4096).map_err(|e| format!("internal port ring: {e}"))?,
+    );
+    let from_host = Arc::new(
+        MbufRing::new("vsw_from_host0", 4096).map_err(|e| format!("internal port ring: {e}"))?,
+    );
+    let sw = Port::from_rings(
+        INTERNAL_PORT,
+        std::slice::from_ref(&from_host),
+        &vec![Arc::clone(&to_host); workers.max(1)],
+    )
+    .map_err(|e| format!("internal port: {e}"))?;
+    let stack = Port::from_rings(STACK_PORT, &[to_host], &[from_host])
+        .map_err(|e| format!("internal port (stack end): {e}"))?;
+    Ok((sw, stack))
+}
+
+/// A device's counters at the end of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlkReport {
+    /// Device name (the socket's file name).
+    pub device: String,
+    /// Backend spec.
+    pub backend: String,
+    /// Read requests completed.
+    pub reads: u64,
+    /// Write requests completed.
+    pub writes: u64,
+    /// Flushes completed.
+    pub flushes: u64,
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// Requests completed with an error.
+    pub errors: u64,
+    /// Cache hits (4 KiB blocks), if cached.
+    pub cache_hits: Option<u64>,
+    /// Cache misses, if cached.
+    pub cache_misses: Option<u64>,
+}
+
+/// What the storage thread needs.
+pub struct StorageSetup {
+    /// Devices to serve.
+    pub blk: Vec<BlkSpec>,
+    /// The host stack and its end of the internal link.
+    pub host: Option<(HostStack, Port)>,
+    /// The switch's packet pool: the host stack builds its frames there, so
+    /// frames it sent that are still queued in the switch (or its rings)
+    /// never outlive their pool.
+    pub pool: Arc<dpdk::Mempool>,
+    /// The group the switch worker polls.
+    pub group: Arc<PollGroup>,
+    /// The run's stop flag (set on error too).
+    pub stop: Arc<AtomicBool>,
+    /// Raised when the storage path is shut down (or failed): the switch
+    /// workers keep polling until then, so requests in flight at `stop`
+    /// still complete through the switch.
+    pub done: Arc<AtomicBool>,
+    /// Stats file to publish to.
+    pub stats_file: Option<PathBuf>,
+    /// Period of the stats lines.
+    pub interval: Option<Duration>,
+}
+
+/// Sets the devices up, serves their vhost-user connections until `stop`,
+/// and reports their counters. On error it raises `stop`.
+pub fn serve(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
+    /// Raises `done` however the thread ends (a panic included).
+    struct Done(Arc<AtomicBool>);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+    let _done = Done(Arc::clone(&s.done));
+    let stop = Arc::clone(&s.stop);
+    let r = serve_inner(s);
+    if r.is_err() {
+        stop.store(true, Ordering::Relaxed);
+    }
+    r
+}
+
+struct Device {
+    dev: SharedDevice,
+    cache: Option<Arc<CacheCounters>>,
+    backend: String,
+}
+
+fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
+    let StorageSetup {
+        blk,
+        mut host,
+        group,
+        stop,
+        stats_file,
+        interval,
+        done: _,
+        pool,
+    } = s;
+    let mut devices: Vec<Device> = Vec::new();
+    let mut threads = Vec::new();
+    let mut stack: Option<(usertcp::TcpStack, String)> = None;
+    let result = (|| {
+        for (i, spec) in blk.iter().enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                return Err("stopped while setting up the storage devices".to_string());
+            }
+            if spec.is_iscsi() && stack.is_none() {
+                if let Some((h, port)) = host.take() {
+                    let dev =
+                        usertcp::device::PortDevice::from_port_with_pool(port, Arc::clone(&pool))?;
+                    let s = usertcp::TcpStack::on_device(dev, h.addr, h.prefix, h.mac)?;
+                    stack = Some((s, format!("{}/{}", h.addr, h.prefix)));
+                }
+            }
+            let be = if let (true, Some((s, addr))) = (spec.is_iscsi(), &stack) {
+                // Each iSCSI session is one TCP connection of the one stack.
+                eprintln!(
+                    "blk: {} over the host stack (smoltcp) {addr} on the switch's internal port {INTERNAL_PORT}",
+                    spec.backend
+                );
+                blkcmd::iscsi_over(&spec.backend, MAX_INFLIGHT, Box::new(s.connection()))?
+            } else {
+                blkcmd::open_backend(&spec.backend, MAX_INFLIGHT, &mut None)?
+            };
+            let cache = spec.cache.map(|size| {
+                CacheConfig::new(
+                    size,
+                    if spec.writeback {
+                        WriteMode::WriteBack
+                    } else {
+                        WriteMode::WriteThrough
+                    },
+                )
+            });
+            let d = blkcmd::make_device(
+                i,
+                &spec.socket,
+                &spec.backend,
+                be,
+                cache.map(|c| (c, None)),
+                spec.block_size,
+                spec.queues,
+            )?;
+            group.add(Arc::clone(&d.dev));
+            let (server, st) = (d.server, Arc::clone(&stop));
+            threads.push(
+                std::thread::Builder::new()
+                    .name("vswitch-vhost".into())
+                    .spawn(move || {
+                        if let Err(e) = server.run(&st) {
+                            eprintln!("vhost-user server {}: {e}", server.path().display());
+                        }
+                    })
+                    .map_err(|e| format!("vhost-user thread: {e}"))?,
+            );
+            devices.push(Device {
+                dev: d.dev,
+                cache: d.cache,
+                backend: spec.backend.clone(),
+            });
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        stop.store(true, Ordering::Relaxed);
+        finish(threads);
+        return Err(e);
+    }
+    eprintln!(
+        "vswitch: {} storage device(s) ready, polled by the switch's core",
+        devices.len()
+    );
+    let shared: Vec<SharedDevice> = devices.iter().map(|d| Arc::clone(&d.dev)).collect();
+    let caches: Vec<Option<Arc<CacheCounters>>> = devices.iter().map(|d| d.cache.clone()).collect();
+    let mut prev = vec![BlkStats::default(); devices.len()];
+    let (mut last, mut last_file) = (Instant::now(), Instant::now());
+    if let Some(p) = &stats_file {
+        blkcmd::publish_stats(p, &shared, &caches);
+    }
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if let Some(p) = &stats_file {
+            if last_file.elapsed() >= Duration::from_millis(250) {
+                last_file = Instant::now();
+                blkcmd::publish_stats(p, &shared, &caches);
+            }
+        }
+        if let Some(iv) = interval {
+            if last.elapsed() >= iv {
+                let secs = last.elapsed().as_secs_f64();
+                last = Instant::now();
+                for ((d, p), c) in shared.iter().zip(prev.iter_mut()).zip(&caches) {
+                    let dev = d.lock();
+                    let st = dev.stats();
+                    println!(
+                        "{}{}",
+                        blkcmd::stats_line(dev.name(), &st, p, secs),
+                        blkcmd::cache_text(c.as_ref())
+                    );
+                    *p = st;
+                }
+            }
+        }
+    }
+    finish(threads);
+    if let Some(p) = &stats_file {
+        blkcmd::publish_stats(p, &shared, &caches);
+    }
+    let reports = devices
+        .iter()
+        .map(|d| {
+            let dev = d.dev.lock();
+            let st = dev.stats();
+            let c = d.cache.as_ref().map(|c| c.snapshot());
+            BlkReport {
+                device: dev.name().to_owned(),
+                backend: d.backend.clone(),
+                reads: st.reads,
+                writes: st.writes,
+                flushes: st.flushes,
+                bytes_read: st.bytes_read,
+                bytes_written: st.bytes_written,
+                errors: st.errors,
+                cache_hits: c.as_ref().map(|c| c.hits),
+                cache_misses: c.as_ref().map(|c| c.misses),
+            }
+        })
+        .collect();
+    for d in &devices {
+        group.remove(&d.dev);
+    }
+    Ok(reports)
+}
+
+/// Lets the vhost-user servers end (each checks `stop` between
+/// connections; a front end that disconnects has its queues drained while
+/// the switch still runs). A connection still open after 2 s (a VM that
+/// keeps running) is left to the process's exit.
+fn finish(threads: Vec<std::thread::JoinHandle<()>>) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for t in threads {
+        if t.is_finished() {
+            let _ = t.join();
+        } else {
+            eprintln!(
+                "vswitch: a vhost-user front end is still connected; leaving its connection open"
+            );
+        }
+    }
+}
+
+/// Removes the vhost-user sockets a run created (they outlive a crash of
+/// the process otherwise and block the next bind).
+pub fn remove_sockets(blk: &[BlkSpec]) {
+    for b in blk {
+        let _ = std::fs::remove_file(&b.socket);
+    }
+}
+
+/// Reads `"key":number` from a stats-file line.
+pub fn stat_of(line: &str, key: &str) -> Option<u64> {
+    let at = line.find(&format!("\"{key}\":"))? + key.len() + 3;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The stats file's line of device `name`.
+pub fn stats_line_of(path: &Path, name: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok()?.lines().find_map(|l| {
+        l.contains(&format!("\"device\":\"{name}\""))
+            .then(|| l.to_owned())
+    })
+}
