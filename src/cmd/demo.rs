@@ -327,6 +327,7 @@ fn whole_path() -> Result<(), String> {
             writeback: false,
             queues: 1,
             block_size: 512,
+            cache_meta: None,
         }],
         host: Some(HostStack::parse(&format!("{host_ip}/24"), None)?),
         blk_stats_file: Some(stats.clone()),

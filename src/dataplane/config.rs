@@ -57,6 +57,9 @@ pub struct BlkSpec {
     pub cache: Option<u64>,
     /// Cached writes complete once in the cache (else once in the backend).
     pub writeback: bool,
+    /// File holding the cache's metadata table, for QEMU to map into the
+    /// guest (`ivshmem-plain`; see `vswitch blk serve --cache-meta`).
+    pub cache_meta: Option<PathBuf>,
     /// Request queues.
     pub queues: u16,
     /// Logical block size the guest sees (512 or 4096).
@@ -77,6 +80,7 @@ impl BlkSpec {
             backend: backend.to_owned(),
             cache: None,
             writeback: false,
+            cache_meta: None,
             queues: 1,
             block_size: 512,
         })
@@ -164,6 +168,7 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 /// backend = "iscsi://10.77.0.2:3260/iqn.2026-01.dev.vswitch:t/1"
 /// cache = "64M"                # optional
 /// cache_mode = "writethrough"  # or "writeback"
+/// cache_meta = "/dev/shm/vm1.cache-meta"  # optional: metadata for the guest to map
 /// queues = 2                   # optional, default 1
 /// block_size = 512             # optional, 512 or 4096
 /// ```
@@ -214,6 +219,8 @@ pub struct FileBlk {
     pub cache: Option<String>,
     /// `writethrough` (default) or `writeback`.
     pub cache_mode: Option<String>,
+    /// Metadata file for the guest to map (needs `cache`).
+    pub cache_meta: Option<PathBuf>,
     /// Request queues.
     pub queues: Option<u16>,
     /// Logical block size.
@@ -240,11 +247,15 @@ impl FileBlk {
                 ))
             }
         };
+        if self.cache_meta.is_some() && cache.is_none() {
+            return Err(format!("{}: cache_meta needs cache", at()));
+        }
         Ok(BlkSpec {
             socket: self.socket.clone(),
             backend: self.backend.clone(),
             cache,
             writeback,
+            cache_meta: self.cache_meta.clone(),
             queues: self.queues.unwrap_or(1),
             block_size: self.block_size.unwrap_or(512),
         })
@@ -465,7 +476,8 @@ mod tests {
         let f = FileConfig::parse(
             "[host]\naddress = \"10.77.0.1/24\"\nmac = \"02:00:00:00:00:07\"\n\
              [[blk]]\nsocket = \"/tmp/a.sock\"\nbackend = \"iscsi://10.77.0.2:3260/iqn.x:y/1\"\n\
-             cache = \"64M\"\ncache_mode = \"writeback\"\nqueues = 2\n",
+             cache = \"64M\"\ncache_mode = \"writeback\"\nqueues = 2\n\
+             cache_meta = \"/dev/shm/a.meta\"\n",
         )
         .unwrap();
         let h = f.host.unwrap();
@@ -477,6 +489,15 @@ mod tests {
         assert_eq!(b.cache, Some(64 << 20));
         assert!(b.writeback && b.is_iscsi());
         assert_eq!(b.queues, 2);
+        assert_eq!(b.cache_meta, Some(PathBuf::from("/dev/shm/a.meta")));
+        let e = FileConfig::parse(
+            "[[blk]]\nsocket = \"a\"\nbackend = \"mem:1M\"\ncache_meta = \"/dev/shm/m\"\n",
+        )
+        .unwrap()
+        .blk[0]
+            .to_spec()
+            .unwrap_err();
+        assert!(e.contains("cache_meta needs cache"), "{e}");
         let e = FileConfig::parse(
             "[[blk]]\nsocket = \"a\"\nbackend = \"mem:1M\"\ncache_mode = \"sometimes\"\n",
         )

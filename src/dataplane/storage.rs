@@ -192,7 +192,7 @@ fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
                 &spec.socket,
                 &spec.backend,
                 be,
-                cache.map(|c| (c, None)),
+                cache.map(|c| (c, spec.cache_meta.as_deref())),
                 spec.block_size,
                 spec.queues,
             )?;
