@@ -18,7 +18,7 @@
 //! every figure alike; testpmd's row shows it.
 //!
 //! Usage: `switch_latency [--rules 1,100] [--rate 100000] [--seconds 5]
-//! [--no-ovs] [--no-testpmd]`; needs root and, for OVS, hugepages
+//! [--rounds 3] [--no-ovs] [--no-testpmd]`; needs root and, for OVS, hugepages
 //! (`.ci/setup-host.sh`) and the package openvswitch-switch-dpdk.
 
 use std::path::{Path, PathBuf};
@@ -46,6 +46,9 @@ struct Args {
     /// Seconds recorded (after one second of warm-up).
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Rounds (all sides once per round, interleaved); medians are reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// Skip OVS.
     #[arg(long)]
     no_ovs: bool,
@@ -484,57 +487,108 @@ fn main() {
         kinds.push("ovs");
     }
     kinds.push("vswitch");
-    let mut rows = Vec::new();
+    // Every (rules, side) case, `--rounds` times, the sides interleaved
+    // within a round: the VM's vCPU placement changes memif's cross-core
+    // cost between runs (p50 moved between ~0.5 and ~1.8 µs for the same
+    // program), so medians over interleaved rounds are what compare.
+    let mut cases: Vec<(u32, &str)> = Vec::new();
     for &n in &a.rules {
-        let mut p99 = std::collections::HashMap::new();
         for &kind in &kinds {
             if kind == "testpmd" && n != a.rules[0] {
                 continue; // no rules: one row is enough
             }
-            eprintln!("[{n} rules] {kind} ...");
-            let cell = |v: u64| format!("{:.2}", v as f64 / 1000.0);
+            cases.push((n, kind));
+        }
+    }
+    let mut results: Vec<Vec<GenResult>> = vec![Vec::new(); cases.len()];
+    let mut errors: Vec<Option<String>> = vec![None; cases.len()];
+    for round in 0..a.rounds.max(1) {
+        for (c, &(n, kind)) in cases.iter().enumerate() {
+            eprintln!(
+                "[round {} / {}] [{n} rules] {kind} ...",
+                round + 1,
+                a.rounds.max(1)
+            );
             match measure(kind, n, &a) {
                 Ok(r) => {
-                    let loss = r.sent.saturating_sub(r.received);
-                    p99.insert(kind, r.p99_ns);
-                    rows.push(vec![
-                        if kind == "testpmd" {
-                            "testpmd io (no rules)".to_string()
-                        } else {
-                            format!("{kind}, {n} rules")
-                        },
-                        cell(r.p50_ns),
-                        cell(r.p90_ns),
-                        cell(r.p99_ns),
-                        cell(r.p999_ns),
-                        cell(r.max_ns),
-                        format!("{}/{}", loss, r.sent),
-                    ]);
                     report::json_line(
                         "switch_latency",
                         &serde_json::json!({"side": kind, "rules": n, "rate_pps": a.rate,
-                            "seconds": a.seconds, "result": r}),
+                            "seconds": a.seconds, "round": round, "result": r}),
                     );
+                    results[c].push(r);
                 }
                 Err(e) => {
                     eprintln!("  {kind}: n/a: {e}");
-                    rows.push(vec![format!("{kind}, {n} rules"), format!("n/a: {e}")]);
+                    errors[c] = Some(e);
                 }
             }
         }
-        if let (Some(o), Some(v)) = (p99.get("ovs"), p99.get("vswitch")) {
+    }
+    let med = |v: &[GenResult], f: fn(&GenResult) -> u64| -> u64 {
+        let mut x: Vec<u64> = v.iter().map(f).collect();
+        x.sort_unstable();
+        x[x.len() / 2]
+    };
+    let cell = |v: u64| format!("{:.2}", v as f64 / 1000.0);
+    let mut rows = Vec::new();
+    let mut p50s = std::collections::HashMap::new();
+    for (c, &(n, kind)) in cases.iter().enumerate() {
+        let name = if kind == "testpmd" {
+            "testpmd io (no rules)".to_string()
+        } else {
+            format!("{kind}, {n} rules")
+        };
+        let v = &results[c];
+        if v.is_empty() {
+            rows.push(vec![
+                name,
+                format!("n/a: {}", errors[c].clone().unwrap_or_default()),
+            ]);
+            continue;
+        }
+        let (sent, lost) = v.iter().fold((0, 0), |(s, l), r| {
+            (s + r.sent, l + r.sent.saturating_sub(r.received))
+        });
+        let p50 = med(v, |r| r.p50_ns);
+        let p99 = med(v, |r| r.p99_ns);
+        p50s.insert((n, kind), (p50, p99));
+        rows.push(vec![
+            name,
+            cell(p50),
+            cell(med(v, |r| r.p90_ns)),
+            cell(p99),
+            cell(med(v, |r| r.p999_ns)),
+            cell(v.iter().map(|r| r.max_ns).max().unwrap_or(0)),
+            format!("{lost}/{sent}"),
+            v.len().to_string(),
+        ]);
+    }
+    for &n in &a.rules {
+        if let (Some(o), Some(s)) = (p50s.get(&(n, "ovs")), p50s.get(&(n, "vswitch"))) {
             eprintln!(
-                "  [{n} rules] p99 OVS / vswitch = {:.2}",
-                *o as f64 / (*v).max(1) as f64
+                "  [{n} rules] OVS / vswitch latency: p50 {:.2}, p99 {:.2}",
+                o.0 as f64 / s.0.max(1) as f64,
+                o.1 as f64 / s.1.max(1) as f64
             );
         }
     }
     report::table(
         &format!(
-            "one-way latency through the switch over memif, 64-byte frames at {} pps, {} s (µs)",
+            "one-way latency through the switch over memif, 64-byte frames at {} pps, {} s, \
+             medians over rounds (µs; max: over all rounds)",
             a.rate, a.seconds
         ),
-        &["case", "p50", "p90", "p99", "p99.9", "max", "lost/sent"],
+        &[
+            "case",
+            "p50",
+            "p90",
+            "p99",
+            "p99.9",
+            "max",
+            "lost/sent",
+            "rounds",
+        ],
         &rows,
     );
 }
