@@ -5,7 +5,12 @@
 //! runs one [`BlkDevice::poll`] batch. No kicks are read: the queues ask the
 //! driver not to send them, and the loop spins. In [`PollMode::Adaptive`] a
 //! poller that found no work for a while sleeps between rounds, trading the
-//! first request's latency after an idle period for a free core.
+//! first request's latency after an idle period for a free core. In
+//! [`PollMode::Wait`] it blocks instead until a backend's
+//! [`Backend::wait_fd`](crate::backend::Backend::wait_fd) turns readable (a
+//! network backend's socket: the target answered), bounded by a short
+//! timeout because virtqueues send no kicks: the CPU the poller would have
+//! spun goes to whoever produces the answer (on a small host, the target).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -69,6 +74,15 @@ pub enum PollMode {
         /// Sleep per idle round.
         sleep: Duration,
     },
+    /// Spin for `spin_rounds` empty rounds, then block until a backend's
+    /// wait fd is readable or `max_sleep` passed (the bound on how late a new
+    /// virtqueue request is seen after an idle period).
+    Wait {
+        /// Empty rounds before blocking.
+        spin_rounds: u32,
+        /// Longest block.
+        max_sleep: Duration,
+    },
 }
 
 /// The set of devices one poller thread serves.
@@ -124,6 +138,15 @@ impl PollGroup {
         let mut seen = u64::MAX;
         let mut idle = 0u32;
         let mut rounds = 0u64;
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(16);
+        let waits = matches!(mode, PollMode::Wait { .. });
+        if waits {
+            // ppoll's timeout is a few tens of microseconds: the default
+            // 50 us timer slack would double it.
+            // SAFETY: PR_SET_TIMERSLACK takes an integer and changes only
+            // this thread's timer slack.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000u64, 0u64, 0u64, 0u64) };
+        }
         while !self.stop.load(Ordering::Relaxed) {
             let g = self.generation.load(Ordering::Acquire);
             if g != seen {
@@ -131,9 +154,19 @@ impl PollGroup {
                 seen = g;
             }
             let mut work = 0;
+            fds.clear();
             for d in &local {
                 if let Some(mut dev) = d.try_poll_lock() {
                     work += dev.poll();
+                    if waits && fds.len() < fds.capacity() {
+                        if let Some(fd) = dev.backend().wait_fd() {
+                            fds.push(libc::pollfd {
+                                fd,
+                                events: libc::POLLIN,
+                                revents: 0,
+                            });
+                        }
+                    }
                 }
             }
             rounds += 1;
@@ -154,7 +187,38 @@ impl PollGroup {
                         std::hint::spin_loop();
                     }
                 }
+                PollMode::Wait {
+                    spin_rounds,
+                    max_sleep,
+                } => {
+                    if idle <= spin_rounds {
+                        std::hint::spin_loop();
+                    } else if fds.is_empty() {
+                        std::thread::sleep(max_sleep);
+                    } else {
+                        wait_readable(&mut fds, max_sleep);
+                    }
+                }
             }
         }
     }
+}
+
+/// Blocks until one of `fds` is readable or `timeout` passed.
+fn wait_readable(fds: &mut [libc::pollfd], timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()`
+    // pollfd structs; `ts` outlives the call; no signal mask is passed. An
+    // fd closed meanwhile reports POLLNVAL, which only ends the wait early.
+    unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            &ts,
+            std::ptr::null(),
+        )
+    };
 }

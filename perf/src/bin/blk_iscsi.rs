@@ -42,6 +42,13 @@ use perf::vhost_driver::*;
 
 const LUN_BYTES: u64 = 1 << 30;
 
+/// The blocking poller of the `vs-wait` rows: spin about 10-20 us after the
+/// last work, then sleep in `ppoll` on the iSCSI socket for at most 50 us.
+const WAIT: PollMode = PollMode::Wait {
+    spin_rounds: 128,
+    max_sleep: Duration::from_micros(50),
+};
+
 /// tgtd in a namespace behind a veth, for the user-TCP rows; removed on drop.
 struct Veth {
     ns: String,
@@ -114,13 +121,13 @@ fn ours_on(
 ) -> std::result::Result<Result, String> {
     static RUN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let sock = dir.join(format!("{name}-{qd}.sock"));
-    let mode = if name != "vs-adapt" {
-        PollMode::Busy
-    } else {
-        PollMode::Adaptive {
+    let mode = match name {
+        "vs-adapt" => PollMode::Adaptive {
             spin_rounds: 2_000,
             sleep: Duration::from_micros(20),
-        }
+        },
+        "vs-wait" | "vs-cache" => WAIT,
+        _ => PollMode::Busy,
     };
     let spec = IscsiSpec::parse(&format!("iscsi://{}/{}/1", t.portal(), t.iqn))?;
     let backend = Box::new(match user_tcp {
@@ -197,11 +204,17 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let repeat: usize = arg(&args, "--repeat", 3usize).max(1);
     let secs: f64 = arg(&args, "--secs", 3.0);
+    let only: String = arg(&args, "--targets", String::new());
+    let wanted = |w: &str| only.is_empty() || only.split(',').any(|o| o == w);
     let hz = tsc_hz();
     let dir = std::env::temp_dir().join(format!("blk-iscsi-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let t = tgt::Tgtd::start("blk-iscsi-bench", LUN_BYTES);
-    let veth = usertcp::init_eal().and_then(|()| veth_tgtd());
+    let veth = if wanted("vs-utcp") {
+        usertcp::init_eal().and_then(|()| veth_tgtd())
+    } else {
+        Err("not asked for".into())
+    };
     if let Err(e) = &veth {
         println!("(no user-TCP rows: {e})");
     }
@@ -228,12 +241,16 @@ fn main() {
     );
     let mut rows: Vec<Result> = Vec::new();
     for qd in [1usize, 32] {
-        for which in ["vswitch", "vs-adapt", "vs-utcp", "qsd"] {
+        for which in ["vswitch", "vs-adapt", "vs-wait", "vs-utcp", "qsd"] {
+            if !wanted(which) {
+                continue;
+            }
             let mut best: Option<std::result::Result<Result, String>> = None;
             for _ in 0..repeat {
                 let r = match which {
                     "vswitch" => ours(&dir, &t, qd, secs, hz, "vswitch"),
                     "vs-adapt" => ours(&dir, &t, qd, secs, hz, "vs-adapt"),
+                    "vs-wait" => ours(&dir, &t, qd, secs, hz, "vs-wait"),
                     "vs-utcp" => match &veth {
                         Ok(v) => ours_on(
                             &dir,
@@ -282,7 +299,7 @@ fn main() {
     println!();
     for qd in [1usize, 32] {
         let get = |w: &str| rows.iter().find(|r| r.target == w && r.qd == qd);
-        for ours in ["vswitch", "vs-adapt", "vs-utcp"] {
+        for ours in ["vswitch", "vs-adapt", "vs-wait", "vs-utcp"] {
             if let (Some(a), Some(b)) = (get(ours), get("qsd")) {
                 let pc = |r: &Result| r.ops as f64 / r.backend_cpu.max(1e-9);
                 println!(
