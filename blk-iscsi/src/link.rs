@@ -59,6 +59,8 @@ pub struct KernelTcp {
     pending: Option<mpsc::Receiver<io::Result<TcpStream>>>,
     /// Connected once: further connects go to a helper thread.
     background: bool,
+    /// Read every time instead of after a wake-up (for comparison).
+    no_watch: bool,
 }
 
 fn dial(portal: &str, timeout: Duration) -> io::Result<TcpStream> {
@@ -77,6 +79,24 @@ fn dial(portal: &str, timeout: Duration) -> io::Result<TcpStream> {
 }
 
 impl KernelTcp {
+    /// A transport that calls `recv` every time, even with nothing to read
+    /// (how it worked before [`ReadyWatch`]; kept to measure against it).
+    pub fn without_watch() -> KernelTcp {
+        KernelTcp {
+            no_watch: true,
+            ..KernelTcp::default()
+        }
+    }
+
+    fn watched(&self, s: TcpStream) -> (TcpStream, ReadyWatch) {
+        let w = if self.no_watch {
+            ReadyWatch::disabled()
+        } else {
+            ReadyWatch::new(s.as_raw_fd())
+        };
+        (s, w)
+    }
+
     /// Takes the helper thread's result: `WouldBlock` while it is connecting.
     fn settle(&mut self) -> io::Result<()> {
         let Some(rx) = &self.pending else {
@@ -84,7 +104,7 @@ impl KernelTcp {
         };
         match rx.try_recv() {
             Ok(Ok(s)) => {
-                self.stream = Some(watched(s));
+                self.stream = Some(self.watched(s));
                 self.pending = None;
                 Ok(())
             }
@@ -101,16 +121,11 @@ impl KernelTcp {
     }
 }
 
-fn watched(s: TcpStream) -> (TcpStream, ReadyWatch) {
-    let w = ReadyWatch::new(s.as_raw_fd());
-    (s, w)
-}
-
 impl Transport for KernelTcp {
     fn connect(&mut self, portal: &str, timeout: Duration) -> io::Result<()> {
         self.close();
         if !self.background {
-            self.stream = Some(watched(dial(portal, timeout)?));
+            self.stream = Some(self.watched(dial(portal, timeout)?));
             self.background = true;
             return Ok(());
         }
@@ -255,6 +270,15 @@ impl Link {
     /// One non-blocking round: write, read, write, timers. Returns the bytes
     /// read.
     pub fn pump(&mut self, now: Instant) -> usize {
+        let got = self.pump_io(now);
+        self.run_timers(now);
+        got
+    }
+
+    /// [`Link::pump`] without the timers: write, read, write. `now` only
+    /// stamps what was read (the keepalive's idle clock), so a clock read a
+    /// few microseconds ago does.
+    pub fn pump_io(&mut self, now: Instant) -> usize {
         self.transport.poll();
         self.flush();
         let mut got = 0;
@@ -285,6 +309,12 @@ impl Link {
         if got > 0 {
             self.flush();
         }
+        got
+    }
+
+    /// Fires the session's timers that are due at `now` (keepalive, login
+    /// and response timeouts) and sends what they queued.
+    pub fn run_timers(&mut self, now: Instant) {
         if self.transport.is_open() {
             if let Some(t) = self.session.poll_timeout() {
                 if now >= t {
@@ -293,6 +323,5 @@ impl Link {
                 }
             }
         }
-        got
     }
 }

@@ -76,9 +76,10 @@ pub enum PollMode {
     },
     /// Spin for `spin_rounds` empty rounds, then block until a backend's
     /// wait fd is readable or `max_sleep` passed (the bound on how late a new
-    /// virtqueue request is seen after an idle period).
+    /// virtqueue request is seen after an idle period). After a round that
+    /// only sent requests it blocks at once.
     Wait {
-        /// Empty rounds before blocking.
+        /// Empty rounds before blocking (after completions).
         spin_rounds: u32,
         /// Longest block.
         max_sleep: Duration,
@@ -139,7 +140,17 @@ impl PollGroup {
         let mut idle = 0u32;
         let mut rounds = 0u64;
         let mut fds: Vec<libc::pollfd> = Vec::with_capacity(16);
-        let waits = matches!(mode, PollMode::Wait { .. });
+        let (waits, spin_rounds) = match mode {
+            PollMode::Wait { spin_rounds, .. } => (true, spin_rounds),
+            _ => (false, u32::MAX),
+        };
+        // Wait mode spins only where a spin pays: after a round that
+        // completed requests (the driver answers them with new ones within
+        // microseconds), not after one that only sent requests (their answers
+        // come from the network, and the fd wakes us), so the target's
+        // thread gets this core at once when it shares it.
+        let mut spin_limit = spin_rounds;
+        let mut prev_inflight = 0usize;
         if waits {
             // ppoll's timeout is a few tens of microseconds: the default
             // 50 us timer slack would double it.
@@ -154,11 +165,17 @@ impl PollGroup {
                 seen = g;
             }
             let mut work = 0;
+            let mut inflight = 0;
             fds.clear();
             for d in &local {
                 if let Some(mut dev) = d.try_poll_lock() {
                     work += dev.poll();
-                    if waits && fds.len() < fds.capacity() {
+                    if !waits {
+                        continue;
+                    }
+                    inflight += dev.backend().inflight();
+                    // Only the round before a block looks for fds.
+                    if idle >= spin_limit && fds.len() < fds.capacity() {
                         if let Some(fd) = dev.backend().wait_fd() {
                             fds.push(libc::pollfd {
                                 fd,
@@ -169,6 +186,16 @@ impl PollGroup {
                     }
                 }
             }
+            if waits && work > 0 {
+                // work = new + completed, inflight - prev = new - completed.
+                let completed = (work + prev_inflight).saturating_sub(inflight) / 2;
+                spin_limit = if completed > 0 || inflight == 0 {
+                    spin_rounds
+                } else {
+                    0
+                };
+            }
+            prev_inflight = inflight;
             rounds += 1;
             if rounds & 0xfff == 0 {
                 self.rounds.store(rounds, Ordering::Relaxed);
@@ -187,11 +214,8 @@ impl PollGroup {
                         std::hint::spin_loop();
                     }
                 }
-                PollMode::Wait {
-                    spin_rounds,
-                    max_sleep,
-                } => {
-                    if idle <= spin_rounds {
+                PollMode::Wait { max_sleep, .. } => {
+                    if idle <= spin_limit {
                         std::hint::spin_loop();
                     } else if fds.is_empty() {
                         std::thread::sleep(max_sleep);

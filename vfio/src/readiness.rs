@@ -18,7 +18,13 @@
 //! submitted it (task work), so the watch arms itself from the thread that
 //! checks it, and again if another thread takes over (the backend is set up
 //! on one thread and polled on another); a watch armed from a thread that
-//! then spins or exits would see its completions late.
+//! then spins or exits would see its completions late. By default the kernel
+//! interrupts a spinning submitter (an IPI; tens of microseconds in a VM) to
+//! run that task work: the ring is set up with `IORING_SETUP_COOP_TASKRUN`
+//! (no IPI: the work runs at the thread's next syscall, which is the read
+//! that follows) and `IORING_SETUP_TASKRUN_FLAG`, which raises
+//! `IORING_SQ_TASKRUN` in the shared ring at wake-up time, so the check sees
+//! a wake-up as soon as it happens, completion posted or not.
 //!
 //! Where io_uring is unavailable (seccomp, `kernel.io_uring_disabled`) the
 //! watch says "maybe readable" every time: the caller then reads every round,
@@ -72,6 +78,18 @@ impl ReadyWatch {
         }
     }
 
+    /// A watch that always says "maybe readable" (the caller reads every
+    /// time).
+    pub fn disabled() -> ReadyWatch {
+        ReadyWatch {
+            ring: None,
+            fd: -1,
+            owner: 0,
+            fallback: true,
+            ready: true,
+        }
+    }
+
     /// True when the kernel's check-free path is in use (io_uring works).
     pub fn is_cheap(&self) -> bool {
         self.ring.is_some()
@@ -83,7 +101,12 @@ impl ReadyWatch {
         self.ready = true;
         self.ring = None;
         self.owner = me;
-        let Ok(mut ring) = IoUring::new(8) else {
+        let ring = IoUring::builder()
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
+            .build(8)
+            .or_else(|_| IoUring::new(8));
+        let Ok(mut ring) = ring else {
             self.fallback = true;
             return;
         };
@@ -129,6 +152,9 @@ impl ReadyWatch {
         }
         if rearm {
             self.arm(me);
+        } else if ring.submission().taskrun() {
+            // A wake-up whose completion is not posted yet.
+            self.ready = true;
         }
         self.ready
     }

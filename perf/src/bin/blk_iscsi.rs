@@ -126,11 +126,25 @@ fn ours_on(
             spin_rounds: 2_000,
             sleep: Duration::from_micros(20),
         },
-        "vs-wait" | "vs-cache" => WAIT,
+        "vs-wait" | "vs-cache" => match std::env::var("BLK_ISCSI_SPIN")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            Some(spin_rounds) => PollMode::Wait {
+                spin_rounds,
+                max_sleep: Duration::from_micros(50),
+            },
+            None => WAIT,
+        },
         _ => PollMode::Busy,
     };
     let spec = IscsiSpec::parse(&format!("iscsi://{}/{}/1", t.portal(), t.iqn))?;
     let backend = Box::new(match user_tcp {
+        None if name == "vs-recv" => IscsiBackend::connect_with(
+            &spec,
+            1024,
+            Box::new(blk_iscsi::link::KernelTcp::without_watch()),
+        )?,
         None => IscsiBackend::connect(&spec, 1024)?,
         Some(v) => {
             let run = RUN.fetch_add(1, Ordering::Relaxed);
@@ -241,7 +255,9 @@ fn main() {
     );
     let mut rows: Vec<Result> = Vec::new();
     for qd in [1usize, 32] {
-        for which in ["vswitch", "vs-adapt", "vs-wait", "vs-utcp", "qsd"] {
+        for which in [
+            "vswitch", "vs-recv", "vs-adapt", "vs-wait", "vs-utcp", "qsd",
+        ] {
             if !wanted(which) {
                 continue;
             }
@@ -251,6 +267,7 @@ fn main() {
                     "vswitch" => ours(&dir, &t, qd, secs, hz, "vswitch"),
                     "vs-adapt" => ours(&dir, &t, qd, secs, hz, "vs-adapt"),
                     "vs-wait" => ours(&dir, &t, qd, secs, hz, "vs-wait"),
+                    "vs-recv" => ours(&dir, &t, qd, secs, hz, "vs-recv"),
                     "vs-utcp" => match &veth {
                         Ok(v) => ours_on(
                             &dir,
@@ -299,7 +316,7 @@ fn main() {
     println!();
     for qd in [1usize, 32] {
         let get = |w: &str| rows.iter().find(|r| r.target == w && r.qd == qd);
-        for ours in ["vswitch", "vs-adapt", "vs-wait", "vs-utcp"] {
+        for ours in ["vswitch", "vs-recv", "vs-adapt", "vs-wait", "vs-utcp"] {
             if let (Some(a), Some(b)) = (get(ours), get("qsd")) {
                 let pc = |r: &Result| r.ops as f64 / r.backend_cpu.max(1e-9);
                 println!(
