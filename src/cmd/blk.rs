@@ -3,7 +3,7 @@
 //! ```text
 //! vswitch blk serve --socket PATH --backend file:PATH|null:SIZE|mem:SIZE|iscsi://HOST:PORT/IQN/LUN
 //!                   [--queues N] [--block-size 512|4096]
-//!                   [--poll busy|adaptive] [--stats-interval SECS]
+//!                   [--poll busy|adaptive|wait] [--stats-interval SECS]
 //!                   [--cache SIZE [--cache-mode writeback|writethrough]
 //!                    [--cache-meta PATH]... [--cache-policy clock|2q]]
 //! ```
@@ -58,6 +58,9 @@ enum Poll {
     Busy,
     /// Spin, then sleep 50 µs per round after 20000 idle rounds.
     Adaptive,
+    /// Spin 1024 rounds after completions, then block on the backends'
+    /// sockets (iSCSI) for at most 50 µs: the CPU goes to the target.
+    Wait,
 }
 
 #[derive(Args, Debug)]
@@ -422,6 +425,10 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         Poll::Adaptive => PollMode::Adaptive {
             spin_rounds: 20_000,
             sleep: Duration::from_micros(50),
+        },
+        Poll::Wait => PollMode::Wait {
+            spin_rounds: 1024,
+            max_sleep: Duration::from_micros(50),
         },
     };
     let poller = group
