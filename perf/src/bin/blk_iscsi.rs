@@ -461,7 +461,7 @@ fn cached_section(dir: &Path, t: &tgt::Tgtd, secs: f64, hz: f64, repeat: usize) 
                 "{:<10} {:>4} {:>9} {:>7} {:>10.0} {:>9.0} {:>8.1} {:>8.1} {:>8.1} {:>9.2}x {:>9.2}x",
                 name,
                 qd,
-                span * BLOCK >> 20,
+                (span * BLOCK) >> 20,
                 hit.map(|h| format!("{:.1}%", h * 100.0)).unwrap_or("-".into()),
                 iops(r),
                 cycles(r, hz),
