@@ -356,16 +356,6 @@ fn cycles(r: &Result, hz: f64) -> f64 {
     r.backend_cpu * hz / r.ops.max(1) as f64
 }
 
-/// Runs `f` `repeat` times; the run with the median `key` (errors only if
-/// every run failed).
-fn median_by<T>(
-    repeat: usize,
-    key: impl Fn(&T) -> f64,
-    mut f: impl FnMut() -> std::result::Result<T, String>,
-) -> std::result::Result<T, String> {
-    median_of((0..repeat).map(|_| f()).collect(), key)
-}
-
 /// The run with the median `key` among the successful ones.
 fn median_of<T>(
     runs: Vec<std::result::Result<T, String>>,
@@ -624,31 +614,41 @@ fn main() {
     );
     let mut rows: Vec<Result> = Vec::new();
     for qd in [1usize, 32] {
-        for which in [
+        let targets: Vec<&'static str> = [
             "vswitch", "vs-recv", "vs-adapt", "vs-wait", "vs-utcp", "qsd",
-        ] {
-            if !wanted(which) {
-                continue;
+        ]
+        .into_iter()
+        .filter(|w| wanted(w))
+        .collect();
+        // Repeats interleaved (all targets, then again): load that drifts
+        // during the run hits every target alike.
+        let mut runs: Vec<Vec<std::result::Result<Result, String>>> =
+            targets.iter().map(|_| Vec::new()).collect();
+        for _ in 0..repeat {
+            for (i, &which) in targets.iter().enumerate() {
+                runs[i].push(match which {
+                    "vswitch" => ours(&dir, &t, qd, secs, hz, "vswitch"),
+                    "vs-adapt" => ours(&dir, &t, qd, secs, hz, "vs-adapt"),
+                    "vs-wait" => ours(&dir, &t, qd, secs, hz, "vs-wait"),
+                    "vs-recv" => ours(&dir, &t, qd, secs, hz, "vs-recv"),
+                    "vs-utcp" => match &veth {
+                        Ok(v) => ours_on(
+                            &dir,
+                            v.tgtd.as_ref().expect("started"),
+                            qd,
+                            secs,
+                            hz,
+                            "vs-utcp",
+                            Some(v),
+                        ),
+                        Err(e) => Err(e.clone()),
+                    },
+                    _ => qsd(&dir, &t, qd, secs, hz),
+                });
             }
-            let best = median_by(repeat, iops, || match which {
-                "vswitch" => ours(&dir, &t, qd, secs, hz, "vswitch"),
-                "vs-adapt" => ours(&dir, &t, qd, secs, hz, "vs-adapt"),
-                "vs-wait" => ours(&dir, &t, qd, secs, hz, "vs-wait"),
-                "vs-recv" => ours(&dir, &t, qd, secs, hz, "vs-recv"),
-                "vs-utcp" => match &veth {
-                    Ok(v) => ours_on(
-                        &dir,
-                        v.tgtd.as_ref().expect("started"),
-                        qd,
-                        secs,
-                        hz,
-                        "vs-utcp",
-                        Some(v),
-                    ),
-                    Err(e) => Err(e.clone()),
-                },
-                _ => qsd(&dir, &t, qd, secs, hz),
-            });
+        }
+        for (which, runs) in targets.iter().zip(runs) {
+            let best = median_of(runs, iops);
             match best {
                 Ok(r) => {
                     let us = |p: f64| r.hist.value_at_quantile(p) as f64 / 1000.0;
