@@ -58,8 +58,8 @@ enum Poll {
     Busy,
     /// Spin, then sleep 50 µs per round after 20000 idle rounds.
     Adaptive,
-    /// Spin 1024 rounds after completions, then block on the backends'
-    /// sockets (iSCSI) for at most 50 µs: the CPU goes to the target.
+    /// Spin 50 µs after completions, then block on the backends' sockets
+    /// (iSCSI) for at most 50 µs: the CPU goes to the target.
     Wait,
 }
 
@@ -427,7 +427,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             sleep: Duration::from_micros(50),
         },
         Poll::Wait => PollMode::Wait {
-            spin_rounds: 1024,
+            spin: Duration::from_micros(50),
             max_sleep: Duration::from_micros(50),
         },
     };

@@ -17,8 +17,8 @@
 //! `vswitch` busy-polls; `vs-recv` is the same with the socket read every
 //! round (no `ReadyWatch`: how it was before); `vs-adapt` is the adaptive
 //! poller (sleeps 20 us after 2000 idle rounds); `vs-wait` is
-//! `PollMode::Wait` (`--poll wait`: spin after completions, then block in
-//! `ppoll` on the iSCSI socket, at most 50 us). On a 2-core machine with tgtd
+//! `PollMode::Wait` (`--poll wait`: spin 50 us after completions, then block
+//! in `ppoll` on the iSCSI socket, at most 50 us). On a 2-core machine with tgtd
 //! on the same host, a busy poller and the busy guest driver leave tgtd no
 //! core of its own: read the ratios with that in mind. Each row is the median
 //! (by IOPS) of `--repeat` runs.
@@ -39,7 +39,7 @@
 //!
 //! Run: `cargo run --release -p perf --bin blk_iscsi -- [--secs N] [--repeat N]
 //! [--targets vswitch,vs-recv,vs-adapt,vs-wait,vs-utcp,qsd,write,cache]`
-//! (`BLK_ISCSI_WAIT=SPIN_ROUNDS,MAX_SLEEP_US` tunes the Wait poller).
+//! (`BLK_ISCSI_WAIT=SPIN_US,MAX_SLEEP_US` tunes the Wait poller).
 
 #[path = "../../../iscsi-initiator/tests/common/mod.rs"]
 mod tgt;
@@ -63,12 +63,11 @@ use perf::vhost_driver::*;
 
 const LUN_BYTES: u64 = 1 << 30;
 
-/// The blocking poller of the `vs-wait` and cached rows: after completions
-/// spin 1024 empty rounds (tens of microseconds: the driver's next requests),
-/// after sends none; then sleep in `ppoll` on the iSCSI socket for at most
-/// 50 us.
+/// The blocking poller of the `vs-wait` and cached rows (`--poll wait`):
+/// after completions spin 50 us (the driver's next requests), after sends
+/// not at all; then sleep in `ppoll` on the iSCSI socket for at most 50 us.
 const WAIT: PollMode = PollMode::Wait {
-    spin_rounds: 1024,
+    spin: Duration::from_micros(50),
     max_sleep: Duration::from_micros(50),
 };
 
@@ -334,13 +333,13 @@ fn qsd_with(
     drive_workload(&sock, qd, 1, secs, hz, &Cpu::Pid(child.0.id()), name, work)
 }
 
-/// [`WAIT`], or as `BLK_ISCSI_WAIT=SPIN_ROUNDS,MAX_SLEEP_US` says (tuning).
+/// [`WAIT`], or as `BLK_ISCSI_WAIT=SPIN_US,MAX_SLEEP_US` says (tuning).
 fn wait_mode() -> PollMode {
     let env = std::env::var("BLK_ISCSI_WAIT").unwrap_or_default();
     let mut it = env.split(',').map(|v| v.parse::<u64>().ok());
     match (it.next().flatten(), it.next().flatten()) {
         (Some(spin), Some(us)) => PollMode::Wait {
-            spin_rounds: spin as u32,
+            spin: Duration::from_micros(spin),
             max_sleep: Duration::from_micros(us),
         },
         _ => WAIT,
