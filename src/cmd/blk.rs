@@ -58,8 +58,9 @@ enum Poll {
     Busy,
     /// Spin, then sleep 50 µs per round after 20000 idle rounds.
     Adaptive,
-    /// Spin 50 µs after completions, then block on the backends' sockets
-    /// (iSCSI) for at most 50 µs: the CPU goes to the target.
+    /// Spin 50 µs after completions, then block on the backends' fds
+    /// (iSCSI socket, io_uring) and the drivers' kicks for at most 1 ms:
+    /// the CPU goes to the target.
     Wait,
 }
 
@@ -428,7 +429,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         },
         Poll::Wait => PollMode::Wait {
             spin: Duration::from_micros(50),
-            max_sleep: Duration::from_micros(50),
+            max_sleep: Duration::from_millis(1),
         },
     };
     let poller = group

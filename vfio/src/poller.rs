@@ -8,8 +8,9 @@
 //! first request's latency after an idle period for a free core. In
 //! [`PollMode::Wait`] it blocks instead until a backend's
 //! [`Backend::wait_fd`](crate::backend::Backend::wait_fd) turns readable (a
-//! network backend's socket: the target answered), bounded by a short
-//! timeout because virtqueues send no kicks: the CPU the poller would have
+//! network backend's socket: the target answered) or a driver kicks (the
+//! queues ask for kicks just before the block, [`BlkDevice::arm_kicks`], and
+//! stop again after it), bounded by a timeout: the CPU the poller would have
 //! spun goes to whoever produces the answer (on a small host, the target).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -141,7 +142,8 @@ impl PollGroup {
         let mut seen = u64::MAX;
         let mut idle = 0u32;
         let mut rounds = 0u64;
-        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(16);
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(64);
+        let mut kicks: Vec<std::os::fd::RawFd> = Vec::with_capacity(64);
         let (waits, spin) = match mode {
             PollMode::Wait { spin, .. } => (true, spin),
             _ => (false, Duration::ZERO),
@@ -222,10 +224,35 @@ impl PollGroup {
                             None => true,
                         };
                         std::hint::spin_loop();
-                    } else if fds.is_empty() {
-                        std::thread::sleep(max_sleep);
                     } else {
-                        wait_readable(&mut fds, max_sleep);
+                        // Ask the drivers to kick, then sleep on the kicks
+                        // and the backends' fds; a queue that got requests
+                        // meanwhile cancels the sleep.
+                        kicks.clear();
+                        let mut sleep = true;
+                        for d in &local {
+                            if let Some(mut dev) = d.try_poll_lock() {
+                                sleep &= dev.arm_kicks(&mut kicks);
+                            }
+                        }
+                        if sleep {
+                            let room = fds.capacity() - fds.len();
+                            fds.extend(kicks.iter().take(room).map(|&fd| libc::pollfd {
+                                fd,
+                                events: libc::POLLIN,
+                                revents: 0,
+                            }));
+                            if fds.is_empty() {
+                                std::thread::sleep(max_sleep);
+                            } else {
+                                wait_readable(&mut fds, max_sleep);
+                            }
+                        }
+                        for d in &local {
+                            if let Some(mut dev) = d.try_poll_lock() {
+                                dev.disarm_kicks();
+                            }
+                        }
                     }
                 }
             }

@@ -18,7 +18,9 @@
 //! round (no `ReadyWatch`: how it was before); `vs-adapt` is the adaptive
 //! poller (sleeps 20 us after 2000 idle rounds); `vs-wait` is
 //! `PollMode::Wait` (`--poll wait`: spin 50 us after completions, then block
-//! in `ppoll` on the iSCSI socket, at most 50 us). On a 2-core machine with tgtd
+//! in `ppoll` on the iSCSI socket and the queue's kick eventfd, which it
+//! asks the driver to use just before, at most 1 ms); `vs-wait-rv` is
+//! `vs-wait` without the `ReadyWatch`. On a 2-core machine with tgtd
 //! on the same host, a busy poller and the busy guest driver leave tgtd no
 //! core of its own: read the ratios with that in mind. Each row is the median
 //! (by IOPS) of `--repeat` runs.
@@ -65,10 +67,11 @@ const LUN_BYTES: u64 = 1 << 30;
 
 /// The blocking poller of the `vs-wait` and cached rows (`--poll wait`):
 /// after completions spin 50 us (the driver's next requests), after sends
-/// not at all; then sleep in `ppoll` on the iSCSI socket for at most 50 us.
+/// not at all; then sleep in `ppoll` on the iSCSI socket and the queue's kick
+/// eventfd for at most 1 ms.
 const WAIT: PollMode = PollMode::Wait {
     spin: Duration::from_micros(50),
-    max_sleep: Duration::from_micros(50),
+    max_sleep: Duration::from_millis(1),
 };
 
 /// tgtd in a namespace behind a veth, for the user-TCP rows; removed on drop.
@@ -182,7 +185,7 @@ fn ours_with(
     };
     let spec = IscsiSpec::parse(&format!("iscsi://{}/{}/1", t.portal(), t.iqn))?;
     let backend = Box::new(match user_tcp {
-        None if name == "vs-recv" => IscsiBackend::connect_with(
+        None if name == "vs-recv" || name == "vs-wait-rv" => IscsiBackend::connect_with(
             &spec,
             1024,
             Box::new(blk_iscsi::link::KernelTcp::without_watch()),
@@ -614,7 +617,13 @@ fn main() {
     let mut rows: Vec<Result> = Vec::new();
     for qd in [1usize, 32] {
         let targets: Vec<&'static str> = [
-            "vswitch", "vs-recv", "vs-adapt", "vs-wait", "vs-utcp", "qsd",
+            "vswitch",
+            "vs-recv",
+            "vs-adapt",
+            "vs-wait",
+            "vs-wait-rv",
+            "vs-utcp",
+            "qsd",
         ]
         .into_iter()
         .filter(|w| wanted(w))
@@ -630,6 +639,7 @@ fn main() {
                     "vs-adapt" => ours(&dir, &t, qd, secs, hz, "vs-adapt"),
                     "vs-wait" => ours(&dir, &t, qd, secs, hz, "vs-wait"),
                     "vs-recv" => ours(&dir, &t, qd, secs, hz, "vs-recv"),
+                    "vs-wait-rv" => ours(&dir, &t, qd, secs, hz, "vs-wait-rv"),
                     "vs-utcp" => match &veth {
                         Ok(v) => ours_on(
                             &dir,
@@ -673,7 +683,14 @@ fn main() {
     println!();
     for qd in [1usize, 32] {
         let get = |w: &str| rows.iter().find(|r| r.target == w && r.qd == qd);
-        for ours in ["vswitch", "vs-recv", "vs-adapt", "vs-wait", "vs-utcp"] {
+        for ours in [
+            "vswitch",
+            "vs-recv",
+            "vs-adapt",
+            "vs-wait",
+            "vs-wait-rv",
+            "vs-utcp",
+        ] {
             if let (Some(a), Some(b)) = (get(ours), get("qsd")) {
                 let pc = |r: &Result| r.ops as f64 / r.backend_cpu.max(1e-9);
                 println!(
