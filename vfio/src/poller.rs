@@ -288,6 +288,7 @@ mod tests {
     use crate::guest_memory::GuestMemory;
     use crate::virtq::mock::{Buf, MockQueue};
     use crate::virtq::VIRTIO_F_VERSION_1;
+    use std::fs::File;
     use std::io::{Read, Write};
     use std::os::fd::{AsRawFd, RawFd};
     use std::os::unix::net::UnixStream;
@@ -386,6 +387,95 @@ mod tests {
         group.stop();
         // Wake it from its next 10 s block.
         target.write_all(&[2]).unwrap();
+        poller.join().unwrap();
+    }
+
+    /// Completes in `submit`; its wait fd never turns readable.
+    struct Instant0 {
+        quiet: UnixStream,
+        done: Vec<IoCompletion>,
+    }
+
+    impl Backend for Instant0 {
+        fn info(&self) -> BackendInfo {
+            BackendInfo {
+                capacity: 1 << 20,
+                read_only: false,
+                flush: false,
+                discard: false,
+                write_zeroes: false,
+                max_inflight: 16,
+            }
+        }
+        fn submit(&mut self, req: &IoRequest<'_>) -> Result<(), SubmitError> {
+            self.done.push(IoCompletion {
+                id: req.id,
+                status: IoStatus::Ok,
+            });
+            Ok(())
+        }
+        fn poll(&mut self, out: &mut Vec<IoCompletion>) -> usize {
+            let n = self.done.len();
+            out.append(&mut self.done);
+            n
+        }
+        fn inflight(&self) -> usize {
+            self.done.len()
+        }
+        fn wait_fd(&self) -> Option<RawFd> {
+            Some(self.quiet.as_raw_fd())
+        }
+    }
+
+    #[test]
+    fn wait_mode_wakes_on_a_kick_for_a_new_request() {
+        let (_peer, quiet) = UnixStream::pair().unwrap();
+        let backend = Box::new(Instant0 {
+            quiet,
+            done: Vec::with_capacity(16),
+        });
+        let mem = GuestMemory::anonymous(&[(0, 1 << 20)]).unwrap();
+        let cfg = BlkConfig::new(&backend.info(), 512, 1, "kick").unwrap();
+        let mut dev = BlkDevice::new("kick", backend, cfg);
+        dev.set_features(VIRTIO_F_VERSION_1);
+        dev.set_memory(mem.clone());
+        let base = 0x1000;
+        let mut drv = BlkDriver::new(&mem, base, 16, base + MockQueue::footprint(16));
+        dev.start_queue(0, drv.q.config(), 0).unwrap();
+        // SAFETY: eventfd returns a new fd (or -1, checked) that the File owns.
+        let kick = unsafe {
+            let fd = libc::eventfd(0, libc::EFD_NONBLOCK);
+            assert!(fd >= 0, "eventfd");
+            <File as std::os::fd::FromRawFd>::from_raw_fd(fd)
+        };
+        dev.set_kick(0, Some(kick.try_clone().unwrap()));
+        let group = PollGroup::new();
+        group.add(DeviceCell::new(dev));
+        let poller = group
+            .spawn(PollMode::Wait {
+                spin: Duration::from_micros(20),
+                max_sleep: Duration::from_secs(10),
+            })
+            .unwrap();
+        // Idle: it asks for kicks and sleeps (up to 10 s).
+        std::thread::sleep(Duration::from_millis(200));
+        let r = drv.request(VIRTIO_BLK_T_IN, 0, &[Buf::w(0x80000, 4096)], false);
+        (&kick).write_all(&1u64.to_ne_bytes()).unwrap();
+        let t0 = Instant::now();
+        let used = loop {
+            if let Some(u) = drv.q.pop_used() {
+                break u;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "the kick did not wake the poller"
+            );
+            std::thread::yield_now();
+        };
+        assert_eq!(used.0, r.head);
+        assert_eq!(drv.status(&r), VIRTIO_BLK_S_OK);
+        group.stop();
+        (&kick).write_all(&1u64.to_ne_bytes()).unwrap();
         poller.join().unwrap();
     }
 }
