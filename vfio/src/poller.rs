@@ -220,7 +220,7 @@ impl PollGroup {
                 PollMode::Wait { max_sleep, .. } => {
                     if !spun_out {
                         spun_out = match spin_until {
-                            Some(t) => idle % 32 == 0 && Instant::now() >= t,
+                            Some(t) => idle.is_multiple_of(32) && Instant::now() >= t,
                             None => true,
                         };
                         std::hint::spin_loop();
