@@ -14,13 +14,13 @@
 //! smoltcp on a DPDK net_af_packet port) to a second tgtd in a network
 //! namespace behind a veth (the other rows use loopback).
 //!
-//! `vswitch` busy-polls; `vs-recv` is the same with the socket read every
-//! round (no `ReadyWatch`: how it was before); `vs-adapt` is the adaptive
+//! `vswitch` busy-polls (reading the socket every round); `vs-watch` is the
+//! same reading only after an io_uring `ReadyWatch` wake-up; `vs-adapt` is the adaptive
 //! poller (sleeps 20 us after 2000 idle rounds); `vs-wait` is
 //! `PollMode::Wait` (`--poll wait`: spin 50 us after completions, then block
 //! in `ppoll` on the iSCSI socket and the queue's kick eventfd, which it
-//! asks the driver to use just before, at most 1 ms); `vs-wait-rv` is
-//! `vs-wait` without the `ReadyWatch`. On a 2-core machine with tgtd
+//! asks the driver to use just before, at most 1 ms); `vs-wait-rw` is
+//! `vs-wait` with the `ReadyWatch`. On a 2-core machine with tgtd
 //! on the same host, a busy poller and the busy guest driver leave tgtd no
 //! core of its own: read the ratios with that in mind. Each row is the median
 //! (by IOPS) of `--repeat` runs.
@@ -40,7 +40,7 @@
 //! Needs tgt and qemu-block-extra (qemu-storage-daemon's iscsi driver).
 //!
 //! Run: `cargo run --release -p perf --bin blk_iscsi -- [--secs N] [--repeat N]
-//! [--targets vswitch,vs-recv,vs-adapt,vs-wait,vs-utcp,qsd,write,cache]`
+//! [--targets vswitch,vs-watch,vs-adapt,vs-wait,vs-wait-rw,vs-utcp,qsd,write,cache]`
 //! (`BLK_ISCSI_WAIT=SPIN_US,MAX_SLEEP_US` tunes the Wait poller).
 
 #[path = "../../../iscsi-initiator/tests/common/mod.rs"]
@@ -185,10 +185,10 @@ fn ours_with(
     };
     let spec = IscsiSpec::parse(&format!("iscsi://{}/{}/1", t.portal(), t.iqn))?;
     let backend = Box::new(match user_tcp {
-        None if name == "vs-recv" || name == "vs-wait-rv" => IscsiBackend::connect_with(
+        None if name == "vs-watch" || name == "vs-wait-rw" => IscsiBackend::connect_with(
             &spec,
             1024,
-            Box::new(blk_iscsi::link::KernelTcp::without_watch()),
+            Box::new(blk_iscsi::link::KernelTcp::with_ready_watch()),
         )?,
         None => IscsiBackend::connect(&spec, 1024)?,
         Some(v) => {
@@ -602,7 +602,7 @@ fn main() {
         hz / 1e9
     );
     println!(
-        "{:<8} {:>4} {:>11} {:>13} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7}",
+        "{:<10} {:>4} {:>11} {:>13} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7}",
         "target",
         "qd",
         "IOPS",
@@ -618,10 +618,10 @@ fn main() {
     for qd in [1usize, 32] {
         let targets: Vec<&'static str> = [
             "vswitch",
-            "vs-recv",
+            "vs-watch",
             "vs-adapt",
             "vs-wait",
-            "vs-wait-rv",
+            "vs-wait-rw",
             "vs-utcp",
             "qsd",
         ]
@@ -638,8 +638,8 @@ fn main() {
                     "vswitch" => ours(&dir, &t, qd, secs, hz, "vswitch"),
                     "vs-adapt" => ours(&dir, &t, qd, secs, hz, "vs-adapt"),
                     "vs-wait" => ours(&dir, &t, qd, secs, hz, "vs-wait"),
-                    "vs-recv" => ours(&dir, &t, qd, secs, hz, "vs-recv"),
-                    "vs-wait-rv" => ours(&dir, &t, qd, secs, hz, "vs-wait-rv"),
+                    "vs-watch" => ours(&dir, &t, qd, secs, hz, "vs-watch"),
+                    "vs-wait-rw" => ours(&dir, &t, qd, secs, hz, "vs-wait-rw"),
                     "vs-utcp" => match &veth {
                         Ok(v) => ours_on(
                             &dir,
@@ -662,7 +662,7 @@ fn main() {
                 Ok(r) => {
                     let us = |p: f64| r.hist.value_at_quantile(p) as f64 / 1000.0;
                     println!(
-                        "{:<8} {:>4} {:>11.0} {:>13.0} {:>9.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7}",
+                        "{:<10} {:>4} {:>11.0} {:>13.0} {:>9.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7}",
                         r.target,
                         r.qd,
                         r.ops as f64 / r.wall,
@@ -685,10 +685,10 @@ fn main() {
         let get = |w: &str| rows.iter().find(|r| r.target == w && r.qd == qd);
         for ours in [
             "vswitch",
-            "vs-recv",
+            "vs-watch",
             "vs-adapt",
             "vs-wait",
-            "vs-wait-rv",
+            "vs-wait-rw",
             "vs-utcp",
         ] {
             if let (Some(a), Some(b)) = (get(ours), get("qsd")) {
