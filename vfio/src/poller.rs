@@ -2,8 +2,8 @@
 //!
 //! Each round it takes each device's lock without waiting (a device being
 //! reconfigured by its vhost-user connection is skipped for that round) and
-//! runs one [`BlkDevice::poll`] batch. No kicks are read: the queues ask the
-//! driver not to send them, and the loop spins. In [`PollMode::Adaptive`] a
+//! runs one [`BlkDevice::poll`] batch. While it polls, no kicks are read: the
+//! queues ask the driver not to send them, and the loop spins. In [`PollMode::Adaptive`] a
 //! poller that found no work for a while sleeps between rounds, trading the
 //! first request's latency after an idle period for a free core. In
 //! [`PollMode::Wait`] it blocks instead until a backend's
@@ -78,9 +78,10 @@ pub enum PollMode {
     /// After a round that completed requests, spin for `spin` (the driver
     /// answers completions with new requests within microseconds); after one
     /// that only sent requests, none (their answers come from the network).
-    /// Then block until a backend's wait fd is readable or `max_sleep`
-    /// passed (the bound on how late a new virtqueue request is seen while
-    /// blocked: the queues send no kicks).
+    /// Then ask the drivers for kicks ([`BlkDevice::arm_kicks`]) and block
+    /// until a kick comes, a backend's wait fd is readable, or `max_sleep`
+    /// passed (the bound for a queue without a kick fd); back to polling
+    /// without kicks after.
     Wait {
         /// How long to spin after completions.
         spin: Duration,
