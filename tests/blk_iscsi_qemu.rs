@@ -20,10 +20,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use vm::*;
 
-fn serve_iscsi(sock: &Path, t: &tgt::Tgtd, log: &Path) -> Child {
+/// `poll`: the poller mode (`--poll`).
+fn serve_iscsi(sock: &Path, t: &tgt::Tgtd, log: &Path, poll: &str) -> Child {
     let log = std::fs::File::create(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_vswitch"))
         .args(["blk", "serve", "--queues", "2", "--stats-interval", "0"])
+        .args(["--poll", poll])
         .arg("--socket")
         .arg(sock)
         .arg("--backend")
@@ -66,7 +68,7 @@ fn qemu_guest_reads_back_through_iscsi_backend() {
     let log = dir.join("vswitch.log");
     let pattern = random_pattern();
     let initrd = build_initramfs(&dir, &pattern, None);
-    let mut server = Reaper(Some(serve_iscsi(&sock, &target, &log)));
+    let mut server = Reaper(Some(serve_iscsi(&sock, &target, &log, "busy")));
     wait_for_socket(&sock, server.0.as_mut().unwrap());
     let console = boot_guest(&dir, &sock, &initrd, false, "", |_| {});
     let ctx = format!(
@@ -123,7 +125,9 @@ fn qemu_guest_survives_tgtd_restart() {
     let pattern = random_pattern();
     let pattern2: Vec<u8> = pattern.iter().map(|b| b ^ 0xa5).collect();
     let initrd = build_initramfs(&dir, &pattern, Some(&pattern2));
-    let mut server = Reaper(Some(serve_iscsi(&sock, &target, &log)));
+    // The blocking poller (sleeps on the iSCSI socket) through a lost
+    // connection and the reconnect.
+    let mut server = Reaper(Some(serve_iscsi(&sock, &target, &log, "wait")));
     wait_for_socket(&sock, server.0.as_mut().unwrap());
     let mut restarted = false;
     let console = boot_guest(&dir, &sock, &initrd, true, "", |out| {

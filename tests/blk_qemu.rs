@@ -223,6 +223,10 @@ fn qemu_guest_on_packed_virtqueues_with_4k_blocks() {
                     "4096",
                     "--stats-interval",
                     "0",
+                    // The sleeping poller: packed-ring kick enabling with a
+                    // real guest, and the io_uring file backend's wait fd.
+                    "--poll",
+                    "wait",
                 ])
                 .arg("--socket")
                 .arg(sock)

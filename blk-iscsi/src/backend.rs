@@ -22,7 +22,7 @@ use iscsi_initiator::scsi::capacity::Capacity;
 use iscsi_initiator::scsi::cdb::{self, Cdb};
 use iscsi_initiator::scsi::inquiry::{self, BlockLimits, Provisioning};
 use iscsi_initiator::{Command, Direction, Event, Session, SessionConfig, TaskTag};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use vfio::backend::{Backend, BackendInfo, IoCompletion, IoOp, IoRequest, IoStatus, SubmitError};
 use vfio::iovec::IoVec;
@@ -37,6 +37,11 @@ pub const GIVE_UP: Duration = Duration::from_secs(60);
 const POOL: usize = 256;
 /// I/O vectors preallocated per slot (virtio-blk `seg_max` is well below).
 const IOVS_PER_SLOT: usize = 256;
+/// `poll` reads the clock and runs the session's timers once per this many
+/// calls (every call while the session is down): a busy poller calls it
+/// millions of times a second, the timers are seconds long, and reading the
+/// clock was a tenth of the poller's time.
+const CLOCK_EVERY: u32 = 64;
 
 /// One guest request in flight.
 #[derive(Debug)]
@@ -67,11 +72,16 @@ pub struct IscsiBackend {
     max_tasks: usize,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    /// Command tag → (slot, byte offset of the command within its request).
-    tags: HashMap<TaskTag, (u32, u64)>,
+    /// By the session's task slab index (the tag's low 16 bits, see
+    /// `iscsi_initiator::task`): the command's tag, its slot and its byte
+    /// offset within the request. A plain array: no hashing per command.
+    tags: Vec<Option<(TaskTag, u32, u64)>>,
     pool: Vec<Vec<u8>>,
     done: VecDeque<(u32, IoStatus)>,
     state: State,
+    /// The clock as last read by `poll`, and the calls since.
+    now: Instant,
+    polls: u32,
     /// Successful re-logins after a connection loss.
     pub recoveries: u64,
 }
@@ -236,10 +246,12 @@ impl IscsiBackend {
             max_tasks,
             slots,
             free: (0..max_inflight as u32).rev().collect(),
-            tags: HashMap::with_capacity(max_tasks),
+            tags: vec![None; max_tasks],
             pool: Vec::with_capacity(POOL),
             done: VecDeque::with_capacity(max_inflight),
             state: State::Up,
+            now: Instant::now(),
+            polls: 0,
             recoveries: 0,
         })
     }
@@ -275,11 +287,27 @@ impl IscsiBackend {
             direction,
             buffer,
         }) {
-            Ok(tag) => {
-                self.tags.insert(tag, (si, start));
-                self.slots[si as usize].pieces += 1;
-            }
+            Ok(tag) => match self.tags.get_mut(tag_index(tag)) {
+                Some(e) => {
+                    *e = Some((tag, si, start));
+                    self.slots[si as usize].pieces += 1;
+                }
+                // The session's slab is max_tasks long: cannot happen.
+                None => self.slots[si as usize].failed = true,
+            },
             Err(_) => self.slots[si as usize].failed = true,
+        }
+    }
+
+    /// Removes `tag`'s entry: its slot and byte offset.
+    fn take_tag(&mut self, tag: TaskTag) -> Option<(u32, u64)> {
+        let e = self.tags.get_mut(tag_index(tag))?;
+        match *e {
+            Some((t, si, start)) if t == tag => {
+                *e = None;
+                Some((si, start))
+            }
+            _ => None,
         }
     }
 
@@ -298,7 +326,7 @@ impl IscsiBackend {
     fn on_event(&mut self, e: Event) {
         match e {
             Event::Completed(c) => {
-                let Some((si, start)) = self.tags.remove(&c.tag) else {
+                let Some((si, start)) = self.take_tag(c.tag) else {
                     self.recycle(c.buffer);
                     return;
                 };
@@ -377,8 +405,12 @@ impl IscsiBackend {
             let mut cfg = SessionConfig::new(INITIATOR, Some(&self.spec.target));
             cfg.max_tasks = self.max_tasks;
             self.link.session = Session::new(cfg);
-            let tags: Vec<(u32, u64)> = self.tags.drain().map(|(_, v)| v).collect();
-            for (si, _) in tags {
+            let tags: Vec<u32> = self
+                .tags
+                .iter_mut()
+                .filter_map(|e| e.take().map(|(_, si, _)| si))
+                .collect();
+            for si in tags {
                 let s = &mut self.slots[si as usize];
                 s.failed = true;
                 s.pieces -= 1;
@@ -403,6 +435,11 @@ impl IscsiBackend {
             }
         }
     }
+}
+
+/// The session's slab index in a tag (ITT = generation << 16 | slot).
+fn tag_index(tag: TaskTag) -> usize {
+    (tag & 0xffff) as usize
 }
 
 /// Copies `data` into bytes `start..` of the concatenated vectors.
@@ -551,10 +588,18 @@ impl Backend for IscsiBackend {
     }
 
     fn poll(&mut self, out: &mut Vec<IoCompletion>) -> usize {
-        let now = Instant::now();
-        self.recover(now);
+        self.polls += 1;
+        let tick = self.polls >= CLOCK_EVERY || !matches!(self.state, State::Up);
+        if tick {
+            self.polls = 0;
+            self.now = Instant::now();
+            self.recover(self.now);
+        }
         if self.link.is_connected() {
-            self.link.pump(now);
+            self.link.pump_io(self.now);
+            if tick {
+                self.link.run_timers(self.now);
+            }
         }
         while let Some(e) = self.link.session.poll_event() {
             self.on_event(e);
@@ -576,5 +621,10 @@ impl Backend for IscsiBackend {
 
     fn inflight(&self) -> usize {
         self.slots.len() - self.free.len()
+    }
+
+    fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
+        // `poll` pumps the link whenever it is connected.
+        self.link.wait_fd()
     }
 }

@@ -35,8 +35,12 @@ struct Rig {
 }
 
 fn rig(t: &tgt::Tgtd) -> Rig {
+    rig_on(t, Box::new(blk_iscsi::link::KernelTcp::default()))
+}
+
+fn rig_on(t: &tgt::Tgtd, transport: Box<dyn blk_iscsi::link::Transport>) -> Rig {
     let spec = IscsiSpec::parse(&format!("iscsi://{}/{}/1", t.portal(), t.iqn)).unwrap();
-    let be = IscsiBackend::connect(&spec, 256).expect("log in to tgtd");
+    let be = IscsiBackend::connect_with(&spec, 256, transport).expect("log in to tgtd");
     assert_eq!(be.info().capacity, LUN_BYTES, "READ CAPACITY");
     let mem = GuestMemory::anonymous(&[(0, MEM)]).unwrap();
     let cfg = BlkConfig::new(&be.info(), 512, 1, "blk-iscsi-test").unwrap();
@@ -163,7 +167,9 @@ fn many_outstanding_writes_and_reads_reach_tgtd() {
 #[test]
 fn tgtd_killed_with_writes_in_flight() {
     let mut t = tgt::Tgtd::start("blk-iscsi-kill", LUN_BYTES);
-    let mut r = rig(&t);
+    // Reads gated by the io_uring readiness watch, through the reconnect
+    // (a new socket, a new watch).
+    let mut r = rig_on(&t, Box::new(blk_iscsi::link::KernelTcp::with_ready_watch()));
     let n = 96;
     let (reqs, datas) = queue_writes(&mut r, n, 99);
     let mut killed = false;

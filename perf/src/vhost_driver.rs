@@ -8,7 +8,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use vfio::blk::VIRTIO_BLK_T_IN;
+use vfio::blk::{VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT};
 use vfio::vhost_user::mock_frontend::MockFrontend;
 use vfio::virtq::mock::Buf;
 
@@ -107,6 +107,18 @@ pub enum Cpu {
     Pid(u32),
 }
 
+/// What the simulated driver asks for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Workload {
+    /// 4 KiB writes instead of reads.
+    pub write: bool,
+    /// `Some((first, count))`: each request goes to a 4 KiB block drawn
+    /// uniformly from `first..first + count` (xorshift, fixed seed; the draw
+    /// happens after the completion is timed). `None`: each slot rereads its
+    /// own block.
+    pub blocks: Option<(u64, u64)>,
+}
+
 /// Drives the vhost-user-blk back end at `sock` as a guest would, through
 /// the mock front end: `qd` 4 KiB reads in flight on each of `queues`
 /// queues, polled, for `secs` after a half-second warm-up.
@@ -119,6 +131,44 @@ pub fn drive(
     cpu: &Cpu,
     target: &'static str,
 ) -> std::result::Result<Result, String> {
+    drive_workload(
+        sock,
+        qd,
+        queues,
+        secs,
+        hz,
+        cpu,
+        target,
+        &Workload::default(),
+    )
+}
+
+/// [`drive`] with a [`Workload`].
+#[allow(clippy::too_many_arguments)]
+pub fn drive_workload(
+    sock: &Path,
+    qd: usize,
+    queues: u16,
+    secs: f64,
+    hz: f64,
+    cpu: &Cpu,
+    target: &'static str,
+    work: &Workload,
+) -> std::result::Result<Result, String> {
+    let req_type = if work.write {
+        VIRTIO_BLK_T_OUT
+    } else {
+        VIRTIO_BLK_T_IN
+    };
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next_sector = move |cap: u64| -> Option<u64> {
+        let (first, count) = work.blocks?;
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let block = first + rng % count.max(1);
+        Some((block * 8).min(cap.saturating_sub(8)))
+    };
     let qsize = ((qd * 3).next_power_of_two() as u16).clamp(128, 1024);
     let mem_size = 64 << 20;
     let mut fe = MockFrontend::connect(sock, mem_size, queues, qsize)?;
@@ -131,8 +181,13 @@ pub fn drive(
             if buf + BS as u64 > mem_size {
                 return Err("guest memory too small".into());
             }
-            let sector = (i as u64 * 8 + q as u64 * 4096) % (cap - 8);
-            let r = fe.drivers[q].request(VIRTIO_BLK_T_IN, sector, &[Buf::w(buf, BS)], false);
+            let sector = next_sector(cap).unwrap_or((i as u64 * 8 + q as u64 * 4096) % (cap - 8));
+            let data = if work.write {
+                Buf::r(buf, BS)
+            } else {
+                Buf::w(buf, BS)
+            };
+            let r = fe.drivers[q].request(req_type, sector, &[data], false);
             start[q][r.head as usize] = tsc();
             status[q][r.head as usize] = r.status_addr;
         }
@@ -172,6 +227,11 @@ pub fn drive(
                     errors += 1;
                 }
                 let _ = fe.mem.write(status[q][id], &[0xff]);
+                if let Some(sector) = next_sector(cap) {
+                    // The header (type, reserved, sector) sits just before
+                    // the status byte in the simulator's layout.
+                    let _ = fe.mem.write(status[q][id] - 8, &sector.to_le_bytes());
+                }
                 start[q][id] = tsc();
                 d.q.push_avail(id as u16);
                 pushed = true;

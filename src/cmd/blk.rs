@@ -3,7 +3,7 @@
 //! ```text
 //! vswitch blk serve --socket PATH --backend file:PATH|null:SIZE|mem:SIZE|iscsi://HOST:PORT/IQN/LUN
 //!                   [--queues N] [--block-size 512|4096]
-//!                   [--poll busy|adaptive] [--stats-interval SECS]
+//!                   [--poll busy|adaptive|wait] [--stats-interval SECS]
 //!                   [--cache SIZE [--cache-mode writeback|writethrough]
 //!                    [--cache-meta PATH]... [--cache-policy clock|2q]]
 //! ```
@@ -58,6 +58,10 @@ enum Poll {
     Busy,
     /// Spin, then sleep 50 µs per round after 20000 idle rounds.
     Adaptive,
+    /// Spin 50 µs after completions, then block on the backends' fds
+    /// (iSCSI socket, io_uring) and the drivers' kicks for at most 1 ms:
+    /// the CPU goes to the target.
+    Wait,
 }
 
 #[derive(Args, Debug)]
@@ -468,6 +472,10 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         Poll::Adaptive => PollMode::Adaptive {
             spin_rounds: 20_000,
             sleep: Duration::from_micros(50),
+        },
+        Poll::Wait => PollMode::Wait {
+            spin: Duration::from_micros(50),
+            max_sleep: Duration::from_millis(1),
         },
     };
     let poller = group

@@ -28,5 +28,6 @@ pub mod inflight;
 pub mod iovec;
 pub mod pci;
 pub mod poller;
+pub mod readiness;
 pub mod vhost_user;
 pub mod virtq;

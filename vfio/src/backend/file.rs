@@ -449,6 +449,16 @@ impl Backend for FileBackend {
     fn inflight(&self) -> usize {
         self.done.len() + self.uring.as_ref().map_or(0, |u| u.inflight)
     }
+
+    fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
+        // An io_uring fd polls readable while its completion queue has
+        // entries; `poll` reaps them.
+        use std::os::fd::AsRawFd;
+        self.uring
+            .as_ref()
+            .filter(|u| u.inflight > 0)
+            .map(|u| u.ring.as_raw_fd())
+    }
 }
 
 #[cfg(test)]

@@ -108,6 +108,14 @@ pub trait Backend: Send {
     fn poll(&mut self, out: &mut Vec<IoCompletion>) -> usize;
     /// Requests submitted and not yet returned by `poll`.
     fn inflight(&self) -> usize;
+    /// A file descriptor that turns readable when `poll` has work (a network
+    /// backend's socket), for pollers that block when idle
+    /// ([`PollMode::Wait`](crate::poller::PollMode::Wait)); `None` (the
+    /// default) when there is none or while `poll` would not consume it (a
+    /// level-triggered fd nobody reads would wake the poller in a loop).
+    fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
 }
 
 /// Completions of a synchronous backend waiting for `poll`: a preallocated

@@ -13,7 +13,8 @@
 //! signalled, and the queue is never read again until the VMM restarts it.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 
 use super::config::{BlkConfig, SEG_MAX};
 use super::request::{parse, Verdict};
@@ -74,6 +75,9 @@ struct DevQueue {
     broken: Option<String>,
     call: Option<File>,
     err: Option<File>,
+    /// The driver's kick eventfd (non-blocking), read only by a poller that
+    /// sleeps (`PollMode::Wait`).
+    kick: Option<File>,
     slots: Vec<Slot>,
     inflight: usize,
     dirty: bool,
@@ -93,6 +97,7 @@ impl DevQueue {
             broken: None,
             call: None,
             err: None,
+            kick: None,
             slots: Vec::new(),
             inflight: 0,
             dirty: false,
@@ -200,6 +205,61 @@ impl BlkDevice {
     pub fn set_call(&mut self, qi: usize, call: Option<File>) {
         if let Some(q) = self.queues.get_mut(qi) {
             q.call = call;
+        }
+    }
+
+    /// Sets the eventfd the driver kicks for queue `qi` (made non-blocking).
+    /// Only a sleeping poller uses it: see [`BlkDevice::arm_kicks`].
+    pub fn set_kick(&mut self, qi: usize, kick: Option<File>) {
+        if let Some(k) = &kick {
+            // SAFETY: fcntl on an fd owned by `k`; only the status flags change.
+            unsafe {
+                let fd = k.as_raw_fd();
+                let fl = libc::fcntl(fd, libc::F_GETFL);
+                if fl >= 0 {
+                    libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+                }
+            }
+        }
+        if let Some(q) = self.queues.get_mut(qi) {
+            q.kick = kick;
+        }
+    }
+
+    /// Before the poller sleeps: asks the driver to kick on every running
+    /// queue that has a kick fd and appends those fds to `fds`. Returns false
+    /// (do not sleep) if a queue already has requests. Queues without a kick
+    /// fd are seen only when the sleep ends.
+    pub fn arm_kicks(&mut self, fds: &mut Vec<RawFd>) -> bool {
+        let mut idle = true;
+        for q in &mut self.queues {
+            let (Some(ring), Some(kick)) = (q.ring.as_mut(), q.kick.as_ref()) else {
+                continue;
+            };
+            if q.broken.is_some() {
+                continue;
+            }
+            if ring.enable_kicks() {
+                idle = false;
+            }
+            fds.push(kick.as_raw_fd());
+        }
+        if !idle {
+            self.disarm_kicks();
+        }
+        idle
+    }
+
+    /// After a sleep: back to polling (no kicks), kick counters emptied.
+    pub fn disarm_kicks(&mut self) {
+        for q in &mut self.queues {
+            let (Some(ring), Some(kick)) = (q.ring.as_mut(), q.kick.as_mut()) else {
+                continue;
+            };
+            ring.suppress_kicks();
+            let mut b = [0u8; 8];
+            // Non-blocking: fails with WouldBlock when there was no kick.
+            let _ = kick.read(&mut b);
         }
     }
 

@@ -1181,6 +1181,15 @@ impl Backend for CachedBackend {
     fn inflight(&self) -> usize {
         self.guest_inflight
     }
+
+    fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
+        // `poll` looks at the backend only while it has requests.
+        if self.inner.inflight() > 0 {
+            self.inner.wait_fd()
+        } else {
+            None
+        }
+    }
 }
 
 impl Drop for CachedBackend {

@@ -116,6 +116,8 @@ impl BlkHandler {
                 eprintln!("vhost-user-blk: {e}");
                 err("cannot start vring")
             })?;
+        // For a poller that sleeps (it asks for kicks first).
+        dev.set_kick(i, v.kick.as_ref().and_then(|f| f.try_clone().ok()));
         v.started = true;
         Ok(())
     }

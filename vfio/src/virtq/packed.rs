@@ -288,6 +288,21 @@ impl PackedQueue {
         }
     }
 
+    /// Asks the driver to kick again (device event suppression = enable,
+    /// §2.8.10), before the device sleeps. Returns true if a chain is
+    /// already available (do not sleep).
+    #[inline]
+    pub fn enable_kicks(&mut self) -> bool {
+        // SAFETY: the device event area (4 bytes, 4-aligned) was checked in new.
+        unsafe {
+            (*(self.device_evt.add(2) as *const AtomicU16))
+                .store(RING_EVENT_FLAGS_ENABLE.to_le(), Ordering::Relaxed)
+        };
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let flags = u16::from_le(self.flags_at(self.next_avail).load(Ordering::Acquire));
+        self.is_avail(flags)
+    }
+
     /// Asks the driver for no kicks (device event suppression = disable).
     #[inline]
     pub fn suppress_kicks(&mut self) {

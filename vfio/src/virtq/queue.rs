@@ -127,6 +127,16 @@ impl Virtqueue {
         }
     }
 
+    /// Asks the driver to kick before the device sleeps; true if a chain
+    /// is already available.
+    #[inline]
+    pub fn enable_kicks(&mut self) -> bool {
+        match self {
+            Virtqueue::Split(q) => q.enable_kicks(),
+            Virtqueue::Packed(q) => q.enable_kicks(),
+        }
+    }
+
     /// Asks the driver not to kick.
     #[inline]
     pub fn suppress_kicks(&mut self) {

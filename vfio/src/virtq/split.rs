@@ -351,6 +351,26 @@ impl SplitQueue {
         }
     }
 
+    /// Asks the driver to kick for the next chain it makes available, before
+    /// the device sleeps (§2.7.10: clear `VIRTQ_USED_F_NO_NOTIFY`; with event
+    /// index, `avail_event` = the next index the device will take, §2.7.10.1:
+    /// the driver kicks when it moves the index past it). Returns true if a
+    /// chain is already available (made available before the driver could
+    /// see the request: do not sleep).
+    #[inline]
+    pub fn enable_kicks(&mut self) -> bool {
+        self.used_u16(0).store(0, Ordering::Relaxed);
+        if self.event_idx {
+            let off = 4 + 8 * self.size as usize;
+            self.used_u16(off)
+                .store(self.next_avail.to_le(), Ordering::Relaxed);
+        }
+        // The store above must be visible before the index is read again,
+        // or a chain added meanwhile gets neither a kick nor a look.
+        fence(Ordering::SeqCst);
+        !matches!(self.avail_pending(), Ok(0))
+    }
+
     /// Asks the driver not to kick: the device polls (§2.7.10
     /// `VIRTQ_USED_F_NO_NOTIFY`; with event index, `avail_event` is kept half
     /// the index space ahead of the device).
