@@ -135,6 +135,20 @@ impl Datapath {
         self.sw.table.leave(self.worker, &self.cur);
     }
 
+    /// Mark each (masked) key equal to its predecessor's (`same[i]`): such
+    /// frames take the previous frame's rule without hashing or looking
+    /// anything up. Runs in its own pass, after extraction has finished
+    /// writing the keys (the generic extractor writes narrow stores, and
+    /// reading them back as words right away would stall on store-to-load
+    /// forwarding).
+    #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
+    fn mark_runs(&mut self, n: usize) {
+        for i in 0..n {
+            self.same[i] = i > 0 && self.keys[i] == self.keys[i - 1];
+        }
+    }
+
     /// Hash, prefetch and look up the exact-match cache for `n` keys; run
     /// the classifier on misses and cache its answer.
     #[allow(clippy::needless_range_loop)]
@@ -206,11 +220,6 @@ impl Datapath {
         let gen = self.cur.version as u32;
         let mut rx_bytes = 0u64;
         let mask = &self.cur.lookup_mask;
-        // Keys equal to their predecessor's (`same[i]`) take the previous
-        // frame's rule without hashing or looking anything up. (The fast
-        // extractor stores whole words, so comparing right away forwards
-        // from the store buffer.)
-        let mut runs = 0usize;
         for i in 0..n {
             let d = frames[i].data();
             self.lens[i] = d.len() as u32;
@@ -219,26 +228,13 @@ impl Datapath {
             if let Some(m) = self.meta[i].malformed {
                 self.c.malformed[m as usize] += 1;
             }
-            self.same[i] = i > 0 && self.keys[i] == self.keys[i - 1];
-            runs += usize::from(!self.same[i]);
         }
         self.c.rx_bytes += rx_bytes;
-        self.c.rx_packets += n as u64;
+        self.mark_runs(n);
         if self.cur.version != self.bypass_version {
             self.bypass_version = self.cur.version;
             self.bypass = false;
             self.inserts = 0;
-        }
-        if runs == 1 && !self.bypass {
-            // One key for the whole burst (one flow, or flows no rule tells
-            // apart): one lookup decides it, no prefetch passes, and the
-            // run-wise execution touches the rule once.
-            self.cached_lookup(1, gen);
-            let r = self.rules[0];
-            self.rules[1..n].fill(r);
-            self.c.cache_hits += n as u64 - 1;
-            self.execute_all(in_port, frames, verdicts, now_ms);
-            return;
         }
         if self.bypass {
             // Cache bypass (see `BYPASS_*`): the classifier is authoritative,
@@ -257,6 +253,7 @@ impl Datapath {
         } else {
             self.cached_lookup(n, gen);
         }
+        self.c.rx_packets += n as u64;
 
         // Rules hit by many flows are spread over memory: pull each rule,
         // then its counter line and action list, before executing.
