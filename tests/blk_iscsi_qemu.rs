@@ -137,7 +137,24 @@ fn qemu_guest_survives_tgtd_restart() {
             target.restart();
         }
     });
-    let vlog = std::fs::read_to_string(&log).unwrap_or_default();
+    check_restart(
+        &console, &log, restarted, server, &target, &pattern, &pattern2,
+    );
+}
+
+/// After a guest run across a tgtd restart: both phases read back, the
+/// session was reinstated, and (once the server is gone) both patterns are
+/// in tgtd's backing file.
+fn check_restart(
+    console: &str,
+    log: &Path,
+    restarted: bool,
+    server: Reaper,
+    target: &tgt::Tgtd,
+    pattern: &[u8],
+    pattern2: &[u8],
+) {
+    let vlog = std::fs::read_to_string(log).unwrap_or_default();
     let ctx = format!("guest console:\n{console}\nvswitch log:\n{vlog}");
     assert!(restarted, "guest never finished phase 1; {ctx}");
     assert!(console.contains("GUEST-PATTERN-OK"), "first pattern; {ctx}");
@@ -152,11 +169,11 @@ fn qemu_guest_survives_tgtd_restart() {
     drop(server);
     assert!(
         target.backing_bytes(PATTERN_OFFSET, PATTERN_LEN) == pattern,
-        "first pattern not in the backing file"
+        "first pattern not in the backing file; {ctx}"
     );
     assert!(
         target.backing_bytes(PATTERN2_OFFSET, PATTERN_LEN) == pattern2,
-        "second pattern not in the backing file"
+        "second pattern not in the backing file; {ctx}"
     );
 }
 
@@ -827,26 +844,8 @@ fn qemu_guest_on_the_one_process_system_survives_tgtd_restart() {
             ip(&["addr", "flush", "dev", &net.host_if]);
         }
     });
-    let vlog = std::fs::read_to_string(&log).unwrap_or_default();
-    let ctx = format!("guest console:\n{console}\nvswitch log:\n{vlog}");
-    assert!(restarted, "guest never finished phase 1; {ctx}");
-    assert!(console.contains("GUEST-PATTERN-OK"), "first pattern; {ctx}");
-    assert!(
-        console.contains("GUEST-PATTERN2-OK"),
-        "second pattern after tgtd restart; {ctx}"
-    );
-    assert!(
-        vlog.contains("session reinstated"),
-        "the backend logged in again over the host stack; {ctx}"
-    );
-    drop(server);
-    assert!(
-        target.backing_bytes(PATTERN_OFFSET, PATTERN_LEN) == pattern,
-        "first pattern not in the backing file; {ctx}"
-    );
-    assert!(
-        target.backing_bytes(PATTERN2_OFFSET, PATTERN_LEN) == pattern2,
-        "second pattern not in the backing file; {ctx}"
+    check_restart(
+        &console, &log, restarted, server, &target, &pattern, &pattern2,
     );
     drop(target);
     drop(net);
