@@ -25,6 +25,7 @@ mod mbuf;
 mod mempool;
 mod port;
 mod ring;
+pub mod wake;
 
 pub use burst::{Burst, BURST_SIZE};
 pub use eal::{Eal, HugepageStatus};

@@ -257,6 +257,21 @@ impl Port {
         Ok(self.info()?.flow_type_rss_offloads != 0)
     }
 
+    /// A descriptor that turns readable when rx queue `q` has frames (see
+    /// [`crate::wake`]), for a poller that blocks when idle; `None` when the
+    /// driver offers none this crate knows (only `net_af_packet` so far:
+    /// other PMDs' rx interrupts are not wired up), or before the port is
+    /// started (the PMD opens its sockets then).
+    pub fn rx_wake_fd(&self, q: u16) -> Option<std::os::fd::RawFd> {
+        if !self.started || self.driver().ok()? != "net_af_packet" {
+            return None;
+        }
+        let if_index = self.info().ok()?.if_index;
+        crate::wake::af_packet_fds(if_index)
+            .get(q as usize)
+            .copied()
+    }
+
     fn info(&self) -> Result<dpdk_sys::rte_eth_dev_info> {
         let mut info = dpdk_sys::rte_eth_dev_info::default();
         // SAFETY: valid port id and out-pointer.

@@ -331,7 +331,7 @@ fn whole_path() -> Result<(), String> {
         }],
         host: Some(HostStack::parse(&format!("{host_ip}/24"), None)?),
         blk_stats_file: Some(stats.clone()),
-        idle_sleep: None,
+        poll: Default::default(),
     };
     step(
         &stop,

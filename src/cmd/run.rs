@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::dataplane::config::{self, FileConfig, RunConfig};
+use crate::dataplane::config::{self, CorePoll, FileConfig, RunConfig};
 use crate::dataplane::{self, Summary};
 
 /// Arguments of `vswitch run`.
@@ -88,9 +88,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub blk_stats_file: Option<PathBuf>,
     /// How the core that serves the switch and the --blk devices waits when
-    /// both are idle: busy (always spin) or adaptive (after 20000 idle rounds,
-    /// sleep 20 µs per round until work appears; frees the core for a target
-    /// or a VM on small hosts). Default: busy, or the file's `poll`.
+    /// both are idle: busy (always spin), adaptive (after 20000 idle rounds,
+    /// sleep 20 µs per round until work appears) or wait (spin 50 µs after
+    /// completions, then block on the guests' kicks and the ports' rx until
+    /// one fires; needs one forwarding lcore; ports other than
+    /// net_af_packet keep the core spinning). Adaptive and wait free the
+    /// core for a target or a VM on small hosts. Default: busy, or the
+    /// file's `poll`.
     #[arg(long, value_enum)]
     pub poll: Option<Poll>,
 }
@@ -102,6 +106,8 @@ pub enum Poll {
     Busy,
     /// Spin, then sleep per round while idle.
     Adaptive,
+    /// Spin after completions, then block on kicks and rx wake-ups.
+    Wait,
 }
 
 /// When cached writes complete.
@@ -194,13 +200,12 @@ impl RunArgs {
             blk,
             host,
             blk_stats_file: self.blk_stats_file.clone().or(file.blk_stats_file),
-            idle_sleep: match (self.poll, file.poll.as_deref()) {
-                (Some(Poll::Adaptive), _) | (None, Some("adaptive")) => {
-                    Some(std::time::Duration::from_micros(20))
-                }
-                (Some(Poll::Busy), _) | (None, None | Some("busy")) => None,
-                (None, Some(p)) => return Err(format!("poll = {p:?}: \"busy\" or \"adaptive\"")),
-            },
+            poll: CorePoll::parse(match (self.poll, file.poll.as_deref()) {
+                (Some(Poll::Busy), _) => "busy",
+                (Some(Poll::Adaptive), _) => "adaptive",
+                (Some(Poll::Wait), _) => "wait",
+                (None, p) => p.unwrap_or("busy"),
+            })?,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -316,7 +321,7 @@ mod tests {
         assert_eq!((b.cache, b.writeback, b.queues), (Some(64 << 20), true, 2));
         let h = c.host.unwrap();
         assert_eq!(h.mac, Some([2, 0, 0, 0, 0, 9]));
-        assert!(c.idle_sleep.is_some());
+        assert!(matches!(c.poll, CorePoll::Adaptive(_)));
 
         let bad = RunArgs {
             blk: vec!["no-equals-sign".into()],

@@ -40,10 +40,40 @@ pub struct RunConfig {
     pub host: Option<HostStack>,
     /// Publish the devices' counters (JSON lines, `vswitch blk stats`) here.
     pub blk_stats_file: Option<PathBuf>,
-    /// With storage devices: sleep this long per loop iteration once the
-    /// switch and the devices have been idle for a while (`None`: always
-    /// spin, the switch's normal mode).
-    pub idle_sleep: Option<Duration>,
+    /// With storage devices: how the core that serves the switch and them
+    /// waits when both are idle.
+    pub poll: CorePoll,
+}
+
+/// How the core that serves the switch and the storage devices waits when
+/// both are idle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CorePoll {
+    /// Always spin: the switch's normal mode.
+    #[default]
+    Busy,
+    /// After 20000 idle rounds, sleep this long per round.
+    Adaptive(Duration),
+    /// `vfio::poller::PollMode::Wait`: spin this long after completions,
+    /// then block on the guests' kicks and the rx queues' wake-up
+    /// descriptors (at most 1 ms, the bound for the host stack's timers).
+    /// Needs one forwarding worker and ports that can wake it
+    /// (`net_af_packet`, the internal port); with any other port the core
+    /// never blocks.
+    Wait(Duration),
+}
+
+impl CorePoll {
+    /// Parses `busy`, `adaptive` or `wait` (the flag's and the file's
+    /// spelling).
+    pub fn parse(s: &str) -> Result<CorePoll, String> {
+        match s {
+            "busy" => Ok(CorePoll::Busy),
+            "adaptive" => Ok(CorePoll::Adaptive(Duration::from_micros(20))),
+            "wait" => Ok(CorePoll::Wait(Duration::from_micros(50))),
+            p => Err(format!("poll = {p:?}: \"busy\", \"adaptive\" or \"wait\"")),
+        }
+    }
 }
 
 /// One vhost-user-blk device of a run.
@@ -159,7 +189,8 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 ///
 /// # the storage path, in the same process and on the same core:
 /// blk_stats_file = "/run/vswitch-blk.stats"   # optional
-/// poll = "adaptive"            # optional: sleep when idle (default "busy")
+/// poll = "wait"                # optional: "adaptive" sleeps when idle, "wait"
+///                              # blocks on kicks and rx (default "busy")
 /// [host]                       # the host TCP/IP stack on an internal port
 /// address = "10.77.0.1/24"
 /// mac = "02:00:00:00:00:01"    # optional
@@ -424,7 +455,7 @@ mod tests {
             blk: vec![],
             host: None,
             blk_stats_file: None,
-            idle_sleep: None,
+            poll: CorePoll::Busy,
         }
     }
 

@@ -163,6 +163,14 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     );
     let lcores = eal.worker_lcores();
     let n_workers = lcores.len().max(1);
+    if matches!(cfg.poll, config::CorePoll::Wait(_)) && n_workers > 1 {
+        // Another worker could hand the host stack frames while the first
+        // one (which polls the stack) blocks, and nothing would wake it.
+        return Err(format!(
+            "--poll wait needs one forwarding lcore, and the EAL gives {n_workers}: \
+             use e.g. --eal \"-l 0-1 ...\" (the main lcore monitors) or --poll adaptive"
+        ));
+    }
     let sw = Switch::new(SwitchConfig {
         workers: n_workers,
         cache_entries: cfg.flow_cache,
@@ -183,7 +191,7 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     let mut stack_port = None;
     if cfg.host.is_some() {
         let (sw_end, stack_end) = storage::internal_link(n_workers)?;
-        ports.add_port(sw_end, Some(cfg.ports.len() as u16))?;
+        ports.add_internal(sw_end, Some(cfg.ports.len() as u16))?;
         stack_port = Some(stack_end);
     }
     let group = (!cfg.blk.is_empty()).then(vfio::poller::PollGroup::new);
@@ -270,20 +278,7 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
         // The first worker also polls the storage queues (and through them
         // the host stack): one core for the switch and the storage path.
         if let (0, Some(g)) = (i, &group) {
-            let mut poller = g.poller();
-            let (sleep, mut idle) = (cfg.idle_sleep, 0u32);
-            w.set_poll_hook(Box::new(move |switch_busy| {
-                let work = poller.poll();
-                if work > 0 || switch_busy {
-                    idle = 0;
-                } else if let Some(d) = sleep {
-                    idle = idle.saturating_add(1);
-                    if idle > 20_000 {
-                        std::thread::sleep(d);
-                    }
-                }
-                work
-            }));
+            w.set_poll_hook(storage::poll_hook(g, cfg.poll));
         }
         w
     };

@@ -6,6 +6,7 @@
 //! through a lock-free command queue they drain between bursts; removal
 //! waits for every worker's acknowledgement before the port is closed.
 
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,11 +20,25 @@ use switch::verdict::MAX_PORTS;
 /// A change a worker applies between bursts.
 pub enum WorkerCmd {
     /// Start polling this rx queue as switch port `port`.
-    AddRx(u16, RxQueue),
+    AddRx(u16, RxQueue, RxWake),
     /// Send to switch port `port` through this tx queue.
     AddTx(u16, TxQueue),
     /// Forget every queue of switch port `port`, then raise the flag.
     Remove(u16, Arc<AtomicBool>),
+}
+
+/// How a worker that found nothing to do learns that an rx queue has
+/// frames again (see [`super::worker::Round::wake_fds`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxWake {
+    /// This descriptor turns readable ([`Port::rx_wake_fd`]).
+    Fd(RawFd),
+    /// Only this process's own poll hook feeds it (the switch's end of the
+    /// internal port, fed by the host stack that the hook polls), so the
+    /// hook has nothing to wait for on it.
+    SelfFed,
+    /// No way: a worker polling this queue must not block.
+    Never,
 }
 
 /// Per-worker, per-port counters of frames the tx queue refused.
@@ -108,21 +123,23 @@ impl Ports {
     /// Probes, configures and starts a port, hands its queues to the
     /// workers and declares it to the switch. Returns its port number.
     pub fn add(&self, devargs: &str, want: Option<u16>) -> Result<u16, String> {
-        self.add_with(devargs, want, || {
+        self.add_with(devargs, want, false, || {
             Port::probe(devargs).map_err(|e| e.to_string())
         })
     }
 
-    /// Adds a port created elsewhere (an internal ring port) like [`Ports::add`].
-    pub fn add_port(&self, port: Port, want: Option<u16>) -> Result<u16, String> {
+    /// Adds the switch's end of the internal port (fed only by the host
+    /// stack, which worker 0's hook polls) like [`Ports::add`].
+    pub fn add_internal(&self, port: Port, want: Option<u16>) -> Result<u16, String> {
         let name = port.name().to_owned();
-        self.add_with(&name, want, move || Ok(port))
+        self.add_with(&name, want, true, move || Ok(port))
     }
 
     fn add_with(
         &self,
         devargs: &str,
         want: Option<u16>,
+        internal: bool,
         make: impl FnOnce() -> Result<Port, String>,
     ) -> Result<u16, String> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -181,7 +198,12 @@ impl Ports {
                 *n += 1;
                 w
             };
-            self.send(w, WorkerCmd::AddRx(no, rxq));
+            let wake = if internal {
+                RxWake::SelfFed
+            } else {
+                port.rx_wake_fd(q).map_or(RxWake::Never, RxWake::Fd)
+            };
+            self.send(w, WorkerCmd::AddRx(no, rxq, wake));
         }
         self.sw.port_add(no)?;
         entries.push(Entry {

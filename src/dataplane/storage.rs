@@ -32,10 +32,56 @@ use dpdk::{MbufRing, Port};
 use serde::Serialize;
 use vfio::blk::BlkStats;
 use vfio::cache::{CacheConfig, CacheCounters, WriteMode};
-use vfio::poller::{PollGroup, SharedDevice};
+use vfio::poller::{PollGroup, SharedDevice, Waiter};
 
-use super::config::{BlkSpec, HostStack};
+use super::config::{BlkSpec, CorePoll, HostStack};
+use super::worker::PollHook;
 use crate::cmd::blk as blkcmd;
+
+/// The hook that lets the switch's first worker serve the storage devices
+/// (and, through their backends, the host stack) between bursts, waiting
+/// as `mode` says when the switch and the devices are both idle.
+pub fn poll_hook(group: &Arc<PollGroup>, mode: CorePoll) -> PollHook {
+    let mut poller = group.poller();
+    match mode {
+        CorePoll::Busy => Box::new(move |_| poller.poll()),
+        CorePoll::Adaptive(sleep) => {
+            let mut idle = 0u32;
+            Box::new(move |round| {
+                let work = poller.poll();
+                if work > 0 || round.switch_busy {
+                    idle = 0;
+                } else {
+                    idle = idle.saturating_add(1);
+                    if idle > 20_000 {
+                        std::thread::sleep(sleep);
+                    }
+                }
+                work
+            })
+        }
+        CorePoll::Wait(spin) => {
+            // 1 ms: the host stack's timers (retransmission, ARP) run at
+            // least this often while the core blocks.
+            let mut waiter = Waiter::new(spin, Duration::from_millis(1));
+            Box::new(move |round| {
+                let work = waiter.poll(&mut poller);
+                if round.switch_busy {
+                    // Frames moved: answers for the stack, or frames it
+                    // sent still crossing the switch. Poll before blocking.
+                    waiter.busy();
+                } else if work == 0 {
+                    match round.wake_fds {
+                        Some(fds) => waiter.idle(&mut poller, fds),
+                        // A port that cannot wake the core: keep spinning.
+                        None => std::hint::spin_loop(),
+                    }
+                }
+                work
+            })
+        }
+    }
+}
 
 /// Requests in flight per device.
 const MAX_INFLIGHT: usize = 1024;

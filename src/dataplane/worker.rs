@@ -10,6 +10,7 @@
 //! Nothing on this path allocates or locks; counters have one writer and are
 //! published with relaxed stores.
 
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use switch::switch::Switch;
 use switch::verdict::{Verdict, MAX_PORTS};
 
 use super::mbuf_frame::MbufFrame;
-use super::ports::{TxDrops, WorkerCmd};
+use super::ports::{RxWake, TxDrops, WorkerCmd};
 
 /// Rx queues one worker may poll.
 const MAX_RX: usize = MAX_PORTS as usize;
@@ -67,6 +68,11 @@ pub struct Worker {
     dp: Datapath,
     cmds: Arc<ArrayQueue<WorkerCmd>>,
     rx: Vec<(u16, RxQueue)>,
+    /// How each rx queue (same order as `rx`) wakes an idle worker.
+    rx_wake: Vec<RxWake>,
+    /// The descriptors of `rx_wake`, or `None` when a queue has no way to
+    /// wake the worker (it must not block then).
+    wake_fds: Option<Vec<RawFd>>,
     tx: Vec<Option<TxQueue>>,
     counters: Arc<LoopCounters>,
     tx_drops: Arc<TxDrops>,
@@ -78,9 +84,21 @@ pub struct Worker {
 }
 
 /// Work a worker polls between bursts (see [`Worker::set_poll_hook`]):
-/// told whether the switch received packets since the previous call (so it
-/// can pace an idle core), it returns the work it did.
-pub type PollHook = Box<dyn FnMut(bool) -> usize + Send>;
+/// told about the switch's side of the round (so it can pace or block an
+/// idle core), it returns the work it did.
+pub type PollHook = Box<dyn FnMut(Round<'_>) -> usize + Send>;
+
+/// The switch's side of a loop round, as the poll hook sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Round<'a> {
+    /// The switch received frames since the previous call.
+    pub switch_busy: bool,
+    /// Descriptors that turn readable when one of this worker's rx queues
+    /// has frames; the hook may block on them (with its own) while the
+    /// switch is idle. `None`: some queue cannot wake the worker, so the
+    /// hook must not block.
+    pub wake_fds: Option<&'a [RawFd]>,
+}
 
 impl Worker {
     /// A worker with no queues yet (they arrive as commands).
@@ -97,6 +115,8 @@ impl Worker {
             dp: sw.datapath(index),
             cmds,
             rx: Vec::with_capacity(MAX_RX),
+            rx_wake: Vec::with_capacity(MAX_RX),
+            wake_fds: Some(Vec::with_capacity(MAX_RX)),
             tx: (0..MAX_PORTS).map(|_| None).collect(),
             counters,
             tx_drops,
@@ -153,19 +173,45 @@ impl Worker {
     fn apply_commands(&mut self) {
         while let Some(cmd) = self.cmds.pop() {
             match cmd {
-                WorkerCmd::AddRx(no, q) => {
+                WorkerCmd::AddRx(no, q, wake) => {
                     if self.rx.len() < MAX_RX {
                         self.rx.push((no, q));
+                        self.rx_wake.push(wake);
+                        self.update_wake_fds();
                     }
                 }
                 WorkerCmd::AddTx(no, q) => self.tx[no as usize] = Some(q),
                 WorkerCmd::Remove(no, ack) => {
-                    self.rx.retain(|(p, _)| *p != no);
+                    let mut i = 0;
+                    while i < self.rx.len() {
+                        if self.rx[i].0 == no {
+                            self.rx.remove(i);
+                            self.rx_wake.remove(i);
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    self.update_wake_fds();
                     self.tx[no as usize] = None;
                     ack.store(true, Ordering::Release);
                 }
             }
         }
+    }
+
+    /// Recomputes [`Worker::wake_fds`] after the rx queues changed (off the
+    /// hot path: only on port changes).
+    fn update_wake_fds(&mut self) {
+        let mut fds = self.wake_fds.take().unwrap_or_default();
+        fds.clear();
+        for w in &self.rx_wake {
+            match *w {
+                RxWake::Fd(fd) => fds.push(fd),
+                RxWake::SelfFed => {}
+                RxWake::Never => return,
+            }
+        }
+        self.wake_fds = Some(fds);
     }
 
     /// Polls until `stop` is set.
@@ -200,7 +246,10 @@ impl Worker {
             }
             if let Some(h) = self.hook.as_mut() {
                 let rx = self.counters.rx.load(Ordering::Relaxed);
-                h(rx != hook_rx);
+                h(Round {
+                    switch_busy: rx != hook_rx,
+                    wake_fds: self.wake_fds.as_deref(),
+                });
                 hook_rx = rx;
             }
             if let Some(map) = &patch {

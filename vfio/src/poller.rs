@@ -13,6 +13,7 @@
 //! stop again after it), bounded by a timeout: the CPU the poller would have
 //! spun goes to whoever produces the answer (on a small host, the target).
 
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -153,109 +154,161 @@ impl PollGroup {
     fn run(self: &Arc<Self>, mode: PollMode) {
         let mut p = self.poller();
         let mut idle = 0u32;
-        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(64);
-        let mut kicks: Vec<std::os::fd::RawFd> = Vec::with_capacity(64);
-        let (waits, spin) = match mode {
-            PollMode::Wait { spin, .. } => (true, spin),
-            _ => (false, Duration::ZERO),
+        let mut waiter = match mode {
+            PollMode::Wait { spin, max_sleep } => Some(Waiter::new(spin, max_sleep)),
+            _ => None,
         };
-        // Wait mode spins only where a spin pays: after a round that
-        // completed requests (the driver answers them with new ones within
-        // microseconds), not after one that only sent requests (their answers
-        // come from the network, and the fd wakes us), so the target's
-        // thread gets this core at once when it shares it. The spin is timed
-        // (a round costs 30 ns on cache hits, 150 ns on a socket).
-        let mut spin_until: Option<Instant> = None;
-        let mut spun_out = false;
-        let mut prev_inflight = 0usize;
-        if waits {
-            // ppoll's timeout is a few tens of microseconds: the default
-            // 50 us timer slack would double it.
-            // SAFETY: PR_SET_TIMERSLACK takes an integer and changes only
-            // this thread's timer slack.
-            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000u64, 0u64, 0u64, 0u64) };
-        }
         while !self.stop.load(Ordering::Relaxed) {
-            let mut inflight = 0;
-            fds.clear();
-            let work = if waits {
-                p.poll_each(|dev| {
-                    inflight += dev.backend().inflight();
-                    // Only a round that may end in a block looks for fds.
-                    if spun_out && fds.len() < fds.capacity() {
-                        if let Some(fd) = dev.backend().wait_fd() {
-                            fds.push(libc::pollfd {
-                                fd,
-                                events: libc::POLLIN,
-                                revents: 0,
-                            });
-                        }
-                    }
-                })
-            } else {
-                p.poll()
-            };
-            if waits && work > 0 {
-                // work = new + completed, inflight - prev = new - completed.
-                let completed = (work + prev_inflight).saturating_sub(inflight) / 2;
-                spin_until = (completed > 0 || inflight == 0).then(|| Instant::now() + spin);
-                spun_out = spin_until.is_none();
+            if let Some(w) = waiter.as_mut() {
+                if w.poll(&mut p) == 0 {
+                    w.idle(&mut p, &[]);
+                }
+                continue;
             }
-            prev_inflight = inflight;
-            if work > 0 {
+            if p.poll() > 0 {
                 idle = 0;
                 continue;
             }
             idle = idle.saturating_add(1);
             match mode {
-                PollMode::Busy => std::hint::spin_loop(),
-                PollMode::Adaptive { spin_rounds, sleep } => {
-                    if idle > spin_rounds {
-                        std::thread::sleep(sleep);
-                    } else {
-                        std::hint::spin_loop();
-                    }
+                PollMode::Adaptive { spin_rounds, sleep } if idle > spin_rounds => {
+                    std::thread::sleep(sleep)
                 }
-                PollMode::Wait { max_sleep, .. } => {
-                    if !spun_out {
-                        spun_out = match spin_until {
-                            Some(t) => idle.is_multiple_of(32) && Instant::now() >= t,
-                            None => true,
-                        };
-                        std::hint::spin_loop();
-                    } else {
-                        // Ask the drivers to kick, then sleep on the kicks
-                        // and the backends' fds; a queue that got requests
-                        // meanwhile cancels the sleep.
-                        kicks.clear();
-                        let mut sleep = true;
-                        for d in &p.local {
-                            if let Some(mut dev) = d.try_poll_lock() {
-                                sleep &= dev.arm_kicks(&mut kicks);
-                            }
-                        }
-                        if sleep {
-                            let room = fds.capacity() - fds.len();
-                            fds.extend(kicks.iter().take(room).map(|&fd| libc::pollfd {
-                                fd,
-                                events: libc::POLLIN,
-                                revents: 0,
-                            }));
-                            if fds.is_empty() {
-                                std::thread::sleep(max_sleep);
-                            } else {
-                                wait_readable(&mut fds, max_sleep);
-                            }
-                        }
-                        for d in &p.local {
-                            if let Some(mut dev) = d.try_poll_lock() {
-                                dev.disarm_kicks();
-                            }
-                        }
-                    }
-                }
+                _ => std::hint::spin_loop(),
             }
         }
+    }
+}
+
+/// [`PollMode::Wait`]'s state: when a polling loop spins, when it blocks,
+/// and on what. The poller thread uses it alone; a loop with other work
+/// (the switch's core, which also receives frames) calls [`Waiter::poll`]
+/// each round, [`Waiter::busy`] when its other work moved something, and
+/// [`Waiter::idle`] with its own wake-up descriptors when nothing did.
+///
+/// It spins only where a spin pays: after a round that completed requests
+/// (the driver answers them with new ones within microseconds), not after
+/// one that only sent requests (their answers come from the network, and a
+/// descriptor wakes the loop), so a target sharing the core gets it at once.
+/// The spin is timed (a round costs 30 ns on cache hits, 150 ns on a socket).
+#[derive(Debug)]
+pub struct Waiter {
+    spin: Duration,
+    max_sleep: Duration,
+    spin_until: Option<Instant>,
+    spun_out: bool,
+    prev_inflight: usize,
+    idle: u32,
+    fds: Vec<libc::pollfd>,
+    kicks: Vec<RawFd>,
+    slack_set: bool,
+}
+
+/// Descriptors one block waits on at most.
+const MAX_WAIT_FDS: usize = 64;
+
+impl Waiter {
+    /// Spins `spin` after completions; blocks at most `max_sleep` (the
+    /// bound for a queue without a kick descriptor, and for timers of
+    /// whatever the loop also serves).
+    pub fn new(spin: Duration, max_sleep: Duration) -> Waiter {
+        Waiter {
+            spin,
+            max_sleep,
+            spin_until: None,
+            spun_out: false,
+            prev_inflight: 0,
+            idle: 0,
+            fds: Vec::with_capacity(MAX_WAIT_FDS),
+            kicks: Vec::with_capacity(MAX_WAIT_FDS),
+            slack_set: false,
+        }
+    }
+
+    /// One round of `p`, noting the requests in flight and (when the round
+    /// may end in a block) the backends' wait descriptors. Returns the work
+    /// done.
+    pub fn poll(&mut self, p: &mut GroupPoller) -> usize {
+        let mut inflight = 0;
+        self.fds.clear();
+        let (collect, fds) = (self.spun_out, &mut self.fds);
+        let work = p.poll_each(|dev| {
+            inflight += dev.backend().inflight();
+            if collect && fds.len() < fds.capacity() {
+                if let Some(fd) = dev.backend().wait_fd() {
+                    fds.push(pollfd(fd));
+                }
+            }
+        });
+        if work > 0 {
+            // work = new + completed, inflight - prev = new - completed.
+            let completed = (work + self.prev_inflight).saturating_sub(inflight) / 2;
+            self.spin_until = (completed > 0 || inflight == 0).then(|| Instant::now() + self.spin);
+            self.spun_out = self.spin_until.is_none();
+            self.idle = 0;
+        }
+        self.prev_inflight = inflight;
+        work
+    }
+
+    /// The loop's other work moved something this round: poll again before
+    /// any block (what it moved may be an answer the next round completes).
+    pub fn busy(&mut self) {
+        self.idle = 0;
+    }
+
+    /// A round with no work: spin while the spin lasts, then ask the
+    /// drivers for kicks and block until a kick, a backend's descriptor or
+    /// one of `extra` turns readable, or `max_sleep` passed. A queue that
+    /// got requests meanwhile cancels the block.
+    pub fn idle(&mut self, p: &mut GroupPoller, extra: &[RawFd]) {
+        self.idle = self.idle.saturating_add(1);
+        if !self.spun_out {
+            self.spun_out = match self.spin_until {
+                Some(t) => self.idle.is_multiple_of(32) && Instant::now() >= t,
+                None => true,
+            };
+            std::hint::spin_loop();
+            return;
+        }
+        if !self.slack_set {
+            self.slack_set = true;
+            // The block is a few tens of microseconds: the default 50 us
+            // timer slack would double it.
+            // SAFETY: PR_SET_TIMERSLACK takes an integer and changes only
+            // this thread's timer slack.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000u64, 0u64, 0u64, 0u64) };
+        }
+        self.kicks.clear();
+        let mut sleep = true;
+        for d in &p.local {
+            if let Some(mut dev) = d.try_poll_lock() {
+                sleep &= dev.arm_kicks(&mut self.kicks);
+            }
+        }
+        if sleep {
+            let room = self.fds.capacity() - self.fds.len();
+            let more = self.kicks.iter().chain(extra).take(room);
+            self.fds.extend(more.map(|&fd| pollfd(fd)));
+            if self.fds.is_empty() {
+                std::thread::sleep(self.max_sleep);
+            } else {
+                wait_readable(&mut self.fds, self.max_sleep);
+            }
+        }
+        for d in &p.local {
+            if let Some(mut dev) = d.try_poll_lock() {
+                dev.disarm_kicks();
+            }
+        }
+    }
+}
+
+fn pollfd(fd: RawFd) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
     }
 }
 

@@ -26,7 +26,9 @@
 //! port) and the virtqueues; the session's frames cross the flow table and
 //! leave by the af_packet port to the namespaced tgtd, like `vs-utcp`'s.
 //! `vs-one-a` is the same with `--poll adaptive` (the core sleeps 20 us per
-//! round after 20000 idle rounds of switch and storage).
+//! round after 20000 idle rounds of switch and storage); `vs-one-w` with
+//! `--poll wait` (spin 50 us after completions, then block in `ppoll` on the
+//! guest's kicks and the af_packet port's socket, at most 1 ms).
 //!
 //! `vswitch` busy-polls (reading the socket every round); `vs-watch` is the
 //! same reading only after an io_uring `ReadyWatch` wake-up; `vs-adapt` is the adaptive
@@ -54,7 +56,7 @@
 //! Needs tgt and qemu-block-extra (qemu-storage-daemon's iscsi driver).
 //!
 //! Run: `cargo run --release -p perf --bin blk_iscsi -- [--secs N] [--repeat N]
-//! [--targets vswitch,vs-watch,vs-adapt,vs-wait,vs-wait-rw,vs-utcp,vs-one,vs-one-a,qsd,qsd-veth,write,cache]`
+//! [--targets vswitch,vs-watch,vs-adapt,vs-wait,vs-wait-rw,vs-utcp,vs-one,vs-one-a,vs-one-w,qsd,qsd-veth,write,cache]`
 //! (`BLK_ISCSI_WAIT=SPIN_US,MAX_SLEEP_US` tunes the Wait poller).
 
 #[path = "../../../iscsi-initiator/tests/common/mod.rs"]
@@ -347,7 +349,11 @@ fn one_process(
             t.iqn
         ))
         .args(["--no-control", "--stats-interval", "0", "--poll"])
-        .arg(if name == "vs-one-a" { "adaptive" } else { "busy" })
+        .arg(match name {
+            "vs-one-a" => "adaptive",
+            "vs-one-w" => "wait",
+            _ => "busy",
+        })
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(
@@ -686,7 +692,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("blk-iscsi-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let t = tgt::Tgtd::start("blk-iscsi-bench", LUN_BYTES);
-    let veth = if ["vs-utcp", "vs-one", "vs-one-a", "qsd-veth"]
+    let veth = if ["vs-utcp", "vs-one", "vs-one-a", "vs-one-w", "qsd-veth"]
         .iter()
         .any(|w| wanted(w))
     {
@@ -730,6 +736,7 @@ fn main() {
             "qsd",
             "vs-one",
             "vs-one-a",
+            "vs-one-w",
             "qsd-veth",
         ]
         .into_iter()
@@ -759,7 +766,7 @@ fn main() {
                         ),
                         Err(e) => Err(e.clone()),
                     },
-                    "vs-one" | "vs-one-a" => match &veth {
+                    "vs-one" | "vs-one-a" | "vs-one-w" => match &veth {
                         Ok(v) => one_process(&dir, v, qd, secs, hz, which),
                         Err(e) => Err(e.clone()),
                     },
@@ -809,6 +816,7 @@ fn main() {
             ("vs-utcp", "qsd-veth"),
             ("vs-one", "qsd-veth"),
             ("vs-one-a", "qsd-veth"),
+            ("vs-one-w", "qsd-veth"),
         ] {
             if let (Some(a), Some(b)) = (get(ours), get(peer)) {
                 let pc = |r: &Result| r.ops as f64 / r.backend_cpu.max(1e-9);
