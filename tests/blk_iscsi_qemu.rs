@@ -456,6 +456,23 @@ fn one_process_system(dir: &Path, net: &Netns, subnet: &str, target: &tgt::Tgtd)
         .expect("start vswitch run")
 }
 
+/// CPU time (user + system) process `pid` used over `window`, as a share
+/// of one CPU (`/proc/PID/stat` fields 14 and 15, in clock ticks).
+fn cpu_share(pid: u32, window: std::time::Duration) -> f64 {
+    let ticks = || -> u64 {
+        let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("process stat");
+        // Fields after the command name, which ends at the last ')'.
+        let rest = &st[st.rfind(')').expect("stat format") + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    };
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let t0 = ticks();
+    std::thread::sleep(window);
+    (ticks() - t0) as f64 / hz / window.as_secs_f64()
+}
+
 #[test]
 fn qemu_guest_on_the_one_process_system() {
     let _serial = AF_PACKET.lock().unwrap_or_else(|e| e.into_inner());
@@ -560,6 +577,21 @@ fn qemu_guest_on_the_one_process_system() {
         normal["packets"].as_u64().unwrap() > 500
             && normal["bytes"].as_u64().unwrap() > PATTERN_LEN as u64,
         "the flow table's NORMAL rule carried the iSCSI frames: {flows}"
+    );
+    // The default poll mode with storage on one lcore blocks the core when
+    // the switch and the devices are idle (the guest is gone): over a
+    // second it uses a small fraction of a CPU, where a spinning core uses
+    // all of it.
+    assert!(
+        ctx().contains("blocks on the guests' kicks and the ports' rx"),
+        "the core serves storage in wait mode; {}",
+        ctx()
+    );
+    let pid = server.0.as_ref().unwrap().id();
+    let busy = cpu_share(pid, std::time::Duration::from_secs(1));
+    assert!(
+        busy < 0.3,
+        "an idle one-process system uses {busy:.2} of a CPU: its core spins instead of blocking"
     );
     drop(server);
     assert!(

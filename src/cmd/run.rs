@@ -93,8 +93,9 @@ pub struct RunArgs {
     /// completions, then block on the guests' kicks and the ports' rx until
     /// one fires; needs one forwarding lcore; ports other than
     /// net_af_packet keep the core spinning). Adaptive and wait free the
-    /// core for a target or a VM on small hosts. Default: busy, or the
-    /// file's `poll`.
+    /// core for a target or a VM on small hosts. Default: the file's
+    /// `poll`, else wait with --blk devices on one forwarding lcore, else
+    /// busy.
     #[arg(long, value_enum)]
     pub poll: Option<Poll>,
 }
@@ -204,7 +205,7 @@ impl RunArgs {
                 (Some(Poll::Busy), _) => "busy",
                 (Some(Poll::Adaptive), _) => "adaptive",
                 (Some(Poll::Wait), _) => "wait",
-                (None, p) => p.unwrap_or("busy"),
+                (None, p) => p.unwrap_or("auto"),
             })?,
         };
         cfg.validate()?;

@@ -49,8 +49,12 @@ pub struct RunConfig {
 /// both are idle.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum CorePoll {
-    /// Always spin: the switch's normal mode.
+    /// The default: `Wait` with storage devices on one forwarding lcore
+    /// (the core then serves a guest's storage without burning itself when
+    /// idle), else `Busy`.
     #[default]
+    Auto,
+    /// Always spin: the switch's normal mode.
     Busy,
     /// After 20000 idle rounds, sleep this long per round.
     Adaptive(Duration),
@@ -64,10 +68,11 @@ pub enum CorePoll {
 }
 
 impl CorePoll {
-    /// Parses `busy`, `adaptive` or `wait` (the flag's and the file's
-    /// spelling).
+    /// Parses `auto`, `busy`, `adaptive` or `wait` (the flag's and the
+    /// file's spelling).
     pub fn parse(s: &str) -> Result<CorePoll, String> {
         match s {
+            "auto" => Ok(CorePoll::Auto),
             "busy" => Ok(CorePoll::Busy),
             "adaptive" => Ok(CorePoll::Adaptive(Duration::from_micros(20))),
             "wait" => Ok(CorePoll::Wait(Duration::from_micros(50))),
@@ -189,8 +194,9 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 ///
 /// # the storage path, in the same process and on the same core:
 /// blk_stats_file = "/run/vswitch-blk.stats"   # optional
-/// poll = "wait"                # optional: "adaptive" sleeps when idle, "wait"
-///                              # blocks on kicks and rx (default "busy")
+/// poll = "wait"                # optional: "busy" spins, "adaptive" sleeps when
+///                              # idle, "wait" blocks on kicks and rx (default
+///                              # "auto": wait with [[blk]] on one lcore, else busy)
 /// [host]                       # the host TCP/IP stack on an internal port
 /// address = "10.77.0.1/24"
 /// mac = "02:00:00:00:00:01"    # optional
@@ -455,7 +461,7 @@ mod tests {
             blk: vec![],
             host: None,
             blk_stats_file: None,
-            poll: CorePoll::Busy,
+            poll: CorePoll::Auto,
         }
     }
 

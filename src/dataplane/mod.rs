@@ -163,7 +163,14 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     );
     let lcores = eal.worker_lcores();
     let n_workers = lcores.len().max(1);
-    if matches!(cfg.poll, config::CorePoll::Wait(_)) && n_workers > 1 {
+    let poll = match cfg.poll {
+        config::CorePoll::Auto if !cfg.blk.is_empty() && n_workers == 1 => {
+            config::CorePoll::parse("wait")?
+        }
+        config::CorePoll::Auto => config::CorePoll::Busy,
+        p => p,
+    };
+    if matches!(poll, config::CorePoll::Wait(_)) && n_workers > 1 {
         // Another worker could hand the host stack frames while the first
         // one (which polls the stack) blocks, and nothing would wake it.
         return Err(format!(
@@ -215,6 +222,17 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
         None => None,
     };
 
+    if group.is_some() {
+        eprintln!(
+            "vswitch: the storage devices share the first forwarding core; idle, it {}",
+            match poll {
+                config::CorePoll::Wait(_) =>
+                    "blocks on the guests' kicks and the ports' rx (--poll wait)",
+                config::CorePoll::Adaptive(_) => "sleeps 20 us per round (--poll adaptive)",
+                _ => "spins (--poll busy)",
+            }
+        );
+    }
     println!(
         "vswitch: {} port(s) on {} forwarding lcore(s), {}; control socket {}",
         cfg.ports.len(),
@@ -278,7 +296,7 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
         // The first worker also polls the storage queues (and through them
         // the host stack): one core for the switch and the storage path.
         if let (0, Some(g)) = (i, &group) {
-            w.set_poll_hook(storage::poll_hook(g, cfg.poll));
+            w.set_poll_hook(storage::poll_hook(g, poll));
         }
         w
     };

@@ -44,7 +44,7 @@ use crate::cmd::blk as blkcmd;
 pub fn poll_hook(group: &Arc<PollGroup>, mode: CorePoll) -> PollHook {
     let mut poller = group.poller();
     match mode {
-        CorePoll::Busy => Box::new(move |_| poller.poll()),
+        CorePoll::Auto | CorePoll::Busy => Box::new(move |_| poller.poll()),
         CorePoll::Adaptive(sleep) => {
             let mut idle = 0u32;
             Box::new(move |round| {

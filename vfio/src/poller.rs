@@ -201,6 +201,8 @@ pub struct Waiter {
     idle: u32,
     fds: Vec<libc::pollfd>,
     kicks: Vec<RawFd>,
+    /// Descriptors the last block's `ppoll` reported readable.
+    fired: Vec<RawFd>,
     slack_set: bool,
 }
 
@@ -221,6 +223,7 @@ impl Waiter {
             idle: 0,
             fds: Vec::with_capacity(MAX_WAIT_FDS),
             kicks: Vec::with_capacity(MAX_WAIT_FDS),
+            fired: Vec::with_capacity(MAX_WAIT_FDS),
             slack_set: false,
         }
     }
@@ -286,6 +289,7 @@ impl Waiter {
                 sleep &= dev.arm_kicks(&mut self.kicks);
             }
         }
+        self.fired.clear();
         if sleep {
             let room = self.fds.capacity() - self.fds.len();
             let more = self.kicks.iter().chain(extra).take(room);
@@ -294,11 +298,15 @@ impl Waiter {
                 std::thread::sleep(self.max_sleep);
             } else {
                 wait_readable(&mut self.fds, self.max_sleep);
+                let fired = self.fds.iter().filter(|f| f.revents != 0);
+                self.fired.extend(fired.map(|f| f.fd));
             }
         }
+        // Without a block, kicks may have come while arming: read them all.
+        let fired = sleep.then_some(self.fired.as_slice());
         for d in &p.local {
             if let Some(mut dev) = d.try_poll_lock() {
-                dev.disarm_kicks();
+                dev.disarm_kicks_fired(fired);
             }
         }
     }

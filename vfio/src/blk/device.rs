@@ -252,11 +252,22 @@ impl BlkDevice {
 
     /// After a sleep: back to polling (no kicks), kick counters emptied.
     pub fn disarm_kicks(&mut self) {
+        self.disarm_kicks_fired(None);
+    }
+
+    /// [`BlkDevice::disarm_kicks`] after a `poll(2)` that reported which
+    /// descriptors fired: only those kick counters are read (a read of an
+    /// empty one is a wasted system call per sleep). A kick that lands
+    /// after the poll stays counted and ends the next sleep at once.
+    pub fn disarm_kicks_fired(&mut self, fired: Option<&[RawFd]>) {
         for q in &mut self.queues {
             let (Some(ring), Some(kick)) = (q.ring.as_mut(), q.kick.as_mut()) else {
                 continue;
             };
             ring.suppress_kicks();
+            if fired.is_some_and(|f| !f.contains(&kick.as_raw_fd())) {
+                continue;
+            }
             let mut b = [0u8; 8];
             // Non-blocking: fails with WouldBlock when there was no kick.
             let _ = kick.read(&mut b);
