@@ -82,7 +82,9 @@ pub enum PollMode {
     /// Then ask the drivers for kicks ([`BlkDevice::arm_kicks`]) and block
     /// until a kick comes, a backend's wait fd is readable, or `max_sleep`
     /// passed (the bound for a queue without a kick fd); back to polling
-    /// without kicks after.
+    /// without kicks after. The polling thread becomes `SCHED_BATCH` at its
+    /// first block, so its wake-ups do not preempt the task that caused
+    /// them (see [`Waiter`]).
     Wait {
         /// How long to spin after completions.
         spin: Duration,
@@ -191,6 +193,8 @@ impl PollGroup {
 /// one that only sent requests (their answers come from the network, and a
 /// descriptor wakes the loop), so a target sharing the core gets it at once.
 /// The spin is timed (a round costs 30 ns on cache hits, 150 ns on a socket).
+/// At its first block the thread becomes `SCHED_BATCH` (see
+/// `batch_wakeups`), so the wake-up does not preempt the task that caused it.
 #[derive(Debug)]
 pub struct Waiter {
     spin: Duration,
@@ -281,6 +285,7 @@ impl Waiter {
             // SAFETY: PR_SET_TIMERSLACK takes an integer and changes only
             // this thread's timer slack.
             unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000u64, 0u64, 0u64, 0u64) };
+            batch_wakeups();
         }
         self.kicks.clear();
         let mut sleep = true;
@@ -308,6 +313,26 @@ impl Waiter {
             if let Some(mut dev) = d.try_poll_lock() {
                 dev.disarm_kicks_fired(fired);
             }
+        }
+    }
+}
+
+/// Makes this thread `SCHED_BATCH` (if it is `SCHED_OTHER`: a real-time
+/// policy the operator chose stays). A batch thread that wakes does not
+/// preempt the task running on its CPU: on a core shared with the target
+/// (or anything that produces the answers), the packet that wakes the
+/// poller no longer interrupts the target in the middle of sending the
+/// rest of its answer; the poller runs once the target sleeps and finds the
+/// whole answer, one context switch per answer instead of one per segment.
+/// Measured with `blk_iscsi --targets vs-one-w,qsd-veth`: back-end cycles
+/// per request fell by a quarter. On a core of its own nothing changes.
+fn batch_wakeups() {
+    // SAFETY: sched_getscheduler/sched_setscheduler on the calling thread
+    // (pid 0) with a valid sched_param; failure leaves the policy as it was.
+    unsafe {
+        if libc::sched_getscheduler(0) == libc::SCHED_OTHER {
+            let p = libc::sched_param { sched_priority: 0 };
+            libc::sched_setscheduler(0, libc::SCHED_BATCH, &p);
         }
     }
 }
