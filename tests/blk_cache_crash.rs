@@ -196,3 +196,74 @@ fn acknowledged_and_flushed_writes_survive_a_killed_server() {
     }
     assert!(checked > 100, "only {checked} flushed blocks checked");
 }
+
+/// Blocks of `disk` (4 KiB each) that hold `content(b, version)`.
+fn blocks_on_disk(disk: &Path, writes: &[(u64, u64)]) -> usize {
+    let data = std::fs::read(disk).unwrap();
+    writes
+        .iter()
+        .filter(|&&(b, v)| data[(b * 4096) as usize..][..4096] == content(b, v)[..])
+        .count()
+}
+
+#[test]
+fn sigterm_writes_back_the_dirty_blocks() {
+    let dir = std::env::temp_dir().join(format!("vswitch-cache-term-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = TempDir(dir.clone());
+    let disk = dir.join("disk.img");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    let sock = dir.join("blk.sock");
+    let mut srv = server(&sock, &disk, true);
+    let mut fe = MockFrontend::connect(&sock, 16 << 20, 1, 64).unwrap();
+    // 96 distinct blocks, acknowledged, never flushed: below the 1 MiB
+    // cache's write-back high-water mark (half of its 256 slots), so they
+    // stay dirty in the cache only.
+    let mut writes = Vec::new();
+    for round in 0..6u64 {
+        let mut reqs = Vec::new();
+        for i in 0..BATCH as u64 {
+            let b = 7 + (round * BATCH as u64 + i) * 3;
+            let buf = fe.data_base + i * 4096;
+            fe.mem.write(buf, &content(b, round + 1)).unwrap();
+            reqs.push(fe.drivers[0].request(VIRTIO_BLK_T_OUT, b * 8, &[Buf::r(buf, 4096)], false));
+            writes.push((b, round + 1));
+        }
+        fe.drivers[0].q.publish();
+        fe.kick(0);
+        wait(&mut fe, &reqs);
+    }
+    assert_eq!(
+        blocks_on_disk(&disk, &writes),
+        0,
+        "write-back: acknowledged writes are in the cache, not yet in the file"
+    );
+    // The server is stopped while the VM is still connected (and never
+    // flushed): it stops polling, leaves the connection to its exit, and
+    // commits the cache.
+    let mut child = srv.0.take().unwrap();
+    // SAFETY: kill(2) on the child's pid, which has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(fe);
+    assert!(status.success(), "clean shutdown failed: {status}");
+    assert_eq!(
+        blocks_on_disk(&disk, &writes),
+        writes.len(),
+        "a clean shutdown writes every dirty block back to the file"
+    );
+}

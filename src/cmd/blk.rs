@@ -27,7 +27,7 @@ use vfio::backend;
 use vfio::blk::{BlkConfig, BlkDevice, BlkStats};
 use vfio::cache::mapping::qemu_ivshmem_args;
 use vfio::cache::{CacheConfig, CacheCounters, CachedBackend, Eviction, WriteMode};
-use vfio::poller::{DeviceCell, PollGroup, PollMode};
+use vfio::poller::{DeviceCell, PollGroup, PollMode, SharedDevice};
 use vfio::vhost_user::BlkServer;
 
 /// `vswitch blk ...`
@@ -518,9 +518,11 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     eprintln!("blk: stopping");
     group.stop();
     let _ = poller.join();
-    for t in threads {
-        let _ = t.join();
-    }
+    // A VM still connected keeps its connection until the process exits;
+    // its devices are no longer polled, so the flush below sees no new
+    // requests.
+    crate::dataplane::storage::finish(threads);
+    let flushed = flush_at_shutdown(&devices, &caches);
     for (d, c) in devices.iter().zip(&caches) {
         let dev = d.lock();
         println!(
@@ -529,5 +531,42 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             cache_text(c.as_ref())
         );
     }
-    Ok(())
+    flushed
+}
+
+/// How long a clean shutdown waits for a device's last requests and flush.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(30);
+
+/// A clean shutdown commits what the devices' backends hold: requests in
+/// flight complete, then a flush writes back a write-back cache's dirty
+/// blocks (and syncs a file). Nothing is lost on SIGTERM; an error names
+/// the device whose data could not be committed.
+pub fn flush_at_shutdown(
+    devices: &[SharedDevice],
+    caches: &[Option<Arc<CacheCounters>>],
+) -> Result<(), String> {
+    let mut failed = Vec::new();
+    for (d, c) in devices.iter().zip(caches) {
+        let dirty = c.as_ref().map_or(0, |c| c.snapshot().dirty);
+        let mut dev = d.lock();
+        match dev.drain_and_flush(SHUTDOWN_FLUSH) {
+            Ok(true) if dirty > 0 => eprintln!(
+                "blk {}: wrote back {dirty} dirty cache block(s) at shutdown",
+                dev.name()
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("blk {e}; {dirty} dirty cache block(s) were not written back");
+                failed.push(e);
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "data not committed at shutdown: {}",
+            failed.join("; ")
+        ))
+    }
 }

@@ -296,7 +296,7 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
         // The first worker also polls the storage queues (and through them
         // the host stack): one core for the switch and the storage path.
         if let (0, Some(g)) = (i, &group) {
-            w.set_poll_hook(storage::poll_hook(g, poll));
+            w.set_poll_hook(storage::poll_hook(g, poll, Arc::clone(&stop)));
         }
         w
     };

@@ -40,8 +40,10 @@ use crate::cmd::blk as blkcmd;
 
 /// The hook that lets the switch's first worker serve the storage devices
 /// (and, through their backends, the host stack) between bursts, waiting
-/// as `mode` says when the switch and the devices are both idle.
-pub fn poll_hook(group: &Arc<PollGroup>, mode: CorePoll) -> PollHook {
+/// as `mode` says when the switch and the devices are both idle. Once
+/// `stop` is set it no longer blocks: the shutdown's last write-backs then
+/// cross the switch without waiting for a wake-up.
+pub fn poll_hook(group: &Arc<PollGroup>, mode: CorePoll, stop: Arc<AtomicBool>) -> PollHook {
     let mut poller = group.poller();
     match mode {
         CorePoll::Auto | CorePoll::Busy => Box::new(move |_| poller.poll()),
@@ -72,9 +74,9 @@ pub fn poll_hook(group: &Arc<PollGroup>, mode: CorePoll) -> PollHook {
                     waiter.busy();
                 } else if work == 0 {
                     match round.wake_fds {
-                        Some(fds) => waiter.idle(&mut poller, fds),
+                        Some(fds) if !stop.load(Ordering::Relaxed) => waiter.idle(&mut poller, fds),
                         // A port that cannot wake the core: keep spinning.
-                        None => std::hint::spin_loop(),
+                        _ => std::hint::spin_loop(),
                     }
                 }
                 work
@@ -304,6 +306,9 @@ fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
         }
     }
     finish(threads);
+    // The switch still runs (the workers stop once this thread is done), so
+    // an iSCSI backend's last write-backs and flush still reach the target.
+    let flushed = blkcmd::flush_at_shutdown(&shared, &caches);
     if let Some(p) = &stats_file {
         blkcmd::publish_stats(p, &shared, &caches);
     }
@@ -330,14 +335,14 @@ fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
     for d in &devices {
         group.remove(&d.dev);
     }
-    Ok(reports)
+    flushed.map(|()| reports)
 }
 
 /// Lets the vhost-user servers end (each checks `stop` between
 /// connections; a front end that disconnects has its queues drained while
 /// the switch still runs). A connection still open after 2 s (a VM that
 /// keeps running) is left to the process's exit.
-fn finish(threads: Vec<std::thread::JoinHandle<()>>) {
+pub fn finish(threads: Vec<std::thread::JoinHandle<()>>) {
     let deadline = Instant::now() + Duration::from_secs(2);
     while threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

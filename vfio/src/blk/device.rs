@@ -15,6 +15,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
 
 use super::config::{BlkConfig, SEG_MAX};
 use super::request::{parse, Verdict};
@@ -507,6 +508,68 @@ impl BlkDevice {
             }
         }
         taken
+    }
+
+    /// Shutdown: completes the requests in flight (to the guest, taking no
+    /// new ones from the rings), then has the backend commit what it holds
+    /// (a write-back cache's dirty blocks, a file's page cache) with a
+    /// flush of the device's own, and waits for it. The caller holds the
+    /// device, so no poller runs it meanwhile; whatever the backend needs to
+    /// make progress (a network path) must keep running. Returns whether a
+    /// flush was sent (`false`: the backend has none to do).
+    pub fn drain_and_flush(&mut self, timeout: Duration) -> Result<bool, String> {
+        /// The flush's tag: `reap` ignores it (no queue has this index).
+        const FLUSH_ID: u64 = u64::MAX;
+        let deadline = Instant::now() + timeout;
+        let name = self.name.clone();
+        let late = |what: &str| {
+            format!(
+                "{name}: {what} not done within {} s at shutdown",
+                timeout.as_secs()
+            )
+        };
+        while self.backend.inflight() > 0 {
+            if self.reap() == 0 {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            self.publish();
+            if Instant::now() > deadline {
+                return Err(late("requests in flight"));
+            }
+        }
+        if !self.backend.info().flush {
+            return Ok(false);
+        }
+        let flush = IoRequest {
+            id: FLUSH_ID,
+            op: IoOp::Flush,
+            offset: 0,
+            len: 0,
+            iovs: &[],
+        };
+        while self.backend.submit(&flush).is_err() {
+            self.backend.poll(&mut self.completions);
+            self.completions.clear();
+            if Instant::now() > deadline {
+                return Err(late("the final flush (refused)"));
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        self.backend.commit();
+        loop {
+            self.completions.clear();
+            self.backend.poll(&mut self.completions);
+            if let Some(c) = self.completions.iter().find(|c| c.id == FLUSH_ID) {
+                return match c.status {
+                    IoStatus::Ok => Ok(true),
+                    s => Err(format!("{}: the final flush failed ({s:?})", self.name)),
+                };
+            }
+            if Instant::now() > deadline {
+                return Err(late("the final flush"));
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
     }
 
     fn reap(&mut self) -> usize {
