@@ -210,6 +210,10 @@ pub struct Waiter {
     slack_set: bool,
 }
 
+/// Idle spin rounds with requests in flight before the spin yields the CPU
+/// each round (a cache hit completes at the next round: no yield for it).
+const YIELD_AFTER: u32 = 16;
+
 /// Descriptors one block waits on at most.
 const MAX_WAIT_FDS: usize = 64;
 
@@ -275,7 +279,18 @@ impl Waiter {
                 Some(t) => self.idle.is_multiple_of(32) && Instant::now() >= t,
                 None => true,
             };
-            std::hint::spin_loop();
+            if self.prev_inflight > 0 && self.idle >= YIELD_AFTER {
+                // Requests are in flight elsewhere (the target works on
+                // them): let a task waiting for this CPU run first. On a
+                // core shared with the target, that task is the one
+                // producing the answers; with none waiting, sched_yield
+                // returns at once.
+                // SAFETY: sched_yield takes no arguments and only
+                // reschedules the calling thread.
+                unsafe { libc::sched_yield() };
+            } else {
+                std::hint::spin_loop();
+            }
             return;
         }
         if !self.slack_set {

@@ -41,12 +41,16 @@
 //! core of its own: read the ratios with that in mind. Each row is the median
 //! (by IOPS) of `--repeat` runs.
 //!
-//! Then (`--targets` names `write`, `cache`; all by default):
+//! Then (`--targets` names `write`, `cache`, `one-cache`; all by default):
 //! * 4 KiB writes uniform over 64 MiB, `vs-wait` against qsd;
 //! * the cached path: `vswitch` with a 32 MiB write-through cache
 //!   (`vfio::cache`, warmed by one pass), reads uniform over a span sized for
 //!   ~3% (the whole LU), ~50%, ~90% and 100% hits (measured hit ratio
 //!   printed), against qsd reading uniformly over the LU uncached;
+//! * `one-cache`: the same cached rows through the switch: the
+//!   one-process system (`vs-one-w` with `--blk-cache 32M`, warmed by one run
+//!   of the same workload, hit ratio from its stats file) against
+//!   qsd-veth reading uniformly over the LU;
 //! * verdicts against issue 7's goal (>= 1x the kernel path's IOPS with less
 //!   CPU per I/O uncached; >= 10x with cache hits).
 //!
@@ -56,7 +60,7 @@
 //! Needs tgt and qemu-block-extra (qemu-storage-daemon's iscsi driver).
 //!
 //! Run: `cargo run --release -p perf --bin blk_iscsi -- [--secs N] [--repeat N]
-//! [--targets vswitch,vs-watch,vs-adapt,vs-wait,vs-wait-rw,vs-utcp,vs-one,vs-one-a,vs-one-w,qsd,qsd-veth,write,cache]`
+//! [--targets vswitch,vs-watch,vs-adapt,vs-wait,vs-wait-rw,vs-utcp,vs-one,vs-one-a,vs-one-w,qsd,qsd-veth,write,cache,one-cache]`
 //! (`BLK_ISCSI_WAIT=SPIN_US,MAX_SLEEP_US` tunes the Wait poller).
 
 #[path = "../../../iscsi-initiator/tests/common/mod.rs"]
@@ -318,6 +322,24 @@ fn one_process(
     hz: f64,
     name: &'static str,
 ) -> std::result::Result<Result, String> {
+    one_process_with(dir, v, qd, secs, hz, name, &Workload::default(), None).map(|(r, _)| r)
+}
+
+/// [`one_process`] with a workload and optionally its block cache
+/// (`--blk-cache BYTES`, write-through, warmed by `secs` of the same
+/// workload first); returns the run and the cache's hit ratio over it (from
+/// the device's stats file).
+#[allow(clippy::too_many_arguments)]
+fn one_process_with(
+    dir: &Path,
+    v: &Veth,
+    qd: usize,
+    secs: f64,
+    hz: f64,
+    name: &'static str,
+    work: &Workload,
+    cache: Option<u64>,
+) -> std::result::Result<(Result, Option<f64>), String> {
     let t = v.tgtd.as_ref().expect("started");
     let sock = dir.join(format!("{name}-{qd}.sock"));
     let _ = std::fs::remove_file(&sock);
@@ -329,8 +351,16 @@ fn one_process(
         ));
     }
     let log = dir.join(format!("{name}-{qd}.log"));
+    let stats = dir.join(format!("{name}-{qd}.stats"));
     let mut cmd = Command::new(bin);
-    cmd.arg("run")
+    cmd.arg("run");
+    if let Some(bytes) = cache {
+        cmd.arg("--blk-cache")
+            .arg(format!("{}M", bytes >> 20))
+            .arg("--blk-stats-file")
+            .arg(&stats);
+    }
+    cmd
         .arg("--eal")
         .arg(format!(
             "-l 1 {} --no-pci --no-telemetry --log-level=*:error --file-prefix vsw-bench-one-{}-{qd}",
@@ -351,8 +381,8 @@ fn one_process(
         .args(["--no-control", "--stats-interval", "0", "--poll"])
         .arg(match name {
             "vs-one-a" => "adaptive",
-            "vs-one-w" => "wait",
-            _ => "busy",
+            "vs-one" => "busy",
+            _ => "wait",
         })
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -373,7 +403,32 @@ fn one_process(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    drive(&sock, qd, 1, secs, hz, &Cpu::Pid(child.0.id()), name)
+    let pid = Cpu::Pid(child.0.id());
+    if cache.is_none() {
+        return drive_workload(&sock, qd, 1, secs, hz, &pid, name, work).map(|r| (r, None));
+    }
+    drive_workload(&sock, qd, 1, secs, hz, &pid, "warm-up", work)?;
+    // The stats file is republished every 250 ms.
+    let counts = || -> std::result::Result<(u64, u64), String> {
+        std::thread::sleep(Duration::from_millis(300));
+        let st = std::fs::read_to_string(&stats).map_err(|e| format!("stats file: {e}"))?;
+        let get = |k: &str| -> std::result::Result<u64, String> {
+            let at = st
+                .find(&format!("\"{k}\":"))
+                .ok_or(format!("no {k} in {st}"))?;
+            st[at + k.len() + 3..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|n| n.parse().ok())
+                .ok_or(format!("bad {k} in {st}"))
+        };
+        Ok((get("cache_hits")?, get("cache_misses")?))
+    };
+    let (h0, m0) = counts()?;
+    let r = drive_workload(&sock, qd, 1, secs, hz, &pid, name, work)?;
+    let (h1, m1) = counts()?;
+    let (h, m) = (h1 - h0, m1 - m0);
+    Ok((r, Some(h as f64 / (h + m).max(1) as f64)))
 }
 
 /// `qsd` against the namespaced tgtd over the same veth the user-TCP rows
@@ -385,6 +440,18 @@ fn qsd_veth(
     secs: f64,
     hz: f64,
 ) -> std::result::Result<Result, String> {
+    qsd_veth_with(dir, v, qd, secs, hz, &Workload::default())
+}
+
+/// [`qsd_veth`] with a workload.
+fn qsd_veth_with(
+    dir: &Path,
+    v: &Veth,
+    qd: usize,
+    secs: f64,
+    hz: f64,
+    work: &Workload,
+) -> std::result::Result<Result, String> {
     sh(&format!("ip addr add {}.3/24 dev {}", v.subnet, v.host_if))?;
     let r = qsd_with(
         dir,
@@ -393,7 +460,7 @@ fn qsd_veth(
         secs,
         hz,
         "qsd-veth",
-        &Workload::default(),
+        work,
     );
     sh(&format!("ip addr flush dev {}", v.host_if))?;
     r
@@ -489,22 +556,39 @@ fn median_of<T>(
 /// Pool of the cached rows.
 const CACHE_BYTES: u64 = 32 << 20;
 
-/// Cached rows: `vswitch` (Wait poller) with a 32 MiB write-through cache,
-/// 4 KiB reads uniform over a span sized for a hit ratio (warmed first),
-/// against qemu-storage-daemon + libiscsi reading uniformly over the whole LU
-/// (uncached: the kernel-TCP path), repeats interleaved.
-fn cached_section(dir: &Path, t: &tgt::Tgtd, secs: f64, hz: f64, repeat: usize) {
+/// What one side of the cached rows runs: (qd, row name, workload) → the
+/// run and the cache's hit ratio.
+type CachedRun<'a> = dyn Fn(usize, &'static str, &Workload) -> std::result::Result<(Result, Option<f64>), String>
+    + 'a;
+
+/// Cached rows: ours (`cached`: a 32 MiB write-through cache, warmed first),
+/// 4 KiB reads uniform over a span sized for a hit ratio, against `peer`
+/// (qemu-storage-daemon + libiscsi reading uniformly over the whole LU,
+/// uncached: the kernel-TCP path), repeats interleaved. `tag` prefixes the
+/// row names.
+fn cached_section(
+    title: &str,
+    tag: &str,
+    repeat: usize,
+    hz: f64,
+    cached: &CachedRun<'_>,
+    peer: &CachedRun<'_>,
+) {
     let cache_blocks = CACHE_BYTES / BLOCK;
     let lun_blocks = LUN_BYTES / BLOCK;
     // (name, blocks read): ~3% (the LU is 32x the cache), ~50%, ~90%, all.
+    let names: [&'static str; 4] = match tag {
+        "one" => ["one-c-0", "one-c-50", "one-c-90", "one-c-100"],
+        _ => ["cache-0", "cache-50", "cache-90", "cache-100"],
+    };
     let cases: [(&'static str, u64); 4] = [
-        ("cache-0", lun_blocks),
-        ("cache-50", 2 * cache_blocks),
-        ("cache-90", cache_blocks * 10 / 9),
-        ("cache-100", cache_blocks * 3 / 4),
+        (names[0], lun_blocks),
+        (names[1], 2 * cache_blocks),
+        (names[2], cache_blocks * 10 / 9),
+        (names[3], cache_blocks * 3 / 4),
     ];
     println!(
-        "\n== cached: vswitch --cache {} MiB (write-through, CLOCK, warmed) vs qsd+libiscsi uncached; 4 KiB reads uniform over a span; median of {repeat}",
+        "\n== cached: {title} --cache {} MiB (write-through, CLOCK, warmed) vs qsd+libiscsi uncached; 4 KiB reads uniform over a span; median of {repeat}",
         CACHE_BYTES >> 20
     );
     println!(
@@ -530,23 +614,13 @@ fn cached_section(dir: &Path, t: &tgt::Tgtd, secs: f64, hz: f64, repeat: usize) 
         let mut peer_runs = Vec::new();
         let mut case_runs: Vec<Vec<_>> = cases.iter().map(|_| Vec::new()).collect();
         for _ in 0..repeat {
-            peer_runs.push(qsd_with(dir, t, qd, secs, hz, "qsd-rand", &peer_work));
+            peer_runs.push(peer(qd, "qsd-rand", &peer_work).map(|(r, _)| r));
             for (i, &(name, span)) in cases.iter().enumerate() {
                 let work = Workload {
                     write: false,
                     blocks: Some((0, span)),
                 };
-                case_runs[i].push(ours_with(
-                    dir,
-                    t,
-                    qd,
-                    secs,
-                    hz,
-                    name,
-                    None,
-                    &work,
-                    Some(CACHE_BYTES),
-                ));
+                case_runs[i].push(cached(qd, name, &work));
             }
         }
         let peer = median_of(peer_runs, iops);
@@ -692,9 +766,16 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("blk-iscsi-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let t = tgt::Tgtd::start("blk-iscsi-bench", LUN_BYTES);
-    let veth = if ["vs-utcp", "vs-one", "vs-one-a", "vs-one-w", "qsd-veth"]
-        .iter()
-        .any(|w| wanted(w))
+    let veth = if [
+        "vs-utcp",
+        "vs-one",
+        "vs-one-a",
+        "vs-one-w",
+        "qsd-veth",
+        "one-cache",
+    ]
+    .iter()
+    .any(|w| wanted(w))
     {
         usertcp::init_eal().and_then(|()| veth_tgtd())
     } else {
@@ -865,7 +946,31 @@ fn main() {
         write_section(&dir, &t, secs, hz, repeat);
     }
     if wanted("cache") {
-        cached_section(&dir, &t, secs, hz, repeat);
+        cached_section(
+            "vswitch (kernel TCP, loopback)",
+            "loop",
+            repeat,
+            hz,
+            &|qd, name, work| {
+                ours_with(&dir, &t, qd, secs, hz, name, None, work, Some(CACHE_BYTES))
+            },
+            &|qd, name, work| qsd_with(&dir, &t, qd, secs, hz, name, work).map(|r| (r, None)),
+        );
+    }
+    if wanted("one-cache") {
+        match &veth {
+            Ok(v) => cached_section(
+                "the one-process system through the switch (vs-one-w)",
+                "one",
+                repeat,
+                hz,
+                &|qd, name, work| {
+                    one_process_with(&dir, v, qd, secs, hz, name, work, Some(CACHE_BYTES))
+                },
+                &|qd, _, work| qsd_veth_with(&dir, v, qd, secs, hz, work).map(|r| (r, None)),
+            ),
+            Err(e) => println!("(no one-process cached rows: {e})"),
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
