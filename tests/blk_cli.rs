@@ -240,3 +240,34 @@ fn serves_until_sigterm_then_reports() {
     );
     assert!(!sock.exists(), "socket removed on exit");
 }
+
+#[test]
+fn run_refuses_wait_polling_on_several_lcores() {
+    // Two forwarding lcores (both on CPU 1, so it runs on any 2-CPU host):
+    // the host stack, polled by the first, could get frames from the second
+    // while the first blocks, so `--poll wait` is refused before any setup.
+    let sock = std::env::temp_dir().join(format!("vswitch-wait-{}.sock", std::process::id()));
+    let eal = format!(
+        "--lcores 0@0,1@1,2@1 --no-huge -m 256 --no-shconf --no-pci --no-telemetry --log-level=*:error --file-prefix vsw-wait-{}",
+        std::process::id()
+    );
+    let blk = format!("{}=null:1M", sock.display());
+    let (code, text) = vswitch(&[
+        "run",
+        "--eal",
+        &eal,
+        "--port",
+        "net_null0",
+        "--no-control",
+        "--blk",
+        &blk,
+        "--poll",
+        "wait",
+    ]);
+    assert_ne!(code, 0, "{text}");
+    assert!(
+        text.contains("--poll wait needs one forwarding lcore, and the EAL gives 2"),
+        "{text}"
+    );
+    assert!(!sock.exists(), "no device was served");
+}
