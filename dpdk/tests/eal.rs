@@ -157,6 +157,17 @@ fn safe_layer_end_to_end() {
     assert_eq!(a.stats().unwrap().ipackets, 5);
     drop((a, b));
 
+    // Receive wake-ups: a ring port has none; an af_packet port's fd is
+    // readable exactly while its ring holds a frame the PMD has not taken.
+    let loopback = Arc::new(MbufRing::new("test_ring_w", 64).unwrap());
+    let mut ring_port =
+        Port::from_rings("net_ring_tw", &[Arc::clone(&loopback)], &[loopback]).unwrap();
+    ring_port.configure(PortConfig::default(), &pool).unwrap();
+    ring_port.start().unwrap();
+    assert_eq!(ring_port.rx_wake_fd(0), None, "a ring port has no wake fd");
+    drop(ring_port);
+    wake_fd_of_an_af_packet_port(&pool);
+
     // A closure on the worker lcore, with its result.
     let job = dpdk::lcore::launch(1, || dpdk::lcore::current() * 10).unwrap();
     assert_eq!(job.join(), Some(10));
@@ -166,4 +177,106 @@ fn safe_layer_end_to_end() {
     assert_eq!(pool.available(), before, "no mbuf leaked");
     drop(pool);
     drop(eal);
+}
+
+fn sh(cmd: &str) {
+    let st = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .status()
+        .unwrap();
+    assert!(st.success(), "{cmd}");
+}
+
+/// Whether `fd` is readable within `ms` milliseconds.
+fn readable(fd: i32, ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, exclusively borrowed.
+    unsafe { libc::poll(&mut p, 1, ms) == 1 }
+}
+
+/// An af_packet port on one end of a fresh veth pair (IPv6 off, so the
+/// kernel sends nothing on it by itself); frames sent into the other end.
+fn wake_fd_of_an_af_packet_port(pool: &Arc<Mempool>) {
+    let (a, b) = (
+        format!("dwa{}", std::process::id() % 100_000),
+        format!("dwb{}", std::process::id() % 100_000),
+    );
+    sh(&format!(
+        "ip link add {a} type veth peer name {b} && \
+         sysctl -qw net.ipv6.conf.{a}.disable_ipv6=1 net.ipv6.conf.{b}.disable_ipv6=1 && \
+         ip link set {a} up && ip link set {b} up"
+    ));
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", &self.0])
+                .status();
+        }
+    }
+    let _del = Del(a.clone());
+    let mut port = Port::probe(&format!("net_af_packet9,iface={a}")).expect("af_packet port");
+    assert_eq!(port.rx_wake_fd(0), None, "no socket before the port starts");
+    port.configure(PortConfig::default(), pool).unwrap();
+    port.start().unwrap();
+    let fd = port.rx_wake_fd(0).expect("an af_packet port has a wake fd");
+    let mut rx = port.rx_queue(0).unwrap();
+    let mut got = Burst::new();
+    while rx.rx_burst(&mut got) > 0 {
+        got.clear();
+    }
+    assert!(!readable(fd, 50), "readable with nothing received");
+
+    // SAFETY: socket(2); the fd is closed below.
+    let tx = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW,
+            (libc::ETH_P_ALL as u16).to_be() as i32,
+        )
+    };
+    assert!(tx >= 0, "packet socket (run as root)");
+    let ifindex: i32 = std::fs::read_to_string(format!("/sys/class/net/{b}/ifindex"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let to = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: 0,
+        sll_ifindex: ifindex,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 6,
+        sll_addr: [2, 0, 0, 0, 0, 2, 0, 0],
+    };
+    let f = frame(7, 100);
+    // SAFETY: `f` and `to` outlive the call; sizes are theirs.
+    let sent = unsafe {
+        libc::sendto(
+            tx,
+            f.as_ptr().cast(),
+            f.len(),
+            0,
+            (&to as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    // SAFETY: closes the socket opened above, once.
+    unsafe { libc::close(tx) };
+    assert_eq!(sent, f.len() as isize);
+    assert!(readable(fd, 2000), "a received frame makes the fd readable");
+    assert_eq!(rx.rx_burst(&mut got), 1);
+    assert_eq!(got.as_slice()[0].data(), &f[..]);
+    got.clear();
+    assert!(
+        !readable(fd, 0),
+        "once the PMD took the frame, the fd is no longer readable"
+    );
+    drop(rx);
+    drop(port);
 }
