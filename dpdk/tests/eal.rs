@@ -277,6 +277,5 @@ fn wake_fd_of_an_af_packet_port(pool: &Arc<Mempool>) {
         !readable(fd, 0),
         "once the PMD took the frame, the fd is no longer readable"
     );
-    drop(rx);
     drop(port);
 }
