@@ -198,8 +198,9 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     let mut stack_port = None;
     if cfg.host.is_some() {
         let (sw_end, stack_end) = storage::internal_link(n_workers)?;
-        ports.add_internal(sw_end, Some(cfg.ports.len() as u16))?;
-        stack_port = Some(stack_end);
+        let bytes = Arc::new(usertcp::device::FrameBytes::default());
+        ports.add_internal(sw_end, Some(cfg.ports.len() as u16), Arc::clone(&bytes))?;
+        stack_port = Some((stack_end, bytes));
     }
     let group = (!cfg.blk.is_empty()).then(vfio::poller::PollGroup::new);
     let installed = rules.len();
@@ -420,7 +421,7 @@ fn switch_stats(sw: &Switch) -> Result<StatsReport, String> {
 /// A port's cumulative counters: the device's own plus the frames its tx
 /// queues refused.
 fn sample(ports: &Ports, no: u16, id: u16) -> PortSample {
-    let st = dpdk::stats_of(id).unwrap_or_default();
+    let st = ports.stats(no, id);
     PortSample {
         rx_packets: st.ipackets,
         tx_packets: st.opackets,

@@ -12,10 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
-use dpdk::{Mempool, Port, PortConfig, RxQueue, TxQueue};
+use dpdk::{Mempool, Port, PortConfig, PortStats, RxQueue, TxQueue};
 use switch::control::{PortBackend, PortInfo, PortSpec};
 use switch::switch::Switch;
 use switch::verdict::MAX_PORTS;
+use usertcp::device::FrameBytes;
 
 /// A change a worker applies between bursts.
 pub enum WorkerCmd {
@@ -76,6 +77,19 @@ struct Entry {
     no: u16,
     devargs: String,
     port: Port,
+    /// The internal port's byte counts (see [`Ports::add_internal`]).
+    bytes: Option<Arc<FrameBytes>>,
+}
+
+impl Entry {
+    /// The device's counters, byte counts from `bytes` where set.
+    fn stats(&self, mut st: PortStats) -> PortStats {
+        if let Some(b) = &self.bytes {
+            st.ibytes = b.sent.load(Ordering::Relaxed);
+            st.obytes = b.received.load(Ordering::Relaxed);
+        }
+        st
+    }
 }
 
 /// The set of ports of a running switch.
@@ -129,10 +143,33 @@ impl Ports {
     }
 
     /// Adds the switch's end of the internal port (fed only by the host
-    /// stack, which worker 0's hook polls) like [`Ports::add`].
-    pub fn add_internal(&self, port: Port, want: Option<u16>) -> Result<u16, String> {
+    /// stack, which worker 0's hook polls) like [`Ports::add`]. The ring
+    /// PMD counts packets only: its byte counts are the host stack's
+    /// (`bytes`: what the stack sent the switch received, and the reverse).
+    pub fn add_internal(
+        &self,
+        port: Port,
+        want: Option<u16>,
+        bytes: Arc<FrameBytes>,
+    ) -> Result<u16, String> {
         let name = port.name().to_owned();
-        self.add_with(&name, want, true, move || Ok(port))
+        let no = self.add_with(&name, want, true, move || Ok(port))?;
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = entries.iter_mut().find(|e| e.no == no) {
+            e.bytes = Some(bytes);
+        }
+        Ok(no)
+    }
+
+    /// Port `no`'s device counters, with the internal port's byte counts
+    /// filled in from the host stack's.
+    pub fn stats(&self, no: u16, id: u16) -> PortStats {
+        let st = dpdk::stats_of(id).unwrap_or_default();
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        match entries.iter().find(|e| e.no == no) {
+            Some(e) => e.stats(st),
+            None => st,
+        }
     }
 
     fn add_with(
@@ -210,6 +247,7 @@ impl Ports {
             no,
             devargs: devargs.to_owned(),
             port,
+            bytes: None,
         });
         entries.sort_by_key(|e| e.no);
         Ok(no)
@@ -285,7 +323,7 @@ impl PortBackend for Backend {
         entries
             .iter()
             .map(|e| {
-                let st = e.port.stats().unwrap_or_default();
+                let st = e.stats(e.port.stats().unwrap_or_default());
                 PortInfo {
                     port: e.no,
                     name: e.port.name().to_owned(),

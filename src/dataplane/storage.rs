@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use dpdk::{MbufRing, Port};
 use serde::Serialize;
+use usertcp::device::FrameBytes;
 use vfio::blk::BlkStats;
 use vfio::cache::{CacheConfig, CacheCounters, WriteMode};
 use vfio::poller::{PollGroup, SharedDevice, Waiter};
@@ -143,8 +144,9 @@ pub struct BlkReport {
 pub struct StorageSetup {
     /// Devices to serve.
     pub blk: Vec<BlkSpec>,
-    /// The host stack and its end of the internal link.
-    pub host: Option<(HostStack, Port)>,
+    /// The host stack, its end of the internal link, and the byte counters
+    /// the switch reports for the internal port.
+    pub host: Option<(HostStack, (Port, Arc<FrameBytes>))>,
     /// The switch's packet pool: the host stack builds its frames there, so
     /// frames it sent that are still queued in the switch (or its rings)
     /// never outlive their pool.
@@ -208,9 +210,10 @@ fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
                 return Err("stopped while setting up the storage devices".to_string());
             }
             if spec.is_iscsi() && stack.is_none() {
-                if let Some((h, port)) = host.take() {
-                    let dev =
+                if let Some((h, (port, bytes))) = host.take() {
+                    let mut dev =
                         usertcp::device::PortDevice::from_port_with_pool(port, Arc::clone(&pool))?;
+                    dev.count_into(bytes);
                     let s = usertcp::TcpStack::on_device(dev, h.addr, h.prefix, h.mac)?;
                     stack = Some((s, format!("{}/{}", h.addr, h.prefix)));
                 }

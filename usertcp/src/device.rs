@@ -3,7 +3,26 @@
 use dpdk::{Burst, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue, BURST_SIZE};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// Bytes of the frames a [`PortDevice`] sent and received, readable from
+/// other threads: the switch reports them as its internal port's byte
+/// counts (the ring PMD counts packets only).
+#[derive(Debug, Default)]
+pub struct FrameBytes {
+    /// Bytes of frames handed to the port.
+    pub sent: AtomicU64,
+    /// Bytes of frames received from the port.
+    pub received: AtomicU64,
+}
+
+impl FrameBytes {
+    /// Adds `n` (one writer: the polling thread).
+    fn add(c: &AtomicU64, n: usize) {
+        c.store(c.load(Ordering::Relaxed) + n as u64, Ordering::Relaxed);
+    }
+}
 
 /// Ethernet frame size limit (1500-byte MTU + 14-byte header).
 const FRAME: usize = 1514;
@@ -12,6 +31,7 @@ struct RxPart {
     q: RxQueue,
     burst: Burst,
     next: usize,
+    bytes: Arc<FrameBytes>,
 }
 
 struct TxPart {
@@ -22,6 +42,7 @@ struct TxPart {
     scratch: Vec<u8>,
     /// Frames dropped (no mbuf, or the port's queue full).
     drops: u64,
+    bytes: Arc<FrameBytes>,
 }
 
 /// A started DPDK port as a smoltcp device.
@@ -71,12 +92,14 @@ impl PortDevice {
         let mac = port.mac().map_err(|e| format!("{devargs}: {e}"))?;
         let rxq = port.rx_queue(0).map_err(|e| format!("{devargs}: {e}"))?;
         let txq = port.tx_queue(0).map_err(|e| format!("{devargs}: {e}"))?;
+        let bytes = Arc::new(FrameBytes::default());
         Ok(PortDevice {
             _port: port,
             rx: RxPart {
                 q: rxq,
                 burst: Burst::new(),
                 next: 0,
+                bytes: Arc::clone(&bytes),
             },
             tx: TxPart {
                 q: txq,
@@ -84,6 +107,7 @@ impl PortDevice {
                 pool,
                 scratch: vec![0; FRAME],
                 drops: 0,
+                bytes,
             },
             mac,
         })
@@ -121,6 +145,18 @@ impl PortDevice {
     pub fn tx_drops(&self) -> u64 {
         self.tx.drops
     }
+
+    /// The device's byte counters (shared, updated as frames pass).
+    pub fn frame_bytes(&self) -> Arc<FrameBytes> {
+        Arc::clone(&self.tx.bytes)
+    }
+
+    /// Counts into `bytes` from now on (counters made before the device,
+    /// e.g. handed to the switch with its end of an internal link).
+    pub fn count_into(&mut self, bytes: Arc<FrameBytes>) {
+        self.rx.bytes = Arc::clone(&bytes);
+        self.tx.bytes = bytes;
+    }
 }
 
 /// A received frame, read in place.
@@ -150,6 +186,7 @@ impl phy::TxToken for Tx<'_> {
             if let Some(buf) = m.append(len) {
                 let r = f(buf);
                 let _ = t.burst.push(m);
+                FrameBytes::add(&t.bytes.sent, len);
                 return r;
             }
         }
@@ -174,6 +211,7 @@ impl phy::Device for PortDevice {
         }
         let m = &rx.burst.as_slice()[rx.next];
         rx.next += 1;
+        FrameBytes::add(&rx.bytes.received, m.data().len());
         Some((Rx(m), Tx(&mut self.tx)))
     }
 
