@@ -84,19 +84,24 @@ fn content(block: u64, version: u64) -> Vec<u8> {
     v
 }
 
-#[test]
-fn acknowledged_and_flushed_writes_survive_a_killed_server() {
-    let dir = std::env::temp_dir().join(format!("vswitch-cache-crash-{}", std::process::id()));
+/// A fresh directory (removed on drop) with a 16 MiB disk file, and the
+/// socket path to serve it on.
+fn scratch(tag: &str) -> (TempDir, PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("vswitch-cache-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let _cleanup = TempDir(dir.clone());
     let disk = dir.join("disk.img");
     std::fs::File::create(&disk)
         .unwrap()
         .set_len(16 << 20)
         .unwrap();
     let sock = dir.join("blk.sock");
+    (TempDir(dir), disk, sock)
+}
 
+#[test]
+fn acknowledged_and_flushed_writes_survive_a_killed_server() {
+    let (_cleanup, disk, sock) = scratch("crash");
     let mut srv = server(&sock, &disk, true);
     let mut fe = MockFrontend::connect(&sock, 16 << 20, 1, 64).unwrap();
     // Per block: the version a completed flush made durable, and the
@@ -208,16 +213,7 @@ fn blocks_on_disk(disk: &Path, writes: &[(u64, u64)]) -> usize {
 
 #[test]
 fn sigterm_writes_back_the_dirty_blocks() {
-    let dir = std::env::temp_dir().join(format!("vswitch-cache-term-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let _cleanup = TempDir(dir.clone());
-    let disk = dir.join("disk.img");
-    std::fs::File::create(&disk)
-        .unwrap()
-        .set_len(16 << 20)
-        .unwrap();
-    let sock = dir.join("blk.sock");
+    let (_cleanup, disk, sock) = scratch("term");
     let mut srv = server(&sock, &disk, true);
     let mut fe = MockFrontend::connect(&sock, 16 << 20, 1, 64).unwrap();
     // 96 distinct blocks, acknowledged, never flushed: below the 1 MiB
