@@ -41,12 +41,14 @@
 //! core of its own: read the ratios with that in mind. Each row is the median
 //! (by IOPS) of `--repeat` runs.
 //!
-//! Then (`--targets` names `write`, `cache`, `one-cache`; all by default):
+//! Then (`--targets` names `write`, `cache`, `iperf-veth`, `one-cache`; all by default):
 //! * 4 KiB writes uniform over 64 MiB, `vs-wait` against qsd;
 //! * the cached path: `vswitch` with a 32 MiB write-through cache
 //!   (`vfio::cache`, warmed by one pass), reads uniform over a span sized for
 //!   ~3% (the whole LU), ~50%, ~90% and 100% hits (measured hit ratio
 //!   printed), against qsd reading uniformly over the LU uncached;
+//! * `iperf-veth`: libiscsi's `iscsi-perf` (an initiator alone, kernel TCP)
+//!   over the same veth, 4 KiB random reads, with `vs-one-w` against it;
 //! * `one-cache`: the same cached rows through the switch: the
 //!   one-process system (`vs-one-w` with `--blk-cache 32M`, warmed by one run
 //!   of the same workload, hit ratio from its stats file) against
@@ -60,7 +62,7 @@
 //! Needs tgt and qemu-block-extra (qemu-storage-daemon's iscsi driver).
 //!
 //! Run: `cargo run --release -p perf --bin blk_iscsi -- [--secs N] [--repeat N]
-//! [--targets vswitch,vs-watch,vs-adapt,vs-wait,vs-wait-rw,vs-utcp,vs-one,vs-one-a,vs-one-w,qsd,qsd-veth,write,cache,one-cache]`
+//! [--targets vswitch,vs-watch,vs-adapt,vs-wait,vs-wait-rw,vs-utcp,vs-one,vs-one-a,vs-one-w,qsd,qsd-veth,write,cache,iperf-veth,one-cache]`
 //! (`BLK_ISCSI_WAIT=SPIN_US,MAX_SLEEP_US` tunes the Wait poller).
 
 #[path = "../../../iscsi-initiator/tests/common/mod.rs"]
@@ -553,6 +555,52 @@ fn median_of<T>(
     Ok(ok.swap_remove(m))
 }
 
+/// libiscsi's `iscsi-perf` (the issue's named kernel-TCP peer: an initiator
+/// alone, no VM and no virtqueue) over the veth to the namespaced tgtd:
+/// 4 KiB random reads over the LU at `qd` for `secs` (whole seconds), pinned
+/// to CPU 1 like the back ends. Returns (IOPS, iscsi-perf's CPU cycles per
+/// read).
+fn iscsi_perf_veth(
+    v: &Veth,
+    qd: usize,
+    secs: f64,
+    hz: f64,
+) -> std::result::Result<(f64, f64), String> {
+    let t = v.tgtd.as_ref().expect("started");
+    let rusage = || {
+        // SAFETY: `ru` is a valid, writable rusage; getrusage only writes it.
+        let ru = unsafe {
+            let mut ru: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+            ru
+        };
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    };
+    let secs = secs.ceil().max(1.0) as u64;
+    sh(&format!("ip addr add {}.3/24 dev {}", v.subnet, v.host_if))?;
+    let mut cmd = Command::new("iscsi-perf");
+    cmd.args(["-i", "iqn.2026-01.dev.vswitch:iscsi-perf", "-m"])
+        .arg(qd.to_string())
+        .args(["-b", "8", "-r", "-t"])
+        .arg(secs.to_string())
+        .arg(format!("iscsi://{}/{}/1", t.portal(), t.iqn));
+    pin_child(&mut cmd, 1);
+    let cpu0 = rusage();
+    let out = cmd.output();
+    let cpu = rusage() - cpu0;
+    sh(&format!("ip addr flush dev {}", v.host_if))?;
+    let out = out.map_err(|e| format!("iscsi-perf (Debian libiscsi-bin): {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let iops: f64 = text
+        .rsplit("iops average ")
+        .next()
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no IOPS in iscsi-perf's output: {text}"))?;
+    Ok((iops, cpu * hz / (iops * secs as f64).max(1.0)))
+}
+
 /// Pool of the cached rows.
 const CACHE_BYTES: u64 = 32 << 20;
 
@@ -927,13 +975,43 @@ fn main() {
             r.kicks
         );
     }
+    if let (true, Ok(v)) = (wanted("iperf-veth"), &veth) {
+        println!("\n== libiscsi iscsi-perf over the veth (kernel TCP, no VM path; 4 KiB random reads), median of {repeat}");
+        for qd in [1usize, 32] {
+            let mut runs: Vec<(f64, f64)> = (0..repeat)
+                .filter_map(|_| match iscsi_perf_veth(v, qd, secs, hz) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        println!("iscsi-perf qd {qd} failed: {e}");
+                        None
+                    }
+                })
+                .collect();
+            runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let Some(&(p_iops, p_cyc)) = runs.get(runs.len() / 2) else {
+                continue;
+            };
+            println!("iscsi-perf {qd:>4} {p_iops:>11.0} IOPS {p_cyc:>9.0} cyc/req");
+            if let Some(a) = rows.iter().find(|r| r.target == "vs-one-w" && r.qd == qd) {
+                println!(
+                    "qd {qd:>2}: vs-one-w/iscsi-perf IOPS {:.2}x, cycles/req {:.0} vs {p_cyc:.0}",
+                    iops(a) / p_iops,
+                    cycles(a, hz)
+                );
+            }
+        }
+    }
     println!("\ngoal uncached: >= 1x the kernel path's IOPS with less back-end CPU per I/O");
     for qd in [1usize, 32] {
         let get = |w: &str| rows.iter().find(|r| r.target == w && r.qd == qd);
-        for ours in ["vswitch", "vs-wait"] {
-            if let (Some(a), Some(b)) = (get(ours), get("qsd")) {
+        for (ours, peer) in [
+            ("vswitch", "qsd"),
+            ("vs-wait", "qsd"),
+            ("vs-one-w", "qsd-veth"),
+        ] {
+            if let (Some(a), Some(b)) = (get(ours), get(peer)) {
                 println!(
-                    "  qd {qd:>2} {ours:<8}: IOPS {:.2}x qsd, cycles/req {:.0} vs {:.0}: {}",
+                    "  qd {qd:>2} {ours:<8}: IOPS {:.2}x {peer}, cycles/req {:.0} vs {:.0}: {}",
                     iops(a) / iops(b),
                     cycles(a, hz),
                     cycles(b, hz),
