@@ -66,7 +66,9 @@ pub fn poll_hook(group: &Arc<PollGroup>, mode: CorePoll, stop: Arc<AtomicBool>) 
         CorePoll::Wait(spin) => {
             // 1 ms: the host stack's timers (retransmission, ARP) run at
             // least this often while the core blocks.
-            let mut waiter = Waiter::new(spin, Duration::from_millis(1));
+            // Batch wake-ups: an af_packet port wakes the core once per
+            // frame, and the target's answer is several frames.
+            let mut waiter = Waiter::new(spin, Duration::from_millis(1)).with_batch_wakeups();
             Box::new(move |round| {
                 let work = waiter.poll(&mut poller);
                 if round.switch_busy {

@@ -82,9 +82,7 @@ pub enum PollMode {
     /// Then ask the drivers for kicks ([`BlkDevice::arm_kicks`]) and block
     /// until a kick comes, a backend's wait fd is readable, or `max_sleep`
     /// passed (the bound for a queue without a kick fd); back to polling
-    /// without kicks after. The polling thread becomes `SCHED_BATCH` at its
-    /// first block, so its wake-ups do not preempt the task that caused
-    /// them (see [`Waiter`]).
+    /// without kicks after.
     Wait {
         /// How long to spin after completions.
         spin: Duration,
@@ -193,8 +191,8 @@ impl PollGroup {
 /// one that only sent requests (their answers come from the network, and a
 /// descriptor wakes the loop), so a target sharing the core gets it at once.
 /// The spin is timed (a round costs 30 ns on cache hits, 150 ns on a socket).
-/// At its first block the thread becomes `SCHED_BATCH` (see
-/// `batch_wakeups`), so the wake-up does not preempt the task that caused it.
+/// With [`Waiter::with_batch_wakeups`], the thread becomes `SCHED_BATCH` at
+/// its first block, so a wake-up does not preempt the task that caused it.
 #[derive(Debug)]
 pub struct Waiter {
     spin: Duration,
@@ -208,6 +206,7 @@ pub struct Waiter {
     /// Descriptors the last block's `ppoll` reported readable.
     fired: Vec<RawFd>,
     slack_set: bool,
+    batch: bool,
 }
 
 /// Idle spin rounds with requests in flight before the spin yields the CPU
@@ -233,7 +232,19 @@ impl Waiter {
             kicks: Vec::with_capacity(MAX_WAIT_FDS),
             fired: Vec::with_capacity(MAX_WAIT_FDS),
             slack_set: false,
+            batch: false,
         }
+    }
+
+    /// Makes the thread `SCHED_BATCH` at its first block (see
+    /// `batch_wakeups`): for a loop woken once per received frame (a
+    /// packet socket), where the target would otherwise be preempted after
+    /// the first segment of each answer. A loop woken by a kernel TCP
+    /// socket gains nothing (the kernel wakes it once the data is queued)
+    /// and loses a few microseconds at queue depth 1, so this is opt-in.
+    pub fn with_batch_wakeups(mut self) -> Waiter {
+        self.batch = true;
+        self
     }
 
     /// One round of `p`, noting the requests in flight and (when the round
@@ -300,7 +311,9 @@ impl Waiter {
             // SAFETY: PR_SET_TIMERSLACK takes an integer and changes only
             // this thread's timer slack.
             unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000u64, 0u64, 0u64, 0u64) };
-            batch_wakeups();
+            if self.batch {
+                batch_wakeups();
+            }
         }
         self.kicks.clear();
         let mut sleep = true;
@@ -339,8 +352,9 @@ impl Waiter {
 /// poller no longer interrupts the target in the middle of sending the
 /// rest of its answer; the poller runs once the target sleeps and finds the
 /// whole answer, one context switch per answer instead of one per segment.
-/// Measured with `blk_iscsi --targets vs-one-w,qsd-veth`: back-end cycles
-/// per request fell by a quarter. On a core of its own nothing changes.
+/// Measured with `blk_iscsi --targets vs-one-w,qsd-veth` (woken per frame
+/// by an af_packet socket): back-end cycles per request fell by a quarter.
+/// On a core of its own nothing changes.
 fn batch_wakeups() {
     // SAFETY: sched_getscheduler/sched_setscheduler on the calling thread
     // (pid 0) with a valid sched_param; failure leaves the policy as it was.
