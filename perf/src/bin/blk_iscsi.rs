@@ -41,12 +41,14 @@
 //! core of its own: read the ratios with that in mind. Each row is the median
 //! (by IOPS) of `--repeat` runs.
 //!
-//! Then (`--targets` names `write`, `cache`, `iperf-veth`, `one-cache`; all by default):
+//! Then (`--targets` names `write`, `one-write`, `cache`, `iperf-veth`, `one-cache`; all by default):
 //! * 4 KiB writes uniform over 64 MiB, `vs-wait` against qsd;
 //! * the cached path: `vswitch` with a 32 MiB write-through cache
 //!   (`vfio::cache`, warmed by one pass), reads uniform over a span sized for
 //!   ~3% (the whole LU), ~50%, ~90% and 100% hits (measured hit ratio
 //!   printed), against qsd reading uniformly over the LU uncached;
+//! * `one-write`: the same writes through the switch, `vs-one-w` against
+//!   qsd-veth;
 //! * `iperf-veth`: libiscsi's `iscsi-perf` (an initiator alone, kernel TCP)
 //!   over the same veth, 4 KiB random reads, with `vs-one-w` against it;
 //! * `one-cache`: the same cached rows through the switch: the
@@ -62,7 +64,7 @@
 //! Needs tgt and qemu-block-extra (qemu-storage-daemon's iscsi driver).
 //!
 //! Run: `cargo run --release -p perf --bin blk_iscsi -- [--secs N] [--repeat N]
-//! [--targets vswitch,vs-watch,vs-adapt,vs-wait,vs-wait-rw,vs-utcp,vs-one,vs-one-a,vs-one-w,qsd,qsd-veth,write,cache,iperf-veth,one-cache]`
+//! [--targets vswitch,vs-watch,vs-adapt,vs-wait,vs-wait-rw,vs-utcp,vs-one,vs-one-a,vs-one-w,qsd,qsd-veth,write,one-write,cache,iperf-veth,one-cache]`
 //! (`BLK_ISCSI_WAIT=SPIN_US,MAX_SLEEP_US` tunes the Wait poller).
 
 #[path = "../../../iscsi-initiator/tests/common/mod.rs"]
@@ -732,21 +734,23 @@ fn cached_section(
     }
 }
 
-/// 4 KiB writes, uniform over the first 64 MiB: `vswitch` (Wait poller)
-/// against qsd+libiscsi, repeats interleaved.
-fn write_section(dir: &Path, t: &tgt::Tgtd, secs: f64, hz: f64, repeat: usize) {
+/// One side of the write rows: (qd, workload) → the run.
+type WriteRun<'a> = dyn Fn(usize, &Workload) -> std::result::Result<Result, String> + 'a;
+
+/// 4 KiB writes, uniform over the first 64 MiB: `ours` against `peer`
+/// (qsd + libiscsi), repeats interleaved; `label` names the pair in the
+/// verdict lines.
+fn write_section(label: &str, repeat: usize, hz: f64, ours: &WriteRun<'_>, peer: &WriteRun<'_>) {
     let work = Workload {
         write: true,
         blocks: Some((0, (64 << 20) / BLOCK)),
     };
-    println!("\n== 4 KiB writes (uniform over 64 MiB), median of {repeat}");
+    println!("\n== 4 KiB writes (uniform over 64 MiB), {label}, median of {repeat}");
     for qd in [1usize, 32] {
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for _ in 0..repeat {
-            a.push(
-                ours_with(dir, t, qd, secs, hz, "vs-wait-wr", None, &work, None).map(|(r, _)| r),
-            );
-            b.push(qsd_with(dir, t, qd, secs, hz, "qsd-wr", &work));
+            a.push(ours(qd, &work));
+            b.push(peer(qd, &work));
         }
         let (a, b) = (median_of(a, iops), median_of(b, iops));
         for r in [&a, &b] {
@@ -778,7 +782,7 @@ fn write_section(dir: &Path, t: &tgt::Tgtd, secs: f64, hz: f64, repeat: usize) {
         }
         if let (Ok(a), Ok(b)) = (&a, &b) {
             println!(
-                "qd {qd:>2} writes: vs-wait/qsd IOPS {:.2}x, CPU per I/O {:.2}x lower: {}",
+                "qd {qd:>2} writes: {label} IOPS {:.2}x, CPU per I/O {:.2}x lower: {}",
                 iops(a) / iops(b),
                 cycles(b, hz) / cycles(a, hz),
                 verdict(a, b, hz)
@@ -821,6 +825,8 @@ fn main() {
         "vs-one-w",
         "qsd-veth",
         "one-cache",
+        "one-write",
+        "iperf-veth",
     ]
     .iter()
     .any(|w| wanted(w))
@@ -1021,7 +1027,26 @@ fn main() {
         }
     }
     if wanted("write") {
-        write_section(&dir, &t, secs, hz, repeat);
+        write_section(
+            "vs-wait/qsd",
+            repeat,
+            hz,
+            &|qd, work| {
+                ours_with(&dir, &t, qd, secs, hz, "vs-wait-wr", None, work, None).map(|(r, _)| r)
+            },
+            &|qd, work| qsd_with(&dir, &t, qd, secs, hz, "qsd-wr", work),
+        );
+    }
+    if let (true, Ok(v)) = (wanted("one-write"), &veth) {
+        write_section(
+            "vs-one-w/qsd-veth (through the switch)",
+            repeat,
+            hz,
+            &|qd, work| {
+                one_process_with(&dir, v, qd, secs, hz, "one-wr", work, None).map(|(r, _)| r)
+            },
+            &|qd, work| qsd_veth_with(&dir, v, qd, secs, hz, work),
+        );
     }
     if wanted("cache") {
         cached_section(
