@@ -42,6 +42,8 @@ struct TxPart {
     scratch: Vec<u8>,
     /// Frames dropped (no mbuf, or the port's queue full).
     drops: u64,
+    /// Frames built (sent or dropped).
+    built: u64,
     bytes: Arc<FrameBytes>,
 }
 
@@ -107,6 +109,7 @@ impl PortDevice {
                 pool,
                 scratch: vec![0; FRAME],
                 drops: 0,
+                built: 0,
                 bytes,
             },
             mac,
@@ -146,6 +149,11 @@ impl PortDevice {
         self.tx.drops
     }
 
+    /// Frames smoltcp built so far (sent or dropped).
+    pub fn tx_built(&self) -> u64 {
+        self.tx.built
+    }
+
     /// The device's byte counters (shared, updated as frames pass).
     pub fn frame_bytes(&self) -> Arc<FrameBytes> {
         Arc::clone(&self.tx.bytes)
@@ -174,6 +182,7 @@ impl phy::RxToken for Rx<'_> {
 impl phy::TxToken for Tx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let t = self.0;
+        t.built += 1;
         if t.burst.room() == 0 {
             t.q.tx_burst(&mut t.burst);
         }

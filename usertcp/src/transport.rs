@@ -4,7 +4,7 @@
 
 use crate::device::PortDevice;
 use blk_iscsi::link::Transport;
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
@@ -72,6 +72,9 @@ struct Stack {
     skipped: u32,
 }
 
+/// Egress passes per poll at most (one segment per socket each).
+const EGRESS_PER_POLL: usize = 32;
+
 /// An idle stack still runs every this many polls (smoltcp's timers:
 /// retransmission, keep-alive, ARP retries).
 const IDLE_POLL_EVERY: u32 = 64;
@@ -91,8 +94,22 @@ impl Stack {
 
     fn force_poll(&mut self) {
         self.skipped = 0;
-        let r = self.iface.poll(now(), &mut self.dev, &mut self.sockets);
-        self.dirty = r == smoltcp::iface::PollResult::SocketStateChanged;
+        let t = now();
+        let r = self.iface.poll(t, &mut self.dev, &mut self.sockets);
+        let mut changed = r == PollResult::SocketStateChanged;
+        // smoltcp's egress sends at most one segment per socket per call: a
+        // 4 KiB write is three segments. Send what the windows allow now,
+        // up to a burst, so it leaves in one burst (one system call on an
+        // af_packet port, one wake-up for the peer) instead of one per poll.
+        for _ in 1..EGRESS_PER_POLL {
+            let built = self.dev.tx_built();
+            changed |= self.iface.poll_egress(t, &mut self.dev, &mut self.sockets)
+                == PollResult::SocketStateChanged;
+            if self.dev.tx_built() == built {
+                break;
+            }
+        }
+        self.dirty = changed;
         self.dev.flush();
     }
 }
