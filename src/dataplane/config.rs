@@ -136,7 +136,13 @@ pub struct HostStack {
     pub prefix: u8,
     /// MAC address (default: a locally administered one).
     pub mac: Option<[u8; 6]>,
+    /// IP MTU of the host stack's frames (default 1500; up to 9000 for a
+    /// jumbo-frame storage network: the switch's mbufs are sized for it).
+    pub mtu: u16,
 }
+
+/// The largest `--host-mtu`.
+pub const MAX_HOST_MTU: u16 = 9000;
 
 impl HostStack {
     /// Parses `ADDR/PREFIX` and an optional `aa:bb:cc:dd:ee:ff`.
@@ -155,7 +161,31 @@ impl HostStack {
             None => None,
             Some(m) => Some(parse_mac(m)?),
         };
-        Ok(HostStack { addr, prefix, mac })
+        Ok(HostStack {
+            addr,
+            prefix,
+            mac,
+            mtu: 1500,
+        })
+    }
+
+    /// Sets the MTU (`--host-mtu`, `[host] mtu`): 1280..=9000.
+    pub fn with_mtu(mut self, mtu: Option<u16>) -> Result<HostStack, String> {
+        if let Some(m) = mtu {
+            if !(1280..=MAX_HOST_MTU).contains(&m) {
+                return Err(format!(
+                    "host MTU {m} must be between 1280 and {MAX_HOST_MTU}"
+                ));
+            }
+            self.mtu = m;
+        }
+        Ok(self)
+    }
+
+    /// Bytes of mbuf data room a frame of this MTU needs (Ethernet header
+    /// and a VLAN tag on top of the MTU).
+    pub fn frame_room(&self) -> u16 {
+        self.mtu + 18
     }
 }
 
@@ -200,6 +230,8 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 /// [host]                       # the host TCP/IP stack on an internal port
 /// address = "10.77.0.1/24"
 /// mac = "02:00:00:00:00:01"    # optional
+/// mtu = 9000                   # optional: jumbo frames (af_packet ports then
+///                              # need framesz=9216,blocksz=36864)
 /// [[blk]]
 /// socket = "/run/vm1-disk.sock"
 /// backend = "iscsi://10.77.0.2:3260/iqn.2026-01.dev.vswitch:t/1"
@@ -307,6 +339,8 @@ pub struct FileHost {
     pub address: String,
     /// Optional MAC.
     pub mac: Option<String>,
+    /// Optional IP MTU (default 1500).
+    pub mtu: Option<u16>,
 }
 
 /// One `[[port]]` table.
@@ -345,7 +379,32 @@ pub fn seconds(what: &str, s: f64) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(s))
 }
 
+/// The ring frame size of `net_af_packet` devargs (`framesz=`, DPDK's
+/// default 2048).
+fn af_packet_frame(devargs: &str) -> u32 {
+    devargs
+        .split(',')
+        .find_map(|kv| kv.trim().strip_prefix("framesz="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2048)
+}
+
 impl RunConfig {
+    /// Bytes of data room the switch's mbufs need (headroom excluded): a
+    /// 2048-byte frame, the host stack's frames, and every af_packet port's
+    /// ring frame (the PMD insists its mbufs hold a whole ring frame).
+    pub fn mbuf_room(&self) -> u16 {
+        let af_packet = self
+            .ports
+            .iter()
+            .filter(|p| dpdk_port_name(p).starts_with("net_af_packet"))
+            .map(|p| af_packet_frame(p).min(u16::MAX as u32 / 2) as u16)
+            .max()
+            .unwrap_or(0);
+        let host = self.host.as_ref().map_or(0, HostStack::frame_room);
+        2048.max(af_packet).max(host)
+    }
+
     /// Checks what can be checked without DPDK: at least one port (or a
     /// storage device or host stack), no port
     /// given twice, no empty devargs, a sane pool size.
@@ -410,6 +469,21 @@ impl RunConfig {
                 self.mbufs
             ));
         }
+        if let Some(h) = self.host.as_ref().filter(|h| h.mtu > 1500) {
+            // net_af_packet's default 2048-byte ring frames would truncate
+            // jumbo frames (and its tx drops what does not fit).
+            for p in &self.ports {
+                let name = dpdk_port_name(p);
+                if name.starts_with("net_af_packet") && af_packet_frame(p) < h.mtu as u32 + 128 {
+                    return Err(format!(
+                        "port {name}: host MTU {} needs ring frames of at least {} bytes: \
+                         add framesz=9216,blocksz=36864 to its devargs",
+                        h.mtu,
+                        h.mtu as u32 + 128
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -463,6 +537,22 @@ mod tests {
             blk_stats_file: None,
             poll: CorePoll::Auto,
         }
+    }
+
+    #[test]
+    fn jumbo_host_mtu_sizes_mbufs_and_needs_big_af_packet_frames() {
+        let host = HostStack::parse("10.0.0.1/24", None).unwrap();
+        assert!(host.clone().with_mtu(Some(9001)).is_err());
+        assert!(host.clone().with_mtu(Some(1000)).is_err());
+        let mut c = cfg(&["net_af_packet0,iface=veth0"]);
+        assert_eq!(c.mbuf_room(), 2048);
+        c.host = Some(host.with_mtu(Some(9000)).unwrap());
+        let e = c.validate().unwrap_err();
+        assert!(e.contains("framesz=9216,blocksz=36864"), "{e}");
+        c.ports = vec!["net_af_packet0,iface=veth0,framesz=9216,blocksz=36864".into()];
+        c.validate().unwrap();
+        // The PMD wants a whole ring frame per mbuf.
+        assert_eq!(c.mbuf_room(), 9216);
     }
 
     #[test]

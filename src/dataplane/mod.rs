@@ -156,7 +156,8 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
             "vswitch_pool",
             cfg.mbufs,
             256,
-            Mempool::DEFAULT_DATA_ROOM,
+            // Jumbo frames (--host-mtu, af_packet framesz) fit one mbuf.
+            cfg.mbuf_room() + dpdk::sys::RTE_PKTMBUF_HEADROOM as u16,
             -1,
         )
         .map_err(|e| format!("packet pool: {e}"))?,

@@ -216,8 +216,9 @@ fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
                     let mut dev =
                         usertcp::device::PortDevice::from_port_with_pool(port, Arc::clone(&pool))?;
                     dev.count_into(bytes);
+                    dev.set_mtu(h.mtu as usize);
                     let s = usertcp::TcpStack::on_device(dev, h.addr, h.prefix, h.mac)?;
-                    stack = Some((s, format!("{}/{}", h.addr, h.prefix)));
+                    stack = Some((s, format!("{}/{} (MTU {})", h.addr, h.prefix, h.mtu)));
                 }
             }
             let be = if let (true, Some((s, addr))) = (spec.is_iscsi(), &stack) {

@@ -24,7 +24,7 @@ impl FrameBytes {
     }
 }
 
-/// Ethernet frame size limit (1500-byte MTU + 14-byte header).
+/// Default Ethernet frame size limit (1500-byte MTU + 14-byte header).
 const FRAME: usize = 1514;
 
 struct RxPart {
@@ -44,6 +44,8 @@ struct TxPart {
     drops: u64,
     /// Frames built (sent or dropped).
     built: u64,
+    /// Largest frame (MTU + Ethernet header).
+    frame: usize,
     bytes: Arc<FrameBytes>,
 }
 
@@ -110,6 +112,7 @@ impl PortDevice {
                 scratch: vec![0; FRAME],
                 drops: 0,
                 built: 0,
+                frame: FRAME,
                 bytes,
             },
             mac,
@@ -157,6 +160,14 @@ impl PortDevice {
     /// The device's byte counters (shared, updated as frames pass).
     pub fn frame_bytes(&self) -> Arc<FrameBytes> {
         Arc::clone(&self.tx.bytes)
+    }
+
+    /// Sets the IP MTU (default 1500): the stack then builds frames of up
+    /// to `mtu + 14` bytes, which the mbufs of its pool must hold (else they
+    /// are dropped and counted). Call before the stack is made on it.
+    pub fn set_mtu(&mut self, mtu: usize) {
+        self.tx.frame = mtu + 14;
+        self.tx.scratch.resize(self.tx.frame, 0);
     }
 
     /// Counts into `bytes` from now on (counters made before the device,
@@ -231,7 +242,7 @@ impl phy::Device for PortDevice {
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = FRAME;
+        caps.max_transmission_unit = self.tx.frame;
         caps.max_burst_size = Some(BURST_SIZE);
         caps
     }

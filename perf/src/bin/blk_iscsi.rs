@@ -63,7 +63,11 @@
 //!
 //! Needs tgt and qemu-block-extra (qemu-storage-daemon's iscsi driver).
 //!
-//! Run: `cargo run --release -p perf --bin blk_iscsi -- [--secs N] [--repeat N]
+//! `--mtu 9000` gives the veth jumbo frames (both ends; the one-process
+//! system then runs with `--host-mtu 9000` and 9 KiB af_packet ring frames,
+//! qsd's kernel TCP uses the MTU as it is).
+//!
+//! Run: `cargo run --release -p perf --bin blk_iscsi -- [--secs N] [--repeat N] [--mtu BYTES]
 //! [--targets vswitch,vs-watch,vs-adapt,vs-wait,vs-wait-rw,vs-utcp,vs-one,vs-one-a,vs-one-w,qsd,qsd-veth,write,one-write,cache,iperf-veth,one-cache]`
 //! (`BLK_ISCSI_WAIT=SPIN_US,MAX_SLEEP_US` tunes the Wait poller).
 
@@ -128,6 +132,14 @@ fn sh(cmd: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// The veth's MTU (`--mtu`, default 1500): both ends, and with it the
+/// one-process system's `--host-mtu` and af_packet ring frames.
+static VETH_MTU: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1500);
+
+fn veth_mtu() -> u32 {
+    VETH_MTU.load(Ordering::Relaxed)
+}
+
 fn veth_tgtd() -> std::result::Result<Veth, String> {
     let id = std::process::id() % 1_000_000;
     let mut v = Veth {
@@ -137,7 +149,8 @@ fn veth_tgtd() -> std::result::Result<Veth, String> {
         tgtd: None,
     };
     let (ns, h, n, sub) = (&v.ns, &v.host_if, format!("vbi{id}n"), &v.subnet);
-    sh(&format!("ip netns add {ns} && ip link add {h} type veth peer name {n} && ip link set {n} netns {ns} && ip -n {ns} addr add {sub}.2/24 dev {n} && ip -n {ns} link set {n} up && ip -n {ns} link set lo up && ip link set {h} up && ip netns exec {ns} ethtool -K {n} tx off >/dev/null && ip addr add {sub}.3/24 dev {h}"))?;
+    let mtu = veth_mtu();
+    sh(&format!("ip netns add {ns} && ip link add {h} mtu {mtu} type veth peer name {n} mtu {mtu} && ip link set {n} netns {ns} && ip -n {ns} addr add {sub}.2/24 dev {n} && ip -n {ns} link set {n} up && ip -n {ns} link set lo up && ip link set {h} up && ip netns exec {ns} ethtool -K {n} tx off >/dev/null && ip addr add {sub}.3/24 dev {h}"))?;
     v.tgtd = Some(tgt::Tgtd::start_in_netns(
         "blk-iscsi-bench-veth",
         LUN_BYTES,
@@ -372,7 +385,16 @@ fn one_process_with(
             std::process::id()
         ))
         .arg("--port")
-        .arg(format!("net_af_packet0,iface={}", v.host_if))
+        .arg(if veth_mtu() > 1500 {
+            format!(
+                "net_af_packet0,iface={},framesz=9216,blocksz=36864",
+                v.host_if
+            )
+        } else {
+            format!("net_af_packet0,iface={}", v.host_if)
+        })
+        .arg("--host-mtu")
+        .arg(veth_mtu().to_string())
         .arg("--host-ip")
         .arg(format!("{}.1/24", v.subnet))
         .arg("--blk")
@@ -812,6 +834,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let repeat: usize = arg(&args, "--repeat", 3usize).max(1);
     let secs: f64 = arg(&args, "--secs", 3.0);
+    VETH_MTU.store(arg(&args, "--mtu", 1500u32), Ordering::Relaxed);
     let only: String = arg(&args, "--targets", String::new());
     let wanted = |w: &str| only.is_empty() || only.split(',').any(|o| o == w);
     let hz = tsc_hz();
