@@ -1,0 +1,1 @@
+//! OpenFlow 1.3 switch side over the `switch` crate (work in progress).
