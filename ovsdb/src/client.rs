@@ -175,7 +175,10 @@ impl Client {
                 return Err(Error::Transaction {
                     index,
                     error: err.as_str().map_or_else(|| err.to_string(), str::to_string),
-                    details: res.get("details").and_then(Value::as_str).map(str::to_string),
+                    details: res
+                        .get("details")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
                 });
             }
         }

@@ -80,9 +80,7 @@ impl Atom {
             },
             Value::Array(a) => match (a.first().and_then(Value::as_str), a.get(1), a.len()) {
                 (Some("uuid"), Some(Value::String(u)), 2) => Ok(Atom::Uuid(Uuid::parse(u)?)),
-                (Some("named-uuid"), Some(Value::String(n)), 2) => {
-                    Ok(Atom::NamedUuid(n.clone()))
-                }
+                (Some("named-uuid"), Some(Value::String(n)), 2) => Ok(Atom::NamedUuid(n.clone())),
                 _ => Err(Error::Datum(format!("not an atom: {v}"))),
             },
             _ => Err(Error::Datum(format!("not an atom: {v}"))),
@@ -116,7 +114,10 @@ impl Atom {
     pub fn into_string(self) -> Result<String, Error> {
         match self {
             Atom::String(s) => Ok(s),
-            other => Err(Error::Datum(format!("expected a string, got {}", other.kind()))),
+            other => Err(Error::Datum(format!(
+                "expected a string, got {}",
+                other.kind()
+            ))),
         }
     }
 
@@ -124,7 +125,10 @@ impl Atom {
     pub fn as_i64(&self) -> Result<i64, Error> {
         match self {
             Atom::Integer(i) => Ok(*i),
-            other => Err(Error::Datum(format!("expected an integer, got {}", other.kind()))),
+            other => Err(Error::Datum(format!(
+                "expected an integer, got {}",
+                other.kind()
+            ))),
         }
     }
 
@@ -132,7 +136,10 @@ impl Atom {
     pub fn as_bool(&self) -> Result<bool, Error> {
         match self {
             Atom::Boolean(b) => Ok(*b),
-            other => Err(Error::Datum(format!("expected a boolean, got {}", other.kind()))),
+            other => Err(Error::Datum(format!(
+                "expected a boolean, got {}",
+                other.kind()
+            ))),
         }
     }
 
@@ -140,7 +147,10 @@ impl Atom {
     pub fn into_uuid(self) -> Result<Uuid, Error> {
         match self {
             Atom::Uuid(u) => Ok(u),
-            other => Err(Error::Datum(format!("expected a uuid, got {}", other.kind()))),
+            other => Err(Error::Datum(format!(
+                "expected a uuid, got {}",
+                other.kind()
+            ))),
         }
     }
 }
@@ -238,7 +248,10 @@ impl Datum {
 
     /// Zero or one string (an optional column).
     pub fn to_opt_string(v: &Value) -> Result<Option<String>, Error> {
-        Datum::parse(v)?.into_opt()?.map(Atom::into_string).transpose()
+        Datum::parse(v)?
+            .into_opt()?
+            .map(Atom::into_string)
+            .transpose()
     }
 
     /// Exactly one integer.
@@ -258,7 +271,10 @@ impl Datum {
 
     /// Zero or one boolean.
     pub fn to_opt_bool(v: &Value) -> Result<Option<bool>, Error> {
-        Datum::parse(v)?.into_opt()?.map(|a| a.as_bool()).transpose()
+        Datum::parse(v)?
+            .into_opt()?
+            .map(|a| a.as_bool())
+            .transpose()
     }
 
     /// A set of strings.
@@ -395,7 +411,11 @@ mod tests {
     fn parse_uuid_forms() {
         assert!(Uuid::parse(U1).is_ok());
         assert_eq!(Uuid::parse(&U1.to_uppercase()).unwrap().as_str(), U1);
-        for bad in ["", "0d3b4c1e5f7a4b2c9e8d1a2b3c4d5e6f", "0d3b4c1e-5f7a-4b2c-9e8d-1a2b3c4d5e6g"] {
+        for bad in [
+            "",
+            "0d3b4c1e5f7a4b2c9e8d1a2b3c4d5e6f",
+            "0d3b4c1e-5f7a-4b2c-9e8d-1a2b3c4d5e6g",
+        ] {
             assert!(Uuid::parse(bad).is_err(), "{bad}");
         }
     }
@@ -404,7 +424,10 @@ mod tests {
     fn parse_one_element_set_shorthand() {
         // As ovsdb-server sends them: a one-element set is the bare atom.
         assert_eq!(Datum::to_string_value(&json!("br0")).unwrap(), "br0");
-        assert_eq!(Datum::to_string_value(&json!(["set", ["br0"]])).unwrap(), "br0");
+        assert_eq!(
+            Datum::to_string_value(&json!(["set", ["br0"]])).unwrap(),
+            "br0"
+        );
         assert_eq!(Datum::to_opt_i64(&json!(["set", []])).unwrap(), None);
         assert_eq!(Datum::to_opt_i64(&json!(7)).unwrap(), Some(7));
         assert_eq!(Datum::to_opt_i64(&json!(["set", [7]])).unwrap(), Some(7));
@@ -418,7 +441,9 @@ mod tests {
             vec![Uuid::parse(U1).unwrap()]
         );
         assert_eq!(
-            Datum::to_uuids(&json!(["set", [["uuid", U1], ["uuid", U2]]])).unwrap().len(),
+            Datum::to_uuids(&json!(["set", [["uuid", U1], ["uuid", U2]]]))
+                .unwrap()
+                .len(),
             2
         );
         assert_eq!(Datum::to_uuids(&json!(["set", []])).unwrap(), vec![]);
@@ -433,11 +458,16 @@ mod tests {
 
     #[test]
     fn parse_maps() {
-        let m = Datum::to_string_map(&json!(["map", [["dpdk-devargs", "net_null0"], ["n_rxq", "2"]]]))
-            .unwrap();
+        let m = Datum::to_string_map(&json!([
+            "map",
+            [["dpdk-devargs", "net_null0"], ["n_rxq", "2"]]
+        ]))
+        .unwrap();
         assert_eq!(m.get("dpdk-devargs").map(String::as_str), Some("net_null0"));
         assert_eq!(m.len(), 2);
-        assert!(Datum::to_string_map(&json!(["map", []])).unwrap().is_empty());
+        assert!(Datum::to_string_map(&json!(["map", []]))
+            .unwrap()
+            .is_empty());
         let s = Datum::to_int_map(&json!(["map", [["rx_packets", 10], ["tx_bytes", 0]]])).unwrap();
         assert_eq!(s["rx_packets"], 10);
     }

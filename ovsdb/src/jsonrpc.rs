@@ -45,7 +45,9 @@ impl Message {
     /// shapes are a [`Error::Protocol`].
     pub fn parse(v: Value) -> Result<Message, Error> {
         let Value::Object(mut o) = v else {
-            return Err(Error::Protocol(format!("message is not a JSON object: {v}")));
+            return Err(Error::Protocol(format!(
+                "message is not a JSON object: {v}"
+            )));
         };
         let id = o.remove("id").unwrap_or(Value::Null);
         if let Some(method) = o.remove("method") {
@@ -143,14 +145,20 @@ mod tests {
                 Ok(1)
             }
         }
-        let wire = b"{\"id\":7,\"result\":{},\"error\":null}\n{\"id\":8,\"result\":null,\"error\":\"x\"}";
-        let msgs: Vec<_> = decode_stream(Trickle(wire)).collect::<Result<_, _>>().unwrap();
+        let wire =
+            b"{\"id\":7,\"result\":{},\"error\":null}\n{\"id\":8,\"result\":null,\"error\":\"x\"}";
+        let msgs: Vec<_> = decode_stream(Trickle(wire))
+            .collect::<Result<_, _>>()
+            .unwrap();
         assert_eq!(msgs.len(), 2);
     }
 
     #[test]
     fn parse_bad_messages() {
-        assert!(matches!(Message::parse(json!([1])), Err(Error::Protocol(_))));
+        assert!(matches!(
+            Message::parse(json!([1])),
+            Err(Error::Protocol(_))
+        ));
         assert!(matches!(
             Message::parse(json!({"method": 3, "id": 1})),
             Err(Error::Protocol(_))

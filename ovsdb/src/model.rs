@@ -323,7 +323,9 @@ impl Model {
     /// others are bad; the bad ones are returned as one [`Error::Datum`].
     pub fn apply(&mut self, updates: &Value) -> Result<(), Error> {
         let Some(updates) = updates.as_object() else {
-            return Err(Error::Datum(format!("table-updates is not an object: {updates}")));
+            return Err(Error::Datum(format!(
+                "table-updates is not an object: {updates}"
+            )));
         };
         let mut errors = Vec::new();
         for (table, tu) in updates {
@@ -346,5 +348,119 @@ impl Model {
     /// The `Open_vSwitch` row (the first, if a broken database had several).
     pub fn root(&self) -> Option<(&Uuid, &OpenVSwitch)> {
         self.open_vswitch.iter().next()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jsonrpc::{decode_stream, Message};
+
+    /// What ovsdb-server 3.1 sent, byte for byte (no delimiters), to a
+    /// `monitor` of [`Model::monitor_requests`] while `ovs-vsctl --no-wait` ran:
+    /// the reply, then `update`s for add-br (netdev), add-port dpdk0 with
+    /// ofport_request=5, set options/mtu_request, set-controller +
+    /// set-fail-mode secure, del-port dpdk0.
+    const CAPTURE: &[u8] = include_bytes!("../testdata/monitor-ovs-3.1.json");
+
+    fn captured() -> Vec<Value> {
+        decode_stream(CAPTURE)
+            .map(|m| match m.unwrap() {
+                Message::Response { result, .. } => result,
+                Message::Notification { method, params } => {
+                    assert_eq!(method, "update");
+                    assert_eq!(params[0], json!("vswitch"));
+                    params[1].clone()
+                }
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    fn iface<'a>(m: &'a Model, name: &str) -> Option<&'a Interface> {
+        m.interfaces.values().find(|i| i.name == name)
+    }
+
+    #[test]
+    fn parse_captured_monitor_session() {
+        let steps = captured();
+        assert_eq!(steps.len(), 6);
+        let mut m = Model::default();
+
+        m.apply(&steps[0]).unwrap(); // initial
+        let (_, root) = m.root().unwrap();
+        assert_eq!((root.next_cfg, root.cur_cfg), (0, 0));
+        assert!(root.bridges.is_empty() && !root.dpdk_initialized);
+
+        m.apply(&steps[1]).unwrap(); // add-br: insert + modify of Open_vSwitch
+        assert_eq!(m.root().unwrap().1.bridges.len(), 1);
+        let br = m.bridges.values().next().unwrap();
+        assert_eq!(
+            (br.name.as_str(), br.datapath_type.as_str()),
+            ("br0", "netdev")
+        );
+        assert_eq!(br.ports.len(), 1);
+        assert_eq!(iface(&m, "br0").unwrap().kind, "internal");
+        assert_eq!(iface(&m, "br0").unwrap().ofport, None);
+
+        m.apply(&steps[2]).unwrap(); // add-port
+        let d = iface(&m, "dpdk0").unwrap();
+        assert_eq!(d.kind, "dpdk");
+        assert_eq!(d.options["dpdk-devargs"], "net_null0");
+        assert_eq!(d.ofport_request, Some(5));
+        assert_eq!(m.bridges.values().next().unwrap().ports.len(), 2);
+
+        m.apply(&steps[3]).unwrap(); // modify: old has only changed columns
+        let d = iface(&m, "dpdk0").unwrap();
+        assert_eq!(d.mtu_request, Some(9000));
+        assert_eq!(d.options.len(), 2);
+
+        m.apply(&steps[4]).unwrap(); // controller + fail mode
+        let br = m.bridges.values().next().unwrap();
+        assert_eq!(br.fail_mode.as_deref(), Some("secure"));
+        assert_eq!(
+            m.controllers[&br.controller[0]].target,
+            "tcp:127.0.0.1:6653"
+        );
+
+        m.apply(&steps[5]).unwrap(); // del-port: delete has only "old"
+        assert!(iface(&m, "dpdk0").is_none());
+        assert_eq!(m.ports.len(), 1);
+        assert_eq!(m.interfaces.len(), 1);
+    }
+
+    #[test]
+    fn parse_bad_rows_keep_good_ones() {
+        let u1 = "11111111-1111-4111-8111-111111111111";
+        let u2 = "22222222-2222-4222-8222-222222222222";
+        let mut m = Model::default();
+        let e = m
+            .apply(&json!({
+                "Interface": {
+                    u1: {"new": {"name": "good", "type": "dpdk"}},
+                    u2: {"new": {"name": "bad", "ofport_request": "five"}},
+                    "not-a-uuid": {"new": {"name": "x"}},
+                },
+                "Port": [],
+                "Unknown_Table": {"x": 1},
+            }))
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("ofport_request"), "{msg}");
+        assert!(msg.contains("not-a-uuid"), "{msg}");
+        assert!(msg.contains("Port"), "{msg}");
+        assert_eq!(m.interfaces.len(), 1);
+        assert!(m.apply(&json!([])).is_err());
+        // A bad modify keeps the previous version of the row.
+        let _ = m.apply(&json!({"Interface": {u1: {"old": {"type": "dpdk"}, "new": {"name": "good", "type": 7}}}}));
+        assert_eq!(m.interfaces.values().next().unwrap().kind, "dpdk");
+    }
+
+    #[test]
+    fn emit_monitor_requests() {
+        let r = Model::monitor_requests();
+        assert_eq!(r["Port"], json!({"columns": ["name", "interfaces"]}));
+        assert_eq!(r["Controller"], json!({"columns": ["target"]}));
+        assert_eq!(r.as_object().unwrap().len(), 5);
     }
 }

@@ -142,6 +142,7 @@ fn run(target: Target, dp: Arc<dyn Datapath>, opts: Options, stop: &AtomicBool, 
                     // A session that got going resets the backoff.
                     Ok(()) => {
                         backoff = opts.backoff_min;
+                        last_error.clear();
                         client
                             .close_reason()
                             .unwrap_or_else(|| "connection closed".into())
