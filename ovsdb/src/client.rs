@@ -306,3 +306,118 @@ fn loop_messages(
     }
     "server closed the connection".to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::net::{UnixListener, UnixStream};
+    use std::path::PathBuf;
+
+    /// A scripted server on a Unix socket: `script` gets the accepted stream.
+    fn fake_server(
+        name: &str,
+        script: impl FnOnce(UnixStream) + Send + 'static,
+    ) -> (PathBuf, JoinHandle<()>) {
+        let path =
+            std::env::temp_dir().join(format!("ovsdb-client-{}-{name}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let l = UnixListener::bind(&path).unwrap();
+        let t = thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            script(s);
+        });
+        (path, t)
+    }
+
+    fn next(it: &mut impl Iterator<Item = Result<Message, Error>>) -> Message {
+        it.next().unwrap().unwrap()
+    }
+
+    #[test]
+    fn parse_server_echo_and_split_replies() {
+        let (path, t) = fake_server("echo", |s| {
+            let mut w = s.try_clone().unwrap();
+            let mut msgs = decode_stream(s);
+            // The server probes us first; we must answer with its params.
+            w.write_all(br#"{"id":"echo","method":"echo","params":[]}"#)
+                .unwrap();
+            assert_eq!(
+                next(&mut msgs),
+                Message::Response {
+                    id: json!("echo"),
+                    result: json!([]),
+                    error: Value::Null
+                }
+            );
+            // Unknown methods get an error reply, not silence.
+            w.write_all(br#"{"id":9,"method":"steal","params":[]}"#)
+                .unwrap();
+            let Message::Response { id, error, .. } = next(&mut msgs) else {
+                panic!("no reply to an unknown method")
+            };
+            assert_eq!(
+                (id, error["error"].clone()),
+                (json!(9), json!("unknown method"))
+            );
+            // Our echo, answered in two pieces, with a notification before it.
+            let Message::Request { id, method, params } = next(&mut msgs) else {
+                panic!("expected a request")
+            };
+            assert_eq!(method, "echo");
+            let reply = Message::Response {
+                id,
+                result: params,
+                error: Value::Null,
+            }
+            .to_json()
+            .to_string();
+            let (a, b) = reply.split_at(5);
+            w.write_all(br#"{"id":null,"method":"update","params":["m",{}]}"#)
+                .unwrap();
+            w.write_all(a.as_bytes()).unwrap();
+            thread::sleep(Duration::from_millis(50));
+            w.write_all(b.as_bytes()).unwrap();
+            // A reply to nobody, then hang up after the next request.
+            w.write_all(br#"{"id":12345,"result":[],"error":null}"#)
+                .unwrap();
+            let _ = next(&mut msgs);
+        });
+        let (c, rx) =
+            Client::connect(&format!("unix:{}", path.display()), Duration::from_secs(5)).unwrap();
+        thread::sleep(Duration::from_millis(100));
+        c.echo().unwrap();
+        let n = rx.recv_timeout(Duration::from_secs(1)).unwrap();
+        assert_eq!(n.method, "update");
+        assert!(matches!(c.list_dbs(), Err(Error::Closed)));
+        assert!(rx.recv_timeout(Duration::from_secs(1)).is_err());
+        t.join().unwrap();
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn parse_timeout_and_garbage() {
+        let (path, t) = fake_server("timeout", |mut s| {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf); // never answer the first request
+            thread::sleep(Duration::from_millis(300));
+            s.write_all(b"]not json").unwrap();
+            thread::sleep(Duration::from_millis(100));
+        });
+        let (c, rx) = Client::connect(
+            &format!("unix:{}", path.display()),
+            Duration::from_millis(150),
+        )
+        .unwrap();
+        assert!(matches!(c.echo(), Err(Error::Timeout(_))));
+        assert!(rx.recv_timeout(Duration::from_secs(2)).is_err());
+        assert!(c.is_closed());
+        assert!(
+            c.close_reason().unwrap().contains("bad JSON"),
+            "{:?}",
+            c.close_reason()
+        );
+        t.join().unwrap();
+        let _ = std::fs::remove_file(path);
+    }
+}

@@ -357,3 +357,110 @@ impl Reconciler {
         ops
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Rec(Mutex<Vec<String>>);
+
+    impl Datapath for Rec {
+        fn bridge_set(&self, br: &BridgeConfig) -> Result<(), String> {
+            self.0.lock().unwrap().push(format!("set {}", br.name));
+            if br.name == "badbr" {
+                return Err("no memory".into());
+            }
+            Ok(())
+        }
+        fn bridge_del(&self, name: &str) {
+            self.0.lock().unwrap().push(format!("del {name}"));
+        }
+        fn iface_add(&self, bridge: &str, i: &InterfaceConfig) -> Result<u16, String> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("add {bridge} {}", i.name));
+            Ok(i.ofport_request.unwrap_or(7))
+        }
+        fn iface_del(&self, bridge: &str, name: &str, ofport: u16) -> Result<(), String> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("rm {bridge} {name} {ofport}"));
+            Ok(())
+        }
+        fn iface_state(&self, _: &str, _: u16) -> Option<InterfaceState> {
+            None
+        }
+    }
+
+    const OVS: &str = "11111111-1111-4111-8111-111111111111";
+    const BR: &str = "22222222-2222-4222-8222-222222222222";
+    const PORT: &str = "33333333-3333-4333-8333-333333333333";
+    const IF: &str = "44444444-4444-4444-8444-444444444444";
+
+    fn model(br_name: &str, dtype: &str, options: Value) -> Model {
+        let mut m = Model::default();
+        m.apply(&json!({
+            "Open_vSwitch": {OVS: {"new": {"next_cfg": 3, "cur_cfg": 1, "bridges": ["uuid", BR]}}},
+            "Bridge": {BR: {"new": {"name": br_name, "datapath_type": dtype, "ports": ["uuid", PORT]}}},
+            "Port": {PORT: {"new": {"name": "p0", "interfaces": ["uuid", IF]}}},
+            "Interface": {IF: {"new": {"name": "p0", "type": "dpdk", "options": options, "ofport_request": 5}}},
+        }))
+        .unwrap();
+        m
+    }
+
+    fn run(r: &mut Reconciler, m: &Model) -> Vec<Value> {
+        let d = r.apply(m);
+        r.write_back(m, &d)
+    }
+
+    #[test]
+    fn emit_writeback_and_idempotence() {
+        let dp = Arc::new(Rec::default());
+        let mut r = Reconciler::new(dp.clone());
+        let m = model("br0", "netdev", json!(["map", []]));
+        let ops = run(&mut r, &m);
+        assert_eq!(*dp.0.lock().unwrap(), vec!["set br0", "add br0 p0"]);
+        // cur_cfg and the interface's ofport/error, in one transaction.
+        assert_eq!(ops[0]["row"]["cur_cfg"], json!(3));
+        assert_eq!(ops[0]["row"]["datapath_types"], json!("netdev"));
+        assert_eq!(ops[1]["table"], json!("Interface"));
+        assert_eq!(ops[1]["where"], json!([["_uuid", "==", ["uuid", IF]]]));
+        assert_eq!(ops[1]["row"], json!({"ofport": 5}));
+
+        // Same snapshot again (or after a reconnect): no datapath calls.
+        run(&mut r, &m);
+        run(&mut r, &m.clone());
+        assert_eq!(dp.0.lock().unwrap().len(), 2);
+
+        // Options change: removed and added again.
+        let m2 = model("br0", "netdev", json!(["map", [["n_rxq", "2"]]]));
+        run(&mut r, &m2);
+        assert_eq!(dp.0.lock().unwrap()[2..], ["rm br0 p0 5", "add br0 p0"]);
+
+        // Not netdev any more: interfaces then bridge removed, error written.
+        let m3 = model("br0", "system", json!(["map", []]));
+        let ops = run(&mut r, &m3);
+        assert_eq!(dp.0.lock().unwrap()[4..], ["rm br0 p0 5", "del br0"]);
+        assert_eq!(ops[1]["row"]["ofport"], json!(-1));
+        assert!(ops[1]["row"]["error"].as_str().unwrap().contains("netdev"));
+    }
+
+    #[test]
+    fn emit_bridge_failure_on_its_interfaces() {
+        let dp = Arc::new(Rec::default());
+        let mut r = Reconciler::new(dp.clone());
+        let m = model("badbr", "netdev", json!(["map", []]));
+        let ops = run(&mut r, &m);
+        assert_eq!(*dp.0.lock().unwrap(), vec!["set badbr"]);
+        assert_eq!(ops[1]["row"]["ofport"], json!(-1));
+        assert_eq!(ops[1]["row"]["error"], json!("bridge badbr: no memory"));
+        // Not retried until the bridge's configuration changes.
+        run(&mut r, &m);
+        assert_eq!(dp.0.lock().unwrap().len(), 1);
+    }
+}

@@ -211,6 +211,38 @@ fn vsctl_bridges_ports_and_errors() {
     assert_eq!(s.ok(&["get", "Interface", "br1", "ofport"]), "65534");
     assert_eq!(s.ok(&["get", "Interface", "br1", "error"]), "[]");
 
+    // A bridge the datapath refuses: its interfaces carry the error.
+    let o = s.vsctl(&[
+        "add-br",
+        "badbr0",
+        "--",
+        "set",
+        "bridge",
+        "badbr0",
+        "datapath_type=netdev",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr
+            .contains("Error detected while setting up 'badbr0': bridge badbr0: out of hugepages"),
+        "{stderr}"
+    );
+    assert_eq!(s.ok(&["get", "Interface", "badbr0", "ofport"]), "-1");
+    assert!(mock.matching("iface_add badbr0").is_empty());
+
+    // Global settings go to system_config.
+    s.ok(&[
+        "set",
+        "Open_vSwitch",
+        ".",
+        "other_config:pmd-cpu-mask=0x3",
+        "other_config:dpdk-extra=-n 4",
+    ]);
+    assert_eq!(
+        mock.matching("system_config"),
+        vec!["system_config dpdk-extra=-n 4,pmd-cpu-mask=0x3"]
+    );
+
     // del-br: interfaces first, then the bridge.
     s.ok(&["del-br", "br0"]);
     let ev = mock.events();

@@ -163,6 +163,9 @@ impl Datapath for Mock {
             "bridge_set {} fail_mode={:?} controllers={:?}",
             br.name, br.fail_mode, br.controllers
         ));
+        if br.name.starts_with("badbr") {
+            return Err("out of hugepages".into());
+        }
         Ok(())
     }
 
@@ -222,6 +225,18 @@ impl Datapath for Mock {
             statistics,
             status,
         })
+    }
+
+    fn system_config(&self, oc: &BTreeMap<String, String>) -> Vec<String> {
+        if !oc.is_empty() {
+            let kv: Vec<String> = oc.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            self.log(format!("system_config {}", kv.join(",")));
+        }
+        // Pretend DPDK's EAL arguments need a restart.
+        oc.keys()
+            .filter(|k| k.starts_with("dpdk-"))
+            .cloned()
+            .collect()
     }
 
     fn iface_types(&self) -> Vec<String> {
