@@ -16,7 +16,7 @@ use crate::wire::ethernet::{ethertype, is_vlan_tpid};
 use crate::wire::ipv4::Ipv4Packet;
 
 /// One action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     /// `output:N` — send to port N (not to the ingress port, per OpenFlow).
     Output(u16),
@@ -43,16 +43,46 @@ pub enum Action {
     SetIpDscp(u8),
     /// `dec_ttl` — decrement TTL / hop limit, drop when it would reach 0.
     DecTtl,
+    /// `resubmit(,N)` — (Nicira) run table N's matching rule's actions at
+    /// this point, then continue. Resolved by the pipeline; never reaches
+    /// [`execute`].
+    Resubmit(u8),
+    /// `group:N` — run group N's bucket(s). Resolved by the pipeline into
+    /// the buckets' actions; never reaches [`execute`].
+    Group(u32),
 }
 
 impl Action {
-    fn modifies(&self) -> bool {
+    /// True for actions that rewrite the frame.
+    pub fn modifies(&self) -> bool {
         !matches!(
             self,
-            Action::Output(_) | Action::Flood | Action::Normal | Action::Drop
+            Action::Output(_)
+                | Action::Flood
+                | Action::Normal
+                | Action::Drop
+                | Action::Resubmit(_)
+                | Action::Group(_)
+        )
+    }
+
+    /// True for actions that may send the frame somewhere (outputs, and
+    /// resubmits and groups, whose actions may output).
+    pub fn may_output(&self) -> bool {
+        matches!(
+            self,
+            Action::Output(_)
+                | Action::Flood
+                | Action::Normal
+                | Action::Resubmit(_)
+                | Action::Group(_)
         )
     }
 }
+
+/// Highest OpenFlow table number (254 = OFPTT_MAX is reserved by OVS; 255
+/// means "all tables").
+pub const MAX_TABLE: u8 = 253;
 
 pub(crate) fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     let mut out = [0u8; 6];
@@ -126,6 +156,8 @@ impl core::str::FromStr for Action {
                 }
                 Ok(Action::PushVlan(t))
             }
+            "group" => Ok(Action::Group(parse_uint(need()?, 0xffff_ff00, "group id")? as u32)),
+            "resubmit" => Err("`resubmit:PORT` is not supported; use `resubmit(,TABLE)`".into()),
             "mod_vlan_vid" | "set_vlan_vid" => Ok(Action::SetVlanVid(parse_uint(need()?, 4095, "VLAN id")? as u16)),
             "mod_vlan_pcp" | "set_vlan_pcp" => Ok(Action::SetVlanPcp(parse_uint(need()?, 7, "VLAN PCP")? as u8)),
             "mod_dl_src" | "set_eth_src" => Ok(Action::SetEthSrc(parse_mac(need()?)?)),
@@ -139,10 +171,22 @@ impl core::str::FromStr for Action {
                 Ok(Action::SetIpDscp(t >> 2))
             }
             _ if arg.is_none() && name.bytes().all(|b| b.is_ascii_digit()) => Ok(Action::Output(parse_port(name)?)),
+            _ if arg.is_none() && lname.starts_with("resubmit(") && lname.ends_with(')') => {
+                let inner = &s[9..s.len() - 1];
+                let (port, table) = inner.split_once(',').ok_or_else(|| {
+                    format!("`{s}`: want `resubmit(,TABLE)`")
+                })?;
+                if !port.trim().is_empty() {
+                    return Err(format!("`{s}`: resubmit to another in_port is not supported; use `resubmit(,TABLE)`"));
+                }
+                let t = parse_uint(table.trim(), u64::from(MAX_TABLE), "table")?;
+                Ok(Action::Resubmit(t as u8))
+            }
             _ => Err(format!(
                 "unknown action `{name}` (known: output:N, flood, normal, drop, push_vlan:TPID, pop_vlan, \
                  mod_vlan_vid:VID, mod_vlan_pcp:PCP, mod_dl_src:MAC, mod_dl_dst:MAC, set_ip_dscp:DSCP, \
-                 mod_nw_tos:TOS, dec_ttl)"
+                 mod_nw_tos:TOS, dec_ttl, resubmit(,TABLE), group:N, goto_table:N, write_metadata:V[/M], \
+                 write_actions(...), clear_actions)"
             )),
         }
     }
@@ -163,35 +207,178 @@ impl fmt::Display for Action {
             Action::SetEthDst(m) => write!(f, "mod_dl_dst:{}", fmt_mac(m)),
             Action::SetIpDscp(d) => write!(f, "mod_nw_tos:{}", d << 2),
             Action::DecTtl => write!(f, "dec_ttl"),
+            Action::Resubmit(t) => write!(f, "resubmit(,{t})"),
+            Action::Group(g) => write!(f, "group:{g}"),
         }
     }
 }
 
-/// Parse a comma-separated action list and validate it: `drop` alone, no
-/// modification after an output, at least one action.
-pub fn parse_actions(s: &str) -> Result<Vec<Action>, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("empty action list (use `actions=drop` to drop)".into());
+/// Split `s` at commas outside parentheses.
+pub(crate) fn split_top(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
     }
-    let acts = s
-        .split(',')
-        .map(str::parse)
-        .collect::<Result<Vec<Action>, _>>()?;
+    out.push(&s[start..]);
+    out
+}
+
+/// The OpenFlow 1.3 instructions of a rule besides its apply-actions list
+/// (executed in this order after the apply-actions: clear, write,
+/// write-metadata, goto).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Instructions {
+    /// `clear_actions`: empty the action set.
+    pub clear_actions: bool,
+    /// `write_actions(...)`: merge these actions into the action set.
+    pub write_actions: Option<Vec<Action>>,
+    /// `write_metadata:V/M`: `metadata = metadata & !M | V & M`.
+    pub write_metadata: Option<(u64, u64)>,
+    /// `goto_table:N`: continue in table N (> the rule's table).
+    pub goto_table: Option<u8>,
+}
+
+impl Instructions {
+    /// No instruction besides apply-actions.
+    pub fn is_empty(&self) -> bool {
+        *self == Instructions::default()
+    }
+}
+
+/// Check an apply-actions list: `drop` alone, no modification after an
+/// output (or a resubmit/group, whose outputs it would rewrite).
+pub fn validate_actions(acts: &[Action]) -> Result<(), String> {
     if acts.contains(&Action::Drop) && acts.len() > 1 {
         return Err("`drop` must be the only action".into());
     }
-    if let Some(first_out) = acts
-        .iter()
-        .position(|a| !a.modifies() && *a != Action::Drop)
-    {
+    if let Some(first_out) = acts.iter().position(Action::may_output) {
         if let Some(m) = acts[first_out..].iter().find(|a| a.modifies()) {
             return Err(format!(
                 "`{m}` after an output: all outputs of a rule send the same bytes, put modifications first"
             ));
         }
     }
+    Ok(())
+}
+
+/// Parse a comma-separated action list and validate it: `drop` alone, no
+/// modification after an output, at least one action. Instructions
+/// (`goto_table` etc.) are refused here; see [`parse_instructions`].
+pub fn parse_actions(s: &str) -> Result<Vec<Action>, String> {
+    let (acts, ins) = parse_instructions(s)?;
+    if !ins.is_empty() {
+        return Err("instructions (goto_table, write_actions, write_metadata, clear_actions) are not allowed here".into());
+    }
+    if acts.is_empty() {
+        return Err("empty action list (use `actions=drop` to drop)".into());
+    }
     Ok(acts)
+}
+
+fn parse_u64_masked(s: &str, what: &str) -> Result<(u64, u64), String> {
+    match s.split_once('/') {
+        Some((v, m)) => {
+            let (v, m) = (
+                parse_uint(v.trim(), u64::MAX, what)?,
+                parse_uint(m.trim(), u64::MAX, what)?,
+            );
+            Ok((v & m, m))
+        }
+        None => Ok((parse_uint(s.trim(), u64::MAX, what)?, u64::MAX)),
+    }
+}
+
+/// Parse the text after `actions=`: apply-actions and OpenFlow 1.3
+/// instructions (`clear_actions`, `write_actions(...)`,
+/// `write_metadata:V[/M]`, `goto_table:N`), in any order. The apply list
+/// may be empty when an instruction is present.
+pub fn parse_instructions(s: &str) -> Result<(Vec<Action>, Instructions), String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty action list (use `actions=drop` to drop)".into());
+    }
+    let mut acts = Vec::new();
+    let mut ins = Instructions::default();
+    let mut n = 0;
+    for tok in split_top(s) {
+        let tok = tok.trim();
+        if tok.is_empty() {
+            return Err(format!("empty action in `{s}`"));
+        }
+        n += 1;
+        let low = tok.to_ascii_lowercase();
+        if low == "clear_actions" {
+            ins.clear_actions = true;
+        } else if let Some(rest) = low.strip_prefix("write_actions(") {
+            if !rest.ends_with(')') || ins.write_actions.is_some() {
+                return Err(format!("bad or repeated `{tok}`"));
+            }
+            let inner = &tok[14..tok.len() - 1];
+            let mut set = Vec::new();
+            if !inner.trim().is_empty() {
+                for a in split_top(inner) {
+                    let a: Action = a.parse()?;
+                    if matches!(a, Action::Drop | Action::Resubmit(_)) {
+                        return Err(format!("`{a}` is not allowed in write_actions"));
+                    }
+                    set.push(a);
+                }
+            }
+            ins.write_actions = Some(set);
+        } else if let Some(v) = low.strip_prefix("write_metadata:") {
+            if ins.write_metadata.is_some() {
+                return Err("`write_metadata` given twice".into());
+            }
+            ins.write_metadata = Some(parse_u64_masked(v, "metadata")?);
+        } else if let Some(v) = low.strip_prefix("goto_table:") {
+            if ins.goto_table.is_some() {
+                return Err("`goto_table` given twice".into());
+            }
+            ins.goto_table = Some(parse_uint(v.trim(), u64::from(MAX_TABLE), "table")? as u8);
+        } else {
+            acts.push(tok.parse::<Action>()?);
+        }
+    }
+    if acts.contains(&Action::Drop) && n > 1 {
+        return Err("`drop` must be the only action".into());
+    }
+    validate_actions(&acts)?;
+    Ok((acts, ins))
+}
+
+/// Format an apply-actions list followed by instructions (canonical order:
+/// actions, clear_actions, write_actions, write_metadata, goto_table).
+pub fn fmt_instructions(acts: &[Action], ins: &Instructions) -> String {
+    let mut parts: Vec<String> = acts.iter().map(ToString::to_string).collect();
+    if ins.clear_actions {
+        parts.push("clear_actions".into());
+    }
+    if let Some(w) = &ins.write_actions {
+        parts.push(format!("write_actions({})", fmt_actions(w)));
+    }
+    if let Some((v, m)) = ins.write_metadata {
+        if m == u64::MAX {
+            parts.push(format!("write_metadata:{v:#x}"));
+        } else {
+            parts.push(format!("write_metadata:{v:#x}/{m:#x}"));
+        }
+    }
+    if let Some(t) = ins.goto_table {
+        parts.push(format!("goto_table:{t}"));
+    }
+    if parts.is_empty() {
+        return "drop".into();
+    }
+    parts.join(",")
 }
 
 /// Format an action list.
@@ -350,6 +537,8 @@ pub fn execute<F: Frame>(
                     return Verdict::Drop(DropReason::TtlExpired);
                 }
             }
+            // Resolved by the pipeline before execution.
+            Action::Resubmit(_) | Action::Group(_) => {}
         }
     }
     if out == 0 {

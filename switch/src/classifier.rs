@@ -40,14 +40,29 @@ impl Hasher for PassThrough {
     }
 }
 
+/// A masked key plus masked pipeline metadata (subtables that match
+/// `metadata` only).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct MaskedMeta(FlowKey, u64);
+
+impl Hash for MaskedMeta {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.hash() ^ self.1.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    }
+}
+
 struct Subtable {
     mask: FlowKey,
+    /// Metadata bits this subtable's rules match (0 for most: then
+    /// `rules` holds them, else `meta_rules`).
+    meta_mask: u64,
     max_priority: u16,
     /// Masked value -> the best rule with exactly that match: `(priority,
     /// index)`. Rules with the same mask and value but a lower priority (or
     /// a later index at equal priority) can never be returned, so they are
     /// not stored; keeping the value inline saves a pointer chase.
     rules: HashMap<Masked, (u16, u32), BuildHasherDefault<PassThrough>>,
+    meta_rules: HashMap<MaskedMeta, (u16, u32), BuildHasherDefault<PassThrough>>,
 }
 
 /// The input the classifier is built from: per rule, its match and priority,
@@ -62,38 +77,56 @@ pub struct Entry {
 /// Immutable tuple-space classifier.
 pub struct Classifier {
     subtables: Vec<Subtable>,
+    has_meta: bool,
 }
 
 impl Classifier {
     /// Build from rules in installation order. Among equal priorities the
     /// earlier rule (lower index) wins.
     pub fn build<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Classifier {
-        let mut by_mask: HashMap<Masked, usize, BuildHasherDefault<PassThrough>> =
+        let mut by_mask: HashMap<MaskedMeta, usize, BuildHasherDefault<PassThrough>> =
             HashMap::default();
         let mut subtables: Vec<Subtable> = Vec::new();
         for (i, e) in entries.into_iter().enumerate() {
-            let si = *by_mask.entry(Masked(e.matcher.mask)).or_insert_with(|| {
-                subtables.push(Subtable {
-                    mask: e.matcher.mask,
-                    max_priority: 0,
-                    rules: HashMap::default(),
+            let m = &e.matcher;
+            let si = *by_mask
+                .entry(MaskedMeta(m.mask, m.meta_mask))
+                .or_insert_with(|| {
+                    subtables.push(Subtable {
+                        mask: m.mask,
+                        meta_mask: m.meta_mask,
+                        max_priority: 0,
+                        rules: HashMap::default(),
+                        meta_rules: HashMap::default(),
+                    });
+                    subtables.len() - 1
                 });
-                subtables.len() - 1
-            });
             let st = &mut subtables[si];
             st.max_priority = st.max_priority.max(e.priority);
             let cand = (e.priority, i as u32);
-            st.rules
-                .entry(Masked(e.matcher.value))
-                .and_modify(|best| {
-                    if cand.0 > best.0 {
-                        *best = cand;
-                    }
-                })
-                .or_insert(cand);
+            let keep_best = |best: &mut (u16, u32)| {
+                if cand.0 > best.0 {
+                    *best = cand;
+                }
+            };
+            if m.meta_mask == 0 {
+                st.rules
+                    .entry(Masked(m.value))
+                    .and_modify(keep_best)
+                    .or_insert(cand);
+            } else {
+                st.meta_rules
+                    .entry(MaskedMeta(m.value, m.meta_value))
+                    .and_modify(keep_best)
+                    .or_insert(cand);
+            }
         }
         subtables.sort_by_key(|s| core::cmp::Reverse(s.max_priority));
-        Classifier { subtables }
+        let has_meta = subtables.iter().any(|s| s.meta_mask != 0);
+        Classifier {
+            subtables,
+            has_meta,
+        }
     }
 
     /// Number of subtables (distinct masks).
@@ -101,9 +134,21 @@ impl Classifier {
         self.subtables.len()
     }
 
-    /// Index of the highest-priority rule matching `key`.
+    /// Index of the highest-priority rule matching `key` (metadata 0).
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<u32> {
+        if self.has_meta {
+            self.lookup_meta(key, 0)
+        } else {
+            self.lookup_plain(key)
+        }
+    }
+
+    /// [`Classifier::lookup`] for classifiers without metadata matches
+    /// (the single-table datapath): the loop the switch always had.
+    #[inline]
+    pub(crate) fn lookup_plain(&self, key: &FlowKey) -> Option<u32> {
+        debug_assert!(!self.has_meta);
         let mut best: Option<(u16, u32)> = None;
         for st in &self.subtables {
             if let Some((bp, _)) = best {
@@ -112,6 +157,33 @@ impl Classifier {
                 }
             }
             if let Some(&(p, i)) = st.rules.get(&Masked(key.masked(&st.mask))) {
+                best = match best {
+                    Some((bp, bi)) if bp > p || (bp == p && bi < i) => Some((bp, bi)),
+                    _ => Some((p, i)),
+                };
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+
+    /// Index of the highest-priority rule matching `key` with pipeline
+    /// metadata `meta`.
+    #[inline(always)]
+    pub fn lookup_meta(&self, key: &FlowKey, meta: u64) -> Option<u32> {
+        let mut best: Option<(u16, u32)> = None;
+        for st in &self.subtables {
+            if let Some((bp, _)) = best {
+                if st.max_priority < bp {
+                    break;
+                }
+            }
+            let found = if st.meta_mask == 0 {
+                st.rules.get(&Masked(key.masked(&st.mask)))
+            } else {
+                st.meta_rules
+                    .get(&MaskedMeta(key.masked(&st.mask), meta & st.meta_mask))
+            };
+            if let Some(&(p, i)) = found {
                 best = match best {
                     Some((bp, bi)) if bp > p || (bp == p && bi < i) => Some((bp, bi)),
                     _ => Some((p, i)),

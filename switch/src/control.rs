@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::extract::Malformed;
 use crate::fdb::FdbEntry;
-use crate::rule::{parse_match, RuleSpec};
+use crate::rule::{parse_filter, RuleSpec};
 use crate::stats::Counters;
 use crate::switch::Switch;
 use crate::table::RuleInfo;
@@ -238,12 +238,13 @@ impl PortBackend for NoPorts {
 pub fn handle(sw: &Switch, ports: &dyn PortBackend, req: Request) -> Reply {
     let now = sw.now_ms();
     let r = match req {
-        Request::FlowsAdd { rule } => rule.parse::<RuleSpec>().map(|s| Reply::FlowAdded {
-            id: sw.table.add(s, now),
-        }),
+        Request::FlowsAdd { rule } => rule
+            .parse::<RuleSpec>()
+            .and_then(|s| Ok(sw.table.add(s, now)?))
+            .map(|id| Reply::FlowAdded { id }),
         Request::FlowsDel { filter, strict } => {
-            parse_match(&filter).map(|(m, prio)| Reply::FlowsDeleted {
-                count: sw.table.del(&m, prio, strict),
+            parse_filter(&filter, strict).map(|f| Reply::FlowsDeleted {
+                count: sw.table.delete(&f, now).len(),
             })
         }
         Request::FlowsDump => Ok(Reply::Flows {
@@ -268,7 +269,7 @@ pub fn handle(sw: &Switch, ports: &dyn PortBackend, req: Request) -> Reply {
                     .map(|(i, c)| CoreReport::new(Some(i), c))
                     .collect(),
                 rules: t.rules.len(),
-                subtables: t.classifier.subtables(),
+                subtables: t.subtables(),
                 fdb_entries: sw.fdb.entries(now).len(),
             })))
         }

@@ -28,6 +28,7 @@ use crate::extract::{extract_masked, Meta};
 use crate::flowcache::{FlowCache, NO_RULE};
 use crate::frame::Frame;
 use crate::key::FlowKey;
+use crate::pipeline::{compile, CompiledStore, MAX_COMPILED};
 use crate::stats::Counters;
 use crate::switch::Switch;
 use crate::table::TableVersion;
@@ -57,6 +58,11 @@ pub struct Datapath {
     bypass: bool,
     bypass_version: u64,
     inserts: u64,
+    /// Flow-cache generation: changes with the table version (and when the
+    /// compiled store starts over), never 0 (a fresh bucket's value).
+    gen: u32,
+    /// Multi-table versions: the flows compiled under the current version.
+    compiled: CompiledStore,
     keys: [FlowKey; BURST],
     meta: [Meta; BURST],
     hashes: [u64; BURST],
@@ -83,6 +89,8 @@ impl Datapath {
             bypass: false,
             bypass_version: 0,
             inserts: 0,
+            gen: 0,
+            compiled: CompiledStore::default(),
             keys: [FlowKey::ZERO; BURST],
             meta: [Meta::default(); BURST],
             hashes: [0; BURST],
@@ -153,7 +161,7 @@ impl Datapath {
     /// the classifier on misses and cache its answer.
     #[allow(clippy::needless_range_loop)]
     #[inline(always)]
-    fn cached_lookup(&mut self, n: usize, gen: u32) {
+    fn cached_lookup<const MULTI: bool>(&mut self, n: usize, gen: u32) {
         for i in 0..n {
             if !self.same[i] {
                 let h = self.keys[i].hash();
@@ -179,8 +187,28 @@ impl Datapath {
                 }
                 None => {
                     misses += 1;
-                    let r = self.cur.classifier.lookup(k).unwrap_or(NO_RULE);
-                    no_rule += u64::from(r == NO_RULE);
+                    let r = if MULTI {
+                        // Translate the flow through the pipeline once; the
+                        // cache then maps it to the compiled entry.
+                        let cur = &*self.cur;
+                        let (r, miss) = match &cur.pipeline {
+                            Some(p) => compile(
+                                &cur.rules,
+                                p,
+                                &cur.groups,
+                                k,
+                                self.sw.ports_up(),
+                                &mut self.compiled,
+                            ),
+                            None => (NO_RULE, true),
+                        };
+                        no_rule += u64::from(miss);
+                        r
+                    } else {
+                        let r = self.cur.classifier.lookup_plain(k).unwrap_or(NO_RULE);
+                        no_rule += u64::from(r == NO_RULE);
+                        r
+                    };
                     self.cache.insert(k, h, gen, r);
                     inserts += 1;
                     r
@@ -192,7 +220,8 @@ impl Datapath {
         self.c.cache_misses += misses;
         self.c.classifier_misses += no_rule;
         self.inserts += inserts;
-        if self.may_bypass
+        if !MULTI
+            && self.may_bypass
             && self.inserts > BYPASS_AFTER_INSERTS
             && self.cur.classifier.subtables() <= BYPASS_MAX_SUBTABLES
         {
@@ -217,7 +246,6 @@ impl Datapath {
             self.port_only_pass(in_port, r, frames, verdicts, now_ms);
             return;
         }
-        let gen = self.cur.version as u32;
         let mut rx_bytes = 0u64;
         let mask = &self.cur.lookup_mask;
         for i in 0..n {
@@ -231,10 +259,24 @@ impl Datapath {
         }
         self.c.rx_bytes += rx_bytes;
         self.mark_runs(n);
-        if self.cur.version != self.bypass_version {
+        let multi = self.cur.pipeline.is_some();
+        if self.cur.version != self.bypass_version
+            || (multi && self.compiled.len() > MAX_COMPILED - BURST)
+        {
             self.bypass_version = self.cur.version;
             self.bypass = false;
             self.inserts = 0;
+            self.gen = self.gen.wrapping_add(1).max(1);
+            if self.compiled.len() != 0 {
+                self.compiled.clear();
+            }
+        }
+        let gen = self.gen;
+        if multi {
+            self.cached_lookup::<true>(n, gen);
+            self.c.rx_packets += n as u64;
+            self.execute_compiled(in_port, frames, verdicts, now_ms);
+            return;
         }
         if self.bypass {
             // Cache bypass (see `BYPASS_*`): the classifier is authoritative,
@@ -242,7 +284,11 @@ impl Datapath {
             let mut last = NO_RULE;
             for i in 0..n {
                 if !self.same[i] {
-                    last = self.cur.classifier.lookup(&self.keys[i]).unwrap_or(NO_RULE);
+                    last = self
+                        .cur
+                        .classifier
+                        .lookup_plain(&self.keys[i])
+                        .unwrap_or(NO_RULE);
                     if last == NO_RULE {
                         self.c.classifier_misses += 1;
                     }
@@ -251,7 +297,7 @@ impl Datapath {
             }
             self.c.cache_bypassed += n as u64;
         } else {
-            self.cached_lookup(n, gen);
+            self.cached_lookup::<false>(n, gen);
         }
         self.c.rx_packets += n as u64;
 
@@ -363,6 +409,63 @@ impl Datapath {
 }
 
 impl Datapath {
+    /// Run every frame's compiled pipeline result (multi-table versions):
+    /// its final action list, then the counters of every rule and group
+    /// bucket the traversal went through.
+    #[allow(clippy::needless_range_loop)]
+    #[inline(never)]
+    fn execute_compiled<F: Frame>(
+        &mut self,
+        in_port: u16,
+        frames: &mut [F],
+        verdicts: &mut [Verdict],
+        now_ms: u64,
+    ) {
+        let ctx = ExecCtx {
+            in_port,
+            ports_up: self.sw.ports_up(),
+            fdb: &self.sw.fdb,
+            now_ms,
+        };
+        let mut ev = ExecEvents::default();
+        let cur = &*self.cur;
+        for i in 0..frames.len() {
+            let Some(c) = self.compiled.entries.get(self.rules[i] as usize) else {
+                verdicts[i] = Verdict::Drop(DropReason::NoMatch);
+                tally(&mut self.c, verdicts[i], 1);
+                continue;
+            };
+            let v = if c.actions.is_empty() {
+                Verdict::Drop(c.empty_reason)
+            } else {
+                execute(
+                    &c.actions,
+                    &mut frames[i],
+                    usize::from(self.meta[i].l3),
+                    &ctx,
+                    &mut ev,
+                )
+            };
+            let len = u64::from(self.lens[i]);
+            for &r in &c.rules {
+                if let Some(rule) = cur.rules.get(r as usize) {
+                    rule.hit(self.worker, len, now_ms);
+                }
+            }
+            for &(g, b) in &c.groups {
+                if let Some(grp) = cur.groups.get(g as usize) {
+                    grp.hit(self.worker, b, len);
+                }
+            }
+            tally(&mut self.c, v, 1);
+            verdicts[i] = v;
+        }
+        self.c.fdb_learned += ev.learned;
+        self.c.fdb_moved += ev.moved;
+        self.c.fdb_evicted += ev.evicted;
+        self.c.flooded += ev.flooded;
+    }
+
     /// A burst decided by one rule (or none) chosen by the ingress port
     /// alone: no parsing, no hashing, no cache; the rule's counters and the
     /// verdicts are exactly what the full pipeline would produce, since no

@@ -9,7 +9,10 @@
 use core::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::action::{fmt_actions, fmt_mac, parse_actions, parse_mac, parse_uint, Action};
+use crate::action::{
+    fmt_instructions, fmt_mac, parse_instructions, parse_mac, parse_uint, Action, Instructions,
+    MAX_TABLE,
+};
 use crate::key::{field as kf, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_PRESENT};
 use crate::verdict::MAX_PORTS;
 use crate::wire::ethernet::ethertype;
@@ -18,13 +21,18 @@ use crate::wire::l4::protocol;
 /// Default rule priority (as in OVS).
 pub const DEFAULT_PRIORITY: u16 = 32768;
 
-/// A wildcarded match: a key matches when `key & mask == value`.
+/// A wildcarded match: a key matches when `key & mask == value` and the
+/// pipeline metadata `meta & meta_mask == meta_value`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Match {
     /// Expected values (already masked).
     pub value: FlowKey,
     /// Bits that matter.
     pub mask: FlowKey,
+    /// Expected OpenFlow `metadata` (already masked).
+    pub meta_value: u64,
+    /// Metadata bits that matter (0: metadata not matched).
+    pub meta_mask: u64,
 }
 
 impl Match {
@@ -32,18 +40,36 @@ impl Match {
     pub const ANY: Match = Match {
         value: FlowKey::ZERO,
         mask: FlowKey::ZERO,
+        meta_value: 0,
+        meta_mask: 0,
     };
 
-    /// True when `key` matches.
+    /// True when `key` (with metadata 0, as at the pipeline's start) matches.
     #[inline]
     pub fn matches(&self, key: &FlowKey) -> bool {
-        key.matches(&self.mask, &self.value)
+        self.matches_meta(key, 0)
+    }
+
+    /// True when `key` with pipeline metadata `meta` matches.
+    #[inline]
+    pub fn matches_meta(&self, key: &FlowKey, meta: u64) -> bool {
+        key.matches(&self.mask, &self.value) && meta & self.meta_mask == self.meta_value
     }
 
     /// True when every packet matching `self` also matches `filter`
     /// (non-strict `del-flows` semantics: `self` is at least as specific).
     pub fn within(&self, filter: &Match) -> bool {
-        self.mask.covers(&filter.mask) && self.value.masked(&filter.mask) == filter.value
+        self.mask.covers(&filter.mask)
+            && self.value.masked(&filter.mask) == filter.value
+            && self.meta_mask & filter.meta_mask == filter.meta_mask
+            && self.meta_value & filter.meta_mask == filter.meta_value
+    }
+
+    /// True when some packet matches both (OpenFlow `check_overlap`).
+    pub fn overlaps(&self, other: &Match) -> bool {
+        let both = self.mask.masked(&other.mask);
+        self.value.masked(&both) == other.value.masked(&both)
+            && (self.meta_value ^ other.meta_value) & self.meta_mask & other.meta_mask == 0
     }
 
     /// Set `value/mask` on a byte range; errors when an earlier field set
@@ -85,9 +111,17 @@ impl Match {
     }
 }
 
-/// A rule as written by the user: match, priority, timeouts, actions.
+/// A rule as written by the user: table, cookie, match, priority,
+/// timeouts, actions and OpenFlow 1.3 instructions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleSpec {
+    /// Table (0..=[`MAX_TABLE`]).
+    pub table: u8,
+    /// Opaque controller-chosen identifier (`cookie=0x..`).
+    pub cookie: u64,
+    /// Send an OpenFlow flow_removed message when the rule goes
+    /// (`send_flow_rem`); kept for the OpenFlow layer, unused here.
+    pub send_flow_rem: bool,
     /// Higher wins; equal priorities on overlapping matches are resolved by
     /// insertion order (first installed wins), which OpenFlow leaves undefined.
     pub priority: u16,
@@ -97,8 +131,67 @@ pub struct RuleSpec {
     pub idle_timeout: u16,
     /// Remove this many seconds after installation (0 = never).
     pub hard_timeout: u16,
-    /// Action list.
+    /// Apply-actions list (executed in order when the rule is hit).
     pub actions: Vec<Action>,
+    /// The other instructions (action set, metadata, goto_table).
+    pub instructions: Instructions,
+}
+
+impl RuleSpec {
+    /// A table-0 rule with default priority and no timeouts, cookie or
+    /// instructions.
+    pub fn new(matcher: Match, actions: Vec<Action>) -> RuleSpec {
+        RuleSpec {
+            table: 0,
+            cookie: 0,
+            send_flow_rem: false,
+            priority: DEFAULT_PRIORITY,
+            matcher,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            actions,
+            instructions: Instructions::default(),
+        }
+    }
+
+    /// Every group the rule references (apply-actions and write_actions).
+    pub fn groups(&self) -> impl Iterator<Item = u32> + '_ {
+        self.actions
+            .iter()
+            .chain(self.instructions.write_actions.iter().flatten())
+            .filter_map(|a| match a {
+                Action::Group(g) => Some(*g),
+                _ => None,
+            })
+    }
+
+    /// True when the rule outputs to `port` (`output:N` in its actions or
+    /// action set): OpenFlow's `out_port` filter.
+    pub fn outputs_to(&self, port: u16) -> bool {
+        self.actions
+            .iter()
+            .chain(self.instructions.write_actions.iter().flatten())
+            .any(|a| *a == Action::Output(port))
+    }
+
+    /// Check what does not need the rest of the table: goto only forward.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.table > MAX_TABLE {
+            return Err(format!(
+                "table {} out of range (0..={MAX_TABLE})",
+                self.table
+            ));
+        }
+        if let Some(g) = self.instructions.goto_table {
+            if g <= self.table {
+                return Err(format!(
+                    "goto_table:{g} in table {}: goto_table must go to a later table",
+                    self.table
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -336,6 +429,21 @@ fn parse_fields(s: &str) -> Result<(Match, Extra<'_>), String> {
         if val.is_empty() {
             return Err(format!("`{name}=` has no value"));
         }
+        if name == "metadata" {
+            let (v, mk) = match val.split_once('/') {
+                Some((v, mk)) => (
+                    parse_uint(v, u64::MAX, "metadata")?,
+                    parse_uint(mk, u64::MAX, "metadata")?,
+                ),
+                None => (parse_uint(val, u64::MAX, "metadata")?, u64::MAX),
+            };
+            if (m.meta_value ^ v) & m.meta_mask & mk != 0 {
+                return Err("`metadata` conflicts with an earlier field of this match".into());
+            }
+            m.meta_value = (m.meta_value & m.meta_mask) | (v & mk);
+            m.meta_mask |= mk;
+            continue;
+        }
         let (r, v, mk): (core::ops::Range<usize>, Vec<u8>, Vec<u8>) = match name {
             "dl_vlan" | "dl_vlan2" => {
                 let r = if name == "dl_vlan" {
@@ -480,18 +588,124 @@ fn check_prerequisites(m: &Match, used: &[&str]) -> Result<(), String> {
 }
 
 /// Parse a match alone (for `flows del` filters); `priority=` is returned
-/// too when present.
+/// too when present. See [`parse_filter`] for table/cookie/out_port.
 pub fn parse_match(s: &str) -> Result<(Match, Option<u16>), String> {
+    let f = parse_filter(s, false)?;
+    Ok((f.matcher, f.priority))
+}
+
+/// Which rules an OpenFlow flow_mod (modify/delete) or a flow stats
+/// request applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowFilter {
+    /// One table, or `None` for all tables (OFPTT_ALL).
+    pub table: Option<u8>,
+    /// The match.
+    pub matcher: Match,
+    /// Strict: the rule's match equals `matcher` (and its priority equals
+    /// `priority` when given). Loose: the rule's match is at least as
+    /// specific as `matcher` (and `priority`, when given, equals).
+    pub strict: bool,
+    /// Priority (OpenFlow: only for strict; the CLI also accepts it loose).
+    pub priority: Option<u16>,
+    /// `rule.cookie & cookie_mask == cookie & cookie_mask`.
+    pub cookie: u64,
+    /// 0: any cookie.
+    pub cookie_mask: u64,
+    /// Only rules with an `output:N` to this port.
+    pub out_port: Option<u16>,
+    /// Only rules referencing this group.
+    pub out_group: Option<u32>,
+}
+
+impl Default for FlowFilter {
+    fn default() -> Self {
+        FlowFilter::all()
+    }
+}
+
+impl FlowFilter {
+    /// Every rule of every table.
+    pub fn all() -> FlowFilter {
+        FlowFilter {
+            table: None,
+            matcher: Match::ANY,
+            strict: false,
+            priority: None,
+            cookie: 0,
+            cookie_mask: 0,
+            out_port: None,
+            out_group: None,
+        }
+    }
+
+    /// True when the filter selects `r`.
+    pub fn selects(&self, r: &RuleSpec) -> bool {
+        self.table.is_none_or(|t| t == r.table)
+            && (if self.strict {
+                r.matcher == self.matcher
+            } else {
+                r.matcher.within(&self.matcher)
+            })
+            && self.priority.is_none_or(|p| p == r.priority)
+            && (r.cookie ^ self.cookie) & self.cookie_mask == 0
+            && self.out_port.is_none_or(|p| r.outputs_to(p))
+            && self.out_group.is_none_or(|g| r.groups().any(|x| x == g))
+    }
+}
+
+/// Parse a filter in `ovs-ofctl del-flows/mod-flows/dump-flows` syntax:
+/// match fields plus `table=N`, `priority=N`, `cookie=V/M`, `out_port=N`,
+/// `out_group=N`.
+pub fn parse_filter(s: &str, strict: bool) -> Result<FlowFilter, String> {
     let (m, other) = parse_fields(s)?;
-    let mut prio = None;
+    let mut f = FlowFilter {
+        matcher: m,
+        strict,
+        ..FlowFilter::all()
+    };
     for (k, v) in other {
         match k {
-            "priority" => prio = Some(parse_uint(v, 0xffff, "priority")? as u16),
-            "table" if v == "0" => {}
+            "priority" => f.priority = Some(parse_uint(v, 0xffff, "priority")? as u16),
+            "table" if v == "all" || v == "255" => f.table = None,
+            "table" => f.table = Some(parse_uint(v, u64::from(MAX_TABLE), "table")? as u8),
+            "cookie" => {
+                let (c, cm) = match v.split_once('/') {
+                    Some((c, cm)) => (
+                        parse_uint(c, u64::MAX, "cookie")?,
+                        parse_uint(cm, u64::MAX, "cookie mask")?,
+                    ),
+                    None => (parse_uint(v, u64::MAX, "cookie")?, u64::MAX),
+                };
+                (f.cookie, f.cookie_mask) = (c & cm, cm);
+            }
+            "out_port" => {
+                f.out_port = Some(parse_uint(v, u64::from(MAX_PORTS - 1), "out_port")? as u16)
+            }
+            "out_group" => f.out_group = Some(parse_uint(v, 0xffff_ff00, "out_group")? as u32),
             _ => return Err(unknown_field(k)),
         }
     }
-    Ok((m, prio))
+    Ok(f)
+}
+
+/// Separate value-less rule flags (`send_flow_rem`, `check_overlap`,
+/// `reset_counts`) from the match text.
+fn take_flags(s: &str) -> (String, Vec<&'static str>) {
+    const FLAGS: [&str; 3] = ["send_flow_rem", "check_overlap", "reset_counts"];
+    let mut flags = Vec::new();
+    let rest: Vec<&str> = s
+        .split([',', ' ', '\t'])
+        .map(str::trim)
+        .filter(|t| match FLAGS.iter().find(|f| *f == t) {
+            Some(f) => {
+                flags.push(*f);
+                false
+            }
+            None => true,
+        })
+        .collect();
+    (rest.join(","), flags)
 }
 
 /// Parse a list of rules (e.g. `flows = [...]` of the TOML config); the
@@ -521,25 +735,30 @@ impl core::str::FromStr for RuleSpec {
         if s[idx + 8..].contains("actions=") {
             return Err("`actions=` given twice".into());
         }
-        let actions = parse_actions(&s[idx + 8..])?;
-        let (matcher, other) = parse_fields(&s[..idx])?;
-        let mut r = RuleSpec {
-            priority: DEFAULT_PRIORITY,
-            matcher,
-            idle_timeout: 0,
-            hard_timeout: 0,
-            actions,
-        };
+        let (actions, instructions) = parse_instructions(&s[idx + 8..])?;
+        let (head, flags) = take_flags(&s[..idx]);
+        let (matcher, other) = parse_fields(&head)?;
+        let mut r = RuleSpec::new(matcher, actions);
+        r.instructions = instructions;
+        r.send_flow_rem = flags.contains(&"send_flow_rem");
         for (k, v) in other {
             match k {
                 "priority" => r.priority = parse_uint(v, 0xffff, "priority")? as u16,
                 "idle_timeout" => r.idle_timeout = parse_uint(v, 0xffff, "idle_timeout")? as u16,
                 "hard_timeout" => r.hard_timeout = parse_uint(v, 0xffff, "hard_timeout")? as u16,
-                "table" if v == "0" => {}
-                "table" => return Err("only table=0 exists".into()),
+                "table" => r.table = parse_uint(v, u64::from(MAX_TABLE), "table")? as u8,
+                "cookie" => {
+                    if v.contains('/') {
+                        return Err(
+                            "a cookie mask is only allowed in filters (mod/del/dump)".into()
+                        );
+                    }
+                    r.cookie = parse_uint(v, u64::MAX, "cookie")?
+                }
                 _ => return Err(unknown_field(k)),
             }
         }
+        r.validate()?;
         Ok(r)
     }
 }
@@ -650,6 +869,14 @@ impl fmt::Display for Match {
         if tm & 0x03 == 0x03 {
             parts.push(format!("ip_ecn={}", tv & 3));
         }
+        if self.meta_mask == u64::MAX {
+            parts.push(format!("metadata={:#x}", self.meta_value));
+        } else if self.meta_mask != 0 {
+            parts.push(format!(
+                "metadata={:#x}/{:#x}",
+                self.meta_value, self.meta_mask
+            ));
+        }
         let (fv, fm) = (vb[kf::NW_FRAG], mb[kf::NW_FRAG]);
         if fm != 0 {
             let s = match (fv, fm) {
@@ -667,7 +894,17 @@ impl fmt::Display for Match {
 
 impl fmt::Display for RuleSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Priority first: `vswitch flows dump` strips this prefix.
         write!(f, "priority={}", self.priority)?;
+        if self.table != 0 {
+            write!(f, ",table={}", self.table)?;
+        }
+        if self.cookie != 0 {
+            write!(f, ",cookie={:#x}", self.cookie)?;
+        }
+        if self.send_flow_rem {
+            write!(f, ",send_flow_rem")?;
+        }
         if self.idle_timeout != 0 {
             write!(f, ",idle_timeout={}", self.idle_timeout)?;
         }
@@ -678,6 +915,10 @@ impl fmt::Display for RuleSpec {
         if !m.is_empty() {
             write!(f, ",{m}")?;
         }
-        write!(f, ",actions={}", fmt_actions(&self.actions))
+        write!(
+            f,
+            ",actions={}",
+            fmt_instructions(&self.actions, &self.instructions)
+        )
     }
 }

@@ -72,7 +72,7 @@ impl Switch {
     pub fn default_to_normal(&self) {
         if self.table.snapshot().rules.is_empty() {
             let r: RuleSpec = "priority=0,actions=NORMAL".parse().expect("static rule");
-            self.table.add(r, self.now_ms());
+            self.table.add(r, self.now_ms()).expect("static rule");
         }
     }
 

@@ -23,10 +23,12 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use crate::action::Action;
+use crate::action::{Action, Instructions};
 use crate::classifier::{Classifier, Entry};
+use crate::group::{Group, GroupSpec, GroupStats};
 use crate::key::FlowKey;
-use crate::rule::{Match, RuleSpec};
+use crate::pipeline::{needs_pipeline, pipeline_mask, Pipeline};
+use crate::rule::{FlowFilter, Match, RuleSpec};
 use crate::verdict::MAX_PORTS;
 
 /// Per-core counters of one rule: written by one worker only (plain
@@ -41,7 +43,7 @@ struct RuleCounters {
 
 /// An installed rule.
 pub struct Rule {
-    /// Unique id (never reused).
+    /// Unique id (never reused; kept by OpenFlow modify).
     pub id: u64,
     /// What the user asked for.
     pub spec: RuleSpec,
@@ -51,24 +53,35 @@ pub struct Rule {
     /// ingress port alone, so frames of one burst that hit this rule share
     /// one verdict (the datapath executes the actions once per run).
     pub simple: bool,
-    counters: Box<[RuleCounters]>,
+    /// Shared with the rule's earlier versions when a modify kept them.
+    counters: Arc<[RuleCounters]>,
 }
 
 impl Rule {
     fn new(id: u64, spec: RuleSpec, created_ms: u64, workers: usize) -> Rule {
-        let simple = spec
-            .actions
-            .iter()
-            .all(|a| matches!(a, Action::Output(_) | Action::Flood | Action::Drop));
+        let counters = (0..workers).map(|_| RuleCounters::default()).collect();
+        Rule::with_counters(id, spec, created_ms, counters)
+    }
+
+    fn with_counters(
+        id: u64,
+        spec: RuleSpec,
+        created_ms: u64,
+        counters: Arc<[RuleCounters]>,
+    ) -> Rule {
+        let simple = spec.instructions.is_empty()
+            && spec
+                .actions
+                .iter()
+                .all(|a| matches!(a, Action::Output(_) | Action::Flood | Action::Drop));
         Rule {
             id,
             spec,
             created_ms,
             simple,
-            counters: (0..workers).map(|_| RuleCounters::default()).collect(),
+            counters,
         }
     }
-
     /// Prefetch what the datapath touches after a lookup: this worker's
     /// counter line and the action list.
     #[inline(always)]
@@ -114,13 +127,15 @@ impl Rule {
             })
     }
 
-    fn expired(&self, now_ms: u64) -> bool {
+    fn expired(&self, now_ms: u64) -> Option<RemovalReason> {
         let s = &self.spec;
-        let hard =
-            s.hard_timeout != 0 && now_ms >= self.created_ms + u64::from(s.hard_timeout) * 1000;
-        let idle =
-            s.idle_timeout != 0 && now_ms >= self.counters().2 + u64::from(s.idle_timeout) * 1000;
-        hard || idle
+        if s.hard_timeout != 0 && now_ms >= self.created_ms + u64::from(s.hard_timeout) * 1000 {
+            return Some(RemovalReason::HardTimeout);
+        }
+        if s.idle_timeout != 0 && now_ms >= self.counters().2 + u64::from(s.idle_timeout) * 1000 {
+            return Some(RemovalReason::IdleTimeout);
+        }
+        None
     }
 }
 
@@ -128,27 +143,47 @@ impl Rule {
 pub struct TableVersion {
     /// Version number (starts at 1, +1 per update).
     pub version: u64,
-    /// Rules in installation order; classifier results index this.
+    /// Rules of every table in installation order; classifier results
+    /// index this.
     pub rules: Vec<Arc<Rule>>,
-    /// The classifier over `rules`.
+    /// Single-table versions ([`TableVersion::pipeline`] is `None`): the
+    /// classifier over `rules` (all in table 0). Empty otherwise.
     pub classifier: Classifier,
     /// When every rule matches on `in_port` alone and only outputs, floods
     /// or drops, the winning rule per ingress port (`u32::MAX`: none): the
     /// datapath then decides a whole burst with one lookup and never parses
     /// the frames (what OVS calls "simple match").
     pub port_only: Option<Box<[u32; MAX_PORTS as usize]>>,
-    /// Every bit any rule looks at (the union of the rules' masks). The
-    /// classifier's answer for `key` equals its answer for
-    /// `key & lookup_mask`, since each rule compares `key & mask` and
-    /// `mask ⊆ lookup_mask`. The datapath therefore caches masked keys:
-    /// frames that differ only in fields no rule reads share one cache
-    /// entry (OVS's megaflow idea, with the table-wide mask instead of
-    /// per-lookup wildcards).
+    /// Every bit any rule looks at (the union of the rules' masks; for a
+    /// pipeline also what actions and groups read, see
+    /// `pipeline::pipeline_mask`). The classifier's answer for `key`
+    /// equals its answer for `key & lookup_mask`, since each rule compares
+    /// `key & mask` and `mask ⊆ lookup_mask`. The datapath therefore
+    /// caches masked keys: frames that differ only in fields no rule reads
+    /// share one cache entry (OVS's megaflow idea, with the table-wide
+    /// mask instead of per-lookup wildcards).
     pub lookup_mask: FlowKey,
+    /// The multi-table pipeline, when the rules need more than table 0's
+    /// action lists (tables > 0, goto/resubmit, groups, action sets,
+    /// metadata): the datapath then compiles each flow once.
+    pub pipeline: Option<Pipeline>,
+    /// Groups, sorted by id.
+    pub groups: Vec<Arc<Group>>,
 }
 
 impl TableVersion {
-    fn build(version: u64, rules: Vec<Arc<Rule>>) -> TableVersion {
+    fn build(version: u64, rules: Vec<Arc<Rule>>, groups: Vec<Arc<Group>>) -> TableVersion {
+        if needs_pipeline(&rules) {
+            return TableVersion {
+                version,
+                classifier: Classifier::build(&[]),
+                port_only: None,
+                lookup_mask: pipeline_mask(&rules, &groups),
+                pipeline: Some(Pipeline::build(&rules)),
+                rules,
+                groups,
+            };
+        }
         let entries: Vec<Entry> = rules
             .iter()
             .map(|r| Entry {
@@ -167,7 +202,25 @@ impl TableVersion {
             rules,
             port_only,
             lookup_mask,
+            pipeline: None,
+            groups,
         }
+    }
+
+    /// Classifier subtables (distinct masks) over all tables.
+    pub fn subtables(&self) -> usize {
+        match &self.pipeline {
+            None => self.classifier.subtables(),
+            Some(p) => (0..=crate::action::MAX_TABLE).map(|t| p.subtables(t)).sum(),
+        }
+    }
+
+    /// The group with id `id`.
+    pub fn group(&self, id: u32) -> Option<&Arc<Group>> {
+        self.groups
+            .binary_search_by_key(&id, |g| g.spec.id)
+            .ok()
+            .map(|i| &self.groups[i])
     }
 }
 
@@ -205,11 +258,104 @@ fn port_only_table(
 #[repr(C, align(64))]
 pub(crate) struct WorkerSlot(pub(crate) AtomicU64);
 
+/// The mutable state an update works on (copied from the current version).
+pub(crate) struct State {
+    rules: Vec<Arc<Rule>>,
+    groups: Vec<Arc<Group>>,
+}
+
 struct Shared {
     current: ArcSwap<TableVersion>,
     version: AtomicU64,
     slots: Box<[WorkerSlot]>,
     update: Mutex<u64>, // next rule id
+}
+
+/// Why a rule left the table (OpenFlow flow_removed reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalReason {
+    /// `idle_timeout` passed without traffic.
+    IdleTimeout,
+    /// `hard_timeout` passed.
+    HardTimeout,
+    /// Deleted by a flow_mod / `flows del`.
+    Delete,
+    /// Its group was deleted.
+    GroupDelete,
+}
+
+/// A rejected flow or group change, with the OpenFlow error it maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowModError {
+    /// `check_overlap`: an overlapping rule of the same priority exists
+    /// (OFPET_FLOW_MOD_FAILED/OFPFMFC_OVERLAP).
+    Overlap,
+    /// Table id out of range (OFPFMFC_BAD_TABLE_ID).
+    BadTable(u8),
+    /// goto_table to this table or an earlier one
+    /// (OFPET_BAD_INSTRUCTION/OFPBIC_BAD_TABLE_ID).
+    BadGotoTable {
+        /// The rule's table.
+        table: u8,
+        /// The goto target.
+        goto: u8,
+    },
+    /// A rule references a missing group (OFPET_BAD_ACTION/OFPBAC_BAD_OUT_GROUP).
+    UnknownGroup(u32),
+    /// group_add of an existing id (OFPET_GROUP_MOD_FAILED/OFPGMFC_GROUP_EXISTS).
+    GroupExists(u32),
+    /// group_mod/del of a missing id (OFPGMFC_UNKNOWN_GROUP).
+    NoSuchGroup(u32),
+    /// Bad group (type, buckets; OFPGMFC_INVALID_GROUP / OFPGMFC_BAD_BUCKET).
+    BadGroup(String),
+    /// Anything else about the rule (bad action list...).
+    Invalid(String),
+}
+
+impl core::fmt::Display for FlowModError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FlowModError::Overlap => write!(f, "check_overlap: an overlapping rule with the same priority exists (OFPFMFC_OVERLAP)"),
+            FlowModError::BadTable(t) => write!(f, "table {t} out of range (0..={}) (OFPFMFC_BAD_TABLE_ID)", crate::action::MAX_TABLE),
+            FlowModError::BadGotoTable { table, goto } => write!(f, "goto_table:{goto} in table {table}: must go to a later table (OFPBIC_BAD_TABLE_ID)"),
+            FlowModError::UnknownGroup(g) => write!(f, "group {g} does not exist (OFPBAC_BAD_OUT_GROUP)"),
+            FlowModError::GroupExists(g) => write!(f, "group {g} already exists (OFPGMFC_GROUP_EXISTS)"),
+            FlowModError::NoSuchGroup(g) => write!(f, "group {g} does not exist (OFPGMFC_UNKNOWN_GROUP)"),
+            FlowModError::BadGroup(e) => write!(f, "{e} (OFPGMFC_INVALID_GROUP)"),
+            FlowModError::Invalid(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for FlowModError {}
+
+impl From<FlowModError> for String {
+    fn from(e: FlowModError) -> String {
+        e.to_string()
+    }
+}
+
+/// Options of an OpenFlow add (OFPFC_ADD flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AddOptions {
+    /// OFPFF_CHECK_OVERLAP: refuse when an overlapping rule with the same
+    /// priority exists in the table.
+    pub check_overlap: bool,
+    /// When replacing an identical rule, keep its counters (OpenFlow 1.3
+    /// without OFPFF_RESET_COUNTS). Default (`vswitch flows add`): restart.
+    pub keep_counters: bool,
+}
+
+/// Per-table counters (OpenFlow table stats).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableStats {
+    /// Table id.
+    pub table_id: u8,
+    /// Rules in the table.
+    pub active_count: usize,
+    /// Packets matched by the table's rules (sum of their counters).
+    pub matched_count: u64,
 }
 
 /// A rule as reported by `flows dump`.
@@ -229,6 +375,27 @@ pub struct RuleInfo {
     pub duration_ms: u64,
     /// Milliseconds since the last packet (or installation).
     pub idle_age_ms: u64,
+    /// Table.
+    #[serde(default)]
+    pub table: u8,
+    /// Cookie.
+    #[serde(default)]
+    pub cookie: u64,
+    /// `send_flow_rem` was set.
+    #[serde(default)]
+    pub send_flow_rem: bool,
+    /// Idle timeout (s).
+    #[serde(default)]
+    pub idle_timeout: u16,
+    /// Hard timeout (s).
+    #[serde(default)]
+    pub hard_timeout: u16,
+    /// Set on rules returned by removals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<RemovalReason>,
+    /// The rule's match (for OpenFlow replies; not serialized).
+    #[serde(skip)]
+    pub matcher: Match,
 }
 
 /// Handle to the shared flow table (cheap to clone).
@@ -242,7 +409,7 @@ impl FlowTable {
     pub fn new(workers: usize) -> FlowTable {
         FlowTable {
             shared: Arc::new(Shared {
-                current: ArcSwap::from_pointee(TableVersion::build(1, Vec::new())),
+                current: ArcSwap::from_pointee(TableVersion::build(1, Vec::new(), Vec::new())),
                 version: AtomicU64::new(1),
                 slots: (0..workers).map(|_| WorkerSlot::default()).collect(),
                 update: Mutex::new(1),
@@ -281,17 +448,24 @@ impl FlowTable {
 
     // ---- control side ------------------------------------------------
 
-    /// Apply `f` to a copy of the rule list, publish it as a new version and
-    /// wait until no worker is still in a burst on an older version.
-    fn update<R>(&self, f: impl FnOnce(&mut Vec<Arc<Rule>>, &mut u64) -> R) -> R {
+    /// Apply `f` to a copy of the rules and groups; on `Ok`, publish them
+    /// as a new version and wait until no worker is still in a burst on an
+    /// older version. On `Err` nothing changes.
+    fn try_update<R, E>(
+        &self,
+        f: impl FnOnce(&mut State, &mut u64) -> Result<R, E>,
+    ) -> Result<R, E> {
         let mut next_id = self.shared.update.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.shared.current.load_full();
-        let mut rules = old.rules.clone();
-        let r = f(&mut rules, &mut next_id);
+        let mut st = State {
+            rules: old.rules.clone(),
+            groups: old.groups.clone(),
+        };
+        let r = f(&mut st, &mut next_id)?;
         let v = old.version + 1;
         self.shared
             .current
-            .store(Arc::new(TableVersion::build(v, rules)));
+            .store(Arc::new(TableVersion::build(v, st.rules, st.groups)));
         self.shared.version.store(v, SeqCst);
         for slot in self.shared.slots.iter() {
             let mut spins = 0u32;
@@ -308,93 +482,376 @@ impl FlowTable {
                 }
             }
         }
-        r
+        Ok(r)
+    }
+
+    fn update<R>(&self, f: impl FnOnce(&mut State, &mut u64) -> R) -> R {
+        match self.try_update(|st, id| Ok::<R, core::convert::Infallible>(f(st, id))) {
+            Ok(r) => r,
+            Err(e) => match e {},
+        }
     }
 
     /// Publish a new version with the same rules and wait for every worker
     /// to leave any burst begun before: afterwards no burst that read
-    /// earlier shared state (port set, rules) is still running.
+    /// earlier shared state (port set, rules) is still running, and every
+    /// worker's flow cache and compiled flows start over.
     pub fn synchronize(&self) {
         self.update(|_, _| ())
     }
 
-    /// Install a rule; a rule with the same match and priority is replaced
-    /// (its counters restart), as `ovs-ofctl add-flow` does. Returns its id.
-    pub fn add(&self, spec: RuleSpec, now_ms: u64) -> u64 {
+    /// Install a rule; a rule with the same table, match and priority is
+    /// replaced (its counters restart), as `ovs-ofctl add-flow` does.
+    /// Returns its id.
+    pub fn add(&self, spec: RuleSpec, now_ms: u64) -> Result<u64, FlowModError> {
+        self.add_with(spec, now_ms, AddOptions::default())
+    }
+
+    /// OpenFlow OFPFC_ADD: [`FlowTable::add`] with `check_overlap` and
+    /// counter keeping.
+    pub fn add_with(
+        &self,
+        spec: RuleSpec,
+        now_ms: u64,
+        opts: AddOptions,
+    ) -> Result<u64, FlowModError> {
         let workers = self.workers();
-        self.update(|rules, next_id| {
+        self.try_update(|st, next_id| {
+            check_rule(&spec, &st.groups)?;
+            let same = st.rules.iter().position(|r| {
+                r.spec.table == spec.table
+                    && r.spec.priority == spec.priority
+                    && r.spec.matcher == spec.matcher
+            });
+            if opts.check_overlap
+                && st.rules.iter().enumerate().any(|(i, r)| {
+                    Some(i) != same
+                        && r.spec.table == spec.table
+                        && r.spec.priority == spec.priority
+                        && r.spec.matcher.overlaps(&spec.matcher)
+                })
+            {
+                return Err(FlowModError::Overlap);
+            }
             let id = *next_id;
             *next_id += 1;
-            let rule = Arc::new(Rule::new(id, spec, now_ms, workers));
-            match rules.iter().position(|r| {
-                r.spec.priority == rule.spec.priority && r.spec.matcher == rule.spec.matcher
-            }) {
-                Some(i) => rules[i] = rule,
-                None => rules.push(rule),
+            let rule = match same {
+                Some(i) if opts.keep_counters => {
+                    Rule::with_counters(id, spec, now_ms, Arc::clone(&st.rules[i].counters))
+                }
+                _ => Rule::new(id, spec, now_ms, workers),
+            };
+            let rule = Arc::new(rule);
+            match same {
+                Some(i) => st.rules[i] = rule,
+                None => st.rules.push(rule),
             }
-            id
+            Ok(id)
         })
     }
 
     /// Install many rules in one version (one wait), e.g. from the config
-    /// file or a benchmark.
+    /// file or a benchmark. A rule that cannot be installed (it references
+    /// a missing group) is skipped; see [`FlowTable::try_add_many`].
     pub fn add_many(&self, specs: Vec<RuleSpec>, now_ms: u64) {
         let workers = self.workers();
-        self.update(|rules, next_id| {
+        self.update(|st, next_id| {
             for spec in specs {
+                if check_rule(&spec, &st.groups).is_err() {
+                    continue;
+                }
                 let id = *next_id;
                 *next_id += 1;
-                rules.push(Arc::new(Rule::new(id, spec, now_ms, workers)));
+                st.rules
+                    .push(Arc::new(Rule::new(id, spec, now_ms, workers)));
             }
         })
     }
 
-    /// Delete rules. Non-strict: every rule at least as specific as
-    /// `filter` (`ovs-ofctl del-flows`); strict: identical match and, when
-    /// given, priority (`--strict`). Returns how many were removed.
-    pub fn del(&self, filter: &Match, priority: Option<u16>, strict: bool) -> usize {
-        self.update(|rules, _| {
-            let before = rules.len();
-            rules.retain(|r| {
-                let hit = if strict {
-                    r.spec.matcher == *filter
-                } else {
-                    r.spec.matcher.within(filter)
-                };
-                !(hit && priority.is_none_or(|p| p == r.spec.priority))
-            });
-            before - rules.len()
+    /// Install many rules in one version, all or none.
+    pub fn try_add_many(&self, specs: Vec<RuleSpec>, now_ms: u64) -> Result<(), FlowModError> {
+        let workers = self.workers();
+        self.try_update(|st, next_id| {
+            for spec in &specs {
+                check_rule(spec, &st.groups)?;
+            }
+            for spec in specs {
+                let id = *next_id;
+                *next_id += 1;
+                st.rules
+                    .push(Arc::new(Rule::new(id, spec, now_ms, workers)));
+            }
+            Ok(())
         })
     }
 
-    /// Remove rules whose idle or hard timeout passed; returns them.
-    pub fn expire(&self, now_ms: u64) -> Vec<RuleInfo> {
-        if !self.snapshot().rules.iter().any(|r| r.expired(now_ms)) {
+    /// OpenFlow OFPFC_MODIFY / OFPFC_MODIFY_STRICT: replace the actions and
+    /// instructions of every rule `filter` selects, keeping their id,
+    /// match, cookie, timeouts, installation time and counters (unless
+    /// `reset_counts`). Returns how many rules changed (0: nothing matched,
+    /// nothing added, as OpenFlow 1.3).
+    pub fn modify(
+        &self,
+        filter: &FlowFilter,
+        actions: Vec<Action>,
+        instructions: Instructions,
+        reset_counts: bool,
+    ) -> Result<usize, FlowModError> {
+        crate::action::validate_actions(&actions).map_err(FlowModError::Invalid)?;
+        let workers = self.workers();
+        self.try_update(|st, _| {
+            let mut n = 0;
+            let mut out = Vec::with_capacity(st.rules.len());
+            for r in &st.rules {
+                if !filter.selects(&r.spec) {
+                    out.push(Arc::clone(r));
+                    continue;
+                }
+                let mut spec = r.spec.clone();
+                spec.actions = actions.clone();
+                spec.instructions = instructions.clone();
+                check_rule(&spec, &st.groups)?;
+                let counters = if reset_counts {
+                    (0..workers).map(|_| RuleCounters::default()).collect()
+                } else {
+                    Arc::clone(&r.counters)
+                };
+                out.push(Arc::new(Rule::with_counters(
+                    r.id,
+                    spec,
+                    r.created_ms,
+                    counters,
+                )));
+                n += 1;
+            }
+            st.rules = out;
+            Ok(n)
+        })
+    }
+
+    /// OpenFlow OFPFC_DELETE / OFPFC_DELETE_STRICT: remove every rule
+    /// `filter` selects; returns them (reason [`RemovalReason::Delete`])
+    /// so the caller can send flow_removed for those with `send_flow_rem`.
+    pub fn delete(&self, filter: &FlowFilter, now_ms: u64) -> Vec<RuleInfo> {
+        if !self
+            .snapshot()
+            .rules
+            .iter()
+            .any(|r| filter.selects(&r.spec))
+        {
             return Vec::new();
         }
-        self.update(|rules, _| {
+        self.update(|st, _| {
             let mut gone = Vec::new();
-            rules.retain(|r| {
-                let e = r.expired(now_ms);
-                if e {
-                    gone.push(info(r, now_ms));
+            st.rules.retain(|r| {
+                let hit = filter.selects(&r.spec);
+                if hit {
+                    gone.push(info(r, now_ms, Some(RemovalReason::Delete)));
                 }
-                !e
+                !hit
             });
             gone
         })
     }
 
-    /// All rules with counters, highest priority first.
+    /// Delete rules (all tables). Non-strict: every rule at least as
+    /// specific as `filter` (`ovs-ofctl del-flows`); strict: identical
+    /// match and, when given, priority (`--strict`). Returns how many were
+    /// removed.
+    pub fn del(&self, filter: &Match, priority: Option<u16>, strict: bool) -> usize {
+        let f = FlowFilter {
+            matcher: *filter,
+            priority,
+            strict,
+            ..FlowFilter::all()
+        };
+        self.delete(&f, 0).len()
+    }
+
+    /// Remove rules whose idle or hard timeout passed; returns them with
+    /// the reason.
+    pub fn expire(&self, now_ms: u64) -> Vec<RuleInfo> {
+        if !self
+            .snapshot()
+            .rules
+            .iter()
+            .any(|r| r.expired(now_ms).is_some())
+        {
+            return Vec::new();
+        }
+        self.update(|st, _| {
+            let mut gone = Vec::new();
+            st.rules.retain(|r| match r.expired(now_ms) {
+                Some(why) => {
+                    gone.push(info(r, now_ms, Some(why)));
+                    false
+                }
+                None => true,
+            });
+            gone
+        })
+    }
+
+    /// All rules with counters, by table, then highest priority first.
     pub fn dump(&self, now_ms: u64) -> Vec<RuleInfo> {
+        self.dump_filtered(&FlowFilter::all(), now_ms)
+    }
+
+    /// The rules `filter` selects (OpenFlow flow stats), by table, then
+    /// highest priority first.
+    pub fn dump_filtered(&self, filter: &FlowFilter, now_ms: u64) -> Vec<RuleInfo> {
         let t = self.snapshot();
-        let mut v: Vec<RuleInfo> = t.rules.iter().map(|r| info(r, now_ms)).collect();
-        v.sort_by_key(|r| (core::cmp::Reverse(r.priority), r.id));
+        let mut v: Vec<RuleInfo> = t
+            .rules
+            .iter()
+            .filter(|r| filter.selects(&r.spec))
+            .map(|r| info(r, now_ms, None))
+            .collect();
+        v.sort_by_key(|r| (r.table, core::cmp::Reverse(r.priority), r.id));
         v
+    }
+
+    /// Per-table statistics for every table that has rules.
+    pub fn table_stats(&self) -> Vec<TableStats> {
+        let t = self.snapshot();
+        let mut v: Vec<TableStats> = Vec::new();
+        for r in &t.rules {
+            let i = match v.binary_search_by_key(&r.spec.table, |s| s.table_id) {
+                Ok(i) => i,
+                Err(i) => {
+                    v.insert(
+                        i,
+                        TableStats {
+                            table_id: r.spec.table,
+                            active_count: 0,
+                            matched_count: 0,
+                        },
+                    );
+                    i
+                }
+            };
+            v[i].active_count += 1;
+            v[i].matched_count += r.counters().0;
+        }
+        v
+    }
+
+    // ---- groups --------------------------------------------------------
+
+    /// OFPGC_ADD: install a group; fails when the id exists.
+    pub fn group_add(&self, spec: GroupSpec, now_ms: u64) -> Result<(), FlowModError> {
+        spec.validate().map_err(FlowModError::BadGroup)?;
+        let workers = self.workers();
+        self.try_update(
+            |st, _| match st.groups.binary_search_by_key(&spec.id, |g| g.spec.id) {
+                Ok(_) => Err(FlowModError::GroupExists(spec.id)),
+                Err(i) => {
+                    st.groups
+                        .insert(i, Arc::new(Group::new(spec, now_ms, workers)));
+                    Ok(())
+                }
+            },
+        )
+    }
+
+    /// OFPGC_MODIFY: replace a group's type and buckets (counters restart);
+    /// fails when the id does not exist. Flows using it see the change
+    /// (every worker recompiles).
+    pub fn group_mod(&self, spec: GroupSpec, now_ms: u64) -> Result<(), FlowModError> {
+        spec.validate().map_err(FlowModError::BadGroup)?;
+        let workers = self.workers();
+        self.try_update(
+            |st, _| match st.groups.binary_search_by_key(&spec.id, |g| g.spec.id) {
+                Ok(i) => {
+                    st.groups[i] = Arc::new(Group::new(spec, now_ms, workers));
+                    Ok(())
+                }
+                Err(_) => Err(FlowModError::NoSuchGroup(spec.id)),
+            },
+        )
+    }
+
+    /// OFPGC_DELETE: delete group `id` (`None`: all groups) and, as
+    /// OpenFlow 1.3 §6.5 requires, every rule referencing a deleted group;
+    /// returns those rules (reason [`RemovalReason::GroupDelete`]).
+    /// Deleting a missing group is not an error (OpenFlow).
+    pub fn group_del(&self, id: Option<u32>, now_ms: u64) -> Vec<RuleInfo> {
+        self.update(|st, _| {
+            let gone_ids: Vec<u32> = st
+                .groups
+                .iter()
+                .map(|g| g.spec.id)
+                .filter(|g| id.is_none_or(|x| x == *g))
+                .collect();
+            st.groups.retain(|g| !gone_ids.contains(&g.spec.id));
+            let mut gone = Vec::new();
+            st.rules.retain(|r| {
+                let hit = r.spec.groups().any(|g| gone_ids.contains(&g));
+                if hit {
+                    gone.push(info(r, now_ms, Some(RemovalReason::GroupDelete)));
+                }
+                !hit
+            });
+            gone
+        })
+    }
+
+    /// Group configurations (OpenFlow group_desc), by id.
+    pub fn group_desc(&self) -> Vec<GroupSpec> {
+        self.snapshot()
+            .groups
+            .iter()
+            .map(|g| g.spec.clone())
+            .collect()
+    }
+
+    /// Group counters (OpenFlow group_stats), by id.
+    pub fn group_stats(&self, now_ms: u64) -> Vec<GroupStats> {
+        let t = self.snapshot();
+        t.groups
+            .iter()
+            .map(|g| {
+                let refs = t
+                    .rules
+                    .iter()
+                    .filter(|r| r.spec.groups().any(|x| x == g.spec.id))
+                    .count();
+                g.stats(refs, now_ms)
+            })
+            .collect()
     }
 }
 
-fn info(r: &Rule, now_ms: u64) -> RuleInfo {
+/// Checks that need the table's state: table range, goto direction,
+/// referenced groups.
+fn check_rule(spec: &RuleSpec, groups: &[Arc<Group>]) -> Result<(), FlowModError> {
+    if spec.table > crate::action::MAX_TABLE {
+        return Err(FlowModError::BadTable(spec.table));
+    }
+    if let Some(g) = spec.instructions.goto_table {
+        if g <= spec.table || g > crate::action::MAX_TABLE {
+            return Err(FlowModError::BadGotoTable {
+                table: spec.table,
+                goto: g,
+            });
+        }
+    }
+    if let Some(a) = spec
+        .actions
+        .iter()
+        .find(|a| matches!(a, Action::Resubmit(t) if *t > crate::action::MAX_TABLE))
+    {
+        return Err(FlowModError::Invalid(format!("`{a}`: no such table")));
+    }
+    for g in spec.groups() {
+        if groups.binary_search_by_key(&g, |x| x.spec.id).is_err() {
+            return Err(FlowModError::UnknownGroup(g));
+        }
+    }
+    Ok(())
+}
+
+fn info(r: &Rule, now_ms: u64, removed: Option<RemovalReason>) -> RuleInfo {
     let (packets, bytes, last) = r.counters();
     RuleInfo {
         id: r.id,
@@ -404,5 +861,12 @@ fn info(r: &Rule, now_ms: u64) -> RuleInfo {
         bytes,
         duration_ms: now_ms.saturating_sub(r.created_ms),
         idle_age_ms: now_ms.saturating_sub(last),
+        table: r.spec.table,
+        cookie: r.spec.cookie,
+        send_flow_rem: r.spec.send_flow_rem,
+        idle_timeout: r.spec.idle_timeout,
+        hard_timeout: r.spec.hard_timeout,
+        removed,
+        matcher: r.spec.matcher,
     }
 }

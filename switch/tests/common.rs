@@ -17,7 +17,8 @@ pub fn switch_with(rules: &[&str], ports: &[u16]) -> Arc<Switch> {
     }
     for r in rules {
         sw.table
-            .add(r.parse().unwrap_or_else(|e| panic!("{r}: {e}")), 0);
+            .add(r.parse().unwrap_or_else(|e| panic!("{r}: {e}")), 0)
+            .unwrap();
     }
     sw
 }

@@ -34,7 +34,7 @@ fn no_frame_uses_a_superseded_rule_after_update_returns() {
     });
     sw.port_add(1).unwrap();
     sw.port_add(2).unwrap();
-    sw.table.add(rule_for_round(0), 0);
+    sw.table.add(rule_for_round(0), 0).unwrap();
     let published = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let frame = udp4([10, 0, 0, 1], [10, 0, 0, 2], 7, 9);
@@ -65,7 +65,7 @@ fn no_frame_uses_a_superseded_rule_after_update_returns() {
         })
         .collect();
     for r in 1..=ROUNDS {
-        sw.table.add(rule_for_round(r), 0);
+        sw.table.add(rule_for_round(r), 0).unwrap();
         // remove the superseded rule as well (strict delete)
         let old = rule_for_round(r - 1);
         assert_eq!(sw.table.del(&old.matcher, Some(old.priority), true), 1);
@@ -122,12 +122,14 @@ fn update_waits_for_bursts_in_flight_but_not_for_idle_workers() {
         sw.port_add(p).unwrap();
     }
     sw.table
-        .add("priority=1,actions=output:2".parse().unwrap(), 0);
+        .add("priority=1,actions=output:2".parse().unwrap(), 0)
+        .unwrap();
     // workers 1 and 2 exist but are idle: they must not block updates
     let _idle = (sw.datapath(1), sw.datapath(2));
     let t = Instant::now();
     sw.table
-        .add("priority=2,tcp,actions=output:3".parse().unwrap(), 0);
+        .add("priority=2,tcp,actions=output:3".parse().unwrap(), 0)
+        .unwrap();
     assert!(t.elapsed() < Duration::from_secs(2));
 
     let entered = Arc::new(AtomicBool::new(false));
@@ -155,7 +157,8 @@ fn update_waits_for_bursts_in_flight_but_not_for_idle_workers() {
         let (sw, done) = (Arc::clone(&sw), Arc::clone(&done));
         thread::spawn(move || {
             sw.table
-                .add("priority=3,udp,actions=output:3".parse().unwrap(), 0);
+                .add("priority=3,udp,actions=output:3".parse().unwrap(), 0)
+                .unwrap();
             done.store(true, SeqCst);
         })
     };

@@ -244,12 +244,14 @@ fn rule_add_and_delete_take_effect_on_cached_flows() {
     let f = tcp([10, 0, 0, 9], 80);
     assert_eq!(send(&mut dp, 1, &f, 0).0, ports(&[2]));
     assert_eq!(send(&mut dp, 1, &f, 0).0, ports(&[2])); // cached
-    sw.table.add(
-        "priority=20,tcp,tp_dst=80,actions=output:3"
-            .parse()
-            .unwrap(),
-        0,
-    );
+    sw.table
+        .add(
+            "priority=20,tcp,tp_dst=80,actions=output:3"
+                .parse()
+                .unwrap(),
+            0,
+        )
+        .unwrap();
     assert_eq!(
         send(&mut dp, 1, &f, 0).0,
         ports(&[3]),
@@ -269,18 +271,22 @@ fn rule_add_and_delete_take_effect_on_cached_flows() {
 #[test]
 fn idle_and_hard_timeouts() {
     let sw = switch_with(&[], &[1, 2, 3]);
-    sw.table.add(
-        "priority=10,idle_timeout=2,tcp,actions=output:2"
-            .parse()
-            .unwrap(),
-        0,
-    );
-    sw.table.add(
-        "priority=10,hard_timeout=5,udp,actions=output:3"
-            .parse()
-            .unwrap(),
-        0,
-    );
+    sw.table
+        .add(
+            "priority=10,idle_timeout=2,tcp,actions=output:2"
+                .parse()
+                .unwrap(),
+            0,
+        )
+        .unwrap();
+    sw.table
+        .add(
+            "priority=10,hard_timeout=5,udp,actions=output:3"
+                .parse()
+                .unwrap(),
+            0,
+        )
+        .unwrap();
     let mut dp = sw.datapath(0);
     let t = tcp([1; 4], 80);
     let u = udp4([1; 4], [2; 4], 1, 2);
@@ -534,20 +540,24 @@ fn cache_bypass_engages_only_when_it_cannot_pay_and_changes_no_verdict() {
             sw.port_add(p).unwrap();
         }
         for r in rules {
-            sw.table.add(r.parse().unwrap(), 0);
+            sw.table.add(r.parse().unwrap(), 0).unwrap();
         }
         if extra {
             // two more masks: 4 subtables, the cache stays on
-            sw.table.add(
-                "priority=20,udp,tp_src=5,actions=output:4".parse().unwrap(),
-                0,
-            );
-            sw.table.add(
-                "priority=5,dl_src=02:00:00:00:00:0a,nw_src=9.9.9.9,ip,actions=drop"
-                    .parse()
-                    .unwrap(),
-                0,
-            );
+            sw.table
+                .add(
+                    "priority=20,udp,tp_src=5,actions=output:4".parse().unwrap(),
+                    0,
+                )
+                .unwrap();
+            sw.table
+                .add(
+                    "priority=5,dl_src=02:00:00:00:00:0a,nw_src=9.9.9.9,ip,actions=drop"
+                        .parse()
+                        .unwrap(),
+                    0,
+                )
+                .unwrap();
         }
         sw
     };
@@ -613,12 +623,14 @@ fn flows_differing_only_in_unread_fields_share_one_cache_entry() {
 
     // A rule that reads the UDP source port widens the mask: the flows are
     // told apart again and the new rule takes exactly its flow.
-    sw.table.add(
-        "priority=20,udp,tp_src=1007,actions=output:3"
-            .parse()
-            .unwrap(),
-        0,
-    );
+    sw.table
+        .add(
+            "priority=20,udp,tp_src=1007,actions=output:3"
+                .parse()
+                .unwrap(),
+            0,
+        )
+        .unwrap();
     let (vs, _) = burst(&mut dp, 1, &frames);
     for (i, v) in vs.iter().enumerate() {
         let want = if i == 7 { ports(&[3]) } else { ports(&[2]) };

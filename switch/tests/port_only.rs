@@ -17,7 +17,7 @@ fn switch_with(rules: &[&str]) -> std::sync::Arc<Switch> {
         sw.port_add(p).unwrap();
     }
     for r in rules {
-        sw.table.add(r.parse().unwrap(), 0);
+        sw.table.add(r.parse().unwrap(), 0).unwrap();
     }
     sw
 }

@@ -114,7 +114,9 @@ fn clear_errors() {
     assert!(err("tcp,actions=1,actions=2").contains("twice"));
     assert!(err("ip,nw_frag=maybe,actions=1").contains("nw_frag"));
     assert!(err("tcp,tcp_flags=+bogus,actions=1").contains("unknown TCP flag"));
-    assert!(err("table=1,actions=1").contains("table=0"));
+    assert!(err("table=254,actions=1").contains("out of range"));
+    assert!(err("table=2,actions=goto_table:1").contains("later table"));
+    assert!(err("actions=group:1,mod_vlan_vid:3").contains("after an output"));
 }
 
 #[test]

@@ -20,7 +20,7 @@ fn switch() -> &'static Arc<Switch> {
             "priority=10,ipv6,actions=dec_ttl,set_ip_dscp:10,mod_vlan_vid:7,output:3",
             "priority=0,actions=NORMAL",
         ] {
-            sw.table.add(r.parse().unwrap(), 0);
+            sw.table.add(r.parse().unwrap(), 0).unwrap();
         }
         sw
     })

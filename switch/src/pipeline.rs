@@ -1,0 +1,477 @@
+//! The multi-table OpenFlow pipeline, compiled per flow.
+//!
+//! When a table version uses more than table 0's plain action lists
+//! (tables > 0, `goto_table`, `resubmit`, groups, action sets, metadata),
+//! the datapath does not walk the tables per frame. On an exact-match
+//! cache miss it *translates* the flow once ([`compile`]): table lookups,
+//! apply-actions, resubmits (depth ≤ [`MAX_RESUBMIT_DEPTH`]), group bucket
+//! choice, write/clear actions, write_metadata and goto_table, ending with
+//! the action set in the OpenFlow 1.3 order. The result is one
+//! [`Compiled`] entry: the final primitive action list plus every rule and
+//! group bucket traversed (for counters). The cache maps the flow's key to
+//! that entry, so a cached frame pays one lookup whatever the pipeline
+//! depth (OVS's datapath-flow idea).
+//!
+//! Correctness of caching by key: the key is masked with
+//! [`pipeline_mask`], the union of every rule's mask in every table plus
+//! what actions and groups read (see there); the translation reads only
+//! those bits, so every frame with the same masked key translates the same.
+
+use std::collections::HashMap;
+
+use crate::action::{Action, Instructions};
+use crate::classifier::{Classifier, Entry};
+use crate::group::{five_tuple_mask, Group};
+use crate::key::{field as kf, FlowKey, VLAN_PRESENT};
+use crate::table::Rule;
+use crate::verdict::DropReason;
+use crate::wire::ethernet::ethertype;
+use std::sync::Arc;
+
+/// Nesting limit of `resubmit` (as OVS).
+pub const MAX_RESUBMIT_DEPTH: u32 = 64;
+
+/// Compiled entries a worker keeps per table version before starting over
+/// (each is a distinct traversal, not a distinct flow).
+pub(crate) const MAX_COMPILED: usize = 1 << 18;
+
+/// One table's classifier; `ids` maps its indices to the version's rules.
+pub(crate) struct TableCls {
+    pub(crate) classifier: Classifier,
+    pub(crate) ids: Vec<u32>,
+}
+
+impl TableCls {
+    pub(crate) fn build(rules: &[Arc<Rule>], table: u8) -> TableCls {
+        let ids: Vec<u32> = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.spec.table == table)
+            .map(|(i, _)| i as u32)
+            .collect();
+        let entries: Vec<Entry> = ids
+            .iter()
+            .map(|&i| Entry {
+                matcher: rules[i as usize].spec.matcher,
+                priority: rules[i as usize].spec.priority,
+            })
+            .collect();
+        TableCls {
+            classifier: Classifier::build(&entries),
+            ids,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn lookup(&self, key: &FlowKey, meta: u64) -> Option<u32> {
+        self.classifier
+            .lookup_meta(key, meta)
+            .map(|i| self.ids[i as usize])
+    }
+}
+
+/// The tables of a multi-table version.
+pub struct Pipeline {
+    /// Indexed by table id; `None`: the table has no rule.
+    pub(crate) tables: Vec<Option<TableCls>>,
+}
+
+impl Pipeline {
+    pub(crate) fn build(rules: &[Arc<Rule>]) -> Pipeline {
+        let max = rules.iter().map(|r| r.spec.table).max().unwrap_or(0);
+        let tables = (0..=max)
+            .map(|t| {
+                rules
+                    .iter()
+                    .any(|r| r.spec.table == t)
+                    .then(|| TableCls::build(rules, t))
+            })
+            .collect();
+        Pipeline { tables }
+    }
+
+    /// Number of subtables of table `t` (0 when empty).
+    pub fn subtables(&self, t: u8) -> usize {
+        self.tables
+            .get(usize::from(t))
+            .and_then(Option::as_ref)
+            .map_or(0, |c| c.classifier.subtables())
+    }
+}
+
+/// True when the rules need the pipeline (anything beyond table 0 with
+/// plain action lists).
+pub(crate) fn needs_pipeline(rules: &[Arc<Rule>]) -> bool {
+    rules.iter().any(|r| {
+        let s = &r.spec;
+        s.table != 0
+            || !s.instructions.is_empty()
+            || s.matcher.meta_mask != 0
+            || s.actions
+                .iter()
+                .any(|a| matches!(a, Action::Resubmit(_) | Action::Group(_)))
+    })
+}
+
+/// The lookup mask of a multi-table version: every rule's mask, plus
+/// * the 5-tuple when a SELECT group exists (the bucket depends on it);
+/// * both VLAN TCIs, symmetrically, when a rule or bucket pushes or pops
+///   a tag (later tables then read the other tag's bits);
+/// * `nw_ttl` and `dl_type` when a rule or bucket decrements the TTL (a
+///   TTL of 0/1 ends the pipeline; later tables may read the new TTL).
+///
+/// Every other rewrite sets a field to a constant or keeps each bit's
+/// position, so later lookups read only bits already in the mask.
+pub(crate) fn pipeline_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> FlowKey {
+    let mut m = rules
+        .iter()
+        .fold(FlowKey::ZERO, |m, r| m.union(&r.spec.matcher.mask));
+    let all_actions = rules
+        .iter()
+        .flat_map(|r| {
+            r.spec
+                .actions
+                .iter()
+                .chain(r.spec.instructions.write_actions.iter().flatten())
+        })
+        .chain(
+            groups
+                .iter()
+                .flat_map(|g| g.spec.buckets.iter().flat_map(|b| b.actions.iter())),
+        );
+    let (mut vlan_moves, mut ttl) = (false, false);
+    for a in all_actions {
+        match a {
+            Action::PushVlan(_) | Action::PopVlan => vlan_moves = true,
+            Action::DecTtl => ttl = true,
+            _ => {}
+        }
+    }
+    if groups
+        .iter()
+        .any(|g| g.spec.kind == crate::group::GroupType::Select)
+    {
+        m = m.union(&five_tuple_mask());
+    }
+    if vlan_moves {
+        let b = m.as_bytes_mut();
+        for i in 0..2 {
+            let v = b[kf::VLAN_TCI.start + i] | b[kf::VLAN_TCI2.start + i];
+            b[kf::VLAN_TCI.start + i] = v;
+            b[kf::VLAN_TCI2.start + i] = v;
+        }
+    }
+    if ttl {
+        let b = m.as_bytes_mut();
+        b[kf::NW_TTL] = 0xff;
+        b[kf::DL_TYPE.start] = 0xff;
+        b[kf::DL_TYPE.start + 1] = 0xff;
+    }
+    m
+}
+
+/// The result of translating one flow through the pipeline.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// Final primitive actions (no resubmit, no group), in order.
+    pub actions: Vec<Action>,
+    /// Indices (into the version's rules) of every rule traversed.
+    pub rules: Vec<u32>,
+    /// `(group index, bucket)` traversed; bucket `u32::MAX` = the group.
+    pub groups: Vec<(u32, u32)>,
+    /// Why the frame is dropped when `actions` is empty: no rule in table
+    /// 0 ([`DropReason::NoMatch`]) or nothing to do ([`DropReason::Action`]).
+    pub empty_reason: DropReason,
+}
+
+type CompiledKey = (Vec<Action>, Vec<u32>, Vec<(u32, u32)>, u8);
+
+/// One worker's compiled entries for the current table version,
+/// deduplicated by traversal.
+#[derive(Default)]
+pub(crate) struct CompiledStore {
+    pub(crate) entries: Vec<Compiled>,
+    index: HashMap<CompiledKey, u32>,
+}
+
+impl CompiledStore {
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+        self.index.clear();
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn intern(&mut self, c: Compiled) -> u32 {
+        let k = (
+            c.actions.clone(),
+            c.rules.clone(),
+            c.groups.clone(),
+            c.empty_reason as u8,
+        );
+        if let Some(&i) = self.index.get(&k) {
+            return i;
+        }
+        let i = self.entries.len() as u32;
+        self.entries.push(c);
+        self.index.insert(k, i);
+        i
+    }
+}
+
+/// OpenFlow 1.3 action set: at most one action of each kind, executed in
+/// the spec's order (§5.10): pop, push, dec TTL, set-fields, group, output.
+#[derive(Default, Clone)]
+struct ActionSet {
+    pop_vlan: bool,
+    push_vlan: Option<u16>,
+    dec_ttl: bool,
+    vlan_vid: Option<u16>,
+    vlan_pcp: Option<u8>,
+    eth_src: Option<[u8; 6]>,
+    eth_dst: Option<[u8; 6]>,
+    dscp: Option<u8>,
+    group: Option<u32>,
+    output: Option<Action>,
+}
+
+impl ActionSet {
+    fn write(&mut self, acts: &[Action]) {
+        for a in acts {
+            match *a {
+                Action::PopVlan => self.pop_vlan = true,
+                Action::PushVlan(t) => self.push_vlan = Some(t),
+                Action::DecTtl => self.dec_ttl = true,
+                Action::SetVlanVid(v) => self.vlan_vid = Some(v),
+                Action::SetVlanPcp(p) => self.vlan_pcp = Some(p),
+                Action::SetEthSrc(m) => self.eth_src = Some(m),
+                Action::SetEthDst(m) => self.eth_dst = Some(m),
+                Action::SetIpDscp(d) => self.dscp = Some(d),
+                Action::Group(g) => self.group = Some(g),
+                Action::Output(_) | Action::Flood | Action::Normal => self.output = Some(*a),
+                Action::Drop | Action::Resubmit(_) => {}
+            }
+        }
+    }
+
+    /// The set's actions in execution order; a group wins over an output.
+    fn ordered(&self) -> Vec<Action> {
+        let mut v = Vec::new();
+        if self.pop_vlan {
+            v.push(Action::PopVlan);
+        }
+        if let Some(t) = self.push_vlan {
+            v.push(Action::PushVlan(t));
+        }
+        if self.dec_ttl {
+            v.push(Action::DecTtl);
+        }
+        v.extend(self.vlan_vid.map(Action::SetVlanVid));
+        v.extend(self.vlan_pcp.map(Action::SetVlanPcp));
+        v.extend(self.eth_src.map(Action::SetEthSrc));
+        v.extend(self.eth_dst.map(Action::SetEthDst));
+        v.extend(self.dscp.map(Action::SetIpDscp));
+        match self.group {
+            Some(g) => v.push(Action::Group(g)),
+            None => v.extend(self.output),
+        }
+        v
+    }
+}
+
+struct Xlate<'a> {
+    rules: &'a [Arc<Rule>],
+    pipe: &'a Pipeline,
+    groups: &'a [Arc<Group>],
+    ports_up: u64,
+    key: FlowKey,
+    meta: u64,
+    set: ActionSet,
+    out: Compiled,
+    /// The frame is dropped here (TTL expired): stop translating.
+    stop: bool,
+    depth: u32,
+    buckets: Vec<u32>,
+}
+
+fn is_ip(k: &FlowKey) -> bool {
+    matches!(k.dl_type(), ethertype::IPV4 | ethertype::IPV6)
+}
+
+impl Xlate<'_> {
+    /// Append a primitive action and apply its effect to the key, so later
+    /// lookups see the rewritten frame (as OVS does).
+    fn prim(&mut self, a: Action) {
+        self.out.actions.push(a);
+        let k = &mut self.key;
+        match a {
+            Action::PushVlan(_) => {
+                let t = k.vlan_tci();
+                k.set_vlan_tci2(t);
+                k.set_vlan_tci(t | VLAN_PRESENT);
+            }
+            Action::PopVlan if k.vlan_tci() & VLAN_PRESENT != 0 => {
+                let t2 = k.vlan_tci2();
+                k.set_vlan_tci(t2);
+                k.set_vlan_tci2(0);
+            }
+            Action::SetVlanVid(v) => {
+                let t = k.vlan_tci();
+                k.set_vlan_tci((t & 0xe000) | VLAN_PRESENT | v);
+            }
+            Action::SetVlanPcp(p) => {
+                let t = k.vlan_tci();
+                k.set_vlan_tci((t & 0x0fff) | VLAN_PRESENT | (u16::from(p) << 13));
+            }
+            Action::SetEthSrc(m) => k.set_dl_src(m),
+            Action::SetEthDst(m) => k.set_dl_dst(m),
+            Action::SetIpDscp(d) if is_ip(k) => {
+                let tos = k.nw_tos();
+                k.set_nw_tos((d << 2) | (tos & 3));
+            }
+            Action::DecTtl if is_ip(k) => {
+                let t = k.nw_ttl();
+                if t <= 1 {
+                    // The frame is dropped when the action runs.
+                    self.stop = true;
+                } else {
+                    k.set_nw_ttl(t - 1);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn actions(&mut self, acts: &[Action]) {
+        for a in acts {
+            if self.stop {
+                return;
+            }
+            match *a {
+                Action::Resubmit(t) => {
+                    if self.depth < MAX_RESUBMIT_DEPTH {
+                        self.depth += 1;
+                        self.table(t, true);
+                        self.depth -= 1;
+                    }
+                }
+                Action::Group(g) => self.group(g),
+                Action::Drop => {}
+                a => self.prim(a),
+            }
+        }
+    }
+
+    fn group(&mut self, id: u32) {
+        let Ok(gi) = self.groups.binary_search_by_key(&id, |g| g.spec.id) else {
+            return;
+        };
+        let g = &self.groups[gi];
+        let mut chosen = core::mem::take(&mut self.buckets);
+        let start = chosen.len();
+        g.choose(&self.key, self.ports_up, &mut chosen);
+        self.out.groups.push((gi as u32, u32::MAX));
+        for &b in &chosen[start..] {
+            self.out.groups.push((gi as u32, b));
+            // Each bucket acts on its own copy: the key is restored after.
+            let saved = self.key;
+            for a in &g.spec.buckets[b as usize].actions {
+                if !self.stop {
+                    self.prim(*a);
+                }
+            }
+            self.key = saved;
+            self.stop = false;
+        }
+        chosen.truncate(start);
+        self.buckets = chosen;
+    }
+
+    /// Look up table `t` and run the rule found. `resubmit`: a miss just
+    /// returns (Nicira semantics); otherwise a miss ends the pipeline
+    /// (OpenFlow 1.3 table-miss without a table-miss rule: drop, the
+    /// action set discarded).
+    fn table(&mut self, t: u8, resubmit: bool) {
+        let hit = self
+            .pipe
+            .tables
+            .get(usize::from(t))
+            .and_then(Option::as_ref)
+            .and_then(|c| c.lookup(&self.key, self.meta));
+        let Some(ri) = hit else {
+            if !resubmit {
+                self.stop = true;
+                self.set = ActionSet::default();
+                if t == 0 {
+                    self.out.empty_reason = DropReason::NoMatch;
+                }
+            }
+            return;
+        };
+        self.out.rules.push(ri);
+        let rules = self.rules;
+        let spec = &rules[ri as usize].spec;
+        self.actions(&spec.actions);
+        if self.stop {
+            return;
+        }
+        let Instructions {
+            clear_actions,
+            write_actions,
+            write_metadata,
+            goto_table,
+        } = &spec.instructions;
+        if *clear_actions {
+            self.set = ActionSet::default();
+        }
+        if let Some(w) = write_actions {
+            self.set.write(w);
+        }
+        if let Some((v, m)) = *write_metadata {
+            self.meta = (self.meta & !m) | (v & m);
+        }
+        if let Some(n) = *goto_table {
+            self.table(n, false);
+        }
+    }
+}
+
+/// Translate the flow with (masked) key `key` through the pipeline and
+/// return the index of its compiled entry in `store`.
+pub(crate) fn compile(
+    rules: &[Arc<Rule>],
+    pipe: &Pipeline,
+    groups: &[Arc<Group>],
+    key: &FlowKey,
+    ports_up: u64,
+    store: &mut CompiledStore,
+) -> (u32, bool) {
+    let mut x = Xlate {
+        rules,
+        pipe,
+        groups,
+        ports_up,
+        key: *key,
+        meta: 0,
+        set: ActionSet::default(),
+        out: Compiled {
+            actions: Vec::new(),
+            rules: Vec::new(),
+            groups: Vec::new(),
+            empty_reason: DropReason::Action,
+        },
+        stop: false,
+        depth: 0,
+        buckets: Vec::new(),
+    };
+    x.table(0, false);
+    let miss = x.out.rules.is_empty();
+    if !x.stop {
+        // End of the pipeline: execute the action set.
+        let set = x.set.ordered();
+        x.actions(&set);
+    }
+    (store.intern(x.out), miss)
+}
