@@ -33,6 +33,8 @@ struct Shared {
     pending: Mutex<Option<HashMap<u64, Waiter>>>,
     /// Why the reader stopped, for the owner's log.
     close_reason: Mutex<Option<String>>,
+    /// How many `echo` requests of the server were answered.
+    echoes_answered: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -75,6 +77,7 @@ impl Client {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Some(HashMap::new())),
             close_reason: Mutex::new(None),
+            echoes_answered: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel();
         let reader = {
@@ -207,6 +210,11 @@ impl Client {
         lock(&self.shared.pending).is_none()
     }
 
+    /// How many inactivity probes (`echo` requests) of the server were answered.
+    pub fn echoes_answered(&self) -> u64 {
+        self.shared.echoes_answered.load(Ordering::Relaxed)
+    }
+
     /// Why the connection closed, if it did.
     pub fn close_reason(&self) -> Option<String> {
         lock(&self.shared.close_reason).clone()
@@ -297,6 +305,9 @@ fn loop_messages(
                 };
                 if let Err(e) = write_message(writer, &reply) {
                     return format!("cannot answer {method}: {e}");
+                }
+                if method == "echo" {
+                    shared.echoes_answered.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Ok(Message::Notification { method, params }) => {

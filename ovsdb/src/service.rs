@@ -27,6 +27,10 @@ pub struct Options {
     /// `ovs-vswitchd`). The `Open_vSwitch` row's other_config:stats-update-interval
     /// (milliseconds, at least 5000 as in OVS) overrides it when set.
     pub stats_interval: Duration,
+    /// After this long without hearing from the server, send it an `echo`;
+    /// no answer within `timeout` means the connection is dead and is
+    /// re-established (default 5 s, as ovsdb-server probes its clients).
+    pub probe_interval: Duration,
     /// First reconnect delay (default 100 ms); doubles up to `backoff_max`.
     pub backoff_min: Duration,
     /// Longest reconnect delay (default 4 s).
@@ -39,6 +43,7 @@ impl Default for Options {
             db: "Open_vSwitch".into(),
             timeout: Duration::from_secs(10),
             stats_interval: Duration::from_secs(5),
+            probe_interval: Duration::from_secs(5),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(4),
         }
@@ -192,9 +197,17 @@ fn session(
     let mut dirty = true;
     let mut next_stats = Instant::now() + stats_interval(&model, opts);
     let mut retry_at: Option<Instant> = None;
+    let mut heard = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(());
+        }
+        if heard.elapsed() >= opts.probe_interval {
+            if let Err(e) = client.echo() {
+                eprintln!("ovsdb: server did not answer echo: {e}");
+                return Ok(());
+            }
+            heard = Instant::now();
         }
         if dirty || retry_at.is_some_and(|t| Instant::now() >= t) {
             dirty = false;
@@ -226,6 +239,7 @@ fn session(
             .min(Duration::from_millis(100));
         match rx.recv_timeout(wait) {
             Ok(n) => {
+                heard = Instant::now();
                 dirty |= handle(&mut model, &monitor_id, n);
                 // Take everything already queued before reconciling once.
                 while let Ok(n) = rx.try_recv() {

@@ -92,3 +92,32 @@ fn client_connection_loss_is_an_error() {
         Ok(_) => panic!("connected to a dead server"),
     }
 }
+
+#[test]
+fn client_answers_inactivity_probes_over_tcp() {
+    // ovsdb-server probes idle TCP clients with `echo` after 5 s and drops
+    // them 5 s later if they do not answer (Unix sockets are not probed).
+    let mut s = Server::create("probe");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    s.tcp_port = Some(port);
+    s.start();
+    let (c, rx) = Client::connect(&format!("tcp:127.0.0.1:{port}"), T).unwrap();
+    c.monitor(
+        "Open_vSwitch",
+        json!("m"),
+        json!({"Open_vSwitch": {"columns": ["next_cfg"]}}),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(12));
+    assert!(c.echoes_answered() >= 1);
+    assert!(!c.is_closed(), "{:?}", c.close_reason());
+    c.echo().unwrap();
+    // The monitor still delivers.
+    s.ok(&["--no-wait", "init"]);
+    s.ok(&["--no-wait", "set", "Open_vSwitch", ".", "external_ids:a=b"]);
+    let _ = rx.recv_timeout(T).unwrap();
+}

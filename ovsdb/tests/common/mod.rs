@@ -18,6 +18,8 @@ pub const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
 pub struct Server {
     pub dir: PathBuf,
     child: Option<Child>,
+    /// Also listen on ptcp:PORT:127.0.0.1.
+    pub tcp_port: Option<u16>,
 }
 
 impl Server {
@@ -33,7 +35,11 @@ impl Server {
             .status()
             .expect("ovsdb-tool (openvswitch-common) is installed");
         assert!(st.success());
-        Server { dir, child: None }
+        Server {
+            dir,
+            child: None,
+            tcp_port: None,
+        }
     }
 
     /// Creates the database and starts the server.
@@ -62,6 +68,10 @@ impl Server {
             .arg(format!("--unixctl={}", d("ovsdb-server.ctl")))
             .arg(format!("--pidfile={}", d("ovsdb-server.pid")))
             .arg(format!("--log-file={}", d("ovsdb-server.log")))
+            .args(
+                self.tcp_port
+                    .map(|p| format!("--remote=ptcp:{p}:127.0.0.1")),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -69,7 +79,11 @@ impl Server {
             .expect("ovsdb-server is installed");
         self.child = Some(child);
         let end = Instant::now() + Duration::from_secs(10);
-        while std::os::unix::net::UnixStream::connect(self.sock()).is_err() {
+        while std::os::unix::net::UnixStream::connect(self.sock()).is_err()
+            || self
+                .tcp_port
+                .is_some_and(|p| std::net::TcpStream::connect(("127.0.0.1", p)).is_err())
+        {
             assert!(Instant::now() < end, "ovsdb-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
