@@ -33,6 +33,12 @@ pub trait Datapath: Send + Sync + 'static {
     fn iface_types(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The datapath ID a bridge uses, written to its `Bridge` row's
+    /// `datapath_id` as 16 hex digits, as `ovs-vswitchd` does (`None` = not written).
+    fn datapath_id(&self, bridge: &str) -> Option<u64> {
+        let _ = bridge;
+        None
+    }
     /// The DPDK version string, written to `Open_vSwitch` `dpdk_version`
     /// (informational; `None` = not written).
     fn dpdk_version(&self) -> Option<String> {

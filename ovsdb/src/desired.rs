@@ -14,6 +14,8 @@ pub const NETDEV: &str = "netdev";
 /// One bridge the datapath should have.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredBridge {
+    /// Its `Bridge` row.
+    pub uuid: Uuid,
     /// Its configuration.
     pub cfg: BridgeConfig,
     /// Its interfaces by name, with their row UUIDs.
@@ -158,8 +160,14 @@ impl Desired {
             }
             if ours {
                 let cfg = bridge_config(model, br, &mut d.warnings);
-                d.bridges
-                    .insert(br.name.clone(), DesiredBridge { cfg, ifaces });
+                d.bridges.insert(
+                    br.name.clone(),
+                    DesiredBridge {
+                        uuid: br_uuid.clone(),
+                        cfg,
+                        ifaces,
+                    },
+                );
             }
         }
         d

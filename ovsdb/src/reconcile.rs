@@ -323,6 +323,22 @@ impl Reconciler {
             }
         }
 
+        for (br, db) in &d.bridges {
+            if !self.bridges.contains_key(br) {
+                continue;
+            }
+            let Some(id) = self.dp.datapath_id(br).map(|id| format!("{id:016x}")) else {
+                continue;
+            };
+            if let Some(row) = model.bridges.get(&db.uuid) {
+                if row.datapath_id.as_deref() != Some(id.as_str()) {
+                    let mut m = Map::new();
+                    m.insert("datapath_id".into(), Datum::opt_string(Some(&id)));
+                    ops.push(update_op("Bridge", &db.uuid, m));
+                }
+            }
+        }
+
         let mut push = |uuid: &Uuid, st: IfaceStatus| {
             if let Some(row) = model.interfaces.get(uuid) {
                 let diff = st.diff(row);

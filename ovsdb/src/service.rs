@@ -122,9 +122,16 @@ pub fn spawn(target: &str, dp: Arc<dyn Datapath>, opts: Options) -> Result<Handl
     })
 }
 
+/// `now + d`, saturating far in the future instead of overflowing.
+fn later(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86400 * 365))
+}
+
 /// Sleeps `d` in small steps; false if asked to stop meanwhile.
 fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
-    let end = Instant::now() + d;
+    let end = later(d);
     while Instant::now() < end {
         if stop.load(Ordering::Relaxed) {
             return false;
@@ -167,7 +174,7 @@ fn run(target: Target, dp: Arc<dyn Datapath>, opts: Options, stop: &AtomicBool, 
         if !sleep_unless_stopped(backoff, stop) {
             break;
         }
-        backoff = (backoff * 2).min(opts.backoff_max);
+        backoff = backoff.saturating_mul(2).min(opts.backoff_max);
     }
 }
 
@@ -195,7 +202,7 @@ fn session(
     }
 
     let mut dirty = true;
-    let mut next_stats = Instant::now() + stats_interval(&model, opts);
+    let mut next_stats = later(stats_interval(&model, opts));
     let mut retry_at: Option<Instant> = None;
     let mut heard = Instant::now();
     loop {
@@ -225,7 +232,7 @@ fn session(
         }
         let now = Instant::now();
         if now >= next_stats {
-            next_stats = now + stats_interval(&model, opts);
+            next_stats = later(stats_interval(&model, opts));
             let d = crate::desired::Desired::from_model(&model);
             if let Err(e) = transact(client, opts, rec.write_back(&model, &d)) {
                 if client.is_closed() {

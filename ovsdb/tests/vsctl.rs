@@ -47,6 +47,10 @@ fn vsctl_bridges_ports_and_errors() {
         vec!["iface_add br0 br0 type=internal options= mtu_request=None ofport=65534"]
     );
     assert_eq!(s.ok(&["get", "Interface", "br0", "ofport"]), "65534");
+    assert_eq!(
+        s.ok(&["get", "Bridge", "br0", "datapath_id"]),
+        "\"00000200000000aa\""
+    );
     // cur_cfg caught up with next_cfg: that is what ovs-vsctl waited on.
     assert_eq!(
         s.ok(&["get", "Open_vSwitch", ".", "cur_cfg"]),

@@ -253,6 +253,10 @@ impl Datapath for Mock {
             .collect()
     }
 
+    fn datapath_id(&self, bridge: &str) -> Option<u64> {
+        (bridge == "br0").then_some(0x0000_0200_0000_00aa)
+    }
+
     fn iface_types(&self) -> Vec<String> {
         vec![
             "dpdk".into(),
