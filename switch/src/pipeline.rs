@@ -179,8 +179,8 @@ pub struct Compiled {
     pub rules: Vec<u32>,
     /// `(group index, bucket)` traversed; bucket `u32::MAX` = the group.
     pub groups: Vec<(u32, u32)>,
-    /// Why the frame is dropped when `actions` is empty: no rule in table
-    /// 0 ([`DropReason::NoMatch`]) or nothing to do ([`DropReason::Action`]).
+    /// Why the frame is dropped when `actions` is empty: a table miss
+    /// ([`DropReason::NoMatch`]) or nothing to do ([`DropReason::Action`]).
     pub empty_reason: DropReason,
 }
 
@@ -404,9 +404,7 @@ impl Xlate<'_> {
             if !resubmit {
                 self.stop = true;
                 self.set = ActionSet::default();
-                if t == 0 {
-                    self.out.empty_reason = DropReason::NoMatch;
-                }
+                self.out.empty_reason = DropReason::NoMatch;
             }
             return;
         };

@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use crate::datapath::Datapath;
 use crate::fdb::{Fdb, DEFAULT_AGING_MS};
+use crate::group::{GroupSpec, GroupStats, GroupType};
 use crate::rule::RuleSpec;
 use crate::stats::{CoreStats, Counters};
-use crate::table::FlowTable;
+use crate::table::{FlowModError, FlowTable, RuleInfo};
 use crate::verdict::MAX_PORTS;
 
 /// Sizing of a switch.
@@ -109,13 +110,53 @@ impl Switch {
         if p >= MAX_PORTS {
             return Err(format!("port {p} out of range (0..={})", MAX_PORTS - 1));
         }
-        self.ports.fetch_or(1 << p, SeqCst);
+        let was = self.ports.fetch_or(1 << p, SeqCst);
+        if was & (1 << p) == 0 && self.has_fast_failover() {
+            // Compiled flows chose fast-failover buckets by port liveness:
+            // start them over.
+            self.table.synchronize();
+        }
         Ok(())
+    }
+
+    fn has_fast_failover(&self) -> bool {
+        self.table
+            .snapshot()
+            .groups
+            .iter()
+            .any(|g| g.spec.kind == GroupType::FastFailover)
+    }
+
+    /// OpenFlow OFPGC_ADD: install a group (see [`crate::group`]).
+    pub fn group_add(&self, spec: GroupSpec) -> Result<(), FlowModError> {
+        self.table.group_add(spec, self.now_ms())
+    }
+
+    /// OpenFlow OFPGC_MODIFY: replace an existing group.
+    pub fn group_mod(&self, spec: GroupSpec) -> Result<(), FlowModError> {
+        self.table.group_mod(spec, self.now_ms())
+    }
+
+    /// OpenFlow OFPGC_DELETE: delete group `id` (`None`: all) and the rules
+    /// that reference it (returned, reason `GroupDelete`).
+    pub fn group_del(&self, id: Option<u32>) -> Vec<RuleInfo> {
+        self.table.group_del(id, self.now_ms())
+    }
+
+    /// Group counters (packets/bytes per group and bucket), by id.
+    pub fn group_stats(&self) -> Vec<GroupStats> {
+        self.table.group_stats(self.now_ms())
+    }
+
+    /// Group configurations, by id.
+    pub fn group_desc(&self) -> Vec<GroupSpec> {
+        self.table.group_desc()
     }
 
     /// Remove port `p`: forget its MACs, and return only when no worker is
     /// still in a burst that could output to it (the lead may then stop
-    /// and free the DPDK port).
+    /// and free the DPDK port). Fast-failover groups watching it switch
+    /// buckets (every worker recompiles its flows).
     pub fn port_del(&self, p: u16) -> Result<(), String> {
         if p >= MAX_PORTS || self.ports_up() & (1 << p) == 0 {
             return Err(format!("no port {p}"));
