@@ -167,9 +167,10 @@ impl Client {
         let Value::Array(results) = r else {
             return Err(Error::Protocol(format!("transact returned {r}")));
         };
-        // §4.1.3: "...the result array ... has at least as many elements as
-        // the params array", an error object marks the failed operation, and
-        // an extra element carries a commit failure.
+        // RFC 7047 §4.1.3 (paraphrased): one result per operation; a failed
+        // operation's result is an object with an "error" member and the
+        // operations after it are not executed; if every operation succeeded
+        // but the commit failed, one extra error element follows.
         for (index, res) in results.iter().enumerate() {
             if let Some(err) = res.get("error") {
                 if err.is_null() {

@@ -1,9 +1,9 @@
 //! RFC 7047 §5.1 values: atoms, sets and maps, their conversion to plain Rust
 //! types and back.
 //!
-//! Reading is lenient where the RFC allows a choice: a set of one element may
-//! be written as the bare atom (§5.1, `<set>`: "a JSON array ... or ... a single
-//! <atom>"), so every reader accepts both forms. Writing uses the explicit
+//! Reading is lenient where the RFC allows a choice: §5.1 lets a `<set>` of
+//! exactly one element be written as that `<atom>` alone, and ovsdb-server
+//! does so, so every reader accepts both forms. Writing uses the explicit
 //! `["set", ...]` / `["map", ...]` forms except for a single atom.
 
 use std::collections::BTreeMap;
