@@ -15,14 +15,14 @@ use openflow::features::FeaturesReply;
 use openflow::framing::Framer;
 use openflow::hello::Hello;
 use openflow::multipart::{
-    AggregateStats, Desc, TableFeatures, GroupFeatures, MeterFeatures, MultipartReply, MultipartReplyBody,
-    MultipartRequestBody,
+    AggregateStats, Desc, GroupFeatures, MeterFeatures, MultipartReply, MultipartReplyBody,
+    MultipartRequestBody, TableFeatures,
 };
 use openflow::port::Port;
 use openflow::switch_config::SwitchConfig;
 use openflow::Message;
-use std::io::{Read, Write};
 use std::fs::File;
+use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Mutex};
 
@@ -44,8 +44,8 @@ fn minimal_reply(request: &[u8]) -> Option<Vec<u8>> {
         Message::RoleRequest(r) => Message::RoleReply(r),
         Message::GetAsyncRequest => Message::GetAsyncReply(Default::default()),
         Message::MultipartRequest(r) => {
-            use MultipartRequestBody as Q;
             use MultipartReplyBody as R;
+            use MultipartRequestBody as Q;
             let body = match r.body {
                 Q::Desc => R::Desc(Desc {
                     mfr_desc: "vswitch".into(),

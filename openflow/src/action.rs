@@ -152,8 +152,10 @@ impl Action {
         }
         let ty = u16_at(buf, field::TYPE);
         let len = u16_at(buf, field::LENGTH) as usize;
-        if len < field::LEN || len % 8 != 0 {
-            return Err(Error::BadAction("action length not a positive multiple of 8"));
+        if len < field::LEN || !len.is_multiple_of(8) {
+            return Err(Error::BadAction(
+                "action length not a positive multiple of 8",
+            ));
         }
         let a = buf
             .get(..len)

@@ -116,8 +116,10 @@ impl Bucket {
     pub fn parse(buf: &[u8]) -> Result<(Bucket, usize)> {
         check_len(buf, bfield::LEN)?;
         let len = u16_at(buf, bfield::LENGTH) as usize;
-        if len < bfield::LEN || len % 8 != 0 {
-            return Err(Error::BadLength("bucket length not a multiple of 8 of at least 16"));
+        if len < bfield::LEN || !len.is_multiple_of(8) {
+            return Err(Error::BadLength(
+                "bucket length not a multiple of 8 of at least 16",
+            ));
         }
         let b = buf
             .get(..len)

@@ -43,7 +43,11 @@ impl Hello {
 
     /// A hello announcing `versions` in a bitmap.
     pub fn with_versions(versions: &[u8]) -> Hello {
-        let words = versions.iter().map(|&v| v as usize / 32 + 1).max().unwrap_or(1);
+        let words = versions
+            .iter()
+            .map(|&v| v as usize / 32 + 1)
+            .max()
+            .unwrap_or(1);
         let mut bm = vec![0u32; words];
         for &v in versions {
             bm[v as usize / 32] |= 1 << (v % 32);
@@ -70,12 +74,10 @@ impl Hello {
             }
             let body = &rest[field::LEN..len];
             elements.push(if ty == OFPHET_VERSIONBITMAP {
-                if body.len() % 4 != 0 {
+                if !body.len().is_multiple_of(4) {
                     return Err(Error::BadLength("version bitmap not a multiple of 4"));
                 }
-                HelloElement::VersionBitmap(
-                    body.chunks_exact(4).map(|c| u32_at(c, 0..4)).collect(),
-                )
+                HelloElement::VersionBitmap(body.chunks_exact(4).map(|c| u32_at(c, 0..4)).collect())
             } else {
                 HelloElement::Unknown {
                     elem_type: ty,
@@ -111,9 +113,9 @@ impl Hello {
             out.extend_from_slice(&ty.to_be_bytes());
             out.extend_from_slice(&(len as u16).to_be_bytes());
             match e {
-                HelloElement::VersionBitmap(bm) => {
-                    bm.iter().for_each(|w| out.extend_from_slice(&w.to_be_bytes()))
-                }
+                HelloElement::VersionBitmap(bm) => bm
+                    .iter()
+                    .for_each(|w| out.extend_from_slice(&w.to_be_bytes())),
                 HelloElement::Unknown { data, .. } => out.extend_from_slice(data),
             }
             zeros(out, pad8(len));

@@ -71,7 +71,7 @@ impl Instruction {
         }
         let ty = u16_at(buf, field::TYPE);
         let len = u16_at(buf, field::LENGTH) as usize;
-        if len < field::LEN || len % 8 != 0 {
+        if len < field::LEN || !len.is_multiple_of(8) {
             return Err(Error::BadInstruction(
                 "instruction length not a positive multiple of 8",
             ));
@@ -83,7 +83,9 @@ impl Instruction {
             if len == n {
                 Ok(())
             } else {
-                Err(Error::BadInstruction("wrong length for the instruction type"))
+                Err(Error::BadInstruction(
+                    "wrong length for the instruction type",
+                ))
             }
         };
         let ins = match ty {
@@ -158,9 +160,7 @@ impl Instruction {
             Instruction::WriteActions(a) | Instruction::ApplyActions(a) => {
                 field::ACTIONS + Action::list_len(a)
             }
-            Instruction::Experimenter { data, .. } => {
-                round8(field::EXPERIMENTER_DATA + data.len())
-            }
+            Instruction::Experimenter { data, .. } => round8(field::EXPERIMENTER_DATA + data.len()),
             Instruction::Unknown { data, .. } => round8(4 + data.len()),
             _ => field::LEN,
         }

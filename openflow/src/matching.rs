@@ -56,7 +56,9 @@ impl Match {
         }
         let padded = round8(len);
         if buf.len() < padded {
-            return Err(Error::BadMatch("ofp_match (with padding) runs past the message"));
+            return Err(Error::BadMatch(
+                "ofp_match (with padding) runs past the message",
+            ));
         }
         let mut rest = &buf[field::OXM..len];
         let mut fields = Vec::new();

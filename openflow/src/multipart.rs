@@ -117,8 +117,10 @@ impl TableFeatures {
     pub fn parse_list(b: &[u8]) -> Result<Vec<TableFeatures>> {
         use field::table_features as f;
         entries(b, f::LENGTH, f::LEN, |e| {
-            if e.len() % 8 != 0 {
-                return Err(Error::BadLength("table features length not a multiple of 8"));
+            if !e.len().is_multiple_of(8) {
+                return Err(Error::BadLength(
+                    "table features length not a multiple of 8",
+                ));
             }
             Ok(TableFeatures {
                 table_id: u8_at(e, f::TABLE_ID),
@@ -398,7 +400,9 @@ impl FlowStats {
 
     /// Bytes on the wire.
     pub fn buffer_len(&self) -> usize {
-        field::flow_stats::LEN + self.matching.buffer_len() + Instruction::list_len(&self.instructions)
+        field::flow_stats::LEN
+            + self.matching.buffer_len()
+            + Instruction::list_len(&self.instructions)
     }
 
     fn emit(&self, out: &mut Vec<u8>) -> Result<()> {
@@ -572,8 +576,10 @@ fn entries<T>(
 
 /// Splits a list of fixed-size entries.
 fn fixed<T>(b: &[u8], size: usize, f: impl Fn(&[u8]) -> Result<T>) -> Result<Vec<T>> {
-    if b.len() % size != 0 {
-        return Err(Error::BadLength("multipart body not a multiple of the entry size"));
+    if !b.len().is_multiple_of(size) {
+        return Err(Error::BadLength(
+            "multipart body not a multiple of the entry size",
+        ));
     }
     b.chunks_exact(size).map(f).collect()
 }

@@ -242,10 +242,7 @@ impl Field {
     /// The fields this crate names (everything but [`Field::Unknown`]), for a switch
     /// to list what it supports.
     pub fn known() -> impl Iterator<Item = Field> {
-        TABLE
-            .iter()
-            .map(|e| e.0)
-            .chain((0..8).map(Field::NxReg))
+        TABLE.iter().map(|e| e.0).chain((0..8).map(Field::NxReg))
     }
 }
 
@@ -312,7 +309,7 @@ impl OxmField {
         }
         let f = Field::from_wire(class, code, experimenter);
         let (value, mask) = if hasmask {
-            if payload.len() % 2 != 0 {
+            if !payload.len().is_multiple_of(2) {
                 return Err(Error::BadMatch("masked OXM with odd payload length"));
             }
             let (v, m) = payload.split_at(payload.len() / 2);

@@ -31,9 +31,9 @@ impl PacketOut {
         check_len(msg, field::LEN)?;
         let alen = u16_at(msg, field::ACTIONS_LEN) as usize;
         let end = field::ACTIONS + alen;
-        let actions = msg
-            .get(field::ACTIONS..end)
-            .ok_or(Error::BadLength("packet-out actions_len runs past the message"))?;
+        let actions = msg.get(field::ACTIONS..end).ok_or(Error::BadLength(
+            "packet-out actions_len runs past the message",
+        ))?;
         Ok(PacketOut {
             buffer_id: u32_at(msg, field::BUFFER_ID),
             in_port: u32_at(msg, field::IN_PORT),

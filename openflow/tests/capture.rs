@@ -114,3 +114,422 @@ fn emit_every_capture_byte_exact() {
     }
     assert!(n > 100, "only {n} messages");
 }
+
+fn apply(f: &FlowMod) -> &[Action] {
+    match f.instructions.first() {
+        Some(Instruction::ApplyActions(a)) => a,
+        i => panic!("first instruction is not apply_actions: {i:?}"),
+    }
+}
+
+fn ct(a: &Action) -> &openflow::nicira::Ct {
+    match a {
+        Action::Nicira(NxAction::Ct(c)) => c,
+        a => panic!("not ct: {a:?}"),
+    }
+}
+
+#[test]
+fn deconstruct_hello() {
+    let first = &capture("add_flows")[0];
+    let Message::Hello(h) = parse_and_reemit(first) else {
+        panic!("not a hello")
+    };
+    assert_eq!(h.version_bitmap(), Some(&[0x10u32][..]));
+    assert_eq!(openflow::hello::negotiate(&[4], first[0], &h), Some(4));
+}
+
+#[test]
+fn deconstruct_flow_mod_l2_and_reserved_ports() {
+    let f = &flow_mods("add_flows")[0];
+    assert_eq!(f.command, FlowModCommand::Add);
+    assert_eq!((f.table_id, f.priority), (0, 100));
+    assert_eq!(f.buffer_id, openflow::flow_mod::OFP_NO_BUFFER);
+    let m = &f.matching;
+    assert_eq!(m.in_port(), Some(1));
+    assert_eq!(m.eth_src(), Some(([0, 0x11, 0x22, 0x33, 0x44, 0x55], None)));
+    assert_eq!(
+        m.eth_dst(),
+        Some(([1, 0, 0, 0, 0, 0], Some([1, 0, 0, 0, 0, 0])))
+    );
+    assert_eq!(m.eth_type(), Some(0x0800));
+    let vid = openflow::OxmField::exact(Field::VlanVid, &(OFPVID_PRESENT | 100).to_be_bytes());
+    assert_eq!(
+        apply(f),
+        &[
+            Action::PushVlan(0x8100),
+            Action::SetField(vid),
+            Action::output(2),
+            Action::output(port_no::NORMAL),
+            Action::output(port_no::FLOOD),
+            Action::Output {
+                port: port_no::CONTROLLER,
+                max_len: 128
+            },
+            Action::output(port_no::LOCAL),
+            Action::output(port_no::IN_PORT),
+        ]
+    );
+}
+
+#[test]
+fn deconstruct_flow_mod_tcp_with_flags_and_instructions() {
+    let f = &flow_mods("add_flows")[1];
+    assert_eq!((f.table_id, f.priority, f.cookie), (1, 200, 0x1234));
+    assert_eq!((f.idle_timeout, f.hard_timeout), (30, 60));
+    assert_eq!(
+        f.flags,
+        flags::SEND_FLOW_REM
+            | flags::CHECK_OVERLAP
+            | flags::RESET_COUNTS
+            | flags::NO_PKT_COUNTS
+            | flags::NO_BYT_COUNTS
+    );
+    let m = &f.matching;
+    assert_eq!(m.vlan_vid(), Some((OFPVID_PRESENT | 5, None)));
+    assert_eq!(m.exact_u64(Field::VlanPcp), Some(3));
+    assert_eq!(
+        m.ipv4(Field::Ipv4Src),
+        Some((
+            Ipv4Addr::new(10, 0, 0, 0),
+            Some(Ipv4Addr::new(255, 0, 0, 0))
+        ))
+    );
+    assert_eq!(
+        m.ipv4(Field::Ipv4Dst),
+        Some((Ipv4Addr::new(192, 168, 1, 1), None))
+    );
+    assert_eq!(m.exact_u64(Field::IpDscp), Some(8));
+    assert_eq!(m.exact_u64(Field::IpEcn), Some(1));
+    // nw_ttl has no OXM in 1.3: ovs-ofctl sends NXM_NX_IP_TTL.
+    assert_eq!(m.exact_u64(Field::NxIpTtl), Some(64));
+    assert_eq!(m.ip_proto(), Some(6));
+    assert_eq!(m.exact_u64(Field::TcpSrc), Some(1000));
+    assert_eq!(m.exact_u64(Field::TcpDst), Some(80));
+    // tcp_flags=+syn-ack: the ONF experimenter OXM (not NXM_NX_TCP_FLAGS).
+    assert!(m.get(Field::OnfTcpFlags).is_some());
+    assert_eq!(m.tcp_flags(), Some((0x002, Some(0x012))));
+    assert_eq!(m.metadata(), Some((5, Some(0xff))));
+    assert_eq!(
+        f.instructions,
+        vec![
+            Instruction::ApplyActions(vec![
+                Action::DecNwTtl,
+                Action::SetField(openflow::OxmField::exact(Field::Ipv4Src, &[10, 0, 0, 1])),
+            ]),
+            Instruction::WriteMetadata {
+                metadata: 0x10,
+                mask: 0xff
+            },
+            Instruction::GotoTable(2),
+        ]
+    );
+}
+
+#[test]
+fn deconstruct_flow_mod_udp_frag_meter_write_actions() {
+    let f = &flow_mods("add_flows")[2];
+    let m = &f.matching;
+    // vlan_tci=0x1000/0x1000 becomes a masked OXM VLAN_VID.
+    assert_eq!(m.vlan_vid(), Some((0x1000, Some(0x1000))));
+    // nw_frag=first: NXM_NX_IP_FRAG, value ANY.
+    assert_eq!(
+        m.exact_u64(Field::NxIpFrag),
+        Some(openflow::oxm::ip_frag::ANY as u64)
+    );
+    assert_eq!(m.exact_u64(Field::UdpSrc), Some(53));
+    assert_eq!(m.masked_u64(Field::UdpDst), Some((0x14e0, Some(0xfff0))));
+    assert_eq!(
+        f.instructions,
+        vec![
+            Instruction::Meter(1),
+            Instruction::ClearActions,
+            Instruction::WriteActions(vec![Action::output(3), Action::Group(7)]),
+        ]
+    );
+}
+
+#[test]
+fn deconstruct_flow_mod_sctp_icmp_resubmit() {
+    let fm = flow_mods("add_flows");
+    let m = &fm[3].matching;
+    assert_eq!(m.ip_proto(), Some(132));
+    assert_eq!(m.exact_u64(Field::SctpSrc), Some(1));
+    assert_eq!(m.exact_u64(Field::SctpDst), Some(2));
+    assert_eq!(apply(&fm[3]), &[Action::SetQueue(2), Action::output(4)]);
+    let m = &fm[4].matching;
+    assert_eq!(m.exact_u64(Field::Icmpv4Type), Some(8));
+    assert_eq!(m.exact_u64(Field::Icmpv4Code), Some(0));
+    // resubmit(,2) and resubmit:3 both use NXAST_RESUBMIT_TABLE.
+    assert_eq!(
+        apply(&fm[4]),
+        &[
+            Action::Nicira(NxAction::ResubmitTable {
+                in_port: OFPP_IN_PORT_16,
+                table: 2
+            }),
+            Action::Nicira(NxAction::ResubmitTable {
+                in_port: 3,
+                table: 0xff
+            }),
+        ]
+    );
+}
+
+#[test]
+fn deconstruct_flow_mod_arp_ipv6() {
+    let fm = flow_mods("add_flows");
+    let m = &fm[5].matching;
+    assert_eq!(m.eth_type(), Some(0x0806));
+    assert_eq!(m.exact_u64(Field::ArpOp), Some(1));
+    assert_eq!(
+        m.ipv4(Field::ArpSpa),
+        Some((Ipv4Addr::new(10, 0, 0, 1), None))
+    );
+    assert_eq!(
+        m.ipv4(Field::ArpTpa),
+        Some((
+            Ipv4Addr::new(10, 0, 0, 0),
+            Some(Ipv4Addr::new(255, 255, 255, 0))
+        ))
+    );
+    assert_eq!(m.mac(Field::ArpSha), Some(([0, 0, 0, 0, 0, 1], None)));
+    assert_eq!(
+        m.mac(Field::ArpTha),
+        Some(([0; 6], Some([0xff, 0xff, 0xff, 0, 0, 0])))
+    );
+    assert_eq!(apply(&fm[5])[0], Action::PopVlan);
+    let m = &fm[6].matching;
+    let net: Ipv6Addr = "2001:db8::".parse().unwrap();
+    let mask: Ipv6Addr = "ffff:ffff::".parse().unwrap();
+    assert_eq!(m.ipv6(Field::Ipv6Src), Some((net, Some(mask))));
+    assert_eq!(
+        m.ipv6(Field::Ipv6Dst),
+        Some(("2001:db8::1".parse().unwrap(), None))
+    );
+    assert_eq!(m.exact_u64(Field::Icmpv6Type), Some(135));
+    assert_eq!(m.exact_u64(Field::Icmpv6Code), Some(0));
+    let Action::SetField(sf) = &apply(&fm[6])[0] else {
+        panic!("not set_field")
+    };
+    assert_eq!(sf.value_ipv6(), Some("2001:db8::2".parse().unwrap()));
+}
+
+#[test]
+fn deconstruct_flow_mod_tunnel_and_registers() {
+    let f = &flow_mods("add_flows")[7];
+    let m = &f.matching;
+    assert_eq!(m.tunnel_id(), Some((0x1234, Some(0xffff))));
+    assert_eq!(
+        m.ipv4(Field::NxTunIpv4Src),
+        Some((Ipv4Addr::new(192, 0, 2, 1), None))
+    );
+    assert_eq!(
+        m.ipv4(Field::NxTunIpv4Dst),
+        Some((Ipv4Addr::new(192, 0, 2, 2), None))
+    );
+    assert_eq!(m.reg(0), Some((1, None)));
+    assert_eq!(m.reg(1), Some((2, Some(0xff))));
+    for n in 2..8u8 {
+        assert_eq!(m.reg(n), Some((n as u32 + 1, None)));
+    }
+    // set_tunnel / set_tunnel64 are sent as set_field of OXM TUNNEL_ID in 1.3.
+    assert_eq!(
+        apply(f)[..2],
+        [
+            Action::SetField(openflow::OxmField::from_u64(Field::TunnelId, 0x55)),
+            Action::SetField(openflow::OxmField::from_u64(
+                Field::TunnelId,
+                0x1122_3344_5566_7788
+            )),
+        ]
+    );
+}
+
+#[test]
+fn deconstruct_flow_mod_conntrack() {
+    let fm = flow_mods("add_flows");
+    let m = &fm[8].matching;
+    // ct_state=+trk+new: trk 0x20 | new 0x01.
+    assert_eq!(m.masked_u64(Field::NxCtState), Some((0x21, Some(0x21))));
+    assert_eq!(m.exact_u64(Field::NxCtZone), Some(5));
+    assert_eq!(m.masked_u64(Field::NxCtMark), Some((1, Some(0xff))));
+    let label = m.get(Field::NxCtLabel).unwrap();
+    assert_eq!(label.value[15], 1);
+    assert_eq!(label.mask.as_ref().unwrap()[15], 0xff);
+    let c = ct(&apply(&fm[8])[0]);
+    assert_eq!(c.flags, openflow::nicira::ct_flags::COMMIT);
+    assert_eq!((c.zone_src, c.zone, c.recirc_table), (0, 5, 6));
+    assert!(c.actions.is_empty());
+    assert_eq!(apply(&fm[8])[1], Action::Nicira(NxAction::CtClear));
+    // ct(commit,zone=NXM_NX_REG0[0..15],exec(set_field:0x1->ct_mark,nat(src=10.0.0.1)))
+    let c = ct(&apply(&fm[12])[0]);
+    assert_eq!(c.zone_src, 0x0001_0004); // NXM_NX_REG0 header
+    assert_eq!(c.zone, 15); // ofs 0, n_bits 16 - 1
+    assert_eq!(c.recirc_table, 0xff);
+    assert_eq!(
+        c.actions[0],
+        Action::SetField(openflow::OxmField::exact(Field::NxCtMark, &[0, 0, 0, 1]))
+    );
+    assert!(matches!(
+        c.actions[1],
+        Action::Nicira(NxAction::Raw { subtype: 36, .. })
+    ));
+    assert_eq!(
+        apply(&fm[12])[1],
+        Action::Output {
+            port: port_no::CONTROLLER,
+            max_len: openflow::action::OFPCML_NO_BUFFER
+        }
+    );
+}
+
+#[test]
+fn deconstruct_flow_mod_mpls_and_vlan_rewrites() {
+    let fm = flow_mods("add_flows");
+    assert_eq!(fm[9].matching.exact_u64(Field::MplsLabel), Some(5));
+    assert_eq!(apply(&fm[9])[0], Action::PopMpls(0x0800));
+    assert_eq!(
+        apply(&fm[10]),
+        &[
+            Action::SetNwTtl(9),
+            Action::PushMpls(0x8847),
+            Action::SetMplsTtl(10),
+            Action::DecMplsTtl,
+            Action::output(2),
+        ]
+    );
+    assert_eq!(fm[11].matching.exact_u64(Field::Ipv6Flabel), Some(0x12345));
+    assert_eq!(apply(&fm[11])[3], Action::PopVlan);
+}
+
+#[test]
+fn deconstruct_del_and_mod_flows() {
+    let f = &flow_mods("del_flows_all")[0];
+    assert_eq!(f.command, FlowModCommand::Delete);
+    assert_eq!(f.table_id, openflow::table_mod::OFPTT_ALL);
+    assert_eq!(f.out_port, port_no::ANY);
+    assert!(f.matching.fields.is_empty() && f.instructions.is_empty());
+
+    let f = &flow_mods("del_flows_strict")[0];
+    assert_eq!(f.command, FlowModCommand::DeleteStrict);
+    assert_eq!(f.priority, 100);
+    assert_eq!(f.matching.in_port(), Some(1));
+    assert_eq!(f.matching.eth_type(), Some(0x0800));
+
+    let f = &flow_mods("del_flows_cookie")[0];
+    assert_eq!(f.command, FlowModCommand::Delete);
+    assert_eq!((f.cookie, f.cookie_mask), (0x1234, u64::MAX));
+    assert_eq!((f.table_id, f.out_port), (1, 2));
+
+    let f = &flow_mods("mod_flows")[0];
+    assert_eq!(f.command, FlowModCommand::Modify);
+    assert_eq!(apply(f), &[Action::output(3)]);
+    let f = &flow_mods("mod_flows_strict")[0];
+    assert_eq!(f.command, FlowModCommand::ModifyStrict);
+    assert_eq!(f.priority, 100);
+}
+
+#[test]
+fn deconstruct_multipart_requests() {
+    use MultipartRequestBody as Q;
+    let last = |name: &str| multipart_request(name).pop().unwrap().body;
+    assert!(
+        matches!(last("dump_flows"), Q::Flow(ref r) if r.matching.fields.is_empty()
+        && r.table_id == 0xff && r.out_port == port_no::ANY)
+    );
+    let Q::Flow(r) = last("dump_flows_match") else {
+        panic!("not a flow request")
+    };
+    assert_eq!(
+        (r.table_id, r.out_port, r.cookie, r.cookie_mask),
+        (1, 2, 0x1234, u64::MAX)
+    );
+    assert_eq!(r.matching.ip_proto(), Some(6));
+    assert!(matches!(last("dump_aggregate"), Q::Aggregate(_)));
+    assert_eq!(
+        last("dump_ports"),
+        Q::PortStats {
+            port_no: port_no::ANY
+        }
+    );
+    assert_eq!(last("dump_ports_one"), Q::PortStats { port_no: 1 });
+    assert_eq!(last("dump_tables"), Q::Table);
+    assert_eq!(last("dump_ports_desc"), Q::PortDesc);
+    assert_eq!(last("dump_desc"), Q::Desc);
+    assert_eq!(last("dump_table_features"), Q::TableFeatures(vec![]));
+    assert_eq!(last("dump_groups"), Q::GroupDesc);
+    assert_eq!(
+        last("dump_group_stats"),
+        Q::Group {
+            group_id: openflow::group::group_id::ALL
+        }
+    );
+    assert_eq!(last("dump_group_features"), Q::GroupFeatures);
+    assert_eq!(last("meter_features"), Q::MeterFeatures);
+}
+
+#[test]
+fn deconstruct_group_mods() {
+    let g: Vec<GroupMod> = of_type("add_groups", MsgType::GroupMod)
+        .into_iter()
+        .map(|m| match m {
+            Message::GroupMod(g) => g,
+            m => panic!("{m:?}"),
+        })
+        .collect();
+    let types: Vec<_> = g.iter().map(|g| (g.group_id, g.group_type)).collect();
+    assert_eq!(
+        types,
+        [
+            (1, GroupType::All),
+            (2, GroupType::Select),
+            (3, GroupType::Indirect),
+            (4, GroupType::FastFailover)
+        ]
+    );
+    assert!(g.iter().all(|g| g.command == GroupCommand::Add));
+    assert_eq!(g[0].buckets.len(), 2);
+    assert_eq!(g[1].buckets[1].weight, 20);
+    assert_eq!(g[1].buckets[1].actions.len(), 2);
+    assert_eq!(g[2].buckets[0].actions[0], Action::DecNwTtl);
+    assert_eq!(
+        (g[3].buckets[1].watch_port, g[3].buckets[1].watch_group),
+        (2, 1)
+    );
+    let Message::GroupMod(d) = of_type("del_groups", MsgType::GroupMod).remove(0) else {
+        panic!()
+    };
+    assert_eq!((d.command, d.group_id), (GroupCommand::Delete, 2));
+}
+
+#[test]
+fn deconstruct_packet_out_port_mod_set_config() {
+    let Message::PacketOut(p) = of_type("packet_out", MsgType::PacketOut).remove(0) else {
+        panic!()
+    };
+    assert_eq!(p.buffer_id, openflow::flow_mod::OFP_NO_BUFFER);
+    assert_eq!(p.in_port, 1);
+    assert_eq!(
+        p.actions,
+        [Action::output(2), Action::output(port_no::FLOOD)]
+    );
+    assert_eq!(&p.data[12..14], &[0x08, 0x06]);
+
+    let Message::PortMod(m) = of_type("mod_port", MsgType::PortMod).remove(0) else {
+        panic!()
+    };
+    assert_eq!(m.port_no, 1);
+    assert_eq!(m.hw_addr, [2, 0, 0, 0, 0, 1]);
+    assert_eq!((m.config, m.mask), (1, 1));
+
+    let Message::SetConfig(c) = of_type("set_frags", MsgType::SetConfig).remove(0) else {
+        panic!()
+    };
+    assert_eq!(c.frag(), openflow::switch_config::FragHandling::Drop);
+    assert_eq!(c.miss_send_len, 128);
+    assert_eq!(
+        of_type("show", MsgType::FeaturesRequest),
+        [Message::FeaturesRequest]
+    );
+}
