@@ -436,7 +436,7 @@ mod tests {
 
     #[test]
     fn parse_masked_ipv4() {
-        let b = [0x80, 0x00, 0x17, 0x08, 10, 0, 0, 0, 255, 0, 0, 0];
+        let b = [0x80, 0x00, 0x19, 0x08, 10, 0, 0, 0, 255, 0, 0, 0];
         let (f, n) = OxmField::parse(&b).unwrap();
         assert_eq!(n, 12);
         assert_eq!(f.field, Field::Ipv4Dst);
