@@ -205,6 +205,7 @@ fn session(
     let mut next_stats = later(stats_interval(&model, opts));
     let mut retry_at: Option<Instant> = None;
     let mut heard = Instant::now();
+    let mut last_wb_error: Option<String> = None;
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(());
@@ -222,11 +223,19 @@ fn session(
             let d = rec.apply(&model);
             status.passes.fetch_add(1, Ordering::Relaxed);
             let ops = rec.write_back(&model, &d);
-            if let Err(e) = transact(client, opts, ops) {
+            let r = transact(client, opts, ops);
+            if r.is_ok() {
+                last_wb_error = None;
+            }
+            if let Err(e) = r {
                 if client.is_closed() {
                     return Ok(());
                 }
-                eprintln!("ovsdb: status write-back failed: {e}; retrying");
+                let msg = e.to_string();
+                if last_wb_error.as_ref() != Some(&msg) {
+                    eprintln!("ovsdb: status write-back failed: {msg}; retrying every second");
+                    last_wb_error = Some(msg);
+                }
                 retry_at = Some(Instant::now() + Duration::from_secs(1));
             }
         }
