@@ -3,9 +3,11 @@
 //!
 //! Semantics: actions run in order; modifications apply to the frame in
 //! place and every output port collects into one port set, so all outputs
-//! of a rule send the same (final) bytes. A rule that modifies the frame
-//! after an output is therefore rejected by the parser rather than silently
-//! sending the later bytes to the earlier port.
+//! of one [`execute`] send the same (final) bytes. An action list that
+//! modifies the frame after an output (OVS: the modification affects only
+//! later outputs) is cut into segments at those points and run by
+//! [`execute_segments`], which hands a copy of the frame to the outputs
+//! of each earlier segment.
 
 use core::fmt;
 
@@ -254,25 +256,26 @@ impl Instructions {
     }
 }
 
-/// Check an apply-actions list: `drop` alone, no modification after an
-/// output (or a resubmit/group, whose outputs it would rewrite).
+/// Check an apply-actions list: `drop` alone.
 pub fn validate_actions(acts: &[Action]) -> Result<(), String> {
     if acts.contains(&Action::Drop) && acts.len() > 1 {
         return Err("`drop` must be the only action".into());
     }
-    if let Some(first_out) = acts.iter().position(Action::may_output) {
-        if let Some(m) = acts[first_out..].iter().find(|a| a.modifies()) {
-            return Err(format!(
-                "`{m}` after an output: all outputs of a rule send the same bytes, put modifications first"
-            ));
-        }
-    }
     Ok(())
 }
 
-/// Parse a comma-separated action list and validate it: `drop` alone, no
-/// modification after an output, at least one action. Instructions
-/// (`goto_table` etc.) are refused here; see [`parse_instructions`].
+/// True when a modification follows an output (or a resubmit/group,
+/// which may output) in `acts`: then later outputs see other bytes than
+/// earlier ones and the list needs [`execute_segments`].
+pub fn modifies_after_output(acts: &[Action]) -> bool {
+    acts.iter()
+        .position(Action::may_output)
+        .is_some_and(|i| acts[i..].iter().any(Action::modifies))
+}
+
+/// Parse a comma-separated action list and validate it: `drop` alone, at
+/// least one action. Instructions (`goto_table` etc.) are refused here;
+/// see [`parse_instructions`].
 pub fn parse_actions(s: &str) -> Result<Vec<Action>, String> {
     let (acts, ins) = parse_instructions(s)?;
     if !ins.is_empty() {
@@ -447,7 +450,96 @@ fn set_tci<F: Frame>(frame: &mut F, tci: u16) {
 pub fn execute<F: Frame>(
     acts: &[Action],
     frame: &mut F,
-    mut l3: usize,
+    l3: usize,
+    ctx: &ExecCtx<'_>,
+    ev: &mut ExecEvents,
+) -> Verdict {
+    let mut l3 = l3;
+    execute_l3(acts, frame, &mut l3, ctx, ev)
+}
+
+/// One piece of a [`execute_plan`] plan: `acts[start..end]`, run on the
+/// frame itself or (`clone`) on a copy of it (a group bucket, which must
+/// not change what the frame looks like afterwards).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Seg {
+    /// First action.
+    pub start: u16,
+    /// One past the last action.
+    pub end: u16,
+    /// Run on a copy (its outputs leave as that copy).
+    pub clone: bool,
+}
+
+/// Execute an action list cut into `plan` (see [`Seg`]), for lists that
+/// modify the frame after an output or hold group buckets that rewrite:
+/// the outputs of every frame segment but the last go to a copy of the
+/// frame as it is at the segment's end, and clone segments run on a copy;
+/// copies are pushed to `copies` with their port sets. The last frame
+/// segment's outputs are the returned verdict (for `frame` itself).
+/// Without a sink (`None`) or when the frame cannot be duplicated, the
+/// segments run on the frame itself and every output joins the final
+/// verdict (final bytes). A TTL expiry or headroom failure in a frame
+/// segment stops the list (copies already made stay sent).
+pub fn execute_plan<F: Frame>(
+    acts: &[Action],
+    plan: &[Seg],
+    frame: &mut F,
+    l3: usize,
+    ctx: &ExecCtx<'_>,
+    ev: &mut ExecEvents,
+    mut copies: Option<&mut Vec<(F, u64)>>,
+) -> Verdict {
+    let mut l3 = l3;
+    let last_run = plan.iter().rposition(|s| !s.clone);
+    let (mut out, mut why) = (0u64, DropReason::Action);
+    for (i, s) in plan.iter().enumerate() {
+        let seg = acts
+            .get(usize::from(s.start)..usize::from(s.end))
+            .unwrap_or(&[]);
+        if s.clone {
+            if let Some(sink) = copies.as_deref_mut() {
+                if let Some(mut d) = frame.duplicate() {
+                    let mut l = l3;
+                    if let Verdict::Output(m) = execute_l3(seg, &mut d, &mut l, ctx, ev) {
+                        sink.push((d, m));
+                    }
+                    continue;
+                }
+            }
+        }
+        let v = execute_l3(seg, frame, &mut l3, ctx, ev);
+        match v {
+            Verdict::Output(m) if Some(i) == last_run || s.clone => out |= m,
+            Verdict::Output(m) => match copies
+                .as_deref_mut()
+                .and_then(|sink| frame.duplicate().map(|d| sink.push((d, m))))
+            {
+                Some(()) => {}
+                None => out |= m,
+            },
+            Verdict::Drop(r @ (DropReason::TtlExpired | DropReason::NoHeadroom)) => {
+                return if out != 0 {
+                    Verdict::Output(out)
+                } else {
+                    Verdict::Drop(r)
+                };
+            }
+            Verdict::Drop(r) => why = r,
+        }
+    }
+    if out != 0 {
+        Verdict::Output(out)
+    } else {
+        Verdict::Drop(why)
+    }
+}
+
+#[inline(always)]
+fn execute_l3<F: Frame>(
+    acts: &[Action],
+    frame: &mut F,
+    l3: &mut usize,
     ctx: &ExecCtx<'_>,
     ev: &mut ExecEvents,
 ) -> Verdict {
@@ -486,16 +578,16 @@ pub fn execute<F: Frame>(
                 if !push_tag(frame, tpid, tci) {
                     return Verdict::Drop(DropReason::NoHeadroom);
                 }
-                if l3 != 0 {
-                    l3 += 4;
+                if *l3 != 0 {
+                    *l3 += 4;
                 }
             }
             Action::PopVlan => {
                 if outer_tci(frame).is_some() {
                     frame.data_mut().copy_within(0..12, 4);
                     frame.adj(4);
-                    if l3 != 0 {
-                        l3 -= 4;
+                    if *l3 != 0 {
+                        *l3 -= 4;
                     }
                 }
             }
@@ -505,8 +597,8 @@ pub fn execute<F: Frame>(
                     if !push_tag(frame, ethertype::VLAN, vid) {
                         return Verdict::Drop(DropReason::NoHeadroom);
                     }
-                    if l3 != 0 {
-                        l3 += 4;
+                    if *l3 != 0 {
+                        *l3 += 4;
                     }
                 }
             },
@@ -516,8 +608,8 @@ pub fn execute<F: Frame>(
                     if !push_tag(frame, ethertype::VLAN, u16::from(pcp) << 13) {
                         return Verdict::Drop(DropReason::NoHeadroom);
                     }
-                    if l3 != 0 {
-                        l3 += 4;
+                    if *l3 != 0 {
+                        *l3 += 4;
                     }
                 }
             },
@@ -531,9 +623,9 @@ pub fn execute<F: Frame>(
                     d.copy_from_slice(&m);
                 }
             }
-            Action::SetIpDscp(dscp) => set_dscp(frame, l3, dscp),
+            Action::SetIpDscp(dscp) => set_dscp(frame, *l3, dscp),
             Action::DecTtl => {
-                if !dec_ttl(frame, l3) {
+                if !dec_ttl(frame, *l3) {
                     return Verdict::Drop(DropReason::TtlExpired);
                 }
             }

@@ -23,7 +23,7 @@
 
 use std::sync::Arc;
 
-use crate::action::{execute, ExecCtx, ExecEvents};
+use crate::action::{execute, execute_plan, ExecCtx, ExecEvents};
 use crate::extract::{extract_masked, Meta};
 use crate::flowcache::{FlowCache, NO_RULE};
 use crate::frame::Frame;
@@ -123,11 +123,43 @@ impl Datapath {
     /// in place; `verdicts[i]` is the decision for `frames[i]`. Any number
     /// of frames is accepted (handled in passes of [`BURST`]); `verdicts`
     /// must be at least as long as `frames`.
+    ///
+    /// Flows that modify the frame after an output (or whose group buckets
+    /// rewrite) send every output with the final bytes here; use
+    /// [`Datapath::process_burst_copies`] for OVS's semantics.
     pub fn process_burst<F: Frame>(
         &mut self,
         in_port: u16,
         frames: &mut [F],
         verdicts: &mut [Verdict],
+        now_ms: u64,
+    ) {
+        self.process(in_port, frames, verdicts, None, now_ms)
+    }
+
+    /// [`Datapath::process_burst`] with OVS's semantics for modifications
+    /// after an output: the earlier outputs leave as copies of the frame
+    /// ([`Frame::duplicate`]), appended to `copies` with their port set
+    /// (transmit each like an `Output` verdict, then free it). Flows
+    /// without such actions never copy.
+    pub fn process_burst_copies<F: Frame>(
+        &mut self,
+        in_port: u16,
+        frames: &mut [F],
+        verdicts: &mut [Verdict],
+        copies: &mut Vec<(F, u64)>,
+        now_ms: u64,
+    ) {
+        self.process(in_port, frames, verdicts, Some(copies), now_ms)
+    }
+
+    #[inline(always)]
+    fn process<F: Frame>(
+        &mut self,
+        in_port: u16,
+        frames: &mut [F],
+        verdicts: &mut [Verdict],
+        mut copies: Option<&mut Vec<(F, u64)>>,
         now_ms: u64,
     ) {
         assert!(
@@ -136,7 +168,7 @@ impl Datapath {
         );
         self.sw.table.enter(self.worker, &mut self.cur);
         for (fs, vs) in frames.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
-            self.pass(in_port, fs, vs, now_ms);
+            self.pass(in_port, fs, vs, copies.as_deref_mut(), now_ms);
         }
         self.c.bursts += 1;
         self.sw.core_stats(self.worker).publish(&self.c);
@@ -238,6 +270,7 @@ impl Datapath {
         in_port: u16,
         frames: &mut [F],
         verdicts: &mut [Verdict],
+        copies: Option<&mut Vec<(F, u64)>>,
         now_ms: u64,
     ) {
         let n = frames.len();
@@ -275,7 +308,7 @@ impl Datapath {
         if multi {
             self.cached_lookup::<true>(n, gen);
             self.c.rx_packets += n as u64;
-            self.execute_compiled(in_port, frames, verdicts, now_ms);
+            self.execute_compiled(in_port, frames, verdicts, copies, now_ms);
             return;
         }
         if self.bypass {
@@ -419,6 +452,7 @@ impl Datapath {
         in_port: u16,
         frames: &mut [F],
         verdicts: &mut [Verdict],
+        mut copies: Option<&mut Vec<(F, u64)>>,
         now_ms: u64,
     ) {
         let ctx = ExecCtx {
@@ -435,16 +469,28 @@ impl Datapath {
                 tally(&mut self.c, verdicts[i], 1);
                 continue;
             };
+            let l3 = usize::from(self.meta[i].l3);
             let v = if c.actions.is_empty() {
                 Verdict::Drop(c.empty_reason)
+            } else if c.plan.is_empty() {
+                execute(&c.actions, &mut frames[i], l3, &ctx, &mut ev)
             } else {
-                execute(
+                let before = copies.as_deref().map_or(0, Vec::len);
+                let v = execute_plan(
                     &c.actions,
+                    &c.plan,
                     &mut frames[i],
-                    usize::from(self.meta[i].l3),
+                    l3,
                     &ctx,
                     &mut ev,
-                )
+                    copies.as_deref_mut(),
+                );
+                if let Some(cs) = copies.as_deref() {
+                    for (_, m) in &cs[before..] {
+                        self.c.tx_packets += u64::from(m.count_ones());
+                    }
+                }
+                v
             };
             let len = u64::from(self.lens[i]);
             for &r in &c.rules {

@@ -13,6 +13,16 @@ pub trait Frame {
     fn prepend(&mut self, n: usize) -> bool;
     /// Remove `n` bytes from the front. Returns false when shorter than `n`.
     fn adj(&mut self, n: usize) -> bool;
+    /// A new frame holding a copy of this frame's bytes (with headroom),
+    /// for action lists that modify the frame after an output: the earlier
+    /// outputs send the copy. `None` (the default, or no buffer free):
+    /// those outputs send the final bytes instead.
+    fn duplicate(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// Default headroom of a [`VecFrame`] (DPDK's `RTE_PKTMBUF_HEADROOM`).
@@ -76,6 +86,9 @@ impl Frame for VecFrame {
         }
         self.start += n;
         true
+    }
+    fn duplicate(&self) -> Option<Self> {
+        Some(VecFrame::new(self.data()))
     }
 }
 

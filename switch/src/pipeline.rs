@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 
-use crate::action::{Action, Instructions};
+use crate::action::{modifies_after_output, Action, Instructions, Seg};
 use crate::classifier::{Classifier, Entry};
 use crate::group::{five_tuple_mask, Group};
 use crate::key::{field as kf, FlowKey, VLAN_PRESENT};
@@ -30,6 +30,9 @@ use std::sync::Arc;
 
 /// Nesting limit of `resubmit` (as OVS).
 pub const MAX_RESUBMIT_DEPTH: u32 = 64;
+
+/// Longest compiled action list (resubmit loops end here).
+const MAX_ACTIONS: usize = 16_384;
 
 /// Compiled entries a worker keeps per table version before starting over
 /// (each is a distinct traversal, not a distinct flow).
@@ -106,6 +109,7 @@ pub(crate) fn needs_pipeline(rules: &[Arc<Rule>]) -> bool {
         let s = &r.spec;
         s.table != 0
             || !s.instructions.is_empty()
+            || modifies_after_output(&s.actions)
             || s.matcher.meta_mask != 0
             || s.actions
                 .iter()
@@ -179,12 +183,16 @@ pub struct Compiled {
     pub rules: Vec<u32>,
     /// `(group index, bucket)` traversed; bucket `u32::MAX` = the group.
     pub groups: Vec<(u32, u32)>,
+    /// Empty: run `actions` as one list. Otherwise the segments
+    /// [`crate::action::execute_plan`] runs: the flow modifies the frame
+    /// after an output, or a group bucket rewrites its copy.
+    pub plan: Vec<Seg>,
     /// Why the frame is dropped when `actions` is empty: a table miss
     /// ([`DropReason::NoMatch`]) or nothing to do ([`DropReason::Action`]).
     pub empty_reason: DropReason,
 }
 
-type CompiledKey = (Vec<Action>, Vec<u32>, Vec<(u32, u32)>, u8);
+type CompiledKey = (Vec<Action>, Vec<Seg>, Vec<u32>, Vec<(u32, u32)>, u8);
 
 /// One worker's compiled entries for the current table version,
 /// deduplicated by traversal.
@@ -207,6 +215,7 @@ impl CompiledStore {
     fn intern(&mut self, c: Compiled) -> u32 {
         let k = (
             c.actions.clone(),
+            c.plan.clone(),
             c.rules.clone(),
             c.groups.clone(),
             c.empty_reason as u8,
@@ -294,6 +303,12 @@ struct Xlate<'a> {
     stop: bool,
     depth: u32,
     buckets: Vec<u32>,
+    /// Start of the frame segment being built (see [`Compiled::plan`]).
+    seg_start: usize,
+    /// The current frame segment has an output.
+    seen_output: bool,
+    /// Inside a clone segment (a rewriting group bucket).
+    in_clone: bool,
 }
 
 fn is_ip(k: &FlowKey) -> bool {
@@ -304,6 +319,19 @@ impl Xlate<'_> {
     /// Append a primitive action and apply its effect to the key, so later
     /// lookups see the rewritten frame (as OVS does).
     fn prim(&mut self, a: Action) {
+        if a.modifies() && self.seen_output && !self.in_clone {
+            // A rewrite after an output: earlier outputs keep the earlier
+            // bytes (they leave as a copy made here).
+            self.cut();
+        }
+        if a.may_output() && !self.in_clone {
+            self.seen_output = true;
+        }
+        if self.out.actions.len() >= MAX_ACTIONS {
+            // Plans index actions with u16; a flow this long is a loop.
+            self.stop = true;
+            return;
+        }
         self.out.actions.push(a);
         let k = &mut self.key;
         match a {
@@ -344,6 +372,41 @@ impl Xlate<'_> {
         }
     }
 
+    /// Close the current frame segment.
+    fn cut(&mut self) {
+        let end = self.out.actions.len();
+        if end > self.seg_start {
+            self.out.plan.push(Seg {
+                start: self.seg_start as u16,
+                end: end as u16,
+                clone: false,
+            });
+        }
+        self.seg_start = end;
+        self.seen_output = false;
+    }
+
+    /// The plan is complete: close the last segment, drop a trailing
+    /// segment without outputs (rewrites nobody sees), and fall back to a
+    /// plain list when one frame segment is left.
+    fn finish_plan(&mut self) {
+        if self.out.plan.is_empty() {
+            return;
+        }
+        self.cut();
+        let plan = &mut self.out.plan;
+        if let Some(last) = plan.last() {
+            let seg = &self.out.actions[usize::from(last.start)..usize::from(last.end)];
+            if !last.clone && !seg.iter().any(Action::may_output) {
+                self.out.actions.truncate(usize::from(last.start));
+                plan.pop();
+            }
+        }
+        if plan.len() == 1 && !plan[0].clone {
+            plan.clear();
+        }
+    }
+
     fn actions(&mut self, acts: &[Action]) {
         for a in acts {
             if self.stop {
@@ -375,12 +438,32 @@ impl Xlate<'_> {
         self.out.groups.push((gi as u32, u32::MAX));
         for &b in &chosen[start..] {
             self.out.groups.push((gi as u32, b));
-            // Each bucket acts on its own copy: the key is restored after.
-            let saved = self.key;
-            for a in &g.spec.buckets[b as usize].actions {
+            // Each bucket acts on its own copy (OVS clones per bucket): a
+            // bucket that rewrites becomes a clone segment, and the key is
+            // restored after it.
+            let acts = &g.spec.buckets[b as usize].actions;
+            let clone = acts.iter().any(Action::modifies);
+            if clone {
+                self.cut();
+                self.in_clone = true;
+            }
+            let (saved, start) = (self.key, self.out.actions.len());
+            for a in acts {
                 if !self.stop {
                     self.prim(*a);
                 }
+            }
+            if clone {
+                self.in_clone = false;
+                let end = self.out.actions.len();
+                if end > start {
+                    self.out.plan.push(Seg {
+                        start: start as u16,
+                        end: end as u16,
+                        clone: true,
+                    });
+                }
+                self.seg_start = end;
             }
             self.key = saved;
             self.stop = false;
@@ -458,11 +541,15 @@ pub(crate) fn compile(
             actions: Vec::new(),
             rules: Vec::new(),
             groups: Vec::new(),
+            plan: Vec::new(),
             empty_reason: DropReason::Action,
         },
         stop: false,
         depth: 0,
         buckets: Vec::new(),
+        seg_start: 0,
+        seen_output: false,
+        in_clone: false,
     };
     x.table(0, false);
     let miss = x.out.rules.is_empty();
@@ -471,5 +558,6 @@ pub(crate) fn compile(
         let set = x.set.ordered();
         x.actions(&set);
     }
+    x.finish_plan();
     (store.intern(x.out), miss)
 }

@@ -557,3 +557,93 @@ fn many_frames_in_one_burst() {
     assert_eq!(fs[0].data().len(), udp([10, 0, 0, 2], 0).len());
     assert_eq!(packets_of(&sw, "actions=goto_table:1"), 40);
 }
+
+type Copies = Vec<(Vec<u8>, Verdict)>;
+
+/// Send one frame with the copy-making entry point: (main verdict, main
+/// bytes, copies as (bytes, ports)).
+fn send_copies(
+    dp: &mut switch::datapath::Datapath,
+    in_port: u16,
+    frame: &[u8],
+) -> (Verdict, Vec<u8>, Copies) {
+    let mut fs = [VecFrame::new(frame)];
+    let mut vs = [Verdict::default()];
+    let mut copies = Vec::new();
+    dp.process_burst_copies(in_port, &mut fs, &mut vs, &mut copies, 0);
+    let cs = copies
+        .into_iter()
+        .map(|(f, m)| (f.data().to_vec(), Verdict::Output(m)))
+        .collect();
+    (vs[0], fs[0].data().to_vec(), cs)
+}
+
+#[test]
+fn modifications_after_an_output_only_affect_later_outputs() {
+    let sw = switch_with(
+        &["in_port=1,actions=output:2,mod_vlan_vid:5,output:3,dec_ttl,output:4"],
+        &[1, 2, 3, 4],
+    );
+    let mut dp = sw.datapath(0);
+    let f = udp([10, 0, 0, 2], 1);
+    let tagged = with_vlan(&f, 0x8100, 5);
+    let mut tagged_ttl = tagged.clone();
+    tagged_ttl[4 + 22] -= 1;
+    fix_ip_csum(&mut tagged_ttl[4..]);
+    for _ in 0..2 {
+        let (v, out, copies) = send_copies(&mut dp, 1, &f);
+        assert_eq!(v, ports(&[4]));
+        assert_eq!(out, tagged_ttl);
+        assert_eq!(
+            copies,
+            vec![(f.clone(), ports(&[2])), (tagged.clone(), ports(&[3]))]
+        );
+    }
+    assert_eq!(packets_of(&sw, "in_port=1"), 2);
+    // The plain entry point sends the final bytes everywhere.
+    let (v, out) = send(&mut dp, 1, &f, 0);
+    assert_eq!((v, out), (ports(&[2, 3, 4]), tagged_ttl));
+    // Trailing rewrites nobody sees cost nothing.
+    let sw = switch_with(&["actions=output:2,dec_ttl"], &[1, 2]);
+    let mut dp = sw.datapath(0);
+    let (v, out, copies) = send_copies(&mut dp, 1, &f);
+    assert_eq!((v, out, copies.len()), (ports(&[2]), f.clone(), 0));
+}
+
+#[test]
+fn outputs_before_a_later_table_rewrites_keep_their_bytes() {
+    let sw = switch_with(
+        &[
+            "actions=output:2,goto_table:1",
+            "table=1,actions=mod_dl_dst:02:00:00:00:00:99,output:3",
+        ],
+        &[1, 2, 3],
+    );
+    let mut dp = sw.datapath(0);
+    let f = udp([10, 0, 0, 2], 1);
+    let (v, out, copies) = send_copies(&mut dp, 1, &f);
+    assert_eq!(v, ports(&[3]));
+    assert_eq!(out[0..6], [2, 0, 0, 0, 0, 0x99]);
+    assert_eq!(copies, vec![(f.clone(), ports(&[2]))]);
+}
+
+#[test]
+fn group_buckets_rewrite_their_own_copy() {
+    let sw = switch_with(&[], &[1, 2, 3, 4]);
+    sw.group_add(group(
+        "group_id=1,type=all,bucket=actions=mod_vlan_vid:5,output:2,bucket=actions=output:3",
+    ))
+    .unwrap();
+    sw.table
+        .add("actions=group:1,output:4".parse().unwrap(), 0)
+        .unwrap();
+    let mut dp = sw.datapath(0);
+    let f = udp([10, 0, 0, 2], 1);
+    let (v, out, copies) = send_copies(&mut dp, 1, &f);
+    assert_eq!(v, ports(&[3, 4]));
+    assert_eq!(out, f);
+    assert_eq!(copies, vec![(with_vlan(&f, 0x8100, 5), ports(&[2]))]);
+    let st = sw.group_stats();
+    assert_eq!(st[0].buckets[0].0, 1);
+    assert_eq!(st[0].buckets[1].0, 1);
+}

@@ -10,7 +10,11 @@
 //! bypasses its cache (like OVS's EMC); this switch may (see
 //! `switch::datapath::BYPASS_AFTER_INSERTS`).
 //!
-//! Usage: `cargo run --release -p perf --bin classifier [-- --quick] [--flows N] [--rules N]`
+//! `--pipeline`: instead, a 3-table OpenFlow pipeline (100 rules per
+//! table: nw_dst → goto, tp_src → write_metadata + goto, metadata →
+//! output), which the switch compiles into one cache entry per flow.
+//!
+//! Usage: `cargo run --release -p perf --bin classifier [-- --quick] [--flows N] [--rules N] [--pipeline]`
 
 use std::time::Instant;
 
@@ -53,6 +57,26 @@ fn rules(n: usize) -> Vec<RuleSpec> {
     v
 }
 
+/// The `--pipeline` rule set: 3 tables of `n` rules (+ a catch-all each).
+fn pipeline_rules(n: usize) -> Vec<RuleSpec> {
+    let mut v = Vec::new();
+    for i in 0..n {
+        let (a, b) = (i >> 8, i & 255);
+        v.push(format!(
+            "priority=100,ip,nw_dst=10.{a}.{b}.0/24,actions=goto_table:1"
+        ));
+        v.push(format!(
+            "table=1,priority=100,udp,tp_src={},actions=write_metadata:{i},goto_table:2",
+            1024 + i
+        ));
+        v.push(format!("table=2,priority=100,metadata={i},actions=output:2"));
+    }
+    v.push("priority=0,actions=goto_table:1".into());
+    v.push("table=1,priority=0,actions=goto_table:2".into());
+    v.push("table=2,priority=0,actions=output:3".into());
+    v.iter().map(|s| s.parse().unwrap()).collect()
+}
+
 /// Write flow `f`'s addresses/ports into a frame built by `udp4`.
 fn set_flow(buf: &mut [u8], f: u32, n_rules: usize) {
     let r = (f as usize) % n_rules;
@@ -80,7 +104,7 @@ struct Result {
     bypassed: f64,
 }
 
-fn run(flows: u32, n_rules: usize, cache: usize, packets: u64) -> Result {
+fn run(flows: u32, n_rules: usize, cache: usize, packets: u64, pipeline: bool) -> Result {
     let sw = Switch::new(SwitchConfig {
         workers: 1,
         cache_entries: cache,
@@ -90,7 +114,12 @@ fn run(flows: u32, n_rules: usize, cache: usize, packets: u64) -> Result {
     for p in 1..=3 {
         sw.port_add(p).unwrap();
     }
-    sw.table.add_many(rules(n_rules), 0);
+    if pipeline {
+        sw.table.add_many(pipeline_rules(n_rules), 0);
+        assert!(sw.table.snapshot().pipeline.is_some());
+    } else {
+        sw.table.add_many(rules(n_rules), 0);
+    }
     let mut dp = sw.datapath(0);
     let template = udp4([172, 16, 0, 1], [10, 0, 0, 1], 1024, 53);
     let mut frames: Vec<VecFrame> = (0..BURST).map(|_| VecFrame::new(&template)).collect();
@@ -157,6 +186,7 @@ fn run(flows: u32, n_rules: usize, cache: usize, packets: u64) -> Result {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
+    let pipeline = args.iter().any(|a| a == "--pipeline");
     let arg = |name: &str| {
         args.iter()
             .position(|a| a == name)
@@ -174,6 +204,7 @@ fn main() {
     };
     let rule_counts: Vec<usize> = match arg("--rules") {
         Some(r) => vec![r],
+        None if pipeline => vec![100],
         None => vec![1, 100, 10_000],
     };
     println!(
@@ -199,8 +230,8 @@ fn main() {
     let mut json = Vec::new();
     for &r in &rule_counts {
         for &f in &flow_counts {
-            let ours = run(f, r, OURS, packets);
-            let peer = run(f, r, OVS_EMC, packets);
+            let ours = run(f, r, OURS, packets, pipeline);
+            let peer = run(f, r, OVS_EMC, packets, pipeline);
             let ratio = ours.mpps / peer.mpps;
             println!(
                 "{:>8} {:>6} {:>8} | {:>7.2} {:>7.1} {:>8.1} {:>6} {:>6} {:>5.1}% | {:>7.2} {:>8.1} {:>5.1}% | {:>5.2}x",
@@ -218,6 +249,6 @@ fn main() {
     }
     println!(
         "{}",
-        serde_json::json!({ "bench": "classifier", "packets_per_case": packets, "results": json })
+        serde_json::json!({ "bench": "classifier", "pipeline": pipeline, "packets_per_case": packets, "results": json })
     );
 }
