@@ -13,7 +13,10 @@ BUILD_PKGS=(libdpdk-dev dpdk-dev dpdk libclang-dev clang pkg-config build-essent
             tgt iproute2 ethtool)
 # Tests: real peers and kernel plumbing.
 TEST_PKGS=(tgt libiscsi-bin tshark tcpdump iproute2 iputils-ping ethtool procps nftables
-           qemu-system-x86 linux-image-amd64 busybox-static cpio kmod)
+           qemu-system-x86 linux-image-amd64 busybox-static cpio kmod
+           # OVS's own management tools: ovsdb-server, ovsdb-tool, ovs-vsctl,
+           # ovs-ofctl and vswitch.ovsschema (vswitch run --ovsdb, OpenFlow).
+           openvswitch-common openvswitch-switch)
 # Benchmarks: the peers compared against.
 PERF_PKGS=(openvswitch-switch-dpdk qemu-block-extra)
 

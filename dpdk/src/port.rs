@@ -440,6 +440,27 @@ impl Port {
         Ok(a.addr_bytes)
     }
 
+    /// The port's MTU (L3 payload bytes per frame).
+    pub fn mtu(&self) -> Result<u16> {
+        let mut mtu = 0u16;
+        // SAFETY: valid port and out-pointer.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_get_mtu(self.id, &mut mtu) };
+        if rc != 0 {
+            return Err(Error::call("rte_eth_dev_get_mtu", rc, self.name.clone()));
+        }
+        Ok(mtu)
+    }
+
+    /// Sets the port's MTU; the driver refuses values it cannot take.
+    pub fn set_mtu(&mut self, mtu: u16) -> Result<()> {
+        // SAFETY: valid port.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_set_mtu(self.id, mtu) };
+        if rc != 0 {
+            return Err(Error::call("rte_eth_dev_set_mtu", rc, self.name.clone()));
+        }
+        Ok(())
+    }
+
     /// Enables or disables promiscuous mode.
     pub fn set_promiscuous(&mut self, on: bool) -> Result<()> {
         // SAFETY: valid port.

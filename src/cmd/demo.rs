@@ -332,6 +332,8 @@ fn whole_path() -> Result<(), String> {
         host: Some(HostStack::parse(&format!("{host_ip}/24"), None)?),
         blk_stats_file: Some(stats.clone()),
         poll: Default::default(),
+        ovsdb: None,
+        rundir: crate::dataplane::config::DEFAULT_RUNDIR.into(),
     };
     step(
         &stop,

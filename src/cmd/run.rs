@@ -104,6 +104,17 @@ pub struct RunArgs {
     /// busy.
     #[arg(long, value_enum)]
     pub poll: Option<Poll>,
+    /// Take bridges and ports from an OVSDB server's `Open_vSwitch`
+    /// database, as `ovs-vswitchd` does (`unix:PATH` or `tcp:IP:PORT`;
+    /// without a value: `unix:/var/run/openvswitch/db.sock`), so `ovs-vsctl`
+    /// configures the switch while it runs.
+    #[arg(long, value_name = "TARGET", num_args = 0..=1,
+          default_missing_value = config::DEFAULT_OVSDB)]
+    pub ovsdb: Option<String>,
+    /// Run directory: bridges' OpenFlow sockets (`BRIDGE.mgmt`) and
+    /// `dpdkvhostuser` sockets (default `/var/run/openvswitch`, as OVS).
+    #[arg(long, value_name = "DIR")]
+    pub rundir: Option<PathBuf>,
 }
 
 /// How the switch core waits when idle.
@@ -192,12 +203,16 @@ impl RunArgs {
             ),
             (None, None) => None,
         };
+        let ovsdb = self.ovsdb.clone().or(file.ovsdb);
         let cfg = RunConfig {
             eal,
             mbufs: self
                 .mbufs
                 .or(file.mbufs)
-                .unwrap_or_else(|| dataplane::default_mbufs(ports.len())),
+                // OVSDB adds ports at run time: room for 8 more rx rings.
+                .unwrap_or_else(|| {
+                    dataplane::default_mbufs(ports.len() + if ovsdb.is_some() { 8 } else { 0 })
+                }),
             ports,
             duration,
             stats_interval: (!iv.is_zero()).then_some(iv),
@@ -219,6 +234,12 @@ impl RunArgs {
                 (Some(Poll::Wait), _) => "wait",
                 (None, p) => p.unwrap_or("auto"),
             })?,
+            ovsdb,
+            rundir: self
+                .rundir
+                .clone()
+                .or(file.rundir)
+                .unwrap_or_else(|| config::DEFAULT_RUNDIR.into()),
         };
         cfg.validate()?;
         Ok(cfg)

@@ -43,7 +43,18 @@ pub struct RunConfig {
     /// With storage devices: how the core that serves the switch and them
     /// waits when both are idle.
     pub poll: CorePoll,
+    /// The OVSDB server whose `Open_vSwitch` database configures bridges
+    /// and ports (`unix:PATH` or `tcp:IP:PORT`), as `ovs-vswitchd` does.
+    pub ovsdb: Option<String>,
+    /// Run directory for the bridges' OpenFlow management sockets
+    /// (`BRIDGE.mgmt`) and `dpdkvhostuser` sockets (OVS: `/var/run/openvswitch`).
+    pub rundir: PathBuf,
 }
+
+/// OVS's run directory, the default of `--rundir`.
+pub const DEFAULT_RUNDIR: &str = "/var/run/openvswitch";
+/// The database socket `--ovsdb` connects to when given without a value.
+pub const DEFAULT_OVSDB: &str = "unix:/var/run/openvswitch/db.sock";
 
 /// How the core that serves the switch and the storage devices waits when
 /// both are idle.
@@ -274,6 +285,10 @@ pub struct FileConfig {
     pub blk_stats_file: Option<PathBuf>,
     /// `"busy"` (default) or `"adaptive"`: how the core waits when idle.
     pub poll: Option<String>,
+    /// OVSDB server to take bridges and ports from (`unix:PATH`, `tcp:IP:PORT`).
+    pub ovsdb: Option<String>,
+    /// Run directory (OpenFlow management sockets, vhost-user server sockets).
+    pub rundir: Option<PathBuf>,
 }
 
 /// One `[[blk]]` table.
@@ -409,9 +424,15 @@ impl RunConfig {
     /// storage device or host stack), no port
     /// given twice, no empty devargs, a sane pool size.
     pub fn validate(&self) -> Result<(), String> {
-        if self.ports.is_empty() && self.blk.is_empty() && self.host.is_none() {
+        if self.ports.is_empty()
+            && self.blk.is_empty()
+            && self.host.is_none()
+            && self.ovsdb.is_none()
+        {
             return Err(
-                "no ports: give at least one --port <devargs> (e.g. --port net_null0)".into(),
+                "no ports: give at least one --port <devargs> (e.g. --port net_null0), \
+                 or --ovsdb to take them from an OVSDB server"
+                    .into(),
             );
         }
         let mut names: Vec<&str> = Vec::new();
@@ -536,6 +557,8 @@ mod tests {
             host: None,
             blk_stats_file: None,
             poll: CorePoll::Auto,
+            ovsdb: None,
+            rundir: DEFAULT_RUNDIR.into(),
         }
     }
 

@@ -9,8 +9,10 @@
 //!  monitor thread: periodic port stats, --duration, SIGINT/SIGTERM ──► stop flag
 //! ```
 
+pub mod bridge;
 pub mod config;
 pub mod mbuf_frame;
+pub mod port_desc;
 pub mod ports;
 pub mod stats;
 pub mod storage;
@@ -224,6 +226,22 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
         None => None,
     };
 
+    // OVSDB: bridges and ports from the database, kept in step with it
+    // while the switch runs.
+    let ovsdb = match &cfg.ovsdb {
+        Some(target) => {
+            let bridge = Arc::new(bridge::Bridge::new(
+                Arc::clone(&ports),
+                cfg.rundir.clone(),
+                Arc::clone(&running),
+            ));
+            let handle = ovsdb::spawn(target, bridge, ovsdb::Options::default())
+                .map_err(|e| format!("OVSDB {target}: {e}"))?;
+            Some(handle)
+        }
+        None => None,
+    };
+
     if group.is_some() {
         eprintln!(
             "vswitch: the storage devices share the first forwarding core; idle, it {}",
@@ -357,6 +375,9 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
                 None => return Err("a forwarding worker panicked".into()),
             }
         }
+    }
+    if let Some(h) = ovsdb {
+        h.stop();
     }
     running.store(false, Ordering::Release);
     stop.store(true, Ordering::Relaxed);

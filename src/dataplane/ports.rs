@@ -285,6 +285,21 @@ impl Ports {
         Ok(())
     }
 
+    /// Runs `f` on port `no`'s device (`None`: no such port).
+    pub fn with_port<R>(&self, no: u16, f: impl FnOnce(&mut Port) -> R) -> Option<R> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter_mut()
+            .find(|e| e.no == no)
+            .map(|e| f(&mut e.port))
+    }
+
+    /// Whether port number `no` is taken.
+    pub fn has(&self, no: u16) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.iter().any(|e| e.no == no)
+    }
+
     /// (number, name, DPDK id) of every port.
     pub fn list(&self) -> Vec<(u16, String, u16)> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());

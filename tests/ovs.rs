@@ -1,0 +1,362 @@
+//! `vswitch run --ovsdb` driven as operators drive `ovs-vswitchd`: a real
+//! `ovsdb-server` on a database made from OVS's own schema, and the real
+//! `ovs-vsctl` adding and removing bridges and ports while traffic flows
+//! between two network namespaces.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
+
+fn sh(cmd: &str) -> Output {
+    Command::new("sh").arg("-c").arg(cmd).output().unwrap()
+}
+
+fn must(cmd: &str) -> String {
+    let o = sh(cmd);
+    assert!(
+        o.status.success(),
+        "{cmd}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn kill(child: &mut Child, sig: i32) {
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, sig) };
+    let _ = child.wait();
+}
+
+/// A fresh `ovsdb-server` on a database created from `vswitch.ovsschema`,
+/// in a temporary run directory; killed on drop.
+struct Ovsdb {
+    dir: PathBuf,
+    server: Option<Child>,
+}
+
+impl Ovsdb {
+    fn new(tag: &str) -> Ovsdb {
+        for tool in ["ovsdb-server", "ovsdb-tool", "ovs-vsctl"] {
+            assert!(
+                Command::new(tool).arg("--version").output().is_ok(),
+                "{tool} is missing: apt-get install openvswitch-switch openvswitch-common"
+            );
+        }
+        let dir = std::env::temp_dir().join(format!("vswitch-ovs-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        must(&format!(
+            "ovsdb-tool create {}/conf.db {SCHEMA}",
+            dir.display()
+        ));
+        let mut db = Ovsdb { dir, server: None };
+        db.start();
+        db.vsctl_nowait("init");
+        db
+    }
+
+    fn sock(&self) -> PathBuf {
+        self.dir.join("db.sock")
+    }
+
+    fn start(&mut self) {
+        let d = &self.dir;
+        let child = Command::new("ovsdb-server")
+            .arg(d.join("conf.db"))
+            .arg(format!("--remote=punix:{}", self.sock().display()))
+            .arg(format!(
+                "--unixctl={}",
+                d.join("ovsdb-server.ctl").display()
+            ))
+            .arg(format!(
+                "--log-file={}",
+                d.join("ovsdb-server.log").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.server = Some(child);
+        let sock = self.sock();
+        wait_until("ovsdb-server's socket", 10, || sock.exists());
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            kill(&mut c, libc::SIGKILL);
+        }
+        let _ = std::fs::remove_file(self.sock());
+    }
+
+    fn vsctl_raw(&self, args: &str) -> Output {
+        sh(&format!(
+            "ovs-vsctl --db=unix:{} --timeout=20 {args}",
+            self.sock().display()
+        ))
+    }
+
+    /// Runs `ovs-vsctl` (waiting for the switch to apply the change, as
+    /// operators do); panics on failure.
+    fn vsctl(&self, args: &str) -> String {
+        let o = self.vsctl_raw(args);
+        assert!(
+            o.status.success(),
+            "ovs-vsctl {args}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    }
+
+    fn vsctl_nowait(&self, args: &str) -> String {
+        self.vsctl(&format!("--no-wait {args}"))
+    }
+}
+
+impl Drop for Ovsdb {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `vswitch run --ovsdb`, stopped on drop; its stderr goes to a file.
+struct Switch {
+    child: Child,
+    log: PathBuf,
+    ctl: PathBuf,
+}
+
+impl Switch {
+    fn start(db: &Ovsdb, tag: &str) -> Switch {
+        let log = db.dir.join("vswitch.log");
+        let ctl = db.dir.join("ctl.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+            .args(["run", "--eal"])
+            .arg(format!(
+                "-l 0-1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vsw-ovs-{tag}-{}",
+                std::process::id()
+            ))
+            .arg("--ovsdb")
+            .arg(format!("unix:{}", db.sock().display()))
+            .arg("--rundir")
+            .arg(&db.dir)
+            .arg("--control")
+            .arg(&ctl)
+            .args(["--stats-interval", "0", "--flow-cache", "4096"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let s = Switch { child, log, ctl };
+        let ctl = s.ctl.clone();
+        wait_until("the switch's control socket", 30, || ctl.exists());
+        s
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn ports(&self) -> serde_json::Value {
+        let o = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+            .args(["ports", "show", "--json", "--socket"])
+            .arg(&self.ctl)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    fn port_numbers(&self) -> Vec<u64> {
+        self.ports()["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["port"].as_u64().unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        kill(&mut self.child, libc::SIGTERM);
+    }
+}
+
+/// Two network namespaces, each with a veth whose host end is returned.
+struct Hosts {
+    ns: Vec<String>,
+    links: Vec<String>,
+}
+
+impl Hosts {
+    fn new(tag: &str, subnet: &str) -> Hosts {
+        let id = std::process::id() % 100000;
+        let mut h = Hosts {
+            ns: vec![],
+            links: vec![],
+        };
+        for i in 1..=2 {
+            let (n, l) = (format!("vo{tag}{i}{id}"), format!("vo{tag}{i}h{id}"));
+            must(&format!("ip netns add {n}"));
+            h.ns.push(n.clone());
+            must(&format!(
+                "ip link add {l} type veth peer name eth0 netns {n}"
+            ));
+            h.links.push(l.clone());
+            must(&format!("ip link set {l} up"));
+            must(&format!("ip -n {n} addr add {subnet}.{i}/24 dev eth0"));
+            must(&format!("ip -n {n} link set eth0 up"));
+        }
+        h
+    }
+
+    fn ping(&self, to: &str) -> bool {
+        sh(&format!(
+            "ip netns exec {} ping -c 2 -i 0.2 -W 1 {to}",
+            self.ns[0]
+        ))
+        .status
+        .success()
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for l in &self.links {
+            let _ = sh(&format!("ip link del {l}"));
+        }
+        for n in &self.ns {
+            let _ = sh(&format!("ip netns del {n}"));
+        }
+    }
+}
+
+fn wait_ping(h: &Hosts, to: &str) {
+    let t = Instant::now();
+    while !h.ping(to) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no ping to {to} through the switch"
+        );
+    }
+}
+
+fn stat(db: &Ovsdb, iface: &str, key: &str) -> u64 {
+    db.vsctl(&format!("get Interface {iface} statistics:{key}"))
+        .trim_matches('"')
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn ovs_vsctl_builds_the_bridge_while_traffic_flows() {
+    let mut db = Ovsdb::new("gs");
+    let sw = Switch::start(&db, "gs");
+    let hosts = Hosts::new("g", "10.201.0");
+    let (l1, l2) = (&hosts.links[0], &hosts.links[1]);
+
+    // The OVS-DPDK getting-started sequence, verbatim but for the devargs.
+    db.vsctl("add-br br0 -- set bridge br0 datapath_type=netdev");
+    db.vsctl(&format!(
+        "add-port br0 dpdk0 -- set Interface dpdk0 type=dpdk \
+         options:dpdk-devargs=net_af_packet0,iface={l1}"
+    ));
+    // A kernel interface as a system port, with a requested OpenFlow number.
+    db.vsctl(&format!(
+        "add-port br0 {l2} -- set Interface {l2} ofport_request=10"
+    ));
+    assert_eq!(db.vsctl("get Interface dpdk0 ofport"), "1");
+    assert_eq!(db.vsctl(&format!("get Interface {l2} ofport")), "10");
+    // The bridge's own internal interface is LOCAL, a tap device named br0.
+    assert_eq!(db.vsctl("get Interface br0 ofport"), "65534");
+    assert!(sh("ip link show br0").status.success(), "no br0 tap device");
+    assert_eq!(sw.port_numbers(), vec![0, 1, 10]);
+
+    // No flows, no controller: a learning bridge, like OVS's NORMAL.
+    wait_ping(&hosts, "10.201.0.2");
+    wait_until("statistics written back", 15, || {
+        stat(&db, "dpdk0", "rx_packets") >= 2 && stat(&db, l2, "tx_packets") >= 2
+    });
+    assert_eq!(db.vsctl("get Interface dpdk0 link_state"), "up");
+    assert_eq!(db.vsctl("get Interface dpdk0 admin_state"), "up");
+
+    // A port that cannot be created gets the error column and ofport -1;
+    // the rest keeps running.
+    let o = db.vsctl_raw(
+        "add-port br0 bad0 -- set Interface bad0 type=dpdk options:dpdk-devargs=net_nosuchpmd0",
+    );
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("bad0"), "ovs-vsctl reported nothing: {said}");
+    assert_eq!(db.vsctl("get Interface bad0 ofport"), "-1");
+    let err = db.vsctl("get Interface bad0 error");
+    assert!(err.contains("net_nosuchpmd0"), "error column: {err}");
+    let o = db.vsctl_raw("add-port br0 noargs -- set Interface noargs type=dpdk");
+    assert!(!String::from_utf8_lossy(&o.stderr).is_empty());
+    assert!(db
+        .vsctl("get Interface noargs error")
+        .contains("dpdk-devargs"));
+    db.vsctl("del-port br0 noargs");
+    wait_ping(&hosts, "10.201.0.2");
+
+    // A vhost-user client port (QEMU would own the socket) gets a number.
+    let vhu = db.dir.join("vhu0.sock");
+    db.vsctl(&format!(
+        "add-port br0 vhu0 -- set Interface vhu0 type=dpdkvhostuserclient \
+         options:vhost-server-path={}",
+        vhu.display()
+    ));
+    assert_eq!(db.vsctl("get Interface vhu0 ofport"), "2");
+
+    // ovsdb-server restarts under the running switch: it reconnects and
+    // resyncs without recreating anything, and traffic never stops.
+    let rx_before = stat(&db, "dpdk0", "rx_packets");
+    db.stop();
+    assert!(
+        hosts.ping("10.201.0.2"),
+        "traffic stopped with the database"
+    );
+    db.start();
+    db.vsctl("add-port br0 vhu1 -- set Interface vhu1 type=dpdkvhostuser");
+    assert!(
+        db.dir.join("vhu1").exists(),
+        "the dpdkvhostuser socket is in the run directory"
+    );
+    assert_eq!(db.vsctl("get Interface vhu1 ofport"), "3");
+    wait_until("statistics after the restart", 15, || {
+        stat(&db, "dpdk0", "rx_packets") > rx_before
+    });
+    let log = sw.log();
+    assert_eq!(
+        log.matches("interface dpdk0 (").count(),
+        1,
+        "dpdk0 was created again after the reconnect: {log}"
+    );
+    assert!(!log.contains("interface dpdk0 (port 1) removed"), "{log}");
+
+    // Removing a port while traffic flows stops that traffic only.
+    db.vsctl(&format!("del-port br0 {l2}"));
+    assert!(!hosts.ping("10.201.0.2"), "ping crossed a deleted port");
+    assert_eq!(sw.port_numbers(), vec![0, 1, 2, 3]);
+    // Deleting the bridge removes every port.
+    db.vsctl("del-br br0");
+    wait_until("every port removed", 10, || sw.port_numbers().is_empty());
+    assert!(
+        !sh("ip link show br0").status.success(),
+        "br0 tap left behind"
+    );
+}
