@@ -84,11 +84,8 @@ fn minimal_reply(request: &[u8]) -> Option<Vec<u8>> {
                             metadata_write: u64::MAX,
                             config: 0,
                             max_entries: 1_000_000,
-                            // The 8 properties OVS requires (instructions, next tables, write/apply
-                            // actions, match, wildcards, write/apply set-field), empty.
-                            properties: (0..8u8)
-                                .flat_map(|p| [0, 2 * p, 0, 4, 0, 0, 0, 0])
-                                .collect(),
+                            properties: openflow::table_features::TableFeatureProp::required_empty(
+                            ),
                         })
                         .collect(),
                 ),

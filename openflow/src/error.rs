@@ -20,8 +20,10 @@ pub enum Error {
     BadVersion(u8),
     /// A message, match, action list ... would exceed 65535 bytes.
     TooLong(usize),
-    /// A match or OXM TLV is malformed (maps to OFPET_BAD_MATCH).
+    /// A match or OXM TLV is malformed (maps to OFPET_BAD_MATCH / OFPBMC_BAD_LEN).
     BadMatch(&'static str),
+    /// The ofp_match type is not OFPMT_OXM (maps to OFPBMC_BAD_TYPE).
+    BadMatchType(u16),
     /// An action is malformed (maps to OFPET_BAD_ACTION).
     BadAction(&'static str),
     /// An instruction is malformed (maps to OFPET_BAD_INSTRUCTION).
@@ -43,6 +45,7 @@ impl Error {
             }
             Error::BadVersion(_) => (ErrorType::BadRequest, bad_request::BAD_VERSION),
             Error::BadMatch(_) => (ErrorType::BadMatch, bad_match::BAD_LEN),
+            Error::BadMatchType(_) => (ErrorType::BadMatch, bad_match::BAD_TYPE),
             Error::BadAction(_) => (ErrorType::BadAction, bad_action::BAD_LEN),
             Error::BadInstruction(_) => (ErrorType::BadInstruction, bad_instruction::BAD_LEN),
             Error::Malformed(_) => (ErrorType::BadRequest, bad_request::BAD_LEN),
@@ -60,6 +63,7 @@ impl fmt::Display for Error {
             Error::BadVersion(v) => write!(f, "unsupported OpenFlow version {v:#04x}"),
             Error::TooLong(n) => write!(f, "{n} bytes exceed the 65535-byte limit"),
             Error::BadMatch(why) => write!(f, "bad match: {why}"),
+            Error::BadMatchType(t) => write!(f, "match type {t} is not OFPMT_OXM"),
             Error::BadAction(why) => write!(f, "bad action: {why}"),
             Error::BadInstruction(why) => write!(f, "bad instruction: {why}"),
             Error::Malformed(why) => write!(f, "malformed: {why}"),

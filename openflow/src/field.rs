@@ -427,7 +427,7 @@ pub mod instruction {
     pub const EXPERIMENTER_DATA: usize = 8;
 }
 
-/// ofp_table_features (section 7.3.5.5.1); the properties are kept raw.
+/// ofp_table_features (section 7.3.5.5.1).
 pub mod table_features {
     use super::Field;
     pub const LENGTH: Field = 0..2;

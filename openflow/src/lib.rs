@@ -45,6 +45,7 @@ pub mod packet_out;
 pub mod port;
 pub mod role;
 pub mod switch_config;
+pub mod table_features;
 pub mod table_mod;
 
 pub use action::Action;

@@ -48,7 +48,7 @@ impl Match {
         check_len(buf, field::LEN).map_err(|_| Error::BadMatch("truncated ofp_match"))?;
         let ty = u16_at(buf, field::TYPE);
         if ty != OFPMT_OXM {
-            return Err(Error::BadMatch("match type is not OFPMT_OXM"));
+            return Err(Error::BadMatchType(ty));
         }
         let len = u16_at(buf, field::LENGTH) as usize;
         if len < field::LEN {

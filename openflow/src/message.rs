@@ -102,8 +102,8 @@ fn no_body(msg: &[u8], m: Message) -> Result<Message> {
 
 impl Message {
     /// Parses one whole message from the front of `buf` (bytes after the header's
-    /// length are ignored; see [`crate::framing`]). HELLO parses at any version (for
-    /// negotiation); other types require version 0x04 ([`Error::BadVersion`]: answer
+    /// length are ignored; see [`crate::framing`]). HELLO and ERROR parse at any
+    /// version (for negotiation); other types require version 0x04 ([`Error::BadVersion`]: answer
     /// OFPBRC_BAD_VERSION).
     pub fn parse(buf: &[u8]) -> Result<(Header, Message)> {
         let p = Packet::new_checked(buf)?;
@@ -112,7 +112,9 @@ impl Message {
         let Some(t) = MsgType::from_u8(h.msg_type) else {
             return Ok((h, Message::unknown(h.msg_type, msg)));
         };
-        if h.version != VERSION && t != MsgType::Hello {
+        // HELLO and ERROR have the same layout in every version: a peer speaking only
+        // another version still gets its hello read and its HELLO_FAILED error seen.
+        if h.version != VERSION && t != MsgType::Hello && t != MsgType::Error {
             return Err(Error::BadVersion(h.version));
         }
         use MsgType as T;

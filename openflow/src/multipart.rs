@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Bodies parsed here: DESC, FLOW, AGGREGATE, TABLE, PORT_STATS, PORT_DESC, GROUP,
-//! GROUP_DESC, GROUP_FEATURES, METER_FEATURES; TABLE_FEATURES bodies are kept raw;
+//! GROUP_DESC, GROUP_FEATURES, METER_FEATURES, TABLE_FEATURES (see [`crate::table_features`]);
 //! other types are [`MultipartRequestBody::Other`] / [`MultipartReplyBody::Other`]
 //! (answer OFPBRC_BAD_MULTIPART).
 
@@ -17,6 +17,7 @@ use crate::group::{Bucket, GroupType};
 use crate::instruction::Instruction;
 use crate::matching::Match;
 use crate::port::{Port, PortStats};
+pub use crate::table_features::TableFeatures;
 use crate::{Error, Result};
 
 /// OFPMP_* multipart types.
@@ -90,72 +91,6 @@ impl FlowStatsRequest {
         out.extend_from_slice(&self.cookie.to_be_bytes());
         out.extend_from_slice(&self.cookie_mask.to_be_bytes());
         self.matching.emit(out)
-    }
-}
-
-/// One table's features (ofp_table_features); the property list is kept raw.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct TableFeatures {
-    /// Table.
-    pub table_id: u8,
-    /// Name (31 bytes max).
-    pub name: String,
-    /// Metadata bits the table can match.
-    pub metadata_match: u64,
-    /// Metadata bits the table can write.
-    pub metadata_write: u64,
-    /// OFPTC_* bits.
-    pub config: u32,
-    /// Maximum number of entries.
-    pub max_entries: u32,
-    /// The ofp_table_feature_prop_* TLVs, raw (a multiple of 8 bytes).
-    pub properties: Vec<u8>,
-}
-
-impl TableFeatures {
-    /// Parses a list of entries filling `b`. "length: Length is padded to 64 bits."
-    pub fn parse_list(b: &[u8]) -> Result<Vec<TableFeatures>> {
-        use field::table_features as f;
-        entries(b, f::LENGTH, f::LEN, |e| {
-            if !e.len().is_multiple_of(8) {
-                return Err(Error::BadLength(
-                    "table features length not a multiple of 8",
-                ));
-            }
-            Ok(TableFeatures {
-                table_id: u8_at(e, f::TABLE_ID),
-                name: str_at(e, f::NAME),
-                metadata_match: u64_at(e, f::METADATA_MATCH),
-                metadata_write: u64_at(e, f::METADATA_WRITE),
-                config: u32_at(e, f::CONFIG),
-                max_entries: u32_at(e, f::MAX_ENTRIES),
-                properties: e[f::PROPERTIES..].to_vec(),
-            })
-        })
-    }
-
-    /// Bytes on the wire.
-    pub fn buffer_len(&self) -> usize {
-        field::table_features::LEN + crate::bytes::round8(self.properties.len())
-    }
-
-    /// Appends the entry.
-    pub fn emit(&self, out: &mut Vec<u8>) -> Result<()> {
-        let len = self.buffer_len();
-        if len > u16::MAX as usize {
-            return Err(Error::TooLong(len));
-        }
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-        out.push(self.table_id);
-        zeros(out, 5);
-        put_str(out, &self.name, field::table_features::NAME.len());
-        out.extend_from_slice(&self.metadata_match.to_be_bytes());
-        out.extend_from_slice(&self.metadata_write.to_be_bytes());
-        out.extend_from_slice(&self.config.to_be_bytes());
-        out.extend_from_slice(&self.max_entries.to_be_bytes());
-        out.extend_from_slice(&self.properties);
-        zeros(out, crate::bytes::pad8(self.properties.len()));
-        Ok(())
     }
 }
 

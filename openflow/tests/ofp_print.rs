@@ -23,6 +23,7 @@ use openflow::packet_in::{self, PacketIn};
 use openflow::port::{self, Port, PortStats, PortStatus};
 use openflow::role::{roles, Role};
 use openflow::switch_config::{flags as frag, SwitchConfig};
+use openflow::table_features::{OxmId, TableFeatureProp, TlvId};
 use openflow::table_mod::TableMod;
 use openflow::{Match, Message};
 use std::process::Command;
@@ -126,6 +127,48 @@ fn port(n: u32) -> Port {
         curr_speed: 10_000_000,
         max_speed: 10_000_000,
     }
+}
+
+fn table_props() -> Vec<TableFeatureProp> {
+    use openflow::instruction::kind as ik;
+    let ids = |v: &[u16]| v.iter().map(|&t| TlvId::new(t)).collect::<Vec<_>>();
+    let oxms = |v: &[u32]| {
+        v.iter()
+            .map(|&header| OxmId {
+                header,
+                experimenter: None,
+            })
+            .collect::<Vec<_>>()
+    };
+    vec![
+        TableFeatureProp::Instructions {
+            miss: false,
+            ids: ids(&[ik::GOTO_TABLE, ik::APPLY_ACTIONS, ik::WRITE_METADATA]),
+        },
+        TableFeatureProp::NextTables {
+            miss: false,
+            tables: vec![1, 2],
+        },
+        TableFeatureProp::WriteActions {
+            miss: false,
+            ids: ids(&[0]),
+        },
+        TableFeatureProp::ApplyActions {
+            miss: false,
+            ids: ids(&[0, 17, 18]),
+        },
+        // OXM headers of IN_PORT and ETH_TYPE.
+        TableFeatureProp::Match(oxms(&[0x8000_0004, 0x8000_0a02])),
+        TableFeatureProp::Wildcards(oxms(&[0x8000_0004])),
+        TableFeatureProp::WriteSetfield {
+            miss: false,
+            oxms: vec![],
+        },
+        TableFeatureProp::ApplySetfield {
+            miss: false,
+            oxms: oxms(&[0x8000_0806]),
+        },
+    ]
 }
 
 fn reply(body: R) -> Message {
@@ -555,9 +598,7 @@ fn emit_multipart_replies() {
             metadata_write: u64::MAX,
             config: 0,
             max_entries: 1_000_000,
-            properties: (0..8u8)
-                .flat_map(|p| [0, 2 * p, 0, 4, 0, 0, 0, 0])
-                .collect(),
+            properties: table_props(),
         }])),
         &[
             "OFPST_TABLE_FEATURES reply",
