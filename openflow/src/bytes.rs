@@ -49,17 +49,30 @@ pub(crate) fn round8(n: usize) -> usize {
     n + pad8(n)
 }
 
-/// A NUL-padded fixed-size string field as text (up to the first NUL).
+/// A NUL-padded fixed-size string field as text: the bytes before the first NUL, at
+/// most `len - 1` of them (the spec's strings are NUL-terminated). Bytes that are not
+/// UTF-8 make every non-ASCII byte a `?`, so the text has as many bytes as the field
+/// held and re-emits to the same length.
 pub(crate) fn str_at(b: &[u8], f: Field) -> String {
     let s = b.get(f).unwrap_or(&[]);
+    let s = &s[..s.len().saturating_sub(1)];
     let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
-    String::from_utf8_lossy(&s[..end]).into_owned()
+    match std::str::from_utf8(&s[..end]) {
+        Ok(t) => t.to_owned(),
+        Err(_) => s[..end]
+            .iter()
+            .map(|&c| if c.is_ascii() { c as char } else { '?' })
+            .collect(),
+    }
 }
 
-/// Appends `s` NUL-padded (and truncated, keeping a final NUL) to `len` bytes.
+/// Appends `s` NUL-padded to `len` bytes, truncated (at a character boundary) to
+/// `len - 1` bytes so a NUL always ends it.
 pub(crate) fn put_str(out: &mut Vec<u8>, s: &str, len: usize) {
-    let b = s.as_bytes();
-    let n = b.len().min(len.saturating_sub(1));
-    out.extend_from_slice(&b[..n]);
+    let mut n = s.len().min(len.saturating_sub(1));
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    out.extend_from_slice(&s.as_bytes()[..n]);
     zeros(out, len - n);
 }

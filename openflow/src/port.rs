@@ -322,4 +322,15 @@ mod tests {
         assert_eq!(q.name, "a-very-long-por");
         assert_eq!(q.curr_speed, 10_000_000);
     }
+
+    #[test]
+    fn non_utf8_name_is_stable() {
+        let mut b = vec![0u8; 64];
+        b[16..32].copy_from_slice(&[0xd8; 16]);
+        let p = Port::parse(&b).unwrap();
+        assert_eq!(p.name, "???????????????");
+        let mut out = Vec::new();
+        p.emit(&mut out);
+        assert_eq!(Port::parse(&out).unwrap(), p);
+    }
 }

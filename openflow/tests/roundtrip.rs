@@ -286,3 +286,15 @@ fn parse_every_truncation_of_every_capture() {
         }
     }
 }
+
+/// Found by `cargo fuzz`: a PORT_DESC reply whose port names are not UTF-8 (and fill
+/// all 16 bytes) must still parse → emit → parse to the same message.
+#[test]
+fn parse_fuzz_regression_non_utf8_port_name() {
+    let hex = "0413009020000041000d000000000000000100d8d8d8d8d8d8d8d8d8d8d8d8d8d8d8d8d8d8d8d8d8d8d8d8d8d8ffffff97ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff03ff00ffffffff100008002c0000080000fffff7ff220000000000000010000000000404102200000000000000100000000000000000f61783448a";
+    let b: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    parse_emit_parse(&b);
+    assert!(Message::parse(&b).is_ok());
+}
