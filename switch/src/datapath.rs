@@ -463,12 +463,58 @@ impl Datapath {
         };
         let mut ev = ExecEvents::default();
         let cur = &*self.cur;
-        for i in 0..frames.len() {
-            let Some(c) = self.compiled.entries.get(self.rules[i] as usize) else {
+        let n = frames.len();
+        let entries = &self.compiled.entries;
+        // Pull each distinct entry, then what executing it touches.
+        for i in 0..n {
+            if i > 0 && self.rules[i] == self.rules[i - 1] {
+                continue;
+            }
+            if let Some(c) = entries.get(self.rules[i] as usize) {
+                crate::flowcache::prefetch(c);
+            }
+        }
+        for i in 0..n {
+            if i > 0 && self.rules[i] == self.rules[i - 1] {
+                continue;
+            }
+            if let Some(c) = entries.get(self.rules[i] as usize) {
+                if let Some(a) = c.actions.first() {
+                    crate::flowcache::prefetch(a);
+                }
+                if let Some(r) = c.rules.first() {
+                    crate::flowcache::prefetch(r);
+                }
+            }
+        }
+        // A run of frames with the same entry: counters once per run, and
+        // for entries whose verdict depends on the ingress port only, one
+        // execution (as the single-table path does).
+        let (mut run, mut run_pkts, mut run_bytes) = (NO_RULE, 0u64, 0u64);
+        let mut run_verdict: Option<Verdict> = None;
+        for i in 0..n {
+            let idx = self.rules[i];
+            let len = u64::from(self.lens[i]);
+            let Some(c) = entries.get(idx as usize) else {
                 verdicts[i] = Verdict::Drop(DropReason::NoMatch);
                 tally(&mut self.c, verdicts[i], 1);
                 continue;
             };
+            if idx == run {
+                run_pkts += 1;
+                run_bytes += len;
+                if let Some(v) = run_verdict {
+                    ev.flooded += u64::from(c.floods);
+                    verdicts[i] = v;
+                    tally(&mut self.c, v, 1);
+                    continue;
+                }
+            } else {
+                if let Some(prev) = entries.get(run as usize) {
+                    count_entry(cur, prev, self.worker, run_pkts, run_bytes, now_ms);
+                }
+                (run, run_pkts, run_bytes, run_verdict) = (idx, 1, len, None);
+            }
             let l3 = usize::from(self.meta[i].l3);
             let v = if c.actions.is_empty() {
                 Verdict::Drop(c.empty_reason)
@@ -492,19 +538,14 @@ impl Datapath {
                 }
                 v
             };
-            let len = u64::from(self.lens[i]);
-            for &r in &c.rules {
-                if let Some(rule) = cur.rules.get(r as usize) {
-                    rule.hit(self.worker, len, now_ms);
-                }
-            }
-            for &(g, b) in &c.groups {
-                if let Some(grp) = cur.groups.get(g as usize) {
-                    grp.hit(self.worker, b, len);
-                }
+            if c.simple {
+                run_verdict = Some(v);
             }
             tally(&mut self.c, v, 1);
             verdicts[i] = v;
+        }
+        if let Some(prev) = entries.get(run as usize) {
+            count_entry(cur, prev, self.worker, run_pkts, run_bytes, now_ms);
         }
         self.c.fdb_learned += ev.learned;
         self.c.fdb_moved += ev.moved;
@@ -560,6 +601,29 @@ impl Datapath {
         match v {
             Verdict::Output(m) => self.c.tx_packets += u64::from(m.count_ones()) * n as u64,
             Verdict::Drop(why) => self.c.drops[why as usize] += n as u64,
+        }
+    }
+}
+
+/// Count `packets` frames of `bytes` on every rule and group bucket a
+/// compiled flow went through.
+#[inline]
+fn count_entry(
+    cur: &TableVersion,
+    c: &crate::pipeline::Compiled,
+    worker: usize,
+    packets: u64,
+    bytes: u64,
+    now_ms: u64,
+) {
+    for &r in &c.rules {
+        if let Some(rule) = cur.rules.get(r as usize) {
+            rule.hit_many(worker, packets, bytes, now_ms);
+        }
+    }
+    for &(g, b) in &c.groups {
+        if let Some(grp) = cur.groups.get(g as usize) {
+            grp.hit(worker, b, packets, bytes);
         }
     }
 }

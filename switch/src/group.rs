@@ -238,17 +238,18 @@ impl Group {
         }
     }
 
-    /// Count a packet on `worker` (only that worker calls this): the group
-    /// itself when `bucket` is `u32::MAX`, else that bucket.
+    /// Count `packets` packets of `bytes` bytes in all on `worker` (only
+    /// that worker calls this): the group itself when `bucket` is
+    /// `u32::MAX`, else that bucket.
     #[inline]
-    pub(crate) fn hit(&self, worker: usize, bucket: u32, bytes: u64) {
+    pub(crate) fn hit(&self, worker: usize, bucket: u32, packets: u64, bytes: u64) {
         let base = worker * self.stride
             + if bucket == u32::MAX {
                 0
             } else {
                 2 + 2 * bucket as usize
             };
-        self.bump(base, 1);
+        self.bump(base, packets);
         self.bump(base + 1, bytes);
     }
 

@@ -187,6 +187,11 @@ pub struct Compiled {
     /// [`crate::action::execute_plan`] runs: the flow modifies the frame
     /// after an output, or a group bucket rewrites its copy.
     pub plan: Vec<Seg>,
+    /// The verdict depends on the ingress port only (outputs and floods,
+    /// no plan): a run of frames with this entry executes it once.
+    pub simple: bool,
+    /// `Flood` actions in `actions` (counted per reused verdict).
+    pub floods: u32,
     /// Why the frame is dropped when `actions` is empty: a table miss
     /// ([`DropReason::NoMatch`]) or nothing to do ([`DropReason::Action`]).
     pub empty_reason: DropReason,
@@ -542,6 +547,8 @@ pub(crate) fn compile(
             rules: Vec::new(),
             groups: Vec::new(),
             plan: Vec::new(),
+            simple: false,
+            floods: 0,
             empty_reason: DropReason::Action,
         },
         stop: false,
@@ -559,5 +566,11 @@ pub(crate) fn compile(
         x.actions(&set);
     }
     x.finish_plan();
+    let c = &mut x.out;
+    c.simple = c.plan.is_empty()
+        && c.actions
+            .iter()
+            .all(|a| matches!(a, Action::Output(_) | Action::Flood));
+    c.floods = c.actions.iter().filter(|a| **a == Action::Flood).count() as u32;
     (store.intern(x.out), miss)
 }

@@ -647,3 +647,34 @@ fn group_buckets_rewrite_their_own_copy() {
     assert_eq!(st[0].buckets[0].0, 1);
     assert_eq!(st[0].buckets[1].0, 1);
 }
+
+#[test]
+fn runs_of_one_flow_count_every_frame() {
+    let sw = switch_with(
+        &["actions=goto_table:1", "table=1,actions=FLOOD"],
+        &[1, 2, 3],
+    );
+    sw.group_add(group("group_id=1,type=all,bucket=output:2"))
+        .unwrap();
+    sw.table
+        .add(
+            "table=1,priority=40000,udp,actions=group:1"
+                .parse()
+                .unwrap(),
+            0,
+        )
+        .unwrap();
+    let mut dp = sw.datapath(0);
+    for f in [arp_frame(1, [1; 4], [2; 4]), udp([10, 0, 0, 2], 1)] {
+        let mut fs: Vec<VecFrame> = (0..32).map(|_| VecFrame::new(&f)).collect();
+        let mut vs = vec![Verdict::default(); 32];
+        dp.process_burst(1, &mut fs, &mut vs, 0);
+        assert!(vs.iter().all(|v| *v == vs[0]));
+    }
+    let c = *dp.counters();
+    assert_eq!(c.flooded, 32);
+    assert_eq!(c.tx_packets, 32 * 2 + 32);
+    assert_eq!(packets_of(&sw, "actions=goto_table:1"), 64);
+    assert_eq!(packets_of(&sw, "FLOOD"), 32);
+    assert_eq!(sw.group_stats()[0].buckets[0].0, 32);
+}
