@@ -187,6 +187,13 @@ impl ErrorMsg {
         }
     }
 
+    /// The error a switch answers when `offending` (a whole received message) failed
+    /// to parse with `e` (see [`crate::Error::of_error`]).
+    pub fn for_parse_error(e: &crate::Error, offending: &[u8]) -> ErrorMsg {
+        let (t, code) = e.of_error();
+        ErrorMsg::new(t, code, offending)
+    }
+
     /// Parses a whole ERROR message.
     pub fn parse(msg: &[u8]) -> Result<ErrorMsg> {
         check_len(msg, field::LEN)?;
@@ -227,5 +234,29 @@ impl ErrorMsg {
         }
         out.extend_from_slice(&self.data);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Message;
+
+    #[test]
+    fn construct_error_for_a_bad_flow_mod() {
+        // A FLOW_MOD whose match type is OFPMT_STANDARD.
+        let mut req = vec![4u8, 14, 0, 56, 0, 0, 0, 9];
+        req.resize(56, 0);
+        req[49] = 0; // match type 0
+        req[51] = 4; // match length 4
+        let e = Message::parse(&req).unwrap_err();
+        let m = ErrorMsg::for_parse_error(&e, &req);
+        assert_eq!(
+            (m.err_type, m.code),
+            (ErrorType::BadMatch, bad_match::BAD_TYPE)
+        );
+        assert_eq!(m.data, req);
+        let out = Message::Error(m.clone()).to_vec(9).unwrap();
+        assert_eq!(Message::parse(&out).unwrap().1, Message::Error(m));
     }
 }
