@@ -1,5 +1,7 @@
 //! The switch's [`Frame`] view of a DPDK mbuf.
 
+use std::ptr::NonNull;
+
 use dpdk::Mbuf;
 use switch::frame::Frame;
 
@@ -37,5 +39,21 @@ impl Frame for MbufFrame {
     #[inline]
     fn adj(&mut self, n: usize) -> bool {
         self.0.adj(n)
+    }
+
+    /// A fresh mbuf from the same pool holding a copy of the bytes (only
+    /// for flows that modify the frame after an output).
+    fn duplicate(&self) -> Option<Self> {
+        // SAFETY: `self.0` is a valid mbuf we hold a reference to; its
+        // `pool` field names the pktmbuf pool it came from, which outlives
+        // every mbuf of it.
+        let pool = unsafe { (*self.0.as_ptr()).pool };
+        // SAFETY: `pool` is a valid pktmbuf pool (above).
+        let raw = NonNull::new(unsafe { dpdk_sys::shim_rte_pktmbuf_alloc(pool) })?;
+        // SAFETY: a non-null result is a freshly allocated mbuf we now own.
+        let mut m = unsafe { Mbuf::from_raw(raw) };
+        let d = self.0.data();
+        m.append(d.len())?.copy_from_slice(d);
+        Some(MbufFrame(m))
     }
 }

@@ -1,7 +1,8 @@
 //! The per-lcore switching loop, in DPDK's burst style:
 //!
 //! ```text
-//! rx_burst(≤32) ─► Datapath::process_burst (keys, prefetch, cache, classifier, actions)
+//! rx_burst(≤32) ─► Datapath::process_burst_copies (keys, prefetch, cache, classifier, actions;
+//!                  copies only for flows that modify the frame after an output)
 //!              ─► TxGroups (frame indices per output port)
 //!              ─► move each mbuf to its port's burst (a reference per extra output)
 //!              ─► tx_burst per port ─► free what a tx queue refused (counted)
@@ -53,6 +54,62 @@ fn single_port(v: &[Verdict]) -> Option<u16> {
     };
     (mask.is_power_of_two() && v.iter().all(|x| *x == Verdict::Output(mask)))
         .then(|| mask.trailing_zeros() as u16)
+}
+
+/// Transmits the copies the datapath made for flows that modify the frame
+/// after an output (each copy to every port of its set, a reference per
+/// extra port); returns how many were handed to tx queues.
+#[cold]
+#[inline(never)]
+fn send_copies(
+    tx: &mut [Option<TxQueue>],
+    drops: &TxDrops,
+    worker: usize,
+    copies: &mut Vec<(MbufFrame, u64)>,
+    out: &mut [Burst],
+) -> u64 {
+    // Sends port p's burst; what the queue refuses is counted and freed.
+    let mut flush = |p: usize, ob: &mut Burst| -> u64 {
+        let mut sent = 0;
+        if let Some(txq) = tx.get_mut(p).and_then(Option::as_mut) {
+            sent = txq.tx_burst(ob) as u64;
+        }
+        if !ob.is_empty() {
+            drops.add(worker, p as u16, ob.len() as u64);
+            ob.clear();
+        }
+        sent
+    };
+    let (mut used, mut sent) = (0u64, 0u64);
+    for (MbufFrame(m), mut mask) in copies.drain(..) {
+        let mut m = Some(m);
+        while mask != 0 {
+            let p = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            let one = if mask == 0 {
+                m.take()
+            } else {
+                m.as_ref().map(Mbuf::clone_ref)
+            };
+            let (Some(one), Some(ob)) = (one, out.get_mut(p)) else {
+                continue;
+            };
+            used |= 1 << p;
+            if let Err(one) = ob.push(one) {
+                // A full burst: send it, then queue this copy.
+                sent += flush(p, ob);
+                if let Err(one) = ob.push(one) {
+                    drop(one);
+                }
+            }
+        }
+    }
+    while used != 0 {
+        let p = used.trailing_zeros() as usize;
+        used &= used - 1;
+        sent += flush(p, &mut out[p]);
+    }
+    sent
 }
 
 /// What a worker reports when it stops.
@@ -226,6 +283,9 @@ impl Worker {
         let mut refs = [0u8; BURST_SIZE];
         let mut out: Vec<Burst> = (0..MAX_PORTS).map(|_| Burst::new()).collect();
         let mut spare = Burst::new();
+        // Copies for flows that modify the frame after an output (empty
+        // otherwise; sized once).
+        let mut copies: Vec<(MbufFrame, u64)> = Vec::with_capacity(4 * BURST_SIZE);
         let mut iter: u32 = 0;
         let mut now: u64 = 0;
         let mut hook_rx = 0u64;
@@ -278,16 +338,28 @@ impl Worker {
                 for m in burst.as_slice() {
                     m.prefetch_data();
                 }
-                self.dp.process_burst(
+                self.dp.process_burst_copies(
                     in_port,
                     MbufFrame::slice_mut(burst.as_mut_slice()),
                     &mut verdicts[..n],
+                    &mut copies,
                     now,
                 );
+                let copied = if copies.is_empty() {
+                    0
+                } else {
+                    send_copies(
+                        &mut self.tx,
+                        &self.tx_drops,
+                        self.index,
+                        &mut copies,
+                        &mut out,
+                    )
+                };
                 // Common case: the whole burst goes to one port (one rule,
                 // one destination): send the burst as it is.
                 if let Some(port) = single_port(&verdicts[..n]) {
-                    let mut sent = 0u64;
+                    let mut sent = copied;
                     if let Some(txq) = self.tx[port as usize].as_mut() {
                         sent = txq.tx_burst(&mut burst) as u64;
                     }
@@ -312,7 +384,7 @@ impl Worker {
                         Verdict::Drop(_) => 0,
                     };
                 }
-                let mut sent = 0u64;
+                let mut sent = copied;
                 for (port, idx) in groups.iter() {
                     let Some(txq) = self.tx[port as usize].as_mut() else {
                         continue;
