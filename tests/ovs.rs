@@ -360,3 +360,134 @@ fn ovs_vsctl_builds_the_bridge_while_traffic_flows() {
         "br0 tap left behind"
     );
 }
+
+fn ofctl_raw(db: &Ovsdb, args: &str) -> Output {
+    sh(&format!(
+        "OVS_RUNDIR={} ovs-ofctl -O OpenFlow13 {args}",
+        db.dir.display()
+    ))
+}
+
+/// Runs `ovs-ofctl -O OpenFlow13` against the bridge by name (it finds
+/// `RUNDIR/br0.mgmt` as with `ovs-vswitchd`); panics on failure.
+fn ofctl(db: &Ovsdb, args: &str) -> String {
+    let o = ofctl_raw(db, args);
+    assert!(
+        o.status.success(),
+        "ovs-ofctl {args}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The `n_packets` of the dumped flow whose text contains `needle`.
+fn flow_packets(dump: &str, needle: &str) -> u64 {
+    let line = dump
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no flow with {needle:?} in\n{dump}"));
+    line.split("n_packets=")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no n_packets in {line}"))
+}
+
+#[test]
+fn ovs_ofctl_programs_the_bridge() {
+    let db = Ovsdb::new("of");
+    let _sw = Switch::start(&db, "of");
+    let hosts = Hosts::new("o", "10.202.0");
+    let (l1, l2) = (&hosts.links[0], &hosts.links[1]);
+    db.vsctl("add-br br0 -- set bridge br0 datapath_type=netdev");
+    db.vsctl(&format!("add-port br0 {l1} -- add-port br0 {l2}"));
+
+    // A standalone bridge without a controller: one NORMAL flow, as OVS.
+    let dump = ofctl(&db, "dump-flows br0");
+    assert!(dump.contains("priority=0 actions=NORMAL"), "{dump}");
+    let show = ofctl(&db, "show br0");
+    assert!(show.contains(&format!("1({l1})")), "{show}");
+    assert!(show.contains("LOCAL(br0)"), "{show}");
+    wait_ping(&hosts, "10.202.0.2");
+
+    // A drop flow stops ICMP and counts it; deleting it restores ping.
+    ofctl(&db, "add-flow br0 priority=100,icmp,actions=drop");
+    assert!(!hosts.ping("10.202.0.2"), "ping crossed a drop flow");
+    let dump = ofctl(&db, "dump-flows br0");
+    assert!(flow_packets(&dump, "priority=100,icmp") >= 2, "{dump}");
+    ofctl(&db, "del-flows br0 icmp");
+    wait_ping(&hosts, "10.202.0.2");
+    assert!(ofctl(&db, "dump-flows br0").contains("actions=NORMAL"));
+
+    // A pipeline: IPv4 goes through table 1, where ICMP is dropped.
+    ofctl(
+        &db,
+        "add-flow br0 table=0,priority=200,ip,actions=goto_table:1",
+    );
+    ofctl(&db, "add-flow br0 table=1,priority=10,ip,actions=NORMAL");
+    wait_ping(&hosts, "10.202.0.2");
+    ofctl(
+        &db,
+        "add-flow br0 table=1,priority=20,cookie=0x77,icmp,actions=drop",
+    );
+    assert!(
+        !hosts.ping("10.202.0.2"),
+        "ping crossed table 1's drop flow"
+    );
+    let dump = ofctl(&db, "dump-flows br0 table=1");
+    assert!(flow_packets(&dump, "cookie=0x77") >= 2, "{dump}");
+    // Deleting by cookie removes exactly that flow.
+    ofctl(&db, "del-flows br0 cookie=0x77/-1");
+    wait_ping(&hosts, "10.202.0.2");
+    let dump = ofctl(&db, "dump-flows br0");
+    assert!(
+        !dump.contains("0x77") && dump.contains("goto_table:1"),
+        "{dump}"
+    );
+    let tables = ofctl(&db, "dump-tables br0");
+    assert!(tables.contains("table 1:"), "{tables}");
+
+    // Groups: an ALL group floods to both ports.
+    ofctl(
+        &db,
+        "add-group br0 group_id=7,type=all,bucket=output:1,bucket=output:2",
+    );
+    let groups = ofctl(&db, "dump-groups br0");
+    assert!(groups.contains("group_id=7,type=all"), "{groups}");
+    ofctl(&db, "add-flow br0 table=1,priority=30,arp,actions=group:7");
+    wait_ping(&hosts, "10.202.0.2");
+
+    // Port counters move with traffic.
+    let ports = ofctl(&db, "dump-ports br0 1");
+    assert!(ports.contains("rx pkts="), "{ports}");
+    assert!(!ports.contains("rx pkts=0,"), "{ports}");
+
+    // Bad requests get OpenFlow errors; the connection and the switch live on.
+    // (Port 42 may appear later, as in OVS; port 100 is beyond this
+    // switch's 63 ports.)
+    ofctl(
+        &db,
+        "add-flow br0 priority=1,udp,tp_dst=9,actions=output:42",
+    );
+    let o = ofctl_raw(&db, "add-flow br0 ip,actions=output:100");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("OFPBAC_BAD_OUT_PORT"), "{err}");
+    let o = ofctl_raw(&db, "add-flow br0 table=2,ip,actions=goto_table:1");
+    assert!(!o.status.success());
+    let o = ofctl_raw(&db, "add-flow br0 udp,actions=meter:1,output:1");
+    assert!(!o.status.success());
+    wait_ping(&hosts, "10.202.0.2");
+
+    // fail_mode: a standalone bridge whose controller never answers fails
+    // open (NORMAL over every flow); secure keeps the flows.
+    ofctl(&db, "add-flow br0 table=0,priority=300,icmp,actions=drop");
+    assert!(!hosts.ping("10.202.0.2"));
+    db.vsctl("set-controller br0 tcp:127.0.0.1:1");
+    wait_until("fail-open", 20, || hosts.ping("10.202.0.2"));
+    assert!(!ofctl(&db, "dump-flows br0").contains("0xf0f0f0f0"));
+    db.vsctl("set-fail-mode br0 secure");
+    wait_until("fail-open ends in secure mode", 10, || {
+        !hosts.ping("10.202.0.2")
+    });
+}

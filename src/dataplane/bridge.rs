@@ -15,13 +15,27 @@
 //!
 //! One process serves one bridge: the switch has one flow table set. A
 //! second `netdev` bridge's interfaces get an `error` saying so.
+//!
+//! OpenFlow: the bridge listens on `RUNDIR/BRIDGE.mgmt` (what `ovs-ofctl
+//! ... BRIDGE` connects to) and serves the targets of its `controller`
+//! column (`tcp:`, `ptcp:`) through the `ofproto` crate. Fail modes as
+//! OVS: a new bridge in `standalone` mode without controllers gets
+//! `priority=0,actions=NORMAL`; in `standalone` mode with controllers of
+//! which none has been connected for 5 s, a top-priority NORMAL rule
+//! ("fail open", hidden from flow dumps) takes over until one connects;
+//! `secure` mode never adds rules.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use ofproto::bridge::{Bridge as OfBridge, PortInfo};
+use ofproto::server::Services;
 use ovsdb::{BridgeConfig, Datapath, InterfaceConfig, InterfaceState};
+use switch::rule::{FlowFilter, RuleSpec};
+use switch::switch::Switch;
 use switch::verdict::MAX_PORTS;
 
 use super::port_desc::PortDesc;
@@ -31,69 +45,213 @@ use super::ports::Ports;
 /// internal interface.
 pub const OFPORT_LOCAL: u16 = 0xfffe;
 
+/// The cookie of the fail-open rule (hidden from OpenFlow flow dumps).
+pub const FAIL_OPEN_COOKIE: u64 = ofproto::FAIL_OPEN_COOKIE;
+/// How long a standalone bridge waits for a controller before failing open.
+const FAIL_OPEN_AFTER: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Clone, Copy)]
 struct Iface {
     /// Switch port number.
     no: u16,
     /// What OVSDB shows in `ofport`.
     ofport: u16,
+    /// When it was created.
+    since: Instant,
+}
+
+/// Interfaces by name; shared with the OpenFlow side's port view.
+type Ifaces = Arc<Mutex<BTreeMap<String, Iface>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The running bridge: its OVSDB configuration and its OpenFlow side.
+struct Served {
+    config: BridgeConfig,
+    of: Arc<OfBridge>,
+    services: Services,
+    /// Since when no controller has been connected (with controllers set).
+    alone_since: Option<Instant>,
+    fail_open: bool,
 }
 
 #[derive(Default)]
 struct State {
     /// The bridge this process serves (the first `netdev` bridge seen).
-    bridge: Option<BridgeConfig>,
-    /// Interfaces by name.
-    ifaces: BTreeMap<String, Iface>,
+    bridge: Option<Served>,
     /// Why an `mtu_request` was not applied, by interface.
     mtu_errors: BTreeMap<String, String>,
 }
 
 /// The OVSDB-managed bridge of a running switch.
 pub struct Bridge {
+    sw: Arc<Switch>,
     ports: Arc<Ports>,
     rundir: PathBuf,
     running: Arc<AtomicBool>,
+    ifaces: Ifaces,
     state: Mutex<State>,
 }
 
+/// The OpenFlow side's view of the bridge's ports.
+struct PortView {
+    ports: Arc<Ports>,
+    ifaces: Ifaces,
+}
+
+impl ofproto::bridge::Ports for PortView {
+    fn ports(&self) -> Vec<PortInfo> {
+        let ifaces: Vec<(String, Iface)> = lock(&self.ifaces)
+            .iter()
+            .map(|(n, i)| (n.clone(), *i))
+            .collect();
+        ifaces
+            .into_iter()
+            .filter_map(|(name, i)| {
+                let (id, link, mac) = self
+                    .ports
+                    .with_port(i.no, |p| (p.id(), p.link().ok(), p.mac().ok()))?;
+                let st = self.ports.stats(i.no, id);
+                Some(PortInfo {
+                    no: i.no,
+                    name,
+                    mac: mac.unwrap_or_default(),
+                    link_up: link.is_some_and(|l| l.up),
+                    speed_mbps: link.map_or(0, |l| l.speed_mbps),
+                    rx_packets: st.ipackets,
+                    tx_packets: st.opackets,
+                    rx_bytes: st.ibytes,
+                    tx_bytes: st.obytes,
+                    rx_dropped: st.imissed + st.rx_nombuf,
+                    tx_dropped: self.ports.tx_drops.port_total(i.no),
+                    rx_errors: st.ierrors,
+                    tx_errors: st.oerrors,
+                    age_secs: i.since.elapsed().as_secs() as u32,
+                })
+            })
+            .collect()
+    }
+
+    fn local_port(&self) -> Option<u16> {
+        lock(&self.ifaces)
+            .values()
+            .find(|i| i.ofport == OFPORT_LOCAL)
+            .map(|i| i.no)
+    }
+}
+
+/// A datapath id from the bridge name when OVSDB gives none (OVS derives
+/// it from the bridge's MAC; any stable 48-bit value serves).
+fn default_dpid(name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h & 0x0000_feff_ffff_ffff) | 0x0000_0200_0000_0000
+}
+
+fn is_secure(c: &BridgeConfig) -> bool {
+    c.fail_mode.as_deref() == Some("secure")
+}
+
 impl Bridge {
-    /// A bridge over `ports` (whose workers run while `running` is set);
-    /// `dpdkvhostuser` sockets go to `rundir`.
-    pub fn new(ports: Arc<Ports>, rundir: PathBuf, running: Arc<AtomicBool>) -> Bridge {
+    /// A bridge over `ports` of switch `sw` (whose workers run while
+    /// `running` is set); `dpdkvhostuser` and OpenFlow sockets go to `rundir`.
+    pub fn new(
+        sw: Arc<Switch>,
+        ports: Arc<Ports>,
+        rundir: PathBuf,
+        running: Arc<AtomicBool>,
+    ) -> Bridge {
         Bridge {
+            sw,
             ports,
             rundir,
             running,
+            ifaces: Arc::default(),
             state: Mutex::new(State::default()),
         }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
-    /// The bridge's configuration as OVSDB last gave it.
-    pub fn config(&self) -> Option<BridgeConfig> {
-        self.state().bridge.clone()
+    /// The OpenFlow targets of a bridge: its management socket and its
+    /// controllers.
+    fn targets(&self, c: &BridgeConfig) -> Vec<String> {
+        let mut t = vec![format!(
+            "punix:{}",
+            self.rundir.join(format!("{}.mgmt", c.name)).display()
+        )];
+        t.extend(c.controllers.iter().cloned());
+        t
     }
 
-    /// The switch port number behind an OVSDB `ofport`.
-    pub fn port_of(&self, ofport: u16) -> Option<u16> {
-        self.state()
-            .ifaces
-            .values()
-            .find(|i| i.ofport == ofport)
-            .map(|i| i.no)
+    /// Fail mode upkeep, called about twice a second: a standalone bridge
+    /// whose controllers have all been gone for [`FAIL_OPEN_AFTER`] falls
+    /// back to NORMAL until one connects.
+    pub fn tick(&self) {
+        let mut st = self.state();
+        let Some(b) = st.bridge.as_mut() else { return };
+        if b.config.controllers.is_empty() || is_secure(&b.config) {
+            if b.fail_open {
+                self.set_fail_open(b, false);
+            }
+            return;
+        }
+        let ctl: Vec<String> = b.config.controllers.clone();
+        let connected = b.services.connected(|t| ctl.iter().any(|c| c == t)) > 0;
+        if connected {
+            b.alone_since = None;
+            if b.fail_open {
+                self.set_fail_open(b, false);
+            }
+        } else {
+            let since = *b.alone_since.get_or_insert_with(Instant::now);
+            if !b.fail_open && since.elapsed() >= FAIL_OPEN_AFTER {
+                self.set_fail_open(b, true);
+            }
+        }
+    }
+
+    fn set_fail_open(&self, b: &mut Served, on: bool) {
+        let now = self.sw.now_ms();
+        let filter = FlowFilter {
+            cookie: FAIL_OPEN_COOKIE,
+            cookie_mask: u64::MAX,
+            ..FlowFilter::all()
+        };
+        self.sw.table.delete(&filter, now);
+        if on {
+            let text =
+                format!("table=0,priority=65535,cookie={FAIL_OPEN_COOKIE:#x},actions=NORMAL");
+            let r: Result<RuleSpec, _> = text.parse();
+            if let Ok(r) = r {
+                let _ = self.sw.table.add(r, now);
+            }
+        }
+        eprintln!(
+            "vswitch: bridge {}: {}",
+            b.config.name,
+            if on {
+                "no controller connected: failing open (NORMAL)"
+            } else {
+                "controller connected: fail-open rule removed"
+            }
+        );
+        b.fail_open = on;
     }
 
     fn check_bridge(st: &State, bridge: &str) -> Result<(), String> {
         match &st.bridge {
-            Some(b) if b.name == bridge => Ok(()),
+            Some(b) if b.config.name == bridge => Ok(()),
             Some(b) => Err(format!(
                 "this vswitch process serves bridge {} only (one flow table set); \
                  run another vswitch for bridge {bridge}",
-                b.name
+                b.config.name
             )),
             None => Err(format!("bridge {bridge} is not configured")),
         }
@@ -129,31 +287,90 @@ impl Bridge {
 impl Datapath for Bridge {
     fn bridge_set(&self, br: &BridgeConfig) -> Result<(), String> {
         let mut st = self.state();
-        match &st.bridge {
-            Some(b) if b.name != br.name => Self::check_bridge(&st, &br.name),
-            _ => {
-                if st.bridge.is_none() {
-                    eprintln!("vswitch: serving bridge {} from OVSDB", br.name);
-                }
-                st.bridge = Some(br.clone());
-                Ok(())
+        if st.bridge.as_ref().is_some_and(|b| b.config.name != br.name) {
+            return Self::check_bridge(&st, &br.name);
+        }
+        let dpid = br.datapath_id.unwrap_or_else(|| default_dpid(&br.name));
+        let b = match st.bridge.as_mut() {
+            Some(b) => {
+                b.of.set_datapath_id(dpid);
+                b.config = br.clone();
+                b
             }
+            None => {
+                eprintln!("vswitch: serving bridge {} from OVSDB", br.name);
+                let view = Arc::new(PortView {
+                    ports: Arc::clone(&self.ports),
+                    ifaces: Arc::clone(&self.ifaces),
+                });
+                let of = Arc::new(OfBridge::new(&br.name, Arc::clone(&self.sw), view, dpid));
+                // A new standalone bridge without controllers is a learning
+                // switch, as in OVS.
+                if br.controllers.is_empty() && !is_secure(br) {
+                    self.sw.default_to_normal();
+                }
+                st.bridge.insert(Served {
+                    config: br.clone(),
+                    of,
+                    services: Services::default(),
+                    alone_since: None,
+                    fail_open: false,
+                })
+            }
+        };
+        let errors = b.services.set(&b.of, &self.targets(br));
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
         }
     }
 
     fn bridge_del(&self, name: &str) {
         let mut st = self.state();
-        if st.bridge.as_ref().is_some_and(|b| b.name == name) {
+        if st.bridge.as_ref().is_some_and(|b| b.config.name == name) {
             eprintln!("vswitch: bridge {name} removed from OVSDB");
-            st.bridge = None;
+            if let Some(b) = st.bridge.take() {
+                b.services.clear();
+            }
+            // The bridge's flows and groups go with it.
+            let now = self.sw.now_ms();
+            self.sw.table.delete(&FlowFilter::all(), now);
+            self.sw.group_del(None);
         }
+    }
+
+    fn datapath_id(&self, bridge: &str) -> Option<u64> {
+        let st = self.state();
+        st.bridge
+            .as_ref()
+            .filter(|b| b.config.name == bridge)
+            .map(|b| b.of.datapath_id())
+    }
+
+    fn dpdk_version(&self) -> Option<String> {
+        Some(format!("DPDK {}", dpdk::runtime_version()))
+    }
+
+    fn iface_types(&self) -> Vec<String> {
+        [
+            "dpdk",
+            "dpdkvhostuser",
+            "dpdkvhostuserclient",
+            "internal",
+            "system",
+            "tap",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     }
 
     fn iface_add(&self, bridge: &str, iface: &InterfaceConfig) -> Result<u16, String> {
         let local = {
             let st = self.state();
             Self::check_bridge(&st, bridge)?;
-            if st.ifaces.contains_key(&iface.name) {
+            if lock(&self.ifaces).contains_key(&iface.name) {
                 return Err(format!("interface {} exists", iface.name));
             }
             iface.kind == "internal" && iface.name == bridge
@@ -183,7 +400,14 @@ impl Datapath for Bridge {
             }
         }
         let ofport = if local { OFPORT_LOCAL } else { no };
-        st.ifaces.insert(iface.name.clone(), Iface { no, ofport });
+        lock(&self.ifaces).insert(
+            iface.name.clone(),
+            Iface {
+                no,
+                ofport,
+                since: Instant::now(),
+            },
+        );
         eprintln!(
             "vswitch: interface {} ({}) is port {no}{}",
             iface.name,
@@ -198,7 +422,7 @@ impl Datapath for Bridge {
             let mut st = self.state();
             Self::check_bridge(&st, bridge)?;
             st.mtu_errors.remove(name);
-            st.ifaces
+            lock(&self.ifaces)
                 .remove(name)
                 .ok_or_else(|| format!("no interface {name}"))?
         };
@@ -210,8 +434,8 @@ impl Datapath for Bridge {
 
     fn iface_state(&self, _bridge: &str, ofport: u16) -> Option<InterfaceState> {
         let (no, name) = {
-            let st = self.state();
-            let (name, i) = st.ifaces.iter().find(|(_, i)| i.ofport == ofport)?;
+            let ifaces = lock(&self.ifaces);
+            let (name, i) = ifaces.iter().find(|(_, i)| i.ofport == ofport)?;
             (i.no, name.clone())
         };
         let (id, link, mtu, mac) = self

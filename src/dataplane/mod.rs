@@ -208,7 +208,10 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     let group = (!cfg.blk.is_empty()).then(vfio::poller::PollGroup::new);
     let installed = rules.len();
     sw.table.add_many(rules, sw.now_ms());
-    sw.default_to_normal();
+    // With OVSDB, the bridge's fail mode decides (see bridge.rs).
+    if cfg.ovsdb.is_none() {
+        sw.default_to_normal();
+    }
 
     let running = Arc::new(AtomicBool::new(true));
     let control = match &cfg.control {
@@ -231,13 +234,28 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     let ovsdb = match &cfg.ovsdb {
         Some(target) => {
             let bridge = Arc::new(bridge::Bridge::new(
+                Arc::clone(&sw),
                 Arc::clone(&ports),
                 cfg.rundir.clone(),
                 Arc::clone(&running),
             ));
-            let handle = ovsdb::spawn(target, bridge, ovsdb::Options::default())
-                .map_err(|e| format!("OVSDB {target}: {e}"))?;
-            Some(handle)
+            let handle = ovsdb::spawn(
+                target,
+                Arc::clone(&bridge) as Arc<dyn ovsdb::Datapath>,
+                ovsdb::Options::default(),
+            )
+            .map_err(|e| format!("OVSDB {target}: {e}"))?;
+            let (b, r) = (Arc::clone(&bridge), Arc::clone(&running));
+            let ticker = std::thread::Builder::new()
+                .name("vswitch-failmode".into())
+                .spawn(move || {
+                    while r.load(Ordering::Acquire) {
+                        b.tick();
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                })
+                .map_err(|e| format!("cannot start the fail-mode thread: {e}"))?;
+            Some((handle, ticker))
         }
         None => None,
     };
@@ -376,10 +394,11 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
             }
         }
     }
-    if let Some(h) = ovsdb {
-        h.stop();
-    }
     running.store(false, Ordering::Release);
+    if let Some((h, ticker)) = ovsdb {
+        h.stop();
+        let _ = ticker.join();
+    }
     stop.store(true, Ordering::Relaxed);
     if let Some(m) = monitor_thread {
         let _ = m.join();
