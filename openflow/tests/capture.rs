@@ -1,5 +1,6 @@
 //! Messages captured from the real `ovs-ofctl -O OpenFlow13` (OVS 3.1) talking to the
-//! capture tool (`examples/capture.rs`; commands in `captures/README.md`). Each test
+//! capture tool (`examples/capture.rs`; commands in `captures/README.md`), and what a
+//! real OVS 3.1 switch sent to `examples/controller_capture.rs` (`ovs_switch.hex`). Each test
 //! deconstructs the real bytes and checks the fields `ovs-ofctl ofp-print` shows; one
 //! test re-emits every captured message and expects the identical bytes back.
 
@@ -97,6 +98,7 @@ const ALL: &[&str] = &[
     "packet_out",
     "set_frags",
     "show",
+    "ovs_switch",
 ];
 
 #[test]
@@ -531,5 +533,148 @@ fn deconstruct_packet_out_port_mod_set_config() {
     assert_eq!(
         of_type("show", MsgType::FeaturesRequest),
         [Message::FeaturesRequest]
+    );
+}
+
+/// Every message of the real switch's capture, parsed (and re-emitted byte for byte).
+fn switch_messages() -> Vec<Message> {
+    capture("ovs_switch")
+        .iter()
+        .map(|b| parse_and_reemit(b))
+        .collect()
+}
+
+#[test]
+fn deconstruct_ovs_switch_replies() {
+    use openflow::multipart::MultipartReplyBody as R;
+    let msgs = switch_messages();
+    let replies: Vec<&R> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::MultipartReply(r) => Some(&r.body),
+            _ => None,
+        })
+        .collect();
+    let Some(Message::FeaturesReply(f)) = msgs.get(1) else {
+        panic!(
+            "second message is not the features reply: {:?}",
+            msgs.get(1)
+        )
+    };
+    assert_eq!((f.datapath_id, f.n_tables), (0x0000_0200_0000_0001, 254));
+    let desc = replies.iter().find_map(|r| match r {
+        R::Desc(d) => Some(d),
+        _ => None,
+    });
+    assert_eq!(desc.unwrap().mfr_desc, "Nicira, Inc.");
+    let ports = replies.iter().find_map(|r| match r {
+        R::PortDesc(p) => Some(p),
+        _ => None,
+    });
+    let names: Vec<&str> = ports.unwrap().iter().map(|p| p.name.as_str()).collect();
+    assert!(names.contains(&"p1") && names.contains(&"br0"), "{names:?}");
+    let tables = replies.iter().find_map(|r| match r {
+        R::Table(t) => Some(t),
+        _ => None,
+    });
+    assert_eq!(tables.unwrap().len(), 254);
+    // OVS's table features: the full property lists, typed.
+    let tf = replies.iter().find_map(|r| match r {
+        R::TableFeatures(t) => Some(t),
+        _ => None,
+    });
+    let t0 = &tf.unwrap()[0];
+    assert_eq!((t0.table_id, t0.max_entries), (0, 1_000_000));
+    assert!(t0.properties.iter().any(|p| matches!(p,
+        openflow::table_features::TableFeatureProp::Match(m) if m.len() > 20)));
+    let flows = replies.iter().find_map(|r| match r {
+        R::Flow(f) => Some(f),
+        _ => None,
+    });
+    let fl = &flows.unwrap()[0];
+    assert_eq!((fl.cookie, fl.priority, fl.idle_timeout), (0x1001, 200, 1));
+    assert_eq!(fl.flags, flags::SEND_FLOW_REM);
+    assert_eq!(fl.matching.exact_u64(Field::TcpDst), Some(80));
+    assert!(replies
+        .iter()
+        .any(|r| matches!(r, R::Aggregate(a) if a.flow_count == 2)));
+    assert!(replies.iter().any(|r| matches!(r, R::GroupDesc(g) if g[0].group_type == GroupType::Select && g[0].buckets.len() == 2)));
+    assert!(replies
+        .iter()
+        .any(|r| matches!(r, R::Group(g) if g[0].group_id == 5 && g[0].bucket_stats.len() == 2)));
+    assert!(replies
+        .iter()
+        .any(|r| matches!(r, R::GroupFeatures(g) if g.types == 0xf)));
+    assert!(replies
+        .iter()
+        .any(|r| matches!(r, R::MeterFeatures(m) if m.max_meter > 0)));
+    assert!(msgs.iter().any(|m| matches!(m, Message::RoleReply(_))));
+    assert!(msgs.iter().any(|m| matches!(m, Message::GetAsyncReply(_))));
+    assert!(msgs.contains(&Message::EchoReply(b"capture".to_vec())));
+}
+
+#[test]
+fn deconstruct_ovs_switch_errors_and_async() {
+    use openflow::error_msg::{bad_action, bad_request, ErrorType};
+    let msgs = switch_messages();
+    let errors: Vec<_> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::Error(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    // The unknown message type 99 and the unknown action type 0x63.
+    assert_eq!(
+        (errors[0].err_type, errors[0].code),
+        (ErrorType::BadRequest, bad_request::BAD_TYPE)
+    );
+    assert_eq!(errors[0].data[1], 99);
+    assert_eq!(
+        (errors[1].err_type, errors[1].code),
+        (ErrorType::BadAction, bad_action::BAD_TYPE)
+    );
+    assert_eq!(errors[1].data[1], MsgType::FlowMod as u8);
+
+    let pins: Vec<_> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::PacketIn(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    // packet-out to CONTROLLER: reason ACTION, in_port CONTROLLER.
+    assert_eq!(pins[0].reason, openflow::packet_in::reason::ACTION);
+    assert_eq!(pins[0].matching.in_port(), Some(port_no::CONTROLLER));
+    assert_eq!(pins[0].data.len(), 60);
+    // the ARP into p1 missing every flow: reason NO_MATCH, the table-miss cookie.
+    assert_eq!(pins[1].reason, openflow::packet_in::reason::NO_MATCH);
+    assert_eq!(
+        (pins[1].cookie, pins[1].matching.in_port()),
+        (0x2002, Some(1))
+    );
+    assert_eq!(&pins[1].data[12..14], &[0x08, 0x06]);
+
+    let Some(Message::FlowRemoved(fr)) = msgs.iter().find(|m| matches!(m, Message::FlowRemoved(_)))
+    else {
+        panic!("no flow removed")
+    };
+    assert_eq!(
+        (fr.cookie, fr.reason),
+        (0x1001, openflow::flow_removed::reason::IDLE_TIMEOUT)
+    );
+    assert_eq!(fr.matching.exact_u64(Field::TcpDst), Some(80));
+
+    let status: Vec<_> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::PortStatus(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(status[0].reason, openflow::port::reason::ADD);
+    assert_eq!(
+        (status[0].desc.port_no, status[0].desc.name.as_str()),
+        (3, "p3")
     );
 }
