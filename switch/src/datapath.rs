@@ -482,8 +482,10 @@ impl Datapath {
                 if let Some(a) = c.actions.first() {
                     crate::flowcache::prefetch(a);
                 }
-                if let Some(r) = c.rules.first() {
-                    crate::flowcache::prefetch(r);
+                for rc in &c.counters {
+                    if let Some(x) = rc.get(self.worker) {
+                        crate::flowcache::prefetch(x);
+                    }
                 }
             }
         }
@@ -616,9 +618,9 @@ fn count_entry(
     bytes: u64,
     now_ms: u64,
 ) {
-    for &r in &c.rules {
-        if let Some(rule) = cur.rules.get(r as usize) {
-            rule.hit_many(worker, packets, bytes, now_ms);
+    for rc in &c.counters {
+        if let Some(x) = rc.get(worker) {
+            x.add(packets, bytes, now_ms);
         }
     }
     for &(g, b) in &c.groups {

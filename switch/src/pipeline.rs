@@ -23,7 +23,7 @@ use crate::action::{modifies_after_output, Action, Instructions, Seg};
 use crate::classifier::{Classifier, Entry};
 use crate::group::{five_tuple_mask, Group};
 use crate::key::{field as kf, FlowKey, VLAN_PRESENT};
-use crate::table::Rule;
+use crate::table::{Rule, RuleCounters};
 use crate::verdict::DropReason;
 use crate::wire::ethernet::ethertype;
 use std::sync::Arc;
@@ -181,6 +181,9 @@ pub struct Compiled {
     pub actions: Vec<Action>,
     /// Indices (into the version's rules) of every rule traversed.
     pub rules: Vec<u32>,
+    /// The counters of those rules, in the same order (the datapath bumps
+    /// this worker's line of each without going through the rule).
+    pub(crate) counters: Vec<Arc<[RuleCounters]>>,
     /// `(group index, bucket)` traversed; bucket `u32::MAX` = the group.
     pub groups: Vec<(u32, u32)>,
     /// Empty: run `actions` as one list. Otherwise the segments
@@ -498,6 +501,9 @@ impl Xlate<'_> {
         };
         self.out.rules.push(ri);
         let rules = self.rules;
+        self.out
+            .counters
+            .push(Arc::clone(rules[ri as usize].counter_set()));
         let spec = &rules[ri as usize].spec;
         self.actions(&spec.actions);
         if self.stop {
@@ -545,6 +551,7 @@ pub(crate) fn compile(
         out: Compiled {
             actions: Vec::new(),
             rules: Vec::new(),
+            counters: Vec::new(),
             groups: Vec::new(),
             plan: Vec::new(),
             simple: false,

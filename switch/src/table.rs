@@ -33,12 +33,23 @@ use crate::verdict::MAX_PORTS;
 
 /// Per-core counters of one rule: written by one worker only (plain
 /// load+store, no read-modify-write), read by the control thread.
-#[derive(Default)]
+#[derive(Default, Debug)]
 #[repr(C, align(64))]
-struct RuleCounters {
+pub(crate) struct RuleCounters {
     packets: AtomicU64,
     bytes: AtomicU64,
     last_used_ms: AtomicU64,
+}
+
+impl RuleCounters {
+    /// Add `packets`/`bytes` (one writer per instance: the worker).
+    #[inline(always)]
+    pub(crate) fn add(&self, packets: u64, bytes: u64, now_ms: u64) {
+        self.packets
+            .store(self.packets.load(Relaxed) + packets, Relaxed);
+        self.bytes.store(self.bytes.load(Relaxed) + bytes, Relaxed);
+        self.last_used_ms.store(now_ms, Relaxed);
+    }
 }
 
 /// An installed rule.
@@ -82,6 +93,12 @@ impl Rule {
             counters,
         }
     }
+    /// The per-worker counters (compiled flows keep a reference, one
+    /// dependent load from the counter line).
+    pub(crate) fn counter_set(&self) -> &Arc<[RuleCounters]> {
+        &self.counters
+    }
+
     /// Prefetch what the datapath touches after a lookup: this worker's
     /// counter line and the action list.
     #[inline(always)]
