@@ -31,7 +31,7 @@ use crate::key::FlowKey;
 use crate::pipeline::{compile, CompiledStore, MAX_COMPILED};
 use crate::stats::Counters;
 use crate::switch::Switch;
-use crate::table::TableVersion;
+use crate::table::{FragMode, TableVersion};
 use crate::verdict::{DropReason, Verdict, MAX_PORTS};
 
 /// Frames handled per pass (DPDK's usual burst size).
@@ -261,6 +261,39 @@ impl Datapath {
         }
     }
 
+    /// Apply the fragment mode to the fragments of this pass (bit i: frame
+    /// i): `normal` looks them up with L4 ports 0; returns the frames to
+    /// drop (`drop` mode).
+    #[cold]
+    #[inline(never)]
+    fn fragments(&mut self, frags: u32) -> u32 {
+        match self.cur.frag_mode {
+            FragMode::NxMatch => 0,
+            FragMode::Drop => frags,
+            FragMode::Normal => {
+                let mut m = frags;
+                while m != 0 {
+                    let i = m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    self.keys[i].set_tp_src(0);
+                    self.keys[i].set_tp_dst(0);
+                }
+                0
+            }
+        }
+    }
+
+    /// Frames of `drops` (bit i: frame i) take no rule (dropped).
+    #[inline(always)]
+    fn drop_fragments(&mut self, drops: u32) {
+        let mut m = drops;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            self.rules[i] = NO_RULE;
+        }
+    }
+
     // The stages walk parallel per-burst arrays (frames, keys, meta, hashes,
     // rules) by index; iterator zips would obscure the pipeline.
     #[allow(clippy::needless_range_loop)]
@@ -280,6 +313,7 @@ impl Datapath {
             return;
         }
         let mut rx_bytes = 0u64;
+        let mut frags = 0u32;
         let mask = &self.cur.lookup_mask;
         for i in 0..n {
             let d = frames[i].data();
@@ -289,8 +323,10 @@ impl Datapath {
             if let Some(m) = self.meta[i].malformed {
                 self.c.malformed[m as usize] += 1;
             }
+            frags |= u32::from(self.meta[i].frag) << i;
         }
         self.c.rx_bytes += rx_bytes;
+        let frag_drops = if frags != 0 { self.fragments(frags) } else { 0 };
         self.mark_runs(n);
         let multi = self.cur.pipeline.is_some();
         if self.cur.version != self.bypass_version
@@ -307,6 +343,7 @@ impl Datapath {
         let gen = self.gen;
         if multi {
             self.cached_lookup::<true>(n, gen);
+            self.drop_fragments(frag_drops);
             self.c.rx_packets += n as u64;
             self.execute_compiled(in_port, frames, verdicts, copies, now_ms);
             return;
@@ -332,6 +369,7 @@ impl Datapath {
         } else {
             self.cached_lookup::<false>(n, gen);
         }
+        self.drop_fragments(frag_drops);
         self.c.rx_packets += n as u64;
 
         // Rules hit by many flows are spread over memory: pull each rule,

@@ -79,6 +79,8 @@ pub struct Meta {
     pub l4: u16,
     /// Set when the frame was truncated or malformed.
     pub malformed: Option<Malformed>,
+    /// The frame is an IP fragment (first or later).
+    pub frag: bool,
 }
 
 /// Extract the key of `frame` received on `in_port` into `key` (overwritten).
@@ -167,6 +169,7 @@ fn extract_ipv4_fast(
         l3: L3 as u16,
         l4: L4 as u16,
         malformed: None,
+        frag: false,
     })
 }
 
@@ -240,6 +243,7 @@ fn extract_inner(frame: &[u8], key: &mut FlowKey, meta: &mut Meta) -> Result<(),
             if ip.is_fragment() {
                 let later = ip.frag_offset() != 0;
                 key.set_nw_frag(FRAG_ANY | if later { FRAG_LATER } else { 0 });
+                meta.frag = true;
                 if later {
                     return Ok(());
                 }
@@ -270,6 +274,7 @@ fn extract_inner(frame: &[u8], key: &mut FlowKey, meta: &mut Meta) -> Result<(),
             key.set_nw_proto(up.protocol);
             if up.fragment {
                 key.set_nw_frag(FRAG_ANY | if up.later_fragment { FRAG_LATER } else { 0 });
+                meta.frag = true;
                 if up.later_fragment {
                     return Ok(());
                 }
@@ -309,7 +314,8 @@ mod test {
             Meta {
                 l3: 14,
                 l4: 34,
-                malformed: None
+                malformed: None,
+                frag: false,
             }
         );
         assert_eq!(k.in_port(), 3);
@@ -387,7 +393,8 @@ mod test {
             Meta {
                 l3: 14,
                 l4: 54,
-                malformed: None
+                malformed: None,
+                frag: false,
             }
         );
         assert_eq!(k.dl_type(), 0x86dd);

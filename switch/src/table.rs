@@ -186,10 +186,17 @@ pub struct TableVersion {
     pub pipeline: Option<Pipeline>,
     /// Groups, sorted by id.
     pub groups: Vec<Arc<Group>>,
+    /// Fragment handling.
+    pub frag_mode: FragMode,
 }
 
 impl TableVersion {
-    fn build(version: u64, rules: Vec<Arc<Rule>>, groups: Vec<Arc<Group>>) -> TableVersion {
+    fn build(version: u64, st: State) -> TableVersion {
+        let State {
+            rules,
+            groups,
+            frag_mode,
+        } = st;
         if needs_pipeline(&rules) {
             return TableVersion {
                 version,
@@ -199,6 +206,7 @@ impl TableVersion {
                 pipeline: Some(Pipeline::build(&rules)),
                 rules,
                 groups,
+                frag_mode,
             };
         }
         let entries: Vec<Entry> = rules
@@ -209,7 +217,10 @@ impl TableVersion {
             })
             .collect();
         let classifier = Classifier::build(&entries);
-        let port_only = port_only_table(&rules, &classifier);
+        // Port-only bursts are not parsed: no fragment can be dropped there.
+        let port_only = (frag_mode != FragMode::Drop)
+            .then(|| port_only_table(&rules, &classifier))
+            .flatten();
         let lookup_mask = rules
             .iter()
             .fold(FlowKey::ZERO, |m, r| m.union(&r.spec.matcher.mask));
@@ -221,6 +232,7 @@ impl TableVersion {
             lookup_mask,
             pipeline: None,
             groups,
+            frag_mode,
         }
     }
 
@@ -279,6 +291,23 @@ pub(crate) struct WorkerSlot(pub(crate) AtomicU64);
 pub(crate) struct State {
     rules: Vec<Arc<Rule>>,
     groups: Vec<Arc<Group>>,
+    frag_mode: FragMode,
+}
+
+/// How IP fragments go through the tables (OpenFlow set_config
+/// OFPC_FRAG_*; OVS's `ovs-ofctl set-frags`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FragMode {
+    /// OVS's default: fragments are looked up with L4 ports (and ICMP
+    /// type/code) 0, even the first fragment.
+    #[default]
+    Normal,
+    /// The first fragment keeps its L4 fields; later fragments have 0
+    /// (`nx-match`).
+    NxMatch,
+    /// Every IP fragment is dropped before the tables.
+    Drop,
 }
 
 struct Shared {
@@ -426,7 +455,14 @@ impl FlowTable {
     pub fn new(workers: usize) -> FlowTable {
         FlowTable {
             shared: Arc::new(Shared {
-                current: ArcSwap::from_pointee(TableVersion::build(1, Vec::new(), Vec::new())),
+                current: ArcSwap::from_pointee(TableVersion::build(
+                    1,
+                    State {
+                        rules: Vec::new(),
+                        groups: Vec::new(),
+                        frag_mode: FragMode::default(),
+                    },
+                )),
                 version: AtomicU64::new(1),
                 slots: (0..workers).map(|_| WorkerSlot::default()).collect(),
                 update: Mutex::new(1),
@@ -477,12 +513,13 @@ impl FlowTable {
         let mut st = State {
             rules: old.rules.clone(),
             groups: old.groups.clone(),
+            frag_mode: old.frag_mode,
         };
         let r = f(&mut st, &mut next_id)?;
         let v = old.version + 1;
         self.shared
             .current
-            .store(Arc::new(TableVersion::build(v, st.rules, st.groups)));
+            .store(Arc::new(TableVersion::build(v, st)));
         self.shared.version.store(v, SeqCst);
         for slot in self.shared.slots.iter() {
             let mut spins = 0u32;
@@ -515,6 +552,12 @@ impl FlowTable {
     /// worker's flow cache and compiled flows start over.
     pub fn synchronize(&self) {
         self.update(|_, _| ())
+    }
+
+    /// Set how IP fragments are handled (OpenFlow set_config frag flags;
+    /// default [`FragMode::Normal`] as OVS).
+    pub fn set_frag_mode(&self, mode: FragMode) {
+        self.update(|st, _| st.frag_mode = mode)
     }
 
     /// Install a rule; a rule with the same table, match and priority is

@@ -678,3 +678,50 @@ fn runs_of_one_flow_count_every_frame() {
     assert_eq!(packets_of(&sw, "FLOOD"), 32);
     assert_eq!(sw.group_stats()[0].buckets[0].0, 32);
 }
+
+#[test]
+fn fragments_follow_the_frag_mode() {
+    use switch::table::FragMode;
+    let mut first = udp4([10, 0, 0, 1], [10, 0, 0, 2], 1000, 53);
+    first[20] = 0x20; // MF, offset 0
+    fix_ip_csum(&mut first);
+    let mut later = udp4([10, 0, 0, 1], [10, 0, 0, 2], 1000, 53);
+    later[21] = 0x10;
+    fix_ip_csum(&mut later);
+    let whole = udp4([10, 0, 0, 1], [10, 0, 0, 2], 1000, 53);
+    for multi in [false, true] {
+        let extra: &[&str] = if multi {
+            &["table=1,actions=drop"]
+        } else {
+            &[]
+        };
+        let mut rules = vec![
+            "priority=10,udp,tp_dst=53,actions=output:2",
+            "priority=5,udp,tp_dst=0,actions=output:3",
+            "priority=1,actions=output:4",
+        ];
+        rules.extend_from_slice(extra);
+        let sw = switch_with(&rules, &[1, 2, 3, 4]);
+        assert_eq!(sw.table.snapshot().pipeline.is_some(), multi);
+        let mut dp = sw.datapath(0);
+        // OVS's default (normal): no L4 ports in any fragment.
+        assert_eq!(send(&mut dp, 1, &whole, 0).0, ports(&[2]));
+        assert_eq!(send(&mut dp, 1, &first, 0).0, ports(&[3]));
+        assert_eq!(send(&mut dp, 1, &later, 0).0, ports(&[3]));
+        sw.table.set_frag_mode(FragMode::NxMatch);
+        assert_eq!(send(&mut dp, 1, &first, 0).0, ports(&[2]));
+        assert_eq!(send(&mut dp, 1, &later, 0).0, ports(&[3]));
+        sw.table.set_frag_mode(FragMode::Drop);
+        assert!(matches!(send(&mut dp, 1, &first, 0).0, Verdict::Drop(_)));
+        assert!(matches!(send(&mut dp, 1, &later, 0).0, Verdict::Drop(_)));
+        assert_eq!(send(&mut dp, 1, &whole, 0).0, ports(&[2]));
+    }
+    // Port-only tables are not parsed, so drop mode turns that path off.
+    let sw = switch_with(&["actions=output:2"], &[1, 2]);
+    assert!(sw.table.snapshot().port_only.is_some());
+    sw.table.set_frag_mode(FragMode::Drop);
+    assert!(sw.table.snapshot().port_only.is_none());
+    let mut dp = sw.datapath(0);
+    assert!(matches!(send(&mut dp, 1, &later, 0).0, Verdict::Drop(_)));
+    assert_eq!(send(&mut dp, 1, &whole, 0).0, ports(&[2]));
+}
