@@ -440,3 +440,20 @@ pub mod table_features {
     pub const PROPERTIES: usize = 64;
     pub const LEN: usize = 64;
 }
+
+/// ofp_meter_mod (section 7.3.4.4) and ofp_meter_band_* (section 7.3.4.4).
+pub mod meter_mod {
+    use super::Field;
+    pub const COMMAND: Field = 8..10;
+    pub const FLAGS: Field = 10..12;
+    pub const METER_ID: Field = 12..16;
+    pub const BANDS: usize = 16;
+    pub const LEN: usize = 16;
+    pub const BAND_TYPE: Field = 0..2;
+    pub const BAND_LEN: Field = 2..4;
+    pub const BAND_RATE: Field = 4..8;
+    pub const BAND_BURST: Field = 8..12;
+    pub const BAND_PREC_LEVEL: usize = 12;
+    pub const BAND_EXPERIMENTER: Field = 12..16;
+    pub const BAND_SIZE: usize = 16;
+}

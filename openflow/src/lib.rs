@@ -37,6 +37,7 @@ pub mod hello;
 pub mod instruction;
 pub mod matching;
 pub mod message;
+pub mod meter_mod;
 pub mod multipart;
 pub mod nicira;
 pub mod oxm;

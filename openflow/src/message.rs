@@ -5,7 +5,7 @@
 //! Message ──Message::emit(xid)──► bytes (ofp_header with the computed length, body)
 //! ```
 //!
-//! Unknown types (and the 1.3 types not modelled: QUEUE_GET_CONFIG, METER_MOD) parse
+//! Unknown types (and the 1.3 types not modelled: QUEUE_GET_CONFIG) parse
 //! as [`Message::Unknown`] so a switch can answer OFPBRC_BAD_TYPE instead of closing.
 
 use crate::async_config::AsyncConfig;
@@ -19,6 +19,7 @@ use crate::flow_removed::FlowRemoved;
 use crate::group::GroupMod;
 use crate::header::{Header, MsgType, Packet};
 use crate::hello::Hello;
+use crate::meter_mod::MeterMod;
 use crate::multipart::{MultipartReply, MultipartRequest};
 use crate::packet_in::PacketIn;
 use crate::packet_out::PacketOut;
@@ -69,6 +70,8 @@ pub enum Message {
     PortMod(PortMod),
     /// OFPT_TABLE_MOD.
     TableMod(TableMod),
+    /// OFPT_METER_MOD.
+    MeterMod(MeterMod),
     /// OFPT_MULTIPART_REQUEST.
     MultipartRequest(MultipartRequest),
     /// OFPT_MULTIPART_REPLY.
@@ -146,9 +149,8 @@ impl Message {
             T::GetAsyncRequest => no_body(msg, Message::GetAsyncRequest)?,
             T::GetAsyncReply => Message::GetAsyncReply(AsyncConfig::parse(msg)?),
             T::SetAsync => Message::SetAsync(AsyncConfig::parse(msg)?),
-            T::QueueGetConfigRequest | T::QueueGetConfigReply | T::MeterMod => {
-                Message::unknown(h.msg_type, msg)
-            }
+            T::MeterMod => Message::MeterMod(MeterMod::parse(msg)?),
+            T::QueueGetConfigRequest | T::QueueGetConfigReply => Message::unknown(h.msg_type, msg),
         };
         Ok((h, m))
     }
@@ -182,6 +184,7 @@ impl Message {
             Message::GroupMod(_) => T::GroupMod,
             Message::PortMod(_) => T::PortMod,
             Message::TableMod(_) => T::TableMod,
+            Message::MeterMod(_) => T::MeterMod,
             Message::MultipartRequest(_) => T::MultipartRequest,
             Message::MultipartReply(_) => T::MultipartReply,
             Message::BarrierRequest => T::BarrierRequest,
@@ -214,6 +217,7 @@ impl Message {
             Message::GroupMod(m) => m.buffer_len(),
             Message::PortMod(m) => m.buffer_len(),
             Message::TableMod(m) => m.buffer_len(),
+            Message::MeterMod(m) => m.buffer_len(),
             Message::MultipartRequest(m) => m.buffer_len(),
             Message::MultipartReply(m) => m.buffer_len(),
             Message::RoleRequest(m) | Message::RoleReply(m) => m.buffer_len(),
@@ -256,6 +260,7 @@ impl Message {
             Message::GroupMod(m) => m.emit(out),
             Message::PortMod(m) => m.emit(out),
             Message::TableMod(m) => m.emit(out),
+            Message::MeterMod(m) => m.emit(out),
             Message::MultipartRequest(m) => m.emit(out),
             Message::MultipartReply(m) => m.emit(out),
             Message::RoleRequest(m) | Message::RoleReply(m) => m.emit(out),

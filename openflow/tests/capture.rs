@@ -98,6 +98,10 @@ const ALL: &[&str] = &[
     "packet_out",
     "set_frags",
     "show",
+    "add_meter",
+    "add_meter_remark",
+    "del_meter",
+    "dump_meters",
     "ovs_switch",
 ];
 
@@ -677,4 +681,30 @@ fn deconstruct_ovs_switch_errors_and_async() {
         (status[0].desc.port_no, status[0].desc.name.as_str()),
         (3, "p3")
     );
+}
+
+#[test]
+fn deconstruct_meter_mods() {
+    use openflow::meter_mod::{command, flags as mf, BandKind, MeterMod};
+    let meter = |name: &str| match of_type(name, MsgType::MeterMod).remove(0) {
+        Message::MeterMod(m) => m,
+        m => panic!("{m:?}"),
+    };
+    let m: MeterMod = meter("add_meter");
+    assert_eq!((m.command, m.meter_id), (command::ADD, 1));
+    assert_eq!(m.flags, mf::KBPS | mf::BURST | mf::STATS);
+    assert_eq!(m.bands.len(), 1);
+    assert_eq!(m.bands[0].kind, BandKind::Drop);
+    assert_eq!((m.bands[0].rate, m.bands[0].burst_size), (1000, 100));
+    let m = meter("add_meter_remark");
+    assert_eq!(m.flags, mf::PKTPS);
+    assert_eq!(m.bands[0].kind, BandKind::DscpRemark { prec_level: 1 });
+    let m = meter("del_meter");
+    assert_eq!(
+        (m.command, m.meter_id, m.bands.len()),
+        (command::DELETE, 1, 0)
+    );
+    // dump-meters asks OFPMP_METER_CONFIG, kept raw.
+    let r = multipart_request("dump_meters").pop().unwrap();
+    assert_eq!(r.mp_type(), openflow::multipart::mp_type::METER_CONFIG);
 }

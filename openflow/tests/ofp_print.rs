@@ -436,6 +436,24 @@ fn emit_controller_messages() {
     );
     check(Message::SetAsync(async_cfg), &["OFPT_SET_ASYNC"]);
     check(
+        Message::MeterMod(openflow::meter_mod::MeterMod {
+            command: openflow::meter_mod::command::ADD,
+            flags: openflow::meter_mod::flags::KBPS | openflow::meter_mod::flags::BURST,
+            meter_id: 3,
+            bands: vec![openflow::meter_mod::Band {
+                kind: openflow::meter_mod::BandKind::Drop,
+                rate: 10_000,
+                burst_size: 1_000,
+            }],
+        }),
+        &[
+            "OFPT_METER_MOD",
+            "meter=3",
+            "kbps",
+            "type=drop rate=10000 burst_size=1000",
+        ],
+    );
+    check(
         Message::TableMod(TableMod {
             table_id: 1,
             config: 0,

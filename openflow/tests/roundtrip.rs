@@ -161,6 +161,34 @@ fn group_mod() -> impl Strategy<Value = GroupMod> {
         })
 }
 
+fn meter_mod() -> impl Strategy<Value = openflow::meter_mod::MeterMod> {
+    use openflow::meter_mod::{Band, BandKind, MeterMod};
+    let kind = prop_oneof![
+        Just(BandKind::Drop),
+        any::<u8>().prop_map(|prec_level| BandKind::DscpRemark { prec_level }),
+        any::<u32>().prop_map(|experimenter| BandKind::Experimenter { experimenter }),
+        (3u16..0xfff0, any::<u32>())
+            .prop_map(|(band_type, data)| BandKind::Other { band_type, data }),
+    ];
+    let band = (kind, any::<u32>(), any::<u32>()).prop_map(|(kind, rate, burst_size)| Band {
+        kind,
+        rate,
+        burst_size,
+    });
+    (
+        0u16..3,
+        0u16..16,
+        any::<u32>(),
+        proptest::collection::vec(band, 0..4),
+    )
+        .prop_map(|(command, flags, meter_id, bands)| MeterMod {
+            command,
+            flags,
+            meter_id,
+            bands,
+        })
+}
+
 fn captured_messages() -> &'static [Vec<u8>] {
     static ALL: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
     ALL.get_or_init(read_captures)
@@ -223,6 +251,13 @@ proptest! {
     #[test]
     fn construct_and_parse_group_mod(g in group_mod()) {
         let m = Message::GroupMod(g);
+        let out = m.to_vec(1).unwrap();
+        prop_assert_eq!(Message::parse(&out).unwrap().1, m);
+    }
+
+    #[test]
+    fn construct_and_parse_meter_mod(m in meter_mod()) {
+        let m = Message::MeterMod(m);
         let out = m.to_vec(1).unwrap();
         prop_assert_eq!(Message::parse(&out).unwrap().1, m);
     }

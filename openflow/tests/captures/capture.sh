@@ -42,3 +42,7 @@ cap mod_port mod-port 1 down
 cap set_frags set-frags drop
 cap get_frags get-frags
 cap show show
+cap add_meter add-meter 'meter=1,kbps,burst,stats,band=type=drop,rate=1000,burst_size=100'
+cap add_meter_remark add-meter 'meter=2,pktps,band=type=dscp_remark,rate=500,prec_level=1'
+cap del_meter del-meter 'meter=1'
+cap dump_meters dump-meters
