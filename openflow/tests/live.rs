@@ -188,11 +188,10 @@ fn ofctl(args: &[&str]) -> Option<(String, Vec<Message>)> {
         eprintln!("skipped: ovs-ofctl not installed");
         return None;
     }
-    let path = std::env::temp_dir().join(format!(
-        "of-live-{}-{}.sock",
-        std::process::id(),
-        args.join("-").replace(['/', ' ', ',', '='], "_")
-    ));
+    // Short, unique paths: a unix socket path must stay under 108 bytes.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::path::PathBuf::from(format!("/tmp/of-live-{}-{n}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path).unwrap();
     let log: Log = Arc::default();
