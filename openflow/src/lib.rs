@@ -12,7 +12,9 @@
 //!   `ovs-ofctl` emits) and the `ofp_match` structure.
 //! * [`action`], [`nicira`], [`instruction`]: actions (with Nicira experimenter actions)
 //!   and instructions.
-//! * [`port`], [`multipart`], [`flow_mod`], [`group`], ...: one concept per module.
+//! * [`multipart`] and [`table_features`]: statistics and descriptions.
+//! * [`port`], [`flow_mod`], [`group`], [`meter_mod`], [`packet_in`], ...: one concept
+//!   per module.
 //!
 //! Parsing never panics and never reads past a buffer: every length field from the
 //! wire is checked against the bytes that carry it before it is used.
