@@ -320,10 +320,12 @@ impl Datapath {
             self.lens[i] = d.len() as u32;
             rx_bytes += d.len() as u64;
             self.meta[i] = extract_masked(d, in_port, &mut self.keys[i], mask);
-            if let Some(m) = self.meta[i].malformed {
-                self.c.malformed[m as usize] += 1;
+            if self.meta[i].special {
+                if let Some(m) = self.meta[i].malformed {
+                    self.c.malformed[m as usize] += 1;
+                }
+                frags |= u32::from(self.meta[i].frag) << i;
             }
-            frags |= u32::from(self.meta[i].frag) << i;
         }
         self.c.rx_bytes += rx_bytes;
         let frag_drops = if frags != 0 { self.fragments(frags) } else { 0 };

@@ -81,6 +81,9 @@ pub struct Meta {
     pub malformed: Option<Malformed>,
     /// The frame is an IP fragment (first or later).
     pub frag: bool,
+    /// `malformed.is_some() || frag`: the one flag the datapath tests per
+    /// frame before looking at either.
+    pub special: bool,
 }
 
 /// Extract the key of `frame` received on `in_port` into `key` (overwritten).
@@ -170,6 +173,7 @@ fn extract_ipv4_fast(
         l4: L4 as u16,
         malformed: None,
         frag: false,
+        special: false,
     })
 }
 
@@ -182,6 +186,7 @@ fn extract_generic(frame: &[u8], in_port: u16, key: &mut FlowKey) -> Meta {
     if let Err(m) = extract_inner(frame, key, &mut meta) {
         meta.malformed = Some(m);
     }
+    meta.special = meta.malformed.is_some() || meta.frag;
     meta
 }
 
@@ -316,6 +321,7 @@ mod test {
                 l4: 34,
                 malformed: None,
                 frag: false,
+                special: false,
             }
         );
         assert_eq!(k.in_port(), 3);
@@ -395,6 +401,7 @@ mod test {
                 l4: 54,
                 malformed: None,
                 frag: false,
+                special: false,
             }
         );
         assert_eq!(k.dl_type(), 0x86dd);
