@@ -147,9 +147,21 @@ impl RunArgs {
         };
         let mut ports: Vec<String> = file.port.into_iter().map(|p| p.devargs).collect();
         ports.extend(self.ports.iter().cloned());
-        let eal = match self.eal.as_deref().or(file.eal.as_deref()) {
-            Some(s) => config::split_eal(s),
-            None => dataplane::default_eal(&ports),
+        let ovsdb = self.ovsdb.clone().or(file.ovsdb);
+        let eal = match (self.eal.as_deref().or(file.eal.as_deref()), &ovsdb) {
+            (Some(s), _) => config::split_eal(s),
+            // As ovs-vswitchd: the cores and EAL extras from other_config.
+            (None, Some(target)) => {
+                let defaults = dataplane::default_eal(&ports);
+                match dataplane::ovs_eal::read_other_config(target) {
+                    Ok(oc) => dataplane::ovs_eal::eal_args(&oc, &defaults)?,
+                    Err(e) => {
+                        eprintln!("vswitch: {e}; using the default EAL arguments");
+                        defaults
+                    }
+                }
+            }
+            (None, None) => dataplane::default_eal(&ports),
         };
         let duration = match self.duration.or(file.duration) {
             Some(s) => Some(config::seconds("--duration", s)?),
@@ -203,7 +215,6 @@ impl RunArgs {
             ),
             (None, None) => None,
         };
-        let ovsdb = self.ovsdb.clone().or(file.ovsdb);
         let cfg = RunConfig {
             eal,
             mbufs: self

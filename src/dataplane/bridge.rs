@@ -83,6 +83,8 @@ struct State {
     bridge: Option<Served>,
     /// Why an `mtu_request` was not applied, by interface.
     mtu_errors: BTreeMap<String, String>,
+    /// The EAL keys of `other_config` as first seen.
+    system: Option<BTreeMap<String, String>>,
 }
 
 /// The OVSDB-managed bridge of a running switch.
@@ -350,6 +352,23 @@ impl Datapath for Bridge {
 
     fn dpdk_version(&self) -> Option<String> {
         Some(format!("DPDK {}", dpdk::runtime_version()))
+    }
+
+    fn system_config(&self, other_config: &BTreeMap<String, String>) -> Vec<String> {
+        // The EAL keys were read once at start (see ovs_eal.rs); a change
+        // needs a restart, as in OVS.
+        let mut st = self.state();
+        let now: BTreeMap<String, String> = other_config
+            .iter()
+            .filter(|(k, _)| super::ovs_eal::KEYS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let first = st.system.get_or_insert_with(|| now.clone());
+        super::ovs_eal::KEYS
+            .iter()
+            .filter(|k| first.get(**k) != now.get(**k))
+            .map(|k| k.to_string())
+            .collect()
     }
 
     fn iface_types(&self) -> Vec<String> {

@@ -12,6 +12,7 @@
 pub mod bridge;
 pub mod config;
 pub mod mbuf_frame;
+pub mod ovs_eal;
 pub mod port_desc;
 pub mod ports;
 pub mod stats;
