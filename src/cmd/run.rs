@@ -46,8 +46,9 @@ pub struct RunArgs {
     /// the flow table (like `testpmd --forward-mode=io`).
     #[arg(long)]
     pub xconnect: bool,
-    /// Control socket for `vswitch flows|ports|fdb|stats`.
-    #[arg(long, value_name = "PATH", default_value = switch::control::DEFAULT_SOCKET)]
+    /// Control socket for `vswitch flows|ports|fdb|stats` (which take it as
+    /// `--socket PATH`; `--socket` is accepted here too).
+    #[arg(long, visible_alias = "socket", value_name = "PATH", default_value = switch::control::DEFAULT_SOCKET)]
     pub control: PathBuf,
     /// Run without a control socket.
     #[arg(long)]
