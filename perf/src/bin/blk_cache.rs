@@ -30,7 +30,10 @@ use vfio::cache::{CacheConfig, CachedBackend, Eviction, WriteMode, BLOCK};
 use vfio::guest_memory::GuestMemory;
 use vfio::iovec::IoVec;
 
+/// The block cache against the same file backend uncached: hit-path
+/// latency, IOPS with caches of several sizes, CLOCK against 2Q eviction.
 #[derive(Parser, Debug)]
+#[command(name = "blk_cache")]
 struct Args {
     /// Disk size in MiB.
     #[arg(long, default_value_t = 256)]

@@ -822,20 +822,36 @@ fn verdict(ours: &Result, peer: &Result, hz: f64) -> &'static str {
     }
 }
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
+/// vhost-user-blk served from an iSCSI LU: this project's path (in-process,
+/// and the one-process `vswitch run` through the switch) against
+/// qemu-storage-daemon on libiscsi, against the same tgtd.
+#[derive(clap::Parser)]
+#[command(name = "blk_iscsi")]
+struct Args {
+    /// Seconds per run (after 0.5 s of warm-up).
+    #[arg(long, default_value_t = 3.0)]
+    secs: f64,
+    /// Runs per row, interleaved; the median (by IOPS) is reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// MTU of the veth to the namespaced tgtd (both ends; 9000: jumbo
+    /// frames, and the one-process system runs with --host-mtu 9000).
+    #[arg(long, default_value_t = 1500)]
+    mtu: u32,
+    /// Only these rows and sections (comma list; default: all): vswitch,
+    /// vs-watch, vs-adapt, vs-wait, vs-wait-rw, vs-utcp, vs-one, vs-one-a,
+    /// vs-one-w, qsd, qsd-veth, write, one-write, cache, iperf-veth,
+    /// one-cache.
+    #[arg(long, value_name = "LIST", default_value = "")]
+    targets: String,
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let repeat: usize = arg(&args, "--repeat", 3usize).max(1);
-    let secs: f64 = arg(&args, "--secs", 3.0);
-    VETH_MTU.store(arg(&args, "--mtu", 1500u32), Ordering::Relaxed);
-    let only: String = arg(&args, "--targets", String::new());
+    let a = <Args as clap::Parser>::parse();
+    let repeat: usize = a.repeat.max(1);
+    let secs: f64 = a.secs;
+    VETH_MTU.store(a.mtu, Ordering::Relaxed);
+    let only: String = a.targets;
     let wanted = |w: &str| only.is_empty() || only.split(',').any(|o| o == w);
     let hz = tsc_hz();
     let dir = std::env::temp_dir().join(format!("blk-iscsi-bench-{}", std::process::id()));
