@@ -282,7 +282,9 @@ fn mib(b: f64) -> f64 {
 fn main() {
     let o = opts();
     let ghz = tsc_per_ns();
+    let _cleanup = perf::cleanup::install("accel_vf");
     let dir = std::env::temp_dir().join(format!("accel-bench-{}", std::process::id()));
+    perf::cleanup::record(perf::cleanup::Resource::Path(dir.clone()));
     let phys = Physical {
         cu: 8,
         cu_rate: o.cu_rate,

@@ -208,6 +208,9 @@ fn main() {
         "vswitch-blk-cache-bench-{}.img",
         std::process::id()
     ));
+    // A stopped run must not leave its disk-sized file behind.
+    let _cleanup = perf::cleanup::install("blk_cache");
+    perf::cleanup::record(perf::cleanup::Resource::Path(path.clone()));
     {
         // Real data, not a sparse file (holes read without device I/O).
         use std::io::Write;

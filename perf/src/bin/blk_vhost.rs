@@ -82,6 +82,7 @@ fn qsd(
         Reaper(cmd.spawn().map_err(|e| {
             format!("qemu-storage-daemon (Debian package qemu-system-common): {e}")
         })?);
+    perf::cleanup::record_child(&child.0);
     pin(0);
     wait_socket(&sock);
     drive(&sock, qd, queues, secs, hz, &Cpu::Pid(child.0.id()), "qsd")
@@ -103,8 +104,10 @@ struct Args {
 fn main() {
     let a = <Args as clap::Parser>::parse();
     let (repeat, secs) = (a.repeat.max(1), a.secs);
+    let _cleanup = perf::cleanup::install("blk_vhost");
     let hz = tsc_hz();
     let dir = std::env::temp_dir().join(format!("blk-vhost-bench-{}", std::process::id()));
+    perf::cleanup::record(perf::cleanup::Resource::Path(dir.clone()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     println!("vhost-user-blk, null backend, 4 KiB reads, simulated polling guest driver on CPU 0, back end on CPU 1");
     println!(

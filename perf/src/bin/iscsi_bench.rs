@@ -18,6 +18,7 @@ use iscsi_initiator::device::BlockDevice;
 use iscsi_initiator::transport::Connection;
 use iscsi_initiator::workload::{self, Workload};
 use iscsi_initiator::SessionConfig;
+use perf::cleanup::{self, Resource};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -57,6 +58,8 @@ impl Veth {
             host_if: format!("vb{id}h"),
         };
         let ns_if = format!("vb{id}n");
+        cleanup::record(Resource::Netns(v.ns.clone()));
+        cleanup::record(Resource::Link(v.host_if.clone()));
         ip(&["netns", "add", &v.ns]);
         ip(&[
             "link", "add", &v.host_if, "type", "veth", "peer", "name", &ns_if,
@@ -103,6 +106,7 @@ impl Tgtd {
             .port();
         let control = 20_000 + (std::process::id() % 10_000) as u16;
         let dir = std::env::temp_dir().join(format!("vswitch-iscsi-bench-{}", std::process::id()));
+        cleanup::record(Resource::Path(dir.clone()));
         std::fs::create_dir_all(&dir).unwrap();
         let img = dir.join("lun1.img");
         // Fill the file so reads hit real pages, not holes.
@@ -132,6 +136,7 @@ impl Tgtd {
             .stderr(Stdio::null())
             .spawn()
             .expect("tgtd not found: install the Debian package `tgt`");
+        cleanup::record_child(&child);
         let t = Tgtd {
             child,
             control,
@@ -397,6 +402,7 @@ struct Args {
 
 fn main() {
     let a = <Args as clap::Parser>::parse();
+    let _cleanup = cleanup::install("iscsi_bench");
     let (secs, file_mib, veth, repeat) = (a.seconds, a.file_mib, a.veth, a.repeat);
     let t = Tgtd::start(file_mib << 20, veth);
     eprintln!(
