@@ -406,20 +406,18 @@ impl RunConfig {
     }
 
     /// Mbufs the ports' pcap files keep in the packet pool for the whole
-    /// run (`infinite_rx=1`, see [`pcap_preloaded_mbufs`]), with the port
-    /// that holds the most (its devargs and count) for messages.
-    pub fn preloaded_mbufs(&self) -> Result<(u64, Option<(&str, u64)>), String> {
-        let mut total = 0;
-        let mut most: Option<(&str, u64)> = None;
-        for p in &self.ports {
-            let n = pcap_preloaded_mbufs(p, self.mbuf_room())
-                .map_err(|e| format!("port {}: {e}", dpdk_port_name(p)))?;
-            total += n;
-            if n > most.map_or(0, |m| m.1) {
-                most = Some((p.as_str(), n));
+    /// run (`infinite_rx=1`, see [`pcap_preloaded_mbufs`]).
+    pub fn preloaded_mbufs(&self) -> Result<Preloaded, String> {
+        let mut p = Preloaded::default();
+        for devargs in &self.ports {
+            let n = pcap_preloaded_mbufs(devargs, self.mbuf_room())
+                .map_err(|e| format!("port {}: {e}", dpdk_port_name(devargs)))?;
+            p.total += n;
+            if n > p.largest.as_ref().map_or(0, |l| l.1) {
+                p.largest = Some((devargs.clone(), n));
             }
         }
-        Ok((total, most))
+        Ok(p)
     }
 
     /// The packet pool a run needs (as 2^k-1): rx rings and slack for every
@@ -427,7 +425,7 @@ impl RunConfig {
     /// `infinite_rx=1` keep in it (unreadable pcap files count as empty:
     /// DPDK then says what is wrong with them).
     pub fn needed_mbufs(&self) -> u32 {
-        let pre = self.preloaded_mbufs().map_or(0, |(n, _)| n);
+        let pre = self.preloaded_mbufs().map_or(0, |p| p.total);
         let need = u64::from(super::default_mbufs(self.ports.len())) + 1 + pre;
         (need.next_power_of_two() - 1).min(u64::from(u32::MAX >> 1)) as u32
     }
@@ -498,15 +496,18 @@ impl RunConfig {
         }
         // net_pcap with infinite_rx fails with a bare "Not enough mbufs"
         // otherwise: say how many it takes.
-        let (pre, most) = self.preloaded_mbufs()?;
+        let pre = self.preloaded_mbufs()?;
         let work = 1024 * (self.ports.len() as u64 + 1);
-        if let Some((devargs, n)) = most.filter(|_| u64::from(self.mbufs) < pre + work) {
+        if let Some((devargs, n)) = pre
+            .largest
+            .filter(|_| u64::from(self.mbufs) < pre.total + work)
+        {
             return Err(format!(
                 "--mbufs {} is too small: port {} replays {n} frames (infinite_rx=1), and DPDK's \
                  pcap PMD keeps them all in the packet pool for the whole run, besides the rx \
                  rings: use --mbufs {} (or leave --mbufs out: the default counts the frames)",
                 self.mbufs,
-                dpdk_port_name(devargs),
+                dpdk_port_name(&devargs),
                 self.needed_mbufs()
             ));
         }
@@ -549,6 +550,16 @@ impl RunConfig {
         }
         out
     }
+}
+
+/// Mbufs the pcap ports of a run keep in the packet pool
+/// ([`RunConfig::preloaded_mbufs`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Preloaded {
+    /// Mbufs all the ports keep.
+    pub total: u64,
+    /// The port that keeps the most (its devargs) and how many.
+    pub largest: Option<(String, u64)>,
 }
 
 /// Mbufs DPDK's pcap PMD takes from the packet pool for the whole run when
@@ -662,6 +673,45 @@ mod tests {
         c.validate().unwrap();
         // The PMD wants a whole ring frame per mbuf.
         assert_eq!(c.mbuf_room(), 9216);
+    }
+
+    #[test]
+    fn counts_the_mbufs_pcap_ports_preload() {
+        let dir = std::env::temp_dir().join(format!("vswitch-pcap-count-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("in.pcap");
+        // Classic little-endian pcap: 3 frames of 60, 2048 and 3000 bytes.
+        let mut b = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        b.extend([0u8; 8]);
+        b.extend(65535u32.to_le_bytes());
+        b.extend(1u32.to_le_bytes());
+        for len in [60u32, 2048, 3000] {
+            b.extend([0u8; 8]);
+            b.extend(len.to_le_bytes());
+            b.extend(len.to_le_bytes());
+            b.extend(vec![0u8; len as usize]);
+        }
+        std::fs::write(&f, &b).unwrap();
+        let d = format!("net_pcap0,rx_pcap={},infinite_rx=1", f.display());
+        // 1 + 1 + 2 mbufs of 2048 bytes.
+        assert_eq!(pcap_preloaded_mbufs(&d, 2048), Ok(4));
+        assert_eq!(pcap_preloaded_mbufs(&d, 9216), Ok(3));
+        let no_inf = format!("net_pcap0,rx_pcap={}", f.display());
+        assert_eq!(pcap_preloaded_mbufs(&no_inf, 2048), Ok(0));
+        assert_eq!(pcap_preloaded_mbufs("net_null0", 2048), Ok(0));
+        let mut c = cfg(&[&d, "net_null0"]);
+        assert_eq!(c.preloaded_mbufs().unwrap().total, 4);
+        assert_eq!(c.needed_mbufs(), 16383);
+        c.validate().unwrap();
+        c.mbufs = 1024;
+        assert!(c.validate().unwrap_err().contains("use --mbufs 16383"));
+        let mut ng = vec![0x0a, 0x0d, 0x0d, 0x0a];
+        ng.resize(32, 0);
+        std::fs::write(&f, ng).unwrap();
+        assert!(pcap_preloaded_mbufs(&d, 2048)
+            .unwrap_err()
+            .contains("not a classic pcap"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
