@@ -156,6 +156,9 @@ impl Ovs {
         }
         let dir = std::env::temp_dir().join(format!("perf-ovs-{}", cfg.tag));
         crate::cleanup::record(crate::cleanup::Resource::Path(dir.clone()));
+        crate::cleanup::record(crate::cleanup::Resource::Path(
+            Path::new("/var/run/dpdk").join(format!("perf-ovs-{}", cfg.tag)),
+        ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let mut ovs = Ovs {
