@@ -888,6 +888,11 @@ fn main() {
     .iter()
     .any(|w| wanted(w))
     {
+        // The in-process EAL's runtime directory (usertcp::init_eal's prefix).
+        cleanup::record(Resource::Path(std::path::PathBuf::from(format!(
+            "/var/run/dpdk/vswitch-utcp-{}",
+            std::process::id()
+        ))));
         usertcp::init_eal().and_then(|()| veth_tgtd())
     } else {
         Err("not asked for".into())
