@@ -310,13 +310,19 @@ impl Drop for Running {
 }
 
 fn start(tag: &str, ports: &[&str], extra: &[&str]) -> Running {
+    start_with("--control", tag, ports, extra)
+}
+
+/// [`start`], naming the control socket with `flag` (`--control`, or its
+/// alias `--socket`).
+fn start_with(flag: &str, tag: &str, ports: &[&str], extra: &[&str]) -> Running {
     let d = tmpdir(tag);
     let sock = d.join("ctl.sock");
     let mut args = vec![
         "run".to_string(),
         "--eal".into(),
         eal(tag),
-        "--control".into(),
+        flag.into(),
         sock.display().to_string(),
     ];
     for p in ports {
@@ -336,9 +342,16 @@ fn start(tag: &str, ports: &[&str], extra: &[&str]) -> Running {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let r = Running { child, sock };
+    let mut r = Running { child, sock };
     let t = Instant::now();
     while !r.sock.exists() || !r.ctl(&["stats", "--json"]).0 {
+        if let Ok(Some(st)) = r.child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = r.child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("vswitch {args:?} exited ({st}): {err}");
+        }
         assert!(
             t.elapsed() < Duration::from_secs(30),
             "switch did not come up"
@@ -357,6 +370,52 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Issue 17: `vswitch run --control PATH` and the clients' `--socket PATH`
+/// name the same thing; both spellings work on both sides.
+#[test]
+fn control_and_socket_are_the_same_flag_on_both_sides() {
+    let r = start_with(
+        "--socket",
+        "alias",
+        &["net_null0", "net_null1,no-rx=1"],
+        &[],
+    );
+    assert!(r.sock.exists(), "`run --socket` made no socket");
+    for flag in ["--socket", "--control"] {
+        for cmd in [
+            &["stats", "--json"][..],
+            &["ports", "show", "--json"],
+            &["flows", "dump"],
+            &["fdb", "show"],
+        ] {
+            let o = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+                .args(cmd)
+                .arg(flag)
+                .arg(&r.sock)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "vswitch {cmd:?} {flag} PATH: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+    let (ok, out, err) = r.ctl(&["flows", "add", "priority=7,in_port=0,actions=drop"]);
+    assert!(ok, "{err}");
+    let o = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .args(["flows", "dump", "--control"])
+        .arg(&r.sock)
+        .output()
+        .unwrap();
+    let dump = String::from_utf8_lossy(&o.stdout);
+    assert!(dump.contains("priority=7,in_port=0"), "{out}\n{dump}");
+    drop(r);
+    // And the old spelling of `run` still works.
+    let r = start_with("--control", "alias2", &["net_null0"], &[]);
+    assert!(r.ctl(&["stats"]).0);
 }
 
 #[test]

@@ -155,6 +155,10 @@ impl Ovs {
             ));
         }
         let dir = std::env::temp_dir().join(format!("perf-ovs-{}", cfg.tag));
+        crate::cleanup::record(crate::cleanup::Resource::Path(dir.clone()));
+        crate::cleanup::record(crate::cleanup::Resource::Path(
+            Path::new("/var/run/dpdk").join(format!("perf-ovs-{}", cfg.tag)),
+        ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let mut ovs = Ovs {
@@ -174,6 +178,7 @@ impl Ovs {
         ]);
         ovs.ovsdb = Some(
             db.spawn()
+                .inspect(crate::cleanup::record_child)
                 .map_err(|e| format!("spawn ovsdb-server (package openvswitch-switch): {e}"))?,
         );
         ovs.wait_for_file("db.sock", "ovsdb-server", "ovsdb-server.log")?;
@@ -204,6 +209,7 @@ impl Ovs {
         ]);
         ovs.vswitchd = Some(
             vs.spawn()
+                .inspect(crate::cleanup::record_child)
                 .map_err(|e| format!("spawn unshare --net {}: {e}", bin.display()))?,
         );
         ovs.wait_for_file("vswitchd.ctl", "ovs-vswitchd", "ovs-vswitchd.log")?;

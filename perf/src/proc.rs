@@ -25,6 +25,7 @@ pub fn run_for(mut cmd: Command, run_for: Duration, grace: Duration) -> std::io:
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
+    crate::cleanup::record_child(&child);
     let mut out = child.stdout.take().expect("piped");
     let mut err = child.stderr.take().expect("piped");
     let t_out = std::thread::spawn(move || {

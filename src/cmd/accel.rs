@@ -85,8 +85,8 @@ enum VfCommand {
         /// Work queues.
         #[arg(long)]
         queues: u32,
-        /// Interrupt vectors (default 1).
-        #[arg(long, default_value_t = 0)]
+        /// Interrupt vectors.
+        #[arg(long, default_value_t = 1)]
         vectors: u32,
         /// Compute-unit quota in permille (1..=1000).
         #[arg(long)]

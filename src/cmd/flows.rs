@@ -11,8 +11,9 @@ use switch::control::{request, Reply, Request, DEFAULT_SOCKET};
 pub struct FlowsArgs {
     #[command(subcommand)]
     cmd: FlowsCmd,
-    /// Control socket of the running switch.
-    #[arg(long, global = true, default_value = DEFAULT_SOCKET)]
+    /// Control socket of the running switch (the PATH given to `vswitch run
+    /// --control`; `--control` is accepted here too).
+    #[arg(long, visible_alias = "control", value_name = "PATH", global = true, default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
     /// Print machine-readable JSON.
     #[arg(long, global = true)]

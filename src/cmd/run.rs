@@ -27,7 +27,9 @@ pub struct RunArgs {
     /// Seconds between per-port stats lines (0: only the final summary).
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub stats_interval: f64,
-    /// Mbufs in the packet pool (default: enough for every port's rx ring).
+    /// Mbufs in the packet pool (default: enough for every port's rx ring,
+    /// plus the frames of `net_pcap` ports with `infinite_rx=1`, which DPDK
+    /// keeps in the pool for the whole run).
     #[arg(long)]
     pub mbufs: Option<u32>,
     /// Print stats and the summary as JSON lines.
@@ -44,8 +46,9 @@ pub struct RunArgs {
     /// the flow table (like `testpmd --forward-mode=io`).
     #[arg(long)]
     pub xconnect: bool,
-    /// Control socket for `vswitch flows|ports|fdb|stats`.
-    #[arg(long, value_name = "PATH", default_value = switch::control::DEFAULT_SOCKET)]
+    /// Control socket for `vswitch flows|ports|fdb|stats` (which take it as
+    /// `--socket PATH`; `--socket` is accepted here too).
+    #[arg(long, visible_alias = "socket", value_name = "PATH", default_value = switch::control::DEFAULT_SOCKET)]
     pub control: PathBuf,
     /// Run without a control socket.
     #[arg(long)]
@@ -215,15 +218,10 @@ impl RunArgs {
             ),
             (None, None) => None,
         };
-        let cfg = RunConfig {
+        let mut cfg = RunConfig {
             eal,
-            mbufs: self
-                .mbufs
-                .or(file.mbufs)
-                // OVSDB adds ports at run time: room for 8 more rx rings.
-                .unwrap_or_else(|| {
-                    dataplane::default_mbufs(ports.len() + if ovsdb.is_some() { 8 } else { 0 })
-                }),
+            // Sized below when neither the flag nor the file gives it.
+            mbufs: self.mbufs.or(file.mbufs).unwrap_or(0),
             ports,
             duration,
             stats_interval: (!iv.is_zero()).then_some(iv),
@@ -252,6 +250,10 @@ impl RunArgs {
                 .or(file.rundir)
                 .unwrap_or_else(|| config::DEFAULT_RUNDIR.into()),
         };
+        if self.mbufs.or(file.mbufs).is_none() {
+            // Room for pcap ports that preload their frames (infinite_rx).
+            cfg.mbufs = cfg.needed_mbufs();
+        }
         cfg.validate()?;
         Ok(cfg)
     }

@@ -9,8 +9,9 @@ use switch::control::{request, CoreReport, Reply, Request, DEFAULT_SOCKET};
 /// Arguments of `vswitch stats`.
 #[derive(Args)]
 pub struct StatsArgs {
-    /// Control socket of the running switch.
-    #[arg(long, default_value = DEFAULT_SOCKET)]
+    /// Control socket of the running switch (the PATH given to `vswitch run
+    /// --control`; `--control` is accepted here too).
+    #[arg(long, visible_alias = "control", value_name = "PATH", default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
     /// Print machine-readable JSON.
     #[arg(long)]

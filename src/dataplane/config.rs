@@ -420,6 +420,33 @@ impl RunConfig {
         2048.max(af_packet).max(host)
     }
 
+    /// Mbufs the ports' pcap files keep in the packet pool for the whole
+    /// run (`infinite_rx=1`, see [`pcap_preloaded_mbufs`]).
+    pub fn preloaded_mbufs(&self) -> Result<Preloaded, String> {
+        let mut p = Preloaded::default();
+        for devargs in &self.ports {
+            let n = pcap_preloaded_mbufs(devargs, self.mbuf_room())
+                .map_err(|e| format!("port {}: {e}", dpdk_port_name(devargs)))?;
+            p.total += n;
+            if n > p.largest.as_ref().map_or(0, |l| l.1) {
+                p.largest = Some((devargs.clone(), n));
+            }
+        }
+        Ok(p)
+    }
+
+    /// The packet pool a run needs (as 2^k-1): rx rings and slack for every
+    /// port ([`super::default_mbufs`]) plus the frames pcap ports with
+    /// `infinite_rx=1` keep in it (unreadable pcap files count as empty:
+    /// DPDK then says what is wrong with them).
+    pub fn needed_mbufs(&self) -> u32 {
+        let pre = self.preloaded_mbufs().map_or(0, |p| p.total);
+        // OVSDB adds ports at run time: room for 8 more rx rings.
+        let ports = self.ports.len() + if self.ovsdb.is_some() { 8 } else { 0 };
+        let need = u64::from(super::default_mbufs(ports)) + 1 + pre;
+        (need.next_power_of_two() - 1).min(u64::from(u32::MAX >> 1)) as u32
+    }
+
     /// Checks what can be checked without DPDK: at least one port (or a
     /// storage device or host stack), no port
     /// given twice, no empty devargs, a sane pool size.
@@ -490,6 +517,23 @@ impl RunConfig {
                 self.mbufs
             ));
         }
+        // net_pcap with infinite_rx fails with a bare "Not enough mbufs"
+        // otherwise: say how many it takes.
+        let pre = self.preloaded_mbufs()?;
+        let work = 1024 * (self.ports.len() as u64 + 1);
+        if let Some((devargs, n)) = pre
+            .largest
+            .filter(|_| u64::from(self.mbufs) < pre.total + work)
+        {
+            return Err(format!(
+                "--mbufs {} is too small: port {} replays {n} frames (infinite_rx=1), and DPDK's \
+                 pcap PMD keeps them all in the packet pool for the whole run, besides the rx \
+                 rings: use --mbufs {} (or leave --mbufs out: the default counts the frames)",
+                self.mbufs,
+                dpdk_port_name(&devargs),
+                self.needed_mbufs()
+            ));
+        }
         if let Some(h) = self.host.as_ref().filter(|h| h.mtu > 1500) {
             // net_af_packet's default 2048-byte ring frames would truncate
             // jumbo frames (and its tx drops what does not fit).
@@ -528,6 +572,84 @@ impl RunConfig {
             out.push((i, i));
         }
         out
+    }
+}
+
+/// Mbufs the pcap ports of a run keep in the packet pool
+/// ([`RunConfig::preloaded_mbufs`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Preloaded {
+    /// Mbufs all the ports keep.
+    pub total: u64,
+    /// The port that keeps the most (its devargs) and how many.
+    pub largest: Option<(String, u64)>,
+}
+
+/// Mbufs DPDK's pcap PMD takes from the packet pool for the whole run when
+/// a port is `net_pcapN,rx_pcap=FILE,...,infinite_rx=1`: at start it loads
+/// every frame of each `rx_pcap` file into mbufs (one per `room` bytes of a
+/// frame) and replays them from there. `Ok(0)` for every other port; an
+/// error if a pcap file cannot be read or is not a classic pcap file.
+pub fn pcap_preloaded_mbufs(devargs: &str, room: u16) -> Result<u64, String> {
+    if !dpdk_port_name(devargs).starts_with("net_pcap") {
+        return Ok(0);
+    }
+    let kv = || {
+        devargs
+            .split(',')
+            .skip(1)
+            .filter_map(|kv| kv.split_once('='))
+    };
+    if !kv().any(|(k, v)| k.trim() == "infinite_rx" && v.trim() == "1") {
+        return Ok(0);
+    }
+    let mut n = 0;
+    for (_, file) in kv().filter(|(k, _)| k.trim() == "rx_pcap") {
+        n += pcap_file_mbufs(Path::new(file.trim()), room)?;
+    }
+    Ok(n)
+}
+
+/// The mbufs the frames of a classic pcap file take, `room` data bytes each.
+fn pcap_file_mbufs(path: &Path, room: u16) -> Result<u64, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut r = std::io::BufReader::new(f);
+    let mut hdr = [0u8; 24];
+    r.read_exact(&mut hdr)
+        .map_err(|e| format!("{}: not a pcap file ({e})", path.display()))?;
+    let big_endian = match hdr[..4] {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => false,
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => true,
+        _ => {
+            return Err(format!(
+                "{}: not a classic pcap file (pcapng? convert it with `editcap -F pcap`)",
+                path.display()
+            ))
+        }
+    };
+    let room = u64::from(room.max(1));
+    let mut n = 0u64;
+    let mut rec = [0u8; 16];
+    loop {
+        match r.read_exact(&mut rec) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(n),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
+        let b = [rec[8], rec[9], rec[10], rec[11]];
+        let caplen = u64::from(if big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        });
+        n += caplen.div_ceil(room).max(1);
+        let skipped = std::io::copy(&mut (&mut r).take(caplen), &mut std::io::sink())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if skipped < caplen {
+            // A truncated last record: libpcap stops there too.
+            return Ok(n - 1);
+        }
     }
 }
 
@@ -576,6 +698,45 @@ mod tests {
         c.validate().unwrap();
         // The PMD wants a whole ring frame per mbuf.
         assert_eq!(c.mbuf_room(), 9216);
+    }
+
+    #[test]
+    fn counts_the_mbufs_pcap_ports_preload() {
+        let dir = std::env::temp_dir().join(format!("vswitch-pcap-count-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("in.pcap");
+        // Classic little-endian pcap: 3 frames of 60, 2048 and 3000 bytes.
+        let mut b = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        b.extend([0u8; 8]);
+        b.extend(65535u32.to_le_bytes());
+        b.extend(1u32.to_le_bytes());
+        for len in [60u32, 2048, 3000] {
+            b.extend([0u8; 8]);
+            b.extend(len.to_le_bytes());
+            b.extend(len.to_le_bytes());
+            b.extend(vec![0u8; len as usize]);
+        }
+        std::fs::write(&f, &b).unwrap();
+        let d = format!("net_pcap0,rx_pcap={},infinite_rx=1", f.display());
+        // 1 + 1 + 2 mbufs of 2048 bytes.
+        assert_eq!(pcap_preloaded_mbufs(&d, 2048), Ok(4));
+        assert_eq!(pcap_preloaded_mbufs(&d, 9216), Ok(3));
+        let no_inf = format!("net_pcap0,rx_pcap={}", f.display());
+        assert_eq!(pcap_preloaded_mbufs(&no_inf, 2048), Ok(0));
+        assert_eq!(pcap_preloaded_mbufs("net_null0", 2048), Ok(0));
+        let mut c = cfg(&[&d, "net_null0"]);
+        assert_eq!(c.preloaded_mbufs().unwrap().total, 4);
+        assert_eq!(c.needed_mbufs(), 16383);
+        c.validate().unwrap();
+        c.mbufs = 1024;
+        assert!(c.validate().unwrap_err().contains("use --mbufs 16383"));
+        let mut ng = vec![0x0a, 0x0d, 0x0d, 0x0a];
+        ng.resize(32, 0);
+        std::fs::write(&f, ng).unwrap();
+        assert!(pcap_preloaded_mbufs(&d, 2048)
+            .unwrap_err()
+            .contains("not a classic pcap"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

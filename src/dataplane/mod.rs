@@ -98,7 +98,9 @@ pub fn is_pci(name: &str) -> bool {
             .all(|p| p.chars().all(|c| c.is_ascii_hexdigit() || c == '.'))
 }
 
-/// The mbuf count a run needs: rx rings of every port plus slack, as 2^k-1.
+/// The mbuf count a run needs for `ports` ports: rx rings of every port plus
+/// slack, as 2^k-1 (before the frames pcap ports preload:
+/// [`RunConfig::needed_mbufs`]).
 pub fn default_mbufs(ports: usize) -> u32 {
     let need = (ports as u32)
         .saturating_mul(2048)

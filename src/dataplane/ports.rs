@@ -209,14 +209,22 @@ impl Ports {
             ..PortConfig::default()
         };
         port.configure(cfg, &self.pool).map_err(|e| {
-            format!(
-                "port {no} ({devargs}): {e}{}",
-                if workers > 1 {
-                    " (each forwarding lcore needs its own tx queue: use fewer lcores)"
-                } else {
-                    ""
+            // The pool's data room is at least 2048 bytes: a bound is enough.
+            let hint = match super::config::pcap_preloaded_mbufs(devargs, 2048) {
+                Ok(0) if workers > 1 => {
+                    " (each forwarding lcore needs its own tx queue: use fewer lcores)".to_string()
                 }
-            )
+                Ok(0) => String::new(),
+                Ok(n) => format!(
+                    " (its pcap file replays frames that take {n} mbufs, which DPDK keeps in \
+                     the packet pool for the whole run; {} of the pool's mbufs are free: start the switch with \
+                     a bigger --mbufs, or with this port among its --port ports: the default \
+                     --mbufs counts their frames)",
+                    self.pool.available()
+                ),
+                Err(why) => format!(" ({why}: size the packet pool with --mbufs)"),
+            };
+            format!("port {no} ({devargs}): {e}{hint}")
         })?;
         port.start()
             .map_err(|e| format!("port {no} ({devargs}): {e}"))?;

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::extract::Malformed;
 use crate::fdb::FdbEntry;
+use crate::group::{GroupSpec, GroupStats};
 use crate::rule::{parse_filter, RuleSpec};
 use crate::stats::Counters;
 use crate::switch::Switch;
@@ -54,6 +55,24 @@ pub enum Request {
     },
     /// All rules with counters.
     FlowsDump,
+    /// Add a group (`group_id=N,type=T,bucket=...`).
+    GroupsAdd {
+        /// The group text.
+        group: String,
+    },
+    /// Replace a group.
+    GroupsMod {
+        /// The group text.
+        group: String,
+    },
+    /// Delete a group (and the rules using it); all groups when absent.
+    GroupsDel {
+        /// Group id.
+        #[serde(default)]
+        id: Option<u32>,
+    },
+    /// Groups with their counters.
+    GroupsDump,
     /// Add a port.
     PortsAdd(PortSpec),
     /// Remove a port.
@@ -178,6 +197,21 @@ pub enum Reply {
         /// Rules, highest priority first.
         flows: Vec<RuleInfo>,
     },
+    /// Group added or modified.
+    GroupDone {
+        /// Its id.
+        id: u32,
+    },
+    /// Groups deleted; `flows` rules went with them.
+    GroupsDeleted {
+        /// Rules deleted because they used a deleted group.
+        flows: usize,
+    },
+    /// `groups dump`.
+    Groups {
+        /// Groups by id.
+        groups: Vec<GroupInfo>,
+    },
     /// Port added.
     PortAdded {
         /// Its number.
@@ -205,6 +239,15 @@ pub enum Reply {
         /// Why.
         error: String,
     },
+}
+
+/// One group as shown by `groups dump`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    /// The group in `ovs-ofctl add-group` syntax.
+    pub group: String,
+    /// Counters.
+    pub stats: GroupStats,
 }
 
 /// Port management, implemented by the DPDK layer.
@@ -249,6 +292,30 @@ pub fn handle(sw: &Switch, ports: &dyn PortBackend, req: Request) -> Reply {
         }
         Request::FlowsDump => Ok(Reply::Flows {
             flows: sw.table.dump(now),
+        }),
+        Request::GroupsAdd { group } => group.parse::<GroupSpec>().and_then(|g| {
+            let id = g.id;
+            sw.group_add(g)?;
+            Ok(Reply::GroupDone { id })
+        }),
+        Request::GroupsMod { group } => group.parse::<GroupSpec>().and_then(|g| {
+            let id = g.id;
+            sw.group_mod(g)?;
+            Ok(Reply::GroupDone { id })
+        }),
+        Request::GroupsDel { id } => Ok(Reply::GroupsDeleted {
+            flows: sw.group_del(id).len(),
+        }),
+        Request::GroupsDump => Ok(Reply::Groups {
+            groups: sw
+                .group_desc()
+                .into_iter()
+                .zip(sw.group_stats())
+                .map(|(g, stats)| GroupInfo {
+                    group: g.to_string(),
+                    stats,
+                })
+                .collect(),
         }),
         Request::PortsAdd(spec) => ports.add(&spec).map(|port| Reply::PortAdded { port }),
         Request::PortsDel { port } => ports.del(port).map(|()| Reply::PortDeleted { port }),

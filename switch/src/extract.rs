@@ -420,6 +420,21 @@ mod test {
         );
     }
 
+    /// As switch/README.md says ("IP fragments"): the first fragment's L4
+    /// fields are matched (OVS's `nx-match`, not its default `normal`).
+    #[test]
+    fn ipv4_first_fragment_has_ports() {
+        let mut f = udp4([1, 1, 1, 1], [2, 2, 2, 2], 7, 9);
+        f[14 + 6] = 0x20; // MF, offset 0
+        f[14 + 7] = 0x00;
+        fix_ip_csum(&mut f);
+        let mut k = FlowKey::ZERO;
+        let m = extract(&f, 1, &mut k);
+        assert_eq!(m.malformed, None);
+        assert_eq!(k.nw_frag(), FRAG_ANY);
+        assert_eq!((k.nw_proto(), k.tp_src(), k.tp_dst()), (17, 7, 9));
+    }
+
     #[test]
     fn ipv4_later_fragment_has_no_ports() {
         let mut f = udp4([1, 1, 1, 1], [2, 2, 2, 2], 7, 9);

@@ -612,12 +612,15 @@ impl FlowTable {
 
     /// Install many rules in one version (one wait), e.g. from the config
     /// file or a benchmark. A rule that cannot be installed (it references
-    /// a missing group) is skipped; see [`FlowTable::try_add_many`].
-    pub fn add_many(&self, specs: Vec<RuleSpec>, now_ms: u64) {
+    /// a missing group) is skipped and returned with its position and the
+    /// reason; see [`FlowTable::try_add_many`] for all or nothing.
+    pub fn add_many(&self, specs: Vec<RuleSpec>, now_ms: u64) -> Vec<(usize, FlowModError)> {
         let workers = self.workers();
         self.update(|st, next_id| {
-            for spec in specs {
-                if check_rule(&spec, &st.groups).is_err() {
+            let mut rejected = Vec::new();
+            for (i, spec) in specs.into_iter().enumerate() {
+                if let Err(e) = check_rule(&spec, &st.groups) {
+                    rejected.push((i, e));
                     continue;
                 }
                 let id = *next_id;
@@ -625,6 +628,7 @@ impl FlowTable {
                 st.rules
                     .push(Arc::new(Rule::new(id, spec, now_ms, workers)));
             }
+            rejected
         })
     }
 

@@ -243,3 +243,78 @@ fn second_server_on_a_live_socket_is_refused_and_expiry_runs() {
     }
     assert!(t.elapsed().as_millis() >= 800);
 }
+
+#[test]
+fn tables_cookies_and_groups_over_the_socket() {
+    let sw = Switch::new(SwitchConfig {
+        workers: 1,
+        cache_entries: 1024,
+        ..Default::default()
+    });
+    for p in 1..=3 {
+        sw.port_add(p).unwrap();
+    }
+    let path = sock("groups");
+    let srv = ControlServer::start(&path, Arc::clone(&sw), Arc::new(NoPorts)).unwrap();
+    let req = |r: Request| request(srv.path(), &r);
+    let e = req(Request::FlowsAdd {
+        rule: "table=1,actions=group:4".into(),
+    })
+    .unwrap_err();
+    assert!(e.contains("group 4 does not exist"), "{e}");
+    assert_eq!(
+        req(Request::GroupsAdd {
+            group: "group_id=4,type=all,bucket=output:2,bucket=output:3".into()
+        })
+        .unwrap(),
+        Reply::GroupDone { id: 4 }
+    );
+    for rule in [
+        "cookie=0x7,in_port=1,actions=goto_table:1",
+        "table=1,actions=group:4",
+    ] {
+        req(Request::FlowsAdd { rule: rule.into() }).unwrap();
+    }
+    let mut dp = sw.datapath(0);
+    let mut fs = [VecFrame::new(&l2_frame(MAC_B, MAC_A))];
+    let mut vs = [Verdict::default()];
+    dp.process_burst(1, &mut fs, &mut vs, sw.now_ms());
+    assert_eq!(vs[0], Verdict::Output((1 << 2) | (1 << 3)));
+    let Reply::Flows { flows } = req(Request::FlowsDump).unwrap() else {
+        panic!()
+    };
+    let rules: Vec<_> = flows.iter().map(|f| f.rule.as_str()).collect();
+    assert_eq!(
+        rules,
+        [
+            "priority=32768,cookie=0x7,in_port=1,actions=goto_table:1",
+            "priority=32768,table=1,actions=group:4"
+        ]
+    );
+    assert!(flows.iter().all(|f| f.packets == 1));
+    let Reply::Groups { groups } = req(Request::GroupsDump).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        groups[0].group,
+        "group_id=4,type=all,bucket=actions=output:2,bucket=actions=output:3"
+    );
+    assert_eq!((groups[0].stats.packets, groups[0].stats.ref_count), (1, 1));
+    // Filters with table and cookie masks delete across tables.
+    assert_eq!(
+        req(Request::FlowsDel {
+            filter: "cookie=0x7/0xff".into(),
+            strict: false
+        })
+        .unwrap(),
+        Reply::FlowsDeleted { count: 1 }
+    );
+    assert_eq!(
+        req(Request::GroupsDel { id: Some(4) }).unwrap(),
+        Reply::GroupsDeleted { flows: 1 }
+    );
+    let Reply::Flows { flows } = req(Request::FlowsDump).unwrap() else {
+        panic!()
+    };
+    assert!(flows.is_empty());
+}

@@ -120,6 +120,11 @@ impl Tgtd {
         t
     }
 
+    /// The pid of the running tgtd (for a benchmark's clean-up record).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub fn portal(&self) -> String {
         let addr = self
             .netns

@@ -18,6 +18,8 @@
 
 use std::time::{Duration, Instant};
 
+use clap::Parser;
+
 use hdrhistogram::Histogram;
 use vfio::accel::config::ConfigModule;
 use vfio::accel::host::Accel;
@@ -25,48 +27,33 @@ use vfio::accel::regs::{self, queue};
 use vfio::accel::{Command, DeviceThread, Job, JobStatus, Physical, VfRequest};
 use vfio::pci::mmio::Mmio;
 
+/// Accelerator VFs: mailbox command latency against the in-process
+/// configuration module, and per-VF job throughput under quotas.
+#[derive(Parser)]
+#[command(name = "accel_vf")]
 struct Opts {
+    /// Commands timed per kind (CREATE_VF, DESTROY_VF, QUERY_CAPS).
+    #[arg(long, default_value_t = 2000)]
     cmds: u32,
+    /// Seconds each throughput case runs.
+    #[arg(long, default_value_t = 1.0)]
     seconds: f64,
+    /// Bytes per CRC32C job.
+    #[arg(long, default_value_t = 64 << 10)]
     job: u64,
+    /// Bytes per second one compute unit processes.
+    #[arg(long, default_value_t = 128 << 20)]
     cu_rate: u64,
+    /// Most VFs sharing the device (1..=8; cases 1, 2, 4, ... up to it).
+    #[arg(long, default_value_t = 8)]
     max_vfs: u32,
+    /// Jobs in flight per VF (1..=the ring size).
+    #[arg(long, default_value_t = 16)]
     depth: u32,
 }
 
 fn opts() -> Opts {
-    let mut o = Opts {
-        cmds: 2000,
-        seconds: 1.0,
-        job: 64 << 10,
-        cu_rate: 128 << 20,
-        max_vfs: 8,
-        depth: 16,
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        let bad = |e: &dyn std::fmt::Display| -> ! {
-            eprintln!("accel_vf: bad value {v:?} for {}: {e}", args[i]);
-            std::process::exit(2)
-        };
-        match args[i].as_str() {
-            "--cmds" => o.cmds = v.parse().unwrap_or_else(|e| bad(&e)),
-            "--seconds" => o.seconds = v.parse().unwrap_or_else(|e| bad(&e)),
-            "--job" => o.job = v.parse().unwrap_or_else(|e| bad(&e)),
-            "--cu-rate" => o.cu_rate = v.parse().unwrap_or_else(|e| bad(&e)),
-            "--max-vfs" => o.max_vfs = v.parse().unwrap_or_else(|e| bad(&e)),
-            "--depth" => o.depth = v.parse().unwrap_or_else(|e| bad(&e)),
-            other => {
-                eprintln!(
-                    "accel_vf: unknown argument {other}; options: --cmds N --seconds S --job BYTES --cu-rate BYTES_PER_S --max-vfs N --depth N"
-                );
-                std::process::exit(2);
-            }
-        }
-        i += 2;
-    }
+    let o = Opts::parse();
     if o.depth == 0 || o.depth > queue::RING_SIZE || o.max_vfs == 0 || o.max_vfs > 8 {
         eprintln!(
             "accel_vf: --depth must be 1..={} and --max-vfs 1..=8",
@@ -295,7 +282,9 @@ fn mib(b: f64) -> f64 {
 fn main() {
     let o = opts();
     let ghz = tsc_per_ns();
+    let _cleanup = perf::cleanup::install("accel_vf");
     let dir = std::env::temp_dir().join(format!("accel-bench-{}", std::process::id()));
+    perf::cleanup::record(perf::cleanup::Resource::Path(dir.clone()));
     let phys = Physical {
         cu: 8,
         cu_rate: o.cu_rate,

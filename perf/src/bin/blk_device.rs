@@ -253,14 +253,18 @@ fn walk_peer(batch: usize, iters: usize) -> Row {
     }
 }
 
+/// virtio-blk device alone: cycles per request of the split and packed
+/// rings, and the split-ring walk against rust-vmm's virtio-queue.
+#[derive(clap::Parser)]
+#[command(name = "blk_device")]
+struct Args {
+    /// Requests timed per case.
+    #[arg(long, default_value_t = 20000)]
+    iters: usize,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let iters: usize = args
-        .iter()
-        .position(|a| a == "--iters")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20000);
+    let iters = <Args as clap::Parser>::parse().iters;
     let hz = tsc_hz();
     println!("virtio-blk device alone (one thread, rdtsc around the device side), TSC {:.2} GHz, {iters} iterations", hz / 1e9);
     println!(

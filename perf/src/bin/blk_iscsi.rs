@@ -89,6 +89,7 @@ use vfio::iovec::IoVec;
 use vfio::poller::{DeviceCell, PollGroup, PollMode};
 use vfio::vhost_user::BlkServer;
 
+use perf::cleanup::{self, Resource};
 use perf::vhost_driver::*;
 
 const LUN_BYTES: u64 = 1 << 30;
@@ -150,6 +151,12 @@ fn veth_tgtd() -> std::result::Result<Veth, String> {
     };
     let (ns, h, n, sub) = (&v.ns, &v.host_if, format!("vbi{id}n"), &v.subnet);
     let mtu = veth_mtu();
+    cleanup::record(Resource::Netns(ns.clone()));
+    cleanup::record(Resource::Link(h.clone()));
+    cleanup::record(Resource::Path(std::env::temp_dir().join(format!(
+        "vswitch-iscsi-blk-iscsi-bench-veth-{}",
+        std::process::id()
+    ))));
     sh(&format!("ip netns add {ns} && ip link add {h} mtu {mtu} type veth peer name {n} mtu {mtu} && ip link set {n} netns {ns} && ip -n {ns} addr add {sub}.2/24 dev {n} && ip -n {ns} link set {n} up && ip -n {ns} link set lo up && ip link set {h} up && ip netns exec {ns} ethtool -K {n} tx off >/dev/null && ip addr add {sub}.3/24 dev {h}"))?;
     v.tgtd = Some(tgt::Tgtd::start_in_netns(
         "blk-iscsi-bench-veth",
@@ -417,6 +424,7 @@ fn one_process_with(
         ));
     pin_child(&mut cmd, 1);
     let mut child = Reaper(cmd.spawn().map_err(|e| format!("vswitch run: {e}"))?);
+    cleanup::record_child(&child.0);
     pin(0);
     let t0 = std::time::Instant::now();
     while !sock.exists() {
@@ -531,6 +539,7 @@ fn qsd_with(
     let child = Reaper(cmd.spawn().map_err(|e| {
         format!("qemu-storage-daemon (Debian packages qemu-system-common, qemu-block-extra): {e}")
     })?);
+    cleanup::record_child(&child.0);
     pin(0);
     wait_socket(&sock);
     drive_workload(&sock, qd, 1, secs, hz, &Cpu::Pid(child.0.id()), name, work)
@@ -822,25 +831,50 @@ fn verdict(ours: &Result, peer: &Result, hz: f64) -> &'static str {
     }
 }
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
+/// vhost-user-blk served from an iSCSI LU: this project's path (in-process,
+/// and the one-process `vswitch run` through the switch) against
+/// qemu-storage-daemon on libiscsi, against the same tgtd.
+#[derive(clap::Parser)]
+#[command(name = "blk_iscsi")]
+struct Args {
+    /// Seconds per run (after 0.5 s of warm-up).
+    #[arg(long, default_value_t = 3.0)]
+    secs: f64,
+    /// Runs per row, interleaved; the median (by IOPS) is reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// MTU of the veth to the namespaced tgtd (both ends; 9000: jumbo
+    /// frames, and the one-process system runs with --host-mtu 9000).
+    #[arg(long, default_value_t = 1500)]
+    mtu: u32,
+    /// Only these rows and sections (comma list; default: all): vswitch,
+    /// vs-watch, vs-adapt, vs-wait, vs-wait-rw, vs-utcp, vs-one, vs-one-a,
+    /// vs-one-w, qsd, qsd-veth, write, one-write, cache, iperf-veth,
+    /// one-cache.
+    #[arg(long, value_name = "LIST", default_value = "")]
+    targets: String,
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let repeat: usize = arg(&args, "--repeat", 3usize).max(1);
-    let secs: f64 = arg(&args, "--secs", 3.0);
-    VETH_MTU.store(arg(&args, "--mtu", 1500u32), Ordering::Relaxed);
-    let only: String = arg(&args, "--targets", String::new());
+    let a = <Args as clap::Parser>::parse();
+    let _cleanup = cleanup::install("blk_iscsi");
+    let repeat: usize = a.repeat.max(1);
+    let secs: f64 = a.secs;
+    VETH_MTU.store(a.mtu, Ordering::Relaxed);
+    let only: String = a.targets;
     let wanted = |w: &str| only.is_empty() || only.split(',').any(|o| o == w);
     let hz = tsc_hz();
     let dir = std::env::temp_dir().join(format!("blk-iscsi-bench-{}", std::process::id()));
+    cleanup::record(Resource::Path(dir.clone()));
     std::fs::create_dir_all(&dir).expect("temp dir");
+    cleanup::record(Resource::Path(std::env::temp_dir().join(format!(
+        "vswitch-iscsi-blk-iscsi-bench-{}",
+        std::process::id()
+    ))));
     let t = tgt::Tgtd::start("blk-iscsi-bench", LUN_BYTES);
+    if let Some(r) = t.pid().and_then(Resource::process) {
+        cleanup::record(r);
+    }
     let veth = if [
         "vs-utcp",
         "vs-one",
@@ -854,6 +888,11 @@ fn main() {
     .iter()
     .any(|w| wanted(w))
     {
+        // The in-process EAL's runtime directory (usertcp::init_eal's prefix).
+        cleanup::record(Resource::Path(std::path::PathBuf::from(format!(
+            "/var/run/dpdk/vswitch-utcp-{}",
+            std::process::id()
+        ))));
         usertcp::init_eal().and_then(|()| veth_tgtd())
     } else {
         Err("not asked for".into())

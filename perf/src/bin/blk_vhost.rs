@@ -82,28 +82,32 @@ fn qsd(
         Reaper(cmd.spawn().map_err(|e| {
             format!("qemu-storage-daemon (Debian package qemu-system-common): {e}")
         })?);
+    perf::cleanup::record_child(&child.0);
     pin(0);
     wait_socket(&sock);
     drive(&sock, qd, queues, secs, hz, &Cpu::Pid(child.0.id()), "qsd")
 }
 
+/// vhost-user-blk, null backend: this crate's server against
+/// qemu-storage-daemon, driven by one simulated polling guest driver.
+#[derive(clap::Parser)]
+#[command(name = "blk_vhost")]
+struct Args {
+    /// Seconds per run (after 0.5 s of warm-up).
+    #[arg(long, default_value_t = 3.0)]
+    secs: f64,
+    /// Runs per case; the median (by IOPS) is reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let repeat: usize = args
-        .iter()
-        .position(|a| a == "--repeat")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3)
-        .max(1);
-    let secs: f64 = args
-        .iter()
-        .position(|a| a == "--secs")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
+    let a = <Args as clap::Parser>::parse();
+    let (repeat, secs) = (a.repeat.max(1), a.secs);
+    let _cleanup = perf::cleanup::install("blk_vhost");
     let hz = tsc_hz();
     let dir = std::env::temp_dir().join(format!("blk-vhost-bench-{}", std::process::id()));
+    perf::cleanup::record(perf::cleanup::Resource::Path(dir.clone()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     println!("vhost-user-blk, null backend, 4 KiB reads, simulated polling guest driver on CPU 0, back end on CPU 1");
     println!(

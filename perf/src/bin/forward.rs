@@ -163,7 +163,9 @@ fn finish(mut samples: Vec<f64>, cycles: Option<f64>) -> Side {
 
 fn main() {
     let a = Args::parse();
+    let _cleanup = perf::cleanup::install("forward");
     let dir = std::env::temp_dir().join(format!("perf-forward-{}", std::process::id()));
+    perf::cleanup::record(perf::cleanup::Resource::Path(dir.clone()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let pcap = dir.join("traffic.pcap");
     // 1024 frames: enough variety, and net_pcap preloads them into mbufs.

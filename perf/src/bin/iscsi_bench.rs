@@ -18,6 +18,7 @@ use iscsi_initiator::device::BlockDevice;
 use iscsi_initiator::transport::Connection;
 use iscsi_initiator::workload::{self, Workload};
 use iscsi_initiator::SessionConfig;
+use perf::cleanup::{self, Resource};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -57,6 +58,8 @@ impl Veth {
             host_if: format!("vb{id}h"),
         };
         let ns_if = format!("vb{id}n");
+        cleanup::record(Resource::Netns(v.ns.clone()));
+        cleanup::record(Resource::Link(v.host_if.clone()));
         ip(&["netns", "add", &v.ns]);
         ip(&[
             "link", "add", &v.host_if, "type", "veth", "peer", "name", &ns_if,
@@ -103,6 +106,7 @@ impl Tgtd {
             .port();
         let control = 20_000 + (std::process::id() % 10_000) as u16;
         let dir = std::env::temp_dir().join(format!("vswitch-iscsi-bench-{}", std::process::id()));
+        cleanup::record(Resource::Path(dir.clone()));
         std::fs::create_dir_all(&dir).unwrap();
         let img = dir.join("lun1.img");
         // Fill the file so reads hit real pages, not holes.
@@ -132,6 +136,7 @@ impl Tgtd {
             .stderr(Stdio::null())
             .spawn()
             .expect("tgtd not found: install the Debian package `tgt`");
+        cleanup::record_child(&child);
         let t = Tgtd {
             child,
             control,
@@ -375,41 +380,30 @@ fn iscsi_perf(t: &Tgtd, lun: u16, qd: usize, secs: u64, kind: &'static str) -> O
     })
 }
 
+/// The user-mode iSCSI initiator against libiscsi's iscsi-perf, against
+/// the same tgtd (started here), 4 KiB random reads and writes.
+#[derive(clap::Parser)]
+#[command(name = "iscsi_bench")]
+struct Args {
+    /// Seconds per run.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Size of the file-backed LUN in MiB.
+    #[arg(long, default_value_t = 256)]
+    file_mib: u64,
+    /// Put tgtd in a network namespace behind a veth pair (needs root)
+    /// instead of on loopback.
+    #[arg(long)]
+    veth: bool,
+    /// Alternating runs per cell; the median-IOPS run is reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+}
+
 fn main() {
-    let mut secs = 5u64;
-    let mut file_mib = 256u64;
-    let mut veth = false;
-    let mut repeat = 3usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--seconds" => {
-                secs = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--seconds N")
-            }
-            "--file-mib" => {
-                file_mib = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--file-mib N")
-            }
-            "--veth" => veth = true,
-            "--repeat" => {
-                repeat = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--repeat N")
-            }
-            other => {
-                eprintln!(
-                    "usage: iscsi_bench [--seconds N] [--file-mib N] [--veth] [--repeat N] (unknown {other:?})"
-                );
-                std::process::exit(2);
-            }
-        }
-    }
+    let a = <Args as clap::Parser>::parse();
+    let _cleanup = cleanup::install("iscsi_bench");
+    let (secs, file_mib, veth, repeat) = (a.seconds, a.file_mib, a.veth, a.repeat);
     let t = Tgtd::start(file_mib << 20, veth);
     eprintln!(
         "tgtd portal {} ({})",

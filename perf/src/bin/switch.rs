@@ -452,7 +452,9 @@ fn main() {
     }
     let pid = std::process::id();
     let load_before = loadavg();
+    let _cleanup = perf::cleanup::install("switch");
     let dir = std::env::temp_dir().join(format!("perf-switch-{pid}"));
+    perf::cleanup::record(perf::cleanup::Resource::Path(dir.clone()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut results = Vec::new();
     for &flows in &a.flows {

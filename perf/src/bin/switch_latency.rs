@@ -338,6 +338,7 @@ fn start(kind: &str, n_rules: u32, dir: &Path, socks: &[PathBuf; 2]) -> Result<S
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             c.spawn()
+                .inspect(perf::cleanup::record_child)
                 .map(Side::Testpmd)
                 .map_err(|e| format!("dpdk-testpmd (package dpdk): {e}"))
         }
@@ -362,12 +363,15 @@ fn start(kind: &str, n_rules: u32, dir: &Path, socks: &[PathBuf; 2]) -> Result<S
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
-            c.spawn().map(Side::Vswitch).map_err(|e| {
-                format!(
-                    "{}: {e} (build it: cargo build --release)",
-                    proc::vswitch_bin().display()
-                )
-            })
+            c.spawn()
+                .inspect(perf::cleanup::record_child)
+                .map(Side::Vswitch)
+                .map_err(|e| {
+                    format!(
+                        "{}: {e} (build it: cargo build --release)",
+                        proc::vswitch_bin().display()
+                    )
+                })
         }
         _ => {
             let o = ovs::Ovs::start(&ovs::Config {
@@ -386,6 +390,7 @@ fn start(kind: &str, n_rules: u32, dir: &Path, socks: &[PathBuf; 2]) -> Result<S
 
 fn measure(kind: &str, n_rules: u32, a: &Args) -> Result<GenResult, String> {
     let dir = std::env::temp_dir().join(format!("perf-lat-{}-{kind}", std::process::id()));
+    perf::cleanup::record(perf::cleanup::Resource::Path(dir.clone()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let socks = [dir.join("in.sock"), dir.join("out.sock")];
@@ -479,6 +484,7 @@ fn main() {
         }
         return;
     }
+    let _cleanup = perf::cleanup::install("switch_latency");
     let mut kinds = vec![];
     if !a.no_testpmd {
         kinds.push("testpmd");
