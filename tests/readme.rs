@@ -58,7 +58,7 @@ fn status_is_one_short_line_per_part_and_the_details_moved() {
         .filter(|l| l.starts_with('|'))
         .skip(2)
         .collect();
-    assert_eq!(rows.len(), 7, "{rows:#?}");
+    assert_eq!(rows.len(), 8, "{rows:#?}");
     for row in &rows {
         let cells: Vec<&str> = row.trim_matches('|').split(" | ").collect();
         assert_eq!(cells.len(), 3, "part | state | headline: {row}");
