@@ -420,8 +420,9 @@ mod test {
         );
     }
 
-    /// As switch/README.md says ("IP fragments"): the first fragment's L4
-    /// fields are matched (OVS's `nx-match`, not its default `normal`).
+    /// As switch/README.md says ("IP fragments"): extraction keeps the
+    /// first fragment's L4 fields; the datapath's `FragMode` then zeroes
+    /// the ports (`normal`, the default) or keeps them (`nx-match`).
     #[test]
     fn ipv4_first_fragment_has_ports() {
         let mut f = udp4([1, 1, 1, 1], [2, 2, 2, 2], 7, 9);
