@@ -266,25 +266,37 @@ fn stat(db: &Ovsdb, iface: &str, key: &str) -> u64 {
 #[test]
 fn ovs_vsctl_builds_the_bridge_while_traffic_flows() {
     let mut db = Ovsdb::new("gs");
+    // Bridge names are kernel tap names: one per test and process.
+    let br = format!("vsg{}", std::process::id() % 100000);
     let sw = Switch::start(&db, "gs");
     let hosts = Hosts::new("g", "10.201.0");
     let (l1, l2) = (&hosts.links[0], &hosts.links[1]);
 
     // The OVS-DPDK getting-started sequence, verbatim but for the devargs.
-    db.vsctl("add-br br0 -- set bridge br0 datapath_type=netdev");
     db.vsctl(&format!(
-        "add-port br0 dpdk0 -- set Interface dpdk0 type=dpdk \
+        "add-br {br} -- set bridge {br} datapath_type=netdev"
+    ));
+    db.vsctl(&format!(
+        "add-port {br} dpdk0 -- set Interface dpdk0 type=dpdk \
          options:dpdk-devargs=net_af_packet0,iface={l1}"
     ));
     // A kernel interface as a system port, with a requested OpenFlow number.
     db.vsctl(&format!(
-        "add-port br0 {l2} -- set Interface {l2} ofport_request=10"
+        "add-port {br} {l2} -- set Interface {l2} ofport_request=10"
     ));
-    assert_eq!(db.vsctl("get Interface dpdk0 ofport"), "1");
+    assert_eq!(
+        db.vsctl("get Interface dpdk0 ofport"),
+        "1",
+        "error: {}",
+        db.vsctl("get Interface dpdk0 error")
+    );
     assert_eq!(db.vsctl(&format!("get Interface {l2} ofport")), "10");
-    // The bridge's own internal interface is LOCAL, a tap device named br0.
-    assert_eq!(db.vsctl("get Interface br0 ofport"), "65534");
-    assert!(sh("ip link show br0").status.success(), "no br0 tap device");
+    // The bridge's own internal interface is LOCAL, a tap device named like it.
+    assert_eq!(db.vsctl(&format!("get Interface {br} ofport")), "65534");
+    assert!(
+        sh(&format!("ip link show {br}")).status.success(),
+        "no {br} tap device"
+    );
     assert_eq!(sw.port_numbers(), vec![0, 1, 10]);
 
     // No flows, no controller: a learning bridge, like OVS's NORMAL.
@@ -297,26 +309,28 @@ fn ovs_vsctl_builds_the_bridge_while_traffic_flows() {
 
     // A port that cannot be created gets the error column and ofport -1;
     // the rest keeps running.
-    let o = db.vsctl_raw(
-        "add-port br0 bad0 -- set Interface bad0 type=dpdk options:dpdk-devargs=net_nosuchpmd0",
-    );
+    let o = db.vsctl_raw(&format!(
+        "add-port {br} bad0 -- set Interface bad0 type=dpdk options:dpdk-devargs=net_nosuchpmd0"
+    ));
     let said = String::from_utf8_lossy(&o.stderr);
     assert!(said.contains("bad0"), "ovs-vsctl reported nothing: {said}");
     assert_eq!(db.vsctl("get Interface bad0 ofport"), "-1");
     let err = db.vsctl("get Interface bad0 error");
     assert!(err.contains("net_nosuchpmd0"), "error column: {err}");
-    let o = db.vsctl_raw("add-port br0 noargs -- set Interface noargs type=dpdk");
+    let o = db.vsctl_raw(&format!(
+        "add-port {br} noargs -- set Interface noargs type=dpdk"
+    ));
     assert!(!String::from_utf8_lossy(&o.stderr).is_empty());
     assert!(db
         .vsctl("get Interface noargs error")
         .contains("dpdk-devargs"));
-    db.vsctl("del-port br0 noargs");
+    db.vsctl(&format!("del-port {br} noargs"));
     wait_ping(&hosts, "10.201.0.2");
 
     // A vhost-user client port (QEMU would own the socket) gets a number.
     let vhu = db.dir.join("vhu0.sock");
     db.vsctl(&format!(
-        "add-port br0 vhu0 -- set Interface vhu0 type=dpdkvhostuserclient \
+        "add-port {br} vhu0 -- set Interface vhu0 type=dpdkvhostuserclient \
          options:vhost-server-path={}",
         vhu.display()
     ));
@@ -331,7 +345,9 @@ fn ovs_vsctl_builds_the_bridge_while_traffic_flows() {
         "traffic stopped with the database"
     );
     db.start();
-    db.vsctl("add-port br0 vhu1 -- set Interface vhu1 type=dpdkvhostuser");
+    db.vsctl(&format!(
+        "add-port {br} vhu1 -- set Interface vhu1 type=dpdkvhostuser"
+    ));
     assert!(
         db.dir.join("vhu1").exists(),
         "the dpdkvhostuser socket is in the run directory"
@@ -349,15 +365,15 @@ fn ovs_vsctl_builds_the_bridge_while_traffic_flows() {
     assert!(!log.contains("interface dpdk0 (port 1) removed"), "{log}");
 
     // Removing a port while traffic flows stops that traffic only.
-    db.vsctl(&format!("del-port br0 {l2}"));
+    db.vsctl(&format!("del-port {br} {l2}"));
     assert!(!hosts.ping("10.201.0.2"), "ping crossed a deleted port");
     assert_eq!(sw.port_numbers(), vec![0, 1, 2, 3]);
     // Deleting the bridge removes every port.
-    db.vsctl("del-br br0");
+    db.vsctl(&format!("del-br {br}"));
     wait_until("every port removed", 10, || sw.port_numbers().is_empty());
     assert!(
-        !sh("ip link show br0").status.success(),
-        "br0 tap left behind"
+        !sh(&format!("ip link show {br}")).status.success(),
+        "{br} tap left behind"
     );
 }
 
@@ -369,7 +385,7 @@ fn ofctl_raw(db: &Ovsdb, args: &str) -> Output {
 }
 
 /// Runs `ovs-ofctl -O OpenFlow13` against the bridge by name (it finds
-/// `RUNDIR/br0.mgmt` as with `ovs-vswitchd`); panics on failure.
+/// `RUNDIR/BRIDGE.mgmt` as with `ovs-vswitchd`); panics on failure.
 fn ofctl(db: &Ovsdb, args: &str) -> String {
     let o = ofctl_raw(db, args);
     assert!(
@@ -396,69 +412,81 @@ fn flow_packets(dump: &str, needle: &str) -> u64 {
 #[test]
 fn ovs_ofctl_programs_the_bridge() {
     let db = Ovsdb::new("of");
+    let br = format!("vso{}", std::process::id() % 100000);
     let _sw = Switch::start(&db, "of");
     let hosts = Hosts::new("o", "10.202.0");
     let (l1, l2) = (&hosts.links[0], &hosts.links[1]);
-    db.vsctl("add-br br0 -- set bridge br0 datapath_type=netdev");
-    db.vsctl(&format!("add-port br0 {l1} -- add-port br0 {l2}"));
+    db.vsctl(&format!(
+        "add-br {br} -- set bridge {br} datapath_type=netdev"
+    ));
+    db.vsctl(&format!("add-port {br} {l1} -- add-port {br} {l2}"));
 
     // A standalone bridge without a controller: one NORMAL flow, as OVS.
-    let dump = ofctl(&db, "dump-flows br0");
+    let dump = ofctl(&db, &format!("dump-flows {br}"));
     assert!(dump.contains("priority=0 actions=NORMAL"), "{dump}");
-    let show = ofctl(&db, "show br0");
+    let show = ofctl(&db, &format!("show {br}"));
     assert!(show.contains(&format!("1({l1})")), "{show}");
-    assert!(show.contains("LOCAL(br0)"), "{show}");
+    assert!(show.contains(&format!("LOCAL({br})")), "{show}");
     wait_ping(&hosts, "10.202.0.2");
 
     // A drop flow stops ICMP and counts it; deleting it restores ping.
-    ofctl(&db, "add-flow br0 priority=100,icmp,actions=drop");
+    ofctl(
+        &db,
+        &format!("add-flow {br} priority=100,icmp,actions=drop"),
+    );
     assert!(!hosts.ping("10.202.0.2"), "ping crossed a drop flow");
-    let dump = ofctl(&db, "dump-flows br0");
+    let dump = ofctl(&db, &format!("dump-flows {br}"));
     assert!(flow_packets(&dump, "priority=100,icmp") >= 2, "{dump}");
-    ofctl(&db, "del-flows br0 icmp");
+    ofctl(&db, &format!("del-flows {br} icmp"));
     wait_ping(&hosts, "10.202.0.2");
-    assert!(ofctl(&db, "dump-flows br0").contains("actions=NORMAL"));
+    assert!(ofctl(&db, &format!("dump-flows {br}")).contains("actions=NORMAL"));
 
     // A pipeline: IPv4 goes through table 1, where ICMP is dropped.
     ofctl(
         &db,
-        "add-flow br0 table=0,priority=200,ip,actions=goto_table:1",
+        &format!("add-flow {br} table=0,priority=200,ip,actions=goto_table:1"),
     );
-    ofctl(&db, "add-flow br0 table=1,priority=10,ip,actions=NORMAL");
+    ofctl(
+        &db,
+        &format!("add-flow {br} table=1,priority=10,ip,actions=NORMAL"),
+    );
     wait_ping(&hosts, "10.202.0.2");
     ofctl(
         &db,
-        "add-flow br0 table=1,priority=20,cookie=0x77,icmp,actions=drop",
+        &format!("add-flow {br} table=1,priority=20,cookie=0x77,icmp,actions=drop"),
     );
     assert!(
         !hosts.ping("10.202.0.2"),
         "ping crossed table 1's drop flow"
     );
-    let dump = ofctl(&db, "dump-flows br0 table=1");
+    let dump = ofctl(&db, &format!("dump-flows {br} table=1"));
     assert!(flow_packets(&dump, "cookie=0x77") >= 2, "{dump}");
     // Deleting by cookie removes exactly that flow.
-    ofctl(&db, "del-flows br0 cookie=0x77/-1");
+    ofctl(&db, &format!("del-flows {br} cookie=0x77/-1"));
     wait_ping(&hosts, "10.202.0.2");
-    let dump = ofctl(&db, "dump-flows br0");
+    let dump = ofctl(&db, &format!("dump-flows {br}"));
     assert!(
         !dump.contains("0x77") && dump.contains("goto_table:1"),
         "{dump}"
     );
-    let tables = ofctl(&db, "dump-tables br0");
+    let tables = ofctl(&db, &format!("dump-tables {br}"));
     assert!(tables.contains("table 1:"), "{tables}");
 
     // Groups: an ALL group floods to both ports.
     ofctl(
         &db,
-        "add-group br0 group_id=7,type=all,bucket=output:1,bucket=output:2",
+        &format!("add-group {br} group_id=7,type=all,bucket=output:1,bucket=output:2"),
     );
-    let groups = ofctl(&db, "dump-groups br0");
+    let groups = ofctl(&db, &format!("dump-groups {br}"));
     assert!(groups.contains("group_id=7,type=all"), "{groups}");
-    ofctl(&db, "add-flow br0 table=1,priority=30,arp,actions=group:7");
+    ofctl(
+        &db,
+        &format!("add-flow {br} table=1,priority=30,arp,actions=group:7"),
+    );
     wait_ping(&hosts, "10.202.0.2");
 
     // Port counters move with traffic.
-    let ports = ofctl(&db, "dump-ports br0 1");
+    let ports = ofctl(&db, &format!("dump-ports {br} 1"));
     assert!(ports.contains("rx pkts="), "{ports}");
     assert!(!ports.contains("rx pkts=0,"), "{ports}");
 
@@ -467,26 +495,41 @@ fn ovs_ofctl_programs_the_bridge() {
     // switch's 63 ports.)
     ofctl(
         &db,
-        "add-flow br0 priority=1,udp,tp_dst=9,actions=output:42",
+        &format!("add-flow {br} priority=1,udp,tp_dst=9,actions=output:42"),
     );
-    let o = ofctl_raw(&db, "add-flow br0 ip,actions=output:100");
+    let o = ofctl_raw(&db, &format!("add-flow {br} ip,actions=output:100"));
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("OFPBAC_BAD_OUT_PORT"), "{err}");
-    let o = ofctl_raw(&db, "add-flow br0 table=2,ip,actions=goto_table:1");
+    let o = ofctl_raw(
+        &db,
+        &format!("add-flow {br} table=2,ip,actions=goto_table:1"),
+    );
     assert!(!o.status.success());
-    let o = ofctl_raw(&db, "add-flow br0 udp,actions=meter:1,output:1");
+    let o = ofctl_raw(&db, &format!("add-flow {br} udp,actions=meter:1,output:1"));
     assert!(!o.status.success());
     wait_ping(&hosts, "10.202.0.2");
 
+    // Fragment handling, as `ovs-ofctl set-frags`: OVS's default first.
+    assert!(ofctl(&db, &format!("get-frags {br}")).contains("normal"));
+    ofctl(&db, &format!("set-frags {br} nx-match"));
+    assert!(ofctl(&db, &format!("get-frags {br}")).contains("nx-match"));
+    assert!(!ofctl_raw(&db, &format!("set-frags {br} reassemble"))
+        .status
+        .success());
+    ofctl(&db, &format!("set-frags {br} normal"));
+
     // fail_mode: a standalone bridge whose controller never answers fails
     // open (NORMAL over every flow); secure keeps the flows.
-    ofctl(&db, "add-flow br0 table=0,priority=300,icmp,actions=drop");
+    ofctl(
+        &db,
+        &format!("add-flow {br} table=0,priority=300,icmp,actions=drop"),
+    );
     assert!(!hosts.ping("10.202.0.2"));
-    db.vsctl("set-controller br0 tcp:127.0.0.1:1");
+    db.vsctl(&format!("set-controller {br} tcp:127.0.0.1:1"));
     wait_until("fail-open", 20, || hosts.ping("10.202.0.2"));
-    assert!(!ofctl(&db, "dump-flows br0").contains("0xf0f0f0f0"));
-    db.vsctl("set-fail-mode br0 secure");
+    assert!(!ofctl(&db, &format!("dump-flows {br}")).contains("0xf0f0f0f0"));
+    db.vsctl(&format!("set-fail-mode {br} secure"));
     wait_until("fail-open ends in secure mode", 10, || {
         !hosts.ping("10.202.0.2")
     });

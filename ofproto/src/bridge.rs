@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use openflow::switch_config::SwitchConfig;
+use openflow::switch_config::{flags as frag, SwitchConfig};
 use switch::switch::Switch;
+use switch::table::FragMode;
 
 use crate::port_map::PortMap;
 
@@ -72,12 +73,7 @@ impl Bridge {
             sw,
             ports,
             datapath_id: AtomicU64::new(datapath_id),
-            config: Mutex::new(SwitchConfig {
-                // The switch matches L4 ports of first fragments and none of
-                // later ones: OVS's "nx-match" mode.
-                flags: 3,
-                ..SwitchConfig::default()
-            }),
+            config: Mutex::new(SwitchConfig::default()),
             started: Instant::now(),
         }
     }
@@ -92,14 +88,34 @@ impl Bridge {
         self.datapath_id.store(id, Ordering::Relaxed);
     }
 
-    /// The switch configuration (fragment handling, miss_send_len).
+    /// The switch configuration: the switch's fragment handling and the
+    /// miss_send_len last set.
     pub fn config(&self) -> SwitchConfig {
-        *self.config.lock().unwrap_or_else(|e| e.into_inner())
+        let mut c = *self.config.lock().unwrap_or_else(|e| e.into_inner());
+        c.flags = (c.flags & !frag::FRAG_MASK)
+            | match self.sw.table.snapshot().frag_mode {
+                FragMode::Normal => frag::FRAG_NORMAL,
+                FragMode::Drop => frag::FRAG_DROP,
+                FragMode::NxMatch => frag::FRAG_MASK,
+            };
+        c
     }
 
-    /// Sets the switch configuration.
-    pub fn set_config(&self, c: SwitchConfig) {
+    /// Sets the switch configuration (OpenFlow 1.3 §7.3.2). Fragment
+    /// reassembly (`OFPC_FRAG_REASM`) is refused: the switch does not
+    /// reassemble.
+    pub fn set_config(&self, c: SwitchConfig) -> Result<(), String> {
+        let mode = match c.flags & frag::FRAG_MASK {
+            frag::FRAG_NORMAL => FragMode::Normal,
+            frag::FRAG_DROP => FragMode::Drop,
+            frag::FRAG_MASK => FragMode::NxMatch,
+            _ => return Err("fragment reassembly is not supported".into()),
+        };
+        if self.sw.table.snapshot().frag_mode != mode {
+            self.sw.table.set_frag_mode(mode);
+        }
         *self.config.lock().unwrap_or_else(|e| e.into_inner()) = c;
+        Ok(())
     }
 
     /// The current port numbering.

@@ -296,17 +296,13 @@ fn error(e: &OfError, raw: &[u8]) -> Message {
 }
 
 fn set_config(br: &Bridge, c: SwitchConfig) -> Result<(), OfError> {
-    let frag = c.flags & openflow::switch_config::flags::FRAG_MASK;
-    // The switch implements one fragment policy (see Bridge::new).
-    if frag != br.config().flags & openflow::switch_config::flags::FRAG_MASK {
-        return Err(OfError::new(
+    br.set_config(c).map_err(|why| {
+        OfError::new(
             ErrorType::SwitchConfigFailed,
             error_msg::switch_config_failed::BAD_FLAGS,
-            format!("fragment handling {frag} is not supported (this switch: nx-match)"),
-        ));
-    }
-    br.set_config(c);
-    Ok(())
+            why,
+        )
+    })
 }
 
 fn table_filter(t: u8) -> Result<Option<u8>, OfError> {
