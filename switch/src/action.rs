@@ -392,6 +392,8 @@ pub fn fmt_actions(acts: &[Action]) -> String {
         .join(",")
 }
 
+const CONTROLLER_BIT: u64 = 1 << crate::verdict::CONTROLLER_PORT;
+
 /// Per-packet context the actions need.
 pub struct ExecCtx<'a> {
     /// Ingress port.
@@ -554,7 +556,8 @@ fn execute_l3<F: Frame>(
         match *a {
             Action::Output(p) => {
                 let b = 1u64 << p;
-                if b & ctx.ports_up & !in_bit != 0 {
+                // The controller channel needs no "up" port (see CONTROLLER_PORT).
+                if b & (ctx.ports_up | CONTROLLER_BIT) & !in_bit != 0 {
                     out |= b;
                 } else {
                     why = DropReason::NoOutput;

@@ -30,6 +30,9 @@ use std::sync::Arc;
 
 /// Nesting limit of `resubmit` (as OVS).
 pub const MAX_RESUBMIT_DEPTH: u32 = 64;
+/// Resubmits per translation (as OVS: 64 × 64). Past either limit the
+/// translation fails and the frame is dropped, as OVS does.
+pub const MAX_RESUBMITS: u32 = MAX_RESUBMIT_DEPTH * MAX_RESUBMIT_DEPTH;
 
 /// Longest compiled action list (resubmit loops end here).
 const MAX_ACTIONS: usize = 16_384;
@@ -317,6 +320,10 @@ struct Xlate<'a> {
     seen_output: bool,
     /// Inside a clone segment (a rewriting group bucket).
     in_clone: bool,
+    /// Resubmits so far.
+    resubmits: u32,
+    /// A limit was exceeded: the frame is dropped.
+    error: bool,
 }
 
 fn is_ip(k: &FlowKey) -> bool {
@@ -337,6 +344,7 @@ impl Xlate<'_> {
         }
         if self.out.actions.len() >= MAX_ACTIONS {
             // Plans index actions with u16; a flow this long is a loop.
+            self.error = true;
             self.stop = true;
             return;
         }
@@ -422,11 +430,15 @@ impl Xlate<'_> {
             }
             match *a {
                 Action::Resubmit(t) => {
-                    if self.depth < MAX_RESUBMIT_DEPTH {
-                        self.depth += 1;
-                        self.table(t, true);
-                        self.depth -= 1;
+                    self.resubmits += 1;
+                    if self.depth >= MAX_RESUBMIT_DEPTH || self.resubmits > MAX_RESUBMITS {
+                        self.error = true;
+                        self.stop = true;
+                        return;
                     }
+                    self.depth += 1;
+                    self.table(t, true);
+                    self.depth -= 1;
                 }
                 Action::Group(g) => self.group(g),
                 Action::Drop => {}
@@ -474,7 +486,7 @@ impl Xlate<'_> {
                 self.seg_start = end;
             }
             self.key = saved;
-            self.stop = false;
+            self.stop = self.error;
         }
         chosen.truncate(start);
         self.buckets = chosen;
@@ -564,6 +576,8 @@ pub(crate) fn compile(
         seg_start: 0,
         seen_output: false,
         in_clone: false,
+        resubmits: 0,
+        error: false,
     };
     x.table(0, false);
     let miss = x.out.rules.is_empty();
@@ -573,6 +587,13 @@ pub(crate) fn compile(
         x.actions(&set);
     }
     x.finish_plan();
+    if x.error {
+        // Too deep or too long: drop the frame (the rules traversed still
+        // count it).
+        x.out.actions.clear();
+        x.out.plan.clear();
+        x.out.empty_reason = DropReason::Action;
+    }
     let c = &mut x.out;
     c.simple = c.plan.is_empty()
         && c.actions

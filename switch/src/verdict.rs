@@ -3,6 +3,13 @@
 /// Highest port number + 1: output sets are a `u64` bitmask.
 pub const MAX_PORTS: u16 = 64;
 
+/// The controller channel (OpenFlow's `CONTROLLER` port: frames to it
+/// become packet-ins). An output to it is taken whether or not a port of
+/// that number is up, and floods never include it (it is never added as a
+/// switch port). Without an OpenFlow controller channel, nothing polls it
+/// and such outputs are counted as the port's tx drops.
+pub const CONTROLLER_PORT: u16 = MAX_PORTS - 1;
+
 /// Why a frame was dropped. The discriminant indexes counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]

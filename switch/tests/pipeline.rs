@@ -761,3 +761,12 @@ fn removed_rules_with_send_flow_rem_are_kept_for_flow_removed() {
     );
     assert!(sw.table.take_removed().is_empty());
 }
+
+#[test]
+fn resubmit_explosions_are_bounded_and_drop() {
+    // Two resubmits per level: 2^64 visits without a total budget.
+    let sw = switch_with(&["actions=output:2,resubmit(,0),resubmit(,0)"], &[1, 2]);
+    let mut dp = sw.datapath(0);
+    let (v, _) = send(&mut dp, 1, &udp([10, 0, 0, 2], 1), 0);
+    assert_eq!(v, Verdict::Drop(DropReason::Action));
+}
