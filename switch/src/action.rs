@@ -471,6 +471,10 @@ pub struct Seg {
     pub end: u16,
     /// Run on a copy (its outputs leave as that copy).
     pub clone: bool,
+    /// (Clone segments) continue on the previous clone segment's copy (a
+    /// bucket that rewrites after an output is cut like a frame list),
+    /// rather than on a fresh copy of the frame.
+    pub cont: bool,
 }
 
 /// Execute an action list cut into `plan` (see [`Seg`]), for lists that
@@ -495,16 +499,39 @@ pub fn execute_plan<F: Frame>(
     let mut l3 = l3;
     let last_run = plan.iter().rposition(|s| !s.clone);
     let (mut out, mut why) = (0u64, DropReason::Action);
+    // The copy clone segments run on, and whether it was dropped (its
+    // continuation segments are then skipped).
+    let (mut clone, mut clone_l3, mut clone_dead) = (None::<F>, 0usize, false);
     for (i, s) in plan.iter().enumerate() {
         let seg = acts
             .get(usize::from(s.start)..usize::from(s.end))
             .unwrap_or(&[]);
         if s.clone {
             if let Some(sink) = copies.as_deref_mut() {
-                if let Some(mut d) = frame.duplicate() {
-                    let mut l = l3;
-                    if let Verdict::Output(m) = execute_l3(seg, &mut d, &mut l, ctx, ev) {
-                        sink.push((d, m));
+                if !s.cont {
+                    clone = frame.duplicate();
+                    (clone_l3, clone_dead) = (l3, false);
+                }
+                if clone_dead {
+                    continue;
+                }
+                if let Some(c) = clone.as_mut() {
+                    let more = plan.get(i + 1).is_some_and(|n| n.clone && n.cont);
+                    match execute_l3(seg, c, &mut clone_l3, ctx, ev) {
+                        Verdict::Output(m) if more => {
+                            if let Some(d) = c.duplicate() {
+                                sink.push((d, m));
+                            }
+                        }
+                        Verdict::Output(m) => {
+                            if let Some(c) = clone.take() {
+                                sink.push((c, m));
+                            }
+                        }
+                        Verdict::Drop(DropReason::TtlExpired | DropReason::NoHeadroom) => {
+                            clone_dead = true;
+                        }
+                        Verdict::Drop(_) => {}
                     }
                     continue;
                 }

@@ -396,6 +396,7 @@ impl Xlate<'_> {
                 start: self.seg_start as u16,
                 end: end as u16,
                 clone: false,
+                cont: false,
             });
         }
         self.seg_start = end;
@@ -462,34 +463,58 @@ impl Xlate<'_> {
             // bucket that rewrites becomes a clone segment, and the key is
             // restored after it.
             let acts = &g.spec.buckets[b as usize].actions;
-            let clone = acts.iter().any(Action::modifies);
-            if clone {
-                self.cut();
-                self.in_clone = true;
-            }
-            let (saved, start) = (self.key, self.out.actions.len());
-            for a in acts {
-                if !self.stop {
-                    self.prim(*a);
+            let saved = self.key;
+            if acts.iter().any(Action::modifies) {
+                self.clone_bucket(acts);
+            } else {
+                for a in acts {
+                    if !self.stop {
+                        self.prim(*a);
+                    }
                 }
-            }
-            if clone {
-                self.in_clone = false;
-                let end = self.out.actions.len();
-                if end > start {
-                    self.out.plan.push(Seg {
-                        start: start as u16,
-                        end: end as u16,
-                        clone: true,
-                    });
-                }
-                self.seg_start = end;
             }
             self.key = saved;
             self.stop = self.error;
         }
         chosen.truncate(start);
         self.buckets = chosen;
+    }
+
+    /// A bucket that rewrites: clone segments (cut again where it rewrites
+    /// after an output, the pieces continuing on the same copy); a
+    /// trailing piece without outputs is dropped (nobody sees it).
+    fn clone_bucket(&mut self, acts: &[Action]) {
+        self.cut();
+        self.in_clone = true;
+        let (mut start, mut seen, mut first) = (self.out.actions.len(), false, true);
+        for a in acts {
+            if self.stop {
+                break;
+            }
+            if a.modifies() && seen {
+                self.out.plan.push(Seg {
+                    start: start as u16,
+                    end: self.out.actions.len() as u16,
+                    clone: true,
+                    cont: !first,
+                });
+                (start, seen, first) = (self.out.actions.len(), false, false);
+            }
+            self.prim(*a);
+            seen |= a.may_output();
+        }
+        if seen {
+            self.out.plan.push(Seg {
+                start: start as u16,
+                end: self.out.actions.len() as u16,
+                clone: true,
+                cont: !first,
+            });
+        } else {
+            self.out.actions.truncate(start);
+        }
+        self.in_clone = false;
+        self.seg_start = self.out.actions.len();
     }
 
     /// Look up table `t` and run the rule found. `resubmit`: a miss just
