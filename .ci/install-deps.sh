@@ -16,7 +16,9 @@ TEST_PKGS=(tgt libiscsi-bin tshark tcpdump iproute2 iputils-ping ethtool procps 
            qemu-system-x86 linux-image-amd64 busybox-static cpio kmod
            # OVS's own management tools: ovsdb-server, ovsdb-tool, ovs-vsctl,
            # ovs-ofctl and vswitch.ovsschema (vswitch run --ovsdb, OpenFlow).
-           openvswitch-common openvswitch-switch)
+           openvswitch-common openvswitch-switch
+           # A venv for the Python test peers below.
+           python3-venv python3-pip)
 # Benchmarks: the peers compared against.
 PERF_PKGS=(openvswitch-switch-dpdk qemu-block-extra)
 
@@ -49,6 +51,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# Test peers from PyPI, in their own venv: os-ken, the OpenFlow controller
+# framework tests/ovs.rs runs (tests/controllers/).
+VENV=/opt/vswitch-venv
+case "${1:-all}" in
+  test|all)
+    if ! "$VENV/bin/python" -c 'import os_ken' >/dev/null 2>&1; then
+      echo "install-deps: creating $VENV with os-ken"
+      rm -rf "$VENV"
+      python3 -m venv "$VENV"
+      "$VENV/bin/pip" install -q 'os-ken==4.2.2'
+    fi
+    ;;
+esac
 
 # Rust toolchain components used by CI.
 if command -v rustup >/dev/null 2>&1; then

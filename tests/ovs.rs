@@ -3,11 +3,19 @@
 //! `ovs-vsctl` adding and removing bridges and ports while traffic flows
 //! between two network namespaces.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
+
+/// One switch at a time: each busy-polls a core of this 2-core machine,
+/// and three at once starve the kernel's side of the veths.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn sh(cmd: &str) -> Output {
     Command::new("sh").arg("-c").arg(cmd).output().unwrap()
@@ -265,6 +273,7 @@ fn stat(db: &Ovsdb, iface: &str, key: &str) -> u64 {
 
 #[test]
 fn ovs_vsctl_builds_the_bridge_while_traffic_flows() {
+    let _one = serial();
     let mut db = Ovsdb::new("gs");
     // Bridge names are kernel tap names: one per test and process.
     let br = format!("vsg{}", std::process::id() % 100000);
@@ -297,7 +306,8 @@ fn ovs_vsctl_builds_the_bridge_while_traffic_flows() {
         sh(&format!("ip link show {br}")).status.success(),
         "no {br} tap device"
     );
-    assert_eq!(sw.port_numbers(), vec![0, 1, 10]);
+    // (63: the controller channel.)
+    assert_eq!(sw.port_numbers(), vec![0, 1, 10, 63]);
 
     // No flows, no controller: a learning bridge, like OVS's NORMAL.
     wait_ping(&hosts, "10.201.0.2");
@@ -367,10 +377,10 @@ fn ovs_vsctl_builds_the_bridge_while_traffic_flows() {
     // Removing a port while traffic flows stops that traffic only.
     db.vsctl(&format!("del-port {br} {l2}"));
     assert!(!hosts.ping("10.201.0.2"), "ping crossed a deleted port");
-    assert_eq!(sw.port_numbers(), vec![0, 1, 2, 3]);
+    assert_eq!(sw.port_numbers(), vec![0, 1, 2, 3, 63]);
     // Deleting the bridge removes every port.
     db.vsctl(&format!("del-br {br}"));
-    wait_until("every port removed", 10, || sw.port_numbers().is_empty());
+    wait_until("every port removed", 10, || sw.port_numbers() == [63]);
     assert!(
         !sh(&format!("ip link show {br}")).status.success(),
         "{br} tap left behind"
@@ -411,6 +421,7 @@ fn flow_packets(dump: &str, needle: &str) -> u64 {
 
 #[test]
 fn ovs_ofctl_programs_the_bridge() {
+    let _one = serial();
     let db = Ovsdb::new("of");
     let br = format!("vso{}", std::process::id() % 100000);
     let _sw = Switch::start(&db, "of");
@@ -533,4 +544,96 @@ fn ovs_ofctl_programs_the_bridge() {
     wait_until("fail-open ends in secure mode", 10, || {
         !hosts.ping("10.202.0.2")
     });
+}
+
+/// An os-ken controller running `tests/controllers/learning_switch.py`,
+/// killed on drop; what it printed is in `log`.
+struct Controller {
+    child: Child,
+    log: PathBuf,
+}
+
+/// The Python that has os-ken (`.ci/install-deps.sh test` makes this venv).
+const OSKEN_PYTHON: &str = "/opt/vswitch-venv/bin/python";
+
+impl Controller {
+    fn start(db: &Ovsdb, port: u16) -> Controller {
+        assert!(
+            Path::new(OSKEN_PYTHON).exists(),
+            "{OSKEN_PYTHON} is missing: bash .ci/install-deps.sh test (a venv with os-ken)"
+        );
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/controllers");
+        let log = db.dir.join(format!("osken-{port}.log"));
+        let child = Command::new(OSKEN_PYTHON)
+            .arg(format!("{dir}/run_osken.py"))
+            .arg(port.to_string())
+            .arg(format!("{dir}/learning_switch.py"))
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let c = Controller { child, log };
+        wait_until("os-ken listening", 30, || c.log().contains("listening"));
+        c
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        kill(&mut self.child, libc::SIGKILL);
+    }
+}
+
+#[test]
+fn an_os_ken_controller_drives_the_switch() {
+    let _one = serial();
+    let db = Ovsdb::new("ctl");
+    let br = format!("vsc{}", std::process::id() % 100000);
+    let _sw = Switch::start(&db, "ctl");
+    let hosts = Hosts::new("c", "10.203.0");
+    let (l1, l2) = (&hosts.links[0], &hosts.links[1]);
+    let port = 16000 + (std::process::id() % 1000) as u16;
+    // Secure mode: nothing forwards until the controller says so.
+    db.vsctl(&format!(
+        "add-br {br} -- set bridge {br} datapath_type=netdev fail_mode=secure \
+         -- add-port {br} {l1} -- add-port {br} {l2}"
+    ));
+    assert!(!ofctl(&db, &format!("dump-flows {br}")).contains("actions"));
+    assert!(
+        !hosts.ping("10.203.0.2"),
+        "secure bridge forwarded without flows"
+    );
+
+    db.vsctl(&format!("set-controller {br} tcp:127.0.0.1:{port}"));
+    let ctl = Controller::start(&db, port);
+    // ARP and ICMP go to the controller as packet-ins, come back as
+    // packet-outs, and the controller installs a flow per learned MAC.
+    wait_ping(&hosts, "10.203.0.2");
+    let log = ctl.log();
+    assert!(log.contains("connected dpid="), "{log}");
+    assert!(log.contains("packet_in in_port=1"), "{log}");
+    assert!(log.contains("packet_in in_port=2"), "{log}");
+    let dump = ofctl(&db, &format!("dump-flows {br}"));
+    assert!(
+        dump.contains("priority=0 actions=CONTROLLER:65535"),
+        "{dump}"
+    );
+    assert!(dump.contains("priority=1,in_port=1,dl_dst="), "{dump}");
+    assert!(
+        flow_packets(&dump, "priority=1,in_port=2,dl_dst=") >= 1,
+        "{dump}"
+    );
+
+    // Secure mode keeps the controller's flows when it goes.
+    drop(ctl);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        hosts.ping("10.203.0.2"),
+        "learned flows lost with the controller"
+    );
+    assert!(ofctl(&db, &format!("dump-flows {br}")).contains("priority=1,in_port=1"));
 }

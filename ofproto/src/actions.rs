@@ -188,6 +188,7 @@ pub fn to_switch(ins: &[Instruction], ports: &PortMap) -> Result<SwitchActions, 
 /// The OpenFlow form of one switch action.
 pub fn action_from_switch(a: &Action, ports: &PortMap) -> Option<OfAction> {
     Some(match *a {
+        // Whole frames (no buffering): OFPCML_NO_BUFFER.
         Action::Output(n) => OfAction::output(ports.to_openflow(n)),
         Action::Flood => OfAction::output(port_no::FLOOD),
         Action::Normal => OfAction::output(port_no::NORMAL),
@@ -284,6 +285,15 @@ mod tests {
         assert_eq!(s.instructions.write_actions, Some(vec![Action::Normal]));
         let back = from_switch(&s.actions, &s.instructions, &p);
         assert_eq!(back, ins);
+    }
+
+    #[test]
+    fn controller_is_the_controller_channel() {
+        let p = PortMap::new(Some(0));
+        let a = action_to_switch(&OfAction::output(port_no::CONTROLLER), &p).unwrap();
+        assert_eq!(a, Action::Output(switch::verdict::CONTROLLER_PORT));
+        let back = action_from_switch(&a, &p).unwrap();
+        assert_eq!(back, OfAction::output(port_no::CONTROLLER));
     }
 
     #[test]

@@ -2,10 +2,14 @@
 //! switch configuration, and what it asks of the process that runs its
 //! ports ([`Ports`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use openflow::message::Message;
+use openflow::oxm::{Field, OxmField};
+use openflow::packet_in::PacketIn;
 use openflow::switch_config::{flags as frag, SwitchConfig};
 use switch::switch::Switch;
 use switch::table::FragMode;
@@ -45,12 +49,41 @@ pub struct PortInfo {
     pub age_secs: u32,
 }
 
+/// What a PACKET_OUT asks for, once translated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacketOut {
+    /// The switch port the frame counts as received on (`None`: the
+    /// controller, OpenFlow's `OFPP_CONTROLLER`).
+    pub in_port: Option<u16>,
+    /// The actions to run on it; `None` runs it through the flow tables
+    /// (an output to `OFPP_TABLE`).
+    pub actions: Option<Vec<switch::action::Action>>,
+    /// The frame.
+    pub data: Vec<u8>,
+}
+
 /// What the bridge needs from the process that runs its ports.
 pub trait Ports: Send + Sync {
     /// The bridge's ports now.
     fn ports(&self) -> Vec<PortInfo>;
     /// The switch port that is the bridge's `LOCAL` port, if any.
     fn local_port(&self) -> Option<u16>;
+    /// Sends a controller's frame (PACKET_OUT) through the datapath.
+    fn packet_out(&self, p: PacketOut) -> Result<(), String> {
+        let _ = p;
+        Err("this datapath has no controller channel".into())
+    }
+}
+
+/// A controller connection's side for asynchronous messages (packet-in):
+/// the writing half of its socket, shared with the connection's replies.
+pub struct AsyncPeer {
+    /// The socket's writing half.
+    pub writer: Mutex<Box<dyn Write + Send>>,
+    /// HELLOs were exchanged (nothing asynchronous is sent before).
+    pub ready: AtomicBool,
+    /// The peer is gone.
+    pub closed: AtomicBool,
 }
 
 /// An OpenFlow bridge over a switch.
@@ -63,6 +96,8 @@ pub struct Bridge {
     datapath_id: AtomicU64,
     config: Mutex<SwitchConfig>,
     started: Instant,
+    peers: Mutex<Vec<Arc<AsyncPeer>>>,
+    packet_ins: AtomicU64,
 }
 
 impl Bridge {
@@ -75,6 +110,8 @@ impl Bridge {
             datapath_id: AtomicU64::new(datapath_id),
             config: Mutex::new(SwitchConfig::default()),
             started: Instant::now(),
+            peers: Mutex::new(Vec::new()),
+            packet_ins: AtomicU64::new(0),
         }
     }
 
@@ -136,5 +173,64 @@ impl Bridge {
     /// When the bridge was created.
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// Sends a controller's frame through the datapath.
+    pub fn packet_out(&self, p: PacketOut) -> Result<(), String> {
+        self.ports.packet_out(p)
+    }
+
+    /// Registers a controller connection for asynchronous messages.
+    pub fn add_peer(&self, p: Arc<AsyncPeer>) {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers.retain(|p| !p.closed.load(Ordering::Relaxed));
+        peers.push(p);
+    }
+
+    /// Packet-ins sent so far (each counted once, whatever the number of
+    /// controllers).
+    pub fn packet_ins(&self) -> u64 {
+        self.packet_ins.load(Ordering::Relaxed)
+    }
+
+    /// Sends a frame that reached the controller channel to every
+    /// connected controller as a PACKET_IN (OpenFlow 1.3 §7.4.1): unbuffered,
+    /// the whole frame, its ingress port in the match. Returns how many
+    /// controllers it went to.
+    pub fn packet_in(&self, in_port: Option<u16>, frame: &[u8]) -> usize {
+        let map = self.port_map();
+        let port = in_port.map_or(crate::port_map::OFPP_CONTROLLER, |p| map.to_openflow(p));
+        let msg = Message::PacketIn(PacketIn {
+            buffer_id: 0xffff_ffff,
+            total_len: frame.len().min(usize::from(u16::MAX)) as u16,
+            reason: openflow::packet_in::reason::ACTION,
+            table_id: 0,
+            cookie: u64::MAX,
+            matching: openflow::Match {
+                fields: vec![OxmField::exact(Field::InPort, &port.to_be_bytes())],
+            },
+            data: frame.to_vec(),
+        });
+        let Ok(bytes) = msg.to_vec(0) else {
+            return 0;
+        };
+        let peers: Vec<Arc<AsyncPeer>> = {
+            let mut p = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            p.retain(|p| !p.closed.load(Ordering::Relaxed));
+            p.clone()
+        };
+        let mut sent = 0;
+        for p in peers.iter().filter(|p| p.ready.load(Ordering::Relaxed)) {
+            let mut w = p.writer.lock().unwrap_or_else(|e| e.into_inner());
+            if w.write_all(&bytes).is_ok() {
+                sent += 1;
+            } else {
+                p.closed.store(true, Ordering::Relaxed);
+            }
+        }
+        if sent > 0 {
+            self.packet_ins.fetch_add(1, Ordering::Relaxed);
+        }
+        sent
     }
 }

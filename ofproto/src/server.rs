@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::bridge::Bridge;
+use crate::bridge::{AsyncPeer, Bridge};
 use crate::conn::Connection;
 
 /// OpenFlow's IANA port (`tcp:IP` without a port).
@@ -26,11 +26,17 @@ const PROBE: Duration = Duration::from_secs(5);
 /// A stream a connection runs on.
 trait Stream: Read + Write + Send + 'static {
     fn set_timeout(&self, d: Duration) -> std::io::Result<()>;
+    /// A second handle that writes to the same socket.
+    fn writer(&self) -> std::io::Result<Box<dyn Write + Send>>;
 }
 
 impl Stream for UnixStream {
     fn set_timeout(&self, d: Duration) -> std::io::Result<()> {
         self.set_read_timeout(Some(d))
+    }
+
+    fn writer(&self) -> std::io::Result<Box<dyn Write + Send>> {
+        Ok(Box::new(self.try_clone()?))
     }
 }
 
@@ -38,6 +44,10 @@ impl Stream for TcpStream {
     fn set_timeout(&self, d: Duration) -> std::io::Result<()> {
         self.set_nodelay(true)?;
         self.set_read_timeout(Some(d))
+    }
+
+    fn writer(&self) -> std::io::Result<Box<dyn Write + Send>> {
+        Ok(Box::new(self.try_clone()?))
     }
 }
 
@@ -93,50 +103,69 @@ impl Target {
     }
 }
 
-/// Runs one connection until the peer goes, `stop` is raised, or (with
-/// `probe`) the peer stops answering echo requests.
-fn serve<S: Stream>(mut s: S, br: Arc<Bridge>, stop: Arc<AtomicBool>, probe: bool) {
+/// Runs one connection until the peer goes, `stop` is raised, or (for a
+/// controller) the peer stops answering echo requests. Controllers also
+/// get the bridge's asynchronous messages (packet-ins), written under the
+/// same lock as the replies so messages never interleave.
+fn serve<S: Stream>(mut s: S, br: Arc<Bridge>, stop: Arc<AtomicBool>, controller: bool) {
     let mut c = Connection::new();
-    if s.set_timeout(TICK).is_err() || s.write_all(&c.hello()).is_err() {
+    let Ok(w) = s.writer() else { return };
+    let peer = Arc::new(AsyncPeer {
+        writer: Mutex::new(w),
+        ready: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
+    });
+    let send = |bytes: &[u8]| -> bool {
+        let mut w = peer.writer.lock().unwrap_or_else(|e| e.into_inner());
+        w.write_all(bytes).is_ok()
+    };
+    if s.set_timeout(TICK).is_err() || !send(&c.hello()) {
         return;
+    }
+    if controller {
+        br.add_peer(Arc::clone(&peer));
     }
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
     let mut heard = Instant::now();
     let mut probed = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.load(Ordering::Relaxed) && !peer.closed.load(Ordering::Relaxed) {
         match s.read(&mut buf) {
-            Ok(0) => return,
+            Ok(0) => break,
             Ok(n) => {
                 heard = Instant::now();
                 out.clear();
                 let r = c.receive(&buf[..n], &br, &mut out);
-                if !out.is_empty() && s.write_all(&out).is_err() {
-                    return;
+                if !out.is_empty() && !send(&out) {
+                    break;
+                }
+                if c.is_negotiated() {
+                    peer.ready.store(true, Ordering::Relaxed);
                 }
                 if let Err(e) = r {
                     eprintln!("ofproto {}: closing a connection: {e:?}", br.name);
-                    return;
+                    break;
                 }
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return,
+            Err(_) => break,
         }
-        if probe && heard.elapsed() > PROBE && probed.elapsed() > PROBE {
+        if controller && heard.elapsed() > PROBE && probed.elapsed() > PROBE {
             if heard.elapsed() > PROBE * 3 {
                 eprintln!(
                     "ofproto {}: controller silent for 15 s, disconnecting",
                     br.name
                 );
-                return;
+                break;
             }
             probed = Instant::now();
-            if s.write_all(&c.echo_request()).is_err() {
-                return;
+            if !send(&c.echo_request()) {
+                break;
             }
         }
     }
+    peer.closed.store(true, Ordering::Relaxed);
 }
 
 /// A running listener or controller connection; stopped on drop.

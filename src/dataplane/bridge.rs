@@ -31,13 +31,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ofproto::bridge::{Bridge as OfBridge, PortInfo};
+use ofproto::bridge::{Bridge as OfBridge, PacketOut, PortInfo};
 use ofproto::server::Services;
 use ovsdb::{BridgeConfig, Datapath, InterfaceConfig, InterfaceState};
 use switch::rule::{FlowFilter, RuleSpec};
 use switch::switch::Switch;
-use switch::verdict::MAX_PORTS;
+use switch::verdict::{CONTROLLER_PORT, MAX_PORTS};
 
+use super::controller::Channel;
 use super::port_desc::PortDesc;
 use super::ports::Ports;
 
@@ -72,6 +73,8 @@ struct Served {
     config: BridgeConfig,
     of: Arc<OfBridge>,
     services: Services,
+    /// The packet-in dispatcher and its stop flag.
+    dispatcher: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
     /// Since when no controller has been connected (with controllers set).
     alone_since: Option<Instant>,
     fail_open: bool,
@@ -91,6 +94,7 @@ struct State {
 pub struct Bridge {
     sw: Arc<Switch>,
     ports: Arc<Ports>,
+    channel: Option<Arc<Channel>>,
     rundir: PathBuf,
     running: Arc<AtomicBool>,
     ifaces: Ifaces,
@@ -101,6 +105,7 @@ pub struct Bridge {
 struct PortView {
     ports: Arc<Ports>,
     ifaces: Ifaces,
+    channel: Option<Arc<Channel>>,
 }
 
 impl ofproto::bridge::Ports for PortView {
@@ -142,6 +147,13 @@ impl ofproto::bridge::Ports for PortView {
             .find(|i| i.ofport == OFPORT_LOCAL)
             .map(|i| i.no)
     }
+
+    fn packet_out(&self, p: PacketOut) -> Result<(), String> {
+        match &self.channel {
+            Some(ch) => ch.packet_out(p),
+            None => Err("no controller channel".into()),
+        }
+    }
 }
 
 /// A datapath id from the bridge name when OVSDB gives none (OVS derives
@@ -166,10 +178,12 @@ impl Bridge {
         ports: Arc<Ports>,
         rundir: PathBuf,
         running: Arc<AtomicBool>,
+        channel: Option<Arc<Channel>>,
     ) -> Bridge {
         Bridge {
             sw,
             ports,
+            channel,
             rundir,
             running,
             ifaces: Arc::default(),
@@ -265,10 +279,11 @@ impl Bridge {
     fn pick(&self, local: bool, request: Option<u16>) -> Result<u16, String> {
         let free = |n: u16| !self.ports.has(n);
         if let Some(r) = request {
-            if !(1..MAX_PORTS).contains(&r) {
+            if !(1..CONTROLLER_PORT).contains(&r) {
                 return Err(format!(
-                    "ofport_request {r} is outside this switch's ports 1..={}",
-                    MAX_PORTS - 1
+                    "ofport_request {r} is outside this switch's ports 1..={} \
+                     ({CONTROLLER_PORT} is the controller channel)",
+                    CONTROLLER_PORT - 1
                 ));
             }
             return if free(r) {
@@ -280,7 +295,7 @@ impl Bridge {
         if local && free(0) {
             return Ok(0);
         }
-        (1..MAX_PORTS)
+        (1..CONTROLLER_PORT)
             .find(|n| free(*n))
             .ok_or_else(|| format!("the switch has its maximum of {MAX_PORTS} ports"))
     }
@@ -304,8 +319,21 @@ impl Datapath for Bridge {
                 let view = Arc::new(PortView {
                     ports: Arc::clone(&self.ports),
                     ifaces: Arc::clone(&self.ifaces),
+                    channel: self.channel.clone(),
                 });
                 let of = Arc::new(OfBridge::new(&br.name, Arc::clone(&self.sw), view, dpid));
+                let dispatcher = match &self.channel {
+                    Some(ch) => {
+                        let stop = Arc::new(AtomicBool::new(false));
+                        let t = ch.spawn_dispatcher(
+                            Arc::clone(&of),
+                            Arc::clone(&self.ports),
+                            Arc::clone(&stop),
+                        )?;
+                        Some((stop, t))
+                    }
+                    None => None,
+                };
                 // A new standalone bridge without controllers is a learning
                 // switch, as in OVS.
                 if br.controllers.is_empty() && !is_secure(br) {
@@ -315,6 +343,7 @@ impl Datapath for Bridge {
                     config: br.clone(),
                     of,
                     services: Services::default(),
+                    dispatcher,
                     alone_since: None,
                     fail_open: false,
                 })
@@ -334,6 +363,10 @@ impl Datapath for Bridge {
             eprintln!("vswitch: bridge {name} removed from OVSDB");
             if let Some(b) = st.bridge.take() {
                 b.services.clear();
+                if let Some((stop, t)) = b.dispatcher {
+                    stop.store(true, Ordering::Relaxed);
+                    let _ = t.join();
+                }
             }
             // The bridge's flows and groups go with it.
             let now = self.sw.now_ms();

@@ -11,6 +11,7 @@
 
 pub mod bridge;
 pub mod config;
+pub mod controller;
 pub mod mbuf_frame;
 pub mod ovs_eal;
 pub mod port_desc;
@@ -233,7 +234,16 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     };
 
     // OVSDB: bridges and ports from the database, kept in step with it
-    // while the switch runs.
+    // while the switch runs; OpenFlow controllers reach the datapath
+    // through the controller channel (port 63).
+    let channel = match &cfg.ovsdb {
+        Some(_) => {
+            let (port, ch) = controller::link(n_workers, Arc::clone(&pool))?;
+            ports.add_controller(port)?;
+            Some(ch)
+        }
+        None => None,
+    };
     let ovsdb = match &cfg.ovsdb {
         Some(target) => {
             let bridge = Arc::new(bridge::Bridge::new(
@@ -241,6 +251,7 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
                 Arc::clone(&ports),
                 cfg.rundir.clone(),
                 Arc::clone(&running),
+                channel.clone(),
             ));
             let handle = ovsdb::spawn(
                 target,
@@ -333,6 +344,9 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
         );
         if let Some(p) = &patch {
             w.set_patch_panel(p);
+        }
+        if let Some(ch) = &channel {
+            w.set_packet_outs(Arc::clone(&ch.jobs));
         }
         // The first worker also polls the storage queues (and through them
         // the host stack): one core for the switch and the storage path.

@@ -15,8 +15,19 @@ use crossbeam_queue::ArrayQueue;
 use dpdk::{Mempool, Port, PortConfig, PortStats, RxQueue, TxQueue};
 use switch::control::{PortBackend, PortInfo, PortSpec};
 use switch::switch::Switch;
-use switch::verdict::MAX_PORTS;
+use switch::verdict::{CONTROLLER_PORT, MAX_PORTS};
 use usertcp::device::FrameBytes;
+
+/// What a port is to the switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A DPDK device from devargs.
+    Device,
+    /// The switch's end of the internal port (fed by the host stack).
+    Internal,
+    /// The switch's end of the controller channel.
+    Controller,
+}
 
 /// A change a worker applies between bursts.
 pub enum WorkerCmd {
@@ -137,7 +148,7 @@ impl Ports {
     /// Probes, configures and starts a port, hands its queues to the
     /// workers and declares it to the switch. Returns its port number.
     pub fn add(&self, devargs: &str, want: Option<u16>) -> Result<u16, String> {
-        self.add_with(devargs, want, false, || {
+        self.add_with(devargs, want, Kind::Device, || {
             Port::probe(devargs).map_err(|e| e.to_string())
         })
     }
@@ -153,7 +164,7 @@ impl Ports {
         bytes: Arc<FrameBytes>,
     ) -> Result<u16, String> {
         let name = port.name().to_owned();
-        let no = self.add_with(&name, want, true, move || Ok(port))?;
+        let no = self.add_with(&name, want, Kind::Internal, move || Ok(port))?;
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = entries.iter_mut().find(|e| e.no == no) {
             e.bytes = Some(bytes);
@@ -172,11 +183,21 @@ impl Ports {
         }
     }
 
+    /// Adds the switch's end of the controller channel as port
+    /// [`CONTROLLER_PORT`]: polled and sent to like any port, but never a
+    /// switch port (floods skip it; see `switch::verdict::CONTROLLER_PORT`).
+    pub fn add_controller(&self, port: Port) -> Result<u16, String> {
+        let name = port.name().to_owned();
+        self.add_with(&name, Some(CONTROLLER_PORT), Kind::Controller, move || {
+            Ok(port)
+        })
+    }
+
     fn add_with(
         &self,
         devargs: &str,
         want: Option<u16>,
-        internal: bool,
+        kind: Kind,
         make: impl FnOnce() -> Result<Port, String>,
     ) -> Result<u16, String> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -243,14 +264,16 @@ impl Ports {
                 *n += 1;
                 w
             };
-            let wake = if internal {
-                RxWake::SelfFed
-            } else {
-                port.rx_wake_fd(q).map_or(RxWake::Never, RxWake::Fd)
+            let wake = match kind {
+                Kind::Internal => RxWake::SelfFed,
+                Kind::Controller => RxWake::Never,
+                Kind::Device => port.rx_wake_fd(q).map_or(RxWake::Never, RxWake::Fd),
             };
             self.send(w, WorkerCmd::AddRx(no, rxq, wake));
         }
-        self.sw.port_add(no)?;
+        if kind != Kind::Controller {
+            self.sw.port_add(no)?;
+        }
         entries.push(Entry {
             no,
             devargs: devargs.to_owned(),

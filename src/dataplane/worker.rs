@@ -18,10 +18,14 @@ use std::sync::Arc;
 use crossbeam_queue::ArrayQueue;
 use dpdk::{Burst, Mbuf, RxQueue, TxQueue, BURST_SIZE};
 use hdrhistogram::Histogram;
+use switch::action::{execute, ExecCtx, ExecEvents};
 use switch::datapath::{Datapath, TxGroups};
+use switch::frame::Frame;
+use switch::key::FlowKey;
 use switch::switch::Switch;
-use switch::verdict::{Verdict, MAX_PORTS};
+use switch::verdict::{DropReason, Verdict, CONTROLLER_PORT, MAX_PORTS};
 
+use super::controller::Job;
 use super::mbuf_frame::MbufFrame;
 use super::ports::{RxWake, TxDrops, WorkerCmd};
 
@@ -138,6 +142,9 @@ pub struct Worker {
     /// Other polled work served by this core between bursts (the storage
     /// queues and the host TCP stack), once per loop iteration.
     hook: Option<PollHook>,
+    /// What to do with each frame from the controller channel (port
+    /// [`CONTROLLER_PORT`]), in arrival order.
+    jobs: Option<Arc<ArrayQueue<Job>>>,
 }
 
 /// Work a worker polls between bursts (see [`Worker::set_poll_hook`]):
@@ -179,6 +186,54 @@ impl Worker {
             tx_drops,
             patch: None,
             hook: None,
+            jobs: None,
+        }
+    }
+
+    /// Takes packet-outs from the controller channel: frames that arrive on
+    /// port [`CONTROLLER_PORT`] are handled as `jobs` says, one job each.
+    pub fn set_packet_outs(&mut self, jobs: Arc<ArrayQueue<Job>>) {
+        self.jobs = Some(jobs);
+    }
+
+    /// Verdicts for a burst from the controller channel (packet-outs, a
+    /// slow path): each frame runs its job's actions, or the flow tables
+    /// from the job's ingress port.
+    #[cold]
+    fn controller_verdicts(
+        &mut self,
+        frames: &mut [MbufFrame],
+        verdicts: &mut [Verdict],
+        copies: &mut Vec<(MbufFrame, u64)>,
+        now: u64,
+    ) {
+        for i in 0..frames.len() {
+            let Some(job) = self.jobs.as_ref().and_then(|j| j.pop()) else {
+                verdicts[i] = Verdict::Drop(DropReason::NoMatch);
+                continue;
+            };
+            let in_port = job.in_port.unwrap_or(CONTROLLER_PORT);
+            match job.actions {
+                None => self.dp.process_burst_copies(
+                    in_port,
+                    &mut frames[i..=i],
+                    &mut verdicts[i..=i],
+                    copies,
+                    now,
+                ),
+                Some(acts) => {
+                    let mut key = FlowKey::ZERO;
+                    let meta = switch::extract::extract(frames[i].data(), in_port, &mut key);
+                    let ctx = ExecCtx {
+                        in_port,
+                        ports_up: self.sw.ports_up(),
+                        fdb: &self.sw.fdb,
+                        now_ms: now,
+                    };
+                    let mut ev = ExecEvents::default();
+                    verdicts[i] = execute(&acts, &mut frames[i], meta.l3 as usize, &ctx, &mut ev);
+                }
+            }
         }
     }
 
@@ -338,13 +393,22 @@ impl Worker {
                 for m in burst.as_slice() {
                     m.prefetch_data();
                 }
-                self.dp.process_burst_copies(
-                    in_port,
-                    MbufFrame::slice_mut(burst.as_mut_slice()),
-                    &mut verdicts[..n],
-                    &mut copies,
-                    now,
-                );
+                if in_port == CONTROLLER_PORT {
+                    self.controller_verdicts(
+                        MbufFrame::slice_mut(burst.as_mut_slice()),
+                        &mut verdicts[..n],
+                        &mut copies,
+                        now,
+                    );
+                } else {
+                    self.dp.process_burst_copies(
+                        in_port,
+                        MbufFrame::slice_mut(burst.as_mut_slice()),
+                        &mut verdicts[..n],
+                        &mut copies,
+                        now,
+                    );
+                }
                 let copied = if copies.is_empty() {
                     0
                 } else {
