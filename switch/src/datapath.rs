@@ -514,21 +514,6 @@ impl Datapath {
                 crate::flowcache::prefetch(c);
             }
         }
-        for i in 0..n {
-            if i > 0 && self.rules[i] == self.rules[i - 1] {
-                continue;
-            }
-            if let Some(c) = entries.get(self.rules[i] as usize) {
-                if let Some(a) = c.actions.first() {
-                    crate::flowcache::prefetch(a);
-                }
-                for rc in &c.counters {
-                    if let Some(x) = rc.get(self.worker) {
-                        crate::flowcache::prefetch(x);
-                    }
-                }
-            }
-        }
         // A run of frames with the same entry: counters once per run, and
         // for entries whose verdict depends on the ingress port only, one
         // execution (as the single-table path does).

@@ -52,7 +52,11 @@ pub struct Switch {
     stats: Box<[CoreStats]>,
     start: Instant,
     cfg: SwitchConfig,
+    expired: std::sync::Mutex<Option<ExpiryListener>>,
 }
+
+/// Told about rules that timed out (OpenFlow flow_removed).
+pub type ExpiryListener = Box<dyn Fn(&[crate::table::RuleInfo]) + Send + Sync>;
 
 impl Switch {
     /// A switch with no ports and no rules.
@@ -65,6 +69,7 @@ impl Switch {
             stats: (0..workers).map(|_| CoreStats::default()).collect(),
             start: Instant::now(),
             cfg,
+            expired: std::sync::Mutex::new(None),
         })
     }
 
@@ -188,6 +193,22 @@ impl Switch {
     /// Periodic work for the control thread: expire timed-out rules.
     /// Call every ~100 ms. Returns how many rules expired.
     pub fn housekeeping(&self) -> usize {
-        self.table.expire(self.now_ms()).len()
+        let gone = self.table.expire(self.now_ms());
+        if !gone.is_empty() {
+            if let Some(f) = self
+                .expired
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            {
+                f(&gone);
+            }
+        }
+        gone.len()
+    }
+
+    /// Calls `f` with the rules each [`Switch::housekeeping`] expires.
+    pub fn on_expired(&self, f: ExpiryListener) {
+        *self.expired.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
     }
 }
