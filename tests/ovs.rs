@@ -628,6 +628,32 @@ fn an_os_ken_controller_drives_the_switch() {
         "{dump}"
     );
 
+    // Asynchronous messages: a new port (PORT_STATUS), a flow that times
+    // out and one deleted by ovs-ofctl (FLOW_REMOVED, reasons 1 and 2).
+    db.vsctl(&format!(
+        "add-port {br} extra0 -- set Interface extra0 type=internal"
+    ));
+    wait_until("port_status", 10, || {
+        ctl.log().contains("port_status reason=0")
+    });
+    assert!(ctl.log().contains("name=extra0"), "{}", ctl.log());
+    ofctl(
+        &db,
+        &format!(
+            "add-flow {br} cookie=0x51,hard_timeout=1,send_flow_rem,priority=5,udp,actions=drop"
+        ),
+    );
+    ofctl(
+        &db,
+        &format!("add-flow {br} cookie=0x52,send_flow_rem,priority=5,tcp,actions=drop"),
+    );
+    ofctl(&db, &format!("del-flows {br} cookie=0x52/-1"));
+    wait_until("flow_removed", 10, || {
+        let l = ctl.log();
+        l.contains("flow_removed reason=1 cookie=0x51")
+            && l.contains("flow_removed reason=2 cookie=0x52")
+    });
+
     // Secure mode keeps the controller's flows when it goes.
     drop(ctl);
     std::thread::sleep(Duration::from_secs(1));

@@ -7,12 +7,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use openflow::flow_removed::FlowRemoved;
 use openflow::message::Message;
 use openflow::oxm::{Field, OxmField};
 use openflow::packet_in::PacketIn;
+use openflow::port::PortStatus;
 use openflow::switch_config::{flags as frag, SwitchConfig};
 use switch::switch::Switch;
 use switch::table::FragMode;
+use switch::table::{RemovalReason, RuleInfo};
 
 use crate::port_map::PortMap;
 
@@ -193,24 +196,8 @@ impl Bridge {
         self.packet_ins.load(Ordering::Relaxed)
     }
 
-    /// Sends a frame that reached the controller channel to every
-    /// connected controller as a PACKET_IN (OpenFlow 1.3 §7.4.1): unbuffered,
-    /// the whole frame, its ingress port in the match. Returns how many
-    /// controllers it went to.
-    pub fn packet_in(&self, in_port: Option<u16>, frame: &[u8]) -> usize {
-        let map = self.port_map();
-        let port = in_port.map_or(crate::port_map::OFPP_CONTROLLER, |p| map.to_openflow(p));
-        let msg = Message::PacketIn(PacketIn {
-            buffer_id: 0xffff_ffff,
-            total_len: frame.len().min(usize::from(u16::MAX)) as u16,
-            reason: openflow::packet_in::reason::ACTION,
-            table_id: 0,
-            cookie: u64::MAX,
-            matching: openflow::Match {
-                fields: vec![OxmField::exact(Field::InPort, &port.to_be_bytes())],
-            },
-            data: frame.to_vec(),
-        });
+    /// Writes `msg` to every connected controller; returns how many.
+    fn broadcast(&self, msg: &Message) -> usize {
         let Ok(bytes) = msg.to_vec(0) else {
             return 0;
         };
@@ -228,9 +215,66 @@ impl Bridge {
                 p.closed.store(true, Ordering::Relaxed);
             }
         }
+        sent
+    }
+
+    /// Sends a frame that reached the controller channel to every
+    /// connected controller as a PACKET_IN (OpenFlow 1.3 §7.4.1): unbuffered,
+    /// the whole frame, its ingress port in the match. Returns how many
+    /// controllers it went to.
+    pub fn packet_in(&self, in_port: Option<u16>, frame: &[u8]) -> usize {
+        let map = self.port_map();
+        let port = in_port.map_or(crate::port_map::OFPP_CONTROLLER, |p| map.to_openflow(p));
+        let sent = self.broadcast(&Message::PacketIn(PacketIn {
+            buffer_id: 0xffff_ffff,
+            total_len: frame.len().min(usize::from(u16::MAX)) as u16,
+            reason: openflow::packet_in::reason::ACTION,
+            table_id: 0,
+            cookie: u64::MAX,
+            matching: openflow::Match {
+                fields: vec![OxmField::exact(Field::InPort, &port.to_be_bytes())],
+            },
+            data: frame.to_vec(),
+        }));
         if sent > 0 {
             self.packet_ins.fetch_add(1, Ordering::Relaxed);
         }
         sent
+    }
+
+    /// Tells the controllers a port appeared, went or changed (PORT_STATUS,
+    /// OpenFlow 1.3 §7.4.3; `reason` 0 add, 1 delete, 2 modify).
+    pub fn port_status(&self, reason: u8, port: &PortInfo) {
+        let desc = crate::conn::of_port(port, &self.port_map());
+        self.broadcast(&Message::PortStatus(PortStatus { reason, desc }));
+    }
+
+    /// Sends FLOW_REMOVED (OpenFlow 1.3 §7.4.2) for the removed rules that
+    /// asked for it (`send_flow_rem`).
+    pub fn flow_removed(&self, rules: &[RuleInfo]) {
+        let map = self.port_map();
+        for r in rules.iter().filter(|r| r.send_flow_rem) {
+            let reason = match r.removed {
+                Some(RemovalReason::IdleTimeout) => 0,
+                Some(RemovalReason::HardTimeout) => 1,
+                Some(RemovalReason::GroupDelete) => 3,
+                _ => 2,
+            };
+            self.broadcast(&Message::FlowRemoved(FlowRemoved {
+                cookie: r.cookie,
+                priority: r.priority,
+                reason,
+                table_id: r.table,
+                duration_sec: (r.duration_ms / 1000) as u32,
+                duration_nsec: ((r.duration_ms % 1000) * 1_000_000) as u32,
+                idle_timeout: r.idle_timeout,
+                hard_timeout: r.hard_timeout,
+                packet_count: r.packets,
+                byte_count: r.bytes,
+                matching: openflow::Match {
+                    fields: crate::flow_match::from_switch(&r.matcher, &map),
+                },
+            }));
+        }
     }
 }

@@ -465,7 +465,8 @@ fn flow_mod(br: &Bridge, fm: &FlowMod) -> Result<(), OfError> {
                 (fm.cookie, fm.cookie_mask),
                 (fm.out_port, fm.out_group),
             )?;
-            br.sw.table.delete(&f, now);
+            let gone = br.sw.table.delete(&f, now);
+            br.flow_removed(&gone);
         }
         FlowModCommand::Other(c) => {
             return Err(OfError::new(
@@ -531,7 +532,8 @@ fn group_mod(br: &Bridge, gm: &GroupMod) -> Result<(), OfError> {
         GroupCommand::Modify => br.sw.group_mod(spec()?)?,
         GroupCommand::Delete => {
             let id = (gm.group_id != OFPG_ALL).then_some(gm.group_id);
-            br.sw.group_del(id);
+            let gone = br.sw.group_del(id);
+            br.flow_removed(&gone);
         }
         GroupCommand::Other(c) => {
             return Err(bad(
@@ -633,7 +635,8 @@ fn flow_stats(br: &Bridge, r: &FlowStatsRequest) -> Result<Vec<FlowStats>, OfErr
     Ok(out)
 }
 
-fn of_port(p: &PortInfo, map: &PortMap) -> OfPort {
+/// The OpenFlow description of a port.
+pub(crate) fn of_port(p: &PortInfo, map: &PortMap) -> OfPort {
     // OFPPS_LINK_DOWN = 1 << 0, OFPPS_LIVE = 1 << 2.
     let state = if p.link_up { 1 << 2 } else { 1 };
     OfPort {

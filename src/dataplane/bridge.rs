@@ -48,6 +48,10 @@ pub const OFPORT_LOCAL: u16 = 0xfffe;
 
 /// The cookie of the fail-open rule (hidden from OpenFlow flow dumps).
 pub const FAIL_OPEN_COOKIE: u64 = ofproto::FAIL_OPEN_COOKIE;
+/// PORT_STATUS reasons (OpenFlow 1.3 `OFPPR_ADD`, `OFPPR_DELETE`).
+const PORT_ADD: u8 = 0;
+const PORT_DELETE: u8 = 1;
+
 /// How long a standalone bridge waits for a controller before failing open.
 const FAIL_OPEN_AFTER: Duration = Duration::from_secs(5);
 
@@ -322,6 +326,13 @@ impl Datapath for Bridge {
                     channel: self.channel.clone(),
                 });
                 let of = Arc::new(OfBridge::new(&br.name, Arc::clone(&self.sw), view, dpid));
+                // Rules that time out tell the controllers (send_flow_rem).
+                let weak = Arc::downgrade(&of);
+                self.sw.on_expired(Box::new(move |rules| {
+                    if let Some(of) = weak.upgrade() {
+                        of.flow_removed(rules);
+                    }
+                }));
                 let dispatcher = match &self.channel {
                     Some(ch) => {
                         let stop = Arc::new(AtomicBool::new(false));
@@ -361,6 +372,7 @@ impl Datapath for Bridge {
         let mut st = self.state();
         if st.bridge.as_ref().is_some_and(|b| b.config.name == name) {
             eprintln!("vswitch: bridge {name} removed from OVSDB");
+            self.sw.on_expired(Box::new(|_| {}));
             if let Some(b) = st.bridge.take() {
                 b.services.clear();
                 if let Some((stop, t)) = b.dispatcher {
@@ -452,6 +464,7 @@ impl Datapath for Bridge {
             }
         }
         let ofport = if local { OFPORT_LOCAL } else { no };
+        let of = st.bridge.as_ref().map(|b| Arc::clone(&b.of));
         lock(&self.ifaces).insert(
             iface.name.clone(),
             Iface {
@@ -460,12 +473,18 @@ impl Datapath for Bridge {
                 since: Instant::now(),
             },
         );
+        drop(st);
         eprintln!(
             "vswitch: interface {} ({}) is port {no}{}",
             iface.name,
             desc.devargs(),
             if local { " (LOCAL)" } else { "" }
         );
+        if let Some(of) = of {
+            if let Some(p) = of.ports().into_iter().find(|p| p.no == no) {
+                of.port_status(PORT_ADD, &p);
+            }
+        }
         Ok(ofport)
     }
 
@@ -481,6 +500,15 @@ impl Datapath for Bridge {
         self.ports
             .del(it.no, self.running.load(Ordering::Acquire))?;
         eprintln!("vswitch: interface {name} (port {}) removed", it.no);
+        let of = self.state().bridge.as_ref().map(|b| Arc::clone(&b.of));
+        if let Some(of) = of {
+            let gone = PortInfo {
+                no: it.no,
+                name: name.to_owned(),
+                ..PortInfo::default()
+            };
+            of.port_status(PORT_DELETE, &gone);
+        }
         Ok(())
     }
 

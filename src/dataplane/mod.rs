@@ -314,10 +314,11 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     // thread monitors.
     let monitor_thread = if lcores.is_empty() {
         let (stop, ports, json) = (Arc::clone(&stop), Arc::clone(&ports), cfg.json);
+        let sw_m = Arc::clone(&sw);
         Some(
             std::thread::Builder::new()
                 .name("vswitch-monitor".into())
-                .spawn(move || monitor(&stop, &ports, timing, json))
+                .spawn(move || monitor(&stop, &ports, &sw_m, timing, json))
                 .map_err(|e| format!("cannot start the monitor thread: {e}"))?,
         )
     } else {
@@ -400,7 +401,7 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
             }
         }
         if let Some(t) = timing.take() {
-            monitor(&stop, &ports, t, cfg.json);
+            monitor(&stop, &ports, &sw, t, cfg.json);
         }
         for j in jobs {
             match j.join() {
@@ -497,7 +498,9 @@ struct Timing {
     idle_exit: Option<Duration>,
 }
 
-fn monitor(stop: &AtomicBool, ports: &Ports, t: Timing, json: bool) {
+/// Prints port rates, decides when to stop, and expires timed-out rules
+/// (also without a control socket, whose server does it too).
+fn monitor(stop: &AtomicBool, ports: &Ports, sw: &Switch, t: Timing, json: bool) {
     let Timing {
         duration,
         interval,
@@ -514,8 +517,13 @@ fn monitor(stop: &AtomicBool, ports: &Ports, t: Timing, json: bool) {
             .collect()
     };
     let mut prev = snapshot();
+    let mut expired_at = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(20));
+        if expired_at.elapsed() >= Duration::from_millis(100) {
+            sw.housekeeping();
+            expired_at = Instant::now();
+        }
         if duration.is_some_and(|d| start.elapsed() >= d) {
             break;
         }

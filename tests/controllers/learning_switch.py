@@ -53,3 +53,15 @@ class LearningSwitch(app_manager.OSKenApp):
             print(f"flow in_port={in_port} eth_dst={eth.dst} -> {out_port}", flush=True)
         dp.send_msg(parser.OFPPacketOut(datapath=dp, buffer_id=ofp.OFP_NO_BUFFER,
                                         in_port=in_port, actions=actions, data=msg.data))
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def port_status(self, ev):
+        msg = ev.msg
+        print(f"port_status reason={msg.reason} port={msg.desc.port_no} name={msg.desc.name.decode()}",
+              flush=True)
+
+    @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
+    def flow_removed(self, ev):
+        msg = ev.msg
+        print(f"flow_removed reason={msg.reason} cookie={msg.cookie:#x} packets={msg.packet_count}",
+              flush=True)
