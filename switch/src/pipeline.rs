@@ -18,6 +18,7 @@
 //! those bits, so every frame with the same masked key translates the same.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::action::{modifies_after_output, Action, Instructions, Seg};
 use crate::classifier::{Classifier, Entry};
@@ -203,6 +204,41 @@ pub struct Compiled {
     pub empty_reason: DropReason,
 }
 
+/// Multiply-fold hasher for the compiled-entry index (its keys are our
+/// own action lists, not attacker-chosen strings: SipHash's cost bought
+/// nothing on the miss path).
+#[derive(Default)]
+struct FoldHasher(u64);
+
+impl Hasher for FoldHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        let r = u128::from(self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = (r as u64) ^ ((r >> 64) as u64);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u16(&mut self, v: u16) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+}
+
 type CompiledKey = (Vec<Action>, Vec<Seg>, Vec<u32>, Vec<(u32, u32)>, u8);
 
 /// One worker's compiled entries for the current table version,
@@ -210,7 +246,7 @@ type CompiledKey = (Vec<Action>, Vec<Seg>, Vec<u32>, Vec<(u32, u32)>, u8);
 #[derive(Default)]
 pub(crate) struct CompiledStore {
     pub(crate) entries: Vec<Compiled>,
-    index: HashMap<CompiledKey, u32>,
+    index: HashMap<CompiledKey, u32, BuildHasherDefault<FoldHasher>>,
 }
 
 impl CompiledStore {
