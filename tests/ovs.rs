@@ -440,6 +440,24 @@ fn ovs_ofctl_programs_the_bridge() {
     assert!(show.contains(&format!("LOCAL({br})")), "{show}");
     wait_ping(&hosts, "10.202.0.2");
 
+    // add-flows from a file; mod-flows changes the actions, keeps the flow.
+    let flows = db.dir.join("flows.txt");
+    std::fs::write(
+        &flows,
+        "priority=50,udp,tp_dst=5001,actions=drop\npriority=50,udp,tp_dst=5002,actions=drop\n",
+    )
+    .unwrap();
+    ofctl(&db, &format!("add-flows {br} {}", flows.display()));
+    ofctl(
+        &db,
+        &format!("mod-flows {br} udp,tp_dst=5002,actions=output:1"),
+    );
+    let dump = ofctl(&db, &format!("dump-flows {br}"));
+    assert!(dump.contains("tp_dst=5001 actions=drop"), "{dump}");
+    assert!(dump.contains("tp_dst=5002 actions=output:1"), "{dump}");
+    ofctl(&db, &format!("del-flows {br} udp"));
+    assert!(!ofctl(&db, &format!("dump-flows {br}")).contains("udp"));
+
     // A drop flow stops ICMP and counts it; deleting it restores ping.
     ofctl(
         &db,
