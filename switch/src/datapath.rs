@@ -447,6 +447,7 @@ impl Datapath {
                 (run_have, run_reused) = (false, 0);
             }
             let v = if r == NO_RULE {
+                self.sw.table.count_miss(self.worker, 0, 1);
                 Verdict::Drop(DropReason::NoMatch)
             } else {
                 let rule = &self.cur.rules[r as usize];
@@ -538,7 +539,15 @@ impl Datapath {
                 }
             } else {
                 if let Some(prev) = entries.get(run as usize) {
-                    count_entry(cur, prev, self.worker, run_pkts, run_bytes, now_ms);
+                    count_entry(
+                        &self.sw,
+                        cur,
+                        prev,
+                        self.worker,
+                        run_pkts,
+                        run_bytes,
+                        now_ms,
+                    );
                 }
                 (run, run_pkts, run_bytes, run_verdict) = (idx, 1, len, None);
             }
@@ -572,7 +581,15 @@ impl Datapath {
             verdicts[i] = v;
         }
         if let Some(prev) = entries.get(run as usize) {
-            count_entry(cur, prev, self.worker, run_pkts, run_bytes, now_ms);
+            count_entry(
+                &self.sw,
+                cur,
+                prev,
+                self.worker,
+                run_pkts,
+                run_bytes,
+                now_ms,
+            );
         }
         self.c.fdb_learned += ev.learned;
         self.c.fdb_moved += ev.moved;
@@ -606,6 +623,7 @@ impl Datapath {
         let v = match self.cur.rules.get(r as usize) {
             None => {
                 self.c.classifier_misses += n as u64;
+                self.sw.table.count_miss(self.worker, 0, n as u64);
                 Verdict::Drop(DropReason::NoMatch)
             }
             Some(rule) => {
@@ -633,9 +651,10 @@ impl Datapath {
 }
 
 /// Count `packets` frames of `bytes` on every rule and group bucket a
-/// compiled flow went through.
+/// compiled flow went through, and its table misses.
 #[inline]
 fn count_entry(
+    sw: &Switch,
     cur: &TableVersion,
     c: &crate::pipeline::Compiled,
     worker: usize,
@@ -643,6 +662,9 @@ fn count_entry(
     bytes: u64,
     now_ms: u64,
 ) {
+    for &t in &c.missed {
+        sw.table.count_miss(worker, t, packets);
+    }
     for rc in &c.counters {
         if let Some(x) = rc.get(worker) {
             x.add(packets, bytes, now_ms);

@@ -190,6 +190,8 @@ pub struct Compiled {
     pub(crate) counters: Vec<Arc<[RuleCounters]>>,
     /// `(group index, bucket)` traversed; bucket `u32::MAX` = the group.
     pub groups: Vec<(u32, u32)>,
+    /// Tables looked up without a matching rule (for table statistics).
+    pub missed: Vec<u8>,
     /// Empty: run `actions` as one list. Otherwise the segments
     /// [`crate::action::execute_plan`] runs: the flow modifies the frame
     /// after an output, or a group bucket rewrites its copy.
@@ -239,7 +241,14 @@ impl Hasher for FoldHasher {
     }
 }
 
-type CompiledKey = (Vec<Action>, Vec<Seg>, Vec<u32>, Vec<(u32, u32)>, u8);
+type CompiledKey = (
+    Vec<Action>,
+    Vec<Seg>,
+    Vec<u32>,
+    Vec<(u32, u32)>,
+    Vec<u8>,
+    u8,
+);
 
 /// One worker's compiled entries for the current table version,
 /// deduplicated by traversal.
@@ -265,6 +274,7 @@ impl CompiledStore {
             c.plan.clone(),
             c.rules.clone(),
             c.groups.clone(),
+            c.missed.clone(),
             c.empty_reason as u8,
         );
         if let Some(&i) = self.index.get(&k) {
@@ -565,6 +575,7 @@ impl Xlate<'_> {
             .and_then(Option::as_ref)
             .and_then(|c| c.lookup(&self.key, self.meta));
         let Some(ri) = hit else {
+            self.out.missed.push(t);
             if !resubmit {
                 self.stop = true;
                 self.set = ActionSet::default();
@@ -626,6 +637,7 @@ pub(crate) fn compile(
             rules: Vec::new(),
             counters: Vec::new(),
             groups: Vec::new(),
+            missed: Vec::new(),
             plan: Vec::new(),
             simple: false,
             floods: 0,

@@ -317,6 +317,9 @@ struct Shared {
     update: Mutex<u64>, // next rule id
     /// Removed rules that asked for `send_flow_rem`, for the OpenFlow layer.
     removed: Mutex<std::collections::VecDeque<RuleInfo>>,
+    /// Table misses per worker (256 per worker, one writer each): frames
+    /// looked up in a table that had no matching rule.
+    misses: Box<[AtomicU64]>,
 }
 
 /// Removed `send_flow_rem` rules kept for [`FlowTable::take_removed`]
@@ -406,6 +409,9 @@ pub struct TableStats {
     pub table_id: u8,
     /// Rules in the table.
     pub active_count: usize,
+    /// Frames looked up in the table: matched, plus those that found no
+    /// rule (a resubmit's or goto's miss counts too).
+    pub lookup_count: u64,
     /// Packets matched by the table's rules (sum of their counters).
     pub matched_count: u64,
 }
@@ -473,6 +479,7 @@ impl FlowTable {
                 slots: (0..workers).map(|_| WorkerSlot::default()).collect(),
                 update: Mutex::new(1),
                 removed: Mutex::new(std::collections::VecDeque::new()),
+                misses: (0..workers * 256).map(|_| AtomicU64::new(0)).collect(),
             }),
         }
     }
@@ -497,6 +504,14 @@ impl FlowTable {
         if self.shared.version.load(SeqCst) != cur.version {
             *cur = self.shared.current.load_full();
             slot.store((cur.version << 1) | 1, SeqCst);
+        }
+    }
+
+    /// Worker `w` saw `n` frames miss in table `t` (only `w` calls this).
+    #[inline]
+    pub(crate) fn count_miss(&self, w: usize, t: u8, n: u64) {
+        if let Some(c) = self.shared.misses.get(w * 256 + usize::from(t)) {
+            c.store(c.load(Relaxed) + n, Relaxed);
         }
     }
 
@@ -817,27 +832,44 @@ impl FlowTable {
         v
     }
 
-    /// Per-table statistics for every table that has rules.
+    /// Per-table statistics for every table that has rules or was looked
+    /// up: rules, frames looked up (matched + missed) and matched.
     pub fn table_stats(&self) -> Vec<TableStats> {
         let t = self.snapshot();
         let mut v: Vec<TableStats> = Vec::new();
-        for r in &t.rules {
-            let i = match v.binary_search_by_key(&r.spec.table, |s| s.table_id) {
+        fn slot(v: &mut Vec<TableStats>, table: u8) -> usize {
+            match v.binary_search_by_key(&table, |s| s.table_id) {
                 Ok(i) => i,
                 Err(i) => {
                     v.insert(
                         i,
                         TableStats {
-                            table_id: r.spec.table,
+                            table_id: table,
                             active_count: 0,
+                            lookup_count: 0,
                             matched_count: 0,
                         },
                     );
                     i
                 }
-            };
+            }
+        }
+        for r in &t.rules {
+            let i = slot(&mut v, r.spec.table);
+            let p = r.counters().0;
             v[i].active_count += 1;
-            v[i].matched_count += r.counters().0;
+            v[i].matched_count += p;
+            v[i].lookup_count += p;
+        }
+        let workers = self.workers();
+        for table in 0..=255u8 {
+            let missed: u64 = (0..workers)
+                .map(|w| self.shared.misses[w * 256 + usize::from(table)].load(Relaxed))
+                .sum();
+            if missed != 0 {
+                let i = slot(&mut v, table);
+                v[i].lookup_count += missed;
+            }
         }
         v
     }

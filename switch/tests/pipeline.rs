@@ -85,10 +85,11 @@ fn goto_table_and_counters_of_every_rule() {
     assert!(dp.counters().cache_hits >= 2, "{:?}", dp.counters());
     let ts = sw.table.table_stats();
     assert_eq!(ts.len(), 3);
-    assert_eq!(
-        (ts[1].table_id, ts[1].active_count, ts[1].matched_count),
-        (1, 2, 4)
-    );
+    let t: Vec<_> = ts
+        .iter()
+        .map(|s| (s.table_id, s.active_count, s.lookup_count, s.matched_count))
+        .collect();
+    assert_eq!(t, vec![(0, 1, 5, 4), (1, 2, 4, 4), (2, 1, 3, 3)]);
 }
 
 #[test]
@@ -147,6 +148,11 @@ fn resubmit_runs_the_other_table_then_continues() {
     assert_eq!(out, with_vlan(&f, 0x8100, 5));
     assert_eq!(packets_of(&sw, "table=1"), 1);
     assert_eq!(packets_of(&sw, "table=2"), 0);
+    let ts = sw.table.table_stats();
+    assert_eq!(
+        (ts[2].table_id, ts[2].lookup_count, ts[2].matched_count),
+        (2, 1, 0)
+    );
 }
 
 #[test]
