@@ -245,7 +245,7 @@ impl Bridge {
     /// Tells the controllers a port appeared, went or changed (PORT_STATUS,
     /// OpenFlow 1.3 §7.4.3; `reason` 0 add, 1 delete, 2 modify).
     pub fn port_status(&self, reason: u8, port: &PortInfo) {
-        let desc = crate::conn::of_port(port, &self.port_map());
+        let desc = crate::multipart::of_port(port, &self.port_map());
         self.broadcast(&Message::PortStatus(PortStatus { reason, desc }));
     }
 

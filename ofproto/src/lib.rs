@@ -16,8 +16,13 @@
 pub mod actions;
 pub mod bridge;
 pub mod conn;
+mod consts;
 pub mod error;
 pub mod flow_match;
+mod flow_mod;
+mod group_mod;
+mod multipart;
+mod packet_out;
 pub mod port_map;
 pub mod server;
 pub mod table_features;
