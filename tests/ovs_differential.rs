@@ -7,7 +7,7 @@
 //! buckets' counters must agree too, and every flow must be hit.
 //!
 //! ```text
-//!  in.pcap (≈800 frames: v4/v6 TCP/UDP/ICMP, ARP request/reply, 802.1Q,
+//!  in.pcap (≈880 frames: v4/v6 TCP/UDP/ICMP, ARP request/reply, 802.1Q,
 //!     │     QinQ (8100 and 88a8), TTL 1/2, DSCP/ECN, TCP flags, IPv4 and
 //!     │     IPv6 fragments, IPv4 options, runts, truncated and bad-IHL
 //!     │     IPv4, bad IP checksums, valid and zero L4 checksums,
@@ -25,6 +25,10 @@
 //!                                   802.1ad push, pop+resubmit, IPv6 hop
 //!                                   limit and traffic class, clear_actions,
 //!                                   dec_ttl after output, dead failover)
+//!                          table 6 (ip_ecn, nw_ttl, PCP/VID 0 tags, IPv6
+//!                                   dst, SCTP ports; malformed TCP/UDP/
+//!                                   ICMP/ARP headers; TTL 0; 802.1ad
+//!                                   alone; Ethernet padding)
 //!                          ─► ofports 2, 3, 4: net_pcap tx_pcap sinks
 //!  groups: all (2 buckets, one rewriting), indirect, fast_failover (a dead
 //!  and a live bucket; all dead) — no select: its hash is implementation's own
@@ -41,7 +45,7 @@
 //! port (its replay starts when the port starts, so no frame meets an
 //! empty table). OVS stays up until the comparison is done, so a mismatch
 //! comes with `ovs-appctl ofproto/trace` of the differing inputs. About
-//! 7-8 s. Divergences found so far are listed at [`DIVERGENT_FRAMES`] and
+//! 8 s. Divergences found so far are listed at [`DIVERGENT_FRAMES`] and
 //! left out; `VSWITCH_DIFF_ALL=1` puts them back.
 
 use std::collections::BTreeMap;
@@ -116,12 +120,26 @@ const GROUPS: &[&str] = &[
 ///    counts nothing on the group, vswitch counts every packet on the
 ///    group (`packet_count`) and none on its buckets; see
 ///    [`group_counters`].
+/// 10. Match fields OVS accepts and vswitch refuses with
+///    OFPBMC_BAD_FIELD: `ipv6_label`, `nd_target`.
+/// 11. TCP whose data offset points beyond the packet (offset 15 = 60
+///    bytes, 38 present): OVS does not parse the TCP header (tp_src,
+///    tp_dst, tcp_flags 0: `tcp` → port 3), vswitch reads the ports
+///    (`tcp,tp_dst=80` → port 2). Offsets below 5 agree (not parsed).
+/// 12. TPID 0x9100: vswitch parses it as a VLAN tag (`dl_vlan=5,
+///    actions=pop_vlan` → port 3); OVS knows only 0x8100 and 0x88a8
+///    (dl_type=0x9100, catch-all → port 4).
 ///
 /// Settings, not bugs: both run fragment mode `nx-match` (below) and OVS
 /// runs `other_config:vlan-limit=2` (its default, 1, parses only the outer
 /// tag of a QinQ frame, so its dl_type is the inner TPID; vswitch always
 /// parses two tags).
-const DIVERGENT_FRAMES: &[&str] = &["udp6 later fragment", "ipv4 ethertype, version 6"];
+const DIVERGENT_FRAMES: &[&str] = &[
+    "udp6 later fragment",
+    "ipv4 ethertype, version 6",
+    "to :d5 tcp4 :80 data offset 15",
+    "to :d8 9100 vid 5 udp4",
+];
 
 /// Flows (and group buckets) that agree, and the forms that show
 /// divergences 3-8.
@@ -159,6 +177,15 @@ const DIVERGENT_FLOWS: &[(&str, &str)] = &[
     (
         "dl_dst=02:00:00:00:00:c4,vlan_tci=0x0000/0x1000,actions=push_vlan",
         "dl_dst=02:00:00:00:00:c4,actions=push_vlan",
+    ),
+    // 10. Match fields OVS accepts and vswitch refuses (OFPBMC_BAD_FIELD).
+    (
+        "dl_dst=02:00:00:00:00:d3,udp6,ipv6_dst=fd00::2,actions=output:2",
+        "dl_dst=02:00:00:00:00:d3,ipv6,ipv6_label=0x12345,actions=output:2",
+    ),
+    (
+        "dl_dst=02:00:00:00:00:d3,icmp6,icmp_type=135,ipv6_dst=ff02::1:ff00:2,actions=output:3",
+        "dl_dst=02:00:00:00:00:d3,icmp6,icmp_type=135,nd_target=fd00::2,actions=output:3",
     ),
     // 3. Two outputs of the same bytes to one port.
     (
@@ -252,6 +279,31 @@ table=4,priority=100,metadata=0x7,actions=output:3
 table=4,priority=90,metadata=0x5/0xff,actions=output:4,clear_actions
 table=4,priority=80,tcp,actions=output:2
 table=5,priority=100,dl_vlan=300,actions=mod_vlan_pcp:5,output:4
+table=0,priority=350,in_port=1,dl_dst=02:00:00:00:00:d0/ff:ff:ff:ff:ff:f0,actions=goto_table:6
+table=6,priority=100,dl_dst=02:00:00:00:00:d1,ip,ip_ecn=3,actions=output:2
+table=6,priority=90,dl_dst=02:00:00:00:00:d1,ip,nw_ttl=1,actions=output:3
+table=6,priority=80,dl_dst=02:00:00:00:00:d1,ip,actions=output:4
+table=6,priority=100,dl_dst=02:00:00:00:00:d2,dl_vlan_pcp=3,dl_vlan=5,actions=output:2
+table=6,priority=90,dl_dst=02:00:00:00:00:d2,vlan_tci=0x1000/0x1fff,actions=output:3
+table=6,priority=80,dl_dst=02:00:00:00:00:d2,actions=output:4
+table=6,priority=100,dl_dst=02:00:00:00:00:d3,udp6,ipv6_dst=fd00::2,actions=output:2
+table=6,priority=100,dl_dst=02:00:00:00:00:d3,icmp6,icmp_type=135,ipv6_dst=ff02::1:ff00:2,actions=output:3
+table=6,priority=80,dl_dst=02:00:00:00:00:d3,ipv6,actions=output:4
+table=6,priority=100,dl_dst=02:00:00:00:00:d4,sctp,tp_dst=9,actions=output:2
+table=6,priority=90,dl_dst=02:00:00:00:00:d4,ip,nw_proto=132,actions=output:3
+table=6,priority=100,dl_dst=02:00:00:00:00:d5,tcp,tp_dst=80,actions=output:2
+table=6,priority=90,dl_dst=02:00:00:00:00:d5,tcp,actions=output:3
+table=6,priority=90,dl_dst=02:00:00:00:00:d5,udp,tp_dst=80,actions=output:3
+table=6,priority=90,dl_dst=02:00:00:00:00:d5,icmp,icmp_type=0,icmp_code=0,actions=output:3
+table=6,priority=80,dl_dst=02:00:00:00:00:d5,ip,actions=output:4
+table=6,priority=100,dl_dst=02:00:00:00:00:d6,arp,arp_op=1,arp_spa=10.0.0.1,actions=output:2
+table=6,priority=90,dl_dst=02:00:00:00:00:d6,arp,actions=output:3
+table=6,priority=80,dl_dst=02:00:00:00:00:d6,actions=output:4
+table=6,priority=100,dl_dst=02:00:00:00:00:d7,udp,actions=dec_ttl,output:2
+table=6,priority=100,dl_dst=02:00:00:00:00:d7,ipv6,actions=dec_ttl,output:3
+table=6,priority=100,dl_dst=02:00:00:00:00:d8,dl_vlan=5,actions=pop_vlan,output:3
+table=6,priority=80,dl_dst=02:00:00:00:00:d8,actions=output:4
+table=6,priority=100,dl_dst=02:00:00:00:00:d9,udp,actions=set_field:10->ip_dscp,dec_ttl,output:2
 ";
 
 // ---------------------------------------------------------------------------
@@ -997,6 +1049,203 @@ fn frames() -> Vec<(String, Vec<u8>)> {
         );
     }
 
+    // Table 6's frames (02:..:d1-d9): matches on less common fields, and
+    // malformed L4/ARP headers behind valid IP.
+    {
+        let (s4, d4) = ([10, 6, 0, 1], [10, 6, 0, 2]);
+        let addrs4 = [s4, d4].concat();
+        let to =
+            |last: u8, tags: &[(u16, u16)], ty: u16, body: &[u8]| eth(mac(last), a, tags, ty, body);
+        let u4 =
+            |ttl: u8, tos: u8| ipv4(s4, d4, 17, ttl, tos, &l4_csum(&addrs4, 17, udp(7, 53, 10)));
+        for (ecn, ttl) in [(3u8, 1u8), (0, 1), (1, 64), (3, 64)] {
+            v.push((
+                format!("to :d1 udp4 ecn {ecn} ttl {ttl}"),
+                to(0xd1, &[], 0x0800, &u4(ttl, ecn)),
+            ));
+        }
+        for tci in [0x6005u16, 0x6000, 0x0000, 0x2005] {
+            v.push((
+                format!("to :d2 udp4 tci {tci:#06x}"),
+                to(0xd2, &[(Q, tci)], 0x0800, &u4(64, 0)),
+            ));
+        }
+        let mut lab = ipv6(v6(1), v6(2), 17, 64, 0, &udp(7, 53, 10));
+        lab[1] = (lab[1] & 0xf0) | 0x01;
+        lab[2] = 0x23;
+        lab[3] = 0x45;
+        v.push((
+            "to :d3 udp6 label 0x12345".into(),
+            to(0xd3, &[], 0x86dd, &lab),
+        ));
+        v.push((
+            "to :d3 udp6 label 0xabcde".into(),
+            to(
+                0xd3,
+                &[],
+                0x86dd,
+                &ipv6(v6(1), v6(2), 17, 64, 0, &udp(7, 53, 10)),
+            ),
+        ));
+        for (tgt, sll) in [(2u8, true), (3, true), (2, false)] {
+            let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
+            ns.extend_from_slice(&v6(tgt));
+            if sll {
+                ns.extend_from_slice(&[1, 1]);
+                ns.extend_from_slice(&a);
+            }
+            ns.extend(data(0));
+            v.push((
+                format!("to :d3 icmp6 ns target fd00::{tgt} sll {sll}"),
+                to(
+                    0xd3,
+                    &[],
+                    0x86dd,
+                    &ipv6(
+                        v6(1),
+                        [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, tgt],
+                        58,
+                        255,
+                        0,
+                        &ns,
+                    ),
+                ),
+            ));
+        }
+        for dport in [9u16, 10] {
+            let mut sctp = vec![0u8; 12];
+            sctp[0..2].copy_from_slice(&7u16.to_be_bytes());
+            sctp[2..4].copy_from_slice(&dport.to_be_bytes());
+            sctp.extend(data(8));
+            v.push((
+                format!("to :d4 sctp :{dport}"),
+                to(0xd4, &[], 0x0800, &ipv4(s4, d4, 132, 64, 0, &sctp)),
+            ));
+        }
+        let mut t = tcp(7, 80, 10);
+        t[12] = 0x20; // data offset 2 words
+        v.push((
+            "to :d5 tcp4 :80 data offset 2".into(),
+            to(0xd5, &[], 0x0800, &ipv4(s4, d4, 6, 64, 0, &t)),
+        ));
+        let mut t = tcp(7, 80, 10);
+        t[12] = 0xf0; // data offset 15 words, beyond the packet
+        v.push((
+            "to :d5 tcp4 :80 data offset 15".into(),
+            to(0xd5, &[], 0x0800, &ipv4(s4, d4, 6, 64, 0, &t)),
+        ));
+        v.push((
+            "to :d5 tcp4 :80 12-byte header".into(),
+            to(
+                0xd5,
+                &[],
+                0x0800,
+                &ipv4(s4, d4, 6, 64, 0, &tcp(7, 80, 0)[..12]),
+            ),
+        ));
+        v.push((
+            "to :d5 tcp4 :80 4-byte header".into(),
+            to(
+                0xd5,
+                &[],
+                0x0800,
+                &ipv4(s4, d4, 6, 64, 0, &tcp(7, 80, 0)[..4]),
+            ),
+        ));
+        v.push((
+            "to :d5 udp4 :80 4-byte header".into(),
+            to(
+                0xd5,
+                &[],
+                0x0800,
+                &ipv4(s4, d4, 17, 64, 0, &udp(7, 80, 0)[..4]),
+            ),
+        ));
+        v.push((
+            "to :d5 icmp4 type 8, 2 bytes".into(),
+            to(0xd5, &[], 0x0800, &ipv4(s4, d4, 1, 64, 0, &[8, 0])),
+        ));
+        v.push((
+            "to :d5 icmp4 type 0, 1 byte".into(),
+            to(0xd5, &[], 0x0800, &ipv4(s4, d4, 1, 64, 0, &[0])),
+        ));
+        let good = arp(1, a, [10, 0, 0, 1], [0; 6], [10, 0, 0, 2]);
+        let mut bad_htype = good.clone();
+        bad_htype[1] = 6;
+        let mut bad_plen = good.clone();
+        bad_plen[5] = 16;
+        let mut bad_ptype = good.clone();
+        bad_ptype[2] = 0x86;
+        bad_ptype[3] = 0xdd;
+        for (what, body) in [
+            ("good", good.clone()),
+            ("htype 6", bad_htype),
+            ("plen 16", bad_plen),
+            ("ptype 86dd", bad_ptype),
+            ("truncated to 20 bytes", good[..20].to_vec()),
+            ("truncated to 8 bytes", good[..8].to_vec()),
+        ] {
+            v.push((format!("to :d6 arp {what}"), to(0xd6, &[], 0x0806, &body)));
+        }
+        v.push((
+            "to :d5 tcp4 :80".into(),
+            to(0xd5, &[], 0x0800, &ipv4(s4, d4, 6, 64, 0, &tcp(7, 80, 10))),
+        ));
+        v.push((
+            "to :d5 udp4 :80".into(),
+            to(0xd5, &[], 0x0800, &ipv4(s4, d4, 17, 64, 0, &udp(7, 80, 10))),
+        ));
+        v.push(("to :d6 udp4".into(), to(0xd6, &[], 0x0800, &u4(64, 0))));
+        v.push((
+            "to :d8 88a8 vid 6 udp4".into(),
+            to(0xd8, &[(AD, 6)], 0x0800, &u4(64, 0)),
+        ));
+        v.push(("to :d7 udp4 ttl 0".into(), to(0xd7, &[], 0x0800, &u4(0, 0))));
+        v.push((
+            "to :d7 udp6 hlim 0".into(),
+            to(
+                0xd7,
+                &[],
+                0x86dd,
+                &ipv6(v6(1), v6(2), 17, 0, 0, &udp(7, 53, 10)),
+            ),
+        ));
+        v.push((
+            "to :d7 udp6 hlim 2".into(),
+            to(
+                0xd7,
+                &[],
+                0x86dd,
+                &ipv6(v6(1), v6(2), 17, 2, 0, &udp(7, 53, 10)),
+            ),
+        ));
+        v.push((
+            "to :d8 88a8 vid 5 udp4".into(),
+            to(0xd8, &[(AD, 5)], 0x0800, &u4(64, 0)),
+        ));
+        v.push((
+            "to :d8 9100 vid 5 udp4".into(),
+            to(0xd8, &[(0x9100, 5)], 0x0800, &u4(64, 0)),
+        ));
+        v.push((
+            "to :d8 8100 vid 5, 88a8 vid 6 udp4".into(),
+            to(0xd8, &[(Q, 5), (AD, 6)], 0x0800, &u4(64, 0)),
+        ));
+        // Small UDP padded to 60 bytes with non-zero padding, and an IP
+        // total length shorter than the frame.
+        let mut small = to(
+            0xd9,
+            &[],
+            0x0800,
+            &ipv4(s4, d4, 17, 64, 0, &l4_csum(&addrs4, 17, udp(7, 53, 0))),
+        );
+        small.resize(60, 0xee);
+        v.push(("to :d9 udp4 padded to 60 with 0xee".into(), small));
+        let mut long = to(0xd9, &[], 0x0800, &u4(64, 0));
+        long.extend_from_slice(&[0xab; 30]);
+        v.push(("to :d9 udp4 with 30 bytes after the IP packet".into(), long));
+    }
+
     if !all_cases() {
         v.retain(|(what, _)| !DIVERGENT_FRAMES.contains(&what.as_str()));
     }
@@ -1649,7 +1898,7 @@ fn port_diff(
     }
     let show = |side: &str, v: &[Vec<u8>], all: &[Vec<u8>]| -> String {
         let mut s = format!("  {} frame(s) only from {side}:\n", v.len());
-        for f in v.iter().take(40) {
+        for f in v.iter().take(if all_cases() { 400 } else { 40 }) {
             let pos = all.iter().position(|g| g == f).unwrap_or(usize::MAX);
             let from = match origin(f) {
                 Some(k) if (k as usize) < input.len() => {
@@ -1802,7 +2051,7 @@ fn same_frames_out_as_ovs_dpdk() {
         let mut seen = Vec::new();
         for k in involved {
             let (what, f) = &input[k as usize];
-            if seen.contains(what) || seen.len() >= 8 {
+            if seen.contains(what) || seen.len() >= if all_cases() { 64 } else { 8 } {
                 continue;
             }
             seen.push(what.clone());
