@@ -1751,6 +1751,9 @@ fn run(kind: Kind, input: &Path, n: u64) -> Result<(Outcome, Rig), String> {
             if !show.contains(" 1(p1)") {
                 return Err(rig.failure(&format!("p1 not in ovs-ofctl show:\n{show}")));
             }
+            // OVS may restart a new port once more right after adding it;
+            // let that happen on the empty file.
+            std::thread::sleep(Duration::from_millis(300));
             let tmp = rig.dir.join("in.pcap.tmp");
             fs::copy(input, &tmp).unwrap();
             fs::rename(&tmp, &file).unwrap();
