@@ -52,17 +52,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# Test peers from PyPI, in their own venv: os-ken, the OpenFlow controller
-# framework tests/ovs.rs runs (tests/controllers/).
-VENV=/opt/vswitch-venv
+# Test peers from PyPI, each in its own venv (Faucet pins an older os-ken):
+# os-ken, the OpenFlow controller framework tests/ovs.rs runs our app on
+# (tests/controllers/), and the Faucet controller.
+venv() { # DIR MODULE PACKAGE
+  if ! "$1/bin/python" -c "import $2" >/dev/null 2>&1; then
+    echo "install-deps: creating $1 with $3"
+    rm -rf "$1"
+    python3 -m venv "$1"
+    "$1/bin/pip" install -q "$3"
+  fi
+}
 case "${1:-all}" in
   test|all)
-    if ! "$VENV/bin/python" -c 'import os_ken' >/dev/null 2>&1; then
-      echo "install-deps: creating $VENV with os-ken"
-      rm -rf "$VENV"
-      python3 -m venv "$VENV"
-      "$VENV/bin/pip" install -q 'os-ken==4.2.2'
-    fi
+    venv /opt/vswitch-venv os_ken 'os-ken==4.2.2'
+    venv /opt/vswitch-faucet faucet 'faucet==1.10.12'
     ;;
 esac
 

@@ -681,3 +681,88 @@ fn an_os_ken_controller_drives_the_switch() {
     );
     assert!(ofctl(&db, &format!("dump-flows {br}")).contains("priority=1,in_port=1"));
 }
+
+/// The Faucet controller (its own venv: Faucet pins an older os-ken).
+const FAUCET: &str = "/opt/vswitch-faucet/bin/faucet";
+
+#[test]
+fn faucet_drives_the_switch() {
+    let _one = serial();
+    assert!(
+        Path::new(FAUCET).exists(),
+        "{FAUCET} is missing: bash .ci/install-deps.sh test (a venv with faucet)"
+    );
+    let db = Ovsdb::new("fct");
+    let br = format!("vsf{}", std::process::id() % 100000);
+    let _sw = Switch::start(&db, "fct");
+    let hosts = Hosts::new("f", "10.204.0");
+    let (l1, l2) = (&hosts.links[0], &hosts.links[1]);
+    let port = 17000 + (std::process::id() % 1000) as u16;
+    // The setup that makes two namespaces ping through OVS-DPDK with Faucet.
+    let yaml = db.dir.join("faucet.yaml");
+    std::fs::write(
+        &yaml,
+        "vlans:\n  office:\n    vid: 100\ndps:\n  sw1:\n    dp_id: 0x1\n    hardware: \"Open vSwitch\"\n    \
+         interfaces:\n      1:\n        native_vlan: office\n      2:\n        native_vlan: office\n",
+    )
+    .unwrap();
+    db.vsctl(&format!(
+        "add-br {br} -- set bridge {br} datapath_type=netdev fail_mode=secure \
+         protocols=OpenFlow13 other_config:datapath-id=0000000000000001 \
+         -- add-port {br} {l1} -- set Interface {l1} ofport_request=1 \
+         -- add-port {br} {l2} -- set Interface {l2} ofport_request=2"
+    ));
+    assert_eq!(
+        db.vsctl(&format!("get Bridge {br} datapath_id")),
+        "\"0000000000000001\""
+    );
+    db.vsctl(&format!("set-controller {br} tcp:127.0.0.1:{port}"));
+    let log = db.dir.join("faucet.log");
+    let mut faucet = Command::new(FAUCET)
+        .args([
+            "--ryu-ofp-tcp-listen-port",
+            &port.to_string(),
+            "--ryu-ofp-listen-host",
+            "127.0.0.1",
+        ])
+        // Faucet execs osken-manager from PATH.
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                Path::new(FAUCET).parent().unwrap().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("FAUCET_CONFIG", &yaml)
+        .env("FAUCET_LOG", &log)
+        .env("FAUCET_EXCEPTION_LOG", db.dir.join("faucet.exceptions"))
+        .env("FAUCET_PROMETHEUS_PORT", (port + 1).to_string())
+        .env("FAUCET_PROMETHEUS_ADDR", "127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(db.dir.join("faucet.stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !hosts.ping("10.204.0.2") {
+        if t.elapsed() > Duration::from_secs(40) {
+            let _ = faucet.kill();
+            panic!(
+                "no ping under Faucet; faucet log:\n{}\nstderr:\n{}\nflows:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default(),
+                std::fs::read_to_string(db.dir.join("faucet.stderr")).unwrap_or_default(),
+                ofctl(&db, &format!("dump-flows {br}"))
+            );
+        }
+    }
+    let dump = ofctl(&db, &format!("dump-flows {br}"));
+    let _ = faucet.kill();
+    let _ = faucet.wait();
+    let n = dump.lines().filter(|l| l.contains("actions=")).count();
+    eprintln!("Faucet installed {n} flows");
+    assert!(n >= 10, "Faucet installed only {n} flows:\n{dump}");
+    assert!(
+        dump.contains("table=1"),
+        "Faucet's multi-table pipeline: {dump}"
+    );
+}
