@@ -129,6 +129,13 @@ const GROUPS: &[&str] = &[
 /// 12. TPID 0x9100: vswitch parses it as a VLAN tag (`dl_vlan=5,
 ///    actions=pop_vlan` → port 3); OVS knows only 0x8100 and 0x88a8
 ///    (dl_type=0x9100, catch-all → port 4).
+/// 13. ARP opcodes above 255 (0x0101, 0x0201): vswitch matches them with
+///    `arp_op=1`/`arp_op=2` (it keeps the opcode's low byte; → port 2);
+///    OVS does not (→ `arp` catch-all, port 3). 0x0100 agrees.
+/// 14. Frames longer than the 1500-byte MTU allows (over 1518 bytes: 1520
+///    after a push_vlan onto 1516, 1522, 1600, 2000): OVS-DPDK drops them
+///    at transmit (netdev-dpdk's max packet length); vswitch sends them.
+///    1514 and 1518 agree.
 ///
 /// Settings, not bugs: both run fragment mode `nx-match` (below) and OVS
 /// runs `other_config:vlan-limit=2` (its default, 1, parses only the outer
@@ -139,6 +146,12 @@ const DIVERGENT_FRAMES: &[&str] = &[
     "ipv4 ethertype, version 6",
     "to :d5 tcp4 :80 data offset 15",
     "to :d8 9100 vid 5 udp4",
+    "to :d6 arp op 0x0101",
+    "to :d6 arp op 0x0201",
+    "to :da udp4 1522 bytes",
+    "to :da udp4 1600 bytes",
+    "to :da udp4 2000 bytes",
+    "to :db udp4 1516 bytes, pushed to 1520",
 ];
 
 /// Flows (and group buckets) that agree, and the forms that show
@@ -304,6 +317,11 @@ table=6,priority=100,dl_dst=02:00:00:00:00:d7,ipv6,actions=dec_ttl,output:3
 table=6,priority=100,dl_dst=02:00:00:00:00:d8,dl_vlan=5,actions=pop_vlan,output:3
 table=6,priority=80,dl_dst=02:00:00:00:00:d8,actions=output:4
 table=6,priority=100,dl_dst=02:00:00:00:00:d9,udp,actions=set_field:10->ip_dscp,dec_ttl,output:2
+table=6,priority=100,dl_dst=02:00:00:00:00:da,actions=output:3
+table=6,priority=100,dl_dst=02:00:00:00:00:db,vlan_tci=0x0000/0x1000,actions=push_vlan:0x8100,mod_vlan_vid:12,output:4
+table=6,priority=100,dl_dst=02:00:00:00:00:dc,ipv6,nw_proto=59,actions=output:2
+table=6,priority=100,dl_dst=02:00:00:00:00:dc,udp6,tp_dst=53,actions=dec_ttl,output:3
+table=6,priority=90,dl_dst=02:00:00:00:00:dc,actions=output:4
 ";
 
 // ---------------------------------------------------------------------------
@@ -480,6 +498,7 @@ fn arp(op: u16, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) -> Vec<u
     a.extend_from_slice(&spa);
     a.extend_from_slice(&tha);
     a.extend_from_slice(&tpa);
+    a.extend(data(0)); // in the padding
     a.resize(46, 0);
     a
 }
@@ -1196,6 +1215,61 @@ fn frames() -> Vec<(String, Vec<u8>)> {
             to(0xd5, &[], 0x0800, &ipv4(s4, d4, 17, 64, 0, &udp(7, 80, 10))),
         ));
         v.push(("to :d6 udp4".into(), to(0xd6, &[], 0x0800, &u4(64, 0))));
+        for op in [0x0101u16, 0x0201, 0x0100] {
+            v.push((
+                format!("to :d6 arp op {op:#06x}"),
+                to(
+                    0xd6,
+                    &[],
+                    0x0806,
+                    &arp(op, a, [10, 0, 0, 1], [0; 6], [10, 0, 0, 2]),
+                ),
+            ));
+        }
+        // Frame sizes around the 1500-byte MTU (both sides' ports have it).
+        for size in [1514usize, 1518, 1522, 1600, 2000] {
+            let mut f = to(0xda, &[], 0x0800, &u4(64, 0));
+            f.resize(size, 0x5a);
+            let tot = (size - 14) as u16;
+            f[16..18].copy_from_slice(&tot.to_be_bytes());
+            f[24] = 0;
+            f[25] = 0;
+            let c = checksum(&f[14..34]);
+            f[24..26].copy_from_slice(&c.to_be_bytes());
+            v.push((format!("to :da udp4 {size} bytes"), f));
+        }
+        for size in [1514usize, 1516] {
+            let mut f = to(0xdb, &[], 0x0800, &u4(64, 0));
+            f.resize(size, 0x5a);
+            v.push((
+                format!("to :db udp4 {size} bytes, pushed to {}", size + 4),
+                f,
+            ));
+        }
+        // IPv6 extension header chains.
+        let x = |next: u8, rest: Vec<u8>| {
+            let mut h = vec![next, 0, 1, 4, 0, 0, 0, 0];
+            h.extend(rest);
+            h
+        };
+        let u6 = udp(7, 53, 8);
+        for (what, first, body) in [
+            ("no next header", 59u8, data(4)),
+            ("hbh, dest opts, udp", 0, x(60, x(17, u6.clone()))),
+            ("routing (type 0, segleft 0), udp", 43, {
+                let mut h = vec![17, 0, 0, 0, 0, 0, 0, 0];
+                h.extend(u6.clone());
+                h
+            }),
+            ("dest opts, no next header", 60, x(59, data(4))),
+            ("hbh truncated", 0, vec![17, 0, 1]),
+            ("esp", 50, data(12)),
+        ] {
+            v.push((
+                format!("to :dc ipv6 {what}"),
+                to(0xdc, &[], 0x86dd, &ipv6(v6(1), v6(2), first, 9, 0, &body)),
+            ));
+        }
         v.push((
             "to :d8 88a8 vid 6 udp4".into(),
             to(0xd8, &[(AD, 6)], 0x0800, &u4(64, 0)),
