@@ -117,6 +117,14 @@ pub fn parse_rules(cfg: &RunConfig) -> Result<Vec<RuleSpec>, String> {
         let r: RuleSpec = text
             .parse()
             .map_err(|e| format!("flow {} ({text:?}): {e}", i + 1))?;
+        if let Some(g) = r.groups().next() {
+            // The table starts without groups (they come at run time, from
+            // the control socket's groups_add or OpenFlow group_mod).
+            return Err(format!(
+                "flow {} ({text:?}): group {g} does not exist",
+                i + 1
+            ));
+        }
         rules.push(r);
     }
     if cfg.xconnect {
