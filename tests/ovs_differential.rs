@@ -49,10 +49,10 @@
 //! port (its replay starts when the port starts, so no frame meets an
 //! empty table). OVS stays up until the comparison is done, so a mismatch
 //! comes with `ovs-appctl ofproto/trace` of the differing inputs. About
-//! 8 s (14 s with both cores busy). Divergences found so far are listed at
-//! [`DIVERGENT_FRAMES`] and
-//! left out; `VSWITCH_DIFF_ALL=1` puts them back; `VSWITCH_DIFF_TRACE=TEXT`
-//! prints OVS's trace and both outputs for the input described by TEXT.
+//! 8 s (14 s with both cores busy). Divergences found so far are listed
+//! at [`DIVERGENT_FRAMES`] and left out; `VSWITCH_DIFF_ALL=1` puts them
+//! back; `VSWITCH_DIFF_TRACE=TEXT` prints OVS's trace and both outputs
+//! for the input described by TEXT.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -127,30 +127,30 @@ const GROUPS: &[&str] = &[
 ///    group (`packet_count`) and none on its buckets; see
 ///    [`group_counters`].
 /// 10. Match fields OVS accepts and vswitch refuses with
-///    OFPBMC_BAD_FIELD: `ipv6_label`, `nd_target`.
+///     OFPBMC_BAD_FIELD: `ipv6_label`, `nd_target`.
 /// 11. TCP whose data offset points beyond the packet (offset 15 = 60
-///    bytes, 38 present): OVS does not parse the TCP header (tp_src,
-///    tp_dst, tcp_flags 0: `tcp` → port 3), vswitch reads the ports
-///    (`tcp,tp_dst=80` → port 2). Offsets below 5 agree (not parsed).
+///     bytes, 38 present): OVS does not parse the TCP header (tp_src,
+///     tp_dst, tcp_flags 0: `tcp` → port 3), vswitch reads the ports
+///     (`tcp,tp_dst=80` → port 2). Offsets below 5 agree (not parsed).
 /// 12. TPID 0x9100: vswitch parses it as a VLAN tag (`dl_vlan=5,
-///    actions=pop_vlan` → port 3); OVS knows only 0x8100 and 0x88a8
-///    (dl_type=0x9100, catch-all → port 4).
+///     actions=pop_vlan` → port 3); OVS knows only 0x8100 and 0x88a8
+///     (dl_type=0x9100, catch-all → port 4).
 /// 13. ARP opcodes above 255 (0x0101, 0x0201): vswitch matches them with
-///    `arp_op=1`/`arp_op=2` (it keeps the opcode's low byte; → port 2);
-///    OVS does not (→ `arp` catch-all, port 3). 0x0100 agrees.
+///     `arp_op=1`/`arp_op=2` (it keeps the opcode's low byte; → port 2);
+///     OVS does not (→ `arp` catch-all, port 3). 0x0100 agrees.
 /// 14. Frames longer than the 1500-byte MTU allows (over 1518 bytes: 1520
-///    after a push_vlan onto 1516, 1522, 1600, 2000): OVS-DPDK drops them
-///    at transmit (netdev-dpdk's max packet length); vswitch sends them.
-///    1514 and 1518 agree.
+///     after a push_vlan onto 1516, 1522, 1600, 2000): OVS-DPDK drops them
+///     at transmit (netdev-dpdk's max packet length); vswitch sends them.
+///     1514 and 1518 agree.
 /// 15. (Counters only) a resubmit loop entered through a resubmit
-///    (`table=6 ...,actions=resubmit(,7),output:3` and `table=7 ...,
-///    actions=mod_dl_src:..,resubmit(,7)`): both drop the packet at the
-///    depth limit ("over max translation depth 64"), but OVS counts 65
-///    hits of the table-7 rule per packet, vswitch 64. A loop entered
-///    directly (`output:2,resubmit(,6)` in table 6) agrees (65 on both).
+///     (`table=6 ...,actions=resubmit(,7),output:3` and `table=7 ...,
+///     actions=mod_dl_src:..,resubmit(,7)`): both drop the packet at the
+///     depth limit ("over max translation depth 64"), but OVS counts 65
+///     hits of the table-7 rule per packet, vswitch 64. A loop entered
+///     directly (`output:2,resubmit(,6)` in table 6) agrees (65 on both).
 /// 16. (Flow dumps only) `actions=all` is dumped by vswitch as
-///    `actions=FLOOD` (OFPP_ALL stored as FLOOD); the frames agree here,
-///    as no port has `no-flood`. See [`counters`].
+///     `actions=FLOOD` (OFPP_ALL stored as FLOOD); the frames agree here,
+///     as no port has `no-flood`. See [`counters`].
 ///
 /// Settings, not bugs: both run fragment mode `nx-match` (below) and OVS
 /// runs `other_config:vlan-limit=2` (its default, 1, parses only the outer
