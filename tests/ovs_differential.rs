@@ -352,6 +352,11 @@ table=8,priority=100,dl_dst=02:00:00:00:00:e1,actions=flood
 table=8,priority=100,dl_dst=02:00:00:00:00:e2,actions=all
 table=8,priority=100,dl_dst=02:00:00:00:00:e3,actions=normal
 table=8,priority=100,dl_dst=02:00:00:00:00:e4,actions=mod_dl_src:02:00:00:00:00:e4,flood
+table=8,priority=100,dl_dst=02:00:00:00:00:e5,actions=write_actions(group:1,output:4)
+table=8,priority=100,dl_dst=02:00:00:00:00:e6,ip,actions=write_actions(push_vlan:0x8100,set_field:4097->vlan_vid,output:4,dec_ttl)
+table=8,priority=100,dl_dst=02:00:00:00:00:e7,ip,actions=write_actions(output:3,set_field:12->ip_dscp),goto_table:9
+table=9,priority=100,udp,actions=write_actions(output:2)
+table=9,priority=90,tcp,actions=set_field:02:00:00:00:00:e7->eth_src,write_actions(dec_ttl)
 ";
 
 // ---------------------------------------------------------------------------
@@ -1299,7 +1304,7 @@ fn frames() -> Vec<(String, Vec<u8>)> {
             ));
         }
         // FLOOD, ALL and NORMAL (to an unknown MAC: flooded).
-        for last in [0xe1u8, 0xe2, 0xe3, 0xe4] {
+        for last in [0xe1u8, 0xe2, 0xe3, 0xe4, 0xe5, 0xe6, 0xe7] {
             v.push((
                 format!("to :{last:02x} udp4"),
                 to(last, &[], 0x0800, &u4(64, 0)),
@@ -1307,6 +1312,10 @@ fn frames() -> Vec<(String, Vec<u8>)> {
             v.push((
                 format!("to :{last:02x} udp4 vlan 100"),
                 to(last, &[(Q, 100)], 0x0800, &u4(64, 0)),
+            ));
+            v.push((
+                format!("to :{last:02x} tcp4 ttl 1"),
+                to(last, &[], 0x0800, &ipv4(s4, d4, 6, 1, 0, &tcp(7, 80, 4))),
             ));
         }
         // IPv6 extension header chains.
