@@ -28,7 +28,7 @@ pub enum Action {
     Normal,
     /// `drop` — explicit drop (must be the only action).
     Drop,
-    /// `push_vlan:TPID` — push a tag; its TCI copies the outer tag's, or 0.
+    /// `push_vlan:TPID` — push a tag with TCI 0 (VID 0, PCP 0), as OVS.
     PushVlan(u16),
     /// `pop_vlan` / `strip_vlan` — remove the outer tag, if any.
     PopVlan,
@@ -604,8 +604,9 @@ fn execute_l3<F: Frame>(
             },
             Action::Drop => return Verdict::Drop(DropReason::Action),
             Action::PushVlan(tpid) => {
-                let tci = outer_tci(frame).unwrap_or(0);
-                if !push_tag(frame, tpid, tci) {
+                // As OVS: the new tag has VID 0 and PCP 0 (a following
+                // set_vlan_vid/pcp fills them), not a copy of the outer one.
+                if !push_tag(frame, tpid, 0) {
                     return Verdict::Drop(DropReason::NoHeadroom);
                 }
                 if *l3 != 0 {

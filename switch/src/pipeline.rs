@@ -368,6 +368,8 @@ struct Xlate<'a> {
     in_clone: bool,
     /// Resubmits so far.
     resubmits: u32,
+    /// The table whose rule is being translated.
+    cur_table: u8,
     /// A limit was exceeded: the frame is dropped.
     error: bool,
 }
@@ -400,7 +402,7 @@ impl Xlate<'_> {
             Action::PushVlan(_) => {
                 let t = k.vlan_tci();
                 k.set_vlan_tci2(t);
-                k.set_vlan_tci(t | VLAN_PRESENT);
+                k.set_vlan_tci(VLAN_PRESENT);
             }
             Action::PopVlan if k.vlan_tci() & VLAN_PRESENT != 0 => {
                 let t2 = k.vlan_tci2();
@@ -483,9 +485,13 @@ impl Xlate<'_> {
                         self.stop = true;
                         return;
                     }
-                    self.depth += 1;
+                    // As OVS: only a resubmit to this table or an earlier
+                    // one deepens the recursion.
+                    let (deepens, back) = (t <= self.cur_table, self.cur_table);
+                    self.depth += u32::from(deepens);
                     self.table(t, true);
-                    self.depth -= 1;
+                    self.depth -= u32::from(deepens);
+                    self.cur_table = back;
                 }
                 Action::Group(g) => self.group(g),
                 Action::Drop => {}
@@ -502,7 +508,11 @@ impl Xlate<'_> {
         let mut chosen = core::mem::take(&mut self.buckets);
         let start = chosen.len();
         g.choose(&self.key, self.ports_up, &mut chosen);
-        self.out.groups.push((gi as u32, u32::MAX));
+        if chosen.len() > start || g.spec.kind != crate::group::GroupType::FastFailover {
+            // As OVS: a fast-failover group without a live bucket counts
+            // nothing.
+            self.out.groups.push((gi as u32, u32::MAX));
+        }
         for &b in &chosen[start..] {
             self.out.groups.push((gi as u32, b));
             // Each bucket acts on its own copy (OVS clones per bucket): a
@@ -577,13 +587,15 @@ impl Xlate<'_> {
         let Some(ri) = hit else {
             self.out.missed.push(t);
             if !resubmit {
-                self.stop = true;
-                self.set = ActionSet::default();
+                // Table-miss without a table-miss rule: the pipeline ends
+                // here. OVS still executes the action set ("No match.
+                // drop / Executing action set"), so it is kept.
                 self.out.empty_reason = DropReason::NoMatch;
             }
             return;
         };
         self.out.rules.push(ri);
+        self.cur_table = t;
         let rules = self.rules;
         self.out
             .counters
@@ -650,6 +662,7 @@ pub(crate) fn compile(
         seen_output: false,
         in_clone: false,
         resubmits: 0,
+        cur_table: 0,
         error: false,
     };
     x.table(0, false);

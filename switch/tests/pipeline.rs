@@ -109,8 +109,11 @@ fn goto_must_go_forward_and_tables_are_bounded() {
     );
 }
 
+/// Table-miss as OVS: the pipeline ends at the table without a matching
+/// rule; outputs already made stand and the action set still runs (OVS
+/// 3.1: "No match. drop / Executing action set").
 #[test]
-fn table_miss_keeps_earlier_outputs_and_drops_the_action_set() {
+fn table_miss_ends_the_pipeline_and_runs_the_action_set() {
     let sw = switch_with(
         &[
             "priority=10,in_port=1,actions=output:3,goto_table:1",
@@ -122,12 +125,14 @@ fn table_miss_keeps_earlier_outputs_and_drops_the_action_set() {
     let mut dp = sw.datapath(0);
     let f = udp([10, 0, 0, 2], 1);
     assert_eq!(send(&mut dp, 1, &f, 0).0, ports(&[3]));
-    assert_eq!(
-        send(&mut dp, 2, &f, 0).0,
-        Verdict::Drop(DropReason::NoMatch)
-    );
+    assert_eq!(send(&mut dp, 2, &f, 0).0, ports(&[4]));
     let arp = arp_frame(1, [10, 0, 0, 1], [10, 0, 0, 2]);
     assert_eq!(send(&mut dp, 2, &arp, 0).0, ports(&[4]));
+    // Nothing at all: dropped as a miss.
+    assert_eq!(
+        send(&mut dp, 3, &f, 0).0,
+        Verdict::Drop(DropReason::NoMatch)
+    );
 }
 
 #[test]
@@ -153,6 +158,24 @@ fn resubmit_runs_the_other_table_then_continues() {
         (ts[2].table_id, ts[2].lookup_count, ts[2].matched_count),
         (2, 1, 0)
     );
+}
+
+/// Resubmits into a later table do not deepen the recursion (OVS), so a
+/// loop entered through one still gets 64 levels.
+#[test]
+fn resubmit_depth_counts_only_backward_resubmits() {
+    let sw = switch_with(
+        &[
+            "actions=resubmit(,6)",
+            "table=6,actions=resubmit(,7),output:3",
+            "table=7,actions=resubmit(,7)",
+        ],
+        &[1, 2, 3],
+    );
+    let mut dp = sw.datapath(0);
+    let (v, _) = send(&mut dp, 1, &udp([10, 0, 0, 2], 1), 0);
+    assert_eq!(v, Verdict::Drop(DropReason::Action));
+    assert_eq!(packets_of(&sw, "table=7"), 65);
 }
 
 #[test]
@@ -482,6 +505,8 @@ fn fast_failover_follows_port_liveness() {
     let st = sw.group_stats();
     assert_eq!(st[0].buckets[0].0, 3);
     assert_eq!(st[0].buckets[1].0, 1);
+    // As OVS: no live bucket, nothing counted on the group.
+    assert_eq!(st[0].packets, 4);
 }
 
 #[test]

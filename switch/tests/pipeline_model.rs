@@ -205,6 +205,7 @@ struct Reference<'a> {
     error: bool,
     depth: u32,
     resubmits: u32,
+    cur_table: u8,
     /// The frame reached three VLAN tags, which the flow key cannot
     /// describe (as OVS's): not compared.
     deep: bool,
@@ -272,9 +273,12 @@ impl Reference<'_> {
                         self.stop = true;
                         return;
                     }
-                    self.depth += 1;
+                    // Only a resubmit to this table or an earlier one deepens.
+                    let (deep, back) = (u32::from(t <= self.cur_table), self.cur_table);
+                    self.depth += deep;
                     self.table(t, true, f);
-                    self.depth -= 1;
+                    self.depth -= deep;
+                    self.cur_table = back;
                 }
                 Action::Group(g) => self.group(g, f),
                 Action::Drop => {}
@@ -335,12 +339,12 @@ impl Reference<'_> {
             }
         }
         let Some(rule) = best else {
-            if !resubmit {
-                self.stop = true;
-                self.set.clear();
-            }
+            // Table-miss: nothing here (OVS then still runs the action set).
+            let _ = resubmit;
             return;
         };
+        let back = self.cur_table;
+        self.cur_table = t;
         self.actions(&rule.actions, f);
         if self.stop {
             return;
@@ -365,6 +369,7 @@ impl Reference<'_> {
         if let Some(n) = *goto_table {
             self.table(n, false, f);
         }
+        let _ = back;
     }
 
     fn run(mut self, frame: &[u8]) -> Option<Vec<(u16, Vec<u8>)>> {
@@ -475,6 +480,7 @@ fn compiled_pipeline_matches_the_reference() {
                 error: false,
                 depth: 0,
                 resubmits: 0,
+                cur_table: 0,
                 deep: false,
             }
             .run(&frame);
