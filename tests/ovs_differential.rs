@@ -7,7 +7,7 @@
 //! buckets' counters must agree too, and every flow must be hit.
 //!
 //! ```text
-//!  in.pcap (≈930 frames: v4/v6 TCP/UDP/ICMP, ARP request/reply, 802.1Q,
+//!  in.pcap (≈960 frames: v4/v6 TCP/UDP/ICMP, ARP request/reply, 802.1Q,
 //!     │     QinQ (8100 and 88a8), TTL 1/2, DSCP/ECN, TCP flags, IPv4 and
 //!     │     IPv6 fragments, IPv4 options, runts, truncated and bad-IHL
 //!     │     IPv4, bad IP checksums, valid and zero L4 checksums,
@@ -32,7 +32,8 @@
 //!                                   around the MTU; IPv6 extension
 //!                                   chains; resubmit to table 1 and
 //!                                   resubmit loops)
-//!                          table 8 (FLOOD, ALL, NORMAL)
+//!                          tables 8-9 (FLOOD, ALL, NORMAL; action-set order,
+//!                                   group over output, later write_actions)
 //!                          ─► ofports 2, 3, 4: net_pcap tx_pcap sinks
 //!  groups: all (2 buckets, one rewriting), indirect, fast_failover (a dead
 //!  and a live bucket; all dead) — no select: its hash is implementation's own
