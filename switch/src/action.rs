@@ -154,7 +154,7 @@ impl core::str::FromStr for Action {
             "push_vlan" => {
                 let t = parse_uint(need()?, 0xffff, "TPID")? as u16;
                 if !is_vlan_tpid(t) {
-                    return Err(format!("push_vlan:{t:#06x}: TPID must be 0x8100, 0x88a8 or 0x9100"));
+                    return Err(format!("push_vlan:{t:#06x}: TPID must be 0x8100 or 0x88a8"));
                 }
                 Ok(Action::PushVlan(t))
             }

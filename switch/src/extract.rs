@@ -143,8 +143,12 @@ fn extract_ipv4_fast(
     let flags = match proto {
         // UDP: the 8-byte header inside the datagram (RFC 768).
         17 if total >= 20 + 8 => 0,
-        // TCP: 20 bytes with a data offset of at least 5 (RFC 9293 §3.1).
-        6 if total >= 20 + 20 && f[L4 + 12] >> 4 >= 5 => {
+        // TCP: 20 bytes with a data offset of at least 5 (RFC 9293 §3.1)
+        // that stays inside the datagram.
+        6 if total >= 20 + 20
+            && f[L4 + 12] >> 4 >= 5
+            && usize::from(f[L4 + 12] >> 4) * 4 <= total - 20 =>
+        {
             u16::from_be_bytes([f[L4 + 12], f[L4 + 13]]) & 0x0fff
         }
         _ => return None,
@@ -226,8 +230,10 @@ fn extract_inner(frame: &[u8], key: &mut FlowKey, meta: &mut Meta) -> Result<(),
         ethertype::ARP => {
             meta.l3 = off as u16;
             let arp = ArpPacket::new_checked(l3).map_err(|_| Malformed::BadArp)?;
-            // OpenFlow: nw_proto carries the low 8 bits of the ARP opcode.
-            key.set_nw_proto(arp.operation() as u8);
+            // OpenFlow: nw_proto carries the ARP opcode when it fits in 8
+            // bits; OVS leaves it 0 for larger opcodes.
+            let op = arp.operation();
+            key.set_nw_proto(if op <= 0xff { op as u8 } else { 0 });
             key.set_nw_src4(arp.spa());
             key.set_nw_dst4(arp.tpa());
             key.set_arp_sha(arp.sha());
@@ -281,6 +287,9 @@ fn extract_inner(frame: &[u8], key: &mut FlowKey, meta: &mut Meta) -> Result<(),
                 key.set_nw_frag(FRAG_ANY | if up.later_fragment { FRAG_LATER } else { 0 });
                 meta.frag = true;
                 if up.later_fragment {
+                    // As OVS: a later fragment's protocol is the Fragment
+                    // header itself (44), not what follows it.
+                    key.set_nw_proto(ipv6::next_header::FRAGMENT);
                     return Ok(());
                 }
             }
@@ -296,6 +305,15 @@ fn extract_inner(frame: &[u8], key: &mut FlowKey, meta: &mut Meta) -> Result<(),
 fn transport(payload: &[u8], proto: u8, key: &mut FlowKey) -> Result<(), Malformed> {
     if l4::min_header_len(proto).is_none() {
         return Ok(());
+    }
+    // As OVS: a TCP data offset beyond the segment leaves the header
+    // unparsed (no ports, no flags).
+    if proto == l4::protocol::TCP
+        && payload
+            .get(12)
+            .is_some_and(|b| usize::from(b >> 4) * 4 > payload.len())
+    {
+        return Err(Malformed::BadL4);
     }
     let t = TransportHeader::new_checked(payload, proto).map_err(|_| Malformed::BadL4)?;
     key.set_tp_src(t.src());
@@ -532,6 +550,46 @@ mod test {
     /// accepts, gives exactly what the generic extractor gives: valid UDP
     /// and TCP frames, then each with random bytes changed and random
     /// truncations.
+    /// Where the OVS differential found vswitch parsing differently, it now
+    /// parses as OVS does.
+    #[test]
+    fn parsed_as_ovs_parses() {
+        let mut k = FlowKey::ZERO;
+        // IPv6 later fragment: nw_proto is the Fragment header (44).
+        let frag = [17, 0, 0x00, 0x11, 0, 0, 0, 1, 0xaa, 0xbb, 0xcc, 0xdd];
+        let m = extract(&ipv6_frame(44, &frag), 1, &mut k);
+        assert!(m.frag);
+        assert_eq!((k.nw_proto(), k.nw_frag()), (44, FRAG_ANY | FRAG_LATER));
+        // First fragment: the protocol after the Fragment header.
+        let mut first = vec![17, 0, 0x00, 0x01, 0, 0, 0, 1];
+        first.extend_from_slice(&[0, 7, 0, 9, 0, 8, 0, 0]);
+        extract(&ipv6_frame(44, &first), 1, &mut k);
+        assert_eq!((k.nw_proto(), k.tp_dst()), (17, 9));
+        // 0x0800 with a version nibble of 6: parsed as IPv4.
+        let mut v6 = udp4([10, 0, 0, 1], [10, 0, 0, 2], 53, 99);
+        v6[14] = 0x65;
+        let m = extract(&v6, 1, &mut k);
+        assert_eq!(m.malformed, None);
+        assert_eq!((k.nw_src4(), k.tp_src()), ([10, 0, 0, 1], 53));
+        // TCP data offset beyond the segment: no ports, counted bad_l4,
+        // on the fast path too.
+        let mut t = tcp4([10, 0, 0, 1], [10, 0, 0, 2], 1000, 80, 0x10, 64);
+        t[14 + 20 + 12] = 0xf0;
+        assert!(extract_ipv4_fast(&t, 1, &mut k, None).is_none());
+        let m = extract(&t, 1, &mut k);
+        assert_eq!(m.malformed, Some(Malformed::BadL4));
+        assert_eq!((k.tp_src(), k.tp_dst(), k.tcp_flags()), (0, 0, 0));
+        // ARP opcodes above 255: nw_proto 0.
+        extract(&arp_frame(0x0101, [1; 4], [2; 4]), 1, &mut k);
+        assert_eq!(k.nw_proto(), 0);
+        extract(&arp_frame(2, [1; 4], [2; 4]), 1, &mut k);
+        assert_eq!(k.nw_proto(), 2);
+        // TPID 0x9100 is an EtherType, not a tag.
+        let q = with_vlan(&udp4([1; 4], [2; 4], 1, 2), 0x9100, 5);
+        extract(&q, 1, &mut k);
+        assert_eq!((k.dl_type(), k.vlan_tci()), (0x9100, 0));
+    }
+
     #[test]
     fn fast_path_equals_generic() {
         let mut k = FlowKey::ZERO;

@@ -42,7 +42,8 @@ pub mod ethertype {
 
 /// True for the TPIDs that introduce a VLAN tag.
 pub fn is_vlan_tpid(t: u16) -> bool {
-    matches!(t, ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_9100)
+    // As OVS: 0x9100 (pre-standard QinQ) is an EtherType, not a tag.
+    matches!(t, ethertype::VLAN | ethertype::QINQ)
 }
 
 /// A read/write view of an Ethernet frame.

@@ -57,7 +57,9 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         if b.len() < MIN_HEADER_LEN {
             return Err(Error::Truncated);
         }
-        if p.version() != 4 || p.header_len() < MIN_HEADER_LEN {
+        // The version nibble is not checked (as OVS): the EtherType says
+        // IPv4.
+        if p.header_len() < MIN_HEADER_LEN {
             return Err(Error::Malformed);
         }
         if b.len() < p.header_len() || b.len() < usize::from(p.total_len()) {
