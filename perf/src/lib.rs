@@ -8,6 +8,7 @@
 
 #![deny(missing_docs)]
 
+pub mod acl;
 pub mod cleanup;
 pub mod frames;
 pub mod ovs;

@@ -13,14 +13,21 @@
 //! ```text
 //! cargo build --release --workspace
 //! target/release/switch [--flows 1,10k] [--rules 1,100] [--seconds 5] [--rounds 1]
+//! target/release/switch --pipeline [--flows 10k]          # 3-table pipeline (issue 13)
+//! target/release/switch --churn 10,100,1000 [--flows 10k] # rate under flow-mods (issue 13)
+//! target/release/switch --acl [--flows 10k]               # 1000 ACL rules, 24+ masks (issue 17)
 //! ```
+//!
+//! `--pipeline`, `--churn` and `--acl` run instead of the flows × rules
+//! matrix (pass `--rules` as well to run both) and default to 10k flows.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use perf::{frames, ovs, proc, report, rules};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use perf::{acl, frames, ovs, proc, report, rules};
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -49,6 +56,54 @@ struct Args {
     /// Skip the testpmd ceiling.
     #[arg(long)]
     no_testpmd: bool,
+    /// Case: a 3-table pipeline (issue 13 item 4). Table 0 classifies
+    /// (in_port, udp/tcp) and goes to table 1; table 1 holds
+    /// --pipeline-rules non-matching wildcard rules and a catch-all
+    /// goto_table:2; table 2 holds --pipeline-rules rules on the UDP source
+    /// port and a catch-all, all outputting. Both switches get the same
+    /// text (OVS through ovs-ofctl add-flows, OpenFlow 1.3+). Goal ≥ 3× OVS.
+    #[arg(long)]
+    pipeline: bool,
+    /// Rules in tables 1 and 2 of --pipeline (each, plus its catch-all).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=60000))]
+    pipeline_rules: u32,
+    /// Case: forwarding rate while rules are added and deleted at these
+    /// flow-mod rates per second (comma list; issue 13 item 5), plus a
+    /// churn-free baseline, on --churn-rules wildcard rules. The rules
+    /// added and deleted (strictly) are table-0 drops of /32 destinations
+    /// in 192.168/16 at priorities 200, 50 and 0 (the forwarding rule has
+    /// 1); OVS gets them through `ovs-ofctl add-flows -` (one batch per
+    /// 100 ms), vswitch over its JSON control socket. Goals: ≥ 3× OVS at
+    /// every rate, < 10% below vswitch's own churn-free rate at 100/s.
+    #[arg(long, value_delimiter = ',', value_parser = parse_count)]
+    churn: Vec<u32>,
+    /// Wildcard rules (incl. the forwarding rule) of the --churn case.
+    #[arg(long, default_value_t = 300)]
+    churn_rules: u32,
+    /// Case: ACL (issue 17): mixed TCP/UDP 5-tuples (different addresses
+    /// and ports) against --acl-rules rules over 24+ mask shapes (prefixes
+    /// /8../32, with and without exact or masked L4 ports), all but a few
+    /// never matching, above the forwarding rule. Reports subtable probes
+    /// per packet (OVS: pmd-stats-show). Goal ≥ 10× OVS.
+    #[arg(long)]
+    acl: bool,
+    /// Rules of the --acl case.
+    #[arg(long, default_value_t = 1000)]
+    acl_rules: u32,
+    /// Where the --acl drop rules' address prefixes leave the traffic:
+    /// `near` (one bit flipped, often deep in the prefix: every flow needs
+    /// different bits, OVS's megaflows get hundreds of masks) or `far`
+    /// (within the first octet: OVS's megaflows share a few masks).
+    #[arg(long, value_enum, default_value_t = AclMiss::Near)]
+    acl_miss: AclMiss,
+}
+
+/// Where the ACL case's drop rules miss the traffic (`rules::acl_rule_set_with`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum AclMiss {
+    Near,
+    Far,
 }
 
 /// "1", "1k", "100k", "1M", "10000" -> count.
@@ -82,6 +137,34 @@ struct Side {
     note: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ovs_pmd: Option<ovs::PmdStats>,
+    /// Classifier work (the ACL case only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    classifier: Option<Probes>,
+}
+
+/// How hard the classifier works per packet (`--acl`).
+#[derive(Serialize, Default, Clone, Debug, PartialEq)]
+struct Probes {
+    /// OVS: seconds of warm-up until the slow path went quiet (< 0.1% of
+    /// packets upcalled in a second), at most 60.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ovs_warmup_seconds: Option<f64>,
+    /// OVS: `pmd-stats-show` "avg. subtable lookups per megaflow hit".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subtable_lookups_per_megaflow_hit: Option<f64>,
+    /// Subtables probed per forwarded packet: OVS, the above × megaflow
+    /// hits / packets (EMC/SMC hits probe none); vswitch, its probe counter
+    /// / rx packets when the switch exposes one, else absent.
+    subtable_probes_per_packet: Option<f64>,
+    /// vswitch: classifier lookups (cache misses + bypassed) / rx packets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    classifier_lookups_per_packet: Option<f64>,
+    /// vswitch: exact-match cache hit rate; OVS: (EMC + SMC) hits / packets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_hit_rate: Option<f64>,
+    /// vswitch: classifier subtables (distinct masks) of the table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subtables: Option<u64>,
 }
 
 impl Side {
@@ -142,6 +225,7 @@ fn combine(rounds: Vec<Side>) -> Side {
         samples: ok.iter().flat_map(|s| s.samples.clone()).collect(),
         note: None,
         ovs_pmd: ok.iter().rev().find_map(|s| s.ovs_pmd.clone()),
+        classifier: ok.iter().rev().find_map(|s| s.classifier.clone()),
     }
 }
 
@@ -201,9 +285,11 @@ fn devargs(pcap: &str) -> (String, String) {
 /// OVS's shared mempool sizes: it tries 262144 mbufs and halves on failure.
 const OVS_MAX_MBUFS: u32 = 4096 * 64;
 
-fn run_ovs(pcap: &str, frames: u32, rule_text: &str, secs: u64, tag: &str) -> Side {
+/// The private OVS's configuration for a pcap of `frames` frames, or why
+/// OVS cannot run it.
+fn ovs_config(pcap: &str, frames: u32, tag: &str) -> Result<ovs::Config, String> {
     if frames + MBUF_SLACK / 2 > OVS_MAX_MBUFS {
-        return Side::na(format!(
+        return Err(format!(
             "OVS's shared mempool holds at most {OVS_MAX_MBUFS} mbufs, but net_pcap \
              infinite_rx needs one per pcap frame ({frames})"
         ));
@@ -214,17 +300,47 @@ fn run_ovs(pcap: &str, frames: u32, rule_text: &str, secs: u64, tag: &str) -> Si
         pool *= 2;
     }
     if let Some(why) = hugepage_shortfall(pool) {
-        return Side::na(format!("OVS: {why}"));
+        return Err(format!("OVS: {why}"));
     }
     let socket_mem_mb = ((pool as u64 * 3072) >> 20).max(256) as u32 + 128;
     let (src, sink) = devargs(pcap);
-    let cfg = ovs::Config {
+    Ok(ovs::Config {
         tag: tag.to_string(),
         pmd_core: 1,
         main_core: 0,
         socket_mem_mb,
         source_devargs: src,
         sink_devargs: sink,
+    })
+}
+
+fn run_ovs(pcap: &str, frames: u32, rule_text: &str, secs: u64, tag: &str) -> Side {
+    run_ovs_probes(pcap, frames, rule_text, secs, tag, false)
+}
+
+/// `pmd-stats-show`'s "avg. subtable lookups per megaflow hit" of the
+/// first PMD thread.
+fn parse_subtable_lookups(text: &str) -> Option<f64> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("pmd thread"))
+        .find_map(|l| l.trim().strip_prefix("avg. subtable lookups per megaflow hit:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// [`run_ovs`]; with `probes`, also the classifier work from
+/// `pmd-stats-show` (subtable lookups per megaflow hit and per packet).
+fn run_ovs_probes(
+    pcap: &str,
+    frames: u32,
+    rule_text: &str,
+    secs: u64,
+    tag: &str,
+    probes: bool,
+) -> Side {
+    let cfg = match ovs_config(pcap, frames, tag) {
+        Ok(c) => c,
+        Err(e) => return Side::na(e),
     };
     let mut o = match ovs::Ovs::start(&cfg) {
         Ok(o) => o,
@@ -238,9 +354,25 @@ fn run_ovs(pcap: &str, frames: u32, rule_text: &str, secs: u64, tag: &str) -> Si
         let n = o.tx_packets(ovs::OF_OUT)?;
         Ok((t, n))
     };
+    let mut warmup_secs = 1.0;
     let result = (|| -> Result<Side, String> {
         // Warm-up: upcalls install the megaflows, caches fill.
+        let t0 = Instant::now();
         std::thread::sleep(Duration::from_secs(1));
+        if probes {
+            // Many masks make megaflow set-up slow (thousands of upcalls per
+            // second): measure the steady state, once fewer than 0.1% of the
+            // packets of a second go to the slow path (at most 60 s).
+            loop {
+                o.pmd_stats_clear()?;
+                std::thread::sleep(Duration::from_secs(1));
+                let p = o.pmd_stats()?;
+                if p.upcalls * 1000 <= p.packets || t0.elapsed() > Duration::from_secs(60) {
+                    break;
+                }
+            }
+            warmup_secs = t0.elapsed().as_secs_f64();
+        }
         o.pmd_stats_clear()?;
         let mut prev = sample(&o)?;
         let mut samples = Vec::new();
@@ -252,12 +384,27 @@ fn run_ovs(pcap: &str, frames: u32, rule_text: &str, secs: u64, tag: &str) -> Si
             prev = now;
         }
         let pmd = o.pmd_stats()?;
+        let classifier = if probes {
+            let text = o.appctl(&["dpif-netdev/pmd-stats-show"])?;
+            let per_hit = parse_subtable_lookups(&text);
+            let pkts = pmd.packets.max(1) as f64;
+            Some(Probes {
+                ovs_warmup_seconds: Some(warmup_secs),
+                subtable_lookups_per_megaflow_hit: per_hit,
+                subtable_probes_per_packet: per_hit.map(|h| h * pmd.megaflow_hits as f64 / pkts),
+                cache_hit_rate: Some((pmd.emc_hits + pmd.smc_hits) as f64 / pkts),
+                ..Probes::default()
+            })
+        } else {
+            None
+        };
         Ok(Side {
             mpps: Some(report::median(&samples)),
             cycles_per_packet: pmd.processing_cycles_per_packet,
             samples,
             note: None,
             ovs_pmd: Some(pmd),
+            classifier,
         })
     })();
     let alive = o.alive();
@@ -351,6 +498,40 @@ fn last_lines(s: &str, n: usize) -> String {
 }
 
 fn run_vswitch(pcap: &str, frames: u32, flows_file: &Path, secs: u64, tag: &str) -> Side {
+    run_vswitch_probes(pcap, frames, flows_file, secs, tag, false)
+}
+
+/// The classifier work in a `vswitch run --json` summary's switch
+/// counters. A per-subtable probe counter is used when the switch has one
+/// (any counter whose name contains "probe"); today it has none.
+fn vswitch_probes(summary: &serde_json::Value) -> Probes {
+    let sw = &summary["switch"];
+    let c = &sw["total"]["counters"];
+    let get = |k: &str| c[k].as_u64().unwrap_or(0) as f64;
+    let rx = get("rx_packets").max(1.0);
+    let probe = c.as_object().and_then(|m| {
+        m.iter()
+            .find(|(k, _)| k.contains("probe"))
+            .and_then(|(_, v)| v.as_u64())
+    });
+    Probes {
+        ovs_warmup_seconds: None,
+        subtable_lookups_per_megaflow_hit: None,
+        subtable_probes_per_packet: probe.map(|p| p as f64 / rx),
+        classifier_lookups_per_packet: Some((get("cache_misses") + get("cache_bypassed")) / rx),
+        cache_hit_rate: sw["total"]["cache_hit_rate"].as_f64(),
+        subtables: sw["subtables"].as_u64(),
+    }
+}
+
+fn run_vswitch_probes(
+    pcap: &str,
+    frames: u32,
+    flows_file: &Path,
+    secs: u64,
+    tag: &str,
+    probes: bool,
+) -> Side {
     let mbufs = pool_size(frames);
     if let Some(why) = hugepage_shortfall(mbufs) {
         return Side::na(format!("vswitch: {why}"));
@@ -402,6 +583,7 @@ fn run_vswitch(pcap: &str, frames: u32, flows_file: &Path, secs: u64, tag: &str)
     }
     let mut samples = Vec::new();
     let mut cycles = None;
+    let mut classifier = None;
     for l in r.stdout.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
             continue;
@@ -413,6 +595,9 @@ fn run_vswitch(pcap: &str, frames: u32, flows_file: &Path, secs: u64, tag: &str)
         }
         if v["type"] == "summary" {
             cycles = v["summary"]["cycles_per_packet"].as_f64();
+            if probes {
+                classifier = Some(vswitch_probes(&v["summary"]));
+            }
         }
     }
     let log = format!(
@@ -420,7 +605,10 @@ fn run_vswitch(pcap: &str, frames: u32, flows_file: &Path, secs: u64, tag: &str)
         last_lines(&r.stdout, 20),
         last_lines(&r.stderr, 20)
     );
-    Side::from_samples(samples, secs as usize, cycles, "vswitch", &log)
+    Side {
+        classifier,
+        ..Side::from_samples(samples, secs as usize, cycles, "vswitch", &log)
+    }
 }
 
 fn fmt(v: Option<f64>, prec: usize) -> String {
@@ -442,8 +630,957 @@ fn find(results: &[CaseResult], flows: u32, rules: u32) -> Option<&CaseResult> {
         .find(|r| r.flows == flows && r.rules == rules)
 }
 
+// ---------------------------------------------------------------------
+// --pipeline and --acl: one more rule set against both switches.
+
+/// OVS and vswitch on one rule set, `rounds` times interleaved.
+#[allow(clippy::too_many_arguments)]
+fn run_pair(
+    a: &Args,
+    case: &str,
+    pcap: &str,
+    frames: u32,
+    ovs_rules: &str,
+    vs_file: &Path,
+    tag: &str,
+    probes: bool,
+) -> (Side, Side) {
+    let (mut os, mut vs) = (Vec::new(), Vec::new());
+    for round in 0..a.rounds {
+        let tag = format!("{tag}-{round}");
+        os.push(if a.no_ovs {
+            Side::na("skipped (--no-ovs)")
+        } else {
+            eprintln!("[{case}] ovs-vswitchd-dpdk ...");
+            run_ovs_probes(pcap, frames, ovs_rules, a.seconds, &tag, probes)
+        });
+        eprintln!("[{case}] vswitch run --flows ...");
+        vs.push(run_vswitch_probes(
+            pcap, frames, vs_file, a.seconds, &tag, probes,
+        ));
+    }
+    (combine(os), combine(vs))
+}
+
+fn ratio(v: &Side, o: &Side) -> Option<f64> {
+    match (v.mpps, o.mpps) {
+        (Some(v), Some(o)) if o > 0.0 => Some(v / o),
+        _ => None,
+    }
+}
+
+fn testpmd_ceiling(a: &Args, what: &str, pcap: &str, frames: u32, tag: &str) -> Side {
+    if a.no_testpmd {
+        return Side::na("skipped (--no-testpmd)");
+    }
+    eprintln!("[{what}] dpdk-testpmd --forward-mode=mac ...");
+    combine(
+        (0..a.rounds)
+            .map(|r| run_testpmd(pcap, frames, a.seconds, &format!("{tag}-{r}")))
+            .collect(),
+    )
+}
+
+#[derive(Serialize)]
+struct PipelineResult {
+    case: &'static str,
+    flows: u32,
+    tables: u32,
+    rules_per_table: u32,
+    rules_total: usize,
+    frame_len: usize,
+    pcap_frames: u32,
+    seconds: u64,
+    rounds: u32,
+    ovs: Side,
+    testpmd_mac: Side,
+    vswitch: Side,
+    vswitch_over_ovs: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct AclResult {
+    case: &'static str,
+    flows: u32,
+    rules: u32,
+    miss: AclMiss,
+    mask_shapes: usize,
+    frame_len: usize,
+    pcap_frames: u32,
+    seconds: u64,
+    rounds: u32,
+    ovs: Side,
+    testpmd_mac: Side,
+    vswitch: Side,
+    vswitch_over_ovs: Option<f64>,
+}
+
+fn verdict(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "met",
+        Some(false) => "NOT met",
+        None => "not measured (a side is n/a)",
+    }
+}
+
+fn pipeline_case(a: &Args, flows_axis: &[u32], dir: &Path, pid: u32) {
+    let mut results = Vec::new();
+    let ovs_rules = rules::pipeline_set(a.pipeline_rules, rules::OVS_PORTS);
+    let vs_file = dir.join("vswitch-pipeline.flows");
+    std::fs::write(
+        &vs_file,
+        rules::pipeline_set(a.pipeline_rules, rules::VSWITCH_PORTS),
+    )
+    .expect("write rules");
+    for &flows in flows_axis {
+        let pcap = dir.join(format!("flows-{flows}.pcap"));
+        let frames = frames::write_flows_pcap(&pcap, flows, a.len).unwrap_or_else(|e| {
+            eprintln!("pcap for {flows} flows: {e}");
+            std::process::exit(2);
+        });
+        let pcap = pcap.to_string_lossy().into_owned();
+        let case = format!("pipeline, {} flows", short(flows));
+        let tp = testpmd_ceiling(a, &case, &pcap, frames, &format!("{pid}-pl-{flows}"));
+        let (o, v) = run_pair(
+            a,
+            &case,
+            &pcap,
+            frames,
+            &ovs_rules,
+            &vs_file,
+            &format!("{pid}-pl-{flows}"),
+            false,
+        );
+        let r = PipelineResult {
+            case: "pipeline",
+            flows,
+            tables: 3,
+            rules_per_table: a.pipeline_rules,
+            rules_total: ovs_rules.lines().count(),
+            frame_len: a.len + 4,
+            pcap_frames: frames,
+            seconds: a.seconds,
+            rounds: a.rounds,
+            vswitch_over_ovs: ratio(&v, &o),
+            ovs: o,
+            testpmd_mac: tp,
+            vswitch: v,
+        };
+        report::json_line("switch", &r);
+        results.push(r);
+    }
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            vec![
+                format!(
+                    "3 tables x {} rules, {} flows",
+                    short(r.rules_per_table),
+                    short(r.flows)
+                ),
+                fmt(r.ovs.mpps, 2),
+                fmt(r.ovs.cycles_per_packet, 1),
+                fmt(r.testpmd_mac.mpps, 2),
+                fmt(r.vswitch.mpps, 2),
+                fmt(r.vswitch.cycles_per_packet, 1),
+                fmt(r.vswitch_over_ovs, 2),
+            ]
+        })
+        .collect();
+    report::table(
+        &format!(
+            "multi-table pipeline (table 0 classify -> 1 ACL -> 2 output), {}-byte frames, 1 forwarding core, {} s per program",
+            a.len + 4,
+            a.seconds
+        ),
+        &[
+            "case",
+            "OVS Mpps",
+            "OVS cyc/pkt",
+            "testpmd-mac Mpps",
+            "vswitch Mpps",
+            "vswitch cyc/pkt",
+            "vswitch/OVS",
+        ],
+        &rows,
+    );
+    for r in &results {
+        println!(
+            "  goal [pipeline, {} flows]: vswitch >= 3x OVS -> {}",
+            short(r.flows),
+            verdict(r.vswitch_over_ovs.map(|x| x >= 3.0))
+        );
+    }
+}
+
+fn acl_case(a: &Args, flows_axis: &[u32], dir: &Path, pid: u32) {
+    let mut results = Vec::new();
+    for &flows in flows_axis {
+        let pcap = dir.join(format!("acl-{flows}.pcap"));
+        let frames = acl::write_pcap(&pcap, flows, a.len).unwrap_or_else(|e| {
+            eprintln!("ACL pcap for {flows} flows: {e}");
+            std::process::exit(2);
+        });
+        let pcap = pcap.to_string_lossy().into_owned();
+        let (ovs_set, vs_set) = match (
+            rules::acl_rule_set_with(flows, a.acl_rules, rules::OVS_PORTS, a.acl_miss == AclMiss::Near),
+            rules::acl_rule_set_with(flows, a.acl_rules, rules::VSWITCH_PORTS, a.acl_miss == AclMiss::Near),
+        ) {
+            (Ok(o), Ok(v)) => (o, v),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("--acl-rules {}: {e}", a.acl_rules);
+                std::process::exit(2);
+            }
+        };
+        let shapes = ovs_set
+            .iter()
+            .map(|r| r.shape())
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        let vs_file = dir.join(format!("vswitch-acl-{flows}-{:?}.flows", a.acl_miss));
+        std::fs::write(&vs_file, rules::acl_text(&vs_set)).expect("write rules");
+        let case = format!("acl, {} flows", short(flows));
+        let tp = testpmd_ceiling(a, &case, &pcap, frames, &format!("{pid}-acl-{flows}"));
+        let (o, v) = run_pair(
+            a,
+            &case,
+            &pcap,
+            frames,
+            &rules::acl_text(&ovs_set),
+            &vs_file,
+            &format!("{pid}-acl-{flows}"),
+            true,
+        );
+        let r = AclResult {
+            case: "acl",
+            flows,
+            rules: a.acl_rules,
+            miss: a.acl_miss,
+            mask_shapes: shapes,
+            frame_len: a.len + 4,
+            pcap_frames: frames,
+            seconds: a.seconds,
+            rounds: a.rounds,
+            vswitch_over_ovs: ratio(&v, &o),
+            ovs: o,
+            testpmd_mac: tp,
+            vswitch: v,
+        };
+        report::json_line("switch", &r);
+        results.push(r);
+    }
+    let probe = |s: &Side, f: fn(&Probes) -> Option<f64>, prec: usize| {
+        fmt(s.classifier.as_ref().and_then(f), prec)
+    };
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            vec![
+                format!(
+                    "acl {} rules/{} masks, {} misses, {} flows",
+                    short(r.rules),
+                    r.mask_shapes,
+                    if r.miss == AclMiss::Near { "near" } else { "far" },
+                    short(r.flows)
+                ),
+                fmt(r.ovs.mpps, 2),
+                fmt(r.ovs.cycles_per_packet, 1),
+                probe(&r.ovs, |p| p.subtable_lookups_per_megaflow_hit, 2),
+                probe(&r.ovs, |p| p.subtable_probes_per_packet, 2),
+                fmt(r.testpmd_mac.mpps, 2),
+                fmt(r.vswitch.mpps, 2),
+                fmt(r.vswitch.cycles_per_packet, 1),
+                probe(&r.vswitch, |p| p.subtable_probes_per_packet, 2),
+                probe(&r.vswitch, |p| p.classifier_lookups_per_packet, 4),
+                fmt(r.vswitch_over_ovs, 2),
+            ]
+        })
+        .collect();
+    report::table(
+        &format!(
+            "ACL: mixed TCP/UDP 5-tuples, {}-byte frames, 1 forwarding core, {} s per program",
+            a.len + 4,
+            a.seconds
+        ),
+        &[
+            "case",
+            "OVS Mpps",
+            "OVS cyc/pkt",
+            "OVS subtbl/mf-hit",
+            "OVS probes/pkt",
+            "testpmd-mac Mpps",
+            "vswitch Mpps",
+            "vswitch cyc/pkt",
+            "vswitch probes/pkt",
+            "vswitch cls-lookups/pkt",
+            "vswitch/OVS",
+        ],
+        &rows,
+    );
+    if results.iter().any(|r| {
+        r.vswitch
+            .classifier
+            .as_ref()
+            .is_some_and(|p| p.subtable_probes_per_packet.is_none())
+    }) {
+        println!(
+            "  vswitch probes/pkt n/a: the switch counts no subtable probes (it would need a \
+             per-core `subtable_probes` counter in switch/src/stats.rs, added to by \
+             Classifier::lookup per subtable probed); cls-lookups/pkt = (cache misses + \
+             bypassed) / rx packets: every other packet is an exact-match cache hit"
+        );
+    }
+    for r in &results {
+        println!(
+            "  goal [acl, {} flows]: vswitch >= 10x OVS -> {}",
+            short(r.flows),
+            verdict(r.vswitch_over_ovs.map(|x| x >= 10.0))
+        );
+    }
+}
+
+// ---------------------------------------------------------------------
+// --churn: forwarding while rules come and go.
+
+/// Churn rules installed before the first window: deletions remove rules
+/// added long before (as a controller's would), and the rule count stays
+/// base + CHURN_LIVE (+1 between an add and the next delete).
+const CHURN_LIVE: u32 = 30;
+
+/// Flow-mod number `j` of the churn stream: even `j` adds churn rule
+/// `CHURN_LIVE + j/2`, odd `j` deletes (strictly) churn rule `j/2`.
+fn churn_mod(j: u64) -> (bool, String) {
+    let m = j / 2;
+    if j % 2 == 0 {
+        (true, rules::churn_rule(((CHURN_LIVE as u64 + m) % 65536) as u32).0)
+    } else {
+        (false, rules::churn_rule((m % 65536) as u32).1)
+    }
+}
+
+/// One side at one churn rate.
+#[derive(Serialize, Default, Clone)]
+struct ChurnSide {
+    mpps: Option<f64>,
+    samples: Vec<f64>,
+    /// Flow-mods per second asked for.
+    target_mods_per_s: u32,
+    /// Flow-mods acknowledged per second over the measured window (a side
+    /// that cannot keep up shows less than the target).
+    achieved_mods_per_s: Option<f64>,
+    mods_ok: u64,
+    mods_failed: u64,
+    /// Rules in the switch after the window, and how many there should be.
+    rules_after: Option<u64>,
+    rules_expected: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+impl ChurnSide {
+    fn na(rate: u32, why: impl Into<String>) -> ChurnSide {
+        let why = why.into();
+        eprintln!("  n/a: {why}");
+        ChurnSide {
+            target_mods_per_s: rate,
+            note: Some(why),
+            ..ChurnSide::default()
+        }
+    }
+}
+
+/// What the churn driver needs from a switch.
+trait ChurnTarget {
+    /// The sink port's tx packet counter.
+    fn tx(&mut self) -> Result<u64, String>;
+    /// Applies flow-mods `mods`: (acknowledged, failed).
+    fn apply(&mut self, mods: std::ops::Range<u64>) -> Result<(u64, u64), String>;
+    /// Installed rules.
+    fn rule_count(&mut self) -> Result<u64, String>;
+}
+
+/// One churn window: a second without flow-mods (caches refill), then
+/// `secs` one-second samples of the sink rate while flow-mods run at
+/// `rate` per second, issued on a 100 ms grid (each tick catches up to
+/// `rate × elapsed`: a slow side falls behind and its achieved rate shows it).
+fn churn_window(
+    t: &mut dyn ChurnTarget,
+    rate: u32,
+    secs: u64,
+    next_mod: &mut u64,
+    base_rules: u64,
+) -> Result<ChurnSide, String> {
+    std::thread::sleep(Duration::from_secs(1));
+    let start = Instant::now();
+    let mut prev = (start, t.tx()?);
+    let mut samples = Vec::new();
+    let (mut issued, mut ok, mut failed) = (0u64, 0u64, 0u64);
+    let mut tick = start;
+    let mut next_sample = start + Duration::from_secs(1);
+    loop {
+        // Flow-mods due by now first: the last sample then closes a window
+        // whose flow-mods were all issued.
+        let due = (rate as f64 * start.elapsed().as_secs_f64()) as u64;
+        if due > issued {
+            let (o, f) = t.apply(*next_mod..*next_mod + (due - issued))?;
+            ok += o;
+            failed += f;
+            *next_mod += due - issued;
+            issued = due;
+        }
+        let now = Instant::now();
+        if now >= next_sample {
+            let n = t.tx()?;
+            let now = Instant::now();
+            let dt = now.duration_since(prev.0).as_secs_f64();
+            samples.push(n.saturating_sub(prev.1) as f64 / dt / 1e6);
+            prev = (now, n);
+            next_sample += Duration::from_secs(1);
+            if samples.len() as u64 >= secs {
+                break;
+            }
+        }
+        tick += Duration::from_millis(100);
+        let wake = tick.min(next_sample);
+        std::thread::sleep(wake.saturating_duration_since(Instant::now()));
+    }
+    let elapsed = prev.0.duration_since(start).as_secs_f64();
+    Ok(ChurnSide {
+        mpps: Some(report::median(&samples)),
+        samples,
+        target_mods_per_s: rate,
+        achieved_mods_per_s: Some(ok as f64 / elapsed.max(1e-9)),
+        mods_ok: ok,
+        mods_failed: failed,
+        rules_after: t.rule_count().ok(),
+        rules_expected: base_rules + CHURN_LIVE as u64 + *next_mod % 2,
+        note: None,
+    })
+}
+
+/// Runs `f` with the calling thread pinned to CPU 0, the control core
+/// (EAL main lcore, OVS's main thread, vswitch's control thread): the
+/// flow-mod driver and the ovs-ofctl it starts stay off the forwarding
+/// core. The thread's old CPU set is restored afterwards.
+fn on_cpu0<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: cpu_set_t is plain data; the calls get valid pointers and
+    // the size of the set; pid 0 means the calling thread.
+    let old = unsafe {
+        let mut old: libc::cpu_set_t = std::mem::zeroed();
+        let got = libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut old);
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut one);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one);
+        (got == 0).then_some(old)
+    };
+    let r = f();
+    if let Some(old) = old {
+        // SAFETY: as above.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &old) };
+    }
+    r
+}
+
+/// OVS under churn: `ovs-ofctl -O OpenFlow13 add-flows unix:.../br0.mgmt -`
+/// with `add`/`delete_strict` lines, one process per 100 ms tick.
+struct OvsChurn<'a> {
+    o: &'a ovs::Ovs,
+    mgmt: String,
+    last_error: Option<String>,
+}
+
+impl ChurnTarget for OvsChurn<'_> {
+    fn tx(&mut self) -> Result<u64, String> {
+        self.o.tx_packets(ovs::OF_OUT)
+    }
+    fn apply(&mut self, mods: std::ops::Range<u64>) -> Result<(u64, u64), String> {
+        use std::io::Write;
+        let n = mods.end - mods.start;
+        let mut text = String::new();
+        for j in mods {
+            let (add, r) = churn_mod(j);
+            text.push_str(if add { "add " } else { "delete_strict " });
+            text.push_str(&r);
+            text.push('\n');
+        }
+        let mut c = Command::new("ovs-ofctl");
+        c.args(["-O", "OpenFlow13", "add-flows", &self.mgmt, "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().map_err(|e| format!("run ovs-ofctl: {e}"))?;
+        let _ = child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(text.as_bytes());
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("ovs-ofctl: {e}"))?;
+        if out.status.success() {
+            Ok((n, 0))
+        } else {
+            self.last_error = Some(String::from_utf8_lossy(&out.stderr).trim().to_string());
+            Ok((0, n))
+        }
+    }
+    fn rule_count(&mut self) -> Result<u64, String> {
+        let out = Command::new("ovs-ofctl")
+            .args(["-O", "OpenFlow13", "dump-aggregate", &self.mgmt])
+            .output()
+            .map_err(|e| format!("ovs-ofctl: {e}"))?;
+        String::from_utf8_lossy(&out.stdout)
+            .split("flow_count=")
+            .nth(1)
+            .and_then(|v| v.split_whitespace().next().and_then(|v| v.parse().ok()))
+            .ok_or_else(|| "no flow_count in dump-aggregate".into())
+    }
+}
+
+/// The churn case's base rules plus the first CHURN_LIVE churn rules.
+fn churn_base(n: u32, ports: rules::Ports) -> String {
+    let mut s = rules::rule_set(n, ports).expect("rule count checked");
+    for i in 0..CHURN_LIVE {
+        s.push_str(&rules::churn_rule(i).0);
+        s.push('\n');
+    }
+    s
+}
+
+fn churn_ovs(a: &Args, pcap: &str, frames: u32, rates: &[u32], tag: &str) -> Vec<ChurnSide> {
+    let all_na = |why: String| rates.iter().map(|&r| ChurnSide::na(r, why.clone())).collect();
+    let cfg = match ovs_config(pcap, frames, tag) {
+        Ok(c) => c,
+        Err(e) => return all_na(e),
+    };
+    let mut o = match ovs::Ovs::start(&cfg) {
+        Ok(o) => o,
+        Err(e) => return all_na(e),
+    };
+    if let Err(e) = o.replace_flows(&churn_base(a.churn_rules, rules::OVS_PORTS)) {
+        return all_na(e);
+    }
+    // The bridge's management socket in the instance's private run dir
+    // (ovs.rs: OVS_RUNDIR = $TMPDIR/perf-ovs-<tag>).
+    let mgmt = format!(
+        "unix:{}",
+        std::env::temp_dir()
+            .join(format!("perf-ovs-{tag}"))
+            .join(format!("{}.mgmt", ovs::BRIDGE))
+            .display()
+    );
+    let mut t = OvsChurn {
+        o: &o,
+        mgmt,
+        last_error: None,
+    };
+    let mut next_mod = 0u64;
+    let res: Vec<ChurnSide> = on_cpu0(|| {
+        rates
+            .iter()
+            .map(|&rate| {
+                eprintln!("[churn {rate}/s] ovs-vswitchd-dpdk ...");
+                match churn_window(&mut t, rate, a.seconds, &mut next_mod, a.churn_rules as u64) {
+                    Ok(mut s) => {
+                        if s.mods_failed > 0 {
+                            s.note = t.last_error.take();
+                        }
+                        s
+                    }
+                    Err(e) => ChurnSide::na(rate, e),
+                }
+            })
+            .collect()
+    });
+    if !o.alive() {
+        let why = format!("ovs-vswitchd died during the run; log tail:\n{}", o.log_tail(30));
+        return all_na(why);
+    }
+    res
+}
+
+/// vswitch under churn: JSON lines over its control socket, one
+/// request and reply at a time (`flows_add`, `flows_del` strict).
+struct VsChurn {
+    rd: std::io::BufReader<std::os::unix::net::UnixStream>,
+    wr: std::os::unix::net::UnixStream,
+    last_error: Option<String>,
+}
+
+impl VsChurn {
+    fn connect(path: &Path) -> std::io::Result<VsChurn> {
+        let s = std::os::unix::net::UnixStream::connect(path)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(VsChurn {
+            wr: s.try_clone()?,
+            rd: std::io::BufReader::new(s),
+            last_error: None,
+        })
+    }
+    fn req(&mut self, r: &switch::control::Request) -> Result<switch::control::Reply, String> {
+        use std::io::{BufRead, Write};
+        let mut line = serde_json::to_string(r).map_err(|e| e.to_string())?;
+        line.push('\n');
+        self.wr
+            .write_all(line.as_bytes())
+            .map_err(|e| format!("control socket: {e}"))?;
+        let mut resp = String::new();
+        self.rd
+            .read_line(&mut resp)
+            .map_err(|e| format!("control socket: {e}"))?;
+        serde_json::from_str(resp.trim()).map_err(|e| format!("bad reply {resp:?}: {e}"))
+    }
+}
+
+impl ChurnTarget for VsChurn {
+    fn tx(&mut self) -> Result<u64, String> {
+        match self.req(&switch::control::Request::PortsShow)? {
+            switch::control::Reply::Ports { ports } => ports
+                .iter()
+                .find(|p| p.port == 1)
+                .map(|p| p.tx_packets)
+                .ok_or_else(|| "no port 1 in ports_show".into()),
+            r => Err(format!("ports_show: {r:?}")),
+        }
+    }
+    fn apply(&mut self, mods: std::ops::Range<u64>) -> Result<(u64, u64), String> {
+        use switch::control::{Reply, Request};
+        let (mut ok, mut failed) = (0, 0);
+        for j in mods {
+            let (add, r) = churn_mod(j);
+            let req = if add {
+                Request::FlowsAdd { rule: r }
+            } else {
+                Request::FlowsDel {
+                    filter: r,
+                    strict: true,
+                }
+            };
+            match self.req(&req)? {
+                Reply::FlowAdded { .. } | Reply::FlowsDeleted { count: 1 } => ok += 1,
+                other => {
+                    self.last_error = Some(format!("{req:?} -> {other:?}"));
+                    failed += 1
+                }
+            }
+        }
+        Ok((ok, failed))
+    }
+    fn rule_count(&mut self) -> Result<u64, String> {
+        match self.req(&switch::control::Request::Stats)? {
+            switch::control::Reply::Stats(s) => Ok(s.rules as u64),
+            r => Err(format!("stats: {r:?}")),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn churn_vswitch(
+    a: &Args,
+    pcap: &str,
+    frames: u32,
+    rates: &[u32],
+    dir: &Path,
+    tag: &str,
+) -> Vec<ChurnSide> {
+    let all_na = |why: String| rates.iter().map(|&r| ChurnSide::na(r, why.clone())).collect();
+    let mbufs = pool_size(frames);
+    if let Some(why) = hugepage_shortfall(mbufs) {
+        return all_na(format!("vswitch: {why}"));
+    }
+    let flows_file = dir.join(format!("vswitch-churn-{tag}.flows"));
+    std::fs::write(&flows_file, churn_base(a.churn_rules, rules::VSWITCH_PORTS))
+        .expect("write rules");
+    let sock = dir.join(format!("vs-{tag}.sock"));
+    let (p0, p1) = devargs(pcap);
+    let mut eal = vec![
+        "-l".to_string(),
+        "0,1".into(),
+        "--no-pci".into(),
+        "--no-telemetry".into(),
+        format!("--file-prefix=perf-sw-vs-{tag}"),
+    ];
+    let _cleanup = EalRuntimeDir(format!("perf-sw-vs-{tag}"));
+    eal.extend(proc::eal_memory_args());
+    // Long enough for every window; stopped with SIGINT when done.
+    let budget = 30 + rates.len() as u64 * (a.seconds + 3) + startup_secs(frames);
+    let log = dir.join(format!("vswitch-churn-{tag}.log"));
+    let out = match std::fs::File::create(&log) {
+        Ok(f) => f,
+        Err(e) => return all_na(format!("create {}: {e}", log.display())),
+    };
+    let mut c = Command::new(proc::vswitch_bin());
+    c.args(["run", "--eal", &eal.join(" "), "--port", &p0, "--port", &p1])
+        .arg("--flows")
+        .arg(&flows_file)
+        .arg("--control")
+        .arg(&sock)
+        .args([
+            "--duration",
+            &budget.to_string(),
+            "--stats-interval",
+            "0",
+            "--mbufs",
+            &mbufs.to_string(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().expect("dup log"))
+        .stderr(out);
+    let mut child = match c.spawn() {
+        Ok(ch) => ch,
+        Err(e) => {
+            return all_na(format!(
+                "run {}: {e} (build it: cargo build --release)",
+                proc::vswitch_bin().display()
+            ))
+        }
+    };
+    perf::cleanup::record_child(&child);
+    let log_tail = || last_lines(&std::fs::read_to_string(&log).unwrap_or_default(), 20);
+    let res = (|| -> Result<Vec<ChurnSide>, String> {
+        // Control socket up, then traffic on the sink.
+        let t0 = Instant::now();
+        let mut t = loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Err(format!("vswitch exited ({st}) before serving {}", sock.display()));
+            }
+            if let Ok(t) = VsChurn::connect(&sock) {
+                break t;
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                return Err(format!("no control socket {} after 60 s", sock.display()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        while t.tx()? == 0 {
+            if t0.elapsed() > Duration::from_secs(60 + startup_secs(frames)) {
+                return Err("no traffic on the sink port".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut next_mod = 0u64;
+        Ok(on_cpu0(|| {
+            rates
+                .iter()
+                .map(|&rate| {
+                    eprintln!("[churn {rate}/s] vswitch run --control ...");
+                    match churn_window(&mut t, rate, a.seconds, &mut next_mod, a.churn_rules as u64) {
+                        Ok(mut s) => {
+                            if s.mods_failed > 0 {
+                                s.note = t.last_error.take();
+                            }
+                            s
+                        }
+                        Err(e) => ChurnSide::na(rate, e),
+                    }
+                })
+                .collect()
+        }))
+    })();
+    // SAFETY: signalling our own child (not reaped yet).
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let t0 = Instant::now();
+    while !matches!(child.try_wait(), Ok(Some(_))) {
+        if t0.elapsed() > Duration::from_secs(15) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    match res {
+        Ok(v) => v,
+        Err(e) => all_na(format!("{e}; vswitch output:\n{}", log_tail())),
+    }
+}
+
+#[derive(Serialize)]
+struct ChurnResult {
+    case: &'static str,
+    flows: u32,
+    rules: u32,
+    live_churn_rules: u32,
+    flow_mods_per_s: u32,
+    frame_len: usize,
+    pcap_frames: u32,
+    seconds: u64,
+    rounds: u32,
+    ovs: ChurnSide,
+    vswitch: ChurnSide,
+    vswitch_over_ovs: Option<f64>,
+    vswitch_over_own_churn_free: Option<f64>,
+    ovs_over_own_churn_free: Option<f64>,
+}
+
+/// Rounds of one side at one rate: median rate, summed flow-mods.
+fn combine_churn(v: Vec<ChurnSide>) -> ChurnSide {
+    let ok: Vec<&ChurnSide> = v.iter().filter(|s| s.mpps.is_some()).collect();
+    if ok.is_empty() {
+        return v.into_iter().next().unwrap_or_default();
+    }
+    let med = |f: fn(&ChurnSide) -> Option<f64>| {
+        let x: Vec<f64> = ok.iter().filter_map(|s| f(s)).collect();
+        (!x.is_empty()).then(|| report::median(&x))
+    };
+    let last = ok[ok.len() - 1];
+    ChurnSide {
+        mpps: med(|s| s.mpps),
+        samples: ok.iter().flat_map(|s| s.samples.clone()).collect(),
+        target_mods_per_s: last.target_mods_per_s,
+        achieved_mods_per_s: med(|s| s.achieved_mods_per_s),
+        mods_ok: ok.iter().map(|s| s.mods_ok).sum(),
+        mods_failed: ok.iter().map(|s| s.mods_failed).sum(),
+        rules_after: last.rules_after,
+        rules_expected: last.rules_expected,
+        note: ok.iter().find_map(|s| s.note.clone()),
+    }
+}
+
+fn churn_case(a: &Args, flows_axis: &[u32], dir: &Path, pid: u32) {
+    let mut rates = vec![0u32];
+    rates.extend(a.churn.iter().copied().filter(|&r| r > 0));
+    rates.dedup();
+    let mut results = Vec::new();
+    for &flows in flows_axis {
+        let pcap = dir.join(format!("flows-{flows}.pcap"));
+        let frames = frames::write_flows_pcap(&pcap, flows, a.len).unwrap_or_else(|e| {
+            eprintln!("pcap for {flows} flows: {e}");
+            std::process::exit(2);
+        });
+        let pcap = pcap.to_string_lossy().into_owned();
+        let (mut os, mut vs): (Vec<Vec<ChurnSide>>, Vec<Vec<ChurnSide>>) = (vec![], vec![]);
+        for round in 0..a.rounds {
+            let tag = format!("{pid}-ch-{flows}-{round}");
+            os.push(if a.no_ovs {
+                rates
+                    .iter()
+                    .map(|&r| ChurnSide::na(r, "skipped (--no-ovs)"))
+                    .collect()
+            } else {
+                churn_ovs(a, &pcap, frames, &rates, &tag)
+            });
+            vs.push(churn_vswitch(a, &pcap, frames, &rates, dir, &tag));
+        }
+        let per_rate = |v: &[Vec<ChurnSide>], i: usize| {
+            combine_churn(v.iter().map(|r| r[i].clone()).collect())
+        };
+        let (o0, v0) = (per_rate(&os, 0).mpps, per_rate(&vs, 0).mpps);
+        for (i, &rate) in rates.iter().enumerate() {
+            let (o, v) = (per_rate(&os, i), per_rate(&vs, i));
+            let div = |x: Option<f64>, y: Option<f64>| match (x, y) {
+                (Some(x), Some(y)) if y > 0.0 => Some(x / y),
+                _ => None,
+            };
+            let r = ChurnResult {
+                case: "churn",
+                flows,
+                rules: a.churn_rules,
+                live_churn_rules: CHURN_LIVE,
+                flow_mods_per_s: rate,
+                frame_len: a.len + 4,
+                pcap_frames: frames,
+                seconds: a.seconds,
+                rounds: a.rounds,
+                vswitch_over_ovs: div(v.mpps, o.mpps),
+                vswitch_over_own_churn_free: div(v.mpps, v0),
+                ovs_over_own_churn_free: div(o.mpps, o0),
+                ovs: o,
+                vswitch: v,
+            };
+            report::json_line("switch", &r);
+            results.push(r);
+        }
+    }
+    let mods = |s: &ChurnSide| {
+        let mut m = fmt(s.achieved_mods_per_s, 0);
+        if s.mods_failed > 0 {
+            m.push_str(&format!(" ({} failed)", s.mods_failed));
+        }
+        if s.rules_after.is_some_and(|n| n != s.rules_expected) {
+            m.push_str(&format!(
+                " (rules {} != {})",
+                s.rules_after.unwrap_or(0),
+                s.rules_expected
+            ));
+        }
+        m
+    };
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            vec![
+                format!(
+                    "{} flows, {} rules, {}",
+                    short(r.flows),
+                    short(r.rules),
+                    if r.flow_mods_per_s == 0 {
+                        "no churn".to_string()
+                    } else {
+                        format!("{}/s", r.flow_mods_per_s)
+                    }
+                ),
+                fmt(r.ovs.mpps, 2),
+                mods(&r.ovs),
+                fmt(r.ovs_over_own_churn_free, 2),
+                fmt(r.vswitch.mpps, 2),
+                mods(&r.vswitch),
+                fmt(r.vswitch_over_own_churn_free, 2),
+                fmt(r.vswitch_over_ovs, 2),
+            ]
+        })
+        .collect();
+    report::table(
+        &format!(
+            "forwarding under flow-mod churn (add + strict delete of /32 drops, {} live), {}-byte frames, 1 forwarding core, {} s per rate",
+            CHURN_LIVE,
+            a.len + 4,
+            a.seconds
+        ),
+        &[
+            "case",
+            "OVS Mpps",
+            "OVS mods/s",
+            "OVS/no-churn",
+            "vswitch Mpps",
+            "vswitch mods/s",
+            "vswitch/no-churn",
+            "vswitch/OVS",
+        ],
+        &rows,
+    );
+    for r in results.iter().filter(|r| r.flow_mods_per_s > 0) {
+        println!(
+            "  goal [churn {}/s, {} flows]: vswitch >= 3x OVS -> {}",
+            r.flow_mods_per_s,
+            short(r.flows),
+            verdict(r.vswitch_over_ovs.map(|x| x >= 3.0))
+        );
+        if r.flow_mods_per_s == 100 {
+            println!(
+                "  goal [churn 100/s, {} flows]: vswitch within 10% of its churn-free rate -> {}",
+                short(r.flows),
+                verdict(r.vswitch_over_own_churn_free.map(|x| x >= 0.9))
+            );
+        }
+    }
+}
+
 fn main() {
-    let a = Args::parse();
+    let m = Args::command().get_matches();
+    let a = Args::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    let given = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+    let extra = a.pipeline || !a.churn.is_empty() || a.acl;
+    // The new cases replace the flows x rules matrix unless --rules is given.
+    let matrix = !extra || given("rules");
+    let extra_flows = if given("flows") {
+        a.flows.clone()
+    } else {
+        vec![10_000]
+    };
+    if a.churn_rules == 0 || a.churn_rules > rules::MAX_RULES {
+        eprintln!("--churn-rules {}: 1..={}", a.churn_rules, rules::MAX_RULES);
+        std::process::exit(2);
+    }
     for &r in &a.rules {
         if r > rules::MAX_RULES {
             eprintln!("--rules {r}: at most {}", rules::MAX_RULES);
@@ -457,7 +1594,7 @@ fn main() {
     perf::cleanup::record(perf::cleanup::Resource::Path(dir.clone()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut results = Vec::new();
-    for &flows in &a.flows {
+    for &flows in a.flows.iter().filter(|_| matrix) {
         let pcap = dir.join(format!("flows-{flows}.pcap"));
         let frames = match frames::write_flows_pcap(&pcap, flows, a.len) {
             Ok(n) => n,
@@ -521,6 +1658,20 @@ fn main() {
             report::json_line("switch", &r);
             results.push(r);
         }
+    }
+    if a.pipeline {
+        pipeline_case(&a, &extra_flows, &dir, pid);
+    }
+    if a.acl {
+        acl_case(&a, &extra_flows, &dir, pid);
+    }
+    if !a.churn.is_empty() {
+        churn_case(&a, &extra_flows, &dir, pid);
+    }
+    if !matrix {
+        println!("  load average before/after: {load_before} / {}", loadavg());
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
     }
     let rows: Vec<Vec<String>> = results
         .iter()
