@@ -315,16 +315,10 @@ struct Shared {
     version: AtomicU64,
     slots: Box<[WorkerSlot]>,
     update: Mutex<u64>, // next rule id
-    /// Removed rules that asked for `send_flow_rem`, for the OpenFlow layer.
-    removed: Mutex<std::collections::VecDeque<RuleInfo>>,
     /// Table misses per worker (256 per worker, one writer each): frames
     /// looked up in a table that had no matching rule.
     misses: Box<[AtomicU64]>,
 }
-
-/// Removed `send_flow_rem` rules kept for [`FlowTable::take_removed`]
-/// (the oldest are dropped beyond this).
-pub const MAX_REMOVED: usize = 65_536;
 
 /// Why a rule left the table (OpenFlow flow_removed reasons).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -478,7 +472,6 @@ impl FlowTable {
                 version: AtomicU64::new(1),
                 slots: (0..workers).map(|_| WorkerSlot::default()).collect(),
                 update: Mutex::new(1),
-                removed: Mutex::new(std::collections::VecDeque::new()),
                 misses: (0..workers * 256).map(|_| AtomicU64::new(0)).collect(),
             }),
         }
@@ -715,37 +708,6 @@ impl FlowTable {
         })
     }
 
-    /// Every rule removed since the last call (deleted, expired, or gone
-    /// with its group) whose `send_flow_rem` flag is set, oldest first,
-    /// with [`RuleInfo::removed`] saying why: what OpenFlow flow_removed
-    /// messages are made of. (The same rules are also returned by the call
-    /// that removed them; use one source.) At most [`MAX_REMOVED`] are kept.
-    pub fn take_removed(&self) -> Vec<RuleInfo> {
-        let mut q = self
-            .shared
-            .removed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        q.drain(..).collect()
-    }
-
-    fn note_removed(&self, gone: &[RuleInfo]) {
-        if !gone.iter().any(|r| r.send_flow_rem) {
-            return;
-        }
-        let mut q = self
-            .shared
-            .removed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        for r in gone.iter().filter(|r| r.send_flow_rem) {
-            if q.len() == MAX_REMOVED {
-                q.pop_front();
-            }
-            q.push_back(r.clone());
-        }
-    }
-
     /// OpenFlow OFPFC_DELETE / OFPFC_DELETE_STRICT: remove every rule
     /// `filter` selects; returns them (reason [`RemovalReason::Delete`])
     /// so the caller can send flow_removed for those with `send_flow_rem`.
@@ -758,7 +720,7 @@ impl FlowTable {
         {
             return Vec::new();
         }
-        let gone = self.update(|st, _| {
+        self.update(|st, _| {
             let mut gone = Vec::new();
             st.rules.retain(|r| {
                 let hit = filter.selects(&r.spec);
@@ -768,9 +730,7 @@ impl FlowTable {
                 !hit
             });
             gone
-        });
-        self.note_removed(&gone);
-        gone
+        })
     }
 
     /// Delete rules (all tables). Non-strict: every rule at least as
@@ -798,7 +758,7 @@ impl FlowTable {
         {
             return Vec::new();
         }
-        let gone = self.update(|st, _| {
+        self.update(|st, _| {
             let mut gone = Vec::new();
             st.rules.retain(|r| match r.expired(now_ms) {
                 Some(why) => {
@@ -808,9 +768,7 @@ impl FlowTable {
                 None => true,
             });
             gone
-        });
-        self.note_removed(&gone);
-        gone
+        })
     }
 
     /// All rules with counters, by table, then highest priority first.
@@ -914,7 +872,7 @@ impl FlowTable {
     /// returns those rules (reason [`RemovalReason::GroupDelete`]).
     /// Deleting a missing group is not an error (OpenFlow).
     pub fn group_del(&self, id: Option<u32>, now_ms: u64) -> Vec<RuleInfo> {
-        let gone = self.update(|st, _| {
+        self.update(|st, _| {
             let gone_ids: Vec<u32> = st
                 .groups
                 .iter()
@@ -931,9 +889,7 @@ impl FlowTable {
                 !hit
             });
             gone
-        });
-        self.note_removed(&gone);
-        gone
+        })
     }
 
     /// Group configurations (OpenFlow group_desc), by id.

@@ -758,42 +758,6 @@ fn fragments_follow_the_frag_mode() {
 }
 
 #[test]
-fn removed_rules_with_send_flow_rem_are_kept_for_flow_removed() {
-    let sw = switch_with(&[], &[1, 2]);
-    sw.group_add(group("group_id=3,type=all,bucket=output:2"))
-        .unwrap();
-    for r in [
-        "send_flow_rem,cookie=0x1,ip,actions=output:2",
-        "cookie=0x2,arp,actions=output:2",
-        "send_flow_rem,cookie=0x3,hard_timeout=1,udp,actions=output:2",
-        "send_flow_rem,cookie=0x4,priority=5,actions=group:3",
-    ] {
-        sw.table.add(r.parse().unwrap(), 0).unwrap();
-    }
-    sw.table
-        .delete(&parse_filter("cookie=0x1", false).unwrap(), 0);
-    sw.table
-        .delete(&parse_filter("cookie=0x2", false).unwrap(), 0);
-    assert_eq!(sw.table.expire(1000).len(), 1);
-    sw.group_del(Some(3));
-    let got: Vec<_> = sw
-        .table
-        .take_removed()
-        .into_iter()
-        .map(|r| (r.cookie, r.removed))
-        .collect();
-    assert_eq!(
-        got,
-        vec![
-            (1, Some(RemovalReason::Delete)),
-            (3, Some(RemovalReason::HardTimeout)),
-            (4, Some(RemovalReason::GroupDelete)),
-        ]
-    );
-    assert!(sw.table.take_removed().is_empty());
-}
-
-#[test]
 fn resubmit_explosions_are_bounded_and_drop() {
     // Two resubmits per level: 2^64 visits without a total budget.
     let sw = switch_with(&["actions=output:2,resubmit(,0),resubmit(,0)"], &[1, 2]);
