@@ -57,7 +57,8 @@ pub struct Bucket {
     /// FAST_FAILOVER: the bucket is live while this port is up
     /// (`None`: always live).
     pub watch_port: Option<u16>,
-    /// The bucket's actions (outputs, rewrites; no resubmit, no group).
+    /// The bucket's actions (outputs, rewrites, `group:N` to chain groups;
+    /// no resubmit).
     pub actions: Vec<Action>,
 }
 
@@ -73,6 +74,17 @@ pub struct GroupSpec {
 }
 
 impl GroupSpec {
+    /// The groups this group's buckets chain to.
+    pub fn chained(&self) -> impl Iterator<Item = u32> + '_ {
+        self.buckets
+            .iter()
+            .flat_map(|b| b.actions.iter())
+            .filter_map(|a| match a {
+                Action::Group(g) => Some(*g),
+                _ => None,
+            })
+    }
+
     /// Check the group on its own (OFPGMFC_INVALID_GROUP /
     /// OFPGMFC_BAD_BUCKET style messages).
     pub fn validate(&self) -> Result<(), String> {
@@ -92,7 +104,7 @@ impl GroupSpec {
             if let Some(a) = b
                 .actions
                 .iter()
-                .find(|a| matches!(a, Action::Resubmit(_) | Action::Group(_) | Action::Drop))
+                .find(|a| matches!(a, Action::Resubmit(_) | Action::Drop))
             {
                 return Err(format!(
                     "group {} bucket {i}: `{a}` is not allowed in a bucket",

@@ -524,8 +524,13 @@ impl Xlate<'_> {
                 self.clone_bucket(acts);
             } else {
                 for a in acts {
-                    if !self.stop {
-                        self.prim(*a);
+                    if self.stop {
+                        break;
+                    }
+                    match *a {
+                        // A chained group (depth-limited like resubmit).
+                        Action::Group(n) => self.chain(n, false),
+                        a => self.prim(a),
                     }
                 }
             }
@@ -534,6 +539,47 @@ impl Xlate<'_> {
         }
         chosen.truncate(start);
         self.buckets = chosen;
+    }
+
+    /// A group named in a bucket (group chaining). Depth-limited by the
+    /// resubmit depth. Inside a rewriting bucket (`inline`), the chained
+    /// group's buckets run one after the other on that bucket's copy.
+    fn chain(&mut self, id: u32, inline: bool) {
+        if self.depth >= MAX_RESUBMIT_DEPTH {
+            self.error = true;
+            self.stop = true;
+            return;
+        }
+        self.depth += 1;
+        if inline {
+            let Ok(gi) = self.groups.binary_search_by_key(&id, |g| g.spec.id) else {
+                self.depth -= 1;
+                return;
+            };
+            let g = &self.groups[gi];
+            let mut chosen = Vec::new();
+            g.choose(&self.key, self.ports_up, &mut chosen);
+            if !chosen.is_empty() || g.spec.kind != crate::group::GroupType::FastFailover {
+                self.out.groups.push((gi as u32, u32::MAX));
+            }
+            for b in chosen {
+                self.out.groups.push((gi as u32, b));
+                let saved = self.key;
+                for a in &g.spec.buckets[b as usize].actions {
+                    if self.stop {
+                        break;
+                    }
+                    match *a {
+                        Action::Group(n) => self.chain(n, true),
+                        a => self.prim(a),
+                    }
+                }
+                self.key = saved;
+            }
+        } else {
+            self.group(id);
+        }
+        self.depth -= 1;
     }
 
     /// A bucket that rewrites: clone segments (cut again where it rewrites
@@ -556,7 +602,10 @@ impl Xlate<'_> {
                 });
                 (start, seen, first) = (self.out.actions.len(), false, false);
             }
-            self.prim(*a);
+            match *a {
+                Action::Group(n) => self.chain(n, true),
+                a => self.prim(a),
+            }
             seen |= a.may_output();
         }
         if seen {

@@ -842,6 +842,7 @@ impl FlowTable {
             |st, _| match st.groups.binary_search_by_key(&spec.id, |g| g.spec.id) {
                 Ok(_) => Err(FlowModError::GroupExists(spec.id)),
                 Err(i) => {
+                    check_chain(&spec, &st.groups)?;
                     st.groups
                         .insert(i, Arc::new(Group::new(spec, now_ms, workers)));
                     Ok(())
@@ -859,6 +860,7 @@ impl FlowTable {
         self.try_update(
             |st, _| match st.groups.binary_search_by_key(&spec.id, |g| g.spec.id) {
                 Ok(i) => {
+                    check_chain(&spec, &st.groups)?;
                     st.groups[i] = Arc::new(Group::new(spec, now_ms, workers));
                     Ok(())
                 }
@@ -916,6 +918,40 @@ impl FlowTable {
             })
             .collect()
     }
+}
+
+/// Group chaining: every group a bucket names exists, and following the
+/// chains from `spec` never comes back to it (OFPGMFC_LOOP).
+fn check_chain(spec: &GroupSpec, groups: &[Arc<Group>]) -> Result<(), FlowModError> {
+    let find = |id: u32| {
+        groups
+            .binary_search_by_key(&id, |g| g.spec.id)
+            .ok()
+            .map(|i| &groups[i].spec)
+    };
+    let mut todo: Vec<u32> = spec.chained().collect();
+    let mut seen: Vec<u32> = Vec::new();
+    while let Some(g) = todo.pop() {
+        if g == spec.id {
+            return Err(FlowModError::BadGroup(format!(
+                "group {}: its buckets chain back to it (OFPGMFC_LOOP)",
+                spec.id
+            )));
+        }
+        if seen.contains(&g) {
+            continue;
+        }
+        seen.push(g);
+        match find(g) {
+            Some(next) => todo.extend(next.chained()),
+            None if spec.chained().any(|x| x == g) => {
+                return Err(FlowModError::UnknownGroup(g));
+            }
+            // A chain already dangling past a deleted group.
+            None => {}
+        }
+    }
+    Ok(())
 }
 
 /// Checks that need the table's state: table range, goto direction,

@@ -765,3 +765,47 @@ fn resubmit_explosions_are_bounded_and_drop() {
     let (v, _) = send(&mut dp, 1, &udp([10, 0, 0, 2], 1), 0);
     assert_eq!(v, Verdict::Drop(DropReason::Action));
 }
+
+#[test]
+fn chained_groups() {
+    let sw = switch_with(&[], &[1, 2, 3, 4]);
+    assert_eq!(
+        sw.group_add(group("group_id=5,type=all,bucket=group:2")),
+        Err(FlowModError::UnknownGroup(2))
+    );
+    sw.group_add(group(
+        "group_id=2,type=all,bucket=output:2,bucket=actions=mod_vlan_vid:5,output:3",
+    ))
+    .unwrap();
+    sw.group_add(group(
+        "group_id=5,type=all,bucket=group:2,bucket=actions=set_ip_dscp:46,output:4",
+    ))
+    .unwrap();
+    // A chain back to itself is refused (OFPGMFC_LOOP).
+    assert!(matches!(
+        sw.group_mod(group("group_id=2,type=all,bucket=group:5")),
+        Err(FlowModError::BadGroup(_))
+    ));
+    sw.table.add("actions=group:5".parse().unwrap(), 0).unwrap();
+    let mut dp = sw.datapath(0);
+    let f = udp([10, 0, 0, 2], 1);
+    let (v, out, copies) = send_copies(&mut dp, 1, &f);
+    let mut all: Vec<(Vec<u8>, Verdict)> = copies;
+    all.push((out, v));
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut dscp = f.clone();
+    set_tos(&mut dscp, 46 << 2);
+    let mut want = vec![
+        (f.clone(), ports(&[2])),
+        (with_vlan(&f, 0x8100, 5), ports(&[3])),
+        (dscp, ports(&[4])),
+    ];
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(all, want);
+    let st = sw.group_stats();
+    assert_eq!((st[0].id, st[0].packets), (2, 1));
+    assert_eq!((st[1].id, st[1].packets), (5, 1));
+    // Deleting the chained group leaves group 5's bucket pointing nowhere.
+    sw.group_del(Some(2));
+    assert_eq!(send(&mut dp, 1, &f, 0).0, ports(&[4]));
+}
