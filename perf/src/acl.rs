@@ -53,7 +53,7 @@ pub struct Flow {
 pub fn flow(i: u32) -> Flow {
     let ip = |a: u32, b: u32, c: u32, d: u32| a << 24 | b << 16 | c << 8 | d;
     Flow {
-        proto: if i % 2 == 0 { TCP } else { UDP },
+        proto: if i.is_multiple_of(2) { TCP } else { UDP },
         src: ip(10, i % 16, (i / 16) % 256, 1 + (i / 4096) % 250),
         dst: ip(10, 200 + i % 8, (i / 8) % 256, 1 + (i / 2048) % 250),
         sport: 1024 + ((i as u64 * 31) % 50_000) as u16,

@@ -80,8 +80,12 @@ pub fn rule_set(n: u32, ports: Ports) -> Result<String, String> {
 pub fn pipeline_set(per_table: u32, ports: Ports) -> String {
     let (i, o) = (ports.input, ports.output);
     let mut s = String::new();
-    s.push_str(&format!("table=0,priority=100,in_port={i},udp,actions=goto_table:1\n"));
-    s.push_str(&format!("table=0,priority=100,in_port={i},tcp,actions=goto_table:1\n"));
+    s.push_str(&format!(
+        "table=0,priority=100,in_port={i},udp,actions=goto_table:1\n"
+    ));
+    s.push_str(&format!(
+        "table=0,priority=100,in_port={i},tcp,actions=goto_table:1\n"
+    ));
     s.push_str("table=0,priority=0,actions=drop\n");
     for k in 0..per_table {
         s.push_str(&format!(
@@ -165,11 +169,11 @@ impl AclRule {
     /// Whether the rule matches `f` arriving on `in_port`.
     pub fn matches(&self, f: &crate::acl::Flow, in_port: u32) -> bool {
         let pfx = |p: Option<(u32, u8)>, a: u32| {
-            p.map_or(true, |(v, l)| a & prefix_mask(l) == v & prefix_mask(l))
+            p.is_none_or(|(v, l)| a & prefix_mask(l) == v & prefix_mask(l))
         };
-        let port = |p: Option<(u16, u16)>, x: u16| p.map_or(true, |(v, m)| x & m == v & m);
-        self.in_port.map_or(true, |p| p == in_port)
-            && self.proto.map_or(true, |p| p == f.proto)
+        let port = |p: Option<(u16, u16)>, x: u16| p.is_none_or(|(v, m)| x & m == v & m);
+        self.in_port.is_none_or(|p| p == in_port)
+            && self.proto.is_none_or(|p| p == f.proto)
             && pfx(self.src, f.src)
             && pfx(self.dst, f.dst)
             && port(self.sport, f.sport)
@@ -296,13 +300,14 @@ impl Rng {
 ///   forwarding rule (shadowed);
 /// * the forwarding rule `priority=1,in_port=IN,actions=output:OUT`.
 ///
-/// With `near == false` the address misses are far instead: the flipped
-/// bit lies in the first octet, so every flow leaves every prefix within
-/// its first 8 bits (a classifier with prefix tries, like OVS's, then
-/// needs the same few bits of every flow and its megaflows share a few
-/// masks; near misses make the needed bits differ per flow and multiply
-/// OVS's megaflow masks, the "tuple space explosion" of Csikor et al.,
-/// CoNEXT 2019).
+/// With `near == false` every field of a drop rule misses instead, and
+/// early: addresses leave the traffic's within the first octet, source
+/// ports lie below 1024, destination ports at or above 32768, so every
+/// flow leaves every rule within the same few leading bits (a classifier
+/// with prefix tries, like OVS's, then needs the same bits of every flow
+/// and its megaflows share a few masks). Near misses built from real flows
+/// make the needed bits differ per flow and multiply OVS's megaflow masks,
+/// the "tuple space explosion" of Csikor et al., CoNEXT 2019.
 pub fn acl_rule_set(flows: u32, n: u32, ports: Ports) -> Result<Vec<AclRule>, String> {
     acl_rule_set_with(flows, n, ports, true)
 }
@@ -338,11 +343,23 @@ pub fn acl_rule_set_with(
         allow(57, Some(TCP), Some((ip(10, 2, 0, 0), 16)), None, Some(443)),
         allow(56, Some(UDP), None, None, Some(53)),
         allow(55, Some(TCP), None, Some((ip(10, 202, 0, 0), 16)), None),
-        allow(54, Some(UDP), Some((ip(10, 5, 0, 0), 16)), Some((ip(10, 205, 0, 0), 16)), None),
+        allow(
+            54,
+            Some(UDP),
+            Some((ip(10, 5, 0, 0), 16)),
+            Some((ip(10, 205, 0, 0), 16)),
+            None,
+        ),
         allow(53, Some(TCP), Some((ip(10, 0, 0, 0), 12)), None, Some(22)),
         allow(52, None, None, Some((ip(10, 207, 0, 0), 16)), None),
         allow(51, Some(UDP), None, None, Some(123)),
-        allow(50, Some(TCP), None, Some((ip(10, 200, 0, 0), 13)), Some(8080)),
+        allow(
+            50,
+            Some(TCP),
+            None,
+            Some((ip(10, 200, 0, 0), 13)),
+            Some(8080),
+        ),
     ];
     for proto in [TCP, UDP] {
         rules.push(AclRule {
@@ -394,7 +411,7 @@ pub fn acl_rule_set_with(
         let variant = k / ACL_SHAPES.len() as u32;
         let t = traffic[rng.below(flows as u64) as usize];
         let proto = if l4 {
-            Some(if variant % 2 == 0 { TCP } else { UDP })
+            Some(if variant.is_multiple_of(2) { TCP } else { UDP })
         } else {
             [None, Some(TCP), Some(UDP)][(variant % 3) as usize]
         };
@@ -414,62 +431,108 @@ pub fn acl_rule_set_with(
             output: None,
         };
         // Fields present: 0 src, 1 dst, 2 sport, 3 dport; one becomes the miss.
-        let present: Vec<u8> = [r.src.is_some(), r.dst.is_some(), r.sport.is_some(), r.dport.is_some()]
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| **p)
-            .map(|(i, _)| i as u8)
-            .collect();
+        let present: Vec<u8> = [
+            r.src.is_some(),
+            r.dst.is_some(),
+            r.sport.is_some(),
+            r.dport.is_some(),
+        ]
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| **p)
+        .map(|(i, _)| i as u8)
+        .collect();
+        if !near {
+            // Far: every field misses every flow early — addresses leave
+            // 10/8 within the first octet, source ports below 1024 (the
+            // traffic's are above), destination ports at or above 32768
+            // (the traffic's are below).
+            let far_addr = |rng: &mut Rng, (a, l): (u32, u8)| {
+                let bit = rng.below((l as u64).min(8)) as u32;
+                let below = u32::MAX >> (bit + 1);
+                (
+                    ((a ^ (1 << (31 - bit))) & !below | rng.next() as u32 & below) & prefix_mask(l),
+                    l,
+                )
+            };
+            r.src = r.src.map(|p| far_addr(&mut rng, p));
+            r.dst = r.dst.map(|p| far_addr(&mut rng, p));
+            r.sport = r.sport.map(|(_, m)| ((1 + rng.below(1023) as u16) & m, m));
+            r.dport = r.dport.map(|(_, m)| ((0x8000 | rng.next() as u16) & m, m));
+            if r.src.is_some_and(|(v, l)| taken(0, prefix_mask(l), v))
+                || r.dst.is_some_and(|(v, l)| taken(1, prefix_mask(l), v))
+                || r.sport.is_some_and(|(v, m)| taken(2, m as u32, v as u32))
+                || r.dport.is_some_and(|(v, m)| taken(3, m as u32, v as u32))
+            {
+                continue;
+            }
+        }
         let field = present[rng.below(present.len() as u64) as usize];
-        let ok = match field {
-            0 | 1 => {
-                let (a, l) = if field == 0 { r.src.unwrap() } else { r.dst.unwrap() };
-                // Flip one bit among the prefix's last 12 (near miss: the
-                // leading bits stay the flow's) and draw the bits after it.
-                // (Half the time anywhere in the prefix: where the traffic
-                // fills every value of the last 12 bits, the miss lies above.)
-                let bit = if near {
-                    let depth = if rng.below(2) == 0 { (l as u64).min(12) } else { l as u64 };
-                    l as u32 - 1 - rng.below(depth) as u32
-                } else {
-                    rng.below((l as u64).min(8)) as u32
-                };
-                let below = if bit == 31 { 0 } else { u32::MAX >> (bit + 1) };
-                let v = ((a ^ (1 << (31 - bit))) & !below | rng.next() as u32 & below)
-                    & prefix_mask(l);
-                let miss = !taken(field, prefix_mask(l), v);
-                if field == 0 {
-                    r.src = Some((v, l));
-                } else {
-                    r.dst = Some((v, l));
+        let ok = !near
+            || match field {
+                0 | 1 => {
+                    let (a, l) = if field == 0 {
+                        r.src.unwrap()
+                    } else {
+                        r.dst.unwrap()
+                    };
+                    // Flip one bit among the prefix's last 12 (near miss: the
+                    // leading bits stay the flow's) and draw the bits after it.
+                    // (Half the time anywhere in the prefix: where the traffic
+                    // fills every value of the last 12 bits, the miss lies above.)
+                    let bit = if near {
+                        let depth = if rng.below(2) == 0 {
+                            (l as u64).min(12)
+                        } else {
+                            l as u64
+                        };
+                        l as u32 - 1 - rng.below(depth) as u32
+                    } else {
+                        rng.below((l as u64).min(8)) as u32
+                    };
+                    let below = if bit == 31 { 0 } else { u32::MAX >> (bit + 1) };
+                    let v = ((a ^ (1 << (31 - bit))) & !below | rng.next() as u32 & below)
+                        & prefix_mask(l);
+                    let miss = !taken(field, prefix_mask(l), v);
+                    if field == 0 {
+                        r.src = Some((v, l));
+                    } else {
+                        r.dst = Some((v, l));
+                    }
+                    miss
                 }
-                miss
-            }
-            _ => {
-                let (v, m) = if field == 2 { r.sport.unwrap() } else { r.dport.unwrap() };
-                // A port near a used one (low 10 bits changed), or any value
-                // under the mask.
-                let v = if m == 0xffff {
-                    v ^ (1 + rng.below(0x3ff) as u16)
-                } else {
-                    (rng.next() as u16) & m
-                };
-                let miss = !taken(field, m as u32, v as u32);
-                if field == 2 {
-                    r.sport = Some((v, m));
-                } else {
-                    r.dport = Some((v, m));
+                _ => {
+                    let (v, m) = if field == 2 {
+                        r.sport.unwrap()
+                    } else {
+                        r.dport.unwrap()
+                    };
+                    // A port near a used one (low 10 bits changed), or any value
+                    // under the mask.
+                    let v = if m == 0xffff {
+                        v ^ (1 + rng.below(0x3ff) as u16)
+                    } else {
+                        (rng.next() as u16) & m
+                    };
+                    let miss = !taken(field, m as u32, v as u32);
+                    if field == 2 {
+                        r.sport = Some((v, m));
+                    } else {
+                        r.dport = Some((v, m));
+                    }
+                    miss
                 }
-                miss
-            }
-        };
+            };
         if !ok {
             continue;
         }
         let text = r.text();
         // Same match twice (any priority) would be a duplicate subtable
         // entry; keep every deny rule distinct.
-        let key = text.split_once(',').map(|(_, m)| m.to_string()).unwrap_or_default();
+        let key = text
+            .split_once(',')
+            .map(|(_, m)| m.to_string())
+            .unwrap_or_default();
         if !texts.insert(key) {
             continue;
         }
@@ -584,11 +647,8 @@ mod tests {
     }
 
     fn ofctl_parse(text: &str, of13: bool) -> String {
-        let dir = std::env::temp_dir().join(format!(
-            "perf-rules-{}-{}",
-            std::process::id(),
-            text.len()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("perf-rules-{}-{}", std::process::id(), text.len()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("flows.txt");
         std::fs::write(&f, text).unwrap();
@@ -655,7 +715,10 @@ mod tests {
         }
         vswitch_parses(&text);
         let out = ofctl_parse(&text, false);
-        assert!(out.contains("priority=200,ip,nw_dst=192.168.0.0 actions=drop"), "{out}");
+        assert!(
+            out.contains("priority=200,ip,nw_dst=192.168.0.0 actions=drop"),
+            "{out}"
+        );
         for s in 0..3 {
             assert_eq!(
                 churn_rule(s).1.split(',').next().unwrap(),
@@ -673,7 +736,11 @@ mod tests {
         let flows = 10_000;
         let r = acl_rule_set(flows, 1000, OVS_PORTS).unwrap();
         assert_eq!(r.len(), 1000);
-        assert_eq!(r, acl_rule_set(flows, 1000, OVS_PORTS).unwrap(), "deterministic");
+        assert_eq!(
+            r,
+            acl_rule_set(flows, 1000, OVS_PORTS).unwrap(),
+            "deterministic"
+        );
         let shapes: HashSet<_> = r.iter().map(|r| r.shape()).collect();
         assert!(shapes.len() >= 20, "{} shapes", shapes.len());
         let deny_shapes: HashSet<_> = r
@@ -683,14 +750,19 @@ mod tests {
             .collect();
         assert!(deny_shapes.len() >= 20, "{} deny shapes", deny_shapes.len());
         let lens: HashSet<u8> = r.iter().filter_map(|r| r.src.map(|p| p.1)).collect();
-        assert!(lens.contains(&8) && lens.contains(&32) && lens.len() >= 5, "{lens:?}");
+        assert!(
+            lens.contains(&8) && lens.contains(&32) && lens.len() >= 5,
+            "{lens:?}"
+        );
         let texts: HashSet<String> = r.iter().map(|r| r.text()).collect();
         assert_eq!(texts.len(), 1000, "distinct rules");
         let traffic: Vec<_> = (0..flows).map(flow).collect();
         let mut allow_hits = vec![0u32; r.len()];
         for f in &traffic {
             // The winner: highest priority among matches (no ties among matches).
-            let m: Vec<usize> = (0..r.len()).filter(|&i| r[i].matches(f, OVS_PORTS.input)).collect();
+            let m: Vec<usize> = (0..r.len())
+                .filter(|&i| r[i].matches(f, OVS_PORTS.input))
+                .collect();
             for &i in &m {
                 assert!(
                     r[i].output.is_some() || r[i].priority == 0,
@@ -702,19 +774,30 @@ mod tests {
             assert_eq!(r[*w].output, Some(OVS_PORTS.output), "{f:?} forwarded");
             allow_hits[*w] += 1;
         }
-        let allows: Vec<usize> = (0..r.len()).filter(|&i| r[i].output.is_some() && r[i].in_port.is_none()).collect();
+        let allows: Vec<usize> = (0..r.len())
+            .filter(|&i| r[i].output.is_some() && r[i].in_port.is_none())
+            .collect();
         assert_eq!(allows.len(), 8);
         for i in allows {
-            assert!(allow_hits[i] > 0, "allow rule {} matches no flow", r[i].text());
+            assert!(
+                allow_hits[i] > 0,
+                "allow rule {} matches no flow",
+                r[i].text()
+            );
         }
         let o = acl_text(&r);
         vswitch_parses(&o);
-        vswitch_parses(&acl_text(&acl_rule_set(flows, 1000, VSWITCH_PORTS).unwrap()));
+        vswitch_parses(&acl_text(
+            &acl_rule_set(flows, 1000, VSWITCH_PORTS).unwrap(),
+        ));
         let out = ofctl_parse(&o, false);
         assert_eq!(out.matches("FLOW_MOD").count(), 1000, "{out}");
         // Far misses: still 1000 distinct rules matching no flow.
         let far = acl_rule_set_with(flows, 1000, OVS_PORTS, false).unwrap();
-        assert_eq!(far.iter().map(|r| r.text()).collect::<HashSet<_>>().len(), 1000);
+        assert_eq!(
+            far.iter().map(|r| r.text()).collect::<HashSet<_>>().len(),
+            1000
+        );
         for f in traffic.iter().step_by(7) {
             assert!(far
                 .iter()
@@ -725,7 +808,9 @@ mod tests {
         for n in [1, 1000] {
             let r = acl_rule_set(n, 1000, OVS_PORTS).unwrap();
             let f = flow(0);
-            assert!(r.iter().all(|r| !r.matches(&f, 1) || r.output.is_some() || r.priority == 0));
+            assert!(r
+                .iter()
+                .all(|r| !r.matches(&f, 1) || r.output.is_some() || r.priority == 0));
         }
     }
 }

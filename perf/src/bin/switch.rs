@@ -90,11 +90,13 @@ struct Args {
     /// Rules of the --acl case.
     #[arg(long, default_value_t = 1000)]
     acl_rules: u32,
-    /// Where the --acl drop rules' address prefixes leave the traffic:
-    /// `near` (one bit flipped, often deep in the prefix: every flow needs
-    /// different bits, OVS's megaflows get hundreds of masks) or `far`
-    /// (within the first octet: OVS's megaflows share a few masks).
-    #[arg(long, value_enum, default_value_t = AclMiss::Near)]
+    /// How the --acl drop rules miss the traffic: `far` (every field misses
+    /// within its leading bits: addresses in the first octet, source ports
+    /// < 1024, destination ports >= 32768; OVS's megaflows share a few dozen
+    /// masks) or `near` (rules copied from real flows with one field one bit
+    /// off, often deep: every flow needs different bits and OVS's megaflows
+    /// get hundreds of masks, a tuple-space explosion).
+    #[arg(long, value_enum, default_value_t = AclMiss::Far)]
     acl_miss: AclMiss,
 }
 
@@ -323,7 +325,10 @@ fn run_ovs(pcap: &str, frames: u32, rule_text: &str, secs: u64, tag: &str) -> Si
 fn parse_subtable_lookups(text: &str) -> Option<f64> {
     text.lines()
         .skip_while(|l| !l.starts_with("pmd thread"))
-        .find_map(|l| l.trim().strip_prefix("avg. subtable lookups per megaflow hit:"))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("avg. subtable lookups per megaflow hit:")
+        })
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
 }
@@ -823,8 +828,18 @@ fn acl_case(a: &Args, flows_axis: &[u32], dir: &Path, pid: u32) {
         });
         let pcap = pcap.to_string_lossy().into_owned();
         let (ovs_set, vs_set) = match (
-            rules::acl_rule_set_with(flows, a.acl_rules, rules::OVS_PORTS, a.acl_miss == AclMiss::Near),
-            rules::acl_rule_set_with(flows, a.acl_rules, rules::VSWITCH_PORTS, a.acl_miss == AclMiss::Near),
+            rules::acl_rule_set_with(
+                flows,
+                a.acl_rules,
+                rules::OVS_PORTS,
+                a.acl_miss == AclMiss::Near,
+            ),
+            rules::acl_rule_set_with(
+                flows,
+                a.acl_rules,
+                rules::VSWITCH_PORTS,
+                a.acl_miss == AclMiss::Near,
+            ),
         ) {
             (Ok(o), Ok(v)) => (o, v),
             (Err(e), _) | (_, Err(e)) => {
@@ -880,7 +895,11 @@ fn acl_case(a: &Args, flows_axis: &[u32], dir: &Path, pid: u32) {
                     "acl {} rules/{} masks, {} misses, {} flows",
                     short(r.rules),
                     r.mask_shapes,
-                    if r.miss == AclMiss::Near { "near" } else { "far" },
+                    if r.miss == AclMiss::Near {
+                        "near"
+                    } else {
+                        "far"
+                    },
                     short(r.flows)
                 ),
                 fmt(r.ovs.mpps, 2),
@@ -951,8 +970,11 @@ const CHURN_LIVE: u32 = 30;
 /// `CHURN_LIVE + j/2`, odd `j` deletes (strictly) churn rule `j/2`.
 fn churn_mod(j: u64) -> (bool, String) {
     let m = j / 2;
-    if j % 2 == 0 {
-        (true, rules::churn_rule(((CHURN_LIVE as u64 + m) % 65536) as u32).0)
+    if j.is_multiple_of(2) {
+        (
+            true,
+            rules::churn_rule(((CHURN_LIVE as u64 + m) % 65536) as u32).0,
+        )
     } else {
         (false, rules::churn_rule((m % 65536) as u32).1)
     }
@@ -1148,7 +1170,12 @@ fn churn_base(n: u32, ports: rules::Ports) -> String {
 }
 
 fn churn_ovs(a: &Args, pcap: &str, frames: u32, rates: &[u32], tag: &str) -> Vec<ChurnSide> {
-    let all_na = |why: String| rates.iter().map(|&r| ChurnSide::na(r, why.clone())).collect();
+    let all_na = |why: String| {
+        rates
+            .iter()
+            .map(|&r| ChurnSide::na(r, why.clone()))
+            .collect()
+    };
     let cfg = match ovs_config(pcap, frames, tag) {
         Ok(c) => c,
         Err(e) => return all_na(e),
@@ -1193,7 +1220,10 @@ fn churn_ovs(a: &Args, pcap: &str, frames: u32, rates: &[u32], tag: &str) -> Vec
             .collect()
     });
     if !o.alive() {
-        let why = format!("ovs-vswitchd died during the run; log tail:\n{}", o.log_tail(30));
+        let why = format!(
+            "ovs-vswitchd died during the run; log tail:\n{}",
+            o.log_tail(30)
+        );
         return all_na(why);
     }
     res
@@ -1283,7 +1313,12 @@ fn churn_vswitch(
     dir: &Path,
     tag: &str,
 ) -> Vec<ChurnSide> {
-    let all_na = |why: String| rates.iter().map(|&r| ChurnSide::na(r, why.clone())).collect();
+    let all_na = |why: String| {
+        rates
+            .iter()
+            .map(|&r| ChurnSide::na(r, why.clone()))
+            .collect()
+    };
     let mbufs = pool_size(frames);
     if let Some(why) = hugepage_shortfall(mbufs) {
         return all_na(format!("vswitch: {why}"));
@@ -1342,7 +1377,10 @@ fn churn_vswitch(
         let t0 = Instant::now();
         let mut t = loop {
             if let Ok(Some(st)) = child.try_wait() {
-                return Err(format!("vswitch exited ({st}) before serving {}", sock.display()));
+                return Err(format!(
+                    "vswitch exited ({st}) before serving {}",
+                    sock.display()
+                ));
             }
             if let Ok(t) = VsChurn::connect(&sock) {
                 break t;
@@ -1364,7 +1402,8 @@ fn churn_vswitch(
                 .iter()
                 .map(|&rate| {
                     eprintln!("[churn {rate}/s] vswitch run --control ...");
-                    match churn_window(&mut t, rate, a.seconds, &mut next_mod, a.churn_rules as u64) {
+                    match churn_window(&mut t, rate, a.seconds, &mut next_mod, a.churn_rules as u64)
+                    {
                         Ok(mut s) => {
                             if s.mods_failed > 0 {
                                 s.note = t.last_error.take();
