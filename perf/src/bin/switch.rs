@@ -946,7 +946,7 @@ fn acl_case(a: &Args, flows_axis: &[u32], dir: &Path, pid: u32) {
             "  vswitch probes/pkt n/a: the switch counts no subtable probes (it would need a \
              per-core `subtable_probes` counter in switch/src/stats.rs, added to by \
              Classifier::lookup per subtable probed); cls-lookups/pkt = (cache misses + \
-             bypassed) / rx packets: every other packet is an exact-match cache hit"
+             bypassed) / rx packets: all other packets are exact-match cache hits"
         );
     }
     for r in &results {
