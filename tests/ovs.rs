@@ -680,6 +680,23 @@ fn an_os_ken_controller_drives_the_switch() {
         "learned flows lost with the controller"
     );
     assert!(ofctl(&db, &format!("dump-flows {br}")).contains("priority=1,in_port=1"));
+
+    // Standalone mode without its controller fails open: NORMAL above
+    // every flow (an ICMP drop flow included); the controller's return
+    // ends it and the flows rule again.
+    ofctl(
+        &db,
+        &format!("add-flow {br} priority=300,icmp,actions=drop"),
+    );
+    assert!(!hosts.ping("10.203.0.2"));
+    db.vsctl(&format!("set-fail-mode {br} standalone"));
+    wait_until("fail-open without the controller", 20, || {
+        hosts.ping("10.203.0.2")
+    });
+    let ctl = Controller::start(&db, port);
+    wait_until("the controller back, fail-open over", 20, || {
+        ctl.log().contains("connected dpid=") && !hosts.ping("10.203.0.2")
+    });
 }
 
 /// The Faucet controller (its own venv: Faucet pins an older os-ken).
