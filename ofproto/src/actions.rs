@@ -4,7 +4,7 @@
 //! switch's `actions=`), `write_actions`/`clear_actions` edit the action
 //! set that runs at the end of the pipeline, `write_metadata` and
 //! `goto_table` continue the pipeline. Reserved ports map to the switch's
-//! own actions (`NORMAL`, `FLOOD`/`ALL` → flood, `LOCAL` → the bridge's
+//! own actions (`NORMAL`, `FLOOD`, `ALL`, `IN_PORT`, `LOCAL` → the bridge's
 //! internal port); the Nicira `resubmit(,N)` is the switch's resubmit.
 
 use openflow::action::port_no;
@@ -12,7 +12,7 @@ use openflow::error_msg::{bad_action, bad_instruction};
 use openflow::nicira::{NxAction, OFPP_IN_PORT_16};
 use openflow::oxm::{Field, OxmField, OFPVID_PRESENT};
 use openflow::{Action as OfAction, Instruction};
-use switch::action::{Action, Instructions};
+use switch::action::{Action, Instructions, L4Proto};
 
 use crate::error::OfError;
 use crate::port_map::PortMap;
@@ -31,7 +31,9 @@ pub fn action_to_switch(a: &OfAction, ports: &PortMap) -> Result<Action, OfError
     Ok(match a {
         OfAction::Output { port, .. } => match *port {
             port_no::NORMAL => Action::Normal,
-            port_no::FLOOD | port_no::ALL => Action::Flood,
+            port_no::FLOOD => Action::Flood,
+            port_no::ALL => Action::All,
+            port_no::IN_PORT => Action::InPort,
             p => match ports.to_switch(p) {
                 Some(no) => Action::Output(no),
                 None => {
@@ -43,10 +45,12 @@ pub fn action_to_switch(a: &OfAction, ports: &PortMap) -> Result<Action, OfError
             },
         },
         OfAction::PushVlan(tpid) => {
-            if !matches!(*tpid, 0x8100 | 0x88a8 | 0x9100) {
+            // As OVS (eth_type_vlan): 802.1Q and 802.1ad only; 0x9100 is
+            // not a VLAN TPID for the switch either.
+            if !matches!(*tpid, 0x8100 | 0x88a8) {
                 return Err(OfError::action(
                     bad_action::BAD_ARGUMENT,
-                    format!("push_vlan ethertype {tpid:#06x}"),
+                    format!("push_vlan ethertype {tpid:#06x} (0x8100 or 0x88a8)"),
                 ));
             }
             Action::PushVlan(*tpid)
@@ -54,6 +58,7 @@ pub fn action_to_switch(a: &OfAction, ports: &PortMap) -> Result<Action, OfError
         OfAction::PopVlan => Action::PopVlan,
         OfAction::Group(g) => Action::Group(*g),
         OfAction::DecNwTtl => Action::DecTtl,
+        OfAction::SetNwTtl(t) => Action::SetNwTtl(*t),
         OfAction::SetField(f) => set_field(f)?,
         OfAction::Nicira(NxAction::ResubmitTable { in_port, table })
             if *in_port == OFPP_IN_PORT_16 =>
@@ -94,6 +99,10 @@ fn set_field(f: &OxmField) -> Result<Action, OfError> {
             format!("bad set_field value {f:?}"),
         )
     };
+    let port = || -> Result<u16, OfError> {
+        let b: [u8; 2] = f.value.as_slice().try_into().map_err(|_| bad())?;
+        Ok(u16::from_be_bytes(b))
+    };
     if f.mask.is_some() {
         return Err(OfError::action(
             bad_action::BAD_SET_TYPE,
@@ -124,6 +133,23 @@ fn set_field(f: &OxmField) -> Result<Action, OfError> {
             }
             Action::SetIpDscp(d)
         }
+        Field::IpEcn => {
+            let e = *f.value.first().ok_or_else(bad)?;
+            if e > 3 {
+                return Err(bad());
+            }
+            Action::SetIpEcn(e)
+        }
+        Field::Ipv4Src => Action::SetIpv4Src(f.value.as_slice().try_into().map_err(|_| bad())?),
+        Field::Ipv4Dst => Action::SetIpv4Dst(f.value.as_slice().try_into().map_err(|_| bad())?),
+        Field::Ipv6Src => Action::SetIpv6Src(f.value.as_slice().try_into().map_err(|_| bad())?),
+        Field::Ipv6Dst => Action::SetIpv6Dst(f.value.as_slice().try_into().map_err(|_| bad())?),
+        Field::TcpSrc => Action::SetL4Src(L4Proto::Tcp, port()?),
+        Field::TcpDst => Action::SetL4Dst(L4Proto::Tcp, port()?),
+        Field::UdpSrc => Action::SetL4Src(L4Proto::Udp, port()?),
+        Field::UdpDst => Action::SetL4Dst(L4Proto::Udp, port()?),
+        Field::SctpSrc => Action::SetL4Src(L4Proto::Sctp, port()?),
+        Field::SctpDst => Action::SetL4Dst(L4Proto::Sctp, port()?),
         other => {
             return Err(OfError::action(
                 bad_action::BAD_SET_TYPE,
@@ -209,6 +235,33 @@ pub fn action_from_switch(a: &Action, ports: &PortMap) -> Option<OfAction> {
             table: t,
         }),
         Action::Group(g) => OfAction::Group(g),
+        Action::All => OfAction::output(port_no::ALL),
+        Action::InPort => OfAction::output(port_no::IN_PORT),
+        Action::SetIpv4Src(a) => OfAction::SetField(OxmField::exact(Field::Ipv4Src, &a)),
+        Action::SetIpv4Dst(a) => OfAction::SetField(OxmField::exact(Field::Ipv4Dst, &a)),
+        Action::SetIpv6Src(a) => OfAction::SetField(OxmField::exact(Field::Ipv6Src, &a)),
+        Action::SetIpv6Dst(a) => OfAction::SetField(OxmField::exact(Field::Ipv6Dst, &a)),
+        // `mod_tp_src`/`mod_tp_dst` from a text rule name no protocol:
+        // OpenFlow 1.3 has no protocol-less port action, so they are
+        // reported as TCP (rules from OpenFlow always name one).
+        Action::SetL4Src(l4, p) => OfAction::SetField(OxmField::exact(
+            match l4 {
+                L4Proto::Udp => Field::UdpSrc,
+                L4Proto::Sctp => Field::SctpSrc,
+                L4Proto::Tcp | L4Proto::Any => Field::TcpSrc,
+            },
+            &p.to_be_bytes(),
+        )),
+        Action::SetL4Dst(l4, p) => OfAction::SetField(OxmField::exact(
+            match l4 {
+                L4Proto::Udp => Field::UdpDst,
+                L4Proto::Sctp => Field::SctpDst,
+                L4Proto::Tcp | L4Proto::Any => Field::TcpDst,
+            },
+            &p.to_be_bytes(),
+        )),
+        Action::SetIpEcn(e) => OfAction::SetField(OxmField::exact(Field::IpEcn, &[e])),
+        Action::SetNwTtl(t) => OfAction::SetNwTtl(t),
     })
 }
 
@@ -288,6 +341,68 @@ mod tests {
     }
 
     #[test]
+    fn l3_l4_rewrites_and_reserved_ports_round_trip() {
+        let p = PortMap::new(Some(0));
+        let sf = |f: Field, v: &[u8]| OfAction::SetField(OxmField::exact(f, v));
+        let cases = [
+            (sf(Field::Ipv4Src, &[10, 7, 7, 7]), "mod_nw_src:10.7.7.7"),
+            (sf(Field::Ipv4Dst, &[10, 7, 7, 8]), "mod_nw_dst:10.7.7.8"),
+            (
+                sf(
+                    Field::Ipv6Dst,
+                    &"fd00::99".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+                ),
+                "set_field:fd00::99->ipv6_dst",
+            ),
+            (
+                sf(
+                    Field::Ipv6Src,
+                    &"fd00::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+                ),
+                "set_field:fd00::1->ipv6_src",
+            ),
+            (
+                sf(Field::TcpSrc, &8080u16.to_be_bytes()),
+                "set_field:8080->tcp_src",
+            ),
+            (
+                sf(Field::TcpDst, &80u16.to_be_bytes()),
+                "set_field:80->tcp_dst",
+            ),
+            (
+                sf(Field::UdpSrc, &53u16.to_be_bytes()),
+                "set_field:53->udp_src",
+            ),
+            (
+                sf(Field::UdpDst, &5353u16.to_be_bytes()),
+                "set_field:5353->udp_dst",
+            ),
+            (
+                sf(Field::SctpSrc, &9u16.to_be_bytes()),
+                "set_field:9->sctp_src",
+            ),
+            (
+                sf(Field::SctpDst, &10u16.to_be_bytes()),
+                "set_field:10->sctp_dst",
+            ),
+            (sf(Field::IpEcn, &[3]), "mod_nw_ecn:3"),
+            (OfAction::SetNwTtl(5), "mod_nw_ttl:5"),
+            (OfAction::output(port_no::IN_PORT), "IN_PORT"),
+            (OfAction::output(port_no::ALL), "ALL"),
+            (OfAction::output(port_no::FLOOD), "FLOOD"),
+        ];
+        for (of, text) in cases {
+            let a = action_to_switch(&of, &p).unwrap();
+            assert_eq!(a.to_string(), text);
+            assert_eq!(text.parse::<Action>().unwrap(), a);
+            assert_eq!(action_from_switch(&a, &p).unwrap(), of);
+        }
+        // Out-of-range values are BAD_SET_ARGUMENT.
+        let e = action_to_switch(&sf(Field::IpEcn, &[4]), &p).unwrap_err();
+        assert_eq!(e.code, bad_action::BAD_SET_ARGUMENT);
+    }
+
+    #[test]
     fn controller_is_the_controller_channel() {
         let p = PortMap::new(Some(0));
         let a = action_to_switch(&OfAction::output(port_no::CONTROLLER), &p).unwrap();
@@ -302,13 +417,16 @@ mod tests {
         let e = action_to_switch(&OfAction::output(200), &p).unwrap_err();
         assert_eq!(e.code, bad_action::BAD_OUT_PORT);
         let e = action_to_switch(
-            &OfAction::SetField(OxmField::exact(Field::Ipv4Src, &[1, 2, 3, 4])),
+            &OfAction::SetField(OxmField::exact(Field::ArpOp, &[0, 1])),
             &p,
         )
         .unwrap_err();
         assert_eq!(e.code, bad_action::BAD_SET_TYPE);
-        let e = action_to_switch(&OfAction::PushVlan(0x0800), &p).unwrap_err();
-        assert_eq!(e.code, bad_action::BAD_ARGUMENT);
+        // push_vlan: as OVS, 0x8100 and 0x88a8 only (OFPBAC_BAD_ARGUMENT).
+        for tpid in [0x0800, 0x9100] {
+            let e = action_to_switch(&OfAction::PushVlan(tpid), &p).unwrap_err();
+            assert_eq!(e.code, bad_action::BAD_ARGUMENT);
+        }
         let e = to_switch(&[Instruction::GotoTable(1), Instruction::GotoTable(2)], &p).unwrap_err();
         assert_eq!(e.code, bad_instruction::UNSUP_INST);
         let e = to_switch(&[Instruction::Meter(1)], &p).unwrap_err();

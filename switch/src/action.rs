@@ -52,6 +52,74 @@ pub enum Action {
     /// `group:N` — run group N's bucket(s). Resolved by the pipeline into
     /// the buckets' actions; never reaches [`execute`].
     Group(u32),
+    /// `IN_PORT` / `in_port` — send back out of the ingress port
+    /// (OpenFlow `OFPP_IN_PORT`).
+    InPort,
+    /// `ALL` / `all` — OpenFlow `OFPP_ALL`: every port but the ingress
+    /// port (as [`Action::Flood`]: no port is excluded from flooding).
+    All,
+    /// `mod_nw_src:A` / `set_field:A->ip_src` — IPv4 source, with the IPv4
+    /// header checksum and the TCP/UDP pseudo-header checksum updated
+    /// incrementally (RFC 1624; a UDP checksum 0 stays 0).
+    SetIpv4Src([u8; 4]),
+    /// `mod_nw_dst:A` / `set_field:A->ip_dst` — IPv4 destination (as
+    /// [`Action::SetIpv4Src`]).
+    SetIpv4Dst([u8; 4]),
+    /// `set_field:A->ipv6_src` — IPv6 source, TCP/UDP/ICMPv6 checksum
+    /// updated incrementally.
+    SetIpv6Src([u8; 16]),
+    /// `set_field:A->ipv6_dst` — IPv6 destination (as
+    /// [`Action::SetIpv6Src`]).
+    SetIpv6Dst([u8; 16]),
+    /// `set_field:P->tcp_src` (`udp_src`, `sctp_src`) or `mod_tp_src:P`
+    /// ([`L4Proto::Any`]) — L4 source port, L4 checksum updated (TCP, UDP
+    /// incrementally, a UDP checksum 0 stays 0; SCTP: CRC32c, an incorrect
+    /// one stays incorrect by the same bits, as OVS).
+    SetL4Src(L4Proto, u16),
+    /// L4 destination port (as [`Action::SetL4Src`]): `set_field:P->tcp_dst`
+    /// etc., `mod_tp_dst:P`.
+    SetL4Dst(L4Proto, u16),
+    /// `mod_nw_ecn:E` / `set_field:E->ip_ecn` — the two ECN bits (DSCP
+    /// kept; IPv4 checksum updated; IPv6 traffic class).
+    SetIpEcn(u8),
+    /// `mod_nw_ttl:T` — set the IPv4 TTL (checksum updated) or IPv6 hop
+    /// limit (OpenFlow `OFPAT_SET_NW_TTL`).
+    SetNwTtl(u8),
+}
+
+/// The transport protocol a port rewrite applies to: the frame must carry
+/// it, else the rewrite does nothing (OpenFlow set-field prerequisites).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum L4Proto {
+    /// `mod_tp_src`/`mod_tp_dst`: TCP, UDP or SCTP, whichever the frame has.
+    Any,
+    /// `tcp_src`/`tcp_dst`.
+    Tcp,
+    /// `udp_src`/`udp_dst`.
+    Udp,
+    /// `sctp_src`/`sctp_dst`.
+    Sctp,
+}
+
+impl L4Proto {
+    /// True when a frame with IP protocol `proto` carries these ports.
+    pub fn applies_to(self, proto: u8) -> bool {
+        match self {
+            L4Proto::Any => matches!(proto, 6 | 17 | 132),
+            L4Proto::Tcp => proto == 6,
+            L4Proto::Udp => proto == 17,
+            L4Proto::Sctp => proto == 132,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            L4Proto::Any => "tp",
+            L4Proto::Tcp => "tcp",
+            L4Proto::Udp => "udp",
+            L4Proto::Sctp => "sctp",
+        }
+    }
 }
 
 impl Action {
@@ -61,10 +129,28 @@ impl Action {
             self,
             Action::Output(_)
                 | Action::Flood
+                | Action::All
+                | Action::InPort
                 | Action::Normal
                 | Action::Drop
                 | Action::Resubmit(_)
                 | Action::Group(_)
+        )
+    }
+
+    /// True for the IP/L4 rewrites (addresses, ports, ECN, TTL): what they
+    /// do depends on the frame's dl_type, nw_proto and fragment bits.
+    pub fn rewrites_l3_l4(&self) -> bool {
+        matches!(
+            self,
+            Action::SetIpv4Src(_)
+                | Action::SetIpv4Dst(_)
+                | Action::SetIpv6Src(_)
+                | Action::SetIpv6Dst(_)
+                | Action::SetL4Src(..)
+                | Action::SetL4Dst(..)
+                | Action::SetIpEcn(_)
+                | Action::SetNwTtl(_)
         )
     }
 
@@ -75,6 +161,8 @@ impl Action {
             self,
             Action::Output(_)
                 | Action::Flood
+                | Action::All
+                | Action::InPort
                 | Action::Normal
                 | Action::Resubmit(_)
                 | Action::Group(_)
@@ -129,6 +217,55 @@ fn parse_port(s: &str) -> Result<u16, String> {
     Ok(p as u16)
 }
 
+fn parse_ipv4(s: &str) -> Result<[u8; 4], String> {
+    s.trim()
+        .parse::<std::net::Ipv4Addr>()
+        .map(|a| a.octets())
+        .map_err(|_| format!("bad IPv4 address `{s}`"))
+}
+
+fn parse_ipv6(s: &str) -> Result<[u8; 16], String> {
+    s.trim()
+        .parse::<std::net::Ipv6Addr>()
+        .map(|a| a.octets())
+        .map_err(|_| format!("bad IPv6 address `{s}`"))
+}
+
+/// `set_field:VALUE->FIELD` (`ovs-ofctl` syntax) for the fields the switch
+/// rewrites.
+fn parse_set_field(arg: &str) -> Result<Action, String> {
+    let (v, field) = arg
+        .split_once("->")
+        .ok_or_else(|| format!("`set_field:{arg}`: want `set_field:VALUE->FIELD`"))?;
+    let (v, field) = (v.trim(), field.trim().to_ascii_lowercase());
+    let port = || parse_uint(v, 0xffff, "port").map(|x| x as u16);
+    Ok(match field.as_str() {
+        "eth_src" | "dl_src" => Action::SetEthSrc(parse_mac(v)?),
+        "eth_dst" | "dl_dst" => Action::SetEthDst(parse_mac(v)?),
+        "ip_dscp" => Action::SetIpDscp(parse_uint(v, 63, "DSCP")? as u8),
+        "ip_ecn" | "nw_ecn" => Action::SetIpEcn(parse_uint(v, 3, "ECN")? as u8),
+        "ip_src" | "nw_src" => Action::SetIpv4Src(parse_ipv4(v)?),
+        "ip_dst" | "nw_dst" => Action::SetIpv4Dst(parse_ipv4(v)?),
+        "ipv6_src" => Action::SetIpv6Src(parse_ipv6(v)?),
+        "ipv6_dst" => Action::SetIpv6Dst(parse_ipv6(v)?),
+        "nw_ttl" => Action::SetNwTtl(parse_uint(v, 255, "TTL")? as u8),
+        "tcp_src" => Action::SetL4Src(L4Proto::Tcp, port()?),
+        "tcp_dst" => Action::SetL4Dst(L4Proto::Tcp, port()?),
+        "udp_src" => Action::SetL4Src(L4Proto::Udp, port()?),
+        "udp_dst" => Action::SetL4Dst(L4Proto::Udp, port()?),
+        "sctp_src" => Action::SetL4Src(L4Proto::Sctp, port()?),
+        "sctp_dst" => Action::SetL4Dst(L4Proto::Sctp, port()?),
+        "tp_src" => Action::SetL4Src(L4Proto::Any, port()?),
+        "tp_dst" => Action::SetL4Dst(L4Proto::Any, port()?),
+        _ => {
+            return Err(format!(
+                "set_field of `{field}` is not supported (eth_src, eth_dst, ip_dscp, ip_ecn, ip_src, ip_dst, \
+                 ipv6_src, ipv6_dst, nw_ttl, tcp/udp/sctp_src/dst; VLAN: mod_vlan_vid, mod_vlan_pcp)"
+            ))
+        }
+    })
+}
+
 impl core::str::FromStr for Action {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -172,6 +309,15 @@ impl core::str::FromStr for Action {
                 }
                 Ok(Action::SetIpDscp(t >> 2))
             }
+            "all" => none(arg, Action::All),
+            "in_port" => none(arg, Action::InPort),
+            "mod_nw_src" | "set_nw_src" => Ok(Action::SetIpv4Src(parse_ipv4(need()?)?)),
+            "mod_nw_dst" | "set_nw_dst" => Ok(Action::SetIpv4Dst(parse_ipv4(need()?)?)),
+            "mod_tp_src" | "set_tp_src" => Ok(Action::SetL4Src(L4Proto::Any, parse_uint(need()?, 0xffff, "port")? as u16)),
+            "mod_tp_dst" | "set_tp_dst" => Ok(Action::SetL4Dst(L4Proto::Any, parse_uint(need()?, 0xffff, "port")? as u16)),
+            "mod_nw_ecn" => Ok(Action::SetIpEcn(parse_uint(need()?, 3, "ECN")? as u8)),
+            "mod_nw_ttl" => Ok(Action::SetNwTtl(parse_uint(need()?, 255, "TTL")? as u8)),
+            "set_field" => parse_set_field(need()?),
             _ if arg.is_none() && name.bytes().all(|b| b.is_ascii_digit()) => Ok(Action::Output(parse_port(name)?)),
             _ if arg.is_none() && lname.starts_with("resubmit(") && lname.ends_with(')') => {
                 let inner = &s[9..s.len() - 1];
@@ -185,9 +331,10 @@ impl core::str::FromStr for Action {
                 Ok(Action::Resubmit(t as u8))
             }
             _ => Err(format!(
-                "unknown action `{name}` (known: output:N, flood, normal, drop, push_vlan:TPID, pop_vlan, \
+                "unknown action `{name}` (known: output:N, flood, all, in_port, normal, drop, push_vlan:TPID, pop_vlan, \
                  mod_vlan_vid:VID, mod_vlan_pcp:PCP, mod_dl_src:MAC, mod_dl_dst:MAC, set_ip_dscp:DSCP, \
-                 mod_nw_tos:TOS, dec_ttl, resubmit(,TABLE), group:N, goto_table:N, write_metadata:V[/M], \
+                 mod_nw_tos:TOS, mod_nw_ecn:ECN, mod_nw_src:IP, mod_nw_dst:IP, mod_tp_src:PORT, mod_tp_dst:PORT, \
+                 mod_nw_ttl:TTL, set_field:VALUE->FIELD, dec_ttl, resubmit(,TABLE), group:N, goto_table:N, write_metadata:V[/M], \
                  write_actions(...), clear_actions)"
             )),
         }
@@ -211,6 +358,22 @@ impl fmt::Display for Action {
             Action::DecTtl => write!(f, "dec_ttl"),
             Action::Resubmit(t) => write!(f, "resubmit(,{t})"),
             Action::Group(g) => write!(f, "group:{g}"),
+            Action::InPort => write!(f, "IN_PORT"),
+            Action::All => write!(f, "ALL"),
+            Action::SetIpv4Src(a) => write!(f, "mod_nw_src:{}", std::net::Ipv4Addr::from(*a)),
+            Action::SetIpv4Dst(a) => write!(f, "mod_nw_dst:{}", std::net::Ipv4Addr::from(*a)),
+            Action::SetIpv6Src(a) => {
+                write!(f, "set_field:{}->ipv6_src", std::net::Ipv6Addr::from(*a))
+            }
+            Action::SetIpv6Dst(a) => {
+                write!(f, "set_field:{}->ipv6_dst", std::net::Ipv6Addr::from(*a))
+            }
+            Action::SetL4Src(L4Proto::Any, p) => write!(f, "mod_tp_src:{p}"),
+            Action::SetL4Dst(L4Proto::Any, p) => write!(f, "mod_tp_dst:{p}"),
+            Action::SetL4Src(l4, p) => write!(f, "set_field:{p}->{}_src", l4.name()),
+            Action::SetL4Dst(l4, p) => write!(f, "set_field:{p}->{}_dst", l4.name()),
+            Action::SetIpEcn(e) => write!(f, "mod_nw_ecn:{e}"),
+            Action::SetNwTtl(t) => write!(f, "mod_nw_ttl:{t}"),
         }
     }
 }
@@ -590,7 +753,14 @@ fn execute_l3<F: Frame>(
                     why = DropReason::NoOutput;
                 }
             }
-            Action::Flood => {
+            Action::InPort => {
+                if in_bit & ctx.ports_up != 0 {
+                    out |= in_bit;
+                } else {
+                    why = DropReason::NoOutput;
+                }
+            }
+            Action::Flood | Action::All => {
                 let m = ctx.ports_up & !in_bit;
                 ev.flooded += 1;
                 if m == 0 {
@@ -660,6 +830,14 @@ fn execute_l3<F: Frame>(
                     return Verdict::Drop(DropReason::TtlExpired);
                 }
             }
+            Action::SetIpv4Src(a) => set_ipv4_addr(frame.data_mut(), *l3, IPV4_SRC, a),
+            Action::SetIpv4Dst(a) => set_ipv4_addr(frame.data_mut(), *l3, IPV4_DST, a),
+            Action::SetIpv6Src(a) => set_ipv6_addr(frame.data_mut(), *l3, IPV6_SRC, a),
+            Action::SetIpv6Dst(a) => set_ipv6_addr(frame.data_mut(), *l3, IPV6_DST, a),
+            Action::SetL4Src(l4, p) => set_l4_port(frame.data_mut(), *l3, l4, 0, p),
+            Action::SetL4Dst(l4, p) => set_l4_port(frame.data_mut(), *l3, l4, 2, p),
+            Action::SetIpEcn(e) => set_ecn(frame, *l3, e),
+            Action::SetNwTtl(t) => set_ttl(frame, *l3, t),
             // Resolved by the pipeline before execution.
             Action::Resubmit(_) | Action::Group(_) => {}
         }
@@ -698,6 +876,258 @@ fn set_dscp<F: Frame>(frame: &mut F, l3: usize, dscp: u8) {
         }
         _ => {}
     }
+}
+
+fn set_ecn<F: Frame>(frame: &mut F, l3: usize, ecn: u8) {
+    match l3_type(frame, l3) {
+        Some(ethertype::IPV4) => {
+            if let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame.data_mut()[l3..]) {
+                let tos = (ip.tos() & !3) | (ecn & 3);
+                ip.set_tos_incremental(tos);
+            }
+        }
+        Some(ethertype::IPV6) => {
+            if let Some(h) = frame.data_mut().get_mut(l3..l3 + 2) {
+                // The ECN bits are the low two bits of the traffic class,
+                // bits 4-5 of the second byte.
+                h[1] = (h[1] & !0x30) | ((ecn & 3) << 4);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn set_ttl<F: Frame>(frame: &mut F, l3: usize, ttl: u8) {
+    match l3_type(frame, l3) {
+        Some(ethertype::IPV4) => {
+            if let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame.data_mut()[l3..]) {
+                ip.set_ttl_incremental(ttl);
+            }
+        }
+        Some(ethertype::IPV6) => {
+            if let Some(h) = frame.data_mut().get_mut(l3 + 7) {
+                *h = ttl;
+            }
+        }
+        _ => {}
+    }
+}
+
+const IPV4_SRC: usize = 12;
+const IPV4_DST: usize = 16;
+const IPV6_SRC: usize = 8;
+const IPV6_DST: usize = 24;
+
+fn ethertype_at(d: &[u8], l3: usize) -> Option<u16> {
+    if l3 < 14 {
+        return None;
+    }
+    d.get(l3 - 2..l3).map(|b| u16::from_be_bytes([b[0], b[1]]))
+}
+
+fn get16(d: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([d[at], d[at + 1]])
+}
+
+fn put16(d: &mut [u8], at: usize, v: u16) {
+    d[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+/// RFC 1624 incremental update of checksum `csum` for `old` → `new`
+/// (same length, 16-bit words).
+fn csum_replace(mut csum: u16, old: &[u8], new: &[u8]) -> u16 {
+    use crate::wire::checksum::update;
+    for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
+        csum = update(
+            csum,
+            u16::from_be_bytes([o[0], o[1]]),
+            u16::from_be_bytes([n[0], n[1]]),
+        );
+    }
+    csum
+}
+
+/// Where the L4 header of the IP packet at `l3` is: `(protocol, offset,
+/// length up to the end of the IP packet)`. `None` when the header is
+/// cut, or (IPv6) for a later fragment or an endless extension chain.
+/// An IPv4 later fragment is reported (OVS updates the bytes at the L4
+/// offset of every IPv4 packet; port rewrites skip later fragments).
+fn l4_of(d: &[u8], l3: usize) -> Option<(u8, usize, usize, bool)> {
+    match ethertype_at(d, l3)? {
+        ethertype::IPV4 => {
+            let h = d.get(l3..l3 + 20)?;
+            let ihl = usize::from(h[0] & 0x0f) * 4;
+            let total = usize::from(get16(h, 2));
+            let later = get16(h, 6) & 0x1fff != 0;
+            if ihl < 20 || l3 + ihl > d.len() {
+                return None;
+            }
+            let end = (l3 + total).min(d.len());
+            Some((h[9], l3 + ihl, end.saturating_sub(l3 + ihl), later))
+        }
+        ethertype::IPV6 => {
+            let h = d.get(l3..l3 + 40)?;
+            let end = (l3 + 40 + usize::from(get16(h, 4))).min(d.len());
+            let (mut next, mut off) = (h[6], l3 + 40);
+            for _ in 0..16 {
+                match next {
+                    0 | 43 | 60 => {
+                        let e = d.get(off..off + 2)?;
+                        next = e[0];
+                        off += (usize::from(e[1]) + 1) * 8;
+                    }
+                    44 => {
+                        let e = d.get(off..off + 8)?;
+                        if get16(e, 2) & 0xfff8 != 0 {
+                            return None;
+                        }
+                        next = e[0];
+                        off += 8;
+                    }
+                    p => {
+                        if off > end {
+                            return None;
+                        }
+                        return Some((p, off, end - off, false));
+                    }
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Update the TCP/UDP (and, `icmp6`, ICMPv6) checksum for a pseudo-header
+/// change `old` → `new`, as OVS does: TCP and UDP only with a whole
+/// header present, a UDP checksum 0 (none) stays 0, a result of 0 becomes
+/// 0xffff.
+fn l4_pseudo_update(
+    d: &mut [u8],
+    proto: u8,
+    l4: usize,
+    len: usize,
+    old: &[u8],
+    new: &[u8],
+    icmp6: bool,
+) {
+    match proto {
+        6 if len >= 20 => {
+            let c = get16(d, l4 + 16);
+            put16(d, l4 + 16, csum_replace(c, old, new));
+        }
+        17 if len >= 8 => {
+            let c = get16(d, l4 + 6);
+            if c != 0 {
+                let n = csum_replace(c, old, new);
+                put16(d, l4 + 6, if n == 0 { 0xffff } else { n });
+            }
+        }
+        58 if icmp6 && len >= 4 => {
+            let c = get16(d, l4 + 2);
+            put16(d, l4 + 2, csum_replace(c, old, new));
+        }
+        _ => {}
+    }
+}
+
+fn set_ipv4_addr(d: &mut [u8], l3: usize, at: usize, addr: [u8; 4]) {
+    if ethertype_at(d, l3) != Some(ethertype::IPV4) || d.len() < l3 + 20 {
+        return;
+    }
+    let mut old = [0u8; 4];
+    old.copy_from_slice(&d[l3 + at..l3 + at + 4]);
+    if let Some((proto, l4, len, _)) = l4_of(d, l3) {
+        l4_pseudo_update(d, proto, l4, len, &old, &addr, false);
+    }
+    let c = get16(d, l3 + 10);
+    put16(d, l3 + 10, csum_replace(c, &old, &addr));
+    d[l3 + at..l3 + at + 4].copy_from_slice(&addr);
+}
+
+fn set_ipv6_addr(d: &mut [u8], l3: usize, at: usize, addr: [u8; 16]) {
+    if ethertype_at(d, l3) != Some(ethertype::IPV6) || d.len() < l3 + 40 {
+        return;
+    }
+    let mut old = [0u8; 16];
+    old.copy_from_slice(&d[l3 + at..l3 + at + 16]);
+    if let Some((proto, l4, len, _)) = l4_of(d, l3) {
+        l4_pseudo_update(d, proto, l4, len, &old, &addr, true);
+    }
+    d[l3 + at..l3 + at + 16].copy_from_slice(&addr);
+}
+
+/// Set the L4 source (`at` 0) or destination (`at` 2) port of a TCP, UDP
+/// or SCTP packet whose protocol `l4` allows, with its checksum.
+fn set_l4_port(d: &mut [u8], l3: usize, l4: L4Proto, at: usize, port: u16) {
+    let Some((proto, off, len, later)) = l4_of(d, l3) else {
+        return;
+    };
+    if later || !l4.applies_to(proto) {
+        return;
+    }
+    let new = port.to_be_bytes();
+    match proto {
+        6 if len >= 20 => {
+            let old = get16(d, off + at);
+            let c = get16(d, off + 16);
+            put16(d, off + 16, crate::wire::checksum::update(c, old, port));
+            d[off + at..off + at + 2].copy_from_slice(&new);
+        }
+        17 if len >= 8 => {
+            let old = get16(d, off + at);
+            let c = get16(d, off + 6);
+            if c != 0 {
+                let n = crate::wire::checksum::update(c, old, port);
+                put16(d, off + 6, if n == 0 { 0xffff } else { n });
+            }
+            d[off + at..off + at + 2].copy_from_slice(&new);
+        }
+        132 if len >= 12 => {
+            // CRC32c over the whole SCTP packet, not incremental: keep
+            // whatever error the old checksum had (OVS: old ^ correct_old
+            // ^ correct_new).
+            let sctp = &mut d[off..off + len];
+            let mut stored = [0u8; 4];
+            stored.copy_from_slice(&sctp[8..12]);
+            sctp[8..12].fill(0);
+            let before = crc32c(sctp);
+            sctp[at..at + 2].copy_from_slice(&new);
+            let after = crc32c(sctp);
+            let v = u32::from_le_bytes(stored) ^ before ^ after;
+            sctp[8..12].copy_from_slice(&v.to_le_bytes());
+        }
+        _ => {}
+    }
+}
+
+/// CRC32c (Castagnoli, reflected), as SCTP stores it (little-endian).
+pub(crate) fn crc32c(data: &[u8]) -> u32 {
+    const fn table() -> [u32; 256] {
+        let mut t = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 {
+                    (c >> 1) ^ 0x82f6_3b78
+                } else {
+                    c >> 1
+                };
+                k += 1;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    }
+    static TABLE: [u32; 256] = table();
+    let mut c = !0u32;
+    for &b in data {
+        c = TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+    }
+    !c
 }
 
 /// Returns false when the packet must be dropped (TTL expired).

@@ -20,10 +20,10 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::action::{modifies_after_output, Action, Instructions, Seg};
+use crate::action::{modifies_after_output, Action, Instructions, L4Proto, Seg};
 use crate::classifier::{Classifier, Entry};
 use crate::group::{five_tuple_mask, Group};
-use crate::key::{field as kf, FlowKey, VLAN_PRESENT};
+use crate::key::{field as kf, FlowKey, FRAG_LATER, VLAN_PRESENT};
 use crate::table::{Rule, RuleCounters};
 use crate::verdict::DropReason;
 use crate::wire::ethernet::ethertype;
@@ -126,7 +126,9 @@ pub(crate) fn needs_pipeline(rules: &[Arc<Rule>]) -> bool {
 /// * both VLAN TCIs, symmetrically, when a rule or bucket pushes or pops
 ///   a tag (later tables then read the other tag's bits);
 /// * `nw_ttl` and `dl_type` when a rule or bucket decrements the TTL (a
-///   TTL of 0/1 ends the pipeline; later tables may read the new TTL).
+///   TTL of 0/1 ends the pipeline; later tables may read the new TTL);
+/// * `dl_type`, `nw_proto` and `nw_frag` when one rewrites IP addresses,
+///   L4 ports, ECN or the TTL (whether the rewrite happens depends on them).
 ///
 /// Every other rewrite sets a field to a constant or keeps each bit's
 /// position, so later lookups read only bits already in the mask.
@@ -147,11 +149,12 @@ pub(crate) fn pipeline_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> FlowK
                 .iter()
                 .flat_map(|g| g.spec.buckets.iter().flat_map(|b| b.actions.iter())),
         );
-    let (mut vlan_moves, mut ttl) = (false, false);
+    let (mut vlan_moves, mut ttl, mut l3l4) = (false, false, false);
     for a in all_actions {
         match a {
             Action::PushVlan(_) | Action::PopVlan => vlan_moves = true,
             Action::DecTtl => ttl = true,
+            a if a.rewrites_l3_l4() => l3l4 = true,
             _ => {}
         }
     }
@@ -174,6 +177,17 @@ pub(crate) fn pipeline_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> FlowK
         b[kf::NW_TTL] = 0xff;
         b[kf::DL_TYPE.start] = 0xff;
         b[kf::DL_TYPE.start + 1] = 0xff;
+    }
+    if l3l4 {
+        // The IP address, port, ECN and TTL rewrites set constants, but
+        // only on frames of the right dl_type (and, for ports, nw_proto,
+        // not a later fragment): later lookups read the constant or the
+        // original field depending on those.
+        let b = m.as_bytes_mut();
+        b[kf::DL_TYPE.start] = 0xff;
+        b[kf::DL_TYPE.start + 1] = 0xff;
+        b[kf::NW_PROTO] = 0xff;
+        b[kf::NW_FRAG] = 0xff;
     }
     m
 }
@@ -299,6 +313,14 @@ struct ActionSet {
     eth_src: Option<[u8; 6]>,
     eth_dst: Option<[u8; 6]>,
     dscp: Option<u8>,
+    ecn: Option<u8>,
+    nw_ttl: Option<u8>,
+    ipv4_src: Option<[u8; 4]>,
+    ipv4_dst: Option<[u8; 4]>,
+    ipv6_src: Option<[u8; 16]>,
+    ipv6_dst: Option<[u8; 16]>,
+    l4_src: Option<Action>,
+    l4_dst: Option<Action>,
     group: Option<u32>,
     output: Option<Action>,
 }
@@ -315,8 +337,20 @@ impl ActionSet {
                 Action::SetEthSrc(m) => self.eth_src = Some(m),
                 Action::SetEthDst(m) => self.eth_dst = Some(m),
                 Action::SetIpDscp(d) => self.dscp = Some(d),
+                Action::SetIpEcn(e) => self.ecn = Some(e),
+                Action::SetNwTtl(t) => self.nw_ttl = Some(t),
+                Action::SetIpv4Src(x) => self.ipv4_src = Some(x),
+                Action::SetIpv4Dst(x) => self.ipv4_dst = Some(x),
+                Action::SetIpv6Src(x) => self.ipv6_src = Some(x),
+                Action::SetIpv6Dst(x) => self.ipv6_dst = Some(x),
+                Action::SetL4Src(..) => self.l4_src = Some(*a),
+                Action::SetL4Dst(..) => self.l4_dst = Some(*a),
                 Action::Group(g) => self.group = Some(g),
-                Action::Output(_) | Action::Flood | Action::Normal => self.output = Some(*a),
+                Action::Output(_)
+                | Action::Flood
+                | Action::All
+                | Action::InPort
+                | Action::Normal => self.output = Some(*a),
                 Action::Drop | Action::Resubmit(_) => {}
             }
         }
@@ -339,6 +373,14 @@ impl ActionSet {
         v.extend(self.eth_src.map(Action::SetEthSrc));
         v.extend(self.eth_dst.map(Action::SetEthDst));
         v.extend(self.dscp.map(Action::SetIpDscp));
+        v.extend(self.ecn.map(Action::SetIpEcn));
+        v.extend(self.nw_ttl.map(Action::SetNwTtl));
+        v.extend(self.ipv4_src.map(Action::SetIpv4Src));
+        v.extend(self.ipv4_dst.map(Action::SetIpv4Dst));
+        v.extend(self.ipv6_src.map(Action::SetIpv6Src));
+        v.extend(self.ipv6_dst.map(Action::SetIpv6Dst));
+        v.extend(self.l4_src);
+        v.extend(self.l4_dst);
         match self.group {
             Some(g) => v.push(Action::Group(g)),
             None => v.extend(self.output),
@@ -376,6 +418,12 @@ struct Xlate<'a> {
 
 fn is_ip(k: &FlowKey) -> bool {
     matches!(k.dl_type(), ethertype::IPV4 | ethertype::IPV6)
+}
+
+/// A port rewrite changes the frame: IP, the protocol it names, not a
+/// later fragment (whose key has no ports).
+fn l4_rewritable(k: &FlowKey, l4: L4Proto) -> bool {
+    is_ip(k) && l4.applies_to(k.nw_proto()) && k.nw_frag() & FRAG_LATER == 0
 }
 
 impl Xlate<'_> {
@@ -423,6 +471,17 @@ impl Xlate<'_> {
                 let tos = k.nw_tos();
                 k.set_nw_tos((d << 2) | (tos & 3));
             }
+            Action::SetIpEcn(e) if is_ip(k) => {
+                let tos = k.nw_tos();
+                k.set_nw_tos((tos & !3) | e);
+            }
+            Action::SetNwTtl(t) if is_ip(k) => k.set_nw_ttl(t),
+            Action::SetIpv4Src(x) if k.dl_type() == ethertype::IPV4 => k.set_nw_src4(x),
+            Action::SetIpv4Dst(x) if k.dl_type() == ethertype::IPV4 => k.set_nw_dst4(x),
+            Action::SetIpv6Src(x) if k.dl_type() == ethertype::IPV6 => k.set_nw_src6(x),
+            Action::SetIpv6Dst(x) if k.dl_type() == ethertype::IPV6 => k.set_nw_dst6(x),
+            Action::SetL4Src(l4, p) if l4_rewritable(k, l4) => k.set_tp_src(p),
+            Action::SetL4Dst(l4, p) if l4_rewritable(k, l4) => k.set_tp_dst(p),
             Action::DecTtl if is_ip(k) => {
                 let t = k.nw_ttl();
                 if t <= 1 {
@@ -731,9 +790,16 @@ pub(crate) fn compile(
     }
     let c = &mut x.out;
     c.simple = c.plan.is_empty()
-        && c.actions
-            .iter()
-            .all(|a| matches!(a, Action::Output(_) | Action::Flood));
-    c.floods = c.actions.iter().filter(|a| **a == Action::Flood).count() as u32;
+        && c.actions.iter().all(|a| {
+            matches!(
+                a,
+                Action::Output(_) | Action::Flood | Action::All | Action::InPort
+            )
+        });
+    c.floods = c
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Flood | Action::All))
+        .count() as u32;
     (store.intern(x.out), miss)
 }

@@ -8,7 +8,7 @@
 //! second (cached) pass. (Compared as sets: the same bytes to one port
 //! twice leave once here, OVS would repeat them.)
 
-use switch::action::{execute, Action, ExecCtx, ExecEvents, Instructions};
+use switch::action::{execute, Action, ExecCtx, ExecEvents, Instructions, L4Proto};
 use switch::extract::extract;
 use switch::fdb::Fdb;
 use switch::frame::{Frame, VecFrame};
@@ -40,7 +40,7 @@ const TABLES: u8 = 4;
 
 fn rand_action(r: &mut Rng, table: u8, groups: &[GroupSpec], in_bucket: bool) -> Action {
     loop {
-        let a = match r.below(12) {
+        let a = match r.below(16) {
             0..=2 => Action::Output(*r.pick(&PORTS)),
             3 => Action::SetVlanVid(*r.pick(&[5, 6, 7])),
             4 => Action::PushVlan(0x8100),
@@ -51,6 +51,13 @@ fn rand_action(r: &mut Rng, table: u8, groups: &[GroupSpec], in_bucket: bool) ->
             9 => Action::Flood,
             10 if !in_bucket => Action::Resubmit(r.below(u64::from(TABLES)) as u8),
             11 if !in_bucket && !groups.is_empty() => Action::Group(r.pick(groups).id),
+            12 => Action::SetIpv4Src([10, 0, 0, r.below(3) as u8]),
+            13 => Action::SetL4Dst(
+                *r.pick(&[L4Proto::Any, L4Proto::Udp, L4Proto::Tcp]),
+                *r.pick(&[53, 80]),
+            ),
+            14 => Action::SetNwTtl(*r.pick(&[1, 2, 64])),
+            15 => Action::SetIpEcn(r.below(4) as u8),
             _ => continue,
         };
         if let Action::Resubmit(t) = a {
@@ -79,6 +86,7 @@ fn rand_match(r: &mut Rng) -> String {
         1 => m.push(format!("ip,nw_ttl={}", r.pick(&[1u8, 2, 63, 64]))),
         2 => m.push(format!("ip,ip_dscp={}", r.pick(&[0u8, 10, 46]))),
         3 => m.push(format!("dl_src=02:00:00:00:00:0{}", r.below(3))),
+        4 => m.push(format!("ip,nw_src=10.0.0.{}", r.below(3))),
         _ => {}
     }
     if r.below(4) == 0 {
@@ -172,12 +180,14 @@ fn rand_groups(r: &mut Rng) -> Vec<GroupSpec> {
 
 fn rand_frame(r: &mut Rng) -> Vec<u8> {
     let ttl = *r.pick(&[1u8, 2, 64]);
-    let mut f = udp4(
-        [10, 0, 0, r.below(4) as u8],
-        [10, 0, 1, 1],
-        1000 + r.below(8) as u16,
-        *r.pick(&[53u16, 80]),
-    );
+    let src = [10, 0, 0, r.below(4) as u8];
+    let sport = 1000 + r.below(8) as u16;
+    let dport = *r.pick(&[53u16, 80]);
+    let mut f = if r.below(4) == 0 {
+        tcp4(src, [10, 0, 1, 1], sport, dport, 0x10, 64)
+    } else {
+        udp4(src, [10, 0, 1, 1], sport, dport)
+    };
     f[22] = ttl;
     fix_ip_csum(&mut f);
     match r.below(3) {
@@ -221,8 +231,16 @@ fn kind(a: &Action) -> u8 {
         Action::SetEthSrc(_) => 5,
         Action::SetEthDst(_) => 6,
         Action::SetIpDscp(_) => 7,
-        Action::Group(_) => 8,
-        _ => 9, // outputs
+        Action::SetIpEcn(_) => 8,
+        Action::SetNwTtl(_) => 9,
+        Action::SetIpv4Src(_) => 10,
+        Action::SetIpv4Dst(_) => 11,
+        Action::SetIpv6Src(_) => 12,
+        Action::SetIpv6Dst(_) => 13,
+        Action::SetL4Src(..) => 14,
+        Action::SetL4Dst(..) => 15,
+        Action::Group(_) => 16,
+        _ => 17, // outputs
     }
 }
 
@@ -379,7 +397,7 @@ impl Reference<'_> {
             let mut set = std::mem::take(&mut self.set);
             set.sort_by_key(kind);
             if set.iter().any(|a| matches!(a, Action::Group(_))) {
-                set.retain(|a| kind(a) != 9);
+                set.retain(|a| kind(a) != 17);
             }
             self.actions(&set, &mut f);
         }
