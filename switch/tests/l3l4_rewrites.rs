@@ -34,7 +34,7 @@ fn with_l4_csum4(mut f: Vec<u8>) -> Vec<u8> {
     let proto = f[23];
     let at = 34 + if proto == 6 { 16 } else { 6 };
     f[at..at + 2].fill(0);
-    let c = l4_check(&f[26..34].to_vec(), proto, &f[34..]);
+    let c = l4_check(&f[26..34], proto, &f[34..]);
     f[at..at + 2].copy_from_slice(&c.to_be_bytes());
     f
 }
