@@ -13,6 +13,8 @@ use openflow::nicira::{NxAction, OFPP_IN_PORT_16};
 use openflow::oxm::{Field, OxmField, OFPVID_PRESENT};
 use openflow::{Action as OfAction, Instruction};
 use switch::action::{Action, Instructions, L4Proto};
+use switch::key::VLAN_PRESENT;
+use switch::rule::Match;
 
 use crate::error::OfError;
 use crate::port_map::PortMap;
@@ -211,6 +213,62 @@ pub fn to_switch(ins: &[Instruction], ports: &PortMap) -> Result<SwitchActions, 
     Ok(out)
 }
 
+/// OVS's consistency check of a flow's actions against its match
+/// (`ofpacts_check_consistency`, OpenFlow 1.3): a set-field whose
+/// prerequisites the match does not guarantee (`ipv4_src` without `ip`,
+/// `tcp_dst` without `tcp`, `ip_dscp`/`ip_ecn` without `ip`/`ipv6`,
+/// `vlan_vid`/`vlan_pcp` without a tag matched or pushed before it), and
+/// `dec_ttl`/`set_nw_ttl` without `ip`/`ipv6`, earn
+/// OFPBAC_MATCH_INCONSISTENT. `push_vlan`/`pop_vlan` change what later
+/// actions may assume, as in OVS; the write-actions are checked after the
+/// apply-actions. (Group buckets are not checked, as in OVS.)
+pub fn check_consistency(acts: &SwitchActions, m: &Match) -> Result<(), OfError> {
+    let (v, k) = (&m.value, &m.mask);
+    let dl_type = (k.dl_type() == 0xffff).then(|| v.dl_type());
+    let nw_proto = (k.nw_proto() == 0xff).then(|| v.nw_proto());
+    let ip_any = matches!(dl_type, Some(0x0800 | 0x86dd));
+    let present = |t: u16, mask: u16| mask & VLAN_PRESENT != 0 && t & VLAN_PRESENT != 0;
+    // Tag presence of the outer and inner tag, as the match's flow says.
+    let mut vlan = [
+        present(v.vlan_tci(), k.vlan_tci()),
+        present(v.vlan_tci2(), k.vlan_tci2()),
+    ];
+    let bad = |what: &str| {
+        Err(OfError::action(
+            bad_action::MATCH_INCONSISTENT,
+            format!("{what} lacks correct prerequisites in the match"),
+        ))
+    };
+    let lists =
+        std::iter::once(acts.actions.as_slice()).chain(acts.instructions.write_actions.as_deref());
+    for a in lists.flatten() {
+        match *a {
+            Action::PushVlan(_) => vlan = [true, vlan[0]],
+            Action::PopVlan => vlan = [vlan[1], false],
+            Action::SetVlanVid(_) | Action::SetVlanPcp(_) if !vlan[0] => {
+                return bad("set_field of vlan_vid/vlan_pcp")
+            }
+            Action::SetIpDscp(_) | Action::SetIpEcn(_) if !ip_any => {
+                return bad("set_field of ip_dscp/ip_ecn")
+            }
+            Action::DecTtl | Action::SetNwTtl(_) if !ip_any => return bad("dec_ttl/set_nw_ttl"),
+            Action::SetIpv4Src(_) | Action::SetIpv4Dst(_) if dl_type != Some(0x0800) => {
+                return bad("set_field of ipv4_src/ipv4_dst")
+            }
+            Action::SetIpv6Src(_) | Action::SetIpv6Dst(_) if dl_type != Some(0x86dd) => {
+                return bad("set_field of ipv6_src/ipv6_dst")
+            }
+            Action::SetL4Src(l4, _) | Action::SetL4Dst(l4, _)
+                if !ip_any || !nw_proto.is_some_and(|p| l4.applies_to(p)) =>
+            {
+                return bad("set_field of an L4 port")
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The OpenFlow form of one switch action.
 pub fn action_from_switch(a: &Action, ports: &PortMap) -> Option<OfAction> {
     Some(match *a {
@@ -400,6 +458,55 @@ mod tests {
         // Out-of-range values are BAD_SET_ARGUMENT.
         let e = action_to_switch(&sf(Field::IpEcn, &[4]), &p).unwrap_err();
         assert_eq!(e.code, bad_action::BAD_SET_ARGUMENT);
+    }
+
+    #[test]
+    fn set_fields_need_their_prerequisites_in_the_match() {
+        let m = |s: &str| s.parse::<switch::rule::RuleSpec>().unwrap().matcher;
+        let acts = |s: &str| {
+            let (actions, instructions) = switch::action::parse_instructions(s).unwrap();
+            SwitchActions {
+                actions,
+                instructions,
+            }
+        };
+        let ok = [
+            ("ip,actions=mod_nw_src:1.2.3.4", "mod_nw_src:1.2.3.4"),
+            (
+                "udp,actions=drop",
+                "set_field:53->udp_dst,set_field:1->ip_ecn",
+            ),
+            (
+                "ipv6,actions=drop",
+                "set_field:fd00::1->ipv6_dst,dec_ttl,mod_nw_ttl:3",
+            ),
+            ("dl_vlan=5,actions=drop", "mod_vlan_vid:6,pop_vlan"),
+            (
+                "actions=drop",
+                "push_vlan:0x8100,mod_vlan_vid:6,mod_dl_src:02:00:00:00:00:01",
+            ),
+            ("tcp6,actions=drop", "write_actions(set_field:80->tcp_src)"),
+        ];
+        for (mt, a) in ok {
+            check_consistency(&acts(a), &m(mt)).unwrap_or_else(|e| panic!("{mt} {a}: {e:?}"));
+        }
+        let inconsistent = [
+            ("actions=drop", "mod_nw_src:1.2.3.4"),
+            ("ipv6,actions=drop", "mod_nw_dst:1.2.3.4"),
+            ("ip,actions=drop", "set_field:fd00::1->ipv6_src"),
+            ("udp,actions=drop", "set_field:80->tcp_dst"),
+            ("ip,actions=drop", "set_field:80->udp_dst"),
+            ("actions=drop", "dec_ttl"),
+            ("arp,actions=drop", "mod_nw_ttl:4"),
+            ("actions=drop", "set_field:1->ip_ecn"),
+            ("actions=drop", "mod_vlan_vid:6"),
+            ("dl_vlan=5,actions=drop", "pop_vlan,mod_vlan_pcp:3"),
+            ("actions=drop", "write_actions(set_ip_dscp:3)"),
+        ];
+        for (mt, a) in inconsistent {
+            let e = check_consistency(&acts(a), &m(mt)).unwrap_err();
+            assert_eq!(e.code, bad_action::MATCH_INCONSISTENT, "{mt} {a}");
+        }
     }
 
     #[test]

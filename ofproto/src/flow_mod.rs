@@ -75,10 +75,9 @@ pub(crate) fn handle(br: &Bridge, fm: &FlowMod) -> Result<(), OfError> {
                 ));
             }
             let acts = actions::to_switch(&fm.instructions, &map)?;
-            let mut spec = RuleSpec::new(
-                flow_match::to_switch(&fm.matching.fields, &map)?,
-                acts.actions,
-            );
+            let matcher = flow_match::to_switch(&fm.matching.fields, &map)?;
+            actions::check_consistency(&acts, &matcher)?;
+            let mut spec = RuleSpec::new(matcher, acts.actions);
             spec.instructions = acts.instructions;
             spec.table = fm.table_id;
             spec.cookie = fm.cookie;
@@ -104,6 +103,7 @@ pub(crate) fn handle(br: &Bridge, fm: &FlowMod) -> Result<(), OfError> {
                 (OFPP_ANY, OFPG_ANY),
             )?;
             let acts = actions::to_switch(&fm.instructions, &map)?;
+            actions::check_consistency(&acts, &f.matcher)?;
             br.sw.table.modify(
                 &f,
                 acts.actions,
