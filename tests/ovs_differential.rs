@@ -37,6 +37,7 @@
 //!                          tables 8-9 (FLOOD, ALL, NORMAL; action-set order,
 //!                                   group over output, later write_actions)
 //!                          ─► ofports 2, 3, 4: net_pcap tx_pcap sinks
+//!                             (and ofport 1's tx, for actions=in_port)
 //!  groups: all (2 buckets, one rewriting; IPv6/port set-fields), indirect,
 //!  fast_failover (a dead and a live bucket; all dead) — no select: its
 //!  hash is implementation's own
@@ -70,6 +71,9 @@ use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
 const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
 const VSWITCHD_DPDK: &str = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk";
 const SINKS: [u32; 3] = [2, 3, 4];
+/// Every port whose transmissions are captured and compared: the sinks,
+/// and the source port 1 (which only `actions=in_port` sends to).
+const CAPTURED: [u32; 4] = [1, 2, 3, 4];
 
 // ---------------------------------------------------------------------------
 // The flows and groups (one text, applied verbatim to both switches).
@@ -121,8 +125,8 @@ const GROUPS: &[&str] = &[
 /// then the set-field types vswitch refused (`ip_src`, `ip_dst`,
 /// `ipv6_src`/`ipv6_dst`, `tcp_src`/`udp_dst`…, `ip_ecn`, `mod_nw_ttl`:
 /// table 3's `dl_dst=..:cf` rules and group 7) and `actions=all` dumped as
-/// `FLOOD` (table 8). `actions=in_port` (`..:cf`, ARP) is compared by its
-/// rule's counters only: port 1 has no capture.
+/// `FLOOD` (table 8), and `actions=in_port` (`..:cf`, ARP: port 1's
+/// transmissions are captured too).
 ///
 /// Settings, not bugs: both run fragment mode `nx-match` (below) and OVS
 /// runs `other_config:vlan-limit=2` (its default, 1, parses only the outer
@@ -1827,7 +1831,11 @@ fn run(kind: Kind, input: &Path, n: u64) -> Result<(Outcome, Rig), String> {
             // and replays it.
             let file = rig.dir.join("in.pcap");
             write_pcap(&file, &[]);
-            let src = format!("net_pcap1,rx_pcap={}", file.display());
+            let src = format!(
+                "net_pcap1,rx_pcap={},tx_pcap={}",
+                file.display(),
+                rig.sink(1).display()
+            );
             rig.add_port(1, &src, &[])?;
             let show = rig.ofctl(&["show", "br0"])?;
             if !show.contains(" 1(p1)") {
@@ -1841,7 +1849,15 @@ fn run(kind: Kind, input: &Path, n: u64) -> Result<(Outcome, Rig), String> {
             fs::rename(&tmp, &file).unwrap();
             rig.vsctl(&["set", "Interface", "p1", "options:n_rxq_desc=1024"])?;
         }
-        Kind::Vswitch => rig.add_port(1, &format!("net_pcap1,rx_pcap={}", input.display()), &[])?,
+        Kind::Vswitch => rig.add_port(
+            1,
+            &format!(
+                "net_pcap1,rx_pcap={},tx_pcap={}",
+                input.display(),
+                rig.sink(1).display()
+            ),
+            &[],
+        )?,
     }
 
     // Wait for every frame to be received and the sinks to go quiet.
@@ -1851,7 +1867,7 @@ fn run(kind: Kind, input: &Path, n: u64) -> Result<(Outcome, Rig), String> {
     let rx = loop {
         let rx = rig.port_counter(1, "rx pkts=")?;
         let mut tx = 0;
-        for p in SINKS {
+        for p in CAPTURED {
             tx += rig.port_counter(p, "tx pkts=")?;
         }
         if (rx, tx) != last {
@@ -1867,7 +1883,7 @@ fn run(kind: Kind, input: &Path, n: u64) -> Result<(Outcome, Rig), String> {
         std::thread::sleep(Duration::from_millis(100));
     };
     let mut tx = BTreeMap::new();
-    for p in SINKS {
+    for p in CAPTURED {
         tx.insert(p, rig.port_counter(p, "tx pkts=")?);
     }
     let flows = rig.ofctl(&["dump-flows", "br0"])?;
@@ -1877,7 +1893,7 @@ fn run(kind: Kind, input: &Path, n: u64) -> Result<(Outcome, Rig), String> {
     // the tx counters); the switches stay up for ofproto/trace and are
     // stopped cleanly when the rig is dropped.
     let mut out = BTreeMap::new();
-    for p in SINKS {
+    for p in CAPTURED {
         let frames = read_pcap(&rig.sink(p)).map_err(|e| rig.failure(&e))?;
         if frames.len() as u64 != tx[&p] {
             return Err(rig.failure(&format!(
@@ -2123,7 +2139,7 @@ fn same_frames_out_as_ovs_dpdk() {
         );
     }
     let mut involved = Vec::new();
-    for p in SINKS {
+    for p in CAPTURED {
         if let Some((d, from)) = port_diff(p, &input, &ovs.out[&p], &vsw.out[&p]) {
             report += &d;
             involved.extend(from);
@@ -2190,7 +2206,7 @@ fn same_frames_out_as_ovs_dpdk() {
                 .collect()
         };
         panic!(
-            "flow counters (n_packets) differ, the frames agree:\n--- OVS-DPDK:\n{}--- vswitch:\n{}\n{:?}",
+            "flow counters (n_packets) differ, the frames agree:\n--- OVS-DPDK:\n{}--- vswitch:\n{}\nfirst differing pair (sorted): {:?}",
             only(&a, &b),
             only(&b, &a),
             a.iter().zip(&b).find(|(x, y)| x != y)
