@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::action::{
     fmt_instructions, fmt_mac, parse_instructions, parse_mac, parse_uint, Action, Instructions,
-    MAX_TABLE,
+    L4Proto, MAX_TABLE,
 };
 use crate::key::{field as kf, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_PRESENT};
 use crate::verdict::MAX_PORTS;
@@ -735,9 +735,29 @@ impl core::str::FromStr for RuleSpec {
         if s[idx + 8..].contains("actions=") {
             return Err("`actions=` given twice".into());
         }
-        let (actions, instructions) = parse_instructions(&s[idx + 8..])?;
+        let (mut actions, mut instructions) = parse_instructions(&s[idx + 8..])?;
         let (head, flags) = take_flags(&s[..idx]);
         let (matcher, other) = parse_fields(&head)?;
+        // `mod_tp_src`/`mod_tp_dst` rewrite the protocol the match names
+        // (as ovs-ofctl makes them `tcp_src`, `udp_src`, `sctp_src`).
+        let l4 = match matcher.nw_proto() {
+            Some(6) => Some(L4Proto::Tcp),
+            Some(17) => Some(L4Proto::Udp),
+            Some(132) => Some(L4Proto::Sctp),
+            _ => None,
+        };
+        if let Some(l4) = l4.filter(|_| matches!(matcher.dl_type(), Some(0x0800 | 0x86dd))) {
+            for a in actions
+                .iter_mut()
+                .chain(instructions.write_actions.iter_mut().flatten())
+            {
+                match a {
+                    Action::SetL4Src(p @ L4Proto::Any, _)
+                    | Action::SetL4Dst(p @ L4Proto::Any, _) => *p = l4,
+                    _ => {}
+                }
+            }
+        }
         let mut r = RuleSpec::new(matcher, actions);
         r.instructions = instructions;
         r.send_flow_rem = flags.contains(&"send_flow_rem");

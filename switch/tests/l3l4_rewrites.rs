@@ -299,3 +299,24 @@ fn later_tables_see_the_rewritten_fields() {
     assert_eq!(copies[0].0.data()[30..34], [10, 0, 0, 2]);
     assert_eq!(copies[0].1, 1 << 2);
 }
+
+#[test]
+fn mod_tp_names_the_protocol_of_the_match() {
+    let r: switch::rule::RuleSpec = "udp,actions=mod_tp_dst:53,write_actions(mod_tp_src:9)"
+        .parse()
+        .unwrap();
+    assert_eq!(r.actions, vec![Action::SetL4Dst(L4Proto::Udp, 53)]);
+    assert_eq!(
+        r.instructions.write_actions,
+        Some(vec![Action::SetL4Src(L4Proto::Udp, 9)])
+    );
+    assert_eq!(
+        r.to_string(),
+        "priority=32768,udp,actions=set_field:53->udp_dst,write_actions(set_field:9->udp_src)"
+    );
+    let r: switch::rule::RuleSpec = "tcp6,actions=mod_tp_src:1".parse().unwrap();
+    assert_eq!(r.actions, vec![Action::SetL4Src(L4Proto::Tcp, 1)]);
+    // Without a protocol in the match: whichever the frame carries.
+    let r: switch::rule::RuleSpec = "ip,actions=mod_tp_src:1".parse().unwrap();
+    assert_eq!(r.actions, vec![Action::SetL4Src(L4Proto::Any, 1)]);
+}
