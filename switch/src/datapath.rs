@@ -47,6 +47,10 @@ pub const BYPASS_AFTER_INSERTS: u64 = 1 << 16;
 /// 157 -> ~111 cycles/packet). Results are identical either way.
 pub const BYPASS_MAX_SUBTABLES: usize = 2;
 
+/// Generations whose table version a worker remembers: a cache bucket
+/// older than that is refilled, not revalidated.
+const GEN_RING: usize = 256;
+
 /// One worker's datapath. Not `Sync`: one per worker thread.
 pub struct Datapath {
     sw: Arc<Switch>,
@@ -61,6 +65,11 @@ pub struct Datapath {
     /// Flow-cache generation: changes with the table version (and when the
     /// compiled store starts over), never 0 (a fresh bucket's value).
     gen: u32,
+    /// Buckets of generations before this one are never revalidated (set
+    /// when the table version or the compiled store starts over).
+    valid_from: u32,
+    /// The table version of each of the last [`GEN_RING`] generations.
+    gen_version: Box<[u64; GEN_RING]>,
     /// Multi-table versions: the flows compiled under the current version.
     compiled: CompiledStore,
     keys: [FlowKey; BURST],
@@ -90,6 +99,8 @@ impl Datapath {
             bypass_version: 0,
             inserts: 0,
             gen: 0,
+            valid_from: 0,
+            gen_version: Box::new([0; GEN_RING]),
             compiled: CompiledStore::default(),
             keys: [FlowKey::ZERO; BURST],
             meta: [Meta::default(); BURST],
@@ -211,8 +222,22 @@ impl Datapath {
                 hits += 1;
                 continue;
             }
+            let found = match self.cache.lookup(&self.keys[i], self.hashes[i], gen) {
+                None if !MULTI => self.revalidate(i, gen),
+                r => r,
+            };
             let (k, h) = (&self.keys[i], self.hashes[i]);
-            last = match self.cache.lookup(k, h, gen) {
+            last = match found {
+                // Single table: the cache holds rule slots, stable across
+                // versions; `NO_RULE` (and any free slot) maps to NO_RULE.
+                Some(r) if !MULTI => {
+                    hits += 1;
+                    self.cur
+                        .slot_index
+                        .get(r as usize)
+                        .copied()
+                        .unwrap_or(NO_RULE)
+                }
                 Some(r) => {
                     hits += 1;
                     r
@@ -241,7 +266,11 @@ impl Datapath {
                         no_rule += u64::from(r == NO_RULE);
                         r
                     };
-                    self.cache.insert(k, h, gen, r);
+                    let v = match self.cur.rules.get(r as usize) {
+                        Some(rule) if !MULTI => rule.slot,
+                        _ => r,
+                    };
+                    self.cache.insert(k, h, gen, v);
                     inserts += 1;
                     r
                 }
@@ -259,6 +288,30 @@ impl Datapath {
         {
             self.bypass = true;
         }
+    }
+
+    /// A cache miss on key `i` in a bucket of an older generation: when
+    /// the rule changes since that generation are all logged, keep the
+    /// bucket's entries that none of them matches (see
+    /// `TableVersion::changes`), drop the others, move the bucket to `gen`
+    /// and look the key up again. Single-table versions only.
+    #[cold]
+    #[inline(never)]
+    fn revalidate(&mut self, i: usize, gen: u32) -> Option<u32> {
+        let (k, h) = (&self.keys[i], self.hashes[i]);
+        let bg = self.cache.bucket_gen(h);
+        let age = gen.wrapping_sub(bg);
+        if bg == gen || age as usize >= GEN_RING || age > gen.wrapping_sub(self.valid_from) {
+            return None;
+        }
+        let v = self.gen_version[bg as usize % GEN_RING];
+        let cur = &*self.cur;
+        if v < cur.changes_since {
+            return None;
+        }
+        self.cache
+            .revalidate(h, gen, |key, _| cur.unchanged_since(v, key));
+        self.cache.lookup(k, h, gen)
     }
 
     /// Apply the fragment mode to the fragments of this pass (bit i: frame
@@ -334,13 +387,7 @@ impl Datapath {
         if self.cur.version != self.bypass_version
             || (multi && self.compiled.len() > MAX_COMPILED - BURST)
         {
-            self.bypass_version = self.cur.version;
-            self.bypass = false;
-            self.inserts = 0;
-            self.gen = self.gen.wrapping_add(1).max(1);
-            if self.compiled.len() != 0 {
-                self.compiled.clear();
-            }
+            self.new_generation(multi);
         }
         let gen = self.gen;
         if multi {
@@ -393,6 +440,31 @@ impl Datapath {
             }
         }
         self.execute_all(in_port, frames, verdicts, now_ms);
+    }
+
+    /// A new table version (or the compiled store is full): a new cache
+    /// generation. Buckets of earlier generations stay revalidatable when
+    /// the version only changed rules (see `TableVersion::changes`).
+    #[cold]
+    #[inline(never)]
+    fn new_generation(&mut self, multi: bool) {
+        let cur = &*self.cur;
+        let flush = multi || cur.changes_since == cur.version;
+        if flush {
+            self.bypass = false;
+            self.inserts = 0;
+        } else if cur.classifier.subtables() > BYPASS_MAX_SUBTABLES {
+            self.bypass = false;
+        }
+        self.bypass_version = cur.version;
+        self.gen = self.gen.wrapping_add(1).max(1);
+        self.gen_version[self.gen as usize % GEN_RING] = cur.version;
+        if flush {
+            self.valid_from = self.gen;
+        }
+        if self.compiled.len() != 0 {
+            self.compiled.clear();
+        }
     }
 
     /// Run every frame's rule. Rule counters are added once per run of

@@ -9,10 +9,13 @@
 //! home key) are both known from the hash and prefetched together for the
 //! whole burst before any lookup.
 //!
-//! Invalidation: every bucket carries the table version it was filled under;
-//! a bucket from another version reads as empty and is reset on the next
-//! insert. A rule change therefore costs nothing up front (no sweep, no
-//! stop-the-world) and the cache refills lazily.
+//! Invalidation: every bucket carries the generation (the datapath's name
+//! for a table version) it was last filled or revalidated under; a bucket
+//! from another generation reads as a miss. The datapath then either
+//! revalidates it ([`FlowCache::revalidate`]: entries no change since its
+//! generation can affect are kept, the rest dropped, the bucket moves to
+//! the current generation) or lets the next insert reset it. A rule change
+//! therefore costs nothing up front (no sweep, no stop-the-world).
 
 use crate::key::FlowKey;
 
@@ -105,6 +108,29 @@ impl FlowCache {
             }
         }
         None
+    }
+
+    /// The generation of the bucket of `hash`.
+    #[inline]
+    pub fn bucket_gen(&self, hash: u64) -> u32 {
+        self.buckets[self.index(hash)].gen
+    }
+
+    /// Bring the bucket of `hash` to generation `gen`, keeping the entries
+    /// (key, cached value) for which `keep` holds and dropping the others.
+    #[inline]
+    pub fn revalidate(&mut self, hash: u64, gen: u32, mut keep: impl FnMut(&FlowKey, u32) -> bool) {
+        let i = self.index(hash);
+        let b = &mut self.buckets[i];
+        let mut m = b.valid;
+        while m != 0 {
+            let w = m.trailing_zeros() as usize;
+            m &= m - 1;
+            if !keep(&self.keys[i * WAYS + w], b.rule[w]) {
+                b.valid &= !(1 << w);
+            }
+        }
+        b.gen = gen;
     }
 
     /// Insert `key -> rule` under generation `gen`.
@@ -200,6 +226,28 @@ mod test {
         assert_eq!(c.lookup(&k, h, 2), None, "new generation invalidates");
         c.insert(&k, h, 2, NO_RULE);
         assert_eq!(c.lookup(&k, h, 2), Some(NO_RULE));
+    }
+
+    #[test]
+    fn revalidation_keeps_only_what_it_is_told() {
+        let mut c = FlowCache::new(7); // one bucket: every key shares it
+        for i in 0..5u32 {
+            let k = key(i);
+            c.insert(&k, k.hash(), 1, i);
+        }
+        let h = key(0).hash();
+        assert_eq!(c.bucket_gen(h), 1);
+        c.revalidate(h, 2, |k, r| {
+            assert_eq!(*k, key(r));
+            r % 2 == 0
+        });
+        assert_eq!(c.bucket_gen(h), 2);
+        for i in 0..5u32 {
+            let k = key(i);
+            let want = (i % 2 == 0).then_some(i);
+            assert_eq!(c.lookup(&k, k.hash(), 2), want);
+            assert_eq!(c.lookup(&k, k.hash(), 1), None);
+        }
     }
 
     #[test]

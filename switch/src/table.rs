@@ -66,12 +66,19 @@ pub struct Rule {
     pub simple: bool,
     /// Shared with the rule's earlier versions when a modify kept them.
     counters: Arc<[RuleCounters]>,
+    /// Stable handle of this rule object across table versions (unlike its
+    /// index in [`TableVersion::rules`], which shifts when an earlier rule
+    /// goes): what the flow cache stores, mapped back to the index with
+    /// [`TableVersion::slot_index`]. Freed when the rule object leaves the
+    /// table; a later rule may reuse it (see [`TableVersion::changes`] for
+    /// why that is safe).
+    pub(crate) slot: u32,
 }
 
 impl Rule {
-    fn new(id: u64, spec: RuleSpec, created_ms: u64, workers: usize) -> Rule {
+    fn new(id: u64, spec: RuleSpec, created_ms: u64, workers: usize, slot: u32) -> Rule {
         let counters = (0..workers).map(|_| RuleCounters::default()).collect();
-        Rule::with_counters(id, spec, created_ms, counters)
+        Rule::with_counters(id, spec, created_ms, counters, slot)
     }
 
     fn with_counters(
@@ -79,6 +86,7 @@ impl Rule {
         spec: RuleSpec,
         created_ms: u64,
         counters: Arc<[RuleCounters]>,
+        slot: u32,
     ) -> Rule {
         let simple = spec.instructions.is_empty()
             && spec
@@ -91,6 +99,7 @@ impl Rule {
             created_ms,
             simple,
             counters,
+            slot,
         }
     }
     /// The per-worker counters (compiled flows keep a reference, one
@@ -188,15 +197,60 @@ pub struct TableVersion {
     pub groups: Vec<Arc<Group>>,
     /// Fragment handling.
     pub frag_mode: FragMode,
+    /// Rule slot -> index into `rules` (`u32::MAX`: free slot).
+    pub(crate) slot_index: Vec<u32>,
+    /// The matches of the rules added, removed or changed by each version
+    /// in `changes_since + 1 ..= version`, oldest first, tagged with the
+    /// version that made the change (at most [`CHANGE_LOG`] entries).
+    ///
+    /// A worker's cache entry filled under version `v >= changes_since`
+    /// (single-table versions: masked key -> rule slot or "no rule") is
+    /// still right under this version when no logged change of a version
+    /// after `v` matches its key: the rules matching the key are then the
+    /// same rule objects (same priorities, same relative order), so the
+    /// same one wins, and it still sits in the same slot. A deleted rule's
+    /// slot may be reused, but every entry pointing at it has a key the
+    /// deleted rule matched, and that rule's match is logged. The datapath
+    /// checks this lazily, per cache bucket, on the first hit after a
+    /// change; entries from versions before `changes_since` are misses.
+    pub(crate) changes: Vec<(u64, Match)>,
+    /// See `changes`: equal to `version` when this version invalidates
+    /// every cached flow (the lookup mask, fragment mode or groups changed,
+    /// [`FlowTable::synchronize`], a multi-table version, or the log
+    /// overflowed).
+    pub(crate) changes_since: u64,
+    /// Slot allocation state carried to the next version.
+    next_slot: u32,
+    free_slots: Vec<u32>,
 }
 
+/// Longest change log a version keeps (see [`TableVersion::changes`]):
+/// a cache bucket older than this many rule changes is refilled rather
+/// than checked against each of them.
+pub const CHANGE_LOG: usize = 64;
+
 impl TableVersion {
-    fn build(version: u64, st: State) -> TableVersion {
+    /// Build version `version` from `st`; `old` is the version it replaces
+    /// (for the change log), `changed` the matches of the rules added,
+    /// removed or replaced since `old`.
+    fn build(
+        version: u64,
+        st: State,
+        old: Option<&TableVersion>,
+        changed: &[Match],
+    ) -> TableVersion {
         let State {
             rules,
             groups,
             frag_mode,
+            flush,
+            next_slot,
+            free_slots,
         } = st;
+        let mut slot_index = vec![u32::MAX; next_slot as usize];
+        for (i, r) in rules.iter().enumerate() {
+            slot_index[r.slot as usize] = i as u32;
+        }
         if needs_pipeline(&rules) {
             return TableVersion {
                 version,
@@ -207,6 +261,11 @@ impl TableVersion {
                 rules,
                 groups,
                 frag_mode,
+                slot_index,
+                changes: Vec::new(),
+                changes_since: version,
+                next_slot,
+                free_slots,
             };
         }
         let entries: Vec<Entry> = rules
@@ -224,6 +283,31 @@ impl TableVersion {
         let lookup_mask = rules
             .iter()
             .fold(FlowKey::ZERO, |m, r| m.union(&r.spec.matcher.mask));
+        // Incremental invalidation only when nothing but rules changed and
+        // the cached keys keep their meaning (same lookup mask).
+        let incremental = old.filter(|o| {
+            !flush
+                && o.pipeline.is_none()
+                && o.frag_mode == frag_mode
+                && o.lookup_mask == lookup_mask
+                && o.groups.len() == groups.len()
+                && o.groups.iter().zip(&groups).all(|(a, b)| Arc::ptr_eq(a, b))
+        });
+        let (changes, changes_since) = match incremental {
+            Some(o) if changed.len() <= CHANGE_LOG => {
+                let mut log = o.changes.clone();
+                log.extend(changed.iter().map(|m| (version, *m)));
+                let mut since = o.changes_since;
+                if log.len() > CHANGE_LOG {
+                    // Forget the oldest changes: entries from before them
+                    // can no longer be checked.
+                    since = since.max(log[log.len() - CHANGE_LOG - 1].0);
+                    log.retain(|(v, _)| *v > since);
+                }
+                (log, since)
+            }
+            _ => (Vec::new(), version),
+        };
         TableVersion {
             version,
             classifier,
@@ -233,7 +317,26 @@ impl TableVersion {
             pipeline: None,
             groups,
             frag_mode,
+            slot_index,
+            changes,
+            changes_since,
+            next_slot,
+            free_slots,
         }
+    }
+
+    /// True when no rule change logged after version `v` matches `key`
+    /// (a masked key cached under `v`); false too when `v` is older than
+    /// the log (see [`TableVersion::changes`]).
+    #[inline]
+    pub(crate) fn unchanged_since(&self, v: u64, key: &FlowKey) -> bool {
+        v >= self.changes_since
+            && self
+                .changes
+                .iter()
+                .rev()
+                .take_while(|(cv, _)| *cv > v)
+                .all(|(_, m)| !key.matches(&m.mask, &m.value))
     }
 
     /// Classifier subtables (distinct masks) over all tables.
@@ -292,6 +395,20 @@ pub(crate) struct State {
     rules: Vec<Arc<Rule>>,
     groups: Vec<Arc<Group>>,
     frag_mode: FragMode,
+    /// Every worker's cached flows must start over (port changes).
+    flush: bool,
+    next_slot: u32,
+    free_slots: Vec<u32>,
+}
+
+impl State {
+    /// A slot for a new rule object.
+    fn alloc_slot(&mut self) -> u32 {
+        self.free_slots.pop().unwrap_or_else(|| {
+            self.next_slot += 1;
+            self.next_slot - 1
+        })
+    }
 }
 
 /// How IP fragments go through the tables (OpenFlow set_config
@@ -467,7 +584,12 @@ impl FlowTable {
                         rules: Vec::new(),
                         groups: Vec::new(),
                         frag_mode: FragMode::default(),
+                        flush: true,
+                        next_slot: 0,
+                        free_slots: Vec::new(),
                     },
+                    None,
+                    &[],
                 )),
                 version: AtomicU64::new(1),
                 slots: (0..workers).map(|_| WorkerSlot::default()).collect(),
@@ -529,12 +651,34 @@ impl FlowTable {
             rules: old.rules.clone(),
             groups: old.groups.clone(),
             frag_mode: old.frag_mode,
+            flush: false,
+            next_slot: old.next_slot,
+            free_slots: old.free_slots.clone(),
         };
         let r = f(&mut st, &mut next_id)?;
+        // What changed, by rule object: the matches of the rules that left
+        // (their slots are freed) and of those that arrived (a replaced or
+        // modified rule is both).
+        let before: std::collections::HashSet<*const Rule> =
+            old.rules.iter().map(Arc::as_ptr).collect();
+        let after: std::collections::HashSet<*const Rule> =
+            st.rules.iter().map(Arc::as_ptr).collect();
+        let mut changed = Vec::new();
+        for r in &old.rules {
+            if !after.contains(&Arc::as_ptr(r)) {
+                changed.push(r.spec.matcher);
+                st.free_slots.push(r.slot);
+            }
+        }
+        for r in &st.rules {
+            if !before.contains(&Arc::as_ptr(r)) {
+                changed.push(r.spec.matcher);
+            }
+        }
         let v = old.version + 1;
         self.shared
             .current
-            .store(Arc::new(TableVersion::build(v, st)));
+            .store(Arc::new(TableVersion::build(v, st, Some(&old), &changed)));
         self.shared.version.store(v, SeqCst);
         for slot in self.shared.slots.iter() {
             let mut spins = 0u32;
@@ -566,7 +710,7 @@ impl FlowTable {
     /// earlier shared state (port set, rules) is still running, and every
     /// worker's flow cache and compiled flows start over.
     pub fn synchronize(&self) {
-        self.update(|_, _| ())
+        self.update(|st, _| st.flush = true)
     }
 
     /// Set how IP fragments are handled (OpenFlow set_config frag flags;
@@ -610,11 +754,12 @@ impl FlowTable {
             }
             let id = *next_id;
             *next_id += 1;
+            let slot = st.alloc_slot();
             let rule = match same {
                 Some(i) if opts.keep_counters => {
-                    Rule::with_counters(id, spec, now_ms, Arc::clone(&st.rules[i].counters))
+                    Rule::with_counters(id, spec, now_ms, Arc::clone(&st.rules[i].counters), slot)
                 }
-                _ => Rule::new(id, spec, now_ms, workers),
+                _ => Rule::new(id, spec, now_ms, workers, slot),
             };
             let rule = Arc::new(rule);
             match same {
@@ -640,8 +785,9 @@ impl FlowTable {
                 }
                 let id = *next_id;
                 *next_id += 1;
+                let slot = st.alloc_slot();
                 st.rules
-                    .push(Arc::new(Rule::new(id, spec, now_ms, workers)));
+                    .push(Arc::new(Rule::new(id, spec, now_ms, workers, slot)));
             }
             rejected
         })
@@ -657,8 +803,9 @@ impl FlowTable {
             for spec in specs {
                 let id = *next_id;
                 *next_id += 1;
+                let slot = st.alloc_slot();
                 st.rules
-                    .push(Arc::new(Rule::new(id, spec, now_ms, workers)));
+                    .push(Arc::new(Rule::new(id, spec, now_ms, workers, slot)));
             }
             Ok(())
         })
@@ -680,8 +827,9 @@ impl FlowTable {
         let workers = self.workers();
         self.try_update(|st, _| {
             let mut n = 0;
-            let mut out = Vec::with_capacity(st.rules.len());
-            for r in &st.rules {
+            let rules = core::mem::take(&mut st.rules);
+            let mut out = Vec::with_capacity(rules.len());
+            for r in &rules {
                 if !filter.selects(&r.spec) {
                     out.push(Arc::clone(r));
                     continue;
@@ -695,11 +843,13 @@ impl FlowTable {
                 } else {
                     Arc::clone(&r.counters)
                 };
+                let slot = st.alloc_slot();
                 out.push(Arc::new(Rule::with_counters(
                     r.id,
                     spec,
                     r.created_ms,
                     counters,
+                    slot,
                 )));
                 n += 1;
             }

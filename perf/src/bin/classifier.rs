@@ -14,7 +14,15 @@
 //! table: nw_dst → goto, tp_src → write_metadata + goto, metadata →
 //! output), which the switch compiles into one cache entry per flow.
 //!
-//! Usage: `cargo run --release -p perf --bin classifier [-- --quick] [--flows N] [--rules N] [--pipeline]`
+//! `--churn N[,N...]`: forwarding under flow-mods. One worker switches
+//! `--flows` flows (default 10k) over `--rules` wildcard rules (default
+//! 300) while a second thread adds and deletes rules that match no
+//! traffic (same masks as the installed ones) at N flow-mods per second;
+//! reports packets per second over wall time spent in `process_burst`
+//! and mean cycles/packet (the mean, not the median: churn costs come as
+//! bursts of cache misses), one line per rate and a JSON line.
+//!
+//! Usage: `cargo run --release -p perf --bin classifier [-- --quick] [--flows N] [--rules N] [--pipeline] [--churn 0,10,100,1000] [--seconds S]`
 
 use std::time::Instant;
 
@@ -69,7 +77,9 @@ fn pipeline_rules(n: usize) -> Vec<RuleSpec> {
             "table=1,priority=100,udp,tp_src={},actions=write_metadata:{i},goto_table:2",
             1024 + i
         ));
-        v.push(format!("table=2,priority=100,metadata={i},actions=output:2"));
+        v.push(format!(
+            "table=2,priority=100,metadata={i},actions=output:2"
+        ));
     }
     v.push("priority=0,actions=goto_table:1".into());
     v.push("table=1,priority=0,actions=goto_table:2".into());
@@ -183,6 +193,130 @@ fn run(flows: u32, n_rules: usize, cache: usize, packets: u64, pipeline: bool) -
     }
 }
 
+/// Result of one churn case.
+struct ChurnResult {
+    rate: u32,
+    mpps: f64,
+    cycles_per_pkt: f64,
+    hit_rate: f64,
+    flow_mods: u64,
+}
+
+/// Forward `flows` flows over `n_rules` rules for `secs` seconds while
+/// another thread adds and deletes non-matching rules at `rate` per second.
+fn churn_run(flows: u32, n_rules: usize, rate: u32, secs: f64) -> ChurnResult {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let sw = Switch::new(SwitchConfig {
+        workers: 1,
+        cache_entries: OURS,
+        cache_bypass: true,
+        ..Default::default()
+    });
+    for p in 1..=3 {
+        sw.port_add(p).unwrap();
+    }
+    let mut base_rules = rules(n_rules);
+    // Reads all of nw_dst, so every flow (distinct destination) has its
+    // own cache entry.
+    base_rules.push(
+        "priority=50,ip,nw_dst=11.255.255.255,actions=drop"
+            .parse()
+            .unwrap(),
+    );
+    sw.table.add_many(base_rules, 0);
+    let mut dp = sw.datapath(0);
+    let template = udp4([172, 16, 0, 1], [10, 0, 0, 1], 1024, 53);
+    let mut frames: Vec<VecFrame> = (0..BURST).map(|_| VecFrame::new(&template)).collect();
+    let mut verdicts = [Verdict::default(); BURST];
+    let mut seq = 0u64;
+    let mut fill = |frames: &mut Vec<VecFrame>| {
+        for f in frames.iter_mut() {
+            f.reset(&template, 128);
+            seq += 1;
+            let id = ((seq * 2_654_435_761) % u64::from(flows)) as u32;
+            let d = switch::frame::Frame::data_mut(f);
+            set_flow(d, id, n_rules);
+            // Flow id = rule * q: a distinct destination per flow.
+            d[33] = (id as usize / n_rules) as u8;
+        }
+    };
+    let warm = u64::from(flows).max(BURST as u64 * 64) * 2;
+    let mut done = 0;
+    while done < warm {
+        fill(&mut frames);
+        dp.process_burst(1, &mut frames, &mut verdicts, 0);
+        done += BURST as u64;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mods = Arc::new(AtomicU64::new(0));
+    let churn = (rate > 0).then(|| {
+        let (sw, stop, mods) = (Arc::clone(&sw), Arc::clone(&stop), Arc::clone(&mods));
+        std::thread::spawn(move || {
+            // /32 drops of destinations in 11.0.0.0/8, which no frame
+            // carries (as `perf/src/bin/switch.rs --churn` uses 192.168/16),
+            // at priorities 200, 50 and 0: they change no verdict and do
+            // not widen the lookup mask (a base rule already reads nw_dst).
+            let start = Instant::now();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let due = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep((due - now).min(Duration::from_millis(5)));
+                    continue;
+                }
+                let n = i / 2;
+                let m = format!(
+                    "priority={},ip,nw_dst=11.{}.{}.{}",
+                    [200, 50, 0][(n % 3) as usize],
+                    (n >> 16) & 0xff,
+                    (n >> 8) & 0xff,
+                    n & 0xff
+                );
+                if i.is_multiple_of(2) {
+                    let r: RuleSpec = format!("{m},actions=drop").parse().unwrap();
+                    sw.table.add(r, 0).unwrap();
+                } else {
+                    let (mm, p) = switch::rule::parse_match(&m).unwrap();
+                    sw.table.del(&mm, p, true);
+                }
+                i += 1;
+                mods.store(i, Ordering::Relaxed);
+            }
+        })
+    });
+    let base = *dp.counters();
+    let (mut cycles, mut nanos, mut n) = (0u64, 0u128, 0u64);
+    let end = Instant::now() + std::time::Duration::from_secs_f64(secs);
+    while Instant::now() < end {
+        for _ in 0..64 {
+            fill(&mut frames);
+            let t = Instant::now();
+            let c0 = rdtsc();
+            dp.process_burst(1, &mut frames, &mut verdicts, 0);
+            cycles += rdtsc() - c0;
+            nanos += t.elapsed().as_nanos();
+            n += BURST as u64;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    if let Some(h) = churn {
+        h.join().unwrap();
+    }
+    let c = dp.counters();
+    let hits = c.cache_hits - base.cache_hits;
+    let misses = c.cache_misses - base.cache_misses;
+    ChurnResult {
+        rate,
+        mpps: n as f64 * 1e3 / nanos as f64,
+        cycles_per_pkt: cycles as f64 / n as f64,
+        hit_rate: hits as f64 / (hits + misses).max(1) as f64,
+        flow_mods: mods.load(Ordering::Relaxed),
+    }
+}
+
 /// The switch datapath without DPDK (`process_burst` over in-memory
 /// frames) against the same pipeline with an OVS-EMC-sized cache.
 #[derive(clap::Parser)]
@@ -201,10 +335,48 @@ struct Args {
     /// rules default to 100 per table.
     #[arg(long)]
     pipeline: bool,
+    /// Flow-mods per second to run under (comma-separated rates, e.g.
+    /// `0,10,100,1000`): the churn benchmark instead of the table above.
+    #[arg(long, value_delimiter = ',')]
+    churn: Option<Vec<u32>>,
+    /// Seconds per churn case.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
 }
 
 fn main() {
     let a = <Args as clap::Parser>::parse();
+    if let Some(rates) = &a.churn {
+        let flows = a.flows.unwrap_or(10_000);
+        let n_rules = a.rules.unwrap_or(300);
+        println!(
+            "{:>8} {:>6} {:>8} | {:>7} {:>8} {:>6} {:>9}",
+            "flows", "rules", "mods/s", "Mpps", "cyc/pkt", "hit%", "flow-mods"
+        );
+        let mut json = Vec::new();
+        for &rate in rates {
+            let r = churn_run(flows, n_rules, rate, a.seconds);
+            println!(
+                "{:>8} {:>6} {:>8} | {:>7.2} {:>8.1} {:>5.1}% {:>9}",
+                flows,
+                n_rules,
+                r.rate,
+                r.mpps,
+                r.cycles_per_pkt,
+                r.hit_rate * 100.0,
+                r.flow_mods
+            );
+            json.push(serde_json::json!({
+                "rate": r.rate, "mpps": r.mpps, "cycles_per_pkt": r.cycles_per_pkt,
+                "cache_hit_rate": r.hit_rate, "flow_mods": r.flow_mods,
+            }));
+        }
+        println!(
+            "{}",
+            serde_json::json!({ "bench": "classifier_churn", "flows": flows, "rules": n_rules, "seconds": a.seconds, "results": json })
+        );
+        return;
+    }
     let quick = a.quick;
     let pipeline = a.pipeline;
     let packets: u64 = if quick { 200_000 } else { 2_000_000 };
