@@ -8,10 +8,11 @@
 //! ```
 //!
 //! Numbering: an interface's OpenFlow port number is its switch port
-//! number (1..=63, `ofport_request` honoured), so `in_port=1` means the
+//! number (1..=62, `ofport_request` honoured), so `in_port=1` means the
 //! same port to `ovs-ofctl`, `vswitch flows` and the datapath. The bridge's
 //! own internal interface (named like the bridge) is OpenFlow's `LOCAL`
-//! (OVSDB shows 65534, as OVS does) and takes switch port 0 when free.
+//! (OVSDB shows 65534, as OVS does) and takes switch port 0 when free;
+//! switch port 63 is the controller channel (`controller.rs`).
 //!
 //! One process serves one bridge: the switch has one flow table set. A
 //! second `netdev` bridge's interfaces get an `error` saying so.
