@@ -223,7 +223,7 @@ impl Datapath {
                 continue;
             }
             let found = match self.cache.lookup(&self.keys[i], self.hashes[i], gen) {
-                None if !MULTI => self.revalidate(i, gen),
+                None => self.revalidate(i, gen),
                 r => r,
             };
             let (k, h) = (&self.keys[i], self.hashes[i]);
@@ -294,7 +294,7 @@ impl Datapath {
     /// the rule changes since that generation are all logged, keep the
     /// bucket's entries that none of them matches (see
     /// `TableVersion::changes`), drop the others, move the bucket to `gen`
-    /// and look the key up again. Single-table versions only.
+    /// and look the key up again.
     #[cold]
     #[inline(never)]
     fn revalidate(&mut self, i: usize, gen: u32) -> Option<u32> {
@@ -384,10 +384,9 @@ impl Datapath {
         let frag_drops = if frags != 0 { self.fragments(frags) } else { 0 };
         self.mark_runs(n);
         let multi = self.cur.pipeline.is_some();
-        if self.cur.version != self.bypass_version
-            || (multi && self.compiled.len() > MAX_COMPILED - BURST)
-        {
-            self.new_generation(multi);
+        let full = multi && self.compiled.len() > MAX_COMPILED - BURST;
+        if self.cur.version != self.bypass_version || full {
+            self.new_generation(full);
         }
         let gen = self.gen;
         if multi {
@@ -442,14 +441,15 @@ impl Datapath {
         self.execute_all(in_port, frames, verdicts, now_ms);
     }
 
-    /// A new table version (or the compiled store is full): a new cache
+    /// A new table version (or the compiled store is `full`): a new cache
     /// generation. Buckets of earlier generations stay revalidatable when
-    /// the version only changed rules (see `TableVersion::changes`).
+    /// the version only changed rules (see `TableVersion::changes`) and
+    /// the compiled entries they point at are kept.
     #[cold]
     #[inline(never)]
-    fn new_generation(&mut self, multi: bool) {
+    fn new_generation(&mut self, full: bool) {
         let cur = &*self.cur;
-        let flush = multi || cur.changes_since == cur.version;
+        let flush = full || cur.changes_since == cur.version;
         if flush {
             self.bypass = false;
             self.inserts = 0;
@@ -461,9 +461,11 @@ impl Datapath {
         self.gen_version[self.gen as usize % GEN_RING] = cur.version;
         if flush {
             self.valid_from = self.gen;
-        }
-        if self.compiled.len() != 0 {
-            self.compiled.clear();
+            if self.compiled.len() != 0 {
+                self.compiled.clear();
+            }
+        } else {
+            self.compiled.forget_index();
         }
     }
 

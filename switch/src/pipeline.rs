@@ -282,6 +282,13 @@ impl CompiledStore {
         self.entries.len()
     }
 
+    /// Keep the entries (cached flows still point at them) but stop
+    /// deduplicating against them: a new table version's rule indices
+    /// may name other rules.
+    pub(crate) fn forget_index(&mut self) {
+        self.index.clear();
+    }
+
     fn intern(&mut self, c: Compiled) -> u32 {
         let k = (
             c.actions.clone(),

@@ -252,18 +252,53 @@ impl TableVersion {
             slot_index[r.slot as usize] = i as u32;
         }
         if needs_pipeline(&rules) {
+            let lookup_mask = pipeline_mask(&rules, &groups);
+            // A later table looks up the key as rewritten by the actions
+            // so far: a changed rule can affect a compiled flow only if it
+            // matches the flow's key outside every field some action may
+            // rewrite (metadata is not checked at all).
+            let rewrites = old.filter(|o| o.pipeline.is_some()).and_then(|o| {
+                Some(rewrite_mask(&o.rules, &o.groups)?.union(&rewrite_mask(&rules, &groups)?))
+            });
+            let (changes, changes_since) = match rewrites {
+                Some(rw) => {
+                    let mut keep = FlowKey::ZERO;
+                    for (k, r) in keep.as_bytes_mut().iter_mut().zip(rw.as_bytes()) {
+                        *k = !r;
+                    }
+                    let widened: Vec<Match> = changed
+                        .iter()
+                        .map(|m| Match {
+                            value: m.value.masked(&keep),
+                            mask: m.mask.masked(&keep),
+                            meta_value: 0,
+                            meta_mask: 0,
+                        })
+                        .collect();
+                    change_log(
+                        version,
+                        old,
+                        flush,
+                        frag_mode,
+                        &lookup_mask,
+                        &groups,
+                        &widened,
+                    )
+                }
+                None => (Vec::new(), version),
+            };
             return TableVersion {
                 version,
                 classifier: Classifier::build(&[]),
                 port_only: None,
-                lookup_mask: pipeline_mask(&rules, &groups),
+                lookup_mask,
                 pipeline: Some(Pipeline::build(&rules)),
                 rules,
                 groups,
                 frag_mode,
                 slot_index,
-                changes: Vec::new(),
-                changes_since: version,
+                changes,
+                changes_since,
                 next_slot,
                 free_slots,
             };
@@ -283,31 +318,15 @@ impl TableVersion {
         let lookup_mask = rules
             .iter()
             .fold(FlowKey::ZERO, |m, r| m.union(&r.spec.matcher.mask));
-        // Incremental invalidation only when nothing but rules changed and
-        // the cached keys keep their meaning (same lookup mask).
-        let incremental = old.filter(|o| {
-            !flush
-                && o.pipeline.is_none()
-                && o.frag_mode == frag_mode
-                && o.lookup_mask == lookup_mask
-                && o.groups.len() == groups.len()
-                && o.groups.iter().zip(&groups).all(|(a, b)| Arc::ptr_eq(a, b))
-        });
-        let (changes, changes_since) = match incremental {
-            Some(o) if changed.len() <= CHANGE_LOG => {
-                let mut log = o.changes.clone();
-                log.extend(changed.iter().map(|m| (version, *m)));
-                let mut since = o.changes_since;
-                if log.len() > CHANGE_LOG {
-                    // Forget the oldest changes: entries from before them
-                    // can no longer be checked.
-                    since = since.max(log[log.len() - CHANGE_LOG - 1].0);
-                    log.retain(|(v, _)| *v > since);
-                }
-                (log, since)
-            }
-            _ => (Vec::new(), version),
-        };
+        let (changes, changes_since) = change_log(
+            version,
+            old.filter(|o| o.pipeline.is_none()),
+            flush,
+            frag_mode,
+            &lookup_mask,
+            &groups,
+            changed,
+        );
         TableVersion {
             version,
             classifier,
@@ -354,6 +373,90 @@ impl TableVersion {
             .ok()
             .map(|i| &self.groups[i])
     }
+}
+
+/// The change log of version `version` (see [`TableVersion::changes`]):
+/// `old`'s extended with `changed`, when nothing but rules changed since
+/// `old` (of the same kind: single-table or multi-table) and the cached
+/// keys keep their meaning (same lookup mask); else empty, starting at
+/// `version` (every cached flow is a miss).
+fn change_log(
+    version: u64,
+    old: Option<&TableVersion>,
+    flush: bool,
+    frag_mode: FragMode,
+    lookup_mask: &FlowKey,
+    groups: &[Arc<Group>],
+    changed: &[Match],
+) -> (Vec<(u64, Match)>, u64) {
+    let incremental = old.filter(|o| {
+        !flush
+            && changed.len() <= CHANGE_LOG
+            && o.frag_mode == frag_mode
+            && o.lookup_mask == *lookup_mask
+            && o.groups.len() == groups.len()
+            && o.groups.iter().zip(groups).all(|(a, b)| Arc::ptr_eq(a, b))
+    });
+    let Some(o) = incremental else {
+        return (Vec::new(), version);
+    };
+    let mut log = o.changes.clone();
+    log.extend(changed.iter().map(|m| (version, *m)));
+    let mut since = o.changes_since;
+    if log.len() > CHANGE_LOG {
+        // Forget the oldest changes: entries from before them can no
+        // longer be checked.
+        since = since.max(log[log.len() - CHANGE_LOG - 1].0);
+        log.retain(|(v, _)| *v > since);
+    }
+    (log, since)
+}
+
+/// Every key bit an action of `rules` (apply and write actions) or of a
+/// group bucket may rewrite; `None` when some action's effect is not
+/// known here (then every change invalidates every compiled flow).
+fn rewrite_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> Option<FlowKey> {
+    use crate::key::field as kf;
+    let mut m = FlowKey::ZERO;
+    let acts = rules
+        .iter()
+        .flat_map(|r| {
+            r.spec
+                .actions
+                .iter()
+                .chain(r.spec.instructions.write_actions.iter().flatten())
+        })
+        .chain(
+            groups
+                .iter()
+                .flat_map(|g| g.spec.buckets.iter().flat_map(|b| b.actions.iter())),
+        );
+    for a in acts {
+        let b = m.as_bytes_mut();
+        let mut set = |r: core::ops::Range<usize>| b[r].fill(0xff);
+        match a {
+            Action::PushVlan(_)
+            | Action::PopVlan
+            | Action::SetVlanVid(_)
+            | Action::SetVlanPcp(_) => {
+                set(kf::VLAN_TCI);
+                set(kf::VLAN_TCI2);
+            }
+            Action::SetEthSrc(_) => set(kf::DL_SRC),
+            Action::SetEthDst(_) => set(kf::DL_DST),
+            Action::SetIpDscp(_) | Action::SetIpEcn(_) => set(kf::NW_TOS..kf::NW_TOS + 1),
+            Action::DecTtl | Action::SetNwTtl(_) => set(kf::NW_TTL..kf::NW_TTL + 1),
+            Action::SetIpv4Src(_) => set(kf::NW_SRC4),
+            Action::SetIpv4Dst(_) => set(kf::NW_DST4),
+            Action::SetIpv6Src(_) => set(kf::NW_SRC6),
+            Action::SetIpv6Dst(_) => set(kf::NW_DST6),
+            Action::SetL4Src(..) => set(kf::TP_SRC),
+            Action::SetL4Dst(..) => set(kf::TP_DST),
+            a if a.modifies() => return None,
+            _ => {}
+        }
+    }
+    Some(m)
 }
 
 /// The per-ingress-port winners when no rule looks past `in_port` and no

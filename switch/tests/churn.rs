@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::*;
 use switch::extract::extract;
-use switch::frame::VecFrame;
+use switch::frame::{Frame, VecFrame};
 use switch::key::FlowKey;
 use switch::rule::{parse_match, RuleSpec};
 use switch::switch::{Switch, SwitchConfig};
@@ -294,4 +294,143 @@ fn changes_past_the_log_still_reach_cached_flows() {
         sw.table.add(r.parse().unwrap(), 0).unwrap();
     }
     assert_eq!(send(&mut dp, 1, &f, 0).0, ports(&[4]));
+}
+
+/// Multi-table pool: table 0 rewrites (dl_src, nw_dst) before goto 1;
+/// table 1 matches on original and rewritten fields, some resubmit to
+/// table 2. Each output port names the rule.
+fn pipeline_pool() -> Vec<String> {
+    let mut v = Vec::new();
+    for i in 0..48u32 {
+        // a and b independent of the rule kind (i % 8), so rewritten
+        // destinations (10.3.b.1) meet table 1 and 2 rules.
+        let (a, b, p) = ((i / 8) % 4, (i / 3) % 3, i + 1);
+        let pr = 100 + (i * 7) % 5;
+        v.push(match i % 8 {
+            0 => format!("table=0,priority=20,ip,nw_dst=10.{a}.0.0/16,actions=mod_dl_src:00:00:00:00:00:0{a},goto_table:1"),
+            1 => format!("table=0,priority=25,udp,tp_dst={},actions=mod_nw_dst:10.3.{b}.1,goto_table:1", 80 + b),
+            2 => format!("table=1,priority={pr},ip,nw_dst=10.{a}.{b}.0/24,actions=output:{p}"),
+            3 => format!("table=1,priority={pr},dl_src=00:00:00:00:00:0{a},actions=output:{p}"),
+            4 => format!("table=1,priority={pr},ip,nw_src=192.168.{a}.0/24,actions=resubmit(,2),output:{p}"),
+            5 => format!("table=2,priority={pr},udp,tp_dst={},actions=output:{p}", 80 + b),
+            6 => format!("table=2,priority={pr},ip,nw_dst=10.{a}.{b}.0/24,actions=output:{p}"),
+            // Never matches (11/8 is never a destination, even rewritten).
+            _ => format!("table=1,priority={pr},ip,nw_dst=11.{a}.{b}.0/24,actions=output:{p}"),
+        });
+    }
+    v
+}
+
+/// Rules always present: the table-0 and table-1 defaults, and one
+/// non-matching rule per mask shape and rewrite of the pool, so most
+/// changes keep the lookup mask.
+const PIPELINE_BASE: &[&str] = &[
+    "table=0,priority=1,actions=goto_table:1",
+    "table=1,priority=0,actions=output:60",
+    "table=0,priority=2,ip,nw_dst=11.0.0.0/16,actions=mod_dl_src:00:00:00:00:00:ff,goto_table:1",
+    "table=0,priority=2,udp,tp_dst=1,actions=mod_nw_dst:11.0.0.1,goto_table:1",
+    "table=1,priority=1,ip,nw_dst=11.0.0.0/24,actions=output:59",
+    "table=1,priority=1,dl_src=00:00:00:00:00:ff,actions=output:59",
+    "table=1,priority=1,ip,nw_src=11.0.0.0/24,actions=resubmit(,2),output:59",
+    "table=2,priority=1,udp,tp_dst=1,actions=output:59",
+    "table=2,priority=1,ip,nw_dst=11.0.0.0/24,actions=output:59",
+];
+
+fn pipeline_churn_case(seed: u64) -> (u64, u64) {
+    let mut rng = Rng(seed);
+    let sw = Switch::new(SwitchConfig {
+        workers: 2,
+        cache_entries: 4096,
+        ..Default::default()
+    });
+    for p in 0..62 {
+        sw.port_add(p).unwrap();
+    }
+    for r in PIPELINE_BASE {
+        sw.table.add(r.parse().unwrap(), 0).unwrap();
+    }
+    let pool = pipeline_pool();
+    let mut dp = sw.datapath(0);
+    let flows: Vec<Vec<u8>> = (0..200).map(|_| frame(&mut rng)).collect();
+    for step in 0..600 {
+        let n = match rng.below(20) {
+            0 => 40 + rng.below(60),
+            _ => rng.below(3),
+        };
+        for _ in 0..n {
+            let r = &pool[rng.below(pool.len() as u64) as usize];
+            if rng.below(2) == 0 {
+                sw.table.add(r.parse().unwrap(), 0).unwrap();
+            } else {
+                let spec: RuleSpec = r.parse().unwrap();
+                let f = switch::rule::FlowFilter {
+                    table: Some(spec.table),
+                    matcher: spec.matcher,
+                    strict: true,
+                    priority: Some(spec.priority),
+                    ..switch::rule::FlowFilter::all()
+                };
+                sw.table.delete(&f, 0);
+            }
+        }
+        let idx: Vec<usize> = (0..32)
+            .map(|_| rng.below(flows.len() as u64) as usize)
+            .collect();
+        let mut fs: Vec<VecFrame> = idx.iter().map(|&i| VecFrame::new(&flows[i])).collect();
+        let mut vs = vec![Verdict::default(); fs.len()];
+        dp.process_burst(62, &mut fs, &mut vs, 0);
+        // The reference: a fresh datapath (empty cache, nothing compiled).
+        let mut fresh = sw.datapath(1);
+        for (j, &i) in idx.iter().enumerate() {
+            let (want, bytes) = send(&mut fresh, 62, &flows[i], 0);
+            assert_eq!(
+                (vs[j], fs[j].data().to_vec()),
+                (want, bytes),
+                "seed {seed} step {step}: frame {i}"
+            );
+        }
+    }
+    (dp.counters().cache_hits, dp.counters().cache_misses)
+}
+
+#[test]
+fn compiled_flows_match_a_fresh_datapath_under_random_churn() {
+    let (mut hits, mut misses) = (0, 0);
+    for seed in 1..=4u64 {
+        let (h, m) = pipeline_churn_case(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        hits += h;
+        misses += m;
+    }
+    eprintln!("pipeline churn: {hits} hits, {misses} misses");
+}
+
+#[test]
+fn pipeline_non_matching_changes_keep_compiled_flows() {
+    let sw = switch_with(PIPELINE_BASE, &[1, 2, 3, 4, 59, 60]);
+    let mut dp = sw.datapath(0);
+    let f = udp4([192, 168, 0, 1], [10, 1, 2, 3], 1, 80);
+    assert_eq!(send(&mut dp, 1, &f, 0).0, ports(&[60]));
+    let (h0, m0) = counts(&dp);
+    // Same masks, never matching, on fields no action rewrites: the
+    // compiled flow stays cached. (A change on nw_dst or dl_src, which
+    // some rule rewrites, is checked without those fields and evicts
+    // more than it must.)
+    for r in [
+        "table=1,priority=50,ip,nw_src=11.9.9.0/24,actions=output:4",
+        "table=2,priority=50,udp,tp_dst=2,actions=output:4",
+    ] {
+        sw.table.add(r.parse().unwrap(), 0).unwrap();
+        assert_eq!(send(&mut dp, 1, &f, 0).0, ports(&[60]));
+    }
+    assert_eq!(counts(&dp), (h0 + 2, m0));
+    // A rule matching the flow in table 1 wins at once.
+    let r = "table=1,priority=50,ip,nw_dst=10.1.2.0/24,actions=output:3";
+    sw.table.add(r.parse().unwrap(), 0).unwrap();
+    assert_eq!(send(&mut dp, 1, &f, 0).0, ports(&[3]));
+    // A table-0 rewrite: table 1 then sees the new destination.
+    let r = "table=0,priority=30,udp,tp_dst=80,actions=mod_nw_dst:11.9.9.9,goto_table:1";
+    sw.table.add(r.parse().unwrap(), 0).unwrap();
+    let (v, out) = send(&mut dp, 1, &f, 0);
+    assert_eq!(v, ports(&[60]), "table 1's catch-all: no rule for 11.9.9.9");
+    assert_eq!(out[30..34], [11, 9, 9, 9]);
 }

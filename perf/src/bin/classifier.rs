@@ -20,7 +20,9 @@
 //! traffic (same masks as the installed ones) at N flow-mods per second;
 //! reports packets per second over wall time spent in `process_burst`
 //! and mean cycles/packet (the mean, not the median: churn costs come as
-//! bursts of cache misses), one line per rate and a JSON line.
+//! bursts of cache misses), one line per rate and a JSON line. With
+//! `--pipeline`: the 3-table pipeline (100 rules per table by default),
+//! churning table-0 rules of its /24 mask on 11.0.0.0/8.
 //!
 //! Usage: `cargo run --release -p perf --bin classifier [-- --quick] [--flows N] [--rules N] [--pipeline] [--churn 0,10,100,1000] [--seconds S]`
 
@@ -204,7 +206,7 @@ struct ChurnResult {
 
 /// Forward `flows` flows over `n_rules` rules for `secs` seconds while
 /// another thread adds and deletes non-matching rules at `rate` per second.
-fn churn_run(flows: u32, n_rules: usize, rate: u32, secs: f64) -> ChurnResult {
+fn churn_run(flows: u32, n_rules: usize, rate: u32, secs: f64, pipeline: bool) -> ChurnResult {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
     use std::time::Duration;
@@ -217,15 +219,21 @@ fn churn_run(flows: u32, n_rules: usize, rate: u32, secs: f64) -> ChurnResult {
     for p in 1..=3 {
         sw.port_add(p).unwrap();
     }
-    let mut base_rules = rules(n_rules);
-    // Reads all of nw_dst, so every flow (distinct destination) has its
-    // own cache entry.
-    base_rules.push(
-        "priority=50,ip,nw_dst=11.255.255.255,actions=drop"
-            .parse()
-            .unwrap(),
-    );
-    sw.table.add_many(base_rules, 0);
+    if pipeline {
+        // Flows differ in the UDP source port table 1 reads.
+        sw.table.add_many(pipeline_rules(n_rules), 0);
+        assert!(sw.table.snapshot().pipeline.is_some());
+    } else {
+        let mut base_rules = rules(n_rules);
+        // Reads all of nw_dst, so every flow (distinct destination) has
+        // its own cache entry.
+        base_rules.push(
+            "priority=50,ip,nw_dst=11.255.255.255,actions=drop"
+                .parse()
+                .unwrap(),
+        );
+        sw.table.add_many(base_rules, 0);
+    }
     let mut dp = sw.datapath(0);
     let template = udp4([172, 16, 0, 1], [10, 0, 0, 1], 1024, 53);
     let mut frames: Vec<VecFrame> = (0..BURST).map(|_| VecFrame::new(&template)).collect();
@@ -268,13 +276,23 @@ fn churn_run(flows: u32, n_rules: usize, rate: u32, secs: f64) -> ChurnResult {
                     continue;
                 }
                 let n = i / 2;
-                let m = format!(
-                    "priority={},ip,nw_dst=11.{}.{}.{}",
-                    [200, 50, 0][(n % 3) as usize],
-                    (n >> 16) & 0xff,
-                    (n >> 8) & 0xff,
-                    n & 0xff
-                );
+                let m = if pipeline {
+                    // Table 0's mask (ip, nw_dst/24).
+                    format!(
+                        "priority={},ip,nw_dst=11.{}.{}.0/24",
+                        [200, 50, 0][(n % 3) as usize],
+                        (n >> 8) & 0xff,
+                        n & 0xff
+                    )
+                } else {
+                    format!(
+                        "priority={},ip,nw_dst=11.{}.{}.{}",
+                        [200, 50, 0][(n % 3) as usize],
+                        (n >> 16) & 0xff,
+                        (n >> 8) & 0xff,
+                        n & 0xff
+                    )
+                };
                 if i.is_multiple_of(2) {
                     let r: RuleSpec = format!("{m},actions=drop").parse().unwrap();
                     sw.table.add(r, 0).unwrap();
@@ -348,14 +366,14 @@ fn main() {
     let a = <Args as clap::Parser>::parse();
     if let Some(rates) = &a.churn {
         let flows = a.flows.unwrap_or(10_000);
-        let n_rules = a.rules.unwrap_or(300);
+        let n_rules = a.rules.unwrap_or(if a.pipeline { 100 } else { 300 });
         println!(
             "{:>8} {:>6} {:>8} | {:>7} {:>8} {:>6} {:>9}",
             "flows", "rules", "mods/s", "Mpps", "cyc/pkt", "hit%", "flow-mods"
         );
         let mut json = Vec::new();
         for &rate in rates {
-            let r = churn_run(flows, n_rules, rate, a.seconds);
+            let r = churn_run(flows, n_rules, rate, a.seconds, a.pipeline);
             println!(
                 "{:>8} {:>6} {:>8} | {:>7.2} {:>8.1} {:>5.1}% {:>9}",
                 flows,
@@ -373,7 +391,7 @@ fn main() {
         }
         println!(
             "{}",
-            serde_json::json!({ "bench": "classifier_churn", "flows": flows, "rules": n_rules, "seconds": a.seconds, "results": json })
+            serde_json::json!({ "bench": "classifier_churn", "pipeline": a.pipeline, "flows": flows, "rules": n_rules, "seconds": a.seconds, "results": json })
         );
         return;
     }
