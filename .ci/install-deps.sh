@@ -15,8 +15,9 @@ BUILD_PKGS=(libdpdk-dev dpdk-dev dpdk libclang-dev clang pkg-config build-essent
 TEST_PKGS=(tgt libiscsi-bin tshark tcpdump iproute2 iputils-ping ethtool procps nftables
            qemu-system-x86 linux-image-amd64 busybox-static cpio kmod
            # OVS's own management tools: ovsdb-server, ovsdb-tool, ovs-vsctl,
-           # ovs-ofctl and vswitch.ovsschema (vswitch run --ovsdb, OpenFlow).
-           openvswitch-common openvswitch-switch
+           # ovs-ofctl and vswitch.ovsschema (vswitch run --ovsdb, OpenFlow),
+           # and OVS-DPDK itself (tests/ovs_differential.rs, perf/tests/ovs.rs).
+           openvswitch-common openvswitch-switch openvswitch-switch-dpdk
            # A venv for the Python test peers below.
            python3-venv python3-pip)
 # Benchmarks: the peers compared against.
