@@ -18,7 +18,7 @@
 //! packet-outs.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -49,6 +49,9 @@ pub struct Channel {
     /// One job per frame on `from_ctl`, in the same order.
     pub jobs: Arc<ArrayQueue<Job>>,
     pool: Arc<Mempool>,
+    /// Held while a job and its frame are queued, so that packet-outs from
+    /// several connections cannot pair one's job with another's frame.
+    order: Mutex<()>,
     /// Frames that reached no controller or found the queue full.
     pub dropped: AtomicU64,
 }
@@ -76,6 +79,7 @@ pub fn link(workers: usize, pool: Arc<Mempool>) -> Result<(Port, Arc<Channel>), 
             from_ctl,
             jobs: Arc::new(ArrayQueue::new(DEPTH)),
             pool,
+            order: Mutex::new(()),
             dropped: AtomicU64::new(0),
         }),
     ))
@@ -89,6 +93,12 @@ impl Channel {
             .append(p.data.len())
             .ok_or_else(|| format!("a {}-byte frame does not fit an mbuf", p.data.len()))?;
         room.copy_from_slice(&p.data);
+        let _one_at_a_time = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        // Every frame on the ring has its job queued before it, so the ring
+        // (twice the job queue) has room whenever the job queue has.
+        if self.from_ctl.len() >= DEPTH {
+            return Err("too many packet-outs in flight".into());
+        }
         // The job goes first: the worker pops one per frame it dequeues.
         self.jobs
             .push(Job {
@@ -98,12 +108,8 @@ impl Channel {
             .map_err(|_| "too many packet-outs in flight")?;
         let mut b = Burst::new();
         let _ = b.push(m);
-        if self.from_ctl.enqueue_burst(&mut b) != 1 {
-            // The ring holds twice the job queue: cannot be full while a
-            // job slot was free. Keep the queues paired regardless.
-            let _ = self.jobs.pop();
-            return Err("the controller channel is full".into());
-        }
+        let queued = self.from_ctl.enqueue_burst(&mut b);
+        debug_assert_eq!(queued, 1, "the ring has room (checked above)");
         Ok(())
     }
 
