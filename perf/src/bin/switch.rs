@@ -212,6 +212,36 @@ impl Side {
     }
 }
 
+/// Columns of the rate tables (the flows x rules table and `--pipeline`).
+const RATE_COLUMNS: [&str; 7] = [
+    "case",
+    "OVS Mpps",
+    "OVS cyc/pkt",
+    "testpmd-mac Mpps",
+    "vswitch Mpps",
+    "vswitch cyc/pkt",
+    "vswitch/OVS",
+];
+
+/// One row of a rate table ([`RATE_COLUMNS`]).
+fn rate_row(
+    case: String,
+    ovs: &Side,
+    testpmd: &Side,
+    vswitch: &Side,
+    ratio: Option<f64>,
+) -> Vec<String> {
+    vec![
+        case,
+        fmt(ovs.mpps, 2),
+        fmt(ovs.cycles_per_packet, 1),
+        fmt(testpmd.mpps, 2),
+        fmt(vswitch.mpps, 2),
+        fmt(vswitch.cycles_per_packet, 1),
+        fmt(ratio, 2),
+    ]
+}
+
 /// Several rounds of one program: the median of the round medians.
 fn combine(rounds: Vec<Side>) -> Side {
     let ok: Vec<&Side> = rounds.iter().filter(|s| s.mpps.is_some()).collect();
@@ -777,19 +807,17 @@ fn pipeline_case(a: &Args, flows_axis: &[u32], dir: &Path, pid: u32) {
     let rows: Vec<Vec<String>> = results
         .iter()
         .map(|r| {
-            vec![
+            rate_row(
                 format!(
                     "3 tables x {} rules, {} flows",
                     short(r.rules_per_table),
                     short(r.flows)
                 ),
-                fmt(r.ovs.mpps, 2),
-                fmt(r.ovs.cycles_per_packet, 1),
-                fmt(r.testpmd_mac.mpps, 2),
-                fmt(r.vswitch.mpps, 2),
-                fmt(r.vswitch.cycles_per_packet, 1),
-                fmt(r.vswitch_over_ovs, 2),
-            ]
+                &r.ovs,
+                &r.testpmd_mac,
+                &r.vswitch,
+                r.vswitch_over_ovs,
+            )
         })
         .collect();
     report::table(
@@ -798,15 +826,7 @@ fn pipeline_case(a: &Args, flows_axis: &[u32], dir: &Path, pid: u32) {
             a.len + 4,
             a.seconds
         ),
-        &[
-            "case",
-            "OVS Mpps",
-            "OVS cyc/pkt",
-            "testpmd-mac Mpps",
-            "vswitch Mpps",
-            "vswitch cyc/pkt",
-            "vswitch/OVS",
-        ],
+        &RATE_COLUMNS,
         &rows,
     );
     for r in &results {
@@ -1715,15 +1735,13 @@ fn main() {
     let rows: Vec<Vec<String>> = results
         .iter()
         .map(|r| {
-            vec![
+            rate_row(
                 format!("{} flows, {} rules", short(r.flows), short(r.rules)),
-                fmt(r.ovs.mpps, 2),
-                fmt(r.ovs.cycles_per_packet, 1),
-                fmt(r.testpmd_mac.mpps, 2),
-                fmt(r.vswitch.mpps, 2),
-                fmt(r.vswitch.cycles_per_packet, 1),
-                fmt(r.vswitch_over_ovs, 2),
-            ]
+                &r.ovs,
+                &r.testpmd_mac,
+                &r.vswitch,
+                r.vswitch_over_ovs,
+            )
         })
         .collect();
     report::table(
@@ -1732,15 +1750,7 @@ fn main() {
             a.len + 4,
             a.seconds
         ),
-        &[
-            "case",
-            "OVS Mpps",
-            "OVS cyc/pkt",
-            "testpmd-mac Mpps",
-            "vswitch Mpps",
-            "vswitch cyc/pkt",
-            "vswitch/OVS",
-        ],
+        &RATE_COLUMNS,
         &rows,
     );
     println!("  load average before/after: {load_before} / {}", loadavg());
