@@ -229,8 +229,11 @@ impl BlkHandler {
             && self.log.is_some()
             && !self.vrings.iter().any(|v| v.started)
         {
-            if let Err(e) = dev.drain_and_flush(Duration::from_secs(30)) {
-                eprintln!("vhost-user-blk: flush at migration stop: {e}");
+            match dev.drain_and_flush(Duration::from_secs(30)) {
+                Ok(_) => eprintln!(
+                    "vhost-user-blk: rings stopped while logging (migration): requests drained, backend flushed"
+                ),
+                Err(e) => eprintln!("vhost-user-blk: flush at migration stop: {e}"),
             }
         }
     }
@@ -562,6 +565,11 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
                 return Err(Error::InvalidParam);
             }
         }
+        eprintln!(
+            "vhost-user-blk: dirty-page log of {} bytes (guest addresses up to {} MiB)",
+            area.size(),
+            area.size() * 8 * crate::dirty_log::VHOST_LOG_PAGE >> 20
+        );
         let old = self.log.replace(Arc::new(area));
         if let Some(bad) = (0..self.vrings.len()).find(|&i| {
             let v = &self.vrings[i];
