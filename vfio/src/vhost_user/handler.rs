@@ -568,7 +568,7 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
         eprintln!(
             "vhost-user-blk: dirty-page log of {} bytes (guest addresses up to {} MiB)",
             area.size(),
-            area.size() * 8 * crate::dirty_log::VHOST_LOG_PAGE >> 20
+            (area.size() * 8 * crate::dirty_log::VHOST_LOG_PAGE) >> 20
         );
         let old = self.log.replace(Arc::new(area));
         if let Some(bad) = (0..self.vrings.len()).find(|&i| {
