@@ -122,7 +122,7 @@ struct ServeArgs {
     cache_policy: CachePolicy,
     /// QoS limits of every device.
     #[command(flatten)]
-    qos: BlkQosArgs,
+    qos: Box<BlkQosArgs>,
 }
 
 /// QoS flags (SPDK `bdev_set_qos_limit` limits; 0 or absent: no limit).
