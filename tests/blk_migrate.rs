@@ -280,6 +280,7 @@ fn live_migration_keeps_every_acknowledged_write() {
     wait_console(&dst_con, 120, "20 more writes on the destination", |c| {
         tagged(c, "GUEST-ACK ").into_iter().max().unwrap_or(0) >= src_last + 20
     });
+    // With 16 blocks, its first rounds re-read blocks the source wrote.
     let first_dst = tagged(&dst_con.lock().unwrap(), "GUEST-ACK ")[0];
     assert!(
         first_dst <= src_last + 1,
@@ -329,8 +330,10 @@ fn live_migration_keeps_every_acknowledged_write() {
     std::thread::sleep(Duration::from_millis(1500));
     let stats = std::fs::read_to_string(dst_sock.with_extension("stats")).unwrap_or_default();
     let writes = json_u64(stats.lines().next().unwrap_or(""), "/writes").unwrap_or(0);
+    // (The write whose acknowledgement was printed first on the destination
+    // may have completed on the source just before it stopped.)
     assert!(
-        writes >= last - src_last,
+        writes + 1 >= last - src_last,
         "destination server wrote {writes} times, the guest acknowledged {} writes there; stats: {stats}\n{}",
         last - src_last,
         dst_log.lock().unwrap()

@@ -11,6 +11,8 @@
 
 #![allow(dead_code)]
 
+pub mod net;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -398,7 +400,7 @@ pub fn boot_guest_with(
 /// Block (4 KiB) where [`write_verify_loop_script`]'s area starts.
 pub const LOOP_BASE_BLOCK: u64 = 4096;
 /// Blocks the loop cycles through.
-pub const LOOP_BLOCKS: u64 = 64;
+pub const LOOP_BLOCKS: u64 = 16;
 /// The block the loop polls for `STOP` (the host writes it to end the loop).
 pub const LOOP_STOP_BLOCK: u64 = LOOP_BASE_BLOCK - 1;
 

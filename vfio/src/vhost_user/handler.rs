@@ -402,7 +402,9 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
             | VhostUserProtocolFeatures::CONFIG
             | VhostUserProtocolFeatures::REPLY_ACK
             | VhostUserProtocolFeatures::INFLIGHT_SHMFD
-            | VhostUserProtocolFeatures::LOG_SHMFD)
+            | VhostUserProtocolFeatures::LOG_SHMFD
+            // The channel config-change notifications (online resize) take.
+            | VhostUserProtocolFeatures::BACKEND_REQ)
     }
 
     fn set_protocol_features(&mut self, features: u64) -> Result<()> {
