@@ -165,7 +165,12 @@ mod tests {
     fn typed_params_and_their_errors() {
         let ok = call(json!({"jsonrpc":"2.0","method":"add","id":1,"params":{"a":2,"b":3}}));
         assert_eq!(ok, json!({"jsonrpc":"2.0","id":1,"result":5}));
-        for params in [json!({"b":1}), json!({"a":"x"}), json!({"a":1,"c":2}), json!([1, 2])] {
+        for params in [
+            json!({"b":1}),
+            json!({"a":"x"}),
+            json!({"a":1,"c":2}),
+            json!([1, 2]),
+        ] {
             let r = call(json!({"jsonrpc":"2.0","method":"add","id":"q","params":params}));
             assert_eq!(r["error"]["code"], INVALID_PARAMS, "{params}");
             assert_eq!(r["id"], "q");
@@ -191,7 +196,10 @@ mod tests {
         assert_eq!(r[0]["result"], 2);
         assert_eq!(r[1]["error"]["code"], INVALID_REQUEST);
         assert!(m
-            .process(&mut log, json!({"jsonrpc":"2.0","method":"add","params":{"a":1}}))
+            .process(
+                &mut log,
+                json!({"jsonrpc":"2.0","method":"add","params":{"a":1}})
+            )
             .is_none());
         assert_eq!(call(json!([]))["error"]["code"], INVALID_REQUEST);
     }

@@ -95,13 +95,13 @@ mod tests {
 
     #[test]
     fn accepts_what_rpc_py_sends() {
-        let r = Request::from_value(json!({"jsonrpc":"2.0","method":"bdev_get_bdevs","id":1}))
-            .unwrap();
+        let r =
+            Request::from_value(json!({"jsonrpc":"2.0","method":"bdev_get_bdevs","id":1})).unwrap();
         assert_eq!(r.method, "bdev_get_bdevs");
         assert_eq!(r.id, Some(json!(1)));
         assert_eq!(r.params, None);
-        let r = Request::from_value(json!({"jsonrpc":"2.0","method":"m","params":{"a":1}}))
-            .unwrap();
+        let r =
+            Request::from_value(json!({"jsonrpc":"2.0","method":"m","params":{"a":1}})).unwrap();
         assert_eq!(r.id, None);
     }
 

@@ -39,9 +39,9 @@ pub fn load<S>(methods: &Methods<S>, s: &mut S, json: &str) -> Result<usize, Str
                 let e: ConfigEntry = serde_json::from_value(e)
                     .map_err(|e| format!("subsystem {}: bad entry: {e}", sub.subsystem))?;
                 let params = (!e.params.is_null()).then_some(e.params);
-                methods.call(s, &e.method, params).map_err(|err| {
-                    format!("subsystem {}: {}: {}", sub.subsystem, e.method, err)
-                })?;
+                methods
+                    .call(s, &e.method, params)
+                    .map_err(|err| format!("subsystem {}: {}: {}", sub.subsystem, e.method, err))?;
                 calls += 1;
             }
         }

@@ -137,9 +137,10 @@ fn vhost_methods<S: BlockService + 'static>(m: &mut Methods<S>) {
         let p: VhostBlkCreate = decode(params)?;
         s.create_vhost_blk(p).map(|()| Value::Bool(true))
     });
-    m.add("vhost_delete_controller", |s: &mut S, p: DeleteController| {
-        s.delete_vhost(&p.ctrlr).map(|()| true)
-    });
+    m.add(
+        "vhost_delete_controller",
+        |s: &mut S, p: DeleteController| s.delete_vhost(&p.ctrlr).map(|()| true),
+    );
     m.add("vhost_get_controllers", |s: &mut S, p: GetControllers| {
         s.controllers(p.name.as_deref())
     });

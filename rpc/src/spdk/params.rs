@@ -235,6 +235,10 @@ pub struct VhostBlkCreate {
     /// File for the cache's metadata table (mapped into the guest). Not in SPDK.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_meta: Option<String>,
+    /// The socket path, when not `VHOST_DIR/ctrlr` (devices made by the
+    /// CLI's `--socket`/`--blk`). Not in SPDK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<String>,
 }
 
 /// `vhost_delete_controller`.

@@ -1,9 +1,7 @@
 //! What a storage process implements to be driven by the SPDK methods.
 
 use super::info::{BdevInfo, ConfigEntry, Controller, IoStat};
-use super::params::{
-    AioCreate, IscsiCreate, MallocCreate, NullCreate, QosLimit, VhostBlkCreate,
-};
+use super::params::{AioCreate, IscsiCreate, MallocCreate, NullCreate, QosLimit, VhostBlkCreate};
 use crate::error::RpcError;
 
 /// A bdev module (which `bdev_*_delete` may remove which bdev: SPDK's
