@@ -73,6 +73,12 @@ pub struct Storage {
     malloc_seq: usize,
 }
 
+/// Request queues of a controller made without `num_queues`: QEMU's
+/// vhost-user-blk-pci asks for as many as the guest has vCPUs by default
+/// and refuses a back end that offers fewer; queues the driver does not
+/// use cost nothing but an idle check.
+pub const DEFAULT_QUEUES: u16 = 16;
+
 /// How long a deleted controller's device may take to be let go by the
 /// poller (one poll round, normally microseconds).
 const RELEASE_WAIT: Duration = Duration::from_secs(3);
@@ -273,7 +279,7 @@ impl Storage {
             // vhost_blk.c: "Transport type '%s' unavailable." -EINVAL.
             return Err(einval(format!("Transport type '{t}' unavailable")));
         }
-        let queues = p.num_queues.unwrap_or(1);
+        let queues = p.num_queues.unwrap_or(DEFAULT_QUEUES);
         if !(1..=64).contains(&queues) {
             return Err(einval(format!("num_queues {queues}: 1 to 64")));
         }

@@ -141,7 +141,7 @@ impl BlockService for Storage {
                         "readonly": c.params.readonly.unwrap_or(false),
                         "bdev": c.bdev,
                         "transport": "vhost_user_blk",
-                        "num_queues": c.params.num_queues.unwrap_or(1),
+                        "num_queues": c.dev.lock().num_queues(),
                         "cache": c.params.cache,
                     }}),
                 }

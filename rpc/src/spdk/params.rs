@@ -220,7 +220,7 @@ pub struct VhostBlkCreate {
     /// Accepted (the packed ring is always offered; the driver chooses).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packed_ring: Option<bool>,
-    /// Request queues (1 if absent). Not in SPDK.
+    /// Request queues (16 if absent). Not in SPDK.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_queues: Option<u16>,
     /// Block cache size in front of the bdev: bytes, or "64M". Not in SPDK.
