@@ -6,11 +6,15 @@
 //!                   [--poll busy|adaptive|wait] [--stats-interval SECS]
 //!                   [--cache SIZE [--cache-mode writeback|writethrough]
 //!                    [--cache-meta PATH]... [--cache-policy clock|2q]]
+//!                   [--qos-iops N] [--qos-mbps N] [--qos-read-mbps N] [--qos-write-mbps N]
 //!                   [--rpc [PATH]] [--vhost-dir DIR] [--config-json FILE]
 //! ```
 //! With `--rpc` (SPDK's JSON-RPC methods, `rpc.py` or `vswitch rpc`) or
 //! `--config-json` the server may start with no device; bdevs and
 //! controllers then come and go at run time (`crate::storage`).
+//! The `--qos-*` limits (SPDK's `rw_ios_per_sec`, `rw_mbytes_per_sec`,
+//! `r_mbytes_per_sec`, `w_mbytes_per_sec`) apply to every device; requests
+//! over a limit wait in the virtqueue (`vfio::blk::qos`).
 //! `--cache SIZE` puts a block cache of SIZE bytes (`vfio::cache`) in front
 //! of every device's backend; its hit/miss/eviction/dirty counters join the
 //! stats. `--cache-meta PATH` (one per device) puts the cache's metadata
@@ -29,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
 use vfio::backend;
-use vfio::blk::BlkStats;
+use vfio::blk::{BlkStats, QosLimits};
 use vfio::poller::{PollGroup, PollMode};
 
 use crate::storage::cli::{self, CliDevice};
@@ -46,7 +50,7 @@ pub struct BlkArgs {
 #[derive(Subcommand, Debug)]
 enum BlkCmd {
     /// Serve virtio-blk devices on vhost-user sockets (QEMU vhost-user-blk-pci).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Show the per-device stats a running `blk serve --stats-file` publishes.
     Stats(StatsArgs),
 }
@@ -135,6 +139,47 @@ struct ServeArgs {
     /// How the cache picks a block to evict.
     #[arg(long, value_enum, default_value_t = CachePolicy::Clock, requires = "cache")]
     cache_policy: CachePolicy,
+    /// QoS limits of every device.
+    #[command(flatten)]
+    qos: Box<BlkQosArgs>,
+}
+
+/// QoS flags (SPDK `bdev_set_qos_limit` limits; 0 or absent: no limit).
+/// In `vswitch run` they apply to every `--blk` device.
+#[derive(Args, Debug, Clone, Default)]
+pub struct BlkQosArgs {
+    /// QoS: at most N requests per second per device (rw_ios_per_sec).
+    #[arg(long = "qos-iops", visible_alias = "blk-qos-iops", value_name = "N")]
+    pub iops: Option<u64>,
+    /// QoS: at most N MiB/s read plus written per device (rw_mbytes_per_sec).
+    #[arg(long = "qos-mbps", visible_alias = "blk-qos-mbps", value_name = "N")]
+    pub mbps: Option<u64>,
+    /// QoS: at most N MiB/s read per device (r_mbytes_per_sec).
+    #[arg(
+        long = "qos-read-mbps",
+        visible_alias = "blk-qos-read-mbps",
+        value_name = "N"
+    )]
+    pub read_mbps: Option<u64>,
+    /// QoS: at most N MiB/s written per device (w_mbytes_per_sec).
+    #[arg(
+        long = "qos-write-mbps",
+        visible_alias = "blk-qos-write-mbps",
+        value_name = "N"
+    )]
+    pub write_mbps: Option<u64>,
+}
+
+impl BlkQosArgs {
+    /// The limits the flags give.
+    pub fn limits(&self) -> QosLimits {
+        QosLimits {
+            rw_ios_per_sec: self.iops.unwrap_or(0),
+            rw_mbytes_per_sec: self.mbps.unwrap_or(0),
+            r_mbytes_per_sec: self.read_mbps.unwrap_or(0),
+            w_mbytes_per_sec: self.write_mbps.unwrap_or(0),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -171,7 +216,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// Runs `vswitch blk`.
 pub fn run(args: BlkArgs) -> Result<(), String> {
     match args.cmd {
-        BlkCmd::Serve(a) => serve(a),
+        BlkCmd::Serve(a) => serve(*a),
         BlkCmd::Stats(a) => show_stats(&a),
     }
 }
@@ -307,6 +352,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             writeback: matches!(a.cache_mode, CacheMode::Writeback),
             cache_policy: Some(policy),
             cache_meta: a.cache_meta.get(i).map(PathBuf::as_path),
+            qos: a.qos.limits(),
         };
         cli::add(&mut reg, i, &d)?;
     }

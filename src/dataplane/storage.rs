@@ -257,6 +257,7 @@ fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
                 writeback: spec.writeback,
                 cache_policy: None,
                 cache_meta: spec.cache_meta.as_deref(),
+                qos: spec.qos,
             };
             cli::add(&mut reg, i, &d)?;
         }

@@ -8,7 +8,7 @@ use rpc::spdk::params::{AioCreate, IscsiCreate, MallocCreate, NullCreate};
 use rpc::spdk::{Create, Module};
 use rpc::RpcError;
 use serde_json::{json, Value};
-use vfio::backend::{self, Backend, BackendInfo};
+use vfio::backend::{self, BackendInfo};
 use vfio::blk::BlkStats;
 
 use super::lease::{self, Home};
@@ -79,7 +79,7 @@ pub fn create_of_spec(name: &str, spec: &str, block_size: u32) -> Result<Create,
         }),
         _ => {
             return Err(format!(
-                "backend `{spec}`: kind must be file, null, mem or iscsi://"
+                "backend `{spec}`: kind must be file, null or mem (or an iscsi:// URL)"
             ))
         }
     })
@@ -236,12 +236,6 @@ impl Bdev {
             }}),
             _ => json!({}),
         }
-    }
-
-    /// Replaces the backend (a resized unclaimed bdev).
-    pub fn replace(&mut self, be: Box<dyn Backend>) {
-        self.info = be.info();
-        *lease::lock(&self.home) = Some(be);
     }
 }
 

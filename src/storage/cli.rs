@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
+use rpc::spdk::info::RateLimits;
 use rpc::spdk::params::VhostBlkCreate;
+use vfio::blk::QosLimits;
 
 use super::bdev::create_of_spec;
 use super::device::name_of_socket;
@@ -30,6 +32,8 @@ pub struct CliDevice<'a> {
     pub cache_policy: Option<&'a str>,
     /// File for the cache's metadata table.
     pub cache_meta: Option<&'a Path>,
+    /// QoS limits (all 0: none).
+    pub qos: QosLimits,
 }
 
 /// Adds device number `i`; returns its name.
@@ -41,6 +45,14 @@ pub fn add(s: &mut Storage, i: usize, d: &CliDevice<'_>) -> Result<String, Strin
     let create = create_of_spec(&name, d.backend, d.block_size)?;
     s.create_bdev(create)
         .map_err(|e| format!("{}: {}", d.backend, e.message))?;
+    if let Some(b) = s.bdev_mut(&name) {
+        b.qos = RateLimits {
+            rw_ios_per_sec: d.qos.rw_ios_per_sec,
+            rw_mbytes_per_sec: d.qos.rw_mbytes_per_sec,
+            r_mbytes_per_sec: d.qos.r_mbytes_per_sec,
+            w_mbytes_per_sec: d.qos.w_mbytes_per_sec,
+        };
+    }
     let p = VhostBlkCreate {
         ctrlr: name.clone(),
         dev_name: name.clone(),

@@ -74,6 +74,12 @@ impl Backend for Lease {
     fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
         self.be().wait_fd()
     }
+    fn resize(&mut self, bytes: u64) -> Result<u64, String> {
+        self.be_mut().resize(bytes)
+    }
+    fn capacity_change(&mut self) -> Option<u64> {
+        self.be_mut().capacity_change()
+    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use rpc::spdk::params::VhostBlkCreate;
 use rpc::spdk::{Create, Module};
 use rpc::RpcError;
 use vfio::backend::{self, Backend};
-use vfio::blk::BlkStats;
+use vfio::blk::{BlkStats, QosLimits};
 use vfio::cache::{CacheConfig, CacheCounters, Eviction, WriteMode};
 use vfio::poller::{PollGroup, SharedDevice};
 
@@ -467,8 +467,16 @@ fn cache_of(p: &VhostBlkCreate) -> Result<Option<(CacheConfig, Option<PathBuf>)>
     Ok(Some((cfg, p.cache_meta.as_ref().map(PathBuf::from))))
 }
 
-/// Applies a bdev's QoS limits to the device serving it.
-pub(super) fn apply_qos(_dev: &SharedDevice, _qos: RateLimits) {}
+/// Applies a bdev's QoS limits to the device serving it (the device picks
+/// them up at its next poll step; `vfio::blk::qos`).
+pub(super) fn apply_qos(dev: &SharedDevice, qos: RateLimits) {
+    dev.lock().qos_handle().set(QosLimits {
+        rw_ios_per_sec: qos.rw_ios_per_sec,
+        rw_mbytes_per_sec: qos.rw_mbytes_per_sec,
+        r_mbytes_per_sec: qos.r_mbytes_per_sec,
+        w_mbytes_per_sec: qos.w_mbytes_per_sec,
+    });
+}
 
 fn add_stats(a: &mut BlkStats, b: &BlkStats) {
     a.reads += b.reads;
@@ -507,5 +515,11 @@ impl Backend for ReadOnly {
     }
     fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
         self.0.wait_fd()
+    }
+    fn resize(&mut self, bytes: u64) -> Result<u64, String> {
+        self.0.resize(bytes)
+    }
+    fn capacity_change(&mut self) -> Option<u64> {
+        self.0.capacity_change()
     }
 }

@@ -4,6 +4,7 @@
 use rpc::spdk::{Create, Module, Resize};
 use rpc::RpcError;
 
+use super::lease;
 use super::registry::Storage;
 
 impl Storage {
@@ -31,21 +32,33 @@ impl Storage {
             _ => return Err(RpcError::errno(libc::ENOTSUP, "resize")),
         };
         let bytes = bytes / bs * bs;
-        if b.claimed() {
-            return Err(RpcError::errno(
-                libc::EBUSY,
-                format!("bdev {name} is served by a vhost controller"),
-            ));
-        }
-        let mut create = b.create.clone();
-        if let Create::Null(p) = &mut create {
-            p.num_blocks = bytes / bs;
-        }
-        let (be, _) = self.open(&create)?;
+        let einval = |e: String| RpcError::errno(libc::EINVAL, e);
+        let new = match self.holder(name) {
+            // Online: the device tells the driver (config-change message).
+            Some(c) => {
+                let (new, told) = c.dev.lock().resize(bytes).map_err(einval)?;
+                eprintln!(
+                    "bdev {name}: resized to {new} bytes under controller {}{}",
+                    c.name,
+                    if told { ", driver notified" } else { "" }
+                );
+                new
+            }
+            None => {
+                let b = self.bdev(name).expect("found above");
+                let mut home = lease::lock(&b.home);
+                let be = home.as_mut().ok_or_else(|| {
+                    RpcError::errno(libc::EBUSY, format!("bdev {name} is being released"))
+                })?;
+                be.resize(bytes).map_err(einval)?
+            }
+        };
         let b = self.bdev_mut(name).expect("found above");
-        b.create = create;
-        b.replace(be);
-        eprintln!("bdev {name}: now {} blocks", bytes / bs);
+        b.info.capacity = new;
+        if let Create::Null(p) = &mut b.create {
+            p.num_blocks = new / bs;
+        }
+        eprintln!("bdev {name}: now {} blocks", new / bs);
         Ok(())
     }
 }
