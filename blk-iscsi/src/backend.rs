@@ -17,8 +17,9 @@
 //!
 //! UNIT ATTENTION with CAPACITY DATA HAS CHANGED (SBC-4 / SPC-4 ASC 2Ah
 //! ASCQ 09h): the backend sends READ CAPACITY (16) on the data path (no
-//! blocking) and reports a new size through [`IscsiBackend::capacity_change`]
-//! and [`SessionStats::capacity_bytes`].
+//! blocking) and reports a new size through [`IscsiBackend::set_capacity`]
+//! (the device's `Backend::capacity_change` hook) and
+//! [`SessionStats::capacity_bytes`].
 
 use crate::link::{KernelTcp, Link, Transport};
 use crate::recovery::{wait_event, Recovery, WaitError};
@@ -78,11 +79,11 @@ pub struct IscsiBackend {
     stats: Arc<SessionStats>,
     /// The READ CAPACITY (16) sent after a capacity-changed UNIT ATTENTION.
     capacity_probe: Option<TaskTag>,
-    /// A new capacity not yet taken by [`IscsiBackend::capacity_change`].
-    capacity_changed: Option<u64>,
     /// The clock as last read by `poll`, and the calls since.
     now: Instant,
     polls: u32,
+    /// A capacity not yet reported through `Backend::capacity_change`.
+    capacity_pending: Option<u64>,
 }
 
 impl std::fmt::Debug for IscsiBackend {
@@ -207,7 +208,9 @@ impl IscsiBackend {
             read_only: false,
             flush: true,
             discard: provisioning.unmap || provisioning.write_same16_unmap,
-            write_zeroes: false,
+            // Without WRITE SAME the feature is not offered: the guest's
+            // kernel then writes zero pages itself.
+            write_zeroes: geo.write_same(),
             max_inflight,
         };
         let slots = (0..max_inflight)
@@ -236,9 +239,9 @@ impl IscsiBackend {
                 stats
             },
             capacity_probe: None,
-            capacity_changed: None,
             now: Instant::now(),
             polls: 0,
+            capacity_pending: None,
         })
     }
 
@@ -253,16 +256,35 @@ impl IscsiBackend {
         self.recovery.portal()
     }
 
-    /// The capacity-change hook: a capacity the LU changed to since the
-    /// last call (seen by READ CAPACITY after a CAPACITY DATA HAS CHANGED
-    /// unit attention), or `None`.
-    pub fn capacity_change(&mut self) -> Option<u64> {
-        self.capacity_changed.take()
-    }
-
     /// The LU's geometry.
     pub fn geometry(&self) -> &Geometry {
         &self.geo
+    }
+
+    /// The capacity-change hook: the LU now has `capacity` (READ CAPACITY
+    /// read again, e.g. after a UNIT ATTENTION "CAPACITY DATA HAS CHANGED",
+    /// SPC-4 ASC/ASCQ 2Ah/09h). Requests are bounded by it from now on, and
+    /// the device learns it through `Backend::capacity_change` at its next
+    /// poll step (config space `capacity`, config-change notification to
+    /// the guest). Refused if the block size changed or the size is not a
+    /// whole number of 512-byte sectors (the disk keeps its old geometry).
+    pub fn set_capacity(&mut self, capacity: Capacity) -> Result<(), String> {
+        let bytes = capacity.bytes();
+        if capacity.block_size != self.geo.capacity.block_size {
+            return Err(format!(
+                "{}: block size changed from {} to {}",
+                self.spec, self.geo.capacity.block_size, capacity.block_size
+            ));
+        }
+        if bytes == 0 || !bytes.is_multiple_of(512) {
+            return Err(format!("{}: new capacity of {bytes} bytes", self.spec));
+        }
+        if bytes != self.info.capacity {
+            self.geo.capacity = capacity;
+            self.info.capacity = bytes;
+            self.capacity_pending = Some(bytes);
+        }
+        Ok(())
     }
 
     /// Drops the TCP connection (fault injection for tests; recovery follows).
@@ -392,15 +414,7 @@ impl IscsiBackend {
             Err(e) => Err(e.to_string()),
         };
         let cap = match cap {
-            Ok(c) if c.block_size == self.geo.capacity.block_size && c.bytes() > 0 => c,
-            Ok(c) => {
-                eprintln!(
-                    "blk iscsi {}: capacity changed to {} blocks of {} bytes: block size \
-                     changes are not supported, keeping {} bytes",
-                    self.spec, c.blocks, c.block_size, self.info.capacity
-                );
-                return;
-            }
+            Ok(c) => c,
             Err(e) => {
                 eprintln!(
                     "blk iscsi {}: READ CAPACITY after a capacity change: {e}",
@@ -409,17 +423,20 @@ impl IscsiBackend {
                 return;
             }
         };
-        let bytes = cap.bytes();
+        let old = self.info.capacity;
         SessionStats::add(&self.stats.capacity_changes, 1);
-        if bytes != self.info.capacity {
-            eprintln!(
-                "blk iscsi {}: capacity changed from {} to {bytes} bytes",
-                self.spec, self.info.capacity
-            );
-            self.geo.capacity = cap;
-            self.info.capacity = bytes;
-            self.stats.capacity_bytes.store(bytes, Ordering::Relaxed);
-            self.capacity_changed = Some(bytes);
+        match self.set_capacity(cap) {
+            Ok(()) if self.info.capacity != old => {
+                eprintln!(
+                    "blk iscsi {}: capacity changed from {old} to {} bytes",
+                    self.spec, self.info.capacity
+                );
+                self.stats
+                    .capacity_bytes
+                    .store(self.info.capacity, Ordering::Relaxed);
+            }
+            Ok(()) => {}
+            Err(e) => eprintln!("blk iscsi: capacity change refused, size kept: {e}"),
         }
     }
 }
@@ -552,9 +569,19 @@ impl Backend for IscsiBackend {
                 );
                 None
             }
-            IoOp::Discard if self.info.discard => {
+            IoOp::Discard | IoOp::WriteZeroes { .. }
+                if (req.op == IoOp::Discard && self.info.discard)
+                    || (req.op != IoOp::Discard && self.info.write_zeroes) =>
+            {
+                // Discard: UNMAP or WRITE SAME (16) with UNMAP; write
+                // zeroes: WRITE SAME (16) of a zero block (block::plan).
+                let op = if req.op == IoOp::Discard {
+                    BlockOp::Discard
+                } else {
+                    BlockOp::WriteZeroes
+                };
                 let r = BlockRequest {
-                    op: BlockOp::Discard,
+                    op,
                     offset: req.offset,
                     len: req.len,
                 };
@@ -621,5 +648,9 @@ impl Backend for IscsiBackend {
     fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
         // `poll` pumps the link whenever it is connected.
         self.link.wait_fd()
+    }
+
+    fn capacity_change(&mut self) -> Option<u64> {
+        self.capacity_pending.take()
     }
 }
