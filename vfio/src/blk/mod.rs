@@ -4,6 +4,8 @@
 
 pub mod config;
 pub mod device;
+pub mod latency;
+pub mod metrics;
 pub mod request;
 
 #[cfg(any(test, feature = "test-utils"))]
