@@ -116,6 +116,9 @@ struct ServeArgs {
     /// How the cache picks a block to evict.
     #[arg(long, value_enum, default_value_t = CachePolicy::Clock, requires = "cache")]
     cache_policy: CachePolicy,
+    /// Prometheus metrics endpoint.
+    #[command(flatten)]
+    metrics: crate::dataplane::exporter::MetricsArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -432,6 +435,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             a.socket.len()
         ));
     }
+    let metrics_addr = a.metrics.addr()?;
     let mut user_tcp = a.user_tcp.clone();
     // Before any socket exists: a SIGTERM as soon as one appears must stop
     // the server cleanly (socket removed, stats printed), not kill it.
@@ -478,6 +482,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             max_sleep: Duration::from_millis(1),
         },
     };
+    let metrics = crate::dataplane::exporter::serve_storage(metrics_addr, &group)?;
     let poller = group
         .spawn(mode)
         .map_err(|e| format!("poller thread: {e}"))?;
@@ -516,6 +521,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         publish_stats(p, &devices, &caches);
     }
     eprintln!("blk: stopping");
+    drop(metrics);
     group.stop();
     let _ = poller.join();
     // A VM still connected keeps its connection until the process exits;

@@ -334,6 +334,7 @@ fn whole_path() -> Result<(), String> {
         poll: Default::default(),
         ovsdb: None,
         rundir: crate::dataplane::config::DEFAULT_RUNDIR.into(),
+        metrics: None,
     };
     step(
         &stop,

@@ -49,6 +49,8 @@ pub struct RunConfig {
     /// Run directory for the bridges' OpenFlow management sockets
     /// (`BRIDGE.mgmt`) and `dpdkvhostuser` sockets (OVS: `/var/run/openvswitch`).
     pub rundir: PathBuf,
+    /// Where the Prometheus endpoint listens (`--metrics`), checked.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// OVS's run directory, the default of `--rundir`.
@@ -289,6 +291,11 @@ pub struct FileConfig {
     pub ovsdb: Option<String>,
     /// Run directory (OpenFlow management sockets, vhost-user server sockets).
     pub rundir: Option<PathBuf>,
+    /// Prometheus endpoint address (`--metrics`).
+    pub metrics: Option<String>,
+    /// Allow a non-loopback `metrics` address (`--metrics-allow-remote`).
+    #[serde(default)]
+    pub metrics_allow_remote: bool,
 }
 
 /// One `[[blk]]` table.
@@ -681,6 +688,7 @@ mod tests {
             poll: CorePoll::Auto,
             ovsdb: None,
             rundir: DEFAULT_RUNDIR.into(),
+            metrics: None,
         }
     }
 
