@@ -59,6 +59,11 @@ pub fn collect(dev: &BlkDevice, m: &mut MetricSet) {
             "Interrupts (call eventfd writes) sent.",
             s.interrupts,
         ),
+        (
+            "vswitch_blk_config_changes_total",
+            "Capacity changes announced to the driver (online resize).",
+            s.config_changes,
+        ),
     ];
     for (name, help, v) in counters {
         m.counter(name, help, &l, v);
@@ -68,6 +73,12 @@ pub fn collect(dev: &BlkDevice, m: &mut MetricSet) {
         "Requests handed to the backend and not yet completed.",
         &l,
         dev.backend().inflight() as u64,
+    );
+    m.gauge(
+        "vswitch_blk_capacity_bytes",
+        "Capacity the guest sees.",
+        &l,
+        dev.config().capacity_sectors.saturating_mul(512),
     );
     if let Some(lat) = dev.latency() {
         let bounds = latency::bounds_seconds();
