@@ -336,6 +336,7 @@ fn whole_path() -> Result<(), String> {
         ovsdb: None,
         rundir: crate::dataplane::config::DEFAULT_RUNDIR.into(),
         metrics: None,
+        storage_rpc: Default::default(),
     };
     step(
         &stop,

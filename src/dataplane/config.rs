@@ -51,6 +51,27 @@ pub struct RunConfig {
     pub rundir: PathBuf,
     /// Where the Prometheus endpoint listens (`--metrics`), checked.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Storage at run time: SPDK's JSON-RPC socket, the directory of the
+    /// sockets of controllers it makes, and a saved configuration to load.
+    pub storage_rpc: StorageRpc,
+}
+
+/// `--rpc`, `--vhost-dir`, `--config-json`: storage devices made at run time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageRpc {
+    /// SPDK's JSON-RPC methods on this unix socket.
+    pub socket: Option<PathBuf>,
+    /// Where controllers made by name get their socket (SPDK's `-S`).
+    pub vhost_dir: PathBuf,
+    /// Devices to create at start from a saved configuration.
+    pub config_json: Option<PathBuf>,
+}
+
+impl StorageRpc {
+    /// Whether storage devices may exist (so the storage path must run).
+    pub fn enabled(&self) -> bool {
+        self.socket.is_some() || self.config_json.is_some()
+    }
 }
 
 /// OVS's run directory, the default of `--rundir`.
@@ -135,11 +156,6 @@ impl BlkSpec {
             block_size: 512,
             qos: vfio::blk::QosLimits::default(),
         })
-    }
-
-    /// Whether the backend is an iSCSI target.
-    pub fn is_iscsi(&self) -> bool {
-        self.backend.starts_with("iscsi://")
     }
 }
 
@@ -299,6 +315,12 @@ pub struct FileConfig {
     /// Allow a non-loopback `metrics` address (`--metrics-allow-remote`).
     #[serde(default)]
     pub metrics_allow_remote: bool,
+    /// SPDK's JSON-RPC storage methods on this socket.
+    pub rpc: Option<PathBuf>,
+    /// Directory of run-time controllers' sockets.
+    pub vhost_dir: Option<PathBuf>,
+    /// Saved storage configuration to load at start.
+    pub config_json: Option<PathBuf>,
 }
 
 /// One `[[blk]]` table.
@@ -471,12 +493,18 @@ impl RunConfig {
         (need.next_power_of_two() - 1).min(u64::from(u32::MAX >> 1)) as u32
     }
 
+    /// Whether the storage path runs: devices given, or made at run time.
+    pub fn has_storage(&self) -> bool {
+        !self.blk.is_empty() || self.storage_rpc.enabled()
+    }
+
     /// Checks what can be checked without DPDK: at least one port (or a
     /// storage device or host stack), no port
     /// given twice, no empty devargs, a sane pool size.
     pub fn validate(&self) -> Result<(), String> {
         if self.ports.is_empty()
             && self.blk.is_empty()
+            && !self.storage_rpc.enabled()
             && self.host.is_none()
             && self.ovsdb.is_none()
         {
@@ -706,6 +734,7 @@ mod tests {
             ovsdb: None,
             rundir: DEFAULT_RUNDIR.into(),
             metrics: None,
+            storage_rpc: StorageRpc::default(),
         }
     }
 
@@ -823,7 +852,7 @@ mod tests {
         assert_eq!(h.mac, Some([2, 0, 0, 0, 0, 7]));
         let b = f.blk[0].to_spec().unwrap();
         assert_eq!(b.cache, Some(64 << 20));
-        assert!(b.writeback && b.is_iscsi());
+        assert!(b.writeback && b.backend.starts_with("iscsi://"));
         assert_eq!(b.queues, 2);
         assert_eq!(b.cache_meta, Some(PathBuf::from("/dev/shm/a.meta")));
         let e = FileConfig::parse(
