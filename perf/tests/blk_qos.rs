@@ -88,7 +88,10 @@ impl Check {
     /// times as fast without a limit (`iops` is the limit in IOPS).
     fn within(&self, got: f64, want: f64, iops: f64, what: &str) {
         let dev = (got - want) / want;
-        eprintln!("{what}: {got:.1} against a limit of {want:.1} ({:+.1}%)", dev * 100.0);
+        eprintln!(
+            "{what}: {got:.1} against a limit of {want:.1} ({:+.1}%)",
+            dev * 100.0
+        );
         assert!(dev <= 0.05, "{what}: {got:.1}, over the limit {want:.1}");
         if self.free >= 1.5 * iops {
             assert!(dev >= -0.05, "{what}: {got:.1}, limit {want:.1}");
@@ -141,7 +144,12 @@ fn limits_hold_at_qd32_and_change_live() {
         },
     );
     let (iops, errors) = run(&s.sock, 2.0, hz);
-    check.within(iops * BS as f64 / MIB, 20.0, 20.0 * MIB / BS as f64, "MiB/s at QD 32");
+    check.within(
+        iops * BS as f64 / MIB,
+        20.0,
+        20.0 * MIB / BS as f64,
+        "MiB/s at QD 32",
+    );
     assert_eq!(errors, 0);
     drop(s);
 

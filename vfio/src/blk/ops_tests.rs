@@ -290,5 +290,3 @@ fn a_backend_capacity_change_reaches_the_config_space() {
     assert_eq!(r.dev.config().capacity_bytes(), 3 * DISK);
     fill(&mut r, 3 * DISK / 512 - 1, 512, 1);
 }
-
-

@@ -293,9 +293,16 @@ mod tests {
         assert_eq!(b.tokens(), 50.0, "capped at the burst");
         b.take(50);
         b.refill(1_000_000_000);
-        assert!((b.tokens() - 500.0).abs() < 1e-6, "a 1 s poller stall credits 100 ms");
+        assert!(
+            (b.tokens() - 500.0).abs() < 1e-6,
+            "a 1 s poller stall credits 100 ms"
+        );
         b.refill(1_000_000);
-        assert_eq!(b.tokens(), 50.0, "unused stall credit ends at the next refill");
+        assert_eq!(
+            b.tokens(),
+            50.0,
+            "unused stall credit ends at the next refill"
+        );
         // A bucket of 1 MiB/s takes a 4 MiB request into debt: 4 s to repay.
         let mut m = Bucket::new(MBYTE);
         m.take(4 * MBYTE);
