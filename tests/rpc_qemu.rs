@@ -1,8 +1,9 @@
 //! Storage made at run time through SPDK's JSON-RPC, with real parts: SPDK's
 //! own client (`spdk-rpc`, rpc.py from the `spdk` PyPI package) creates a
-//! null bdev, a file (aio) bdev and an iSCSI bdev on tgtd running in a
-//! network namespace, and a vhost-blk controller on each, in a running
-//! `vswitch blk serve --rpc`. A QEMU guest (TCG) with the three disks
+//! null bdev and a file (aio) bdev, `vswitch rpc` an iSCSI bdev on tgtd
+//! running in a network namespace (two portals, the first dead), and
+//! rpc.py a vhost-blk controller on each, in a running `vswitch blk serve
+//! --rpc`. A QEMU guest (TCG) with the three disks
 //! writes a random pattern to the file and iSCSI disks, drops its caches
 //! and reads it back, and writes and reads the null disk; the pattern must
 //! be in the file and in tgtd's backing file, and `bdev_get_iostat` must
@@ -211,20 +212,26 @@ fn rpc_made_disks_serve_a_guest_and_come_back_from_a_saved_config() {
         ok(&sock, &["bdev_aio_create", img, "file0", "512"]).trim(),
         "file0"
     );
-    let url = format!("iscsi://{}/{}/1", target.portal(), target.iqn);
-    let i = ok(
-        &sock,
-        &[
-            "bdev_iscsi_create",
-            "-b",
-            "iscsi0",
-            "-i",
-            "iqn.2026-01.dev.vswitch:rpc-test",
-            "--url",
-            &url,
-        ],
+    // The iSCSI bdev through `vswitch rpc`, with a second portal (not in
+    // rpc.py): the URL's portal refuses connections, the target answers on
+    // the next one.
+    let params = serde_json::json!({
+        "name": "iscsi0",
+        "url": format!("iscsi://127.0.0.1:9/{}/1", target.iqn),
+        "initiator_iqn": "iqn.2026-01.dev.vswitch:rpc-test",
+        "portals": [target.portal()],
+    });
+    let o = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .args(["rpc", "-s"])
+        .arg(&sock)
+        .args(["bdev_iscsi_create", &params.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("iscsi0"),
+        "{o:?}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
-    assert_eq!(i.trim(), "iscsi0");
     for (c, b) in [
         ("vhost.null", "null0"),
         ("vhost.file", "file0"),
