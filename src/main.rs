@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the switch data plane on DPDK ports.
-    Run(cmd::run::RunArgs),
+    Run(Box<cmd::run::RunArgs>),
     /// Accelerator virtual functions: configure, list, run jobs.
     Accel(cmd::accel::AccelArgs),
     /// Ports of a running switch: add, delete, show.

@@ -6,7 +6,11 @@
 //!                   [--poll busy|adaptive|wait] [--stats-interval SECS]
 //!                   [--cache SIZE [--cache-mode writeback|writethrough]
 //!                    [--cache-meta PATH]... [--cache-policy clock|2q]]
+//!                   [--qos-iops N] [--qos-mbps N] [--qos-read-mbps N] [--qos-write-mbps N]
 //! ```
+//! The `--qos-*` limits (SPDK's `rw_ios_per_sec`, `rw_mbytes_per_sec`,
+//! `r_mbytes_per_sec`, `w_mbytes_per_sec`) apply to every device; requests
+//! over a limit wait in the virtqueue (`vfio::blk::qos`).
 //! `--cache SIZE` puts a block cache of SIZE bytes (`vfio::cache`) in front
 //! of every device's backend; its hit/miss/eviction/dirty counters join the
 //! stats. `--cache-meta PATH` (one per device) puts the cache's metadata
@@ -24,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
 use vfio::backend;
-use vfio::blk::{BlkConfig, BlkDevice, BlkStats};
+use vfio::blk::{BlkConfig, BlkDevice, BlkStats, QosLimits};
 use vfio::cache::mapping::qemu_ivshmem_args;
 use vfio::cache::{CacheConfig, CacheCounters, CachedBackend, Eviction, WriteMode};
 use vfio::poller::{DeviceCell, PollGroup, PollMode, SharedDevice};
@@ -116,6 +120,54 @@ struct ServeArgs {
     /// How the cache picks a block to evict.
     #[arg(long, value_enum, default_value_t = CachePolicy::Clock, requires = "cache")]
     cache_policy: CachePolicy,
+    /// QoS limits of every device.
+    #[command(flatten)]
+    qos: Box<BlkQosArgs>,
+}
+
+/// QoS flags (SPDK `bdev_set_qos_limit` limits; 0 or absent: no limit).
+/// In `vswitch run` they apply to every `--blk` device.
+#[derive(Args, Debug, Clone, Default)]
+pub struct BlkQosArgs {
+    /// QoS: at most N requests per second per device (rw_ios_per_sec).
+    #[arg(long = "qos-iops", visible_alias = "blk-qos-iops", value_name = "N")]
+    pub iops: Option<u64>,
+    /// QoS: at most N MiB/s read plus written per device (rw_mbytes_per_sec).
+    #[arg(long = "qos-mbps", visible_alias = "blk-qos-mbps", value_name = "N")]
+    pub mbps: Option<u64>,
+    /// QoS: at most N MiB/s read per device (r_mbytes_per_sec).
+    #[arg(
+        long = "qos-read-mbps",
+        visible_alias = "blk-qos-read-mbps",
+        value_name = "N"
+    )]
+    pub read_mbps: Option<u64>,
+    /// QoS: at most N MiB/s written per device (w_mbytes_per_sec).
+    #[arg(
+        long = "qos-write-mbps",
+        visible_alias = "blk-qos-write-mbps",
+        value_name = "N"
+    )]
+    pub write_mbps: Option<u64>,
+}
+
+impl BlkQosArgs {
+    /// The limits the flags give.
+    pub fn limits(&self) -> QosLimits {
+        QosLimits {
+            rw_ios_per_sec: self.iops.unwrap_or(0),
+            rw_mbytes_per_sec: self.mbps.unwrap_or(0),
+            r_mbytes_per_sec: self.read_mbps.unwrap_or(0),
+            w_mbytes_per_sec: self.write_mbps.unwrap_or(0),
+        }
+    }
+}
+
+/// Sets a device's QoS limits at start (a no-op without limits).
+pub(crate) fn set_qos(dev: &SharedDevice, limits: QosLimits) {
+    if !limits.is_unlimited() {
+        dev.lock().qos_handle().set(limits);
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -462,6 +514,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         let meta = a.cache_meta.get(i).map(PathBuf::as_path);
         let cache = cache.map(|c| (c, meta));
         let d = make_device(i, sock, spec, be, cache, a.block_size, a.queues)?;
+        set_qos(&d.dev, a.qos.limits());
         group.add(Arc::clone(&d.dev));
         servers.push(d.server);
         caches.push(d.cache);

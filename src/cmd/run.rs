@@ -78,6 +78,9 @@ pub struct RunArgs {
     /// Request queues of each --blk device.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub blk_queues: u16,
+    /// QoS limits of each --blk device (requests wait in the ring, never fail).
+    #[command(flatten)]
+    pub blk_qos: crate::cmd::blk::BlkQosArgs,
     /// Give the host TCP/IP stack (smoltcp) this address on an internal
     /// port of the switch (port number: after the --port ports); the
     /// iscsi:// devices' sessions then run over it (one TCP connection
@@ -205,6 +208,7 @@ impl RunArgs {
             spec.cache = self.blk_cache;
             spec.writeback = matches!(self.blk_cache_mode, CacheMode::Writeback);
             spec.queues = self.blk_queues;
+            spec.qos = self.blk_qos.limits();
             blk.push(spec);
         }
         let host = match (&self.host_ip, &file.host) {

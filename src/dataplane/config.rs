@@ -110,6 +110,8 @@ pub struct BlkSpec {
     pub queues: u16,
     /// Logical block size the guest sees (512 or 4096).
     pub block_size: u32,
+    /// QoS limits (SPDK `bdev_set_qos_limit` names; all 0: none).
+    pub qos: vfio::blk::QosLimits,
 }
 
 impl BlkSpec {
@@ -129,6 +131,7 @@ impl BlkSpec {
             cache_meta: None,
             queues: 1,
             block_size: 512,
+            qos: vfio::blk::QosLimits::default(),
         })
     }
 
@@ -309,6 +312,14 @@ pub struct FileBlk {
     pub queues: Option<u16>,
     /// Logical block size.
     pub block_size: Option<u32>,
+    /// QoS: requests per second (SPDK `rw_ios_per_sec`).
+    pub rw_ios_per_sec: Option<u64>,
+    /// QoS: MiB/s read plus written (SPDK `rw_mbytes_per_sec`).
+    pub rw_mbytes_per_sec: Option<u64>,
+    /// QoS: MiB/s read (SPDK `r_mbytes_per_sec`).
+    pub r_mbytes_per_sec: Option<u64>,
+    /// QoS: MiB/s written (SPDK `w_mbytes_per_sec`).
+    pub w_mbytes_per_sec: Option<u64>,
 }
 
 impl FileBlk {
@@ -342,6 +353,12 @@ impl FileBlk {
             cache_meta: self.cache_meta.clone(),
             queues: self.queues.unwrap_or(1),
             block_size: self.block_size.unwrap_or(512),
+            qos: vfio::blk::QosLimits {
+                rw_ios_per_sec: self.rw_ios_per_sec.unwrap_or(0),
+                rw_mbytes_per_sec: self.rw_mbytes_per_sec.unwrap_or(0),
+                r_mbytes_per_sec: self.r_mbytes_per_sec.unwrap_or(0),
+                w_mbytes_per_sec: self.w_mbytes_per_sec.unwrap_or(0),
+            },
         })
     }
 }

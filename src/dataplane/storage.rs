@@ -250,6 +250,7 @@ fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
                 spec.block_size,
                 spec.queues,
             )?;
+            blkcmd::set_qos(&d.dev, spec.qos);
             group.add(Arc::clone(&d.dev));
             let (server, st) = (d.server, Arc::clone(&stop));
             threads.push(

@@ -10,6 +10,7 @@
 //! when a back end died are resubmitted by the next one
 //! ([`crate::inflight`]).
 
+pub mod backend_req;
 pub mod handler;
 pub mod server;
 
