@@ -23,6 +23,7 @@ use super::qos::{Qos, QosHandle};
 use super::request::{parse, Verdict};
 use super::*;
 use crate::backend::{Backend, IoCompletion, IoOp, IoRequest, IoStatus};
+use crate::dirty_log::QueueLog;
 use crate::guest_memory::GuestMemory;
 use crate::inflight::InflightQueue;
 use crate::iovec::{scatter, IoVec};
@@ -93,6 +94,9 @@ struct DevQueue {
     resubmit_pos: usize,
     /// Heads whose used elements are written but not yet published.
     unpublished: Vec<u16>,
+    /// Dirty-page logging while the VMM migrates the guest (`None`: not
+    /// logging, the usual case).
+    log: Option<QueueLog>,
 }
 
 impl DevQueue {
@@ -110,6 +114,7 @@ impl DevQueue {
             resubmit: Vec::new(),
             resubmit_pos: 0,
             unpublished: Vec::new(),
+            log: None,
         }
     }
 }
@@ -311,6 +316,9 @@ impl BlkDevice {
             if ring.enable_kicks() && !self.qos_throttled {
                 idle = false;
             }
+            if let Some(l) = &q.log {
+                l.mark_rings();
+            }
             fds.push(kick.as_raw_fd());
         }
         if !idle {
@@ -347,6 +355,16 @@ impl BlkDevice {
     pub fn set_err(&mut self, qi: usize, err: Option<File>) {
         if let Some(q) = self.queues.get_mut(qi) {
             q.err = err;
+        }
+    }
+
+    /// Starts (`Some`) or stops (`None`) dirty-page logging on queue `qi`
+    /// (live migration, see [`crate::dirty_log`]): from now on every guest
+    /// buffer the queue writes, and its ring areas, are marked in the log.
+    /// Kept across queue restarts.
+    pub fn set_queue_log(&mut self, qi: usize, log: Option<QueueLog>) {
+        if let Some(q) = self.queues.get_mut(qi) {
+            q.log = log;
         }
     }
 
@@ -426,6 +444,12 @@ impl BlkDevice {
             self.publish();
         }
         let q = self.queues.get_mut(qi)?;
+        if q.inflight > 0 {
+            eprintln!(
+                "vfio blk {}: queue {qi} stopped with {} requests still in flight",
+                self.name, q.inflight
+            );
+        }
         q.broken = None;
         q.ring.take().map(|r| r.base())
     }
@@ -558,6 +582,9 @@ impl BlkDevice {
                     }
                     if let Some(s) = slot.status {
                         s.write_byte(0, status);
+                        if let Some(l) = &q.log {
+                            l.mark_written(&[s]);
+                        }
                     }
                     ring.add_used(head, used_len, ring_descs);
                     if let Some(t) = q.tracker.as_mut() {
@@ -571,6 +598,10 @@ impl BlkDevice {
                     scatter(&slot.data, &self.cfg.serial[..n]);
                     if let Some(s) = slot.status {
                         s.write_byte(0, VIRTIO_BLK_S_OK);
+                    }
+                    if let Some(l) = &q.log {
+                        l.mark_written(&slot.data);
+                        l.mark_written(slot.status.as_slice());
                     }
                     ring.add_used(head, n as u32 + 1, ring_descs);
                     if let Some(t) = q.tracker.as_mut() {
@@ -721,6 +752,13 @@ impl BlkDevice {
             if let Some(s) = slot.status {
                 s.write_byte(0, status);
             }
+            if let Some(l) = &q.log {
+                // A read's data (even a failed one's: part may be written).
+                if slot.op == IoOp::Read {
+                    l.mark_written(&slot.data);
+                }
+                l.mark_written(slot.status.as_slice());
+            }
             if let Some(ring) = q.ring.as_mut() {
                 ring.add_used(head as u16, data_len + 1, slot.ring_descs);
                 if let Some(t) = q.tracker.as_mut() {
@@ -744,6 +782,9 @@ impl BlkDevice {
             };
             ring.suppress_kicks();
             let irq = ring.publish_used();
+            if let Some(l) = &q.log {
+                l.mark_rings();
+            }
             if let Some(t) = q.tracker.as_mut() {
                 for &h in &q.unpublished {
                     t.published(h);

@@ -23,5 +23,9 @@ mod tests;
 pub use handler::BlkHandler;
 pub use server::BlkServer;
 
+/// `VHOST_F_LOG_ALL` (vhost feature bit 26): the back end can log the
+/// guest pages it writes, so the VMM can migrate the guest live.
+pub const VHOST_F_LOG_ALL: u64 = 1 << 26;
+
 /// `VHOST_USER_F_PROTOCOL_FEATURES` (vhost-user spec, feature bit 30).
 pub const VHOST_USER_F_PROTOCOL_FEATURES: u64 = 1 << 30;
