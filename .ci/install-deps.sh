@@ -70,6 +70,8 @@ case "${1:-all}" in
   test|all)
     venv /opt/vswitch-venv os_ken 'os-ken==4.2.2'
     venv /opt/vswitch-faucet faucet 'faucet==1.10.12'
+    # SPDK's JSON-RPC client (rpc.py as spdk-rpc), the peer of tests/rpc_qemu.rs.
+    venv /opt/vswitch-spdk spdk 'spdk==26.9'
     ;;
 esac
 

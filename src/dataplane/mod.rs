@@ -16,6 +16,7 @@ pub mod exporter;
 pub mod mbuf_frame;
 pub mod ovs_eal;
 pub mod port_desc;
+pub mod port_opts;
 pub mod ports;
 pub mod stats;
 pub mod storage;
