@@ -493,6 +493,79 @@ impl Backend for IscsiBackend {
         self.info
     }
 
+    /// The session's [`SessionStats`] as Prometheus samples, with the
+    /// device's labels plus `target` (the iscsi:// URL, secrets hidden):
+    /// `vswitch_iscsi_session_up` (1 while logged in, 0 while recovering or
+    /// failed), `vswitch_iscsi_session_state` (0 logged in, 1 recovering,
+    /// 2 failed past the replacement timeout), `vswitch_iscsi_portal_index`,
+    /// and the counters `vswitch_iscsi_reconnects_total` (successful
+    /// re-logins), `..._connection_losses_total`, `..._portal_switches_total`,
+    /// `..._redirects_total`, `..._failed_over_commands_total`,
+    /// `..._timed_out_commands_total`, `..._capacity_changes_total`.
+    fn metrics(&self, m: &mut metrics::MetricSet, labels: &[(&str, &str)]) {
+        let s = &self.stats;
+        let mut l = labels.to_vec();
+        l.push(("target", &s.name));
+        let state = s.state();
+        m.gauge(
+            "vswitch_iscsi_session_up",
+            "1 while the iSCSI session is logged in, 0 while its connection is being recovered.",
+            &l,
+            u64::from(state == crate::stats::SessionState::LoggedIn),
+        );
+        m.gauge(
+            "vswitch_iscsi_session_state",
+            "iSCSI session state: 0 logged in, 1 recovering (I/O waits), 2 failed past the replacement timeout (I/O fails).",
+            &l,
+            state as u64,
+        );
+        m.gauge(
+            "vswitch_iscsi_portal_index",
+            "Index of the portal in use in the device's portal list.",
+            &l,
+            u64::from(s.portal_index.load(Ordering::Relaxed)),
+        );
+        for (name, help, c) in [
+            (
+                "vswitch_iscsi_reconnects_total",
+                "Successful re-logins of the iSCSI session after a connection loss (ERL 0 recovery).",
+                &s.reconnects,
+            ),
+            (
+                "vswitch_iscsi_connection_losses_total",
+                "iSCSI connections lost (reset, close, NOP-Out or login timeout, protocol error).",
+                &s.connection_losses,
+            ),
+            (
+                "vswitch_iscsi_portal_switches_total",
+                "Re-logins that moved to another portal than the one that failed.",
+                &s.portal_switches,
+            ),
+            (
+                "vswitch_iscsi_redirects_total",
+                "iSCSI login redirects followed (RFC 7143 section 11.13.5).",
+                &s.redirects,
+            ),
+            (
+                "vswitch_iscsi_failed_over_commands_total",
+                "SCSI commands reissued on a new connection after a loss.",
+                &s.failed_over_commands,
+            ),
+            (
+                "vswitch_iscsi_timed_out_commands_total",
+                "SCSI commands failed because no connection came back within the replacement timeout.",
+                &s.timed_out_commands,
+            ),
+            (
+                "vswitch_iscsi_capacity_changes_total",
+                "CAPACITY DATA HAS CHANGED unit attentions followed by READ CAPACITY.",
+                &s.capacity_changes,
+            ),
+        ] {
+            m.counter(name, help, &l, SessionStats::get(c));
+        }
+    }
+
     fn submit(&mut self, req: &IoRequest<'_>) -> Result<(), SubmitError> {
         let bs = self.geo.capacity.block_size as u64;
         let step = self.geo.command_bytes();
