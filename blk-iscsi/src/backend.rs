@@ -493,77 +493,81 @@ impl Backend for IscsiBackend {
         self.info
     }
 
-    /// The session's [`SessionStats`] as Prometheus samples, with the
-    /// device's labels plus `target` (the iscsi:// URL, secrets hidden):
-    /// `vswitch_iscsi_session_up` (1 while logged in, 0 while recovering or
-    /// failed), `vswitch_iscsi_session_state` (0 logged in, 1 recovering,
-    /// 2 failed past the replacement timeout), `vswitch_iscsi_portal_index`,
-    /// and the counters `vswitch_iscsi_reconnects_total` (successful
-    /// re-logins), `..._connection_losses_total`, `..._portal_switches_total`,
-    /// `..._redirects_total`, `..._failed_over_commands_total`,
-    /// `..._timed_out_commands_total`, `..._capacity_changes_total`.
+    /// The session's [`SessionStats`] as `vswitch_iscsi_*` samples, with
+    /// the device's labels plus `target` (the device's URL, secrets hidden).
     fn metrics(&self, m: &mut metrics::MetricSet, labels: &[(&str, &str)]) {
-        let s = &self.stats;
+        use crate::stats::SessionState;
+        let st = &self.stats;
         let mut l = labels.to_vec();
-        l.push(("target", &s.name));
-        let state = s.state();
+        l.push(("target", &st.name));
+        let state = st.state();
         m.gauge(
             "vswitch_iscsi_session_up",
-            "1 while the iSCSI session is logged in, 0 while its connection is being recovered.",
+            "1 while the iSCSI session is logged in (I/O flows), else 0.",
             &l,
-            u64::from(state == crate::stats::SessionState::LoggedIn),
+            u64::from(state == SessionState::LoggedIn),
         );
-        m.gauge(
-            "vswitch_iscsi_session_state",
-            "iSCSI session state: 0 logged in, 1 recovering (I/O waits), 2 failed past the replacement timeout (I/O fails).",
-            &l,
-            state as u64,
-        );
-        m.gauge(
-            "vswitch_iscsi_portal_index",
-            "Index of the portal in use in the device's portal list.",
-            &l,
-            u64::from(s.portal_index.load(Ordering::Relaxed)),
-        );
-        for (name, help, c) in [
+        for s in [
+            SessionState::LoggedIn,
+            SessionState::Recovering,
+            SessionState::Failed,
+        ] {
+            let mut ls = l.clone();
+            ls.push(("state", s.name()));
+            m.gauge(
+                "vswitch_iscsi_session_state",
+                "1 for the session's current state (logged_in, recovering: I/O waits, \
+                 failed: past the replacement timeout, I/O fails), 0 for the others.",
+                &ls,
+                u64::from(state == s),
+            );
+        }
+        let counters = [
             (
                 "vswitch_iscsi_reconnects_total",
-                "Successful re-logins of the iSCSI session after a connection loss (ERL 0 recovery).",
-                &s.reconnects,
+                "Successful logins after a connection loss (session reinstatements).",
+                &st.reconnects,
             ),
             (
                 "vswitch_iscsi_connection_losses_total",
-                "iSCSI connections lost (reset, close, NOP-Out or login timeout, protocol error).",
-                &s.connection_losses,
+                "iSCSI connections lost (reset, close, keepalive or login timeout, protocol error).",
+                &st.connection_losses,
             ),
             (
                 "vswitch_iscsi_portal_switches_total",
-                "Re-logins that moved to another portal than the one that failed.",
-                &s.portal_switches,
+                "Logins that moved to another portal than the one that failed.",
+                &st.portal_switches,
             ),
             (
                 "vswitch_iscsi_redirects_total",
-                "iSCSI login redirects followed (RFC 7143 section 11.13.5).",
-                &s.redirects,
+                "Login redirects followed.",
+                &st.redirects,
             ),
             (
                 "vswitch_iscsi_failed_over_commands_total",
-                "SCSI commands reissued on a new connection after a loss.",
-                &s.failed_over_commands,
+                "Commands reissued on a new connection after a loss (ERL 0).",
+                &st.failed_over_commands,
             ),
             (
                 "vswitch_iscsi_timed_out_commands_total",
-                "SCSI commands failed because no connection came back within the replacement timeout.",
-                &s.timed_out_commands,
+                "Commands failed because no connection came back within the replacement timeout.",
+                &st.timed_out_commands,
             ),
             (
                 "vswitch_iscsi_capacity_changes_total",
-                "CAPACITY DATA HAS CHANGED unit attentions followed by READ CAPACITY.",
-                &s.capacity_changes,
+                "LU capacity changes seen (UNIT ATTENTION, then READ CAPACITY).",
+                &st.capacity_changes,
             ),
-        ] {
+        ];
+        for (name, help, c) in counters {
             m.counter(name, help, &l, SessionStats::get(c));
         }
+        m.gauge(
+            "vswitch_iscsi_portal_index",
+            "Index of the portal in use (or last tried) in the device's portal list.",
+            &l,
+            u64::from(st.portal_index.load(Ordering::Relaxed)),
+        );
     }
 
     fn submit(&mut self, req: &IoRequest<'_>) -> Result<(), SubmitError> {
