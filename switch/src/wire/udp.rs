@@ -115,7 +115,11 @@ impl UdpRepr {
     pub fn emit(&self, b: &mut [u8]) {
         set_u16(b, field::SRC_PORT.start, self.src_port);
         set_u16(b, field::DST_PORT.start, self.dst_port);
-        set_u16(b, field::LENGTH.start, (HEADER_LEN + self.payload_len) as u16);
+        set_u16(
+            b,
+            field::LENGTH.start,
+            (HEADER_LEN + self.payload_len) as u16,
+        );
         set_u16(b, field::CHECKSUM.start, 0);
     }
 }
