@@ -19,7 +19,11 @@ pub struct RunArgs {
     /// A port, as DPDK devargs (repeat; port N is the N-th given):
     /// `net_null0`, `net_pcap0,rx_pcap=in.pcap`, `net_tap0,iface=tap0`,
     /// `0000:01:00.0`. Ports are cross-connected pairwise: 0↔1, 2↔3, ...
-    #[arg(long = "port", value_name = "DEVARGS")]
+    ///
+    /// A tunnel port is `NAME,type=vxlan|geneve,local_ip=A,remote_ip=B|flow,
+    /// key=K|flow,underlay=PORT[,dst_port=N,ttl=N,tos=N,df_default=false]`
+    /// (also `--tunnel`).
+    #[arg(long = "port", visible_alias = "tunnel", value_name = "DEVARGS")]
     pub ports: Vec<String>,
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
     #[arg(long, value_name = "SECS")]

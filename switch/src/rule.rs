@@ -548,12 +548,12 @@ fn parse_fields(s: &str) -> Result<(Match, Extra<'_>), String> {
     Ok((m, other))
 }
 
+/// A field's key range, value and mask.
+type FieldBytes = (core::ops::Range<usize>, Vec<u8>, Vec<u8>);
+
 /// `tun_id=V[/M]` (a 24-bit VXLAN/Geneve VNI), `tun_src=A[/P]`,
 /// `tun_dst=A[/P]`: the key range, value and mask.
-fn tunnel_value(
-    name: &str,
-    val: &str,
-) -> Result<(core::ops::Range<usize>, Vec<u8>, Vec<u8>), String> {
+fn tunnel_value(name: &str, val: &str) -> Result<FieldBytes, String> {
     const VNI: u64 = 0xff_ffff;
     match name {
         "tun_id" => {

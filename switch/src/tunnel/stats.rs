@@ -74,7 +74,7 @@ pub struct TunnelStats {
 impl TunnelStats {
     /// Count `n` drops for `why`.
     #[inline]
-    pub fn drop(&self, why: TunnelDrop, n: u64) {
+    pub fn count_drop(&self, why: TunnelDrop, n: u64) {
         self.drops[why as usize].fetch_add(n, Ordering::Relaxed);
     }
     /// Drops for `why`.
