@@ -128,6 +128,13 @@ pub struct PortInfo {
     /// `truncated`, `bad_header`, `bad_vni`, `bad_port`, ...).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub drops: std::collections::BTreeMap<String, u64>,
+    /// The port's MTU (its `mtu=` setting, else the device's; 0: unknown).
+    #[serde(default)]
+    pub mtu: u16,
+    /// Frames received per rx queue (drivers that count per queue; empty
+    /// otherwise).
+    #[serde(default)]
+    pub rx_queue_packets: Vec<u64>,
 }
 
 /// Counters of one core, with derived rates and named drop reasons.
