@@ -242,7 +242,11 @@ fn key_bytes(f: &OxmField, ports: &PortMap) -> Result<(Vec<u8>, Vec<u8>), MatchE
             // VXLAN and Geneve carry 24-bit keys: a key with more bits
             // would never match, so it is refused.
             let v = f.value_u64().ok_or(MatchError::BadValue(field))?;
-            let mk = u64::from_be_bytes(mask[..8].try_into().map_err(|_| MatchError::BadMask(field))?);
+            let mk = u64::from_be_bytes(
+                mask[..8]
+                    .try_into()
+                    .map_err(|_| MatchError::BadMask(field))?,
+            );
             if v > 0xff_ffff {
                 return Err(MatchError::BadValue(field));
             }

@@ -41,8 +41,12 @@ fn endpoints(local: &str, remote: &str) -> Endpoints {
         Arc::new(ArpCache::default()),
     )
     .unwrap();
-    ep.arp
-        .learn(remote.parse::<std::net::Ipv4Addr>().unwrap().octets(), [2, 0, 0, 0, 0, 2], 1, 0);
+    ep.arp.learn(
+        remote.parse::<std::net::Ipv4Addr>().unwrap().octets(),
+        [2, 0, 0, 0, 0, 2],
+        1,
+        0,
+    );
     ep
 }
 
@@ -119,7 +123,14 @@ fn main() {
     let secs: f64 = arg("--seconds", "2").parse().expect("--seconds");
     let flows: usize = arg("--flows", "1000").parse().expect("--flows");
     let inner: Vec<Vec<u8>> = (0..flows)
-        .map(|i| udp4([10, 1, (i >> 8) as u8, i as u8], [10, 2, 0, 1], 1000 + (i % 500) as u16, 53))
+        .map(|i| {
+            udp4(
+                [10, 1, (i >> 8) as u8, i as u8],
+                [10, 2, 0, 1],
+                1000 + (i % 500) as u16,
+                53,
+            )
+        })
         .collect();
     // The same frames encapsulated by the far endpoint.
     let far = endpoints("192.168.50.2", "192.168.50.1");
@@ -150,7 +161,10 @@ fn main() {
     let mut meta = [TunnelMeta::default(); BURST];
     let decap = measure(secs, &outer, |fs| {
         for (i, f) in fs.iter_mut().enumerate() {
-            if let Rx::Decap { meta: m, outer_len, .. } = ep.classify(1, f.data(), 0) {
+            if let Rx::Decap {
+                meta: m, outer_len, ..
+            } = ep.classify(1, f.data(), 0)
+            {
                 meta[i] = m;
                 f.adj(outer_len);
             }
