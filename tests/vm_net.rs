@@ -509,7 +509,7 @@ fn ovs_vsctl_attaches_guests_in_client_and_server_mode() {
     a.must("ping -c 2 -W 5 10.0.2.2", CMD);
 
     // del-port: the port goes, and with it a's way to b.
-    let ofport = db.vsctl("get Interface vhu-a ofport");
+    let ofport: u64 = db.vsctl("get Interface vhu-a ofport").parse().unwrap();
     db.vsctl("del-port br0 vhu-a");
     let v: serde_json::Value =
         serde_json::from_str(&sw.must("ports", &["show", "--json"])).unwrap();
@@ -518,7 +518,7 @@ fn ovs_vsctl_attaches_guests_in_client_and_server_mode() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p["port"].to_string() == ofport),
+            .any(|p| p["port"] == ofport),
         "port {ofport} is still there: {v}"
     );
     let (rc, _) = a.run("ping -c 1 -W 2 10.0.2.2", CMD);
