@@ -493,6 +493,28 @@ impl Backend for IscsiBackend {
         self.info
     }
 
+    /// `vswitch_iscsi_session_up` (1 while logged in, 0 while recovering)
+    /// and `vswitch_iscsi_reconnects_total` (successful re-logins), with
+    /// the device's labels plus `target` (the iscsi:// URL).
+    fn metrics(&self, m: &mut metrics::MetricSet, labels: &[(&str, &str)]) {
+        let target = self.spec.to_string();
+        let mut l = labels.to_vec();
+        l.push(("target", &target));
+        let up = u64::from(matches!(self.state, State::Up));
+        m.gauge(
+            "vswitch_iscsi_session_up",
+            "1 while the iSCSI session is logged in, 0 while its connection is being recovered.",
+            &l,
+            up,
+        );
+        m.counter(
+            "vswitch_iscsi_reconnects_total",
+            "Successful re-logins of the iSCSI session after a connection loss (ERL 0 recovery).",
+            &l,
+            self.recoveries,
+        );
+    }
+
     fn submit(&mut self, req: &IoRequest<'_>) -> Result<(), SubmitError> {
         let bs = self.geo.capacity.block_size as u64;
         let step = self.geo.command_bytes();
