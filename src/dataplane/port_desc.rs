@@ -8,11 +8,13 @@
 //! | OVS `type` | options | DPDK device |
 //! |---|---|---|
 //! | `dpdk` | `dpdk-devargs` (required) | the devargs as given (a PCI address or any vdev) |
-//! | `dpdkvhostuserclient` | `vhost-server-path` (required), `n_rxq` | `net_vhost`, `client=1`: QEMU owns the socket, the switch connects and reconnects |
+//! | `dpdkvhostuserclient` | `vhost-server-path` (required), `n_rxq` | `net_vhost`, `client=1`: QEMU owns the socket, the switch connects and reconnects (`n_rxq`: queue pairs, all polled) |
 //! | `dpdkvhostuser` | `n_rxq` | `net_vhost` serving `RUNDIR/NAME` |
 //! | `internal`, `tap` | | `net_tap` creating the kernel interface `NAME` |
 //! | `""` / `system` | | `net_af_packet` on the existing kernel interface `NAME` |
 //! | `vxlan`, `geneve` | `local_ip`, `remote_ip` (or `flow`), `key` (or `flow`), `dst_port`, `ttl`, `tos`, `df_default`, `underlay` | a tunnel port (`switch::tunnel`), no device: its `--port` form `NAME,type=vxlan,...` |
+//!
+//! An `mtu_request` becomes the port's `mtu=N` ([`super::port_opts`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

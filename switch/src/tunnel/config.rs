@@ -177,7 +177,9 @@ impl TunnelConfig {
                 "underlay" => c.underlay = Some(num(k, v)?),
                 "local_mac" => c.local_mac = Some(parse_mac(v)?),
                 "port" => c.port = Some(num(k, v)?),
-                "csum" | "packet_type" => {}
+                // OVS options without an effect here; `mtu` is the
+                // switch's port option (the underlay's MTU is what counts).
+                "csum" | "packet_type" | "mtu" => {}
                 _ => {
                     return Err(format!(
                         "{} port {name}: unknown option `{k}` (local_ip, remote_ip, key, dst_port, \
