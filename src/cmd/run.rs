@@ -410,6 +410,21 @@ mod tests {
         assert_eq!(h.mac, Some([2, 0, 0, 0, 0, 9]));
         assert!(matches!(c.poll, CorePoll::Adaptive(_)));
 
+        // Storage made at run time: no port and no --blk needed.
+        let rpc = RunArgs {
+            rpc: Some("/tmp/spdk.sock".into()),
+            config_json: Some("/tmp/saved.json".into()),
+            control: switch::control::DEFAULT_SOCKET.into(),
+            ..Default::default()
+        };
+        let c = rpc.to_config().unwrap();
+        assert!(c.ports.is_empty() && c.blk.is_empty() && c.has_storage());
+        assert_eq!(c.storage_rpc.socket, Some(PathBuf::from("/tmp/spdk.sock")));
+        assert_eq!(c.storage_rpc.vhost_dir, PathBuf::from("."));
+        let f = config::FileConfig::parse("rpc = \"/r.sock\"\nvhost_dir = \"/run/v\"\n").unwrap();
+        assert_eq!(f.rpc, Some(PathBuf::from("/r.sock")));
+        assert_eq!(f.vhost_dir, Some(PathBuf::from("/run/v")));
+
         let bad = RunArgs {
             blk: vec!["no-equals-sign".into()],
             ..a
