@@ -19,8 +19,15 @@ pub struct RunArgs {
     pub eal: Option<String>,
     /// A port, as DPDK devargs (repeat; port N is the N-th given):
     /// `net_null0`, `net_pcap0,rx_pcap=in.pcap`, `net_tap0,iface=tap0`,
-    /// `0000:01:00.0`. Ports are cross-connected pairwise: 0↔1, 2↔3, ...
-    #[arg(long = "port", value_name = "DEVARGS")]
+    /// `0000:01:00.0`, a VM's NIC `net_vhost0,iface=/run/vm1.sock,client=1`
+    /// (QEMU owns the socket; `queues=N` for multiqueue). The switch's own
+    /// `mtu=N` (68..=9710) sizes the port's mbufs for its frames.
+    /// Ports are cross-connected pairwise: 0↔1, 2↔3, ...
+    ///
+    /// A tunnel port is `NAME,type=vxlan|geneve,local_ip=A,remote_ip=B|flow,
+    /// key=K|flow,underlay=PORT[,dst_port=N,ttl=N,tos=N,df_default=false]`
+    /// (also `--tunnel`).
+    #[arg(long = "port", visible_alias = "tunnel", value_name = "DEVARGS")]
     pub ports: Vec<String>,
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
     #[arg(long, value_name = "SECS")]
@@ -66,7 +73,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Serve a virtio-blk device to a VM on vhost-user socket SOCKET, from
-    /// BACKEND (iscsi://HOST:PORT/IQN/LUN, file:PATH, mem:SIZE, null:SIZE),
+    /// BACKEND (iscsi://[USER%SECRET@]HOST:PORT[,HOST:PORT...]/IQN/LUN[?OPTIONS], file:PATH, mem:SIZE, null:SIZE),
     /// polled by the switch's own core between bursts (repeat for more).
     #[arg(long = "blk", value_name = "SOCKET=BACKEND")]
     pub blk: Vec<String>,
