@@ -18,6 +18,8 @@ TEST_PKGS=(tgt libiscsi-bin tshark tcpdump iproute2 iputils-ping ethtool procps 
            # ovs-ofctl and vswitch.ovsschema (vswitch run --ovsdb, OpenFlow),
            # and OVS-DPDK itself (tests/ovs_differential.rs, perf/tests/ovs.rs).
            openvswitch-common openvswitch-switch openvswitch-switch-dpdk
+           # curl and the Prometheus client's text-format parser scrape --metrics (tests/metrics.rs).
+           curl python3-prometheus-client
            # A venv for the Python test peers below.
            python3-venv python3-pip)
 # Benchmarks: the peers compared against.

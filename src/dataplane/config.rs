@@ -49,6 +49,8 @@ pub struct RunConfig {
     /// Run directory for the bridges' OpenFlow management sockets
     /// (`BRIDGE.mgmt`) and `dpdkvhostuser` sockets (OVS: `/var/run/openvswitch`).
     pub rundir: PathBuf,
+    /// Where the Prometheus endpoint listens (`--metrics`), checked.
+    pub metrics: Option<std::net::SocketAddr>,
     /// Storage at run time: SPDK's JSON-RPC socket, the directory of the
     /// sockets of controllers it makes, and a saved configuration to load.
     pub storage_rpc: StorageRpc,
@@ -270,6 +272,10 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 /// cache_meta = "/dev/shm/vm1.cache-meta"  # optional: metadata for the guest to map
 /// queues = 2                   # optional, default 1
 /// block_size = 512             # optional, 512 or 4096
+/// # storage made at run time (SPDK's JSON-RPC; see the top README):
+/// rpc = "/var/tmp/spdk.sock"   # optional: bdevs and controllers over JSON-RPC
+/// vhost_dir = "/run/vhost"     # optional: their sockets (default: the cwd)
+/// config_json = "/etc/vswitch/storage.json"  # optional: rpc.py save_config's output
 /// ```
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -308,6 +314,11 @@ pub struct FileConfig {
     pub ovsdb: Option<String>,
     /// Run directory (OpenFlow management sockets, vhost-user server sockets).
     pub rundir: Option<PathBuf>,
+    /// Prometheus endpoint address (`--metrics`).
+    pub metrics: Option<String>,
+    /// Allow a non-loopback `metrics` address (`--metrics-allow-remote`).
+    #[serde(default)]
+    pub metrics_allow_remote: bool,
     /// SPDK's JSON-RPC storage methods on this socket.
     pub rpc: Option<PathBuf>,
     /// Directory of run-time controllers' sockets.
@@ -726,6 +737,7 @@ mod tests {
             poll: CorePoll::Auto,
             ovsdb: None,
             rundir: DEFAULT_RUNDIR.into(),
+            metrics: None,
             storage_rpc: StorageRpc::default(),
         }
     }
