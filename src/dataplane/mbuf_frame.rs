@@ -41,9 +41,22 @@ impl Frame for MbufFrame {
         self.0.adj(n)
     }
 
+    #[inline]
+    fn l4_csum_partial(&self) -> bool {
+        use dpdk::offload::{RX_L4_CKSUM_MASK, RX_L4_CKSUM_NONE};
+        self.0.ol_flags() & RX_L4_CKSUM_MASK == RX_L4_CKSUM_NONE
+    }
+
     /// A fresh mbuf from the same pool holding a copy of the bytes (only
-    /// for flows that modify the frame after an output).
+    /// for flows that modify the frame after an output). A copy leaves
+    /// complete: a partial checksum is completed on it; a large segment
+    /// (to be cut at output) or a chained mbuf is not copied (`None`: the
+    /// outputs send the final bytes).
     fn duplicate(&self) -> Option<Self> {
+        let flags = self.0.ol_flags();
+        if flags & dpdk::offload::RX_LRO != 0 || self.0.nb_segs() != 1 {
+            return None;
+        }
         // SAFETY: `self.0` is a valid mbuf we hold a reference to; its
         // `pool` field names the pktmbuf pool it came from, which outlives
         // every mbuf of it.
@@ -54,6 +67,11 @@ impl Frame for MbufFrame {
         let mut m = unsafe { Mbuf::from_raw(raw) };
         let d = self.0.data();
         m.append(d.len())?.copy_from_slice(d);
+        if self.l4_csum_partial() {
+            if let Some(h) = switch::offload::Headers::parse(m.data()) {
+                switch::offload::complete_checksums(m.data_mut(), &h);
+            }
+        }
         Some(MbufFrame(m))
     }
 }

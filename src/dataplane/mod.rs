@@ -13,6 +13,7 @@ pub mod bridge;
 pub mod config;
 pub mod controller;
 pub mod mbuf_frame;
+pub mod offload;
 pub mod ovs_eal;
 pub mod port_desc;
 pub mod ports;
@@ -351,6 +352,7 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
             Arc::clone(&counters[i]),
             Arc::clone(&ports.tx_drops),
         );
+        w.set_offload_counters(Arc::clone(&ports.offload));
         if let Some(p) = &patch {
             w.set_patch_panel(p);
         }

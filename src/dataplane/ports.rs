@@ -18,6 +18,8 @@ use switch::switch::Switch;
 use switch::verdict::{CONTROLLER_PORT, MAX_PORTS};
 use usertcp::device::FrameBytes;
 
+use super::offload::OffloadCounters;
+
 /// What a port is to the switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -112,6 +114,9 @@ pub struct Ports {
     next_rx_worker: Mutex<usize>,
     /// Frames refused by tx queues.
     pub tx_drops: Arc<TxDrops>,
+    /// The offload slow path's counters (large frames, software
+    /// segmentation and checksums).
+    pub offload: Arc<OffloadCounters>,
 }
 
 impl Ports {
@@ -129,6 +134,7 @@ impl Ports {
             entries: Mutex::new(Vec::new()),
             next_rx_worker: Mutex::new(0),
             tx_drops: Arc::new(TxDrops::new(n)),
+            offload: Arc::new(OffloadCounters::new(n)),
         }
     }
 
@@ -224,9 +230,23 @@ impl Ports {
         let (max_rx, _) = port
             .max_queues()
             .map_err(|e| format!("port {no} ({devargs}): {e}"))?;
+        // vhost-user ports: guests' partial checksums and large segments
+        // arrive flagged, for the offload slow path (`super::offload`).
+        let vhost = kind == Kind::Device && port.driver().is_ok_and(|d| d == "net_vhost");
+        let (rx_offloads, tx_offloads) = if vhost {
+            use dpdk::offload as o;
+            (
+                o::RX_OFFLOAD_TCP_CKSUM | o::RX_OFFLOAD_UDP_CKSUM,
+                o::TX_OFFLOAD_TCP_CKSUM | o::TX_OFFLOAD_UDP_CKSUM | o::TX_OFFLOAD_MULTI_SEGS,
+            )
+        } else {
+            (0, 0)
+        };
         let cfg = PortConfig {
             rx_queues: workers.min(max_rx).max(1),
             tx_queues: workers,
+            rx_offloads,
+            tx_offloads,
             ..PortConfig::default()
         };
         port.configure(cfg, &self.pool).map_err(|e| {
@@ -249,6 +269,9 @@ impl Ports {
         })?;
         port.start()
             .map_err(|e| format!("port {no} ({devargs}): {e}"))?;
+        if let Ok(mtu) = port.mtu() {
+            self.offload.set_mtu(no, mtu);
+        }
         for w in 0..self.workers.len() {
             let txq = port.tx_queue(w as u16).map_err(|e| e.to_string())?;
             self.send(w, WorkerCmd::AddTx(no, txq));
@@ -381,6 +404,17 @@ impl PortBackend for Backend {
                     tx_bytes: st.obytes,
                     rx_dropped: st.imissed + st.rx_nombuf,
                     tx_dropped: st.oerrors + self.ports.tx_drops.port_total(e.no),
+                    offload: {
+                        let t = self.ports.offload.totals(e.no);
+                        switch::control::PortOffload {
+                            rx_large_packets: t.rx_large_frames,
+                            rx_large_bytes: t.rx_large_bytes,
+                            tx_segmented: t.tx_segmented,
+                            tx_segments: t.tx_segments,
+                            tx_csum_sw: t.tx_csum_sw,
+                            tx_offload_drops: t.tx_offload_drops,
+                        }
+                    },
                 }
             })
             .collect()

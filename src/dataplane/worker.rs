@@ -27,6 +27,7 @@ use switch::verdict::{DropReason, Verdict, CONTROLLER_PORT, MAX_PORTS};
 
 use super::controller::Job;
 use super::mbuf_frame::MbufFrame;
+use super::offload::{OffloadCounters, OffloadTx};
 use super::ports::{RxWake, TxDrops, WorkerCmd};
 
 /// Rx queues one worker may poll.
@@ -137,6 +138,8 @@ pub struct Worker {
     tx: Vec<Option<TxQueue>>,
     counters: Arc<LoopCounters>,
     tx_drops: Arc<TxDrops>,
+    /// Counters of the offload slow path ([`super::offload`]).
+    offload: Arc<OffloadCounters>,
     /// Patch-panel mode: output port per input port, no flow table.
     patch: Option<[u16; MAX_PORTS as usize]>,
     /// Other polled work served by this core between bursts (the storage
@@ -184,10 +187,17 @@ impl Worker {
             tx: (0..MAX_PORTS).map(|_| None).collect(),
             counters,
             tx_drops,
+            offload: Arc::new(OffloadCounters::new(1)),
             patch: None,
             hook: None,
             jobs: None,
         }
+    }
+
+    /// Counts the offload slow path's work in `c` (shared with the port
+    /// set, which shows it).
+    pub fn set_offload_counters(&mut self, c: Arc<OffloadCounters>) {
+        self.offload = c;
     }
 
     /// Takes packet-outs from the controller channel: frames that arrive on
@@ -390,8 +400,13 @@ impl Worker {
                     continue;
                 }
                 let in_port = *in_port;
+                // Offload flags live in the mbuf's first cache line, which
+                // the prefetch reads anyway: one OR per frame tells whether
+                // the burst needs the offload slow path.
+                let mut offl = 0u64;
                 for m in burst.as_slice() {
                     m.prefetch_data();
+                    offl |= m.ol_flags();
                 }
                 if in_port == CONTROLLER_PORT {
                     self.controller_verdicts(
@@ -420,6 +435,23 @@ impl Worker {
                         &mut out,
                     )
                 };
+                if offl & dpdk::offload::RX_OFFLOAD_MASK != 0 {
+                    let mut otx = OffloadTx {
+                        tx: &mut self.tx,
+                        out: &mut out,
+                        drops: &self.tx_drops,
+                        counters: &self.offload,
+                        worker: self.index,
+                    };
+                    let sent = copied + otx.send_burst(in_port, &mut burst, &verdicts[..n]);
+                    let dt = dpdk::rdtsc().wrapping_sub(t0);
+                    bump(&self.counters.rx, n as u64);
+                    bump(&self.counters.tx, sent);
+                    bump(&self.counters.busy_cycles, dt);
+                    self.dp.account_cycles(dt);
+                    let _ = hist.record((dt / n as u64).max(1));
+                    continue;
+                }
                 // Common case: the whole burst goes to one port (one rule,
                 // one destination): send the burst as it is.
                 if let Some(port) = single_port(&verdicts[..n]) {
