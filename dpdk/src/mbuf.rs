@@ -255,10 +255,18 @@ impl Mbuf {
     /// Another reference to the same packet (refcount + 1), for sending one
     /// frame out of several ports without copying.
     pub fn clone_ref(&self) -> Mbuf {
-        // SAFETY: valid single-segment mbuf; raising the refcount makes the
-        // second handle own one reference, freed by its own drop.
-        unsafe {
-            dpdk_sys::shim_rte_mbuf_refcnt_update(self.0.as_ptr(), 1);
+        // Every segment of a chain gets the reference (as
+        // rte_pktmbuf_refcnt_update does): a free walks the chain and
+        // drops one reference from each segment.
+        let mut seg = self.0.as_ptr();
+        while !seg.is_null() {
+            // SAFETY: `seg` is a segment of our valid chain (the head, then
+            // `next` links DPDK keeps valid or NULL); raising its refcount
+            // makes the second handle own one reference, freed by its drop.
+            unsafe {
+                dpdk_sys::shim_rte_mbuf_refcnt_update(seg, 1);
+                seg = (*seg).next;
+            }
         }
         Mbuf(self.0)
     }

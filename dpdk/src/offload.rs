@@ -129,11 +129,12 @@ pub(crate) fn refresh_vhost(port_id: u16) {
     let vid = unsafe { sys::rte_eth_vhost_get_vid_from_port_id(port_id) };
     let mut features = 0u64;
     // SAFETY: `vid` came from the PMD; the out-pointer is a local.
-    let caps = if vid >= 0 && unsafe { sys::rte_vhost_get_negotiated_features(vid, &mut features) } == 0 {
-        TxCaps::from_virtio_features(features)
-    } else {
-        TxCaps::NONE
-    };
+    let caps =
+        if vid >= 0 && unsafe { sys::rte_vhost_get_negotiated_features(vid, &mut features) } == 0 {
+            TxCaps::from_virtio_features(features)
+        } else {
+            TxCaps::NONE
+        };
     if let Some(c) = CAPS.get(port_id as usize) {
         c.store(caps.0, Ordering::Relaxed);
     }

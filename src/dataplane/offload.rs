@@ -215,7 +215,12 @@ impl OffloadTx<'_> {
                 if l3 > self.counters.mtu(in_port) {
                     let c = self.counters;
                     c.add(self.worker, in_port, Counter::RxLargeFrames, 1);
-                    c.add(self.worker, in_port, Counter::RxLargeBytes, m.pkt_len() as u64);
+                    c.add(
+                        self.worker,
+                        in_port,
+                        Counter::RxLargeBytes,
+                        m.pkt_len() as u64,
+                    );
                 }
             }
             let mut m = Some(m);

@@ -212,11 +212,12 @@ pub fn complete_checksums(d: &mut [u8], h: &Headers) {
     }
     let l4 = h.l4();
     let len = h.l4_bytes(d);
-    let at = l4 + if h.tcp {
-        field::TCP_CSUM
-    } else {
-        field::UDP_CSUM
-    };
+    let at = l4
+        + if h.tcp {
+            field::TCP_CSUM
+        } else {
+            field::UDP_CSUM
+        };
     put16(d, at, 0);
     let acc = add(pseudo(d, h, len), &d[l4..l4 + len]);
     let mut c = !fold(acc);
@@ -339,7 +340,10 @@ mod tests {
     fn parses_tcp_udp_v4_v6_and_refuses_the_rest() {
         let f = tcp4(10, 0x18);
         let h = Headers::parse(&f).unwrap();
-        assert_eq!((h.l2_len, h.l3_len, h.l4_len, h.ipv4, h.tcp), (14, 20, 32, true, true));
+        assert_eq!(
+            (h.l2_len, h.l3_len, h.l4_len, h.ipv4, h.tcp),
+            (14, 20, 32, true, true)
+        );
         assert!(Headers::parse(&f[..60]).is_none(), "cut TCP header");
         let mut frag = f.clone();
         frag[14 + 6] = 0x20; // MF
