@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod dataplane;
+mod storage;
 
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -30,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the switch data plane on DPDK ports.
-    Run(cmd::run::RunArgs),
+    Run(Box<cmd::run::RunArgs>),
     /// Accelerator virtual functions: configure, list, run jobs.
     Accel(cmd::accel::AccelArgs),
     /// Ports of a running switch: add, delete, show.
@@ -46,6 +47,8 @@ enum Command {
     /// User-mode iSCSI initiator: discover, inquiry, capacity, read, write, bench.
     #[command(subcommand)]
     Iscsi(cmd::iscsi::IscsiCommand),
+    /// Call a JSON-RPC (SPDK) storage method of a running `blk serve --rpc` or `run --rpc`.
+    Rpc(cmd::rpc::RpcArgs),
     /// The demo `vswitch` runs with no arguments (`--switch-only`: virtual ports only).
     Demo(cmd::demo::DemoArgs),
 }
@@ -63,6 +66,7 @@ fn main() {
         Some(Command::Stats(a)) => cmd::stats::run(a),
         Some(Command::Blk(a)) => cmd::blk::run(a),
         Some(Command::Iscsi(c)) => cmd::iscsi::run(c),
+        Some(Command::Rpc(a)) => cmd::rpc::run(&a),
     };
     if let Err(e) = result {
         eprintln!("vswitch: error: {e}");

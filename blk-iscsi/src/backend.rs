@@ -84,6 +84,8 @@ pub struct IscsiBackend {
     polls: u32,
     /// Successful re-logins after a connection loss.
     pub recoveries: u64,
+    /// A capacity not yet reported through `Backend::capacity_change`.
+    capacity_pending: Option<u64>,
 }
 
 impl std::fmt::Debug for IscsiBackend {
@@ -226,7 +228,9 @@ impl IscsiBackend {
             read_only: false,
             flush: true,
             discard: provisioning.unmap || provisioning.write_same16_unmap,
-            write_zeroes: false,
+            // Without WRITE SAME the feature is not offered: the guest's
+            // kernel then writes zero pages itself.
+            write_zeroes: geo.write_same(),
             max_inflight,
         };
         let slots = (0..max_inflight)
@@ -253,12 +257,39 @@ impl IscsiBackend {
             now: Instant::now(),
             polls: 0,
             recoveries: 0,
+            capacity_pending: None,
         })
     }
 
     /// The LU's geometry.
     pub fn geometry(&self) -> &Geometry {
         &self.geo
+    }
+
+    /// The capacity-change hook: the LU now has `capacity` (READ CAPACITY
+    /// read again, e.g. after a UNIT ATTENTION "CAPACITY DATA HAS CHANGED",
+    /// SPC-4 ASC/ASCQ 2Ah/09h). Requests are bounded by it from now on, and
+    /// the device learns it through `Backend::capacity_change` at its next
+    /// poll step (config space `capacity`, config-change notification to
+    /// the guest). Refused if the block size changed or the size is not a
+    /// whole number of 512-byte sectors (the disk keeps its old geometry).
+    pub fn set_capacity(&mut self, capacity: Capacity) -> Result<(), String> {
+        let bytes = capacity.bytes();
+        if capacity.block_size != self.geo.capacity.block_size {
+            return Err(format!(
+                "{}: block size changed from {} to {}",
+                self.spec, self.geo.capacity.block_size, capacity.block_size
+            ));
+        }
+        if bytes == 0 || !bytes.is_multiple_of(512) {
+            return Err(format!("{}: new capacity of {bytes} bytes", self.spec));
+        }
+        if bytes != self.info.capacity {
+            self.geo.capacity = capacity;
+            self.info.capacity = bytes;
+            self.capacity_pending = Some(bytes);
+        }
+        Ok(())
     }
 
     /// Drops the TCP connection (fault injection for tests; recovery follows).
@@ -557,9 +588,19 @@ impl Backend for IscsiBackend {
                 );
                 None
             }
-            IoOp::Discard if self.info.discard => {
+            IoOp::Discard | IoOp::WriteZeroes { .. }
+                if (req.op == IoOp::Discard && self.info.discard)
+                    || (req.op != IoOp::Discard && self.info.write_zeroes) =>
+            {
+                // Discard: UNMAP or WRITE SAME (16) with UNMAP; write
+                // zeroes: WRITE SAME (16) of a zero block (block::plan).
+                let op = if req.op == IoOp::Discard {
+                    BlockOp::Discard
+                } else {
+                    BlockOp::WriteZeroes
+                };
                 let r = BlockRequest {
-                    op: BlockOp::Discard,
+                    op,
                     offset: req.offset,
                     len: req.len,
                 };
@@ -626,5 +667,9 @@ impl Backend for IscsiBackend {
     fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
         // `poll` pumps the link whenever it is connected.
         self.link.wait_fd()
+    }
+
+    fn capacity_change(&mut self) -> Option<u64> {
+        self.capacity_pending.take()
     }
 }

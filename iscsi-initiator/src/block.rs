@@ -28,6 +28,10 @@ pub enum BlockOp {
     Flush,
     /// Deallocate (UNMAP, or WRITE SAME (16) with UNMAP).
     Discard,
+    /// Make the range read as zeroes: WRITE SAME (16) of one zero block,
+    /// without UNMAP (SBC-3 5.42: the device server writes the block to
+    /// every LBA of the range), within MAXIMUM WRITE SAME LENGTH.
+    WriteZeroes,
 }
 
 /// A block request at byte granularity.
@@ -75,6 +79,8 @@ pub enum BlockError {
     },
     /// Discard asked of a LU that offers neither UNMAP nor WRITE SAME with UNMAP.
     DiscardUnsupported,
+    /// Write zeroes asked of a LU that reports no WRITE SAME support.
+    WriteSameUnsupported,
     /// The scatter-gather buffers do not add up to the request length.
     BufferLength {
         /// Request length.
@@ -101,6 +107,9 @@ impl fmt::Display for BlockError {
             BlockError::DiscardUnsupported => {
                 write!(f, "the LU supports neither UNMAP nor WRITE SAME with UNMAP")
             }
+            BlockError::WriteSameUnsupported => {
+                write!(f, "the LU reports no WRITE SAME support")
+            }
             BlockError::BufferLength { expected, actual } => write!(
                 f,
                 "scatter-gather buffers hold {actual} bytes, the request is {expected}"
@@ -126,6 +135,13 @@ pub struct Piece {
 }
 
 impl Geometry {
+    /// Whether the LU takes WRITE SAME (16): it reports a MAXIMUM WRITE
+    /// SAME LENGTH (Block Limits VPD) or WRITE SAME with UNMAP (LBPWS,
+    /// Logical Block Provisioning VPD).
+    pub fn write_same(&self) -> bool {
+        self.limits.max_write_same_blocks != 0 || self.provisioning.write_same16_unmap
+    }
+
     /// Bytes per READ/WRITE: the smaller of the LU's MAXIMUM TRANSFER LENGTH and our cap,
     /// rounded down to whole blocks (at least one block).
     pub fn command_bytes(&self) -> u64 {
@@ -233,6 +249,27 @@ pub fn plan(req: &BlockRequest, geo: &Geometry) -> Result<Vec<Piece>, BlockError
                 }
             } else {
                 return Err(BlockError::DiscardUnsupported);
+            }
+        }
+        BlockOp::WriteZeroes => {
+            if !geo.write_same() {
+                return Err(BlockError::WriteSameUnsupported);
+            }
+            let max = match geo.limits.max_write_same_blocks {
+                0 => u32::MAX as u64,
+                n => n.min(u32::MAX as u64),
+            };
+            let (mut lba, mut left) = (req.offset / bs, req.len / bs);
+            while left > 0 {
+                let n = left.min(max);
+                out.push(Piece {
+                    cdb: cdb::write_same16(lba, n as u32, false),
+                    direction: Direction::Write,
+                    range: 0..0,
+                    parameter: Some(vec![0u8; bs as usize]),
+                });
+                lba += n;
+                left -= n;
             }
         }
         BlockOp::Flush => out.push(flush()),
@@ -364,6 +401,26 @@ mod tests {
             &g
         )
         .is_err());
+    }
+
+    #[test]
+    fn write_zeroes_is_write_same_without_unmap() {
+        let r = BlockRequest {
+            op: BlockOp::WriteZeroes,
+            offset: 4096,
+            len: 10 * 512,
+        };
+        let mut g = geo();
+        assert_eq!(plan(&r, &g), Err(BlockError::WriteSameUnsupported));
+        g.limits.max_write_same_blocks = 4;
+        let p = plan(&r, &g).unwrap();
+        assert_eq!(p.len(), 3, "10 blocks in pieces of at most 4");
+        assert_eq!(p[0].cdb, cdb::write_same16(8, 4, false));
+        assert_eq!(p[2].cdb, cdb::write_same16(16, 2, false));
+        assert!(p
+            .iter()
+            .all(|x| x.parameter.as_deref() == Some(&[0u8; 512][..])));
+        assert_eq!(p[0].cdb.bytes[1] & 0x08, 0, "no UNMAP bit");
     }
 
     #[test]

@@ -328,12 +328,14 @@ fn whole_path() -> Result<(), String> {
             queues: 1,
             block_size: 512,
             cache_meta: None,
+            qos: Default::default(),
         }],
         host: Some(HostStack::parse(&format!("{host_ip}/24"), None)?),
         blk_stats_file: Some(stats.clone()),
         poll: Default::default(),
         ovsdb: None,
         rundir: crate::dataplane::config::DEFAULT_RUNDIR.into(),
+        storage_rpc: Default::default(),
     };
     step(
         &stop,

@@ -7,5 +7,6 @@ pub mod fdb;
 pub mod flows;
 pub mod iscsi;
 pub mod ports;
+pub mod rpc;
 pub mod run;
 pub mod stats;

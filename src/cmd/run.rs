@@ -78,6 +78,9 @@ pub struct RunArgs {
     /// Request queues of each --blk device.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub blk_queues: u16,
+    /// QoS limits of each --blk device (requests wait in the ring, never fail).
+    #[command(flatten)]
+    pub blk_qos: crate::cmd::blk::BlkQosArgs,
     /// Give the host TCP/IP stack (smoltcp) this address on an internal
     /// port of the switch (port number: after the --port ports); the
     /// iscsi:// devices' sessions then run over it (one TCP connection
@@ -107,6 +110,20 @@ pub struct RunArgs {
     /// busy.
     #[arg(long, value_enum)]
     pub poll: Option<Poll>,
+    /// Serve SPDK's JSON-RPC storage methods on this unix socket (rpc.py
+    /// -s PATH, `vswitch rpc`; default /var/tmp/spdk.sock): bdevs and
+    /// vhost-blk controllers made and deleted while the switch runs.
+    #[arg(long, value_name = "PATH", num_args = 0..=1,
+          default_missing_value = crate::storage::rpc::DEFAULT_SOCKET)]
+    pub rpc: Option<PathBuf>,
+    /// Directory of the sockets of controllers made by JSON-RPC or
+    /// --config-json (SPDK's -S; default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub vhost_dir: Option<PathBuf>,
+    /// Create the bdevs and controllers a saved configuration lists (rpc.py
+    /// save_config's JSON; SPDK's --json).
+    #[arg(long, alias = "json-config", value_name = "FILE")]
+    pub config_json: Option<PathBuf>,
     /// Take bridges and ports from an OVSDB server's `Open_vSwitch`
     /// database, as `ovs-vswitchd` does (`unix:PATH` or `tcp:IP:PORT`;
     /// without a value: `unix:/var/run/openvswitch/db.sock`), so `ovs-vsctl`
@@ -205,6 +222,7 @@ impl RunArgs {
             spec.cache = self.blk_cache;
             spec.writeback = matches!(self.blk_cache_mode, CacheMode::Writeback);
             spec.queues = self.blk_queues;
+            spec.qos = self.blk_qos.limits();
             blk.push(spec);
         }
         let host = match (&self.host_ip, &file.host) {
@@ -249,6 +267,15 @@ impl RunArgs {
                 .clone()
                 .or(file.rundir)
                 .unwrap_or_else(|| config::DEFAULT_RUNDIR.into()),
+            storage_rpc: config::StorageRpc {
+                socket: self.rpc.clone().or(file.rpc),
+                vhost_dir: self
+                    .vhost_dir
+                    .clone()
+                    .or(file.vhost_dir)
+                    .unwrap_or_else(|| ".".into()),
+                config_json: self.config_json.clone().or(file.config_json),
+            },
         };
         if self.mbufs.or(file.mbufs).is_none() {
             // Room for pcap ports that preload their frames (infinite_rx).

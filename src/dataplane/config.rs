@@ -49,6 +49,27 @@ pub struct RunConfig {
     /// Run directory for the bridges' OpenFlow management sockets
     /// (`BRIDGE.mgmt`) and `dpdkvhostuser` sockets (OVS: `/var/run/openvswitch`).
     pub rundir: PathBuf,
+    /// Storage at run time: SPDK's JSON-RPC socket, the directory of the
+    /// sockets of controllers it makes, and a saved configuration to load.
+    pub storage_rpc: StorageRpc,
+}
+
+/// `--rpc`, `--vhost-dir`, `--config-json`: storage devices made at run time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageRpc {
+    /// SPDK's JSON-RPC methods on this unix socket.
+    pub socket: Option<PathBuf>,
+    /// Where controllers made by name get their socket (SPDK's `-S`).
+    pub vhost_dir: PathBuf,
+    /// Devices to create at start from a saved configuration.
+    pub config_json: Option<PathBuf>,
+}
+
+impl StorageRpc {
+    /// Whether storage devices may exist (so the storage path must run).
+    pub fn enabled(&self) -> bool {
+        self.socket.is_some() || self.config_json.is_some()
+    }
 }
 
 /// OVS's run directory, the default of `--rundir`.
@@ -110,6 +131,8 @@ pub struct BlkSpec {
     pub queues: u16,
     /// Logical block size the guest sees (512 or 4096).
     pub block_size: u32,
+    /// QoS limits (SPDK `bdev_set_qos_limit` names; all 0: none).
+    pub qos: vfio::blk::QosLimits,
 }
 
 impl BlkSpec {
@@ -129,12 +152,8 @@ impl BlkSpec {
             cache_meta: None,
             queues: 1,
             block_size: 512,
+            qos: vfio::blk::QosLimits::default(),
         })
-    }
-
-    /// Whether the backend is an iSCSI target.
-    pub fn is_iscsi(&self) -> bool {
-        self.backend.starts_with("iscsi://")
     }
 }
 
@@ -289,6 +308,12 @@ pub struct FileConfig {
     pub ovsdb: Option<String>,
     /// Run directory (OpenFlow management sockets, vhost-user server sockets).
     pub rundir: Option<PathBuf>,
+    /// SPDK's JSON-RPC storage methods on this socket.
+    pub rpc: Option<PathBuf>,
+    /// Directory of run-time controllers' sockets.
+    pub vhost_dir: Option<PathBuf>,
+    /// Saved storage configuration to load at start.
+    pub config_json: Option<PathBuf>,
 }
 
 /// One `[[blk]]` table.
@@ -309,6 +334,14 @@ pub struct FileBlk {
     pub queues: Option<u16>,
     /// Logical block size.
     pub block_size: Option<u32>,
+    /// QoS: requests per second (SPDK `rw_ios_per_sec`).
+    pub rw_ios_per_sec: Option<u64>,
+    /// QoS: MiB/s read plus written (SPDK `rw_mbytes_per_sec`).
+    pub rw_mbytes_per_sec: Option<u64>,
+    /// QoS: MiB/s read (SPDK `r_mbytes_per_sec`).
+    pub r_mbytes_per_sec: Option<u64>,
+    /// QoS: MiB/s written (SPDK `w_mbytes_per_sec`).
+    pub w_mbytes_per_sec: Option<u64>,
 }
 
 impl FileBlk {
@@ -342,6 +375,12 @@ impl FileBlk {
             cache_meta: self.cache_meta.clone(),
             queues: self.queues.unwrap_or(1),
             block_size: self.block_size.unwrap_or(512),
+            qos: vfio::blk::QosLimits {
+                rw_ios_per_sec: self.rw_ios_per_sec.unwrap_or(0),
+                rw_mbytes_per_sec: self.rw_mbytes_per_sec.unwrap_or(0),
+                r_mbytes_per_sec: self.r_mbytes_per_sec.unwrap_or(0),
+                w_mbytes_per_sec: self.w_mbytes_per_sec.unwrap_or(0),
+            },
         })
     }
 }
@@ -447,12 +486,18 @@ impl RunConfig {
         (need.next_power_of_two() - 1).min(u64::from(u32::MAX >> 1)) as u32
     }
 
+    /// Whether the storage path runs: devices given, or made at run time.
+    pub fn has_storage(&self) -> bool {
+        !self.blk.is_empty() || self.storage_rpc.enabled()
+    }
+
     /// Checks what can be checked without DPDK: at least one port (or a
     /// storage device or host stack), no port
     /// given twice, no empty devargs, a sane pool size.
     pub fn validate(&self) -> Result<(), String> {
         if self.ports.is_empty()
             && self.blk.is_empty()
+            && !self.storage_rpc.enabled()
             && self.host.is_none()
             && self.ovsdb.is_none()
         {
@@ -681,6 +726,7 @@ mod tests {
             poll: CorePoll::Auto,
             ovsdb: None,
             rundir: DEFAULT_RUNDIR.into(),
+            storage_rpc: StorageRpc::default(),
         }
     }
 
@@ -798,7 +844,7 @@ mod tests {
         assert_eq!(h.mac, Some([2, 0, 0, 0, 0, 7]));
         let b = f.blk[0].to_spec().unwrap();
         assert_eq!(b.cache, Some(64 << 20));
-        assert!(b.writeback && b.is_iscsi());
+        assert!(b.writeback && b.backend.starts_with("iscsi://"));
         assert_eq!(b.queues, 2);
         assert_eq!(b.cache_meta, Some(PathBuf::from("/dev/shm/a.meta")));
         let e = FileConfig::parse(

@@ -180,7 +180,7 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     let lcores = eal.worker_lcores();
     let n_workers = lcores.len().max(1);
     let poll = match cfg.poll {
-        config::CorePoll::Auto if !cfg.blk.is_empty() && n_workers == 1 => {
+        config::CorePoll::Auto if cfg.has_storage() && n_workers == 1 => {
             config::CorePoll::parse("wait")?
         }
         config::CorePoll::Auto => config::CorePoll::Busy,
@@ -218,7 +218,7 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
         ports.add_internal(sw_end, Some(cfg.ports.len() as u16), Arc::clone(&bytes))?;
         stack_port = Some((stack_end, bytes));
     }
-    let group = (!cfg.blk.is_empty()).then(vfio::poller::PollGroup::new);
+    let group = cfg.has_storage().then(vfio::poller::PollGroup::new);
     let installed = rules.len();
     sw.table.add_many(rules, sw.now_ms());
     // With OVSDB, the bridge's fail mode decides (see bridge.rs).
@@ -384,6 +384,9 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
                 pool: Arc::clone(&pool),
                 stats_file: cfg.blk_stats_file.clone(),
                 interval: cfg.stats_interval,
+                rpc: cfg.storage_rpc.socket.clone(),
+                vhost_dir: cfg.storage_rpc.vhost_dir.clone(),
+                config_json: cfg.storage_rpc.config_json.clone(),
             };
             Some(
                 std::thread::Builder::new()

@@ -23,21 +23,24 @@
 //! only sets devices up (login over the running switch), runs the
 //! vhost-user control connections, and publishes counters; it sleeps.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dpdk::{MbufRing, Port};
 use serde::Serialize;
 use usertcp::device::FrameBytes;
 use vfio::blk::BlkStats;
-use vfio::cache::{CacheConfig, CacheCounters, WriteMode};
-use vfio::poller::{PollGroup, SharedDevice, Waiter};
+use vfio::poller::{PollGroup, Waiter};
 
 use super::config::{BlkSpec, CorePoll, HostStack};
 use super::worker::PollHook;
-use crate::cmd::blk as blkcmd;
+use crate::storage::cli::{self, CliDevice};
+use crate::storage::registry::TransportFn;
+use crate::storage::rpc as srpc;
+use crate::storage::{stats, Storage};
 
 /// The hook that lets the switch's first worker serve the storage devices
 /// (and, through their backends, the host stack) between bursts, waiting
@@ -165,6 +168,12 @@ pub struct StorageSetup {
     pub stats_file: Option<PathBuf>,
     /// Period of the stats lines.
     pub interval: Option<Duration>,
+    /// Serve SPDK's JSON-RPC storage methods here.
+    pub rpc: Option<PathBuf>,
+    /// Directory of the sockets of controllers made at run time.
+    pub vhost_dir: PathBuf,
+    /// A saved configuration to create devices from at start.
+    pub config_json: Option<PathBuf>,
 }
 
 /// Sets the devices up, serves their vhost-user connections until `stop`,
@@ -186,182 +195,161 @@ pub fn serve(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
     r
 }
 
-struct Device {
-    dev: SharedDevice,
-    cache: Option<Arc<CacheCounters>>,
-    backend: String,
+/// The iSCSI sessions' transport: connections of the host stack, made
+/// on the internal port when the first session needs it; kernel TCP
+/// without `--host-ip`.
+fn host_transport(
+    host: Option<(HostStack, (Port, Arc<FrameBytes>))>,
+    pool: Arc<dpdk::Mempool>,
+) -> TransportFn {
+    let mut host = host;
+    let mut stack: Option<usertcp::TcpStack> = None;
+    Box::new(move || {
+        if stack.is_none() {
+            let Some((h, (port, bytes))) = host.take() else {
+                return Ok(None);
+            };
+            let mut dev =
+                usertcp::device::PortDevice::from_port_with_pool(port, Arc::clone(&pool))?;
+            dev.count_into(bytes);
+            dev.set_mtu(h.mtu as usize);
+            stack = Some(usertcp::TcpStack::on_device(dev, h.addr, h.prefix, h.mac)?);
+            eprintln!(
+                "blk: iSCSI over the host stack (smoltcp) {}/{} (MTU {}) on the switch's \
+                 internal port {INTERNAL_PORT}",
+                h.addr, h.prefix, h.mtu
+            );
+        }
+        // Each iSCSI session is one TCP connection of the one stack.
+        Ok(stack
+            .as_ref()
+            .map(|s| Box::new(s.connection()) as Box<dyn blk_iscsi::link::Transport>))
+    })
 }
 
 fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
     let StorageSetup {
         blk,
-        mut host,
+        host,
         group,
         stop,
         stats_file,
         interval,
         done: _,
         pool,
+        rpc,
+        vhost_dir,
+        config_json,
     } = s;
-    let mut devices: Vec<Device> = Vec::new();
-    let mut threads = Vec::new();
-    let mut stack: Option<(usertcp::TcpStack, String)> = None;
-    let result = (|| {
+    let mut reg = Storage::new(Arc::clone(&group), &vhost_dir, MAX_INFLIGHT);
+    reg.set_transport(host_transport(host, pool));
+    let setup = (|| {
         for (i, spec) in blk.iter().enumerate() {
             if stop.load(Ordering::Relaxed) {
                 return Err("stopped while setting up the storage devices".to_string());
             }
-            if spec.is_iscsi() && stack.is_none() {
-                if let Some((h, (port, bytes))) = host.take() {
-                    let mut dev =
-                        usertcp::device::PortDevice::from_port_with_pool(port, Arc::clone(&pool))?;
-                    dev.count_into(bytes);
-                    dev.set_mtu(h.mtu as usize);
-                    let s = usertcp::TcpStack::on_device(dev, h.addr, h.prefix, h.mac)?;
-                    stack = Some((s, format!("{}/{} (MTU {})", h.addr, h.prefix, h.mtu)));
-                }
-            }
-            let be = if let (true, Some((s, addr))) = (spec.is_iscsi(), &stack) {
-                // Each iSCSI session is one TCP connection of the one stack.
-                eprintln!(
-                    "blk: {} over the host stack (smoltcp) {addr} on the switch's internal port {INTERNAL_PORT}",
-                    spec.backend
-                );
-                blkcmd::iscsi_over(&spec.backend, MAX_INFLIGHT, Box::new(s.connection()))?
-            } else {
-                blkcmd::open_backend(&spec.backend, MAX_INFLIGHT, &mut None)?
+            let d = CliDevice {
+                socket: &spec.socket,
+                backend: &spec.backend,
+                block_size: spec.block_size,
+                queues: spec.queues,
+                cache: spec.cache,
+                writeback: spec.writeback,
+                cache_policy: None,
+                cache_meta: spec.cache_meta.as_deref(),
+                qos: spec.qos,
             };
-            let cache = spec.cache.map(|size| {
-                CacheConfig::new(
-                    size,
-                    if spec.writeback {
-                        WriteMode::WriteBack
-                    } else {
-                        WriteMode::WriteThrough
-                    },
-                )
-            });
-            let d = blkcmd::make_device(
-                i,
-                &spec.socket,
-                &spec.backend,
-                be,
-                cache.map(|c| (c, spec.cache_meta.as_deref())),
-                spec.block_size,
-                spec.queues,
-            )?;
-            group.add(Arc::clone(&d.dev));
-            let (server, st) = (d.server, Arc::clone(&stop));
-            threads.push(
-                std::thread::Builder::new()
-                    .name("vswitch-vhost".into())
-                    .spawn(move || {
-                        if let Err(e) = server.run(&st) {
-                            eprintln!("vhost-user server {}: {e}", server.path().display());
-                        }
-                    })
-                    .map_err(|e| format!("vhost-user thread: {e}"))?,
-            );
-            devices.push(Device {
-                dev: d.dev,
-                cache: d.cache,
-                backend: spec.backend.clone(),
-            });
+            cli::add(&mut reg, i, &d)?;
+        }
+        if let Some(f) = &config_json {
+            srpc::load_config(&mut reg, f)?;
         }
         Ok(())
     })();
-    if let Err(e) = result {
-        stop.store(true, Ordering::Relaxed);
-        finish(threads);
-        return Err(e);
-    }
+    let storage: srpc::Shared = Arc::new(Mutex::new(reg));
+    let server =
+        match setup.and_then(|()| rpc.as_deref().map(|p| srpc::serve(p, &storage)).transpose()) {
+            Ok(s) => s,
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                let threads = srpc::lock(&storage).stop_servers();
+                stats::finish(threads);
+                return Err(e);
+            }
+        };
     eprintln!(
         "vswitch: {} storage device(s) ready, polled by the switch's core",
-        devices.len()
+        srpc::lock(&storage).controller_list().len()
     );
-    let shared: Vec<SharedDevice> = devices.iter().map(|d| Arc::clone(&d.dev)).collect();
-    let caches: Vec<Option<Arc<CacheCounters>>> = devices.iter().map(|d| d.cache.clone()).collect();
-    let mut prev = vec![BlkStats::default(); devices.len()];
+    let mut prev: HashMap<String, BlkStats> = HashMap::new();
     let (mut last, mut last_file) = (Instant::now(), Instant::now());
     if let Some(p) = &stats_file {
-        blkcmd::publish_stats(p, &shared, &caches);
+        let (shared, caches) = srpc::lock(&storage).devices();
+        stats::publish_stats(p, &shared, &caches);
     }
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         if let Some(p) = &stats_file {
             if last_file.elapsed() >= Duration::from_millis(250) {
                 last_file = Instant::now();
-                blkcmd::publish_stats(p, &shared, &caches);
+                let (shared, caches) = srpc::lock(&storage).devices();
+                stats::publish_stats(p, &shared, &caches);
             }
         }
         if let Some(iv) = interval {
             if last.elapsed() >= iv {
                 let secs = last.elapsed().as_secs_f64();
                 last = Instant::now();
-                for ((d, p), c) in shared.iter().zip(prev.iter_mut()).zip(&caches) {
+                let (shared, caches) = srpc::lock(&storage).devices();
+                for (d, c) in shared.iter().zip(&caches) {
                     let dev = d.lock();
                     let st = dev.stats();
+                    let p = prev.entry(dev.name().to_owned()).or_default();
                     println!(
                         "{}{}",
-                        blkcmd::stats_line(dev.name(), &st, p, secs),
-                        blkcmd::cache_text(c.as_ref())
+                        stats::stats_line(dev.name(), &st, p, secs),
+                        stats::cache_text(c.as_ref())
                     );
                     *p = st;
                 }
             }
         }
     }
-    finish(threads);
+    drop(server);
+    let mut reg = srpc::lock(&storage);
+    stats::finish(reg.stop_servers());
+    let (shared, caches) = reg.devices();
     // The switch still runs (the workers stop once this thread is done), so
     // an iSCSI backend's last write-backs and flush still reach the target.
-    let flushed = blkcmd::flush_at_shutdown(&shared, &caches);
+    let flushed = stats::flush_at_shutdown(&shared, &caches);
     if let Some(p) = &stats_file {
-        blkcmd::publish_stats(p, &shared, &caches);
+        stats::publish_stats(p, &shared, &caches);
     }
-    let reports = devices
+    let reports = reg
+        .controller_list()
         .iter()
-        .map(|d| {
-            let dev = d.dev.lock();
+        .map(|c| {
+            let dev = c.dev.lock();
             let st = dev.stats();
-            let c = d.cache.as_ref().map(|c| c.snapshot());
+            let snap = c.cache.as_ref().map(|c| c.snapshot());
             BlkReport {
                 device: dev.name().to_owned(),
-                backend: d.backend.clone(),
+                backend: reg.bdev_label(&c.bdev),
                 reads: st.reads,
                 writes: st.writes,
                 flushes: st.flushes,
                 bytes_read: st.bytes_read,
                 bytes_written: st.bytes_written,
                 errors: st.errors,
-                cache_hits: c.as_ref().map(|c| c.hits),
-                cache_misses: c.as_ref().map(|c| c.misses),
+                cache_hits: snap.as_ref().map(|c| c.hits),
+                cache_misses: snap.as_ref().map(|c| c.misses),
             }
         })
         .collect();
-    for d in &devices {
-        group.remove(&d.dev);
+    for d in &shared {
+        group.remove(d);
     }
     flushed.map(|()| reports)
-}
-
-/// Lets the vhost-user servers end (each checks `stop` between
-/// connections; a front end that disconnects has its queues drained while
-/// the switch still runs). A connection still open after 2 s (a VM that
-/// keeps running) is left to the process's exit.
-pub fn finish(threads: Vec<std::thread::JoinHandle<()>>) {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    for t in threads {
-        if t.is_finished() {
-            let _ = t.join();
-        } else {
-            eprintln!(
-                "vswitch: a vhost-user front end is still connected; leaving its connection open"
-            );
-        }
-    }
 }
 
 /// Removes the vhost-user sockets a run created (they outlive a crash of

@@ -11,6 +11,8 @@
 
 #![allow(dead_code)]
 
+pub mod net;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -393,4 +395,51 @@ pub fn boot_guest_with(
     }
     let s = out.lock().unwrap().clone();
     s
+}
+
+/// Block (4 KiB) where [`write_verify_loop_script`]'s area starts.
+pub const LOOP_BASE_BLOCK: u64 = 4096;
+/// Blocks the loop cycles through.
+pub const LOOP_BLOCKS: u64 = 16;
+/// The block the loop polls for `STOP` (the host writes it to end the loop).
+pub const LOOP_STOP_BLOCK: u64 = LOOP_BASE_BLOCK - 1;
+
+/// What the loop writes to block `LOOP_BASE_BLOCK + seq % LOOP_BLOCKS` for
+/// sequence number `seq`.
+pub fn loop_block(seq: u64) -> Vec<u8> {
+    format!("{:<4095}\n", format!("SEQ {seq} BLK {}", seq % LOOP_BLOCKS)).into_bytes()
+}
+
+/// A guest that writes and verifies until the host stops it (live
+/// migration tests): each round writes sequence number `seq` to its block
+/// with O_DIRECT, reads it back, re-reads the block written half a cycle
+/// earlier, and prints `GUEST-ACK seq`; any failure prints `GUEST-ERROR ...`
+/// and ends the loop. When block [`LOOP_STOP_BLOCK`] starts with `STOP` it
+/// prints `GUEST-LAST-ACK seq` (the last acknowledged write) and powers off.
+pub fn write_verify_loop_script() -> String {
+    init_script_with(&format!(
+        r#"echo "GUEST-SIZE $(cat /sys/block/vda/size)"
+seq=0
+while true; do
+  dd if=/dev/vda of=/tmp/stop bs=4096 skip={stop} count=1 iflag=direct 2>/dev/null || echo "GUEST-ERROR stop-read after $seq"
+  if grep -q STOP /tmp/stop; then echo "GUEST-LAST-ACK $seq"; break; fi
+  seq=$((seq+1))
+  b=$((seq % {n}))
+  printf "%-4095s\n" "SEQ $seq BLK $b" > /tmp/w
+  if ! dd if=/tmp/w of=/dev/vda bs=4096 seek=$(({base}+b)) count=1 oflag=direct 2>/dev/null; then echo "GUEST-ERROR write $seq"; break; fi
+  dd if=/dev/vda of=/tmp/r bs=4096 skip=$(({base}+b)) count=1 iflag=direct 2>/dev/null
+  if ! cmp -s /tmp/w /tmp/r; then echo "GUEST-ERROR verify $seq"; break; fi
+  if [ $seq -gt {n} ]; then
+    o=$((seq - {half})); ob=$((o % {n}))
+    printf "%-4095s\n" "SEQ $o BLK $ob" > /tmp/e
+    dd if=/dev/vda of=/tmp/r bs=4096 skip=$(({base}+ob)) count=1 iflag=direct 2>/dev/null
+    if ! cmp -s /tmp/e /tmp/r; then echo "GUEST-ERROR old $o at $seq"; break; fi
+  fi
+  echo "GUEST-ACK $seq"
+done"#,
+        stop = LOOP_STOP_BLOCK,
+        n = LOOP_BLOCKS,
+        half = LOOP_BLOCKS / 2,
+        base = LOOP_BASE_BLOCK,
+    ))
 }

@@ -160,6 +160,19 @@ impl GuestMemory {
         })
     }
 
+    /// The guest-physical address of `len` bytes at host address `host`, if
+    /// they lie inside one mapped region (the reverse of
+    /// [`host_range`](Self::host_range); the dirty log uses it to mark the
+    /// pages behind the host ranges a backend wrote).
+    pub fn host_to_guest(&self, host: *const u8, len: u64) -> Option<u64> {
+        let h = host as usize as u64;
+        self.mem.iter().find_map(|r| {
+            let base = r.as_ptr() as usize as u64;
+            let off = h.checked_sub(base)?;
+            (off.checked_add(len)? <= r.len()).then(|| r.start_addr().raw_value() + off)
+        })
+    }
+
     /// Host pointer to `len` bytes at guest address `addr`, if the whole range
     /// lies inside one region. `len` may be 0 (then `addr` must still be mapped).
     ///
@@ -262,6 +275,11 @@ mod tests {
         assert!(m.write(0x20fff, b"ab").is_err());
         assert_eq!(m.vmm_to_guest(0x20004), Some(0x20004));
         assert_eq!(m.vmm_to_guest(0x30000), None);
+        let p = m.host_range(0x20010, 3).unwrap();
+        assert_eq!(m.host_to_guest(p, 3), Some(0x20010));
+        assert_eq!(m.host_to_guest(p, 0x1000), None, "past the region");
+        let q = m.host_range(0xfff0, 0x10).unwrap();
+        assert_eq!(m.host_to_guest(q, 0x10), Some(0xfff0));
     }
 
     #[test]

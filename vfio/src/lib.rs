@@ -23,6 +23,7 @@ pub mod accel;
 pub mod backend;
 pub mod blk;
 pub mod cache;
+pub mod dirty_log;
 pub mod guest_memory;
 pub mod inflight;
 pub mod iovec;

@@ -342,14 +342,19 @@ impl FileBackend {
         }
     }
 
-    fn write_zeroes(&mut self, offset: u64, len: u64) -> io::Result<()> {
+    /// VIRTIO 1.2 §5.2.6.2: after a write zeroes the range reads zeroes;
+    /// with the unmap flag the device may deallocate it as a discard would.
+    /// So: `unmap` punches a hole first (blocks freed), else
+    /// `FALLOC_FL_ZERO_RANGE` (blocks stay allocated); each falls back to the
+    /// other, then to writing zeroes.
+    fn write_zeroes(&mut self, offset: u64, len: u64, unmap: bool) -> io::Result<()> {
         let keep = libc::FALLOC_FL_KEEP_SIZE;
-        if self
-            .fallocate(libc::FALLOC_FL_ZERO_RANGE | keep, offset, len)
-            .is_ok()
-            || self
-                .fallocate(libc::FALLOC_FL_PUNCH_HOLE | keep, offset, len)
-                .is_ok()
+        let (zero, punch) = (
+            libc::FALLOC_FL_ZERO_RANGE | keep,
+            libc::FALLOC_FL_PUNCH_HOLE | keep,
+        );
+        let (first, second) = if unmap { (punch, zero) } else { (zero, punch) };
+        if self.fallocate(first, offset, len).is_ok() || self.fallocate(second, offset, len).is_ok()
         {
             return Ok(());
         }
@@ -392,7 +397,7 @@ impl FileBackend {
                 req.offset,
                 req.len,
             ),
-            IoOp::WriteZeroes { .. } => self.write_zeroes(req.offset, req.len),
+            IoOp::WriteZeroes { unmap } => self.write_zeroes(req.offset, req.len, unmap),
         };
         match res {
             Ok(()) => IoStatus::Ok,
@@ -448,6 +453,19 @@ impl Backend for FileBackend {
 
     fn inflight(&self) -> usize {
         self.done.len() + self.uring.as_ref().map_or(0, |u| u.inflight)
+    }
+
+    fn resize(&mut self, bytes: u64) -> Result<u64, String> {
+        super::check_resize(bytes)?;
+        let meta = self.buffered.metadata().map_err(|e| e.to_string())?;
+        if meta.file_type().is_block_device() {
+            return Err("a block device is resized by its owner, not by the server".into());
+        }
+        // ftruncate: a grown file reads zeroes past the old end (a sparse
+        // tail), a shrunk one loses its tail.
+        self.buffered.set_len(bytes).map_err(|e| e.to_string())?;
+        self.capacity = bytes;
+        Ok(bytes)
     }
 
     fn wait_fd(&self) -> Option<std::os::fd::RawFd> {

@@ -75,4 +75,16 @@ impl Backend for MemBackend {
     fn inflight(&self) -> usize {
         self.done.len()
     }
+
+    fn resize(&mut self, bytes: u64) -> Result<u64, String> {
+        super::check_resize(bytes)?;
+        let n = usize::try_from(bytes)
+            .map_err(|_| "mem backend larger than the address space".to_string())?;
+        // New bytes read as zeroes (a grown RAM disk is a zeroed one).
+        self.data
+            .try_reserve_exact(n.saturating_sub(self.data.len()))
+            .map_err(|e| format!("mem backend: cannot grow to {bytes} bytes: {e}"))?;
+        self.data.resize(n, 0);
+        Ok(bytes)
+    }
 }

@@ -116,6 +116,35 @@ pub trait Backend: Send {
     fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
         None
     }
+    /// Changes the capacity to `bytes` (a nonzero multiple of 512) at the
+    /// operator's request (online resize): a file is truncated or grown, a
+    /// RAM disk grows or shrinks. Returns the new capacity. Called with no
+    /// request in flight on the range that goes away (the device holds its
+    /// poller off meanwhile). Default: refused (the capacity of an iSCSI LU
+    /// is changed on the target, and reported by [`Backend::capacity_change`]).
+    fn resize(&mut self, bytes: u64) -> Result<u64, String> {
+        let _ = bytes;
+        Err("this backend cannot be resized from here".into())
+    }
+    /// The capacity-change hook: a capacity the backend changed to by
+    /// itself since the last call (an iSCSI LU resized on the target, seen
+    /// by READ CAPACITY after a UNIT ATTENTION), `None` (the default) if
+    /// none. [`crate::blk::BlkDevice::poll`] asks once per poll step; the
+    /// device then updates `capacity` in its config space and sends the
+    /// driver a config-change notification.
+    fn capacity_change(&mut self) -> Option<u64> {
+        None
+    }
+}
+
+/// Checks an online-resize target: a nonzero multiple of 512.
+pub fn check_resize(bytes: u64) -> Result<(), String> {
+    if bytes == 0 || !bytes.is_multiple_of(512) {
+        return Err(format!(
+            "new size {bytes}: must be a nonzero multiple of 512 bytes"
+        ));
+    }
+    Ok(())
 }
 
 /// Completions of a synchronous backend waiting for `poll`: a preallocated

@@ -52,4 +52,10 @@ impl Backend for NullBackend {
     fn inflight(&self) -> usize {
         self.done.len()
     }
+
+    fn resize(&mut self, bytes: u64) -> Result<u64, String> {
+        super::check_resize(bytes)?;
+        self.capacity = bytes;
+        Ok(bytes)
+    }
 }

@@ -18,9 +18,12 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::config::{BlkConfig, SEG_MAX};
+use super::notify::ConfigNotifier;
+use super::qos::{Qos, QosHandle};
 use super::request::{parse, Verdict};
 use super::*;
 use crate::backend::{Backend, IoCompletion, IoOp, IoRequest, IoStatus};
+use crate::dirty_log::QueueLog;
 use crate::guest_memory::GuestMemory;
 use crate::inflight::InflightQueue;
 use crate::iovec::{scatter, IoVec};
@@ -57,6 +60,8 @@ pub struct BlkStats {
     pub interrupts: u64,
     /// Poll steps that found work.
     pub busy_polls: u64,
+    /// Capacity changes (online resize) applied to the config space.
+    pub config_changes: u64,
 }
 
 #[derive(Debug)]
@@ -89,6 +94,9 @@ struct DevQueue {
     resubmit_pos: usize,
     /// Heads whose used elements are written but not yet published.
     unpublished: Vec<u16>,
+    /// Dirty-page logging while the VMM migrates the guest (`None`: not
+    /// logging, the usual case).
+    log: Option<QueueLog>,
 }
 
 impl DevQueue {
@@ -106,6 +114,7 @@ impl DevQueue {
             resubmit: Vec::new(),
             resubmit_pos: 0,
             unpublished: Vec::new(),
+            log: None,
         }
     }
 }
@@ -121,6 +130,16 @@ pub struct BlkDevice {
     chain: Chain,
     completions: Vec<IoCompletion>,
     stats: BlkStats,
+    /// QoS limits as the control plane set them, the generation applied,
+    /// and the buckets (`None`: no limit, nothing to do per request).
+    qos_handle: QosHandle,
+    qos_seen: u64,
+    qos: Option<Qos>,
+    /// A queue stopped taking requests this step because of QoS.
+    qos_throttled: bool,
+    /// Where config-change notifications go (the vhost-user back-end
+    /// request channel), if the front end gave one.
+    notifier: Option<ConfigNotifier>,
 }
 
 impl std::fmt::Debug for BlkDevice {
@@ -146,6 +165,58 @@ impl BlkDevice {
             chain: Chain::new(),
             completions: Vec::with_capacity(cap),
             stats: BlkStats::default(),
+            qos_handle: QosHandle::new(),
+            qos_seen: 0,
+            qos: None,
+            qos_throttled: false,
+            notifier: None,
+        }
+    }
+
+    /// The thread-safe handle on this device's QoS limits (set at start
+    /// from CLI flags, changed live by the control plane).
+    pub fn qos_handle(&self) -> QosHandle {
+        self.qos_handle.clone()
+    }
+
+    /// Sets where config-change notifications go (`None`: nowhere; the
+    /// vhost-user server sets it when the front end opens its back-end
+    /// request channel).
+    pub fn set_config_notifier(&mut self, n: Option<ConfigNotifier>) {
+        self.notifier = n;
+    }
+
+    /// Online resize: the backend changes its capacity to `bytes`, the
+    /// config space's `capacity` follows (rounded down to the logical
+    /// block size) and the driver gets a config-change notification
+    /// (VIRTIO 1.2 §5.2.2 / §4.x: the device "MAY notify the driver of a
+    /// configuration change"; for vhost-user the back end sends
+    /// `VHOST_USER_BACKEND_CONFIG_CHANGE_MSG` and the VMM re-reads the
+    /// config and interrupts the guest). Returns the new capacity in bytes,
+    /// and whether the driver was told (`false`: no front end, or it gave no
+    /// back-end request channel; a guest then sees the size at its next
+    /// boot).
+    pub fn resize(&mut self, bytes: u64) -> Result<(u64, bool), String> {
+        let new = self.backend.resize(bytes)?;
+        Ok((new, self.capacity_changed(new)))
+    }
+
+    /// Applies a capacity the backend now has and notifies the driver.
+    fn capacity_changed(&mut self, bytes: u64) -> bool {
+        let bs = self.cfg.blk_size as u64;
+        self.cfg.capacity_sectors = bytes / bs * bs / SECTOR_SIZE;
+        eprintln!(
+            "vfio blk {}: capacity now {} sectors",
+            self.name, self.cfg.capacity_sectors
+        );
+        self.stats.config_changes += 1;
+        match self.notifier.as_ref().map(ConfigNotifier::notify) {
+            Some(Ok(())) => true,
+            Some(Err(e)) => {
+                eprintln!("vfio blk {}: config-change notification: {e}", self.name);
+                false
+            }
+            None => false,
         }
     }
 
@@ -240,8 +311,13 @@ impl BlkDevice {
             if q.broken.is_some() {
                 continue;
             }
-            if ring.enable_kicks() {
+            // Requests QoS holds back do not keep the poller awake: it
+            // sleeps at most its `max_sleep` and refills then.
+            if ring.enable_kicks() && !self.qos_throttled {
                 idle = false;
+            }
+            if let Some(l) = &q.log {
+                l.mark_rings();
             }
             fds.push(kick.as_raw_fd());
         }
@@ -279,6 +355,16 @@ impl BlkDevice {
     pub fn set_err(&mut self, qi: usize, err: Option<File>) {
         if let Some(q) = self.queues.get_mut(qi) {
             q.err = err;
+        }
+    }
+
+    /// Starts (`Some`) or stops (`None`) dirty-page logging on queue `qi`
+    /// (live migration, see [`crate::dirty_log`]): from now on every guest
+    /// buffer the queue writes, and its ring areas, are marked in the log.
+    /// Kept across queue restarts.
+    pub fn set_queue_log(&mut self, qi: usize, log: Option<QueueLog>) {
+        if let Some(q) = self.queues.get_mut(qi) {
+            q.log = log;
         }
     }
 
@@ -358,6 +444,12 @@ impl BlkDevice {
             self.publish();
         }
         let q = self.queues.get_mut(qi)?;
+        if q.inflight > 0 {
+            eprintln!(
+                "vfio blk {}: queue {qi} stopped with {} requests still in flight",
+                self.name, q.inflight
+            );
+        }
         q.broken = None;
         q.ring.take().map(|r| r.base())
     }
@@ -390,6 +482,16 @@ impl BlkDevice {
     /// One poll step over all queues; returns the requests moved (new plus
     /// completed).
     pub fn poll(&mut self) -> usize {
+        if self.qos_handle.generation() != self.qos_seen {
+            self.apply_qos();
+        }
+        self.qos_throttled = false;
+        if let Some(q) = self.qos.as_mut() {
+            q.refill(Instant::now());
+        }
+        if let Some(bytes) = self.backend.capacity_change() {
+            self.capacity_changed(bytes);
+        }
         let mut work = 0;
         for qi in 0..self.queues.len() {
             work += self.take_new(qi);
@@ -403,6 +505,14 @@ impl BlkDevice {
             self.stats.busy_polls += 1;
         }
         work
+    }
+
+    /// Takes the limits the control plane set last (buckets start empty).
+    fn apply_qos(&mut self) {
+        self.qos_seen = self.qos_handle.generation();
+        let limits = self.qos_handle.get();
+        self.qos = Qos::new(&limits, Instant::now());
+        eprintln!("vfio blk {}: QoS: {limits}", self.name);
     }
 
     fn take_new(&mut self, qi: usize) -> usize {
@@ -434,9 +544,6 @@ impl BlkDevice {
                     return taken;
                 }
             };
-            if let Some(t) = q.tracker.as_mut() {
-                t.taken(head);
-            }
             let ring_descs = self.chain.ring_descs;
             taken += 1;
             let slot = &mut q.slots[head as usize];
@@ -448,6 +555,22 @@ impl BlkDevice {
                 return taken;
             }
             let verdict = parse(&self.chain, &self.cfg, &mut slot.data, &mut slot.status);
+            // QoS: over the limit, the request goes back to the ring and
+            // waits there (never failed); the queue is done for this step.
+            if let (Verdict::Backend { op, len, .. }, Some(qos)) = (verdict, self.qos.as_mut()) {
+                if !qos.admit(op, len) {
+                    if from_resubmit {
+                        q.resubmit_pos -= 1;
+                    } else {
+                        ring.unpop();
+                    }
+                    self.qos_throttled = true;
+                    return taken - 1;
+                }
+            }
+            if let Some(t) = q.tracker.as_mut() {
+                t.taken(head);
+            }
             match verdict {
                 Verdict::Fatal(why) => {
                     self.break_queue(qi, why.to_string());
@@ -459,6 +582,9 @@ impl BlkDevice {
                     }
                     if let Some(s) = slot.status {
                         s.write_byte(0, status);
+                        if let Some(l) = &q.log {
+                            l.mark_written(&[s]);
+                        }
                     }
                     ring.add_used(head, used_len, ring_descs);
                     if let Some(t) = q.tracker.as_mut() {
@@ -472,6 +598,10 @@ impl BlkDevice {
                     scatter(&slot.data, &self.cfg.serial[..n]);
                     if let Some(s) = slot.status {
                         s.write_byte(0, VIRTIO_BLK_S_OK);
+                    }
+                    if let Some(l) = &q.log {
+                        l.mark_written(&slot.data);
+                        l.mark_written(slot.status.as_slice());
                     }
                     ring.add_used(head, n as u32 + 1, ring_descs);
                     if let Some(t) = q.tracker.as_mut() {
@@ -491,7 +621,11 @@ impl BlkDevice {
                         iovs: &slot.data,
                     };
                     if self.backend.submit(&req).is_err() {
-                        // Busy after all: hand the chain back to the ring.
+                        // Busy after all: hand the chain back to the ring
+                        // (and its QoS tokens back to the buckets).
+                        if let Some(qos) = self.qos.as_mut() {
+                            qos.refund(op, len);
+                        }
                         if from_resubmit {
                             q.resubmit_pos -= 1;
                         } else {
@@ -618,6 +752,13 @@ impl BlkDevice {
             if let Some(s) = slot.status {
                 s.write_byte(0, status);
             }
+            if let Some(l) = &q.log {
+                // A read's data (even a failed one's: part may be written).
+                if slot.op == IoOp::Read {
+                    l.mark_written(&slot.data);
+                }
+                l.mark_written(slot.status.as_slice());
+            }
             if let Some(ring) = q.ring.as_mut() {
                 ring.add_used(head as u16, data_len + 1, slot.ring_descs);
                 if let Some(t) = q.tracker.as_mut() {
@@ -641,6 +782,9 @@ impl BlkDevice {
             };
             ring.suppress_kicks();
             let irq = ring.publish_used();
+            if let Some(l) = &q.log {
+                l.mark_rings();
+            }
             if let Some(t) = q.tracker.as_mut() {
                 for &h in &q.unpublished {
                     t.published(h);

@@ -75,6 +75,29 @@ impl BlkDriver {
         BlkReq { head, status_addr }
     }
 
+    /// A discard or write-zeroes request whose segments
+    /// (`sector, num_sectors, flags`, §5.2.6 `virtio_blk_discard_write_zeroes`)
+    /// are written at `at` and sent as `len` readable bytes (the segments'
+    /// size unless a test wants a short or long buffer).
+    pub fn segments(
+        &mut self,
+        req_type: u32,
+        at: u64,
+        segs: &[(u64, u32, u32)],
+        len: u32,
+    ) -> BlkReq {
+        for (i, &(sector, num, flags)) in segs.iter().enumerate() {
+            let mut b = [0u8; 16];
+            b[0..8].copy_from_slice(&sector.to_le_bytes());
+            b[8..12].copy_from_slice(&num.to_le_bytes());
+            b[12..16].copy_from_slice(&flags.to_le_bytes());
+            self.mem
+                .write(at + 16 * i as u64, &b)
+                .expect("segments in guest memory");
+        }
+        self.request(req_type, 0, &[Buf::r(at, len)], false)
+    }
+
     /// The status byte the device wrote (0xff: not yet).
     pub fn status(&self, r: &BlkReq) -> u8 {
         let mut b = [0u8];

@@ -4,16 +4,22 @@
 
 pub mod config;
 pub mod device;
+pub mod notify;
+pub mod qos;
 pub mod request;
 
 #[cfg(any(test, feature = "test-utils"))]
 pub mod mock;
 
 #[cfg(test)]
+mod ops_tests;
+#[cfg(test)]
 mod tests;
 
 pub use config::BlkConfig;
 pub use device::{BlkDevice, BlkStats};
+pub use notify::ConfigNotifier;
+pub use qos::{QosHandle, QosLimits};
 
 /// Request type: read (§5.2.6).
 pub const VIRTIO_BLK_T_IN: u32 = 0;

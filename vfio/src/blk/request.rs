@@ -142,7 +142,8 @@ pub fn parse(
             if (discard && !cfg.discard) || (!discard && !cfg.write_zeroes) || cfg.read_only {
                 return unsupp;
             }
-            // max_discard_seg = max_write_zeroes_seg = 1.
+            // max_discard_seg = max_write_zeroes_seg = 1: more segments (or
+            // a partial one, or data for the device to write) is IOERR.
             if out_len != SEGMENT_LEN || in_len != 0 {
                 return ioerr;
             }
@@ -163,7 +164,17 @@ pub fn parse(
             {
                 return unsupp;
             }
-            if num > MAX_DISCARD_SECTORS {
+            // §5.2.6.2 driver requirements: num_sectors at most
+            // max_discard_sectors / max_write_zeroes_sectors. A segment must
+            // also cover whole logical blocks (discard_sector_alignment is
+            // blk_size / 512): the device cannot deallocate or zero part of a
+            // block. Either error, or an empty segment, is IOERR.
+            let per_block = (cfg.blk_size as u64 / SECTOR_SIZE).max(1);
+            if num == 0
+                || num > MAX_DISCARD_SECTORS
+                || !seg_sector.is_multiple_of(per_block)
+                || !(num as u64).is_multiple_of(per_block)
+            {
                 return ioerr;
             }
             let len = num as u64 * SECTOR_SIZE;

@@ -8,18 +8,18 @@ use crate::guest_memory::GuestMemory;
 use crate::virtq::mock::Buf;
 use crate::virtq::{VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 
-const MEM: usize = 8 << 20;
-const QSIZE: u16 = 64;
-const DATA: u64 = 4 << 20;
-const DISK: u64 = 1 << 20;
+pub(super) const MEM: usize = 8 << 20;
+pub(super) const QSIZE: u16 = 64;
+pub(super) const DATA: u64 = 4 << 20;
+pub(super) const DISK: u64 = 1 << 20;
 
-struct Rig {
-    mem: GuestMemory,
-    dev: BlkDevice,
-    drv: Vec<BlkDriver>,
+pub(super) struct Rig {
+    pub(super) mem: GuestMemory,
+    pub(super) dev: BlkDevice,
+    pub(super) drv: Vec<BlkDriver>,
 }
 
-fn rig_with(backend: Box<dyn Backend>, queues: u16) -> Rig {
+pub(super) fn rig_with(backend: Box<dyn Backend>, queues: u16) -> Rig {
     let mem = GuestMemory::anonymous(&[(0, MEM)]).unwrap();
     let cfg = BlkConfig::new(&backend.info(), 512, queues, "vfio-test-serial").unwrap();
     let mut dev = BlkDevice::new("t", backend, cfg);
@@ -41,17 +41,17 @@ fn rig_with(backend: Box<dyn Backend>, queues: u16) -> Rig {
     Rig { mem, dev, drv }
 }
 
-fn rig(queues: u16) -> Rig {
+pub(super) fn rig(queues: u16) -> Rig {
     rig_with(Box::new(MemBackend::new(DISK, 256).unwrap()), queues)
 }
 
 impl Rig {
-    fn run(&mut self) {
+    pub(super) fn run(&mut self) {
         for _ in 0..4 {
             self.dev.poll();
         }
     }
-    fn done(&mut self, q: usize, r: &BlkReq) -> (u8, u32) {
+    pub(super) fn done(&mut self, q: usize, r: &BlkReq) -> (u8, u32) {
         self.run();
         let (id, len) = self.drv[q].q.pop_used().expect("a used element");
         assert_eq!(id, r.head);

@@ -1190,6 +1190,36 @@ impl Backend for CachedBackend {
             None
         }
     }
+
+    fn resize(&mut self, bytes: u64) -> Result<u64, String> {
+        if bytes < self.info.capacity && self.inner.inflight() > 0 {
+            return Err("the cache has backend requests in flight; retry".into());
+        }
+        let new = self.inner.resize(bytes)?;
+        self.set_capacity(new);
+        Ok(new)
+    }
+
+    fn capacity_change(&mut self) -> Option<u64> {
+        let new = self.inner.capacity_change()?;
+        self.set_capacity(new);
+        Some(new)
+    }
+}
+
+impl CachedBackend {
+    /// The backend's capacity changed: blocks past the new end leave the
+    /// cache (dirty ones included: their bytes no longer exist on the disk).
+    fn set_capacity(&mut self, bytes: u64) {
+        self.info.capacity = bytes;
+        self.nblocks = bytes / BLOCK;
+        for p in 0..self.slots_n {
+            let s = &self.shadow[p];
+            if s.owner != NONE && s.owner >= self.nblocks && !s.writeback {
+                self.invalidate(p);
+            }
+        }
+    }
 }
 
 impl Drop for CachedBackend {

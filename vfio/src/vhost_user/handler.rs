@@ -6,8 +6,20 @@
 //! stops on `GET_VRING_BASE` (which returns the next available index after
 //! the ring's in-flight requests finished) or `SET_VRING_ENABLE 0`. The kick
 //! fd is kept but never read: the poller polls.
+//!
+//! Live migration (spec, "Migration"): `VHOST_F_LOG_ALL` and
+//! `VHOST_USER_PROTOCOL_F_LOG_SHMFD` are offered; while the VMM has
+//! `LOG_ALL` set and gave a log (`SET_LOG_BASE`), every queue marks the
+//! pages it writes ([`crate::dirty_log`]), and its used ring too when
+//! `SET_VRING_ADDR` carried `VHOST_VRING_F_LOG` (at `log_guest_addr`).
+//! Stopping a ring drains its requests before the ring base is reported,
+//! so the destination, started at that base, owes the guest nothing; when
+//! the last ring stops while logging, the backend is flushed too (a
+//! write-back cache's blocks reach the disk the destination reads).
 
 use std::fs::File;
+use std::sync::Arc;
+use std::time::Duration;
 
 use vhost::vhost_user::message::{
     VhostTransferStateDirection, VhostTransferStatePhase, VhostUserConfigFlags, VhostUserInflight,
@@ -17,11 +29,13 @@ use vhost::vhost_user::message::{
 use vhost::vhost_user::{Backend, Error, GpuBackend, Result, VhostUserBackendReqHandlerMut};
 use vhost::VhostUserMemoryRegionBase;
 
-use super::VHOST_USER_F_PROTOCOL_FEATURES;
+use super::{VHOST_F_LOG_ALL, VHOST_USER_F_PROTOCOL_FEATURES};
+use crate::dirty_log::{log_size_for, DirtyLog, QueueLog};
 use crate::guest_memory::{GuestMemory, RegionDesc};
 use crate::inflight::InflightArea;
 use crate::poller::SharedDevice;
-use crate::virtq::QueueConfig;
+use crate::virtq::split::used_ring_len;
+use crate::virtq::{QueueConfig, VIRTIO_F_RING_PACKED};
 
 /// Largest ring the device accepts.
 pub const MAX_VRING_SIZE: u32 = 1024;
@@ -38,6 +52,10 @@ struct Vring {
     kick_set: bool,
     enabled: bool,
     started: bool,
+    /// `VHOST_VRING_F_LOG`: log used-ring writes at `log_addr`.
+    log_used: bool,
+    /// `log_guest_addr` of `SET_VRING_ADDR` (a guest-physical address).
+    log_addr: u64,
 }
 
 /// Handles the vhost-user requests of one connection for one device.
@@ -50,6 +68,8 @@ pub struct BlkHandler {
     mem: Option<GuestMemory>,
     vrings: Vec<Vring>,
     inflight: Option<InflightArea>,
+    /// The dirty log of `SET_LOG_BASE` (used while `LOG_ALL` is set).
+    log: Option<Arc<DirtyLog>>,
 }
 
 fn err(msg: &'static str) -> Error {
@@ -68,6 +88,7 @@ impl BlkHandler {
             mem: None,
             vrings: (0..n).map(|_| Vring::default()).collect(),
             inflight: None,
+            log: None,
         }
     }
 
@@ -78,11 +99,81 @@ impl BlkHandler {
             dev.stop_queue(i);
             dev.set_call(i, None);
             dev.set_err(i, None);
+            dev.set_queue_log(i, None);
             *v = Vring::default();
         }
         self.owned = false;
         self.mem = None;
         self.inflight = None;
+        self.log = None;
+    }
+
+    /// Whether the device marks what it writes in a dirty log now.
+    fn logging(&self) -> bool {
+        self.features & VHOST_F_LOG_ALL != 0 && self.log.is_some()
+    }
+
+    /// What queue `i` logs: nothing unless logging; its guest buffers; and
+    /// the ring areas it writes if the ring has `VHOST_VRING_F_LOG` (split:
+    /// the used ring at `log_guest_addr`; packed: the device event area at
+    /// `log_guest_addr`, which QEMU sets to the device area, and the
+    /// descriptor ring, where used descriptors go).
+    fn queue_log(&self, i: usize) -> Option<QueueLog> {
+        if !self.logging() {
+            return None;
+        }
+        let (log, mem) = (self.log.clone()?, self.mem.clone()?);
+        let v = &self.vrings[i];
+        let mut rings = [(0, 0); 2];
+        if v.log_used && v.size > 0 {
+            if self.features & VIRTIO_F_RING_PACKED != 0 {
+                rings[0] = (v.log_addr, 4);
+                if let Some(desc) = mem.vmm_to_guest(v.desc) {
+                    rings[1] = (desc, 16 * v.size as u64);
+                }
+            } else {
+                rings[0] = (v.log_addr, used_ring_len(v.size));
+            }
+        }
+        Some(QueueLog::new(log, mem, rings))
+    }
+
+    /// Hands every queue its current log (after the features, the log, the
+    /// memory table or a ring's addresses changed).
+    fn apply_log(&mut self) {
+        let logs: Vec<Option<QueueLog>> =
+            (0..self.vrings.len()).map(|i| self.queue_log(i)).collect();
+        let mut dev = self.dev.lock();
+        for (i, l) in logs.into_iter().enumerate() {
+            dev.set_queue_log(i, l);
+        }
+    }
+
+    /// The used-ring log area of a ring with `VHOST_VRING_F_LOG` must lie
+    /// inside the log (spec: "the bit offset of the last byte of the ring
+    /// must fall within the size supplied by `VhostUserLog`").
+    fn check_ring_log(&self, v: &Vring) -> Result<()> {
+        let (Some(log), true) = (&self.log, v.log_used) else {
+            return Ok(());
+        };
+        let len = if self.features & VIRTIO_F_RING_PACKED != 0 {
+            4
+        } else {
+            used_ring_len(v.size.max(1))
+        };
+        let end = v
+            .log_addr
+            .checked_add(len)
+            .ok_or(err("vring log address overflows"))?;
+        if !log.covers(end) {
+            eprintln!(
+                "vhost-user-blk: used ring log at {:#x} is beyond the {}-byte dirty log",
+                v.log_addr,
+                log.size()
+            );
+            return Err(Error::InvalidParam);
+        }
+        Ok(())
     }
 
     fn vring(&mut self, index: u32) -> Result<&mut Vring> {
@@ -124,11 +215,26 @@ impl BlkHandler {
 
     fn stop(&mut self, i: usize) {
         let v = &mut self.vrings[i];
-        if v.started {
-            if let Some(base) = self.dev.lock().stop_queue(i) {
-                v.base = base;
+        if !v.started {
+            return;
+        }
+        let mut dev = self.dev.lock();
+        if let Some(base) = dev.stop_queue(i) {
+            v.base = base;
+        }
+        v.started = false;
+        // The source of a migration stops its rings last: what the guest was
+        // told is written must be on the disk the destination opens.
+        if self.features & VHOST_F_LOG_ALL != 0
+            && self.log.is_some()
+            && !self.vrings.iter().any(|v| v.started)
+        {
+            match dev.drain_and_flush(Duration::from_secs(30)) {
+                Ok(_) => eprintln!(
+                    "vhost-user-blk: rings stopped while logging (migration): requests drained, backend flushed"
+                ),
+                Err(e) => eprintln!("vhost-user-blk: flush at migration stop: {e}"),
             }
-            v.started = false;
         }
     }
 }
@@ -155,7 +261,7 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
     }
 
     fn get_features(&mut self) -> Result<u64> {
-        Ok(self.dev.lock().config().features() | VHOST_USER_F_PROTOCOL_FEATURES)
+        Ok(self.dev.lock().config().features() | VHOST_USER_F_PROTOCOL_FEATURES | VHOST_F_LOG_ALL)
     }
 
     fn set_features(&mut self, features: u64) -> Result<()> {
@@ -166,7 +272,7 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
         self.features = features;
         self.dev
             .lock()
-            .set_features(features & !VHOST_USER_F_PROTOCOL_FEATURES);
+            .set_features(features & !(VHOST_USER_F_PROTOCOL_FEATURES | VHOST_F_LOG_ALL));
         // Without protocol features rings start enabled (vhost-user spec).
         let enabled = features & VHOST_USER_F_PROTOCOL_FEATURES == 0;
         for v in &mut self.vrings {
@@ -174,6 +280,8 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
                 v.enabled = enabled;
             }
         }
+        // `LOG_ALL` set or cleared: logging starts or stops.
+        self.apply_log();
         Ok(())
     }
 
@@ -196,6 +304,13 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
             eprintln!("vhost-user-blk: memory table refused: {e}");
             Error::InvalidParam
         })?;
+        if let Some(log) = &self.log {
+            let end = table.iter().map(|r| r.guest_phys_addr + r.size).max();
+            if !log.covers(end.unwrap_or(0)) {
+                eprintln!("vhost-user-blk: memory table larger than the dirty log");
+                return Err(Error::InvalidParam);
+            }
+        }
         let running: Vec<usize> = (0..self.vrings.len())
             .filter(|&i| self.vrings[i].started)
             .collect();
@@ -207,6 +322,7 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
         for i in running {
             self.try_start(i)?;
         }
+        self.apply_log();
         Ok(None)
     }
 
@@ -221,18 +337,30 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
     fn set_vring_addr(
         &mut self,
         index: u32,
-        _flags: VhostUserVringAddrFlags,
+        flags: VhostUserVringAddrFlags,
         descriptor: u64,
         used: u64,
         available: u64,
-        _log: u64,
+        log: u64,
     ) -> Result<()> {
+        let mut next = Vring {
+            log_used: flags.contains(VhostUserVringAddrFlags::VHOST_VRING_F_LOG),
+            log_addr: log,
+            ..Default::default()
+        };
+        next.size = self.vring(index)?.size;
+        self.check_ring_log(&next)?;
         let v = self.vring(index)?;
         v.desc = descriptor;
         v.used = used;
         v.avail = available;
+        v.log_used = next.log_used;
+        v.log_addr = next.log_addr;
         v.addr_set = true;
-        self.try_start(index as usize)
+        self.try_start(index as usize)?;
+        // The VMM turns used-ring logging on and off with this message.
+        self.apply_log();
+        Ok(())
     }
 
     fn set_vring_base(&mut self, index: u32, base: u32) -> Result<()> {
@@ -273,7 +401,10 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
         Ok(VhostUserProtocolFeatures::MQ
             | VhostUserProtocolFeatures::CONFIG
             | VhostUserProtocolFeatures::REPLY_ACK
-            | VhostUserProtocolFeatures::INFLIGHT_SHMFD)
+            | VhostUserProtocolFeatures::INFLIGHT_SHMFD
+            | VhostUserProtocolFeatures::LOG_SHMFD
+            // The channel config-change notifications (online resize) take.
+            | VhostUserProtocolFeatures::BACKEND_REQ)
     }
 
     fn set_protocol_features(&mut self, features: u64) -> Result<()> {
@@ -411,7 +542,54 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
         Err(err("SHMEM not offered"))
     }
 
-    fn set_log_base(&mut self, _log: &VhostUserLog, _file: File) -> Result<()> {
-        Err(err("LOG_SHMFD not offered"))
+    /// `VHOST_USER_SET_LOG_BASE` (with `LOG_SHMFD`; the `vhost` crate
+    /// sends the reply the spec requires). The area must lie inside its fd
+    /// and cover the memory table and every ring that logs; otherwise it is
+    /// refused, which ends the connection (the message has no error reply).
+    fn set_log_base(&mut self, log: &VhostUserLog, file: File) -> Result<()> {
+        let area = DirtyLog::from_file(file, log.mmap_offset, log.mmap_size).map_err(|e| {
+            eprintln!("vhost-user-blk: {e}");
+            Error::InvalidParam
+        })?;
+        if let Some(mem) = &self.mem {
+            let end = mem
+                .regions()
+                .iter()
+                .map(|r| r.guest_phys_addr + r.size)
+                .max()
+                .unwrap_or(0);
+            if !area.covers(end) {
+                eprintln!(
+                    "vhost-user-blk: dirty log of {} bytes does not cover guest memory up to {end:#x} ({} bytes needed)",
+                    area.size(),
+                    log_size_for(end)
+                );
+                return Err(Error::InvalidParam);
+            }
+        }
+        eprintln!(
+            "vhost-user-blk: dirty-page log of {} bytes (guest addresses up to {} MiB)",
+            area.size(),
+            (area.size() * 8 * crate::dirty_log::VHOST_LOG_PAGE) >> 20
+        );
+        let old = self.log.replace(Arc::new(area));
+        if let Some(bad) = (0..self.vrings.len()).find(|&i| {
+            let v = &self.vrings[i];
+            self.check_ring_log(v).is_err()
+        }) {
+            self.log = old;
+            eprintln!("vhost-user-blk: dirty log does not cover the used ring of queue {bad}");
+            return Err(Error::InvalidParam);
+        }
+        if let Some(old) = old {
+            if old.missed() > 0 {
+                eprintln!(
+                    "vhost-user-blk: {} written pages were beyond the previous dirty log",
+                    old.missed()
+                );
+            }
+        }
+        self.apply_log();
+        Ok(())
     }
 }

@@ -11,10 +11,10 @@ use std::path::Path;
 
 use vhost::vhost_user::message::{VhostUserConfigFlags, VhostUserProtocolFeatures};
 use vhost::vhost_user::{Frontend, VhostUserFrontend};
-use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
+use vhost::{VhostBackend, VhostUserDirtyLogRegion, VhostUserMemoryRegionInfo, VringConfigData};
 use vmm_sys_util::eventfd::EventFd;
 
-use super::VHOST_USER_F_PROTOCOL_FEATURES;
+use super::{VHOST_F_LOG_ALL, VHOST_USER_F_PROTOCOL_FEATURES};
 use crate::blk::mock::BlkDriver;
 use crate::guest_memory::{GuestMemory, RegionDesc};
 use crate::virtq::mock::MockQueue;
@@ -39,6 +39,9 @@ pub struct MockFrontend {
     pub capacity_sectors: u64,
     /// Free guest memory for data buffers starts here.
     pub data_base: u64,
+    /// The features set with `SET_FEATURES`.
+    pub features: u64,
+    qsize: u16,
 }
 
 impl std::fmt::Debug for MockFrontend {
@@ -75,7 +78,9 @@ impl MockFrontend {
             .get_protocol_features()
             .map_err(e("GET_PROTOCOL_FEATURES"))?;
         fe.set_protocol_features(
-            pf & (VhostUserProtocolFeatures::MQ | VhostUserProtocolFeatures::CONFIG),
+            pf & (VhostUserProtocolFeatures::MQ
+                | VhostUserProtocolFeatures::CONFIG
+                | VhostUserProtocolFeatures::LOG_SHMFD),
         )
         .map_err(e("SET_PROTOCOL_FEATURES"))?;
         if pf.contains(VhostUserProtocolFeatures::MQ) {
@@ -164,7 +169,67 @@ impl MockFrontend {
             kicks,
             capacity_sectors,
             data_base,
+            features,
+            qsize,
         })
+    }
+
+    /// `SET_LOG_BASE`: shares `size` bytes of `log` from `offset` as the
+    /// dirty log (live migration; needs `LOG_SHMFD`, negotiated when offered).
+    pub fn set_log_base(&mut self, log: &File, offset: u64, size: u64) -> Result<(), String> {
+        let region = VhostUserDirtyLogRegion {
+            mmap_size: size,
+            mmap_offset: offset,
+            mmap_handle: log.as_raw_fd(),
+        };
+        self.frontend
+            .set_log_base(0, Some(region))
+            .map_err(e("SET_LOG_BASE"))
+    }
+
+    /// `SET_FEATURES` with or without `VHOST_F_LOG_ALL` (logging on/off).
+    pub fn set_log_all(&mut self, on: bool) -> Result<(), String> {
+        self.features = if on {
+            self.features | VHOST_F_LOG_ALL
+        } else {
+            self.features & !VHOST_F_LOG_ALL
+        };
+        self.frontend
+            .set_features(self.features)
+            .map_err(e("SET_FEATURES"))?;
+        self.sync()
+    }
+
+    /// Waits until the back end handled every message sent so far (a
+    /// `GET_FEATURES` round trip: messages without a reply are handled in
+    /// order, and the guest's next request does not wait for them).
+    pub fn sync(&mut self) -> Result<(), String> {
+        self.frontend
+            .get_features()
+            .map(|_| ())
+            .map_err(e("GET_FEATURES"))
+    }
+
+    /// `SET_VRING_ADDR` again for queue `q`, with `VHOST_VRING_F_LOG` and
+    /// `log_guest_addr` when `log` is given (QEMU passes the used ring's
+    /// guest address).
+    pub fn set_ring_log(&mut self, q: usize, log: Option<u64>) -> Result<(), String> {
+        let c = self.drivers[q].q.config();
+        self.frontend
+            .set_vring_addr(
+                q,
+                &VringConfigData {
+                    queue_max_size: self.qsize,
+                    queue_size: self.qsize,
+                    flags: log.map_or(0, |_| 1),
+                    desc_table_addr: VMM_BASE + c.desc,
+                    used_ring_addr: VMM_BASE + c.used,
+                    avail_ring_addr: VMM_BASE + c.avail,
+                    log_addr: log,
+                },
+            )
+            .map_err(e("SET_VRING_ADDR"))?;
+        self.sync()
     }
 
     /// Kicks queue `q` (back ends that are not polling need it; ours ignores it).

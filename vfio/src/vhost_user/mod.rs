@@ -10,6 +10,7 @@
 //! when a back end died are resubmitted by the next one
 //! ([`crate::inflight`]).
 
+pub mod backend_req;
 pub mod handler;
 pub mod server;
 
@@ -21,6 +22,10 @@ mod tests;
 
 pub use handler::BlkHandler;
 pub use server::BlkServer;
+
+/// `VHOST_F_LOG_ALL` (vhost feature bit 26): the back end can log the
+/// guest pages it writes, so the VMM can migrate the guest live.
+pub const VHOST_F_LOG_ALL: u64 = 1 << 26;
 
 /// `VHOST_USER_F_PROTOCOL_FEATURES` (vhost-user spec, feature bit 30).
 pub const VHOST_USER_F_PROTOCOL_FEATURES: u64 = 1 << 30;

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use vhost::vhost_user::BackendReqHandler;
 
+use super::backend_req;
 use super::handler::BlkHandler;
+use crate::blk::ConfigNotifier;
 use crate::poller::SharedDevice;
 
 /// A vhost-user-blk server for one device.
@@ -55,11 +57,22 @@ impl BlkServer {
                 Err(e) => return Err(e),
             };
             stream.set_nonblocking(false)?;
+            let peek = stream.try_clone()?;
             let handler = Arc::new(Mutex::new(BlkHandler::new(Arc::clone(&self.dev))));
             let mut conn = BackendReqHandler::from_stream(stream, Arc::clone(&handler));
             loop {
+                // The back-end request channel, kept for config-change
+                // notifications (see `crate::blk::notify`): taken here, then
+                // installed if the vhost crate accepted the message.
+                let channel = backend_req::peek_channel(&peek).unwrap_or(None);
                 match conn.handle_request() {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        if let Some(fd) = channel {
+                            self.dev
+                                .lock()
+                                .set_config_notifier(Some(ConfigNotifier::new(fd)));
+                        }
+                    }
                     Err(vhost::vhost_user::Error::Disconnected)
                     | Err(vhost::vhost_user::Error::PartialMessage) => break,
                     Err(e) => {
@@ -72,6 +85,7 @@ impl BlkServer {
                 }
             }
             handler.lock().expect("handler lock").disconnect();
+            self.dev.lock().set_config_notifier(None);
         }
         Ok(())
     }

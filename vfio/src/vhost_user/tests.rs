@@ -187,3 +187,5 @@ fn garbage_on_the_socket_ends_that_connection_only() {
     let r = fe.drivers[0].request(crate::blk::VIRTIO_BLK_T_FLUSH, 0, &[], false);
     assert_eq!(wait(&mut fe, 0, &r), VIRTIO_BLK_S_OK);
 }
+
+mod migration;
