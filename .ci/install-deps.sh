@@ -18,6 +18,8 @@ TEST_PKGS=(tgt libiscsi-bin tshark tcpdump iproute2 iputils-ping ethtool procps 
            # ovs-ofctl and vswitch.ovsschema (vswitch run --ovsdb, OpenFlow),
            # and OVS-DPDK itself (tests/ovs_differential.rs, perf/tests/ovs.rs).
            openvswitch-common openvswitch-switch openvswitch-switch-dpdk
+           # curl and the Prometheus client's text-format parser scrape --metrics (tests/metrics.rs).
+           curl python3-prometheus-client
            # A venv for the Python test peers below.
            python3-venv python3-pip)
 # Benchmarks: the peers compared against.
@@ -68,6 +70,8 @@ case "${1:-all}" in
   test|all)
     venv /opt/vswitch-venv os_ken 'os-ken==4.2.2'
     venv /opt/vswitch-faucet faucet 'faucet==1.10.12'
+    # SPDK's JSON-RPC client (rpc.py as spdk-rpc), the peer of tests/rpc_qemu.rs.
+    venv /opt/vswitch-spdk spdk 'spdk==26.9'
     ;;
 esac
 

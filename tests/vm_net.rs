@@ -31,6 +31,10 @@ const MAC_C: &str = "52:54:00:00:0a:03";
 const BOOT: Duration = Duration::from_secs(90);
 const CMD: Duration = Duration::from_secs(30);
 
+/// The tests of this file run one at a time (each boots two guests and a
+/// polling switch; side by side on two CPUs they would starve each other).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn setup(name: &str) -> (PathBuf, TempDir) {
     let dir = std::env::temp_dir().join(format!("vswitch-vmnet-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -129,6 +133,7 @@ fn replies(g: &mut NetGuest, log: &str) -> usize {
 
 #[test]
 fn guests_talk_through_rules_and_survive_restarts() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, _tmp) = setup("pair");
     let (sa, sb) = (dir.join("a.sock"), dir.join("b.sock"));
     let mut a = NetGuest::boot(&dir, "a", &[Nic::new(&sa, MAC_A)], &guest_ip("10.0.0.1/24"));
@@ -259,4 +264,120 @@ fn guests_talk_through_rules_and_survive_restarts() {
     sw.wait_link(0, true, Duration::from_secs(5));
     sw.wait_link(1, true, Duration::from_secs(5));
     a.must("kill %1 2>/dev/null; killall ping; true", CMD);
+}
+
+/// Rx frames per queue of port `no` (`ports show --json`).
+fn queue_packets(sw: &Switch, no: u64) -> Vec<u64> {
+    sw.port(no)["rx_queue_packets"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_u64().unwrap()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn multiqueue_guests_and_jumbo_frames_on_two_lcores() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, _tmp) = setup("mq");
+    let (sa, sb) = (dir.join("a.sock"), dir.join("b.sock"));
+    // Two queue pairs each; QEMU tells the guests their MTU (host_mtu).
+    let nic = |s: &PathBuf, mac: &str| {
+        let mut n = Nic::new(s, mac).queues(2);
+        n.dev_opts = ",host_mtu=9000".into();
+        n
+    };
+    let mut a = NetGuest::boot(&dir, "a", &[nic(&sa, MAC_A)], &guest_ip("10.0.1.1/24"));
+    let mut b = NetGuest::boot(&dir, "b", &[nic(&sb, MAC_B)], &guest_ip("10.0.1.2/24"));
+    let c = Netns::new("q", "10.0.1.3/24", MAC_C);
+    // Two forwarding lcores (1 and 2; 0 monitors) on the machine's 2 CPUs.
+    // The af_packet port has one tx queue: the two lcores share it.
+    let args: Vec<String> = [
+        "--eal",
+        &test_eal("--lcores 0@0,1@0,2@1", "mq"),
+        "--port",
+        &format!(
+            "net_vhost0,iface={},client=1,queues=2,mtu=9000",
+            sa.display()
+        ),
+        "--port",
+        &format!("net_af_packet1,iface={}", c.host),
+        "--stats-interval",
+        "0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let sw = Switch::start(&dir, &args);
+    // b's port comes at run time, through the control socket.
+    let out = sw.must(
+        "ports",
+        &[
+            "add",
+            &format!(
+                "net_vhost1,iface={},client=1,queues=2,mtu=9000",
+                sb.display()
+            ),
+        ],
+    );
+    assert!(out.contains("added port 2"), "{out}");
+    a.wait_ready(BOOT);
+    b.wait_ready(BOOT);
+    sw.wait_link(0, true, Duration::from_secs(10));
+    sw.wait_link(2, true, Duration::from_secs(10));
+    for (g, ip) in [(&mut a, "10.0.1.2"), (&mut b, "10.0.1.1")] {
+        let q = g.must("ls /sys/class/net/eth0/queues | tr '\\n' ' '", CMD);
+        assert!(
+            q.contains("rx-1") && q.contains("tx-1"),
+            "{}: two queue pairs: {q}",
+            g.name
+        );
+        let mtu = g.must("cat /sys/class/net/eth0/mtu", CMD);
+        assert_eq!(mtu.trim(), "9000", "{}: host_mtu reaches the guest", g.name);
+        // Jumbo frames both ways (8028-byte IP datagrams, no fragments).
+        g.must(&format!("ping -c 3 -W 5 -s 8000 {ip}"), CMD);
+    }
+    for no in [0, 2] {
+        let p = sw.port(no);
+        assert_eq!(p["mtu"], 9000, "{p}");
+        assert_eq!(queue_packets(&sw, no).len(), 2, "{p}");
+        assert!(p["rx_bytes"].as_u64().unwrap() > 3 * 8000, "{p}");
+    }
+    // The guest sends from each vCPU on its own tx queue (virtio_net's
+    // XPS): pings pinned to both CPUs reach the switch on both queues.
+    a.must(
+        "taskset 1 ping -c 20 -i 0.1 10.0.1.2 > /tmp/p0 & taskset 2 ping -c 20 -i 0.1 10.0.1.2 > /tmp/p1; wait",
+        Duration::from_secs(60),
+    );
+    let q = queue_packets(&sw, 0);
+    assert!(
+        q.iter().all(|&n| n >= 10),
+        "a's frames did not arrive on both queues of port 0: {q:?}"
+    );
+    // Both lcores send to the namespace through the af_packet port's one
+    // (shared) tx queue.
+    let before = sw.port(1)["tx_packets"].as_u64().unwrap();
+    a.must(
+        "taskset 1 ping -c 10 -i 0.1 10.0.1.3 > /tmp/c0 & taskset 2 ping -c 10 -i 0.1 10.0.1.3 > /tmp/c1; wait",
+        Duration::from_secs(60),
+    );
+    let got = a.must("cat /tmp/c0 /tmp/c1 | grep -c 'bytes from'", CMD);
+    assert!(
+        got.trim().parse::<u32>().unwrap_or(0) >= 18,
+        "replies from the namespace: {got}"
+    );
+    assert!(sw.port(1)["tx_packets"].as_u64().unwrap() >= before + 20);
+    let (ok, out) = c.exec("ping -c 2 -W 5 10.0.1.2");
+    assert!(ok, "namespace to guest b: {out}");
+    // Each queue is polled by its own forwarding lcore: both switched.
+    let v: serde_json::Value = serde_json::from_str(&sw.must("stats", &["--json"])).unwrap();
+    let per_core = v["per_core"]
+        .as_array()
+        .unwrap_or_else(|| panic!("stats: {v}"));
+    assert_eq!(per_core.len(), 2, "{v}");
+    for c in per_core {
+        assert!(
+            c["counters"]["rx_packets"].as_u64().unwrap() >= 10,
+            "worker {} switched too little: {v}",
+            c["worker"]
+        );
+    }
 }

@@ -8,31 +8,37 @@
 //! from guest memory at submit, read data scattered into it at completion,
 //! so after warm-up the path allocates nothing.
 //!
-//! Recovery (RFC 7143 section 7.1.5, ErrorRecoveryLevel 0): when the
-//! connection fails, `poll` reconnects (every [`RETRY`], for at most
-//! [`GIVE_UP`]); the session logs in again with the same ISID and TSIH 0,
-//! which reinstates it, and reissues every command not yet completed, so
-//! each guest request still completes exactly once. After [`GIVE_UP`]
-//! without a login the outstanding requests fail with `IoErr`.
+//! Recovery ([`crate::recovery`]): when the connection fails, `poll`
+//! reconnects, on the next portal of the device first; the session logs in
+//! again and reissues every command not yet answered, so each guest request
+//! still completes exactly once. Past the spec's replacement timeout the
+//! outstanding requests fail with `IoErr`, and so do new ones until a
+//! portal answers again.
+//!
+//! UNIT ATTENTION with CAPACITY DATA HAS CHANGED (SBC-4 / SPC-4 ASC 2Ah
+//! ASCQ 09h): the backend sends READ CAPACITY (16) on the data path (no
+//! blocking) and reports a new size through [`IscsiBackend::set_capacity`]
+//! (the device's `Backend::capacity_change` hook) and
+//! [`SessionStats::capacity_bytes`].
 
 use crate::link::{KernelTcp, Link, Transport};
+use crate::recovery::{wait_event, Recovery, WaitError};
 use crate::spec::IscsiSpec;
+use crate::stats::{self, SessionStats};
 use iscsi_initiator::block::{self, BlockOp, BlockRequest, Geometry};
 use iscsi_initiator::scsi::capacity::Capacity;
 use iscsi_initiator::scsi::cdb::{self, Cdb};
 use iscsi_initiator::scsi::inquiry::{self, BlockLimits, Provisioning};
-use iscsi_initiator::{Command, Direction, Event, Session, SessionConfig, TaskTag};
+use iscsi_initiator::{Command, CommandError, Direction, Event, Session, SessionConfig, TaskTag};
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vfio::backend::{Backend, BackendInfo, IoCompletion, IoOp, IoRequest, IoStatus, SubmitError};
 use vfio::iovec::IoVec;
 
 /// Our initiator name.
 pub const INITIATOR: &str = "iqn.2026-01.dev.vswitch:blk";
-/// Time between reconnect attempts.
-pub const RETRY: Duration = Duration::from_millis(250);
-/// Outstanding requests fail after this long without a login.
-pub const GIVE_UP: Duration = Duration::from_secs(60);
 /// Buffers kept for reuse.
 const POOL: usize = 256;
 /// I/O vectors preallocated per slot (virtio-blk `seg_max` is well below).
@@ -54,15 +60,6 @@ struct Slot {
     iovs: Vec<IoVec>,
 }
 
-enum State {
-    Up,
-    /// Connection lost at `since`; next attempt at `next`.
-    Down {
-        since: Instant,
-        next: Instant,
-    },
-}
-
 /// A `vfio` block backend on an iSCSI logical unit.
 pub struct IscsiBackend {
     spec: IscsiSpec,
@@ -78,12 +75,13 @@ pub struct IscsiBackend {
     tags: Vec<Option<(TaskTag, u32, u64)>>,
     pool: Vec<Vec<u8>>,
     done: VecDeque<(u32, IoStatus)>,
-    state: State,
+    recovery: Recovery,
+    stats: Arc<SessionStats>,
+    /// The READ CAPACITY (16) sent after a capacity-changed UNIT ATTENTION.
+    capacity_probe: Option<TaskTag>,
     /// The clock as last read by `poll`, and the calls since.
     now: Instant,
     polls: u32,
-    /// Successful re-logins after a connection loss.
-    pub recoveries: u64,
     /// A capacity not yet reported through `Backend::capacity_change`.
     capacity_pending: Option<u64>,
 }
@@ -95,30 +93,6 @@ impl std::fmt::Debug for IscsiBackend {
             .field("geometry", &self.geo)
             .field("inflight", &self.inflight())
             .finish()
-    }
-}
-
-fn wait_event(
-    link: &mut Link,
-    deadline: Instant,
-    mut want: impl FnMut(Event) -> Option<Result<Vec<u8>, String>>,
-) -> Result<Vec<u8>, String> {
-    loop {
-        let got = link.pump(Instant::now());
-        while let Some(e) = link.session.poll_event() {
-            if let Event::Failed(e) = e {
-                return Err(format!("{}: {e}", link.portal()));
-            }
-            if let Some(r) = want(e) {
-                return r;
-            }
-        }
-        if Instant::now() > deadline {
-            return Err(format!("{}: no answer from the target", link.portal()));
-        }
-        if got == 0 {
-            std::thread::sleep(Duration::from_micros(200));
-        }
     }
 }
 
@@ -150,6 +124,7 @@ fn execute(link: &mut Link, lun: u16, cdb: Cdb, len: usize) -> Result<Vec<u8>, S
         }),
         _ => None,
     })
+    .map_err(|e: WaitError| format!("{}: {e}", link.portal()))?
 }
 
 impl IscsiBackend {
@@ -167,22 +142,26 @@ impl IscsiBackend {
         transport: Box<dyn Transport>,
     ) -> Result<IscsiBackend, String> {
         let max_inflight = max_inflight.clamp(1, 4096);
-        let mut cfg = SessionConfig::new(INITIATOR, Some(&spec.target));
+        let mut cfg = SessionConfig::new(
+            spec.initiator.as_deref().unwrap_or(INITIATOR),
+            Some(&spec.target),
+        );
         // Room for every request split in a few commands.
         let max_tasks = (max_inflight * 4).clamp(64, 16384);
-        cfg.max_tasks = max_tasks;
-        let mut link = Link::new(&spec.portal, Session::new(cfg), transport);
-        link.reconnect(Duration::from_secs(5))
-            .map_err(|e| format!("{}: connect: {e}", spec.portal))?;
-        wait_event(
-            &mut link,
-            Instant::now() + Duration::from_secs(20),
-            |e| match e {
-                Event::LoggedIn { .. } => Some(Ok(Vec::new())),
-                _ => None,
-            },
-        )
-        .map_err(|e| format!("{spec}: login: {e}"))?;
+        // One more for the READ CAPACITY sent after a capacity change.
+        cfg.max_tasks = max_tasks + 1;
+        cfg.chap = spec.chap.clone();
+        cfg.nop_interval = spec.timeouts.nop_interval;
+        cfg.response_timeout = spec.timeouts.nop_timeout;
+        let mut link = Link::new(spec.portal(), Session::new(cfg), transport);
+        let stats = Arc::new(SessionStats {
+            name: spec.to_string(),
+            ..SessionStats::default()
+        });
+        let mut recovery = Recovery::new(spec, Arc::clone(&stats));
+        recovery
+            .first_login(&mut link)
+            .map_err(|e| format!("{spec}: {e}"))?;
         let lun = spec.lun;
         // The session retries UNIT ATTENTION (raised after login) itself.
         execute(&mut link, lun, cdb::test_unit_ready(), 0)
@@ -217,6 +196,7 @@ impl IscsiBackend {
             max_command_bytes: 1 << 20,
         };
         let bytes = capacity.bytes();
+        stats.capacity_bytes.store(bytes, Ordering::Relaxed);
         if bytes == 0 || !bytes.is_multiple_of(512) || capacity.block_size < 512 {
             return Err(format!(
                 "{spec}: LU of {bytes} bytes in {}-byte blocks cannot be a virtio-blk disk",
@@ -250,15 +230,30 @@ impl IscsiBackend {
             max_tasks,
             slots,
             free: (0..max_inflight as u32).rev().collect(),
-            tags: vec![None; max_tasks],
+            tags: vec![None; max_tasks + 1],
             pool: Vec::with_capacity(POOL),
             done: VecDeque::with_capacity(max_inflight),
-            state: State::Up,
+            recovery,
+            stats: {
+                stats::register(&stats);
+                stats
+            },
+            capacity_probe: None,
             now: Instant::now(),
             polls: 0,
-            recoveries: 0,
             capacity_pending: None,
         })
+    }
+
+    /// The session's state and recovery counters (also listed by
+    /// [`stats::registry`]).
+    pub fn stats(&self) -> Arc<SessionStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The portal of the current (or next) connection.
+    pub fn portal(&self) -> &str {
+        self.recovery.portal()
     }
 
     /// The LU's geometry.
@@ -356,6 +351,10 @@ impl IscsiBackend {
 
     fn on_event(&mut self, e: Event) {
         match e {
+            Event::Completed(c) if Some(c.tag) == self.capacity_probe => {
+                self.capacity_probe = None;
+                self.on_capacity(c.result.map(|()| &c.buffer[..c.transferred as usize]));
+            }
             Event::Completed(c) => {
                 let Some((si, start)) = self.take_tag(c.tag) else {
                     self.recycle(c.buffer);
@@ -371,6 +370,8 @@ impl IscsiBackend {
                         }
                     }
                     Ok(()) => {}
+                    // Counted and logged once by the recovery.
+                    Err(CommandError::SessionDown) => slot.failed = true,
                     Err(e) => {
                         if !slot.failed {
                             eprintln!("blk iscsi {}: command failed: {e}", self.spec);
@@ -382,88 +383,60 @@ impl IscsiBackend {
                 self.recycle(c.buffer);
                 self.finish_if_done(si);
             }
-            Event::LoggedIn { reissued, .. } => {
-                if matches!(self.state, State::Down { .. }) {
-                    self.recoveries += 1;
-                    eprintln!(
-                        "blk iscsi {}: session reinstated, {reissued} commands reissued",
-                        self.spec
-                    );
-                }
-                self.state = State::Up;
-            }
-            Event::Failed(e) => {
-                eprintln!("blk iscsi {}: {e}; reconnecting", self.spec);
-                self.link.disconnect("session failed");
-                let now = Instant::now();
-                let since = match self.state {
-                    State::Down { since, .. } => since,
-                    State::Up => now,
-                };
-                self.state = State::Down {
-                    since,
-                    next: now + RETRY,
-                };
-            }
+            Event::LoggedIn { reissued, .. } => self.recovery.on_logged_in(reissued),
+            Event::Failed(e) => self.recovery.on_failed(&mut self.link, e, Instant::now()),
             // RFC 7143 section 11.9.1 AsyncEvent 1: the target asks us to log
             // out; the session logs out and `LoggedOut` follows, then we
             // log in again like after a lost connection.
             Event::LogoutRequested => self.link.session.logout(),
-            Event::LoggedOut => {
-                self.link.disconnect("logged out");
-                self.state = State::Down {
-                    since: Instant::now(),
-                    next: Instant::now(),
-                };
+            Event::LoggedOut => self.recovery.on_logged_out(&mut self.link, Instant::now()),
+            // SPC-4 annex F, ASC 2Ah ASCQ 09h: ask the new capacity (the
+            // command that saw it is retried by the session).
+            Event::UnitAttention { sense, .. } if sense.is_capacity_changed() => {
+                if self.capacity_probe.is_none() {
+                    let cmd = Command {
+                        lun: self.spec.lun,
+                        cdb: cdb::read_capacity16(32),
+                        direction: Direction::Read,
+                        buffer: vec![0u8; 32],
+                    };
+                    self.capacity_probe = self.link.session.submit(cmd).ok();
+                }
             }
-            Event::Targets(_) | Event::TaskManagement { .. } => {}
+            Event::UnitAttention { .. } | Event::Targets(_) | Event::TaskManagement { .. } => {}
         }
     }
 
-    fn recover(&mut self, now: Instant) {
-        let State::Down { since, next } = self.state else {
-            return;
+    /// The answer to the READ CAPACITY (16) sent after a capacity change.
+    fn on_capacity(&mut self, r: Result<&[u8], CommandError>) {
+        let cap = match r {
+            Ok(d) => Capacity::parse16(d).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
         };
-        if now < next {
-            return;
-        }
-        if now.duration_since(since) > GIVE_UP && self.link.session.outstanding() > 0 {
-            eprintln!(
-                "blk iscsi {}: no login for {GIVE_UP:?}; failing {} requests",
-                self.spec,
-                self.inflight()
-            );
-            let mut cfg = SessionConfig::new(INITIATOR, Some(&self.spec.target));
-            cfg.max_tasks = self.max_tasks;
-            self.link.session = Session::new(cfg);
-            let tags: Vec<u32> = self
-                .tags
-                .iter_mut()
-                .filter_map(|e| e.take().map(|(_, si, _)| si))
-                .collect();
-            for si in tags {
-                let s = &mut self.slots[si as usize];
-                s.failed = true;
-                s.pieces -= 1;
-                self.finish_if_done(si);
+        let cap = match cap {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!(
+                    "blk iscsi {}: READ CAPACITY after a capacity change: {e}",
+                    self.spec
+                );
+                return;
             }
-        }
-        // Kernel TCP connects on a helper thread here, user TCP sends a SYN:
-        // neither blocks the poller; the session's login timeout bounds it.
-        match self.link.reconnect(Duration::from_secs(5)) {
-            Ok(()) => {
-                // Login proceeds in `pump`; `LoggedIn` marks the link up.
-                self.state = State::Down {
-                    since,
-                    next: now + GIVE_UP,
-                };
+        };
+        let old = self.info.capacity;
+        SessionStats::add(&self.stats.capacity_changes, 1);
+        match self.set_capacity(cap) {
+            Ok(()) if self.info.capacity != old => {
+                eprintln!(
+                    "blk iscsi {}: capacity changed from {old} to {} bytes",
+                    self.spec, self.info.capacity
+                );
+                self.stats
+                    .capacity_bytes
+                    .store(self.info.capacity, Ordering::Relaxed);
             }
-            Err(_) => {
-                self.state = State::Down {
-                    since,
-                    next: now + RETRY,
-                }
-            }
+            Ok(()) => {}
+            Err(e) => eprintln!("blk iscsi: capacity change refused, size kept: {e}"),
         }
     }
 }
@@ -520,6 +493,28 @@ impl Backend for IscsiBackend {
         self.info
     }
 
+    /// `vswitch_iscsi_session_up` (1 while logged in, 0 while recovering)
+    /// and `vswitch_iscsi_reconnects_total` (successful re-logins), with
+    /// the device's labels plus `target` (the iscsi:// URL).
+    fn metrics(&self, m: &mut metrics::MetricSet, labels: &[(&str, &str)]) {
+        let target = self.spec.to_string();
+        let mut l = labels.to_vec();
+        l.push(("target", &target));
+        let up = u64::from(matches!(self.state, State::Up));
+        m.gauge(
+            "vswitch_iscsi_session_up",
+            "1 while the iSCSI session is logged in, 0 while its connection is being recovered.",
+            &l,
+            up,
+        );
+        m.counter(
+            "vswitch_iscsi_reconnects_total",
+            "Successful re-logins of the iSCSI session after a connection loss (ERL 0 recovery).",
+            &l,
+            self.recoveries,
+        );
+    }
+
     fn submit(&mut self, req: &IoRequest<'_>) -> Result<(), SubmitError> {
         let bs = self.geo.capacity.block_size as u64;
         let step = self.geo.command_bytes();
@@ -535,6 +530,14 @@ impl Backend for IscsiBackend {
             return Err(SubmitError::Busy);
         }
         let si = self.free.pop().expect("checked non-empty");
+        if self.recovery.is_failed() {
+            // Past the replacement timeout without a connection: fail at
+            // once, as open-iscsi does, instead of queueing.
+            SessionStats::add(&self.stats.timed_out_commands, 1);
+            self.slots[si as usize].id = req.id;
+            self.done.push_back((si, IoStatus::IoErr));
+            return Ok(());
+        }
         let slot = &mut self.slots[si as usize];
         slot.id = req.id;
         slot.read = req.op == IoOp::Read;
@@ -630,11 +633,11 @@ impl Backend for IscsiBackend {
 
     fn poll(&mut self, out: &mut Vec<IoCompletion>) -> usize {
         self.polls += 1;
-        let tick = self.polls >= CLOCK_EVERY || !matches!(self.state, State::Up);
+        let tick = self.polls >= CLOCK_EVERY || !self.recovery.is_up();
         if tick {
             self.polls = 0;
             self.now = Instant::now();
-            self.recover(self.now);
+            self.recovery.tick(&mut self.link, self.now);
         }
         if self.link.is_connected() {
             self.link.pump_io(self.now);

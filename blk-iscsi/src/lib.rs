@@ -9,7 +9,8 @@
 //!                                                                           TcpStream)
 //! ```
 //!
-//! * [`spec`]: the `iscsi://PORTAL/IQN/LUN` backend argument.
+//! * [`spec`]: the `iscsi://[USER%SECRET@]PORTAL[,PORTAL...]/IQN/LUN[?...]`
+//!   backend argument (portals, CHAP, timeouts).
 //! * [`link`]: a non-blocking kernel TCP socket driving the sans-IO
 //!   [`iscsi_initiator::Session`]: write what it queued, read what arrived, run
 //!   its timers; never blocks, so it runs inside [`vfio::backend::Backend::poll`]
@@ -19,6 +20,9 @@
 //!   limit), all outstanding at once; completions come back in any order.
 //!   A lost connection is recovered by ErrorRecoveryLevel 0 session
 //!   reinstatement (the session reissues every command not yet completed).
+//! * [`recovery`]: failover across the device's portals, login redirects,
+//!   the replacement timeout after which I/O fails cleanly.
+//! * [`stats`]: session state and recovery counters in atomics, for metrics.
 //!
 //! Dependencies: `vfio` (the `Backend` trait, guest I/O vectors) and
 //! `iscsi-initiator` (session, SCSI CDBs); nothing DPDK, so `vfio` stays free
@@ -29,7 +33,10 @@
 
 pub mod backend;
 pub mod link;
+pub mod recovery;
 pub mod spec;
+pub mod stats;
 
 pub use backend::IscsiBackend;
-pub use spec::IscsiSpec;
+pub use spec::{IscsiSpec, Timeouts};
+pub use stats::{SessionState, SessionStats};

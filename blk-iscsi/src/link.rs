@@ -217,6 +217,14 @@ impl Link {
         &self.portal
     }
 
+    /// Sets where the next [`Link::reconnect`] dials (failover to another
+    /// portal, a login redirect).
+    pub fn set_portal(&mut self, portal: &str) {
+        if self.portal != portal {
+            self.portal = portal.to_owned();
+        }
+    }
+
     /// True while a connection is open.
     pub fn is_connected(&self) -> bool {
         self.transport.is_open()

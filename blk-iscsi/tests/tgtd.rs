@@ -197,4 +197,17 @@ fn tgtd_killed_with_writes_in_flight() {
     let mut got = vec![0u8; REQ as usize];
     r.mem.read(back, &mut got).unwrap();
     assert!(got == datas[0]);
+    // A scrape shows the session up again after at least one reconnect.
+    let mut m = metrics::MetricSet::new();
+    vfio::blk::metrics::collect(&r.dev, &mut m);
+    let text = m.encode();
+    let value = |name: &str| -> u64 {
+        let l = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{device=\"t\",target=\"iscsi://")))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+        l.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(value("vswitch_iscsi_session_up"), 1);
+    assert!(value("vswitch_iscsi_reconnects_total") >= 1, "{text}");
 }

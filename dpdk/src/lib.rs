@@ -33,7 +33,9 @@ pub use eal::{Eal, HugepageStatus};
 pub use error::{Error, Result};
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
-pub use port::{stats_of, Link, Port, PortConfig, PortStats, RxQueue, TxQueue};
+pub use port::{
+    stats_of, Link, Port, PortConfig, PortStats, RxQueue, TxQueue, QUEUE_STAT_COUNTERS,
+};
 pub use ring::MbufRing;
 
 /// Raw bindings, re-exported for the few callers that need a function this

@@ -11,6 +11,7 @@ use crate::mbuf::Mbuf;
 pub struct Mempool {
     raw: NonNull<dpdk_sys::rte_mempool>,
     name: String,
+    data_room: u16,
 }
 
 // SAFETY: DPDK mempools are multi-producer/multi-consumer safe (per-lcore
@@ -38,6 +39,7 @@ impl Mempool {
             .map(|raw| Mempool {
                 raw,
                 name: name.to_owned(),
+                data_room,
             })
             .ok_or_else(|| {
                 Error::from_rte_errno(
@@ -48,6 +50,11 @@ impl Mempool {
                     ),
                 )
             })
+    }
+
+    /// Each mbuf's data room (headroom included), as created.
+    pub fn data_room(&self) -> u16 {
+        self.data_room
     }
 
     /// The pool's name.

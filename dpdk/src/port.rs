@@ -2,6 +2,7 @@
 //! start/stop, link, statistics.
 
 use std::ffi::{CStr, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::burst::{Burst, BURST_SIZE};
@@ -82,7 +83,16 @@ pub struct PortStats {
     pub oerrors: u64,
     /// Receive mbuf allocation failures.
     pub rx_nombuf: u64,
+    /// Packets received per rx queue (the first [`QUEUE_STAT_COUNTERS`]
+    /// queues, on drivers that count per queue).
+    pub q_ipackets: [u64; QUEUE_STAT_COUNTERS],
+    /// Packets sent per tx queue (as `q_ipackets`).
+    pub q_opackets: [u64; QUEUE_STAT_COUNTERS],
 }
+
+/// Queues with their own counters in [`PortStats`]
+/// (`RTE_ETHDEV_QUEUE_STAT_CNTRS`).
+pub const QUEUE_STAT_COUNTERS: usize = dpdk_sys::RTE_ETHDEV_QUEUE_STAT_CNTRS as usize;
 
 /// An Ethernet port. Closed (and, for devices this process probed,
 /// detached) on drop.
@@ -455,7 +465,24 @@ impl Port {
         Ok(TxQueue {
             port: self.id,
             queue: q,
+            lock: None,
         })
+    }
+
+    /// Takes transmit queue `q` for `users` pollers at once (a device with
+    /// fewer tx queues than pollers): the handles share a spin lock, taken
+    /// around each `tx_burst` (DPDK's tx functions are not thread-safe on
+    /// one queue).
+    pub fn tx_queue_shared(&mut self, q: u16, users: usize) -> Result<Vec<TxQueue>> {
+        take(&mut self.tx_taken, q, &self.name, "tx")?;
+        let lock = Arc::new(TxLock(AtomicBool::new(false)));
+        Ok((0..users)
+            .map(|_| TxQueue {
+                port: self.id,
+                queue: q,
+                lock: Some(Arc::clone(&lock)),
+            })
+            .collect())
     }
 
     /// The port's MAC address.
@@ -601,6 +628,8 @@ pub fn stats_of(port: u16) -> std::result::Result<PortStats, i32> {
         ierrors: s.ierrors,
         oerrors: s.oerrors,
         rx_nombuf: s.rx_nombuf,
+        q_ipackets: s.q_ipackets,
+        q_opackets: s.q_opackets,
     })
 }
 
@@ -653,11 +682,35 @@ pub struct RxQueue {
     queue: u16,
 }
 
-/// A transmit queue of a started port, owned by one polling thread.
+/// A transmit queue of a started port, owned by one polling thread (or
+/// shared under a lock: [`Port::tx_queue_shared`]).
 #[derive(Debug)]
 pub struct TxQueue {
     port: u16,
     queue: u16,
+    lock: Option<Arc<TxLock>>,
+}
+
+/// The spin lock of a shared tx queue (held for one `tx_burst` call).
+#[derive(Debug)]
+struct TxLock(AtomicBool);
+
+impl TxLock {
+    #[inline]
+    fn acquire(&self) {
+        while self
+            .0
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+    }
+
+    #[inline]
+    fn release(&self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl RxQueue {
@@ -701,6 +754,11 @@ impl TxQueue {
         self.queue
     }
 
+    /// Whether other handles share this queue (under a lock).
+    pub fn is_shared(&self) -> bool {
+        self.lock.is_some()
+    }
+
     /// Sends what `burst` holds; the unsent remain in `burst` (at the
     /// front), for the caller to retry or drop. Returns how many were sent.
     #[inline(always)]
@@ -710,11 +768,18 @@ impl TxQueue {
             return 0;
         }
         debug_assert!(n <= BURST_SIZE);
-        // SAFETY: the queue is configured and owned by this handle; the
-        // first n slots hold owned mbufs.
+        if let Some(l) = &self.lock {
+            l.acquire();
+        }
+        // SAFETY: the queue is configured and owned by this handle (or by
+        // the handles sharing its lock, which is held); the first n slots
+        // hold owned mbufs.
         let sent = unsafe {
             dpdk_sys::shim_rte_eth_tx_burst(self.port, self.queue, burst.raw_ptr(), n as u16)
         };
+        if let Some(l) = &self.lock {
+            l.release();
+        }
         let sent = (sent as usize).min(n);
         // SAFETY: the driver took ownership of the first `sent` mbufs.
         unsafe { burst.consume_front(sent) };

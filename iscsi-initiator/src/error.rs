@@ -19,6 +19,15 @@ pub enum SessionError {
         /// Status-Detail.
         detail: u8,
     },
+    /// The target redirected the login (Status-Class 1, RFC 7143 section
+    /// 11.13.5): log in again at `address` (a raw `TargetAddress` value,
+    /// see [`crate::portals::parse_target_address`]).
+    Redirected {
+        /// The TargetAddress value: `host[:port][,tag]`.
+        address: String,
+        /// Status-Detail 0x02 "moved permanently" (else temporarily).
+        permanent: bool,
+    },
     /// Operational negotiation failed.
     Negotiation(NegotiationError),
     /// CHAP failed (target did not prove its identity, or sent unusable challenges).
@@ -53,6 +62,15 @@ impl fmt::Display for SessionError {
                 };
                 write!(f, "login rejected: {what} (class {class}, detail {detail})")
             }
+            SessionError::Redirected { address, permanent } => write!(
+                f,
+                "login redirected ({}) to {address}",
+                if *permanent {
+                    "moved permanently"
+                } else {
+                    "moved temporarily"
+                }
+            ),
             SessionError::Negotiation(e) => write!(f, "{e}"),
             SessionError::Auth(s) => write!(f, "CHAP authentication failed: {s}"),
             SessionError::Timeout(s) => write!(f, "timeout: {s}"),
@@ -90,6 +108,10 @@ pub enum CommandError {
     Rejected(u8),
     /// Aborted by a task management function.
     Aborted,
+    /// Never answered: the session stayed without a connection past the
+    /// caller's replacement timeout and the command was given up
+    /// ([`crate::Session::fail_outstanding`]).
+    SessionDown,
     /// The target moved more or less data than allowed.
     Residual {
         /// Bytes expected.
@@ -108,6 +130,12 @@ impl fmt::Display for CommandError {
             CommandError::TargetFailure(r) => write!(f, "iSCSI target failure (response {r})"),
             CommandError::Rejected(r) => write!(f, "command rejected by target (reason {r:#04x})"),
             CommandError::Aborted => write!(f, "command aborted"),
+            CommandError::SessionDown => {
+                write!(
+                    f,
+                    "no connection to the target within the replacement timeout"
+                )
+            }
             CommandError::Residual {
                 expected,
                 transferred,

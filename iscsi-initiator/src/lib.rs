@@ -9,6 +9,8 @@
 //! * [`scsi`]: CDB builders and parsers (INQUIRY, VPD, capacity, sense ...).
 //! * [`block`]: block requests (read/write/flush/discard at byte offsets, scatter-gather)
 //!   to SCSI commands within the LU's limits.
+//! * [`portals`]: portal lists and login redirects (`TargetAddress`), where
+//!   the next connection of a session goes.
 //! * [`transport`]: a blocking std TCP driver for the session, used by the CLI, the
 //!   tests and the benchmark.
 
@@ -27,6 +29,7 @@ pub mod device;
 mod error;
 pub mod login;
 pub mod negotiate;
+pub mod portals;
 pub mod scsi;
 pub mod session;
 pub mod task;

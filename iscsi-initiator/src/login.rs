@@ -42,6 +42,26 @@ enum Auth {
     Responded,
 }
 
+/// RFC 7143 section 11.13.5, Status-Class 1 (redirection): "the initiator
+/// ... MUST ... reissue the login request to the TargetAddress" the response
+/// carries (0x0101 moved temporarily, 0x0102 moved permanently).
+fn redirect(r: &LoginResponse, data: &[u8]) -> SessionError {
+    let address = text::pairs(data)
+        .flatten()
+        .find(|(k, _)| *k == "TargetAddress")
+        .map(|(_, v)| v.to_owned());
+    match address {
+        Some(address) => SessionError::Redirected {
+            address,
+            permanent: r.status_detail == 0x02,
+        },
+        None => SessionError::Protocol(format!(
+            "login redirect (status {:#04x}{:02x}) without a TargetAddress",
+            r.status_class, r.status_detail
+        )),
+    }
+}
+
 /// The login state machine for one connection.
 #[derive(Debug, Clone)]
 pub struct Login {
@@ -154,6 +174,9 @@ impl Login {
         r: &LoginResponse,
         data: &[u8],
     ) -> Result<LoginProgress, SessionError> {
+        if r.status_class == 1 {
+            return Err(redirect(r, data));
+        }
         if r.status_class != 0 {
             return Err(SessionError::LoginRejected {
                 class: r.status_class,

@@ -140,6 +140,16 @@ pub enum Event {
         /// Response code: 0 = function complete.
         response: u8,
     },
+    /// A command was answered with UNIT ATTENTION (retried by the session
+    /// per [`SessionConfig::unit_attention_retries`]); the caller may act on
+    /// the condition, e.g. re-read the capacity after CAPACITY DATA HAS
+    /// CHANGED ([`Sense::is_capacity_changed`]).
+    UnitAttention {
+        /// The command that saw it.
+        tag: TaskTag,
+        /// The sense data.
+        sense: Sense,
+    },
     /// The target asked us to log out (Asynchronous Message, event 1).
     LogoutRequested,
     /// Logout finished; the transport may be closed.
@@ -357,6 +367,19 @@ impl Session {
         } else {
             self.events.push_back(Event::Failed(e));
         }
+    }
+
+    /// Completes every outstanding command with [`CommandError::SessionDown`]
+    /// (the caller's replacement timeout ran out while the session had no
+    /// connection). Returns how many. The session stays usable: the next
+    /// [`Session::start_login`] starts with an empty task set.
+    pub fn fail_outstanding(&mut self) -> usize {
+        let tags = self.tasks.tags();
+        for &t in &tags {
+            self.complete(t, 0, Err(CommandError::SessionDown));
+        }
+        self.pending.clear();
+        tags.len()
     }
 
     /// Submits a SCSI command. It is sent as soon as the CmdSN window allows.
@@ -1058,6 +1081,12 @@ impl Session {
             Err(CommandError::Status(r.status))
         };
         if let Err(CommandError::CheckCondition(s)) = &result {
+            if s.key == SenseKey::UnitAttention {
+                self.events.push_back(Event::UnitAttention {
+                    tag: r.itt,
+                    sense: *s,
+                });
+            }
             if s.key == SenseKey::UnitAttention && t.ua_retries < self.cfg.unit_attention_retries {
                 t.ua_retries += 1;
                 t.sent = false;

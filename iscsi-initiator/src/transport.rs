@@ -1,7 +1,11 @@
 //! A blocking std TCP driver for [`Session`]: writes what the session wants sent, reads
 //! what arrives, fires its timers, and on connection loss reconnects and logs in again
 //! (ErrorRecoveryLevel 0), so commands in flight are reissued and none is lost.
+//! With several portals ([`Connection::login_portals`]) a reconnect tries the
+//! next one; login redirects (RFC 7143 section 11.13.5) are followed a
+//! bounded number of times ([`crate::portals::PortalSet`]).
 
+use crate::portals::{self, PortalSet, Redirect};
 use crate::session::{Completion, DiscoveredTarget, Event, Session, SessionConfig, SubmitError};
 use crate::task::{Command, TaskTag};
 use crate::{CommandError, SessionError};
@@ -54,6 +58,22 @@ impl From<CommandError> for Error {
     }
 }
 
+/// Opens a TCP connection to `portal`, each resolved address bounded by
+/// [`CONNECT_TIMEOUT`] (a portal that drops SYNs must not stall failover).
+fn dial(portal: &str) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "portal resolved to no address");
+    for addr in std::net::ToSocketAddrs::to_socket_addrs(portal)? {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// How long one TCP connect may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Result of the driver.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -68,7 +88,7 @@ pub struct Reconnect {
 
 /// A session on one TCP connection, driven synchronously.
 pub struct Connection {
-    portal: String,
+    portals: PortalSet,
     stream: Option<TcpStream>,
     session: Session,
     buf: Vec<u8>,
@@ -78,14 +98,25 @@ pub struct Connection {
     pub reconnect: Reconnect,
     /// Number of successful re-logins after a connection loss.
     pub recoveries: u32,
+    /// Login redirects followed.
+    pub redirects: u32,
     read_timeout_bucket: u64,
 }
 
 impl Connection {
     /// Connects to `portal` (`host:port`) and logs in.
     pub fn login(portal: &str, cfg: SessionConfig) -> Result<Connection> {
+        Connection::login_portals(vec![portal.to_owned()], cfg)
+    }
+
+    /// Connects to the first of `portals` (each `host:port`) that logs in;
+    /// later reconnects go to the next one in turn.
+    pub fn login_portals(portals: Vec<String>, cfg: SessionConfig) -> Result<Connection> {
+        let portals = PortalSet::new(portals)
+            .map_err(|e| Error::Io(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+        let n = portals.portals().len();
         let mut c = Connection {
-            portal: portal.to_owned(),
+            portals,
             stream: None,
             session: Session::new(cfg),
             buf: vec![0u8; 1 << 20],
@@ -96,10 +127,26 @@ impl Connection {
                 give_up_after: Duration::from_secs(30),
             },
             recoveries: 0,
+            redirects: 0,
             read_timeout_bucket: u64::MAX,
         };
-        c.open()?;
-        Ok(c)
+        let mut last = None;
+        for _ in 0..n {
+            match c.open() {
+                Ok(()) => return Ok(c),
+                Err(e) => {
+                    c.stream = None;
+                    c.portals.failed();
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.expect("at least one portal"))
+    }
+
+    /// The address of the current connection (`host:port`).
+    pub fn portal(&self) -> &str {
+        self.portals.address()
     }
 
     /// The session (negotiated parameters etc.).
@@ -125,8 +172,35 @@ impl Connection {
         }
     }
 
+    /// Connects to the current portal and logs in, following redirects.
     fn open(&mut self) -> Result<()> {
-        let stream = TcpStream::connect(&self.portal)?;
+        loop {
+            match self.open_once() {
+                Err(Error::Session(SessionError::Redirected { address, permanent })) => {
+                    let to = portals::parse_target_address(&address).map_err(|e| {
+                        Error::Session(SessionError::Protocol(format!("login redirect: {e}")))
+                    })?;
+                    match self.portals.redirected(&to, permanent) {
+                        Redirect::Follow(_) => self.redirects += 1,
+                        Redirect::TooManyHops => {
+                            return Err(Error::Session(SessionError::Protocol(format!(
+                                "more than {} login redirects in a row",
+                                portals::MAX_REDIRECT_HOPS
+                            ))))
+                        }
+                    }
+                }
+                Ok(()) => {
+                    self.portals.logged_in();
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn open_once(&mut self) -> Result<()> {
+        let stream = dial(self.portals.address())?;
         stream.set_nodelay(true)?;
         self.stream = Some(stream);
         self.read_timeout_bucket = u64::MAX;
@@ -149,6 +223,8 @@ impl Connection {
             return Err(why);
         }
         self.stream = None;
+        // The portal in use just failed: start with the next one.
+        self.portals.failed();
         let start = Instant::now();
         let wait = Duration::from_secs(self.session.params().default_time2wait.min(2) as u64);
         std::thread::sleep(wait);
@@ -161,6 +237,7 @@ impl Connection {
                 }
                 Err(e) => {
                     self.stream = None;
+                    self.portals.failed();
                     last = e;
                     std::thread::sleep(Duration::from_millis(200));
                 }
@@ -250,6 +327,8 @@ impl Connection {
                 Event::Completed(c) => self.completions.push_back(c),
                 Event::Failed(e) => failure = Some(e),
                 Event::LogoutRequested => self.session.logout(),
+                // Retried by the session; nothing to keep.
+                Event::UnitAttention { .. } => {}
                 other => self.other.push_back(other),
             }
         }

@@ -139,6 +139,9 @@ struct ServeArgs {
     /// How the cache picks a block to evict.
     #[arg(long, value_enum, default_value_t = CachePolicy::Clock, requires = "cache")]
     cache_policy: CachePolicy,
+    /// Prometheus metrics endpoint.
+    #[command(flatten)]
+    metrics: crate::dataplane::exporter::MetricsArgs,
     /// QoS limits of every device.
     #[command(flatten)]
     qos: Box<BlkQosArgs>,
@@ -316,6 +319,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             a.socket.len()
         ));
     }
+    let metrics_addr = a.metrics.addr()?;
     // Before any socket exists: a SIGTERM as soon as one appears must stop
     // the server cleanly (socket removed, stats printed), not kill it.
     // SAFETY: the handler only stores to an atomic, which is
@@ -371,6 +375,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             max_sleep: Duration::from_millis(1),
         },
     };
+    let metrics = crate::dataplane::exporter::serve_storage(metrics_addr, &group)?;
     let poller = group
         .spawn(mode)
         .map_err(|e| format!("poller thread: {e}"))?;
@@ -418,6 +423,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         stats::publish_stats(p, &devices, &caches);
     }
     eprintln!("blk: stopping");
+    drop(metrics);
     group.stop();
     let _ = poller.join();
     // A VM still connected keeps its connection until the process exits;

@@ -335,6 +335,7 @@ fn whole_path() -> Result<(), String> {
         poll: Default::default(),
         ovsdb: None,
         rundir: crate::dataplane::config::DEFAULT_RUNDIR.into(),
+        metrics: None,
         storage_rpc: Default::default(),
     };
     step(

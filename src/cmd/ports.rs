@@ -22,9 +22,10 @@ pub struct PortsArgs {
 
 #[derive(Subcommand)]
 enum PortsCmd {
-    /// Add a port from DPDK devargs (`net_tap0,iface=tap0`, `0000:01:00.0`, ...).
+    /// Add a port from DPDK devargs (`net_tap0,iface=tap0`, `0000:01:00.0`,
+    /// `net_vhost1,iface=/run/vm2.sock,client=1,mtu=9000`, ...).
     Add {
-        /// DPDK device arguments.
+        /// DPDK device arguments, plus the switch's `mtu=N` (68..=9710).
         devargs: String,
         /// Switch port number (default: the lowest free one).
         #[arg(long)]
@@ -66,29 +67,34 @@ pub fn run(a: PortsArgs) -> Result<(), String> {
         Reply::PortDeleted { port } => println!("deleted port {port}"),
         Reply::Ports { ports } => {
             println!(
-                "{:>4}  {:<16} {:<5} {:>12} {:>14} {:>12} {:>14} {:>9} {:>9}",
+                "{:>4}  {:<16} {:<5} {:>5} {:>12} {:>14} {:>12} {:>14} {:>9} {:>9}  rx pkts per queue",
                 "port",
                 "name",
                 "link",
+                "mtu",
                 "rx pkts",
                 "rx bytes",
                 "tx pkts",
                 "tx bytes",
                 "rx drop",
-                "tx drop"
+                "tx drop",
             );
             for p in ports {
+                let queues: Vec<String> =
+                    p.rx_queue_packets.iter().map(|n| n.to_string()).collect();
                 println!(
-                    "{:>4}  {:<16} {:<5} {:>12} {:>14} {:>12} {:>14} {:>9} {:>9}",
+                    "{:>4}  {:<16} {:<5} {:>5} {:>12} {:>14} {:>12} {:>14} {:>9} {:>9}  {}",
                     p.port,
                     p.name,
                     if p.link_up { "up" } else { "down" },
+                    p.mtu,
                     p.rx_packets,
                     p.rx_bytes,
                     p.tx_packets,
                     p.tx_bytes,
                     p.rx_dropped,
-                    p.tx_dropped
+                    p.tx_dropped,
+                    queues.join("/")
                 );
                 let o = p.offload;
                 if o.any() {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::dataplane::config::{self, CorePoll, FileConfig, RunConfig};
+use crate::dataplane::exporter::MetricsArgs;
 use crate::dataplane::{self, Summary};
 
 /// Arguments of `vswitch run`.
@@ -135,6 +136,9 @@ pub struct RunArgs {
     /// `dpdkvhostuser` sockets (default `/var/run/openvswitch`, as OVS).
     #[arg(long, value_name = "DIR")]
     pub rundir: Option<PathBuf>,
+    /// Prometheus metrics endpoint.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// How the switch core waits when idle.
@@ -267,6 +271,15 @@ impl RunArgs {
                 .clone()
                 .or(file.rundir)
                 .unwrap_or_else(|| config::DEFAULT_RUNDIR.into()),
+            metrics: match (&self.metrics.metrics, file.metrics) {
+                (Some(_), _) => self.metrics.addr()?,
+                (None, Some(a)) => Some(metrics::parse_listen(
+                    &a,
+                    file.metrics_allow_remote,
+                    "--metrics",
+                )?),
+                (None, None) => None,
+            },
             storage_rpc: config::StorageRpc {
                 socket: self.rpc.clone().or(file.rpc),
                 vhost_dir: self

@@ -448,21 +448,28 @@ impl Datapath for Bridge {
             }
         }
         let no = self.pick(local, iface.ofport_request)?;
-        let no = self.ports.add(&desc.devargs(), Some(no))?;
+        // mtu_request becomes the port's `mtu=` (its pool, the driver's
+        // MTU); one that cannot be applied leaves the port at its default
+        // MTU with `status:mtu_error`, as in OVS.
+        let mut mtu_error = None;
+        let no = match iface.mtu_request {
+            Some(mtu) => match self
+                .ports
+                .add(&format!("{},mtu={mtu}", desc.devargs()), Some(no))
+            {
+                Ok(no) => no,
+                Err(e) => {
+                    eprintln!("vswitch: interface {}: mtu_request {mtu}: {e}", iface.name);
+                    mtu_error = Some(e);
+                    self.ports.add(&desc.devargs(), Some(no))?
+                }
+            },
+            None => self.ports.add(&desc.devargs(), Some(no))?,
+        };
         let mut st = self.state();
         st.mtu_errors.remove(&iface.name);
-        if let Some(mtu) = iface.mtu_request {
-            let res = u16::try_from(mtu)
-                .map_err(|_| format!("mtu_request {mtu} is too large"))
-                .and_then(|m| {
-                    self.ports
-                        .with_port(no, |p| p.set_mtu(m).map_err(|e| e.to_string()))
-                        .unwrap_or(Ok(()))
-                });
-            if let Err(e) = res {
-                eprintln!("vswitch: interface {}: mtu_request {mtu}: {e}", iface.name);
-                st.mtu_errors.insert(iface.name.clone(), e);
-            }
+        if let Some(e) = mtu_error {
+            st.mtu_errors.insert(iface.name.clone(), e);
         }
         let ofport = if local { OFPORT_LOCAL } else { no };
         let of = st.bridge.as_ref().map(|b| Arc::clone(&b.of));
@@ -519,9 +526,10 @@ impl Datapath for Bridge {
             let (name, i) = ifaces.iter().find(|(_, i)| i.ofport == ofport)?;
             (i.no, name.clone())
         };
-        let (id, link, mtu, mac) = self
+        let (id, link, mac) = self
             .ports
-            .with_port(no, |p| (p.id(), p.link().ok(), p.mtu().ok(), p.mac().ok()))?;
+            .with_port(no, |p| (p.id(), p.link().ok(), p.mac().ok()))?;
+        let mtu = self.ports.mtu(no);
         let st = self.ports.stats(no, id);
         let mut statistics = BTreeMap::new();
         for (k, v) in [

@@ -49,6 +49,8 @@ pub struct RunConfig {
     /// Run directory for the bridges' OpenFlow management sockets
     /// (`BRIDGE.mgmt`) and `dpdkvhostuser` sockets (OVS: `/var/run/openvswitch`).
     pub rundir: PathBuf,
+    /// Where the Prometheus endpoint listens (`--metrics`), checked.
+    pub metrics: Option<std::net::SocketAddr>,
     /// Storage at run time: SPDK's JSON-RPC socket, the directory of the
     /// sockets of controllers it makes, and a saved configuration to load.
     pub storage_rpc: StorageRpc,
@@ -308,6 +310,11 @@ pub struct FileConfig {
     pub ovsdb: Option<String>,
     /// Run directory (OpenFlow management sockets, vhost-user server sockets).
     pub rundir: Option<PathBuf>,
+    /// Prometheus endpoint address (`--metrics`).
+    pub metrics: Option<String>,
+    /// Allow a non-loopback `metrics` address (`--metrics-allow-remote`).
+    #[serde(default)]
+    pub metrics_allow_remote: bool,
     /// SPDK's JSON-RPC storage methods on this socket.
     pub rpc: Option<PathBuf>,
     /// Directory of run-time controllers' sockets.
@@ -726,6 +733,7 @@ mod tests {
             poll: CorePoll::Auto,
             ovsdb: None,
             rundir: DEFAULT_RUNDIR.into(),
+            metrics: None,
             storage_rpc: StorageRpc::default(),
         }
     }

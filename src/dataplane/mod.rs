@@ -12,10 +12,12 @@
 pub mod bridge;
 pub mod config;
 pub mod controller;
+pub mod exporter;
 pub mod mbuf_frame;
 pub mod offload;
 pub mod ovs_eal;
 pub mod port_desc;
+pub mod port_opts;
 pub mod ports;
 pub mod stats;
 pub mod storage;
@@ -312,6 +314,18 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     let counters: Vec<Arc<LoopCounters>> = (0..n_workers)
         .map(|_| Arc::new(LoopCounters::default()))
         .collect();
+    // The Prometheus endpoint reads the counters above when scraped.
+    let metrics_server = match cfg.metrics {
+        Some(addr) => {
+            let reg = metrics::Registry::new();
+            exporter::register_switch(&reg, &sw, &ports, &counters, eal.tsc_hz());
+            if let Some(g) = &group {
+                exporter::register_storage(&reg, g);
+            }
+            Some(exporter::serve(addr, reg)?)
+        }
+        None => None,
+    };
     let start = Instant::now();
     let timing = Timing {
         duration: cfg.duration,
@@ -474,6 +488,7 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
 
     // Stop and close the ports (net_pcap flushes its capture files here),
     // then the pool, then the EAL.
+    drop(metrics_server);
     ports.close_all();
     drop(ports);
     drop(pool);

@@ -1,10 +1,18 @@
 //! The switch's DPDK ports: probing, queue hand-out to workers, hot add and
 //! remove while traffic flows, and the control plane's view of them.
 //!
-//! Each worker owns one tx queue on every port (so no tx queue is shared)
-//! and the rx queues assigned to it. Workers learn about port changes
+//! Each worker has one tx queue on every port, its own where the device has
+//! one per worker, else shared under a lock with the other workers mapped to
+//! it (worker `w` sends on queue `w % queues`), and the rx queues assigned
+//! to it: one per worker where the device has them, and on `net_vhost`
+//! ports every queue (the guest picks the queue it sends on), spread round
+//! robin over the workers. Workers learn about port changes
 //! through a lock-free command queue they drain between bursts; removal
 //! waits for every worker's acknowledgement before the port is closed.
+//!
+//! A port's `mtu=N` ([`super::port_opts`]) picks the pool its rx queues
+//! fill: the shared one when its frames fit, else a pool of bigger mbufs
+//! made for that MTU and kept until the switch stops.
 
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,13 +20,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
-use dpdk::{Mempool, Port, PortConfig, PortStats, RxQueue, TxQueue};
+use dpdk::{Mempool, Port, PortConfig, PortStats, RxQueue, TxQueue, QUEUE_STAT_COUNTERS};
 use switch::control::{PortBackend, PortInfo, PortSpec};
 use switch::switch::Switch;
 use switch::verdict::{CONTROLLER_PORT, MAX_PORTS};
 use usertcp::device::FrameBytes;
 
 use super::offload::OffloadCounters;
+use super::port_opts::{self, PortOpts};
 
 /// What a port is to the switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +101,10 @@ struct Entry {
     port: Port,
     /// The internal port's byte counts (see [`Ports::add_internal`]).
     bytes: Option<Arc<FrameBytes>>,
+    /// The MTU set with `mtu=N`.
+    mtu: Option<u16>,
+    /// Rx queues configured.
+    rx_queues: u16,
 }
 
 impl Entry {
@@ -109,6 +122,9 @@ impl Entry {
 pub struct Ports {
     sw: Arc<Switch>,
     pool: Arc<Mempool>,
+    /// Pools of bigger mbufs for ports whose MTU needs them (kept until
+    /// the switch stops: their mbufs may sit in any port's rings).
+    mtu_pools: Mutex<Vec<Arc<Mempool>>>,
     workers: Vec<Arc<ArrayQueue<WorkerCmd>>>,
     entries: Mutex<Vec<Entry>>,
     next_rx_worker: Mutex<usize>,
@@ -130,6 +146,7 @@ impl Ports {
         Ports {
             sw,
             pool,
+            mtu_pools: Mutex::new(Vec::new()),
             workers,
             entries: Mutex::new(Vec::new()),
             next_rx_worker: Mutex::new(0),
@@ -153,10 +170,46 @@ impl Ports {
 
     /// Probes, configures and starts a port, hands its queues to the
     /// workers and declares it to the switch. Returns its port number.
+    /// `devargs` may carry the switch's options ([`port_opts`]: `mtu=N`).
     pub fn add(&self, devargs: &str, want: Option<u16>) -> Result<u16, String> {
-        self.add_with(devargs, want, Kind::Device, || {
-            Port::probe(devargs).map_err(|e| e.to_string())
+        let (dpdk_args, opts) = port_opts::split(devargs)?;
+        self.add_with(devargs, want, Kind::Device, opts, || {
+            Port::probe(&dpdk_args).map_err(|e| e.to_string())
         })
+    }
+
+    /// The pool for a port's `rx_queues` rx queues of `rx_desc`
+    /// descriptors: the shared pool unless `mtu` frames outgrow its mbufs.
+    fn pool_for(
+        &self,
+        mtu: Option<u16>,
+        rx_queues: u16,
+        rx_desc: u16,
+    ) -> Result<Arc<Mempool>, String> {
+        let headroom = dpdk::sys::RTE_PKTMBUF_HEADROOM as u16;
+        let Some(mtu) = mtu else {
+            return Ok(Arc::clone(&self.pool));
+        };
+        let room = port_opts::frame_room(mtu) + headroom;
+        if room <= self.pool.data_room() {
+            return Ok(Arc::clone(&self.pool));
+        }
+        let need = u32::from(rx_queues) * u32::from(rx_desc) + 1024;
+        let mut pools = self.mtu_pools.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = pools
+            .iter()
+            .find(|p| p.data_room() >= room && p.available() >= need)
+        {
+            return Ok(Arc::clone(p));
+        }
+        let n = (need * 2).max(8192).next_power_of_two() - 1;
+        let name = format!("vswitch_mtu{mtu}_{}", pools.len());
+        let p = Arc::new(
+            Mempool::pktmbuf(&name, n, 256, room, -1)
+                .map_err(|e| format!("a pool of {n} mbufs for MTU {mtu}: {e}"))?,
+        );
+        pools.push(Arc::clone(&p));
+        Ok(p)
     }
 
     /// Adds the switch's end of the internal port (fed only by the host
@@ -170,7 +223,13 @@ impl Ports {
         bytes: Arc<FrameBytes>,
     ) -> Result<u16, String> {
         let name = port.name().to_owned();
-        let no = self.add_with(&name, want, Kind::Internal, move || Ok(port))?;
+        let no = self.add_with(
+            &name,
+            want,
+            Kind::Internal,
+            PortOpts::default(),
+            move || Ok(port),
+        )?;
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = entries.iter_mut().find(|e| e.no == no) {
             e.bytes = Some(bytes);
@@ -194,9 +253,13 @@ impl Ports {
     /// switch port (floods skip it; see `switch::verdict::CONTROLLER_PORT`).
     pub fn add_controller(&self, port: Port) -> Result<u16, String> {
         let name = port.name().to_owned();
-        self.add_with(&name, Some(CONTROLLER_PORT), Kind::Controller, move || {
-            Ok(port)
-        })
+        self.add_with(
+            &name,
+            Some(CONTROLLER_PORT),
+            Kind::Controller,
+            PortOpts::default(),
+            move || Ok(port),
+        )
     }
 
     fn add_with(
@@ -204,6 +267,7 @@ impl Ports {
         devargs: &str,
         want: Option<u16>,
         kind: Kind,
+        opts: PortOpts,
         make: impl FnOnce() -> Result<Port, String>,
     ) -> Result<u16, String> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -225,15 +289,16 @@ impl Ports {
         let mut port = make().map_err(|e| format!("port {no} ({devargs}): {e}"))?;
         let workers = self.workers.len() as u16;
         // One rx queue per worker where the device has them (RSS spreads
-        // flows over them on NICs); one tx queue per worker always, so no
-        // tx queue is shared.
-        let (max_rx, _) = port
+        // flows over them on NICs), every queue of a vhost port (its guest
+        // sends on any of them); one tx queue per worker where the device
+        // has them, else shared (see the module docs).
+        let (max_rx, max_tx) = port
             .max_queues()
             .map_err(|e| format!("port {no} ({devargs}): {e}"))?;
+        let vhost = port.driver().is_ok_and(|d| d == "net_vhost");
         // vhost-user ports: guests' partial checksums and large segments
         // arrive flagged, for the offload slow path (`super::offload`).
-        let vhost = kind == Kind::Device && port.driver().is_ok_and(|d| d == "net_vhost");
-        let (rx_offloads, tx_offloads) = if vhost {
+        let (rx_offloads, tx_offloads) = if vhost && kind == Kind::Device {
             use dpdk::offload as o;
             (
                 o::RX_OFFLOAD_TCP_CKSUM | o::RX_OFFLOAD_UDP_CKSUM,
@@ -243,18 +308,18 @@ impl Ports {
             (0, 0)
         };
         let cfg = PortConfig {
-            rx_queues: workers.min(max_rx).max(1),
-            tx_queues: workers,
+            rx_queues: if vhost { max_rx } else { workers.min(max_rx) }.max(1),
+            tx_queues: workers.min(max_tx).max(1),
             rx_offloads,
             tx_offloads,
             ..PortConfig::default()
         };
-        port.configure(cfg, &self.pool).map_err(|e| {
+        let pool = self
+            .pool_for(opts.mtu, cfg.rx_queues, cfg.rx_desc)
+            .map_err(|e| format!("port {no} ({devargs}): {e}"))?;
+        port.configure(cfg, &pool).map_err(|e| {
             // The pool's data room is at least 2048 bytes: a bound is enough.
             let hint = match super::config::pcap_preloaded_mbufs(devargs, 2048) {
-                Ok(0) if workers > 1 => {
-                    " (each forwarding lcore needs its own tx queue: use fewer lcores)".to_string()
-                }
                 Ok(0) => String::new(),
                 Ok(n) => format!(
                     " (its pcap file replays frames that take {n} mbufs, which DPDK keeps in \
@@ -267,14 +332,40 @@ impl Ports {
             };
             format!("port {no} ({devargs}): {e}{hint}")
         })?;
+        if let Some(mtu) = opts.mtu {
+            // net_vhost has no MTU setting: its guest's comes from QEMU.
+            if let Err(e) = port.set_mtu(mtu) {
+                if !vhost {
+                    return Err(format!("port {no} ({devargs}): mtu={mtu}: {e}"));
+                }
+            }
+        }
         port.start()
             .map_err(|e| format!("port {no} ({devargs}): {e}"))?;
-        if let Ok(mtu) = port.mtu() {
+        if let Some(mtu) = opts.mtu.or_else(|| port.mtu().ok()) {
             self.offload.set_mtu(no, mtu);
         }
-        for w in 0..self.workers.len() {
-            let txq = port.tx_queue(w as u16).map_err(|e| e.to_string())?;
-            self.send(w, WorkerCmd::AddTx(no, txq));
+        let n_workers = self.workers.len();
+        let mut txqs: Vec<Option<TxQueue>> = (0..n_workers).map(|_| None).collect();
+        let shared = usize::from(cfg.tx_queues) < n_workers;
+        for q in 0..cfg.tx_queues {
+            let users: Vec<usize> = (0..n_workers)
+                .filter(|w| w % usize::from(cfg.tx_queues) == usize::from(q))
+                .collect();
+            let handles = if shared {
+                port.tx_queue_shared(q, users.len())
+            } else {
+                port.tx_queue(q).map(|t| vec![t])
+            }
+            .map_err(|e| e.to_string())?;
+            for (w, h) in users.into_iter().zip(handles) {
+                txqs[w] = Some(h);
+            }
+        }
+        for (w, txq) in txqs.into_iter().enumerate() {
+            if let Some(txq) = txq {
+                self.send(w, WorkerCmd::AddTx(no, txq));
+            }
         }
         for q in 0..cfg.rx_queues {
             let rxq = port.rx_queue(q).map_err(|e| e.to_string())?;
@@ -302,6 +393,8 @@ impl Ports {
             devargs: devargs.to_owned(),
             port,
             bytes: None,
+            mtu: opts.mtu,
+            rx_queues: cfg.rx_queues,
         });
         entries.sort_by_key(|e| e.no);
         Ok(no)
@@ -346,6 +439,13 @@ impl Ports {
             .iter_mut()
             .find(|e| e.no == no)
             .map(|e| f(&mut e.port))
+    }
+
+    /// Port `no`'s MTU: its `mtu=` setting, else the device's.
+    pub fn mtu(&self, no: u16) -> Option<u16> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let e = entries.iter().find(|e| e.no == no)?;
+        e.mtu.or_else(|| e.port.mtu().ok())
     }
 
     /// Whether port number `no` is taken.
@@ -404,6 +504,10 @@ impl PortBackend for Backend {
                     tx_bytes: st.obytes,
                     rx_dropped: st.imissed + st.rx_nombuf,
                     tx_dropped: st.oerrors + self.ports.tx_drops.port_total(e.no),
+                    mtu: e.mtu.or_else(|| e.port.mtu().ok()).unwrap_or(0),
+                    rx_queue_packets: st.q_ipackets
+                        [..usize::from(e.rx_queues).min(QUEUE_STAT_COUNTERS)]
+                        .to_vec(),
                     offload: {
                         let t = self.ports.offload.totals(e.no);
                         switch::control::PortOffload {

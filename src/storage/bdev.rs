@@ -53,6 +53,7 @@ pub fn create_of_spec(name: &str, spec: &str, block_size: u32) -> Result<Create,
             name: name.to_owned(),
             url: spec.to_owned(),
             initiator_iqn: blk_iscsi::backend::INITIATOR.to_owned(),
+            portals: None,
         }));
     }
     let (kind, arg) = spec
@@ -233,6 +234,7 @@ impl Bdev {
             Create::Iscsi(p) => json!({"iscsi": {
                 "initiator_name": p.initiator_iqn,
                 "url": redact(&p.url),
+                "portals": p.portals,
             }}),
             _ => json!({}),
         }

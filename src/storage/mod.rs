@@ -25,3 +25,6 @@ pub mod service;
 pub mod stats;
 
 pub use registry::Storage;
+
+#[cfg(test)]
+mod tests;

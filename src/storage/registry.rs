@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rpc::spdk::info::RateLimits;
-use rpc::spdk::params::VhostBlkCreate;
+use rpc::spdk::params::{IscsiCreate, VhostBlkCreate};
 use rpc::spdk::{Create, Module};
 use rpc::RpcError;
 use vfio::backend::{self, Backend};
@@ -223,7 +223,7 @@ impl Storage {
                 Ok((be, bs))
             }
             Create::Iscsi(p) => {
-                let spec = blk_iscsi::IscsiSpec::parse(&p.url).map_err(einval)?;
+                let spec = iscsi_spec(p)?;
                 let be = match self.transport.as_mut().map(|f| f()).transpose() {
                     Ok(Some(Some(t))) => blk_iscsi::IscsiBackend::connect_with(&spec, n, t),
                     Ok(_) => blk_iscsi::IscsiBackend::connect(&spec, n),
@@ -415,6 +415,34 @@ impl Storage {
         }
         s
     }
+}
+
+/// The session a `bdev_iscsi_create` describes: the URL (portals, CHAP,
+/// timers: blk-iscsi's form), `portals` appended, and `initiator_iqn` as
+/// our name unless the URL's `initiator_name=` sets one.
+fn iscsi_spec(p: &IscsiCreate) -> Result<blk_iscsi::IscsiSpec, RpcError> {
+    let mut url = p.url.clone();
+    for portal in p.portals.iter().flatten() {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str("portal=");
+        url.push_str(portal);
+    }
+    let mut spec = blk_iscsi::IscsiSpec::parse(&url).map_err(einval)?;
+    // RFC 7143 section 4.2.7.1: iqn., eui. or naa. names.
+    let lower = p.initiator_iqn.to_ascii_lowercase();
+    if !["iqn.", "eui.", "naa."]
+        .iter()
+        .any(|f| lower.starts_with(f))
+        || p.initiator_iqn.len() > 223
+    {
+        return Err(einval(format!(
+            "initiator_iqn {}: not an iSCSI name",
+            p.initiator_iqn
+        )));
+    }
+    spec.initiator
+        .get_or_insert_with(|| p.initiator_iqn.clone());
+    Ok(spec)
 }
 
 /// Fills in (and checks) a creation request's UUID.

@@ -124,6 +124,13 @@ pub struct PortInfo {
     pub rx_dropped: u64,
     /// Frames dropped because the tx ring was full.
     pub tx_dropped: u64,
+    /// The port's MTU (its `mtu=` setting, else the device's; 0: unknown).
+    #[serde(default)]
+    pub mtu: u16,
+    /// Frames received per rx queue (drivers that count per queue; empty
+    /// otherwise).
+    #[serde(default)]
+    pub rx_queue_packets: Vec<u64>,
     /// Offload work on this port (guests' large segments and partial
     /// checksums).
     #[serde(default)]

@@ -251,8 +251,23 @@ pub fn build_initramfs_with(dir: &Path, init: &str, files: &[(&str, &[u8])]) -> 
     );
     c.entry("bin/busybox", 0o100755, &bb, (0, 0));
     c.entry("init", 0o100755, init.as_bytes(), (0, 0));
+    let mut dirs: Vec<&str> = Vec::new();
     for (name, data) in files {
-        c.entry(name, 0o100644, data, (0, 0));
+        // Parent directories of nested names (host tools and their libraries).
+        for (i, _) in name.match_indices('/') {
+            let d = &name[..i];
+            if !dirs.contains(&d) && !["bin", "dev", "mod", "proc", "sys"].contains(&d) {
+                dirs.push(d);
+                c.entry(d, 0o040755, &[], (0, 0));
+            }
+        }
+        // Host tools are executable; data files are not.
+        let mode = if name.starts_with("ul/") || name.contains(".so") {
+            0o100755
+        } else {
+            0o100644
+        };
+        c.entry(name, mode, data, (0, 0));
     }
     for m in MODULES {
         let f = find_module(&modules, m).unwrap_or_else(|| {
@@ -395,6 +410,33 @@ pub fn boot_guest_with(
     }
     let s = out.lock().unwrap().clone();
     s
+}
+
+/// A dynamically linked host tool (e.g. util-linux's `/usr/sbin/blkdiscard`,
+/// whose `-z` busybox lacks) for the initramfs: the binary as `ul/NAME` and
+/// the shared libraries `ldd` names, at their host paths.
+pub fn host_tool(path: &str, package: &str) -> Vec<(String, Vec<u8>)> {
+    let bin = need(path, package);
+    let name = bin.file_name().unwrap().to_string_lossy().into_owned();
+    let mut out = vec![(format!("ul/{name}"), std::fs::read(&bin).unwrap())];
+    let ldd = Command::new("ldd")
+        .arg(&bin)
+        .output()
+        .expect("ldd (libc-bin)");
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
+        // "/lib64/ld-linux-x86-64.so.2 (0x...)"
+        let lib = line
+            .split("=>")
+            .last()
+            .and_then(|r| r.split_whitespace().next())
+            .filter(|p| p.starts_with('/'));
+        if let Some(lib) = lib {
+            let data = std::fs::read(lib).unwrap_or_else(|e| panic!("{lib}: {e}"));
+            out.push((lib.trim_start_matches('/').to_string(), data));
+        }
+    }
+    out
 }
 
 /// Block (4 KiB) where [`write_verify_loop_script`]'s area starts.

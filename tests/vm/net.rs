@@ -230,7 +230,12 @@ impl NetGuest {
             .arg(&kernel)
             .arg("-initrd")
             .arg(&self.initrd)
-            .args(["-append", "console=ttyS0 panic=-1 quiet loglevel=3"])
+            // no_timer_check: a TCG guest on a busy host can miss the
+            // kernel's IO-APIC timer check (and panic).
+            .args([
+                "-append",
+                "console=ttyS0 panic=-1 quiet loglevel=3 no_timer_check",
+            ])
             .args([
                 "-display",
                 "none",

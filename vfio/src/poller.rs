@@ -98,6 +98,8 @@ pub struct PollGroup {
     generation: AtomicU64,
     stop: AtomicBool,
     rounds: AtomicU64,
+    /// Devices added measure their request latency (metrics are on).
+    latency: AtomicBool,
 }
 
 impl PollGroup {
@@ -108,7 +110,15 @@ impl PollGroup {
 
     /// Adds a device.
     pub fn add(&self, dev: SharedDevice) {
-        self.devices.lock().expect("poll group lock").push(dev);
+        self.devices
+            .lock()
+            .expect("poll group lock")
+            .push(Arc::clone(&dev));
+        // After the push: a `track_latency` running meanwhile either sees
+        // the device in its list or has set the flag before this load.
+        if self.latency.load(Ordering::SeqCst) {
+            dev.lock().track_latency();
+        }
         self.generation.fetch_add(1, Ordering::Release);
     }
 
@@ -119,6 +129,29 @@ impl PollGroup {
             .expect("poll group lock")
             .retain(|d| !Arc::ptr_eq(d, dev));
         self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The devices served now.
+    pub fn devices(&self) -> Vec<SharedDevice> {
+        self.devices.lock().expect("poll group lock").clone()
+    }
+
+    /// Makes every device of the group, now and added later, measure its
+    /// request latency ([`BlkDevice::track_latency`]).
+    pub fn track_latency(&self) {
+        self.latency.store(true, Ordering::SeqCst);
+        for d in self.devices() {
+            d.lock().track_latency();
+        }
+    }
+
+    /// Adds every device's samples to a scrape
+    /// ([`crate::blk::metrics::collect`]); each device is locked briefly
+    /// (its poller skips it for that round).
+    pub fn collect(&self, m: &mut metrics::MetricSet) {
+        for d in self.devices() {
+            crate::blk::metrics::collect(&d.lock(), m);
+        }
     }
 
     /// Asks the poller thread to end.

@@ -128,6 +128,12 @@ impl Sense {
         }
     }
 
+    /// UNIT ATTENTION, CAPACITY DATA HAS CHANGED (SPC-4 annex F: ASC 2Ah,
+    /// ASCQ 09h): READ CAPACITY answers differently now.
+    pub fn is_capacity_changed(&self) -> bool {
+        self.key == SenseKey::UnitAttention && self.asc == 0x2a && self.ascq == 0x09
+    }
+
     /// A short description of common ASC/ASCQ pairs.
     pub fn description(&self) -> &'static str {
         match (self.asc, self.ascq) {

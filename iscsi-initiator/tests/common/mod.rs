@@ -59,6 +59,8 @@ pub struct Tgtd {
     chap: Option<Chap>,
     /// Run tgtd in this network namespace, listening on `addr`.
     netns: Option<(String, String)>,
+    /// Listen on this address of the root namespace (default 127.0.0.1).
+    listen: Option<String>,
 }
 
 impl Tgtd {
@@ -87,6 +89,31 @@ impl Tgtd {
             null_lun,
             chap,
             netns: None,
+            listen: None,
+        };
+        t.launch();
+        t
+    }
+
+    /// A second tgtd serving `other`'s target (same IQN, same backing file,
+    /// same CHAP accounts) on `addr` (another loopback address such as
+    /// 127.0.0.2): a second portal of the same LU.
+    pub fn start_sibling(name: &str, other: &Tgtd, addr: &str) -> Tgtd {
+        let dir = std::env::temp_dir().join(format!("vswitch-iscsi-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut t = Tgtd {
+            child: None,
+            control_port: 0,
+            port: 0,
+            iqn: other.iqn.clone(),
+            dir,
+            backing: other.backing.clone(),
+            size: other.size,
+            null_lun: other.null_lun,
+            chap: other.chap.clone(),
+            netns: None,
+            listen: Some(addr.to_owned()),
         };
         t.launch();
         t
@@ -115,6 +142,7 @@ impl Tgtd {
             null_lun: false,
             chap: None,
             netns: Some((ns.to_owned(), addr.to_owned())),
+            listen: None,
         };
         t.launch();
         t
@@ -130,6 +158,7 @@ impl Tgtd {
             .netns
             .as_ref()
             .map(|(_, a)| a.as_str())
+            .or(self.listen.as_deref())
             .unwrap_or("127.0.0.1");
         format!("{addr}:{}", self.port)
     }
@@ -337,6 +366,31 @@ impl Tgtd {
     pub fn restart(&mut self) {
         self.kill();
         self.launch();
+    }
+
+    /// Stops tgtd with SIGSTOP: its portal goes silent (connections stay
+    /// open, nothing answers), as a hung target or a cut link.
+    pub fn freeze(&self) {
+        if let Some(c) = &self.child {
+            let ok = Command::new("kill")
+                .args(["-STOP", &c.id().to_string()])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(ok, "kill -STOP tgtd");
+        }
+    }
+
+    /// Redirects logins to target 1 to `addr:port` (RFC 7143 section
+    /// 11.13.5; tgtd answers with Status-Class 1 and a TargetAddress),
+    /// temporarily or permanently.
+    pub fn redirect_to(&self, addr: &str, port: u16, permanent: bool) {
+        self.set_param("RedirectAddress", addr);
+        self.set_param("RedirectPort", &port.to_string());
+        self.set_param(
+            "RedirectReason",
+            if permanent { "Permanent" } else { "Temporary" },
+        );
     }
 
     /// Kills tgtd; `resume` starts it again.

@@ -17,6 +17,10 @@
 //! TSC rate / requests. Latency is submit-to-used as the driver sees it.
 //!
 //! Run: `cargo run --release -p perf --bin blk_vhost -- [--secs N] [--repeat N]`
+//!
+//! `--qos-cost` measures only what QoS costs: our server at QD 128 with no
+//! limit against limits far above the rate (every bucket checked per
+//! request), alternating runs.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -25,7 +29,7 @@ use std::sync::Arc;
 
 use vfio::backend::null::NullBackend;
 use vfio::backend::Backend;
-use vfio::blk::{BlkConfig, BlkDevice};
+use vfio::blk::{BlkConfig, BlkDevice, QosLimits};
 use vfio::poller::{DeviceCell, PollGroup, PollMode};
 use vfio::vhost_user::BlkServer;
 
@@ -39,10 +43,22 @@ fn ours(
     secs: f64,
     hz: f64,
 ) -> std::result::Result<Result, String> {
+    ours_with(dir, qd, queues, secs, hz, QosLimits::default())
+}
+
+fn ours_with(
+    dir: &Path,
+    qd: usize,
+    queues: u16,
+    secs: f64,
+    hz: f64,
+    qos: QosLimits,
+) -> std::result::Result<Result, String> {
     let sock = dir.join(format!("vswitch-{qd}-{queues}.sock"));
     let backend = Box::new(NullBackend::new(DISK, 4096));
     let cfg = BlkConfig::new(&backend.info(), 512, queues, "bench")?;
     let dev = DeviceCell::new(BlkDevice::new("bench", backend, cfg));
+    dev.lock().qos_handle().set(qos);
     let group = PollGroup::new();
     group.add(Arc::clone(&dev));
     pin(1);
@@ -99,6 +115,64 @@ struct Args {
     /// Runs per case; the median (by IOPS) is reported.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Only measure the cost of QoS: our server at QD 128 with no limit
+    /// against limits set far above the rate (IOPS, read and total
+    /// bandwidth buckets all checked per request, none ever empty).
+    #[arg(long)]
+    qos_cost: bool,
+}
+
+/// `--qos-cost`: QD 128, one queue, QoS off and on, alternating runs; the
+/// best of each is compared (IOPS and back-end cycles per request).
+fn qos_cost(dir: &Path, repeat: usize, secs: f64, hz: f64) {
+    let on = QosLimits {
+        rw_ios_per_sec: 1 << 40,
+        rw_mbytes_per_sec: 1 << 30,
+        r_mbytes_per_sec: 1 << 30,
+        w_mbytes_per_sec: 0,
+    };
+    let mut best: [Option<Result>; 2] = [None, None];
+    for _ in 0..repeat {
+        for (i, limits) in [QosLimits::default(), on].into_iter().enumerate() {
+            match ours_with(dir, 128, 1, secs, hz, limits) {
+                Ok(r) => {
+                    let better = best[i]
+                        .as_ref()
+                        .is_none_or(|b| r.ops as f64 / r.wall > b.ops as f64 / b.wall);
+                    if better {
+                        best[i] = Some(r);
+                    }
+                }
+                Err(e) => println!("qos {}: failed: {e}", ["off", "on"][i]),
+            }
+        }
+    }
+    let [Some(off), Some(on)] = best else {
+        return;
+    };
+    let iops = |r: &Result| r.ops as f64 / r.wall;
+    let cyc = |r: &Result| r.backend_cpu * hz / r.ops.max(1) as f64;
+    println!("QoS cost, null backend, QD 128, 1 queue, 4 KiB reads (best of {repeat})");
+    for (name, r) in [("off", &off), ("on", &on)] {
+        println!(
+            "qos {name:<3} {:>11.0} IOPS {:>7.0} cycles/req errors {}",
+            iops(r),
+            cyc(r),
+            r.errors
+        );
+    }
+    println!(
+        "qos on/off: IOPS {:.3}x, cycles per request {:+.1}%",
+        iops(&on) / iops(&off),
+        (cyc(&on) / cyc(&off) - 1.0) * 100.0
+    );
+    println!(
+        "{{\"bench\":\"blk_vhost_qos_cost\",\"iops_off\":{:.0},\"iops_on\":{:.0},\"cycles_off\":{:.0},\"cycles_on\":{:.0}}}",
+        iops(&off),
+        iops(&on),
+        cyc(&off),
+        cyc(&on)
+    );
 }
 
 fn main() {
@@ -109,6 +183,11 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("blk-vhost-bench-{}", std::process::id()));
     perf::cleanup::record(perf::cleanup::Resource::Path(dir.clone()));
     std::fs::create_dir_all(&dir).expect("temp dir");
+    if a.qos_cost {
+        qos_cost(&dir, repeat, secs, hz);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     println!("vhost-user-blk, null backend, 4 KiB reads, simulated polling guest driver on CPU 0, back end on CPU 1");
     println!(
         "TSC {:.2} GHz, {secs} s per run after 0.5 s warm-up",

@@ -133,6 +133,11 @@ pub struct IscsiCreate {
     pub url: String,
     /// The initiator's name.
     pub initiator_iqn: String,
+    /// More portals of the same target, tried in order when a connection
+    /// dies (`host[:port]` each; appended to the URL's as `portal=` keys).
+    /// Not in SPDK, whose URL names one portal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portals: Option<Vec<String>>,
 }
 
 /// The `{"name": ...}` of the delete methods and `bdev_aio_rescan`.

@@ -116,6 +116,14 @@ pub trait Backend: Send {
     fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
         None
     }
+    /// Adds the backend's own counters (a cache's hits, an iSCSI session's
+    /// state) to a Prometheus scrape, each sample with `labels` (the
+    /// device). Called at scrape time under the device lock, never on the
+    /// I/O path; a backend that wraps another reports the inner one too.
+    /// Default: nothing.
+    fn metrics(&self, m: &mut metrics::MetricSet, labels: &[(&str, &str)]) {
+        let _ = (m, labels);
+    }
     /// Changes the capacity to `bytes` (a nonzero multiple of 512) at the
     /// operator's request (online resize): a file is truncated or grown, a
     /// RAM disk grows or shrinks. Returns the new capacity. Called with no

@@ -18,6 +18,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::config::{BlkConfig, SEG_MAX};
+use super::latency::{clock, Latency};
 use super::notify::ConfigNotifier;
 use super::qos::{Qos, QosHandle};
 use super::request::{parse, Verdict};
@@ -72,6 +73,8 @@ struct Slot {
     len: u64,
     status: Option<IoVec>,
     data: Vec<IoVec>,
+    /// Clock ticks when the device took the request (latency tracking).
+    started: u64,
 }
 
 /// One request queue of the device.
@@ -130,6 +133,8 @@ pub struct BlkDevice {
     chain: Chain,
     completions: Vec<IoCompletion>,
     stats: BlkStats,
+    /// Per-operation latency histograms, when tracked.
+    latency: Option<Box<Latency>>,
     /// QoS limits as the control plane set them, the generation applied,
     /// and the buckets (`None`: no limit, nothing to do per request).
     qos_handle: QosHandle,
@@ -165,6 +170,7 @@ impl BlkDevice {
             chain: Chain::new(),
             completions: Vec::with_capacity(cap),
             stats: BlkStats::default(),
+            latency: None,
             qos_handle: QosHandle::new(),
             qos_seen: 0,
             qos: None,
@@ -238,6 +244,19 @@ impl BlkDevice {
     /// Counters so far.
     pub fn stats(&self) -> BlkStats {
         self.stats
+    }
+
+    /// Starts measuring request latency (see [`super::latency`]): off by
+    /// default, so a device nobody scrapes pays nothing. Idempotent.
+    pub fn track_latency(&mut self) {
+        if self.latency.is_none() {
+            self.latency = Some(Box::new(Latency::new()));
+        }
+    }
+
+    /// The latency histograms, if tracked.
+    pub fn latency(&self) -> Option<&Latency> {
+        self.latency.as_deref()
     }
 
     /// Number of queues.
@@ -423,6 +442,7 @@ impl BlkDevice {
                     len: 0,
                     status: None,
                     data: Vec::with_capacity(MAX_DATA_IOVS),
+                    started: 0,
                 })
                 .collect();
         }
@@ -522,6 +542,8 @@ impl BlkDevice {
             return 0;
         }
         let mut taken = 0;
+        // One clock read per batch, at its first backend request.
+        let (track, mut stamp) = (self.latency.is_some(), 0u64);
         while taken < BATCH {
             if self.backend.inflight() >= max_inflight {
                 break;
@@ -633,6 +655,12 @@ impl BlkDevice {
                         }
                         return taken - 1;
                     }
+                    if track {
+                        if stamp == 0 {
+                            stamp = clock::now();
+                        }
+                        slot.started = stamp;
+                    }
                     slot.busy = true;
                     slot.ring_descs = ring_descs;
                     slot.op = op;
@@ -709,6 +737,11 @@ impl BlkDevice {
     fn reap(&mut self) -> usize {
         self.completions.clear();
         let n = self.backend.poll(&mut self.completions);
+        let now = if n > 0 && self.latency.is_some() {
+            clock::now()
+        } else {
+            0
+        };
         for i in 0..n {
             let c = self.completions[i];
             let qi = (c.id >> 16) as usize;
@@ -721,6 +754,9 @@ impl BlkDevice {
             };
             slot.busy = false;
             q.inflight -= 1;
+            if let Some(l) = self.latency.as_deref_mut() {
+                l.record(slot.op, now.saturating_sub(slot.started));
+            }
             let (status, data_len) = match c.status {
                 IoStatus::Ok => (
                     VIRTIO_BLK_S_OK,

@@ -4,6 +4,8 @@
 
 pub mod config;
 pub mod device;
+pub mod latency;
+pub mod metrics;
 pub mod notify;
 pub mod qos;
 pub mod request;

@@ -11,7 +11,8 @@
 //! back to the ring (`unpop`, as when the backend is busy): the request
 //! stays in the virtqueue, in order, and is never failed. Each bucket holds
 //! at most [`BURST`] worth of its rate, so after an idle period a device may
-//! run ahead by that much and no more. A request larger than the bucket is
+//! run ahead by that much and no more (time the poller itself was stalled
+//! is credited up to [`STALL_CREDIT`], see [`Bucket::refill`]). A request larger than the bucket is
 //! admitted when the bucket is not in debt and leaves it in debt, so a
 //! 1 MiB write under a 1 MB/s limit waits for the next second instead of
 //! forever; the long-run rate is exact.
@@ -36,6 +37,9 @@ pub const MBYTE: u64 = 1024 * 1024;
 /// How much of its rate a bucket holds when full (the largest burst after
 /// an idle period).
 pub const BURST: Duration = Duration::from_millis(10);
+/// The longest poller stall whose tokens are credited beyond the burst
+/// (see [`Bucket::refill`]).
+pub const STALL_CREDIT: Duration = Duration::from_millis(100);
 
 /// A device's QoS limits; 0 means unlimited (SPDK `bdev_set_qos_limit`
 /// parameter names).
@@ -139,10 +143,21 @@ impl Bucket {
         }
     }
 
-    /// Adds the tokens of `ns` nanoseconds, up to the burst.
+    /// Adds the tokens of `ns` nanoseconds, up to the burst. A long gap
+    /// between two refills is time the poller itself did not run (it
+    /// refills every poll step, at least every millisecond even when it
+    /// sleeps): the tokens of such a gap, up to [`STALL_CREDIT`], are kept
+    /// beyond the burst, so a descheduled poller on a loaded host still
+    /// gives the device its rate instead of losing all but 10 ms of it.
+    /// Credit not used in the poll step after the stall is dropped by the
+    /// next refill.
     #[inline]
     pub fn refill(&mut self, ns: u64) {
-        self.tokens = (self.tokens + ns as f64 * self.per_ns).min(self.burst);
+        let earned = ns as f64 * self.per_ns;
+        let cap = self
+            .burst
+            .max(earned.min(self.per_ns * STALL_CREDIT.as_nanos() as f64));
+        self.tokens = (self.tokens + earned).min(cap);
     }
 
     /// Whether a request may go now (the bucket is not in debt).
@@ -272,8 +287,22 @@ mod tests {
         assert!(!b.ready());
         b.refill(100_000);
         assert!(b.ready(), "back at zero after 200 µs");
-        b.refill(1_000_000_000);
+        for _ in 0..1000 {
+            b.refill(1_000_000); // polled every ms for a second
+        }
         assert_eq!(b.tokens(), 50.0, "capped at the burst");
+        b.take(50);
+        b.refill(1_000_000_000);
+        assert!(
+            (b.tokens() - 500.0).abs() < 1e-6,
+            "a 1 s poller stall credits 100 ms"
+        );
+        b.refill(1_000_000);
+        assert_eq!(
+            b.tokens(),
+            50.0,
+            "unused stall credit ends at the next refill"
+        );
         // A bucket of 1 MiB/s takes a 4 MiB request into debt: 4 s to repay.
         let mut m = Bucket::new(MBYTE);
         m.take(4 * MBYTE);

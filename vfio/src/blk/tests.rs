@@ -502,3 +502,51 @@ fn inflight_tracking_resubmits_after_a_crash() {
     r.mem.read(back, &mut got).unwrap();
     assert!(got[..512].iter().all(|&x| x == 0xc3) && got[512..].iter().all(|&x| x == 0xe4));
 }
+
+#[test]
+fn latency_histograms_and_metrics_count_every_completed_request() {
+    let mut r = rig(1);
+    // Off by default: nothing measured, no histogram family.
+    let w = r.drv[0].request(VIRTIO_BLK_T_OUT, 0, &[Buf::r(DATA, 4096)], false);
+    assert_eq!(r.done(0, &w).0, VIRTIO_BLK_S_OK);
+    assert!(r.dev.latency().is_none());
+    let mut m = ::metrics::MetricSet::new();
+    metrics::collect(&r.dev, &mut m);
+    assert!(!m.encode().contains("latency"));
+
+    r.dev.track_latency();
+    for i in 0..5 {
+        let rd = r.drv[0].request(VIRTIO_BLK_T_IN, i * 8, &[Buf::w(DATA, 4096)], false);
+        assert_eq!(r.done(0, &rd).0, VIRTIO_BLK_S_OK);
+    }
+    let f = r.drv[0].request(VIRTIO_BLK_T_FLUSH, 0, &[], false);
+    assert_eq!(r.done(0, &f).0, VIRTIO_BLK_S_OK);
+    let lat = r.dev.latency().unwrap();
+    assert_eq!(lat.ops[0].count(), 5);
+    assert_eq!(lat.ops[1].count(), 0);
+    assert_eq!(lat.ops[2].count(), 1);
+
+    let mut m = ::metrics::MetricSet::new();
+    metrics::collect(&r.dev, &mut m);
+    let t = m.encode();
+    for line in [
+        "vswitch_blk_reads_total{device=\"t\"} 5\n",
+        "vswitch_blk_writes_total{device=\"t\"} 1\n",
+        "vswitch_blk_flushes_total{device=\"t\"} 1\n",
+        "vswitch_blk_read_bytes_total{device=\"t\"} 20480\n",
+        "vswitch_blk_requests_in_flight{device=\"t\"} 0\n",
+        "# TYPE vswitch_blk_request_latency_seconds histogram\n",
+        "vswitch_blk_request_latency_seconds_bucket{device=\"t\",op=\"read\",le=\"+Inf\"} 5\n",
+        "vswitch_blk_request_latency_seconds_count{device=\"t\",op=\"read\"} 5\n",
+        "vswitch_blk_request_latency_seconds_count{device=\"t\",op=\"write\"} 0\n",
+        "vswitch_blk_request_latency_seconds_count{device=\"t\",op=\"flush\"} 1\n",
+    ] {
+        assert!(t.contains(line), "missing {line:?} in\n{t}");
+    }
+    // The +Inf bucket is the last of 23 per operation.
+    assert_eq!(
+        t.matches("vswitch_blk_request_latency_seconds_bucket{device=\"t\",op=\"read\"")
+            .count(),
+        latency::BUCKETS + 1
+    );
+}

@@ -1089,6 +1089,11 @@ impl CachedBackend {
 }
 
 impl Backend for CachedBackend {
+    fn metrics(&self, m: &mut metrics::MetricSet, labels: &[(&str, &str)]) {
+        self.counters.snapshot().metrics(m, labels);
+        self.inner.metrics(m, labels);
+    }
+
     fn info(&self) -> BackendInfo {
         BackendInfo {
             // Write-back holds data the backend lacks: the guest must flush.

@@ -71,6 +71,56 @@ impl CacheCounters {
 }
 
 impl CacheStats {
+    /// The counters as Prometheus samples (`vswitch_blk_cache_*`).
+    pub fn metrics(&self, m: &mut metrics::MetricSet, l: &[(&str, &str)]) {
+        let c = [
+            (
+                "vswitch_blk_cache_hits_total",
+                "4 KiB blocks served from the block cache.",
+                self.hits,
+            ),
+            (
+                "vswitch_blk_cache_misses_total",
+                "4 KiB blocks read from the backend (cache misses).",
+                self.misses,
+            ),
+            (
+                "vswitch_blk_cache_evictions_total",
+                "Clean blocks evicted from the cache to make room.",
+                self.evictions,
+            ),
+            (
+                "vswitch_blk_cache_writebacks_total",
+                "Dirty cache blocks written back to the backend.",
+                self.writebacks,
+            ),
+            (
+                "vswitch_blk_cache_bad_entries_total",
+                "Cache metadata entries in guest memory that failed validation.",
+                self.bad_entries,
+            ),
+            (
+                "vswitch_blk_cache_flushes_total",
+                "Flushes completed by the cache.",
+                self.flushes,
+            ),
+            (
+                "vswitch_blk_cache_passthrough_total",
+                "Requests sent to the backend whole (partial blocks, no slot free).",
+                self.passthrough,
+            ),
+        ];
+        for (name, help, v) in c {
+            m.counter(name, help, l, v);
+        }
+        m.gauge(
+            "vswitch_blk_cache_dirty_blocks",
+            "Cache blocks holding data not yet in the backend.",
+            l,
+            self.dirty,
+        );
+    }
+
     /// One JSON object's fields (no braces), for the stats file.
     pub fn json_fields(&self) -> String {
         format!(
