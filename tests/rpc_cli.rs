@@ -233,6 +233,25 @@ fn bad_input_gets_json_rpc_errors_and_the_server_keeps_serving() {
         )),
         enodev
     );
+    // A controller socket never replaces a file that is not a socket.
+    let victim = server.1.join("precious.txt");
+    std::fs::write(&victim, "keep").unwrap();
+    call(&sock, "bdev_null_create", null("n5", 512));
+    let over = json!({"ctrlr": "c5", "dev_name": "n5", "socket": victim});
+    assert_eq!(
+        code(&call(&sock, "vhost_create_blk_controller", over)),
+        -libc::EEXIST as i64
+    );
+    let dotdot = json!({"ctrlr": "..", "dev_name": "n5"});
+    assert_eq!(
+        code(&call(&sock, "vhost_create_blk_controller", dotdot)),
+        -libc::EEXIST as i64
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    assert_eq!(
+        call(&sock, "bdev_null_delete", json!({"name": "n5"}))["result"],
+        true
+    );
     assert_eq!(
         code(&call(&sock, "bdev_set_qos_limit", json!({"name": "n0"}))),
         -libc::EINVAL as i64

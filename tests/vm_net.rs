@@ -381,3 +381,146 @@ fn multiqueue_guests_and_jumbo_frames_on_two_lcores() {
         );
     }
 }
+
+/// A fresh `ovsdb-server` on a database made from OVS's schema; killed
+/// on drop.
+struct Ovsdb {
+    sock: PathBuf,
+    _server: vm::Reaper,
+}
+
+impl Ovsdb {
+    fn start(dir: &std::path::Path) -> Ovsdb {
+        let schema = "/usr/share/openvswitch/vswitch.ovsschema";
+        must(&format!(
+            "ovsdb-tool create {}/conf.db {schema}",
+            dir.display()
+        ));
+        let sock = dir.join("db.sock");
+        let server = Command::new("ovsdb-server")
+            .arg(dir.join("conf.db"))
+            .arg(format!("--remote=punix:{}", sock.display()))
+            .arg(format!("--unixctl={}", dir.join("ovsdb.ctl").display()))
+            .arg(format!("--log-file={}", dir.join("ovsdb.log").display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("ovsdb-server: apt-get install openvswitch-switch");
+        let db = Ovsdb {
+            sock,
+            _server: vm::Reaper(Some(server)),
+        };
+        let t = Instant::now();
+        while !db.sock.exists() {
+            assert!(t.elapsed() < Duration::from_secs(10), "no ovsdb-server");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        db.vsctl("--no-wait init");
+        db
+    }
+
+    fn vsctl(&self, args: &str) -> String {
+        must(&format!(
+            "ovs-vsctl --db=unix:{} --timeout=20 {args}",
+            self.sock.display()
+        ))
+        .trim()
+        .trim_matches('"')
+        .to_string()
+    }
+
+    fn wait_iface(&self, iface: &str, column: &str, want: &str) {
+        let t = Instant::now();
+        loop {
+            let got = self.vsctl(&format!("get Interface {iface} {column}"));
+            if got == want {
+                return;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "Interface {iface} {column} is {got}, not {want}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[test]
+fn ovs_vsctl_attaches_guests_in_client_and_server_mode() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, _tmp) = setup("ovs");
+    let db = Ovsdb::start(&dir);
+    // a: QEMU owns the socket (dpdkvhostuserclient); b: the switch serves
+    // RUNDIR/vhu-b (dpdkvhostuser) and QEMU connects.
+    let (sa, sb) = (dir.join("a.sock"), dir.join("vhu-b"));
+    let jumbo = |n: Nic| Nic {
+        dev_opts: ",host_mtu=9000".into(),
+        ..n
+    };
+    let mut a = NetGuest::boot(
+        &dir,
+        "a",
+        &[jumbo(Nic::new(&sa, MAC_A))],
+        &guest_ip("10.0.2.1/24"),
+    );
+    let args: Vec<String> = [
+        "--eal",
+        &test_eal("-l 0-1", "ovs"),
+        "--ovsdb",
+        &format!("unix:{}", db.sock.display()),
+        "--rundir",
+        &dir.display().to_string(),
+        "--stats-interval",
+        "0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let sw = Switch::start(&dir, &args);
+    db.vsctl("add-br br0 -- set bridge br0 datapath_type=netdev");
+    db.vsctl(&format!(
+        "add-port br0 vhu-a -- set Interface vhu-a type=dpdkvhostuserclient \
+         options:vhost-server-path={} mtu_request=9000",
+        sa.display()
+    ));
+    db.vsctl("add-port br0 vhu-b -- set Interface vhu-b type=dpdkvhostuser mtu_request=9000");
+    assert!(sb.exists(), "the switch serves {}", sb.display());
+    let mut b = NetGuest::boot(
+        &dir,
+        "b",
+        &[jumbo(Nic::new(&sb, MAC_B).switch_serves())],
+        &guest_ip("10.0.2.2/24"),
+    );
+    a.wait_ready(BOOT);
+    b.wait_ready(BOOT);
+    for i in ["vhu-a", "vhu-b"] {
+        db.wait_iface(i, "link_state", "up");
+        db.wait_iface(i, "mtu", "9000");
+    }
+    a.must("ping -c 3 -W 5 10.0.2.2", CMD);
+    b.must("ping -c 2 -W 5 -s 8000 10.0.2.1", CMD);
+
+    // b's QEMU restarts: it reconnects to the switch's socket; the link
+    // follows it in OVSDB.
+    b.restart();
+    db.wait_iface("vhu-b", "link_state", "down");
+    b.wait_ready(BOOT);
+    db.wait_iface("vhu-b", "link_state", "up");
+    a.must("ping -c 2 -W 5 10.0.2.2", CMD);
+
+    // del-port: the port goes, and with it a's way to b.
+    let ofport: u64 = db.vsctl("get Interface vhu-a ofport").parse().unwrap();
+    db.vsctl("del-port br0 vhu-a");
+    let v: serde_json::Value =
+        serde_json::from_str(&sw.must("ports", &["show", "--json"])).unwrap();
+    assert!(
+        !v["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["port"] == ofport),
+        "port {ofport} is still there: {v}"
+    );
+    let (rc, _) = a.run("ping -c 1 -W 2 10.0.2.2", CMD);
+    assert_ne!(rc, 0, "a reached b without its port");
+}

@@ -493,25 +493,80 @@ impl Backend for IscsiBackend {
         self.info
     }
 
-    /// `vswitch_iscsi_session_up` (1 while logged in, 0 while recovering)
-    /// and `vswitch_iscsi_reconnects_total` (successful re-logins), with
-    /// the device's labels plus `target` (the iscsi:// URL).
+    /// The session's [`SessionStats`] as `vswitch_iscsi_*` samples, with
+    /// the device's labels plus `target` (the device's URL, secrets hidden).
     fn metrics(&self, m: &mut metrics::MetricSet, labels: &[(&str, &str)]) {
-        let target = self.spec.to_string();
+        use crate::stats::SessionState;
+        let st = &self.stats;
         let mut l = labels.to_vec();
-        l.push(("target", &target));
-        let up = u64::from(matches!(self.state, State::Up));
+        l.push(("target", &st.name));
+        let state = st.state();
         m.gauge(
             "vswitch_iscsi_session_up",
-            "1 while the iSCSI session is logged in, 0 while its connection is being recovered.",
+            "1 while the iSCSI session is logged in (I/O flows), else 0.",
             &l,
-            up,
+            u64::from(state == SessionState::LoggedIn),
         );
-        m.counter(
-            "vswitch_iscsi_reconnects_total",
-            "Successful re-logins of the iSCSI session after a connection loss (ERL 0 recovery).",
+        for s in [
+            SessionState::LoggedIn,
+            SessionState::Recovering,
+            SessionState::Failed,
+        ] {
+            let mut ls = l.clone();
+            ls.push(("state", s.name()));
+            m.gauge(
+                "vswitch_iscsi_session_state",
+                "1 for the session's current state (logged_in, recovering: I/O waits, \
+                 failed: past the replacement timeout, I/O fails), 0 for the others.",
+                &ls,
+                u64::from(state == s),
+            );
+        }
+        let counters = [
+            (
+                "vswitch_iscsi_reconnects_total",
+                "Successful logins after a connection loss (session reinstatements).",
+                &st.reconnects,
+            ),
+            (
+                "vswitch_iscsi_connection_losses_total",
+                "iSCSI connections lost (reset, close, keepalive or login timeout, protocol error).",
+                &st.connection_losses,
+            ),
+            (
+                "vswitch_iscsi_portal_switches_total",
+                "Logins that moved to another portal than the one that failed.",
+                &st.portal_switches,
+            ),
+            (
+                "vswitch_iscsi_redirects_total",
+                "Login redirects followed.",
+                &st.redirects,
+            ),
+            (
+                "vswitch_iscsi_failed_over_commands_total",
+                "Commands reissued on a new connection after a loss (ERL 0).",
+                &st.failed_over_commands,
+            ),
+            (
+                "vswitch_iscsi_timed_out_commands_total",
+                "Commands failed because no connection came back within the replacement timeout.",
+                &st.timed_out_commands,
+            ),
+            (
+                "vswitch_iscsi_capacity_changes_total",
+                "LU capacity changes seen (UNIT ATTENTION, then READ CAPACITY).",
+                &st.capacity_changes,
+            ),
+        ];
+        for (name, help, c) in counters {
+            m.counter(name, help, &l, SessionStats::get(c));
+        }
+        m.gauge(
+            "vswitch_iscsi_portal_index",
+            "Index of the portal in use (or last tried) in the device's portal list.",
             &l,
-            self.recoveries,
+            u64::from(st.portal_index.load(Ordering::Relaxed)),
         );
     }
 

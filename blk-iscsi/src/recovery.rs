@@ -310,7 +310,7 @@ impl Recovery {
                 SessionStats::add(&self.stats.portal_switches, 1);
             }
             eprintln!(
-                "blk iscsi {}: logged in on {}{}, {reissued} commands reissued",
+                "blk iscsi {}: session reinstated: logged in on {}{}, {reissued} commands reissued",
                 self.name,
                 self.portals.address(),
                 if failed {

@@ -210,4 +210,8 @@ fn tgtd_killed_with_writes_in_flight() {
     };
     assert_eq!(value("vswitch_iscsi_session_up"), 1);
     assert!(value("vswitch_iscsi_reconnects_total") >= 1, "{text}");
+    assert!(
+        value("vswitch_iscsi_connection_losses_total") >= 1,
+        "{text}"
+    );
 }

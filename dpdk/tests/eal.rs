@@ -157,6 +157,73 @@ fn safe_layer_end_to_end() {
     assert_eq!(a.stats().unwrap().ipackets, 5);
     drop((a, b));
 
+    // One tx queue shared by two threads (more pollers than the device
+    // has tx queues): every frame of both arrives, once, and the queue's
+    // own counter has them all.
+    let shared_ring = Arc::new(MbufRing::new("test_ring_s", 2048).unwrap());
+    let mut sp = Port::from_rings(
+        "net_ring_ts",
+        &[Arc::clone(&shared_ring)],
+        &[Arc::clone(&shared_ring)],
+    )
+    .unwrap();
+    sp.configure(PortConfig::default(), &pool).unwrap();
+    sp.start().unwrap();
+    let handles = sp.tx_queue_shared(0, 2).unwrap();
+    assert!(handles.iter().all(|h| h.is_shared()));
+    assert!(sp.tx_queue(0).is_err(), "a shared queue is taken too");
+    let senders: Vec<_> = handles
+        .into_iter()
+        .enumerate()
+        .map(|(t, mut txq)| {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || {
+                let mut b = Burst::new();
+                for i in 0..500u32 {
+                    let mut m = pool.alloc().unwrap();
+                    let d = m.append(64).unwrap();
+                    d.fill(0);
+                    d[0] = t as u8;
+                    d[1..5].copy_from_slice(&i.to_be_bytes());
+                    b.push(m).ok().unwrap();
+                    if b.len() == 10 {
+                        while !b.is_empty() {
+                            txq.tx_burst(&mut b);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().unwrap();
+    }
+    let mut srx = sp.rx_queue(0).unwrap();
+    let mut seen = vec![[false; 500]; 2];
+    let mut n = 0;
+    loop {
+        let got = srx.rx_burst(&mut inb);
+        if got == 0 {
+            break;
+        }
+        for m in inb.as_slice() {
+            let d = m.data();
+            let i = u32::from_be_bytes([d[1], d[2], d[3], d[4]]) as usize;
+            assert!(
+                !seen[d[0] as usize][i],
+                "frame {i} of thread {} twice",
+                d[0]
+            );
+            seen[d[0] as usize][i] = true;
+            n += 1;
+        }
+        inb.clear();
+    }
+    assert_eq!(n, 1000, "every frame of both threads arrived");
+    assert_eq!(sp.stats().unwrap().q_opackets[0], 1000);
+    drop(sp);
+    drop(shared_ring);
+
     // Receive wake-ups: a ring port has none; an af_packet port's fd is
     // readable exactly while its ring holds a frame the PMD has not taken.
     let loopback = Arc::new(MbufRing::new("test_ring_w", 64).unwrap());

@@ -60,12 +60,13 @@ pub fn parse_portal(s: &str) -> Result<String, PortalError> {
     if s.is_empty() {
         return Err(bad(s, "empty"));
     }
-    if s.len() > 255 {
-        return Err(bad(s, "longer than 255 bytes"));
+    if s.len() > 300 {
+        return Err(bad(s, "longer than 300 bytes"));
     }
-    if s.bytes()
-        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b"/@,?&#%".contains(&b))
-        || !s.is_ascii()
+    // A DNS name or an IPv4 address, or an IPv6 one in brackets.
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
     {
         return Err(bad(s, "stray character"));
     }
@@ -73,7 +74,9 @@ pub fn parse_portal(s: &str) -> Result<String, PortalError> {
         let Some((host, after)) = rest.split_once(']') else {
             return Err(bad(s, "`[` without `]`"));
         };
+        // 45 characters: the longest IPv6 text form (with a dotted IPv4 tail).
         if host.is_empty()
+            || host.len() > 45
             || !host
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
@@ -92,20 +95,28 @@ pub fn parse_portal(s: &str) -> Result<String, PortalError> {
     if s.contains('[') || s.contains(']') {
         return Err(bad(s, "unbalanced brackets"));
     }
+    let name = |host: &str| match host.len() {
+        0 => Err(bad(s, "empty host")),
+        // RFC 1035 section 2.3.4: names are at most 255 octets on the wire.
+        254.. => Err(bad(s, "host name longer than 253 characters")),
+        _ => Ok(()),
+    };
     match s.matches(':').count() {
-        0 => Ok(format!("{s}:{DEFAULT_PORT}")),
+        0 => {
+            name(s)?;
+            Ok(format!("{s}:{DEFAULT_PORT}"))
+        }
         1 => {
             let (host, p) = s.split_once(':').expect("one colon");
-            if host.is_empty() {
-                return Err(bad(s, "empty host"));
-            }
+            name(host)?;
             Ok(format!("{host}:{}", port(s, p)?))
         }
         // A bare IPv6 literal: no port can be told apart from it.
         _ => {
-            if !s
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            if s.len() > 45
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
             {
                 return Err(bad(s, "several colons but not an IPv6 address"));
             }
@@ -256,10 +267,29 @@ mod tests {
         assert_eq!(parse_portal("fe80::1").unwrap(), "[fe80::1]:3260");
         for b in [
             "", ":3260", "h:", "h:0", "h:65536", "h:+1", "h:x", "[::1", "::1]", "[]:1", "[zz]:1",
-            "[::1]x", "[::1]:", "a b", "h/x", "u@h", "h,i", "fe80::g", "é",
+            "[::1]x", "[::1]:", "a b", "h/x", "u@h", "h,i", "fe80::g", "é", "h;x", "h*",
         ] {
             let e = parse_portal(b).unwrap_err();
             assert!(e.to_string().contains("portal `"), "{b}: {e}");
+        }
+    }
+
+    #[test]
+    fn lengths() {
+        let long = "a".repeat(254);
+        assert!(parse_portal(&long).unwrap_err().why.contains("253"));
+        assert!(parse_portal(&format!("{long}:1")).is_err());
+        assert!(parse_portal(&"a".repeat(253)).is_ok());
+        let v6 = format!("[{}]", "1:".repeat(23));
+        assert!(parse_portal(&v6).is_err());
+        assert!(parse_portal(&"b".repeat(301))
+            .unwrap_err()
+            .why
+            .contains("300"));
+        // What parses, parses again to itself.
+        for ok in ["a", "a:1", "[::1]", "::1", &"c".repeat(253)] {
+            let p = parse_portal(ok).unwrap();
+            assert_eq!(parse_portal(&p).unwrap(), p);
         }
     }
 

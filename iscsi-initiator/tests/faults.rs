@@ -145,3 +145,35 @@ fn reads_outstanding_when_tgtd_restarts_are_reissued() {
     assert!(conn.recoveries >= 1);
     conn.logout().unwrap();
 }
+
+#[test]
+fn blocking_connection_fails_over_to_the_next_portal_and_follows_redirects() {
+    let mut a = Tgtd::start("cfail", SIZE);
+    let b = Tgtd::start_sibling("cfail-b", &a, "127.0.0.2");
+    let mut cfg = SessionConfig::new(INITIATOR, Some(&a.iqn));
+    cfg.response_timeout = Duration::from_secs(5);
+    let mut conn =
+        Connection::login_portals(vec![a.portal(), b.portal()], cfg.clone()).expect("login");
+    assert_eq!(conn.portal(), a.portal());
+    conn.reconnect = Reconnect {
+        enabled: true,
+        give_up_after: Duration::from_secs(30),
+    };
+    // The first portal's tgtd dies mid stream: the connection moves to the
+    // second one (same LU) and the stream completes.
+    let model = write_stream(&mut a, &mut conn, 200, 60, |t, _| t.stop());
+    assert_eq!(conn.recoveries, 1);
+    assert_eq!(conn.portal(), b.portal());
+    verify(&b, &mut conn, &model);
+    conn.logout().unwrap();
+    // A portal list whose first entry is dead logs in on the second.
+    let conn = Connection::login_portals(vec![a.portal(), b.portal()], cfg.clone()).unwrap();
+    assert_eq!(conn.portal(), b.portal());
+    conn.logout().unwrap();
+    // A redirect (RFC 7143 section 11.13.5) is followed.
+    a.resume();
+    a.redirect_to("127.0.0.2", b.port, false);
+    let conn = Connection::login(&a.portal(), cfg).unwrap();
+    assert_eq!((conn.redirects, conn.portal()), (1, b.portal().as_str()));
+    conn.logout().unwrap();
+}

@@ -621,3 +621,112 @@ fn submit_after_logout_is_refused() {
     assert_eq!(s.poll_event(), Some(Event::LoggedOut));
     assert!(s.is_closed());
 }
+
+#[test]
+fn capacity_changed_unit_attention_is_reported_and_the_command_retried() {
+    let now = Instant::now();
+    let mut s = session(Proposal::default());
+    login(&mut s, now, &[], 8);
+    let _ = s.poll_event();
+    let tag = s.submit(write(0, 512)).unwrap();
+    let _ = sent(&mut s);
+    // Fixed-format sense: UNIT ATTENTION, CAPACITY DATA HAS CHANGED (2Ah/09h).
+    let mut sense = vec![0u8; 18];
+    sense[0] = 0x70;
+    sense[2] = 0x06;
+    sense[7] = 10;
+    sense[12] = 0x2a;
+    sense[13] = 0x09;
+    let mut data = (sense.len() as u16).to_be_bytes().to_vec();
+    data.extend_from_slice(&sense);
+    deliver(
+        &mut s,
+        Pdu::ScsiResponse(ScsiResponse {
+            bidi_overflow: false,
+            bidi_underflow: false,
+            overflow: false,
+            underflow: false,
+            response: 0,
+            status: 2,
+            itt: tag,
+            snack_tag: 0,
+            stat_sn: 100,
+            exp_cmd_sn: 2,
+            max_cmd_sn: 9,
+            exp_data_sn: 0,
+            bidi_residual: 0,
+            residual: 0,
+        }),
+        &data,
+        now,
+    );
+    match s.poll_event() {
+        Some(Event::UnitAttention { tag: t, sense }) => {
+            assert_eq!(t, tag);
+            assert!(sense.is_capacity_changed(), "{sense:?}");
+        }
+        other => panic!("expected UnitAttention, got {other:?}"),
+    }
+    assert_eq!(
+        s.poll_event(),
+        None,
+        "no completion: the command is retried"
+    );
+    let pdus = sent(&mut s);
+    assert!(
+        matches!(&pdus[0].0, Pdu::ScsiCommand(c) if c.itt == tag),
+        "the command went out again: {pdus:?}"
+    );
+}
+
+#[test]
+fn login_redirect_is_a_typed_failure() {
+    let now = Instant::now();
+    let mut s = session(Proposal::default());
+    for (detail, addr, want) in [
+        (0x01, Some("10.9.9.9:3262,1"), Ok(false)),
+        (0x02, Some("[::1]:3260,2"), Ok(true)),
+        (0x01, None, Err(())),
+    ] {
+        s.start_login(now);
+        let pdus = sent(&mut s);
+        let Pdu::LoginRequest(req) = pdus[0].0 else {
+            panic!("expected a login request")
+        };
+        let mut data = Vec::new();
+        if let Some(a) = addr {
+            iscsi_pdu::text::push(&mut data, "TargetAddress", a);
+        }
+        deliver(
+            &mut s,
+            Pdu::LoginResponse(LoginResponse {
+                transit: false,
+                continue_flag: false,
+                csg: Stage::Operational,
+                nsg: Stage::Operational,
+                version_max: 0,
+                version_active: 0,
+                isid: req.isid,
+                tsih: 0,
+                itt: req.itt,
+                stat_sn: 0,
+                exp_cmd_sn: req.cmd_sn,
+                max_cmd_sn: req.cmd_sn,
+                status_class: 1,
+                status_detail: detail,
+            }),
+            &data,
+            now,
+        );
+        match (want, s.poll_event()) {
+            (Ok(perm), Some(Event::Failed(SessionError::Redirected { address, permanent }))) => {
+                assert_eq!(Some(address.as_str()), addr);
+                assert_eq!(permanent, perm);
+            }
+            (Err(()), Some(Event::Failed(SessionError::Protocol(m)))) => {
+                assert!(m.contains("without a TargetAddress"), "{m}")
+            }
+            (w, e) => panic!("detail {detail}: wanted {w:?}, got {e:?}"),
+        }
+    }
+}

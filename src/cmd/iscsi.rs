@@ -85,12 +85,20 @@ pub struct Options {
     /// CHAP secret.
     #[arg(long)]
     chap_secret: Option<String>,
+    /// Mutual CHAP: the name the target answers our challenge with (with
+    /// --chap-target-secret; tgtd: `tgtadm --op bind --mode account --outgoing`).
+    #[arg(long)]
+    chap_target_user: Option<String>,
+    /// Mutual CHAP: the secret the target must prove.
+    #[arg(long)]
+    chap_target_secret: Option<String>,
 }
 
 /// A LUN of a target on a portal.
 #[derive(Args, Clone)]
 pub struct Target {
-    /// Portal, host[:port] (default port 3260).
+    /// Portal, host[:port] (default port 3260); several, comma-separated,
+    /// for failover (the next one is used when a connection fails).
     portal: String,
     /// Target IQN.
     target_iqn: String,
@@ -117,21 +125,33 @@ fn config(t: &Target) -> Result<SessionConfig, String> {
     let mut c = SessionConfig::new(&t.opts.initiator_name, Some(&t.target_iqn));
     c.proposal.header_digest = t.opts.header_digest;
     c.proposal.data_digest = t.opts.data_digest;
+    let mutual = match (&t.opts.chap_target_user, &t.opts.chap_target_secret) {
+        (Some(u), Some(s)) => Some((u.clone(), s.clone())),
+        (None, None) => None,
+        _ => return Err("--chap-target-user and --chap-target-secret go together".into()),
+    };
     c.chap = match (&t.opts.chap_user, &t.opts.chap_secret) {
         (Some(u), Some(s)) => Some(Chap {
             user: u.clone(),
             secret: s.clone(),
-            mutual: None,
+            mutual,
         }),
-        (None, None) => None,
+        (None, None) if mutual.is_none() => None,
+        (None, None) => return Err("mutual CHAP needs --chap-user and --chap-secret".into()),
         _ => return Err("--chap-user and --chap-secret go together".into()),
     };
     Ok(c)
 }
 
 fn connect(t: &Target) -> Result<Connection, String> {
-    Connection::login(&portal(&t.portal), config(t)?)
-        .map_err(|e| format!("login to {} at {}: {e}", t.target_iqn, t.portal))
+    let portals =
+        iscsi_initiator::portals::parse_portal_list(&t.portal).map_err(|e| e.to_string())?;
+    let several = portals.len() > 1;
+    let mut c = Connection::login_portals(portals, config(t)?)
+        .map_err(|e| format!("login to {} at {}: {e}", t.target_iqn, t.portal))?;
+    // With several portals a lost connection moves to the next one.
+    c.reconnect.enabled = several;
+    Ok(c)
 }
 
 fn open(t: &Target) -> Result<BlockDevice, String> {

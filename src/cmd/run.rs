@@ -19,7 +19,10 @@ pub struct RunArgs {
     pub eal: Option<String>,
     /// A port, as DPDK devargs (repeat; port N is the N-th given):
     /// `net_null0`, `net_pcap0,rx_pcap=in.pcap`, `net_tap0,iface=tap0`,
-    /// `0000:01:00.0`. Ports are cross-connected pairwise: 0↔1, 2↔3, ...
+    /// `0000:01:00.0`, a VM's NIC `net_vhost0,iface=/run/vm1.sock,client=1`
+    /// (QEMU owns the socket; `queues=N` for multiqueue). The switch's own
+    /// `mtu=N` (68..=9710) sizes the port's mbufs for its frames.
+    /// Ports are cross-connected pairwise: 0↔1, 2↔3, ...
     #[arg(long = "port", value_name = "DEVARGS")]
     pub ports: Vec<String>,
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
@@ -409,6 +412,21 @@ mod tests {
         let h = c.host.unwrap();
         assert_eq!(h.mac, Some([2, 0, 0, 0, 0, 9]));
         assert!(matches!(c.poll, CorePoll::Adaptive(_)));
+
+        // Storage made at run time: no port and no --blk needed.
+        let rpc = RunArgs {
+            rpc: Some("/tmp/spdk.sock".into()),
+            config_json: Some("/tmp/saved.json".into()),
+            control: switch::control::DEFAULT_SOCKET.into(),
+            ..Default::default()
+        };
+        let c = rpc.to_config().unwrap();
+        assert!(c.ports.is_empty() && c.blk.is_empty() && c.has_storage());
+        assert_eq!(c.storage_rpc.socket, Some(PathBuf::from("/tmp/spdk.sock")));
+        assert_eq!(c.storage_rpc.vhost_dir, PathBuf::from("."));
+        let f = config::FileConfig::parse("rpc = \"/r.sock\"\nvhost_dir = \"/run/v\"\n").unwrap();
+        assert_eq!(f.rpc, Some(PathBuf::from("/r.sock")));
+        assert_eq!(f.vhost_dir, Some(PathBuf::from("/run/v")));
 
         let bad = RunArgs {
             blk: vec!["no-equals-sign".into()],

@@ -272,6 +272,10 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 /// cache_meta = "/dev/shm/vm1.cache-meta"  # optional: metadata for the guest to map
 /// queues = 2                   # optional, default 1
 /// block_size = 512             # optional, 512 or 4096
+/// # storage made at run time (SPDK's JSON-RPC; see the top README):
+/// rpc = "/var/tmp/spdk.sock"   # optional: bdevs and controllers over JSON-RPC
+/// vhost_dir = "/run/vhost"     # optional: their sockets (default: the cwd)
+/// config_json = "/etc/vswitch/storage.json"  # optional: rpc.py save_config's output
 /// ```
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]

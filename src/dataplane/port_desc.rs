@@ -8,10 +8,12 @@
 //! | OVS `type` | options | DPDK device |
 //! |---|---|---|
 //! | `dpdk` | `dpdk-devargs` (required) | the devargs as given (a PCI address or any vdev) |
-//! | `dpdkvhostuserclient` | `vhost-server-path` (required), `n_rxq` | `net_vhost`, `client=1`: QEMU owns the socket, the switch connects and reconnects |
+//! | `dpdkvhostuserclient` | `vhost-server-path` (required), `n_rxq` | `net_vhost`, `client=1`: QEMU owns the socket, the switch connects and reconnects (`n_rxq`: queue pairs, all polled) |
 //! | `dpdkvhostuser` | `n_rxq` | `net_vhost` serving `RUNDIR/NAME` |
 //! | `internal`, `tap` | | `net_tap` creating the kernel interface `NAME` |
 //! | `""` / `system` | | `net_af_packet` on the existing kernel interface `NAME` |
+//!
+//! An `mtu_request` becomes the port's `mtu=N` ([`super::port_opts`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

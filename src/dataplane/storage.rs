@@ -203,7 +203,7 @@ fn host_transport(
     pool: Arc<dpdk::Mempool>,
 ) -> TransportFn {
     let mut host = host;
-    let mut stack: Option<usertcp::TcpStack> = None;
+    let mut stack: Option<(usertcp::TcpStack, String)> = None;
     Box::new(move || {
         if stack.is_none() {
             let Some((h, (port, bytes))) = host.take() else {
@@ -213,17 +213,17 @@ fn host_transport(
                 usertcp::device::PortDevice::from_port_with_pool(port, Arc::clone(&pool))?;
             dev.count_into(bytes);
             dev.set_mtu(h.mtu as usize);
-            stack = Some(usertcp::TcpStack::on_device(dev, h.addr, h.prefix, h.mac)?);
-            eprintln!(
-                "blk: iSCSI over the host stack (smoltcp) {}/{} (MTU {}) on the switch's \
-                 internal port {INTERNAL_PORT}",
-                h.addr, h.prefix, h.mtu
-            );
+            let s = usertcp::TcpStack::on_device(dev, h.addr, h.prefix, h.mac)?;
+            stack = Some((s, format!("{}/{} (MTU {})", h.addr, h.prefix, h.mtu)));
         }
         // Each iSCSI session is one TCP connection of the one stack.
-        Ok(stack
-            .as_ref()
-            .map(|s| Box::new(s.connection()) as Box<dyn blk_iscsi::link::Transport>))
+        Ok(stack.as_ref().map(|(s, addr)| {
+            eprintln!(
+                "blk: iSCSI session over the host stack (smoltcp) {addr} on the switch's \
+                 internal port {INTERNAL_PORT}"
+            );
+            Box::new(s.connection()) as Box<dyn blk_iscsi::link::Transport>
+        }))
     })
 }
 

@@ -288,6 +288,17 @@ impl Storage {
             .socket
             .as_ref()
             .map_or_else(|| self.vhost_dir.join(&name), PathBuf::from);
+        // BlkServer::bind replaces what is at the path: only ever a stale
+        // socket, never a file a caller names by mistake (or on purpose).
+        if let Ok(m) = std::fs::symlink_metadata(&socket) {
+            use std::os::unix::fs::FileTypeExt;
+            if !m.file_type().is_socket() {
+                return Err(RpcError::errno(
+                    libc::EEXIST,
+                    format!("{} exists and is not a socket", socket.display()),
+                ));
+            }
+        }
         let index = self.next_index;
         let b = self
             .bdev(&p.dev_name)

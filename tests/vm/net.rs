@@ -8,10 +8,12 @@
 //! addr add ...`) and then reads commands from the console: [`NetGuest::run`]
 //! sends one and returns its exit status and output.
 //!
-//! QEMU owns each socket (`-chardev socket,...,server=on,wait=off`): the
-//! switch attaches in client mode (`net_vhost...,client=1`, OVS's
-//! `dpdkvhostuserclient`) and reconnects when either side restarts. QEMU
-//! waits at start until a backend connects to each NIC's socket.
+//! By default QEMU owns each socket (`-chardev
+//! socket,...,server=on,wait=off`): the switch attaches in client mode
+//! (`net_vhost...,client=1`, OVS's `dpdkvhostuserclient`) and reconnects
+//! when either side restarts. With [`Nic::switch_serves`] the switch owns
+//! the socket (`dpdkvhostuser`) and QEMU connects (`reconnect=1`). QEMU
+//! waits at start until a backend is connected on each NIC.
 //!
 //! ```ignore
 //! let nic = Nic::new(dir.join("a.sock"), "52:54:00:00:00:01");
@@ -52,6 +54,10 @@ pub struct Nic {
     pub queues: u16,
     /// More `virtio-net-pci` properties (`,host_mtu=9000`, ...).
     pub dev_opts: String,
+    /// QEMU listens on the socket (the switch's port in client mode,
+    /// `client=1` / `dpdkvhostuserclient`); false: the switch serves it and
+    /// QEMU connects, reconnecting every second (`dpdkvhostuser`).
+    pub qemu_server: bool,
 }
 
 impl Nic {
@@ -62,7 +68,14 @@ impl Nic {
             mac: mac.to_owned(),
             queues: 1,
             dev_opts: String::new(),
+            qemu_server: true,
         }
+    }
+
+    /// QEMU connects to a socket the switch serves.
+    pub fn switch_serves(mut self) -> Nic {
+        self.qemu_server = false;
+        self
     }
 
     /// With `n` queue pairs.
@@ -78,8 +91,13 @@ impl Nic {
         vec![
             "-chardev".into(),
             format!(
-                "socket,id=nc{i},path={},server=on,wait=off",
-                self.sock.display()
+                "socket,id=nc{i},path={},{}",
+                self.sock.display(),
+                if self.qemu_server {
+                    "server=on,wait=off"
+                } else {
+                    "reconnect=1"
+                }
             ),
             "-netdev".into(),
             format!("vhost-user,id=nd{i},chardev=nc{i},queues={}", self.queues),
@@ -211,7 +229,7 @@ impl NetGuest {
     fn start(&mut self) {
         let qemu = need("/usr/bin/qemu-system-x86_64", "qemu-system-x86");
         let (kernel, _) = kernel();
-        for n in &self.nics {
+        for n in self.nics.iter().filter(|n| n.qemu_server) {
             let _ = std::fs::remove_file(&n.sock);
         }
         let mut cmd = Command::new(qemu);
@@ -271,9 +289,9 @@ impl NetGuest {
         }
         self.stdin = child.stdin.take();
         self.qemu = Reaper(Some(child));
-        // QEMU creates the sockets before it waits for the backends.
+        // QEMU creates its sockets before it waits for the backends.
         let t = Instant::now();
-        while !self.nics.iter().all(|n| n.sock.exists()) {
+        while !self.nics.iter().all(|n| !n.qemu_server || n.sock.exists()) {
             if let Ok(Some(st)) = self.qemu.0.as_mut().unwrap().try_wait() {
                 panic!("{}: QEMU exited ({st}): {}", self.name, self.console());
             }
