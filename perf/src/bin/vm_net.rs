@@ -40,7 +40,9 @@ use perf::{cleanup, proc, report};
 use serde::Serialize;
 
 #[derive(Parser)]
-#[command(about = "VM-to-VM switching over vhost-user (testpmd virtio-user guests), vswitch vs OVS-DPDK, same run")]
+#[command(
+    about = "VM-to-VM switching over vhost-user (testpmd virtio-user guests), vswitch vs OVS-DPDK, same run"
+)]
 struct Args {
     /// Seconds each switch is measured.
     #[arg(long, default_value_t = 5)]
@@ -113,7 +115,10 @@ fn testpmd(socks: [&Path; 2], tag: &str, a: &Args, pcap: Option<&Path>) -> Comma
     for (i, s) in socks.iter().enumerate() {
         c.args([
             "--vdev",
-            &format!("net_virtio_user{i},path={},queues=1,queue_size=1024", s.display()),
+            &format!(
+                "net_virtio_user{i},path={},queues=1,queue_size=1024",
+                s.display()
+            ),
         ]);
     }
     c.arg("--");
@@ -232,8 +237,12 @@ fn measure(socks: [&Path; 2], tag: &str, a: &Args, pcap: Option<&Path>) -> Side 
     }
     let cmd = testpmd(socks, tag, a, pcap);
     if pcap.is_none() {
-        let r = proc::run_for(cmd, Duration::from_secs(a.seconds + 2), Duration::from_secs(10))
-            .expect("run dpdk-testpmd");
+        let r = proc::run_for(
+            cmd,
+            Duration::from_secs(a.seconds + 2),
+            Duration::from_secs(10),
+        )
+        .expect("run dpdk-testpmd");
         let s = rx_pps_per_period(&r.stdout);
         if s.is_empty() {
             eprintln!("testpmd printed no rates:\n{}\n{}", r.stdout, r.stderr);
@@ -306,7 +315,10 @@ fn stop(mut child: Child) {
 }
 
 fn run_vswitch(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>) -> Side {
-    let socks = [dir.join(format!("vs-{tag}-0")), dir.join(format!("vs-{tag}-1"))];
+    let socks = [
+        dir.join(format!("vs-{tag}-0")),
+        dir.join(format!("vs-{tag}-1")),
+    ];
     let mut eal = vec![
         "-l".to_string(),
         "0,1".into(),
@@ -319,7 +331,10 @@ fn run_vswitch(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>) -> Side {
     let mut c = Command::new(proc::vswitch_bin());
     c.args(["run", "--eal", &eal.join(" ")]);
     for (i, s) in socks.iter().enumerate() {
-        c.args(["--port", &format!("net_vhost{i},iface={}{tso}", s.display())]);
+        c.args([
+            "--port",
+            &format!("net_vhost{i},iface={}{tso}", s.display()),
+        ]);
     }
     c.args([
         "--flow",
@@ -397,8 +412,12 @@ fn write_tso_pcap(path: &Path) -> std::io::Result<()> {
     let mut w = PcapWriter::with_header(std::fs::File::create(path)?, header)
         .map_err(std::io::Error::other)?;
     for i in 0..16u64 {
-        w.write_packet(&PcapPacket::new(Duration::from_micros(i), f.len() as u32, &f))
-            .map_err(std::io::Error::other)?;
+        w.write_packet(&PcapPacket::new(
+            Duration::from_micros(i),
+            f.len() as u32,
+            &f,
+        ))
+        .map_err(std::io::Error::other)?;
     }
     Ok(())
 }
@@ -454,7 +473,10 @@ fn main() {
         rows[0][2] = format!("{:.2}", ratio.unwrap_or(0.0));
     }
     let what = if a.tso {
-        format!("TCP with TSO ({} KiB segments, MSS {MSS})", (TSO_PAYLOAD + 54) / 1024)
+        format!(
+            "TCP with TSO ({} KiB segments, MSS {MSS})",
+            (TSO_PAYLOAD + 54) / 1024
+        )
     } else {
         "64-byte frames".to_string()
     };
