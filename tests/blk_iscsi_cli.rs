@@ -1,4 +1,5 @@
 //! `vswitch blk serve --backend iscsi://...` and `--user-tcp`: bad arguments
+//! (malformed portal lists and options too, secrets never echoed)
 //! and an unreachable portal are refused with a clear message and exit code 1,
 //! before any socket is created.
 
@@ -30,7 +31,30 @@ fn bad_iscsi_backends_are_refused_clearly() {
         .local_addr()
         .unwrap()
         .port();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 10] = [
+        (
+            &["--backend", "iscsi://127.0.0.1:3260,127.0.0.2:0/iqn.a:b/1"],
+            "portal `127.0.0.2:0`: port 0",
+        ),
+        (
+            &["--backend", "iscsi://127.0.0.1/iqn.a:b/1?colour=red"],
+            "unknown key `colour`",
+        ),
+        (
+            &[
+                "--backend",
+                "iscsi://u%hunter2@127.0.0.1/iqn.a:b/1?target_user=t",
+            ],
+            "target_user and target_password go together",
+        ),
+        // Every portal is tried and named in the error.
+        (
+            &[
+                "--backend",
+                &format!("iscsi://127.0.0.1:{port},127.0.0.2:{port}/iqn.a:b/1"),
+            ],
+            &format!("127.0.0.2:{port}: connect"),
+        ),
         (
             &["--backend", "iscsi://127.0.0.1:3260/target/1"],
             "must start with iqn.",
@@ -70,5 +94,6 @@ fn bad_iscsi_backends_are_refused_clearly() {
         let (code, err) = serve(args);
         assert_eq!(code, 1, "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: expected `{want}` in: {err}");
+        assert!(!err.contains("hunter2"), "a secret in the message: {err}");
     }
 }

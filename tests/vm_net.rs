@@ -226,6 +226,27 @@ fn guests_talk_through_rules_and_survive_restarts() {
     );
     a.must("ping -c 1 -W 5 10.0.0.2", CMD);
 
+    // These ports have no mtu=: a jumbo frame outgrows their mbufs and is
+    // dropped as truncated (never forwarded cut); the multiqueue test
+    // sends the same frames through mtu=9000 ports.
+    let truncated = || {
+        let v: serde_json::Value = serde_json::from_str(&sw.must("stats", &["--json"])).unwrap();
+        v["total"]["malformed"]["truncated_ipv4"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = truncated();
+    for g in [&mut a, &mut b] {
+        g.must("ip link set eth0 mtu 9000", CMD);
+    }
+    let (rc, _) = a.run("ping -c 2 -W 2 -s 8000 10.0.0.2", CMD);
+    assert_ne!(rc, 0, "a jumbo frame crossed ports without mtu=");
+    assert!(truncated() >= before + 2, "jumbo frames not counted");
+    for g in [&mut a, &mut b] {
+        g.must("ip link set eth0 mtu 1500", CMD);
+    }
+    a.must("ping -c 1 -W 5 10.0.0.2", CMD);
+
     // Guest b's QEMU restarts: the port's link follows it, and the switch
     // reconnects to the new QEMU by itself.
     b.restart();

@@ -245,7 +245,13 @@ impl IscsiSpec {
     }
 }
 
-/// `s` with the secrets of its userinfo and query replaced by `***`.
+/// `s` with the secrets of its userinfo and query replaced by `***`: an
+/// `iscsi://` argument fit for a log or an error message, valid or not
+/// (other strings come back unchanged unless they look like one).
+pub fn redact_url(s: &str) -> String {
+    redact(s)
+}
+
 fn redact(s: &str) -> String {
     let (head, query) = match s.split_once('?') {
         Some((h, q)) => (h, Some(q)),

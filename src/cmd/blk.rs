@@ -1,7 +1,7 @@
 //! `vswitch blk`: serve virtio-blk devices to VMs over vhost-user.
 //!
 //! ```text
-//! vswitch blk serve --socket PATH --backend file:PATH|null:SIZE|mem:SIZE|iscsi://HOST:PORT/IQN/LUN
+//! vswitch blk serve --socket PATH --backend file:PATH|null:SIZE|mem:SIZE|iscsi://[USER%SECRET@]HOST:PORT[,HOST:PORT...]/IQN/LUN[?KEY=VALUE&...]
 //!                   [--queues N] [--block-size 512|4096]
 //!                   [--poll busy|adaptive|wait] [--stats-interval SECS]
 //!                   [--cache SIZE [--cache-mode writeback|writethrough]
@@ -81,7 +81,10 @@ struct ServeArgs {
     #[arg(long, required_unless_present_any = ["rpc", "config_json"])]
     socket: Vec<PathBuf>,
     /// Backend: file:PATH, null:SIZE, mem:SIZE (SIZE like 1G) or
-    /// iscsi://HOST:PORT/IQN/LUN (one per --socket).
+    /// iscsi://[USER%SECRET@]HOST:PORT[,HOST:PORT...]/IQN/LUN[?KEY=VALUE&...]
+    /// (several portals: failover; keys: portal, target_user, target_password,
+    /// replacement_timeout, nop_interval, nop_timeout, initiator_name; see
+    /// blk-iscsi/README.md) (one per --socket).
     #[arg(long, required_unless_present_any = ["rpc", "config_json"])]
     backend: Vec<String>,
     /// Serve SPDK's JSON-RPC storage methods on this unix socket (what

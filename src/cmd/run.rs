@@ -69,7 +69,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Serve a virtio-blk device to a VM on vhost-user socket SOCKET, from
-    /// BACKEND (iscsi://HOST:PORT/IQN/LUN, file:PATH, mem:SIZE, null:SIZE),
+    /// BACKEND (iscsi://[USER%SECRET@]HOST:PORT[,HOST:PORT...]/IQN/LUN[?OPTIONS], file:PATH, mem:SIZE, null:SIZE),
     /// polled by the switch's own core between bursts (repeat for more).
     #[arg(long = "blk", value_name = "SOCKET=BACKEND")]
     pub blk: Vec<String>,

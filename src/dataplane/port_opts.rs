@@ -4,7 +4,9 @@
 //!
 //! A port's MTU sizes the mbufs its rx queues fill: frames of up to
 //! [`frame_room`] bytes arrive in one mbuf (the switch's frames are single
-//! segments). Ports whose MTU needs more than the shared packet pool's room
+//! segments; a bigger frame a guest sends a port without `mtu=` spans
+//! several mbufs, and the switch drops it as truncated, counted in
+//! `vswitch stats`). Ports whose MTU needs more than the shared packet pool's room
 //! get a pool of bigger mbufs (one per MTU, as OVS-DPDK's per-MTU
 //! mempools). The driver is told the MTU too (`rte_eth_dev_set_mtu`) where
 //! it has a setting for it; `net_vhost` has none: a guest learns its MTU

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use vfio::backend::{self, BackendInfo};
 use vfio::blk::BlkStats;
 
-use super::lease::{self, Home};
+use vfio::backend::lease::{self, Home};
 
 /// A bdev.
 pub struct Bdev {

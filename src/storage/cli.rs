@@ -43,8 +43,11 @@ pub fn add(s: &mut Storage, i: usize, d: &CliDevice<'_>) -> Result<String, Strin
         name = format!("{name}.{i}");
     }
     let create = create_of_spec(&name, d.backend, d.block_size)?;
-    s.create_bdev(create)
-        .map_err(|e| format!("{}: {}", d.backend, e.message))?;
+    s.create_bdev(create).map_err(|e| {
+        // No CHAP secret of an iscsi:// URL in the message.
+        let b = blk_iscsi::spec::redact_url(d.backend);
+        format!("{b}: {}", e.message)
+    })?;
     if let Some(b) = s.bdev_mut(&name) {
         b.qos = RateLimits {
             rw_ios_per_sec: d.qos.rw_ios_per_sec,

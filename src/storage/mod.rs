@@ -10,14 +10,13 @@
 //!  rpc.py / vswitch rpc ─► rpc::serve ──────┼─► Storage (registry.rs)
 //!  --config-json FILE ─► rpc::load_config ──┘     bdev.rs: Create ─► backend.rs / vfio backends
 //!                                                 device.rs: [cache] ─► BlkDevice ─► BlkServer
-//!                                                 lease.rs: the bdev's backend lent to the device
+//!                                                 vfio::backend::lease: the bdev's backend lent to the device
 //!  stats.rs: stats lines and file, shutdown flush; resize.rs; service.rs: SPDK's views
 //! ```
 
 pub mod bdev;
 pub mod cli;
 pub mod device;
-pub mod lease;
 pub mod registry;
 pub mod resize;
 pub mod rpc;

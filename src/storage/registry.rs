@@ -28,7 +28,7 @@ use vfio::poller::{PollGroup, SharedDevice};
 
 use super::bdev::{self, Bdev};
 use super::device::{make_device, DeviceSpec};
-use super::lease::{self, Lease};
+use vfio::backend::lease::{self, Lease};
 
 /// Gives an iSCSI session its transport: `Some` (a user-space TCP
 /// connection), or `None` for the kernel's TCP.

@@ -4,8 +4,8 @@
 use rpc::spdk::{Create, Module, Resize};
 use rpc::RpcError;
 
-use super::lease;
 use super::registry::Storage;
+use vfio::backend::lease;
 
 impl Storage {
     /// Resizes bdev `name` of `module`.

@@ -103,6 +103,44 @@ fn qos_and_resize_reach_the_serving_device() {
     assert_eq!(dev.lock().qos_handle().get().rw_ios_per_sec, 5000);
     drop(dev);
     call(&mut s, "vhost_delete_controller", json!({"ctrlr": "c1"})).unwrap();
+
+    // bdev_aio_rescan: the file grew behind the server's back; the serving
+    // device takes its new size.
+    let img = _d.0.join("grow.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    call(
+        &mut s,
+        "bdev_aio_create",
+        json!({"name": "a0", "filename": img}),
+    )
+    .unwrap();
+    call(
+        &mut s,
+        "vhost_create_blk_controller",
+        json!({"ctrlr": "c2", "dev_name": "a0"}),
+    )
+    .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .unwrap()
+        .set_len(3 << 20)
+        .unwrap();
+    call(&mut s, "bdev_aio_rescan", json!({"name": "a0"})).unwrap();
+    let dev = Arc::clone(&s.controller_list()[0].dev);
+    assert_eq!(dev.lock().config().capacity_bytes(), 3 << 20);
+    drop(dev);
+    let e = call(
+        &mut s,
+        "bdev_null_resize",
+        json!({"name": "a0", "new_size": 8}),
+    )
+    .unwrap_err();
+    assert_eq!(e.code, -libc::ENODEV, "not a null bdev");
+    call(&mut s, "vhost_delete_controller", json!({"ctrlr": "c2"})).unwrap();
     group.stop();
     poller.join().unwrap();
 }

@@ -9,6 +9,11 @@
 //! simulated driver's work is outside the timed region.
 //!
 //! Run: `cargo run --release -p perf --bin blk_device -- [--iters N]`
+//!
+//! `--latency-cost` measures only what the latency histograms of
+//! `--metrics` cost the device (`BlkDevice::track_latency`): the split-ring
+//! case off and on, alternating, at batch 1 (a clock read per request) and
+//! 64 (one poll's worth, as at QD 128).
 
 use hdrhistogram::Histogram;
 use vfio::backend::null::NullBackend;
@@ -46,9 +51,24 @@ struct Row {
     hist: Histogram<u64>,
 }
 
-fn device_split(batch: usize, iters: usize) -> Row {
+/// `leased`: the backend is lent to the device (`vfio::backend::lease`, how
+/// `vswitch`'s bdevs serve their vhost controllers): one more indirect call
+/// per backend call.
+fn device_split(batch: usize, iters: usize, leased: bool) -> Row {
+    device_split_with(batch, iters, leased, false)
+}
+
+/// `latency`: the device measures request latency (`--metrics`).
+fn device_split_with(batch: usize, iters: usize, leased: bool, latency: bool) -> Row {
     let mem = GuestMemory::anonymous(&[(0, MEM)]).unwrap();
-    let backend = Box::new(NullBackend::new(1 << 30, 4096));
+    let backend: Box<dyn Backend> = Box::new(NullBackend::new(1 << 30, 4096));
+    let home: vfio::backend::lease::Home =
+        std::sync::Arc::new(std::sync::Mutex::new(Some(backend)));
+    let backend: Box<dyn Backend> = if leased {
+        Box::new(vfio::backend::lease::Lease::take(&home).unwrap())
+    } else {
+        vfio::backend::lease::lock(&home).take().unwrap()
+    };
     let cfg = BlkConfig::new(&backend.info(), 512, 1, "bench").unwrap();
     let mut dev = BlkDevice::new("bench", backend, cfg);
     dev.set_features(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_INDIRECT_DESC | VIRTIO_RING_F_EVENT_IDX);
@@ -56,6 +76,9 @@ fn device_split(batch: usize, iters: usize) -> Row {
     let mut drv = BlkDriver::new(&mem, 0x1000, QSIZE, 0x1000 + MockQueue::footprint(QSIZE));
     drv.q.set_event_idx(true);
     dev.start_queue(0, drv.q.config(), 0).unwrap();
+    if latency {
+        dev.track_latency();
+    }
     let mut heads = Vec::new();
     for i in 0..batch {
         let r = drv.request(
@@ -87,8 +110,19 @@ fn device_split(batch: usize, iters: usize) -> Row {
             let _ = hist.record(dt / batch as u64);
         }
     }
+    if latency {
+        let counted: u64 = dev.latency().expect("tracked").ops[0].count();
+        assert_eq!(counted, (iters * batch) as u64, "every read measured");
+    }
     Row {
-        name: "device split".into(),
+        name: if latency {
+            "device split +lat"
+        } else if leased {
+            "device split leased"
+        } else {
+            "device split"
+        }
+        .into(),
         batch,
         cycles_per: cycles as f64 / n as f64,
         hist,
@@ -261,10 +295,66 @@ struct Args {
     /// Requests timed per case.
     #[arg(long, default_value_t = 20000)]
     iters: usize,
+    /// Only the cost of the latency histograms: split ring off and on,
+    /// alternating, REPEAT times per batch size.
+    #[arg(long)]
+    latency_cost: bool,
+    /// Runs per case for --latency-cost.
+    #[arg(long, default_value_t = 7)]
+    repeat: usize,
+}
+
+/// `--latency-cost`: per batch size, alternating off/on runs; the median
+/// of the per-pair ratios of mean cycles per request, and of p50s.
+fn latency_cost(iters: usize, repeat: usize) {
+    println!("latency histograms (--metrics) cost in BlkDevice::poll, split ring, 4 KiB reads, null backend");
+    for batch in [1usize, 64] {
+        let (mut mean, mut p50) = (Vec::new(), Vec::new());
+        let (mut best_off, mut best_on) = (f64::MAX, f64::MAX);
+        for i in 0..repeat.max(1) {
+            let order = if i % 2 == 0 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            let mut r = [None, None];
+            for on in order {
+                r[usize::from(on)] = Some(device_split_with(batch, iters, false, on));
+            }
+            let [Some(off), Some(on)] = r else { continue };
+            mean.push(on.cycles_per / off.cycles_per);
+            p50.push(
+                on.hist.value_at_quantile(0.5) as f64
+                    / off.hist.value_at_quantile(0.5).max(1) as f64,
+            );
+            best_off = best_off.min(off.cycles_per);
+            best_on = best_on.min(on.cycles_per);
+        }
+        let med = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (m, p) = (med(mean), med(p50));
+        println!(
+            "batch {batch:>2}: best off {best_off:.0} cyc/req, best on {best_on:.0} cyc/req ({:+.1}%); \
+             median of pairs: mean {:+.1}%, p50 {:+.1}%",
+            (best_on / best_off - 1.0) * 100.0,
+            (m - 1.0) * 100.0,
+            (p - 1.0) * 100.0
+        );
+        println!(
+            "{{\"bench\":\"blk_device_latency_cost\",\"batch\":{batch},\"best_off_cycles\":{best_off:.1},\"best_on_cycles\":{best_on:.1},\"mean_ratio_median\":{m:.4},\"p50_ratio_median\":{p:.4}}}"
+        );
+    }
 }
 
 fn main() {
-    let iters = <Args as clap::Parser>::parse().iters;
+    let a = <Args as clap::Parser>::parse();
+    let iters = a.iters;
+    if a.latency_cost {
+        latency_cost(iters, a.repeat);
+        return;
+    }
     let hz = tsc_hz();
     println!("virtio-blk device alone (one thread, rdtsc around the device side), TSC {:.2} GHz, {iters} iterations", hz / 1e9);
     println!(
@@ -273,7 +363,8 @@ fn main() {
     );
     let mut rows = Vec::new();
     for batch in [1usize, 32] {
-        rows.push(device_split(batch, iters));
+        rows.push(device_split(batch, iters, false));
+        rows.push(device_split(batch, iters, true));
         rows.push(device_packed(batch, iters));
         rows.push(walk_ours(batch, iters));
         rows.push(walk_peer(batch, iters));
@@ -294,6 +385,16 @@ fn main() {
         if let (Some(a), Some(b)) = (get("walk vfio::virtq"), get("walk virtio-queue")) {
             println!(
                 "batch {batch:>2}: split-ring walk, virtio-queue / vfio::virtq cycles: mean {:.2}x, median {:.2}x",
+                b.cycles_per / a.cycles_per,
+                b.hist.value_at_quantile(0.5) as f64 / a.hist.value_at_quantile(0.5).max(1) as f64
+            );
+        }
+    }
+    for batch in [1usize, 32] {
+        let get = |n: &str| rows.iter().find(|r| r.name == n && r.batch == batch);
+        if let (Some(a), Some(b)) = (get("device split"), get("device split leased")) {
+            println!(
+                "batch {batch:>2}: backend on loan (bdev under a vhost controller) / owned cycles per request: mean {:.2}x, median {:.2}x",
                 b.cycles_per / a.cycles_per,
                 b.hist.value_at_quantile(0.5) as f64 / a.hist.value_at_quantile(0.5).max(1) as f64
             );

@@ -21,6 +21,11 @@
 //! `--qos-cost` measures only what QoS costs: our server at QD 128 with no
 //! limit against limits far above the rate (every bucket checked per
 //! request), alternating runs.
+//!
+//! `--metrics-cost` measures what `--metrics` costs: QD 128 with the
+//! device's latency histograms off, against on with the Prometheus endpoint
+//! running and scraped over HTTP every 250 ms (60 times Prometheus's
+//! default rate), alternating runs.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -43,7 +48,7 @@ fn ours(
     secs: f64,
     hz: f64,
 ) -> std::result::Result<Result, String> {
-    ours_with(dir, qd, queues, secs, hz, QosLimits::default())
+    ours_with(dir, qd, queues, secs, hz, QosLimits::default(), false)
 }
 
 fn ours_with(
@@ -53,6 +58,7 @@ fn ours_with(
     secs: f64,
     hz: f64,
     qos: QosLimits,
+    metrics: bool,
 ) -> std::result::Result<Result, String> {
     let sock = dir.join(format!("vswitch-{qd}-{queues}.sock"));
     let backend = Box::new(NullBackend::new(DISK, 4096));
@@ -63,6 +69,7 @@ fn ours_with(
     group.add(Arc::clone(&dev));
     pin(1);
     let poller = group.spawn(PollMode::Busy).map_err(|e| e.to_string())?;
+    let scraper = metrics.then(|| scraper(&group));
     let server = BlkServer::bind(&sock, dev).map_err(|e| e.to_string())?;
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = Arc::clone(&stop);
@@ -71,10 +78,50 @@ fn ours_with(
     wait_socket(&sock);
     let r = drive(&sock, qd, queues, secs, hz, &Cpu::InProcess, "vswitch");
     stop.store(true, Ordering::Release);
+    if let Some((flag, t)) = scraper {
+        flag.store(true, Ordering::Release);
+        let n = t.join().unwrap_or(0);
+        if n == 0 {
+            return Err("the metrics endpoint was never scraped".into());
+        }
+    }
     group.stop();
     let _ = poller.join();
     let _ = srv.join();
     r
+}
+
+/// `--metrics` as `vswitch blk serve` runs it: latency histograms on, the
+/// endpoint up, and a client scraping it over HTTP every 250 ms (its
+/// threads' CPU time counts as the back end's). Returns the stop flag and
+/// the scraper, which answers how many scrapes succeeded.
+fn scraper(group: &Arc<PollGroup>) -> (Arc<AtomicBool>, std::thread::JoinHandle<u64>) {
+    use std::io::{Read, Write};
+    group.track_latency();
+    let reg = metrics::Registry::new();
+    let g = Arc::clone(group);
+    reg.register(move |m| g.collect(m));
+    let server = metrics::Server::start("127.0.0.1:0".parse().expect("address"), reg)
+        .expect("metrics endpoint");
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = Arc::clone(&stop);
+    let t = std::thread::spawn(move || {
+        let mut ok = 0u64;
+        while !st.load(Ordering::Acquire) {
+            if let Ok(mut c) = std::net::TcpStream::connect(server.local_addr()) {
+                let _ = c.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n");
+                let mut body = String::new();
+                if c.read_to_string(&mut body).is_ok()
+                    && body.contains("vswitch_blk_request_latency_seconds_bucket")
+                {
+                    ok += 1;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        ok
+    });
+    (stop, t)
 }
 
 fn qsd(
@@ -120,6 +167,83 @@ struct Args {
     /// bandwidth buckets all checked per request, none ever empty).
     #[arg(long)]
     qos_cost: bool,
+    /// Only measure the cost of --metrics: QD 128, latency histograms and
+    /// the endpoint (scraped every 250 ms) off against on, alternating.
+    #[arg(long)]
+    metrics_cost: bool,
+}
+
+/// `--metrics-cost`: QD 128, one queue, metrics off and on, alternating
+/// runs; the median of the per-pair ratios and the best of each.
+fn metrics_cost(dir: &Path, repeat: usize, secs: f64, hz: f64) {
+    let iops = |r: &Result| r.ops as f64 / r.wall;
+    let cyc = |r: &Result| r.backend_cpu * hz / r.ops.max(1) as f64;
+    let mut runs: Vec<(Result, Result)> = Vec::new();
+    for i in 0..repeat {
+        // Alternate which goes first, so a drift in the machine's load
+        // does not favour one side.
+        let order = if i % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        let mut pair: [Option<Result>; 2] = [None, None];
+        for on in order {
+            match ours_with(dir, 128, 1, secs, hz, QosLimits::default(), on) {
+                Ok(r) => pair[usize::from(on)] = Some(r),
+                Err(e) => println!("metrics {}: failed: {e}", if on { "on" } else { "off" }),
+            }
+        }
+        if let [Some(off), Some(on)] = pair {
+            println!(
+                "run {i}: off {:>10.0} IOPS {:>6.0} cyc/req | on {:>10.0} IOPS {:>6.0} cyc/req | on/off IOPS {:.3}x",
+                iops(&off),
+                cyc(&off),
+                iops(&on),
+                cyc(&on),
+                iops(&on) / iops(&off)
+            );
+            runs.push((off, on));
+        }
+    }
+    if runs.is_empty() {
+        return;
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let iops_ratio = median(runs.iter().map(|(a, b)| iops(b) / iops(a)).collect());
+    let cyc_ratio = median(runs.iter().map(|(a, b)| cyc(b) / cyc(a)).collect());
+    let best = |on: bool| {
+        runs.iter()
+            .map(|p| if on { &p.1 } else { &p.0 })
+            .max_by(|a, b| iops(a).total_cmp(&iops(b)))
+            .expect("a run")
+    };
+    let (off, on) = (best(false), best(true));
+    println!(
+        "metrics cost, null backend, QD 128, 1 queue, 4 KiB reads, {} alternating pairs",
+        runs.len()
+    );
+    println!(
+        "median of pairs: on/off IOPS {iops_ratio:.3}x, cycles per request {:+.1}%",
+        (cyc_ratio - 1.0) * 100.0
+    );
+    println!(
+        "best of each: off {:.0} IOPS {:.0} cyc/req, on {:.0} IOPS {:.0} cyc/req: IOPS {:.3}x",
+        iops(off),
+        cyc(off),
+        iops(on),
+        cyc(on),
+        iops(on) / iops(off)
+    );
+    println!(
+        "{{\"bench\":\"blk_vhost_metrics_cost\",\"pairs\":{},\"iops_ratio_median\":{iops_ratio:.4},\"cycles_ratio_median\":{cyc_ratio:.4},\"iops_off_best\":{:.0},\"iops_on_best\":{:.0}}}",
+        runs.len(),
+        iops(off),
+        iops(on)
+    );
 }
 
 /// `--qos-cost`: QD 128, one queue, QoS off and on, alternating runs; the
@@ -134,7 +258,7 @@ fn qos_cost(dir: &Path, repeat: usize, secs: f64, hz: f64) {
     let mut best: [Option<Result>; 2] = [None, None];
     for _ in 0..repeat {
         for (i, limits) in [QosLimits::default(), on].into_iter().enumerate() {
-            match ours_with(dir, 128, 1, secs, hz, limits) {
+            match ours_with(dir, 128, 1, secs, hz, limits, false) {
                 Ok(r) => {
                     let better = best[i]
                         .as_ref()
@@ -183,6 +307,11 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("blk-vhost-bench-{}", std::process::id()));
     perf::cleanup::record(perf::cleanup::Resource::Path(dir.clone()));
     std::fs::create_dir_all(&dir).expect("temp dir");
+    if a.metrics_cost {
+        metrics_cost(&dir, repeat, secs, hz);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     if a.qos_cost {
         qos_cost(&dir, repeat, secs, hz);
         let _ = std::fs::remove_dir_all(&dir);

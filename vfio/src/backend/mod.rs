@@ -12,6 +12,7 @@
 //! completion has been returned by `poll` (see [`crate::iovec`]).
 
 pub mod file;
+pub mod lease;
 pub mod mem;
 pub mod null;
 
