@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -399,6 +400,22 @@ fn metrics_refuse_remote_addresses_unless_asked() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(text.contains("not a loopback address"), "{text}");
+    // The TOML form too.
+    let toml = tmp("remote.toml");
+    std::fs::write(
+        &toml,
+        "metrics = \"0.0.0.0:9100\"\n[[port]]\ndevargs = \"net_null0\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .args(["run", "--no-control", "--config"])
+        .arg(&toml)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&toml);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains("not a loopback address"), "{text}");
 }
 
 #[test]
@@ -479,4 +496,83 @@ fn run_metrics_move_with_switch_and_storage_traffic() {
     drop(fe);
     let (ok, out) = stop(guard.0.take().unwrap());
     assert!(ok, "{out}");
+}
+
+/// One JSON-RPC call on SPDK's socket (as rpc.py sends it).
+fn rpc(sock: &Path, method: &str, params: serde_json::Value) -> serde_json::Value {
+    let mut c = UnixStream::connect(sock).unwrap();
+    let req = serde_json::json!({"jsonrpc": "2.0", "method": method, "id": 1, "params": params});
+    c.write_all(req.to_string().as_bytes()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
+    loop {
+        let mut it = serde_json::Deserializer::from_slice(&buf).into_iter::<serde_json::Value>();
+        if let Some(Ok(v)) = it.next() {
+            return v;
+        }
+        let n = c.read(&mut chunk).unwrap();
+        assert!(n > 0, "{method}: connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn devices_made_over_json_rpc_are_scraped_too() {
+    let dir = tmp("rpc");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("rpc.sock");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .args(["blk", "serve", "--stats-interval", "0", "--rpc"])
+        .arg(&sock)
+        .arg("--vhost-dir")
+        .arg(&dir)
+        .args(["--metrics", &addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(Some(child));
+    wait_for("the metrics endpoint", 30, || {
+        curl(&[&format!("http://{addr}/metrics")]).is_some()
+    });
+    let a = scrape(port);
+    assert!(!a.text.contains("vswitch_blk_reads_total"), "{}", a.text);
+    wait_for("the RPC socket", 30, || UnixStream::connect(&sock).is_ok());
+    let r = rpc(
+        &sock,
+        "bdev_malloc_create",
+        serde_json::json!({"name": "m0", "num_blocks": 8192, "block_size": 512}),
+    );
+    assert_eq!(r["result"], "m0", "{r}");
+    let r = rpc(
+        &sock,
+        "vhost_create_blk_controller",
+        serde_json::json!({"ctrlr": "c0", "dev_name": "m0"}),
+    );
+    assert!(r.get("error").is_none(), "{r}");
+    let mut fe = connect(&dir.join("c0"));
+    drive(&mut fe, 8);
+    let b = scrape(port);
+    let line = b
+        .text
+        .lines()
+        .find(|l| l.starts_with("vswitch_blk_reads_total{"))
+        .unwrap_or_else(|| panic!("no device after the RPC: {}", b.text));
+    assert!(line.ends_with(" 8"), "{line}");
+    assert!(
+        b.text.lines().any(
+            |l| l.starts_with("vswitch_blk_request_latency_seconds_count{")
+                && l.contains("op=\"write\"")
+                && l.ends_with(" 8")
+        ),
+        "{}",
+        b.text
+    );
+    drop(fe);
+    let (ok, out) = stop(guard.0.take().unwrap());
+    assert!(ok, "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -112,6 +112,12 @@ fn set_field(f: &OxmField) -> Result<Action, OfError> {
         ));
     }
     Ok(match f.field {
+        // Tunnel keys are 24-bit VNIs (VXLAN, Geneve).
+        Field::NxTunId | Field::TunnelId => match f.value_u64() {
+            Some(k) if k <= 0xff_ffff => Action::SetTunId(k as u32),
+            _ => return Err(bad()),
+        },
+        Field::NxTunIpv4Dst => Action::SetTunDst(f.value.as_slice().try_into().map_err(|_| bad())?),
         Field::VlanVid => {
             let v = f.value_u64().ok_or_else(bad)? as u16;
             if v & OFPVID_PRESENT == 0 && v != 0 {
@@ -320,6 +326,10 @@ pub fn action_from_switch(a: &Action, ports: &PortMap) -> Option<OfAction> {
         )),
         Action::SetIpEcn(e) => OfAction::SetField(OxmField::exact(Field::IpEcn, &[e])),
         Action::SetNwTtl(t) => OfAction::SetNwTtl(t),
+        Action::SetTunId(k) => {
+            OfAction::SetField(OxmField::exact(Field::NxTunId, &u64::from(k).to_be_bytes()))
+        }
+        Action::SetTunDst(a) => OfAction::SetField(OxmField::exact(Field::NxTunIpv4Dst, &a)),
     })
 }
 

@@ -7,7 +7,7 @@
 //! `ovs-ofctl` prints them, for flow statistics and flow-removed messages.
 
 use openflow::oxm::{Field, OxmField, OFPVID_PRESENT};
-use switch::key::{field as kf, FlowKey, VLAN_PRESENT};
+use switch::key::{field as kf, FlowKey, TUN_PRESENT, VLAN_PRESENT};
 use switch::rule::Match;
 
 use crate::port_map::PortMap;
@@ -75,6 +75,10 @@ fn place(f: Field) -> Option<Place> {
         IpDscp | IpEcn => p(kf::NW_TOS..kf::NW_TOS + 1, Pre::Ip),
         IpProto => p(kf::NW_PROTO..kf::NW_PROTO + 1, Pre::Ip),
         NxIpTtl => p(kf::NW_TTL..kf::NW_TTL + 1, Pre::Ip),
+        // Tunnel metadata of frames from tunnel ports (switch::tunnel).
+        NxTunId | TunnelId => p(kf::TUN_ID, Pre::None),
+        NxTunIpv4Src => p(kf::TUN_SRC, Pre::None),
+        NxTunIpv4Dst => p(kf::TUN_DST, Pre::None),
         NxIpFrag => p(kf::NW_FRAG..kf::NW_FRAG + 1, Pre::Ip),
         Ipv4Src => p(kf::NW_SRC4, Pre::Ip4),
         Ipv4Dst => p(kf::NW_DST4, Pre::Ip4),
@@ -127,6 +131,10 @@ fn maskable(f: Field) -> bool {
             | UdpDst
             | SctpSrc
             | SctpDst
+            | NxTunId
+            | TunnelId
+            | NxTunIpv4Src
+            | NxTunIpv4Dst
     )
 }
 
@@ -230,6 +238,23 @@ fn key_bytes(f: &OxmField, ports: &PortMap) -> Result<(Vec<u8>, Vec<u8>), MatchE
             (f.value.clone(), vec![mask[0] & 3])
         }
         Field::NxTcpFlags | Field::OnfTcpFlags => (f.value.clone(), mask),
+        Field::NxTunId | Field::TunnelId => {
+            // VXLAN and Geneve carry 24-bit keys: a key with more bits
+            // would never match, so it is refused.
+            let v = f.value_u64().ok_or(MatchError::BadValue(field))?;
+            let mk = u64::from_be_bytes(
+                mask[..8]
+                    .try_into()
+                    .map_err(|_| MatchError::BadMask(field))?,
+            );
+            if v > 0xff_ffff {
+                return Err(MatchError::BadValue(field));
+            }
+            (
+                (v as u32).to_be_bytes().to_vec(),
+                ((mk & 0xff_ffff) as u32).to_be_bytes().to_vec(),
+            )
+        }
         _ => (f.value.clone(), mask),
     })
 }
@@ -271,6 +296,13 @@ pub fn to_switch(fields: &[OxmField], ports: &PortMap) -> Result<Match, MatchErr
             }
             mv.as_bytes_mut()[idx] = (old_v & old_m) | (v[i] & mask[i]);
             mm.as_bytes_mut()[idx] = old_m | mask[i];
+        }
+        if matches!(
+            f.field,
+            Field::NxTunId | Field::TunnelId | Field::NxTunIpv4Src | Field::NxTunIpv4Dst
+        ) {
+            mv.set_tun_flags(TUN_PRESENT);
+            mm.set_tun_flags(TUN_PRESENT);
         }
         m.value = mv;
         m.mask = mm;
@@ -316,6 +348,20 @@ pub fn from_switch(m: &Match, ports: &PortMap) -> Vec<OxmField> {
             &m.meta_value.to_be_bytes(),
             &m.meta_mask.to_be_bytes(),
         );
+    }
+    if mk[kf::TUN_FLAGS] & TUN_PRESENT != 0 {
+        let (a, b) = get(kf::TUN_ID);
+        let wide = |x: &[u8]| u64::from(u32::from_be_bytes([x[0], x[1], x[2], x[3]])).to_be_bytes();
+        if b == [0, 0xff, 0xff, 0xff] {
+            // A whole VNI: exact, as ovs-ofctl sends `tun_id=N`.
+            out.push(OxmField::exact(Field::NxTunId, &wide(a)));
+        } else {
+            push(&mut out, Field::NxTunId, &wide(a), &wide(b));
+        }
+        let (a, b) = get(kf::TUN_SRC);
+        push(&mut out, Field::NxTunIpv4Src, a, b);
+        let (a, b) = get(kf::TUN_DST);
+        push(&mut out, Field::NxTunIpv4Dst, a, b);
     }
     let (a, b) = get(kf::DL_DST);
     push(&mut out, Field::EthDst, a, b);
@@ -448,6 +494,14 @@ mod tests {
         let p = ports();
         let cases: Vec<(Vec<OxmField>, &str)> = vec![
             (
+                // ovs-ofctl's `tun_id=42,tun_src=...` (NXM, 64-bit key).
+                vec![
+                    OxmField::exact(Field::NxTunId, &42u64.to_be_bytes()),
+                    OxmField::exact(Field::NxTunIpv4Src, &[192, 168, 1, 2]),
+                ],
+                "tun_id=42,tun_src=192.168.1.2",
+            ),
+            (
                 vec![
                     OxmField::exact(Field::InPort, &3u32.to_be_bytes()),
                     OxmField::exact(Field::EthType, &[0x08, 0x00]),
@@ -566,6 +620,8 @@ mod tests {
             "icmp,icmp_type=8,icmp_code=0",
             "ip,nw_frag=later,nw_tos=32",
             "metadata=0x5/0xff,ip",
+            "tun_id=0x2a,tun_src=10.0.0.2,tun_dst=10.0.0.0/8,ip",
+            "tun_id=0x2a/0xff",
             "",
         ] {
             let m = if text.is_empty() {

@@ -23,7 +23,11 @@ pub struct RunArgs {
     /// (QEMU owns the socket; `queues=N` for multiqueue). The switch's own
     /// `mtu=N` (68..=9710) sizes the port's mbufs for its frames.
     /// Ports are cross-connected pairwise: 0↔1, 2↔3, ...
-    #[arg(long = "port", value_name = "DEVARGS")]
+    ///
+    /// A tunnel port is `NAME,type=vxlan|geneve,local_ip=A,remote_ip=B|flow,
+    /// key=K|flow,underlay=PORT[,dst_port=N,ttl=N,tos=N,df_default=false]`
+    /// (also `--tunnel`).
+    #[arg(long = "port", visible_alias = "tunnel", value_name = "DEVARGS")]
     pub ports: Vec<String>,
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
     #[arg(long, value_name = "SECS")]

@@ -425,6 +425,8 @@ impl Datapath for Bridge {
             "internal",
             "system",
             "tap",
+            "vxlan",
+            "geneve",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -520,6 +520,7 @@ impl RunConfig {
         }
         let mut names: Vec<&str> = Vec::new();
         for p in &self.ports {
+            switch::tunnel::TunnelConfig::parse(p)?;
             let name = dpdk_port_name(p);
             if name.is_empty() {
                 return Err(format!("port devargs {p:?} has no device name"));

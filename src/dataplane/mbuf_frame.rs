@@ -53,20 +53,10 @@ impl Frame for MbufFrame {
     /// (to be cut at output) or a chained mbuf is not copied (`None`: the
     /// outputs send the final bytes).
     fn duplicate(&self) -> Option<Self> {
-        let flags = self.0.ol_flags();
-        if flags & dpdk::offload::RX_LRO != 0 || self.0.nb_segs() != 1 {
+        if self.0.ol_flags() & dpdk::offload::RX_LRO != 0 || self.0.nb_segs() != 1 {
             return None;
         }
-        // SAFETY: `self.0` is a valid mbuf we hold a reference to; its
-        // `pool` field names the pktmbuf pool it came from, which outlives
-        // every mbuf of it.
-        let pool = unsafe { (*self.0.as_ptr()).pool };
-        // SAFETY: `pool` is a valid pktmbuf pool (above).
-        let raw = NonNull::new(unsafe { dpdk_sys::shim_rte_pktmbuf_alloc(pool) })?;
-        // SAFETY: a non-null result is a freshly allocated mbuf we now own.
-        let mut m = unsafe { Mbuf::from_raw(raw) };
-        let d = self.0.data();
-        m.append(d.len())?.copy_from_slice(d);
+        let mut m = copy_mbuf(&self.0)?;
         if self.l4_csum_partial() {
             if let Some(h) = switch::offload::Headers::parse(m.data()) {
                 switch::offload::complete_checksums(m.data_mut(), &h);
@@ -74,4 +64,24 @@ impl Frame for MbufFrame {
         }
         Some(MbufFrame(m))
     }
+}
+
+/// A fresh mbuf from `like`'s pool holding `bytes` (`None`: the pool is
+/// empty or the bytes do not fit).
+pub fn mbuf_with(like: &Mbuf, bytes: &[u8]) -> Option<Mbuf> {
+    // SAFETY: `like` is a valid mbuf we hold a reference to; its `pool`
+    // field names the pktmbuf pool it came from, which outlives every mbuf
+    // of it.
+    let pool = unsafe { (*like.as_ptr()).pool };
+    // SAFETY: `pool` is a valid pktmbuf pool (above).
+    let raw = NonNull::new(unsafe { dpdk_sys::shim_rte_pktmbuf_alloc(pool) })?;
+    // SAFETY: a non-null result is a freshly allocated mbuf we now own.
+    let mut m = unsafe { Mbuf::from_raw(raw) };
+    m.append(bytes.len())?.copy_from_slice(bytes);
+    Some(m)
+}
+
+/// A fresh mbuf from the same pool holding a copy of `m`'s bytes.
+pub fn copy_mbuf(m: &Mbuf) -> Option<Mbuf> {
+    mbuf_with(m, m.data())
 }

@@ -12,11 +12,14 @@
 //! | `dpdkvhostuser` | `n_rxq` | `net_vhost` serving `RUNDIR/NAME` |
 //! | `internal`, `tap` | | `net_tap` creating the kernel interface `NAME` |
 //! | `""` / `system` | | `net_af_packet` on the existing kernel interface `NAME` |
+//! | `vxlan`, `geneve` | `local_ip`, `remote_ip` (or `flow`), `key` (or `flow`), `dst_port`, `ttl`, `tos`, `df_default`, `underlay` | a tunnel port (`switch::tunnel`), no device: its `--port` form `NAME,type=vxlan,...` |
 //!
 //! An `mtu_request` becomes the port's `mtu=N` ([`super::port_opts`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use switch::tunnel::{TunnelConfig, TunnelKind};
 
 /// One port, described.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +55,8 @@ pub enum PortDesc {
         /// Kernel interface name.
         iface: String,
     },
+    /// A VXLAN or Geneve tunnel port (OVS `vxlan`, `geneve`).
+    Tunnel(TunnelConfig),
 }
 
 /// Linux's limit on interface names (IFNAMSIZ - 1).
@@ -155,9 +160,16 @@ impl PortDesc {
             "" | "system" => Ok(PortDesc::System {
                 iface: kernel_name(name)?,
             }),
+            "vxlan" | "geneve" => {
+                no_commas("interface name", name)?;
+                let kind = TunnelKind::from_name(kind).unwrap_or(TunnelKind::Vxlan);
+                TunnelConfig::from_options(name, kind, options)
+                    .map(PortDesc::Tunnel)
+                    .map_err(|e| format!("interface {name}: {e}"))
+            }
             other => Err(format!(
                 "interface {name}: type {other:?} is not supported \
-                 (supported: dpdk, dpdkvhostuserclient, dpdkvhostuser, internal, tap, system)"
+                 (supported: dpdk, dpdkvhostuserclient, dpdkvhostuser, internal, tap, system, vxlan, geneve)"
             )),
         }
     }
@@ -180,6 +192,7 @@ impl PortDesc {
             PortDesc::System { iface } => {
                 format!("{},iface={iface}", vdev_name("net_af_packet", iface))
             }
+            PortDesc::Tunnel(t) => t.to_spec(),
         }
     }
 }
@@ -227,6 +240,19 @@ mod tests {
             d("veth1", "", &[]).unwrap(),
             "net_af_packet_veth1,iface=veth1"
         );
+        assert_eq!(
+            d(
+                "vx0",
+                "vxlan",
+                &[
+                    ("remote_ip", "10.0.0.2"),
+                    ("local_ip", "10.0.0.1"),
+                    ("key", "42")
+                ]
+            )
+            .unwrap(),
+            "vx0,type=vxlan,local_ip=10.0.0.1,remote_ip=10.0.0.2,key=42,dst_port=4789"
+        );
     }
 
     #[test]
@@ -239,7 +265,8 @@ mod tests {
         assert!(e("v", "dpdkvhostuserclient", &[]).contains("vhost-server-path"));
         assert!(e("v", "dpdkvhostuserclient", &[("vhost-server-path", "/a,b")]).contains("','"));
         assert!(e("v", "dpdkvhostuser", &[("n_rxq", "0")]).contains("n_rxq"));
-        assert!(e("g", "geneve", &[]).contains("not supported"));
+        assert!(e("g", "geneve", &[]).contains("local_ip"));
+        assert!(e("g", "gre", &[]).contains("not supported"));
         assert!(e("a-very-long-interface-name", "internal", &[]).contains("kernel interface"));
     }
 }

@@ -23,6 +23,8 @@ use crossbeam_queue::ArrayQueue;
 use dpdk::{Mempool, Port, PortConfig, PortStats, RxQueue, TxQueue, QUEUE_STAT_COUNTERS};
 use switch::control::{PortBackend, PortInfo, PortSpec};
 use switch::switch::Switch;
+use switch::tunnel::decap::Tunnel;
+use switch::tunnel::{ArpCache, Endpoints, TunnelConfig, TunnelStats};
 use switch::verdict::{CONTROLLER_PORT, MAX_PORTS};
 use usertcp::device::FrameBytes;
 
@@ -48,6 +50,8 @@ pub enum WorkerCmd {
     AddTx(u16, TxQueue),
     /// Forget every queue of switch port `port`, then raise the flag.
     Remove(u16, Arc<AtomicBool>),
+    /// The tunnel ports changed: use these endpoints (`None`: no tunnel).
+    Tunnels(Option<Arc<Endpoints>>),
 }
 
 /// How a worker that found nothing to do learns that an rx queue has
@@ -127,6 +131,10 @@ pub struct Ports {
     mtu_pools: Mutex<Vec<Arc<Mempool>>>,
     workers: Vec<Arc<ArrayQueue<WorkerCmd>>>,
     entries: Mutex<Vec<Entry>>,
+    /// Tunnel ports (no device: encapsulated through an underlay port).
+    tunnels: Mutex<Vec<Tunnel>>,
+    /// The tunnel endpoints' neighbour table.
+    arp: Arc<ArpCache>,
     next_rx_worker: Mutex<usize>,
     /// Frames refused by tx queues.
     pub tx_drops: Arc<TxDrops>,
@@ -149,6 +157,8 @@ impl Ports {
             mtu_pools: Mutex::new(Vec::new()),
             workers,
             entries: Mutex::new(Vec::new()),
+            tunnels: Mutex::new(Vec::new()),
+            arp: Arc::new(ArpCache::default()),
             next_rx_worker: Mutex::new(0),
             tx_drops: Arc::new(TxDrops::new(n)),
             offload: Arc::new(OffloadCounters::new(n)),
@@ -172,6 +182,9 @@ impl Ports {
     /// workers and declares it to the switch. Returns its port number.
     /// `devargs` may carry the switch's options ([`port_opts`]: `mtu=N`).
     pub fn add(&self, devargs: &str, want: Option<u16>) -> Result<u16, String> {
+        if let Some(t) = TunnelConfig::parse(devargs)? {
+            return self.add_tunnel(t, want);
+        }
         let (dpdk_args, opts) = port_opts::split(devargs)?;
         self.add_with(devargs, want, Kind::Device, opts, || {
             Port::probe(&dpdk_args).map_err(|e| e.to_string())
@@ -278,12 +291,12 @@ impl Ports {
                     MAX_PORTS - 1
                 ))
             }
-            Some(n) if entries.iter().any(|e| e.no == n) => {
+            Some(n) if entries.iter().any(|e| e.no == n) || self.is_tunnel(n) => {
                 return Err(format!("port number {n} is in use"))
             }
             Some(n) => n,
             None => (0..MAX_PORTS)
-                .find(|n| !entries.iter().any(|e| e.no == *n))
+                .find(|n| !entries.iter().any(|e| e.no == *n) && !self.is_tunnel(*n))
                 .ok_or_else(|| format!("the switch has its maximum of {MAX_PORTS} ports"))?,
         };
         let mut port = make().map_err(|e| format!("port {no} ({devargs}): {e}"))?;
@@ -400,10 +413,117 @@ impl Ports {
         Ok(no)
     }
 
+    fn is_tunnel(&self, no: u16) -> bool {
+        lock(&self.tunnels).iter().any(|t| t.port == no)
+    }
+
+    /// Adds a tunnel port (VXLAN or Geneve, see `switch::tunnel`): a
+    /// switch port without a device, whose frames are encapsulated and
+    /// leave by its underlay port, and which receives what that port gets
+    /// for its local IP and UDP port.
+    pub fn add_tunnel(&self, cfg: TunnelConfig, want: Option<u16>) -> Result<u16, String> {
+        let entries = lock(&self.entries);
+        let mut tunnels = lock(&self.tunnels);
+        let taken =
+            |n: u16| entries.iter().any(|e| e.no == n) || tunnels.iter().any(|t| t.port == n);
+        let no = match want.or(cfg.port) {
+            Some(n) if n >= CONTROLLER_PORT => {
+                return Err(format!(
+                    "port number {n} out of range (0..{CONTROLLER_PORT})"
+                ))
+            }
+            Some(n) if taken(n) => return Err(format!("port number {n} is in use")),
+            Some(n) => n,
+            None => (0..CONTROLLER_PORT)
+                .find(|n| !taken(*n))
+                .ok_or_else(|| format!("the switch has its maximum of {MAX_PORTS} ports"))?,
+        };
+        if tunnels.iter().any(|t| t.cfg.name == cfg.name) {
+            return Err(format!("a tunnel port named {} exists", cfg.name));
+        }
+        let mac = match (cfg.local_mac, cfg.underlay) {
+            (Some(m), _) => m,
+            (None, Some(u)) => {
+                let e = entries.iter().find(|e| e.no == u).ok_or_else(|| {
+                    format!("tunnel {}: underlay port {u} does not exist", cfg.name)
+                })?;
+                e.port
+                    .mac()
+                    .map_err(|e| format!("tunnel {}: underlay MAC: {e}", cfg.name))?
+            }
+            // Locally administered, from the local IP.
+            (None, None) => {
+                let ip = cfg.local_ip;
+                [0x02, 0x56, ip[0], ip[1], ip[2], ip[3]]
+            }
+        };
+        if cfg.underlay == Some(no) {
+            return Err(format!(
+                "tunnel {}: a port cannot be its own underlay",
+                cfg.name
+            ));
+        }
+        let mut next = tunnels.clone();
+        next.push(Tunnel {
+            port: no,
+            cfg,
+            mac,
+            stats: Arc::new(TunnelStats::default()),
+        });
+        let ep = Endpoints::new(next.clone(), Arc::clone(&self.arp))?;
+        drop(entries);
+        *tunnels = next;
+        self.publish_tunnels(Some(Arc::new(ep)));
+        self.sw.port_add(no)?;
+        Ok(no)
+    }
+
+    fn publish_tunnels(&self, ep: Option<Arc<Endpoints>>) {
+        for w in 0..self.workers.len() {
+            self.send(w, WorkerCmd::Tunnels(ep.clone()));
+        }
+    }
+
+    /// Removes tunnel port `no` (false: not a tunnel port).
+    fn del_tunnel(&self, no: u16) -> Result<bool, String> {
+        let mut tunnels = lock(&self.tunnels);
+        let Some(i) = tunnels.iter().position(|t| t.port == no) else {
+            return Ok(false);
+        };
+        self.sw.port_del(no)?;
+        tunnels.remove(i);
+        let ep = if tunnels.is_empty() {
+            None
+        } else {
+            Some(Arc::new(Endpoints::new(
+                tunnels.clone(),
+                Arc::clone(&self.arp),
+            )?))
+        };
+        self.publish_tunnels(ep);
+        Ok(true)
+    }
+
+    /// Every tunnel port.
+    pub fn tunnels(&self) -> Vec<Tunnel> {
+        lock(&self.tunnels).clone()
+    }
+
     /// Removes a port while traffic flows: the switch stops sending to it,
     /// every worker drops its queues (acknowledged), then it is closed.
     /// `workers_running` false (shutdown) skips the acknowledgements.
     pub fn del(&self, no: u16, workers_running: bool) -> Result<(), String> {
+        if self.del_tunnel(no)? {
+            return Ok(());
+        }
+        if lock(&self.tunnels)
+            .iter()
+            .any(|t| t.cfg.underlay == Some(no))
+        {
+            return Err(format!(
+                "port {no} is the underlay of a tunnel port: remove the tunnel first"
+            ));
+        }
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let i = entries
             .iter()
@@ -489,7 +609,7 @@ impl PortBackend for Backend {
 
     fn show(&self) -> Vec<PortInfo> {
         let entries = self.ports.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
+        let mut out: Vec<PortInfo> = entries
             .iter()
             .map(|e| {
                 let st = e.stats(e.port.stats().unwrap_or_default());
@@ -519,8 +639,42 @@ impl PortBackend for Backend {
                             tx_offload_drops: t.tx_offload_drops,
                         }
                     },
+                    ..PortInfo::default()
                 }
             })
-            .collect()
+            .collect();
+        drop(entries);
+        out.extend(self.ports.tunnels().iter().map(tunnel_info));
+        out.sort_by_key(|p| p.port);
+        out
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A tunnel port as `vswitch ports show` lists it: its counters and its
+/// drops by reason.
+fn tunnel_info(t: &Tunnel) -> PortInfo {
+    let s = &t.stats;
+    PortInfo {
+        port: t.port,
+        name: t.cfg.name.clone(),
+        devargs: t.cfg.to_spec(),
+        link_up: true,
+        rx_packets: s.rx_packets.load(Ordering::Relaxed),
+        rx_bytes: s.rx_bytes.load(Ordering::Relaxed),
+        tx_packets: s.tx_packets.load(Ordering::Relaxed),
+        tx_bytes: s.tx_bytes.load(Ordering::Relaxed),
+        rx_dropped: s.rx_dropped(),
+        tx_dropped: s.tx_dropped(),
+        drops: s
+            .drop_counts()
+            .into_iter()
+            .filter(|(_, n)| *n != 0)
+            .map(|(k, n)| (k.to_string(), n))
+            .collect(),
+        ..PortInfo::default()
     }
 }

@@ -18,15 +18,18 @@ use std::sync::Arc;
 use crossbeam_queue::ArrayQueue;
 use dpdk::{Burst, Mbuf, RxQueue, TxQueue, BURST_SIZE};
 use hdrhistogram::Histogram;
+use switch::action::TunnelSet;
 use switch::action::{execute, ExecCtx, ExecEvents};
 use switch::datapath::{Datapath, TxGroups};
 use switch::frame::Frame;
 use switch::key::FlowKey;
 use switch::switch::Switch;
+use switch::tunnel::encap::{NeighbourMemo, Tx};
+use switch::tunnel::{arp, Endpoints, Rx, TunnelDrop, TunnelMeta, TunnelStats};
 use switch::verdict::{DropReason, Verdict, CONTROLLER_PORT, MAX_PORTS};
 
 use super::controller::Job;
-use super::mbuf_frame::MbufFrame;
+use super::mbuf_frame::{copy_mbuf, mbuf_with, MbufFrame};
 use super::offload::{OffloadCounters, OffloadTx};
 use super::ports::{RxWake, TxDrops, WorkerCmd};
 
@@ -148,6 +151,59 @@ pub struct Worker {
     /// What to do with each frame from the controller channel (port
     /// [`CONTROLLER_PORT`]), in arrival order.
     jobs: Option<Arc<ArrayQueue<Job>>>,
+    /// The tunnel ports, when there are any.
+    tunnels: Option<Arc<Endpoints>>,
+    /// The last next hop this worker encapsulated for.
+    memo: NeighbourMemo,
+    /// Ports whose `out` burst holds frames queued by [`Worker::queue`].
+    pending: u64,
+}
+
+/// The per-burst arrays of the switching loop, sized once.
+struct Scratch {
+    verdicts: [Verdict; BURST_SIZE],
+    groups: TxGroups,
+    slots: [Option<Mbuf>; BURST_SIZE],
+    refs: [u8; BURST_SIZE],
+    out: Vec<Burst>,
+    spare: Burst,
+    /// Copies for flows that modify the frame after an output.
+    copies: Vec<(MbufFrame, u64)>,
+    /// The OR of the current burst's offload flags (`ol_flags`): frames
+    /// with offload work take [`OffloadTx`].
+    offl: u64,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            verdicts: [Verdict::default(); BURST_SIZE],
+            groups: TxGroups::default(),
+            slots: [const { None }; BURST_SIZE],
+            refs: [0; BURST_SIZE],
+            out: (0..MAX_PORTS).map(|_| Burst::new()).collect(),
+            spare: Burst::new(),
+            copies: Vec::with_capacity(4 * BURST_SIZE),
+            offl: 0,
+        }
+    }
+}
+
+/// What an underlay burst is sorted into.
+struct TunnelScratch {
+    hold: [Option<Mbuf>; BURST_SIZE],
+    burst: Burst,
+    meta: [TunnelMeta; BURST_SIZE],
+}
+
+impl TunnelScratch {
+    fn new() -> TunnelScratch {
+        TunnelScratch {
+            hold: [const { None }; BURST_SIZE],
+            burst: Burst::new(),
+            meta: [TunnelMeta::default(); BURST_SIZE],
+        }
+    }
 }
 
 /// Work a worker polls between bursts (see [`Worker::set_poll_hook`]):
@@ -191,6 +247,9 @@ impl Worker {
             patch: None,
             hook: None,
             jobs: None,
+            tunnels: None,
+            memo: NeighbourMemo::default(),
+            pending: 0,
         }
     }
 
@@ -317,6 +376,7 @@ impl Worker {
                     self.tx[no as usize] = None;
                     ack.store(true, Ordering::Release);
                 }
+                WorkerCmd::Tunnels(ep) => self.tunnels = ep,
             }
         }
     }
@@ -342,15 +402,8 @@ impl Worker {
         let mut hist =
             Histogram::<u64>::new_with_bounds(1, 1_000_000, 3).expect("static histogram bounds");
         let mut burst = Burst::new();
-        let mut verdicts = [Verdict::default(); BURST_SIZE];
-        let mut groups = TxGroups::default();
-        let mut slots: [Option<Mbuf>; BURST_SIZE] = [const { None }; BURST_SIZE];
-        let mut refs = [0u8; BURST_SIZE];
-        let mut out: Vec<Burst> = (0..MAX_PORTS).map(|_| Burst::new()).collect();
-        let mut spare = Burst::new();
-        // Copies for flows that modify the frame after an output (empty
-        // otherwise; sized once).
-        let mut copies: Vec<(MbufFrame, u64)> = Vec::with_capacity(4 * BURST_SIZE);
+        let mut sc = Scratch::new();
+        let mut ts = TunnelScratch::new();
         let mut iter: u32 = 0;
         let mut now: u64 = 0;
         let mut hook_rx = 0u64;
@@ -408,113 +461,16 @@ impl Worker {
                     m.prefetch_data();
                     offl |= m.ol_flags();
                 }
-                if in_port == CONTROLLER_PORT {
-                    self.controller_verdicts(
-                        MbufFrame::slice_mut(burst.as_mut_slice()),
-                        &mut verdicts[..n],
-                        &mut copies,
-                        now,
-                    );
-                } else {
-                    self.dp.process_burst_copies(
-                        in_port,
-                        MbufFrame::slice_mut(burst.as_mut_slice()),
-                        &mut verdicts[..n],
-                        &mut copies,
-                        now,
-                    );
-                }
-                let copied = if copies.is_empty() {
-                    0
-                } else {
-                    send_copies(
-                        &mut self.tx,
-                        &self.tx_drops,
-                        self.index,
-                        &mut copies,
-                        &mut out,
-                    )
+                sc.offl = offl;
+                // Tunnel users only: frames of an underlay port are sorted
+                // out (decapsulation, ARP for the local IPs) first.
+                let sent = match &self.tunnels {
+                    Some(ep) if ep.is_underlay(in_port) => {
+                        let ep = Arc::clone(ep);
+                        self.underlay_burst(&ep, in_port, &mut burst, &mut sc, &mut ts, now)
+                    }
+                    _ => self.switch_burst(in_port, &mut burst, None, &mut sc, now),
                 };
-                if offl & dpdk::offload::RX_OFFLOAD_MASK != 0 {
-                    let mut otx = OffloadTx {
-                        tx: &mut self.tx,
-                        out: &mut out,
-                        drops: &self.tx_drops,
-                        counters: &self.offload,
-                        worker: self.index,
-                    };
-                    let sent = copied + otx.send_burst(in_port, &mut burst, &verdicts[..n]);
-                    let dt = dpdk::rdtsc().wrapping_sub(t0);
-                    bump(&self.counters.rx, n as u64);
-                    bump(&self.counters.tx, sent);
-                    bump(&self.counters.busy_cycles, dt);
-                    self.dp.account_cycles(dt);
-                    let _ = hist.record((dt / n as u64).max(1));
-                    continue;
-                }
-                // Common case: the whole burst goes to one port (one rule,
-                // one destination): send the burst as it is.
-                if let Some(port) = single_port(&verdicts[..n]) {
-                    let mut sent = copied;
-                    if let Some(txq) = self.tx[port as usize].as_mut() {
-                        sent = txq.tx_burst(&mut burst) as u64;
-                    }
-                    if !burst.is_empty() {
-                        self.tx_drops.add(self.index, port, burst.len() as u64);
-                        burst.clear();
-                    }
-                    let dt = dpdk::rdtsc().wrapping_sub(t0);
-                    bump(&self.counters.rx, n as u64);
-                    bump(&self.counters.tx, sent);
-                    bump(&self.counters.busy_cycles, dt);
-                    self.dp.account_cycles(dt);
-                    let _ = hist.record((dt / n as u64).max(1));
-                    continue;
-                }
-                groups.build(&verdicts[..n]);
-                // Take the mbufs out of the burst, counting their outputs.
-                for i in (0..n).rev() {
-                    slots[i] = burst.pop();
-                    refs[i] = match verdicts[i] {
-                        Verdict::Output(mask) => mask.count_ones() as u8,
-                        Verdict::Drop(_) => 0,
-                    };
-                }
-                let mut sent = copied;
-                for (port, idx) in groups.iter() {
-                    let Some(txq) = self.tx[port as usize].as_mut() else {
-                        continue;
-                    };
-                    let ob = &mut out[port as usize];
-                    for &i in idx {
-                        let i = i as usize;
-                        refs[i] -= 1;
-                        let m = if refs[i] == 0 {
-                            slots[i].take()
-                        } else {
-                            slots[i].as_ref().map(Mbuf::clone_ref)
-                        };
-                        if let Some(m) = m {
-                            // A burst's worth of frames always fits.
-                            let _ = ob.push(m);
-                        }
-                    }
-                    sent += txq.tx_burst(ob) as u64;
-                    if !ob.is_empty() {
-                        self.tx_drops.add(self.index, port, ob.len() as u64);
-                        ob.clear();
-                    }
-                }
-                // Dropped frames (and outputs to a port this worker has no
-                // queue for): freed in bulk.
-                for s in slots.iter_mut().take(n) {
-                    if let Some(m) = s.take() {
-                        if let Err(m) = spare.push(m) {
-                            drop(m);
-                        }
-                    }
-                }
-                spare.clear();
                 let dt = dpdk::rdtsc().wrapping_sub(t0);
                 bump(&self.counters.rx, n as u64);
                 bump(&self.counters.tx, sent);
@@ -526,5 +482,374 @@ impl Worker {
         WorkerReport {
             cycles_per_packet: hist,
         }
+    }
+
+    /// Switches one burst received on `in_port` (`tunnel`: the frames were
+    /// decapsulated by tunnel port `in_port`, with this outer metadata)
+    /// and transmits it; returns the frames handed to tx queues.
+    #[inline(always)]
+    fn switch_burst(
+        &mut self,
+        in_port: u16,
+        burst: &mut Burst,
+        tunnel: Option<&[TunnelMeta]>,
+        sc: &mut Scratch,
+        now: u64,
+    ) -> u64 {
+        let n = burst.len();
+        let Scratch {
+            verdicts,
+            groups,
+            slots,
+            refs,
+            out,
+            spare,
+            copies,
+            offl,
+        } = sc;
+        if in_port == CONTROLLER_PORT {
+            self.controller_verdicts(
+                MbufFrame::slice_mut(burst.as_mut_slice()),
+                &mut verdicts[..n],
+                copies,
+                now,
+            );
+        } else if let Some(t) = tunnel {
+            self.dp.process_burst_tunnel(
+                in_port,
+                MbufFrame::slice_mut(burst.as_mut_slice()),
+                t,
+                &mut verdicts[..n],
+                copies,
+                now,
+            );
+        } else {
+            self.dp.process_burst_copies(
+                in_port,
+                MbufFrame::slice_mut(burst.as_mut_slice()),
+                &mut verdicts[..n],
+                copies,
+                now,
+            );
+        }
+        let copied = if copies.is_empty() {
+            0
+        } else {
+            send_copies(&mut self.tx, &self.tx_drops, self.index, copies, out)
+        };
+        let tunnel_ports = self.tunnels.as_ref().map_or(0, |e| e.tunnel_ports());
+        // Guests' partial checksums and large segments (vhost ports): the
+        // offload slow path, unless a frame goes to a tunnel port.
+        if *offl & dpdk::offload::RX_OFFLOAD_MASK != 0
+            && !verdicts[..n]
+                .iter()
+                .any(|v| matches!(v, Verdict::Output(m) if m & tunnel_ports != 0))
+        {
+            let mut otx = OffloadTx {
+                tx: &mut self.tx,
+                out,
+                drops: &self.tx_drops,
+                counters: &self.offload,
+                worker: self.index,
+            };
+            return copied + otx.send_burst(in_port, burst, &verdicts[..n]);
+        }
+        // Common case: the whole burst goes to one port (one rule, one
+        // destination): send the burst as it is.
+        if let Some(port) = single_port(&verdicts[..n]) {
+            if tunnel_ports & (1 << port) == 0 {
+                let mut sent = copied;
+                if let Some(txq) = self.tx[port as usize].as_mut() {
+                    sent = txq.tx_burst(burst) as u64;
+                }
+                if !burst.is_empty() {
+                    self.tx_drops.add(self.index, port, burst.len() as u64);
+                    burst.clear();
+                }
+                return sent;
+            }
+        }
+        groups.build(&verdicts[..n]);
+        // Take the mbufs out of the burst, counting their outputs.
+        for i in (0..n).rev() {
+            slots[i] = burst.pop();
+            refs[i] = match verdicts[i] {
+                Verdict::Output(mask) => mask.count_ones() as u8,
+                Verdict::Drop(_) => 0,
+            };
+        }
+        let mut sent = copied;
+        for (port, idx) in groups.iter() {
+            if tunnel_ports & (1 << port) != 0 {
+                if let Some(ep) = self.tunnels.clone() {
+                    let sets = self.dp.tunnel_sets().copied();
+                    for &i in idx {
+                        let i = i as usize;
+                        refs[i] -= 1;
+                        // Encapsulation rewrites the frame: a frame that
+                        // also goes elsewhere is copied first.
+                        let m = if refs[i] == 0 {
+                            slots[i].take()
+                        } else {
+                            slots[i].as_ref().and_then(copy_mbuf)
+                        };
+                        let Some(m) = m else { continue };
+                        let set = sets.map_or(TunnelSet::default(), |s| s[i]);
+                        let rx = tunnel.and_then(|t| t.get(i));
+                        sent += self.encap_one(&ep, port, m, set, rx, out, now);
+                    }
+                }
+                continue;
+            }
+            let Some(txq) = self.tx[port as usize].as_mut() else {
+                continue;
+            };
+            let ob = &mut out[port as usize];
+            for &i in idx {
+                let i = i as usize;
+                refs[i] -= 1;
+                let m = if refs[i] == 0 {
+                    slots[i].take()
+                } else {
+                    slots[i].as_ref().map(Mbuf::clone_ref)
+                };
+                if let Some(m) = m {
+                    if let Err(m) = ob.push(m) {
+                        // Encapsulated frames already wait here.
+                        sent += txq.tx_burst(ob) as u64;
+                        if let Err(m) = ob.push(m) {
+                            self.tx_drops.add(self.index, port, 1);
+                            drop(m);
+                        }
+                    }
+                }
+            }
+            sent += txq.tx_burst(ob) as u64;
+            if !ob.is_empty() {
+                self.tx_drops.add(self.index, port, ob.len() as u64);
+                ob.clear();
+            }
+            self.pending &= !(1 << port);
+        }
+        // Dropped frames (and outputs to a port this worker has no
+        // queue for): freed in bulk.
+        for s in slots.iter_mut().take(n) {
+            if let Some(m) = s.take() {
+                if let Err(m) = spare.push(m) {
+                    drop(m);
+                }
+            }
+        }
+        spare.clear();
+        if self.pending != 0 {
+            sent += self.flush_pending(out);
+        }
+        sent
+    }
+
+    /// Queues `m` for port `p` (sending the queue first when full); it
+    /// leaves with [`Worker::flush_pending`]. Returns frames sent.
+    fn queue(&mut self, out: &mut [Burst], p: u16, m: Mbuf) -> u64 {
+        let Some(ob) = out.get_mut(p as usize) else {
+            return 0;
+        };
+        let mut sent = 0;
+        if let Err(m) = ob.push(m) {
+            sent = self.flush_port(out, p);
+            if let Err(m) = out[p as usize].push(m) {
+                self.tx_drops.add(self.index, p, 1);
+                drop(m);
+            }
+        }
+        self.pending |= 1 << p;
+        sent
+    }
+
+    fn flush_port(&mut self, out: &mut [Burst], p: u16) -> u64 {
+        let ob = &mut out[p as usize];
+        let mut sent = 0;
+        if let Some(txq) = self.tx[p as usize].as_mut() {
+            sent = txq.tx_burst(ob) as u64;
+        }
+        if !ob.is_empty() {
+            self.tx_drops.add(self.index, p, ob.len() as u64);
+            ob.clear();
+        }
+        sent
+    }
+
+    /// Sends every queue [`Worker::queue`] filled.
+    fn flush_pending(&mut self, out: &mut [Burst]) -> u64 {
+        let mut sent = 0;
+        while self.pending != 0 {
+            let p = self.pending.trailing_zeros() as u16;
+            self.pending &= self.pending - 1;
+            sent += self.flush_port(out, p);
+        }
+        sent
+    }
+
+    /// Encapsulates `m` for tunnel port `port` and queues it on the
+    /// underlay (or asks ARP for the next hop, dropping it); returns frames
+    /// sent.
+    #[allow(clippy::too_many_arguments)]
+    fn encap_one(
+        &mut self,
+        ep: &Endpoints,
+        port: u16,
+        m: Mbuf,
+        set: TunnelSet,
+        rx: Option<&TunnelMeta>,
+        out: &mut [Burst],
+        now: u64,
+    ) -> u64 {
+        let Some(t) = ep.index_of(port) else {
+            return 0;
+        };
+        let stats = &ep.tunnels[t].stats;
+        let mut f = MbufFrame(m);
+        let len = f.0.data_len() as u64;
+        match ep.encap(t, &mut f, set, rx, &mut self.memo, now) {
+            Tx::Send(p) if self.tx.get(p as usize).is_some_and(Option::is_some) => {
+                TunnelStats::add(&stats.tx_packets, 1);
+                TunnelStats::add(&stats.tx_bytes, len);
+                self.queue(out, p, f.0)
+            }
+            Tx::Send(_) => {
+                stats.count_drop(TunnelDrop::TxError, 1);
+                0
+            }
+            Tx::Drop(why) => {
+                stats.count_drop(why, 1);
+                0
+            }
+            Tx::Resolve {
+                ip,
+                mac,
+                local_ip,
+                port: via,
+            } => {
+                stats.count_drop(TunnelDrop::NoArp, 1);
+                let mut req = [0u8; arp::FRAME_LEN];
+                arp::build_request(&mut req, mac, local_ip, ip);
+                let Some(m) = mbuf_with(&f.0, &req) else {
+                    return 0;
+                };
+                let mut sent = 0;
+                let tunnels = ep.tunnel_ports();
+                let ports: u64 = match via {
+                    Some(p) => 1 << p,
+                    // Every port that is neither a tunnel nor the
+                    // controller channel.
+                    None => {
+                        (0..CONTROLLER_PORT)
+                            .filter(|&p| self.tx[p as usize].is_some())
+                            .fold(0u64, |a, p| a | 1 << p)
+                            & !tunnels
+                    }
+                };
+                let mut left = ports;
+                while left != 0 {
+                    let p = left.trailing_zeros() as u16;
+                    left &= left - 1;
+                    sent += self.queue(out, p, m.clone_ref());
+                }
+                drop(m);
+                sent
+            }
+        }
+    }
+
+    /// A burst from an underlay port: tunnel packets for a local endpoint
+    /// are decapsulated and switched as received on their tunnel port
+    /// (consecutive packets of one tunnel as one burst), ARP for the local
+    /// IPs is answered or learned, malformed tunnel packets counted and
+    /// dropped; the rest is switched as received on `in_port`.
+    fn underlay_burst(
+        &mut self,
+        ep: &Endpoints,
+        in_port: u16,
+        burst: &mut Burst,
+        sc: &mut Scratch,
+        ts: &mut TunnelScratch,
+        now: u64,
+    ) -> u64 {
+        let n = burst.len();
+        for i in (0..n).rev() {
+            ts.hold[i] = burst.pop();
+        }
+        let mut sent = 0;
+        let mut cur: Option<usize> = None;
+        for i in 0..n {
+            let Some(mut m) = ts.hold[i].take() else {
+                continue;
+            };
+            match ep.classify(in_port, m.data(), now) {
+                Rx::Pass => {
+                    let _ = burst.push(m);
+                }
+                Rx::Decap {
+                    tunnel,
+                    meta,
+                    outer_len,
+                    inner_len,
+                } => {
+                    if cur != Some(tunnel) {
+                        if let Some(t) = cur {
+                            sent += self.tunnel_batch(ep, t, sc, ts, now);
+                        }
+                        cur = Some(tunnel);
+                    }
+                    m.adj(outer_len);
+                    let extra = m.data_len().saturating_sub(inner_len);
+                    if extra > 0 {
+                        m.trim(extra);
+                    }
+                    ts.meta[ts.burst.len()] = meta;
+                    let _ = ts.burst.push(m);
+                }
+                Rx::ArpRequest { tunnel, mac, ip } => {
+                    let t = &ep.tunnels[tunnel];
+                    let mut reply = [0u8; arp::FRAME_LEN];
+                    arp::build_reply(&mut reply, t.mac, t.cfg.local_ip, mac, ip);
+                    if let Some(r) = mbuf_with(&m, &reply) {
+                        sent += self.queue(&mut sc.out, in_port, r);
+                    }
+                }
+                Rx::Consumed => {}
+                Rx::Drop { tunnel, why } => ep.tunnels[tunnel].stats.count_drop(why, 1),
+            }
+        }
+        if let Some(t) = cur {
+            sent += self.tunnel_batch(ep, t, sc, ts, now);
+        }
+        if !burst.is_empty() {
+            sent += self.switch_burst(in_port, burst, None, sc, now);
+        }
+        if self.pending != 0 {
+            sent += self.flush_pending(&mut sc.out);
+        }
+        sent
+    }
+
+    /// Switches the frames decapsulated for tunnel `t` so far.
+    fn tunnel_batch(
+        &mut self,
+        ep: &Endpoints,
+        t: usize,
+        sc: &mut Scratch,
+        ts: &mut TunnelScratch,
+        now: u64,
+    ) -> u64 {
+        let k = ts.burst.len();
+        if k == 0 {
+            return 0;
+        }
+        let tun = &ep.tunnels[t];
+        let bytes: usize = ts.burst.as_slice().iter().map(Mbuf::data_len).sum();
+        TunnelStats::add(&tun.stats.rx_packets, k as u64);
+        TunnelStats::add(&tun.stats.rx_bytes, bytes as u64);
+        let meta = ts.meta;
+        self.switch_burst(tun.port, &mut ts.burst, Some(&meta[..k]), sc, now)
     }
 }

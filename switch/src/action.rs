@@ -85,6 +85,12 @@ pub enum Action {
     /// `mod_nw_ttl:T` — set the IPv4 TTL (checksum updated) or IPv6 hop
     /// limit (OpenFlow `OFPAT_SET_NW_TTL`).
     SetNwTtl(u8),
+    /// `set_tunnel:K` / `set_field:K->tun_id` — the key (VNI) an output to
+    /// a `key=flow` tunnel port encapsulates with.
+    SetTunId(u32),
+    /// `set_field:A->tun_dst` — the outer destination of an output to a
+    /// `remote_ip=flow` tunnel port.
+    SetTunDst([u8; 4]),
 }
 
 /// The transport protocol a port rewrite applies to: the frame must carry
@@ -231,6 +237,18 @@ fn parse_ipv6(s: &str) -> Result<[u8; 16], String> {
         .map_err(|_| format!("bad IPv6 address `{s}`"))
 }
 
+/// A tunnel key: VXLAN and Geneve carry 24 bits (RFC 7348 §5, RFC 8926
+/// §3.4), so larger keys are refused rather than silently cut.
+fn parse_tun_id(v: &str) -> Result<u32, String> {
+    let k = parse_uint(v, u64::MAX, "tunnel key")?;
+    if k > 0xff_ffff {
+        return Err(format!(
+            "tunnel key {v}: VXLAN and Geneve carry 24-bit keys (at most 0xffffff)"
+        ));
+    }
+    Ok(k as u32)
+}
+
 /// `set_field:VALUE->FIELD` (`ovs-ofctl` syntax) for the fields the switch
 /// rewrites.
 fn parse_set_field(arg: &str) -> Result<Action, String> {
@@ -257,10 +275,12 @@ fn parse_set_field(arg: &str) -> Result<Action, String> {
         "sctp_dst" => Action::SetL4Dst(L4Proto::Sctp, port()?),
         "tp_src" => Action::SetL4Src(L4Proto::Any, port()?),
         "tp_dst" => Action::SetL4Dst(L4Proto::Any, port()?),
+        "tun_id" => Action::SetTunId(parse_tun_id(v)?),
+        "tun_dst" => Action::SetTunDst(parse_ipv4(v)?),
         _ => {
             return Err(format!(
                 "set_field of `{field}` is not supported (eth_src, eth_dst, ip_dscp, ip_ecn, ip_src, ip_dst, \
-                 ipv6_src, ipv6_dst, nw_ttl, tcp/udp/sctp_src/dst; VLAN: mod_vlan_vid, mod_vlan_pcp)"
+                 ipv6_src, ipv6_dst, nw_ttl, tcp/udp/sctp_src/dst, tun_id, tun_dst; VLAN: mod_vlan_vid, mod_vlan_pcp)"
             ))
         }
     })
@@ -295,6 +315,7 @@ impl core::str::FromStr for Action {
                 }
                 Ok(Action::PushVlan(t))
             }
+            "set_tunnel" | "set_tunnel64" => Ok(Action::SetTunId(parse_tun_id(need()?)?)),
             "group" => Ok(Action::Group(parse_uint(need()?, 0xffff_ff00, "group id")? as u32)),
             "resubmit" => Err("`resubmit:PORT` is not supported; use `resubmit(,TABLE)`".into()),
             "mod_vlan_vid" | "set_vlan_vid" => Ok(Action::SetVlanVid(parse_uint(need()?, 4095, "VLAN id")? as u16)),
@@ -374,6 +395,10 @@ impl fmt::Display for Action {
             Action::SetL4Dst(l4, p) => write!(f, "set_field:{p}->{}_dst", l4.name()),
             Action::SetIpEcn(e) => write!(f, "mod_nw_ecn:{e}"),
             Action::SetNwTtl(t) => write!(f, "mod_nw_ttl:{t}"),
+            Action::SetTunId(k) => write!(f, "set_field:{k:#x}->tun_id"),
+            Action::SetTunDst(a) => {
+                write!(f, "set_field:{}->tun_dst", std::net::Ipv4Addr::from(*a))
+            }
         }
     }
 }
@@ -580,6 +605,22 @@ pub struct ExecEvents {
     pub evicted: u64,
     /// Frames flooded (flood action or unknown/broadcast under normal).
     pub flooded: u64,
+    /// Tunnel fields set by the frame's actions (`set_tunnel`,
+    /// `set_field:...->tun_dst`), for outputs to tunnel ports; the
+    /// datapath takes them after each frame (see `tunnel_set`).
+    pub tunnel: TunnelSet,
+    /// An action set [`ExecEvents::tunnel`] for the current frame.
+    pub tunnel_set: bool,
+}
+
+/// Tunnel fields set by actions: what an output to a tunnel port whose
+/// options say `key=flow` / `remote_ip=flow` encapsulates with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TunnelSet {
+    /// `set_tunnel:K`.
+    pub id: Option<u32>,
+    /// `set_field:A->tun_dst`.
+    pub dst: Option<[u8; 4]>,
 }
 
 const ETH_TYPE_OFF: usize = 12;
@@ -856,6 +897,14 @@ fn execute_l3<F: Frame>(
             }
             Action::SetIpEcn(e) => set_ecn(frame, *l3, e),
             Action::SetNwTtl(t) => set_ttl(frame, *l3, t),
+            Action::SetTunId(k) => {
+                ev.tunnel.id = Some(k);
+                ev.tunnel_set = true;
+            }
+            Action::SetTunDst(a) => {
+                ev.tunnel.dst = Some(a);
+                ev.tunnel_set = true;
+            }
             // Resolved by the pipeline before execution.
             Action::Resubmit(_) | Action::Group(_) => {}
         }

@@ -124,6 +124,10 @@ pub struct PortInfo {
     pub rx_dropped: u64,
     /// Frames dropped because the tx ring was full.
     pub tx_dropped: u64,
+    /// Drops by reason, where the port counts them (tunnel ports:
+    /// `truncated`, `bad_header`, `bad_vni`, `bad_port`, ...).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub drops: std::collections::BTreeMap<String, u64>,
     /// The port's MTU (its `mtu=` setting, else the device's; 0: unknown).
     #[serde(default)]
     pub mtu: u16,

@@ -23,7 +23,7 @@
 
 use std::sync::Arc;
 
-use crate::action::{execute, execute_plan, ExecCtx, ExecEvents};
+use crate::action::{execute, execute_plan, ExecCtx, ExecEvents, TunnelSet};
 use crate::extract::{extract_masked, Meta};
 use crate::flowcache::{FlowCache, NO_RULE};
 use crate::frame::Frame;
@@ -32,7 +32,9 @@ use crate::pipeline::{compile, CompiledStore, MAX_COMPILED};
 use crate::stats::Counters;
 use crate::switch::Switch;
 use crate::table::{FragMode, TableVersion};
+use crate::tunnel::TunnelMeta;
 use crate::verdict::{DropReason, Verdict, MAX_PORTS};
+use crate::wire::ethernet::ethertype;
 
 /// Frames handled per pass (DPDK's usual burst size).
 pub const BURST: usize = 32;
@@ -78,6 +80,10 @@ pub struct Datapath {
     rules: [u32; BURST],
     lens: [u32; BURST],
     same: [bool; BURST],
+    /// Tunnel fields set by each frame's actions (last pass), and whether
+    /// any frame set some.
+    tun_out: [TunnelSet; BURST],
+    tun_dirty: bool,
 }
 
 impl Datapath {
@@ -108,6 +114,8 @@ impl Datapath {
             rules: [0; BURST],
             lens: [0; BURST],
             same: [false; BURST],
+            tun_out: [TunnelSet::default(); BURST],
+            tun_dirty: false,
         }
     }
 
@@ -145,7 +153,7 @@ impl Datapath {
         verdicts: &mut [Verdict],
         now_ms: u64,
     ) {
-        self.process(in_port, frames, verdicts, None, now_ms)
+        self.process(in_port, frames, verdicts, None, None, now_ms)
     }
 
     /// [`Datapath::process_burst`] with OVS's semantics for modifications
@@ -161,7 +169,43 @@ impl Datapath {
         copies: &mut Vec<(F, u64)>,
         now_ms: u64,
     ) {
-        self.process(in_port, frames, verdicts, Some(copies), now_ms)
+        self.process(in_port, frames, verdicts, Some(copies), None, now_ms)
+    }
+
+    /// [`Datapath::process_burst_copies`] for frames a tunnel port
+    /// decapsulated: `tunnel[i]` is frame i's outer metadata, which rules
+    /// match as `tun_id`, `tun_src`, `tun_dst` (see [`crate::key`]). At most
+    /// [`BURST`] frames, so that [`Datapath::tunnel_sets`] covers them all.
+    pub fn process_burst_tunnel<F: Frame>(
+        &mut self,
+        in_port: u16,
+        frames: &mut [F],
+        tunnel: &[TunnelMeta],
+        verdicts: &mut [Verdict],
+        copies: &mut Vec<(F, u64)>,
+        now_ms: u64,
+    ) {
+        assert!(
+            frames.len() <= BURST && tunnel.len() >= frames.len(),
+            "one pass of frames, each with its tunnel metadata"
+        );
+        self.process(
+            in_port,
+            frames,
+            verdicts,
+            Some(copies),
+            Some(tunnel),
+            now_ms,
+        )
+    }
+
+    /// The tunnel fields each frame of the last pass (the last ≤ [`BURST`]
+    /// frames) had set by its actions (`set_tunnel`, `set_field:..->tun_dst`),
+    /// or `None` when no frame set any: what outputs to `key=flow` /
+    /// `remote_ip=flow` tunnel ports encapsulate with.
+    #[inline]
+    pub fn tunnel_sets(&self) -> Option<&[TunnelSet; BURST]> {
+        self.tun_dirty.then_some(&self.tun_out)
     }
 
     #[inline(always)]
@@ -171,6 +215,7 @@ impl Datapath {
         frames: &mut [F],
         verdicts: &mut [Verdict],
         mut copies: Option<&mut Vec<(F, u64)>>,
+        tunnel: Option<&[TunnelMeta]>,
         now_ms: u64,
     ) {
         assert!(
@@ -178,8 +223,12 @@ impl Datapath {
             "verdicts shorter than frames"
         );
         self.sw.table.enter(self.worker, &mut self.cur);
+        if self.tun_dirty {
+            self.tun_out = [TunnelSet::default(); BURST];
+            self.tun_dirty = false;
+        }
         for (fs, vs) in frames.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
-            self.pass(in_port, fs, vs, copies.as_deref_mut(), now_ms);
+            self.pass(in_port, fs, vs, copies.as_deref_mut(), tunnel, now_ms);
         }
         self.c.bursts += 1;
         self.sw.core_stats(self.worker).publish(&self.c);
@@ -357,6 +406,7 @@ impl Datapath {
         frames: &mut [F],
         verdicts: &mut [Verdict],
         copies: Option<&mut Vec<(F, u64)>>,
+        tunnel: Option<&[TunnelMeta]>,
         now_ms: u64,
     ) {
         let n = frames.len();
@@ -381,6 +431,17 @@ impl Datapath {
             }
         }
         self.c.rx_bytes += rx_bytes;
+        if let Some(t) = tunnel {
+            for i in 0..n {
+                // The EtherType before the L3 header (the key's dl_type
+                // may be masked out).
+                let l3 = usize::from(self.meta[i].l3);
+                let ipv6 = l3 >= 2
+                    && frames[i].data().get(l3 - 2..l3) == Some(&ethertype::IPV6.to_be_bytes()[..]);
+                let m = &t[i];
+                self.keys[i].set_tunnel(m.id, m.src, m.dst, ipv6, mask);
+            }
+        }
         let frag_drops = if frags != 0 { self.fragments(frags) } else { 0 };
         self.mark_runs(n);
         let multi = self.cur.pipeline.is_some();
@@ -533,6 +594,9 @@ impl Datapath {
                     &ctx,
                     &mut ev,
                 );
+                if ev.tunnel_set {
+                    take_tunnel_set(&mut self.tun_out, &mut self.tun_dirty, i, &mut ev);
+                }
                 if rule.simple {
                     (run_have, run_verdict) = (true, v);
                     run_floods = ev.flooded - before;
@@ -648,6 +712,9 @@ impl Datapath {
                 }
                 v
             };
+            if ev.tunnel_set {
+                take_tunnel_set(&mut self.tun_out, &mut self.tun_dirty, i, &mut ev);
+            }
             if c.simple {
                 run_verdict = Some(v);
             }
@@ -749,6 +816,15 @@ fn count_entry(
             grp.hit(worker, b, packets, bytes);
         }
     }
+}
+
+/// Frame `i`'s actions set tunnel fields: keep them for the caller.
+#[cold]
+fn take_tunnel_set(out: &mut [TunnelSet; BURST], dirty: &mut bool, i: usize, ev: &mut ExecEvents) {
+    out[i % BURST] = ev.tunnel;
+    *dirty = true;
+    ev.tunnel = TunnelSet::default();
+    ev.tunnel_set = false;
 }
 
 /// Count `n` frames decided `v`: copies output, or drops by reason.

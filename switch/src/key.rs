@@ -19,10 +19,20 @@
 //! | 24..26 | tp_src (ICMP: type)                                          |
 //! | 26..28 | tp_dst (ICMP: code)                                          |
 //! | 28..30 | tcp_flags                                                    |
-//! | 32..48 | nw_src: IPv4 in 32..36 (ARP spa), ARP sha in 36..42, or IPv6 |
-//! | 48..64 | nw_dst: IPv4 in 48..52 (ARP tpa), ARP tha in 52..58, or IPv6 |
+//! | 30     | tun_flags (bit 0: 52..64 hold tunnel metadata)               |
+//! | 32..48 | nw_src: IPv4 in 32..36 (ARP spa), ARP sha in 36..42, ARP tha in 42..48, or IPv6 |
+//! | 48..64 | nw_dst: IPv4 in 48..52 (ARP tpa), or IPv6                    |
+//! | 52..64 | frames from tunnel ports, not IPv6: tun_id 52..56, tun_src 56..60, tun_dst 60..64 |
 //!
 //! A mask is a `FlowKey` too: a rule matches a key when `key & mask == value`.
+//!
+//! Tunnel metadata (`tun_id`, `tun_src`, `tun_dst`) lives in bytes every
+//! non-IPv6 frame leaves zero, and only frames decapsulated by a tunnel port
+//! fill them (with [`TUN_PRESENT`] set), so the key stays one cache line and
+//! the extraction of every other frame is unchanged. An IPv6 inner frame
+//! needs those bytes for its destination address: it keeps them, with
+//! `TUN_PRESENT` clear, so rules that match tunnel fields (which all require
+//! `TUN_PRESENT`) never match it (see `switch/README.md`, "Tunnels").
 
 use core::ops::Range;
 
@@ -55,6 +65,8 @@ pub mod field {
     pub const TP_DST: Range<usize> = 26..28;
     /// TCP flags.
     pub const TCP_FLAGS: Range<usize> = 28..30;
+    /// Tunnel flags ([`super::TUN_PRESENT`]).
+    pub const TUN_FLAGS: usize = 30;
     /// IPv4 source / ARP spa.
     pub const NW_SRC4: Range<usize> = 32..36;
     /// ARP sender hardware address.
@@ -64,10 +76,22 @@ pub mod field {
     /// IPv4 destination / ARP tpa.
     pub const NW_DST4: Range<usize> = 48..52;
     /// ARP target hardware address.
-    pub const ARP_THA: Range<usize> = 52..58;
+    pub const ARP_THA: Range<usize> = 42..48;
     /// IPv6 destination.
     pub const NW_DST6: Range<usize> = 48..64;
+    /// Tunnel key (VNI, 24 bits used) of a frame from a tunnel port.
+    pub const TUN_ID: Range<usize> = 52..56;
+    /// Outer IPv4 source of a frame from a tunnel port.
+    pub const TUN_SRC: Range<usize> = 56..60;
+    /// Outer IPv4 destination of a frame from a tunnel port.
+    pub const TUN_DST: Range<usize> = 60..64;
+    /// Everything tunnel metadata occupies (with [`TUN_FLAGS`]).
+    pub const TUN_META: Range<usize> = 52..64;
 }
+
+/// `tun_flags` bit: bytes 52..64 hold the tunnel metadata of a frame
+/// received on a tunnel port (never set for IPv6 inner frames).
+pub const TUN_PRESENT: u8 = 1;
 
 /// `nw_frag` bit: the packet is a fragment.
 pub const FRAG_ANY: u8 = 1;
@@ -371,6 +395,58 @@ impl FlowKey {
         6,
         "ARP target hardware address."
     );
+
+    u8_field!(
+        tun_flags,
+        set_tun_flags,
+        field::TUN_FLAGS,
+        "Tunnel flags (`TUN_PRESENT`)."
+    );
+    arr_field!(
+        tun_id_bytes,
+        set_tun_id_bytes,
+        field::TUN_ID,
+        4,
+        "Tunnel key, big endian."
+    );
+    arr_field!(
+        tun_src,
+        set_tun_src,
+        field::TUN_SRC,
+        4,
+        "Outer IPv4 source."
+    );
+    arr_field!(
+        tun_dst,
+        set_tun_dst,
+        field::TUN_DST,
+        4,
+        "Outer IPv4 destination."
+    );
+
+    /// Tunnel key (VNI) of a frame from a tunnel port.
+    pub fn tun_id(&self) -> u32 {
+        u32::from_be_bytes(self.tun_id_bytes())
+    }
+
+    /// Write a tunnel port's metadata, masked by `mask` (the table's lookup
+    /// mask), unless the frame is IPv6 (`ipv6`: its destination address
+    /// uses those bytes, and the frame then matches no tunnel-field rule).
+    #[inline]
+    pub fn set_tunnel(&mut self, id: u32, src: [u8; 4], dst: [u8; 4], ipv6: bool, mask: &FlowKey) {
+        if ipv6 {
+            return;
+        }
+        let m = &mask.bytes;
+        self.bytes[field::TUN_FLAGS] = TUN_PRESENT & m[field::TUN_FLAGS];
+        let mut v = [0u8; 12];
+        v[0..4].copy_from_slice(&id.to_be_bytes());
+        v[4..8].copy_from_slice(&src);
+        v[8..12].copy_from_slice(&dst);
+        for (i, b) in v.iter().enumerate() {
+            self.bytes[field::TUN_META.start + i] = b & m[field::TUN_META.start + i];
+        }
+    }
 
     /// VLAN id of the outer tag, or `None` when untagged.
     pub fn vlan_vid(&self) -> Option<u16> {

@@ -22,5 +22,6 @@ pub mod stats;
 pub mod switch;
 pub mod table;
 pub mod testutil;
+pub mod tunnel;
 pub mod verdict;
 pub mod wire;

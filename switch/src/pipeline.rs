@@ -154,7 +154,10 @@ pub(crate) fn pipeline_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> FlowK
         match a {
             Action::PushVlan(_) | Action::PopVlan => vlan_moves = true,
             Action::DecTtl => ttl = true,
+            // Whether a tunnel-field rewrite reaches the key depends on
+            // dl_type (IPv6 frames have no room for it).
             a if a.rewrites_l3_l4() => l3l4 = true,
+            Action::SetTunId(_) | Action::SetTunDst(_) => l3l4 = true,
             _ => {}
         }
     }
@@ -328,6 +331,8 @@ struct ActionSet {
     ipv6_dst: Option<[u8; 16]>,
     l4_src: Option<Action>,
     l4_dst: Option<Action>,
+    tun_id: Option<u32>,
+    tun_dst: Option<[u8; 4]>,
     group: Option<u32>,
     output: Option<Action>,
 }
@@ -346,6 +351,8 @@ impl ActionSet {
                 Action::SetIpDscp(d) => self.dscp = Some(d),
                 Action::SetIpEcn(e) => self.ecn = Some(e),
                 Action::SetNwTtl(t) => self.nw_ttl = Some(t),
+                Action::SetTunId(k) => self.tun_id = Some(k),
+                Action::SetTunDst(a) => self.tun_dst = Some(a),
                 Action::SetIpv4Src(x) => self.ipv4_src = Some(x),
                 Action::SetIpv4Dst(x) => self.ipv4_dst = Some(x),
                 Action::SetIpv6Src(x) => self.ipv6_src = Some(x),
@@ -388,6 +395,8 @@ impl ActionSet {
         v.extend(self.ipv6_dst.map(Action::SetIpv6Dst));
         v.extend(self.l4_src);
         v.extend(self.l4_dst);
+        v.extend(self.tun_id.map(Action::SetTunId));
+        v.extend(self.tun_dst.map(Action::SetTunDst));
         match self.group {
             Some(g) => v.push(Action::Group(g)),
             None => v.extend(self.output),
@@ -489,6 +498,16 @@ impl Xlate<'_> {
             Action::SetIpv6Dst(x) if k.dl_type() == ethertype::IPV6 => k.set_nw_dst6(x),
             Action::SetL4Src(l4, p) if l4_rewritable(k, l4) => k.set_tp_src(p),
             Action::SetL4Dst(l4, p) if l4_rewritable(k, l4) => k.set_tp_dst(p),
+            // Later tables see the tunnel fields set so far (as OVS), in
+            // the key bytes an IPv6 frame cannot lend them.
+            Action::SetTunId(x) if k.dl_type() != ethertype::IPV6 => {
+                k.set_tun_flags(crate::key::TUN_PRESENT);
+                k.set_tun_id_bytes(x.to_be_bytes());
+            }
+            Action::SetTunDst(x) if k.dl_type() != ethertype::IPV6 => {
+                k.set_tun_flags(crate::key::TUN_PRESENT);
+                k.set_tun_dst(x);
+            }
             Action::DecTtl if is_ip(k) => {
                 let t = k.nw_ttl();
                 if t <= 1 {

@@ -13,7 +13,7 @@ use crate::action::{
     fmt_instructions, fmt_mac, parse_instructions, parse_mac, parse_uint, Action, Instructions,
     L4Proto, MAX_TABLE,
 };
-use crate::key::{field as kf, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_PRESENT};
+use crate::key::{field as kf, FlowKey, FRAG_ANY, FRAG_LATER, TUN_PRESENT, VLAN_PRESENT};
 use crate::verdict::MAX_PORTS;
 use crate::wire::ethernet::ethertype;
 use crate::wire::l4::protocol;
@@ -511,6 +511,16 @@ fn parse_fields(s: &str) -> Result<(Match, Extra<'_>), String> {
                 let (v, mk) = tcp_flags_value(val)?;
                 (kf::TCP_FLAGS, v, mk)
             }
+            "tun_id" | "tun_src" | "tun_dst" => {
+                let (r, v, mk) = tunnel_value(name, val)?;
+                m.set(
+                    kf::TUN_FLAGS..kf::TUN_FLAGS + 1,
+                    &[TUN_PRESENT],
+                    &[TUN_PRESENT],
+                    name,
+                )?;
+                (r, v, mk)
+            }
             "in_port" => {
                 let p = parse_uint(val, u64::from(MAX_PORTS - 1), "in_port")?;
                 (kf::IN_PORT, (p as u16).to_be_bytes().to_vec(), full(2))
@@ -538,6 +548,39 @@ fn parse_fields(s: &str) -> Result<(Match, Extra<'_>), String> {
     Ok((m, other))
 }
 
+/// A field's key range, value and mask.
+type FieldBytes = (core::ops::Range<usize>, Vec<u8>, Vec<u8>);
+
+/// `tun_id=V[/M]` (a 24-bit VXLAN/Geneve VNI), `tun_src=A[/P]`,
+/// `tun_dst=A[/P]`: the key range, value and mask.
+fn tunnel_value(name: &str, val: &str) -> Result<FieldBytes, String> {
+    const VNI: u64 = 0xff_ffff;
+    match name {
+        "tun_id" => {
+            let (v, mk) = match val.split_once('/') {
+                Some((v, mk)) => (
+                    parse_uint(v, u64::MAX, name)?,
+                    parse_uint(mk, u64::MAX, name)?,
+                ),
+                None => (parse_uint(val, u64::MAX, name)?, VNI),
+            };
+            if v > VNI {
+                return Err(format!(
+                    "tun_id={val}: VXLAN and Geneve carry 24-bit keys (at most {VNI:#x})"
+                ));
+            }
+            let mk = (mk & VNI) as u32;
+            Ok((
+                kf::TUN_ID,
+                ((v as u32) & mk).to_be_bytes().to_vec(),
+                mk.to_be_bytes().to_vec(),
+            ))
+        }
+        "tun_src" => ip_value(val, false).map(|(v, m)| (kf::TUN_SRC, v, m)),
+        _ => ip_value(val, false).map(|(v, m)| (kf::TUN_DST, v, m)),
+    }
+}
+
 fn field_pre(name: &str) -> Pre {
     match name {
         "ip_dscp" | "nw_tos" | "ip_ecn" | "nw_ecn" | "nw_frag" => Pre::Ip,
@@ -554,6 +597,13 @@ fn check_prerequisites(m: &Match, used: &[&str]) -> Result<(), String> {
     let dl = m.dl_type();
     let proto = m.nw_proto();
     let ip = matches!(dl, Some(ethertype::IPV4 | ethertype::IPV6));
+    if dl == Some(ethertype::IPV6) && m.mask.tun_flags() & TUN_PRESENT != 0 {
+        return Err(
+            "tun_id/tun_src/tun_dst cannot be matched with ipv6: an IPv6 inner frame's \
+             destination address takes the key bytes of the tunnel metadata"
+                .into(),
+        );
+    }
     for name in used {
         let pre = field_pre(name);
         let ok = match pre {
@@ -896,6 +946,23 @@ impl fmt::Display for Match {
                 "metadata={:#x}/{:#x}",
                 self.meta_value, self.meta_mask
             ));
+        }
+        if mb[kf::TUN_FLAGS] & TUN_PRESENT != 0 {
+            let (id, idm) = (self.value.tun_id(), self.mask.tun_id());
+            let others = mb[kf::TUN_SRC.start..kf::TUN_DST.end]
+                .iter()
+                .any(|&b| b != 0);
+            match idm {
+                0 if !others => parts.push("tun_id=0/0".into()),
+                0 => {}
+                0xff_ffff => parts.push(format!("tun_id={id:#x}")),
+                _ => parts.push(format!("tun_id={id:#x}/{idm:#x}")),
+            }
+            for (name, r) in [("tun_src", kf::TUN_SRC), ("tun_dst", kf::TUN_DST)] {
+                if mb[r.clone()].iter().any(|&b| b != 0) {
+                    parts.push(format!("{name}={}", fmt_ip(&vb[r.clone()], &mb[r])));
+                }
+            }
         }
         let (fv, fm) = (vb[kf::NW_FRAG], mb[kf::NW_FRAG]);
         if fm != 0 {

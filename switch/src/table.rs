@@ -452,6 +452,14 @@ fn rewrite_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> Option<FlowKey> {
             Action::SetIpv6Dst(_) => set(kf::NW_DST6),
             Action::SetL4Src(..) => set(kf::TP_SRC),
             Action::SetL4Dst(..) => set(kf::TP_DST),
+            Action::SetTunId(_) => {
+                set(kf::TUN_FLAGS..kf::TUN_FLAGS + 1);
+                set(kf::TUN_ID);
+            }
+            Action::SetTunDst(_) => {
+                set(kf::TUN_FLAGS..kf::TUN_FLAGS + 1);
+                set(kf::TUN_DST);
+            }
             a if a.modifies() => return None,
             _ => {}
         }

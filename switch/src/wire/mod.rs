@@ -4,13 +4,17 @@
 //!
 //! Only what the switch needs is here: Ethernet (with 802.1Q/802.1ad tags),
 //! ARP, IPv4, IPv6 (with extension-header walking), and the first bytes of
-//! TCP/UDP/SCTP/ICMP/ICMPv6.
+//! TCP/UDP/SCTP/ICMP/ICMPv6; for tunnel ports the UDP header and the VXLAN
+//! (RFC 7348) and Geneve (RFC 8926) headers.
 
 pub mod arp;
 pub mod ethernet;
+pub mod geneve;
 pub mod ipv4;
 pub mod ipv6;
 pub mod l4;
+pub mod udp;
+pub mod vxlan;
 
 /// Why a header view could not be built over a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
