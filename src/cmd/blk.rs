@@ -401,14 +401,18 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         if let Some(p) = &a.stats_file {
             if last_file.elapsed() >= Duration::from_secs(1) {
                 last_file = Instant::now();
-                let (devices, caches) = srpc::lock(&storage).devices();
+                let Some((devices, caches)) = srpc::devices_now(&storage) else {
+                    continue;
+                };
                 stats::publish_stats(p, &devices, &caches);
             }
         }
         if a.stats_interval > 0 && last.elapsed() >= Duration::from_secs(a.stats_interval) {
             let secs = last.elapsed().as_secs_f64();
             last = Instant::now();
-            let (devices, caches) = srpc::lock(&storage).devices();
+            let Some((devices, caches)) = srpc::devices_now(&storage) else {
+                continue;
+            };
             for (d, c) in devices.iter().zip(&caches) {
                 let dev = d.lock();
                 let s = dev.stats();

@@ -292,7 +292,9 @@ fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
         if let Some(p) = &stats_file {
             if last_file.elapsed() >= Duration::from_millis(250) {
                 last_file = Instant::now();
-                let (shared, caches) = srpc::lock(&storage).devices();
+                let Some((shared, caches)) = srpc::devices_now(&storage) else {
+                    continue;
+                };
                 stats::publish_stats(p, &shared, &caches);
             }
         }
@@ -300,7 +302,9 @@ fn serve_inner(s: StorageSetup) -> Result<Vec<BlkReport>, String> {
             if last.elapsed() >= iv {
                 let secs = last.elapsed().as_secs_f64();
                 last = Instant::now();
-                let (shared, caches) = srpc::lock(&storage).devices();
+                let Some((shared, caches)) = srpc::devices_now(&storage) else {
+                    continue;
+                };
                 for (d, c) in shared.iter().zip(&caches) {
                     let dev = d.lock();
                     let st = dev.stats();

@@ -20,6 +20,25 @@ pub fn lock(s: &Shared) -> MutexGuard<'_, Storage> {
     s.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The devices for a stats round, if the registry is free: a method
+/// holding it may take seconds (an iSCSI login), and the stats loop and
+/// its stop check must not wait for it (that round is skipped). Nothing
+/// keeps the devices past the round, so a deleted controller's device is
+/// let go at once.
+pub fn devices_now(s: &Shared) -> Option<Devices> {
+    match s.try_lock() {
+        Ok(g) => Some(g.devices()),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner().devices()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
+/// Devices and their caches' counters.
+pub type Devices = (
+    Vec<vfio::poller::SharedDevice>,
+    Vec<Option<Arc<vfio::cache::CacheCounters>>>,
+);
+
 /// The SPDK method table over the registry.
 pub fn methods() -> Methods<Storage> {
     rpc::spdk::table::<Storage>(env!("CARGO_PKG_VERSION"))

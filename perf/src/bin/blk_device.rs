@@ -10,6 +10,9 @@
 //!
 //! Run: `cargo run --release -p perf --bin blk_device -- [--iters N]`
 //!
+//! `--qos`: only the cost of QoS at QD 128 (off against limits far above
+//! the rate), median cycles per request.
+//!
 //! `--latency-cost` measures only what the latency histograms of
 //! `--metrics` cost the device (`BlkDevice::track_latency`): the split-ring
 //! case off and on, alternating, at batch 1 (a clock read per request) and
@@ -19,7 +22,7 @@ use hdrhistogram::Histogram;
 use vfio::backend::null::NullBackend;
 use vfio::backend::Backend;
 use vfio::blk::mock::BlkDriver;
-use vfio::blk::{BlkConfig, BlkDevice, VIRTIO_BLK_T_IN};
+use vfio::blk::{BlkConfig, BlkDevice, QosLimits, VIRTIO_BLK_T_IN};
 use vfio::guest_memory::GuestMemory;
 use vfio::virtq::mock::{Buf, MockPackedQueue, MockQueue};
 use vfio::virtq::{
@@ -295,6 +298,10 @@ struct Args {
     /// Requests timed per case.
     #[arg(long, default_value_t = 20000)]
     iters: usize,
+    /// Only measure what QoS costs the device: QD 128, QoS off against
+    /// limits far above the rate (every bucket checked per request).
+    #[arg(long)]
+    qos: bool,
     /// Only the cost of the latency histograms: split ring off and on,
     /// alternating, REPEAT times per batch size.
     #[arg(long)]
@@ -302,6 +309,85 @@ struct Args {
     /// Runs per case for --latency-cost.
     #[arg(long, default_value_t = 7)]
     repeat: usize,
+}
+
+/// `--qos`: `qd` reads kept in flight on one split ring; each iteration
+/// polls until all complete and records cycles per request; QoS off and
+/// on alternate in rounds. The medians are compared (robust to a host
+/// that deschedules the thread now and then).
+fn qos_cost(iters: usize) {
+    const QD: usize = 128;
+    let on = QosLimits {
+        rw_ios_per_sec: 1 << 40,
+        rw_mbytes_per_sec: 1 << 30,
+        r_mbytes_per_sec: 1 << 30,
+        w_mbytes_per_sec: 0,
+    };
+    let mut hists = [
+        Histogram::<u64>::new(3).unwrap(),
+        Histogram::<u64>::new(3).unwrap(),
+    ];
+    let mut sums = [(0u64, 0u64); 2];
+    for _round in 0..10 {
+        for (k, limits) in [QosLimits::default(), on].into_iter().enumerate() {
+            let mem = GuestMemory::anonymous(&[(0, MEM)]).unwrap();
+            let backend = Box::new(NullBackend::new(1 << 30, 4096));
+            let cfg = BlkConfig::new(&backend.info(), 512, 1, "bench").unwrap();
+            let mut dev = BlkDevice::new("bench", backend, cfg);
+            dev.set_features(
+                VIRTIO_F_VERSION_1 | VIRTIO_RING_F_INDIRECT_DESC | VIRTIO_RING_F_EVENT_IDX,
+            );
+            dev.set_memory(mem.clone());
+            dev.qos_handle().set(limits);
+            let mut drv = BlkDriver::new(&mem, 0x1000, QSIZE, 0x1000 + MockQueue::footprint(QSIZE));
+            drv.q.set_event_idx(true);
+            dev.start_queue(0, drv.q.config(), 0).unwrap();
+            for i in 0..QD {
+                drv.request(
+                    VIRTIO_BLK_T_IN,
+                    i as u64 * 8,
+                    &[Buf::w(DATA + i as u64 * 4096, 4096)],
+                    false,
+                );
+            }
+            for it in 0..iters / 10 {
+                let mut done = 0;
+                let mut dt = 0;
+                while done < QD {
+                    let t = tsc();
+                    dev.poll();
+                    dt += tsc() - t;
+                    while let Some((id, _)) = drv.q.pop_used() {
+                        drv.q.push_avail(id);
+                        done += 1;
+                    }
+                }
+                drv.q.publish();
+                drv.q.suppress_interrupts();
+                if it >= 10 {
+                    let _ = hists[k].record(dt / QD as u64);
+                    sums[k].0 += dt;
+                    sums[k].1 += QD as u64;
+                }
+            }
+        }
+    }
+    println!("QoS cost, device alone, split ring, QD {QD}, 4 KiB reads, null backend");
+    for (k, name) in ["off", "on"].iter().enumerate() {
+        println!(
+            "qos {name:<3} cycles/req median {:>6} mean {:>8.1} p99 {:>6}",
+            hists[k].value_at_quantile(0.5),
+            sums[k].0 as f64 / sums[k].1.max(1) as f64,
+            hists[k].value_at_quantile(0.99)
+        );
+    }
+    let med = |k: usize| hists[k].value_at_quantile(0.5) as f64;
+    println!(
+        "qos on/off cycles per request: median {:+.1}%, mean {:+.1}%",
+        (med(1) / med(0) - 1.0) * 100.0,
+        (sums[1].0 as f64 / sums[1].1 as f64) / (sums[0].0 as f64 / sums[0].1 as f64) * 100.0
+            - 100.0
+    );
 }
 
 /// `--latency-cost`: per batch size, alternating off/on runs; the median
@@ -351,6 +437,10 @@ fn latency_cost(iters: usize, repeat: usize) {
 fn main() {
     let a = <Args as clap::Parser>::parse();
     let iters = a.iters;
+    if a.qos {
+        qos_cost(iters);
+        return;
+    }
     if a.latency_cost {
         latency_cost(iters, a.repeat);
         return;

@@ -230,22 +230,35 @@ impl Qos {
     /// (a discard moves no data); every request counts one I/O.
     #[inline]
     pub fn admit(&mut self, op: IoOp, len: u64) -> bool {
-        let (bytes, dir) = match op {
-            IoOp::Read => (len, &mut self.r_bytes),
-            IoOp::Write => (len, &mut self.w_bytes),
-            _ => (0, &mut None),
+        let dir = match op {
+            IoOp::Read => self.r_bytes.as_mut(),
+            IoOp::Write => self.w_bytes.as_mut(),
+            _ => {
+                // No data: only the I/O count.
+                return match self.ios.as_mut() {
+                    Some(b) if !b.ready() => false,
+                    Some(b) => {
+                        b.take(1);
+                        true
+                    }
+                    None => true,
+                };
+            }
         };
-        let ready = |b: &Option<Bucket>| b.as_ref().is_none_or(Bucket::ready);
-        if !ready(&self.ios) || (bytes > 0 && (!ready(&self.rw_bytes) || !ready(dir))) {
+        let ios_ok = self.ios.as_ref().is_none_or(Bucket::ready);
+        let rw_ok = self.rw_bytes.as_ref().is_none_or(Bucket::ready);
+        let dir_ok = dir.as_ref().is_none_or(|b| b.ready());
+        if !(ios_ok && rw_ok && dir_ok) {
             return false;
+        }
+        if let Some(b) = dir {
+            b.take(len);
         }
         if let Some(b) = self.ios.as_mut() {
             b.take(1);
         }
-        if bytes > 0 {
-            for b in [self.rw_bytes.as_mut(), dir.as_mut()].into_iter().flatten() {
-                b.take(bytes);
-            }
+        if let Some(b) = self.rw_bytes.as_mut() {
+            b.take(len);
         }
         true
     }
