@@ -31,6 +31,9 @@ fn main() {
     // function of its library: link it (dlopen of the plugin then finds the
     // same, already loaded, object).
     println!("cargo:rustc-link-lib=dylib=rte_net_ring");
+    // Likewise the vhost PMD's `rte_eth_vhost_get_vid_from_port_id`, which
+    // maps a port to its guest connection (negotiated virtio features).
+    println!("cargo:rustc-link-lib=dylib=rte_net_vhost");
 
     // pkg-config's cflags carry `-include rte_config.h` and `-march=...`, which
     // the DPDK headers rely on; give the same flags to clang and to cc.

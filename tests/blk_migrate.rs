@@ -55,7 +55,7 @@ fn capture(child: &mut Child) -> Console {
 fn server(sock: &Path, disk: &Path) -> (Reaper, Console) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vswitch"))
         .args(["blk", "serve", "--queues", "2", "--poll", "wait"])
-        .args(["--stats-interval", "0", "--socket"])
+        .args(["--stats-interval", "2", "--socket"])
         .arg(sock)
         .arg("--backend")
         .arg(format!("file:{}", disk.display()))
@@ -72,6 +72,7 @@ fn server(sock: &Path, disk: &Path) -> (Reaper, Console) {
 }
 
 fn qemu(
+    dev_opts: &str,
     dir: &Path,
     sock: &Path,
     initrd: &Path,
@@ -90,7 +91,10 @@ fn qemu(
         ])
         .arg("-chardev")
         .arg(format!("socket,id=vublk,path={}", sock.display()))
-        .args(["-device", "vhost-user-blk-pci,chardev=vublk,num-queues=2"])
+        .arg("-device")
+        .arg(format!(
+            "vhost-user-blk-pci,chardev=vublk,num-queues=2{dev_opts}"
+        ))
         .arg("-kernel")
         .arg(&kernel)
         .arg("-initrd")
@@ -114,14 +118,16 @@ fn qemu(
     (Reaper(Some(c)), out)
 }
 
-/// A QMP connection (one command at a time; events are skipped).
+/// A QMP connection (one command at a time; events are skipped). A failure
+/// shows the outputs in `ctx` (servers, consoles).
 struct Qmp {
     r: BufReader<UnixStream>,
     w: UnixStream,
+    ctx: Vec<(&'static str, Console)>,
 }
 
 impl Qmp {
-    fn connect(path: &Path) -> Qmp {
+    fn connect(path: &Path, ctx: Vec<(&'static str, Console)>) -> Qmp {
         let deadline = Instant::now() + Duration::from_secs(30);
         let s = loop {
             match UnixStream::connect(path) {
@@ -136,6 +142,7 @@ impl Qmp {
         let mut q = Qmp {
             r: BufReader::new(s.try_clone().unwrap()),
             w: s,
+            ctx,
         };
         let mut greeting = String::new();
         q.r.read_line(&mut greeting).unwrap();
@@ -146,17 +153,28 @@ impl Qmp {
 
     /// Sends `json`, returns the reply line (panics on an error reply).
     fn cmd(&mut self, json: &str) -> String {
-        writeln!(self.w, "{json}").unwrap();
+        if let Err(e) = writeln!(self.w, "{json}") {
+            self.fail(&format!("QMP {json}: {e}"));
+        }
         loop {
             let mut line = String::new();
-            let n = self.r.read_line(&mut line).expect("QMP reply");
-            assert!(n > 0, "QMP closed after {json}");
+            match self.r.read_line(&mut line) {
+                Ok(0) => self.fail(&format!("QMP closed after {json}")),
+                Err(e) => self.fail(&format!("QMP {json}: {e}")),
+                Ok(_) => {}
+            }
             if line.contains("\"event\"") {
                 continue;
             }
-            assert!(!line.contains("\"error\""), "QMP {json}: {line}");
+            if line.contains("\"error\"") {
+                self.fail(&format!("QMP {json}: {line}"));
+            }
             return line;
         }
+    }
+
+    fn fail(&self, what: &str) -> ! {
+        panic!("{what}:{}", dump(&self.ctx));
     }
 }
 
@@ -175,21 +193,46 @@ fn max_ack(console: &Console) -> u64 {
         .unwrap_or(0)
 }
 
-/// Waits until `cond` holds on the console, failing with it after `secs`.
-fn wait_console(console: &Console, secs: u64, what: &str, cond: impl Fn(&str) -> bool) {
+/// Everything the processes printed (progress lines left out).
+fn dump(ctx: &[(&'static str, Console)]) -> String {
+    let mut msg = String::new();
+    for (name, out) in ctx {
+        msg += &format!("\n--- {name}:\n");
+        for l in out.lock().unwrap().lines() {
+            if !l.starts_with("GUEST-ACK") {
+                msg += l;
+                msg.push('\n');
+            }
+        }
+    }
+    msg
+}
+
+/// Waits until `cond` holds on the console, failing with the outputs in
+/// `ctx` after `secs`.
+fn wait_console(
+    console: &Console,
+    secs: u64,
+    what: &str,
+    ctx: &[(&'static str, Console)],
+    cond: impl Fn(&str) -> bool,
+) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        {
+        let (error, done) = {
             let c = console.lock().unwrap();
-            assert!(!c.contains("GUEST-ERROR"), "guest error; console:\n{c}");
-            if cond(&c) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what} not within {secs} s; console:\n{c}"
-            );
+            (c.contains("GUEST-ERROR"), cond(&c))
+        };
+        assert!(!error, "guest error; {what}:{}", dump(ctx));
+        if done {
+            return;
         }
+        let last = max_ack(console);
+        assert!(
+            Instant::now() < deadline,
+            "{what} not within {secs} s (last acknowledged write {last}):{}",
+            dump(ctx)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -199,10 +242,26 @@ fn json_u64(line: &str, key: &str) -> Option<u64> {
     v.pointer(key)?.as_u64()
 }
 
+/// One pair of guests at a time (each test boots two QEMUs).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Split rings (QEMU's default).
 #[test]
 fn live_migration_keeps_every_acknowledged_write() {
+    migrate("split", "");
+}
+
+/// Packed rings: used descriptors go into the descriptor ring, which is
+/// logged, and the ring base carries both wrap counters.
+#[test]
+fn live_migration_with_packed_rings() {
+    migrate("packed", ",packed=on");
+}
+
+fn migrate(name: &str, dev_opts: &str) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir: PathBuf =
-        std::env::temp_dir().join(format!("vswitch-blk-migrate-{}", std::process::id()));
+        std::env::temp_dir().join(format!("vswitch-blk-migrate-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let _cleanup = TempDir(dir.clone());
@@ -220,14 +279,32 @@ fn live_migration_keeps_every_acknowledged_write() {
         dir.join("dst.qmp"),
         dir.join("mig.sock"),
     );
-    let (_src_vm, src_con) = qemu(&dir, &src_sock, &initrd, &src_qmp, None);
-    wait_console(&src_con, 180, "20 writes on the source", |c| {
+    let (_src_vm, src_con) = qemu(dev_opts, &dir, &src_sock, &initrd, &src_qmp, None);
+    let mut ctx = vec![
+        ("source server", Arc::clone(&src_log)),
+        ("destination server", Arc::clone(&dst_log)),
+        ("source QEMU", Arc::clone(&src_con)),
+    ];
+    wait_console(&src_con, 180, "20 writes on the source", &ctx, |c| {
         tagged(c, "GUEST-ACK ").into_iter().max().unwrap_or(0) >= 20
     });
 
-    let (mut dst_vm, dst_con) = qemu(&dir, &dst_sock, &initrd, &dst_qmp, Some(&mig));
-    let mut dq = Qmp::connect(&dst_qmp);
-    let mut sq = Qmp::connect(&src_qmp);
+    // Bit 34 of the features the guest driver took: VIRTIO_F_RING_PACKED.
+    let features = src_con
+        .lock()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("GUEST-FEATURES ").map(str::to_string))
+        .expect("the guest prints its features");
+    assert_eq!(
+        features.as_bytes().get(34) == Some(&b'1'),
+        dev_opts.contains("packed=on"),
+        "{name}: guest features {features}"
+    );
+    let (mut dst_vm, dst_con) = qemu(dev_opts, &dir, &dst_sock, &initrd, &dst_qmp, Some(&mig));
+    ctx.push(("destination QEMU", Arc::clone(&dst_con)));
+    let mut dq = Qmp::connect(&dst_qmp, ctx.clone());
+    let mut sq = Qmp::connect(&src_qmp, ctx.clone());
     sq.cmd(r#"{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":4294967296}}"#);
     let t0 = Instant::now();
     let before = max_ack(&src_con);
@@ -260,7 +337,7 @@ fn live_migration_keeps_every_acknowledged_write() {
         "destination not running: {status}"
     );
     eprintln!(
-        "migration: {:.1} s wall, total-time {:?} ms, downtime {:?} ms, {:?} RAM bytes; source acknowledged seq {before}..{src_last}",
+        "{name}: migration: {:.1} s wall, total-time {:?} ms, downtime {:?} ms, {:?} RAM bytes; source acknowledged seq {before}..{src_last}",
         took.as_secs_f64(),
         json_u64(&info, "/return/total-time"),
         json_u64(&info, "/return/downtime"),
@@ -272,14 +349,18 @@ fn live_migration_keeps_every_acknowledged_write() {
         "the source back end got no dirty log:\n{s}"
     );
     assert!(
-        s.contains("requests drained, backend flushed"),
+        s.contains("requests drained, backend flushed") && s.contains("written pages marked again"),
         "the source back end was not stopped for the switch-over:\n{s}"
     );
 
     // The loop carries on on the destination, from where the source left off.
-    wait_console(&dst_con, 120, "20 more writes on the destination", |c| {
-        tagged(c, "GUEST-ACK ").into_iter().max().unwrap_or(0) >= src_last + 20
-    });
+    wait_console(
+        &dst_con,
+        120,
+        "20 more writes on the destination",
+        &ctx,
+        |c| tagged(c, "GUEST-ACK ").into_iter().max().unwrap_or(0) >= src_last + 20,
+    );
     // With 16 blocks, its first rounds re-read blocks the source wrote.
     let first_dst = tagged(&dst_con.lock().unwrap(), "GUEST-ACK ")[0];
     assert!(
@@ -294,7 +375,7 @@ fn live_migration_keeps_every_acknowledged_write() {
     let f = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
     f.write_all_at(&stop, LOOP_STOP_BLOCK * 4096).unwrap();
     f.sync_all().unwrap();
-    wait_console(&dst_con, 60, "GUEST-LAST-ACK", |c| {
+    wait_console(&dst_con, 60, "GUEST-LAST-ACK", &ctx, |c| {
         c.contains("GUEST-LAST-ACK")
     });
     let last = tagged(&dst_con.lock().unwrap(), "GUEST-LAST-ACK ")[0];
@@ -339,7 +420,7 @@ fn live_migration_keeps_every_acknowledged_write() {
         dst_log.lock().unwrap()
     );
     eprintln!(
-        "guest acknowledged {last} writes, {} of them on the destination",
+        "{name}: guest acknowledged {last} writes, {} of them on the destination",
         last - src_last
     );
 }

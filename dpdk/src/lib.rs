@@ -23,6 +23,7 @@ mod error;
 pub mod lcore;
 mod mbuf;
 mod mempool;
+pub mod offload;
 mod port;
 mod ring;
 pub mod wake;

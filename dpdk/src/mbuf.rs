@@ -2,6 +2,9 @@
 
 use std::ptr::NonNull;
 
+/// Bit offset of `tso_segsz` in the mbuf's `tx_offload` word.
+const TSO_SEGSZ_SHIFT: u32 = 24;
+
 /// An owned `rte_mbuf`; dropping it returns it to its pool.
 ///
 /// The accessors look at the first segment only: the switch receives into
@@ -153,6 +156,96 @@ impl Mbuf {
         unsafe { dpdk_sys::shim_rte_pktmbuf_trim(self.0.as_ptr(), len16) == 0 }
     }
 
+    /// The offload flags (`RTE_MBUF_F_*`): what the receiving driver says
+    /// about the frame (checksum state, large receive) and, before a
+    /// transmit, what the sender asks the device to do.
+    #[inline(always)]
+    pub fn ol_flags(&self) -> u64 {
+        self.raw().ol_flags
+    }
+
+    /// Replaces the offload flags.
+    #[inline]
+    pub fn set_ol_flags(&mut self, flags: u64) {
+        // SAFETY: we own a reference to a valid mbuf; the flags are a plain
+        // field the driver reads at transmit.
+        unsafe { (*self.0.as_ptr()).ol_flags = flags }
+    }
+
+    /// The segment size of a large (TSO/LRO) frame: payload bytes per
+    /// segment on the wire (`tso_segsz`), 0 when unset.
+    #[inline]
+    pub fn tso_segsz(&self) -> u16 {
+        // SAFETY: `tx_offload` is a plain u64 view of the bit fields of the
+        // union; every bit pattern is valid.
+        let t = unsafe { self.raw().__bindgen_anon_3.tx_offload };
+        (t >> TSO_SEGSZ_SHIFT) as u16
+    }
+
+    /// Sets the header lengths and segment size a transmit offload uses
+    /// (`l2_len`, `l3_len`, `l4_len`, `tso_segsz`; the outer lengths are
+    /// cleared). Lengths beyond their fields (127, 511, 255) are cut.
+    #[inline]
+    pub fn set_tx_offload(&mut self, l2: u16, l3: u16, l4: u16, tso_segsz: u16) {
+        // rte_mbuf.h: l2_len:7, l3_len:9, l4_len:8, tso_segsz:16, then the
+        // outer lengths, in this order from bit 0 of `tx_offload`.
+        let v = u64::from(l2 & 0x7f)
+            | u64::from(l3 & 0x1ff) << 7
+            | u64::from(l4 & 0xff) << 16
+            | u64::from(tso_segsz) << TSO_SEGSZ_SHIFT;
+        // SAFETY: we own a reference to a valid mbuf; writing the u64 view
+        // of the union sets every bit field at once.
+        unsafe { (*self.0.as_ptr()).__bindgen_anon_3.tx_offload = v }
+    }
+
+    /// Copies `dst.len()` bytes of the packet from byte `offset` on into
+    /// `dst`, across segments; `false` (nothing promised about `dst`) when
+    /// the packet is shorter.
+    pub fn read_into(&self, offset: usize, dst: &mut [u8]) -> bool {
+        match offset.checked_add(dst.len()) {
+            Some(end) if end <= self.pkt_len() => {}
+            _ => return false,
+        }
+        let (mut off, mut at) = (offset, 0usize);
+        let mut seg: *const dpdk_sys::rte_mbuf = self.0.as_ptr();
+        while at < dst.len() && !seg.is_null() {
+            // SAFETY: `seg` is a segment of our valid chain (the head, then
+            // `next` pointers DPDK keeps valid or NULL); its data lies at
+            // buf_addr + data_off for data_len bytes.
+            let (data, next) = unsafe {
+                let s = &*seg;
+                (
+                    std::slice::from_raw_parts(
+                        (s.buf_addr as *const u8).add(s.data_off as usize),
+                        s.data_len as usize,
+                    ),
+                    s.next as *const dpdk_sys::rte_mbuf,
+                )
+            };
+            if off >= data.len() {
+                off -= data.len();
+            } else {
+                let n = (data.len() - off).min(dst.len() - at);
+                dst[at..at + n].copy_from_slice(&data[off..off + n]);
+                at += n;
+                off = 0;
+            }
+            seg = next;
+        }
+        at == dst.len()
+    }
+
+    /// A fresh, empty mbuf from the pool this one came from (`None` when
+    /// the pool is empty).
+    pub fn alloc_like(&self) -> Option<Mbuf> {
+        let pool = self.raw().pool;
+        // SAFETY: an mbuf's `pool` names the valid pktmbuf pool it came
+        // from, which outlives its mbufs (and so this call).
+        let raw = NonNull::new(unsafe { dpdk_sys::shim_rte_pktmbuf_alloc(pool) })?;
+        // SAFETY: a non-null result is a freshly allocated mbuf we own.
+        Some(unsafe { Mbuf::from_raw(raw) })
+    }
+
     /// Whether this is the only reference to the buffer (safe to modify).
     pub fn is_exclusive(&self) -> bool {
         // SAFETY: valid mbuf.
@@ -162,10 +255,18 @@ impl Mbuf {
     /// Another reference to the same packet (refcount + 1), for sending one
     /// frame out of several ports without copying.
     pub fn clone_ref(&self) -> Mbuf {
-        // SAFETY: valid single-segment mbuf; raising the refcount makes the
-        // second handle own one reference, freed by its own drop.
-        unsafe {
-            dpdk_sys::shim_rte_mbuf_refcnt_update(self.0.as_ptr(), 1);
+        // Every segment of a chain gets the reference (as
+        // rte_pktmbuf_refcnt_update does): a free walks the chain and
+        // drops one reference from each segment.
+        let mut seg = self.0.as_ptr();
+        while !seg.is_null() {
+            // SAFETY: `seg` is a segment of our valid chain (the head, then
+            // `next` links DPDK keeps valid or NULL); raising its refcount
+            // makes the second handle own one reference, freed by its drop.
+            unsafe {
+                dpdk_sys::shim_rte_mbuf_refcnt_update(seg, 1);
+                seg = (*seg).next;
+            }
         }
         Mbuf(self.0)
     }

@@ -25,6 +25,17 @@ pub struct PortConfig {
     /// Spread received flows over the rx queues with RSS (on devices that
     /// offer it; every hash type the device supports).
     pub rss: bool,
+    /// Receive offloads to enable (`RTE_ETH_RX_OFFLOAD_*`, e.g.
+    /// [`crate::offload::RX_OFFLOAD_TCP_CKSUM`]), masked by what the device
+    /// offers. On a vhost-user port, checksum offloads make guests' partial
+    /// checksums and large TCP segments arrive flagged
+    /// ([`crate::offload::RX_OFFLOAD_MASK`]) instead of completed by the
+    /// PMD, and the port's transmit capabilities then follow the guest
+    /// ([`crate::offload::tx_caps`]).
+    pub rx_offloads: u64,
+    /// Transmit offloads to enable (`RTE_ETH_TX_OFFLOAD_*`), masked by what
+    /// the device offers.
+    pub tx_offloads: u64,
 }
 
 impl Default for PortConfig {
@@ -36,6 +47,8 @@ impl Default for PortConfig {
             tx_desc: 1024,
             promiscuous: true,
             rss: true,
+            rx_offloads: 0,
+            tx_offloads: 0,
         }
     }
 }
@@ -89,6 +102,9 @@ pub struct Port {
     probed_here: bool,
     configured: Option<PortConfig>,
     started: bool,
+    /// Offload capabilities follow this vhost port's guest
+    /// ([`crate::offload`]).
+    watched: bool,
     rx_taken: Vec<bool>,
     tx_taken: Vec<bool>,
     /// The rings of a ring port (dropped after the port is closed, and
@@ -227,6 +243,7 @@ impl Port {
             probed_here,
             configured: None,
             started: false,
+            watched: false,
             rx_taken: Vec::new(),
             tx_taken: Vec::new(),
             _pool: None,
@@ -318,6 +335,10 @@ impl Port {
             conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = info.flow_type_rss_offloads;
         }
+        conf.rxmode.offloads = cfg.rx_offloads & info.rx_offload_capa;
+        conf.txmode.offloads = cfg.tx_offloads & info.tx_offload_capa;
+        let vhost_offloads = conf.rxmode.offloads & crate::offload::RX_OFFLOAD_TCP_CKSUM != 0
+            && self.driver().is_ok_and(|d| d == "net_vhost");
         // SAFETY: valid port, a zeroed (default) configuration is valid.
         let rc = unsafe {
             dpdk_sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf)
@@ -377,6 +398,10 @@ impl Port {
         self.tx_taken = vec![false; cfg.tx_queues as usize];
         self.configured = Some(cfg);
         self._pool = Some(Arc::clone(pool));
+        if vhost_offloads && !self.watched {
+            crate::offload::watch_vhost(self.id);
+            self.watched = true;
+        }
         Ok(())
     }
 
@@ -394,6 +419,10 @@ impl Port {
             return Err(Error::call("rte_eth_dev_start", rc, self.name.clone()));
         }
         self.started = true;
+        if self.watched {
+            // The guest may have connected before the queues existed.
+            crate::offload::refresh_vhost(self.id);
+        }
         if cfg.promiscuous {
             // Some virtual PMDs do not implement it (-ENOTSUP); that is fine.
             // SAFETY: valid, started port.
@@ -624,6 +653,9 @@ impl Drop for Port {
         // SAFETY: valid port id; stop/close are idempotent enough for DPDK
         // ports we own; after close the id is released. Only devices probed
         // here are detached, so `--vdev` devices stay owned by the EAL.
+        if self.watched {
+            crate::offload::unwatch_vhost(self.id);
+        }
         unsafe {
             if self.started {
                 dpdk_sys::rte_eth_dev_stop(self.id);

@@ -56,6 +56,42 @@ pub struct Config {
     pub sink_devargs: String,
 }
 
+/// A port of [`Ovs::start_with_ports`].
+#[derive(Clone, Debug)]
+pub struct OvsPort {
+    /// Interface name.
+    pub name: String,
+    /// OpenFlow port number asked for (`ofport_request`).
+    pub ofport: u32,
+    /// Interface type (`dpdk`, `dpdkvhostuser`, `dpdkvhostuserclient`).
+    pub kind: String,
+    /// More `Interface` columns, e.g. `options:dpdk-devargs=...`.
+    pub options: Vec<String>,
+}
+
+impl OvsPort {
+    /// A `type=dpdk` port on `devargs`.
+    pub fn dpdk(name: &str, ofport: u32, devargs: &str) -> OvsPort {
+        OvsPort {
+            name: name.into(),
+            ofport,
+            kind: "dpdk".into(),
+            options: vec![format!("options:dpdk-devargs={devargs}")],
+        }
+    }
+
+    /// A `type=dpdkvhostuser` port: OVS serves the socket
+    /// [`Ovs::vhost_socket`]`(name)`, a guest's virtio front end connects.
+    pub fn vhost_user(name: &str, ofport: u32) -> OvsPort {
+        OvsPort {
+            name: name.into(),
+            ofport,
+            kind: "dpdkvhostuser".into(),
+            options: vec![],
+        }
+    }
+}
+
 /// The PMD thread's counters from `dpif-netdev/pmd-stats-show`.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct PmdStats {
@@ -148,6 +184,22 @@ impl Ovs {
     /// both ports and checks that OVS opened them. Errors carry the exact
     /// reason and the tail of the daemon's log.
     pub fn start(cfg: &Config) -> Result<Ovs, String> {
+        let ports = [
+            OvsPort::dpdk("src", OF_IN, &cfg.source_devargs),
+            OvsPort::dpdk("sink", OF_OUT, &cfg.sink_devargs),
+        ];
+        Self::start_with_ports(cfg, &ports, &[])
+    }
+
+    /// [`Ovs::start`] with any ports (`cfg`'s source and sink devargs are
+    /// not used) and extra `other_config:KEY=VALUE` settings of the
+    /// Open_vSwitch table, applied before vswitchd starts (e.g.
+    /// `other_config:userspace-tso-enable=true`).
+    pub fn start_with_ports(
+        cfg: &Config,
+        ports: &[OvsPort],
+        other_config: &[String],
+    ) -> Result<Ovs, String> {
         let bin = vswitchd_bin()?;
         if !Path::new(SCHEMA).exists() {
             return Err(format!(
@@ -198,6 +250,9 @@ impl Ovs {
             &format!("other_config:dpdk-socket-mem={}", cfg.socket_mem_mb),
             &extra,
         ])?;
+        for kv in other_config {
+            ovs.vsctl(&["--no-wait", "set", "Open_vSwitch", ".", kv])?;
+        }
         // `unshare --net` execs vswitchd in a fresh network namespace: the
         // netdev bridge's internal port is a tap device, kept off the host.
         let mut vs = ovs.command("unshare");
@@ -230,34 +285,47 @@ impl Ovs {
         if init.trim() != "true" {
             return Err(ovs.failure("DPDK did not initialise (dpdk_initialized != true)"));
         }
-        for (name, port, devargs) in [
-            ("src", OF_IN, &cfg.source_devargs),
-            ("sink", OF_OUT, &cfg.sink_devargs),
-        ] {
-            ovs.vsctl(&[
-                "--timeout=300",
-                "add-port",
-                BRIDGE,
-                name,
-                "--",
-                "set",
-                "Interface",
-                name,
-                "type=dpdk",
-                &format!("ofport_request={port}"),
-                &format!("options:dpdk-devargs={devargs}"),
-            ])?;
-            let ofport = ovs.vsctl(&["get", "Interface", name, "ofport"])?;
-            let error = ovs.vsctl(&["get", "Interface", name, "error"])?;
-            if ofport.trim() != port.to_string() {
-                return Err(ovs.failure(&format!(
-                    "port {name} ({devargs}) not opened: ofport {} error {}",
-                    ofport.trim(),
-                    error.trim()
-                )));
-            }
+        for p in ports {
+            ovs.add_port(p)?;
         }
         Ok(ovs)
+    }
+
+    /// Adds `p` to the bridge and checks that OVS opened it.
+    fn add_port(&self, p: &OvsPort) -> Result<(), String> {
+        let mut args = vec![
+            "--timeout=300".to_string(),
+            "add-port".into(),
+            BRIDGE.into(),
+            p.name.clone(),
+            "--".into(),
+            "set".into(),
+            "Interface".into(),
+            p.name.clone(),
+            format!("type={}", p.kind),
+            format!("ofport_request={}", p.ofport),
+        ];
+        args.extend(p.options.iter().cloned());
+        self.vsctl(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+        let ofport = self.vsctl(&["get", "Interface", &p.name, "ofport"])?;
+        let error = self.vsctl(&["get", "Interface", &p.name, "error"])?;
+        if ofport.trim() != p.ofport.to_string() {
+            return Err(self.failure(&format!(
+                "port {} ({} {:?}) not opened: ofport {} error {}",
+                p.name,
+                p.kind,
+                p.options,
+                ofport.trim(),
+                error.trim()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Where a `dpdkvhostuser` port named `name` has its socket (the
+    /// instance's run dir).
+    pub fn vhost_socket(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
     }
 
     fn path(&self, name: &str) -> String {

@@ -77,15 +77,20 @@ fn serve(name: &str, limits: QosLimits) -> Served {
     }
 }
 
-/// The rate the device reaches with no limit (IOPS).
+/// What the device does with no limit: IOPS and p99 latency (µs).
 struct Check {
     free: f64,
+    p99: f64,
 }
 
 impl Check {
     /// `got` is within 5% of the limit `want`: never above (the limit is
-    /// enforced); not below either, when the device can go at least 1.5
-    /// times as fast without a limit (`iops` is the limit in IOPS).
+    /// enforced); not below either, when this host lets the driver and the
+    /// device run: unlimited, at least 1.5 times the limit (`iops` is the
+    /// limit in IOPS) with a p99 under 2 ms. On a loaded host the threads
+    /// stall for longer than the queue holds work at the limit (32
+    /// requests at 5000/s: 6.4 ms) plus the burst, and the rate falls
+    /// below the limit for want of CPU, not because of QoS.
     fn within(&self, got: f64, want: f64, iops: f64, what: &str) {
         let dev = (got - want) / want;
         eprintln!(
@@ -93,13 +98,13 @@ impl Check {
             dev * 100.0
         );
         assert!(dev <= 0.05, "{what}: {got:.1}, over the limit {want:.1}");
-        if self.free >= 1.5 * iops {
+        if self.free >= 1.5 * iops && self.p99 < 2000.0 {
             assert!(dev >= -0.05, "{what}: {got:.1}, limit {want:.1}");
         } else {
             eprintln!(
-                "{what}: the device does only {:.0} IOPS unlimited here (host loaded?): \
-                 the lower bound is not checked",
-                self.free
+                "{what}: unlimited the device does {:.0} IOPS with p99 {:.0} us here (host \
+                 loaded): the lower bound is not checked",
+                self.free, self.p99
             );
         }
     }
@@ -116,12 +121,16 @@ fn limits_hold_at_qd32_and_change_live() {
     // What this machine does without a limit: a limit can only be met
     // from below if the device can go faster than it (a loaded host, or a
     // debug build, may not).
-    let free = {
+    let (free, p99) = {
         let s = serve("free", QosLimits::default());
-        run(&s.sock, 1.0, hz).0
+        let r = drive(&s.sock, QD, 1, 1.0, hz, &Cpu::InProcess, "vswitch").unwrap();
+        (
+            r.ops as f64 / r.wall,
+            r.hist.value_at_quantile(0.99) as f64 / 1e3,
+        )
     };
-    eprintln!("unlimited: {free:.0} IOPS at QD {QD}");
-    let check = Check { free };
+    eprintln!("unlimited: {free:.0} IOPS at QD {QD}, p99 {p99:.0} us");
+    let check = Check { free, p99 };
     // 5000 IOPS.
     let s = serve(
         "iops",

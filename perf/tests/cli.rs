@@ -5,7 +5,7 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BINS: [(&str, &str); 10] = [
+const BINS: [(&str, &str); 11] = [
     ("accel_vf", env!("CARGO_BIN_EXE_accel_vf")),
     ("blk_cache", env!("CARGO_BIN_EXE_blk_cache")),
     ("blk_device", env!("CARGO_BIN_EXE_blk_device")),
@@ -16,6 +16,7 @@ const BINS: [(&str, &str); 10] = [
     ("iscsi_bench", env!("CARGO_BIN_EXE_iscsi_bench")),
     ("switch", env!("CARGO_BIN_EXE_switch")),
     ("switch_latency", env!("CARGO_BIN_EXE_switch_latency")),
+    ("vm_net", env!("CARGO_BIN_EXE_vm_net")),
 ];
 
 /// Runs `bin arg`; a benchmark that starts running instead of answering is

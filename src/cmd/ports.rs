@@ -96,6 +96,19 @@ pub fn run(a: PortsArgs) -> Result<(), String> {
                     p.tx_dropped,
                     queues.join("/")
                 );
+                let o = p.offload;
+                if o.any() {
+                    println!(
+                        "      offload: rx large {} pkts / {} bytes, tx segmented {} -> {} segments, \
+                         sw checksums {}, offload drops {}",
+                        o.rx_large_packets,
+                        o.rx_large_bytes,
+                        o.tx_segmented,
+                        o.tx_segments,
+                        o.tx_csum_sw,
+                        o.tx_offload_drops
+                    );
+                }
             }
         }
         other => return Err(format!("unexpected reply {other:?}")),

@@ -41,10 +41,28 @@ impl Frame for MbufFrame {
         self.0.adj(n)
     }
 
+    #[inline]
+    fn l4_csum_partial(&self) -> bool {
+        use dpdk::offload::{RX_L4_CKSUM_MASK, RX_L4_CKSUM_NONE};
+        self.0.ol_flags() & RX_L4_CKSUM_MASK == RX_L4_CKSUM_NONE
+    }
+
     /// A fresh mbuf from the same pool holding a copy of the bytes (only
-    /// for flows that modify the frame after an output).
+    /// for flows that modify the frame after an output). A copy leaves
+    /// complete: a partial checksum is completed on it; a large segment
+    /// (to be cut at output) or a chained mbuf is not copied (`None`: the
+    /// outputs send the final bytes).
     fn duplicate(&self) -> Option<Self> {
-        copy_mbuf(&self.0).map(MbufFrame)
+        if self.0.ol_flags() & dpdk::offload::RX_LRO != 0 || self.0.nb_segs() != 1 {
+            return None;
+        }
+        let mut m = copy_mbuf(&self.0)?;
+        if self.l4_csum_partial() {
+            if let Some(h) = switch::offload::Headers::parse(m.data()) {
+                switch::offload::complete_checksums(m.data_mut(), &h);
+            }
+        }
+        Some(MbufFrame(m))
     }
 }
 

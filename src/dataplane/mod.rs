@@ -14,6 +14,7 @@ pub mod config;
 pub mod controller;
 pub mod exporter;
 pub mod mbuf_frame;
+pub mod offload;
 pub mod ovs_eal;
 pub mod port_desc;
 pub mod port_opts;
@@ -365,6 +366,7 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
             Arc::clone(&counters[i]),
             Arc::clone(&ports.tx_drops),
         );
+        w.set_offload_counters(Arc::clone(&ports.offload));
         if let Some(p) = &patch {
             w.set_patch_panel(p);
         }

@@ -28,6 +28,7 @@ use switch::tunnel::{ArpCache, Endpoints, TunnelConfig, TunnelStats};
 use switch::verdict::{CONTROLLER_PORT, MAX_PORTS};
 use usertcp::device::FrameBytes;
 
+use super::offload::OffloadCounters;
 use super::port_opts::{self, PortOpts};
 
 /// What a port is to the switch.
@@ -137,6 +138,9 @@ pub struct Ports {
     next_rx_worker: Mutex<usize>,
     /// Frames refused by tx queues.
     pub tx_drops: Arc<TxDrops>,
+    /// The offload slow path's counters (large frames, software
+    /// segmentation and checksums).
+    pub offload: Arc<OffloadCounters>,
 }
 
 impl Ports {
@@ -157,6 +161,7 @@ impl Ports {
             arp: Arc::new(ArpCache::default()),
             next_rx_worker: Mutex::new(0),
             tx_drops: Arc::new(TxDrops::new(n)),
+            offload: Arc::new(OffloadCounters::new(n)),
         }
     }
 
@@ -304,9 +309,22 @@ impl Ports {
             .max_queues()
             .map_err(|e| format!("port {no} ({devargs}): {e}"))?;
         let vhost = port.driver().is_ok_and(|d| d == "net_vhost");
+        // vhost-user ports: guests' partial checksums and large segments
+        // arrive flagged, for the offload slow path (`super::offload`).
+        let (rx_offloads, tx_offloads) = if vhost && kind == Kind::Device {
+            use dpdk::offload as o;
+            (
+                o::RX_OFFLOAD_TCP_CKSUM | o::RX_OFFLOAD_UDP_CKSUM,
+                o::TX_OFFLOAD_TCP_CKSUM | o::TX_OFFLOAD_UDP_CKSUM | o::TX_OFFLOAD_MULTI_SEGS,
+            )
+        } else {
+            (0, 0)
+        };
         let cfg = PortConfig {
             rx_queues: if vhost { max_rx } else { workers.min(max_rx) }.max(1),
             tx_queues: workers.min(max_tx).max(1),
+            rx_offloads,
+            tx_offloads,
             ..PortConfig::default()
         };
         let pool = self
@@ -337,6 +355,9 @@ impl Ports {
         }
         port.start()
             .map_err(|e| format!("port {no} ({devargs}): {e}"))?;
+        if let Some(mtu) = opts.mtu.or_else(|| port.mtu().ok()) {
+            self.offload.set_mtu(no, mtu);
+        }
         let n_workers = self.workers.len();
         let mut txqs: Vec<Option<TxQueue>> = (0..n_workers).map(|_| None).collect();
         let shared = usize::from(cfg.tx_queues) < n_workers;
@@ -607,6 +628,17 @@ impl PortBackend for Backend {
                     rx_queue_packets: st.q_ipackets
                         [..usize::from(e.rx_queues).min(QUEUE_STAT_COUNTERS)]
                         .to_vec(),
+                    offload: {
+                        let t = self.ports.offload.totals(e.no);
+                        switch::control::PortOffload {
+                            rx_large_packets: t.rx_large_frames,
+                            rx_large_bytes: t.rx_large_bytes,
+                            tx_segmented: t.tx_segmented,
+                            tx_segments: t.tx_segments,
+                            tx_csum_sw: t.tx_csum_sw,
+                            tx_offload_drops: t.tx_offload_drops,
+                        }
+                    },
                     ..PortInfo::default()
                 }
             })

@@ -30,6 +30,7 @@ use switch::verdict::{DropReason, Verdict, CONTROLLER_PORT, MAX_PORTS};
 
 use super::controller::Job;
 use super::mbuf_frame::{copy_mbuf, mbuf_with, MbufFrame};
+use super::offload::{OffloadCounters, OffloadTx};
 use super::ports::{RxWake, TxDrops, WorkerCmd};
 
 /// Rx queues one worker may poll.
@@ -140,6 +141,8 @@ pub struct Worker {
     tx: Vec<Option<TxQueue>>,
     counters: Arc<LoopCounters>,
     tx_drops: Arc<TxDrops>,
+    /// Counters of the offload slow path ([`super::offload`]).
+    offload: Arc<OffloadCounters>,
     /// Patch-panel mode: output port per input port, no flow table.
     patch: Option<[u16; MAX_PORTS as usize]>,
     /// Other polled work served by this core between bursts (the storage
@@ -166,6 +169,9 @@ struct Scratch {
     spare: Burst,
     /// Copies for flows that modify the frame after an output.
     copies: Vec<(MbufFrame, u64)>,
+    /// The OR of the current burst's offload flags (`ol_flags`): frames
+    /// with offload work take [`OffloadTx`].
+    offl: u64,
 }
 
 impl Scratch {
@@ -178,6 +184,7 @@ impl Scratch {
             out: (0..MAX_PORTS).map(|_| Burst::new()).collect(),
             spare: Burst::new(),
             copies: Vec::with_capacity(4 * BURST_SIZE),
+            offl: 0,
         }
     }
 }
@@ -236,6 +243,7 @@ impl Worker {
             tx: (0..MAX_PORTS).map(|_| None).collect(),
             counters,
             tx_drops,
+            offload: Arc::new(OffloadCounters::new(1)),
             patch: None,
             hook: None,
             jobs: None,
@@ -243,6 +251,12 @@ impl Worker {
             memo: NeighbourMemo::default(),
             pending: 0,
         }
+    }
+
+    /// Counts the offload slow path's work in `c` (shared with the port
+    /// set, which shows it).
+    pub fn set_offload_counters(&mut self, c: Arc<OffloadCounters>) {
+        self.offload = c;
     }
 
     /// Takes packet-outs from the controller channel: frames that arrive on
@@ -439,9 +453,15 @@ impl Worker {
                     continue;
                 }
                 let in_port = *in_port;
+                // Offload flags live in the mbuf's first cache line, which
+                // the prefetch reads anyway: one OR per frame tells whether
+                // the burst needs the offload slow path.
+                let mut offl = 0u64;
                 for m in burst.as_slice() {
                     m.prefetch_data();
+                    offl |= m.ol_flags();
                 }
+                sc.offl = offl;
                 // Tunnel users only: frames of an underlay port are sorted
                 // out (decapsulation, ARP for the local IPs) first.
                 let sent = match &self.tunnels {
@@ -485,6 +505,7 @@ impl Worker {
             out,
             spare,
             copies,
+            offl,
         } = sc;
         if in_port == CONTROLLER_PORT {
             self.controller_verdicts(
@@ -517,6 +538,22 @@ impl Worker {
             send_copies(&mut self.tx, &self.tx_drops, self.index, copies, out)
         };
         let tunnel_ports = self.tunnels.as_ref().map_or(0, |e| e.tunnel_ports());
+        // Guests' partial checksums and large segments (vhost ports): the
+        // offload slow path, unless a frame goes to a tunnel port.
+        if *offl & dpdk::offload::RX_OFFLOAD_MASK != 0
+            && !verdicts[..n]
+                .iter()
+                .any(|v| matches!(v, Verdict::Output(m) if m & tunnel_ports != 0))
+        {
+            let mut otx = OffloadTx {
+                tx: &mut self.tx,
+                out,
+                drops: &self.tx_drops,
+                counters: &self.offload,
+                worker: self.index,
+            };
+            return copied + otx.send_burst(in_port, burst, &verdicts[..n]);
+        }
         // Common case: the whole burst goes to one port (one rule, one
         // destination): send the burst as it is.
         if let Some(port) = single_port(&verdicts[..n]) {

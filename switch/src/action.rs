@@ -871,12 +871,30 @@ fn execute_l3<F: Frame>(
                     return Verdict::Drop(DropReason::TtlExpired);
                 }
             }
-            Action::SetIpv4Src(a) => set_ipv4_addr(frame.data_mut(), *l3, IPV4_SRC, a),
-            Action::SetIpv4Dst(a) => set_ipv4_addr(frame.data_mut(), *l3, IPV4_DST, a),
-            Action::SetIpv6Src(a) => set_ipv6_addr(frame.data_mut(), *l3, IPV6_SRC, a),
-            Action::SetIpv6Dst(a) => set_ipv6_addr(frame.data_mut(), *l3, IPV6_DST, a),
-            Action::SetL4Src(l4, p) => set_l4_port(frame.data_mut(), *l3, l4, 0, p),
-            Action::SetL4Dst(l4, p) => set_l4_port(frame.data_mut(), *l3, l4, 2, p),
+            Action::SetIpv4Src(a) => {
+                let partial = frame.l4_csum_partial();
+                set_ipv4_addr(frame.data_mut(), *l3, IPV4_SRC, a, partial)
+            }
+            Action::SetIpv4Dst(a) => {
+                let partial = frame.l4_csum_partial();
+                set_ipv4_addr(frame.data_mut(), *l3, IPV4_DST, a, partial)
+            }
+            Action::SetIpv6Src(a) => {
+                let partial = frame.l4_csum_partial();
+                set_ipv6_addr(frame.data_mut(), *l3, IPV6_SRC, a, partial)
+            }
+            Action::SetIpv6Dst(a) => {
+                let partial = frame.l4_csum_partial();
+                set_ipv6_addr(frame.data_mut(), *l3, IPV6_DST, a, partial)
+            }
+            Action::SetL4Src(l4, p) => {
+                let partial = frame.l4_csum_partial();
+                set_l4_port(frame.data_mut(), *l3, l4, 0, p, partial)
+            }
+            Action::SetL4Dst(l4, p) => {
+                let partial = frame.l4_csum_partial();
+                set_l4_port(frame.data_mut(), *l3, l4, 2, p, partial)
+            }
             Action::SetIpEcn(e) => set_ecn(frame, *l3, e),
             Action::SetNwTtl(t) => set_ttl(frame, *l3, t),
             Action::SetTunId(k) => {
@@ -1051,6 +1069,7 @@ fn l4_of(d: &[u8], l3: usize) -> Option<(u8, usize, usize, bool)> {
 /// change `old` → `new`, as OVS does: TCP and UDP only with a whole
 /// header present, a UDP checksum 0 (none) stays 0, a result of 0 becomes
 /// 0xffff.
+///
 fn l4_pseudo_update(
     d: &mut [u8],
     proto: u8,
@@ -1080,35 +1099,59 @@ fn l4_pseudo_update(
     }
 }
 
-fn set_ipv4_addr(d: &mut [u8], l3: usize, at: usize, addr: [u8; 4]) {
+/// [`l4_pseudo_update`] for a partial TCP/UDP checksum: the field holds
+/// the pseudo-header sum itself, not its complement (VIRTIO 1.2 §5.1.6.2:
+/// the device sums from `csum_start` on and stores the complement), so the
+/// RFC 1624 update applies to its complement, and no UDP zero rule applies.
+fn l4_partial_update(d: &mut [u8], proto: u8, l4: usize, len: usize, old: &[u8], new: &[u8]) {
+    let at = match proto {
+        6 if len >= 20 => l4 + 16,
+        17 if len >= 8 => l4 + 6,
+        _ => return,
+    };
+    let c = get16(d, at);
+    put16(d, at, !csum_replace(!c, old, new));
+}
+
+fn set_ipv4_addr(d: &mut [u8], l3: usize, at: usize, addr: [u8; 4], partial: bool) {
     if ethertype_at(d, l3) != Some(ethertype::IPV4) || d.len() < l3 + 20 {
         return;
     }
     let mut old = [0u8; 4];
     old.copy_from_slice(&d[l3 + at..l3 + at + 4]);
     if let Some((proto, l4, len, _)) = l4_of(d, l3) {
-        l4_pseudo_update(d, proto, l4, len, &old, &addr, false);
+        if partial {
+            l4_partial_update(d, proto, l4, len, &old, &addr);
+        } else {
+            l4_pseudo_update(d, proto, l4, len, &old, &addr, false);
+        }
     }
     let c = get16(d, l3 + 10);
     put16(d, l3 + 10, csum_replace(c, &old, &addr));
     d[l3 + at..l3 + at + 4].copy_from_slice(&addr);
 }
 
-fn set_ipv6_addr(d: &mut [u8], l3: usize, at: usize, addr: [u8; 16]) {
+fn set_ipv6_addr(d: &mut [u8], l3: usize, at: usize, addr: [u8; 16], partial: bool) {
     if ethertype_at(d, l3) != Some(ethertype::IPV6) || d.len() < l3 + 40 {
         return;
     }
     let mut old = [0u8; 16];
     old.copy_from_slice(&d[l3 + at..l3 + at + 16]);
     if let Some((proto, l4, len, _)) = l4_of(d, l3) {
-        l4_pseudo_update(d, proto, l4, len, &old, &addr, true);
+        if partial {
+            l4_partial_update(d, proto, l4, len, &old, &addr);
+        } else {
+            l4_pseudo_update(d, proto, l4, len, &old, &addr, true);
+        }
     }
     d[l3 + at..l3 + at + 16].copy_from_slice(&addr);
 }
 
 /// Set the L4 source (`at` 0) or destination (`at` 2) port of a TCP, UDP
-/// or SCTP packet whose protocol `l4` allows, with its checksum.
-fn set_l4_port(d: &mut [u8], l3: usize, l4: L4Proto, at: usize, port: u16) {
+/// or SCTP packet whose protocol `l4` allows, with its checksum. A
+/// `partial` TCP/UDP checksum covers the pseudo-header only (the device
+/// sums the ports later): it stays as it is.
+fn set_l4_port(d: &mut [u8], l3: usize, l4: L4Proto, at: usize, port: u16, partial: bool) {
     let Some((proto, off, len, later)) = l4_of(d, l3) else {
         return;
     };
@@ -1116,6 +1159,10 @@ fn set_l4_port(d: &mut [u8], l3: usize, l4: L4Proto, at: usize, port: u16) {
         return;
     }
     let new = port.to_be_bytes();
+    if partial && ((proto == 6 && len >= 20) || (proto == 17 && len >= 8)) {
+        d[off + at..off + at + 2].copy_from_slice(&new);
+        return;
+    }
     match proto {
         6 if len >= 20 => {
             let old = get16(d, off + at);
@@ -1249,5 +1296,60 @@ fn flood(ctx: &ExecCtx<'_>, ev: &mut ExecEvents, in_bit: u64) -> Result<u64, Dro
         Err(DropReason::NoOutput)
     } else {
         Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod partial_csum_tests {
+    use super::*;
+    use crate::offload::{complete_checksums, Headers};
+
+    /// Ethernet/IPv4/TCP with 100 bytes of payload.
+    fn frame() -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 20 + 100];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&140u16.to_be_bytes());
+        f[22] = 64;
+        f[23] = 6;
+        f[26..30].copy_from_slice(&[10, 0, 0, 1]);
+        f[30..34].copy_from_slice(&[10, 0, 0, 2]);
+        f[34..36].copy_from_slice(&1234u16.to_be_bytes());
+        f[36..38].copy_from_slice(&80u16.to_be_bytes());
+        f[46] = 5 << 4;
+        for (i, b) in f[54..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        f
+    }
+
+    /// The partial checksum a guest would leave: the pseudo-header sum
+    /// (the complement of the checksum of the pseudo-header alone).
+    fn partial_of(f: &[u8]) -> u16 {
+        let mut p = Vec::new();
+        p.extend_from_slice(&f[26..34]);
+        p.extend_from_slice(&[0, 6]);
+        p.extend_from_slice(&120u16.to_be_bytes());
+        !crate::wire::checksum::internet(&p)
+    }
+
+    #[test]
+    fn rewrites_keep_a_partial_checksum_partial() {
+        let mut f = frame();
+        let p = partial_of(&f);
+        put16(&mut f, 50, p);
+        set_ipv4_addr(&mut f, 14, IPV4_DST, [192, 168, 7, 9], true);
+        set_l4_port(&mut f, 14, L4Proto::Tcp, 2, 8080, true);
+        // Still exactly the pseudo-header sum of the rewritten frame ...
+        assert_eq!(get16(&f, 50), partial_of(&f));
+        // ... and completing it gives the checksum a full-checksum frame
+        // rewritten the ordinary way has.
+        let mut full = frame();
+        let h = Headers::parse(&full).unwrap();
+        complete_checksums(&mut full, &h);
+        set_ipv4_addr(&mut full, 14, IPV4_DST, [192, 168, 7, 9], false);
+        set_l4_port(&mut full, 14, L4Proto::Tcp, 2, 8080, false);
+        complete_checksums(&mut f, &h);
+        assert_eq!(f, full);
     }
 }

@@ -135,6 +135,34 @@ pub struct PortInfo {
     /// otherwise).
     #[serde(default)]
     pub rx_queue_packets: Vec<u64>,
+    /// Offload work on this port (guests' large segments and partial
+    /// checksums).
+    #[serde(default)]
+    pub offload: PortOffload,
+}
+
+/// Offload counters of one port (see `src/dataplane/offload.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortOffload {
+    /// Frames received longer than the port's MTU (large TCP segments).
+    pub rx_large_packets: u64,
+    /// Their bytes.
+    pub rx_large_bytes: u64,
+    /// Large segments cut in software for this port (it cannot take them).
+    pub tx_segmented: u64,
+    /// Frames those cuts made.
+    pub tx_segments: u64,
+    /// Frames whose checksum the switch completed for this port.
+    pub tx_csum_sw: u64,
+    /// Offloaded frames dropped (no buffer, not segmentable).
+    pub tx_offload_drops: u64,
+}
+
+impl PortOffload {
+    /// Whether any counter moved.
+    pub fn any(&self) -> bool {
+        *self != PortOffload::default()
+    }
 }
 
 /// Counters of one core, with derived rates and named drop reasons.

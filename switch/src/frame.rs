@@ -13,6 +13,13 @@ pub trait Frame {
     fn prepend(&mut self, n: usize) -> bool;
     /// Remove `n` bytes from the front. Returns false when shorter than `n`.
     fn adj(&mut self, n: usize) -> bool;
+    /// Whether the TCP/UDP checksum field holds only the pseudo-header sum
+    /// (a partial checksum, VIRTIO 1.2 §5.1.6.2 `VIRTIO_NET_HDR_F_NEEDS_CSUM`)
+    /// for a device or [`crate::offload`] to complete: header rewrites then
+    /// update it as a sum of the pseudo-header only. Default: no.
+    fn l4_csum_partial(&self) -> bool {
+        false
+    }
     /// A new frame holding a copy of this frame's bytes (with headroom),
     /// for action lists that modify the frame after an output: the earlier
     /// outputs send the copy. `None` (the default, or no buffer free):

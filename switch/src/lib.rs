@@ -15,6 +15,7 @@ pub mod flowcache;
 pub mod frame;
 pub mod group;
 pub mod key;
+pub mod offload;
 pub mod pipeline;
 pub mod rule;
 pub mod stats;

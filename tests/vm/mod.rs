@@ -461,6 +461,7 @@ pub fn loop_block(seq: u64) -> Vec<u8> {
 pub fn write_verify_loop_script() -> String {
     init_script_with(&format!(
         r#"echo "GUEST-SIZE $(cat /sys/block/vda/size)"
+echo "GUEST-FEATURES $(cat /sys/block/vda/device/features)"
 seq=0
 while true; do
   dd if=/dev/vda of=/tmp/stop bs=4096 skip={stop} count=1 iflag=direct 2>/dev/null || echo "GUEST-ERROR stop-read after $seq"

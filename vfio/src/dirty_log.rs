@@ -101,6 +101,9 @@ pub struct DirtyLog {
     start: usize,
     size: u64,
     missed: AtomicU64,
+    /// Every bit this device set, kept privately (the VMM clears the log
+    /// as it copies pages): replayed into the log at the final stop.
+    shadow: Box<[AtomicU8]>,
 }
 
 // SAFETY: the mapping is shared memory that is only accessed through atomic
@@ -142,6 +145,7 @@ impl DirtyLog {
             start,
             size,
             missed: AtomicU64::new(0),
+            shadow: (0..size).map(|_| AtomicU8::new(0)).collect(),
         })
     }
 
@@ -184,9 +188,11 @@ impl DirtyLog {
             if bit == 0 && stop - page >= 7 {
                 // A whole byte of pages at once.
                 self.byte(i).fetch_or(0xff, Ordering::Release);
+                self.shadow[i as usize].fetch_or(0xff, Ordering::Relaxed);
                 page += 8;
             } else {
                 self.byte(i).fetch_or(1 << bit, Ordering::Release);
+                self.shadow[i as usize].fetch_or(1 << bit, Ordering::Relaxed);
                 page += 1;
             }
         }
@@ -196,6 +202,23 @@ impl DirtyLog {
     pub fn is_marked(&self, gpa: u64) -> bool {
         let page = gpa / VHOST_LOG_PAGE;
         page / 8 < self.size && self.byte(page / 8).load(Ordering::Acquire) & (1 << (page % 8)) != 0
+    }
+
+    /// Sets again in the log every bit this log ever set, and returns how
+    /// many pages that covers. Used at the switch-over: the VMM's last sync
+    /// then re-sends every page the device wrote while logging, not only
+    /// the ones written since its previous sync (with QEMU 7.2 some bits
+    /// set between syncs are lost otherwise, see vfio/README.md).
+    pub fn replay(&self) -> u64 {
+        let mut pages = 0;
+        for (i, s) in self.shadow.iter().enumerate() {
+            let b = s.load(Ordering::Relaxed);
+            if b != 0 {
+                self.byte(i as u64).fetch_or(b, Ordering::Release);
+                pages += b.count_ones() as u64;
+            }
+        }
+        pages
     }
 
     /// Pages the device wrote that lay beyond the log (a VMM whose log is
@@ -296,6 +319,22 @@ mod tests {
         assert_eq!(log.missed(), 3);
         assert!(log.covers(512 * 0x1000));
         assert!(!log.covers(512 * 0x1000 + 1));
+    }
+
+    #[test]
+    fn replay_sets_again_what_the_vmm_cleared() {
+        use std::os::unix::fs::FileExt;
+        let f = memfd(4096);
+        let log = DirtyLog::from_file(f.try_clone().unwrap(), 0, 64).unwrap();
+        log.mark(0x3000, 1);
+        log.mark(0x10000, 0x8000);
+        // The VMM syncs: it reads and clears the log.
+        f.write_all_at(&[0u8; 64], 0).unwrap();
+        assert!(!log.is_marked(0x3000));
+        assert_eq!(log.replay(), 9);
+        assert!(log.is_marked(0x3000));
+        assert!((0x10..0x18).all(|p| log.is_marked(p * 0x1000)));
+        assert!(!log.is_marked(0x4000));
     }
 
     #[test]

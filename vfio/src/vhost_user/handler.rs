@@ -14,8 +14,10 @@
 //! `SET_VRING_ADDR` carried `VHOST_VRING_F_LOG` (at `log_guest_addr`).
 //! Stopping a ring drains its requests before the ring base is reported,
 //! so the destination, started at that base, owes the guest nothing; when
-//! the last ring stops while logging, the backend is flushed too (a
-//! write-back cache's blocks reach the disk the destination reads).
+//! the last ring stops while logging, every page the device wrote during
+//! the migration is marked again ([`DirtyLog::replay`]) and the backend is
+//! flushed (a write-back cache's blocks reach the disk the destination
+//! reads).
 
 use std::fs::File;
 use std::sync::Arc;
@@ -229,9 +231,10 @@ impl BlkHandler {
             && self.log.is_some()
             && !self.vrings.iter().any(|v| v.started)
         {
+            let replayed = self.log.as_ref().map_or(0, |l| l.replay());
             match dev.drain_and_flush(Duration::from_secs(30)) {
                 Ok(_) => eprintln!(
-                    "vhost-user-blk: rings stopped while logging (migration): requests drained, backend flushed"
+                    "vhost-user-blk: rings stopped while logging (migration): requests drained, backend flushed, {replayed} written pages marked again"
                 ),
                 Err(e) => eprintln!("vhost-user-blk: flush at migration stop: {e}"),
             }

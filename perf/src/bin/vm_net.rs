@@ -1,0 +1,525 @@
+//! VM-to-VM switching through two vhost-user ports, against OVS-DPDK with
+//! `dpdkvhostuser` ports in the same harness, one forwarding core each.
+//!
+//! The "guests" are one `dpdk-testpmd` process with two virtio-user front
+//! ends (`net_virtio_user0/1`, DPDK's virtio-net driver over vhost-user),
+//! in `io` forwarding: whatever arrives on one is sent back on the other.
+//! It starts the loop with `--tx-first` (a burst of 64-byte UDP frames per
+//! port), and the switch under test sends port 0 to port 1 and back:
+//!
+//! ```text
+//!           testpmd (CPU 0)                          switch (one forwarding core, CPU 1)
+//!  virtio_user0 ──vhost-user──► vhost port A ─► in_port=A → output:B ─► vhost port B ──► virtio_user1
+//!        ▲                                                                                 │ io fwd
+//!        └──────────── vhost port A ◄─ in_port=B → output:A ◄─ vhost port B ◄──────────────┘
+//! ```
+//!
+//! The rate is what the switch delivers: the sum of both guest ports'
+//! per-second Rx-pps as testpmd prints them, median after a warm-up second.
+//!
+//! `--tso`: TCP throughput with TSO between the two vhost ports (the guests
+//! and both switches negotiate TSO and checksum offload; OVS with
+//! `other_config:userspace-tso-enable=true`): testpmd replays a pcap of
+//! 64 KiB TCP segments (`net_pcap`, `infinite_rx=1`) in its `csum` engine,
+//! which hands them to virtio_user0 as TSO frames (`tso set`); the switch
+//! forwards them to virtio_user1, whose received bytes per second are the
+//! throughput (Gbps of TCP segments as the guest's stack would see them).
+//!
+//! ```text
+//! cargo build --release --workspace && target/release/vm_net [--seconds 5] [--rounds 1] [--tso]
+//! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use perf::ovs::{self, Ovs, OvsPort};
+use perf::{cleanup, proc, report};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(
+    about = "VM-to-VM switching over vhost-user (testpmd virtio-user guests), vswitch vs OVS-DPDK, same run"
+)]
+struct Args {
+    /// Seconds each switch is measured.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Rounds (each runs vswitch then OVS); medians are reported.
+    #[arg(long, default_value_t = 1)]
+    rounds: u32,
+    /// Frames testpmd puts in flight per guest port (its burst size for
+    /// `--tx-first`, at most 512).
+    #[arg(long, default_value_t = 256)]
+    in_flight: u32,
+    /// Measure TCP throughput with TSO (64 KiB segments) instead of 64-byte
+    /// frame rates.
+    #[arg(long)]
+    tso: bool,
+    /// Skip OVS (only vswitch).
+    #[arg(long)]
+    no_ovs: bool,
+}
+
+#[derive(Serialize, Default, Clone)]
+struct Side {
+    /// Mpps (64-byte mode) or Gbps (TSO mode), median.
+    rate: f64,
+    samples: Vec<f64>,
+}
+
+#[derive(Serialize)]
+struct Result {
+    mode: &'static str,
+    unit: &'static str,
+    seconds: u64,
+    vswitch: Side,
+    ovs: Option<Side>,
+    ratio: Option<f64>,
+    goal: f64,
+}
+
+/// TSO segment size (IPv4, TCP timestamps: 1500 - 20 - 32).
+const MSS: u16 = 1448;
+/// TCP payload bytes of each large segment replayed in `--tso`.
+const TSO_PAYLOAD: usize = 65_000 - 14 - 20 - 20;
+
+/// The two guests: one testpmd with virtio-user ports on `socks`.
+fn testpmd(socks: [&Path; 2], tag: &str, a: &Args, pcap: Option<&Path>) -> Command {
+    let mut c = Command::new("dpdk-testpmd");
+    c.args([
+        "--lcores",
+        "0@0,1@0",
+        "--no-pci",
+        "--no-telemetry",
+        "--log-level=*:warning",
+        "--file-prefix",
+        &format!("vmnet-tp-{tag}"),
+    ]);
+    let mem = proc::eal_memory_args();
+    if mem.is_empty() {
+        // Hugepages: one file per memseg list, so the vhost-user memory
+        // table (at most 8 regions) covers the guest's memory.
+        c.args(["--single-file-segments", "-m", "256"]);
+    } else {
+        c.args(mem);
+    }
+    if let Some(p) = pcap {
+        c.args([
+            "--vdev",
+            &format!("net_pcap0,rx_pcap={},infinite_rx=1", p.display()),
+        ]);
+    }
+    for (i, s) in socks.iter().enumerate() {
+        c.args([
+            "--vdev",
+            &format!(
+                "net_virtio_user{i},path={},queues=1,queue_size=1024",
+                s.display()
+            ),
+        ]);
+    }
+    c.arg("--");
+    if pcap.is_some() {
+        // Interactive: the TSO settings are commands (see `tso_commands`).
+        c.args([
+            "-i",
+            "--port-topology=chained",
+            "--total-num-mbufs=32768",
+            "--nb-cores=1",
+        ]);
+    } else {
+        c.args([
+            "--forward-mode=io",
+            "--auto-start",
+            "--tx-first",
+            &format!("--burst={}", a.in_flight.clamp(1, 512)),
+            "--stats-period",
+            "1",
+            "--nb-cores=1",
+            "--total-num-mbufs=16384",
+        ]);
+    }
+    c
+}
+
+/// testpmd commands of the TSO run: pcap port 0 → (csum engine, TSO on
+/// port 1) → virtio_user0 → switch → virtio_user1 (port 2); port 2's
+/// frames go back to the pcap port, which drops them (no tx file).
+fn tso_commands() -> String {
+    let mut s = String::new();
+    for c in [
+        "set fwd csum".to_string(),
+        "port stop all".into(),
+        "port config 2 rx_offload tcp_lro on".into(),
+        "csum set ip hw 1".into(),
+        "csum set tcp hw 1".into(),
+        format!("tso set {MSS} 1"),
+        "port start all".into(),
+        "start".into(),
+        "clear port stats all".into(),
+    ] {
+        s.push_str(&c);
+        s.push('\n');
+    }
+    s
+}
+
+/// Per-second Rx-pps of every port in testpmd's `--stats-period` output,
+/// summed per period (Mpps).
+fn rx_pps_per_period(stdout: &str) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut cur = 0.0;
+    let mut seen = 0;
+    for l in stdout.lines() {
+        if let Some(n) = l
+            .trim()
+            .strip_prefix("Rx-pps:")
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|n| n.parse::<f64>().ok())
+        {
+            cur += n;
+            seen += 1;
+            if seen == 2 {
+                out.push(cur / 1e6);
+                cur = 0.0;
+                seen = 0;
+            }
+        }
+    }
+    out
+}
+
+/// `RX-bytes:` of port `port` in `show port stats` output.
+fn rx_bytes(stdout: &str, port: u32) -> Option<u64> {
+    let mut current = None;
+    let mut last = None;
+    for l in stdout.lines() {
+        if let Some(rest) = l.split("NIC statistics for port").nth(1) {
+            current = rest.split_whitespace().next().and_then(|p| p.parse().ok());
+        }
+        if current == Some(port) {
+            if let Some(v) = l
+                .split("RX-bytes:")
+                .nth(1)
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+            {
+                last = Some(v);
+            }
+        }
+    }
+    last
+}
+
+fn finish(mut samples: Vec<f64>) -> Side {
+    if samples.len() > 2 {
+        samples.remove(0);
+    }
+    Side {
+        rate: report::median(&samples),
+        samples,
+    }
+}
+
+/// Runs the guests against sockets `socks` (served by the switch under
+/// test) for `a.seconds` and returns the rate.
+fn measure(socks: [&Path; 2], tag: &str, a: &Args, pcap: Option<&Path>) -> Side {
+    let t = Instant::now();
+    while !socks.iter().all(|s| s.exists()) {
+        if t.elapsed() > Duration::from_secs(30) {
+            eprintln!("vhost-user sockets {socks:?} did not appear");
+            return Side::default();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cmd = testpmd(socks, tag, a, pcap);
+    if pcap.is_none() {
+        let r = proc::run_for(
+            cmd,
+            Duration::from_secs(a.seconds + 2),
+            Duration::from_secs(10),
+        )
+        .expect("run dpdk-testpmd");
+        let s = rx_pps_per_period(&r.stdout);
+        if s.is_empty() {
+            eprintln!("testpmd printed no rates:\n{}\n{}", r.stdout, r.stderr);
+        }
+        return finish(s);
+    }
+    tso_run(cmd, a.seconds)
+}
+
+/// The interactive TSO run: set up, forward, read port 2's received bytes
+/// once a second.
+fn tso_run(mut cmd: Command, seconds: u64) -> Side {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dpdk-testpmd");
+    cleanup::record_child(&child);
+    let mut stdin = child.stdin.take().expect("piped");
+    let out = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut std::io::BufReader::new(out), &mut s);
+        s
+    });
+    let _ = stdin.write_all(tso_commands().as_bytes());
+    std::thread::sleep(Duration::from_secs(1));
+    for _ in 0..=seconds {
+        let _ = stdin.write_all(b"show port stats 2\n");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let _ = stdin.write_all(b"stop\nquit\n");
+    drop(stdin);
+    wait_or_kill(&mut child, Duration::from_secs(15));
+    let text = reader.join().unwrap_or_default();
+    // Bytes received per second, from the cumulative counter.
+    let mut per_show = Vec::new();
+    for chunk in text.split("NIC statistics for port 2").skip(1) {
+        if let Some(b) = rx_bytes(&format!("NIC statistics for port 2{chunk}"), 2) {
+            per_show.push(b);
+        }
+    }
+    let gbps: Vec<f64> = per_show
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]) as f64 * 8.0 / 1e9)
+        .collect();
+    if gbps.is_empty() {
+        eprintln!("testpmd (TSO) printed no port stats:\n{text}");
+    }
+    finish(gbps)
+}
+
+fn wait_or_kill(child: &mut Child, grace: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < grace {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn stop(mut child: Child) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    wait_or_kill(&mut child, Duration::from_secs(15));
+}
+
+fn run_vswitch(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>) -> Side {
+    let socks = [
+        dir.join(format!("vs-{tag}-0")),
+        dir.join(format!("vs-{tag}-1")),
+    ];
+    let mut eal = vec![
+        "-l".to_string(),
+        "0,1".into(),
+        "--no-pci".into(),
+        "--no-telemetry".into(),
+        format!("--file-prefix=vmnet-vs-{tag}"),
+    ];
+    eal.extend(proc::eal_memory_args());
+    let tso = if a.tso { ",tso=1" } else { "" };
+    let mut c = Command::new(proc::vswitch_bin());
+    c.args(["run", "--eal", &eal.join(" ")]);
+    for (i, s) in socks.iter().enumerate() {
+        c.args([
+            "--port",
+            &format!("net_vhost{i},iface={}{tso}", s.display()),
+        ]);
+    }
+    c.args([
+        "--flow",
+        "priority=100,in_port=0,actions=output:1",
+        "--flow",
+        "priority=100,in_port=1,actions=output:0",
+        "--no-control",
+        "--stats-interval",
+        "0",
+        "--duration",
+        &(a.seconds + 60).to_string(),
+    ]);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let child = c.spawn().expect("spawn vswitch");
+    cleanup::record_child(&child);
+    let side = measure([&socks[0], &socks[1]], &format!("v{tag}"), a, pcap);
+    stop(child);
+    side
+}
+
+fn run_ovs(tag: &str, a: &Args, pcap: Option<&Path>) -> Option<Side> {
+    let cfg = ovs::Config {
+        tag: format!("vmnet-{tag}"),
+        pmd_core: 1,
+        main_core: 0,
+        socket_mem_mb: 512,
+        source_devargs: String::new(),
+        sink_devargs: String::new(),
+    };
+    let other: Vec<String> = if a.tso {
+        vec!["other_config:userspace-tso-enable=true".into()]
+    } else {
+        vec![]
+    };
+    let ports = [OvsPort::vhost_user("vm0", 1), OvsPort::vhost_user("vm1", 2)];
+    let o = match Ovs::start_with_ports(&cfg, &ports, &other) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("OVS-DPDK did not start: {e}");
+            return None;
+        }
+    };
+    if let Err(e) = o.replace_flows(
+        "priority=100,in_port=1,actions=output:2\npriority=100,in_port=2,actions=output:1\n",
+    ) {
+        eprintln!("OVS flows: {e}");
+        return None;
+    }
+    let (s0, s1) = (o.vhost_socket("vm0"), o.vhost_socket("vm1"));
+    Some(measure([&s0, &s1], &format!("o{tag}"), a, pcap))
+}
+
+/// A pcap of IPv4 TCP segments of [`TSO_PAYLOAD`] bytes (one flow).
+fn write_tso_pcap(path: &Path) -> std::io::Result<()> {
+    use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+    let total = (20 + 20 + TSO_PAYLOAD) as u16;
+    let mut ip = vec![
+        0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ];
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&ip);
+    let mut tcp = vec![0u8; 20];
+    tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    tcp[2..4].copy_from_slice(&5201u16.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x10;
+    tcp[14..16].copy_from_slice(&0xffffu16.to_be_bytes());
+    f.extend_from_slice(&tcp);
+    f.extend((0..TSO_PAYLOAD).map(|i| i as u8));
+    let header = PcapHeader {
+        snaplen: 65535,
+        ..Default::default()
+    };
+    let mut w = PcapWriter::with_header(std::fs::File::create(path)?, header)
+        .map_err(std::io::Error::other)?;
+    for i in 0..16u64 {
+        w.write_packet(&PcapPacket::new(
+            Duration::from_micros(i),
+            f.len() as u32,
+            &f,
+        ))
+        .map_err(std::io::Error::other)?;
+    }
+    Ok(())
+}
+
+fn main() {
+    let a = Args::parse();
+    let _cleanup = cleanup::install("vm_net");
+    let dir: PathBuf = std::env::temp_dir().join(format!("perf-vmnet-{}", std::process::id()));
+    cleanup::record(cleanup::Resource::Path(dir.clone()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let pcap = a.tso.then(|| {
+        let p = dir.join("tso.pcap");
+        write_tso_pcap(&p).expect("write pcap");
+        p
+    });
+    let mut vs = Vec::new();
+    let mut ov = Vec::new();
+    for round in 0..a.rounds {
+        let tag = format!("{}-{round}", std::process::id());
+        vs.push(run_vswitch(&dir, &tag, &a, pcap.as_deref()));
+        if !a.no_ovs {
+            if let Some(o) = run_ovs(&tag, &a, pcap.as_deref()) {
+                ov.push(o);
+            }
+        }
+    }
+    let pick = |v: &[Side]| Side {
+        rate: report::median(&v.iter().map(|s| s.rate).collect::<Vec<_>>()),
+        samples: v.iter().flat_map(|s| s.samples.clone()).collect(),
+    };
+    let vs = pick(&vs);
+    let ov = (!ov.is_empty()).then(|| pick(&ov));
+    let ratio = ov
+        .as_ref()
+        .filter(|o| o.rate > 0.0)
+        .map(|o| vs.rate / o.rate);
+    let (mode, unit, goal) = if a.tso {
+        ("tso", "Gbps", 1.0)
+    } else {
+        ("64B", "Mpps", 2.0)
+    };
+    let mut rows = vec![vec![
+        "vswitch (net_vhost)".to_string(),
+        format!("{:.2}", vs.rate),
+        "-".into(),
+    ]];
+    if let Some(o) = &ov {
+        rows.push(vec![
+            "OVS-DPDK (dpdkvhostuser)".into(),
+            format!("{:.2}", o.rate),
+            "1.00".into(),
+        ]);
+        rows[0][2] = format!("{:.2}", ratio.unwrap_or(0.0));
+    }
+    let what = if a.tso {
+        format!(
+            "TCP with TSO ({} KiB segments, MSS {MSS})",
+            (TSO_PAYLOAD + 54) / 1024
+        )
+    } else {
+        "64-byte frames".to_string()
+    };
+    report::table(
+        &format!(
+            "VM-to-VM over two vhost-user ports, {what}, 1 forwarding core, {} s",
+            a.seconds
+        ),
+        &["switch", &format!("{unit} (median)"), "vs OVS"],
+        &rows,
+    );
+    if let Some(r) = ratio {
+        println!(
+            "  goal: vswitch >= {goal:.1} x OVS-DPDK -> {}",
+            if r >= goal { "met" } else { "NOT met" }
+        );
+    }
+    report::json_line(
+        "vm_net",
+        &Result {
+            mode,
+            unit,
+            seconds: a.seconds,
+            vswitch: vs,
+            ovs: ov,
+            ratio,
+            goal,
+        },
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_testpmd_rates_and_bytes() {
+        let out = "  Rx-pps:      1000000          Rx-bps:  1\n  Rx-pps:  2000000 \n\
+                   \x20 Rx-pps:      3000000\n  Rx-pps: 1000000\n";
+        assert_eq!(rx_pps_per_period(out), vec![3.0, 4.0]);
+        let s = "  ###### NIC statistics for port 2  ######\n  RX-packets: 5  RX-missed: 0  RX-bytes:  12345\n";
+        assert_eq!(rx_bytes(s, 2), Some(12345));
+        assert_eq!(rx_bytes(s, 1), None);
+    }
+}
