@@ -96,6 +96,12 @@ pub fn run(a: PortsArgs) -> Result<(), String> {
                     p.tx_dropped,
                     queues.join("/")
                 );
+                // Ports that count drops by reason (tunnel ports).
+                if !p.drops.is_empty() {
+                    let why: Vec<String> =
+                        p.drops.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                    println!("      drops: {}", why.join(", "));
+                }
                 let o = p.offload;
                 if o.any() {
                     println!(
