@@ -162,9 +162,18 @@ fn check_restart(
         console.contains("GUEST-PATTERN2-OK"),
         "second pattern after tgtd restart; {ctx}"
     );
+    // blk-iscsi's recovery (blk-iscsi/src/recovery.rs) logs the loss, then
+    // "session reinstated: logged in on PORTAL, N commands reissued" once
+    // the new connection's login is done (RFC 7143 section 6.3.5: same
+    // ISID, TSIH 0, on the same portal).
+    let portal = target.portal();
     assert!(
-        vlog.contains("session reinstated"),
-        "the backend logged in again; {ctx}"
+        vlog.contains(&format!("connection to {portal} lost")),
+        "the backend saw the connection to {portal} die; {ctx}"
+    );
+    assert!(
+        vlog.contains(&format!("session reinstated: logged in on {portal},")),
+        "the backend logged in again on {portal}; {ctx}"
     );
     drop(server);
     assert!(
