@@ -243,30 +243,7 @@ impl Bdev {
 
 /// The URL without CHAP secrets (`user%secret@` and `*_password=`).
 pub fn redact(url: &str) -> String {
-    let mut out = match url.split_once('@') {
-        Some((creds, rest)) if creds.starts_with("iscsi://") => {
-            let user = creds
-                .trim_start_matches("iscsi://")
-                .split('%')
-                .next()
-                .unwrap_or("");
-            format!("iscsi://{user}%***@{rest}")
-        }
-        _ => url.to_owned(),
-    };
-    if let Some((base, query)) = out.clone().split_once('?') {
-        let q: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.ends_with("password") || k.ends_with("secret") => {
-                    format!("{k}=***")
-                }
-                _ => kv.to_owned(),
-            })
-            .collect();
-        out = format!("{base}?{}", q.join("&"));
-    }
-    out
+    blk_iscsi::spec::redact_url(url)
 }
 
 #[cfg(test)]
