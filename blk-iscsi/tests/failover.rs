@@ -25,7 +25,7 @@ mod tgt;
 
 use blk_iscsi::{IscsiBackend, IscsiSpec, SessionState, SessionStats};
 use iscsi_initiator::chap::Chap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use vfio::backend::Backend;
 use vfio::blk::mock::{BlkDriver, BlkReq};
@@ -212,6 +212,14 @@ impl Rig {
     }
 }
 
+/// The tests of this file run one at a time: their timing assertions
+/// (a silent portal is noticed only after the NOP timeout) must not depend
+/// on what another test's tgtds do on the same loopback meanwhile.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn two_portals(name: &str) -> (tgt::Tgtd, tgt::Tgtd) {
     let a = tgt::Tgtd::start(name, LUN_BYTES);
     let b = tgt::Tgtd::start_sibling(&format!("{name}-b"), &a, "127.0.0.2");
@@ -220,6 +228,7 @@ fn two_portals(name: &str) -> (tgt::Tgtd, tgt::Tgtd) {
 
 #[test]
 fn active_portal_killed_then_all_gone_then_back() {
+    let _serial = serial();
     let (mut a, mut b) = two_portals("fo-kill");
     let mut r = rig(&format!(
         "iscsi://{},{}/{}/1?replacement_timeout=3&nop_interval=1&nop_timeout=2",
@@ -300,6 +309,7 @@ fn active_portal_killed_then_all_gone_then_back() {
 
 #[test]
 fn silent_portal_detected_by_unanswered_nop() {
+    let _serial = serial();
     let (a, b) = two_portals("fo-stop");
     let mut r = rig(&format!(
         "iscsi://{},{}/{}/1?replacement_timeout=30&nop_interval=1&nop_timeout=2",
@@ -336,6 +346,7 @@ fn silent_portal_detected_by_unanswered_nop() {
 
 #[test]
 fn login_redirect_is_followed() {
+    let _serial = serial();
     let (a, b) = two_portals("fo-redir");
     // tgtd redirects only initiators whose address differs from the
     // redirect address: we come from 127.0.0.1, the redirect names 127.0.0.2.
@@ -360,6 +371,7 @@ fn login_redirect_is_followed() {
 
 #[test]
 fn mutual_chap_with_tgtd() {
+    let _serial = serial();
     let chap = Chap {
         user: "vsw-init".into(),
         secret: "init-secret-12".into(),
