@@ -16,4 +16,5 @@ pub mod proc;
 pub mod report;
 pub mod rules;
 pub mod spdk;
+pub mod tcp_frames;
 pub mod vhost_driver;
