@@ -60,7 +60,9 @@ struct MaskedCt(FlowKey, u64, CtKey);
 impl Hash for MaskedCt {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(
-            self.0.hash() ^ self.1.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ self.2.hash().rotate_left(17),
+            self.0.hash()
+                ^ self.1.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                ^ self.2.hash().rotate_left(17),
         );
     }
 }

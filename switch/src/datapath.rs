@@ -458,7 +458,8 @@ impl Datapath {
             self.drop_fragments(frag_drops);
             self.c.rx_packets += n as u64;
             let mut copies = copies;
-            let ct = self.execute_compiled(in_port, frames, verdicts, copies.as_deref_mut(), now_ms);
+            let ct =
+                self.execute_compiled(in_port, frames, verdicts, copies.as_deref_mut(), now_ms);
             if ct != 0 {
                 self.ct_frames(in_port, frames, verdicts, copies, ct, now_ms);
             }
@@ -842,7 +843,12 @@ pub(crate) fn count_entry(
 
 /// Frame `i`'s actions set tunnel fields: keep them for the caller.
 #[cold]
-pub(crate) fn take_tunnel_set(out: &mut [TunnelSet; BURST], dirty: &mut bool, i: usize, ev: &mut ExecEvents) {
+pub(crate) fn take_tunnel_set(
+    out: &mut [TunnelSet; BURST],
+    dirty: &mut bool,
+    i: usize,
+    ev: &mut ExecEvents,
+) {
     out[i % BURST] = ev.tunnel;
     *dirty = true;
     ev.tunnel = TunnelSet::default();

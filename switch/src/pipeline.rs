@@ -877,10 +877,11 @@ pub(crate) fn compile_from(
     ports_up: u64,
     store: &mut CompiledStore,
 ) -> (u32, bool) {
-    let (table, meta, set, ct) = match resume.and_then(|(id, ct)| Some((store.frozen.get(id as usize)?, ct))) {
-        Some((f, ct)) => (f.table, f.meta, f.set.clone(), *ct),
-        None => (0, 0, ActionSet::default(), CtKey::ZERO),
-    };
+    let (table, meta, set, ct) =
+        match resume.and_then(|(id, ct)| Some((store.frozen.get(id as usize)?, ct))) {
+            Some((f, ct)) => (f.table, f.meta, f.set.clone(), *ct),
+            None => (0, 0, ActionSet::default(), CtKey::ZERO),
+        };
     let mut x = Xlate {
         rules,
         pipe,

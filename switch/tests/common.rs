@@ -74,7 +74,16 @@ pub fn fold(mut acc: u32) -> u16 {
 
 /// Ethernet/IPv4/TCP with correct checksums, window 64240, payload.
 #[allow(clippy::too_many_arguments)]
-pub fn tcp(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
+pub fn tcp(
+    src: [u8; 4],
+    dst: [u8; 4],
+    sp: u16,
+    dp: u16,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut f = MAC_B.to_vec();
     f.extend_from_slice(&MAC_A);
     f.extend_from_slice(&[0x08, 0x00]);
@@ -148,14 +157,25 @@ pub fn ct_switch(rules: &[&str]) -> Arc<Switch> {
     sw
 }
 
+/// Verdict, final bytes, and the copies (port set, bytes) sent before.
+pub type Sent = (Verdict, Vec<u8>, Vec<(u64, Vec<u8>)>);
+
 /// One frame through `process_burst_copies`: its verdict, final bytes,
 /// and the copies (port set, bytes) sent before.
-pub fn send_ct(dp: &mut Datapath, in_port: u16, frame: &[u8], now: u64) -> (Verdict, Vec<u8>, Vec<(u64, Vec<u8>)>) {
+pub fn send_ct(
+    dp: &mut Datapath,
+    in_port: u16,
+    frame: &[u8],
+    now: u64,
+) -> Sent {
     let mut fs = [VecFrame::new(frame)];
     let mut vs = [Verdict::default()];
     let mut copies = Vec::new();
     dp.process_burst_copies(in_port, &mut fs, &mut vs, &mut copies, now);
-    let copies = copies.into_iter().map(|(f, m)| (m, f.data().to_vec())).collect();
+    let copies = copies
+        .into_iter()
+        .map(|(f, m)| (m, f.data().to_vec()))
+        .collect();
     (vs[0], fs[0].data().to_vec(), copies)
 }
 
@@ -165,4 +185,3 @@ pub fn packets(sw: &Switch, needle: &str) -> u64 {
     assert_eq!(hits.len(), 1, "{needle} in {d:#?}");
     hits[0].packets
 }
-

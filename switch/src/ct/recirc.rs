@@ -26,7 +26,7 @@ use conntrack::CtMeta;
 
 use super::CtKey;
 use crate::action::{execute, execute_plan, ExecCtx, ExecEvents};
-use crate::datapath::{count_entry, tally, take_tunnel_set, Datapath};
+use crate::datapath::{count_entry, take_tunnel_set, tally, Datapath};
 use crate::extract::extract_masked;
 use crate::frame::Frame;
 use crate::key::{field as kf, FlowKey, TUN_PRESENT};
@@ -122,7 +122,14 @@ impl Datapath {
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
-            let v = self.ct_frame(i, in_port, &mut frames[i], copies.as_deref_mut(), &ctx, &mut ev);
+            let v = self.ct_frame(
+                i,
+                in_port,
+                &mut frames[i],
+                copies.as_deref_mut(),
+                &ctx,
+                &mut ev,
+            );
             if ev.tunnel_set {
                 take_tunnel_set(&mut self.tun_out, &mut self.tun_dirty, i, &mut ev);
             }
@@ -166,7 +173,15 @@ impl Datapath {
                 execute(&c.actions, frame, l3, ctx, ev)
             } else {
                 let before = copies.as_deref().map_or(0, Vec::len);
-                let v = execute_plan(&c.actions, &c.plan, frame, l3, ctx, ev, copies.as_deref_mut());
+                let v = execute_plan(
+                    &c.actions,
+                    &c.plan,
+                    frame,
+                    l3,
+                    ctx,
+                    ev,
+                    copies.as_deref_mut(),
+                );
                 if let Some(cs) = copies.as_deref() {
                     for (_, p) in &cs[before..] {
                         self.c.tx_packets += u64::from(p.count_ones());
@@ -181,7 +196,10 @@ impl Datapath {
                 Verdict::Drop(r) => why = r,
             }
             let Some(frozen) = c.fork else { break };
-            if matches!(v, Verdict::Drop(DropReason::TtlExpired | DropReason::NoHeadroom)) {
+            if matches!(
+                v,
+                Verdict::Drop(DropReason::TtlExpired | DropReason::NoHeadroom)
+            ) {
                 break;
             }
             if depth == MAX_RECIRC_DEPTH {
