@@ -162,12 +162,7 @@ pub type Sent = (Verdict, Vec<u8>, Vec<(u64, Vec<u8>)>);
 
 /// One frame through `process_burst_copies`: its verdict, final bytes,
 /// and the copies (port set, bytes) sent before.
-pub fn send_ct(
-    dp: &mut Datapath,
-    in_port: u16,
-    frame: &[u8],
-    now: u64,
-) -> Sent {
+pub fn send_ct(dp: &mut Datapath, in_port: u16, frame: &[u8], now: u64) -> Sent {
     let mut fs = [VecFrame::new(frame)];
     let mut vs = [Verdict::default()];
     let mut copies = Vec::new();
