@@ -114,8 +114,8 @@ use switch::frame::{Frame, VecFrame};
 use switch::testutil::{arp_frame, MAC_B};
 use switch::verdict::{DropReason, Verdict};
 
-/// A TCP segment without a connection (an ACK out of nowhere) is invalid
-/// for any tracker (OVS, Linux): the frame recirculates into table 1 with
+/// A SYN+ACK without a connection is invalid (OVS's `tcp_valid_new`: "a
+/// syn+ack is not allowed to create a connection"): the frame recirculates into table 1 with
 /// `+trk+inv`, its bytes untouched; frames without ct take the plain path
 /// in the same burst; later bursts hit the recirculation cache.
 #[test]
@@ -127,7 +127,7 @@ fn recirculation_carries_ct_state_into_the_next_table() {
         "table=1,ct_state=+trk-inv,actions=output:2",
     ]);
     let mut dp = sw.datapath(0);
-    let stray = tcp(CLIENT, SERVER, 40000, 80, ACK, 1000, 2000, b"");
+    let stray = tcp(CLIENT, SERVER, 40000, 80, SYN | ACK, 1000, 2000, b"");
     let arp = arp_frame(1, CLIENT, SERVER);
     let mut fs = vec![
         VecFrame::new(&arp),
@@ -169,7 +169,7 @@ fn ct_fields_after_ct_and_ct_clear_as_ovs() {
         "table=2,ct_state=-trk,actions=output:1",
     ]);
     let mut dp = sw.datapath(0);
-    let stray = tcp(CLIENT, SERVER, 40000, 80, ACK, 1000, 2000, b"");
+    let stray = tcp(CLIENT, SERVER, 40000, 80, SYN | ACK, 1000, 2000, b"");
     assert_eq!(send_ct(&mut dp, 1, &stray, 0).0, ports(&[4]));
     assert_eq!(send_ct(&mut dp, 2, &stray, 0).0, ports(&[1]));
     assert_eq!(send_ct(&mut dp, 3, &stray, 0).0, ports(&[1]));
@@ -181,7 +181,7 @@ fn ct_fields_after_ct_and_ct_clear_as_ovs() {
 fn recirculation_depth_is_bounded() {
     let sw = ct_switch(&["ip,actions=ct(table=0)"]);
     let mut dp = sw.datapath(0);
-    let stray = tcp(CLIENT, SERVER, 40000, 80, ACK, 1000, 2000, b"");
+    let stray = tcp(CLIENT, SERVER, 40000, 80, SYN | ACK, 1000, 2000, b"");
     let (v, _, _) = send_ct(&mut dp, 1, &stray, 0);
     assert_eq!(v, Verdict::Drop(DropReason::Action));
     let depth = u64::from(switch::ct::recirc::MAX_RECIRC_DEPTH);
@@ -198,7 +198,7 @@ fn outputs_around_a_fork_keep_their_bytes() {
         "table=1,ct_state=+trk,actions=mod_dl_dst:02:00:00:00:00:44,output:4",
     ]);
     let mut dp = sw.datapath(0);
-    let stray = tcp(CLIENT, SERVER, 40000, 80, ACK, 1000, 2000, b"");
+    let stray = tcp(CLIENT, SERVER, 40000, 80, SYN | ACK, 1000, 2000, b"");
     let (v, bytes, copies) = send_ct(&mut dp, 1, &stray, 0);
     assert_eq!(v, ports(&[4]));
     assert_eq!(bytes[0..6], [2, 0, 0, 0, 0, 0x44]);
