@@ -16,6 +16,8 @@
 pub mod actions;
 pub mod bridge;
 pub mod conn;
+pub mod ct_action;
+pub mod ct_match;
 mod consts;
 pub mod error;
 pub mod flow_match;
