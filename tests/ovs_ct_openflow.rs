@@ -244,6 +244,7 @@ fn ct_flows_round_trip_as_with_ovs() {
     }
     let flows = same("after add-flows", &vsw, &ovsd, None);
     assert_eq!(flows.len(), FLOWS.lines().count(), "{flows:#?}");
+    eprintln!("both print:\n{}", flows.join("\n"));
     // What OVS prints for the SNAT gateway flow (checked by hand against
     // ovs-actions(7)): the masked ct_label write travels as a reg_load.
     let snat = "table=2, priority=10,ip,in_port=1 actions=ct(commit,zone=7,\
@@ -273,7 +274,11 @@ fn ct_flows_round_trip_as_with_ovs() {
     for d in [&vsw, &ovsd] {
         ok(
             d,
-            &["mod-flows", "br0", "table=1,ct_state=+est+trk,ip,actions=output:3"],
+            &[
+                "mod-flows",
+                "br0",
+                "table=1,ct_state=+est+trk,ip,actions=output:3",
+            ],
         );
         ok(
             d,
@@ -310,8 +315,14 @@ fn ct_flows_round_trip_as_with_ovs() {
             "table=9,ip,actions=ct(commit,zone=NXM_NX_REG0[0..15])",
             "OFPBAC_BAD_ARGUMENT",
         ),
-        ("table=9,tcp,actions=ct(commit,alg=ftp)", "OFPBAC_BAD_ARGUMENT"),
-        ("table=9,ip,actions=write_actions(ct_clear)", "OFPBAC_BAD_TYPE"),
+        (
+            "table=9,tcp,actions=ct(commit,alg=ftp)",
+            "OFPBAC_BAD_ARGUMENT",
+        ),
+        (
+            "table=9,ip,actions=write_actions(ct_clear)",
+            "OFPBAC_BAD_TYPE",
+        ),
     ] {
         ok(&ovsd, &["add-flow", "br0", flow]);
         let (good, _, err) = ofctl(&vsw, &["add-flow", "br0", flow]);

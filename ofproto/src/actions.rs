@@ -573,6 +573,64 @@ mod tests {
     }
 
     #[test]
+    fn ct_needs_ip_and_no_commit_from_invalid() {
+        let m = |s: &str| s.parse::<switch::rule::RuleSpec>().unwrap().matcher;
+        let p = PortMap::new(Some(0));
+        let ct = |flags, nat: Option<openflow::nicira::Nat>| {
+            let c = openflow::nicira::Ct {
+                flags,
+                zone_src: 0,
+                zone: 0,
+                recirc_table: 0xff,
+                alg: 0,
+                actions: nat
+                    .map(|n| OfAction::Nicira(NxAction::Nat(n)))
+                    .into_iter()
+                    .collect(),
+            };
+            to_switch(
+                &[Instruction::ApplyActions(vec![OfAction::Nicira(
+                    NxAction::Ct(c),
+                )])],
+                &p,
+            )
+            .unwrap()
+        };
+        let commit = openflow::nicira::ct_flags::COMMIT;
+        let snat4 = openflow::nicira::Nat {
+            flags: openflow::nx_ct::nat_flags::SRC,
+            ipv4_min: Some([10, 0, 0, 1].into()),
+            ..Default::default()
+        };
+        check_consistency(&ct(commit, None), &m("ip,actions=drop")).unwrap();
+        check_consistency(&ct(commit, Some(snat4)), &m("tcp,actions=drop")).unwrap();
+        for (acts, mt) in [
+            (ct(0, None), "actions=drop"),
+            (ct(0, None), "arp,actions=drop"),
+            (ct(commit, None), "ip,ct_state=+inv+trk,actions=drop"),
+            (ct(commit, Some(snat4)), "ipv6,actions=drop"),
+        ] {
+            let e = check_consistency(&acts, &m(mt)).unwrap_err();
+            assert_eq!(e.code, bad_action::MATCH_INCONSISTENT, "{mt}");
+        }
+        // ct and ct_clear have no place in the action set.
+        let e = to_switch(
+            &[Instruction::WriteActions(vec![OfAction::Nicira(
+                NxAction::CtClear,
+            )])],
+            &p,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, bad_action::BAD_TYPE);
+        // nat and ct_mark writes outside ct.
+        let e = action_to_switch(&OfAction::Nicira(NxAction::Nat(snat4)), &p).unwrap_err();
+        assert_eq!(e.code, bad_action::BAD_SET_ARGUMENT);
+        let mark = OfAction::SetField(OxmField::exact(Field::NxCtMark, &[0, 0, 0, 1]));
+        let e = action_to_switch(&mark, &p).unwrap_err();
+        assert_eq!(e.code, bad_action::BAD_SET_ARGUMENT);
+    }
+
+    #[test]
     fn controller_is_the_controller_channel() {
         let p = PortMap::new(Some(0));
         let a = action_to_switch(&OfAction::output(port_no::CONTROLLER), &p).unwrap();

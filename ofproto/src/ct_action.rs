@@ -45,7 +45,11 @@ fn subfield_mask(ofs: u16, n_bits: u16, width: u32) -> Option<u128> {
     if ofs + n > width {
         return None;
     }
-    let ones = if n >= 128 { u128::MAX } else { (1u128 << n) - 1 };
+    let ones = if n >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << n) - 1
+    };
     Some(ones << ofs)
 }
 
@@ -92,8 +96,11 @@ impl Exec {
             ))
         })?;
         let (ofs, n_bits) = reg_load_decode(ofs_nbits);
-        let m = subfield_mask(ofs, n_bits, width)
-            .ok_or_else(|| bad_arg(format!("load to {field:?} bits {ofs}+{n_bits} out of range")))?;
+        let m = subfield_mask(ofs, n_bits, width).ok_or_else(|| {
+            bad_arg(format!(
+                "load to {field:?} bits {ofs}+{n_bits} out of range"
+            ))
+        })?;
         // OVS's decode_NXAST_RAW_REG_LOAD: the value must fit in n_bits.
         if n_bits < 64 && value >> n_bits != 0 {
             return Err(bad_arg("load value wider than its destination"));
@@ -281,7 +288,8 @@ pub fn ct_from_switch(s: &CtSpec) -> OfAction {
     if let Some((v, m)) = s.set_label {
         write_field(Field::NxCtLabel, 128, v, m, &mut actions);
     }
-    let flags = if s.commit { ct_flags::COMMIT } else { 0 } | if s.force { ct_flags::FORCE } else { 0 };
+    let flags =
+        if s.commit { ct_flags::COMMIT } else { 0 } | if s.force { ct_flags::FORCE } else { 0 };
     OfAction::Nicira(NxAction::Ct(Ct {
         flags,
         zone_src: 0,
@@ -331,7 +339,8 @@ mod tests {
             dst: Field::NxCtLabel.nxm_header().unwrap(),
             value: 2,
         });
-        let cases: Vec<(Ct, &str)> = vec![
+        let cases: Vec<(Ct, &str)> =
+            vec![
             (ct(0, 5, 1, vec![]), "ct(table=1,zone=5)"),
             (ct(ct_flags::COMMIT, 5, RECIRC_NONE, vec![]), "ct(commit,zone=5)"),
             (
@@ -382,7 +391,11 @@ mod tests {
             let parsed: Action = t.parse().unwrap();
             assert_eq!(a, parsed, "{t}");
             let Action::Ct(id) = a else { panic!() };
-            assert_eq!(ct_from_switch(id.spec()), OfAction::Nicira(NxAction::Ct(of)), "{t}");
+            assert_eq!(
+                ct_from_switch(id.spec()),
+                OfAction::Nicira(NxAction::Ct(of)),
+                "{t}"
+            );
             assert_eq!(text(&a), text(&parsed));
         }
     }
@@ -444,9 +457,15 @@ mod tests {
         c.alg = alg::FTP;
         assert_eq!(code(c), bad_action::BAD_ARGUMENT);
         // force without commit; exec without commit; a nested output.
-        assert_eq!(code(ct(ct_flags::FORCE, 0, RECIRC_NONE, vec![])), bad_action::BAD_ARGUMENT);
+        assert_eq!(
+            code(ct(ct_flags::FORCE, 0, RECIRC_NONE, vec![])),
+            bad_action::BAD_ARGUMENT
+        );
         let mark = OfAction::SetField(OxmField::exact(Field::NxCtMark, &[0, 0, 0, 1]));
-        assert_eq!(code(ct(0, 0, RECIRC_NONE, vec![mark])), bad_action::BAD_ARGUMENT);
+        assert_eq!(
+            code(ct(0, 0, RECIRC_NONE, vec![mark])),
+            bad_action::BAD_ARGUMENT
+        );
         let out = OfAction::output(1);
         assert_eq!(
             code(ct(ct_flags::COMMIT, 0, RECIRC_NONE, vec![out])),

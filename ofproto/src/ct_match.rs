@@ -102,7 +102,13 @@ pub fn check_prerequisites(m: &Match, fields: &[OxmField]) -> Result<(), MatchEr
     let tuple = fields
         .iter()
         .map(|f| f.field)
-        .find(|f| is_ct_field(*f) && !matches!(f, Field::NxCtState | Field::NxCtZone | Field::NxCtMark | Field::NxCtLabel))
+        .find(|f| {
+            is_ct_field(*f)
+                && !matches!(
+                    f,
+                    Field::NxCtState | Field::NxCtZone | Field::NxCtMark | Field::NxCtLabel
+                )
+        })
         .unwrap_or(Field::NxCtState);
     Err(MatchError::BadPrereq(tuple))
 }
@@ -115,7 +121,9 @@ pub fn from_switch(m: &Match, out: &mut Vec<OxmField>) {
     let (v, mk) = (m.ct_value.as_bytes(), m.ct_mask.as_bytes());
     let v6 = v[cf::FAMILY] == 6;
     for f in FIELDS {
-        let Some((r, family)) = place(f) else { continue };
+        let Some((r, family)) = place(f) else {
+            continue;
+        };
         if family.is_some_and(|fam| (fam == 6) != v6) {
             continue;
         }

@@ -16,9 +16,9 @@
 pub mod actions;
 pub mod bridge;
 pub mod conn;
+mod consts;
 pub mod ct_action;
 pub mod ct_match;
-mod consts;
 pub mod error;
 pub mod flow_match;
 mod flow_mod;
