@@ -113,7 +113,7 @@ proptest! {
     fn ct_translates_back_to_itself(c in ct()) {
         if let Ok(a) = ct_to_switch(&c) {
             let n = ACCEPTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if std::env::var_os("CT_ROUNDTRIP_SHOW").is_some() && n % 100 == 0 {
+            if std::env::var_os("CT_ROUNDTRIP_SHOW").is_some() && n.is_multiple_of(100) {
                 eprintln!("{n}: {a}");
             }
             let Action::Ct(id) = a else { panic!("{a:?}") };
