@@ -30,28 +30,7 @@ use ovs_harness::{stop, Kind, Rig, SCHEMA};
 /// and related, commit new connections to port 80 from port 1, drop
 /// invalid), a SNAT gateway with a port range and conntrack marks, DNAT
 /// over IPv6, and matches on every ct field.
-const FLOWS: &str = "\
-table=0,priority=100,ct_state=-trk,ip,actions=ct(table=1,zone=5)
-table=0,priority=100,ct_state=-trk,ipv6,actions=ct(table=1,zone=5)
-table=1,priority=100,ct_state=+est+trk,ip,actions=output:2
-table=1,priority=100,ct_state=+rel+trk,ip,actions=output:2
-table=1,priority=90,ct_state=+new+trk,tcp,in_port=1,tp_dst=80,actions=ct(commit,zone=5),output:2
-table=1,priority=80,ct_state=+inv+trk,ip,actions=drop
-table=1,priority=70,ct_state=+new+trk,ip,in_port=2,actions=drop
-table=2,priority=10,ip,in_port=1,actions=ct(commit,zone=7,nat(src=192.168.1.1-192.168.1.4:5000-6000,persistent,random),exec(set_field:0x1->ct_mark,set_field:0x2/0xff->ct_label)),output:2
-table=2,priority=10,ip,in_port=2,actions=ct(zone=7,nat,table=3)
-table=2,priority=20,ipv6,actions=ct(commit,nat(dst=[2001:db8::1]:80),table=3)
-table=2,priority=30,ipv6,in_port=3,actions=ct(commit,force,nat(src=2001:db8::1-2001:db8::5,hash))
-table=2,priority=40,tcp,actions=ct_clear,output:1
-table=2,priority=50,udp,actions=ct(commit,nat(src=10.0.0.1:5000))
-table=2,priority=60,icmp,actions=ct(commit,exec(set_field:0x5/0xf0f->ct_mark,set_field:0xff00000000000000000000000000ff00/0xff00000000000000ffffffffffffff00->ct_label))
-table=2,priority=70,icmp6,actions=ct(commit,nat(dst=[2001:db8::1]-[2001:db8::ff]:80-90,persistent))
-table=3,ct_state=+trk+est-rpl,ct_zone=7,ct_mark=0x1/0xff,ct_label=0x2,ip,ct_nw_proto=6,ct_nw_src=10.0.0.1,ct_nw_dst=10.0.0.0/8,ct_tp_src=1000,ct_tp_dst=80/0xfff0,actions=output:2
-table=3,ct_state=+trk+snat+dnat-inv,ipv6,ct_ipv6_src=2001:db8::1,ct_ipv6_dst=2001:db8::/32,ct_label=0x1/0x1,actions=output:2
-table=4,ip,actions=ct(commit,nat(src=10.1.1.1)),ct(commit,exec(set_field:0xffffffff->ct_mark))
-table=5,ct_state=new|trk,ip,actions=ct(commit,zone=65535,table=6)
-table=5,ct_mark=0x10,ct_zone=3,actions=output:1
-";
+const FLOWS: &str = include_str!("../ofproto/tests/ct_flows.txt");
 
 /// A private ovsdb-server and a switch daemon on it, bridge `bridge`
 /// (netdev, secure, OpenFlow 1.3), killed and removed on drop. The daemon
