@@ -431,6 +431,7 @@ table=1,priority=1,actions=drop
     assert!(!String::from_utf8_lossy(&out.stdout).contains("accepted"));
 
     let d = ok(&sw.dir, &["dump-flows", &br]);
+    eprintln!("{d}");
     let packets = |needle: &str| -> u64 {
         let l = d
             .lines()
