@@ -19,6 +19,7 @@
 
 pub mod checksum;
 mod conn;
+pub mod format;
 mod key;
 mod mem;
 mod nat;

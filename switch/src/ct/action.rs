@@ -449,7 +449,9 @@ fn fmt_nat(n: &NatSpec) -> String {
     let Some(r) = n.range else {
         return format!("nat({kind})");
     };
-    let ports = r.port_min != 0;
+    // OVS prints ports when the first is non-zero; a range starting at 0
+    // is printed too, so that it parses back.
+    let ports = r.port_min != 0 || r.port_max != 0;
     let addr = |a: IpAddr| match a {
         IpAddr::V6(a) if ports => format!("[{a}]"),
         a => a.to_string(),
@@ -460,7 +462,7 @@ fn fmt_nat(n: &NatSpec) -> String {
     }
     if ports {
         s += &format!(":{}", r.port_min);
-        if r.port_max != 0 && r.port_max != r.port_min {
+        if r.port_max != r.port_min {
             s += &format!("-{}", r.port_max);
         }
     }
