@@ -3,7 +3,9 @@
 //! pcap port replays a UDP datagram, a TCP SYN and a second UDP datagram
 //! through `ct(commit)` flows with `--ct-max-conns 2`, so two connections
 //! are listed (in the text of `ovs-appctl dpctl/dump-conntrack`), the third
-//! commit is refused and counted, and `flush` empties the table.
+//! commit is refused and counted, and `flush` empties the table; a
+//! `ct(commit,nat(src=...))` connection is listed with its translated reply
+//! tuple while the frame leaves translated.
 //!
 //! Busy-polling DPDK: run with `flock /work/heavy.lock` on shared hosts.
 
@@ -14,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pcap_file::pcap::{PcapPacket, PcapWriter};
+use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("vswitch-ct-{tag}-{}", std::process::id()));
@@ -149,7 +151,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(d: &Path, frames: &[Vec<u8>], flows: &[&str], extra: &[&str]) -> Running {
+fn start(d: &Path, frames: &[Vec<u8>], out: &str, flows: &[&str], extra: &[&str]) -> Running {
     let pcap = d.join("in.pcap");
     write_pcap(&pcap, frames);
     let sock = d.join("ctl.sock");
@@ -158,15 +160,16 @@ fn start(d: &Path, frames: &[Vec<u8>], flows: &[&str], extra: &[&str]) -> Runnin
         "run".into(),
         "--eal".into(),
         format!(
-            "-l 0 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vsw-ct-{}",
-            std::process::id()
+            "-l 0 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix {}",
+            // One prefix per run (the tmpdir's name: tag and pid).
+            d.file_name().unwrap().to_string_lossy()
         ),
         "--control".into(),
         sock.display().to_string(),
         "--port".into(),
         format!("net_pcap0,rx_pcap={}", pcap.display()),
         "--port".into(),
-        "net_null1,no-rx=1".into(),
+        out.into(),
         "--stats-interval".into(),
         "0".into(),
         "--flow-cache".into(),
@@ -231,6 +234,7 @@ fn ct_show_flush_limit_on_a_running_switch() {
     let r = start(
         &d,
         &[udp(5000, 53), tcp_syn(40000, 80), udp(5001, 53)],
+        "net_null1,no-rx=1",
         &[
             "priority=100,udp,actions=ct(commit),output:1",
             "priority=100,tcp,actions=ct(commit,zone=5,exec(set_field:7->ct_mark)),output:1",
@@ -325,6 +329,56 @@ fn ct_show_flush_limit_on_a_running_switch() {
     let (ok, _, _) = r.ct(&["show"]);
     assert!(ok, "the switch still answers");
     drop(r);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
+    let mut r = PcapReader::new(File::open(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    while let Some(p) = r.next_packet() {
+        out.push(p.unwrap().data.into_owned());
+    }
+    out
+}
+
+/// A source-NAT connection is listed with its translated reply tuple, and
+/// the frame left translated with checksums that add up.
+#[test]
+fn ct_show_lists_a_snat_connection_translated() {
+    let d = tmpdir("snat");
+    let out_pcap = d.join("out.pcap");
+    let r = start(
+        &d,
+        &[udp(5000, 53)],
+        &format!("net_pcap1,tx_pcap={}", out_pcap.display()),
+        &[
+            "priority=100,udp,actions=ct(commit,zone=3,nat(src=192.168.0.9)),output:1",
+            "priority=0,actions=drop",
+        ],
+        &[],
+    );
+    wait_until("the frame", || {
+        r.stats()["total"]["counters"]["rx_packets"] == 1
+    });
+    let (ok, out, err) = r.ct(&["show", "--zone", "3"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        "udp,orig=(src=10.0.0.1,dst=10.0.0.2,sport=5000,dport=53),\
+         reply=(src=10.0.0.2,dst=192.168.0.9,sport=53,dport=5000),zone=3"
+    );
+    drop(r); // closes the ports: the capture is complete
+    let sent = read_pcap(&out_pcap);
+    assert_eq!(sent.len(), 1);
+    let f = &sent[0];
+    assert_eq!(f[26..30], [192, 168, 0, 9], "source translated");
+    assert_eq!(checksum(&f[14..34]), 0, "IPv4 header checksum");
+    let mut pseudo = f[26..34].to_vec();
+    pseudo.extend_from_slice(&[0, 17]);
+    pseudo.extend_from_slice(&((f.len() - 34) as u16).to_be_bytes());
+    pseudo.extend_from_slice(&f[34..]);
+    assert_eq!(checksum(&pseudo), 0, "UDP checksum");
+    assert_eq!(f[34..40], udp(5000, 53)[34..40], "ports and length kept");
     let _ = std::fs::remove_dir_all(&d);
 }
 
