@@ -34,7 +34,7 @@ fn switch() -> &'static Arc<Switch> {
             "table=1,ct_state=+trk+est,actions=output:0,output:1",
             "table=1,ct_state=+trk+rel,actions=output:2",
             "table=1,ct_state=+trk+inv,actions=drop",
-            "table=2,ct_state=+trk+new,ct_ipv6_src=fd00::/8,actions=ct(commit,force),output:1",
+            "table=2,ct_state=+trk+new,ct_ipv6_src=fd00::/8,ipv6,actions=ct(commit,force),output:1",
             "table=2,ct_state=+trk,ipv6,actions=ct(table=3,zone=2)",
             "table=3,ct_state=-trk,actions=output:2",
             "table=3,ct_state=+trk,ct_zone=2,actions=mod_dl_src:02:00:00:00:00:02,output:0",
