@@ -19,6 +19,7 @@
 
 pub mod checksum;
 mod conn;
+pub mod format;
 mod key;
 mod mem;
 mod nat;
@@ -78,6 +79,12 @@ pub mod state {
 /// `ct_tp_dst` of an ICMP connection are its type and code:
 /// [`Tuple::ct_tp_src`], [`Tuple::ct_tp_dst`]. Other protocols than
 /// TCP/UDP/ICMP have zero ports.
+///
+/// This is the convention of [`packet::Parsed::tuple`], [`rewrite::rewrite`]
+/// and [`mod@format`] (`vswitch ct show`: `id=`, `type=`, `code=`).
+/// [`CtMeta::orig`] instead carries the match values themselves
+/// (`ct_tp_src`/`ct_tp_dst`: for ICMP, type and code in `src_port` and
+/// `dst_port`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tuple {
     /// Source address.

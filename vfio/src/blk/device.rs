@@ -546,18 +546,20 @@ impl BlkDevice {
     }
 
     fn take_new(&mut self, qi: usize) -> usize {
-        let max_inflight = self.max_inflight;
         let q = &mut self.queues[qi];
         if q.ring.is_none() || q.broken.is_some() {
             return 0;
         }
+        // Room in the backend, asked once per batch (a virtual call) and
+        // counted down per request submitted. An estimate either way: a
+        // backend that took more than one slot per request refuses with
+        // `Busy` (the chain goes back to the ring), one that completed some
+        // meanwhile gets them at the next step.
+        let mut room = self.max_inflight.saturating_sub(self.backend.inflight());
         let mut taken = 0;
         // One clock read per batch, at its first backend request.
         let (track, mut stamp) = (self.latency.is_some(), 0u64);
-        while taken < BATCH {
-            if self.backend.inflight() >= max_inflight {
-                break;
-            }
+        while taken < BATCH && room > 0 {
             let q = &mut self.queues[qi];
             let ring = q.ring.as_mut().expect("checked above");
             let from_resubmit = q.resubmit_pos < q.resubmit.len();
@@ -676,6 +678,7 @@ impl BlkDevice {
                     slot.op = op;
                     slot.len = len;
                     q.inflight += 1;
+                    room -= 1;
                 }
             }
         }
