@@ -46,9 +46,11 @@ fn frame(proto: u8, mut l4: Vec<u8>) -> Vec<u8> {
     pseudo.extend_from_slice(&[0, proto]);
     pseudo.extend_from_slice(&(l4.len() as u16).to_be_bytes());
     pseudo.extend_from_slice(&l4);
-    let c = checksum(&pseudo);
-    let at = if proto == 6 { 16 } else { 6 };
-    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    if proto != 1 {
+        let c = checksum(&pseudo);
+        let at = if proto == 6 { 16 } else { 6 };
+        l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    }
     let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00];
     let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, proto, 0, 0];
     ip[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
@@ -79,6 +81,16 @@ fn tcp_syn(sport: u16, dport: u16) -> Vec<u8> {
     t[13] = 0x02; // SYN
     t[14..16].copy_from_slice(&64240u16.to_be_bytes());
     frame(6, t)
+}
+
+fn icmp_echo(id: u16) -> Vec<u8> {
+    let mut m = vec![8, 0, 0, 0];
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&[0, 1]);
+    m.extend_from_slice(b"ping");
+    let c = checksum(&m);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    frame(1, m)
 }
 
 fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
@@ -349,17 +361,26 @@ fn ct_show_lists_a_snat_connection_translated() {
     let out_pcap = d.join("out.pcap");
     let r = start(
         &d,
-        &[udp(5000, 53)],
+        &[udp(5000, 53), icmp_echo(0x1234)],
         &format!("net_pcap1,tx_pcap={}", out_pcap.display()),
         &[
             "priority=100,udp,actions=ct(commit,zone=3,nat(src=192.168.0.9)),output:1",
+            "priority=100,icmp,actions=ct(commit),output:1",
             "priority=0,actions=drop",
         ],
         &[],
     );
-    wait_until("the frame", || {
-        r.stats()["total"]["counters"]["rx_packets"] == 1
+    wait_until("the frames", || {
+        r.stats()["total"]["counters"]["rx_packets"] == 2
     });
+    // ICMP echo: identifier, type and code, the reply direction with the
+    // reply type (as OVS's dump).
+    let (_, out, _) = r.ct(&["show", "--zone", "0"]);
+    assert_eq!(
+        out.trim(),
+        "icmp,orig=(src=10.0.0.1,dst=10.0.0.2,id=4660,type=8,code=0),\
+         reply=(src=10.0.0.2,dst=10.0.0.1,id=4660,type=0,code=0)"
+    );
     let (ok, out, err) = r.ct(&["show", "--zone", "3"]);
     assert!(ok, "{err}");
     assert_eq!(
@@ -369,8 +390,8 @@ fn ct_show_lists_a_snat_connection_translated() {
     );
     drop(r); // closes the ports: the capture is complete
     let sent = read_pcap(&out_pcap);
-    assert_eq!(sent.len(), 1);
-    let f = &sent[0];
+    assert_eq!(sent.len(), 2);
+    let f = sent.iter().find(|f| f[23] == 17).expect("the UDP frame");
     assert_eq!(f[26..30], [192, 168, 0, 9], "source translated");
     assert_eq!(checksum(&f[14..34]), 0, "IPv4 header checksum");
     let mut pseudo = f[26..34].to_vec();

@@ -225,10 +225,11 @@ impl Key {
         }
     }
 
-    /// The public tuple (ICMP: `src_port` = identifier, `dst_port` = 0).
+    /// The public tuple (ICMP: `src_port` = identifier, `dst_port` =
+    /// `type << 8 | code`, as [`Tuple`] says: `vswitch ct show` prints them).
     pub(crate) fn tuple(&self) -> Tuple {
         let (sp, dp) = if self.is_icmp() {
-            (self.sport(), 0)
+            (self.sport(), self.dport() << 8)
         } else {
             (self.sport(), self.dport())
         };

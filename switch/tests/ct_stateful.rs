@@ -85,6 +85,23 @@ fn stateful_firewall_refuses_the_other_side_and_invalid_segments() {
     assert_ne!(send_ct(&mut dp, 1, &far, 7).0, ports(&[2]));
 }
 
+/// Workers share the tracker: a connection opened through one worker is
+/// established for the replies another worker switches.
+#[test]
+fn workers_share_connections() {
+    let rules = [
+        "priority=100,ip,ct_state=-trk,actions=ct(table=1)",
+        "table=1,ct_state=+trk+new,tcp,in_port=1,actions=ct(commit),output:2",
+        "table=1,ct_state=+trk+est,in_port=2,actions=output:1",
+    ];
+    let sw = ct_switch_workers(&rules, 2);
+    let (mut a, mut b) = (sw.datapath(0), sw.datapath(1));
+    let syn = tcp(CLIENT, SERVER, 40000, 80, SYN, 1000, 0, b"");
+    assert_eq!(send_ct(&mut a, 1, &syn, 0).0, ports(&[2]));
+    let synack = tcp(SERVER, CLIENT, 80, 40000, SYN | ACK, 5000, 1001, b"");
+    assert_eq!(send_ct(&mut b, 2, &synack, 1).0, ports(&[1]));
+}
+
 /// `exec(set_field:...->ct_mark)` on commit; later packets of the
 /// connection recirculate with the mark and match it.
 #[test]

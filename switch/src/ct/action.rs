@@ -22,11 +22,11 @@ use conntrack::{CtSpec, NatKind, NatRange, NatSpec};
 use crate::action::{parse_uint, split_top, MAX_TABLE};
 
 /// `NatSpec::flags` bit: `persistent` (OVS's `NX_NAT_F_PERSISTENT`).
-pub const NAT_PERSISTENT: u8 = 1 << 2;
+pub const NAT_PERSISTENT: u8 = conntrack::nat_flags::PERSISTENT;
 /// `NatSpec::flags` bit: `hash` (OVS's `NX_NAT_F_PROTO_HASH`).
-pub const NAT_HASH: u8 = 1 << 3;
+pub const NAT_HASH: u8 = conntrack::nat_flags::PROTO_HASH;
 /// `NatSpec::flags` bit: `random` (OVS's `NX_NAT_F_PROTO_RANDOM`).
-pub const NAT_RANDOM: u8 = 1 << 4;
+pub const NAT_RANDOM: u8 = conntrack::nat_flags::PROTO_RANDOM;
 
 /// Distinct `ct` actions a process can hold (interned, never freed: the
 /// specs a flow table names are few; a controller inventing more gets an
