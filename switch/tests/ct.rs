@@ -242,3 +242,22 @@ fn rule_changes_reach_cached_recirculations() {
     );
     assert_eq!(send_ct(&mut dp, 1, &stray, 5).0, ports(&[3]));
 }
+
+/// The frozen state carries the action set (OVS's `frozen_state`): the
+/// recirculated pass ends by running it; the original, continuing after
+/// the `ct` on a copy, runs it too (`xlate_actions` runs the action set
+/// whenever the translation is not frozen, and a ct fork is not).
+#[test]
+fn action_set_survives_recirculation() {
+    let sw = ct_switch(&[
+        "ip,ct_state=-trk,actions=write_actions(output:3),goto_table:1",
+        "table=1,ip,actions=ct(table=2)",
+        "table=2,ct_state=+trk,actions=output:2",
+    ]);
+    let mut dp = sw.datapath(0);
+    let stray = tcp(CLIENT, SERVER, 40000, 80, SYN | ACK, 1000, 2000, b"");
+    let (v, bytes, copies) = send_ct(&mut dp, 1, &stray, 0);
+    assert_eq!(v, ports(&[2, 3]));
+    assert_eq!(bytes, stray);
+    assert_eq!(copies, vec![(1 << 3, stray.clone())]);
+}
