@@ -223,6 +223,34 @@ struct Args {
     rows: Vec<String>,
 }
 
+/// IOPS per back-end core, p99 and p50 (ns) of one run.
+fn run_stats(r: &Result) -> [f64; 3] {
+    [
+        r.ops as f64 / r.backend_cpu.max(1e-9),
+        r.hist.value_at_quantile(0.99) as f64,
+        r.hist.value_at_quantile(0.5) as f64,
+    ]
+}
+
+/// Medians over the repeats where both ran of ours/peer: IOPS per core,
+/// p99, p50; and the number of pairs. `None` without a pair.
+fn pair_medians(ours: &[Option<[f64; 3]>], peer: &[Option<[f64; 3]>]) -> Option<[f64; 4]> {
+    let pairs: Vec<([f64; 3], [f64; 3])> = ours
+        .iter()
+        .zip(peer)
+        .filter_map(|(a, b)| Some(((*a)?, (*b)?)))
+        .collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    let median = |i: usize| {
+        let mut v: Vec<f64> = pairs.iter().map(|(a, b)| a[i] / b[i].max(1e-9)).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Some([median(0), median(1), median(2), pairs.len() as f64])
+}
+
 /// Parses `--rows` entries (`QD:QUEUES`).
 fn parse_rows(rows: &[String]) -> std::result::Result<Vec<(usize, u16)>, String> {
     rows.iter()
@@ -430,9 +458,14 @@ fn main() {
         println!("spdk: skipped (no --spdk PATH_TO_VHOST_APP; build one with perf/spdk/build.sh SPDK_TREE)");
     }
     for &(qd, queues) in &table {
-        for &which in &targets {
-            let mut best: Option<std::result::Result<Result, String>> = None;
-            for _ in 0..repeat {
+        // The targets take turns within each repeat, so that pairs of runs
+        // close in time see the same host (its load and, on this VM, a
+        // cross-core latency that changes from run to run).
+        let mut best: Vec<Option<std::result::Result<Result, String>>> =
+            targets.iter().map(|_| None).collect();
+        let mut per_run: Vec<Vec<Option<[f64; 3]>>> = targets.iter().map(|_| Vec::new()).collect();
+        for _ in 0..repeat {
+            for (ti, &which) in targets.iter().enumerate() {
                 let r = match which {
                     "vswitch" => ours(&dir, qd, queues, secs, hz),
                     "qsd" => qsd(&dir, qd, queues, secs, hz),
@@ -445,18 +478,20 @@ fn main() {
                         hz,
                     ),
                 };
-                let better = match (&best, &r) {
+                per_run[ti].push(r.as_ref().ok().map(run_stats));
+                let better = match (&best[ti], &r) {
                     (None, _) => true,
                     (Some(Err(_)), Ok(_)) => true,
                     (Some(Ok(b)), Ok(n)) => n.ops as f64 / n.wall > b.ops as f64 / b.wall,
                     _ => false,
                 };
                 if better {
-                    best = Some(r);
+                    best[ti] = Some(r);
                 }
             }
-            let r = best.expect("at least one run");
-            match r {
+        }
+        for (ti, r) in best.into_iter().enumerate() {
+            match r.expect("at least one run") {
                 Ok(r) => {
                     let iops = r.ops as f64 / r.wall;
                     let per_core = r.ops as f64 / r.backend_cpu.max(1e-9);
@@ -468,7 +503,17 @@ fn main() {
                     );
                     rows.push(r);
                 }
-                Err(e) => println!("{which:<8} {qd:>4} {queues:>3} failed: {e}"),
+                Err(e) => println!("{:<8} {qd:>4} {queues:>3} failed: {e}", targets[ti]),
+            }
+        }
+        if let Some(v) = targets.iter().position(|t| *t == "vswitch") {
+            for (ti, peer) in targets.iter().enumerate().filter(|(ti, _)| *ti != v) {
+                if let Some(m) = pair_medians(&per_run[v], &per_run[ti]) {
+                    println!(
+                        "  pairs (median of {}): vswitch/{peer} IOPS per core {:.2}x, p99 {:.2}x, p50 {:.2}x",
+                        m[3] as usize, m[0], m[1], m[2]
+                    );
+                }
             }
         }
     }
