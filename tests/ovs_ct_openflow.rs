@@ -54,7 +54,7 @@ impl Ovs {
             Daemon::DummyOvs => "dummy",
             Daemon::Vswitch => "vsw",
         };
-        let dir = std::env::temp_dir().join(format!("vsw-ctof-{tag}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("vsw-ctofd-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut o = Ovs {
@@ -95,7 +95,7 @@ impl Ovs {
                     .args(["run", "--eal"])
                     .arg(format!(
                         "-l 0-1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry \
-                         --log-level=*:warning --file-prefix vsw-ctof-{}",
+                         --log-level=*:warning --file-prefix vsw-ctofd-{}",
                         std::process::id()
                     ))
                     .args(["--ovsdb", &format!("unix:{}", p("db.sock"))])
@@ -236,8 +236,16 @@ fn error_code(stderr: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// One switch at a time (each busy-polls a core of this 2-core machine).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn ct_flows_round_trip_as_with_ovs() {
+    let _one = serial();
     for tool in ["ovs-ofctl", "ovs-vsctl", "ovsdb-server", "ovs-vswitchd"] {
         assert!(
             Command::new(tool).arg("--version").output().is_ok(),
@@ -356,6 +364,7 @@ fn ct_flows_round_trip_as_with_ovs() {
 /// dropped. The flows' counters show which flow did what.
 #[test]
 fn an_openflow_ct_firewall_passes_tcp_one_way() {
+    let _one = serial();
     let id = std::process::id() % 100000;
     let br = format!("ctof{id}");
     let sw = Ovs::start(Daemon::Vswitch, &br);
