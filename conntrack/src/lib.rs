@@ -401,20 +401,23 @@ impl Conntrack {
 
         match found {
             Some(mut h) => {
-                let c = &mut h.g.conns[h.slot as usize];
+                let slot = h.slot;
                 if spec.commit {
                     if let Some((v, m)) = spec.set_mark {
+                        let c = &mut h.g.conns[slot as usize];
                         c.mark = (c.mark & !m) | (v & m);
                     }
                     if let Some((v, m)) = spec.set_label {
-                        c.label = (c.label & !m) | (v & m);
+                        let l = h.g.label(slot);
+                        h.g.set_label(slot, (l & !m) | (v & m));
                     }
                 }
+                let c = &h.g.conns[slot as usize];
                 *meta = CtMeta {
                     state: st | state::TRK,
                     zone,
                     mark: c.mark,
-                    label: c.label,
+                    label: h.g.label(slot),
                     orig: Some(c.keys[0].meta_tuple()),
                 };
             }
@@ -617,7 +620,7 @@ impl Conntrack {
     /// left out).
     pub fn dump(&self, zone: Option<u16>, now_ms: u64) -> Vec<ConnInfo> {
         let mut out = Vec::new();
-        self.table.for_each(zone, |c| {
+        self.table.for_each(zone, |c, label| {
             if c.expires > now_ms {
                 out.push(ConnInfo {
                     zone: c.keys[0].zone(),
@@ -625,7 +628,7 @@ impl Conntrack {
                     reply: c.keys[1].tuple(),
                     state: c.state_name(),
                     mark: c.mark,
-                    label: c.label,
+                    label,
                     expires_in_ms: c.expires - now_ms,
                 });
             }

@@ -58,6 +58,8 @@ pub(crate) struct ShardData {
     mask: usize,
     /// The connection slab.
     pub conns: Box<[Conn]>,
+    /// Labels of the slab's connections (read when `Conn::has_label`).
+    labels: Box<[u128]>,
     used: u32,
     free: Vec<u32>,
     foreign: Box<[Foreign]>,
@@ -127,6 +129,7 @@ impl ShardData {
             idx: vec![0u64; idx_cap].into_boxed_slice(),
             mask: idx_cap - 1,
             conns: zeroed_slice(cap as usize),
+            labels: vec![0u128; cap as usize].into_boxed_slice(),
             used: 0,
             free: Vec::with_capacity(cap as usize),
             foreign: zeroed_slice(cap as usize),
@@ -189,6 +192,22 @@ impl ShardData {
             }
             i = (i + 1) & self.mask;
         }
+    }
+
+    /// The label of connection `slot`.
+    #[inline]
+    pub(crate) fn label(&self, slot: u32) -> u128 {
+        if self.conns[slot as usize].has_label == 0 {
+            0
+        } else {
+            self.labels[slot as usize]
+        }
+    }
+
+    /// Set the label of connection `slot`.
+    pub(crate) fn set_label(&mut self, slot: u32, v: u128) {
+        self.labels[slot as usize] = v;
+        self.conns[slot as usize].has_label = u8::from(v != 0);
     }
 
     fn insert_entry(&mut self, h: u64, r: u32) {
@@ -539,12 +558,12 @@ impl Table {
 
     /// Call `f` on every live connection (of `zone`, if given), shard by
     /// shard under each shard's lock.
-    pub(crate) fn for_each(&self, zone: Option<u16>, mut f: impl FnMut(&Conn)) {
+    pub(crate) fn for_each(&self, zone: Option<u16>, mut f: impl FnMut(&Conn, u128)) {
         for si in 0..NSHARDS {
             let g = self.lock(si);
-            for c in &g.conns[..g.used as usize] {
+            for (slot, c) in g.conns[..g.used as usize].iter().enumerate() {
                 if c.alive == 1 && in_zone(zone, c) {
-                    f(c);
+                    f(c, g.label(slot as u32));
                 }
             }
         }
