@@ -176,7 +176,7 @@ struct Hit<'a> {
 /// Foreign records to remove once no shard lock is held.
 #[derive(Default)]
 struct Pending {
-    refs: [Option<ForeignRef>; 3],
+    refs: [Option<ForeignRef>; 6],
 }
 
 impl Pending {
