@@ -134,6 +134,18 @@ impl Key {
         }
     }
 
+    /// The key of a tuple as `packet::parse` gives it (ICMP queries:
+    /// identifier in `src_port`, `type << 8 | code` in `dst_port`).
+    #[inline]
+    pub(crate) fn from_tuple(t: &Tuple, zone: u16) -> Key {
+        let dport = if is_icmp(t.proto) {
+            t.dst_port >> 8
+        } else {
+            t.dst_port
+        };
+        Key::new(t.src, t.dst, t.src_port, dport, t.proto, zone)
+    }
+
     /// Source address.
     #[inline]
     pub(crate) fn src(&self) -> IpAddr {
@@ -238,10 +250,12 @@ impl Key {
         }
     }
 
-    /// The public tuple (ICMP: `src_port` = identifier, `dst_port` = 0).
+    /// The tuple in `packet`'s convention (ICMP queries: identifier in
+    /// `src_port`, `type << 8` in `dst_port`: queries have code 0).
+    #[inline]
     pub(crate) fn tuple(&self) -> Tuple {
         let (sp, dp) = if self.is_icmp() {
-            (self.sport(), 0)
+            (self.sport(), self.dport() << 8)
         } else {
             (self.sport(), self.dport())
         };

@@ -17,6 +17,7 @@
 //! A [`Conntrack`] is shared by every forwarding lcore (`Sync`); it never
 //! takes a global lock on the fast path and allocates nothing per packet.
 
+pub mod checksum;
 mod conn;
 mod key;
 mod mem;
@@ -27,13 +28,15 @@ pub mod spec;
 mod table;
 mod tcp;
 mod timeout;
+#[cfg(test)]
+mod vectors;
 mod view;
 mod zone;
 
 pub use spec::{nat_flags, CtSpec, NatKind, NatRange, NatSpec};
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use conn::Conn;
 use key::Key;
@@ -61,10 +64,20 @@ pub mod state {
     pub const DNAT: u8 = 0x80;
 }
 
-/// A connection's original-direction tuple (`ct_nw_src`, `ct_nw_dst`,
-/// `ct_nw_proto`, `ct_tp_src`, `ct_tp_dst`). For ICMP echo, `src_port` is
-/// the identifier and `dst_port` is 0 (as OVS's `ct_tp_*` for ICMP carry
-/// type and code: see `packet.rs`).
+/// A connection tuple as a packet carries it (the original direction's is
+/// `ct_nw_src`, `ct_nw_dst`, `ct_nw_proto`, `ct_tp_src`, `ct_tp_dst`).
+///
+/// ICMP/ICMPv6 queries (echo, timestamp, information) follow OVS's
+/// connection key (`lib/conntrack.c`, `extract_l4_icmp`): a query is keyed
+/// by its identifier *and* its type, the reply direction holding the reply
+/// type. Here `src_port` is the identifier (in both directions: NAT
+/// rewrites it as a port) and `dst_port` is `type << 8 | code`;
+/// [`Tuple::reverse`] keeps the identifier and turns a request type into
+/// its reply type and back. So an echo request A→B id 7 is
+/// `(A, B, 7, 8 << 8)`, its reply `(B, A, 7, 0)`. OVS's `ct_tp_src` and
+/// `ct_tp_dst` of an ICMP connection are its type and code:
+/// [`Tuple::ct_tp_src`], [`Tuple::ct_tp_dst`]. Other protocols than
+/// TCP/UDP/ICMP have zero ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tuple {
     /// Source address.
@@ -77,6 +90,79 @@ pub struct Tuple {
     pub dst_port: u16,
     /// IP protocol number.
     pub proto: u8,
+}
+
+impl Tuple {
+    /// The reply direction's tuple: addresses and ports swapped; for an
+    /// ICMP/ICMPv6 query the identifier kept and the type turned into its
+    /// reply (OVS `reverse_icmp_type`, `reverse_icmp6_type`).
+    pub fn reverse(&self) -> Tuple {
+        if self.is_icmp() {
+            let (ty, code) = ((self.dst_port >> 8) as u8, self.dst_port as u8);
+            return Tuple {
+                src: self.dst,
+                dst: self.src,
+                src_port: self.src_port,
+                dst_port: Tuple::icmp_type_code(reverse_icmp_type(ty), code),
+                proto: self.proto,
+            };
+        }
+        Tuple {
+            src: self.dst,
+            dst: self.src,
+            src_port: self.dst_port,
+            dst_port: self.src_port,
+            proto: self.proto,
+        }
+    }
+
+    /// True for ICMP over IPv4 or ICMPv6 over IPv6.
+    pub fn is_icmp(&self) -> bool {
+        matches!(
+            (self.proto, self.src),
+            (packet::proto::ICMP, IpAddr::V4(_)) | (packet::proto::ICMPV6, IpAddr::V6(_))
+        )
+    }
+
+    /// The `dst_port` of an ICMP query tuple: `type << 8 | code`.
+    pub fn icmp_type_code(icmp_type: u8, code: u8) -> u16 {
+        u16::from(icmp_type) << 8 | u16::from(code)
+    }
+
+    /// OVS's `ct_tp_src` of a connection with this original tuple: the
+    /// source port, or for ICMP the type.
+    pub fn ct_tp_src(&self) -> u16 {
+        if self.is_icmp() {
+            self.dst_port >> 8
+        } else {
+            self.src_port
+        }
+    }
+
+    /// OVS's `ct_tp_dst`: the destination port, or for ICMP the code.
+    pub fn ct_tp_dst(&self) -> u16 {
+        if self.is_icmp() {
+            self.dst_port & 0xff
+        } else {
+            self.dst_port
+        }
+    }
+}
+
+/// The reply type of an ICMP/ICMPv6 query type (other types unchanged).
+fn reverse_icmp_type(ty: u8) -> u8 {
+    use packet::icmp;
+    match ty {
+        icmp::ECHO_REQUEST => icmp::ECHO_REPLY,
+        icmp::ECHO_REPLY => icmp::ECHO_REQUEST,
+        icmp::TIMESTAMP => icmp::TIMESTAMP_REPLY,
+        icmp::TIMESTAMP_REPLY => icmp::TIMESTAMP,
+        icmp::INFO_REQUEST => icmp::INFO_REPLY,
+        icmp::INFO_REPLY => icmp::INFO_REQUEST,
+        icmp::V6_ECHO_REQUEST => icmp::V6_ECHO_REPLY,
+        icmp::V6_ECHO_REPLY => icmp::V6_ECHO_REQUEST,
+        other => other,
+    }
 }
 
 /// The conntrack fields a frame carries after a `ct` action, matched by
@@ -92,7 +178,12 @@ pub struct CtMeta {
     pub mark: u32,
     /// The connection's label.
     pub label: u128,
-    /// The connection's original-direction tuple (None: no connection).
+    /// The original-direction tuple as the `ct_nw_*`/`ct_tp_*` fields
+    /// carry it (OVS's `ct_orig_tuple`): of the connection, or of the
+    /// packet when no connection was found or created; None for frames
+    /// the tracker could not parse. Unlike [`Tuple`]'s wire convention,
+    /// for ICMP `src_port` is the type and `dst_port` the code (what
+    /// `ct_tp_src`/`ct_tp_dst` match).
     pub orig: Option<Tuple>,
 }
 
@@ -120,7 +211,7 @@ impl Default for Config {
 pub struct ConnInfo {
     /// Zone.
     pub zone: u16,
-    /// Original direction.
+    /// Original direction ([`Tuple`]'s wire convention).
     pub orig: Tuple,
     /// Reply direction (after NAT: the translated tuple, reversed).
     pub reply: Tuple,
@@ -163,6 +254,7 @@ pub struct Conntrack {
     invalid: AtomicU64,
     limit_drops: AtomicU64,
     rnd: AtomicU64,
+    verify_checksums: AtomicBool,
 }
 
 /// A located connection, its home shard locked.
@@ -211,6 +303,7 @@ impl Conntrack {
             invalid: AtomicU64::new(0),
             limit_drops: AtomicU64::new(0),
             rnd: AtomicU64::new(rnd),
+            verify_checksums: AtomicBool::new(false),
         }
     }
 
@@ -243,7 +336,7 @@ impl Conntrack {
         let zone = spec.zone;
         let prior = if meta.zone == zone { meta.state } else { 0 };
         let pkt = match view::parse(frame, l3) {
-            Some(p) if !p.frag => p,
+            Some(p) if !p.frag && self.checksums_ok(frame, &p) => p,
             _ => {
                 // OVS-DPDK with ipf disabled (its default) tracks IP
                 // fragments as invalid; unparsable packets likewise.
@@ -256,21 +349,10 @@ impl Conntrack {
                 return;
             }
         };
-        let key = Key::new(pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.proto, zone);
+        let key = pkt.key(zone);
         let mut pending = Pending::default();
-        let done = (0..3).any(|_| {
-            self.track(
-                frame,
-                l3,
-                &pkt,
-                key,
-                spec,
-                prior,
-                meta,
-                now_ms,
-                &mut pending,
-            )
-        });
+        let done =
+            (0..3).any(|_| self.track(frame, &pkt, key, spec, prior, meta, now_ms, &mut pending));
         if !done {
             // Lost the commit race three times: report it new, untracked.
             *meta = CtMeta {
@@ -285,6 +367,26 @@ impl Conntrack {
         }
     }
 
+    /// With [`Conntrack::set_verify_checksums`]: whether the IPv4 header
+    /// and L4 checksums verify.
+    #[inline]
+    fn checksums_ok(&self, frame: &[u8], p: &view::Pkt) -> bool {
+        if !self.verify_checksums.load(Ordering::Relaxed) {
+            return true;
+        }
+        let c = checksum::verify(frame, &p.p);
+        c.ip != Some(false) && c.l4 != Some(false)
+    }
+
+    /// Check the IPv4 header and L4 checksums of every tracked frame, as
+    /// OVS does for frames whose checksums no NIC validated (`check_l4_*`
+    /// in `lib/conntrack.c`): a bad one makes the frame `+inv`. Off by
+    /// default: frames from vhost-user guests and veths with checksum
+    /// offload carry partial checksums the switch cannot tell apart here.
+    pub fn set_verify_checksums(&self, on: bool) {
+        self.verify_checksums.store(on, Ordering::Relaxed);
+    }
+
     /// One attempt of `execute`; false if it lost a commit race and must
     /// run again.
     #[allow(clippy::too_many_arguments)]
@@ -292,7 +394,6 @@ impl Conntrack {
     fn track(
         &self,
         frame: &mut [u8],
-        l3: usize,
         pkt: &view::Pkt,
         mut key: Key,
         spec: &CtSpec,
@@ -365,7 +466,7 @@ impl Conntrack {
                 }
                 if let (Some(h), Some(_)) = (&mut found, &spec.nat) {
                     if !natted {
-                        st |= self.nat_frame(frame, l3, pkt, &h.g.conns[h.slot as usize], h.reply);
+                        st |= self.nat_frame(frame, pkt, &h.g.conns[h.slot as usize], h.reply);
                     }
                 }
             }
@@ -385,7 +486,7 @@ impl Conntrack {
             } else {
                 st = state::NEW;
                 if spec.commit {
-                    match self.commit(frame, l3, pkt, key, spec, now, pending) {
+                    match self.commit(frame, pkt, key, spec, now, pending) {
                         Commit::Done(h) => {
                             st |= self.nat_bits(&h.g.conns[h.slot as usize], false);
                             found = Some(h);
@@ -485,7 +586,6 @@ impl Conntrack {
     fn commit<'a>(
         &'a self,
         frame: &mut [u8],
-        l3: usize,
         pkt: &view::Pkt,
         key: Key,
         spec: &CtSpec,
@@ -569,7 +669,7 @@ impl Conntrack {
         self.table.publish(&mut g, slot, h0, h1);
         let c = g.conns[slot as usize];
         if c.nat != 0 {
-            self.nat_frame(frame, l3, pkt, &c, false);
+            self.nat_frame(frame, pkt, &c, false);
         }
         Commit::Done(Hit {
             g,
@@ -592,7 +692,7 @@ impl Conntrack {
     /// Translate the frame as connection `c` says for this direction;
     /// returns the state bits.
     #[inline]
-    fn nat_frame(&self, frame: &mut [u8], l3: usize, pkt: &view::Pkt, c: &Conn, reply: bool) -> u8 {
+    fn nat_frame(&self, frame: &mut [u8], pkt: &view::Pkt, c: &Conn, reply: bool) -> u8 {
         let bits = self.nat_bits(c, reply);
         if bits == 0 {
             return 0;
@@ -600,12 +700,7 @@ impl Conntrack {
         // Packets of this direction leave with the reverse of the other
         // direction's key.
         let target = c.keys[usize::from(!reply)].reverse();
-        let side = if bits == state::SNAT {
-            view::Side::Src
-        } else {
-            view::Side::Dst
-        };
-        view::nat(frame, l3, pkt, side, &target);
+        view::nat(frame, pkt, &target);
         bits
     }
 
