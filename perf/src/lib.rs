@@ -15,4 +15,5 @@ pub mod ovs;
 pub mod proc;
 pub mod report;
 pub mod rules;
+pub mod tunnel;
 pub mod vhost_driver;
