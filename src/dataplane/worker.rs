@@ -597,7 +597,6 @@ impl Worker {
         for (port, idx) in groups.iter() {
             if tunnel_ports & (1 << port) != 0 {
                 if let Some(ep) = ep {
-                    let sets = self.dp.tunnel_sets().copied();
                     let mut tally = TxTally::default();
                     for &i in idx {
                         let i = i as usize;
@@ -610,7 +609,9 @@ impl Worker {
                             slots[i].as_ref().and_then(copy_mbuf)
                         };
                         let Some(m) = m else { continue };
-                        let set = sets.map_or(TunnelSet::default(), |s| s[i]);
+                        // One entry read per frame (copying the burst's
+                        // array cost a 512-byte memcpy and a stall).
+                        let set = self.dp.tunnel_sets().map_or(TunnelSet::default(), |s| s[i]);
                         let rx = tunnel.and_then(|t| t.get(i));
                         sent += self.encap_one(ep, port, m, set, rx, out, &mut tally, now);
                     }
