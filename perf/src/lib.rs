@@ -15,5 +15,6 @@ pub mod ovs;
 pub mod proc;
 pub mod report;
 pub mod rules;
+pub mod tcp_frames;
 pub mod tunnel;
 pub mod vhost_driver;
