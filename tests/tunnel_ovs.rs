@@ -264,7 +264,10 @@ impl Ovs {
             .arg(format!("--unixctl={}", ovs.path("vswitchd.ctl")))
             .arg(format!("--pidfile={}", ovs.path("ovs-vswitchd.pid")))
             .arg(format!("--log-file={}", ovs.path("ovs-vswitchd.log")));
-        ovs.vswitchd = Some(d.spawn().expect("ovs-vswitchd-dpdk (openvswitch-switch-dpdk)"));
+        ovs.vswitchd = Some(
+            d.spawn()
+                .expect("ovs-vswitchd-dpdk (openvswitch-switch-dpdk)"),
+        );
         ovs.wait_for("vswitchd.ctl");
         ovs
     }
@@ -339,7 +342,10 @@ impl Vswitch {
                 }
                 panic!("vswitch exited ({st}): {err}");
             }
-            assert!(t.elapsed() < Duration::from_secs(30), "vswitch did not come up");
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "vswitch did not come up"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         v
@@ -415,7 +421,9 @@ fn raw_frame_crosses(from_ns: &str, to_ns: &str, frame: &[u8], marker: &str) {
 }
 
 fn mac_of(ns: &str, dev: &str) -> [u8; 6] {
-    let s = must(&format!("ip netns exec {ns} cat /sys/class/net/{dev}/address"));
+    let s = must(&format!(
+        "ip netns exec {ns} cat /sys/class/net/{dev}/address"
+    ));
     let v: Vec<u8> = s
         .split(':')
         .map(|x| u8::from_str_radix(x, 16).unwrap())
@@ -462,9 +470,15 @@ fn interop(kind: &str) {
     }
     // A behind vswitch; the underlay veth between vswitch and OVS's ns;
     // C behind OVS (its veth's other end c0 in OVS's ns).
-    must(&format!("ip link add {ha} type veth peer name eth0 netns {na}"));
-    must(&format!("ip link add {hu} type veth peer name ul0 netns {no}"));
-    must(&format!("ip -n {nc} link add eth0 type veth peer name c0 netns {no}"));
+    must(&format!(
+        "ip link add {ha} type veth peer name eth0 netns {na}"
+    ));
+    must(&format!(
+        "ip link add {hu} type veth peer name ul0 netns {no}"
+    ));
+    must(&format!(
+        "ip -n {nc} link add eth0 type veth peer name c0 netns {no}"
+    ));
     for l in [&ha, &hu] {
         must(&format!("ip link set {l} up"));
     }
@@ -576,10 +590,10 @@ fn interop(kind: &str) {
         .map(|s| std::env::temp_dir().join(format!("vswitch-tnlovs-{tag}-{id}-{s}.pcap")))
         .collect();
     let mut tsharks = Vec::new();
-    for (cap, (ns_exec, dev)) in caps
-        .iter()
-        .zip([(format!("ip netns exec {no} "), "ul0".to_string()), (String::new(), hu.clone())])
-    {
+    for (cap, (ns_exec, dev)) in caps.iter().zip([
+        (format!("ip netns exec {no} "), "ul0".to_string()),
+        (String::new(), hu.clone()),
+    ]) {
         let _ = std::fs::remove_file(cap);
         tsharks.push(
             Command::new("sh")
@@ -600,11 +614,15 @@ fn interop(kind: &str) {
 
     // Both directions; the first rounds resolve the next hops by ARP.
     until("ping A -> C over the tunnel", 30, || {
-        sh(&format!("ip netns exec {na} ping -c 2 -i 0.2 -W 1 10.202.0.2"))
-            .status
-            .success()
+        sh(&format!(
+            "ip netns exec {na} ping -c 2 -i 0.2 -W 1 10.202.0.2"
+        ))
+        .status
+        .success()
     });
-    must(&format!("ip netns exec {nc} ping -c 3 -i 0.2 -W 1 10.202.0.1"));
+    must(&format!(
+        "ip netns exec {nc} ping -c 3 -i 0.2 -W 1 10.202.0.1"
+    ));
     let (ma, mc) = (mac_of(&na, "eth0"), mac_of(&nc, "eth0"));
     for len in [60, 1000] {
         let f = test_frame(mc, ma, b"vsw->ovs!", len);
@@ -646,15 +664,29 @@ fn interop(kind: &str) {
                 c.args(["-e", f]);
             }
             let o = c.output().unwrap();
-            assert!(o.status.success(), "tshark: {}", String::from_utf8_lossy(&o.stderr));
-            rows.extend(String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned));
+            assert!(
+                o.status.success(),
+                "tshark: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            rows.extend(
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .map(str::to_owned),
+            );
         }
         rows
     };
     let all = tshark_fields("frame", &["frame.number"]);
     assert!(all.len() >= 14, "captured only {} packets", all.len());
-    let bad = tshark_fields("_ws.malformed || _ws.expert.severity >= error", &["frame.number"]);
-    assert!(bad.is_empty(), "tshark finds malformed/error packets: {bad:?}");
+    let bad = tshark_fields(
+        "_ws.malformed || _ws.expert.severity >= error",
+        &["frame.number"],
+    );
+    assert!(
+        bad.is_empty(),
+        "tshark finds malformed/error packets: {bad:?}"
+    );
     let (proto, vni) = match kind {
         "geneve" => ("geneve", "geneve.vni"),
         _ => ("vxlan", "vxlan.vni"),
@@ -670,7 +702,10 @@ fn interop(kind: &str) {
         assert!(rows.len() >= 7, "{src} -> {dst}: {rows:?}");
         for r in &rows {
             let f: Vec<&str> = r.split('\t').collect();
-            assert!(!f[0].is_empty(), "{src} -> {dst} not decoded as {proto}: {r}");
+            assert!(
+                !f[0].is_empty(),
+                "{src} -> {dst} not decoded as {proto}: {r}"
+            );
             let v = f[1].trim_start_matches("0x").trim_start_matches('0');
             assert_eq!(v, "5", "{src} -> {dst} VNI: {r}");
             assert_eq!(f[4], udp_port.to_string(), "{r}");
@@ -683,7 +718,11 @@ fn interop(kind: &str) {
         // OVS's packets carry the option it was told to add; ours none.
         let rows = tshark_fields(
             "ip.src == 192.168.78.2 && geneve",
-            &["geneve.option.class", "geneve.option.type", "geneve.option.unknown.data"],
+            &[
+                "geneve.option.class",
+                "geneve.option.type",
+                "geneve.option.unknown.data",
+            ],
         );
         assert!(!rows.is_empty());
         for r in &rows {
@@ -693,7 +732,10 @@ fn interop(kind: &str) {
             assert_eq!(f[2], "abcd1234", "option data: {r}");
         }
         let ours = tshark_fields("ip.src == 192.168.78.1 && geneve.option", &["frame.number"]);
-        assert!(ours.is_empty(), "vswitch sends Geneve without options: {ours:?}");
+        assert!(
+            ours.is_empty(),
+            "vswitch sends Geneve without options: {ours:?}"
+        );
     }
     // Nothing OVS sent was dropped by the tunnel port.
     let drops = &t["drops"];

@@ -219,11 +219,7 @@ pub fn run_vswitch(case: Case, pcap: &Path, frames: u32, secs: u64, tag: &str) -
         "--mbufs",
         &mbufs.to_string(),
     ]);
-    let r = proc::run_for(
-        c,
-        Duration::from_secs(secs + 8),
-        Duration::from_secs(15),
-    );
+    let r = proc::run_for(c, Duration::from_secs(secs + 8), Duration::from_secs(15));
     let _ = std::fs::remove_file(&flows_file);
     let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(&prefix));
     let r = match r {
@@ -263,7 +259,12 @@ const BR_PHY: &str = "br-phy";
 
 /// OVS-DPDK set up for `case` (see the module docs): returns the running
 /// instance and the (bridge, OpenFlow port) whose tx counter is the rate.
-fn ovs_setup(case: Case, pcap: &Path, frames: u32, tag: &str) -> Result<(Ovs, &'static str, u32), String> {
+fn ovs_setup(
+    case: Case,
+    pcap: &Path,
+    frames: u32,
+    tag: &str,
+) -> Result<(Ovs, &'static str, u32), String> {
     let pool = (frames + 8192).next_power_of_two();
     let cfg = ovs::Config {
         tag: format!("tnl-{tag}"),
@@ -304,7 +305,12 @@ fn ovs_setup(case: Case, pcap: &Path, frames: u32, tag: &str) -> Result<(Ovs, &'
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    o.appctl(&["tnl/arp/set", BR_PHY, &ip_str(REMOTE_IP), &mac_str(REMOTE_MAC)])?;
+    o.appctl(&[
+        "tnl/arp/set",
+        BR_PHY,
+        &ip_str(REMOTE_IP),
+        &mac_str(REMOTE_MAC),
+    ])?;
     match case {
         Case::Encap => {
             o.replace_flows("priority=10,in_port=1,actions=output:3\n")?;

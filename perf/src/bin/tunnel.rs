@@ -132,7 +132,12 @@ fn main() {
     }
     for (i, a) in args.iter().enumerate().skip(1) {
         let value = i > 1 && matches!(args[i - 1].as_str(), "--seconds" | "--flows" | "--rounds");
-        if !value && !matches!(a.as_str(), "--seconds" | "--flows" | "--rounds" | "--dpdk" | "--no-ovs") {
+        if !value
+            && !matches!(
+                a.as_str(),
+                "--seconds" | "--flows" | "--rounds" | "--dpdk" | "--no-ovs"
+            )
+        {
             eprintln!("tunnel: unknown argument `{a}` (see --help)");
             std::process::exit(2);
         }

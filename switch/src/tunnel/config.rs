@@ -358,8 +358,10 @@ mod test {
         assert!(e("type=vxlan,local_ip=1.2.3.4,remote_ip=flow").contains("name"));
         assert!(e("vx0,type=vxlan,local_ip=1.2.3.4,remote_ip=flow,underlay=0,remote_mac=02:00:00:00:00:01")
             .contains("remote_mac"));
-        assert!(e("vx0,type=vxlan,local_ip=1.2.3.4,remote_ip=1.2.3.5,remote_mac=02:00:00:00:00:01")
-            .contains("underlay"));
+        assert!(e(
+            "vx0,type=vxlan,local_ip=1.2.3.4,remote_ip=1.2.3.5,remote_mac=02:00:00:00:00:01"
+        )
+        .contains("underlay"));
         assert!(e("vx0,type=vxlan,local_ip=1.2.3.4,remote_ip=1.2.3.5,underlay=0,remote_mac=01:00:00:00:00:01")
             .contains("unicast"));
     }

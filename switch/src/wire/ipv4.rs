@@ -233,7 +233,8 @@ impl Ipv4Repr {
     #[inline]
     pub fn header_checksum(&self) -> u16 {
         let pair = |a: [u8; 4]| {
-            u32::from(u16::from_be_bytes([a[0], a[1]])) + u32::from(u16::from_be_bytes([a[2], a[3]]))
+            u32::from(u16::from_be_bytes([a[0], a[1]]))
+                + u32::from(u16::from_be_bytes([a[2], a[3]]))
         };
         let mut sum = (0x4500 | u32::from(self.tos))
             + (MIN_HEADER_LEN + self.payload_len) as u32 % 0x1_0000
