@@ -65,7 +65,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ovs_harness::*;
 const SINKS: [u32; 3] = [2, 3, 4];
@@ -1237,92 +1237,11 @@ fn run(kind: Kind, input: &Path, n: u64) -> Result<(Outcome, Rig), String> {
         )));
     }
     // The source last: its replay starts when the port starts.
-    match kind {
-        Kind::Ovs => {
-            // OVS's PMD polls a new port before ofproto-dpif knows it: frames
-            // read in that window fail their upcall and are dropped
-            // (coverage datapath_drop_upcall_error; a race of OVS, not a
-            // flow result, and the whole pcap is read within it). So the
-            // port opens an empty pcap first; once it is on the bridge the
-            // file is replaced and a queue-size change makes OVS restart
-            // the port (rte_eth_dev_stop/start), which reopens the file
-            // and replays it.
-            let file = rig.dir.join("in.pcap");
-            write_pcap(&file, &[]);
-            let src = format!(
-                "net_pcap1,rx_pcap={},tx_pcap={}",
-                file.display(),
-                rig.sink(1).display()
-            );
-            rig.add_port(1, &src, &[])?;
-            let show = rig.ofctl(&["show", "br0"])?;
-            if !show.contains(" 1(p1)") {
-                return Err(rig.failure(&format!("p1 not in ovs-ofctl show:\n{show}")));
-            }
-            // OVS may restart a new port once more right after adding it;
-            // let that happen on the empty file.
-            std::thread::sleep(Duration::from_millis(300));
-            let tmp = rig.dir.join("in.pcap.tmp");
-            fs::copy(input, &tmp).unwrap();
-            fs::rename(&tmp, &file).unwrap();
-            rig.vsctl(&["set", "Interface", "p1", "options:n_rxq_desc=1024"])?;
-        }
-        Kind::Vswitch => rig.add_port(
-            1,
-            &format!(
-                "net_pcap1,rx_pcap={},tx_pcap={}",
-                input.display(),
-                rig.sink(1).display()
-            ),
-            &[],
-        )?,
-    }
-
-    // Wait for every frame to be received and the sinks to go quiet.
-    let start = Instant::now();
-    let mut last = (u64::MAX, u64::MAX);
-    let mut stable_since = Instant::now();
-    let rx = loop {
-        let rx = rig.port_counter(1, "rx pkts=")?;
-        let mut tx = 0;
-        for p in CAPTURED {
-            tx += rig.port_counter(p, "tx pkts=")?;
-        }
-        if (rx, tx) != last {
-            last = (rx, tx);
-            stable_since = Instant::now();
-        }
-        if rx >= n && stable_since.elapsed() > Duration::from_millis(700) {
-            break rx;
-        }
-        if start.elapsed() > Duration::from_secs(25) {
-            break rx; // compared anyway; the assertion names the shortfall
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut tx = BTreeMap::new();
-    for p in CAPTURED {
-        tx.insert(p, rig.port_counter(p, "tx pkts=")?);
-    }
+    rig.add_source(input)?;
+    let (rx, tx) = rig.wait_replayed(n, &CAPTURED)?;
     let flows = rig.ofctl(&["dump-flows", "br0"])?;
     let groups = rig.ofctl(&["dump-group-stats", "br0"]).unwrap_or_default();
-    // DPDK's pcap PMD flushes its dumper after every tx burst, so the
-    // captures are complete while the ports are still open (checked against
-    // the tx counters); the switches stay up for ofproto/trace and are
-    // stopped cleanly when the rig is dropped.
-    let mut out = BTreeMap::new();
-    for p in CAPTURED {
-        let frames = read_pcap(&rig.sink(p)).map_err(|e| rig.failure(&e))?;
-        if frames.len() as u64 != tx[&p] {
-            return Err(rig.failure(&format!(
-                "port {p}: tx counter {} but {} frames in {}",
-                tx[&p],
-                frames.len(),
-                rig.sink(p).display()
-            )));
-        }
-        out.insert(p, frames);
-    }
+    let out = rig.captures(&tx)?;
     Ok((
         Outcome {
             out,
