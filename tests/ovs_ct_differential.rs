@@ -185,9 +185,14 @@ fn packet(src: IpAddr, dst: IpAddr, proto: u8, l4: Vec<u8>) -> Vec<u8> {
             };
             ipv4(s.octets(), d.octets(), proto, 64, 0, &l4)
         }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            ipv6(s.octets(), d.octets(), proto, 64, 0, &l4_csum(&addrs, proto, l4))
-        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => ipv6(
+            s.octets(),
+            d.octets(),
+            proto,
+            64,
+            0,
+            &l4_csum(&addrs, proto, l4),
+        ),
         _ => unreachable!("mixed address families"),
     }
 }
@@ -463,7 +468,10 @@ fn tcp_lanes(v6: bool, nat: bool, lanes: &mut Vec<Lane>, port: &mut u16) {
         let mut l = Lane::new(format!("{fam} :80 from the outside"));
         l.push("syn from outside", t.seg(Dir::Out, SYN, 0));
         l.push("syn|ack from inside", t.seg(Dir::In, SYN | ACK, 0));
-        l.push("syn from outside again", t.raw(Dir::Out, SYN, t.cnxt - 1, 0, 0));
+        l.push(
+            "syn from outside again",
+            t.raw(Dir::Out, SYN, t.cnxt - 1, 0, 0),
+        );
         lanes.push(l);
     } else {
         *port += 1;
@@ -489,7 +497,13 @@ fn tcp_lanes(v6: bool, nat: bool, lanes: &mut Vec<Lane>, port: &mut u16) {
     l.push("data out", t.seg(Dir::Out, PSH | ACK, 40));
     l.push(
         "data out, seq 200000 ahead",
-        t.raw(Dir::Out, PSH | ACK, t.cnxt.wrapping_add(200_000), t.snxt, 40),
+        t.raw(
+            Dir::Out,
+            PSH | ACK,
+            t.cnxt.wrapping_add(200_000),
+            t.snxt,
+            40,
+        ),
     );
     l.push("data out in window", t.seg(Dir::Out, PSH | ACK, 40));
     l.push("ack in", t.seg(Dir::In, ACK, 0));
@@ -501,7 +515,13 @@ fn tcp_lanes(v6: bool, nat: bool, lanes: &mut Vec<Lane>, port: &mut u16) {
     t.handshake(&mut l);
     l.push(
         "data out acking 200000 unsent bytes",
-        t.raw(Dir::Out, PSH | ACK, t.cnxt, t.snxt.wrapping_add(200_000), 20),
+        t.raw(
+            Dir::Out,
+            PSH | ACK,
+            t.cnxt,
+            t.snxt.wrapping_add(200_000),
+            20,
+        ),
     );
     l.push("data out", t.seg(Dir::Out, PSH | ACK, 20));
     l.push("ack in", t.seg(Dir::In, ACK, 0));
@@ -527,7 +547,9 @@ fn tcp_lanes(v6: bool, nat: bool, lanes: &mut Vec<Lane>, port: &mut u16) {
 
     // Crafted flags inside an established connection; a bad checksum.
     let mut t = conn(port, 7, 1, 80);
-    let mut l = Lane::new(format!("{fam} :80 syn|fin and a bad checksum mid-connection"));
+    let mut l = Lane::new(format!(
+        "{fam} :80 syn|fin and a bad checksum mid-connection"
+    ));
     t.handshake(&mut l);
     l.push("syn|fin out", t.raw(Dir::Out, SYN | FIN, t.cnxt, 0, 0));
     l.push("no flags out", t.raw(Dir::Out, 0, t.cnxt, 0, 0));
@@ -618,7 +640,10 @@ fn other_lanes(v6: bool, nat: bool, lanes: &mut Vec<Lane>) {
     let mut l = Lane::new(format!("{ifam} echo from the outside"));
     l.push("request from outside", echo(s, back(c), true, 0x202, 1));
     l.push("reply from inside", echo(c, s, false, 0x202, 1));
-    l.push("unsolicited reply from outside", echo(s, back(c), false, 0x203, 1));
+    l.push(
+        "unsolicited reply from outside",
+        echo(s, back(c), false, 0x203, 1),
+    );
     lanes.push(l);
     // An ICMP error quoting a UDP flow, and one quoting nothing known.
     let (c, s) = (inside(v6, 24), outside(v6, 24));
@@ -645,10 +670,7 @@ fn other_lanes(v6: bool, nat: bool, lanes: &mut Vec<Lane>) {
     for (k, (what, cuts)) in [
         ("in order", vec![(0, big, true), (big, 208, false)]),
         ("reversed", vec![(big, 208, false), (0, big, true)]),
-        (
-            "overlapping",
-            vec![(0, big, true), (big - 16, 224, false)],
-        ),
+        ("overlapping", vec![(0, big, true), (big - 16, 224, false)]),
         ("small", vec![(0, 64, true), (64, 64, false)]),
         (
             "in three",
@@ -668,22 +690,22 @@ fn other_lanes(v6: bool, nat: bool, lanes: &mut Vec<Lane>) {
             l.push(&format!("fragment {j}"), f);
         }
         // The reply: 5353 → 5353 in the other direction.
-        l.push(
-            "reply",
-            ether(packet(s, back(c), 17, udp(5353, 5353, 20))),
-        );
+        l.push("reply", ether(packet(s, back(c), 17, udp(5353, 5353, 20))));
         lanes.push(l);
     }
     // A fragmented reply to an unfragmented request.
     let (c, s) = (inside(v6, 40), outside(v6, 40));
     let mut l = Lane::new(format!("{fam} fragmented reply (udp)"));
-    l.push(
-        "request",
-        ether(packet(c, s, 17, udp(5353, 5353, 20))),
-    );
-    for (j, f) in udp_fragments(s, back(c), id + 9, big + 100, &[(0, big, true), (big, 108, false)])
-        .into_iter()
-        .enumerate()
+    l.push("request", ether(packet(c, s, 17, udp(5353, 5353, 20))));
+    for (j, f) in udp_fragments(
+        s,
+        back(c),
+        id + 9,
+        big + 100,
+        &[(0, big, true), (big, 108, false)],
+    )
+    .into_iter()
+    .enumerate()
     {
         l.push(&format!("reply fragment {j}"), f);
     }
@@ -801,8 +823,11 @@ fn run(kind: Kind, tag: &str, flows: &str, pcap: &Path, n: u64) -> Result<(Outco
     Ok((Outcome { rx, out }, rig))
 }
 
-/// Per input: the (port, frame) pairs a side sent for it.
-fn by_input(o: &Outcome, n: usize) -> (Vec<Vec<(u32, Vec<u8>)>>, Vec<(u32, Vec<u8>)>) {
+/// A frame a side sent, with its port.
+type Sent = (u32, Vec<u8>);
+
+/// Per input: the frames a side sent for it; and the frames of no input.
+fn by_input(o: &Outcome, n: usize) -> (Vec<Vec<Sent>>, Vec<Sent>) {
     let mut per = vec![Vec::new(); n];
     let mut unknown = Vec::new();
     for (&p, frames) in &o.out {
@@ -854,13 +879,18 @@ fn differential(tag: &str, flows: &str, nat: bool) {
     write_pcap(&pcap, &frames);
 
     let ovs_only = std::env::var_os("VSWITCH_CT_DIFF_OVS_ONLY").is_some_and(|v| v == "1");
-    let (ovs, _ovs_rig) = run(Kind::Ovs, tag, flows, &pcap, n as u64).unwrap_or_else(|e| panic!("{e}"));
+    let (ovs, _ovs_rig) =
+        run(Kind::Ovs, tag, flows, &pcap, n as u64).unwrap_or_else(|e| panic!("{e}"));
     let (ovs_per, ovs_unknown) = by_input(&ovs, n);
     if ovs_only {
         for (k, i) in input.iter().enumerate().filter(|(_, i)| i.lane.is_some()) {
             eprintln!("#{k:4} {:70} OVS: {}", i.what, show(&ovs_per[k]));
         }
-        eprintln!("OVS rx {} of {n}, unattributed outputs {}", ovs.rx, ovs_unknown.len());
+        eprintln!(
+            "OVS rx {} of {n}, unattributed outputs {}",
+            ovs.rx,
+            ovs_unknown.len()
+        );
         return;
     }
     let (vsw, _vsw_rig) =
@@ -895,7 +925,10 @@ fn differential(tag: &str, flows: &str, nat: bool) {
     }
     for (side, u) in [("OVS-DPDK", &ovs_unknown), ("vswitch", &vsw_unknown)] {
         for (p, f) in u.iter().take(10) {
-            report += &format!("{side} sent a frame of no input to port {p}:\n      {}\n", hex(f));
+            report += &format!(
+                "{side} sent a frame of no input to port {p}:\n      {}\n",
+                hex(f)
+            );
         }
     }
     // Frame by frame: the same frames out of the same ports.
@@ -956,11 +989,7 @@ fn differential(tag: &str, flows: &str, nat: bool) {
 
     // The test itself: OVS gave each verdict rule some frame, and sent
     // every lane's frames somewhere (inputs are well formed).
-    let stamped: Vec<String> = ovs_per
-        .iter()
-        .flatten()
-        .map(|(_, f)| verdict(f))
-        .collect();
+    let stamped: Vec<String> = ovs_per.iter().flatten().map(|(_, f)| verdict(f)).collect();
     for rule in flows.split("mod_dl_src:02:c7:00:00:00:").skip(1) {
         let id = &rule[..2];
         assert!(

@@ -50,7 +50,13 @@ pub fn checksum(data: &[u8]) -> u16 {
 }
 
 /// Ethernet header, VLAN tags `(tpid, tci)` outermost first, ethertype.
-pub fn eth(dst: [u8; 6], src: [u8; 6], tags: &[(u16, u16)], ethertype: u16, body: &[u8]) -> Vec<u8> {
+pub fn eth(
+    dst: [u8; 6],
+    src: [u8; 6],
+    tags: &[(u16, u16)],
+    ethertype: u16,
+    body: &[u8],
+) -> Vec<u8> {
     let mut f = dst.to_vec();
     f.extend_from_slice(&src);
     for (tpid, tci) in tags {
@@ -176,7 +182,14 @@ pub fn v6(last: u8) -> [u8; 16] {
     a
 }
 
-pub fn ipv6(src: [u8; 16], dst: [u8; 16], next: u8, hlim: u8, tclass: u8, payload: &[u8]) -> Vec<u8> {
+pub fn ipv6(
+    src: [u8; 16],
+    dst: [u8; 16],
+    next: u8,
+    hlim: u8,
+    tclass: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut ip = vec![0u8; 40];
     ip[0] = 0x60 | (tclass >> 4);
     ip[1] = (tclass << 4) | 0x0a;
@@ -737,7 +750,6 @@ impl Rig {
     }
 }
 
-
 pub fn preflight() {
     assert!(
         Path::new(VSWITCHD_DPDK).exists(),
@@ -774,7 +786,6 @@ pub fn preflight() {
     );
 }
 
-
 /// Flows with their packet and byte counters, without the parts that
 /// differ by nature (durations, ages).
 pub fn counters(dump: &str) -> String {
@@ -810,4 +821,3 @@ pub fn counters(dump: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
-
