@@ -330,6 +330,8 @@ pub fn action_from_switch(a: &Action, ports: &PortMap) -> Option<OfAction> {
             OfAction::SetField(OxmField::exact(Field::NxTunId, &u64::from(k).to_be_bytes()))
         }
         Action::SetTunDst(a) => OfAction::SetField(OxmField::exact(Field::NxTunIpv4Dst, &a)),
+        // NXAST_CT / NXAST_CT_CLEAR: not encoded yet.
+        Action::Ct(_) | Action::CtClear => return None,
     })
 }
 

@@ -551,6 +551,7 @@ impl Datapath {
             ports_up: self.sw.ports_up(),
             fdb: &self.sw.fdb,
             now_ms,
+            ct: None,
         };
         let mut ev = ExecEvents::default();
         // The run being counted: its rule, packets and bytes. For a simple
@@ -639,6 +640,7 @@ impl Datapath {
             ports_up: self.sw.ports_up(),
             fdb: &self.sw.fdb,
             now_ms,
+            ct: None,
         };
         let mut ev = ExecEvents::default();
         let cur = &*self.cur;
@@ -774,6 +776,7 @@ impl Datapath {
                     ports_up: self.sw.ports_up(),
                     fdb: &self.sw.fdb,
                     now_ms,
+                    ct: None,
                 };
                 let mut ev = ExecEvents::default();
                 let v = execute(&rule.spec.actions, &mut frames[0], 0, &ctx, &mut ev);

@@ -365,7 +365,7 @@ impl ActionSet {
                 | Action::All
                 | Action::InPort
                 | Action::Normal => self.output = Some(*a),
-                Action::Drop | Action::Resubmit(_) => {}
+                Action::Drop | Action::Resubmit(_) | Action::Ct(_) | Action::CtClear => {}
             }
         }
     }

@@ -271,8 +271,7 @@ impl TableVersion {
                         .map(|m| Match {
                             value: m.value.masked(&keep),
                             mask: m.mask.masked(&keep),
-                            meta_value: 0,
-                            meta_mask: 0,
+                            ..Match::ANY
                         })
                         .collect();
                     change_log(
@@ -1241,7 +1240,7 @@ fn check_rule(spec: &RuleSpec, groups: &[Arc<Group>]) -> Result<(), FlowModError
             return Err(FlowModError::UnknownGroup(g));
         }
     }
-    Ok(())
+    crate::ct::check_rule(spec).map_err(FlowModError::Invalid)
 }
 
 fn info(r: &Rule, now_ms: u64, removed: Option<RemovalReason>) -> RuleInfo {
