@@ -215,7 +215,7 @@ fn wait_for<T>(what: &str, mut f: impl FnMut() -> Result<Option<T>, String>) -> 
 
 fn run_ovs(case: Case, a: &Args, t: &Traffic, tag: &str) -> Side {
     let frames = t.replay_frames + t.handshake.as_ref().map_or(0, |h| h.1);
-    let socket_mem_mb = ((frames as u64 + 16384) * 3072 >> 20).max(256) as u32 + 256;
+    let socket_mem_mb = (((frames as u64 + 16384) * 3072) >> 20).max(256) as u32 + 256;
     let cfg = ovs::Config {
         tag: tag.to_string(),
         pmd_core: 1,
