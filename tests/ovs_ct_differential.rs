@@ -879,7 +879,7 @@ fn differential(tag: &str, flows: &str, nat: bool) {
     write_pcap(&pcap, &frames);
 
     let ovs_only = std::env::var_os("VSWITCH_CT_DIFF_OVS_ONLY").is_some_and(|v| v == "1");
-    let (ovs, _ovs_rig) =
+    let (ovs, ovs_rig) =
         run(Kind::Ovs, tag, flows, &pcap, n as u64).unwrap_or_else(|e| panic!("{e}"));
     let (ovs_per, ovs_unknown) = by_input(&ovs, n);
     if ovs_only {
@@ -891,6 +891,11 @@ fn differential(tag: &str, flows: &str, nat: bool) {
             ovs.rx,
             ovs_unknown.len()
         );
+        for cmd in ["dpctl/ipf-get-status", "dpctl/dump-conntrack"] {
+            let target = format!("--target={}", ovs_rig.path("vswitchd.ctl"));
+            let out = ovs_rig.tool("ovs-appctl", &[&target, cmd]);
+            eprintln!("--- ovs-appctl {cmd}:\n{}", out.unwrap_or_else(|e| e));
+        }
         return;
     }
     let (vsw, _vsw_rig) =
