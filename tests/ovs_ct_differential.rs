@@ -84,6 +84,17 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 ///    `vlan-limit`): both then mark fragments `+inv` frame by frame.
 ///    `VSWITCH_DIFF_ALL=1` keeps OVS's default.
 ///
+/// 3. SNAT, a TCP connection reset by the client and reopened on the same
+///    ports (OVS quirk): OVS translates the new SYN to the next source port
+///    (the connection the SYN ended still holds its translated tuple when
+///    the new one commits), so the server's SYN-ACK to the original port is
+///    `+inv` there; vswitch reuses the freed port and the handshake
+///    completes.
+/// 4. SNAT, an ICMPv6 error quoting a translated TCP segment (OVS quirk):
+///    OVS's reverse translation leaves the quoted TCP checksum wrong (the
+///    input's is valid, vswitch's output valid, OVS's not; both ICMPv6
+///    checksums are valid). The IPv4 lane agrees byte for byte.
+///
 /// Settings, not bugs: table 0 tracks only port 1's frames (vswitch brings
 /// the bridge's internal port `br0` up, whose kernel then sends MLD reports
 /// and router solicitations; OVS leaves it down).
@@ -91,9 +102,12 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// Found and fixed in the test: `icmp6,icmp_type=128` is refused by vswitch
 /// (`icmp_type needs icmp in the match`; OVS reads it as `icmpv6_type`),
 /// the tables use `icmpv6_type`.
-const DIVERGENT_LANES: &[&str] = &[
-    "tcp4 :80 bad checksum mid-connection",
-    "tcp6 :80 bad checksum mid-connection",
+const DIVERGENT_LANES: &[(&str, &str)] = &[
+    ("", "tcp4 :80 bad checksum mid-connection"),
+    ("", "tcp6 :80 bad checksum mid-connection"),
+    ("snat", "tcp4 :80 RST by the client, then reopened"),
+    ("snat", "tcp6 :80 RST by the client, then reopened"),
+    ("snat", "tcp6 :80 and an ICMP error quoting it"),
 ];
 
 /// A stateful firewall: the inside (10.1/16, fd01::/64) may open TCP to
@@ -752,7 +766,12 @@ fn lanes(nat: bool) -> Vec<Lane> {
         other_lanes(v6, nat, &mut v);
     }
     if !all_cases() {
-        v.retain(|l| !DIVERGENT_LANES.contains(&l.name.as_str()));
+        // ("", lane): both tables; ("snat", lane): the SNAT table's.
+        v.retain(|l| {
+            !DIVERGENT_LANES
+                .iter()
+                .any(|&(t, name)| name == l.name && (t.is_empty() || (t == "snat") == nat))
+        });
     }
     v
 }
