@@ -141,8 +141,6 @@ table=0,priority=0,actions=drop
 table=1,priority=300,ct_state=+trk+inv,actions=mod_dl_src:02:c7:00:00:00:11,output:4
 table=1,priority=210,ct_state=+trk+est-rpl+snat,actions=mod_dl_src:02:c7:00:00:00:19,output:2
 table=1,priority=210,ct_state=+trk+est+rpl+dnat,actions=mod_dl_src:02:c7:00:00:00:1a,output:3
-table=1,priority=200,ct_state=+trk+est-rpl,actions=mod_dl_src:02:c7:00:00:00:12,output:2
-table=1,priority=200,ct_state=+trk+est+rpl,actions=mod_dl_src:02:c7:00:00:00:13,output:3
 table=1,priority=190,ct_state=+trk+rel+rpl,actions=mod_dl_src:02:c7:00:00:00:15,output:3
 table=1,priority=100,ct_state=+trk+new,ip,nw_src=10.1.0.0/16,actions=ct(commit,zone=7,nat(src=192.0.2.10)),mod_dl_src:02:c7:00:00:00:16,output:2
 table=1,priority=100,ct_state=+trk+new,ipv6,ipv6_src=fd01::/64,actions=ct(commit,zone=7,nat(src=[fd02::ff:10])),mod_dl_src:02:c7:00:00:00:17,output:2
