@@ -17,6 +17,7 @@
 //! A [`Conntrack`] is shared by every forwarding lcore (`Sync`); it never
 //! takes a global lock on the fast path and allocates nothing per packet.
 
+pub mod checksum;
 mod conn;
 mod key;
 mod mem;
@@ -27,6 +28,8 @@ pub mod spec;
 mod table;
 mod tcp;
 mod timeout;
+#[cfg(test)]
+mod vectors;
 mod view;
 mod zone;
 
@@ -61,10 +64,20 @@ pub mod state {
     pub const DNAT: u8 = 0x80;
 }
 
-/// A connection's original-direction tuple (`ct_nw_src`, `ct_nw_dst`,
-/// `ct_nw_proto`, `ct_tp_src`, `ct_tp_dst`). For ICMP echo, `src_port` is
-/// the identifier and `dst_port` is 0 (as OVS's `ct_tp_*` for ICMP carry
-/// type and code: see `packet.rs`).
+/// A connection tuple as a packet carries it (the original direction's is
+/// `ct_nw_src`, `ct_nw_dst`, `ct_nw_proto`, `ct_tp_src`, `ct_tp_dst`).
+///
+/// ICMP/ICMPv6 queries (echo, timestamp, information) follow OVS's
+/// connection key (`lib/conntrack.c`, `extract_l4_icmp`): a query is keyed
+/// by its identifier *and* its type, the reply direction holding the reply
+/// type. Here `src_port` is the identifier (in both directions: NAT
+/// rewrites it as a port) and `dst_port` is `type << 8 | code`;
+/// [`Tuple::reverse`] keeps the identifier and turns a request type into
+/// its reply type and back. So an echo request A→B id 7 is
+/// `(A, B, 7, 8 << 8)`, its reply `(B, A, 7, 0)`. OVS's `ct_tp_src` and
+/// `ct_tp_dst` of an ICMP connection are its type and code:
+/// [`Tuple::ct_tp_src`], [`Tuple::ct_tp_dst`]. Other protocols than
+/// TCP/UDP/ICMP have zero ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tuple {
     /// Source address.
@@ -77,6 +90,79 @@ pub struct Tuple {
     pub dst_port: u16,
     /// IP protocol number.
     pub proto: u8,
+}
+
+impl Tuple {
+    /// The reply direction's tuple: addresses and ports swapped; for an
+    /// ICMP/ICMPv6 query the identifier kept and the type turned into its
+    /// reply (OVS `reverse_icmp_type`, `reverse_icmp6_type`).
+    pub fn reverse(&self) -> Tuple {
+        if self.is_icmp() {
+            let (ty, code) = ((self.dst_port >> 8) as u8, self.dst_port as u8);
+            return Tuple {
+                src: self.dst,
+                dst: self.src,
+                src_port: self.src_port,
+                dst_port: Tuple::icmp_type_code(reverse_icmp_type(ty), code),
+                proto: self.proto,
+            };
+        }
+        Tuple {
+            src: self.dst,
+            dst: self.src,
+            src_port: self.dst_port,
+            dst_port: self.src_port,
+            proto: self.proto,
+        }
+    }
+
+    /// True for ICMP over IPv4 or ICMPv6 over IPv6.
+    pub fn is_icmp(&self) -> bool {
+        matches!(
+            (self.proto, self.src),
+            (packet::proto::ICMP, IpAddr::V4(_)) | (packet::proto::ICMPV6, IpAddr::V6(_))
+        )
+    }
+
+    /// The `dst_port` of an ICMP query tuple: `type << 8 | code`.
+    pub fn icmp_type_code(icmp_type: u8, code: u8) -> u16 {
+        u16::from(icmp_type) << 8 | u16::from(code)
+    }
+
+    /// OVS's `ct_tp_src` of a connection with this original tuple: the
+    /// source port, or for ICMP the type.
+    pub fn ct_tp_src(&self) -> u16 {
+        if self.is_icmp() {
+            self.dst_port >> 8
+        } else {
+            self.src_port
+        }
+    }
+
+    /// OVS's `ct_tp_dst`: the destination port, or for ICMP the code.
+    pub fn ct_tp_dst(&self) -> u16 {
+        if self.is_icmp() {
+            self.dst_port & 0xff
+        } else {
+            self.dst_port
+        }
+    }
+}
+
+/// The reply type of an ICMP/ICMPv6 query type (other types unchanged).
+fn reverse_icmp_type(ty: u8) -> u8 {
+    use packet::icmp;
+    match ty {
+        icmp::ECHO_REQUEST => icmp::ECHO_REPLY,
+        icmp::ECHO_REPLY => icmp::ECHO_REQUEST,
+        icmp::TIMESTAMP => icmp::TIMESTAMP_REPLY,
+        icmp::TIMESTAMP_REPLY => icmp::TIMESTAMP,
+        icmp::INFO_REQUEST => icmp::INFO_REPLY,
+        icmp::INFO_REPLY => icmp::INFO_REQUEST,
+        icmp::V6_ECHO_REQUEST => icmp::V6_ECHO_REPLY,
+        icmp::V6_ECHO_REPLY => icmp::V6_ECHO_REQUEST,
+        other => other,
+    }
 }
 
 /// The conntrack fields a frame carries after a `ct` action, matched by

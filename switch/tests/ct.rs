@@ -103,3 +103,110 @@ fn ct_rule_errors_are_clear() {
         assert!(e.contains(want), "{s}: {e}");
     }
 }
+
+// ---------------------------------------------------------------------
+// The stateful pipeline.
+
+mod common;
+use common::*;
+
+use switch::frame::{Frame, VecFrame};
+use switch::testutil::{arp_frame, MAC_B};
+use switch::verdict::{DropReason, Verdict};
+
+/// A SYN+ACK without a connection is invalid (OVS's `tcp_valid_new`: "a
+/// syn+ack is not allowed to create a connection"): the frame recirculates into table 1 with
+/// `+trk+inv`, its bytes untouched; frames without ct take the plain path
+/// in the same burst; later bursts hit the recirculation cache.
+#[test]
+fn recirculation_carries_ct_state_into_the_next_table() {
+    let sw = ct_switch(&[
+        "priority=100,ip,ct_state=-trk,actions=ct(table=1)",
+        "priority=10,arp,actions=output:4",
+        "table=1,ct_state=+trk+inv,actions=output:3",
+        "table=1,ct_state=+trk-inv,actions=output:2",
+    ]);
+    let mut dp = sw.datapath(0);
+    let stray = tcp(CLIENT, SERVER, 40000, 80, SYN | ACK, 1000, 2000, b"");
+    let arp = arp_frame(1, CLIENT, SERVER);
+    let mut fs = vec![
+        VecFrame::new(&arp),
+        VecFrame::new(&stray),
+        VecFrame::new(&arp),
+        VecFrame::new(&stray),
+    ];
+    let mut vs = vec![Verdict::default(); 4];
+    let mut copies = Vec::new();
+    for burst in 0..3 {
+        let hits = dp.counters().cache_hits;
+        dp.process_burst_copies(1, &mut fs, &mut vs, &mut copies, 10 + burst);
+        assert_eq!(vs, [ports(&[4]), ports(&[3]), ports(&[4]), ports(&[3])]);
+        assert_eq!(fs[1].data(), &stray[..]);
+        assert_eq!(fs[0].data(), &arp[..]);
+        assert!(copies.is_empty());
+        if burst > 0 {
+            // Both passes of both ct frames and both ARPs: cached.
+            assert_eq!(dp.counters().cache_hits - hits, 6, "burst {burst}");
+        }
+    }
+    assert_eq!(packets(&sw, "ct_state=-trk"), 6);
+    assert_eq!(packets(&sw, "+inv+trk"), 6);
+    assert_eq!(packets(&sw, "-inv+trk"), 0);
+    assert_eq!(packets(&sw, "arp"), 6);
+}
+
+/// OVS: after a `ct` without `table`, the ct fields are cleared for the
+/// rest of the pass; `ct_clear` clears them too; otherwise a recirculated
+/// pass keeps them through resubmits.
+#[test]
+fn ct_fields_after_ct_and_ct_clear_as_ovs() {
+    let sw = ct_switch(&[
+        "ip,ct_state=-trk,actions=ct(table=1)",
+        "table=1,ip,ct_state=+trk,in_port=1,actions=resubmit(,2)",
+        "table=1,ip,ct_state=+trk,in_port=2,actions=ct_clear,resubmit(,2)",
+        "table=1,ip,ct_state=+trk,in_port=3,actions=ct(zone=9),resubmit(,2)",
+        "table=2,ct_state=+trk,actions=output:4",
+        "table=2,ct_state=-trk,actions=output:1",
+    ]);
+    let mut dp = sw.datapath(0);
+    let stray = tcp(CLIENT, SERVER, 40000, 80, SYN | ACK, 1000, 2000, b"");
+    assert_eq!(send_ct(&mut dp, 1, &stray, 0).0, ports(&[4]));
+    assert_eq!(send_ct(&mut dp, 2, &stray, 0).0, ports(&[1]));
+    assert_eq!(send_ct(&mut dp, 3, &stray, 0).0, ports(&[1]));
+}
+
+/// A rule that recirculates into its own table forever: the frame is
+/// dropped after MAX_RECIRC_DEPTH recirculations, as OVS drops it.
+#[test]
+fn recirculation_depth_is_bounded() {
+    let sw = ct_switch(&["ip,actions=ct(table=0)"]);
+    let mut dp = sw.datapath(0);
+    let stray = tcp(CLIENT, SERVER, 40000, 80, SYN | ACK, 1000, 2000, b"");
+    let (v, _, _) = send_ct(&mut dp, 1, &stray, 0);
+    assert_eq!(v, Verdict::Drop(DropReason::Action));
+    let depth = u64::from(switch::ct::recirc::MAX_RECIRC_DEPTH);
+    assert_eq!(packets(&sw, "ct(table=0)"), depth + 1);
+}
+
+/// Outputs made before a recirculation leave with the bytes they had when
+/// a later pass rewrites the frame; the actions after a `ct(table=N)` in
+/// the same pass run on a copy.
+#[test]
+fn outputs_around_a_fork_keep_their_bytes() {
+    let sw = ct_switch(&[
+        "ip,ct_state=-trk,actions=output:2,ct(table=1),mod_dl_dst:02:00:00:00:00:33,output:3",
+        "table=1,ct_state=+trk,actions=mod_dl_dst:02:00:00:00:00:44,output:4",
+    ]);
+    let mut dp = sw.datapath(0);
+    let stray = tcp(CLIENT, SERVER, 40000, 80, SYN | ACK, 1000, 2000, b"");
+    let (v, bytes, copies) = send_ct(&mut dp, 1, &stray, 0);
+    assert_eq!(v, ports(&[4]));
+    assert_eq!(bytes[0..6], [2, 0, 0, 0, 0, 0x44]);
+    assert_eq!(bytes[6..], stray[6..]);
+    let mut got: Vec<(u64, [u8; 6])> = copies
+        .iter()
+        .map(|(m, b)| (*m, b[0..6].try_into().unwrap()))
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![(1 << 2, MAC_B), (1 << 3, [2, 0, 0, 0, 0, 0x33])]);
+}

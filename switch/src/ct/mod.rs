@@ -12,6 +12,7 @@
 pub mod action;
 pub mod fields;
 pub mod key;
+pub mod recirc;
 
 pub use action::CtId;
 pub use key::CtKey;
