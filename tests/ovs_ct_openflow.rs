@@ -49,12 +49,14 @@ enum Daemon {
 }
 
 impl Ovs {
+    /// Its run directory is `vsw-ctofd-*`: the `Rig` of the other test uses
+    /// `vsw-ctof-vsw-*`, and the two tests run at the same time.
     fn start(daemon: Daemon, bridge: &str) -> Ovs {
         let tag = match daemon {
             Daemon::DummyOvs => "dummy",
             Daemon::Vswitch => "vsw",
         };
-        let dir = std::env::temp_dir().join(format!("vsw-ctof-{tag}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("vsw-ctofd-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut o = Ovs {
