@@ -49,6 +49,8 @@ enum Daemon {
 }
 
 impl Ovs {
+    /// Its run directory is `vsw-ctofd-*`: the `Rig` of the other test uses
+    /// `vsw-ctof-vsw-*`, and the two tests run at the same time.
     fn start(daemon: Daemon, bridge: &str) -> Ovs {
         let tag = match daemon {
             Daemon::DummyOvs => "dummy",

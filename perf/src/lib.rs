@@ -17,4 +17,5 @@ pub mod report;
 pub mod rules;
 pub mod spdk;
 pub mod tcp_frames;
+pub mod tunnel;
 pub mod vhost_driver;
