@@ -50,7 +50,7 @@ enum Daemon {
 
 impl Ovs {
     /// Its run directory is `vsw-ctofd-*`: the `Rig` of the other test uses
-    /// `vsw-ctof-vsw-*`, and the two tests run at the same time.
+    /// `vsw-ctof-vsw-*` (the two tests also take turns: `serial`).
     fn start(daemon: Daemon, bridge: &str) -> Ovs {
         let tag = match daemon {
             Daemon::DummyOvs => "dummy",
