@@ -32,7 +32,8 @@ pub struct NatSpec {
     pub kind: NatKind,
     /// The range to translate to (None for `NatKind::Existing`).
     pub range: Option<NatRange>,
-    /// `persistent`, `hash`, `random` are accepted and recorded.
+    /// `persistent`, `hash`, `random`: [`nat_flags`] bits (the values of
+    /// OpenFlow's `NX_NAT_F_*`, so the decoder passes them through).
     pub flags: u8,
 }
 
@@ -59,4 +60,15 @@ pub struct NatRange {
     pub port_min: u16,
     /// Last port.
     pub port_max: u16,
+}
+
+/// `NatSpec::flags` bits, with the values of `NX_NAT_F_*`
+/// (`include/openvswitch/ofp-actions.h`).
+pub mod nat_flags {
+    /// `persistent`: the address depends on the source address only.
+    pub const PERSISTENT: u8 = 1 << 2;
+    /// `hash`: the port offset is a hash of the tuple (the default).
+    pub const PROTO_HASH: u8 = 1 << 3;
+    /// `random`: the port offset is random.
+    pub const PROTO_RANDOM: u8 = 1 << 4;
 }

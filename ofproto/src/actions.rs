@@ -5,7 +5,8 @@
 //! set that runs at the end of the pipeline, `write_metadata` and
 //! `goto_table` continue the pipeline. Reserved ports map to the switch's
 //! own actions (`NORMAL`, `FLOOD`, `ALL`, `IN_PORT`, `LOCAL` → the bridge's
-//! internal port); the Nicira `resubmit(,N)` is the switch's resubmit.
+//! internal port); the Nicira `resubmit(,N)` is the switch's resubmit, the
+//! Nicira `ct`/`ct_clear` its conntrack actions (`ct_action`).
 
 use openflow::action::port_no;
 use openflow::error_msg::{bad_action, bad_instruction};
@@ -16,6 +17,7 @@ use switch::action::{Action, Instructions, L4Proto};
 use switch::key::VLAN_PRESENT;
 use switch::rule::Match;
 
+use crate::ct_action;
 use crate::error::OfError;
 use crate::port_map::PortMap;
 
@@ -66,6 +68,17 @@ pub fn action_to_switch(a: &OfAction, ports: &PortMap) -> Result<Action, OfError
             if *in_port == OFPP_IN_PORT_16 =>
         {
             Action::Resubmit(*table)
+        }
+        OfAction::Nicira(NxAction::Ct(c)) => ct_action::ct_to_switch(c)?,
+        OfAction::Nicira(NxAction::CtClear) => Action::CtClear,
+        OfAction::Nicira(NxAction::Nat(_)) => return Err(ct_action::outside_ct("nat")),
+        OfAction::Nicira(NxAction::RegLoad { dst, .. })
+            if matches!(
+                Field::from_nxm_header(*dst),
+                Field::NxCtMark | Field::NxCtLabel
+            ) =>
+        {
+            return Err(ct_action::outside_ct("a write of ct_mark/ct_label"))
         }
         OfAction::Nicira(NxAction::Resubmit { .. } | NxAction::ResubmitTable { .. }) => {
             return Err(OfError::action(
@@ -158,6 +171,9 @@ fn set_field(f: &OxmField) -> Result<Action, OfError> {
         Field::UdpDst => Action::SetL4Dst(L4Proto::Udp, port()?),
         Field::SctpSrc => Action::SetL4Src(L4Proto::Sctp, port()?),
         Field::SctpDst => Action::SetL4Dst(L4Proto::Sctp, port()?),
+        Field::NxCtMark | Field::NxCtLabel => {
+            return Err(ct_action::outside_ct("set_field of ct_mark/ct_label"))
+        }
         other => {
             return Err(OfError::action(
                 bad_action::BAD_SET_TYPE,
@@ -202,7 +218,16 @@ pub fn to_switch(ins: &[Instruction], ports: &PortMap) -> Result<SwitchActions, 
             Instruction::ApplyActions(list) => out.actions = list_to_switch(list, ports)?,
             Instruction::ClearActions => out.instructions.clear_actions = true,
             Instruction::WriteActions(list) => {
-                out.instructions.write_actions = Some(list_to_switch(list, ports)?)
+                let set = list_to_switch(list, ports)?;
+                // As OVS (`ofpacts_verify_action_set`): ct and ct_clear have
+                // no place in the action set.
+                if let Some(a) = set.iter().find(|a| a.is_ct()) {
+                    return Err(OfError::action(
+                        bad_action::BAD_TYPE,
+                        format!("`{a}` is not allowed in write_actions"),
+                    ));
+                }
+                out.instructions.write_actions = Some(set)
             }
             Instruction::WriteMetadata { metadata, mask } => {
                 out.instructions.write_metadata = Some((*metadata, *mask))
@@ -245,6 +270,7 @@ pub fn check_consistency(acts: &SwitchActions, m: &Match) -> Result<(), OfError>
             format!("{what} lacks correct prerequisites in the match"),
         ))
     };
+    check_ct(acts, m)?;
     let lists =
         std::iter::once(acts.actions.as_slice()).chain(acts.instructions.write_actions.as_deref());
     for a in lists.flatten() {
@@ -270,6 +296,31 @@ pub fn check_consistency(acts: &SwitchActions, m: &Match) -> Result<(), OfError>
                 return bad("set_field of an L4 port")
             }
             _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// OVS's `check_CT` and `check_NAT`: a `ct` needs `ip` or `ipv6` in the
+/// match, may not commit from a rule matching `ct_state=+inv`, and its
+/// `nat` range's family must be the match's (OFPBAC_MATCH_INCONSISTENT).
+fn check_ct(acts: &SwitchActions, m: &Match) -> Result<(), OfError> {
+    let dl = (m.mask.dl_type() == 0xffff).then(|| m.value.dl_type());
+    let inv = conntrack::state::INV;
+    let matches_inv = m.ct_mask.state() & inv != 0 && m.ct_value.state() & inv != 0;
+    let bad = |why: String| Err(OfError::action(bad_action::MATCH_INCONSISTENT, why));
+    for a in &acts.actions {
+        let Action::Ct(id) = a else { continue };
+        let s = id.spec();
+        if !matches!(dl, Some(0x0800 | 0x86dd)) {
+            return bad(format!("`{a}` needs ip or ipv6 in the match"));
+        }
+        if s.commit && matches_inv {
+            return bad(format!("`{a}` commits from a rule matching ct_state=+inv"));
+        }
+        let family = s.nat.and_then(|n| n.range).map(|r| r.addr_min.is_ipv4());
+        if family.is_some_and(|v4| dl != Some(if v4 { 0x0800 } else { 0x86dd })) {
+            return bad(format!("`{a}`: the nat range's family is not the match's"));
         }
     }
     Ok(())
@@ -330,6 +381,8 @@ pub fn action_from_switch(a: &Action, ports: &PortMap) -> Option<OfAction> {
             OfAction::SetField(OxmField::exact(Field::NxTunId, &u64::from(k).to_be_bytes()))
         }
         Action::SetTunDst(a) => OfAction::SetField(OxmField::exact(Field::NxTunIpv4Dst, &a)),
+        Action::Ct(id) => ct_action::ct_from_switch(id.spec()),
+        Action::CtClear => OfAction::Nicira(NxAction::CtClear),
     })
 }
 
@@ -517,6 +570,64 @@ mod tests {
             let e = check_consistency(&acts(a), &m(mt)).unwrap_err();
             assert_eq!(e.code, bad_action::MATCH_INCONSISTENT, "{mt} {a}");
         }
+    }
+
+    #[test]
+    fn ct_needs_ip_and_no_commit_from_invalid() {
+        let m = |s: &str| s.parse::<switch::rule::RuleSpec>().unwrap().matcher;
+        let p = PortMap::new(Some(0));
+        let ct = |flags, nat: Option<openflow::nicira::Nat>| {
+            let c = openflow::nicira::Ct {
+                flags,
+                zone_src: 0,
+                zone: 0,
+                recirc_table: 0xff,
+                alg: 0,
+                actions: nat
+                    .map(|n| OfAction::Nicira(NxAction::Nat(n)))
+                    .into_iter()
+                    .collect(),
+            };
+            to_switch(
+                &[Instruction::ApplyActions(vec![OfAction::Nicira(
+                    NxAction::Ct(c),
+                )])],
+                &p,
+            )
+            .unwrap()
+        };
+        let commit = openflow::nicira::ct_flags::COMMIT;
+        let snat4 = openflow::nicira::Nat {
+            flags: openflow::nx_ct::nat_flags::SRC,
+            ipv4_min: Some([10, 0, 0, 1].into()),
+            ..Default::default()
+        };
+        check_consistency(&ct(commit, None), &m("ip,actions=drop")).unwrap();
+        check_consistency(&ct(commit, Some(snat4)), &m("tcp,actions=drop")).unwrap();
+        for (acts, mt) in [
+            (ct(0, None), "actions=drop"),
+            (ct(0, None), "arp,actions=drop"),
+            (ct(commit, None), "ip,ct_state=+inv+trk,actions=drop"),
+            (ct(commit, Some(snat4)), "ipv6,actions=drop"),
+        ] {
+            let e = check_consistency(&acts, &m(mt)).unwrap_err();
+            assert_eq!(e.code, bad_action::MATCH_INCONSISTENT, "{mt}");
+        }
+        // ct and ct_clear have no place in the action set.
+        let e = to_switch(
+            &[Instruction::WriteActions(vec![OfAction::Nicira(
+                NxAction::CtClear,
+            )])],
+            &p,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, bad_action::BAD_TYPE);
+        // nat and ct_mark writes outside ct.
+        let e = action_to_switch(&OfAction::Nicira(NxAction::Nat(snat4)), &p).unwrap_err();
+        assert_eq!(e.code, bad_action::BAD_SET_ARGUMENT);
+        let mark = OfAction::SetField(OxmField::exact(Field::NxCtMark, &[0, 0, 0, 1]));
+        let e = action_to_switch(&mark, &p).unwrap_err();
+        assert_eq!(e.code, bad_action::BAD_SET_ARGUMENT);
     }
 
     #[test]

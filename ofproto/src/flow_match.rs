@@ -5,11 +5,13 @@
 //! layout) after checking the field's prerequisites (OpenFlow 1.3.5
 //! §7.2.3.6, table 12); `from_switch` reads them back, in the order
 //! `ovs-ofctl` prints them, for flow statistics and flow-removed messages.
+//! The Nicira ct fields go to the match's ct half (`ct_match`).
 
 use openflow::oxm::{Field, OxmField, OFPVID_PRESENT};
 use switch::key::{field as kf, FlowKey, TUN_PRESENT, VLAN_PRESENT};
 use switch::rule::Match;
 
+use crate::ct_match;
 use crate::port_map::PortMap;
 
 /// Why a match cannot be installed (OpenFlow's `OFPET_BAD_MATCH` codes).
@@ -271,6 +273,10 @@ pub fn to_switch(fields: &[OxmField], ports: &PortMap) -> Result<Match, MatchErr
             return Err(MatchError::DupField(f.field));
         }
         seen.push(f.field);
+        if ct_match::is_ct_field(f.field) {
+            ct_match::to_switch(f, &mut m)?;
+            continue;
+        }
         if f.field == Field::Metadata {
             let v = f.value_u64().ok_or(MatchError::BadValue(f.field))?;
             let mask = match &f.mask {
@@ -314,6 +320,7 @@ pub fn to_switch(fields: &[OxmField], ports: &PortMap) -> Result<Match, MatchErr
             }
         }
     }
+    ct_match::check_prerequisites(&m, fields)?;
     Ok(m)
 }
 
@@ -446,7 +453,7 @@ pub fn from_switch(m: &Match, ports: &PortMap) -> Vec<OxmField> {
     finish(out, m, ip, proto)
 }
 
-/// The Nicira fields that follow the standard ones.
+/// The Nicira fields that follow the standard ones (the ct fields last).
 fn finish(mut out: Vec<OxmField>, m: &Match, ip: bool, proto: Option<u8>) -> Vec<OxmField> {
     let (v, mk) = (m.value.as_bytes(), m.mask.as_bytes());
     if ip {
@@ -468,6 +475,7 @@ fn finish(mut out: Vec<OxmField>, m: &Match, ip: bool, proto: Option<u8>) -> Vec
             &mk[kf::TCP_FLAGS],
         );
     }
+    ct_match::from_switch(m, &mut out);
     out
 }
 

@@ -17,6 +17,8 @@ pub mod actions;
 pub mod bridge;
 pub mod conn;
 mod consts;
+pub mod ct_action;
+pub mod ct_match;
 pub mod error;
 pub mod flow_match;
 mod flow_mod;

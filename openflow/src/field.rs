@@ -409,6 +409,17 @@ pub mod nx_action {
     pub const CT_ALG: Field = 22..24;
     pub const CT_ACTIONS: usize = 24;
     pub const CT_LEN: usize = 24;
+    /// NXAST_NAT (2 pad bytes after the subtype), then the ranges
+    /// `range_present` announces.
+    pub const NAT_FLAGS: Field = 12..14;
+    pub const NAT_RANGE_PRESENT: Field = 14..16;
+    pub const NAT_RANGE: usize = 16;
+    pub const NAT_LEN: usize = 16;
+    /// NXAST_REG_LOAD.
+    pub const REG_LOAD_OFS_NBITS: Field = 10..12;
+    pub const REG_LOAD_DST: Field = 12..16;
+    pub const REG_LOAD_VALUE: Field = 16..24;
+    pub const REG_LOAD_LEN: usize = 24;
 }
 
 /// ofp_instruction and the instructions (section 7.2.4).

@@ -10,8 +10,9 @@
 //!   with `parse` / `emit` / `buffer_len`; unknown types parse as [`Message::Unknown`].
 //! * [`oxm`] and [`matching`]: OXM TLVs (OpenFlow basic class and the Nicira / ONF fields
 //!   `ovs-ofctl` emits) and the `ofp_match` structure.
-//! * [`action`], [`nicira`], [`instruction`]: actions (with Nicira experimenter actions)
-//!   and instructions.
+//! * [`action`], [`nicira`], [`nx_ct`], [`instruction`]: actions (with Nicira
+//!   experimenter actions, conntrack's `ct` and `nat` in their own module) and
+//!   instructions.
 //! * [`multipart`] and [`table_features`]: statistics and descriptions.
 //! * [`port`], [`flow_mod`], [`group`], [`meter_mod`], [`packet_in`], ...: one concept
 //!   per module.
@@ -42,6 +43,7 @@ pub mod message;
 pub mod meter_mod;
 pub mod multipart;
 pub mod nicira;
+pub mod nx_ct;
 pub mod oxm;
 pub mod packet_in;
 pub mod packet_out;

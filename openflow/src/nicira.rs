@@ -1,6 +1,7 @@
 //! Nicira experimenter actions (experimenter id 0x00002320), the ones `ovs-ofctl`
-//! emits for this switch: `resubmit`, `set_tunnel`, `ct`, `ct_clear`. Layouts from Open
-//! vSwitch's `include/openflow/nicira-ext.h` and `lib/ofp-actions.c`:
+//! emits for this switch: `resubmit`, `set_tunnel`, `ct` (with its nested `nat` and
+//! `load`, see [`crate::nx_ct`]), `ct_clear`. Layouts from Open vSwitch's
+//! `include/openflow/nicira-ext.h` and `lib/ofp-actions.c`:
 //!
 //! ```text
 //! +-------+-------+---------------+---------+-------------------------+
@@ -10,10 +11,11 @@
 //!
 //! Other subtypes are kept as [`NxAction::Raw`].
 
-use crate::action::Action;
 use crate::bytes::{round8, u16_at, u32_at, u64_at, u8_at, zeros};
 use crate::field::nx_action as field;
 use crate::{Error, Result};
+
+pub use crate::nx_ct::{ct_flags, Ct, Nat};
 
 /// The Nicira experimenter id (NX_VENDOR_ID).
 pub const NX_VENDOR_ID: u32 = 0x0000_2320;
@@ -24,38 +26,15 @@ pub mod subtype {
     pub const RESUBMIT: u16 = 1;
     pub const SET_TUNNEL: u16 = 2;
     pub const SET_TUNNEL64: u16 = 9;
+    pub const REG_LOAD: u16 = 7;
     pub const RESUBMIT_TABLE: u16 = 14;
     pub const CT: u16 = 35;
+    pub const NAT: u16 = 36;
     pub const CT_CLEAR: u16 = 43;
-}
-
-/// NXAST_CT flags.
-pub mod ct_flags {
-    /// NX_CT_F_COMMIT.
-    pub const COMMIT: u16 = 1 << 0;
-    /// NX_CT_F_FORCE.
-    pub const FORCE: u16 = 1 << 1;
 }
 
 /// The 16-bit OFPP_IN_PORT that `resubmit` uses for "keep the packet's in_port".
 pub const OFPP_IN_PORT_16: u16 = 0xfff8;
-
-/// The `ct` action (NXAST_CT).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Ct {
-    /// [`ct_flags`].
-    pub flags: u16,
-    /// Field to take the zone from (an NXM header), 0 for an immediate zone.
-    pub zone_src: u32,
-    /// The immediate zone, or ofs_nbits of `zone_src`.
-    pub zone: u16,
-    /// Table to recirculate to (0xff: none).
-    pub recirc_table: u8,
-    /// Application layer gateway (0: none, 21: FTP, 69: TFTP).
-    pub alg: u16,
-    /// Nested actions (nat, set_field of ct_mark / ct_label).
-    pub actions: Vec<Action>,
-}
 
 /// One Nicira action.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -76,8 +55,21 @@ pub enum NxAction {
     SetTunnel(u32),
     /// NXAST_SET_TUNNEL64: 64-bit tunnel id.
     SetTunnel64(u64),
+    /// NXAST_REG_LOAD: `load:VALUE->DST[OFS..OFS+N_BITS-1]`; `ovs-ofctl`
+    /// sends a masked `set_field` in OpenFlow 1.3 as one of these per run of
+    /// mask bits (e.g. `set_field:0x2/0xff->ct_label` inside `ct(exec(...))`).
+    RegLoad {
+        /// `ofs << 6 | (n_bits - 1)` ([`reg_load_ofs_nbits`]).
+        ofs_nbits: u16,
+        /// The destination field's NXM header ([`crate::oxm::Field::nxm_header`]).
+        dst: u32,
+        /// The value, in the low `n_bits` bits.
+        value: u64,
+    },
     /// NXAST_CT: send to the connection tracker.
     Ct(Ct),
+    /// NXAST_NAT: address translation (only nested in [`NxAction::Ct`]).
+    Nat(Nat),
     /// NXAST_CT_CLEAR.
     CtClear,
     /// Any other subtype: the bytes after the subtype, padding included.
@@ -130,19 +122,16 @@ impl NxAction {
                 fixed(field::LEN)?;
                 NxAction::CtClear
             }
-            subtype::CT => {
-                if a.len() < field::CT_LEN {
-                    return Err(Error::BadAction("ct action shorter than 24 bytes"));
+            subtype::REG_LOAD => {
+                fixed(field::REG_LOAD_LEN)?;
+                NxAction::RegLoad {
+                    ofs_nbits: u16_at(a, field::REG_LOAD_OFS_NBITS),
+                    dst: u32_at(a, field::REG_LOAD_DST),
+                    value: u64_at(a, field::REG_LOAD_VALUE),
                 }
-                NxAction::Ct(Ct {
-                    flags: u16_at(a, field::CT_FLAGS),
-                    zone_src: u32_at(a, field::CT_ZONE_SRC),
-                    zone: u16_at(a, field::CT_ZONE),
-                    recirc_table: u8_at(a, field::CT_RECIRC_TABLE),
-                    alg: u16_at(a, field::CT_ALG),
-                    actions: Action::parse_list_nested(&a[field::CT_ACTIONS..], depth + 1)?,
-                })
             }
+            subtype::CT => NxAction::Ct(Ct::parse(a, depth)?),
+            subtype::NAT => NxAction::Nat(Nat::parse(a)?),
             st => NxAction::Raw {
                 subtype: st,
                 data: a[field::BODY..].to_vec(),
@@ -157,7 +146,9 @@ impl NxAction {
             NxAction::ResubmitTable { .. } => subtype::RESUBMIT_TABLE,
             NxAction::SetTunnel(_) => subtype::SET_TUNNEL,
             NxAction::SetTunnel64(_) => subtype::SET_TUNNEL64,
+            NxAction::RegLoad { .. } => subtype::REG_LOAD,
             NxAction::Ct(_) => subtype::CT,
+            NxAction::Nat(_) => subtype::NAT,
             NxAction::CtClear => subtype::CT_CLEAR,
             NxAction::Raw { subtype, .. } => *subtype,
         }
@@ -167,7 +158,9 @@ impl NxAction {
     pub fn buffer_len(&self) -> usize {
         match self {
             NxAction::SetTunnel64(_) => field::SET_TUNNEL64_LEN,
-            NxAction::Ct(c) => field::CT_LEN + Action::list_len(&c.actions),
+            NxAction::RegLoad { .. } => field::REG_LOAD_LEN,
+            NxAction::Ct(c) => c.buffer_len(),
+            NxAction::Nat(n) => n.buffer_len(),
             NxAction::Raw { data, .. } => round8(field::BODY + data.len()),
             _ => field::LEN,
         }
@@ -191,15 +184,17 @@ impl NxAction {
                 zeros(out, 6);
                 out.extend_from_slice(&id.to_be_bytes());
             }
-            NxAction::Ct(c) => {
-                out.extend_from_slice(&c.flags.to_be_bytes());
-                out.extend_from_slice(&c.zone_src.to_be_bytes());
-                out.extend_from_slice(&c.zone.to_be_bytes());
-                out.push(c.recirc_table);
-                zeros(out, 3);
-                out.extend_from_slice(&c.alg.to_be_bytes());
-                Action::emit_list(&c.actions, out)?;
+            NxAction::RegLoad {
+                ofs_nbits,
+                dst,
+                value,
+            } => {
+                out.extend_from_slice(&ofs_nbits.to_be_bytes());
+                out.extend_from_slice(&dst.to_be_bytes());
+                out.extend_from_slice(&value.to_be_bytes());
             }
+            NxAction::Ct(c) => c.emit_body(out)?,
+            NxAction::Nat(n) => n.emit_body(out),
             NxAction::CtClear => {}
             NxAction::Raw { data, .. } => out.extend_from_slice(data),
         }
@@ -207,9 +202,21 @@ impl NxAction {
     }
 }
 
+/// `ofs_nbits` of a subfield `[ofs .. ofs + n_bits - 1]` (OVS's
+/// `nxm_encode_ofs_nbits`): `ofs << 6 | (n_bits - 1)`; `n_bits` is 1..=64.
+pub fn reg_load_ofs_nbits(ofs: u16, n_bits: u16) -> u16 {
+    ofs << 6 | (n_bits.clamp(1, 64) - 1)
+}
+
+/// (ofs, n_bits) of an `ofs_nbits` (OVS's `nxm_decode_ofs` / `nxm_decode_n_bits`).
+pub fn reg_load_decode(ofs_nbits: u16) -> (u16, u16) {
+    (ofs_nbits >> 6, (ofs_nbits & 0x3f) + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::action::Action;
 
     #[test]
     fn construct_resubmit_table() {

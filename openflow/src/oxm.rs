@@ -182,6 +182,21 @@ fields! {
     NxCtMark = (N1, 107, 4),
     /// NXM_NX_CT_LABEL (128 bits, maskable).
     NxCtLabel = (N1, 108, 16),
+    /// NXM_NX_CT_NW_PROTO: IP protocol of the connection's original
+    /// direction (not maskable; `lib/meta-flow.xml`, since OVS 2.8).
+    NxCtNwProto = (N1, 119, 1),
+    /// NXM_NX_CT_NW_SRC: IPv4 source of the original direction (maskable).
+    NxCtNwSrc = (N1, 120, 4),
+    /// NXM_NX_CT_NW_DST: IPv4 destination of the original direction (maskable).
+    NxCtNwDst = (N1, 121, 4),
+    /// NXM_NX_CT_IPV6_SRC: IPv6 source of the original direction (maskable).
+    NxCtIpv6Src = (N1, 122, 16),
+    /// NXM_NX_CT_IPV6_DST: IPv6 destination of the original direction (maskable).
+    NxCtIpv6Dst = (N1, 123, 16),
+    /// NXM_NX_CT_TP_SRC: L4 source port of the original direction (maskable).
+    NxCtTpSrc = (N1, 124, 2),
+    /// NXM_NX_CT_TP_DST: L4 destination port of the original direction (maskable).
+    NxCtTpDst = (N1, 125, 2),
     /// ONFOXM_ET_TCP_FLAGS: tcp_flags as ONF experimenter OXM (class 0xffff, field 42).
     OnfTcpFlags = (X, 42, 2),
 }
@@ -232,6 +247,21 @@ impl Field {
             Field::Unknown { .. } => None,
             f => TABLE.iter().find(|e| e.0 == f).map(|e| e.4),
         }
+    }
+
+    /// The 32-bit NXM header of a known field in an NXM class (0 or 1),
+    /// without mask (`oxm_length` = the value's length), as NXAST_REG_LOAD
+    /// and NXAST_CT's `zone_src` carry it; `None` for other classes.
+    pub fn nxm_header(&self) -> Option<u32> {
+        let (class, code, _) = self.to_wire();
+        let len = self.value_len()?;
+        (class == N0 || class == N1)
+            .then(|| u32::from(class) << 16 | u32::from(code) << 9 | len as u32)
+    }
+
+    /// The field an NXM header names (its mask bit and length are ignored).
+    pub fn from_nxm_header(h: u32) -> Field {
+        Field::from_wire((h >> 16) as u16, (h >> 9 & 0x7f) as u8, 0)
     }
 
     /// True for OXM_OF_* (class 0x8000) fields.
@@ -466,6 +496,34 @@ mod tests {
         assert!(OxmField::parse(&[0x80, 0x00, 0x00, 0x04, 0, 1]).is_err());
         // Odd masked payload.
         assert!(OxmField::parse(&[0x80, 0x00, 0xff, 0x03, 0, 1, 2]).is_err());
+    }
+
+    #[test]
+    fn nxm_headers() {
+        // NXM_NX_CT_LABEL and NXM_NX_REG0 as ovs-ofctl sends them in
+        // `load:...->NXM_NX_CT_LABEL[0..7]` and `ct(zone=NXM_NX_REG0[0..15])`.
+        assert_eq!(Field::NxCtLabel.nxm_header(), Some(0x0001_d810));
+        assert_eq!(Field::NxCtMark.nxm_header(), Some(0x0001_d604));
+        assert_eq!(Field::NxReg(0).nxm_header(), Some(0x0001_0004));
+        assert_eq!(Field::from_nxm_header(0x0001_d810), Field::NxCtLabel);
+        assert_eq!(Field::from_nxm_header(0x0001_0004), Field::NxReg(0));
+        assert_eq!(Field::Ipv4Src.nxm_header(), None);
+    }
+
+    #[test]
+    fn parse_ct_tuple_fields() {
+        // ct_tp_dst=0x50/0xfff0 and ct_ipv6_src=2001:db8::1 (captures/add_ct_flows.hex).
+        let b = [0x00, 0x01, 0xfb, 0x04, 0x00, 0x50, 0xff, 0xf0];
+        let (f, n) = OxmField::parse(&b).unwrap();
+        assert_eq!((f.field, n), (Field::NxCtTpDst, 8));
+        assert_eq!((f.value_u64(), f.mask_u64()), (Some(0x50), Some(0xfff0)));
+        let mut b = vec![0x00, 0x01, 0xf4, 0x10];
+        b.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        let (f, _) = OxmField::parse(&b).unwrap();
+        assert_eq!(f.field, Field::NxCtIpv6Src);
+        let mut out = Vec::new();
+        f.emit(&mut out).unwrap();
+        assert_eq!(out, b);
     }
 
     #[test]

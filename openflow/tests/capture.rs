@@ -10,6 +10,7 @@ use openflow::group::{GroupCommand, GroupMod, GroupType};
 use openflow::instruction::Instruction;
 use openflow::multipart::{MultipartRequest, MultipartRequestBody};
 use openflow::nicira::{NxAction, OFPP_IN_PORT_16};
+use openflow::nx_ct::{ct_flags, nat_flags, Nat, RECIRC_NONE};
 use openflow::oxm::{Field, OFPVID_PRESENT};
 use openflow::{Message, MsgType};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -73,6 +74,7 @@ fn multipart_request(name: &str) -> Vec<MultipartRequest> {
 
 const ALL: &[&str] = &[
     "add_flows",
+    "add_ct_flows",
     "add_groups",
     "del_flows_all",
     "del_flows_cookie",
@@ -377,10 +379,14 @@ fn deconstruct_flow_mod_conntrack() {
         c.actions[0],
         Action::SetField(openflow::OxmField::exact(Field::NxCtMark, &[0, 0, 0, 1]))
     );
-    assert!(matches!(
+    assert_eq!(
         c.actions[1],
-        Action::Nicira(NxAction::Raw { subtype: 36, .. })
-    ));
+        Action::Nicira(NxAction::Nat(Nat {
+            flags: nat_flags::SRC,
+            ipv4_min: Some(Ipv4Addr::new(10, 0, 0, 1)),
+            ..Nat::default()
+        }))
+    );
     assert_eq!(
         apply(&fm[12])[1],
         Action::Output {
@@ -388,6 +394,114 @@ fn deconstruct_flow_mod_conntrack() {
             max_len: openflow::action::OFPCML_NO_BUFFER
         }
     );
+}
+
+/// The firewall and NAT flows of `captures/add_ct_flows.txt`: every ct
+/// option, NAT form and ct match field `ovs-ofctl` 3.1 encodes.
+#[test]
+fn deconstruct_ct_flows() {
+    let fm = flow_mods("add_ct_flows");
+    assert_eq!(fm.len(), 13);
+    let nat = |a: &Action| match a {
+        Action::Nicira(NxAction::Nat(n)) => *n,
+        a => panic!("not nat: {a:?}"),
+    };
+    // ct_state=-trk,ip actions=ct(table=1,zone=5)
+    assert_eq!(
+        fm[0].matching.masked_u64(Field::NxCtState),
+        Some((0, Some(0x20)))
+    );
+    let c = ct(&apply(&fm[0])[0]);
+    assert_eq!((c.flags, c.zone, c.recirc_table), (0, 5, 1));
+    // ct_state=+inv+trk: inv 0x10 | trk 0x20; actions=drop (no instruction).
+    assert_eq!(
+        fm[4].matching.masked_u64(Field::NxCtState),
+        Some((0x30, Some(0x30)))
+    );
+    assert!(fm[4].instructions.is_empty());
+    // ct(commit,zone=7,nat(src=192.168.1.1-192.168.1.4:5000-6000,persistent,random),
+    //    exec(set_field:0x1->ct_mark,set_field:0x2/0xff->ct_label))
+    let c = ct(&apply(&fm[5])[0]);
+    assert_eq!(
+        (c.flags, c.zone, c.recirc_table),
+        (ct_flags::COMMIT, 7, RECIRC_NONE)
+    );
+    let n = nat(&c.actions[0]);
+    assert_eq!(
+        n.flags,
+        nat_flags::SRC | nat_flags::PERSISTENT | nat_flags::PROTO_RANDOM
+    );
+    assert_eq!(
+        (n.ipv4_min, n.ipv4_max, n.proto_min, n.proto_max),
+        (
+            Some(Ipv4Addr::new(192, 168, 1, 1)),
+            Some(Ipv4Addr::new(192, 168, 1, 4)),
+            Some(5000),
+            Some(6000)
+        )
+    );
+    assert_eq!(n.check(), Ok(()));
+    assert_eq!(
+        c.actions[1],
+        Action::SetField(openflow::OxmField::exact(Field::NxCtMark, &[0, 0, 0, 1]))
+    );
+    // The masked set_field of ct_label travels as load:0x2->NXM_NX_CT_LABEL[0..7].
+    match c.actions[2] {
+        Action::Nicira(NxAction::RegLoad {
+            ofs_nbits,
+            dst,
+            value,
+        }) => {
+            assert_eq!(openflow::nicira::reg_load_decode(ofs_nbits), (0, 8));
+            assert_eq!(Field::from_nxm_header(dst), Field::NxCtLabel);
+            assert_eq!(value, 2);
+        }
+        ref a => panic!("not reg_load: {a:?}"),
+    }
+    // ct(table=3,zone=7,nat): a plain nat, allowed without commit.
+    let c = ct(&apply(&fm[6])[0]);
+    assert!(nat(&c.actions[0]).is_plain());
+    assert_eq!(c.check(), Ok(()));
+    // ct(commit,table=3,nat(dst=[2001:db8::1]:80))
+    let n = nat(&ct(&apply(&fm[7])[0]).actions[0]);
+    assert_eq!(n.flags, nat_flags::DST);
+    assert_eq!(n.ipv6_min, Some("2001:db8::1".parse().unwrap()));
+    assert_eq!(
+        (n.ipv6_max, n.proto_min, n.proto_max),
+        (None, Some(80), None)
+    );
+    // ct(commit,force,nat(src=2001:db8::1-2001:db8::5,hash))
+    let c = ct(&apply(&fm[8])[0]);
+    assert_eq!(c.flags, ct_flags::COMMIT | ct_flags::FORCE);
+    let n = nat(&c.actions[0]);
+    assert_eq!(n.flags, nat_flags::SRC | nat_flags::PROTO_HASH);
+    assert_eq!(n.ipv6_max, Some("2001:db8::5".parse().unwrap()));
+    // ct(commit,zone=NXM_NX_REG0[0..15],alg=ftp),ct_clear
+    let c = ct(&apply(&fm[9])[0]);
+    assert_eq!(Field::from_nxm_header(c.zone_src), Field::NxReg(0));
+    assert_eq!(openflow::nicira::reg_load_decode(c.zone), (0, 16));
+    assert_eq!(c.alg, openflow::nx_ct::alg::FTP);
+    assert_eq!(apply(&fm[9])[1], Action::Nicira(NxAction::CtClear));
+    // The original-direction tuple fields (NXM_NX_CT_NW_PROTO ... CT_TP_DST).
+    let m = &fm[10].matching;
+    assert_eq!(m.masked_u64(Field::NxCtState), Some((0x22, Some(0x2a))));
+    assert_eq!(m.exact_u64(Field::NxCtNwProto), Some(6));
+    assert_eq!(m.exact_u64(Field::NxCtNwSrc), Some(0x0a00_0001));
+    assert_eq!(
+        m.masked_u64(Field::NxCtNwDst),
+        Some((0x0a00_0000, Some(0xff00_0000)))
+    );
+    assert_eq!(m.exact_u64(Field::NxCtTpSrc), Some(1000));
+    assert_eq!(m.masked_u64(Field::NxCtTpDst), Some((0x50, Some(0xfff0))));
+    let m = &fm[11].matching;
+    assert_eq!(
+        m.get(Field::NxCtIpv6Src).unwrap().value_ipv6(),
+        Some("2001:db8::1".parse().unwrap())
+    );
+    let d = m.get(Field::NxCtIpv6Dst).unwrap();
+    assert_eq!(d.mask_ipv6(), Some("ffff:ffff::".parse().unwrap()));
+    // Two ct actions in one list.
+    assert_eq!(apply(&fm[12]).len(), 2);
 }
 
 #[test]

@@ -18,6 +18,7 @@ use openflow::multipart::{
     MultipartReply, MultipartReplyBody as R, TableFeatures, TableStats, MORE,
 };
 use openflow::nicira::{NxAction, OFPP_IN_PORT_16};
+use openflow::nx_ct::{ct_flags, nat_flags, Ct, Nat, RECIRC_NONE};
 use openflow::oxm::{Field, OxmField, OFPVID_PRESENT};
 use openflow::packet_in::{self, PacketIn};
 use openflow::port::{self, Port, PortStats, PortStatus};
@@ -508,6 +509,96 @@ fn emit_multipart_replies() {
             "n_bytes=640",
             "priority=300",
             "goto_table:1",
+        ],
+    );
+    // A ct firewall flow and a SNAT flow built here, as OVS prints them.
+    let ct = |flags, zone, recirc_table, actions| {
+        Action::Nicira(NxAction::Ct(Ct {
+            flags,
+            zone_src: 0,
+            zone,
+            recirc_table,
+            alg: 0,
+            actions,
+        }))
+    };
+    let snat = Action::Nicira(NxAction::Nat(Nat {
+        flags: nat_flags::SRC | nat_flags::PROTO_HASH,
+        ipv4_min: Some([10, 0, 0, 1].into()),
+        ipv4_max: Some([10, 0, 0, 9].into()),
+        proto_min: Some(1024),
+        proto_max: Some(2047),
+        ..Nat::default()
+    }));
+    let flow = |table_id, matching, actions| FlowStats {
+        table_id,
+        duration_sec: 1,
+        duration_nsec: 0,
+        priority: 100,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        flags: 0,
+        cookie: 0,
+        packet_count: 0,
+        byte_count: 0,
+        matching,
+        instructions: vec![Instruction::ApplyActions(actions)],
+    };
+    check(
+        reply(R::Flow(vec![
+            flow(
+                0,
+                Match::new()
+                    .with(OxmField::from_u64(Field::EthType, 0x0800))
+                    .with(OxmField::masked(
+                        Field::NxCtState,
+                        &[0, 0, 0, 0],
+                        &[0, 0, 0, 0x20],
+                    )),
+                vec![ct(0, 5, 1, vec![])],
+            ),
+            flow(
+                1,
+                Match::new()
+                    .with(OxmField::from_u64(Field::EthType, 0x0800))
+                    .with(OxmField::masked(
+                        Field::NxCtState,
+                        &[0, 0, 0, 0x21],
+                        &[0, 0, 0, 0x21],
+                    ))
+                    .with(OxmField::from_u64(Field::NxCtZone, 5))
+                    .with(OxmField::from_u64(Field::NxCtNwProto, 6))
+                    .with(OxmField::masked(
+                        Field::NxCtNwDst,
+                        &[10, 0, 0, 0],
+                        &[255, 0, 0, 0],
+                    ))
+                    .with(OxmField::from_u64(Field::NxCtTpDst, 80)),
+                vec![
+                    ct(
+                        ct_flags::COMMIT,
+                        5,
+                        RECIRC_NONE,
+                        vec![
+                            snat,
+                            Action::SetField(OxmField::exact(Field::NxCtMark, &[0, 0, 0, 7])),
+                            Action::Nicira(NxAction::RegLoad {
+                                ofs_nbits: openflow::nicira::reg_load_ofs_nbits(64, 8),
+                                dst: Field::NxCtLabel.nxm_header().unwrap(),
+                                value: 0x3,
+                            }),
+                        ],
+                    ),
+                    Action::Nicira(NxAction::CtClear),
+                    Action::output(2),
+                ],
+            ),
+        ])),
+        &[
+            "ct_state=-trk,ip actions=ct(table=1,zone=5)",
+            "ct_state=+new+trk,ct_zone=5,ct_nw_dst=10.0.0.0/8,ct_nw_proto=6,ct_tp_dst=80,ip",
+            "actions=ct(commit,zone=5,nat(src=10.0.0.1-10.0.0.9:1024-2047,hash),\
+             exec(set_field:0x7->ct_mark,load:0x3->NXM_NX_CT_LABEL[64..71])),ct_clear,output:2",
         ],
     );
     check(

@@ -7,7 +7,7 @@ use openflow::action::{port_no, Action};
 use openflow::flow_mod::{FlowMod, FlowModCommand};
 use openflow::group::{Bucket, GroupCommand, GroupMod, GroupType};
 use openflow::instruction::Instruction;
-use openflow::nicira::{Ct, NxAction};
+use openflow::nicira::{Ct, Nat, NxAction};
 use openflow::oxm::{Field, OxmField};
 use openflow::{framing, Match, Message};
 use proptest::prelude::*;
@@ -59,6 +59,33 @@ fn leaf_action() -> impl Strategy<Value = Action> {
         any::<u32>().prop_map(|t| Action::Nicira(NxAction::SetTunnel(t))),
         any::<u64>().prop_map(|t| Action::Nicira(NxAction::SetTunnel64(t))),
         Just(Action::Nicira(NxAction::CtClear)),
+        (any::<u16>(), any::<u32>(), any::<u64>()).prop_map(|(ofs_nbits, dst, value)| {
+            Action::Nicira(NxAction::RegLoad {
+                ofs_nbits,
+                dst,
+                value,
+            })
+        }),
+        (
+            any::<u16>(),
+            proptest::option::of(any::<[u8; 4]>()),
+            proptest::option::of(any::<[u8; 4]>()),
+            proptest::option::of(any::<[u8; 16]>()),
+            proptest::option::of(any::<[u8; 16]>()),
+            proptest::option::of(any::<u16>()),
+            proptest::option::of(any::<u16>()),
+        )
+            .prop_map(|(flags, a, b, c, d, p, q)| {
+                Action::Nicira(NxAction::Nat(Nat {
+                    flags,
+                    ipv4_min: a.map(Into::into),
+                    ipv4_max: b.map(Into::into),
+                    ipv6_min: c.map(Into::into),
+                    ipv6_max: d.map(Into::into),
+                    proto_min: p,
+                    proto_max: q,
+                }))
+            }),
         (1u16..0xffff, proptest::collection::vec(any::<u8>(), 0..3)).prop_map(|(subtype, n)| {
             // Raw Nicira bodies re-emit padded, so generate them already padded.
             let len = 6 + 8 * n.len();

@@ -15,4 +15,5 @@ pub mod ovs;
 pub mod proc;
 pub mod report;
 pub mod rules;
+pub mod tcp_frames;
 pub mod vhost_driver;

@@ -292,7 +292,7 @@ impl Ovs {
     }
 
     /// Adds `p` to the bridge and checks that OVS opened it.
-    fn add_port(&self, p: &OvsPort) -> Result<(), String> {
+    pub fn add_port(&self, p: &OvsPort) -> Result<(), String> {
         let mut args = vec![
             "--timeout=300".to_string(),
             "add-port".into(),
@@ -320,6 +320,45 @@ impl Ovs {
             )));
         }
         Ok(())
+    }
+
+    /// Adds a `net_pcap` port `name` (OpenFlow `ofport`) that replays
+    /// `pcap` once, every frame of it through the flow table. OVS's PMD
+    /// polls a new port before ofproto-dpif knows it and drops what it
+    /// reads then (failed upcalls), so the port opens an empty pcap first;
+    /// once it is on the bridge the file is replaced and a queue-size
+    /// change makes OVS restart the port, which replays the file.
+    pub fn add_replay_port(&self, name: &str, ofport: u32, pcap: &Path) -> Result<(), String> {
+        let file = self.dir.join(format!("{name}.pcap"));
+        crate::tcp_frames::write_pcap(&file, &[])
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        let devargs = format!("net_pcap{ofport},rx_pcap={}", file.display());
+        self.add_port(&OvsPort::dpdk(name, ofport, &devargs))?;
+        std::thread::sleep(Duration::from_millis(300));
+        let tmp = self.dir.join(format!("{name}.pcap.tmp"));
+        fs::copy(pcap, &tmp).map_err(|e| format!("copy {}: {e}", pcap.display()))?;
+        fs::rename(&tmp, &file).map_err(|e| format!("rename {}: {e}", tmp.display()))?;
+        self.vsctl(&["set", "Interface", name, "options:n_rxq_desc=1024"])?;
+        Ok(())
+    }
+
+    /// The rx packet counter of OpenFlow port `ofport` (`dump-ports`).
+    pub fn rx_packets(&self, ofport: u32) -> Result<u64, String> {
+        let out = self.tool("ovs-ofctl", &["dump-ports", BRIDGE, &ofport.to_string()])?;
+        out.split("rx pkts=")
+            .nth(1)
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| self.failure(&format!("no rx counter in dump-ports output: {out}")))
+    }
+
+    /// Connections in the userspace tracker and how many of them are TCP
+    /// `ESTABLISHED` (`ovs-appctl dpctl/dump-conntrack`).
+    pub fn conntrack_entries(&self) -> Result<(usize, usize), String> {
+        let out = self.appctl(&["dpctl/dump-conntrack"])?;
+        let n = out.lines().filter(|l| !l.trim().is_empty()).count();
+        let est = out.lines().filter(|l| l.contains("ESTABLISHED")).count();
+        Ok((n, est))
     }
 
     /// Where a `dpdkvhostuser` port named `name` has its socket (the

@@ -298,6 +298,7 @@ impl Worker {
                         ports_up: self.sw.ports_up(),
                         fdb: &self.sw.fdb,
                         now_ms: now,
+                        ct: None,
                     };
                     let mut ev = ExecEvents::default();
                     verdicts[i] = execute(&acts, &mut frames[i], meta.l3 as usize, &ctx, &mut ev);

@@ -11,6 +11,7 @@
 
 use core::fmt;
 
+use crate::ct::CtId;
 use crate::fdb::Fdb;
 use crate::frame::Frame;
 use crate::verdict::{DropReason, Verdict, MAX_PORTS};
@@ -91,6 +92,13 @@ pub enum Action {
     /// `set_field:A->tun_dst` — the outer destination of an output to a
     /// `remote_ip=flow` tunnel port.
     SetTunDst([u8; 4]),
+    /// `ct(...)` — send the frame through the connection tracker (see
+    /// [`crate::ct`]): its options are interned behind the [`CtId`]. With
+    /// `table=N` the frame recirculates into table N with its ct fields.
+    Ct(CtId),
+    /// `ct_clear` — zero the frame's ct fields (`ct_state`, `ct_zone`,
+    /// `ct_mark`, `ct_label`, the original tuple).
+    CtClear,
 }
 
 /// The transport protocol a port rewrite applies to: the frame must carry
@@ -129,19 +137,28 @@ impl L4Proto {
 }
 
 impl Action {
-    /// True for actions that rewrite the frame.
+    /// True for actions that rewrite the frame (a `ct` with `nat` may).
     pub fn modifies(&self) -> bool {
-        !matches!(
-            self,
-            Action::Output(_)
-                | Action::Flood
-                | Action::All
-                | Action::InPort
-                | Action::Normal
-                | Action::Drop
-                | Action::Resubmit(_)
-                | Action::Group(_)
-        )
+        match self {
+            Action::Ct(c) => c.spec().nat.is_some(),
+            _ => !matches!(
+                self,
+                Action::Output(_)
+                    | Action::Flood
+                    | Action::All
+                    | Action::InPort
+                    | Action::Normal
+                    | Action::Drop
+                    | Action::Resubmit(_)
+                    | Action::Group(_)
+                    | Action::CtClear
+            ),
+        }
+    }
+
+    /// True for `ct` and `ct_clear` (they need the recirculating datapath).
+    pub fn is_ct(&self) -> bool {
+        matches!(self, Action::Ct(_) | Action::CtClear)
     }
 
     /// True for the IP/L4 rewrites (addresses, ports, ECN, TTL): what they
@@ -339,7 +356,12 @@ impl core::str::FromStr for Action {
             "mod_nw_ecn" => Ok(Action::SetIpEcn(parse_uint(need()?, 3, "ECN")? as u8)),
             "mod_nw_ttl" => Ok(Action::SetNwTtl(parse_uint(need()?, 255, "TTL")? as u8)),
             "set_field" => parse_set_field(need()?),
+            "ct_clear" => none(arg, Action::CtClear),
             _ if arg.is_none() && name.bytes().all(|b| b.is_ascii_digit()) => Ok(Action::Output(parse_port(name)?)),
+            _ if lname.starts_with("ct(") && s.ends_with(')') => {
+                Ok(Action::Ct(CtId::intern(crate::ct::action::parse(&s[3..s.len() - 1])?)?))
+            }
+            _ if lname == "ct" => Ok(Action::Ct(CtId::intern(conntrack::CtSpec::default())?)),
             _ if arg.is_none() && lname.starts_with("resubmit(") && lname.ends_with(')') => {
                 let inner = &s[9..s.len() - 1];
                 let (port, table) = inner.split_once(',').ok_or_else(|| {
@@ -355,8 +377,8 @@ impl core::str::FromStr for Action {
                 "unknown action `{name}` (known: output:N, flood, all, in_port, normal, drop, push_vlan:TPID, pop_vlan, \
                  mod_vlan_vid:VID, mod_vlan_pcp:PCP, mod_dl_src:MAC, mod_dl_dst:MAC, set_ip_dscp:DSCP, \
                  mod_nw_tos:TOS, mod_nw_ecn:ECN, mod_nw_src:IP, mod_nw_dst:IP, mod_tp_src:PORT, mod_tp_dst:PORT, \
-                 mod_nw_ttl:TTL, set_field:VALUE->FIELD, dec_ttl, resubmit(,TABLE), group:N, goto_table:N, write_metadata:V[/M], \
-                 write_actions(...), clear_actions)"
+                 mod_nw_ttl:TTL, set_field:VALUE->FIELD, dec_ttl, resubmit(,TABLE), group:N, ct(...), ct_clear, goto_table:N, \
+                 write_metadata:V[/M], write_actions(...), clear_actions)"
             )),
         }
     }
@@ -399,6 +421,8 @@ impl fmt::Display for Action {
             Action::SetTunDst(a) => {
                 write!(f, "set_field:{}->tun_dst", std::net::Ipv4Addr::from(*a))
             }
+            Action::Ct(c) => write!(f, "{c}"),
+            Action::CtClear => write!(f, "ct_clear"),
         }
     }
 }
@@ -518,7 +542,7 @@ pub fn parse_instructions(s: &str) -> Result<(Vec<Action>, Instructions), String
             if !inner.trim().is_empty() {
                 for a in split_top(inner) {
                     let a: Action = a.parse()?;
-                    if matches!(a, Action::Drop | Action::Resubmit(_)) {
+                    if matches!(a, Action::Drop | Action::Resubmit(_)) || a.is_ct() {
                         return Err(format!("`{a}` is not allowed in write_actions"));
                     }
                     set.push(a);
@@ -592,6 +616,9 @@ pub struct ExecCtx<'a> {
     pub fdb: &'a Fdb,
     /// Current time in milliseconds.
     pub now_ms: u64,
+    /// The connection tracker `ct` actions use (`None`: a `ct` marks the
+    /// frame `+trk+inv`, as a tracker that cannot parse it would).
+    pub ct: Option<&'a conntrack::Conntrack>,
 }
 
 /// Counters the execution reports back (MAC learning events).
@@ -611,6 +638,10 @@ pub struct ExecEvents {
     pub tunnel: TunnelSet,
     /// An action set [`ExecEvents::tunnel`] for the current frame.
     pub tunnel_set: bool,
+    /// The current frame's ct fields, as `ct`/`ct_clear` left them (the
+    /// datapath sets them before and reads them after a frame with ct
+    /// actions; zero for every other frame).
+    pub ct: conntrack::CtMeta,
 }
 
 /// Tunnel fields set by actions: what an output to a tunnel port whose
@@ -706,6 +737,7 @@ pub fn execute_plan<F: Frame>(
     // The copy clone segments run on, and whether it was dropped (its
     // continuation segments are then skipped).
     let (mut clone, mut clone_l3, mut clone_dead) = (None::<F>, 0usize, false);
+    let mut clone_ct = ev.ct;
     for (i, s) in plan.iter().enumerate() {
         let seg = acts
             .get(usize::from(s.start)..usize::from(s.end))
@@ -714,14 +746,19 @@ pub fn execute_plan<F: Frame>(
             if let Some(sink) = copies.as_deref_mut() {
                 if !s.cont {
                     clone = frame.duplicate();
-                    (clone_l3, clone_dead) = (l3, false);
+                    (clone_l3, clone_dead, clone_ct) = (l3, false, ev.ct);
                 }
                 if clone_dead {
                     continue;
                 }
                 if let Some(c) = clone.as_mut() {
                     let more = plan.get(i + 1).is_some_and(|n| n.clone && n.cont);
-                    match execute_l3(seg, c, &mut clone_l3, ctx, ev) {
+                    // A copy has ct fields of its own (a `ct` in a fork's
+                    // tail runs on the copy, not on the recirculating frame).
+                    core::mem::swap(&mut ev.ct, &mut clone_ct);
+                    let v = execute_l3(seg, c, &mut clone_l3, ctx, ev);
+                    core::mem::swap(&mut ev.ct, &mut clone_ct);
+                    match v {
                         Verdict::Output(m) if more => {
                             if let Some(d) = c.duplicate() {
                                 sink.push((d, m));
@@ -905,6 +942,8 @@ fn execute_l3<F: Frame>(
                 ev.tunnel.dst = Some(a);
                 ev.tunnel_set = true;
             }
+            Action::Ct(c) => ct_execute(frame, *l3, c, ctx, ev),
+            Action::CtClear => ev.ct = conntrack::CtMeta::default(),
             // Resolved by the pipeline before execution.
             Action::Resubmit(_) | Action::Group(_) => {}
         }
@@ -913,6 +952,23 @@ fn execute_l3<F: Frame>(
         Verdict::Drop(why)
     } else {
         Verdict::Output(out)
+    }
+}
+
+/// Run one `ct` action on the frame (NAT may rewrite it in place).
+#[cold]
+#[inline(never)]
+fn ct_execute<F: Frame>(frame: &mut F, l3: usize, c: CtId, ctx: &ExecCtx<'_>, ev: &mut ExecEvents) {
+    let spec = c.spec();
+    match ctx.ct {
+        Some(t) => t.execute(frame.data_mut(), l3, spec, &mut ev.ct, ctx.now_ms),
+        None => {
+            ev.ct = conntrack::CtMeta {
+                state: conntrack::state::TRK | conntrack::state::INV,
+                zone: spec.zone,
+                ..conntrack::CtMeta::default()
+            }
+        }
     }
 }
 

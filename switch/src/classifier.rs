@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
+use crate::ct::CtKey;
 use crate::key::FlowKey;
 use crate::rule::Match;
 
@@ -51,11 +52,31 @@ impl Hash for MaskedMeta {
     }
 }
 
+/// A masked key, metadata and ct fields (subtables whose rules match ct
+/// fields).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct MaskedCt(FlowKey, u64, CtKey);
+
+impl Hash for MaskedCt {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(
+            self.0.hash()
+                ^ self.1.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                ^ self.2.hash().rotate_left(17),
+        );
+    }
+}
+
 struct Subtable {
     mask: FlowKey,
     /// Metadata bits this subtable's rules match (0 for most: then
     /// `rules` holds them, else `meta_rules`).
     meta_mask: u64,
+    /// ct field bits this subtable's rules match (zero for most; else
+    /// `ct_rules` holds them).
+    ct_mask: CtKey,
+    has_ct: bool,
+    ct_rules: HashMap<MaskedCt, (u16, u32), BuildHasherDefault<PassThrough>>,
     max_priority: u16,
     /// Masked value -> the best rule with exactly that match: `(priority,
     /// index)`. Rules with the same mask and value but a lower priority (or
@@ -84,17 +105,20 @@ impl Classifier {
     /// Build from rules in installation order. Among equal priorities the
     /// earlier rule (lower index) wins.
     pub fn build<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Classifier {
-        let mut by_mask: HashMap<MaskedMeta, usize, BuildHasherDefault<PassThrough>> =
+        let mut by_mask: HashMap<MaskedCt, usize, BuildHasherDefault<PassThrough>> =
             HashMap::default();
         let mut subtables: Vec<Subtable> = Vec::new();
         for (i, e) in entries.into_iter().enumerate() {
             let m = &e.matcher;
             let si = *by_mask
-                .entry(MaskedMeta(m.mask, m.meta_mask))
+                .entry(MaskedCt(m.mask, m.meta_mask, m.ct_mask))
                 .or_insert_with(|| {
                     subtables.push(Subtable {
                         mask: m.mask,
                         meta_mask: m.meta_mask,
+                        ct_mask: m.ct_mask,
+                        has_ct: m.has_ct(),
+                        ct_rules: HashMap::default(),
                         max_priority: 0,
                         rules: HashMap::default(),
                         meta_rules: HashMap::default(),
@@ -109,7 +133,12 @@ impl Classifier {
                     *best = cand;
                 }
             };
-            if m.meta_mask == 0 {
+            if m.has_ct() {
+                st.ct_rules
+                    .entry(MaskedCt(m.value, m.meta_value, m.ct_value))
+                    .and_modify(keep_best)
+                    .or_insert(cand);
+            } else if m.meta_mask == 0 {
                 st.rules
                     .entry(Masked(m.value))
                     .and_modify(keep_best)
@@ -122,7 +151,7 @@ impl Classifier {
             }
         }
         subtables.sort_by_key(|s| core::cmp::Reverse(s.max_priority));
-        let has_meta = subtables.iter().any(|s| s.meta_mask != 0);
+        let has_meta = subtables.iter().any(|s| s.meta_mask != 0 || s.has_ct);
         Classifier {
             subtables,
             has_meta,
@@ -167,9 +196,16 @@ impl Classifier {
     }
 
     /// Index of the highest-priority rule matching `key` with pipeline
-    /// metadata `meta`.
+    /// metadata `meta` (and no ct fields).
     #[inline(always)]
     pub fn lookup_meta(&self, key: &FlowKey, meta: u64) -> Option<u32> {
+        self.lookup_ct(key, meta, &CtKey::ZERO)
+    }
+
+    /// Index of the highest-priority rule matching `key` with pipeline
+    /// metadata `meta` and ct fields `ct`.
+    #[inline(always)]
+    pub fn lookup_ct(&self, key: &FlowKey, meta: u64, ct: &CtKey) -> Option<u32> {
         let mut best: Option<(u16, u32)> = None;
         for st in &self.subtables {
             if let Some((bp, _)) = best {
@@ -177,7 +213,13 @@ impl Classifier {
                     break;
                 }
             }
-            let found = if st.meta_mask == 0 {
+            let found = if st.has_ct {
+                st.ct_rules.get(&MaskedCt(
+                    key.masked(&st.mask),
+                    meta & st.meta_mask,
+                    ct.masked(&st.ct_mask),
+                ))
+            } else if st.meta_mask == 0 {
                 st.rules.get(&Masked(key.masked(&st.mask)))
             } else {
                 st.meta_rules

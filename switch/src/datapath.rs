@@ -55,11 +55,11 @@ const GEN_RING: usize = 256;
 
 /// One worker's datapath. Not `Sync`: one per worker thread.
 pub struct Datapath {
-    sw: Arc<Switch>,
-    worker: usize,
-    cur: Arc<TableVersion>,
+    pub(crate) sw: Arc<Switch>,
+    pub(crate) worker: usize,
+    pub(crate) cur: Arc<TableVersion>,
     cache: FlowCache,
-    c: Counters,
+    pub(crate) c: Counters,
     may_bypass: bool,
     bypass: bool,
     bypass_version: u64,
@@ -73,20 +73,22 @@ pub struct Datapath {
     /// The table version of each of the last [`GEN_RING`] generations.
     gen_version: Box<[u64; GEN_RING]>,
     /// Multi-table versions: the flows compiled under the current version.
-    compiled: CompiledStore,
-    keys: [FlowKey; BURST],
-    meta: [Meta; BURST],
+    pub(crate) compiled: CompiledStore,
+    /// Recirculated passes (after `ct(table=N)`): their cache.
+    pub(crate) recirc: crate::ct::recirc::RecircCache,
+    pub(crate) keys: [FlowKey; BURST],
+    pub(crate) meta: [Meta; BURST],
     hashes: [u64; BURST],
-    rules: [u32; BURST],
-    lens: [u32; BURST],
+    pub(crate) rules: [u32; BURST],
+    pub(crate) lens: [u32; BURST],
     /// Bit i: frame i starts a run of frames with equal masked keys (its
     /// key differs from frame i - 1's). Only run heads are hashed, looked
     /// up, prefetched and (for simple rules) executed.
     heads: u32,
     /// Tunnel fields set by each frame's actions (last pass), and whether
     /// any frame set some.
-    tun_out: [TunnelSet; BURST],
-    tun_dirty: bool,
+    pub(crate) tun_out: [TunnelSet; BURST],
+    pub(crate) tun_dirty: bool,
 }
 
 impl Datapath {
@@ -111,6 +113,7 @@ impl Datapath {
             valid_from: 0,
             gen_version: Box::new([0; GEN_RING]),
             compiled: CompiledStore::default(),
+            recirc: crate::ct::recirc::RecircCache::default(),
             keys: [FlowKey::ZERO; BURST],
             meta: [Meta::default(); BURST],
             hashes: [0; BURST],
@@ -480,7 +483,12 @@ impl Datapath {
             self.cached_lookup::<true>(n, gen);
             self.drop_fragments(frag_drops);
             self.c.rx_packets += n as u64;
-            self.execute_compiled(in_port, frames, verdicts, copies, now_ms);
+            let mut copies = copies;
+            let ct =
+                self.execute_compiled(in_port, frames, verdicts, copies.as_deref_mut(), now_ms);
+            if ct != 0 {
+                self.ct_frames(in_port, frames, verdicts, copies, ct, now_ms);
+            }
             return;
         }
         if self.bypass {
@@ -553,6 +561,9 @@ impl Datapath {
         self.bypass_version = cur.version;
         self.gen = self.gen.wrapping_add(1).max(1);
         self.gen_version[self.gen as usize % GEN_RING] = cur.version;
+        // Recirculated passes are not revalidated: any change starts them
+        // over (their keys are post-ct keys the change log does not cover).
+        self.recirc.clear();
         if flush {
             self.valid_from = self.gen;
             if self.compiled.len() != 0 {
@@ -584,6 +595,7 @@ impl Datapath {
             ports_up: self.sw.ports_up(),
             fdb: &self.sw.fdb,
             now_ms,
+            ct: None,
         };
         let mut ev = ExecEvents::default();
         // The rule being counted: its rule, packets and bytes, over
@@ -667,7 +679,9 @@ impl Datapath {
 impl Datapath {
     /// Run every frame's compiled pipeline result (multi-table versions):
     /// its final action list, then the counters of every rule and group
-    /// bucket the traversal went through.
+    /// bucket the traversal went through. Frames whose entry needs the
+    /// tracker are left out and returned (bit i: frame i) for
+    /// `ct_frames`: the others take this path unchanged.
     #[allow(clippy::needless_range_loop)]
     #[inline(never)]
     fn execute_compiled<F: Frame>(
@@ -677,12 +691,13 @@ impl Datapath {
         verdicts: &mut [Verdict],
         mut copies: Option<&mut Vec<(F, u64)>>,
         now_ms: u64,
-    ) {
+    ) -> u32 {
         let ctx = ExecCtx {
             in_port,
             ports_up: self.sw.ports_up(),
             fdb: &self.sw.fdb,
             now_ms,
+            ct: None,
         };
         let mut ev = ExecEvents::default();
         let cur = &*self.cur;
@@ -702,6 +717,7 @@ impl Datapath {
         // execution (as the single-table path does).
         let (mut run, mut run_pkts, mut run_bytes) = (NO_RULE, 0u64, 0u64);
         let mut run_verdict: Option<Verdict> = None;
+        let mut ct_frames = 0u32;
         for i in 0..n {
             let idx = self.rules[i];
             let len = u64::from(self.lens[i]);
@@ -710,6 +726,11 @@ impl Datapath {
                 tally(&mut self.c, verdicts[i], 1);
                 continue;
             };
+            if c.has_ct {
+                // Connection tracking: after this pass (`ct_frames`).
+                ct_frames |= 1 << i;
+                continue;
+            }
             if idx == run {
                 run_pkts += 1;
                 run_bytes += len;
@@ -780,6 +801,7 @@ impl Datapath {
         self.c.fdb_moved += ev.moved;
         self.c.fdb_evicted += ev.evicted;
         self.c.flooded += ev.flooded;
+        ct_frames
     }
 
     /// A burst decided by one rule (or none) chosen by the ingress port
@@ -818,6 +840,7 @@ impl Datapath {
                     ports_up: self.sw.ports_up(),
                     fdb: &self.sw.fdb,
                     now_ms,
+                    ct: None,
                 };
                 let mut ev = ExecEvents::default();
                 let v = execute(&rule.spec.actions, &mut frames[0], 0, &ctx, &mut ev);
@@ -838,7 +861,7 @@ impl Datapath {
 /// Count `packets` frames of `bytes` on every rule and group bucket a
 /// compiled flow went through, and its table misses.
 #[inline]
-fn count_entry(
+pub(crate) fn count_entry(
     sw: &Switch,
     cur: &TableVersion,
     c: &crate::pipeline::Compiled,
@@ -864,7 +887,12 @@ fn count_entry(
 
 /// Frame `i`'s actions set tunnel fields: keep them for the caller.
 #[cold]
-fn take_tunnel_set(out: &mut [TunnelSet; BURST], dirty: &mut bool, i: usize, ev: &mut ExecEvents) {
+pub(crate) fn take_tunnel_set(
+    out: &mut [TunnelSet; BURST],
+    dirty: &mut bool,
+    i: usize,
+    ev: &mut ExecEvents,
+) {
     out[i % BURST] = ev.tunnel;
     *dirty = true;
     ev.tunnel = TunnelSet::default();
@@ -873,7 +901,7 @@ fn take_tunnel_set(out: &mut [TunnelSet; BURST], dirty: &mut bool, i: usize, ev:
 
 /// Count `n` frames decided `v`: copies output, or drops by reason.
 #[inline(always)]
-fn tally(c: &mut Counters, v: Verdict, n: u64) {
+pub(crate) fn tally(c: &mut Counters, v: Verdict, n: u64) {
     match v {
         Verdict::Output(m) => c.tx_packets += u64::from(m.count_ones()) * n,
         Verdict::Drop(why) => c.drops[why as usize] += n,

@@ -104,7 +104,7 @@ impl GroupSpec {
             if let Some(a) = b
                 .actions
                 .iter()
-                .find(|a| matches!(a, Action::Resubmit(_) | Action::Drop))
+                .find(|a| matches!(a, Action::Resubmit(_) | Action::Drop) || a.is_ct())
             {
                 return Err(format!(
                     "group {} bucket {i}: `{a}` is not allowed in a bucket",

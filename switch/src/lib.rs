@@ -8,6 +8,7 @@
 pub mod action;
 pub mod classifier;
 pub mod control;
+pub mod ct;
 pub mod datapath;
 pub mod extract;
 pub mod fdb;

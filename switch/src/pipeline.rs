@@ -22,6 +22,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::action::{modifies_after_output, Action, Instructions, L4Proto, Seg};
 use crate::classifier::{Classifier, Entry};
+use crate::ct::CtKey;
 use crate::group::{five_tuple_mask, Group};
 use crate::key::{field as kf, FlowKey, FRAG_LATER, VLAN_PRESENT};
 use crate::table::{Rule, RuleCounters};
@@ -70,9 +71,9 @@ impl TableCls {
     }
 
     #[inline]
-    pub(crate) fn lookup(&self, key: &FlowKey, meta: u64) -> Option<u32> {
+    pub(crate) fn lookup(&self, key: &FlowKey, meta: u64, ct: &CtKey) -> Option<u32> {
         self.classifier
-            .lookup_meta(key, meta)
+            .lookup_ct(key, meta, ct)
             .map(|i| self.ids[i as usize])
     }
 }
@@ -115,9 +116,10 @@ pub(crate) fn needs_pipeline(rules: &[Arc<Rule>]) -> bool {
             || !s.instructions.is_empty()
             || modifies_after_output(&s.actions)
             || s.matcher.meta_mask != 0
+            || s.matcher.has_ct()
             || s.actions
                 .iter()
-                .any(|a| matches!(a, Action::Resubmit(_) | Action::Group(_)))
+                .any(|a| matches!(a, Action::Resubmit(_) | Action::Group(_)) || a.is_ct())
     })
 }
 
@@ -221,6 +223,28 @@ pub struct Compiled {
     /// Why the frame is dropped when `actions` is empty: a table miss
     /// ([`DropReason::NoMatch`]) or nothing to do ([`DropReason::Action`]).
     pub empty_reason: DropReason,
+    /// `actions` hold `ct`/`ct_clear`, or the flow recirculates: the
+    /// datapath runs it on its ct path (with the tracker, frame by frame).
+    pub has_ct: bool,
+    /// A `ct(table=N)` forked the pipeline: after `actions` the frame
+    /// recirculates with this frozen state (an index into the worker's
+    /// [`CompiledStore`]: table N, metadata, action set), its key
+    /// re-extracted and its ct fields set. The actions after the fork run
+    /// on a copy (clone segments of `plan`), as OVS's original packet
+    /// continuing while the clone recirculates.
+    pub fork: Option<u32>,
+    /// Some action rewrites the frame (a `ct` with `nat` included): outputs
+    /// of an earlier pass must then leave as a copy first.
+    pub modifies: bool,
+}
+
+/// The state a recirculated frame resumes with (OVS's frozen state): the
+/// table, the metadata and the action set at the `ct(table=N)`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Frozen {
+    table: u8,
+    meta: u64,
+    set: ActionSet,
 }
 
 /// Multiply-fold hasher for the compiled-entry index (its keys are our
@@ -265,6 +289,7 @@ type CompiledKey = (
     Vec<(u32, u32)>,
     Vec<u8>,
     u8,
+    Option<u32>,
 );
 
 /// One worker's compiled entries for the current table version,
@@ -273,12 +298,28 @@ type CompiledKey = (
 pub(crate) struct CompiledStore {
     pub(crate) entries: Vec<Compiled>,
     index: HashMap<CompiledKey, u32, BuildHasherDefault<FoldHasher>>,
+    /// Frozen states of recirculations, interned (ids stay valid as long
+    /// as the entries naming them).
+    frozen: Vec<Frozen>,
+    frozen_index: HashMap<Frozen, u32, BuildHasherDefault<FoldHasher>>,
 }
 
 impl CompiledStore {
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
         self.index.clear();
+        self.frozen.clear();
+        self.frozen_index.clear();
+    }
+
+    fn freeze(&mut self, f: Frozen) -> u32 {
+        if let Some(&i) = self.frozen_index.get(&f) {
+            return i;
+        }
+        let i = self.frozen.len() as u32;
+        self.frozen.push(f.clone());
+        self.frozen_index.insert(f, i);
+        i
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -300,6 +341,7 @@ impl CompiledStore {
             c.groups.clone(),
             c.missed.clone(),
             c.empty_reason as u8,
+            c.fork,
         );
         if let Some(&i) = self.index.get(&k) {
             return i;
@@ -313,7 +355,7 @@ impl CompiledStore {
 
 /// OpenFlow 1.3 action set: at most one action of each kind, executed in
 /// the spec's order (§5.10): pop, push, dec TTL, set-fields, group, output.
-#[derive(Default, Clone)]
+#[derive(Default, Clone, PartialEq, Eq, Hash)]
 struct ActionSet {
     pop_vlan: bool,
     push_vlan: Option<u16>,
@@ -365,7 +407,7 @@ impl ActionSet {
                 | Action::All
                 | Action::InPort
                 | Action::Normal => self.output = Some(*a),
-                Action::Drop | Action::Resubmit(_) => {}
+                Action::Drop | Action::Resubmit(_) | Action::Ct(_) | Action::CtClear => {}
             }
         }
     }
@@ -430,6 +472,12 @@ struct Xlate<'a> {
     cur_table: u8,
     /// A limit was exceeded: the frame is dropped.
     error: bool,
+    /// The ct fields later lookups see (zero after a `ct` or `ct_clear`:
+    /// OVS's `flow_clear_conntrack`).
+    ct: CtKey,
+    /// The frozen state of this pass's `ct(table=N)`, and where the
+    /// actions after it (run on a copy) start.
+    fork: Option<(Frozen, usize)>,
 }
 
 fn is_ip(k: &FlowKey) -> bool {
@@ -544,10 +592,25 @@ impl Xlate<'_> {
             return;
         }
         self.cut();
+        let fork_at = self.fork.as_ref().map(|(_, at)| *at);
         let plan = &mut self.out.plan;
+        if let Some(at) = fork_at {
+            // After a fork the frame itself recirculates: the rest of the
+            // pass runs on a copy (one chain of clone segments).
+            let mut first = true;
+            for s in plan.iter_mut().filter(|s| usize::from(s.start) >= at) {
+                (s.clone, s.cont, first) = (true, !first, false);
+            }
+            let tail = &self.out.actions[at.min(self.out.actions.len())..];
+            if !tail.iter().any(|a| a.may_output() || a.is_ct()) {
+                // Nobody sees the copy.
+                self.out.actions.truncate(at);
+                plan.retain(|s| usize::from(s.start) < at);
+            }
+        }
         if let Some(last) = plan.last() {
             let seg = &self.out.actions[usize::from(last.start)..usize::from(last.end)];
-            if !last.clone && !seg.iter().any(Action::may_output) {
+            if !last.clone && !seg.iter().any(|a| a.may_output() || a.is_ct()) {
                 self.out.actions.truncate(usize::from(last.start));
                 plan.pop();
             }
@@ -580,9 +643,38 @@ impl Xlate<'_> {
                 }
                 Action::Group(g) => self.group(g),
                 Action::Drop => {}
+                Action::Ct(c) => self.ct(*a, c.spec().table),
+                Action::CtClear => {
+                    self.prim(*a);
+                    self.ct = CtKey::ZERO;
+                }
                 a => self.prim(a),
             }
         }
+    }
+
+    /// A `ct` action: run by the datapath where it stands. With `table=N`
+    /// it forks (OVS's `compose_recirculate_and_fork`): the frame
+    /// recirculates into table N with the metadata and action set as they
+    /// are here, while the rest of this pass continues on a copy. Either
+    /// way later lookups of this pass see no ct fields.
+    fn ct(&mut self, a: Action, table: Option<u8>) {
+        self.prim(a);
+        self.ct = CtKey::ZERO;
+        let Some(t) = table else { return };
+        if self.fork.is_some() || self.in_clone {
+            // One recirculation per pass (see the README's limits).
+            self.error = true;
+            self.stop = true;
+            return;
+        }
+        self.cut();
+        let frozen = Frozen {
+            table: t,
+            meta: self.meta,
+            set: self.set.clone(),
+        };
+        self.fork = Some((frozen, self.out.actions.len()));
     }
 
     fn group(&mut self, id: u32) {
@@ -717,7 +809,7 @@ impl Xlate<'_> {
             .tables
             .get(usize::from(t))
             .and_then(Option::as_ref)
-            .and_then(|c| c.lookup(&self.key, self.meta));
+            .and_then(|c| c.lookup(&self.key, self.meta, &self.ct));
         let Some(ri) = hit else {
             self.out.missed.push(t);
             if !resubmit {
@@ -770,14 +862,34 @@ pub(crate) fn compile(
     ports_up: u64,
     store: &mut CompiledStore,
 ) -> (u32, bool) {
+    compile_from(rules, pipe, groups, key, None, ports_up, store)
+}
+
+/// [`compile`] for a recirculated frame: `resume` is the frozen state
+/// (see [`Compiled::fork`]) and the frame's ct fields; the translation
+/// starts in the frozen table with its metadata and action set.
+pub(crate) fn compile_from(
+    rules: &[Arc<Rule>],
+    pipe: &Pipeline,
+    groups: &[Arc<Group>],
+    key: &FlowKey,
+    resume: Option<(u32, &CtKey)>,
+    ports_up: u64,
+    store: &mut CompiledStore,
+) -> (u32, bool) {
+    let (table, meta, set, ct) =
+        match resume.and_then(|(id, ct)| Some((store.frozen.get(id as usize)?, ct))) {
+            Some((f, ct)) => (f.table, f.meta, f.set.clone(), *ct),
+            None => (0, 0, ActionSet::default(), CtKey::ZERO),
+        };
     let mut x = Xlate {
         rules,
         pipe,
         groups,
         ports_up,
         key: *key,
-        meta: 0,
-        set: ActionSet::default(),
+        meta,
+        set,
         out: Compiled {
             actions: Vec::new(),
             rules: Vec::new(),
@@ -788,6 +900,9 @@ pub(crate) fn compile(
             simple: false,
             floods: 0,
             empty_reason: DropReason::Action,
+            has_ct: false,
+            fork: None,
+            modifies: false,
         },
         stop: false,
         depth: 0,
@@ -796,10 +911,12 @@ pub(crate) fn compile(
         seen_output: false,
         in_clone: false,
         resubmits: 0,
-        cur_table: 0,
+        cur_table: table,
         error: false,
+        ct,
+        fork: None,
     };
-    x.table(0, false);
+    x.table(table, false);
     let miss = x.out.rules.is_empty();
     if !x.stop {
         // End of the pipeline: execute the action set.
@@ -813,8 +930,14 @@ pub(crate) fn compile(
         x.out.actions.clear();
         x.out.plan.clear();
         x.out.empty_reason = DropReason::Action;
+        x.fork = None;
+    }
+    if let Some((f, _)) = x.fork.take() {
+        x.out.fork = Some(store.freeze(f));
     }
     let c = &mut x.out;
+    c.has_ct = c.fork.is_some() || c.actions.iter().any(Action::is_ct);
+    c.modifies = c.actions.iter().any(Action::modifies);
     c.simple = c.plan.is_empty()
         && c.actions.iter().all(|a| {
             matches!(

@@ -13,6 +13,7 @@ use crate::action::{
     fmt_instructions, fmt_mac, parse_instructions, parse_mac, parse_uint, Action, Instructions,
     L4Proto, MAX_TABLE,
 };
+use crate::ct::CtKey;
 use crate::key::{field as kf, FlowKey, FRAG_ANY, FRAG_LATER, TUN_PRESENT, VLAN_PRESENT};
 use crate::verdict::MAX_PORTS;
 use crate::wire::ethernet::ethertype;
@@ -21,8 +22,10 @@ use crate::wire::l4::protocol;
 /// Default rule priority (as in OVS).
 pub const DEFAULT_PRIORITY: u16 = 32768;
 
-/// A wildcarded match: a key matches when `key & mask == value` and the
-/// pipeline metadata `meta & meta_mask == meta_value`.
+/// A wildcarded match: a key matches when `key & mask == value`, the
+/// pipeline metadata `meta & meta_mask == meta_value` and the ct fields
+/// `ct & ct_mask == ct_value` (see [`crate::ct::key`]; a frame that met no
+/// `ct` action has ct fields 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Match {
     /// Expected values (already masked).
@@ -33,6 +36,10 @@ pub struct Match {
     pub meta_value: u64,
     /// Metadata bits that matter (0: metadata not matched).
     pub meta_mask: u64,
+    /// Expected ct fields (already masked).
+    pub ct_value: CtKey,
+    /// ct field bits that matter (zero: no ct field matched).
+    pub ct_mask: CtKey,
 }
 
 impl Match {
@@ -42,6 +49,8 @@ impl Match {
         mask: FlowKey::ZERO,
         meta_value: 0,
         meta_mask: 0,
+        ct_value: CtKey::ZERO,
+        ct_mask: CtKey::ZERO,
     };
 
     /// True when `key` (with metadata 0, as at the pipeline's start) matches.
@@ -50,10 +59,27 @@ impl Match {
         self.matches_meta(key, 0)
     }
 
-    /// True when `key` with pipeline metadata `meta` matches.
+    /// True when `key` with pipeline metadata `meta` (and no ct fields)
+    /// matches.
     #[inline]
     pub fn matches_meta(&self, key: &FlowKey, meta: u64) -> bool {
-        key.matches(&self.mask, &self.value) && meta & self.meta_mask == self.meta_value
+        key.matches(&self.mask, &self.value)
+            && meta & self.meta_mask == self.meta_value
+            && self.ct_value.is_zero()
+    }
+
+    /// True when `key` with metadata `meta` and ct fields `ct` matches.
+    #[inline]
+    pub fn matches_ct(&self, key: &FlowKey, meta: u64, ct: &CtKey) -> bool {
+        key.matches(&self.mask, &self.value)
+            && meta & self.meta_mask == self.meta_value
+            && ct.matches(&self.ct_mask, &self.ct_value)
+    }
+
+    /// True when the match reads a ct field.
+    #[inline]
+    pub fn has_ct(&self) -> bool {
+        !self.ct_mask.is_zero()
     }
 
     /// True when every packet matching `self` also matches `filter`
@@ -63,13 +89,43 @@ impl Match {
             && self.value.masked(&filter.mask) == filter.value
             && self.meta_mask & filter.meta_mask == filter.meta_mask
             && self.meta_value & filter.meta_mask == filter.meta_value
+            && self.ct_mask.covers(&filter.ct_mask)
+            && self.ct_value.masked(&filter.ct_mask) == filter.ct_value
     }
 
     /// True when some packet matches both (OpenFlow `check_overlap`).
     pub fn overlaps(&self, other: &Match) -> bool {
         let both = self.mask.masked(&other.mask);
+        let ct_both = self.ct_mask.masked(&other.ct_mask);
         self.value.masked(&both) == other.value.masked(&both)
             && (self.meta_value ^ other.meta_value) & self.meta_mask & other.meta_mask == 0
+            && self.ct_value.masked(&ct_both) == other.ct_value.masked(&ct_both)
+    }
+
+    /// Set `value/mask` on a byte range of the ct fields (see
+    /// [`crate::ct::key::field`]); errors when an earlier field set
+    /// overlapping bits to a different value. For the OpenFlow layer's
+    /// NXM ct fields as for the rule parser.
+    pub fn set_ct(
+        &mut self,
+        r: core::ops::Range<usize>,
+        v: &[u8],
+        m: &[u8],
+        name: &str,
+    ) -> Result<(), String> {
+        for (i, idx) in r.enumerate() {
+            let old_m = self.ct_mask.as_bytes()[idx];
+            let old_v = self.ct_value.as_bytes()[idx];
+            let both = old_m & m[i];
+            if (old_v & both) != (v[i] & both) {
+                return Err(format!(
+                    "`{name}` conflicts with an earlier field of this match"
+                ));
+            }
+            self.ct_mask.as_bytes_mut()[idx] = old_m | m[i];
+            self.ct_value.as_bytes_mut()[idx] = (old_v & old_m) | (v[i] & m[i]);
+        }
+        Ok(())
     }
 
     /// Set `value/mask` on a byte range; errors when an earlier field set
@@ -190,7 +246,7 @@ impl RuleSpec {
                 ));
             }
         }
-        Ok(())
+        crate::ct::check_rule(self)
     }
 }
 
@@ -429,6 +485,12 @@ fn parse_fields(s: &str) -> Result<(Match, Extra<'_>), String> {
         if val.is_empty() {
             return Err(format!("`{name}=` has no value"));
         }
+        if let Some(fields) = crate::ct::fields::parse(name, val) {
+            for (r, v, mk) in fields? {
+                m.set_ct(r, &v, &mk, name)?;
+            }
+            continue;
+        }
         if name == "metadata" {
             let (v, mk) = match val.split_once('/') {
                 Some((v, mk)) => (
@@ -545,6 +607,7 @@ fn parse_fields(s: &str) -> Result<(Match, Extra<'_>), String> {
         used.push(name);
     }
     check_prerequisites(&m, &used)?;
+    crate::ct::fields::check_prerequisites(&m.ct_value, &m.ct_mask)?;
     Ok((m, other))
 }
 
@@ -853,7 +916,8 @@ fn fmt_ip(v: &[u8], m: &[u8]) -> String {
 
 impl fmt::Display for Match {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts: Vec<String> = Vec::new();
+        // As OVS's match_format: the ct fields before the protocol.
+        let mut parts: Vec<String> = crate::ct::fields::format(&self.ct_value, &self.ct_mask);
         let dl = self.dl_type();
         let proto = self.nw_proto();
         let short = SHORTHANDS

@@ -53,6 +53,7 @@ pub struct Switch {
     start: Instant,
     cfg: SwitchConfig,
     expired: std::sync::Mutex<Option<ExpiryListener>>,
+    conntrack: std::sync::OnceLock<Arc<conntrack::Conntrack>>,
 }
 
 /// Told about rules that timed out (OpenFlow flow_removed).
@@ -70,7 +71,26 @@ impl Switch {
             start: Instant::now(),
             cfg,
             expired: std::sync::Mutex::new(None),
+            conntrack: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Give the switch its connection tracker (the one per process the
+    /// `ct` actions of every worker share). Call once, before traffic
+    /// meets a `ct` action; fails when a tracker is already set (or a
+    /// default one was made, see [`Switch::conntrack`]).
+    pub fn set_conntrack(&self, ct: Arc<conntrack::Conntrack>) -> Result<(), String> {
+        self.conntrack
+            .set(ct)
+            .map_err(|_| "the switch already has a connection tracker".to_string())
+    }
+
+    /// The connection tracker: the one given to [`Switch::set_conntrack`],
+    /// or, when none was, a default one (`conntrack::Config::default()`)
+    /// made on first use.
+    pub fn conntrack(&self) -> &Arc<conntrack::Conntrack> {
+        self.conntrack
+            .get_or_init(|| Arc::new(conntrack::Conntrack::new(conntrack::Config::default())))
     }
 
     /// Install the default rule `priority=0,actions=NORMAL` when the table

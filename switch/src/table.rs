@@ -25,6 +25,7 @@ use arc_swap::ArcSwap;
 
 use crate::action::{Action, Instructions};
 use crate::classifier::{Classifier, Entry};
+use crate::ct::CtKey;
 use crate::group::{Group, GroupSpec, GroupStats};
 use crate::key::FlowKey;
 use crate::pipeline::{needs_pipeline, pipeline_mask, Pipeline};
@@ -189,6 +190,9 @@ pub struct TableVersion {
     /// share one cache entry (OVS's megaflow idea, with the table-wide
     /// mask instead of per-lookup wildcards).
     pub lookup_mask: FlowKey,
+    /// Every ct field bit any rule looks at: a recirculated frame's ct
+    /// fields are cached masked with it (zero without ct matches).
+    pub ct_mask: CtKey,
     /// The multi-table pipeline, when the rules need more than table 0's
     /// action lists (tables > 0, goto/resubmit, groups, action sets,
     /// metadata): the datapath then compiles each flow once.
@@ -271,8 +275,7 @@ impl TableVersion {
                         .map(|m| Match {
                             value: m.value.masked(&keep),
                             mask: m.mask.masked(&keep),
-                            meta_value: 0,
-                            meta_mask: 0,
+                            ..Match::ANY
                         })
                         .collect();
                     change_log(
@@ -287,11 +290,15 @@ impl TableVersion {
                 }
                 None => (Vec::new(), version),
             };
+            let ct_mask = rules
+                .iter()
+                .fold(CtKey::ZERO, |m, r| m.union(&r.spec.matcher.ct_mask));
             return TableVersion {
                 version,
                 classifier: Classifier::build(&[]),
                 port_only: None,
                 lookup_mask,
+                ct_mask,
                 pipeline: Some(Pipeline::build(&rules)),
                 rules,
                 groups,
@@ -333,6 +340,7 @@ impl TableVersion {
             rules,
             port_only,
             lookup_mask,
+            ct_mask: CtKey::ZERO,
             pipeline: None,
             groups,
             frag_mode,
@@ -460,6 +468,9 @@ fn rewrite_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> Option<FlowKey> {
                 set(kf::TUN_FLAGS..kf::TUN_FLAGS + 1);
                 set(kf::TUN_DST);
             }
+            // The translation never rewrites the key at a `ct` (NAT's
+            // result is seen only by a recirculated pass, re-extracted).
+            Action::Ct(_) | Action::CtClear => {}
             a if a.modifies() => return None,
             _ => {}
         }
@@ -1241,7 +1252,7 @@ fn check_rule(spec: &RuleSpec, groups: &[Arc<Group>]) -> Result<(), FlowModError
             return Err(FlowModError::UnknownGroup(g));
         }
     }
-    Ok(())
+    crate::ct::check_rule(spec).map_err(FlowModError::Invalid)
 }
 
 fn info(r: &Rule, now_ms: u64, removed: Option<RemovalReason>) -> RuleInfo {

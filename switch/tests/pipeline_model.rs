@@ -262,6 +262,7 @@ impl Reference<'_> {
             ports_up: self.ports_up,
             fdb: &self.fdb,
             now_ms: 0,
+            ct: None,
         };
         match execute(&[a], f, l3, &ctx, &mut ExecEvents::default()) {
             Verdict::Output(m) => {

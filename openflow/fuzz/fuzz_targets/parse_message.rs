@@ -7,6 +7,7 @@ use libfuzzer_sys::fuzz_target;
 use openflow::action::Action;
 use openflow::group::Bucket;
 use openflow::instruction::Instruction;
+use openflow::nicira::NxAction;
 use openflow::{framing, Match, Message, OxmField};
 
 fuzz_target!(|data: &[u8]| {
@@ -22,7 +23,17 @@ fuzz_target!(|data: &[u8]| {
         rest = tail;
     }
     let _ = Match::parse(data);
-    let _ = Action::parse_list(data);
+    if let Ok(list) = Action::parse_list(data) {
+        // The semantic checks a switch runs on ct / nat never panic either.
+        for a in &list {
+            if let Action::Nicira(NxAction::Ct(c)) = a {
+                let _ = c.check();
+            }
+            if let Action::Nicira(NxAction::Nat(n)) = a {
+                let _ = n.check();
+            }
+        }
+    }
     let _ = Instruction::parse_list(data);
     let _ = OxmField::parse(data);
     let _ = Bucket::parse_list(data);

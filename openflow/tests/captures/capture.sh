@@ -17,6 +17,7 @@ cap() {
     sleep 0.2; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
 }
 cap add_flows add-flows "$dir/add_flows.txt"
+cap add_ct_flows add-flows "$dir/add_ct_flows.txt"
 cap del_flows_all del-flows
 cap del_flows_strict del-flows --strict 'priority=100,in_port=1,dl_type=0x0800'
 cap del_flows_cookie del-flows 'cookie=0x1234/-1,table=1,out_port=2'

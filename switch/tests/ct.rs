@@ -1,0 +1,212 @@
+//! The `ct` action and the ct match fields: rule syntax (OVS's text forms,
+//! round trips, errors), and the stateful pipeline with the real tracker.
+
+use switch::rule::RuleSpec;
+
+fn rt(s: &str) -> String {
+    let r: RuleSpec = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
+    let out = r.to_string();
+    let back: RuleSpec = out.parse().unwrap_or_else(|e| panic!("{out}: {e}"));
+    assert_eq!(back, r, "{out}");
+    out
+}
+
+#[test]
+fn ct_rules_print_as_ovs_ofctl_and_parse_back() {
+    for (input, want) in [
+        (
+            "priority=100,ip,ct_state=-trk,actions=ct(table=1)",
+            "priority=100,ct_state=-trk,ip,actions=ct(table=1)",
+        ),
+        (
+            "table=1,ct_state=+trk+new,tcp,tp_dst=80,in_port=1,actions=ct(commit),output:2",
+            "priority=32768,table=1,ct_state=+new+trk,tcp,in_port=1,tp_dst=80,actions=ct(commit),output:2",
+        ),
+        (
+            "table=1,ct_state=+est+trk,actions=output:1",
+            "priority=32768,table=1,ct_state=+est+trk,actions=output:1",
+        ),
+        (
+            "ct_state=0x21/0x3f,ct_zone=5,ct_mark=0x1/0xff,ct_label=0x10,ip,actions=drop",
+            "priority=32768,ct_state=+new-est-rel-rpl-inv+trk,ct_zone=5,ct_mark=0x1/0xff,ct_label=0x10,ip,actions=drop",
+        ),
+        (
+            "ct_state=new|trk,actions=drop",
+            "priority=32768,ct_state=new|trk,actions=drop",
+        ),
+        (
+            "ct_state=+trk+est,ct_nw_src=10.0.0.0/8,ct_nw_dst=10.1.1.1,ct_nw_proto=6,ct_tp_src=0x100/0xff00,ct_tp_dst=80,actions=drop",
+            "priority=32768,ct_state=+est+trk,ct_nw_src=10.0.0.0/8,ct_nw_dst=10.1.1.1,ct_nw_proto=6,ct_tp_src=0x100/0xff00,ct_tp_dst=80,actions=drop",
+        ),
+        (
+            "ct_state=+rpl+trk,ct_ipv6_src=fd00::/64,actions=drop",
+            "priority=32768,ct_state=+rpl+trk,ct_ipv6_src=fd00::/64,actions=drop",
+        ),
+        (
+            "ip,actions=ct(commit,zone=7,nat(src=192.168.0.1-192.168.0.9:1024-2048,random),exec(set_field:0x5->ct_mark))",
+            "priority=32768,ip,actions=ct(commit,zone=7,nat(src=192.168.0.1-192.168.0.9:1024-2048,random),exec(set_field:0x5->ct_mark))",
+        ),
+        (
+            "table=2,ipv6,actions=ct(table=3,nat),ct_clear,output:1",
+            "priority=32768,table=2,ipv6,actions=ct(table=3,nat),ct_clear,output:1",
+        ),
+    ] {
+        assert_eq!(rt(input), want);
+    }
+}
+
+#[test]
+fn ct_rule_errors_are_clear() {
+    for (s, want) in [
+        ("actions=ct(table=1)", "needs ip or ipv6"),
+        ("ct_state=+inv+trk,ip,actions=ct(commit)", "cannot commit"),
+        (
+            "ct_nw_src=10.0.0.1,actions=drop",
+            "need a tracked connection",
+        ),
+        (
+            "ct_state=-trk,ct_tp_dst=80,actions=drop",
+            "need a tracked connection",
+        ),
+        ("ct_state=+trk+flying,actions=drop", "unknown ct_state flag"),
+        ("ct_zone=1/1,actions=drop", "not maskable"),
+        ("ct_mark=0x100000000,actions=drop", "out of range"),
+        (
+            "ct_state=+trk+est,ct_nw_src=1.1.1.1,ct_ipv6_src=::1,actions=drop",
+            "conflicts",
+        ),
+        ("ip,actions=ct(force)", "requires \"commit\""),
+        (
+            "ip,actions=ct(exec(set_field:1->ct_mark))",
+            "need \"commit\"",
+        ),
+        (
+            "ip,actions=ct(commit,nat(src=1.1.1.1,dst=2.2.2.2))",
+            "one of",
+        ),
+        (
+            "ip,actions=ct(commit,nat(src=10.0.0.9-10.0.0.1))",
+            "invalid nat range",
+        ),
+        (
+            "ip,actions=ct(commit,exec(set_field:1->ip_dst))",
+            "ct_mark or ct_label",
+        ),
+        (
+            "ip,actions=write_actions(ct(commit))",
+            "not allowed in write_actions",
+        ),
+        ("ip,actions=ct(alg=ftp)", "not supported"),
+        ("ip,actions=ct(table=1", "unknown action"),
+    ] {
+        let e = s.parse::<RuleSpec>().unwrap_err();
+        assert!(e.contains(want), "{s}: {e}");
+    }
+}
+
+// ---------------------------------------------------------------------
+// The stateful pipeline.
+
+mod common;
+use common::*;
+
+use switch::frame::{Frame, VecFrame};
+use switch::testutil::{arp_frame, MAC_B};
+use switch::verdict::{DropReason, Verdict};
+
+/// A SYN+ACK without a connection is invalid (OVS's `tcp_valid_new`: "a
+/// syn+ack is not allowed to create a connection"): the frame recirculates into table 1 with
+/// `+trk+inv`, its bytes untouched; frames without ct take the plain path
+/// in the same burst; later bursts hit the recirculation cache.
+#[test]
+fn recirculation_carries_ct_state_into_the_next_table() {
+    let sw = ct_switch(&[
+        "priority=100,ip,ct_state=-trk,actions=ct(table=1)",
+        "priority=10,arp,actions=output:4",
+        "table=1,ct_state=+trk+inv,actions=output:3",
+        "table=1,ct_state=+trk-inv,actions=output:2",
+    ]);
+    let mut dp = sw.datapath(0);
+    let stray = tcp(CLIENT, SERVER, 40000, 80, SYN | ACK, 1000, 2000, b"");
+    let arp = arp_frame(1, CLIENT, SERVER);
+    let mut fs = vec![
+        VecFrame::new(&arp),
+        VecFrame::new(&stray),
+        VecFrame::new(&arp),
+        VecFrame::new(&stray),
+    ];
+    let mut vs = vec![Verdict::default(); 4];
+    let mut copies = Vec::new();
+    for burst in 0..3 {
+        let hits = dp.counters().cache_hits;
+        dp.process_burst_copies(1, &mut fs, &mut vs, &mut copies, 10 + burst);
+        assert_eq!(vs, [ports(&[4]), ports(&[3]), ports(&[4]), ports(&[3])]);
+        assert_eq!(fs[1].data(), &stray[..]);
+        assert_eq!(fs[0].data(), &arp[..]);
+        assert!(copies.is_empty());
+        if burst > 0 {
+            // Both passes of both ct frames and both ARPs: cached.
+            assert_eq!(dp.counters().cache_hits - hits, 6, "burst {burst}");
+        }
+    }
+    assert_eq!(packets(&sw, "ct_state=-trk"), 6);
+    assert_eq!(packets(&sw, "+inv+trk"), 6);
+    assert_eq!(packets(&sw, "-inv+trk"), 0);
+    assert_eq!(packets(&sw, "arp"), 6);
+}
+
+/// OVS: after a `ct` without `table`, the ct fields are cleared for the
+/// rest of the pass; `ct_clear` clears them too; otherwise a recirculated
+/// pass keeps them through resubmits.
+#[test]
+fn ct_fields_after_ct_and_ct_clear_as_ovs() {
+    let sw = ct_switch(&[
+        "ip,ct_state=-trk,actions=ct(table=1)",
+        "table=1,ip,ct_state=+trk,in_port=1,actions=resubmit(,2)",
+        "table=1,ip,ct_state=+trk,in_port=2,actions=ct_clear,resubmit(,2)",
+        "table=1,ip,ct_state=+trk,in_port=3,actions=ct(zone=9),resubmit(,2)",
+        "table=2,ct_state=+trk,actions=output:4",
+        "table=2,ct_state=-trk,actions=output:1",
+    ]);
+    let mut dp = sw.datapath(0);
+    let stray = tcp(CLIENT, SERVER, 40000, 80, SYN | ACK, 1000, 2000, b"");
+    assert_eq!(send_ct(&mut dp, 1, &stray, 0).0, ports(&[4]));
+    assert_eq!(send_ct(&mut dp, 2, &stray, 0).0, ports(&[1]));
+    assert_eq!(send_ct(&mut dp, 3, &stray, 0).0, ports(&[1]));
+}
+
+/// A rule that recirculates into its own table forever: the frame is
+/// dropped after MAX_RECIRC_DEPTH recirculations, as OVS drops it.
+#[test]
+fn recirculation_depth_is_bounded() {
+    let sw = ct_switch(&["ip,actions=ct(table=0)"]);
+    let mut dp = sw.datapath(0);
+    let stray = tcp(CLIENT, SERVER, 40000, 80, SYN | ACK, 1000, 2000, b"");
+    let (v, _, _) = send_ct(&mut dp, 1, &stray, 0);
+    assert_eq!(v, Verdict::Drop(DropReason::Action));
+    let depth = u64::from(switch::ct::recirc::MAX_RECIRC_DEPTH);
+    assert_eq!(packets(&sw, "ct(table=0)"), depth + 1);
+}
+
+/// Outputs made before a recirculation leave with the bytes they had when
+/// a later pass rewrites the frame; the actions after a `ct(table=N)` in
+/// the same pass run on a copy.
+#[test]
+fn outputs_around_a_fork_keep_their_bytes() {
+    let sw = ct_switch(&[
+        "ip,ct_state=-trk,actions=output:2,ct(table=1),mod_dl_dst:02:00:00:00:00:33,output:3",
+        "table=1,ct_state=+trk,actions=mod_dl_dst:02:00:00:00:00:44,output:4",
+    ]);
+    let mut dp = sw.datapath(0);
+    let stray = tcp(CLIENT, SERVER, 40000, 80, SYN | ACK, 1000, 2000, b"");
+    let (v, bytes, copies) = send_ct(&mut dp, 1, &stray, 0);
+    assert_eq!(v, ports(&[4]));
+    assert_eq!(bytes[0..6], [2, 0, 0, 0, 0, 0x44]);
+    assert_eq!(bytes[6..], stray[6..]);
+    let mut got: Vec<(u64, [u8; 6])> = copies
+        .iter()
+        .map(|(m, b)| (*m, b[0..6].try_into().unwrap()))
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![(1 << 2, MAC_B), (1 << 3, [2, 0, 0, 0, 0, 0x33])]);
+}
