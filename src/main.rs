@@ -42,6 +42,8 @@ enum Command {
     Fdb(cmd::fdb::FdbArgs),
     /// Show per-core datapath statistics of a running switch.
     Stats(cmd::stats::StatsArgs),
+    /// Connection tracker of a running switch: show, flush, limit.
+    Ct(cmd::ct::CtArgs),
     /// Virtual storage queues: serve virtio-blk devices to VMs over vhost-user.
     Blk(cmd::blk::BlkArgs),
     /// User-mode iSCSI initiator: discover, inquiry, capacity, read, write, bench.
@@ -64,6 +66,7 @@ fn main() {
         Some(Command::Flows(a)) => cmd::flows::run(a),
         Some(Command::Fdb(a)) => cmd::fdb::run(a),
         Some(Command::Stats(a)) => cmd::stats::run(a),
+        Some(Command::Ct(a)) => cmd::ct::run(a),
         Some(Command::Blk(a)) => cmd::blk::run(a),
         Some(Command::Iscsi(c)) => cmd::iscsi::run(c),
         Some(Command::Rpc(a)) => cmd::rpc::run(&a),

@@ -15,8 +15,10 @@
 //!            the same commands, the dumps compared line by line (sorted)
 //! ```
 
+mod netns;
 mod ovs_harness;
 
+use netns::{sh, tcp_echo, until, Netns};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,43 +30,36 @@ use ovs_harness::{stop, Kind, Rig, SCHEMA};
 /// and related, commit new connections to port 80 from port 1, drop
 /// invalid), a SNAT gateway with a port range and conntrack marks, DNAT
 /// over IPv6, and matches on every ct field.
-const FLOWS: &str = "\
-table=0,priority=100,ct_state=-trk,ip,actions=ct(table=1,zone=5)
-table=0,priority=100,ct_state=-trk,ipv6,actions=ct(table=1,zone=5)
-table=1,priority=100,ct_state=+est+trk,ip,actions=output:2
-table=1,priority=100,ct_state=+rel+trk,ip,actions=output:2
-table=1,priority=90,ct_state=+new+trk,tcp,in_port=1,tp_dst=80,actions=ct(commit,zone=5),output:2
-table=1,priority=80,ct_state=+inv+trk,ip,actions=drop
-table=1,priority=70,ct_state=+new+trk,ip,in_port=2,actions=drop
-table=2,priority=10,ip,in_port=1,actions=ct(commit,zone=7,nat(src=192.168.1.1-192.168.1.4:5000-6000,persistent,random),exec(set_field:0x1->ct_mark,set_field:0x2/0xff->ct_label)),output:2
-table=2,priority=10,ip,in_port=2,actions=ct(zone=7,nat,table=3)
-table=2,priority=20,ipv6,actions=ct(commit,nat(dst=[2001:db8::1]:80),table=3)
-table=2,priority=30,ipv6,in_port=3,actions=ct(commit,force,nat(src=2001:db8::1-2001:db8::5,hash))
-table=2,priority=40,tcp,actions=ct_clear,output:1
-table=2,priority=50,udp,actions=ct(commit,nat(src=10.0.0.1:5000))
-table=2,priority=60,icmp,actions=ct(commit,exec(set_field:0x5/0xf0f->ct_mark,set_field:0xff00000000000000000000000000ff00/0xff00000000000000ffffffffffffff00->ct_label))
-table=2,priority=70,icmp6,actions=ct(commit,nat(dst=[2001:db8::1]-[2001:db8::ff]:80-90,persistent))
-table=3,ct_state=+trk+est-rpl,ct_zone=7,ct_mark=0x1/0xff,ct_label=0x2,ip,ct_nw_proto=6,ct_nw_src=10.0.0.1,ct_nw_dst=10.0.0.0/8,ct_tp_src=1000,ct_tp_dst=80/0xfff0,actions=output:2
-table=3,ct_state=+trk+snat+dnat-inv,ipv6,ct_ipv6_src=2001:db8::1,ct_ipv6_dst=2001:db8::/32,ct_label=0x1/0x1,actions=output:2
-table=4,ip,actions=ct(commit,nat(src=10.1.1.1)),ct(commit,exec(set_field:0xffffffff->ct_mark))
-table=5,ct_state=new|trk,ip,actions=ct(commit,zone=65535,table=6)
-table=5,ct_mark=0x10,ct_zone=3,actions=output:1
-";
+const FLOWS: &str = include_str!("../ofproto/tests/ct_flows.txt");
 
-/// A real Open vSwitch on its dummy datapath: a private ovsdb-server and
-/// `ovs-vswitchd --enable-dummy=override --disable-system` (nothing touches
-/// the host's network), bridge `br0` (netdev, secure, OpenFlow 1.3).
-struct DummyOvs {
+/// A private ovsdb-server and a switch daemon on it, bridge `bridge`
+/// (netdev, secure, OpenFlow 1.3), killed and removed on drop. The daemon
+/// is a real Open vSwitch on its dummy datapath (`ovs-vswitchd
+/// --enable-dummy=override --disable-system`: nothing touches the host's
+/// network) or `vswitch run --ovsdb` (its ports are the host's links).
+struct Ovs {
     dir: PathBuf,
     children: Vec<Child>,
 }
 
-impl DummyOvs {
-    fn start() -> DummyOvs {
-        let dir = std::env::temp_dir().join(format!("vsw-ctof-dummy-{}", std::process::id()));
+#[derive(PartialEq)]
+enum Daemon {
+    DummyOvs,
+    Vswitch,
+}
+
+impl Ovs {
+    /// Its run directory is `vsw-ctofd-*`: the `Rig` of the other test uses
+    /// `vsw-ctof-vsw-*`, and the two tests run at the same time.
+    fn start(daemon: Daemon, bridge: &str) -> Ovs {
+        let tag = match daemon {
+            Daemon::DummyOvs => "dummy",
+            Daemon::Vswitch => "vsw",
+        };
+        let dir = std::env::temp_dir().join(format!("vsw-ctofd-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut o = DummyOvs {
+        let mut o = Ovs {
             dir,
             children: Vec::new(),
         };
@@ -83,30 +78,51 @@ impl DummyOvs {
         o.children.push(db);
         wait_for(&o.dir.join("db.sock"));
         o.vsctl(&["--no-wait", "init"]);
-        let d = o
-            .command("ovs-vswitchd")
-            .args([
-                format!("unix:{}", p("db.sock")),
-                "--enable-dummy=override".into(),
-                "--disable-system".into(),
-                format!("--unixctl={}", p("vswitchd.ctl")),
-                format!("--log-file={}", p("ovs-vswitchd.log")),
-            ])
-            .spawn()
-            .expect("ovs-vswitchd (apt-get install openvswitch-switch)");
+        let d = match daemon {
+            Daemon::DummyOvs => o
+                .command("ovs-vswitchd")
+                .args([
+                    format!("unix:{}", p("db.sock")),
+                    "--enable-dummy=override".into(),
+                    "--disable-system".into(),
+                    format!("--unixctl={}", p("vswitchd.ctl")),
+                    format!("--log-file={}", p("ovs-vswitchd.log")),
+                ])
+                .spawn()
+                .expect("ovs-vswitchd (apt-get install openvswitch-switch)"),
+            Daemon::Vswitch => {
+                let log = std::fs::File::create(o.dir.join("vswitch.log")).unwrap();
+                let c = o
+                    .command(env!("CARGO_BIN_EXE_vswitch"))
+                    .args(["run", "--eal"])
+                    .arg(format!(
+                        "-l 0-1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry \
+                         --log-level=*:warning --file-prefix vsw-ctof-{}",
+                        std::process::id()
+                    ))
+                    .args(["--ovsdb", &format!("unix:{}", p("db.sock"))])
+                    .args(["--rundir", &p(""), "--control", &p("ctl.sock")])
+                    .args(["--stats-interval", "0", "--flow-cache", "4096"])
+                    .stderr(log)
+                    .spawn()
+                    .unwrap();
+                wait_for(&o.dir.join("ctl.sock"));
+                c
+            }
+        };
         o.children.push(d);
         o.vsctl(&[
             "add-br",
-            "br0",
+            bridge,
             "--",
             "set",
             "bridge",
-            "br0",
+            bridge,
             "datapath_type=netdev",
             "fail_mode=secure",
             "protocols=OpenFlow13",
         ]);
-        wait_for(&o.dir.join("br0.mgmt"));
+        wait_for(&o.dir.join(format!("{bridge}.mgmt")));
         o
     }
 
@@ -145,7 +161,7 @@ impl DummyOvs {
     }
 }
 
-impl Drop for DummyOvs {
+impl Drop for Ovs {
     fn drop(&mut self) {
         for c in self.children.iter_mut().rev() {
             stop(c, Duration::from_secs(5));
@@ -190,8 +206,8 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 
 /// The dumped flows, one trimmed line each, sorted (the two switches reply
 /// in their own orders).
-fn dump(dir: &Path, filter: Option<&str>) -> Vec<String> {
-    let mut args = vec!["dump-flows", "br0", "--no-stats"];
+fn dump(dir: &Path, bridge: &str, filter: Option<&str>) -> Vec<String> {
+    let mut args = vec!["dump-flows", bridge, "--no-stats"];
     args.extend(filter);
     let mut v: Vec<String> = ok(dir, &args)
         .lines()
@@ -203,7 +219,7 @@ fn dump(dir: &Path, filter: Option<&str>) -> Vec<String> {
 }
 
 fn same(what: &str, vsw: &Path, ovs: &Path, filter: Option<&str>) -> Vec<String> {
-    let (a, b) = (dump(vsw, filter), dump(ovs, filter));
+    let (a, b) = (dump(vsw, "br0", filter), dump(ovs, "br0", filter));
     assert_eq!(
         a,
         b,
@@ -230,7 +246,7 @@ fn ct_flows_round_trip_as_with_ovs() {
             "{tool} is missing: apt-get install openvswitch-switch openvswitch-common"
         );
     }
-    let ovs = DummyOvs::start();
+    let ovs = Ovs::start(Daemon::DummyOvs, "br0");
     let mut rig = Rig::new(Kind::Vswitch, "ctof");
     rig.start().unwrap_or_else(|e| panic!("{e}"));
     let (vsw, ovsd) = (rig.dir.clone(), ovs.dir.clone());
@@ -332,4 +348,107 @@ fn ct_flows_round_trip_as_with_ovs() {
     // The switch lives on, its flows intact.
     ok(&ovsd, &["del-flows", "br0", "table=9"]);
     same("after the refused flows", &vsw, &ovsd, None);
+}
+
+/// A stateful firewall installed with `ovs-ofctl` works on real kernel
+/// TCP: two namespaces behind `vswitch run --ovsdb`; new TCP connections
+/// to port 8080 and pings are allowed from port 1 only (committed in zone
+/// 5, the TCP ones with ct_mark 7 through `exec`); replies pass as `+est`,
+/// and TCP replies only with that mark; everything new from port 2 is
+/// dropped. The flows' counters show which flow did what.
+#[test]
+fn an_openflow_ct_firewall_passes_tcp_one_way() {
+    let id = std::process::id() % 100000;
+    let br = format!("ctof{id}");
+    let sw = Ovs::start(Daemon::Vswitch, &br);
+    let mut ns = Netns::default();
+    let (a, b) = (format!("ctofa{id}"), format!("ctofb{id}"));
+    let (la, lb) = (format!("ctofa{id}h"), format!("ctofb{id}h"));
+    ns.host(&a, &la, "02:00:00:0c:0f:01", "10.203.0.1/24");
+    ns.host(&b, &lb, "02:00:00:0c:0f:02", "10.203.0.2/24");
+    sw.vsctl(&[
+        "add-port",
+        &br,
+        &la,
+        "--",
+        "set",
+        "Interface",
+        &la,
+        "ofport_request=1",
+        "--",
+        "add-port",
+        &br,
+        &lb,
+        "--",
+        "set",
+        "Interface",
+        &lb,
+        "ofport_request=2",
+    ]);
+    let flows = "\
+table=0,priority=10,arp,in_port=1,actions=output:2
+table=0,priority=10,arp,in_port=2,actions=output:1
+table=0,priority=100,ct_state=-trk,ip,actions=ct(table=1,zone=5)
+table=1,priority=100,ct_state=+est+trk,ip,in_port=1,actions=output:2
+table=1,priority=100,ct_state=+est+trk,ct_mark=0x7,tcp,in_port=2,actions=output:1
+table=1,priority=99,ct_state=+est+trk,icmp,in_port=2,actions=output:1
+table=1,priority=90,ct_state=+new+trk,tcp,in_port=1,tp_dst=8080,actions=ct(commit,zone=5,exec(set_field:0x7->ct_mark)),output:2
+table=1,priority=90,ct_state=+new+trk,icmp,in_port=1,actions=ct(commit,zone=5),output:2
+table=1,priority=80,ct_state=+inv+trk,ip,actions=drop
+table=1,priority=1,actions=drop
+";
+    let file = sw.dir.join("fw.txt");
+    std::fs::write(&file, flows).unwrap();
+    ok(&sw.dir, &["add-flows", &br, &file.to_string_lossy()]);
+    assert_eq!(dump(&sw.dir, &br, None).len(), flows.lines().count());
+
+    let ping = |from: &str, to: &str| {
+        sh(&format!("ip netns exec {from} ping -c 1 -W 1 {to}"))
+            .status
+            .success()
+    };
+    // Ports come up asynchronously: wait for the allowed direction.
+    until("ping 1 -> 2 through the ct firewall", 30, || {
+        ping(&a, "10.203.0.2")
+    });
+    tcp_echo(&b, &a, "10.203.0.2", 8080);
+    assert!(!ping(&b, "10.203.0.1"), "a new ping from port 2 crossed");
+    // TCP from port 2 to port 1: the SYN is +new from port 2, dropped.
+    let server = Command::new("ip")
+        .args(["netns", "exec", &a, "timeout", "6", "python3", "-c"])
+        .arg(
+            "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('10.203.0.1',8080)); s.listen(1); s.settimeout(5)\n\
+             try:\n    s.accept(); print('accepted')\nexcept OSError: pass\n",
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let client = sh(&format!(
+        "ip netns exec {b} python3 -c \"import socket; socket.create_connection(('10.203.0.1',8080), timeout=3)\""
+    ));
+    assert!(!client.status.success(), "TCP from port 2 was let through");
+    let out = server.wait_with_output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("accepted"));
+
+    let d = ok(&sw.dir, &["dump-flows", &br]);
+    eprintln!("{d}");
+    let packets = |needle: &str| -> u64 {
+        let l = d
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no flow with {needle} in\n{d}"));
+        l.split("n_packets=")
+            .nth(1)
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no n_packets in {l}"))
+    };
+    // One SYN committed (with the mark), the replies matched the mark, the
+    // SYNs and pings from port 2 hit the final drop.
+    assert!(packets("tp_dst=8080") >= 1, "{d}");
+    assert!(packets("ct_mark=0x7") >= 2, "{d}");
+    assert!(packets("priority=1 ") >= 2, "{d}");
+    assert!(packets("ct_state=-trk,ip") >= 6, "{d}");
 }

@@ -69,15 +69,17 @@ fn client(i: u32) -> ([u8; 4], u16) {
 
 const SERVER: [u8; 4] = [10, 200, 0, 1];
 
-fn snat_spec() -> CtSpec {
+/// `ct(commit,nat(src=192.0.2.1-192.0.2.LAST))`.
+fn snat_spec(last: u8) -> CtSpec {
     let a: IpAddr = "192.0.2.1".parse().unwrap();
+    let b = IpAddr::from([192, 0, 2, last]);
     CtSpec {
         commit: true,
         nat: Some(NatSpec {
             kind: NatKind::Src,
             range: Some(NatRange {
                 addr_min: a,
-                addr_max: a,
+                addr_max: b,
                 port_min: 0,
                 port_max: 0,
             }),
@@ -95,7 +97,7 @@ fn established(n: u32, secs: f64, nat: bool) -> f64 {
         default_zone_limit: 0,
     });
     let commit = if nat {
-        snat_spec()
+        snat_spec(1)
     } else {
         CtSpec {
             commit: true,
@@ -169,7 +171,7 @@ fn new_conns(n: u32, rounds: u32, nat: bool) -> f64 {
         default_zone_limit: 0,
     });
     let spec = if nat {
-        snat_spec()
+        snat_spec(8)
     } else {
         CtSpec {
             commit: true,

@@ -21,14 +21,15 @@ mod pstate {
     pub const REPLY: u8 = 1;
 }
 
-/// A connection slot.
+/// A connection slot: two cache lines (keys, then TCP peers and the
+/// rest); the label, rarely set, lives beside the slab (`ShardData`).
 #[derive(Debug, Clone, Copy)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub(crate) struct Conn {
     /// `keys[0]`: original direction; `keys[1]`: what reply packets carry.
     pub keys: [Key; 2],
-    /// `ct_label`.
-    pub label: u128,
+    /// TCP peers (original side, reply side).
+    pub peers: [Peer; 2],
     /// Expires at this time (ms).
     pub expires: u64,
     /// `ct_mark`.
@@ -36,8 +37,6 @@ pub(crate) struct Conn {
     /// Index + 1 of the foreign record holding `keys[1]` in shard
     /// `foreign_shard` (0: none).
     pub foreign: u32,
-    /// TCP peers (original side, reply side).
-    pub peers: [Peer; 2],
     /// Shard of the foreign record.
     pub foreign_shard: u16,
     /// UDP/other/ICMP state.
@@ -48,7 +47,11 @@ pub(crate) struct Conn {
     pub alive: u8,
     /// 1 if `keys[1]` has its own index entry in the home shard.
     pub rev_local: u8,
+    /// 1 if the label (kept beside the slab) is not zero.
+    pub has_label: u8,
 }
+
+const _: () = assert!(std::mem::size_of::<Conn>() == 128);
 
 // SAFETY: Conn is integers, arrays and structs of integers (Key: [u64; 5],
 // Peer: u32/u16/u8); all-zero is a valid value (an empty slot).
@@ -80,7 +83,7 @@ impl Conn {
             L4::Other => Tm::OtherFirst,
         };
         self.keys = [fwd, rev];
-        self.label = 0;
+        self.has_label = 0;
         self.mark = 0;
         self.expires = now + tm.ms();
         self.foreign = 0;

@@ -35,9 +35,22 @@ pub(crate) mod proto {
 }
 
 /// One direction of a connection, in a zone.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[derive(Clone, Copy, Eq, Debug, Default)]
 pub(crate) struct Key {
     w: [u64; 5],
+}
+
+impl PartialEq for Key {
+    /// Five word compares, no `memcmp` call.
+    #[inline(always)]
+    fn eq(&self, o: &Key) -> bool {
+        ((self.w[0] ^ o.w[0])
+            | (self.w[1] ^ o.w[1])
+            | (self.w[2] ^ o.w[2])
+            | (self.w[3] ^ o.w[3])
+            | (self.w[4] ^ o.w[4]))
+            == 0
+    }
 }
 
 const FAM4: u64 = 4;
@@ -119,6 +132,18 @@ impl Key {
                     | (zone as u64) << 48,
             ],
         }
+    }
+
+    /// The key of a tuple as `packet::parse` gives it (ICMP queries:
+    /// identifier in `src_port`, `type << 8 | code` in `dst_port`).
+    #[inline]
+    pub(crate) fn from_tuple(t: &Tuple, zone: u16) -> Key {
+        let dport = if is_icmp(t.proto) {
+            t.dst_port >> 8
+        } else {
+            t.dst_port
+        };
+        Key::new(t.src, t.dst, t.src_port, dport, t.proto, zone)
     }
 
     /// Source address.
@@ -225,10 +250,13 @@ impl Key {
         }
     }
 
-    /// The public tuple (ICMP: `src_port` = identifier, `dst_port` = 0).
+    /// The public tuple (ICMP queries: `src_port` = identifier, `dst_port` =
+    /// `type << 8 | code`, as [`Tuple`] says, with code 0 for queries:
+    /// `vswitch ct show` prints them).
+    #[inline]
     pub(crate) fn tuple(&self) -> Tuple {
         let (sp, dp) = if self.is_icmp() {
-            (self.sport(), 0)
+            (self.sport(), self.dport() << 8)
         } else {
             (self.sport(), self.dport())
         };

@@ -19,6 +19,7 @@
 
 pub mod checksum;
 mod conn;
+pub mod format;
 mod key;
 mod mem;
 mod nat;
@@ -36,7 +37,7 @@ mod zone;
 pub use spec::{nat_flags, CtSpec, NatKind, NatRange, NatSpec};
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use conn::Conn;
 use key::Key;
@@ -78,6 +79,12 @@ pub mod state {
 /// `ct_tp_dst` of an ICMP connection are its type and code:
 /// [`Tuple::ct_tp_src`], [`Tuple::ct_tp_dst`]. Other protocols than
 /// TCP/UDP/ICMP have zero ports.
+///
+/// This is the convention of [`packet::Parsed::tuple`], [`rewrite::rewrite`]
+/// and [`mod@format`] (`vswitch ct show`: `id=`, `type=`, `code=`).
+/// [`CtMeta::orig`] instead carries the match values themselves
+/// (`ct_tp_src`/`ct_tp_dst`: for ICMP, type and code in `src_port` and
+/// `dst_port`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tuple {
     /// Source address.
@@ -178,7 +185,12 @@ pub struct CtMeta {
     pub mark: u32,
     /// The connection's label.
     pub label: u128,
-    /// The connection's original-direction tuple (None: no connection).
+    /// The original-direction tuple as the `ct_nw_*`/`ct_tp_*` fields
+    /// carry it (OVS's `ct_orig_tuple`): of the connection, or of the
+    /// packet when no connection was found or created; None for frames
+    /// the tracker could not parse. Unlike [`Tuple`]'s wire convention,
+    /// for ICMP `src_port` is the type and `dst_port` the code (what
+    /// `ct_tp_src`/`ct_tp_dst` match).
     pub orig: Option<Tuple>,
 }
 
@@ -206,7 +218,7 @@ impl Default for Config {
 pub struct ConnInfo {
     /// Zone.
     pub zone: u16,
-    /// Original direction.
+    /// Original direction ([`Tuple`]'s wire convention).
     pub orig: Tuple,
     /// Reply direction (after NAT: the translated tuple, reversed).
     pub reply: Tuple,
@@ -249,6 +261,7 @@ pub struct Conntrack {
     invalid: AtomicU64,
     limit_drops: AtomicU64,
     rnd: AtomicU64,
+    verify_checksums: AtomicBool,
 }
 
 /// A located connection, its home shard locked.
@@ -262,7 +275,7 @@ struct Hit<'a> {
 /// Foreign records to remove once no shard lock is held.
 #[derive(Default)]
 struct Pending {
-    refs: [Option<ForeignRef>; 3],
+    refs: [Option<ForeignRef>; 6],
 }
 
 impl Pending {
@@ -297,6 +310,7 @@ impl Conntrack {
             invalid: AtomicU64::new(0),
             limit_drops: AtomicU64::new(0),
             rnd: AtomicU64::new(rnd),
+            verify_checksums: AtomicBool::new(false),
         }
     }
 
@@ -329,7 +343,7 @@ impl Conntrack {
         let zone = spec.zone;
         let prior = if meta.zone == zone { meta.state } else { 0 };
         let pkt = match view::parse(frame, l3) {
-            Some(p) if !p.frag => p,
+            Some(p) if !p.frag && self.checksums_ok(frame, &p) => p,
             _ => {
                 // OVS-DPDK with ipf disabled (its default) tracks IP
                 // fragments as invalid; unparsable packets likewise.
@@ -342,21 +356,10 @@ impl Conntrack {
                 return;
             }
         };
-        let key = Key::new(pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.proto, zone);
+        let key = pkt.key(zone);
         let mut pending = Pending::default();
-        let done = (0..3).any(|_| {
-            self.track(
-                frame,
-                l3,
-                &pkt,
-                key,
-                spec,
-                prior,
-                meta,
-                now_ms,
-                &mut pending,
-            )
-        });
+        let done =
+            (0..3).any(|_| self.track(frame, &pkt, key, spec, prior, meta, now_ms, &mut pending));
         if !done {
             // Lost the commit race three times: report it new, untracked.
             *meta = CtMeta {
@@ -371,6 +374,26 @@ impl Conntrack {
         }
     }
 
+    /// With [`Conntrack::set_verify_checksums`]: whether the IPv4 header
+    /// and L4 checksums verify.
+    #[inline]
+    fn checksums_ok(&self, frame: &[u8], p: &view::Pkt) -> bool {
+        if !self.verify_checksums.load(Ordering::Relaxed) {
+            return true;
+        }
+        let c = checksum::verify(frame, &p.p);
+        c.ip != Some(false) && c.l4 != Some(false)
+    }
+
+    /// Check the IPv4 header and L4 checksums of every tracked frame, as
+    /// OVS does for frames whose checksums no NIC validated (`check_l4_*`
+    /// in `lib/conntrack.c`): a bad one makes the frame `+inv`. Off by
+    /// default: frames from vhost-user guests and veths with checksum
+    /// offload carry partial checksums the switch cannot tell apart here.
+    pub fn set_verify_checksums(&self, on: bool) {
+        self.verify_checksums.store(on, Ordering::Relaxed);
+    }
+
     /// One attempt of `execute`; false if it lost a commit race and must
     /// run again.
     #[allow(clippy::too_many_arguments)]
@@ -378,7 +401,6 @@ impl Conntrack {
     fn track(
         &self,
         frame: &mut [u8],
-        l3: usize,
         pkt: &view::Pkt,
         mut key: Key,
         spec: &CtSpec,
@@ -451,7 +473,7 @@ impl Conntrack {
                 }
                 if let (Some(h), Some(_)) = (&mut found, &spec.nat) {
                     if !natted {
-                        st |= self.nat_frame(frame, l3, pkt, &h.g.conns[h.slot as usize], h.reply);
+                        st |= self.nat_frame(frame, pkt, &h.g.conns[h.slot as usize], h.reply);
                     }
                 }
             }
@@ -471,7 +493,7 @@ impl Conntrack {
             } else {
                 st = state::NEW;
                 if spec.commit {
-                    match self.commit(frame, l3, pkt, key, spec, now, pending) {
+                    match self.commit(frame, pkt, key, spec, now, pending) {
                         Commit::Done(h) => {
                             st |= self.nat_bits(&h.g.conns[h.slot as usize], false);
                             found = Some(h);
@@ -487,20 +509,23 @@ impl Conntrack {
 
         match found {
             Some(mut h) => {
-                let c = &mut h.g.conns[h.slot as usize];
+                let slot = h.slot;
                 if spec.commit {
                     if let Some((v, m)) = spec.set_mark {
+                        let c = &mut h.g.conns[slot as usize];
                         c.mark = (c.mark & !m) | (v & m);
                     }
                     if let Some((v, m)) = spec.set_label {
-                        c.label = (c.label & !m) | (v & m);
+                        let l = h.g.label(slot);
+                        h.g.set_label(slot, (l & !m) | (v & m));
                     }
                 }
+                let c = &h.g.conns[slot as usize];
                 *meta = CtMeta {
                     state: st | state::TRK,
                     zone,
                     mark: c.mark,
-                    label: c.label,
+                    label: h.g.label(slot),
                     orig: Some(c.keys[0].meta_tuple()),
                 };
             }
@@ -568,7 +593,6 @@ impl Conntrack {
     fn commit<'a>(
         &'a self,
         frame: &mut [u8],
-        l3: usize,
         pkt: &view::Pkt,
         key: Key,
         spec: &CtSpec,
@@ -652,7 +676,7 @@ impl Conntrack {
         self.table.publish(&mut g, slot, h0, h1);
         let c = g.conns[slot as usize];
         if c.nat != 0 {
-            self.nat_frame(frame, l3, pkt, &c, false);
+            self.nat_frame(frame, pkt, &c, false);
         }
         Commit::Done(Hit {
             g,
@@ -675,7 +699,7 @@ impl Conntrack {
     /// Translate the frame as connection `c` says for this direction;
     /// returns the state bits.
     #[inline]
-    fn nat_frame(&self, frame: &mut [u8], l3: usize, pkt: &view::Pkt, c: &Conn, reply: bool) -> u8 {
+    fn nat_frame(&self, frame: &mut [u8], pkt: &view::Pkt, c: &Conn, reply: bool) -> u8 {
         let bits = self.nat_bits(c, reply);
         if bits == 0 {
             return 0;
@@ -683,12 +707,7 @@ impl Conntrack {
         // Packets of this direction leave with the reverse of the other
         // direction's key.
         let target = c.keys[usize::from(!reply)].reverse();
-        let side = if bits == state::SNAT {
-            view::Side::Src
-        } else {
-            view::Side::Dst
-        };
-        view::nat(frame, l3, pkt, side, &target);
+        view::nat(frame, pkt, &target);
         bits
     }
 
@@ -703,7 +722,7 @@ impl Conntrack {
     /// left out).
     pub fn dump(&self, zone: Option<u16>, now_ms: u64) -> Vec<ConnInfo> {
         let mut out = Vec::new();
-        self.table.for_each(zone, |c| {
+        self.table.for_each(zone, |c, label| {
             if c.expires > now_ms {
                 out.push(ConnInfo {
                     zone: c.keys[0].zone(),
@@ -711,7 +730,7 @@ impl Conntrack {
                     reply: c.keys[1].tuple(),
                     state: c.state_name(),
                     mark: c.mark,
-                    label: c.label,
+                    label,
                     expires_in_ms: c.expires - now_ms,
                 });
             }

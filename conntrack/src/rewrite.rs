@@ -640,6 +640,36 @@ mod tests {
     }
 
     #[test]
+    fn rewrite_icmp_error_quoting_a_portless_protocol() {
+        // The quoted packet is GRE (47): addresses only.
+        let mut f = ICMP4_UNREACH_UDP.to_vec();
+        f[51] = 47;
+        let p = parse(&f, 14).unwrap();
+        assert_eq!(
+            (p.tuple.proto, p.tuple.src_port, p.tuple.dst_port),
+            (47, 0, 0)
+        );
+        let before = verify(&f, &p);
+        let before_bytes = f.clone();
+        let ports = Tuple {
+            src_port: 1,
+            ..p.tuple
+        };
+        assert_eq!(
+            rewrite(&mut f, &p, &ports),
+            Err(RewriteError::NoTransportHeader)
+        );
+        assert_eq!(f, before_bytes, "unchanged on error");
+        let to = Tuple {
+            dst: ip("192.168.1.50"),
+            ..p.tuple
+        };
+        rewrite(&mut f, &p, &to).unwrap();
+        assert_eq!(f[54..58], [192, 168, 1, 50], "quoted source");
+        assert_eq!(verify(&f, &parse(&f, 14).unwrap()), before);
+    }
+
+    #[test]
     fn rewrite_keeps_a_bad_checksum_bad() {
         let mut f = TCP4_DATA.to_vec();
         f[51] ^= 0x10; // TCP checksum (34 + 16..18) off

@@ -58,6 +58,8 @@ pub(crate) struct ShardData {
     mask: usize,
     /// The connection slab.
     pub conns: Box<[Conn]>,
+    /// Labels of the slab's connections (read when `Conn::has_label`).
+    labels: Box<[u128]>,
     used: u32,
     free: Vec<u32>,
     foreign: Box<[Foreign]>,
@@ -127,6 +129,7 @@ impl ShardData {
             idx: vec![0u64; idx_cap].into_boxed_slice(),
             mask: idx_cap - 1,
             conns: zeroed_slice(cap as usize),
+            labels: vec![0u128; cap as usize].into_boxed_slice(),
             used: 0,
             free: Vec::with_capacity(cap as usize),
             foreign: zeroed_slice(cap as usize),
@@ -189,6 +192,22 @@ impl ShardData {
             }
             i = (i + 1) & self.mask;
         }
+    }
+
+    /// The label of connection `slot`.
+    #[inline]
+    pub(crate) fn label(&self, slot: u32) -> u128 {
+        if self.conns[slot as usize].has_label == 0 {
+            0
+        } else {
+            self.labels[slot as usize]
+        }
+    }
+
+    /// Set the label of connection `slot`.
+    pub(crate) fn set_label(&mut self, slot: u32, v: u128) {
+        self.labels[slot as usize] = v;
+        self.conns[slot as usize].has_label = u8::from(v != 0);
     }
 
     fn insert_entry(&mut self, h: u64, r: u32) {
@@ -537,35 +556,56 @@ impl Table {
         done
     }
 
-    /// Call `f` on every live connection (of `zone`, if given), shard by
-    /// shard under each shard's lock.
-    pub(crate) fn for_each(&self, zone: Option<u16>, mut f: impl FnMut(&Conn)) {
+    /// Call `f` on every live connection (of `zone`, if given), with its
+    /// label; holds a shard's lock for at most `CHUNK` slots at a time.
+    pub(crate) fn for_each(&self, zone: Option<u16>, mut f: impl FnMut(&Conn, u128)) {
+        const CHUNK: u32 = 256;
         for si in 0..NSHARDS {
-            let g = self.lock(si);
-            for c in &g.conns[..g.used as usize] {
-                if c.alive == 1 && in_zone(zone, c) {
-                    f(c);
+            let mut start = 0;
+            loop {
+                let g = self.lock(si);
+                let end = g.used.min(start + CHUNK);
+                for slot in start..end {
+                    let c = &g.conns[slot as usize];
+                    if c.alive == 1 && in_zone(zone, c) {
+                        f(c, g.label(slot));
+                    }
                 }
+                if end >= g.used {
+                    break;
+                }
+                start = end;
             }
         }
     }
 
     /// Remove every connection (of `zone`, if given); returns how many.
+    /// Holds a shard's lock for at most `CHUNK` slots at a time.
     pub(crate) fn flush(&self, zone: Option<u16>) -> usize {
+        const CHUNK: u32 = 256;
         let mut n = 0;
         let mut pending = Vec::new();
         for si in 0..NSHARDS {
-            let mut g = self.lock(si);
-            for slot in 0..g.used {
-                let c = &g.conns[slot as usize];
-                if c.alive == 1 && in_zone(zone, c) {
-                    pending.extend(self.remove(&mut g, si, slot));
-                    n += 1;
+            let mut start = 0;
+            loop {
+                let mut g = self.lock(si);
+                let end = g.used.min(start + CHUNK);
+                for slot in start..end {
+                    let c = &g.conns[slot as usize];
+                    if c.alive == 1 && in_zone(zone, c) {
+                        pending.extend(self.remove(&mut g, si, slot));
+                        n += 1;
+                    }
                 }
-            }
-            drop(g);
-            for fr in pending.drain(..) {
-                self.clean_foreign(fr);
+                let more = end < g.used;
+                drop(g);
+                for fr in pending.drain(..) {
+                    self.clean_foreign(fr);
+                }
+                if !more {
+                    break;
+                }
+                start = end;
             }
         }
         n
@@ -589,5 +629,58 @@ fn in_zone(zone: Option<u16>, c: &Conn) -> bool {
     match zone {
         None => true,
         Some(z) => c.keys[0].zone() == z,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl ShardData {
+        fn contains(&self, h: u64, r: u32) -> bool {
+            let want = (tag(h) as u64) << 32 | r as u64;
+            let mut i = tag(h) as usize & self.mask;
+            while self.idx[i] != 0 {
+                if self.idx[i] == want {
+                    return true;
+                }
+                i = (i + 1) & self.mask;
+            }
+            false
+        }
+    }
+
+    #[test]
+    fn test_index_backward_shift_keeps_chains() {
+        let mut s = ShardData::new(16);
+        let mask = s.mask as u64;
+        // Clusters around the end of the table (wrapping) and in the middle.
+        let hashes: Vec<u64> = (0..40u64)
+            .map(|i| (mask - 2 + (i % 5)) & mask | (i << 20))
+            .collect();
+        for (i, h) in hashes.iter().enumerate() {
+            s.insert_entry(*h, i as u32 + 1);
+        }
+        for (i, h) in hashes.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+            s.remove_entry(*h, i as u32 + 1);
+        }
+        for (i, h) in hashes.iter().enumerate() {
+            assert_eq!(s.contains(*h, i as u32 + 1), i % 3 != 0, "entry {i}");
+        }
+        for (i, h) in hashes.iter().enumerate().filter(|(i, _)| i % 3 != 0) {
+            s.remove_entry(*h, i as u32 + 1);
+        }
+        assert!(s.idx.iter().all(|&e| e == 0));
+    }
+
+    #[test]
+    fn test_slab_exhaustion_and_reuse() {
+        let t = Table::new(64, 0);
+        let mut g = t.lock(0);
+        let cap = g.conns.len();
+        let slots: Vec<u32> = (0..cap).map(|_| t.alloc(&mut g).unwrap()).collect();
+        assert!(t.alloc(&mut g).is_none());
+        t.unalloc(&mut g, slots[3]);
+        assert_eq!(t.alloc(&mut g), Some(slots[3]));
     }
 }

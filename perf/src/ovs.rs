@@ -293,10 +293,49 @@ impl Ovs {
 
     /// Adds `p` to the bridge and checks that OVS opened it.
     pub fn add_port(&self, p: &OvsPort) -> Result<(), String> {
+        self.add_port_to(BRIDGE, p)
+    }
+
+    /// Adds another netdev bridge `name` (`fail_mode=secure`; `hwaddr`:
+    /// its MAC, e.g. the `br-phy` of OVS's user-space tunnelling, whose
+    /// internal port holds the tunnel endpoint's IP) with `ports`.
+    pub fn add_bridge(&self, name: &str, hwaddr: &str, ports: &[OvsPort]) -> Result<(), String> {
+        self.vsctl(&[
+            "--timeout=120",
+            "add-br",
+            name,
+            "--",
+            "set",
+            "bridge",
+            name,
+            "datapath_type=netdev",
+            "fail_mode=secure",
+            &format!("other_config:hwaddr={hwaddr}"),
+        ])?;
+        for p in ports {
+            self.add_port_to(name, p)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `cmd` (e.g. `ip addr add ...`) in ovs-vswitchd's network
+    /// namespace (`nsenter`), where its bridges' internal ports live.
+    pub fn in_netns(&self, cmd: &[&str]) -> Result<String, String> {
+        let pid = self
+            .vswitchd_pid()
+            .ok_or_else(|| self.failure("no ovs-vswitchd pid"))?
+            .to_string();
+        let mut v = vec!["-t", pid.as_str(), "-n", "--"];
+        v.extend_from_slice(cmd);
+        self.tool("nsenter", &v)
+    }
+
+    /// Adds `p` to `bridge` and checks that OVS opened it.
+    pub fn add_port_to(&self, bridge: &str, p: &OvsPort) -> Result<(), String> {
         let mut args = vec![
             "--timeout=300".to_string(),
             "add-port".into(),
-            BRIDGE.into(),
+            bridge.into(),
             p.name.clone(),
             "--".into(),
             "set".into(),
@@ -475,12 +514,17 @@ impl Ovs {
     /// Replaces the bridge's OpenFlow table with the rules in `rules`
     /// (`ovs-ofctl add-flows` syntax, one rule a line) in one bundle.
     pub fn replace_flows(&self, rules: &str) -> Result<(), String> {
+        self.replace_flows_of(BRIDGE, rules)
+    }
+
+    /// [`Ovs::replace_flows`] of bridge `bridge`.
+    pub fn replace_flows_of(&self, bridge: &str, rules: &str) -> Result<(), String> {
         let f = self.path("flows.txt");
         fs::write(&f, rules).map_err(|e| format!("write {f}: {e}"))?;
-        self.tool("ovs-ofctl", &["del-flows", BRIDGE])?;
-        self.tool("ovs-ofctl", &["--bundle", "add-flows", BRIDGE, &f])?;
+        self.tool("ovs-ofctl", &["del-flows", bridge])?;
+        self.tool("ovs-ofctl", &["--bundle", "add-flows", bridge, &f])?;
         let n = self
-            .tool("ovs-ofctl", &["dump-aggregate", BRIDGE])?
+            .tool("ovs-ofctl", &["dump-aggregate", bridge])?
             .split("flow_count=")
             .nth(1)
             .and_then(|v| v.split_whitespace().next().map(str::to_string))
@@ -497,7 +541,12 @@ impl Ovs {
     /// (`ovs-ofctl dump-ports`, read from the DPDK port, not from OVSDB,
     /// whose statistics column is only refreshed every 5 s).
     pub fn tx_packets(&self, ofport: u32) -> Result<u64, String> {
-        let out = self.tool("ovs-ofctl", &["dump-ports", BRIDGE, &ofport.to_string()])?;
+        self.tx_packets_of(BRIDGE, ofport)
+    }
+
+    /// [`Ovs::tx_packets`] of a port of bridge `bridge`.
+    pub fn tx_packets_of(&self, bridge: &str, ofport: u32) -> Result<u64, String> {
+        let out = self.tool("ovs-ofctl", &["dump-ports", bridge, &ofport.to_string()])?;
         parse_dump_ports_tx(&out)
             .ok_or_else(|| self.failure(&format!("no tx counter in dump-ports output: {out}")))
     }

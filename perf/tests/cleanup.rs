@@ -368,3 +368,51 @@ fn blk_vhost_stopped_by_sigterm_leaves_no_qemu_storage_daemon() {
         b.stderr()
     );
 }
+
+/// With `SPDK_VHOST_APP` (SPDK's `build/bin/vhost`, see perf/spdk/build.sh;
+/// CI does not build SPDK): SIGTERM during an SPDK run stops the app.
+#[test]
+fn blk_vhost_stopped_by_sigterm_leaves_no_spdk_app() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(app) = std::env::var_os("SPDK_VHOST_APP") else {
+        eprintln!("skipped: set SPDK_VHOST_APP to SPDK's build/bin/vhost (perf/spdk/build.sh)");
+        return;
+    };
+    let app = app.to_string_lossy().into_owned();
+    let mut b = Bench::start(
+        "blk_vhost",
+        env!("CARGO_BIN_EXE_blk_vhost"),
+        &[
+            "--secs",
+            "3",
+            "--repeat",
+            "1",
+            "--targets",
+            "spdk",
+            "--rows",
+            "1:1",
+            "--spdk",
+            &app,
+        ],
+    );
+    // SPDK names its main thread after the reactor it runs.
+    let spdk = |b: &Bench| {
+        let mut v = children(b.pid(), "reactor_1");
+        v.extend(children(b.pid(), "vhost"));
+        v
+    };
+    b.wait_for("the SPDK vhost app", |b| !spdk(b).is_empty());
+    let apps = spdk(&b);
+    let st = b.signal(libc::SIGTERM);
+    assert_eq!(
+        st.code(),
+        Some(128 + libc::SIGTERM),
+        "{st}:\n{}",
+        b.stderr()
+    );
+    assert!(
+        !apps.iter().any(Proc::alive),
+        "SPDK vhost app {apps:?} left:\n{}",
+        b.stderr()
+    );
+}

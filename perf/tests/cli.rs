@@ -69,3 +69,32 @@ fn an_unknown_flag_is_an_error_naming_it() {
         assert!(err.contains("--no-such-flag"), "{name}:\n{err}");
     }
 }
+
+#[test]
+fn blk_vhost_refuses_bad_rows_and_reports_a_missing_spdk_app() {
+    let bin = env!("CARGO_BIN_EXE_blk_vhost");
+    let o = Command::new(bin).args(["--rows", "1:0"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--rows"), "{err}");
+    // No SPDK app at that path: its row fails with the reason, the run ends.
+    let o = Command::new(bin)
+        .args(["--targets", "spdk", "--rows", "1:1", "--repeat", "1"])
+        .args(["--spdk", "/nonexistent/spdk/build/bin/vhost"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("spdk") && out.contains("failed: SPDK vhost app /nonexistent"),
+        "{out}"
+    );
+    // Without --spdk the SPDK rows are skipped with a note.
+    let o = Command::new(bin)
+        .args(["--targets", "spdk", "--rows", "1:1", "--repeat", "1"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("spdk: skipped"), "{out}");
+}

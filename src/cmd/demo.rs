@@ -319,6 +319,7 @@ fn whole_path() -> Result<(), String> {
         xconnect: false,
         control: Some(ctl.clone()),
         flow_cache: 1 << 16,
+        ct_max_conns: 1 << 16,
         idle_exit: None,
         blk: vec![BlkSpec {
             socket: sock.clone(),

@@ -2,6 +2,7 @@
 
 pub mod accel;
 pub mod blk;
+pub mod ct;
 pub mod demo;
 pub mod fdb;
 pub mod flows;

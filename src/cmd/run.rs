@@ -68,6 +68,11 @@ pub struct RunArgs {
     /// Exact-match flow cache entries per forwarding lcore (default 1M).
     #[arg(long, value_name = "ENTRIES")]
     pub flow_cache: Option<usize>,
+    /// Connections the connection tracker (the `ct` action) holds, all
+    /// zones together (default 1M; a commit beyond it is refused and
+    /// counted as a limit drop). TOML: `ct_max_conns`.
+    #[arg(long, value_name = "N")]
+    pub ct_max_conns: Option<u32>,
     /// Read the run configuration from a TOML file (flags given as well
     /// override it; ports and devices from flags are added after the file's).
     #[arg(long, value_name = "FILE")]
@@ -259,6 +264,10 @@ impl RunArgs {
             xconnect: self.xconnect || file.xconnect,
             control,
             flow_cache: self.flow_cache.or(file.flow_cache).unwrap_or(1 << 20),
+            ct_max_conns: self
+                .ct_max_conns
+                .or(file.ct_max_conns)
+                .unwrap_or(config::DEFAULT_CT_CONNS),
             idle_exit: match self.idle_exit {
                 Some(s) => Some(config::seconds("--idle-exit", s)?),
                 None => None,

@@ -60,6 +60,11 @@ pub fn run(a: StatsArgs) -> Result<(), String> {
         "rules: {}  subtables: {}  fdb entries: {}",
         s.rules, s.subtables, s.fdb_entries
     );
+    let ct = &s.ct;
+    println!(
+        "conntrack: {} entries, {} committed, {} invalid, {} limit drops, {} expired",
+        ct.entries, ct.committed, ct.invalid, ct.limit_drops, ct.expired
+    );
     println!("drops by reason:");
     for (k, v) in &s.total.drops {
         println!("  {k:<14} {v}");

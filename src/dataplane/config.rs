@@ -30,6 +30,8 @@ pub struct RunConfig {
     pub control: Option<PathBuf>,
     /// Exact-match flow cache entries per worker.
     pub flow_cache: usize,
+    /// Connections the tracker behind the `ct` action holds (`--ct-max-conns`).
+    pub ct_max_conns: u32,
     /// Stop once traffic has flowed and then no port received anything for
     /// this long (replaying a finite capture).
     pub idle_exit: Option<Duration>,
@@ -73,6 +75,13 @@ impl StorageRpc {
         self.socket.is_some() || self.config_json.is_some()
     }
 }
+
+/// The most connections `--ct-max-conns` may ask for (2^26; the table
+/// reserves its memory at start).
+pub const MAX_CT_CONNS: u32 = 1 << 26;
+/// Connections the tracker holds without `--ct-max-conns` (its memory is
+/// reserved, and touched only as connections come).
+pub const DEFAULT_CT_CONNS: u32 = 1 << 20;
 
 /// OVS's run directory, the default of `--rundir`.
 pub const DEFAULT_RUNDIR: &str = "/var/run/openvswitch";
@@ -301,6 +310,8 @@ pub struct FileConfig {
     pub control: Option<PathBuf>,
     /// Exact-match flow cache entries per worker.
     pub flow_cache: Option<usize>,
+    /// Connections the connection tracker holds.
+    pub ct_max_conns: Option<u32>,
     /// vhost-user-blk devices.
     #[serde(default)]
     pub blk: Vec<FileBlk>,
@@ -538,6 +549,12 @@ impl RunConfig {
                 self.flow_cache
             ));
         }
+        if !(1..=MAX_CT_CONNS).contains(&self.ct_max_conns) {
+            return Err(format!(
+                "--ct-max-conns {} must be between 1 and {MAX_CT_CONNS}",
+                self.ct_max_conns
+            ));
+        }
         let mut socks: Vec<&Path> = Vec::new();
         for b in &self.blk {
             if socks.contains(&b.socket.as_path()) {
@@ -731,6 +748,7 @@ mod tests {
             xconnect: false,
             control: None,
             flow_cache: 1 << 16,
+            ct_max_conns: 1024,
             idle_exit: None,
             blk: vec![],
             host: None,
@@ -831,6 +849,20 @@ mod tests {
         assert_eq!(f.eal.as_deref(), Some("-l 0-1 --no-huge"));
         assert_eq!(f.port.len(), 2);
         assert_eq!(f.duration, Some(2.5));
+    }
+
+    #[test]
+    fn ct_max_conns_from_toml_and_checked() {
+        let f = FileConfig::parse("ct_max_conns = 5000\n").unwrap();
+        assert_eq!(f.ct_max_conns, Some(5000));
+        let mut c = cfg(&["net_null0"]);
+        c.ct_max_conns = 0;
+        let e = c.validate().unwrap_err();
+        assert!(e.contains("--ct-max-conns 0 must be between 1 and"), "{e}");
+        c.ct_max_conns = MAX_CT_CONNS + 1;
+        assert!(c.validate().is_err());
+        c.ct_max_conns = MAX_CT_CONNS;
+        assert!(c.validate().is_ok());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! ```text
 //!  GET /metrics ─► metrics::Server ─► Registry::gather
 //!                    ├─ switch:  ports (DPDK stats + tx refusals), per-core datapath
-//!                    │           counters (Switch::per_core), worker loop counters, rules, MACs
+//!                    │           counters (Switch::per_core), worker loop counters, rules, MACs,
+//!                    │           conntrack counters (Conntrack::stats)
 //!                    └─ storage: PollGroup::collect ─► each device (lock, BlkStats, latency,
 //!                                Backend::metrics: cache, iSCSI session)
 //! ```
@@ -102,6 +103,44 @@ pub fn register_switch(
     registry.register(move |m| {
         ports_metrics(m, &p);
         datapath_metrics(m, &sw, &loops, tsc_hz);
+    });
+}
+
+/// Registers the connection tracker's counters (`vswitch_ct_*`).
+pub fn register_conntrack(registry: &Registry, ct: &Arc<conntrack::Conntrack>) {
+    let ct = Arc::clone(ct);
+    registry.register(move |m| {
+        let s = ct.stats();
+        m.gauge(
+            "vswitch_ct_entries",
+            "Connections in the connection tracker.",
+            &[],
+            s.entries,
+        );
+        for (name, help, v) in [
+            (
+                "vswitch_ct_committed_total",
+                "Connections committed (ct(commit)).",
+                s.committed,
+            ),
+            (
+                "vswitch_ct_invalid_total",
+                "Packets the tracker marked invalid (+inv).",
+                s.invalid,
+            ),
+            (
+                "vswitch_ct_limit_drops_total",
+                "Commits refused by a zone limit or a full table.",
+                s.limit_drops,
+            ),
+            (
+                "vswitch_ct_expired_total",
+                "Connections expired by the sweep.",
+                s.expired,
+            ),
+        ] {
+            m.counter(name, help, &[], v);
+        }
     });
 }
 

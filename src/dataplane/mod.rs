@@ -6,7 +6,8 @@
 //!  port rx queues ──► worker lcore(s): rx burst ─► switch::Datapath ─► tx burst per port ──► port tx queues
 //!                          ▲ queue hand-out (lock-free cmd queue)          │ relaxed counters
 //!  control socket ──► Ports (hot add/del) / FlowTable (rules)              ▼
-//!  monitor thread: periodic port stats, --duration, SIGINT/SIGTERM ──► stop flag
+//!  monitor thread: periodic port stats, --duration, SIGINT/SIGTERM ──► stop flag;
+//!                  every 100 ms rule expiry and conntrack sweep (bounded)
 //! ```
 
 pub mod bridge;
@@ -201,6 +202,14 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
         cache_entries: cfg.flow_cache,
         ..SwitchConfig::default()
     });
+    // One connection tracker for the process, shared by every forwarding
+    // lcore through the switch (the `ct` action); the monitor expires its
+    // connections (see `sweep_conntrack`).
+    let ct = Arc::new(conntrack::Conntrack::new(conntrack::Config {
+        max_conns: cfg.ct_max_conns,
+        ..conntrack::Config::default()
+    }));
+    sw.set_conntrack(Arc::clone(&ct))?;
     let queues: Vec<Arc<ArrayQueue<ports::WorkerCmd>>> = (0..n_workers)
         .map(|_| Arc::new(ArrayQueue::new(1024)))
         .collect();
@@ -319,6 +328,7 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
         Some(addr) => {
             let reg = metrics::Registry::new();
             exporter::register_switch(&reg, &sw, &ports, &counters, eal.tsc_hz());
+            exporter::register_conntrack(&reg, &ct);
             if let Some(g) = &group {
                 exporter::register_storage(&reg, g);
             }
@@ -518,6 +528,18 @@ fn sample(ports: &Ports, no: u16, id: u16) -> PortSample {
     }
 }
 
+/// Connections the monitor expires per 100 ms tick at most (160k/s): the
+/// sweep locks one shard of the table for 64 entries at a time, so the
+/// forwarding lcores never wait long, and a burst of expiries is spread
+/// over a few ticks.
+const CT_SWEEP_BUDGET: usize = 16 * 1024;
+
+/// Expire idle connections of the switch's tracker, on the monitor's
+/// thread (never a forwarding lcore).
+fn sweep_conntrack(sw: &Switch) {
+    sw.conntrack().sweep(sw.now_ms(), CT_SWEEP_BUDGET);
+}
+
 /// When the monitor prints and stops.
 #[derive(Clone, Copy)]
 struct Timing {
@@ -550,6 +572,7 @@ fn monitor(stop: &AtomicBool, ports: &Ports, sw: &Switch, t: Timing, json: bool)
         std::thread::sleep(Duration::from_millis(20));
         if expired_at.elapsed() >= Duration::from_millis(100) {
             sw.housekeeping();
+            sweep_conntrack(sw);
             expired_at = Instant::now();
         }
         if duration.is_some_and(|d| start.elapsed() >= d) {

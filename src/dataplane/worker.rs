@@ -189,6 +189,16 @@ impl Scratch {
     }
 }
 
+/// Frames encapsulated for one tunnel port within a burst, added to its
+/// counters once per burst (not per frame).
+#[derive(Default)]
+struct TxTally {
+    /// The tunnel's index, found with the first frame.
+    tunnel: Option<usize>,
+    packets: u64,
+    bytes: u64,
+}
+
 /// What an underlay burst is sorted into.
 struct TunnelScratch {
     hold: [Option<Mbuf>; BURST_SIZE],
@@ -465,13 +475,16 @@ impl Worker {
                 sc.offl = offl;
                 // Tunnel users only: frames of an underlay port are sorted
                 // out (decapsulation, ARP for the local IPs) first.
-                let sent = match &self.tunnels {
+                // The endpoints are moved out for the burst (two pointer
+                // moves, no reference-count traffic) and lent to it.
+                let tunnels = self.tunnels.take();
+                let sent = match tunnels.as_deref() {
                     Some(ep) if ep.is_underlay(in_port) => {
-                        let ep = Arc::clone(ep);
-                        self.underlay_burst(&ep, in_port, &mut burst, &mut sc, &mut ts, now)
+                        self.underlay_burst(ep, in_port, &mut burst, &mut sc, &mut ts, now)
                     }
-                    _ => self.switch_burst(in_port, &mut burst, None, &mut sc, now),
+                    ep => self.switch_burst(in_port, &mut burst, None, ep, &mut sc, now),
                 };
+                self.tunnels = tunnels;
                 let dt = dpdk::rdtsc().wrapping_sub(t0);
                 bump(&self.counters.rx, n as u64);
                 bump(&self.counters.tx, sent);
@@ -487,13 +500,15 @@ impl Worker {
 
     /// Switches one burst received on `in_port` (`tunnel`: the frames were
     /// decapsulated by tunnel port `in_port`, with this outer metadata)
-    /// and transmits it; returns the frames handed to tx queues.
+    /// and transmits it (`ep`: the tunnel ports, if any); returns the
+    /// frames handed to tx queues.
     #[inline(always)]
     fn switch_burst(
         &mut self,
         in_port: u16,
         burst: &mut Burst,
         tunnel: Option<&[TunnelMeta]>,
+        ep: Option<&Endpoints>,
         sc: &mut Scratch,
         now: u64,
     ) -> u64 {
@@ -538,7 +553,7 @@ impl Worker {
         } else {
             send_copies(&mut self.tx, &self.tx_drops, self.index, copies, out)
         };
-        let tunnel_ports = self.tunnels.as_ref().map_or(0, |e| e.tunnel_ports());
+        let tunnel_ports = ep.map_or(0, |e| e.tunnel_ports());
         // Guests' partial checksums and large segments (vhost ports): the
         // offload slow path, unless a frame goes to a tunnel port.
         if *offl & dpdk::offload::RX_OFFLOAD_MASK != 0
@@ -582,8 +597,8 @@ impl Worker {
         let mut sent = copied;
         for (port, idx) in groups.iter() {
             if tunnel_ports & (1 << port) != 0 {
-                if let Some(ep) = self.tunnels.clone() {
-                    let sets = self.dp.tunnel_sets().copied();
+                if let Some(ep) = ep {
+                    let mut tally = TxTally::default();
                     for &i in idx {
                         let i = i as usize;
                         refs[i] -= 1;
@@ -595,9 +610,16 @@ impl Worker {
                             slots[i].as_ref().and_then(copy_mbuf)
                         };
                         let Some(m) = m else { continue };
-                        let set = sets.map_or(TunnelSet::default(), |s| s[i]);
+                        // One entry read per frame (copying the burst's
+                        // array cost a 512-byte memcpy and a stall).
+                        let set = self.dp.tunnel_sets().map_or(TunnelSet::default(), |s| s[i]);
                         let rx = tunnel.and_then(|t| t.get(i));
-                        sent += self.encap_one(&ep, port, m, set, rx, out, now);
+                        sent += self.encap_one(ep, port, m, set, rx, out, &mut tally, now);
+                    }
+                    if let Some(t) = tally.tunnel {
+                        let stats = &ep.tunnels[t].stats;
+                        TunnelStats::add(&stats.tx_packets, tally.packets);
+                        TunnelStats::add(&stats.tx_bytes, tally.bytes);
                     }
                 }
                 continue;
@@ -702,18 +724,26 @@ impl Worker {
         set: TunnelSet,
         rx: Option<&TunnelMeta>,
         out: &mut [Burst],
+        tally: &mut TxTally,
         now: u64,
     ) -> u64 {
-        let Some(t) = ep.index_of(port) else {
-            return 0;
+        let t = match tally.tunnel {
+            Some(t) => t,
+            None => match ep.index_of(port) {
+                Some(t) => {
+                    tally.tunnel = Some(t);
+                    t
+                }
+                None => return 0,
+            },
         };
         let stats = &ep.tunnels[t].stats;
         let mut f = MbufFrame(m);
         let len = f.0.data_len() as u64;
         match ep.encap(t, &mut f, set, rx, &mut self.memo, now) {
             Tx::Send(p) if self.tx.get(p as usize).is_some_and(Option::is_some) => {
-                TunnelStats::add(&stats.tx_packets, 1);
-                TunnelStats::add(&stats.tx_bytes, len);
+                tally.packets += 1;
+                tally.bytes += len;
                 self.queue(out, p, f.0)
             }
             Tx::Send(_) => {
@@ -825,7 +855,7 @@ impl Worker {
             sent += self.tunnel_batch(ep, t, sc, ts, now);
         }
         if !burst.is_empty() {
-            sent += self.switch_burst(in_port, burst, None, sc, now);
+            sent += self.switch_burst(in_port, burst, None, Some(ep), sc, now);
         }
         if self.pending != 0 {
             sent += self.flush_pending(&mut sc.out);
@@ -851,6 +881,6 @@ impl Worker {
         TunnelStats::add(&tun.stats.rx_packets, k as u64);
         TunnelStats::add(&tun.stats.rx_bytes, bytes as u64);
         let meta = ts.meta;
-        self.switch_burst(tun.port, &mut ts.burst, Some(&meta[..k]), sc, now)
+        self.switch_burst(tun.port, &mut ts.burst, Some(&meta[..k]), Some(ep), sc, now)
     }
 }

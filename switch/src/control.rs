@@ -86,6 +86,26 @@ pub enum Request {
     FdbShow,
     /// Datapath statistics.
     Stats,
+    /// Connections of the tracker, of one zone or all (`vswitch ct show`).
+    CtShow {
+        /// Only this zone.
+        #[serde(default)]
+        zone: Option<u16>,
+    },
+    /// Remove connections, of one zone or all (`vswitch ct flush`).
+    CtFlush {
+        /// Only this zone.
+        #[serde(default)]
+        zone: Option<u16>,
+    },
+    /// Limit a zone's connections (`vswitch ct limit`).
+    CtLimit {
+        /// The zone.
+        zone: u16,
+        /// At most this many; `None`: back to the default (no limit).
+        #[serde(default)]
+        limit: Option<u32>,
+    },
 }
 
 /// What to add as a port.
@@ -215,6 +235,36 @@ pub struct StatsReport {
     pub subtables: usize,
     /// Live MAC table entries.
     pub fdb_entries: usize,
+    /// The connection tracker's counters.
+    #[serde(default)]
+    pub ct: CtCounters,
+}
+
+/// The connection tracker's counters (`conntrack::Stats`), in `stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CtCounters {
+    /// Connections in the table.
+    pub entries: u64,
+    /// Connections committed since start.
+    pub committed: u64,
+    /// Packets tracked as invalid.
+    pub invalid: u64,
+    /// Commits refused by a zone limit or a full table.
+    pub limit_drops: u64,
+    /// Connections expired.
+    pub expired: u64,
+}
+
+impl From<conntrack::Stats> for CtCounters {
+    fn from(s: conntrack::Stats) -> CtCounters {
+        CtCounters {
+            entries: s.entries,
+            committed: s.committed,
+            invalid: s.invalid,
+            limit_drops: s.limit_drops,
+            expired: s.expired,
+        }
+    }
 }
 
 /// A reply to a request.
@@ -273,6 +323,24 @@ pub enum Reply {
     },
     /// `stats`.
     Stats(Box<StatsReport>),
+    /// `ct show`: one line per connection, as `ovs-appctl
+    /// dpctl/dump-conntrack` prints them, sorted.
+    CtConns {
+        /// The connections.
+        conns: Vec<String>,
+    },
+    /// `ct flush`: connections removed.
+    CtFlushed {
+        /// How many.
+        count: usize,
+    },
+    /// `ct limit` applied.
+    CtLimitSet {
+        /// The zone.
+        zone: u16,
+        /// Its limit now (`None`: the default).
+        limit: Option<u32>,
+    },
     /// The request failed; nothing was changed.
     Error {
         /// Why.
@@ -377,7 +445,27 @@ pub fn handle(sw: &Switch, ports: &dyn PortBackend, req: Request) -> Reply {
                 rules: t.rules.len(),
                 subtables: t.subtables(),
                 fdb_entries: sw.fdb.entries(now).len(),
+                ct: sw.conntrack().stats().into(),
             })))
+        }
+        Request::CtShow { zone } => {
+            let mut conns: Vec<(u16, String)> = sw
+                .conntrack()
+                .dump(zone, now)
+                .iter()
+                .map(|c| (c.zone, c.to_string()))
+                .collect();
+            conns.sort();
+            Ok(Reply::CtConns {
+                conns: conns.into_iter().map(|(_, l)| l).collect(),
+            })
+        }
+        Request::CtFlush { zone } => Ok(Reply::CtFlushed {
+            count: sw.conntrack().flush(zone),
+        }),
+        Request::CtLimit { zone, limit } => {
+            sw.conntrack().set_zone_limit(zone, limit);
+            Ok(Reply::CtLimitSet { zone, limit })
         }
     };
     r.unwrap_or_else(|error| Reply::Error { error })

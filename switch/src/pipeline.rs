@@ -228,7 +228,7 @@ pub struct Compiled {
     pub has_ct: bool,
     /// A `ct(table=N)` forked the pipeline: after `actions` the frame
     /// recirculates with this frozen state (an index into the worker's
-    /// [`CompiledStore`]: table N, metadata, action set), its key
+    /// `CompiledStore`: table N, metadata, action set), its key
     /// re-extracted and its ct fields set. The actions after the fork run
     /// on a copy (clone segments of `plan`), as OVS's original packet
     /// continuing while the clone recirculates.

@@ -140,8 +140,13 @@ pub fn tracker() -> Arc<Conntrack> {
 }
 
 pub fn ct_switch(rules: &[&str]) -> Arc<Switch> {
+    ct_switch_workers(rules, 1)
+}
+
+/// [`ct_switch`] with `workers` datapaths.
+pub fn ct_switch_workers(rules: &[&str], workers: usize) -> Arc<Switch> {
     let sw = Switch::new(SwitchConfig {
-        workers: 1,
+        workers,
         cache_entries: 4096,
         ..Default::default()
     });

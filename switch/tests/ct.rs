@@ -210,3 +210,54 @@ fn outputs_around_a_fork_keep_their_bytes() {
     got.sort();
     assert_eq!(got, vec![(1 << 2, MAC_B), (1 << 3, [2, 0, 0, 0, 0, 0x33])]);
 }
+
+/// A rule change reaches recirculated passes at once: the recirculation
+/// cache starts over with every table version.
+#[test]
+fn rule_changes_reach_cached_recirculations() {
+    let sw = ct_switch(&[
+        "priority=100,ip,ct_state=-trk,actions=ct(table=1)",
+        "table=1,ct_state=+trk+inv,actions=output:3",
+    ]);
+    let mut dp = sw.datapath(0);
+    let stray = tcp(CLIENT, SERVER, 40000, 80, SYN | ACK, 1000, 2000, b"");
+    for now in 0..3 {
+        assert_eq!(send_ct(&mut dp, 1, &stray, now).0, ports(&[3]));
+    }
+    sw.table
+        .add(
+            "table=1,priority=40000,ct_state=+trk,actions=output:2"
+                .parse()
+                .unwrap(),
+            3,
+        )
+        .unwrap();
+    assert_eq!(send_ct(&mut dp, 1, &stray, 4).0, ports(&[2]));
+    sw.table.del(
+        &switch::rule::parse_match("table=1,ct_state=+trk")
+            .unwrap()
+            .0,
+        Some(40000),
+        true,
+    );
+    assert_eq!(send_ct(&mut dp, 1, &stray, 5).0, ports(&[3]));
+}
+
+/// The frozen state carries the action set (OVS's `frozen_state`): the
+/// recirculated pass ends by running it; the original, continuing after
+/// the `ct` on a copy, runs it too (`xlate_actions` runs the action set
+/// whenever the translation is not frozen, and a ct fork is not).
+#[test]
+fn action_set_survives_recirculation() {
+    let sw = ct_switch(&[
+        "ip,ct_state=-trk,actions=write_actions(output:3),goto_table:1",
+        "table=1,ip,actions=ct(table=2)",
+        "table=2,ct_state=+trk,actions=output:2",
+    ]);
+    let mut dp = sw.datapath(0);
+    let stray = tcp(CLIENT, SERVER, 40000, 80, SYN | ACK, 1000, 2000, b"");
+    let (v, bytes, copies) = send_ct(&mut dp, 1, &stray, 0);
+    assert_eq!(v, ports(&[2, 3]));
+    assert_eq!(bytes, stray);
+    assert_eq!(copies, vec![(1 << 3, stray.clone())]);
+}

@@ -85,6 +85,23 @@ fn stateful_firewall_refuses_the_other_side_and_invalid_segments() {
     assert_ne!(send_ct(&mut dp, 1, &far, 7).0, ports(&[2]));
 }
 
+/// Workers share the tracker: a connection opened through one worker is
+/// established for the replies another worker switches.
+#[test]
+fn workers_share_connections() {
+    let rules = [
+        "priority=100,ip,ct_state=-trk,actions=ct(table=1)",
+        "table=1,ct_state=+trk+new,tcp,in_port=1,actions=ct(commit),output:2",
+        "table=1,ct_state=+trk+est,in_port=2,actions=output:1",
+    ];
+    let sw = ct_switch_workers(&rules, 2);
+    let (mut a, mut b) = (sw.datapath(0), sw.datapath(1));
+    let syn = tcp(CLIENT, SERVER, 40000, 80, SYN, 1000, 0, b"");
+    assert_eq!(send_ct(&mut a, 1, &syn, 0).0, ports(&[2]));
+    let synack = tcp(SERVER, CLIENT, 80, 40000, SYN | ACK, 5000, 1001, b"");
+    assert_eq!(send_ct(&mut b, 2, &synack, 1).0, ports(&[1]));
+}
+
 /// `exec(set_field:...->ct_mark)` on commit; later packets of the
 /// connection recirculate with the mark and match it.
 #[test]
@@ -128,7 +145,7 @@ fn zones_isolate_connections() {
 
 /// SNAT gateway: outbound connections from port 1 leave port 2 from
 /// 172.16.0.1; replies are translated back (addresses, ports, IPv4 and
-/// TCP checksums).
+/// TCP checksums) and match the original tuple (`ct_nw_src`, ...).
 #[test]
 fn snat_translates_and_the_replies_come_back() {
     let gw = [172, 16, 0, 1];
@@ -136,7 +153,9 @@ fn snat_translates_and_the_replies_come_back() {
         "priority=100,ip,ct_state=-trk,actions=ct(table=1,zone=1,nat)",
         "table=1,ct_state=+trk+new,ip,in_port=1,actions=ct(commit,zone=1,nat(src=172.16.0.1)),output:2",
         "table=1,ct_state=+trk+est,ip,in_port=1,actions=output:2",
-        "table=1,ct_state=+trk+est,ip,in_port=2,actions=output:1",
+        // Replies: matched on the connection's original tuple.
+        "table=1,priority=20,ct_state=+trk+est+rpl,ct_nw_src=10.0.0.1,ct_nw_dst=192.168.1.2,ct_nw_proto=6,ct_tp_dst=80,ip,in_port=2,actions=output:1",
+        "table=1,priority=10,ct_state=+trk+est,ip,in_port=2,actions=output:3",
     ]);
     let mut dp = sw.datapath(0);
     let syn = tcp(CLIENT, SERVER, 40000, 80, SYN, 1000, 0, b"");
@@ -166,4 +185,58 @@ fn snat_translates_and_the_replies_come_back() {
     let (v, back, _) = send_ct(&mut dp, 2, &reply, 3);
     assert_eq!(v, ports(&[1]));
     assert_eq!(back, tcp(SERVER, CLIENT, 80, 40000, ACK, 5001, 1006, b""));
+}
+
+/// IPv6: the original tuple is matched as `ct_ipv6_src`/`ct_ipv6_dst`.
+#[test]
+fn ipv6_connections_match_ct_ipv6_fields() {
+    let sw = ct_switch(&[
+        "priority=100,ipv6,ct_state=-trk,actions=ct(table=1)",
+        "table=1,priority=20,ct_state=+trk+new,ct_ipv6_src=fd00::1,ct_ipv6_dst=fd00::2,tcp6,actions=ct(commit),output:2",
+        "table=1,priority=10,ct_state=+trk+new,actions=output:3",
+        "table=1,priority=20,ct_state=+trk+est,ct_ipv6_src=fd00::1,actions=output:1",
+    ]);
+    let mut dp = sw.datapath(0);
+    let (a, b) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
+    let syn = tcp6(a, b, 40000, 80, SYN, 1000, 0);
+    let (v, out, _) = send_ct(&mut dp, 1, &syn, 0);
+    assert_eq!(v, ports(&[2]));
+    assert_eq!(out, syn);
+    let synack = tcp6(b, a, 80, 40000, SYN | ACK, 5000, 1001);
+    assert_eq!(send_ct(&mut dp, 2, &synack, 1).0, ports(&[1]));
+    // Another source: new, but not the rule naming fd00::1.
+    let other = tcp6("fd00::7".parse().unwrap(), b, 40000, 80, SYN, 1, 0);
+    assert_eq!(send_ct(&mut dp, 1, &other, 2).0, ports(&[3]));
+}
+
+/// Ethernet/IPv6/TCP, checksum correct.
+fn tcp6(
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    sp: u16,
+    dp: u16,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+) -> Vec<u8> {
+    let mut f = switch::testutil::eth(switch::testutil::MAC_B, switch::testutil::MAC_A, 0x86dd);
+    f.extend_from_slice(&[0x60, 0, 0, 0, 0, 20, 6, 64]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    let mut t = [0u8; 20];
+    t[0..2].copy_from_slice(&sp.to_be_bytes());
+    t[2..4].copy_from_slice(&dp.to_be_bytes());
+    t[4..8].copy_from_slice(&seq.to_be_bytes());
+    t[8..12].copy_from_slice(&ack.to_be_bytes());
+    t[12] = 5 << 4;
+    t[13] = flags;
+    t[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    let mut ph = Vec::new();
+    ph.extend_from_slice(&src.octets());
+    ph.extend_from_slice(&dst.octets());
+    ph.extend_from_slice(&[0, 0, 0, 20, 0, 0, 0, 6]);
+    let c = fold(sum(&t, sum(&ph, 0)));
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&t);
+    f
 }

@@ -1063,3 +1063,23 @@ fn test_two_threads_same_table() {
     assert_eq!(s.committed, 300);
     assert_eq!(ct.dump(None, 0).len(), 300);
 }
+
+#[test]
+fn test_bad_checksum_invalid_only_when_verifying() {
+    let ct = ct();
+    let mut bad = udp(A, B, 1, 2, 10);
+    let n = bad.len();
+    bad[n - 1] ^= 0xff;
+    assert_eq!(track(&ct, &mut bad.clone(), &commit(0), 0).state, TRK | NEW);
+    ct.flush(None);
+    ct.set_verify_checksums(true);
+    assert_eq!(track(&ct, &mut bad.clone(), &commit(0), 0).state, TRK | INV);
+    let mut ip_bad = udp(A, B, 1, 2, 10);
+    ip_bad[L3 + 10] ^= 1;
+    assert_eq!(track(&ct, &mut ip_bad, &commit(0), 0).state, TRK | INV);
+    assert_eq!(
+        track(&ct, &mut udp(A, B, 1, 2, 10), &commit(0), 0).state,
+        TRK | NEW
+    );
+    assert_eq!(ct.stats().entries, 1);
+}

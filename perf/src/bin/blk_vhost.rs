@@ -8,15 +8,19 @@
 //! * `vswitch`: this crate's server, null backend, one busy-polling thread
 //!   pinned to CPU 1;
 //! * `qsd`: `qemu-storage-daemon` exporting a `null-co` node through its
-//!   vhost-user-blk export in an iothread, pinned to CPU 1 (the peer that
-//!   runs here; SPDK's vhost target, the anchor, is not packaged in Debian 12).
+//!   vhost-user-blk export in an iothread, pinned to CPU 1;
+//! * `spdk` (with `--spdk PATH_TO_VHOST_APP`, the anchor): SPDK's vhost
+//!   target (`build/bin/vhost -m 0x2 -u --no-huge -s 1024`) with a null bdev
+//!   and a vhost-blk controller made through its JSON-RPC socket, reactor on
+//!   CPU 1 ([`perf::spdk`]; SPDK is not packaged in Debian 12, build it with
+//!   `perf/spdk/build.sh`). Without the flag the rows are skipped with a note.
 //!
 //! The driver runs on CPU 0. IOPS per polling core = completed requests per
 //! second of back-end CPU time (getrusage for ours: process minus driver
 //! thread; /proc/PID/stat for qsd). Cycles per request = back-end CPU time x
 //! TSC rate / requests. Latency is submit-to-used as the driver sees it.
 //!
-//! Run: `cargo run --release -p perf --bin blk_vhost -- [--secs N] [--repeat N]`
+//! Run: `cargo run --release -p perf --bin blk_vhost -- [--secs N] [--repeat N] [--spdk PATH]`
 //!
 //! `--qos-cost` measures only what QoS costs: our server at QD 128 with no
 //! limit against limits far above the rate (every bucket checked per
@@ -70,7 +74,7 @@ fn ours_with(
     pin(1);
     let poller = group.spawn(PollMode::Busy).map_err(|e| e.to_string())?;
     let scraper = metrics.then(|| scraper(&group));
-    let server = BlkServer::bind(&sock, dev).map_err(|e| e.to_string())?;
+    let server = BlkServer::bind(&sock, Arc::clone(&dev)).map_err(|e| e.to_string())?;
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = Arc::clone(&stop);
     let srv = std::thread::spawn(move || server.run(&s2));
@@ -78,6 +82,15 @@ fn ours_with(
     wait_socket(&sock);
     let r = drive(&sock, qd, queues, secs, hz, &Cpu::InProcess, "vswitch");
     stop.store(true, Ordering::Release);
+    // Whether the back end or the driver was the bottleneck: the share of
+    // the poller's rounds that found work (published every 4096 rounds).
+    let (rounds, busy) = (group.rounds(), dev.lock().stats().busy_polls);
+    if rounds > 0 {
+        println!(
+            "  (vswitch qd {qd} q {queues}: {:.0}% of {rounds} poll rounds found work)",
+            busy as f64 * 100.0 / rounds as f64
+        );
+    }
     if let Some((flag, t)) = scraper {
         flag.store(true, Ordering::Release);
         let n = t.join().unwrap_or(0);
@@ -151,8 +164,34 @@ fn qsd(
     drive(&sock, qd, queues, secs, hz, &Cpu::Pid(child.0.id()), "qsd")
 }
 
+/// SPDK's vhost target (the app at `app`) serving a null bdev of the same
+/// size through a vhost-blk controller; its reactor on CPU 1, the driver on
+/// CPU 0. A fresh app per run: its reactor spins on CPU 1 for as long as it
+/// lives, which would starve the next target.
+fn spdk(
+    app: &Path,
+    dir: &Path,
+    qd: usize,
+    queues: u16,
+    secs: f64,
+    hz: f64,
+) -> std::result::Result<Result, String> {
+    let sdir = dir.join(format!("spdk-{qd}-{queues}"));
+    std::fs::create_dir_all(&sdir).map_err(|e| e.to_string())?;
+    let mut target = perf::spdk::SpdkVhost::start(app, &sdir, 1)?;
+    target.null_bdev("null0", DISK, 512)?;
+    let sock = target.blk_controller("vhost.0", "null0", "0x2")?;
+    pin(0);
+    wait_socket(&sock);
+    let r = drive(&sock, qd, queues, secs, hz, &Cpu::Pid(target.pid()), "spdk");
+    drop(target);
+    let _ = std::fs::remove_dir_all(&sdir);
+    r
+}
+
 /// vhost-user-blk, null backend: this crate's server against
-/// qemu-storage-daemon, driven by one simulated polling guest driver.
+/// qemu-storage-daemon and (optionally) SPDK's vhost target, driven by one
+/// simulated polling guest driver.
 #[derive(clap::Parser)]
 #[command(name = "blk_vhost")]
 struct Args {
@@ -171,6 +210,61 @@ struct Args {
     /// the endpoint (scraped every 250 ms) off against on, alternating.
     #[arg(long)]
     metrics_cost: bool,
+    /// SPDK's vhost app (`build/bin/vhost` of a tree built with
+    /// `perf/spdk/build.sh`): adds the `spdk` target, the anchor. Without
+    /// it those rows are skipped.
+    #[arg(long, value_name = "PATH_TO_VHOST_APP")]
+    spdk: Option<std::path::PathBuf>,
+    /// Targets to measure, comma-separated (vswitch, qsd, spdk).
+    #[arg(long, value_delimiter = ',', default_value = "vswitch,qsd,spdk")]
+    targets: Vec<String>,
+    /// Rows to measure as QD:QUEUES, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1:1,128:1,1:4,128:4")]
+    rows: Vec<String>,
+}
+
+/// IOPS per back-end core, p99 and p50 (ns) of one run.
+fn run_stats(r: &Result) -> [f64; 3] {
+    [
+        r.ops as f64 / r.backend_cpu.max(1e-9),
+        r.hist.value_at_quantile(0.99) as f64,
+        r.hist.value_at_quantile(0.5) as f64,
+    ]
+}
+
+/// Medians over the repeats where both ran of ours/peer: IOPS per core,
+/// p99, p50; and the number of pairs. `None` without a pair.
+fn pair_medians(ours: &[Option<[f64; 3]>], peer: &[Option<[f64; 3]>]) -> Option<[f64; 4]> {
+    let pairs: Vec<([f64; 3], [f64; 3])> = ours
+        .iter()
+        .zip(peer)
+        .filter_map(|(a, b)| Some(((*a)?, (*b)?)))
+        .collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    let median = |i: usize| {
+        let mut v: Vec<f64> = pairs.iter().map(|(a, b)| a[i] / b[i].max(1e-9)).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Some([median(0), median(1), median(2), pairs.len() as f64])
+}
+
+/// Parses `--rows` entries (`QD:QUEUES`).
+fn parse_rows(rows: &[String]) -> std::result::Result<Vec<(usize, u16)>, String> {
+    rows.iter()
+        .map(|r| {
+            let bad = || format!("--rows: {r:?} is not QD:QUEUES (e.g. 1:4)");
+            let (qd, q) = r.split_once(':').ok_or_else(bad)?;
+            let qd: usize = qd.parse().map_err(|_| bad())?;
+            let q: u16 = q.parse().map_err(|_| bad())?;
+            if qd == 0 || !(1..=16).contains(&q) || qd > 256 {
+                return Err(format!("--rows: {r:?}: QD 1-256, 1-16 queues"));
+            }
+            Ok((qd, q))
+        })
+        .collect()
 }
 
 /// `--metrics-cost`: QD 128, one queue, metrics off and on, alternating
@@ -301,6 +395,13 @@ fn qos_cost(dir: &Path, repeat: usize, secs: f64, hz: f64) {
 
 fn main() {
     let a = <Args as clap::Parser>::parse();
+    let table = match parse_rows(&a.rows) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
     let (repeat, secs) = (a.repeat.max(1), a.secs);
     let _cleanup = perf::cleanup::install("blk_vhost");
     let hz = tsc_hz();
@@ -338,27 +439,59 @@ fn main() {
         "errors"
     );
     let mut rows: Vec<Result> = Vec::new();
-    for &(qd, queues) in &[(1usize, 1u16), (128, 1), (1, 4), (128, 4)] {
-        for which in ["vswitch", "qsd"] {
-            let mut best: Option<std::result::Result<Result, String>> = None;
-            for _ in 0..repeat {
-                let r = if which == "vswitch" {
-                    ours(&dir, qd, queues, secs, hz)
-                } else {
-                    qsd(&dir, qd, queues, secs, hz)
+    let mut targets: Vec<&'static str> = Vec::new();
+    for t in ["vswitch", "qsd", "spdk"] {
+        if a.targets.iter().any(|x| x == t) {
+            targets.push(t);
+        }
+    }
+    if let Some(bad) = a
+        .targets
+        .iter()
+        .find(|x| !["vswitch", "qsd", "spdk"].contains(&x.as_str()))
+    {
+        eprintln!("--targets: unknown target {bad:?} (vswitch, qsd, spdk)");
+        std::process::exit(2);
+    }
+    if a.spdk.is_none() && targets.contains(&"spdk") {
+        targets.retain(|t| *t != "spdk");
+        println!("spdk: skipped (no --spdk PATH_TO_VHOST_APP; build one with perf/spdk/build.sh SPDK_TREE)");
+    }
+    for &(qd, queues) in &table {
+        // The targets take turns within each repeat, so that pairs of runs
+        // close in time see the same host (its load and, on this VM, a
+        // cross-core latency that changes from run to run).
+        let mut best: Vec<Option<std::result::Result<Result, String>>> =
+            targets.iter().map(|_| None).collect();
+        let mut per_run: Vec<Vec<Option<[f64; 3]>>> = targets.iter().map(|_| Vec::new()).collect();
+        for _ in 0..repeat {
+            for (ti, &which) in targets.iter().enumerate() {
+                let r = match which {
+                    "vswitch" => ours(&dir, qd, queues, secs, hz),
+                    "qsd" => qsd(&dir, qd, queues, secs, hz),
+                    _ => spdk(
+                        a.spdk.as_deref().expect("checked"),
+                        &dir,
+                        qd,
+                        queues,
+                        secs,
+                        hz,
+                    ),
                 };
-                let better = match (&best, &r) {
+                per_run[ti].push(r.as_ref().ok().map(run_stats));
+                let better = match (&best[ti], &r) {
                     (None, _) => true,
                     (Some(Err(_)), Ok(_)) => true,
                     (Some(Ok(b)), Ok(n)) => n.ops as f64 / n.wall > b.ops as f64 / b.wall,
                     _ => false,
                 };
                 if better {
-                    best = Some(r);
+                    best[ti] = Some(r);
                 }
             }
-            let r = best.expect("at least one run");
-            match r {
+        }
+        for (ti, r) in best.into_iter().enumerate() {
+            match r.expect("at least one run") {
                 Ok(r) => {
                     let iops = r.ops as f64 / r.wall;
                     let per_core = r.ops as f64 / r.backend_cpu.max(1e-9);
@@ -370,24 +503,49 @@ fn main() {
                     );
                     rows.push(r);
                 }
-                Err(e) => println!("{which:<8} {qd:>4} {queues:>3} failed: {e}"),
+                Err(e) => println!("{:<8} {qd:>4} {queues:>3} failed: {e}", targets[ti]),
+            }
+        }
+        if let Some(v) = targets.iter().position(|t| *t == "vswitch") {
+            for (ti, peer) in targets.iter().enumerate().filter(|(ti, _)| *ti != v) {
+                if let Some(m) = pair_medians(&per_run[v], &per_run[ti]) {
+                    println!(
+                        "  pairs (median of {}): vswitch/{peer} IOPS per core {:.2}x, p99 {:.2}x, p50 {:.2}x",
+                        m[3] as usize, m[0], m[1], m[2]
+                    );
+                }
             }
         }
     }
     println!();
-    for &(qd, queues) in &[(1usize, 1u16), (128, 1), (1, 4), (128, 4)] {
-        let get = |t: &str| {
-            rows.iter()
-                .find(|r| r.target == t && r.qd == qd && r.queues == queues)
-        };
-        if let (Some(a), Some(b)) = (get("vswitch"), get("qsd")) {
-            let pc = |r: &Result| r.ops as f64 / r.backend_cpu.max(1e-9);
-            println!(
-                "qd {qd:>3} queues {queues}: vswitch/qsd IOPS per core {:.2}x, IOPS {:.2}x, p99 {:.2}x",
-                pc(a) / pc(b),
-                (a.ops as f64 / a.wall) / (b.ops as f64 / b.wall),
-                a.hist.value_at_quantile(0.99) as f64 / b.hist.value_at_quantile(0.99).max(1) as f64
-            );
+    for peer in ["qsd", "spdk"] {
+        for &(qd, queues) in &table {
+            let get = |t: &str| {
+                rows.iter()
+                    .find(|r| r.target == t && r.qd == qd && r.queues == queues)
+            };
+            if let (Some(a), Some(b)) = (get("vswitch"), get(peer)) {
+                let pc = |r: &Result| r.ops as f64 / r.backend_cpu.max(1e-9);
+                let p99 = |r: &Result| r.hist.value_at_quantile(0.99) as f64;
+                let per_core = pc(a) / pc(b);
+                let verdict = if peer == "spdk" {
+                    let met = per_core >= 1.5 && p99(a) <= p99(b);
+                    if met {
+                        "  goal met (>= 1.5x, p99 no worse)"
+                    } else {
+                        "  goal NOT met (>= 1.5x, p99 no worse)"
+                    }
+                } else {
+                    ""
+                };
+                println!(
+                    "qd {qd:>3} queues {queues}: vswitch/{peer} IOPS per core {per_core:.2}x, IOPS {:.2}x, p99 {:.2}x ({:.2} vs {:.2} us){verdict}",
+                    (a.ops as f64 / a.wall) / (b.ops as f64 / b.wall),
+                    p99(a) / p99(b).max(1.0),
+                    p99(a) / 1000.0,
+                    p99(b) / 1000.0,
+                );
+            }
         }
     }
     for r in &rows {

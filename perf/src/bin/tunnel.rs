@@ -9,6 +9,15 @@
 //! ```
 //! Prints cycles/packet (median over bursts of 32) and Mpps of the time
 //! spent in the measured code (frame refills excluded).
+//!
+//! With `--dpdk` it measures instead the whole path over DPDK ports
+//! against OVS-DPDK's user-space VXLAN in the same run (`perf::tunnel`):
+//! encap and decap Mpps, cycles/packet and the ratio, one forwarding core.
+//!
+//! ```text
+//! cargo build --release -p vswitch -p perf
+//! target/release/tunnel --dpdk [--seconds 5] [--flows 1000] [--rounds 1] [--no-ovs]
+//! ```
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -118,6 +127,26 @@ fn main() {
     };
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("tunnel [--seconds S] [--flows N]: VXLAN decap/encap cycles per packet vs plain switching");
+        println!("tunnel --dpdk [--seconds S] [--flows N] [--rounds R] [--no-ovs]: over DPDK ports, vs OVS-DPDK");
+        return;
+    }
+    for (i, a) in args.iter().enumerate().skip(1) {
+        let value = i > 1 && matches!(args[i - 1].as_str(), "--seconds" | "--flows" | "--rounds");
+        if !value
+            && !matches!(
+                a.as_str(),
+                "--seconds" | "--flows" | "--rounds" | "--dpdk" | "--no-ovs"
+            )
+        {
+            eprintln!("tunnel: unknown argument `{a}` (see --help)");
+            std::process::exit(2);
+        }
+    }
+    if args.iter().any(|a| a == "--dpdk") {
+        let secs: u64 = arg("--seconds", "5").parse().expect("--seconds");
+        let flows: u32 = arg("--flows", "1000").parse().expect("--flows");
+        let rounds: u32 = arg("--rounds", "1").parse().expect("--rounds");
+        dpdk_vs_ovs(secs, flows, rounds, args.iter().any(|a| a == "--no-ovs"));
         return;
     }
     let secs: f64 = arg("--seconds", "2").parse().expect("--seconds");
@@ -196,4 +225,79 @@ fn main() {
         "{{\"bench\":\"tunnel\",\"flows\":{flows},\"plain_cpp\":{},\"decap_cpp\":{},\"encap_cpp\":{},\"plain_mpps\":{:.2},\"decap_mpps\":{:.2},\"encap_mpps\":{:.2}}}",
         plain.p50, decap.p50, encap.p50, plain.mpps, decap.mpps, encap.mpps
     );
+}
+
+/// `--dpdk`: encap and decap over DPDK ports, vswitch then OVS-DPDK in
+/// each round, medians over rounds.
+fn dpdk_vs_ovs(secs: u64, flows: u32, rounds: u32, no_ovs: bool) {
+    use perf::tunnel::{self as t, Case, Side};
+    let _cleanup = perf::cleanup::install("tunnel");
+    let pid = std::process::id();
+    let dir = std::env::temp_dir().join(format!("perf-tunnel-{pid}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    perf::cleanup::record(perf::cleanup::Resource::Path(dir.clone()));
+    let inner = t::inner_frames(flows);
+    let outer = t::outer_frames(&inner);
+    let frames = inner.len() as u32;
+    let (pin, pout) = (dir.join("inner.pcap"), dir.join("outer.pcap"));
+    t::write_pcap(&pin, &inner).expect("write pcap");
+    t::write_pcap(&pout, &outer).expect("write pcap");
+    let median = |v: Vec<Side>| -> Side {
+        let ok: Vec<&Side> = v.iter().filter(|s| s.mpps.is_some()).collect();
+        if ok.is_empty() {
+            return v.into_iter().next().unwrap_or_default();
+        }
+        let cyc: Vec<f64> = ok.iter().filter_map(|s| s.cycles_per_packet).collect();
+        Side {
+            mpps: Some(perf::report::median(
+                &ok.iter().filter_map(|s| s.mpps).collect::<Vec<_>>(),
+            )),
+            cycles_per_packet: (!cyc.is_empty()).then(|| perf::report::median(&cyc)),
+            samples: ok.iter().flat_map(|s| s.samples.clone()).collect(),
+            note: None,
+        }
+    };
+    let fmt = |v: Option<f64>, p: usize| v.map_or("n/a".to_string(), |v| format!("{v:.p$}"));
+    let mut rows = Vec::new();
+    let mut json = Vec::new();
+    for case in [Case::Encap, Case::Decap] {
+        let pcap = if case == Case::Encap { &pin } else { &pout };
+        let (mut vs, mut ov) = (Vec::new(), Vec::new());
+        for r in 0..rounds {
+            let tag = format!("{pid}-{case:?}-{r}").to_lowercase();
+            eprintln!("{case:?} round {}: vswitch", r + 1);
+            vs.push(t::run_vswitch(case, pcap, frames, secs, &tag));
+            if !no_ovs {
+                eprintln!("{case:?} round {}: OVS-DPDK", r + 1);
+                ov.push(t::run_ovs(case, pcap, frames, secs, &tag));
+            }
+        }
+        let (v, o) = (median(vs), median(ov));
+        let ratio = v.mpps.zip(o.mpps).map(|(a, b)| a / b);
+        rows.push(vec![
+            format!("{case:?}").to_lowercase(),
+            fmt(o.mpps, 2),
+            fmt(o.cycles_per_packet, 1),
+            fmt(v.mpps, 2),
+            fmt(v.cycles_per_packet, 1),
+            fmt(ratio, 2),
+        ]);
+        json.push(serde_json::json!({
+            "case": case, "vswitch": v, "ovs": o, "vswitch_over_ovs": ratio,
+        }));
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    perf::report::table(
+        &format!(
+            "VXLAN over DPDK ports, one forwarding core, {flows} flows, 64-byte inner frames, {secs} s x {rounds} round(s), load average {}",
+            load.split_whitespace().next().unwrap_or("?")
+        ),
+        &["case", "OVS Mpps", "OVS cyc/pkt", "vswitch Mpps", "vswitch cyc/pkt", "vswitch/OVS"],
+        &rows,
+    );
+    perf::report::json_line(
+        "tunnel_dpdk",
+        &serde_json::json!({ "flows": flows, "seconds": secs, "rounds": rounds, "cases": json }),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -22,11 +22,11 @@ use conntrack::{CtSpec, NatKind, NatRange, NatSpec};
 use crate::action::{parse_uint, split_top, MAX_TABLE};
 
 /// `NatSpec::flags` bit: `persistent` (OVS's `NX_NAT_F_PERSISTENT`).
-pub const NAT_PERSISTENT: u8 = 1 << 2;
+pub const NAT_PERSISTENT: u8 = conntrack::nat_flags::PERSISTENT;
 /// `NatSpec::flags` bit: `hash` (OVS's `NX_NAT_F_PROTO_HASH`).
-pub const NAT_HASH: u8 = 1 << 3;
+pub const NAT_HASH: u8 = conntrack::nat_flags::PROTO_HASH;
 /// `NatSpec::flags` bit: `random` (OVS's `NX_NAT_F_PROTO_RANDOM`).
-pub const NAT_RANDOM: u8 = 1 << 4;
+pub const NAT_RANDOM: u8 = conntrack::nat_flags::PROTO_RANDOM;
 
 /// Distinct `ct` actions a process can hold (interned, never freed: the
 /// specs a flow table names are few; a controller inventing more gets an
@@ -449,7 +449,9 @@ fn fmt_nat(n: &NatSpec) -> String {
     let Some(r) = n.range else {
         return format!("nat({kind})");
     };
-    let ports = r.port_min != 0;
+    // OVS prints ports when the first is non-zero; a range starting at 0
+    // is printed too, so that it parses back.
+    let ports = r.port_min != 0 || r.port_max != 0;
     let addr = |a: IpAddr| match a {
         IpAddr::V6(a) if ports => format!("[{a}]"),
         a => a.to_string(),
@@ -460,7 +462,7 @@ fn fmt_nat(n: &NatSpec) -> String {
     }
     if ports {
         s += &format!(":{}", r.port_min);
-        if r.port_max != 0 && r.port_max != r.port_min {
+        if r.port_max != r.port_min {
             s += &format!("-{}", r.port_max);
         }
     }

@@ -218,15 +218,14 @@ impl Datapath {
                 .is_some_and(|c| c.modifies);
             if out != 0 && modifies {
                 // The next pass rewrites the frame: what this one output
-                // leaves now, as a copy.
-                if let Some(d) = copies.as_deref_mut().and_then(|sink| {
-                    let d = frame.duplicate()?;
-                    sink.push((d, out));
-                    Some(())
-                }) {
-                    let () = d;
-                    self.c.tx_packets += u64::from(out.count_ones());
-                    out = 0;
+                // leaves now, as a copy (without a sink, with the final
+                // bytes).
+                if let Some(sink) = copies.as_deref_mut() {
+                    if let Some(d) = frame.duplicate() {
+                        sink.push((d, out));
+                        self.c.tx_packets += u64::from(out.count_ones());
+                        out = 0;
+                    }
                 }
             }
         }

@@ -16,6 +16,8 @@ use crate::wire::ethernet::{ethertype, HEADER_LEN};
 /// How long a learned MAC is used (ms); after half of it a request
 /// refreshes the entry while it is still used.
 pub const ENTRY_TTL_MS: u64 = 300_000;
+/// `expires_ms` of an entry set by [`ArpCache::set_static`].
+pub const STATIC: u64 = u64::MAX;
 /// At most one request per remote IP per this many ms.
 pub const REQUEST_INTERVAL_MS: u64 = 1_000;
 
@@ -70,6 +72,9 @@ impl ArpCache {
             return;
         }
         let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        if t.entries.get(&ip).is_some_and(|o| o.expires_ms == STATIC) {
+            return;
+        }
         let n = Neighbour {
             mac,
             port,
@@ -78,6 +83,20 @@ impl ArpCache {
         let old = t.entries.insert(ip, n);
         t.requested.remove(&ip);
         if old.is_none_or(|o| o.mac != mac || o.port != port) {
+            self.generation.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Fix `ip` at `mac` on `port` (a tunnel's `remote_mac`): never
+    /// expires, never refreshed, and ARP does not move it.
+    pub fn set_static(&self, ip: [u8; 4], mac: [u8; 6], port: u16) {
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let n = Neighbour {
+            mac,
+            port,
+            expires_ms: STATIC,
+        };
+        if t.entries.insert(ip, n) != Some(n) {
             self.generation.fetch_add(1, Ordering::Release);
         }
     }
@@ -192,6 +211,21 @@ mod test {
         c.learn([10, 0, 0, 9], [1, 0, 0, 0, 0, 1], 0, 0);
         c.learn([0; 4], [2, 0, 0, 0, 0, 1], 0, 0);
         assert!(c.entries().is_empty());
+    }
+
+    #[test]
+    fn static_entries_stay() {
+        let c = ArpCache::default();
+        let ip = [10, 0, 0, 2];
+        c.set_static(ip, [2, 0, 0, 0, 0, 2], 1);
+        c.learn(ip, [2, 0, 0, 0, 0, 3], 4, 0);
+        let n = Neighbour {
+            mac: [2, 0, 0, 0, 0, 2],
+            port: 1,
+            expires_ms: STATIC,
+        };
+        assert_eq!(c.resolve(ip, 0), Resolve::Known(n, false));
+        assert_eq!(c.resolve(ip, 1 << 50), Resolve::Known(n, false));
     }
 
     #[test]

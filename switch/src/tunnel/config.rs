@@ -73,6 +73,10 @@ pub struct TunnelConfig {
     pub df: bool,
     /// Outer source MAC (`local_mac`); default: the underlay port's MAC.
     pub local_mac: Option<[u8; 6]>,
+    /// The next hop's MAC for `remote_ip` (`remote_mac`, ours), fixed
+    /// instead of resolved by ARP, as OVS's `ovs-appctl tnl/arp/set`
+    /// does; needs a fixed `remote_ip` and an `underlay`.
+    pub remote_mac: Option<[u8; 6]>,
     /// Requested switch port number (`port=` / OVS `ofport_request`).
     pub port: Option<u16>,
 }
@@ -111,6 +115,7 @@ impl TunnelConfig {
             tos: 0,
             df: true,
             local_mac: None,
+            remote_mac: None,
             port: None,
         };
         let keys: Vec<&String> = ["key", "in_key", "out_key"]
@@ -176,6 +181,13 @@ impl TunnelConfig {
                 }
                 "underlay" => c.underlay = Some(num(k, v)?),
                 "local_mac" => c.local_mac = Some(parse_mac(v)?),
+                "remote_mac" => {
+                    let m = parse_mac(v)?;
+                    if m[0] & 1 != 0 {
+                        return Err(format!("remote_mac={v}: not a unicast MAC"));
+                    }
+                    c.remote_mac = Some(m);
+                }
                 "port" => c.port = Some(num(k, v)?),
                 // OVS options without an effect here; `mtu` is the
                 // switch's port option (the underlay's MTU is what counts).
@@ -183,7 +195,7 @@ impl TunnelConfig {
                 _ => {
                     return Err(format!(
                         "{} port {name}: unknown option `{k}` (local_ip, remote_ip, key, dst_port, \
-                         ttl, tos, df_default, underlay, local_mac, port)",
+                         ttl, tos, df_default, underlay, local_mac, remote_mac, port)",
                         kind.name()
                     ))
                 }
@@ -198,6 +210,12 @@ impl TunnelConfig {
         if !have_remote {
             return Err(format!(
                 "{} port {name} needs remote_ip (the far endpoint, or `flow`)",
+                kind.name()
+            ));
+        }
+        if c.remote_mac.is_some() && (c.remote_ip.is_none() || c.underlay.is_none()) {
+            return Err(format!(
+                "{} port {name}: remote_mac needs a fixed remote_ip and an underlay",
                 kind.name()
             ));
         }
@@ -279,6 +297,9 @@ impl TunnelConfig {
         if let Some(m) = self.local_mac {
             s += &format!(",local_mac={}", crate::action::fmt_mac(&m));
         }
+        if let Some(m) = self.remote_mac {
+            s += &format!(",remote_mac={}", crate::action::fmt_mac(&m));
+        }
         s
     }
 }
@@ -310,6 +331,13 @@ mod test {
         assert_eq!(g.dst_port, 6081);
         assert_eq!((g.remote_ip, g.key, g.ttl, g.df), (None, None, 9, false));
         assert_eq!(TunnelConfig::parse(&g.to_spec()).unwrap().unwrap(), g);
+        let s = TunnelConfig::parse(
+            "vx1,type=vxlan,local_ip=10.0.0.1,remote_ip=10.0.0.2,underlay=1,remote_mac=02:00:00:00:00:02",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.remote_mac, Some([2, 0, 0, 0, 0, 2]));
+        assert_eq!(TunnelConfig::parse(&s.to_spec()).unwrap().unwrap(), s);
         // Not a tunnel: DPDK devargs.
         assert_eq!(TunnelConfig::parse("net_tap0,iface=tap0").unwrap(), None);
         assert_eq!(TunnelConfig::parse("net_null0").unwrap(), None);
@@ -328,5 +356,13 @@ mod test {
         assert!(e("vx0,type=vxlan,local_ip=0.0.0.0,remote_ip=flow").contains("unicast"));
         assert!(e("vx0,type=vxlan,local_ip=1.2.3.4,remote_ip=flow,dst_port=0").contains("UDP"));
         assert!(e("type=vxlan,local_ip=1.2.3.4,remote_ip=flow").contains("name"));
+        assert!(e("vx0,type=vxlan,local_ip=1.2.3.4,remote_ip=flow,underlay=0,remote_mac=02:00:00:00:00:01")
+            .contains("remote_mac"));
+        assert!(e(
+            "vx0,type=vxlan,local_ip=1.2.3.4,remote_ip=1.2.3.5,remote_mac=02:00:00:00:00:01"
+        )
+        .contains("underlay"));
+        assert!(e("vx0,type=vxlan,local_ip=1.2.3.4,remote_ip=1.2.3.5,underlay=0,remote_mac=01:00:00:00:00:01")
+            .contains("unicast"));
     }
 }

@@ -101,6 +101,13 @@ impl Endpoints {
                 ));
             }
         }
+        for t in &tunnels {
+            if let (Some(mac), Some(ip), Some(u)) =
+                (t.cfg.remote_mac, t.cfg.remote_ip, t.cfg.underlay)
+            {
+                arp.set_static(ip, mac, u);
+            }
+        }
         Ok(Endpoints {
             underlays: underlays & !tunnel_ports,
             tunnel_ports,

@@ -186,6 +186,10 @@ impl DoneQueue {
 
     pub(crate) fn drain_into(&mut self, out: &mut Vec<IoCompletion>) -> usize {
         let n = (out.capacity() - out.len()).min(self.done.len());
+        if n == 0 {
+            // An idle poll: no drain (its drop would move the queue's halves).
+            return 0;
+        }
         out.extend(self.done.drain(..n));
         n
     }

@@ -15,6 +15,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
 use super::config::{BlkConfig, SEG_MAX};
@@ -90,6 +91,9 @@ struct DevQueue {
     slots: Vec<Slot>,
     inflight: usize,
     dirty: bool,
+    /// Used elements were published and the driver's interrupt suppression
+    /// is still to be read (the second half of `publish`).
+    irq_check: bool,
     /// Inflight tracking shared with the VMM (split rings only).
     tracker: Option<InflightQueue>,
     /// Chains a previous back end left unfinished, oldest first.
@@ -113,6 +117,7 @@ impl DevQueue {
             slots: Vec::new(),
             inflight: 0,
             dirty: false,
+            irq_check: false,
             tracker: None,
             resubmit: Vec::new(),
             resubmit_pos: 0,
@@ -132,6 +137,9 @@ pub struct BlkDevice {
     queues: Vec<DevQueue>,
     chain: Chain,
     completions: Vec<IoCompletion>,
+    /// The backend's `max_inflight` (fixed for its life: read once, not
+    /// through a virtual call per queue per poll step).
+    max_inflight: usize,
     stats: BlkStats,
     /// Per-operation latency histograms, when tracked.
     latency: Option<Box<Latency>>,
@@ -159,7 +167,8 @@ impl std::fmt::Debug for BlkDevice {
 impl BlkDevice {
     /// A device named `name` (used in stats) serving `backend`.
     pub fn new(name: &str, backend: Box<dyn Backend>, cfg: BlkConfig) -> Self {
-        let cap = backend.info().max_inflight.max(1);
+        let max_inflight = backend.info().max_inflight;
+        let cap = max_inflight.max(1);
         BlkDevice {
             name: name.to_string(),
             queues: (0..cfg.num_queues).map(|_| DevQueue::new()).collect(),
@@ -169,6 +178,7 @@ impl BlkDevice {
             features: 0,
             chain: Chain::new(),
             completions: Vec::with_capacity(cap),
+            max_inflight,
             stats: BlkStats::default(),
             latency: None,
             qos_handle: QosHandle::new(),
@@ -536,18 +546,20 @@ impl BlkDevice {
     }
 
     fn take_new(&mut self, qi: usize) -> usize {
-        let max_inflight = self.backend.info().max_inflight;
         let q = &mut self.queues[qi];
         if q.ring.is_none() || q.broken.is_some() {
             return 0;
         }
+        // Room in the backend, asked once per batch (a virtual call) and
+        // counted down per request submitted. An estimate either way: a
+        // backend that took more than one slot per request refuses with
+        // `Busy` (the chain goes back to the ring), one that completed some
+        // meanwhile gets them at the next step.
+        let mut room = self.max_inflight.saturating_sub(self.backend.inflight());
         let mut taken = 0;
         // One clock read per batch, at its first backend request.
         let (track, mut stamp) = (self.latency.is_some(), 0u64);
-        while taken < BATCH {
-            if self.backend.inflight() >= max_inflight {
-                break;
-            }
+        while taken < BATCH && room > 0 {
             let q = &mut self.queues[qi];
             let ring = q.ring.as_mut().expect("checked above");
             let from_resubmit = q.resubmit_pos < q.resubmit.len();
@@ -666,6 +678,7 @@ impl BlkDevice {
                     slot.op = op;
                     slot.len = len;
                     q.inflight += 1;
+                    room -= 1;
                 }
             }
         }
@@ -807,7 +820,15 @@ impl BlkDevice {
         n
     }
 
+    /// Publishes every queue that has new used elements, then interrupts
+    /// the drivers that want it. All the used indexes are stored first and
+    /// one fence orders them before the reads of the drivers' suppression
+    /// fields (§2.7.10 / §2.8.10: read after the index is visible, or an
+    /// interrupt is lost): a fence per queue would wait for each used-ring
+    /// line to leave the driver's core before reading the next queue's
+    /// field, one cross-core round trip after the other.
     fn publish(&mut self) {
+        let mut check = false;
         for q in &mut self.queues {
             if !q.dirty {
                 continue;
@@ -817,7 +838,8 @@ impl BlkDevice {
                 continue;
             };
             ring.suppress_kicks();
-            let irq = ring.publish_used();
+            q.irq_check = ring.publish_store();
+            check |= q.irq_check;
             if let Some(l) = &q.log {
                 l.mark_rings();
             }
@@ -827,7 +849,19 @@ impl BlkDevice {
                 }
             }
             q.unpublished.clear();
-            if irq {
+        }
+        if !check {
+            return;
+        }
+        fence(Ordering::SeqCst);
+        for q in &mut self.queues {
+            if !std::mem::take(&mut q.irq_check) {
+                continue;
+            }
+            let Some(ring) = q.ring.as_mut() else {
+                continue;
+            };
+            if ring.interrupt_needed() {
                 if let Some(call) = q.call.as_mut() {
                     let _ = call.write_all(&1u64.to_ne_bytes());
                     self.stats.interrupts += 1;

@@ -51,6 +51,8 @@ pub struct PackedQueue {
     used_wrap: bool,
     last_pop: (u16, bool),
     signalled_used: u16,
+    /// The device event area says "disable" as this queue last wrote it.
+    kicks_off: bool,
     event_idx: bool,
     indirect: bool,
 }
@@ -108,6 +110,7 @@ impl PackedQueue {
             used_wrap: base & (1 << 31) != 0,
             last_pop: (next_avail, base & (1 << 15) != 0),
             signalled_used: next_used,
+            kicks_off: false,
             event_idx: features & VIRTIO_RING_F_EVENT_IDX != 0,
             indirect: features & VIRTIO_RING_F_INDIRECT_DESC != 0,
         })
@@ -260,13 +263,33 @@ impl PackedQueue {
     /// written since the last call (§2.8.10, driver event suppression).
     #[inline]
     pub fn publish_used(&mut self) -> bool {
+        if !self.publish_store() {
+            return false;
+        }
+        fence(Ordering::SeqCst);
+        self.interrupt_needed()
+    }
+
+    /// The first half of [`publish_used`](Self::publish_used) (the used
+    /// descriptors' flags were stored by `add_used`): whether elements were
+    /// added since the driver was last considered for an interrupt; if so,
+    /// call [`interrupt_needed`](Self::interrupt_needed) after a
+    /// `fence(SeqCst)`.
+    #[inline]
+    pub fn publish_store(&mut self) -> bool {
+        self.signalled_used != self.next_used
+    }
+
+    /// The second half of [`publish_used`](Self::publish_used), after a
+    /// `fence(SeqCst)`: whether the driver wants an interrupt (§2.8.10).
+    #[inline]
+    pub fn interrupt_needed(&mut self) -> bool {
         let old = self.signalled_used;
         let new = self.next_used;
         if old == new {
             return false;
         }
         self.signalled_used = new;
-        fence(Ordering::SeqCst);
         // SAFETY: the driver event area (4 bytes, 4-aligned) was checked in new.
         let (off_wrap, flags) = unsafe {
             let p = self.driver_evt as *const AtomicU16;
@@ -293,6 +316,7 @@ impl PackedQueue {
     /// already available (do not sleep).
     #[inline]
     pub fn enable_kicks(&mut self) -> bool {
+        self.kicks_off = false;
         // SAFETY: the device event area (4 bytes, 4-aligned) was checked in new.
         unsafe {
             (*(self.device_evt.add(2) as *const AtomicU16))
@@ -304,8 +328,15 @@ impl PackedQueue {
     }
 
     /// Asks the driver for no kicks (device event suppression = disable).
+    /// Stores only after [`enable_kicks`](Self::enable_kicks) (or at the
+    /// start): called at every publication, a store each time would move
+    /// the line to this core and back for the driver's next kick decision.
     #[inline]
     pub fn suppress_kicks(&mut self) {
+        if self.kicks_off {
+            return;
+        }
+        self.kicks_off = true;
         // SAFETY: the device event area (4 bytes, 4-aligned) was checked in new.
         unsafe {
             (*(self.device_evt.add(2) as *const AtomicU16))

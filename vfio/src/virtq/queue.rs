@@ -127,6 +127,28 @@ impl Virtqueue {
         }
     }
 
+    /// [`publish_used`](Self::publish_used) without its fence: makes the
+    /// used entries visible; true if the driver must be considered for an
+    /// interrupt, with [`interrupt_needed`](Self::interrupt_needed) after a
+    /// `fence(SeqCst)` (one fence for every queue a device publishes).
+    #[inline]
+    pub fn publish_store(&mut self) -> bool {
+        match self {
+            Virtqueue::Split(q) => q.publish_store(),
+            Virtqueue::Packed(q) => q.publish_store(),
+        }
+    }
+
+    /// After [`publish_store`](Self::publish_store) and a `fence(SeqCst)`:
+    /// whether the driver wants an interrupt.
+    #[inline]
+    pub fn interrupt_needed(&mut self) -> bool {
+        match self {
+            Virtqueue::Split(q) => q.interrupt_needed(),
+            Virtqueue::Packed(q) => q.interrupt_needed(),
+        }
+    }
+
     /// Asks the driver to kick before the device sleeps; true if a chain
     /// is already available.
     #[inline]

@@ -108,6 +108,11 @@ pub struct SplitQueue {
     next_used: u16,
     /// `next_used` when the driver was last considered for an interrupt.
     signalled_used: u16,
+    /// `VIRTQ_USED_F_NO_NOTIFY` is in the used ring as this queue last
+    /// wrote it (a polling device then leaves the flags alone).
+    kicks_off: bool,
+    /// `next_avail` when `avail_event` was last written (event index).
+    avail_event_base: u16,
     event_idx: bool,
     indirect: bool,
 }
@@ -155,6 +160,8 @@ impl SplitQueue {
             next_avail,
             next_used,
             signalled_used: next_used,
+            kicks_off: false,
+            avail_event_base: next_avail,
             event_idx: features & VIRTIO_RING_F_EVENT_IDX != 0,
             indirect: features & VIRTIO_RING_F_INDIRECT_DESC != 0,
         })
@@ -329,17 +336,43 @@ impl SplitQueue {
     /// §2.7.10.1: `used_event`).
     #[inline]
     pub fn publish_used(&mut self) -> bool {
+        if !self.publish_store() {
+            return false;
+        }
+        // The driver's suppression fields must be read after the used index is
+        // visible, or an interrupt can be lost.
+        fence(Ordering::SeqCst);
+        self.interrupt_needed()
+    }
+
+    /// The first half of [`publish_used`](Self::publish_used): the release
+    /// store of `used.idx`. Returns whether elements were added since the
+    /// driver was last considered for an interrupt; if so, call
+    /// [`interrupt_needed`](Self::interrupt_needed) after a
+    /// `fence(SeqCst)`. A device publishing several queues stores every
+    /// index first and fences once: each fence waits for the store's cache
+    /// line to leave the driver's core, and the suppression field is another
+    /// line the driver writes, so per-queue fences serialize two cross-core
+    /// transfers per queue.
+    #[inline]
+    pub fn publish_store(&mut self) -> bool {
         self.used_u16(2)
             .store(self.next_used.to_le(), Ordering::Release);
+        self.signalled_used != self.next_used
+    }
+
+    /// The second half of [`publish_used`](Self::publish_used), after a
+    /// `fence(SeqCst)` that follows [`publish_store`](Self::publish_store):
+    /// whether the driver wants an interrupt for the elements published
+    /// since it was last asked.
+    #[inline]
+    pub fn interrupt_needed(&mut self) -> bool {
         let old = self.signalled_used;
         let new = self.next_used;
         if old == new {
             return false;
         }
         self.signalled_used = new;
-        // The driver's suppression fields must be read after the used index is
-        // visible, or an interrupt can be lost.
-        fence(Ordering::SeqCst);
         if self.event_idx {
             let off = 4 + 2 * self.size as usize;
             let event = u16::from_le(self.avail_u16(off).load(Ordering::Relaxed));
@@ -360,6 +393,7 @@ impl SplitQueue {
     #[inline]
     pub fn enable_kicks(&mut self) -> bool {
         self.used_u16(0).store(0, Ordering::Relaxed);
+        self.kicks_off = false;
         if self.event_idx {
             let off = 4 + 8 * self.size as usize;
             self.used_u16(off)
@@ -372,14 +406,31 @@ impl SplitQueue {
     }
 
     /// Asks the driver not to kick: the device polls (§2.7.10
-    /// `VIRTQ_USED_F_NO_NOTIFY`; with event index, `avail_event` is kept half
-    /// the index space ahead of the device).
+    /// `VIRTQ_USED_F_NO_NOTIFY`; with event index, `avail_event` is kept
+    /// between a quarter and half the index space ahead of the device).
+    ///
+    /// Called at every publication, it stores only what changed: the flag
+    /// once after [`enable_kicks`](Self::enable_kicks), `avail_event` every
+    /// 0x4000 chains taken. A store per publication would move the line
+    /// holding `avail_event` to this core and back to the driver, which
+    /// reads it at every kick decision (a polling device pays it per
+    /// request). The driver's index is at most a queue size (≤ 0x8000)
+    /// ahead of `next_avail`, and `next_avail` moves at most a few batches
+    /// between two calls, so it never reaches `avail_event`; a driver that
+    /// rewrites these fields only makes itself kick.
     #[inline]
     pub fn suppress_kicks(&mut self) {
-        self.used_u16(0)
-            .store(VIRTQ_USED_F_NO_NOTIFY.to_le(), Ordering::Relaxed);
-        if self.event_idx {
+        let rewrite = !self.kicks_off;
+        if rewrite {
+            self.used_u16(0)
+                .store(VIRTQ_USED_F_NO_NOTIFY.to_le(), Ordering::Relaxed);
+            self.kicks_off = true;
+        }
+        if self.event_idx
+            && (rewrite || self.next_avail.wrapping_sub(self.avail_event_base) >= 0x4000)
+        {
             let off = 4 + 8 * self.size as usize;
+            self.avail_event_base = self.next_avail;
             self.used_u16(off).store(
                 self.next_avail.wrapping_add(0x8000).to_le(),
                 Ordering::Relaxed,

@@ -393,3 +393,53 @@ fn random_descriptor_tables_never_escape_memory() {
         }
     }
 }
+
+#[test]
+fn polling_device_does_not_rewrite_kick_suppression_per_publication() {
+    let size = 8u16;
+    let (mem, mut mq, mut q) = setup(size, FEAT | VIRTIO_RING_F_EVENT_IDX);
+    let avail_event = mq.config().used + 4 + 8 * size as u64;
+    let read_event = || {
+        let mut b = [0u8; 2];
+        mem.read(avail_event, &mut b).unwrap();
+        u16::from_le_bytes(b)
+    };
+    q.suppress_kicks();
+    assert_eq!(mq.used_flags(), VIRTQ_USED_F_NO_NOTIFY);
+    assert_eq!(read_event(), 0x8000);
+    let mut c = Chain::new();
+    let mut round = |mq: &mut MockQueue, q: &mut SplitQueue| {
+        let h = mq.add_chain(&[Buf::w(0x30000, 1)]);
+        mq.push_avail(h);
+        let kick = mq.publish_needs_kick();
+        pop(q, &mut c).unwrap().unwrap();
+        q.add_used(h, 1);
+        q.suppress_kicks();
+        q.publish_used();
+        assert_eq!(mq.pop_used(), Some((h, 1)));
+        kick
+    };
+    // A mark in the field: publications leave it alone (no store, so the
+    // line stays in the driver's cache) ...
+    mem.write(avail_event, &0x7000u16.to_le_bytes()).unwrap();
+    for _ in 0..16 {
+        round(&mut mq, &mut q);
+    }
+    assert_eq!(
+        read_event(),
+        0x7000,
+        "avail_event rewritten per publication"
+    );
+    // ... until kicks were enabled once, which makes the next suppression
+    // write both fields again.
+    assert!(!q.enable_kicks());
+    assert_eq!(mq.used_flags(), 0);
+    q.suppress_kicks();
+    assert_eq!(mq.used_flags(), VIRTQ_USED_F_NO_NOTIFY);
+    assert_eq!(read_event(), 16u16.wrapping_add(0x8000));
+    // Over 2^16 + more chains the driver never has to kick: the field is
+    // refreshed every 0x4000 chains, before the driver's index reaches it.
+    for i in 0..0x1_2000u32 {
+        assert!(!round(&mut mq, &mut q), "kick wanted at chain {i}");
+    }
+}
