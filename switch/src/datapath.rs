@@ -24,7 +24,7 @@
 use std::sync::Arc;
 
 use crate::action::{execute, execute_plan, ExecCtx, ExecEvents, TunnelSet};
-use crate::extract::{extract_masked, Meta};
+use crate::extract::{extract_burst, low_bits, Meta};
 use crate::flowcache::{FlowCache, NO_RULE};
 use crate::frame::Frame;
 use crate::key::FlowKey;
@@ -81,7 +81,10 @@ pub struct Datapath {
     hashes: [u64; BURST],
     pub(crate) rules: [u32; BURST],
     pub(crate) lens: [u32; BURST],
-    same: [bool; BURST],
+    /// Bit i: frame i starts a run of frames with equal masked keys (its
+    /// key differs from frame i - 1's). Only run heads are hashed, looked
+    /// up, prefetched and (for simple rules) executed.
+    heads: u32,
     /// Tunnel fields set by each frame's actions (last pass), and whether
     /// any frame set some.
     pub(crate) tun_out: [TunnelSet; BURST],
@@ -116,7 +119,7 @@ impl Datapath {
             hashes: [0; BURST],
             rules: [0; BURST],
             lens: [0; BURST],
-            same: [false; BURST],
+            heads: 0,
             tun_out: [TunnelSet::default(); BURST],
             tun_dirty: false,
         }
@@ -238,17 +241,27 @@ impl Datapath {
         self.sw.table.leave(self.worker, &self.cur);
     }
 
-    /// Mark each (masked) key equal to its predecessor's (`same[i]`): such
-    /// frames take the previous frame's rule without hashing or looking
-    /// anything up. Runs in its own pass, after extraction has finished
-    /// writing the keys (the generic extractor writes narrow stores, and
-    /// reading them back as words right away would stall on store-to-load
-    /// forwarding).
-    #[allow(clippy::needless_range_loop)]
-    #[inline(always)]
+    /// Find the runs of frames whose (masked) keys are equal again
+    /// ([`Datapath::heads`]; `extract_burst` found them first) after the
+    /// keys changed (tunnel metadata).
     fn mark_runs(&mut self, n: usize) {
+        let mut heads = u32::from(n > 0);
+        for i in 1..n {
+            heads |= u32::from(self.keys[i] != self.keys[i - 1]) << i;
+        }
+        self.heads = heads;
+    }
+
+    /// Give every frame of a run its head's rule (`rules[i]` per frame, for
+    /// the multi-table path, which executes frame by frame).
+    #[inline(always)]
+    fn fill_runs(&mut self, n: usize) {
+        let mut last = NO_RULE;
         for i in 0..n {
-            self.same[i] = i > 0 && self.keys[i] == self.keys[i - 1];
+            if self.heads & (1 << i) != 0 {
+                last = self.rules[i];
+            }
+            self.rules[i] = last;
         }
     }
 
@@ -257,29 +270,32 @@ impl Datapath {
     #[allow(clippy::needless_range_loop)]
     #[inline(always)]
     fn cached_lookup<const MULTI: bool>(&mut self, n: usize, gen: u32) {
-        for i in 0..n {
-            if !self.same[i] {
-                let h = self.keys[i].hash();
-                self.hashes[i] = h;
-                self.cache.prefetch(h);
-            }
+        let mut m = self.heads;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let h = self.keys[i].hash();
+            self.hashes[i] = h;
+            self.cache.prefetch(h);
         }
-        // Counters and the previous rule stay in registers: read-modify-
-        // writes of memory would chain every frame to the one before.
-        let (mut hits, mut misses, mut no_rule, mut inserts) = (0u64, 0u64, 0u64, 0u64);
-        let mut last = NO_RULE;
-        for i in 0..n {
-            if self.same[i] {
-                self.rules[i] = last;
-                hits += 1;
-                continue;
-            }
+        // Counters stay in registers: read-modify-writes of memory would
+        // chain every frame to the one before. Frames inside runs are hits.
+        let (mut hits, mut misses, mut no_rule, mut inserts) = (
+            (n as u32 - self.heads.count_ones()) as u64,
+            0u64,
+            0u64,
+            0u64,
+        );
+        let mut m = self.heads;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
             let found = match self.cache.lookup(&self.keys[i], self.hashes[i], gen) {
                 None => self.revalidate(i, gen),
                 r => r,
             };
             let (k, h) = (&self.keys[i], self.hashes[i]);
-            last = match found {
+            self.rules[i] = match found {
                 // Single table: the cache holds rule slots, stable across
                 // versions; `NO_RULE` (and any free slot) maps to NO_RULE.
                 Some(r) if !MULTI => {
@@ -327,7 +343,9 @@ impl Datapath {
                     r
                 }
             };
-            self.rules[i] = last;
+        }
+        if MULTI {
+            self.fill_runs(n);
         }
         self.c.cache_hits += hits;
         self.c.cache_misses += misses;
@@ -418,22 +436,27 @@ impl Datapath {
             self.port_only_pass(in_port, r, frames, verdicts, now_ms);
             return;
         }
-        let mut rx_bytes = 0u64;
-        let mut frags = 0u32;
         let mask = &self.cur.lookup_mask;
-        for i in 0..n {
-            let d = frames[i].data();
-            self.lens[i] = d.len() as u32;
-            rx_bytes += d.len() as u64;
-            self.meta[i] = extract_masked(d, in_port, &mut self.keys[i], mask);
-            if self.meta[i].special {
-                if let Some(m) = self.meta[i].malformed {
-                    self.c.malformed[m as usize] += 1;
-                }
-                frags |= u32::from(self.meta[i].frag) << i;
+        let info = extract_burst(
+            frames,
+            in_port,
+            mask,
+            &mut self.keys,
+            &mut self.meta,
+            &mut self.lens,
+        );
+        self.heads = info.heads;
+        let mut frags = 0u32;
+        let mut m = info.special;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            if let Some(why) = self.meta[i].malformed {
+                self.c.malformed[why as usize] += 1;
             }
+            frags |= u32::from(self.meta[i].frag) << i;
         }
-        self.c.rx_bytes += rx_bytes;
+        self.c.rx_bytes += info.rx_bytes;
         if let Some(t) = tunnel {
             for i in 0..n {
                 // The EtherType before the L3 header (the key's dl_type
@@ -444,9 +467,12 @@ impl Datapath {
                 let m = &t[i];
                 self.keys[i].set_tunnel(m.id, m.src, m.dst, ipv6, mask);
             }
+            self.mark_runs(n);
         }
         let frag_drops = if frags != 0 { self.fragments(frags) } else { 0 };
-        self.mark_runs(n);
+        // Fragments (whose keys or rules the fragment mode may change) and
+        // the frame after each start runs of their own.
+        self.heads |= (frags | frags << 1) & low_bits(n);
         let multi = self.cur.pipeline.is_some();
         let full = multi && self.compiled.len() > MAX_COMPILED - BURST;
         if self.cur.version != self.bypass_version || full {
@@ -468,19 +494,17 @@ impl Datapath {
         if self.bypass {
             // Cache bypass (see `BYPASS_*`): the classifier is authoritative,
             // the cache only an accelerator, so results are identical.
-            let mut last = NO_RULE;
-            for i in 0..n {
-                if !self.same[i] {
-                    last = self
-                        .cur
-                        .classifier
-                        .lookup_plain(&self.keys[i])
-                        .unwrap_or(NO_RULE);
-                    if last == NO_RULE {
-                        self.c.classifier_misses += 1;
-                    }
-                }
-                self.rules[i] = last;
+            let mut m = self.heads;
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let r = self
+                    .cur
+                    .classifier
+                    .lookup_plain(&self.keys[i])
+                    .unwrap_or(NO_RULE);
+                self.c.classifier_misses += u64::from(r == NO_RULE);
+                self.rules[i] = r;
             }
             self.c.cache_bypassed += n as u64;
         } else {
@@ -490,21 +514,30 @@ impl Datapath {
         self.c.rx_packets += n as u64;
 
         // Rules hit by many flows are spread over memory: pull each rule,
-        // then its counter line and action list, before executing.
-        for i in 0..n {
-            if self.same[i] && self.rules[i] == self.rules[i - 1] {
-                continue;
-            }
-            if let Some(r) = self.cur.rules.get(self.rules[i] as usize) {
-                crate::flowcache::prefetch(&**r);
+        // then its counter line and action list, before executing (once
+        // per run head whose rule differs from the previous head's).
+        let mut m = self.heads;
+        let mut last = NO_RULE;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            if self.rules[i] != last {
+                last = self.rules[i];
+                if let Some(r) = self.cur.rules.get(last as usize) {
+                    crate::flowcache::prefetch(&**r);
+                }
             }
         }
-        for i in 0..n {
-            if self.same[i] && self.rules[i] == self.rules[i - 1] {
-                continue;
-            }
-            if let Some(r) = self.cur.rules.get(self.rules[i] as usize) {
-                r.prefetch_hot(self.worker);
+        let mut m = self.heads;
+        let mut last = NO_RULE;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            if self.rules[i] != last {
+                last = self.rules[i];
+                if let Some(r) = self.cur.rules.get(last as usize) {
+                    r.prefetch_hot(self.worker);
+                }
             }
         }
         self.execute_all(in_port, frames, verdicts, now_ms);
@@ -541,13 +574,13 @@ impl Datapath {
         }
     }
 
-    /// Run every frame's rule. Rule counters are added once per run of
-    /// frames hitting the same rule, and a run hitting a [`Rule::simple`]
-    /// rule reuses the first frame's verdict (it depends on the ingress
-    /// port only, which the whole burst shares).
+    /// Run every frame's rule, run by run ([`Datapath::heads`]). Rule
+    /// counters are added once per run of frames hitting the same rule, and
+    /// a run hitting a [`Rule::simple`] rule reuses the first frame's
+    /// verdict (it depends on the ingress port only, which the whole burst
+    /// shares): one execution and one verdict fill for the whole run.
     ///
     /// [`Rule::simple`]: crate::table::Rule::simple
-    #[allow(clippy::needless_range_loop)]
     #[inline(always)]
     fn execute_all<F: Frame>(
         &mut self,
@@ -565,40 +598,60 @@ impl Datapath {
             ct: None,
         };
         let mut ev = ExecEvents::default();
-        // The run being counted: its rule, packets and bytes. For a simple
-        // rule also the first frame's verdict and floods, and how many later
-        // frames reused them (their tx/drop counts are added at the run's
-        // end, not per frame).
+        // The rule being counted: its rule, packets and bytes, over
+        // consecutive runs. For a simple rule also the first frame's verdict
+        // and floods, reused by every later frame of the rule.
         let (mut run_rule, mut run_pkts, mut run_bytes) = (NO_RULE, 0u64, 0u64);
-        let (mut run_have, mut run_verdict, mut run_floods, mut run_reused) =
-            (false, Verdict::default(), 0u64, 0u64);
-        for i in 0..n {
-            let r = self.rules[i];
-            if r == run_rule && r != NO_RULE {
-                run_pkts += 1;
-                run_bytes += u64::from(self.lens[i]);
-                if run_have {
-                    run_reused += 1;
-                    verdicts[i] = run_verdict;
-                    continue;
-                }
-            } else if r != NO_RULE {
+        let (mut run_have, mut run_verdict, mut run_floods) = (false, Verdict::default(), 0u64);
+        let mut m = self.heads;
+        while m != 0 {
+            let s = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let e = if m == 0 {
+                n
+            } else {
+                m.trailing_zeros() as usize
+            };
+            let r = self.rules[s];
+            let cnt = (e - s) as u64;
+            if r == NO_RULE {
+                self.sw.table.count_miss(self.worker, 0, cnt);
+                let v = Verdict::Drop(DropReason::NoMatch);
+                verdicts[s..e].fill(v);
+                tally(&mut self.c, v, cnt);
+                continue;
+            }
+            let bytes: u64 = self.lens[s..e].iter().map(|&l| u64::from(l)).sum();
+            if r != run_rule {
                 if let Some(prev) = self.cur.rules.get(run_rule as usize) {
                     prev.hit_many(self.worker, run_pkts, run_bytes, now_ms);
                 }
-                if run_have {
-                    tally(&mut self.c, run_verdict, run_reused);
-                    ev.flooded += run_floods * run_reused;
-                }
-                (run_rule, run_pkts, run_bytes) = (r, 1, u64::from(self.lens[i]));
-                (run_have, run_reused) = (false, 0);
+                (run_rule, run_pkts, run_bytes, run_have) = (r, 0, 0, false);
             }
-            let v = if r == NO_RULE {
-                self.sw.table.count_miss(self.worker, 0, 1);
-                Verdict::Drop(DropReason::NoMatch)
-            } else {
-                let rule = &self.cur.rules[r as usize];
-                let before = ev.flooded;
+            run_pkts += cnt;
+            run_bytes += bytes;
+            let rule = &self.cur.rules[r as usize];
+            if rule.simple {
+                let mut reused = cnt;
+                if !run_have {
+                    let before = ev.flooded;
+                    run_verdict = execute(
+                        &rule.spec.actions,
+                        &mut frames[s],
+                        usize::from(self.meta[s].l3),
+                        &ctx,
+                        &mut ev,
+                    );
+                    run_floods = ev.flooded - before;
+                    run_have = true;
+                    reused -= 1;
+                }
+                ev.flooded += run_floods * reused;
+                verdicts[s..e].fill(run_verdict);
+                tally(&mut self.c, run_verdict, cnt);
+                continue;
+            }
+            for i in s..e {
                 let v = execute(
                     &rule.spec.actions,
                     &mut frames[i],
@@ -609,21 +662,12 @@ impl Datapath {
                 if ev.tunnel_set {
                     take_tunnel_set(&mut self.tun_out, &mut self.tun_dirty, i, &mut ev);
                 }
-                if rule.simple {
-                    (run_have, run_verdict) = (true, v);
-                    run_floods = ev.flooded - before;
-                }
-                v
-            };
-            tally(&mut self.c, v, 1);
-            verdicts[i] = v;
+                tally(&mut self.c, v, 1);
+                verdicts[i] = v;
+            }
         }
         if let Some(prev) = self.cur.rules.get(run_rule as usize) {
             prev.hit_many(self.worker, run_pkts, run_bytes, now_ms);
-        }
-        if run_have {
-            tally(&mut self.c, run_verdict, run_reused);
-            ev.flooded += run_floods * run_reused;
         }
         self.c.fdb_learned += ev.learned;
         self.c.fdb_moved += ev.moved;

@@ -123,13 +123,40 @@ fn extract_ipv4_fast(
     key: &mut FlowKey,
     mask: Option<&FlowKey>,
 ) -> Option<Meta> {
-    const L3: usize = ethernet::HEADER_LEN;
-    const L4: usize = L3 + 20;
+    let (_, tcp_flags) = fast_shape(f)?;
+    let mut w = fast_words(f, in_port, tcp_flags);
+    if let Some(m) = mask {
+        for (i, v) in w.iter_mut().enumerate() {
+            *v &= m.word(i);
+        }
+    }
+    key.set_words(w);
+    Some(FAST_META)
+}
+
+/// Offsets of the fast path's frame shape (Ethernet, 20-byte IPv4 header).
+const FAST_L3: usize = ethernet::HEADER_LEN;
+const FAST_L4: usize = FAST_L3 + 20;
+
+/// What the fast path's frames get besides their key.
+const FAST_META: Meta = Meta {
+    l3: FAST_L3 as u16,
+    l4: FAST_L4 as u16,
+    malformed: None,
+    frag: false,
+    special: false,
+};
+
+/// Is `f` of the fast path's shape (see [`extract_ipv4_fast`])? Then
+/// `Some((is_tcp, tcp_flags))` (flags 0 for UDP); the frame holds at least
+/// the 42 bytes up to the end of a UDP header, 54 for TCP.
+#[inline(always)]
+fn fast_shape(f: &[u8]) -> Option<(bool, u16)> {
+    const L3: usize = FAST_L3;
+    const L4: usize = FAST_L4;
     // IPv4 and UDP headers; TCP reads 6 bytes more (checked below).
     let h: &[u8; L4 + 8] = f.get(..L4 + 8)?.try_into().ok()?;
     let be16 = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
-    let le64 = |i: usize| u64::from_le_bytes(h[i..i + 8].try_into().unwrap());
-    let le32 = |i: usize| u64::from(u32::from_le_bytes(h[i..i + 4].try_into().unwrap()));
     // EtherType IPv4, version 4 with IHL 5 (RFC 791 §3.1).
     if be16(12) != ethertype::IPV4 || h[L3] != 0x45 {
         return None;
@@ -139,46 +166,308 @@ fn extract_ipv4_fast(
     if total > f.len() - L3 || be16(L3 + 6) & 0x3fff != 0 {
         return None;
     }
-    let proto = h[L3 + 9];
-    let flags = match proto {
+    match h[L3 + 9] {
         // UDP: the 8-byte header inside the datagram (RFC 768).
-        17 if total >= 20 + 8 => 0,
+        17 if total >= 20 + 8 => Some((false, 0)),
         // TCP: 20 bytes with a data offset of at least 5 (RFC 9293 §3.1)
         // that stays inside the datagram.
         6 if total >= 20 + 20
             && f[L4 + 12] >> 4 >= 5
             && usize::from(f[L4 + 12] >> 4) * 4 <= total - 20 =>
         {
-            u16::from_be_bytes([f[L4 + 12], f[L4 + 13]]) & 0x0fff
+            Some((true, u16::from_be_bytes([f[L4 + 12], f[L4 + 13]]) & 0x0fff))
         }
-        _ => return None,
-    };
+        _ => None,
+    }
+}
+
+/// The eight key words (unmasked) of a frame [`fast_shape`] accepted.
+#[inline(always)]
+fn fast_words(f: &[u8], in_port: u16, tcp_flags: u16) -> [u64; 8] {
+    const L3: usize = FAST_L3;
+    const L4: usize = FAST_L4;
+    let h: &[u8; L4 + 8] = f[..L4 + 8].try_into().unwrap();
+    let le64 = |i: usize| u64::from_le_bytes(h[i..i + 8].try_into().unwrap());
+    let le32 = |i: usize| u64::from(u32::from_le_bytes(h[i..i + 4].try_into().unwrap()));
     // Words of the key in the layout of `crate::key` (little-endian loads
     // of big-endian fields keep their byte order in memory).
     let port = u64::from(u16::from_le_bytes(in_port.to_be_bytes()));
-    let mut w = [
+    let proto = h[L3 + 9];
+    [
         (le64(0) & 0xffff_ffff_ffff) | port << 48, // dl_dst, in_port
         le64(6),                                   // dl_src, dl_type
         u64::from(proto) << 32 | u64::from(h[L3 + 1]) << 40 | u64::from(h[L3 + 8]) << 48,
-        le32(L4) | u64::from(u16::from_le_bytes(flags.to_be_bytes())) << 32,
+        le32(L4) | u64::from(u16::from_le_bytes(tcp_flags.to_be_bytes())) << 32,
         le32(L3 + 12), // nw_src
         0,
         le32(L3 + 16), // nw_dst
         0,
-    ];
-    if let Some(m) = mask {
-        for (i, v) in w.iter_mut().enumerate() {
-            *v &= m.word(i);
+    ]
+}
+
+/// What [`extract_burst`] learned about a burst as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BurstInfo {
+    /// Bytes of all frames.
+    pub rx_bytes: u64,
+    /// Bit i: frame i is malformed or a fragment (`meta[i].special`).
+    pub special: u32,
+    /// Bit i: frame i's masked key differs from frame i - 1's (bit 0 is
+    /// set for a non-empty burst): the heads of the runs of equal keys.
+    pub heads: u32,
+}
+
+/// Extract and mask the keys of a burst of at most 32 frames:
+/// `keys[i]`/`meta[i]`/`lens[i]` for `frames[i]`, and which frames start
+/// runs of equal keys. Same keys and metadata as [`extract_masked`] frame
+/// by frame (`burst_equals_frame_by_frame` checks it).
+///
+/// Fast-path frames ([`extract_ipv4_fast`]'s shape) are compared with
+/// their predecessor while the key is still in registers; a frame after
+/// a generic one is compared afterwards, from memory, once every key is
+/// stored (reading back the generic extractor's narrow stores right away
+/// would stall on store-to-load forwarding). On x86-64 CPUs with
+/// AVX-512 VBMI the fast path builds, masks and compares each key in one
+/// 64-byte register (one masked load, one byte permutation, one store).
+#[inline(always)]
+pub(crate) fn extract_burst<F: crate::frame::Frame>(
+    frames: &[F],
+    in_port: u16,
+    mask: &FlowKey,
+    keys: &mut [FlowKey],
+    meta: &mut [Meta],
+    lens: &mut [u32],
+) -> BurstInfo {
+    assert!(frames.len() <= 32 && keys.len() >= frames.len());
+    assert!(meta.len() >= frames.len() && lens.len() >= frames.len());
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() {
+        // SAFETY: the CPU has the features the function is compiled for
+        // (checked just above).
+        return unsafe { avx512::extract_burst(frames, in_port, mask, keys, meta, lens) };
+    }
+    extract_burst_words(frames, in_port, mask, keys, meta, lens)
+}
+
+/// [`extract_burst`] on any CPU: fast-path keys built as eight words.
+#[inline(always)]
+fn extract_burst_words<F: crate::frame::Frame>(
+    frames: &[F],
+    in_port: u16,
+    mask: &FlowKey,
+    keys: &mut [FlowKey],
+    meta: &mut [Meta],
+    lens: &mut [u32],
+) -> BurstInfo {
+    let n = frames.len();
+    let (keys, meta, lens) = (&mut keys[..n], &mut meta[..n], &mut lens[..n]);
+    let m: [u64; 8] = core::array::from_fn(|i| mask.word(i));
+    // A fast-path key is compared with the key stored before it (eight
+    // word stores read back as the same words: store-to-load forwarding
+    // works); where that one is not a fast-path key of this burst the
+    // answer is replaced by [`finish_burst`]. Generic frames are extracted
+    // after this loop, so it has no calls (nothing spilled around them).
+    let (mut rx_bytes, mut heads, mut fast) = (0u64, 0u32, 0u32);
+    for i in 0..n {
+        let d = frames[i].data();
+        lens[i] = d.len() as u32;
+        rx_bytes += d.len() as u64;
+        if let Some((_, flags)) = fast_shape(d) {
+            let mut w = fast_words(d, in_port, flags);
+            for (v, m) in w.iter_mut().zip(&m) {
+                *v &= m;
+            }
+            if i > 0 {
+                let p = &keys[i - 1];
+                let diff = (0..8).fold(0, |acc, j| acc | (w[j] ^ p.word(j)));
+                heads |= u32::from(diff != 0) << i;
+            }
+            keys[i].set_words(w);
+            meta[i] = FAST_META;
+            fast |= 1 << i;
         }
     }
-    key.set_words(w);
-    Some(Meta {
-        l3: L3 as u16,
-        l4: L4 as u16,
-        malformed: None,
-        frag: false,
-        special: false,
-    })
+    finish_burst(frames, in_port, mask, keys, meta, rx_bytes, heads, fast)
+}
+
+/// The end of [`extract_burst`] once the fast-path frames (`fast`, bit i:
+/// frame i) are done: extract the other frames, compare each of them and
+/// each frame after one of them with its predecessor (replacing what
+/// `heads` says for them), and frame 0 starts a run.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn finish_burst<F: crate::frame::Frame>(
+    frames: &[F],
+    in_port: u16,
+    mask: &FlowKey,
+    keys: &mut [FlowKey],
+    meta: &mut [Meta],
+    rx_bytes: u64,
+    heads: u32,
+    fast: u32,
+) -> BurstInfo {
+    let n = frames.len();
+    let generic = !fast & low_bits(n);
+    let mut special = 0;
+    let mut later = (generic | generic << 1) & low_bits(n) & !1;
+    let mut heads = (heads & !later) | u32::from(n > 0);
+    if generic != 0 {
+        special = extract_generic_frames(frames, generic, in_port, mask, keys, meta);
+        while later != 0 {
+            let i = later.trailing_zeros() as usize;
+            later &= later - 1;
+            heads |= u32::from(keys[i] != keys[i - 1]) << i;
+        }
+    }
+    BurstInfo {
+        rx_bytes,
+        special,
+        heads,
+    }
+}
+
+/// The low `n` bits set (`n` ≤ 32).
+#[inline(always)]
+pub(crate) fn low_bits(n: usize) -> u32 {
+    if n >= 32 {
+        u32::MAX
+    } else {
+        (1 << n) - 1
+    }
+}
+
+/// The frames of `generic` (bit i: frame i) through [`extract_generic`],
+/// masked; returns which of them are special (malformed or fragments).
+#[inline(always)]
+fn extract_generic_frames<F: crate::frame::Frame>(
+    frames: &[F],
+    mut generic: u32,
+    in_port: u16,
+    mask: &FlowKey,
+    keys: &mut [FlowKey],
+    meta: &mut [Meta],
+) -> u32 {
+    let mut special = 0;
+    while generic != 0 {
+        let i = generic.trailing_zeros() as usize;
+        generic &= generic - 1;
+        meta[i] = extract_generic(frames[i].data(), in_port, &mut keys[i]);
+        keys[i].mask_in_place(mask);
+        special |= u32::from(meta[i].special) << i;
+    }
+    special
+}
+
+/// The fast path in 64-byte registers (AVX-512 F, BW and VBMI).
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::*;
+    use core::arch::x86_64::*;
+
+    /// The CPU has what [`extract_burst`] is compiled for (the standard
+    /// library caches the CPUID answer: one load and test per call).
+    #[inline(always)]
+    pub(super) fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vbmi")
+    }
+
+    /// Key byte j comes from frame byte `SRC[j]` (fast-path shape; see the
+    /// layout in [`crate::key`]); bytes outside `KEEP_UDP`/`KEEP_TCP` are 0.
+    const SRC: [u8; 64] = {
+        let mut s = [0u8; 64];
+        let mut j = 0;
+        while j < 6 {
+            s[j] = j as u8; // dl_dst
+            s[8 + j] = 6 + j as u8; // dl_src
+            j += 1;
+        }
+        s[14] = 12; // dl_type
+        s[15] = 13;
+        s[20] = 23; // nw_proto
+        s[21] = 15; // nw_tos
+        s[22] = 22; // nw_ttl
+        let mut j = 0;
+        while j < 4 {
+            s[24 + j] = 34 + j as u8; // tp_src, tp_dst
+            s[32 + j] = 26 + j as u8; // nw_src
+            s[48 + j] = 30 + j as u8; // nw_dst
+            j += 1;
+        }
+        s[28] = 46; // TCP data offset / flags (masked to 12 bits below)
+        s[29] = 47;
+        s
+    };
+    /// Key bytes taken from the frame for UDP (bit j: byte j).
+    const KEEP_UDP: u64 =
+        0x3f | 0x3f << 8 | 0b11 << 14 | 0b111 << 20 | 0xf << 24 | 0xf << 32 | 0xf << 48;
+    /// For TCP: also the flags.
+    const KEEP_TCP: u64 = KEEP_UDP | 0b11 << 28;
+
+    /// The TCP flags are the low 12 bits of key bytes 28..30.
+    const TCP_FLAGS_BITS: [u8; 64] = {
+        let mut b = [0xff; 64];
+        b[28] = 0x0f;
+        b
+    };
+
+    /// [`super::extract_burst`] with the fast path in one register per key.
+    /// Callers check [`available`] first.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
+    pub(super) fn extract_burst<F: crate::frame::Frame>(
+        frames: &[F],
+        in_port: u16,
+        mask: &FlowKey,
+        keys: &mut [FlowKey],
+        meta: &mut [Meta],
+        lens: &mut [u32],
+    ) -> BurstInfo {
+        let n = frames.len();
+        let (keys, meta, lens) = (&mut keys[..n], &mut meta[..n], &mut lens[..n]);
+        let mut port = FlowKey::ZERO;
+        port.set_in_port(in_port);
+        // SAFETY: `FlowKey` is 64 bytes aligned to 64 (aligned 512-bit
+        // loads); the constants are 64-byte arrays (unaligned loads).
+        let (m, src, flags_bits, port) = unsafe {
+            (
+                _mm512_load_si512(mask.as_bytes().as_ptr().cast()),
+                _mm512_loadu_si512(SRC.as_ptr().cast()),
+                _mm512_loadu_si512(TCP_FLAGS_BITS.as_ptr().cast()),
+                _mm512_load_si512(port.as_bytes().as_ptr().cast()),
+            )
+        };
+        let m_tcp = _mm512_and_si512(m, flags_bits);
+        let port = _mm512_and_si512(m, port);
+        // Each fast-path key is compared with the previous one in its
+        // register (see `extract_burst_words` for the rest). No calls in
+        // this loop: the constants and the previous key stay in registers
+        // (a call would spill every vector register).
+        let mut prev = _mm512_setzero_si512();
+        let (mut rx_bytes, mut heads, mut fast) = (0u64, 0u32, 0u32);
+        for i in 0..n {
+            let d = frames[i].data();
+            lens[i] = d.len() as u32;
+            rx_bytes += d.len() as u64;
+            if let Some((tcp, _)) = fast_shape(d) {
+                let take = _bzhi_u64(!0, d.len().min(64) as u32);
+                // SAFETY: a masked load reads (and can fault on) only the
+                // bytes its mask selects: the first min(len, 64) of the
+                // frame, all inside `d`.
+                let v = unsafe { _mm512_maskz_loadu_epi8(take, d.as_ptr().cast()) };
+                let k =
+                    _mm512_maskz_permutexvar_epi8(if tcp { KEEP_TCP } else { KEEP_UDP }, src, v);
+                let k = _mm512_or_si512(_mm512_and_si512(k, if tcp { m_tcp } else { m }), port);
+                heads |= u32::from(_mm512_cmpneq_epi64_mask(k, prev) != 0) << i;
+                // SAFETY: aligned 64-byte store into a key (see above).
+                unsafe { _mm512_store_si512(keys[i].as_bytes_mut().as_mut_ptr().cast(), k) };
+                meta[i] = FAST_META;
+                prev = k;
+                fast |= 1 << i;
+            }
+        }
+        finish_burst(frames, in_port, mask, keys, meta, rx_bytes, heads, fast)
+    }
 }
 
 /// The general extractor: every header shape, every malformation.
@@ -643,6 +932,126 @@ mod test {
         assert!(
             accepted > 10_000 && rejected > 10_000,
             "{accepted} {rejected}"
+        );
+    }
+
+    type BurstFn<'a> = dyn Fn(&mut [FlowKey], &mut [Meta], &mut [u32]) -> BurstInfo + 'a;
+
+    /// The burst extractor (every implementation this CPU runs) gives each
+    /// frame what [`extract_masked`] gives it, and marks exactly the frames
+    /// whose masked key differs from the previous frame's.
+    #[test]
+    fn burst_equals_frame_by_frame() {
+        use crate::frame::{Frame, VecFrame};
+        let mut x = 0x51a7_c0de_d00d_f00du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let base = [
+            udp4([10, 1, 2, 3], [192, 168, 9, 8], 4242, 53),
+            udp4([10, 1, 2, 4], [192, 168, 9, 8], 4242, 53),
+            tcp4([10, 0, 0, 1], [10, 0, 0, 2], 1234, 80, 0x1d2, 7),
+            tcp4([10, 0, 0, 1], [10, 0, 0, 2], 1235, 80, 0x012, 7),
+            with_vlan(&udp4([10, 1, 2, 3], [192, 168, 9, 8], 4242, 53), 0x8100, 5),
+            ipv6_frame(17, &[0, 1, 0, 2, 0, 8, 0, 0]),
+            arp_frame(1, [10, 0, 0, 1], [10, 0, 0, 2]),
+        ];
+        let masks = [FlowKey::ONES, FlowKey::ZERO, {
+            // in_port, dl_type and a /28 on nw_dst: the benchmark's.
+            let mut m = FlowKey::ZERO;
+            m.set_in_port(0xffff);
+            m.set_dl_type(0xffff);
+            m.set_nw_dst4([255, 255, 255, 240]);
+            m
+        }];
+        let (mut fast_runs, mut checked) = (0, 0);
+        for round in 0..3000 {
+            let n = (next() % 33) as usize;
+            let mut frames = Vec::with_capacity(n);
+            for _ in 0..n {
+                let mut f = match next() % 4 {
+                    // Runs: the same frame as the one before.
+                    0 | 1 if !frames.is_empty() => {
+                        let prev: &VecFrame = frames.last().unwrap();
+                        prev.data().to_vec()
+                    }
+                    _ => base[(next() % base.len() as u64) as usize].clone(),
+                };
+                match next() % 10 {
+                    0 if !f.is_empty() => {
+                        let at = (next() % 64) as usize % f.len();
+                        f[at] = next() as u8;
+                    }
+                    1 => f.truncate((next() % 70) as usize),
+                    2 => f.resize(f.len() + (next() % 40) as usize, 0xee),
+                    3 if f.len() > 15 => f[15] = next() as u8, // TOS: masked out or not
+                    _ => {}
+                }
+                frames.push(VecFrame::new(&f));
+            }
+            let port = if round % 2 == 0 { 3 } else { next() as u16 };
+            let mask = if round % 4 == 3 {
+                let mut m = [0u8; 64];
+                for b in m.iter_mut() {
+                    *b = next() as u8;
+                }
+                FlowKey::from_bytes(m)
+            } else {
+                masks[round % 3]
+            };
+            let mut want = vec![FlowKey::ZERO; n];
+            let mut want_meta = vec![Meta::default(); n];
+            let (mut want_heads, mut want_special, mut want_bytes) = (0u32, 0u32, 0u64);
+            for i in 0..n {
+                let d = frames[i].data();
+                want_meta[i] = extract_masked(d, port, &mut want[i], &mask);
+                want_special |= u32::from(want_meta[i].special) << i;
+                want_heads |= u32::from(i == 0 || want[i] != want[i - 1]) << i;
+                want_bytes += d.len() as u64;
+                fast_runs +=
+                    usize::from(i > 0 && want[i] == want[i - 1] && fast_shape(d).is_some());
+            }
+            let mut run = |imp: &str, f: &BurstFn| {
+                let mut keys = [FlowKey::from_bytes([0x5a; 64]); 32];
+                let mut meta = [Meta::default(); 32];
+                let mut lens = [0u32; 32];
+                let info = f(&mut keys, &mut meta, &mut lens);
+                assert_eq!(
+                    info,
+                    BurstInfo {
+                        rx_bytes: want_bytes,
+                        special: want_special,
+                        heads: want_heads
+                    },
+                    "{imp}: burst {round}"
+                );
+                for i in 0..n {
+                    assert_eq!(keys[i], want[i], "{imp}: burst {round} frame {i}");
+                    assert_eq!(meta[i], want_meta[i], "{imp}: burst {round} frame {i}");
+                    assert_eq!(lens[i] as usize, frames[i].data().len());
+                }
+                checked += 1;
+            };
+            run("words", &|k, m, l| {
+                extract_burst_words(&frames, port, &mask, k, m, l)
+            });
+            run("dispatch", &|k, m, l| {
+                extract_burst(&frames, port, &mask, k, m, l)
+            });
+            #[cfg(target_arch = "x86_64")]
+            if avx512::available() {
+                // SAFETY: the CPU has the features (checked).
+                run("avx512", &|k, m, l| unsafe {
+                    avx512::extract_burst(&frames, port, &mask, k, m, l)
+                });
+            }
+        }
+        assert!(
+            fast_runs > 10_000 && checked >= 6000,
+            "{fast_runs} {checked}"
         );
     }
 
