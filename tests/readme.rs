@@ -72,7 +72,7 @@ fn status_is_one_short_line_per_part_and_the_details_moved() {
     let perf = read("perf/README.md");
     assert!(perf.contains("## Headline results by part"));
     for fact in [
-        "1.87 × / 1.81 × at 1 flow/100 / 10k rules",
+        "2.14 × / 2.17 × at 1 flow/100 / 10k rules",
         "p50 0.52 µs vs OVS 0.60",
         "1.33x (QD 1) and 1.00x (QD 32)",
         "100% hits 97-133x",

@@ -345,8 +345,10 @@ impl Conntrack {
         let pkt = match view::parse(frame, l3) {
             Some(p) if !p.frag && self.checksums_ok(frame, &p) => p,
             _ => {
-                // OVS-DPDK with ipf disabled (its default) tracks IP
-                // fragments as invalid; unparsable packets likewise.
+                // OVS-DPDK with its ipf reassembly disabled tracks IP
+                // fragments as invalid (OVS 3.1 enables ipf by default;
+                // reassembly is not done here yet); unparsable packets
+                // likewise.
                 self.invalid.fetch_add(1, Ordering::Relaxed);
                 *meta = CtMeta {
                     state: state::TRK | state::INV,
