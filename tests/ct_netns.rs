@@ -19,9 +19,16 @@
 mod netns;
 
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use netns::*;
+
+/// One switch at a time: DPDK 22.11's af_packet PMD names its fanout group
+/// `pid ^ ifindex`, so two switches started together (consecutive pids,
+/// consecutive veth indexes) can pick the same group for different devices,
+/// and the kernel refuses the second socket (`PACKET_FANOUT`: EINVAL).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn id() -> u32 {
     std::process::id() % 100000
@@ -132,6 +139,7 @@ table=1,priority=0,actions=drop
 
 #[test]
 fn firewall_lets_the_inside_out_and_keeps_the_outside_out() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let id = id();
     let (a, b) = (format!("cfa{id}"), format!("cfb{id}"));
     let (ha, hb) = (format!("cfha{id}"), format!("cfhb{id}"));
@@ -205,6 +213,7 @@ table=2,ct_state=+trk+est+rpl,actions=output:0
 
 #[test]
 fn snat_gateway_hides_the_inside_behind_one_address() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let id = id();
     let (a, s) = (format!("cna{id}"), format!("cns{id}"));
     let (ha, hs) = (format!("cnha{id}"), format!("cnhs{id}"));

@@ -322,11 +322,11 @@ fn port_counter(sock: &Path, port: u64, key: &str) -> Result<u64, String> {
         .unwrap_or(0))
 }
 
-/// ESTABLISHED connections in `vswitch ct show --json` (None: no such
-/// command in this build).
+/// ESTABLISHED connections in `vswitch ct show --json` (its reply's
+/// `conns` lines; None: no such command in this build).
 fn vswitch_established(sock: &Path) -> Option<usize> {
     let v = vswitch_ctl(sock, &["ct", "show"]).ok()?;
-    let conns = v["connections"].as_array().or_else(|| v.as_array())?;
+    let conns = v["conns"].as_array()?;
     Some(
         conns
             .iter()
