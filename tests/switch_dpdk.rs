@@ -3,11 +3,14 @@
 //! the control socket changes rules and ports while traffic flows; two
 //! network namespaces talk through the switch over `net_af_packet` ports.
 
+mod netns;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use netns::{sh, until, Netns, Running, Start};
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
 
 fn tmpdir(tag: &str) -> PathBuf {
@@ -262,126 +265,33 @@ fn rules_steer_and_rewrite_byte_exact() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-/// A running switch with a control socket, stopped on drop.
-struct Running {
-    child: Child,
-    sock: PathBuf,
+/// `tx_packets` of port `no`.
+fn tx_of(r: &Running, no: u64) -> u64 {
+    r.port(no)["tx_packets"].as_u64().unwrap()
 }
 
-impl Running {
-    fn ctl(&self, args: &[&str]) -> (bool, String, String) {
-        let o = Command::new(env!("CARGO_BIN_EXE_vswitch"))
-            .args(args)
-            .arg("--socket")
-            .arg(&self.sock)
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    }
-
-    fn ports_json(&self) -> serde_json::Value {
-        let (ok, out, err) = self.ctl(&["ports", "show", "--json"]);
-        assert!(ok, "ports show: {err}");
-        serde_json::from_str(&out).unwrap()
-    }
-
-    fn tx_of(&self, port: u64) -> u64 {
-        let v = self.ports_json();
-        v["ports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["port"] == port)
-            .map(|p| p["tx_packets"].as_u64().unwrap())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
+/// [`netns::Start`] with two lcores (the main one and a worker).
 fn start(tag: &str, ports: &[&str], extra: &[&str]) -> Running {
-    start_with("--control", tag, ports, extra)
-}
-
-/// [`start`], naming the control socket with `flag` (`--control`, or its
-/// alias `--socket`).
-fn start_with(flag: &str, tag: &str, ports: &[&str], extra: &[&str]) -> Running {
-    let d = tmpdir(tag);
-    let sock = d.join("ctl.sock");
-    let mut args = vec![
-        "run".to_string(),
-        "--eal".into(),
-        eal(tag),
-        flag.into(),
-        sock.display().to_string(),
-    ];
-    for p in ports {
-        args.push("--port".into());
-        args.push(p.to_string());
+    Start {
+        lcores: "0-1",
+        ..Start::new(tag)
     }
-    args.extend([
-        "--stats-interval".to_string(),
-        "0".into(),
-        "--flow-cache".into(),
-        "4096".into(),
-    ]);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let child = Command::new(env!("CARGO_BIN_EXE_vswitch"))
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut r = Running { child, sock };
-    let t = Instant::now();
-    while !r.sock.exists() || !r.ctl(&["stats", "--json"]).0 {
-        if let Ok(Some(st)) = r.child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = r.child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-            }
-            panic!("vswitch {args:?} exited ({st}): {err}");
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "switch did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    r
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    .ports(ports)
+    .extra(extra)
+    .run()
 }
 
 /// Issue 17: `vswitch run --control PATH` and the clients' `--socket PATH`
 /// name the same thing; both spellings work on both sides.
 #[test]
 fn control_and_socket_are_the_same_flag_on_both_sides() {
-    let r = start_with(
-        "--socket",
-        "alias",
-        &["net_null0", "net_null1,no-rx=1"],
-        &[],
-    );
+    let r = Start {
+        lcores: "0-1",
+        control_flag: "--socket",
+        ..Start::new("alias")
+    }
+    .ports(&["net_null0", "net_null1,no-rx=1"])
+    .run();
     assert!(r.sock.exists(), "`run --socket` made no socket");
     for flag in ["--socket", "--control"] {
         for cmd in [
@@ -414,7 +324,7 @@ fn control_and_socket_are_the_same_flag_on_both_sides() {
     assert!(dump.contains("priority=7,in_port=0"), "{out}\n{dump}");
     drop(r);
     // And the old spelling of `run` still works.
-    let r = start_with("--control", "alias2", &["net_null0"], &[]);
+    let r = start("alias2", &["net_null0"], &[]);
     assert!(r.ctl(&["stats"]).0);
 }
 
@@ -426,7 +336,7 @@ fn rules_and_ports_change_while_traffic_flows() {
         &["net_null0", "net_null1,no-rx=1"],
         &["--flow", "priority=100,in_port=0,actions=output:1"],
     );
-    wait_until("traffic on port 1", || r.tx_of(1) > 1000);
+    until("traffic on port 1", 20, || tx_of(&r, 1) > 1000);
 
     // Hot-add a port and steer traffic to it.
     let (ok, out, err) = r.ctl(&["ports", "add", "net_null2,no-rx=1"]);
@@ -436,11 +346,11 @@ fn rules_and_ports_change_while_traffic_flows() {
     assert!(ok, "{err}");
     // After the update returns no frame is switched by the old rule: port 1
     // stops growing (modulo frames already in its tx ring) and port 2 grows.
-    let p1 = r.tx_of(1);
-    wait_until("traffic on port 2", || r.tx_of(2) > 1000);
+    let p1 = tx_of(&r, 1);
+    until("traffic on port 2", 20, || tx_of(&r, 2) > 1000);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        r.tx_of(1) - p1 < 64,
+        tx_of(&r, 1) - p1 < 64,
         "port 1 kept receiving after the rule change"
     );
 
@@ -453,7 +363,7 @@ fn rules_and_ports_change_while_traffic_flows() {
     // lives on, the port is gone from the list.
     let (ok, _, err) = r.ctl(&["ports", "del", "2"]);
     assert!(ok, "{err}");
-    let v = r.ports_json();
+    let v = r.ports();
     let nums: Vec<u64> = v["ports"]
         .as_array()
         .unwrap()
@@ -469,40 +379,10 @@ fn rules_and_ports_change_while_traffic_flows() {
     // Delete the steering rule: the older rule sends to port 1 again.
     let (ok, _, err) = r.ctl(&["flows", "del", "--strict", "priority=200,in_port=0"]);
     assert!(ok, "{err}");
-    let p1 = r.tx_of(1);
-    wait_until("traffic back on port 1", || r.tx_of(1) > p1 + 1000);
+    let p1 = tx_of(&r, 1);
+    until("traffic back on port 1", 20, || tx_of(&r, 1) > p1 + 1000);
     let (ok, out, _) = r.ctl(&["stats", "--json"]);
     assert!(ok && out.contains("cache_hit_rate"), "{out}");
-}
-
-/// Network namespaces and veth pairs made by the test, removed on drop.
-struct Netns {
-    names: Vec<String>,
-    links: Vec<String>,
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for l in &self.links {
-            let _ = Command::new("ip").args(["link", "del", l]).status();
-        }
-        for n in &self.names {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
-}
-
-fn sh(cmd: &str) -> Output {
-    Command::new("sh").arg("-c").arg(cmd).output().unwrap()
-}
-
-fn must(cmd: &str) {
-    let o = sh(cmd);
-    assert!(
-        o.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 #[test]
@@ -514,20 +394,9 @@ fn namespaces_ping_through_the_switch_and_a_drop_rule_stops_it() {
     let id = std::process::id() % 100000;
     let (n1, n2) = (format!("vsa{id}"), format!("vsb{id}"));
     let (h1, h2) = (format!("vsh1{id}"), format!("vsh2{id}"));
-    let ns = Netns {
-        names: vec![n1.clone(), n2.clone()],
-        links: vec![h1.clone(), h2.clone()],
-    };
-    for (n, h, ip) in [(&n1, &h1, "10.199.0.1"), (&n2, &h2, "10.199.0.2")] {
-        must(&format!("ip netns add {n}"));
-        must(&format!(
-            "ip link add {h} type veth peer name eth0 netns {n}"
-        ));
-        must(&format!("ip link set {h} up"));
-        must(&format!("ip -n {n} addr add {ip}/24 dev eth0"));
-        must(&format!("ip -n {n} link set eth0 up"));
-        must(&format!("ip -n {n} link set lo up"));
-    }
+    let mut ns = Netns::default();
+    ns.host(&n1, &h1, "02:00:00:00:c7:01", "10.199.0.1/24");
+    ns.host(&n2, &h2, "02:00:00:00:c7:02", "10.199.0.2/24");
     let r = start(
         "ns",
         &[
@@ -544,13 +413,7 @@ fn namespaces_ping_through_the_switch_and_a_drop_rule_stops_it() {
         .status
         .success()
     };
-    let t = Instant::now();
-    while !ping() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "no ping through the switch"
-        );
-    }
+    until("ping through the switch", 20, ping);
     let (ok, out, _) = r.ctl(&["fdb", "show", "--json"]);
     assert!(ok);
     assert!(
