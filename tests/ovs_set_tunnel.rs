@@ -198,13 +198,7 @@ fn set_tunnel_from_ovs_ofctl_and_a_controller_sets_the_vni_a_vxlan_port_sends() 
         ));
     }
     let input = rig.dir.join("in.pcap");
-    write_pcap(
-        &input,
-        &frames
-            .iter()
-            .map(|f| (String::new(), f.clone()))
-            .collect::<Vec<_>>(),
-    );
+    write_frames(&input, frames.iter().map(Vec::as_slice));
     ok(rig.add_source(&input));
     let tunnelled: Vec<&Vec<u8>> = frames.iter().filter(|f| f[12..14] == [8, 0]).collect();
     let (rx, tx) = ok(rig.wait_replayed(frames.len() as u64, &[2]));

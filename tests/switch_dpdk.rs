@@ -3,15 +3,14 @@
 //! the control socket changes rules and ports while traffic flows; two
 //! network namespaces talk through the switch over `net_af_packet` ports.
 
-mod netns;
+mod ovs_harness;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use netns::{sh, until, Netns, Running, Start};
-use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+use ovs_harness::netns::{sh, until, Netns, Running, Start};
+use ovs_harness::{checksum, read_pcap, write_frames};
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("vswitch-sw-{tag}-{}", std::process::id()));
@@ -25,17 +24,6 @@ fn eal(tag: &str) -> String {
         "-l 0-1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vsw-{tag}-{}",
         std::process::id()
     )
-}
-
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for c in data.chunks(2) {
-        sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// An Ethernet/IPv4 frame with protocol `proto` and `payload` after the IP
@@ -90,28 +78,9 @@ fn ttl_minus_one(f: &[u8]) -> Vec<u8> {
     o
 }
 
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut w = PcapWriter::new(File::create(path).unwrap()).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        w.write_packet(&PcapPacket::new(
-            Duration::from_micros(i as u64),
-            f.len() as u32,
-            f,
-        ))
-        .unwrap();
-    }
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let Ok(file) = File::open(path) else {
-        return vec![];
-    };
-    let mut r = PcapReader::new(file).unwrap();
-    let mut out = Vec::new();
-    while let Some(p) = r.next_packet() {
-        out.push(p.unwrap().data.into_owned());
-    }
-    out
+/// The frames of a pcap file the switch wrote and closed.
+fn read_frames(path: &Path) -> Vec<Vec<u8>> {
+    read_pcap(path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn run_to_end(args: &[String], timeout: Duration) -> Output {
@@ -130,6 +99,52 @@ fn run_to_end(args: &[String], timeout: Duration) -> Output {
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()
+}
+
+/// `vswitch run` without a control socket until it stops on its own
+/// (`--duration`, `--idle-exit` in `more`): EAL arguments `eal`, `ports`,
+/// `flows`, no periodic stats, then `more`; fails the test if the run
+/// fails or is still going after `timeout`.
+fn run_once(
+    eal: String,
+    ports: &[String],
+    flows: &[&str],
+    more: &[&str],
+    timeout: Duration,
+) -> Output {
+    let mut args = vec!["run".to_string(), "--eal".into(), eal];
+    for p in ports {
+        args.extend(["--port".into(), p.clone()]);
+    }
+    for f in flows {
+        args.extend(["--flow".into(), f.to_string()]);
+    }
+    args.extend(
+        [
+            "--stats-interval",
+            "0",
+            "--no-control",
+            "--flow-cache",
+            "4096",
+        ]
+        .iter()
+        .chain(more)
+        .map(|s| s.to_string()),
+    );
+    let o = run_to_end(&args, timeout);
+    assert!(o.status.success(), "{}", text(&o));
+    o
+}
+
+/// The `summary` of a `--json` run's output.
+fn summary(o: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("\"summary\""))
+        .unwrap_or_else(|| panic!("no summary in {}", text(o)));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    v["summary"].clone()
 }
 
 fn text(o: &Output) -> String {
@@ -169,39 +184,23 @@ fn rules_steer_and_rewrite_byte_exact() {
             _ => runt.clone(),
         });
     }
-    write_pcap(&d.join("in.pcap"), &input);
-    let args: Vec<String> = vec![
-        "run".into(),
-        "--eal".into(),
+    write_frames(&d.join("in.pcap"), input.iter().map(Vec::as_slice));
+    let o = run_once(
         eal("rules"),
-        "--port".into(),
-        format!("net_pcap0,rx_pcap={}", d.join("in.pcap").display()),
-        "--port".into(),
-        format!("net_pcap1,tx_pcap={}", d.join("p1.pcap").display()),
-        "--port".into(),
-        format!("net_pcap2,tx_pcap={}", d.join("p2.pcap").display()),
-        "--flow".into(),
-        "priority=100,in_port=0,udp,tp_dst=53,actions=output:1".into(),
-        "--flow".into(),
-        "priority=100,in_port=0,tcp,tp_dst=80,actions=push_vlan:0x8100,mod_vlan_vid:42,output:2"
-            .into(),
-        "--flow".into(),
-        "priority=90,in_port=0,icmp,actions=dec_ttl,output:1,output:2".into(),
-        "--flow".into(),
-        "priority=10,in_port=0,actions=drop".into(),
-        "--duration".into(),
-        "60".into(),
-        "--idle-exit".into(),
-        "1".into(),
-        "--stats-interval".into(),
-        "0".into(),
-        "--no-control".into(),
-        "--json".into(),
-        "--flow-cache".into(),
-        "4096".into(),
-    ];
-    let o = run_to_end(&args, Duration::from_secs(90));
-    assert!(o.status.success(), "{}", text(&o));
+        &[
+            format!("net_pcap0,rx_pcap={}", d.join("in.pcap").display()),
+            format!("net_pcap1,tx_pcap={}", d.join("p1.pcap").display()),
+            format!("net_pcap2,tx_pcap={}", d.join("p2.pcap").display()),
+        ],
+        &[
+            "priority=100,in_port=0,udp,tp_dst=53,actions=output:1",
+            "priority=100,in_port=0,tcp,tp_dst=80,actions=push_vlan:0x8100,mod_vlan_vid:42,output:2",
+            "priority=90,in_port=0,icmp,actions=dec_ttl,output:1,output:2",
+            "priority=10,in_port=0,actions=drop",
+        ],
+        &["--duration", "60", "--idle-exit", "1", "--json"],
+        Duration::from_secs(90),
+    );
 
     // Port 1: every UDP frame untouched and every ICMP frame with TTL-1, in order.
     let want1: Vec<Vec<u8>> = input
@@ -229,8 +228,8 @@ fn rules_steer_and_rewrite_byte_exact() {
             }
         })
         .collect();
-    let got1 = read_pcap(&d.join("p1.pcap"));
-    let got2 = read_pcap(&d.join("p2.pcap"));
+    let got1 = read_frames(&d.join("p1.pcap"));
+    let got2 = read_frames(&d.join("p2.pcap"));
     assert_eq!(got1.len(), want1.len(), "port 1 frame count\n{}", text(&o));
     assert_eq!(got2.len(), want2.len(), "port 2 frame count\n{}", text(&o));
     for (i, (g, w)) in got1.iter().zip(&want1).enumerate() {
@@ -240,13 +239,7 @@ fn rules_steer_and_rewrite_byte_exact() {
         assert_eq!(g, w, "port 2 frame {i}");
     }
     // The ARP and runt frames hit the drop rule; the runt was counted malformed.
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.contains("\"summary\""))
-        .expect("summary");
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    let total = &v["summary"]["switch"]["total"]["counters"];
+    let total = &summary(&o)["switch"]["total"]["counters"];
     assert_eq!(total["rx_packets"], 50, "{total}");
     let malformed: u64 = total["malformed"]
         .as_array()
@@ -438,52 +431,28 @@ fn two_workers_poll_the_rx_queues_of_one_port() {
         "--lcores 0@0,1@1,2@1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vsw-mc-{}",
         std::process::id()
     );
-    let args: Vec<String> = [
-        "run",
-        "--eal",
-        &eal,
-        "--port",
-        "net_null0",
-        "--port",
-        "net_null1,no-rx=1",
-        "--flow",
-        "priority=10,in_port=0,actions=output:1",
-        "--duration",
-        "3",
-        "--stats-interval",
-        "0",
-        "--no-control",
-        "--json",
-        "--flow-cache",
-        "4096",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let o = run_to_end(&args, Duration::from_secs(60));
-    assert!(o.status.success(), "{}", text(&o));
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.contains("\"summary\""))
-        .expect("summary");
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    let per_core = v["summary"]["switch"]["per_core"].as_array().unwrap();
-    assert_eq!(per_core.len(), 2, "{line}");
+    let o = run_once(
+        eal,
+        &["net_null0".into(), "net_null1,no-rx=1".into()],
+        &["priority=10,in_port=0,actions=output:1"],
+        &["--duration", "3", "--json"],
+        Duration::from_secs(60),
+    );
+    let v = summary(&o);
+    let per_core = v["switch"]["per_core"].as_array().unwrap();
+    assert_eq!(per_core.len(), 2, "{v}");
     for c in per_core {
         let rx = c["counters"]["rx_packets"].as_u64().unwrap();
         assert!(
             rx > 1000,
-            "worker {} switched only {rx} frames: {line}",
+            "worker {} switched only {rx} frames: {v}",
             c["worker"]
         );
     }
-    let total_rx = v["summary"]["switch"]["total"]["counters"]["rx_packets"]
+    let total_rx = v["switch"]["total"]["counters"]["rx_packets"]
         .as_u64()
         .unwrap();
-    let sink_tx = v["summary"]["ports"][1]["total"]["tx_packets"]
-        .as_u64()
-        .unwrap();
+    let sink_tx = v["ports"][1]["total"]["tx_packets"].as_u64().unwrap();
     assert_eq!(total_rx, sink_tx, "every frame switched reached the sink");
 }
 
@@ -504,39 +473,27 @@ fn vhost_user_port_carries_frames_to_a_virtio_front_end() {
             )
         })
         .collect();
-    write_pcap(&d.join("in.pcap"), &input);
+    write_frames(&d.join("in.pcap"), input.iter().map(Vec::as_slice));
     let sock = d.join("vhost.sock");
-    let args: Vec<String> = vec![
-        "run".into(),
-        "--eal".into(),
+    let o = run_once(
         eal("vhost"),
-        "--port".into(),
-        format!(
-            "net_pcap0,rx_pcap={},tx_pcap={}",
-            d.join("in.pcap").display(),
-            d.join("out.pcap").display()
-        ),
-        "--port".into(),
-        format!("net_vhost0,iface={},queues=1", sock.display()),
-        "--port".into(),
-        format!("net_virtio_user0,path={},queues=1", sock.display()),
-        "--flow".into(),
-        "priority=10,in_port=0,actions=output:1".into(),
-        "--flow".into(),
-        "priority=10,in_port=2,actions=output:0".into(),
-        "--duration".into(),
-        "60".into(),
-        "--idle-exit".into(),
-        "1".into(),
-        "--stats-interval".into(),
-        "0".into(),
-        "--no-control".into(),
-        "--flow-cache".into(),
-        "4096".into(),
-    ];
-    let o = run_to_end(&args, Duration::from_secs(90));
-    assert!(o.status.success(), "{}", text(&o));
-    let got = read_pcap(&d.join("out.pcap"));
+        &[
+            format!(
+                "net_pcap0,rx_pcap={},tx_pcap={}",
+                d.join("in.pcap").display(),
+                d.join("out.pcap").display()
+            ),
+            format!("net_vhost0,iface={},queues=1", sock.display()),
+            format!("net_virtio_user0,path={},queues=1", sock.display()),
+        ],
+        &[
+            "priority=10,in_port=0,actions=output:1",
+            "priority=10,in_port=2,actions=output:0",
+        ],
+        &["--duration", "60", "--idle-exit", "1"],
+        Duration::from_secs(90),
+    );
+    let got = read_frames(&d.join("out.pcap"));
     assert_eq!(got.len(), input.len(), "{}", text(&o));
     for (i, (g, w)) in got.iter().zip(&input).enumerate() {
         assert_eq!(g, w, "frame {i} changed crossing the vhost-user port");

@@ -9,7 +9,7 @@
 #![allow(dead_code)]
 
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -117,6 +117,22 @@ pub fn stop(child: &mut Child, grace: Duration) {
     let _ = child.wait();
 }
 
+/// A `vswitch` client command (`flows add ...`, `ports show`) against the
+/// control socket `sock`: (success, stdout, stderr).
+pub fn ctl(sock: &Path, args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .args(args)
+        .arg("--socket")
+        .arg(sock)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 /// A running switch with a control socket, stopped (and its directory
 /// removed) on drop.
 pub struct Running {
@@ -129,17 +145,7 @@ pub struct Running {
 impl Running {
     /// A client command against the control socket: (success, stdout, stderr).
     pub fn ctl(&self, args: &[&str]) -> (bool, String, String) {
-        let o = Command::new(env!("CARGO_BIN_EXE_vswitch"))
-            .args(args)
-            .arg("--socket")
-            .arg(&self.sock)
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
+        ctl(&self.sock, args)
     }
 
     /// [`Running::ctl`] that must succeed; its stdout.

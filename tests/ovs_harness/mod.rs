@@ -6,8 +6,9 @@
 //! `ovs-vswitchd-dpdk` or `vswitch run --ovsdb`, each in its own network
 //! namespace and run directory. `tests/tunnel_ovs.rs`, `tests/ovs.rs` and
 //! `tests/ovs_set_tunnel.rs` start their daemons with it too, step by step
-//! ([`Rig::start_ovsdb`], [`Rig::start_daemon`], [`Rig::add_bridge`]). It
-//! builds on [`netns`] (shell helpers, namespaces, child processes).
+//! ([`Rig::start_ovsdb`], [`Rig::start_daemon`], [`Rig::add_bridge`]);
+//! `tests/switch_dpdk.rs` takes its checksum and pcap files. It builds on
+//! [`netns`] (shell helpers, namespaces, child processes).
 //!
 //! Each test file uses a part of it, hence `dead_code` is allowed here.
 #![allow(dead_code)]
@@ -252,9 +253,15 @@ pub fn origin(f: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([*f.get(p + 4)?, *f.get(p + 5)?]))
 }
 
+/// Writes named `frames` to the pcap file `path` ([`write_frames`]).
 pub fn write_pcap(path: &Path, frames: &[(String, Vec<u8>)]) {
+    write_frames(path, frames.iter().map(|(_, f)| f.as_slice()));
+}
+
+/// Writes `frames` to the pcap file `path`, 1 µs apart.
+pub fn write_frames<'a>(path: &Path, frames: impl IntoIterator<Item = &'a [u8]>) {
     let mut w = PcapWriter::new(File::create(path).unwrap()).unwrap();
-    for (i, (_, f)) in frames.iter().enumerate() {
+    for (i, f) in frames.into_iter().enumerate() {
         w.write_packet(&PcapPacket::new(
             Duration::from_micros(i as u64),
             f.len() as u32,
