@@ -691,7 +691,13 @@ impl Worker {
     /// burst untouched) when the general path must do it: a flow-dependent
     /// key or remote, an unresolved next hop, no underlay queue.
     #[inline(always)]
-    fn encap_burst(&mut self, ep: &Endpoints, port: u16, burst: &mut Burst, now: u64) -> Option<u64> {
+    fn encap_burst(
+        &mut self,
+        ep: &Endpoints,
+        port: u16,
+        burst: &mut Burst,
+        now: u64,
+    ) -> Option<u64> {
         let t = ep.index_of(port)?;
         if !ep.fixed_outer(t) {
             return None;
@@ -701,7 +707,10 @@ impl Worker {
             .ok()?;
         let txq = self.tx.get_mut(p as usize).and_then(Option::as_mut)?;
         let (mut bytes, mut bad) = (0u64, 0u32);
-        for (i, m) in MbufFrame::slice_mut(burst.as_mut_slice()).iter_mut().enumerate() {
+        for (i, m) in MbufFrame::slice_mut(burst.as_mut_slice())
+            .iter_mut()
+            .enumerate()
+        {
             bytes += m.0.data_len() as u64;
             let sport = source_port(flow_hash(m.0.data()));
             bad |= u32::from(!tpl.apply(m, sport)) << i;
@@ -847,7 +856,14 @@ impl Worker {
     /// (built in a fresh mbuf from `like`'s pool); returns frames sent.
     #[cold]
     #[inline(never)]
-    fn encap_failed(&mut self, ep: &Endpoints, t: usize, tx: Tx, like: &Mbuf, out: &mut [Burst]) -> u64 {
+    fn encap_failed(
+        &mut self,
+        ep: &Endpoints,
+        t: usize,
+        tx: Tx,
+        like: &Mbuf,
+        out: &mut [Burst],
+    ) -> u64 {
         let stats = &ep.tunnels[t].stats;
         match tx {
             Tx::Send(_) => {

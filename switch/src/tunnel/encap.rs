@@ -63,12 +63,12 @@ pub fn flow_hash(inner: &[u8]) -> u32 {
     let (macs, src_type) = (w(0), w(6));
     let (ip, l4) = if b[12..14] == ethertype::IPV4.to_be_bytes() {
         let proto = b[23];
-        let ports = if b[14] == 0x45 && matches!(proto, protocol::TCP | protocol::UDP | protocol::SCTP)
-        {
-            u32::from_le_bytes([b[34], b[35], b[36], b[37]])
-        } else {
-            0
-        };
+        let ports =
+            if b[14] == 0x45 && matches!(proto, protocol::TCP | protocol::UDP | protocol::SCTP) {
+                u32::from_le_bytes([b[34], b[35], b[36], b[37]])
+            } else {
+                0
+            };
         (w(26), u64::from(ports) | u64::from(proto) << 32)
     } else {
         (0, 0)
@@ -398,8 +398,7 @@ impl Endpoints {
             use_until: if refresh {
                 0
             } else {
-                n.expires_ms
-                    .saturating_sub(super::arp::ENTRY_TTL_MS / 2)
+                n.expires_ms.saturating_sub(super::arp::ENTRY_TTL_MS / 2)
             },
             port: n.port,
             tpl: Template::new(&o),
