@@ -28,7 +28,7 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use crate::conn::Conn;
 use crate::key::Key;
-use crate::mem::{zeroed_slice, Zeroable};
+use crate::mem::{zeroed_slice, Arena, Slab, Zeroable};
 use crate::zone::Zones;
 
 /// log2 of the shard count.
@@ -55,11 +55,12 @@ unsafe impl Zeroable for Foreign {}
 /// What a shard's lock protects.
 pub(crate) struct ShardData {
     /// Atomic so that `Table::prefetch` may read it without the lock
-    /// (a hint only); written under the lock.
-    idx: Box<[AtomicU64]>,
+    /// (a hint only); written under the lock. The shard's part of
+    /// `Table::idx`.
+    idx: Slab<AtomicU64>,
     mask: usize,
-    /// The connection slab.
-    pub conns: Box<[Conn]>,
+    /// The connection slab (the shard's part of `Table::slab`).
+    pub conns: Slab<Conn>,
     /// Labels of the slab's connections (read when `Conn::has_label`).
     labels: Box<[u128]>,
     used: u32,
@@ -84,23 +85,7 @@ pub(crate) struct Shard {
     data: Mutex<ShardData>,
     /// Generation of each slot; bumped when the slot is freed.
     gens: Box<[AtomicU32]>,
-    /// The index (`ShardData::idx`: its heap block never moves), read
-    /// without the lock by `Table::prefetch` only.
-    idx: *const AtomicU64,
-    /// `ShardData::mask`.
-    idx_mask: usize,
-    /// The connection slab's address (`ShardData::conns`), for prefetches
-    /// only (never dereferenced).
-    conns: usize,
 }
-
-// SAFETY: `idx` points into the index owned by `data` (a boxed slice of
-// atomics, allocated once in `ShardData::new`, never replaced, freed with
-// the shard); it is only read through atomic loads, which may race with
-// the locked writers' atomic stores. Everything else is Send + Sync.
-unsafe impl Sync for Shard {}
-// SAFETY: as above; the pointer is tied to data the shard owns.
-unsafe impl Send for Shard {}
 
 /// The lock guard of a shard.
 pub(crate) type Guard<'a> = MutexGuard<'a, ShardData>;
@@ -139,14 +124,14 @@ pub(crate) fn shard_of(h: u64) -> usize {
 }
 
 impl ShardData {
-    fn new(cap: u32) -> ShardData {
-        // Entries: up to two local per connection plus foreign records;
-        // the index stays at most 3/4 full, usually under 1/4.
-        let idx_cap = (4 * cap as usize).next_power_of_two().max(64);
+    /// A shard over its index part (a power of two long) and slab.
+    fn new(idx: Slab<AtomicU64>, conns: Slab<Conn>) -> ShardData {
+        let cap = conns.len();
+        debug_assert!(idx.len().is_power_of_two());
         ShardData {
-            idx: zeroed_slice(idx_cap),
-            mask: idx_cap - 1,
-            conns: zeroed_slice(cap as usize),
+            mask: idx.len() - 1,
+            idx,
+            conns,
             labels: vec![0u128; cap as usize].into_boxed_slice(),
             used: 0,
             free: Vec::with_capacity(cap as usize),
@@ -318,7 +303,15 @@ impl ShardData {
 
 /// The sharded table.
 pub(crate) struct Table {
+    /// Dropped before the arenas their slabs point into.
     shards: Box<[Shard]>,
+    /// Every shard's index, `idx_per` entries each (huge pages: read at
+    /// random places).
+    idx: Arena<AtomicU64>,
+    idx_per: usize,
+    /// Every shard's connection slab, `cap` slots each.
+    slab: Arena<Conn>,
+    cap: usize,
     /// Hash seed (random per table).
     pub seed: [u64; 4],
     /// Connections in all shards.
@@ -358,20 +351,33 @@ impl Table {
         // spreads connections within a few standard deviations of even.
         let per = (max as u64).div_ceil(NSHARDS as u64);
         let cap = (per + per / 4 + 64).min(u32::MAX as u64 / 2) as u32;
-        let shards = (0..NSHARDS)
-            .map(|_| {
-                let d = ShardData::new(cap);
-                Shard {
-                    idx: d.idx.as_ptr(),
-                    idx_mask: d.mask,
-                    conns: d.conns.as_ptr() as usize,
-                    data: Mutex::new(d),
-                    gens: zeroed_slice(cap as usize),
-                }
+        // Entries: up to two local per connection plus foreign records;
+        // the index stays at most 3/4 full, usually under 1/4.
+        let idx_per = (4 * cap as usize).next_power_of_two().max(64);
+        let idx = Arena::new(NSHARDS * idx_per, true);
+        let slab = Arena::new(NSHARDS * cap as usize, false);
+        // SAFETY: each arena is cut once; the slabs live in the shards,
+        // which the table drops before the arenas (field order).
+        let (idxs, slabs) = unsafe {
+            (
+                idx.slabs(NSHARDS, idx_per),
+                slab.slabs(NSHARDS, cap as usize),
+            )
+        };
+        let shards = idxs
+            .into_iter()
+            .zip(slabs)
+            .map(|(i, c)| Shard {
+                data: Mutex::new(ShardData::new(i, c)),
+                gens: zeroed_slice(cap as usize),
             })
             .collect();
         Table {
             shards,
+            idx,
+            idx_per,
+            slab,
+            cap: cap as usize,
             seed: random_seed(),
             total: AtomicU64::new(0),
             max: max as u64,
@@ -390,9 +396,10 @@ impl Table {
     /// lock and its index bucket.
     #[inline(always)]
     pub(crate) fn prefetch_bucket(&self, h: u64) {
-        let sh = &self.shards[shard_of(h)];
-        prefetch(sh as *const Shard as usize);
-        prefetch(sh.idx as usize + (tag(h) as usize & sh.idx_mask) * 8);
+        let si = shard_of(h);
+        prefetch(&self.shards[si] as *const Shard as usize);
+        let i = si * self.idx_per + (tag(h) as usize & (self.idx_per - 1));
+        prefetch(self.idx.base() as usize + i * 8);
     }
 
     /// Start loading the connection hash `h` probably names: the first
@@ -400,24 +407,27 @@ impl Table {
     /// lock: a hint, the locked lookup decides).
     #[inline(always)]
     pub(crate) fn prefetch(&self, h: u64) {
-        let sh = &self.shards[shard_of(h)];
+        let si = shard_of(h);
         let t = tag(h);
-        let mut i = t as usize & sh.idx_mask;
+        let mask = self.idx_per - 1;
+        let mut i = t as usize & mask;
         for _ in 0..4 {
-            // SAFETY: i <= idx_mask, inside the index `idx` points to
-            // (see `Shard`); an atomic load.
-            let e = unsafe { (*sh.idx.add(i)).load(Ordering::Relaxed) };
+            // SAFETY: si * idx_per + i < NSHARDS * idx_per: inside the
+            // index arena; an atomic load (the locked writers store
+            // atomically).
+            let e = unsafe { (*self.idx.base().add(si * self.idx_per + i)).load(Ordering::Relaxed) };
             if e == 0 {
                 return;
             }
             let r = e as u32;
             if (e >> 32) as u32 == t && r & FOREIGN == 0 {
-                let c = sh.conns + (r as usize - 1) * std::mem::size_of::<Conn>();
+                let slot = si * self.cap + (r & !FOREIGN) as usize - 1;
+                let c = self.slab.base() as usize + slot * std::mem::size_of::<Conn>();
                 prefetch(c);
                 prefetch(c + 64);
                 return;
             }
-            i = (i + 1) & sh.idx_mask;
+            i = (i + 1) & mask;
         }
     }
 
@@ -737,7 +747,8 @@ mod tests {
 
     #[test]
     fn test_index_backward_shift_keeps_chains() {
-        let mut s = ShardData::new(16);
+        let t = Table::new(16, 0);
+        let mut s = t.lock(0);
         let mask = s.mask as u64;
         // Clusters around the end of the table (wrapping) and in the middle.
         let hashes: Vec<u64> = (0..40u64)

@@ -82,7 +82,8 @@ fn run(rules: &[&str], snat: bool, n: usize, label: &str) {
         sw.port_add(p).unwrap();
     }
     sw.set_conntrack(Arc::new(conntrack::Conntrack::new(conntrack::Config {
-        max_conns: 1 << 16,
+        // `vswitch run`'s default (`--ct-max-conns`).
+        max_conns: 1 << 20,
         default_zone_limit: 0,
     })))
     .unwrap();
