@@ -73,17 +73,29 @@ impl Hasher for PassThrough {
 /// One worker's cache of recirculated passes: (masked key, masked ct
 /// fields + frozen state) → compiled entry. Started over with every new
 /// table version (and when full); only misses allocate.
-#[derive(Default)]
 pub struct RecircCache {
     map: HashMap<RecircKey, u32, BuildHasherDefault<PassThrough>>,
-    /// The last lookup's key and entry.
-    last: Option<(RecircKey, u32)>,
+    /// The last lookup: its key, ct fields and entry (`u32::MAX`: none).
+    last_key: FlowKey,
+    last_ct: CtKey,
+    last_entry: u32,
+}
+
+impl Default for RecircCache {
+    fn default() -> RecircCache {
+        RecircCache {
+            map: HashMap::default(),
+            last_key: FlowKey::ZERO,
+            last_ct: CtKey::ZERO,
+            last_entry: u32::MAX,
+        }
+    }
 }
 
 impl RecircCache {
     /// Forget every entry.
     pub fn clear(&mut self) {
-        self.last = None;
+        self.last_entry = u32::MAX;
         if !self.map.is_empty() {
             self.map.clear();
         }
@@ -379,40 +391,57 @@ impl Datapath {
         key_ok: bool,
     ) -> (u32, usize) {
         let cur = &*self.cur;
-        let (key, l3) = if key_ok {
-            (self.keys[i], self.meta[i].l3)
-        } else {
-            let mut key = FlowKey::ZERO;
-            let meta = extract_masked(frame.data(), in_port, &mut key, &cur.lookup_mask);
-            if meta.special && meta.frag && cur.frag_mode == FragMode::Normal {
-                key.set_tp_src(0);
-                key.set_tp_dst(0);
-            }
-            // Tunnel metadata stays with the frame (OVS freezes it).
-            let orig = &self.keys[i];
-            if orig.tun_flags() & TUN_PRESENT != 0 {
-                let r = kf::TUN_FLAGS..kf::TUN_FLAGS + 1;
-                key.as_bytes_mut()[r.clone()].copy_from_slice(&orig.as_bytes()[r]);
-                key.as_bytes_mut()[kf::TUN_META].copy_from_slice(&orig.as_bytes()[kf::TUN_META]);
-            }
-            (key, meta.l3)
-        };
         let mut ctk = CtKey::from_meta(ct).masked(&cur.ct_mask);
         ctk.set_recirc(frozen);
-        let rk = RecircKey(key, ctk);
-        // Frames of a burst mostly recirculate with the same masked key
-        // and ct fields as the previous one (the key holds only what some
-        // rule reads): compare with it before hashing.
-        if let Some((last, e)) = &self.recirc.last {
-            if *last == rk {
+        if key_ok {
+            // Frames of a burst mostly recirculate with the same masked
+            // key and ct fields as the previous one (the key holds only
+            // what some rule reads): compare in place before hashing.
+            let l3 = usize::from(self.meta[i].l3);
+            if self.recirc.last_entry != u32::MAX
+                && self.recirc.last_ct == ctk
+                && self.recirc.last_key == self.keys[i]
+            {
                 self.c.cache_hits += 1;
-                return (*e, usize::from(l3));
+                return (self.recirc.last_entry, l3);
             }
+            return (self.recirc_lookup(self.keys[i], ctk, frozen), l3);
         }
+        let mut key = FlowKey::ZERO;
+        let meta = extract_masked(frame.data(), in_port, &mut key, &cur.lookup_mask);
+        if meta.special && meta.frag && cur.frag_mode == FragMode::Normal {
+            key.set_tp_src(0);
+            key.set_tp_dst(0);
+        }
+        // Tunnel metadata stays with the frame (OVS freezes it).
+        let orig = &self.keys[i];
+        if orig.tun_flags() & TUN_PRESENT != 0 {
+            let r = kf::TUN_FLAGS..kf::TUN_FLAGS + 1;
+            key.as_bytes_mut()[r.clone()].copy_from_slice(&orig.as_bytes()[r]);
+            key.as_bytes_mut()[kf::TUN_META].copy_from_slice(&orig.as_bytes()[kf::TUN_META]);
+        }
+        let l3 = usize::from(meta.l3);
+        if self.recirc.last_entry != u32::MAX
+            && self.recirc.last_ct == ctk
+            && self.recirc.last_key == key
+        {
+            self.c.cache_hits += 1;
+            return (self.recirc.last_entry, l3);
+        }
+        (self.recirc_lookup(key, ctk, frozen), l3)
+    }
+
+    /// The recirculation cache's entry for (key, ct fields with the
+    /// frozen state's id), compiled on a miss; remembered as the last.
+    #[inline(never)]
+    fn recirc_lookup(&mut self, key: FlowKey, ctk: CtKey, frozen: u32) -> u32 {
+        let cur = &*self.cur;
+        let rk = RecircKey(key, ctk);
+        (self.recirc.last_key, self.recirc.last_ct) = (key, ctk);
         if let Some(&e) = self.recirc.map.get(&rk) {
             self.c.cache_hits += 1;
-            self.recirc.last = Some((rk, e));
-            return (e, usize::from(l3));
+            self.recirc.last_entry = e;
+            return e;
         }
         self.c.cache_misses += 1;
         let (e, miss) = match &cur.pipeline {
@@ -432,7 +461,7 @@ impl Datapath {
             self.recirc.map.clear();
         }
         self.recirc.map.insert(rk, e);
-        self.recirc.last = Some((rk, e));
-        (e, usize::from(l3))
+        self.recirc.last_entry = e;
+        e
     }
 }
