@@ -37,9 +37,16 @@ use std::sync::atomic::Ordering;
 
 use crate::conn::L4;
 use crate::key::{proto, Key};
+use crate::rewrite;
 use crate::table::{shard_of, Found};
 use crate::tcp::{flags as tf, Seg, Update};
 use crate::{state, Conntrack, CtMeta, CtSpec};
+
+/// Frames the fast path took, and translated (tests check it is taken).
+#[cfg(test)]
+pub(crate) static FAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+#[cfg(test)]
+pub(crate) static FAST_NAT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// A frame looked at before its turn ([`Conntrack::prepare`]): its key
 /// and hash when it may take the fast path.
@@ -48,6 +55,9 @@ pub struct Prepared {
     key: Key,
     hash: u64,
     l4: L4,
+    /// Offsets of the L4 header and of the packet's end in the frame.
+    l4_at: u32,
+    end: u32,
     zone: u16,
     fast: bool,
 }
@@ -65,6 +75,8 @@ impl Prepared {
         key: Key::ZERO,
         hash: 0,
         l4: L4::Other,
+        l4_at: 0,
+        end: 0,
         zone: 0,
         fast: false,
     };
@@ -92,7 +104,7 @@ fn be32(b: &[u8], at: usize) -> u32 {
 /// refused); what they would refuse, fragments, IPv6 extension headers,
 /// TCP SYNs and other protocols are the general path's.
 #[inline(always)]
-fn quick(frame: &[u8], l3: usize, zone: u16) -> Option<(Key, L4)> {
+fn quick(frame: &[u8], l3: usize, zone: u16) -> Option<(Key, L4, usize, usize)> {
     let ip = frame.get(l3..)?;
     let (src, dst, pr, l4, v6): (u128, u128, u8, &[u8], bool) = match *ip.first()? >> 4 {
         4 => {
@@ -171,7 +183,9 @@ fn quick(frame: &[u8], l3: usize, zone: u16) -> Option<(Key, L4)> {
     } else {
         Key::v4(src as u32, dst as u32, sport, dport, pr, zone)
     };
-    Some((key, l4info))
+    // `l4` is a subslice of `frame`: its offsets.
+    let l4_at = l4.as_ptr() as usize - frame.as_ptr() as usize;
+    Some((key, l4info, l4_at, l4_at + l4.len()))
 }
 
 impl Conntrack {
@@ -183,7 +197,7 @@ impl Conntrack {
         if self.verify_checksums.load(Ordering::Relaxed) {
             return Prepared::SLOW;
         }
-        let Some((key, l4)) = quick(frame, l3, zone) else {
+        let Some((key, l4, l4_at, end)) = quick(frame, l3, zone) else {
             return Prepared::SLOW;
         };
         let hash = self.table.hash(&key);
@@ -192,6 +206,8 @@ impl Conntrack {
             key,
             hash,
             l4,
+            l4_at: l4_at as u32,
+            end: end as u32,
             zone,
             fast: true,
         }
@@ -219,7 +235,7 @@ impl Conntrack {
         meta: &mut CtMeta,
         now_ms: u64,
     ) {
-        if !(p.fast && p.zone == spec.zone && self.track_fast(p, spec, meta, now_ms)) {
+        if !(p.fast && p.zone == spec.zone && self.track_fast(frame, l3, p, spec, meta, now_ms)) {
             self.execute(frame, l3, spec, meta, now_ms);
         }
     }
@@ -227,7 +243,15 @@ impl Conntrack {
     /// The fast path; false (nothing changed) when the frame needs the
     /// general one.
     #[inline]
-    fn track_fast(&self, p: &Prepared, spec: &CtSpec, meta: &mut CtMeta, now: u64) -> bool {
+    fn track_fast(
+        &self,
+        frame: &mut [u8],
+        l3: usize,
+        p: &Prepared,
+        spec: &CtSpec,
+        meta: &mut CtMeta,
+        now: u64,
+    ) -> bool {
         let zone = spec.zone;
         let prior = if meta.zone == zone { meta.state } else { 0 };
         if prior & (state::SNAT | state::DNAT) != 0 {
@@ -239,7 +263,7 @@ impl Conntrack {
             return false;
         };
         let c = &mut g.conns[slot as usize];
-        if c.expires <= now || (spec.force && reply) || (spec.nat.is_some() && c.nat != 0) {
+        if c.expires <= now || (spec.force && reply) {
             return false;
         }
         let mut st = prior;
@@ -260,6 +284,36 @@ impl Conntrack {
                 unreachable!("a fast-path segment reopened its connection")
             }
         }
+        if spec.nat.is_some() {
+            // As the general path: a translated connection's frames leave
+            // with the reverse of the other direction's key (whatever the
+            // update said), the state bits tell which side changed.
+            let c = &g.conns[slot as usize];
+            let bits = self.nat_bits(c, reply);
+            if bits != 0 {
+                let to = c.keys[usize::from(!reply)].reverse();
+                let (src, dst, n) = to.addr_bytes();
+                let at = (l3, p.l4_at as usize, p.end as usize);
+                let v6 = n == 16;
+                // The headers were checked whole by `prepare`; the
+                // target has the packet's family and protocol.
+                let _ = rewrite::rewrite_tcp_udp(
+                    frame,
+                    at,
+                    to.proto(),
+                    v6,
+                    &src[..n],
+                    &dst[..n],
+                    to.sport(),
+                    to.dport(),
+                );
+                st |= bits;
+                #[cfg(test)]
+                FAST_NAT.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        #[cfg(test)]
+        FAST.fetch_add(1, Ordering::Relaxed);
         if spec.commit {
             if let Some((v, m)) = spec.set_mark {
                 let c = &mut g.conns[slot as usize];

@@ -197,6 +197,21 @@ impl Key {
         words_addr(self.w[2], self.w[3], self.family())
     }
 
+    /// The addresses as they are on the wire: 4 bytes each for IPv4, 16
+    /// for IPv6 (`n` of the arrays used).
+    #[inline(always)]
+    pub(crate) fn addr_bytes(&self) -> ([u8; 16], [u8; 16], usize) {
+        if self.family() == FAM4 {
+            let (mut s, mut d) = ([0u8; 16], [0u8; 16]);
+            s[..4].copy_from_slice(&(self.w[1] as u32).to_be_bytes());
+            d[..4].copy_from_slice(&(self.w[3] as u32).to_be_bytes());
+            (s, d, 4)
+        } else {
+            let a = |hi: u64, lo: u64| ((hi as u128) << 64 | lo as u128).to_be_bytes();
+            (a(self.w[0], self.w[1]), a(self.w[2], self.w[3]), 16)
+        }
+    }
+
     /// Source port (ICMP: identifier).
     #[inline]
     pub(crate) fn sport(&self) -> u16 {

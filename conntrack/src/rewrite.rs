@@ -67,6 +67,7 @@ fn get16(frame: &[u8], at: usize) -> Result<u16, RewriteError> {
 /// `enclosing` (a checksum whose data holds the field and the direct
 /// checksum fields: the ICMP checksum of an error's quoted packet). Fields
 /// sit at an even offset from the start of what each checksum covers.
+#[inline]
 fn patch(
     frame: &mut [u8],
     at: usize,
@@ -77,7 +78,9 @@ fn patch(
     let field = frame
         .get_mut(at..at + new.len())
         .ok_or(RewriteError::Truncated)?;
-    if field == new {
+    // Fields are 2, 4 or 16 bytes: compared inline (a slice `==` is a
+    // `memcmp` call).
+    if field.iter().zip(new).all(|(a, b)| a == b) {
         return Ok(());
     }
     let mut delta = Delta::default();
@@ -231,6 +234,44 @@ impl Layer {
             ),
         }
     }
+}
+
+/// [`rewrite`] for an unfragmented TCP or UDP packet (IP header at `l3`,
+/// L4 header at `l4`, packet end `end`, IPv6 if `v6`): the same patches
+/// in the same order, so the same bytes, without a [`Parsed`].
+/// `src`/`dst`: the target addresses (4 or 16 bytes, the packet's
+/// version). The caller checked the headers are whole (as `parse` does).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rewrite_tcp_udp(
+    frame: &mut [u8],
+    (l3, l4, end): (usize, usize, usize),
+    proto_: u8,
+    v6: bool,
+    src: &[u8],
+    dst: &[u8],
+    sport: u16,
+    dport: u16,
+) -> Result<(), RewriteError> {
+    let layer = Layer {
+        l3,
+        l4,
+        end,
+        proto: proto_,
+        v6,
+        has_ports: true,
+        has_l4_sum: true,
+    };
+    let sums = [layer.ip_sum(), layer.l4_pseudo_sum()];
+    let (sa, da) = if v6 {
+        (l3 + ipv6::SRC.start, l3 + ipv6::DST.start)
+    } else {
+        (l3 + ipv4::SRC.start, l3 + ipv4::DST.start)
+    };
+    patch(frame, sa, src, &sums, None)?;
+    patch(frame, da, dst, &sums, None)?;
+    let sum = [port_sum(proto_, l4, end)];
+    patch(frame, l4, &sport.to_be_bytes(), &sum, None)?;
+    patch(frame, l4 + 2, &dport.to_be_bytes(), &sum, None)
 }
 
 /// Make the frame `p` was parsed from carry the tuple `to` (in the

@@ -415,7 +415,8 @@ impl Table {
             // SAFETY: si * idx_per + i < NSHARDS * idx_per: inside the
             // index arena; an atomic load (the locked writers store
             // atomically).
-            let e = unsafe { (*self.idx.base().add(si * self.idx_per + i)).load(Ordering::Relaxed) };
+            let e =
+                unsafe { (*self.idx.base().add(si * self.idx_per + i)).load(Ordering::Relaxed) };
             if e == 0 {
                 return;
             }

@@ -1,6 +1,7 @@
 //! The tracker over whole frames: states, directions, TCP windows, ICMP
 //! errors, zones, limits, NAT with checksums, expiry, threads.
 
+mod fast;
 mod frames;
 
 use std::net::IpAddr;
@@ -28,9 +29,20 @@ fn ct() -> Conntrack {
     })
 }
 
+/// Track a frame, through the general path (`execute`) and the burst
+/// path (`prepare` + `execute_prepared`) in turn: every test below holds
+/// for both (`fast.rs` compares them frame by frame).
 fn track(ct: &Conntrack, f: &mut [u8], spec: &CtSpec, now: u64) -> CtMeta {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
     let mut m = CtMeta::default();
-    ct.execute(f, L3, spec, &mut m, now);
+    if CALLS.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+        ct.execute(f, L3, spec, &mut m, now);
+    } else {
+        let p = ct.prepare(f, L3, spec.zone);
+        ct.prefetch(&p);
+        ct.execute_prepared(f, L3, &p, spec, &mut m, now);
+    }
     m
 }
 

@@ -119,14 +119,24 @@ struct Runs {
     entry: [u32; MAX_RECIRC_DEPTH as usize + 1],
     pkts: [u64; MAX_RECIRC_DEPTH as usize + 1],
     bytes: [u64; MAX_RECIRC_DEPTH as usize + 1],
+    /// No rule reads a field NAT rewrites (the lookup mask has no bit in
+    /// `nw_src`, `nw_dst`, `tp_src`, `tp_dst`): a translated frame's
+    /// masked key is the key it had.
+    nat_blind: bool,
 }
 
 impl Runs {
-    fn new() -> Runs {
+    fn new(lookup_mask: &FlowKey) -> Runs {
+        let m = lookup_mask.as_bytes();
+        let nat_blind = m[kf::TP_SRC.start..kf::TP_DST.end].iter().all(|&b| b == 0)
+            && m[kf::NW_SRC6.start..kf::NW_DST6.end]
+                .iter()
+                .all(|&b| b == 0);
         Runs {
             entry: [u32::MAX; MAX_RECIRC_DEPTH as usize + 1],
             pkts: [0; MAX_RECIRC_DEPTH as usize + 1],
             bytes: [0; MAX_RECIRC_DEPTH as usize + 1],
+            nat_blind,
         }
     }
 }
@@ -187,7 +197,7 @@ impl Datapath {
                 t.prefetch(&prep[i]);
             }
         }
-        let mut runs = Runs::new();
+        let mut runs = Runs::new(&self.cur.lookup_mask);
         let mut m = mask;
         while m != 0 {
             let i = m.trailing_zeros() as usize;
@@ -289,7 +299,7 @@ impl Datapath {
                         }
                     }
                 }
-                key_ok &= ct.state & (state::SNAT | state::DNAT) == 0;
+                key_ok &= runs.nat_blind || ct.state & (state::SNAT | state::DNAT) == 0;
                 Verdict::Drop(DropReason::Action)
             } else {
                 // Only passes with `ct`/`ct_clear` read or change the ct
