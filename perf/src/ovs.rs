@@ -80,6 +80,23 @@ impl OvsPort {
         }
     }
 
+    /// A `type=dpdkvhostuserclient` port: the guest's front end serves the
+    /// socket `server_path` and OVS connects (and reconnects) to it; with
+    /// `userspace-tso-enable=true` OVS takes large segments on such ports
+    /// only (external mbuf buffers; `dpdkvhostuser` ports register linear
+    /// buffers alone, so a 64 KiB segment from the guest does not fit).
+    pub fn vhost_user_client(name: &str, ofport: u32, server_path: &Path) -> OvsPort {
+        OvsPort {
+            name: name.into(),
+            ofport,
+            kind: "dpdkvhostuserclient".into(),
+            options: vec![format!(
+                "options:vhost-server-path={}",
+                server_path.display()
+            )],
+        }
+    }
+
     /// A `type=dpdkvhostuser` port: OVS serves the socket
     /// [`Ovs::vhost_socket`]`(name)`, a guest's virtio front end connects.
     pub fn vhost_user(name: &str, ofport: u32) -> OvsPort {
