@@ -568,6 +568,24 @@ impl Ovs {
             .ok_or_else(|| self.failure(&format!("no tx counter in dump-ports output: {out}")))
     }
 
+    /// Port `ofport` of `bridge`'s tx rate (Mpps) in each of the next
+    /// `secs` seconds, from its `dump-ports` counter read once a second.
+    pub fn tx_rates(&self, bridge: &str, ofport: u32, secs: u64) -> Result<Vec<f64>, String> {
+        let sample = || -> Result<(Instant, u64), String> {
+            Ok((Instant::now(), self.tx_packets_of(bridge, ofport)?))
+        };
+        let mut prev = sample()?;
+        let mut samples = Vec::new();
+        for _ in 0..secs {
+            std::thread::sleep(Duration::from_secs(1).saturating_sub(prev.0.elapsed()));
+            let now = sample()?;
+            let dt = now.0.duration_since(prev.0).as_secs_f64();
+            samples.push(now.1.saturating_sub(prev.1) as f64 / dt / 1e6);
+            prev = now;
+        }
+        Ok(samples)
+    }
+
     /// Zeroes the PMD counters.
     pub fn pmd_stats_clear(&self) -> Result<(), String> {
         self.appctl(&["dpif-netdev/pmd-stats-clear"]).map(|_| ())
