@@ -263,4 +263,3 @@ impl IpfStatus {
         s
     }
 }
-

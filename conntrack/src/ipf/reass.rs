@@ -78,14 +78,7 @@ pub fn reassemble<'a>(
 /// addresses (IPv4: header checksum updated, RFC 1624), and for the first
 /// fragment its data bytes (ports, L4 checksum, an ICMP header), as OVS
 /// does. Out-of-range offsets change nothing.
-pub fn write_back(
-    v6: bool,
-    reass: &[u8],
-    frag: &mut [u8],
-    l3: usize,
-    pos: &FragPos,
-    first: bool,
-) {
+pub fn write_back(v6: bool, reass: &[u8], frag: &mut [u8], l3: usize, pos: &FragPos, first: bool) {
     if v6 {
         let r = l3 + ipv6::SRC.start..l3 + ipv6::DST.end;
         if let (Some(src), Some(dst)) = (reass.get(r.clone()), frag.get_mut(r)) {

@@ -322,7 +322,7 @@ impl<T> Reassembler<T> {
         if f.first {
             li.first_len = f.end_of_ip as u32;
         }
-        if !(li.first_seen && li.last_seen) || !self.contiguous(l) {
+        if !(li.first_seen && li.last_seen && self.contiguous(l)) {
             return Ok(Add::Held);
         }
         // OVS's size check (`ipf_reassemble_v4_frags`): the first

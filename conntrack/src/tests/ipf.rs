@@ -345,10 +345,7 @@ fn the_tracker_sees_the_datagram_and_nat_reaches_every_fragment() {
             });
             assert_eq!(src, nat_ip.parse::<std::net::IpAddr>().unwrap());
             if !v6 {
-                assert!(matches!(
-                    ipf::check(f, L3, 1200, 1280),
-                    Check::Frag(_)
-                ));
+                assert!(matches!(ipf::check(f, L3, 1200, 1280), Check::Frag(_)));
             }
         }
         // Reassembled again: the translated datagram, checksums valid.

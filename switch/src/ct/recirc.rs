@@ -24,6 +24,7 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use conntrack::CtMeta;
 
+use super::ipf::Resume;
 use super::CtKey;
 use crate::action::{execute, execute_plan, ExecCtx, ExecEvents};
 use crate::datapath::{count_entry, take_tunnel_set, tally, Datapath};
@@ -136,6 +137,8 @@ impl Datapath {
             tally(&mut self.c, v, 1);
             verdicts[i] = v;
         }
+        // Fragments whose datagram completed resume here.
+        self.ipf_service(copies, &mut ev, now_ms);
         self.c.fdb_learned += ev.learned;
         self.c.fdb_moved += ev.moved;
         self.c.fdb_evicted += ev.evicted;
@@ -149,35 +152,71 @@ impl Datapath {
         i: usize,
         in_port: u16,
         frame: &mut F,
+        copies: Option<&mut Vec<(F, u64)>>,
+        ctx: &ExecCtx<'_>,
+        ev: &mut ExecEvents,
+    ) -> Verdict {
+        let k = &self.keys[i];
+        let start = Resume {
+            entry: self.rules[i],
+            at: 0,
+            l3: self.meta[i].l3,
+            depth: 0,
+            pass: 0,
+            in_port,
+            len: self.lens[i],
+            ct: CtMeta::default(),
+            tun: (k.tun_flags() & TUN_PRESENT != 0).then_some(*k),
+            frag: self.meta[i].frag,
+            valid_from: 0,
+        };
+        self.ct_run(start, frame, copies, ctx, ev)
+    }
+
+    /// A frame's passes from `r` on (a frame of the burst from its first
+    /// pass; a fragment the reassembler held from the action after its
+    /// `ct`); returns its verdict.
+    pub(crate) fn ct_run<F: Frame>(
+        &mut self,
+        r: Resume,
+        frame: &mut F,
         mut copies: Option<&mut Vec<(F, u64)>>,
         ctx: &ExecCtx<'_>,
         ev: &mut ExecEvents,
     ) -> Verdict {
-        let len = u64::from(self.lens[i]);
-        let mut entry = self.rules[i];
-        let mut l3 = usize::from(self.meta[i].l3);
-        let mut ct = CtMeta::default();
+        let len = u64::from(r.len);
+        let mut at = r;
+        let mut ct = r.ct;
         let (mut out, mut why) = (0u64, DropReason::Action);
-        let mut depth = 0u32;
         loop {
             let cur = &*self.cur;
-            let Some(c) = self.compiled.entries.get(entry as usize) else {
+            let Some(c) = self.compiled.entries.get(at.entry as usize) else {
                 why = DropReason::NoMatch;
                 break;
             };
-            count_entry(&self.sw, cur, c, self.worker, 1, len, ctx.now_ms);
+            if at.at == 0 {
+                count_entry(&self.sw, cur, c, self.worker, 1, len, ctx.now_ms);
+            }
             ev.ct = ct;
             let v = if c.actions.is_empty() {
                 Verdict::Drop(c.empty_reason)
+            } else if at.frag && c.plan.is_empty() && copies.is_some() {
+                // IP fragments meet the reassembler at each `ct` (ipf.rs).
+                at.ct = ct;
+                match self.ipf_pass(&at, frame, ctx, ev, &mut out) {
+                    Some(v) => v,
+                    None if out != 0 => return Verdict::Output(out),
+                    None => return Verdict::Drop(DropReason::FragHeld),
+                }
             } else if c.plan.is_empty() {
-                execute(&c.actions, frame, l3, ctx, ev)
+                execute(&c.actions, frame, usize::from(at.l3), ctx, ev)
             } else {
                 let before = copies.as_deref().map_or(0, Vec::len);
                 let v = execute_plan(
                     &c.actions,
                     &c.plan,
                     frame,
-                    l3,
+                    usize::from(at.l3),
                     ctx,
                     ev,
                     copies.as_deref_mut(),
@@ -195,6 +234,9 @@ impl Datapath {
                 Verdict::Output(p) => out |= p,
                 Verdict::Drop(r) => why = r,
             }
+            let Some(c) = self.compiled.entries.get(at.entry as usize) else {
+                break;
+            };
             let Some(frozen) = c.fork else { break };
             if matches!(
                 v,
@@ -202,19 +244,21 @@ impl Datapath {
             ) {
                 break;
             }
-            if depth == MAX_RECIRC_DEPTH {
+            if at.depth == MAX_RECIRC_DEPTH {
                 // As OVS: "Packet dropped. Max recirculation depth exceeded."
                 why = DropReason::Action;
                 break;
             }
-            depth += 1;
-            let (next, new_l3) = self.recirculate(i, in_port, frame, &ct, frozen);
-            entry = next;
-            l3 = new_l3;
+            at.depth += 1;
+            let (next, new_l3) = self.recirculate(at.tun.as_ref(), at.in_port, frame, &ct, frozen);
+            at.entry = next;
+            at.l3 = new_l3 as u16;
+            at.at = 0;
+            at.pass = frozen + 1;
             let modifies = self
                 .compiled
                 .entries
-                .get(entry as usize)
+                .get(at.entry as usize)
                 .is_some_and(|c| c.modifies);
             if out != 0 && modifies {
                 // The next pass rewrites the frame: what this one output
@@ -236,13 +280,13 @@ impl Datapath {
         }
     }
 
-    /// The next pass of frame `i`: its key re-extracted from the bytes
+    /// The next pass of a frame: its key re-extracted from the bytes
     /// (NAT may have rewritten them), its ct fields and the frozen state
     /// looked up in the recirculation cache, compiled on a miss. Returns
     /// the entry and the frame's L3 offset.
     fn recirculate<F: Frame>(
         &mut self,
-        i: usize,
+        tun: Option<&FlowKey>,
         in_port: u16,
         frame: &F,
         ct: &CtMeta,
@@ -256,8 +300,7 @@ impl Datapath {
             key.set_tp_dst(0);
         }
         // Tunnel metadata stays with the frame (OVS freezes it).
-        let orig = &self.keys[i];
-        if orig.tun_flags() & TUN_PRESENT != 0 {
+        if let Some(orig) = tun {
             let r = kf::TUN_FLAGS..kf::TUN_FLAGS + 1;
             key.as_bytes_mut()[r.clone()].copy_from_slice(&orig.as_bytes()[r]);
             key.as_bytes_mut()[kf::TUN_META].copy_from_slice(&orig.as_bytes()[kf::TUN_META]);
