@@ -480,7 +480,10 @@ fn ct_ipf_reassembles_and_is_controlled_on_a_running_switch() {
     }
     // Settings, and refused ones (nothing changed then).
     let (ok, out, _) = r.ct(&["ipf", "disable", "v4"]);
-    assert!(ok && out.contains("v4 enabled: 0") && out.contains("v6 enabled: 1"), "{out}");
+    assert!(
+        ok && out.contains("v4 enabled: 0") && out.contains("v6 enabled: 1"),
+        "{out}"
+    );
     let (ok, out, _) = r.ct(&["ipf", "enable"]);
     assert!(ok && out.contains("v4 enabled: 1"), "{out}");
     let (ok, out, _) = r.ct(&["ipf", "min-frag", "v6", "600"]);
