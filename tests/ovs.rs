@@ -3,11 +3,14 @@
 //! `ovs-vsctl` adding and removing bridges and ports while traffic flows
 //! between two network namespaces.
 
+mod ovs_harness;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
+use ovs_harness::netns::{sh, until, Netns};
+use ovs_harness::{ok, Kind, Net, Rig};
 
 /// One switch at a time: each busy-polls a core of this 2-core machine,
 /// and three at once starve the kernel's side of the veths.
@@ -17,255 +20,81 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn sh(cmd: &str) -> Output {
-    Command::new("sh").arg("-c").arg(cmd).output().unwrap()
+/// A fresh `ovsdb-server` on a database created from `vswitch.ovsschema`
+/// and `vswitch run --ovsdb` on it, in the test's network namespace (its
+/// ports are the host's links, its bridges' taps the host's); both
+/// stopped on drop.
+fn switch(tag: &str) -> Rig {
+    let mut rig = Rig::new(Kind::Vswitch, &format!("ovs-{tag}"));
+    ok(rig.start_ovsdb());
+    ok(rig.start_daemon(Net::Host, &[]));
+    rig
 }
 
-fn must(cmd: &str) -> String {
-    let o = sh(cmd);
-    assert!(
-        o.status.success(),
-        "{cmd}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+/// `ovs-vsctl` with the words of `args` (waiting for the switch to apply
+/// the change, as operators do), whose failure the caller judges.
+fn vsctl_raw(db: &Rig, args: &str) -> Output {
+    ok(db.vsctl_output(&args.split_whitespace().collect::<Vec<_>>()))
 }
 
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// [`vsctl_raw`] that must succeed; its stdout, trimmed.
+fn vsctl(db: &Rig, args: &str) -> String {
+    ok(db.vsctl(&args.split_whitespace().collect::<Vec<_>>()))
+        .trim()
+        .to_owned()
 }
 
-fn kill(child: &mut Child, sig: i32) {
-    // SAFETY: signalling our own child process.
-    unsafe { libc::kill(child.id() as i32, sig) };
-    let _ = child.wait();
+/// The switch's port numbers (`vswitch ports show` on its control socket).
+fn port_numbers(db: &Rig) -> Vec<u64> {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(db.vswitch(&["ports", "show", "--json"]))).unwrap();
+    v["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_u64().unwrap())
+        .collect()
 }
 
-/// A fresh `ovsdb-server` on a database created from `vswitch.ovsschema`,
-/// in a temporary run directory; killed on drop.
-struct Ovsdb {
-    dir: PathBuf,
-    server: Option<Child>,
+/// What the switch wrote to its stderr.
+fn switch_log(db: &Rig) -> String {
+    std::fs::read_to_string(db.dir.join(db.log_name())).unwrap_or_default()
 }
 
-impl Ovsdb {
-    fn new(tag: &str) -> Ovsdb {
-        for tool in ["ovsdb-server", "ovsdb-tool", "ovs-vsctl"] {
-            assert!(
-                Command::new(tool).arg("--version").output().is_ok(),
-                "{tool} is missing: apt-get install openvswitch-switch openvswitch-common"
-            );
-        }
-        let dir = std::env::temp_dir().join(format!("vswitch-ovs-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        must(&format!(
-            "ovsdb-tool create {}/conf.db {SCHEMA}",
-            dir.display()
-        ));
-        let mut db = Ovsdb { dir, server: None };
-        db.start();
-        db.vsctl_nowait("init");
-        db
-    }
-
-    fn sock(&self) -> PathBuf {
-        self.dir.join("db.sock")
-    }
-
-    fn start(&mut self) {
-        let d = &self.dir;
-        let child = Command::new("ovsdb-server")
-            .arg(d.join("conf.db"))
-            .arg(format!("--remote=punix:{}", self.sock().display()))
-            .arg(format!(
-                "--unixctl={}",
-                d.join("ovsdb-server.ctl").display()
-            ))
-            .arg(format!(
-                "--log-file={}",
-                d.join("ovsdb-server.log").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.server = Some(child);
-        let sock = self.sock();
-        wait_until("ovsdb-server's socket", 10, || sock.exists());
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.server.take() {
-            kill(&mut c, libc::SIGKILL);
-        }
-        let _ = std::fs::remove_file(self.sock());
-    }
-
-    fn vsctl_raw(&self, args: &str) -> Output {
-        sh(&format!(
-            "ovs-vsctl --db=unix:{} --timeout=20 {args}",
-            self.sock().display()
-        ))
-    }
-
-    /// Runs `ovs-vsctl` (waiting for the switch to apply the change, as
-    /// operators do); panics on failure.
-    fn vsctl(&self, args: &str) -> String {
-        let o = self.vsctl_raw(args);
-        assert!(
-            o.status.success(),
-            "ovs-vsctl {args}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).trim().to_owned()
-    }
-
-    fn vsctl_nowait(&self, args: &str) -> String {
-        self.vsctl(&format!("--no-wait {args}"))
-    }
-}
-
-impl Drop for Ovsdb {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// `vswitch run --ovsdb`, stopped on drop; its stderr goes to a file.
-struct Switch {
-    child: Child,
-    log: PathBuf,
-    ctl: PathBuf,
-}
-
-impl Switch {
-    fn start(db: &Ovsdb, tag: &str) -> Switch {
-        let log = db.dir.join("vswitch.log");
-        let ctl = db.dir.join("ctl.sock");
-        let child = Command::new(env!("CARGO_BIN_EXE_vswitch"))
-            .args(["run", "--eal"])
-            .arg(format!(
-                "-l 0-1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vsw-ovs-{tag}-{}",
-                std::process::id()
-            ))
-            .arg("--ovsdb")
-            .arg(format!("unix:{}", db.sock().display()))
-            .arg("--rundir")
-            .arg(&db.dir)
-            .arg("--control")
-            .arg(&ctl)
-            .args(["--stats-interval", "0", "--flow-cache", "4096"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let s = Switch { child, log, ctl };
-        let ctl = s.ctl.clone();
-        wait_until("the switch's control socket", 30, || ctl.exists());
-        s
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn ports(&self) -> serde_json::Value {
-        let o = Command::new(env!("CARGO_BIN_EXE_vswitch"))
-            .args(["ports", "show", "--json", "--socket"])
-            .arg(&self.ctl)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        serde_json::from_slice(&o.stdout).unwrap()
-    }
-
-    fn port_numbers(&self) -> Vec<u64> {
-        self.ports()["ports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["port"].as_u64().unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Switch {
-    fn drop(&mut self) {
-        kill(&mut self.child, libc::SIGTERM);
-    }
-}
-
-/// Two network namespaces, each with a veth whose host end is returned.
-struct Hosts {
-    ns: Vec<String>,
-    links: Vec<String>,
-}
-
-impl Hosts {
-    fn new(tag: &str, subnet: &str) -> Hosts {
-        let id = std::process::id() % 100000;
-        let mut h = Hosts {
-            ns: vec![],
-            links: vec![],
-        };
-        for i in 1..=2 {
-            let (n, l) = (format!("vo{tag}{i}{id}"), format!("vo{tag}{i}h{id}"));
-            must(&format!("ip netns add {n}"));
-            h.ns.push(n.clone());
-            must(&format!(
-                "ip link add {l} type veth peer name eth0 netns {n}"
-            ));
-            h.links.push(l.clone());
-            must(&format!("ip link set {l} up"));
-            must(&format!("ip -n {n} addr add {subnet}.{i}/24 dev eth0"));
-            must(&format!("ip -n {n} link set eth0 up"));
-        }
-        h
-    }
-
-    fn ping(&self, to: &str) -> bool {
-        sh(&format!(
-            "ip netns exec {} ping -c 2 -i 0.2 -W 1 {to}",
-            self.ns[0]
-        ))
-        .status
-        .success()
-    }
-}
-
-impl Drop for Hosts {
-    fn drop(&mut self) {
-        for l in &self.links {
-            let _ = sh(&format!("ip link del {l}"));
-        }
-        for n in &self.ns {
-            let _ = sh(&format!("ip netns del {n}"));
-        }
-    }
-}
-
-fn wait_ping(h: &Hosts, to: &str) {
-    let t = Instant::now();
-    while !h.ping(to) {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "no ping to {to} through the switch"
+/// Two network namespaces `vo{tag}{1,2}*` with addresses `{subnet}.1` and
+/// `{subnet}.2`, each behind a veth whose host end is in `links`.
+fn hosts(tag: &str, subnet: &str) -> Netns {
+    let id = std::process::id() % 100000;
+    let mut h = Netns::default();
+    for i in 1..=2 {
+        h.host(
+            &format!("vo{tag}{i}{id}"),
+            &format!("vo{tag}{i}h{id}"),
+            &format!("02:00:00:00:0{i}:01"),
+            &format!("{subnet}.{i}/24"),
         );
     }
+    h
 }
 
-fn stat(db: &Ovsdb, iface: &str, key: &str) -> u64 {
-    db.vsctl(&format!("get Interface {iface} statistics:{key}"))
+/// Whether the first host pings `to`.
+fn ping(h: &Netns, to: &str) -> bool {
+    sh(&format!(
+        "ip netns exec {} ping -c 2 -i 0.2 -W 1 {to}",
+        h.names[0]
+    ))
+    .status
+    .success()
+}
+
+fn wait_ping(h: &Netns, to: &str) {
+    until(&format!("ping to {to} through the switch"), 20, || {
+        ping(h, to)
+    });
+}
+
+fn stat(db: &Rig, iface: &str, key: &str) -> u64 {
+    vsctl(db, &format!("get Interface {iface} statistics:{key}"))
         .trim_matches('"')
         .parse()
         .unwrap_or(0)
@@ -274,99 +103,109 @@ fn stat(db: &Ovsdb, iface: &str, key: &str) -> u64 {
 #[test]
 fn ovs_vsctl_builds_the_bridge_while_traffic_flows() {
     let _one = serial();
-    let mut db = Ovsdb::new("gs");
+    let mut db = switch("gs");
     // Bridge names are kernel tap names: one per test and process.
     let br = format!("vsg{}", std::process::id() % 100000);
-    let sw = Switch::start(&db, "gs");
-    let hosts = Hosts::new("g", "10.201.0");
+    let hosts = hosts("g", "10.201.0");
     let (l1, l2) = (&hosts.links[0], &hosts.links[1]);
 
     // The OVS-DPDK getting-started sequence, verbatim but for the devargs.
-    db.vsctl(&format!(
-        "add-br {br} -- set bridge {br} datapath_type=netdev"
-    ));
-    db.vsctl(&format!(
-        "add-port {br} dpdk0 -- set Interface dpdk0 type=dpdk \
+    vsctl(
+        &db,
+        &format!("add-br {br} -- set bridge {br} datapath_type=netdev"),
+    );
+    vsctl(
+        &db,
+        &format!(
+            "add-port {br} dpdk0 -- set Interface dpdk0 type=dpdk \
          options:dpdk-devargs=net_af_packet0,iface={l1}"
-    ));
+        ),
+    );
     // A kernel interface as a system port, with a requested OpenFlow number.
-    db.vsctl(&format!(
-        "add-port {br} {l2} -- set Interface {l2} ofport_request=10"
-    ));
+    vsctl(
+        &db,
+        &format!("add-port {br} {l2} -- set Interface {l2} ofport_request=10"),
+    );
     assert_eq!(
-        db.vsctl("get Interface dpdk0 ofport"),
+        vsctl(&db, "get Interface dpdk0 ofport"),
         "1",
         "error: {}",
-        db.vsctl("get Interface dpdk0 error")
+        vsctl(&db, "get Interface dpdk0 error")
     );
-    assert_eq!(db.vsctl(&format!("get Interface {l2} ofport")), "10");
+    assert_eq!(vsctl(&db, &format!("get Interface {l2} ofport")), "10");
     // The bridge's own internal interface is LOCAL, a tap device named like it.
-    assert_eq!(db.vsctl(&format!("get Interface {br} ofport")), "65534");
+    assert_eq!(vsctl(&db, &format!("get Interface {br} ofport")), "65534");
     assert!(
         sh(&format!("ip link show {br}")).status.success(),
         "no {br} tap device"
     );
     // (63: the controller channel.)
-    assert_eq!(sw.port_numbers(), vec![0, 1, 10, 63]);
+    assert_eq!(port_numbers(&db), vec![0, 1, 10, 63]);
 
     // No flows, no controller: a learning bridge, like OVS's NORMAL.
     wait_ping(&hosts, "10.201.0.2");
-    wait_until("statistics written back", 15, || {
+    until("statistics written back", 15, || {
         stat(&db, "dpdk0", "rx_packets") >= 2 && stat(&db, l2, "tx_packets") >= 2
     });
-    assert_eq!(db.vsctl("get Interface dpdk0 link_state"), "up");
-    assert_eq!(db.vsctl("get Interface dpdk0 admin_state"), "up");
+    assert_eq!(vsctl(&db, "get Interface dpdk0 link_state"), "up");
+    assert_eq!(vsctl(&db, "get Interface dpdk0 admin_state"), "up");
 
     // A port that cannot be created gets the error column and ofport -1;
     // the rest keeps running.
-    let o = db.vsctl_raw(&format!(
+    let o = vsctl_raw(
+        &db,
+        &format!(
         "add-port {br} bad0 -- set Interface bad0 type=dpdk options:dpdk-devargs=net_nosuchpmd0"
-    ));
+    ),
+    );
     let said = String::from_utf8_lossy(&o.stderr);
     assert!(said.contains("bad0"), "ovs-vsctl reported nothing: {said}");
-    assert_eq!(db.vsctl("get Interface bad0 ofport"), "-1");
-    let err = db.vsctl("get Interface bad0 error");
+    assert_eq!(vsctl(&db, "get Interface bad0 ofport"), "-1");
+    let err = vsctl(&db, "get Interface bad0 error");
     assert!(err.contains("net_nosuchpmd0"), "error column: {err}");
-    let o = db.vsctl_raw(&format!(
-        "add-port {br} noargs -- set Interface noargs type=dpdk"
-    ));
+    let o = vsctl_raw(
+        &db,
+        &format!("add-port {br} noargs -- set Interface noargs type=dpdk"),
+    );
     assert!(!String::from_utf8_lossy(&o.stderr).is_empty());
-    assert!(db
-        .vsctl("get Interface noargs error")
-        .contains("dpdk-devargs"));
-    db.vsctl(&format!("del-port {br} noargs"));
+    assert!(vsctl(&db, "get Interface noargs error").contains("dpdk-devargs"));
+    vsctl(&db, &format!("del-port {br} noargs"));
     wait_ping(&hosts, "10.201.0.2");
 
     // A vhost-user client port (QEMU would own the socket) gets a number.
     let vhu = db.dir.join("vhu0.sock");
-    db.vsctl(&format!(
-        "add-port {br} vhu0 -- set Interface vhu0 type=dpdkvhostuserclient \
+    vsctl(
+        &db,
+        &format!(
+            "add-port {br} vhu0 -- set Interface vhu0 type=dpdkvhostuserclient \
          options:vhost-server-path={}",
-        vhu.display()
-    ));
-    assert_eq!(db.vsctl("get Interface vhu0 ofport"), "2");
+            vhu.display()
+        ),
+    );
+    assert_eq!(vsctl(&db, "get Interface vhu0 ofport"), "2");
 
     // ovsdb-server restarts under the running switch: it reconnects and
     // resyncs without recreating anything, and traffic never stops.
     let rx_before = stat(&db, "dpdk0", "rx_packets");
-    db.stop();
+    db.kill_ovsdb();
     assert!(
-        hosts.ping("10.201.0.2"),
+        ping(&hosts, "10.201.0.2"),
         "traffic stopped with the database"
     );
-    db.start();
-    db.vsctl(&format!(
-        "add-port {br} vhu1 -- set Interface vhu1 type=dpdkvhostuser"
-    ));
+    ok(db.spawn_ovsdb());
+    vsctl(
+        &db,
+        &format!("add-port {br} vhu1 -- set Interface vhu1 type=dpdkvhostuser"),
+    );
     assert!(
         db.dir.join("vhu1").exists(),
         "the dpdkvhostuser socket is in the run directory"
     );
-    assert_eq!(db.vsctl("get Interface vhu1 ofport"), "3");
-    wait_until("statistics after the restart", 15, || {
+    assert_eq!(vsctl(&db, "get Interface vhu1 ofport"), "3");
+    until("statistics after the restart", 15, || {
         stat(&db, "dpdk0", "rx_packets") > rx_before
     });
-    let log = sw.log();
+    let log = switch_log(&db);
     assert_eq!(
         log.matches("interface dpdk0 (").count(),
         1,
@@ -375,35 +214,28 @@ fn ovs_vsctl_builds_the_bridge_while_traffic_flows() {
     assert!(!log.contains("interface dpdk0 (port 1) removed"), "{log}");
 
     // Removing a port while traffic flows stops that traffic only.
-    db.vsctl(&format!("del-port {br} {l2}"));
-    assert!(!hosts.ping("10.201.0.2"), "ping crossed a deleted port");
-    assert_eq!(sw.port_numbers(), vec![0, 1, 2, 3, 63]);
+    vsctl(&db, &format!("del-port {br} {l2}"));
+    assert!(!ping(&hosts, "10.201.0.2"), "ping crossed a deleted port");
+    assert_eq!(port_numbers(&db), vec![0, 1, 2, 3, 63]);
     // Deleting the bridge removes every port.
-    db.vsctl(&format!("del-br {br}"));
-    wait_until("every port removed", 10, || sw.port_numbers() == [63]);
+    vsctl(&db, &format!("del-br {br}"));
+    until("every port removed", 10, || port_numbers(&db) == [63]);
     assert!(
         !sh(&format!("ip link show {br}")).status.success(),
         "{br} tap left behind"
     );
 }
 
-fn ofctl_raw(db: &Ovsdb, args: &str) -> Output {
-    sh(&format!(
-        "OVS_RUNDIR={} ovs-ofctl -O OpenFlow13 {args}",
-        db.dir.display()
-    ))
+/// `ovs-ofctl -O OpenFlow13` with the words of `args` against the bridge
+/// by name (it finds `RUNDIR/BRIDGE.mgmt` as with `ovs-vswitchd`): the
+/// error (its stderr) if it fails.
+fn ofctl_raw(db: &Rig, args: &str) -> Result<String, String> {
+    db.ofctl(&args.split_whitespace().collect::<Vec<_>>())
 }
 
-/// Runs `ovs-ofctl -O OpenFlow13` against the bridge by name (it finds
-/// `RUNDIR/BRIDGE.mgmt` as with `ovs-vswitchd`); panics on failure.
-fn ofctl(db: &Ovsdb, args: &str) -> String {
-    let o = ofctl_raw(db, args);
-    assert!(
-        o.status.success(),
-        "ovs-ofctl {args}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+/// [`ofctl_raw`] that must succeed; its stdout.
+fn ofctl(db: &Rig, args: &str) -> String {
+    ok(ofctl_raw(db, args))
 }
 
 /// The `n_packets` of the dumped flow whose text contains `needle`.
@@ -422,15 +254,15 @@ fn flow_packets(dump: &str, needle: &str) -> u64 {
 #[test]
 fn ovs_ofctl_programs_the_bridge() {
     let _one = serial();
-    let db = Ovsdb::new("of");
+    let db = switch("of");
     let br = format!("vso{}", std::process::id() % 100000);
-    let _sw = Switch::start(&db, "of");
-    let hosts = Hosts::new("o", "10.202.0");
+    let hosts = hosts("o", "10.202.0");
     let (l1, l2) = (&hosts.links[0], &hosts.links[1]);
-    db.vsctl(&format!(
-        "add-br {br} -- set bridge {br} datapath_type=netdev"
-    ));
-    db.vsctl(&format!("add-port {br} {l1} -- add-port {br} {l2}"));
+    vsctl(
+        &db,
+        &format!("add-br {br} -- set bridge {br} datapath_type=netdev"),
+    );
+    vsctl(&db, &format!("add-port {br} {l1} -- add-port {br} {l2}"));
 
     // A standalone bridge without a controller: one NORMAL flow, as OVS.
     let dump = ofctl(&db, &format!("dump-flows {br}"));
@@ -463,7 +295,7 @@ fn ovs_ofctl_programs_the_bridge() {
         &db,
         &format!("add-flow {br} priority=100,icmp,actions=drop"),
     );
-    assert!(!hosts.ping("10.202.0.2"), "ping crossed a drop flow");
+    assert!(!ping(&hosts, "10.202.0.2"), "ping crossed a drop flow");
     let dump = ofctl(&db, &format!("dump-flows {br}"));
     assert!(flow_packets(&dump, "priority=100,icmp") >= 2, "{dump}");
     ofctl(&db, &format!("del-flows {br} icmp"));
@@ -485,7 +317,7 @@ fn ovs_ofctl_programs_the_bridge() {
         &format!("add-flow {br} table=1,priority=20,cookie=0x77,icmp,actions=drop"),
     );
     assert!(
-        !hosts.ping("10.202.0.2"),
+        !ping(&hosts, "10.202.0.2"),
         "ping crossed table 1's drop flow"
     );
     let dump = ofctl(&db, &format!("dump-flows {br} table=1"));
@@ -526,26 +358,21 @@ fn ovs_ofctl_programs_the_bridge() {
         &db,
         &format!("add-flow {br} priority=1,udp,tp_dst=9,actions=output:42"),
     );
-    let o = ofctl_raw(&db, &format!("add-flow {br} ip,actions=output:100"));
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = ofctl_raw(&db, &format!("add-flow {br} ip,actions=output:100")).unwrap_err();
     assert!(err.contains("OFPBAC_BAD_OUT_PORT"), "{err}");
-    let o = ofctl_raw(
+    assert!(ofctl_raw(
         &db,
         &format!("add-flow {br} table=2,ip,actions=goto_table:1"),
-    );
-    assert!(!o.status.success());
-    let o = ofctl_raw(&db, &format!("add-flow {br} udp,actions=meter:1,output:1"));
-    assert!(!o.status.success());
+    )
+    .is_err());
+    assert!(ofctl_raw(&db, &format!("add-flow {br} udp,actions=meter:1,output:1")).is_err());
     wait_ping(&hosts, "10.202.0.2");
 
     // Fragment handling, as `ovs-ofctl set-frags`: OVS's default first.
     assert!(ofctl(&db, &format!("get-frags {br}")).contains("normal"));
     ofctl(&db, &format!("set-frags {br} nx-match"));
     assert!(ofctl(&db, &format!("get-frags {br}")).contains("nx-match"));
-    assert!(!ofctl_raw(&db, &format!("set-frags {br} reassemble"))
-        .status
-        .success());
+    assert!(ofctl_raw(&db, &format!("set-frags {br} reassemble")).is_err());
     ofctl(&db, &format!("set-frags {br} normal"));
 
     // fail_mode: a standalone bridge whose controller never answers fails
@@ -554,13 +381,13 @@ fn ovs_ofctl_programs_the_bridge() {
         &db,
         &format!("add-flow {br} table=0,priority=300,icmp,actions=drop"),
     );
-    assert!(!hosts.ping("10.202.0.2"));
-    db.vsctl(&format!("set-controller {br} tcp:127.0.0.1:1"));
-    wait_until("fail-open", 20, || hosts.ping("10.202.0.2"));
+    assert!(!ping(&hosts, "10.202.0.2"));
+    vsctl(&db, &format!("set-controller {br} tcp:127.0.0.1:1"));
+    until("fail-open", 20, || ping(&hosts, "10.202.0.2"));
     assert!(!ofctl(&db, &format!("dump-flows {br}")).contains("0xf0f0f0f0"));
-    db.vsctl(&format!("set-fail-mode {br} secure"));
-    wait_until("fail-open ends in secure mode", 10, || {
-        !hosts.ping("10.202.0.2")
+    vsctl(&db, &format!("set-fail-mode {br} secure"));
+    until("fail-open ends in secure mode", 10, || {
+        !ping(&hosts, "10.202.0.2")
     });
 }
 
@@ -575,7 +402,7 @@ struct Controller {
 const OSKEN_PYTHON: &str = "/opt/vswitch-venv/bin/python";
 
 impl Controller {
-    fn start(db: &Ovsdb, port: u16) -> Controller {
+    fn start(db: &Rig, port: u16) -> Controller {
         assert!(
             Path::new(OSKEN_PYTHON).exists(),
             "{OSKEN_PYTHON} is missing: bash .ci/install-deps.sh test (a venv with os-ken)"
@@ -591,7 +418,7 @@ impl Controller {
             .spawn()
             .unwrap();
         let c = Controller { child, log };
-        wait_until("os-ken listening", 30, || c.log().contains("listening"));
+        until("os-ken listening", 30, || c.log().contains("listening"));
         c
     }
 
@@ -602,31 +429,34 @@ impl Controller {
 
 impl Drop for Controller {
     fn drop(&mut self) {
-        kill(&mut self.child, libc::SIGKILL);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 #[test]
 fn an_os_ken_controller_drives_the_switch() {
     let _one = serial();
-    let db = Ovsdb::new("ctl");
+    let db = switch("ctl");
     let br = format!("vsc{}", std::process::id() % 100000);
-    let _sw = Switch::start(&db, "ctl");
-    let hosts = Hosts::new("c", "10.203.0");
+    let hosts = hosts("c", "10.203.0");
     let (l1, l2) = (&hosts.links[0], &hosts.links[1]);
     let port = 16000 + (std::process::id() % 1000) as u16;
     // Secure mode: nothing forwards until the controller says so.
-    db.vsctl(&format!(
-        "add-br {br} -- set bridge {br} datapath_type=netdev fail_mode=secure \
+    vsctl(
+        &db,
+        &format!(
+            "add-br {br} -- set bridge {br} datapath_type=netdev fail_mode=secure \
          -- add-port {br} {l1} -- add-port {br} {l2}"
-    ));
+        ),
+    );
     assert!(!ofctl(&db, &format!("dump-flows {br}")).contains("actions"));
     assert!(
-        !hosts.ping("10.203.0.2"),
+        !ping(&hosts, "10.203.0.2"),
         "secure bridge forwarded without flows"
     );
 
-    db.vsctl(&format!("set-controller {br} tcp:127.0.0.1:{port}"));
+    vsctl(&db, &format!("set-controller {br} tcp:127.0.0.1:{port}"));
     let ctl = Controller::start(&db, port);
     // ARP and ICMP go to the controller as packet-ins, come back as
     // packet-outs, and the controller installs a flow per learned MAC.
@@ -648,10 +478,11 @@ fn an_os_ken_controller_drives_the_switch() {
 
     // Asynchronous messages: a new port (PORT_STATUS), a flow that times
     // out and one deleted by ovs-ofctl (FLOW_REMOVED, reasons 1 and 2).
-    db.vsctl(&format!(
-        "add-port {br} extra0 -- set Interface extra0 type=internal"
-    ));
-    wait_until("port_status", 10, || {
+    vsctl(
+        &db,
+        &format!("add-port {br} extra0 -- set Interface extra0 type=internal"),
+    );
+    until("port_status", 10, || {
         ctl.log().contains("port_status reason=0")
     });
     assert!(ctl.log().contains("name=extra0"), "{}", ctl.log());
@@ -666,7 +497,7 @@ fn an_os_ken_controller_drives_the_switch() {
         &format!("add-flow {br} cookie=0x52,send_flow_rem,priority=5,tcp,actions=drop"),
     );
     ofctl(&db, &format!("del-flows {br} cookie=0x52/-1"));
-    wait_until("flow_removed", 10, || {
+    until("flow_removed", 10, || {
         let l = ctl.log();
         l.contains("flow_removed reason=1 cookie=0x51")
             && l.contains("flow_removed reason=2 cookie=0x52")
@@ -676,7 +507,7 @@ fn an_os_ken_controller_drives_the_switch() {
     drop(ctl);
     std::thread::sleep(Duration::from_secs(1));
     assert!(
-        hosts.ping("10.203.0.2"),
+        ping(&hosts, "10.203.0.2"),
         "learned flows lost with the controller"
     );
     assert!(ofctl(&db, &format!("dump-flows {br}")).contains("priority=1,in_port=1"));
@@ -688,14 +519,14 @@ fn an_os_ken_controller_drives_the_switch() {
         &db,
         &format!("add-flow {br} priority=300,icmp,actions=drop"),
     );
-    assert!(!hosts.ping("10.203.0.2"));
-    db.vsctl(&format!("set-fail-mode {br} standalone"));
-    wait_until("fail-open without the controller", 20, || {
-        hosts.ping("10.203.0.2")
+    assert!(!ping(&hosts, "10.203.0.2"));
+    vsctl(&db, &format!("set-fail-mode {br} standalone"));
+    until("fail-open without the controller", 20, || {
+        ping(&hosts, "10.203.0.2")
     });
     let ctl = Controller::start(&db, port);
-    wait_until("the controller back, fail-open over", 20, || {
-        ctl.log().contains("connected dpid=") && !hosts.ping("10.203.0.2")
+    until("the controller back, fail-open over", 20, || {
+        ctl.log().contains("connected dpid=") && !ping(&hosts, "10.203.0.2")
     });
 }
 
@@ -709,10 +540,9 @@ fn faucet_drives_the_switch() {
         Path::new(FAUCET).exists(),
         "{FAUCET} is missing: bash .ci/install-deps.sh test (a venv with faucet)"
     );
-    let db = Ovsdb::new("fct");
+    let db = switch("fct");
     let br = format!("vsf{}", std::process::id() % 100000);
-    let _sw = Switch::start(&db, "fct");
-    let hosts = Hosts::new("f", "10.204.0");
+    let hosts = hosts("f", "10.204.0");
     let (l1, l2) = (&hosts.links[0], &hosts.links[1]);
     let port = 17000 + (std::process::id() % 1000) as u16;
     // The setup that makes two namespaces ping through OVS-DPDK with Faucet.
@@ -723,17 +553,20 @@ fn faucet_drives_the_switch() {
          interfaces:\n      1:\n        native_vlan: office\n      2:\n        native_vlan: office\n",
     )
     .unwrap();
-    db.vsctl(&format!(
-        "add-br {br} -- set bridge {br} datapath_type=netdev fail_mode=secure \
+    vsctl(
+        &db,
+        &format!(
+            "add-br {br} -- set bridge {br} datapath_type=netdev fail_mode=secure \
          protocols=OpenFlow13 other_config:datapath-id=0000000000000001 \
          -- add-port {br} {l1} -- set Interface {l1} ofport_request=1 \
          -- add-port {br} {l2} -- set Interface {l2} ofport_request=2"
-    ));
+        ),
+    );
     assert_eq!(
-        db.vsctl(&format!("get Bridge {br} datapath_id")),
+        vsctl(&db, &format!("get Bridge {br} datapath_id")),
         "\"0000000000000001\""
     );
-    db.vsctl(&format!("set-controller {br} tcp:127.0.0.1:{port}"));
+    vsctl(&db, &format!("set-controller {br} tcp:127.0.0.1:{port}"));
     let log = db.dir.join("faucet.log");
     let mut faucet = Command::new(FAUCET)
         .args([
@@ -761,7 +594,7 @@ fn faucet_drives_the_switch() {
         .spawn()
         .unwrap();
     let t = Instant::now();
-    while !hosts.ping("10.204.0.2") {
+    while !ping(&hosts, "10.204.0.2") {
         if t.elapsed() > Duration::from_secs(40) {
             let _ = faucet.kill();
             panic!(

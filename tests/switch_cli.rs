@@ -1,29 +1,18 @@
 //! `vswitch flows|fdb|stats` against a control server running in this test
 //! process, through the real binary.
 
+mod netns;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
+
+use netns::ctl as vswitch;
 
 use switch::control::{ControlServer, NoPorts};
 use switch::frame::VecFrame;
 use switch::switch::{Switch, SwitchConfig};
 use switch::testutil::*;
 use switch::verdict::Verdict;
-
-fn vswitch(sock: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vswitch"))
-        .args(args)
-        .arg("--socket")
-        .arg(sock)
-        .output()
-        .expect("run vswitch");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
 
 #[test]
 fn flows_fdb_stats_cli() {

@@ -3,12 +3,14 @@
 //! the control socket changes rules and ports while traffic flows; two
 //! network namespaces talk through the switch over `net_af_packet` ports.
 
-use std::fs::File;
+mod ovs_harness;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+use ovs_harness::netns::{sh, until, Netns, Running, Start};
+use ovs_harness::{checksum, read_pcap, write_frames};
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("vswitch-sw-{tag}-{}", std::process::id()));
@@ -22,17 +24,6 @@ fn eal(tag: &str) -> String {
         "-l 0-1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vsw-{tag}-{}",
         std::process::id()
     )
-}
-
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for c in data.chunks(2) {
-        sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// An Ethernet/IPv4 frame with protocol `proto` and `payload` after the IP
@@ -87,28 +78,9 @@ fn ttl_minus_one(f: &[u8]) -> Vec<u8> {
     o
 }
 
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut w = PcapWriter::new(File::create(path).unwrap()).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        w.write_packet(&PcapPacket::new(
-            Duration::from_micros(i as u64),
-            f.len() as u32,
-            f,
-        ))
-        .unwrap();
-    }
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let Ok(file) = File::open(path) else {
-        return vec![];
-    };
-    let mut r = PcapReader::new(file).unwrap();
-    let mut out = Vec::new();
-    while let Some(p) = r.next_packet() {
-        out.push(p.unwrap().data.into_owned());
-    }
-    out
+/// The frames of a pcap file the switch wrote and closed.
+fn read_frames(path: &Path) -> Vec<Vec<u8>> {
+    read_pcap(path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn run_to_end(args: &[String], timeout: Duration) -> Output {
@@ -127,6 +99,52 @@ fn run_to_end(args: &[String], timeout: Duration) -> Output {
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()
+}
+
+/// `vswitch run` without a control socket until it stops on its own
+/// (`--duration`, `--idle-exit` in `more`): EAL arguments `eal`, `ports`,
+/// `flows`, no periodic stats, then `more`; fails the test if the run
+/// fails or is still going after `timeout`.
+fn run_once(
+    eal: String,
+    ports: &[String],
+    flows: &[&str],
+    more: &[&str],
+    timeout: Duration,
+) -> Output {
+    let mut args = vec!["run".to_string(), "--eal".into(), eal];
+    for p in ports {
+        args.extend(["--port".into(), p.clone()]);
+    }
+    for f in flows {
+        args.extend(["--flow".into(), f.to_string()]);
+    }
+    args.extend(
+        [
+            "--stats-interval",
+            "0",
+            "--no-control",
+            "--flow-cache",
+            "4096",
+        ]
+        .iter()
+        .chain(more)
+        .map(|s| s.to_string()),
+    );
+    let o = run_to_end(&args, timeout);
+    assert!(o.status.success(), "{}", text(&o));
+    o
+}
+
+/// The `summary` of a `--json` run's output.
+fn summary(o: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("\"summary\""))
+        .unwrap_or_else(|| panic!("no summary in {}", text(o)));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    v["summary"].clone()
 }
 
 fn text(o: &Output) -> String {
@@ -166,39 +184,23 @@ fn rules_steer_and_rewrite_byte_exact() {
             _ => runt.clone(),
         });
     }
-    write_pcap(&d.join("in.pcap"), &input);
-    let args: Vec<String> = vec![
-        "run".into(),
-        "--eal".into(),
+    write_frames(&d.join("in.pcap"), input.iter().map(Vec::as_slice));
+    let o = run_once(
         eal("rules"),
-        "--port".into(),
-        format!("net_pcap0,rx_pcap={}", d.join("in.pcap").display()),
-        "--port".into(),
-        format!("net_pcap1,tx_pcap={}", d.join("p1.pcap").display()),
-        "--port".into(),
-        format!("net_pcap2,tx_pcap={}", d.join("p2.pcap").display()),
-        "--flow".into(),
-        "priority=100,in_port=0,udp,tp_dst=53,actions=output:1".into(),
-        "--flow".into(),
-        "priority=100,in_port=0,tcp,tp_dst=80,actions=push_vlan:0x8100,mod_vlan_vid:42,output:2"
-            .into(),
-        "--flow".into(),
-        "priority=90,in_port=0,icmp,actions=dec_ttl,output:1,output:2".into(),
-        "--flow".into(),
-        "priority=10,in_port=0,actions=drop".into(),
-        "--duration".into(),
-        "60".into(),
-        "--idle-exit".into(),
-        "1".into(),
-        "--stats-interval".into(),
-        "0".into(),
-        "--no-control".into(),
-        "--json".into(),
-        "--flow-cache".into(),
-        "4096".into(),
-    ];
-    let o = run_to_end(&args, Duration::from_secs(90));
-    assert!(o.status.success(), "{}", text(&o));
+        &[
+            format!("net_pcap0,rx_pcap={}", d.join("in.pcap").display()),
+            format!("net_pcap1,tx_pcap={}", d.join("p1.pcap").display()),
+            format!("net_pcap2,tx_pcap={}", d.join("p2.pcap").display()),
+        ],
+        &[
+            "priority=100,in_port=0,udp,tp_dst=53,actions=output:1",
+            "priority=100,in_port=0,tcp,tp_dst=80,actions=push_vlan:0x8100,mod_vlan_vid:42,output:2",
+            "priority=90,in_port=0,icmp,actions=dec_ttl,output:1,output:2",
+            "priority=10,in_port=0,actions=drop",
+        ],
+        &["--duration", "60", "--idle-exit", "1", "--json"],
+        Duration::from_secs(90),
+    );
 
     // Port 1: every UDP frame untouched and every ICMP frame with TTL-1, in order.
     let want1: Vec<Vec<u8>> = input
@@ -226,8 +228,8 @@ fn rules_steer_and_rewrite_byte_exact() {
             }
         })
         .collect();
-    let got1 = read_pcap(&d.join("p1.pcap"));
-    let got2 = read_pcap(&d.join("p2.pcap"));
+    let got1 = read_frames(&d.join("p1.pcap"));
+    let got2 = read_frames(&d.join("p2.pcap"));
     assert_eq!(got1.len(), want1.len(), "port 1 frame count\n{}", text(&o));
     assert_eq!(got2.len(), want2.len(), "port 2 frame count\n{}", text(&o));
     for (i, (g, w)) in got1.iter().zip(&want1).enumerate() {
@@ -237,13 +239,7 @@ fn rules_steer_and_rewrite_byte_exact() {
         assert_eq!(g, w, "port 2 frame {i}");
     }
     // The ARP and runt frames hit the drop rule; the runt was counted malformed.
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.contains("\"summary\""))
-        .expect("summary");
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    let total = &v["summary"]["switch"]["total"]["counters"];
+    let total = &summary(&o)["switch"]["total"]["counters"];
     assert_eq!(total["rx_packets"], 50, "{total}");
     let malformed: u64 = total["malformed"]
         .as_array()
@@ -262,126 +258,33 @@ fn rules_steer_and_rewrite_byte_exact() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-/// A running switch with a control socket, stopped on drop.
-struct Running {
-    child: Child,
-    sock: PathBuf,
+/// `tx_packets` of port `no`.
+fn tx_of(r: &Running, no: u64) -> u64 {
+    r.port(no)["tx_packets"].as_u64().unwrap()
 }
 
-impl Running {
-    fn ctl(&self, args: &[&str]) -> (bool, String, String) {
-        let o = Command::new(env!("CARGO_BIN_EXE_vswitch"))
-            .args(args)
-            .arg("--socket")
-            .arg(&self.sock)
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    }
-
-    fn ports_json(&self) -> serde_json::Value {
-        let (ok, out, err) = self.ctl(&["ports", "show", "--json"]);
-        assert!(ok, "ports show: {err}");
-        serde_json::from_str(&out).unwrap()
-    }
-
-    fn tx_of(&self, port: u64) -> u64 {
-        let v = self.ports_json();
-        v["ports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["port"] == port)
-            .map(|p| p["tx_packets"].as_u64().unwrap())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
+/// [`netns::Start`] with two lcores (the main one and a worker).
 fn start(tag: &str, ports: &[&str], extra: &[&str]) -> Running {
-    start_with("--control", tag, ports, extra)
-}
-
-/// [`start`], naming the control socket with `flag` (`--control`, or its
-/// alias `--socket`).
-fn start_with(flag: &str, tag: &str, ports: &[&str], extra: &[&str]) -> Running {
-    let d = tmpdir(tag);
-    let sock = d.join("ctl.sock");
-    let mut args = vec![
-        "run".to_string(),
-        "--eal".into(),
-        eal(tag),
-        flag.into(),
-        sock.display().to_string(),
-    ];
-    for p in ports {
-        args.push("--port".into());
-        args.push(p.to_string());
+    Start {
+        lcores: "0-1",
+        ..Start::new(tag)
     }
-    args.extend([
-        "--stats-interval".to_string(),
-        "0".into(),
-        "--flow-cache".into(),
-        "4096".into(),
-    ]);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let child = Command::new(env!("CARGO_BIN_EXE_vswitch"))
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut r = Running { child, sock };
-    let t = Instant::now();
-    while !r.sock.exists() || !r.ctl(&["stats", "--json"]).0 {
-        if let Ok(Some(st)) = r.child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = r.child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-            }
-            panic!("vswitch {args:?} exited ({st}): {err}");
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "switch did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    r
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    .ports(ports)
+    .extra(extra)
+    .run()
 }
 
 /// Issue 17: `vswitch run --control PATH` and the clients' `--socket PATH`
 /// name the same thing; both spellings work on both sides.
 #[test]
 fn control_and_socket_are_the_same_flag_on_both_sides() {
-    let r = start_with(
-        "--socket",
-        "alias",
-        &["net_null0", "net_null1,no-rx=1"],
-        &[],
-    );
+    let r = Start {
+        lcores: "0-1",
+        control_flag: "--socket",
+        ..Start::new("alias")
+    }
+    .ports(&["net_null0", "net_null1,no-rx=1"])
+    .run();
     assert!(r.sock.exists(), "`run --socket` made no socket");
     for flag in ["--socket", "--control"] {
         for cmd in [
@@ -414,7 +317,7 @@ fn control_and_socket_are_the_same_flag_on_both_sides() {
     assert!(dump.contains("priority=7,in_port=0"), "{out}\n{dump}");
     drop(r);
     // And the old spelling of `run` still works.
-    let r = start_with("--control", "alias2", &["net_null0"], &[]);
+    let r = start("alias2", &["net_null0"], &[]);
     assert!(r.ctl(&["stats"]).0);
 }
 
@@ -426,7 +329,7 @@ fn rules_and_ports_change_while_traffic_flows() {
         &["net_null0", "net_null1,no-rx=1"],
         &["--flow", "priority=100,in_port=0,actions=output:1"],
     );
-    wait_until("traffic on port 1", || r.tx_of(1) > 1000);
+    until("traffic on port 1", 20, || tx_of(&r, 1) > 1000);
 
     // Hot-add a port and steer traffic to it.
     let (ok, out, err) = r.ctl(&["ports", "add", "net_null2,no-rx=1"]);
@@ -436,11 +339,11 @@ fn rules_and_ports_change_while_traffic_flows() {
     assert!(ok, "{err}");
     // After the update returns no frame is switched by the old rule: port 1
     // stops growing (modulo frames already in its tx ring) and port 2 grows.
-    let p1 = r.tx_of(1);
-    wait_until("traffic on port 2", || r.tx_of(2) > 1000);
+    let p1 = tx_of(&r, 1);
+    until("traffic on port 2", 20, || tx_of(&r, 2) > 1000);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        r.tx_of(1) - p1 < 64,
+        tx_of(&r, 1) - p1 < 64,
         "port 1 kept receiving after the rule change"
     );
 
@@ -453,7 +356,7 @@ fn rules_and_ports_change_while_traffic_flows() {
     // lives on, the port is gone from the list.
     let (ok, _, err) = r.ctl(&["ports", "del", "2"]);
     assert!(ok, "{err}");
-    let v = r.ports_json();
+    let v = r.ports();
     let nums: Vec<u64> = v["ports"]
         .as_array()
         .unwrap()
@@ -469,40 +372,10 @@ fn rules_and_ports_change_while_traffic_flows() {
     // Delete the steering rule: the older rule sends to port 1 again.
     let (ok, _, err) = r.ctl(&["flows", "del", "--strict", "priority=200,in_port=0"]);
     assert!(ok, "{err}");
-    let p1 = r.tx_of(1);
-    wait_until("traffic back on port 1", || r.tx_of(1) > p1 + 1000);
+    let p1 = tx_of(&r, 1);
+    until("traffic back on port 1", 20, || tx_of(&r, 1) > p1 + 1000);
     let (ok, out, _) = r.ctl(&["stats", "--json"]);
     assert!(ok && out.contains("cache_hit_rate"), "{out}");
-}
-
-/// Network namespaces and veth pairs made by the test, removed on drop.
-struct Netns {
-    names: Vec<String>,
-    links: Vec<String>,
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for l in &self.links {
-            let _ = Command::new("ip").args(["link", "del", l]).status();
-        }
-        for n in &self.names {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
-}
-
-fn sh(cmd: &str) -> Output {
-    Command::new("sh").arg("-c").arg(cmd).output().unwrap()
-}
-
-fn must(cmd: &str) {
-    let o = sh(cmd);
-    assert!(
-        o.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 #[test]
@@ -514,20 +387,9 @@ fn namespaces_ping_through_the_switch_and_a_drop_rule_stops_it() {
     let id = std::process::id() % 100000;
     let (n1, n2) = (format!("vsa{id}"), format!("vsb{id}"));
     let (h1, h2) = (format!("vsh1{id}"), format!("vsh2{id}"));
-    let ns = Netns {
-        names: vec![n1.clone(), n2.clone()],
-        links: vec![h1.clone(), h2.clone()],
-    };
-    for (n, h, ip) in [(&n1, &h1, "10.199.0.1"), (&n2, &h2, "10.199.0.2")] {
-        must(&format!("ip netns add {n}"));
-        must(&format!(
-            "ip link add {h} type veth peer name eth0 netns {n}"
-        ));
-        must(&format!("ip link set {h} up"));
-        must(&format!("ip -n {n} addr add {ip}/24 dev eth0"));
-        must(&format!("ip -n {n} link set eth0 up"));
-        must(&format!("ip -n {n} link set lo up"));
-    }
+    let mut ns = Netns::default();
+    ns.host(&n1, &h1, "02:00:00:00:c7:01", "10.199.0.1/24");
+    ns.host(&n2, &h2, "02:00:00:00:c7:02", "10.199.0.2/24");
     let r = start(
         "ns",
         &[
@@ -544,13 +406,7 @@ fn namespaces_ping_through_the_switch_and_a_drop_rule_stops_it() {
         .status
         .success()
     };
-    let t = Instant::now();
-    while !ping() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "no ping through the switch"
-        );
-    }
+    until("ping through the switch", 20, ping);
     let (ok, out, _) = r.ctl(&["fdb", "show", "--json"]);
     assert!(ok);
     assert!(
@@ -575,52 +431,28 @@ fn two_workers_poll_the_rx_queues_of_one_port() {
         "--lcores 0@0,1@1,2@1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vsw-mc-{}",
         std::process::id()
     );
-    let args: Vec<String> = [
-        "run",
-        "--eal",
-        &eal,
-        "--port",
-        "net_null0",
-        "--port",
-        "net_null1,no-rx=1",
-        "--flow",
-        "priority=10,in_port=0,actions=output:1",
-        "--duration",
-        "3",
-        "--stats-interval",
-        "0",
-        "--no-control",
-        "--json",
-        "--flow-cache",
-        "4096",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let o = run_to_end(&args, Duration::from_secs(60));
-    assert!(o.status.success(), "{}", text(&o));
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.contains("\"summary\""))
-        .expect("summary");
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    let per_core = v["summary"]["switch"]["per_core"].as_array().unwrap();
-    assert_eq!(per_core.len(), 2, "{line}");
+    let o = run_once(
+        eal,
+        &["net_null0".into(), "net_null1,no-rx=1".into()],
+        &["priority=10,in_port=0,actions=output:1"],
+        &["--duration", "3", "--json"],
+        Duration::from_secs(60),
+    );
+    let v = summary(&o);
+    let per_core = v["switch"]["per_core"].as_array().unwrap();
+    assert_eq!(per_core.len(), 2, "{v}");
     for c in per_core {
         let rx = c["counters"]["rx_packets"].as_u64().unwrap();
         assert!(
             rx > 1000,
-            "worker {} switched only {rx} frames: {line}",
+            "worker {} switched only {rx} frames: {v}",
             c["worker"]
         );
     }
-    let total_rx = v["summary"]["switch"]["total"]["counters"]["rx_packets"]
+    let total_rx = v["switch"]["total"]["counters"]["rx_packets"]
         .as_u64()
         .unwrap();
-    let sink_tx = v["summary"]["ports"][1]["total"]["tx_packets"]
-        .as_u64()
-        .unwrap();
+    let sink_tx = v["ports"][1]["total"]["tx_packets"].as_u64().unwrap();
     assert_eq!(total_rx, sink_tx, "every frame switched reached the sink");
 }
 
@@ -641,39 +473,27 @@ fn vhost_user_port_carries_frames_to_a_virtio_front_end() {
             )
         })
         .collect();
-    write_pcap(&d.join("in.pcap"), &input);
+    write_frames(&d.join("in.pcap"), input.iter().map(Vec::as_slice));
     let sock = d.join("vhost.sock");
-    let args: Vec<String> = vec![
-        "run".into(),
-        "--eal".into(),
+    let o = run_once(
         eal("vhost"),
-        "--port".into(),
-        format!(
-            "net_pcap0,rx_pcap={},tx_pcap={}",
-            d.join("in.pcap").display(),
-            d.join("out.pcap").display()
-        ),
-        "--port".into(),
-        format!("net_vhost0,iface={},queues=1", sock.display()),
-        "--port".into(),
-        format!("net_virtio_user0,path={},queues=1", sock.display()),
-        "--flow".into(),
-        "priority=10,in_port=0,actions=output:1".into(),
-        "--flow".into(),
-        "priority=10,in_port=2,actions=output:0".into(),
-        "--duration".into(),
-        "60".into(),
-        "--idle-exit".into(),
-        "1".into(),
-        "--stats-interval".into(),
-        "0".into(),
-        "--no-control".into(),
-        "--flow-cache".into(),
-        "4096".into(),
-    ];
-    let o = run_to_end(&args, Duration::from_secs(90));
-    assert!(o.status.success(), "{}", text(&o));
-    let got = read_pcap(&d.join("out.pcap"));
+        &[
+            format!(
+                "net_pcap0,rx_pcap={},tx_pcap={}",
+                d.join("in.pcap").display(),
+                d.join("out.pcap").display()
+            ),
+            format!("net_vhost0,iface={},queues=1", sock.display()),
+            format!("net_virtio_user0,path={},queues=1", sock.display()),
+        ],
+        &[
+            "priority=10,in_port=0,actions=output:1",
+            "priority=10,in_port=2,actions=output:0",
+        ],
+        &["--duration", "60", "--idle-exit", "1"],
+        Duration::from_secs(90),
+    );
+    let got = read_frames(&d.join("out.pcap"));
     assert_eq!(got.len(), input.len(), "{}", text(&o));
     for (i, (g, w)) in got.iter().zip(&input).enumerate() {
         assert_eq!(g, w, "frame {i} changed crossing the vhost-user port");

@@ -24,360 +24,20 @@
 //! `tun_id=5` rule, and tshark decodes every captured outer packet without
 //! a malformed or error-level expert item.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod ovs_harness;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use std::os::unix::process::CommandExt;
+use ovs_harness::netns::{must, sh, start, until, Netns};
+use ovs_harness::{ok, Kind, Net, Rig};
 
-const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
-const VSWITCHD_DPDK: &str = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk";
 /// br-phy's MAC (OVS's outer source MAC).
 const OVS_MAC: &str = "02:00:00:00:78:02";
 
 /// One pair of busy-polling switches at a time on this 2-core machine.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn sh(cmd: &str) -> Output {
-    Command::new("sh").arg("-c").arg(cmd).output().unwrap()
-}
-
-fn must(cmd: &str) -> String {
-    let o = sh(cmd);
-    assert!(
-        o.status.success(),
-        "{cmd}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_owned()
-}
-
-fn until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(secs), "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A command killed with the test (PR_SET_PDEATHSIG), so no PMD spins on.
-fn command(prog: &str) -> Command {
-    let mut c = Command::new(prog);
-    c.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: prctl is async-signal-safe and touches no memory of the
-    // forked child; the flag survives the exec.
-    unsafe {
-        c.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    c
-}
-
-fn stop(child: &mut Child) {
-    // SAFETY: signalling our own child, not reaped yet.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(10) {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Namespaces and links, removed on drop (after the daemons: declared
-/// first, dropped last).
-struct Netns {
-    names: Vec<String>,
-    links: Vec<String>,
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for l in &self.links {
-            let _ = sh(&format!("ip link del {l} 2>/dev/null"));
-        }
-        for n in &self.names {
-            let _ = sh(&format!("ip netns del {n} 2>/dev/null"));
-        }
-    }
-}
-
-/// The far host: ovsdb-server + ovs-vswitchd-dpdk in network namespace
-/// `ns`, with everything under a private run dir.
-struct Ovs {
-    dir: PathBuf,
-    prefix: String,
-    ovsdb: Option<Child>,
-    vswitchd: Option<Child>,
-}
-
-impl Drop for Ovs {
-    fn drop(&mut self) {
-        if self.vswitchd.is_some() {
-            // Close the DPDK ports before the daemon goes.
-            for br in ["br-int", "br-phy"] {
-                let _ = self.vsctl(&["--timeout=10", "--if-exists", "del-br", br]);
-            }
-        }
-        for c in [self.vswitchd.as_mut(), self.ovsdb.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            stop(c);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-        let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(&self.prefix));
-    }
-}
-
-impl Ovs {
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).to_string_lossy().into_owned()
-    }
-
-    fn log(&self) -> String {
-        let s = std::fs::read_to_string(self.dir.join("ovs-vswitchd.log")).unwrap_or_default();
-        let v: Vec<&str> = s.lines().collect();
-        v[v.len().saturating_sub(30)..].join("\n")
-    }
-
-    fn tool(&self, prog: &str, args: &[&str]) -> Result<String, String> {
-        let mut c = Command::new(prog);
-        for v in ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"] {
-            c.env(v, &self.dir);
-        }
-        let o = c
-            .args(args)
-            .output()
-            .map_err(|e| format!("run {prog}: {e}"))?;
-        if !o.status.success() {
-            return Err(format!(
-                "{prog} {args:?}: {}\n--- ovs-vswitchd.log:\n{}",
-                String::from_utf8_lossy(&o.stderr),
-                self.log()
-            ));
-        }
-        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
-    }
-
-    fn vsctl(&self, args: &[&str]) -> Result<String, String> {
-        let db = format!("--db=unix:{}", self.path("db.sock"));
-        let mut v = vec![db.as_str()];
-        v.extend_from_slice(args);
-        self.tool("ovs-vsctl", &v)
-    }
-
-    fn ofctl(&self, args: &[&str]) -> String {
-        self.tool("ovs-ofctl", args).unwrap()
-    }
-
-    fn appctl(&self, args: &[&str]) -> String {
-        let t = format!("--target={}", self.path("vswitchd.ctl"));
-        let mut v = vec![t.as_str()];
-        v.extend_from_slice(args);
-        self.tool("ovs-appctl", &v).unwrap()
-    }
-
-    fn wait_for(&mut self, name: &str) {
-        let t = Instant::now();
-        while !self.dir.join(name).exists() {
-            let mut exited = None;
-            for c in [self.ovsdb.as_mut(), self.vswitchd.as_mut()]
-                .into_iter()
-                .flatten()
-            {
-                if let Ok(Some(st)) = c.try_wait() {
-                    exited = Some(st);
-                }
-            }
-            if let Some(st) = exited {
-                panic!("an OVS daemon exited ({st}):\n{}", self.log());
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "{name} did not appear:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Starts both daemons, vswitchd in `ns` (PMD on core 1).
-    fn start(ns: &str, tag: &str) -> Ovs {
-        let prefix = format!("vsw-tnl-ovs-{tag}-{}", std::process::id());
-        let dir = std::env::temp_dir().join(&prefix);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut ovs = Ovs {
-            dir,
-            prefix,
-            ovsdb: None,
-            vswitchd: None,
-        };
-        ovs.tool("ovsdb-tool", &["create", &ovs.path("conf.db"), SCHEMA])
-            .unwrap();
-        let mut db = command("ovsdb-server");
-        for v in ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"] {
-            db.env(v, &ovs.dir);
-        }
-        db.args([
-            ovs.path("conf.db"),
-            format!("--remote=punix:{}", ovs.path("db.sock")),
-            format!("--unixctl={}", ovs.path("ovsdb-server.ctl")),
-            format!("--log-file={}", ovs.path("ovsdb-server.log")),
-        ]);
-        ovs.ovsdb = Some(db.spawn().expect("ovsdb-server (openvswitch-switch)"));
-        ovs.wait_for("db.sock");
-        ovs.vsctl(&["--no-wait", "init"]).unwrap();
-        let extra = format!(
-            "other_config:dpdk-extra=--no-pci --no-telemetry --file-prefix={}",
-            ovs.prefix
-        );
-        ovs.vsctl(&[
-            "--no-wait",
-            "set",
-            "Open_vSwitch",
-            ".",
-            "other_config:dpdk-init=true",
-            "other_config:dpdk-lcore-mask=0x1",
-            "other_config:pmd-cpu-mask=0x2",
-            "other_config:dpdk-socket-mem=256",
-            &extra,
-        ])
-        .unwrap();
-        let mut d = command("ip");
-        for v in ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"] {
-            d.env(v, &ovs.dir);
-        }
-        d.args(["netns", "exec", ns, VSWITCHD_DPDK])
-            .arg(format!("unix:{}", ovs.path("db.sock")))
-            .arg(format!("--unixctl={}", ovs.path("vswitchd.ctl")))
-            .arg(format!("--pidfile={}", ovs.path("ovs-vswitchd.pid")))
-            .arg(format!("--log-file={}", ovs.path("ovs-vswitchd.log")));
-        ovs.vswitchd = Some(
-            d.spawn()
-                .expect("ovs-vswitchd-dpdk (openvswitch-switch-dpdk)"),
-        );
-        ovs.wait_for("vswitchd.ctl");
-        ovs
-    }
-
-    fn add_dpdk_port(&self, br: &str, name: &str, ofport: u32, devargs: &str) {
-        self.vsctl(&[
-            "--timeout=120",
-            "add-port",
-            br,
-            name,
-            "--",
-            "set",
-            "Interface",
-            name,
-            "type=dpdk",
-            &format!("ofport_request={ofport}"),
-            &format!("options:dpdk-devargs={devargs}"),
-        ])
-        .unwrap();
-        let got = self.vsctl(&["get", "Interface", name, "ofport"]).unwrap();
-        assert_eq!(
-            got.trim(),
-            ofport.to_string(),
-            "OVS port {name} ({devargs}): {}",
-            self.vsctl(&["get", "Interface", name, "error"]).unwrap()
-        );
-    }
-}
-
-/// The switch under test, stopped on drop.
-struct Vswitch {
-    child: Child,
-    sock: PathBuf,
-}
-
-impl Drop for Vswitch {
-    fn drop(&mut self) {
-        stop(&mut self.child);
-        if let Some(d) = self.sock.parent() {
-            let _ = std::fs::remove_dir_all(d);
-        }
-    }
-}
-
-impl Vswitch {
-    fn start(tag: &str, ports: &[String]) -> Vswitch {
-        let d = std::env::temp_dir().join(format!("vswitch-tnlovs-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        let sock = d.join("ctl.sock");
-        let mut c = command(env!("CARGO_BIN_EXE_vswitch"));
-        c.args(["run", "--eal"])
-            .arg(format!(
-                "-l 0 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vsw-tnlovs-{tag}-{}",
-                std::process::id()
-            ))
-            .arg("--control")
-            .arg(&sock)
-            .args(["--stats-interval", "0", "--flow-cache", "4096"]);
-        for p in ports {
-            c.arg("--port").arg(p);
-        }
-        c.stderr(Stdio::piped());
-        let child = c.spawn().unwrap();
-        let mut v = Vswitch { child, sock };
-        let t = Instant::now();
-        while !v.sock.exists() || !v.ctl(&["stats", "--json"]).0 {
-            if let Ok(Some(st)) = v.child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = v.child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
-                panic!("vswitch exited ({st}): {err}");
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "vswitch did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        v
-    }
-
-    fn ctl(&self, args: &[&str]) -> (bool, String, String) {
-        let o = Command::new(env!("CARGO_BIN_EXE_vswitch"))
-            .args(args)
-            .arg("--socket")
-            .arg(&self.sock)
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    }
-
-    fn port(&self, no: u64) -> serde_json::Value {
-        let (ok, out, err) = self.ctl(&["ports", "show", "--json"]);
-        assert!(ok, "ports show: {err}");
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        v["ports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["port"] == no)
-            .cloned()
-            .unwrap_or_else(|| panic!("no port {no} in {out}"))
-    }
-}
 
 /// A raw Ethernet frame sent by an AF_PACKET socket on `eth0` of
 /// `from_ns` must arrive on `eth0` of `to_ns` byte for byte: the receiver
@@ -460,74 +120,49 @@ fn interop(kind: &str) {
         format!("to{tag}o{id}"),
     );
     let (ha, hu) = (format!("to{tag}ha{id}"), format!("to{tag}hu{id}"));
-    let ns = Netns {
-        names: vec![na.clone(), nc.clone(), no.clone()],
-        links: vec![ha.clone(), hu.clone()],
-    };
-    for n in [&na, &nc, &no] {
-        must(&format!("ip netns add {n}"));
-        must(&format!("ip -n {n} link set lo up"));
-    }
     // A behind vswitch; the underlay veth between vswitch and OVS's ns;
     // C behind OVS (its veth's other end c0 in OVS's ns).
-    must(&format!(
-        "ip link add {ha} type veth peer name eth0 netns {na}"
-    ));
-    must(&format!(
-        "ip link add {hu} type veth peer name ul0 netns {no}"
-    ));
+    let mut ns = Netns::default();
+    ns.add(&no);
+    ns.add(&nc);
+    ns.host(&na, &ha, "02:00:00:00:7a:01", "10.202.0.1/24");
+    ns.veth(&hu, "ul0", &no);
     must(&format!(
         "ip -n {nc} link add eth0 type veth peer name c0 netns {no}"
     ));
-    for l in [&ha, &hu] {
-        must(&format!("ip link set {l} up"));
-    }
-    for (n, l) in [(&na, "eth0"), (&nc, "eth0"), (&no, "ul0"), (&no, "c0")] {
+    must(&format!("ip -n {nc} addr add 10.202.0.2/24 dev eth0"));
+    for (n, l) in [(&nc, "eth0"), (&no, "ul0"), (&no, "c0")] {
         must(&format!("ip -n {n} link set {l} up"));
         // Checksums in software: a packet socket reads frames before the
         // kernel fills in an offloaded checksum.
         must(&format!("ip netns exec {n} ethtool -K {l} tx off"));
     }
     // The overlay, with room for the outer headers on the 1500-byte underlay.
-    for (n, ip) in [(&na, "10.202.0.1"), (&nc, "10.202.0.2")] {
-        must(&format!("ip -n {n} addr add {ip}/24 dev eth0"));
+    for n in [&na, &nc] {
         must(&format!("ip -n {n} link set eth0 mtu 1400"));
     }
 
     // The far host: OVS-DPDK, set up as its user-space tunnelling guide
     // says (Documentation/howto/userspace-tunneling.rst).
     let t_start = Instant::now();
-    let ovs = Ovs::start(&no, tag);
+    let mut ovs = Rig::new(Kind::Ovs, &format!("tnl-{tag}"));
+    ok(ovs.start_ovsdb());
+    ok(ovs.start_daemon(Net::Named(&no), &[]));
     eprintln!("OVS started in {:?}", t_start.elapsed());
-    ovs.vsctl(&[
-        "--timeout=120",
-        "add-br",
+    ok(ovs.add_bridge(
         "br-phy",
-        "--",
-        "set",
-        "bridge",
-        "br-phy",
-        "datapath_type=netdev",
-        "fail_mode=standalone",
-        &format!("other_config:hwaddr={OVS_MAC}"),
-    ])
-    .unwrap();
-    ovs.add_dpdk_port("br-phy", "ul", 1, "net_af_packet0,iface=ul0");
+        &[
+            "fail_mode=standalone",
+            &format!("other_config:hwaddr={OVS_MAC}"),
+        ],
+    ));
+    ok(ovs.check_dpdk());
+    ok(ovs.add_dpdk_port("br-phy", "ul", 1, "net_af_packet0,iface=ul0", &[]));
     must(&format!("ip -n {no} addr add 192.168.78.2/24 dev br-phy"));
     must(&format!("ip -n {no} link set br-phy up"));
-    ovs.vsctl(&[
-        "add-br",
-        "br-int",
-        "--",
-        "set",
-        "bridge",
-        "br-int",
-        "datapath_type=netdev",
-        "fail_mode=secure",
-    ])
-    .unwrap();
-    ovs.add_dpdk_port("br-int", "c0", 1, "net_af_packet1,iface=c0");
-    ovs.vsctl(&[
+    ok(ovs.add_bridge("br-int", &["fail_mode=secure"]));
+    ok(ovs.add_dpdk_port("br-int", "c0", 1, "net_af_packet1,iface=c0", &[]));
+    ok(ovs.vsctl(&[
         "add-port",
         "br-int",
         "tun",
@@ -539,17 +174,16 @@ fn interop(kind: &str) {
         "ofport_request=2",
         "options:remote_ip=192.168.78.1",
         "options:key=5",
-    ])
-    .unwrap();
+    ]));
     let mut flows = vec!["priority=10,in_port=2,tun_id=5,actions=output:1".to_string()];
     if kind == "geneve" {
         // A Geneve option on everything OVS sends (class 0x0102, type 1:
         // not critical, RFC 8926 §3.5).
-        ovs.ofctl(&[
+        ok(ovs.ofctl(&[
             "add-tlv-map",
             "br-int",
             "{class=0x0102,type=0x01,len=4}->tun_metadata0",
-        ]);
+        ]));
         flows.push(
             "priority=10,in_port=1,actions=set_field:0xabcd1234->tun_metadata0,output:2".into(),
         );
@@ -557,16 +191,16 @@ fn interop(kind: &str) {
         flows.push("priority=10,in_port=1,actions=output:2".into());
     }
     for f in &flows {
-        ovs.ofctl(&["add-flow", "br-int", f]);
+        ok(ovs.ofctl(&["add-flow", "br-int", f]));
     }
     // OVS's tunnel route comes from the kernel's table in its namespace.
     until("OVS route to 192.168.78.0/24", 20, || {
-        ovs.appctl(&["ovs/route/show"]).contains("192.168.78.0/24")
+        ok(ovs.appctl(&["ovs/route/show"])).contains("192.168.78.0/24")
     });
 
     eprintln!("OVS set up in {:?}", t_start.elapsed());
-    let vs = Vswitch::start(
-        tag,
+    let vs = start(
+        &format!("tnlovs-{tag}"),
         &[
             format!("net_af_packet0,iface={ha}"),
             format!("net_af_packet1,iface={hu}"),
@@ -643,7 +277,7 @@ fn interop(kind: &str) {
     let t = vs.port(2);
     assert!(t["rx_packets"].as_u64().unwrap() >= 7, "decapsulated: {t}");
     assert!(t["tx_packets"].as_u64().unwrap() >= 7, "encapsulated: {t}");
-    let dump = ovs.ofctl(&["dump-flows", "br-int", "in_port=2"]);
+    let dump = ok(ovs.ofctl(&["dump-flows", "br-int", "in_port=2"]));
     let n: u64 = dump
         .split("n_packets=")
         .nth(1)

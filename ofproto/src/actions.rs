@@ -69,6 +69,8 @@ pub fn action_to_switch(a: &OfAction, ports: &PortMap) -> Result<Action, OfError
         {
             Action::Resubmit(*table)
         }
+        OfAction::Nicira(NxAction::SetTunnel(k)) => set_tunnel(u64::from(*k))?,
+        OfAction::Nicira(NxAction::SetTunnel64(k)) => set_tunnel(*k)?,
         OfAction::Nicira(NxAction::Ct(c)) => ct_action::ct_to_switch(c)?,
         OfAction::Nicira(NxAction::CtClear) => Action::CtClear,
         OfAction::Nicira(NxAction::Nat(_)) => return Err(ct_action::outside_ct("nat")),
@@ -105,6 +107,22 @@ pub fn action_to_switch(a: &OfAction, ports: &PortMap) -> Result<Action, OfError
             ))
         }
     })
+}
+
+/// NXAST_SET_TUNNEL / NXAST_SET_TUNNEL64 (OVS's `set_tunnel:K` and
+/// `set_tunnel64:K`, `lib/ofp-actions.c`; a peer may send them in any
+/// OpenFlow version, `ovs-ofctl` does in 1.0 and 1.1 and sends `set_field`
+/// of `tun_id` in 1.2 and later): the key an output to a tunnel port
+/// sends. The tunnel ports' keys are 24-bit VNIs (VXLAN, RFC 7348 §5;
+/// Geneve, RFC 8926 §3.4): a wider key is OFPBAC_BAD_ARGUMENT.
+fn set_tunnel(k: u64) -> Result<Action, OfError> {
+    match u32::try_from(k) {
+        Ok(vni) if vni <= 0xff_ffff => Ok(Action::SetTunId(vni)),
+        _ => Err(OfError::action(
+            bad_action::BAD_ARGUMENT,
+            format!("set_tunnel:{k:#x}: tunnel keys here are 24-bit VNIs"),
+        )),
+    }
 }
 
 fn set_field(f: &OxmField) -> Result<Action, OfError> {
@@ -377,9 +395,14 @@ pub fn action_from_switch(a: &Action, ports: &PortMap) -> Option<OfAction> {
         )),
         Action::SetIpEcn(e) => OfAction::SetField(OxmField::exact(Field::IpEcn, &[e])),
         Action::SetNwTtl(t) => OfAction::SetNwTtl(t),
-        Action::SetTunId(k) => {
-            OfAction::SetField(OxmField::exact(Field::NxTunId, &u64::from(k).to_be_bytes()))
-        }
+        // As OVS encodes a tunnel key for OpenFlow 1.2 and later, whether it
+        // came as `set_tunnel`, `set_tunnel64` or `set_field` (`encode_SET_TUNNEL`:
+        // set_field of OXM_OF_TUNNEL_ID); `ovs-ofctl` prints it
+        // `set_field:0x2a->tun_id`.
+        Action::SetTunId(k) => OfAction::SetField(OxmField::exact(
+            Field::TunnelId,
+            &u64::from(k).to_be_bytes(),
+        )),
         Action::SetTunDst(a) => OfAction::SetField(OxmField::exact(Field::NxTunIpv4Dst, &a)),
         Action::Ct(id) => ct_action::ct_from_switch(id.spec()),
         Action::CtClear => OfAction::Nicira(NxAction::CtClear),
@@ -637,6 +660,66 @@ mod tests {
         assert_eq!(a, Action::Output(switch::verdict::CONTROLLER_PORT));
         let back = action_from_switch(&a, &p).unwrap();
         assert_eq!(back, OfAction::output(port_no::CONTROLLER));
+    }
+
+    /// The bytes of `ovs-ofctl parse-actions OpenFlow13` (OVS 3.1): what
+    /// OVS decodes as `set_tunnel:0x2a`, `set_tunnel64:0x2a` and
+    /// `set_field:0x2a->tun_id`, and the one encoding it gives all three in
+    /// OpenFlow 1.3.
+    const NXAST_SET_TUNNEL: [u8; 16] = [
+        0xff, 0xff, 0x00, 0x10, 0x00, 0x00, 0x23,
+        0x20, // experimenter, 16 bytes, NX_VENDOR_ID
+        0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2a, // subtype 2, pad, tun_id (32)
+    ];
+    const NXAST_SET_TUNNEL64: [u8; 24] = [
+        0xff, 0xff, 0x00, 0x18, 0x00, 0x00, 0x23,
+        0x20, // experimenter, 24 bytes, NX_VENDOR_ID
+        0x00, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // subtype 9, pad
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2a, // tun_id (64)
+    ];
+    const SET_FIELD_TUNNEL_ID: [u8; 16] = [
+        0x00, 0x19, 0x00, 0x10, 0x80, 0x00, 0x4c,
+        0x08, // SET_FIELD, 16 bytes, OXM_OF_TUNNEL_ID
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2a, // value
+    ];
+
+    #[test]
+    fn set_tunnel_and_set_tunnel64_decode_to_the_tunnel_key_and_encode_as_ovs() {
+        let p = PortMap::new(Some(0));
+        for wire in [
+            &NXAST_SET_TUNNEL[..],
+            &NXAST_SET_TUNNEL64[..],
+            &SET_FIELD_TUNNEL_ID[..],
+        ] {
+            let (of, len) = OfAction::parse(wire).unwrap();
+            assert_eq!(len, wire.len());
+            let mut again = Vec::new();
+            of.emit(&mut again).unwrap();
+            assert_eq!(again, wire, "{of:?} re-emitted");
+            let a = action_to_switch(&of, &p).unwrap();
+            assert_eq!(a, Action::SetTunId(0x2a));
+            assert_eq!(a.to_string(), "set_field:0x2a->tun_id");
+            let mut back = Vec::new();
+            action_from_switch(&a, &p).unwrap().emit(&mut back).unwrap();
+            assert_eq!(back, SET_FIELD_TUNNEL_ID);
+        }
+        // The text forms ovs-ofctl takes parse to the same action.
+        for text in ["set_tunnel:42", "set_tunnel64:0x2a", "set_field:42->tun_id"] {
+            assert_eq!(text.parse::<Action>().unwrap(), Action::SetTunId(0x2a));
+        }
+        // The widest VNI; one bit more (a 64-bit key OVS would take) is
+        // refused with an OpenFlow error.
+        let wide = |k: u64| OfAction::Nicira(NxAction::SetTunnel64(k));
+        assert_eq!(
+            action_to_switch(&wide(0xff_ffff), &p).unwrap(),
+            Action::SetTunId(0xff_ffff)
+        );
+        for k in [0x100_0000, 0x1_2345_678a, u64::MAX] {
+            let e = action_to_switch(&wide(k), &p).unwrap_err();
+            assert_eq!(e.code, bad_action::BAD_ARGUMENT, "{k:#x}");
+        }
+        let e = action_to_switch(&OfAction::Nicira(NxAction::SetTunnel(u32::MAX)), &p).unwrap_err();
+        assert_eq!(e.code, bad_action::BAD_ARGUMENT);
     }
 
     #[test]

@@ -63,6 +63,19 @@ pub(crate) fn handle(br: &Bridge, fm: &FlowMod) -> Result<(), OfError> {
         fm.command,
         FlowModCommand::ModifyStrict | FlowModCommand::DeleteStrict
     );
+    // The flows a modify or delete reaches, restricted to those that output
+    // to `out` (port, group).
+    let reached = |out| {
+        filter(
+            &map,
+            fm.table_id,
+            &fm.matching,
+            strict,
+            fm.priority,
+            (fm.cookie, fm.cookie_mask),
+            out,
+        )
+    };
     match fm.command {
         FlowModCommand::Add => {
             if fm.table_id >= N_TABLES {
@@ -93,15 +106,7 @@ pub(crate) fn handle(br: &Bridge, fm: &FlowMod) -> Result<(), OfError> {
         }
         FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
             // §6.4: modify ignores out_port/out_group.
-            let f = filter(
-                &map,
-                fm.table_id,
-                &fm.matching,
-                strict,
-                fm.priority,
-                (fm.cookie, fm.cookie_mask),
-                (OFPP_ANY, OFPG_ANY),
-            )?;
+            let f = reached((OFPP_ANY, OFPG_ANY))?;
             let acts = actions::to_switch(&fm.instructions, &map)?;
             actions::check_consistency(&acts, &f.matcher)?;
             br.sw.table.modify(
@@ -112,15 +117,7 @@ pub(crate) fn handle(br: &Bridge, fm: &FlowMod) -> Result<(), OfError> {
             )?;
         }
         FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
-            let f = filter(
-                &map,
-                fm.table_id,
-                &fm.matching,
-                strict,
-                fm.priority,
-                (fm.cookie, fm.cookie_mask),
-                (fm.out_port, fm.out_group),
-            )?;
+            let f = reached((fm.out_port, fm.out_group))?;
             let gone = br.sw.table.delete(&f, now);
             br.flow_removed(&gone);
         }

@@ -12,10 +12,11 @@
 //! [`Action::Unknown`] so a switch can answer OFPBAC_BAD_TYPE; unknown experimenters as
 //! [`Action::Experimenter`].
 
-use crate::bytes::{pad8, round8, u16_at, u32_at, u8_at, zeros};
+use crate::bytes::{round8, u16_at, u32_at, u8_at};
 use crate::field::action as field;
 use crate::nicira::{NxAction, NX_VENDOR_ID};
 use crate::oxm::OxmField;
+use crate::tlv;
 use crate::{Error, Result};
 
 /// Action type codes (ofp_action_type).
@@ -147,19 +148,8 @@ impl Action {
     }
 
     pub(crate) fn parse_nested(buf: &[u8], depth: usize) -> Result<(Action, usize)> {
-        if buf.len() < field::LEN {
-            return Err(Error::BadAction("truncated action header"));
-        }
-        let ty = u16_at(buf, field::TYPE);
-        let len = u16_at(buf, field::LENGTH) as usize;
-        if len < field::LEN || !len.is_multiple_of(8) {
-            return Err(Error::BadAction(
-                "action length not a positive multiple of 8",
-            ));
-        }
-        let a = buf
-            .get(..len)
-            .ok_or(Error::BadAction("action length runs past the list"))?;
+        let (ty, a) = tlv::parse(buf, Error::BadAction)?;
+        let len = a.len();
         let fixed = |n: usize| {
             if len == n {
                 Ok(())
@@ -222,17 +212,11 @@ impl Action {
         Action::parse_list_nested(buf, 0)
     }
 
-    pub(crate) fn parse_list_nested(mut buf: &[u8], depth: usize) -> Result<Vec<Action>> {
+    pub(crate) fn parse_list_nested(buf: &[u8], depth: usize) -> Result<Vec<Action>> {
         if depth > MAX_NESTING {
             return Err(Error::BadAction("action lists nested too deeply"));
         }
-        let mut out = Vec::new();
-        while !buf.is_empty() {
-            let (a, n) = Action::parse_nested(buf, depth)?;
-            out.push(a);
-            buf = &buf[n..];
-        }
-        Ok(out)
+        tlv::parse_list(buf, |b| Action::parse_nested(b, depth))
     }
 
     /// The action type code.
@@ -273,44 +257,39 @@ impl Action {
 
     /// Appends the action.
     pub fn emit(&self, out: &mut Vec<u8>) -> Result<()> {
-        let len = self.buffer_len();
-        if len > u16::MAX as usize {
-            return Err(Error::TooLong(len));
-        }
-        let start = out.len();
-        out.extend_from_slice(&self.action_type().to_be_bytes());
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-        match self {
-            Action::Output { port, max_len } => {
-                out.extend_from_slice(&port.to_be_bytes());
-                out.extend_from_slice(&max_len.to_be_bytes());
+        tlv::emit(out, self.action_type(), self.buffer_len(), |out| {
+            match self {
+                Action::Output { port, max_len } => {
+                    out.extend_from_slice(&port.to_be_bytes());
+                    out.extend_from_slice(&max_len.to_be_bytes());
+                }
+                Action::SetMplsTtl(t) | Action::SetNwTtl(t) => out.push(*t),
+                Action::PushVlan(e)
+                | Action::PushMpls(e)
+                | Action::PopMpls(e)
+                | Action::PushPbb(e) => out.extend_from_slice(&e.to_be_bytes()),
+                Action::SetQueue(id) | Action::Group(id) => {
+                    out.extend_from_slice(&id.to_be_bytes())
+                }
+                Action::SetField(o) => o.emit(out)?,
+                Action::Nicira(n) => {
+                    out.extend_from_slice(&NX_VENDOR_ID.to_be_bytes());
+                    n.emit_body(out)?;
+                }
+                Action::Experimenter { experimenter, data } => {
+                    out.extend_from_slice(&experimenter.to_be_bytes());
+                    out.extend_from_slice(data);
+                }
+                Action::Unknown { data, .. } => out.extend_from_slice(data),
+                Action::CopyTtlOut
+                | Action::CopyTtlIn
+                | Action::DecMplsTtl
+                | Action::PopVlan
+                | Action::DecNwTtl
+                | Action::PopPbb => {}
             }
-            Action::SetMplsTtl(t) | Action::SetNwTtl(t) => out.push(*t),
-            Action::PushVlan(e) | Action::PushMpls(e) | Action::PopMpls(e) | Action::PushPbb(e) => {
-                out.extend_from_slice(&e.to_be_bytes())
-            }
-            Action::SetQueue(id) | Action::Group(id) => out.extend_from_slice(&id.to_be_bytes()),
-            Action::SetField(o) => o.emit(out)?,
-            Action::Nicira(n) => {
-                out.extend_from_slice(&NX_VENDOR_ID.to_be_bytes());
-                n.emit_body(out)?;
-            }
-            Action::Experimenter { experimenter, data } => {
-                out.extend_from_slice(&experimenter.to_be_bytes());
-                out.extend_from_slice(data);
-            }
-            Action::Unknown { data, .. } => out.extend_from_slice(data),
-            Action::CopyTtlOut
-            | Action::CopyTtlIn
-            | Action::DecMplsTtl
-            | Action::PopVlan
-            | Action::DecNwTtl
-            | Action::PopPbb => {}
-        }
-        let written = out.len() - start;
-        zeros(out, len.saturating_sub(written));
-        debug_assert_eq!(pad8(out.len() - start), 0);
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Bytes a list of actions occupies.

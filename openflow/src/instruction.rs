@@ -11,8 +11,9 @@
 //! [`Instruction::Unknown`] (answer OFPBIC_UNKNOWN_INST).
 
 use crate::action::Action;
-use crate::bytes::{round8, u16_at, u32_at, u64_at, u8_at, zeros};
+use crate::bytes::{round8, u32_at, u64_at, u8_at, zeros};
 use crate::field::instruction as field;
+use crate::tlv;
 use crate::{Error, Result};
 
 /// Instruction type codes (ofp_instruction_type).
@@ -66,19 +67,8 @@ pub enum Instruction {
 impl Instruction {
     /// Parses the instruction at the front of `buf`; returns it and its length.
     pub fn parse(buf: &[u8]) -> Result<(Instruction, usize)> {
-        if buf.len() < field::LEN {
-            return Err(Error::BadInstruction("truncated instruction header"));
-        }
-        let ty = u16_at(buf, field::TYPE);
-        let len = u16_at(buf, field::LENGTH) as usize;
-        if len < field::LEN || !len.is_multiple_of(8) {
-            return Err(Error::BadInstruction(
-                "instruction length not a positive multiple of 8",
-            ));
-        }
-        let i = buf
-            .get(..len)
-            .ok_or(Error::BadInstruction("instruction runs past the list"))?;
+        let (ty, i) = tlv::parse(buf, Error::BadInstruction)?;
+        let len = i.len();
         let fixed = |n: usize| {
             if len == n {
                 Ok(())
@@ -127,14 +117,8 @@ impl Instruction {
     }
 
     /// Parses a whole instruction list.
-    pub fn parse_list(mut buf: &[u8]) -> Result<Vec<Instruction>> {
-        let mut out = Vec::new();
-        while !buf.is_empty() {
-            let (i, n) = Instruction::parse(buf)?;
-            out.push(i);
-            buf = &buf[n..];
-        }
-        Ok(out)
+    pub fn parse_list(buf: &[u8]) -> Result<Vec<Instruction>> {
+        tlv::parse_list(buf, Instruction::parse)
     }
 
     /// The instruction type code.
@@ -168,35 +152,28 @@ impl Instruction {
 
     /// Appends the instruction.
     pub fn emit(&self, out: &mut Vec<u8>) -> Result<()> {
-        let len = self.buffer_len();
-        if len > u16::MAX as usize {
-            return Err(Error::TooLong(len));
-        }
-        let start = out.len();
-        out.extend_from_slice(&self.instruction_type().to_be_bytes());
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-        match self {
-            Instruction::GotoTable(t) => out.push(*t),
-            Instruction::WriteMetadata { metadata, mask } => {
-                zeros(out, 4);
-                out.extend_from_slice(&metadata.to_be_bytes());
-                out.extend_from_slice(&mask.to_be_bytes());
+        tlv::emit(out, self.instruction_type(), self.buffer_len(), |out| {
+            match self {
+                Instruction::GotoTable(t) => out.push(*t),
+                Instruction::WriteMetadata { metadata, mask } => {
+                    zeros(out, 4);
+                    out.extend_from_slice(&metadata.to_be_bytes());
+                    out.extend_from_slice(&mask.to_be_bytes());
+                }
+                Instruction::WriteActions(a) | Instruction::ApplyActions(a) => {
+                    zeros(out, 4);
+                    Action::emit_list(a, out)?;
+                }
+                Instruction::Meter(m) => out.extend_from_slice(&m.to_be_bytes()),
+                Instruction::Experimenter { experimenter, data } => {
+                    out.extend_from_slice(&experimenter.to_be_bytes());
+                    out.extend_from_slice(data);
+                }
+                Instruction::Unknown { data, .. } => out.extend_from_slice(data),
+                Instruction::ClearActions => {}
             }
-            Instruction::WriteActions(a) | Instruction::ApplyActions(a) => {
-                zeros(out, 4);
-                Action::emit_list(a, out)?;
-            }
-            Instruction::Meter(m) => out.extend_from_slice(&m.to_be_bytes()),
-            Instruction::Experimenter { experimenter, data } => {
-                out.extend_from_slice(&experimenter.to_be_bytes());
-                out.extend_from_slice(data);
-            }
-            Instruction::Unknown { data, .. } => out.extend_from_slice(data),
-            Instruction::ClearActions => {}
-        }
-        let written = out.len() - start;
-        zeros(out, len.saturating_sub(written));
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Bytes a list occupies.

@@ -52,6 +52,7 @@ pub mod role;
 pub mod switch_config;
 pub mod table_features;
 pub mod table_mod;
+mod tlv;
 
 pub use action::Action;
 pub use error::{Error, Result};

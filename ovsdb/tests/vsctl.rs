@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{wait_for, Mock, Server};
+use common::{dpdk_port, netdev_bridge, wait_for, Mock, Server};
 use ovsdb::{Error, Options};
 
 fn opts() -> Options {
@@ -32,15 +32,7 @@ fn vsctl_bridges_ports_and_errors() {
     let (mock, h) = start(&s);
 
     // add-br: the bridge, and its internal port as LOCAL.
-    s.ok(&[
-        "add-br",
-        "br0",
-        "--",
-        "set",
-        "bridge",
-        "br0",
-        "datapath_type=netdev",
-    ]);
+    s.ok(&netdev_bridge("br0"));
     assert_eq!(mock.matching("bridge_set br0").len(), 1);
     assert_eq!(
         mock.matching("iface_add br0 br0"),
@@ -65,17 +57,7 @@ fn vsctl_bridges_ports_and_errors() {
         "[netdev]"
     );
 
-    s.ok(&[
-        "add-port",
-        "br0",
-        "dpdk0",
-        "--",
-        "set",
-        "Interface",
-        "dpdk0",
-        "type=dpdk",
-        "options:dpdk-devargs=net_null0",
-    ]);
+    s.ok(&dpdk_port("br0", "dpdk0", "net_null0"));
     assert_eq!(
         mock.matching("iface_add br0 dpdk0"),
         vec!["iface_add br0 dpdk0 type=dpdk options=dpdk-devargs=net_null0 mtu_request=None ofport=1"]
@@ -216,15 +198,7 @@ fn vsctl_bridges_ports_and_errors() {
     assert_eq!(s.ok(&["get", "Interface", "br1", "error"]), "[]");
 
     // A bridge the datapath refuses: its interfaces carry the error.
-    let o = s.vsctl(&[
-        "add-br",
-        "badbr0",
-        "--",
-        "set",
-        "bridge",
-        "badbr0",
-        "datapath_type=netdev",
-    ]);
+    let o = s.vsctl(&netdev_bridge("badbr0"));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         stderr
@@ -267,24 +241,11 @@ fn vsctl_statistics_written_back_when_changed() {
     let s = Server::start_new("stats");
     let (mock, h) = start(&s);
     s.ok(&[
-        "add-br",
-        "br0",
-        "--",
-        "set",
-        "bridge",
-        "br0",
-        "datapath_type=netdev",
-        "--",
-        "add-port",
-        "br0",
-        "dpdk0",
-        "--",
-        "set",
-        "Interface",
-        "dpdk0",
-        "type=dpdk",
-        "options:dpdk-devargs=net_null0",
-    ]);
+        netdev_bridge("br0"),
+        vec!["--".into()],
+        dpdk_port("br0", "dpdk0", "net_null0"),
+    ]
+    .concat());
     assert_eq!(
         s.ok(&["get", "Interface", "dpdk0", "statistics:rx_packets"]),
         "0"
@@ -326,26 +287,8 @@ fn vsctl_ovsdb_server_restart_reconnects_without_readding() {
     s.start();
     assert!(wait_for(Duration::from_secs(5), || h.is_connected()));
 
-    s.ok(&[
-        "add-br",
-        "br0",
-        "--",
-        "set",
-        "bridge",
-        "br0",
-        "datapath_type=netdev",
-    ]);
-    s.ok(&[
-        "add-port",
-        "br0",
-        "dpdk0",
-        "--",
-        "set",
-        "Interface",
-        "dpdk0",
-        "type=dpdk",
-        "options:dpdk-devargs=net_null0",
-    ]);
+    s.ok(&netdev_bridge("br0"));
+    s.ok(&dpdk_port("br0", "dpdk0", "net_null0"));
     let before = mock.events();
     assert_eq!(before.len(), 3, "{before:?}");
 

@@ -1,12 +1,15 @@
 //! Harness of the tests that put real kernel endpoints behind the switch
-//! (`tests/tunnel.rs`, `tests/ct_netns.rs`): shell helpers, network
-//! namespaces on veth pairs (removed on drop), and a `vswitch run` with a
-//! control socket whose ports are the host ends (`net_af_packet`).
+//! (`tests/tunnel.rs`, `tests/tunnel_ovs.rs`, `tests/ct_netns.rs`,
+//! `tests/switch_dpdk.rs`): shell helpers, network namespaces on veth pairs
+//! (removed on drop), and a `vswitch run` with a control socket
+//! ([`start`], [`Start`]) whose ports are the host ends (`net_af_packet`)
+//! or any other devargs.
 //!
 //! Each test file uses a part of it, hence `dead_code` is allowed here.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,14 +18,35 @@ pub fn sh(cmd: &str) -> Output {
     Command::new("sh").arg("-c").arg(cmd).output().unwrap()
 }
 
-/// Runs `cmd` with `sh -c` and fails the test if it fails.
-pub fn must(cmd: &str) {
+/// Runs `cmd` with `sh -c` and fails the test if it fails; its stdout,
+/// trimmed.
+pub fn must(cmd: &str) -> String {
     let o = sh(cmd);
     assert!(
         o.status.success(),
-        "{cmd}: {}",
+        "{cmd}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+/// A command killed with the test (PR_SET_PDEATHSIG), so no busy-polling
+/// daemon it starts spins on after a crash; stdin and stdout are null.
+pub fn command(prog: &str) -> Command {
+    let mut c = Command::new(prog);
+    c.stdin(Stdio::null()).stdout(Stdio::null());
+    // SAFETY: prctl is async-signal-safe and touches no memory of the
+    // forked child; the flag survives the exec.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    c
 }
 
 /// Namespaces and links, removed on drop.
@@ -46,26 +70,71 @@ impl Drop for Netns {
 }
 
 impl Netns {
+    /// A namespace `ns` with its loopback up.
+    pub fn add(&mut self, ns: &str) {
+        must(&format!("ip netns add {ns}"));
+        self.names.push(ns.into());
+        must(&format!("ip -n {ns} link set lo up"));
+    }
+
+    /// A veth pair: the host's `link` (up) and `peer` in namespace `ns`.
+    pub fn veth(&mut self, link: &str, peer: &str, ns: &str) {
+        must(&format!(
+            "ip link add {link} type veth peer name {peer} netns {ns}"
+        ));
+        self.links.push(link.into());
+        must(&format!("ip link set {link} up"));
+    }
+
     /// A namespace `ns` whose `eth0` (MAC `mac`, address `cidr`, transmit
     /// checksums in software: a packet socket sees frames before offloaded
     /// checksums are filled in) is a veth pair with the host's `link`.
     pub fn host(&mut self, ns: &str, link: &str, mac: &str, cidr: &str) {
-        must(&format!("ip netns add {ns}"));
-        self.names.push(ns.into());
-        must(&format!(
-            "ip link add {link} type veth peer name eth0 netns {ns}"
-        ));
-        self.links.push(link.into());
-        must(&format!("ip link set {link} up"));
+        self.add(ns);
+        self.veth(link, "eth0", ns);
         must(&format!("ip -n {ns} link set eth0 address {mac}"));
         must(&format!("ip -n {ns} addr add {cidr} dev eth0"));
         must(&format!("ip -n {ns} link set eth0 up"));
-        must(&format!("ip -n {ns} link set lo up"));
         must(&format!("ip netns exec {ns} ethtool -K eth0 tx off"));
     }
 }
 
-/// A running switch with a control socket, stopped on drop.
+/// Stops `child`: SIGTERM, then SIGKILL after `grace`.
+pub fn stop(child: &mut Child, grace: Duration) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    // SAFETY: signalling our own child, which has not been reaped yet.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let start = Instant::now();
+    while start.elapsed() < grace {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A `vswitch` client command (`flows add ...`, `ports show`) against the
+/// control socket `sock`: (success, stdout, stderr).
+pub fn ctl(sock: &Path, args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .args(args)
+        .arg("--socket")
+        .arg(sock)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A running switch with a control socket, stopped (and its directory
+/// removed) on drop.
 pub struct Running {
     /// The `vswitch run` process.
     pub child: Child,
@@ -76,17 +145,7 @@ pub struct Running {
 impl Running {
     /// A client command against the control socket: (success, stdout, stderr).
     pub fn ctl(&self, args: &[&str]) -> (bool, String, String) {
-        let o = Command::new(env!("CARGO_BIN_EXE_vswitch"))
-            .args(args)
-            .arg("--socket")
-            .arg(&self.sock)
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
+        ctl(&self.sock, args)
     }
 
     /// [`Running::ctl`] that must succeed; its stdout.
@@ -96,82 +155,135 @@ impl Running {
         out
     }
 
+    /// `ports show --json`.
+    pub fn ports(&self) -> serde_json::Value {
+        serde_json::from_str(&self.must(&["ports", "show", "--json"])).unwrap()
+    }
+
     /// Port `no` of `ports show --json`.
     pub fn port(&self, no: u64) -> serde_json::Value {
-        let (ok, out, err) = self.ctl(&["ports", "show", "--json"]);
-        assert!(ok, "ports show: {err}");
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let v = self.ports();
         v["ports"]
             .as_array()
             .unwrap()
             .iter()
             .find(|p| p["port"] == no)
             .cloned()
-            .unwrap_or_else(|| panic!("no port {no} in {out}"))
+            .unwrap_or_else(|| panic!("no port {no} in {v}"))
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
+        stop(&mut self.child, Duration::from_secs(10));
+        if let Some(d) = self.sock.parent() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// How to start `vswitch run` with a control socket: [`Start::new`] gives
+/// one lcore, `--control`, no port; [`Start::run`] starts it and waits until
+/// the socket answers.
+pub struct Start<'a> {
+    /// Tells runs apart: the directory and the EAL file prefix.
+    pub tag: &'a str,
+    /// The EAL's `-l` list (`0`: the main lcore forwards; `0-1`: a worker).
+    pub lcores: &'a str,
+    /// The flag naming the control socket (`--control`, or its alias
+    /// `--socket`).
+    pub control_flag: &'a str,
+    /// Ports (devargs), in order.
+    pub ports: Vec<String>,
+    /// More flags for `vswitch run`.
+    pub extra: Vec<String>,
+}
+
+impl<'a> Start<'a> {
+    /// One lcore, `--control`, no port.
+    pub fn new(tag: &'a str) -> Start<'a> {
+        Start {
+            tag,
+            lcores: "0",
+            control_flag: "--control",
+            ports: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// With these ports (devargs).
+    pub fn ports<S: ToString>(mut self, ports: &[S]) -> Self {
+        self.ports = ports.iter().map(S::to_string).collect();
+        self
+    }
+
+    /// With these extra flags.
+    pub fn extra<S: ToString>(mut self, extra: &[S]) -> Self {
+        self.extra = extra.iter().map(S::to_string).collect();
+        self
+    }
+
+    /// Starts the switch; fails the test if it exits or its control socket
+    /// does not answer within 30 s.
+    pub fn run(self) -> Running {
+        let tag = self.tag;
+        let pid = std::process::id();
+        let d = std::env::temp_dir().join(format!("vswitch-ns-{tag}-{pid}"));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let sock = d.join("ctl.sock");
+        let mut args = vec![
+            "run".to_string(),
+            "--eal".into(),
+            format!(
+                "-l {} --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vsw-{tag}-{pid}",
+                self.lcores
+            ),
+            self.control_flag.into(),
+            sock.display().to_string(),
+            "--stats-interval".into(),
+            "0".into(),
+            "--flow-cache".into(),
+            "4096".into(),
+        ];
+        for p in self.ports {
+            args.push("--port".into());
+            args.push(p);
+        }
+        args.extend(self.extra);
+        let child = command(env!("CARGO_BIN_EXE_vswitch"))
+            .args(&args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut r = Running { child, sock };
+        let t = Instant::now();
+        while !r.sock.exists() || !r.ctl(&["stats", "--json"]).0 {
+            if let Ok(Some(st)) = r.child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = r.child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                panic!("vswitch {args:?} exited ({st}): {err}");
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "switch did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        r
     }
 }
 
 /// `vswitch run` on one lcore with `ports` (devargs) and `extra` flags.
 pub fn start_with(tag: &str, ports: &[String], extra: &[&str]) -> Running {
-    let d = std::env::temp_dir().join(format!("vswitch-ns-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    let sock = d.join("ctl.sock");
-    let mut args = vec![
-        "run".to_string(),
-        "--eal".into(),
-        format!(
-            "-l 0 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vsw-{tag}-{}",
-            std::process::id()
-        ),
-        "--control".into(),
-        sock.display().to_string(),
-        "--stats-interval".into(),
-        "0".into(),
-        "--flow-cache".into(),
-        "4096".into(),
-    ];
-    for p in ports {
-        args.push("--port".into());
-        args.push(p.clone());
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let child = Command::new(env!("CARGO_BIN_EXE_vswitch"))
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut r = Running { child, sock };
-    let t = Instant::now();
-    while !r.sock.exists() || !r.ctl(&["stats", "--json"]).0 {
-        if let Ok(Some(st)) = r.child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = r.child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-            }
-            panic!("vswitch {args:?} exited ({st}): {err}");
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "switch did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    r
+    Start::new(tag).ports(ports).extra(extra).run()
 }
 
 /// `vswitch run` on one lcore with `ports`.
 pub fn start(tag: &str, ports: &[String]) -> Running {
-    start_with(tag, ports, &[])
+    Start::new(tag).ports(ports).run()
 }
 
 /// Waits (at most `secs`) until `f` holds.

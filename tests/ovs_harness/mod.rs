@@ -4,18 +4,27 @@
 //! one switch under test driven as an operator drives `ovs-vswitchd`
 //! (ovsdb-server + `ovs-vsctl`, `ovs-ofctl -O OpenFlow13`), either OVS's
 //! `ovs-vswitchd-dpdk` or `vswitch run --ovsdb`, each in its own network
-//! namespace and run directory.
+//! namespace and run directory. `tests/tunnel_ovs.rs`, `tests/ovs.rs` and
+//! `tests/ovs_set_tunnel.rs` start their daemons with it too, step by step
+//! ([`Rig::start_ovsdb`], [`Rig::start_daemon`], [`Rig::add_bridge`]);
+//! `tests/switch_dpdk.rs` takes its checksum and pcap files. It builds on
+//! [`netns`] (shell helpers, namespaces, child processes).
 //!
 //! Each test file uses a part of it, hence `dead_code` is allowed here.
 #![allow(dead_code)]
 
+// A test file may declare `mod netns;` beside this (one more copy).
+#[allow(clippy::duplicate_mod)]
+#[path = "../netns/mod.rs"]
+pub mod netns;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub use netns::stop;
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
 
 /// The OVSDB schema of `openvswitch-common`.
@@ -244,9 +253,15 @@ pub fn origin(f: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([*f.get(p + 4)?, *f.get(p + 5)?]))
 }
 
+/// Writes named `frames` to the pcap file `path` ([`write_frames`]).
 pub fn write_pcap(path: &Path, frames: &[(String, Vec<u8>)]) {
+    write_frames(path, frames.iter().map(|(_, f)| f.as_slice()));
+}
+
+/// Writes `frames` to the pcap file `path`, 1 µs apart.
+pub fn write_frames<'a>(path: &Path, frames: impl IntoIterator<Item = &'a [u8]>) {
     let mut w = PcapWriter::new(File::create(path).unwrap()).unwrap();
-    for (i, (_, f)) in frames.iter().enumerate() {
+    for (i, f) in frames.into_iter().enumerate() {
         w.write_packet(&PcapPacket::new(
             Duration::from_micros(i as u64),
             f.len() as u32,
@@ -302,6 +317,28 @@ pub struct Rig {
     prefix: String,
     ovsdb: Option<Child>,
     daemon: Option<Child>,
+    /// Bridges added with [`Rig::add_bridge`] (OVS: removed before the
+    /// daemon stops).
+    bridges: Vec<String>,
+    /// OVS on its dummy datapath ([`Rig::dummy`]).
+    dummy: bool,
+}
+
+/// The network namespace a rig's daemon runs in.
+#[derive(Clone, Copy, Debug)]
+pub enum Net<'a> {
+    /// A fresh one of its own (`unshare --net`).
+    Fresh,
+    /// The test's own.
+    Host,
+    /// A named one (`ip netns exec NAME`).
+    Named(&'a str),
+}
+
+/// The value of a harness result, or the test fails with its error (the
+/// daemon's log tail included).
+pub fn ok<T>(r: Result<T, String>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn tail(path: &Path, lines: usize) -> String {
@@ -310,29 +347,14 @@ pub fn tail(path: &Path, lines: usize) -> String {
     v[v.len().saturating_sub(lines)..].join("\n")
 }
 
-pub fn stop(child: &mut Child, grace: Duration) {
-    if let Ok(Some(_)) = child.try_wait() {
-        return;
-    }
-    // SAFETY: signalling our own child, which has not been reaped yet.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let start = Instant::now();
-    while start.elapsed() < grace {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 impl Drop for Rig {
     fn drop(&mut self) {
         // OVS: remove the ports first (rte_eth_dev_close), then SIGTERM;
         // vswitch stops and closes every port on SIGTERM.
         if self.kind == Kind::Ovs && self.daemon.is_some() {
-            let _ = self.vsctl(&["--timeout=10", "--if-exists", "del-br", "br0"]);
+            for br in &self.bridges {
+                let _ = self.vsctl(&["--timeout=10", "--if-exists", "del-br", br]);
+            }
         }
         if let Some(c) = self.daemon.as_mut() {
             stop(c, Duration::from_secs(10));
@@ -363,7 +385,18 @@ impl Rig {
             prefix,
             ovsdb: None,
             daemon: None,
+            bridges: Vec::new(),
+            dummy: false,
         }
+    }
+
+    /// OVS only: `ovs-vswitchd --enable-dummy=override --disable-system`
+    /// instead of OVS-DPDK, the same ofproto (flow tables, OpenFlow) on a
+    /// datapath that touches neither DPDK nor the host's network: the
+    /// reference for what OVS accepts and prints.
+    pub fn dummy(mut self) -> Rig {
+        self.dummy = true;
+        self
     }
 
     pub fn name(&self) -> &'static str {
@@ -380,23 +413,11 @@ impl Rig {
     /// A command with the rig's private OVS directories in its env, killed
     /// with the test (PR_SET_PDEATHSIG) so no PMD spins on after a crash.
     pub fn command(&self, prog: &str) -> Command {
-        let mut c = Command::new(prog);
+        let mut c = netns::command(prog);
         for v in ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"] {
             c.env(v, &self.dir);
         }
-        c.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: prctl is async-signal-safe and touches no memory of the
-        // forked child; the flag survives the exec.
-        unsafe {
-            c.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        c.stderr(Stdio::null());
         c
     }
 
@@ -416,14 +437,20 @@ impl Rig {
         )
     }
 
-    pub fn tool(&self, prog: &str, args: &[&str]) -> Result<String, String> {
-        let out = self
-            .command(prog)
+    /// Runs `prog` with the rig's env; what it did, failed or not.
+    pub fn tool_output(&self, prog: &str, args: &[&str]) -> Result<Output, String> {
+        self.command(prog)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
-            .map_err(|e| format!("run {prog} (package openvswitch-common/-switch): {e}"))?;
+            .map_err(|e| format!("run {prog} (package openvswitch-common/-switch): {e}"))
+    }
+
+    /// Runs `prog` with the rig's env; its stdout, or an error with its
+    /// stderr and the daemon's log tail.
+    pub fn tool(&self, prog: &str, args: &[&str]) -> Result<String, String> {
+        let out = self.tool_output(prog, args)?;
         if !out.status.success() {
             return Err(self.failure(&format!(
                 "{prog} {} failed ({}): {}",
@@ -440,6 +467,22 @@ impl Rig {
         let mut v = vec![db.as_str(), "--timeout=60"];
         v.extend_from_slice(args);
         self.tool("ovs-vsctl", &v)
+    }
+
+    /// `ovs-vsctl` whose failure the caller judges.
+    pub fn vsctl_output(&self, args: &[&str]) -> Result<Output, String> {
+        let db = format!("--db=unix:{}", self.path("db.sock"));
+        let mut v = vec![db.as_str(), "--timeout=60"];
+        v.extend_from_slice(args);
+        self.tool_output("ovs-vsctl", &v)
+    }
+
+    /// `ovs-appctl` to the switch daemon (OVS only).
+    pub fn appctl(&self, args: &[&str]) -> Result<String, String> {
+        let target = format!("--target={}", self.path("vswitchd.ctl"));
+        let mut v = vec![target.as_str()];
+        v.extend_from_slice(args);
+        self.tool("ovs-appctl", &v)
     }
 
     pub fn ofctl(&self, args: &[&str]) -> Result<String, String> {
@@ -472,10 +515,30 @@ impl Rig {
         Ok(())
     }
 
-    /// ovsdb-server on a fresh database, then the switch daemon, then the
-    /// bridge (netdev, fail_mode=secure: no default NORMAL flow).
+    /// ovsdb-server on a fresh database, then the switch daemon (in a
+    /// network namespace of its own; OVS with `vlan-limit=2`, as vswitch),
+    /// then the bridge `br0` (netdev, fail_mode=secure: no default NORMAL
+    /// flow).
     pub fn start(&mut self) -> Result<(), String> {
+        self.start_ovsdb()?;
+        // OVS parses one VLAN tag by default (a QinQ frame's dl_type is then
+        // the inner TPID); vswitch always parses two. Same setting on both
+        // sides: see the report's divergence list.
+        self.start_daemon(Net::Fresh, &["other_config:vlan-limit=2"])?;
+        self.add_bridge("br0", &["fail_mode=secure"])?;
+        self.check_dpdk()?;
+        self.wait_for_file("br0.mgmt", 20)
+    }
+
+    /// A fresh database from OVS's schema, ovsdb-server on it, `init`.
+    pub fn start_ovsdb(&mut self) -> Result<(), String> {
         self.tool("ovsdb-tool", &["create", &self.path("conf.db"), SCHEMA])?;
+        self.spawn_ovsdb()?;
+        self.vsctl(&["--no-wait", "init"]).map(|_| ())
+    }
+
+    /// ovsdb-server on the rig's database (again, after [`Rig::kill_ovsdb`]).
+    pub fn spawn_ovsdb(&mut self) -> Result<(), String> {
         let mut db = self.command("ovsdb-server");
         db.args([
             &self.path("conf.db"),
@@ -484,19 +547,60 @@ impl Rig {
             &format!("--log-file={}", self.path("ovsdb-server.log")),
         ]);
         self.ovsdb = Some(db.spawn().map_err(|e| format!("spawn ovsdb-server: {e}"))?);
-        self.wait_for_file("db.sock", 20)?;
-        self.vsctl(&["--no-wait", "init"])?;
-        // Both daemons run in a fresh network namespace: each bridge's
-        // internal port is a tap device named br0.
-        let mut d = self.command("unshare");
-        d.arg("--net");
+        self.wait_for_file("db.sock", 20)
+    }
+
+    /// Kills ovsdb-server (SIGKILL: a crash) and removes its socket.
+    pub fn kill_ovsdb(&mut self) {
+        if let Some(mut c) = self.ovsdb.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = fs::remove_file(self.dir.join("db.sock"));
+    }
+
+    /// The switch daemon on the rig's database, in network namespace
+    /// `net`: OVS's `ovs-vswitchd-dpdk` (DPDK on lcore 0, its PMD on core
+    /// 1, 256 MiB, the `other_config` settings `ovs_config` added) or
+    /// `vswitch run --ovsdb` (lcores 0-1, control socket `ctl.sock`).
+    pub fn start_daemon(&mut self, net: Net, ovs_config: &[&str]) -> Result<(), String> {
+        let prog = match self.kind {
+            Kind::Ovs if self.dummy => "ovs-vswitchd",
+            Kind::Ovs => VSWITCHD_DPDK,
+            Kind::Vswitch => env!("CARGO_BIN_EXE_vswitch"),
+        };
+        let mut d = match net {
+            Net::Fresh => {
+                let mut d = self.command("unshare");
+                d.args(["--net", prog]);
+                d
+            }
+            Net::Named(ns) => {
+                let mut d = self.command("ip");
+                d.args(["netns", "exec", ns, prog]);
+                d
+            }
+            Net::Host => self.command(prog),
+        };
         match self.kind {
+            Kind::Ovs if self.dummy => {
+                d.args([
+                    &format!("unix:{}", self.path("db.sock")),
+                    "--enable-dummy=override",
+                    "--disable-system",
+                    &format!("--unixctl={}", self.path("vswitchd.ctl")),
+                    &format!("--pidfile={}", self.path("ovs-vswitchd.pid")),
+                    &format!("--log-file={}", self.path("ovs-vswitchd.log")),
+                ]);
+                self.daemon = Some(d.spawn().map_err(|e| format!("spawn ovs-vswitchd: {e}"))?);
+                self.wait_for_file("vswitchd.ctl", 30)
+            }
             Kind::Ovs => {
                 let extra = format!(
                     "other_config:dpdk-extra=--no-pci --no-telemetry --file-prefix={}",
                     self.prefix
                 );
-                self.vsctl(&[
+                let mut set = vec![
                     "--no-wait",
                     "set",
                     "Open_vSwitch",
@@ -505,14 +609,11 @@ impl Rig {
                     "other_config:dpdk-lcore-mask=0x1",
                     "other_config:pmd-cpu-mask=0x2",
                     "other_config:dpdk-socket-mem=256",
-                    // OVS parses one VLAN tag by default (a QinQ frame's
-                    // dl_type is then the inner TPID); vswitch always parses
-                    // two. Same setting on both sides: see the report's
-                    // divergence list.
-                    "other_config:vlan-limit=2",
                     &extra,
-                ])?;
-                d.arg(VSWITCHD_DPDK).args([
+                ];
+                set.extend_from_slice(ovs_config);
+                self.vsctl(&set)?;
+                d.args([
                     &format!("unix:{}", self.path("db.sock")),
                     &format!("--unixctl={}", self.path("vswitchd.ctl")),
                     &format!("--pidfile={}", self.path("ovs-vswitchd.pid")),
@@ -522,12 +623,11 @@ impl Rig {
                     d.spawn()
                         .map_err(|e| format!("spawn {VSWITCHD_DPDK}: {e}"))?,
                 );
-                self.wait_for_file("vswitchd.ctl", 30)?;
+                self.wait_for_file("vswitchd.ctl", 30)
             }
             Kind::Vswitch => {
                 let log = File::create(self.dir.join("vswitch.log")).unwrap();
-                d.arg(env!("CARGO_BIN_EXE_vswitch"))
-                    .args(["run", "--eal"])
+                d.args(["run", "--eal"])
                     .arg(format!(
                         "-l 0-1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix {}",
                         self.prefix
@@ -541,50 +641,77 @@ impl Rig {
                     .args(["--stats-interval", "0", "--flow-cache", "4096"])
                     .stderr(log);
                 self.daemon = Some(d.spawn().map_err(|e| format!("spawn vswitch: {e}"))?);
-                self.wait_for_file("ctl.sock", 30)?;
+                self.wait_for_file("ctl.sock", 30)
             }
         }
-        self.vsctl(&[
+    }
+
+    /// Adds bridge `name` (datapath_type=netdev and `settings`, e.g.
+    /// `fail_mode=secure`); OVS's bridges are removed before its daemon
+    /// stops.
+    pub fn add_bridge(&mut self, name: &str, settings: &[&str]) -> Result<(), String> {
+        let mut args = vec![
             "--timeout=120",
             "add-br",
-            "br0",
+            name,
             "--",
             "set",
             "bridge",
-            "br0",
+            name,
             "datapath_type=netdev",
-            "fail_mode=secure",
-        ])?;
-        if self.kind == Kind::Ovs {
+        ];
+        args.extend_from_slice(settings);
+        self.bridges.push(name.into());
+        self.vsctl(&args).map(|_| ())
+    }
+
+    /// OVS: DPDK initialised (`dpdk_initialized`); vswitch: nothing to check.
+    pub fn check_dpdk(&self) -> Result<(), String> {
+        if self.kind == Kind::Ovs && !self.dummy {
             let init = self.vsctl(&["get", "Open_vSwitch", ".", "dpdk_initialized"])?;
             if init.trim() != "true" {
                 return Err(self.failure("DPDK did not initialise (dpdk_initialized != true)"));
             }
         }
-        self.wait_for_file("br0.mgmt", 20)
+        Ok(())
     }
 
+    /// Adds `p{ofport}` to `br0` ([`Rig::add_dpdk_port`]).
     pub fn add_port(&self, ofport: u32, devargs: &str, extra: &[&str]) -> Result<(), String> {
-        let name = format!("p{ofport}");
+        self.add_dpdk_port("br0", &format!("p{ofport}"), ofport, devargs, extra)
+    }
+
+    /// Adds a `type=dpdk` interface `name` on `devargs` to bridge `br` as
+    /// OpenFlow port `ofport` (and the Interface settings `extra`); an
+    /// error if it did not get that number.
+    pub fn add_dpdk_port(
+        &self,
+        br: &str,
+        name: &str,
+        ofport: u32,
+        devargs: &str,
+        extra: &[&str],
+    ) -> Result<(), String> {
         let req = format!("ofport_request={ofport}");
         let dev = format!("options:dpdk-devargs={devargs}");
         let mut args = vec![
+            "--timeout=120",
             "add-port",
-            "br0",
-            &name,
+            br,
+            name,
             "--",
             "set",
             "Interface",
-            &name,
+            name,
             "type=dpdk",
             &req,
             &dev,
         ];
         args.extend_from_slice(extra);
         self.vsctl(&args)?;
-        let got = self.vsctl(&["get", "Interface", &name, "ofport"])?;
+        let got = self.vsctl(&["get", "Interface", name, "ofport"])?;
         if got.trim() != ofport.to_string() {
-            let err = self.vsctl(&["get", "Interface", &name, "error"])?;
+            let err = self.vsctl(&["get", "Interface", name, "error"])?;
             return Err(self.failure(&format!(
                 "port {name} ({devargs}) not opened: ofport {} error {}",
                 got.trim(),
@@ -597,17 +724,8 @@ impl Rig {
     /// OVS's own account of one frame's way through the pipeline.
     pub fn trace(&self, frame: &[u8]) -> String {
         let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
-        self.tool(
-            "ovs-appctl",
-            &[
-                &format!("--target={}", self.path("vswitchd.ctl")),
-                "ofproto/trace",
-                "br0",
-                "in_port=1",
-                &hex,
-            ],
-        )
-        .unwrap_or_else(|e| e)
+        self.appctl(&["ofproto/trace", "br0", "in_port=1", &hex])
+            .unwrap_or_else(|e| e)
     }
 
     /// Adds port 1, `net_pcap1` replaying `input` (and capturing its own
@@ -800,24 +918,30 @@ pub fn counters(dump: &str) -> String {
                     .to_string()
             };
             let pk = format!("{}/{}", field("n_packets="), field("n_bytes="));
-            let rest = l
-                .split(", ")
-                .filter(|f| {
-                    ![
-                        "cookie=",
-                        "duration=",
-                        "n_packets=",
-                        "n_bytes=",
-                        "idle_age=",
-                        "hard_age=",
-                    ]
-                    .iter()
-                    .any(|k| f.trim_start().starts_with(k))
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("{pk:>10} {}", rest.trim())
+            format!("{pk:>10} {}", flow_text(l))
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// One line of `dump-flows` without its cookie, counters, duration and
+/// ages: what was installed (match, priority, table, actions).
+pub fn flow_text(line: &str) -> String {
+    line.split(", ")
+        .filter(|f| {
+            ![
+                "cookie=",
+                "duration=",
+                "n_packets=",
+                "n_bytes=",
+                "idle_age=",
+                "hard_age=",
+            ]
+            .iter()
+            .any(|k| f.trim_start().starts_with(k))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+        .trim()
+        .to_owned()
 }

@@ -14,6 +14,25 @@ use ovsdb::{BridgeConfig, Datapath, InterfaceConfig, InterfaceState};
 
 pub const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
 
+/// `add-br NAME -- set bridge NAME datapath_type=netdev`: a bridge of the
+/// datapath type the reconciler serves.
+pub fn netdev_bridge(name: &str) -> Vec<String> {
+    let args = ["add-br", name, "--", "set", "bridge", name];
+    let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    v.push("datapath_type=netdev".into());
+    v
+}
+
+/// `add-port BR NAME -- set Interface NAME type=dpdk
+/// options:dpdk-devargs=DEVARGS`.
+pub fn dpdk_port(br: &str, name: &str, devargs: &str) -> Vec<String> {
+    let args = ["add-port", br, name, "--", "set", "Interface", name];
+    let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    v.push("type=dpdk".into());
+    v.push(format!("options:dpdk-devargs={devargs}"));
+    v
+}
+
 /// An ovsdb-server child process over its own database in its own directory.
 pub struct Server {
     pub dir: PathBuf,
@@ -99,18 +118,19 @@ impl Server {
 
     /// Runs `ovs-vsctl --db=unix:DIR/db.sock --timeout=10 ARGS` (waiting for
     /// cur_cfg, i.e. for the reconciler, as operators run it).
-    pub fn vsctl(&self, args: &[&str]) -> Output {
+    pub fn vsctl<S: AsRef<str>>(&self, args: &[S]) -> Output {
         Command::new("ovs-vsctl")
             .arg(format!("--db={}", self.target()))
             .arg("--timeout=10")
-            .args(args)
+            .args(args.iter().map(AsRef::as_ref))
             .output()
             .expect("ovs-vsctl is installed")
     }
 
     /// [`Server::vsctl`] that must succeed; returns stdout trimmed.
-    pub fn ok(&self, args: &[&str]) -> String {
+    pub fn ok<S: AsRef<str>>(&self, args: &[S]) -> String {
         let o = self.vsctl(args);
+        let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
         assert!(
             o.status.success(),
             "ovs-vsctl {args:?} failed ({}): {}",
