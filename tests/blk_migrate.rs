@@ -178,10 +178,13 @@ impl Qmp {
     }
 }
 
-/// The numbers after `tag` at the start of console lines.
+/// The numbers after `tag` at the start of complete console lines. A line
+/// still arriving is left out: a TCG guest's serial console prints a few
+/// characters at a time under load, and "GUEST-LAST-ACK 4" read before its
+/// "8" arrived would be a wrong number, not a short one.
 fn tagged(console: &str, tag: &str) -> Vec<u64> {
-    console
-        .lines()
+    let done = console.rfind('\n').map_or("", |end| &console[..end]);
+    done.lines()
         .filter_map(|l| l.trim().strip_prefix(tag)?.trim().parse().ok())
         .collect()
 }
@@ -240,6 +243,18 @@ fn wait_console(
 fn json_u64(line: &str, key: &str) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
     v.pointer(key)?.as_u64()
+}
+
+/// Prints every process's output if the test fails after it was made
+/// (any assertion, including those that do not show `ctx` themselves).
+struct DumpOnPanic(Vec<(&'static str, Console)>);
+
+impl Drop for DumpOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("outputs of the failed migration:{}", dump(&self.0));
+        }
+    }
 }
 
 /// One pair of guests at a time (each test boots two QEMUs).
@@ -303,6 +318,7 @@ fn migrate(name: &str, dev_opts: &str) {
     );
     let (mut dst_vm, dst_con) = qemu(dev_opts, &dir, &dst_sock, &initrd, &dst_qmp, Some(&mig));
     ctx.push(("destination QEMU", Arc::clone(&dst_con)));
+    let _dump = DumpOnPanic(ctx.clone());
     let mut dq = Qmp::connect(&dst_qmp, ctx.clone());
     let mut sq = Qmp::connect(&src_qmp, ctx.clone());
     sq.cmd(r#"{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":4294967296}}"#);
@@ -376,7 +392,7 @@ fn migrate(name: &str, dev_opts: &str) {
     f.write_all_at(&stop, LOOP_STOP_BLOCK * 4096).unwrap();
     f.sync_all().unwrap();
     wait_console(&dst_con, 60, "GUEST-LAST-ACK", &ctx, |c| {
-        c.contains("GUEST-LAST-ACK")
+        !tagged(c, "GUEST-LAST-ACK ").is_empty()
     });
     let last = tagged(&dst_con.lock().unwrap(), "GUEST-LAST-ACK ")[0];
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -423,4 +439,9 @@ fn migrate(name: &str, dev_opts: &str) {
         "{name}: guest acknowledged {last} writes, {} of them on the destination",
         last - src_last
     );
+    // BLK_MIGRATE_VERBOSE=1: the servers' and guests' output of a passing
+    // run too (ring bases, log and memory-table messages).
+    if std::env::var_os("BLK_MIGRATE_VERBOSE").is_some() {
+        eprintln!("outputs:{}", dump(&ctx));
+    }
 }

@@ -129,13 +129,23 @@ impl Mbuf {
     }
 
     /// Grows the data by `len` bytes at the front (headroom); `false` without
-    /// enough headroom.
+    /// enough headroom. What `rte_pktmbuf_prepend` does (the headroom is
+    /// `data_off`), inline: the tunnel encapsulation calls it per frame.
+    #[inline(always)]
     pub fn prepend(&mut self, len: usize) -> bool {
-        let Ok(len16) = u16::try_from(len) else {
-            return false;
-        };
-        // SAFETY: valid mbuf; DPDK checks the headroom and returns NULL.
-        !unsafe { dpdk_sys::shim_rte_pktmbuf_prepend(self.0.as_ptr(), len16) }.is_null()
+        // SAFETY: we own a valid mbuf; `&mut self` gives exclusive access
+        // to its header fields.
+        let m = unsafe { self.0.as_mut() };
+        match u16::try_from(len) {
+            Ok(len16) if len16 <= m.data_off => {
+                m.data_off -= len16;
+                // data_off + data_len stays within buf_len (a u16).
+                m.data_len = m.data_len.wrapping_add(len16);
+                m.pkt_len = m.pkt_len.wrapping_add(u32::from(len16));
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Removes `len` bytes from the front; `false` if the segment is shorter.

@@ -24,7 +24,7 @@ use switch::datapath::{Datapath, TxGroups};
 use switch::frame::Frame;
 use switch::key::FlowKey;
 use switch::switch::Switch;
-use switch::tunnel::encap::{NeighbourMemo, Tx};
+use switch::tunnel::encap::{flow_hash, source_port, NeighbourMemo, Tx};
 use switch::tunnel::{arp, Endpoints, Rx, TunnelDrop, TunnelMeta, TunnelStats};
 use switch::verdict::{DropReason, Verdict, CONTROLLER_PORT, MAX_PORTS};
 
@@ -187,16 +187,6 @@ impl Scratch {
             offl: 0,
         }
     }
-}
-
-/// Frames encapsulated for one tunnel port within a burst, added to its
-/// counters once per burst (not per frame).
-#[derive(Default)]
-struct TxTally {
-    /// The tunnel's index, found with the first frame.
-    tunnel: Option<usize>,
-    packets: u64,
-    bytes: u64,
 }
 
 /// What an underlay burst is sorted into.
@@ -573,7 +563,13 @@ impl Worker {
         // Common case: the whole burst goes to one port (one rule, one
         // destination): send the burst as it is.
         if let Some(port) = single_port(&verdicts[..n]) {
-            if tunnel_ports & (1 << port) == 0 {
+            if tunnel_ports & (1 << port) != 0 {
+                // The whole burst to one tunnel port: encapsulated in place
+                // and sent as it is.
+                if let Some(sent) = ep.and_then(|ep| self.encap_burst(ep, port, burst, now)) {
+                    return copied + sent;
+                }
+            } else {
                 let mut sent = copied;
                 if let Some(txq) = self.tx[port as usize].as_mut() {
                     sent = txq.tx_burst(burst) as u64;
@@ -598,29 +594,7 @@ impl Worker {
         for (port, idx) in groups.iter() {
             if tunnel_ports & (1 << port) != 0 {
                 if let Some(ep) = ep {
-                    let mut tally = TxTally::default();
-                    for &i in idx {
-                        let i = i as usize;
-                        refs[i] -= 1;
-                        // Encapsulation rewrites the frame: a frame that
-                        // also goes elsewhere is copied first.
-                        let m = if refs[i] == 0 {
-                            slots[i].take()
-                        } else {
-                            slots[i].as_ref().and_then(copy_mbuf)
-                        };
-                        let Some(m) = m else { continue };
-                        // One entry read per frame (copying the burst's
-                        // array cost a 512-byte memcpy and a stall).
-                        let set = self.dp.tunnel_sets().map_or(TunnelSet::default(), |s| s[i]);
-                        let rx = tunnel.and_then(|t| t.get(i));
-                        sent += self.encap_one(ep, port, m, set, rx, out, &mut tally, now);
-                    }
-                    if let Some(t) = tally.tunnel {
-                        let stats = &ep.tunnels[t].stats;
-                        TunnelStats::add(&stats.tx_packets, tally.packets);
-                        TunnelStats::add(&stats.tx_bytes, tally.bytes);
-                    }
+                    sent += self.encap_group(ep, port, idx, slots, refs, tunnel, out, now);
                 }
                 continue;
             }
@@ -712,40 +686,186 @@ impl Worker {
         sent
     }
 
-    /// Encapsulates `m` for tunnel port `port` and queues it on the
-    /// underlay (or asks ARP for the next hop, dropping it); returns frames
-    /// sent.
-    #[allow(clippy::too_many_arguments)]
-    fn encap_one(
+    /// Encapsulates a whole burst for tunnel port `port` with a fixed key
+    /// and remote, in place, and transmits it on the underlay; `None` (the
+    /// burst untouched) when the general path must do it: a flow-dependent
+    /// key or remote, an unresolved next hop, no underlay queue.
+    #[inline(always)]
+    fn encap_burst(
         &mut self,
         ep: &Endpoints,
         port: u16,
-        m: Mbuf,
-        set: TunnelSet,
-        rx: Option<&TunnelMeta>,
+        burst: &mut Burst,
+        now: u64,
+    ) -> Option<u64> {
+        let t = ep.index_of(port)?;
+        if !ep.fixed_outer(t) {
+            return None;
+        }
+        let (tpl, p) = ep
+            .template(t, TunnelSet::default(), None, &mut self.memo, now)
+            .ok()?;
+        let txq = self.tx.get_mut(p as usize).and_then(Option::as_mut)?;
+        let (mut bytes, mut bad) = (0u64, 0u32);
+        for (i, m) in MbufFrame::slice_mut(burst.as_mut_slice())
+            .iter_mut()
+            .enumerate()
+        {
+            bytes += m.0.data_len() as u64;
+            let sport = source_port(flow_hash(m.0.data()));
+            bad |= u32::from(!tpl.apply(m, sport)) << i;
+        }
+        if bad != 0 {
+            bytes -= Self::drop_unencapsulated(burst, bad, &ep.tunnels[t].stats);
+        }
+        let stats = &ep.tunnels[t].stats;
+        let k = burst.len() as u64;
+        TunnelStats::add(&stats.tx_packets, k);
+        TunnelStats::add(&stats.tx_bytes, bytes);
+        let sent = txq.tx_burst(burst) as u64;
+        if !burst.is_empty() {
+            self.tx_drops.add(self.index, p, burst.len() as u64);
+            burst.clear();
+        }
+        Some(sent)
+    }
+
+    /// Frees the frames of `burst` whose bit is set in `bad` (too long to
+    /// encapsulate, or no headroom), counted as `tx_error`; returns their
+    /// bytes.
+    #[cold]
+    #[inline(never)]
+    fn drop_unencapsulated(burst: &mut Burst, bad: u32, stats: &TunnelStats) -> u64 {
+        let mut keep = [const { None }; BURST_SIZE];
+        let n = burst.len();
+        for slot in keep[..n].iter_mut().rev() {
+            *slot = burst.pop();
+        }
+        let mut bytes = 0;
+        for (i, m) in keep[..n].iter_mut().enumerate() {
+            let Some(m) = m.take() else { continue };
+            if bad & (1 << i) != 0 {
+                bytes += m.data_len() as u64;
+                stats.count_drop(TunnelDrop::TxError, 1);
+            } else {
+                let _ = burst.push(m);
+            }
+        }
+        bytes
+    }
+
+    /// Encapsulates the frames `idx` of a burst (in `slots`, with `refs`
+    /// outputs left each) for tunnel port `port` and queues them on the
+    /// underlay; returns frames sent. The outer headers come from one
+    /// prebuilt template per run of frames ([`Endpoints::template`]): per
+    /// frame only the flow hash (the UDP source port), the 50-byte copy
+    /// and the length and checksum fields remain.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn encap_group(
+        &mut self,
+        ep: &Endpoints,
+        port: u16,
+        idx: &[u8],
+        slots: &mut [Option<Mbuf>],
+        refs: &mut [u8],
+        tunnel: Option<&[TunnelMeta]>,
         out: &mut [Burst],
-        tally: &mut TxTally,
         now: u64,
     ) -> u64 {
-        let t = match tally.tunnel {
-            Some(t) => t,
-            None => match ep.index_of(port) {
-                Some(t) => {
-                    tally.tunnel = Some(t);
-                    t
-                }
-                None => return 0,
-            },
+        let Some(t) = ep.index_of(port) else {
+            return 0;
         };
-        let stats = &ep.tunnels[t].stats;
-        let mut f = MbufFrame(m);
-        let len = f.0.data_len() as u64;
-        match ep.encap(t, &mut f, set, rx, &mut self.memo, now) {
-            Tx::Send(p) if self.tx.get(p as usize).is_some_and(Option::is_some) => {
-                tally.packets += 1;
-                tally.bytes += len;
-                self.queue(out, p, f.0)
+        // Fixed key and remote: the headers are the burst's, not the
+        // frame's; look them up once.
+        let fixed = if ep.fixed_outer(t) {
+            Some(
+                ep.template(t, TunnelSet::default(), None, &mut self.memo, now)
+                    .map(|(tpl, p)| (*tpl, p)),
+            )
+        } else {
+            None
+        };
+        let (mut packets, mut bytes, mut sent) = (0u64, 0u64, 0u64);
+        for &i in idx {
+            let i = i as usize;
+            refs[i] -= 1;
+            // Encapsulation rewrites the frame: a frame that also goes
+            // elsewhere is copied first.
+            let m = if refs[i] == 0 {
+                slots[i].take()
+            } else {
+                slots[i].as_ref().and_then(copy_mbuf)
+            };
+            let Some(m) = m else { continue };
+            let mut f = MbufFrame(m);
+            let got = match &fixed {
+                Some(Ok((tpl, p))) => Ok((tpl, *p)),
+                Some(Err(tx)) => Err(*tx),
+                None => {
+                    // One entry read per frame (copying the burst's array
+                    // cost a 512-byte memcpy and a stall).
+                    let set = self.dp.tunnel_sets().map_or(TunnelSet::default(), |s| s[i]);
+                    let rx = tunnel.and_then(|t| t.get(i));
+                    ep.template(t, set, rx, &mut self.memo, now)
+                }
+            };
+            let p = match got {
+                Ok((tpl, p)) if self.tx.get(p as usize).is_some_and(Option::is_some) => {
+                    let len = f.0.data_len() as u64;
+                    let sport = source_port(flow_hash(f.0.data()));
+                    if !tpl.apply(&mut f, sport) {
+                        ep.tunnels[t].stats.count_drop(TunnelDrop::TxError, 1);
+                        continue;
+                    }
+                    packets += 1;
+                    bytes += len;
+                    p
+                }
+                Ok(_) => {
+                    ep.tunnels[t].stats.count_drop(TunnelDrop::TxError, 1);
+                    continue;
+                }
+                Err(tx) => {
+                    sent += self.encap_failed(ep, t, tx, &f.0, out);
+                    continue;
+                }
+            };
+            // Queued on the underlay, sent with the burst's other frames
+            // by `flush_pending`.
+            let ob = &mut out[p as usize];
+            if let Err(m) = ob.push(f.0) {
+                sent += self.flush_port(out, p);
+                if let Err(m) = out[p as usize].push(m) {
+                    self.tx_drops.add(self.index, p, 1);
+                    drop(m);
+                }
             }
+            self.pending |= 1 << p;
+        }
+        if packets != 0 {
+            let stats = &ep.tunnels[t].stats;
+            TunnelStats::add(&stats.tx_packets, packets);
+            TunnelStats::add(&stats.tx_bytes, bytes);
+        }
+        sent
+    }
+
+    /// A frame for tunnel `t` that cannot be encapsulated (`tx` says why):
+    /// counted, and for an unknown next hop an ARP request goes out instead
+    /// (built in a fresh mbuf from `like`'s pool); returns frames sent.
+    #[cold]
+    #[inline(never)]
+    fn encap_failed(
+        &mut self,
+        ep: &Endpoints,
+        t: usize,
+        tx: Tx,
+        like: &Mbuf,
+        out: &mut [Burst],
+    ) -> u64 {
+        let stats = &ep.tunnels[t].stats;
+        match tx {
             Tx::Send(_) => {
                 stats.count_drop(TunnelDrop::TxError, 1);
                 0
@@ -763,7 +883,7 @@ impl Worker {
                 stats.count_drop(TunnelDrop::NoArp, 1);
                 let mut req = [0u8; arp::FRAME_LEN];
                 arp::build_request(&mut req, mac, local_ip, ip);
-                let Some(m) = mbuf_with(&f.0, &req) else {
+                let Some(m) = mbuf_with(like, &req) else {
                     return 0;
                 };
                 let mut sent = 0;

@@ -28,6 +28,40 @@
 //! A device that is not logging holds no `QueueLog`: its cost is one
 //! `Option` test per completion and per used-ring publication.
 //!
+//! # The rule
+//!
+//! Spec ("Migration"): "All the modifications to memory pointed by vring
+//! 'descriptor' should be marked. Modifications to 'used' vring should be
+//! marked if `VHOST_VRING_F_LOG` is part of ring's flags", and "Once the
+//! source has finished migration, rings will be stopped by the source. No
+//! further update must be done before rings are restarted." So, while a
+//! queue holds a [`QueueLog`], every store of the device into guest memory
+//! is followed by a mark of its page:
+//!
+//! * on every path that stores: a completion (read data, GET_ID, status
+//!   byte), a publication (used elements and index, packed used
+//!   descriptors), and the kick-suppression fields wherever they are
+//!   written (`flags`/`avail_event` or the device event area: at each
+//!   publication, when the poller arms and disarms kicks around a sleep,
+//!   when a ring (re)starts). Linux vhost learnt the last one the hard way
+//!   (commit 2723feaa8ec6, "vhost: set log when updating used flags or
+//!   avail event": "Otherwise the guest may see a stale value after
+//!   migration and miss notifying the host");
+//! * after the store, never before: the VMM's sync takes a bit and clears
+//!   it, then copies the page; a mark made before the store can be taken
+//!   and the page copied before the data is in it. Data a backend writes
+//!   asynchronously is marked when its completion is reaped, before the
+//!   used element that tells the guest about it is published;
+//! * before the ring is reported stopped (`GET_VRING_BASE`): the VMM's last
+//!   sync follows that reply, and nothing is written after it.
+//!
+//! `vhost_user::tests::shadow` checks this byte for byte: it compares guest
+//! memory before and after each device step (poll, kicks armed and
+//! disarmed, a ring restart, the stop) with the bits the step set, over
+//! split and packed rings with and without event index. A change to the
+//! poll loop that stores somewhere new must mark there too, or that test
+//! fails.
+//!
 //! The log's size and offset come from the VMM and are checked here
 //! ([`DirtyLog::from_file`]); a guest address beyond the log is not marked
 //! (counted in [`DirtyLog::missed`]), never written out of bounds.

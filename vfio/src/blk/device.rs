@@ -371,6 +371,11 @@ impl BlkDevice {
                 continue;
             };
             ring.suppress_kicks();
+            // A write to the used ring / device area: logged like every
+            // other (see `crate::dirty_log`, "the rule").
+            if let Some(l) = &q.log {
+                l.mark_rings();
+            }
             if fired.is_some_and(|f| !f.contains(&kick.as_raw_fd())) {
                 continue;
             }
@@ -443,6 +448,8 @@ impl BlkDevice {
         let mut ring = Virtqueue::new(mem, cfg, self.features, base)
             .map_err(|e| format!("queue {qi}: {e}"))?;
         ring.suppress_kicks();
+        // A ring restarted while the VMM migrates (a new memory table):
+        // that write is logged too (`crate::dirty_log`, "the rule").
         if q.slots.len() != cfg.size as usize {
             q.slots = (0..cfg.size)
                 .map(|_| Slot {
@@ -455,6 +462,9 @@ impl BlkDevice {
                     started: 0,
                 })
                 .collect();
+        }
+        if let Some(l) = &q.log {
+            l.mark_rings();
         }
         q.ring = Some(ring);
         q.broken = None;
@@ -840,6 +850,9 @@ impl BlkDevice {
             ring.suppress_kicks();
             q.irq_check = ring.publish_store();
             check |= q.irq_check;
+            // After the stores above, whether they changed anything or
+            // not: see `crate::dirty_log`, "the rule" (checked by
+            // `vhost_user::tests::shadow`).
             if let Some(l) = &q.log {
                 l.mark_rings();
             }

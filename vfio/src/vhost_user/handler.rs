@@ -74,6 +74,13 @@ pub struct BlkHandler {
     log: Option<Arc<DirtyLog>>,
 }
 
+/// The split ring's used index at guest address `used` (diagnostics).
+fn used_index(mem: &GuestMemory, used: u64) -> u16 {
+    let mut b = [0u8; 2];
+    let _ = mem.read(used.wrapping_add(2), &mut b);
+    u16::from_le_bytes(b)
+}
+
 fn err(msg: &'static str) -> Error {
     Error::InvalidOperation(msg)
 }
@@ -203,6 +210,16 @@ impl BlkHandler {
             used: t(v.used)?,
         };
         let tracker = self.inflight.as_ref().and_then(|a| a.queue(i));
+        eprintln!(
+            "vhost-user-blk: vring {i} starts at base {:#x} ({}), used index in guest memory {}",
+            v.base,
+            if self.features & VIRTIO_F_RING_PACKED != 0 {
+                "packed"
+            } else {
+                "split"
+            },
+            used_index(&mem, cfg.used),
+        );
         let mut dev = self.dev.lock();
         dev.start_queue_tracked(i, cfg, v.base, tracker)
             .map_err(|e| {
@@ -223,6 +240,13 @@ impl BlkHandler {
         let mut dev = self.dev.lock();
         if let Some(base) = dev.stop_queue(i) {
             v.base = base;
+        }
+        if let Some(mem) = &self.mem {
+            let used = mem.vmm_to_guest(v.used).map_or(0, |u| used_index(mem, u));
+            eprintln!(
+                "vhost-user-blk: vring {i} stopped at base {:#x}, used index in guest memory {used}",
+                v.base
+            );
         }
         v.started = false;
         // The source of a migration stops its rings last: what the guest was
@@ -272,6 +296,16 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
         if features & !offered != 0 {
             return Err(Error::InvalidParam);
         }
+        if (self.features ^ features) & VHOST_F_LOG_ALL != 0 {
+            eprintln!(
+                "vhost-user-blk: LOG_ALL {}",
+                if features & VHOST_F_LOG_ALL != 0 {
+                    "set"
+                } else {
+                    "cleared"
+                }
+            );
+        }
         self.features = features;
         self.dev
             .lock()
@@ -317,6 +351,11 @@ impl VhostUserBackendReqHandlerMut for BlkHandler {
         let running: Vec<usize> = (0..self.vrings.len())
             .filter(|&i| self.vrings[i].started)
             .collect();
+        eprintln!(
+            "vhost-user-blk: memory table of {} regions ({} running rings restarted)",
+            table.len(),
+            running.len()
+        );
         for &i in &running {
             self.stop(i);
         }

@@ -189,3 +189,4 @@ fn garbage_on_the_socket_ends_that_connection_only() {
 }
 
 mod migration;
+mod shadow;
