@@ -101,6 +101,26 @@ impl SpdkVhost {
         Ok(self.dir.join(ctrlr))
     }
 
+    /// TSC ticks its reactors spent in busy and in idle iterations so far
+    /// (`framework_get_reactors`: each reactor's `busy` and `idle`; an
+    /// iteration is busy when a poller of one of its threads did work; SPDK
+    /// reads the TSC once per thread poll for it).
+    pub fn busy_idle_ticks(&mut self) -> Result<(u64, u64), String> {
+        let v = self.call("framework_get_reactors", None)?;
+        let reactors = v
+            .get("reactors")
+            .and_then(Value::as_array)
+            .ok_or("framework_get_reactors: no reactors array")?;
+        let sum = |k: &str| {
+            reactors
+                .iter()
+                .map(|r| r.get(k).and_then(Value::as_u64))
+                .sum::<Option<u64>>()
+                .ok_or_else(|| format!("framework_get_reactors: a reactor without {k}"))
+        };
+        Ok((sum("busy")?, sum("idle")?))
+    }
+
     /// One JSON-RPC call; an error names the method and carries SPDK's
     /// message and the end of its log.
     pub fn call(&mut self, method: &str, params: Option<Value>) -> Result<Value, String> {

@@ -38,6 +38,19 @@ pub fn pin(cpu: usize) {
     }
 }
 
+/// Lets the calling thread run on every CPU (threads it spawns inherit it).
+pub fn unpin() {
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity(0) affects the
+    // caller; CPUs the machine lacks are ignored by the kernel.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in 0..libc::CPU_SETSIZE as usize {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 /// Makes the child `cmd` starts run on `cpu` only.
 pub fn pin_child(cmd: &mut std::process::Command, cpu: usize) {
     use std::os::unix::process::CommandExt;
@@ -97,6 +110,29 @@ pub struct Result {
     pub errors: u64,
     /// Latency of each request, ns.
     pub hist: Histogram<u64>,
+    /// TSC ticks per second.
+    pub hz: f64,
+    /// TSC ticks the back end's polling core spent in poll rounds that
+    /// found work and in rounds that did not, while measuring (`None`: the
+    /// target does not say). Both busy-polling targets count them by the
+    /// same rule: SPDK's reactor `busy`/`idle` (`framework_get_reactors`)
+    /// and our poller's (`PollGroup::busy_idle_ticks`).
+    pub busy_idle: Option<(u64, u64)>,
+}
+
+impl Result {
+    /// Busy back-end cycles (TSC ticks) per request, if the target counts
+    /// them: its CPU time times the busy share of its rounds, per request.
+    /// The share, not the busy ticks themselves: a round the scheduler
+    /// preempted counts the time it was off the CPU, and on a loaded host
+    /// preemptions land in busy and idle rounds in proportion to their
+    /// time, so the share stays right where busy ticks would not (on an
+    /// idle host the two are the same).
+    pub fn busy_per_req(&self) -> Option<f64> {
+        let (busy, idle) = self.busy_idle?;
+        let share = busy as f64 / (busy + idle).max(1) as f64;
+        Some(self.backend_cpu * self.hz * share / self.ops.max(1) as f64)
+    }
 }
 
 /// How the back end's CPU time is read.
@@ -155,6 +191,23 @@ pub fn drive_workload(
     target: &'static str,
     work: &Workload,
 ) -> std::result::Result<Result, String> {
+    drive_probed(sock, qd, queues, secs, hz, cpu, target, work, &mut || None)
+}
+
+/// [`drive_workload`], reading the back end's busy and idle round ticks
+/// with `busy` when the measurement starts and ends ([`Result::busy_idle`]).
+#[allow(clippy::too_many_arguments)]
+pub fn drive_probed(
+    sock: &Path,
+    qd: usize,
+    queues: u16,
+    secs: f64,
+    hz: f64,
+    cpu: &Cpu,
+    target: &'static str,
+    work: &Workload,
+    busy: &mut dyn FnMut() -> Option<(u64, u64)>,
+) -> std::result::Result<Result, String> {
     let req_type = if work.write {
         VIRTIO_BLK_T_OUT
     } else {
@@ -202,7 +255,7 @@ pub fn drive_workload(
     let t0 = tsc();
     let mut measuring = false;
     let (mut ops, mut kicks, mut errors) = (0u64, 0u64, 0u64);
-    let (mut m_t0, mut m_cpu0) = (0u64, 0f64);
+    let (mut m_t0, mut m_cpu0, mut m_busy0) = (0u64, 0f64, None);
     let backend_cpu = |c: &Cpu| match c {
         Cpu::InProcess => rusage(libc::RUSAGE_SELF) - rusage(libc::RUSAGE_THREAD),
         Cpu::Pid(p) => proc_cpu(*p),
@@ -256,13 +309,22 @@ pub fn drive_workload(
                 return Err(format!("{target}: no completion for 5 s"));
             }
             if !measuring && now - t0 > warm {
+                // The probe first: it may take a while (an RPC), during
+                // which nothing is resubmitted and the target idles.
+                m_busy0 = busy();
                 measuring = true;
-                m_t0 = now;
+                m_t0 = tsc();
                 m_cpu0 = backend_cpu(cpu);
             }
-            if measuring && now - m_t0 > run {
+            if measuring && now.saturating_sub(m_t0) > run {
                 let wall = (now - m_t0) as f64 / hz;
                 let bcpu = backend_cpu(cpu) - m_cpu0;
+                let busy_idle = match (m_busy0, busy()) {
+                    (Some((b0, i0)), Some((b1, i1))) => {
+                        Some((b1.saturating_sub(b0), i1.saturating_sub(i0)))
+                    }
+                    _ => None,
+                };
                 return Ok(Result {
                     target,
                     qd,
@@ -273,6 +335,8 @@ pub fn drive_workload(
                     kicks,
                     errors,
                     hist,
+                    hz,
+                    busy_idle,
                 });
             }
         }
