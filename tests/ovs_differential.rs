@@ -63,7 +63,7 @@ mod ovs_harness;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Instant;
 
@@ -1359,16 +1359,7 @@ fn same_frames_out_as_ovs_dpdk() {
     preflight();
     let t0 = Instant::now();
     let input = frames();
-    let dir = std::env::temp_dir().join(format!("vsw-diff-in-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    struct RmDir(PathBuf);
-    impl Drop for RmDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-    let _rm = RmDir(dir.clone());
+    let dir = netns::TempDir::new(&format!("vsw-diff-in-{}", std::process::id()));
     let pcap = dir.join("in.pcap");
     write_pcap(&pcap, &input);
     let n = input.len() as u64;

@@ -1,7 +1,8 @@
 //! `set_tunnel` through OpenFlow, as operators and controllers write it:
 //! the real `ovs-ofctl -O OpenFlow13` adds `actions=set_tunnel:42,output:3`
-//! (a `set_field` of `tun_id` on the wire in 1.3, as OVS encodes it) and a controller sends the
-//! Nicira NXAST_SET_TUNNEL64 action itself; the frames that match leave
+//! (a `set_field` of `tun_id` on the wire in 1.3, as OVS encodes it) and a
+//! controller sends the Nicira NXAST_SET_TUNNEL64 and NXAST_SET_TUNNEL
+//! actions itself; the frames that match leave
 //! the VXLAN port with the VNI each flow set (tshark and a byte-level check
 //! of the outer headers agree), and `ovs-ofctl dump-flows` prints what it
 //! prints for the same flows against a real Open vSwitch 3.1.
@@ -9,6 +10,7 @@
 //! ```text
 //!  in.pcap ─► port 1 (net_pcap) ─► br0: udp → set_tunnel:42, output:3
 //!                                      tcp → NXAST_SET_TUNNEL64 0x123456, output:3
+//!                                      icmp → NXAST_SET_TUNNEL 0x77, output:3
 //!             port 3: vx0 (type=vxlan, key=flow, underlay=2) ─► port 2 (net_pcap tx) ─► out2.pcap
 //!  vswitch run --ovsdb (ovs_harness::Rig)  vs  ovs-vswitchd --enable-dummy=override: dump-flows
 //! ```
@@ -38,19 +40,21 @@ const REMOTE_MAC: [u8; 6] = [2, 0, 0, 0, 0x90, 2];
 /// The flow ovs-ofctl adds (the text of the issue, on port 1's UDP).
 const OFCTL_FLOW: &str = "priority=10,in_port=1,udp,actions=set_tunnel:42,output:3";
 /// The VNI the controller's NXAST_SET_TUNNEL64 sets for port 1's TCP.
-const NX_VNI: u64 = 0x12_3456;
+const NX64_VNI: u64 = 0x12_3456;
+/// The VNI the controller's NXAST_SET_TUNNEL sets for port 1's ICMP.
+const NX_VNI: u64 = 0x77;
 
-/// The controller's flow-mod: `priority=10,in_port=1,tcp`, apply
-/// NXAST_SET_TUNNEL64 [`NX_VNI`] and output to port 3.
-fn nx_flow_mod() -> Message {
+/// The controller's flow-mod: `priority=10,in_port=1,ip,nw_proto=PROTO`,
+/// apply `set_tunnel` and output to port 3.
+fn nx_flow_mod(proto: u8, set_tunnel: NxAction) -> Message {
     Message::FlowMod(FlowMod {
         priority: 10,
         matching: Match::new()
             .with(OxmField::exact(Field::InPort, &1u32.to_be_bytes()))
             .with(OxmField::exact(Field::EthType, &0x0800u16.to_be_bytes()))
-            .with(OxmField::exact(Field::IpProto, &[6])),
+            .with(OxmField::exact(Field::IpProto, &[proto])),
         instructions: vec![Instruction::ApplyActions(vec![
-            Action::Nicira(NxAction::SetTunnel64(NX_VNI)),
+            Action::Nicira(set_tunnel),
             Action::output(3),
         ])],
         ..FlowMod::default()
@@ -58,15 +62,15 @@ fn nx_flow_mod() -> Message {
 }
 
 /// A controller on the bridge's management socket: HELLO (OpenFlow 1.3),
-/// `msg`, BARRIER; the messages the switch answered with up to the barrier
-/// reply.
-fn controller_sends(sock: &Path, msg: Message) -> Vec<Message> {
+/// `msgs`, BARRIER; the messages the switch answered with up to the
+/// barrier reply.
+fn controller_sends(sock: &Path, msgs: Vec<Message>) -> Vec<Message> {
     let mut s = UnixStream::connect(sock).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    for (xid, m) in [Message::Hello(Hello::ours()), msg, Message::BarrierRequest]
-        .iter()
-        .enumerate()
-    {
+    let all = std::iter::once(Message::Hello(Hello::ours()))
+        .chain(msgs)
+        .chain([Message::BarrierRequest]);
+    for (xid, m) in all.enumerate() {
         s.write_all(&m.to_vec(xid as u32 + 1).unwrap()).unwrap();
     }
     let (mut framer, mut got, mut buf) = (Framer::new(), Vec::new(), [0u8; 4096]);
@@ -98,10 +102,18 @@ fn installed(rig: &Rig) -> Vec<String> {
 
 /// The bridge's flows as each switch takes them: `ovs-ofctl -O OpenFlow13
 /// add-flow` (vswitch speaks OpenFlow 1.3 only; a plain `ovs-ofctl` offers
-/// 1.0 only), then the controller's flow-mod, which must earn no error.
+/// 1.0 only), then the controller's flow-mods (NXAST_SET_TUNNEL64 for TCP,
+/// NXAST_SET_TUNNEL, as OVS picks it for a 32-bit key, for ICMP), which
+/// must earn no error.
 fn program(rig: &Rig) {
     ok(rig.ofctl(&["add-flow", "br0", OFCTL_FLOW]));
-    let answers = controller_sends(&rig.dir.join("br0.mgmt"), nx_flow_mod());
+    let answers = controller_sends(
+        &rig.dir.join("br0.mgmt"),
+        vec![
+            nx_flow_mod(6, NxAction::SetTunnel64(NX64_VNI)),
+            nx_flow_mod(1, NxAction::set_tunnel(NX_VNI)),
+        ],
+    );
     assert!(
         answers.iter().all(|m| !matches!(m, Message::Error(_))),
         "{}: {answers:?}",
@@ -142,6 +154,7 @@ fn set_tunnel_from_ovs_ofctl_and_a_controller_sets_the_vni_a_vxlan_port_sends() 
     assert_eq!(
         want,
         [
+            "table=0, priority=10,icmp,in_port=1 actions=set_field:0x77->tun_id,output:3",
             "table=0, priority=10,tcp,in_port=1 actions=set_field:0x123456->tun_id,output:3",
             "table=0, priority=10,udp,in_port=1 actions=set_field:0x2a->tun_id,output:3",
         ],
@@ -175,13 +188,15 @@ fn set_tunnel_from_ovs_ofctl_and_a_controller_sets_the_vni_a_vxlan_port_sends() 
     program(&rig);
     assert_eq!(installed(&rig), want, "vswitch's dump-flows against OVS's");
 
-    // UDP and TCP frames, then ARP that no flow takes (table miss: dropped).
+    // UDP, TCP and ICMP frames, and ARP that no flow takes (table miss:
+    // dropped).
     let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
     let mut frames = Vec::new();
-    for i in 0..20u16 {
-        let (proto, l4) = match i % 3 {
+    for i in 0..24u16 {
+        let (proto, l4) = match i % 4 {
             0 => (17, udp(1000 + i, 53, 40 + usize::from(i))),
             1 => (6, tcp(40000 + i, 80, 20 + usize::from(i))),
+            2 => (1, icmp(8, 0, usize::from(i))),
             _ => {
                 let arp = arp(1, mac(1), a, [0; 6], b);
                 frames.push(eth(BCAST, mac(1), &[], 0x0806, &arp));
@@ -212,11 +227,11 @@ fn set_tunnel_from_ovs_ofctl_and_a_controller_sets_the_vni_a_vxlan_port_sends() 
     for (outer, sent) in out.iter().zip(&tunnelled) {
         let (vni, inner) = vxlan(outer);
         assert_eq!(inner, &sent[..], "the inner frame is the frame sent");
-        let want = if sent[14 + 9] == 17 {
-            42
-        } else {
-            NX_VNI as u32
-        };
+        let want = match sent[14 + 9] {
+            17 => 42,
+            6 => NX64_VNI,
+            _ => NX_VNI,
+        } as u32;
         assert_eq!(vni, want, "VNI of {}", hex(sent));
     }
 
@@ -238,6 +253,7 @@ fn set_tunnel_from_ovs_ofctl_and_a_controller_sets_the_vni_a_vxlan_port_sends() 
         let want = match r.split('\t').nth(1) {
             Some("17,17") => "42",
             Some("17,6") => "1193046",
+            Some("17,1") => "119",
             other => panic!("unexpected protocols {other:?} in {r}"),
         };
         assert_eq!(r.split('\t').next(), Some(want), "{r}");
@@ -251,6 +267,7 @@ fn set_tunnel_from_ovs_ofctl_and_a_controller_sets_the_vni_a_vxlan_port_sends() 
             .and_then(|l| l.trim_start().split('/').next().map(str::to_owned))
             .unwrap_or_default()
     };
-    assert_eq!(packets("udp"), "7", "{dump}");
-    assert_eq!(packets("tcp"), "7", "{dump}");
+    for proto in ["udp", "tcp", "icmp"] {
+        assert_eq!(packets(proto), "6", "{proto}: {dump}");
+    }
 }

@@ -5,18 +5,15 @@
 
 mod ovs_harness;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use ovs_harness::netns::{sh, until, Netns, Running, Start};
+use ovs_harness::netns::{sh, until, Netns, Running, Start, TempDir};
 use ovs_harness::{checksum, read_pcap, write_frames};
 
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vswitch-sw-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmpdir(tag: &str) -> TempDir {
+    TempDir::new(&format!("vswitch-sw-{tag}-{}", std::process::id()))
 }
 
 fn eal(tag: &str) -> String {
@@ -255,7 +252,6 @@ fn rules_steer_and_rewrite_byte_exact() {
         .map(|x| x.as_u64().unwrap())
         .sum();
     assert_eq!(drops, 20, "ARP + runt frames dropped by rule: {total}");
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// `tx_packets` of port `no`.
@@ -498,5 +494,4 @@ fn vhost_user_port_carries_frames_to_a_virtio_front_end() {
     for (i, (g, w)) in got.iter().zip(&input).enumerate() {
         assert_eq!(g, w, "frame {i} changed crossing the vhost-user port");
     }
-    let _ = std::fs::remove_dir_all(&d);
 }

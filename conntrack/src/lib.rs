@@ -19,6 +19,7 @@
 
 pub mod checksum;
 mod conn;
+mod fast;
 pub mod format;
 pub mod ipf;
 mod key;
@@ -35,6 +36,7 @@ mod vectors;
 mod view;
 mod zone;
 
+pub use fast::Prepared;
 pub use spec::{nat_flags, CtSpec, NatKind, NatRange, NatSpec};
 
 use std::net::IpAddr;

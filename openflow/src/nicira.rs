@@ -82,6 +82,17 @@ pub enum NxAction {
 }
 
 impl NxAction {
+    /// `set_tunnel:KEY` as OVS puts it on the wire in OpenFlow 1.0 and 1.1
+    /// (`encode_SET_TUNNEL`, `lib/ofp-actions.c`): NXAST_SET_TUNNEL when the
+    /// key fits in 32 bits, NXAST_SET_TUNNEL64 otherwise. (From 1.2 on OVS
+    /// sends a SET_FIELD of `tun_id` instead; a switch takes all three.)
+    pub fn set_tunnel(key: u64) -> NxAction {
+        match u32::try_from(key) {
+            Ok(k) => NxAction::SetTunnel(k),
+            Err(_) => NxAction::SetTunnel64(key),
+        }
+    }
+
     /// Parses from a whole action (`a` starts at the action type and is exactly `len`
     /// bytes, a multiple of 8 of at least 8).
     pub(crate) fn parse(a: &[u8], depth: usize) -> Result<NxAction> {
@@ -260,6 +271,16 @@ mod tests {
             a.emit(&mut out).unwrap();
             assert_eq!(out, *wire);
         }
+        // The encoding OVS picks by the key's width.
+        assert_eq!(NxAction::set_tunnel(0x2a), NxAction::SetTunnel(0x2a));
+        assert_eq!(
+            NxAction::set_tunnel(0xffff_ffff),
+            NxAction::SetTunnel(0xffff_ffff)
+        );
+        assert_eq!(
+            NxAction::set_tunnel(0x1_2345_678a),
+            NxAction::SetTunnel64(0x1_2345_678a)
+        );
         // Each has one length (OVS: OFPBAC_BAD_LEN): a set_tunnel of 24
         // bytes and a set_tunnel64 of 16 are malformed.
         let mut long = cases[0].0.to_vec();

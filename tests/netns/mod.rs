@@ -99,6 +99,38 @@ impl Netns {
     }
 }
 
+/// `$TMPDIR/name`, created empty (whatever a killed earlier run left there
+/// is removed first).
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A [`fresh_dir`] removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `$TMPDIR/name`, empty.
+    pub fn new(name: &str) -> TempDir {
+        TempDir(fresh_dir(name))
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Stops `child`: SIGTERM, then SIGKILL after `grace`.
 pub fn stop(child: &mut Child, grace: Duration) {
     if let Ok(Some(_)) = child.try_wait() {
@@ -228,9 +260,7 @@ impl<'a> Start<'a> {
     pub fn run(self) -> Running {
         let tag = self.tag;
         let pid = std::process::id();
-        let d = std::env::temp_dir().join(format!("vswitch-ns-{tag}-{pid}"));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = fresh_dir(&format!("vswitch-ns-{tag}-{pid}"));
         let sock = d.join("ctl.sock");
         let mut args = vec![
             "run".to_string(),

@@ -376,9 +376,7 @@ impl Rig {
             Kind::Vswitch => "vsw",
         };
         let prefix = format!("vsw-{tag}-{side}-{}", std::process::id());
-        let dir = std::env::temp_dir().join(&prefix);
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = netns::fresh_dir(&prefix);
         Rig {
             kind,
             dir,

@@ -4,7 +4,7 @@
 //! user-space datapath does with its `ipf` module (enabled by default).
 //!
 //! ```text
-//! ct_run (recirc.rs), a fragment, a plain action list
+//! ct_frame (recirc.rs): a fragment ─► ipf_frame / ipf_run (its passes), a plain action list
 //!   └─ ipf_pass: the actions up to each `ct` ─► conntrack::ipf::check
 //!        not a fragment / refused ─► Conntrack::execute (a fragment: +trk+inv)
 //!        invalid, overlap ─────────► +trk+inv
@@ -14,13 +14,13 @@
 //!        complete ─► reassemble into the store's buffer ─► Conntrack::execute once
 //!                ─► ipf::write_back (NAT) into each fragment ─► work queue (by offset)
 //! end of the burst's ct frames (ipf_service): lists past 15 s expire; each fragment
-//!   of the work queue resumes after its `ct` (ct_run) and leaves as a copy
+//!   of the work queue resumes after its `ct` (ipf_run) and leaves as a copy
 //! ```
 //!
 //! The store is per worker (no lock; fragments of one datagram reach one
 //! worker when they arrive on one queue); the settings and counters are
 //! the tracker's ([`conntrack::Conntrack::ipf`]), shared. A frame that is
-//! not a fragment pays one flag test (`Resume::frag`). Only plain action
+//! not a fragment pays one flag test (`ct_frame`: `meta.frag`). Only plain action
 //! lists hold fragments (a list cut into segments, and runs without a
 //! copy sink, track fragments as they are: `+trk+inv`).
 
@@ -29,8 +29,9 @@ use std::collections::VecDeque;
 use conntrack::ipf::{self, Add, Check, Counter, FragPos, ListKey, Reassembler};
 use conntrack::{state, Conntrack, CtMeta, CtSpec};
 
+use super::recirc::MAX_RECIRC_DEPTH;
 use crate::action::{execute_l3, Action, ExecCtx, ExecEvents};
-use crate::datapath::{tally, Datapath};
+use crate::datapath::{count_entry, tally, Datapath};
 use crate::frame::Frame;
 use crate::key::FlowKey;
 use crate::verdict::{DropReason, Verdict};
@@ -56,10 +57,9 @@ pub(crate) struct Resume {
     pub len: u32,
     /// The frame's ct fields when the pass resumes.
     pub ct: CtMeta,
-    /// The flow key, kept when it carries tunnel metadata.
-    pub tun: Option<FlowKey>,
-    /// An IP fragment.
-    pub frag: bool,
+    /// The flow key as extracted (its tunnel metadata stays with the
+    /// frame across recirculations).
+    pub key: FlowKey,
     /// The datapath's `valid_from` when held (its compiled entries are
     /// gone once that changes).
     pub valid_from: u32,
@@ -103,6 +103,134 @@ fn invalid(zone: u16) -> CtMeta {
 }
 
 impl Datapath {
+    /// A fragment of the burst (frame `i`): its passes (`ct_frame`'s, with
+    /// the reassembler at each `ct`); returns its verdict.
+    pub(crate) fn ipf_frame<F: Frame>(
+        &mut self,
+        i: usize,
+        in_port: u16,
+        frame: &mut F,
+        copies: Option<&mut Vec<(F, u64)>>,
+        ctx: &ExecCtx<'_>,
+        ev: &mut ExecEvents,
+    ) -> Verdict {
+        let start = Resume {
+            entry: self.rules[i],
+            at: 0,
+            l3: self.meta[i].l3,
+            depth: 0,
+            pass: 0,
+            in_port,
+            len: self.lens[i],
+            ct: CtMeta::default(),
+            key: self.keys[i],
+            valid_from: self.valid_from,
+        };
+        self.ipf_run(start, frame, copies, ctx, ev)
+    }
+
+    /// A fragment's passes from `r` on (from its first pass, or from the
+    /// action after the `ct` it was held at); returns its verdict.
+    fn ipf_run<F: Frame>(
+        &mut self,
+        r: Resume,
+        frame: &mut F,
+        mut copies: Option<&mut Vec<(F, u64)>>,
+        ctx: &ExecCtx<'_>,
+        ev: &mut ExecEvents,
+    ) -> Verdict {
+        let len = u64::from(r.len);
+        let mut at = r;
+        let (mut out, mut why) = (0u64, DropReason::Action);
+        loop {
+            let Some(c) = self.compiled.entries.get(at.entry as usize) else {
+                why = DropReason::NoMatch;
+                break;
+            };
+            if at.at == 0 {
+                count_entry(&self.sw, &self.cur, c, self.worker, 1, len, ctx.now_ms);
+            }
+            ev.ct = at.ct;
+            let v = if c.actions.is_empty() {
+                Verdict::Drop(c.empty_reason)
+            } else if c.plan.is_empty() {
+                match self.ipf_pass(&at, frame, ctx, ev, &mut out) {
+                    Some(v) => v,
+                    None if out != 0 => return Verdict::Output(out),
+                    None => return Verdict::Drop(DropReason::FragHeld),
+                }
+            } else {
+                // A list cut into segments: the fragment as it is.
+                let before = copies.as_deref().map_or(0, Vec::len);
+                let v = crate::action::execute_plan(
+                    &c.actions,
+                    &c.plan,
+                    frame,
+                    usize::from(at.l3),
+                    ctx,
+                    ev,
+                    copies.as_deref_mut(),
+                );
+                if let Some(cs) = copies.as_deref() {
+                    for (_, p) in &cs[before..] {
+                        self.c.tx_packets += u64::from(p.count_ones());
+                    }
+                }
+                v
+            };
+            at.ct = ev.ct;
+            ev.ct = CtMeta::default();
+            match v {
+                Verdict::Output(p) => out |= p,
+                Verdict::Drop(d) => why = d,
+            }
+            let Some(frozen) = self.compiled.entries.get(at.entry as usize).and_then(|c| c.fork)
+            else {
+                break;
+            };
+            if matches!(
+                v,
+                Verdict::Drop(DropReason::TtlExpired | DropReason::NoHeadroom)
+            ) {
+                break;
+            }
+            if at.depth == MAX_RECIRC_DEPTH {
+                // As OVS: "Packet dropped. Max recirculation depth exceeded."
+                why = DropReason::Action;
+                break;
+            }
+            at.depth += 1;
+            // `recirculate` reads a frame's tunnel metadata from the
+            // burst's key array: slot 0 is free once the burst's first ct
+            // frame ran (frames run in order; a frame's own slot is its
+            // key already).
+            self.keys[0] = at.key;
+            let (next, l3) = self.recirculate(0, at.in_port, frame, &at.ct, frozen, false);
+            (at.entry, at.l3, at.at, at.pass) = (next, l3 as u16, 0, frozen + 1);
+            let modifies = self
+                .compiled
+                .entries
+                .get(at.entry as usize)
+                .is_some_and(|c| c.modifies);
+            if out != 0 && modifies {
+                // The next pass rewrites the frame: what this one output
+                // leaves now, as a copy.
+                if let Some(sink) = copies.as_deref_mut() {
+                    if let Some(d) = frame.duplicate() {
+                        sink.push((d, out));
+                        self.c.tx_packets += u64::from(out.count_ones());
+                        out = 0;
+                    }
+                }
+            }
+        }
+        if out != 0 {
+            Verdict::Output(out)
+        } else {
+            Verdict::Drop(why)
+        }
+    }
+
     /// This worker's store for frames `F`.
     fn ipf_store<F: Frame>(&mut self) -> &mut Store<F> {
         let ours = self.ipf.as_ref().is_some_and(|b| b.is::<Store<F>>());
@@ -269,7 +397,7 @@ impl Datapath {
                 now_ms,
                 ct: Some(ct),
             };
-            let v = self.ct_run(h.r, &mut h.frame, Some(&mut *sink), &ctx, ev);
+            let v = self.ipf_run(h.r, &mut h.frame, Some(&mut *sink), &ctx, ev);
             ev.ct = CtMeta::default();
             match v {
                 Verdict::Output(m) => {
