@@ -184,7 +184,11 @@ impl Datapath {
                 Verdict::Output(p) => out |= p,
                 Verdict::Drop(d) => why = d,
             }
-            let Some(frozen) = self.compiled.entries.get(at.entry as usize).and_then(|c| c.fork)
+            let Some(frozen) = self
+                .compiled
+                .entries
+                .get(at.entry as usize)
+                .and_then(|c| c.fork)
             else {
                 break;
             };
