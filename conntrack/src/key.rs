@@ -106,6 +106,9 @@ fn fold_mul(a: u64, b: u64) -> u64 {
 }
 
 impl Key {
+    /// All zeros (no connection has it: family 0).
+    pub(crate) const ZERO: Key = Key { w: [0; 5] };
+
     /// A key from its parts. `sport`/`dport` for ICMP queries: identifier
     /// and message type (see the module docs).
     #[inline]
@@ -129,6 +132,42 @@ impl Key {
                     | (dport as u64) << 16
                     | (proto as u64) << 32
                     | fam << 40
+                    | (zone as u64) << 48,
+            ],
+        }
+    }
+
+    /// An IPv4 key from the header's address words (host order).
+    #[inline(always)]
+    pub(crate) fn v4(src: u32, dst: u32, sport: u16, dport: u16, proto: u8, zone: u16) -> Key {
+        Key {
+            w: [
+                0,
+                src as u64,
+                0,
+                dst as u64,
+                sport as u64
+                    | (dport as u64) << 16
+                    | (proto as u64) << 32
+                    | FAM4 << 40
+                    | (zone as u64) << 48,
+            ],
+        }
+    }
+
+    /// An IPv6 key from the addresses as big-endian integers.
+    #[inline(always)]
+    pub(crate) fn v6(src: u128, dst: u128, sport: u16, dport: u16, proto: u8, zone: u16) -> Key {
+        Key {
+            w: [
+                (src >> 64) as u64,
+                src as u64,
+                (dst >> 64) as u64,
+                dst as u64,
+                sport as u64
+                    | (dport as u64) << 16
+                    | (proto as u64) << 32
+                    | FAM6 << 40
                     | (zone as u64) << 48,
             ],
         }

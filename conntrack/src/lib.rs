@@ -19,6 +19,7 @@
 
 pub mod checksum;
 mod conn;
+mod fast;
 pub mod format;
 mod key;
 mod mem;
@@ -34,6 +35,7 @@ mod vectors;
 mod view;
 mod zone;
 
+pub use fast::Prepared;
 pub use spec::{nat_flags, CtSpec, NatKind, NatRange, NatSpec};
 
 use std::net::IpAddr;

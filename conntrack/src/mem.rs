@@ -14,6 +14,8 @@ pub(crate) unsafe trait Zeroable: Sized {}
 
 // SAFETY: an AtomicU32 is a u32; zero is a valid u32.
 unsafe impl Zeroable for std::sync::atomic::AtomicU32 {}
+// SAFETY: an AtomicU64 is a u64; zero is a valid u64.
+unsafe impl Zeroable for std::sync::atomic::AtomicU64 {}
 
 /// `n` zeroed `T`s.
 pub(crate) fn zeroed_slice<T: Zeroable>(n: usize) -> Box<[T]> {

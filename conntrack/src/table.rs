@@ -54,7 +54,9 @@ unsafe impl Zeroable for Foreign {}
 
 /// What a shard's lock protects.
 pub(crate) struct ShardData {
-    idx: Box<[u64]>,
+    /// Atomic so that `Table::prefetch` may read it without the lock
+    /// (a hint only); written under the lock.
+    idx: Box<[AtomicU64]>,
     mask: usize,
     /// The connection slab.
     pub conns: Box<[Conn]>,
@@ -82,7 +84,23 @@ pub(crate) struct Shard {
     data: Mutex<ShardData>,
     /// Generation of each slot; bumped when the slot is freed.
     gens: Box<[AtomicU32]>,
+    /// The index (`ShardData::idx`: its heap block never moves), read
+    /// without the lock by `Table::prefetch` only.
+    idx: *const AtomicU64,
+    /// `ShardData::mask`.
+    idx_mask: usize,
+    /// The connection slab's address (`ShardData::conns`), for prefetches
+    /// only (never dereferenced).
+    conns: usize,
 }
+
+// SAFETY: `idx` points into the index owned by `data` (a boxed slice of
+// atomics, allocated once in `ShardData::new`, never replaced, freed with
+// the shard); it is only read through atomic loads, which may race with
+// the locked writers' atomic stores. Everything else is Send + Sync.
+unsafe impl Sync for Shard {}
+// SAFETY: as above; the pointer is tied to data the shard owns.
+unsafe impl Send for Shard {}
 
 /// The lock guard of a shard.
 pub(crate) type Guard<'a> = MutexGuard<'a, ShardData>;
@@ -126,7 +144,7 @@ impl ShardData {
         // the index stays at most 3/4 full, usually under 1/4.
         let idx_cap = (4 * cap as usize).next_power_of_two().max(64);
         ShardData {
-            idx: vec![0u64; idx_cap].into_boxed_slice(),
+            idx: zeroed_slice(idx_cap),
             mask: idx_cap - 1,
             conns: zeroed_slice(cap as usize),
             labels: vec![0u128; cap as usize].into_boxed_slice(),
@@ -150,7 +168,7 @@ impl ShardData {
         let t = tag(h);
         let mut i = t as usize & self.mask;
         loop {
-            let e = self.idx[i];
+            let e = self.ix(i);
             if e == 0 {
                 return Found::None;
             }
@@ -212,10 +230,10 @@ impl ShardData {
 
     fn insert_entry(&mut self, h: u64, r: u32) {
         let mut i = tag(h) as usize & self.mask;
-        while self.idx[i] != 0 {
+        while self.ix(i) != 0 {
             i = (i + 1) & self.mask;
         }
-        self.idx[i] = (tag(h) as u64) << 32 | r as u64;
+        self.set_ix(i, (tag(h) as u64) << 32 | r as u64);
     }
 
     /// Remove the entry (h, r) by backward shifting (linear probing keeps
@@ -224,7 +242,7 @@ impl ShardData {
         let want = (tag(h) as u64) << 32 | r as u64;
         let mut i = tag(h) as usize & self.mask;
         loop {
-            let e = self.idx[i];
+            let e = self.ix(i);
             if e == 0 {
                 debug_assert!(false, "index entry not found");
                 return;
@@ -238,7 +256,7 @@ impl ShardData {
         let mut j = i;
         loop {
             j = (j + 1) & self.mask;
-            let e = self.idx[j];
+            let e = self.ix(j);
             if e == 0 {
                 break;
             }
@@ -251,11 +269,23 @@ impl ShardData {
                 hole < k || k <= j
             };
             if !stays {
-                self.idx[hole] = e;
+                self.set_ix(hole, e);
                 hole = j;
             }
         }
-        self.idx[hole] = 0;
+        self.set_ix(hole, 0);
+    }
+
+    /// Index entry `i`.
+    #[inline(always)]
+    fn ix(&self, i: usize) -> u64 {
+        self.idx[i].load(Ordering::Relaxed)
+    }
+
+    /// Set index entry `i` (under the shard's lock).
+    #[inline(always)]
+    fn set_ix(&self, i: usize, e: u64) {
+        self.idx[i].store(e, Ordering::Relaxed)
     }
 
     fn alloc_slot(&mut self) -> Option<u32> {
@@ -329,9 +359,15 @@ impl Table {
         let per = (max as u64).div_ceil(NSHARDS as u64);
         let cap = (per + per / 4 + 64).min(u32::MAX as u64 / 2) as u32;
         let shards = (0..NSHARDS)
-            .map(|_| Shard {
-                data: Mutex::new(ShardData::new(cap)),
-                gens: zeroed_slice(cap as usize),
+            .map(|_| {
+                let d = ShardData::new(cap);
+                Shard {
+                    idx: d.idx.as_ptr(),
+                    idx_mask: d.mask,
+                    conns: d.conns.as_ptr() as usize,
+                    data: Mutex::new(d),
+                    gens: zeroed_slice(cap as usize),
+                }
             })
             .collect();
         Table {
@@ -348,6 +384,41 @@ impl Table {
     #[inline]
     pub(crate) fn hash(&self, k: &Key) -> u64 {
         k.hash(&self.seed)
+    }
+
+    /// Start loading what looking up hash `h` reads first: its shard's
+    /// lock and its index bucket.
+    #[inline(always)]
+    pub(crate) fn prefetch_bucket(&self, h: u64) {
+        let sh = &self.shards[shard_of(h)];
+        prefetch(sh as *const Shard as usize);
+        prefetch(sh.idx as usize + (tag(h) as usize & sh.idx_mask) * 8);
+    }
+
+    /// Start loading the connection hash `h` probably names: the first
+    /// local entry with its tag in the bucket's line (read without the
+    /// lock: a hint, the locked lookup decides).
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, h: u64) {
+        let sh = &self.shards[shard_of(h)];
+        let t = tag(h);
+        let mut i = t as usize & sh.idx_mask;
+        for _ in 0..4 {
+            // SAFETY: i <= idx_mask, inside the index `idx` points to
+            // (see `Shard`); an atomic load.
+            let e = unsafe { (*sh.idx.add(i)).load(Ordering::Relaxed) };
+            if e == 0 {
+                return;
+            }
+            let r = e as u32;
+            if (e >> 32) as u32 == t && r & FOREIGN == 0 {
+                let c = sh.conns + (r as usize - 1) * std::mem::size_of::<Conn>();
+                prefetch(c);
+                prefetch(c + 64);
+                return;
+            }
+            i = (i + 1) & sh.idx_mask;
+        }
     }
 
     /// Lock shard `i`.
@@ -624,6 +695,20 @@ impl Table {
     }
 }
 
+/// Ask the CPU to start loading the cache line at `addr` (a hint: no
+/// access happens, any address is allowed).
+#[inline(always)]
+fn prefetch(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 never faults and has no architectural effect.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch(addr as *const i8, _MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
+
 #[inline]
 fn in_zone(zone: Option<u16>, c: &Conn) -> bool {
     match zone {
@@ -640,8 +725,8 @@ mod tests {
         fn contains(&self, h: u64, r: u32) -> bool {
             let want = (tag(h) as u64) << 32 | r as u64;
             let mut i = tag(h) as usize & self.mask;
-            while self.idx[i] != 0 {
-                if self.idx[i] == want {
+            while self.ix(i) != 0 {
+                if self.ix(i) == want {
                     return true;
                 }
                 i = (i + 1) & self.mask;
@@ -670,7 +755,7 @@ mod tests {
         for (i, h) in hashes.iter().enumerate().filter(|(i, _)| i % 3 != 0) {
             s.remove_entry(*h, i as u32 + 1);
         }
-        assert!(s.idx.iter().all(|&e| e == 0));
+        assert!((0..=s.mask).all(|i| s.ix(i) == 0));
     }
 
     #[test]

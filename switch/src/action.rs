@@ -642,6 +642,10 @@ pub struct ExecEvents {
     /// datapath sets them before and reads them after a frame with ct
     /// actions; zero for every other frame).
     pub ct: conntrack::CtMeta,
+    /// The frame as the tracker looked at it before the burst ran
+    /// (`Conntrack::prepare`, for a pass starting with `ct`): the first
+    /// `ct` of the frame uses it and clears it.
+    pub ct_prep: conntrack::Prepared,
 }
 
 /// Tunnel fields set by actions: what an output to a tunnel port whose
@@ -961,7 +965,10 @@ fn execute_l3<F: Frame>(
 fn ct_execute<F: Frame>(frame: &mut F, l3: usize, c: CtId, ctx: &ExecCtx<'_>, ev: &mut ExecEvents) {
     let spec = c.spec();
     match ctx.ct {
-        Some(t) => t.execute(frame.data_mut(), l3, spec, &mut ev.ct, ctx.now_ms),
+        Some(t) => {
+            let p = std::mem::take(&mut ev.ct_prep);
+            t.execute_prepared(frame.data_mut(), l3, &p, spec, &mut ev.ct, ctx.now_ms)
+        }
         None => {
             ev.ct = conntrack::CtMeta {
                 state: conntrack::state::TRK | conntrack::state::INV,

@@ -70,6 +70,10 @@ struct Args {
     /// Skip OVS (e.g. when openvswitch-switch-dpdk is not installed).
     #[arg(long)]
     no_ovs: bool,
+    /// Write each case's pcaps and flow table to this directory and exit
+    /// (to replay them by hand).
+    #[arg(long)]
+    write_pcaps: Option<PathBuf>,
 }
 
 /// One measured case.
@@ -415,7 +419,10 @@ fn run_vswitch(case: Case, a: &Args, t: &Traffic, dir: &Path, tag: &str) -> Side
     let src = if t.handshake.is_some() { 2 } else { 0 };
     let (mut tx, mut rx) = (Vec::new(), Vec::new());
     let mut cycles = None;
-    let mut started = false;
+    // Each stats interval prints every port's line in port order: the
+    // sink's (port 1) before the replay port's (2), except without a
+    // handshake (the source is port 0). Pair the two of one interval.
+    let mut interval: [Option<f64>; 3] = [None; 3];
     for l in r.stdout.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
             continue;
@@ -423,12 +430,22 @@ fn run_vswitch(case: Case, a: &Args, t: &Traffic, dir: &Path, tag: &str) -> Side
         if v["type"] == "port_stats" {
             let s = &v["stats"];
             let pps = |k: &str| s[k].as_f64().unwrap_or(0.0) / 1e6;
-            if s["port"] == src && pps("rx_pps") > 0.0 {
-                started = true;
-                rx.push(pps("rx_pps"));
+            let port = s["port"].as_u64().unwrap_or(u64::MAX);
+            if port == 0 {
+                interval = [None; 3];
             }
-            if s["port"] == 1 && started {
-                tx.push(pps("tx_pps"));
+            if port == src {
+                interval[0] = Some(pps("rx_pps"));
+            }
+            if port == 1 {
+                interval[1] = Some(pps("tx_pps"));
+            }
+            if let [Some(r), Some(t), None] = interval {
+                interval[2] = Some(t);
+                if r > 0.0 || !rx.is_empty() {
+                    rx.push(r);
+                    tx.push(t);
+                }
             }
         }
         if v["type"] == "summary" {
@@ -456,6 +473,24 @@ fn run_vswitch(case: Case, a: &Args, t: &Traffic, dir: &Path, tag: &str) -> Side
         established,
         samples: tx,
         note: None,
+    }
+}
+
+/// `--write-pcaps`: every case's pcaps and flow table (output port 1).
+fn write_pcaps(a: &Args, out: &Path) {
+    let r = std::fs::create_dir_all(out).and_then(|()| {
+        for &case in &a.cases {
+            traffic(case, a, out)?;
+            std::fs::write(
+                out.join(format!("{}.flows", case.name())),
+                flow_table(case, 1),
+            )?;
+        }
+        Ok(())
+    });
+    if let Err(e) = r {
+        eprintln!("{}: {e}", out.display());
+        std::process::exit(2);
     }
 }
 
@@ -511,6 +546,10 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("perf-conntrack-{pid}"));
     perf::cleanup::record(perf::cleanup::Resource::Path(dir.clone()));
     std::fs::create_dir_all(&dir).expect("temp dir");
+    if let Some(out) = &a.write_pcaps {
+        write_pcaps(&a, out);
+        return;
+    }
     let mut results = Vec::new();
     for &case in &a.cases {
         let t = match traffic(case, &a, &dir) {

@@ -22,10 +22,11 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-use conntrack::CtMeta;
+use conntrack::{state, CtMeta, Prepared};
 
-use super::CtKey;
-use crate::action::{execute, execute_plan, ExecCtx, ExecEvents};
+use super::{CtId, CtKey};
+use crate::action::{execute, execute_plan, Action, ExecCtx, ExecEvents};
+use crate::datapath::BURST;
 use crate::datapath::{count_entry, take_tunnel_set, tally, Datapath};
 use crate::extract::extract_masked;
 use crate::frame::Frame;
@@ -75,11 +76,14 @@ impl Hasher for PassThrough {
 #[derive(Default)]
 pub struct RecircCache {
     map: HashMap<RecircKey, u32, BuildHasherDefault<PassThrough>>,
+    /// The last lookup's key and entry.
+    last: Option<(RecircKey, u32)>,
 }
 
 impl RecircCache {
     /// Forget every entry.
     pub fn clear(&mut self) {
+        self.last = None;
         if !self.map.is_empty() {
             self.map.clear();
         }
@@ -93,6 +97,35 @@ impl RecircCache {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+/// Rule counters of a burst's ct frames, summed per pass depth while
+/// consecutive frames take the same compiled entry there (counted once
+/// per run, as `execute_compiled` counts runs).
+struct Runs {
+    entry: [u32; MAX_RECIRC_DEPTH as usize + 1],
+    pkts: [u64; MAX_RECIRC_DEPTH as usize + 1],
+    bytes: [u64; MAX_RECIRC_DEPTH as usize + 1],
+}
+
+impl Runs {
+    fn new() -> Runs {
+        Runs {
+            entry: [u32::MAX; MAX_RECIRC_DEPTH as usize + 1],
+            pkts: [0; MAX_RECIRC_DEPTH as usize + 1],
+            bytes: [0; MAX_RECIRC_DEPTH as usize + 1],
+        }
+    }
+}
+
+/// The `ct` of a pass that does nothing else (`actions=ct(...)`, OVS's
+/// usual `ct(table=N)` rule): its spec.
+#[inline(always)]
+fn ct_only(c: &crate::pipeline::Compiled) -> Option<CtId> {
+    match &c.actions[..] {
+        [Action::Ct(id)] if c.plan.is_empty() => Some(*id),
+        _ => None,
     }
 }
 
@@ -118,10 +151,36 @@ impl Datapath {
             ct: Some(&**sw.conntrack()),
         };
         let mut ev = ExecEvents::default();
+        // Look at every frame whose first pass starts with `ct` before the
+        // first is tracked: parsed, hashed, its index bucket, then its
+        // connection, asked for while the others' misses are in flight.
+        let mut prep = [Prepared::SLOW; BURST];
+        if let Some(t) = ctx.ct {
+            let mut m = mask;
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let first = self.compiled.entries.get(self.rules[i] as usize);
+                if let Some(c) = first.filter(|c| c.plan.is_empty()) {
+                    if let Some(Action::Ct(id)) = c.actions.first() {
+                        let l3 = usize::from(self.meta[i].l3);
+                        prep[i] = t.prepare(frames[i].data(), l3, id.spec().zone);
+                    }
+                }
+            }
+            let mut m = mask;
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                t.prefetch(&prep[i]);
+            }
+        }
+        let mut runs = Runs::new();
         let mut m = mask;
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
+            ev.ct_prep = prep[i];
             let v = self.ct_frame(
                 i,
                 in_port,
@@ -129,6 +188,7 @@ impl Datapath {
                 copies.as_deref_mut(),
                 &ctx,
                 &mut ev,
+                &mut runs,
             );
             if ev.tunnel_set {
                 take_tunnel_set(&mut self.tun_out, &mut self.tun_dirty, i, &mut ev);
@@ -136,14 +196,41 @@ impl Datapath {
             tally(&mut self.c, v, 1);
             verdicts[i] = v;
         }
+        for d in 0..runs.entry.len() {
+            self.count_run(&mut runs, d, u32::MAX, now_ms);
+        }
         self.c.fdb_learned += ev.learned;
         self.c.fdb_moved += ev.moved;
         self.c.fdb_evicted += ev.evicted;
         self.c.flooded += ev.flooded;
     }
 
+    /// One more frame of `bytes` took `entry` at pass depth `d`: extend
+    /// the run there, or count the run and start another (`entry`
+    /// `u32::MAX`: just count).
+    #[inline(always)]
+    fn count_run(&self, runs: &mut Runs, d: usize, entry: u32, now_ms: u64) {
+        if runs.entry[d] == entry {
+            return;
+        }
+        if let Some(c) = self.compiled.entries.get(runs.entry[d] as usize) {
+            count_entry(
+                &self.sw,
+                &self.cur,
+                c,
+                self.worker,
+                runs.pkts[d],
+                runs.bytes[d],
+                now_ms,
+            );
+        }
+        (runs.entry[d], runs.pkts[d], runs.bytes[d]) = (entry, 0, 0);
+    }
+
     /// One frame: its passes, the tracker's fields carried from one to
     /// the next; returns its verdict.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn ct_frame<F: Frame>(
         &mut self,
         i: usize,
@@ -152,6 +239,7 @@ impl Datapath {
         mut copies: Option<&mut Vec<(F, u64)>>,
         ctx: &ExecCtx<'_>,
         ev: &mut ExecEvents,
+        runs: &mut Runs,
     ) -> Verdict {
         let len = u64::from(self.lens[i]);
         let mut entry = self.rules[i];
@@ -159,38 +247,78 @@ impl Datapath {
         let mut ct = CtMeta::default();
         let (mut out, mut why) = (0u64, DropReason::Action);
         let mut depth = 0u32;
+        // `self.keys[i]` is still what extracting the frame's bytes gives
+        // (nothing rewrote them; fragments and malformed frames are
+        // always extracted again).
+        let mut key_ok = !self.meta[i].special;
         loop {
-            let cur = &*self.cur;
             let Some(c) = self.compiled.entries.get(entry as usize) else {
                 why = DropReason::NoMatch;
                 break;
             };
-            count_entry(&self.sw, cur, c, self.worker, 1, len, ctx.now_ms);
-            ev.ct = ct;
-            let v = if c.actions.is_empty() {
-                Verdict::Drop(c.empty_reason)
-            } else if c.plan.is_empty() {
-                execute(&c.actions, frame, l3, ctx, ev)
-            } else {
-                let before = copies.as_deref().map_or(0, Vec::len);
-                let v = execute_plan(
-                    &c.actions,
-                    &c.plan,
-                    frame,
-                    l3,
-                    ctx,
-                    ev,
-                    copies.as_deref_mut(),
-                );
-                if let Some(cs) = copies.as_deref() {
-                    for (_, p) in &cs[before..] {
-                        self.c.tx_packets += u64::from(p.count_ones());
+            let d = depth as usize;
+            self.count_run(runs, d, entry, ctx.now_ms);
+            runs.pkts[d] += 1;
+            runs.bytes[d] += len;
+            let v = if let Some(id) = ct_only(c) {
+                // The pass is its `ct`: the tracker straight on the
+                // frame's ct fields (what `execute` would do, without
+                // the generic action loop); no output.
+                let p = std::mem::take(&mut ev.ct_prep);
+                match ctx.ct {
+                    Some(t) => {
+                        t.execute_prepared(frame.data_mut(), l3, &p, id.spec(), &mut ct, ctx.now_ms)
+                    }
+                    None => {
+                        ct = CtMeta {
+                            state: state::TRK | state::INV,
+                            zone: id.spec().zone,
+                            ..CtMeta::default()
+                        }
                     }
                 }
+                key_ok &= ct.state & (state::SNAT | state::DNAT) == 0;
+                Verdict::Drop(DropReason::Action)
+            } else {
+                // Only passes with `ct`/`ct_clear` read or change the ct
+                // fields.
+                if c.has_ct {
+                    ev.ct = ct;
+                }
+                let v = if c.actions.is_empty() {
+                    Verdict::Drop(c.empty_reason)
+                } else if c.plan.is_empty() {
+                    execute(&c.actions, frame, l3, ctx, ev)
+                } else {
+                    let before = copies.as_deref().map_or(0, Vec::len);
+                    let v = execute_plan(
+                        &c.actions,
+                        &c.plan,
+                        frame,
+                        l3,
+                        ctx,
+                        ev,
+                        copies.as_deref_mut(),
+                    );
+                    if let Some(cs) = copies.as_deref() {
+                        for (_, p) in &cs[before..] {
+                            self.c.tx_packets += u64::from(p.count_ones());
+                        }
+                    }
+                    v
+                };
+                if c.has_ct {
+                    ct = ev.ct;
+                    ev.ct = CtMeta::default();
+                    ev.ct_prep = Prepared::SLOW;
+                }
+                key_ok &= ct.state & (state::SNAT | state::DNAT) == 0
+                    && !c
+                        .actions
+                        .iter()
+                        .any(|a| !matches!(a, Action::Ct(_)) && a.modifies());
                 v
             };
-            ct = ev.ct;
-            ev.ct = CtMeta::default();
             match v {
                 Verdict::Output(p) => out |= p,
                 Verdict::Drop(r) => why = r,
@@ -208,7 +336,7 @@ impl Datapath {
                 break;
             }
             depth += 1;
-            let (next, new_l3) = self.recirculate(i, in_port, frame, &ct, frozen);
+            let (next, new_l3) = self.recirculate(i, in_port, frame, &ct, frozen, key_ok);
             entry = next;
             l3 = new_l3;
             let modifies = self
@@ -240,6 +368,7 @@ impl Datapath {
     /// (NAT may have rewritten them), its ct fields and the frozen state
     /// looked up in the recirculation cache, compiled on a miss. Returns
     /// the entry and the frame's L3 offset.
+    #[inline]
     fn recirculate<F: Frame>(
         &mut self,
         i: usize,
@@ -247,27 +376,43 @@ impl Datapath {
         frame: &F,
         ct: &CtMeta,
         frozen: u32,
+        key_ok: bool,
     ) -> (u32, usize) {
         let cur = &*self.cur;
-        let mut key = FlowKey::ZERO;
-        let meta = extract_masked(frame.data(), in_port, &mut key, &cur.lookup_mask);
-        if meta.special && meta.frag && cur.frag_mode == FragMode::Normal {
-            key.set_tp_src(0);
-            key.set_tp_dst(0);
-        }
-        // Tunnel metadata stays with the frame (OVS freezes it).
-        let orig = &self.keys[i];
-        if orig.tun_flags() & TUN_PRESENT != 0 {
-            let r = kf::TUN_FLAGS..kf::TUN_FLAGS + 1;
-            key.as_bytes_mut()[r.clone()].copy_from_slice(&orig.as_bytes()[r]);
-            key.as_bytes_mut()[kf::TUN_META].copy_from_slice(&orig.as_bytes()[kf::TUN_META]);
-        }
+        let (key, l3) = if key_ok {
+            (self.keys[i], self.meta[i].l3)
+        } else {
+            let mut key = FlowKey::ZERO;
+            let meta = extract_masked(frame.data(), in_port, &mut key, &cur.lookup_mask);
+            if meta.special && meta.frag && cur.frag_mode == FragMode::Normal {
+                key.set_tp_src(0);
+                key.set_tp_dst(0);
+            }
+            // Tunnel metadata stays with the frame (OVS freezes it).
+            let orig = &self.keys[i];
+            if orig.tun_flags() & TUN_PRESENT != 0 {
+                let r = kf::TUN_FLAGS..kf::TUN_FLAGS + 1;
+                key.as_bytes_mut()[r.clone()].copy_from_slice(&orig.as_bytes()[r]);
+                key.as_bytes_mut()[kf::TUN_META].copy_from_slice(&orig.as_bytes()[kf::TUN_META]);
+            }
+            (key, meta.l3)
+        };
         let mut ctk = CtKey::from_meta(ct).masked(&cur.ct_mask);
         ctk.set_recirc(frozen);
         let rk = RecircKey(key, ctk);
+        // Frames of a burst mostly recirculate with the same masked key
+        // and ct fields as the previous one (the key holds only what some
+        // rule reads): compare with it before hashing.
+        if let Some((last, e)) = &self.recirc.last {
+            if *last == rk {
+                self.c.cache_hits += 1;
+                return (*e, usize::from(l3));
+            }
+        }
         if let Some(&e) = self.recirc.map.get(&rk) {
             self.c.cache_hits += 1;
-            return (e, usize::from(meta.l3));
+            self.recirc.last = Some((rk, e));
+            return (e, usize::from(l3));
         }
         self.c.cache_misses += 1;
         let (e, miss) = match &cur.pipeline {
@@ -287,6 +432,7 @@ impl Datapath {
             self.recirc.map.clear();
         }
         self.recirc.map.insert(rk, e);
-        (e, usize::from(meta.l3))
+        self.recirc.last = Some((rk, e));
+        (e, usize::from(l3))
     }
 }
