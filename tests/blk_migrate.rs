@@ -8,6 +8,9 @@
 //! marker block, and checks that the backing file holds every write the
 //! guest saw acknowledged.
 //!
+//! The guest has 256 MiB - 8 KiB of RAM, which steers QEMU 7.2 around its
+//! TCG dirty-tracking bug (see `qemu`).
+//!
 //! QEMU refuses to migrate a vhost-user device without `VHOST_F_LOG_ALL`,
 //! so this is also the test that the back end's dirty log is accepted and
 //! used (the source server logs the log it mapped and the flush at the
@@ -29,13 +32,20 @@ use vm::*;
 
 type Console = Arc<Mutex<String>>;
 
-/// Collects a child's stdout and stderr into one string.
+/// Collects a child's piped stdout and stderr into one string.
 fn capture(child: &mut Child) -> Console {
     let out: Console = Arc::default();
-    for mut pipe in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-        Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
-    ] {
+    let pipes = [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ];
+    for mut pipe in pipes.into_iter().flatten() {
         let out = Arc::clone(&out);
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
@@ -71,6 +81,9 @@ fn server(sock: &Path, disk: &Path) -> (Reaper, Console) {
     (Reaper(Some(c)), out)
 }
 
+/// Guest RAM (see `qemu`).
+const GUEST_RAM: &str = "262136K";
+
 fn qemu(
     dev_opts: &str,
     dir: &Path,
@@ -82,10 +95,18 @@ fn qemu(
     let qemu = need("/usr/bin/qemu-system-x86_64", "qemu-system-x86");
     let (kernel, _) = kernel();
     let mut cmd = Command::new(qemu);
-    cmd.args(["-machine", "pc,accel=tcg", "-m", "256M", "-smp", "1"])
+    // 256 MiB - 8 KiB, not 256 MiB: QEMU 7.2 (Debian's 7.2.22 too) loses
+    // stores of a TCG guest during migration when it syncs a RAM block
+    // whose length is a multiple of 64 pages (its fast path clears the
+    // dirty bits without resetting the TLB's not-dirty traps; fixed in QEMU
+    // 9.0, 03bfc2188f "physmem: Fix migration dirty bitmap coherency with
+    // TCG memory access"), and the destination kernel oopses on stale
+    // pages whatever the back end logs. Any other length takes the
+    // per-page path, which resets the TLB. See vfio/README.md.
+    cmd.args(["-machine", "pc,accel=tcg", "-m", GUEST_RAM, "-smp", "1"])
         .args([
             "-object",
-            "memory-backend-memfd,id=mem,size=256M,share=on",
+            &format!("memory-backend-memfd,id=mem,size={GUEST_RAM},share=on"),
             "-numa",
             "node,memdev=mem",
         ])
@@ -100,7 +121,8 @@ fn qemu(
         .arg("-initrd")
         .arg(initrd)
         .args(["-append", "console=ttyS0 panic=-1 quiet loglevel=3"])
-        .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
+        .args(["-display", "none", "-vga", "none"])
+        .args(["-serial", "stdio", "-monitor", "none"])
         .arg("-no-reboot")
         .arg("-qmp")
         .arg(format!("unix:{},server=on,wait=off", qmp.display()));
@@ -111,7 +133,10 @@ fn qemu(
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // The console is the guest's serial line alone (QEMU's own
+        // messages go to the test's stderr): the destination's output
+        // continues the source's byte for byte.
+        .stderr(Stdio::inherit())
         .spawn()
         .expect("start qemu-system-x86_64 (Debian package qemu-system-x86)");
     let out = capture(&mut c);
@@ -377,12 +402,6 @@ fn migrate(name: &str, dev_opts: &str) {
         &ctx,
         |c| tagged(c, "GUEST-ACK ").into_iter().max().unwrap_or(0) >= src_last + 20,
     );
-    // With 16 blocks, its first rounds re-read blocks the source wrote.
-    let first_dst = tagged(&dst_con.lock().unwrap(), "GUEST-ACK ")[0];
-    assert!(
-        first_dst <= src_last + 1,
-        "the destination's first acknowledged write {first_dst} skips past the source's last {src_last}"
-    );
 
     // Stop the loop through the marker block; the guest reports its last
     // acknowledged write and powers off.
@@ -404,6 +423,15 @@ fn migrate(name: &str, dev_opts: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(last, max_ack(&dst_con), "last acknowledged write");
+    // The serial stream continues on the destination (a line the guest was
+    // printing at the switch-over starts on one console and ends on the
+    // other): every write was acknowledged once, in order, none skipped.
+    let stream = format!("{}{}", src_con.lock().unwrap(), dst_con.lock().unwrap());
+    let acks = tagged(&stream, "GUEST-ACK ");
+    assert!(
+        acks.iter().copied().eq(1..=last),
+        "acknowledged writes are not 1..={last} in order (source's last {src_last}): {acks:?}"
+    );
 
     // Every acknowledged write is in the backing file: each block of the
     // loop holds the last sequence number written to it.

@@ -3,6 +3,7 @@
 
 mod fast;
 mod frames;
+mod ipf;
 
 use std::net::IpAddr;
 use std::sync::Arc;
