@@ -37,7 +37,7 @@ fn track(ct: &Conntrack, f: &mut [u8], spec: &CtSpec, now: u64) -> CtMeta {
     use std::sync::atomic::{AtomicU64, Ordering};
     static CALLS: AtomicU64 = AtomicU64::new(0);
     let mut m = CtMeta::default();
-    if CALLS.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+    if CALLS.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
         ct.execute(f, L3, spec, &mut m, now);
     } else {
         let p = ct.prepare(f, L3, spec.zone);
