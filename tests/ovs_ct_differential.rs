@@ -591,7 +591,9 @@ fn tcp_lanes(v6: bool, nat: bool, lanes: &mut Vec<Lane>, port: &mut u16) {
     // established connection: each `+inv`, the connection untouched (the
     // data after them is established).
     let mut t = conn(port, 12, 1, 80);
-    let mut l = Lane::new(format!("{fam} :80 invalid flag combinations mid-connection"));
+    let mut l = Lane::new(format!(
+        "{fam} :80 invalid flag combinations mid-connection"
+    ));
     t.handshake(&mut l);
     for (what, flags) in [
         ("fin", FIN),
@@ -603,7 +605,10 @@ fn tcp_lanes(v6: bool, nat: bool, lanes: &mut Vec<Lane>, port: &mut u16) {
         ("syn|fin|ack", SYN | FIN | ACK),
     ] {
         let ack = if flags & ACK != 0 { t.snxt } else { 0 };
-        l.push(&format!("{what} out"), t.raw(Dir::Out, flags, t.cnxt, ack, 0));
+        l.push(
+            &format!("{what} out"),
+            t.raw(Dir::Out, flags, t.cnxt, ack, 0),
+        );
     }
     l.push("data out", t.seg(Dir::Out, PSH | ACK, 10));
     l.push("ack in", t.seg(Dir::In, ACK, 0));
