@@ -403,6 +403,113 @@ fn ct_show_lists_a_snat_connection_translated() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// IPv4 fragments 10.0.0.1 → 10.0.0.2 of a UDP datagram 5000 → 53 with
+/// `len` payload bytes (checksum right), cut at `(offset, length, more)`.
+fn udp_fragments(id: u16, len: usize, cuts: &[(usize, usize, bool)]) -> Vec<Vec<u8>> {
+    let whole = {
+        let mut u = vec![0u8; 8];
+        u[0..2].copy_from_slice(&5000u16.to_be_bytes());
+        u[2..4].copy_from_slice(&53u16.to_be_bytes());
+        u[4..6].copy_from_slice(&((8 + len) as u16).to_be_bytes());
+        u.extend((0..len).map(|i| (i * 11) as u8));
+        frame(17, u)
+    };
+    let udp = &whole[34..];
+    cuts.iter()
+        .map(|&(off, n, more)| {
+            let mut f = whole[..34].to_vec();
+            f.extend_from_slice(&udp[off..off + n]);
+            let ip = &mut f[14..34];
+            ip[2..4].copy_from_slice(&((20 + n) as u16).to_be_bytes());
+            ip[4..6].copy_from_slice(&id.to_be_bytes());
+            let fo = (if more { 0x2000 } else { 0 }) | (off / 8) as u16;
+            ip[6..8].copy_from_slice(&fo.to_be_bytes());
+            ip[10..12].copy_from_slice(&[0, 0]);
+            let c = checksum(ip);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            f
+        })
+        .collect()
+}
+
+/// `ct(table=1)` with reassembly (on by default, as OVS 3.1): a datagram's
+/// two fragments leave unchanged and in order once both arrived, its
+/// connection is listed; a too-small fragment is `+inv`; `vswitch ct ipf`
+/// prints OVS's `dpctl/ipf-get-status` and changes the settings.
+#[test]
+fn ct_ipf_reassembles_and_is_controlled_on_a_running_switch() {
+    let d = tmpdir("ipf");
+    let out_pcap = d.join("out.pcap");
+    let frags = udp_fragments(77, 2000, &[(0, 1400, true), (1400, 608, false)]);
+    let small = udp_fragments(78, 200, &[(0, 64, true)]);
+    let r = start(
+        &d,
+        &[frags[0].clone(), small[0].clone(), frags[1].clone()],
+        &format!("net_pcap1,tx_pcap={}", out_pcap.display()),
+        &[
+            "table=0,priority=100,ip,actions=ct(table=1)",
+            "table=0,priority=0,actions=drop",
+            "table=1,priority=100,ct_state=+trk+new,ip,actions=ct(commit),output:1",
+            "table=1,priority=100,ct_state=+trk+inv,actions=drop",
+        ],
+        &[],
+    );
+    wait_until("the three frames", || {
+        r.stats()["total"]["counters"]["rx_packets"] == 3
+    });
+    wait_until("the datagram's connection", || {
+        r.ct(&["show"]).1.contains("sport=5000,dport=53")
+    });
+    let (ok, out, err) = r.ct(&["ipf", "status"]);
+    assert!(ok, "{err}");
+    for line in [
+        "        Fragmentation Module Status",
+        "        v4 enabled: 1",
+        "        v6 enabled: 1",
+        "        max num frags (v4/v6): 1000",
+        "        num frag: 0",
+        "        min v4 frag size: 1200",
+        // Held at ct(table=1), then at ct(commit): twice each.
+        "        v4 frags accepted: 4",
+        "        v4 frags completed: 4",
+        "        v4 frags too small: 1",
+        "        min v6 frag size: 1280",
+        "        v6 frags accepted: 0",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no {line:?} in:\n{out}");
+    }
+    // Settings, and refused ones (nothing changed then).
+    let (ok, out, _) = r.ct(&["ipf", "disable", "v4"]);
+    assert!(
+        ok && out.contains("v4 enabled: 0") && out.contains("v6 enabled: 1"),
+        "{out}"
+    );
+    let (ok, out, _) = r.ct(&["ipf", "enable"]);
+    assert!(ok && out.contains("v4 enabled: 1"), "{out}");
+    let (ok, out, _) = r.ct(&["ipf", "min-frag", "v6", "600"]);
+    assert!(ok && out.contains("min v6 frag size: 600"), "{out}");
+    let (ok, out, _) = r.ct(&["ipf", "max-frags", "10"]);
+    assert!(ok && out.contains("max num frags (v4/v6): 10"), "{out}");
+    for (args, want) in [
+        (&["ipf", "min-frag", "v4", "300"][..], "at least 400"),
+        (&["ipf", "max-frags", "6000"], "at most 5000"),
+        (&["ipf", "min-frag", "v5", "600"], "invalid value 'v5'"),
+        (&["ipf", "max-frags", "-1"], "unexpected argument '-1'"),
+    ] {
+        let (ok, _, err) = r.ct(args);
+        assert!(!ok, "ct {args:?} succeeded");
+        assert!(err.contains(want), "ct {args:?}: {err}");
+    }
+    let (_, out, _) = r.ct(&["ipf", "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["v4"]["min_frag_size"], 1200, "{v}");
+    assert_eq!(v["max_frags"], 10, "{v}");
+    drop(r);
+    let sent = read_pcap(&out_pcap);
+    assert_eq!(sent, frags, "the two fragments, unchanged, in order");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn ct_max_conns_is_checked_before_dpdk_starts() {
     for (n, want) in [

@@ -287,3 +287,129 @@ fn snat_gateway_hides_the_inside_behind_one_address() {
     drop(r);
     drop(ns);
 }
+
+/// The firewall with TCP commits only, for the table-exhaustion test.
+const TCP_ONLY: &str = "
+table=0,priority=100,ip,actions=ct(table=1,zone=5)
+table=0,priority=0,actions=drop
+table=1,priority=100,ct_state=+trk+new,in_port=0,tcp,actions=ct(commit,zone=5),output:1
+table=1,priority=90,ct_state=+trk+est,in_port=0,actions=output:1
+table=1,priority=90,ct_state=+trk+est,in_port=1,actions=output:0
+table=1,priority=0,actions=drop
+";
+
+/// Table exhaustion with kernel TCP: `--ct-max-conns 2`, two connections
+/// open and echo; a third is refused (its SYN is not committed, so the
+/// server's SYN-ACK is `+inv` and dropped; counted as limit drops), while
+/// the two established connections keep flowing in both directions.
+#[test]
+fn a_full_table_refuses_new_connections_and_established_ones_keep_flowing() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let id = id();
+    let (a, b) = (format!("cxa{id}"), format!("cxb{id}"));
+    let (ha, hb) = (format!("cxha{id}"), format!("cxhb{id}"));
+    let mut ns = Netns::default();
+    ns.host(&a, &ha, "02:00:00:89:00:01", "10.89.0.1/24");
+    ns.host(&b, &hb, "02:00:00:89:00:02", "10.89.0.2/24");
+    must(&format!(
+        "ip -n {a} neigh add 10.89.0.2 lladdr 02:00:00:89:00:02 dev eth0"
+    ));
+    must(&format!(
+        "ip -n {b} neigh add 10.89.0.1 lladdr 02:00:00:89:00:01 dev eth0"
+    ));
+    let r = start_with(
+        "ctfull",
+        &[
+            format!("net_af_packet0,iface={ha}"),
+            format!("net_af_packet1,iface={hb}"),
+        ],
+        &["--ct-max-conns", "2"],
+    );
+    add_flows(&r, TCP_ONLY);
+    // B: an upper-casing echo per connection, each in its own thread.
+    let srv = Command::new("ip")
+        .args(["netns", "exec", &b, "python3", "-c"])
+        .arg(
+            "import socket, threading\n\
+             s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('10.89.0.2',8095)); s.listen(8); s.settimeout(40)\n\
+             def echo(c):\n\
+             \x20   c.settimeout(30)\n\
+             \x20   while True:\n\
+             \x20       b=c.recv(65536)\n\
+             \x20       if not b: break\n\
+             \x20       c.sendall(b.upper())\n\
+             \x20   c.close()\n\
+             while True:\n\
+             \x20   try:\n\
+             \x20       c,a=s.accept()\n\
+             \x20   except socket.timeout:\n\
+             \x20       break\n\
+             \x20   print('accepted', flush=True)\n\
+             \x20   threading.Thread(target=echo, args=(c,), daemon=True).start()\n",
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // A: two connections (the first SYN may meet ports still coming up),
+    // data through both, a third connection, data through the two again.
+    let o = Command::new("ip")
+        .args(["netns", "exec", &a, "python3", "-c"])
+        .arg(
+            "import socket, time\n\
+             def rt(c, m):\n\
+             \x20   c.sendall(m); r=b''\n\
+             \x20   while len(r) < len(m):\n\
+             \x20       b=c.recv(65536)\n\
+             \x20       if not b: break\n\
+             \x20       r+=b\n\
+             \x20   assert r == m.upper(), (len(r), r[:30])\n\
+             def conn():\n\
+             \x20   for _ in range(3):\n\
+             \x20       try:\n\
+             \x20           return socket.create_connection(('10.89.0.2',8095), timeout=3)\n\
+             \x20       except OSError:\n\
+             \x20           time.sleep(0.5)\n\
+             \x20   raise SystemExit('no connection')\n\
+             cs=[conn(), conn()]\n\
+             for c in cs: c.settimeout(20); rt(c, b'first-' * 3000)\n\
+             print('two open', flush=True)\n\
+             try:\n\
+             \x20   x=socket.create_connection(('10.89.0.2',8095), timeout=3)\n\
+             \x20   print('third connected', flush=True)\n\
+             except OSError as e:\n\
+             \x20   print('third refused', type(e).__name__, flush=True)\n\
+             for c in cs: rt(c, b'after-' * 5000)\n\
+             print('still flowing', flush=True)\n",
+        )
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(out.contains("two open"), "two connections: {out} {err}");
+    assert!(
+        out.contains("third refused"),
+        "the third connection went through a full table: {out} {err}"
+    );
+    assert!(
+        out.contains("still flowing"),
+        "established connections stopped: {out} {err}"
+    );
+    let stats: serde_json::Value =
+        serde_json::from_str(&r.must(&["stats", "--json"])).expect("stats JSON");
+    let ct = &stats["ct"];
+    assert_eq!(ct["entries"], 2, "{ct}");
+    assert!(ct["limit_drops"].as_u64().unwrap_or(0) >= 1, "{ct}");
+    drop(r);
+    let mut srv = srv;
+    let _ = srv.kill();
+    let srv_out = finish(srv);
+    assert_eq!(
+        srv_out.matches("accepted").count(),
+        2,
+        "the server accepted: {srv_out}"
+    );
+    drop(ns);
+}

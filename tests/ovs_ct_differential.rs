@@ -73,16 +73,10 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 ///    verifies L3/L4 checksums (unless the NIC vouched for them) and marks
 ///    the segment `+inv`; vswitch's does not check them (`+est`, and the
 ///    segment moves the TCP state).
-/// 2. IP fragments (both tables, every `fragments` lane): OVS-DPDK 3.1
-///    reassembles them before tracking by default (`ovs-appctl
-///    dpctl/ipf-get-status`: "v4 enabled: 1", "v6 enabled: 1"; non-last
-///    fragments under 1200/1280 bytes and overlaps are refused), tracks the
-///    whole datagram and sends the original fragments on with its state;
-///    vswitch tracks every fragment as `+inv`. So that the fragment lanes
-///    are compared anyway, OVS runs with its reassembly disabled
-///    (`dpctl/ipf-set-disabled v4|v6`, a setting like the differential's
-///    `vlan-limit`): both then mark fragments `+inv` frame by frame.
-///    `VSWITCH_DIFF_ALL=1` keeps OVS's default.
+/// 2. (Fixed) IP fragments: OVS-DPDK 3.1 reassembles them before tracking
+///    by default (`dpctl/ipf-get-status`), tracks the datagram and sends
+///    the original fragments on with its state; vswitch does the same now
+///    (`ct/ipf.rs`), and both run with reassembly on (the default).
 ///
 /// 3. SNAT, a TCP connection reset by the client and reopened on the same
 ///    ports (OVS quirk): OVS translates the new SYN to the next source port
@@ -856,13 +850,6 @@ fn run(kind: Kind, tag: &str, flows: &str, pcap: &Path, n: u64) -> Result<(Outco
     }
     match kind {
         Kind::Ovs => {
-            if !all_cases() {
-                // Divergence 2 at [`DIVERGENT_LANES`]: no reassembly.
-                let target = format!("--target={}", rig.path("vswitchd.ctl"));
-                for v in ["v4", "v6"] {
-                    rig.tool("ovs-appctl", &[&target, "dpctl/ipf-set-disabled", v])?;
-                }
-            }
             let file = rig.path("flows.txt");
             fs::write(&file, flows).unwrap();
             rig.ofctl(&["add-flows", "br0", &file])?;

@@ -314,6 +314,9 @@ fn frames() -> Vec<(String, Vec<u8>)> {
             vec![(Q, vid | 0x2000)] // PCP 1
         }
     };
+    // Untagged IPv4 and IPv6 frames from `a`.
+    let ip4 = |dst: [u8; 6], l3: &[u8]| eth(dst, a, &[], 0x0800, l3);
+    let ip6 = |dst: [u8; 6], l3: &[u8]| eth(dst, a, &[], 0x86dd, l3);
 
     // IPv4 TCP: destinations × ports × VLANs, TTL and DSCP varied.
     for dst in [[10, 0, 1, 5], [10, 0, 2, 9], [192, 168, 7, 1]] {
@@ -385,13 +388,7 @@ fn frames() -> Vec<(String, Vec<u8>)> {
         for hlim in [64u8, 1] {
             v.push((
                 format!("tcp6 :{dport} hlim {hlim}"),
-                eth(
-                    b,
-                    a,
-                    &[],
-                    0x86dd,
-                    &ipv6(v6(1), v6(2), 6, hlim, 0xb8, &tcp(5555, dport, 12)),
-                ),
+                ip6(b, &ipv6(v6(1), v6(2), 6, hlim, 0xb8, &tcp(5555, dport, 12))),
             ));
         }
     }
@@ -399,26 +396,14 @@ fn frames() -> Vec<(String, Vec<u8>)> {
         for hlim in [1u8, 2, 64] {
             v.push((
                 format!("udp6 :{dport} hlim {hlim}"),
-                eth(
-                    b,
-                    a,
-                    &[],
-                    0x86dd,
-                    &ipv6(v6(1), v6(2), 17, hlim, 0, &udp(5353, dport, 8)),
-                ),
+                ip6(b, &ipv6(v6(1), v6(2), 17, hlim, 0, &udp(5353, dport, 8))),
             ));
         }
     }
     for ty in [128u8, 129, 135] {
         v.push((
             format!("icmp6 type {ty}"),
-            eth(
-                b,
-                a,
-                &[],
-                0x86dd,
-                &ipv6(v6(1), v6(2), 58, 255, 0, &icmp(ty, 0, 8)),
-            ),
+            ip6(b, &ipv6(v6(1), v6(2), 58, 255, 0, &icmp(ty, 0, 8))),
         ));
     }
     {
@@ -427,7 +412,7 @@ fn frames() -> Vec<(String, Vec<u8>)> {
         hbh.extend(udp(7, 5000, 8));
         v.push((
             "udp6 behind hop-by-hop".into(),
-            eth(b, a, &[], 0x86dd, &ipv6(v6(1), v6(2), 0, 9, 0, &hbh)),
+            ip6(b, &ipv6(v6(1), v6(2), 0, 9, 0, &hbh)),
         ));
         // Fragment headers: first (offset 0, M) and later (offset 8).
         for (off_m, what) in [(0x0001u16, "first"), (0x0040u16, "later")] {
@@ -437,7 +422,7 @@ fn frames() -> Vec<(String, Vec<u8>)> {
             fh.extend(udp(53, 53, 8));
             v.push((
                 format!("udp6 {what} fragment"),
-                eth(b, a, &[], 0x86dd, &ipv6(v6(1), v6(2), 44, 9, 0, &fh)),
+                ip6(b, &ipv6(v6(1), v6(2), 44, 9, 0, &fh)),
             ));
         }
         v.push((
@@ -519,22 +504,16 @@ fn frames() -> Vec<(String, Vec<u8>)> {
         };
         v.push((
             format!("ipv4 first fragment proto {proto} :{dport}"),
-            eth(
+            ip4(
                 b,
-                a,
-                &[],
-                0x0800,
                 &ipv4_full([10, 0, 0, 1], [10, 0, 1, 5], proto, 9, 0, 0x2000, 0, &l4),
             ),
         ));
         for (frag, what) in [(0x2000u16 | 185, "middle"), (370, "last")] {
             v.push((
                 format!("ipv4 {what} fragment proto {proto} bytes like :{dport}"),
-                eth(
+                ip4(
                     b,
-                    a,
-                    &[],
-                    0x0800,
                     &ipv4_full([10, 0, 0, 1], [10, 0, 1, 5], proto, 9, 0, frag, 0, &l4),
                 ),
             ));
@@ -549,11 +528,8 @@ fn frames() -> Vec<(String, Vec<u8>)> {
     ] {
         v.push((
             format!("udp4 to mac {dst:02x?}"),
-            eth(
+            ip4(
                 dst,
-                a,
-                &[],
-                0x0800,
                 &ipv4(
                     [10, 0, 0, 1],
                     [224, 0, 0, 251],
@@ -566,13 +542,7 @@ fn frames() -> Vec<(String, Vec<u8>)> {
         ));
         v.push((
             format!("udp6 to mac {dst:02x?}"),
-            eth(
-                dst,
-                a,
-                &[],
-                0x86dd,
-                &ipv6(v6(1), v6(0xfb), 17, 1, 0, &udp(5353, 5353, 20)),
-            ),
+            ip6(dst, &ipv6(v6(1), v6(0xfb), 17, 1, 0, &udp(5353, 5353, 20))),
         ));
     }
     // 802.3 / LLC frames.
@@ -603,11 +573,8 @@ fn frames() -> Vec<(String, Vec<u8>)> {
         for ecn in [0u8, 3] {
             v.push((
                 format!("tcp4 :22 dscp {dscp} ecn {ecn}"),
-                eth(
+                ip4(
                     b,
-                    a,
-                    &[],
-                    0x0800,
                     &ipv4(
                         [10, 0, 0, 1],
                         [10, 9, 9, 9],
@@ -620,11 +587,8 @@ fn frames() -> Vec<(String, Vec<u8>)> {
             ));
             v.push((
                 format!("udp4 172.16.1.1:9->9 dscp {dscp} ecn {ecn}"),
-                eth(
+                ip4(
                     c,
-                    a,
-                    &[],
-                    0x0800,
                     &ipv4(
                         [172, 16, 1, 1],
                         [10, 9, 9, 9],
@@ -638,18 +602,12 @@ fn frames() -> Vec<(String, Vec<u8>)> {
         }
     }
     // Malformed.
-    let good_udp = eth(
+    let good_udp = ip4(
         b,
-        a,
-        &[],
-        0x0800,
         &ipv4([10, 0, 5, 5], [10, 0, 0, 2], 17, 64, 0, &udp(53, 5000, 40)),
     );
-    let good_tcp = eth(
+    let good_tcp = ip4(
         b,
-        a,
-        &[],
-        0x0800,
         &ipv4([10, 0, 0, 1], [10, 0, 1, 5], 6, 64, 0, &tcp(1, 80, 40)),
     );
     v.push(("runt: 20 bytes of udp4".into(), good_udp[..20].to_vec()));
@@ -697,21 +655,15 @@ fn frames() -> Vec<(String, Vec<u8>)> {
         // IPv4 with options (valid, IHL 7).
         v.push((
             "tcp4 :80 ihl 7 (options)".into(),
-            eth(
+            ip4(
                 b,
-                a,
-                &[],
-                0x0800,
                 &ipv4_full([10, 0, 0, 1], [10, 0, 1, 5], 6, 5, 0, 0, 2, &tcp(1, 80, 10)),
             ),
         ));
         v.push((
             "udp4 :53 ihl 6 (options)".into(),
-            eth(
+            ip4(
                 b,
-                a,
-                &[],
-                0x0800,
                 &ipv4_full(
                     [10, 0, 0, 1],
                     [10, 0, 1, 5],
@@ -726,13 +678,7 @@ fn frames() -> Vec<(String, Vec<u8>)> {
         ));
         v.push((
             "truncated ipv6".into(),
-            eth(
-                b,
-                a,
-                &[],
-                0x86dd,
-                &ipv6(v6(1), v6(2), 17, 9, 0, &udp(1, 53, 8))[..30],
-            ),
+            ip6(b, &ipv6(v6(1), v6(2), 17, 9, 0, &udp(1, 53, 8))[..30]),
         ));
         v.push((
             "vlan tag with nothing after it".into(),
@@ -794,11 +740,8 @@ fn frames() -> Vec<(String, Vec<u8>)> {
         );
         add(
             "udp6 hlim 64",
-            eth(
+            ip6(
                 d,
-                a,
-                &[],
-                0x86dd,
                 &ipv6(
                     v6(1),
                     v6(2),
@@ -811,11 +754,8 @@ fn frames() -> Vec<(String, Vec<u8>)> {
         );
         add(
             "tcp6 hlim 1",
-            eth(
+            ip6(
                 d,
-                a,
-                &[],
-                0x86dd,
                 &ipv6(
                     v6(1),
                     v6(2),

@@ -21,6 +21,7 @@ pub mod checksum;
 mod conn;
 mod fast;
 pub mod format;
+pub mod ipf;
 mod key;
 mod mem;
 mod nat;
@@ -264,6 +265,8 @@ pub struct Conntrack {
     limit_drops: AtomicU64,
     rnd: AtomicU64,
     verify_checksums: AtomicBool,
+    /// Fragment reassembly settings and counters (`ipf`).
+    ipf: ipf::Ipf,
 }
 
 /// A located connection, its home shard locked.
@@ -313,7 +316,15 @@ impl Conntrack {
             limit_drops: AtomicU64::new(0),
             rnd: AtomicU64::new(rnd),
             verify_checksums: AtomicBool::new(false),
+            ipf: ipf::Ipf::default(),
         }
+    }
+
+    /// Fragment reassembly's settings and counters (OVS's `dpctl/ipf-*`);
+    /// the fragments themselves are held by each caller's
+    /// [`ipf::Reassembler`].
+    pub fn ipf(&self) -> &ipf::Ipf {
+        &self.ipf
     }
 
     /// The configuration it was built with.

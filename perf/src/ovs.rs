@@ -80,6 +80,23 @@ impl OvsPort {
         }
     }
 
+    /// A `type=dpdkvhostuserclient` port: the guest's front end serves the
+    /// socket `server_path` and OVS connects (and reconnects) to it; with
+    /// `userspace-tso-enable=true` OVS takes large segments on such ports
+    /// only (external mbuf buffers; `dpdkvhostuser` ports register linear
+    /// buffers alone, so a 64 KiB segment from the guest does not fit).
+    pub fn vhost_user_client(name: &str, ofport: u32, server_path: &Path) -> OvsPort {
+        OvsPort {
+            name: name.into(),
+            ofport,
+            kind: "dpdkvhostuserclient".into(),
+            options: vec![format!(
+                "options:vhost-server-path={}",
+                server_path.display()
+            )],
+        }
+    }
+
     /// A `type=dpdkvhostuser` port: OVS serves the socket
     /// [`Ovs::vhost_socket`]`(name)`, a guest's virtio front end connects.
     pub fn vhost_user(name: &str, ofport: u32) -> OvsPort {
@@ -549,6 +566,24 @@ impl Ovs {
         let out = self.tool("ovs-ofctl", &["dump-ports", bridge, &ofport.to_string()])?;
         parse_dump_ports_tx(&out)
             .ok_or_else(|| self.failure(&format!("no tx counter in dump-ports output: {out}")))
+    }
+
+    /// Port `ofport` of `bridge`'s tx rate (Mpps) in each of the next
+    /// `secs` seconds, from its `dump-ports` counter read once a second.
+    pub fn tx_rates(&self, bridge: &str, ofport: u32, secs: u64) -> Result<Vec<f64>, String> {
+        let sample = || -> Result<(Instant, u64), String> {
+            Ok((Instant::now(), self.tx_packets_of(bridge, ofport)?))
+        };
+        let mut prev = sample()?;
+        let mut samples = Vec::new();
+        for _ in 0..secs {
+            std::thread::sleep(Duration::from_secs(1).saturating_sub(prev.0.elapsed()));
+            let now = sample()?;
+            let dt = now.0.duration_since(prev.0).as_secs_f64();
+            samples.push(now.1.saturating_sub(prev.1) as f64 / dt / 1e6);
+            prev = now;
+        }
+        Ok(samples)
     }
 
     /// Zeroes the PMD counters.

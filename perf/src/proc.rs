@@ -159,3 +159,47 @@ mod tests {
         assert!(parse_testpmd(out, 2).0.is_empty());
     }
 }
+
+/// What a `vswitch run --json --stats-interval 1` printed: port `port`'s
+/// per-second tx rates (Mpps, from its `port_stats` lines) and the run
+/// `summary` object, if one came.
+pub fn vswitch_json_rates(stdout: &str, port: u16) -> (Vec<f64>, Option<serde_json::Value>) {
+    let mut samples = Vec::new();
+    let mut summary = None;
+    for l in stdout.lines() {
+        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(l) else {
+            continue;
+        };
+        if v["type"] == "port_stats" && v["stats"]["port"] == port {
+            if let Some(p) = v["stats"]["tx_pps"].as_f64() {
+                samples.push(p / 1e6);
+            }
+        }
+        if v["type"] == "summary" {
+            summary = Some(v["summary"].take());
+        }
+    }
+    (samples, summary)
+}
+
+/// The last `n` lines of `s` (for failure reports).
+pub fn last_lines(s: &str, n: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod json_tests {
+    #[test]
+    fn vswitch_json_rates_reads_one_port_and_the_summary() {
+        let out = "starting\n\
+            {\"type\":\"port_stats\",\"stats\":{\"port\":1,\"tx_pps\":2000000.0}}\n\
+            {\"type\":\"port_stats\",\"stats\":{\"port\":0,\"tx_pps\":9.0}}\n\
+            {\"type\":\"port_stats\",\"stats\":{\"port\":1,\"tx_pps\":3000000.0}}\n\
+            {\"type\":\"summary\",\"summary\":{\"cycles_per_packet\":70.5}}\n";
+        let (s, sum) = super::vswitch_json_rates(out, 1);
+        assert_eq!(s, vec![2.0, 3.0]);
+        assert_eq!(sum.unwrap()["cycles_per_packet"].as_f64(), Some(70.5));
+        assert_eq!(super::last_lines("a\nb\nc", 2), "b\nc");
+    }
+}

@@ -17,6 +17,24 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// The steady-state part of per-second rate samples: the seconds before
+/// traffic started (zeros; large pcaps take a while to preload) and then
+/// the warm-up sample (a partial first second, when more than two remain)
+/// dropped, at most `keep` kept (a run may last longer than asked, for its
+/// start-up: every program gets as many seconds as the others).
+pub fn steady_samples(mut samples: Vec<f64>, keep: usize) -> Vec<f64> {
+    let first = samples
+        .iter()
+        .position(|&s| s > 0.0)
+        .unwrap_or(samples.len());
+    samples.drain(..first);
+    if samples.len() > 2 {
+        samples.remove(0);
+    }
+    samples.truncate(keep);
+    samples
+}
+
 /// Prints rows as an aligned table under `title`.
 pub fn table(title: &str, header: &[&str], rows: &[Vec<String>]) {
     let cols = header.len();
@@ -61,6 +79,16 @@ pub fn json_line<T: Serialize>(name: &str, value: &T) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steady_samples_drop_start_up_and_warm_up() {
+        assert_eq!(
+            steady_samples(vec![0.0, 0.0, 1.0, 5.0, 6.0, 7.0, 8.0], 3),
+            vec![5.0, 6.0, 7.0]
+        );
+        assert_eq!(steady_samples(vec![0.0, 2.0, 3.0], 5), vec![2.0, 3.0]);
+        assert!(steady_samples(vec![0.0; 4], 2).is_empty());
+    }
 
     #[test]
     fn medians() {

@@ -76,18 +76,9 @@ impl Side {
         }
     }
 
-    /// From per-second samples: leading zero seconds (start-up) and the
-    /// first non-zero (partial) one dropped, `keep` kept.
-    fn from_samples(mut samples: Vec<f64>, keep: usize, cycles: Option<f64>, log: &str) -> Side {
-        let first = samples
-            .iter()
-            .position(|&s| s > 0.0)
-            .unwrap_or(samples.len());
-        samples.drain(..first);
-        if samples.len() > 2 {
-            samples.remove(0);
-        }
-        samples.truncate(keep);
+    /// From per-second samples ([`report::steady_samples`]).
+    fn from_samples(samples: Vec<f64>, keep: usize, cycles: Option<f64>, log: &str) -> Side {
+        let samples = report::steady_samples(samples, keep);
         if samples.is_empty() {
             return Side::na(format!("no non-zero rate samples; output:\n{log}"));
         }
@@ -231,26 +222,13 @@ pub fn run_vswitch(case: Case, pcap: &Path, frames: u32, secs: u64, tag: &str) -
             ))
         }
     };
-    let mut samples = Vec::new();
-    let mut cycles = None;
-    for l in r.stdout.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
-            continue;
-        };
-        if v["type"] == "port_stats" && v["stats"]["port"] == 1 {
-            if let Some(p) = v["stats"]["tx_pps"].as_f64() {
-                samples.push(p / 1e6);
-            }
-        }
-        if v["type"] == "summary" {
-            cycles = v["summary"]["cycles_per_packet"].as_f64();
-        }
-    }
-    let tail = |s: &str| {
-        let v: Vec<&str> = s.lines().collect();
-        v[v.len().saturating_sub(20)..].join("\n")
-    };
-    let log = format!("{}\n{}", tail(&r.stdout), tail(&r.stderr));
+    let (samples, summary) = proc::vswitch_json_rates(&r.stdout, 1);
+    let cycles = summary.and_then(|s| s["cycles_per_packet"].as_f64());
+    let log = format!(
+        "{}\n{}",
+        proc::last_lines(&r.stdout, 20),
+        proc::last_lines(&r.stderr, 20)
+    );
     Side::from_samples(samples, secs as usize, cycles, &log)
 }
 
@@ -334,18 +312,7 @@ pub fn run_ovs(case: Case, pcap: &Path, frames: u32, secs: u64, tag: &str) -> Si
     let result = (|| -> Result<Side, String> {
         std::thread::sleep(Duration::from_secs(1));
         o.pmd_stats_clear()?;
-        let sample = |o: &Ovs| -> Result<(Instant, u64), String> {
-            Ok((Instant::now(), o.tx_packets_of(br, port)?))
-        };
-        let mut prev = sample(&o)?;
-        let mut samples = Vec::new();
-        for _ in 0..secs {
-            std::thread::sleep(Duration::from_secs(1).saturating_sub(prev.0.elapsed()));
-            let now = sample(&o)?;
-            let dt = now.0.duration_since(prev.0).as_secs_f64();
-            samples.push((now.1 - prev.1) as f64 / dt / 1e6);
-            prev = now;
-        }
+        let samples = o.tx_rates(br, port, secs)?;
         let pmd = o.pmd_stats()?;
         if samples.iter().all(|&s| s == 0.0) {
             return Err(format!(

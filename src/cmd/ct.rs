@@ -1,6 +1,6 @@
-//! `vswitch ct show|flush|limit`: the connection tracker of a running
+//! `vswitch ct show|flush|limit|ipf`: the connection tracker of a running
 //! switch (`ovs-appctl dpctl/dump-conntrack`, `dpctl/flush-conntrack`,
-//! `dpctl/ct-set-limits`).
+//! `dpctl/ct-set-limits`, `dpctl/ipf-*`).
 
 use std::path::PathBuf;
 
@@ -48,6 +48,77 @@ enum CtCmd {
         #[arg(long, conflicts_with = "limit")]
         default: bool,
     },
+    /// IP fragment reassembly before tracking (OVS `dpctl/ipf-*`; on by
+    /// default for both families, as OVS 3.1).
+    Ipf {
+        #[command(subcommand)]
+        cmd: IpfCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum IpfCmd {
+    /// Settings and counters, as `ovs-appctl dpctl/ipf-get-status`.
+    Status,
+    /// Reassemble fragments of a family (`dpctl/ipf-set-enabled`).
+    Enable {
+        /// v4 or v6 (both if left out).
+        family: Option<Family>,
+    },
+    /// Track fragments as they are: `+trk+inv` (`dpctl/ipf-set-disabled`).
+    Disable {
+        /// v4 or v6 (both if left out).
+        family: Option<Family>,
+    },
+    /// Non-last fragments shorter than SIZE bytes (IP header included) are
+    /// invalid (`dpctl/ipf-set-min-frag`; at least 400).
+    MinFrag {
+        /// v4 or v6.
+        family: Family,
+        /// Bytes.
+        size: u32,
+    },
+    /// Fragments held at most, all lists together (`dpctl/ipf-set-max-nfrags`;
+    /// at most 5000).
+    MaxFrags {
+        /// Fragments.
+        n: u32,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Family {
+    V4,
+    V6,
+}
+
+/// The `ct ipf` request of a subcommand.
+fn ipf_request(cmd: IpfCmd) -> Request {
+    let (mut v4, mut v6, mut min_frag_v4, mut min_frag_v6, mut max_frags) =
+        (None, None, None, None, None);
+    match cmd {
+        IpfCmd::Status => {}
+        IpfCmd::Enable { family } => {
+            v4 = (family != Some(Family::V6)).then_some(true);
+            v6 = (family != Some(Family::V4)).then_some(true);
+        }
+        IpfCmd::Disable { family } => {
+            v4 = (family != Some(Family::V6)).then_some(false);
+            v6 = (family != Some(Family::V4)).then_some(false);
+        }
+        IpfCmd::MinFrag { family, size } => match family {
+            Family::V4 => min_frag_v4 = Some(size),
+            Family::V6 => min_frag_v6 = Some(size),
+        },
+        IpfCmd::MaxFrags { n } => max_frags = Some(n),
+    }
+    Request::CtIpf {
+        v4,
+        v6,
+        min_frag_v4,
+        min_frag_v6,
+        max_frags,
+    }
 }
 
 /// Run `vswitch ct`.
@@ -59,6 +130,7 @@ pub fn run(a: CtArgs) -> Result<(), String> {
             zone,
             limit: limit.map(|n| if n == 0 { u32::MAX } else { n }),
         },
+        CtCmd::Ipf { cmd } => ipf_request(cmd),
     };
     let reply = request(&a.socket, &req)?;
     if a.json {
@@ -80,6 +152,8 @@ pub fn run(a: CtArgs) -> Result<(), String> {
             Some(u32::MAX) => println!("zone {zone}: unlimited"),
             Some(n) => println!("zone {zone}: at most {n} connection(s)"),
         },
+        Reply::CtIpf(r) => print!("{}", r.to_ovs_text()),
+        Reply::Error { error } => return Err(error),
         other => return Err(format!("unexpected reply {other:?}")),
     }
     Ok(())

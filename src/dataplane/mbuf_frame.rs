@@ -64,6 +64,17 @@ impl Frame for MbufFrame {
         }
         Some(MbufFrame(m))
     }
+
+    /// A second reference to the same mbuf (`rte_mbuf_refcnt_update`), for
+    /// the `ct` action's fragment reassembly: the burst releases its
+    /// reference, the reassembler keeps this one until the datagram
+    /// completes. Chained and large-segment mbufs are not held.
+    fn hold(&self) -> Option<Self> {
+        if self.0.ol_flags() & dpdk::offload::RX_LRO != 0 || self.0.nb_segs() != 1 {
+            return None;
+        }
+        Some(MbufFrame(self.0.clone_ref()))
+    }
 }
 
 /// A fresh mbuf from `like`'s pool holding `bytes` (`None`: the pool is

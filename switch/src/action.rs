@@ -810,7 +810,7 @@ pub fn execute_plan<F: Frame>(
 }
 
 #[inline(always)]
-fn execute_l3<F: Frame>(
+pub(crate) fn execute_l3<F: Frame>(
     acts: &[Action],
     frame: &mut F,
     l3: &mut usize,

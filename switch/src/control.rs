@@ -106,6 +106,27 @@ pub enum Request {
         #[serde(default)]
         limit: Option<u32>,
     },
+    /// IP fragment reassembly before tracking (`vswitch ct ipf`, OVS's
+    /// `dpctl/ipf-set-enabled|disabled`, `ipf-set-min-frag`,
+    /// `ipf-set-max-nfrags`): each setting given is applied, then the
+    /// status (`dpctl/ipf-get-status`) is returned.
+    CtIpf {
+        /// Turn IPv4 reassembly on or off.
+        #[serde(default)]
+        v4: Option<bool>,
+        /// Turn IPv6 reassembly on or off.
+        #[serde(default)]
+        v6: Option<bool>,
+        /// Minimum size of a non-last IPv4 fragment (≥ 400).
+        #[serde(default)]
+        min_frag_v4: Option<u32>,
+        /// Minimum size of a non-last IPv6 fragment (≥ 400).
+        #[serde(default)]
+        min_frag_v6: Option<u32>,
+        /// Fragments in process at most (≤ 5000).
+        #[serde(default)]
+        max_frags: Option<u32>,
+    },
 }
 
 /// What to add as a port.
@@ -341,6 +362,8 @@ pub enum Reply {
         /// Its limit now (`None`: the default).
         limit: Option<u32>,
     },
+    /// `ct ipf`: reassembly's settings and counters.
+    CtIpf(IpfReport),
     /// The request failed; nothing was changed.
     Error {
         /// Why.
@@ -467,8 +490,135 @@ pub fn handle(sw: &Switch, ports: &dyn PortBackend, req: Request) -> Reply {
             sw.conntrack().set_zone_limit(zone, limit);
             Ok(Reply::CtLimitSet { zone, limit })
         }
+        Request::CtIpf {
+            v4,
+            v6,
+            min_frag_v4,
+            min_frag_v6,
+            max_frags,
+        } => ct_ipf(sw, [v4, v6], [min_frag_v4, min_frag_v6], max_frags),
     };
     r.unwrap_or_else(|error| Reply::Error { error })
+}
+
+/// `ct ipf`: check every setting, then apply them (all or none).
+fn ct_ipf(
+    sw: &Switch,
+    enable: [Option<bool>; 2],
+    min_frag: [Option<u32>; 2],
+    max_frags: Option<u32>,
+) -> Result<Reply, String> {
+    use conntrack::ipf;
+    let ipf = sw.conntrack().ipf();
+    for m in min_frag.into_iter().flatten() {
+        if m < ipf::MIN_FRAG_LOWER_BOUND {
+            return Err(format!(
+                "min-frag {m}: at least {}",
+                ipf::MIN_FRAG_LOWER_BOUND
+            ));
+        }
+    }
+    if let Some(n) = max_frags.filter(|&n| n > ipf::MAX_FRAGS_UPPER_BOUND) {
+        return Err(format!(
+            "max-frags {n}: at most {}",
+            ipf::MAX_FRAGS_UPPER_BOUND
+        ));
+    }
+    for (v6, (on, min)) in enable.into_iter().zip(min_frag).enumerate() {
+        if let Some(on) = on {
+            ipf.set_enabled(v6 == 1, on);
+        }
+        if let Some(m) = min {
+            ipf.set_min_frag(v6 == 1, m)?;
+        }
+    }
+    if let Some(n) = max_frags {
+        ipf.set_max_frags(n)?;
+    }
+    Ok(Reply::CtIpf(IpfReport::from(ipf.status())))
+}
+
+/// `ct ipf`'s reply: OVS's `dpctl/ipf-get-status` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpfReport {
+    /// Fragments in process at most.
+    pub max_frags: u32,
+    /// Fragments in process now.
+    pub frags: u32,
+    /// IPv4.
+    pub v4: IpfFamily,
+    /// IPv6.
+    pub v6: IpfFamily,
+}
+
+/// One family's part of [`IpfReport`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpfFamily {
+    /// Reassembly on.
+    pub enabled: bool,
+    /// Non-last fragments shorter than this are invalid.
+    pub min_frag_size: u32,
+    /// Fragments taken into a list.
+    pub accepted: u64,
+    /// Fragments sent on after their datagram completed.
+    pub completed: u64,
+    /// Fragments dropped when their list expired.
+    pub expired: u64,
+    /// Fragments refused as too small.
+    pub too_small: u64,
+    /// Fragments refused as overlapping.
+    pub overlapped: u64,
+    /// Fragments dropped otherwise.
+    pub purged: u64,
+}
+
+impl From<conntrack::ipf::FamilyStatus> for IpfFamily {
+    fn from(f: conntrack::ipf::FamilyStatus) -> IpfFamily {
+        IpfFamily {
+            enabled: f.enabled,
+            min_frag_size: f.min_frag_size,
+            accepted: f.accepted,
+            completed: f.completed,
+            expired: f.expired,
+            too_small: f.too_small,
+            overlapped: f.overlapped,
+            purged: f.purged,
+        }
+    }
+}
+
+impl From<conntrack::ipf::IpfStatus> for IpfReport {
+    fn from(s: conntrack::ipf::IpfStatus) -> IpfReport {
+        IpfReport {
+            max_frags: s.max_frags,
+            frags: s.frags,
+            v4: s.v4.into(),
+            v6: s.v6.into(),
+        }
+    }
+}
+
+impl IpfReport {
+    /// The text of `ovs-appctl dpctl/ipf-get-status`.
+    pub fn to_ovs_text(&self) -> String {
+        let fam = |f: &IpfFamily| conntrack::ipf::FamilyStatus {
+            enabled: f.enabled,
+            min_frag_size: f.min_frag_size,
+            accepted: f.accepted,
+            completed: f.completed,
+            expired: f.expired,
+            too_small: f.too_small,
+            overlapped: f.overlapped,
+            purged: f.purged,
+        };
+        conntrack::ipf::IpfStatus {
+            max_frags: self.max_frags,
+            frags: self.frags,
+            v4: fam(&self.v4),
+            v6: fam(&self.v6),
+        }
+        .to_ovs_text()
+    }
 }
 
 /// The control socket server plus the housekeeping timer (rule expiry).

@@ -69,7 +69,7 @@ pub struct Datapath {
     gen: u32,
     /// Buckets of generations before this one are never revalidated (set
     /// when the table version or the compiled store starts over).
-    valid_from: u32,
+    pub(crate) valid_from: u32,
     /// The table version of each of the last [`GEN_RING`] generations.
     gen_version: Box<[u64; GEN_RING]>,
     /// Multi-table versions: the flows compiled under the current version.
@@ -89,6 +89,9 @@ pub struct Datapath {
     /// any frame set some.
     pub(crate) tun_out: [TunnelSet; BURST],
     pub(crate) tun_dirty: bool,
+    /// IP fragments the `ct` action's reassembly holds (`ct/ipf.rs`; made
+    /// at the first fragment, typed by the frames this datapath carries).
+    pub(crate) ipf: Option<Box<dyn std::any::Any + Send>>,
 }
 
 impl Datapath {
@@ -122,6 +125,7 @@ impl Datapath {
             heads: 0,
             tun_out: [TunnelSet::default(); BURST],
             tun_dirty: false,
+            ipf: None,
         }
     }
 

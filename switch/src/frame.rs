@@ -3,7 +3,9 @@
 //! [`VecFrame`] is the heap-backed implementation used by tests and benches.
 
 /// A contiguous frame with headroom, like a single-segment mbuf.
-pub trait Frame {
+/// `Send + 'static`: frames the connection tracker's fragment reassembly
+/// holds stay with their worker's datapath between bursts.
+pub trait Frame: Send + 'static {
     /// The frame bytes, starting at the Ethernet header.
     fn data(&self) -> &[u8];
     /// The frame bytes, mutable.
@@ -25,6 +27,18 @@ pub trait Frame {
     /// outputs send the copy. `None` (the default, or no buffer free):
     /// those outputs send the final bytes instead.
     fn duplicate(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
+    /// Another handle on this frame's buffer (an mbuf reference), for IP
+    /// fragment reassembly: the burst's handle is released with a
+    /// [`crate::verdict::DropReason::FragHeld`] verdict and this one kept
+    /// until the datagram completes. `None` (the default): a
+    /// [`Frame::duplicate`] is kept instead, or none (the fragment is then
+    /// tracked as it is: `+trk+inv`).
+    fn hold(&self) -> Option<Self>
     where
         Self: Sized,
     {
@@ -96,6 +110,9 @@ impl Frame for VecFrame {
     }
     fn duplicate(&self) -> Option<Self> {
         Some(VecFrame::new(self.data()))
+    }
+    fn hold(&self) -> Option<Self> {
+        Some(self.clone())
     }
 }
 

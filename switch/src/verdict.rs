@@ -27,11 +27,15 @@ pub enum DropReason {
     TtlExpired,
     /// `push_vlan`/`set_vlan_vid` found no headroom.
     NoHeadroom,
+    /// Not dropped: an IP fragment the connection tracker's reassembly
+    /// holds until its datagram completes (it leaves then, with the
+    /// others, or is dropped when its list expires).
+    FragHeld,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 7;
     /// All reasons in discriminant order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::NoMatch,
@@ -40,6 +44,7 @@ impl DropReason {
         DropReason::Hairpin,
         DropReason::TtlExpired,
         DropReason::NoHeadroom,
+        DropReason::FragHeld,
     ];
     /// Stable snake_case name used in stats output.
     pub fn name(self) -> &'static str {
@@ -50,6 +55,7 @@ impl DropReason {
             DropReason::Hairpin => "hairpin",
             DropReason::TtlExpired => "ttl_expired",
             DropReason::NoHeadroom => "no_headroom",
+            DropReason::FragHeld => "frag_held",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! errors, zones, limits, NAT with checksums, expiry, threads.
 
 mod frames;
+mod ipf;
 
 use std::net::IpAddr;
 use std::sync::Arc;

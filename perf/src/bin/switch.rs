@@ -179,25 +179,13 @@ impl Side {
         }
     }
     fn from_samples(
-        mut samples: Vec<f64>,
+        samples: Vec<f64>,
         keep: usize,
         cycles: Option<f64>,
         what: &str,
         log: &str,
     ) -> Side {
-        // Skip the seconds before traffic started (large pcaps take a while
-        // to preload), then the warm-up sample (partial first second).
-        let first = samples
-            .iter()
-            .position(|&s| s > 0.0)
-            .unwrap_or(samples.len());
-        samples.drain(..first);
-        if samples.len() > 2 {
-            samples.remove(0);
-        }
-        // The run may last longer than asked (start-up allowance): keep
-        // as many seconds as the other programs get.
-        samples.truncate(keep);
+        let samples = report::steady_samples(samples, keep);
         if samples.is_empty() {
             return Side::na(format!(
                 "{what} produced no non-zero rate samples; output:\n{log}"
@@ -384,11 +372,6 @@ fn run_ovs_probes(
     if let Err(e) = o.replace_flows(rule_text) {
         return Side::na(e);
     }
-    let sample = |o: &ovs::Ovs| -> Result<(Instant, u64), String> {
-        let t = Instant::now();
-        let n = o.tx_packets(ovs::OF_OUT)?;
-        Ok((t, n))
-    };
     let mut warmup_secs = 1.0;
     let result = (|| -> Result<Side, String> {
         // Warm-up: upcalls install the megaflows, caches fill.
@@ -409,15 +392,7 @@ fn run_ovs_probes(
             warmup_secs = t0.elapsed().as_secs_f64();
         }
         o.pmd_stats_clear()?;
-        let mut prev = sample(&o)?;
-        let mut samples = Vec::new();
-        for _ in 0..secs {
-            std::thread::sleep(Duration::from_secs(1).saturating_sub(prev.0.elapsed()));
-            let now = sample(&o)?;
-            let dt = now.0.duration_since(prev.0).as_secs_f64();
-            samples.push((now.1 - prev.1) as f64 / dt / 1e6);
-            prev = now;
-        }
+        let samples = o.tx_rates(ovs::BRIDGE, ovs::OF_OUT, secs)?;
         let pmd = o.pmd_stats()?;
         let classifier = if probes {
             let text = o.appctl(&["dpif-netdev/pmd-stats-show"])?;
@@ -521,15 +496,10 @@ fn run_testpmd(pcap: &str, frames: u32, secs: u64, tag: &str) -> Side {
     let (samples, cycles) = proc::parse_testpmd(&r.stdout, 1);
     let log = format!(
         "{}\n{}",
-        last_lines(&r.stdout, 20),
-        last_lines(&r.stderr, 20)
+        proc::last_lines(&r.stdout, 20),
+        proc::last_lines(&r.stderr, 20)
     );
     Side::from_samples(samples, secs as usize, cycles, "testpmd", &log)
-}
-
-fn last_lines(s: &str, n: usize) -> String {
-    let v: Vec<&str> = s.lines().collect();
-    v[v.len().saturating_sub(n)..].join("\n")
 }
 
 fn run_vswitch(pcap: &str, frames: u32, flows_file: &Path, secs: u64, tag: &str) -> Side {
@@ -616,29 +586,15 @@ fn run_vswitch_probes(
             ));
         }
     }
-    let mut samples = Vec::new();
-    let mut cycles = None;
-    let mut classifier = None;
-    for l in r.stdout.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
-            continue;
-        };
-        if v["type"] == "port_stats" && v["stats"]["port"] == 1 {
-            if let Some(p) = v["stats"]["tx_pps"].as_f64() {
-                samples.push(p / 1e6);
-            }
-        }
-        if v["type"] == "summary" {
-            cycles = v["summary"]["cycles_per_packet"].as_f64();
-            if probes {
-                classifier = Some(vswitch_probes(&v["summary"]));
-            }
-        }
-    }
+    let (samples, summary) = proc::vswitch_json_rates(&r.stdout, 1);
+    let cycles = summary
+        .as_ref()
+        .and_then(|s| s["cycles_per_packet"].as_f64());
+    let classifier = summary.as_ref().filter(|_| probes).map(vswitch_probes);
     let log = format!(
         "{}\n{}",
-        last_lines(&r.stdout, 20),
-        last_lines(&r.stderr, 20)
+        proc::last_lines(&r.stdout, 20),
+        proc::last_lines(&r.stderr, 20)
     );
     Side {
         classifier,
@@ -1391,7 +1347,7 @@ fn churn_vswitch(
         }
     };
     perf::cleanup::record_child(&child);
-    let log_tail = || last_lines(&std::fs::read_to_string(&log).unwrap_or_default(), 20);
+    let log_tail = || proc::last_lines(&std::fs::read_to_string(&log).unwrap_or_default(), 20);
     let res = (|| -> Result<Vec<ChurnSide>, String> {
         // Control socket up, then traffic on the sink.
         let t0 = Instant::now();

@@ -1,9 +1,14 @@
 //! VM-to-VM switching through two vhost-user ports, against OVS-DPDK with
-//! `dpdkvhostuser` ports in the same harness, one forwarding core each.
+//! `dpdkvhostuserclient` ports in the same harness, one forwarding core
+//! each.
 //!
 //! The "guests" are one `dpdk-testpmd` process with two virtio-user front
 //! ends (`net_virtio_user0/1`, DPDK's virtio-net driver over vhost-user),
 //! in `io` forwarding: whatever arrives on one is sent back on the other.
+//! As QEMU does for OpenStack, the guests serve the vhost-user sockets
+//! (`server=1`) and both switches connect as clients (vswitch `net_vhost`
+//! `client=1`, OVS `dpdkvhostuserclient`); testpmd waits in its start-up
+//! until a switch has connected to both.
 //! It starts the loop with `--tx-first` (a burst of 64-byte UDP frames per
 //! port), and the switch under test sends port 0 to port 1 and back:
 //!
@@ -28,6 +33,9 @@
 //! ```text
 //! cargo build --release --workspace && target/release/vm_net [--seconds 5] [--rounds 1] [--tso]
 //! ```
+//!
+//! `VM_NET_SHOW_LOG=1` prints each `vswitch run` log after its run (the
+//! vhost-user negotiation, e.g. the guests' features, and the run summary).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -118,7 +126,7 @@ fn testpmd(socks: [&Path; 2], tag: &str, a: &Args, pcap: Option<&Path>) -> Comma
         c.args([
             "--vdev",
             &format!(
-                "net_virtio_user{i},path={},queues=1,queue_size={qs}",
+                "net_virtio_user{i},path={},server=1,queues=1,queue_size={qs}",
                 s.display()
             ),
         ]);
@@ -160,6 +168,11 @@ fn tso_commands() -> String {
         "set fwd csum".to_string(),
         "port stop all".into(),
         "port config 2 rx_offload tcp_lro on".into(),
+        // A guest that takes large segments takes partial checksums too
+        // (VIRTIO 1.2 §5.1.3.1: GUEST_TSO4 requires GUEST_CSUM; Linux
+        // offers both). Without it the driver negotiates GUEST_TSO4 alone
+        // and vswitch, by the spec, cuts every segment in software.
+        "port config 2 rx_offload tcp_cksum on".into(),
         "csum set ip hw 1".into(),
         "csum set tcp hw 1".into(),
         format!("tso set {MSS} 1"),
@@ -230,22 +243,19 @@ fn finish(mut samples: Vec<f64>) -> Side {
     }
 }
 
-/// Runs the guests against sockets `socks` (served by the switch under
-/// test) for `a.seconds` and returns the rate.
+/// Runs the guests on sockets `socks` (they serve them; the switch under
+/// test, already started, connects) for `a.seconds` and returns the rate.
 fn measure(socks: [&Path; 2], tag: &str, a: &Args, pcap: Option<&Path>) -> Side {
-    let t = Instant::now();
-    while !socks.iter().all(|s| s.exists()) {
-        if t.elapsed() > Duration::from_secs(30) {
-            eprintln!("vhost-user sockets {socks:?} did not appear");
-            return Side::default();
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    for s in socks {
+        let _ = std::fs::remove_file(s);
     }
     let cmd = testpmd(socks, tag, a, pcap);
     if pcap.is_none() {
+        // Start-up waits for the switch's connections (its reconnect
+        // period is a second): the warm-up second drops the first rate.
         let r = proc::run_for(
             cmd,
-            Duration::from_secs(a.seconds + 2),
+            Duration::from_secs(a.seconds + 4),
             Duration::from_secs(10),
         )
         .expect("run dpdk-testpmd");
@@ -275,8 +285,9 @@ fn tso_run(mut cmd: Command, seconds: u64) -> Side {
         let _ = std::io::Read::read_to_string(&mut std::io::BufReader::new(out), &mut s);
         s
     });
+    // The commands wait in the pipe while testpmd waits for the switch.
     let _ = stdin.write_all(tso_commands().as_bytes());
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(3));
     for _ in 0..=seconds {
         let _ = stdin.write_all(b"show port stats 2\n");
         std::thread::sleep(Duration::from_secs(1));
@@ -339,7 +350,7 @@ fn run_vswitch(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>) -> Side {
     for (i, s) in socks.iter().enumerate() {
         c.args([
             "--port",
-            &format!("net_vhost{i},iface={}{tso}", s.display()),
+            &format!("net_vhost{i},iface={},client=1{tso}", s.display()),
         ]);
     }
     c.args([
@@ -353,15 +364,24 @@ fn run_vswitch(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>) -> Side {
         "--duration",
         &(a.seconds + 60).to_string(),
     ]);
-    c.stdout(Stdio::null()).stderr(Stdio::null());
+    // Its log (the run summary with the offload counters) is kept next
+    // to the sockets and printed when the run went wrong.
+    let log = dir.join(format!("vswitch-{tag}.log"));
+    match std::fs::File::create(&log).and_then(|f| Ok((f.try_clone()?, f))) {
+        Ok((o, e)) => c.stdout(o).stderr(e),
+        Err(_) => c.stdout(Stdio::null()).stderr(Stdio::null()),
+    };
     let child = c.spawn().expect("spawn vswitch");
     cleanup::record_child(&child);
     let side = measure([&socks[0], &socks[1]], &format!("v{tag}"), a, pcap);
     stop(child);
+    if std::env::var_os("VM_NET_SHOW_LOG").is_some() {
+        eprintln!("{}", std::fs::read_to_string(&log).unwrap_or_default());
+    }
     side
 }
 
-fn run_ovs(tag: &str, a: &Args, pcap: Option<&Path>) -> Option<Side> {
+fn run_ovs(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>) -> Option<Side> {
     let cfg = ovs::Config {
         tag: format!("vmnet-{tag}"),
         pmd_core: 1,
@@ -375,7 +395,14 @@ fn run_ovs(tag: &str, a: &Args, pcap: Option<&Path>) -> Option<Side> {
     } else {
         vec![]
     };
-    let ports = [OvsPort::vhost_user("vm0", 1), OvsPort::vhost_user("vm1", 2)];
+    let socks = [
+        dir.join(format!("ovs-{tag}-0")),
+        dir.join(format!("ovs-{tag}-1")),
+    ];
+    let ports = [
+        OvsPort::vhost_user_client("vm0", 1, &socks[0]),
+        OvsPort::vhost_user_client("vm1", 2, &socks[1]),
+    ];
     let o = match Ovs::start_with_ports(&cfg, &ports, &other) {
         Ok(o) => o,
         Err(e) => {
@@ -389,8 +416,7 @@ fn run_ovs(tag: &str, a: &Args, pcap: Option<&Path>) -> Option<Side> {
         eprintln!("OVS flows: {e}");
         return None;
     }
-    let (s0, s1) = (o.vhost_socket("vm0"), o.vhost_socket("vm1"));
-    Some(measure([&s0, &s1], &format!("o{tag}"), a, pcap))
+    Some(measure([&socks[0], &socks[1]], &format!("o{tag}"), a, pcap))
 }
 
 /// A pcap of IPv4 TCP segments of [`TSO_PAYLOAD`] bytes (one flow).
@@ -445,7 +471,7 @@ fn main() {
         let tag = format!("{}-{round}", std::process::id());
         vs.push(run_vswitch(&dir, &tag, &a, pcap.as_deref()));
         if !a.no_ovs {
-            if let Some(o) = run_ovs(&tag, &a, pcap.as_deref()) {
+            if let Some(o) = run_ovs(&dir, &tag, &a, pcap.as_deref()) {
                 ov.push(o);
             }
         }
@@ -472,7 +498,7 @@ fn main() {
     ]];
     if let Some(o) = &ov {
         rows.push(vec![
-            "OVS-DPDK (dpdkvhostuser)".into(),
+            "OVS-DPDK (dpdkvhostuserclient)".into(),
             format!("{:.2}", o.rate),
             "1.00".into(),
         ]);

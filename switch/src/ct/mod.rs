@@ -7,10 +7,14 @@
 //! * [`key`]: `CtKey`, the 64-byte key of the ct fields beside the flow key;
 //! * [`fields`]: the ct match fields in rule text;
 //! * [`action`]: `ct(...)` in rule text, and the interned specs behind
-//!   [`crate::action::Action::Ct`].
+//!   [`crate::action::Action::Ct`];
+//! * `recirc`: the datapath's ct path (passes, recirculation);
+//! * `ipf`: IP fragments held at `ct` until their datagram completes
+//!   (OVS's `ipf`), then sent on with its state.
 
 pub mod action;
 pub mod fields;
+mod ipf;
 pub mod key;
 pub mod recirc;
 

@@ -199,6 +199,8 @@ impl Datapath {
         for d in 0..runs.entry.len() {
             self.count_run(&mut runs, d, u32::MAX, now_ms);
         }
+        // Fragments whose datagram completed resume here (ipf.rs).
+        self.ipf_service(copies, &mut ev, now_ms);
         self.c.fdb_learned += ev.learned;
         self.c.fdb_moved += ev.moved;
         self.c.fdb_evicted += ev.evicted;
@@ -241,6 +243,11 @@ impl Datapath {
         ev: &mut ExecEvents,
         runs: &mut Runs,
     ) -> Verdict {
+        if self.meta[i].frag && copies.is_some() {
+            // IP fragments meet the reassembler at each `ct` (ipf.rs).
+            ev.ct_prep = Prepared::SLOW;
+            return self.ipf_frame(i, in_port, frame, copies, ctx, ev);
+        }
         let len = u64::from(self.lens[i]);
         let mut entry = self.rules[i];
         let mut l3 = usize::from(self.meta[i].l3);
@@ -369,7 +376,7 @@ impl Datapath {
     /// looked up in the recirculation cache, compiled on a miss. Returns
     /// the entry and the frame's L3 offset.
     #[inline]
-    fn recirculate<F: Frame>(
+    pub(super) fn recirculate<F: Frame>(
         &mut self,
         i: usize,
         in_port: u16,
