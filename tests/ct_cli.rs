@@ -5,7 +5,9 @@
 //! are listed (in the text of `ovs-appctl dpctl/dump-conntrack`), the third
 //! commit is refused and counted, and `flush` empties the table; a
 //! `ct(commit,nat(src=...))` connection is listed with its translated reply
-//! tuple while the frame leaves translated.
+//! tuple while the frame leaves translated; a fragmented datagram passes
+//! `ct` reassembled (its fragments unchanged, in order) and `vswitch ct
+//! ipf` reports and changes reassembly as `ovs-appctl dpctl/ipf-*`.
 //!
 //! Busy-polling DPDK: run with `flock /work/heavy.lock` on shared hosts.
 

@@ -10,6 +10,9 @@
 //!  SNAT:      ns A 10.90.0.11 ─ port 0 ─ ct(commit,nat(src=10.90.0.100)) ─ port 1 ─ ns S 10.90.0.2
 //!             S accepts A's connections from 10.90.0.100 (its peer address);
 //!             S reaches A neither at 10.90.0.11 nor at 10.90.0.100
+//!
+//!  full table: ns A 10.89.0.1 ─ port 0 ─ ct(commit), --ct-max-conns 2 ─ port 1 ─ ns B 10.89.0.2
+//!             two connections echo; a third is refused; the two keep echoing
 //! ```
 //!
 //! The tables are the README's examples. Every namespace has static

@@ -93,9 +93,9 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// the bridge's internal port `br0` up, whose kernel then sends MLD reports
 /// and router solicitations; OVS leaves it down).
 ///
-/// Found and fixed in the test: `icmp6,icmp_type=128` is refused by vswitch
-/// (`icmp_type needs icmp in the match`; OVS reads it as `icmpv6_type`),
-/// the tables use `icmpv6_type`.
+/// Found and fixed: `icmp6,icmp_type=128` was refused by vswitch (OVS reads
+/// it as `icmpv6_type`); vswitch takes it now, the tables keep
+/// `icmpv6_type`.
 const DIVERGENT_LANES: &[(&str, &str)] = &[
     ("", "tcp4 :80 bad checksum mid-connection"),
     ("", "tcp6 :80 bad checksum mid-connection"),
@@ -585,6 +585,33 @@ fn tcp_lanes(v6: bool, nat: bool, lanes: &mut Vec<Lane>, port: &mut u16) {
     l.push("syn|fin out", t.raw(Dir::Out, SYN | FIN, t.cnxt, 0, 0));
     l.push("no flags out", t.raw(Dir::Out, 0, t.cnxt, 0, 0));
     l.push("data out", t.seg(Dir::Out, PSH | ACK, 10));
+    lanes.push(l);
+
+    // Every flag combination OVS's `tcp_invalid_flags` refuses, inside an
+    // established connection: each `+inv`, the connection untouched (the
+    // data after them is established).
+    let mut t = conn(port, 12, 1, 80);
+    let mut l = Lane::new(format!(
+        "{fam} :80 invalid flag combinations mid-connection"
+    ));
+    t.handshake(&mut l);
+    for (what, flags) in [
+        ("fin", FIN),
+        ("syn|rst", SYN | RST),
+        ("all flags", 0x3f),
+        ("psh", PSH),
+        ("urg", 0x20),
+        ("rst|fin", RST | FIN),
+        ("syn|fin|ack", SYN | FIN | ACK),
+    ] {
+        let ack = if flags & ACK != 0 { t.snxt } else { 0 };
+        l.push(
+            &format!("{what} out"),
+            t.raw(Dir::Out, flags, t.cnxt, ack, 0),
+        );
+    }
+    l.push("data out", t.seg(Dir::Out, PSH | ACK, 10));
+    l.push("ack in", t.seg(Dir::In, ACK, 0));
     lanes.push(l);
 
     // A bad TCP checksum mid-connection.

@@ -679,7 +679,12 @@ fn check_prerequisites(m: &Match, used: &[&str]) -> Result<(), String> {
                 ip && matches!(proto, Some(protocol::TCP | protocol::UDP | protocol::SCTP))
             }
             Pre::Tcp => ip && proto == Some(protocol::TCP),
-            Pre::Icmp => dl == Some(ethertype::IPV4) && proto == Some(protocol::ICMP),
+            // OVS takes `icmp_type`/`icmp_code` on ICMPv6 flows too (the same
+            // tp_src/tp_dst bits as `icmpv6_type`/`icmpv6_code`).
+            Pre::Icmp => {
+                (dl == Some(ethertype::IPV4) && proto == Some(protocol::ICMP))
+                    || (dl == Some(ethertype::IPV6) && proto == Some(protocol::ICMPV6))
+            }
             Pre::Icmp6 => dl == Some(ethertype::IPV6) && proto == Some(protocol::ICMPV6),
         };
         if !ok {
@@ -690,7 +695,7 @@ fn check_prerequisites(m: &Match, used: &[&str]) -> Result<(), String> {
                 Pre::Arp => "arp",
                 Pre::Ports => "tcp, udp or sctp (or tcp6/udp6/sctp6)",
                 Pre::Tcp => "tcp or tcp6",
-                Pre::Icmp => "icmp",
+                Pre::Icmp => "icmp or icmp6",
                 Pre::Icmp6 => "icmp6",
                 Pre::None => "its protocol",
             };

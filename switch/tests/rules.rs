@@ -36,6 +36,11 @@ fn canonical_forms() {
         rt("icmp,icmp_type=8,icmp_code=0,actions=1"),
         "priority=32768,icmp,icmp_type=8,icmp_code=0,actions=output:1"
     );
+    // OVS reads icmp_type/icmp_code on ICMPv6 flows as icmpv6_type/code.
+    assert_eq!(
+        rt("icmp6,icmp_type=128,icmp_code=0,actions=1"),
+        "priority=32768,icmp6,icmpv6_type=128,icmpv6_code=0,actions=output:1"
+    );
     assert_eq!(
         rt("tcp,tcp_flags=+syn-ack,actions=1"),
         "priority=32768,tcp,tcp_flags=0x0002/0x0012,actions=output:1"

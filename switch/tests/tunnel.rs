@@ -210,6 +210,16 @@ fn arp_for_the_local_ip_is_answered_and_remotes_learned() {
             port: Some(0)
         }
     );
+    // Within the second: dropped and counted, no second request.
+    assert_eq!(
+        ep.encap(0, &mut f, Default::default(), None, &mut memo, 500),
+        Tx::Drop(TunnelDrop::NoArp)
+    );
+    // A second later, asked again.
+    assert!(matches!(
+        ep.encap(0, &mut f, Default::default(), None, &mut memo, 1000),
+        Tx::Resolve { ip: REMOTE, .. }
+    ));
     let mut reply = [0u8; 60];
     arp::build_reply(&mut reply, MAC_R, REMOTE, MAC_L, LOCAL);
     assert_eq!(ep.classify(0, &reply, 5), Rx::Consumed);

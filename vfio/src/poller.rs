@@ -13,9 +13,10 @@
 //! stop again after it), bounded by a timeout: the CPU the poller would have
 //! spun goes to whoever produces the answer (on a small host, the target).
 
+use std::cell::UnsafeCell;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,41 +27,116 @@ use crate::blk::BlkDevice;
 pub type SharedDevice = Arc<DeviceCell>;
 
 /// A device behind a lock that the control plane cannot be starved of: a
-/// control thread announces itself before it blocks on the lock, and the
+/// control thread announces itself before it waits for the lock, and the
 /// poller skips the device while one is waiting (a plain mutex would let the
 /// spinning poller win every race).
-#[derive(Debug)]
+///
+/// Not a `std::sync::Mutex`: its unlock is an atomic swap (it must learn
+/// whether a waiter sleeps on the futex), a locked instruction that drains
+/// the store buffer, so every poll round would wait there for the used-ring
+/// stores of its requests to reach the driver's core (one cross-core round
+/// trip, in the round that did the work). Here the poller takes the lock
+/// with one compare-and-swap and releases it with a plain release store;
+/// a control thread that finds it taken spins briefly, then sleeps in short
+/// steps (control operations are rare and not latency-critical).
 pub struct DeviceCell {
-    dev: Mutex<BlkDevice>,
+    dev: UnsafeCell<BlkDevice>,
+    held: AtomicBool,
     control_waiting: AtomicU32,
+}
+
+// SAFETY: `dev` is only reached through a `DeviceGuard`, and a guard exists
+// only while `held` was switched from false to true by its creator (acquire)
+// and is switched back on its drop (release): one thread at a time, with
+// the device's writes ordered between holders, as a mutex does. BlkDevice is
+// `Send`, so handing it from thread to thread this way is sound.
+unsafe impl Sync for DeviceCell {}
+
+impl std::fmt::Debug for DeviceCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceCell")
+            .field("held", &self.held.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// Exclusive access to a [`DeviceCell`]'s device; released when dropped.
+pub struct DeviceGuard<'a> {
+    cell: &'a DeviceCell,
+}
+
+impl std::ops::Deref for DeviceGuard<'_> {
+    type Target = BlkDevice;
+    fn deref(&self) -> &BlkDevice {
+        // SAFETY: the guard holds the lock (see `unsafe impl Sync`).
+        unsafe { &*self.cell.dev.get() }
+    }
+}
+
+impl std::ops::DerefMut for DeviceGuard<'_> {
+    fn deref_mut(&mut self) -> &mut BlkDevice {
+        // SAFETY: the guard holds the lock, and `&mut self` makes this the
+        // only reference through it.
+        unsafe { &mut *self.cell.dev.get() }
+    }
+}
+
+impl Drop for DeviceGuard<'_> {
+    fn drop(&mut self) {
+        // A plain store on x86 (no locked instruction, see `DeviceCell`).
+        // Also runs when unwinding: a device left by a panic is still
+        // memory-safe to use, and the poller keeps serving it.
+        self.cell.held.store(false, Ordering::Release);
+    }
 }
 
 impl DeviceCell {
     /// Wraps a device.
     pub fn new(dev: BlkDevice) -> Arc<Self> {
         Arc::new(DeviceCell {
-            dev: Mutex::new(dev),
+            dev: UnsafeCell::new(dev),
+            held: AtomicBool::new(false),
             control_waiting: AtomicU32::new(0),
         })
     }
 
-    /// Locks the device for the control plane (blocks until the poller
-    /// finished its current batch).
-    pub fn lock(&self) -> MutexGuard<'_, BlkDevice> {
+    #[inline]
+    fn try_take(&self) -> Option<DeviceGuard<'_>> {
+        // Built only on success (`then`, not `then_some`: a guard built and
+        // dropped on failure would release the holder's lock).
+        self.held
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+            .then(|| DeviceGuard { cell: self })
+    }
+
+    /// Locks the device for the control plane (waits until the poller
+    /// finished its current batch, or another control thread its work).
+    pub fn lock(&self) -> DeviceGuard<'_> {
         self.control_waiting.fetch_add(1, Ordering::AcqRel);
-        // A panic while holding the lock leaves a device that is still
-        // memory-safe to use; keep serving rather than cascading the panic.
-        let g = self.dev.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tries = 0u32;
+        let g = loop {
+            if let Some(g) = self.try_take() {
+                break g;
+            }
+            tries += 1;
+            if tries < 200 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        };
         self.control_waiting.fetch_sub(1, Ordering::AcqRel);
         g
     }
 
     /// The poller's lock: never waits, and yields to a waiting control thread.
-    fn try_poll_lock(&self) -> Option<MutexGuard<'_, BlkDevice>> {
+    #[inline]
+    fn try_poll_lock(&self) -> Option<DeviceGuard<'_>> {
         if self.control_waiting.load(Ordering::Acquire) > 0 {
             return None;
         }
-        self.dev.try_lock().ok()
+        self.try_take()
     }
 }
 
@@ -666,6 +742,60 @@ mod tests {
         // Wake it from its next 10 s block.
         target.write_all(&[2]).unwrap();
         poller.join().unwrap();
+    }
+
+    fn null_device(name: &str) -> BlkDevice {
+        let backend = Box::new(crate::backend::null::NullBackend::new(1 << 20, 16));
+        let cfg = BlkConfig::new(&backend.info(), 512, 1, name).unwrap();
+        BlkDevice::new(name, backend, cfg)
+    }
+
+    #[test]
+    fn device_lock_excludes_and_a_failed_try_releases_nothing() {
+        let cell = DeviceCell::new(null_device("lock"));
+        let g = cell.lock();
+        // Taken: the poller's try fails, and failing leaves it taken.
+        assert!(cell.try_poll_lock().is_none());
+        assert!(cell.try_poll_lock().is_none());
+        assert!(cell.try_take().is_none());
+        drop(g);
+        assert!(cell.try_poll_lock().is_some());
+        // A poller thread and two control threads increment a plain field
+        // with a read, a yield and a write: any overlap loses increments.
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c2, s2) = (Arc::clone(&cell), Arc::clone(&stop));
+        let poller = std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !s2.load(Ordering::Relaxed) {
+                if let Some(mut d) = c2.try_poll_lock() {
+                    let v = d.config().capacity_sectors;
+                    std::hint::spin_loop();
+                    d.config_mut().capacity_sectors = v + 1;
+                    n += 1;
+                }
+            }
+            n
+        });
+        let controls: Vec<_> = (0..2)
+            .map(|_| {
+                let c = Arc::clone(&cell);
+                std::thread::spawn(move || {
+                    for _ in 0..2000 {
+                        let mut d = c.lock();
+                        let v = d.config().capacity_sectors;
+                        std::thread::yield_now();
+                        d.config_mut().capacity_sectors = v + 1;
+                    }
+                })
+            })
+            .collect();
+        for c in controls {
+            c.join().unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        let polled = poller.join().unwrap();
+        let start = 2048; // 1 MiB in 512-byte sectors
+        assert_eq!(cell.lock().config().capacity_sectors, start + 4000 + polled);
     }
 
     #[test]

@@ -367,7 +367,11 @@ impl Endpoints {
         let c = &tun.cfg;
         let (n, refresh) = match self.arp.resolve(dst_ip, now_ms) {
             Resolve::Known(n, refresh) => (n, refresh),
-            Resolve::Request | Resolve::Pending => {
+            // A request went out less than a second ago: drop without
+            // asking again (one request per remote per interval, not one
+            // per dropped frame).
+            Resolve::Pending => return Err(Tx::Drop(TunnelDrop::NoArp)),
+            Resolve::Request => {
                 return Err(Tx::Resolve {
                     ip: dst_ip,
                     mac: tun.mac,

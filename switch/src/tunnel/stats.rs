@@ -19,7 +19,8 @@ pub enum TunnelDrop {
     BadPort,
     /// From a source that is not the port's fixed `remote_ip`.
     UnknownRemote,
-    /// Transmit: the next hop's MAC is not resolved yet (ARP sent).
+    /// Transmit: the next hop's MAC is not resolved yet (an ARP request
+    /// goes out at most once per [`super::arp::REQUEST_INTERVAL_MS`]).
     NoArp,
     /// Transmit: `remote_ip=flow` and no `set_field:..->tun_dst`.
     NoRemote,

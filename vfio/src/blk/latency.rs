@@ -10,8 +10,9 @@
 //!
 //! The clock is read once per batch, not per request (a request popped in
 //! a batch of 64 carries the batch's stamp): two `rdtsc` per poll step that
-//! moved work, plus a multiply, a `lzcnt` and two plain adds per
-//! completion. The counters are plain integers: the device is
+//! moved work; the conversion to nanoseconds and the bucket (a multiply,
+//! a division by a constant, a `lzcnt`) once per distinct interval, which
+//! the requests of a batch share, and two plain adds per completion. The counters are plain integers: the device is
 //! single-threaded (its poller holds its lock), and a scrape reads them
 //! under the same lock. The interval runs from the device taking the
 //! request off the ring to the backend reporting it done; time the request
@@ -93,6 +94,10 @@ pub struct Latency {
     pub ops: [OpLatency; 4],
     /// Clock ticks to nanoseconds, 32.32 fixed point.
     ns_per_tick_q32: u64,
+    /// The last conversion: (ticks, ns, bucket). The requests of one batch
+    /// share their start stamp and their completion clock read, so they
+    /// share it too: one conversion per batch, not per request.
+    last: (u64, u64, usize),
 }
 
 impl Latency {
@@ -101,15 +106,20 @@ impl Latency {
         Latency {
             ops: Default::default(),
             ns_per_tick_q32: clock::ns_per_tick_q32(),
+            last: (0, 0, 0),
         }
     }
 
     /// Counts one request of `op` that took `ticks` clock ticks.
     #[inline]
     pub fn record(&mut self, op: IoOp, ticks: u64) {
-        let ns = ((ticks as u128 * self.ns_per_tick_q32 as u128) >> 32) as u64;
+        if ticks != self.last.0 {
+            let ns = ((ticks as u128 * self.ns_per_tick_q32 as u128) >> 32) as u64;
+            self.last = (ticks, ns, bucket(ns));
+        }
+        let (_, ns, b) = self.last;
         let o = &mut self.ops[op_index(op)];
-        o.counts[bucket(ns)] += 1;
+        o.counts[b] += 1;
         o.sum_ns = o.sum_ns.wrapping_add(ns);
     }
 }
@@ -191,6 +201,34 @@ mod tests {
                 assert!(ns as f64 / 1e9 > b[i - 1], "{ns} in {i}");
             }
         }
+    }
+
+    #[test]
+    fn a_batch_sharing_one_interval_counts_as_requests_one_by_one() {
+        let mut batched = Latency::new();
+        let mut fresh = Latency::new();
+        for (op, t) in [
+            (IoOp::Read, 0u64),
+            (IoOp::Read, 5000),
+            (IoOp::Read, 5000),
+            (IoOp::Write, 5000),
+            (IoOp::Read, 90_000),
+            (IoOp::Flush, 5000),
+            (IoOp::Read, 0),
+        ] {
+            batched.record(op, t);
+            // A new histogram per sample: no conversion to reuse.
+            let mut one = Latency::new();
+            one.record(op, t);
+            for (f, o) in fresh.ops.iter_mut().zip(&one.ops) {
+                for (c, n) in f.counts.iter_mut().zip(&o.counts) {
+                    *c += n;
+                }
+                f.sum_ns += o.sum_ns;
+            }
+        }
+        assert_eq!(batched.ops, fresh.ops);
+        assert_eq!(batched.ops[0].count(), 5);
     }
 
     #[test]

@@ -583,8 +583,11 @@ fn one_publication_interrupts_exactly_the_queues_that_want_it() {
             )
         })
         .collect();
-    // One poll step takes, completes and publishes all four.
+    // One poll step takes, completes and publishes all four; no interrupt
+    // yet: the next step opens with the fence and the decisions.
     assert_eq!(r.dev.poll(), 8);
+    assert_eq!(r.dev.stats().interrupts, 0);
+    assert_eq!(r.dev.poll(), 0);
     for (q, req) in reqs.iter().enumerate() {
         assert_eq!(
             r.drv[q].q.pop_used().map(|u| u.0),

@@ -151,6 +151,15 @@ impl PackedQueue {
             && ((flags & VIRTQ_DESC_F_USED != 0) != self.avail_wrap)
     }
 
+    /// Whether the descriptor at the next available slot is available
+    /// (§2.8.1), without taking it.
+    #[inline]
+    pub fn avail_head(&self) -> bool {
+        self.is_avail(u16::from_le(
+            self.flags_at(self.next_avail).load(Ordering::Acquire),
+        ))
+    }
+
     /// Takes the next available chain into `chain`; returns its buffer id,
     /// `None` if the driver has made nothing new available.
     pub fn pop(&mut self, chain: &mut Chain) -> Result<Option<u16>, ChainError> {

@@ -80,6 +80,18 @@ impl Virtqueue {
         }
     }
 
+    /// Whether `pop` may find something: a chain is available, or the ring
+    /// is inconsistent (the split ring's index jumped; `pop` says so). One
+    /// load of the line `pop` reads first (an idle poll step asks the
+    /// backend nothing when this is false).
+    #[inline]
+    pub fn may_pop(&self) -> bool {
+        match self {
+            Virtqueue::Split(q) => !matches!(q.avail_pending(), Ok(0)),
+            Virtqueue::Packed(q) => q.avail_head(),
+        }
+    }
+
     /// Walks the chain at `head` without taking it from the available ring
     /// (split rings: resubmitting a chain a previous back end took).
     pub fn walk_head(&mut self, head: u16, chain: &mut Chain) -> Result<(), PopError> {
