@@ -112,6 +112,13 @@ impl Bench {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// Sends `sig` and asserts the bench exited with status 128 + sig
+    /// (its handler cleaned up, then exited as the signal asks).
+    fn stop_by(&mut self, sig: i32) {
+        let st = self.signal(sig);
+        assert_eq!(st.code(), Some(128 + sig), "{st}:\n{}", self.stderr());
+    }
 }
 
 impl Drop for Bench {
@@ -249,13 +256,7 @@ fn blk_iscsi_stopped_by_sigterm_leaves_no_tgtd_or_namespace() {
     }
     let (mut b, run) = blk_iscsi_up();
     assert_eq!(run.sockets.len(), 2, "{:?}", run.tgtds);
-    let st = b.signal(libc::SIGTERM);
-    assert_eq!(
-        st.code(),
-        Some(128 + libc::SIGTERM),
-        "{st}:\n{}",
-        b.stderr()
-    );
+    b.stop_by(libc::SIGTERM);
     if let Err(e) = run.gone() {
         panic!("after SIGTERM: {e}\n{}", b.stderr());
     }
@@ -288,13 +289,7 @@ fn blk_iscsi_after_a_sigkilled_run_removes_its_leftovers_and_starts() {
         )),
         "{err}"
     );
-    let st = next.signal(libc::SIGINT);
-    assert_eq!(
-        st.code(),
-        Some(128 + libc::SIGINT),
-        "{st}:\n{}",
-        next.stderr()
-    );
+    next.stop_by(libc::SIGINT);
     if let Err(e) = new.gone() {
         panic!("after SIGINT: {e}\n{}", next.stderr());
     }
@@ -333,8 +328,7 @@ fn iscsi_bench_stopped_by_sigint_leaves_no_tgtd_or_namespace() {
             .filter_map(tgtd_control)
             .collect(),
     };
-    let st = b.signal(libc::SIGINT);
-    assert_eq!(st.code(), Some(128 + libc::SIGINT), "{st}:\n{}", b.stderr());
+    b.stop_by(libc::SIGINT);
     if let Err(e) = run.gone() {
         panic!("after SIGINT: {e}\n{}", b.stderr());
     }
@@ -355,13 +349,7 @@ fn blk_vhost_stopped_by_sigterm_leaves_no_qemu_storage_daemon() {
         !children(b.pid(), "qemu-storage-da").is_empty()
     });
     let qsd = children(b.pid(), "qemu-storage-da");
-    let st = b.signal(libc::SIGTERM);
-    assert_eq!(
-        st.code(),
-        Some(128 + libc::SIGTERM),
-        "{st}:\n{}",
-        b.stderr()
-    );
+    b.stop_by(libc::SIGTERM);
     assert!(
         !qsd.iter().any(Proc::alive),
         "qemu-storage-daemon {qsd:?} left:\n{}",
@@ -403,13 +391,7 @@ fn blk_vhost_stopped_by_sigterm_leaves_no_spdk_app() {
     };
     b.wait_for("the SPDK vhost app", |b| !spdk(b).is_empty());
     let apps = spdk(&b);
-    let st = b.signal(libc::SIGTERM);
-    assert_eq!(
-        st.code(),
-        Some(128 + libc::SIGTERM),
-        "{st}:\n{}",
-        b.stderr()
-    );
+    b.stop_by(libc::SIGTERM);
     assert!(
         !apps.iter().any(Proc::alive),
         "SPDK vhost app {apps:?} left:\n{}",

@@ -211,22 +211,7 @@ impl Datapath {
             self.keys[0] = at.key;
             let (next, l3) = self.recirculate(0, at.in_port, frame, &at.ct, frozen, false);
             (at.entry, at.l3, at.at, at.pass) = (next, l3 as u16, 0, frozen + 1);
-            let modifies = self
-                .compiled
-                .entries
-                .get(at.entry as usize)
-                .is_some_and(|c| c.modifies);
-            if out != 0 && modifies {
-                // The next pass rewrites the frame: what this one output
-                // leaves now, as a copy.
-                if let Some(sink) = copies.as_deref_mut() {
-                    if let Some(d) = frame.duplicate() {
-                        sink.push((d, out));
-                        self.c.tx_packets += u64::from(out.count_ones());
-                        out = 0;
-                    }
-                }
-            }
+            self.copy_before_rewrite(at.entry, &mut out, frame, copies.as_deref_mut());
         }
         if out != 0 {
             Verdict::Output(out)

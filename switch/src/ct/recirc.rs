@@ -368,28 +368,40 @@ impl Datapath {
             let (next, new_l3) = self.recirculate(i, in_port, frame, &ct, frozen, key_ok);
             entry = next;
             l3 = new_l3;
-            let modifies = self
-                .compiled
-                .entries
-                .get(entry as usize)
-                .is_some_and(|c| c.modifies);
-            if out != 0 && modifies {
-                // The next pass rewrites the frame: what this one output
-                // leaves now, as a copy (without a sink, with the final
-                // bytes).
-                if let Some(sink) = copies.as_deref_mut() {
-                    if let Some(d) = frame.duplicate() {
-                        sink.push((d, out));
-                        self.c.tx_packets += u64::from(out.count_ones());
-                        out = 0;
-                    }
-                }
-            }
+            self.copy_before_rewrite(entry, &mut out, frame, copies.as_deref_mut());
         }
         if out != 0 {
             Verdict::Output(out)
         } else {
             Verdict::Drop(why)
+        }
+    }
+
+    /// When the pass about to run (`entry`) rewrites the frame, what the
+    /// passes so far output (`out`) leaves now, as a copy of the current
+    /// bytes (without a sink: with the final bytes).
+    #[inline]
+    pub(super) fn copy_before_rewrite<F: Frame>(
+        &mut self,
+        entry: u32,
+        out: &mut u64,
+        frame: &F,
+        copies: Option<&mut Vec<(F, u64)>>,
+    ) {
+        let modifies = self
+            .compiled
+            .entries
+            .get(entry as usize)
+            .is_some_and(|c| c.modifies);
+        if *out == 0 || !modifies {
+            return;
+        }
+        if let Some(sink) = copies {
+            if let Some(d) = frame.duplicate() {
+                sink.push((d, *out));
+                self.c.tx_packets += u64::from(out.count_ones());
+                *out = 0;
+            }
         }
     }
 
