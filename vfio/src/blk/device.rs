@@ -566,13 +566,14 @@ impl BlkDevice {
 
     fn take_new(&mut self, qi: usize) -> usize {
         let q = &mut self.queues[qi];
-        let Some(ring) = q.ring.as_ref() else {
+        let Some(ring) = q.ring.as_mut() else {
             return 0;
         };
         // Nothing to take: no virtual call to the backend either.
         if q.broken.is_some() || (q.resubmit_pos >= q.resubmit.len() && !ring.may_pop()) {
             return 0;
         }
+        ring.prefetch_batch(BATCH as u16);
         // Room in the backend, asked once per batch (a virtual call) and
         // counted down per request submitted. An estimate either way: a
         // backend that took more than one slot per request refuses with
