@@ -230,6 +230,7 @@ impl GuestMemory {
 
     /// Splits the guest range `[addr, addr+len)` at region boundaries and calls
     /// `f(host_ptr, chunk_len)` for each piece; fails if any byte is unmapped.
+    #[inline]
     pub fn for_each_chunk(
         &self,
         addr: u64,
