@@ -258,7 +258,10 @@ impl Conntrack {
         meta: &mut CtMeta,
         now_ms: u64,
     ) {
-        if !(p.is_fast() && p.key.zone() == spec.zone && self.track_fast(frame, l3, p, spec, meta, now_ms)) {
+        if !(p.is_fast()
+            && p.key.zone() == spec.zone
+            && self.track_fast(frame, l3, p, spec, meta, now_ms))
+        {
             self.execute(frame, l3, spec, meta, now_ms);
         }
     }
