@@ -102,6 +102,9 @@ pub struct Bridge {
     peers: Mutex<Vec<Arc<AsyncPeer>>>,
     packet_ins: AtomicU64,
     versions: AtomicU32,
+    /// When a modify last changed a rule (rule id → ms), for the hard age
+    /// NXST_FLOW reports.
+    pub(crate) modified: Mutex<std::collections::HashMap<u64, u64>>,
 }
 
 /// The OpenFlow versions this switch speaks, as a HELLO bitmap: 1.0 (0x01)
@@ -139,6 +142,7 @@ impl Bridge {
             peers: Mutex::new(Vec::new()),
             packet_ins: AtomicU64::new(0),
             versions: AtomicU32::new(SUPPORTED_VERSIONS),
+            modified: Mutex::new(Default::default()),
         }
     }
 

@@ -98,6 +98,7 @@ pub(crate) fn flow_mod(
                 .sw
                 .table
                 .modify(&f, acts, Instructions::default(), false)?;
+            note_modified(br, &f, now);
             if n == 0 {
                 let t = if table == OFPTT_ALL { 0 } else { table };
                 add(br, &map, t, &m, fm, now)?;
@@ -155,6 +156,17 @@ fn add(
     };
     br.sw.table.add_with(spec, now, opts)?;
     Ok(())
+}
+
+/// Records that the rules `f` selects were modified at `now` (the hard age
+/// of NXST_FLOW, OVS's `rule->modified`); forgets rules that are gone.
+pub(crate) fn note_modified(br: &Bridge, f: &switch::rule::FlowFilter, now: u64) {
+    let snap = br.sw.table.snapshot();
+    let mut m = br.modified.lock().unwrap_or_else(|e| e.into_inner());
+    m.retain(|id, _| snap.rules.iter().any(|r| r.id == *id));
+    for r in snap.rules.iter().filter(|r| f.selects(&r.spec)) {
+        m.insert(r.id, now);
+    }
 }
 
 /// OVS's consistency checks, except that 1.0's VLAN rewrites push a tag
@@ -311,6 +323,7 @@ pub(crate) fn flow_stats(
     )?;
     let now = br.now_ms();
     let snap = br.sw.table.snapshot();
+    let modified = br.modified.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let mut out = Vec::new();
     for rule in snap
         .rules
@@ -321,7 +334,8 @@ pub(crate) fn flow_stats(
         let (packets, bytes, used) = rule.counters();
         let age = now.saturating_sub(rule.created_ms);
         // nx_flow_stats: "seconds since ..., plus one" (0: unknown).
-        let idle = (now.saturating_sub(used) / 1000 + 1).min(u64::from(u16::MAX)) as u16;
+        let plus_one = |t: u64| (now.saturating_sub(t) / 1000 + 1).min(u64::from(u16::MAX)) as u16;
+        let changed = modified.get(&rule.id).copied().unwrap_or(rule.created_ms);
         out.push(NxFlowStats {
             table_id: s.table,
             duration_sec: (age / 1000) as u32,
@@ -329,8 +343,8 @@ pub(crate) fn flow_stats(
             priority: s.priority,
             idle_timeout: s.idle_timeout,
             hard_timeout: s.hard_timeout,
-            idle_age: idle,
-            hard_age: 0,
+            idle_age: plus_one(used),
+            hard_age: plus_one(changed),
             cookie: s.cookie,
             packet_count: packets,
             byte_count: bytes,

@@ -147,7 +147,7 @@ fn nxm(class: u16, code: u8, f: &OxmField, value: Vec<u8>) -> OxmField {
 /// `None` when an in_port has no 16-bit number.
 pub fn from_oxm(fields: &[OxmField]) -> Option<Vec<OxmField>> {
     let mut out = Vec::new();
-    let (mut tci, mut tmask, mut vlan_at) = (0u16, 0u16, None);
+    let (mut tci, mut tmask, mut vlan_at, mut vid) = (0u16, 0u16, None, false);
     for f in fields {
         let u16v = |v: &[u8]| u16::from_be_bytes([v[0], v.get(1).copied().unwrap_or(0)]);
         match f.field {
@@ -164,14 +164,15 @@ pub fn from_oxm(fields: &[OxmField]) -> Option<Vec<OxmField>> {
             )),
             Field::VlanVid | Field::VlanPcp | Field::NxVlanTci => {
                 vlan_at.get_or_insert(out.len());
+                vid |= f.field != Field::VlanPcp;
                 let (v, m) = match f.field {
                     Field::VlanVid => {
                         let m = f.mask.as_deref().map_or(0x1fff, u16v) & 0x1fff;
                         (u16v(&f.value) & m, m)
                     }
                     Field::VlanPcp => (
-                        0x1000 | u16::from(f.value.first().copied().unwrap_or(0) & 7) << 13,
-                        0xf000,
+                        u16::from(f.value.first().copied().unwrap_or(0) & 7) << 13,
+                        0xe000,
                     ),
                     _ => (u16v(&f.value), f.mask.as_deref().map_or(0xffff, u16v)),
                 };
@@ -189,6 +190,11 @@ pub fn from_oxm(fields: &[OxmField]) -> Option<Vec<OxmField>> {
         }
     }
     if let Some(at) = vlan_at {
+        if !vid {
+            // A PCP alone (OXM: its prerequisite is a tag) matches tagged frames.
+            tci |= 0x1000;
+            tmask |= 0x1000;
+        }
         let v = OxmField {
             field: Field::NxVlanTci,
             value: tci.to_be_bytes().to_vec(),
