@@ -64,7 +64,9 @@ fn flows(rig: &Rig, filter: Option<&str>) -> Vec<String> {
     let out = plain_ok(rig, &args);
     let mut lines = out.lines();
     assert!(
-        lines.next().is_some_and(|l| l.starts_with("NXST_FLOW reply")),
+        lines
+            .next()
+            .is_some_and(|l| l.starts_with("NXST_FLOW reply")),
         "{}: {out}",
         rig.name()
     );
@@ -149,24 +151,46 @@ fn plain_ovs_ofctl_drives_vswitch_as_it_drives_ovs() {
     // mod-flows (non-strict; OpenFlow 1.0 reaches every table), strict
     // del-flows, del-flows by out_port.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    both(&vsw, &ovs, &["mod-flows", "br0", "in_port=1,actions=output:3"]);
+    both(
+        &vsw,
+        &ovs,
+        &["mod-flows", "br0", "in_port=1,actions=output:3"],
+    );
     same("after mod-flows", &vsw, &ovs, None);
     let raw = plain_ok(&vsw, &["dump-flows", "br0", "in_port=1"]);
     assert_eq!(raw.matches("hard_age=0,").count(), 3, "{raw}");
-    both(&vsw, &ovs, &["del-flows", "--strict", "br0", "priority=60,tcp,tp_dst=80"]);
+    both(
+        &vsw,
+        &ovs,
+        &["del-flows", "--strict", "br0", "priority=60,tcp,tp_dst=80"],
+    );
     both(&vsw, &ovs, &["del-flows", "br0", "out_port=1"]);
     let left = same("after del-flows", &vsw, &ovs, None);
     assert_eq!(left.len(), FLOWS.len() - 2, "{left:#?}");
     // A modify that reaches nothing adds the flow in 1.0.
-    both(&vsw, &ovs, &["mod-flows", "br0", "table=4,priority=3,icmp,actions=output:2"]);
-    assert_eq!(same("mod-flows as add", &vsw, &ovs, None).len(), left.len() + 1);
+    both(
+        &vsw,
+        &ovs,
+        &[
+            "mod-flows",
+            "br0",
+            "table=4,priority=3,icmp,actions=output:2",
+        ],
+    );
+    assert_eq!(
+        same("mod-flows as add", &vsw, &ovs, None).len(),
+        left.len() + 1
+    );
     both(&vsw, &ovs, &["del-flows", "br0"]);
     assert!(same("after del-flows (all)", &vsw, &ovs, None).is_empty());
 
     // Errors in their OpenFlow 1.0 form: a Nicira vendor error (BAD_PREREQ
     // is NX1.0(1,260)) and a standard one.
     for r in [&vsw, &ovs] {
-        let o = plain(r, &["add-flow", "br0", "ip,ct_nw_src=10.0.0.1,actions=drop"]);
+        let o = plain(
+            r,
+            &["add-flow", "br0", "ip,ct_nw_src=10.0.0.1,actions=drop"],
+        );
         assert!(!o.status.success());
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("OFPBMC_BAD_PREREQ"), "{}: {err}", r.name());
@@ -213,9 +237,15 @@ fn plain_ovs_ofctl_drives_vswitch_as_it_drives_ovs() {
     };
     let frame6 = {
         let l4 = l4_csum(&[v6(1), v6(2)].concat(), 17, udp(1000, 53, 30));
-        eth(mac(2), mac(1), &[], 0x86dd, &ipv6(v6(1), v6(2), 17, 64, 0, &l4))
+        eth(
+            mac(2),
+            mac(1),
+            &[],
+            0x86dd,
+            &ipv6(v6(1), v6(2), 17, 64, 0, &l4),
+        )
     };
-    let frames = vec![v4(b, 20), v4(c, 21), frame6.clone(), v4(b, 22)];
+    let frames = [v4(b, 20), v4(c, 21), frame6.clone(), v4(b, 22)];
     let input = vsw.dir.join("in.pcap");
     write_frames(&input, frames.iter().map(Vec::as_slice));
     ok(vsw.add_source(&input));
@@ -231,13 +261,22 @@ fn plain_ovs_ofctl_drives_vswitch_as_it_drives_ovs() {
     want_v6.extend_from_slice(&frame6[12..]);
     let mut want_v4b = frames[3].clone();
     want_v4b[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0x99]);
-    assert_eq!(out.len(), 3, "{}", out.iter().map(|f| hex(f)).collect::<Vec<_>>().join("\n"));
+    assert_eq!(
+        out.len(),
+        3,
+        "{}",
+        out.iter().map(|f| hex(f)).collect::<Vec<_>>().join("\n")
+    );
     assert_eq!(hex(&out[0]), hex(&want_v4));
     assert_eq!(hex(&out[1]), hex(&want_v6));
     assert_eq!(hex(&out[2]), hex(&want_v4b));
     // The counters, through plain dump-flows and dump-ports.
     let dump = flows(&vsw, None);
-    for (prio, n) in [("priority=100,", 2), ("priority=90,", 1), ("priority=1,", 1)] {
+    for (prio, n) in [
+        ("priority=100,", 2),
+        ("priority=90,", 1),
+        ("priority=1,", 1),
+    ] {
         let l = dump.iter().find(|l| l.contains(prio)).unwrap();
         assert!(l.contains(&format!("n_packets={n},")), "{l}");
     }

@@ -98,7 +98,10 @@ fn request(st: &mut State, msg: Message10, br: &Bridge) -> Result<Vec<Message10>
         other => {
             return Err(OfError::request(
                 error_msg::bad_request::BAD_TYPE,
-                format!("OpenFlow 1.0 message type {} is not supported", other.msg_type()),
+                format!(
+                    "OpenFlow 1.0 message type {} is not supported",
+                    other.msg_type()
+                ),
             ))
         }
     })
@@ -213,7 +216,12 @@ fn stats(br: &Bridge, r: StatsRequest10) -> Result<Vec<StatsReply10>, OfError> {
         }
         StatsRequest10::Port(p) => {
             let mut out = Vec::new();
-            for body in mp(br, Q::PortStats { port_no: port_to_32(p) })? {
+            for body in mp(
+                br,
+                Q::PortStats {
+                    port_no: port_to_32(p),
+                },
+            )? {
                 if let R::PortStats(v) = body {
                     out.extend(v.into_iter().filter_map(|s| {
                         Some(PortStats10 {

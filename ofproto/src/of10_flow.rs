@@ -69,7 +69,9 @@ fn take_cookie(fields: &mut Vec<OxmField>) -> (u64, u64) {
     let f = fields.remove(i);
     (
         f.value_u64().unwrap_or(0),
-        f.mask.as_ref().map_or(u64::MAX, |_| f.mask_u64().unwrap_or(0)),
+        f.mask
+            .as_ref()
+            .map_or(u64::MAX, |_| f.mask_u64().unwrap_or(0)),
     )
 }
 
@@ -87,7 +89,17 @@ pub(crate) fn flow_mod(
     let m = OfMatch { fields };
     let strict = matches!(cmd, command::MODIFY_STRICT | command::DELETE_STRICT);
     let table = table.unwrap_or(if cmd == command::ADD { 0 } else { OFPTT_ALL });
-    let reached = |out: u32| filter(&map, table, &m, strict, fm.priority, cookie, (out, OFPG_ANY));
+    let reached = |out: u32| {
+        filter(
+            &map,
+            table,
+            &m,
+            strict,
+            fm.priority,
+            cookie,
+            (out, OFPG_ANY),
+        )
+    };
     match cmd {
         command::ADD => add(br, &map, table, &m, fm, now),
         command::MODIFY | command::MODIFY_STRICT => {
@@ -279,7 +291,11 @@ pub(crate) fn action_from_switch(a: &Action, map: &PortMap) -> Option<Action10> 
 
 /// A rule's actions and instructions in 1.0 form (apply-actions, then
 /// write_metadata, then goto_table as a resubmit, as OVS orders them).
-pub(crate) fn list_from_switch(acts: &[Action], ins: &Instructions, map: &PortMap) -> Vec<Action10> {
+pub(crate) fn list_from_switch(
+    acts: &[Action],
+    ins: &Instructions,
+    map: &PortMap,
+) -> Vec<Action10> {
     let mut out: Vec<Action10> = acts
         .iter()
         .filter_map(|a| action_from_switch(a, map))
@@ -313,17 +329,28 @@ pub(crate) fn flow_stats(
     let map = br.port_map();
     let cookie = take_cookie(&mut fields);
     let m = OfMatch { fields };
-    let f = filter(&map, table, &m, false, 0, cookie, (port_to_32(out_port), OFPG_ANY)).map_err(
-        |mut e| {
-            if e.ty == ErrorType::FlowModFailed {
-                e = OfError::request(error_msg::bad_request::BAD_TABLE_ID, e.why);
-            }
-            e
-        },
-    )?;
+    let f = filter(
+        &map,
+        table,
+        &m,
+        false,
+        0,
+        cookie,
+        (port_to_32(out_port), OFPG_ANY),
+    )
+    .map_err(|mut e| {
+        if e.ty == ErrorType::FlowModFailed {
+            e = OfError::request(error_msg::bad_request::BAD_TABLE_ID, e.why);
+        }
+        e
+    })?;
     let now = br.now_ms();
     let snap = br.sw.table.snapshot();
-    let modified = br.modified.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let modified = br
+        .modified
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let mut out = Vec::new();
     for rule in snap
         .rules
@@ -348,8 +375,7 @@ pub(crate) fn flow_stats(
             cookie: s.cookie,
             packet_count: packets,
             byte_count: bytes,
-            matching: nxm::from_oxm(&flow_match::from_switch(&s.matcher, &map))
-                .unwrap_or_default(),
+            matching: nxm::from_oxm(&flow_match::from_switch(&s.matcher, &map)).unwrap_or_default(),
             actions: list_from_switch(&s.actions, &s.instructions, &map),
         });
     }
@@ -379,7 +405,10 @@ mod tests {
                 port: port_no::LOCAL,
                 max_len: 0,
             },
-            A::Output { port: 3, max_len: 0 },
+            A::Output {
+                port: 3,
+                max_len: 0,
+            },
             A::Vendor(OfAction::Nicira(NxAction::ResubmitTable {
                 in_port: OFPP_IN_PORT_16,
                 table: 2,
@@ -444,6 +473,9 @@ mod tests {
         // NXAST_WRITE_METADATA (32 bytes) then NXAST_RESUBMIT_TABLE.
         assert_eq!(out.len(), 48);
         assert_eq!(&out[8..10], &[0, 22]);
-        assert_eq!(&out[32..], &[0xff, 0xff, 0, 16, 0, 0, 0x23, 0x20, 0, 14, 0xff, 0xf8, 3, 0, 0, 0]);
+        assert_eq!(
+            &out[32..],
+            &[0xff, 0xff, 0, 16, 0, 0, 0x23, 0x20, 0, 14, 0xff, 0xf8, 3, 0, 0, 0]
+        );
     }
 }

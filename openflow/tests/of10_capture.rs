@@ -151,12 +151,8 @@ fn deconstruct_the_flow_mods() {
 fn deconstruct_the_dumps() {
     let all = messages();
     let msgs: Vec<Message10> = all.iter().map(|(_, _, b)| parse(b)).collect();
-    assert!(msgs
-        .iter()
-        .any(|m| *m == Message10::Vendor(Vendor::SetFlowFormat(flow_format::NXM))));
-    assert!(msgs
-        .iter()
-        .any(|m| *m == Message10::Vendor(Vendor::FlowModTableId(true))));
+    assert!(msgs.contains(&Message10::Vendor(Vendor::SetFlowFormat(flow_format::NXM))));
+    assert!(msgs.contains(&Message10::Vendor(Vendor::FlowModTableId(true))));
     assert!(msgs
         .iter()
         .any(|m| matches!(m, Message10::StatsRequest(StatsRequest10::Port(0xffff)))));
@@ -183,7 +179,10 @@ fn deconstruct_the_dumps() {
         })
         .unwrap();
     assert_eq!(features.ports.len(), 3);
-    assert!(features.ports.iter().any(|p| p.port_no == 0xfffe && p.name == "br0"));
+    assert!(features
+        .ports
+        .iter()
+        .any(|p| p.port_no == 0xfffe && p.name == "br0"));
     assert_eq!(features.n_tables, 254);
     let tables = msgs
         .iter()

@@ -301,10 +301,16 @@ mod tests {
     /// `FLOOD,IN_PORT,LOCAL,CONTROLLER:100,ALL`, `dec_ttl`: the action lists
     /// the real `ovs-ofctl` 3.1 sent (tests/captures/of10_session.txt).
     const LISTS: [(&str, usize); 5] = [
-        ("00010008000700000008000808000000000a000800630000000300080000000000000008fffa0000", 5),
+        (
+            "00010008000700000008000808000000000a000800630000000300080000000000000008fffa0000",
+            5,
+        ),
         ("000400100200000000990000000000000000000800010000", 2),
         ("ffff001000002320000efff801000000", 1),
-        ("00000008fffb000000000008fff8000000000008fffe000000000008fffd006400000008fffc0000", 5),
+        (
+            "00000008fffb000000000008fff8000000000008fffe000000000008fffd006400000008fffc0000",
+            5,
+        ),
         ("ffff00100000232000120000000000000000000800020000", 2),
     ];
 
@@ -346,8 +352,15 @@ mod tests {
     #[test]
     fn construct_like_ovs() {
         let mut out = Vec::new();
-        Action10::SetDlSrc([2, 0, 0, 0, 0, 0x99]).emit(&mut out).unwrap();
-        Action10::Output { port: 1, max_len: 0 }.emit(&mut out).unwrap();
+        Action10::SetDlSrc([2, 0, 0, 0, 0, 0x99])
+            .emit(&mut out)
+            .unwrap();
+        Action10::Output {
+            port: 1,
+            max_len: 0,
+        }
+        .emit(&mut out)
+        .unwrap();
         assert_eq!(out, unhex(LISTS[1].0));
     }
 
@@ -362,6 +375,12 @@ mod tests {
             assert!(Action10::parse_list(&unhex(bad)).is_err(), "{bad}");
         }
         let l = Action10::parse_list(&unhex("0063000800000000")).unwrap();
-        assert!(matches!(l[0], Action10::Unknown { action_type: 0x63, .. }));
+        assert!(matches!(
+            l[0],
+            Action10::Unknown {
+                action_type: 0x63,
+                ..
+            }
+        ));
     }
 }

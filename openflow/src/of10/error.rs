@@ -96,7 +96,10 @@ mod tests {
 
     #[test]
     fn codes_as_ovs_encodes_them() {
-        assert_eq!(encode(ErrorType::BadAction, bad_action::BAD_OUT_PORT), Code10::Std(2, 4));
+        assert_eq!(
+            encode(ErrorType::BadAction, bad_action::BAD_OUT_PORT),
+            Code10::Std(2, 4)
+        );
         assert_eq!(
             encode(ErrorType::BadAction, bad_action::MATCH_INCONSISTENT),
             Code10::Nx(1, 522)
@@ -105,15 +108,28 @@ mod tests {
             encode(ErrorType::BadAction, bad_action::BAD_SET_ARGUMENT),
             Code10::Nx(1, 525)
         );
-        assert_eq!(encode(ErrorType::BadMatch, bad_match::BAD_PREREQ), Code10::Nx(1, 260));
-        assert_eq!(encode(ErrorType::BadMatch, bad_match::DUP_FIELD), Code10::Nx(1, 261));
+        assert_eq!(
+            encode(ErrorType::BadMatch, bad_match::BAD_PREREQ),
+            Code10::Nx(1, 260)
+        );
+        assert_eq!(
+            encode(ErrorType::BadMatch, bad_match::DUP_FIELD),
+            Code10::Nx(1, 261)
+        );
         assert_eq!(
             encode(ErrorType::FlowModFailed, flow_mod_failed::OVERLAP),
             Code10::Std(3, 1)
         );
         assert_eq!(encode(ErrorType::SwitchConfigFailed, 0), UNENCODABLE);
-        let m = error_msg(ErrorType::BadMatch, bad_match::BAD_PREREQ, &[1, 14, 0, 8, 0, 0, 0, 5]);
+        let m = error_msg(
+            ErrorType::BadMatch,
+            bad_match::BAD_PREREQ,
+            &[1, 14, 0, 8, 0, 0, 0, 5],
+        );
         assert_eq!(m.err_type.to_u16(), NXET_VENDOR);
-        assert_eq!(m.data, [0, 0, 0x23, 0x20, 0, 1, 1, 4, 1, 14, 0, 8, 0, 0, 0, 5]);
+        assert_eq!(
+            m.data,
+            [0, 0, 0x23, 0x20, 0, 1, 1, 4, 1, 14, 0, 8, 0, 0, 0, 5]
+        );
     }
 }

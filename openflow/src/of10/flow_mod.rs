@@ -80,7 +80,8 @@ impl FlowModFields {
     /// same layout in both forms, after the match in OFPT_FLOW_MOD and right
     /// after the nicira_header in NXT_FLOW_MOD.
     fn parse_fixed(b: &[u8]) -> FlowModFields {
-        let at = |r: core::ops::Range<usize>| r.start - f10::COOKIE.start..r.end - f10::COOKIE.start;
+        let at =
+            |r: core::ops::Range<usize>| r.start - f10::COOKIE.start..r.end - f10::COOKIE.start;
         FlowModFields {
             cookie: u64_at(b, at(f10::COOKIE)),
             command: u16_at(b, at(f10::COMMAND)),

@@ -337,7 +337,8 @@ mod tests {
 
     /// The match of `priority=100,in_port=1,ip,nw_dst=10.0.0.2` as the real
     /// `ovs-ofctl` 3.1 sent it (OFPT_FLOW_MOD bytes 8..48, tests/captures/of10_session.txt).
-    const IP_DST: &str = "003020ee000100000000000000000000000000000000080000000000000000000a00000200000000";
+    const IP_DST: &str =
+        "003020ee000100000000000000000000000000000000080000000000000000000a00000200000000";
 
     fn unhex(s: &str) -> Vec<u8> {
         (0..s.len())
@@ -388,7 +389,9 @@ mod tests {
     #[test]
     fn arp_untagged_and_prefixes() {
         // `arp,arp_spa=10.0.0.1,dl_vlan=0xffff` from the capture.
-        let b = unhex("002800ed0000000000000000000000000000ffff00000806000000000a0000010000000000000000");
+        let b = unhex(
+            "002800ed0000000000000000000000000000ffff00000806000000000a0000010000000000000000",
+        );
         let m = Match10::parse(&b).unwrap();
         assert_eq!(
             m.to_oxm(),

@@ -180,8 +180,14 @@ pub fn from_oxm(fields: &[OxmField]) -> Option<Vec<OxmField>> {
                 tmask |= m;
             }
             field => {
-                let of = NXM_OF.iter().find(|e| e.1 == field).map(|e| (class::NXM_0, e.0));
-                let nx = NXM_NX.iter().find(|e| e.1 == field).map(|e| (class::NXM_1, e.0));
+                let of = NXM_OF
+                    .iter()
+                    .find(|e| e.1 == field)
+                    .map(|e| (class::NXM_0, e.0));
+                let nx = NXM_NX
+                    .iter()
+                    .find(|e| e.1 == field)
+                    .map(|e| (class::NXM_1, e.0));
                 match of.or(nx) {
                     Some((c, code)) => out.push(nxm(c, code, f, f.value.clone())),
                     None => out.push(f.clone()),
@@ -250,7 +256,10 @@ mod tests {
             OxmField::exact(Field::from_wire(0, 5, 0), &[0x20]),
         ];
         let oxm = list_to_oxm(&nx).unwrap();
-        assert_eq!(oxm[0], OxmField::exact(Field::InPort, &0xffff_fffeu32.to_be_bytes()));
+        assert_eq!(
+            oxm[0],
+            OxmField::exact(Field::InPort, &0xffff_fffeu32.to_be_bytes())
+        );
         assert_eq!(oxm[1], OxmField::exact(Field::IpDscp, &[8]));
         assert_eq!(from_oxm(&oxm).unwrap(), nx);
         let v = from_oxm(&[
@@ -259,9 +268,17 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(v, vec![OxmField::exact(Field::NxVlanTci, &[0x70, 5])]);
-        assert!(to_oxm(&OxmField::masked(Field::from_wire(0, 0, 0), &[0, 1], &[0, 1])).is_err());
+        assert!(to_oxm(&OxmField::masked(
+            Field::from_wire(0, 0, 0),
+            &[0, 1],
+            &[0, 1]
+        ))
+        .is_err());
         assert!(parse(&[0, 0, 6, 2, 8], 5).is_err());
         assert!(parse(&[0, 0, 6, 2], 8).is_err());
-        assert_eq!(from_oxm(&[OxmField::exact(Field::InPort, &[0, 1, 0, 0])]), None);
+        assert_eq!(
+            from_oxm(&[OxmField::exact(Field::InPort, &[0, 1, 0, 0])]),
+            None
+        );
     }
 }

@@ -14,8 +14,8 @@
 
 use super::action::Action10;
 use super::field::{
-    aggregate as fa, flow_stats_request as ffr, nx_flow_stats as fnf,
-    nx_flow_stats_request as fnr, port_stats as fps, stats as field, table_stats as ft,
+    aggregate as fa, flow_stats_request as ffr, nx_flow_stats as fnf, nx_flow_stats_request as fnr,
+    port_stats as fps, stats as field, table_stats as ft,
 };
 use super::matching::Match10;
 use super::nxm;
@@ -485,7 +485,9 @@ impl StatsReply10 {
                 StatsReplyBody10::Table(t) => ft::LEN * t.len(),
                 StatsReplyBody10::Port(p) => fps::LEN * p.len(),
                 StatsReplyBody10::Aggregate(_) => fa::LEN,
-                StatsReplyBody10::NxFlow(f) => nx + f.iter().map(NxFlowStats::buffer_len).sum::<usize>(),
+                StatsReplyBody10::NxFlow(f) => {
+                    nx + f.iter().map(NxFlowStats::buffer_len).sum::<usize>()
+                }
                 StatsReplyBody10::NxAggregate(_) => nx + fa::LEN,
                 StatsReplyBody10::Other { body, .. } => body.len(),
             }
