@@ -28,6 +28,7 @@ pub(crate) mod of10;
 mod of10_flow;
 mod packet_out;
 pub mod port_map;
+pub mod reg_fields;
 pub mod server;
 pub mod table_features;
 
