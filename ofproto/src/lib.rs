@@ -24,8 +24,11 @@ pub mod flow_match;
 mod flow_mod;
 mod group_mod;
 mod multipart;
+pub(crate) mod of10;
+mod of10_flow;
 mod packet_out;
 pub mod port_map;
+pub mod reg_fields;
 pub mod server;
 pub mod table_features;
 

@@ -1,4 +1,5 @@
-//! The ct flows of `ct_flows.txt` on the wire of a real Open vSwitch 3.1:
+//! The ct flows of `ct_flows.txt` (and the register flows of
+//! `reg_flows.txt`) on the wire of a real Open vSwitch 3.1:
 //! `ovs-ofctl` installs them in `ovs-vswitchd` (dummy datapath, private
 //! ovsdb-server, nothing touches the host's network), this test connects to
 //! the bridge as a controller and asks for the flow statistics. OVS's reply
@@ -83,7 +84,10 @@ impl Ovs {
     }
 
     fn start() -> Ovs {
-        let dir = std::env::temp_dir().join(format!("ofproto-ctwire-{}", std::process::id()));
+        // One directory per test of this process (they run in parallel).
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ofproto-ctwire-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut o = Ovs {
@@ -172,6 +176,18 @@ fn sorted(mut v: Vec<OxmField>) -> Vec<OxmField> {
 
 #[test]
 fn ovs_ct_flow_stats_translate_both_ways() {
+    translate_both_ways(FLOWS);
+}
+
+/// The register flows (OVN's zones in registers, masked register
+/// matches, `load`, `set_field`, `move` of reg/xreg/metadata,
+/// `ct(zone=NXM_NX_REG0[0..15])`) the same way.
+#[test]
+fn ovs_reg_flow_stats_translate_both_ways() {
+    translate_both_ways(include_str!("reg_flows.txt"));
+}
+
+fn translate_both_ways(flows_text: &str) {
     if Command::new("ovs-vswitchd")
         .arg("--version")
         .output()
@@ -180,8 +196,8 @@ fn ovs_ct_flow_stats_translate_both_ways() {
         panic!("ovs-vswitchd is missing: apt-get install openvswitch-switch");
     }
     let ovs = Ovs::start();
-    let file = ovs.dir.join("ct_flows.txt");
-    std::fs::write(&file, FLOWS).unwrap();
+    let file = ovs.dir.join("flows.txt");
+    std::fs::write(&file, flows_text).unwrap();
     ovs.run(
         "ovs-ofctl",
         &[
@@ -223,7 +239,10 @@ fn ovs_ct_flow_stats_translate_both_ways() {
             }
         }
     }
-    let lines: Vec<&str> = FLOWS.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = flows_text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     assert_eq!(flows.len(), lines.len());
     let mut want: Vec<RuleSpec> = lines.iter().map(|l| parsed(l)).collect();
     let p = PortMap::new(Some(0));
