@@ -18,12 +18,12 @@
 mod netns;
 mod ovs_harness;
 
-use netns::{sh, tcp_echo, until, Netns};
+use netns::{sh, stop, tcp_echo, until, Netns};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ovs_harness::{stop, Kind, Rig, SCHEMA};
+use ovs_harness::{Kind, Rig, SCHEMA};
 
 /// The flows both switches accept, one per line (`add-flows` syntax). The
 /// firewall of the issue (track untracked IP in zone 5, pass established
