@@ -35,7 +35,9 @@
 //! sequence per port and connection (what OVS guarantees); frames of
 //! different connections may interleave differently.
 //!
-//! Two tables (`FIREWALL`, `SNAT`), one test each, run one after the other.
+//! Three tables (`FIREWALL`, the same firewall as OVN writes it with
+//! registers and the zone in a register, `OVN_ACL`, and `SNAT`), one test
+//! each, run one after the other.
 //! The SNAT table translates to one address without a port range: OVS then
 //! keeps the source port when it is free (no two lanes collide), so the
 //! translated frames are byte-comparable; port allocation under
@@ -122,6 +124,29 @@ table=1,priority=100,ct_state=+trk+new,udp,nw_src=10.1.0.0/16,actions=ct(commit,
 table=1,priority=100,ct_state=+trk+new,udp6,ipv6_src=fd01::/64,actions=ct(commit,zone=5),mod_dl_src:02:c7:00:00:00:0a,output:2
 table=1,priority=100,ct_state=+trk+new,icmp,nw_src=10.1.0.0/16,icmp_type=8,actions=ct(commit,zone=5),mod_dl_src:02:c7:00:00:00:0b,output:2
 table=1,priority=100,ct_state=+trk+new,icmp6,ipv6_src=fd01::/64,icmpv6_type=128,actions=ct(commit,zone=5),mod_dl_src:02:c7:00:00:00:0c,output:2
+table=1,priority=10,ct_state=+trk+new,actions=mod_dl_src:02:c7:00:00:00:0d,output:4
+";
+
+/// [`FIREWALL`] written as OVN writes ACLs: table 0 loads the zone into
+/// `reg13[0..15]` and the logical port into `reg14`, copies the port to
+/// `reg15[16..31]` (`move`) and tracks in the register's zone
+/// (`ct(zone=NXM_NX_REG13[0..15],table=1)`); table 1 matches the registers
+/// (kept across the recirculation) and commits in the register's zone.
+const OVN_ACL: &str = "\
+table=0,priority=100,in_port=1,ip,actions=load:0x5->NXM_NX_REG13[0..15],set_field:0x2a->reg14,move:NXM_NX_REG14[0..15]->NXM_NX_REG15[16..31],ct(table=1,zone=NXM_NX_REG13[0..15])
+table=0,priority=100,in_port=1,ipv6,actions=load:0x5->NXM_NX_REG13[0..15],set_field:0x2a->reg14,move:NXM_NX_REG14[0..15]->NXM_NX_REG15[16..31],ct(table=1,zone=NXM_NX_REG13[0..15])
+table=0,priority=0,actions=drop
+table=1,priority=300,ct_state=+trk+inv,actions=mod_dl_src:02:c7:00:00:00:01,output:4
+table=1,priority=200,ct_state=+trk+est-rpl,ct_mark=0x1,reg14=0x2a,actions=mod_dl_src:02:c7:00:00:00:02,output:2
+table=1,priority=190,ct_state=+trk+est-rpl,reg15=0x2a0000/0xffff0000,actions=mod_dl_src:02:c7:00:00:00:03,output:2
+table=1,priority=190,ct_state=+trk+est+rpl,reg13=0x5/0xffff,actions=mod_dl_src:02:c7:00:00:00:04,output:3
+table=1,priority=180,ct_state=+trk+rel+rpl,reg14=0x2a,actions=mod_dl_src:02:c7:00:00:00:06,output:3
+table=1,priority=100,ct_state=+trk+new,tcp,nw_src=10.1.0.0/16,tp_dst=80,reg14=0x2a,actions=ct(commit,zone=NXM_NX_REG13[0..15],exec(set_field:0x1->ct_mark)),mod_dl_src:02:c7:00:00:00:07,output:2
+table=1,priority=100,ct_state=+trk+new,tcp6,ipv6_src=fd01::/64,tp_dst=80,reg14=0x2a,actions=ct(commit,zone=NXM_NX_REG13[0..15],exec(set_field:0x1->ct_mark)),mod_dl_src:02:c7:00:00:00:08,output:2
+table=1,priority=100,ct_state=+trk+new,udp,nw_src=10.1.0.0/16,actions=ct(commit,zone=NXM_NX_REG13[0..15]),mod_dl_src:02:c7:00:00:00:09,output:2
+table=1,priority=100,ct_state=+trk+new,udp6,ipv6_src=fd01::/64,actions=ct(commit,zone=NXM_NX_REG13[0..15]),mod_dl_src:02:c7:00:00:00:0a,output:2
+table=1,priority=100,ct_state=+trk+new,icmp,nw_src=10.1.0.0/16,icmp_type=8,actions=ct(commit,zone=NXM_NX_REG13[0..15]),mod_dl_src:02:c7:00:00:00:0b,output:2
+table=1,priority=100,ct_state=+trk+new,icmp6,ipv6_src=fd01::/64,icmpv6_type=128,actions=ct(commit,zone=NXM_NX_REG13[0..15]),mod_dl_src:02:c7:00:00:00:0c,output:2
 table=1,priority=10,ct_state=+trk+new,actions=mod_dl_src:02:c7:00:00:00:0d,output:4
 ";
 
@@ -1077,6 +1102,11 @@ fn differential(tag: &str, flows: &str, nat: bool) {
 #[test]
 fn stateful_firewall_same_frames_as_ovs_dpdk() {
     differential("ctfw", FIREWALL, false);
+}
+
+#[test]
+fn ovn_acl_with_registers_same_frames_as_ovs_dpdk() {
+    differential("ctovn", OVN_ACL, false);
 }
 
 #[test]

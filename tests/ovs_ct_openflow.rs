@@ -5,9 +5,12 @@
 //! real Open vSwitch 3.1 (`ovs-vswitchd` on its dummy datapath, which runs
 //! the same ofproto code as OVS-DPDK without hugepages); `dump-flows`,
 //! `mod-flows`, `del-flows` (strict and not) and filtered dumps must print
-//! the same text on both. Options OVS has and this switch does not (a zone
-//! from a register, `alg=ftp`) must earn an OpenFlow error, not a crash,
-//! and leave the switch serving.
+//! the same text on both. Options OVS has and this switch does not
+//! (`alg=ftp`) must earn an OpenFlow error, not a crash, and leave the
+//! switch serving. The register flows (`reg_flows.txt`: OVN's zones in
+//! registers, `load`/`move`/`set_field`, `ct(zone=NXM_NX_REG0[0..15])`)
+//! print the same too, and an OVN-style ACL pipeline with its zone in a
+//! register passes kernel TCP one way.
 //!
 //! ```text
 //!  ovs-ofctl ──unix:RUN/br0.mgmt──► vswitch run --ovsdb   (ovs_harness::Rig)
@@ -211,10 +214,6 @@ fn ct_flows_round_trip_as_with_ovs() {
     // What OVS accepts and this switch does not: a proper OpenFlow error.
     for (flow, code) in [
         (
-            "table=9,ip,actions=ct(commit,zone=NXM_NX_REG0[0..15])",
-            "OFPBAC_BAD_ARGUMENT",
-        ),
-        (
             "table=9,tcp,actions=ct(commit,alg=ftp)",
             "OFPBAC_BAD_ARGUMENT",
         ),
@@ -231,6 +230,169 @@ fn ct_flows_round_trip_as_with_ovs() {
     // The switch lives on, its flows intact.
     ok(&ovsd, &["del-flows", "br0", "table=9"]);
     same("after the refused flows", &vsw, &ovsd, None);
+}
+
+#[test]
+fn reg_flows_round_trip_as_with_ovs() {
+    let _one = serial();
+    let ovs = dummy_ovs();
+    let mut rig = Rig::new(Kind::Vswitch, "ctof");
+    rig.start().unwrap_or_else(|e| panic!("{e}"));
+    let (vsw, ovsd) = (rig.dir.clone(), ovs.dir.clone());
+    let text = include_str!("../ofproto/tests/reg_flows.txt");
+    let file = vsw.join("reg_flows.txt");
+    std::fs::write(&file, text).unwrap();
+    let file = file.to_string_lossy().into_owned();
+    for d in [&vsw, &ovsd] {
+        ok(d, &["add-flows", "br0", &file]);
+    }
+    let flows = same("register flows", &vsw, &ovsd, None);
+    assert_eq!(flows.len(), text.lines().count(), "{flows:#?}");
+    eprintln!("both print:\n{}", flows.join("\n"));
+    // What OVS 3.1 prints for OVN's zone-in-a-register pattern.
+    for want in [
+        "priority=100,ip,in_port=1 actions=load:0x7->NXM_NX_REG0[0..15],ct(table=1,zone=NXM_NX_REG0[0..15])",
+        "table=1, priority=90,ct_state=+est+trk,ip,reg0=0x7/0xffff actions=output:2",
+        "table=1, priority=100,ct_state=+new+trk,tcp,reg0=0x7,tp_dst=80 actions=ct(commit,zone=NXM_NX_REG0[0..15]),output:2",
+    ] {
+        assert!(flows.iter().any(|l| l == want), "{want}\n{flows:#?}");
+    }
+    // Filtered dumps and deletions by register fields select alike.
+    same("dump-flows reg0=0x7", &vsw, &ovsd, Some("reg0=0x7"));
+    same(
+        "dump-flows table=1,reg1",
+        &vsw,
+        &ovsd,
+        Some("table=1,reg1=0x10/0xf0"),
+    );
+    for d in [&vsw, &ovsd] {
+        ok(
+            d,
+            &[
+                "del-flows",
+                "br0",
+                "--strict",
+                "table=1,priority=80,reg1=0x10/0xf0,reg15=0xffffffff",
+            ],
+        );
+        ok(
+            d,
+            &[
+                "mod-flows",
+                "br0",
+                "table=1,reg0=0x7/0xffff,actions=set_field:0x8->reg0,output:3",
+            ],
+        );
+    }
+    let after = same("after del-flows and mod-flows", &vsw, &ovsd, None);
+    assert_eq!(after.len(), flows.len() - 1, "{after:#?}");
+    // Refused alike: a zone field that is not 16 bits wide.
+    for d in [&vsw, &ovsd] {
+        let (good, _, _) = ofctl(
+            d,
+            &[
+                "add-flow",
+                "br0",
+                "table=9,ip,actions=ct(zone=NXM_NX_REG0[0..7])",
+            ],
+        );
+        assert!(!good);
+    }
+    same("after the refused flow", &vsw, &ovsd, None);
+}
+
+/// OVN's ACL pattern installed with `ovs-ofctl`, on real kernel TCP: table
+/// 0 loads the logical port's zone into reg0 (and which side it is into
+/// reg1) and tracks the frame in that zone (`ct(zone=NXM_NX_REG0[0..15],
+/// table=1)`); table 1 matches the registers kept across the
+/// recirculation: new TCP to 8080 from port 1 is committed in the zone,
+/// established traffic passes both ways, the rest is dropped. The
+/// connection must sit in zone 9 (`vswitch ct show --zone 9`).
+#[test]
+fn an_ovn_acl_with_zone_in_a_register_passes_tcp_one_way() {
+    let _one = serial();
+    let id = std::process::id() % 100000;
+    let br = format!("ovna{id}");
+    let sw = vswitch(&br);
+    let mut ns = Netns::default();
+    let (a, b) = (format!("ovnaa{id}"), format!("ovnab{id}"));
+    let (la, lb) = (format!("ovnaa{id}h"), format!("ovnab{id}h"));
+    ns.host(&a, &la, "02:00:00:0c:1f:01", "10.204.0.1/24");
+    ns.host(&b, &lb, "02:00:00:0c:1f:02", "10.204.0.2/24");
+    sw.vsctl(&[
+        "add-port",
+        &br,
+        &la,
+        "--",
+        "set",
+        "Interface",
+        &la,
+        "ofport_request=1",
+        "--",
+        "add-port",
+        &br,
+        &lb,
+        "--",
+        "set",
+        "Interface",
+        &lb,
+        "ofport_request=2",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let flows = "\
+table=0,priority=10,arp,in_port=1,actions=output:2
+table=0,priority=10,arp,in_port=2,actions=output:1
+table=0,priority=100,ip,in_port=1,actions=load:0x9->NXM_NX_REG0[0..15],load:0x1->NXM_NX_REG1[],ct(table=1,zone=NXM_NX_REG0[0..15])
+table=0,priority=100,ip,in_port=2,actions=load:0x9->NXM_NX_REG0[0..15],load:0x2->NXM_NX_REG1[],ct(table=1,zone=NXM_NX_REG0[0..15])
+table=1,priority=100,ct_state=+est+trk,ip,reg0=0x9,reg1=0x1,actions=output:2
+table=1,priority=100,ct_state=+est+trk,ip,reg0=0x9,reg1=0x2,actions=output:1
+table=1,priority=90,ct_state=+new+trk,tcp,reg1=0x1,tp_dst=8080,actions=ct(commit,zone=NXM_NX_REG0[0..15]),output:2
+table=1,priority=90,ct_state=+new+trk,icmp,reg1=0x1,actions=ct(commit,zone=NXM_NX_REG0[0..15]),output:2
+table=1,priority=80,ct_state=+inv+trk,ip,actions=drop
+table=1,priority=1,actions=drop
+";
+    let file = sw.dir.join("acl.txt");
+    std::fs::write(&file, flows).unwrap();
+    ok(&sw.dir, &["add-flows", &br, &file.to_string_lossy()]);
+    assert_eq!(dump(&sw.dir, &br, None).len(), flows.lines().count());
+    let ping = |from: &str, to: &str| {
+        sh(&format!("ip netns exec {from} ping -c 1 -W 1 {to}"))
+            .status
+            .success()
+    };
+    until("ping 1 -> 2 through the OVN ACL", 30, || {
+        ping(&a, "10.204.0.2")
+    });
+    tcp_echo(&b, &a, "10.204.0.2", 8080);
+    assert!(!ping(&b, "10.204.0.1"), "a new ping from port 2 crossed");
+    let client = sh(&format!(
+        "ip netns exec {b} python3 -c \"import socket; socket.create_connection(('10.204.0.1',8080), timeout=3)\""
+    ));
+    assert!(!client.status.success(), "TCP from port 2 was let through");
+    // The connections were tracked in the register's zone, 9.
+    let ct = Command::new(env!("CARGO_BIN_EXE_vswitch"))
+        .args(["ct", "show", "--zone", "9", "--control"])
+        .arg(sw.dir.join("ctl.sock"))
+        .output()
+        .unwrap();
+    let ct = String::from_utf8_lossy(&ct.stdout).into_owned();
+    assert!(ct.contains("dport=8080") && ct.contains("zone=9"), "{ct}");
+    let d = ok(&sw.dir, &["dump-flows", &br]);
+    eprintln!("{d}");
+    let packets = |needle: &str| -> u64 {
+        let l = d
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no flow with {needle} in\n{d}"));
+        l.split("n_packets=")
+            .nth(1)
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no n_packets in {l}"))
+    };
+    assert!(packets("tp_dst=8080") >= 1, "{d}");
+    assert!(packets("reg0=0x9,reg1=0x2") >= 2, "{d}");
+    assert!(packets("priority=1 ") >= 2, "{d}");
 }
 
 /// A stateful firewall installed with `ovs-ofctl` works on real kernel

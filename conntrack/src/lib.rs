@@ -23,6 +23,7 @@ mod fast;
 pub mod format;
 pub mod ipf;
 mod key;
+mod lock;
 mod mem;
 mod nat;
 pub mod packet;

@@ -1,4 +1,4 @@
-//! The connection table: `NSHARDS` shards, each a mutex over its own
+//! The connection table: `NSHARDS` shards, each a spin lock (`lock.rs`) over its own
 //! preallocated connection slab and open-addressing index.
 //!
 //! ```text
@@ -24,10 +24,10 @@
 //! higher, and only tries (bounded) otherwise, so there is no deadlock.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use crate::conn::Conn;
 use crate::key::Key;
+use crate::lock::{SpinGuard, SpinLock};
 use crate::mem::{zeroed_slice, Arena, Slab, Zeroable};
 use crate::zone::Zones;
 
@@ -82,13 +82,13 @@ pub(crate) struct ShardData {
 /// One shard (cache-line aligned so two shards' locks never share a line).
 #[repr(align(128))]
 pub(crate) struct Shard {
-    data: Mutex<ShardData>,
+    data: SpinLock<ShardData>,
     /// Generation of each slot; bumped when the slot is freed.
     gens: Box<[AtomicU32]>,
 }
 
 /// The lock guard of a shard.
-pub(crate) type Guard<'a> = MutexGuard<'a, ShardData>;
+pub(crate) type Guard<'a> = SpinGuard<'a, ShardData>;
 
 /// Where a key was found in a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,7 +368,7 @@ impl Table {
             .into_iter()
             .zip(slabs)
             .map(|(i, c)| Shard {
-                data: Mutex::new(ShardData::new(i, c)),
+                data: SpinLock::new(ShardData::new(i, c)),
                 gens: zeroed_slice(cap as usize),
             })
             .collect();
@@ -435,10 +435,7 @@ impl Table {
     /// Lock shard `i`.
     #[inline]
     pub(crate) fn lock(&self, i: usize) -> Guard<'_> {
-        self.shards[i]
-            .data
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.shards[i].data.lock()
     }
 
     /// All shards (for generation checks).
@@ -544,9 +541,8 @@ impl Table {
         }
         for _ in 0..256 {
             match self.shards[b].data.try_lock() {
-                Ok(g) => return Some(g),
-                Err(TryLockError::Poisoned(e)) => return Some(e.into_inner()),
-                Err(TryLockError::WouldBlock) => std::hint::spin_loop(),
+                Some(g) => return Some(g),
+                None => std::hint::spin_loop(),
             }
         }
         None

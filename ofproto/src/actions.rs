@@ -20,6 +20,7 @@ use switch::rule::Match;
 use crate::ct_action;
 use crate::error::OfError;
 use crate::port_map::PortMap;
+use crate::reg_fields;
 
 /// A rule's actions as the switch keeps them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,7 +64,10 @@ pub fn action_to_switch(a: &OfAction, ports: &PortMap) -> Result<Action, OfError
         OfAction::Group(g) => Action::Group(*g),
         OfAction::DecNwTtl => Action::DecTtl,
         OfAction::SetNwTtl(t) => Action::SetNwTtl(*t),
-        OfAction::SetField(f) => set_field(f)?,
+        OfAction::SetField(f) => match reg_fields::set_field_to_switch(f) {
+            Some(r) => r?,
+            None => set_field(f)?,
+        },
         OfAction::Nicira(NxAction::ResubmitTable { in_port, table })
             if *in_port == OFPP_IN_PORT_16 =>
         {
@@ -74,6 +78,11 @@ pub fn action_to_switch(a: &OfAction, ports: &PortMap) -> Result<Action, OfError
         OfAction::Nicira(NxAction::Ct(c)) => ct_action::ct_to_switch(c)?,
         OfAction::Nicira(NxAction::CtClear) => Action::CtClear,
         OfAction::Nicira(NxAction::Nat(_)) => return Err(ct_action::outside_ct("nat")),
+        OfAction::Nicira(n @ (NxAction::RegLoad { .. } | NxAction::RegMove { .. }))
+            if reg_fields::nx_to_switch(n).is_some() =>
+        {
+            reg_fields::nx_to_switch(n).expect("checked")?
+        }
         OfAction::Nicira(NxAction::RegLoad { dst, .. })
             if matches!(
                 Field::from_nxm_header(*dst),
@@ -404,8 +413,9 @@ pub fn action_from_switch(a: &Action, ports: &PortMap) -> Option<OfAction> {
             &u64::from(k).to_be_bytes(),
         )),
         Action::SetTunDst(a) => OfAction::SetField(OxmField::exact(Field::NxTunIpv4Dst, &a)),
-        Action::Ct(id) => ct_action::ct_from_switch(id.spec()),
+        Action::Ct(id) => ct_action::ct_from_switch_zone(id.spec(), id.zone_src()),
         Action::CtClear => OfAction::Nicira(NxAction::CtClear),
+        Action::SetReg(_) | Action::Move(_) => reg_fields::action_from_switch(a)?,
     })
 }
 

@@ -5,8 +5,9 @@
 //! `decode_NXAST_RAW_NAT` (flags, ranges; [`Ct::check`], [`Nat::check`]),
 //! `ofpacts_verify_nested` (inside `ct` only `nat` and writes of `ct_mark` /
 //! `ct_label`; `nat` and those writes only inside `ct`), all answered with
-//! the code OVS uses. What OVS has and this switch does not — a zone taken
-//! from a field (`zone=NXM_NX_REG0[0..15]`) and application-layer gateways
+//! the code OVS uses. A zone taken from a register (`zone=NXM_NX_REG0[0..15]`)
+//! is NXAST_CT's `zone_src` (see [`crate::reg_fields`]). What OVS has and
+//! this switch does not — application-layer gateways
 //! (`alg=ftp|tftp`) — is refused with OFPBAC_BAD_ARGUMENT.
 //!
 //! Back to OpenFlow, a spec is encoded as `ovs-ofctl` encodes the same text:
@@ -145,12 +146,10 @@ fn nat_to_switch(n: &Nat) -> Result<NatSpec, OfError> {
 /// NXAST_CT → [`Action::Ct`].
 pub fn ct_to_switch(c: &Ct) -> Result<Action, OfError> {
     c.check().map_err(bad_arg)?;
-    if c.zone_src != 0 {
-        return Err(bad_arg(format!(
-            "ct zone from a field ({:?}) is not supported (an immediate zone is)",
-            Field::from_nxm_header(c.zone_src)
-        )));
-    }
+    let zone_src = match c.zone_src {
+        0 => None,
+        h => Some(crate::reg_fields::zone_src_to_switch(h, c.zone)?),
+    };
     if c.alg != 0 {
         return Err(bad_arg(format!(
             "ct alg={} (application layer gateways) is not supported",
@@ -158,7 +157,7 @@ pub fn ct_to_switch(c: &Ct) -> Result<Action, OfError> {
         )));
     }
     let mut spec = CtSpec {
-        zone: c.zone,
+        zone: if zone_src.is_some() { 0 } else { c.zone },
         table: (c.recirc_table != RECIRC_NONE).then_some(c.recirc_table),
         commit: c.flags & ct_flags::COMMIT != 0,
         force: c.flags & ct_flags::FORCE != 0,
@@ -191,7 +190,9 @@ pub fn ct_to_switch(c: &Ct) -> Result<Action, OfError> {
     }
     spec.set_mark = exec.mark.map(|(v, m)| (v as u32, m as u32));
     spec.set_label = exec.label;
-    CtId::intern(spec).map(Action::Ct).map_err(bad_arg)
+    CtId::intern_zone_src(spec, zone_src)
+        .map(Action::Ct)
+        .map_err(bad_arg)
 }
 
 /// The error for `nat` or a write of ct_mark / ct_label outside `ct`
@@ -274,6 +275,17 @@ fn write_field(field: Field, width: u32, v: u128, m: u128, out: &mut Vec<OfActio
         }));
         ofs += n;
     }
+}
+
+/// [`Action::Ct`]'s spec and zone field → NXAST_CT.
+pub fn ct_from_switch_zone(s: &CtSpec, zone_src: Option<switch::regs::Subfield>) -> OfAction {
+    let OfAction::Nicira(NxAction::Ct(mut c)) = ct_from_switch(s) else {
+        unreachable!("ct_from_switch makes an NXAST_CT")
+    };
+    if let Some(z) = zone_src {
+        (c.zone_src, c.zone) = crate::reg_fields::zone_src_from_switch(z);
+    }
+    OfAction::Nicira(NxAction::Ct(c))
 }
 
 /// [`Action::Ct`]'s spec → NXAST_CT.
@@ -448,9 +460,22 @@ mod tests {
     #[test]
     fn unsupported_and_bad_ct_get_bad_argument() {
         let code = |c: Ct| ct_to_switch(&c).unwrap_err().code;
-        // zone=NXM_NX_REG0[0..15]
+        // zone=NXM_NX_REG0[0..15] is taken (and comes back the same) ...
         let mut c = ct(ct_flags::COMMIT, 15, RECIRC_NONE, vec![]);
         c.zone_src = Field::NxReg(0).nxm_header().unwrap();
+        let a = ct_to_switch(&c).unwrap();
+        assert_eq!(a.to_string(), "ct(commit,zone=NXM_NX_REG0[0..15])");
+        let Action::Ct(id) = a else { panic!() };
+        assert_eq!(
+            ct_from_switch_zone(id.spec(), id.zone_src()),
+            OfAction::Nicira(NxAction::Ct(c.clone()))
+        );
+        // ... a zone field of 8 bits is not (decode_NXAST_RAW_CT) ...
+        c.zone = 7;
+        assert_eq!(code(c), bad_action::BAD_ARGUMENT);
+        // ... nor a zone from a ct field.
+        let mut c = ct(ct_flags::COMMIT, 15, RECIRC_NONE, vec![]);
+        c.zone_src = Field::NxCtMark.nxm_header().unwrap();
         assert_eq!(code(c), bad_action::BAD_ARGUMENT);
         // alg=ftp
         let mut c = ct(ct_flags::COMMIT, 0, RECIRC_NONE, vec![]);

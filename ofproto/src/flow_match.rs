@@ -13,6 +13,7 @@ use switch::rule::Match;
 
 use crate::ct_match;
 use crate::port_map::PortMap;
+use crate::reg_fields;
 
 /// Why a match cannot be installed (OpenFlow's `OFPET_BAD_MATCH` codes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,6 +278,10 @@ pub fn to_switch(fields: &[OxmField], ports: &PortMap) -> Result<Match, MatchErr
             ct_match::to_switch(f, &mut m)?;
             continue;
         }
+        if reg_fields::is_reg_field(f.field) {
+            reg_fields::match_to_switch(f, &mut m)?;
+            continue;
+        }
         if f.field == Field::Metadata {
             let v = f.value_u64().ok_or(MatchError::BadValue(f.field))?;
             let mask = match &f.mask {
@@ -348,6 +353,7 @@ pub fn from_switch(m: &Match, ports: &PortMap) -> Vec<OxmField> {
             &ports.to_openflow(no).to_be_bytes(),
         ));
     }
+    reg_fields::match_from_switch(m, &mut out);
     if m.meta_mask != 0 {
         push(
             &mut out,

@@ -26,6 +26,7 @@ mod group_mod;
 mod multipart;
 mod packet_out;
 pub mod port_map;
+pub mod reg_fields;
 pub mod server;
 pub mod table_features;
 

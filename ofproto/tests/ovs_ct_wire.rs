@@ -1,4 +1,5 @@
-//! The ct flows of `ct_flows.txt` on the wire of a real Open vSwitch 3.1:
+//! The ct flows of `ct_flows.txt` (and the register flows of
+//! `reg_flows.txt`) on the wire of a real Open vSwitch 3.1:
 //! `ovs-ofctl` installs them in `ovs-vswitchd` (dummy datapath, private
 //! ovsdb-server, nothing touches the host's network), this test connects to
 //! the bridge as a controller and asks for the flow statistics. OVS's reply
@@ -28,6 +29,17 @@ use switch::action::Action;
 use switch::rule::RuleSpec;
 
 const FLOWS: &str = include_str!("ct_flows.txt");
+
+/// A real OVS on its dummy datapath with bridge `br0` (secure, OpenFlow
+/// 1.3), in a directory of its own per test of this process (they run in
+/// parallel).
+fn start_ovs() -> Sandbox {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ofproto-ctwire-{}-{n}", std::process::id()));
+    Sandbox::start_dummy(dir, "br0", &["fail_mode=secure", "protocols=OpenFlow13"])
+        .unwrap_or_else(|e| panic!("{e}"))
+}
 
 /// Sends `msgs`, returns every message received until `done` says so.
 fn converse(sock: &Path, msgs: &[Message], mut done: impl FnMut(&Message) -> bool) -> Vec<Vec<u8>> {
@@ -67,6 +79,18 @@ fn sorted(mut v: Vec<OxmField>) -> Vec<OxmField> {
 
 #[test]
 fn ovs_ct_flow_stats_translate_both_ways() {
+    translate_both_ways(FLOWS);
+}
+
+/// The register flows (OVN's zones in registers, masked register
+/// matches, `load`, `set_field`, `move` of reg/xreg/metadata,
+/// `ct(zone=NXM_NX_REG0[0..15])`) the same way.
+#[test]
+fn ovs_reg_flow_stats_translate_both_ways() {
+    translate_both_ways(include_str!("reg_flows.txt"));
+}
+
+fn translate_both_ways(flows_text: &str) {
     if Command::new("ovs-vswitchd")
         .arg("--version")
         .output()
@@ -74,11 +98,9 @@ fn ovs_ct_flow_stats_translate_both_ways() {
     {
         panic!("ovs-vswitchd is missing: apt-get install openvswitch-switch");
     }
-    let dir = std::env::temp_dir().join(format!("ofproto-ctwire-{}", std::process::id()));
-    let ovs = Sandbox::start_dummy(dir, "br0", &["fail_mode=secure", "protocols=OpenFlow13"])
-        .unwrap_or_else(|e| panic!("{e}"));
-    let file = ovs.path("ct_flows.txt");
-    std::fs::write(&file, FLOWS).unwrap();
+    let ovs = start_ovs();
+    let file = ovs.path("flows.txt");
+    std::fs::write(&file, flows_text).unwrap();
     ovs.tool(
         "ovs-ofctl",
         &["-O", "OpenFlow13", "add-flows", "br0", &file],
@@ -115,7 +137,10 @@ fn ovs_ct_flow_stats_translate_both_ways() {
             }
         }
     }
-    let lines: Vec<&str> = FLOWS.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = flows_text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     assert_eq!(flows.len(), lines.len());
     let mut want: Vec<RuleSpec> = lines.iter().map(|l| parsed(l)).collect();
     let p = PortMap::new(Some(0));

@@ -420,6 +420,13 @@ pub mod nx_action {
     pub const REG_LOAD_DST: Field = 12..16;
     pub const REG_LOAD_VALUE: Field = 16..24;
     pub const REG_LOAD_LEN: usize = 24;
+    /// NXAST_REG_MOVE (`struct nx_action_reg_move`, 4-byte NXM/OXM headers).
+    pub const REG_MOVE_N_BITS: Field = 10..12;
+    pub const REG_MOVE_SRC_OFS: Field = 12..14;
+    pub const REG_MOVE_DST_OFS: Field = 14..16;
+    pub const REG_MOVE_SRC: Field = 16..20;
+    pub const REG_MOVE_DST: Field = 20..24;
+    pub const REG_MOVE_LEN: usize = 24;
 }
 
 /// ofp_instruction and the instructions (section 7.2.4).

@@ -27,6 +27,9 @@ pub mod class {
     pub const NXM_1: u16 = 0x0001;
     /// OFPXMC_OPENFLOW_BASIC.
     pub const OPENFLOW_BASIC: u16 = 0x8000;
+    /// OFPXMC_PACKET_REGS (OpenFlow 1.5's packet registers; OVS's
+    /// `xreg0..7`, also in OpenFlow 1.3).
+    pub const PACKET_REGS: u16 = 0x8001;
     /// OFPXMC_EXPERIMENTER: a 32-bit experimenter id follows the header.
     pub const EXPERIMENTER: u16 = 0xffff;
 }
@@ -53,8 +56,11 @@ macro_rules! fields {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Field {
             $( $(#[$doc])* $name, )*
-            /// Nicira NXM_NX_REG0..7 (class 1, fields 0..7), 32 bits each.
+            /// Nicira NXM_NX_REG0..15 (class 1, fields 0..15), 32 bits each.
             NxReg(u8),
+            /// OXM_OF_PKT_REG0..7 (class 0x8001, fields 0..7), 64 bits each:
+            /// OVS's `xreg0..7`.
+            PktReg(u8),
             /// Any other field, kept as (class, field, experimenter id or 0).
             Unknown {
                 /// oxm_class.
@@ -204,8 +210,11 @@ fields! {
 impl Field {
     /// Decodes (class, field, experimenter id; 0 unless class is 0xffff).
     pub fn from_wire(class: u16, code: u8, experimenter: u32) -> Field {
-        if class == N1 && code < 8 {
+        if class == N1 && code < 16 {
             return Field::NxReg(code);
+        }
+        if class == class::PACKET_REGS && code < 8 {
+            return Field::PktReg(code);
         }
         for &(f, c, n, _, _) in TABLE {
             if c == class && n == code {
@@ -226,6 +235,7 @@ impl Field {
     pub fn to_wire(&self) -> (u16, u8, u32) {
         match *self {
             Field::NxReg(n) => (N1, n & 0x7f, 0),
+            Field::PktReg(n) => (class::PACKET_REGS, n & 0x7f, 0),
             Field::Unknown {
                 class,
                 field,
@@ -244,6 +254,7 @@ impl Field {
     pub fn value_len(&self) -> Option<usize> {
         match *self {
             Field::NxReg(_) => Some(4),
+            Field::PktReg(_) => Some(8),
             Field::Unknown { .. } => None,
             f => TABLE.iter().find(|e| e.0 == f).map(|e| e.4),
         }
@@ -259,6 +270,15 @@ impl Field {
             .then(|| u32::from(class) << 16 | u32::from(code) << 9 | len as u32)
     }
 
+    /// [`Field::nxm_header`], and also the 4-byte OXM header of a known
+    /// non-experimenter field of another class (OXM_OF_METADATA,
+    /// OXM_OF_PKT_REG0..7), as NXAST_REG_LOAD/REG_MOVE carry them.
+    pub fn header32(&self) -> Option<u32> {
+        let (class, code, _) = self.to_wire();
+        let len = self.value_len()?;
+        (class != X).then(|| u32::from(class) << 16 | u32::from(code) << 9 | len as u32)
+    }
+
     /// The field an NXM header names (its mask bit and length are ignored).
     pub fn from_nxm_header(h: u32) -> Field {
         Field::from_wire((h >> 16) as u16, (h >> 9 & 0x7f) as u8, 0)
@@ -272,7 +292,11 @@ impl Field {
     /// The fields this crate names (everything but [`Field::Unknown`]), for a switch
     /// to list what it supports.
     pub fn known() -> impl Iterator<Item = Field> {
-        TABLE.iter().map(|e| e.0).chain((0..8).map(Field::NxReg))
+        TABLE
+            .iter()
+            .map(|e| e.0)
+            .chain((0..16).map(Field::NxReg))
+            .chain((0..8).map(Field::PktReg))
     }
 }
 

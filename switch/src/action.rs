@@ -14,6 +14,7 @@ use core::fmt;
 use crate::ct::CtId;
 use crate::fdb::Fdb;
 use crate::frame::Frame;
+use crate::regs::{RegLoad, RegMove};
 use crate::verdict::{DropReason, Verdict, MAX_PORTS};
 use crate::wire::ethernet::{ethertype, is_vlan_tpid};
 use crate::wire::ipv4::Ipv4Packet;
@@ -99,6 +100,13 @@ pub enum Action {
     /// `ct_clear` — zero the frame's ct fields (`ct_state`, `ct_zone`,
     /// `ct_mark`, `ct_label`, the original tuple).
     CtClear,
+    /// `load:V->NXM_NX_REG0[0..15]` / `set_field:V->reg0` — write a
+    /// register (or `metadata`, see [`crate::regs`]). Resolved by the
+    /// pipeline translation; never reaches [`execute`].
+    SetReg(RegLoad),
+    /// `move:SRC[..]->DST[..]` between registers / `metadata`. Resolved by
+    /// the pipeline translation; never reaches [`execute`].
+    Move(RegMove),
 }
 
 /// The transport protocol a port rewrite applies to: the frame must carry
@@ -152,6 +160,8 @@ impl Action {
                     | Action::Resubmit(_)
                     | Action::Group(_)
                     | Action::CtClear
+                    | Action::SetReg(_)
+                    | Action::Move(_)
             ),
         }
     }
@@ -159,6 +169,13 @@ impl Action {
     /// True for `ct` and `ct_clear` (they need the recirculating datapath).
     pub fn is_ct(&self) -> bool {
         matches!(self, Action::Ct(_) | Action::CtClear)
+    }
+
+    /// True for register writes (`load`, `move`, `set_field` to a
+    /// register or `metadata`): pipeline state, resolved by the
+    /// translation.
+    pub fn is_reg(&self) -> bool {
+        matches!(self, Action::SetReg(_) | Action::Move(_))
     }
 
     /// True for the IP/L4 rewrites (addresses, ports, ECN, TTL): what they
@@ -273,6 +290,16 @@ fn parse_set_field(arg: &str) -> Result<Action, String> {
         .split_once("->")
         .ok_or_else(|| format!("`set_field:{arg}`: want `set_field:VALUE->FIELD`"))?;
     let (v, field) = (v.trim(), field.trim().to_ascii_lowercase());
+    if let Some(loads) = crate::regs::parse_set_field(v, &field) {
+        let loads = loads?;
+        if loads.len() != 1 {
+            return Err(format!(
+                "set_field:{arg}: a register set_field with a mask of several runs of bits is \
+                 written as one `load` per run (as ovs-ofctl sends it in OpenFlow 1.3)"
+            ));
+        }
+        return Ok(Action::SetReg(loads[0]));
+    }
     let port = || parse_uint(v, 0xffff, "port").map(|x| x as u16);
     Ok(match field.as_str() {
         "eth_src" | "dl_src" => Action::SetEthSrc(parse_mac(v)?),
@@ -356,10 +383,13 @@ impl core::str::FromStr for Action {
             "mod_nw_ecn" => Ok(Action::SetIpEcn(parse_uint(need()?, 3, "ECN")? as u8)),
             "mod_nw_ttl" => Ok(Action::SetNwTtl(parse_uint(need()?, 255, "TTL")? as u8)),
             "set_field" => parse_set_field(need()?),
+            "load" => Ok(Action::SetReg(crate::regs::parse_load(need()?)?)),
+            "move" => Ok(Action::Move(RegMove::parse(need()?)?)),
             "ct_clear" => none(arg, Action::CtClear),
             _ if arg.is_none() && name.bytes().all(|b| b.is_ascii_digit()) => Ok(Action::Output(parse_port(name)?)),
             _ if lname.starts_with("ct(") && s.ends_with(')') => {
-                Ok(Action::Ct(CtId::intern(crate::ct::action::parse(&s[3..s.len() - 1])?)?))
+                let (spec, zone_src) = crate::ct::action::parse_zone_src(&s[3..s.len() - 1])?;
+                Ok(Action::Ct(CtId::intern_zone_src(spec, zone_src)?))
             }
             _ if lname == "ct" => Ok(Action::Ct(CtId::intern(conntrack::CtSpec::default())?)),
             _ if arg.is_none() && lname.starts_with("resubmit(") && lname.ends_with(')') => {
@@ -377,7 +407,7 @@ impl core::str::FromStr for Action {
                 "unknown action `{name}` (known: output:N, flood, all, in_port, normal, drop, push_vlan:TPID, pop_vlan, \
                  mod_vlan_vid:VID, mod_vlan_pcp:PCP, mod_dl_src:MAC, mod_dl_dst:MAC, set_ip_dscp:DSCP, \
                  mod_nw_tos:TOS, mod_nw_ecn:ECN, mod_nw_src:IP, mod_nw_dst:IP, mod_tp_src:PORT, mod_tp_dst:PORT, \
-                 mod_nw_ttl:TTL, set_field:VALUE->FIELD, dec_ttl, resubmit(,TABLE), group:N, ct(...), ct_clear, goto_table:N, \
+                 mod_nw_ttl:TTL, set_field:VALUE->FIELD, load:V->REG[a..b], move:SRC[..]->DST[..], dec_ttl, resubmit(,TABLE), group:N, ct(...), ct_clear, goto_table:N, \
                  write_metadata:V[/M], write_actions(...), clear_actions)"
             )),
         }
@@ -423,6 +453,8 @@ impl fmt::Display for Action {
             }
             Action::Ct(c) => write!(f, "{c}"),
             Action::CtClear => write!(f, "ct_clear"),
+            Action::SetReg(l) => write!(f, "{l}"),
+            Action::Move(m) => write!(f, "{m}"),
         }
     }
 }
@@ -949,7 +981,7 @@ pub(crate) fn execute_l3<F: Frame>(
             Action::Ct(c) => ct_execute(frame, *l3, c, ctx, ev),
             Action::CtClear => ev.ct = conntrack::CtMeta::default(),
             // Resolved by the pipeline before execution.
-            Action::Resubmit(_) | Action::Group(_) => {}
+            Action::Resubmit(_) | Action::Group(_) | Action::SetReg(_) | Action::Move(_) => {}
         }
     }
     if out == 0 {

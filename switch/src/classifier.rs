@@ -11,6 +11,7 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use crate::ct::CtKey;
 use crate::key::FlowKey;
+use crate::regs::Regs;
 use crate::rule::Match;
 
 /// A masked key that hashes with [`FlowKey::hash`].
@@ -52,17 +53,22 @@ impl Hash for MaskedMeta {
     }
 }
 
-/// A masked key, metadata and ct fields (subtables whose rules match ct
-/// fields).
+/// A masked key, metadata, ct fields and registers (subtables whose rules
+/// match ct fields or registers).
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct MaskedCt(FlowKey, u64, CtKey);
+struct MaskedCt(FlowKey, u64, CtKey, Regs);
 
 impl Hash for MaskedCt {
     fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut r = 0u64;
+        for &w in &self.3 .0 {
+            r = (r.rotate_left(5) ^ u64::from(w)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
         state.write_u64(
             self.0.hash()
                 ^ self.1.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                ^ self.2.hash().rotate_left(17),
+                ^ self.2.hash().rotate_left(17)
+                ^ r.rotate_left(29),
         );
     }
 }
@@ -75,6 +81,9 @@ struct Subtable {
     /// ct field bits this subtable's rules match (zero for most; else
     /// `ct_rules` holds them).
     ct_mask: CtKey,
+    /// Register bits this subtable's rules match (zero for most).
+    reg_mask: Regs,
+    /// The rules read ct fields or registers: `ct_rules` holds them.
     has_ct: bool,
     ct_rules: HashMap<MaskedCt, (u16, u32), BuildHasherDefault<PassThrough>>,
     max_priority: u16,
@@ -111,13 +120,14 @@ impl Classifier {
         for (i, e) in entries.into_iter().enumerate() {
             let m = &e.matcher;
             let si = *by_mask
-                .entry(MaskedCt(m.mask, m.meta_mask, m.ct_mask))
+                .entry(MaskedCt(m.mask, m.meta_mask, m.ct_mask, m.reg_mask))
                 .or_insert_with(|| {
                     subtables.push(Subtable {
                         mask: m.mask,
                         meta_mask: m.meta_mask,
                         ct_mask: m.ct_mask,
-                        has_ct: m.has_ct(),
+                        reg_mask: m.reg_mask,
+                        has_ct: m.has_ct() || m.has_regs(),
                         ct_rules: HashMap::default(),
                         max_priority: 0,
                         rules: HashMap::default(),
@@ -133,9 +143,9 @@ impl Classifier {
                     *best = cand;
                 }
             };
-            if m.has_ct() {
+            if m.has_ct() || m.has_regs() {
                 st.ct_rules
-                    .entry(MaskedCt(m.value, m.meta_value, m.ct_value))
+                    .entry(MaskedCt(m.value, m.meta_value, m.ct_value, m.reg_value))
                     .and_modify(keep_best)
                     .or_insert(cand);
             } else if m.meta_mask == 0 {
@@ -206,6 +216,13 @@ impl Classifier {
     /// metadata `meta` and ct fields `ct`.
     #[inline(always)]
     pub fn lookup_ct(&self, key: &FlowKey, meta: u64, ct: &CtKey) -> Option<u32> {
+        self.lookup_regs(key, meta, &Regs::ZERO, ct)
+    }
+
+    /// Index of the highest-priority rule matching `key` with pipeline
+    /// metadata `meta`, registers `regs` and ct fields `ct`.
+    #[inline(always)]
+    pub fn lookup_regs(&self, key: &FlowKey, meta: u64, regs: &Regs, ct: &CtKey) -> Option<u32> {
         let mut best: Option<(u16, u32)> = None;
         for st in &self.subtables {
             if let Some((bp, _)) = best {
@@ -218,6 +235,7 @@ impl Classifier {
                     key.masked(&st.mask),
                     meta & st.meta_mask,
                     ct.masked(&st.ct_mask),
+                    regs.masked(&st.reg_mask),
                 ))
             } else if st.meta_mask == 0 {
                 st.rules.get(&Masked(key.masked(&st.mask)))

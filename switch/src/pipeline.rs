@@ -25,6 +25,7 @@ use crate::classifier::{Classifier, Entry};
 use crate::ct::CtKey;
 use crate::group::{five_tuple_mask, Group};
 use crate::key::{field as kf, FlowKey, FRAG_LATER, VLAN_PRESENT};
+use crate::regs::Regs;
 use crate::table::{Rule, RuleCounters};
 use crate::verdict::DropReason;
 use crate::wire::ethernet::ethertype;
@@ -71,9 +72,9 @@ impl TableCls {
     }
 
     #[inline]
-    pub(crate) fn lookup(&self, key: &FlowKey, meta: u64, ct: &CtKey) -> Option<u32> {
+    pub(crate) fn lookup(&self, key: &FlowKey, meta: u64, regs: &Regs, ct: &CtKey) -> Option<u32> {
         self.classifier
-            .lookup_ct(key, meta, ct)
+            .lookup_regs(key, meta, regs, ct)
             .map(|i| self.ids[i as usize])
     }
 }
@@ -117,9 +118,10 @@ pub(crate) fn needs_pipeline(rules: &[Arc<Rule>]) -> bool {
             || modifies_after_output(&s.actions)
             || s.matcher.meta_mask != 0
             || s.matcher.has_ct()
-            || s.actions
-                .iter()
-                .any(|a| matches!(a, Action::Resubmit(_) | Action::Group(_)) || a.is_ct())
+            || s.matcher.has_regs()
+            || s.actions.iter().any(|a| {
+                matches!(a, Action::Resubmit(_) | Action::Group(_)) || a.is_ct() || a.is_reg()
+            })
     })
 }
 
@@ -239,11 +241,14 @@ pub struct Compiled {
 }
 
 /// The state a recirculated frame resumes with (OVS's frozen state): the
-/// table, the metadata and the action set at the `ct(table=N)`.
+/// table, the metadata, the registers and the action set at the
+/// `ct(table=N)` (OVS's `frozen_metadata` keeps `metadata` and the
+/// registers across recirculation).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Frozen {
     table: u8,
     meta: u64,
+    regs: Regs,
     set: ActionSet,
 }
 
@@ -407,7 +412,14 @@ impl ActionSet {
                 | Action::All
                 | Action::InPort
                 | Action::Normal => self.output = Some(*a),
-                Action::Drop | Action::Resubmit(_) | Action::Ct(_) | Action::CtClear => {}
+                // Register writes in the action set run after every
+                // lookup: nothing reads them.
+                Action::Drop
+                | Action::Resubmit(_)
+                | Action::Ct(_)
+                | Action::CtClear
+                | Action::SetReg(_)
+                | Action::Move(_) => {}
             }
         }
     }
@@ -454,6 +466,8 @@ struct Xlate<'a> {
     ports_up: u64,
     key: FlowKey,
     meta: u64,
+    /// The registers (OVS's `reg0..15`), pipeline state like `meta`.
+    regs: Regs,
     set: ActionSet,
     out: Compiled,
     /// The frame is dropped here (TTL expired): stop translating.
@@ -494,6 +508,18 @@ impl Xlate<'_> {
     /// Append a primitive action and apply its effect to the key, so later
     /// lookups see the rewritten frame (as OVS does).
     fn prim(&mut self, a: Action) {
+        match a {
+            // Pipeline state only: applied here, nothing to execute.
+            Action::SetReg(l) => {
+                l.dst.set(&mut self.meta, &mut self.regs, l.value());
+                return;
+            }
+            Action::Move(m) => {
+                m.apply(&mut self.meta, &mut self.regs);
+                return;
+            }
+            _ => {}
+        }
         if a.modifies() && self.seen_output && !self.in_clone {
             // A rewrite after an output: earlier outputs keep the earlier
             // bytes (they leave as a copy made here).
@@ -643,7 +669,17 @@ impl Xlate<'_> {
                 }
                 Action::Group(g) => self.group(g),
                 Action::Drop => {}
-                Action::Ct(c) => self.ct(*a, c.spec().table),
+                Action::Ct(c) => match c.resolve_zone(self.meta, &self.regs) {
+                    // The zone from a register is known here: the compiled
+                    // entry carries it as an immediate zone.
+                    Ok(c) => self.ct(Action::Ct(c), c.spec().table),
+                    Err(_) => {
+                        // Too many distinct ct actions: drop the frame.
+                        self.error = true;
+                        self.stop = true;
+                        return;
+                    }
+                },
                 Action::CtClear => {
                     self.prim(*a);
                     self.ct = CtKey::ZERO;
@@ -672,6 +708,7 @@ impl Xlate<'_> {
         let frozen = Frozen {
             table: t,
             meta: self.meta,
+            regs: self.regs,
             set: self.set.clone(),
         };
         self.fork = Some((frozen, self.out.actions.len()));
@@ -809,7 +846,7 @@ impl Xlate<'_> {
             .tables
             .get(usize::from(t))
             .and_then(Option::as_ref)
-            .and_then(|c| c.lookup(&self.key, self.meta, &self.ct));
+            .and_then(|c| c.lookup(&self.key, self.meta, &self.regs, &self.ct));
         let Some(ri) = hit else {
             self.out.missed.push(t);
             if !resubmit {
@@ -877,10 +914,11 @@ pub(crate) fn compile_from(
     ports_up: u64,
     store: &mut CompiledStore,
 ) -> (u32, bool) {
-    let (table, meta, set, ct) =
+    let (table, meta, regs, set, ct) =
         match resume.and_then(|(id, ct)| Some((store.frozen.get(id as usize)?, ct))) {
-            Some((f, ct)) => (f.table, f.meta, f.set.clone(), *ct),
-            None => (0, 0, ActionSet::default(), CtKey::ZERO),
+            Some((f, ct)) => (f.table, f.meta, f.regs, f.set.clone(), *ct),
+            // A frame enters with metadata and registers 0.
+            None => (0, 0, Regs::ZERO, ActionSet::default(), CtKey::ZERO),
         };
     let mut x = Xlate {
         rules,
@@ -889,6 +927,7 @@ pub(crate) fn compile_from(
         ports_up,
         key: *key,
         meta,
+        regs,
         set,
         out: Compiled {
             actions: Vec::new(),

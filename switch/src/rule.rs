@@ -15,6 +15,7 @@ use crate::action::{
 };
 use crate::ct::CtKey;
 use crate::key::{field as kf, FlowKey, FRAG_ANY, FRAG_LATER, TUN_PRESENT, VLAN_PRESENT};
+use crate::regs::{RegField, Regs};
 use crate::verdict::MAX_PORTS;
 use crate::wire::ethernet::ethertype;
 use crate::wire::l4::protocol;
@@ -40,6 +41,10 @@ pub struct Match {
     pub ct_value: CtKey,
     /// ct field bits that matter (zero: no ct field matched).
     pub ct_mask: CtKey,
+    /// Expected registers `reg0..15` (already masked; see [`crate::regs`]).
+    pub reg_value: Regs,
+    /// Register bits that matter (zero: no register matched).
+    pub reg_mask: Regs,
 }
 
 impl Match {
@@ -51,6 +56,8 @@ impl Match {
         meta_mask: 0,
         ct_value: CtKey::ZERO,
         ct_mask: CtKey::ZERO,
+        reg_value: Regs::ZERO,
+        reg_mask: Regs::ZERO,
     };
 
     /// True when `key` (with metadata 0, as at the pipeline's start) matches.
@@ -66,14 +73,29 @@ impl Match {
         key.matches(&self.mask, &self.value)
             && meta & self.meta_mask == self.meta_value
             && self.ct_value.is_zero()
+            && self.reg_value.is_zero()
     }
 
     /// True when `key` with metadata `meta` and ct fields `ct` matches.
     #[inline]
     pub fn matches_ct(&self, key: &FlowKey, meta: u64, ct: &CtKey) -> bool {
+        self.matches_regs(key, meta, &Regs::ZERO, ct)
+    }
+
+    /// True when `key` with metadata `meta`, registers `regs` and ct
+    /// fields `ct` matches.
+    #[inline]
+    pub fn matches_regs(&self, key: &FlowKey, meta: u64, regs: &Regs, ct: &CtKey) -> bool {
         key.matches(&self.mask, &self.value)
             && meta & self.meta_mask == self.meta_value
             && ct.matches(&self.ct_mask, &self.ct_value)
+            && regs.matches(&self.reg_mask, &self.reg_value)
+    }
+
+    /// True when the match reads a register.
+    #[inline]
+    pub fn has_regs(&self) -> bool {
+        !self.reg_mask.is_zero()
     }
 
     /// True when the match reads a ct field.
@@ -91,6 +113,8 @@ impl Match {
             && self.meta_value & filter.meta_mask == filter.meta_value
             && self.ct_mask.covers(&filter.ct_mask)
             && self.ct_value.masked(&filter.ct_mask) == filter.ct_value
+            && self.reg_mask.covers(&filter.reg_mask)
+            && self.reg_value.masked(&filter.reg_mask) == filter.reg_value
     }
 
     /// True when some packet matches both (OpenFlow `check_overlap`).
@@ -100,6 +124,25 @@ impl Match {
         self.value.masked(&both) == other.value.masked(&both)
             && (self.meta_value ^ other.meta_value) & self.meta_mask & other.meta_mask == 0
             && self.ct_value.masked(&ct_both) == other.ct_value.masked(&ct_both)
+            && {
+                let reg_both = self.reg_mask.masked(&other.reg_mask);
+                self.reg_value.masked(&reg_both) == other.reg_value.masked(&reg_both)
+            }
+    }
+
+    /// Set `value/mask` on register `reg` (`reg0..15`); errors when an
+    /// earlier field set overlapping bits to a different value. For the
+    /// OpenFlow layer's NXM_NX_REG fields as for the rule parser.
+    pub fn set_reg(&mut self, reg: usize, v: u32, m: u32, name: &str) -> Result<(), String> {
+        let (old_v, old_m) = (self.reg_value.0[reg], self.reg_mask.0[reg]);
+        if (old_v ^ v) & old_m & m != 0 {
+            return Err(format!(
+                "`{name}` conflicts with an earlier field of this match"
+            ));
+        }
+        self.reg_mask.0[reg] = old_m | m;
+        self.reg_value.0[reg] = (old_v & old_m) | (v & m);
+        Ok(())
     }
 
     /// Set `value/mask` on a byte range of the ct fields (see
@@ -490,6 +533,32 @@ fn parse_fields(s: &str) -> Result<(Match, Extra<'_>), String> {
                 m.set_ct(r, &v, &mk, name)?;
             }
             continue;
+        }
+        if let Some(f @ (RegField::Reg(_) | RegField::XReg(_))) = RegField::parse(name) {
+            // Only the names OVS's parser takes for matches (`reg0`, `xreg0`).
+            if name.to_ascii_lowercase().starts_with("reg")
+                || name.to_ascii_lowercase().starts_with("xreg")
+            {
+                let max = if f.bits() == 64 {
+                    u64::MAX
+                } else {
+                    u64::from(u32::MAX)
+                };
+                let (v, mk) = match val.split_once('/') {
+                    Some((v, mk)) => (parse_uint(v, max, name)?, parse_uint(mk, max, name)?),
+                    None => (parse_uint(val, max, name)?, max),
+                };
+                match f {
+                    RegField::Reg(n) => m.set_reg(usize::from(n), v as u32, mk as u32, name)?,
+                    RegField::XReg(n) => {
+                        let i = usize::from(n) * 2;
+                        m.set_reg(i, (v >> 32) as u32, (mk >> 32) as u32, name)?;
+                        m.set_reg(i + 1, v as u32, mk as u32, name)?;
+                    }
+                    RegField::Metadata => unreachable!(),
+                }
+                continue;
+            }
         }
         if name == "metadata" {
             let (v, mk) = match val.split_once('/') {
@@ -1007,6 +1076,14 @@ impl fmt::Display for Match {
         }
         if tm & 0x03 == 0x03 {
             parts.push(format!("ip_ecn={}", tv & 3));
+        }
+        for (i, (&v, &mk)) in self.reg_value.0.iter().zip(&self.reg_mask.0).enumerate() {
+            // OVS's format_uint32_masked (`%#x`: 0 is `0`).
+            match mk {
+                0 => {}
+                u32::MAX => parts.push(format!("reg{i}={}", crate::regs::hex(v.into()))),
+                _ => parts.push(format!("reg{i}={}/{mk:#x}", crate::regs::hex(v.into()))),
+            }
         }
         if self.meta_mask == u64::MAX {
             parts.push(format!("metadata={:#x}", self.meta_value));

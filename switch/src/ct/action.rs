@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use conntrack::{CtSpec, NatKind, NatRange, NatSpec};
 
 use crate::action::{parse_uint, split_top, MAX_TABLE};
+use crate::regs::{Regs, Subfield};
 
 /// `NatSpec::flags` bit: `persistent` (OVS's `NX_NAT_F_PERSISTENT`).
 pub const NAT_PERSISTENT: u8 = conntrack::nat_flags::PERSISTENT;
@@ -33,9 +34,14 @@ pub const NAT_RANDOM: u8 = conntrack::nat_flags::PROTO_RANDOM;
 /// error, not unbounded memory).
 pub const MAX_CT_SPECS: usize = 1 << 16;
 
-static SPECS: [AtomicPtr<CtSpec>; MAX_CT_SPECS] =
+/// What the registry holds: the tracker's options and, for
+/// `ct(zone=NXM_NX_REG0[0..15])`, the field the zone comes from (the
+/// pipeline translation resolves it to an immediate zone per flow).
+type Interned = (CtSpec, Option<Subfield>);
+
+static SPECS: [AtomicPtr<Interned>; MAX_CT_SPECS] =
     [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CT_SPECS];
-static INDEX: Mutex<Option<HashMap<CtSpec, u32>>> = Mutex::new(None);
+static INDEX: Mutex<Option<HashMap<Interned, u32>>> = Mutex::new(None);
 
 /// A `ct` action's options, interned: what [`crate::action::Action::Ct`]
 /// carries. Equal specs get the same id. Only [`CtId::intern`] makes one,
@@ -46,7 +52,21 @@ pub struct CtId(u32);
 impl CtId {
     /// Validate `spec` (as OVS does, see [`validate`]) and intern it.
     pub fn intern(spec: CtSpec) -> Result<CtId, String> {
+        CtId::intern_zone_src(spec, None)
+    }
+
+    /// [`CtId::intern`] with the zone taken from `zone_src` (16 bits of a
+    /// register or `metadata`) when the action runs; `spec.zone` is then
+    /// ignored (kept 0).
+    pub fn intern_zone_src(mut spec: CtSpec, zone_src: Option<Subfield>) -> Result<CtId, String> {
         validate(&spec)?;
+        if let Some(z) = zone_src {
+            if z.n_bits != 16 {
+                return Err(format!("ct: zone={z}: the zone field must be 16 bits wide"));
+            }
+            spec.zone = 0;
+        }
+        let spec = (spec, zone_src);
         let mut g = INDEX.lock().unwrap_or_else(|e| e.into_inner());
         let map = g.get_or_insert_with(HashMap::new);
         if let Some(&i) = map.get(&spec) {
@@ -69,6 +89,31 @@ impl CtId {
     /// The spec.
     #[inline]
     pub fn spec(self) -> &'static CtSpec {
+        &self.interned().0
+    }
+
+    /// The field the zone comes from (`None`: `spec().zone`).
+    #[inline]
+    pub fn zone_src(self) -> Option<Subfield> {
+        self.interned().1
+    }
+
+    /// This action with its zone read from `(metadata, regs)` when it
+    /// takes it from a field (the pipeline translation's step); itself
+    /// otherwise.
+    pub fn resolve_zone(self, meta: u64, regs: &Regs) -> Result<CtId, String> {
+        match self.zone_src() {
+            None => Ok(self),
+            Some(z) => {
+                let mut spec = self.spec().clone();
+                spec.zone = z.get(meta, regs) as u16;
+                CtId::intern(spec)
+            }
+        }
+    }
+
+    #[inline]
+    fn interned(self) -> &'static Interned {
         let p = SPECS[self.0 as usize].load(Ordering::Acquire);
         // SAFETY: a CtId exists only once `intern` stored a pointer to a
         // leaked (never freed, never mutated) Box at its index, with
@@ -84,13 +129,18 @@ impl CtId {
 
 impl fmt::Debug for CtId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CtId({}: {})", self.0, Fmt(self.spec()))
+        write!(
+            f,
+            "CtId({}: {})",
+            self.0,
+            FmtZone(self.spec(), self.zone_src())
+        )
     }
 }
 
 impl fmt::Display for CtId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Fmt(self.spec()).fmt(f)
+        FmtZone(self.spec(), self.zone_src()).fmt(f)
     }
 }
 
@@ -144,9 +194,22 @@ pub fn validate(s: &CtSpec) -> Result<(), String> {
     Ok(())
 }
 
-/// Parse the inside of `ct(...)` (`ovs-ofctl` syntax).
+/// Parse the inside of `ct(...)` (`ovs-ofctl` syntax) with an immediate
+/// zone.
 pub fn parse(args: &str) -> Result<CtSpec, String> {
+    let (s, z) = parse_zone_src(args)?;
+    if let Some(z) = z {
+        return Err(format!("ct: zone={z}: want a number 0..=65535 here"));
+    }
+    Ok(s)
+}
+
+/// Parse the inside of `ct(...)`; the zone may come from a field
+/// (`zone=NXM_NX_REG0[0..15]`, OVS's `mf_parse_subfield` after a number
+/// failed), returned beside the spec.
+pub fn parse_zone_src(args: &str) -> Result<(CtSpec, Option<Subfield>), String> {
     let mut s = CtSpec::default();
+    let mut zone_src = None;
     let mut seen_exec = false;
     for tok in split_top(args) {
         let tok = tok.trim();
@@ -160,11 +223,18 @@ pub fn parse(args: &str) -> Result<CtSpec, String> {
             ("table", Some(v)) => {
                 s.table = Some(parse_uint(v, u64::from(MAX_TABLE), "ct table")? as u8);
             }
-            ("zone", Some(v)) => {
-                s.zone = parse_uint(v, 0xffff, "ct zone").map_err(|_| {
-                    format!("ct: zone={v}: want a number 0..=65535 (zones from fields are not supported)")
-                })? as u16;
-            }
+            ("zone", Some(v)) => match parse_uint(v, 0xffff, "ct zone") {
+                Ok(z) => (s.zone, zone_src) = (z as u16, None),
+                Err(_) => {
+                    let z = Subfield::parse(v).map_err(|e| {
+                        format!("ct: zone={v}: want a number 0..=65535 or a 16-bit register field ({e})")
+                    })?;
+                    if z.n_bits != 16 {
+                        return Err(format!("ct: zone={z}: the zone field must be 16 bits wide"));
+                    }
+                    (s.zone, zone_src) = (0, Some(z));
+                }
+            },
             ("nat", v) => {
                 if s.nat.is_some() {
                     return Err("ct: `nat` given twice".into());
@@ -185,7 +255,7 @@ pub fn parse(args: &str) -> Result<CtSpec, String> {
         }
     }
     validate(&s)?;
-    Ok(s)
+    Ok((s, zone_src))
 }
 
 /// `key=value`, `key(value)` or a bare `key` (OVS's
@@ -385,6 +455,15 @@ pub struct Fmt<'a>(pub &'a CtSpec);
 
 impl fmt::Display for Fmt<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        FmtZone(self.0, None).fmt(f)
+    }
+}
+
+/// Formats a [`CtSpec`] whose zone may come from a field.
+pub struct FmtZone<'a>(pub &'a CtSpec, pub Option<Subfield>);
+
+impl fmt::Display for FmtZone<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.0;
         let mut parts: Vec<String> = Vec::new();
         if s.commit {
@@ -396,7 +475,9 @@ impl fmt::Display for Fmt<'_> {
         if let Some(t) = s.table {
             parts.push(format!("table={t}"));
         }
-        if s.zone != 0 {
+        if let Some(z) = self.1 {
+            parts.push(format!("zone={z}"));
+        } else if s.zone != 0 {
             parts.push(format!("zone={}", s.zone));
         }
         if let Some(n) = &s.nat {
@@ -539,7 +620,7 @@ mod test {
                 "out of range",
             ),
             ("table=300", "out of range"),
-            ("zone=NXM_NX_REG0[0..15]", "zones from fields"),
+            ("zone=NXM_NX_REG0[0..15]", "want a number"),
             ("alg=ftp", "not supported"),
             ("bogus", "invalid argument"),
         ] {
@@ -555,5 +636,34 @@ mod test {
         assert_eq!(a, b);
         assert_eq!(a.spec().zone, 9);
         assert_eq!(a.to_string(), "ct(commit,zone=9)");
+    }
+
+    #[test]
+    fn zone_from_a_register() {
+        let (s, z) = parse_zone_src("table=1,zone=NXM_NX_REG0[0..15]").unwrap();
+        let id = CtId::intern_zone_src(s, z).unwrap();
+        assert_eq!(id.to_string(), "ct(table=1,zone=NXM_NX_REG0[0..15])");
+        let mut regs = Regs::ZERO;
+        regs.0[0] = 0xabcd_0007;
+        let r = id.resolve_zone(0, &regs).unwrap();
+        assert_eq!(r.zone_src(), None);
+        assert_eq!(r.spec().zone, 7);
+        assert_eq!(r.spec().table, Some(1));
+        let (s, z) = parse_zone_src("commit,zone=reg1[16..31]").unwrap();
+        let id = CtId::intern_zone_src(s, z).unwrap();
+        assert_eq!(id.to_string(), "ct(commit,zone=NXM_NX_REG1[16..31])");
+        assert_eq!(id.resolve_zone(0, &regs).unwrap().to_string(), "ct(commit)");
+        regs.0[1] = 0x0005_0000;
+        assert_eq!(
+            id.resolve_zone(0, &regs).unwrap().to_string(),
+            "ct(commit,zone=5)"
+        );
+        for bad in [
+            "zone=NXM_NX_REG0[0..7]",
+            "zone=NXM_NX_CT_MARK[0..15]",
+            "zone=70000",
+        ] {
+            assert!(parse_zone_src(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -319,6 +319,40 @@ impl CtKey {
         ])
     }
 
+    /// `CtKey::from_meta(m).masked(mask)`, building only what the mask
+    /// reads: a table whose rules match `ct_state` (and zone, mark,
+    /// label) but no original-tuple field never converts the tuple.
+    #[inline]
+    pub fn from_meta_masked(m: &CtMeta, mask: &CtKey) -> CtKey {
+        // ct_nw_proto (byte 1) and bytes 24..64 come from the tuple.
+        let tuple = mask.bytes[field::NW_PROTO] != 0
+            || (mask.word(3) | mask.word(4) | mask.word(5) | mask.word(6) | mask.word(7)) != 0;
+        if tuple {
+            return CtKey::from_meta(m).masked(mask);
+        }
+        if m.state == 0 {
+            return CtKey::ZERO;
+        }
+        let (z, mk) = (m.zone.to_be_bytes(), m.mark.to_be_bytes());
+        let w0 = u64::from_ne_bytes([m.state, 0, z[0], z[1], mk[0], mk[1], mk[2], mk[3]]);
+        let (mut w1, mut w2) = (0, 0);
+        if mask.word(1) | mask.word(2) != 0 {
+            let l = m.label.to_be_bytes();
+            w1 = u64::from_ne_bytes(l[..8].try_into().unwrap());
+            w2 = u64::from_ne_bytes(l[8..].try_into().unwrap());
+        }
+        CtKey::from_words([
+            w0 & mask.word(0),
+            w1 & mask.word(1),
+            w2 & mask.word(2),
+            0,
+            0,
+            0,
+            0,
+            0,
+        ])
+    }
+
     /// Write the original-direction tuple.
     pub fn set_tuple(&mut self, t: &Tuple) {
         let b = &mut self.bytes;
@@ -404,6 +438,31 @@ mod test {
                 f.set_tuple(&t);
             }
             assert_eq!(CtKey::from_meta(&m), f, "{orig:?}");
+            // Masked building equals building then masking, for masks
+            // with and without tuple or label fields.
+            for set in [
+                &[field::STATE][..],
+                &[field::STATE, 2, 3, 4, 7],
+                &[field::STATE, 9, 23],
+                &[field::NW_PROTO],
+                &[field::STATE, 25],
+                &[41],
+                &[57],
+                &[field::FAMILY],
+            ] {
+                let mut mask = CtKey::ZERO;
+                for &b in set {
+                    mask.as_bytes_mut()[b] = 0xa5;
+                }
+                for st in [0, m.state] {
+                    let m = CtMeta { state: st, ..m };
+                    assert_eq!(
+                        CtKey::from_meta_masked(&m, &mask),
+                        CtKey::from_meta(&m).masked(&mask),
+                        "{orig:?} {set:?} state {st}"
+                    );
+                }
+            }
             let mut mask = CtKey::ZERO;
             mask.set_state(0xff);
             mask.set_mark(0xffff);

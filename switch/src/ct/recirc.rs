@@ -420,7 +420,7 @@ impl Datapath {
         key_ok: bool,
     ) -> (u32, usize) {
         let cur = &*self.cur;
-        let mut ctk = CtKey::from_meta(ct).masked(&cur.ct_mask);
+        let mut ctk = CtKey::from_meta_masked(ct, &cur.ct_mask);
         ctk.set_recirc(frozen);
         if key_ok {
             // Frames of a burst mostly recirculate with the same masked
