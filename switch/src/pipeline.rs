@@ -730,10 +730,10 @@ impl Xlate<'_> {
         for &b in &chosen[start..] {
             self.out.groups.push((gi as u32, b));
             // Each bucket acts on its own copy (OVS clones per bucket): a
-            // bucket that rewrites becomes a clone segment, and the key is
-            // restored after it.
+            // bucket that rewrites becomes a clone segment, and the key,
+            // metadata and registers are restored after it.
             let acts = &g.spec.buckets[b as usize].actions;
-            let saved = self.key;
+            let saved = (self.key, self.meta, self.regs);
             if acts.iter().any(Action::modifies) {
                 self.clone_bucket(acts);
             } else {
@@ -748,7 +748,7 @@ impl Xlate<'_> {
                     }
                 }
             }
-            self.key = saved;
+            (self.key, self.meta, self.regs) = saved;
             self.stop = self.error;
         }
         chosen.truncate(start);
@@ -778,7 +778,7 @@ impl Xlate<'_> {
             }
             for b in chosen {
                 self.out.groups.push((gi as u32, b));
-                let saved = self.key;
+                let saved = (self.key, self.meta, self.regs);
                 for a in &g.spec.buckets[b as usize].actions {
                     if self.stop {
                         break;
@@ -788,7 +788,7 @@ impl Xlate<'_> {
                         a => self.prim(a),
                     }
                 }
-                self.key = saved;
+                (self.key, self.meta, self.regs) = saved;
             }
         } else {
             self.group(id);

@@ -212,3 +212,25 @@ fn registers_written_after_the_fork_do_not_reach_the_recirculation() {
         assert_eq!(bytes, f);
     }
 }
+
+#[test]
+fn a_group_bucket_writes_registers_on_its_own_copy() {
+    // As OVS (each bucket runs on a clone of the flow): a register loaded
+    // in a bucket is seen by nothing after the group.
+    let sw = switch_with(&[], &[1, 2, 3, 4]);
+    sw.group_add(
+        "group_id=1,type=all,bucket=load:0x1->NXM_NX_REG0[],output:4"
+            .parse()
+            .unwrap(),
+    )
+    .unwrap();
+    for r in [
+        "table=0,udp,actions=group:1,resubmit(,1)",
+        "table=1,reg0=0x1,actions=output:2",
+        "table=1,reg0=0,actions=output:3",
+    ] {
+        sw.table.add(r.parse().unwrap(), 0).unwrap();
+    }
+    let mut dp = sw.datapath(0);
+    assert_eq!(send(&mut dp, 1, &udp_frame(7), 0).0, ports(&[3, 4]));
+}
