@@ -24,7 +24,7 @@ use ovs_harness::*;
 /// matches (sent as OFPT_FLOW_MOD) and matches only NXM can say (IPv6,
 /// masked VLAN TCI: NXT_FLOW_MOD), named tables (NXT_FLOW_MOD_TABLE_ID),
 /// cookies and timeouts, 1.0 and Nicira actions.
-const FLOWS: [&str; 9] = [
+const FLOWS: [&str; 10] = [
     "priority=100,in_port=1,ip,nw_dst=10.0.0.2,actions=mod_dl_src:02:00:00:00:00:99,output:2",
     "priority=90,in_port=1,ipv6,actions=mod_vlan_vid:7,output:2",
     "priority=60,tcp,tp_dst=80,actions=resubmit(,1)",
@@ -36,6 +36,8 @@ const FLOWS: [&str; 9] = [
      actions=dec_ttl,output:2",
     "table=3,priority=5,udp,dl_dst=02:00:00:00:00:02,tp_src=53,actions=mod_nw_src:10.9.9.9,mod_tp_src:5353,output:1",
     "priority=1,in_port=1,actions=drop",
+    "table=5,priority=5,reg0=0x5,ip,actions=set_field:0x7->reg1,load:0x3->NXM_NX_REG2[0..7],\
+     move:NXM_NX_REG0[0..15]->NXM_NX_REG3[0..15],output:2",
 ];
 
 /// `ovs-ofctl ARGS` (no `-O`) against the rig's bridge socket directory.
@@ -131,6 +133,10 @@ fn plain_ovs_ofctl_drives_vswitch_as_it_drives_ovs() {
         "cookie=0x0, table=0, n_packets=0, n_bytes=0, priority=8,tcp,dl_vlan=5,\
          nw_src=10.1.0.0/24,tp_src=1000 actions=mod_vlan_vid:9,mod_nw_tos:8,mod_tp_dst:99,\
          strip_vlan,NORMAL",
+        // A register write in 1.0 is a reg_load, printed as one.
+        "cookie=0x0, table=5, n_packets=0, n_bytes=0, priority=5,ip,reg0=0x5 \
+         actions=load:0x7->NXM_NX_REG1[],load:0x3->NXM_NX_REG2[0..7],\
+         move:NXM_NX_REG0[0..15]->NXM_NX_REG3[0..15],output:2",
     ] {
         assert!(all.iter().any(|l| l == want), "{want}\nnot in {all:#?}");
     }
@@ -146,7 +152,7 @@ fn plain_ovs_ofctl_drives_vswitch_as_it_drives_ovs() {
     assert_eq!(same("dump-flows tcp", &vsw, &ovs, Some("tcp")).len(), 2);
     let agg = |r: &Rig| plain_ok(r, &["dump-aggregate", "br0"]);
     assert_eq!(agg(&vsw), agg(&ovs));
-    assert!(agg(&vsw).contains("flow_count=9"), "{}", agg(&vsw));
+    assert!(agg(&vsw).contains("flow_count=10"), "{}", agg(&vsw));
 
     // mod-flows (non-strict; OpenFlow 1.0 reaches every table), strict
     // del-flows, del-flows by out_port.
