@@ -214,6 +214,8 @@ fn plain_ovs_ofctl_drives_vswitch_as_it_drives_ovs() {
     assert!(tables.starts_with("OFPST_TABLE reply"), "{tables}");
     assert!(tables.contains("...253: ditto"), "{tables}");
     assert!(plain_ok(&vsw, &["dump-desc", "br0"]).starts_with("OFPST_DESC reply"));
+    both(&vsw, &ovs, &["set-frags", "br0", "drop"]);
+    assert_eq!(plain_ok(&vsw, &["get-frags", "br0"]), "drop\n");
     assert_eq!(
         plain_ok(&vsw, &["get-frags", "br0"]),
         plain_ok(&ovs, &["get-frags", "br0"])
