@@ -293,6 +293,23 @@ fn plain_ovs_ofctl_drives_vswitch_as_it_drives_ovs() {
     assert!(ports.contains("tx pkts=3,"), "{ports}");
     let ports = plain_ok(&vsw, &["dump-ports", "br0"]);
     assert!(ports.contains("port  1: rx pkts=4,"), "{ports}");
+    // packet-out (OFPT_PACKET_OUT with 1.0 actions) leaves by port 2.
+    let packet: String = frames[1].iter().map(|b| format!("{b:02x}")).collect();
+    let po = format!("in_port=1,packet={packet},actions=mod_dl_dst:02:00:00:00:00:42,output:2");
+    plain_ok(&vsw, &["packet-out", "br0", &po]);
+    let mut sent = false;
+    for _ in 0..50 {
+        if plain_ok(&vsw, &["dump-ports", "br0", "2"]).contains("tx pkts=4,") {
+            sent = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(sent, "{}", plain_ok(&vsw, &["dump-ports", "br0", "2"]));
+    let out = read_pcap(&vsw.sink(2)).unwrap();
+    let mut want = frames[1].clone();
+    want[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0x42]);
+    assert_eq!(out.last().map(|f| hex(f)), Some(hex(&want)));
 
     // The bridge's protocols column: OpenFlow13 only turns plain ovs-ofctl
     // away (as OVS does) and keeps 1.3 working; cleared, 1.0 is back.
