@@ -19,15 +19,15 @@
 
 use openflow::error_msg::{self, ErrorType};
 use openflow::multipart::{MultipartReplyBody as R, MultipartRequest, MultipartRequestBody as Q};
+use openflow::of10::action::{port_no, Action10};
 use openflow::of10::matching::{port_to_16, port_to_32};
 use openflow::of10::message::Message10;
 use openflow::of10::nx::{flow_format, Vendor};
+use openflow::of10::packet_out::PacketOut10;
 use openflow::of10::port::{speed_bits, FeaturesReply10, PhyPort, PortStats10};
 use openflow::of10::stats::{
     Aggregate10, StatsReply10, StatsReplyBody10, StatsRequest10, TableStats10, REPLY_MORE,
 };
-use openflow::of10::action::{port_no, Action10};
-use openflow::of10::packet_out::PacketOut10;
 use openflow::of10::{matching::wildcards, nxm};
 use switch::action::Action;
 
