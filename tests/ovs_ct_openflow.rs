@@ -22,11 +22,11 @@ mod netns;
 mod ovs_harness;
 
 use netns::{sh, tcp_echo, until, Netns};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use ovs_harness::{stop, Kind, Rig, SCHEMA};
+use ovs_harness::{Kind, Net, Rig, Sandbox};
 
 /// The flows both switches accept, one per line (`add-flows` syntax). The
 /// firewall of the issue (track untracked IP in zone 5, pass established
@@ -35,154 +35,29 @@ use ovs_harness::{stop, Kind, Rig, SCHEMA};
 /// over IPv6, and matches on every ct field.
 const FLOWS: &str = include_str!("../ofproto/tests/ct_flows.txt");
 
-/// A private ovsdb-server and a switch daemon on it, bridge `bridge`
-/// (netdev, secure, OpenFlow 1.3), killed and removed on drop. The daemon
-/// is a real Open vSwitch on its dummy datapath (`ovs-vswitchd
+/// The bridge settings of both switches: secure, OpenFlow 1.3.
+const BRIDGE: &[&str] = &["fail_mode=secure", "protocols=OpenFlow13"];
+
+/// A real Open vSwitch on its dummy datapath (`ovs-vswitchd
 /// --enable-dummy=override --disable-system`: nothing touches the host's
-/// network) or `vswitch run --ovsdb` (its ports are the host's links).
-struct Ovs {
-    dir: PathBuf,
-    children: Vec<Child>,
+/// network) with bridge `br0`, killed and removed on drop.
+fn dummy_ovs() -> Sandbox {
+    let dir = std::env::temp_dir().join(format!("vsw-ctofd-dummy-{}", std::process::id()));
+    Sandbox::start_dummy(dir, "br0", BRIDGE).unwrap_or_else(|e| panic!("{e}"))
 }
 
-#[derive(PartialEq)]
-enum Daemon {
-    DummyOvs,
-    Vswitch,
-}
-
-impl Ovs {
-    /// Its run directory is `vsw-ctofd-*`: the `Rig` of the other test uses
-    /// `vsw-ctof-vsw-*` (the two tests also take turns: `serial`).
-    fn start(daemon: Daemon, bridge: &str) -> Ovs {
-        let tag = match daemon {
-            Daemon::DummyOvs => "dummy",
-            Daemon::Vswitch => "vsw",
-        };
-        let dir = std::env::temp_dir().join(format!("vsw-ctofd-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut o = Ovs {
-            dir,
-            children: Vec::new(),
-        };
-        let p = |n: &str| o.dir.join(n).to_string_lossy().into_owned();
-        o.tool("ovsdb-tool", &["create", &p("conf.db"), SCHEMA]);
-        let db = o
-            .command("ovsdb-server")
-            .args([
-                p("conf.db"),
-                format!("--remote=punix:{}", p("db.sock")),
-                format!("--unixctl={}", p("ovsdb.ctl")),
-                format!("--log-file={}", p("ovsdb.log")),
-            ])
-            .spawn()
-            .expect("ovsdb-server (apt-get install openvswitch-switch)");
-        o.children.push(db);
-        wait_for(&o.dir.join("db.sock"));
-        o.vsctl(&["--no-wait", "init"]);
-        let d = match daemon {
-            Daemon::DummyOvs => o
-                .command("ovs-vswitchd")
-                .args([
-                    format!("unix:{}", p("db.sock")),
-                    "--enable-dummy=override".into(),
-                    "--disable-system".into(),
-                    format!("--unixctl={}", p("vswitchd.ctl")),
-                    format!("--log-file={}", p("ovs-vswitchd.log")),
-                ])
-                .spawn()
-                .expect("ovs-vswitchd (apt-get install openvswitch-switch)"),
-            Daemon::Vswitch => {
-                let log = std::fs::File::create(o.dir.join("vswitch.log")).unwrap();
-                let c = o
-                    .command(env!("CARGO_BIN_EXE_vswitch"))
-                    .args(["run", "--eal"])
-                    .arg(format!(
-                        "-l 0-1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry \
-                         --log-level=*:warning --file-prefix vsw-ctofd-{}",
-                        std::process::id()
-                    ))
-                    .args(["--ovsdb", &format!("unix:{}", p("db.sock"))])
-                    .args(["--rundir", &p(""), "--control", &p("ctl.sock")])
-                    .args(["--stats-interval", "0", "--flow-cache", "4096"])
-                    .stderr(log)
-                    .spawn()
-                    .unwrap();
-                wait_for(&o.dir.join("ctl.sock"));
-                c
-            }
-        };
-        o.children.push(d);
-        o.vsctl(&[
-            "add-br",
-            bridge,
-            "--",
-            "set",
-            "bridge",
-            bridge,
-            "datapath_type=netdev",
-            "fail_mode=secure",
-            "protocols=OpenFlow13",
-        ]);
-        wait_for(&o.dir.join(format!("{bridge}.mgmt")));
-        o
-    }
-
-    fn command(&self, prog: &str) -> Command {
-        let mut c = Command::new(prog);
-        for v in ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"] {
-            c.env(v, &self.dir);
-        }
-        c.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        c
-    }
-
-    fn tool(&self, prog: &str, args: &[&str]) -> String {
-        let o = self
-            .command(prog)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{prog} {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn vsctl(&self, args: &[&str]) -> String {
-        let db = format!("--db=unix:{}", self.dir.join("db.sock").display());
-        let mut v = vec![db.as_str(), "--timeout=30"];
-        v.extend_from_slice(args);
-        self.tool("ovs-vsctl", &v)
-    }
-}
-
-impl Drop for Ovs {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().rev() {
-            stop(c, Duration::from_secs(5));
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn wait_for(p: &Path) {
-    let t = Instant::now();
-    while !p.exists() {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "{} did not appear",
-            p.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// `vswitch run --ovsdb` in the test's network namespace (its ports are
+/// the host's links) with bridge `bridge`. Its run directory is
+/// `vsw-ctofd-vsw-*`: the `Rig` of the other test uses `vsw-ctof-vsw-*`
+/// (the two tests also take turns: `serial`).
+fn vswitch(bridge: &str) -> Rig {
+    let mut rig = Rig::new(Kind::Vswitch, "ctofd");
+    rig.start_ovsdb()
+        .and_then(|_| rig.start_daemon(Net::Host, &[]))
+        .and_then(|_| rig.add_bridge(bridge, BRIDGE))
+        .and_then(|_| rig.wait_for_file(&format!("{bridge}.mgmt"), 30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    rig
 }
 
 /// `ovs-ofctl -O OpenFlow13 ARGS` against the switch in `dir`:
@@ -257,7 +132,7 @@ fn ct_flows_round_trip_as_with_ovs() {
             "{tool} is missing: apt-get install openvswitch-switch openvswitch-common"
         );
     }
-    let ovs = Ovs::start(Daemon::DummyOvs, "br0");
+    let ovs = dummy_ovs();
     let mut rig = Rig::new(Kind::Vswitch, "ctof");
     rig.start().unwrap_or_else(|e| panic!("{e}"));
     let (vsw, ovsd) = (rig.dir.clone(), ovs.dir.clone());
@@ -360,7 +235,7 @@ fn ct_flows_round_trip_as_with_ovs() {
 #[test]
 fn reg_flows_round_trip_as_with_ovs() {
     let _one = serial();
-    let ovs = Ovs::start(Daemon::DummyOvs, "br0");
+    let ovs = dummy_ovs();
     let mut rig = Rig::new(Kind::Vswitch, "ctof");
     rig.start().unwrap_or_else(|e| panic!("{e}"));
     let (vsw, ovsd) = (rig.dir.clone(), ovs.dir.clone());
@@ -438,7 +313,7 @@ fn an_ovn_acl_with_zone_in_a_register_passes_tcp_one_way() {
     let _one = serial();
     let id = std::process::id() % 100000;
     let br = format!("ovna{id}");
-    let sw = Ovs::start(Daemon::Vswitch, &br);
+    let sw = vswitch(&br);
     let mut ns = Netns::default();
     let (a, b) = (format!("ovnaa{id}"), format!("ovnab{id}"));
     let (la, lb) = (format!("ovnaa{id}h"), format!("ovnab{id}h"));
@@ -462,7 +337,8 @@ fn an_ovn_acl_with_zone_in_a_register_passes_tcp_one_way() {
         "Interface",
         &lb,
         "ofport_request=2",
-    ]);
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
     let flows = "\
 table=0,priority=10,arp,in_port=1,actions=output:2
 table=0,priority=10,arp,in_port=2,actions=output:1
@@ -530,7 +406,7 @@ fn an_openflow_ct_firewall_passes_tcp_one_way() {
     let _one = serial();
     let id = std::process::id() % 100000;
     let br = format!("ctof{id}");
-    let sw = Ovs::start(Daemon::Vswitch, &br);
+    let sw = vswitch(&br);
     let mut ns = Netns::default();
     let (a, b) = (format!("ctofa{id}"), format!("ctofb{id}"));
     let (la, lb) = (format!("ctofa{id}h"), format!("ctofb{id}h"));
@@ -554,7 +430,8 @@ fn an_openflow_ct_firewall_passes_tcp_one_way() {
         "Interface",
         &lb,
         "ofport_request=2",
-    ]);
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
     let flows = "\
 table=0,priority=10,arp,in_port=1,actions=output:2
 table=0,priority=10,arp,in_port=2,actions=output:1

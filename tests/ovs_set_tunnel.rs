@@ -101,8 +101,8 @@ fn installed(rig: &Rig) -> Vec<String> {
 }
 
 /// The bridge's flows as each switch takes them: `ovs-ofctl -O OpenFlow13
-/// add-flow` (vswitch speaks OpenFlow 1.3 only; a plain `ovs-ofctl` offers
-/// 1.0 only), then the controller's flow-mods (NXAST_SET_TUNNEL64 for TCP,
+/// add-flow` (1.3, whose set_field encoding this test compares; a plain
+/// `ovs-ofctl` speaks 1.0, `tests/ovs_of10.rs`), then the controller's flow-mods (NXAST_SET_TUNNEL64 for TCP,
 /// NXAST_SET_TUNNEL, as OVS picks it for a 32-bit key, for ICMP), which
 /// must earn no error.
 fn program(rig: &Rig) {

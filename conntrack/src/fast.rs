@@ -50,17 +50,29 @@ pub(crate) static FAST_NAT: std::sync::atomic::AtomicU64 = std::sync::atomic::At
 
 /// A frame looked at before its turn ([`Conntrack::prepare`]): its key
 /// and hash when it may take the fast path.
+///
+/// Whole words only: the burst writes these a frame apart from reading
+/// them, and byte-sized stores read back as wider loads stall (store
+/// forwarding fails), which an enum of the segment's fields did.
 #[derive(Debug, Clone, Copy)]
 pub struct Prepared {
+    /// The key (with the zone the frame was prepared for).
     key: Key,
     hash: u64,
-    l4: L4,
-    /// Offsets of the L4 header and of the packet's end in the frame.
-    l4_at: u32,
-    end: u32,
-    zone: u16,
-    fast: bool,
+    /// TCP: `seq | ack << 32`.
+    seq_ack: u64,
+    /// `payload_len | win << 32 | flags << 48 | kind << 56` (TCP: win,
+    /// flags, payload length).
+    info: u64,
+    /// Offsets of the L4 header and of the packet's end in the frame:
+    /// `l4_at | end << 32`.
+    at: u64,
 }
+
+/// `Prepared::info` kinds.
+const SLOW: u64 = 0;
+const TCP: u64 = 1;
+const UDP: u64 = 2;
 
 impl Default for Prepared {
     /// A frame for the general path.
@@ -74,16 +86,32 @@ impl Prepared {
     pub const SLOW: Prepared = Prepared {
         key: Key::ZERO,
         hash: 0,
-        l4: L4::Other,
-        l4_at: 0,
-        end: 0,
-        zone: 0,
-        fast: false,
+        seq_ack: 0,
+        info: SLOW << 56,
+        at: 0,
     };
 
     /// Whether the frame may take the fast path.
+    #[inline]
     pub fn is_fast(&self) -> bool {
-        self.fast
+        self.info >> 56 != SLOW
+    }
+
+    /// What the tracker reads of the frame's L4 header.
+    #[inline(always)]
+    fn l4(&self) -> L4 {
+        if self.info >> 56 == TCP {
+            L4::Tcp(Seg {
+                seq: self.seq_ack as u32,
+                ack: (self.seq_ack >> 32) as u32,
+                win: (self.info >> 32) as u16,
+                flags: (self.info >> 48) as u8,
+                wscale: None,
+                payload_len: self.info as u32,
+            })
+        } else {
+            L4::Other
+        }
     }
 }
 
@@ -104,7 +132,7 @@ fn be32(b: &[u8], at: usize) -> u32 {
 /// refused); what they would refuse, fragments, IPv6 extension headers,
 /// TCP SYNs and other protocols are the general path's.
 #[inline(always)]
-fn quick(frame: &[u8], l3: usize, zone: u16) -> Option<(Key, L4, usize, usize)> {
+fn quick(frame: &[u8], l3: usize, zone: u16) -> Option<Prepared> {
     let ip = frame.get(l3..)?;
     let (src, dst, pr, l4, v6): (u128, u128, u8, &[u8], bool) = match *ip.first()? >> 4 {
         4 => {
@@ -142,7 +170,7 @@ fn quick(frame: &[u8], l3: usize, zone: u16) -> Option<(Key, L4, usize, usize)> 
         }
         _ => return None,
     };
-    let (sport, dport, l4info) = match pr {
+    let (sport, dport, seq_ack, info) = match pr {
         proto::TCP => {
             if l4.len() < 20 {
                 return None;
@@ -153,15 +181,12 @@ fn quick(frame: &[u8], l3: usize, zone: u16) -> Option<(Key, L4, usize, usize)> 
             if hl < 20 || hl > l4.len() || flags & u16::from(tf::SYN) != 0 {
                 return None;
             }
-            let seg = Seg {
-                seq: be32(l4, 4),
-                ack: be32(l4, 8),
-                win: be16(l4, 14),
-                flags: flags as u8,
-                wscale: None,
-                payload_len: (l4.len() - hl) as u32,
-            };
-            (be16(l4, 0), be16(l4, 2), L4::Tcp(seg))
+            let seq_ack = u64::from(be32(l4, 4)) | u64::from(be32(l4, 8)) << 32;
+            let info = (l4.len() - hl) as u64
+                | u64::from(be16(l4, 14)) << 32
+                | u64::from(flags as u8) << 48
+                | TCP << 56;
+            (be16(l4, 0), be16(l4, 2), seq_ack, info)
         }
         proto::UDP => {
             if l4.len() < 8 {
@@ -171,7 +196,7 @@ fn quick(frame: &[u8], l3: usize, zone: u16) -> Option<(Key, L4, usize, usize)> 
             if !(8..=l4.len()).contains(&len) {
                 return None;
             }
-            (be16(l4, 0), be16(l4, 2), L4::Other)
+            (be16(l4, 0), be16(l4, 2), 0, UDP << 56)
         }
         _ => return None,
     };
@@ -184,8 +209,14 @@ fn quick(frame: &[u8], l3: usize, zone: u16) -> Option<(Key, L4, usize, usize)> 
         Key::v4(src as u32, dst as u32, sport, dport, pr, zone)
     };
     // `l4` is a subslice of `frame`: its offsets.
-    let l4_at = l4.as_ptr() as usize - frame.as_ptr() as usize;
-    Some((key, l4info, l4_at, l4_at + l4.len()))
+    let l4_at = (l4.as_ptr() as usize - frame.as_ptr() as usize) as u64;
+    Some(Prepared {
+        key,
+        hash: 0,
+        seq_ack,
+        info,
+        at: l4_at | (l4_at + l4.len() as u64) << 32,
+    })
 }
 
 impl Conntrack {
@@ -197,27 +228,19 @@ impl Conntrack {
         if self.verify_checksums.load(Ordering::Relaxed) {
             return Prepared::SLOW;
         }
-        let Some((key, l4, l4_at, end)) = quick(frame, l3, zone) else {
+        let Some(mut p) = quick(frame, l3, zone) else {
             return Prepared::SLOW;
         };
-        let hash = self.table.hash(&key);
-        self.table.prefetch_bucket(hash);
-        Prepared {
-            key,
-            hash,
-            l4,
-            l4_at: l4_at as u32,
-            end: end as u32,
-            zone,
-            fast: true,
-        }
+        p.hash = self.table.hash(&p.key);
+        self.table.prefetch_bucket(p.hash);
+        p
     }
 
     /// Second step of a burst, once every frame's bucket was asked for:
     /// start loading the connection each probably belongs to.
     #[inline]
     pub fn prefetch(&self, p: &Prepared) {
-        if p.fast {
+        if p.is_fast() {
             self.table.prefetch(p.hash);
         }
     }
@@ -235,7 +258,10 @@ impl Conntrack {
         meta: &mut CtMeta,
         now_ms: u64,
     ) {
-        if !(p.fast && p.zone == spec.zone && self.track_fast(frame, l3, p, spec, meta, now_ms)) {
+        if !(p.is_fast()
+            && p.key.zone() == spec.zone
+            && self.track_fast(frame, l3, p, spec, meta, now_ms))
+        {
             self.execute(frame, l3, spec, meta, now_ms);
         }
     }
@@ -267,7 +293,7 @@ impl Conntrack {
             return false;
         }
         let mut st = prior;
-        match c.update(&p.l4, reply, now) {
+        match c.update(&p.l4(), reply, now) {
             Update::Valid => {
                 st = (st | state::EST) & !state::NEW;
                 if reply {
@@ -293,7 +319,7 @@ impl Conntrack {
             if bits != 0 {
                 let to = c.keys[usize::from(!reply)].reverse();
                 let (src, dst, n) = to.addr_bytes();
-                let at = (l3, p.l4_at as usize, p.end as usize);
+                let at = (l3, p.at as u32 as usize, (p.at >> 32) as usize);
                 let v6 = n == 16;
                 // The headers were checked whole by `prepare`; the
                 // target has the packet's family and protocol.

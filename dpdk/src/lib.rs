@@ -26,6 +26,7 @@ mod mempool;
 pub mod offload;
 mod port;
 mod ring;
+mod vhost;
 pub mod wake;
 
 pub use burst::{Burst, BURST_SIZE};

@@ -125,8 +125,15 @@ pub fn tx_caps(port_id: u16) -> TxCaps {
 
 /// Re-reads the negotiated virtio features of vhost port `port_id`.
 pub(crate) fn refresh_vhost(port_id: u16) {
-    // SAFETY: plain lookups by id; an unknown or unconnected port gives -1.
-    let vid = unsafe { sys::rte_eth_vhost_get_vid_from_port_id(port_id) };
+    // Without a guest (link down) the PMD's queues may still hold a
+    // zeroed vid, which the vhost library would look up and log as "device
+    // not found".
+    let vid = if crate::vhost::link_up(port_id) {
+        // SAFETY: plain lookups by id; an unknown or unconnected port gives -1.
+        unsafe { sys::rte_eth_vhost_get_vid_from_port_id(port_id) }
+    } else {
+        -1
+    };
     let mut features = 0u64;
     // SAFETY: `vid` came from the PMD; the out-pointer is a local.
     let caps =

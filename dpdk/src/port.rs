@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::burst::{Burst, BURST_SIZE};
 use crate::error::{Error, Result};
 use crate::mempool::Mempool;
+use crate::vhost::VhostLink;
 
 /// Queue and descriptor counts for [`Port::configure`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +91,10 @@ pub struct PortStats {
     pub q_opackets: [u64; QUEUE_STAT_COUNTERS],
 }
 
+/// `RTE_ETH_RX_OFFLOAD_VLAN_STRIP` (a function-like macro bindgen cannot
+/// read).
+const RX_OFFLOAD_VLAN_STRIP: u64 = 1 << 0;
+
 /// Queues with their own counters in [`PortStats`]
 /// (`RTE_ETHDEV_QUEUE_STAT_CNTRS`).
 pub const QUEUE_STAT_COUNTERS: usize = dpdk_sys::RTE_ETHDEV_QUEUE_STAT_CNTRS as usize;
@@ -105,6 +110,9 @@ pub struct Port {
     /// Offload capabilities follow this vhost port's guest
     /// ([`crate::offload`]).
     watched: bool,
+    /// A `net_vhost` port's queues call the vhost library directly
+    /// ([`crate::vhost`]).
+    vhost: Option<Arc<VhostLink>>,
     rx_taken: Vec<bool>,
     tx_taken: Vec<bool>,
     /// The rings of a ring port (dropped after the port is closed, and
@@ -244,6 +252,7 @@ impl Port {
             configured: None,
             started: false,
             watched: false,
+            vhost: None,
             rx_taken: Vec::new(),
             tx_taken: Vec::new(),
             _pool: None,
@@ -337,8 +346,9 @@ impl Port {
         }
         conf.rxmode.offloads = cfg.rx_offloads & info.rx_offload_capa;
         conf.txmode.offloads = cfg.tx_offloads & info.tx_offload_capa;
-        let vhost_offloads = conf.rxmode.offloads & crate::offload::RX_OFFLOAD_TCP_CKSUM != 0
-            && self.driver().is_ok_and(|d| d == "net_vhost");
+        let is_vhost = self.driver().is_ok_and(|d| d == "net_vhost");
+        let vhost_offloads =
+            conf.rxmode.offloads & crate::offload::RX_OFFLOAD_TCP_CKSUM != 0 && is_vhost;
         // SAFETY: valid port, a zeroed (default) configuration is valid.
         let rc = unsafe {
             dpdk_sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf)
@@ -402,6 +412,14 @@ impl Port {
             crate::offload::watch_vhost(self.id);
             self.watched = true;
         }
+        if let Some(old) = self.vhost.take() {
+            old.detach();
+        }
+        // The PMD strips VLAN tags in its rx function only: such ports
+        // keep it.
+        if is_vhost && conf.rxmode.offloads & RX_OFFLOAD_VLAN_STRIP == 0 {
+            self.vhost = VhostLink::attach(self.id, cfg.rx_queues, cfg.tx_queues, pool);
+        }
         Ok(())
     }
 
@@ -419,6 +437,9 @@ impl Port {
             return Err(Error::call("rte_eth_dev_start", rc, self.name.clone()));
         }
         self.started = true;
+        if let Some(v) = &self.vhost {
+            v.set_started(true);
+        }
         if self.watched {
             // The guest may have connected before the queues existed.
             crate::offload::refresh_vhost(self.id);
@@ -435,6 +456,9 @@ impl Port {
     pub fn stop(&mut self) -> Result<()> {
         if !self.started {
             return Ok(());
+        }
+        if let Some(v) = &self.vhost {
+            v.set_started(false);
         }
         // SAFETY: valid, started port.
         let rc = unsafe { dpdk_sys::rte_eth_dev_stop(self.id) };
@@ -456,6 +480,7 @@ impl Port {
         Ok(RxQueue {
             port: self.id,
             queue: q,
+            vhost: self.vhost.clone(),
         })
     }
 
@@ -466,6 +491,7 @@ impl Port {
             port: self.id,
             queue: q,
             lock: None,
+            vhost: self.vhost.clone(),
         })
     }
 
@@ -481,6 +507,7 @@ impl Port {
                 port: self.id,
                 queue: q,
                 lock: Some(Arc::clone(&lock)),
+                vhost: self.vhost.clone(),
             })
             .collect())
     }
@@ -563,6 +590,9 @@ impl Port {
 
     /// Resets the basic statistics.
     pub fn reset_stats(&self) -> Result<()> {
+        if let Some(v) = &self.vhost {
+            v.reset_stats();
+        }
         // SAFETY: valid port.
         let rc = unsafe { dpdk_sys::rte_eth_stats_reset(self.id) };
         if rc != 0 {
@@ -619,7 +649,7 @@ pub fn stats_of(port: u16) -> std::result::Result<PortStats, i32> {
     if rc != 0 {
         return Err(rc);
     }
-    Ok(PortStats {
+    let mut st = PortStats {
         ipackets: s.ipackets,
         opackets: s.opackets,
         ibytes: s.ibytes,
@@ -630,7 +660,21 @@ pub fn stats_of(port: u16) -> std::result::Result<PortStats, i32> {
         rx_nombuf: s.rx_nombuf,
         q_ipackets: s.q_ipackets,
         q_opackets: s.q_opackets,
-    })
+    };
+    // A net_vhost port's direct queues count on their own.
+    if let Some(t) = crate::vhost::totals_of(port) {
+        st.ipackets += t.ipackets;
+        st.opackets += t.opackets;
+        st.ibytes += t.ibytes;
+        st.obytes += t.obytes;
+        for (a, b) in st.q_ipackets.iter_mut().zip(t.q_ipackets) {
+            *a += b;
+        }
+        for (a, b) in st.q_opackets.iter_mut().zip(t.q_opackets) {
+            *a += b;
+        }
+    }
+    Ok(st)
 }
 
 fn take(taken: &mut [bool], q: u16, name: &str, dir: &str) -> Result<()> {
@@ -656,6 +700,9 @@ impl Drop for Port {
         if self.watched {
             crate::offload::unwatch_vhost(self.id);
         }
+        if let Some(v) = self.vhost.take() {
+            v.detach();
+        }
         unsafe {
             if self.started {
                 dpdk_sys::rte_eth_dev_stop(self.id);
@@ -680,6 +727,8 @@ impl Drop for Port {
 pub struct RxQueue {
     port: u16,
     queue: u16,
+    /// `net_vhost`: the vhost library directly.
+    vhost: Option<Arc<VhostLink>>,
 }
 
 /// A transmit queue of a started port, owned by one polling thread (or
@@ -689,6 +738,8 @@ pub struct TxQueue {
     port: u16,
     queue: u16,
     lock: Option<Arc<TxLock>>,
+    /// `net_vhost`: the vhost library directly.
+    vhost: Option<Arc<VhostLink>>,
 }
 
 /// The spin lock of a shared tx queue (held for one `tx_burst` call).
@@ -727,6 +778,9 @@ impl RxQueue {
     /// Receives into the free slots of `burst`; returns how many arrived.
     #[inline(always)]
     pub fn rx_burst(&mut self, burst: &mut Burst) -> usize {
+        if let Some(v) = &self.vhost {
+            return v.rx_burst(self.queue, burst);
+        }
         let room = burst.room();
         if room == 0 {
             return 0;
@@ -771,18 +825,23 @@ impl TxQueue {
         if let Some(l) = &self.lock {
             l.acquire();
         }
-        // SAFETY: the queue is configured and owned by this handle (or by
-        // the handles sharing its lock, which is held); the first n slots
-        // hold owned mbufs.
-        let sent = unsafe {
-            dpdk_sys::shim_rte_eth_tx_burst(self.port, self.queue, burst.raw_ptr(), n as u16)
+        let sent = if let Some(v) = &self.vhost {
+            v.tx_burst(self.queue, burst)
+        } else {
+            // SAFETY: the queue is configured and owned by this handle (or
+            // by the handles sharing its lock, which is held); the first n
+            // slots hold owned mbufs.
+            let sent = unsafe {
+                dpdk_sys::shim_rte_eth_tx_burst(self.port, self.queue, burst.raw_ptr(), n as u16)
+            };
+            let sent = (sent as usize).min(n);
+            // SAFETY: the driver took ownership of the first `sent` mbufs.
+            unsafe { burst.consume_front(sent) };
+            sent
         };
         if let Some(l) = &self.lock {
             l.release();
         }
-        let sent = (sent as usize).min(n);
-        // SAFETY: the driver took ownership of the first `sent` mbufs.
-        unsafe { burst.consume_front(sent) };
         sent
     }
 }

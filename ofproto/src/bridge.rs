@@ -3,7 +3,7 @@
 //! ports ([`Ports`]).
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -101,6 +101,32 @@ pub struct Bridge {
     started: Instant,
     peers: Mutex<Vec<Arc<AsyncPeer>>>,
     packet_ins: AtomicU64,
+    versions: AtomicU32,
+    /// When a modify last changed a rule (rule id → ms), for the hard age
+    /// NXST_FLOW reports.
+    pub(crate) modified: Mutex<std::collections::HashMap<u64, u64>>,
+}
+
+/// The OpenFlow versions this switch speaks, as a HELLO bitmap: 1.0 (0x01)
+/// and 1.3 (0x04).
+pub const SUPPORTED_VERSIONS: u32 = 1 << 0x01 | 1 << 0x04;
+
+/// The version bitmap of an OVSDB `Bridge.protocols` column
+/// (`OpenFlow10` .. `OpenFlow15`) restricted to [`SUPPORTED_VERSIONS`]; an
+/// empty column allows every version (`vswitchd/vswitch.xml`: "OpenFlow
+/// 1.0, 1.1, 1.2, 1.3, 1.4, and 1.5 are enabled by default if this column
+/// is empty"), so here 1.0 and 1.3.
+pub fn protocols_bitmap(protocols: &[String]) -> u32 {
+    if protocols.is_empty() {
+        return SUPPORTED_VERSIONS;
+    }
+    protocols
+        .iter()
+        .filter_map(|p| p.strip_prefix("OpenFlow1"))
+        .filter_map(|n| n.parse::<u32>().ok())
+        .filter(|n| *n <= 5)
+        .fold(0, |bm, n| bm | 1 << (n + 1))
+        & SUPPORTED_VERSIONS
 }
 
 impl Bridge {
@@ -115,7 +141,21 @@ impl Bridge {
             started: Instant::now(),
             peers: Mutex::new(Vec::new()),
             packet_ins: AtomicU64::new(0),
+            versions: AtomicU32::new(SUPPORTED_VERSIONS),
+            modified: Mutex::new(Default::default()),
         }
+    }
+
+    /// The OpenFlow versions connections may negotiate (a HELLO bitmap).
+    pub fn versions(&self) -> u32 {
+        self.versions.load(Ordering::Relaxed)
+    }
+
+    /// Sets the versions from the OVSDB `protocols` column
+    /// ([`protocols_bitmap`]); new connections negotiate with them.
+    pub fn set_protocols(&self, protocols: &[String]) {
+        self.versions
+            .store(protocols_bitmap(protocols), Ordering::Relaxed);
     }
 
     /// The datapath id.

@@ -7,8 +7,12 @@
 //! ```
 //!
 //! Version negotiation follows OpenFlow 1.3.5 §6.3.1: both sides send
-//! HELLO; the version is the highest both support, which must be 1.3
-//! (0x04) here, else `OFPET_HELLO_FAILED` and the connection closes.
+//! HELLO; the version is the highest both support (a HELLO without a
+//! version bitmap supports every version up to its own, as Open vSwitch
+//! reads it), among the bridge's allowed ones
+//! ([`Bridge::versions`]: OpenFlow 1.0 and 1.3), else
+//! `OFPET_HELLO_FAILED` and the connection closes. A 1.0 connection (a
+//! plain `ovs-ofctl`) is served by [`crate::of10`].
 //! Every request is carried out before the next is read, so a
 //! BARRIER_REPLY is sent at once.
 
@@ -18,7 +22,6 @@ use openflow::hello::{Hello, HelloElement};
 use openflow::message::Message;
 use openflow::role::Role;
 use openflow::switch_config::SwitchConfig;
-use openflow::VERSION;
 
 use crate::bridge::Bridge;
 use crate::consts::N_TABLES;
@@ -37,6 +40,10 @@ pub enum Close {
 /// The state of one connection.
 pub struct Connection {
     negotiated: bool,
+    /// The negotiated version (0 before).
+    version: u8,
+    /// What a 1.0 connection set with Nicira messages.
+    pub(crate) of10: crate::of10::State,
     buf: Vec<u8>,
     role: u32,
     generation_id: u64,
@@ -54,6 +61,8 @@ impl Connection {
     pub fn new() -> Connection {
         Connection {
             negotiated: false,
+            version: 0,
+            of10: Default::default(),
             buf: Vec::new(),
             role: openflow::role::roles::EQUAL,
             generation_id: 0,
@@ -64,6 +73,22 @@ impl Connection {
     /// The HELLO to send when the connection opens.
     pub fn hello(&mut self) -> Vec<u8> {
         self.message(&Message::Hello(Hello::ours()))
+    }
+
+    /// The HELLO to send when the connection opens on `br`: the highest
+    /// version the bridge allows in the header, all of them in the bitmap.
+    pub fn hello_for(&mut self, br: &Bridge) -> Vec<u8> {
+        let versions: Vec<u8> = (0..32u8).filter(|v| br.versions() & 1 << v != 0).collect();
+        let mut h = self.message(&Message::Hello(Hello::with_versions(&versions)));
+        if let Some(&top) = versions.last() {
+            h[0] = top;
+        }
+        h
+    }
+
+    /// The negotiated version (0 before negotiation).
+    pub fn version(&self) -> u8 {
+        self.version
     }
 
     fn message(&mut self, m: &Message) -> Vec<u8> {
@@ -102,6 +127,10 @@ impl Connection {
     }
 
     fn handle(&mut self, raw: &[u8], br: &Bridge, out: &mut Vec<u8>) -> Result<(), Close> {
+        if self.version == crate::of10::VERSION && raw[1] != 0 {
+            crate::of10::handle(self, raw, br, out);
+            return Ok(());
+        }
         let xid = u32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]);
         let parsed = Message::parse(raw);
         let reply = |m: Message, out: &mut Vec<u8>| {
@@ -124,7 +153,7 @@ impl Connection {
             }
         };
         if let Message::Hello(h) = &msg {
-            return self.negotiate(raw[0], h, raw, out);
+            return self.negotiate(raw[0], h, raw, br, out);
         }
         match self.request(msg, br) {
             Ok(replies) => {
@@ -145,25 +174,37 @@ impl Connection {
         version: u8,
         h: &Hello,
         raw: &[u8],
+        br: &Bridge,
         out: &mut Vec<u8>,
     ) -> Result<(), Close> {
         let bitmap = h.elements.iter().find_map(|e| match e {
-            HelloElement::VersionBitmap(b) => Some(b),
+            HelloElement::VersionBitmap(b) => Some(b.first().copied().unwrap_or(0)),
             _ => None,
         });
-        let ok = match bitmap {
-            Some(b) => b.first().is_some_and(|w| w & (1 << VERSION) != 0),
-            None => version >= VERSION,
-        };
-        if !ok {
+        // §6.3.1; without a bitmap the peer supports every version up to
+        // its header's (Open vSwitch's `ofputil_decode_hello`).
+        let theirs = bitmap.unwrap_or_else(|| {
+            if version >= 31 {
+                u32::MAX
+            } else {
+                (1u32 << (version + 1)) - 1
+            }
+        });
+        let common = theirs & br.versions();
+        if common == 0 {
             let e = OfError::new(
                 ErrorType::HelloFailed,
                 error_msg::hello_failed::INCOMPATIBLE,
-                "this switch speaks OpenFlow 1.3 only (ovs-ofctl -O OpenFlow13)",
+                format!(
+                    "no common OpenFlow version (this bridge allows {:#x}, the peer {theirs:#x}; \
+                     see the bridge's protocols column)",
+                    br.versions()
+                ),
             );
             let _ = error(&e, raw).emit(0, out);
             return Err(Close::Incompatible(e.why));
         }
+        self.version = 31 - common.leading_zeros() as u8;
         self.negotiated = true;
         Ok(())
     }
@@ -269,7 +310,7 @@ fn error(e: &OfError, raw: &[u8]) -> Message {
     Message::Error(ErrorMsg::new(e.ty, e.code, raw))
 }
 
-fn set_config(br: &Bridge, c: SwitchConfig) -> Result<(), OfError> {
+pub(crate) fn set_config(br: &Bridge, c: SwitchConfig) -> Result<(), OfError> {
     br.set_config(c).map_err(|why| {
         OfError::new(
             ErrorType::SwitchConfigFailed,

@@ -115,6 +115,7 @@ pub(crate) fn handle(br: &Bridge, fm: &FlowMod) -> Result<(), OfError> {
                 acts.instructions,
                 fm.flags & ff::RESET_COUNTS != 0,
             )?;
+            crate::of10_flow::note_modified(br, &f, now);
         }
         FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
             let f = reached((fm.out_port, fm.out_group))?;

@@ -24,6 +24,8 @@ pub mod flow_match;
 mod flow_mod;
 mod group_mod;
 mod multipart;
+pub(crate) mod of10;
+mod of10_flow;
 mod packet_out;
 pub mod port_map;
 pub mod reg_fields;

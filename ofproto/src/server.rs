@@ -119,7 +119,7 @@ fn serve<S: Stream>(mut s: S, br: Arc<Bridge>, stop: Arc<AtomicBool>, controller
         let mut w = peer.writer.lock().unwrap_or_else(|e| e.into_inner());
         w.write_all(bytes).is_ok()
     };
-    if s.set_timeout(TICK).is_err() || !send(&c.hello()) {
+    if s.set_timeout(TICK).is_err() || !send(&c.hello_for(&br)) {
         return;
     }
     if controller {
@@ -139,7 +139,9 @@ fn serve<S: Stream>(mut s: S, br: Arc<Bridge>, stop: Arc<AtomicBool>, controller
                 if !out.is_empty() && !send(&out) {
                     break;
                 }
-                if c.is_negotiated() {
+                // Asynchronous messages are 1.3 messages: a 1.0 connection
+                // gets none.
+                if c.is_negotiated() && c.version() == openflow::VERSION {
                     peer.ready.store(true, Ordering::Relaxed);
                 }
                 if let Err(e) = r {

@@ -17,6 +17,9 @@
 //! * [`port`], [`flow_mod`], [`group`], [`meter_mod`], [`packet_in`], ...: one concept
 //!   per module.
 //!
+//! * [`of10`]: OpenFlow 1.0 and the Nicira messages, matches (NXM) and
+//!   statistics a default `ovs-ofctl` (no `-O`) uses.
+//!
 //! Parsing never panics and never reads past a buffer: every length field from the
 //! wire is checked against the bytes that carry it before it is used.
 
@@ -44,6 +47,7 @@ pub mod meter_mod;
 pub mod multipart;
 pub mod nicira;
 pub mod nx_ct;
+pub mod of10;
 pub mod oxm;
 pub mod packet_in;
 pub mod packet_out;

@@ -260,7 +260,7 @@ pub struct Desc {
 }
 
 impl Desc {
-    fn parse(b: &[u8]) -> Result<Desc> {
+    pub(crate) fn parse(b: &[u8]) -> Result<Desc> {
         use field::desc as f;
         if b.len() != f::LEN {
             return Err(Error::BadLength("desc reply must be 1056 bytes"));
@@ -274,7 +274,7 @@ impl Desc {
         })
     }
 
-    fn emit(&self, out: &mut Vec<u8>) {
+    pub(crate) fn emit(&self, out: &mut Vec<u8>) {
         use field::desc as f;
         put_str(out, &self.mfr_desc, f::MFR_DESC.len());
         put_str(out, &self.hw_desc, f::HW_DESC.len());

@@ -361,6 +361,7 @@ impl Datapath for Bridge {
                 })
             }
         };
+        b.of.set_protocols(&br.protocols);
         let errors = b.services.set(&b.of, &self.targets(br));
         if errors.is_empty() {
             Ok(())

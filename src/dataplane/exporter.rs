@@ -277,7 +277,7 @@ fn datapath_metrics(m: &mut MetricSet, sw: &Switch, loops: &[Arc<LoopCounters>],
         );
         m.counter(
             "vswitch_worker_busy_cycles_total",
-            "TSC cycles of loop iterations that moved packets (rx burst to tx burst); \
+            "TSC cycles of polling rounds that received packets (all rx queues of the round, rx to tx); \
              cycles per packet = rate(this) / rate(vswitch_worker_rx_packets_total).",
             &l,
             c.busy_cycles.load(Ordering::Relaxed),

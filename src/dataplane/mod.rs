@@ -50,8 +50,9 @@ pub struct Summary {
     pub ports: Vec<PortRates>,
     /// Packets handed to tx queues per second, all ports.
     pub forwarded_pps: f64,
-    /// Average TSC cycles per received packet in busy iterations (rx burst
-    /// to tx burst, inclusive).
+    /// Average TSC cycles per received packet in busy polling rounds
+    /// (rounds that received packets, every rx queue's poll included: how
+    /// OVS counts its PMD's processing cycles).
     pub cycles_per_packet: f64,
     /// Percentiles of cycles per packet (per burst): p50, p90, p99, max.
     pub cycles_per_packet_pct: [u64; 4],

@@ -44,7 +44,8 @@ pub struct LoopCounters {
     pub rx: AtomicU64,
     /// Packets handed to tx queues.
     pub tx: AtomicU64,
-    /// TSC cycles of iterations that moved packets (rx to tx, inclusive).
+    /// TSC cycles of polling rounds that received packets (every rx queue
+    /// of the round, rx to tx inclusive; OVS's "processing cycles").
     pub busy_cycles: AtomicU64,
 }
 
@@ -431,6 +432,11 @@ impl Worker {
                 });
                 hook_rx = rx;
             }
+            // Busy cycles are counted per polling round, as OVS counts its
+            // PMD's processing cycles: a round that received anything is
+            // busy as a whole (its empty polls included).
+            let round0 = dpdk::rdtsc();
+            let mut round_rx = 0;
             if let Some(map) = &patch {
                 for r in 0..self.rx.len() {
                     let t0 = dpdk::rdtsc();
@@ -438,11 +444,17 @@ impl Worker {
                     if n == 0 {
                         continue;
                     }
+                    round_rx += n;
                     let dt = dpdk::rdtsc().wrapping_sub(t0);
                     bump(&self.counters.rx, n as u64);
                     bump(&self.counters.tx, sent);
-                    bump(&self.counters.busy_cycles, dt);
                     let _ = hist.record((dt / n as u64).max(1));
+                }
+                if round_rx != 0 {
+                    bump(
+                        &self.counters.busy_cycles,
+                        dpdk::rdtsc().wrapping_sub(round0),
+                    );
                 }
                 continue;
             }
@@ -475,12 +487,18 @@ impl Worker {
                     ep => self.switch_burst(in_port, &mut burst, None, ep, &mut sc, now),
                 };
                 self.tunnels = tunnels;
+                round_rx += n;
                 let dt = dpdk::rdtsc().wrapping_sub(t0);
                 bump(&self.counters.rx, n as u64);
                 bump(&self.counters.tx, sent);
-                bump(&self.counters.busy_cycles, dt);
                 self.dp.account_cycles(dt);
                 let _ = hist.record((dt / n as u64).max(1));
+            }
+            if round_rx != 0 {
+                bump(
+                    &self.counters.busy_cycles,
+                    dpdk::rdtsc().wrapping_sub(round0),
+                );
             }
         }
         WorkerReport {

@@ -202,7 +202,6 @@ impl Datapath {
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
-            ev.ct_prep = prep[i];
             let v = self.ct_frame(
                 i,
                 in_port,
@@ -211,6 +210,7 @@ impl Datapath {
                 &ctx,
                 &mut ev,
                 &mut runs,
+                &prep[i],
             );
             if ev.tunnel_set {
                 take_tunnel_set(&mut self.tun_out, &mut self.tun_dirty, i, &mut ev);
@@ -264,12 +264,14 @@ impl Datapath {
         ctx: &ExecCtx<'_>,
         ev: &mut ExecEvents,
         runs: &mut Runs,
+        prep: &Prepared,
     ) -> Verdict {
         if self.meta[i].frag && copies.is_some() {
             // IP fragments meet the reassembler at each `ct` (ipf.rs).
-            ev.ct_prep = Prepared::SLOW;
             return self.ipf_frame(i, in_port, frame, copies, ctx, ev);
         }
+        // What `prepare` saw serves the first `ct` of the first pass only.
+        let mut prep = prep;
         let len = u64::from(self.lens[i]);
         let mut entry = self.rules[i];
         let mut l3 = usize::from(self.meta[i].l3);
@@ -293,10 +295,10 @@ impl Datapath {
                 // The pass is its `ct`: the tracker straight on the
                 // frame's ct fields (what `execute` would do, without
                 // the generic action loop); no output.
-                let p = std::mem::take(&mut ev.ct_prep);
+                let p = std::mem::replace(&mut prep, &Prepared::SLOW);
                 match ctx.ct {
                     Some(t) => {
-                        t.execute_prepared(frame.data_mut(), l3, &p, id.spec(), &mut ct, ctx.now_ms)
+                        t.execute_prepared(frame.data_mut(), l3, p, id.spec(), &mut ct, ctx.now_ms)
                     }
                     None => {
                         ct = CtMeta {
@@ -313,6 +315,7 @@ impl Datapath {
                 // fields.
                 if c.has_ct {
                     ev.ct = ct;
+                    ev.ct_prep = *std::mem::replace(&mut prep, &Prepared::SLOW);
                 }
                 let v = if c.actions.is_empty() {
                     Verdict::Drop(c.empty_reason)
