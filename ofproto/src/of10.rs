@@ -8,6 +8,7 @@
 //! Connection (version 1) ─► Message10::parse ─► request():
 //!   FEATURES_REQUEST ─► 1.0 FEATURES_REPLY with the port list (ovs-ofctl show)
 //!   FLOW_MOD / NXT_FLOW_MOD ─► of10_flow::flow_mod (same switch rules as 1.3)
+//!   PACKET_OUT ─► the frame with 1.0 actions (or through the tables)
 //!   STATS: DESC, TABLE, PORT via the 1.3 multipart handler, re-encoded;
 //!          NXST_FLOW / NXST_AGGREGATE / OFPST_AGGREGATE via of10_flow
 //!   errors ─► their 1.0 form (openflow::of10::error: 1.0 codes or Nicira vendor errors)
@@ -18,18 +19,21 @@
 
 use openflow::error_msg::{self, ErrorType};
 use openflow::multipart::{MultipartReplyBody as R, MultipartRequest, MultipartRequestBody as Q};
+use openflow::of10::action::{port_no, Action10};
 use openflow::of10::matching::{port_to_16, port_to_32};
 use openflow::of10::message::Message10;
 use openflow::of10::nx::{flow_format, Vendor};
+use openflow::of10::packet_out::PacketOut10;
 use openflow::of10::port::{speed_bits, FeaturesReply10, PhyPort, PortStats10};
 use openflow::of10::stats::{
     Aggregate10, StatsReply10, StatsReplyBody10, StatsRequest10, TableStats10, REPLY_MORE,
 };
 use openflow::of10::{matching::wildcards, nxm};
+use switch::action::Action;
 
 use crate::bridge::Bridge;
 use crate::conn::Connection;
-use crate::consts::N_TABLES;
+use crate::consts::{NO_BUFFER, N_TABLES};
 use crate::error::OfError;
 use crate::{multipart, of10_flow};
 
@@ -94,6 +98,10 @@ fn request(st: &mut State, msg: Message10, br: &Bridge) -> Result<Vec<Message10>
             vec![]
         }
         M::Vendor(v) => vendor(st, v, br)?,
+        M::PacketOut(po) => {
+            packet_out(br, po)?;
+            vec![]
+        }
         M::StatsRequest(r) => stats(br, r)?.into_iter().map(M::StatsReply).collect(),
         other => {
             return Err(OfError::request(
@@ -141,6 +149,58 @@ fn vendor(st: &mut State, v: Vendor, br: &Bridge) -> Result<Vec<Message10>, OfEr
         }
     }
     Ok(vec![])
+}
+
+/// OFPT_PACKET_OUT (1.0 §5.3.6): the frame with 1.0 actions, or through
+/// the tables for a lone output to OFPP_TABLE (as the 1.3 handler).
+fn packet_out(br: &Bridge, po: PacketOut10) -> Result<(), OfError> {
+    if po.buffer_id != NO_BUFFER {
+        return Err(OfError::request(
+            error_msg::bad_request::BUFFER_UNKNOWN,
+            "this switch buffers no packets",
+        ));
+    }
+    let map = br.port_map();
+    let in_port = match po.in_port {
+        port_no::CONTROLLER | port_no::NONE => None,
+        p => Some(map.to_switch(port_to_32(p)).ok_or_else(|| {
+            OfError::request(error_msg::bad_request::BAD_PORT, format!("in_port {p:#x}"))
+        })?),
+    };
+    let table = matches!(
+        po.actions.as_slice(),
+        [Action10::Output {
+            port: port_no::TABLE,
+            ..
+        }]
+    );
+    let actions = if table {
+        None
+    } else {
+        let acts = of10_flow::list_to_switch(&po.actions, &map)?;
+        if acts
+            .iter()
+            .any(|a| matches!(a, Action::Group(_) | Action::Resubmit(_)))
+        {
+            return Err(OfError::action(
+                error_msg::bad_action::BAD_TYPE,
+                "group and resubmit are not supported in packet_out",
+            ));
+        }
+        Some(acts)
+    };
+    if po.data.is_empty() {
+        return Err(OfError::request(
+            error_msg::bad_request::BAD_PACKET,
+            "packet_out without a frame",
+        ));
+    }
+    br.packet_out(crate::bridge::PacketOut {
+        in_port,
+        actions,
+        data: po.data,
+    })
+    .map_err(|why| OfError::request(error_msg::bad_request::EPERM, why))
 }
 
 /// The 1.0 FEATURES_REPLY: OpenFlow 1.0 lists the ports in it
