@@ -23,10 +23,10 @@ mod ovs_harness;
 
 use netns::{sh, tcp_echo, until, Netns};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use ovs_harness::{stop, Kind, Rig, SCHEMA};
+use ovs_harness::{Kind, Net, Rig, Sandbox};
 
 /// The flows both switches accept, one per line (`add-flows` syntax). The
 /// firewall of the issue (track untracked IP in zone 5, pass established
@@ -35,154 +35,29 @@ use ovs_harness::{stop, Kind, Rig, SCHEMA};
 /// over IPv6, and matches on every ct field.
 const FLOWS: &str = include_str!("../ofproto/tests/ct_flows.txt");
 
-/// A private ovsdb-server and a switch daemon on it, bridge `bridge`
-/// (netdev, secure, OpenFlow 1.3), killed and removed on drop. The daemon
-/// is a real Open vSwitch on its dummy datapath (`ovs-vswitchd
+/// The bridge settings of both switches: secure, OpenFlow 1.3.
+const BRIDGE: &[&str] = &["fail_mode=secure", "protocols=OpenFlow13"];
+
+/// A real Open vSwitch on its dummy datapath (`ovs-vswitchd
 /// --enable-dummy=override --disable-system`: nothing touches the host's
-/// network) or `vswitch run --ovsdb` (its ports are the host's links).
-struct Ovs {
-    dir: PathBuf,
-    children: Vec<Child>,
+/// network) with bridge `br0`, killed and removed on drop.
+fn dummy_ovs() -> Sandbox {
+    let dir = std::env::temp_dir().join(format!("vsw-ctofd-dummy-{}", std::process::id()));
+    Sandbox::start_dummy(dir, "br0", BRIDGE).unwrap_or_else(|e| panic!("{e}"))
 }
 
-#[derive(PartialEq)]
-enum Daemon {
-    DummyOvs,
-    Vswitch,
-}
-
-impl Ovs {
-    /// Its run directory is `vsw-ctofd-*`: the `Rig` of the other test uses
-    /// `vsw-ctof-vsw-*` (the two tests also take turns: `serial`).
-    fn start(daemon: Daemon, bridge: &str) -> Ovs {
-        let tag = match daemon {
-            Daemon::DummyOvs => "dummy",
-            Daemon::Vswitch => "vsw",
-        };
-        let dir = std::env::temp_dir().join(format!("vsw-ctofd-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut o = Ovs {
-            dir,
-            children: Vec::new(),
-        };
-        let p = |n: &str| o.dir.join(n).to_string_lossy().into_owned();
-        o.tool("ovsdb-tool", &["create", &p("conf.db"), SCHEMA]);
-        let db = o
-            .command("ovsdb-server")
-            .args([
-                p("conf.db"),
-                format!("--remote=punix:{}", p("db.sock")),
-                format!("--unixctl={}", p("ovsdb.ctl")),
-                format!("--log-file={}", p("ovsdb.log")),
-            ])
-            .spawn()
-            .expect("ovsdb-server (apt-get install openvswitch-switch)");
-        o.children.push(db);
-        wait_for(&o.dir.join("db.sock"));
-        o.vsctl(&["--no-wait", "init"]);
-        let d = match daemon {
-            Daemon::DummyOvs => o
-                .command("ovs-vswitchd")
-                .args([
-                    format!("unix:{}", p("db.sock")),
-                    "--enable-dummy=override".into(),
-                    "--disable-system".into(),
-                    format!("--unixctl={}", p("vswitchd.ctl")),
-                    format!("--log-file={}", p("ovs-vswitchd.log")),
-                ])
-                .spawn()
-                .expect("ovs-vswitchd (apt-get install openvswitch-switch)"),
-            Daemon::Vswitch => {
-                let log = std::fs::File::create(o.dir.join("vswitch.log")).unwrap();
-                let c = o
-                    .command(env!("CARGO_BIN_EXE_vswitch"))
-                    .args(["run", "--eal"])
-                    .arg(format!(
-                        "-l 0-1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry \
-                         --log-level=*:warning --file-prefix vsw-ctofd-{}",
-                        std::process::id()
-                    ))
-                    .args(["--ovsdb", &format!("unix:{}", p("db.sock"))])
-                    .args(["--rundir", &p(""), "--control", &p("ctl.sock")])
-                    .args(["--stats-interval", "0", "--flow-cache", "4096"])
-                    .stderr(log)
-                    .spawn()
-                    .unwrap();
-                wait_for(&o.dir.join("ctl.sock"));
-                c
-            }
-        };
-        o.children.push(d);
-        o.vsctl(&[
-            "add-br",
-            bridge,
-            "--",
-            "set",
-            "bridge",
-            bridge,
-            "datapath_type=netdev",
-            "fail_mode=secure",
-            "protocols=OpenFlow13",
-        ]);
-        wait_for(&o.dir.join(format!("{bridge}.mgmt")));
-        o
-    }
-
-    fn command(&self, prog: &str) -> Command {
-        let mut c = Command::new(prog);
-        for v in ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"] {
-            c.env(v, &self.dir);
-        }
-        c.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        c
-    }
-
-    fn tool(&self, prog: &str, args: &[&str]) -> String {
-        let o = self
-            .command(prog)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{prog} {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn vsctl(&self, args: &[&str]) -> String {
-        let db = format!("--db=unix:{}", self.dir.join("db.sock").display());
-        let mut v = vec![db.as_str(), "--timeout=30"];
-        v.extend_from_slice(args);
-        self.tool("ovs-vsctl", &v)
-    }
-}
-
-impl Drop for Ovs {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().rev() {
-            stop(c, Duration::from_secs(5));
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn wait_for(p: &Path) {
-    let t = Instant::now();
-    while !p.exists() {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "{} did not appear",
-            p.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// `vswitch run --ovsdb` in the test's network namespace (its ports are
+/// the host's links) with bridge `bridge`. Its run directory is
+/// `vsw-ctofd-vsw-*`: the `Rig` of the other test uses `vsw-ctof-vsw-*`
+/// (the two tests also take turns: `serial`).
+fn vswitch(bridge: &str) -> Rig {
+    let mut rig = Rig::new(Kind::Vswitch, "ctofd");
+    rig.start_ovsdb()
+        .and_then(|_| rig.start_daemon(Net::Host, &[]))
+        .and_then(|_| rig.add_bridge(bridge, BRIDGE))
+        .and_then(|_| rig.wait_for_file(&format!("{bridge}.mgmt"), 30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    rig
 }
 
 /// `ovs-ofctl -O OpenFlow13 ARGS` against the switch in `dir`:
@@ -233,6 +108,28 @@ fn same(what: &str, vsw: &Path, ovs: &Path, filter: Option<&str>) -> Vec<String>
     a
 }
 
+/// OVS on its dummy datapath and `vswitch run --ovsdb`, `text` added to
+/// both `br0` with `ovs-ofctl add-flows`; both must print the same dump
+/// (`what`), a line per line of `text`. The switches (kept until the
+/// caller drops them), their run directories (vswitch's, OVS's) and the
+/// dump.
+fn both_with_flows(what: &str, text: &str) -> (Sandbox, Rig, PathBuf, PathBuf, Vec<String>) {
+    let ovs = dummy_ovs();
+    let mut rig = Rig::new(Kind::Vswitch, "ctof");
+    rig.start().unwrap_or_else(|e| panic!("{e}"));
+    let (vsw, ovsd) = (rig.dir.clone(), ovs.dir.clone());
+    let file = vsw.join("flows.txt");
+    std::fs::write(&file, text).unwrap();
+    let file = file.to_string_lossy().into_owned();
+    for d in [&vsw, &ovsd] {
+        ok(d, &["add-flows", "br0", &file]);
+    }
+    let flows = same(what, &vsw, &ovsd, None);
+    assert_eq!(flows.len(), text.lines().count(), "{flows:#?}");
+    eprintln!("both print:\n{}", flows.join("\n"));
+    (ovs, rig, vsw, ovsd, flows)
+}
+
 /// The OpenFlow error code ovs-ofctl printed (`OFPBAC_BAD_ARGUMENT`, ...).
 fn error_code(stderr: &str) -> Option<String> {
     stderr
@@ -257,21 +154,8 @@ fn ct_flows_round_trip_as_with_ovs() {
             "{tool} is missing: apt-get install openvswitch-switch openvswitch-common"
         );
     }
-    let ovs = Ovs::start(Daemon::DummyOvs, "br0");
-    let mut rig = Rig::new(Kind::Vswitch, "ctof");
-    rig.start().unwrap_or_else(|e| panic!("{e}"));
-    let (vsw, ovsd) = (rig.dir.clone(), ovs.dir.clone());
-    let file = vsw.join("ct_flows.txt");
-    std::fs::write(&file, FLOWS).unwrap();
-    let file = file.to_string_lossy().into_owned();
-
     // add-flows, then the dumps print the same text.
-    for d in [&vsw, &ovsd] {
-        ok(d, &["add-flows", "br0", &file]);
-    }
-    let flows = same("after add-flows", &vsw, &ovsd, None);
-    assert_eq!(flows.len(), FLOWS.lines().count(), "{flows:#?}");
-    eprintln!("both print:\n{}", flows.join("\n"));
+    let (_ovs, _rig, vsw, ovsd, flows) = both_with_flows("after add-flows", FLOWS);
     // What OVS prints for the SNAT gateway flow (checked by hand against
     // ovs-actions(7)): the masked ct_label write travels as a reg_load.
     let snat = "table=2, priority=10,ip,in_port=1 actions=ct(commit,zone=7,\
@@ -360,20 +244,8 @@ fn ct_flows_round_trip_as_with_ovs() {
 #[test]
 fn reg_flows_round_trip_as_with_ovs() {
     let _one = serial();
-    let ovs = Ovs::start(Daemon::DummyOvs, "br0");
-    let mut rig = Rig::new(Kind::Vswitch, "ctof");
-    rig.start().unwrap_or_else(|e| panic!("{e}"));
-    let (vsw, ovsd) = (rig.dir.clone(), ovs.dir.clone());
     let text = include_str!("../ofproto/tests/reg_flows.txt");
-    let file = vsw.join("reg_flows.txt");
-    std::fs::write(&file, text).unwrap();
-    let file = file.to_string_lossy().into_owned();
-    for d in [&vsw, &ovsd] {
-        ok(d, &["add-flows", "br0", &file]);
-    }
-    let flows = same("register flows", &vsw, &ovsd, None);
-    assert_eq!(flows.len(), text.lines().count(), "{flows:#?}");
-    eprintln!("both print:\n{}", flows.join("\n"));
+    let (_ovs, _rig, vsw, ovsd, flows) = both_with_flows("register flows", text);
     // What OVS 3.1 prints for OVN's zone-in-a-register pattern.
     for want in [
         "priority=100,ip,in_port=1 actions=load:0x7->NXM_NX_REG0[0..15],ct(table=1,zone=NXM_NX_REG0[0..15])",
@@ -426,6 +298,137 @@ fn reg_flows_round_trip_as_with_ovs() {
     same("after the refused flow", &vsw, &ovsd, None);
 }
 
+/// Two namespaces behind `vswitch run --ovsdb` on real kernel TCP: `a`
+/// (`10.N.0.1`, OpenFlow port 1) and `b` (`10.N.0.2`, port 2) on veths,
+/// the bridge's flows added with `ovs-ofctl add-flows`.
+struct TwoHosts {
+    /// First field: the links go before the switch stops.
+    _ns: Netns,
+    sw: Rig,
+    br: String,
+    a: String,
+    b: String,
+    net: u8,
+}
+
+impl TwoHosts {
+    /// `tag` names the bridge, the namespaces (`TAGa`, `TAGb`) and their
+    /// links; `net` the subnet `10.net.0.0/24`; `mac` the MACs' fifth
+    /// byte. Every line of `flows` must be installed.
+    fn start(tag: &str, net: u8, mac: u8, flows: &str) -> TwoHosts {
+        let id = std::process::id() % 100000;
+        let br = format!("{tag}{id}");
+        let sw = vswitch(&br);
+        let mut ns = Netns::default();
+        let (a, b) = (format!("{tag}a{id}"), format!("{tag}b{id}"));
+        let (la, lb) = (format!("{a}h"), format!("{b}h"));
+        ns.host(
+            &a,
+            &la,
+            &format!("02:00:00:0c:{mac:02x}:01"),
+            &format!("10.{net}.0.1/24"),
+        );
+        ns.host(
+            &b,
+            &lb,
+            &format!("02:00:00:0c:{mac:02x}:02"),
+            &format!("10.{net}.0.2/24"),
+        );
+        sw.vsctl(&[
+            "add-port",
+            &br,
+            &la,
+            "--",
+            "set",
+            "Interface",
+            &la,
+            "ofport_request=1",
+            "--",
+            "add-port",
+            &br,
+            &lb,
+            "--",
+            "set",
+            "Interface",
+            &lb,
+            "ofport_request=2",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let file = sw.dir.join("flows.txt");
+        std::fs::write(&file, flows).unwrap();
+        ok(&sw.dir, &["add-flows", &br, &file.to_string_lossy()]);
+        assert_eq!(dump(&sw.dir, &br, None).len(), flows.lines().count());
+        TwoHosts {
+            _ns: ns,
+            sw,
+            br,
+            a,
+            b,
+            net,
+        }
+    }
+
+    fn ping(&self, from: &str, to: u8) -> bool {
+        sh(&format!(
+            "ip netns exec {from} ping -c 1 -W 1 10.{}.0.{to}",
+            self.net
+        ))
+        .status
+        .success()
+    }
+
+    /// Port 1's ping reaches port 2 (`what`: the flows, once the ports
+    /// came up), TCP from port 1 to port 2:8080 is echoed; a new ping from
+    /// port 2 is dropped, and TCP from port 2 to port 1 (its SYN is `+new`
+    /// from port 2) neither connects nor is accepted.
+    fn passes_one_way(&self, what: &str) {
+        let (a, b, net) = (&self.a, &self.b, self.net);
+        // Ports come up asynchronously: wait for the allowed direction.
+        until(&format!("ping 1 -> 2 through {what}"), 30, || {
+            self.ping(a, 2)
+        });
+        tcp_echo(b, a, &format!("10.{net}.0.2"), 8080);
+        assert!(!self.ping(b, 1), "a new ping from port 2 crossed");
+        let server = Command::new("ip")
+            .args(["netns", "exec", a, "timeout", "6", "python3", "-c"])
+            .arg(format!(
+                "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                 s.bind(('10.{net}.0.1',8080)); s.listen(1); s.settimeout(5)\n\
+                 try:\n    s.accept(); print('accepted')\nexcept OSError: pass\n"
+            ))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let client = sh(&format!(
+            "ip netns exec {b} python3 -c \"import socket; socket.create_connection(('10.{net}.0.1',8080), timeout=3)\""
+        ));
+        assert!(!client.status.success(), "TCP from port 2 was let through");
+        let out = server.wait_with_output().unwrap();
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("accepted"));
+    }
+
+    /// The bridge's `dump-flows` with counters (printed).
+    fn dump_flows(&self) -> String {
+        let d = ok(&self.sw.dir, &["dump-flows", &self.br]);
+        eprintln!("{d}");
+        d
+    }
+}
+
+/// The packet counter of the flow of `dump` whose line contains `needle`.
+fn packets(dump: &str, needle: &str) -> u64 {
+    let l = dump
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no flow with {needle} in\n{dump}"));
+    l.split("n_packets=")
+        .nth(1)
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no n_packets in {l}"))
+}
+
 /// OVN's ACL pattern installed with `ovs-ofctl`, on real kernel TCP: table
 /// 0 loads the logical port's zone into reg0 (and which side it is into
 /// reg1) and tracks the frame in that zone (`ct(zone=NXM_NX_REG0[0..15],
@@ -436,33 +439,6 @@ fn reg_flows_round_trip_as_with_ovs() {
 #[test]
 fn an_ovn_acl_with_zone_in_a_register_passes_tcp_one_way() {
     let _one = serial();
-    let id = std::process::id() % 100000;
-    let br = format!("ovna{id}");
-    let sw = Ovs::start(Daemon::Vswitch, &br);
-    let mut ns = Netns::default();
-    let (a, b) = (format!("ovnaa{id}"), format!("ovnab{id}"));
-    let (la, lb) = (format!("ovnaa{id}h"), format!("ovnab{id}h"));
-    ns.host(&a, &la, "02:00:00:0c:1f:01", "10.204.0.1/24");
-    ns.host(&b, &lb, "02:00:00:0c:1f:02", "10.204.0.2/24");
-    sw.vsctl(&[
-        "add-port",
-        &br,
-        &la,
-        "--",
-        "set",
-        "Interface",
-        &la,
-        "ofport_request=1",
-        "--",
-        "add-port",
-        &br,
-        &lb,
-        "--",
-        "set",
-        "Interface",
-        &lb,
-        "ofport_request=2",
-    ]);
     let flows = "\
 table=0,priority=10,arp,in_port=1,actions=output:2
 table=0,priority=10,arp,in_port=2,actions=output:1
@@ -475,48 +451,20 @@ table=1,priority=90,ct_state=+new+trk,icmp,reg1=0x1,actions=ct(commit,zone=NXM_N
 table=1,priority=80,ct_state=+inv+trk,ip,actions=drop
 table=1,priority=1,actions=drop
 ";
-    let file = sw.dir.join("acl.txt");
-    std::fs::write(&file, flows).unwrap();
-    ok(&sw.dir, &["add-flows", &br, &file.to_string_lossy()]);
-    assert_eq!(dump(&sw.dir, &br, None).len(), flows.lines().count());
-    let ping = |from: &str, to: &str| {
-        sh(&format!("ip netns exec {from} ping -c 1 -W 1 {to}"))
-            .status
-            .success()
-    };
-    until("ping 1 -> 2 through the OVN ACL", 30, || {
-        ping(&a, "10.204.0.2")
-    });
-    tcp_echo(&b, &a, "10.204.0.2", 8080);
-    assert!(!ping(&b, "10.204.0.1"), "a new ping from port 2 crossed");
-    let client = sh(&format!(
-        "ip netns exec {b} python3 -c \"import socket; socket.create_connection(('10.204.0.1',8080), timeout=3)\""
-    ));
-    assert!(!client.status.success(), "TCP from port 2 was let through");
+    let h = TwoHosts::start("ovna", 204, 0x1f, flows);
+    h.passes_one_way("the OVN ACL");
     // The connections were tracked in the register's zone, 9.
     let ct = Command::new(env!("CARGO_BIN_EXE_vswitch"))
         .args(["ct", "show", "--zone", "9", "--control"])
-        .arg(sw.dir.join("ctl.sock"))
+        .arg(h.sw.dir.join("ctl.sock"))
         .output()
         .unwrap();
     let ct = String::from_utf8_lossy(&ct.stdout).into_owned();
     assert!(ct.contains("dport=8080") && ct.contains("zone=9"), "{ct}");
-    let d = ok(&sw.dir, &["dump-flows", &br]);
-    eprintln!("{d}");
-    let packets = |needle: &str| -> u64 {
-        let l = d
-            .lines()
-            .find(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("no flow with {needle} in\n{d}"));
-        l.split("n_packets=")
-            .nth(1)
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no n_packets in {l}"))
-    };
-    assert!(packets("tp_dst=8080") >= 1, "{d}");
-    assert!(packets("reg0=0x9,reg1=0x2") >= 2, "{d}");
-    assert!(packets("priority=1 ") >= 2, "{d}");
+    let d = h.dump_flows();
+    assert!(packets(&d, "tp_dst=8080") >= 1, "{d}");
+    assert!(packets(&d, "reg0=0x9,reg1=0x2") >= 2, "{d}");
+    assert!(packets(&d, "priority=1 ") >= 2, "{d}");
 }
 
 /// A stateful firewall installed with `ovs-ofctl` works on real kernel
@@ -528,33 +476,6 @@ table=1,priority=1,actions=drop
 #[test]
 fn an_openflow_ct_firewall_passes_tcp_one_way() {
     let _one = serial();
-    let id = std::process::id() % 100000;
-    let br = format!("ctof{id}");
-    let sw = Ovs::start(Daemon::Vswitch, &br);
-    let mut ns = Netns::default();
-    let (a, b) = (format!("ctofa{id}"), format!("ctofb{id}"));
-    let (la, lb) = (format!("ctofa{id}h"), format!("ctofb{id}h"));
-    ns.host(&a, &la, "02:00:00:0c:0f:01", "10.203.0.1/24");
-    ns.host(&b, &lb, "02:00:00:0c:0f:02", "10.203.0.2/24");
-    sw.vsctl(&[
-        "add-port",
-        &br,
-        &la,
-        "--",
-        "set",
-        "Interface",
-        &la,
-        "ofport_request=1",
-        "--",
-        "add-port",
-        &br,
-        &lb,
-        "--",
-        "set",
-        "Interface",
-        &lb,
-        "ofport_request=2",
-    ]);
     let flows = "\
 table=0,priority=10,arp,in_port=1,actions=output:2
 table=0,priority=10,arp,in_port=2,actions=output:1
@@ -567,58 +488,13 @@ table=1,priority=90,ct_state=+new+trk,icmp,in_port=1,actions=ct(commit,zone=5),o
 table=1,priority=80,ct_state=+inv+trk,ip,actions=drop
 table=1,priority=1,actions=drop
 ";
-    let file = sw.dir.join("fw.txt");
-    std::fs::write(&file, flows).unwrap();
-    ok(&sw.dir, &["add-flows", &br, &file.to_string_lossy()]);
-    assert_eq!(dump(&sw.dir, &br, None).len(), flows.lines().count());
-
-    let ping = |from: &str, to: &str| {
-        sh(&format!("ip netns exec {from} ping -c 1 -W 1 {to}"))
-            .status
-            .success()
-    };
-    // Ports come up asynchronously: wait for the allowed direction.
-    until("ping 1 -> 2 through the ct firewall", 30, || {
-        ping(&a, "10.203.0.2")
-    });
-    tcp_echo(&b, &a, "10.203.0.2", 8080);
-    assert!(!ping(&b, "10.203.0.1"), "a new ping from port 2 crossed");
-    // TCP from port 2 to port 1: the SYN is +new from port 2, dropped.
-    let server = Command::new("ip")
-        .args(["netns", "exec", &a, "timeout", "6", "python3", "-c"])
-        .arg(
-            "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-             s.bind(('10.203.0.1',8080)); s.listen(1); s.settimeout(5)\n\
-             try:\n    s.accept(); print('accepted')\nexcept OSError: pass\n",
-        )
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let client = sh(&format!(
-        "ip netns exec {b} python3 -c \"import socket; socket.create_connection(('10.203.0.1',8080), timeout=3)\""
-    ));
-    assert!(!client.status.success(), "TCP from port 2 was let through");
-    let out = server.wait_with_output().unwrap();
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("accepted"));
-
-    let d = ok(&sw.dir, &["dump-flows", &br]);
-    eprintln!("{d}");
-    let packets = |needle: &str| -> u64 {
-        let l = d
-            .lines()
-            .find(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("no flow with {needle} in\n{d}"));
-        l.split("n_packets=")
-            .nth(1)
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no n_packets in {l}"))
-    };
+    let h = TwoHosts::start("ctof", 203, 0x0f, flows);
+    h.passes_one_way("the ct firewall");
+    let d = h.dump_flows();
     // One SYN committed (with the mark), the replies matched the mark, the
     // SYNs and pings from port 2 hit the final drop.
-    assert!(packets("tp_dst=8080") >= 1, "{d}");
-    assert!(packets("ct_mark=0x7") >= 2, "{d}");
-    assert!(packets("priority=1 ") >= 2, "{d}");
-    assert!(packets("ct_state=-trk,ip") >= 6, "{d}");
+    assert!(packets(&d, "tp_dst=8080") >= 1, "{d}");
+    assert!(packets(&d, "ct_mark=0x7") >= 2, "{d}");
+    assert!(packets(&d, "priority=1 ") >= 2, "{d}");
+    assert!(packets(&d, "ct_state=-trk,ip") >= 6, "{d}");
 }

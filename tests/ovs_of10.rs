@@ -24,7 +24,7 @@ use ovs_harness::*;
 /// matches (sent as OFPT_FLOW_MOD) and matches only NXM can say (IPv6,
 /// masked VLAN TCI: NXT_FLOW_MOD), named tables (NXT_FLOW_MOD_TABLE_ID),
 /// cookies and timeouts, 1.0 and Nicira actions.
-const FLOWS: [&str; 9] = [
+const FLOWS: [&str; 10] = [
     "priority=100,in_port=1,ip,nw_dst=10.0.0.2,actions=mod_dl_src:02:00:00:00:00:99,output:2",
     "priority=90,in_port=1,ipv6,actions=mod_vlan_vid:7,output:2",
     "priority=60,tcp,tp_dst=80,actions=resubmit(,1)",
@@ -36,6 +36,8 @@ const FLOWS: [&str; 9] = [
      actions=dec_ttl,output:2",
     "table=3,priority=5,udp,dl_dst=02:00:00:00:00:02,tp_src=53,actions=mod_nw_src:10.9.9.9,mod_tp_src:5353,output:1",
     "priority=1,in_port=1,actions=drop",
+    "table=5,priority=5,reg0=0x5,ip,actions=set_field:0x7->reg1,load:0x3->NXM_NX_REG2[0..7],\
+     move:NXM_NX_REG0[0..15]->NXM_NX_REG3[0..15],output:2",
 ];
 
 /// `ovs-ofctl ARGS` (no `-O`) against the rig's bridge socket directory.
@@ -59,14 +61,18 @@ fn plain_ok(rig: &Rig, args: &[&str]) -> String {
 /// the two switches, run one after the other, need not agree on), sorted
 /// (each switch answers in its own order).
 fn flows(rig: &Rig, filter: Option<&str>) -> Vec<String> {
-    let mut args = vec!["dump-flows", "br0"];
+    flows_as(rig, &[], filter, "NXST_FLOW reply")
+}
+
+/// [`flows`] with `ovs-ofctl` options `opts`, whose reply starts `head`.
+fn flows_as(rig: &Rig, opts: &[&str], filter: Option<&str>, head: &str) -> Vec<String> {
+    let mut args = opts.to_vec();
+    args.extend(["dump-flows", "br0"]);
     args.extend(filter);
     let out = plain_ok(rig, &args);
     let mut lines = out.lines();
     assert!(
-        lines
-            .next()
-            .is_some_and(|l| l.starts_with("NXST_FLOW reply")),
+        lines.next().is_some_and(|l| l.starts_with(head)),
         "{}: {out}",
         rig.name()
     );
@@ -131,9 +137,21 @@ fn plain_ovs_ofctl_drives_vswitch_as_it_drives_ovs() {
         "cookie=0x0, table=0, n_packets=0, n_bytes=0, priority=8,tcp,dl_vlan=5,\
          nw_src=10.1.0.0/24,tp_src=1000 actions=mod_vlan_vid:9,mod_nw_tos:8,mod_tp_dst:99,\
          strip_vlan,NORMAL",
+        // A register write in 1.0 is a reg_load, printed as one.
+        "cookie=0x0, table=5, n_packets=0, n_bytes=0, priority=5,ip,reg0=0x5 \
+         actions=load:0x7->NXM_NX_REG1[],load:0x3->NXM_NX_REG2[0..7],\
+         move:NXM_NX_REG0[0..15]->NXM_NX_REG3[0..15],output:2",
     ] {
         assert!(all.iter().any(|l| l == want), "{want}\nnot in {all:#?}");
     }
+    // OpenFlow 1.0's own flow statistics (OFPST_FLOW, ofp10_match: what
+    // 1.0 cannot say is left out, as OVS does).
+    let std10 = |r: &Rig| flows_as(r, &["-F", "openflow10"], None, "OFPST_FLOW reply");
+    assert_eq!(
+        std10(&vsw),
+        std10(&ovs),
+        "ovs-ofctl -F openflow10 dump-flows"
+    );
     // vswitch reports the idle age as OVS does (NXST_FLOW), the hard age
     // only when a modify made it differ from the duration.
     let raw = plain_ok(&vsw, &["dump-flows", "br0"]);
@@ -146,7 +164,7 @@ fn plain_ovs_ofctl_drives_vswitch_as_it_drives_ovs() {
     assert_eq!(same("dump-flows tcp", &vsw, &ovs, Some("tcp")).len(), 2);
     let agg = |r: &Rig| plain_ok(r, &["dump-aggregate", "br0"]);
     assert_eq!(agg(&vsw), agg(&ovs));
-    assert!(agg(&vsw).contains("flow_count=9"), "{}", agg(&vsw));
+    assert!(agg(&vsw).contains("flow_count=10"), "{}", agg(&vsw));
 
     // mod-flows (non-strict; OpenFlow 1.0 reaches every table), strict
     // del-flows, del-flows by out_port.
@@ -208,6 +226,8 @@ fn plain_ovs_ofctl_drives_vswitch_as_it_drives_ovs() {
     assert!(tables.starts_with("OFPST_TABLE reply"), "{tables}");
     assert!(tables.contains("...253: ditto"), "{tables}");
     assert!(plain_ok(&vsw, &["dump-desc", "br0"]).starts_with("OFPST_DESC reply"));
+    both(&vsw, &ovs, &["set-frags", "br0", "drop"]);
+    assert_eq!(plain_ok(&vsw, &["get-frags", "br0"]), "drop\n");
     assert_eq!(
         plain_ok(&vsw, &["get-frags", "br0"]),
         plain_ok(&ovs, &["get-frags", "br0"])
@@ -285,6 +305,23 @@ fn plain_ovs_ofctl_drives_vswitch_as_it_drives_ovs() {
     assert!(ports.contains("tx pkts=3,"), "{ports}");
     let ports = plain_ok(&vsw, &["dump-ports", "br0"]);
     assert!(ports.contains("port  1: rx pkts=4,"), "{ports}");
+    // packet-out (OFPT_PACKET_OUT with 1.0 actions) leaves by port 2.
+    let packet: String = frames[1].iter().map(|b| format!("{b:02x}")).collect();
+    let po = format!("in_port=1,packet={packet},actions=mod_dl_dst:02:00:00:00:00:42,output:2");
+    plain_ok(&vsw, &["packet-out", "br0", &po]);
+    let mut sent = false;
+    for _ in 0..50 {
+        if plain_ok(&vsw, &["dump-ports", "br0", "2"]).contains("tx pkts=4,") {
+            sent = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(sent, "{}", plain_ok(&vsw, &["dump-ports", "br0", "2"]));
+    let out = read_pcap(&vsw.sink(2)).unwrap();
+    let mut want = frames[1].clone();
+    want[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0x42]);
+    assert_eq!(out.last().map(|f| hex(f)), Some(hex(&want)));
 
     // The bridge's protocols column: OpenFlow13 only turns plain ovs-ofctl
     // away (as OVS does) and keeps 1.3 working; cleared, 1.0 is back.

@@ -25,7 +25,7 @@
 
 use openflow::action::Action as OfAction;
 use openflow::error_msg::{self, bad_action, ErrorType};
-use openflow::nicira::{NxAction, OFPP_IN_PORT_16};
+use openflow::nicira::{reg_load_ofs_nbits, NxAction, OFPP_IN_PORT_16};
 use openflow::of10::action::{port_no, Action10};
 use openflow::of10::flow_mod::{command, flags, FlowModFields};
 use openflow::of10::matching::{port_to_16, port_to_32};
@@ -284,6 +284,18 @@ pub(crate) fn action_from_switch(a: &Action, map: &PortMap) -> Option<Action10> 
         Action::SetTunId(k) => nx(NxAction::set_tunnel(u64::from(k))),
         _ => match actions::action_from_switch(a, map)? {
             v @ OfAction::Nicira(_) => Action10::Vendor(v),
+            // OpenFlow 1.0 has no set_field: OVS sends a whole-field write
+            // of an NXM field (a register) as NXAST_REG_LOAD, which
+            // `ovs-ofctl` prints `load:V->NXM_NX_REG1[]`.
+            OfAction::SetField(f) => {
+                let bits = 8 * f.value.len();
+                let (dst, value) = (f.field.nxm_header()?, f.value_u64()?);
+                nx(NxAction::RegLoad {
+                    ofs_nbits: reg_load_ofs_nbits(0, bits as u16),
+                    dst,
+                    value,
+                })
+            }
             _ => return None,
         },
     })

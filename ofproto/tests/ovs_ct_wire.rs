@@ -11,9 +11,9 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use ofproto::port_map::PortMap;
 use ofproto::{actions, flow_match};
@@ -24,118 +24,21 @@ use openflow::multipart::{
     FlowStats, FlowStatsRequest, MultipartReplyBody, MultipartRequest, MultipartRequestBody, MORE,
 };
 use openflow::{Match, Message, OxmField};
+use ovs_sandbox::Sandbox;
 use switch::action::Action;
 use switch::rule::RuleSpec;
 
-const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
 const FLOWS: &str = include_str!("ct_flows.txt");
 
-struct Ovs {
-    dir: PathBuf,
-    children: Vec<Child>,
-}
-
-impl Drop for Ovs {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().rev() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn wait_for(p: &Path) {
-    let t = Instant::now();
-    while !p.exists() {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "{} did not appear",
-            p.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-impl Ovs {
-    fn run(&self, prog: &str, args: &[&str]) {
-        let o = Command::new(prog)
-            .env("OVS_RUNDIR", &self.dir)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("{prog}: {e} (apt-get install openvswitch-switch)"));
-        assert!(
-            o.status.success(),
-            "{prog} {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-
-    fn spawn(&mut self, prog: &str, args: &[String]) {
-        let c = Command::new(prog)
-            .env("OVS_RUNDIR", &self.dir)
-            .env("OVS_LOGDIR", &self.dir)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{prog}: {e} (apt-get install openvswitch-switch)"));
-        self.children.push(c);
-    }
-
-    fn start() -> Ovs {
-        // One directory per test of this process (they run in parallel).
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("ofproto-ctwire-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut o = Ovs {
-            dir,
-            children: Vec::new(),
-        };
-        let d = o.dir.clone();
-        let p = |n: &str| d.join(n).to_string_lossy().into_owned();
-        let (db, sock) = (p("conf.db"), p("db.sock"));
-        o.run("ovsdb-tool", &["create", &db, SCHEMA]);
-        let remote = format!("--remote=punix:{sock}");
-        let (dbctl, vsctl) = (format!("--unixctl={}", p("ovsdb.ctl")), p("vswitchd.ctl"));
-        o.spawn(
-            "ovsdb-server",
-            &[db, remote, dbctl, format!("--log-file={}", p("ovsdb.log"))],
-        );
-        wait_for(&o.dir.join("db.sock"));
-        let vsctl_db = format!("--db=unix:{sock}");
-        o.run("ovs-vsctl", &[&vsctl_db, "--no-wait", "init"]);
-        o.spawn(
-            "ovs-vswitchd",
-            &[
-                format!("unix:{sock}"),
-                "--enable-dummy=override".into(),
-                "--disable-system".into(),
-                format!("--unixctl={vsctl}"),
-                format!("--log-file={}", p("ovs-vswitchd.log")),
-            ],
-        );
-        o.run(
-            "ovs-vsctl",
-            &[
-                &vsctl_db,
-                "--timeout=30",
-                "add-br",
-                "br0",
-                "--",
-                "set",
-                "bridge",
-                "br0",
-                "datapath_type=netdev",
-                "fail_mode=secure",
-                "protocols=OpenFlow13",
-            ],
-        );
-        wait_for(&o.dir.join("br0.mgmt"));
-        o
-    }
+/// A real OVS on its dummy datapath with bridge `br0` (secure, OpenFlow
+/// 1.3), in a directory of its own per test of this process (they run in
+/// parallel).
+fn start_ovs() -> Sandbox {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ofproto-ctwire-{}-{n}", std::process::id()));
+    Sandbox::start_dummy(dir, "br0", &["fail_mode=secure", "protocols=OpenFlow13"])
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Sends `msgs`, returns every message received until `done` says so.
@@ -195,19 +98,14 @@ fn translate_both_ways(flows_text: &str) {
     {
         panic!("ovs-vswitchd is missing: apt-get install openvswitch-switch");
     }
-    let ovs = Ovs::start();
-    let file = ovs.dir.join("flows.txt");
+    let ovs = start_ovs();
+    let file = ovs.path("flows.txt");
     std::fs::write(&file, flows_text).unwrap();
-    ovs.run(
+    ovs.tool(
         "ovs-ofctl",
-        &[
-            "-O",
-            "OpenFlow13",
-            "add-flows",
-            "br0",
-            &file.to_string_lossy(),
-        ],
-    );
+        &["-O", "OpenFlow13", "add-flows", "br0", &file],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 
     let request = Message::MultipartRequest(MultipartRequest {
         flags: 0,

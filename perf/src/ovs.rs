@@ -20,18 +20,22 @@
 //! pidfiles under the temp dir, and `ovs-vswitchd` runs in a fresh network
 //! namespace, so the bridge's internal tap port never appears on the host.
 //! [`Ovs`] kills both daemons and removes every file it made when dropped,
-//! also when start-up failed half-way.
+//! also when start-up failed half-way. Starting, driving and stopping the
+//! daemons is [`ovs_sandbox::Sandbox`], the same code the tests' OVS
+//! harness runs; this module adds the benchmark's configuration, its
+//! clean-up records, flow tables and counters.
 
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Where Debian installs the DPDK build of `ovs-vswitchd`.
-pub const VSWITCHD_DPDK: &str = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk";
-/// The OVSDB schema shipped by `openvswitch-common`.
-pub const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
+use ovs_sandbox::{Net, Sandbox};
+
+pub use ovs_sandbox::{vswitchd_dpdk as vswitchd_bin, SCHEMA, VSWITCHD_DPDK};
+
+/// A port of [`Ovs::start_with_ports`].
+pub type OvsPort = ovs_sandbox::Port;
+
 /// The bridge's name (private to the instance's run dir and netns).
 pub const BRIDGE: &str = "br0";
 /// OpenFlow port number of the source port (`net_pcap`).
@@ -54,59 +58,6 @@ pub struct Config {
     pub source_devargs: String,
     /// Devargs of the sink port (OpenFlow port [`OF_OUT`]).
     pub sink_devargs: String,
-}
-
-/// A port of [`Ovs::start_with_ports`].
-#[derive(Clone, Debug)]
-pub struct OvsPort {
-    /// Interface name.
-    pub name: String,
-    /// OpenFlow port number asked for (`ofport_request`).
-    pub ofport: u32,
-    /// Interface type (`dpdk`, `dpdkvhostuser`, `dpdkvhostuserclient`).
-    pub kind: String,
-    /// More `Interface` columns, e.g. `options:dpdk-devargs=...`.
-    pub options: Vec<String>,
-}
-
-impl OvsPort {
-    /// A `type=dpdk` port on `devargs`.
-    pub fn dpdk(name: &str, ofport: u32, devargs: &str) -> OvsPort {
-        OvsPort {
-            name: name.into(),
-            ofport,
-            kind: "dpdk".into(),
-            options: vec![format!("options:dpdk-devargs={devargs}")],
-        }
-    }
-
-    /// A `type=dpdkvhostuserclient` port: the guest's front end serves the
-    /// socket `server_path` and OVS connects (and reconnects) to it; with
-    /// `userspace-tso-enable=true` OVS takes large segments on such ports
-    /// only (external mbuf buffers; `dpdkvhostuser` ports register linear
-    /// buffers alone, so a 64 KiB segment from the guest does not fit).
-    pub fn vhost_user_client(name: &str, ofport: u32, server_path: &Path) -> OvsPort {
-        OvsPort {
-            name: name.into(),
-            ofport,
-            kind: "dpdkvhostuserclient".into(),
-            options: vec![format!(
-                "options:vhost-server-path={}",
-                server_path.display()
-            )],
-        }
-    }
-
-    /// A `type=dpdkvhostuser` port: OVS serves the socket
-    /// [`Ovs::vhost_socket`]`(name)`, a guest's virtio front end connects.
-    pub fn vhost_user(name: &str, ofport: u32) -> OvsPort {
-        OvsPort {
-            name: name.into(),
-            ofport,
-            kind: "dpdkvhostuser".into(),
-            options: vec![],
-        }
-    }
 }
 
 /// The PMD thread's counters from `dpif-netdev/pmd-stats-show`.
@@ -169,31 +120,7 @@ impl PmdStats {
 
 /// A running private OVS-DPDK instance; dropping it tears it down.
 pub struct Ovs {
-    dir: PathBuf,
-    file_prefix: String,
-    ovsdb: Option<Child>,
-    vswitchd: Option<Child>,
-}
-
-/// The `ovs-vswitchd-dpdk` binary: `$OVS_VSWITCHD_DPDK` or Debian's path.
-pub fn vswitchd_bin() -> Result<PathBuf, String> {
-    let p = std::env::var_os("OVS_VSWITCHD_DPDK")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(VSWITCHD_DPDK));
-    if p.exists() {
-        Ok(p)
-    } else {
-        Err(format!(
-            "{} not found: install the Debian package openvswitch-switch-dpdk",
-            p.display()
-        ))
-    }
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let s = fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read: {e})"));
-    let v: Vec<&str> = s.lines().collect();
-    v[v.len().saturating_sub(lines)..].join("\n")
+    sb: Sandbox,
 }
 
 impl Ovs {
@@ -218,90 +145,26 @@ impl Ovs {
         other_config: &[String],
     ) -> Result<Ovs, String> {
         let bin = vswitchd_bin()?;
-        if !Path::new(SCHEMA).exists() {
-            return Err(format!(
-                "{SCHEMA} not found: install the Debian package openvswitch-common"
-            ));
-        }
-        let dir = std::env::temp_dir().join(format!("perf-ovs-{}", cfg.tag));
+        let prefix = format!("perf-ovs-{}", cfg.tag);
+        let dir = std::env::temp_dir().join(&prefix);
         crate::cleanup::record(crate::cleanup::Resource::Path(dir.clone()));
         crate::cleanup::record(crate::cleanup::Resource::Path(
-            Path::new("/var/run/dpdk").join(format!("perf-ovs-{}", cfg.tag)),
+            Path::new("/var/run/dpdk").join(&prefix),
         ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        let mut ovs = Ovs {
-            dir,
-            file_prefix: format!("perf-ovs-{}", cfg.tag),
-            ovsdb: None,
-            vswitchd: None,
-        };
-        ovs.tool("ovsdb-tool", &["create", &ovs.path("conf.db"), SCHEMA])?;
-        let mut db = ovs.command("ovsdb-server");
-        db.args([
-            &ovs.path("conf.db"),
-            &format!("--remote=punix:{}", ovs.path("db.sock")),
-            &format!("--unixctl={}", ovs.path("ovsdb-server.ctl")),
-            &format!("--pidfile={}", ovs.path("ovsdb-server.pid")),
-            &format!("--log-file={}", ovs.path("ovsdb-server.log")),
-        ]);
-        ovs.ovsdb = Some(
-            db.spawn()
-                .inspect(crate::cleanup::record_child)
-                .map_err(|e| format!("spawn ovsdb-server (package openvswitch-switch): {e}"))?,
-        );
-        ovs.wait_for_file("db.sock", "ovsdb-server", "ovsdb-server.log")?;
-        ovs.vsctl(&["--no-wait", "init"])?;
-        let extra = format!(
-            "other_config:dpdk-extra=--no-pci --no-telemetry --file-prefix={}",
-            ovs.file_prefix
-        );
-        ovs.vsctl(&[
-            "--no-wait",
-            "set",
-            "Open_vSwitch",
-            ".",
-            "other_config:dpdk-init=true",
-            &format!("other_config:dpdk-lcore-mask={:#x}", 1u64 << cfg.main_core),
-            &format!("other_config:pmd-cpu-mask={:#x}", 1u64 << cfg.pmd_core),
-            &format!("other_config:dpdk-socket-mem={}", cfg.socket_mem_mb),
-            &extra,
-        ])?;
-        for kv in other_config {
-            ovs.vsctl(&["--no-wait", "set", "Open_vSwitch", ".", kv])?;
-        }
-        // `unshare --net` execs vswitchd in a fresh network namespace: the
-        // netdev bridge's internal port is a tap device, kept off the host.
-        let mut vs = ovs.command("unshare");
-        vs.arg("--net").arg(&bin).args([
-            &format!("unix:{}", ovs.path("db.sock")),
-            &format!("--unixctl={}", ovs.path("vswitchd.ctl")),
-            &format!("--pidfile={}", ovs.path("ovs-vswitchd.pid")),
-            &format!("--log-file={}", ovs.path("ovs-vswitchd.log")),
-        ]);
-        ovs.vswitchd = Some(
-            vs.spawn()
-                .inspect(crate::cleanup::record_child)
-                .map_err(|e| format!("spawn unshare --net {}: {e}", bin.display()))?,
-        );
-        ovs.wait_for_file("vswitchd.ctl", "ovs-vswitchd", "ovs-vswitchd.log")?;
-        // DPDK initialises before the first reconfiguration; ovs-vsctl
-        // (without --no-wait) returns once vswitchd applied the change.
-        ovs.vsctl(&[
-            "--timeout=120",
-            "add-br",
-            BRIDGE,
-            "--",
-            "set",
-            "bridge",
-            BRIDGE,
-            "datapath_type=netdev",
-            "fail_mode=secure",
-        ])?;
-        let init = ovs.vsctl(&["get", "Open_vSwitch", ".", "dpdk_initialized"])?;
-        if init.trim() != "true" {
-            return Err(ovs.failure("DPDK did not initialise (dpdk_initialized != true)"));
-        }
+        let mut sb = Sandbox::new(dir, &prefix, "OVS")?;
+        sb.on_spawn = crate::cleanup::record_child;
+        sb.start_ovsdb()?;
+        let more: Vec<&str> = other_config.iter().map(String::as_str).collect();
+        sb.dpdk_init(
+            1 << cfg.main_core,
+            1 << cfg.pmd_core,
+            cfg.socket_mem_mb,
+            &more,
+        )?;
+        sb.start_vswitchd(Net::Fresh, bin.as_os_str(), false)?;
+        sb.add_bridge(BRIDGE, &["fail_mode=secure"])?;
+        sb.check_dpdk()?;
+        let ovs = Ovs { sb };
         for p in ports {
             ovs.add_port(p)?;
         }
@@ -317,18 +180,10 @@ impl Ovs {
     /// its MAC, e.g. the `br-phy` of OVS's user-space tunnelling, whose
     /// internal port holds the tunnel endpoint's IP) with `ports`.
     pub fn add_bridge(&self, name: &str, hwaddr: &str, ports: &[OvsPort]) -> Result<(), String> {
-        self.vsctl(&[
-            "--timeout=120",
-            "add-br",
+        self.sb.add_bridge(
             name,
-            "--",
-            "set",
-            "bridge",
-            name,
-            "datapath_type=netdev",
-            "fail_mode=secure",
-            &format!("other_config:hwaddr={hwaddr}"),
-        ])?;
+            &["fail_mode=secure", &format!("other_config:hwaddr={hwaddr}")],
+        )?;
         for p in ports {
             self.add_port_to(name, p)?;
         }
@@ -340,72 +195,34 @@ impl Ovs {
     pub fn in_netns(&self, cmd: &[&str]) -> Result<String, String> {
         let pid = self
             .vswitchd_pid()
-            .ok_or_else(|| self.failure("no ovs-vswitchd pid"))?
+            .ok_or_else(|| self.sb.failure("no ovs-vswitchd pid"))?
             .to_string();
         let mut v = vec!["-t", pid.as_str(), "-n", "--"];
         v.extend_from_slice(cmd);
-        self.tool("nsenter", &v)
+        self.sb.tool("nsenter", &v)
     }
 
     /// Adds `p` to `bridge` and checks that OVS opened it.
     pub fn add_port_to(&self, bridge: &str, p: &OvsPort) -> Result<(), String> {
-        let mut args = vec![
-            "--timeout=300".to_string(),
-            "add-port".into(),
-            bridge.into(),
-            p.name.clone(),
-            "--".into(),
-            "set".into(),
-            "Interface".into(),
-            p.name.clone(),
-            format!("type={}", p.kind),
-            format!("ofport_request={}", p.ofport),
-        ];
-        args.extend(p.options.iter().cloned());
-        self.vsctl(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
-        let ofport = self.vsctl(&["get", "Interface", &p.name, "ofport"])?;
-        let error = self.vsctl(&["get", "Interface", &p.name, "error"])?;
-        if ofport.trim() != p.ofport.to_string() {
-            return Err(self.failure(&format!(
-                "port {} ({} {:?}) not opened: ofport {} error {}",
-                p.name,
-                p.kind,
-                p.options,
-                ofport.trim(),
-                error.trim()
-            )));
-        }
-        Ok(())
+        self.sb.add_port(bridge, p)
     }
 
     /// Adds a `net_pcap` port `name` (OpenFlow `ofport`) that replays
-    /// `pcap` once, every frame of it through the flow table. OVS's PMD
-    /// polls a new port before ofproto-dpif knows it and drops what it
-    /// reads then (failed upcalls), so the port opens an empty pcap first;
-    /// once it is on the bridge the file is replaced and a queue-size
-    /// change makes OVS restart the port, which replays the file.
+    /// `pcap` once, every frame of it through the flow table
+    /// ([`Sandbox::add_replay_port`]: OVS's PMD polls a new port before
+    /// ofproto-dpif knows it and drops what it reads then, so the port
+    /// starts on an empty pcap and restarts on the real one).
     pub fn add_replay_port(&self, name: &str, ofport: u32, pcap: &Path) -> Result<(), String> {
-        let file = self.dir.join(format!("{name}.pcap"));
-        crate::tcp_frames::write_pcap(&file, &[])
-            .map_err(|e| format!("{}: {e}", file.display()))?;
-        let devargs = format!("net_pcap{ofport},rx_pcap={}", file.display());
-        self.add_port(&OvsPort::dpdk(name, ofport, &devargs))?;
-        std::thread::sleep(Duration::from_millis(300));
-        let tmp = self.dir.join(format!("{name}.pcap.tmp"));
-        fs::copy(pcap, &tmp).map_err(|e| format!("copy {}: {e}", pcap.display()))?;
-        fs::rename(&tmp, &file).map_err(|e| format!("rename {}: {e}", tmp.display()))?;
-        self.vsctl(&["set", "Interface", name, "options:n_rxq_desc=1024"])?;
-        Ok(())
+        self.sb.add_replay_port(BRIDGE, name, ofport, pcap, None)
     }
 
     /// The rx packet counter of OpenFlow port `ofport` (`dump-ports`).
     pub fn rx_packets(&self, ofport: u32) -> Result<u64, String> {
-        let out = self.tool("ovs-ofctl", &["dump-ports", BRIDGE, &ofport.to_string()])?;
-        out.split("rx pkts=")
-            .nth(1)
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| self.failure(&format!("no rx counter in dump-ports output: {out}")))
+        let out = self.dump_ports(BRIDGE, ofport)?;
+        ovs_sandbox::counter(&out, "rx pkts=").ok_or_else(|| {
+            self.sb
+                .failure(&format!("no rx counter in dump-ports output: {out}"))
+        })
     }
 
     /// Connections in the userspace tracker and how many of them are TCP
@@ -420,112 +237,17 @@ impl Ovs {
     /// Where a `dpdkvhostuser` port named `name` has its socket (the
     /// instance's run dir).
     pub fn vhost_socket(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).to_string_lossy().into_owned()
-    }
-
-    /// A command with the instance's private OVS directories in its env.
-    fn command(&self, prog: &str) -> Command {
-        let mut c = Command::new(prog);
-        for v in ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"] {
-            c.env(v, &self.dir);
-        }
-        c.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: prctl is async-signal-safe and touches no memory of the
-        // forked child; it only asks the kernel to SIGKILL the child when
-        // the spawning thread dies, so a killed benchmark never leaves a
-        // PMD thread spinning on a shared core. It survives the exec.
-        unsafe {
-            c.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        c
-    }
-
-    fn tool(&self, prog: &str, args: &[&str]) -> Result<String, String> {
-        let mut c = self.command(prog);
-        c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let out = c
-            .output()
-            .map_err(|e| format!("run {prog} (package openvswitch-common/-switch): {e}"))?;
-        if !out.status.success() {
-            return Err(self.failure(&format!(
-                "{prog} {} failed ({}): {}",
-                args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn vsctl(&self, args: &[&str]) -> Result<String, String> {
-        let db = format!("--db=unix:{}", self.path("db.sock"));
-        let mut v = vec![db.as_str()];
-        v.extend_from_slice(args);
-        self.tool("ovs-vsctl", &v)
+        self.sb.vhost_socket(name)
     }
 
     /// Runs `ovs-appctl` against this instance's ovs-vswitchd.
     pub fn appctl(&self, args: &[&str]) -> Result<String, String> {
-        let t = format!("--target={}", self.path("vswitchd.ctl"));
-        let mut v = vec![t.as_str()];
-        v.extend_from_slice(args);
-        self.tool("ovs-appctl", &v)
-    }
-
-    fn wait_for_file(&mut self, name: &str, who: &str, log: &str) -> Result<(), String> {
-        let start = Instant::now();
-        let p = self.dir.join(name);
-        while !p.exists() {
-            let exited = match who {
-                "ovsdb-server" => self.ovsdb.as_mut(),
-                _ => self.vswitchd.as_mut(),
-            }
-            .and_then(|c| c.try_wait().ok().flatten());
-            if let Some(st) = exited {
-                return Err(format!(
-                    "{who} exited ({st}) before creating {name}; log tail:\n{}",
-                    tail(&self.dir.join(log), 30)
-                ));
-            }
-            if start.elapsed() > Duration::from_secs(30) {
-                return Err(format!(
-                    "{who} did not create {name} within 30 s; log tail:\n{}",
-                    tail(&self.dir.join(log), 30)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    }
-
-    /// `reason` plus the tail of ovs-vswitchd's log (or ovsdb-server's,
-    /// if vswitchd never started).
-    fn failure(&self, reason: &str) -> String {
-        let log = if self.vswitchd.is_some() {
-            "ovs-vswitchd.log"
-        } else {
-            "ovsdb-server.log"
-        };
-        format!(
-            "OVS: {reason}\n--- tail of {log}:\n{}",
-            tail(&self.dir.join(log), 30)
-        )
+        self.sb.appctl(args)
     }
 
     /// The tail of ovs-vswitchd's log.
     pub fn log_tail(&self, lines: usize) -> String {
-        tail(&self.dir.join("ovs-vswitchd.log"), lines)
+        ovs_sandbox::tail(&self.sb.dir.join("ovs-vswitchd.log"), lines)
     }
 
     /// Replaces the bridge's OpenFlow table with the rules in `rules`
@@ -536,11 +258,13 @@ impl Ovs {
 
     /// [`Ovs::replace_flows`] of bridge `bridge`.
     pub fn replace_flows_of(&self, bridge: &str, rules: &str) -> Result<(), String> {
-        let f = self.path("flows.txt");
+        let f = self.sb.path("flows.txt");
         fs::write(&f, rules).map_err(|e| format!("write {f}: {e}"))?;
-        self.tool("ovs-ofctl", &["del-flows", bridge])?;
-        self.tool("ovs-ofctl", &["--bundle", "add-flows", bridge, &f])?;
+        self.sb.tool("ovs-ofctl", &["del-flows", bridge])?;
+        self.sb
+            .tool("ovs-ofctl", &["--bundle", "add-flows", bridge, &f])?;
         let n = self
+            .sb
             .tool("ovs-ofctl", &["dump-aggregate", bridge])?
             .split("flow_count=")
             .nth(1)
@@ -549,7 +273,9 @@ impl Ovs {
             .unwrap_or(0);
         let want = rules.lines().filter(|l| !l.trim().is_empty()).count();
         if n != want {
-            return Err(self.failure(&format!("{want} rules added but {n} installed")));
+            return Err(self
+                .sb
+                .failure(&format!("{want} rules added but {n} installed")));
         }
         Ok(())
     }
@@ -563,9 +289,16 @@ impl Ovs {
 
     /// [`Ovs::tx_packets`] of a port of bridge `bridge`.
     pub fn tx_packets_of(&self, bridge: &str, ofport: u32) -> Result<u64, String> {
-        let out = self.tool("ovs-ofctl", &["dump-ports", bridge, &ofport.to_string()])?;
-        parse_dump_ports_tx(&out)
-            .ok_or_else(|| self.failure(&format!("no tx counter in dump-ports output: {out}")))
+        let out = self.dump_ports(bridge, ofport)?;
+        parse_dump_ports_tx(&out).ok_or_else(|| {
+            self.sb
+                .failure(&format!("no tx counter in dump-ports output: {out}"))
+        })
+    }
+
+    fn dump_ports(&self, bridge: &str, ofport: u32) -> Result<String, String> {
+        self.sb
+            .tool("ovs-ofctl", &["dump-ports", bridge, &ofport.to_string()])
     }
 
     /// Port `ofport` of `bridge`'s tx rate (Mpps) in each of the next
@@ -594,61 +327,23 @@ impl Ovs {
     /// The PMD counters since the last clear.
     pub fn pmd_stats(&self) -> Result<PmdStats, String> {
         let out = self.appctl(&["dpif-netdev/pmd-stats-show"])?;
-        PmdStats::parse(&out).ok_or_else(|| self.failure(&format!("no PMD thread in: {out}")))
+        PmdStats::parse(&out).ok_or_else(|| self.sb.failure(&format!("no PMD thread in: {out}")))
     }
 
     /// ovs-vswitchd's process id (from its pidfile).
     pub fn vswitchd_pid(&self) -> Option<u32> {
-        fs::read_to_string(self.dir.join("ovs-vswitchd.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        self.sb.vswitchd_pid()
     }
 
     /// Whether ovs-vswitchd is still running.
     pub fn alive(&mut self) -> bool {
-        matches!(self.vswitchd.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+        self.sb.alive()
     }
 }
 
 /// The `tx pkts=` counter in `ovs-ofctl dump-ports BR PORT` output.
 pub fn parse_dump_ports_tx(out: &str) -> Option<u64> {
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix("tx pkts="))
-        .and_then(|v| v.split(',').next())
-        .and_then(|v| v.parse().ok())
-}
-
-fn stop(child: &mut Child, grace: Duration) {
-    if let Ok(Some(_)) = child.try_wait() {
-        return;
-    }
-    // SAFETY: signalling our own child, which has not been reaped yet.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let start = Instant::now();
-    while start.elapsed() < grace {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-impl Drop for Ovs {
-    fn drop(&mut self) {
-        if let Some(c) = self.vswitchd.as_mut() {
-            stop(c, Duration::from_secs(10));
-        }
-        if let Some(c) = self.ovsdb.as_mut() {
-            stop(c, Duration::from_secs(5));
-        }
-        let _ = fs::remove_dir_all(&self.dir);
-        // OVS passes --in-memory, yet EAL still makes its runtime dir.
-        let _ = fs::remove_dir_all(Path::new("/var/run/dpdk").join(&self.file_prefix));
-    }
+    ovs_sandbox::counter(out, "tx pkts=")
 }
 
 #[cfg(test)]

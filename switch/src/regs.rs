@@ -504,3 +504,14 @@ mod tests {
         assert!(parse_set_field("1", "ip_src").is_none());
     }
 }
+
+#[cfg(test)]
+mod size_test {
+    #[test]
+    fn action_keeps_its_size() {
+        // 16-byte IPv6 addresses + the tag, 4-byte aligned: register
+        // actions must not grow what every compiled action list holds.
+        assert_eq!(core::mem::size_of::<crate::action::Action>(), 20);
+        assert_eq!(core::mem::align_of::<crate::action::Action>(), 4);
+    }
+}

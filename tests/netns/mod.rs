@@ -8,7 +8,6 @@
 //! Each test file uses a part of it, hence `dead_code` is allowed here.
 #![allow(dead_code)]
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -31,23 +30,10 @@ pub fn must(cmd: &str) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_owned()
 }
 
-/// A command killed with the test (PR_SET_PDEATHSIG), so no busy-polling
-/// daemon it starts spins on after a crash; stdin and stdout are null.
-pub fn command(prog: &str) -> Command {
-    let mut c = Command::new(prog);
-    c.stdin(Stdio::null()).stdout(Stdio::null());
-    // SAFETY: prctl is async-signal-safe and touches no memory of the
-    // forked child; the flag survives the exec.
-    unsafe {
-        c.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    c
-}
+/// [`command`]: a command killed with the test (PR_SET_PDEATHSIG), so no
+/// busy-polling daemon it starts spins on after a crash; stdin and stdout
+/// are null. [`stop`]: SIGTERM, then SIGKILL after a grace period.
+pub use ovs_sandbox::{command, stop};
 
 /// Namespaces and links, removed on drop.
 #[derive(Default)]
@@ -129,24 +115,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Stops `child`: SIGTERM, then SIGKILL after `grace`.
-pub fn stop(child: &mut Child, grace: Duration) {
-    if let Ok(Some(_)) = child.try_wait() {
-        return;
-    }
-    // SAFETY: signalling our own child, which has not been reaped yet.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let start = Instant::now();
-    while start.elapsed() < grace {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// A `vswitch` client command (`flows add ...`, `ports show`) against the

@@ -8,7 +8,9 @@
 //! `tests/ovs_set_tunnel.rs` start their daemons with it too, step by step
 //! ([`Rig::start_ovsdb`], [`Rig::start_daemon`], [`Rig::add_bridge`]);
 //! `tests/switch_dpdk.rs` takes its checksum and pcap files. It builds on
-//! [`netns`] (shell helpers, namespaces, child processes).
+//! [`netns`] (shell helpers, namespaces, child processes) and on the
+//! workspace crate `ovs-sandbox` (run directory, daemons, `ovs-vsctl`
+//! plumbing: the same code as the benchmarks' OVS-DPDK peer).
 //!
 //! Each test file uses a part of it, hence `dead_code` is allowed here.
 #![allow(dead_code)]
@@ -19,18 +21,14 @@
 pub mod netns;
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-pub use netns::stop;
+pub use ovs_sandbox::{Net, Port, Sandbox, SCHEMA, VSWITCHD_DPDK};
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
-
-/// The OVSDB schema of `openvswitch-common`.
-pub const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
-/// Debian's DPDK build of `ovs-vswitchd`.
-pub const VSWITCHD_DPDK: &str = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk";
 
 // ---------------------------------------------------------------------------
 // Frames.
@@ -307,32 +305,19 @@ pub enum Kind {
     Vswitch,
 }
 
-/// A run directory with ovsdb-server and the switch daemon, both in the
-/// background; everything killed and removed on drop.
+/// A [`Sandbox`] (run directory, ovsdb-server, the switch daemon; killed
+/// and removed on drop) of one [`Kind`]; it derefs to the sandbox for
+/// `dir`, `path`, `tool`, `vsctl`, `appctl`, `failure`, `wait_for_file`,
+/// `start_ovsdb`, `kill_ovsdb`, ...
 pub struct Rig {
     /// Which daemon.
     pub kind: Kind,
-    /// The run directory (logs, sockets, captures).
-    pub dir: PathBuf,
-    prefix: String,
-    ovsdb: Option<Child>,
-    daemon: Option<Child>,
+    sb: Sandbox,
     /// Bridges added with [`Rig::add_bridge`] (OVS: removed before the
     /// daemon stops).
     bridges: Vec<String>,
     /// OVS on its dummy datapath ([`Rig::dummy`]).
     dummy: bool,
-}
-
-/// The network namespace a rig's daemon runs in.
-#[derive(Clone, Copy, Debug)]
-pub enum Net<'a> {
-    /// A fresh one of its own (`unshare --net`).
-    Fresh,
-    /// The test's own.
-    Host,
-    /// A named one (`ip netns exec NAME`).
-    Named(&'a str),
 }
 
 /// The value of a harness result, or the test fails with its error (the
@@ -341,29 +326,31 @@ pub fn ok<T>(r: Result<T, String>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
 
-pub fn tail(path: &Path, lines: usize) -> String {
-    let s = fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read: {e})"));
-    let v: Vec<&str> = s.lines().collect();
-    v[v.len().saturating_sub(lines)..].join("\n")
+impl std::ops::Deref for Rig {
+    type Target = Sandbox;
+    fn deref(&self) -> &Sandbox {
+        &self.sb
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut Sandbox {
+        &mut self.sb
+    }
 }
 
 impl Drop for Rig {
     fn drop(&mut self) {
-        // OVS: remove the ports first (rte_eth_dev_close), then SIGTERM;
-        // vswitch stops and closes every port on SIGTERM.
-        if self.kind == Kind::Ovs && self.daemon.is_some() {
+        // OVS: remove the ports first (rte_eth_dev_close), then SIGTERM
+        // (the sandbox's drop); vswitch stops and closes every port on
+        // SIGTERM.
+        if self.kind == Kind::Ovs && self.sb.has_daemon() {
             for br in &self.bridges {
-                let _ = self.vsctl(&["--timeout=10", "--if-exists", "del-br", br]);
+                let _ = self
+                    .sb
+                    .vsctl(&["--timeout=10", "--if-exists", "del-br", br]);
             }
         }
-        if let Some(c) = self.daemon.as_mut() {
-            stop(c, Duration::from_secs(10));
-        }
-        if let Some(c) = self.ovsdb.as_mut() {
-            stop(c, Duration::from_secs(5));
-        }
-        let _ = fs::remove_dir_all(&self.dir);
-        let _ = fs::remove_dir_all(Path::new("/var/run/dpdk").join(&self.prefix));
     }
 }
 
@@ -376,13 +363,20 @@ impl Rig {
             Kind::Vswitch => "vsw",
         };
         let prefix = format!("vsw-{tag}-{side}-{}", std::process::id());
-        let dir = netns::fresh_dir(&prefix);
+        let mut sb = ok(Sandbox::new(
+            std::env::temp_dir().join(&prefix),
+            &prefix,
+            match kind {
+                Kind::Ovs => "OVS-DPDK",
+                Kind::Vswitch => "vswitch",
+            },
+        ));
+        if kind == Kind::Vswitch {
+            sb.daemon_log = "vswitch.log";
+        }
         Rig {
             kind,
-            dir,
-            prefix,
-            ovsdb: None,
-            daemon: None,
+            sb,
             bridges: Vec::new(),
             dummy: false,
         }
@@ -394,6 +388,7 @@ impl Rig {
     /// reference for what OVS accepts and prints.
     pub fn dummy(mut self) -> Rig {
         self.dummy = true;
+        self.sb.label = "OVS".into();
         self
     }
 
@@ -404,113 +399,14 @@ impl Rig {
         }
     }
 
-    pub fn path(&self, name: &str) -> String {
-        self.dir.join(name).to_string_lossy().into_owned()
-    }
-
-    /// A command with the rig's private OVS directories in its env, killed
-    /// with the test (PR_SET_PDEATHSIG) so no PMD spins on after a crash.
-    pub fn command(&self, prog: &str) -> Command {
-        let mut c = netns::command(prog);
-        for v in ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"] {
-            c.env(v, &self.dir);
-        }
-        c.stderr(Stdio::null());
-        c
-    }
-
     pub fn log_name(&self) -> &'static str {
-        match self.kind {
-            Kind::Ovs => "ovs-vswitchd.log",
-            Kind::Vswitch => "vswitch.log",
-        }
-    }
-
-    pub fn failure(&self, what: &str) -> String {
-        format!(
-            "{}: {what}\n--- tail of {}:\n{}",
-            self.name(),
-            self.log_name(),
-            tail(&self.dir.join(self.log_name()), 40)
-        )
-    }
-
-    /// Runs `prog` with the rig's env; what it did, failed or not.
-    pub fn tool_output(&self, prog: &str, args: &[&str]) -> Result<Output, String> {
-        self.command(prog)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|e| format!("run {prog} (package openvswitch-common/-switch): {e}"))
-    }
-
-    /// Runs `prog` with the rig's env; its stdout, or an error with its
-    /// stderr and the daemon's log tail.
-    pub fn tool(&self, prog: &str, args: &[&str]) -> Result<String, String> {
-        let out = self.tool_output(prog, args)?;
-        if !out.status.success() {
-            return Err(self.failure(&format!(
-                "{prog} {} failed ({}): {}",
-                args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    pub fn vsctl(&self, args: &[&str]) -> Result<String, String> {
-        let db = format!("--db=unix:{}", self.path("db.sock"));
-        let mut v = vec![db.as_str(), "--timeout=60"];
-        v.extend_from_slice(args);
-        self.tool("ovs-vsctl", &v)
-    }
-
-    /// `ovs-vsctl` whose failure the caller judges.
-    pub fn vsctl_output(&self, args: &[&str]) -> Result<Output, String> {
-        let db = format!("--db=unix:{}", self.path("db.sock"));
-        let mut v = vec![db.as_str(), "--timeout=60"];
-        v.extend_from_slice(args);
-        self.tool_output("ovs-vsctl", &v)
-    }
-
-    /// `ovs-appctl` to the switch daemon (OVS only).
-    pub fn appctl(&self, args: &[&str]) -> Result<String, String> {
-        let target = format!("--target={}", self.path("vswitchd.ctl"));
-        let mut v = vec![target.as_str()];
-        v.extend_from_slice(args);
-        self.tool("ovs-appctl", &v)
+        self.sb.daemon_log
     }
 
     pub fn ofctl(&self, args: &[&str]) -> Result<String, String> {
         let mut v = vec!["-O", "OpenFlow13"];
         v.extend_from_slice(args);
         self.tool("ovs-ofctl", &v)
-    }
-
-    pub fn wait_for_file(&mut self, name: &str, secs: u64) -> Result<(), String> {
-        let start = Instant::now();
-        let p = self.dir.join(name);
-        while !p.exists() {
-            let mut exited = None;
-            for c in [self.ovsdb.as_mut(), self.daemon.as_mut()]
-                .into_iter()
-                .flatten()
-            {
-                if let Ok(Some(st)) = c.try_wait() {
-                    exited = Some(st);
-                }
-            }
-            if let Some(st) = exited {
-                return Err(self.failure(&format!("a daemon exited ({st}) before {name} appeared")));
-            }
-            if start.elapsed() > Duration::from_secs(secs) {
-                return Err(self.failure(&format!("{name} did not appear within {secs} s")));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
     }
 
     /// ovsdb-server on a fresh database, then the switch daemon (in a
@@ -528,103 +424,26 @@ impl Rig {
         self.wait_for_file("br0.mgmt", 20)
     }
 
-    /// A fresh database from OVS's schema, ovsdb-server on it, `init`.
-    pub fn start_ovsdb(&mut self) -> Result<(), String> {
-        self.tool("ovsdb-tool", &["create", &self.path("conf.db"), SCHEMA])?;
-        self.spawn_ovsdb()?;
-        self.vsctl(&["--no-wait", "init"]).map(|_| ())
-    }
-
-    /// ovsdb-server on the rig's database (again, after [`Rig::kill_ovsdb`]).
-    pub fn spawn_ovsdb(&mut self) -> Result<(), String> {
-        let mut db = self.command("ovsdb-server");
-        db.args([
-            &self.path("conf.db"),
-            &format!("--remote=punix:{}", self.path("db.sock")),
-            &format!("--unixctl={}", self.path("ovsdb-server.ctl")),
-            &format!("--log-file={}", self.path("ovsdb-server.log")),
-        ]);
-        self.ovsdb = Some(db.spawn().map_err(|e| format!("spawn ovsdb-server: {e}"))?);
-        self.wait_for_file("db.sock", 20)
-    }
-
-    /// Kills ovsdb-server (SIGKILL: a crash) and removes its socket.
-    pub fn kill_ovsdb(&mut self) {
-        if let Some(mut c) = self.ovsdb.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = fs::remove_file(self.dir.join("db.sock"));
-    }
-
     /// The switch daemon on the rig's database, in network namespace
     /// `net`: OVS's `ovs-vswitchd-dpdk` (DPDK on lcore 0, its PMD on core
     /// 1, 256 MiB, the `other_config` settings `ovs_config` added) or
     /// `vswitch run --ovsdb` (lcores 0-1, control socket `ctl.sock`).
     pub fn start_daemon(&mut self, net: Net, ovs_config: &[&str]) -> Result<(), String> {
-        let prog = match self.kind {
-            Kind::Ovs if self.dummy => "ovs-vswitchd",
-            Kind::Ovs => VSWITCHD_DPDK,
-            Kind::Vswitch => env!("CARGO_BIN_EXE_vswitch"),
-        };
-        let mut d = match net {
-            Net::Fresh => {
-                let mut d = self.command("unshare");
-                d.args(["--net", prog]);
-                d
-            }
-            Net::Named(ns) => {
-                let mut d = self.command("ip");
-                d.args(["netns", "exec", ns, prog]);
-                d
-            }
-            Net::Host => self.command(prog),
-        };
         match self.kind {
             Kind::Ovs if self.dummy => {
-                d.args([
-                    &format!("unix:{}", self.path("db.sock")),
-                    "--enable-dummy=override",
-                    "--disable-system",
-                    &format!("--unixctl={}", self.path("vswitchd.ctl")),
-                    &format!("--pidfile={}", self.path("ovs-vswitchd.pid")),
-                    &format!("--log-file={}", self.path("ovs-vswitchd.log")),
-                ]);
-                self.daemon = Some(d.spawn().map_err(|e| format!("spawn ovs-vswitchd: {e}"))?);
-                self.wait_for_file("vswitchd.ctl", 30)
+                self.sb
+                    .start_vswitchd(net, OsStr::new("ovs-vswitchd"), true)
             }
             Kind::Ovs => {
-                let extra = format!(
-                    "other_config:dpdk-extra=--no-pci --no-telemetry --file-prefix={}",
-                    self.prefix
-                );
-                let mut set = vec![
-                    "--no-wait",
-                    "set",
-                    "Open_vSwitch",
-                    ".",
-                    "other_config:dpdk-init=true",
-                    "other_config:dpdk-lcore-mask=0x1",
-                    "other_config:pmd-cpu-mask=0x2",
-                    "other_config:dpdk-socket-mem=256",
-                    &extra,
-                ];
-                set.extend_from_slice(ovs_config);
-                self.vsctl(&set)?;
-                d.args([
-                    &format!("unix:{}", self.path("db.sock")),
-                    &format!("--unixctl={}", self.path("vswitchd.ctl")),
-                    &format!("--pidfile={}", self.path("ovs-vswitchd.pid")),
-                    &format!("--log-file={}", self.path("ovs-vswitchd.log")),
-                ]);
-                self.daemon = Some(
-                    d.spawn()
-                        .map_err(|e| format!("spawn {VSWITCHD_DPDK}: {e}"))?,
-                );
-                self.wait_for_file("vswitchd.ctl", 30)
+                self.sb.dpdk_init(0x1, 0x2, 256, ovs_config)?;
+                self.sb
+                    .start_vswitchd(net, OsStr::new(VSWITCHD_DPDK), false)
             }
             Kind::Vswitch => {
                 let log = File::create(self.dir.join("vswitch.log")).unwrap();
+                let mut d = self
+                    .sb
+                    .daemon_command(net, OsStr::new(env!("CARGO_BIN_EXE_vswitch")));
                 d.args(["run", "--eal"])
                     .arg(format!(
                         "-l 0-1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix {}",
@@ -638,8 +457,7 @@ impl Rig {
                     .arg(self.dir.join("ctl.sock"))
                     .args(["--stats-interval", "0", "--flow-cache", "4096"])
                     .stderr(log);
-                self.daemon = Some(d.spawn().map_err(|e| format!("spawn vswitch: {e}"))?);
-                self.wait_for_file("ctl.sock", 30)
+                self.sb.spawn_daemon(d, "ctl.sock")
             }
         }
     }
@@ -648,28 +466,14 @@ impl Rig {
     /// `fail_mode=secure`); OVS's bridges are removed before its daemon
     /// stops.
     pub fn add_bridge(&mut self, name: &str, settings: &[&str]) -> Result<(), String> {
-        let mut args = vec![
-            "--timeout=120",
-            "add-br",
-            name,
-            "--",
-            "set",
-            "bridge",
-            name,
-            "datapath_type=netdev",
-        ];
-        args.extend_from_slice(settings);
         self.bridges.push(name.into());
-        self.vsctl(&args).map(|_| ())
+        self.sb.add_bridge(name, settings)
     }
 
     /// OVS: DPDK initialised (`dpdk_initialized`); vswitch: nothing to check.
     pub fn check_dpdk(&self) -> Result<(), String> {
         if self.kind == Kind::Ovs && !self.dummy {
-            let init = self.vsctl(&["get", "Open_vSwitch", ".", "dpdk_initialized"])?;
-            if init.trim() != "true" {
-                return Err(self.failure("DPDK did not initialise (dpdk_initialized != true)"));
-            }
+            self.sb.check_dpdk()?;
         }
         Ok(())
     }
@@ -690,33 +494,8 @@ impl Rig {
         devargs: &str,
         extra: &[&str],
     ) -> Result<(), String> {
-        let req = format!("ofport_request={ofport}");
-        let dev = format!("options:dpdk-devargs={devargs}");
-        let mut args = vec![
-            "--timeout=120",
-            "add-port",
-            br,
-            name,
-            "--",
-            "set",
-            "Interface",
-            name,
-            "type=dpdk",
-            &req,
-            &dev,
-        ];
-        args.extend_from_slice(extra);
-        self.vsctl(&args)?;
-        let got = self.vsctl(&["get", "Interface", name, "ofport"])?;
-        if got.trim() != ofport.to_string() {
-            let err = self.vsctl(&["get", "Interface", name, "error"])?;
-            return Err(self.failure(&format!(
-                "port {name} ({devargs}) not opened: ofport {} error {}",
-                got.trim(),
-                err.trim()
-            )));
-        }
-        Ok(())
+        self.sb
+            .add_port(br, &Port::dpdk(name, ofport, devargs).with(extra))
     }
 
     /// OVS's own account of one frame's way through the pipeline.
@@ -732,33 +511,14 @@ impl Rig {
     pub fn add_source(&self, input: &Path) -> Result<(), String> {
         match self.kind {
             Kind::Ovs => {
-                // OVS's PMD polls a new port before ofproto-dpif knows it: frames
-                // read in that window fail their upcall and are dropped
-                // (coverage datapath_drop_upcall_error; a race of OVS, not a
-                // flow result, and the whole pcap is read within it). So the
-                // port opens an empty pcap first; once it is on the bridge the
-                // file is replaced and a queue-size change makes OVS restart
-                // the port (rte_eth_dev_stop/start), which reopens the file
-                // and replays it.
-                let file = self.dir.join("in.pcap");
-                write_pcap(&file, &[]);
-                let src = format!(
-                    "net_pcap1,rx_pcap={},tx_pcap={}",
-                    file.display(),
-                    self.sink(1).display()
-                );
-                self.add_port(1, &src, &[])?;
+                // OVS restarts the port on the real file once it is on
+                // the bridge ([`Sandbox::add_replay_port`]).
+                self.sb
+                    .add_replay_port("br0", "p1", 1, input, Some(&self.sink(1)))?;
                 let show = self.ofctl(&["show", "br0"])?;
                 if !show.contains(" 1(p1)") {
                     return Err(self.failure(&format!("p1 not in ovs-ofctl show:\n{show}")));
                 }
-                // OVS may restart a new port once more right after adding it;
-                // let that happen on the empty file.
-                std::thread::sleep(Duration::from_millis(300));
-                let tmp = self.dir.join("in.pcap.tmp");
-                fs::copy(input, &tmp).unwrap();
-                fs::rename(&tmp, &file).unwrap();
-                self.vsctl(&["set", "Interface", "p1", "options:n_rxq_desc=1024"])?;
             }
             Kind::Vswitch => self.add_port(
                 1,

@@ -9,11 +9,12 @@
 //!
 //! HELLO, ERROR, ECHO and the switch configuration have the 1.3 layout and
 //! reuse its types; the rest are in this module's siblings. Types not
-//! modelled (PACKET_OUT, PORT_MOD, QUEUE_GET_CONFIG, ...) parse as
+//! modelled (PORT_MOD, QUEUE_GET_CONFIG, ...) parse as
 //! [`Message10::Unknown`] so a switch can answer OFPBRC_BAD_TYPE.
 
 use super::flow_mod::FlowMod10;
 use super::nx::Vendor;
+use super::packet_out::PacketOut10;
 use super::port::FeaturesReply10;
 use super::stats::{StatsReply10, StatsRequest10};
 use super::VERSION;
@@ -76,6 +77,8 @@ pub enum Message10 {
     SetConfig(SwitchConfig),
     /// OFPT_FLOW_MOD.
     FlowMod(FlowMod10),
+    /// OFPT_PACKET_OUT.
+    PacketOut(PacketOut10),
     /// OFPT_STATS_REQUEST.
     StatsRequest(StatsRequest10),
     /// OFPT_STATS_REPLY.
@@ -121,6 +124,7 @@ impl Message10 {
             t::GET_CONFIG_REPLY => Message10::GetConfigReply(SwitchConfig::parse(msg)?),
             t::SET_CONFIG => Message10::SetConfig(SwitchConfig::parse(msg)?),
             t::FLOW_MOD => Message10::FlowMod(FlowMod10::parse(msg)?),
+            t::PACKET_OUT => Message10::PacketOut(PacketOut10::parse(msg)?),
             t::STATS_REQUEST => Message10::StatsRequest(StatsRequest10::parse(msg)?),
             t::STATS_REPLY => Message10::StatsReply(StatsReply10::parse(msg)?),
             t::BARRIER_REQUEST => no_body(msg, Message10::BarrierRequest)?,
@@ -148,6 +152,7 @@ impl Message10 {
             Message10::GetConfigReply(_) => t::GET_CONFIG_REPLY,
             Message10::SetConfig(_) => t::SET_CONFIG,
             Message10::FlowMod(_) => t::FLOW_MOD,
+            Message10::PacketOut(_) => t::PACKET_OUT,
             Message10::StatsRequest(_) => t::STATS_REQUEST,
             Message10::StatsReply(_) => t::STATS_REPLY,
             Message10::BarrierRequest => t::BARRIER_REQUEST,
@@ -166,6 +171,7 @@ impl Message10 {
             Message10::FeaturesReply(f) => f.buffer_len(),
             Message10::GetConfigReply(c) | Message10::SetConfig(c) => c.buffer_len(),
             Message10::FlowMod(f) => f.buffer_len(),
+            Message10::PacketOut(p) => p.buffer_len(),
             Message10::StatsRequest(r) => r.buffer_len(),
             Message10::StatsReply(r) => r.buffer_len(),
             Message10::Unknown { body, .. } => hfield::LEN + body.len(),
@@ -198,6 +204,7 @@ impl Message10 {
             Message10::FeaturesReply(f) => f.emit(out),
             Message10::GetConfigReply(c) | Message10::SetConfig(c) => c.emit(out)?,
             Message10::FlowMod(f) => f.emit(out)?,
+            Message10::PacketOut(p) => p.emit(out)?,
             Message10::StatsRequest(r) => r.emit(out)?,
             Message10::StatsReply(r) => r.emit(out)?,
             Message10::Unknown { body, .. } => out.extend_from_slice(body),

@@ -17,6 +17,7 @@
 //!   (FEATURES_REQUEST);
 //! * `dump-flows`/`dump-aggregate`: NXT_SET_FLOW_FORMAT (NXM) and a barrier,
 //!   then NXST_FLOW / NXST_AGGREGATE;
+//! * `packet-out`: OFPT_PACKET_OUT with 1.0 actions;
 //! * `dump-ports`: OFPST_PORT; `dump-tables`: OFPST_TABLE; `dump-desc`:
 //!   OFPST_DESC.
 //!
@@ -31,6 +32,7 @@ pub mod matching;
 pub mod message;
 pub mod nx;
 pub mod nxm;
+pub mod packet_out;
 pub mod port;
 pub mod stats;
 

@@ -1,4 +1,5 @@
 import socket, sys, threading, os, struct
+# Records one ovs-ofctl <-> switch session per connection (see capture_of10.sh).
 listen, target, out = sys.argv[1], sys.argv[2], sys.argv[3]
 try: os.unlink(listen)
 except FileNotFoundError: pass

@@ -624,18 +624,36 @@ fn find(results: &[CaseResult], flows: u32, rules: u32) -> Option<&CaseResult> {
 // ---------------------------------------------------------------------
 // --pipeline and --acl: one more rule set against both switches.
 
-/// OVS and vswitch on one rule set, `rounds` times interleaved.
+/// What one rule set measured: testpmd's ceiling and both switches on
+/// the same pcap (the fields every `--pipeline` and `--acl` JSON line ends
+/// with).
+#[derive(Serialize)]
+struct Measured {
+    frame_len: usize,
+    pcap_frames: u32,
+    seconds: u64,
+    rounds: u32,
+    ovs: Side,
+    testpmd_mac: Side,
+    vswitch: Side,
+    vswitch_over_ovs: Option<f64>,
+}
+
+/// testpmd's ceiling on `pcap` (`frames` frames), then OVS (`ovs_rules`)
+/// and vswitch (`vs_file`) on it, `rounds` times interleaved.
 #[allow(clippy::too_many_arguments)]
-fn run_pair(
+fn measure(
     a: &Args,
     case: &str,
-    pcap: &str,
+    pcap: &Path,
     frames: u32,
     ovs_rules: &str,
     vs_file: &Path,
     tag: &str,
     probes: bool,
-) -> (Side, Side) {
+) -> Measured {
+    let pcap = pcap.to_string_lossy().into_owned();
+    let tp = testpmd_ceiling(a, case, &pcap, frames, tag);
     let (mut os, mut vs) = (Vec::new(), Vec::new());
     for round in 0..a.rounds {
         let tag = format!("{tag}-{round}");
@@ -643,14 +661,24 @@ fn run_pair(
             Side::na("skipped (--no-ovs)")
         } else {
             eprintln!("[{case}] ovs-vswitchd-dpdk ...");
-            run_ovs_probes(pcap, frames, ovs_rules, a.seconds, &tag, probes)
+            run_ovs_probes(&pcap, frames, ovs_rules, a.seconds, &tag, probes)
         });
         eprintln!("[{case}] vswitch run --flows ...");
         vs.push(run_vswitch_probes(
-            pcap, frames, vs_file, a.seconds, &tag, probes,
+            &pcap, frames, vs_file, a.seconds, &tag, probes,
         ));
     }
-    (combine(os), combine(vs))
+    let (o, v) = (combine(os), combine(vs));
+    Measured {
+        frame_len: a.len + 4,
+        pcap_frames: frames,
+        seconds: a.seconds,
+        rounds: a.rounds,
+        vswitch_over_ovs: ratio(&v, &o),
+        ovs: o,
+        testpmd_mac: tp,
+        vswitch: v,
+    }
 }
 
 fn ratio(v: &Side, o: &Side) -> Option<f64> {
@@ -679,14 +707,8 @@ struct PipelineResult {
     tables: u32,
     rules_per_table: u32,
     rules_total: usize,
-    frame_len: usize,
-    pcap_frames: u32,
-    seconds: u64,
-    rounds: u32,
-    ovs: Side,
-    testpmd_mac: Side,
-    vswitch: Side,
-    vswitch_over_ovs: Option<f64>,
+    #[serde(flatten)]
+    m: Measured,
 }
 
 #[derive(Serialize)]
@@ -696,14 +718,8 @@ struct AclResult {
     rules: u32,
     miss: AclMiss,
     mask_shapes: usize,
-    frame_len: usize,
-    pcap_frames: u32,
-    seconds: u64,
-    rounds: u32,
-    ovs: Side,
-    testpmd_mac: Side,
-    vswitch: Side,
-    vswitch_over_ovs: Option<f64>,
+    #[serde(flatten)]
+    m: Measured,
 }
 
 fn verdict(ok: Option<bool>) -> &'static str {
@@ -729,33 +745,15 @@ fn pipeline_case(a: &Args, flows_axis: &[u32], dir: &Path, pid: u32) {
             eprintln!("pcap for {flows} flows: {e}");
             std::process::exit(2);
         });
-        let pcap = pcap.to_string_lossy().into_owned();
         let case = format!("pipeline, {} flows", short(flows));
-        let tp = testpmd_ceiling(a, &case, &pcap, frames, &format!("{pid}-pl-{flows}"));
-        let (o, v) = run_pair(
-            a,
-            &case,
-            &pcap,
-            frames,
-            &ovs_rules,
-            &vs_file,
-            &format!("{pid}-pl-{flows}"),
-            false,
-        );
+        let tag = format!("{pid}-pl-{flows}");
         let r = PipelineResult {
             case: "pipeline",
             flows,
             tables: 3,
             rules_per_table: a.pipeline_rules,
             rules_total: ovs_rules.lines().count(),
-            frame_len: a.len + 4,
-            pcap_frames: frames,
-            seconds: a.seconds,
-            rounds: a.rounds,
-            vswitch_over_ovs: ratio(&v, &o),
-            ovs: o,
-            testpmd_mac: tp,
-            vswitch: v,
+            m: measure(a, &case, &pcap, frames, &ovs_rules, &vs_file, &tag, false),
         };
         report::json_line("switch", &r);
         results.push(r);
@@ -769,10 +767,10 @@ fn pipeline_case(a: &Args, flows_axis: &[u32], dir: &Path, pid: u32) {
                     short(r.rules_per_table),
                     short(r.flows)
                 ),
-                &r.ovs,
-                &r.testpmd_mac,
-                &r.vswitch,
-                r.vswitch_over_ovs,
+                &r.m.ovs,
+                &r.m.testpmd_mac,
+                &r.m.vswitch,
+                r.m.vswitch_over_ovs,
             )
         })
         .collect();
@@ -789,7 +787,7 @@ fn pipeline_case(a: &Args, flows_axis: &[u32], dir: &Path, pid: u32) {
         println!(
             "  goal [pipeline, {} flows]: vswitch >= 3x OVS -> {}",
             short(r.flows),
-            verdict(r.vswitch_over_ovs.map(|x| x >= 3.0))
+            verdict(r.m.vswitch_over_ovs.map(|x| x >= 3.0))
         );
     }
 }
@@ -802,7 +800,6 @@ fn acl_case(a: &Args, flows_axis: &[u32], dir: &Path, pid: u32) {
             eprintln!("ACL pcap for {flows} flows: {e}");
             std::process::exit(2);
         });
-        let pcap = pcap.to_string_lossy().into_owned();
         let (ovs_set, vs_set) = match (
             rules::acl_rule_set_with(
                 flows,
@@ -831,31 +828,23 @@ fn acl_case(a: &Args, flows_axis: &[u32], dir: &Path, pid: u32) {
         let vs_file = dir.join(format!("vswitch-acl-{flows}-{:?}.flows", a.acl_miss));
         std::fs::write(&vs_file, rules::acl_text(&vs_set)).expect("write rules");
         let case = format!("acl, {} flows", short(flows));
-        let tp = testpmd_ceiling(a, &case, &pcap, frames, &format!("{pid}-acl-{flows}"));
-        let (o, v) = run_pair(
-            a,
-            &case,
-            &pcap,
-            frames,
-            &rules::acl_text(&ovs_set),
-            &vs_file,
-            &format!("{pid}-acl-{flows}"),
-            true,
-        );
+        let tag = format!("{pid}-acl-{flows}");
         let r = AclResult {
             case: "acl",
             flows,
             rules: a.acl_rules,
             miss: a.acl_miss,
             mask_shapes: shapes,
-            frame_len: a.len + 4,
-            pcap_frames: frames,
-            seconds: a.seconds,
-            rounds: a.rounds,
-            vswitch_over_ovs: ratio(&v, &o),
-            ovs: o,
-            testpmd_mac: tp,
-            vswitch: v,
+            m: measure(
+                a,
+                &case,
+                &pcap,
+                frames,
+                &rules::acl_text(&ovs_set),
+                &vs_file,
+                &tag,
+                true,
+            ),
         };
         report::json_line("switch", &r);
         results.push(r);
@@ -878,16 +867,16 @@ fn acl_case(a: &Args, flows_axis: &[u32], dir: &Path, pid: u32) {
                     },
                     short(r.flows)
                 ),
-                fmt(r.ovs.mpps, 2),
-                fmt(r.ovs.cycles_per_packet, 1),
-                probe(&r.ovs, |p| p.subtable_lookups_per_megaflow_hit, 2),
-                probe(&r.ovs, |p| p.subtable_probes_per_packet, 2),
-                fmt(r.testpmd_mac.mpps, 2),
-                fmt(r.vswitch.mpps, 2),
-                fmt(r.vswitch.cycles_per_packet, 1),
-                probe(&r.vswitch, |p| p.subtable_probes_per_packet, 2),
-                probe(&r.vswitch, |p| p.classifier_lookups_per_packet, 4),
-                fmt(r.vswitch_over_ovs, 2),
+                fmt(r.m.ovs.mpps, 2),
+                fmt(r.m.ovs.cycles_per_packet, 1),
+                probe(&r.m.ovs, |p| p.subtable_lookups_per_megaflow_hit, 2),
+                probe(&r.m.ovs, |p| p.subtable_probes_per_packet, 2),
+                fmt(r.m.testpmd_mac.mpps, 2),
+                fmt(r.m.vswitch.mpps, 2),
+                fmt(r.m.vswitch.cycles_per_packet, 1),
+                probe(&r.m.vswitch, |p| p.subtable_probes_per_packet, 2),
+                probe(&r.m.vswitch, |p| p.classifier_lookups_per_packet, 4),
+                fmt(r.m.vswitch_over_ovs, 2),
             ]
         })
         .collect();
@@ -913,7 +902,7 @@ fn acl_case(a: &Args, flows_axis: &[u32], dir: &Path, pid: u32) {
         &rows,
     );
     if results.iter().any(|r| {
-        r.vswitch
+        r.m.vswitch
             .classifier
             .as_ref()
             .is_some_and(|p| p.subtable_probes_per_packet.is_none())
@@ -929,7 +918,7 @@ fn acl_case(a: &Args, flows_axis: &[u32], dir: &Path, pid: u32) {
         println!(
             "  goal [acl, {} flows]: vswitch >= 10x OVS -> {}",
             short(r.flows),
-            verdict(r.vswitch_over_ovs.map(|x| x >= 10.0))
+            verdict(r.m.vswitch_over_ovs.map(|x| x >= 10.0))
         );
     }
 }
