@@ -10,7 +10,7 @@
 //!   FLOW_MOD / NXT_FLOW_MOD ─► of10_flow::flow_mod (same switch rules as 1.3)
 //!   PACKET_OUT ─► the frame with 1.0 actions (or through the tables)
 //!   STATS: DESC, TABLE, PORT via the 1.3 multipart handler, re-encoded;
-//!          NXST_FLOW / NXST_AGGREGATE / OFPST_AGGREGATE via of10_flow
+//!          NXST_FLOW / NXST_AGGREGATE, OFPST_FLOW / OFPST_AGGREGATE via of10_flow
 //!   errors ─► their 1.0 form (openflow::of10::error: 1.0 codes or Nicira vendor errors)
 //! ```
 //!
@@ -20,13 +20,15 @@
 use openflow::error_msg::{self, ErrorType};
 use openflow::multipart::{MultipartReplyBody as R, MultipartRequest, MultipartRequestBody as Q};
 use openflow::of10::action::{port_no, Action10};
+use openflow::of10::matching::Match10;
 use openflow::of10::matching::{port_to_16, port_to_32};
 use openflow::of10::message::Message10;
 use openflow::of10::nx::{flow_format, Vendor};
 use openflow::of10::packet_out::PacketOut10;
 use openflow::of10::port::{speed_bits, FeaturesReply10, PhyPort, PortStats10};
 use openflow::of10::stats::{
-    Aggregate10, StatsReply10, StatsReplyBody10, StatsRequest10, TableStats10, REPLY_MORE,
+    Aggregate10, FlowStats10, NxFlowStats, StatsReply10, StatsReplyBody10, StatsRequest10,
+    TableStats10, REPLY_MORE,
 };
 use openflow::of10::{matching::wildcards, nxm};
 use switch::action::Action;
@@ -307,7 +309,7 @@ fn stats(br: &Bridge, r: StatsRequest10) -> Result<Vec<StatsReply10>, OfError> {
         StatsRequest10::NxFlow(q) => {
             let fields = nx_fields(&q.matching)?;
             let flows = of10_flow::flow_stats(br, q.table_id, fields, q.out_port)?;
-            chunked(flows)
+            chunked(flows, NxFlowStats::buffer_len, StatsReplyBody10::NxFlow)
         }
         StatsRequest10::NxAggregate(q) => {
             let fields = nx_fields(&q.matching)?;
@@ -318,11 +320,27 @@ fn stats(br: &Bridge, r: StatsRequest10) -> Result<Vec<StatsReply10>, OfError> {
             let flows = of10_flow::flow_stats(br, q.table_id, q.matching.to_oxm(), q.out_port)?;
             one(StatsReplyBody10::Aggregate(aggregate(&flows)))
         }
-        StatsRequest10::Flow(_) => {
-            return Err(OfError::request(
-                error_msg::bad_request::BAD_MULTIPART,
-                "OFPST_FLOW is not supported: ask NXST_FLOW (what ovs-ofctl does)",
-            ))
+        StatsRequest10::Flow(q) => {
+            // OpenFlow 1.0's own flow statistics (`ovs-ofctl -F openflow10`,
+            // 1.0 controllers): the match as ofp10_match, as OVS encodes it.
+            let flows = of10_flow::flow_stats(br, q.table_id, q.matching.to_oxm(), q.out_port)?;
+            let flows = flows
+                .into_iter()
+                .map(|f| FlowStats10 {
+                    table_id: f.table_id,
+                    matching: Match10::from_oxm(&nxm::list_to_oxm(&f.matching).unwrap_or_default()),
+                    duration_sec: f.duration_sec,
+                    duration_nsec: f.duration_nsec,
+                    priority: f.priority,
+                    idle_timeout: f.idle_timeout,
+                    hard_timeout: f.hard_timeout,
+                    cookie: f.cookie,
+                    packet_count: f.packet_count,
+                    byte_count: f.byte_count,
+                    actions: f.actions,
+                })
+                .collect();
+            chunked(flows, FlowStats10::buffer_len, StatsReplyBody10::Flow)
         }
         StatsRequest10::Other { stats_type, .. } => {
             return Err(OfError::new(
@@ -341,7 +359,7 @@ fn nx_fields(m: &[openflow::OxmField]) -> Result<Vec<openflow::OxmField>, OfErro
     })
 }
 
-fn aggregate(flows: &[openflow::of10::stats::NxFlowStats]) -> Aggregate10 {
+fn aggregate(flows: &[NxFlowStats]) -> Aggregate10 {
     Aggregate10 {
         packet_count: flows.iter().map(|f| f.packet_count).sum(),
         byte_count: flows.iter().map(|f| f.byte_count).sum(),
@@ -349,19 +367,23 @@ fn aggregate(flows: &[openflow::of10::stats::NxFlowStats]) -> Aggregate10 {
     }
 }
 
-/// NXST_FLOW replies of at most 64 KiB (all but the last flagged
+/// Flow statistics replies of at most 64 KiB (all but the last flagged
 /// OFPSF_REPLY_MORE).
-fn chunked(flows: Vec<openflow::of10::stats::NxFlowStats>) -> Vec<StatsReply10> {
+fn chunked<T>(
+    flows: Vec<T>,
+    len: impl Fn(&T) -> usize,
+    wrap: impl Fn(Vec<T>) -> StatsReplyBody10,
+) -> Vec<StatsReply10> {
     const BUDGET: usize = openflow::MAX_MESSAGE_LEN - 64;
-    let mut out: Vec<Vec<_>> = vec![Vec::new()];
-    let mut len = 0;
+    let mut out: Vec<Vec<T>> = vec![Vec::new()];
+    let mut used = 0;
     for f in flows {
-        let n = f.buffer_len();
-        if len + n > BUDGET && !out.last().is_some_and(Vec::is_empty) {
+        let n = len(&f);
+        if used + n > BUDGET && !out.last().is_some_and(Vec::is_empty) {
             out.push(Vec::new());
-            len = 0;
+            used = 0;
         }
-        len += n;
+        used += n;
         out.last_mut().expect("one chunk").push(f);
     }
     let last = out.len() - 1;
@@ -369,7 +391,7 @@ fn chunked(flows: Vec<openflow::of10::stats::NxFlowStats>) -> Vec<StatsReply10> 
         .enumerate()
         .map(|(i, v)| StatsReply10 {
             flags: if i < last { REPLY_MORE } else { 0 },
-            body: StatsReplyBody10::NxFlow(v),
+            body: wrap(v),
         })
         .collect()
 }

@@ -134,11 +134,7 @@ pub fn run(a: CtArgs) -> Result<(), String> {
     };
     let reply = request(&a.socket, &req)?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string(&reply).map_err(|e| e.to_string())?
-        );
-        return Ok(());
+        return super::print_json(&reply);
     }
     match reply {
         Reply::CtConns { conns } => {

@@ -30,11 +30,7 @@ pub fn run(a: FdbArgs) -> Result<(), String> {
     let FdbCmd::Show = a.cmd;
     let reply = request(&a.socket, &Request::FdbShow)?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string(&reply).map_err(|e| e.to_string())?
-        );
-        return Ok(());
+        return super::print_json(&reply);
     }
     let Reply::Fdb { entries } = reply else {
         return Err(format!("unexpected reply {reply:?}"));

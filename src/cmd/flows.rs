@@ -49,11 +49,7 @@ pub fn run(a: FlowsArgs) -> Result<(), String> {
     };
     let reply = request(&a.socket, &req)?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string(&reply).map_err(|e| e.to_string())?
-        );
-        return Ok(());
+        return super::print_json(&reply);
     }
     match reply {
         Reply::FlowAdded { id } => println!("added flow {id}"),

@@ -11,3 +11,13 @@ pub mod ports;
 pub mod rpc;
 pub mod run;
 pub mod stats;
+
+/// Prints a control-socket reply as one JSON line (`--json` of the client
+/// commands).
+fn print_json(reply: &switch::control::Reply) -> Result<(), String> {
+    println!(
+        "{}",
+        serde_json::to_string(reply).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}

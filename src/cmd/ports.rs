@@ -56,11 +56,7 @@ pub fn run(a: PortsArgs) -> Result<(), String> {
         return Err(error.clone());
     }
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string(&reply).map_err(|e| e.to_string())?
-        );
-        return Ok(());
+        return super::print_json(&reply);
     }
     match reply {
         Reply::PortAdded { port } => println!("added port {port}"),

@@ -35,11 +35,7 @@ fn row(name: &str, r: &CoreReport) {
 pub fn run(a: StatsArgs) -> Result<(), String> {
     let reply = request(&a.socket, &Request::Stats)?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string(&reply).map_err(|e| e.to_string())?
-        );
-        return Ok(());
+        return super::print_json(&reply);
     }
     let Reply::Stats(s) = reply else {
         return Err(format!("unexpected reply {reply:?}"));

@@ -68,6 +68,20 @@ pub struct RegionDesc {
 pub struct GuestMemory {
     mem: Arc<GuestMemoryMmap<()>>,
     regions: Arc<[RegionDesc]>,
+    /// The same regions as `mem`, sorted, as plain (guest start, length,
+    /// host address) triples: the per-descriptor translation scans these
+    /// (a VMM gives a handful of regions) instead of going through
+    /// `vm-memory`'s generic lookup, which cost ~13% of a request's cycles
+    /// on the poll path. Valid as long as `mem` lives (same struct).
+    fast: Arc<[FastRegion]>,
+}
+
+/// One mapped region for [`GuestMemory`]'s translation.
+#[derive(Clone, Copy, Debug)]
+struct FastRegion {
+    start: u64,
+    len: u64,
+    host: usize,
 }
 
 impl GuestMemory {
@@ -135,9 +149,28 @@ impl GuestMemory {
         descs.sort_by_key(|r| r.guest_phys_addr);
         let mem = GuestMemoryMmap::from_regions(regions)
             .map_err(|_| MemoryError::BadRegion(descs.first().map_or(0, |d| d.guest_phys_addr)))?;
+        let fast: Vec<FastRegion> = mem
+            .iter()
+            .map(|r| FastRegion {
+                start: r.start_addr().raw_value(),
+                len: r.len(),
+                host: r.as_ptr() as usize,
+            })
+            .collect();
         Ok(GuestMemory {
             mem: Arc::new(mem),
             regions: descs.into(),
+            fast: fast.into(),
+        })
+    }
+
+    /// The region holding guest address `addr`: its host address of `addr`
+    /// and the bytes left in the region from there.
+    #[inline]
+    fn lookup(&self, addr: u64) -> Option<(usize, u64)> {
+        self.fast.iter().find_map(|r| {
+            let off = addr.wrapping_sub(r.start);
+            (off < r.len).then(|| (r.host + off as usize, r.len - off))
         })
     }
 
@@ -179,16 +212,10 @@ impl GuestMemory {
     /// The pointer stays valid as long as this `GuestMemory` (or a clone) lives.
     #[inline]
     pub fn host_range(&self, addr: u64, len: u64) -> Result<*mut u8, MemoryError> {
-        let oob = MemoryError::OutOfBounds { addr, len };
-        let (region, raddr) = self
-            .mem
-            .to_region_addr(GuestAddress(addr))
-            .ok_or(oob.clone())?;
-        let end = raddr.raw_value().checked_add(len).ok_or(oob.clone())?;
-        if end > region.len() {
-            return Err(oob);
+        match self.lookup(addr) {
+            Some((host, left)) if len <= left => Ok(host as *mut u8),
+            _ => Err(MemoryError::OutOfBounds { addr, len }),
         }
-        region.get_host_address(raddr).map_err(|_| oob)
     }
 
     /// The checked range `[addr, addr+len)` as an [`crate::iovec::IoVec`], for
@@ -203,24 +230,21 @@ impl GuestMemory {
 
     /// Splits the guest range `[addr, addr+len)` at region boundaries and calls
     /// `f(host_ptr, chunk_len)` for each piece; fails if any byte is unmapped.
+    #[inline]
     pub fn for_each_chunk(
         &self,
         addr: u64,
         len: u64,
         mut f: impl FnMut(*mut u8, u64) -> Result<(), MemoryError>,
     ) -> Result<(), MemoryError> {
-        let oob = MemoryError::OutOfBounds { addr, len };
+        let oob = || MemoryError::OutOfBounds { addr, len };
         let mut cur = addr;
         let mut left = len;
-        addr.checked_add(len).ok_or(oob.clone())?;
+        addr.checked_add(len).ok_or_else(oob)?;
         while left > 0 {
-            let (region, raddr) = self
-                .mem
-                .to_region_addr(GuestAddress(cur))
-                .ok_or(oob.clone())?;
-            let chunk = left.min(region.len() - raddr.raw_value());
-            let ptr = region.get_host_address(raddr).map_err(|_| oob.clone())?;
-            f(ptr, chunk)?;
+            let (host, room) = self.lookup(cur).ok_or_else(oob)?;
+            let chunk = left.min(room);
+            f(host as *mut u8, chunk)?;
             cur += chunk;
             left -= chunk;
         }

@@ -150,6 +150,26 @@ pub fn carve(iovs: &[IoVec], mut start: u64, mut len: u64, out: &mut Vec<IoVec>)
     len == 0
 }
 
+/// The first `N` bytes of the concatenated ranges, `None` if they are
+/// shorter. One fixed-size copy when the first range holds them all (a
+/// request header in its own descriptor, the usual layout), not a
+/// variable-length `memcpy` per range.
+#[inline]
+pub fn gather_array<const N: usize>(iovs: &[IoVec]) -> Option<[u8; N]> {
+    match iovs.first() {
+        Some(v) if v.len() >= N => {
+            // SAFETY: `N` bytes are inside the checked guest range `v`;
+            // read unaligned into a local copy (no reference to guest
+            // memory is made).
+            Some(unsafe { ptr::read_unaligned(v.ptr as *const [u8; N]) })
+        }
+        _ => {
+            let mut out = [0u8; N];
+            gather(iovs, &mut out).then_some(out)
+        }
+    }
+}
+
 /// Copies the first `dst.len()` bytes of the concatenated ranges into `dst`;
 /// returns false if the ranges are shorter.
 pub fn gather(iovs: &[IoVec], dst: &mut [u8]) -> bool {
@@ -197,5 +217,13 @@ mod tests {
         assert_eq!(&a, b"0123");
         assert!(!scatter(&iovs, &[0u8; 11]));
         assert_eq!(total_len(&iovs), 10);
+        // Fixed-size gather: from the first range alone, across ranges, or
+        // refused when the ranges are shorter.
+        assert!(scatter(&iovs, b"0123456789"));
+        assert_eq!(gather_array::<3>(&iovs), Some(*b"012"));
+        assert_eq!(gather_array::<6>(&iovs), Some(*b"012345"));
+        assert_eq!(gather_array::<10>(&iovs), Some(*b"0123456789"));
+        assert_eq!(gather_array::<11>(&iovs), None);
+        assert_eq!(gather_array::<1>(&[]), None);
     }
 }

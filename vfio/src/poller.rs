@@ -90,7 +90,34 @@ impl Drop for DeviceGuard<'_> {
     }
 }
 
+impl<'a> DeviceGuard<'a> {
+    /// Leaves the device locked when the guard goes (the poller keeps a
+    /// device that had work across rounds, see [`GroupPoller`]); only
+    /// [`DeviceCell::resume`] by the same holder makes a guard for it
+    /// again, or [`DeviceCell::release_kept`] unlocks it.
+    fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
 impl DeviceCell {
+    /// The guard of a lock its holder kept ([`DeviceGuard::keep`]). Only
+    /// the holder calls it (the lock is still taken, by the holder).
+    fn resume(&self) -> DeviceGuard<'_> {
+        DeviceGuard { cell: self }
+    }
+
+    /// Unlocks a device its holder kept.
+    fn release_kept(&self) {
+        drop(self.resume());
+    }
+
+    /// A control thread waits for the device.
+    #[inline]
+    fn control_waiting(&self) -> bool {
+        self.control_waiting.load(Ordering::Acquire) > 0
+    }
+
     /// Wraps a device.
     pub fn new(dev: BlkDevice) -> Arc<Self> {
         Arc::new(DeviceCell {
@@ -133,7 +160,7 @@ impl DeviceCell {
     /// The poller's lock: never waits, and yields to a waiting control thread.
     #[inline]
     fn try_poll_lock(&self) -> Option<DeviceGuard<'_>> {
-        if self.control_waiting.load(Ordering::Acquire) > 0 {
+        if self.control_waiting() {
             return None;
         }
         self.try_take()
@@ -308,6 +335,7 @@ impl PollGroup {
         GroupPoller {
             group: Arc::clone(self),
             local: Vec::new(),
+            kept: Vec::new(),
             seen: u64::MAX,
             rounds: 0,
             accounting: false,
@@ -547,10 +575,22 @@ fn pollfd(fd: RawFd) -> libc::pollfd {
 
 /// One thread's round-by-round view of a [`PollGroup`] (see
 /// [`PollGroup::poller`]).
+///
+/// A device whose round had work stays locked by the poller into the next
+/// round ([`DeviceGuard::keep`]): taking the lock is a locked
+/// compare-and-swap, a full barrier that waits for the previous round's
+/// used-ring stores to reach the driver's core (a cross-core round trip in
+/// every busy round when work comes without pause, as at queue depth 128).
+/// A round without work, a control thread waiting for the device (checked
+/// every round, a load of a line only control threads write), the device
+/// leaving the group, and the poller's end release it; so does everything
+/// that may block (the waits follow only rounds without work).
 #[derive(Debug)]
 pub struct GroupPoller {
     group: Arc<PollGroup>,
     local: Vec<SharedDevice>,
+    /// Per device of `local`: locked by this poller since its last round.
+    kept: Vec<bool>,
     seen: u64,
     rounds: u64,
     /// The group's `busy_accounting`, as of `seen`.
@@ -573,7 +613,9 @@ impl GroupPoller {
     fn poll_each(&mut self, mut after: impl FnMut(&mut BlkDevice)) -> usize {
         let g = self.group.generation.load(Ordering::Acquire);
         if g != self.seen {
+            self.release_kept();
             self.local = self.group.devices.lock().expect("poll group lock").clone();
+            self.kept = vec![false; self.local.len()];
             self.seen = g;
             let on = self.group.busy_accounting.load(Ordering::Acquire);
             if on && !self.accounting {
@@ -582,10 +624,24 @@ impl GroupPoller {
             self.accounting = on;
         }
         let mut work = 0;
-        for d in &self.local {
-            if let Some(mut dev) = d.try_poll_lock() {
-                work += dev.poll();
+        for (d, kept) in self.local.iter().zip(self.kept.iter_mut()) {
+            let guard = if std::mem::take(kept) {
+                if d.control_waiting() {
+                    d.release_kept();
+                    continue;
+                }
+                Some(d.resume())
+            } else {
+                d.try_poll_lock()
+            };
+            if let Some(mut dev) = guard {
+                let w = dev.poll();
                 after(&mut dev);
+                work += w;
+                if w > 0 {
+                    dev.keep();
+                    *kept = true;
+                }
             }
         }
         if self.accounting {
@@ -611,6 +667,23 @@ impl GroupPoller {
                 .store(self.idle_ticks, Ordering::Relaxed);
         }
         work
+    }
+}
+
+impl GroupPoller {
+    /// Unlocks every device this poller kept locked.
+    fn release_kept(&mut self) {
+        for (d, kept) in self.local.iter().zip(self.kept.iter_mut()) {
+            if std::mem::take(kept) {
+                d.release_kept();
+            }
+        }
+    }
+}
+
+impl Drop for GroupPoller {
+    fn drop(&mut self) {
+        self.release_kept();
     }
 }
 
@@ -796,6 +869,50 @@ mod tests {
         let polled = poller.join().unwrap();
         let start = 2048; // 1 MiB in 512-byte sectors
         assert_eq!(cell.lock().config().capacity_sectors, start + 4000 + polled);
+    }
+
+    #[test]
+    fn a_device_kept_across_busy_rounds_goes_to_control_threads_idle_rounds_and_drop() {
+        let backend = Box::new(crate::backend::null::NullBackend::new(1 << 20, 16));
+        let mem = GuestMemory::anonymous(&[(0, 1 << 20)]).unwrap();
+        let cfg = BlkConfig::new(&backend.info(), 512, 1, "kept").unwrap();
+        let mut dev = BlkDevice::new("kept", backend, cfg);
+        dev.set_features(VIRTIO_F_VERSION_1);
+        dev.set_memory(mem.clone());
+        let base = 0x1000;
+        let mut drv = BlkDriver::new(&mem, base, 16, base + MockQueue::footprint(16));
+        dev.start_queue(0, drv.q.config(), 0).unwrap();
+        let cell = DeviceCell::new(dev);
+        let group = PollGroup::new();
+        group.add(Arc::clone(&cell));
+        let mut p = group.poller();
+        let mut serve = |p: &mut GroupPoller| {
+            drv.request(VIRTIO_BLK_T_IN, 0, &[Buf::w(0x80000, 4096)], false);
+            assert_eq!(p.poll(), 2);
+            assert!(drv.q.pop_used().is_some());
+        };
+        // A round with work keeps the lock.
+        serve(&mut p);
+        assert!(
+            cell.try_take().is_none(),
+            "released after a round with work"
+        );
+        // A control thread waiting gets it at the next round.
+        let c = Arc::clone(&cell);
+        let control = std::thread::spawn(move || c.lock().stats().reads);
+        while !cell.control_waiting() {
+            std::thread::yield_now();
+        }
+        assert_eq!(p.poll(), 0, "polled a device a control thread waits for");
+        assert_eq!(control.join().unwrap(), 1);
+        // A round without work releases it.
+        serve(&mut p);
+        assert_eq!(p.poll(), 0);
+        assert!(cell.try_take().is_some(), "kept after a round without work");
+        // So does the poller's end.
+        serve(&mut p);
+        drop(p);
+        assert!(cell.try_take().is_some(), "kept after the poller ended");
     }
 
     #[test]

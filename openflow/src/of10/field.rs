@@ -190,3 +190,20 @@ pub mod action {
     /// ENQUEUE's queue id.
     pub const QUEUE_ID: Field = 12..16;
 }
+
+/// `struct ofp10_flow_stats`: one flow of an OFPST_FLOW reply.
+pub mod flow_stats {
+    use super::Field;
+    pub const LENGTH: Field = 0..2;
+    pub const TABLE_ID: usize = 2;
+    pub const MATCH: Field = 4..44;
+    pub const DURATION_SEC: Field = 44..48;
+    pub const DURATION_NSEC: Field = 48..52;
+    pub const PRIORITY: Field = 52..54;
+    pub const IDLE_TIMEOUT: Field = 54..56;
+    pub const HARD_TIMEOUT: Field = 56..58;
+    pub const COOKIE: Field = 64..72;
+    pub const PACKET_COUNT: Field = 72..80;
+    pub const BYTE_COUNT: Field = 80..88;
+    pub const ACTIONS: usize = 88;
+}

@@ -331,6 +331,127 @@ impl Match10 {
     }
 }
 
+impl Match10 {
+    /// The `ofp10_match` of OXM fields (as the switch side reports a match),
+    /// as Open vSwitch encodes a match in OpenFlow 1.0
+    /// (`ofputil_match_to_ofp10_match`): what 1.0 cannot say (IPv6
+    /// addresses, registers, masked MACs, non-prefix IPv4 masks, ...) is left
+    /// wildcarded.
+    pub fn from_oxm(fields: &[OxmField]) -> Match10 {
+        use wildcards as w;
+        let mut m = Match10::default();
+        let u16v = |v: &[u8]| u16::from_be_bytes([v[0], v.get(1).copied().unwrap_or(0)]);
+        let prefix = |f: &OxmField| -> Option<(Ipv4Addr, u32)> {
+            let a = f.value_ipv4()?;
+            let mask = f.mask.as_deref().map_or(Some(u32::MAX), |mk| {
+                Some(u32::from_be_bytes(mk.try_into().ok()?))
+            })?;
+            let n = mask.leading_ones();
+            (mask.checked_shl(n).unwrap_or(0) == 0).then_some((a, 32 - n))
+        };
+        for f in fields {
+            let exact = f.mask.is_none();
+            match f.field {
+                Field::InPort if exact => {
+                    if let Some(p) = f.value_u64().and_then(|p| port_to_16(p as u32)) {
+                        m.in_port = p;
+                        m.wildcards &= !w::IN_PORT;
+                    }
+                }
+                Field::EthSrc if exact => {
+                    if let Some(a) = f.value_mac() {
+                        m.dl_src = a;
+                        m.wildcards &= !w::DL_SRC;
+                    }
+                }
+                Field::EthDst if exact => {
+                    if let Some(a) = f.value_mac() {
+                        m.dl_dst = a;
+                        m.wildcards &= !w::DL_DST;
+                    }
+                }
+                Field::EthType if exact => {
+                    m.dl_type = u16v(&f.value);
+                    m.wildcards &= !w::DL_TYPE;
+                }
+                Field::VlanVid if f.mask.as_deref().is_none_or(|k| u16v(k) & 0x1fff == 0x1fff) => {
+                    let v = u16v(&f.value);
+                    m.dl_vlan = if v & 0x1000 == 0 {
+                        OFP_VLAN_NONE
+                    } else {
+                        v & 0x0fff
+                    };
+                    m.wildcards &= !w::DL_VLAN;
+                }
+                Field::NxVlanTci => {
+                    let tci = u16v(&f.value);
+                    let mask = f.mask.as_deref().map_or(0xffff, u16v);
+                    if mask & 0x1fff == 0x1fff {
+                        m.dl_vlan = if tci & 0x1000 == 0 {
+                            OFP_VLAN_NONE
+                        } else {
+                            tci & 0x0fff
+                        };
+                        m.wildcards &= !w::DL_VLAN;
+                    }
+                    if mask & 0xf000 == 0xf000 && tci & 0x1000 != 0 {
+                        m.dl_vlan_pcp = (tci >> 13) as u8;
+                        m.wildcards &= !w::DL_VLAN_PCP;
+                    }
+                }
+                Field::VlanPcp if exact => {
+                    m.dl_vlan_pcp = f.value.first().copied().unwrap_or(0);
+                    m.wildcards &= !w::DL_VLAN_PCP;
+                }
+                Field::IpDscp if exact => {
+                    m.nw_tos = f.value.first().copied().unwrap_or(0) << 2;
+                    m.wildcards &= !w::NW_TOS;
+                }
+                Field::IpProto if exact => {
+                    m.nw_proto = f.value.first().copied().unwrap_or(0);
+                    m.wildcards &= !w::NW_PROTO;
+                }
+                Field::ArpOp if exact => {
+                    m.nw_proto = u16v(&f.value) as u8;
+                    m.wildcards &= !w::NW_PROTO;
+                }
+                Field::Ipv4Src | Field::ArpSpa => {
+                    if let Some((a, n)) = prefix(f) {
+                        m.nw_src = a;
+                        m.wildcards =
+                            m.wildcards & !(0x3f << w::NW_SRC_SHIFT) | n << w::NW_SRC_SHIFT;
+                    }
+                }
+                Field::Ipv4Dst | Field::ArpTpa => {
+                    if let Some((a, n)) = prefix(f) {
+                        m.nw_dst = a;
+                        m.wildcards =
+                            m.wildcards & !(0x3f << w::NW_DST_SHIFT) | n << w::NW_DST_SHIFT;
+                    }
+                }
+                Field::TcpSrc | Field::UdpSrc | Field::SctpSrc if exact => {
+                    m.tp_src = u16v(&f.value);
+                    m.wildcards &= !w::TP_SRC;
+                }
+                Field::TcpDst | Field::UdpDst | Field::SctpDst if exact => {
+                    m.tp_dst = u16v(&f.value);
+                    m.wildcards &= !w::TP_DST;
+                }
+                Field::Icmpv4Type if exact => {
+                    m.tp_src = u16::from(f.value.first().copied().unwrap_or(0));
+                    m.wildcards &= !w::TP_SRC;
+                }
+                Field::Icmpv4Code if exact => {
+                    m.tp_dst = u16::from(f.value.first().copied().unwrap_or(0));
+                    m.wildcards &= !w::TP_DST;
+                }
+                _ => {}
+            }
+        }
+        m
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +534,23 @@ mod tests {
             OxmField::masked(Field::Ipv4Src, &[10, 1, 2, 0], &[255, 255, 255, 0])
         );
         assert!(Match10::parse(&b[..39]).is_err());
+        // Back from OXM: the same 1.0 match (the VLAN as VLAN_VID none).
+        let oxm = [
+            OxmField::masked(Field::VlanVid, &[0, 0], &[0x1f, 0xff]),
+            OxmField::exact(Field::EthType, &[8, 6]),
+            OxmField::exact(Field::ArpSpa, &[10, 0, 0, 1]),
+        ];
+        let back = Match10::from_oxm(&oxm);
+        assert_eq!(back.to_oxm(), Match10::parse(&b).unwrap().to_oxm());
+        let nx = [OxmField::exact(Field::NxVlanTci, &[0, 0])];
+        assert_eq!(Match10::from_oxm(&nx).dl_vlan, OFP_VLAN_NONE);
+        let nx = [OxmField::masked(
+            Field::NxVlanTci,
+            &[0x10, 5],
+            &[0x1f, 0xff],
+        )];
+        let m = Match10::from_oxm(&nx);
+        assert_eq!((m.dl_vlan, m.wildcards & wildcards::DL_VLAN), (5, 0));
         assert_eq!(port_to_32(0xfffe), 0xffff_fffe);
         assert_eq!(port_to_16(0xffff_fffd), Some(0xfffd));
         assert_eq!(port_to_16(0x1_0000), None);

@@ -14,8 +14,8 @@
 
 use super::action::Action10;
 use super::field::{
-    aggregate as fa, flow_stats_request as ffr, nx_flow_stats as fnf, nx_flow_stats_request as fnr,
-    port_stats as fps, stats as field, table_stats as ft,
+    aggregate as fa, flow_stats as ffs, flow_stats_request as ffr, nx_flow_stats as fnf,
+    nx_flow_stats_request as fnr, port_stats as fps, stats as field, table_stats as ft,
 };
 use super::matching::Match10;
 use super::nxm;
@@ -377,6 +377,76 @@ impl NxFlowStats {
     }
 }
 
+/// `ofp10_flow_stats`: one flow of an OFPST_FLOW reply (OpenFlow 1.0's own
+/// flow statistics, with an `ofp10_match`; what `ovs-ofctl -F openflow10`
+/// and 1.0 controllers ask for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct FlowStats10 {
+    pub table_id: u8,
+    pub matching: Match10,
+    pub duration_sec: u32,
+    pub duration_nsec: u32,
+    pub priority: u16,
+    pub idle_timeout: u16,
+    pub hard_timeout: u16,
+    pub cookie: u64,
+    pub packet_count: u64,
+    pub byte_count: u64,
+    pub actions: Vec<Action10>,
+}
+
+impl FlowStats10 {
+    fn parse(b: &[u8]) -> Result<(FlowStats10, usize)> {
+        check_len(b, ffs::ACTIONS)?;
+        let len = u16_at(b, ffs::LENGTH) as usize;
+        if len < ffs::ACTIONS || len > b.len() || !len.is_multiple_of(8) {
+            return Err(Error::BadLength("ofp10_flow_stats length"));
+        }
+        Ok((
+            FlowStats10 {
+                table_id: u8_at(b, ffs::TABLE_ID),
+                matching: Match10::parse(&b[ffs::MATCH])?,
+                duration_sec: u32_at(b, ffs::DURATION_SEC),
+                duration_nsec: u32_at(b, ffs::DURATION_NSEC),
+                priority: u16_at(b, ffs::PRIORITY),
+                idle_timeout: u16_at(b, ffs::IDLE_TIMEOUT),
+                hard_timeout: u16_at(b, ffs::HARD_TIMEOUT),
+                cookie: u64_at(b, ffs::COOKIE),
+                packet_count: u64_at(b, ffs::PACKET_COUNT),
+                byte_count: u64_at(b, ffs::BYTE_COUNT),
+                actions: Action10::parse_list(&b[ffs::ACTIONS..len])?,
+            },
+            len,
+        ))
+    }
+
+    /// Bytes of this entry.
+    pub fn buffer_len(&self) -> usize {
+        ffs::ACTIONS + Action10::list_len(&self.actions)
+    }
+
+    fn emit(&self, out: &mut Vec<u8>) -> Result<()> {
+        let len = self.buffer_len();
+        if len > u16::MAX as usize {
+            return Err(Error::TooLong(len));
+        }
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+        out.extend_from_slice(&[self.table_id, 0]);
+        self.matching.emit(out);
+        out.extend_from_slice(&self.duration_sec.to_be_bytes());
+        out.extend_from_slice(&self.duration_nsec.to_be_bytes());
+        for v in [self.priority, self.idle_timeout, self.hard_timeout] {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        zeros(out, 6);
+        for v in [self.cookie, self.packet_count, self.byte_count] {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        Action10::emit_list(&self.actions, out)
+    }
+}
+
 /// A statistics reply body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatsReplyBody10 {
@@ -388,6 +458,8 @@ pub enum StatsReplyBody10 {
     Port(Vec<PortStats10>),
     /// OFPST_AGGREGATE.
     Aggregate(Aggregate10),
+    /// OFPST_FLOW.
+    Flow(Vec<FlowStats10>),
     /// NXST_FLOW.
     NxFlow(Vec<NxFlowStats>),
     /// NXST_AGGREGATE.
@@ -434,6 +506,15 @@ impl StatsReply10 {
                     .collect::<Result<_>>()?,
             ),
             stats_type::AGGREGATE => StatsReplyBody10::Aggregate(Aggregate10::parse(b)?),
+            stats_type::FLOW => {
+                let (mut v, mut b) = (Vec::new(), b);
+                while !b.is_empty() {
+                    let (f, n) = FlowStats10::parse(b)?;
+                    v.push(f);
+                    b = &b[n..];
+                }
+                StatsReplyBody10::Flow(v)
+            }
             stats_type::VENDOR
                 if msg.len() >= field::NX_BODY && u32_at(msg, field::VENDOR) == NX_VENDOR_ID =>
             {
@@ -471,6 +552,7 @@ impl StatsReply10 {
             StatsReplyBody10::Table(_) => stats_type::TABLE,
             StatsReplyBody10::Port(_) => stats_type::PORT,
             StatsReplyBody10::Aggregate(_) => stats_type::AGGREGATE,
+            StatsReplyBody10::Flow(_) => stats_type::FLOW,
             StatsReplyBody10::NxFlow(_) | StatsReplyBody10::NxAggregate(_) => stats_type::VENDOR,
             StatsReplyBody10::Other { stats_type, .. } => *stats_type,
         }
@@ -485,6 +567,7 @@ impl StatsReply10 {
                 StatsReplyBody10::Table(t) => ft::LEN * t.len(),
                 StatsReplyBody10::Port(p) => fps::LEN * p.len(),
                 StatsReplyBody10::Aggregate(_) => fa::LEN,
+                StatsReplyBody10::Flow(f) => f.iter().map(FlowStats10::buffer_len).sum::<usize>(),
                 StatsReplyBody10::NxFlow(f) => {
                     nx + f.iter().map(NxFlowStats::buffer_len).sum::<usize>()
                 }
@@ -502,6 +585,11 @@ impl StatsReply10 {
             StatsReplyBody10::Table(t) => t.iter().for_each(|t| t.emit(out)),
             StatsReplyBody10::Port(p) => p.iter().for_each(|p| p.emit(out)),
             StatsReplyBody10::Aggregate(a) => a.emit(out),
+            StatsReplyBody10::Flow(f) => {
+                for f in f {
+                    f.emit(out)?;
+                }
+            }
             StatsReplyBody10::NxFlow(f) => {
                 nx_header(nx_stats::FLOW, out);
                 for f in f {

@@ -157,26 +157,30 @@ pub fn check_resize(bytes: u64) -> Result<(), String> {
 }
 
 /// Completions of a synchronous backend waiting for `poll`: a preallocated
-/// FIFO shared by the backends in this module.
+/// FIFO shared by the backends in this module. A plain vector, not a
+/// `VecDeque`: `poll` almost always takes everything (one copy and a
+/// clear; a deque's drain moved element by element), and a partial take
+/// shifts the rest down, keeping the order.
 #[derive(Debug)]
 pub(crate) struct DoneQueue {
-    done: std::collections::VecDeque<IoCompletion>,
+    done: Vec<IoCompletion>,
     cap: usize,
 }
 
 impl DoneQueue {
     pub(crate) fn new(cap: usize) -> Self {
         DoneQueue {
-            done: std::collections::VecDeque::with_capacity(cap),
+            done: Vec::with_capacity(cap),
             cap,
         }
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, c: IoCompletion) -> Result<(), SubmitError> {
         if self.done.len() >= self.cap {
             return Err(SubmitError::Busy);
         }
-        self.done.push_back(c);
+        self.done.push(c);
         Ok(())
     }
 
@@ -184,13 +188,19 @@ impl DoneQueue {
         self.cap
     }
 
+    #[inline]
     pub(crate) fn drain_into(&mut self, out: &mut Vec<IoCompletion>) -> usize {
         let n = (out.capacity() - out.len()).min(self.done.len());
         if n == 0 {
-            // An idle poll: no drain (its drop would move the queue's halves).
             return 0;
         }
-        out.extend(self.done.drain(..n));
+        if n == self.done.len() {
+            out.extend_from_slice(&self.done);
+            self.done.clear();
+        } else {
+            out.extend_from_slice(&self.done[..n]);
+            self.done.drain(..n);
+        }
         n
     }
 

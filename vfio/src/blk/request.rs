@@ -13,7 +13,7 @@
 use super::config::{BlkConfig, MAX_DISCARD_SECTORS};
 use super::*;
 use crate::backend::IoOp;
-use crate::iovec::{carve, gather, IoVec};
+use crate::iovec::{carve, gather, gather_array, IoVec};
 use crate::virtq::Chain;
 
 /// Length of the request header.
@@ -79,10 +79,9 @@ pub fn parse(
     if chain.out_of_bounds || chain.readable_len < HEADER_LEN {
         return ioerr;
     }
-    let mut hdr = [0u8; HEADER_LEN as usize];
-    if !gather(chain.readable(), &mut hdr) {
+    let Some(hdr) = gather_array::<{ HEADER_LEN as usize }>(chain.readable()) else {
         return ioerr;
-    }
+    };
     let req_type = u32::from_le_bytes(hdr[0..4].try_into().expect("4"));
     let sector = u64::from_le_bytes(hdr[8..16].try_into().expect("8"));
     let out_len = chain.readable_len - HEADER_LEN;

@@ -8,6 +8,8 @@
 //! * [`packed`]: the device side of one packed virtqueue (§2.8).
 //! * [`queue`]: either layout behind one interface.
 //! * [`chain`]: the result of walking one chain, as host I/O vectors.
+//! * [`prefetch`]: the write prefetch a batch issues for its request
+//!   headers and used-ring lines before it walks them.
 //! * `mock` (feature `test-utils` or tests): guest-driver simulators (split
 //!   and packed) that place descriptors in guest memory the way a virtio
 //!   driver does.
@@ -26,6 +28,7 @@
 
 pub mod chain;
 pub mod packed;
+pub mod prefetch;
 pub mod queue;
 pub mod split;
 

@@ -69,7 +69,7 @@ impl Virtqueue {
     pub fn pop(&mut self, chain: &mut Chain) -> Result<Option<u16>, PopError> {
         match self {
             Virtqueue::Split(q) => {
-                if q.avail_pending().map_err(PopError::Queue)? == 0 {
+                if q.avail_ready().map_err(PopError::Queue)? == 0 {
                     return Ok(None);
                 }
                 let head = q.pop_head();
@@ -81,14 +81,25 @@ impl Virtqueue {
     }
 
     /// Whether `pop` may find something: a chain is available, or the ring
-    /// is inconsistent (the split ring's index jumped; `pop` says so). One
-    /// load of the line `pop` reads first (an idle poll step asks the
-    /// backend nothing when this is false).
+    /// is inconsistent (the split ring's index jumped; `pop` says so). At
+    /// most one load of the line `pop` reads first, which `pop` then does
+    /// not repeat (an idle poll step asks the backend nothing when this is
+    /// false).
     #[inline]
-    pub fn may_pop(&self) -> bool {
+    pub fn may_pop(&mut self) -> bool {
         match self {
-            Virtqueue::Split(q) => !matches!(q.avail_pending(), Ok(0)),
+            Virtqueue::Split(q) => !matches!(q.avail_ready(), Ok(0)),
             Virtqueue::Packed(q) => q.avail_head(),
+        }
+    }
+
+    /// Before a batch of at most `max` chains: prefetches what taking the
+    /// available ones will touch ([`SplitQueue::prefetch_batch`]; packed
+    /// rings: nothing yet).
+    #[inline]
+    pub fn prefetch_batch(&self, max: u16) {
+        if let Virtqueue::Split(q) = self {
+            q.prefetch_batch(max);
         }
     }
 
