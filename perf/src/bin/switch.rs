@@ -529,6 +529,21 @@ fn vswitch_probes(summary: &serde_json::Value) -> Probes {
     }
 }
 
+/// `vswitch run`'s EAL arguments (lcores 0-1, no PCI, no telemetry, file
+/// prefix `perf-sw-vs-TAG`, hugepages when free) and the guard that
+/// removes that prefix's runtime dir and hugepage files.
+fn vswitch_eal(tag: &str) -> (String, EalRuntimeDir) {
+    let mut eal = vec![
+        "-l".to_string(),
+        "0,1".into(),
+        "--no-pci".into(),
+        "--no-telemetry".into(),
+        format!("--file-prefix=perf-sw-vs-{tag}"),
+    ];
+    eal.extend(proc::eal_memory_args());
+    (eal.join(" "), EalRuntimeDir(format!("perf-sw-vs-{tag}")))
+}
+
 fn run_vswitch_probes(
     pcap: &str,
     frames: u32,
@@ -542,17 +557,9 @@ fn run_vswitch_probes(
         return Side::na(format!("vswitch: {why}"));
     }
     let (p0, p1) = devargs(pcap);
-    let mut eal = vec![
-        "-l".to_string(),
-        "0,1".into(),
-        "--no-pci".into(),
-        "--no-telemetry".into(),
-        format!("--file-prefix=perf-sw-vs-{tag}"),
-    ];
-    let _cleanup = EalRuntimeDir(format!("perf-sw-vs-{tag}"));
-    eal.extend(proc::eal_memory_args());
+    let (eal, _cleanup) = vswitch_eal(tag);
     let mut c = Command::new(proc::vswitch_bin());
-    c.args(["run", "--eal", &eal.join(" "), "--port", &p0, "--port", &p1]);
+    c.args(["run", "--eal", &eal, "--port", &p0, "--port", &p1]);
     // --no-control: the default control socket path is shared by every
     // vswitch on the host.
     c.arg("--flows").arg(flows_file).arg("--no-control");
@@ -1293,15 +1300,7 @@ fn churn_vswitch(
         .expect("write rules");
     let sock = dir.join(format!("vs-{tag}.sock"));
     let (p0, p1) = devargs(pcap);
-    let mut eal = vec![
-        "-l".to_string(),
-        "0,1".into(),
-        "--no-pci".into(),
-        "--no-telemetry".into(),
-        format!("--file-prefix=perf-sw-vs-{tag}"),
-    ];
-    let _cleanup = EalRuntimeDir(format!("perf-sw-vs-{tag}"));
-    eal.extend(proc::eal_memory_args());
+    let (eal, _cleanup) = vswitch_eal(tag);
     // Long enough for every window; stopped with SIGINT when done.
     let budget = 30 + rates.len() as u64 * (a.seconds + 3) + startup_secs(frames);
     let log = dir.join(format!("vswitch-churn-{tag}.log"));
@@ -1310,7 +1309,7 @@ fn churn_vswitch(
         Err(e) => return all_na(format!("create {}: {e}", log.display())),
     };
     let mut c = Command::new(proc::vswitch_bin());
-    c.args(["run", "--eal", &eal.join(" "), "--port", &p0, "--port", &p1])
+    c.args(["run", "--eal", &eal, "--port", &p0, "--port", &p1])
         .arg("--flows")
         .arg(&flows_file)
         .arg("--control")
