@@ -31,7 +31,6 @@ use openflow::of10::stats::{
     TableStats10, REPLY_MORE,
 };
 use openflow::of10::{matching::wildcards, nxm};
-use switch::action::Action;
 
 use crate::bridge::Bridge;
 use crate::conn::Connection;
@@ -179,30 +178,9 @@ fn packet_out(br: &Bridge, po: PacketOut10) -> Result<(), OfError> {
     let actions = if table {
         None
     } else {
-        let acts = of10_flow::list_to_switch(&po.actions, &map)?;
-        if acts
-            .iter()
-            .any(|a| matches!(a, Action::Group(_) | Action::Resubmit(_)))
-        {
-            return Err(OfError::action(
-                error_msg::bad_action::BAD_TYPE,
-                "group and resubmit are not supported in packet_out",
-            ));
-        }
-        Some(acts)
+        Some(of10_flow::list_to_switch(&po.actions, &map)?)
     };
-    if po.data.is_empty() {
-        return Err(OfError::request(
-            error_msg::bad_request::BAD_PACKET,
-            "packet_out without a frame",
-        ));
-    }
-    br.packet_out(crate::bridge::PacketOut {
-        in_port,
-        actions,
-        data: po.data,
-    })
-    .map_err(|why| OfError::request(error_msg::bad_request::EPERM, why))
+    crate::packet_out::send(br, in_port, actions, po.data)
 }
 
 /// The 1.0 FEATURES_REPLY: OpenFlow 1.0 lists the ports in it

@@ -34,21 +34,32 @@ pub(crate) fn handle(br: &Bridge, po: openflow::packet_out::PacketOut) -> Result
     let actions = if table {
         None
     } else {
-        let acts = actions::list_to_switch(&po.actions, &map)?;
-        if acts.iter().any(|a| {
-            matches!(
-                a,
-                switch::action::Action::Group(_) | switch::action::Action::Resubmit(_)
-            )
-        }) {
-            return Err(OfError::action(
-                error_msg::bad_action::BAD_TYPE,
-                "group and resubmit are not supported in packet_out",
-            ));
-        }
-        Some(acts)
+        Some(actions::list_to_switch(&po.actions, &map)?)
     };
-    if po.data.is_empty() {
+    send(br, in_port, actions, po.data)
+}
+
+/// What PACKET_OUT does once its message is read, in any version: refuse
+/// actions that leave the frame's pass (group, resubmit) and an empty
+/// frame, then send it (`actions: None`: through the flow tables).
+pub(crate) fn send(
+    br: &Bridge,
+    in_port: Option<u16>,
+    actions: Option<Vec<switch::action::Action>>,
+    data: Vec<u8>,
+) -> Result<(), OfError> {
+    if actions.iter().flatten().any(|a| {
+        matches!(
+            a,
+            switch::action::Action::Group(_) | switch::action::Action::Resubmit(_)
+        )
+    }) {
+        return Err(OfError::action(
+            error_msg::bad_action::BAD_TYPE,
+            "group and resubmit are not supported in packet_out",
+        ));
+    }
+    if data.is_empty() {
         return Err(OfError::request(
             error_msg::bad_request::BAD_PACKET,
             "packet_out without a frame",
@@ -57,7 +68,7 @@ pub(crate) fn handle(br: &Bridge, po: openflow::packet_out::PacketOut) -> Result
     br.packet_out(crate::bridge::PacketOut {
         in_port,
         actions,
-        data: po.data,
+        data,
     })
     .map_err(|why| OfError::request(error_msg::bad_request::EPERM, why))
 }
