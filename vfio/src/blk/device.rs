@@ -542,7 +542,7 @@ impl BlkDevice {
         }
         self.qos_throttled = false;
         if let Some(q) = self.qos.as_mut() {
-            q.refill(Instant::now());
+            q.refill(clock::now());
         }
         if let Some(bytes) = self.backend.capacity_change() {
             self.capacity_changed(bytes);
@@ -578,7 +578,7 @@ impl BlkDevice {
     fn apply_qos(&mut self) {
         self.qos_seen = self.qos_handle.generation();
         let limits = self.qos_handle.get();
-        self.qos = Qos::new(&limits, Instant::now());
+        self.qos = Qos::new(&limits, clock::now());
         eprintln!("vfio blk {}: QoS: {limits}", self.name);
     }
 
