@@ -175,8 +175,23 @@ impl Bucket {
     /// exact: the credit only raises the cap, tokens still come at the rate.
     #[inline]
     pub fn refill(&mut self, ns: u64) {
+        self.fill(ns, true);
+    }
+
+    /// [`Bucket::refill`] for a gap during which the poller ran but nothing
+    /// waited for the bucket (the device had no request to take): the gap
+    /// makes no stall credit, as refills every poll step would have made
+    /// none (a bucket nobody draws on fills up to its burst and no
+    /// further); credit left from an earlier stall runs out as usual.
+    #[inline]
+    pub fn refill_idle(&mut self, ns: u64) {
+        self.fill(ns, false);
+    }
+
+    #[inline]
+    fn fill(&mut self, ns: u64, stall: bool) {
         let earned = ns as f64 * self.per_ns;
-        if earned > self.burst {
+        if stall && earned > self.burst {
             let stall = earned.min(self.per_ns * STALL_CREDIT.as_nanos() as f64);
             self.credit = self.credit.max(stall - self.burst);
         } else {
@@ -229,6 +244,11 @@ pub struct Qos {
     last: u64,
     /// Clock ticks to nanoseconds, 32.32 fixed point.
     ns_per_tick_q32: u64,
+    /// A poll step began and has not refilled yet ([`Qos::new_step`]).
+    due: bool,
+    /// A poll step ended without a refill since the last one: the device
+    /// had nothing to take (see [`Qos::refill_if_due`]).
+    idle: bool,
 }
 
 impl Qos {
@@ -261,7 +281,29 @@ impl Qos {
             ],
             last: now,
             ns_per_tick_q32,
+            due: false,
+            idle: false,
         })
+    }
+
+    /// A poll step begins: its first [`Qos::refill_if_due`] refills. A
+    /// step that never calls it (no queue had a request to take) costs no
+    /// clock read; the gap it leaves is refilled as idle time
+    /// ([`Bucket::refill_idle`]), which gives what a refill every step
+    /// would have: the buckets full, no stall credit.
+    #[inline]
+    pub fn new_step(&mut self) {
+        self.idle |= self.due;
+        self.due = true;
+    }
+
+    /// The step's refill, once per step, before its first admission
+    /// (`now` reads the clock given at creation).
+    #[inline]
+    pub fn refill_if_due(&mut self, now: impl FnOnce() -> u64) {
+        if std::mem::take(&mut self.due) {
+            self.refill(now());
+        }
     }
 
     /// Refills every bucket for the time since the last refill (`now`:
@@ -276,8 +318,9 @@ impl Qos {
         }
         self.last = now;
         let ns = ((ticks as u128 * self.ns_per_tick_q32 as u128) >> 32) as u64;
+        let stall = !std::mem::take(&mut self.idle);
         for b in &mut self.b[..NONE] {
-            b.refill(ns);
+            b.fill(ns, stall);
         }
     }
 
@@ -457,6 +500,51 @@ mod tests {
             waiting += admitted;
         }
         assert!((4950..=5100).contains(&ios), "{ios} I/Os in 1 s at 5000/s");
+    }
+
+    /// Steps with nothing to take read no clock; the gap they leave fills
+    /// the buckets to the burst and no further (no stall credit), while a
+    /// gap with requests waiting is a stall and is credited.
+    #[test]
+    fn idle_steps_read_no_clock_and_earn_no_stall_credit() {
+        let limits = QosLimits {
+            rw_ios_per_sec: 5000,
+            r_mbytes_per_sec: 1000,
+            ..QosLimits::default()
+        };
+        let mut q = Qos::with_clock(&limits, 0, 1 << 32).unwrap();
+        let mut reads = 0;
+        // 50 ms of idle steps: no refill, no clock read.
+        for _ in 0..1000 {
+            q.new_step();
+        }
+        q.new_step();
+        q.refill_if_due(|| {
+            reads += 1;
+            50_000_000
+        });
+        q.refill_if_due(|| unreachable!("one refill per step"));
+        assert_eq!(reads, 1);
+        // The burst (10 ms: 50 I/Os), not the 50 ms gap.
+        let mut n = 0;
+        while q.admit(IoOp::Read, 512) {
+            n += 1;
+        }
+        assert_eq!(n, 51, "{n}: 50 tokens and one into debt");
+        // The same gap with a request waiting at each step (the step
+        // before refilled): a stall, credited beyond the burst.
+        q.new_step();
+        q.refill_if_due(|| 100_000_000);
+        let mut n = 0;
+        while q.admit(IoOp::Read, 512) {
+            n += 1;
+        }
+        assert!(n > 200, "{n}: a 50 ms stall earns 250 tokens");
+        // An unlimited bucket stays unlimited through it all.
+        assert!(q.b[W].tokens().is_infinite() && q.b[NONE].tokens().is_infinite());
+        q.refund(IoOp::Write, 4096);
+        assert!(q.admit(IoOp::Write, 1 << 40) || !q.b[IOS].ready());
+        assert!(q.b[W].tokens().is_infinite());
     }
 
     #[test]
