@@ -258,21 +258,22 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     // so it never competes with the workers); alone, it forwards and a
     // thread monitors.
     let monitor_thread = if lcores.is_empty() {
-        let (stop, ports, json) = (Arc::clone(&stop), Arc::clone(&ports), cfg.json);
-        let sw_m = Arc::clone(&sw);
+        let (stop, ports, sw, json) = (
+            Arc::clone(&stop),
+            Arc::clone(&ports),
+            Arc::clone(&sw),
+            cfg.json,
+        );
         Some(
             std::thread::Builder::new()
                 .name("vswitch-monitor".into())
-                .spawn(move || monitor(&stop, &ports, &sw_m, timing, json))
+                .spawn(move || monitor(&stop, &ports, &sw, timing, json))
                 .map_err(|e| format!("cannot start the monitor thread: {e}"))?,
         )
     } else {
         None
     };
-    let mut timing = Some(timing);
 
-    let mut hist =
-        Histogram::<u64>::new_with_bounds(1, 1_000_000, 3).expect("static histogram bounds");
     // Patch-panel mode: port pairs, no flow table (testpmd's `io`).
     let patch: Option<Vec<(u16, u16)>> = cfg.xconnect.then(|| {
         cfg.streams()
@@ -325,34 +326,9 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
         })?),
         None => None,
     };
-    if lcores.is_empty() {
-        let r = make(0).run(&workers_stop);
-        let _ = hist.add(&r.cycles_per_packet);
-    } else {
-        let mut jobs = Vec::new();
-        for (i, lcore) in lcores.iter().enumerate() {
-            let (w, s) = (make(i), Arc::clone(&workers_stop));
-            match dpdk::lcore::launch(*lcore, move || w.run(&s)) {
-                Ok(j) => jobs.push(j),
-                Err(e) => {
-                    stop.store(true, Ordering::Relaxed);
-                    workers_stop.store(true, Ordering::Relaxed);
-                    return Err(format!("cannot start the worker on lcore {lcore}: {e}"));
-                }
-            }
-        }
-        if let Some(t) = timing.take() {
-            monitor(&stop, &ports, &sw, t, cfg.json);
-        }
-        for j in jobs {
-            match j.join() {
-                Some(r) => {
-                    let _ = hist.add(&r.cycles_per_packet);
-                }
-                None => return Err("a forwarding worker panicked".into()),
-            }
-        }
-    }
+    let hist = forward(&lcores, make, &stop, &workers_stop, || {
+        monitor(&stop, &ports, &sw, timing, cfg.json)
+    })?;
     running.store(false, Ordering::Release);
     if let Some((h, ticker)) = ovsdb {
         h.stop();
@@ -549,6 +525,47 @@ fn spawn_storage(
         .name("vswitch-storage".into())
         .spawn(move || storage::serve(setup))
         .map_err(|e| format!("cannot start the storage thread: {e}"))
+}
+
+/// Runs the forwarding workers until `workers_stop`: alone on the main
+/// lcore, or one per worker lcore while the main lcore runs `monitor_here`.
+/// Returns the histogram of their cycles per packet.
+fn forward(
+    lcores: &[u32],
+    make: impl Fn(usize) -> Worker,
+    stop: &AtomicBool,
+    workers_stop: &Arc<AtomicBool>,
+    monitor_here: impl FnOnce(),
+) -> Result<Histogram<u64>, String> {
+    let mut hist =
+        Histogram::<u64>::new_with_bounds(1, 1_000_000, 3).expect("static histogram bounds");
+    if lcores.is_empty() {
+        let r = make(0).run(workers_stop);
+        let _ = hist.add(&r.cycles_per_packet);
+        return Ok(hist);
+    }
+    let mut jobs = Vec::new();
+    for (i, lcore) in lcores.iter().enumerate() {
+        let (w, s) = (make(i), Arc::clone(workers_stop));
+        match dpdk::lcore::launch(*lcore, move || w.run(&s)) {
+            Ok(j) => jobs.push(j),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                workers_stop.store(true, Ordering::Relaxed);
+                return Err(format!("cannot start the worker on lcore {lcore}: {e}"));
+            }
+        }
+    }
+    monitor_here();
+    for j in jobs {
+        match j.join() {
+            Some(r) => {
+                let _ = hist.add(&r.cycles_per_packet);
+            }
+            None => return Err("a forwarding worker panicked".into()),
+        }
+    }
+    Ok(hist)
 }
 
 /// The run's report (without the storage devices'): per-port totals and
