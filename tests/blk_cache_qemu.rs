@@ -175,21 +175,6 @@ echo GUEST-DONE"#
     )
 }
 
-/// `"key":number` from a stats JSON line.
-fn num(line: &str, key: &str) -> u64 {
-    let at = line
-        .find(&format!("\"{key}\":"))
-        .unwrap_or_else(|| panic!("no {key} in stats line {line}"))
-        + key.len()
-        + 3;
-    line[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 /// The stats line published after `since` (the server writes every second).
 fn stats_after(file: &Path, since: SystemTime) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -375,7 +360,7 @@ fn guest_sees_and_forges_cache_metadata_in_its_memory() {
         .unwrap_or_else(|| panic!("no GUEST-IVSHMEM line; {ctx}"));
     assert_eq!(field(iv, "size"), META_LEN.to_string(), "BAR 2 size; {ctx}");
 
-    let s = |i: usize, k: &str| num(&snaps[i - 1], k);
+    let s = |i: usize, k: &str| stat_u64(&snaps[i - 1], k);
     let blocks = PATTERN_LEN as u64 / 4096;
     let pf = PREFILL_LEN as u64 / 4096;
     // 2. First O_DIRECT read of the pre-filled region: misses only; second: hits only.

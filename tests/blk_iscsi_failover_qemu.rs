@@ -26,27 +26,9 @@ fn tagged(console: &str, tag: &str) -> Vec<u64> {
         .collect()
 }
 
-/// Pulls `"key":number` out of the stats file's JSON line.
-fn stat(stats: &str, key: &str) -> u64 {
-    let at = stats
-        .find(&format!("\"{key}\":"))
-        .unwrap_or_else(|| panic!("no {key} in {stats}"))
-        + key.len()
-        + 3;
-    stats[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn qemu_guest_write_verify_survives_portal_failover() {
-    let dir = std::env::temp_dir().join(format!("vswitch-iscsi-fo-vm-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let _cleanup = TempDir(dir.clone());
+    let (dir, _cleanup) = TempDir::fresh("vswitch-iscsi-fo-vm");
     let mut a = tgt::Tgtd::start("qemu-fo", DISK_LEN);
     let b = tgt::Tgtd::start_sibling("qemu-fo-b", &a, "127.0.0.2");
     let sock = dir.join("vhost-blk.sock");
@@ -114,7 +96,7 @@ fn qemu_guest_write_verify_survives_portal_failover() {
     );
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let stats = std::fs::read_to_string(sock.with_extension("stats")).unwrap();
-    assert_eq!(stat(&stats, "errors"), 0, "{stats}; {ctx}");
+    assert_eq!(stat_u64(&stats, "errors"), 0, "{stats}; {ctx}");
     drop(server);
     // The newest write of every block of the loop is in the backing file.
     for seq in last.saturating_sub(LOOP_BLOCKS - 1)..=last {

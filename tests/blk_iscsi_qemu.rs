@@ -38,26 +38,16 @@ fn serve_iscsi(sock: &Path, t: &tgt::Tgtd, log: &Path, poll: &str) -> Child {
         .expect("start vswitch")
 }
 
-/// Pulls `"key":number` out of the stats file's JSON line.
-fn stat(stats: &str, key: &str) -> u64 {
-    let at = stats
-        .find(&format!("\"{key}\":"))
-        .unwrap_or_else(|| panic!("no {key} in {stats}"))
-        + key.len()
-        + 3;
-    stats[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+fn setup(name: &str) -> (std::path::PathBuf, TempDir) {
+    TempDir::fresh(&format!("vswitch-blk-iscsi-{name}"))
 }
 
-fn setup(name: &str) -> (std::path::PathBuf, TempDir) {
-    let dir = std::env::temp_dir().join(format!("vswitch-blk-iscsi-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    (dir.clone(), TempDir(dir))
+/// Once the server is gone: the guest's pattern is in tgtd's backing file.
+fn assert_pattern_in_backing(target: &tgt::Tgtd, pattern: &[u8], ctx: &str) {
+    assert!(
+        target.backing_bytes(PATTERN_OFFSET, PATTERN_LEN) == pattern,
+        "the pattern is not in tgtd's backing file at byte {PATTERN_OFFSET}; {ctx}"
+    );
 }
 
 #[test]
@@ -68,13 +58,9 @@ fn qemu_guest_reads_back_through_iscsi_backend() {
     let log = dir.join("vswitch.log");
     let pattern = random_pattern();
     let initrd = build_initramfs(&dir, &pattern, None);
-    let mut server = Reaper(Some(serve_iscsi(&sock, &target, &log, "busy")));
-    wait_for_socket(&sock, server.0.as_mut().unwrap());
+    let server = Reaper::serving(serve_iscsi(&sock, &target, &log, "busy"), &sock);
     let console = boot_guest(&dir, &sock, &initrd, false, "", |_| {});
-    let ctx = format!(
-        "guest console:\n{console}\nvswitch log:\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    let ctx = guest_context(&console, &log);
     assert!(
         !console.contains("GUEST-NO-BLOCK-DEVICE"),
         "no /dev/vda; {ctx}"
@@ -90,23 +76,20 @@ fn qemu_guest_reads_back_through_iscsi_backend() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let stats = std::fs::read_to_string(sock.with_extension("stats")).unwrap();
     assert!(
-        stat(&stats, "writes") > 0 && stat(&stats, "reads") > 0,
+        stat_u64(&stats, "writes") > 0 && stat_u64(&stats, "reads") > 0,
         "{stats}"
     );
     assert!(
-        stat(&stats, "flushes") > 0,
+        stat_u64(&stats, "flushes") > 0,
         "fsync became SYNCHRONIZE CACHE: {stats}"
     );
     assert!(
-        stat(&stats, "bytes_written") >= PATTERN_LEN as u64,
+        stat_u64(&stats, "bytes_written") >= PATTERN_LEN as u64,
         "{stats}"
     );
-    assert_eq!(stat(&stats, "errors"), 0, "{stats}; {ctx}");
+    assert_eq!(stat_u64(&stats, "errors"), 0, "{stats}; {ctx}");
     drop(server);
-    assert!(
-        target.backing_bytes(PATTERN_OFFSET, PATTERN_LEN) == pattern,
-        "the pattern is not in tgtd's backing file at byte {PATTERN_OFFSET}; {ctx}"
-    );
+    assert_pattern_in_backing(&target, &pattern, &ctx);
     assert!(
         target
             .backing_bytes(0, PATTERN_OFFSET as usize)
@@ -127,8 +110,7 @@ fn qemu_guest_survives_tgtd_restart() {
     let initrd = build_initramfs(&dir, &pattern, Some(&pattern2));
     // The blocking poller (sleeps on the iSCSI socket) through a lost
     // connection and the reconnect.
-    let mut server = Reaper(Some(serve_iscsi(&sock, &target, &log, "wait")));
-    wait_for_socket(&sock, server.0.as_mut().unwrap());
+    let server = Reaper::serving(serve_iscsi(&sock, &target, &log, "wait"), &sock);
     let mut restarted = false;
     let console = boot_guest(&dir, &sock, &initrd, true, "", |out| {
         if !restarted && out.contains("GUEST-PHASE1-DONE") {
@@ -277,13 +259,9 @@ fn tgtd_behind_veth(tag: &str, name: &str) -> (Netns, tgt::Tgtd, String) {
 fn guest_round_trip(dir: &Path, sock: &Path, log: &Path, server: Child, target: &tgt::Tgtd) {
     let pattern = random_pattern();
     let initrd = build_initramfs(dir, &pattern, None);
-    let mut server = Reaper(Some(server));
-    wait_for_socket(sock, server.0.as_mut().unwrap());
+    let server = Reaper::serving(server, sock);
     let console = boot_guest(dir, sock, &initrd, false, "", |_| {});
-    let ctx = format!(
-        "guest console:\n{console}\nvswitch log:\n{}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
+    let ctx = guest_context(&console, log);
     assert!(
         console.contains(&format!("GUEST-SIZE {}", DISK_LEN / 512)),
         "the LU's capacity reaches the guest; {ctx}"
@@ -297,10 +275,7 @@ fn guest_round_trip(dir: &Path, sock: &Path, log: &Path, server: Child, target: 
         "the session ran on the user TCP stack; {ctx}"
     );
     drop(server);
-    assert!(
-        target.backing_bytes(PATTERN_OFFSET, PATTERN_LEN) == pattern,
-        "the pattern is not in tgtd's backing file at byte {PATTERN_OFFSET}; {ctx}"
-    );
+    assert_pattern_in_backing(target, &pattern, &ctx);
 }
 
 /// DPDK's af_packet PMD derives its PACKET_FANOUT group id from the pid and
@@ -498,15 +473,9 @@ fn qemu_guest_on_the_one_process_system() {
     let log = dir.join("vswitch.log");
     let pattern = random_pattern();
     let initrd = build_initramfs(&dir, &pattern, None);
-    let mut server = Reaper(Some(one_process_system(&dir, &net, &subnet, &target)));
-    wait_for_socket(&sock, server.0.as_mut().unwrap());
+    let server = Reaper::serving(one_process_system(&dir, &net, &subnet, &target), &sock);
     let console = boot_guest(&dir, &sock, &initrd, false, "", |_| {});
-    let ctx = || {
-        format!(
-            "guest console:\n{console}\nvswitch log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        )
-    };
+    let ctx = || guest_context(&console, &log);
     assert!(
         console.contains(&format!("GUEST-SIZE {}", DISK_LEN / 512)),
         "the LU's capacity reaches the guest; {}",
@@ -531,7 +500,7 @@ fn qemu_guest_on_the_one_process_system() {
     let t = std::time::Instant::now();
     let (st, hits) = loop {
         let st = std::fs::read_to_string(&stats).unwrap();
-        let hits = stat(&st, "cache_hits");
+        let hits = stat_u64(&st, "cache_hits");
         if hits >= 2 * blocks || t.elapsed() > std::time::Duration::from_secs(10) {
             break (st, hits);
         }
@@ -541,7 +510,7 @@ fn qemu_guest_on_the_one_process_system() {
         hits >= 2 * blocks,
         "both reads, the second included, are served by the cache: {hits} hits; {st}"
     );
-    assert_eq!(stat(&st, "errors"), 0, "{st}");
+    assert_eq!(stat_u64(&st, "errors"), 0, "{st}");
     // The frames crossed the switch: the internal port received the
     // initiator's frames, the af_packet port sent them, NORMAL counted them.
     let ctl_cmd = |args: &[&str]| {
@@ -613,11 +582,7 @@ fn qemu_guest_on_the_one_process_system() {
         "an idle one-process system uses {busy:.2} of a CPU: its core spins instead of blocking"
     );
     drop(server);
-    assert!(
-        target.backing_bytes(PATTERN_OFFSET, PATTERN_LEN) == pattern,
-        "the pattern is not in tgtd's backing file at byte {PATTERN_OFFSET}; {}",
-        ctx()
-    );
+    assert_pattern_in_backing(&target, &pattern, &ctx());
     drop(target);
     drop(net);
 }
@@ -871,15 +836,9 @@ fn qemu_guest_on_the_one_process_system_over_a_lossy_link() {
     let log = dir.join("vswitch.log");
     let pattern = random_pattern();
     let initrd = build_initramfs(&dir, &pattern, None);
-    let mut server = Reaper(Some(one_process_system(&dir, &net, &subnet, &target)));
-    wait_for_socket(&sock, server.0.as_mut().unwrap());
+    let server = Reaper::serving(one_process_system(&dir, &net, &subnet, &target), &sock);
     let console = boot_guest(&dir, &sock, &initrd, false, "", |_| {});
-    let ctx = || {
-        format!(
-            "guest console:\n{console}\nvswitch log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        )
-    };
+    let ctx = || guest_context(&console, &log);
     assert!(
         console.contains("GUEST-PATTERN-OK") && console.contains("GUEST-REREAD-OK"),
         "pattern not read back over the lossy link; {}",
@@ -893,11 +852,7 @@ fn qemu_guest_on_the_one_process_system_over_a_lossy_link() {
     );
     eprintln!("TCP segments dropped between the switch and tgtd: {lost}");
     drop(server);
-    assert!(
-        target.backing_bytes(PATTERN_OFFSET, PATTERN_LEN) == pattern,
-        "the pattern is not in tgtd's backing file at byte {PATTERN_OFFSET}; {}",
-        ctx()
-    );
+    assert_pattern_in_backing(&target, &pattern, &ctx());
     drop(target);
     drop(net);
 }
@@ -916,8 +871,7 @@ fn qemu_guest_on_the_one_process_system_survives_tgtd_restart() {
     let pattern = random_pattern();
     let pattern2: Vec<u8> = pattern.iter().map(|b| b ^ 0x5a).collect();
     let initrd = build_initramfs(&dir, &pattern, Some(&pattern2));
-    let mut server = Reaper(Some(one_process_system(&dir, &net, &subnet, &target)));
-    wait_for_socket(&sock, server.0.as_mut().unwrap());
+    let server = Reaper::serving(one_process_system(&dir, &net, &subnet, &target), &sock);
     let mut restarted = false;
     let console = boot_guest(&dir, &sock, &initrd, true, "", |out| {
         if !restarted && out.contains("GUEST-PHASE1-DONE") {

@@ -83,10 +83,7 @@ cmp /tail /back && echo GUEST-TAIL-OK
 
 #[test]
 fn guest_discard_write_zeroes_and_online_resize() {
-    let dir = std::env::temp_dir().join(format!("vswitch-blk-ops-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let _cleanup = TempDir(dir.clone());
+    let (dir, _cleanup) = TempDir::fresh("vswitch-blk-ops");
     // A disk whose every block is allocated (0xab everywhere).
     let disk = dir.join("disk.img");
     std::fs::write(&disk, vec![0xabu8; DISK_LEN as usize]).unwrap();

@@ -46,10 +46,7 @@ fn guest_test(
     check_serial: Option<&str>,
     dev_opts: &str,
 ) {
-    let dir = std::env::temp_dir().join(format!("vswitch-blk-qemu-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let _cleanup = TempDir(dir.clone());
+    let (dir, _cleanup) = TempDir::fresh(&format!("vswitch-blk-qemu-{name}"));
     let disk = dir.join("disk.img");
     std::fs::write(&disk, vec![0u8; DISK_LEN as usize]).unwrap();
     let sock = dir.join("vhost-blk.sock");
@@ -269,10 +266,7 @@ fn qemu_guest_survives_vswitch_restart() {
     // QEMU's chardev reconnects (reconnect=1); the back end is killed after
     // the guest's first pattern and started again; the guest's second write
     // and read go through the new process.
-    let dir = std::env::temp_dir().join(format!("vswitch-blk-qemu-restart-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let _cleanup = TempDir(dir.clone());
+    let (dir, _cleanup) = TempDir::fresh("vswitch-blk-qemu-restart");
     let disk = dir.join("disk.img");
     std::fs::write(&disk, vec![0u8; DISK_LEN as usize]).unwrap();
     let sock = dir.join("vhost-blk.sock");

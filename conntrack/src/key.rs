@@ -98,6 +98,12 @@ fn words_addr(hi: u64, lo: u64, fam: u64) -> IpAddr {
     }
 }
 
+/// Word 4 of a key: ports, protocol, family and zone (see the module docs).
+#[inline(always)]
+fn meta_word(sport: u16, dport: u16, proto: u8, fam: u64, zone: u16) -> u64 {
+    sport as u64 | (dport as u64) << 16 | (proto as u64) << 32 | fam << 40 | (zone as u64) << 48
+}
+
 /// Folded 64×64→128 multiply: the mixing step of the hash.
 #[inline(always)]
 fn fold_mul(a: u64, b: u64) -> u64 {
@@ -123,17 +129,7 @@ impl Key {
         let (s0, s1, fam) = addr_words(src);
         let (d0, d1, _) = addr_words(dst);
         Key {
-            w: [
-                s0,
-                s1,
-                d0,
-                d1,
-                sport as u64
-                    | (dport as u64) << 16
-                    | (proto as u64) << 32
-                    | fam << 40
-                    | (zone as u64) << 48,
-            ],
+            w: [s0, s1, d0, d1, meta_word(sport, dport, proto, fam, zone)],
         }
     }
 
@@ -146,11 +142,7 @@ impl Key {
                 src as u64,
                 0,
                 dst as u64,
-                sport as u64
-                    | (dport as u64) << 16
-                    | (proto as u64) << 32
-                    | FAM4 << 40
-                    | (zone as u64) << 48,
+                meta_word(sport, dport, proto, FAM4, zone),
             ],
         }
     }
@@ -164,11 +156,7 @@ impl Key {
                 src as u64,
                 (dst >> 64) as u64,
                 dst as u64,
-                sport as u64
-                    | (dport as u64) << 16
-                    | (proto as u64) << 32
-                    | FAM6 << 40
-                    | (zone as u64) << 48,
+                meta_word(sport, dport, proto, FAM6, zone),
             ],
         }
     }
@@ -309,17 +297,10 @@ impl Key {
     /// `vswitch ct show` prints them).
     #[inline]
     pub(crate) fn tuple(&self) -> Tuple {
-        let (sp, dp) = if self.is_icmp() {
-            (self.sport(), self.dport() << 8)
+        if self.is_icmp() {
+            self.tuple_with_ports(self.sport(), self.dport() << 8)
         } else {
-            (self.sport(), self.dport())
-        };
-        Tuple {
-            src: self.src(),
-            dst: self.dst(),
-            src_port: sp,
-            dst_port: dp,
-            proto: self.proto(),
+            self.tuple_with_ports(self.sport(), self.dport())
         }
     }
 
@@ -328,16 +309,21 @@ impl Key {
     /// (0 for queries) in `dst_port`, as OVS's `ct_tp_src`/`ct_tp_dst`.
     #[inline]
     pub(crate) fn meta_tuple(&self) -> Tuple {
-        let (sp, dp) = if self.is_icmp() {
-            (self.dport(), 0)
+        if self.is_icmp() {
+            self.tuple_with_ports(self.dport(), 0)
         } else {
-            (self.sport(), self.dport())
-        };
+            self.tuple_with_ports(self.sport(), self.dport())
+        }
+    }
+
+    /// The key's addresses and protocol with the given ports.
+    #[inline]
+    fn tuple_with_ports(&self, src_port: u16, dst_port: u16) -> Tuple {
         Tuple {
             src: self.src(),
             dst: self.dst(),
-            src_port: sp,
-            dst_port: dp,
+            src_port,
+            dst_port,
             proto: self.proto(),
         }
     }
@@ -376,16 +362,21 @@ mod tests {
         ]
     }
 
+    /// `Key::new` from address strings.
+    fn key(src: &str, dst: &str, sport: u16, dport: u16, proto: u8, zone: u16) -> Key {
+        Key::new(
+            src.parse().unwrap(),
+            dst.parse().unwrap(),
+            sport,
+            dport,
+            proto,
+            zone,
+        )
+    }
+
     #[test]
     fn test_reverse_and_symmetric_hash() {
-        let k = Key::new(
-            "10.0.0.1".parse().unwrap(),
-            "10.0.0.2".parse().unwrap(),
-            1234,
-            80,
-            proto::TCP,
-            5,
-        );
+        let k = key("10.0.0.1", "10.0.0.2", 1234, 80, proto::TCP, 5);
         let r = k.reverse();
         assert_eq!(r.src(), "10.0.0.2".parse::<IpAddr>().unwrap());
         assert_eq!(
@@ -394,37 +385,16 @@ mod tests {
         );
         assert_eq!(r.reverse(), k);
         assert_eq!(k.hash(&seed()), r.hash(&seed()));
-        let other = Key::new(
-            "10.0.0.1".parse().unwrap(),
-            "10.0.0.2".parse().unwrap(),
-            1235,
-            80,
-            proto::TCP,
-            5,
-        );
+        let other = key("10.0.0.1", "10.0.0.2", 1235, 80, proto::TCP, 5);
         assert_ne!(k.hash(&seed()), other.hash(&seed()));
-        let z = Key::new(
-            "10.0.0.1".parse().unwrap(),
-            "10.0.0.2".parse().unwrap(),
-            1234,
-            80,
-            proto::TCP,
-            6,
-        );
+        let z = key("10.0.0.1", "10.0.0.2", 1234, 80, proto::TCP, 6);
         assert_ne!(k, z);
         assert_ne!(k.hash(&seed()), z.hash(&seed()));
     }
 
     #[test]
     fn test_icmp_reverse_keeps_id() {
-        let k = Key::new(
-            "fd00::1".parse().unwrap(),
-            "fd00::2".parse().unwrap(),
-            77,
-            128,
-            proto::ICMPV6,
-            0,
-        );
+        let k = key("fd00::1", "fd00::2", 77, 128, proto::ICMPV6, 0);
         let r = k.reverse();
         assert_eq!((r.sport(), r.dport()), (77, 129));
         assert!(r.is_v6());
@@ -433,22 +403,24 @@ mod tests {
 
     #[test]
     fn test_v4_and_v6_differ() {
-        let a = Key::new(
-            "0.0.0.1".parse().unwrap(),
-            "0.0.0.2".parse().unwrap(),
-            1,
-            2,
-            proto::UDP,
-            0,
-        );
-        let b = Key::new(
-            "::1".parse().unwrap(),
-            "::2".parse().unwrap(),
-            1,
-            2,
-            proto::UDP,
-            0,
-        );
+        let a = key("0.0.0.1", "0.0.0.2", 1, 2, proto::UDP, 0);
+        let b = key("::1", "::2", 1, 2, proto::UDP, 0);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn test_fast_constructors_match_new() {
+        let a = Key::v4(0x0a00_0001, 0x0a00_0002, 1234, 80, proto::TCP, 9);
+        assert_eq!(a, key("10.0.0.1", "10.0.0.2", 1234, 80, proto::TCP, 9));
+        let (s, d) = (
+            u128::from(0xfd00u16) << 112 | 1,
+            u128::from(0xfd00u16) << 112 | 2,
+        );
+        let b = Key::v6(s, d, 5000, 53, proto::UDP, 3);
+        assert_eq!(b, key("fd00::1", "fd00::2", 5000, 53, proto::UDP, 3));
+        assert_eq!(
+            (b.sport(), b.dport(), b.proto(), b.zone()),
+            (5000, 53, proto::UDP, 3)
+        );
     }
 }

@@ -96,11 +96,30 @@ big6 = udp(C6, S6, 5000, 53, b"y" * 24, v6=True)
 v["UDP6_FRAG_FIRST"] = ETH6 + ipv6(C6, S6, 44, bytes([17, 0]) + struct.pack("!HI", 0x0001, 99) + big6[:16])
 v["UDP6_FRAG_LATER"] = ETH6 + ipv6(C6, S6, 44, bytes([17, 0]) + struct.pack("!HI", 0x0010, 99) + big6[16:])
 
+doc = {
+    "TCP4_SYN": "TCP SYN 10.0.0.1:40000 -> 10.0.0.2:80 with MSS, SACK-permitted, timestamps and window scale.",
+    "TCP4_DATA": "TCP PSH+ACK of the same connection carrying an HTTP request.",
+    "UDP4": "UDP 10.0.0.1:5000 -> 10.0.0.2:53, `hello`, padded to the 60-byte Ethernet minimum.",
+    "UDP4_NOCSUM": "The same UDP datagram with checksum 0 (none, RFC 768), unpadded.",
+    "ICMP4_ECHO": "ICMP echo request 10.0.0.1 -> 10.0.0.2, id 0x1234, seq 1.",
+    "ICMP4_UNREACH_UDP": "ICMP port unreachable from 10.0.0.2 quoting the whole `UDP4` datagram.",
+    "ICMP4_TTL_TCP": "ICMP time exceeded from router 10.0.0.254 quoting the SYN's IP header and 8 bytes (RFC 792).",
+    "ICMP4_UNREACH_ECHO": "ICMP host unreachable from 10.0.0.254 quoting the echo request.",
+    "UDP4_FRAG_FIRST": "First fragment (MF, offset 0) of a 32-byte UDP datagram, IP id 7.",
+    "UDP4_FRAG_LATER": "Last fragment (offset 8 bytes) of the same datagram.",
+    "TCP6_SYNACK": "TCP SYN-ACK [fd00::2]:443 -> [fd00::1]:50000.",
+    "UDP6_EXT": "UDP [fd00::1]:5000 -> [fd00::2]:53 behind hop-by-hop and destination options headers.",
+    "ICMP6_ECHO": "ICMPv6 echo request fd00::1 -> fd00::2, id 0x0abc, seq 1.",
+    "ICMP6_UNREACH_UDP": "ICMPv6 port unreachable from fd00::2 quoting a UDP datagram of fd00::1.",
+    "UDP6_FRAG_FIRST": "First fragment (M, offset 0) of a 32-byte UDPv6 datagram, identification 99.",
+    "UDP6_FRAG_LATER": "Last fragment (offset 16 bytes) of the same datagram.",
+}
+
 print("//! Test frames (Ethernet + IP, L3 at offset 14), written by")
 print("//! `testdata/gen_vectors.py` with an independent checksum implementation.")
-print("#![allow(missing_docs)]")
 print()
 for k, b in v.items():
+    print("/// " + doc[k])
     print("pub const %s: &[u8] = &[" % k)
     for i in range(0, len(b), 16):
         print("    " + " ".join("0x%02x," % x for x in b[i:i + 16]))

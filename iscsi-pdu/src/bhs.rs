@@ -15,62 +15,103 @@ use crate::{Error, Opcode, Result};
 
 /// Every BHS field offset used by this crate, per PDU where the meaning differs.
 pub mod field {
-    #![allow(missing_docs)]
     use core::ops::Range;
 
+    /// A byte range of the BHS.
     pub type Field = Range<usize>;
 
+    /// Size of the BHS: 48 bytes.
     pub const LEN: usize = 48;
 
     // Common to every PDU (RFC 7143 section 11.2.1).
+    /// Byte 0: the I bit (0x40) and the 6-bit opcode.
     pub const OPCODE: usize = 0;
+    /// Byte 1: the F (final) bit and opcode-specific flags.
     pub const FLAGS: usize = 1;
+    /// Byte 2: opcode-specific (response code, status class, ...).
     pub const BYTE2: usize = 2;
+    /// Byte 3: opcode-specific (SCSI status, ...).
     pub const BYTE3: usize = 3;
+    /// `TotalAHSLength`: additional header segments' length in 4-byte words.
     pub const TOTAL_AHS_LEN: usize = 4;
+    /// `DataSegmentLength`: the data segment's length in bytes, without padding (24 bits).
     pub const DATA_SEGMENT_LEN: Field = 5..8;
+    /// The logical unit number (8 bytes, SAM-5 format).
     pub const LUN: Field = 8..16;
+    /// `Initiator Task Tag`: names the task the PDU belongs to.
     pub const ITT: Field = 16..20;
 
     // Bytes 20..48 by role. Initiator PDUs carry CmdSN/ExpStatSN, target PDUs
     // StatSN/ExpCmdSN/MaxCmdSN, all at the same places.
+    /// `Target Transfer Tag` (R2T, Data-Out, NOP).
     pub const TTT: Field = 20..24;
+    /// `Expected Data Transfer Length` of a SCSI command (section 11.3.4), in bytes.
     pub const EXPECTED_DATA_LEN: Field = 20..24;
+    /// `Referenced Task Tag` of a task management request (section 11.5.3).
     pub const REFERENCED_TASK_TAG: Field = 20..24;
+    /// `SNACK Tag` of a SNACK request (section 11.16.2).
     pub const SNACK_TAG: Field = 20..24;
+    /// `CID`: connection id of a login or logout request.
     pub const CID: Field = 20..22;
+    /// `CmdSN` of an initiator PDU.
     pub const CMD_SN: Field = 24..28;
+    /// `StatSN` of a target PDU.
     pub const STAT_SN: Field = 24..28;
+    /// `ExpStatSN` of an initiator PDU.
     pub const EXP_STAT_SN: Field = 28..32;
+    /// `ExpCmdSN` of a target PDU.
     pub const EXP_CMD_SN: Field = 28..32;
+    /// `MaxCmdSN` of a target PDU.
     pub const MAX_CMD_SN: Field = 32..36;
+    /// The SCSI command descriptor block (16 bytes; longer ones continue in an AHS).
     pub const CDB: Field = 32..48;
+    /// `RefCmdSN` of a task management request.
     pub const REF_CMD_SN: Field = 32..36;
+    /// `ExpDataSN` of a SCSI response or task management request.
     pub const EXP_DATA_SN: Field = 36..40;
+    /// `DataSN` of a Data-In or Data-Out PDU.
     pub const DATA_SN: Field = 36..40;
+    /// `R2TSN` of an R2T.
     pub const R2T_SN: Field = 36..40;
+    /// `Buffer Offset` of a Data-In, Data-Out or R2T, in bytes.
     pub const BUFFER_OFFSET: Field = 40..44;
+    /// `Bidirectional Read Residual Count` of a SCSI response.
     pub const BIDI_RESIDUAL: Field = 40..44;
+    /// `Residual Count` of a SCSI response or Data-In, in bytes.
     pub const RESIDUAL_COUNT: Field = 44..48;
+    /// `Desired Data Transfer Length` of an R2T, in bytes.
     pub const DESIRED_DATA_LEN: Field = 44..48;
+    /// `BegRun` of a SNACK request: the first PDU to resend.
     pub const BEG_RUN: Field = 40..44;
+    /// `RunLength` of a SNACK request: how many PDUs (0: all after `BegRun`).
     pub const RUN_LENGTH: Field = 44..48;
 
     // Login (section 11.12 / 11.13).
+    /// `ISID`: the initiator part of the session id (6 bytes, section 11.12.5).
     pub const ISID: Field = 8..14;
+    /// `TSIH`: the target-assigned session identifying handle.
     pub const TSIH: Field = 14..16;
+    /// Login response `Status-Class` (0: success, 1: redirect, 2: initiator error, 3: target error).
     pub const STATUS_CLASS: usize = 36;
+    /// Login response `Status-Detail`.
     pub const STATUS_DETAIL: usize = 37;
 
     // Logout response (section 11.15).
+    /// `Time2Wait`: seconds to wait before reconnecting.
     pub const TIME2WAIT: Field = 40..42;
+    /// `Time2Retain`: seconds the target keeps the connection's tasks.
     pub const TIME2RETAIN: Field = 42..44;
 
     // Asynchronous message (section 11.9).
+    /// `AsyncEvent` (section 11.9.1).
     pub const ASYNC_EVENT: usize = 36;
+    /// `AsyncVCode`: vendor-specific code.
     pub const ASYNC_VCODE: usize = 37;
+    /// `Parameter1` (for instance the CID to drop).
     pub const PARAMETER1: Field = 38..40;
+    /// `Parameter2` (for instance Time2Wait in seconds).
     pub const PARAMETER2: Field = 40..42;
+    /// `Parameter3` (for instance Time2Retain in seconds).
     pub const PARAMETER3: Field = 42..44;
 }
 

@@ -21,23 +21,39 @@ use crate::{Error, Result};
 
 /// Action type codes (ofp_action_type).
 pub mod kind {
-    #![allow(missing_docs)]
+    /// OFPAT_OUTPUT: output to a port.
     pub const OUTPUT: u16 = 0;
+    /// OFPAT_COPY_TTL_OUT: copy the TTL outwards, from next-to-outermost to outermost.
     pub const COPY_TTL_OUT: u16 = 11;
+    /// OFPAT_COPY_TTL_IN: copy the TTL inwards, from outermost to next-to-outermost.
     pub const COPY_TTL_IN: u16 = 12;
+    /// OFPAT_SET_MPLS_TTL: set the MPLS TTL.
     pub const SET_MPLS_TTL: u16 = 15;
+    /// OFPAT_DEC_MPLS_TTL: decrement the MPLS TTL.
     pub const DEC_MPLS_TTL: u16 = 16;
+    /// OFPAT_PUSH_VLAN: push a new VLAN tag.
     pub const PUSH_VLAN: u16 = 17;
+    /// OFPAT_POP_VLAN: pop the outer VLAN tag.
     pub const POP_VLAN: u16 = 18;
+    /// OFPAT_PUSH_MPLS: push a new MPLS label.
     pub const PUSH_MPLS: u16 = 19;
+    /// OFPAT_POP_MPLS: pop the outer MPLS label.
     pub const POP_MPLS: u16 = 20;
+    /// OFPAT_SET_QUEUE: set the output queue.
     pub const SET_QUEUE: u16 = 21;
+    /// OFPAT_GROUP: apply a group.
     pub const GROUP: u16 = 22;
+    /// OFPAT_SET_NW_TTL: set the IP TTL.
     pub const SET_NW_TTL: u16 = 23;
+    /// OFPAT_DEC_NW_TTL: decrement the IP TTL.
     pub const DEC_NW_TTL: u16 = 24;
+    /// OFPAT_SET_FIELD: set a header field from an OXM TLV.
     pub const SET_FIELD: u16 = 25;
+    /// OFPAT_PUSH_PBB: push a new PBB service tag.
     pub const PUSH_PBB: u16 = 26;
+    /// OFPAT_POP_PBB: pop the outer PBB service tag.
     pub const POP_PBB: u16 = 27;
+    /// OFPAT_EXPERIMENTER: an experimenter action (Nicira's NXAST_* here).
     pub const EXPERIMENTER: u16 = 0xffff;
 }
 

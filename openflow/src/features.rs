@@ -12,13 +12,19 @@ use crate::Result;
 
 /// OFPC_* capability bits.
 pub mod capabilities {
-    #![allow(missing_docs)]
+    /// OFPC_FLOW_STATS: flow statistics.
     pub const FLOW_STATS: u32 = 1 << 0;
+    /// OFPC_TABLE_STATS: table statistics.
     pub const TABLE_STATS: u32 = 1 << 1;
+    /// OFPC_PORT_STATS: port statistics.
     pub const PORT_STATS: u32 = 1 << 2;
+    /// OFPC_GROUP_STATS: group statistics.
     pub const GROUP_STATS: u32 = 1 << 3;
+    /// OFPC_IP_REASM: can reassemble IP fragments.
     pub const IP_REASM: u32 = 1 << 5;
+    /// OFPC_QUEUE_STATS: queue statistics.
     pub const QUEUE_STATS: u32 = 1 << 6;
+    /// OFPC_PORT_BLOCKED: blocks looping ports.
     pub const PORT_BLOCKED: u32 = 1 << 8;
 }
 

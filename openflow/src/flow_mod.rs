@@ -22,11 +22,15 @@ pub const OFP_DEFAULT_PRIORITY: u16 = 0x8000;
 
 /// OFPFF_* flow-mod flags.
 pub mod flags {
-    #![allow(missing_docs)]
+    /// OFPFF_SEND_FLOW_REM: send a flow-removed message when the flow goes.
     pub const SEND_FLOW_REM: u16 = 1 << 0;
+    /// OFPFF_CHECK_OVERLAP: refuse a flow that overlaps one of the same priority.
     pub const CHECK_OVERLAP: u16 = 1 << 1;
+    /// OFPFF_RESET_COUNTS: reset the flow's counters on MODIFY.
     pub const RESET_COUNTS: u16 = 1 << 2;
+    /// OFPFF_NO_PKT_COUNTS: the switch need not count packets.
     pub const NO_PKT_COUNTS: u16 = 1 << 3;
+    /// OFPFF_NO_BYT_COUNTS: the switch need not count bytes.
     pub const NO_BYT_COUNTS: u16 = 1 << 4;
 }
 

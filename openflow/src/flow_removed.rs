@@ -14,10 +14,13 @@ use crate::{Error, Result};
 
 /// OFPRR_* reasons.
 pub mod reason {
-    #![allow(missing_docs)]
+    /// OFPRR_IDLE_TIMEOUT: no hit for `idle_timeout` seconds.
     pub const IDLE_TIMEOUT: u8 = 0;
+    /// OFPRR_HARD_TIMEOUT: `hard_timeout` seconds passed.
     pub const HARD_TIMEOUT: u8 = 1;
+    /// OFPRR_DELETE: deleted by a flow-mod.
     pub const DELETE: u8 = 2;
+    /// OFPRR_GROUP_DELETE: its group was deleted.
     pub const GROUP_DELETE: u8 = 3;
 }
 

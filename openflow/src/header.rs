@@ -16,37 +16,66 @@ use crate::{Error, Result};
 /// OpenFlow 1.3 message types (ofp_type, section 7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
-#[allow(missing_docs)]
 pub enum MsgType {
+    /// OFPT_HELLO: version negotiation (section 7.5.1).
     Hello = 0,
+    /// OFPT_ERROR: an error about a request (section 7.4.4).
     Error = 1,
+    /// OFPT_ECHO_REQUEST: liveness probe.
     EchoRequest = 2,
+    /// OFPT_ECHO_REPLY: answer to an echo request.
     EchoReply = 3,
+    /// OFPT_EXPERIMENTER: an experimenter message (Nicira's NXT_* here).
     Experimenter = 4,
+    /// OFPT_FEATURES_REQUEST: ask for the datapath id and capabilities.
     FeaturesRequest = 5,
+    /// OFPT_FEATURES_REPLY: the datapath id and capabilities.
     FeaturesReply = 6,
+    /// OFPT_GET_CONFIG_REQUEST: ask for the switch configuration.
     GetConfigRequest = 7,
+    /// OFPT_GET_CONFIG_REPLY: the fragment handling and miss_send_len.
     GetConfigReply = 8,
+    /// OFPT_SET_CONFIG: set the fragment handling and miss_send_len.
     SetConfig = 9,
+    /// OFPT_PACKET_IN: a packet sent to the controller.
     PacketIn = 10,
+    /// OFPT_FLOW_REMOVED: a flow expired or was deleted.
     FlowRemoved = 11,
+    /// OFPT_PORT_STATUS: a port was added, removed or changed.
     PortStatus = 12,
+    /// OFPT_PACKET_OUT: send a packet through actions.
     PacketOut = 13,
+    /// OFPT_FLOW_MOD: add, change or delete flows.
     FlowMod = 14,
+    /// OFPT_GROUP_MOD: add, change or delete groups.
     GroupMod = 15,
+    /// OFPT_PORT_MOD: change a port's configuration.
     PortMod = 16,
+    /// OFPT_TABLE_MOD: change a table's configuration.
     TableMod = 17,
+    /// OFPT_MULTIPART_REQUEST: ask for statistics or descriptions (OFPMP_*).
     MultipartRequest = 18,
+    /// OFPT_MULTIPART_REPLY: statistics or descriptions.
     MultipartReply = 19,
+    /// OFPT_BARRIER_REQUEST: finish every earlier message first.
     BarrierRequest = 20,
+    /// OFPT_BARRIER_REPLY: every earlier message is done.
     BarrierReply = 21,
+    /// OFPT_QUEUE_GET_CONFIG_REQUEST: ask for a port's queues.
     QueueGetConfigRequest = 22,
+    /// OFPT_QUEUE_GET_CONFIG_REPLY: a port's queues.
     QueueGetConfigReply = 23,
+    /// OFPT_ROLE_REQUEST: change or query the controller's role.
     RoleRequest = 24,
+    /// OFPT_ROLE_REPLY: the controller's role.
     RoleReply = 25,
+    /// OFPT_GET_ASYNC_REQUEST: ask which asynchronous messages are sent.
     GetAsyncRequest = 26,
+    /// OFPT_GET_ASYNC_REPLY: which asynchronous messages are sent.
     GetAsyncReply = 27,
+    /// OFPT_SET_ASYNC: choose which asynchronous messages are sent.
     SetAsync = 28,
+    /// OFPT_METER_MOD: add, change or delete meters.
     MeterMod = 29,
 }
 

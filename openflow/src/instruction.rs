@@ -18,13 +18,19 @@ use crate::{Error, Result};
 
 /// Instruction type codes (ofp_instruction_type).
 pub mod kind {
-    #![allow(missing_docs)]
+    /// OFPIT_GOTO_TABLE: continue in a later table.
     pub const GOTO_TABLE: u16 = 1;
+    /// OFPIT_WRITE_METADATA: write the metadata field under a mask.
     pub const WRITE_METADATA: u16 = 2;
+    /// OFPIT_WRITE_ACTIONS: merge actions into the action set.
     pub const WRITE_ACTIONS: u16 = 3;
+    /// OFPIT_APPLY_ACTIONS: run actions now.
     pub const APPLY_ACTIONS: u16 = 4;
+    /// OFPIT_CLEAR_ACTIONS: empty the action set.
     pub const CLEAR_ACTIONS: u16 = 5;
+    /// OFPIT_METER: send the packet through a meter.
     pub const METER: u16 = 6;
+    /// OFPIT_EXPERIMENTER: an experimenter instruction.
     pub const EXPERIMENTER: u16 = 0xffff;
 }
 

@@ -12,18 +12,23 @@ use crate::{Error, Result};
 
 /// OFPMC_* commands.
 pub mod command {
-    #![allow(missing_docs)]
+    /// OFPMC_ADD: a new meter.
     pub const ADD: u16 = 0;
+    /// OFPMC_MODIFY: change a meter's bands.
     pub const MODIFY: u16 = 1;
+    /// OFPMC_DELETE: remove a meter.
     pub const DELETE: u16 = 2;
 }
 
 /// OFPMF_* flags.
 pub mod flags {
-    #![allow(missing_docs)]
+    /// OFPMF_KBPS: rates in kbit/s.
     pub const KBPS: u16 = 1 << 0;
+    /// OFPMF_PKTPS: rates in packets/s.
     pub const PKTPS: u16 = 1 << 1;
+    /// OFPMF_BURST: honour the bands' burst sizes.
     pub const BURST: u16 = 1 << 2;
+    /// OFPMF_STATS: collect statistics.
     pub const STATS: u16 = 1 << 3;
 }
 

@@ -22,21 +22,35 @@ use crate::{Error, Result};
 
 /// OFPMP_* multipart types.
 pub mod mp_type {
-    #![allow(missing_docs)]
+    /// OFPMP_DESC: the switch's description strings.
     pub const DESC: u16 = 0;
+    /// OFPMP_FLOW: individual flow statistics.
     pub const FLOW: u16 = 1;
+    /// OFPMP_AGGREGATE: totals over a set of flows.
     pub const AGGREGATE: u16 = 2;
+    /// OFPMP_TABLE: flow table statistics.
     pub const TABLE: u16 = 3;
+    /// OFPMP_PORT_STATS: per-port counters.
     pub const PORT_STATS: u16 = 4;
+    /// OFPMP_QUEUE: per-queue counters.
     pub const QUEUE: u16 = 5;
+    /// OFPMP_GROUP: group counters.
     pub const GROUP: u16 = 6;
+    /// OFPMP_GROUP_DESC: the groups and their buckets.
     pub const GROUP_DESC: u16 = 7;
+    /// OFPMP_GROUP_FEATURES: what the group table supports.
     pub const GROUP_FEATURES: u16 = 8;
+    /// OFPMP_METER: meter statistics.
     pub const METER: u16 = 9;
+    /// OFPMP_METER_CONFIG: the meters and their bands.
     pub const METER_CONFIG: u16 = 10;
+    /// OFPMP_METER_FEATURES: what the meters support.
     pub const METER_FEATURES: u16 = 11;
+    /// OFPMP_TABLE_FEATURES: what each table can match and do.
     pub const TABLE_FEATURES: u16 = 12;
+    /// OFPMP_PORT_DESC: the ports (`ofp_port` each).
     pub const PORT_DESC: u16 = 13;
+    /// OFPMP_EXPERIMENTER: an experimenter multipart.
     pub const EXPERIMENTER: u16 = 0xffff;
 }
 

@@ -22,15 +22,23 @@ pub const NX_VENDOR_ID: u32 = 0x0000_2320;
 
 /// Nicira action subtypes parsed here.
 pub mod subtype {
-    #![allow(missing_docs)]
+    /// NXAST_RESUBMIT: look the packet up again in the current table.
     pub const RESUBMIT: u16 = 1;
+    /// NXAST_SET_TUNNEL: set the 32-bit tunnel id.
     pub const SET_TUNNEL: u16 = 2;
+    /// NXAST_SET_TUNNEL64: set the 64-bit tunnel id.
     pub const SET_TUNNEL64: u16 = 9;
+    /// NXAST_REG_LOAD: load an immediate value into bits of a field.
     pub const REG_LOAD: u16 = 7;
+    /// NXAST_REG_MOVE: copy bits of one field into another.
     pub const REG_MOVE: u16 = 6;
+    /// NXAST_RESUBMIT_TABLE: look the packet up again in a given table.
     pub const RESUBMIT_TABLE: u16 = 14;
+    /// NXAST_CT: send the packet through connection tracking.
     pub const CT: u16 = 35;
+    /// NXAST_NAT: network address translation, nested in `ct`.
     pub const NAT: u16 = 36;
+    /// NXAST_CT_CLEAR: clear the packet's connection tracking state.
     pub const CT_CLEAR: u16 = 43;
 }
 

@@ -16,9 +16,11 @@ use crate::{Error, Result};
 
 /// OFPR_* reasons.
 pub mod reason {
-    #![allow(missing_docs)]
+    /// OFPR_NO_MATCH: no matching flow (the table-miss flow).
     pub const NO_MATCH: u8 = 0;
+    /// OFPR_ACTION: an output to the controller.
     pub const ACTION: u8 = 1;
+    /// OFPR_INVALID_TTL: the packet's TTL ran out.
     pub const INVALID_TTL: u8 = 2;
 }
 

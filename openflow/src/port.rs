@@ -13,47 +13,69 @@ use crate::Result;
 
 /// OFPPC_* port config bits.
 pub mod config {
-    #![allow(missing_docs)]
+    /// OFPPC_PORT_DOWN: the port is administratively down.
     pub const PORT_DOWN: u32 = 1 << 0;
+    /// OFPPC_NO_RECV: drop every packet received on the port.
     pub const NO_RECV: u32 = 1 << 2;
+    /// OFPPC_NO_FWD: drop packets forwarded to the port.
     pub const NO_FWD: u32 = 1 << 5;
+    /// OFPPC_NO_PACKET_IN: send no packet-in for packets from the port.
     pub const NO_PACKET_IN: u32 = 1 << 6;
 }
 
 /// OFPPS_* port state bits.
 pub mod state {
-    #![allow(missing_docs)]
+    /// OFPPS_LINK_DOWN: no physical link.
     pub const LINK_DOWN: u32 = 1 << 0;
+    /// OFPPS_BLOCKED: blocked (by STP, for instance).
     pub const BLOCKED: u32 = 1 << 1;
+    /// OFPPS_LIVE: live for fast-failover groups.
     pub const LIVE: u32 = 1 << 2;
 }
 
 /// OFPPF_* port feature bits.
 pub mod features {
-    #![allow(missing_docs)]
+    /// OFPPF_10MB_HD: 10 Mbit/s half duplex.
     pub const F_10MB_HD: u32 = 1 << 0;
+    /// OFPPF_10MB_FD: 10 Mbit/s full duplex.
     pub const F_10MB_FD: u32 = 1 << 1;
+    /// OFPPF_100MB_HD: 100 Mbit/s half duplex.
     pub const F_100MB_HD: u32 = 1 << 2;
+    /// OFPPF_100MB_FD: 100 Mbit/s full duplex.
     pub const F_100MB_FD: u32 = 1 << 3;
+    /// OFPPF_1GB_HD: 1 Gbit/s half duplex.
     pub const F_1GB_HD: u32 = 1 << 4;
+    /// OFPPF_1GB_FD: 1 Gbit/s full duplex.
     pub const F_1GB_FD: u32 = 1 << 5;
+    /// OFPPF_10GB_FD: 10 Gbit/s full duplex.
     pub const F_10GB_FD: u32 = 1 << 6;
+    /// OFPPF_40GB_FD: 40 Gbit/s full duplex.
     pub const F_40GB_FD: u32 = 1 << 7;
+    /// OFPPF_100GB_FD: 100 Gbit/s full duplex.
     pub const F_100GB_FD: u32 = 1 << 8;
+    /// OFPPF_1TB_FD: 1 Tbit/s full duplex.
     pub const F_1TB_FD: u32 = 1 << 9;
+    /// OFPPF_OTHER: another rate, not in the list.
     pub const OTHER: u32 = 1 << 10;
+    /// OFPPF_COPPER: copper medium.
     pub const COPPER: u32 = 1 << 11;
+    /// OFPPF_FIBER: fiber medium.
     pub const FIBER: u32 = 1 << 12;
+    /// OFPPF_AUTONEG: auto-negotiation.
     pub const AUTONEG: u32 = 1 << 13;
+    /// OFPPF_PAUSE: pause frames.
     pub const PAUSE: u32 = 1 << 14;
+    /// OFPPF_PAUSE_ASYM: asymmetric pause frames.
     pub const PAUSE_ASYM: u32 = 1 << 15;
 }
 
 /// OFPPR_* port status reasons.
 pub mod reason {
-    #![allow(missing_docs)]
+    /// OFPPR_ADD: the port was added.
     pub const ADD: u8 = 0;
+    /// OFPPR_DELETE: the port was removed.
     pub const DELETE: u8 = 1;
+    /// OFPPR_MODIFY: an attribute of the port changed.
     pub const MODIFY: u8 = 2;
 }
 

@@ -11,10 +11,13 @@ use crate::Result;
 
 /// OFPCR_ROLE_* values.
 pub mod roles {
-    #![allow(missing_docs)]
+    /// OFPCR_ROLE_NOCHANGE: keep the current role (a query).
     pub const NOCHANGE: u32 = 0;
+    /// OFPCR_ROLE_EQUAL: full access, as every other equal controller.
     pub const EQUAL: u32 = 1;
+    /// OFPCR_ROLE_MASTER: full access; at most one master.
     pub const MASTER: u32 = 2;
+    /// OFPCR_ROLE_SLAVE: read-only access.
     pub const SLAVE: u32 = 3;
 }
 

@@ -19,22 +19,37 @@ use crate::{Error, Result};
 
 /// OFPTFPT_* property types.
 pub mod prop_type {
-    #![allow(missing_docs)]
+    /// OFPTFPT_INSTRUCTIONS: instructions a flow may use.
     pub const INSTRUCTIONS: u16 = 0;
+    /// OFPTFPT_INSTRUCTIONS_MISS: instructions the table-miss flow may use.
     pub const INSTRUCTIONS_MISS: u16 = 1;
+    /// OFPTFPT_NEXT_TABLES: tables GOTO_TABLE may reach.
     pub const NEXT_TABLES: u16 = 2;
+    /// OFPTFPT_NEXT_TABLES_MISS: tables the table-miss flow may reach.
     pub const NEXT_TABLES_MISS: u16 = 3;
+    /// OFPTFPT_WRITE_ACTIONS: actions WRITE_ACTIONS may hold.
     pub const WRITE_ACTIONS: u16 = 4;
+    /// OFPTFPT_WRITE_ACTIONS_MISS: the same for the table-miss flow.
     pub const WRITE_ACTIONS_MISS: u16 = 5;
+    /// OFPTFPT_APPLY_ACTIONS: actions APPLY_ACTIONS may hold.
     pub const APPLY_ACTIONS: u16 = 6;
+    /// OFPTFPT_APPLY_ACTIONS_MISS: the same for the table-miss flow.
     pub const APPLY_ACTIONS_MISS: u16 = 7;
+    /// OFPTFPT_MATCH: OXM fields the table matches.
     pub const MATCH: u16 = 8;
+    /// OFPTFPT_WILDCARDS: OXM fields that may be wildcarded.
     pub const WILDCARDS: u16 = 10;
+    /// OFPTFPT_WRITE_SETFIELD: fields SET_FIELD may write in WRITE_ACTIONS.
     pub const WRITE_SETFIELD: u16 = 12;
+    /// OFPTFPT_WRITE_SETFIELD_MISS: the same for the table-miss flow.
     pub const WRITE_SETFIELD_MISS: u16 = 13;
+    /// OFPTFPT_APPLY_SETFIELD: fields SET_FIELD may write in APPLY_ACTIONS.
     pub const APPLY_SETFIELD: u16 = 14;
+    /// OFPTFPT_APPLY_SETFIELD_MISS: the same for the table-miss flow.
     pub const APPLY_SETFIELD_MISS: u16 = 15;
+    /// OFPTFPT_EXPERIMENTER: an experimenter property.
     pub const EXPERIMENTER: u16 = 0xfffe;
+    /// OFPTFPT_EXPERIMENTER_MISS: an experimenter property for the table-miss flow.
     pub const EXPERIMENTER_MISS: u16 = 0xffff;
 }
 

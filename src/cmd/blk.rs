@@ -297,7 +297,8 @@ fn show_stats(a: &StatsArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn serve(a: ServeArgs) -> Result<(), String> {
+/// Refuses flag combinations `blk serve` cannot honour.
+fn check_serve_args(a: &ServeArgs) -> Result<(), String> {
     if a.socket.len() != a.backend.len() {
         return Err(format!(
             "{} --socket but {} --backend: give one backend per socket",
@@ -322,6 +323,61 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             a.socket.len()
         ));
     }
+    Ok(())
+}
+
+/// The poller's mode for `--poll`.
+fn poll_mode(p: Poll) -> PollMode {
+    match p {
+        Poll::Busy => PollMode::Busy,
+        Poll::Adaptive => PollMode::Adaptive {
+            spin_rounds: 20_000,
+            sleep: Duration::from_micros(50),
+        },
+        Poll::Wait => PollMode::Wait {
+            spin: Duration::from_micros(50),
+            max_sleep: Duration::from_millis(1),
+        },
+    }
+}
+
+/// Until SIGINT/SIGTERM: every second the stats file (`--stats-file`),
+/// every `--stats-interval` seconds a line per device on stdout.
+fn report_until_stopped(a: &ServeArgs, storage: &srpc::Shared) {
+    let mut prev: HashMap<String, BlkStats> = HashMap::new();
+    let mut last = Instant::now();
+    let mut last_file = Instant::now();
+    while !STOP.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(p) = &a.stats_file {
+            if last_file.elapsed() >= Duration::from_secs(1) {
+                last_file = Instant::now();
+                let Some((devices, caches)) = srpc::devices_now(storage) else {
+                    continue;
+                };
+                stats::publish_stats(p, &devices, &caches);
+            }
+        }
+        if a.stats_interval > 0 && last.elapsed() >= Duration::from_secs(a.stats_interval) {
+            let secs = last.elapsed().as_secs_f64();
+            last = Instant::now();
+            let Some((devices, caches)) = srpc::devices_now(storage) else {
+                continue;
+            };
+            for (d, c) in devices.iter().zip(&caches) {
+                let dev = d.lock();
+                let s = dev.stats();
+                let p = prev.entry(dev.name().to_owned()).or_default();
+                let line = stats::stats_line(dev.name(), &s, p, secs);
+                println!("{line}{}", stats::cache_text(c.as_ref()));
+                *p = s;
+            }
+        }
+    }
+}
+
+fn serve(a: ServeArgs) -> Result<(), String> {
+    check_serve_args(&a)?;
     let metrics_addr = a.metrics.addr()?;
     // Before any socket exists: a SIGTERM as soon as one appears must stop
     // the server cleanly (socket removed, stats printed), not kill it.
@@ -367,17 +423,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         srpc::load_config(&mut reg, f)?;
     }
     let storage: srpc::Shared = Arc::new(Mutex::new(reg));
-    let mode = match a.poll {
-        Poll::Busy => PollMode::Busy,
-        Poll::Adaptive => PollMode::Adaptive {
-            spin_rounds: 20_000,
-            sleep: Duration::from_micros(50),
-        },
-        Poll::Wait => PollMode::Wait {
-            spin: Duration::from_micros(50),
-            max_sleep: Duration::from_millis(1),
-        },
-    };
+    let mode = poll_mode(a.poll);
     let metrics = crate::dataplane::exporter::serve_storage(metrics_addr, &group)?;
     let poller = group
         .spawn(mode)
@@ -393,36 +439,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         },
         None => None,
     };
-    let mut prev: HashMap<String, BlkStats> = HashMap::new();
-    let mut last = Instant::now();
-    let mut last_file = Instant::now();
-    while !STOP.load(Ordering::Acquire) {
-        std::thread::sleep(Duration::from_millis(100));
-        if let Some(p) = &a.stats_file {
-            if last_file.elapsed() >= Duration::from_secs(1) {
-                last_file = Instant::now();
-                let Some((devices, caches)) = srpc::devices_now(&storage) else {
-                    continue;
-                };
-                stats::publish_stats(p, &devices, &caches);
-            }
-        }
-        if a.stats_interval > 0 && last.elapsed() >= Duration::from_secs(a.stats_interval) {
-            let secs = last.elapsed().as_secs_f64();
-            last = Instant::now();
-            let Some((devices, caches)) = srpc::devices_now(&storage) else {
-                continue;
-            };
-            for (d, c) in devices.iter().zip(&caches) {
-                let dev = d.lock();
-                let s = dev.stats();
-                let p = prev.entry(dev.name().to_owned()).or_default();
-                let line = stats::stats_line(dev.name(), &s, p, secs);
-                println!("{line}{}", stats::cache_text(c.as_ref()));
-                *p = s;
-            }
-        }
-    }
+    report_until_stopped(&a, &storage);
     // No more run-time changes; then the same shutdown for every device.
     drop(server);
     let (devices, caches) = srpc::lock(&storage).devices();

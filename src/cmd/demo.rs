@@ -206,139 +206,14 @@ fn whole_path() -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&dir.0);
     std::fs::create_dir_all(&dir.0).map_err(|e| format!("{}: {e}", dir.0.display()))?;
 
-    step(
-        &stop,
-        &format!(
-            "network namespace {} with tgtd at {tgt_ip}, veth {} ↔ {ns_if}",
-            net.ns, net.host_if
-        ),
-    )?;
-    ip(&["netns", "add", &net.ns])?;
-    ip(&[
-        "link",
-        "add",
-        &net.host_if,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &ns_if,
-    ])?;
-    ip(&["link", "set", &ns_if, "netns", &net.ns])?;
-    ip(&[
-        "-n",
-        &net.ns,
-        "addr",
-        "add",
-        &format!("{tgt_ip}/24"),
-        "dev",
-        &ns_if,
-    ])?;
-    ip(&["-n", &net.ns, "link", "set", &ns_if, "up"])?;
-    ip(&["-n", &net.ns, "link", "set", "lo", "up"])?;
-    ip(&["link", "set", &net.host_if, "up"])?;
-    // The user-mode stack checks checksums: the kernel must fill them in.
-    sh(Command::new("ip").args([
-        "netns", "exec", &net.ns, "ethtool", "-K", &ns_if, "tx", "off",
-    ]))?;
-
-    let lun = dir.0.join("lun1.img");
-    std::fs::File::create(&lun)
-        .and_then(|f| f.set_len(DISK))
-        .map_err(|e| format!("{}: {e}", lun.display()))?;
-    let control = (10_000..30_000u32)
-        .map(|k| (10_000 + (id + k) % 20_000) as u16)
-        .find(|p| !Path::new(&format!("/var/run/tgtd/socket.{p}")).exists())
-        .ok_or("no free tgtd control port")?;
-    let log = std::fs::File::create(dir.0.join("tgtd.log")).map_err(|e| e.to_string())?;
-    let tgtd = Tgtd {
-        child: Command::new("ip")
-            .args(["netns", "exec", &net.ns, "tgtd", "-f", "-C"])
-            .arg(control.to_string())
-            .arg("--iscsi")
-            .arg(format!("portal={tgt_ip}:3260"))
-            .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .map_err(|e| format!("tgtd: {e}"))?,
-        control,
-    };
-    let t = Instant::now();
-    while tgtd.adm(&["--mode", "target", "--op", "show"]).is_err() {
-        if t.elapsed() > Duration::from_secs(10) {
-            return Err(format!(
-                "tgtd did not start: {}",
-                std::fs::read_to_string(dir.0.join("tgtd.log")).unwrap_or_default()
-            ));
-        }
-        step_wait(&stop)?;
-    }
-    let iqn = format!("iqn.2026-01.dev.vswitch:demo{id}");
-    tgtd.adm(&[
-        "--mode",
-        "target",
-        "--op",
-        "new",
-        "--tid",
-        "1",
-        "--targetname",
-        &iqn,
-    ])?;
-    tgtd.adm(&[
-        "--mode",
-        "logicalunit",
-        "--op",
-        "new",
-        "--tid",
-        "1",
-        "--lun",
-        "1",
-        "-b",
-        &lun.to_string_lossy(),
-    ])?;
-    tgtd.adm(&[
-        "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
-    ])?;
+    create_netns(&stop, &net, &ns_if, &tgt_ip)?;
+    let (tgtd, lun, iqn) = start_tgtd(&stop, &net, &dir, &tgt_ip)?;
 
     let sock = dir.0.join("disk.sock");
     let ctl = dir.0.join("ctl.sock");
     let stats = dir.0.join("blk.stats");
     let backend = format!("iscsi://{tgt_ip}:3260/{iqn}/1");
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cfg = RunConfig {
-        eal: crate::dataplane::config::split_eal(&format!(
-            "-l {} --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:error --file-prefix vswdemo{id}",
-            if cores >= 2 { "0-1" } else { "0" }
-        )),
-        ports: vec![format!("net_af_packet0,iface={}", net.host_if)],
-        duration: None,
-        stats_interval: None,
-        json: false,
-        mbufs: dataplane::default_mbufs(2),
-        flows: vec![],
-        xconnect: false,
-        control: Some(ctl.clone()),
-        flow_cache: 1 << 16,
-        ct_max_conns: 1 << 16,
-        idle_exit: None,
-        blk: vec![BlkSpec {
-            socket: sock.clone(),
-            backend: backend.clone(),
-            cache: Some(16 << 20),
-            writeback: false,
-            queues: 1,
-            block_size: 512,
-            cache_meta: None,
-            qos: Default::default(),
-        }],
-        host: Some(HostStack::parse(&format!("{host_ip}/24"), None)?),
-        blk_stats_file: Some(stats.clone()),
-        poll: Default::default(),
-        ovsdb: None,
-        rundir: crate::dataplane::config::DEFAULT_RUNDIR.into(),
-        metrics: None,
-        storage_rpc: Default::default(),
-    };
+    let cfg = demo_config(&net, &host_ip, &backend, (&sock, &ctl, &stats))?;
     step(
         &stop,
         &format!(
@@ -372,6 +247,163 @@ fn whole_path() -> Result<(), String> {
     drop(dir);
     println!("cleaned up: namespace, veth, tgtd and temporary files removed.");
     Ok(())
+}
+
+/// The namespace `net.ns` with its end of the veth (`ns_if`, address
+/// `tgt_ip`), the host end up.
+fn create_netns(stop: &AtomicBool, net: &Net, ns_if: &str, tgt_ip: &str) -> Result<(), String> {
+    step(
+        stop,
+        &format!(
+            "network namespace {} with tgtd at {tgt_ip}, veth {} ↔ {ns_if}",
+            net.ns, net.host_if
+        ),
+    )?;
+    ip(&["netns", "add", &net.ns])?;
+    ip(&[
+        "link",
+        "add",
+        &net.host_if,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        ns_if,
+    ])?;
+    ip(&["link", "set", ns_if, "netns", &net.ns])?;
+    ip(&[
+        "-n",
+        &net.ns,
+        "addr",
+        "add",
+        &format!("{tgt_ip}/24"),
+        "dev",
+        ns_if,
+    ])?;
+    ip(&["-n", &net.ns, "link", "set", ns_if, "up"])?;
+    ip(&["-n", &net.ns, "link", "set", "lo", "up"])?;
+    ip(&["link", "set", &net.host_if, "up"])?;
+    // The user-mode stack checks checksums: the kernel must fill them in.
+    sh(Command::new("ip").args([
+        "netns", "exec", &net.ns, "ethtool", "-K", ns_if, "tx", "off",
+    ]))?;
+    Ok(())
+}
+
+/// tgtd in the namespace on `tgt_ip`:3260, serving one file LUN in the
+/// demo's directory: the daemon, the LUN's file and the target's IQN.
+fn start_tgtd(
+    stop: &AtomicBool,
+    net: &Net,
+    dir: &Dir,
+    tgt_ip: &str,
+) -> Result<(Tgtd, PathBuf, String), String> {
+    let id = std::process::id();
+    let lun = dir.0.join("lun1.img");
+    std::fs::File::create(&lun)
+        .and_then(|f| f.set_len(DISK))
+        .map_err(|e| format!("{}: {e}", lun.display()))?;
+    let control = (10_000..30_000u32)
+        .map(|k| (10_000 + (id + k) % 20_000) as u16)
+        .find(|p| !Path::new(&format!("/var/run/tgtd/socket.{p}")).exists())
+        .ok_or("no free tgtd control port")?;
+    let log = std::fs::File::create(dir.0.join("tgtd.log")).map_err(|e| e.to_string())?;
+    let tgtd = Tgtd {
+        child: Command::new("ip")
+            .args(["netns", "exec", &net.ns, "tgtd", "-f", "-C"])
+            .arg(control.to_string())
+            .arg("--iscsi")
+            .arg(format!("portal={tgt_ip}:3260"))
+            .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .map_err(|e| format!("tgtd: {e}"))?,
+        control,
+    };
+    let t = Instant::now();
+    while tgtd.adm(&["--mode", "target", "--op", "show"]).is_err() {
+        if t.elapsed() > Duration::from_secs(10) {
+            return Err(format!(
+                "tgtd did not start: {}",
+                std::fs::read_to_string(dir.0.join("tgtd.log")).unwrap_or_default()
+            ));
+        }
+        step_wait(stop)?;
+    }
+    let iqn = format!("iqn.2026-01.dev.vswitch:demo{id}");
+    tgtd.adm(&[
+        "--mode",
+        "target",
+        "--op",
+        "new",
+        "--tid",
+        "1",
+        "--targetname",
+        &iqn,
+    ])?;
+    tgtd.adm(&[
+        "--mode",
+        "logicalunit",
+        "--op",
+        "new",
+        "--tid",
+        "1",
+        "--lun",
+        "1",
+        "-b",
+        &lun.to_string_lossy(),
+    ])?;
+    tgtd.adm(&[
+        "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
+    ])?;
+    Ok((tgtd, lun, iqn))
+}
+
+/// The one-process system of the demo: the af_packet port on the veth's
+/// host end, the host stack on `host_ip`, one cached vhost-user-blk disk
+/// on `backend`, the control socket and the stats file.
+fn demo_config(
+    net: &Net,
+    host_ip: &str,
+    backend: &str,
+    (sock, ctl, stats): (&Path, &Path, &Path),
+) -> Result<RunConfig, String> {
+    let id = std::process::id();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(RunConfig {
+        eal: crate::dataplane::config::split_eal(&format!(
+            "-l {} --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:error --file-prefix vswdemo{id}",
+            if cores >= 2 { "0-1" } else { "0" }
+        )),
+        ports: vec![format!("net_af_packet0,iface={}", net.host_if)],
+        duration: None,
+        stats_interval: None,
+        json: false,
+        mbufs: dataplane::default_mbufs(2),
+        flows: vec![],
+        xconnect: false,
+        control: Some(ctl.to_path_buf()),
+        flow_cache: 1 << 16,
+        ct_max_conns: 1 << 16,
+        idle_exit: None,
+        blk: vec![BlkSpec {
+            socket: sock.to_path_buf(),
+            backend: backend.to_string(),
+            cache: Some(16 << 20),
+            writeback: false,
+            queues: 1,
+            block_size: 512,
+            cache_meta: None,
+            qos: Default::default(),
+        }],
+        host: Some(HostStack::parse(&format!("{host_ip}/24"), None)?),
+        blk_stats_file: Some(stats.to_path_buf()),
+        poll: Default::default(),
+        ovsdb: None,
+        rundir: crate::dataplane::config::DEFAULT_RUNDIR.into(),
+        metrics: None,
+        storage_rpc: Default::default(),
+    })
 }
 
 /// Removes what an earlier demo that was killed (SIGKILL, abort) left:

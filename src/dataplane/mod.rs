@@ -153,17 +153,7 @@ pub fn run(cfg: &RunConfig) -> Result<Summary, String> {
 pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, String> {
     cfg.validate()?;
     let rules = parse_rules(cfg)?;
-    if !cfg.no_huge() {
-        if let Some(hp) = HugepageStatus::read() {
-            if hp.free == 0 {
-                return Err("no free hugepages: reserve some with \
-                     `echo 512 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages` \
-                     (and mount hugetlbfs on /dev/hugepages), or add --no-huge to --eal"
-                    .into());
-            }
-        }
-    }
-
+    check_hugepages(cfg)?;
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| format!("cannot install signal handler: {e}"))?;
@@ -183,34 +173,8 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     );
     let lcores = eal.worker_lcores();
     let n_workers = lcores.len().max(1);
-    let poll = match cfg.poll {
-        config::CorePoll::Auto if cfg.has_storage() && n_workers == 1 => {
-            config::CorePoll::parse("wait")?
-        }
-        config::CorePoll::Auto => config::CorePoll::Busy,
-        p => p,
-    };
-    if matches!(poll, config::CorePoll::Wait(_)) && n_workers > 1 {
-        // Another worker could hand the host stack frames while the first
-        // one (which polls the stack) blocks, and nothing would wake it.
-        return Err(format!(
-            "--poll wait needs one forwarding lcore, and the EAL gives {n_workers}: \
-             use e.g. --eal \"-l 0-1 ...\" (the main lcore monitors) or --poll adaptive"
-        ));
-    }
-    let sw = Switch::new(SwitchConfig {
-        workers: n_workers,
-        cache_entries: cfg.flow_cache,
-        ..SwitchConfig::default()
-    });
-    // One connection tracker for the process, shared by every forwarding
-    // lcore through the switch (the `ct` action); the monitor expires its
-    // connections (see `sweep_conntrack`).
-    let ct = Arc::new(conntrack::Conntrack::new(conntrack::Config {
-        max_conns: cfg.ct_max_conns,
-        ..conntrack::Config::default()
-    }));
-    sw.set_conntrack(Arc::clone(&ct))?;
+    let poll = core_poll(cfg, n_workers)?;
+    let (sw, ct) = new_switch(cfg, n_workers)?;
     let queues: Vec<Arc<ArrayQueue<ports::WorkerCmd>>> = (0..n_workers)
         .map(|_| Arc::new(ArrayQueue::new(1024)))
         .collect();
@@ -219,17 +183,7 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
         Arc::clone(&pool),
         queues.clone(),
     ));
-    for (i, devargs) in cfg.ports.iter().enumerate() {
-        ports.add(devargs, Some(i as u16))?;
-    }
-    // The host stack's internal port comes after the configured ports.
-    let mut stack_port = None;
-    if cfg.host.is_some() {
-        let (sw_end, stack_end) = storage::internal_link(n_workers)?;
-        let bytes = Arc::new(usertcp::device::FrameBytes::default());
-        ports.add_internal(sw_end, Some(cfg.ports.len() as u16), Arc::clone(&bytes))?;
-        stack_port = Some((stack_end, bytes));
-    }
+    let mut stack_port = add_ports(cfg, &ports, n_workers)?;
     let group = cfg.has_storage().then(vfio::poller::PollGroup::new);
     let installed = rules.len();
     sw.table.add_many(rules, sw.now_ms());
@@ -274,67 +228,24 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
                 Arc::clone(&running),
                 channel.clone(),
             ));
-            let handle = ovsdb::spawn(
-                target,
-                Arc::clone(&bridge) as Arc<dyn ovsdb::Datapath>,
-                ovsdb::Options::default(),
-            )
-            .map_err(|e| format!("OVSDB {target}: {e}"))?;
-            let (b, r) = (Arc::clone(&bridge), Arc::clone(&running));
-            let ticker = std::thread::Builder::new()
-                .name("vswitch-failmode".into())
-                .spawn(move || {
-                    while r.load(Ordering::Acquire) {
-                        b.tick();
-                        std::thread::sleep(Duration::from_millis(500));
-                    }
-                })
-                .map_err(|e| format!("cannot start the fail-mode thread: {e}"))?;
-            Some((handle, ticker))
+            Some(start_ovsdb(target, bridge, Arc::clone(&running))?)
         }
         None => None,
     };
-
-    if group.is_some() {
-        eprintln!(
-            "vswitch: the storage devices share the first forwarding core; idle, it {}",
-            match poll {
-                config::CorePoll::Wait(_) =>
-                    "blocks on the guests' kicks and the ports' rx (--poll wait)",
-                config::CorePoll::Adaptive(_) => "sleeps 20 us per round (--poll adaptive)",
-                _ => "spins (--poll busy)",
-            }
-        );
-    }
-    println!(
-        "vswitch: {} port(s) on {} forwarding lcore(s), {}; control socket {}",
-        cfg.ports.len(),
-        n_workers,
-        if installed == 0 {
-            "no rules: learning bridge (NORMAL)".to_string()
-        } else {
-            format!("{installed} rule(s)")
-        },
-        cfg.control
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "off".into())
-    );
+    announce(cfg, poll, group.is_some(), installed, n_workers);
 
     let counters: Vec<Arc<LoopCounters>> = (0..n_workers)
         .map(|_| Arc::new(LoopCounters::default()))
         .collect();
     // The Prometheus endpoint reads the counters above when scraped.
     let metrics_server = match cfg.metrics {
-        Some(addr) => {
-            let reg = metrics::Registry::new();
-            exporter::register_switch(&reg, &sw, &ports, &counters, eal.tsc_hz());
-            exporter::register_conntrack(&reg, &ct);
-            if let Some(g) = &group {
-                exporter::register_storage(&reg, g);
-            }
-            Some(exporter::serve(addr, reg)?)
-        }
+        Some(addr) => Some(start_metrics(
+            addr,
+            (&sw, &ct, &ports),
+            &counters,
+            group.as_ref(),
+            eal.tsc_hz(),
+        )?),
         None => None,
     };
     let start = Instant::now();
@@ -347,21 +258,22 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     // so it never competes with the workers); alone, it forwards and a
     // thread monitors.
     let monitor_thread = if lcores.is_empty() {
-        let (stop, ports, json) = (Arc::clone(&stop), Arc::clone(&ports), cfg.json);
-        let sw_m = Arc::clone(&sw);
+        let (stop, ports, sw, json) = (
+            Arc::clone(&stop),
+            Arc::clone(&ports),
+            Arc::clone(&sw),
+            cfg.json,
+        );
         Some(
             std::thread::Builder::new()
                 .name("vswitch-monitor".into())
-                .spawn(move || monitor(&stop, &ports, &sw_m, timing, json))
+                .spawn(move || monitor(&stop, &ports, &sw, timing, json))
                 .map_err(|e| format!("cannot start the monitor thread: {e}"))?,
         )
     } else {
         None
     };
-    let mut timing = Some(timing);
 
-    let mut hist =
-        Histogram::<u64>::new_with_bounds(1, 1_000_000, 3).expect("static histogram bounds");
     // Patch-panel mode: port pairs, no flow table (testpmd's `io`).
     let patch: Option<Vec<(u16, u16)>> = cfg.xconnect.then(|| {
         cfg.streams()
@@ -399,57 +311,24 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
         None => Arc::clone(&stop),
     };
     let storage_thread = match &group {
-        Some(g) => {
-            let setup = storage::StorageSetup {
-                blk: cfg.blk.clone(),
-                host: cfg.host.clone().zip(stack_port.take()),
-                group: Arc::clone(g),
-                stop: Arc::clone(&stop),
-                done: Arc::clone(&workers_stop),
-                pool: Arc::clone(&pool),
-                stats_file: cfg.blk_stats_file.clone(),
-                interval: cfg.stats_interval,
-                rpc: cfg.storage_rpc.socket.clone(),
-                vhost_dir: cfg.storage_rpc.vhost_dir.clone(),
-                config_json: cfg.storage_rpc.config_json.clone(),
-            };
-            Some(
-                std::thread::Builder::new()
-                    .name("vswitch-storage".into())
-                    .spawn(move || storage::serve(setup))
-                    .map_err(|e| format!("cannot start the storage thread: {e}"))?,
-            )
-        }
+        Some(g) => Some(spawn_storage(storage::StorageSetup {
+            blk: cfg.blk.clone(),
+            host: cfg.host.clone().zip(stack_port.take()),
+            group: Arc::clone(g),
+            stop: Arc::clone(&stop),
+            done: Arc::clone(&workers_stop),
+            pool: Arc::clone(&pool),
+            stats_file: cfg.blk_stats_file.clone(),
+            interval: cfg.stats_interval,
+            rpc: cfg.storage_rpc.socket.clone(),
+            vhost_dir: cfg.storage_rpc.vhost_dir.clone(),
+            config_json: cfg.storage_rpc.config_json.clone(),
+        })?),
         None => None,
     };
-    if lcores.is_empty() {
-        let r = make(0).run(&workers_stop);
-        let _ = hist.add(&r.cycles_per_packet);
-    } else {
-        let mut jobs = Vec::new();
-        for (i, lcore) in lcores.iter().enumerate() {
-            let (w, s) = (make(i), Arc::clone(&workers_stop));
-            match dpdk::lcore::launch(*lcore, move || w.run(&s)) {
-                Ok(j) => jobs.push(j),
-                Err(e) => {
-                    stop.store(true, Ordering::Relaxed);
-                    workers_stop.store(true, Ordering::Relaxed);
-                    return Err(format!("cannot start the worker on lcore {lcore}: {e}"));
-                }
-            }
-        }
-        if let Some(t) = timing.take() {
-            monitor(&stop, &ports, &sw, t, cfg.json);
-        }
-        for j in jobs {
-            match j.join() {
-                Some(r) => {
-                    let _ = hist.add(&r.cycles_per_packet);
-                }
-                None => return Err("a forwarding worker panicked".into()),
-            }
-        }
-    }
+    let hist = forward(&lcores, make, &stop, &workers_stop, || {
+        monitor(&stop, &ports, &sw, timing, cfg.json)
+    })?;
     running.store(false, Ordering::Release);
     if let Some((h, ticker)) = ovsdb {
         h.stop();
@@ -470,32 +349,7 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     drop(group);
     drop(stack_port);
 
-    let zero = PortSample::default();
-    let port_rates: Vec<PortRates> = ports
-        .list()
-        .into_iter()
-        .map(|(no, name, id)| {
-            stats::rates(no as usize, &name, &zero, &sample(&ports, no, id), seconds)
-        })
-        .collect();
-    let load = |f: fn(&LoopCounters) -> &std::sync::atomic::AtomicU64| -> u64 {
-        counters.iter().map(|c| f(c).load(Ordering::Relaxed)).sum()
-    };
-    let (rx, tx, busy) = (load(|c| &c.rx), load(|c| &c.tx), load(|c| &c.busy_cycles));
-    let summary = Summary {
-        seconds,
-        ports: port_rates,
-        forwarded_pps: tx as f64 / seconds.max(1e-9),
-        cycles_per_packet: if rx > 0 { busy as f64 / rx as f64 } else { 0.0 },
-        cycles_per_packet_pct: [
-            hist.value_at_quantile(0.5),
-            hist.value_at_quantile(0.9),
-            hist.value_at_quantile(0.99),
-            hist.max(),
-        ],
-        switch: switch_stats(&sw)?,
-        blk: Vec::new(),
-    };
+    let summary = summarize(&ports, &sw, &counters, &hist, seconds)?;
 
     // Stop and close the ports (net_pcap flushes its capture files here),
     // then the pool, then the EAL.
@@ -506,6 +360,249 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     drop(eal);
     let blk = blk?;
     Ok(Summary { blk, ..summary })
+}
+
+/// The flow-table switch with one datapath per forwarding lcore, and the
+/// process's one connection tracker, shared by every lcore through the
+/// switch (the `ct` action); the monitor expires its connections (see
+/// `sweep_conntrack`).
+fn new_switch(
+    cfg: &RunConfig,
+    n_workers: usize,
+) -> Result<(Arc<Switch>, Arc<conntrack::Conntrack>), String> {
+    let sw = Switch::new(SwitchConfig {
+        workers: n_workers,
+        cache_entries: cfg.flow_cache,
+        ..SwitchConfig::default()
+    });
+    let ct = Arc::new(conntrack::Conntrack::new(conntrack::Config {
+        max_conns: cfg.ct_max_conns,
+        ..conntrack::Config::default()
+    }));
+    sw.set_conntrack(Arc::clone(&ct))?;
+    Ok((sw, ct))
+}
+
+/// Opens the configured ports as numbers 0.., then (with a host stack) the
+/// internal port to it; returns the stack's end of that link.
+fn add_ports(
+    cfg: &RunConfig,
+    ports: &Ports,
+    n_workers: usize,
+) -> Result<Option<(dpdk::Port, Arc<usertcp::device::FrameBytes>)>, String> {
+    for (i, devargs) in cfg.ports.iter().enumerate() {
+        ports.add(devargs, Some(i as u16))?;
+    }
+    if cfg.host.is_none() {
+        return Ok(None);
+    }
+    let (sw_end, stack_end) = storage::internal_link(n_workers)?;
+    let bytes = Arc::new(usertcp::device::FrameBytes::default());
+    ports.add_internal(sw_end, Some(cfg.ports.len() as u16), Arc::clone(&bytes))?;
+    Ok(Some((stack_end, bytes)))
+}
+
+/// The Prometheus endpoint on `addr`: the switch's, the tracker's, the
+/// loops' and (with storage) the devices' counters, read when scraped.
+fn start_metrics(
+    addr: std::net::SocketAddr,
+    (sw, ct, ports): (&Arc<Switch>, &Arc<conntrack::Conntrack>, &Arc<Ports>),
+    counters: &[Arc<LoopCounters>],
+    group: Option<&Arc<vfio::poller::PollGroup>>,
+    tsc_hz: u64,
+) -> Result<metrics::Server, String> {
+    let reg = metrics::Registry::new();
+    exporter::register_switch(&reg, sw, ports, counters, tsc_hz);
+    exporter::register_conntrack(&reg, ct);
+    if let Some(g) = group {
+        exporter::register_storage(&reg, g);
+    }
+    exporter::serve(addr, reg)
+}
+
+/// Refuses a run that wants hugepages when none are free (DPDK's own error
+/// would only say that memory could not be reserved).
+fn check_hugepages(cfg: &RunConfig) -> Result<(), String> {
+    if cfg.no_huge() {
+        return Ok(());
+    }
+    match HugepageStatus::read() {
+        Some(hp) if hp.free == 0 => Err("no free hugepages: reserve some with \
+             `echo 512 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages` \
+             (and mount hugetlbfs on /dev/hugepages), or add --no-huge to --eal"
+            .into()),
+        _ => Ok(()),
+    }
+}
+
+/// How the forwarding cores poll: `--poll auto` blocks (`wait`) when one
+/// core also serves storage, spins otherwise; `wait` needs a single core.
+fn core_poll(cfg: &RunConfig, n_workers: usize) -> Result<config::CorePoll, String> {
+    let poll = match cfg.poll {
+        config::CorePoll::Auto if cfg.has_storage() && n_workers == 1 => {
+            config::CorePoll::parse("wait")?
+        }
+        config::CorePoll::Auto => config::CorePoll::Busy,
+        p => p,
+    };
+    if matches!(poll, config::CorePoll::Wait(_)) && n_workers > 1 {
+        // Another worker could hand the host stack frames while the first
+        // one (which polls the stack) blocks, and nothing would wake it.
+        return Err(format!(
+            "--poll wait needs one forwarding lcore, and the EAL gives {n_workers}: \
+             use e.g. --eal \"-l 0-1 ...\" (the main lcore monitors) or --poll adaptive"
+        ));
+    }
+    Ok(poll)
+}
+
+/// Connects `bridge` to the OVSDB server at `target` and starts the thread
+/// that applies the bridge's fail mode every 500 ms while `running`.
+fn start_ovsdb(
+    target: &str,
+    bridge: Arc<bridge::Bridge>,
+    running: Arc<AtomicBool>,
+) -> Result<(ovsdb::Handle, std::thread::JoinHandle<()>), String> {
+    let handle = ovsdb::spawn(
+        target,
+        Arc::clone(&bridge) as Arc<dyn ovsdb::Datapath>,
+        ovsdb::Options::default(),
+    )
+    .map_err(|e| format!("OVSDB {target}: {e}"))?;
+    let ticker = std::thread::Builder::new()
+        .name("vswitch-failmode".into())
+        .spawn(move || {
+            while running.load(Ordering::Acquire) {
+                bridge.tick();
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+        .map_err(|e| format!("cannot start the fail-mode thread: {e}"))?;
+    Ok((handle, ticker))
+}
+
+/// The start-up lines: how the storage core idles, then ports, lcores,
+/// rules and the control socket.
+fn announce(
+    cfg: &RunConfig,
+    poll: config::CorePoll,
+    storage: bool,
+    installed: usize,
+    n_workers: usize,
+) {
+    if storage {
+        eprintln!(
+            "vswitch: the storage devices share the first forwarding core; idle, it {}",
+            match poll {
+                config::CorePoll::Wait(_) =>
+                    "blocks on the guests' kicks and the ports' rx (--poll wait)",
+                config::CorePoll::Adaptive(_) => "sleeps 20 us per round (--poll adaptive)",
+                _ => "spins (--poll busy)",
+            }
+        );
+    }
+    println!(
+        "vswitch: {} port(s) on {} forwarding lcore(s), {}; control socket {}",
+        cfg.ports.len(),
+        n_workers,
+        if installed == 0 {
+            "no rules: learning bridge (NORMAL)".to_string()
+        } else {
+            format!("{installed} rule(s)")
+        },
+        cfg.control
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "off".into())
+    );
+}
+
+/// Starts the thread that sets the storage devices up and serves them.
+fn spawn_storage(
+    setup: storage::StorageSetup,
+) -> Result<std::thread::JoinHandle<Result<Vec<storage::BlkReport>, String>>, String> {
+    std::thread::Builder::new()
+        .name("vswitch-storage".into())
+        .spawn(move || storage::serve(setup))
+        .map_err(|e| format!("cannot start the storage thread: {e}"))
+}
+
+/// Runs the forwarding workers until `workers_stop`: alone on the main
+/// lcore, or one per worker lcore while the main lcore runs `monitor_here`.
+/// Returns the histogram of their cycles per packet.
+fn forward(
+    lcores: &[u32],
+    make: impl Fn(usize) -> Worker,
+    stop: &AtomicBool,
+    workers_stop: &Arc<AtomicBool>,
+    monitor_here: impl FnOnce(),
+) -> Result<Histogram<u64>, String> {
+    let mut hist =
+        Histogram::<u64>::new_with_bounds(1, 1_000_000, 3).expect("static histogram bounds");
+    if lcores.is_empty() {
+        let r = make(0).run(workers_stop);
+        let _ = hist.add(&r.cycles_per_packet);
+        return Ok(hist);
+    }
+    let mut jobs = Vec::new();
+    for (i, lcore) in lcores.iter().enumerate() {
+        let (w, s) = (make(i), Arc::clone(workers_stop));
+        match dpdk::lcore::launch(*lcore, move || w.run(&s)) {
+            Ok(j) => jobs.push(j),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                workers_stop.store(true, Ordering::Relaxed);
+                return Err(format!("cannot start the worker on lcore {lcore}: {e}"));
+            }
+        }
+    }
+    monitor_here();
+    for j in jobs {
+        match j.join() {
+            Some(r) => {
+                let _ = hist.add(&r.cycles_per_packet);
+            }
+            None => return Err("a forwarding worker panicked".into()),
+        }
+    }
+    Ok(hist)
+}
+
+/// The run's report (without the storage devices'): per-port totals and
+/// rates, forwarding rate, cycles per packet and the switch's counters.
+fn summarize(
+    ports: &Ports,
+    sw: &Switch,
+    counters: &[Arc<LoopCounters>],
+    hist: &Histogram<u64>,
+    seconds: f64,
+) -> Result<Summary, String> {
+    let zero = PortSample::default();
+    let port_rates: Vec<PortRates> = ports
+        .list()
+        .into_iter()
+        .map(|(no, name, id)| {
+            stats::rates(no as usize, &name, &zero, &sample(ports, no, id), seconds)
+        })
+        .collect();
+    let load = |f: fn(&LoopCounters) -> &std::sync::atomic::AtomicU64| -> u64 {
+        counters.iter().map(|c| f(c).load(Ordering::Relaxed)).sum()
+    };
+    let (rx, tx, busy) = (load(|c| &c.rx), load(|c| &c.tx), load(|c| &c.busy_cycles));
+    Ok(Summary {
+        seconds,
+        ports: port_rates,
+        forwarded_pps: tx as f64 / seconds.max(1e-9),
+        cycles_per_packet: if rx > 0 { busy as f64 / rx as f64 } else { 0.0 },
+        cycles_per_packet_pct: [
+            hist.value_at_quantile(0.5),
+            hist.value_at_quantile(0.9),
+            hist.value_at_quantile(0.99),
+            hist.max(),
+        ],
+        switch: switch_stats(sw)?,
+        blk: Vec::new(),
+    })
 }
 
 /// The switch's statistics report (what `vswitch stats` shows).

@@ -100,7 +100,18 @@ pub fn tcp(
     let c = fold(sum(&ip, 0));
     ip[10..12].copy_from_slice(&c.to_be_bytes());
     f.extend_from_slice(&ip);
-    let mut t = vec![0u8; 20];
+    let mut t = tcp_header(sp, dp, flags, seq, ack).to_vec();
+    t.extend_from_slice(payload);
+    f.extend_from_slice(&t);
+    let l4 = 34;
+    let c = fold(l4_sum(&f));
+    f[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+/// A 20-byte TCP header without options, window 64240, checksum 0.
+pub fn tcp_header(sp: u16, dp: u16, flags: u8, seq: u32, ack: u32) -> [u8; 20] {
+    let mut t = [0u8; 20];
     t[0..2].copy_from_slice(&sp.to_be_bytes());
     t[2..4].copy_from_slice(&dp.to_be_bytes());
     t[4..8].copy_from_slice(&seq.to_be_bytes());
@@ -108,12 +119,7 @@ pub fn tcp(
     t[12] = 5 << 4;
     t[13] = flags;
     t[14..16].copy_from_slice(&64240u16.to_be_bytes());
-    t.extend_from_slice(payload);
-    f.extend_from_slice(&t);
-    let l4 = 34;
-    let c = fold(l4_sum(&f));
-    f[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
-    f
+    t
 }
 
 /// The TCP/UDP sum (pseudo-header included) of an untagged IPv4 frame.
@@ -177,6 +183,34 @@ pub fn send_ct(dp: &mut Datapath, in_port: u16, frame: &[u8], now: u64) -> Sent 
         .map(|(f, m)| (m, f.data().to_vec()))
         .collect();
     (vs[0], fs[0].data().to_vec(), copies)
+}
+
+/// A frame's in port, bytes and expected verdict.
+pub type Step = (u16, Vec<u8>, Verdict);
+
+/// An HTTP exchange between CLIENT:40000 on port 1 and SERVER:80 on port
+/// 2, each frame expected on the other port: handshake, request, reply.
+pub fn http_steps() -> Vec<Step> {
+    let c = |flags, seq, ack, p: &[u8]| tcp(CLIENT, SERVER, 40000, 80, flags, seq, ack, p);
+    let s = |flags, seq, ack, p: &[u8]| tcp(SERVER, CLIENT, 80, 40000, flags, seq, ack, p);
+    vec![
+        (1, c(SYN, 1000, 0, b""), ports(&[2])),
+        (2, s(SYN | ACK, 5000, 1001, b""), ports(&[1])),
+        (1, c(ACK, 1001, 5001, b""), ports(&[2])),
+        (1, c(PSH | ACK, 1001, 5001, b"GET /"), ports(&[2])),
+        (2, s(PSH | ACK, 5001, 1006, b"200 OK"), ports(&[1])),
+    ]
+}
+
+/// Sends every step through `send_ct` (at times 100, 101, ...) and checks
+/// its verdict, that its bytes leave unchanged and that no copy was sent.
+pub fn send_unchanged(dp: &mut Datapath, steps: &[Step]) {
+    for (n, (port, f, want)) in steps.iter().enumerate() {
+        let (v, bytes, copies) = send_ct(dp, *port, f, 100 + n as u64);
+        assert_eq!(v, *want, "step {n}");
+        assert_eq!(&bytes, f, "step {n}: bytes changed");
+        assert!(copies.is_empty(), "step {n}: copies {copies:?}");
+    }
 }
 
 pub fn packets(sw: &Switch, needle: &str) -> u64 {

@@ -10,7 +10,7 @@
 //! crate.
 
 #![allow(non_upper_case_globals, non_camel_case_types, non_snake_case)]
-#![allow(missing_docs, clippy::all, rustdoc::all)]
+#![allow(clippy::all, rustdoc::all)]
 #![allow(improper_ctypes)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));

@@ -46,8 +46,52 @@ impl Drop for Reaper {
     }
 }
 
+impl Reaper {
+    /// A vhost-user server, once it has created `sock` (panics if it exits
+    /// first or takes more than 20 s).
+    pub fn serving(mut server: Child, sock: &Path) -> Reaper {
+        wait_for_socket(sock, &mut server);
+        Reaper(Some(server))
+    }
+}
+
+/// What a failed assertion about a guest run shows: the guest's console and
+/// the server's log.
+pub fn guest_context(console: &str, log: &Path) -> String {
+    format!(
+        "guest console:\n{console}\nvswitch log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    )
+}
+
+/// The number after `"key":` in a stats JSON line (the servers' `--stats-file`).
+pub fn stat_u64(line: &str, key: &str) -> u64 {
+    let at = line
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+        + key.len()
+        + 3;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// Removes the temp dir when the test ends.
 pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// An empty `$TMPDIR/{prefix}-{pid}` (whatever a killed run left there
+    /// is removed first), and its remover.
+    pub fn fresh(prefix: &str) -> (PathBuf, TempDir) {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        (dir.clone(), TempDir(dir))
+    }
+}
 
 impl Drop for TempDir {
     fn drop(&mut self) {

@@ -12,20 +12,33 @@ pub struct Cdb {
 
 /// Operation codes.
 pub mod opcode {
-    #![allow(missing_docs)]
+    /// TEST UNIT READY (SPC-4 6.47).
     pub const TEST_UNIT_READY: u8 = 0x00;
+    /// INQUIRY (SPC-4 6.6).
     pub const INQUIRY: u8 = 0x12;
+    /// READ CAPACITY (10) (SBC-3 5.15).
     pub const READ_CAPACITY_10: u8 = 0x25;
+    /// READ (10) (SBC-3 5.8).
     pub const READ_10: u8 = 0x28;
+    /// WRITE (10) (SBC-3 5.32).
     pub const WRITE_10: u8 = 0x2a;
+    /// SYNCHRONIZE CACHE (10) (SBC-3 5.22).
     pub const SYNCHRONIZE_CACHE_10: u8 = 0x35;
+    /// UNMAP (SBC-3 5.28).
     pub const UNMAP: u8 = 0x42;
+    /// READ (16) (SBC-3 5.11).
     pub const READ_16: u8 = 0x88;
+    /// WRITE (16) (SBC-3 5.34).
     pub const WRITE_16: u8 = 0x8a;
+    /// SYNCHRONIZE CACHE (16) (SBC-3 5.23).
     pub const SYNCHRONIZE_CACHE_16: u8 = 0x91;
+    /// WRITE SAME (16) (SBC-3 5.42).
     pub const WRITE_SAME_16: u8 = 0x93;
+    /// SERVICE ACTION IN (16): READ CAPACITY (16) and others by service action.
     pub const SERVICE_ACTION_IN_16: u8 = 0x9e;
+    /// REPORT LUNS (SPC-4 6.33).
     pub const REPORT_LUNS: u8 = 0xa0;
+    /// The service action of READ CAPACITY (16) under `SERVICE_ACTION_IN_16` (SBC-3 5.16).
     pub const READ_CAPACITY_16_SA: u8 = 0x10;
 }
 

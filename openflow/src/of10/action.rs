@@ -21,33 +21,53 @@ use crate::{Action, Error, Result};
 
 /// OFPAT10_* action types.
 pub mod action_type {
-    #![allow(missing_docs)]
+    /// OFPAT10_OUTPUT: output to a port.
     pub const OUTPUT: u16 = 0;
+    /// OFPAT10_SET_VLAN_VID: set the 802.1Q VLAN id.
     pub const SET_VLAN_VID: u16 = 1;
+    /// OFPAT10_SET_VLAN_PCP: set the 802.1Q priority.
     pub const SET_VLAN_PCP: u16 = 2;
+    /// OFPAT10_STRIP_VLAN: remove the 802.1Q tag.
     pub const STRIP_VLAN: u16 = 3;
+    /// OFPAT10_SET_DL_SRC: set the Ethernet source address.
     pub const SET_DL_SRC: u16 = 4;
+    /// OFPAT10_SET_DL_DST: set the Ethernet destination address.
     pub const SET_DL_DST: u16 = 5;
+    /// OFPAT10_SET_NW_SRC: set the IPv4 source address.
     pub const SET_NW_SRC: u16 = 6;
+    /// OFPAT10_SET_NW_DST: set the IPv4 destination address.
     pub const SET_NW_DST: u16 = 7;
+    /// OFPAT10_SET_NW_TOS: set the IP ToS (DSCP bits).
     pub const SET_NW_TOS: u16 = 8;
+    /// OFPAT10_SET_TP_SRC: set the TCP/UDP source port.
     pub const SET_TP_SRC: u16 = 9;
+    /// OFPAT10_SET_TP_DST: set the TCP/UDP destination port.
     pub const SET_TP_DST: u16 = 10;
+    /// OFPAT10_ENQUEUE: output to a queue of a port.
     pub const ENQUEUE: u16 = 11;
+    /// OFPAT10_VENDOR: a vendor action (Nicira's NXAST_* here).
     pub const VENDOR: u16 = 0xffff;
 }
 
 /// OpenFlow 1.0 reserved port numbers (OFPP_*, section 5.2.1).
 pub mod port_no {
-    #![allow(missing_docs)]
+    /// OFPP_MAX: the highest number of a physical port.
     pub const MAX: u16 = 0xff00;
+    /// OFPP_IN_PORT: send the packet out the port it came in on.
     pub const IN_PORT: u16 = 0xfff8;
+    /// OFPP_TABLE: run the packet through the flow table (packet-out only).
     pub const TABLE: u16 = 0xfff9;
+    /// OFPP_NORMAL: forward as a learning switch.
     pub const NORMAL: u16 = 0xfffa;
+    /// OFPP_FLOOD: every port but the input port and those with flooding off.
     pub const FLOOD: u16 = 0xfffb;
+    /// OFPP_ALL: every port but the input port.
     pub const ALL: u16 = 0xfffc;
+    /// OFPP_CONTROLLER: send to the controller.
     pub const CONTROLLER: u16 = 0xfffd;
+    /// OFPP_LOCAL: the switch's local port.
     pub const LOCAL: u16 = 0xfffe;
+    /// OFPP_NONE: no port (also "any port" in stats requests and deletes).
     pub const NONE: u16 = 0xffff;
 }
 

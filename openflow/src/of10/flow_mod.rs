@@ -26,19 +26,25 @@ use crate::{Error, Result};
 
 /// OFPFC_* commands (section 5.3.3).
 pub mod command {
-    #![allow(missing_docs)]
+    /// OFPFC_ADD: add a flow (replacing an identical one).
     pub const ADD: u8 = 0;
+    /// OFPFC_MODIFY: change the actions of every matching flow.
     pub const MODIFY: u8 = 1;
+    /// OFPFC_MODIFY_STRICT: change the flow with exactly this match and priority.
     pub const MODIFY_STRICT: u8 = 2;
+    /// OFPFC_DELETE: delete every matching flow.
     pub const DELETE: u8 = 3;
+    /// OFPFC_DELETE_STRICT: delete the flow with exactly this match and priority.
     pub const DELETE_STRICT: u8 = 4;
 }
 
 /// OFPFF_* flags of OpenFlow 1.0.
 pub mod flags {
-    #![allow(missing_docs)]
+    /// OFPFF_SEND_FLOW_REM: send a flow-removed message when the flow goes.
     pub const SEND_FLOW_REM: u16 = 1;
+    /// OFPFF_CHECK_OVERLAP: refuse a flow that overlaps one of the same priority.
     pub const CHECK_OVERLAP: u16 = 2;
+    /// OFPFF_EMERG: an emergency flow (used when the controller is gone).
     pub const EMERG: u16 = 4;
 }
 

@@ -26,20 +26,29 @@ use crate::Result;
 
 /// OFPFW_* wildcard bits.
 pub mod wildcards {
-    #![allow(missing_docs)]
+    /// OFPFW_IN_PORT: any input port.
     pub const IN_PORT: u32 = 1 << 0;
+    /// OFPFW_DL_VLAN: any VLAN id.
     pub const DL_VLAN: u32 = 1 << 1;
+    /// OFPFW_DL_SRC: any Ethernet source address.
     pub const DL_SRC: u32 = 1 << 2;
+    /// OFPFW_DL_DST: any Ethernet destination address.
     pub const DL_DST: u32 = 1 << 3;
+    /// OFPFW_DL_TYPE: any Ethernet type.
     pub const DL_TYPE: u32 = 1 << 4;
+    /// OFPFW_NW_PROTO: any IP protocol.
     pub const NW_PROTO: u32 = 1 << 5;
+    /// OFPFW_TP_SRC: any TCP/UDP source port (ICMP type).
     pub const TP_SRC: u32 = 1 << 6;
+    /// OFPFW_TP_DST: any TCP/UDP destination port (ICMP code).
     pub const TP_DST: u32 = 1 << 7;
     /// Shift of the 6-bit count of wildcarded low bits of nw_src (≥ 32: all).
     pub const NW_SRC_SHIFT: u32 = 8;
     /// Shift of the count for nw_dst.
     pub const NW_DST_SHIFT: u32 = 14;
+    /// OFPFW_DL_VLAN_PCP: any VLAN priority.
     pub const DL_VLAN_PCP: u32 = 1 << 20;
+    /// OFPFW_NW_TOS: any IP ToS.
     pub const NW_TOS: u32 = 1 << 21;
     /// Every field wildcarded (OFPFW_ALL).
     pub const ALL: u32 = (1 << 22) - 1;
@@ -121,20 +130,32 @@ impl<T: AsRef<[u8]>> View<T> {
 
 /// The owned form of an `ofp10_match`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
 pub struct Match10 {
+    /// `wildcards`: OFPFW_* bits of the fields ignored ([`wildcards`]).
     pub wildcards: u32,
+    /// `in_port`: the ingress port.
     pub in_port: u16,
+    /// `dl_src`: Ethernet source address.
     pub dl_src: [u8; 6],
+    /// `dl_dst`: Ethernet destination address.
     pub dl_dst: [u8; 6],
+    /// `dl_vlan`: VLAN id ([`OFP_VLAN_NONE`]: untagged).
     pub dl_vlan: u16,
+    /// `dl_vlan_pcp`: VLAN priority (0..=7).
     pub dl_vlan_pcp: u8,
+    /// `dl_type`: Ethernet type.
     pub dl_type: u16,
+    /// `nw_tos`: IP ToS byte (DSCP in the upper 6 bits).
     pub nw_tos: u8,
+    /// `nw_proto`: IP protocol, or the ARP opcode's low byte.
     pub nw_proto: u8,
+    /// `nw_src`: IPv4 source (ARP SPA); low bits ignored per [`wildcards::NW_SRC_SHIFT`].
     pub nw_src: Ipv4Addr,
+    /// `nw_dst`: IPv4 destination (ARP TPA); low bits ignored per [`wildcards::NW_DST_SHIFT`].
     pub nw_dst: Ipv4Addr,
+    /// `tp_src`: TCP/UDP source port, or ICMP type.
     pub tp_src: u16,
+    /// `tp_dst`: TCP/UDP destination port, or ICMP code.
     pub tp_dst: u16,
 }
 

@@ -28,26 +28,45 @@ use crate::{Error, Result, MAX_MESSAGE_LEN};
 
 /// OFPT_* message types of OpenFlow 1.0.
 pub mod msg_type {
-    #![allow(missing_docs)]
+    /// OFPT_HELLO: version negotiation.
     pub const HELLO: u8 = 0;
+    /// OFPT_ERROR: an error about a request.
     pub const ERROR: u8 = 1;
+    /// OFPT_ECHO_REQUEST: liveness probe.
     pub const ECHO_REQUEST: u8 = 2;
+    /// OFPT_ECHO_REPLY: answer to an echo request.
     pub const ECHO_REPLY: u8 = 3;
+    /// OFPT_VENDOR: a vendor extension message (Nicira's NXT_* here).
     pub const VENDOR: u8 = 4;
+    /// OFPT_FEATURES_REQUEST: ask for the datapath id and ports.
     pub const FEATURES_REQUEST: u8 = 5;
+    /// OFPT_FEATURES_REPLY: the datapath id, capabilities and ports.
     pub const FEATURES_REPLY: u8 = 6;
+    /// OFPT_GET_CONFIG_REQUEST: ask for the switch configuration.
     pub const GET_CONFIG_REQUEST: u8 = 7;
+    /// OFPT_GET_CONFIG_REPLY: the fragment handling and miss_send_len.
     pub const GET_CONFIG_REPLY: u8 = 8;
+    /// OFPT_SET_CONFIG: set the fragment handling and miss_send_len.
     pub const SET_CONFIG: u8 = 9;
+    /// OFPT_PACKET_IN: a packet sent to the controller.
     pub const PACKET_IN: u8 = 10;
+    /// OFPT_FLOW_REMOVED: a flow expired or was deleted.
     pub const FLOW_REMOVED: u8 = 11;
+    /// OFPT_PORT_STATUS: a port was added, removed or changed.
     pub const PORT_STATUS: u8 = 12;
+    /// OFPT_PACKET_OUT: send a packet through actions.
     pub const PACKET_OUT: u8 = 13;
+    /// OFPT_FLOW_MOD: add, change or delete flows.
     pub const FLOW_MOD: u8 = 14;
+    /// OFPT_PORT_MOD: change a port's configuration.
     pub const PORT_MOD: u8 = 15;
+    /// OFPT_STATS_REQUEST: ask for statistics (OFPST_*).
     pub const STATS_REQUEST: u8 = 16;
+    /// OFPT_STATS_REPLY: statistics.
     pub const STATS_REPLY: u8 = 17;
+    /// OFPT_BARRIER_REQUEST: finish every earlier message first.
     pub const BARRIER_REQUEST: u8 = 18;
+    /// OFPT_BARRIER_REPLY: every earlier message is done.
     pub const BARRIER_REPLY: u8 = 19;
 }
 

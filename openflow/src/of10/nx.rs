@@ -19,17 +19,21 @@ use crate::Result;
 
 /// Nicira message subtypes.
 pub mod subtype {
-    #![allow(missing_docs)]
+    /// NXT_SET_FLOW_FORMAT: choose OpenFlow 1.0 or NXM matches ([`super::flow_format`]).
     pub const SET_FLOW_FORMAT: u32 = 12;
+    /// NXT_FLOW_MOD: a flow-mod with an NXM match (`struct nx_flow_mod`).
     pub const FLOW_MOD: u32 = 13;
+    /// NXT_FLOW_MOD_TABLE_ID: let flow-mods carry a table id in the command's high byte.
     pub const FLOW_MOD_TABLE_ID: u32 = 15;
+    /// NXT_SET_PACKET_IN_FORMAT: choose the packet-in format.
     pub const SET_PACKET_IN_FORMAT: u32 = 16;
 }
 
 /// NXFF_* flow formats.
 pub mod flow_format {
-    #![allow(missing_docs)]
+    /// NXFF_OPENFLOW10: the standard `ofp10_match`.
     pub const OPENFLOW10: u32 = 0;
+    /// NXFF_NXM: Nicira extended matches (NXM TLVs).
     pub const NXM: u32 = 2;
 }
 

@@ -16,11 +16,15 @@ use crate::{Error, Result};
 
 /// OFPPF_* speed bits (section 5.2.1) a port's `curr` reports.
 pub mod features {
-    #![allow(missing_docs)]
+    /// OFPPF_10MB_FD: 10 Mbit/s full duplex.
     pub const F10MB_FD: u32 = 1 << 1;
+    /// OFPPF_100MB_FD: 100 Mbit/s full duplex.
     pub const F100MB_FD: u32 = 1 << 3;
+    /// OFPPF_1GB_FD: 1 Gbit/s full duplex.
     pub const F1GB_FD: u32 = 1 << 5;
+    /// OFPPF_10GB_FD: 10 Gbit/s full duplex.
     pub const F10GB_FD: u32 = 1 << 6;
+    /// OFPPF_COPPER: copper medium.
     pub const COPPER: u32 = 1 << 7;
 }
 
@@ -37,18 +41,24 @@ pub fn speed_bits(mbps: u32) -> u32 {
 
 /// `ofp10_phy_port`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[allow(missing_docs)]
 pub struct PhyPort {
+    /// `port_no`: the 16-bit OpenFlow port number.
     pub port_no: u16,
+    /// `hw_addr`: the port's MAC address.
     pub hw_addr: [u8; 6],
     /// Up to 15 bytes.
     pub name: String,
+    /// `config`: OFPPC_* bits (port down, no flood, ...).
     pub config: u32,
     /// OFPPS_LINK_DOWN = 1.
     pub state: u32,
+    /// `curr`: OFPPF_* bits of the current link ([`features`]).
     pub curr: u32,
+    /// `advertised`: OFPPF_* bits the port advertises.
     pub advertised: u32,
+    /// `supported`: OFPPF_* bits the port supports.
     pub supported: u32,
+    /// `peer`: OFPPF_* bits the link partner advertises.
     pub peer: u32,
 }
 
@@ -145,20 +155,32 @@ impl FeaturesReply10 {
 
 /// `ofp10_port_stats`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[allow(missing_docs)]
 pub struct PortStats10 {
+    /// `port_no`: the 16-bit OpenFlow port number.
     pub port_no: u16,
+    /// `rx_packets`: frames received.
     pub rx_packets: u64,
+    /// `tx_packets`: frames sent.
     pub tx_packets: u64,
+    /// `rx_bytes`: bytes received.
     pub rx_bytes: u64,
+    /// `tx_bytes`: bytes sent.
     pub tx_bytes: u64,
+    /// `rx_dropped`: received frames dropped.
     pub rx_dropped: u64,
+    /// `tx_dropped`: frames dropped on transmit.
     pub tx_dropped: u64,
+    /// `rx_errors`: receive errors of any kind.
     pub rx_errors: u64,
+    /// `tx_errors`: transmit errors of any kind.
     pub tx_errors: u64,
+    /// `rx_frame_err`: frame alignment errors.
     pub rx_frame_err: u64,
+    /// `rx_over_err`: receive overruns.
     pub rx_over_err: u64,
+    /// `rx_crc_err`: CRC errors.
     pub rx_crc_err: u64,
+    /// `collisions`: collisions.
     pub collisions: u64,
 }
 

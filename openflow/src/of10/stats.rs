@@ -29,20 +29,27 @@ use crate::{Error, Result};
 
 /// OFPST_* statistics types.
 pub mod stats_type {
-    #![allow(missing_docs)]
+    /// OFPST_DESC: the switch's description strings (`ofp_desc_stats`).
     pub const DESC: u16 = 0;
+    /// OFPST_FLOW: individual flow statistics.
     pub const FLOW: u16 = 1;
+    /// OFPST_AGGREGATE: totals over a set of flows.
     pub const AGGREGATE: u16 = 2;
+    /// OFPST_TABLE: one entry per flow table.
     pub const TABLE: u16 = 3;
+    /// OFPST_PORT: per-port counters.
     pub const PORT: u16 = 4;
+    /// OFPST_QUEUE: per-queue counters.
     pub const QUEUE: u16 = 5;
+    /// OFPST_VENDOR: a vendor extension (Nicira's NXST_* here).
     pub const VENDOR: u16 = 0xffff;
 }
 
 /// NXST_* subtypes.
 pub mod nx_stats {
-    #![allow(missing_docs)]
+    /// NXST_FLOW: flow statistics with NXM matches.
     pub const FLOW: u32 = 0;
+    /// NXST_AGGREGATE: totals over the flows an NXM match selects.
     pub const AGGREGATE: u32 = 1;
 }
 
@@ -232,15 +239,20 @@ fn nx_header(subtype: u32, out: &mut Vec<u8>) {
 
 /// `ofp10_table_stats`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[allow(missing_docs)]
 pub struct TableStats10 {
+    /// `table_id`: the table's number.
     pub table_id: u8,
+    /// `name`: the table's name (up to 31 ASCII bytes).
     pub name: String,
     /// OFPFW_* fields the table can wildcard.
     pub wildcards: u32,
+    /// `max_entries`: how many flows the table can hold.
     pub max_entries: u32,
+    /// `active_count`: flows in the table now.
     pub active_count: u32,
+    /// `lookup_count`: packets looked up in the table.
     pub lookup_count: u64,
+    /// `matched_count`: packets that hit a flow of the table.
     pub matched_count: u64,
 }
 
@@ -271,10 +283,12 @@ impl TableStats10 {
 
 /// Aggregate statistics (OFPST_AGGREGATE and NXST_AGGREGATE replies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[allow(missing_docs)]
 pub struct Aggregate10 {
+    /// `packet_count`: packets matched by the selected flows.
     pub packet_count: u64,
+    /// `byte_count`: bytes matched by the selected flows.
     pub byte_count: u64,
+    /// `flow_count`: how many flows were selected.
     pub flow_count: u32,
 }
 
@@ -300,23 +314,32 @@ impl Aggregate10 {
 
 /// `nx_flow_stats`: one flow of an NXST_FLOW reply.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[allow(missing_docs)]
 pub struct NxFlowStats {
+    /// `table_id`: the table the flow is in.
     pub table_id: u8,
+    /// `duration_sec`: seconds since the flow was added.
     pub duration_sec: u32,
+    /// `duration_nsec`: nanoseconds beyond `duration_sec`.
     pub duration_nsec: u32,
+    /// `priority` of the flow.
     pub priority: u16,
+    /// `idle_timeout`: seconds without a hit before removal (0: none).
     pub idle_timeout: u16,
+    /// `hard_timeout`: seconds before removal (0: none).
     pub hard_timeout: u16,
     /// Seconds since the flow last matched a packet, plus one (0: unknown).
     pub idle_age: u16,
     /// Seconds since the flow was added or modified, plus one (0: unknown).
     pub hard_age: u16,
+    /// `cookie`: the controller's opaque identifier of the flow.
     pub cookie: u64,
+    /// `packet_count`: packets the flow matched.
     pub packet_count: u64,
+    /// `byte_count`: bytes the flow matched.
     pub byte_count: u64,
     /// The NXM match.
     pub matching: Vec<OxmField>,
+    /// The flow's actions, decoded as OpenFlow 1.0 (and Nicira) actions.
     pub actions: Vec<Action10>,
 }
 
@@ -381,18 +404,28 @@ impl NxFlowStats {
 /// flow statistics, with an `ofp10_match`; what `ovs-ofctl -F openflow10`
 /// and 1.0 controllers ask for).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(missing_docs)]
 pub struct FlowStats10 {
+    /// `table_id`: the table the flow is in.
     pub table_id: u8,
+    /// `match`: the flow's `ofp10_match`.
     pub matching: Match10,
+    /// `duration_sec`: seconds since the flow was added.
     pub duration_sec: u32,
+    /// `duration_nsec`: nanoseconds beyond `duration_sec`.
     pub duration_nsec: u32,
+    /// `priority` of the flow.
     pub priority: u16,
+    /// `idle_timeout`: seconds without a hit before removal (0: none).
     pub idle_timeout: u16,
+    /// `hard_timeout`: seconds before removal (0: none).
     pub hard_timeout: u16,
+    /// `cookie`: the controller's opaque identifier of the flow.
     pub cookie: u64,
+    /// `packet_count`: packets the flow matched.
     pub packet_count: u64,
+    /// `byte_count`: bytes the flow matched.
     pub byte_count: u64,
+    /// The flow's OpenFlow 1.0 actions.
     pub actions: Vec<Action10>,
 }
 

@@ -54,6 +54,62 @@ struct Row {
     hist: Histogram<u64>,
 }
 
+/// Cycles of the timed region, per request, after the first tenth of the
+/// iterations (warm-up).
+struct Timer {
+    hist: Histogram<u64>,
+    cycles: u64,
+    n: u64,
+    warmup: usize,
+}
+
+impl Timer {
+    fn new(iters: usize) -> Timer {
+        Timer {
+            hist: Histogram::<u64>::new(3).unwrap(),
+            cycles: 0,
+            n: 0,
+            warmup: iters / 10,
+        }
+    }
+
+    /// Iteration `it` took `dt` cycles for `batch` requests.
+    fn record(&mut self, it: usize, dt: u64, batch: usize) {
+        if it >= self.warmup {
+            self.cycles += dt;
+            self.n += batch as u64;
+            let _ = self.hist.record(dt / batch as u64);
+        }
+    }
+
+    fn row(self, name: &str, batch: usize) -> Row {
+        Row {
+            name: name.into(),
+            batch,
+            cycles_per: self.cycles as f64 / self.n as f64,
+            hist: self.hist,
+        }
+    }
+}
+
+/// A device on `backend` (indirect descriptors, event index) with one split
+/// ring driven by a mock driver; `setup` runs before the ring starts.
+fn split_device(
+    mem: &GuestMemory,
+    backend: Box<dyn Backend>,
+    setup: impl FnOnce(&mut BlkDevice),
+) -> (BlkDevice, BlkDriver) {
+    let cfg = BlkConfig::new(&backend.info(), 512, 1, "bench").unwrap();
+    let mut dev = BlkDevice::new("bench", backend, cfg);
+    dev.set_features(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_INDIRECT_DESC | VIRTIO_RING_F_EVENT_IDX);
+    dev.set_memory(mem.clone());
+    setup(&mut dev);
+    let mut drv = BlkDriver::new(mem, 0x1000, QSIZE, 0x1000 + MockQueue::footprint(QSIZE));
+    drv.q.set_event_idx(true);
+    dev.start_queue(0, drv.q.config(), 0).unwrap();
+    (dev, drv)
+}
+
 /// `leased`: the backend is lent to the device (`vfio::backend::lease`, how
 /// `vswitch`'s bdevs serve their vhost controllers): one more indirect call
 /// per backend call.
@@ -72,13 +128,7 @@ fn device_split_with(batch: usize, iters: usize, leased: bool, latency: bool) ->
     } else {
         vfio::backend::lease::lock(&home).take().unwrap()
     };
-    let cfg = BlkConfig::new(&backend.info(), 512, 1, "bench").unwrap();
-    let mut dev = BlkDevice::new("bench", backend, cfg);
-    dev.set_features(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_INDIRECT_DESC | VIRTIO_RING_F_EVENT_IDX);
-    dev.set_memory(mem.clone());
-    let mut drv = BlkDriver::new(&mem, 0x1000, QSIZE, 0x1000 + MockQueue::footprint(QSIZE));
-    drv.q.set_event_idx(true);
-    dev.start_queue(0, drv.q.config(), 0).unwrap();
+    let (mut dev, mut drv) = split_device(&mem, backend, |_| {});
     if latency {
         dev.track_latency();
     }
@@ -92,8 +142,7 @@ fn device_split_with(batch: usize, iters: usize, leased: bool, latency: bool) ->
         );
         heads.push(r.head);
     }
-    let mut hist = Histogram::<u64>::new(3).unwrap();
-    let (mut cycles, mut n) = (0u64, 0u64);
+    let mut timer = Timer::new(iters);
     for it in 0..iters {
         let t = tsc();
         let moved = dev.poll();
@@ -107,29 +156,20 @@ fn device_split_with(batch: usize, iters: usize, leased: bool, latency: bool) ->
         drv.q.suppress_interrupts();
         assert_eq!(done, batch, "every request completes in one poll");
         assert!(moved >= batch);
-        if it >= iters / 10 {
-            cycles += dt;
-            n += batch as u64;
-            let _ = hist.record(dt / batch as u64);
-        }
+        timer.record(it, dt, batch);
     }
     if latency {
         let counted: u64 = dev.latency().expect("tracked").ops[0].count();
         assert_eq!(counted, (iters * batch) as u64, "every read measured");
     }
-    Row {
-        name: if latency {
-            "device split +lat"
-        } else if leased {
-            "device split leased"
-        } else {
-            "device split"
-        }
-        .into(),
-        batch,
-        cycles_per: cycles as f64 / n as f64,
-        hist,
-    }
+    let name = if latency {
+        "device split +lat"
+    } else if leased {
+        "device split leased"
+    } else {
+        "device split"
+    };
+    timer.row(name, batch)
 }
 
 fn device_packed(batch: usize, iters: usize) -> Row {
@@ -159,8 +199,7 @@ fn device_packed(batch: usize, iters: usize) -> Row {
     for i in 0..batch as u64 {
         q.add_chain(&bufs(i), i as u16);
     }
-    let mut hist = Histogram::<u64>::new(3).unwrap();
-    let (mut cycles, mut n) = (0u64, 0u64);
+    let mut timer = Timer::new(iters);
     for it in 0..iters {
         let t = tsc();
         dev.poll();
@@ -171,37 +210,36 @@ fn device_packed(batch: usize, iters: usize) -> Row {
             done += 1;
         }
         assert_eq!(done, batch);
-        if it >= iters / 10 {
-            cycles += dt;
-            n += batch as u64;
-            let _ = hist.record(dt / batch as u64);
-        }
+        timer.record(it, dt, batch);
     }
-    Row {
-        name: "device packed".into(),
-        batch,
-        cycles_per: cycles as f64 / n as f64,
-        hist,
-    }
+    timer.row("device packed", batch)
+}
+
+/// A split ring holding `batch` 4 KiB read chains (header, data, status),
+/// and their heads.
+fn read_chains(mem: &GuestMemory, batch: usize) -> (MockQueue, Vec<u16>) {
+    let mut mq = MockQueue::new(mem, 0x1000, QSIZE);
+    let heads = (0..batch as u64)
+        .map(|i| {
+            mq.add_chain(&[
+                Buf::r(0x100000 + i * 32, 16),
+                Buf::w(DATA + i * 4096, 4096),
+                Buf::w(0x100010 + i * 32, 1),
+            ])
+        })
+        .collect();
+    (mq, heads)
 }
 
 /// The split-ring walk alone: take `batch` chains, translate every buffer to
 /// host memory, return them to the used ring, publish.
 fn walk_ours(batch: usize, iters: usize) -> Row {
     let mem = GuestMemory::anonymous(&[(0, MEM)]).unwrap();
-    let mut mq = MockQueue::new(&mem, 0x1000, QSIZE);
-    let mut heads = Vec::new();
-    for i in 0..batch as u64 {
-        heads.push(mq.add_chain(&[
-            Buf::r(0x100000 + i * 32, 16),
-            Buf::w(DATA + i * 4096, 4096),
-            Buf::w(0x100010 + i * 32, 1),
-        ]));
-    }
+    let (mut mq, heads) = read_chains(&mem, batch);
     let mut q = SplitQueue::new(mem.clone(), mq.config(), VIRTIO_F_VERSION_1, 0, 0).unwrap();
     let mut chain = Chain::new();
-    let mut hist = Histogram::<u64>::new(3).unwrap();
-    let (mut cycles, mut n, mut bytes) = (0u64, 0u64, 0u64);
+    let mut timer = Timer::new(iters);
+    let mut bytes = 0u64;
     for it in 0..iters {
         for &h in &heads {
             mq.push_avail(h);
@@ -218,32 +256,15 @@ fn walk_ours(batch: usize, iters: usize) -> Row {
         q.publish_used();
         let dt = tsc() - t;
         while mq.pop_used().is_some() {}
-        if it >= iters / 10 {
-            cycles += dt;
-            n += batch as u64;
-            let _ = hist.record(dt / batch as u64);
-        }
+        timer.record(it, dt, batch);
     }
     assert!(bytes > 0);
-    Row {
-        name: "walk vfio::virtq".into(),
-        batch,
-        cycles_per: cycles as f64 / n as f64,
-        hist,
-    }
+    timer.row("walk vfio::virtq", batch)
 }
 
 fn walk_peer(batch: usize, iters: usize) -> Row {
     let mem = GuestMemory::anonymous(&[(0, MEM)]).unwrap();
-    let mut mq = MockQueue::new(&mem, 0x1000, QSIZE);
-    let mut heads = Vec::new();
-    for i in 0..batch as u64 {
-        heads.push(mq.add_chain(&[
-            Buf::r(0x100000 + i * 32, 16),
-            Buf::w(DATA + i * 4096, 4096),
-            Buf::w(0x100010 + i * 32, 1),
-        ]));
-    }
+    let (mut mq, heads) = read_chains(&mem, batch);
     let cfg = mq.config();
     let gm = mem.mmap();
     let mut q = Queue::new(QSIZE).unwrap();
@@ -254,8 +275,8 @@ fn walk_peer(batch: usize, iters: usize) -> Row {
         .unwrap();
     q.try_set_used_ring_address(GuestAddress(cfg.used)).unwrap();
     q.set_ready(true);
-    let mut hist = Histogram::<u64>::new(3).unwrap();
-    let (mut cycles, mut n, mut bytes) = (0u64, 0u64, 0u64);
+    let mut timer = Timer::new(iters);
+    let mut bytes = 0u64;
     for it in 0..iters {
         for &h in &heads {
             mq.push_avail(h);
@@ -275,19 +296,10 @@ fn walk_peer(batch: usize, iters: usize) -> Row {
         let _ = q.needs_notification(gm);
         let dt = tsc() - t;
         while mq.pop_used().is_some() {}
-        if it >= iters / 10 {
-            cycles += dt;
-            n += batch as u64;
-            let _ = hist.record(dt / batch as u64);
-        }
+        timer.record(it, dt, batch);
     }
     assert!(bytes > 0);
-    Row {
-        name: "walk virtio-queue".into(),
-        batch,
-        cycles_per: cycles as f64 / n as f64,
-        hist,
-    }
+    timer.row("walk virtio-queue", batch)
 }
 
 /// virtio-blk device alone: cycles per request of the split and packed
@@ -332,16 +344,8 @@ fn qos_cost(iters: usize) {
         for (k, limits) in [QosLimits::default(), on].into_iter().enumerate() {
             let mem = GuestMemory::anonymous(&[(0, MEM)]).unwrap();
             let backend = Box::new(NullBackend::new(1 << 30, 4096));
-            let cfg = BlkConfig::new(&backend.info(), 512, 1, "bench").unwrap();
-            let mut dev = BlkDevice::new("bench", backend, cfg);
-            dev.set_features(
-                VIRTIO_F_VERSION_1 | VIRTIO_RING_F_INDIRECT_DESC | VIRTIO_RING_F_EVENT_IDX,
-            );
-            dev.set_memory(mem.clone());
-            dev.qos_handle().set(limits);
-            let mut drv = BlkDriver::new(&mem, 0x1000, QSIZE, 0x1000 + MockQueue::footprint(QSIZE));
-            drv.q.set_event_idx(true);
-            dev.start_queue(0, drv.q.config(), 0).unwrap();
+            let (mut dev, mut drv) =
+                split_device(&mem, backend, |dev| dev.qos_handle().set(limits));
             for i in 0..QD {
                 drv.request(
                     VIRTIO_BLK_T_IN,
@@ -434,6 +438,20 @@ fn latency_cost(iters: usize, repeat: usize) {
     }
 }
 
+/// Per batch size, row `b` over row `a`: mean and median cycles.
+fn print_ratios(rows: &[Row], (a, b): (&str, &str), what: &str) {
+    for batch in [1usize, 32] {
+        let get = |n: &str| rows.iter().find(|r| r.name == n && r.batch == batch);
+        if let (Some(a), Some(b)) = (get(a), get(b)) {
+            println!(
+                "batch {batch:>2}: {what}: mean {:.2}x, median {:.2}x",
+                b.cycles_per / a.cycles_per,
+                b.hist.value_at_quantile(0.5) as f64 / a.hist.value_at_quantile(0.5).max(1) as f64
+            );
+        }
+    }
+}
+
 fn main() {
     let a = <Args as clap::Parser>::parse();
     let iters = a.iters;
@@ -470,26 +488,16 @@ fn main() {
             r.hist.value_at_quantile(0.99)
         );
     }
-    for batch in [1usize, 32] {
-        let get = |n: &str| rows.iter().find(|r| r.name == n && r.batch == batch);
-        if let (Some(a), Some(b)) = (get("walk vfio::virtq"), get("walk virtio-queue")) {
-            println!(
-                "batch {batch:>2}: split-ring walk, virtio-queue / vfio::virtq cycles: mean {:.2}x, median {:.2}x",
-                b.cycles_per / a.cycles_per,
-                b.hist.value_at_quantile(0.5) as f64 / a.hist.value_at_quantile(0.5).max(1) as f64
-            );
-        }
-    }
-    for batch in [1usize, 32] {
-        let get = |n: &str| rows.iter().find(|r| r.name == n && r.batch == batch);
-        if let (Some(a), Some(b)) = (get("device split"), get("device split leased")) {
-            println!(
-                "batch {batch:>2}: backend on loan (bdev under a vhost controller) / owned cycles per request: mean {:.2}x, median {:.2}x",
-                b.cycles_per / a.cycles_per,
-                b.hist.value_at_quantile(0.5) as f64 / a.hist.value_at_quantile(0.5).max(1) as f64
-            );
-        }
-    }
+    print_ratios(
+        &rows,
+        ("walk vfio::virtq", "walk virtio-queue"),
+        "split-ring walk, virtio-queue / vfio::virtq cycles",
+    );
+    print_ratios(
+        &rows,
+        ("device split", "device split leased"),
+        "backend on loan (bdev under a vhost controller) / owned cycles per request",
+    );
     for r in &rows {
         println!(
             "{{\"bench\":\"blk_device\",\"what\":\"{}\",\"batch\":{},\"cycles_per_req\":{:.1},\"mreq_per_s_core\":{:.2},\"p50_cycles\":{},\"p99_cycles\":{}}}",

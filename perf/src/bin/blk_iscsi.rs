@@ -855,27 +855,90 @@ struct Args {
     targets: String,
 }
 
-fn main() {
-    let a = <Args as clap::Parser>::parse();
-    let _cleanup = cleanup::install("blk_iscsi");
-    let repeat: usize = a.repeat.max(1);
-    let secs: f64 = a.secs;
-    VETH_MTU.store(a.mtu, Ordering::Relaxed);
-    let only: String = a.targets;
-    let wanted = |w: &str| only.is_empty() || only.split(',').any(|o| o == w);
-    let hz = tsc_hz();
-    let dir = std::env::temp_dir().join(format!("blk-iscsi-bench-{}", std::process::id()));
-    cleanup::record(Resource::Path(dir.clone()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    cleanup::record(Resource::Path(std::env::temp_dir().join(format!(
-        "vswitch-iscsi-blk-iscsi-bench-{}",
-        std::process::id()
-    ))));
-    let t = tgt::Tgtd::start("blk-iscsi-bench", LUN_BYTES);
-    if let Some(r) = t.pid().and_then(Resource::process) {
-        cleanup::record(r);
+/// What every read case needs: the work dir, the loopback tgtd, the veth
+/// rig (or why there is none), seconds per run, the TSC rate, repeats.
+struct Bench<'a> {
+    dir: &'a Path,
+    t: &'a tgt::Tgtd,
+    veth: &'a std::result::Result<Veth, String>,
+    secs: f64,
+    hz: f64,
+    repeat: usize,
+}
+
+impl Bench<'_> {
+    /// One run of the read case `which` at queue depth `qd`.
+    fn read_case(&self, which: &'static str, qd: usize) -> std::result::Result<Result, String> {
+        let (dir, t, secs, hz) = (self.dir, self.t, self.secs, self.hz);
+        match which {
+            "vswitch" | "vs-adapt" | "vs-wait" | "vs-watch" | "vs-wait-rw" => {
+                ours(dir, t, qd, secs, hz, which)
+            }
+            "vs-utcp" => {
+                let v = self.veth.as_ref().map_err(Clone::clone)?;
+                let tgtd = v.tgtd.as_ref().expect("started");
+                ours_on(dir, tgtd, qd, secs, hz, "vs-utcp", Some(v))
+            }
+            "vs-one" | "vs-one-a" | "vs-one-w" => one_process(
+                dir,
+                self.veth.as_ref().map_err(Clone::clone)?,
+                qd,
+                secs,
+                hz,
+                which,
+            ),
+            "qsd-veth" => qsd_veth(dir, self.veth.as_ref().map_err(Clone::clone)?, qd, secs, hz),
+            _ => qsd(dir, t, qd, secs, hz),
+        }
     }
-    let veth = if [
+}
+
+/// The read rows at QD 1 and 32: every wanted target `repeat` times,
+/// interleaved (all targets, then again: load that drifts during the run
+/// hits every target alike); prints and returns the median run of each.
+fn read_table(b: &Bench, wanted: &dyn Fn(&str) -> bool) -> Vec<Result> {
+    let mut rows: Vec<Result> = Vec::new();
+    for qd in [1usize, 32] {
+        let targets: Vec<&'static str> = [
+            "vswitch",
+            "vs-watch",
+            "vs-adapt",
+            "vs-wait",
+            "vs-wait-rw",
+            "vs-utcp",
+            "qsd",
+            "vs-one",
+            "vs-one-a",
+            "vs-one-w",
+            "qsd-veth",
+        ]
+        .into_iter()
+        .filter(|w| wanted(w))
+        .collect();
+        let mut runs: Vec<Vec<std::result::Result<Result, String>>> =
+            targets.iter().map(|_| Vec::new()).collect();
+        for _ in 0..b.repeat {
+            for (i, &which) in targets.iter().enumerate() {
+                runs[i].push(b.read_case(which, qd));
+            }
+        }
+        for (which, runs) in targets.iter().zip(runs) {
+            match median_of(runs, iops) {
+                Ok(r) => {
+                    print_row(&r, b.hz);
+                    rows.push(r);
+                }
+                Err(e) => println!("{which:<8} {qd:>4} failed: {e}"),
+            }
+        }
+    }
+    rows
+}
+
+/// The user-TCP rig (EAL, veth, namespaced tgtd) when a wanted row or
+/// section runs over it.
+fn veth_rig(wanted: &dyn Fn(&str) -> bool) -> std::result::Result<Veth, String> {
+    let over_veth = [
         "vs-utcp",
         "vs-one",
         "vs-one-a",
@@ -884,22 +947,20 @@ fn main() {
         "one-cache",
         "one-write",
         "iperf-veth",
-    ]
-    .iter()
-    .any(|w| wanted(w))
-    {
-        // The in-process EAL's runtime directory (usertcp::init_eal's prefix).
-        cleanup::record(Resource::Path(std::path::PathBuf::from(format!(
-            "/var/run/dpdk/vswitch-utcp-{}",
-            std::process::id()
-        ))));
-        usertcp::init_eal().and_then(|()| veth_tgtd())
-    } else {
-        Err("not asked for".into())
-    };
-    if let Err(e) = &veth {
-        println!("(no user-TCP rows: {e})");
+    ];
+    if !over_veth.iter().any(|w| wanted(w)) {
+        return Err("not asked for".into());
     }
+    // The in-process EAL's runtime directory (usertcp::init_eal's prefix).
+    cleanup::record(Resource::Path(std::path::PathBuf::from(format!(
+        "/var/run/dpdk/vswitch-utcp-{}",
+        std::process::id()
+    ))));
+    usertcp::init_eal().and_then(|()| veth_tgtd())
+}
+
+/// What the run measures, and the read table's column names.
+fn print_header(t: &tgt::Tgtd, hz: f64, secs: f64, repeat: usize) {
     println!(
         "vhost-user-blk on iSCSI (tgtd {} file LUN), 4 KiB reads, guest driver CPU 0, back end CPU 1",
         t.portal()
@@ -921,89 +982,32 @@ fn main() {
         "max us",
         "errors"
     );
-    let mut rows: Vec<Result> = Vec::new();
-    for qd in [1usize, 32] {
-        let targets: Vec<&'static str> = [
-            "vswitch",
-            "vs-watch",
-            "vs-adapt",
-            "vs-wait",
-            "vs-wait-rw",
-            "vs-utcp",
-            "qsd",
-            "vs-one",
-            "vs-one-a",
-            "vs-one-w",
-            "qsd-veth",
-        ]
-        .into_iter()
-        .filter(|w| wanted(w))
-        .collect();
-        // Repeats interleaved (all targets, then again): load that drifts
-        // during the run hits every target alike.
-        let mut runs: Vec<Vec<std::result::Result<Result, String>>> =
-            targets.iter().map(|_| Vec::new()).collect();
-        for _ in 0..repeat {
-            for (i, &which) in targets.iter().enumerate() {
-                runs[i].push(match which {
-                    "vswitch" => ours(&dir, &t, qd, secs, hz, "vswitch"),
-                    "vs-adapt" => ours(&dir, &t, qd, secs, hz, "vs-adapt"),
-                    "vs-wait" => ours(&dir, &t, qd, secs, hz, "vs-wait"),
-                    "vs-watch" => ours(&dir, &t, qd, secs, hz, "vs-watch"),
-                    "vs-wait-rw" => ours(&dir, &t, qd, secs, hz, "vs-wait-rw"),
-                    "vs-utcp" => match &veth {
-                        Ok(v) => ours_on(
-                            &dir,
-                            v.tgtd.as_ref().expect("started"),
-                            qd,
-                            secs,
-                            hz,
-                            "vs-utcp",
-                            Some(v),
-                        ),
-                        Err(e) => Err(e.clone()),
-                    },
-                    "vs-one" | "vs-one-a" | "vs-one-w" => match &veth {
-                        Ok(v) => one_process(&dir, v, qd, secs, hz, which),
-                        Err(e) => Err(e.clone()),
-                    },
-                    "qsd-veth" => match &veth {
-                        Ok(v) => qsd_veth(&dir, v, qd, secs, hz),
-                        Err(e) => Err(e.clone()),
-                    },
-                    _ => qsd(&dir, &t, qd, secs, hz),
-                });
-            }
-        }
-        for (which, runs) in targets.iter().zip(runs) {
-            let best = median_of(runs, iops);
-            match best {
-                Ok(r) => {
-                    let us = |p: f64| r.hist.value_at_quantile(p) as f64 / 1000.0;
-                    println!(
-                        "{:<10} {:>4} {:>11.0} {:>13.0} {:>9.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7}",
-                        r.target,
-                        r.qd,
-                        r.ops as f64 / r.wall,
-                        r.ops as f64 / r.backend_cpu.max(1e-9),
-                        r.backend_cpu * hz / r.ops.max(1) as f64,
-                        us(0.5),
-                        us(0.99),
-                        us(0.999),
-                        r.hist.max() as f64 / 1000.0,
-                        r.errors
-                    );
-                    rows.push(r);
-                }
-                Err(e) => println!("{which:<8} {qd:>4} failed: {e}"),
-            }
-        }
-    }
+}
+
+/// One line of the read table.
+fn print_row(r: &Result, hz: f64) {
+    let us = |p: f64| r.hist.value_at_quantile(p) as f64 / 1000.0;
+    println!(
+        "{:<10} {:>4} {:>11.0} {:>13.0} {:>9.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7}",
+        r.target,
+        r.qd,
+        r.ops as f64 / r.wall,
+        r.ops as f64 / r.backend_cpu.max(1e-9),
+        r.backend_cpu * hz / r.ops.max(1) as f64,
+        us(0.5),
+        us(0.99),
+        us(0.999),
+        r.hist.max() as f64 / 1000.0,
+        r.errors
+    );
+}
+
+/// Our rows over their peers: loopback rows against qsd on loopback, the
+/// veth rows against qsd on the same veth and namespaced tgtd.
+fn print_ratios(rows: &[Result]) {
     println!();
     for qd in [1usize, 32] {
         let get = |w: &str| rows.iter().find(|r| r.target == w && r.qd == qd);
-        // Loopback rows against qsd on loopback; the veth rows against qsd
-        // on the same veth and namespaced tgtd.
         for (ours, peer) in [
             ("vswitch", "qsd"),
             ("vs-watch", "qsd"),
@@ -1027,7 +1031,11 @@ fn main() {
             }
         }
     }
-    for r in &rows {
+}
+
+/// One JSON line per read row (what scripts collect).
+fn print_json(rows: &[Result], hz: f64) {
+    for r in rows {
         println!(
             "{{\"bench\":\"blk_iscsi\",\"target\":\"{}\",\"qd\":{},\"iops\":{:.0},\"iops_per_core\":{:.0},\"cycles_per_req\":{:.0},\"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"errors\":{},\"queues\":{},\"kicks\":{}}}",
             r.target,
@@ -1043,32 +1051,41 @@ fn main() {
             r.kicks
         );
     }
-    if let (true, Ok(v)) = (wanted("iperf-veth"), &veth) {
-        println!("\n== libiscsi iscsi-perf over the veth (kernel TCP, no VM path; 4 KiB random reads), median of {repeat}");
-        for qd in [1usize, 32] {
-            let mut runs: Vec<(f64, f64)> = (0..repeat)
-                .filter_map(|_| match iscsi_perf_veth(v, qd, secs, hz) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        println!("iscsi-perf qd {qd} failed: {e}");
-                        None
-                    }
-                })
-                .collect();
-            runs.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let Some(&(p_iops, p_cyc)) = runs.get(runs.len() / 2) else {
-                continue;
-            };
-            println!("iscsi-perf {qd:>4} {p_iops:>11.0} IOPS {p_cyc:>9.0} cyc/req");
-            if let Some(a) = rows.iter().find(|r| r.target == "vs-one-w" && r.qd == qd) {
-                println!(
-                    "qd {qd:>2}: vs-one-w/iscsi-perf IOPS {:.2}x, cycles/req {:.0} vs {p_cyc:.0}",
-                    iops(a) / p_iops,
-                    cycles(a, hz)
-                );
-            }
+}
+
+/// libiscsi's `iscsi-perf` over the veth (kernel TCP, no VM path), median
+/// of `repeat` runs, against the one-process system's row.
+fn iscsi_perf_section(v: &Veth, rows: &[Result], b: &Bench) {
+    let (repeat, secs, hz) = (b.repeat, b.secs, b.hz);
+    println!("\n== libiscsi iscsi-perf over the veth (kernel TCP, no VM path; 4 KiB random reads), median of {repeat}");
+    for qd in [1usize, 32] {
+        let mut runs: Vec<(f64, f64)> = (0..repeat)
+            .filter_map(|_| match iscsi_perf_veth(v, qd, secs, hz) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    println!("iscsi-perf qd {qd} failed: {e}");
+                    None
+                }
+            })
+            .collect();
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let Some(&(p_iops, p_cyc)) = runs.get(runs.len() / 2) else {
+            continue;
+        };
+        println!("iscsi-perf {qd:>4} {p_iops:>11.0} IOPS {p_cyc:>9.0} cyc/req");
+        if let Some(a) = rows.iter().find(|r| r.target == "vs-one-w" && r.qd == qd) {
+            println!(
+                "qd {qd:>2}: vs-one-w/iscsi-perf IOPS {:.2}x, cycles/req {:.0} vs {p_cyc:.0}",
+                iops(a) / p_iops,
+                cycles(a, hz)
+            );
         }
     }
+}
+
+/// The uncached goal: at least the kernel path's IOPS with less back-end
+/// CPU per I/O.
+fn print_goals(rows: &[Result], hz: f64) {
     println!("\ngoal uncached: >= 1x the kernel path's IOPS with less back-end CPU per I/O");
     for qd in [1usize, 32] {
         let get = |w: &str| rows.iter().find(|r| r.target == w && r.qd == qd);
@@ -1088,6 +1105,48 @@ fn main() {
             }
         }
     }
+}
+
+fn main() {
+    let a = <Args as clap::Parser>::parse();
+    let _cleanup = cleanup::install("blk_iscsi");
+    let repeat: usize = a.repeat.max(1);
+    let secs: f64 = a.secs;
+    VETH_MTU.store(a.mtu, Ordering::Relaxed);
+    let only: String = a.targets;
+    let wanted = |w: &str| only.is_empty() || only.split(',').any(|o| o == w);
+    let hz = tsc_hz();
+    let dir = std::env::temp_dir().join(format!("blk-iscsi-bench-{}", std::process::id()));
+    cleanup::record(Resource::Path(dir.clone()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    cleanup::record(Resource::Path(std::env::temp_dir().join(format!(
+        "vswitch-iscsi-blk-iscsi-bench-{}",
+        std::process::id()
+    ))));
+    let t = tgt::Tgtd::start("blk-iscsi-bench", LUN_BYTES);
+    if let Some(r) = t.pid().and_then(Resource::process) {
+        cleanup::record(r);
+    }
+    let veth = veth_rig(&wanted);
+    if let Err(e) = &veth {
+        println!("(no user-TCP rows: {e})");
+    }
+    print_header(&t, hz, secs, repeat);
+    let bench = Bench {
+        dir: &dir,
+        t: &t,
+        veth: &veth,
+        secs,
+        hz,
+        repeat,
+    };
+    let rows = read_table(&bench, &wanted);
+    print_ratios(&rows);
+    print_json(&rows, hz);
+    if let (true, Ok(v)) = (wanted("iperf-veth"), &veth) {
+        iscsi_perf_section(v, &rows, &bench);
+    }
+    print_goals(&rows, hz);
     if wanted("write") {
         write_section(
             "vs-wait/qsd",
