@@ -201,16 +201,11 @@ pub(crate) fn update(peers: &mut [Peer; 2], seg: &Seg, reply: bool) -> (Update, 
         }
     }
 
-    let (mut sws, mut dws) = (0u8, 0u8);
-    if f & SYN == 0 {
-        if src.wscale & WS_FLAG != 0 && dst.wscale & WS_FLAG != 0 {
-            sws = src.wscale & WS_MASK;
-            dws = dst.wscale & WS_MASK;
-        } else if src.wscale & WS_UNKNOWN != 0 && dst.wscale & WS_UNKNOWN != 0 {
-            sws = MAX_WSCALE;
-            dws = MAX_WSCALE;
-        }
-    }
+    let (mut sws, mut dws) = if f & SYN == 0 {
+        window_scales(src, dst)
+    } else {
+        (0, 0)
+    };
 
     let mut win = seg.win as u32;
     let orig_seq = seg.seq;
@@ -311,18 +306,7 @@ pub(crate) fn update(peers: &mut [Peer; 2], seg: &Seg, reply: bool) -> (Update, 
             src.state = st::TIME_WAIT;
             dst.state = st::TIME_WAIT;
         }
-        let tm = if src.state >= st::FIN_WAIT_2 && dst.state >= st::FIN_WAIT_2 {
-            Tm::TcpClosed
-        } else if src.state >= st::CLOSING && dst.state >= st::CLOSING {
-            Tm::TcpFinWait
-        } else if src.state < st::ESTABLISHED || dst.state < st::ESTABLISHED {
-            Tm::TcpOpening
-        } else if src.state >= st::CLOSING || dst.state >= st::CLOSING {
-            Tm::TcpClosing
-        } else {
-            Tm::TcpEstablished
-        };
-        (Update::Valid, Some(tm))
+        (Update::Valid, Some(state_timeout(src, dst)))
     } else if (dst.state < st::SYN_SENT
         || dst.state >= st::FIN_WAIT_2
         || src.state >= st::FIN_WAIT_2)
@@ -344,6 +328,36 @@ pub(crate) fn update(peers: &mut [Peer; 2], seg: &Seg, reply: bool) -> (Update, 
         (Update::Valid, None)
     } else {
         (Update::Invalid, None)
+    }
+}
+
+/// The shifts of both sides' windows outside a SYN: the negotiated scales
+/// when both sent the option (RFC 7323 §2.2), the largest when both are
+/// unknown (a connection picked up mid-stream), else none.
+#[inline]
+fn window_scales(src: &Peer, dst: &Peer) -> (u8, u8) {
+    if src.wscale & WS_FLAG != 0 && dst.wscale & WS_FLAG != 0 {
+        (src.wscale & WS_MASK, dst.wscale & WS_MASK)
+    } else if src.wscale & WS_UNKNOWN != 0 && dst.wscale & WS_UNKNOWN != 0 {
+        (MAX_WSCALE, MAX_WSCALE)
+    } else {
+        (0, 0)
+    }
+}
+
+/// The timeout a valid segment arms, from both sides' states after it.
+#[inline]
+fn state_timeout(src: &Peer, dst: &Peer) -> Tm {
+    if src.state >= st::FIN_WAIT_2 && dst.state >= st::FIN_WAIT_2 {
+        Tm::TcpClosed
+    } else if src.state >= st::CLOSING && dst.state >= st::CLOSING {
+        Tm::TcpFinWait
+    } else if src.state < st::ESTABLISHED || dst.state < st::ESTABLISHED {
+        Tm::TcpOpening
+    } else if src.state >= st::CLOSING || dst.state >= st::CLOSING {
+        Tm::TcpClosing
+    } else {
+        Tm::TcpEstablished
     }
 }
 

@@ -66,6 +66,49 @@ fn login(s: &mut Session, now: Instant, keys: &[(&str, &str)], max_cmd_window: u
     req.cmd_sn
 }
 
+/// A login response that does not log in: `class` 1 (redirect), 2
+/// (initiator error) or 3 (target error) with `detail` (RFC 7143 section
+/// 11.13.5), staying in the operational stage.
+fn login_refusal(req: &LoginRequest, class: u8, detail: u8) -> LoginResponse {
+    LoginResponse {
+        transit: false,
+        continue_flag: false,
+        csg: Stage::Operational,
+        nsg: Stage::Operational,
+        version_max: 0,
+        version_active: 0,
+        isid: req.isid,
+        tsih: 0,
+        itt: req.itt,
+        stat_sn: 0,
+        exp_cmd_sn: req.cmd_sn,
+        max_cmd_sn: req.cmd_sn,
+        status_class: class,
+        status_detail: detail,
+    }
+}
+
+/// A SCSI response to `itt` with `status` (StatSN 100, no residuals, the
+/// window fields 0).
+fn response(itt: u32, status: u8) -> ScsiResponse {
+    ScsiResponse {
+        bidi_overflow: false,
+        bidi_underflow: false,
+        overflow: false,
+        underflow: false,
+        response: 0,
+        status,
+        itt,
+        snack_tag: 0,
+        stat_sn: 100,
+        exp_cmd_sn: 0,
+        max_cmd_sn: 0,
+        exp_data_sn: 0,
+        bidi_residual: 0,
+        residual: 0,
+    }
+}
+
 fn session(p: Proposal) -> Session {
     let mut c = SessionConfig::new("iqn.2026-01.test:i", Some("iqn.2026-01.test:t"));
     c.proposal = p;
@@ -333,27 +376,7 @@ fn reissue_after_reconnect_completes_each_command_once() {
     let first = sent(&mut s);
     assert_eq!(first.len(), 3);
     // The first completes; then the connection dies.
-    deliver(
-        &mut s,
-        Pdu::ScsiResponse(ScsiResponse {
-            bidi_overflow: false,
-            bidi_underflow: false,
-            overflow: false,
-            underflow: false,
-            response: 0,
-            status: 0,
-            itt: tags[0],
-            snack_tag: 0,
-            stat_sn: 100,
-            exp_cmd_sn: 0,
-            max_cmd_sn: 0,
-            exp_data_sn: 0,
-            bidi_residual: 0,
-            residual: 0,
-        }),
-        &[],
-        now,
-    );
+    deliver(&mut s, Pdu::ScsiResponse(response(tags[0], 0)), &[], now);
     assert!(matches!(s.poll_event(), Some(Event::Completed(c)) if c.tag == tags[0]));
     s.connection_lost("reset by peer");
     assert!(matches!(
@@ -381,27 +404,7 @@ fn reissue_after_reconnect_completes_each_command_once() {
         "reissued in order, acknowledged one not resent"
     );
     // A stale response for the completed tag is a protocol error, never a 2nd completion.
-    deliver(
-        &mut s,
-        Pdu::ScsiResponse(ScsiResponse {
-            bidi_overflow: false,
-            bidi_underflow: false,
-            overflow: false,
-            underflow: false,
-            response: 0,
-            status: 0,
-            itt: tags[0],
-            snack_tag: 0,
-            stat_sn: 100,
-            exp_cmd_sn: 0,
-            max_cmd_sn: 0,
-            exp_data_sn: 0,
-            bidi_residual: 0,
-            residual: 0,
-        }),
-        &[],
-        now,
-    );
+    deliver(&mut s, Pdu::ScsiResponse(response(tags[0], 0)), &[], now);
     assert!(matches!(
         s.poll_event(),
         Some(Event::Failed(SessionError::Protocol(_)))
@@ -418,27 +421,7 @@ fn check_condition_descriptor_sense_is_typed() {
     let _ = sent(&mut s);
     let mut data = vec![0, 8];
     data.extend_from_slice(&[0x72, 0x07, 0x27, 0x00, 0, 0, 0, 0]); // DATA PROTECT, write protected
-    deliver(
-        &mut s,
-        Pdu::ScsiResponse(ScsiResponse {
-            bidi_overflow: false,
-            bidi_underflow: false,
-            overflow: false,
-            underflow: false,
-            response: 0,
-            status: 2,
-            itt: tag,
-            snack_tag: 0,
-            stat_sn: 100,
-            exp_cmd_sn: 0,
-            max_cmd_sn: 0,
-            exp_data_sn: 0,
-            bidi_residual: 0,
-            residual: 0,
-        }),
-        &data,
-        now,
-    );
+    deliver(&mut s, Pdu::ScsiResponse(response(tag, 2)), &data, now);
     let Some(Event::Completed(c)) = s.poll_event() else {
         panic!()
     };
@@ -565,20 +548,9 @@ fn login_reject_is_reported_with_its_meaning() {
     deliver(
         &mut s,
         Pdu::LoginResponse(LoginResponse {
-            transit: false,
-            continue_flag: false,
-            csg: Stage::Operational,
-            nsg: Stage::Operational,
-            version_max: 0,
-            version_active: 0,
-            isid: req.isid,
-            tsih: 0,
-            itt: req.itt,
-            stat_sn: 0,
             exp_cmd_sn: 0,
             max_cmd_sn: 0,
-            status_class: 2,
-            status_detail: 1,
+            ..login_refusal(&req, 2, 1)
         }),
         &[],
         now,
@@ -642,20 +614,9 @@ fn capacity_changed_unit_attention_is_reported_and_the_command_retried() {
     deliver(
         &mut s,
         Pdu::ScsiResponse(ScsiResponse {
-            bidi_overflow: false,
-            bidi_underflow: false,
-            overflow: false,
-            underflow: false,
-            response: 0,
-            status: 2,
-            itt: tag,
-            snack_tag: 0,
-            stat_sn: 100,
             exp_cmd_sn: 2,
             max_cmd_sn: 9,
-            exp_data_sn: 0,
-            bidi_residual: 0,
-            residual: 0,
+            ..response(tag, 2)
         }),
         &data,
         now,
@@ -699,22 +660,7 @@ fn login_redirect_is_a_typed_failure() {
         }
         deliver(
             &mut s,
-            Pdu::LoginResponse(LoginResponse {
-                transit: false,
-                continue_flag: false,
-                csg: Stage::Operational,
-                nsg: Stage::Operational,
-                version_max: 0,
-                version_active: 0,
-                isid: req.isid,
-                tsih: 0,
-                itt: req.itt,
-                stat_sn: 0,
-                exp_cmd_sn: req.cmd_sn,
-                max_cmd_sn: req.cmd_sn,
-                status_class: 1,
-                status_detail: detail,
-            }),
+            Pdu::LoginResponse(login_refusal(&req, 1, detail)),
             &data,
             now,
         );
