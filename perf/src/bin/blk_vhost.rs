@@ -226,7 +226,9 @@ struct Args {
     /// Seconds per run (after 0.5 s of warm-up).
     #[arg(long, default_value_t = 3.0)]
     secs: f64,
-    /// Runs per case; the median (by IOPS) is reported.
+    /// Runs per case; the median (by IOPS) is reported. With `--qos-cost`
+    /// and `--metrics-cost`: alternating off/on pairs (9 or more give
+    /// quartiles worth reading).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
     /// Only measure the cost of QoS: our server at QD 128 with no limit
@@ -322,16 +324,20 @@ fn metrics_cost(dir: &Path, repeat: usize, secs: f64, hz: f64) {
     });
 }
 
+/// Limits far above any rate this host reaches: the IOPS, read and total
+/// bandwidth buckets are all refilled and checked, none ever runs dry.
+const QOS_FAR_ABOVE: QosLimits = QosLimits {
+    rw_ios_per_sec: 1 << 40,
+    rw_mbytes_per_sec: 1 << 30,
+    r_mbytes_per_sec: 1 << 30,
+    w_mbytes_per_sec: 0,
+};
+
 /// `--qos-cost`: QD 128, one queue, no limit against limits far above the
 /// rate (every bucket checked per request, none ever empty; see
 /// [`ab_cost`]).
 fn qos_cost(dir: &Path, repeat: usize, secs: f64, hz: f64) {
-    let on = QosLimits {
-        rw_ios_per_sec: 1 << 40,
-        rw_mbytes_per_sec: 1 << 30,
-        r_mbytes_per_sec: 1 << 30,
-        w_mbytes_per_sec: 0,
-    };
+    let on = QOS_FAR_ABOVE;
     ab_cost("qos", repeat, hz, |enabled| {
         let limits = if enabled { on } else { QosLimits::default() };
         ours_with(dir, 128, 1, secs, hz, limits, false)
@@ -342,7 +348,9 @@ fn qos_cost(dir: &Path, repeat: usize, secs: f64, hz: f64) {
 /// first alternates, so a drift in the machine's load favours neither),
 /// compared per pair on the poller's busy cycles per request (the work a
 /// request costs the polling core; at QD 128 the simulated driver, not the
-/// poller, bounds IOPS) and on IOPS; the medians of the pair ratios.
+/// poller, bounds IOPS) and on IOPS; the median, quartiles and range of
+/// the pair ratios, then the same feature in one thread (`--round-cost`'s
+/// batch row, off and on), where no other core or task adds noise.
 fn ab_cost(
     name: &str,
     repeat: usize,
@@ -383,33 +391,135 @@ fn ab_cost(
     if runs.is_empty() {
         return;
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+    let ratios = |f: &dyn Fn(&Result) -> f64| -> Spread {
+        Spread::of(runs.iter().map(|(a, b)| f(b) / f(a)).collect())
     };
-    let ratio =
-        |f: &dyn Fn(&Result) -> f64| median(runs.iter().map(|(a, b)| f(b) / f(a)).collect());
-    let (busy_r, iops_r, cpu_r) = (ratio(&busy), ratio(&iops), ratio(&cpu));
+    let (busy_r, iops_r, cpu_r) = (ratios(&busy), ratios(&iops), ratios(&cpu));
+    let abs = |on: bool| {
+        Spread::of(
+            runs.iter()
+                .map(|(a, b)| busy(if on { b } else { a }))
+                .collect(),
+        )
+        .median
+    };
     println!(
-        "{name} cost, null backend, QD 128, 1 queue, 4 KiB reads, medians of {} alternating pairs:",
+        "{name} cost, null backend, QD 128, 1 queue, 4 KiB reads, {} alternating pairs \
+         (on/off ratio per pair; median [quartiles] min..max):",
         runs.len()
     );
+    let pct = |v: f64| (v - 1.0) * 100.0;
     println!(
-        "{name} on/off: busy cycles per request {:+.1}%, IOPS {iops_r:.3}x, CPU cycles per request {:+.1}%",
-        (busy_r - 1.0) * 100.0,
-        (cpu_r - 1.0) * 100.0
+        "{name} on/off: busy cycles per request {:+.1}% [{:+.1}% {:+.1}%] {:+.1}%..{:+.1}% \
+         (median {:.0} -> {:.0} cycles)",
+        pct(busy_r.median),
+        pct(busy_r.q1),
+        pct(busy_r.q3),
+        pct(busy_r.min),
+        pct(busy_r.max),
+        abs(false),
+        abs(true),
     );
     println!(
-        "{{\"bench\":\"blk_vhost_{name}_cost\",\"pairs\":{},\"busy_cycles_ratio_median\":{busy_r:.4},\"iops_ratio_median\":{iops_r:.4},\"cpu_cycles_ratio_median\":{cpu_r:.4}}}",
-        runs.len()
+        "{name} on/off: IOPS {:.3}x [{:.3}x {:.3}x], CPU cycles per request {:+.1}% [{:+.1}% {:+.1}%]",
+        iops_r.median,
+        iops_r.q1,
+        iops_r.q3,
+        pct(cpu_r.median),
+        pct(cpu_r.q1),
+        pct(cpu_r.q3),
     );
+    // The same features in one thread, without the driver's core or the
+    // scheduler (see `round_cost`): the cost itself, noise-free.
+    let (qos, latency) = (name == "qos", name == "metrics");
+    let [_, _, off] = round_cost_of(false, false);
+    let [_, _, on] = round_cost_of(qos, latency);
+    println!(
+        "{name} in-thread (--round-cost), per read in a round of 32: off {off} cycles, on {on} ({:+})",
+        on as i64 - off as i64
+    );
+    println!(
+        "{{\"bench\":\"blk_vhost_{name}_cost\",\"pairs\":{},\"busy_cycles_ratio_median\":{:.4},\"busy_cycles_ratio_q1\":{:.4},\"busy_cycles_ratio_q3\":{:.4},\"busy_cycles_ratio_min\":{:.4},\"busy_cycles_ratio_max\":{:.4},\"iops_ratio_median\":{:.4},\"cpu_cycles_ratio_median\":{:.4},\"round_batch_cycles_off\":{off},\"round_batch_cycles_on\":{on}}}",
+        runs.len(),
+        busy_r.median,
+        busy_r.q1,
+        busy_r.q3,
+        busy_r.min,
+        busy_r.max,
+        iops_r.median,
+        cpu_r.median,
+    );
+}
+
+/// Median, quartiles and range of a sample (the pairs of `ab_cost`).
+struct Spread {
+    median: f64,
+    q1: f64,
+    q3: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    /// Of a non-empty sample (quartiles by nearest rank).
+    fn of(mut v: Vec<f64>) -> Spread {
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        Spread {
+            median: if v.len() % 2 == 1 {
+                v[v.len() / 2]
+            } else {
+                (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+            },
+            q1: at(0.25),
+            q3: at(0.75),
+            min: v[0],
+            max: v[v.len() - 1],
+        }
+    }
 }
 
 /// `--round-cost`: one device, one split queue in anonymous memory, the
 /// simulated driver in this thread between rounds; cycles of
-/// `GroupPoller::poll` (lock, device poll, accounting) when idle, and when
-/// it serves one 4 KiB read. Minimum over 50 batches of 20000 rounds.
+/// `GroupPoller::poll` (lock, device poll, accounting) when idle, when it
+/// serves one 4 KiB read, and per read when it serves 32 at once (a QD 128
+/// batch). Minimum over 50 batches of 20000 rounds. Measured four times:
+/// plain, with QoS limits far above the rate (every bucket refilled each
+/// round and checked per request), with the latency histograms of
+/// `--metrics`, and with both: the minimum over batches of one thread has
+/// none of the driver's or the scheduler's noise, so the differences are
+/// what the features cost the poller (the figure `--qos-cost` and
+/// `--metrics-cost` look for through the noise of two cores).
 fn round_cost() {
+    println!("poll round, one device, one split queue (event index), null backend, this thread");
+    let mut plain = [0u64; 3];
+    for (name, qos, latency) in [
+        ("plain", false, false),
+        ("qos", true, false),
+        ("metrics", false, true),
+        ("qos+metrics", true, true),
+    ] {
+        let [idle, busy, batch] = round_cost_of(qos, latency);
+        if name == "plain" {
+            plain = [idle, busy, batch];
+        }
+        let d = |v: u64, p: u64| v as i64 - p as i64;
+        println!(
+            "{name:<12} idle round: {idle:>4} cycles ({:+}); round serving one 4 KiB read: {busy:>4} ({:+}); \
+             per read in a round of 32: {batch:>4} ({:+})",
+            d(idle, plain[0]),
+            d(busy, plain[1]),
+            d(batch, plain[2])
+        );
+        println!(
+            "{{\"bench\":\"blk_vhost_round_cost\",\"features\":\"{name}\",\"idle_cycles\":{idle},\"busy_cycles\":{busy},\"batch_cycles_per_req\":{batch}}}"
+        );
+    }
+}
+
+/// One `--round-cost` measurement: (idle round, one-read round, per read
+/// in a round of 32), cycles.
+fn round_cost_of(qos: bool, latency: bool) -> [u64; 3] {
     use vfio::blk::mock::BlkDriver;
     use vfio::guest_memory::GuestMemory;
     use vfio::virtq::mock::{Buf, MockQueue};
@@ -420,12 +530,18 @@ fn round_cost() {
     let mut dev = BlkDevice::new("round", backend, cfg);
     dev.set_features(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_EVENT_IDX);
     dev.set_memory(mem.clone());
+    if qos {
+        dev.qos_handle().set(QOS_FAR_ABOVE);
+    }
     let mut drv = BlkDriver::new(&mem, 0x1000, 256, 0x1000 + MockQueue::footprint(256));
     drv.q.set_event_idx(true);
     dev.start_queue(0, drv.q.config(), 0).expect("queue");
     let group = PollGroup::new();
     group.add(DeviceCell::new(dev));
     group.track_busy();
+    if latency {
+        group.track_latency();
+    }
     let mut p = group.poller();
     // One request through first: then its chain is known and the ring empty.
     let r = drv.request(VIRTIO_BLK_T_IN, 0, &[Buf::w(16 << 20, 4096)], false);
@@ -481,14 +597,14 @@ fn round_cost() {
         }
         batch = batch.min(cyc / N);
     }
-    println!("poll round, one device, one split queue (event index), null backend, this thread");
-    println!(
-        "idle round: {idle} cycles; round serving one 4 KiB read: {busy} cycles; \
-         per read in a round of {B}: {batch} cycles"
-    );
-    println!(
-        "{{\"bench\":\"blk_vhost_round_cost\",\"idle_cycles\":{idle},\"busy_cycles\":{busy},\"batch_cycles_per_req\":{batch}}}"
-    );
+    // The poller keeps a device that had work locked: let it go first.
+    drop(p);
+    if latency {
+        let d = group.devices();
+        let n = d[0].lock().latency().expect("tracked").ops[0].count();
+        assert!(n > 0, "the latency histogram counted nothing");
+    }
+    [idle, busy, batch]
 }
 
 fn main() {

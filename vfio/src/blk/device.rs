@@ -15,7 +15,6 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
 use super::config::{BlkConfig, SEG_MAX};
@@ -29,6 +28,7 @@ use crate::dirty_log::QueueLog;
 use crate::guest_memory::GuestMemory;
 use crate::inflight::InflightQueue;
 use crate::iovec::{scatter, IoVec};
+use crate::virtq::barrier::full_fence;
 use crate::virtq::{Chain, QueueConfig, Virtqueue, VIRTIO_F_RING_PACKED};
 
 /// Most chains taken from one queue per poll step.
@@ -542,7 +542,9 @@ impl BlkDevice {
         }
         self.qos_throttled = false;
         if let Some(q) = self.qos.as_mut() {
-            q.refill(Instant::now());
+            // The refill (a clock read) waits for the first request to
+            // take: an idle step costs no clock read.
+            q.new_step();
         }
         if let Some(bytes) = self.backend.capacity_change() {
             self.capacity_changed(bytes);
@@ -578,7 +580,7 @@ impl BlkDevice {
     fn apply_qos(&mut self) {
         self.qos_seen = self.qos_handle.generation();
         let limits = self.qos_handle.get();
-        self.qos = Qos::new(&limits, Instant::now());
+        self.qos = Qos::new(&limits, clock::now());
         eprintln!("vfio blk {}: QoS: {limits}", self.name);
     }
 
@@ -592,6 +594,9 @@ impl BlkDevice {
             return 0;
         }
         ring.prefetch_batch(BATCH as u16);
+        if let Some(qos) = self.qos.as_mut() {
+            qos.refill_if_due(clock::now);
+        }
         // Room in the backend, asked once per batch (a virtual call) and
         // counted down per request submitted. An estimate either way: a
         // backend that took more than one slot per request refuses with
@@ -793,11 +798,11 @@ impl BlkDevice {
     fn reap(&mut self) -> usize {
         self.completions.clear();
         let n = self.backend.poll(&mut self.completions);
-        let now = if n > 0 && self.latency.is_some() {
-            clock::now()
-        } else {
-            0
-        };
+        let track = n > 0 && self.latency.is_some();
+        let now = if track { clock::now() } else { 0 };
+        // Latency: the current run of completions sharing op and stamp
+        // (see `latency`), counted when it ends.
+        let mut run = (IoOp::Read, 0u64, 0u64);
         for i in 0..n {
             let c = self.completions[i];
             let qi = (c.id >> 16) as usize;
@@ -810,8 +815,15 @@ impl BlkDevice {
             };
             slot.busy = false;
             q.inflight -= 1;
-            if let Some(l) = self.latency.as_deref_mut() {
-                l.record(slot.op, now.saturating_sub(slot.started));
+            if track {
+                if slot.op == run.0 && slot.started == run.1 {
+                    run.2 += 1;
+                } else {
+                    if let Some(l) = self.latency.as_deref_mut().filter(|_| run.2 > 0) {
+                        l.record_n(run.0, now.saturating_sub(run.1), run.2);
+                    }
+                    run = (slot.op, slot.started, 1);
+                }
             }
             let (status, data_len) = match c.status {
                 IoStatus::Ok => (
@@ -859,6 +871,9 @@ impl BlkDevice {
                 }
                 q.dirty = true;
             }
+        }
+        if let Some(l) = self.latency.as_deref_mut().filter(|_| run.2 > 0) {
+            l.record_n(run.0, now.saturating_sub(run.1), run.2);
         }
         n
     }
@@ -920,7 +935,7 @@ impl BlkDevice {
             return;
         }
         self.irq_age = 0;
-        fence(Ordering::SeqCst);
+        full_fence();
         for q in &mut self.queues {
             if !std::mem::take(&mut q.irq_check) {
                 continue;

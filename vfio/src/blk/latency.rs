@@ -4,15 +4,19 @@
 //! ```text
 //!  take_new: first backend request of the batch ─► stamp = clock::now() (TSC), kept in the slot
 //!  reap:     first completion of the batch       ─► now = clock::now()
-//!            per completion: ns = (now - stamp) · ns_per_tick ─► counts[op][log2 bucket] += 1, sum += ns
+//!            per run of completions with the same op and stamp (n of them):
+//!              ns = (now - stamp) · ns_per_tick ─► counts[op][log2 bucket] += n, sum += n · ns
 //!  scrape:   under the device lock, copies counts and sums (Prometheus histogram)
 //! ```
 //!
 //! The clock is read once per batch, not per request (a request popped in
 //! a batch of 64 carries the batch's stamp): two `rdtsc` per poll step that
-//! moved work; the conversion to nanoseconds and the bucket (a multiply,
-//! a division by a constant, a `lzcnt`) once per distinct interval, which
-//! the requests of a batch share, and two plain adds per completion. The counters are plain integers: the device is
+//! moved work. The device counts runs, not requests: completions of one
+//! reap that share their operation and their stamp (taken in one batch)
+//! are one [`Latency::record_n`], so per completion it only compares two
+//! fields and adds one to a register; per run, the conversion to
+//! nanoseconds and the bucket (a multiply, a division by a constant, an
+//! `lzcnt`, once per distinct interval) and two plain adds. The counters are plain integers: the device is
 //! single-threaded (its poller holds its lock), and a scrape reads them
 //! under the same lock. The interval runs from the device taking the
 //! request off the ring to the backend reporting it done; time the request
@@ -113,14 +117,21 @@ impl Latency {
     /// Counts one request of `op` that took `ticks` clock ticks.
     #[inline]
     pub fn record(&mut self, op: IoOp, ticks: u64) {
+        self.record_n(op, ticks, 1);
+    }
+
+    /// Counts `n` requests of `op` that each took `ticks` clock ticks (a
+    /// run of a batch: taken together, completed together).
+    #[inline]
+    pub fn record_n(&mut self, op: IoOp, ticks: u64, n: u64) {
         if ticks != self.last.0 {
             let ns = ((ticks as u128 * self.ns_per_tick_q32 as u128) >> 32) as u64;
             self.last = (ticks, ns, bucket(ns));
         }
         let (_, ns, b) = self.last;
         let o = &mut self.ops[op_index(op)];
-        o.counts[b] += 1;
-        o.sum_ns = o.sum_ns.wrapping_add(ns);
+        o.counts[b] += n;
+        o.sum_ns = o.sum_ns.wrapping_add(ns.wrapping_mul(n));
     }
 }
 

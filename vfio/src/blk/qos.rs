@@ -18,8 +18,9 @@
 //! forever; the long-run rate is exact.
 //!
 //! Cost: the device reads one atomic (the limits' generation) per poll step;
-//! with no limit set that is all. With limits, one clock read per poll step
-//! and a few float operations per request.
+//! with no limit set that is all. With limits, one TSC read per poll step
+//! ([`clock::now`]) and a refill of four buckets, and per request three
+//! compares and three subtractions (see [`Qos`]).
 //!
 //! Changing the limits live: [`QosHandle`] is `Send + Sync` and clonable;
 //! [`QosHandle::set`] bumps the generation and the device picks the new
@@ -28,8 +29,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::latency::clock;
 use crate::backend::IoOp;
 
 /// Bytes in SPDK's "megabyte" (its QoS limits are in MiB per second).
@@ -147,6 +149,18 @@ impl Bucket {
         }
     }
 
+    /// A bucket with no limit: +∞ tokens, which taking, giving back and
+    /// refilling leave at +∞ (nothing is ever subtracted from ∞ but
+    /// finite amounts, so no NaN).
+    pub fn unlimited() -> Self {
+        Bucket {
+            per_ns: 0.0,
+            burst: f64::INFINITY,
+            tokens: f64::INFINITY,
+            credit: 0.0,
+        }
+    }
+
     /// Adds the tokens of `ns` nanoseconds, up to the burst. A gap between
     /// two refills longer than the burst is time the poller itself did not
     /// run (it refills every poll step, at least every millisecond even
@@ -161,8 +175,23 @@ impl Bucket {
     /// exact: the credit only raises the cap, tokens still come at the rate.
     #[inline]
     pub fn refill(&mut self, ns: u64) {
+        self.fill(ns, true);
+    }
+
+    /// [`Bucket::refill`] for a gap during which the poller ran but nothing
+    /// waited for the bucket (the device had no request to take): the gap
+    /// makes no stall credit, as refills every poll step would have made
+    /// none (a bucket nobody draws on fills up to its burst and no
+    /// further); credit left from an earlier stall runs out as usual.
+    #[inline]
+    pub fn refill_idle(&mut self, ns: u64) {
+        self.fill(ns, false);
+    }
+
+    #[inline]
+    fn fill(&mut self, ns: u64, stall: bool) {
         let earned = ns as f64 * self.per_ns;
-        if earned > self.burst {
+        if stall && earned > self.burst {
             let stall = earned.min(self.per_ns * STALL_CREDIT.as_nanos() as f64);
             self.credit = self.credit.max(stall - self.burst);
         } else {
@@ -189,109 +218,148 @@ impl Bucket {
     }
 }
 
-/// The buckets of one device (only those whose limit is set).
+/// Where each bucket sits in [`Qos`]'s array: the request count, bytes
+/// either way, bytes read, bytes written, and an always-unlimited bucket
+/// that requests without data charge instead of a byte bucket (so
+/// [`Qos::admit`] indexes instead of branching).
+const IOS: usize = 0;
+const RW: usize = 1;
+const R: usize = 2;
+const W: usize = 3;
+const NONE: usize = 4;
+
+/// The buckets of one device. A limit that is not set is an unlimited
+/// bucket (+∞ tokens, which no take or refill changes), so admission
+/// checks and charges the same three buckets for every request, without
+/// a branch per limit.
+///
+/// Time is the poller's clock ([`clock::now`], the TSC on x86-64): a
+/// refill reads it (about 10 ns; `Instant::now()` is a `clock_gettime`
+/// through the vDSO, several times that) and converts ticks to
+/// nanoseconds with one multiply.
 #[derive(Debug, Clone)]
 pub struct Qos {
-    ios: Option<Bucket>,
-    rw_bytes: Option<Bucket>,
-    r_bytes: Option<Bucket>,
-    w_bytes: Option<Bucket>,
-    last: Instant,
+    b: [Bucket; 5],
+    /// Clock ticks at the last refill.
+    last: u64,
+    /// Clock ticks to nanoseconds, 32.32 fixed point.
+    ns_per_tick_q32: u64,
+    /// A poll step began and has not refilled yet ([`Qos::new_step`]).
+    due: bool,
+    /// A poll step ended without a refill since the last one: the device
+    /// had nothing to take (see [`Qos::refill_if_due`]).
+    idle: bool,
 }
 
 impl Qos {
-    /// Buckets for `limits`, `None` when there is no limit.
-    pub fn new(limits: &QosLimits, now: Instant) -> Option<Self> {
+    /// Buckets for `limits` on the poller's clock (`now`: [`clock::now`]),
+    /// `None` when there is no limit.
+    pub fn new(limits: &QosLimits, now: u64) -> Option<Self> {
+        Self::with_clock(limits, now, clock::ns_per_tick_q32())
+    }
+
+    /// [`Qos::new`] on a clock of `ns_per_tick_q32` nanoseconds per tick
+    /// (32.32 fixed point; `1 << 32`: ticks are nanoseconds).
+    pub fn with_clock(limits: &QosLimits, now: u64, ns_per_tick_q32: u64) -> Option<Self> {
         if limits.is_unlimited() {
             return None;
         }
-        let b = |v: u64, mul: u64| (v != 0).then(|| Bucket::new(v.saturating_mul(mul)));
+        let b = |v: u64, mul: u64| {
+            if v == 0 {
+                Bucket::unlimited()
+            } else {
+                Bucket::new(v.saturating_mul(mul))
+            }
+        };
         Some(Qos {
-            ios: b(limits.rw_ios_per_sec, 1),
-            rw_bytes: b(limits.rw_mbytes_per_sec, MBYTE),
-            r_bytes: b(limits.r_mbytes_per_sec, MBYTE),
-            w_bytes: b(limits.w_mbytes_per_sec, MBYTE),
+            b: [
+                b(limits.rw_ios_per_sec, 1),
+                b(limits.rw_mbytes_per_sec, MBYTE),
+                b(limits.r_mbytes_per_sec, MBYTE),
+                b(limits.w_mbytes_per_sec, MBYTE),
+                Bucket::unlimited(),
+            ],
             last: now,
+            ns_per_tick_q32,
+            due: false,
+            idle: false,
         })
     }
 
-    /// Refills every bucket for the time since the last refill.
+    /// A poll step begins: its first [`Qos::refill_if_due`] refills. A
+    /// step that never calls it (no queue had a request to take) costs no
+    /// clock read; the gap it leaves is refilled as idle time
+    /// ([`Bucket::refill_idle`]), which gives what a refill every step
+    /// would have: the buckets full, no stall credit.
     #[inline]
-    pub fn refill(&mut self, now: Instant) {
-        let ns = now.saturating_duration_since(self.last).as_nanos() as u64;
-        if ns == 0 {
+    pub fn new_step(&mut self) {
+        self.idle |= self.due;
+        self.due = true;
+    }
+
+    /// The step's refill, once per step, before its first admission
+    /// (`now` reads the clock given at creation).
+    #[inline]
+    pub fn refill_if_due(&mut self, now: impl FnOnce() -> u64) {
+        if std::mem::take(&mut self.due) {
+            self.refill(now());
+        }
+    }
+
+    /// Refills every bucket for the time since the last refill (`now`:
+    /// ticks of the clock given at creation).
+    #[inline]
+    pub fn refill(&mut self, now: u64) {
+        let ticks = now.wrapping_sub(self.last);
+        // A clock that went backwards (another CPU's TSC a few ticks
+        // behind) gives nothing, and keeps the later stamp.
+        if ticks == 0 || ticks > i64::MAX as u64 {
             return;
         }
         self.last = now;
-        for b in [
-            &mut self.ios,
-            &mut self.rw_bytes,
-            &mut self.r_bytes,
-            &mut self.w_bytes,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            b.refill(ns);
+        let ns = ((ticks as u128 * self.ns_per_tick_q32 as u128) >> 32) as u64;
+        let stall = !std::mem::take(&mut self.idle);
+        for b in &mut self.b[..NONE] {
+            b.fill(ns, stall);
+        }
+    }
+
+    /// The buckets a request of `op` charges: (bytes either way, its
+    /// direction's bytes, bytes). Bytes count for reads and writes only (a
+    /// discard moves no data).
+    #[inline]
+    fn charged(op: IoOp, len: u64) -> (usize, usize, f64) {
+        match op {
+            IoOp::Read => (RW, R, len as f64),
+            IoOp::Write => (RW, W, len as f64),
+            _ => (NONE, NONE, 0.0),
         }
     }
 
     /// Whether a request `op` of `len` bytes may go to the backend now;
-    /// if so its tokens are taken. Bytes count for reads and writes only
-    /// (a discard moves no data); every request counts one I/O.
+    /// if so its tokens are taken. Every request counts one I/O.
     #[inline]
     pub fn admit(&mut self, op: IoOp, len: u64) -> bool {
-        let dir = match op {
-            IoOp::Read => self.r_bytes.as_mut(),
-            IoOp::Write => self.w_bytes.as_mut(),
-            _ => {
-                // No data: only the I/O count.
-                return match self.ios.as_mut() {
-                    Some(b) if !b.ready() => false,
-                    Some(b) => {
-                        b.take(1);
-                        true
-                    }
-                    None => true,
-                };
-            }
-        };
-        let ios_ok = self.ios.as_ref().is_none_or(Bucket::ready);
-        let rw_ok = self.rw_bytes.as_ref().is_none_or(Bucket::ready);
-        let dir_ok = dir.as_ref().is_none_or(|b| b.ready());
-        if !(ios_ok && rw_ok && dir_ok) {
+        let (rw, dir, bytes) = Self::charged(op, len);
+        let t = &mut self.b;
+        // `&`, not `&&`: three loads and compares, one branch.
+        if !(t[IOS].ready() & t[rw].ready() & t[dir].ready()) {
             return false;
         }
-        if let Some(b) = dir {
-            b.take(len);
-        }
-        if let Some(b) = self.ios.as_mut() {
-            b.take(1);
-        }
-        if let Some(b) = self.rw_bytes.as_mut() {
-            b.take(len);
-        }
+        t[IOS].tokens -= 1.0;
+        t[rw].tokens -= bytes;
+        t[dir].tokens -= bytes;
         true
     }
-}
 
-impl Qos {
     /// Gives back what [`Qos::admit`] took for a request that did not go
     /// after all (the backend was busy).
     pub fn refund(&mut self, op: IoOp, len: u64) {
-        let (bytes, dir) = match op {
-            IoOp::Read => (len, self.r_bytes.as_mut()),
-            IoOp::Write => (len, self.w_bytes.as_mut()),
-            _ => (0, None),
-        };
-        if let Some(b) = self.ios.as_mut() {
-            b.tokens += 1.0;
-        }
-        if bytes > 0 {
-            for b in [self.rw_bytes.as_mut(), dir].into_iter().flatten() {
-                b.tokens += bytes as f64;
-            }
-        }
+        let (rw, dir, bytes) = Self::charged(op, len);
+        let t = &mut self.b;
+        t[IOS].tokens += 1.0;
+        t[rw].tokens += bytes;
+        t[dir].tokens += bytes;
     }
 }
 
@@ -347,12 +415,12 @@ mod tests {
     /// Simulated time: a greedy driver with a deep queue gets the limit,
     /// within a burst, over a simulated second.
     fn simulate(limits: QosLimits, op: IoOp, len: u64) -> (u64, u64) {
-        let t0 = Instant::now();
-        let mut q = Qos::new(&limits, t0).unwrap();
+        // Ticks are nanoseconds.
+        let mut q = Qos::with_clock(&limits, 0, 1 << 32).unwrap();
         let (mut ios, mut bytes) = (0u64, 0u64);
         // A poll step every 2 µs for one second.
         for step in 1..=500_000u64 {
-            q.refill(t0 + Duration::from_nanos(step * 2000));
+            q.refill(step * 2000);
             while q.admit(op, len) {
                 ios += 1;
                 bytes += len;
@@ -384,7 +452,7 @@ mod tests {
             r_mbytes_per_sec: 1,
             ..QosLimits::default()
         };
-        let mut q = Qos::new(&r, Instant::now()).unwrap();
+        let mut q = Qos::new(&r, clock::now()).unwrap();
         assert!(q.admit(IoOp::Read, 4 * MBYTE));
         assert!(!q.admit(IoOp::Read, 512), "read bucket in debt");
         assert!(q.admit(IoOp::Write, 4 * MBYTE));
@@ -411,8 +479,7 @@ mod tests {
             rw_ios_per_sec: 5000,
             ..QosLimits::default()
         };
-        let t0 = Instant::now();
-        let mut q = Qos::new(&limits, t0).unwrap();
+        let mut q = Qos::with_clock(&limits, 0, 1 << 32).unwrap();
         let (mut t, mut ios, mut waiting) = (0u64, 0u64, 32u64);
         while t < 1_000_000_000 {
             // One poll step every 100 µs; at 20 ms of every 100 ms the
@@ -422,7 +489,7 @@ mod tests {
             } else {
                 100_000
             };
-            q.refill(t0 + Duration::from_nanos(t));
+            q.refill(t);
             let mut admitted = 0;
             while waiting > 0 && q.admit(IoOp::Read, 4096) {
                 waiting -= 1;
@@ -433,6 +500,51 @@ mod tests {
             waiting += admitted;
         }
         assert!((4950..=5100).contains(&ios), "{ios} I/Os in 1 s at 5000/s");
+    }
+
+    /// Steps with nothing to take read no clock; the gap they leave fills
+    /// the buckets to the burst and no further (no stall credit), while a
+    /// gap with requests waiting is a stall and is credited.
+    #[test]
+    fn idle_steps_read_no_clock_and_earn_no_stall_credit() {
+        let limits = QosLimits {
+            rw_ios_per_sec: 5000,
+            r_mbytes_per_sec: 1000,
+            ..QosLimits::default()
+        };
+        let mut q = Qos::with_clock(&limits, 0, 1 << 32).unwrap();
+        let mut reads = 0;
+        // 50 ms of idle steps: no refill, no clock read.
+        for _ in 0..1000 {
+            q.new_step();
+        }
+        q.new_step();
+        q.refill_if_due(|| {
+            reads += 1;
+            50_000_000
+        });
+        q.refill_if_due(|| unreachable!("one refill per step"));
+        assert_eq!(reads, 1);
+        // The burst (10 ms: 50 I/Os), not the 50 ms gap.
+        let mut n = 0;
+        while q.admit(IoOp::Read, 512) {
+            n += 1;
+        }
+        assert_eq!(n, 51, "{n}: 50 tokens and one into debt");
+        // The same gap with a request waiting at each step (the step
+        // before refilled): a stall, credited beyond the burst.
+        q.new_step();
+        q.refill_if_due(|| 100_000_000);
+        let mut n = 0;
+        while q.admit(IoOp::Read, 512) {
+            n += 1;
+        }
+        assert!(n > 200, "{n}: a 50 ms stall earns 250 tokens");
+        // An unlimited bucket stays unlimited through it all.
+        assert!(q.b[W].tokens().is_infinite() && q.b[NONE].tokens().is_infinite());
+        q.refund(IoOp::Write, 4096);
+        assert!(q.admit(IoOp::Write, 1 << 40) || !q.b[IOS].ready());
+        assert!(q.b[W].tokens().is_infinite());
     }
 
     #[test]
@@ -449,6 +561,6 @@ mod tests {
         assert_eq!(h.get(), l);
         assert_ne!(h.generation(), g0);
         assert_eq!(l.to_string(), "rw_ios_per_sec 5000, w_mbytes_per_sec 20");
-        assert!(Qos::new(&QosLimits::default(), Instant::now()).is_none());
+        assert!(Qos::new(&QosLimits::default(), clock::now()).is_none());
     }
 }
