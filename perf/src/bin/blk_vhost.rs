@@ -483,7 +483,8 @@ impl Spread {
 /// simulated driver in this thread between rounds; cycles of
 /// `GroupPoller::poll` (lock, device poll, accounting) when idle, when it
 /// serves one 4 KiB read, and per read when it serves 32 at once (a QD 128
-/// batch). Four devices: plain, with QoS limits far above the rate (every
+/// batch). Five devices: plain (twice: the second's difference is the
+/// noise floor), with QoS limits far above the rate (every
 /// bucket refilled and checked), with the latency histograms of
 /// `--metrics`, and with both. They take turns batch by batch (each
 /// measurement a batch of 8192 rounds, 200 turns), and each figure is the
@@ -493,11 +494,20 @@ impl Spread {
 /// look for through the noise of two cores.
 fn round_cost() {
     println!("poll round, one device, one split queue (event index), null backend, this thread");
-    let names = ["plain", "qos", "metrics", "qos+metrics"];
-    let got = round_costs(&[(false, false), (true, false), (false, true), (true, true)]);
+    // A second plain device: its difference from the first is the noise
+    // floor (layout, cache sets) of the others'.
+    let names = ["plain", "plain again", "qos", "metrics", "qos+metrics"];
+    let got = round_costs(&[
+        (false, false),
+        (false, false),
+        (true, false),
+        (false, true),
+        (true, true),
+    ]);
     for (name, &[idle, busy, batch]) in names.iter().zip(&got) {
         let [p0, p1, p2] = got[0];
         let d = |v: u64, p: u64| v as i64 - p as i64;
+        let name = name.replace(' ', "_");
         println!(
             "{name:<12} idle round: {idle:>4} cycles ({:+}); round serving one 4 KiB read: {busy:>4} ({:+}); \
              per read in a round of 32: {batch:>4} ({:+})",
