@@ -198,6 +198,13 @@ fn set_field(f: &OxmField) -> Result<Action, OfError> {
         Field::UdpDst => Action::SetL4Dst(L4Proto::Udp, port()?),
         Field::SctpSrc => Action::SetL4Src(L4Proto::Sctp, port()?),
         Field::SctpDst => Action::SetL4Dst(L4Proto::Sctp, port()?),
+        Field::ArpOp => Action::SetArpOp(port()?),
+        Field::ArpSpa => Action::SetArpSpa(f.value.as_slice().try_into().map_err(|_| bad())?),
+        Field::ArpTpa => Action::SetArpTpa(f.value.as_slice().try_into().map_err(|_| bad())?),
+        Field::ArpSha => Action::SetArpSha(f.value_mac().ok_or_else(bad)?),
+        Field::ArpTha => Action::SetArpTha(f.value_mac().ok_or_else(bad)?),
+        Field::Icmpv4Type => Action::SetIcmpType(*f.value.first().ok_or_else(bad)?),
+        Field::Icmpv4Code => Action::SetIcmpCode(*f.value.first().ok_or_else(bad)?),
         Field::NxCtMark | Field::NxCtLabel => {
             return Err(ct_action::outside_ct("set_field of ct_mark/ct_label"))
         }
@@ -416,6 +423,13 @@ pub fn action_from_switch(a: &Action, ports: &PortMap) -> Option<OfAction> {
         Action::Ct(id) => ct_action::ct_from_switch_zone(id.spec(), id.zone_src()),
         Action::CtClear => OfAction::Nicira(NxAction::CtClear),
         Action::SetReg(_) | Action::Move(_) => reg_fields::action_from_switch(a)?,
+        Action::SetArpOp(o) => OfAction::SetField(OxmField::exact(Field::ArpOp, &o.to_be_bytes())),
+        Action::SetArpSpa(x) => OfAction::SetField(OxmField::exact(Field::ArpSpa, &x)),
+        Action::SetArpTpa(x) => OfAction::SetField(OxmField::exact(Field::ArpTpa, &x)),
+        Action::SetArpSha(m) => OfAction::SetField(OxmField::exact(Field::ArpSha, &m)),
+        Action::SetArpTha(m) => OfAction::SetField(OxmField::exact(Field::ArpTha, &m)),
+        Action::SetIcmpType(t) => OfAction::SetField(OxmField::exact(Field::Icmpv4Type, &[t])),
+        Action::SetIcmpCode(c) => OfAction::SetField(OxmField::exact(Field::Icmpv4Code, &[c])),
     })
 }
 
@@ -738,7 +752,7 @@ mod tests {
         let e = action_to_switch(&OfAction::output(200), &p).unwrap_err();
         assert_eq!(e.code, bad_action::BAD_OUT_PORT);
         let e = action_to_switch(
-            &OfAction::SetField(OxmField::exact(Field::ArpOp, &[0, 1])),
+            &OfAction::SetField(OxmField::exact(Field::MplsTc, &[1])),
             &p,
         )
         .unwrap_err();

@@ -93,6 +93,10 @@ impl From<switch::table::FlowModError> for OfError {
                 error_msg::group_mod_failed::INVALID_GROUP,
             ),
             F::Invalid(_) => (ErrorType::BadAction, error_msg::bad_action::BAD_ARGUMENT),
+            F::MatchInconsistent(_) => (
+                ErrorType::BadAction,
+                error_msg::bad_action::MATCH_INCONSISTENT,
+            ),
         };
         OfError::new(ty, code, why)
     }

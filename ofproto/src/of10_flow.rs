@@ -282,6 +282,13 @@ pub(crate) fn action_from_switch(a: &Action, map: &PortMap) -> Option<Action10> 
             data: vec![0; 6],
         }),
         Action::SetTunId(k) => nx(NxAction::set_tunnel(u64::from(k))),
+        Action::SetArpOp(_)
+        | Action::SetArpSpa(_)
+        | Action::SetArpTpa(_)
+        | Action::SetArpSha(_)
+        | Action::SetArpTha(_)
+        | Action::SetIcmpType(_)
+        | Action::SetIcmpCode(_) => nx(crate::reg_fields::pkt_set_as_reg_load(a)?),
         _ => match actions::action_from_switch(a, map)? {
             v @ OfAction::Nicira(_) => Action10::Vendor(v),
             // OpenFlow 1.0 has no set_field: OVS sends a whole-field write

@@ -10,6 +10,15 @@
 //!   `move:SRC[..]->DST[..]` (NXAST_REG_MOVE, what `ovs-ofctl -O
 //!   OpenFlow13` sends for `move`, `encode_REG_MOVE`). Each comes back in
 //!   the form it came in, so `dump-flows` prints what `add-flow` was given;
+//! * `xxreg0..3` (NXM_NX_XXREG0..3, class 1, fields 111..114, 128 bits):
+//!   matches land in the four registers each overlays; `set_field` and
+//!   `load`/`move` subfields;
+//! * packet fields as `load`/`move` operands (`lib/nx-match.c`): an
+//!   NXAST_REG_LOAD/REG_MOVE header names NXM_OF_*/NXM_NX_* (or the OXM
+//!   twin) of the field, sent back in its NXM form as `ovs-ofctl` does;
+//!   errors as OVS's decoders: an unknown field OFPBAC_BAD_SET_TYPE, bits
+//!   out of range OFPBAC_BAD_SET_LEN, a value wider than its bits
+//!   OFPBAC_BAD_ARGUMENT, a read-only destination OFPBAC_BAD_SET_ARGUMENT;
 //! * `ct(zone=NXM_NX_REG0[0..15])`: NXAST_CT's `zone_src` and 16-bit
 //!   `ofs_nbits` (`decode_NXAST_RAW_CT`: the zone field must be 16 bits).
 
@@ -18,6 +27,7 @@ use openflow::nicira::{reg_load_decode, reg_load_ofs_nbits, NxAction};
 use openflow::oxm::{Field, OxmField};
 use openflow::Action as OfAction;
 use switch::action::Action;
+use switch::pkt_field::PktField;
 use switch::regs::{RegField, RegLoad, RegMove, Subfield};
 use switch::rule::Match;
 
@@ -26,11 +36,133 @@ use crate::flow_match::MatchError;
 
 /// True for the register match fields.
 pub fn is_reg_field(f: Field) -> bool {
-    matches!(f, Field::NxReg(_) | Field::PktReg(_))
+    matches!(
+        f,
+        Field::NxReg(_)
+            | Field::PktReg(_)
+            | Field::NxXxReg0
+            | Field::NxXxReg1
+            | Field::NxXxReg2
+            | Field::NxXxReg3
+    )
+}
+
+/// The `xxreg` an NXM_NX_XXREG field is.
+fn xxreg_no(f: Field) -> Option<u8> {
+    Some(match f {
+        Field::NxXxReg0 => 0,
+        Field::NxXxReg1 => 1,
+        Field::NxXxReg2 => 2,
+        Field::NxXxReg3 => 3,
+        _ => return None,
+    })
+}
+
+fn xxreg_field(n: u8) -> Field {
+    [
+        Field::NxXxReg0,
+        Field::NxXxReg1,
+        Field::NxXxReg2,
+        Field::NxXxReg3,
+    ][usize::from(n & 3)]
+}
+
+/// A big-endian value of up to 16 bytes.
+fn be_u128(b: &[u8]) -> Option<u128> {
+    (!b.is_empty() && b.len() <= 16).then(|| b.iter().fold(0u128, |a, &x| a << 8 | u128::from(x)))
+}
+
+/// Packet fields and their NXM `(class, field, bytes)` (`lib/meta-flow.xml`:
+/// the NXM_OF_* (class 0) and NXM_NX_* (class 1) names `ovs-ofctl` prints).
+const PKT_NXM: [(PktField, u16, u8, u8); 23] = [
+    (PktField::InPort, 0, 0, 2),
+    (PktField::EthDst, 0, 1, 6),
+    (PktField::EthSrc, 0, 2, 6),
+    (PktField::EthType, 0, 3, 2),
+    (PktField::IpTos, 0, 5, 1),
+    (PktField::IpProto, 0, 6, 1),
+    (PktField::IpSrc, 0, 7, 4),
+    (PktField::IpDst, 0, 8, 4),
+    (PktField::TcpSrc, 0, 9, 2),
+    (PktField::TcpDst, 0, 10, 2),
+    (PktField::UdpSrc, 0, 11, 2),
+    (PktField::UdpDst, 0, 12, 2),
+    (PktField::IcmpType, 0, 13, 1),
+    (PktField::IcmpCode, 0, 14, 1),
+    (PktField::ArpOp, 0, 15, 2),
+    (PktField::ArpSpa, 0, 16, 4),
+    (PktField::ArpTpa, 0, 17, 4),
+    (PktField::ArpSha, 1, 17, 6),
+    (PktField::ArpTha, 1, 18, 6),
+    (PktField::Ipv6Src, 1, 19, 16),
+    (PktField::Ipv6Dst, 1, 20, 16),
+    (PktField::IpEcn, 1, 28, 1),
+    (PktField::IpTtl, 1, 29, 1),
+];
+
+/// The packet field an OXM basic field is (the same meta-flow field as
+/// its NXM twin; OXM_OF_IN_PORT (32 bits) and OXM_OF_IP_DSCP (shifted)
+/// are other fields and not taken).
+fn pkt_of_oxm(f: Field) -> Option<PktField> {
+    Some(match f {
+        Field::EthDst => PktField::EthDst,
+        Field::EthSrc => PktField::EthSrc,
+        Field::EthType => PktField::EthType,
+        Field::IpProto => PktField::IpProto,
+        Field::IpEcn => PktField::IpEcn,
+        Field::NxIpTtl => PktField::IpTtl,
+        Field::Ipv4Src => PktField::IpSrc,
+        Field::Ipv4Dst => PktField::IpDst,
+        Field::TcpSrc => PktField::TcpSrc,
+        Field::TcpDst => PktField::TcpDst,
+        Field::UdpSrc => PktField::UdpSrc,
+        Field::UdpDst => PktField::UdpDst,
+        Field::Icmpv4Type => PktField::IcmpType,
+        Field::Icmpv4Code => PktField::IcmpCode,
+        Field::ArpOp => PktField::ArpOp,
+        Field::ArpSpa => PktField::ArpSpa,
+        Field::ArpTpa => PktField::ArpTpa,
+        Field::ArpSha => PktField::ArpSha,
+        Field::ArpTha => PktField::ArpTha,
+        Field::Ipv6Src => PktField::Ipv6Src,
+        Field::Ipv6Dst => PktField::Ipv6Dst,
+        _ => return None,
+    })
+}
+
+/// The field a 32-bit NXM/OXM header in NXAST_REG_LOAD/REG_MOVE names.
+pub fn field_of_header(h: u32) -> Option<RegField> {
+    let (class, code) = ((h >> 16) as u16, (h >> 9 & 0x7f) as u8);
+    if let Some(e) = PKT_NXM.iter().find(|e| e.1 == class && e.2 == code) {
+        return Some(RegField::Pkt(e.0));
+    }
+    let f = Field::from_nxm_header(h);
+    reg_field(f).or_else(|| pkt_of_oxm(f).map(RegField::Pkt))
 }
 
 /// Puts a register match field into `m`.
 pub fn match_to_switch(f: &OxmField, m: &mut Match) -> Result<(), MatchError> {
+    if let Some(n) = xxreg_no(f.field) {
+        let v = be_u128(&f.value)
+            .filter(|_| f.value.len() == 16)
+            .ok_or(MatchError::BadValue(f.field))?;
+        let mask = match &f.mask {
+            None => u128::MAX,
+            Some(mk) => be_u128(mk)
+                .filter(|_| mk.len() == 16)
+                .ok_or(MatchError::BadMask(f.field))?,
+        };
+        if v & !mask != 0 {
+            return Err(MatchError::BadValue(f.field));
+        }
+        let i = usize::from(n) * 4;
+        for j in 0..4 {
+            let sh = 96 - 32 * j;
+            m.set_reg(i + j, (v >> sh) as u32, (mask >> sh) as u32, "xxreg")
+                .map_err(|_| MatchError::DupField(f.field))?;
+        }
+        return Ok(());
+    }
     let v = f.value_u64().ok_or(MatchError::BadValue(f.field))?;
     let width = if matches!(f.field, Field::PktReg(_)) {
         64
@@ -88,54 +220,80 @@ pub fn reg_field(f: Field) -> Option<RegField> {
         Field::NxReg(n) if usize::from(n) < switch::regs::N_REGS => Some(RegField::Reg(n)),
         Field::PktReg(n) if usize::from(n) < switch::regs::N_XREGS => Some(RegField::XReg(n)),
         Field::Metadata => Some(RegField::Metadata),
-        _ => None,
+        f => xxreg_no(f).map(RegField::XXReg),
     }
 }
 
-fn to_field(f: RegField) -> Field {
-    match f {
+fn to_field(f: RegField) -> Option<Field> {
+    Some(match f {
         RegField::Reg(n) => Field::NxReg(n),
         RegField::XReg(n) => Field::PktReg(n),
+        RegField::XXReg(n) => xxreg_field(n),
         RegField::Metadata => Field::Metadata,
-    }
+        RegField::Pkt(_) => return None,
+    })
 }
 
-/// The 32-bit header NXAST_REG_LOAD/REG_MOVE/CT carry for a field.
-fn header(f: RegField) -> u32 {
+/// The 32-bit header NXAST_REG_LOAD/REG_MOVE/CT carry for a field (a
+/// packet field's NXM form, `nx_put_mff_header` with version 0).
+pub fn header(f: RegField) -> u32 {
+    if let RegField::Pkt(p) = f {
+        let e = PKT_NXM
+            .iter()
+            .find(|e| e.0 == p)
+            .expect("every packet field has an NXM header");
+        return u32::from(e.1) << 16 | u32::from(e.2) << 9 | u32::from(e.3);
+    }
     to_field(f)
-        .header32()
+        .and_then(|f| f.header32())
         .expect("register fields have 4-byte headers")
 }
 
-fn subfield(h: u32, ofs: u16, n_bits: u16) -> Result<Subfield, OfError> {
-    let f = Field::from_nxm_header(h);
-    let rf = reg_field(f).ok_or_else(|| {
+/// A subfield from the wire, checked as OVS's decoders
+/// (`nx_pull_header__`, `mf_check__`, `mf_check_dst`).
+fn subfield(h: u32, ofs: u16, n_bits: u16, dst: bool) -> Result<Subfield, OfError> {
+    let rf = field_of_header(h).ok_or_else(|| {
         OfError::action(
-            bad_action::BAD_ARGUMENT,
+            bad_action::BAD_SET_TYPE,
             format!(
-                "{f:?}: only registers (NXM_NX_REG0..15, OXM_OF_PKT_REG0..7) and metadata here"
+                "{:?} (NXM header {h:#010x}): not a field load/move supports (registers, metadata, Ethernet/ARP/IPv4/IPv6/TCP/UDP/ICMP header fields)",
+                Field::from_nxm_header(h)
             ),
         )
     })?;
-    Subfield::new(rf, u32::from(ofs), u32::from(n_bits)).map_err(bad_arg)
+    let sf = Subfield::new(rf, u32::from(ofs), u32::from(n_bits))
+        .map_err(|e| OfError::action(bad_action::BAD_SET_LEN, e))?;
+    if let (true, RegField::Pkt(p)) = (dst, rf) {
+        if !p.writable() {
+            return Err(OfError::action(
+                bad_action::BAD_SET_ARGUMENT,
+                format!("destination field {} is not writable", p.nxm_name()),
+            ));
+        }
+    }
+    Ok(sf)
 }
 
-/// An unmasked OFPAT_SET_FIELD of a register, `xreg` or `metadata`;
-/// `None` for other fields.
+/// An unmasked OFPAT_SET_FIELD of a register, `xreg`, `xxreg` or
+/// `metadata`; `None` for other fields.
 pub fn set_field_to_switch(f: &OxmField) -> Option<Result<Action, OfError>> {
     let rf = reg_field(f.field)?;
     Some((|| {
-        let v = f
-            .value_u64()
-            .ok_or_else(|| bad_arg(format!("bad set_field value {f:?}")))?;
+        let v = be_u128(&f.value).ok_or_else(|| bad_arg(format!("bad set_field value {f:?}")))?;
+        let v = u64::try_from(v).map_err(|_| {
+            OfError::action(
+                bad_action::BAD_SET_ARGUMENT,
+                format!("set_field of {v:#x}: values above 64 bits are not supported"),
+            )
+        })?;
         RegLoad::new(Subfield::whole(rf), v, true)
             .map(Action::SetReg)
             .map_err(bad_arg)
     })())
 }
 
-/// NXAST_REG_LOAD / NXAST_REG_MOVE into a register-like field; `None`
-/// for other actions (and loads of other fields).
+/// NXAST_REG_LOAD / NXAST_REG_MOVE; `None` for other actions and for
+/// loads of `ct_mark`/`ct_label` (only valid inside `ct`).
 pub fn nx_to_switch(a: &NxAction) -> Option<Result<Action, OfError>> {
     match *a {
         NxAction::RegLoad {
@@ -143,10 +301,16 @@ pub fn nx_to_switch(a: &NxAction) -> Option<Result<Action, OfError>> {
             dst,
             value,
         } => {
-            reg_field(Field::from_nxm_header(dst))?;
+            if matches!(
+                Field::from_nxm_header(dst),
+                Field::NxCtMark | Field::NxCtLabel
+            ) {
+                return None;
+            }
             let (ofs, n) = reg_load_decode(ofs_nbits);
-            Some(subfield(dst, ofs, n).and_then(|sf| {
-                // OVS's decode_NXAST_RAW_REG_LOAD: the value must fit.
+            Some(subfield(dst, ofs, n, true).and_then(|sf| {
+                // OVS's decode_NXAST_RAW_REG_LOAD: the value must fit
+                // (OFPBAC_BAD_ARGUMENT).
                 RegLoad::new(sf, value, false)
                     .map(Action::SetReg)
                     .map_err(bad_arg)
@@ -160,8 +324,8 @@ pub fn nx_to_switch(a: &NxAction) -> Option<Result<Action, OfError>> {
             dst,
         } => Some((|| {
             Ok(Action::Move(RegMove {
-                src: subfield(src, src_ofs, n_bits)?,
-                dst: subfield(dst, dst_ofs, n_bits)?,
+                src: subfield(src, src_ofs, n_bits, false)?,
+                dst: subfield(dst, dst_ofs, n_bits, true)?,
             }))
         })()),
         _ => None,
@@ -172,10 +336,11 @@ pub fn nx_to_switch(a: &NxAction) -> Option<Result<Action, OfError>> {
 pub fn action_from_switch(a: &Action) -> Option<OfAction> {
     Some(match *a {
         Action::SetReg(l) if l.set_field => {
-            let f = to_field(l.dst.field);
+            let f = to_field(l.dst.field)?;
             let v = l.value();
             OfAction::SetField(match l.dst.field.bits() {
                 32 => OxmField::exact(f, &(v as u32).to_be_bytes()),
+                128 => OxmField::exact(f, &u128::from(v).to_be_bytes()),
                 _ => OxmField::exact(f, &v.to_be_bytes()),
             })
         }
@@ -202,7 +367,33 @@ pub fn zone_src_to_switch(zone_src: u32, ofs_nbits: u16) -> Result<Subfield, OfE
         // decode_NXAST_RAW_CT: "zone bit count %d is not 16".
         return Err(bad_arg(format!("ct: zone field of {n} bits (must be 16)")));
     }
-    subfield(zone_src, ofs, n)
+    let z = subfield(zone_src, ofs, n, false).map_err(|e| bad_arg(e.why))?;
+    if !z.field.is_reg() {
+        return Err(bad_arg(format!(
+            "ct: zone from {z}: only registers and metadata here"
+        )));
+    }
+    Ok(z)
+}
+
+/// An ARP/ICMP set-field as NXAST_REG_LOAD of its NXM field (OpenFlow 1.0
+/// has no set_field; OVS's `set_field_to_nxast`).
+pub fn pkt_set_as_reg_load(a: &Action) -> Option<NxAction> {
+    let p = a.pkt_field_written()?;
+    let v: u64 = match *a {
+        Action::SetArpOp(o) => u64::from(o),
+        Action::SetArpSpa(x) | Action::SetArpTpa(x) => u64::from(u32::from_be_bytes(x)),
+        Action::SetArpSha(m) | Action::SetArpTha(m) => {
+            m.iter().fold(0, |a, &b| a << 8 | u64::from(b))
+        }
+        Action::SetIcmpType(t) | Action::SetIcmpCode(t) => u64::from(t),
+        _ => return None,
+    };
+    Some(NxAction::RegLoad {
+        ofs_nbits: reg_load_ofs_nbits(0, u16::from(p.bits())),
+        dst: header(RegField::Pkt(p)),
+        value: v,
+    })
 }
 
 /// The switch's zone field → NXAST_CT's `(zone_src, ofs_nbits)`.
@@ -240,6 +431,110 @@ mod tests {
             assert_eq!(back, a, "{text}");
             assert_eq!(back.to_string(), text);
         }
+    }
+
+    #[test]
+    fn packet_fields_and_xxregs_round_trip_on_the_wire() {
+        for text in [
+            "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]",
+            "load:0x2->NXM_OF_ARP_OP[]",
+            "move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[]",
+            "load:0xa000001->NXM_OF_ARP_SPA[]",
+            "move:NXM_OF_IN_PORT[]->NXM_NX_REG14[0..15]",
+            "move:NXM_NX_REG0[]->NXM_OF_IP_DST[]",
+            "load:0xff->NXM_NX_IP_TTL[]",
+            "load:0->NXM_OF_ICMP_TYPE[]",
+            "move:NXM_NX_IPV6_SRC[]->NXM_NX_XXREG1[]",
+            "load:0x1->NXM_NX_XXREG3[100..127]",
+            "set_field:0x5->xxreg2",
+            "move:NXM_OF_TCP_SRC[0..7]->NXM_OF_UDP_DST[8..15]",
+        ] {
+            let a: Action = text.parse().unwrap();
+            let of = action_from_switch(&a).unwrap();
+            let back = match &of {
+                OfAction::SetField(f) => set_field_to_switch(f).unwrap().unwrap(),
+                OfAction::Nicira(n) => nx_to_switch(n).unwrap().unwrap(),
+                _ => panic!("{of:?}"),
+            };
+            assert_eq!(back, a, "{text}");
+            assert_eq!(back.to_string(), text);
+        }
+        // NXM headers as ovs-ofctl puts them (nicira-ext.h).
+        let h = |s: &str| header(Subfield::parse(s).unwrap().field);
+        assert_eq!(h("NXM_OF_ETH_SRC[]"), 0x0000_0406);
+        assert_eq!(h("NXM_OF_ARP_OP[]"), 0x0000_1e02);
+        assert_eq!(h("NXM_NX_ARP_THA[]"), 0x0001_2406);
+        assert_eq!(h("NXM_NX_IP_TTL[]"), 0x0001_3a01);
+        assert_eq!(h("NXM_NX_XXREG0[]"), 0x0001_de10);
+        // The OXM twin of a field is the same field.
+        let oxm_eth_src = Field::EthSrc.header32().unwrap();
+        assert_eq!(
+            field_of_header(oxm_eth_src),
+            Some(RegField::Pkt(PktField::EthSrc))
+        );
+        // An ARP set_field goes to OpenFlow 1.0 as a REG_LOAD.
+        let l = pkt_set_as_reg_load(&"set_field:2->arp_op".parse().unwrap()).unwrap();
+        assert_eq!(
+            nx_to_switch(&l).unwrap().unwrap().to_string(),
+            "load:0x2->NXM_OF_ARP_OP[]"
+        );
+    }
+
+    #[test]
+    fn malformed_loads_and_moves_get_ovs_errors() {
+        let load = |dst: u32, ofs: u16, n: u16, value: u64| NxAction::RegLoad {
+            ofs_nbits: reg_load_ofs_nbits(ofs, n),
+            dst,
+            value,
+        };
+        let mv = |src: u32, dst: u32, n_bits: u16, src_ofs: u16, dst_ofs: u16| NxAction::RegMove {
+            n_bits,
+            src_ofs,
+            dst_ofs,
+            src,
+            dst,
+        };
+        let code = |a: NxAction| nx_to_switch(&a).unwrap().unwrap_err().code;
+        let (eth, ttl, ethtype) = (0x0000_0406, 0x0001_3a01, 0x0000_0602);
+        // Unknown field (class 0, field 99): OFPBAC_BAD_SET_TYPE.
+        assert_eq!(code(load(0x0000_c604, 0, 8, 1)), bad_action::BAD_SET_TYPE);
+        assert_eq!(
+            code(mv(0x0000_c604, eth, 8, 0, 0)),
+            bad_action::BAD_SET_TYPE
+        );
+        // Bits beyond the field: OFPBAC_BAD_SET_LEN.
+        assert_eq!(code(load(ttl, 4, 8, 1)), bad_action::BAD_SET_LEN);
+        assert_eq!(code(mv(eth, ttl, 16, 0, 0)), bad_action::BAD_SET_LEN);
+        assert_eq!(code(mv(eth, eth, 0, 0, 0)), bad_action::BAD_SET_LEN);
+        // A value wider than its bits: OFPBAC_BAD_ARGUMENT.
+        assert_eq!(code(load(ttl, 0, 8, 0x100)), bad_action::BAD_ARGUMENT);
+        // A read-only destination: OFPBAC_BAD_SET_ARGUMENT.
+        assert_eq!(code(load(ethtype, 0, 16, 1)), bad_action::BAD_SET_ARGUMENT);
+        assert_eq!(
+            code(mv(eth, ethtype, 16, 0, 0)),
+            bad_action::BAD_SET_ARGUMENT
+        );
+        // ... but a read-only field is a fine source.
+        assert!(nx_to_switch(&mv(ethtype, 0x0001_0004, 16, 0, 0))
+            .unwrap()
+            .is_ok());
+    }
+
+    #[test]
+    fn xxreg_matches_land_in_four_registers() {
+        let v: u128 = 0x0000_0000_0000_0002_0000_0003_0000_0004;
+        let f = OxmField::masked(
+            Field::NxXxReg1,
+            &v.to_be_bytes(),
+            &(u128::MAX >> 32).to_be_bytes(),
+        );
+        let mut m = Match::ANY;
+        match_to_switch(&f, &mut m).unwrap();
+        assert_eq!(&m.reg_value.0[4..8], &[0, 2, 3, 4]);
+        assert_eq!(&m.reg_mask.0[4..8], &[0, u32::MAX, u32::MAX, u32::MAX]);
+        let bad = OxmField::exact(Field::NxXxReg0, &[1; 8]);
+        let mut m = Match::ANY;
+        assert!(match_to_switch(&bad, &mut m).is_err());
     }
 
     #[test]

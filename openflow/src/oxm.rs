@@ -203,6 +203,14 @@ fields! {
     NxCtTpSrc = (N1, 124, 2),
     /// NXM_NX_CT_TP_DST: L4 destination port of the original direction (maskable).
     NxCtTpDst = (N1, 125, 2),
+    /// NXM_NX_XXREG0: OVS's 128-bit `xxreg0` (`reg0`..`reg3`, maskable).
+    NxXxReg0 = (N1, 111, 16),
+    /// NXM_NX_XXREG1 (`reg4`..`reg7`).
+    NxXxReg1 = (N1, 112, 16),
+    /// NXM_NX_XXREG2 (`reg8`..`reg11`).
+    NxXxReg2 = (N1, 113, 16),
+    /// NXM_NX_XXREG3 (`reg12`..`reg15`).
+    NxXxReg3 = (N1, 114, 16),
     /// ONFOXM_ET_TCP_FLAGS: tcp_flags as ONF experimenter OXM (class 0xffff, field 42).
     OnfTcpFlags = (X, 42, 2),
 }
@@ -532,6 +540,18 @@ mod tests {
         assert_eq!(Field::from_nxm_header(0x0001_d810), Field::NxCtLabel);
         assert_eq!(Field::from_nxm_header(0x0001_0004), Field::NxReg(0));
         assert_eq!(Field::Ipv4Src.nxm_header(), None);
+        // NXM_NX_XXREG0..3: class 1, fields 111..114, 16 bytes.
+        assert_eq!(Field::NxXxReg0.nxm_header(), Some(0x0001_de10));
+        assert_eq!(Field::NxXxReg3.nxm_header(), Some(0x0001_e410));
+        assert_eq!(Field::from_nxm_header(0x0001_e010), Field::NxXxReg1);
+        let mut b = vec![0x00, 0x01, 0xdf, 0x20];
+        b.extend_from_slice(&[0xab; 16]);
+        b.extend_from_slice(&[0xff; 16]);
+        let (f, n) = OxmField::parse(&b).unwrap();
+        assert_eq!((f.field, n, f.value.len()), (Field::NxXxReg0, 36, 16));
+        let mut out = Vec::new();
+        f.emit(&mut out).unwrap();
+        assert_eq!(out, b);
     }
 
     #[test]

@@ -458,13 +458,20 @@ impl Worker {
                 }
                 continue;
             }
+            // One TSC read per burst: each burst's cycles run from the end
+            // of the previous one in this round (or the round's start),
+            // its empty polls included; the round's end is the last
+            // burst's end when no empty poll followed it.
+            let mut t = round0;
+            let mut tail_empty = false;
             for r in 0..self.rx.len() {
-                let t0 = dpdk::rdtsc();
                 let (in_port, q) = &mut self.rx[r];
                 let n = q.rx_burst(&mut burst);
                 if n == 0 {
+                    tail_empty = true;
                     continue;
                 }
+                tail_empty = false;
                 let in_port = *in_port;
                 // Offload flags live in the mbuf's first cache line, which
                 // the prefetch reads anyway: one OR per frame tells whether
@@ -488,17 +495,17 @@ impl Worker {
                 };
                 self.tunnels = tunnels;
                 round_rx += n;
-                let dt = dpdk::rdtsc().wrapping_sub(t0);
+                let t1 = dpdk::rdtsc();
+                let dt = t1.wrapping_sub(t);
+                t = t1;
                 bump(&self.counters.rx, n as u64);
                 bump(&self.counters.tx, sent);
                 self.dp.account_cycles(dt);
                 let _ = hist.record((dt / n as u64).max(1));
             }
             if round_rx != 0 {
-                bump(
-                    &self.counters.busy_cycles,
-                    dpdk::rdtsc().wrapping_sub(round0),
-                );
+                let end = if tail_empty { dpdk::rdtsc() } else { t };
+                bump(&self.counters.busy_cycles, end.wrapping_sub(round0));
             }
         }
         WorkerReport {

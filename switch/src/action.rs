@@ -104,9 +104,26 @@ pub enum Action {
     /// register (or `metadata`, see [`crate::regs`]). Resolved by the
     /// pipeline translation; never reaches [`execute`].
     SetReg(RegLoad),
-    /// `move:SRC[..]->DST[..]` between registers / `metadata`. Resolved by
-    /// the pipeline translation; never reaches [`execute`].
+    /// `move:SRC[..]->DST[..]` between registers, `metadata` and packet
+    /// fields. Resolved by the pipeline translation (a packet destination
+    /// becomes the constant rewrite it amounts to); never reaches
+    /// [`execute`].
     Move(RegMove),
+    /// `set_field:OP->arp_op` — the ARP opcode (also what a `load`/`move`
+    /// into NXM_OF_ARP_OP becomes).
+    SetArpOp(u16),
+    /// `set_field:A->arp_spa` — the ARP sender protocol address.
+    SetArpSpa([u8; 4]),
+    /// `set_field:A->arp_tpa` — the ARP target protocol address.
+    SetArpTpa([u8; 4]),
+    /// `set_field:MAC->arp_sha` — the ARP sender hardware address.
+    SetArpSha([u8; 6]),
+    /// `set_field:MAC->arp_tha` — the ARP target hardware address.
+    SetArpTha([u8; 6]),
+    /// `set_field:T->icmp_type` — ICMPv4 type, checksum updated (RFC 1624).
+    SetIcmpType(u8),
+    /// `set_field:C->icmp_code` — ICMPv4 code, checksum updated.
+    SetIcmpCode(u8),
 }
 
 /// The transport protocol a port rewrite applies to: the frame must carry
@@ -149,6 +166,8 @@ impl Action {
     pub fn modifies(&self) -> bool {
         match self {
             Action::Ct(c) => c.spec().nat.is_some(),
+            Action::SetReg(l) => !l.dst.field.is_reg(),
+            Action::Move(m) => !m.dst.field.is_reg(),
             _ => !matches!(
                 self,
                 Action::Output(_)
@@ -160,10 +179,24 @@ impl Action {
                     | Action::Resubmit(_)
                     | Action::Group(_)
                     | Action::CtClear
-                    | Action::SetReg(_)
-                    | Action::Move(_)
             ),
         }
+    }
+
+    /// The packet field a `set_field` primitive that needs prerequisites
+    /// checked at flow add writes (the ARP and ICMP fields).
+    pub fn pkt_field_written(&self) -> Option<crate::pkt_field::PktField> {
+        use crate::pkt_field::PktField as P;
+        Some(match self {
+            Action::SetArpOp(_) => P::ArpOp,
+            Action::SetArpSpa(_) => P::ArpSpa,
+            Action::SetArpTpa(_) => P::ArpTpa,
+            Action::SetArpSha(_) => P::ArpSha,
+            Action::SetArpTha(_) => P::ArpTha,
+            Action::SetIcmpType(_) => P::IcmpType,
+            Action::SetIcmpCode(_) => P::IcmpCode,
+            _ => return None,
+        })
     }
 
     /// True for `ct` and `ct_clear` (they need the recirculating datapath).
@@ -191,6 +224,13 @@ impl Action {
                 | Action::SetL4Dst(..)
                 | Action::SetIpEcn(_)
                 | Action::SetNwTtl(_)
+                | Action::SetArpOp(_)
+                | Action::SetArpSpa(_)
+                | Action::SetArpTpa(_)
+                | Action::SetArpSha(_)
+                | Action::SetArpTha(_)
+                | Action::SetIcmpType(_)
+                | Action::SetIcmpCode(_)
         )
     }
 
@@ -321,10 +361,17 @@ fn parse_set_field(arg: &str) -> Result<Action, String> {
         "tp_dst" => Action::SetL4Dst(L4Proto::Any, port()?),
         "tun_id" => Action::SetTunId(parse_tun_id(v)?),
         "tun_dst" => Action::SetTunDst(parse_ipv4(v)?),
+        "arp_op" => Action::SetArpOp(parse_uint(v, 0xffff, "ARP opcode")? as u16),
+        "arp_spa" => Action::SetArpSpa(parse_ipv4(v)?),
+        "arp_tpa" => Action::SetArpTpa(parse_ipv4(v)?),
+        "arp_sha" => Action::SetArpSha(parse_mac(v)?),
+        "arp_tha" => Action::SetArpTha(parse_mac(v)?),
+        "icmp_type" | "icmpv4_type" => Action::SetIcmpType(parse_uint(v, 255, "ICMP type")? as u8),
+        "icmp_code" | "icmpv4_code" => Action::SetIcmpCode(parse_uint(v, 255, "ICMP code")? as u8),
         _ => {
             return Err(format!(
                 "set_field of `{field}` is not supported (eth_src, eth_dst, ip_dscp, ip_ecn, ip_src, ip_dst, \
-                 ipv6_src, ipv6_dst, nw_ttl, tcp/udp/sctp_src/dst, tun_id, tun_dst; VLAN: mod_vlan_vid, mod_vlan_pcp)"
+                 ipv6_src, ipv6_dst, nw_ttl, tcp/udp/sctp_src/dst, tun_id, tun_dst, arp_op, arp_spa, arp_tpa, arp_sha, arp_tha, icmp_type, icmp_code; VLAN: mod_vlan_vid, mod_vlan_pcp)"
             ))
         }
     })
@@ -455,6 +502,17 @@ impl fmt::Display for Action {
             Action::CtClear => write!(f, "ct_clear"),
             Action::SetReg(l) => write!(f, "{l}"),
             Action::Move(m) => write!(f, "{m}"),
+            Action::SetArpOp(o) => write!(f, "set_field:{o}->arp_op"),
+            Action::SetArpSpa(a) => {
+                write!(f, "set_field:{}->arp_spa", std::net::Ipv4Addr::from(*a))
+            }
+            Action::SetArpTpa(a) => {
+                write!(f, "set_field:{}->arp_tpa", std::net::Ipv4Addr::from(*a))
+            }
+            Action::SetArpSha(m) => write!(f, "set_field:{}->arp_sha", fmt_mac(m)),
+            Action::SetArpTha(m) => write!(f, "set_field:{}->arp_tha", fmt_mac(m)),
+            Action::SetIcmpType(t) => write!(f, "set_field:{t}->icmp_type"),
+            Action::SetIcmpCode(c) => write!(f, "set_field:{c}->icmp_code"),
         }
     }
 }
@@ -591,6 +649,12 @@ pub fn parse_instructions(s: &str) -> Result<(Vec<Action>, Instructions), String
                 return Err("`goto_table` given twice".into());
             }
             ins.goto_table = Some(parse_uint(v.trim(), u64::from(MAX_TABLE), "table")? as u8);
+        } else if low.starts_with("load:") {
+            // A load into more than 64 bits is one NXAST_REG_LOAD per 64
+            // bits, as ovs-ofctl sends and prints it.
+            for l in crate::regs::parse_load_segments(&tok[5..])? {
+                acts.push(Action::SetReg(l));
+            }
         } else {
             acts.push(tok.parse::<Action>()?);
         }
@@ -980,6 +1044,16 @@ pub(crate) fn execute_l3<F: Frame>(
             }
             Action::Ct(c) => ct_execute(frame, *l3, c, ctx, ev),
             Action::CtClear => ev.ct = conntrack::CtMeta::default(),
+            Action::SetArpOp(_)
+            | Action::SetArpSpa(_)
+            | Action::SetArpTpa(_)
+            | Action::SetArpSha(_)
+            | Action::SetArpTha(_) => crate::pkt_field::exec::set_arp(frame.data_mut(), *l3, a),
+            Action::SetIcmpType(_) | Action::SetIcmpCode(_) => {
+                if let Some((1, l4, len, false)) = l4_of(frame.data(), *l3) {
+                    crate::pkt_field::exec::set_icmp(frame.data_mut(), l4, len, a)
+                }
+            }
             // Resolved by the pipeline before execution.
             Action::Resubmit(_) | Action::Group(_) | Action::SetReg(_) | Action::Move(_) => {}
         }
@@ -1097,7 +1171,7 @@ fn put16(d: &mut [u8], at: usize, v: u16) {
 
 /// RFC 1624 incremental update of checksum `csum` for `old` → `new`
 /// (same length, 16-bit words).
-fn csum_replace(mut csum: u16, old: &[u8], new: &[u8]) -> u16 {
+pub(crate) fn csum_replace(mut csum: u16, old: &[u8], new: &[u8]) -> u16 {
     use crate::wire::checksum::update;
     for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
         csum = update(

@@ -18,6 +18,7 @@ pub mod group;
 pub mod key;
 pub mod offload;
 pub mod pipeline;
+pub mod pkt_field;
 pub mod regs;
 pub mod rule;
 pub mod stats;

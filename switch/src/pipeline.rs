@@ -25,7 +25,8 @@ use crate::classifier::{Classifier, Entry};
 use crate::ct::CtKey;
 use crate::group::{five_tuple_mask, Group};
 use crate::key::{field as kf, FlowKey, FRAG_LATER, VLAN_PRESENT};
-use crate::regs::Regs;
+use crate::pkt_field::PktField;
+use crate::regs::{RegField, Regs, Subfield};
 use crate::table::{Rule, RuleCounters};
 use crate::verdict::DropReason;
 use crate::wire::ethernet::ethertype;
@@ -132,7 +133,11 @@ pub(crate) fn needs_pipeline(rules: &[Arc<Rule>]) -> bool {
 /// * `nw_ttl` and `dl_type` when a rule or bucket decrements the TTL (a
 ///   TTL of 0/1 ends the pipeline; later tables may read the new TTL);
 /// * `dl_type`, `nw_proto` and `nw_frag` when one rewrites IP addresses,
-///   L4 ports, ECN or the TTL (whether the rewrite happens depends on them).
+///   L4 ports, ECN, the TTL, ARP or ICMP fields, or `load`s/`move`s into
+///   a packet field (whether the rewrite happens depends on them);
+/// * the source field of every `move` from a packet field, and the
+///   destination field of a partial `load`/`move` into one (the compiled
+///   rewrite is a constant computed from them).
 ///
 /// Every other rewrite sets a field to a constant or keeps each bit's
 /// position, so later lookups read only bits already in the mask.
@@ -162,6 +167,29 @@ pub(crate) fn pipeline_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> FlowK
             // dl_type (IPv6 frames have no room for it).
             a if a.rewrites_l3_l4() => l3l4 = true,
             Action::SetTunId(_) | Action::SetTunDst(_) => l3l4 = true,
+            // `load`/`move` with packet fields: the source's bits and,
+            // for a partial write, the destination's other bits go into
+            // the compiled rewrite (OVS un-wildcards a move source too);
+            // whether a write applies depends on dl_type/nw_proto/frag.
+            Action::SetReg(l) => {
+                if let RegField::Pkt(p) = l.dst.field {
+                    l3l4 = true;
+                    if !l.dst.is_whole() {
+                        read_mask(&mut m, p);
+                    }
+                }
+            }
+            Action::Move(mv) => {
+                if let RegField::Pkt(p) = mv.src.field {
+                    read_mask(&mut m, p);
+                }
+                if let RegField::Pkt(p) = mv.dst.field {
+                    l3l4 = true;
+                    if !mv.dst.is_whole() {
+                        read_mask(&mut m, p);
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -197,6 +225,11 @@ pub(crate) fn pipeline_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> FlowK
         b[kf::NW_FRAG] = 0xff;
     }
     m
+}
+
+/// Adds the key bytes of packet field `p` to the lookup mask.
+fn read_mask(m: &mut FlowKey, p: PktField) {
+    m.as_bytes_mut()[p.key_range()].fill(0xff);
 }
 
 /// The result of translating one flow through the pipeline.
@@ -382,6 +415,8 @@ struct ActionSet {
     tun_dst: Option<[u8; 4]>,
     group: Option<u32>,
     output: Option<Action>,
+    /// ARP and ICMP set-fields, one per field.
+    pkt_sets: Vec<Action>,
 }
 
 impl ActionSet {
@@ -406,6 +441,18 @@ impl ActionSet {
                 Action::SetIpv6Dst(x) => self.ipv6_dst = Some(x),
                 Action::SetL4Src(..) => self.l4_src = Some(*a),
                 Action::SetL4Dst(..) => self.l4_dst = Some(*a),
+                Action::SetArpOp(_)
+                | Action::SetArpSpa(_)
+                | Action::SetArpTpa(_)
+                | Action::SetArpSha(_)
+                | Action::SetArpTha(_)
+                | Action::SetIcmpType(_)
+                | Action::SetIcmpCode(_) => {
+                    // One per field: a later write replaces.
+                    let d = core::mem::discriminant(a);
+                    self.pkt_sets.retain(|x| core::mem::discriminant(x) != d);
+                    self.pkt_sets.push(*a);
+                }
                 Action::Group(g) => self.group = Some(g),
                 Action::Output(_)
                 | Action::Flood
@@ -449,6 +496,7 @@ impl ActionSet {
         v.extend(self.ipv6_dst.map(Action::SetIpv6Dst));
         v.extend(self.l4_src);
         v.extend(self.l4_dst);
+        v.extend(self.pkt_sets.iter().copied());
         v.extend(self.tun_id.map(Action::SetTunId));
         v.extend(self.tun_dst.map(Action::SetTunDst));
         match self.group {
@@ -494,6 +542,20 @@ struct Xlate<'a> {
     fork: Option<(Frozen, usize)>,
 }
 
+/// The key after an ARP/ICMP rewrite (what a later table looks up).
+fn set_key_field(k: &mut FlowKey, p: PktField, a: &Action) {
+    match *a {
+        Action::SetArpOp(o) => k.set_nw_proto(if o > 0xff { 0 } else { o as u8 }),
+        Action::SetArpSpa(x) => k.set_nw_src4(x),
+        Action::SetArpTpa(x) => k.set_nw_dst4(x),
+        Action::SetArpSha(m) => k.set_arp_sha(m),
+        Action::SetArpTha(m) => k.set_arp_tha(m),
+        Action::SetIcmpType(t) => k.set_tp_src(u16::from(t)),
+        Action::SetIcmpCode(c) => k.set_tp_dst(u16::from(c)),
+        _ => debug_assert!(false, "{p:?}"),
+    }
+}
+
 fn is_ip(k: &FlowKey) -> bool {
     matches!(k.dl_type(), ethertype::IPV4 | ethertype::IPV6)
 }
@@ -511,11 +573,12 @@ impl Xlate<'_> {
         match a {
             // Pipeline state only: applied here, nothing to execute.
             Action::SetReg(l) => {
-                l.dst.set(&mut self.meta, &mut self.regs, l.value());
+                self.write_field(l.dst, u128::from(l.value()));
                 return;
             }
             Action::Move(m) => {
-                m.apply(&mut self.meta, &mut self.regs);
+                let v = self.read_field(m.src);
+                self.write_field(m.dst, v);
                 return;
             }
             _ => {}
@@ -572,6 +635,19 @@ impl Xlate<'_> {
             Action::SetIpv6Dst(x) if k.dl_type() == ethertype::IPV6 => k.set_nw_dst6(x),
             Action::SetL4Src(l4, p) if l4_rewritable(k, l4) => k.set_tp_src(p),
             Action::SetL4Dst(l4, p) if l4_rewritable(k, l4) => k.set_tp_dst(p),
+            Action::SetArpOp(_)
+            | Action::SetArpSpa(_)
+            | Action::SetArpTpa(_)
+            | Action::SetArpSha(_)
+            | Action::SetArpTha(_)
+            | Action::SetIcmpType(_)
+            | Action::SetIcmpCode(_) => {
+                if let Some(p) = a.pkt_field_written() {
+                    if p.present(k) {
+                        set_key_field(k, p, &a);
+                    }
+                }
+            }
             // Later tables see the tunnel fields set so far (as OVS), in
             // the key bytes an IPv6 frame cannot lend them.
             Action::SetTunId(x) if k.dl_type() != ethertype::IPV6 => {
@@ -592,6 +668,34 @@ impl Xlate<'_> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// The bits of `sf` as the flow has them here: a register from the
+    /// pipeline state, a packet field from the key as rewritten so far.
+    fn read_field(&self, sf: Subfield) -> u128 {
+        let whole = match sf.field {
+            RegField::Pkt(p) => p.get(&self.key),
+            f => f.get(self.meta, &self.regs),
+        };
+        (whole & sf.mask()) >> sf.ofs
+    }
+
+    /// Store `v` in `sf`: a register directly; a packet field as the
+    /// constant rewrite of the whole field it amounts to (nothing when the
+    /// frame lacks the field, as OVS).
+    fn write_field(&mut self, sf: Subfield, v: u128) {
+        match sf.field {
+            RegField::Pkt(p) => {
+                if !p.present(&self.key) {
+                    return;
+                }
+                let new = (p.get(&self.key) & !sf.mask()) | ((v << sf.ofs) & sf.mask());
+                if let Some(a) = p.set_action(new) {
+                    self.prim(a);
+                }
+            }
+            _ => sf.set(&mut self.meta, &mut self.regs, v),
         }
     }
 

@@ -4,6 +4,11 @@
 //! `xregN` = `reg(2N)` in the high 32 bits, `reg(2N+1)` in the low), and
 //! `metadata` as a register-like target of `load`/`move`/`set_field`.
 //!
+//! `xxreg0`..`xxreg3` (NXM_NX_XXREG0..3) are the 128-bit overlays (four
+//! registers each). `load` and `move` also name packet fields
+//! ([`PktField`], `NXM_OF_ETH_SRC[]`): the translation reads them from the
+//! flow key and turns a write into the equivalent constant rewrite.
+//!
 //! Registers are pipeline state, like `metadata`: 0 when a frame enters,
 //! written by actions, read by later lookups, frozen and restored across a
 //! `ct(table=N)` recirculation (OVS's `frozen_metadata` holds them). A
@@ -18,6 +23,7 @@
 use core::fmt;
 
 use crate::action::parse_uint;
+pub use crate::pkt_field::PktField;
 
 /// Number of 32-bit registers (OVS's `FLOW_N_REGS`).
 pub const N_REGS: usize = 16;
@@ -70,15 +76,33 @@ impl Regs {
     }
 }
 
-/// A register-like field `load`, `move` and `set_field` act on.
+/// Number of 128-bit `xxreg` overlays (OVS's `FLOW_N_XXREGS`).
+pub const N_XXREGS: usize = N_REGS / 4;
+
+/// A field `load`, `move` and `set_field` act on: a register-like field
+/// (pipeline state) or a packet field ([`PktField`], in the frame).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RegField {
     /// `reg0`..`reg15` (32 bits).
     Reg(u8),
     /// `xreg0`..`xreg7` (64 bits).
     XReg(u8),
+    /// `xxreg0`..`xxreg3` (128 bits: `xxregN` = `reg(4N)` in the high 32
+    /// bits .. `reg(4N+3)` in the low, `lib/meta-flow.xml`).
+    XXReg(u8),
     /// `metadata` (64 bits, OpenFlow's pipeline metadata).
     Metadata,
+    /// A packet header field (NXM_OF_ETH_SRC, NXM_OF_ARP_OP, ...).
+    Pkt(PktField),
+}
+
+/// Ones in the low `n` bits (`n` ≤ 128).
+pub fn ones(n: u32) -> u128 {
+    if n >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << n) - 1
+    }
 }
 
 impl RegField {
@@ -87,15 +111,25 @@ impl RegField {
         match self {
             RegField::Reg(_) => 32,
             RegField::XReg(_) | RegField::Metadata => 64,
+            RegField::XXReg(_) => 128,
+            RegField::Pkt(p) => p.bits(),
         }
     }
 
-    /// The `set_field`/match name (`reg0`, `xreg0`, `metadata`).
+    /// True for the pipeline-state fields (registers, `metadata`).
+    pub fn is_reg(self) -> bool {
+        !matches!(self, RegField::Pkt(_))
+    }
+
+    /// The `set_field`/match name (`reg0`, `xreg0`, `xxreg0`, `metadata`,
+    /// `eth_src`).
     pub fn name(self) -> String {
         match self {
             RegField::Reg(n) => format!("reg{n}"),
             RegField::XReg(n) => format!("xreg{n}"),
+            RegField::XXReg(n) => format!("xxreg{n}"),
             RegField::Metadata => "metadata".into(),
+            RegField::Pkt(p) => p.nxm_name().to_ascii_lowercase(),
         }
     }
 
@@ -105,13 +139,16 @@ impl RegField {
         match self {
             RegField::Reg(n) => format!("NXM_NX_REG{n}"),
             RegField::XReg(n) => format!("OXM_OF_PKT_REG{n}"),
+            RegField::XXReg(n) => format!("NXM_NX_XXREG{n}"),
             RegField::Metadata => "OXM_OF_METADATA".into(),
+            RegField::Pkt(p) => p.nxm_name().into(),
         }
     }
 
-    /// Parse a field name: `reg0`, `NXM_NX_REG0`, `xreg0`, `OXM_OF_PKT_REG0`,
-    /// `metadata`, `OXM_OF_METADATA` (case-insensitive).
-    pub fn parse(s: &str) -> Option<RegField> {
+    /// Parse a register-like field name: `reg0`, `NXM_NX_REG0`, `xreg0`,
+    /// `OXM_OF_PKT_REG0`, `xxreg0`, `NXM_NX_XXREG0`, `metadata`,
+    /// `OXM_OF_METADATA` (case-insensitive).
+    pub fn parse_reg(s: &str) -> Option<RegField> {
         let l = s.trim().to_ascii_lowercase();
         if l == "metadata" || l == "oxm_of_metadata" {
             return Some(RegField::Metadata);
@@ -123,6 +160,12 @@ impl RegField {
             let n: usize = rest.parse().ok()?;
             (n < max).then_some(n as u8)
         };
+        if let Some(r) = l
+            .strip_prefix("nxm_nx_xxreg")
+            .or_else(|| l.strip_prefix("xxreg"))
+        {
+            return num(r, N_XXREGS).map(RegField::XXReg);
+        }
         if let Some(r) = l
             .strip_prefix("nxm_nx_reg")
             .or_else(|| l.strip_prefix("reg"))
@@ -138,20 +181,33 @@ impl RegField {
         None
     }
 
-    /// The field's value in `(metadata, regs)`.
-    pub fn get(self, meta: u64, regs: &Regs) -> u64 {
+    /// [`RegField::parse_reg`], or a packet field ([`PktField::parse`]).
+    pub fn parse(s: &str) -> Option<RegField> {
+        RegField::parse_reg(s).or_else(|| PktField::parse(s).map(RegField::Pkt))
+    }
+
+    /// The field's value in `(metadata, regs)`; 0 for a packet field (the
+    /// pipeline translation reads those from the flow key).
+    pub fn get(self, meta: u64, regs: &Regs) -> u128 {
+        let r = |i: usize| u128::from(regs.0[i]);
         match self {
-            RegField::Reg(n) => u64::from(regs.0[usize::from(n)]),
+            RegField::Reg(n) => r(usize::from(n)),
             RegField::XReg(n) => {
                 let i = usize::from(n) * 2;
-                (u64::from(regs.0[i]) << 32) | u64::from(regs.0[i + 1])
+                r(i) << 32 | r(i + 1)
             }
-            RegField::Metadata => meta,
+            RegField::XXReg(n) => {
+                let i = usize::from(n) * 4;
+                r(i) << 96 | r(i + 1) << 64 | r(i + 2) << 32 | r(i + 3)
+            }
+            RegField::Metadata => u128::from(meta),
+            RegField::Pkt(_) => 0,
         }
     }
 
-    /// `field = field & !mask | value & mask` in `(metadata, regs)`.
-    pub fn set(self, meta: &mut u64, regs: &mut Regs, value: u64, mask: u64) {
+    /// `field = field & !mask | value & mask` in `(metadata, regs)`; a
+    /// packet field is not stored here (see [`RegField::get`]).
+    pub fn set(self, meta: &mut u64, regs: &mut Regs, value: u128, mask: u128) {
         let new = (self.get(*meta, regs) & !mask) | (value & mask);
         match self {
             RegField::Reg(n) => regs.0[usize::from(n)] = new as u32,
@@ -160,13 +216,20 @@ impl RegField {
                 regs.0[i] = (new >> 32) as u32;
                 regs.0[i + 1] = new as u32;
             }
-            RegField::Metadata => *meta = new,
+            RegField::XXReg(n) => {
+                let i = usize::from(n) * 4;
+                for j in 0..4 {
+                    regs.0[i + j] = (new >> (96 - 32 * j)) as u32;
+                }
+            }
+            RegField::Metadata => *meta = new as u64,
+            RegField::Pkt(_) => {}
         }
     }
 }
 
-/// `FIELD[ofs..end]`: bits `ofs..ofs+n_bits` of a register-like field
-/// (OVS's `mf_subfield`).
+/// `FIELD[ofs..end]`: bits `ofs..ofs+n_bits` of a field (OVS's
+/// `mf_subfield`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Subfield {
     /// The field.
@@ -187,7 +250,7 @@ impl Subfield {
         }
     }
 
-    /// A subfield, checked against the field's width.
+    /// A subfield, checked against the field's width (OVS's `mf_check__`).
     pub fn new(field: RegField, ofs: u32, n_bits: u32) -> Result<Subfield, String> {
         if n_bits == 0 || ofs + n_bits > u32::from(field.bits()) {
             return Err(format!(
@@ -206,13 +269,8 @@ impl Subfield {
     }
 
     /// The mask of the subfield's bits within the field.
-    pub fn mask(self) -> u64 {
-        let ones = if self.n_bits >= 64 {
-            u64::MAX
-        } else {
-            (1u64 << self.n_bits) - 1
-        };
-        ones << self.ofs
+    pub fn mask(self) -> u128 {
+        ones(u32::from(self.n_bits)) << self.ofs
     }
 
     /// True when it covers the whole field.
@@ -220,13 +278,14 @@ impl Subfield {
         self.ofs == 0 && self.n_bits == self.field.bits()
     }
 
-    /// The subfield's value (shifted down to bit 0).
+    /// The subfield's value (shifted down to bit 0) in a register-like
+    /// field (at most 64 bits: a `ct` zone source).
     pub fn get(self, meta: u64, regs: &Regs) -> u64 {
-        (self.field.get(meta, regs) & self.mask()) >> self.ofs
+        ((self.field.get(meta, regs) & self.mask()) >> self.ofs) as u64
     }
 
-    /// Store `v` (its low `n_bits`) in the subfield.
-    pub fn set(self, meta: &mut u64, regs: &mut Regs, v: u64) {
+    /// Store `v` (its low `n_bits`) in a register-like subfield.
+    pub fn set(self, meta: &mut u64, regs: &mut Regs, v: u128) {
         self.field.set(meta, regs, v << self.ofs, self.mask());
     }
 
@@ -244,9 +303,9 @@ impl Subfield {
             None => (s, None),
         };
         let field = RegField::parse(name).ok_or_else(|| {
-            format!("`{name}`: not a register field (reg0..reg15, xreg0..xreg7, metadata, or their NXM/OXM names)")
+            format!("{name}: unknown field (registers reg0..15, xreg0..7, xxreg0..3, metadata, or a packet field such as NXM_OF_ETH_SRC)")
         })?;
-        let bit = |x: &str| parse_uint(x.trim(), 63, "bit").map(|v| v as u32);
+        let bit = |x: &str| parse_uint(x.trim(), 127, "bit").map(|v| v as u32);
         match bits {
             None | Some("") => Ok(Subfield::whole(field)),
             Some(b) => match b.split_once("..") {
@@ -293,7 +352,8 @@ pub struct RegLoad {
 }
 
 impl RegLoad {
-    /// A load of `value` (which must fit in `dst.n_bits`) into `dst`.
+    /// A load of `value` (which must fit in `dst.n_bits`) into `dst`; a
+    /// `load` (not `set_field`) covers at most 64 bits, as NXAST_REG_LOAD.
     pub fn new(dst: Subfield, value: u64, set_field: bool) -> Result<RegLoad, String> {
         if dst.n_bits < 64 && value >> dst.n_bits != 0 {
             return Err(format!(
@@ -301,6 +361,12 @@ impl RegLoad {
                 dst.n_bits
             ));
         }
+        if !set_field && dst.n_bits > 64 {
+            return Err(format!(
+                "load into {dst}: one load covers at most 64 bits (write one load per 64 bits, as ovs-ofctl prints it)"
+            ));
+        }
+        check_writable(dst)?;
         Ok(RegLoad {
             dst,
             set_field: set_field && dst.is_whole(),
@@ -311,6 +377,18 @@ impl RegLoad {
     /// The value (in the low `dst.n_bits` bits).
     pub fn value(&self) -> u64 {
         (u64::from(self.value[0]) << 32) | u64::from(self.value[1])
+    }
+}
+
+/// OVS's `mf_check_dst`: the destination must be writable ("destination
+/// field %s is not writable", OFPBAC_BAD_SET_ARGUMENT).
+fn check_writable(dst: Subfield) -> Result<(), String> {
+    match dst.field {
+        RegField::Pkt(p) if !p.writable() => Err(format!(
+            "destination field {} is not writable (OFPBAC_BAD_SET_ARGUMENT)",
+            p.nxm_name()
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -338,6 +416,16 @@ impl fmt::Display for RegLoad {
     }
 }
 
+/// An unsigned integer of up to 128 bits, decimal or `0x` hex.
+pub fn parse_u128(s: &str, what: &str) -> Result<u128, String> {
+    let s = s.trim();
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u128::from_str_radix(h, 16),
+        None => s.parse::<u128>(),
+    }
+    .map_err(|_| format!("bad {what} `{s}` (want a number)"))
+}
+
 /// Parse `load:VALUE->DST` (the text after `load:`).
 pub fn parse_load(arg: &str) -> Result<RegLoad, String> {
     let (v, dst) = arg
@@ -347,41 +435,76 @@ pub fn parse_load(arg: &str) -> Result<RegLoad, String> {
     RegLoad::new(dst, parse_uint(v.trim(), u64::MAX, "load value")?, false)
 }
 
+/// Parse `load:VALUE->DST` into the loads OVS sends and prints for it:
+/// one per 64 bits of `DST` from its low end (`next_load_segment`), so
+/// `load:V->NXM_NX_XXREG0[]` is two loads.
+pub fn parse_load_segments(arg: &str) -> Result<Vec<RegLoad>, String> {
+    let (v, d) = arg
+        .split_once("->")
+        .ok_or_else(|| format!("`load:{arg}`: want `load:VALUE->DST[start..end]`"))?;
+    let dst = Subfield::parse(d)?;
+    if dst.n_bits <= 64 {
+        return Ok(vec![parse_load(arg)?]);
+    }
+    let v = parse_u128(v, "load value")?;
+    if dst.n_bits < 128 && v >> dst.n_bits != 0 {
+        return Err(format!(
+            "value {v:#x} does not fit in {dst} ({} bits)",
+            dst.n_bits
+        ));
+    }
+    let mut out = Vec::new();
+    let mut done = 0u32;
+    while done < u32::from(dst.n_bits) {
+        let n = (u32::from(dst.n_bits) - done).min(64);
+        let sf = Subfield::new(dst.field, u32::from(dst.ofs) + done, n)?;
+        out.push(RegLoad::new(sf, ((v >> done) & ones(n)) as u64, false)?);
+        done += n;
+    }
+    Ok(out)
+}
+
 /// `set_field:V[/M]->FIELD` for a register-like field: one whole-field
 /// `set_field`, or, with a partial mask, one `load` per run of mask bits
 /// (as `ovs-ofctl` sends a masked set_field in OpenFlow 1.3, and prints it
 /// back). `None` when `field` is not a register-like field.
 pub fn parse_set_field(v: &str, field: &str) -> Option<Result<Vec<RegLoad>, String>> {
-    let f = RegField::parse(field)?;
+    let f = RegField::parse_reg(field)?;
     Some((|| {
-        let max = if f.bits() == 64 {
-            u64::MAX
-        } else {
-            u64::from(u32::MAX)
+        let bits = u32::from(f.bits());
+        let max = ones(bits);
+        let num = |x: &str, what: &str| -> Result<u128, String> {
+            let n = parse_u128(x, what)?;
+            if n > max {
+                return Err(format!(
+                    "{what} {n:#x} out of range (the field has {bits} bits)"
+                ));
+            }
+            Ok(n)
         };
         let (v, m) = match v.split_once('/') {
-            Some((v, m)) => (
-                parse_uint(v.trim(), max, "set_field value")?,
-                parse_uint(m.trim(), max, "set_field mask")?,
-            ),
-            None => (parse_uint(v.trim(), max, "set_field value")?, max),
+            Some((v, m)) => (num(v, "set_field value")?, num(m, "set_field mask")?),
+            None => (num(v, "set_field value")?, max),
         };
         if m == max {
+            let v = u64::try_from(v).map_err(|_| {
+                format!("set_field value {v:#x}: values above 64 bits are not supported")
+            })?;
             return Ok(vec![RegLoad::new(Subfield::whole(f), v, true)?]);
         }
         let mut out = Vec::new();
         let mut bit = 0u32;
-        while bit < u32::from(f.bits()) {
+        while bit < bits {
             if m >> bit & 1 == 0 {
                 bit += 1;
                 continue;
             }
             let start = bit;
-            while bit < u32::from(f.bits()) && m >> bit & 1 == 1 {
+            while bit < bits && m >> bit & 1 == 1 && bit - start < 64 {
                 bit += 1;
             }
             let sf = Subfield::new(f, start, bit - start)?;
-            out.push(RegLoad::new(sf, (v & sf.mask()) >> start, false)?);
+            out.push(RegLoad::new(sf, ((v & sf.mask()) >> start) as u64, false)?);
         }
         if out.is_empty() {
             return Err("set_field with mask 0 does nothing".into());
@@ -405,21 +528,61 @@ impl RegMove {
         let (s, d) = arg
             .split_once("->")
             .ok_or_else(|| format!("`move:{arg}`: want `move:SRC[a..b]->DST[c..d]`"))?;
-        let (src, dst) = (Subfield::parse(s)?, Subfield::parse(d)?);
+        RegMove::new(Subfield::parse(s)?, Subfield::parse(d)?)
+    }
+
+    /// A move, checked as OVS's `nxm_reg_move_check` (same widths, a
+    /// writable destination).
+    pub fn new(src: Subfield, dst: Subfield) -> Result<RegMove, String> {
         if src.n_bits != dst.n_bits {
             return Err(format!(
                 "move:{src}->{dst}: source and destination widths differ ({} and {} bits)",
                 src.n_bits, dst.n_bits
             ));
         }
+        check_writable(dst)?;
         Ok(RegMove { src, dst })
     }
 
-    /// Run it on `(metadata, regs)`.
+    /// Run it on `(metadata, regs)` (register-like fields only).
     pub fn apply(&self, meta: &mut u64, regs: &mut Regs) {
-        let v = self.src.get(*meta, regs);
+        let v = (self.src.field.get(*meta, regs) & self.src.mask()) >> self.src.ofs;
         self.dst.set(meta, regs, v);
     }
+}
+
+/// Every field an action list reads or writes, checked against the
+/// rule's match (OVS's `mf_check_src`/`mf_check_dst`: "lacks correct
+/// prerequisites", OFPBAC_MATCH_INCONSISTENT).
+pub fn check_prereqs(m: &crate::rule::Match, acts: &[crate::action::Action]) -> Result<(), String> {
+    use crate::action::Action;
+    let check = |sf: Subfield, what: &str| match sf.field {
+        RegField::Pkt(p) if !p.prereq().ok(m) => Err(format!(
+            "{what} field {} lacks correct prerequisites (OFPBAC_MATCH_INCONSISTENT)",
+            p.nxm_name()
+        )),
+        _ => Ok(()),
+    };
+    for a in acts {
+        match *a {
+            Action::SetReg(l) => check(l.dst, "destination")?,
+            Action::Move(mv) => {
+                check(mv.src, "source")?;
+                check(mv.dst, "destination")?;
+            }
+            _ => {
+                if let Some(p) = a.pkt_field_written() {
+                    if !p.prereq().ok(m) {
+                        return Err(format!(
+                            "set_field {} lacks correct prerequisites (OFPBAC_MATCH_INCONSISTENT)",
+                            p.nxm_name()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Display for RegMove {
@@ -466,7 +629,12 @@ mod tests {
     #[test]
     fn get_set_xreg_overlay() {
         let (mut meta, mut regs) = (0u64, Regs::ZERO);
-        RegField::XReg(1).set(&mut meta, &mut regs, 0x1122_3344_5566_7788, u64::MAX);
+        RegField::XReg(1).set(
+            &mut meta,
+            &mut regs,
+            0x1122_3344_5566_7788,
+            u128::from(u64::MAX),
+        );
         assert_eq!(regs.0[2], 0x1122_3344);
         assert_eq!(regs.0[3], 0x5566_7788);
         let sf = Subfield::parse("NXM_NX_REG3[8..15]").unwrap();

@@ -534,28 +534,40 @@ fn parse_fields(s: &str) -> Result<(Match, Extra<'_>), String> {
             }
             continue;
         }
-        if let Some(f @ (RegField::Reg(_) | RegField::XReg(_))) = RegField::parse(name) {
-            // Only the names OVS's parser takes for matches (`reg0`, `xreg0`).
-            if name.to_ascii_lowercase().starts_with("reg")
-                || name.to_ascii_lowercase().starts_with("xreg")
-            {
-                let max = if f.bits() == 64 {
-                    u64::MAX
-                } else {
-                    u64::from(u32::MAX)
+        if let Some(f @ (RegField::Reg(_) | RegField::XReg(_) | RegField::XXReg(_))) =
+            RegField::parse_reg(name)
+        {
+            // Only the names OVS's parser takes for matches (`reg0`,
+            // `xreg0`, `xxreg0`); each lands in its 32-bit registers.
+            let l = name.to_ascii_lowercase();
+            if l.starts_with("reg") || l.starts_with("xreg") || l.starts_with("xxreg") {
+                let bits = u32::from(f.bits());
+                let max = crate::regs::ones(bits);
+                let num = |x: &str| -> Result<u128, String> {
+                    let n = crate::regs::parse_u128(x, name)?;
+                    if n > max {
+                        return Err(format!("{name}: {x} does not fit in {bits} bits"));
+                    }
+                    Ok(n)
                 };
                 let (v, mk) = match val.split_once('/') {
-                    Some((v, mk)) => (parse_uint(v, max, name)?, parse_uint(mk, max, name)?),
-                    None => (parse_uint(val, max, name)?, max),
+                    Some((v, mk)) => (num(v)?, num(mk)?),
+                    None => (num(val)?, max),
                 };
-                match f {
-                    RegField::Reg(n) => m.set_reg(usize::from(n), v as u32, mk as u32, name)?,
-                    RegField::XReg(n) => {
-                        let i = usize::from(n) * 2;
-                        m.set_reg(i, (v >> 32) as u32, (mk >> 32) as u32, name)?;
-                        m.set_reg(i + 1, v as u32, mk as u32, name)?;
-                    }
-                    RegField::Metadata => unreachable!(),
+                let (first, n) = match f {
+                    RegField::Reg(n) => (usize::from(n), 1),
+                    RegField::XReg(n) => (usize::from(n) * 2, 2),
+                    _ => (
+                        usize::from(match f {
+                            RegField::XXReg(n) => n,
+                            _ => 0,
+                        }) * 4,
+                        4,
+                    ),
+                };
+                for j in 0..n {
+                    let sh = 32 * (n - 1 - j);
+                    m.set_reg(first + j, (v >> sh) as u32, (mk >> sh) as u32, name)?;
                 }
                 continue;
             }

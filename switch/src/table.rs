@@ -468,6 +468,23 @@ fn rewrite_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> Option<FlowKey> {
                 set(kf::TUN_FLAGS..kf::TUN_FLAGS + 1);
                 set(kf::TUN_DST);
             }
+            Action::SetArpOp(_) => set(kf::NW_PROTO..kf::NW_PROTO + 1),
+            Action::SetArpSpa(_) => set(kf::NW_SRC4),
+            Action::SetArpTpa(_) => set(kf::NW_DST4),
+            Action::SetArpSha(_) => set(kf::ARP_SHA),
+            Action::SetArpTha(_) => set(kf::ARP_THA),
+            Action::SetIcmpType(_) => set(kf::TP_SRC),
+            Action::SetIcmpCode(_) => set(kf::TP_DST),
+            Action::SetReg(l) => {
+                if let crate::regs::RegField::Pkt(p) = l.dst.field {
+                    set(p.key_range());
+                }
+            }
+            Action::Move(mv) => {
+                if let crate::regs::RegField::Pkt(p) = mv.dst.field {
+                    set(p.key_range());
+                }
+            }
             // The translation never rewrites the key at a `ct` (NAT's
             // result is seen only by a recirculated pass, re-extracted).
             Action::Ct(_) | Action::CtClear => {}
@@ -599,6 +616,9 @@ pub enum FlowModError {
     BadGroup(String),
     /// Anything else about the rule (bad action list...).
     Invalid(String),
+    /// An action reads or writes a field the rule's match does not
+    /// guarantee (OFPET_BAD_ACTION/OFPBAC_MATCH_INCONSISTENT).
+    MatchInconsistent(String),
 }
 
 impl core::fmt::Display for FlowModError {
@@ -611,7 +631,7 @@ impl core::fmt::Display for FlowModError {
             FlowModError::GroupExists(g) => write!(f, "group {g} already exists (OFPGMFC_GROUP_EXISTS)"),
             FlowModError::NoSuchGroup(g) => write!(f, "group {g} does not exist (OFPGMFC_UNKNOWN_GROUP)"),
             FlowModError::BadGroup(e) => write!(f, "{e} (OFPGMFC_INVALID_GROUP)"),
-            FlowModError::Invalid(e) => write!(f, "{e}"),
+            FlowModError::Invalid(e) | FlowModError::MatchInconsistent(e) => write!(f, "{e}"),
         }
     }
 }
@@ -1251,6 +1271,9 @@ fn check_rule(spec: &RuleSpec, groups: &[Arc<Group>]) -> Result<(), FlowModError
         if groups.binary_search_by_key(&g, |x| x.spec.id).is_err() {
             return Err(FlowModError::UnknownGroup(g));
         }
+    }
+    for acts in core::iter::once(&spec.actions).chain(spec.instructions.write_actions.iter()) {
+        crate::regs::check_prereqs(&spec.matcher, acts).map_err(FlowModError::MatchInconsistent)?;
     }
     crate::ct::check_rule(spec).map_err(FlowModError::Invalid)
 }

@@ -342,6 +342,7 @@ impl PollGroup {
             last_tick: clock::now(),
             busy_ticks: 0,
             idle_ticks: 0,
+            idle_streak: 0,
         }
     }
 
@@ -372,6 +373,8 @@ impl PollGroup {
             // a quiet host). The core is the poller's own in Busy mode.
             if let PollMode::Adaptive { spin_rounds, sleep } = mode {
                 if idle > spin_rounds {
+                    // No device stays locked through the sleep.
+                    p.release_kept();
                     std::thread::sleep(sleep)
                 }
             }
@@ -514,6 +517,9 @@ impl Waiter {
                 batch_wakeups();
             }
         }
+        // Arming and disarming lock each device (and the block must not
+        // hold one): give back what the rounds kept.
+        p.release_kept();
         self.kicks.clear();
         let mut sleep = true;
         for d in &p.local {
@@ -576,15 +582,20 @@ fn pollfd(fd: RawFd) -> libc::pollfd {
 /// One thread's round-by-round view of a [`PollGroup`] (see
 /// [`PollGroup::poller`]).
 ///
-/// A device whose round had work stays locked by the poller into the next
-/// round ([`DeviceGuard::keep`]): taking the lock is a locked
+/// A device the poller took stays locked by it into the next rounds
+/// ([`DeviceGuard::keep`]), with work or without, until [`KEEP_IDLE`]
+/// rounds in a row found nothing: taking the lock is a locked
 /// compare-and-swap, a full barrier that waits for the previous round's
 /// used-ring stores to reach the driver's core (a cross-core round trip in
-/// every busy round when work comes without pause, as at queue depth 128).
-/// A round without work, a control thread waiting for the device (checked
-/// every round, a load of a line only control threads write), the device
-/// leaving the group, and the poller's end release it; so does everything
-/// that may block (the waits follow only rounds without work).
+/// every busy round when work comes without pause, as at queue depth 128),
+/// and at queue depth 1 a round with work follows a few idle ones, so a
+/// lock released there was retaken (with that barrier) at the start of
+/// every request's round. A control thread waiting for the device
+/// (checked every round, a load of a line only control threads write), the
+/// device leaving the group, [`KEEP_IDLE`] idle rounds, a [`Waiter`] that
+/// blocks, and the poller's end release it; so every sleep (which follows
+/// at least 1000 idle rounds in [`PollMode::Adaptive`] as configured here,
+/// and [`Waiter::idle`]'s block) happens with no device held.
 #[derive(Debug)]
 pub struct GroupPoller {
     group: Arc<PollGroup>,
@@ -599,7 +610,13 @@ pub struct GroupPoller {
     last_tick: u64,
     busy_ticks: u64,
     idle_ticks: u64,
+    /// Rounds in a row without work (devices are kept until [`KEEP_IDLE`]).
+    idle_streak: u32,
 }
+
+/// Rounds in a row without work after which the poller unlocks the devices
+/// it kept (see [`GroupPoller`]).
+pub const KEEP_IDLE: u32 = 256;
 
 impl GroupPoller {
     /// One round: one [`BlkDevice::poll`] batch per device whose lock is
@@ -624,6 +641,9 @@ impl GroupPoller {
             self.accounting = on;
         }
         let mut work = 0;
+        // Past KEEP_IDLE idle rounds a device is kept only by a round with
+        // work (idle rounds then lock and unlock it, as a sleep may follow).
+        let keep = self.idle_streak < KEEP_IDLE;
         for (d, kept) in self.local.iter().zip(self.kept.iter_mut()) {
             let guard = if std::mem::take(kept) {
                 if d.control_waiting() {
@@ -638,10 +658,18 @@ impl GroupPoller {
                 let w = dev.poll();
                 after(&mut dev);
                 work += w;
-                if w > 0 {
+                if w > 0 || keep {
                     dev.keep();
                     *kept = true;
                 }
+            }
+        }
+        if work > 0 {
+            self.idle_streak = 0;
+        } else {
+            self.idle_streak = self.idle_streak.saturating_add(1);
+            if self.idle_streak == KEEP_IDLE {
+                self.release_kept();
             }
         }
         if self.accounting {
@@ -872,7 +900,7 @@ mod tests {
     }
 
     #[test]
-    fn a_device_kept_across_busy_rounds_goes_to_control_threads_idle_rounds_and_drop() {
+    fn a_device_kept_across_rounds_goes_to_control_threads_long_idleness_and_drop() {
         let backend = Box::new(crate::backend::null::NullBackend::new(1 << 20, 16));
         let mem = GuestMemory::anonymous(&[(0, 1 << 20)]).unwrap();
         let cfg = BlkConfig::new(&backend.info(), 512, 1, "kept").unwrap();
@@ -905,10 +933,24 @@ mod tests {
         }
         assert_eq!(p.poll(), 0, "polled a device a control thread waits for");
         assert_eq!(control.join().unwrap(), 1);
-        // A round without work releases it.
+        // Idle rounds keep it too (a request's round does not retake it),
+        // up to KEEP_IDLE of them in a row, which release it.
         serve(&mut p);
+        for _ in 1..KEEP_IDLE {
+            assert_eq!(p.poll(), 0);
+        }
+        assert!(
+            cell.try_take().is_none(),
+            "released before KEEP_IDLE idle rounds"
+        );
         assert_eq!(p.poll(), 0);
-        assert!(cell.try_take().is_some(), "kept after a round without work");
+        assert!(
+            cell.try_take().is_some(),
+            "kept after KEEP_IDLE idle rounds"
+        );
+        // Past that, an idle round takes it and gives it back.
+        assert_eq!(p.poll(), 0);
+        assert!(cell.try_take().is_some(), "kept by a deep idle round");
         // So does the poller's end.
         serve(&mut p);
         drop(p);

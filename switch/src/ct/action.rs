@@ -229,6 +229,11 @@ pub fn parse_zone_src(args: &str) -> Result<(CtSpec, Option<Subfield>), String> 
                     let z = Subfield::parse(v).map_err(|e| {
                         format!("ct: zone={v}: want a number 0..=65535 or a 16-bit register field ({e})")
                     })?;
+                    if !z.field.is_reg() {
+                        return Err(format!(
+                            "ct: zone={z}: the zone comes from a register or metadata"
+                        ));
+                    }
                     if z.n_bits != 16 {
                         return Err(format!("ct: zone={z}: the zone field must be 16 bits wide"));
                     }

@@ -15,7 +15,6 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
 use super::config::{BlkConfig, SEG_MAX};
@@ -29,6 +28,7 @@ use crate::dirty_log::QueueLog;
 use crate::guest_memory::GuestMemory;
 use crate::inflight::InflightQueue;
 use crate::iovec::{scatter, IoVec};
+use crate::virtq::barrier::full_fence;
 use crate::virtq::{Chain, QueueConfig, Virtqueue, VIRTIO_F_RING_PACKED};
 
 /// Most chains taken from one queue per poll step.
@@ -935,7 +935,7 @@ impl BlkDevice {
             return;
         }
         self.irq_age = 0;
-        fence(Ordering::SeqCst);
+        full_fence();
         for q in &mut self.queues {
             if !std::mem::take(&mut q.irq_check) {
                 continue;

@@ -4,6 +4,7 @@
 //! and as malicious guests; the benchmark uses it as the driver of a
 //! vhost-user front end.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use super::split::{avail_ring_len, used_ring_len, QueueConfig};
@@ -52,6 +53,10 @@ pub struct MockQueue {
     published: u16,
     used_seen: u16,
     event_idx: bool,
+    /// What [`MockQueue::suppress_interrupts`] last wrote and the driver
+    /// has not changed since: `used_seen` at the `used_event` write (event
+    /// index), or any value once `VIRTQ_AVAIL_F_NO_INTERRUPT` is set.
+    irq_off: Cell<Option<u16>>,
 }
 
 // SAFETY: the pointers point into `mem`, owned by the queue.
@@ -97,6 +102,7 @@ impl MockQueue {
             published: 0,
             used_seen: 0,
             event_idx: false,
+            irq_off: Cell::new(None),
         }
     }
 
@@ -198,6 +204,7 @@ impl MockQueue {
     /// changes how kicks and interrupts are suppressed).
     pub fn set_event_idx(&mut self, on: bool) {
         self.event_idx = on;
+        self.irq_off.set(None);
     }
 
     /// Publishes and says whether the device wants a kick for the entries
@@ -225,12 +232,32 @@ impl MockQueue {
 
     /// A polling driver: asks the device not to interrupt (keeps
     /// `used_event` half the index space ahead, or sets
-    /// `VIRTQ_AVAIL_F_NO_INTERRUPT`).
+    /// `VIRTQ_AVAIL_F_NO_INTERRUPT`). As Linux's `virtqueue_disable_cb`
+    /// (which keeps a shadow of the flags), it writes only when that
+    /// changes something: the flag once, `used_event` again only when the
+    /// used index it saw moved a quarter of the index space past the last
+    /// write. A write per completion batch would move the line holding
+    /// `used_event` to the driver's core and back to the device's, which
+    /// reads it at each interrupt decision (§2.7.10.1): a cross-core
+    /// transfer per request on both sides that a real driver does not cause.
     pub fn suppress_interrupts(&self) {
         if self.event_idx {
-            self.set_used_event(self.used_seen.wrapping_add(0x8000));
-        } else {
+            // The device's used index runs at most a queue size ahead of
+            // `used_seen`, so from a write at `base` it reaches `base +
+            // 0x8000` only after `used_seen` moved `0x8000 - size`: rewrite
+            // at half of that.
+            let slack = (0x8000 - self.cfg.size as u32) / 2;
+            let stale = self
+                .irq_off
+                .get()
+                .is_none_or(|base| self.used_seen.wrapping_sub(base) as u32 >= slack);
+            if stale {
+                self.set_used_event(self.used_seen.wrapping_add(0x8000));
+                self.irq_off.set(Some(self.used_seen));
+            }
+        } else if self.irq_off.get().is_none() {
             self.set_avail_flags(super::VIRTQ_AVAIL_F_NO_INTERRUPT);
+            self.irq_off.set(Some(0));
         }
     }
 
@@ -248,12 +275,14 @@ impl MockQueue {
 
     /// `used_event` (§2.7.10.1): interrupt when the used index passes it.
     pub fn set_used_event(&self, v: u16) {
+        self.irq_off.set(None);
         self.a16(4 + 2 * self.cfg.size as usize)
             .store(v.to_le(), Ordering::Relaxed);
     }
 
     /// Available-ring flags.
     pub fn set_avail_flags(&self, v: u16) {
+        self.irq_off.set(None);
         self.a16(0).store(v.to_le(), Ordering::Relaxed);
     }
 

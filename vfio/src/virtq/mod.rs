@@ -8,6 +8,8 @@
 //! * [`packed`]: the device side of one packed virtqueue (§2.8).
 //! * [`queue`]: either layout behind one interface.
 //! * [`chain`]: the result of walking one chain, as host I/O vectors.
+//! * [`barrier`]: the full barrier before an interrupt or kick decision
+//!   (a locked instruction, cheaper than `MFENCE`).
 //! * [`prefetch`]: the write prefetch a batch issues for its request
 //!   headers and used-ring lines before it walks them.
 //! * `mock` (feature `test-utils` or tests): guest-driver simulators (split
@@ -26,6 +28,7 @@
 //! allocates nothing), and publishes the used index once per batch. Guest
 //! memory is still rust-vmm's `vm-memory`.
 
+pub mod barrier;
 pub mod chain;
 pub mod packed;
 pub mod prefetch;

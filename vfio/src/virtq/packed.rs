@@ -8,8 +8,9 @@
 //! and only the copy is used.
 
 use std::ptr;
-use std::sync::atomic::{fence, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 
+use super::barrier::full_fence;
 use super::chain::{Chain, ChainError};
 use super::split::{QueueConfig, QueueError};
 use super::{
@@ -275,7 +276,7 @@ impl PackedQueue {
         if !self.publish_store() {
             return false;
         }
-        fence(Ordering::SeqCst);
+        full_fence();
         self.interrupt_needed()
     }
 
@@ -283,14 +284,14 @@ impl PackedQueue {
     /// descriptors' flags were stored by `add_used`): whether elements were
     /// added since the driver was last considered for an interrupt; if so,
     /// call [`interrupt_needed`](Self::interrupt_needed) after a
-    /// `fence(SeqCst)`.
+    /// full fence ([`super::barrier::full_fence`]).
     #[inline]
     pub fn publish_store(&mut self) -> bool {
         self.signalled_used != self.next_used
     }
 
     /// The second half of [`publish_used`](Self::publish_used), after a
-    /// `fence(SeqCst)`: whether the driver wants an interrupt (§2.8.10).
+    /// full fence ([`super::barrier::full_fence`]): whether the driver wants an interrupt (§2.8.10).
     #[inline]
     pub fn interrupt_needed(&mut self) -> bool {
         let old = self.signalled_used;
@@ -331,7 +332,7 @@ impl PackedQueue {
             (*(self.device_evt.add(2) as *const AtomicU16))
                 .store(RING_EVENT_FLAGS_ENABLE.to_le(), Ordering::Relaxed)
         };
-        std::sync::atomic::fence(Ordering::SeqCst);
+        full_fence();
         let flags = u16::from_le(self.flags_at(self.next_avail).load(Ordering::Acquire));
         self.is_avail(flags)
     }

@@ -153,7 +153,7 @@ impl Virtqueue {
     /// [`publish_used`](Self::publish_used) without its fence: makes the
     /// used entries visible; true if the driver must be considered for an
     /// interrupt, with [`interrupt_needed`](Self::interrupt_needed) after a
-    /// `fence(SeqCst)` (one fence for every queue a device publishes).
+    /// full fence ([`crate::virtq::barrier::full_fence`]) (one fence for every queue a device publishes).
     #[inline]
     pub fn publish_store(&mut self) -> bool {
         match self {
@@ -162,7 +162,7 @@ impl Virtqueue {
         }
     }
 
-    /// After [`publish_store`](Self::publish_store) and a `fence(SeqCst)`:
+    /// After [`publish_store`](Self::publish_store) and a full fence ([`crate::virtq::barrier::full_fence`]):
     /// whether the driver wants an interrupt.
     #[inline]
     pub fn interrupt_needed(&mut self) -> bool {

@@ -9,8 +9,9 @@
 //! validated and used (no double fetch).
 
 use std::ptr;
-use std::sync::atomic::{fence, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 
+use super::barrier::full_fence;
 use super::chain::{Chain, ChainError};
 use super::prefetch::{prefetch_read, prefetch_write};
 use super::{
@@ -401,7 +402,7 @@ impl SplitQueue {
         }
         // The driver's suppression fields must be read after the used index is
         // visible, or an interrupt can be lost.
-        fence(Ordering::SeqCst);
+        full_fence();
         self.interrupt_needed()
     }
 
@@ -409,7 +410,7 @@ impl SplitQueue {
     /// store of `used.idx`. Returns whether elements were added since the
     /// driver was last considered for an interrupt; if so, call
     /// [`interrupt_needed`](Self::interrupt_needed) after a
-    /// `fence(SeqCst)`. A device publishing several queues stores every
+    /// full fence ([`super::barrier::full_fence`]). A device publishing several queues stores every
     /// index first and fences once: each fence waits for the store's cache
     /// line to leave the driver's core, and the suppression field is another
     /// line the driver writes, so per-queue fences serialize two cross-core
@@ -422,7 +423,7 @@ impl SplitQueue {
     }
 
     /// The second half of [`publish_used`](Self::publish_used), after a
-    /// `fence(SeqCst)` that follows [`publish_store`](Self::publish_store):
+    /// full fence ([`super::barrier::full_fence`]) that follows [`publish_store`](Self::publish_store):
     /// whether the driver wants an interrupt for the elements published
     /// since it was last asked.
     #[inline]
@@ -461,7 +462,7 @@ impl SplitQueue {
         }
         // The store above must be visible before the index is read again,
         // or a chain added meanwhile gets neither a kick nor a look.
-        fence(Ordering::SeqCst);
+        full_fence();
         !matches!(self.avail_pending(), Ok(0))
     }
 
