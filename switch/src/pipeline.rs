@@ -18,7 +18,7 @@
 //! those bits, so every frame with the same masked key translates the same.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use crate::action::{modifies_after_output, Action, Instructions, L4Proto, Seg};
 use crate::classifier::{Classifier, Entry};
@@ -358,6 +358,19 @@ impl CompiledStore {
         self.frozen.push(f.clone());
         self.frozen_index.insert(f, i);
         i
+    }
+
+    /// Frozen state `id` named by its contents (a hash, never 0): the
+    /// same on every worker, unlike `id` (IP fragment lists key on it, as
+    /// OVS's on its global `recirc_id`).
+    pub(crate) fn frozen_pass(&self, id: u32) -> u32 {
+        let mut h = FoldHasher::default();
+        match self.frozen.get(id as usize) {
+            Some(f) => f.hash(&mut h),
+            None => h.write_u32(id),
+        }
+        let v = h.finish();
+        (v ^ v >> 32) as u32 | 1
     }
 
     pub(crate) fn len(&self) -> usize {
