@@ -20,18 +20,21 @@
 //!
 //! [`Ipf`] is the shared part (settings and counters, what `dpctl/ipf-set-*`
 //! and `dpctl/ipf-get-status` read and write); a [`Reassembler`] holds the
-//! fragments themselves (the switch keeps one per forwarding lcore, with
-//! the frames held by reference). The rules are OVS's, including its
+//! fragments themselves; [`Shards`] puts reassemblers behind spin locks,
+//! sharded by list key, so that every forwarding lcore shares them (the
+//! switch keeps one, with the frames held by reference). The rules are OVS's, including its
 //! corner cases (`ipf_is_frag_duped` only refuses a fragment whose first
 //! or last byte falls inside one already held; data bytes are 16-bit
 //! counters): a differential against OVS-DPDK sees the same frames.
 
 mod frag;
 mod reass;
+mod shards;
 mod table;
 
 pub use frag::{check, Check, FragInfo};
 pub use reass::{reassemble, write_back};
+pub use shards::{ShardGuard, Shards, SHARDS};
 pub use table::{Add, FragPos, ListKey, Reassembler};
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};

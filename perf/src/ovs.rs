@@ -77,6 +77,9 @@ pub struct PmdStats {
     pub upcalls: u64,
     /// Busy (processing) TSC cycles per packet.
     pub processing_cycles_per_packet: Option<f64>,
+    /// Busy (processing) TSC cycles: polling iterations that received
+    /// packets.
+    pub processing_cycles: u64,
 }
 
 impl PmdStats {
@@ -114,6 +117,7 @@ impl PmdStats {
             megaflow_hits: num("megaflow hits:"),
             upcalls: num("miss with success upcall:"),
             processing_cycles_per_packet: cpp,
+            processing_cycles: num("processing cycles:"),
         })
     }
 }
@@ -386,6 +390,7 @@ main thread:
                 megaflow_hits: 31,
                 upcalls: 1,
                 processing_cycles_per_packet: Some(167.60),
+                processing_cycles: 8249396089,
             }
         );
         assert_eq!(

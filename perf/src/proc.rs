@@ -182,6 +182,42 @@ pub fn vswitch_json_rates(stdout: &str, port: u16) -> (Vec<f64>, Option<serde_js
     (samples, summary)
 }
 
+/// The body of `GET /metrics` from a `vswitch run --metrics ADDR`
+/// endpoint (HTTP/1.0, the server closes the connection).
+pub fn scrape_metrics(addr: std::net::SocketAddr) -> std::io::Result<String> {
+    use std::io::Write;
+    let mut c = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    c.set_read_timeout(Some(Duration::from_secs(5)))?;
+    c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+    let mut s = String::new();
+    c.read_to_string(&mut s)?;
+    match s.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
+        _ => Err(std::io::Error::other(format!(
+            "unexpected metrics reply: {}",
+            last_lines(&s, 3)
+        ))),
+    }
+}
+
+/// The sum of every sample of metric `name` (all label sets) in a
+/// Prometheus text exposition, `None` when it has none.
+pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
+    let mut sum = None;
+    for l in text.lines() {
+        let Some(rest) = l.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            continue;
+        }
+        if let Some(v) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+            *sum.get_or_insert(0.0) += v;
+        }
+    }
+    sum
+}
+
 /// The last `n` lines of `s` (for failure reports).
 pub fn last_lines(s: &str, n: usize) -> String {
     let v: Vec<&str> = s.lines().collect();
@@ -201,5 +237,14 @@ mod json_tests {
         assert_eq!(s, vec![2.0, 3.0]);
         assert_eq!(sum.unwrap()["cycles_per_packet"].as_f64(), Some(70.5));
         assert_eq!(super::last_lines("a\nb\nc", 2), "b\nc");
+    }
+
+    #[test]
+    fn metric_sum_adds_label_sets_and_skips_prefixes() {
+        let t = "# HELP x_total help\n# TYPE x_total counter\n\
+                 x_total{core=\"0\"} 5\nx_total{core=\"1\"} 7\nx_total_more 100\nx_totalx 1\ny 3\n";
+        assert_eq!(super::metric_sum(t, "x_total"), Some(12.0));
+        assert_eq!(super::metric_sum(t, "y"), Some(3.0));
+        assert_eq!(super::metric_sum(t, "z"), None);
     }
 }

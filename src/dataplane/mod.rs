@@ -632,10 +632,13 @@ fn sample(ports: &Ports, no: u16, id: u16) -> PortSample {
 /// over a few ticks.
 const CT_SWEEP_BUDGET: usize = 16 * 1024;
 
-/// Expire idle connections of the switch's tracker, on the monitor's
-/// thread (never a forwarding lcore).
+/// Expire idle connections of the switch's tracker, and IP fragments
+/// held past their time, on the monitor's thread (never a forwarding
+/// lcore): fragments are freed when traffic stops.
 fn sweep_conntrack(sw: &Switch) {
-    sw.conntrack().sweep(sw.now_ms(), CT_SWEEP_BUDGET);
+    let now = sw.now_ms();
+    sw.conntrack().sweep(now, CT_SWEEP_BUDGET);
+    sw.expire_fragments(now);
 }
 
 /// When the monitor prints and stops.

@@ -424,6 +424,10 @@ impl Worker {
             if iter.is_multiple_of(128) || self.rx.is_empty() {
                 self.apply_commands();
             }
+            if iter.is_multiple_of(64) && self.dp.fragments_waiting::<MbufFrame>() {
+                let sent = self.send_fragments(&mut sc, now);
+                bump(&self.counters.tx, sent);
+            }
             if let Some(h) = self.hook.as_mut() {
                 let rx = self.counters.rx.load(Ordering::Relaxed);
                 h(Round {
@@ -458,13 +462,20 @@ impl Worker {
                 }
                 continue;
             }
+            // One TSC read per burst: each burst's cycles run from the end
+            // of the previous one in this round (or the round's start),
+            // its empty polls included; the round's end is the last
+            // burst's end when no empty poll followed it.
+            let mut t = round0;
+            let mut tail_empty = false;
             for r in 0..self.rx.len() {
-                let t0 = dpdk::rdtsc();
                 let (in_port, q) = &mut self.rx[r];
                 let n = q.rx_burst(&mut burst);
                 if n == 0 {
+                    tail_empty = true;
                     continue;
                 }
+                tail_empty = false;
                 let in_port = *in_port;
                 // Offload flags live in the mbuf's first cache line, which
                 // the prefetch reads anyway: one OR per frame tells whether
@@ -488,17 +499,21 @@ impl Worker {
                 };
                 self.tunnels = tunnels;
                 round_rx += n;
-                let dt = dpdk::rdtsc().wrapping_sub(t0);
+                let t1 = dpdk::rdtsc();
+                let dt = t1.wrapping_sub(t);
+                t = t1;
                 bump(&self.counters.rx, n as u64);
                 bump(&self.counters.tx, sent);
                 self.dp.account_cycles(dt);
                 let _ = hist.record((dt / n as u64).max(1));
             }
             if round_rx != 0 {
-                bump(
-                    &self.counters.busy_cycles,
-                    dpdk::rdtsc().wrapping_sub(round0),
-                );
+                let end = if tail_empty { dpdk::rdtsc() } else { t };
+                bump(&self.counters.busy_cycles, end.wrapping_sub(round0));
+            } else if iter.is_multiple_of(64) {
+                // Idle: IP fragments held past their time are freed here
+                // too (one atomic load while no fragment ever met a `ct`).
+                self.sw.expire_fragments(now);
             }
         }
         WorkerReport {
@@ -556,12 +571,17 @@ impl Worker {
                 now,
             );
         }
+        let tunnel_ports = ep.map_or(0, |e| e.tunnel_ports());
         let copied = if copies.is_empty() {
             0
         } else {
-            send_copies(&mut self.tx, &self.tx_drops, self.index, copies, out)
+            let mut sent = 0;
+            if let Some(ep) = ep.filter(|_| copies.iter().any(|c| c.1 & tunnel_ports != 0)) {
+                sent = self.encap_copies(ep, copies, tunnel, out, now);
+            }
+            sent + send_copies(&mut self.tx, &self.tx_drops, self.index, copies, out)
+                + self.flush_pending(out)
         };
-        let tunnel_ports = ep.map_or(0, |e| e.tunnel_ports());
         // Guests' partial checksums and large segments (vhost ports): the
         // offload slow path, unless a frame goes to a tunnel port.
         if *offl & dpdk::offload::RX_OFFLOAD_MASK != 0
@@ -700,6 +720,89 @@ impl Worker {
             let p = self.pending.trailing_zeros() as u16;
             self.pending &= self.pending - 1;
             sent += self.flush_port(out, p);
+        }
+        sent
+    }
+
+    /// IP fragments of datagrams another worker completed, resumed here
+    /// (their passes are this worker's) and transmitted; returns frames
+    /// sent.
+    #[cold]
+    #[inline(never)]
+    fn send_fragments(&mut self, sc: &mut Scratch, now: u64) -> u64 {
+        self.dp.service_fragments(&mut sc.copies, now);
+        if sc.copies.is_empty() {
+            return 0;
+        }
+        let mut sent = 0;
+        let tunnels = self.tunnels.take();
+        if let Some(ep) = tunnels.as_deref() {
+            if sc.copies.iter().any(|c| c.1 & ep.tunnel_ports() != 0) {
+                sent = self.encap_copies(ep, &mut sc.copies, None, &mut sc.out, now);
+            }
+        }
+        self.tunnels = tunnels;
+        sent + send_copies(
+            &mut self.tx,
+            &self.tx_drops,
+            self.index,
+            &mut sc.copies,
+            &mut sc.out,
+        ) + self.flush_pending(&mut sc.out)
+    }
+
+    /// The copies' outputs to tunnel ports (a fragment of a datagram that
+    /// completed, an output before a rewrite): each encapsulated like a
+    /// frame of the burst (a copy of the mbuf when it also goes elsewhere)
+    /// and queued on its underlay port; their tunnel bits are cleared.
+    /// Returns frames sent (queues that filled up on the way).
+    /// The outer headers take the tunnel's own key and remote, else the
+    /// received frame's VNI (`tunnel`, when the whole burst came from one
+    /// tunnel).
+    #[cold]
+    #[inline(never)]
+    fn encap_copies(
+        &mut self,
+        ep: &Endpoints,
+        copies: &mut [(MbufFrame, u64)],
+        tunnel: Option<&[TunnelMeta]>,
+        out: &mut [Burst],
+        now: u64,
+    ) -> u64 {
+        let tunnels = ep.tunnel_ports();
+        let rx = tunnel.and_then(|t| t.first());
+        let mut sent = 0;
+        for (MbufFrame(m), mask) in copies.iter_mut() {
+            let mut tmask = *mask & tunnels;
+            *mask &= !tunnels;
+            while tmask != 0 {
+                let port = tmask.trailing_zeros() as u16;
+                tmask &= tmask - 1;
+                let Some(t) = ep.index_of(port) else { continue };
+                // Encapsulation rewrites the frame: a copy per tunnel (the
+                // mbuf itself goes on to the other ports, or is freed).
+                let Some(c) = copy_mbuf(m) else {
+                    ep.tunnels[t].stats.count_drop(TunnelDrop::TxError, 1);
+                    continue;
+                };
+                let mut f = MbufFrame(c);
+                match ep.template(t, TunnelSet::default(), rx, &mut self.memo, now) {
+                    Ok((tpl, p)) if self.tx.get(p as usize).is_some_and(Option::is_some) => {
+                        let len = f.0.data_len() as u64;
+                        let sport = source_port(flow_hash(f.0.data()));
+                        if !tpl.apply(&mut f, sport) {
+                            ep.tunnels[t].stats.count_drop(TunnelDrop::TxError, 1);
+                            continue;
+                        }
+                        let stats = &ep.tunnels[t].stats;
+                        TunnelStats::add(&stats.tx_packets, 1);
+                        TunnelStats::add(&stats.tx_bytes, len);
+                        sent += self.queue(out, p, f.0);
+                    }
+                    Ok(_) => ep.tunnels[t].stats.count_drop(TunnelDrop::TxError, 1),
+                    Err(tx) => sent += self.encap_failed(ep, t, tx, &f.0, out),
+                }
+            }
         }
         sent
     }

@@ -62,7 +62,7 @@ pub struct Datapath {
     pub(crate) c: Counters,
     may_bypass: bool,
     bypass: bool,
-    bypass_version: u64,
+    pub(crate) bypass_version: u64,
     inserts: u64,
     /// Flow-cache generation: changes with the table version (and when the
     /// compiled store starts over), never 0 (a fresh bucket's value).
@@ -553,7 +553,7 @@ impl Datapath {
     /// the compiled entries they point at are kept.
     #[cold]
     #[inline(never)]
-    fn new_generation(&mut self, full: bool) {
+    pub(crate) fn new_generation(&mut self, full: bool) {
         let cur = &*self.cur;
         let flush = full || cur.changes_since == cur.version;
         if flush {

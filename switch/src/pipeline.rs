@@ -3,7 +3,7 @@
 //! When a table version uses more than table 0's plain action lists
 //! (tables > 0, `goto_table`, `resubmit`, groups, action sets, metadata),
 //! the datapath does not walk the tables per frame. On an exact-match
-//! cache miss it *translates* the flow once ([`compile`]): table lookups,
+//! cache miss it *translates* the flow once (`compile`): table lookups,
 //! apply-actions, resubmits (depth ≤ [`MAX_RESUBMIT_DEPTH`]), group bucket
 //! choice, write/clear actions, write_metadata and goto_table, ending with
 //! the action set in the OpenFlow 1.3 order. The result is one
@@ -13,12 +13,12 @@
 //! depth (OVS's datapath-flow idea).
 //!
 //! Correctness of caching by key: the key is masked with
-//! [`pipeline_mask`], the union of every rule's mask in every table plus
+//! `pipeline_mask`, the union of every rule's mask in every table plus
 //! what actions and groups read (see there); the translation reads only
 //! those bits, so every frame with the same masked key translates the same.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use crate::action::{modifies_after_output, Action, Instructions, L4Proto, Seg};
 use crate::classifier::{Classifier, Entry};
@@ -358,6 +358,19 @@ impl CompiledStore {
         self.frozen.push(f.clone());
         self.frozen_index.insert(f, i);
         i
+    }
+
+    /// Frozen state `id` named by its contents (a hash, never 0): the
+    /// same on every worker, unlike `id` (IP fragment lists key on it, as
+    /// OVS's on its global `recirc_id`).
+    pub(crate) fn frozen_pass(&self, id: u32) -> u32 {
+        let mut h = FoldHasher::default();
+        match self.frozen.get(id as usize) {
+            Some(f) => f.hash(&mut h),
+            None => h.write_u32(id),
+        }
+        let v = h.finish();
+        (v ^ v >> 32) as u32 | 1
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -61,7 +61,7 @@ counters! {
     rx_bytes: "Bytes processed.",
     tx_packets: "Frame copies output (a flood to 3 ports counts 3).",
     bursts: "Calls to `process_burst`.",
-    busy_cycles: "TSC cycles of the bursts, as the caller measured them (`Datapath::account_cycles`; the DPDK worker: rx burst to tx burst).",
+    busy_cycles: "TSC cycles of the bursts, as the caller measured them (`Datapath::account_cycles`; the DPDK worker: from the end of the previous burst of its polling round, or the round's start, to this burst's tx).",
     cache_hits: "Exact-match cache hits.",
     cache_misses: "Exact-match cache misses (classifier lookups).",
     cache_bypassed: "Lookups sent straight to the classifier (cache bypass engaged).",

@@ -54,6 +54,9 @@ pub struct Switch {
     cfg: SwitchConfig,
     expired: std::sync::Mutex<Option<ExpiryListener>>,
     conntrack: std::sync::OnceLock<Arc<conntrack::Conntrack>>,
+    /// IP fragments the `ct` actions of every worker hold (`ct/ipf.rs`),
+    /// made on the first fragment.
+    ipf_frags: std::sync::OnceLock<Arc<dyn crate::ct::ipf::SharedFrags>>,
 }
 
 /// Told about rules that timed out (OpenFlow flow_removed).
@@ -72,6 +75,7 @@ impl Switch {
             cfg,
             expired: std::sync::Mutex::new(None),
             conntrack: std::sync::OnceLock::new(),
+            ipf_frags: std::sync::OnceLock::new(),
         })
     }
 
@@ -91,6 +95,29 @@ impl Switch {
     pub fn conntrack(&self) -> &Arc<conntrack::Conntrack> {
         self.conntrack
             .get_or_init(|| Arc::new(conntrack::Conntrack::new(conntrack::Config::default())))
+    }
+
+    /// The fragment lists every worker's `ct` shares (made for frames `F`
+    /// on first use).
+    pub(crate) fn ipf_shared<F: crate::frame::Frame>(
+        &self,
+    ) -> Arc<dyn crate::ct::ipf::SharedFrags> {
+        Arc::clone(
+            self.ipf_frags
+                .get_or_init(|| crate::ct::ipf::new_shared::<F>(self.stats.len())),
+        )
+    }
+
+    /// Drop the IP fragments held past their time (15 s after a list's
+    /// first fragment; counted `expired` in `ct ipf status`), as OVS's
+    /// `ipf_clean_thread`: for the housekeeping thread and idle poll
+    /// rounds, so that fragments are freed when traffic stops. Returns how
+    /// many; costs one atomic load while no fragment ever met a `ct`.
+    pub fn expire_fragments(&self, now_ms: u64) -> usize {
+        match self.ipf_frags.get() {
+            Some(s) => s.expire(self.conntrack().ipf(), now_ms),
+            None => 0,
+        }
     }
 
     /// Install the default rule `priority=0,actions=NORMAL` when the table

@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 
+use switch::frame::{Frame, VecFrame};
 use switch::verdict::{DropReason, Verdict};
 
 const HELD: Verdict = Verdict::Drop(DropReason::FragHeld);
@@ -176,4 +177,115 @@ fn without_a_copy_sink_fragments_are_tracked_as_they_are() {
     for f in &frags {
         assert_eq!(send(&mut dp, 1, f, 0).0, ports(&[4]));
     }
+}
+
+/// The fragments other workers completed for `dp`, sent on.
+fn service(dp: &mut switch::datapath::Datapath, now: u64) -> Vec<(u64, Vec<u8>)> {
+    let mut copies: Vec<(VecFrame, u64)> = Vec::new();
+    dp.service_fragments(&mut copies, now);
+    copies
+        .into_iter()
+        .map(|(f, m)| (m, f.data().to_vec()))
+        .collect()
+}
+
+#[test]
+fn fragments_of_one_datagram_complete_across_two_workers() {
+    // RSS (or two ports) spreads one datagram's fragments over two
+    // forwarding lcores: the lists are shared; each fragment resumes on
+    // the worker that received it (its compiled entries are there).
+    let sw = ct_switch_workers(&FIREWALL, 2);
+    let (mut dp0, mut dp1) = (sw.datapath(0), sw.datapath(1));
+    // Worker 1 compiles an entry worker 0 does not have first: the two
+    // number their entries differently.
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&[2, 0, 0, 0, 0, 9, 8, 6]);
+    arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    arp.resize(42, 0);
+    send_ct(&mut dp1, 2, &arp, 0);
+    send_ct(&mut dp1, 2, &udp1(SERVER, CLIENT, 9, 9), 0);
+    let frags = udp_frags(CLIENT, SERVER, 5000, 53, 3000, 21, &CUTS);
+    let (v, _, c) = send_ct(&mut dp0, 1, &frags[0], 0);
+    assert_eq!((v, c.len()), (HELD, 0));
+    let (v, _, c) = send_ct(&mut dp1, 1, &frags[2], 0);
+    assert_eq!((v, c.len()), (HELD, 0));
+    assert!(service(&mut dp0, 0).is_empty() && service(&mut dp1, 0).is_empty());
+    // The last fragment completes the datagram at ct(table=1) on worker
+    // 0; fragment 2 goes back to worker 1, meets ct(commit) there and
+    // completes the datagram again; each worker sends its own.
+    let (v, _, mut out) = send_ct(&mut dp0, 1, &frags[1], 0);
+    assert_eq!(v, HELD);
+    for _ in 0..3 {
+        out.extend(service(&mut dp1, 0));
+        out.extend(service(&mut dp0, 0));
+    }
+    out.sort_by_key(|c| c.1[20..22].to_vec());
+    let mut want: Vec<(u64, Vec<u8>)> = frags.iter().map(|f| (1 << 2, f.clone())).collect();
+    want.sort_by_key(|c| c.1[20..22].to_vec());
+    assert_eq!(out, want, "all three, once each, to port 2");
+    let st = sw.conntrack().ipf().status();
+    assert_eq!((st.v4.completed, st.v4.purged, st.frags), (6, 0, 0));
+    assert_eq!(sw.conntrack().stats().entries, 1);
+    // The reply on the other worker is established.
+    let (v, _, _) = send_ct(&mut dp1, 2, &udp1(SERVER, CLIENT, 53, 5000), 1);
+    assert_eq!(v, ports(&[1]));
+}
+
+#[test]
+fn fragments_follow_a_fork_with_more_actions_and_a_list_cut_at_nat() {
+    // `ct(table=1)` followed by an output (the output runs on a copy, as
+    // OVS's forked packet), and in table 1 an output before a NAT commit
+    // (the list is cut into segments): no fragment is +inv, each leaves
+    // once per output, port 2's translated.
+    let sw = ct_switch(&[
+        "priority=100,ip,ct_state=-trk,actions=ct(table=1,zone=3),output:3",
+        "table=1,ct_state=+trk+new,ip,in_port=1,actions=output:5,ct(commit,zone=3,nat(src=172.16.0.1:3000)),output:2",
+        "table=1,priority=20,ct_state=+trk+inv,actions=output:4",
+    ]);
+    sw.port_add(5).unwrap();
+    let mut dp = sw.datapath(0);
+    let frags = udp_frags(CLIENT, SERVER, 5000, 53, 3000, 22, &CUTS);
+    let nat = udp_frags(GW, SERVER, 3000, 53, 3000, 22, &CUTS);
+    let mut out = Vec::new();
+    for f in [&frags[2], &frags[0], &frags[1]] {
+        let (v, _, c) = send_ct(&mut dp, 1, f, 0);
+        assert!(
+            v == HELD || v == ports(&[3]),
+            "held, or leaving only to port 3: {v:?}"
+        );
+        out.extend(c);
+    }
+    let to = |p: u16| -> Vec<Vec<u8>> {
+        out.iter()
+            .filter(|c| c.0 & 1 << p != 0)
+            .map(|c| c.1.clone())
+            .collect()
+    };
+    assert!(to(4).is_empty(), "no fragment is +inv");
+    assert_eq!(
+        to(5),
+        frags.to_vec(),
+        "before the NAT: unchanged, by offset"
+    );
+    assert_eq!(to(2), nat, "after the NAT: translated, by offset");
+    let st = sw.conntrack().ipf().status();
+    assert_eq!((st.v4.completed, st.frags), (6, 0));
+    assert_eq!(sw.conntrack().stats().entries, 1);
+}
+
+#[test]
+fn held_fragments_expire_without_traffic() {
+    let sw = ct_switch(&FIREWALL);
+    let mut dp = sw.datapath(0);
+    let frags = udp_frags(CLIENT, SERVER, 5000, 53, 3000, 23, &CUTS);
+    assert_eq!(send_ct(&mut dp, 1, &frags[0], 0).0, HELD);
+    assert_eq!(send_ct(&mut dp, 1, &frags[1], 0).0, HELD);
+    assert_eq!(sw.expire_fragments(14_999), 0, "not yet");
+    assert_eq!(sw.conntrack().ipf().status().frags, 2);
+    // The housekeeping's call, no frame through any datapath.
+    assert_eq!(sw.expire_fragments(15_001), 2);
+    let st = sw.conntrack().ipf().status();
+    assert_eq!((st.v4.expired, st.frags), (2, 0));
+    // The datagram's last fragment now starts a list of its own.
+    assert_eq!(send_ct(&mut dp, 1, &frags[2], 15_002).0, HELD);
 }

@@ -188,7 +188,9 @@ impl Drop for Running {
 pub struct Start<'a> {
     /// Tells runs apart: the directory and the EAL file prefix.
     pub tag: &'a str,
-    /// The EAL's `-l` list (`0`: the main lcore forwards; `0-1`: a worker).
+    /// The EAL's `-l` list (`0`: the main lcore forwards; `0-1`: a worker),
+    /// or, with `@`, its `--lcores` map (`0@0,1@1,2@1`: two workers on a
+    /// two-core machine).
     pub lcores: &'a str,
     /// The flag naming the control socket (`--control`, or its alias
     /// `--socket`).
@@ -234,7 +236,8 @@ impl<'a> Start<'a> {
             "run".to_string(),
             "--eal".into(),
             format!(
-                "-l {} --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vsw-{tag}-{pid}",
+                "{} {} --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vsw-{tag}-{pid}",
+                if self.lcores.contains('@') { "--lcores" } else { "-l" },
                 self.lcores
             ),
             self.control_flag.into(),

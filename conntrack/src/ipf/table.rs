@@ -46,7 +46,8 @@ impl ListKey {
         }
     }
 
-    fn hash(&self) -> u64 {
+    /// The key's hash (also what picks its [`super::Shards`] shard).
+    pub fn hash(&self) -> u64 {
         let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut mix = |v: u64| {
             h = (h ^ v).wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -181,6 +182,11 @@ impl<T> Reassembler<T> {
     /// Lists in use.
     pub fn lists(&self) -> u32 {
         self.active
+    }
+
+    /// When the earliest list in use expires (`u64::MAX`: none).
+    pub fn next_expiry(&self) -> u64 {
+        self.next_expiry
     }
 
     fn bucket(&self, key: &ListKey) -> usize {

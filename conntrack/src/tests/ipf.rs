@@ -361,3 +361,40 @@ fn the_tracker_sees_the_datagram_and_nat_reaches_every_fragment() {
         assert_eq!(tuple(&dg2).2, 2000);
     }
 }
+
+#[test]
+fn shards_complete_a_datagram_from_two_threads_and_expire_while_idle() {
+    use std::sync::Arc;
+    let ipf = Arc::new(Ipf::default());
+    let shards: Arc<ipf::Shards<usize>> = Arc::new(ipf::Shards::new(16));
+    let frames = Arc::new(fragments(&big_udp(false), 7, &CUTS3));
+    // Fragments 0 and 2 from one thread, 1 from another: one list.
+    let add = |i: usize, now: u64| {
+        let fi = info(&frames[i], &ipf);
+        let key = ListKey::of(&fi, 0, 0);
+        let mut g = shards.lock(&key);
+        match g.add(&ipf, &key, &fi, i, now) {
+            Add::Complete(l) => {
+                let mut got = Vec::new();
+                g.take(&ipf, l, &mut got);
+                got.iter().map(|g| g.0).collect()
+            }
+            Add::Held => Vec::new(),
+            _ => panic!("refused"),
+        }
+    };
+    std::thread::scope(|s| {
+        assert!(s.spawn(|| add(0, 0)).join().unwrap().is_empty());
+        assert!(s.spawn(|| add(2, 0)).join().unwrap().is_empty());
+    });
+    assert_eq!(add(1, 0), vec![0, 1, 2]);
+    // Another datagram's fragment, held; nothing is due before 15 s.
+    assert!(add(0, 100).is_empty());
+    let mut dropped = Vec::new();
+    assert_eq!(shards.expire(&ipf, 15_099, |i| dropped.push(i)), 0);
+    assert_eq!(shards.held(), 1);
+    assert_eq!(shards.expire(&ipf, 15_100, |i| dropped.push(i)), 1);
+    assert_eq!((dropped, shards.held()), (vec![0], 0));
+    let s = ipf.status();
+    assert_eq!((s.frags, s.v4.completed, s.v4.expired), (0, 3, 1));
+}

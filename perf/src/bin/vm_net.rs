@@ -31,13 +31,22 @@
 //! throughput (Gbps of TCP segments as the guest's stack would see them).
 //!
 //! ```text
-//! cargo build --release --workspace && target/release/vm_net [--seconds 5] [--rounds 1] [--tso]
+//! cargo build --release --workspace && target/release/vm_net [--seconds 5] [--rounds 1] [--tso] [--floor]
 //! ```
 //!
-//! Besides the delivered rate, each switch's own busy cycles per packet
-//! (polling rounds that received packets; OVS: `pmd-stats-show`) give the
-//! Mpps per busy core and how busy the switch core was: a core well below
-//! 100 % busy is not what bounds the delivered rate (the guests are).
+//! Besides the delivered rate, each switch's own counters, read at the
+//! start and the end of one window (3 s after the guests start, for
+//! `--seconds`; vswitch: its Prometheus endpoint's worker packets and busy
+//! cycles, OVS: `pmd-stats-clear` then `pmd-stats-show`), give the Mpps it
+//! switched, its busy cycles per packet (polling rounds that received
+//! packets), the Mpps per busy core and how busy its core was: a core well
+//! below 100 % busy is not what bounds the delivered rate (the guests are).
+//!
+//! `--floor` adds a row without a switch: `dpdk-testpmd` io-forwarding
+//! between two `net_vhost` client ports on CPU 1, with its
+//! `--record-core-cycles` over the same window: what the vhost library
+//! (and the PMD around it) costs per packet; and a row with vswitch's
+//! patch panel (`--xconnect`, the same direct vhost calls, no flow table).
 //!
 //! `VM_NET_SHOW_LOG=1` prints each `vswitch run` log after its run (the
 //! vhost-user negotiation, e.g. the guests' features, and the run summary).
@@ -52,7 +61,7 @@ use perf::ovs::{self, Ovs, OvsPort};
 use perf::{cleanup, proc, report};
 use serde::Serialize;
 
-#[derive(Parser)]
+#[derive(Parser, Clone)]
 #[command(
     about = "VM-to-VM switching over vhost-user (testpmd virtio-user guests), vswitch vs OVS-DPDK, same run"
 )]
@@ -74,10 +83,21 @@ struct Args {
     /// Skip OVS (only vswitch).
     #[arg(long)]
     no_ovs: bool,
+    /// Also measure the floors (64-byte mode): `dpdk-testpmd`
+    /// io-forwarding between two `net_vhost` client ports on the switch's
+    /// core (the vhost library and the PMD's burst functions, no switch),
+    /// and vswitch's patch panel (`--xconnect`: its direct vhost calls, no
+    /// flow table).
+    #[arg(long)]
+    floor: bool,
     /// Extra virtio-user devargs for both guests (the same for both
     /// switches), e.g. `mrg_rxbuf=0,in_order=1` or `packed_vq=1`.
     #[arg(long, default_value = "")]
     guest_opts: String,
+    /// Another guest configuration measured after the main one, in the
+    /// same run, with its own table (repeatable), e.g. `packed_vq=1`.
+    #[arg(long, value_name = "OPTS")]
+    also_guest_opts: Vec<String>,
 }
 
 #[derive(Serialize, Default, Clone)]
@@ -86,31 +106,89 @@ struct Side {
     /// received (delivered).
     rate: f64,
     samples: Vec<f64>,
-    /// The switch's own busy (processing) TSC cycles per packet received:
-    /// cycles of polling rounds that received packets over the packets
-    /// (vswitch: its run summary; OVS: `pmd-stats-show` "avg processing
-    /// cycles per packet"). `None` when the switch did not report it.
+    /// Mpps the switch itself received over the measured window (its own
+    /// packet counter: vswitch's worker rx, OVS's PMD "packets received").
+    switched: Option<f64>,
+    /// The switch's own busy (processing) TSC cycles per packet received
+    /// over the measured window: cycles of polling rounds that received
+    /// packets over the packets (vswitch: its Prometheus counters; OVS:
+    /// `pmd-stats-show`). `None` when the switch did not report it.
     busy_cycles_per_packet: Option<f64>,
     /// TSC rate / busy cycles per packet: the Mpps one fully busy core
     /// would switch (the per-core comparison when the guests, not the
     /// switch, bound the delivered rate).
     mpps_per_busy_core: Option<f64>,
-    /// Share of the switch core busy while delivering `rate`
-    /// (rate × busy cycles per packet / TSC rate): near 1 the switch core
-    /// bounds the run, well below 1 the guests do.
+    /// Share of the switch core busy over the measured window (busy
+    /// cycles / window cycles): near 1 the switch core bounds the run,
+    /// well below 1 the guests do.
     busy_share: Option<f64>,
 }
 
+/// A switch's own counters over the measured window: packets received
+/// and busy TSC cycles between its start and end, `seconds` apart.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Window {
+    packets: u64,
+    busy_cycles: u64,
+    seconds: f64,
+}
+
 impl Side {
-    /// Fills the per-busy-core figures from `cpp` busy cycles per packet
-    /// at TSC rate `hz` (64-byte mode; the rate is Mpps).
-    fn with_busy(mut self, cpp: Option<f64>, hz: f64) -> Side {
-        let cpp = cpp.filter(|c| *c > 0.0);
-        self.busy_cycles_per_packet = cpp;
-        self.mpps_per_busy_core = cpp.map(|c| hz / c / 1e6);
-        self.busy_share = cpp.map(|c| self.rate * 1e6 * c / hz);
+    /// Fills the per-busy-core figures from the switch's counters over
+    /// window `w` at TSC rate `hz` (64-byte mode). Every figure comes
+    /// from the same window, so the busy share cannot pass 100 % (the
+    /// polling thread is pinned: its busy cycles are a part of the
+    /// window's).
+    fn with_window(mut self, w: Option<Window>, hz: f64) -> Side {
+        let Some(w) = w.filter(|w| w.packets > 0 && w.busy_cycles > 0 && w.seconds > 0.0) else {
+            return self;
+        };
+        let cpp = w.busy_cycles as f64 / w.packets as f64;
+        self.switched = Some(w.packets as f64 / w.seconds / 1e6);
+        self.busy_cycles_per_packet = Some(cpp);
+        self.mpps_per_busy_core = Some(hz / cpp / 1e6);
+        self.busy_share = Some(w.busy_cycles as f64 / (hz * w.seconds));
         self
     }
+}
+
+/// When the measured window opens after the guests start: after their
+/// start-up (waiting for the switch's connections), the warm-up second
+/// and the first upcalls.
+const WINDOW_OPENS: Duration = Duration::from_secs(3);
+
+/// Runs the guests (as [`measure`]) while another thread takes the
+/// switch's counters at the start and the end of the window (from
+/// [`WINDOW_OPENS`] for `a.seconds`, before the guests stop): `open`
+/// returns its state then (or `None`), `close` the packets and busy
+/// cycles since.
+fn measure_window<S: Send>(
+    socks: [&Path; 2],
+    tag: &str,
+    a: &Args,
+    open: impl FnOnce() -> Option<S> + Send,
+    close: impl FnOnce(S) -> Option<(u64, u64)> + Send,
+) -> (Side, Option<Window>) {
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            std::thread::sleep(WINDOW_OPENS);
+            let t = Instant::now();
+            let st = open()?;
+            // Each end's instant: the middle of its call.
+            let t0 = t + t.elapsed() / 2;
+            std::thread::sleep(Duration::from_secs(a.seconds));
+            let t = Instant::now();
+            let (packets, busy_cycles) = close(st)?;
+            let t1 = t + t.elapsed() / 2;
+            Some(Window {
+                packets,
+                busy_cycles,
+                seconds: t1.duration_since(t0).as_secs_f64(),
+            })
+        });
+        let side = measure(socks, tag, a, None);
+        (side, reader.join().ok().flatten())
+    })
 }
 
 /// The TSC rate (cycles per second), measured against the monotonic clock.
@@ -123,10 +201,16 @@ fn tsc_hz() -> f64 {
 #[derive(Serialize)]
 struct Result {
     mode: &'static str,
+    /// The guests' extra virtio-user devargs (empty: the defaults).
+    guest_opts: String,
     unit: &'static str,
     seconds: u64,
     vswitch: Side,
     ovs: Option<Side>,
+    /// `--floor`: testpmd io between two `net_vhost` ports, no switch.
+    floor: Option<Side>,
+    /// `--floor`: vswitch's patch panel (`--xconnect`), no flow table.
+    floor_xconnect: Option<Side>,
     /// Delivered rate, vswitch / OVS.
     ratio: Option<f64>,
     /// Mpps per busy core, vswitch / OVS (64-byte mode).
@@ -381,7 +465,37 @@ fn stop(mut child: Child) {
     wait_or_kill(&mut child, Duration::from_secs(15));
 }
 
-fn run_vswitch(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>, hz: f64) -> Side {
+/// A free loopback TCP address for `vswitch run --metrics`.
+fn free_loopback() -> Option<std::net::SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .ok()
+}
+
+/// vswitch's worker packet and busy-cycle counters from its metrics
+/// endpoint (summed over its forwarding cores).
+fn vswitch_counters(addr: std::net::SocketAddr) -> Option<(u64, u64)> {
+    let text = proc::scrape_metrics(addr)
+        .map_err(|e| eprintln!("vswitch metrics at {addr}: {e}"))
+        .ok()?;
+    Some((
+        proc::metric_sum(&text, "vswitch_worker_rx_packets_total")? as u64,
+        proc::metric_sum(&text, "vswitch_worker_busy_cycles_total")? as u64,
+    ))
+}
+
+/// vswitch between the guests: the flow table with the two `in_port`
+/// rules, or with `xconnect` its patch panel (`--xconnect`: port 0 ⇄ 1,
+/// no flow table; the same direct vhost calls), the floor of its own loop.
+fn run_vswitch(
+    dir: &Path,
+    tag: &str,
+    a: &Args,
+    pcap: Option<&Path>,
+    hz: f64,
+    xconnect: bool,
+) -> Side {
+    let tag = &format!("{}{tag}", if xconnect { "x" } else { "" });
     let socks = [
         dir.join(format!("vs-{tag}-0")),
         dir.join(format!("vs-{tag}-1")),
@@ -403,11 +517,17 @@ fn run_vswitch(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>, hz: f64) ->
             &format!("net_vhost{i},iface={},client=1{tso}", s.display()),
         ]);
     }
+    if xconnect {
+        c.arg("--xconnect");
+    } else {
+        c.args([
+            "--flow",
+            "priority=100,in_port=0,actions=output:1",
+            "--flow",
+            "priority=100,in_port=1,actions=output:0",
+        ]);
+    }
     c.args([
-        "--flow",
-        "priority=100,in_port=0,actions=output:1",
-        "--flow",
-        "priority=100,in_port=1,actions=output:0",
         "--no-control",
         "--json",
         "--stats-interval",
@@ -415,6 +535,16 @@ fn run_vswitch(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>, hz: f64) ->
         "--duration",
         &(a.seconds + 60).to_string(),
     ]);
+    // The worker's counters over the measured window come from its
+    // Prometheus endpoint (read on the main lcore, CPU 0).
+    let metrics = if pcap.is_none() {
+        free_loopback()
+    } else {
+        None
+    };
+    if let Some(m) = metrics {
+        c.args(["--metrics", &m.to_string()]);
+    }
     // Its log (the run summary with the offload counters) is kept next
     // to the sockets and printed when the run went wrong.
     let log = dir.join(format!("vswitch-{tag}.log"));
@@ -424,20 +554,29 @@ fn run_vswitch(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>, hz: f64) ->
     };
     let child = c.spawn().expect("spawn vswitch");
     cleanup::record_child(&child);
-    let side = measure([&socks[0], &socks[1]], &format!("v{tag}"), a, pcap);
+    let socks = [socks[0].as_path(), socks[1].as_path()];
+    let vtag = format!("v{tag}");
+    let (side, window) = match metrics {
+        Some(m) => measure_window(
+            socks,
+            &vtag,
+            a,
+            || vswitch_counters(m),
+            |(p0, b0)| {
+                let (p1, b1) = vswitch_counters(m)?;
+                Some((p1.saturating_sub(p0), b1.saturating_sub(b0)))
+            },
+        ),
+        None => (measure(socks, &vtag, a, pcap), None),
+    };
     stop(child);
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
     if std::env::var_os("VM_NET_SHOW_LOG").is_some() {
-        eprintln!("{text}");
+        eprintln!("{}", std::fs::read_to_string(&log).unwrap_or_default());
     }
-    // The run summary's busy cycles per received packet (the whole run:
-    // idle rounds before and after the guests' traffic count nothing).
-    let (_, summary) = proc::vswitch_json_rates(&text, 0);
-    let cpp = summary.and_then(|s| s["cycles_per_packet"].as_f64());
     if pcap.is_some() {
         return side;
     }
-    side.with_busy(cpp, hz)
+    side.with_window(window, hz)
 }
 
 fn run_ovs(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>, hz: f64) -> Option<Side> {
@@ -478,21 +617,141 @@ fn run_ovs(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>, hz: f64) -> Opt
     if pcap.is_some() {
         return Some(measure([&socks[0], &socks[1]], &format!("o{tag}"), a, pcap));
     }
-    // The PMD's counters over the measured seconds: cleared once the
+    // The PMD's counters over the measured window: cleared once the
     // guests run (start-up and the warm-up second, with the first
     // packets' upcalls, left out), read before they stop.
-    let (side, pmd) = std::thread::scope(|s| {
-        let o = &o;
-        let reader = s.spawn(move || {
-            std::thread::sleep(Duration::from_secs(3));
-            let _ = o.pmd_stats_clear();
-            std::thread::sleep(Duration::from_secs(a.seconds));
-            o.pmd_stats()
-        });
-        let side = measure([&socks[0], &socks[1]], &format!("o{tag}"), a, pcap);
-        (side, reader.join().ok().and_then(|r| r.ok()))
+    let (side, window) = measure_window(
+        [&socks[0], &socks[1]],
+        &format!("o{tag}"),
+        a,
+        || o.pmd_stats_clear().ok(),
+        |()| {
+            let p = o
+                .pmd_stats()
+                .map_err(|e| eprintln!("OVS pmd-stats-show: {e}"))
+                .ok()?;
+            Some((p.packets, p.processing_cycles))
+        },
+    );
+    Some(side.with_window(window, hz))
+}
+
+/// `total cycles=C / total io packets=P` of the last `show fwd stats`
+/// in testpmd `--record-core-cycles` output.
+fn testpmd_cycles(text: &str) -> Option<(u64, u64)> {
+    let l = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("CPU cycles/packet="))?;
+    let num = |key: &str| -> Option<u64> {
+        l.split(key)
+            .nth(1)?
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((num("packets=")?, num("total cycles=")?))
+}
+
+/// The floor: `dpdk-testpmd` io-forwarding between two `net_vhost`
+/// client ports on CPU 1 in place of a switch (no flow table, the vhost
+/// PMD's burst functions): what the vhost library itself costs per
+/// packet. Its busy cycles are testpmd's `--record-core-cycles` (bursts
+/// that received packets, without the empty polls of the other port in
+/// the same round, which vswitch's and OVS's counts include), cleared
+/// and read over the measured window.
+fn run_floor(dir: &Path, tag: &str, a: &Args, hz: f64) -> Option<Side> {
+    let socks = [
+        dir.join(format!("fl-{tag}-0")),
+        dir.join(format!("fl-{tag}-1")),
+    ];
+    let mut c = Command::new("dpdk-testpmd");
+    c.args([
+        "-l",
+        "0,1",
+        "--main-lcore",
+        "0",
+        "--no-pci",
+        "--no-telemetry",
+        "--log-level=*:warning",
+        "--file-prefix",
+        &format!("vmnet-fl-{tag}"),
+    ]);
+    c.args(proc::eal_memory_args());
+    for (i, s) in socks.iter().enumerate() {
+        c.args([
+            "--vdev",
+            &format!("net_vhost{i},iface={},client=1", s.display()),
+        ]);
+    }
+    c.args([
+        "--",
+        "-i",
+        "--forward-mode=io",
+        "--auto-start",
+        "--nb-cores=1",
+        "--record-core-cycles",
+        "--disable-link-check",
+        "--total-num-mbufs=16384",
+    ]);
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| eprintln!("floor dpdk-testpmd: {e}"))
+        .ok()?;
+    cleanup::record_child(&child);
+    let stdin = std::sync::Mutex::new(child.stdin.take().expect("piped"));
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let out = child.stdout.take().expect("piped");
+    let sink = std::sync::Arc::clone(&text);
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(out).lines().map_while(|l| l.ok()) {
+            let mut t = sink.lock().unwrap_or_else(|e| e.into_inner());
+            t.push_str(&l);
+            t.push('\n');
+        }
     });
-    Some(side.with_busy(pmd.and_then(|p| p.processing_cycles_per_packet), hz))
+    let say = |cmd: &str| {
+        let mut i = stdin.lock().unwrap_or_else(|e| e.into_inner());
+        i.write_all(cmd.as_bytes()).and_then(|_| i.flush()).is_ok()
+    };
+    let (side, window) = measure_window(
+        [&socks[0], &socks[1]],
+        &format!("f{tag}"),
+        a,
+        || say("clear fwd stats all\n").then_some(()),
+        |()| {
+            let seen = text.lock().unwrap_or_else(|e| e.into_inner()).len();
+            if !say("show fwd stats all\n") {
+                return None;
+            }
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(3) {
+                let now = text.lock().unwrap_or_else(|e| e.into_inner())[seen..].to_string();
+                if let Some(c) = testpmd_cycles(&now) {
+                    return Some(c);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            None
+        },
+    );
+    let _ = say("stop\nquit\n");
+    drop(stdin);
+    wait_or_kill(&mut child, Duration::from_secs(15));
+    let _ = reader.join();
+    if window.is_none() {
+        let t = text.lock().unwrap_or_else(|e| e.into_inner());
+        eprintln!(
+            "floor testpmd printed no cycles:\n{}",
+            proc::last_lines(&t, 30)
+        );
+    }
+    Some(side.with_window(window, hz))
 }
 
 /// A pcap of IPv4 TCP segments of [`TSO_PAYLOAD`] bytes (one flow).
@@ -542,15 +801,40 @@ fn main() {
         p
     });
     let hz = tsc_hz();
+    if a.floor && a.tso {
+        eprintln!("--floor measures 64-byte frames only: left out with --tso");
+    }
+    // The main guest configuration, then each `--also-guest-opts` one:
+    // a table and a JSON line each.
+    let configs = std::iter::once(a.guest_opts.clone()).chain(a.also_guest_opts.iter().cloned());
+    for (c, opts) in configs.enumerate() {
+        let ac = Args {
+            guest_opts: opts,
+            ..a.clone()
+        };
+        measure_config(&ac, c, &dir, pcap.as_deref(), hz);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every round of one guest configuration (`a.guest_opts`, the `c`-th),
+/// then its table and JSON line.
+fn measure_config(a: &Args, c: usize, dir: &Path, pcap: Option<&Path>, hz: f64) {
     let mut vs = Vec::new();
     let mut ov = Vec::new();
+    let mut fl = Vec::new();
+    let mut xc = Vec::new();
     for round in 0..a.rounds {
-        let tag = format!("{}-{round}", std::process::id());
-        vs.push(run_vswitch(&dir, &tag, &a, pcap.as_deref(), hz));
+        let tag = format!("{}-{c}-{round}", std::process::id());
+        vs.push(run_vswitch(dir, &tag, a, pcap, hz, false));
         if !a.no_ovs {
-            if let Some(o) = run_ovs(&dir, &tag, &a, pcap.as_deref(), hz) {
+            if let Some(o) = run_ovs(dir, &tag, a, pcap, hz) {
                 ov.push(o);
             }
+        }
+        if a.floor && !a.tso {
+            fl.extend(run_floor(dir, &tag, a, hz));
+            xc.push(run_vswitch(dir, &tag, a, None, hz, true));
         }
     }
     let med = |v: &[Side], f: fn(&Side) -> Option<f64>| -> Option<f64> {
@@ -560,12 +844,15 @@ fn main() {
     let pick = |v: &[Side]| Side {
         rate: report::median(&v.iter().map(|s| s.rate).collect::<Vec<_>>()),
         samples: v.iter().flat_map(|s| s.samples.clone()).collect(),
+        switched: med(v, |s| s.switched),
         busy_cycles_per_packet: med(v, |s| s.busy_cycles_per_packet),
         mpps_per_busy_core: med(v, |s| s.mpps_per_busy_core),
         busy_share: med(v, |s| s.busy_share),
     };
     let vs = pick(&vs);
     let ov = (!ov.is_empty()).then(|| pick(&ov));
+    let fl = (!fl.is_empty()).then(|| pick(&fl));
+    let xc = (!xc.is_empty()).then(|| pick(&xc));
     let ratio = ov
         .as_ref()
         .filter(|o| o.rate > 0.0)
@@ -583,6 +870,7 @@ fn main() {
         let mut row = vec![name.to_string(), format!("{:.2}", s.rate), opt(r, 2)];
         if !a.tso {
             row.extend([
+                opt(s.switched, 2),
                 opt(s.busy_cycles_per_packet, 0),
                 opt(s.mpps_per_busy_core, 2),
                 opt(rb, 2),
@@ -600,6 +888,27 @@ fn main() {
             o.mpps_per_busy_core.map(|_| 1.0),
         ));
     }
+    let vs_ovs = |f: &Side, x: fn(&Side) -> Option<f64>| {
+        ov.as_ref()
+            .and_then(|o| Some(x(f)? / x(o)?))
+            .filter(|r| r.is_finite())
+    };
+    if let Some(f) = &fl {
+        rows.push(row(
+            "floor: testpmd io (net_vhost)",
+            f,
+            vs_ovs(f, |s| Some(s.rate)),
+            vs_ovs(f, |s| s.mpps_per_busy_core),
+        ));
+    }
+    if let Some(x) = &xc {
+        rows.push(row(
+            "floor: vswitch --xconnect",
+            x,
+            vs_ovs(x, |s| Some(s.rate)),
+            vs_ovs(x, |s| s.mpps_per_busy_core),
+        ));
+    }
     let what = if a.tso {
         format!(
             "TCP with TSO ({} KiB segments, MSS {MSS})",
@@ -611,7 +920,13 @@ fn main() {
     let rate_col = format!("delivered {unit}");
     let mut header = vec!["switch", rate_col.as_str(), "vs OVS"];
     if !a.tso {
-        header.extend(["busy cyc/pkt", "Mpps/busy core", "vs OVS", "core busy %"]);
+        header.extend([
+            "switched Mpps",
+            "busy cyc/pkt",
+            "Mpps/busy core",
+            "vs OVS",
+            "core busy %",
+        ]);
     }
     report::table(
         &format!(
@@ -648,17 +963,19 @@ fn main() {
         "vm_net",
         &Result {
             mode,
+            guest_opts: a.guest_opts.clone(),
             unit,
             seconds: a.seconds,
             vswitch: vs,
             ovs: ov,
+            floor: fl,
+            floor_xconnect: xc,
             ratio,
             ratio_per_busy_core,
             tsc_hz: hz,
             goal,
         },
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[cfg(test)]
@@ -673,21 +990,43 @@ mod tests {
         let s = "  ###### NIC statistics for port 2  ######\n  RX-packets: 5  RX-missed: 0  RX-bytes:  12345\n";
         assert_eq!(rx_bytes(s, 2), Some(12345));
         assert_eq!(rx_bytes(s, 1), None);
+        let fwd = "  CPU cycles/packet=50.00 (total cycles=100 / total io packets=2) at 2600 MHz Clock\n\
+                   \n  CPU cycles/packet=62.50 (total cycles=1000 / total io packets=16) at 2600 MHz Clock\n";
+        assert_eq!(testpmd_cycles(fwd), Some((16, 1000)));
+        assert_eq!(testpmd_cycles("nothing"), None);
     }
 
     #[test]
-    fn per_busy_core_figures() {
+    fn per_busy_core_figures_over_one_window() {
         let s = Side {
-            rate: 10.0,
+            rate: 9.0,
             ..Side::default()
         };
-        // 2 GHz, 100 busy cycles per packet: 20 Mpps per busy core; 10
-        // Mpps delivered keep the core half busy.
-        let b = s.clone().with_busy(Some(100.0), 2e9);
+        // 2 GHz, 2 s, 20 M packets in 2 G busy cycles: 100 cycles per
+        // packet, 20 Mpps per busy core, 10 Mpps switched, half busy.
+        let w = Window {
+            packets: 20_000_000,
+            busy_cycles: 2_000_000_000,
+            seconds: 2.0,
+        };
+        let b = s.clone().with_window(Some(w), 2e9);
+        assert_eq!(b.busy_cycles_per_packet, Some(100.0));
         assert_eq!(b.mpps_per_busy_core, Some(20.0));
+        assert_eq!(b.switched, Some(10.0));
         assert_eq!(b.busy_share, Some(0.5));
-        let none = s.with_busy(Some(0.0), 2e9);
-        assert_eq!(none.mpps_per_busy_core, None);
-        assert_eq!(none.busy_share, None);
+        assert_eq!(b.rate, 9.0);
+        for bad in [
+            Window { packets: 0, ..w },
+            Window {
+                busy_cycles: 0,
+                ..w
+            },
+            Window { seconds: 0.0, ..w },
+        ] {
+            let none = s.clone().with_window(Some(bad), 2e9);
+            assert_eq!(none.mpps_per_busy_core, None);
+            assert_eq!(none.busy_share, None);
+        }
+        assert_eq!(s.with_window(None, 2e9).switched, None);
     }
 }

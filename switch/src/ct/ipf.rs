@@ -4,33 +4,42 @@
 //! user-space datapath does with its `ipf` module (enabled by default).
 //!
 //! ```text
-//! ct_frame (recirc.rs): a fragment ─► ipf_frame / ipf_run (its passes), a plain action list
-//!   └─ ipf_pass: the actions up to each `ct` ─► conntrack::ipf::check
+//! ct_frame (recirc.rs): a fragment ─► ipf_frame / ipf_run (its passes, recirculations)
+//!   └─ ipf_pass: the pass's segments (a plain list: one); in the frame's own
+//!      segments the actions up to each `ct` ─► conntrack::ipf::check
 //!        not a fragment / refused ─► Conntrack::execute (a fragment: +trk+inv)
 //!        invalid, overlap ─────────► +trk+inv
-//!        held ─► Store: the frame (Frame::hold, an mbuf reference; the burst's
-//!                handle leaves with DropReason::FragHeld) and where it stopped
-//!                (entry, action after the `ct`, L3, pass, depth, ct fields)
+//!        held ─► Shards (shared by every worker, a spin lock per shard, picked
+//!                by the list key): the frame (Frame::hold, an mbuf reference;
+//!                the burst's handle leaves with DropReason::FragHeld) and where
+//!                it stopped (entry, segment, action after the `ct`, L3, pass,
+//!                depth, ct fields)
 //!        complete ─► reassemble into the store's buffer ─► Conntrack::execute once
 //!                ─► ipf::write_back (NAT) into each fragment ─► work queue (by offset)
 //! end of the burst's ct frames (ipf_service): lists past 15 s expire; each fragment
-//!   of the work queue resumes after its `ct` (ipf_run) and leaves as a copy
+//!   of the (worker's) work queue resumes after its `ct` (ipf_run: the rest of its
+//!   pass, its recirculations) and leaves as a copy
+//! idle (Switch::expire_fragments: the monitor thread, idle poll rounds): lists past 15 s
 //! ```
 //!
-//! The store is per worker (no lock; fragments of one datagram reach one
-//! worker when they arrive on one queue); the settings and counters are
-//! the tracker's ([`conntrack::Conntrack::ipf`]), shared. A frame that is
-//! not a fragment pays one flag test (`ct_frame`: `meta.frag`). Only plain action
-//! lists hold fragments (a list cut into segments, and runs without a
-//! copy sink, track fragments as they are: `+trk+inv`).
+//! The lists are shared by the workers (fragments of one datagram meet
+//! whichever queue or port each arrives on); the worker completing a
+//! datagram runs its fragments. The settings and counters are the
+//! tracker's ([`conntrack::Conntrack::ipf`]). A frame that is not a
+//! fragment pays one flag test (`ct_frame`: `meta.frag`). A `ct` inside a
+//! clone segment (the copy a fork's tail or a group bucket runs on), and
+//! runs without a copy sink, track fragments as they are: `+trk+inv`.
 
+use std::any::Any;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use conntrack::ipf::{self, Add, Check, Counter, FragPos, ListKey, Reassembler};
+use conntrack::ipf::{self, Add, Check, Counter, FragPos, Ipf, ListKey, Shards};
 use conntrack::{state, Conntrack, CtMeta, CtSpec};
 
 use super::recirc::MAX_RECIRC_DEPTH;
-use crate::action::{execute_l3, Action, ExecCtx, ExecEvents};
+use crate::action::{execute_l3, Action, ExecCtx, ExecEvents, Seg};
 use crate::datapath::{count_entry, tally, Datapath};
 use crate::frame::Frame;
 use crate::key::FlowKey;
@@ -42,6 +51,8 @@ use crate::verdict::{DropReason, Verdict};
 pub(crate) struct Resume {
     /// Compiled entry of the pass.
     pub entry: u32,
+    /// The plan segment it resumes in (0 in a plain list).
+    pub seg: u16,
     /// First action to run in it.
     pub at: u16,
     /// L3 offset.
@@ -69,11 +80,99 @@ pub(crate) struct Resume {
 pub(crate) struct Held<F> {
     frame: F,
     r: Resume,
+    /// The worker that held it: `r` names its compiled entries, so it
+    /// resumes there.
+    owner: usize,
 }
 
-/// One worker's fragments (see the module docs).
+/// Fragments per shard of the shared lists: a quarter of the most that
+/// may be in process (`ipf-set-max-nfrags`' bound), so that one busy
+/// shard holds many datagrams while the global limit stays the
+/// tracker's.
+const SHARD_CAP: u32 = ipf::MAX_FRAGS_UPPER_BOUND / 4;
+
+/// The fragment lists of a switch, shared by its workers (made on the
+/// first fragment, kept by [`crate::switch::Switch`] type-erased).
+pub(crate) trait SharedFrags: Send + Sync {
+    /// Drop the fragments of lists past their time (counted expired).
+    fn expire(&self, ipf: &Ipf, now_ms: u64) -> usize;
+    /// Itself, for the downcast to its frame type.
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+/// Fragments of completed datagrams for one worker, from the others.
+struct Inbox<F> {
+    q: Mutex<VecDeque<Held<F>>>,
+    /// Fragments in `q` (read without the lock).
+    n: AtomicUsize,
+}
+
+/// The lists every worker shares, and each worker's inbox: a datagram
+/// completed on one worker resumes every fragment on the worker that
+/// held it (its compiled entries are that worker's).
+pub(crate) struct Shared<F> {
+    lists: Shards<Held<F>>,
+    inbox: Box<[Inbox<F>]>,
+}
+
+impl<F: Frame> SharedFrags for Shared<F> {
+    fn expire(&self, ipf: &Ipf, now_ms: u64) -> usize {
+        self.lists.expire(ipf, now_ms, drop)
+    }
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+impl<F: Frame> Shared<F> {
+    fn new(workers: usize) -> Shared<F> {
+        Shared {
+            lists: Shards::new(SHARD_CAP),
+            inbox: (0..workers.max(1))
+                .map(|_| Inbox {
+                    q: Mutex::new(VecDeque::with_capacity(SHARD_CAP as usize)),
+                    n: AtomicUsize::new(0),
+                })
+                .collect(),
+        }
+    }
+
+    /// Queue `h` for its owner; false (dropped) when its inbox is full.
+    fn send(&self, h: Held<F>) -> bool {
+        let Some(b) = self.inbox.get(h.owner) else {
+            return false;
+        };
+        let mut q = b.q.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() == q.capacity() {
+            return false;
+        }
+        q.push_back(h);
+        b.n.store(q.len(), Ordering::Release);
+        true
+    }
+
+    /// Move worker `w`'s inbox into `work`.
+    fn receive(&self, w: usize, work: &mut VecDeque<Held<F>>) {
+        let Some(b) = self.inbox.get(w) else { return };
+        if b.n.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut q = b.q.lock().unwrap_or_else(|e| e.into_inner());
+        work.extend(q.drain(..));
+        b.n.store(0, Ordering::Release);
+    }
+}
+
+/// The shared lists for frames `F` (the first caller makes them).
+pub(crate) fn new_shared<F: Frame>(workers: usize) -> Arc<dyn SharedFrags> {
+    Arc::new(Shared::<F>::new(workers))
+}
+
+/// One worker's side of the fragments: the shared lists, and what it
+/// runs of the datagrams it completed.
 pub(crate) struct Store<F> {
-    reass: Reassembler<Held<F>>,
+    shared: Arc<Shared<F>>,
+    worker: usize,
     /// Fragments of completed datagrams, by offset, to resume.
     work: VecDeque<Held<F>>,
     done: Vec<(Held<F>, FragPos)>,
@@ -81,16 +180,29 @@ pub(crate) struct Store<F> {
     buf: Vec<u8>,
 }
 
-impl<F> Store<F> {
-    fn new() -> Store<F> {
-        let cap = ipf::MAX_FRAGS_UPPER_BOUND;
+impl<F: Frame> Store<F> {
+    fn new(shared: Arc<Shared<F>>, worker: usize) -> Store<F> {
         Store {
-            reass: Reassembler::new(cap),
-            work: VecDeque::with_capacity(cap as usize),
-            done: Vec::with_capacity(cap as usize),
+            shared,
+            worker,
+            work: VecDeque::with_capacity(SHARD_CAP as usize),
+            done: Vec::with_capacity(SHARD_CAP as usize),
             buf: Vec::with_capacity(65536 + 256),
         }
     }
+}
+
+/// Segment `s` of a pass: the plan's, or the whole list of a plain one.
+fn segment(c: &crate::pipeline::Compiled, s: usize) -> Option<Seg> {
+    if c.plan.is_empty() {
+        return (s == 0).then_some(Seg {
+            start: 0,
+            end: c.actions.len() as u16,
+            clone: false,
+            cont: false,
+        });
+    }
+    c.plan.get(s).copied()
 }
 
 /// `+trk+inv` in `zone`.
@@ -116,6 +228,7 @@ impl Datapath {
     ) -> Verdict {
         let start = Resume {
             entry: self.rules[i],
+            seg: 0,
             at: 0,
             l3: self.meta[i].l3,
             depth: 0,
@@ -147,36 +260,18 @@ impl Datapath {
                 why = DropReason::NoMatch;
                 break;
             };
-            if at.at == 0 {
+            if at.at == 0 && at.seg == 0 {
                 count_entry(&self.sw, &self.cur, c, self.worker, 1, len, ctx.now_ms);
             }
             ev.ct = at.ct;
             let v = if c.actions.is_empty() {
                 Verdict::Drop(c.empty_reason)
-            } else if c.plan.is_empty() {
-                match self.ipf_pass(&at, frame, ctx, ev, &mut out) {
+            } else {
+                match self.ipf_pass(&at, frame, copies.as_deref_mut(), ctx, ev, &mut out) {
                     Some(v) => v,
                     None if out != 0 => return Verdict::Output(out),
                     None => return Verdict::Drop(DropReason::FragHeld),
                 }
-            } else {
-                // A list cut into segments: the fragment as it is.
-                let before = copies.as_deref().map_or(0, Vec::len);
-                let v = crate::action::execute_plan(
-                    &c.actions,
-                    &c.plan,
-                    frame,
-                    usize::from(at.l3),
-                    ctx,
-                    ev,
-                    copies.as_deref_mut(),
-                );
-                if let Some(cs) = copies.as_deref() {
-                    for (_, p) in &cs[before..] {
-                        self.c.tx_packets += u64::from(p.count_ones());
-                    }
-                }
-                v
             };
             at.ct = ev.ct;
             ev.ct = CtMeta::default();
@@ -210,7 +305,8 @@ impl Datapath {
             // key already).
             self.keys[0] = at.key;
             let (next, l3) = self.recirculate(0, at.in_port, frame, &at.ct, frozen, false);
-            (at.entry, at.l3, at.at, at.pass) = (next, l3 as u16, 0, frozen + 1);
+            let pass = self.compiled.frozen_pass(frozen);
+            (at.entry, at.l3, at.seg, at.at, at.pass) = (next, l3 as u16, 0, 0, pass);
             self.copy_before_rewrite(at.entry, &mut out, frame, copies.as_deref_mut());
         }
         if out != 0 {
@@ -220,11 +316,20 @@ impl Datapath {
         }
     }
 
-    /// This worker's store for frames `F`.
+    /// This worker's store for frames `F` (on its first fragment: the
+    /// switch's shared lists).
     fn ipf_store<F: Frame>(&mut self) -> &mut Store<F> {
         let ours = self.ipf.as_ref().is_some_and(|b| b.is::<Store<F>>());
         if !ours {
-            self.ipf = Some(Box::new(Store::<F>::new()));
+            let shared = self
+                .sw
+                .ipf_shared::<F>()
+                .as_any()
+                .downcast::<Shared<F>>()
+                // Another frame type made the switch's lists: this
+                // worker's own.
+                .unwrap_or_else(|_| Arc::new(Shared::new(self.worker + 1)));
+            self.ipf = Some(Box::new(Store::<F>::new(shared, self.worker)));
         }
         match self.ipf.as_mut().and_then(|b| b.downcast_mut::<Store<F>>()) {
             Some(s) => s,
@@ -232,112 +337,123 @@ impl Datapath {
         }
     }
 
-    /// One pass of a fragment from `r` (a plain action list): the actions
-    /// up to each `ct` run as usual, each `ct` offers the fragment to the
-    /// reassembler. `Some(verdict)`: the pass ran to its end. `None`: the
-    /// fragment is held (alone, or with its whole datagram for the work
-    /// queue); `out` gets the outputs made before.
+    /// One pass of a fragment from `r`, segment by segment (as
+    /// `execute_plan`: outputs of a frame segment but the last leave as a
+    /// copy, clone segments run on a copy): in the frame's segments the
+    /// actions up to each `ct` run as usual and each `ct` offers the
+    /// fragment to the reassembler. `Some(verdict)`: the pass ran to its
+    /// end. `None`: the fragment is held (alone, or with its whole
+    /// datagram for the work queue); `out` gets the outputs made before.
     pub(crate) fn ipf_pass<F: Frame>(
         &mut self,
         r: &Resume,
         frame: &mut F,
+        mut copies: Option<&mut Vec<(F, u64)>>,
         ctx: &ExecCtx<'_>,
         ev: &mut ExecEvents,
         out: &mut u64,
     ) -> Option<Verdict> {
-        let sw = std::sync::Arc::clone(&self.sw);
-        let ct: &Conntrack = sw.conntrack();
-        let valid_from = self.valid_from;
-        let (mut pos, mut l3) = (usize::from(r.at), usize::from(r.l3));
-        let (mut pass_out, mut why) = (0u64, DropReason::Action);
-        loop {
-            let acts = &self.compiled.entries.get(r.entry as usize)?.actions;
-            let k = acts
-                .get(pos..)
-                .and_then(|a| a.iter().position(|a| matches!(a, Action::Ct(_))))
-                .map(|k| pos + k);
-            let end = k.unwrap_or(acts.len());
-            match execute_l3(acts.get(pos..end).unwrap_or(&[]), frame, &mut l3, ctx, ev) {
-                Verdict::Output(m) => pass_out |= m,
-                Verdict::Drop(d @ (DropReason::TtlExpired | DropReason::NoHeadroom)) => {
-                    return Some(if pass_out != 0 {
-                        Verdict::Output(pass_out)
-                    } else {
-                        Verdict::Drop(d)
-                    });
-                }
-                Verdict::Drop(d) => why = d,
-            }
-            let Some(k) = k else { break };
-            let Some(Action::Ct(c)) = acts.get(k).copied() else {
-                break;
-            };
-            let spec = c.spec();
-            let ipf = ct.ipf();
-            let check = if ipf.any_enabled() {
-                ipf::check(frame.data(), l3, ipf.min_frag(false), ipf.min_frag(true))
+        let (mut l3, mut pass_out, mut why) = (usize::from(r.l3), 0u64, DropReason::Action);
+        let last_run = {
+            let c = self.compiled.entries.get(r.entry as usize)?;
+            c.plan.iter().rposition(|s| !s.clone).unwrap_or(0)
+        };
+        // The copy clone segments run on (see `execute_plan`).
+        let (mut clone, mut clone_l3, mut clone_dead) = (None::<F>, 0usize, false);
+        let mut clone_ct = ev.ct;
+        let mut s = usize::from(r.seg);
+        while let Some(seg) = segment(self.compiled.entries.get(r.entry as usize)?, s) {
+            let first = if s == usize::from(r.seg) {
+                usize::from(r.at).max(usize::from(seg.start))
             } else {
-                Check::NotFragment
+                usize::from(seg.start)
             };
-            match check {
-                Check::NotFragment => {
-                    ct.execute(frame.data_mut(), l3, spec, &mut ev.ct, ctx.now_ms)
-                }
-                Check::Invalid { too_small } => {
-                    if too_small {
-                        let v6 = frame.data().get(l3).is_some_and(|b| b >> 4 == 6);
-                        ipf.count(v6, Counter::TooSmall, 1);
+            if seg.clone {
+                if let Some(sink) = copies.as_deref_mut() {
+                    if !seg.cont {
+                        clone = frame.duplicate();
+                        (clone_l3, clone_dead, clone_ct) = (l3, false, ev.ct);
                     }
-                    ev.ct = invalid(spec.zone);
-                }
-                Check::Frag(fi) => {
-                    // Outputs already made leave with this frame's buffer:
-                    // then the reassembler keeps a copy.
-                    let kept = if *out | pass_out != 0 {
-                        frame.duplicate()
-                    } else {
-                        frame.hold()
-                    };
-                    let Some(kept) = kept else {
-                        ct.execute(frame.data_mut(), l3, spec, &mut ev.ct, ctx.now_ms);
-                        pos = k + 1;
-                        continue;
-                    };
-                    let held = Held {
-                        frame: kept,
-                        r: Resume {
-                            at: (k + 1) as u16,
-                            l3: l3 as u16,
-                            ct: ev.ct,
-                            valid_from,
-                            ..*r
-                        },
-                    };
-                    let key = ListKey::of(&fi, spec.zone, r.pass);
-                    let st = self.ipf_store::<F>();
-                    st.reass.expire(ipf, ctx.now_ms, drop);
-                    match st.reass.add(ipf, &key, &fi, held, ctx.now_ms) {
-                        Add::Held => {
-                            *out |= pass_out;
-                            return None;
-                        }
-                        Add::Complete(list) => {
-                            st.complete(list, fi.v6, ct, spec, ctx.now_ms);
-                            *out |= pass_out;
-                            return None;
-                        }
-                        Add::Refused(h) => {
-                            drop(h);
-                            ct.execute(frame.data_mut(), l3, spec, &mut ev.ct, ctx.now_ms);
-                        }
-                        Add::Overlap(h) => {
-                            drop(h);
-                            ev.ct = invalid(spec.zone);
+                    if let (Some(c), false) = (clone.as_mut(), clone_dead) {
+                        let more = segment(self.compiled.entries.get(r.entry as usize)?, s + 1)
+                            .is_some_and(|n| n.clone && n.cont);
+                        let acts = &self.compiled.entries.get(r.entry as usize)?.actions;
+                        let run = acts.get(first..usize::from(seg.end)).unwrap_or(&[]);
+                        // A `ct` here tracks the copy as it is.
+                        core::mem::swap(&mut ev.ct, &mut clone_ct);
+                        let v = execute_l3(run, c, &mut clone_l3, ctx, ev);
+                        core::mem::swap(&mut ev.ct, &mut clone_ct);
+                        match v {
+                            Verdict::Output(m) => {
+                                let c = if more { c.duplicate() } else { clone.take() };
+                                if let Some(c) = c {
+                                    self.c.tx_packets += u64::from(m.count_ones());
+                                    sink.push((c, m));
+                                }
+                            }
+                            Verdict::Drop(DropReason::TtlExpired | DropReason::NoHeadroom) => {
+                                clone_dead = true;
+                            }
+                            Verdict::Drop(_) => {}
                         }
                     }
+                    s += 1;
+                    continue;
                 }
             }
-            pos = k + 1;
+            let last = s == last_run || seg.clone;
+            let mut pos = first;
+            loop {
+                let acts = &self.compiled.entries.get(r.entry as usize)?.actions;
+                let end = usize::from(seg.end).min(acts.len());
+                let k = acts
+                    .get(pos..end)
+                    .and_then(|a| a.iter().position(|a| matches!(a, Action::Ct(_))))
+                    .map(|k| pos + k);
+                let v = execute_l3(
+                    acts.get(pos..k.unwrap_or(end)).unwrap_or(&[]),
+                    frame,
+                    &mut l3,
+                    ctx,
+                    ev,
+                );
+                match v {
+                    Verdict::Output(m) if last => pass_out |= m,
+                    Verdict::Output(m) => match copies.as_deref_mut().and_then(|sink| {
+                        frame.duplicate().map(|d| {
+                            self.c.tx_packets += u64::from(m.count_ones());
+                            sink.push((d, m))
+                        })
+                    }) {
+                        Some(()) => {}
+                        None => pass_out |= m,
+                    },
+                    Verdict::Drop(d @ (DropReason::TtlExpired | DropReason::NoHeadroom)) => {
+                        return Some(if pass_out != 0 {
+                            Verdict::Output(pass_out)
+                        } else {
+                            Verdict::Drop(d)
+                        });
+                    }
+                    Verdict::Drop(d) => why = d,
+                }
+                let Some(k) = k else { break };
+                let Some(Action::Ct(c)) = acts.get(k).copied() else {
+                    break;
+                };
+                let resume = Resume {
+                    seg: s as u16,
+                    at: (k + 1) as u16,
+                    l3: l3 as u16,
+                    ..*r
+                };
+                if self.ipf_ct(c.spec(), resume, frame, ctx, ev, *out | pass_out != 0) {
+                    *out |= pass_out;
+                    return None;
+                }
+                pos = k + 1;
+            }
+            s += 1;
         }
         Some(if pass_out != 0 {
             Verdict::Output(pass_out)
@@ -346,9 +462,123 @@ impl Datapath {
         })
     }
 
-    /// After a burst's ct frames: expire old lists, then resume every
-    /// fragment of a completed datagram, by offset; their outputs leave as
-    /// copies. Returns at once when this worker never held a fragment.
+    /// A `ct` with `spec` on a fragment that resumes at `r` (its ct
+    /// fields: `ev.ct`): true when the reassembler holds it (`copy`: the
+    /// frame also leaves with outputs already made, so a copy is held),
+    /// else the frame's ct fields are set in `ev.ct`.
+    fn ipf_ct<F: Frame>(
+        &mut self,
+        spec: &CtSpec,
+        mut r: Resume,
+        frame: &mut F,
+        ctx: &ExecCtx<'_>,
+        ev: &mut ExecEvents,
+        copy: bool,
+    ) -> bool {
+        let sw = Arc::clone(&self.sw);
+        let ct: &Conntrack = sw.conntrack();
+        let ipf = ct.ipf();
+        let l3 = usize::from(r.l3);
+        let check = if ipf.any_enabled() {
+            ipf::check(frame.data(), l3, ipf.min_frag(false), ipf.min_frag(true))
+        } else {
+            Check::NotFragment
+        };
+        let fi = match check {
+            Check::NotFragment => {
+                ct.execute(frame.data_mut(), l3, spec, &mut ev.ct, ctx.now_ms);
+                return false;
+            }
+            Check::Invalid { too_small } => {
+                if too_small {
+                    let v6 = frame.data().get(l3).is_some_and(|b| b >> 4 == 6);
+                    ipf.count(v6, Counter::TooSmall, 1);
+                }
+                ev.ct = invalid(spec.zone);
+                return false;
+            }
+            Check::Frag(fi) => fi,
+        };
+        let kept = if copy {
+            frame.duplicate()
+        } else {
+            frame.hold()
+        };
+        let Some(kept) = kept else {
+            ct.execute(frame.data_mut(), l3, spec, &mut ev.ct, ctx.now_ms);
+            return false;
+        };
+        (r.ct, r.valid_from) = (ev.ct, self.valid_from);
+        let held = Held {
+            frame: kept,
+            r,
+            owner: self.worker,
+        };
+        let key = ListKey::of(&fi, spec.zone, r.pass);
+        let st = self.ipf_store::<F>();
+        st.shared.lists.expire(ipf, ctx.now_ms, drop);
+        let mut g = st.shared.lists.lock(&key);
+        match g.add(ipf, &key, &fi, held, ctx.now_ms) {
+            Add::Held => true,
+            Add::Complete(list) => {
+                st.done.clear();
+                g.take(ipf, list, &mut st.done);
+                drop(g);
+                st.complete(fi.v6, ct, spec, ctx.now_ms);
+                true
+            }
+            Add::Refused(h) => {
+                drop(g);
+                drop(h);
+                ct.execute(frame.data_mut(), l3, spec, &mut ev.ct, ctx.now_ms);
+                false
+            }
+            Add::Overlap(h) => {
+                drop(g);
+                drop(h);
+                ev.ct = invalid(spec.zone);
+                false
+            }
+        }
+    }
+
+    /// Fragments of datagrams another worker completed wait for this one
+    /// ([`Datapath::service_fragments`]); false at once when this worker
+    /// never held a fragment.
+    pub fn fragments_waiting<F: Frame>(&self) -> bool {
+        self.ipf
+            .as_ref()
+            .and_then(|b| b.downcast_ref::<Store<F>>())
+            .is_some_and(|st| {
+                st.shared
+                    .inbox
+                    .get(st.worker)
+                    .is_some_and(|b| b.n.load(Ordering::Relaxed) != 0)
+            })
+    }
+
+    /// Between bursts (the poll loop, every few rounds): resume the
+    /// fragments other workers completed for this one; their outputs are
+    /// appended to `copies` (transmit them as
+    /// [`Datapath::process_burst_copies`]' copies).
+    pub fn service_fragments<F: Frame>(&mut self, copies: &mut Vec<(F, u64)>, now_ms: u64) {
+        if !self.fragments_waiting::<F>() {
+            return;
+        }
+        self.sw.table.enter(self.worker, &mut self.cur);
+        if self.cur.version != self.bypass_version {
+            // As a burst would: a changed table starts the compiled
+            // entries over (the fragments' passes are then gone).
+            self.new_generation(false);
+        }
+        let mut ev = ExecEvents::default();
+        self.ipf_service(Some(copies), &mut ev, now_ms);
+        self.sw.table.leave(self.worker, &self.cur);
+    }
+
+    /// After a burst's ct frames: resume every fragment of a datagram
+    /// this worker completed (or another completed for it), by offset; their outputs leave as copies.
+    /// Returns at once when this worker never held a fragment.
     pub(crate) fn ipf_service<F: Frame>(
         &mut self,
         copies: Option<&mut Vec<(F, u64)>>,
@@ -358,11 +588,13 @@ impl Datapath {
         if self.ipf.is_none() {
             return;
         }
-        let sw = std::sync::Arc::clone(&self.sw);
+        let sw = Arc::clone(&self.sw);
         let ct: &Conntrack = sw.conntrack();
         let ipf = ct.ipf();
         let valid_from = self.valid_from;
-        self.ipf_store::<F>().reass.expire(ipf, now_ms, drop);
+        let st = self.ipf_store::<F>();
+        st.shared.lists.expire(ipf, now_ms, drop);
+        st.shared.receive(st.worker, &mut st.work);
         let Some(sink) = copies else { return };
         loop {
             let Some(mut h) = self.ipf_store::<F>().work.pop_front() else {
@@ -401,12 +633,11 @@ impl Datapath {
 }
 
 impl<F: Frame> Store<F> {
-    /// A datagram completed: reassemble it, track it once with `spec`,
-    /// carry the result into every fragment, queue them by offset.
-    fn complete(&mut self, list: u32, v6: bool, ct: &Conntrack, spec: &CtSpec, now: u64) {
+    /// A datagram completed (its fragments in `done`): reassemble it,
+    /// track it once with `spec`, carry the result into every fragment,
+    /// queue them by offset.
+    fn complete(&mut self, v6: bool, ct: &Conntrack, spec: &CtSpec, now: u64) {
         let ipf = ct.ipf();
-        self.done.clear();
-        self.reass.take(ipf, list, &mut self.done);
         let Some(first) = self.done.first() else {
             return;
         };
@@ -430,7 +661,11 @@ impl<F: Frame> Store<F> {
             let fl3 = usize::from(h.r.l3);
             ipf::write_back(v6, &self.buf, h.frame.data_mut(), fl3, &pos, k == 0);
             h.r.ct = meta;
-            self.work.push_back(h);
+            if h.owner == self.worker {
+                self.work.push_back(h);
+            } else if !self.shared.send(h) {
+                ipf.count(v6, Counter::Purged, 1);
+            }
         }
     }
 }

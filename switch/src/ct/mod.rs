@@ -14,7 +14,7 @@
 
 pub mod action;
 pub mod fields;
-mod ipf;
+pub(crate) mod ipf;
 pub mod key;
 pub mod recirc;
 
