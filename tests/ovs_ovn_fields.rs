@@ -43,7 +43,7 @@ table=0,priority=90,ip,in_port=1,actions=move:NXM_OF_IN_PORT[]->NXM_NX_REG14[0..
 table=0,priority=0,actions=drop
 table=1,priority=100,udp,reg14=0x1,reg12=0x2a,actions=move:NXM_NX_XXREG2[64..95]->NXM_OF_IP_DST[],load:0xc0a80001->NXM_OF_IP_SRC[],move:NXM_OF_UDP_SRC[]->NXM_NX_REG0[0..15],move:NXM_OF_UDP_DST[]->NXM_OF_UDP_SRC[],move:NXM_NX_REG0[0..15]->NXM_OF_UDP_DST[],load:0x2a->NXM_NX_IP_TTL[],mod_dl_src:02:c7:00:00:00:03,output:2
 table=1,priority=100,tcp,reg14=0x1,actions=load:0x1f90->NXM_OF_TCP_DST[],move:NXM_OF_IP_DST[0..7]->NXM_OF_IP_SRC[0..7],load:0x3->NXM_NX_IP_ECN[],move:NXM_OF_TCP_SRC[8..15]->NXM_OF_ETH_DST[0..7],mod_dl_src:02:c7:00:00:00:04,output:3
-table=1,priority=90,icmp,actions=load:0x3->NXM_OF_ICMP_TYPE[],load:0x1->NXM_OF_ICMP_CODE[],mod_dl_src:02:c7:00:00:00:05,output:3
+table=1,priority=90,icmp,actions=set_field:0x5->xxreg2,load:0x3->NXM_OF_ICMP_TYPE[],load:0x1->NXM_OF_ICMP_CODE[],mod_dl_src:02:c7:00:00:00:05,output:3
 ";
 
 // ---------------------------------------------------------------------------
