@@ -17,6 +17,8 @@
 //! A [`Conntrack`] is shared by every forwarding lcore (`Sync`); it never
 //! takes a global lock on the fast path and allocates nothing per packet.
 
+#![deny(missing_docs)]
+
 pub mod checksum;
 mod conn;
 mod fast;

@@ -5,7 +5,7 @@
 //! take is what the guest's virtio-net driver negotiated (VIRTIO 1.2
 //! §5.1.3 "Feature bits": `VIRTIO_NET_F_GUEST_CSUM`, `GUEST_TSO4/6`), known
 //! only once the guest connects. The PMD reports connection changes as link
-//! status events; [`watch_vhost`] registers a callback that re-reads the
+//! status events; `watch_vhost` registers a callback that re-reads the
 //! negotiated features then, and [`tx_caps`] reads the result with one
 //! relaxed load (the worker's slow path for offloaded frames).
 

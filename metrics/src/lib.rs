@@ -13,6 +13,8 @@
 //! the counters the switch and the storage devices keep anyway and adds them
 //! to a [`MetricSet`] when Prometheus scrapes. See `README.md` for the names.
 
+#![deny(missing_docs)]
+
 pub mod addr;
 pub mod encode;
 pub mod http;

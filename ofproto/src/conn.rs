@@ -12,7 +12,7 @@
 //! reads it), among the bridge's allowed ones
 //! ([`Bridge::versions`]: OpenFlow 1.0 and 1.3), else
 //! `OFPET_HELLO_FAILED` and the connection closes. A 1.0 connection (a
-//! plain `ovs-ofctl`) is served by [`crate::of10`].
+//! plain `ovs-ofctl`) is served by the private `of10` module.
 //! Every request is carried out before the next is read, so a
 //! BARRIER_REPLY is sent at once.
 

@@ -317,7 +317,25 @@ pub(crate) fn list_from_switch(
 ) -> Vec<Action10> {
     let mut out: Vec<Action10> = acts
         .iter()
-        .filter_map(|a| action_from_switch(a, map))
+        .flat_map(|a| match a {
+            // A whole-`xxreg` set_field: OpenFlow 1.0 has no set_field and
+            // REG_LOAD carries 64 bits, so two loads (OVS's
+            // `next_load_segment`, printed as two `load:`s).
+            Action::SetReg(l) if l.set_field && l.dst.n_bits > 64 => {
+                let h = crate::reg_fields::header(l.dst.field);
+                [(0u16, l.value()), (64, 0)]
+                    .into_iter()
+                    .map(|(ofs, value)| {
+                        nx(NxAction::RegLoad {
+                            ofs_nbits: reg_load_ofs_nbits(ofs, 64),
+                            dst: h,
+                            value,
+                        })
+                    })
+                    .collect()
+            }
+            _ => action_from_switch(a, map).into_iter().collect::<Vec<_>>(),
+        })
         .collect();
     if let Some((metadata, mask)) = ins.write_metadata {
         let mut data = vec![0; 6];

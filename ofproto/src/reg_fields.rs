@@ -22,7 +22,7 @@
 //! * `ct(zone=NXM_NX_REG0[0..15])`: NXAST_CT's `zone_src` and 16-bit
 //!   `ofs_nbits` (`decode_NXAST_RAW_CT`: the zone field must be 16 bits).
 
-use openflow::error_msg::bad_action;
+use openflow::error_msg::{bad_action, bad_match, ErrorType};
 use openflow::nicira::{reg_load_decode, reg_load_ofs_nbits, NxAction};
 use openflow::oxm::{Field, OxmField};
 use openflow::Action as OfAction;
@@ -249,12 +249,29 @@ pub fn header(f: RegField) -> u32 {
         .expect("register fields have 4-byte headers")
 }
 
+/// Which action a wire subfield comes from: OVS's decoders differ in the
+/// error for an unknown field (`nx_pull_header__`: NXAST_REG_LOAD's
+/// destination is read as an action field, OFPBAC_BAD_SET_TYPE;
+/// NXAST_REG_MOVE's and NXAST_CT's as match fields, OFPBMC_BAD_FIELD).
+#[derive(Clone, Copy, PartialEq)]
+enum From {
+    Load,
+    MoveSrc,
+    MoveDst,
+}
+
 /// A subfield from the wire, checked as OVS's decoders
 /// (`nx_pull_header__`, `mf_check__`, `mf_check_dst`).
-fn subfield(h: u32, ofs: u16, n_bits: u16, dst: bool) -> Result<Subfield, OfError> {
+fn subfield(h: u32, ofs: u16, n_bits: u16, from: From) -> Result<Subfield, OfError> {
+    let dst = from != From::MoveSrc;
     let rf = field_of_header(h).ok_or_else(|| {
-        OfError::action(
-            bad_action::BAD_SET_TYPE,
+        let (ty, code) = match from {
+            From::Load => (ErrorType::BadAction, bad_action::BAD_SET_TYPE),
+            From::MoveSrc | From::MoveDst => (ErrorType::BadMatch, bad_match::BAD_FIELD),
+        };
+        OfError::new(
+            ty,
+            code,
             format!(
                 "{:?} (NXM header {h:#010x}): not a field load/move supports (registers, metadata, Ethernet/ARP/IPv4/IPv6/TCP/UDP/ICMP header fields)",
                 Field::from_nxm_header(h)
@@ -308,7 +325,7 @@ pub fn nx_to_switch(a: &NxAction) -> Option<Result<Action, OfError>> {
                 return None;
             }
             let (ofs, n) = reg_load_decode(ofs_nbits);
-            Some(subfield(dst, ofs, n, true).and_then(|sf| {
+            Some(subfield(dst, ofs, n, From::Load).and_then(|sf| {
                 // OVS's decode_NXAST_RAW_REG_LOAD: the value must fit
                 // (OFPBAC_BAD_ARGUMENT).
                 RegLoad::new(sf, value, false)
@@ -324,8 +341,8 @@ pub fn nx_to_switch(a: &NxAction) -> Option<Result<Action, OfError>> {
             dst,
         } => Some((|| {
             Ok(Action::Move(RegMove {
-                src: subfield(src, src_ofs, n_bits, false)?,
-                dst: subfield(dst, dst_ofs, n_bits, true)?,
+                src: subfield(src, src_ofs, n_bits, From::MoveSrc)?,
+                dst: subfield(dst, dst_ofs, n_bits, From::MoveDst)?,
             }))
         })()),
         _ => None,
@@ -367,7 +384,7 @@ pub fn zone_src_to_switch(zone_src: u32, ofs_nbits: u16) -> Result<Subfield, OfE
         // decode_NXAST_RAW_CT: "zone bit count %d is not 16".
         return Err(bad_arg(format!("ct: zone field of {n} bits (must be 16)")));
     }
-    let z = subfield(zone_src, ofs, n, false).map_err(|e| bad_arg(e.why))?;
+    let z = subfield(zone_src, ofs, n, From::MoveSrc).map_err(|e| bad_arg(e.why))?;
     if !z.field.is_reg() {
         return Err(bad_arg(format!(
             "ct: zone from {z}: only registers and metadata here"
@@ -498,10 +515,12 @@ mod tests {
         let (eth, ttl, ethtype) = (0x0000_0406, 0x0001_3a01, 0x0000_0602);
         // Unknown field (class 0, field 99): OFPBAC_BAD_SET_TYPE.
         assert_eq!(code(load(0x0000_c604, 0, 8, 1)), bad_action::BAD_SET_TYPE);
-        assert_eq!(
-            code(mv(0x0000_c604, eth, 8, 0, 0)),
-            bad_action::BAD_SET_TYPE
-        );
+        // ... but as a move's source or destination OFPBMC_BAD_FIELD (OVS
+        // reads REG_MOVE's headers as match fields).
+        let e = nx_to_switch(&mv(0x0000_c604, eth, 8, 0, 0))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!((e.ty, e.code), (ErrorType::BadMatch, bad_match::BAD_FIELD));
         // Bits beyond the field: OFPBAC_BAD_SET_LEN.
         assert_eq!(code(load(ttl, 4, 8, 1)), bad_action::BAD_SET_LEN);
         assert_eq!(code(mv(eth, ttl, 16, 0, 0)), bad_action::BAD_SET_LEN);

@@ -25,6 +25,8 @@
 //! what operators use, so it is what is exercised. `pcap-file` writes the
 //! replay port's empty placeholder capture.
 
+#![deny(missing_docs)]
+
 mod port;
 mod sandbox;
 

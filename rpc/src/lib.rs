@@ -20,6 +20,8 @@
 //! framing, which is how SPDK's clients send requests. Both are already in
 //! the workspace (the binary's reports and control protocol).
 
+#![deny(missing_docs)]
+
 pub mod client;
 pub mod decoder;
 pub mod error;

@@ -25,6 +25,10 @@
 //! per-device counters there every second; `vswitch blk stats --stats-file
 //! PATH` shows them.
 
+// The doc comments of the clap types below are `--help` text, where
+// `[...]` marks an optional part, not a rustdoc link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,5 +1,9 @@
 //! `vswitch iscsi ...`: the user-mode iSCSI initiator from the command line.
 
+// The doc comments of the clap types below are `--help` text, where
+// `[...]` marks an optional part, not a rustdoc link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use clap::{Args, Subcommand};
 use iscsi_initiator::chap::Chap;
 use iscsi_initiator::device::{self, BlockDevice};

@@ -1,6 +1,10 @@
 //! `vswitch run`: the data plane, from flags or a TOML file; and the demo
 //! that `vswitch` with no arguments runs.
 
+// The doc comments of the clap types below are `--help` text, where
+// `[...]` marks an optional part, not a rustdoc link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::path::PathBuf;
 
 use clap::Args;

@@ -6,7 +6,7 @@
 //! of one [`execute`] send the same (final) bytes. An action list that
 //! modifies the frame after an output (OVS: the modification affects only
 //! later outputs) is cut into segments at those points and run by
-//! [`execute_segments`], which hands a copy of the frame to the outputs
+//! [`execute_plan`], which hands a copy of the frame to the outputs
 //! of each earlier segment.
 
 use core::fmt;
@@ -568,7 +568,7 @@ pub fn validate_actions(acts: &[Action]) -> Result<(), String> {
 
 /// True when a modification follows an output (or a resubmit/group,
 /// which may output) in `acts`: then later outputs see other bytes than
-/// earlier ones and the list needs [`execute_segments`].
+/// earlier ones and the list needs [`execute_plan`].
 pub fn modifies_after_output(acts: &[Action]) -> bool {
     acts.iter()
         .position(Action::may_output)

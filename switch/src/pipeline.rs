@@ -3,7 +3,7 @@
 //! When a table version uses more than table 0's plain action lists
 //! (tables > 0, `goto_table`, `resubmit`, groups, action sets, metadata),
 //! the datapath does not walk the tables per frame. On an exact-match
-//! cache miss it *translates* the flow once ([`compile`]): table lookups,
+//! cache miss it *translates* the flow once (`compile`): table lookups,
 //! apply-actions, resubmits (depth ≤ [`MAX_RESUBMIT_DEPTH`]), group bucket
 //! choice, write/clear actions, write_metadata and goto_table, ending with
 //! the action set in the OpenFlow 1.3 order. The result is one
@@ -13,7 +13,7 @@
 //! depth (OVS's datapath-flow idea).
 //!
 //! Correctness of caching by key: the key is masked with
-//! [`pipeline_mask`], the union of every rule's mask in every table plus
+//! `pipeline_mask`, the union of every rule's mask in every table plus
 //! what actions and groups read (see there); the translation reads only
 //! those bits, so every frame with the same masked key translates the same.
 

@@ -228,7 +228,7 @@ pub struct TableVersion {
     free_slots: Vec<u32>,
 }
 
-/// Longest change log a version keeps (see [`TableVersion::changes`]):
+/// Longest change log a version keeps (see `TableVersion::changes`):
 /// a cache bucket older than this many rule changes is refilled rather
 /// than checked against each of them.
 pub const CHANGE_LOG: usize = 64;

@@ -168,40 +168,6 @@ fn veth_tgtd() -> std::result::Result<Veth, String> {
     Ok(v)
 }
 
-fn ours(
-    dir: &Path,
-    t: &tgt::Tgtd,
-    qd: usize,
-    secs: f64,
-    hz: f64,
-    name: &'static str,
-) -> std::result::Result<Result, String> {
-    ours_on(dir, t, qd, secs, hz, name, None)
-}
-
-fn ours_on(
-    dir: &Path,
-    t: &tgt::Tgtd,
-    qd: usize,
-    secs: f64,
-    hz: f64,
-    name: &'static str,
-    user_tcp: Option<&Veth>,
-) -> std::result::Result<Result, String> {
-    ours_with(
-        dir,
-        t,
-        qd,
-        secs,
-        hz,
-        name,
-        user_tcp,
-        &Workload::default(),
-        None,
-    )
-    .map(|(r, _)| r)
-}
-
 /// A `vswitch` run with a workload and optionally the block cache
 /// (`cache`: pool bytes, write-through, warmed first); returns the run and
 /// the cache's hit ratio over it.
@@ -870,14 +836,15 @@ impl Bench<'_> {
     /// One run of the read case `which` at queue depth `qd`.
     fn read_case(&self, which: &'static str, qd: usize) -> std::result::Result<Result, String> {
         let (dir, t, secs, hz) = (self.dir, self.t, self.secs, self.hz);
+        let plain = Workload::default();
         match which {
             "vswitch" | "vs-adapt" | "vs-wait" | "vs-watch" | "vs-wait-rw" => {
-                ours(dir, t, qd, secs, hz, which)
+                ours_with(dir, t, qd, secs, hz, which, None, &plain, None).map(|(r, _)| r)
             }
             "vs-utcp" => {
                 let v = self.veth.as_ref().map_err(Clone::clone)?;
                 let tgtd = v.tgtd.as_ref().expect("started");
-                ours_on(dir, tgtd, qd, secs, hz, "vs-utcp", Some(v))
+                ours_with(dir, tgtd, qd, secs, hz, which, Some(v), &plain, None).map(|(r, _)| r)
             }
             "vs-one" | "vs-one-a" | "vs-one-w" => one_process(
                 dir,

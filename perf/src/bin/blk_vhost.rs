@@ -432,8 +432,8 @@ fn ab_cost(
     // The same features in one thread, without the driver's core or the
     // scheduler (see `round_cost`): the cost itself, noise-free.
     let (qos, latency) = (name == "qos", name == "metrics");
-    let [_, _, off] = round_cost_of(false, false);
-    let [_, _, on] = round_cost_of(qos, latency);
+    let got = round_costs(&[(false, false), (qos, latency)]);
+    let (off, on) = (got[0][2], got[1][2]);
     println!(
         "{name} in-thread (--round-cost), per read in a round of 32: off {off} cycles, on {on} ({:+})",
         on as i64 - off as i64
@@ -483,33 +483,37 @@ impl Spread {
 /// simulated driver in this thread between rounds; cycles of
 /// `GroupPoller::poll` (lock, device poll, accounting) when idle, when it
 /// serves one 4 KiB read, and per read when it serves 32 at once (a QD 128
-/// batch). Minimum over 50 batches of 20000 rounds. Measured four times:
-/// plain, with QoS limits far above the rate (every bucket refilled each
-/// round and checked per request), with the latency histograms of
-/// `--metrics`, and with both: the minimum over batches of one thread has
-/// none of the driver's or the scheduler's noise, so the differences are
-/// what the features cost the poller (the figure `--qos-cost` and
-/// `--metrics-cost` look for through the noise of two cores).
+/// batch). Five devices: plain (twice: the second's difference is the
+/// noise floor), with QoS limits far above the rate (every
+/// bucket refilled and checked), with the latency histograms of
+/// `--metrics`, and with both. They take turns batch by batch (each
+/// measurement a batch of 8192 rounds, 200 turns), and each figure is the
+/// minimum over its turns: one thread, no driver core, and the devices
+/// measured under the same conditions, so the differences are what the
+/// features cost the poller, the figure `--qos-cost` and `--metrics-cost`
+/// look for through the noise of two cores.
 fn round_cost() {
     println!("poll round, one device, one split queue (event index), null backend, this thread");
-    let mut plain = [0u64; 3];
-    for (name, qos, latency) in [
-        ("plain", false, false),
-        ("qos", true, false),
-        ("metrics", false, true),
-        ("qos+metrics", true, true),
-    ] {
-        let [idle, busy, batch] = round_cost_of(qos, latency);
-        if name == "plain" {
-            plain = [idle, busy, batch];
-        }
+    // A second plain device: its difference from the first is the noise
+    // floor (layout, cache sets) of the others'.
+    let names = ["plain", "plain again", "qos", "metrics", "qos+metrics"];
+    let got = round_costs(&[
+        (false, false),
+        (false, false),
+        (true, false),
+        (false, true),
+        (true, true),
+    ]);
+    for (name, &[idle, busy, batch]) in names.iter().zip(&got) {
+        let [p0, p1, p2] = got[0];
         let d = |v: u64, p: u64| v as i64 - p as i64;
+        let name = name.replace(' ', "_");
         println!(
             "{name:<12} idle round: {idle:>4} cycles ({:+}); round serving one 4 KiB read: {busy:>4} ({:+}); \
              per read in a round of 32: {batch:>4} ({:+})",
-            d(idle, plain[0]),
-            d(busy, plain[1]),
-            d(batch, plain[2])
+            d(idle, p0),
+            d(busy, p1),
+            d(batch, p2)
         );
         println!(
             "{{\"bench\":\"blk_vhost_round_cost\",\"features\":\"{name}\",\"idle_cycles\":{idle},\"busy_cycles\":{busy},\"batch_cycles_per_req\":{batch}}}"
@@ -517,94 +521,143 @@ fn round_cost() {
     }
 }
 
-/// One `--round-cost` measurement: (idle round, one-read round, per read
-/// in a round of 32), cycles.
-fn round_cost_of(qos: bool, latency: bool) -> [u64; 3] {
-    use vfio::blk::mock::BlkDriver;
-    use vfio::guest_memory::GuestMemory;
-    use vfio::virtq::mock::{Buf, MockQueue};
-    use vfio::virtq::{VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
-    let mem = GuestMemory::anonymous(&[(0, 32 << 20)]).expect("memory");
-    let backend = Box::new(NullBackend::new(DISK, 4096));
-    let cfg = BlkConfig::new(&backend.info(), 512, 1, "round").expect("config");
-    let mut dev = BlkDevice::new("round", backend, cfg);
-    dev.set_features(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_EVENT_IDX);
-    dev.set_memory(mem.clone());
-    if qos {
-        dev.qos_handle().set(QOS_FAR_ABOVE);
+/// `--round-cost`'s measurement of devices with the given (QoS, latency)
+/// features, taking turns: per device (idle round, one-read round, per
+/// read in a round of 32), cycles, minimum over the turns.
+fn round_costs(features: &[(bool, bool)]) -> Vec<[u64; 3]> {
+    let mut rigs: Vec<RoundRig> = features.iter().map(|&(q, l)| RoundRig::new(q, l)).collect();
+    let mut best = vec![[u64::MAX; 3]; rigs.len()];
+    for _ in 0..TURNS {
+        for (r, b) in rigs.iter_mut().zip(best.iter_mut()) {
+            let got = r.turn();
+            for (b, g) in b.iter_mut().zip(got) {
+                *b = (*b).min(g);
+            }
+        }
     }
-    let mut drv = BlkDriver::new(&mem, 0x1000, 256, 0x1000 + MockQueue::footprint(256));
-    drv.q.set_event_idx(true);
-    dev.start_queue(0, drv.q.config(), 0).expect("queue");
-    let group = PollGroup::new();
-    group.add(DeviceCell::new(dev));
-    group.track_busy();
-    if latency {
-        group.track_latency();
+    for r in rigs {
+        r.check();
     }
-    let mut p = group.poller();
-    // One request through first: then its chain is known and the ring empty.
-    let r = drv.request(VIRTIO_BLK_T_IN, 0, &[Buf::w(16 << 20, 4096)], false);
-    assert_eq!(p.poll(), 2, "the request is served");
-    assert_eq!(drv.q.pop_used().map(|u| u.0), Some(r.head));
-    let (mut idle, mut busy) = (u64::MAX, u64::MAX);
-    const N: u64 = 20_000;
-    for _ in 0..50 {
+    best
+}
+
+/// One device of `--round-cost` with its simulated driver.
+struct RoundRig {
+    drv: vfio::blk::mock::BlkDriver,
+    group: Arc<PollGroup>,
+    p: vfio::poller::GroupPoller,
+    one: u16,
+    heads: Vec<u16>,
+    latency: bool,
+}
+
+/// Rounds per measurement (short, so that most escape preemption).
+const ROUNDS: u64 = 8_192;
+/// Turns per device (the minimum over them is taken).
+const TURNS: usize = 200;
+/// Chains per round in the batch measurement (as QD 128 brings them).
+const ROUND_BATCH: usize = 32;
+
+impl RoundRig {
+    fn new(qos: bool, latency: bool) -> RoundRig {
+        use vfio::blk::mock::BlkDriver;
+        use vfio::guest_memory::GuestMemory;
+        use vfio::virtq::mock::{Buf, MockQueue};
+        use vfio::virtq::{VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
+        let mem = GuestMemory::anonymous(&[(0, 32 << 20)]).expect("memory");
+        let backend = Box::new(NullBackend::new(DISK, 4096));
+        let cfg = BlkConfig::new(&backend.info(), 512, 1, "round").expect("config");
+        let mut dev = BlkDevice::new("round", backend, cfg);
+        dev.set_features(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_EVENT_IDX);
+        dev.set_memory(mem.clone());
+        if qos {
+            dev.qos_handle().set(QOS_FAR_ABOVE);
+        }
+        let mut drv = BlkDriver::new(&mem, 0x1000, 256, 0x1000 + MockQueue::footprint(256));
+        drv.q.set_event_idx(true);
+        dev.start_queue(0, drv.q.config(), 0).expect("queue");
+        let group = PollGroup::new();
+        group.add(DeviceCell::new(dev));
+        group.track_busy();
+        if latency {
+            group.track_latency();
+        }
+        let mut p = group.poller();
+        // One request through first: then its chain is known and the ring
+        // empty.
+        let r = drv.request(VIRTIO_BLK_T_IN, 0, &[Buf::w(16 << 20, 4096)], false);
+        assert_eq!(p.poll(), 2, "the request is served");
+        assert_eq!(drv.q.pop_used().map(|u| u.0), Some(r.head));
+        // The batch: distinct heads.
+        let heads: Vec<u16> = (0..ROUND_BATCH)
+            .map(|i| {
+                let buf = (16 << 20) + (i as u64) * 4096;
+                drv.request(VIRTIO_BLK_T_IN, 0, &[Buf::w(buf, 4096)], false)
+                    .head
+            })
+            .collect();
+        assert_eq!(p.poll(), 2 * ROUND_BATCH, "the batch is served");
+        while drv.q.pop_used().is_some() {}
+        RoundRig {
+            drv,
+            group,
+            p,
+            one: r.head,
+            heads,
+            latency,
+        }
+    }
+
+    /// One turn: (idle round, one-read round, per read in a batch), cycles.
+    fn turn(&mut self) -> [u64; 3] {
+        let (drv, p) = (&mut self.drv, &mut self.p);
         let t = tsc();
-        for _ in 0..N {
+        for _ in 0..ROUNDS {
             p.poll();
         }
-        idle = idle.min((tsc() - t) / N);
+        let idle = (tsc() - t) / ROUNDS;
         let mut cyc = 0;
-        for _ in 0..N {
-            drv.q.push_avail(r.head);
+        for _ in 0..ROUNDS {
+            drv.q.push_avail(self.one);
             drv.q.publish();
             let t = tsc();
             let moved = p.poll();
             cyc += tsc() - t;
             assert_eq!(moved, 2, "one request taken and completed per round");
-            assert_eq!(drv.q.pop_used().map(|u| u.0), Some(r.head));
+            assert_eq!(drv.q.pop_used().map(|u| u.0), Some(self.one));
         }
-        busy = busy.min(cyc / N);
-    }
-    // A batch as QD 128 brings it: 32 chains per round (distinct heads),
-    // cycles per request.
-    const B: usize = 32;
-    let heads: Vec<u16> = (0..B)
-        .map(|i| {
-            let buf = (16 << 20) + (i as u64) * 4096;
-            drv.request(VIRTIO_BLK_T_IN, 0, &[Buf::w(buf, 4096)], false)
-                .head
-        })
-        .collect();
-    assert_eq!(p.poll(), 2 * B, "the batch is served");
-    while drv.q.pop_used().is_some() {}
-    let mut batch = u64::MAX;
-    for _ in 0..50 {
+        let busy = cyc / ROUNDS;
         let mut cyc = 0;
-        for _ in 0..N / B as u64 {
-            for &h in &heads {
+        for _ in 0..ROUNDS / ROUND_BATCH as u64 {
+            for &h in &self.heads {
                 drv.q.push_avail(h);
             }
             drv.q.publish();
             let t = tsc();
             let moved = p.poll();
             cyc += tsc() - t;
-            assert_eq!(moved, 2 * B, "the batch taken and completed in one round");
-            for _ in 0..B {
+            assert_eq!(
+                moved,
+                2 * ROUND_BATCH,
+                "the batch taken and completed in one round"
+            );
+            for _ in 0..ROUND_BATCH {
                 assert!(drv.q.pop_used().is_some());
             }
         }
-        batch = batch.min(cyc / N);
+        [idle, busy, cyc / ROUNDS]
     }
-    // The poller keeps a device that had work locked: let it go first.
-    drop(p);
-    if latency {
-        let d = group.devices();
-        let n = d[0].lock().latency().expect("tracked").ops[0].count();
-        assert!(n > 0, "the latency histogram counted nothing");
+
+    /// The histograms counted what they were given.
+    fn check(self) {
+        // The poller keeps a device that had work locked: let it go first.
+        drop(self.p);
+        if self.latency {
+            let d = self.group.devices();
+            let n = d[0].lock().latency().expect("tracked").ops[0].count();
+            assert!(n > 0, "the latency histogram counted nothing");
+        }
     }
-    [idle, busy, batch]
 }
 
 fn main() {

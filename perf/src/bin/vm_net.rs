@@ -45,7 +45,8 @@
 //! `--floor` adds a row without a switch: `dpdk-testpmd` io-forwarding
 //! between two `net_vhost` client ports on CPU 1, with its
 //! `--record-core-cycles` over the same window: what the vhost library
-//! (and the PMD around it) costs per packet.
+//! (and the PMD around it) costs per packet; and a row with vswitch's
+//! patch panel (`--xconnect`, the same direct vhost calls, no flow table).
 //!
 //! `VM_NET_SHOW_LOG=1` prints each `vswitch run` log after its run (the
 //! vhost-user negotiation, e.g. the guests' features, and the run summary).
@@ -82,9 +83,11 @@ struct Args {
     /// Skip OVS (only vswitch).
     #[arg(long)]
     no_ovs: bool,
-    /// Also measure the floor: `dpdk-testpmd` io-forwarding between two
-    /// `net_vhost` client ports on the switch's core (64-byte mode): what
-    /// the vhost library costs without any switch.
+    /// Also measure the floors (64-byte mode): `dpdk-testpmd`
+    /// io-forwarding between two `net_vhost` client ports on the switch's
+    /// core (the vhost library and the PMD's burst functions, no switch),
+    /// and vswitch's patch panel (`--xconnect`: its direct vhost calls, no
+    /// flow table).
     #[arg(long)]
     floor: bool,
     /// Extra virtio-user devargs for both guests (the same for both
@@ -206,6 +209,8 @@ struct Result {
     ovs: Option<Side>,
     /// `--floor`: testpmd io between two `net_vhost` ports, no switch.
     floor: Option<Side>,
+    /// `--floor`: vswitch's patch panel (`--xconnect`), no flow table.
+    floor_xconnect: Option<Side>,
     /// Delivered rate, vswitch / OVS.
     ratio: Option<f64>,
     /// Mpps per busy core, vswitch / OVS (64-byte mode).
@@ -479,7 +484,18 @@ fn vswitch_counters(addr: std::net::SocketAddr) -> Option<(u64, u64)> {
     ))
 }
 
-fn run_vswitch(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>, hz: f64) -> Side {
+/// vswitch between the guests: the flow table with the two `in_port`
+/// rules, or with `xconnect` its patch panel (`--xconnect`: port 0 ⇄ 1,
+/// no flow table; the same direct vhost calls), the floor of its own loop.
+fn run_vswitch(
+    dir: &Path,
+    tag: &str,
+    a: &Args,
+    pcap: Option<&Path>,
+    hz: f64,
+    xconnect: bool,
+) -> Side {
+    let tag = &format!("{}{tag}", if xconnect { "x" } else { "" });
     let socks = [
         dir.join(format!("vs-{tag}-0")),
         dir.join(format!("vs-{tag}-1")),
@@ -501,11 +517,17 @@ fn run_vswitch(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>, hz: f64) ->
             &format!("net_vhost{i},iface={},client=1{tso}", s.display()),
         ]);
     }
+    if xconnect {
+        c.arg("--xconnect");
+    } else {
+        c.args([
+            "--flow",
+            "priority=100,in_port=0,actions=output:1",
+            "--flow",
+            "priority=100,in_port=1,actions=output:0",
+        ]);
+    }
     c.args([
-        "--flow",
-        "priority=100,in_port=0,actions=output:1",
-        "--flow",
-        "priority=100,in_port=1,actions=output:0",
         "--no-control",
         "--json",
         "--stats-interval",
@@ -801,9 +823,10 @@ fn measure_config(a: &Args, c: usize, dir: &Path, pcap: Option<&Path>, hz: f64) 
     let mut vs = Vec::new();
     let mut ov = Vec::new();
     let mut fl = Vec::new();
+    let mut xc = Vec::new();
     for round in 0..a.rounds {
         let tag = format!("{}-{c}-{round}", std::process::id());
-        vs.push(run_vswitch(dir, &tag, a, pcap, hz));
+        vs.push(run_vswitch(dir, &tag, a, pcap, hz, false));
         if !a.no_ovs {
             if let Some(o) = run_ovs(dir, &tag, a, pcap, hz) {
                 ov.push(o);
@@ -811,6 +834,7 @@ fn measure_config(a: &Args, c: usize, dir: &Path, pcap: Option<&Path>, hz: f64) 
         }
         if a.floor && !a.tso {
             fl.extend(run_floor(dir, &tag, a, hz));
+            xc.push(run_vswitch(dir, &tag, a, None, hz, true));
         }
     }
     let med = |v: &[Side], f: fn(&Side) -> Option<f64>| -> Option<f64> {
@@ -828,6 +852,7 @@ fn measure_config(a: &Args, c: usize, dir: &Path, pcap: Option<&Path>, hz: f64) 
     let vs = pick(&vs);
     let ov = (!ov.is_empty()).then(|| pick(&ov));
     let fl = (!fl.is_empty()).then(|| pick(&fl));
+    let xc = (!xc.is_empty()).then(|| pick(&xc));
     let ratio = ov
         .as_ref()
         .filter(|o| o.rate > 0.0)
@@ -863,17 +888,25 @@ fn measure_config(a: &Args, c: usize, dir: &Path, pcap: Option<&Path>, hz: f64) 
             o.mpps_per_busy_core.map(|_| 1.0),
         ));
     }
+    let vs_ovs = |f: &Side, x: fn(&Side) -> Option<f64>| {
+        ov.as_ref()
+            .and_then(|o| Some(x(f)? / x(o)?))
+            .filter(|r| r.is_finite())
+    };
     if let Some(f) = &fl {
-        let vs_ovs = |x: fn(&Side) -> Option<f64>| {
-            ov.as_ref()
-                .and_then(|o| Some(x(f)? / x(o)?))
-                .filter(|r| r.is_finite())
-        };
         rows.push(row(
             "floor: testpmd io (net_vhost)",
             f,
-            vs_ovs(|s| Some(s.rate)),
-            vs_ovs(|s| s.mpps_per_busy_core),
+            vs_ovs(f, |s| Some(s.rate)),
+            vs_ovs(f, |s| s.mpps_per_busy_core),
+        ));
+    }
+    if let Some(x) = &xc {
+        rows.push(row(
+            "floor: vswitch --xconnect",
+            x,
+            vs_ovs(x, |s| Some(s.rate)),
+            vs_ovs(x, |s| s.mpps_per_busy_core),
         ));
     }
     let what = if a.tso {
@@ -936,6 +969,7 @@ fn measure_config(a: &Args, c: usize, dir: &Path, pcap: Option<&Path>, hz: f64) 
             vswitch: vs,
             ovs: ov,
             floor: fl,
+            floor_xconnect: xc,
             ratio,
             ratio_per_busy_core,
             tsc_hz: hz,

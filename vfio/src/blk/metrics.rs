@@ -1,5 +1,5 @@
 //! A device's counters as Prometheus samples, read at scrape time under the
-//! device lock: [`BlkStats`], the latency histograms (if tracked) and
+//! device lock: [`BlkStats`](super::BlkStats), the latency histograms (if tracked) and
 //! whatever the backend reports ([`Backend::metrics`]: cache, iSCSI).
 //!
 //! [`Backend::metrics`]: crate::backend::Backend::metrics
