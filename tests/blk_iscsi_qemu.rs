@@ -18,6 +18,7 @@ mod tgt;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use tgt::ip;
 use vm::*;
 
 /// `poll`: the poller mode (`--poll`).
@@ -173,18 +174,6 @@ struct Netns {
     ns: String,
     host_if: String,
     ns_if: String,
-}
-
-fn ip(args: &[&str]) {
-    let o = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("run ip (Debian package iproute2)");
-    assert!(
-        o.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 impl Drop for Netns {

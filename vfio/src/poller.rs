@@ -583,7 +583,7 @@ fn pollfd(fd: RawFd) -> libc::pollfd {
 /// [`PollGroup::poller`]).
 ///
 /// A device the poller took stays locked by it into the next rounds
-/// ([`DeviceGuard::keep`]), with work or without, until [`KEEP_IDLE`]
+/// (`DeviceGuard::keep`), with work or without, until [`KEEP_IDLE`]
 /// rounds in a row found nothing: taking the lock is a locked
 /// compare-and-swap, a full barrier that waits for the previous round's
 /// used-ring stores to reach the driver's core (a cross-core round trip in

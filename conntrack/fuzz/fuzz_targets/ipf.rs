@@ -1,6 +1,7 @@
 //! Fragment reassembly over arbitrary frames: the input is cut into up to
-//! 16 frames (a length byte before each) offered one after the other to a
-//! small reassembler; nothing panics, the fragments in process always
+//! 16 frames (a length byte before each) offered one after the other to
+//! small reassemblers behind `ipf::Shards` (as the switch's workers share
+//! them); nothing panics, the fragments in process always
 //! match what the reassembler holds, a completed list reassembles into a
 //! frame that starts with the first fragment's Ethernet header, and
 //! writing a (tracked, possibly NATed) datagram back into the fragments
@@ -8,7 +9,7 @@
 
 #![no_main]
 
-use conntrack::ipf::{self, Add, Check, Ipf, ListKey, Reassembler};
+use conntrack::ipf::{self, Add, Check, Ipf, ListKey, Shards};
 use conntrack::{Config, Conntrack, CtMeta, CtSpec};
 use libfuzzer_sys::fuzz_target;
 
@@ -23,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         max_conns: 64,
         default_zone_limit: 0,
     });
-    let mut r: Reassembler<Vec<u8>> = Reassembler::new(8);
+    let r: Shards<Vec<u8>> = Shards::new(8);
     let mut frames = Vec::new();
     let mut rest = data;
     while let Some((&n, tail)) = rest.split_first() {
@@ -57,10 +58,12 @@ fuzz_target!(|data: &[u8]| {
         };
         assert!(fi.data <= f.len() && fi.data + fi.len <= f.len());
         let key = ListKey::of(&fi, 0, 0);
-        match r.add(&ipf, &key, &fi, f, now) {
+        let mut g = r.lock(&key);
+        match g.add(&ipf, &key, &fi, f, now) {
             Add::Complete(l) => {
                 out.clear();
-                r.take(&ipf, l, &mut out);
+                g.take(&ipf, l, &mut out);
+                drop(g);
                 assert!(!out.is_empty());
                 if ipf::reassemble(fi.v6, L3, out.iter().map(|(f, p)| (&f[..], *p)), &mut dg) {
                     assert_eq!(dg[..L3], out[0].0[..L3]);
@@ -73,7 +76,7 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
             }
-            Add::Held | Add::Refused(_) | Add::Overlap(_) => {}
+            Add::Held | Add::Refused(_) | Add::Overlap(_) => drop(g),
         }
         assert_eq!(ipf.status().frags as usize, r.held());
     }

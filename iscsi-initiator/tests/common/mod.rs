@@ -440,7 +440,8 @@ impl Rng {
     }
 }
 
-fn ip(args: &[&str]) {
+/// Runs `ip ARGS` (iproute2), panicking with its stderr when it fails.
+pub fn ip(args: &[&str]) {
     let o = Command::new("ip")
         .args(args)
         .output()

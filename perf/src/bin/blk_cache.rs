@@ -199,51 +199,31 @@ struct IopsRow {
     p99_us: f64,
 }
 
-fn main() {
-    let a = Args::parse();
-    let hz = tsc_hz();
-    let nblocks = a.disk_mib * 256;
-    std::fs::create_dir_all(&a.dir).unwrap();
-    let path = a.dir.join(format!(
-        "vswitch-blk-cache-bench-{}.img",
-        std::process::id()
-    ));
-    // A stopped run must not leave its disk-sized file behind.
-    let _cleanup = perf::cleanup::install("blk_cache");
-    perf::cleanup::record(perf::cleanup::Resource::Path(path.clone()));
-    {
-        // Real data, not a sparse file (holes read without device I/O).
-        use std::io::Write;
-        let mut f = std::fs::File::create(&path).unwrap();
-        let chunk: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 13 + 7) as u8).collect();
-        for _ in 0..a.disk_mib {
-            f.write_all(&chunk).unwrap();
-        }
-        f.sync_all().unwrap();
+/// A disk-sized file of real data at `path` (not sparse: holes read
+/// without device I/O).
+fn write_disk(path: &std::path::Path, mib: u64) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 13 + 7) as u8).collect();
+    for _ in 0..mib {
+        f.write_all(&chunk).unwrap();
     }
-    let open = || Box::new(FileBackend::open(path.to_str().unwrap(), 256).unwrap());
-    let direct = open().is_direct();
-    let r = rig(a.qd);
-    println!(
-        "disk {} MiB file on {} (O_DIRECT: {direct}), {} reads of 4 KiB per run, {} in flight, TSC {:.2} GHz",
-        a.disk_mib,
-        a.dir.display(),
-        a.ops,
-        a.qd,
-        hz / 1e9
-    );
+    f.sync_all().unwrap();
+}
 
-    // 1. Hit path: QD 1 over 64 cached blocks.
+/// The hit path: `samples` 4 KiB reads at QD 1 over 64 blocks already in a
+/// 16 MiB cache on `file`, submit to completion; prints the table and JSON.
+fn hit_path(file: Box<FileBackend>, r: &Rig, nblocks: u64, samples: usize, hz: f64) {
     let mut c =
-        CachedBackend::new(open(), CacheConfig::new(16 << 20, WriteMode::WriteThrough)).unwrap();
+        CachedBackend::new(file, CacheConfig::new(16 << 20, WriteMode::WriteThrough)).unwrap();
     let hot: Vec<u64> = (0..64u64).map(|i| i * 97 % nblocks).collect();
     let warm: Vec<u64> = hot.iter().cycle().take(256).copied().collect();
-    run(&mut c, &r, &warm, 1, hz);
+    run(&mut c, r, &warm, 1, hz);
     let cnt = c.counters();
     let before = cnt.snapshot();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).unwrap();
     let mut out = Vec::with_capacity(4);
-    for i in 0..a.hit_samples {
+    for i in 0..samples {
         let iovs = [r.bufs[0]];
         let req = IoRequest {
             id: 0,
@@ -262,7 +242,7 @@ fn main() {
     let after = cnt.snapshot();
     assert_eq!(
         after.hits - before.hits,
-        a.hit_samples as u64,
+        samples as u64,
         "every hit-path sample was a hit"
     );
     let ns = |cyc: u64| (cyc as f64 * 1e9 / hz) as u64;
@@ -286,72 +266,28 @@ fn main() {
         ]],
     );
     perf::report::json_line("blk_cache_hit", &hit);
+}
 
-    // 2. Zipf IOPS, uncached vs cached at several sizes.
-    let stream = zipf_stream(nblocks, 0.99, a.ops, 42);
-    let mut rows = Vec::new();
-    let mut f = open();
-    run(&mut *f, &r, &stream[..a.ops / 10], a.qd, hz);
-    let (base_iops, h) = run(&mut *f, &r, &stream, a.qd, hz);
-    drop(f);
-    rows.push(IopsRow {
-        cache_mib: 0,
-        hit_ratio: 0.0,
-        iops: base_iops,
-        vs_uncached: 1.0,
-        p50_us: h.value_at_quantile(0.5) as f64 / 1e3,
-        p99_us: h.value_at_quantile(0.99) as f64 / 1e3,
-    });
-    for pct in [1u64, 10, 25, 37, 50] {
-        let mib = (a.disk_mib * pct / 100).max(1);
-        let mut c =
-            CachedBackend::new(open(), CacheConfig::new(mib << 20, WriteMode::WriteThrough))
-                .unwrap();
-        run(&mut c, &r, &stream, a.qd, hz);
-        let cnt = c.counters();
-        let s0 = cnt.snapshot();
-        let (iops, h) = run(&mut c, &r, &stream, a.qd, hz);
-        let s1 = cnt.snapshot();
-        let (hits, misses) = (s1.hits - s0.hits, s1.misses - s0.misses);
-        rows.push(IopsRow {
-            cache_mib: mib,
-            hit_ratio: hits as f64 / (hits + misses).max(1) as f64,
-            iops,
-            vs_uncached: iops / base_iops,
-            p50_us: h.value_at_quantile(0.5) as f64 / 1e3,
-            p99_us: h.value_at_quantile(0.99) as f64 / 1e3,
-        });
-    }
-    // 3. CLOCK vs 2Q.
-    let mib = (a.disk_mib / 10).max(1);
-    let scans = with_scans(&stream, nblocks, 4 * (mib as usize * 256), 2 * mib * 256);
-    let mut prow = Vec::new();
-    for (workload, refs) in [("zipf", &stream), ("zipf+scans", &scans)] {
-        let mut clock_iops = 0.0;
-        for (policy, ev) in [("clock", Eviction::Clock), ("2q", Eviction::TwoQ)] {
-            let mut cfg = CacheConfig::new(mib << 20, WriteMode::WriteThrough);
-            cfg.eviction = ev;
-            let mut c = CachedBackend::new(open(), cfg).unwrap();
-            run(&mut c, &r, refs, a.qd, hz);
-            let cnt = c.counters();
-            let s0 = cnt.snapshot();
-            let (iops, _) = run(&mut c, &r, refs, a.qd, hz);
-            let s1 = cnt.snapshot();
-            let (hits, misses) = (s1.hits - s0.hits, s1.misses - s0.misses);
-            if ev == Eviction::Clock {
-                clock_iops = iops;
-            }
-            prow.push(PolicyRow {
-                workload,
-                policy,
-                cache_mib: mib,
-                hit_ratio: hits as f64 / (hits + misses).max(1) as f64,
-                iops,
-                vs_clock: iops / clock_iops,
-            });
-        }
-    }
-    let _ = std::fs::remove_file(&path);
+/// Runs `refs` once to warm the cache, then again measured: IOPS, latency
+/// histogram and the hit ratio of the measured run.
+fn warm_then_measure(
+    c: &mut CachedBackend,
+    r: &Rig,
+    refs: &[u64],
+    qd: usize,
+    hz: f64,
+) -> (f64, Histogram<u64>, f64) {
+    run(c, r, refs, qd, hz);
+    let cnt = c.counters();
+    let s0 = cnt.snapshot();
+    let (iops, h) = run(c, r, refs, qd, hz);
+    let s1 = cnt.snapshot();
+    let (hits, misses) = (s1.hits - s0.hits, s1.misses - s0.misses);
+    (iops, h, hits as f64 / (hits + misses).max(1) as f64)
+}
+
+/// The Zipf table (uncached peer first) and its JSON lines.
+fn print_zipf(rows: &[IopsRow]) {
     perf::report::table(
         "Zipf(0.99) 4 KiB reads, file backend uncached (peer) vs cached, same run",
         &[
@@ -380,9 +316,13 @@ fn main() {
             })
             .collect::<Vec<_>>(),
     );
-    for r in &rows {
+    for r in rows {
         perf::report::json_line("blk_cache_zipf", r);
     }
+}
+
+/// The eviction table (CLOCK peer first) and its JSON lines.
+fn print_policies(prow: &[PolicyRow]) {
     perf::report::table(
         "eviction: CLOCK (peer) vs 2Q, same cache, same run",
         &[
@@ -407,7 +347,94 @@ fn main() {
             })
             .collect::<Vec<_>>(),
     );
-    for r in &prow {
+    for r in prow {
         perf::report::json_line("blk_cache_policy", r);
     }
+}
+
+fn main() {
+    let a = Args::parse();
+    let hz = tsc_hz();
+    let nblocks = a.disk_mib * 256;
+    std::fs::create_dir_all(&a.dir).unwrap();
+    let path = a.dir.join(format!(
+        "vswitch-blk-cache-bench-{}.img",
+        std::process::id()
+    ));
+    // A stopped run must not leave its disk-sized file behind.
+    let _cleanup = perf::cleanup::install("blk_cache");
+    perf::cleanup::record(perf::cleanup::Resource::Path(path.clone()));
+    write_disk(&path, a.disk_mib);
+    let open = || Box::new(FileBackend::open(path.to_str().unwrap(), 256).unwrap());
+    let direct = open().is_direct();
+    let r = rig(a.qd);
+    println!(
+        "disk {} MiB file on {} (O_DIRECT: {direct}), {} reads of 4 KiB per run, {} in flight, TSC {:.2} GHz",
+        a.disk_mib,
+        a.dir.display(),
+        a.ops,
+        a.qd,
+        hz / 1e9
+    );
+
+    // 1. Hit path: QD 1 over 64 cached blocks.
+    hit_path(open(), &r, nblocks, a.hit_samples, hz);
+
+    // 2. Zipf IOPS, uncached vs cached at several sizes.
+    let stream = zipf_stream(nblocks, 0.99, a.ops, 42);
+    let mut rows = Vec::new();
+    let mut f = open();
+    run(&mut *f, &r, &stream[..a.ops / 10], a.qd, hz);
+    let (base_iops, h) = run(&mut *f, &r, &stream, a.qd, hz);
+    drop(f);
+    rows.push(IopsRow {
+        cache_mib: 0,
+        hit_ratio: 0.0,
+        iops: base_iops,
+        vs_uncached: 1.0,
+        p50_us: h.value_at_quantile(0.5) as f64 / 1e3,
+        p99_us: h.value_at_quantile(0.99) as f64 / 1e3,
+    });
+    for pct in [1u64, 10, 25, 37, 50] {
+        let mib = (a.disk_mib * pct / 100).max(1);
+        let mut c =
+            CachedBackend::new(open(), CacheConfig::new(mib << 20, WriteMode::WriteThrough))
+                .unwrap();
+        let (iops, h, hit_ratio) = warm_then_measure(&mut c, &r, &stream, a.qd, hz);
+        rows.push(IopsRow {
+            cache_mib: mib,
+            hit_ratio,
+            iops,
+            vs_uncached: iops / base_iops,
+            p50_us: h.value_at_quantile(0.5) as f64 / 1e3,
+            p99_us: h.value_at_quantile(0.99) as f64 / 1e3,
+        });
+    }
+    // 3. CLOCK vs 2Q.
+    let mib = (a.disk_mib / 10).max(1);
+    let scans = with_scans(&stream, nblocks, 4 * (mib as usize * 256), 2 * mib * 256);
+    let mut prow = Vec::new();
+    for (workload, refs) in [("zipf", &stream), ("zipf+scans", &scans)] {
+        let mut clock_iops = 0.0;
+        for (policy, ev) in [("clock", Eviction::Clock), ("2q", Eviction::TwoQ)] {
+            let mut cfg = CacheConfig::new(mib << 20, WriteMode::WriteThrough);
+            cfg.eviction = ev;
+            let mut c = CachedBackend::new(open(), cfg).unwrap();
+            let (iops, _, hit_ratio) = warm_then_measure(&mut c, &r, refs, a.qd, hz);
+            if ev == Eviction::Clock {
+                clock_iops = iops;
+            }
+            prow.push(PolicyRow {
+                workload,
+                policy,
+                cache_mib: mib,
+                hit_ratio,
+                iops,
+                vs_clock: iops / clock_iops,
+            });
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    print_zipf(&rows);
+    print_policies(&prow);
 }

@@ -594,8 +594,13 @@ impl BlkDevice {
             return 0;
         }
         ring.prefetch_batch(BATCH as u16);
+        // One clock read per batch with latency tracked: the stamp of the
+        // batch's requests, and the QoS refill's time if this step has not
+        // refilled yet (with QoS alone, the refill reads it).
+        let track = self.latency.is_some();
+        let stamp = if track { clock::now() } else { 0 };
         if let Some(qos) = self.qos.as_mut() {
-            qos.refill_if_due(clock::now);
+            qos.refill_if_due(|| if track { stamp } else { clock::now() });
         }
         // Room in the backend, asked once per batch (a virtual call) and
         // counted down per request submitted. An estimate either way: a
@@ -604,8 +609,6 @@ impl BlkDevice {
         // meanwhile gets them at the next step.
         let mut room = self.max_inflight.saturating_sub(self.backend.inflight());
         let mut taken = 0;
-        // One clock read per batch, at its first backend request.
-        let (track, mut stamp) = (self.latency.is_some(), 0u64);
         while taken < BATCH && room > 0 {
             let q = &mut self.queues[qi];
             let ring = q.ring.as_mut().expect("checked above");
@@ -715,9 +718,6 @@ impl BlkDevice {
                         return taken - 1;
                     }
                     if track {
-                        if stamp == 0 {
-                            stamp = clock::now();
-                        }
                         slot.started = stamp;
                     }
                     slot.busy = true;

@@ -2,7 +2,7 @@
 //! measures when latency tracking is on ([`BlkDevice::track_latency`]).
 //!
 //! ```text
-//!  take_new: first backend request of the batch ─► stamp = clock::now() (TSC), kept in the slot
+//!  take_new: a batch with requests to take ─► stamp = clock::now() (TSC, also the QoS refill's time), kept in each slot
 //!  reap:     first completion of the batch       ─► now = clock::now()
 //!            per run of completions with the same op and stamp (n of them):
 //!              ns = (now - stamp) · ns_per_tick ─► counts[op][log2 bucket] += n, sum += n · ns
