@@ -87,20 +87,44 @@ pub fn vswitch_bin() -> PathBuf {
     me.parent().expect("exe dir").join("vswitch")
 }
 
-/// EAL memory arguments: hugepages when free and mounted, else `--no-huge`.
-pub fn eal_memory_args() -> Vec<String> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let free = meminfo
+/// Free 2 MiB hugepages (`HugePages_Free` of `/proc/meminfo`).
+fn free_hugepages() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix("HugePages_Free:"))
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// Waits up to `timeout` for at least `pages` free hugepages: a daemon of
+/// the previous measurement (OVS, testpmd) may still be giving its pages
+/// back, and a run started at once would fall back to 4 KiB pages
+/// ([`eal_memory_args`]) and be slower for a reason its table does not
+/// show. Returns the free count seen last.
+pub fn wait_for_hugepages(pages: u64, timeout: Duration) -> u64 {
+    let deadline = Instant::now() + timeout;
+    let mut free = free_hugepages();
+    while free < pages && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        free = free_hugepages();
+    }
+    free
+}
+
+/// EAL memory arguments: hugepages when at least 256 are free and hugetlbfs
+/// is mounted, else `--no-huge`. The choice is printed to stderr, so a
+/// report can tell runs on 4 KiB pages apart.
+pub fn eal_memory_args() -> Vec<String> {
+    let free = free_hugepages();
     let mounted = std::fs::read_to_string("/proc/mounts")
         .unwrap_or_default()
         .contains("hugetlbfs");
     if free >= 256 && mounted {
+        eprintln!("  EAL memory: hugepages ({free} x 2 MiB free)");
         vec![]
     } else {
+        eprintln!("  EAL memory: --no-huge ({free} hugepages free, hugetlbfs mounted: {mounted})");
         vec![
             "--no-huge".into(),
             "-m".into(),

@@ -356,6 +356,8 @@ fn run_vswitch(case: Case, a: &Args, t: &Traffic, dir: &Path, tag: &str) -> Side
         "--no-telemetry".into(),
         format!("--file-prefix={prefix}"),
     ];
+    // The OVS run before this one may still be returning its hugepages.
+    proc::wait_for_hugepages(256, Duration::from_secs(5));
     eal.extend(proc::eal_memory_args());
     let first = match &t.handshake {
         Some((hs, _)) => format!("net_pcap0,rx_pcap={}", hs.display()),
