@@ -32,12 +32,6 @@ fn id() -> u32 {
     std::process::id() % 100000
 }
 
-fn add_flows(r: &Running, rules: &str) {
-    for rule in rules.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        r.must(&["flows", "add", rule]);
-    }
-}
-
 /// `vswitch ct ipf status`'s value on the line starting with `name`.
 fn ipf(r: &Running, name: &str) -> u64 {
     let out = r.must(&["ct", "ipf", "status"]);
@@ -180,7 +174,7 @@ fn fragmented_ping_and_udp_cross_the_ct_firewall_on_two_lcores() {
     }
     .ports(&[pcap_port(0, &ha), pcap_port(1, &ha1), pcap_port(2, &hb)])
     .run();
-    add_flows(&r, FIREWALL);
+    r.add_flows(FIREWALL);
 
     // ping -s 3000: three fragments each way, tracked as one datagram.
     until("ping -s 3000 A -> B through the firewall", 30, || {
@@ -289,8 +283,7 @@ fn fragments_reach_a_kernel_vxlan_peer_through_the_ct_firewall() {
             "vx0,type=vxlan,local_ip=192.168.78.1,remote_ip=192.168.78.2,key=42,underlay=1".into(),
         ],
     );
-    add_flows(
-        &r,
+    r.add_flows(
         "
         table=0,priority=100,in_port=0,ip,actions=ct(table=1,zone=4)
         table=0,priority=100,in_port=2,ip,actions=ct(table=1,zone=4)

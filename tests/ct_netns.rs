@@ -37,13 +37,6 @@ fn id() -> u32 {
     std::process::id() % 100000
 }
 
-/// Adds the rules, one `vswitch flows add` each.
-fn add_flows(r: &Running, rules: &str) {
-    for rule in rules.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        r.must(&["flows", "add", rule]);
-    }
-}
-
 /// The `n_packets` of the one rule of `flows dump` containing `needle`.
 fn n_packets(r: &Running, needle: &str) -> u64 {
     let dump = r.must(&["flows", "dump"]);
@@ -162,7 +155,7 @@ fn firewall_lets_the_inside_out_and_keeps_the_outside_out() {
             format!("net_af_packet1,iface={hb}"),
         ],
     );
-    add_flows(&r, FIREWALL);
+    r.add_flows(FIREWALL);
 
     // Inside → outside: ping and a TCP echo, data intact.
     until("ping A -> B through the firewall", 20, || {
@@ -241,7 +234,7 @@ fn snat_gateway_hides_the_inside_behind_one_address() {
             format!("net_af_packet1,iface={hs}"),
         ],
     );
-    add_flows(&r, SNAT);
+    r.add_flows(SNAT);
 
     // Two connections from the inside; the server sees the translated
     // address only.
@@ -328,7 +321,7 @@ fn a_full_table_refuses_new_connections_and_established_ones_keep_flowing() {
         ],
         &["--ct-max-conns", "2"],
     );
-    add_flows(&r, TCP_ONLY);
+    r.add_flows(TCP_ONLY);
     // B: an upper-casing echo per connection, each in its own thread.
     let srv = Command::new("ip")
         .args(["netns", "exec", &b, "python3", "-c"])

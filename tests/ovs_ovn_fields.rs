@@ -17,15 +17,10 @@
 
 mod ovs_harness;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
 
 use openflow::error_msg::ErrorType;
 use openflow::flow_mod::FlowMod;
-use openflow::framing::Framer;
-use openflow::hello::Hello;
 use openflow::instruction::Instruction;
 use openflow::nicira::{reg_load_ofs_nbits, NxAction};
 use openflow::oxm::{Field, OxmField};
@@ -93,32 +88,6 @@ fn same_dump(what: &str, vsw: &Path, ovs: &Path, version: Option<&str>) -> Vec<S
         b.join("\n")
     );
     a
-}
-
-/// A controller on the bridge's management socket: HELLO (OpenFlow 1.3),
-/// `msgs`, BARRIER; the messages the switch answered with.
-fn controller_sends(sock: &Path, msgs: Vec<Message>) -> Vec<Message> {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let all = std::iter::once(Message::Hello(Hello::ours()))
-        .chain(msgs)
-        .chain([Message::BarrierRequest]);
-    for (xid, m) in all.enumerate() {
-        s.write_all(&m.to_vec(xid as u32 + 1).unwrap()).unwrap();
-    }
-    let (mut framer, mut got, mut buf) = (Framer::new(), Vec::new(), [0u8; 4096]);
-    loop {
-        while let Some(raw) = framer.next_message().unwrap() {
-            let (_, m) = Message::parse(&raw).unwrap_or_else(|e| panic!("{e}: {raw:02x?}"));
-            if matches!(m, Message::BarrierReply) {
-                return got;
-            }
-            got.push(m);
-        }
-        let n = s.read(&mut buf).expect("the switch answered");
-        assert!(n > 0, "the switch closed the connection: {got:?}");
-        framer.push(&buf[..n]);
-    }
 }
 
 /// A flow-mod into table 9 matching `eth_type` with one Nicira action.

@@ -17,15 +17,9 @@
 
 mod ovs_harness;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use openflow::flow_mod::FlowMod;
-use openflow::framing::Framer;
-use openflow::hello::Hello;
 use openflow::instruction::Instruction;
 use openflow::nicira::NxAction;
 use openflow::oxm::{Field, OxmField};
@@ -59,33 +53,6 @@ fn nx_flow_mod(proto: u8, set_tunnel: NxAction) -> Message {
         ])],
         ..FlowMod::default()
     })
-}
-
-/// A controller on the bridge's management socket: HELLO (OpenFlow 1.3),
-/// `msgs`, BARRIER; the messages the switch answered with up to the
-/// barrier reply.
-fn controller_sends(sock: &Path, msgs: Vec<Message>) -> Vec<Message> {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let all = std::iter::once(Message::Hello(Hello::ours()))
-        .chain(msgs)
-        .chain([Message::BarrierRequest]);
-    for (xid, m) in all.enumerate() {
-        s.write_all(&m.to_vec(xid as u32 + 1).unwrap()).unwrap();
-    }
-    let (mut framer, mut got, mut buf) = (Framer::new(), Vec::new(), [0u8; 4096]);
-    loop {
-        while let Some(raw) = framer.next_message().unwrap() {
-            let (_, m) = Message::parse(&raw).unwrap_or_else(|e| panic!("{e}: {raw:02x?}"));
-            if matches!(m, Message::BarrierReply) {
-                return got;
-            }
-            got.push(m);
-        }
-        let n = s.read(&mut buf).expect("the switch answered");
-        assert!(n > 0, "the switch closed the connection: {got:?}");
-        framer.push(&buf[..n]);
-    }
 }
 
 /// The flows of `dump-flows br0` without counters and durations, sorted.

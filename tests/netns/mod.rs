@@ -148,6 +148,14 @@ impl Running {
         ctl(&self.sock, args)
     }
 
+    /// Adds `rules` (one per line; blank lines skipped), one `vswitch flows
+    /// add` each, failing the test on the first one refused.
+    pub fn add_flows(&self, rules: &str) {
+        for rule in rules.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            self.must(&["flows", "add", rule]);
+        }
+    }
+
     /// [`Running::ctl`] that must succeed; its stdout.
     pub fn must(&self, args: &[&str]) -> String {
         let (ok, out, err) = self.ctl(args);

@@ -703,3 +703,36 @@ pub fn flow_text(line: &str) -> String {
         .trim()
         .to_owned()
 }
+
+/// A controller on a bridge's management socket `sock`: HELLO (OpenFlow
+/// 1.3), `msgs`, BARRIER; the messages the switch answered with up to the
+/// barrier reply (`tests/ovs_set_tunnel.rs`, `tests/ovs_ovn_fields.rs`).
+pub fn controller_sends(
+    sock: &std::path::Path,
+    msgs: Vec<openflow::Message>,
+) -> Vec<openflow::Message> {
+    use openflow::{framing::Framer, hello::Hello, Message};
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let all = std::iter::once(Message::Hello(Hello::ours()))
+        .chain(msgs)
+        .chain([Message::BarrierRequest]);
+    for (xid, m) in all.enumerate() {
+        s.write_all(&m.to_vec(xid as u32 + 1).unwrap()).unwrap();
+    }
+    let (mut framer, mut got, mut buf) = (Framer::new(), Vec::new(), [0u8; 4096]);
+    loop {
+        while let Some(raw) = framer.next_message().unwrap() {
+            let (_, m) = Message::parse(&raw).unwrap_or_else(|e| panic!("{e}: {raw:02x?}"));
+            if matches!(m, Message::BarrierReply) {
+                return got;
+            }
+            got.push(m);
+        }
+        let n = s.read(&mut buf).expect("the switch answered");
+        assert!(n > 0, "the switch closed the connection: {got:?}");
+        framer.push(&buf[..n]);
+    }
+}
