@@ -54,6 +54,27 @@ fn bump(c: &AtomicU64, v: u64) {
     c.store(c.load(Ordering::Relaxed).wrapping_add(v), Ordering::Relaxed);
 }
 
+/// Puts tunnel `t`'s outer headers (`tpl`) on one frame, with the UDP
+/// source port from its inner flow hash (RFC 7348 §5): the inner length
+/// for the tunnel's tx counters, or `None` (counted as a tx error) when the
+/// frame has no headroom for them or would be too long.
+#[inline(always)]
+fn encap_frame(
+    ep: &Endpoints,
+    t: usize,
+    tpl: &switch::tunnel::encap::Template,
+    f: &mut MbufFrame,
+) -> Option<u64> {
+    let len = f.0.data_len() as u64;
+    let sport = source_port(flow_hash(f.0.data()));
+    if tpl.apply(f, sport) {
+        Some(len)
+    } else {
+        ep.tunnels[t].stats.count_drop(TunnelDrop::TxError, 1);
+        None
+    }
+}
+
 /// The output port when every verdict sends its frame to the same single
 /// port.
 #[inline(always)]
@@ -788,12 +809,9 @@ impl Worker {
                 let mut f = MbufFrame(c);
                 match ep.template(t, TunnelSet::default(), rx, &mut self.memo, now) {
                     Ok((tpl, p)) if self.tx.get(p as usize).is_some_and(Option::is_some) => {
-                        let len = f.0.data_len() as u64;
-                        let sport = source_port(flow_hash(f.0.data()));
-                        if !tpl.apply(&mut f, sport) {
-                            ep.tunnels[t].stats.count_drop(TunnelDrop::TxError, 1);
+                        let Some(len) = encap_frame(ep, t, tpl, &mut f) else {
                             continue;
-                        }
+                        };
                         let stats = &ep.tunnels[t].stats;
                         TunnelStats::add(&stats.tx_packets, 1);
                         TunnelStats::add(&stats.tx_bytes, len);
@@ -933,12 +951,9 @@ impl Worker {
             };
             let p = match got {
                 Ok((tpl, p)) if self.tx.get(p as usize).is_some_and(Option::is_some) => {
-                    let len = f.0.data_len() as u64;
-                    let sport = source_port(flow_hash(f.0.data()));
-                    if !tpl.apply(&mut f, sport) {
-                        ep.tunnels[t].stats.count_drop(TunnelDrop::TxError, 1);
+                    let Some(len) = encap_frame(ep, t, tpl, &mut f) else {
                         continue;
-                    }
+                    };
                     packets += 1;
                     bytes += len;
                     p
