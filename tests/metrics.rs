@@ -472,6 +472,16 @@ fn run_metrics_move_with_switch_and_storage_traffic() {
     grew("vswitch_flow_cache_hits_total{core=\"0\"}");
     grew("vswitch_worker_rx_packets_total{core=\"0\"}");
     grew("vswitch_worker_busy_cycles_total{core=\"0\"}");
+    grew("vswitch_worker_busy_rounds_total{core=\"0\"}");
+    // One rx queue (net_null1 has none): a busy round received one burst
+    // of at most 32 frames.
+    let d = |k: &str| b.get(k) - a.get(k);
+    let per_round = d("vswitch_worker_rx_packets_total{core=\"0\"}")
+        / d("vswitch_worker_busy_rounds_total{core=\"0\"}");
+    assert!(
+        (1.0..=32.0).contains(&per_round),
+        "{per_round} packets per busy round"
+    );
     assert_eq!(a.types["vswitch_port_rx_packets"], "counter");
     assert!(
         b.samples.contains_key(&format!(

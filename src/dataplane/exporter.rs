@@ -282,6 +282,13 @@ fn datapath_metrics(m: &mut MetricSet, sw: &Switch, loops: &[Arc<LoopCounters>],
             &l,
             c.busy_cycles.load(Ordering::Relaxed),
         );
+        m.counter(
+            "vswitch_worker_busy_rounds_total",
+            "Polling rounds that received packets (OVS's busy iterations); \
+             packets per busy round = rate(vswitch_worker_rx_packets_total) / rate(this).",
+            &l,
+            c.busy_rounds.load(Ordering::Relaxed),
+        );
     }
     m.gauge(
         "vswitch_tsc_hz",

@@ -47,6 +47,9 @@ pub struct LoopCounters {
     /// TSC cycles of polling rounds that received packets (every rx queue
     /// of the round, rx to tx inclusive; OVS's "processing cycles").
     pub busy_cycles: AtomicU64,
+    /// Polling rounds that received packets (OVS's "busy iterations"):
+    /// packets / busy rounds is the round's mean rx batch.
+    pub busy_rounds: AtomicU64,
 }
 
 #[inline(always)]
@@ -434,6 +437,22 @@ impl Worker {
         // Copied once: the patch panel never changes while running.
         let patch = self.patch;
         while !stop.load(Ordering::Relaxed) {
+            // The storage queues' poll (the hook) is not switching work:
+            // it runs outside the round.
+            if let Some(h) = self.hook.as_mut() {
+                let rx = self.counters.rx.load(Ordering::Relaxed);
+                h(Round {
+                    switch_busy: rx != hook_rx,
+                    wake_fds: self.wake_fds.as_deref(),
+                });
+                hook_rx = rx;
+            }
+            // Busy cycles are counted per polling round, as OVS counts its
+            // PMD's processing cycles (`pmd_perf_end_iteration` in OVS's
+            // lib/dpif-netdev-perf.c: an iteration that received or sent
+            // anything is busy as a whole, from the previous iteration's
+            // end, its housekeeping and empty polls included).
+            let round0 = dpdk::rdtsc();
             iter = iter.wrapping_add(1);
             // Millisecond clock for rule timeouts and MAC aging, read once
             // per 64 rounds (a few µs apart when idle, at most a few ms when
@@ -449,18 +468,6 @@ impl Worker {
                 let sent = self.send_fragments(&mut sc, now);
                 bump(&self.counters.tx, sent);
             }
-            if let Some(h) = self.hook.as_mut() {
-                let rx = self.counters.rx.load(Ordering::Relaxed);
-                h(Round {
-                    switch_busy: rx != hook_rx,
-                    wake_fds: self.wake_fds.as_deref(),
-                });
-                hook_rx = rx;
-            }
-            // Busy cycles are counted per polling round, as OVS counts its
-            // PMD's processing cycles: a round that received anything is
-            // busy as a whole (its empty polls included).
-            let round0 = dpdk::rdtsc();
             let mut round_rx = 0;
             if let Some(map) = &patch {
                 for r in 0..self.rx.len() {
@@ -480,6 +487,7 @@ impl Worker {
                         &self.counters.busy_cycles,
                         dpdk::rdtsc().wrapping_sub(round0),
                     );
+                    bump(&self.counters.busy_rounds, 1);
                 }
                 continue;
             }
@@ -531,6 +539,7 @@ impl Worker {
             if round_rx != 0 {
                 let end = if tail_empty { dpdk::rdtsc() } else { t };
                 bump(&self.counters.busy_cycles, end.wrapping_sub(round0));
+                bump(&self.counters.busy_rounds, 1);
             } else if iter.is_multiple_of(64) {
                 // Idle: IP fragments held past their time are freed here
                 // too (one atomic load while no fragment ever met a `ct`).
