@@ -17,5 +17,6 @@ pub mod report;
 pub mod rules;
 pub mod spdk;
 pub mod tcp_frames;
+pub mod threads;
 pub mod tunnel;
 pub mod vhost_driver;

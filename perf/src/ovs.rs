@@ -334,6 +334,16 @@ impl Ovs {
         PmdStats::parse(&out).ok_or_else(|| self.sb.failure(&format!("no PMD thread in: {out}")))
     }
 
+    /// The PMD's busy iterations (polling rounds that received packets)
+    /// since the last clear, from `dpif-netdev/pmd-perf-show` (recorded
+    /// without `pmd-perf-metrics`): packets / busy iterations is its mean
+    /// rx batch per round.
+    pub fn pmd_busy_iterations(&self) -> Result<u64, String> {
+        let out = self.appctl(&["dpif-netdev/pmd-perf-show"])?;
+        parse_busy_iterations(&out)
+            .ok_or_else(|| self.sb.failure(&format!("no busy iterations in: {out}")))
+    }
+
     /// ovs-vswitchd's process id (from its pidfile).
     pub fn vswitchd_pid(&self) -> Option<u32> {
         self.sb.vswitchd_pid()
@@ -343,6 +353,16 @@ impl Ovs {
     pub fn alive(&mut self) -> bool {
         self.sb.alive()
     }
+}
+
+/// `- busy iterations: N` of the first PMD thread in `pmd-perf-show`
+/// output.
+pub fn parse_busy_iterations(out: &str) -> Option<u64> {
+    out.lines()
+        .skip_while(|l| !l.starts_with("pmd thread"))
+        .find_map(|l| l.trim().strip_prefix("- busy iterations:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// The `tx pkts=` counter in `ovs-ofctl dump-ports BR PORT` output.
@@ -376,6 +396,18 @@ main thread:
   packets received: 5
   emc hits: 99
 ";
+
+    #[test]
+    fn parse_pmd_perf_busy_iterations() {
+        let out = "Time: 01:02:03.456\nMeasurement duration: 4.001 s\n\n\
+                   pmd thread numa_id 0 core_id 1:\n\n\
+                   \x20 Iterations:             12345678  (0.32 us/it)\n\
+                   \x20 - Used TSC cycles:   10400000000  (100.0 % of total cycles)\n\
+                   \x20 - idle iterations:       345678  (  1.2 % of used cycles)\n\
+                   \x20 - busy iterations:     12000000  ( 98.8 % of used cycles)\n";
+        assert_eq!(parse_busy_iterations(out), Some(12000000));
+        assert_eq!(parse_busy_iterations("  - busy iterations: 5\n"), None);
+    }
 
     #[test]
     fn parse_pmd_stats() {

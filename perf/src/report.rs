@@ -17,6 +17,45 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// Median, quartiles and range of a sample: what a reader needs to see
+/// whether figures taken in turns agree (a bimodal set shows quartiles
+/// far apart).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    /// The median.
+    pub median: f64,
+    /// First quartile (nearest rank).
+    pub q1: f64,
+    /// Third quartile (nearest rank).
+    pub q3: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// How many values.
+    pub n: usize,
+}
+
+impl Spread {
+    /// Of the finite values of `v`; `None` when there are none.
+    pub fn of(v: &[f64]) -> Option<Spread> {
+        let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+        if s.is_empty() {
+            return None;
+        }
+        s.sort_by(f64::total_cmp);
+        let rank = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
+        Some(Spread {
+            median: median(&s),
+            q1: rank(0.25),
+            q3: rank(0.75),
+            min: s[0],
+            max: s[s.len() - 1],
+            n: s.len(),
+        })
+    }
+}
+
 /// The steady-state part of per-second rate samples: the seconds before
 /// traffic started (zeros; large pcaps take a while to preload) and then
 /// the warm-up sample (a partial first second, when more than two remain)
@@ -88,6 +127,19 @@ mod tests {
         );
         assert_eq!(steady_samples(vec![0.0, 2.0, 3.0], 5), vec![2.0, 3.0]);
         assert!(steady_samples(vec![0.0; 4], 2).is_empty());
+    }
+
+    #[test]
+    fn spreads() {
+        assert_eq!(Spread::of(&[]), None);
+        assert_eq!(Spread::of(&[f64::NAN]), None);
+        let s = Spread::of(&[5.0, 1.0, 4.0, 2.0, 3.0, f64::INFINITY]).unwrap();
+        assert_eq!(
+            (s.median, s.q1, s.q3, s.min, s.max, s.n),
+            (3.0, 2.0, 4.0, 1.0, 5.0, 5)
+        );
+        let b = Spread::of(&[8.0, 8.5, 15.0, 15.5]).unwrap();
+        assert_eq!((b.median, b.q1, b.q3), (11.75, 8.5, 15.0));
     }
 
     #[test]

@@ -98,3 +98,20 @@ fn blk_vhost_refuses_bad_rows_and_reports_a_missing_spdk_app() {
     assert!(o.status.success(), "{out}");
     assert!(out.contains("spdk: skipped"), "{out}");
 }
+
+#[test]
+fn vm_net_refuses_zero_rounds_and_bad_numbers() {
+    let bin = env!("CARGO_BIN_EXE_vm_net");
+    for args in [
+        ["--rounds", "0"],
+        ["--rounds", "x"],
+        ["--seconds", "0"],
+        ["--in-flight", "513"],
+        ["--in-flight", "many"],
+    ] {
+        let o = Command::new(bin).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(args[0]), "{args:?}: {err}");
+    }
+}

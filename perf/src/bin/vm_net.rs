@@ -58,6 +58,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use perf::ovs::{self, Ovs, OvsPort};
+use perf::report::Spread;
+use perf::threads::{self, Placement, Snapshot};
 use perf::{cleanup, proc, report};
 use serde::Serialize;
 
@@ -67,14 +69,16 @@ use serde::Serialize;
 )]
 struct Args {
     /// Seconds each switch is measured.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     seconds: u64,
-    /// Rounds (each runs vswitch then OVS); medians are reported.
-    #[arg(long, default_value_t = 1)]
+    /// Rounds: each runs vswitch and OVS (in turns: vswitch first in even
+    /// rounds, OVS first in odd ones) and makes one pair; every round is
+    /// printed, the ratios are the median and quartiles of the pairs'.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     rounds: u32,
     /// Frames testpmd puts in flight per guest port (its burst size for
     /// `--tx-first`, at most 512).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=512))]
     in_flight: u32,
     /// Measure TCP throughput with TSO (64 KiB segments) instead of 64-byte
     /// frame rates.
@@ -98,6 +102,9 @@ struct Args {
     /// same run, with its own table (repeatable), e.g. `packed_vq=1`.
     #[arg(long, value_name = "OPTS")]
     also_guest_opts: Vec<String>,
+    /// TSC cycles per second (measured at start, not a flag).
+    #[arg(skip)]
+    hz: f64,
 }
 
 #[derive(Serialize, Default, Clone)]
@@ -122,14 +129,30 @@ struct Side {
     /// cycles / window cycles): near 1 the switch core bounds the run,
     /// well below 1 the guests do.
     busy_share: Option<f64>,
+    /// Packets per busy polling round over the window: the mean rx batch
+    /// of a round that received any (vswitch's busy rounds, OVS's busy
+    /// iterations); a starved generator shows here as small batches.
+    pkts_per_busy_round: Option<f64>,
+    /// What ran on the polling CPU over the window besides the poller,
+    /// the poller's preemptions and the hypervisor's steal per CPU.
+    placement: Option<Placement>,
+    /// One-way cache-line time (ns) between the guests' CPU and the
+    /// polling CPU just before and just after the run: where the
+    /// hypervisor had placed the two vCPUs.
+    cross_core_ns: Option<[f64; 2]>,
+    /// Whether the switch and the guests had hugepages (`false`: EAL
+    /// `--no-huge`, 4 KiB pages: slower for a reason the rates do not show).
+    hugepages: [bool; 2],
 }
 
-/// A switch's own counters over the measured window: packets received
-/// and busy TSC cycles between its start and end, `seconds` apart.
+/// A switch's own counters over the measured window: packets received,
+/// busy TSC cycles and busy polling rounds (if it counts them) between
+/// its start and end, `seconds` apart.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Window {
     packets: u64,
     busy_cycles: u64,
+    busy_rounds: Option<u64>,
     seconds: f64,
 }
 
@@ -148,8 +171,28 @@ impl Side {
         self.busy_cycles_per_packet = Some(cpp);
         self.mpps_per_busy_core = Some(hz / cpp / 1e6);
         self.busy_share = Some(w.busy_cycles as f64 / (hz * w.seconds));
+        self.pkts_per_busy_round = w
+            .busy_rounds
+            .filter(|&r| r > 0)
+            .map(|r| w.packets as f64 / r as f64);
         self
     }
+
+    /// The per-second delivered samples' range (min, max).
+    fn sample_range(&self) -> Option<(f64, f64)> {
+        Spread::of(&self.samples).map(|s| (s.min, s.max))
+    }
+}
+
+/// The CPU the switch under test polls on (its one forwarding core).
+const POLL_CPU: usize = 1;
+/// Everything else: the guests, the switches' other threads, this harness.
+const GUEST_CPU: usize = 0;
+
+/// The one-way cache-line time between the two CPUs now (ns), about 10 ms
+/// of round trips while nothing polls.
+fn cross_core() -> f64 {
+    threads::cross_core_ns(GUEST_CPU, POLL_CPU, GUEST_CPU, 20_000)
 }
 
 /// When the measured window opens after the guests start: after their
@@ -157,38 +200,50 @@ impl Side {
 /// and the first upcalls.
 const WINDOW_OPENS: Duration = Duration::from_secs(3);
 
+/// A switch's counters at the end of a window: packets, busy cycles and
+/// busy rounds since the start.
+type Counts = (u64, u64, Option<u64>);
+
 /// Runs the guests (as [`measure`]) while another thread takes the
 /// switch's counters at the start and the end of the window (from
 /// [`WINDOW_OPENS`] for `a.seconds`, before the guests stop): `open`
-/// returns its state then (or `None`), `close` the packets and busy
-/// cycles since.
+/// returns its state then (or `None`), `close` the counts since; and
+/// reads where the threads of process `pid` (the switch) ran meanwhile.
 fn measure_window<S: Send>(
     socks: [&Path; 2],
     tag: &str,
     a: &Args,
+    pid: u32,
     open: impl FnOnce() -> Option<S> + Send,
-    close: impl FnOnce(S) -> Option<(u64, u64)> + Send,
-) -> (Side, Option<Window>) {
-    std::thread::scope(|s| {
+    close: impl FnOnce(S) -> Option<Counts> + Send,
+) -> Side {
+    let (mut side, window, placement) = std::thread::scope(|s| {
         let reader = s.spawn(move || {
             std::thread::sleep(WINDOW_OPENS);
+            let before = Snapshot::take(pid);
             let t = Instant::now();
-            let st = open()?;
+            let st = open();
             // Each end's instant: the middle of its call.
             let t0 = t + t.elapsed() / 2;
             std::thread::sleep(Duration::from_secs(a.seconds));
             let t = Instant::now();
-            let (packets, busy_cycles) = close(st)?;
+            let counts = st.and_then(close);
             let t1 = t + t.elapsed() / 2;
-            Some(Window {
+            let placement = Placement::between(&before, &Snapshot::take(pid), POLL_CPU);
+            let window = counts.map(|(packets, busy_cycles, busy_rounds)| Window {
                 packets,
                 busy_cycles,
+                busy_rounds,
                 seconds: t1.duration_since(t0).as_secs_f64(),
-            })
+            });
+            (window, Some(placement))
         });
         let side = measure(socks, tag, a, None);
-        (side, reader.join().ok().flatten())
-    })
+        let (w, p) = reader.join().unwrap_or((None, None));
+        (side, w, p)
+    });
+    side.placement = placement;
+    side.with_window(window, a.hz)
 }
 
 /// The TSC rate (cycles per second), measured against the monotonic clock.
@@ -199,7 +254,7 @@ fn tsc_hz() -> f64 {
 }
 
 #[derive(Serialize)]
-struct Result {
+struct Result<'a> {
     mode: &'static str,
     /// The guests' extra virtio-user devargs (empty: the defaults).
     guest_opts: String,
@@ -211,13 +266,47 @@ struct Result {
     floor: Option<Side>,
     /// `--floor`: vswitch's patch panel (`--xconnect`), no flow table.
     floor_xconnect: Option<Side>,
-    /// Delivered rate, vswitch / OVS.
+    /// Delivered rate, vswitch / OVS: the median of the rounds' pairs.
     ratio: Option<f64>,
-    /// Mpps per busy core, vswitch / OVS (64-byte mode).
+    /// Mpps per busy core, vswitch / OVS (64-byte mode): the median of
+    /// the rounds' pairs.
     ratio_per_busy_core: Option<f64>,
+    /// The pairs' delivered ratios: median, quartiles, range.
+    pairs_delivered: Option<Spread>,
+    /// The pairs' per-busy-core ratios: median, quartiles, range.
+    pairs_per_busy_core: Option<Spread>,
+    /// The same over the pairs that kept one vCPU placement throughout.
+    same_host_per_busy_core: Option<Spread>,
+    /// Every run's figures, by row and round.
+    rounds: &'a Rounds,
     /// TSC cycles per second on this machine.
     tsc_hz: f64,
     goal: f64,
+}
+
+/// 2 MiB pages the guests take (`-m 256`).
+const GUEST_PAGES: u64 = 128;
+/// 2 MiB pages each switch takes at start: OVS's `dpdk-socket-mem=512`,
+/// and the same for vswitch and the testpmd floor (`--socket-mem 512`).
+const SWITCH_PAGES: u64 = 256;
+
+/// EAL memory of a switch (vswitch, the testpmd floor), the same as OVS's
+/// (`--in-memory`, 512 MiB preallocated) once the previous run's pages
+/// are back; `--no-huge` without hugepages. The flag: hugepages or not.
+fn switch_memory() -> (Vec<String>, bool) {
+    proc::wait_for_hugepages(SWITCH_PAGES + GUEST_PAGES, Duration::from_secs(5));
+    let m = proc::eal_memory_args();
+    if m.is_empty() {
+        let mb = (SWITCH_PAGES * 2).to_string();
+        (vec!["--in-memory".into(), "--socket-mem".into(), mb], true)
+    } else {
+        (m, false)
+    }
+}
+
+/// Whether `cmd`'s EAL arguments ask for 4 KiB pages.
+fn no_huge(cmd: &Command) -> bool {
+    cmd.get_args().any(|a| a == "--no-huge")
 }
 
 /// TSO segment size (IPv4, TCP timestamps: 1500 - 20 - 32).
@@ -237,6 +326,9 @@ fn testpmd(socks: [&Path; 2], tag: &str, a: &Args, pcap: Option<&Path>) -> Comma
         "--file-prefix",
         &format!("vmnet-tp-{tag}"),
     ]);
+    // The switch holds its 256 pages by now; a page still held by the
+    // previous run's program would send the guests to 4 KiB pages.
+    proc::wait_for_hugepages(GUEST_PAGES + 128, Duration::from_secs(5));
     let mem = proc::eal_memory_args();
     if mem.is_empty() {
         // Hugepages: one file per memseg list, so the vhost-user memory
@@ -282,7 +374,7 @@ fn testpmd(socks: [&Path; 2], tag: &str, a: &Args, pcap: Option<&Path>) -> Comma
             "--forward-mode=io",
             "--auto-start",
             "--tx-first",
-            &format!("--burst={}", a.in_flight.clamp(1, 512)),
+            &format!("--burst={}", a.in_flight),
             "--stats-period",
             "1",
             "--nb-cores=1",
@@ -384,7 +476,8 @@ fn measure(socks: [&Path; 2], tag: &str, a: &Args, pcap: Option<&Path>) -> Side 
         let _ = std::fs::remove_file(s);
     }
     let cmd = testpmd(socks, tag, a, pcap);
-    if pcap.is_none() {
+    let guest_huge = !no_huge(&cmd);
+    let mut side = if pcap.is_none() {
         // Start-up waits for the switch's connections (its reconnect
         // period is a second): the warm-up second drops the first rate.
         let r = proc::run_for(
@@ -397,9 +490,12 @@ fn measure(socks: [&Path; 2], tag: &str, a: &Args, pcap: Option<&Path>) -> Side 
         if s.is_empty() {
             eprintln!("testpmd printed no rates:\n{}\n{}", r.stdout, r.stderr);
         }
-        return finish(s);
-    }
-    tso_run(cmd, a.seconds)
+        finish(s)
+    } else {
+        tso_run(cmd, a.seconds)
+    };
+    side.hugepages[1] = guest_huge;
+    side
 }
 
 /// The interactive TSO run: set up, forward, read port 2's received bytes
@@ -472,29 +568,32 @@ fn free_loopback() -> Option<std::net::SocketAddr> {
         .ok()
 }
 
-/// vswitch's worker packet and busy-cycle counters from its metrics
-/// endpoint (summed over its forwarding cores).
-fn vswitch_counters(addr: std::net::SocketAddr) -> Option<(u64, u64)> {
+/// vswitch's worker packet, busy-cycle and busy-round counters from its
+/// metrics endpoint (summed over its forwarding cores).
+fn vswitch_counters(addr: std::net::SocketAddr) -> Option<Counts> {
     let text = proc::scrape_metrics(addr)
         .map_err(|e| eprintln!("vswitch metrics at {addr}: {e}"))
         .ok()?;
     Some((
         proc::metric_sum(&text, "vswitch_worker_rx_packets_total")? as u64,
         proc::metric_sum(&text, "vswitch_worker_busy_cycles_total")? as u64,
+        proc::metric_sum(&text, "vswitch_worker_busy_rounds_total").map(|r| r as u64),
     ))
+}
+
+/// `after - before` of each count (busy rounds when both have them).
+fn counts_since(before: Counts, after: Counts) -> Counts {
+    (
+        after.0.saturating_sub(before.0),
+        after.1.saturating_sub(before.1),
+        after.2.zip(before.2).map(|(x, y)| x.saturating_sub(y)),
+    )
 }
 
 /// vswitch between the guests: the flow table with the two `in_port`
 /// rules, or with `xconnect` its patch panel (`--xconnect`: port 0 ⇄ 1,
 /// no flow table; the same direct vhost calls), the floor of its own loop.
-fn run_vswitch(
-    dir: &Path,
-    tag: &str,
-    a: &Args,
-    pcap: Option<&Path>,
-    hz: f64,
-    xconnect: bool,
-) -> Side {
+fn run_vswitch(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>, xconnect: bool) -> Side {
     let tag = &format!("{}{tag}", if xconnect { "x" } else { "" });
     let socks = [
         dir.join(format!("vs-{tag}-0")),
@@ -507,7 +606,8 @@ fn run_vswitch(
         "--no-telemetry".into(),
         format!("--file-prefix=vmnet-vs-{tag}"),
     ];
-    eal.extend(proc::eal_memory_args());
+    let (mem, huge) = switch_memory();
+    eal.extend(mem);
     let tso = if a.tso { ",tso=1" } else { "" };
     let mut c = Command::new(proc::vswitch_bin());
     c.args(["run", "--eal", &eal.join(" ")]);
@@ -556,30 +656,26 @@ fn run_vswitch(
     cleanup::record_child(&child);
     let socks = [socks[0].as_path(), socks[1].as_path()];
     let vtag = format!("v{tag}");
-    let (side, window) = match metrics {
+    let mut side = match metrics {
         Some(m) => measure_window(
             socks,
             &vtag,
             a,
+            child.id(),
             || vswitch_counters(m),
-            |(p0, b0)| {
-                let (p1, b1) = vswitch_counters(m)?;
-                Some((p1.saturating_sub(p0), b1.saturating_sub(b0)))
-            },
+            |c0| Some(counts_since(c0, vswitch_counters(m)?)),
         ),
-        None => (measure(socks, &vtag, a, pcap), None),
+        None => measure(socks, &vtag, a, pcap),
     };
     stop(child);
     if std::env::var_os("VM_NET_SHOW_LOG").is_some() {
         eprintln!("{}", std::fs::read_to_string(&log).unwrap_or_default());
     }
-    if pcap.is_some() {
-        return side;
-    }
-    side.with_window(window, hz)
+    side.hugepages[0] = huge;
+    side
 }
 
-fn run_ovs(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>, hz: f64) -> Option<Side> {
+fn run_ovs(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>) -> Option<Side> {
     let cfg = ovs::Config {
         tag: format!("vmnet-{tag}"),
         pmd_core: 1,
@@ -601,6 +697,9 @@ fn run_ovs(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>, hz: f64) -> Opt
         OvsPort::vhost_user_client("vm0", 1, &socks[0]),
         OvsPort::vhost_user_client("vm1", 2, &socks[1]),
     ];
+    // Its EAL memory: `--in-memory` and `dpdk-socket-mem` (the pages of
+    // the previous run first).
+    proc::wait_for_hugepages(SWITCH_PAGES + GUEST_PAGES, Duration::from_secs(5));
     let o = match Ovs::start_with_ports(&cfg, &ports, &other) {
         Ok(o) => o,
         Err(e) => {
@@ -614,26 +713,29 @@ fn run_ovs(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>, hz: f64) -> Opt
         eprintln!("OVS flows: {e}");
         return None;
     }
-    if pcap.is_some() {
-        return Some(measure([&socks[0], &socks[1]], &format!("o{tag}"), a, pcap));
-    }
-    // The PMD's counters over the measured window: cleared once the
-    // guests run (start-up and the warm-up second, with the first
-    // packets' upcalls, left out), read before they stop.
-    let (side, window) = measure_window(
-        [&socks[0], &socks[1]],
-        &format!("o{tag}"),
-        a,
-        || o.pmd_stats_clear().ok(),
-        |()| {
-            let p = o
-                .pmd_stats()
-                .map_err(|e| eprintln!("OVS pmd-stats-show: {e}"))
-                .ok()?;
-            Some((p.packets, p.processing_cycles))
-        },
-    );
-    Some(side.with_window(window, hz))
+    let mut side = if pcap.is_some() {
+        measure([&socks[0], &socks[1]], &format!("o{tag}"), a, pcap)
+    } else {
+        // The PMD's counters over the measured window: cleared once the
+        // guests run (start-up and the warm-up second, with the first
+        // packets' upcalls, left out), read before they stop.
+        measure_window(
+            [&socks[0], &socks[1]],
+            &format!("o{tag}"),
+            a,
+            o.vswitchd_pid().unwrap_or(0),
+            || o.pmd_stats_clear().ok(),
+            |()| {
+                let p = o
+                    .pmd_stats()
+                    .map_err(|e| eprintln!("OVS pmd-stats-show: {e}"))
+                    .ok()?;
+                Some((p.packets, p.processing_cycles, o.pmd_busy_iterations().ok()))
+            },
+        )
+    };
+    side.hugepages[0] = true;
+    Some(side)
 }
 
 /// `total cycles=C / total io packets=P` of the last `show fwd stats`
@@ -661,7 +763,7 @@ fn testpmd_cycles(text: &str) -> Option<(u64, u64)> {
 /// that received packets, without the empty polls of the other port in
 /// the same round, which vswitch's and OVS's counts include), cleared
 /// and read over the measured window.
-fn run_floor(dir: &Path, tag: &str, a: &Args, hz: f64) -> Option<Side> {
+fn run_floor(dir: &Path, tag: &str, a: &Args) -> Option<Side> {
     let socks = [
         dir.join(format!("fl-{tag}-0")),
         dir.join(format!("fl-{tag}-1")),
@@ -678,7 +780,8 @@ fn run_floor(dir: &Path, tag: &str, a: &Args, hz: f64) -> Option<Side> {
         "--file-prefix",
         &format!("vmnet-fl-{tag}"),
     ]);
-    c.args(proc::eal_memory_args());
+    let (mem, huge) = switch_memory();
+    c.args(mem);
     for (i, s) in socks.iter().enumerate() {
         c.args([
             "--vdev",
@@ -719,10 +822,11 @@ fn run_floor(dir: &Path, tag: &str, a: &Args, hz: f64) -> Option<Side> {
         let mut i = stdin.lock().unwrap_or_else(|e| e.into_inner());
         i.write_all(cmd.as_bytes()).and_then(|_| i.flush()).is_ok()
     };
-    let (side, window) = measure_window(
+    let mut side = measure_window(
         [&socks[0], &socks[1]],
         &format!("f{tag}"),
         a,
+        child.id(),
         || say("clear fwd stats all\n").then_some(()),
         |()| {
             let seen = text.lock().unwrap_or_else(|e| e.into_inner()).len();
@@ -732,8 +836,8 @@ fn run_floor(dir: &Path, tag: &str, a: &Args, hz: f64) -> Option<Side> {
             let t = Instant::now();
             while t.elapsed() < Duration::from_secs(3) {
                 let now = text.lock().unwrap_or_else(|e| e.into_inner())[seen..].to_string();
-                if let Some(c) = testpmd_cycles(&now) {
-                    return Some(c);
+                if let Some((p, c)) = testpmd_cycles(&now) {
+                    return Some((p, c, None));
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -744,14 +848,15 @@ fn run_floor(dir: &Path, tag: &str, a: &Args, hz: f64) -> Option<Side> {
     drop(stdin);
     wait_or_kill(&mut child, Duration::from_secs(15));
     let _ = reader.join();
-    if window.is_none() {
+    if side.busy_cycles_per_packet.is_none() {
         let t = text.lock().unwrap_or_else(|e| e.into_inner());
         eprintln!(
             "floor testpmd printed no cycles:\n{}",
             proc::last_lines(&t, 30)
         );
     }
-    Some(side.with_window(window, hz))
+    side.hugepages[0] = huge;
+    Some(side)
 }
 
 /// A pcap of IPv4 TCP segments of [`TSO_PAYLOAD`] bytes (one flow).
@@ -790,7 +895,15 @@ fn write_tso_pcap(path: &Path) -> std::io::Result<()> {
 }
 
 fn main() {
-    let a = Args::parse();
+    let mut a = Args::parse();
+    // Everything this harness starts inherits CPU 0: the guests, OVS's
+    // daemons and non-PMD threads, every DPDK control thread (EAL puts
+    // them on the process's CPUs outside its lcores, or on the main
+    // lcore's when none is left). Only the pollers move to CPU 1 (their
+    // EAL lcore, OVS's `pmd-cpu-mask`); each run checks it.
+    if let Err(e) = threads::pin_self(GUEST_CPU) {
+        eprintln!("cannot pin the harness to CPU {GUEST_CPU}: {e}");
+    }
     let _cleanup = cleanup::install("vm_net");
     let dir: PathBuf = std::env::temp_dir().join(format!("perf-vmnet-{}", std::process::id()));
     cleanup::record(cleanup::Resource::Path(dir.clone()));
@@ -800,7 +913,7 @@ fn main() {
         write_tso_pcap(&p).expect("write pcap");
         p
     });
-    let hz = tsc_hz();
+    a.hz = tsc_hz();
     if a.floor && a.tso {
         eprintln!("--floor measures 64-byte frames only: left out with --tso");
     }
@@ -812,102 +925,275 @@ fn main() {
             guest_opts: opts,
             ..a.clone()
         };
-        measure_config(&ac, c, &dir, pcap.as_deref(), hz);
+        measure_config(&ac, c, &dir, pcap.as_deref());
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Every run of one guest configuration, by row.
+#[derive(Serialize, Default)]
+struct Rounds {
+    vswitch: Vec<Side>,
+    /// `None` where OVS did not start.
+    ovs: Vec<Option<Side>>,
+    floor: Vec<Side>,
+    floor_xconnect: Vec<Side>,
+}
+
+/// One run of a row: the cross-core time before and after it, printed
+/// as it ends.
+fn timed_run(row: &str, round: u32, a: &Args, run: impl FnOnce() -> Option<Side>) -> Option<Side> {
+    let before = (!a.tso).then(cross_core);
+    let mut side = run()?;
+    side.cross_core_ns = before.map(|b| [b, cross_core()]);
+    println!("{}", round_line(row, round, &side, a.tso));
+    Some(side)
+}
+
 /// Every round of one guest configuration (`a.guest_opts`, the `c`-th),
-/// then its table and JSON line.
-fn measure_config(a: &Args, c: usize, dir: &Path, pcap: Option<&Path>, hz: f64) {
-    let mut vs = Vec::new();
-    let mut ov = Vec::new();
-    let mut fl = Vec::new();
-    let mut xc = Vec::new();
+/// then its table and JSON line. vswitch and OVS take turns (ABBA: the
+/// one that went second goes first in the next round) so that a drift of
+/// the host over the run weighs on both alike.
+fn measure_config(a: &Args, c: usize, dir: &Path, pcap: Option<&Path>) {
+    let mut r = Rounds::default();
+    println!(
+        "\n-- guests {}: {} round(s) of {} s",
+        if a.guest_opts.is_empty() {
+            "default"
+        } else {
+            &a.guest_opts
+        },
+        a.rounds,
+        a.seconds
+    );
     for round in 0..a.rounds {
         let tag = format!("{}-{c}-{round}", std::process::id());
-        vs.push(run_vswitch(dir, &tag, a, pcap, hz, false));
-        if !a.no_ovs {
-            if let Some(o) = run_ovs(dir, &tag, a, pcap, hz) {
-                ov.push(o);
+        let ovs_first = round % 2 == 1;
+        for turn in 0..2 {
+            if (turn == 0) != ovs_first {
+                r.vswitch.extend(timed_run("vswitch", round, a, || {
+                    Some(run_vswitch(dir, &tag, a, pcap, false))
+                }));
+            } else if !a.no_ovs {
+                r.ovs.push(timed_run("OVS-DPDK", round, a, || {
+                    run_ovs(dir, &tag, a, pcap)
+                }));
             }
         }
         if a.floor && !a.tso {
-            fl.extend(run_floor(dir, &tag, a, hz));
-            xc.push(run_vswitch(dir, &tag, a, None, hz, true));
+            r.floor.extend(timed_run("floor testpmd", round, a, || {
+                run_floor(dir, &tag, a)
+            }));
+            r.floor_xconnect
+                .extend(timed_run("floor xconnect", round, a, || {
+                    Some(run_vswitch(dir, &tag, a, None, true))
+                }));
         }
     }
-    let med = |v: &[Side], f: fn(&Side) -> Option<f64>| -> Option<f64> {
+    report_config(a, &r);
+}
+
+/// Whether two cross-core times say the same vCPU placement (within
+/// 1.5 x: this VM shows about 50, 230 and 400 ns).
+fn same_place(a: f64, b: f64) -> bool {
+    a.max(b) <= 1.5 * a.min(b)
+}
+
+/// A run's cross-core time if the placement held from its start to its
+/// end (the mean of both readings).
+fn steady_place(s: &Side) -> Option<f64> {
+    let [b, e] = s.cross_core_ns?;
+    same_place(b, e).then_some((b + e) / 2.0)
+}
+
+/// Ratios vswitch / OVS of `f` over the rounds where both ran; with
+/// `same_host`, only the pairs whose two runs kept one and the same vCPU
+/// placement throughout (the host's share of the spread taken out).
+fn pair_ratios(r: &Rounds, f: fn(&Side) -> Option<f64>, same_host: bool) -> Vec<f64> {
+    r.vswitch
+        .iter()
+        .zip(&r.ovs)
+        .filter_map(|(v, o)| Some((v, o.as_ref()?)))
+        .filter(|(v, o)| {
+            !same_host
+                || matches!((steady_place(v), steady_place(o)), (Some(x), Some(y)) if same_place(x, y))
+        })
+        .filter_map(|(v, o)| Some(f(v)? / f(o)?))
+        .filter(|x| x.is_finite())
+        .collect()
+}
+
+/// The median figures of a row's runs, with all its per-second samples.
+fn pick(v: &[Side]) -> Side {
+    let med = |f: fn(&Side) -> Option<f64>| -> Option<f64> {
         let x: Vec<f64> = v.iter().filter_map(f).collect();
         (!x.is_empty()).then(|| report::median(&x))
     };
-    let pick = |v: &[Side]| Side {
+    Side {
         rate: report::median(&v.iter().map(|s| s.rate).collect::<Vec<_>>()),
         samples: v.iter().flat_map(|s| s.samples.clone()).collect(),
-        switched: med(v, |s| s.switched),
-        busy_cycles_per_packet: med(v, |s| s.busy_cycles_per_packet),
-        mpps_per_busy_core: med(v, |s| s.mpps_per_busy_core),
-        busy_share: med(v, |s| s.busy_share),
-    };
-    let vs = pick(&vs);
-    let ov = (!ov.is_empty()).then(|| pick(&ov));
-    let fl = (!fl.is_empty()).then(|| pick(&fl));
-    let xc = (!xc.is_empty()).then(|| pick(&xc));
-    let ratio = ov
-        .as_ref()
-        .filter(|o| o.rate > 0.0)
-        .map(|o| vs.rate / o.rate);
-    let ratio_per_busy_core = ov
-        .as_ref()
-        .and_then(|o| Some(vs.mpps_per_busy_core? / o.mpps_per_busy_core?));
+        switched: med(|s| s.switched),
+        busy_cycles_per_packet: med(|s| s.busy_cycles_per_packet),
+        mpps_per_busy_core: med(|s| s.mpps_per_busy_core),
+        busy_share: med(|s| s.busy_share),
+        pkts_per_busy_round: med(|s| s.pkts_per_busy_round),
+        hugepages: [
+            v.iter().all(|s| s.hugepages[0]),
+            v.iter().all(|s| s.hugepages[1]),
+        ],
+        ..Side::default()
+    }
+}
+
+/// `x.xx` or `-`.
+fn opt(v: Option<f64>, p: usize) -> String {
+    v.map_or("-".to_string(), |x| format!("{x:.p$}"))
+}
+
+/// `min..max` of `v` or `-`.
+fn range(v: Option<(f64, f64)>) -> String {
+    v.map_or("-".to_string(), |(a, b)| format!("{a:.2}..{b:.2}"))
+}
+
+/// One run's line: its rate and per-second range, its counters over the
+/// window, and what the host did meanwhile.
+fn round_line(row: &str, round: u32, s: &Side, tso: bool) -> String {
+    let unit = if tso { "Gbps" } else { "Mpps" };
+    let mut l = format!(
+        "  round {round} {row:<15} delivered {:6.2} {unit} (per s {})",
+        s.rate,
+        range(s.sample_range())
+    );
+    if let Some(c) = s.busy_cycles_per_packet {
+        l += &format!(
+            ", {c:.0} busy cyc/pkt = {} Mpps/busy core, core {}% busy, {} pkts/busy round",
+            opt(s.mpps_per_busy_core, 2),
+            opt(s.busy_share.map(|b| b * 100.0), 0),
+            opt(s.pkts_per_busy_round, 1)
+        );
+    }
+    if let Some([b, e]) = s.cross_core_ns {
+        l += &format!(" | CPU 0-1 line {b:.0}/{e:.0} ns");
+    }
+    if let Some(p) = &s.placement {
+        let steal: Vec<String> = p.steal_pct.iter().map(|x| format!("{x:.1}")).collect();
+        l += &format!(
+            ", steal {} %, CPU {POLL_CPU} other {:.1} %, poller preempted {}",
+            steal.join("/"),
+            p.poll_cpu_other_pct,
+            p.poller_preempted
+        );
+        if !p.others_on_poll_cpu.is_empty() {
+            l += &format!(
+                "\n    threads allowed on CPU {POLL_CPU} besides the poller: {}",
+                p.others_on_poll_cpu.join(", ")
+            );
+        }
+    }
+    let page = |h: bool| if h { "2M" } else { "4K" };
+    l + &format!(", pages {}/{}", page(s.hugepages[0]), page(s.hugepages[1]))
+}
+
+/// A pair-ratio spread as `median [q1..q3] min..max (n pairs)`.
+fn spread_text(s: &Spread) -> String {
+    format!(
+        "{:.2} x [quartiles {:.2}..{:.2}] range {:.2}..{:.2} ({} pairs)",
+        s.median, s.q1, s.q3, s.min, s.max, s.n
+    )
+}
+
+/// Whether the pairs meet `goal`: by their median, and how surely.
+fn verdict(s: &Spread, goal: f64) -> String {
+    if s.median < goal {
+        "NOT met".into()
+    } else if s.min >= goal {
+        "met (every pair)".into()
+    } else if s.q1 >= goal {
+        "met (lower quartile too; some pairs below)".into()
+    } else {
+        "met by the median only (lower quartile below: not established)".into()
+    }
+}
+
+/// The table, the pairs' ratios and the JSON line of one configuration.
+fn report_config(a: &Args, r: &Rounds) {
+    let vs = pick(&r.vswitch);
+    let ovs_runs: Vec<Side> = r.ovs.iter().flatten().cloned().collect();
+    let ov = (!ovs_runs.is_empty()).then(|| pick(&ovs_runs));
+    let fl = (!r.floor.is_empty()).then(|| pick(&r.floor));
+    let xc = (!r.floor_xconnect.is_empty()).then(|| pick(&r.floor_xconnect));
+    let pairs_delivered = Spread::of(&pair_ratios(r, |s| Some(s.rate), false));
+    let pairs_per_busy_core = Spread::of(&pair_ratios(r, |s| s.mpps_per_busy_core, false));
+    let same_host_per_busy_core = Spread::of(&pair_ratios(r, |s| s.mpps_per_busy_core, true));
     let (mode, unit, goal) = if a.tso {
         ("tso", "Gbps", 1.0)
     } else {
         ("64B", "Mpps", 2.0)
     };
-    let opt = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |x| format!("{x:.p$}"));
-    let row = |name: &str, s: &Side, r: Option<f64>, rb: Option<f64>| -> Vec<String> {
-        let mut row = vec![name.to_string(), format!("{:.2}", s.rate), opt(r, 2)];
+    // Each row's per-busy-core range over its rounds.
+    let per_core_range = |v: &[Side]| {
+        Spread::of(
+            &v.iter()
+                .filter_map(|s| s.mpps_per_busy_core)
+                .collect::<Vec<_>>(),
+        )
+        .map(|s| (s.min, s.max))
+    };
+    let row = |name: &str, s: &Side, runs: &[Side], r: Option<f64>, rb: Option<f64>| {
+        let mut row = vec![
+            name.to_string(),
+            format!("{:.2}", s.rate),
+            range(s.sample_range()),
+            opt(r, 2),
+        ];
         if !a.tso {
             row.extend([
                 opt(s.switched, 2),
                 opt(s.busy_cycles_per_packet, 0),
                 opt(s.mpps_per_busy_core, 2),
+                range(per_core_range(runs)),
                 opt(rb, 2),
                 opt(s.busy_share.map(|b| b * 100.0), 0),
+                opt(s.pkts_per_busy_round, 1),
             ]);
         }
         row
     };
-    let mut rows = vec![row("vswitch (net_vhost)", &vs, ratio, ratio_per_busy_core)];
-    if let Some(o) = &ov {
-        rows.push(row(
-            "OVS-DPDK (dpdkvhostuserclient)",
-            o,
-            Some(1.0),
-            o.mpps_per_busy_core.map(|_| 1.0),
-        ));
-    }
     let vs_ovs = |f: &Side, x: fn(&Side) -> Option<f64>| {
         ov.as_ref()
             .and_then(|o| Some(x(f)? / x(o)?))
             .filter(|r| r.is_finite())
     };
-    if let Some(f) = &fl {
+    let mut rows = vec![row(
+        "vswitch (net_vhost)",
+        &vs,
+        &r.vswitch,
+        vs_ovs(&vs, |s| Some(s.rate)),
+        vs_ovs(&vs, |s| s.mpps_per_busy_core),
+    )];
+    if let Some(o) = &ov {
+        let one = o.mpps_per_busy_core.map(|_| 1.0);
         rows.push(row(
-            "floor: testpmd io (net_vhost)",
-            f,
-            vs_ovs(f, |s| Some(s.rate)),
-            vs_ovs(f, |s| s.mpps_per_busy_core),
+            "OVS-DPDK (dpdkvhostuserclient)",
+            o,
+            &ovs_runs,
+            Some(1.0),
+            one,
         ));
     }
-    if let Some(x) = &xc {
-        rows.push(row(
-            "floor: vswitch --xconnect",
-            x,
-            vs_ovs(x, |s| Some(s.rate)),
-            vs_ovs(x, |s| s.mpps_per_busy_core),
-        ));
+    for (name, side, runs) in [
+        ("floor: testpmd io (net_vhost)", &fl, &r.floor),
+        ("floor: vswitch --xconnect", &xc, &r.floor_xconnect),
+    ] {
+        if let Some(f) = side {
+            rows.push(row(
+                name,
+                f,
+                runs,
+                vs_ovs(f, |s| Some(s.rate)),
+                vs_ovs(f, |s| s.mpps_per_busy_core),
+            ));
+        }
     }
     let what = if a.tso {
         format!(
@@ -918,20 +1204,23 @@ fn measure_config(a: &Args, c: usize, dir: &Path, pcap: Option<&Path>, hz: f64) 
         "64-byte frames".to_string()
     };
     let rate_col = format!("delivered {unit}");
-    let mut header = vec!["switch", rate_col.as_str(), "vs OVS"];
+    let mut header = vec!["switch", rate_col.as_str(), "per s min..max", "vs OVS"];
     if !a.tso {
         header.extend([
             "switched Mpps",
             "busy cyc/pkt",
             "Mpps/busy core",
+            "rounds min..max",
             "vs OVS",
             "core busy %",
+            "pkts/busy round",
         ]);
     }
     report::table(
         &format!(
-            "VM-to-VM over two vhost-user ports, {what}, 1 forwarding core, {} s{}",
+            "VM-to-VM over two vhost-user ports, {what}, 1 forwarding core, {} s x {} round(s) (medians){}",
             a.seconds,
+            a.rounds,
             if a.guest_opts.is_empty() {
                 String::new()
             } else {
@@ -941,22 +1230,39 @@ fn measure_config(a: &Args, c: usize, dir: &Path, pcap: Option<&Path>, hz: f64) 
         &header,
         &rows,
     );
-    if let Some(r) = ratio {
-        let per_core = ratio_per_busy_core.map_or(String::new(), |b| {
-            format!(
-                "; per busy core {b:.2} x -> {}",
-                if b >= goal { "met" } else { "NOT met" }
-            )
-        });
+    if let Some(p) = &pairs_delivered {
+        println!("  pairs vswitch/OVS, delivered:      {}", spread_text(p));
+    }
+    if let Some(p) = &pairs_per_busy_core {
+        println!("  pairs vswitch/OVS, per busy core:  {}", spread_text(p));
+    }
+    match &same_host_per_busy_core {
+        Some(p) => println!(
+            "  the same, pairs on one vCPU placement throughout: {} -> {}",
+            spread_text(p),
+            verdict(p, goal)
+        ),
+        None if !a.tso && pairs_per_busy_core.is_some() => {
+            println!("  no pair kept one vCPU placement throughout (CPU 0-1 line times above)")
+        }
+        None => {}
+    }
+    let judged = if a.tso {
+        &pairs_delivered
+    } else {
+        &pairs_per_busy_core
+    };
+    if let Some(p) = judged {
         println!(
-            "  goal: vswitch >= {goal:.1} x OVS-DPDK: delivered {r:.2} x -> {}{per_core}",
-            if r >= goal { "met" } else { "NOT met" }
+            "  goal: vswitch >= {goal:.1} x OVS-DPDK {}: {}",
+            if a.tso { "delivered" } else { "per busy core" },
+            verdict(p, goal)
         );
     }
     if !a.tso {
         println!(
             "  (TSC {:.2} GHz; a core busy well below 100 % is not what bounds its delivered rate)",
-            hz / 1e9
+            a.hz / 1e9
         );
     }
     report::json_line(
@@ -970,9 +1276,13 @@ fn measure_config(a: &Args, c: usize, dir: &Path, pcap: Option<&Path>, hz: f64) 
             ovs: ov,
             floor: fl,
             floor_xconnect: xc,
-            ratio,
-            ratio_per_busy_core,
-            tsc_hz: hz,
+            ratio: pairs_delivered.map(|p| p.median),
+            ratio_per_busy_core: pairs_per_busy_core.map(|p| p.median),
+            pairs_delivered,
+            pairs_per_busy_core,
+            same_host_per_busy_core,
+            rounds: r,
+            tsc_hz: a.hz,
             goal,
         },
     );
@@ -1007,6 +1317,7 @@ mod tests {
         let w = Window {
             packets: 20_000_000,
             busy_cycles: 2_000_000_000,
+            busy_rounds: Some(1_000_000),
             seconds: 2.0,
         };
         let b = s.clone().with_window(Some(w), 2e9);
@@ -1014,7 +1325,18 @@ mod tests {
         assert_eq!(b.mpps_per_busy_core, Some(20.0));
         assert_eq!(b.switched, Some(10.0));
         assert_eq!(b.busy_share, Some(0.5));
+        assert_eq!(b.pkts_per_busy_round, Some(20.0));
         assert_eq!(b.rate, 9.0);
+        let no_rounds = Window {
+            busy_rounds: None,
+            ..w
+        };
+        assert_eq!(
+            s.clone()
+                .with_window(Some(no_rounds), 2e9)
+                .pkts_per_busy_round,
+            None
+        );
         for bad in [
             Window { packets: 0, ..w },
             Window {
@@ -1028,5 +1350,89 @@ mod tests {
             assert_eq!(none.busy_share, None);
         }
         assert_eq!(s.with_window(None, 2e9).switched, None);
+    }
+
+    fn run(rate: f64, per_core: Option<f64>) -> Side {
+        Side {
+            rate,
+            mpps_per_busy_core: per_core,
+            samples: vec![rate - 0.5, rate, rate + 0.5],
+            ..Side::default()
+        }
+    }
+
+    #[test]
+    fn ratios_are_taken_per_round_pair() {
+        // A bimodal host: both switches slow in round 1, fast in round 2.
+        let r = Rounds {
+            vswitch: vec![run(10.0, Some(10.0)), run(20.0, Some(20.0)), run(9.0, None)],
+            ovs: vec![Some(run(8.0, Some(8.0))), Some(run(16.0, Some(10.0))), None],
+            ..Rounds::default()
+        };
+        // Round 3 has no OVS run: two pairs.
+        assert_eq!(pair_ratios(&r, |s| Some(s.rate), false), vec![1.25, 1.25]);
+        assert_eq!(
+            pair_ratios(&r, |s| s.mpps_per_busy_core, false),
+            vec![1.25, 2.0]
+        );
+        let p = pick(&r.vswitch);
+        assert_eq!(p.rate, 10.0);
+        assert_eq!(p.mpps_per_busy_core, Some(15.0));
+        assert_eq!(p.sample_range(), Some((8.5, 20.5)));
+        // The ratio of the medians (15 / 9) is not what the pairs say.
+        let s = Spread::of(&pair_ratios(&r, |s| s.mpps_per_busy_core, false)).unwrap();
+        assert_eq!((s.median, s.min, s.max, s.n), (1.625, 1.25, 2.0, 2));
+        // Placement: pair 1 on one placement throughout, pair 2's OVS run
+        // moved (50 -> 230 ns): only pair 1 is a same-host pair.
+        let mut r = r;
+        r.vswitch[0].cross_core_ns = Some([50.0, 55.0]);
+        r.ovs[0].as_mut().unwrap().cross_core_ns = Some([52.0, 48.0]);
+        r.vswitch[1].cross_core_ns = Some([50.0, 50.0]);
+        r.ovs[1].as_mut().unwrap().cross_core_ns = Some([50.0, 230.0]);
+        assert_eq!(pair_ratios(&r, |s| s.mpps_per_busy_core, true), vec![1.25]);
+        r.ovs[1].as_mut().unwrap().cross_core_ns = Some([230.0, 240.0]);
+        assert!(
+            pair_ratios(&r, |s| s.mpps_per_busy_core, true).len() == 1,
+            "50 vs 235 ns"
+        );
+        assert!(same_place(230.0, 240.0) && !same_place(50.0, 230.0));
+    }
+
+    #[test]
+    fn verdicts_follow_the_spread() {
+        let sp = |v: &[f64]| Spread::of(v).unwrap();
+        assert_eq!(verdict(&sp(&[1.1, 1.4, 2.3]), 2.0), "NOT met");
+        assert_eq!(verdict(&sp(&[2.1, 2.2, 2.3]), 2.0), "met (every pair)");
+        assert!(
+            verdict(&sp(&[1.2, 2.1, 2.2, 2.3, 2.4]), 2.0).starts_with("met (lower quartile too")
+        );
+        assert!(verdict(&sp(&[1.2, 1.3, 2.1, 2.2, 2.4]), 2.0).contains("not established"));
+    }
+
+    #[test]
+    fn a_round_line_shows_the_host() {
+        let mut s = run(15.0, Some(15.3));
+        s.busy_cycles_per_packet = Some(170.0);
+        s.busy_share = Some(0.99);
+        s.pkts_per_busy_round = Some(28.44);
+        s.cross_core_ns = Some([45.0, 230.0]);
+        s.hugepages = [true, false];
+        s.placement = Some(Placement {
+            others_on_poll_cpu: vec!["eal-intr-thread(7)".into()],
+            steal_pct: vec![0.0, 1.5],
+            ..Placement::default()
+        });
+        let l = round_line("vswitch", 2, &s, false);
+        for want in [
+            "round 2 vswitch",
+            "delivered  15.00 Mpps (per s 14.50..15.50)",
+            "170 busy cyc/pkt = 15.30 Mpps/busy core, core 99% busy, 28.4 pkts/busy round",
+            "CPU 0-1 line 45/230 ns",
+            "steal 0.0/1.5 %",
+            "besides the poller: eal-intr-thread(7)",
+            "pages 2M/4K",
+        ] {
+            assert!(l.contains(want), "{want:?} not in {l}");
+        }
     }
 }
