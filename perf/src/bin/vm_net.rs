@@ -200,15 +200,38 @@ fn cross_core() -> f64 {
 /// and the first upcalls.
 const WINDOW_OPENS: Duration = Duration::from_secs(3);
 
-/// A switch's counters at the end of a window: packets, busy cycles and
-/// busy rounds since the start.
-type Counts = (u64, u64, Option<u64>);
+/// A switch's counters: packets, busy cycles and busy rounds (if it
+/// counts them), and when they were read (the end of the call that read
+/// them: a command's work comes after its process start and connection).
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    packets: u64,
+    busy_cycles: u64,
+    busy_rounds: Option<u64>,
+    at: Instant,
+}
+
+impl Counts {
+    /// The counts since `before`, read at `self.at`.
+    fn since(self, before: Counts) -> Counts {
+        Counts {
+            packets: self.packets.saturating_sub(before.packets),
+            busy_cycles: self.busy_cycles.saturating_sub(before.busy_cycles),
+            busy_rounds: self
+                .busy_rounds
+                .zip(before.busy_rounds)
+                .map(|(x, y)| x.saturating_sub(y)),
+            at: self.at,
+        }
+    }
+}
 
 /// Runs the guests (as [`measure`]) while another thread takes the
 /// switch's counters at the start and the end of the window (from
 /// [`WINDOW_OPENS`] for `a.seconds`, before the guests stop): `open`
-/// returns its state then (or `None`), `close` the counts since; and
-/// reads where the threads of process `pid` (the switch) ran meanwhile.
+/// returns its state then (or `None`), `close` the counts since (the
+/// window runs from `open`'s end to when `close` read them); and reads
+/// where the threads of process `pid` (the switch) ran meanwhile.
 fn measure_window<S: Send>(
     socks: [&Path; 2],
     tag: &str,
@@ -221,20 +244,16 @@ fn measure_window<S: Send>(
         let reader = s.spawn(move || {
             std::thread::sleep(WINDOW_OPENS);
             let before = Snapshot::take(pid);
-            let t = Instant::now();
             let st = open();
-            // Each end's instant: the middle of its call.
-            let t0 = t + t.elapsed() / 2;
+            let t0 = Instant::now();
             std::thread::sleep(Duration::from_secs(a.seconds));
-            let t = Instant::now();
             let counts = st.and_then(close);
-            let t1 = t + t.elapsed() / 2;
             let placement = Placement::between(&before, &Snapshot::take(pid), POLL_CPU);
-            let window = counts.map(|(packets, busy_cycles, busy_rounds)| Window {
-                packets,
-                busy_cycles,
-                busy_rounds,
-                seconds: t1.duration_since(t0).as_secs_f64(),
+            let window = counts.map(|c| Window {
+                packets: c.packets,
+                busy_cycles: c.busy_cycles,
+                busy_rounds: c.busy_rounds,
+                seconds: c.at.saturating_duration_since(t0).as_secs_f64(),
             });
             (window, Some(placement))
         });
@@ -458,10 +477,11 @@ fn rx_bytes(stdout: &str, port: u32) -> Option<u64> {
     last
 }
 
-fn finish(mut samples: Vec<f64>) -> Side {
-    if samples.len() > 2 {
-        samples.remove(0);
-    }
+/// The run's rate from its per-second samples: the seconds before the
+/// guests' traffic started and the warm-up second dropped, the median of
+/// the rest.
+fn finish(samples: Vec<f64>) -> Side {
+    let samples = report::steady_samples(samples, usize::MAX);
     Side {
         rate: report::median(&samples),
         samples,
@@ -574,20 +594,12 @@ fn vswitch_counters(addr: std::net::SocketAddr) -> Option<Counts> {
     let text = proc::scrape_metrics(addr)
         .map_err(|e| eprintln!("vswitch metrics at {addr}: {e}"))
         .ok()?;
-    Some((
-        proc::metric_sum(&text, "vswitch_worker_rx_packets_total")? as u64,
-        proc::metric_sum(&text, "vswitch_worker_busy_cycles_total")? as u64,
-        proc::metric_sum(&text, "vswitch_worker_busy_rounds_total").map(|r| r as u64),
-    ))
-}
-
-/// `after - before` of each count (busy rounds when both have them).
-fn counts_since(before: Counts, after: Counts) -> Counts {
-    (
-        after.0.saturating_sub(before.0),
-        after.1.saturating_sub(before.1),
-        after.2.zip(before.2).map(|(x, y)| x.saturating_sub(y)),
-    )
+    Some(Counts {
+        packets: proc::metric_sum(&text, "vswitch_worker_rx_packets_total")? as u64,
+        busy_cycles: proc::metric_sum(&text, "vswitch_worker_busy_cycles_total")? as u64,
+        busy_rounds: proc::metric_sum(&text, "vswitch_worker_busy_rounds_total").map(|r| r as u64),
+        at: Instant::now(),
+    })
 }
 
 /// vswitch between the guests: the flow table with the two `in_port`
@@ -663,7 +675,7 @@ fn run_vswitch(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>, xconnect: b
             a,
             child.id(),
             || vswitch_counters(m),
-            |c0| Some(counts_since(c0, vswitch_counters(m)?)),
+            |c0| Some(vswitch_counters(m)?.since(c0)),
         ),
         None => measure(socks, &vtag, a, pcap),
     };
@@ -730,7 +742,15 @@ fn run_ovs(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>) -> Option<Side>
                     .pmd_stats()
                     .map_err(|e| eprintln!("OVS pmd-stats-show: {e}"))
                     .ok()?;
-                Some((p.packets, p.processing_cycles, o.pmd_busy_iterations().ok()))
+                let at = Instant::now();
+                // Read a few ms later: the same to 0.1 % over seconds.
+                let busy_rounds = o.pmd_busy_iterations().ok();
+                Some(Counts {
+                    packets: p.packets,
+                    busy_cycles: p.processing_cycles,
+                    busy_rounds,
+                    at,
+                })
             },
         )
     };
@@ -836,8 +856,13 @@ fn run_floor(dir: &Path, tag: &str, a: &Args) -> Option<Side> {
             let t = Instant::now();
             while t.elapsed() < Duration::from_secs(3) {
                 let now = text.lock().unwrap_or_else(|e| e.into_inner())[seen..].to_string();
-                if let Some((p, c)) = testpmd_cycles(&now) {
-                    return Some((p, c, None));
+                if let Some((packets, busy_cycles)) = testpmd_cycles(&now) {
+                    return Some(Counts {
+                        packets,
+                        busy_cycles,
+                        busy_rounds: None,
+                        at: Instant::now(),
+                    });
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }
