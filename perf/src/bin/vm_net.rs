@@ -48,6 +48,14 @@
 //! (and the PMD around it) costs per packet; and a row with vswitch's
 //! patch panel (`--xconnect`, the same direct vhost calls, no flow table).
 //!
+//! Placement and rounds: the harness pins itself to CPU 0 first, so every
+//! process and thread it starts runs there but the pollers (CPU 1); each
+//! run is printed with what ran on CPU 1 besides its poller, the steal,
+//! and the CPU 0-1 cache-line time before and after it (the hypervisor
+//! moves the two vCPUs, which moves every rate on this path). Rounds
+//! alternate vswitch and OVS (ABBA) and the ratios are the median and
+//! quartiles of the rounds' pairs.
+//!
 //! `VM_NET_SHOW_LOG=1` prints each `vswitch run` log after its run (the
 //! vhost-user negotiation, e.g. the guests' features, and the run summary).
 
