@@ -304,6 +304,8 @@ struct Result<'a> {
     pairs_per_busy_core: Option<Spread>,
     /// The same over the pairs that kept one vCPU placement throughout.
     same_host_per_busy_core: Option<Spread>,
+    /// Those pairs by placement (the ratio itself moves with it).
+    by_placement: Vec<PlacementGroup>,
     /// Every run's figures, by row and round.
     rounds: &'a Rounds,
     /// TSC cycles per second on this machine.
@@ -1056,6 +1058,49 @@ fn pair_ratios(r: &Rounds, f: fn(&Side) -> Option<f64>, same_host: bool) -> Vec<
         .collect()
 }
 
+/// The pairs that kept one placement through both runs, grouped by it:
+/// sorted by the pair's line time (the mean of its runs'), a new group
+/// where a pair's time passes 1.5 x the group's lowest.
+#[derive(Serialize, Debug, PartialEq)]
+struct PlacementGroup {
+    /// Lowest and highest line time (ns) of the group's pairs.
+    line_ns: [f64; 2],
+    /// Their per-busy-core ratios vswitch / OVS.
+    per_busy_core: Spread,
+}
+
+fn placement_groups(r: &Rounds) -> Vec<PlacementGroup> {
+    let mut pairs: Vec<(f64, f64)> = r
+        .vswitch
+        .iter()
+        .zip(&r.ovs)
+        .filter_map(|(v, o)| {
+            let o = o.as_ref()?;
+            let (x, y) = (steady_place(v)?, steady_place(o)?);
+            let ratio = v.mpps_per_busy_core? / o.mpps_per_busy_core?;
+            (same_place(x, y) && ratio.is_finite()).then_some(((x + y) / 2.0, ratio))
+        })
+        .collect();
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut groups: Vec<Vec<(f64, f64)>> = Vec::new();
+    for p in pairs {
+        match groups.last_mut() {
+            Some(g) if same_place(g[0].0, p.0) => g.push(p),
+            _ => groups.push(vec![p]),
+        }
+    }
+    groups
+        .into_iter()
+        .filter_map(|g| {
+            let ratios: Vec<f64> = g.iter().map(|p| p.1).collect();
+            Some(PlacementGroup {
+                line_ns: [g[0].0, g[g.len() - 1].0],
+                per_busy_core: Spread::of(&ratios)?,
+            })
+        })
+        .collect()
+}
+
 /// The median figures of a row's runs, with all its per-second samples.
 fn pick(v: &[Side]) -> Side {
     let med = |f: fn(&Side) -> Option<f64>| -> Option<f64> {
@@ -1158,6 +1203,7 @@ fn report_config(a: &Args, r: &Rounds) {
     let pairs_delivered = Spread::of(&pair_ratios(r, |s| Some(s.rate), false));
     let pairs_per_busy_core = Spread::of(&pair_ratios(r, |s| s.mpps_per_busy_core, false));
     let same_host_per_busy_core = Spread::of(&pair_ratios(r, |s| s.mpps_per_busy_core, true));
+    let by_placement = placement_groups(r);
     let (mode, unit, goal) = if a.tso {
         ("tso", "Gbps", 1.0)
     } else {
@@ -1280,6 +1326,14 @@ fn report_config(a: &Args, r: &Rounds) {
         }
         None => {}
     }
+    for g in &by_placement {
+        println!(
+            "    of which at {:.0}-{:.0} ns line time: {}",
+            g.line_ns[0],
+            g.line_ns[1],
+            spread_text(&g.per_busy_core)
+        );
+    }
     let judged = if a.tso {
         &pairs_delivered
     } else {
@@ -1314,6 +1368,7 @@ fn report_config(a: &Args, r: &Rounds) {
             pairs_delivered,
             pairs_per_busy_core,
             same_host_per_busy_core,
+            by_placement,
             rounds: r,
             tsc_hz: a.hz,
             goal,
@@ -1429,6 +1484,38 @@ mod tests {
             "50 vs 235 ns"
         );
         assert!(same_place(230.0, 240.0) && !same_place(50.0, 230.0));
+    }
+
+    #[test]
+    fn same_placement_pairs_are_grouped_by_line_time() {
+        let at = |ns: f64, per_core: f64| Side {
+            cross_core_ns: Some([ns, ns]),
+            ..run(per_core, Some(per_core))
+        };
+        let r = Rounds {
+            vswitch: vec![
+                at(230.0, 7.0),
+                at(45.0, 12.0),
+                at(250.0, 6.0),
+                at(50.0, 10.0),
+                at(50.0, 9.0),
+            ],
+            ovs: vec![
+                Some(at(240.0, 5.0)),
+                Some(at(50.0, 6.0)),
+                Some(at(240.0, 5.0)),
+                Some(at(55.0, 6.25)),
+                // Moved: not a same-placement pair.
+                Some(at(230.0, 5.0)),
+            ],
+            ..Rounds::default()
+        };
+        let g = placement_groups(&r);
+        assert_eq!(g.len(), 2, "{g:?}");
+        assert_eq!(g[0].line_ns, [47.5, 52.5]);
+        assert_eq!((g[0].per_busy_core.min, g[0].per_busy_core.max), (1.6, 2.0));
+        assert_eq!(g[1].line_ns, [235.0, 245.0]);
+        assert_eq!((g[1].per_busy_core.min, g[1].per_busy_core.max), (1.2, 1.4));
     }
 
     #[test]
