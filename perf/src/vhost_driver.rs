@@ -66,6 +66,17 @@ pub fn pin_child(cmd: &mut std::process::Command, cpu: usize) {
     }
 }
 
+/// Involuntary context switches of `who` so far (`RUSAGE_THREAD`, ...).
+pub fn preemptions(who: i32) -> u64 {
+    // SAFETY: getrusage fills the struct.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(who, &mut ru);
+        ru
+    };
+    ru.ru_nivcsw as u64
+}
+
 /// User + system CPU seconds of `who` (`RUSAGE_SELF`, `RUSAGE_THREAD`, ...).
 pub fn rusage(who: i32) -> f64 {
     // SAFETY: getrusage fills the struct.
@@ -118,6 +129,12 @@ pub struct Result {
     /// same rule: SPDK's reactor `busy`/`idle` (`framework_get_reactors`)
     /// and our poller's (`PollGroup::busy_idle_ticks`).
     pub busy_idle: Option<(u64, u64)>,
+    /// Percent of CPU 0's (the driver's) and CPU 1's (the back end's)
+    /// ticks the hypervisor stole while measuring.
+    pub steal_pct: [f64; 2],
+    /// Times the driver thread was preempted while measuring (involuntary
+    /// context switches).
+    pub driver_preempts: u64,
 }
 
 impl Result {
@@ -256,6 +273,7 @@ pub fn drive_probed(
     let mut measuring = false;
     let (mut ops, mut kicks, mut errors) = (0u64, 0u64, 0u64);
     let (mut m_t0, mut m_cpu0, mut m_busy0) = (0u64, 0f64, None);
+    let (mut m_ticks0, mut m_preempt0) = (Vec::new(), 0u64);
     let backend_cpu = |c: &Cpu| match c {
         Cpu::InProcess => rusage(libc::RUSAGE_SELF) - rusage(libc::RUSAGE_THREAD),
         Cpu::Pid(p) => proc_cpu(*p),
@@ -315,10 +333,21 @@ pub fn drive_probed(
                 measuring = true;
                 m_t0 = tsc();
                 m_cpu0 = backend_cpu(cpu);
+                m_ticks0 = crate::threads::cpu_ticks();
+                m_preempt0 = preemptions(libc::RUSAGE_THREAD);
             }
             if measuring && now.saturating_sub(m_t0) > run {
                 let wall = (now - m_t0) as f64 / hz;
                 let bcpu = backend_cpu(cpu) - m_cpu0;
+                let ticks = crate::threads::cpu_ticks();
+                let steal = |c: usize| match (m_ticks0.get(c), ticks.get(c)) {
+                    (Some(a), Some(b)) if b.total > a.total => {
+                        b.steal.saturating_sub(a.steal) as f64 * 100.0 / (b.total - a.total) as f64
+                    }
+                    _ => 0.0,
+                };
+                let steal_pct = [steal(0), steal(1)];
+                let driver_preempts = preemptions(libc::RUSAGE_THREAD) - m_preempt0;
                 let busy_idle = match (m_busy0, busy()) {
                     (Some((b0, i0)), Some((b1, i1))) => {
                         Some((b1.saturating_sub(b0), i1.saturating_sub(i0)))
@@ -337,6 +366,8 @@ pub fn drive_probed(
                     hist,
                     hz,
                     busy_idle,
+                    steal_pct,
+                    driver_preempts,
                 });
             }
         }

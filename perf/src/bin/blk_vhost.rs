@@ -300,6 +300,42 @@ fn pair_medians(ours: &[Option<[f64; 4]>], peer: &[Option<[f64; 4]>]) -> Option<
     ])
 }
 
+/// The spread of the pairs' IOPS-per-busy-core ratios (`None` without a
+/// pair where both targets counted busy rounds).
+fn busy_quartiles(ours: &[Option<[f64; 4]>], peer: &[Option<[f64; 4]>]) -> Option<Spread> {
+    let v: Vec<f64> = ours
+        .iter()
+        .zip(peer)
+        .filter_map(|(a, b)| Some(((*a)?, (*b)?)))
+        .filter(|(_, b)| b[3] > 0.0)
+        .map(|(a, b)| a[3] / b[3])
+        .collect();
+    (!v.is_empty()).then(|| Spread::of(v))
+}
+
+/// One run's line: the figures a pair's ratio is made of, and what the
+/// host did meanwhile (`xc_ns`: the CPU 0 / CPU 1 cache-line transfer
+/// time measured just before the target started; steal per CPU; times the
+/// driver thread was preempted).
+fn print_run(rep: usize, r: &Result, xc_ns: f64) {
+    let share = r
+        .busy_idle
+        .map_or(f64::NAN, |(b, i)| b as f64 * 100.0 / (b + i).max(1) as f64);
+    println!(
+        "  run {rep} {:<7}: {:>9.0} IOPS, busy cyc/req {:>5.0}, busy share {:>4.1}%, p50 {:.2} us, p99 {:.2} us, cross-core {:.0} ns, steal cpu0 {:.1}% cpu1 {:.1}%, driver preempted {}",
+        r.target,
+        r.ops as f64 / r.wall,
+        r.busy_per_req().unwrap_or(f64::NAN),
+        share,
+        r.hist.value_at_quantile(0.5) as f64 / 1000.0,
+        r.hist.value_at_quantile(0.99) as f64 / 1000.0,
+        xc_ns,
+        r.steal_pct[0],
+        r.steal_pct[1],
+        r.driver_preempts
+    );
+}
+
 /// Parses `--rows` entries (`QD:QUEUES`).
 fn parse_rows(rows: &[String]) -> std::result::Result<Vec<(usize, u16)>, String> {
     rows.iter()
@@ -738,8 +774,11 @@ fn main() {
         let mut best: Vec<Option<std::result::Result<Result, String>>> =
             targets.iter().map(|_| None).collect();
         let mut per_run: Vec<Vec<Option<[f64; 4]>>> = targets.iter().map(|_| Vec::new()).collect();
-        for _ in 0..repeat {
+        for rep in 0..repeat {
             for (ti, &which) in targets.iter().enumerate() {
+                // Before the target starts (it spins on CPU 1): how far
+                // apart the host has the two CPUs this run.
+                let xc = perf::threads::cross_core_ns(1, 0, 0, 8192);
                 let r = match which {
                     "vswitch" => ours(&dir, qd, queues, secs, hz),
                     "qsd" => qsd(&dir, qd, queues, secs, hz),
@@ -752,6 +791,9 @@ fn main() {
                         hz,
                     ),
                 };
+                if let Ok(r) = &r {
+                    print_run(rep, r, xc);
+                }
                 per_run[ti].push(r.as_ref().ok().map(|r| run_stats(r, hz)));
                 let better = match (&best[ti], &r) {
                     (None, _) => true,
@@ -761,6 +803,20 @@ fn main() {
                 };
                 if better {
                     best[ti] = Some(r);
+                }
+            }
+            if let Some(v) = targets.iter().position(|t| *t == "vswitch") {
+                for (ti, peer) in targets.iter().enumerate().filter(|(ti, _)| *ti != v) {
+                    if let (Some(Some(a)), Some(Some(b))) = (per_run[v].last(), per_run[ti].last())
+                    {
+                        let ratio = |i: usize| if b[i] > 0.0 { a[i] / b[i] } else { 0.0 };
+                        println!(
+                            "  pair {rep}: vswitch/{peer} IOPS per busy core {:.2}x, per core {:.2}x, p99 {:.2}x",
+                            ratio(3),
+                            ratio(0),
+                            ratio(1)
+                        );
+                    }
                 }
             }
         }
@@ -796,6 +852,12 @@ fn main() {
                         "  pairs (median of {}): vswitch/{peer} IOPS per core {:.2}x{busy}, p99 {:.2}x, p50 {:.2}x",
                         m[4] as usize, m[0], m[1], m[2]
                     );
+                    if let Some(q) = busy_quartiles(&per_run[v], &per_run[ti]) {
+                        println!(
+                            "  pairs: vswitch/{peer} IOPS per busy core quartiles {:.2}x .. {:.2}x (min {:.2}x, max {:.2}x)",
+                            q.q1, q.q3, q.min, q.max
+                        );
+                    }
                 }
             }
         }
