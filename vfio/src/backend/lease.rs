@@ -12,7 +12,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Backend, BackendInfo, IoCompletion, IoRequest, SubmitError};
+use super::{Backend, BackendInfo, IoCompletion, IoRequest, IoStatus, SubmitError};
 
 /// Where a lent backend lives while no device holds it.
 pub type Home = Arc<Mutex<Option<Box<dyn Backend>>>>;
@@ -63,6 +63,12 @@ impl Backend for Lease {
     }
     fn submit(&mut self, req: &IoRequest<'_>) -> Result<(), SubmitError> {
         self.be_mut().submit(req)
+    }
+    fn synchronous(&self) -> bool {
+        self.be().synchronous()
+    }
+    fn execute(&mut self, req: &IoRequest<'_>) -> IoStatus {
+        self.be_mut().execute(req)
     }
     fn commit(&mut self) {
         self.be_mut().commit()

@@ -68,6 +68,14 @@ impl Backend for MemBackend {
         self.done.push(IoCompletion { id: req.id, status })
     }
 
+    fn synchronous(&self) -> bool {
+        true
+    }
+
+    fn execute(&mut self, req: &IoRequest<'_>) -> IoStatus {
+        self.run(req)
+    }
+
     fn poll(&mut self, out: &mut Vec<IoCompletion>) -> usize {
         self.done.drain_into(out)
     }

@@ -3,7 +3,10 @@
 //! The device hands requests to a backend in batches ([`Backend::submit`] for
 //! each, then [`Backend::commit`] once per batch) and later collects
 //! completions with [`Backend::poll`], in any order. [`null`] and [`mem`]
-//! finish a request inside `submit` and report it at the next `poll`;
+//! finish a request inside the call: they are [`Backend::synchronous`], and
+//! the device hands them each request through [`Backend::execute`] and
+//! completes it in the same poll step (through `submit` they report it at
+//! the next `poll`);
 //! [`mod@file`] queues reads, writes and flushes on io_uring, sends the batch
 //! in `commit` and reports completions as the kernel finishes them, out of
 //! order, which is also how an iSCSI backend or a cache will behave.
@@ -104,6 +107,24 @@ pub trait Backend: Send {
     /// Ends the current batch: the backend may now send it (no-op for
     /// synchronous backends).
     fn commit(&mut self) {}
+    /// Whether every request finishes inside the call that starts it (the
+    /// null and memory backends): the device then hands it to
+    /// [`execute`](Backend::execute) and writes its completion back in the
+    /// same poll step, with no trip through `poll` (a queue push, a virtual
+    /// call, a copy and the lookup of the request by its tag). Read once,
+    /// when a device takes the backend. Default: false.
+    fn synchronous(&self) -> bool {
+        false
+    }
+    /// For a [`synchronous`](Backend::synchronous) backend: does `req` now
+    /// and returns how it ended; nothing of it is left for `poll`, and it
+    /// never counts as in flight. Never refused (a synchronous backend has
+    /// no queue to fill). Default (for backends that are not synchronous,
+    /// which are never asked): `Unsupported`.
+    fn execute(&mut self, req: &IoRequest<'_>) -> IoStatus {
+        let _ = req;
+        IoStatus::Unsupported
+    }
     /// Appends finished requests to `out` (up to its spare capacity, so the
     /// caller's preallocated vector never grows) and returns how many.
     fn poll(&mut self, out: &mut Vec<IoCompletion>) -> usize;

@@ -36,12 +36,21 @@ impl Backend for NullBackend {
 
     #[inline]
     fn submit(&mut self, req: &IoRequest<'_>) -> Result<(), SubmitError> {
-        let status = if in_range(req, self.capacity) {
+        let status = self.execute(req);
+        self.done.push(IoCompletion { id: req.id, status })
+    }
+
+    fn synchronous(&self) -> bool {
+        true
+    }
+
+    #[inline]
+    fn execute(&mut self, req: &IoRequest<'_>) -> IoStatus {
+        if in_range(req, self.capacity) {
             IoStatus::Ok
         } else {
             IoStatus::IoErr
-        };
-        self.done.push(IoCompletion { id: req.id, status })
+        }
     }
 
     #[inline]

@@ -145,6 +145,13 @@ pub struct BlkDevice {
     /// The backend's `max_inflight` (fixed for its life: read once, not
     /// through a virtual call per queue per poll step).
     max_inflight: usize,
+    /// The backend finishes requests inside the call
+    /// ([`Backend::synchronous`], read once): they are completed in the
+    /// step that takes them, with no `submit`/`poll` round trip.
+    sync_backend: bool,
+    /// Latency of the synchronous completions: the current run of them
+    /// sharing op and batch stamp (counted when it ends, as `reap` does).
+    sync_run: (IoOp, u64, u64),
     stats: BlkStats,
     /// Per-operation latency histograms, when tracked.
     latency: Option<Box<Latency>>,
@@ -178,6 +185,7 @@ impl BlkDevice {
     /// A device named `name` (used in stats) serving `backend`.
     pub fn new(name: &str, backend: Box<dyn Backend>, cfg: BlkConfig) -> Self {
         let max_inflight = backend.info().max_inflight;
+        let sync_backend = backend.synchronous();
         let cap = max_inflight.max(1);
         BlkDevice {
             name: name.to_string(),
@@ -189,6 +197,8 @@ impl BlkDevice {
             chain: Chain::new(),
             completions: Vec::with_capacity(cap),
             max_inflight,
+            sync_backend,
+            sync_run: (IoOp::Read, 0, 0),
             stats: BlkStats::default(),
             latency: None,
             qos_handle: QosHandle::new(),
@@ -553,10 +563,15 @@ impl BlkDevice {
         for qi in 0..self.queues.len() {
             work += self.take_new(qi);
         }
-        if work > 0 {
-            self.backend.commit();
+        if self.sync_backend {
+            // Completed as they were taken: nothing to commit or reap.
+            self.end_sync_run();
+        } else {
+            if work > 0 {
+                self.backend.commit();
+            }
+            work += self.reap();
         }
-        work += self.reap();
         self.publish();
         if work > 0 {
             self.stats.busy_polls += 1;
@@ -607,8 +622,15 @@ impl BlkDevice {
         // backend that took more than one slot per request refuses with
         // `Busy` (the chain goes back to the ring), one that completed some
         // meanwhile gets them at the next step.
-        let mut room = self.max_inflight.saturating_sub(self.backend.inflight());
+        let mut room = if self.sync_backend {
+            usize::MAX
+        } else {
+            self.max_inflight.saturating_sub(self.backend.inflight())
+        };
         let mut taken = 0;
+        // Requests of a synchronous backend completed in this batch (they
+        // count as moved twice: taken and completed, as through `reap`).
+        let mut done_now = 0;
         while taken < BATCH && room > 0 {
             let q = &mut self.queues[qi];
             let ring = q.ring.as_mut().expect("checked above");
@@ -625,7 +647,7 @@ impl BlkDevice {
                 Ok(None) => break,
                 Err(e) => {
                     self.break_queue(qi, e.to_string());
-                    return taken;
+                    return taken + done_now;
                 }
             };
             let ring_descs = self.chain.ring_descs;
@@ -636,7 +658,7 @@ impl BlkDevice {
                     qi,
                     format!("head {head} made available again while in flight"),
                 );
-                return taken;
+                return taken + done_now;
             }
             let verdict = parse(&self.chain, &self.cfg, &mut slot.data, &mut slot.status);
             // QoS: over the limit, the request goes back to the ring and
@@ -649,7 +671,7 @@ impl BlkDevice {
                         ring.unpop();
                     }
                     self.qos_throttled = true;
-                    return taken - 1;
+                    return taken - 1 + done_now;
                 }
             }
             if let Some(t) = q.tracker.as_mut() {
@@ -658,7 +680,7 @@ impl BlkDevice {
             match verdict {
                 Verdict::Fatal(why) => {
                     self.break_queue(qi, why.to_string());
-                    return taken;
+                    return taken + done_now;
                 }
                 Verdict::Complete { status, used_len } => {
                     if status != VIRTIO_BLK_S_OK {
@@ -695,6 +717,36 @@ impl BlkDevice {
                     q.dirty = true;
                     self.stats.get_ids += 1;
                 }
+                Verdict::Backend { op, offset, len } if self.sync_backend => {
+                    let req = IoRequest {
+                        id: 0,
+                        op,
+                        offset,
+                        len,
+                        iovs: &slot.data,
+                    };
+                    let st = self.backend.execute(&req);
+                    slot.op = op;
+                    slot.len = len;
+                    let used_len = write_back(&mut self.stats, q.log.as_ref(), slot, st);
+                    ring.add_used(head, used_len, ring_descs);
+                    if let Some(t) = q.tracker.as_mut() {
+                        t.used(head, ring.next_used());
+                        q.unpublished.push(head);
+                    }
+                    q.dirty = true;
+                    done_now += 1;
+                    if track {
+                        let run = &mut self.sync_run;
+                        if run.2 > 0 && (run.0 != op || run.1 != stamp) {
+                            if let Some(l) = self.latency.as_deref_mut() {
+                                l.record_n(run.0, clock::now().saturating_sub(run.1), run.2);
+                            }
+                            run.2 = 0;
+                        }
+                        *run = (op, stamp, run.2 + 1);
+                    }
+                }
                 Verdict::Backend { op, offset, len } => {
                     let id = (qi as u64) << 16 | head as u64;
                     let req = IoRequest {
@@ -715,7 +767,7 @@ impl BlkDevice {
                         } else {
                             ring.unpop();
                         }
-                        return taken - 1;
+                        return taken - 1 + done_now;
                     }
                     if track {
                         slot.started = stamp;
@@ -729,7 +781,7 @@ impl BlkDevice {
                 }
             }
         }
-        taken
+        taken + done_now
     }
 
     /// Shutdown: completes the requests in flight (to the guest, taking no
@@ -825,46 +877,9 @@ impl BlkDevice {
                     run = (slot.op, slot.started, 1);
                 }
             }
-            let (status, data_len) = match c.status {
-                IoStatus::Ok => (
-                    VIRTIO_BLK_S_OK,
-                    if slot.op == IoOp::Read {
-                        slot.len as u32
-                    } else {
-                        0
-                    },
-                ),
-                IoStatus::IoErr => (VIRTIO_BLK_S_IOERR, 0),
-                IoStatus::Unsupported => (VIRTIO_BLK_S_UNSUPP, 0),
-            };
-            if status == VIRTIO_BLK_S_OK {
-                match slot.op {
-                    IoOp::Read => {
-                        self.stats.reads += 1;
-                        self.stats.bytes_read += slot.len;
-                    }
-                    IoOp::Write => {
-                        self.stats.writes += 1;
-                        self.stats.bytes_written += slot.len;
-                    }
-                    IoOp::Flush => self.stats.flushes += 1,
-                    IoOp::Discard | IoOp::WriteZeroes { .. } => self.stats.discards += 1,
-                }
-            } else {
-                self.stats.errors += 1;
-            }
-            if let Some(s) = slot.status {
-                s.write_byte(0, status);
-            }
-            if let Some(l) = &q.log {
-                // A read's data (even a failed one's: part may be written).
-                if slot.op == IoOp::Read {
-                    l.mark_written(&slot.data);
-                }
-                l.mark_written(slot.status.as_slice());
-            }
+            let used_len = write_back(&mut self.stats, q.log.as_ref(), slot, c.status);
             if let Some(ring) = q.ring.as_mut() {
-                ring.add_used(head as u16, data_len + 1, slot.ring_descs);
+                ring.add_used(head as u16, used_len, slot.ring_descs);
                 if let Some(t) = q.tracker.as_mut() {
                     t.used(head as u16, ring.next_used());
                     q.unpublished.push(head as u16);
@@ -876,6 +891,18 @@ impl BlkDevice {
             l.record_n(run.0, now.saturating_sub(run.1), run.2);
         }
         n
+    }
+
+    /// Counts the latency of the current run of synchronous completions
+    /// (see `sync_run`), if any.
+    #[inline]
+    fn end_sync_run(&mut self) {
+        let run = std::mem::replace(&mut self.sync_run, (IoOp::Read, 0, 0));
+        if run.2 > 0 {
+            if let Some(l) = self.latency.as_deref_mut() {
+                l.record_n(run.0, clock::now().saturating_sub(run.1), run.2);
+            }
+        }
     }
 
     /// Publishes every queue that has new used elements: stores their used
@@ -951,4 +978,53 @@ impl BlkDevice {
             }
         }
     }
+}
+
+/// Writes one finished request back to the driver's buffers: its status
+/// byte (§5.2.6: `VIRTIO_BLK_S_OK`, `_IOERR` or `_UNSUPP`), the counters,
+/// and the dirty-log marks of what the device wrote while the VMM
+/// migrates. Returns the used length for the used element: the status
+/// byte plus the data a successful read wrote (§2.7.8: "the number of
+/// bytes written into the buffer"). The caller adds the used element.
+#[inline]
+fn write_back(stats: &mut BlkStats, log: Option<&QueueLog>, slot: &Slot, status: IoStatus) -> u32 {
+    let (byte, data_len) = match status {
+        IoStatus::Ok => (
+            VIRTIO_BLK_S_OK,
+            if slot.op == IoOp::Read {
+                slot.len as u32
+            } else {
+                0
+            },
+        ),
+        IoStatus::IoErr => (VIRTIO_BLK_S_IOERR, 0),
+        IoStatus::Unsupported => (VIRTIO_BLK_S_UNSUPP, 0),
+    };
+    if byte == VIRTIO_BLK_S_OK {
+        match slot.op {
+            IoOp::Read => {
+                stats.reads += 1;
+                stats.bytes_read += slot.len;
+            }
+            IoOp::Write => {
+                stats.writes += 1;
+                stats.bytes_written += slot.len;
+            }
+            IoOp::Flush => stats.flushes += 1,
+            IoOp::Discard | IoOp::WriteZeroes { .. } => stats.discards += 1,
+        }
+    } else {
+        stats.errors += 1;
+    }
+    if let Some(s) = slot.status {
+        s.write_byte(0, byte);
+    }
+    if let Some(l) = log {
+        // A read's data (even a failed one's: part may be written).
+        if slot.op == IoOp::Read {
+            l.mark_written(&slot.data);
+        }
+        l.mark_written(slot.status.as_slice());
+    }
+    data_len + 1
 }

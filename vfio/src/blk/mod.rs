@@ -16,6 +16,8 @@ pub mod mock;
 #[cfg(test)]
 mod ops_tests;
 #[cfg(test)]
+mod sync_tests;
+#[cfg(test)]
 mod tests;
 
 pub use config::BlkConfig;
