@@ -313,6 +313,31 @@ fn busy_quartiles(ours: &[Option<[f64; 4]>], peer: &[Option<[f64; 4]>]) -> Optio
     (!v.is_empty()).then(|| Spread::of(v))
 }
 
+/// Two runs whose CPU 0 / CPU 1 transfer times are within this factor of
+/// each other are taken to have had the same vCPU placement.
+const SAME_PLACEMENT: f64 = 1.5;
+
+/// The median IOPS-per-busy-core ratio over the pairs whose two runs saw
+/// the same vCPU placement (transfer times `xo`, `xp` within
+/// [`SAME_PLACEMENT`]), and how many there were; `None` if none.
+fn same_placement(
+    ours: &[Option<[f64; 4]>],
+    peer: &[Option<[f64; 4]>],
+    xo: &[f64],
+    xp: &[f64],
+) -> Option<(f64, usize)> {
+    let v: Vec<f64> = ours
+        .iter()
+        .zip(peer)
+        .zip(xo.iter().zip(xp))
+        .filter_map(|((a, b), (&x, &y))| Some(((*a)?, (*b)?, x, y)))
+        .filter(|&(_, b, x, y)| b[3] > 0.0 && x.max(y) <= SAME_PLACEMENT * x.min(y))
+        .map(|(a, b, _, _)| a[3] / b[3])
+        .collect();
+    let n = v.len();
+    (n > 0).then(|| (Spread::of(v).median, n))
+}
+
 /// One run's line: the figures a pair's ratio is made of, and what the
 /// host did meanwhile (`xc_ns`: the CPU 0 / CPU 1 cache-line transfer
 /// time measured just before the target started; steal per CPU; times the
@@ -774,6 +799,8 @@ fn main() {
         let mut best: Vec<Option<std::result::Result<Result, String>>> =
             targets.iter().map(|_| None).collect();
         let mut per_run: Vec<Vec<Option<[f64; 4]>>> = targets.iter().map(|_| Vec::new()).collect();
+        // Per run, the CPU 0 / CPU 1 cache-line transfer time before it.
+        let mut per_xc: Vec<Vec<f64>> = targets.iter().map(|_| Vec::new()).collect();
         for rep in 0..repeat {
             for (ti, &which) in targets.iter().enumerate() {
                 // Before the target starts (it spins on CPU 1): how far
@@ -795,6 +822,7 @@ fn main() {
                     print_run(rep, r, xc);
                 }
                 per_run[ti].push(r.as_ref().ok().map(|r| run_stats(r, hz)));
+                per_xc[ti].push(xc);
                 let better = match (&best[ti], &r) {
                     (None, _) => true,
                     (Some(Err(_)), Ok(_)) => true,
@@ -856,6 +884,13 @@ fn main() {
                         println!(
                             "  pairs: vswitch/{peer} IOPS per busy core quartiles {:.2}x .. {:.2}x (min {:.2}x, max {:.2}x)",
                             q.q1, q.q3, q.min, q.max
+                        );
+                    }
+                    let kept = same_placement(&per_run[v], &per_run[ti], &per_xc[v], &per_xc[ti]);
+                    if let Some((med, n)) = kept {
+                        println!(
+                            "  pairs whose two runs saw the same CPU 0/1 transfer time (within {SAME_PLACEMENT}x): \
+                             vswitch/{peer} IOPS per busy core {med:.2}x (median of {n})"
                         );
                     }
                 }
