@@ -27,6 +27,7 @@ pub mod offload;
 mod port;
 mod ring;
 mod vhost;
+mod vring;
 pub mod wake;
 
 pub use burst::{Burst, BURST_SIZE};

@@ -667,6 +667,7 @@ pub fn stats_of(port: u16) -> std::result::Result<PortStats, i32> {
         st.opackets += t.opackets;
         st.ibytes += t.ibytes;
         st.obytes += t.obytes;
+        st.ierrors += t.ierrors;
         for (a, b) in st.q_ipackets.iter_mut().zip(t.q_ipackets) {
             *a += b;
         }

@@ -41,14 +41,62 @@
 //!
 //! Counters: packets and bytes per queue, one writer each, added to the
 //! port's `rte_eth_stats` by [`crate::stats_of`].
+//!
+//! # Own rings ([`crate::vring`])
+//! With `VSWITCH_VHOST_RING=own` in the environment when a port is
+//! configured, its queues drive the guest's split rings themselves instead
+//! of calling the library's burst functions, ring by ring, whenever that
+//! applies (not for packed rings, dirty logging, IOMMU, a disabled ring:
+//! [`crate::vring::ring::LIBRARY_ONLY`]). Each gate has a mode:
+//!
+//! ```text
+//! LIB ──(device up, or after a vhost-user message)──► WANT
+//! WANT ──poller: takes the library's ring state (SNAP)──► FAST (or LIB)
+//! FAST/SNAP ──(before a vhost-user message, device down)──► HANDOFF
+//!     ──waits for the poller to leave, writes the indices back
+//!       (rte_vhost_set_vring_base)──► LIB
+//! ```
+//!
+//! The vhost library changes a running device under its own per-ring
+//! locks (`SET_MEM_TABLE` unmaps guest memory, `SET_VRING_CALL` closes the
+//! call fd, `SET_FEATURES` turns on dirty logging) and tells the PMD
+//! nothing; a pre/post message hook (`rte_vhost_extern_callback_register`,
+//! called for every message of the device) gives the rings back before
+//! each message and lets the pollers take them again after it.
+//! `GET_VRING_BASE` (guest stop, migration) finds the indices written back
+//! by that hook; a disconnect runs `destroy_device`, whose link event does
+//! the same before the library frees the device. Only the poller takes a
+//! ring (it is the one thread that could be inside the library's burst
+//! function for it), and the hook waits only for pollers in their own
+//! ring code, never for one in a library call (which can block on the
+//! ring locks the message handler holds).
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dpdk_sys as sys;
 
 use crate::burst::Burst;
 use crate::mempool::Mempool;
+use crate::vring::ring::NetRing;
+
+/// Gate modes (see the module docs).
+const LIB: u8 = 0;
+const WANT: u8 = 1;
+const SNAP: u8 = 2;
+const FAST: u8 = 3;
+const HANDOFF: u8 = 4;
+
+/// `VHOST_USER_SET_VRING_ENABLE` (vhost-user protocol).
+const SET_VRING_ENABLE: u32 = 18;
+
+/// Whether ports configured now drive their guests' rings themselves
+/// (`VSWITCH_VHOST_RING=own`; `library` or unset: the library's burst
+/// functions).
+fn own_rings_wanted() -> bool {
+    std::env::var("VSWITCH_VHOST_RING").is_ok_and(|v| v == "own")
+}
 
 /// One queue's in-call flag and counters, on its own cache line.
 #[repr(align(64))]
@@ -56,9 +104,20 @@ use crate::mempool::Mempool;
 struct Gate {
     /// Set while the queue's poller is inside a vhost library call.
     busy: AtomicBool,
+    /// LIB, WANT, SNAP, FAST or HANDOFF.
+    mode: AtomicU8,
+    /// The queue's own ring: the poller's in SNAP and FAST, the message
+    /// hook's in HANDOFF, nobody's in LIB and WANT (then `None`).
+    ring: UnsafeCell<Option<Box<NetRing>>>,
     packets: AtomicU64,
     bytes: AtomicU64,
+    /// Malformed chains the own ring refused.
+    errors: AtomicU64,
 }
+
+// SAFETY: `ring` is only touched by the thread the mode hands it to (see
+// the module docs); everything else is atomic.
+unsafe impl Sync for Gate {}
 
 /// A `net_vhost` port's guest connection as its queues see it.
 pub(crate) struct VhostLink {
@@ -74,6 +133,13 @@ pub(crate) struct VhostLink {
     base: Mutex<Totals>,
     /// The pool dequeued frames come from (the rx queues' pool).
     pool: Arc<Mempool>,
+    /// Queues drive the guest's split rings themselves when they can.
+    own: bool,
+    /// The guest's device id as last seen up (kept while it is down: its
+    /// vhost-user messages still name it).
+    dev_vid: AtomicI32,
+    /// Rings the guest disabled (`SET_VRING_ENABLE` 0), by vring index.
+    disabled: Box<[AtomicBool]>,
 }
 
 /// Summed counters of one port's direct queues.
@@ -85,6 +151,8 @@ pub(crate) struct Totals {
     pub obytes: u64,
     pub q_ipackets: [u64; crate::QUEUE_STAT_COUNTERS],
     pub q_opackets: [u64; crate::QUEUE_STAT_COUNTERS],
+    /// Malformed guest chains refused by own rings.
+    pub ierrors: u64,
 }
 
 const MAX_PORTS: usize = sys::RTE_MAX_ETHPORTS as usize;
@@ -115,6 +183,11 @@ impl VhostLink {
             tx: gates(txq),
             base: Mutex::new(Totals::default()),
             pool: Arc::clone(pool),
+            own: own_rings_wanted(),
+            dev_vid: AtomicI32::new(-1),
+            disabled: (0..2 * rxq.max(txq))
+                .map(|_| AtomicBool::new(false))
+                .collect(),
         });
         let arg = Arc::into_raw(Arc::clone(&link)) as *mut std::os::raw::c_void;
         // SAFETY: a valid port id; the callback is a plain function and
@@ -190,12 +263,128 @@ impl VhostLink {
         } else {
             -1
         };
+        let old = self.vid.load(Ordering::SeqCst);
+        if old >= 0 && old != vid {
+            // The device is still alive here (destroy_device runs first).
+            self.withdraw(old);
+        }
         self.vid.store(vid.max(-1), Ordering::SeqCst);
         if vid < 0 {
             for g in self.rx.iter().chain(self.tx.iter()) {
                 while g.busy.load(Ordering::SeqCst) {
                     std::hint::spin_loop();
                 }
+            }
+        } else if self.own {
+            if self.dev_vid.swap(vid, Ordering::SeqCst) != vid {
+                for d in self.disabled.iter() {
+                    d.store(false, Ordering::Relaxed);
+                }
+            }
+            let ops = sys::rte_vhost_user_extern_ops {
+                pre_msg_handle: Some(pre_msg),
+                post_msg_handle: Some(post_msg),
+            };
+            // SAFETY: a live device (new_device raised this event); the
+            // library copies `ops`; the hooks are plain functions with no
+            // context.
+            unsafe { sys::rte_vhost_extern_callback_register(vid, &ops, std::ptr::null_mut()) };
+            self.resume();
+        }
+    }
+
+    /// The gates with their vring index (rx queue q: the guest's transmit
+    /// ring 2q+1; tx queue q: its receive ring 2q).
+    fn gates(&self) -> impl Iterator<Item = (&Gate, u16)> {
+        let rx = self
+            .rx
+            .iter()
+            .enumerate()
+            .map(|(q, g)| (g, 2 * q as u16 + 1));
+        rx.chain(self.tx.iter().enumerate().map(|(q, g)| (g, 2 * q as u16)))
+    }
+
+    /// Lets the pollers take their rings (again), with `update` held.
+    fn resume(&self) {
+        for (g, _) in self.gates() {
+            let _ = g
+                .mode
+                .compare_exchange(LIB, WANT, Ordering::SeqCst, Ordering::SeqCst);
+        }
+    }
+
+    /// Takes every own ring back from the pollers and writes its indices
+    /// into device `vid`'s library state, with `update` held. Waits only
+    /// for pollers in their own ring code (never inside the library).
+    fn withdraw(&self, vid: i32) {
+        for (g, _) in self.gates() {
+            loop {
+                let m = g.mode.load(Ordering::SeqCst);
+                let next = match m {
+                    WANT => LIB,
+                    FAST | SNAP => HANDOFF,
+                    _ => break,
+                };
+                if g.mode
+                    .compare_exchange(m, next, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_err()
+                {
+                    continue;
+                }
+                if next == HANDOFF {
+                    // The poller is in its own ring code or about to see
+                    // HANDOFF: it leaves without calling the library.
+                    while g.busy.load(Ordering::SeqCst) {
+                        std::thread::yield_now();
+                    }
+                    // SAFETY: HANDOFF and the poller gone: the ring is ours.
+                    if let Some(r) = unsafe { (*g.ring.get()).take() } {
+                        r.give_back(vid);
+                        bump(&g.errors, r.errors());
+                    }
+                    g.mode.store(LIB, Ordering::SeqCst);
+                }
+                break;
+            }
+        }
+    }
+
+    /// The poller of gate `g` takes vring `vring` of device `vid` from the
+    /// library (mode WANT), or leaves it there.
+    #[cold]
+    fn take_ring(&self, g: &Gate, vid: i32, vring: u16) {
+        if g.mode
+            .compare_exchange(WANT, SNAP, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return;
+        }
+        let off = self
+            .disabled
+            .get(vring as usize)
+            .is_none_or(|d| d.load(Ordering::Relaxed));
+        // SAFETY: `vid` is live while the gate is held; in SNAP no other
+        // thread uses this ring (the poller is this thread; the message
+        // hook waits for it).
+        let taken = if off {
+            Err("disabled")
+        } else {
+            unsafe { NetRing::from_library(vid, vring) }
+        };
+        match taken {
+            Ok(r) => {
+                // SAFETY: SNAP: the ring slot is this poller's.
+                unsafe { *g.ring.get() = Some(Box::new(r)) };
+                // Fails only if the hook moved to HANDOFF: it takes the
+                // ring back (its indices are still the library's).
+                let _ = g
+                    .mode
+                    .compare_exchange(SNAP, FAST, Ordering::SeqCst, Ordering::SeqCst);
+            }
+            Err(_) => {
+                let _ = g
+                    .mode
+                    .compare_exchange(SNAP, LIB, Ordering::SeqCst, Ordering::SeqCst);
             }
         }
     }
@@ -230,6 +419,35 @@ impl VhostLink {
             return 0;
         };
         let slots = burst.spare_ptr();
+        match g.mode.load(Ordering::SeqCst) {
+            LIB => {}
+            FAST => {
+                // SAFETY: FAST: the ring is this poller's while the gate is
+                // held; `slots` has `room` free entries; the pool is alive.
+                let (n, bytes) = unsafe {
+                    match (*g.ring.get()).as_mut() {
+                        Some(r) => r.rx_burst(self.pool.as_ptr(), self.port, slots, room),
+                        None => (0, 0),
+                    }
+                };
+                g.busy.store(false, Ordering::Release);
+                if n == 0 {
+                    return 0;
+                }
+                // SAFETY: the ring filled `n` owned mbufs there.
+                unsafe { burst.commit(n) };
+                bump(&g.packets, n as u64);
+                bump(&g.bytes, bytes);
+                return n;
+            }
+            m => {
+                if m == WANT {
+                    self.take_ring(g, vid, q * 2 + 1);
+                }
+                g.busy.store(false, Ordering::Release);
+                return 0;
+            }
+        }
         // SAFETY: `vid` is live while the gate is held (see the module
         // docs); virtqueue 2q+1 is the guest's transmit ring of pair q
         // (`VIRTIO_TXQ`); `slots` has `room` free entries; the pool is
@@ -271,19 +489,40 @@ impl VhostLink {
             return 0;
         };
         let pkts = burst.raw_ptr();
-        // SAFETY: `vid` is live while the gate is held; virtqueue 2q is
-        // the guest's receive ring of pair q (`VIRTIO_RXQ`); the first `n`
-        // slots hold owned mbufs, which the library only reads.
-        let sent = unsafe { sys::rte_vhost_enqueue_burst(vid, q * 2, pkts, n as u16) };
+        let (sent, bytes) = match g.mode.load(Ordering::SeqCst) {
+            LIB => {
+                // SAFETY: `vid` is live while the gate is held; virtqueue
+                // 2q is the guest's receive ring of pair q (`VIRTIO_RXQ`);
+                // the first `n` slots hold owned mbufs, which the library
+                // only reads.
+                let sent = unsafe { sys::rte_vhost_enqueue_burst(vid, q * 2, pkts, n as u16) };
+                let sent = (sent as usize).min(n);
+                let mut bytes = 0u64;
+                for i in 0..sent {
+                    // SAFETY: the first `sent` slots hold valid mbufs.
+                    bytes += u64::from(unsafe { (**pkts.add(i)).pkt_len });
+                }
+                (sent, bytes)
+            }
+            // SAFETY: FAST: the ring is this poller's while the gate is
+            // held; the first `n` slots hold owned mbufs.
+            FAST => unsafe {
+                match (*g.ring.get()).as_mut() {
+                    Some(r) => r.tx_burst(pkts, n),
+                    None => (0, 0),
+                }
+            },
+            m => {
+                if m == WANT {
+                    self.take_ring(g, vid, q * 2);
+                }
+                (0, 0)
+            }
+        };
         g.busy.store(false, Ordering::Release);
-        let sent = (sent as usize).min(n);
+        let sent = sent.min(n);
         if sent == 0 {
             return 0;
-        }
-        let mut bytes = 0u64;
-        for i in 0..sent {
-            // SAFETY: the first `sent` slots hold valid mbufs.
-            bytes += u64::from(unsafe { (**pkts.add(i)).pkt_len });
         }
         // SAFETY: the guest has its copy; the first `sent` mbufs are ours
         // to free, once, and the burst forgets them right after.
@@ -307,6 +546,9 @@ impl VhostLink {
                 *q = get(&g.packets);
             }
         }
+        for g in self.rx.iter().chain(self.tx.iter()) {
+            t.ierrors += get(&g.errors);
+        }
         for (i, g) in self.tx.iter().enumerate() {
             t.opackets += get(&g.packets);
             t.obytes += get(&g.bytes);
@@ -319,6 +561,7 @@ impl VhostLink {
         t.ibytes -= b.ibytes.min(t.ibytes);
         t.opackets -= b.opackets.min(t.opackets);
         t.obytes -= b.obytes.min(t.obytes);
+        t.ierrors -= b.ierrors.min(t.ierrors);
         for (q, bq) in t.q_ipackets.iter_mut().zip(b.q_ipackets) {
             *q -= bq.min(*q);
         }
@@ -385,4 +628,60 @@ unsafe extern "C" fn on_link_change(
     let started = lock(&link.update);
     link.refresh(*started);
     0
+}
+
+/// The link whose guest device is `vid` (the vhost-user message hooks).
+fn link_of_vid(vid: i32) -> Option<Arc<VhostLink>> {
+    lock(&LINKS)
+        .iter()
+        .flatten()
+        .find(|l| l.own && l.dev_vid.load(Ordering::SeqCst) == vid)
+        .cloned()
+}
+
+/// Before the vhost library handles a message of device `vid`: own rings
+/// go back to the library (the message may unmap memory, close the call
+/// fd, turn on logging or read the indices). Records ring enabling.
+unsafe extern "C" fn pre_msg(
+    vid: std::os::raw::c_int,
+    msg: *mut std::os::raw::c_void,
+) -> sys::rte_vhost_msg_result {
+    if let Some(link) = link_of_vid(vid) {
+        let _held = lock(&link.update);
+        // SAFETY: `msg` is the library's `VhostUserMsg` (packed): request
+        // (u32) at 0, flags, size, then the payload; SET_VRING_ENABLE's
+        // payload is a `vhost_vring_state` (index, num as u32) at 12.
+        let (req, index, num) = unsafe {
+            let b = msg as *const u8;
+            (
+                std::ptr::read_unaligned(b as *const u32),
+                std::ptr::read_unaligned(b.add(12) as *const u32),
+                std::ptr::read_unaligned(b.add(16) as *const u32),
+            )
+        };
+        if req == SET_VRING_ENABLE {
+            if let Some(d) = link.disabled.get(index as usize) {
+                d.store(num == 0, Ordering::Relaxed);
+            }
+        }
+        if link.vid.load(Ordering::SeqCst) == vid {
+            link.withdraw(vid);
+        }
+    }
+    sys::RTE_VHOST_MSG_RESULT_NOT_HANDLED
+}
+
+/// After the library handled a message of device `vid`: the pollers may
+/// take their rings again (they re-read everything).
+unsafe extern "C" fn post_msg(
+    vid: std::os::raw::c_int,
+    _msg: *mut std::os::raw::c_void,
+) -> sys::rte_vhost_msg_result {
+    if let Some(link) = link_of_vid(vid) {
+        let _held = lock(&link.update);
+        if link.vid.load(Ordering::SeqCst) == vid {
+            link.resume();
+        }
+    }
+    sys::RTE_VHOST_MSG_RESULT_NOT_HANDLED
 }

@@ -1,9 +1,18 @@
 /* Out-of-line wrappers for DPDK's static-inline functions; see shim.h. */
 #include "shim.h"
 
+#include <string.h>
+#include <stddef.h>
+
 #include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <rte_ip.h>
+#include <rte_net.h>
+#include <rte_tcp.h>
+#include <rte_udp.h>
+#include <rte_sctp.h>
+#include <linux/virtio_net.h>
 
 uint16_t shim_rte_eth_rx_burst(uint16_t port_id, uint16_t queue_id,
                                struct rte_mbuf **rx_pkts, uint16_t nb_pkts)
@@ -113,4 +122,108 @@ uint64_t shim_rte_get_tsc_hz(void)
 int shim_rte_errno(void)
 {
 	return rte_errno;
+}
+
+void shim_vhost_hdr_to_mbuf(const void *h, struct rte_mbuf *m)
+{
+	const struct virtio_net_hdr *hdr = h;
+	struct rte_net_hdr_lens hdr_lens;
+	uint32_t ptype;
+	int l4_supported;
+
+	if (hdr->flags == 0 && hdr->gso_type == VIRTIO_NET_HDR_GSO_NONE)
+		return;
+	m->ol_flags |= RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN;
+	ptype = rte_net_get_ptype(m, &hdr_lens, RTE_PTYPE_ALL_MASK);
+	m->packet_type = ptype;
+	l4_supported = (ptype & RTE_PTYPE_L4_MASK) == RTE_PTYPE_L4_TCP ||
+		       (ptype & RTE_PTYPE_L4_MASK) == RTE_PTYPE_L4_UDP ||
+		       (ptype & RTE_PTYPE_L4_MASK) == RTE_PTYPE_L4_SCTP;
+	/* VIRTIO 1.2 §5.1.6.2.2: the device only looks at NEEDS_CSUM and
+	 * ignores flag bits it does not know. */
+	if (hdr->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+		uint32_t hdrlen = hdr_lens.l2_len + hdr_lens.l3_len + hdr_lens.l4_len;
+
+		if (hdr->csum_start <= hdrlen && l4_supported) {
+			m->ol_flags |= RTE_MBUF_F_RX_L4_CKSUM_NONE;
+		} else {
+			/* Unknown protocol or tunnel: complete the checksum. */
+			uint16_t csum = 0, off;
+
+			if (hdr->csum_start >= rte_pktmbuf_pkt_len(m) ||
+			    rte_raw_cksum_mbuf(m, hdr->csum_start,
+					rte_pktmbuf_pkt_len(m) - hdr->csum_start, &csum) < 0)
+				return;
+			if (csum != 0xffff)
+				csum = ~csum;
+			off = hdr->csum_offset + hdr->csum_start;
+			if (rte_pktmbuf_data_len(m) >= off + 2)
+				*rte_pktmbuf_mtod_offset(m, unaligned_uint16_t *, off) = csum;
+		}
+	}
+	if (hdr->gso_type != VIRTIO_NET_HDR_GSO_NONE && hdr->gso_size != 0) {
+		switch (hdr->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) {
+		case VIRTIO_NET_HDR_GSO_TCPV4:
+		case VIRTIO_NET_HDR_GSO_TCPV6:
+			if ((ptype & RTE_PTYPE_L4_MASK) != RTE_PTYPE_L4_TCP)
+				break;
+			m->ol_flags |= RTE_MBUF_F_RX_LRO | RTE_MBUF_F_RX_L4_CKSUM_NONE;
+			m->tso_segsz = hdr->gso_size;
+			break;
+		case VIRTIO_NET_HDR_GSO_UDP:
+			if ((ptype & RTE_PTYPE_L4_MASK) != RTE_PTYPE_L4_UDP)
+				break;
+			m->ol_flags |= RTE_MBUF_F_RX_LRO | RTE_MBUF_F_RX_L4_CKSUM_NONE;
+			m->tso_segsz = hdr->gso_size;
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+void shim_vhost_mbuf_to_hdr(struct rte_mbuf *m, void *h)
+{
+	struct virtio_net_hdr *hdr = h;
+	uint64_t csum_l4 = m->ol_flags & RTE_MBUF_F_TX_L4_MASK;
+
+	memset(hdr, 0, sizeof(*hdr));
+	if (m->ol_flags & RTE_MBUF_F_TX_TCP_SEG)
+		csum_l4 |= RTE_MBUF_F_TX_TCP_CKSUM;
+	if (csum_l4) {
+		/* VIRTIO 1.2 §5.1.6.4: with NEEDS_CSUM the L4 checksum field
+		 * holds the pseudo-header sum. */
+		rte_net_intel_cksum_prepare(m);
+		hdr->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+		hdr->csum_start = m->l2_len + m->l3_len;
+		switch (csum_l4) {
+		case RTE_MBUF_F_TX_TCP_CKSUM:
+			hdr->csum_offset = offsetof(struct rte_tcp_hdr, cksum);
+			break;
+		case RTE_MBUF_F_TX_UDP_CKSUM:
+			hdr->csum_offset = offsetof(struct rte_udp_hdr, dgram_cksum);
+			break;
+		case RTE_MBUF_F_TX_SCTP_CKSUM:
+			hdr->csum_offset = offsetof(struct rte_sctp_hdr, cksum);
+			break;
+		}
+	}
+	/* The guest cannot be asked to complete an IPv4 header checksum. */
+	if (m->ol_flags & RTE_MBUF_F_TX_IP_CKSUM) {
+		struct rte_ipv4_hdr *ip =
+			rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, m->l2_len);
+
+		ip->hdr_checksum = 0;
+		ip->hdr_checksum = rte_ipv4_cksum(ip);
+	}
+	if (m->ol_flags & RTE_MBUF_F_TX_TCP_SEG) {
+		hdr->gso_type = (m->ol_flags & RTE_MBUF_F_TX_IPV4) ?
+			VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6;
+		hdr->gso_size = m->tso_segsz;
+		hdr->hdr_len = m->l2_len + m->l3_len + m->l4_len;
+	} else if (m->ol_flags & RTE_MBUF_F_TX_UDP_SEG) {
+		hdr->gso_type = VIRTIO_NET_HDR_GSO_UDP;
+		hdr->gso_size = m->tso_segsz;
+		hdr->hdr_len = m->l2_len + m->l3_len + m->l4_len;
+	}
 }

@@ -45,4 +45,14 @@ unsigned int shim_rte_lcore_id(void);
 uint64_t shim_rte_get_tsc_hz(void);
 int shim_rte_errno(void);
 
+/*
+ * The vhost fast path of dpdk/src/vring: a virtio-net header (VIRTIO 1.2
+ * §5.1.6, `struct virtio_net_hdr`, 10 bytes) to and from an mbuf's offload
+ * fields, with the semantics of lib/vhost's vhost_dequeue_offload (compliant
+ * offload flags, as net_vhost asks for) and virtio_enqueue_offload. Called
+ * only for frames that carry an offload (the common case is decided in Rust).
+ */
+void shim_vhost_hdr_to_mbuf(const void *hdr, struct rte_mbuf *m);
+void shim_vhost_mbuf_to_hdr(struct rte_mbuf *m, void *hdr);
+
 #endif

@@ -1,0 +1,156 @@
+//! Frames between guest buffers and mbufs: [`MbufSink`] builds mbufs
+//! (chained when a frame is longer than one mbuf's room) from what the
+//! guest sent, [`MbufSource`] writes mbufs into the guest's buffers. The
+//! virtio-net header (VIRTIO 1.2 §5.1.6) maps to and from the mbuf's
+//! offload fields as the vhost library does it (`vhost_dequeue_offload`,
+//! `virtio_enqueue_offload`, in the dpdk-sys shim); a header with no
+//! offload (the common case) is decided here without a call.
+
+use dpdk_sys as sys;
+
+use super::net::{Reader, RxSource, TxSink, Writer};
+
+/// Size of `struct virtio_net_hdr` (no `num_buffers`).
+pub(crate) const HDR_LEN: usize = 10;
+/// Size with `num_buffers` (`VIRTIO_NET_F_MRG_RXBUF` or VIRTIO 1.x).
+pub(crate) const HDR_LEN_MRG: usize = 12;
+
+/// Builds mbufs from guest frames into `out[..cap]`, whose mbufs were
+/// allocated in bulk beforehand.
+pub(crate) struct MbufSink {
+    pub pool: *mut sys::rte_mempool,
+    pub out: *mut *mut sys::rte_mbuf,
+    /// Mbufs filled so far (from the front of `out`).
+    pub filled: usize,
+    /// Mbufs in `out`.
+    pub cap: usize,
+    pub hdr_len: usize,
+    /// The guest negotiated host offloads: headers are read.
+    pub offload: bool,
+    pub port: u16,
+    pub bytes: u64,
+}
+
+/// Room for data in a fresh mbuf (`rte_pktmbuf_tailroom` of an empty one).
+#[inline(always)]
+fn room(m: &sys::rte_mbuf) -> usize {
+    (m.buf_len as usize).saturating_sub(m.data_off as usize + m.data_len as usize)
+}
+
+impl TxSink for MbufSink {
+    #[inline(always)]
+    fn take(&mut self, frame: &mut Reader<'_>, total: u32) -> bool {
+        if self.filled == self.cap {
+            return false;
+        }
+        let mut hdr = [0u8; HDR_LEN_MRG];
+        frame.read(&mut hdr[..self.hdr_len]);
+        // SAFETY: `out` has `cap` freshly allocated mbufs; `filled` < cap.
+        let head = unsafe { *self.out.add(self.filled) };
+        let len = total as usize - self.hdr_len;
+        let mut seg = head;
+        let mut left = len;
+        // SAFETY: `head` and the segments allocated below are valid,
+        // exclusively owned mbufs; data is written within their room.
+        unsafe {
+            loop {
+                let m = &mut *seg;
+                let r = room(m);
+                let base = (m.buf_addr as *mut u8).add(m.data_off as usize + m.data_len as usize);
+                let mut put = 0usize;
+                while put < r.min(left) {
+                    let s = frame.next_piece(r.min(left) - put);
+                    if s.is_empty() {
+                        break;
+                    }
+                    std::ptr::copy_nonoverlapping(s.as_ptr(), base.add(put), s.len());
+                    put += s.len();
+                }
+                m.data_len += put as u16;
+                left -= put;
+                if left == 0 || put == 0 && r != 0 {
+                    break;
+                }
+                let next = sys::shim_rte_pktmbuf_alloc(self.pool);
+                if next.is_null() {
+                    // The head stays for the next frame: free what was
+                    // chained to it and leave it empty.
+                    let extra = (*head).next;
+                    if !extra.is_null() {
+                        sys::shim_rte_pktmbuf_free(extra);
+                    }
+                    (*head).next = std::ptr::null_mut();
+                    (*head).nb_segs = 1;
+                    (*head).data_len = 0;
+                    return false;
+                }
+                m.next = next;
+                (*head).nb_segs += 1;
+                seg = next;
+            }
+            let h = &mut *head;
+            h.pkt_len = (len - left) as u32;
+            h.port = self.port;
+            if self.offload && (hdr[0] != 0 || hdr[1] != 0) {
+                sys::shim_vhost_hdr_to_mbuf(hdr.as_ptr().cast(), head);
+            }
+            self.bytes += u64::from(h.pkt_len);
+        }
+        self.filled += 1;
+        true
+    }
+}
+
+/// Writes mbufs `pkts[..]` into guest buffers.
+pub(crate) struct MbufSource {
+    pub pkts: *const *mut sys::rte_mbuf,
+    pub hdr_len: usize,
+    pub bytes: u64,
+}
+
+/// Transmit offload flags that need a virtio-net header with content.
+const TX_OFFLOADS: u64 = sys::RTE_MBUF_F_TX_L4_MASK
+    | sys::RTE_MBUF_F_TX_TCP_SEG
+    | sys::RTE_MBUF_F_TX_UDP_SEG
+    | sys::RTE_MBUF_F_TX_IP_CKSUM;
+
+impl RxSource for MbufSource {
+    #[inline(always)]
+    fn len(&self, i: usize) -> u32 {
+        // SAFETY: the caller's first frames are valid mbufs.
+        unsafe { (**self.pkts.add(i)).pkt_len }
+    }
+
+    #[inline(always)]
+    fn write(&mut self, i: usize, num_buffers: u16, out: &mut Writer<'_>) {
+        let mut hdr = [0u8; HDR_LEN_MRG];
+        // SAFETY: as in `len`; the mbuf is the caller's and the shim only
+        // writes its own headers (pseudo-header checksum, IPv4 checksum).
+        let m = unsafe { *self.pkts.add(i) };
+        if unsafe { (*m).ol_flags } & TX_OFFLOADS != 0 {
+            // SAFETY: `hdr` holds a `struct virtio_net_hdr`.
+            unsafe { sys::shim_vhost_mbuf_to_hdr(m, hdr.as_mut_ptr().cast()) };
+        }
+        hdr[10..12].copy_from_slice(&num_buffers.to_le_bytes());
+        out.write(&hdr[..self.hdr_len]);
+        let mut seg = m as *const sys::rte_mbuf;
+        while !seg.is_null() {
+            // SAFETY: a segment of a valid chain: data_len bytes at
+            // buf_addr + data_off; `next` is valid or NULL.
+            let (data, next) = unsafe {
+                let s = &*seg;
+                (
+                    std::slice::from_raw_parts(
+                        (s.buf_addr as *const u8).add(s.data_off as usize),
+                        s.data_len as usize,
+                    ),
+                    s.next as *const sys::rte_mbuf,
+                )
+            };
+            out.write(data);
+            seg = next;
+        }
+        // SAFETY: as above.
+        self.bytes += u64::from(unsafe { (*m).pkt_len });
+    }
+}

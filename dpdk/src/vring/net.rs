@@ -1,0 +1,249 @@
+//! Frames through a split ring: the guest's transmit ring into packets
+//! ([`dequeue`]) and packets into the guest's receive ring ([`enqueue`]),
+//! with the virtio-net header (VIRTIO 1.2 §5.1.6) in front of each frame
+//! and, for receive, mergeable buffers (§5.1.6.3, `VIRTIO_NET_F_MRG_RXBUF`).
+//!
+//! What a frame is copied into or out of is the caller's ([`TxSink`],
+//! [`RxSource`]): mbufs on the datapath, byte vectors in the tests.
+
+use super::split::{ChainError, Segs, SplitRing, MAX_CHAINS, MAX_FRAME};
+
+/// Takes the frames [`dequeue`] found.
+pub(crate) trait TxSink {
+    /// Takes one frame of `total` bytes (virtio-net header included) from
+    /// `frame`; `false` when it cannot (nothing is consumed then, and the
+    /// burst ends).
+    fn take(&mut self, frame: &mut Reader<'_>, total: u32) -> bool;
+}
+
+/// Gives the frames [`enqueue`] sends.
+pub(crate) trait RxSource {
+    /// Length of frame `i` (without virtio-net header).
+    fn len(&self, i: usize) -> u32;
+    /// Writes frame `i`'s virtio-net header (`num_buffers` chains,
+    /// §5.1.6.4) and then its bytes to `out`.
+    fn write(&mut self, i: usize, num_buffers: u16, out: &mut Writer<'_>);
+}
+
+/// Reads a frame's bytes across its segments, in order.
+pub(crate) struct Reader<'a> {
+    segs: &'a Segs,
+    seg: usize,
+    off: u32,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(segs: &'a Segs) -> Self {
+        Reader {
+            segs,
+            seg: 0,
+            off: 0,
+        }
+    }
+
+    /// The next contiguous piece of at most `max` bytes (empty at the end).
+    #[inline(always)]
+    pub(crate) fn next_piece(&mut self, max: usize) -> &'a [u8] {
+        while self.seg < self.segs.len() {
+            let (p, len) = self.segs.get(self.seg);
+            if self.off < len {
+                let n = ((len - self.off) as usize).min(max);
+                // SAFETY: the segment is a checked range of mapped guest
+                // memory of `len` bytes; off + n <= len.
+                let s = unsafe { std::slice::from_raw_parts(p.add(self.off as usize), n) };
+                self.off += n as u32;
+                return s;
+            }
+            self.seg += 1;
+            self.off = 0;
+        }
+        &[]
+    }
+
+    /// Fills `dst` (fewer bytes at the end of the frame); returns how many.
+    #[inline(always)]
+    pub(crate) fn read(&mut self, dst: &mut [u8]) -> usize {
+        let mut done = 0;
+        while done < dst.len() {
+            let s = self.next_piece(dst.len() - done);
+            if s.is_empty() {
+                break;
+            }
+            dst[done..done + s.len()].copy_from_slice(s);
+            done += s.len();
+        }
+        done
+    }
+}
+
+/// Writes a frame across the segments of its chains, in order.
+pub(crate) struct Writer<'a> {
+    segs: &'a Segs,
+    seg: usize,
+    off: u32,
+    /// Bytes written.
+    pub(crate) written: u32,
+}
+
+impl<'a> Writer<'a> {
+    pub(crate) fn new(segs: &'a Segs) -> Self {
+        Writer {
+            segs,
+            seg: 0,
+            off: 0,
+            written: 0,
+        }
+    }
+
+    /// Copies `data` on (what does not fit is cut: [`enqueue`] reserves
+    /// room for the whole frame first).
+    #[inline(always)]
+    pub(crate) fn write(&mut self, mut data: &[u8]) {
+        while !data.is_empty() && self.seg < self.segs.len() {
+            let (p, len) = self.segs.get(self.seg);
+            let n = ((len - self.off) as usize).min(data.len());
+            // SAFETY: the segment is a checked, device-writable range of
+            // mapped guest memory of `len` bytes; off + n <= len.
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p.add(self.off as usize), n) };
+            self.off += n as u32;
+            self.written += n as u32;
+            data = &data[n..];
+            if self.off == len {
+                self.seg += 1;
+                self.off = 0;
+            }
+        }
+    }
+}
+
+/// What one burst did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Done {
+    /// Frames taken (dequeue) or sent (enqueue).
+    pub frames: usize,
+    /// Malformed chains refused (returned to the guest unused).
+    pub errors: u64,
+    /// The driver wants a used-buffer notification.
+    pub notify: bool,
+}
+
+/// Takes up to `max` frames the guest made available on its transmit
+/// ring. Every chain must be device-readable (§5.1.6.2) and at least
+/// `hdr_len` long; a malformed one is returned with length 0 and counted.
+/// Each consumed chain gets a used entry of length 0 (nothing written).
+pub(crate) fn dequeue(
+    ring: &mut SplitRing,
+    segs: &mut Segs,
+    hdr_len: u32,
+    max: usize,
+    sink: &mut impl TxSink,
+) -> Done {
+    let mut done = Done::default();
+    let n = ring.avail_count().min(max.min(u16::MAX as usize) as u16);
+    let mut taken = 0u16;
+    while taken < n {
+        let head = ring.avail_head(taken);
+        segs.clear();
+        let walked = ring.walk(head, false, segs).and_then(|t| {
+            if t < hdr_len {
+                Err(ChainError::TooShort)
+            } else {
+                Ok(t)
+            }
+        });
+        match walked {
+            Ok(total) => {
+                if !sink.take(&mut Reader::new(segs), total) {
+                    break;
+                }
+                done.frames += 1;
+            }
+            Err(_) => done.errors += 1,
+        }
+        ring.push_used(head, 0);
+        taken += 1;
+    }
+    ring.advance(taken);
+    ring.errors += done.errors;
+    if taken > 0 {
+        done.notify = ring.publish_used();
+    }
+    done
+}
+
+/// Copies up to `n` frames of `src` into the guest's receive ring, each
+/// behind a `hdr_len`-byte virtio-net header, spread over several chains
+/// when `mergeable` (§5.1.6.3.1: `num_buffers` in the header), else in one
+/// chain each. Stops at the first frame the available buffers cannot hold
+/// (it and those after it are not sent). A malformed chain is returned
+/// with length 0 and counted; a frame whose chains included one is
+/// consumed without being delivered (its chains are returned empty).
+pub(crate) fn enqueue(
+    ring: &mut SplitRing,
+    segs: &mut Segs,
+    hdr_len: u32,
+    mergeable: bool,
+    src: &mut impl RxSource,
+    n: usize,
+) -> Done {
+    let mut done = Done::default();
+    let avail = ring.avail_count();
+    let mut pos = 0u16;
+    let mut heads = [(0u16, 0u32); MAX_CHAINS];
+    'frames: for i in 0..n {
+        let need = hdr_len.saturating_add(src.len(i));
+        if need > MAX_FRAME {
+            break;
+        }
+        segs.clear();
+        let start = pos;
+        let mut nch = 0usize;
+        let mut cap = 0u32;
+        let mut bad = false;
+        while cap < need {
+            if pos == avail || nch == MAX_CHAINS || (!mergeable && nch == 1) {
+                // Not enough buffers (or, without mergeable buffers, a
+                // chain too short for the frame): the frame waits.
+                pos = start;
+                break 'frames;
+            }
+            let head = ring.avail_head(pos);
+            pos += 1;
+            match ring.walk(head, true, segs) {
+                Ok(c) => {
+                    heads[nch] = (head, c);
+                    nch += 1;
+                    cap = cap.saturating_add(c);
+                }
+                Err(_) => {
+                    ring.push_used(head, 0);
+                    done.errors += 1;
+                    bad = true;
+                    break;
+                }
+            }
+        }
+        if bad {
+            for &(h, _) in &heads[..nch] {
+                ring.push_used(h, 0);
+            }
+            done.frames += 1;
+            continue;
+        }
+        let mut w = Writer::new(segs);
+        src.write(i, nch as u16, &mut w);
+        let mut left = w.written;
+        for &(h, c) in &heads[..nch] {
+            let l = left.min(c);
+            ring.push_used(h, l);
+            left -= l;
+        }
+        done.frames += 1;
+    }
+    ring.advance(pos);
+    ring.errors += done.errors;
+    if pos > 0 {
+        done.notify = ring.publish_used();
+    }
+    done
+}

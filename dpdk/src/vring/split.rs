@@ -1,0 +1,370 @@
+//! The device side of one split virtqueue (VIRTIO 1.2 §2.7) over rings the
+//! vhost library already mapped: chain walking with every guest address
+//! checked, used entries written in a batch and published once, and the
+//! used-buffer notification decision.
+//!
+//! The three ring areas come from `rte_vhost_get_vhost_vring` (host
+//! addresses the library translated and checked to be mapped when the
+//! guest set them); [`SplitRing::new`] checks their alignment. Ring
+//! entries are indexed modulo the queue size, so no ring access can leave
+//! them. Descriptors are copied out of guest memory once, and only the
+//! copy is checked and used (no double fetch). Buffers named by
+//! descriptors go through [`GuestMem`].
+
+use std::ptr;
+use std::sync::atomic::{fence, AtomicU16, Ordering};
+
+use super::mem::GuestMem;
+use super::{
+    VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
+};
+
+/// Most guest segments one frame may occupy (DPDK's `BUF_VECTOR_MAX` is
+/// 256; a Linux guest's largest TSO frame takes under 20).
+pub(crate) const MAX_SEGS: usize = 128;
+
+/// Most chains one received frame may be spread over (mergeable buffers).
+pub(crate) const MAX_CHAINS: usize = 64;
+
+/// Largest frame taken from or given to a guest, header included: a
+/// 64 KiB GSO frame and its virtio-net header. Longer chains are dropped
+/// (they would only exhaust the mbuf pool).
+pub(crate) const MAX_FRAME: u32 = 65536 + 64;
+
+/// One descriptor (§2.7.5), as copied out of the table.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Desc {
+    pub addr: u64,
+    pub len: u32,
+    pub flags: u16,
+    pub next: u16,
+}
+
+/// Why a chain was refused. The chain is returned to the guest unused and
+/// counted; the ring goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChainError {
+    /// The head or a `next` is not below the (table) size (§2.7.5).
+    BadIndex,
+    /// More descriptors than the queue (or indirect table) holds: a loop
+    /// (§2.7.5.3.1 / §2.7.13.3.1: chains are at most Queue Size long).
+    TooLong,
+    /// An address range outside guest memory.
+    OutOfBounds,
+    /// A device-writable buffer where a device-readable one is due, or the
+    /// reverse (§2.7.5, §5.1.6.2 / §5.1.6.3).
+    WrongDirection,
+    /// An indirect descriptor that is not allowed: not negotiated, inside
+    /// an indirect table, together with `NEXT`, or a table length that is
+    /// not a multiple of 16 (§2.7.5.3.1).
+    BadIndirect,
+    /// The chain's total length overflows or passes [`MAX_FRAME`], or it
+    /// needs more than [`MAX_SEGS`] segments.
+    TooBig,
+    /// Shorter than the virtio-net header (§5.1.6.2: every frame starts
+    /// with one).
+    TooShort,
+}
+
+/// The host segments of one or more chains.
+#[derive(Debug)]
+pub(crate) struct Segs {
+    ptr: [*mut u8; MAX_SEGS],
+    len: [u32; MAX_SEGS],
+    n: usize,
+}
+
+// SAFETY: the pointers are into guest memory the vhost library keeps
+// mapped while the ring that filled them lives; one thread uses them.
+unsafe impl Send for Segs {}
+
+impl Default for Segs {
+    fn default() -> Self {
+        Segs {
+            ptr: [ptr::null_mut(); MAX_SEGS],
+            len: [0; MAX_SEGS],
+            n: 0,
+        }
+    }
+}
+
+impl Segs {
+    #[inline(always)]
+    fn push(&mut self, p: *mut u8, len: u32) -> Result<(), ChainError> {
+        if self.n == MAX_SEGS {
+            return Err(ChainError::TooBig);
+        }
+        self.ptr[self.n] = p;
+        self.len[self.n] = len;
+        self.n += 1;
+        Ok(())
+    }
+
+    /// Forgets the segments.
+    #[inline(always)]
+    pub(crate) fn clear(&mut self) {
+        self.n = 0;
+    }
+
+    /// How many segments.
+    pub(crate) fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Segment `i` (below [`Segs::len`]).
+    #[inline(always)]
+    pub(crate) fn get(&self, i: usize) -> (*mut u8, u32) {
+        (self.ptr[i], self.len[i])
+    }
+}
+
+/// Host addresses of the three ring areas and the queue size, as the vhost
+/// library reports them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RingAddrs {
+    pub desc: *mut u8,
+    pub avail: *mut u8,
+    pub used: *mut u8,
+    pub size: u16,
+}
+
+/// Why a ring cannot be driven here (the vhost library keeps it then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RingError {
+    /// Size 0, not a power of two or above 32768 (§2.7).
+    BadSize,
+    /// A ring area is missing or not aligned as §2.7 "Virtqueue Part
+    /// Alignment" requires (descriptors 16, available 2, used 4).
+    Misaligned,
+}
+
+/// The device side of one split ring.
+#[derive(Debug)]
+pub(crate) struct SplitRing {
+    pub(crate) mem: GuestMem,
+    desc: *const Desc,
+    avail: *mut u16,
+    used: *mut u16,
+    size: u16,
+    mask: u16,
+    indirect: bool,
+    event_idx: bool,
+    /// The next available entry to take (`last_avail_idx`).
+    pub(crate) last_avail: u16,
+    /// The next used entry to write (`last_used_idx`); published up to here.
+    pub(crate) last_used: u16,
+    /// `last_used` at the last notification decision.
+    signalled: u16,
+    signalled_valid: bool,
+    /// Set when the driver broke the ring (its available index moved by
+    /// more than the queue size): nothing more is taken from it.
+    pub(crate) broken: bool,
+    /// Chains refused (see [`ChainError`]).
+    pub(crate) errors: u64,
+}
+
+// SAFETY: the pointers point into guest memory the vhost library keeps
+// mapped while the device lives; one thread drives a ring at a time.
+unsafe impl Send for SplitRing {}
+
+impl SplitRing {
+    /// A ring over `addrs`, taking entries from `last_avail` and writing
+    /// used entries from `last_used`, with the `indirect` and `event_idx`
+    /// features as negotiated.
+    pub(crate) fn new(
+        mem: GuestMem,
+        addrs: RingAddrs,
+        last_avail: u16,
+        last_used: u16,
+        indirect: bool,
+        event_idx: bool,
+    ) -> Result<SplitRing, RingError> {
+        let size = addrs.size;
+        if size == 0 || !size.is_power_of_two() || size > 32768 {
+            return Err(RingError::BadSize);
+        }
+        let aligned = |p: *mut u8, a: usize| !p.is_null() && (p as usize) & (a - 1) == 0;
+        if !aligned(addrs.desc, 16) || !aligned(addrs.avail, 2) || !aligned(addrs.used, 4) {
+            return Err(RingError::Misaligned);
+        }
+        Ok(SplitRing {
+            mem,
+            desc: addrs.desc as *const Desc,
+            avail: addrs.avail as *mut u16,
+            used: addrs.used as *mut u16,
+            size,
+            mask: size - 1,
+            indirect,
+            event_idx,
+            last_avail,
+            last_used,
+            signalled: last_used,
+            signalled_valid: false,
+            broken: false,
+            errors: 0,
+        })
+    }
+
+    /// How many chains the driver made available past `last_avail` (one
+    /// acquire load of `avail->idx`, §2.7.13.3: the driver publishes the
+    /// ring entries before the index). An index that moved by more than
+    /// the queue size breaks the ring (0 from then on).
+    #[inline(always)]
+    pub(crate) fn avail_count(&mut self) -> u16 {
+        if self.broken {
+            return 0;
+        }
+        // SAFETY: `avail` + 2 bytes is `avail->idx`, inside the ring area,
+        // 2-aligned (checked in `new`).
+        let idx = unsafe { &*(self.avail.add(1) as *const AtomicU16) }.load(Ordering::Acquire);
+        let n = idx.wrapping_sub(self.last_avail);
+        if n > self.size {
+            self.broken = true;
+            return 0;
+        }
+        n
+    }
+
+    /// The head of the `i`-th available chain past `last_avail`.
+    #[inline(always)]
+    pub(crate) fn avail_head(&self, i: u16) -> u16 {
+        let slot = (self.last_avail.wrapping_add(i) & self.mask) as usize;
+        // SAFETY: `avail->ring[slot]`, slot < size: inside the ring area.
+        unsafe { ptr::read_volatile(self.avail.add(2 + slot)) }
+    }
+
+    /// Walks the chain at `head`, appending its buffers' host segments to
+    /// `segs`: every descriptor must be device-writable if `writable`, else
+    /// device-readable. Returns the chain's total length.
+    pub(crate) fn walk(
+        &mut self,
+        head: u16,
+        writable: bool,
+        segs: &mut Segs,
+    ) -> Result<u32, ChainError> {
+        let mut table = self.desc;
+        let mut table_size = u32::from(self.size);
+        let mut in_indirect = false;
+        let mut idx = u32::from(head);
+        // §2.7.13.3.1 / §2.7.5.3.1: a chain is at most as long as the
+        // queue (or the indirect table): more is a loop.
+        let mut ttl = table_size;
+        let mut total = 0u32;
+        loop {
+            if idx >= table_size {
+                return Err(ChainError::BadIndex);
+            }
+            if ttl == 0 {
+                return Err(ChainError::TooLong);
+            }
+            ttl -= 1;
+            // SAFETY: idx < table_size: inside the descriptor table (the
+            // ring's, or an indirect one translated whole below). One copy.
+            let d = unsafe { ptr::read_volatile(table.add(idx as usize)) };
+            if d.flags & VIRTQ_DESC_F_INDIRECT != 0 {
+                // §2.7.5.3.1: the driver MUST NOT set INDIRECT without the
+                // feature, nor INDIRECT and NEXT together, nor INDIRECT
+                // inside an indirect table; the table is a multiple of 16
+                // bytes. (The device ignores WRITE on it: §2.7.5.3.2.)
+                if !self.indirect
+                    || in_indirect
+                    || d.flags & VIRTQ_DESC_F_NEXT != 0
+                    || d.len == 0
+                    || d.len % 16 != 0
+                {
+                    return Err(ChainError::BadIndirect);
+                }
+                let p = self
+                    .mem
+                    .translate(d.addr, u64::from(d.len))
+                    .ok_or(ChainError::OutOfBounds)?;
+                if (p as usize) & (std::mem::align_of::<Desc>() - 1) != 0 {
+                    return Err(ChainError::BadIndirect);
+                }
+                table = p as *const Desc;
+                table_size = d.len / 16;
+                in_indirect = true;
+                ttl = table_size;
+                idx = 0;
+                continue;
+            }
+            if (d.flags & VIRTQ_DESC_F_WRITE != 0) != writable {
+                return Err(ChainError::WrongDirection);
+            }
+            total = total
+                .checked_add(d.len)
+                .filter(|&t| t <= MAX_FRAME)
+                .ok_or(ChainError::TooBig)?;
+            let (mut addr, mut left) = (d.addr, u64::from(d.len));
+            // A buffer may straddle two adjacent regions: one segment each.
+            while left > 0 {
+                let (p, got) = self
+                    .mem
+                    .translate_part(addr, left)
+                    .ok_or(ChainError::OutOfBounds)?;
+                segs.push(p, got as u32)?;
+                addr += got;
+                left -= got;
+            }
+            if d.flags & VIRTQ_DESC_F_NEXT == 0 {
+                return Ok(total);
+            }
+            idx = u32::from(d.next);
+        }
+    }
+
+    /// Consumes `n` available entries.
+    #[inline(always)]
+    pub(crate) fn advance(&mut self, n: u16) {
+        self.last_avail = self.last_avail.wrapping_add(n);
+    }
+
+    /// Writes the used entry (`id`, `len`) at `last_used` (not published).
+    #[inline(always)]
+    pub(crate) fn push_used(&mut self, id: u16, len: u32) {
+        let slot = (self.last_used & self.mask) as usize;
+        // SAFETY: `used->ring[slot]` (8 bytes at 4 + 8 * slot), slot <
+        // size: inside the used ring area, 4-aligned.
+        unsafe {
+            let e = (self.used as *mut u8).add(4 + 8 * slot) as *mut u32;
+            ptr::write_volatile(e, u32::from(id));
+            ptr::write_volatile(e.add(1), len);
+        }
+        self.last_used = self.last_used.wrapping_add(1);
+    }
+
+    /// Publishes the used entries written so far (one release store of
+    /// `used->idx`, §2.7.8: entries before the index) and tells whether the
+    /// driver wants a used-buffer notification for them (§2.7.7.2, §2.7.10).
+    #[inline(always)]
+    pub(crate) fn publish_used(&mut self) -> bool {
+        let new = self.last_used;
+        // SAFETY: `used` + 2 bytes is `used->idx`, 2-aligned, in the area.
+        unsafe { &*(self.used.add(1) as *const AtomicU16) }.store(new, Ordering::Release);
+        let old = self.signalled;
+        if new == old && self.signalled_valid {
+            return false;
+        }
+        // The index store must be visible before the driver's suppression
+        // fields are read (else both sides can miss each other).
+        fence(Ordering::SeqCst);
+        let notify = if self.event_idx {
+            // §2.7.7.2 (VIRTIO_F_EVENT_IDX): notify when the used index
+            // passed `used_event` (`avail->ring[size]`) since the last one.
+            // SAFETY: `used_event` is inside the available ring area.
+            let event = unsafe { ptr::read_volatile(self.avail.add(2 + self.size as usize)) };
+            let need = new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old);
+            need || !self.signalled_valid
+        } else {
+            // §2.7.7.2: without event index, notify unless the driver set
+            // VIRTQ_AVAIL_F_NO_INTERRUPT.
+            // SAFETY: `avail->flags`, first field of the ring area.
+            let flags = unsafe { ptr::read_volatile(self.avail) };
+            flags & VIRTQ_AVAIL_F_NO_INTERRUPT == 0
+        };
+        self.signalled = new;
+        self.signalled_valid = true;
+        notify
+    }
+}

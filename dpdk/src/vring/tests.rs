@@ -1,0 +1,380 @@
+//! The ring code against the mock driver: chains, mergeable buffers,
+//! malformed descriptors, index wrap, notification suppression.
+
+use super::mock::{MockDriver, BASE, DATA, MEM};
+use super::net::{dequeue, enqueue, Reader, RxSource, TxSink, Writer};
+use super::split::{ChainError, Segs};
+use super::{
+    VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
+};
+
+const HDR: u32 = 12;
+
+/// Frames as byte vectors (header included).
+#[derive(Default)]
+struct VecSink(Vec<Vec<u8>>, usize);
+
+impl TxSink for VecSink {
+    fn take(&mut self, frame: &mut Reader<'_>, total: u32) -> bool {
+        if self.0.len() == self.1 {
+            return false;
+        }
+        let mut v = vec![0u8; total as usize];
+        assert_eq!(frame.read(&mut v), total as usize);
+        self.0.push(v);
+        true
+    }
+}
+
+fn sink(cap: usize) -> VecSink {
+    VecSink(Vec::new(), cap)
+}
+
+/// Frames to send, without header.
+struct VecSource(Vec<Vec<u8>>);
+
+impl RxSource for VecSource {
+    fn len(&self, i: usize) -> u32 {
+        self.0[i].len() as u32
+    }
+    fn write(&mut self, i: usize, num_buffers: u16, out: &mut Writer<'_>) {
+        let mut h = [0u8; 12];
+        h[10..12].copy_from_slice(&num_buffers.to_le_bytes());
+        out.write(&h);
+        out.write(&self.0[i]);
+    }
+}
+
+fn frame(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| seed.wrapping_add(i as u8)).collect()
+}
+
+#[test]
+fn tx_chain_across_descriptors_is_one_frame() {
+    let mut d = MockDriver::new(256);
+    let mut r = d.ring(false, false);
+    let f = frame(HDR as usize + 60, 1);
+    d.write(DATA, &f[..12]);
+    d.write(DATA + 0x100, &f[12..40]);
+    d.write(DATA + 0x200, &f[40..]);
+    let h = d.add_chain(&[
+        (DATA, 12, false),
+        (DATA + 0x100, 28, false),
+        (DATA + 0x200, 32, false),
+    ]);
+    d.publish(h);
+    let mut s = sink(32);
+    let done = dequeue(&mut r, &mut Segs::default(), HDR, 32, &mut s);
+    assert_eq!((done.frames, done.errors), (1, 0));
+    assert_eq!(s.0, vec![f]);
+    assert_eq!(d.pop_used(), Some((h, 0)));
+    assert_eq!(d.pop_used(), None);
+    // Nothing more: nothing taken, nothing published.
+    let done = dequeue(&mut r, &mut Segs::default(), HDR, 32, &mut s);
+    assert_eq!(done.frames, 0);
+}
+
+#[test]
+fn tx_stops_where_the_sink_is_full_and_resumes() {
+    let mut d = MockDriver::new(8);
+    let mut r = d.ring(false, false);
+    for i in 0..3u64 {
+        d.write(DATA + 0x100 * i, &frame(64, i as u8));
+        let h = d.add_chain(&[(DATA + 0x100 * i, 64, false)]);
+        d.publish(h);
+    }
+    let mut s = sink(2);
+    assert_eq!(
+        dequeue(&mut r, &mut Segs::default(), HDR, 32, &mut s).frames,
+        2
+    );
+    assert_eq!(d.used_idx(), 2);
+    let mut s = sink(8);
+    assert_eq!(
+        dequeue(&mut r, &mut Segs::default(), HDR, 32, &mut s).frames,
+        1
+    );
+    assert_eq!(s.0, vec![frame(64, 2)]);
+    assert_eq!(d.used_idx(), 3);
+}
+
+#[test]
+fn indirect_tables_when_negotiated_only() {
+    let mut d = MockDriver::new(16);
+    let f = frame(100, 7);
+    d.write(DATA, &f[..50]);
+    d.write(DATA + 0x80, &f[50..]);
+    let table = DATA + 0x1000;
+    let h = d.add_indirect(table, &[(DATA, 50, false), (DATA + 0x80, 50, false)]);
+    let mut r = d.ring(true, false);
+    d.publish(h);
+    let mut s = sink(8);
+    assert_eq!(
+        dequeue(&mut r, &mut Segs::default(), HDR, 8, &mut s).frames,
+        1
+    );
+    assert_eq!(s.0, vec![f]);
+    // Without the feature, the same chain is refused (§2.7.5.3.1).
+    let mut r = d.ring(false, false);
+    let h = d.add_indirect(table, &[(DATA, 50, false), (DATA + 0x80, 50, false)]);
+    d.publish(h);
+    let mut segs = Segs::default();
+    assert_eq!(r.walk(h, false, &mut segs), Err(ChainError::BadIndirect));
+}
+
+/// Each malformed chain is returned with length 0, counted, and does not
+/// stop the good chain behind it.
+#[test]
+fn malformed_tx_chains_are_dropped_and_counted() {
+    let mut d = MockDriver::new(64);
+    let mut r = d.ring(true, false);
+    let end = BASE + MEM as u64;
+    // Outside guest memory, and straddling its end.
+    let mut heads = vec![d.add_chain(&[(end + 0x1000, 64, false)])];
+    heads.push(d.add_chain(&[(end - 10, 64, false)]));
+    // Device-writable where device-readable is due.
+    heads.push(d.add_chain(&[(DATA, 64, true)]));
+    // Shorter than the header.
+    heads.push(d.add_chain(&[(DATA, 4, false)]));
+    // A loop: the descriptor names itself.
+    let lp = 40;
+    d.set_desc(lp, DATA, 64, VIRTQ_DESC_F_NEXT, lp);
+    heads.push(lp);
+    // `next` beyond the table.
+    d.set_desc(41, DATA, 64, VIRTQ_DESC_F_NEXT, 500);
+    heads.push(41);
+    // Indirect with NEXT, indirect of odd length, nested indirect.
+    d.set_desc(
+        42,
+        DATA + 0x1000,
+        32,
+        VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_NEXT,
+        0,
+    );
+    heads.push(42);
+    d.set_desc(43, DATA + 0x1000, 17, VIRTQ_DESC_F_INDIRECT, 0);
+    heads.push(43);
+    d.write_desc_at(DATA + 0x2000, DATA + 0x1000, 16, VIRTQ_DESC_F_INDIRECT, 0);
+    d.set_desc(44, DATA + 0x2000, 16, VIRTQ_DESC_F_INDIRECT, 0);
+    heads.push(44);
+    // Lengths that overflow 32 bits.
+    d.set_desc(45, DATA, u32::MAX, VIRTQ_DESC_F_NEXT, 46);
+    d.set_desc(46, DATA, 16, 0, 0);
+    heads.push(45);
+    // A head beyond the queue.
+    heads.push(1000);
+    let good = frame(80, 3);
+    d.write(DATA + 0x3000, &good);
+    d.set_desc(50, DATA + 0x3000, 80, 0, 0);
+    heads.push(50);
+    for &h in &heads {
+        d.publish(h);
+    }
+    let mut s = sink(64);
+    let done = dequeue(&mut r, &mut Segs::default(), HDR, 64, &mut s);
+    assert_eq!(done.frames, 1);
+    assert_eq!(done.errors, heads.len() as u64 - 1);
+    assert_eq!(r.errors, heads.len() as u64 - 1);
+    assert_eq!(s.0, vec![good]);
+    for &h in &heads {
+        assert_eq!(d.pop_used(), Some((h, 0)));
+    }
+}
+
+#[test]
+fn walk_reports_each_malformation() {
+    let mut d = MockDriver::new(16);
+    let mut r = d.ring(false, false);
+    let mut segs = Segs::default();
+    d.set_desc(0, DATA, 64, VIRTQ_DESC_F_NEXT, 0);
+    assert_eq!(r.walk(0, false, &mut segs), Err(ChainError::TooLong));
+    d.set_desc(1, BASE + MEM as u64, 1, 0, 0);
+    assert_eq!(r.walk(1, false, &mut segs), Err(ChainError::OutOfBounds));
+    d.set_desc(2, DATA, 1, VIRTQ_DESC_F_WRITE, 0);
+    assert_eq!(r.walk(2, false, &mut segs), Err(ChainError::WrongDirection));
+    d.set_desc(3, DATA, 1, 0, 0);
+    assert_eq!(r.walk(3, true, &mut segs), Err(ChainError::WrongDirection));
+    assert_eq!(r.walk(16, false, &mut segs), Err(ChainError::BadIndex));
+    d.set_desc(4, DATA, 70000, 0, 0);
+    assert_eq!(r.walk(4, false, &mut segs), Err(ChainError::TooBig));
+}
+
+#[test]
+fn rx_without_mergeable_buffers_takes_one_chain_per_frame() {
+    let mut d = MockDriver::new(16);
+    let mut r = d.ring(false, false);
+    let h1 = d.add_chain(&[(DATA, 12, true), (DATA + 0x100, 1500, true)]);
+    let h2 = d.add_chain(&[(DATA + 0x1000, 1600, true)]);
+    d.publish(h1);
+    d.publish(h2);
+    let frames = vec![frame(60, 1), frame(1000, 2), frame(70, 3)];
+    let mut src = VecSource(frames.clone());
+    let done = enqueue(&mut r, &mut Segs::default(), HDR, false, &mut src, 3);
+    // Two chains: the third frame waits.
+    assert_eq!(done.frames, 2);
+    assert_eq!(d.pop_used(), Some((h1, 72)));
+    assert_eq!(d.pop_used(), Some((h2, 1012)));
+    assert_eq!(d.read(DATA + 10, 2), vec![1, 0]);
+    assert_eq!(d.read(DATA + 0x100, 60), frames[0]);
+    assert_eq!(d.read(DATA + 0x100c, 1000), frames[1]);
+    // A chain too short for a frame: it waits too (and is not consumed).
+    let h3 = d.add_chain(&[(DATA + 0x2000, 40, true)]);
+    d.publish(h3);
+    let mut src = VecSource(vec![frame(100, 4)]);
+    assert_eq!(
+        enqueue(&mut r, &mut Segs::default(), HDR, false, &mut src, 1).frames,
+        0
+    );
+    assert_eq!(d.pop_used(), None);
+    let mut src = VecSource(vec![frame(20, 5)]);
+    assert_eq!(
+        enqueue(&mut r, &mut Segs::default(), HDR, false, &mut src, 1).frames,
+        1
+    );
+    assert_eq!(d.pop_used(), Some((h3, 32)));
+}
+
+#[test]
+fn rx_mergeable_buffers_spread_a_frame_and_count_them() {
+    let mut d = MockDriver::new(16);
+    let mut r = d.ring(false, false);
+    let heads: Vec<u16> = (0..4u64)
+        .map(|i| d.add_chain(&[(DATA + 0x100 * i, 32, true)]))
+        .collect();
+    for &h in &heads {
+        d.publish(h);
+    }
+    let f = frame(70, 9);
+    let mut src = VecSource(vec![f.clone(), frame(40, 1)]);
+    let done = enqueue(&mut r, &mut Segs::default(), HDR, true, &mut src, 2);
+    // 82 bytes over three 32-byte buffers; the second frame (52) does not
+    // fit the one left and waits, without consuming it.
+    assert_eq!(done.frames, 1);
+    assert_eq!(d.pop_used(), Some((heads[0], 32)));
+    assert_eq!(d.pop_used(), Some((heads[1], 32)));
+    assert_eq!(d.pop_used(), Some((heads[2], 18)));
+    assert_eq!(d.pop_used(), None);
+    // num_buffers (§5.1.6.4) = 3.
+    assert_eq!(d.read(DATA + 10, 2), vec![3, 0]);
+    let mut got = d.read(DATA + 12, 20);
+    got.extend(d.read(DATA + 0x100, 32));
+    got.extend(d.read(DATA + 0x200, 18));
+    assert_eq!(got, f);
+    let h = d.add_chain(&[(DATA + 0x400, 64, true)]);
+    d.publish(h);
+    let mut src = VecSource(vec![frame(40, 1)]);
+    assert_eq!(
+        enqueue(&mut r, &mut Segs::default(), HDR, true, &mut src, 1).frames,
+        1
+    );
+    assert_eq!(d.pop_used(), Some((heads[3], 32)));
+    assert_eq!(d.pop_used(), Some((h, 20)));
+}
+
+#[test]
+fn malformed_rx_chain_is_returned_empty() {
+    let mut d = MockDriver::new(16);
+    let mut r = d.ring(false, false);
+    let bad = d.add_chain(&[(DATA, 64, false)]);
+    let good = d.add_chain(&[(DATA + 0x100, 128, true)]);
+    d.publish(bad);
+    d.publish(good);
+    let mut src = VecSource(vec![frame(60, 1), frame(60, 2)]);
+    let done = enqueue(&mut r, &mut Segs::default(), HDR, true, &mut src, 2);
+    // The first frame met the bad chain and was consumed undelivered; the
+    // second went into the good chain.
+    assert_eq!((done.frames, done.errors), (2, 1));
+    assert_eq!(d.pop_used(), Some((bad, 0)));
+    assert_eq!(d.pop_used(), Some((good, 72)));
+    assert_eq!(d.read(DATA + 0x100 + 12, 60), frame(60, 2));
+}
+
+#[test]
+fn indices_wrap_at_65535() {
+    let mut d = MockDriver::new(4);
+    d.start_at(65534);
+    let mut r = d.ring(false, false);
+    for round in 0..3u8 {
+        let heads: Vec<u16> = (0..3u64)
+            .map(|i| {
+                d.write(DATA + 0x100 * i, &frame(64, round));
+                d.add_chain(&[(DATA + 0x100 * i, 64, false)])
+            })
+            .collect();
+        for &h in &heads {
+            d.publish(h);
+        }
+        let mut s = sink(8);
+        assert_eq!(
+            dequeue(&mut r, &mut Segs::default(), HDR, 8, &mut s).frames,
+            3
+        );
+        for &h in &heads {
+            assert_eq!(d.pop_used(), Some((h, 0)));
+        }
+    }
+    assert_eq!(r.last_avail, 65534u16.wrapping_add(9));
+    assert_eq!(d.used_idx(), 7);
+}
+
+#[test]
+fn an_available_index_jump_breaks_the_ring() {
+    let mut d = MockDriver::new(8);
+    let mut r = d.ring(false, false);
+    d.set_avail_idx(9);
+    let mut s = sink(8);
+    assert_eq!(
+        dequeue(&mut r, &mut Segs::default(), HDR, 8, &mut s).frames,
+        0
+    );
+    assert!(r.broken);
+    assert_eq!(d.used_idx(), 0);
+}
+
+#[test]
+fn notifications_follow_no_interrupt_flag() {
+    let mut d = MockDriver::new(8);
+    let mut r = d.ring(false, false);
+    let send = |d: &mut MockDriver, r: &mut super::split::SplitRing| {
+        d.write(DATA, &frame(64, 0));
+        let h = d.add_chain(&[(DATA, 64, false)]);
+        d.publish(h);
+        let done = dequeue(r, &mut Segs::default(), HDR, 8, &mut sink(8));
+        assert_eq!(done.frames, 1);
+        done.notify
+    };
+    assert!(send(&mut d, &mut r));
+    d.set_avail_flags(VIRTQ_AVAIL_F_NO_INTERRUPT);
+    assert!(!send(&mut d, &mut r));
+    d.set_avail_flags(0);
+    assert!(send(&mut d, &mut r));
+}
+
+#[test]
+fn notifications_follow_used_event() {
+    let mut d = MockDriver::new(8);
+    let mut r = d.ring(false, true);
+    let send = |d: &mut MockDriver, r: &mut super::split::SplitRing, n: u64| {
+        for i in 0..n {
+            d.write(DATA + 0x100 * i, &frame(64, 0));
+            let h = d.add_chain(&[(DATA + 0x100 * i, 64, false)]);
+            d.publish(h);
+        }
+        let done = dequeue(r, &mut Segs::default(), HDR, 8, &mut sink(8));
+        assert_eq!(done.frames, n as usize);
+        while d.pop_used().is_some() {}
+        done.notify
+    };
+    // The first publication always notifies (nothing signalled yet).
+    assert!(send(&mut d, &mut r, 1));
+    // used_event 5: the driver wants to hear once used idx passes 5
+    // (§2.7.7.2): 1 -> 3 does not, 3 -> 6 does, 6 -> 7 does not.
+    d.set_used_event(5);
+    assert!(!send(&mut d, &mut r, 2));
+    assert!(send(&mut d, &mut r, 3));
+    assert!(!send(&mut d, &mut r, 1));
+    // The flag is ignored under event index.
+    d.set_used_event(7);
+    d.set_avail_flags(VIRTQ_AVAIL_F_NO_INTERRUPT);
+    assert!(send(&mut d, &mut r, 1));
+}
