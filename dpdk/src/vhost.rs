@@ -43,10 +43,10 @@
 //! port's `rte_eth_stats` by [`crate::stats_of`].
 //!
 //! # Own rings ([`crate::vring`])
-//! With `VSWITCH_VHOST_RING=own` in the environment when a port is
-//! configured, its queues drive the guest's split rings themselves instead
-//! of calling the library's burst functions, ring by ring, whenever that
-//! applies (not for packed rings, dirty logging, IOMMU, a disabled ring:
+//! Unless `VSWITCH_VHOST_RING=library` is in the environment when a port
+//! is configured, its queues drive the guest's split rings themselves
+//! instead of calling the library's burst functions, ring by ring,
+//! whenever that applies (not for packed rings, dirty logging, IOMMU, a disabled ring:
 //! [`crate::vring::ring::LIBRARY_ONLY`]). Each gate has a mode:
 //!
 //! ```text
@@ -91,11 +91,11 @@ const HANDOFF: u8 = 4;
 /// `VHOST_USER_SET_VRING_ENABLE` (vhost-user protocol).
 const SET_VRING_ENABLE: u32 = 18;
 
-/// Whether ports configured now drive their guests' rings themselves
-/// (`VSWITCH_VHOST_RING=own`; `library` or unset: the library's burst
-/// functions).
+/// Whether ports configured now drive their guests' split rings
+/// themselves: yes unless `VSWITCH_VHOST_RING=library` (the library's
+/// burst functions, for comparison).
 fn own_rings_wanted() -> bool {
-    std::env::var("VSWITCH_VHOST_RING").is_ok_and(|v| v == "own")
+    std::env::var("VSWITCH_VHOST_RING").map_or(true, |v| v != "library")
 }
 
 /// One queue's in-call flag and counters, on its own cache line.
@@ -140,6 +140,12 @@ pub(crate) struct VhostLink {
     dev_vid: AtomicI32,
     /// Rings the guest disabled (`SET_VRING_ENABLE` 0), by vring index.
     disabled: Box<[AtomicBool]>,
+    /// Serialises the gate-mode changes ([`VhostLink::withdraw`],
+    /// [`VhostLink::resume`]); true while the vhost library handles a
+    /// message (between the hooks): no ring is taken then. Never held
+    /// while waiting for a poller inside the library (the message handler
+    /// holds the library's ring locks, which such a poller may wait for).
+    modes: Mutex<bool>,
 }
 
 /// Summed counters of one port's direct queues.
@@ -188,6 +194,7 @@ impl VhostLink {
             disabled: (0..2 * rxq.max(txq))
                 .map(|_| AtomicBool::new(false))
                 .collect(),
+            modes: Mutex::new(false),
         });
         let arg = Arc::into_raw(Arc::clone(&link)) as *mut std::os::raw::c_void;
         // SAFETY: a valid port id; the callback is a plain function and
@@ -266,6 +273,7 @@ impl VhostLink {
         let old = self.vid.load(Ordering::SeqCst);
         if old >= 0 && old != vid {
             // The device is still alive here (destroy_device runs first).
+            let _m = lock(&self.modes);
             self.withdraw(old);
         }
         self.vid.store(vid.max(-1), Ordering::SeqCst);
@@ -289,7 +297,9 @@ impl VhostLink {
             // library copies `ops`; the hooks are plain functions with no
             // context.
             unsafe { sys::rte_vhost_extern_callback_register(vid, &ops, std::ptr::null_mut()) };
-            self.resume();
+            if !*lock(&self.modes) {
+                self.resume();
+            }
         }
     }
 
@@ -304,7 +314,7 @@ impl VhostLink {
         rx.chain(self.tx.iter().enumerate().map(|(q, g)| (g, 2 * q as u16)))
     }
 
-    /// Lets the pollers take their rings (again), with `update` held.
+    /// Lets the pollers take their rings (again), with `modes` held.
     fn resume(&self) {
         for (g, _) in self.gates() {
             let _ = g
@@ -314,7 +324,7 @@ impl VhostLink {
     }
 
     /// Takes every own ring back from the pollers and writes its indices
-    /// into device `vid`'s library state, with `update` held. Waits only
+    /// into device `vid`'s library state, with `modes` held. Waits only
     /// for pollers in their own ring code (never inside the library).
     fn withdraw(&self, vid: i32) {
         for (g, _) in self.gates() {
@@ -371,6 +381,14 @@ impl VhostLink {
         } else {
             unsafe { NetRing::from_library(vid, vring) }
         };
+        // Once per device event, on the poller (a cold path).
+        match &taken {
+            Ok(_) => eprintln!("vhost port {}: vring {vring} on own ring code", self.port),
+            Err(why) => eprintln!(
+                "vhost port {}: vring {vring} stays with the vhost library ({why})",
+                self.port
+            ),
+        }
         match taken {
             Ok(r) => {
                 // SAFETY: SNAP: the ring slot is this poller's.
@@ -647,7 +665,8 @@ unsafe extern "C" fn pre_msg(
     msg: *mut std::os::raw::c_void,
 ) -> sys::rte_vhost_msg_result {
     if let Some(link) = link_of_vid(vid) {
-        let _held = lock(&link.update);
+        let mut in_msg = lock(&link.modes);
+        *in_msg = true;
         // SAFETY: `msg` is the library's `VhostUserMsg` (packed): request
         // (u32) at 0, flags, size, then the payload; SET_VRING_ENABLE's
         // payload is a `vhost_vring_state` (index, num as u32) at 12.
@@ -678,7 +697,8 @@ unsafe extern "C" fn post_msg(
     _msg: *mut std::os::raw::c_void,
 ) -> sys::rte_vhost_msg_result {
     if let Some(link) = link_of_vid(vid) {
-        let _held = lock(&link.update);
+        let mut in_msg = lock(&link.modes);
+        *in_msg = false;
         if link.vid.load(Ordering::SeqCst) == vid {
             link.resume();
         }

@@ -519,6 +519,13 @@ impl Switch {
     }
 
     /// Starts a stopped switch again with the same arguments.
+    /// How many rings the switch's queues took over from the vhost library
+    /// (its log's "on own ring code" lines, one per ring and device start;
+    /// `dpdk::vring`). 0 with `VSWITCH_VHOST_RING=library`.
+    pub fn own_rings(&self) -> usize {
+        self.log_text().matches("on own ring code").count()
+    }
+
     pub fn start_again(&mut self) {
         assert!(self.child.0.is_none(), "the switch is running");
         self.spawn();
@@ -550,6 +557,13 @@ impl Drop for Switch {
 
 /// EAL arguments for a test switch: `lcores` (`-l ...` / `--lcores ...`),
 /// no hugepages, a unique file prefix.
+/// Whether the switch's `net_vhost` queues drive split rings themselves
+/// (the default; `VSWITCH_VHOST_RING=library` keeps the library's burst
+/// functions).
+pub fn own_rings_expected() -> bool {
+    std::env::var("VSWITCH_VHOST_RING").map_or(true, |v| v != "library")
+}
+
 pub fn test_eal(lcores: &str, tag: &str) -> String {
     format!(
         "{lcores} --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vmnet-{tag}-{}",
