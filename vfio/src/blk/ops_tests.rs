@@ -206,6 +206,53 @@ fn qos_holds_requests_in_the_ring_and_lets_them_go_live() {
     assert_eq!(r.drv[0].status(&b), VIRTIO_BLK_S_OK);
 }
 
+/// One poll step takes up to 64 chains as one QoS batch: under 200 IOPS
+/// (a burst of 2) with 60 requests waiting, a step after a 30 ms pause
+/// admits what the buckets hold (6 to 21 requests: the pause's tokens,
+/// credited as a stall since requests waited, at most 100 ms of them)
+/// and no more; the rest stay in the ring, none fails; the limit lifted
+/// live, the next step takes them all (limits together, larger batches
+/// than the burst and unlimited directions: `qos::tests`).
+#[test]
+fn qos_cuts_a_step_batch_at_the_buckets_and_lifts_live() {
+    let mut r = rig_with(Box::new(NullBackend::new(DISK, 256)), 1);
+    let qos = r.dev.qos_handle();
+    qos.set(QosLimits {
+        rw_ios_per_sec: 200,
+        ..QosLimits::default()
+    });
+    let reqs: Vec<_> = (0..60)
+        .map(|i| r.drv[0].request(VIRTIO_BLK_T_IN, i, &[Buf::w(DATA + i * 512, 512)], true))
+        .collect();
+    let used = |r: &mut Rig| {
+        let mut n = 0;
+        while r.drv[0].q.pop_used().is_some() {
+            n += 1;
+        }
+        n
+    };
+    r.dev.poll();
+    assert_eq!(used(&mut r), 1, "empty buckets: one request, into debt");
+    std::thread::sleep(Duration::from_millis(30));
+    r.dev.poll();
+    let n = used(&mut r);
+    assert!(
+        (6..=21).contains(&n),
+        "{n} requests in the step after 30 ms at 200 IOPS"
+    );
+    // In debt now: the next steps take one per 5 ms at most.
+    r.dev.poll();
+    let m = used(&mut r);
+    assert!(m + n < 59, "{m} more at once: the batch must wait");
+    qos.set(QosLimits::default());
+    r.dev.poll();
+    assert_eq!(used(&mut r), 59 - n - m, "lifted: the rest in one step");
+    for q in &reqs {
+        assert_eq!(r.drv[0].status(q), VIRTIO_BLK_S_OK);
+    }
+    assert_eq!(r.dev.stats().errors, 0);
+}
+
 fn notifier() -> (ConfigNotifier, UnixStream) {
     let (a, b) = UnixStream::pair().unwrap();
     b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -18,9 +18,10 @@
 //! forever; the long-run rate is exact.
 //!
 //! Cost: the device reads one atomic (the limits' generation) per poll step;
-//! with no limit set that is all. With limits, one TSC read per poll step
-//! ([`clock::now`]) and a refill of four buckets, and per request three
-//! compares and three subtractions (see [`Qos`]).
+//! with no limit set that is all. With limits, per poll step that takes
+//! requests one TSC read ([`clock::now`]), a refill of four buckets and
+//! one charge of the step's totals; per request two integer compares and
+//! two adds (the buckets are charged per batch, see [`Qos`]).
 //!
 //! Changing the limits live: [`QosHandle`] is `Send + Sync` and clonable;
 //! [`QosHandle::set`] bumps the generation and the device picks the new
@@ -220,18 +221,93 @@ impl Bucket {
 
 /// Where each bucket sits in [`Qos`]'s array: the request count, bytes
 /// either way, bytes read, bytes written, and an always-unlimited bucket
-/// that requests without data charge instead of a byte bucket (so
-/// [`Qos::admit`] indexes instead of branching).
+/// that requests without data charge instead of a byte bucket.
 const IOS: usize = 0;
 const RW: usize = 1;
 const R: usize = 2;
 const W: usize = 3;
 const NONE: usize = 4;
 
+/// The requests admitted since the buckets were last charged (see [`Qos`],
+/// "Batches"), and what the buckets allowed when the batch opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Batch {
+    /// Requests admitted.
+    n: u64,
+    /// Bytes admitted by bucket index ([`R`], [`W`]; [`NONE`] collects the
+    /// lengths of requests without data and is never charged).
+    bytes: [u64; 5],
+    /// Bound per bucket: a request is admitted while what the batch
+    /// admitted before it is below the bound of each bucket it charges
+    /// (`floor(tokens) + 1`, 0 in debt, about 2^63 unlimited).
+    lim: [u64; 5],
+    /// The least of the three byte bounds: below it, no byte bucket needs
+    /// a look of its own.
+    bytes_free: u64,
+}
+
+impl Batch {
+    /// A bucket with `tokens` admits a request while the batch admitted
+    /// fewer than this before it (as one request at a time would: while
+    /// the bucket is not in debt).
+    #[inline]
+    fn bound(tokens: f64) -> u64 {
+        if tokens >= 0.0 {
+            // Truncation is the floor for tokens ≥ 0; +∞ saturates to
+            // i64::MAX, unlimited for any batch (a signed conversion is
+            // one instruction and a fix-up, an unsigned one several).
+            tokens as i64 as u64 + 1
+        } else {
+            0
+        }
+    }
+
+    /// An empty batch (bounds computed at its second request, see
+    /// [`Qos::admit`]).
+    const EMPTY: Batch = Batch {
+        n: 0,
+        bytes: [0; 5],
+        lim: [0; 5],
+        bytes_free: 0,
+    };
+
+    /// A batch holding what `self` admitted, with the bounds of buckets `b`.
+    #[inline]
+    fn open(&self, b: &[Bucket; 5]) -> Batch {
+        let lim = [
+            Self::bound(b[IOS].tokens),
+            Self::bound(b[RW].tokens),
+            Self::bound(b[R].tokens),
+            Self::bound(b[W].tokens),
+            u64::MAX,
+        ];
+        Batch {
+            lim,
+            bytes_free: lim[RW].min(lim[R]).min(lim[W]),
+            ..*self
+        }
+    }
+}
+
 /// The buckets of one device. A limit that is not set is an unlimited
-/// bucket (+∞ tokens, which no take or refill changes), so admission
-/// checks and charges the same three buckets for every request, without
-/// a branch per limit.
+/// bucket (+∞ tokens, which no take or refill changes).
+///
+/// Batches: the buckets are charged once per poll step, not per request.
+/// The requests a step admits are one batch: the first is admitted as
+/// one request alone would be (none of its three buckets in debt); the
+/// second notes, per bucket, how many requests or bytes its tokens allow
+/// (`floor(tokens) + 1`, four float-to-integer conversions once per
+/// batch); from then on each [`Qos::admit`] compares what the batch
+/// admitted so far with those bounds (two integer compares when no byte
+/// bucket is near its bound) and adds its count and bytes. The next
+/// [`Qos::refill`] (or [`Qos::settle`]) takes the batch's totals from the
+/// buckets: four subtractions per step. A request is admitted exactly
+/// when it would have been one at a time against buckets charged per
+/// request: while none of its buckets is in debt counting the requests
+/// admitted before it, so the one that crosses zero still goes (and leaves
+/// the bucket in debt) and the rest of the batch waits in the ring. The
+/// limits stay exact, whatever the batch's size against the burst
+/// (`tests::batches_admit_as_one_request_at_a_time`).
 ///
 /// Time is the poller's clock ([`clock::now`], the TSC on x86-64): a
 /// refill reads it (about 10 ns; `Instant::now()` is a `clock_gettime`
@@ -240,6 +316,8 @@ const NONE: usize = 4;
 #[derive(Debug, Clone)]
 pub struct Qos {
     b: [Bucket; 5],
+    /// Admitted and not yet charged.
+    batch: Batch,
     /// Clock ticks at the last refill.
     last: u64,
     /// Clock ticks to nanoseconds, 32.32 fixed point.
@@ -271,14 +349,16 @@ impl Qos {
                 Bucket::new(v.saturating_mul(mul))
             }
         };
+        let b = [
+            b(limits.rw_ios_per_sec, 1),
+            b(limits.rw_mbytes_per_sec, MBYTE),
+            b(limits.r_mbytes_per_sec, MBYTE),
+            b(limits.w_mbytes_per_sec, MBYTE),
+            Bucket::unlimited(),
+        ];
         Some(Qos {
-            b: [
-                b(limits.rw_ios_per_sec, 1),
-                b(limits.rw_mbytes_per_sec, MBYTE),
-                b(limits.r_mbytes_per_sec, MBYTE),
-                b(limits.w_mbytes_per_sec, MBYTE),
-                Bucket::unlimited(),
-            ],
+            batch: Batch::EMPTY,
+            b,
             last: now,
             ns_per_tick_q32,
             due: false,
@@ -306,60 +386,126 @@ impl Qos {
         }
     }
 
-    /// Refills every bucket for the time since the last refill (`now`:
-    /// ticks of the clock given at creation).
+    /// Charges the open batch, refills every bucket for the time since
+    /// the last refill (`now`: ticks of the clock given at creation) and
+    /// opens a new, empty batch.
     #[inline]
     pub fn refill(&mut self, now: u64) {
+        self.charge();
         let ticks = now.wrapping_sub(self.last);
         // A clock that went backwards (another CPU's TSC a few ticks
         // behind) gives nothing, and keeps the later stamp.
-        if ticks == 0 || ticks > i64::MAX as u64 {
-            return;
-        }
-        self.last = now;
-        let ns = ((ticks as u128 * self.ns_per_tick_q32 as u128) >> 32) as u64;
-        let stall = !std::mem::take(&mut self.idle);
-        for b in &mut self.b[..NONE] {
-            b.fill(ns, stall);
+        if ticks != 0 && ticks <= i64::MAX as u64 {
+            self.last = now;
+            let ns = ((ticks as u128 * self.ns_per_tick_q32 as u128) >> 32) as u64;
+            let stall = !std::mem::take(&mut self.idle);
+            for b in &mut self.b[..NONE] {
+                b.fill(ns, stall);
+            }
         }
     }
 
-    /// The buckets a request of `op` charges: (bytes either way, its
-    /// direction's bytes, bytes). Bytes count for reads and writes only (a
-    /// discard moves no data).
+    /// Takes what the open batch admitted from the buckets (an empty
+    /// batch takes nothing; +∞ less a finite amount stays +∞).
     #[inline]
-    fn charged(op: IoOp, len: u64) -> (usize, usize, f64) {
+    fn charge(&mut self) {
+        let a = &self.batch;
+        if a.n == 0 {
+            return;
+        }
+        // Counts below 2^63: signed conversions, one instruction each.
+        let f = |v: u64| v as i64 as f64;
+        let (r, w) = (f(a.bytes[R]), f(a.bytes[W]));
+        self.b[IOS].tokens -= f(a.n);
+        self.b[RW].tokens -= r + w;
+        self.b[R].tokens -= r;
+        self.b[W].tokens -= w;
+        self.batch = Batch::EMPTY;
+    }
+
+    /// Charges the open batch to the buckets and opens the next one on
+    /// what is left. The device needs no call of its own: a step's
+    /// refill charges the step before (one charge per step that took
+    /// requests); this is for whoever reads the buckets in between.
+    #[inline]
+    pub fn settle(&mut self) {
+        self.charge();
+    }
+
+    /// The bucket a request of `op` charges its bytes to, besides
+    /// [`RW`]: bytes count for reads and writes only (a discard moves no
+    /// data).
+    #[inline]
+    fn dir(op: IoOp) -> usize {
         match op {
-            IoOp::Read => (RW, R, len as f64),
-            IoOp::Write => (RW, W, len as f64),
-            _ => (NONE, NONE, 0.0),
+            IoOp::Read => R,
+            IoOp::Write => W,
+            _ => NONE,
         }
     }
 
     /// Whether a request `op` of `len` bytes may go to the backend now;
-    /// if so its tokens are taken. Every request counts one I/O.
+    /// if so it joins the open batch (charged at [`Qos::settle`] or the
+    /// next refill). Every request counts one I/O.
     #[inline]
     pub fn admit(&mut self, op: IoOp, len: u64) -> bool {
-        let (rw, dir, bytes) = Self::charged(op, len);
-        let t = &mut self.b;
-        // `&`, not `&&`: three loads and compares, one branch.
-        if !(t[IOS].ready() & t[rw].ready() & t[dir].ready()) {
+        let d = Self::dir(op);
+        // The batch's first request (a step at queue depth 1): nothing is
+        // admitted since the buckets were charged, so they answer
+        // themselves, and no bound is computed for a batch of one.
+        if self.batch.n == 0 {
+            let t = &self.b;
+            let rw = if d == NONE { NONE } else { RW };
+            // `&`, not `&&`: three loads and compares, one branch.
+            if !(t[IOS].ready() & t[rw].ready() & t[d].ready()) {
+                return false;
+            }
+            self.batch.n = 1;
+            self.batch.bytes[d] = len;
+            return true;
+        }
+        if self.batch.n == 1 {
+            // The second: the bounds, once per batch.
+            self.batch = self.batch.open(&self.b);
+        }
+        let a = &mut self.batch;
+        let rw = a.bytes[R] + a.bytes[W];
+        // Refused when a bucket, less what the batch took, is in debt.
+        if a.n >= a.lim[IOS] {
             return false;
         }
-        t[IOS].tokens -= 1.0;
-        t[rw].tokens -= bytes;
-        t[dir].tokens -= bytes;
+        // Below the least byte bound every byte bucket has room; at or
+        // above it, the request's own two (none for a request without
+        // data).
+        if rw >= a.bytes_free && d != NONE && (rw >= a.lim[RW] || a.bytes[d] >= a.lim[d]) {
+            return false;
+        }
+        a.n += 1;
+        a.bytes[d] += len;
         true
     }
 
-    /// Gives back what [`Qos::admit`] took for a request that did not go
-    /// after all (the backend was busy).
+    /// Gives back what [`Qos::admit`] took for the request it admitted
+    /// last, which did not go after all (the backend was busy).
+    #[inline]
     pub fn refund(&mut self, op: IoOp, len: u64) {
-        let (rw, dir, bytes) = Self::charged(op, len);
-        let t = &mut self.b;
-        t[IOS].tokens += 1.0;
-        t[rw].tokens += bytes;
-        t[dir].tokens += bytes;
+        let a = &mut self.batch;
+        a.n -= 1;
+        a.bytes[Self::dir(op)] -= len;
+    }
+
+    /// Tokens of the bucket of each limit (IOPS, total, read and written
+    /// bytes) with the open batch charged: what one-at-a-time admission
+    /// would have left.
+    pub fn tokens(&self) -> [f64; 4] {
+        let mut q = self.clone();
+        q.charge();
+        [
+            q.b[IOS].tokens,
+            q.b[RW].tokens,
+            q.b[R].tokens,
+            q.b[W].tokens,
+        ]
     }
 }
 
@@ -542,9 +688,157 @@ mod tests {
         assert!(n > 200, "{n}: a 50 ms stall earns 250 tokens");
         // An unlimited bucket stays unlimited through it all.
         assert!(q.b[W].tokens().is_infinite() && q.b[NONE].tokens().is_infinite());
-        q.refund(IoOp::Write, 4096);
-        assert!(q.admit(IoOp::Write, 1 << 40) || !q.b[IOS].ready());
+        q.refill(200_000_000);
+        assert!(q.admit(IoOp::Write, 1 << 40));
+        q.settle();
         assert!(q.b[W].tokens().is_infinite());
+        assert!(q.tokens()[3].is_infinite());
+    }
+
+    /// A small xorshift (fixed seed: the same sequence every run).
+    fn next(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    /// Batch admission decides, request by request, what admission one
+    /// request at a time decides (the buckets charged after each) and
+    /// leaves the buckets where it leaves them: for IOPS and bandwidth
+    /// limits alone and together, read and write limits with the other
+    /// direction unlimited, batches far larger than the burst (5000/s
+    /// holds 50), requests far larger than the bucket (1 MiB against a
+    /// 1 MiB/s limit's 10 KiB), requests without data (flush, discard),
+    /// a busy backend's refund, and poller stalls.
+    #[test]
+    fn batches_admit_as_one_request_at_a_time() {
+        let lim = |ios, rw, r, w| QosLimits {
+            rw_ios_per_sec: ios,
+            rw_mbytes_per_sec: rw,
+            r_mbytes_per_sec: r,
+            w_mbytes_per_sec: w,
+        };
+        let cases = [
+            lim(5000, 0, 0, 0),
+            lim(0, 20, 0, 0),
+            lim(5000, 20, 0, 0),
+            lim(0, 0, 1, 0),
+            lim(0, 0, 0, 2),
+            lim(100_000, 40, 10, 30),
+            lim(1, 1, 1, 1),
+        ];
+        let ops = [IoOp::Read, IoOp::Write, IoOp::Flush, IoOp::Discard];
+        let lens = [512u64, 4096, 128 << 10, MBYTE];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for limits in cases {
+            let mut one = Qos::with_clock(&limits, 0, 1 << 32).unwrap();
+            let mut batch = one.clone();
+            let (mut t, mut admitted, mut refused) = (0u64, 0u64, 0u64);
+            for step in 0..20_000 {
+                // Steps 0-2 ms apart, and now and then a 50 ms stall.
+                t += if step % 997 == 0 {
+                    50_000_000
+                } else {
+                    next(&mut x) % 2_000_000
+                };
+                one.refill(t);
+                batch.refill(t);
+                // Up to 128 requests waiting: more than a burst of 50.
+                for _ in 0..1 + next(&mut x) % 128 {
+                    let r = next(&mut x);
+                    let (op, len) = (ops[(r % 4) as usize], lens[(r / 4 % 4) as usize]);
+                    let len = if op == IoOp::Flush { 0 } else { len };
+                    let a = one.admit(op, len);
+                    let busy = a && r % 61 == 0;
+                    if busy {
+                        one.refund(op, len);
+                    }
+                    one.settle();
+                    assert_eq!(
+                        batch.admit(op, len),
+                        a,
+                        "{limits}: step {step}, {op:?} {len}"
+                    );
+                    if busy {
+                        batch.refund(op, len);
+                    }
+                    if !a || busy {
+                        // The queue waits for the next step, in order.
+                        refused += 1;
+                        break;
+                    }
+                    admitted += 1;
+                }
+                batch.settle();
+                for (b, o) in batch.tokens().iter().zip(one.tokens()) {
+                    let tol = 1e-6 * o.abs().max(1.0);
+                    assert!(
+                        b == &o || (b - o).abs() <= tol,
+                        "{limits}: step {step}: {b} against {o}"
+                    );
+                }
+            }
+            assert!(
+                admitted > 0 && refused > 0,
+                "{limits}: {admitted} {refused}"
+            );
+        }
+    }
+
+    /// One step's batch against a full bucket of 5000/s (50 tokens) with
+    /// 128 requests waiting: 51 go (the 51st takes it into debt), the rest
+    /// wait and go as tokens come; over a simulated second the rate is
+    /// the limit, and an unlimited direction is never held.
+    #[test]
+    fn a_batch_larger_than_the_burst_takes_the_burst() {
+        let limits = QosLimits {
+            rw_ios_per_sec: 5000,
+            r_mbytes_per_sec: 20,
+            ..QosLimits::default()
+        };
+        let mut q = Qos::with_clock(&limits, 0, 1 << 32).unwrap();
+        // 20 ms of steps with nothing to take: the buckets full, no more.
+        q.new_step();
+        q.new_step();
+        q.refill_if_due(|| 20_000_000);
+        let n = (0..128).take_while(|_| q.admit(IoOp::Read, 512)).count();
+        q.settle();
+        assert_eq!(n, 51, "the burst and one into debt");
+        assert!((q.tokens()[0] + 1.0).abs() < 1e-9, "{:?}", q.tokens());
+        // QD 32 at 5000/s and 20 MiB/s of 4 KiB reads (IOPS bind) and of
+        // 128 KiB reads (bandwidth binds): batches of up to 32.
+        for (len, want) in [(4096u64, 5000u64), (128 << 10, 160)] {
+            let mut q = Qos::with_clock(&limits, 0, 1 << 32).unwrap();
+            let (mut done, mut waiting) = (0u64, 32u64);
+            for step in 1..=100_000u64 {
+                q.new_step();
+                q.refill_if_due(|| step * 10_000);
+                let mut n = 0;
+                while n < waiting && q.admit(IoOp::Read, len) {
+                    n += 1;
+                }
+                q.settle();
+                done += n;
+                // Each completion is answered with a new request.
+                waiting = 32;
+            }
+            let lo = want - want / 100;
+            let hi = want + want / 100 + 1;
+            assert!(
+                (lo..=hi).contains(&done),
+                "{done} reads of {len} in 1 s, want {want}"
+            );
+            // A read deep into the read bucket's debt holds reads, not
+            // writes (no write limit): they go in the same batch.
+            q.refill(1_100_000_000);
+            assert!(q.admit(IoOp::Read, 64 * MBYTE));
+            assert!(!q.admit(IoOp::Read, 512), "read bucket in debt");
+            assert!(q.admit(IoOp::Write, 64 * MBYTE));
+            assert!(q.admit(IoOp::Flush, 0));
+            q.settle();
+            assert!(q.tokens()[2] < -40.0 * MBYTE as f64 && q.tokens()[3].is_infinite());
+        }
     }
 
     #[test]
