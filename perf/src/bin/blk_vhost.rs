@@ -246,6 +246,10 @@ struct Args {
     /// request (device, null backend, publication), minimum over batches.
     #[arg(long)]
     round_cost: bool,
+    /// With `--round-cost`: devices on packed rings, and rounds with the
+    /// driver's lines flushed from the caches (cold), packed and split.
+    #[arg(long)]
+    packed: bool,
     /// SPDK's vhost app (`build/bin/vhost` of a tree built with
     /// `perf/spdk/build.sh`): adds the `spdk` target, the anchor. Without
     /// it those rows are skipped.
@@ -586,7 +590,70 @@ fn round_cost() {
 /// features, taking turns: per device (idle round, one-read round, per
 /// read in a round of 32), cycles, minimum over the turns.
 fn round_costs(features: &[(bool, bool)]) -> Vec<[u64; 3]> {
-    let mut rigs: Vec<RoundRig> = features.iter().map(|&(q, l)| RoundRig::new(q, l)).collect();
+    let specs: Vec<RigSpec> = features
+        .iter()
+        .map(|&(qos, latency)| RigSpec {
+            qos,
+            latency,
+            ..RigSpec::default()
+        })
+        .collect();
+    round_costs_of(&specs)
+}
+
+/// What one `--round-cost` device has: QoS limits far above the rate, the
+/// latency histograms, a packed ring instead of a split one, and the
+/// driver's lines flushed from the caches before each timed round.
+#[derive(Clone, Copy, Default)]
+struct RigSpec {
+    qos: bool,
+    latency: bool,
+    packed: bool,
+    cold: bool,
+}
+
+/// `--round-cost --packed`: devices on packed rings (plain, twice: the
+/// second's difference is the noise floor), then the same rounds with the
+/// lines the driver wrote (descriptors, ring areas, request headers)
+/// flushed from every cache before each timed round, so the device misses
+/// on them as it misses on lines another core wrote (a driver on another
+/// CPU; `clflush`: to memory, slower than a cross-core transfer), packed
+/// and split for reference.
+fn round_cost_packed() {
+    println!("poll round, one device, one queue, null backend, this thread; cold: driver lines flushed before each timed round");
+    let names = [
+        "packed",
+        "packed again",
+        "packed cold",
+        "packed cold again",
+        "split cold",
+    ];
+    let spec = |packed, cold| RigSpec {
+        packed,
+        cold,
+        ..RigSpec::default()
+    };
+    let got = round_costs_of(&[
+        spec(true, false),
+        spec(true, false),
+        spec(true, true),
+        spec(true, true),
+        spec(false, true),
+    ]);
+    for (name, &[idle, busy, batch]) in names.iter().zip(&got) {
+        let name = name.replace(' ', "_");
+        println!(
+            "{name:<18} idle round: {idle:>4} cycles; round serving one 4 KiB read: {busy:>5}; per read in a round of 32: {batch:>4}"
+        );
+        println!(
+            "{{\"bench\":\"blk_vhost_round_cost\",\"features\":\"{name}\",\"idle_cycles\":{idle},\"busy_cycles\":{busy},\"batch_cycles_per_req\":{batch}}}"
+        );
+    }
+}
+
+/// [`round_costs`] of devices as `specs` say.
+fn round_costs_of(specs: &[RigSpec]) -> Vec<[u64; 3]> {
+    let mut rigs: Vec<RoundRig> = specs.iter().map(|&s| RoundRig::new(s)).collect();
     let mut best = vec![[u64::MAX; 3]; rigs.len()];
     for _ in 0..TURNS {
         for (r, b) in rigs.iter_mut().zip(best.iter_mut()) {
@@ -602,14 +669,25 @@ fn round_costs(features: &[(bool, bool)]) -> Vec<[u64; 3]> {
     best
 }
 
+/// The simulated driver of a `--round-cost` device: a split ring (the
+/// virtio-blk driver simulator) or a packed one (chains written afresh
+/// each time, buffer id = request index).
+enum RoundDrv {
+    Split(vfio::blk::mock::BlkDriver),
+    Packed(vfio::virtq::mock::MockPackedQueue),
+}
+
 /// One device of `--round-cost` with its simulated driver.
 struct RoundRig {
-    drv: vfio::blk::mock::BlkDriver,
+    drv: RoundDrv,
+    mem: vfio::guest_memory::GuestMemory,
     group: Arc<PollGroup>,
     p: vfio::poller::GroupPoller,
     one: u16,
     heads: Vec<u16>,
     latency: bool,
+    /// Guest ranges flushed before each timed round (cold rigs).
+    cold: Vec<(u64, u64)>,
 }
 
 /// Rounds per measurement (short, so that most escape preemption).
@@ -618,84 +696,188 @@ const ROUNDS: u64 = 8_192;
 const TURNS: usize = 200;
 /// Chains per round in the batch measurement (as QD 128 brings them).
 const ROUND_BATCH: usize = 32;
+/// Guest address of the packed driver's request headers (32 bytes each:
+/// header, then the status byte).
+const PACKED_HDRS: u64 = 8 << 20;
+/// Guest address of the read buffers (4 KiB each).
+const ROUND_DATA: u64 = 16 << 20;
 
 impl RoundRig {
-    fn new(qos: bool, latency: bool) -> RoundRig {
+    fn new(spec: RigSpec) -> RoundRig {
         use vfio::blk::mock::BlkDriver;
         use vfio::guest_memory::GuestMemory;
-        use vfio::virtq::mock::{Buf, MockQueue};
-        use vfio::virtq::{VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
+        use vfio::virtq::mock::{Buf, MockPackedQueue, MockQueue};
+        use vfio::virtq::{VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
         let mem = GuestMemory::anonymous(&[(0, 32 << 20)]).expect("memory");
         let backend = Box::new(NullBackend::new(DISK, 4096));
         let cfg = BlkConfig::new(&backend.info(), 512, 1, "round").expect("config");
         let mut dev = BlkDevice::new("round", backend, cfg);
-        dev.set_features(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_EVENT_IDX);
+        let ring = if spec.packed { VIRTIO_F_RING_PACKED } else { 0 };
+        dev.set_features(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_EVENT_IDX | ring);
         dev.set_memory(mem.clone());
-        if qos {
+        if spec.qos {
             dev.qos_handle().set(QOS_FAR_ABOVE);
         }
-        let mut drv = BlkDriver::new(&mem, 0x1000, 256, 0x1000 + MockQueue::footprint(256));
-        drv.q.set_event_idx(true);
-        dev.start_queue(0, drv.q.config(), 0).expect("queue");
+        let (drv, cold) = if spec.packed {
+            let q = MockPackedQueue::new(&mem, 0x1000, 256);
+            // The driver polls: no interrupts (event suppression disable).
+            q.set_driver_event(0, 1);
+            dev.start_queue(0, q.config(), MockPackedQueue::initial_base())
+                .expect("queue");
+            for i in 0..256u64 {
+                let mut h = [0u8; 16];
+                h[0..4].copy_from_slice(&VIRTIO_BLK_T_IN.to_le_bytes());
+                mem.write(PACKED_HDRS + 32 * i, &h).expect("header");
+            }
+            let ranges = vec![
+                (0x1000, MockPackedQueue::footprint(256)),
+                (PACKED_HDRS, 32 * ROUND_BATCH as u64),
+            ];
+            (RoundDrv::Packed(q), ranges)
+        } else {
+            let scratch = 0x1000 + MockQueue::footprint(256);
+            let mut d = BlkDriver::new(&mem, 0x1000, 256, scratch);
+            d.q.set_event_idx(true);
+            dev.start_queue(0, d.q.config(), 0).expect("queue");
+            let ranges = vec![(0x1000, MockQueue::footprint(256)), (scratch, 256 * 32)];
+            (RoundDrv::Split(d), ranges)
+        };
         let group = PollGroup::new();
         group.add(DeviceCell::new(dev));
         group.track_busy();
-        if latency {
+        if spec.latency {
             group.track_latency();
         }
-        let mut p = group.poller();
-        // One request through first: then its chain is known and the ring
-        // empty.
-        let r = drv.request(VIRTIO_BLK_T_IN, 0, &[Buf::w(16 << 20, 4096)], false);
-        assert_eq!(p.poll(), 2, "the request is served");
-        assert_eq!(drv.q.pop_used().map(|u| u.0), Some(r.head));
-        // The batch: distinct heads.
-        let heads: Vec<u16> = (0..ROUND_BATCH)
-            .map(|i| {
-                let buf = (16 << 20) + (i as u64) * 4096;
-                drv.request(VIRTIO_BLK_T_IN, 0, &[Buf::w(buf, 4096)], false)
-                    .head
-            })
-            .collect();
-        assert_eq!(p.poll(), 2 * ROUND_BATCH, "the batch is served");
-        while drv.q.pop_used().is_some() {}
-        RoundRig {
+        let p = group.poller();
+        let mut rig = RoundRig {
             drv,
+            mem,
             group,
             p,
-            one: r.head,
-            heads,
-            latency,
+            one: 0,
+            heads: Vec::new(),
+            latency: spec.latency,
+            cold: if spec.cold { cold } else { Vec::new() },
+        };
+        // One request through first: then its chain is known and the ring
+        // empty.
+        rig.one = match &mut rig.drv {
+            RoundDrv::Split(d) => {
+                d.request(VIRTIO_BLK_T_IN, 0, &[Buf::w(ROUND_DATA, 4096)], false)
+                    .head
+            }
+            RoundDrv::Packed(_) => 0,
+        };
+        if let RoundDrv::Packed(_) = rig.drv {
+            rig.offer_packed(1);
+        }
+        assert_eq!(rig.p.poll(), 2, "the request is served");
+        assert_eq!(rig.pop_used(), Some(rig.one));
+        // The batch: distinct heads.
+        rig.heads = match &mut rig.drv {
+            RoundDrv::Split(d) => (0..ROUND_BATCH)
+                .map(|i| {
+                    let buf = ROUND_DATA + (i as u64) * 4096;
+                    d.request(VIRTIO_BLK_T_IN, 0, &[Buf::w(buf, 4096)], false)
+                        .head
+                })
+                .collect(),
+            RoundDrv::Packed(_) => (0..ROUND_BATCH as u16).collect(),
+        };
+        if let RoundDrv::Packed(_) = rig.drv {
+            rig.offer_packed(ROUND_BATCH);
+        }
+        assert_eq!(rig.p.poll(), 2 * ROUND_BATCH, "the batch is served");
+        while rig.pop_used().is_some() {}
+        rig
+    }
+
+    /// Packed: places requests 0..n (header, 4 KiB read buffer, status).
+    fn offer_packed(&mut self, n: usize) {
+        use vfio::virtq::mock::Buf;
+        let RoundDrv::Packed(q) = &mut self.drv else {
+            return;
+        };
+        for i in 0..n as u64 {
+            let hdr = PACKED_HDRS + 32 * i;
+            let bufs = [
+                Buf::r(hdr, 16),
+                Buf::w(ROUND_DATA + 4096 * i, 4096),
+                Buf::w(hdr + 16, 1),
+            ];
+            q.add_chain(&bufs, i as u16);
+        }
+    }
+
+    /// Makes the one request (`batch` false) or the batch available again.
+    fn offer(&mut self, batch: bool) {
+        match &mut self.drv {
+            RoundDrv::Split(d) => {
+                if batch {
+                    for &h in &self.heads {
+                        d.q.push_avail(h);
+                    }
+                } else {
+                    d.q.push_avail(self.one);
+                }
+                d.q.publish();
+            }
+            RoundDrv::Packed(_) => self.offer_packed(if batch { ROUND_BATCH } else { 1 }),
+        }
+        self.flush();
+    }
+
+    fn pop_used(&mut self) -> Option<u16> {
+        match &mut self.drv {
+            RoundDrv::Split(d) => d.q.pop_used().map(|u| u.0),
+            RoundDrv::Packed(q) => q.pop_used().map(|u| u.0),
+        }
+    }
+
+    /// Cold rigs: flushes the driver's lines from every cache.
+    fn flush(&self) {
+        #[cfg(target_arch = "x86_64")]
+        for &(at, len) in &self.cold {
+            let p = self.mem.host_range(at, len).expect("mapped");
+            for off in (0..len as usize).step_by(64) {
+                // SAFETY: CLFLUSH of a mapped address (inside the range
+                // just checked) writes the line back and drops it; it
+                // changes no value. MFENCE orders it before the round.
+                unsafe { core::arch::x86_64::_mm_clflush(p.add(off)) };
+            }
+            // SAFETY: a fence, no operands.
+            unsafe { core::arch::x86_64::_mm_mfence() };
         }
     }
 
     /// One turn: (idle round, one-read round, per read in a batch), cycles.
     fn turn(&mut self) -> [u64; 3] {
-        let (drv, p) = (&mut self.drv, &mut self.p);
         let t = tsc();
         for _ in 0..ROUNDS {
-            p.poll();
+            self.p.poll();
         }
         let idle = (tsc() - t) / ROUNDS;
         let mut cyc = 0;
-        for _ in 0..ROUNDS {
-            drv.q.push_avail(self.one);
-            drv.q.publish();
+        // Cold rounds flush ~200 lines each: fewer of them.
+        let rounds = if self.cold.is_empty() {
+            ROUNDS
+        } else {
+            ROUNDS / 8
+        };
+        for _ in 0..rounds {
+            self.offer(false);
             let t = tsc();
-            let moved = p.poll();
+            let moved = self.p.poll();
             cyc += tsc() - t;
             assert_eq!(moved, 2, "one request taken and completed per round");
-            assert_eq!(drv.q.pop_used().map(|u| u.0), Some(self.one));
+            assert_eq!(self.pop_used(), Some(self.one));
         }
-        let busy = cyc / ROUNDS;
+        let busy = cyc / rounds;
         let mut cyc = 0;
-        for _ in 0..ROUNDS / ROUND_BATCH as u64 {
-            for &h in &self.heads {
-                drv.q.push_avail(h);
-            }
-            drv.q.publish();
+        for _ in 0..rounds / ROUND_BATCH as u64 {
+            self.offer(true);
             let t = tsc();
-            let moved = p.poll();
+            let moved = self.p.poll();
             cyc += tsc() - t;
             assert_eq!(
                 moved,
@@ -703,10 +885,10 @@ impl RoundRig {
                 "the batch taken and completed in one round"
             );
             for _ in 0..ROUND_BATCH {
-                assert!(drv.q.pop_used().is_some());
+                assert!(self.pop_used().is_some());
             }
         }
-        [idle, busy, cyc / ROUNDS]
+        [idle, busy, cyc / rounds]
     }
 
     /// The histograms counted what they were given.
@@ -742,7 +924,11 @@ fn main() {
         return;
     }
     if a.round_cost {
-        round_cost();
+        if a.packed {
+            round_cost_packed();
+        } else {
+            round_cost();
+        }
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
