@@ -595,7 +595,10 @@ impl BlkDevice {
     fn apply_qos(&mut self) {
         self.qos_seen = self.qos_handle.generation();
         let limits = self.qos_handle.get();
-        self.qos = Qos::new(&limits, clock::now());
+        // The clock's rate first (measured once per process, 20 ms): a
+        // start stamp read before it would credit that wait as a stall.
+        let rate = clock::ns_per_tick_q32();
+        self.qos = Qos::with_clock(&limits, clock::now(), rate);
         eprintln!("vfio blk {}: QoS: {limits}", self.name);
     }
 

@@ -232,7 +232,10 @@ fn qos_cuts_a_step_batch_at_the_buckets_and_lifts_live() {
         n
     };
     r.dev.poll();
-    assert_eq!(used(&mut r), 1, "empty buckets: one request, into debt");
+    // Empty buckets: one request, into debt (two or three if this thread
+    // lost the CPU for 5 ms or more in the step).
+    let first = used(&mut r);
+    assert!((1..=3).contains(&first), "{first} requests from empty buckets");
     std::thread::sleep(Duration::from_millis(30));
     r.dev.poll();
     let n = used(&mut r);
@@ -243,10 +246,10 @@ fn qos_cuts_a_step_batch_at_the_buckets_and_lifts_live() {
     // In debt now: the next steps take one per 5 ms at most.
     r.dev.poll();
     let m = used(&mut r);
-    assert!(m + n < 59, "{m} more at once: the batch must wait");
+    assert!(first + n + m < 60, "{m} more at once: the batch must wait");
     qos.set(QosLimits::default());
     r.dev.poll();
-    assert_eq!(used(&mut r), 59 - n - m, "lifted: the rest in one step");
+    assert_eq!(used(&mut r), 60 - first - n - m, "lifted: the rest in one step");
     for q in &reqs {
         assert_eq!(r.drv[0].status(q), VIRTIO_BLK_S_OK);
     }
