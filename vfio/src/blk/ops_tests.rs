@@ -235,7 +235,10 @@ fn qos_cuts_a_step_batch_at_the_buckets_and_lifts_live() {
     // Empty buckets: one request, into debt (two or three if this thread
     // lost the CPU for 5 ms or more in the step).
     let first = used(&mut r);
-    assert!((1..=3).contains(&first), "{first} requests from empty buckets");
+    assert!(
+        (1..=3).contains(&first),
+        "{first} requests from empty buckets"
+    );
     std::thread::sleep(Duration::from_millis(30));
     r.dev.poll();
     let n = used(&mut r);
@@ -249,7 +252,11 @@ fn qos_cuts_a_step_batch_at_the_buckets_and_lifts_live() {
     assert!(first + n + m < 60, "{m} more at once: the batch must wait");
     qos.set(QosLimits::default());
     r.dev.poll();
-    assert_eq!(used(&mut r), 60 - first - n - m, "lifted: the rest in one step");
+    assert_eq!(
+        used(&mut r),
+        60 - first - n - m,
+        "lifted: the rest in one step"
+    );
     for q in &reqs {
         assert_eq!(r.drv[0].status(q), VIRTIO_BLK_S_OK);
     }

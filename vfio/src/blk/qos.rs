@@ -750,7 +750,7 @@ mod tests {
                     let (op, len) = (ops[(r % 4) as usize], lens[(r / 4 % 4) as usize]);
                     let len = if op == IoOp::Flush { 0 } else { len };
                     let a = one.admit(op, len);
-                    let busy = a && r % 61 == 0;
+                    let busy = a && r.is_multiple_of(61);
                     if busy {
                         one.refund(op, len);
                     }
