@@ -152,6 +152,12 @@ pub struct BlkDevice {
     /// Latency of the synchronous completions: the current run of them
     /// sharing op and batch stamp (counted when it ends, as `reap` does).
     sync_run: (IoOp, u64, u64),
+    /// Latency of synchronous completions: the clock read last (a batch's
+    /// stamp or the end of a step's run), whether this step may stamp its
+    /// takes with it, and whether the next step may (see `poll`).
+    stamp: u64,
+    stamp_ok: bool,
+    stamp_next: bool,
     stats: BlkStats,
     /// Per-operation latency histograms, when tracked.
     latency: Option<Box<Latency>>,
@@ -199,6 +205,9 @@ impl BlkDevice {
             max_inflight,
             sync_backend,
             sync_run: (IoOp::Read, 0, 0),
+            stamp: 0,
+            stamp_ok: false,
+            stamp_next: false,
             stats: BlkStats::default(),
             latency: None,
             qos_handle: QosHandle::new(),
@@ -559,13 +568,17 @@ impl BlkDevice {
         if let Some(bytes) = self.backend.capacity_change() {
             self.capacity_changed(bytes);
         }
+        // A step that follows one which ended its synchronous completions
+        // with a clock read stamps its takes with that read (one read per
+        // step while requests keep coming; see `latency`).
+        self.stamp_ok = std::mem::take(&mut self.stamp_next);
         let mut work = 0;
         for qi in 0..self.queues.len() {
             work += self.take_new(qi);
         }
         if self.sync_backend {
             // Completed as they were taken: nothing to commit or reap.
-            self.end_sync_run();
+            self.stamp_next = self.end_sync_run();
         } else {
             if work > 0 {
                 self.backend.commit();
@@ -616,7 +629,13 @@ impl BlkDevice {
         // batch's requests, and the QoS refill's time if this step has not
         // refilled yet (with QoS alone, the refill reads it).
         let track = self.latency.is_some();
-        let stamp = if track { clock::now() } else { 0 };
+        let stamp = if !track {
+            0
+        } else if self.stamp_ok {
+            self.stamp
+        } else {
+            clock::now()
+        };
         if let Some(qos) = self.qos.as_mut() {
             qos.refill_if_due(|| if track { stamp } else { clock::now() });
         }
@@ -897,15 +916,19 @@ impl BlkDevice {
     }
 
     /// Counts the latency of the current run of synchronous completions
-    /// (see `sync_run`), if any.
+    /// (see `sync_run`), if any; returns whether it read the clock (the
+    /// read is kept as the next step's stamp).
     #[inline]
-    fn end_sync_run(&mut self) {
+    fn end_sync_run(&mut self) -> bool {
         let run = std::mem::replace(&mut self.sync_run, (IoOp::Read, 0, 0));
         if run.2 > 0 {
             if let Some(l) = self.latency.as_deref_mut() {
-                l.record_n(run.0, clock::now().saturating_sub(run.1), run.2);
+                self.stamp = clock::now();
+                l.record_n(run.0, self.stamp.saturating_sub(run.1), run.2);
+                return true;
             }
         }
+        false
     }
 
     /// Publishes every queue that has new used elements: stores their used

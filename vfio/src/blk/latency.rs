@@ -11,7 +11,13 @@
 //!
 //! The clock is read once per batch, not per request (a request popped in
 //! a batch of 64 carries the batch's stamp): two `rdtsc` per poll step that
-//! moved work. The device counts runs, not requests: completions of one
+//! moved work. With a synchronous backend (completed in the step that takes
+//! them) one: the read that ends a step's completions stamps the next
+//! step's takes when that step follows at once (a step with nothing to
+//! take in between reads afresh), so the stamp is early by the end of the
+//! previous step and the poller's turn to the next one (tens of
+//! nanoseconds in a polling thread; whatever a loop that also does other
+//! work, a switch core's packets, did between the two). The device counts runs, not requests: completions of one
 //! reap that share their operation and their stamp (taken in one batch)
 //! are one [`Latency::record_n`], so per completion it only compares two
 //! fields and adds one to a register; per run, the conversion to

@@ -551,6 +551,25 @@ fn latency_histograms_and_metrics_count_every_completed_request() {
     );
 }
 
+/// The latency stamp of a step's takes is the previous step's completion
+/// time only when that step ended with completions (a synchronous
+/// backend's, here): a step after an idle one reads the clock, so a pause
+/// between the two is not counted.
+#[test]
+fn latency_stamp_after_an_idle_step_is_fresh() {
+    let mut r = rig_with(Box::new(NullBackend::new(DISK, 64)), 1);
+    r.dev.track_latency();
+    r.drv[0].request(VIRTIO_BLK_T_IN, 0, &[Buf::w(DATA, 512)], false);
+    assert_eq!(r.dev.poll(), 2, "taken and completed");
+    assert_eq!(r.dev.poll(), 0, "an idle step");
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    r.drv[0].request(VIRTIO_BLK_T_IN, 0, &[Buf::w(DATA, 512)], false);
+    assert_eq!(r.dev.poll(), 2);
+    let l = r.dev.latency().unwrap().ops[0];
+    assert_eq!(l.count(), 2);
+    assert!(l.sum_ns < 40_000_000, "the pause counted: {} ns", l.sum_ns);
+}
+
 #[test]
 fn one_publication_interrupts_exactly_the_queues_that_want_it() {
     use std::io::Read;
