@@ -2,6 +2,31 @@
 
 use std::ptr::NonNull;
 
+/// One segment of an mbuf chain: its data (`data_len` bytes at
+/// `buf_addr + data_off`) and the next segment (NULL at the end).
+///
+/// # Safety
+/// `seg` is a segment of a valid mbuf chain that stays alive, unchanged,
+/// for `'a`.
+#[inline(always)]
+pub(crate) unsafe fn segment<'a>(
+    seg: *const dpdk_sys::rte_mbuf,
+) -> (&'a [u8], *const dpdk_sys::rte_mbuf) {
+    // SAFETY: the caller's promise: a valid segment, whose data lies at
+    // buf_addr + data_off for data_len bytes, and whose `next` DPDK keeps
+    // valid or NULL.
+    unsafe {
+        let s = &*seg;
+        (
+            std::slice::from_raw_parts(
+                (s.buf_addr as *const u8).add(s.data_off as usize),
+                s.data_len as usize,
+            ),
+            s.next as *const dpdk_sys::rte_mbuf,
+        )
+    }
+}
+
 /// Bit offset of `tso_segsz` in the mbuf's `tx_offload` word.
 const TSO_SEGSZ_SHIFT: u32 = 24;
 
@@ -220,18 +245,8 @@ impl Mbuf {
         let mut seg: *const dpdk_sys::rte_mbuf = self.0.as_ptr();
         while at < dst.len() && !seg.is_null() {
             // SAFETY: `seg` is a segment of our valid chain (the head, then
-            // `next` pointers DPDK keeps valid or NULL); its data lies at
-            // buf_addr + data_off for data_len bytes.
-            let (data, next) = unsafe {
-                let s = &*seg;
-                (
-                    std::slice::from_raw_parts(
-                        (s.buf_addr as *const u8).add(s.data_off as usize),
-                        s.data_len as usize,
-                    ),
-                    s.next as *const dpdk_sys::rte_mbuf,
-                )
-            };
+            // `next` pointers DPDK keeps valid or NULL), alive while `self` is.
+            let (data, next) = unsafe { segment(seg) };
             if off >= data.len() {
                 off -= data.len();
             } else {

@@ -135,18 +135,9 @@ impl RxSource for MbufSource {
         out.write(&hdr[..self.hdr_len]);
         let mut seg = m as *const sys::rte_mbuf;
         while !seg.is_null() {
-            // SAFETY: a segment of a valid chain: data_len bytes at
-            // buf_addr + data_off; `next` is valid or NULL.
-            let (data, next) = unsafe {
-                let s = &*seg;
-                (
-                    std::slice::from_raw_parts(
-                        (s.buf_addr as *const u8).add(s.data_off as usize),
-                        s.data_len as usize,
-                    ),
-                    s.next as *const sys::rte_mbuf,
-                )
-            };
+            // SAFETY: a segment of the caller's valid chain, alive for
+            // this call.
+            let (data, next) = unsafe { crate::mbuf::segment(seg) };
             out.write(data);
             seg = next;
         }
