@@ -151,7 +151,7 @@ pub struct BlkDevice {
     sync_backend: bool,
     /// Latency of the synchronous completions: the current run of them
     /// sharing op and batch stamp (counted when it ends, as `reap` does).
-    sync_run: (IoOp, u64, u64),
+    sync_run: LatencyRun,
     /// Latency of synchronous completions: the clock read last (a batch's
     /// stamp or the end of a step's run), whether this step may stamp its
     /// takes with it, and whether the next step may (see `poll`).
@@ -204,7 +204,7 @@ impl BlkDevice {
             completions: Vec::with_capacity(cap),
             max_inflight,
             sync_backend,
-            sync_run: (IoOp::Read, 0, 0),
+            sync_run: LatencyRun::default(),
             stamp: 0,
             stamp_ok: false,
             stamp_next: false,
@@ -714,11 +714,14 @@ impl BlkDevice {
                             l.mark_written(&[s]);
                         }
                     }
-                    ring.add_used(head, used_len, ring_descs);
-                    if let Some(t) = q.tracker.as_mut() {
-                        t.used(head, ring.next_used());
-                        q.unpublished.push(head);
-                    }
+                    used(
+                        ring,
+                        &mut q.tracker,
+                        &mut q.unpublished,
+                        head,
+                        used_len,
+                        ring_descs,
+                    );
                     q.dirty = true;
                 }
                 Verdict::GetId => {
@@ -731,11 +734,14 @@ impl BlkDevice {
                         l.mark_written(&slot.data);
                         l.mark_written(slot.status.as_slice());
                     }
-                    ring.add_used(head, n as u32 + 1, ring_descs);
-                    if let Some(t) = q.tracker.as_mut() {
-                        t.used(head, ring.next_used());
-                        q.unpublished.push(head);
-                    }
+                    used(
+                        ring,
+                        &mut q.tracker,
+                        &mut q.unpublished,
+                        head,
+                        n as u32 + 1,
+                        ring_descs,
+                    );
                     q.dirty = true;
                     self.stats.get_ids += 1;
                 }
@@ -751,22 +757,19 @@ impl BlkDevice {
                     slot.op = op;
                     slot.len = len;
                     let used_len = write_back(&mut self.stats, q.log.as_ref(), slot, st);
-                    ring.add_used(head, used_len, ring_descs);
-                    if let Some(t) = q.tracker.as_mut() {
-                        t.used(head, ring.next_used());
-                        q.unpublished.push(head);
-                    }
+                    used(
+                        ring,
+                        &mut q.tracker,
+                        &mut q.unpublished,
+                        head,
+                        used_len,
+                        ring_descs,
+                    );
                     q.dirty = true;
                     done_now += 1;
                     if track {
-                        let run = &mut self.sync_run;
-                        if run.2 > 0 && (run.0 != op || run.1 != stamp) {
-                            if let Some(l) = self.latency.as_deref_mut() {
-                                l.record_n(run.0, clock::now().saturating_sub(run.1), run.2);
-                            }
-                            run.2 = 0;
-                        }
-                        *run = (op, stamp, run.2 + 1);
+                        self.sync_run
+                            .add(op, stamp, self.latency.as_deref_mut(), clock::now);
                     }
                 }
                 Verdict::Backend { op, offset, len } => {
@@ -876,7 +879,7 @@ impl BlkDevice {
         let now = if track { clock::now() } else { 0 };
         // Latency: the current run of completions sharing op and stamp
         // (see `latency`), counted when it ends.
-        let mut run = (IoOp::Read, 0u64, 0u64);
+        let mut run = LatencyRun::default();
         for i in 0..n {
             let c = self.completions[i];
             let qi = (c.id >> 16) as usize;
@@ -890,27 +893,24 @@ impl BlkDevice {
             slot.busy = false;
             q.inflight -= 1;
             if track {
-                if slot.op == run.0 && slot.started == run.1 {
-                    run.2 += 1;
-                } else {
-                    if let Some(l) = self.latency.as_deref_mut().filter(|_| run.2 > 0) {
-                        l.record_n(run.0, now.saturating_sub(run.1), run.2);
-                    }
-                    run = (slot.op, slot.started, 1);
-                }
+                run.add(slot.op, slot.started, self.latency.as_deref_mut(), || now);
             }
             let used_len = write_back(&mut self.stats, q.log.as_ref(), slot, c.status);
             if let Some(ring) = q.ring.as_mut() {
-                ring.add_used(head as u16, used_len, slot.ring_descs);
-                if let Some(t) = q.tracker.as_mut() {
-                    t.used(head as u16, ring.next_used());
-                    q.unpublished.push(head as u16);
-                }
+                let h = head as u16;
+                used(
+                    ring,
+                    &mut q.tracker,
+                    &mut q.unpublished,
+                    h,
+                    used_len,
+                    slot.ring_descs,
+                );
                 q.dirty = true;
             }
         }
-        if let Some(l) = self.latency.as_deref_mut().filter(|_| run.2 > 0) {
-            l.record_n(run.0, now.saturating_sub(run.1), run.2);
+        if let (Some(l), Some((op, stamp, k))) = (self.latency.as_deref_mut(), run.take()) {
+            l.record_n(op, now.saturating_sub(stamp), k);
         }
         n
     }
@@ -920,13 +920,11 @@ impl BlkDevice {
     /// read is kept as the next step's stamp).
     #[inline]
     fn end_sync_run(&mut self) -> bool {
-        let run = std::mem::replace(&mut self.sync_run, (IoOp::Read, 0, 0));
-        if run.2 > 0 {
-            if let Some(l) = self.latency.as_deref_mut() {
-                self.stamp = clock::now();
-                l.record_n(run.0, self.stamp.saturating_sub(run.1), run.2);
-                return true;
-            }
+        if let (Some(l), Some((op, stamp, k))) = (self.latency.as_deref_mut(), self.sync_run.take())
+        {
+            self.stamp = clock::now();
+            l.record_n(op, self.stamp.saturating_sub(stamp), k);
+            return true;
         }
         false
     }
@@ -1003,6 +1001,75 @@ impl BlkDevice {
                 }
             }
         }
+    }
+}
+
+/// Adds the used element (`head`, `len`) to `ring` and, with inflight
+/// tracking, marks it used and keeps it for the next publish.
+#[inline]
+fn used(
+    ring: &mut Virtqueue,
+    tracker: &mut Option<InflightQueue>,
+    unpublished: &mut Vec<u16>,
+    head: u16,
+    len: u32,
+    ring_descs: u16,
+) {
+    ring.add_used(head, len, ring_descs);
+    if let Some(t) = tracker.as_mut() {
+        t.used(head, ring.next_used());
+        unpublished.push(head);
+    }
+}
+
+/// A run of completions sharing operation and start stamp, whose latency
+/// is recorded at once when the run ends (see `latency`).
+#[derive(Debug, Clone, Copy)]
+struct LatencyRun {
+    op: IoOp,
+    stamp: u64,
+    n: u64,
+}
+
+impl Default for LatencyRun {
+    fn default() -> Self {
+        LatencyRun {
+            op: IoOp::Read,
+            stamp: 0,
+            n: 0,
+        }
+    }
+}
+
+impl LatencyRun {
+    /// One more completion of `op` started at `stamp`: a different one
+    /// ends the current run, recorded into `latency` at `now()`.
+    #[inline]
+    fn add(
+        &mut self,
+        op: IoOp,
+        stamp: u64,
+        latency: Option<&mut Latency>,
+        now: impl FnOnce() -> u64,
+    ) {
+        if self.n > 0 && (self.op != op || self.stamp != stamp) {
+            if let Some(l) = latency {
+                l.record_n(self.op, now().saturating_sub(self.stamp), self.n);
+            }
+            self.n = 0;
+        }
+        *self = LatencyRun {
+            op,
+            stamp,
+            n: self.n + 1,
+        };
+    }
+
+    /// Ends the run: its operation, stamp and count, if it has any.
+    #[inline]
+    fn take(&mut self) -> Option<(IoOp, u64, u64)> {
+        let r = std::mem::take(self);
+        (r.n > 0).then_some((r.op, r.stamp, r.n))
     }
 }
 
