@@ -567,7 +567,24 @@ impl Rig {
         for &p in captured {
             tx.insert(p, self.port_counter(p, "tx pkts=")?);
         }
+        self.settle_flow_stats()?;
         Ok((rx, tx))
+    }
+
+    /// Makes the rules' counters final. OVS credits a packet that hit a
+    /// datapath flow to its rules only when a revalidator next dumps that
+    /// flow (every 500 ms, later under load): `revalidator/wait` returns
+    /// once a dump that started after the call has finished, so two of
+    /// them cover every packet already forwarded. (CI once dumped the
+    /// rules before that: one frame short on the three rules it hit.)
+    /// vswitch's counters are the datapath's own, exact when read.
+    pub fn settle_flow_stats(&self) -> Result<(), String> {
+        if self.kind == Kind::Ovs {
+            for _ in 0..2 {
+                self.appctl(&["revalidator/wait"])?;
+            }
+        }
+        Ok(())
     }
 
     /// The frames each port of `captured` (port → tx counter) sent, in
