@@ -1193,22 +1193,98 @@ fn verdict(s: &Spread, goal: f64) -> String {
     }
 }
 
+/// The run each row reports (the median of its rounds).
+struct Picked {
+    vs: Side,
+    ovs_runs: Vec<Side>,
+    ov: Option<Side>,
+    fl: Option<Side>,
+    xc: Option<Side>,
+}
+
+impl Picked {
+    fn of(r: &Rounds) -> Picked {
+        let ovs_runs: Vec<Side> = r.ovs.iter().flatten().cloned().collect();
+        Picked {
+            vs: pick(&r.vswitch),
+            ov: (!ovs_runs.is_empty()).then(|| pick(&ovs_runs)),
+            ovs_runs,
+            fl: (!r.floor.is_empty()).then(|| pick(&r.floor)),
+            xc: (!r.floor_xconnect.is_empty()).then(|| pick(&r.floor_xconnect)),
+        }
+    }
+}
+
+/// The round pairs' ratios of one configuration.
+struct Pairs {
+    delivered: Option<Spread>,
+    per_busy_core: Option<Spread>,
+    same_host_per_busy_core: Option<Spread>,
+    by_placement: Vec<PlacementGroup>,
+}
+
 /// The table, the pairs' ratios and the JSON line of one configuration.
 fn report_config(a: &Args, r: &Rounds) {
-    let vs = pick(&r.vswitch);
-    let ovs_runs: Vec<Side> = r.ovs.iter().flatten().cloned().collect();
-    let ov = (!ovs_runs.is_empty()).then(|| pick(&ovs_runs));
-    let fl = (!r.floor.is_empty()).then(|| pick(&r.floor));
-    let xc = (!r.floor_xconnect.is_empty()).then(|| pick(&r.floor_xconnect));
-    let pairs_delivered = Spread::of(&pair_ratios(r, |s| Some(s.rate), false));
-    let pairs_per_busy_core = Spread::of(&pair_ratios(r, |s| s.mpps_per_busy_core, false));
-    let same_host_per_busy_core = Spread::of(&pair_ratios(r, |s| s.mpps_per_busy_core, true));
-    let by_placement = placement_groups(r);
+    let p = Picked::of(r);
+    let pairs = Pairs {
+        delivered: Spread::of(&pair_ratios(r, |s| Some(s.rate), false)),
+        per_busy_core: Spread::of(&pair_ratios(r, |s| s.mpps_per_busy_core, false)),
+        same_host_per_busy_core: Spread::of(&pair_ratios(r, |s| s.mpps_per_busy_core, true)),
+        by_placement: placement_groups(r),
+    };
     let (mode, unit, goal) = if a.tso {
         ("tso", "Gbps", 1.0)
     } else {
         ("64B", "Mpps", 2.0)
     };
+    print_table(a, r, &p, unit);
+    print_pairs(a, &pairs, goal);
+    let Picked {
+        vs,
+        ov,
+        fl,
+        xc,
+        ovs_runs: _,
+    } = p;
+    let Pairs {
+        delivered: pairs_delivered,
+        per_busy_core: pairs_per_busy_core,
+        same_host_per_busy_core,
+        by_placement,
+    } = pairs;
+    report::json_line(
+        "vm_net",
+        &Result {
+            mode,
+            guest_opts: a.guest_opts.clone(),
+            unit,
+            seconds: a.seconds,
+            vswitch: vs,
+            ovs: ov,
+            floor: fl,
+            floor_xconnect: xc,
+            ratio: pairs_delivered.map(|p| p.median),
+            ratio_per_busy_core: pairs_per_busy_core.map(|p| p.median),
+            pairs_delivered,
+            pairs_per_busy_core,
+            same_host_per_busy_core,
+            by_placement,
+            rounds: r,
+            tsc_hz: a.hz,
+            goal,
+        },
+    );
+}
+
+/// The configuration's table: one row per switch and floor.
+fn print_table(a: &Args, r: &Rounds, p: &Picked, unit: &str) {
+    let Picked {
+        vs,
+        ovs_runs,
+        ov,
+        fl,
+        xc,
+    } = p;
     // Each row's per-busy-core range over its rounds.
     let per_core_range = |v: &[Side]| {
         Spread::of(
@@ -1245,24 +1321,24 @@ fn report_config(a: &Args, r: &Rounds) {
     };
     let mut rows = vec![row(
         "vswitch (net_vhost)",
-        &vs,
+        vs,
         &r.vswitch,
-        vs_ovs(&vs, |s| Some(s.rate)),
-        vs_ovs(&vs, |s| s.mpps_per_busy_core),
+        vs_ovs(vs, |s| Some(s.rate)),
+        vs_ovs(vs, |s| s.mpps_per_busy_core),
     )];
-    if let Some(o) = &ov {
+    if let Some(o) = ov {
         let one = o.mpps_per_busy_core.map(|_| 1.0);
         rows.push(row(
             "OVS-DPDK (dpdkvhostuserclient)",
             o,
-            &ovs_runs,
+            ovs_runs,
             Some(1.0),
             one,
         ));
     }
     for (name, side, runs) in [
-        ("floor: testpmd io (net_vhost)", &fl, &r.floor),
-        ("floor: vswitch --xconnect", &xc, &r.floor_xconnect),
+        ("floor: testpmd io (net_vhost)", fl, &r.floor),
+        ("floor: vswitch --xconnect", xc, &r.floor_xconnect),
     ] {
         if let Some(f) = side {
             rows.push(row(
@@ -1309,13 +1385,23 @@ fn report_config(a: &Args, r: &Rounds) {
         &header,
         &rows,
     );
-    if let Some(p) = &pairs_delivered {
+}
+
+/// The pairs' ratios under the table, and the verdict on `goal`.
+fn print_pairs(a: &Args, pairs: &Pairs, goal: f64) {
+    let Pairs {
+        delivered: pairs_delivered,
+        per_busy_core: pairs_per_busy_core,
+        same_host_per_busy_core,
+        by_placement,
+    } = pairs;
+    if let Some(p) = pairs_delivered {
         println!("  pairs vswitch/OVS, delivered:      {}", spread_text(p));
     }
-    if let Some(p) = &pairs_per_busy_core {
+    if let Some(p) = pairs_per_busy_core {
         println!("  pairs vswitch/OVS, per busy core:  {}", spread_text(p));
     }
-    match &same_host_per_busy_core {
+    match same_host_per_busy_core {
         Some(p) => println!(
             "  the same, pairs on one vCPU placement throughout: {} -> {}",
             spread_text(p),
@@ -1326,7 +1412,7 @@ fn report_config(a: &Args, r: &Rounds) {
         }
         None => {}
     }
-    for g in &by_placement {
+    for g in by_placement {
         println!(
             "    of which at {:.0}-{:.0} ns line time: {}",
             g.line_ns[0],
@@ -1335,9 +1421,9 @@ fn report_config(a: &Args, r: &Rounds) {
         );
     }
     let judged = if a.tso {
-        &pairs_delivered
+        pairs_delivered
     } else {
-        &pairs_per_busy_core
+        pairs_per_busy_core
     };
     if let Some(p) = judged {
         println!(
@@ -1352,28 +1438,6 @@ fn report_config(a: &Args, r: &Rounds) {
             a.hz / 1e9
         );
     }
-    report::json_line(
-        "vm_net",
-        &Result {
-            mode,
-            guest_opts: a.guest_opts.clone(),
-            unit,
-            seconds: a.seconds,
-            vswitch: vs,
-            ovs: ov,
-            floor: fl,
-            floor_xconnect: xc,
-            ratio: pairs_delivered.map(|p| p.median),
-            ratio_per_busy_core: pairs_per_busy_core.map(|p| p.median),
-            pairs_delivered,
-            pairs_per_busy_core,
-            same_host_per_busy_core,
-            by_placement,
-            rounds: r,
-            tsc_hz: a.hz,
-            goal,
-        },
-    );
 }
 
 #[cfg(test)]
