@@ -695,15 +695,15 @@ fn take(taken: &mut [bool], q: u16, name: &str, dir: &str) -> Result<()> {
 
 impl Drop for Port {
     fn drop(&mut self) {
-        // SAFETY: valid port id; stop/close are idempotent enough for DPDK
-        // ports we own; after close the id is released. Only devices probed
-        // here are detached, so `--vdev` devices stay owned by the EAL.
         if self.watched {
             crate::offload::unwatch_vhost(self.id);
         }
         if let Some(v) = self.vhost.take() {
             v.detach();
         }
+        // SAFETY: valid port id; stop/close are idempotent enough for DPDK
+        // ports we own; after close the id is released. Only devices probed
+        // here are detached, so `--vdev` devices stay owned by the EAL.
         unsafe {
             if self.started {
                 dpdk_sys::rte_eth_dev_stop(self.id);
