@@ -250,6 +250,16 @@ struct Args {
     /// driver's lines flushed from the caches (cold), packed and split.
     #[arg(long)]
     packed: bool,
+    /// Instead of `--round-cost`'s turns: only N rounds of 32 reads on one
+    /// device with the features of `--round-features`, for an instruction
+    /// count (`valgrind --tool=callgrind`: the difference between two N,
+    /// divided by 32 × their difference, is the instructions per read).
+    #[arg(long, value_name = "N")]
+    round_batches: Option<u64>,
+    /// With `--round-batches`: the device's features, comma-separated
+    /// (`qos`, `metrics`; none: plain).
+    #[arg(long, value_delimiter = ',')]
+    round_features: Vec<String>,
     /// SPDK's vhost app (`build/bin/vhost` of a tree built with
     /// `perf/spdk/build.sh`): adds the `spdk` target, the anchor. Without
     /// it those rows are skipped.
@@ -586,6 +596,22 @@ fn round_cost() {
     }
 }
 
+/// `--round-batches`: `n` rounds of [`ROUND_BATCH`] reads on one device
+/// (QoS limits far above the rate and/or latency histograms), nothing
+/// else, for an instruction count under callgrind.
+fn round_batches(qos: bool, latency: bool, n: u64) {
+    let mut r = RoundRig::new(RigSpec {
+        qos,
+        latency,
+        ..RigSpec::default()
+    });
+    for _ in 0..n {
+        r.batch_round();
+    }
+    r.check();
+    println!("{n} rounds of {ROUND_BATCH} reads (qos {qos}, metrics {latency})");
+}
+
 /// `--round-cost`'s measurement of devices with the given (QoS, latency)
 /// features, taking turns: per device (idle round, one-read round, per
 /// read in a round of 32), cycles, minimum over the turns.
@@ -875,20 +901,26 @@ impl RoundRig {
         let busy = cyc / rounds;
         let mut cyc = 0;
         for _ in 0..rounds / ROUND_BATCH as u64 {
-            self.offer(true);
-            let t = tsc();
-            let moved = self.p.poll();
-            cyc += tsc() - t;
-            assert_eq!(
-                moved,
-                2 * ROUND_BATCH,
-                "the batch taken and completed in one round"
-            );
-            for _ in 0..ROUND_BATCH {
-                assert!(self.pop_used().is_some());
-            }
+            cyc += self.batch_round();
         }
         [idle, busy, cyc / rounds]
+    }
+
+    /// One round serving [`ROUND_BATCH`] reads: its cycles.
+    fn batch_round(&mut self) -> u64 {
+        self.offer(true);
+        let t = tsc();
+        let moved = self.p.poll();
+        let cyc = tsc() - t;
+        assert_eq!(
+            moved,
+            2 * ROUND_BATCH,
+            "the batch taken and completed in one round"
+        );
+        for _ in 0..ROUND_BATCH {
+            assert!(self.pop_used().is_some());
+        }
+        cyc
     }
 
     /// The histograms counted what they were given.
@@ -920,6 +952,12 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     if a.metrics_cost {
         metrics_cost(&dir, repeat, secs, hz);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
+    if let Some(n) = a.round_batches {
+        let has = |f: &str| a.round_features.iter().any(|x| x == f);
+        round_batches(has("qos"), has("metrics"), n);
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }

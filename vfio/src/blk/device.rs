@@ -18,7 +18,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::config::{BlkConfig, SEG_MAX};
-use super::latency::{clock, Latency};
+use super::latency::{self, clock, Latency};
 use super::notify::ConfigNotifier;
 use super::qos::{Qos, QosHandle};
 use super::request::{parse, Verdict};
@@ -149,9 +149,10 @@ pub struct BlkDevice {
     /// ([`Backend::synchronous`], read once): they are completed in the
     /// step that takes them, with no `submit`/`poll` round trip.
     sync_backend: bool,
-    /// Latency of the synchronous completions: the current run of them
-    /// sharing op and batch stamp (counted when it ends, as `reap` does).
-    sync_run: LatencyRun,
+    /// Latency of the synchronous completions: how many of each operation
+    /// ([`latency::OPS`] order) this step completed, all taken at the
+    /// step's stamp (counted at the step's end, one clock read).
+    sync_done: [u64; 4],
     /// Latency of synchronous completions: the clock read last (a batch's
     /// stamp or the end of a step's run), whether this step may stamp its
     /// takes with it, and whether the next step may (see `poll`).
@@ -204,7 +205,7 @@ impl BlkDevice {
             completions: Vec::with_capacity(cap),
             max_inflight,
             sync_backend,
-            sync_run: LatencyRun::default(),
+            sync_done: [0; 4],
             stamp: 0,
             stamp_ok: false,
             stamp_next: false,
@@ -625,16 +626,19 @@ impl BlkDevice {
             return 0;
         }
         ring.prefetch_batch(BATCH as u16);
-        // One clock read per batch with latency tracked: the stamp of the
-        // batch's requests, and the QoS refill's time if this step has not
-        // refilled yet (with QoS alone, the refill reads it).
+        // One clock read per step with latency tracked: the stamp of the
+        // step's requests, and the QoS refill's time if this step
+        // refills (with QoS alone, the refill reads it).
         let track = self.latency.is_some();
         let stamp = if !track {
             0
         } else if self.stamp_ok {
             self.stamp
         } else {
-            clock::now()
+            // The step's stamp, for every queue it takes from.
+            self.stamp = clock::now();
+            self.stamp_ok = true;
+            self.stamp
         };
         if let Some(qos) = self.qos.as_mut() {
             qos.refill_if_due(|| if track { stamp } else { clock::now() });
@@ -686,7 +690,8 @@ impl BlkDevice {
             // QoS: over the limit, the request goes back to the ring and
             // waits there (never failed); the queue is done for this step.
             if let (Verdict::Backend { op, len, .. }, Some(qos)) = (verdict, self.qos.as_mut()) {
-                if !qos.admit(op, len) {
+                let now = || if track { stamp } else { clock::now() };
+                if !qos.admit_or_refill(op, len, now) {
                     if from_resubmit {
                         q.resubmit_pos -= 1;
                     } else {
@@ -768,8 +773,7 @@ impl BlkDevice {
                     q.dirty = true;
                     done_now += 1;
                     if track {
-                        self.sync_run
-                            .add(op, stamp, self.latency.as_deref_mut(), clock::now);
+                        self.sync_done[latency::op_index(op)] += 1;
                     }
                 }
                 Verdict::Backend { op, offset, len } => {
@@ -915,18 +919,27 @@ impl BlkDevice {
         n
     }
 
-    /// Counts the latency of the current run of synchronous completions
-    /// (see `sync_run`), if any; returns whether it read the clock (the
-    /// read is kept as the next step's stamp).
+    /// Counts the latency of the step's synchronous completions (see
+    /// `sync_done`), if any: one clock read, one histogram add per
+    /// operation completed; returns whether it read the clock (the read is
+    /// kept as the next step's stamp).
     #[inline]
     fn end_sync_run(&mut self) -> bool {
-        if let (Some(l), Some((op, stamp, k))) = (self.latency.as_deref_mut(), self.sync_run.take())
-        {
-            self.stamp = clock::now();
-            l.record_n(op, self.stamp.saturating_sub(stamp), k);
-            return true;
+        let Some(l) = self.latency.as_deref_mut() else {
+            return false;
+        };
+        if self.sync_done == [0; 4] {
+            return false;
         }
-        false
+        let stamp = self.stamp;
+        self.stamp = clock::now();
+        let ticks = self.stamp.saturating_sub(stamp);
+        for (i, k) in self.sync_done.iter_mut().enumerate() {
+            if *k != 0 {
+                l.record_index(i, ticks, std::mem::take(k));
+            }
+        }
+        true
     }
 
     /// Publishes every queue that has new used elements: stores their used

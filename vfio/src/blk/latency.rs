@@ -2,31 +2,38 @@
 //! measures when latency tracking is on ([`BlkDevice::track_latency`]).
 //!
 //! ```text
-//!  take_new: a batch with requests to take ─► stamp = clock::now() (TSC, also the QoS refill's time), kept in each slot
+//!  take_new: the step's first batch with requests to take ─► stamp = clock::now() (TSC, also the QoS refill's time), kept in each slot
 //!  reap:     first completion of the batch       ─► now = clock::now()
 //!            per run of completions with the same op and stamp (n of them):
 //!              ns = (now - stamp) · ns_per_tick ─► counts[op][log2 bucket] += n, sum += n · ns
 //!  scrape:   under the device lock, copies counts and sums (Prometheus histogram)
 //! ```
 //!
-//! The clock is read once per batch, not per request (a request popped in
-//! a batch of 64 carries the batch's stamp): two `rdtsc` per poll step that
-//! moved work. With a synchronous backend (completed in the step that takes
-//! them) one: the read that ends a step's completions stamps the next
-//! step's takes when that step follows at once (a step with nothing to
-//! take in between reads afresh), so the stamp is early by the end of the
-//! previous step and the poller's turn to the next one (tens of
-//! nanoseconds in a polling thread; whatever a loop that also does other
-//! work, a switch core's packets, did between the two). The device counts runs, not requests: completions of one
-//! reap that share their operation and their stamp (taken in one batch)
-//! are one [`Latency::record_n`], so per completion it only compares two
-//! fields and adds one to a register; per run, the conversion to
-//! nanoseconds and the bucket (a multiply, a division by a constant, an
-//! `lzcnt`, once per distinct interval) and two plain adds. The counters are plain integers: the device is
+//! The clock is read once per poll step, not per request (every request
+//! the step takes, from any queue, carries the step's stamp): two `rdtsc`
+//! per poll step that moved work. With a synchronous backend (completed
+//! in the step that takes them) one: the read that ends a step's
+//! completions stamps the next step's takes when that step follows at
+//! once (a step with nothing to take in between reads afresh), so the
+//! stamp is early by the end of the previous step and the poller's turn
+//! to the next one (tens of nanoseconds in a polling thread; whatever a
+//! loop that also does other work, a switch core's packets, did between
+//! the two). On that path all of a step's completions share the stamp
+//! and the end: per completion the device adds one to a counter of its
+//! operation, and at the step's end makes one [`Latency::record_n`] per
+//! operation it saw (`BlkDevice::end_sync_run`). Through `reap` the
+//! device counts runs, not requests: completions of one reap that share
+//! their operation and their stamp are one [`Latency::record_n`], so per
+//! completion it only compares two fields and adds one to a register.
+//! Per record, the conversion to nanoseconds and the bucket (a multiply,
+//! a division by a constant, an `lzcnt`, once per distinct interval) and
+//! two plain adds. The counters are plain integers: the device is
 //! single-threaded (its poller holds its lock), and a scrape reads them
 //! under the same lock. The interval runs from the device taking the
 //! request off the ring to the backend reporting it done; time the request
-//! waited in the ring before the poll is not in it.
+//! waited in the ring before the poll is not in it (nor, for a queue
+//! served later in the step, the time the step spent on the queues
+//! before it: it counts as the request's).
 //!
 //! [`BlkDevice::track_latency`]: super::BlkDevice::track_latency
 
@@ -130,12 +137,18 @@ impl Latency {
     /// run of a batch: taken together, completed together).
     #[inline]
     pub fn record_n(&mut self, op: IoOp, ticks: u64, n: u64) {
+        self.record_index(op_index(op), ticks, n);
+    }
+
+    /// [`Latency::record_n`] for the operation of [`OPS`] index `i`.
+    #[inline]
+    pub fn record_index(&mut self, i: usize, ticks: u64, n: u64) {
         if ticks != self.last.0 {
             let ns = ((ticks as u128 * self.ns_per_tick_q32 as u128) >> 32) as u64;
             self.last = (ticks, ns, bucket(ns));
         }
         let (_, ns, b) = self.last;
-        let o = &mut self.ops[op_index(op)];
+        let o = &mut self.ops[i];
         o.counts[b] += n;
         o.sum_ns = o.sum_ns.wrapping_add(ns.wrapping_mul(n));
     }

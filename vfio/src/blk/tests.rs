@@ -570,6 +570,33 @@ fn latency_stamp_after_an_idle_step_is_fresh() {
     assert!(l.sum_ns < 40_000_000, "the pause counted: {} ns", l.sum_ns);
 }
 
+/// A synchronous backend's step counts each operation it completed,
+/// whichever queue it came from, all at the step's one interval.
+#[test]
+fn latency_of_a_mixed_synchronous_step_counts_every_operation() {
+    let mut r = rig_with(Box::new(NullBackend::new(DISK, 64)), 2);
+    r.dev.track_latency();
+    for q in 0..2 {
+        for i in 0..3 {
+            r.drv[q].request(VIRTIO_BLK_T_IN, i, &[Buf::w(DATA, 512)], false);
+        }
+        r.drv[q].request(VIRTIO_BLK_T_OUT, 8, &[Buf::r(DATA, 512)], false);
+    }
+    r.drv[1].request(VIRTIO_BLK_T_FLUSH, 0, &[], false);
+    assert_eq!(r.dev.poll(), 2 * 9, "all taken and completed in one step");
+    let l = r.dev.latency().unwrap();
+    let counts: Vec<u64> = l.ops.iter().map(|o| o.count()).collect();
+    assert_eq!(counts, [6, 2, 1, 0]);
+    // One interval for the step: each operation's sum is its count times it.
+    let each = l.ops[2].sum_ns;
+    assert_eq!(l.ops[0].sum_ns, 6 * each);
+    assert_eq!(l.ops[1].sum_ns, 2 * each);
+    // The next step adds to them.
+    r.drv[0].request(VIRTIO_BLK_T_IN, 0, &[Buf::w(DATA, 512)], false);
+    assert_eq!(r.dev.poll(), 2);
+    assert_eq!(r.dev.latency().unwrap().ops[0].count(), 7);
+}
+
 #[test]
 fn one_publication_interrupts_exactly_the_queues_that_want_it() {
     use std::io::Read;
