@@ -30,6 +30,15 @@
 //! device's latency histograms off, against on with the Prometheus endpoint
 //! running and scraped over HTTP every 250 ms (60 times Prometheus's
 //! default rate), alternating runs.
+//!
+//! `--round-cost` measures the poller's own rounds in this thread (see
+//! `round_cost`); with `--async` the null backend goes through the
+//! asynchronous path (`submit`, `reap`). `--round-batches N
+//! --round-features qos,metrics,one,async` runs only N rounds of one
+//! device, for instruction counts:
+//! `valgrind --tool=callgrind blk_vhost --round-batches 3000 --round-features qos`
+//! minus the same with 1000, divided by 2000 × 32, is the instructions per
+//! read (driver included; the difference between features is theirs).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -250,6 +259,12 @@ struct Args {
     /// driver's lines flushed from the caches (cold), packed and split.
     #[arg(long)]
     packed: bool,
+    /// With `--round-cost`: the null backend behind a wrapper that does
+    /// not call itself synchronous, so requests go through `submit` and
+    /// the completion pass (`reap`), as with the file, cache and iSCSI
+    /// backends.
+    #[arg(long = "async")]
+    asynchronous: bool,
     /// Instead of `--round-cost`'s turns: only N rounds of 32 reads on one
     /// device with the features of `--round-features`, for an instruction
     /// count (`valgrind --tool=callgrind`: the difference between two N,
@@ -257,7 +272,8 @@ struct Args {
     #[arg(long, value_name = "N")]
     round_batches: Option<u64>,
     /// With `--round-batches`: the device's features, comma-separated
-    /// (`qos`, `metrics`; none: plain).
+    /// (`qos`, `metrics`; none: plain), `one` for rounds of one read,
+    /// `async` for the asynchronous path (see `--async`).
     #[arg(long, value_delimiter = ',')]
     round_features: Vec<String>,
     /// SPDK's vhost app (`build/bin/vhost` of a tree built with
@@ -507,7 +523,7 @@ fn ab_cost(
     // The same features in one thread, without the driver's core or the
     // scheduler (see `round_cost`): the cost itself, noise-free.
     let (qos, latency) = (name == "qos", name == "metrics");
-    let got = round_costs(&[(false, false), (qos, latency)]);
+    let got = round_costs(&[(false, false), (qos, latency)], false);
     let (off, on) = (got[0][2], got[1][2]);
     println!(
         "{name} in-thread (--round-cost), per read in a round of 32: off {off} cycles, on {on} ({:+})",
@@ -567,18 +583,26 @@ impl Spread {
 /// measured under the same conditions, so the differences are what the
 /// features cost the poller, the figure `--qos-cost` and `--metrics-cost`
 /// look for through the noise of two cores.
-fn round_cost() {
-    println!("poll round, one device, one split queue (event index), null backend, this thread");
+fn round_cost(asynchronous: bool) {
+    let path = if asynchronous {
+        "asynchronous null backend (submit, reap)"
+    } else {
+        "null backend"
+    };
+    println!("poll round, one device, one split queue (event index), {path}, this thread");
     // A second plain device: its difference from the first is the noise
     // floor (layout, cache sets) of the others'.
     let names = ["plain", "plain again", "qos", "metrics", "qos+metrics"];
-    let got = round_costs(&[
-        (false, false),
-        (false, false),
-        (true, false),
-        (false, true),
-        (true, true),
-    ]);
+    let got = round_costs(
+        &[
+            (false, false),
+            (false, false),
+            (true, false),
+            (false, true),
+            (true, true),
+        ],
+        asynchronous,
+    );
     for (name, &[idle, busy, batch]) in names.iter().zip(&got) {
         let [p0, p1, p2] = got[0];
         let d = |v: u64, p: u64| v as i64 - p as i64;
@@ -599,28 +623,35 @@ fn round_cost() {
 /// `--round-batches`: `n` rounds of [`ROUND_BATCH`] reads on one device
 /// (QoS limits far above the rate and/or latency histograms), nothing
 /// else, for an instruction count under callgrind.
-fn round_batches(qos: bool, latency: bool, n: u64) {
+fn round_batches(qos: bool, latency: bool, one: bool, asynchronous: bool, n: u64) {
     let mut r = RoundRig::new(RigSpec {
         qos,
         latency,
+        asynchronous,
         ..RigSpec::default()
     });
     for _ in 0..n {
-        r.batch_round();
+        if one {
+            r.one_round();
+        } else {
+            r.batch_round();
+        }
     }
     r.check();
-    println!("{n} rounds of {ROUND_BATCH} reads (qos {qos}, metrics {latency})");
+    let reads = if one { 1 } else { ROUND_BATCH };
+    println!("{n} rounds of {reads} reads (qos {qos}, metrics {latency})");
 }
 
 /// `--round-cost`'s measurement of devices with the given (QoS, latency)
 /// features, taking turns: per device (idle round, one-read round, per
 /// read in a round of 32), cycles, minimum over the turns.
-fn round_costs(features: &[(bool, bool)]) -> Vec<[u64; 3]> {
+fn round_costs(features: &[(bool, bool)], asynchronous: bool) -> Vec<[u64; 3]> {
     let specs: Vec<RigSpec> = features
         .iter()
         .map(|&(qos, latency)| RigSpec {
             qos,
             latency,
+            asynchronous,
             ..RigSpec::default()
         })
         .collect();
@@ -628,10 +659,12 @@ fn round_costs(features: &[(bool, bool)]) -> Vec<[u64; 3]> {
 }
 
 /// What one `--round-cost` device has: QoS limits far above the rate, the
-/// latency histograms, a packed ring instead of a split one, and the
-/// driver's lines flushed from the caches before each timed round.
+/// latency histograms, a packed ring instead of a split one, the
+/// driver's lines flushed from the caches before each timed round, and
+/// the asynchronous path ([`AsyncNull`]).
 #[derive(Clone, Copy, Default)]
 struct RigSpec {
+    asynchronous: bool,
     qos: bool,
     latency: bool,
     packed: bool,
@@ -695,6 +728,29 @@ fn round_costs_of(specs: &[RigSpec]) -> Vec<[u64; 3]> {
     best
 }
 
+/// The null backend, not calling itself synchronous: the device takes the
+/// asynchronous path (`submit`, `commit`, then `poll` in its completion
+/// pass), whose completions are counted by `reap`.
+struct AsyncNull(NullBackend);
+
+impl Backend for AsyncNull {
+    fn info(&self) -> vfio::backend::BackendInfo {
+        self.0.info()
+    }
+    fn submit(
+        &mut self,
+        req: &vfio::backend::IoRequest<'_>,
+    ) -> std::result::Result<(), vfio::backend::SubmitError> {
+        self.0.submit(req)
+    }
+    fn poll(&mut self, out: &mut Vec<vfio::backend::IoCompletion>) -> usize {
+        self.0.poll(out)
+    }
+    fn inflight(&self) -> usize {
+        self.0.inflight()
+    }
+}
+
 /// The simulated driver of a `--round-cost` device: a split ring (the
 /// virtio-blk driver simulator) or a packed one (chains written afresh
 /// each time, buffer id = request index).
@@ -735,7 +791,11 @@ impl RoundRig {
         use vfio::virtq::mock::{Buf, MockPackedQueue, MockQueue};
         use vfio::virtq::{VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
         let mem = GuestMemory::anonymous(&[(0, 32 << 20)]).expect("memory");
-        let backend = Box::new(NullBackend::new(DISK, 4096));
+        let backend: Box<dyn Backend> = if spec.asynchronous {
+            Box::new(AsyncNull(NullBackend::new(DISK, 4096)))
+        } else {
+            Box::new(NullBackend::new(DISK, 4096))
+        };
         let cfg = BlkConfig::new(&backend.info(), 512, 1, "round").expect("config");
         let mut dev = BlkDevice::new("round", backend, cfg);
         let ring = if spec.packed { VIRTIO_F_RING_PACKED } else { 0 };
@@ -891,12 +951,7 @@ impl RoundRig {
             ROUNDS / 8
         };
         for _ in 0..rounds {
-            self.offer(false);
-            let t = tsc();
-            let moved = self.p.poll();
-            cyc += tsc() - t;
-            assert_eq!(moved, 2, "one request taken and completed per round");
-            assert_eq!(self.pop_used(), Some(self.one));
+            cyc += self.one_round();
         }
         let busy = cyc / rounds;
         let mut cyc = 0;
@@ -904,6 +959,17 @@ impl RoundRig {
             cyc += self.batch_round();
         }
         [idle, busy, cyc / rounds]
+    }
+
+    /// One round serving one read: its cycles.
+    fn one_round(&mut self) -> u64 {
+        self.offer(false);
+        let t = tsc();
+        let moved = self.p.poll();
+        let cyc = tsc() - t;
+        assert_eq!(moved, 2, "one request taken and completed per round");
+        assert_eq!(self.pop_used(), Some(self.one));
+        cyc
     }
 
     /// One round serving [`ROUND_BATCH`] reads: its cycles.
@@ -957,7 +1023,7 @@ fn main() {
     }
     if let Some(n) = a.round_batches {
         let has = |f: &str| a.round_features.iter().any(|x| x == f);
-        round_batches(has("qos"), has("metrics"), n);
+        round_batches(has("qos"), has("metrics"), has("one"), has("async"), n);
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
@@ -965,7 +1031,7 @@ fn main() {
         if a.packed {
             round_cost_packed();
         } else {
-            round_cost();
+            round_cost(a.asynchronous);
         }
         let _ = std::fs::remove_dir_all(&dir);
         return;

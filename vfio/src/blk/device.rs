@@ -881,8 +881,8 @@ impl BlkDevice {
         let n = self.backend.poll(&mut self.completions);
         let track = n > 0 && self.latency.is_some();
         let now = if track { clock::now() } else { 0 };
-        // Latency: the current run of completions sharing op and stamp
-        // (see `latency`), counted when it ends.
+        // Latency: the current run of completions sharing a stamp (see
+        // `latency`), counted per operation when it ends.
         let mut run = LatencyRun::default();
         for i in 0..n {
             let c = self.completions[i];
@@ -896,8 +896,8 @@ impl BlkDevice {
             };
             slot.busy = false;
             q.inflight -= 1;
-            if track {
-                run.add(slot.op, slot.started, self.latency.as_deref_mut(), || now);
+            if let (true, Some(l)) = (track, self.latency.as_deref_mut()) {
+                run.add(slot.op, slot.started, l, now);
             }
             let used_len = write_back(&mut self.stats, q.log.as_ref(), slot, c.status);
             if let Some(ring) = q.ring.as_mut() {
@@ -913,8 +913,8 @@ impl BlkDevice {
                 q.dirty = true;
             }
         }
-        if let (Some(l), Some((op, stamp, k))) = (self.latency.as_deref_mut(), run.take()) {
-            l.record_n(op, now.saturating_sub(stamp), k);
+        if let Some(l) = self.latency.as_deref_mut() {
+            run.end(l, now);
         }
         n
     }
@@ -1035,54 +1035,38 @@ fn used(
     }
 }
 
-/// A run of completions sharing operation and start stamp, whose latency
-/// is recorded at once when the run ends (see `latency`).
-#[derive(Debug, Clone, Copy)]
+/// A run of completions sharing their start stamp (taken in one step),
+/// counted per operation and recorded at once when the run ends (see
+/// `latency`): per completion one compare and one add.
+#[derive(Debug, Clone, Copy, Default)]
 struct LatencyRun {
-    op: IoOp,
     stamp: u64,
-    n: u64,
-}
-
-impl Default for LatencyRun {
-    fn default() -> Self {
-        LatencyRun {
-            op: IoOp::Read,
-            stamp: 0,
-            n: 0,
-        }
-    }
+    /// Completions by [`latency::op_index`].
+    counts: [u64; 4],
 }
 
 impl LatencyRun {
-    /// One more completion of `op` started at `stamp`: a different one
-    /// ends the current run, recorded into `latency` at `now()`.
+    /// One more completion of `op` started at `stamp`: a different stamp
+    /// ends the current run, recorded into `latency` at `now`.
     #[inline]
-    fn add(
-        &mut self,
-        op: IoOp,
-        stamp: u64,
-        latency: Option<&mut Latency>,
-        now: impl FnOnce() -> u64,
-    ) {
-        if self.n > 0 && (self.op != op || self.stamp != stamp) {
-            if let Some(l) = latency {
-                l.record_n(self.op, now().saturating_sub(self.stamp), self.n);
-            }
-            self.n = 0;
+    fn add(&mut self, op: IoOp, stamp: u64, latency: &mut Latency, now: u64) {
+        if stamp != self.stamp {
+            self.end(latency, now);
+            self.stamp = stamp;
         }
-        *self = LatencyRun {
-            op,
-            stamp,
-            n: self.n + 1,
-        };
+        self.counts[latency::op_index(op)] += 1;
     }
 
-    /// Ends the run: its operation, stamp and count, if it has any.
+    /// Records the run (one histogram add per operation in it) and
+    /// empties it.
     #[inline]
-    fn take(&mut self) -> Option<(IoOp, u64, u64)> {
-        let r = std::mem::take(self);
-        (r.n > 0).then_some((r.op, r.stamp, r.n))
+    fn end(&mut self, latency: &mut Latency, now: u64) {
+        let ticks = now.saturating_sub(self.stamp);
+        for (i, k) in self.counts.iter_mut().enumerate() {
+            if *k != 0 {
+                latency.record_index(i, ticks, std::mem::take(k));
+            }
+        }
     }
 }
 
