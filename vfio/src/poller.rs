@@ -644,6 +644,9 @@ impl GroupPoller {
         // Past KEEP_IDLE idle rounds a device is kept only by a round with
         // work (idle rounds then lock and unlock it, as a sleep may follow).
         let keep = self.idle_streak < KEEP_IDLE;
+        // The clock as the last device polled read it at its step's end
+        // (latency tracked): the round's end for the busy accounting.
+        let mut end_read = None;
         for (d, kept) in self.local.iter().zip(self.kept.iter_mut()) {
             let guard = if std::mem::take(kept) {
                 if d.control_waiting() {
@@ -656,6 +659,7 @@ impl GroupPoller {
             };
             if let Some(mut dev) = guard {
                 let w = dev.poll();
+                end_read = dev.end_read();
                 after(&mut dev);
                 work += w;
                 if w > 0 || keep {
@@ -674,8 +678,12 @@ impl GroupPoller {
         }
         if self.accounting {
             // One clock read per round (as SPDK's reactor, which reads it
-            // at every thread poll for the same accounting).
-            let now = clock::now();
+            // at every thread poll for the same accounting), or none when
+            // the device polled last read it to count its completions
+            // (`BlkDevice::end_read`): what it did after that read
+            // (publishing) goes to the next round, a few tens of
+            // nanoseconds of a round that had work.
+            let now = end_read.unwrap_or_else(clock::now);
             let dt = now.wrapping_sub(self.last_tick);
             self.last_tick = now;
             if work > 0 {

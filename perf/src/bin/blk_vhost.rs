@@ -523,7 +523,7 @@ fn ab_cost(
     // The same features in one thread, without the driver's core or the
     // scheduler (see `round_cost`): the cost itself, noise-free.
     let (qos, latency) = (name == "qos", name == "metrics");
-    let got = round_costs(&[(false, false), (qos, latency)], false);
+    let got = round_costs(&[(false, false), (qos, latency)]);
     let (off, on) = (got[0][2], got[1][2]);
     println!(
         "{name} in-thread (--round-cost), per read in a round of 32: off {off} cycles, on {on} ({:+})",
@@ -574,10 +574,14 @@ impl Spread {
 /// simulated driver in this thread between rounds; cycles of
 /// `GroupPoller::poll` (lock, device poll, accounting) when idle, when it
 /// serves one 4 KiB read, and per read when it serves 32 at once (a QD 128
-/// batch). Five devices: plain (twice: the second's difference is the
-/// noise floor), with QoS limits far above the rate (every
-/// bucket refilled and checked), with the latency histograms of
-/// `--metrics`, and with both. They take turns batch by batch (each
+/// batch). Six devices: plain (twice: the second's difference is the
+/// noise floor), with QoS limits far above the rate (every bucket
+/// checked, none ever near empty), with the latency histograms of
+/// `--metrics`, with both, and plain with the poller's busy accounting
+/// off. The first five account busy time as `--metrics` does (a clock
+/// read per round, which the latency histograms share), so the metrics
+/// row minus the last is what `--metrics` costs against a server run
+/// without it. They take turns batch by batch (each
 /// measurement a batch of 8192 rounds, 200 turns), and each figure is the
 /// minimum over its turns: one thread, no driver core, and the devices
 /// measured under the same conditions, so the differences are what the
@@ -592,23 +596,35 @@ fn round_cost(asynchronous: bool) {
     println!("poll round, one device, one split queue (event index), {path}, this thread");
     // A second plain device: its difference from the first is the noise
     // floor (layout, cache sets) of the others'.
-    let names = ["plain", "plain again", "qos", "metrics", "qos+metrics"];
-    let got = round_costs(
-        &[
-            (false, false),
-            (false, false),
-            (true, false),
-            (false, true),
-            (true, true),
-        ],
+    let names = [
+        "plain",
+        "plain again",
+        "qos",
+        "metrics",
+        "qos+metrics",
+        "plain unaccounted",
+    ];
+    let spec = |qos, latency, unaccounted| RigSpec {
+        qos,
+        latency,
+        unaccounted,
         asynchronous,
-    );
+        ..RigSpec::default()
+    };
+    let got = round_costs_of(&[
+        spec(false, false, false),
+        spec(false, false, false),
+        spec(true, false, false),
+        spec(false, true, false),
+        spec(true, true, false),
+        spec(false, false, true),
+    ]);
     for (name, &[idle, busy, batch]) in names.iter().zip(&got) {
         let [p0, p1, p2] = got[0];
         let d = |v: u64, p: u64| v as i64 - p as i64;
         let name = name.replace(' ', "_");
         println!(
-            "{name:<12} idle round: {idle:>4} cycles ({:+}); round serving one 4 KiB read: {busy:>4} ({:+}); \
+            "{name:<17} idle round: {idle:>4} cycles ({:+}); round serving one 4 KiB read: {busy:>4} ({:+}); \
              per read in a round of 32: {batch:>4} ({:+})",
             d(idle, p0),
             d(busy, p1),
@@ -645,13 +661,12 @@ fn round_batches(qos: bool, latency: bool, one: bool, asynchronous: bool, n: u64
 /// `--round-cost`'s measurement of devices with the given (QoS, latency)
 /// features, taking turns: per device (idle round, one-read round, per
 /// read in a round of 32), cycles, minimum over the turns.
-fn round_costs(features: &[(bool, bool)], asynchronous: bool) -> Vec<[u64; 3]> {
+fn round_costs(features: &[(bool, bool)]) -> Vec<[u64; 3]> {
     let specs: Vec<RigSpec> = features
         .iter()
         .map(|&(qos, latency)| RigSpec {
             qos,
             latency,
-            asynchronous,
             ..RigSpec::default()
         })
         .collect();
@@ -661,10 +676,14 @@ fn round_costs(features: &[(bool, bool)], asynchronous: bool) -> Vec<[u64; 3]> {
 /// What one `--round-cost` device has: QoS limits far above the rate, the
 /// latency histograms, a packed ring instead of a split one, the
 /// driver's lines flushed from the caches before each timed round, and
-/// the asynchronous path ([`AsyncNull`]).
+/// the asynchronous path ([`AsyncNull`]), and a poller without busy
+/// accounting.
 #[derive(Clone, Copy, Default)]
 struct RigSpec {
     asynchronous: bool,
+    /// No busy accounting (the poller reads no clock per round): a device
+    /// with neither feature as it runs without `--metrics`.
+    unaccounted: bool,
     qos: bool,
     latency: bool,
     packed: bool,
@@ -830,7 +849,9 @@ impl RoundRig {
         };
         let group = PollGroup::new();
         group.add(DeviceCell::new(dev));
-        group.track_busy();
+        if !spec.unaccounted {
+            group.track_busy();
+        }
         if spec.latency {
             group.track_latency();
         }

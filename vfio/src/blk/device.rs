@@ -159,6 +159,9 @@ pub struct BlkDevice {
     stamp: u64,
     stamp_ok: bool,
     stamp_next: bool,
+    /// The clock read that counted this step's completions, if it made
+    /// one ([`BlkDevice::end_read`]).
+    end_read: Option<u64>,
     stats: BlkStats,
     /// Per-operation latency histograms, when tracked.
     latency: Option<Box<Latency>>,
@@ -209,6 +212,7 @@ impl BlkDevice {
             stamp: 0,
             stamp_ok: false,
             stamp_next: false,
+            end_read: None,
             stats: BlkStats::default(),
             latency: None,
             qos_handle: QosHandle::new(),
@@ -294,6 +298,16 @@ impl BlkDevice {
         if self.latency.is_none() {
             self.latency = Some(Box::new(Latency::new()));
         }
+    }
+
+    /// The clock ([`clock::now`]) as the last poll step read it to count
+    /// its completions' latency, if it did (latency tracked and requests
+    /// completed): a poller that accounts its busy time may take it as
+    /// its end-of-round read instead of reading the clock again (one TSC
+    /// read per busy round instead of two; what the step did after it,
+    /// publishing the used rings, counts in the next round).
+    pub fn end_read(&self) -> Option<u64> {
+        self.end_read
     }
 
     /// The latency histograms, if tracked.
@@ -573,6 +587,7 @@ impl BlkDevice {
         // with a clock read stamps its takes with that read (one read per
         // step while requests keep coming; see `latency`).
         self.stamp_ok = std::mem::take(&mut self.stamp_next);
+        self.end_read = None;
         let mut work = 0;
         for qi in 0..self.queues.len() {
             work += self.take_new(qi);
@@ -881,6 +896,9 @@ impl BlkDevice {
         let n = self.backend.poll(&mut self.completions);
         let track = n > 0 && self.latency.is_some();
         let now = if track { clock::now() } else { 0 };
+        if track {
+            self.end_read = Some(now);
+        }
         // Latency: the current run of completions sharing a stamp (see
         // `latency`), counted per operation when it ends.
         let mut run = LatencyRun::default();
@@ -933,6 +951,7 @@ impl BlkDevice {
         }
         let stamp = self.stamp;
         self.stamp = clock::now();
+        self.end_read = Some(self.stamp);
         let ticks = self.stamp.saturating_sub(stamp);
         for (i, k) in self.sync_done.iter_mut().enumerate() {
             if *k != 0 {

@@ -591,10 +591,16 @@ fn latency_of_a_mixed_synchronous_step_counts_every_operation() {
     let each = l.ops[2].sum_ns;
     assert_eq!(l.ops[0].sum_ns, 6 * each);
     assert_eq!(l.ops[1].sum_ns, 2 * each);
+    // The step's end read is offered to the poller's busy accounting; a
+    // step that counted nothing read nothing.
+    let end = r.dev.end_read().expect("the step read the clock");
+    assert_eq!(r.dev.poll(), 0);
+    assert_eq!(r.dev.end_read(), None);
     // The next step adds to them.
     r.drv[0].request(VIRTIO_BLK_T_IN, 0, &[Buf::w(DATA, 512)], false);
     assert_eq!(r.dev.poll(), 2);
     assert_eq!(r.dev.latency().unwrap().ops[0].count(), 7);
+    assert!(r.dev.end_read().is_some_and(|t| t >= end));
 }
 
 #[test]
