@@ -123,16 +123,18 @@ impl RxSource for MbufSource {
 
     #[inline(always)]
     fn write(&mut self, i: usize, num_buffers: u16, out: &mut Writer<'_>) {
-        let mut hdr = [0u8; HDR_LEN_MRG];
         // SAFETY: as in `len`; the mbuf is the caller's and the shim only
         // writes its own headers (pseudo-header checksum, IPv4 checksum).
         let m = unsafe { *self.pkts.add(i) };
         if unsafe { (*m).ol_flags } & TX_OFFLOADS != 0 {
+            let mut hdr = [0u8; HDR_LEN_MRG];
             // SAFETY: `hdr` holds a `struct virtio_net_hdr`.
             unsafe { sys::shim_vhost_mbuf_to_hdr(m, hdr.as_mut_ptr().cast()) };
+            hdr[10..12].copy_from_slice(&num_buffers.to_le_bytes());
+            out.write(&hdr[..self.hdr_len]);
+        } else {
+            out.write_plain_hdr(self.hdr_len, num_buffers);
         }
-        hdr[10..12].copy_from_slice(&num_buffers.to_le_bytes());
-        out.write(&hdr[..self.hdr_len]);
         let mut seg = m as *const sys::rte_mbuf;
         while !seg.is_null() {
             // SAFETY: a segment of the caller's valid chain, alive for

@@ -6,7 +6,7 @@ use dpdk_sys as sys;
 
 use super::mbuf_io::{MbufSink, MbufSource, HDR_LEN, HDR_LEN_MRG};
 use super::mem::{GuestMem, Region};
-use super::net::{dequeue, enqueue, Done};
+use super::net::{dequeue_counted, enqueue, Done};
 use super::split::{RingAddrs, Segs, SplitRing};
 
 /// VIRTIO 1.2 §5.1.3 feature bits this path reads.
@@ -205,11 +205,11 @@ impl NetRing {
             port,
             bytes: 0,
         };
-        let d = dequeue(
+        let d = dequeue_counted(
             &mut self.ring,
             &mut self.segs,
             self.hdr_len as u32,
-            n,
+            n as u16,
             &mut sink,
         );
         self.notify(&d);

@@ -378,3 +378,62 @@ fn notifications_follow_used_event() {
     d.set_avail_flags(VIRTQ_AVAIL_F_NO_INTERRUPT);
     assert!(send(&mut d, &mut r, 1));
 }
+
+/// More used entries in one burst than the shadow holds: all of them
+/// reach the ring, in order, under one published index.
+#[test]
+fn a_burst_longer_than_the_shadow_returns_every_chain() {
+    let mut d = MockDriver::new(256);
+    let mut r = d.ring(false, false);
+    let n = super::split::SHADOW * 2 + 5;
+    let mut heads = Vec::new();
+    for i in 0..n as u64 {
+        d.write(DATA + 0x40 * i, &frame(HDR as usize + 20, i as u8));
+        let h = d.add_chain(&[(DATA + 0x40 * i, HDR + 20, false)]);
+        d.publish(h);
+        heads.push(h);
+    }
+    let mut s = sink(n);
+    let done = dequeue(&mut r, &mut Segs::default(), HDR, n, &mut s);
+    assert_eq!(done.frames, n);
+    assert_eq!(d.used_idx(), n as u16);
+    for (i, &h) in heads.iter().enumerate() {
+        assert_eq!(d.pop_used(), Some((h, 0)));
+        assert_eq!(s.0[i], frame(HDR as usize + 20, i as u8));
+    }
+    assert_eq!(d.pop_used(), None);
+}
+
+/// The header without offloads reads as if written whole, whatever the
+/// buffer held before (the bytes it already had right are left alone),
+/// also when it does not fit the first buffer of the chain.
+#[test]
+fn plain_header_is_written_whatever_the_buffer_held() {
+    let mut d = MockDriver::new(16);
+    let mut r = d.ring(false, false);
+    let mut want = [0u8; 12];
+    want[10..12].copy_from_slice(&3u16.to_le_bytes());
+    for (held, len) in [([0xa5u8; 16], 12usize), ([0u8; 16], 12), ([0x5a; 16], 10)] {
+        d.write(DATA, &held);
+        let h = d.add_chain(&[(DATA, 64, true)]);
+        let mut segs = Segs::default();
+        r.walk(h, true, &mut segs).unwrap();
+        let mut w = Writer::new(&segs);
+        w.write_plain_hdr(len, 3);
+        w.write(&[0xee]);
+        assert_eq!(w.written as usize, len + 1);
+        assert_eq!(d.read(DATA, len), want[..len].to_vec());
+        assert_eq!(d.read(DATA + len as u64, 1), vec![0xee]);
+    }
+    // Split over a first buffer of 8 bytes and the next one.
+    d.write(DATA, &[0xa5; 16]);
+    d.write(DATA + 0x100, &[0xa5; 16]);
+    let h = d.add_chain(&[(DATA, 8, true), (DATA + 0x100, 64, true)]);
+    let mut segs = Segs::default();
+    r.walk(h, true, &mut segs).unwrap();
+    let mut w = Writer::new(&segs);
+    w.write_plain_hdr(12, 3);
+    w.write(&[0xee]);
+    assert_eq!(d.read(DATA, 8), want[..8].to_vec());
+    assert_eq!(d.read(DATA + 0x100, 5), [&want[8..], &[0xee][..]].concat());
+}
