@@ -679,10 +679,10 @@ impl GroupPoller {
         if self.accounting {
             // One clock read per round (as SPDK's reactor, which reads it
             // at every thread poll for the same accounting), or none when
-            // the device polled last read it to count its completions
-            // (`BlkDevice::end_read`): what it did after that read
-            // (publishing) goes to the next round, a few tens of
-            // nanoseconds of a round that had work.
+            // the device polled last read it at its step's end to count
+            // its completions (`BlkDevice::end_read`): what it did after
+            // that read (an interrupt decision's bookkeeping) goes to the
+            // next round.
             let now = end_read.unwrap_or_else(clock::now);
             let dt = now.wrapping_sub(self.last_tick);
             self.last_tick = now;

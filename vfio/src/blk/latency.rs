@@ -10,15 +10,19 @@
 //! ```
 //!
 //! The clock is read once per poll step, not per request (every request
-//! the step takes, from any queue, carries the step's stamp): two `rdtsc`
-//! per poll step that moved work. With a synchronous backend (completed
-//! in the step that takes them) one: the read that ends a step's
-//! completions stamps the next step's takes when that step follows at
-//! once (a step with nothing to take in between reads afresh), so the
-//! stamp is early by the end of the previous step and the poller's turn
-//! to the next one (tens of nanoseconds in a polling thread; whatever a
-//! loop that also does other work, a switch core's packets, did between
-//! the two). On that path all of a step's completions share the stamp
+//! the step takes, from any queue, carries the step's stamp), and the
+//! read that counts a step's completions stamps the next step's takes
+//! when that step follows at once (a step with nothing to take in
+//! between reads afresh): one `rdtsc` per busy step while requests keep
+//! coming. The stamp is then early by what the previous step did after
+//! that read and the poller's turn to the next step (tens of nanoseconds
+//! in a polling thread with a synchronous backend, whose read ends the
+//! step after its publication; with an asynchronous one the completion
+//! pass and publication too, under a microsecond at a batch of 64;
+//! whatever a loop that also does other work, a switch core's packets,
+//! did between the two). With a synchronous backend (completed in the
+//! step that takes them) that read also ends the poller's round for its
+//! busy accounting (`BlkDevice::end_read`). On that path all of a step's completions share the stamp
 //! and the end: per completion the device adds one to a counter of its
 //! operation, and at the step's end makes one [`Latency::record_n`] per
 //! operation it saw (`BlkDevice::end_sync_run`). Through `reap` the
@@ -30,7 +34,8 @@
 //! two plain adds. The counters are plain integers: the device is
 //! single-threaded (its poller holds its lock), and a scrape reads them
 //! under the same lock. The interval runs from the device taking the
-//! request off the ring to the backend reporting it done; time the request
+//! request off the ring to the backend reporting it done (a synchronous
+//! backend: to the step's publication of its used element); time the request
 //! waited in the ring before the poll is not in it (nor, for a queue
 //! served later in the step, the time the step spent on the queues
 //! before it: it counts as the request's).

@@ -117,3 +117,33 @@ fn a_synchronous_request_is_used_in_the_step_that_takes_it() {
     assert_eq!(r.dev.backend().inflight(), 0, "nothing left for poll");
     assert_eq!(r.dev.poll(), 0);
 }
+
+/// On the asynchronous path too, the read that counted a step's
+/// completions stamps the next step's takes only when that step follows
+/// at once: after an idle step the stamp is fresh, so a pause between the
+/// two is not counted.
+#[test]
+fn asynchronous_latency_stamp_after_an_idle_step_is_fresh() {
+    let mut r = rig_with(Box::new(Hidden(mem())), 1);
+    r.dev.track_latency();
+    r.drv[0].request(VIRTIO_BLK_T_IN, 0, &[Buf::w(DATA, 512)], false);
+    assert_eq!(r.dev.poll(), 2, "taken and completed");
+    assert_eq!(r.dev.poll(), 0, "an idle step");
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    r.drv[0].request(VIRTIO_BLK_T_IN, 0, &[Buf::w(DATA, 512)], false);
+    assert_eq!(r.dev.poll(), 2);
+    let l = r.dev.latency().unwrap().ops[0];
+    assert_eq!(l.count(), 2);
+    assert!(l.sum_ns < 40_000_000, "the pause counted: {} ns", l.sum_ns);
+    // Back to back, the second step's stamp is the first's completion read.
+    for _ in 0..2 {
+        r.drv[0].request(VIRTIO_BLK_T_IN, 0, &[Buf::w(DATA, 512)], false);
+        assert_eq!(r.dev.poll(), 2);
+    }
+    assert_eq!(r.dev.latency().unwrap().ops[0].count(), 4);
+    assert_eq!(
+        r.dev.end_read(),
+        None,
+        "the asynchronous path offers no end read"
+    );
+}
