@@ -57,14 +57,28 @@ impl GuestMem {
     /// in no region.
     #[inline(always)]
     pub(crate) fn translate_part(&mut self, gpa: u64, len: u64) -> Option<(*mut u8, u64)> {
-        let hit = |r: &Region| gpa >= r.gpa && gpa - r.gpa < r.size;
-        let i = if self.last < self.n && hit(&self.regions[self.last]) {
-            self.last
-        } else {
-            let i = self.regions[..self.n].iter().position(hit)?;
-            self.last = i;
-            i
-        };
+        // The last region hit, inline; the search out of line. (Inlined
+        // whole, the search had every walk copy the eight regions to the
+        // stack first: a dozen stores per chain, queued behind the
+        // previous frame's stores into guest memory.)
+        let r = &self.regions[self.last];
+        let off = gpa.wrapping_sub(r.gpa);
+        if self.last < self.n && off < r.size {
+            // gpa >= r.gpa here: below it, the wrapped offset is at least
+            // 2^64 - r.gpa > r.size (regions do not overflow, `new`).
+            return Some(((r.host + off) as *mut u8, len.min(r.size - off)));
+        }
+        self.translate_search(gpa, len)
+    }
+
+    /// [`GuestMem::translate_part`] outside the last region hit.
+    #[cold]
+    #[inline(never)]
+    fn translate_search(&mut self, gpa: u64, len: u64) -> Option<(*mut u8, u64)> {
+        let i = self.regions[..self.n]
+            .iter()
+            .position(|r| gpa >= r.gpa && gpa - r.gpa < r.size)?;
+        self.last = i;
         let r = &self.regions[i];
         let off = gpa - r.gpa;
         Some(((r.host + off) as *mut u8, len.min(r.size - off)))
