@@ -650,6 +650,108 @@ impl BlkDevice {
         eprintln!("vfio blk {}: QoS: {limits}", self.name);
     }
 
+    /// The step's start for a queue with requests to take: whether
+    /// latency is tracked and the step's stamp (one clock read per step
+    /// with latency tracked, shared by every queue it takes from), and
+    /// the QoS refill if due (its time is the stamp when there is one;
+    /// with QoS alone, the refill reads the clock).
+    #[inline(always)]
+    fn start_taking(&mut self) -> (bool, u64) {
+        let track = self.latency.is_some();
+        let stamp = if !track {
+            0
+        } else if self.stamp_ok {
+            self.stamp
+        } else {
+            self.stamp = clock::now();
+            self.stamp_ok = true;
+            self.stamp
+        };
+        if let Some(qos) = self.qos.as_mut() {
+            qos.refill_if_due(|| if track { stamp } else { clock::now() });
+        }
+        (track, stamp)
+    }
+
+    /// Takes the next chain of queue `qi` into `self.chain`: a chain a
+    /// previous back end left unfinished first, else the ring's next.
+    /// Returns its head and whether it came from the resubmit list;
+    /// `Ok(None)`: nothing left; `Err`: the queue is broken (done here).
+    #[inline(always)]
+    fn take_chain(&mut self, qi: usize) -> Result<Option<(u16, bool)>, ()> {
+        let q = &mut self.queues[qi];
+        let ring = q.ring.as_mut().expect("checked by take_new");
+        let from_resubmit = q.resubmit_pos < q.resubmit.len();
+        let popped = if from_resubmit {
+            let h = q.resubmit[q.resubmit_pos];
+            q.resubmit_pos += 1;
+            ring.walk_head(h, &mut self.chain).map(|()| Some(h))
+        } else {
+            ring.pop(&mut self.chain)
+        };
+        match popped {
+            Ok(Some(h)) => Ok(Some((h, from_resubmit))),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.break_queue(qi, e.to_string());
+                Err(())
+            }
+        }
+    }
+
+    /// Answers a request the device serves itself (`verdict`: `Complete`,
+    /// an error or unsupported request, or `GetId`) on queue `qi`, chain
+    /// `head` of `ring_descs` descriptors, parsed into its slot.
+    #[inline(never)]
+    fn answer(&mut self, qi: usize, head: u16, ring_descs: u16, verdict: Verdict) {
+        let q = &mut self.queues[qi];
+        let ring = q.ring.as_mut().expect("checked by take_new");
+        let slot = &q.slots[head as usize];
+        let used_len = match verdict {
+            Verdict::Complete { status, used_len } => {
+                if status != VIRTIO_BLK_S_OK {
+                    self.stats.errors += 1;
+                }
+                if let Some(s) = slot.status {
+                    s.write_byte(0, status);
+                    if let Some(l) = &q.log {
+                        l.mark_written(&[s]);
+                    }
+                }
+                used_len
+            }
+            Verdict::GetId => {
+                let n = slot.data.iter().map(IoVec::len).sum::<usize>();
+                scatter(&slot.data, &self.cfg.serial[..n]);
+                if let Some(s) = slot.status {
+                    s.write_byte(0, VIRTIO_BLK_S_OK);
+                }
+                if let Some(l) = &q.log {
+                    l.mark_written(&slot.data);
+                    l.mark_written(slot.status.as_slice());
+                }
+                self.stats.get_ids += 1;
+                n as u32 + 1
+            }
+            _ => unreachable!("answer: a verdict the device serves itself"),
+        };
+        used(
+            ring,
+            &mut q.tracker,
+            &mut q.unpublished,
+            head,
+            used_len,
+            ring_descs,
+        );
+        q.dirty = true;
+    }
+
+    /// Takes up to [`BATCH`] requests from queue `qi` (as many as the
+    /// backend has room for and QoS admits): each chain is taken
+    /// ([`Self::take_chain`]), parsed, admitted, then answered by the
+    /// device ([`Self::answer`]), executed (synchronous backend) or
+    /// submitted. Returns the requests moved (taken, plus completed for
+    /// those executed now).
     fn take_new(&mut self, qi: usize) -> usize {
         let q = &mut self.queues[qi];
         let Some(ring) = q.ring.as_mut() else {
@@ -660,23 +762,7 @@ impl BlkDevice {
             return 0;
         }
         ring.prefetch_batch(BATCH as u16);
-        // One clock read per step with latency tracked: the stamp of the
-        // step's requests, and the QoS refill's time if this step
-        // refills (with QoS alone, the refill reads it).
-        let track = self.latency.is_some();
-        let stamp = if !track {
-            0
-        } else if self.stamp_ok {
-            self.stamp
-        } else {
-            // The step's stamp, for every queue it takes from.
-            self.stamp = clock::now();
-            self.stamp_ok = true;
-            self.stamp
-        };
-        if let Some(qos) = self.qos.as_mut() {
-            qos.refill_if_due(|| if track { stamp } else { clock::now() });
-        }
+        let (track, stamp) = self.start_taking();
         // Room in the backend, asked once per batch (a virtual call) and
         // counted down per request submitted. An estimate either way: a
         // backend that took more than one slot per request refuses with
@@ -692,24 +778,13 @@ impl BlkDevice {
         // count as moved twice: taken and completed, as through `reap`).
         let mut done_now = 0;
         while taken < BATCH && room > 0 {
-            let q = &mut self.queues[qi];
-            let ring = q.ring.as_mut().expect("checked above");
-            let from_resubmit = q.resubmit_pos < q.resubmit.len();
-            let popped = if from_resubmit {
-                let h = q.resubmit[q.resubmit_pos];
-                q.resubmit_pos += 1;
-                ring.walk_head(h, &mut self.chain).map(|()| Some(h))
-            } else {
-                ring.pop(&mut self.chain)
-            };
-            let head = match popped {
+            let (head, from_resubmit) = match self.take_chain(qi) {
                 Ok(Some(h)) => h,
                 Ok(None) => break,
-                Err(e) => {
-                    self.break_queue(qi, e.to_string());
-                    return taken + done_now;
-                }
+                Err(()) => return taken + done_now,
             };
+            let q = &mut self.queues[qi];
+            let ring = q.ring.as_mut().expect("checked above");
             let ring_descs = self.chain.ring_descs;
             taken += 1;
             let slot = &mut q.slots[head as usize];
@@ -743,46 +818,8 @@ impl BlkDevice {
                     self.break_queue(qi, why.to_string());
                     return taken + done_now;
                 }
-                Verdict::Complete { status, used_len } => {
-                    if status != VIRTIO_BLK_S_OK {
-                        self.stats.errors += 1;
-                    }
-                    if let Some(s) = slot.status {
-                        s.write_byte(0, status);
-                        if let Some(l) = &q.log {
-                            l.mark_written(&[s]);
-                        }
-                    }
-                    used(
-                        ring,
-                        &mut q.tracker,
-                        &mut q.unpublished,
-                        head,
-                        used_len,
-                        ring_descs,
-                    );
-                    q.dirty = true;
-                }
-                Verdict::GetId => {
-                    let n = slot.data.iter().map(IoVec::len).sum::<usize>();
-                    scatter(&slot.data, &self.cfg.serial[..n]);
-                    if let Some(s) = slot.status {
-                        s.write_byte(0, VIRTIO_BLK_S_OK);
-                    }
-                    if let Some(l) = &q.log {
-                        l.mark_written(&slot.data);
-                        l.mark_written(slot.status.as_slice());
-                    }
-                    used(
-                        ring,
-                        &mut q.tracker,
-                        &mut q.unpublished,
-                        head,
-                        n as u32 + 1,
-                        ring_descs,
-                    );
-                    q.dirty = true;
-                    self.stats.get_ids += 1;
+                Verdict::Complete { .. } | Verdict::GetId => {
+                    self.answer(qi, head, ring_descs, verdict);
                 }
                 Verdict::Backend { op, offset, len } if self.sync_backend => {
                     let req = IoRequest {
