@@ -1239,19 +1239,6 @@ fn report_config(a: &Args, r: &Rounds) {
     };
     print_table(a, r, &p, unit);
     print_pairs(a, &pairs, goal);
-    let Picked {
-        vs,
-        ov,
-        fl,
-        xc,
-        ovs_runs: _,
-    } = p;
-    let Pairs {
-        delivered: pairs_delivered,
-        per_busy_core: pairs_per_busy_core,
-        same_host_per_busy_core,
-        by_placement,
-    } = pairs;
     report::json_line(
         "vm_net",
         &Result {
@@ -1259,16 +1246,16 @@ fn report_config(a: &Args, r: &Rounds) {
             guest_opts: a.guest_opts.clone(),
             unit,
             seconds: a.seconds,
-            vswitch: vs,
-            ovs: ov,
-            floor: fl,
-            floor_xconnect: xc,
-            ratio: pairs_delivered.map(|p| p.median),
-            ratio_per_busy_core: pairs_per_busy_core.map(|p| p.median),
-            pairs_delivered,
-            pairs_per_busy_core,
-            same_host_per_busy_core,
-            by_placement,
+            vswitch: p.vs,
+            ovs: p.ov,
+            floor: p.fl,
+            floor_xconnect: p.xc,
+            ratio: pairs.delivered.map(|s| s.median),
+            ratio_per_busy_core: pairs.per_busy_core.map(|s| s.median),
+            pairs_delivered: pairs.delivered,
+            pairs_per_busy_core: pairs.per_busy_core,
+            same_host_per_busy_core: pairs.same_host_per_busy_core,
+            by_placement: pairs.by_placement,
             rounds: r,
             tsc_hz: a.hz,
             goal,
