@@ -4,7 +4,7 @@
 //! path gives it.
 
 use super::mock::BlkReq;
-use super::tests::{rig_with, Rig, DATA, DISK};
+use super::tests::{check_stamp_after_idle_step, rig_with, Rig, DATA, DISK};
 use super::*;
 use crate::backend::mem::MemBackend;
 use crate::backend::{Backend, BackendInfo, IoCompletion, IoRequest, SubmitError};
@@ -125,16 +125,7 @@ fn a_synchronous_request_is_used_in_the_step_that_takes_it() {
 #[test]
 fn asynchronous_latency_stamp_after_an_idle_step_is_fresh() {
     let mut r = rig_with(Box::new(Hidden(mem())), 1);
-    r.dev.track_latency();
-    r.drv[0].request(VIRTIO_BLK_T_IN, 0, &[Buf::w(DATA, 512)], false);
-    assert_eq!(r.dev.poll(), 2, "taken and completed");
-    assert_eq!(r.dev.poll(), 0, "an idle step");
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    r.drv[0].request(VIRTIO_BLK_T_IN, 0, &[Buf::w(DATA, 512)], false);
-    assert_eq!(r.dev.poll(), 2);
-    let l = r.dev.latency().unwrap().ops[0];
-    assert_eq!(l.count(), 2);
-    assert!(l.sum_ns < 40_000_000, "the pause counted: {} ns", l.sum_ns);
+    check_stamp_after_idle_step(&mut r);
     // Back to back, the second step's stamp is the first's completion read.
     for _ in 0..2 {
         r.drv[0].request(VIRTIO_BLK_T_IN, 0, &[Buf::w(DATA, 512)], false);

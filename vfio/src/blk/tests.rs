@@ -558,6 +558,13 @@ fn latency_histograms_and_metrics_count_every_completed_request() {
 #[test]
 fn latency_stamp_after_an_idle_step_is_fresh() {
     let mut r = rig_with(Box::new(NullBackend::new(DISK, 64)), 1);
+    check_stamp_after_idle_step(&mut r);
+}
+
+/// Turns latency on, serves a read, polls once idle, pauses 50 ms, serves
+/// another: the pause must not count in the two reads' latency. Shared by
+/// the synchronous and the asynchronous path's tests.
+pub(super) fn check_stamp_after_idle_step(r: &mut Rig) {
     r.dev.track_latency();
     r.drv[0].request(VIRTIO_BLK_T_IN, 0, &[Buf::w(DATA, 512)], false);
     assert_eq!(r.dev.poll(), 2, "taken and completed");
