@@ -801,6 +801,42 @@ mod tests {
         }
     }
 
+    /// A device on `backend` with one 16-entry queue started in 1 MiB of
+    /// guest memory, and the mock driver of that queue.
+    fn one_queue_device(name: &str, backend: Box<dyn Backend>) -> (BlkDevice, BlkDriver) {
+        let mem = GuestMemory::anonymous(&[(0, 1 << 20)]).unwrap();
+        let cfg = BlkConfig::new(&backend.info(), 512, 1, name).unwrap();
+        let mut dev = BlkDevice::new(name, backend, cfg);
+        dev.set_features(VIRTIO_F_VERSION_1);
+        dev.set_memory(mem.clone());
+        let base = 0x1000;
+        let drv = BlkDriver::new(&mem, base, 16, base + MockQueue::footprint(16));
+        dev.start_queue(0, drv.q.config(), 0).unwrap();
+        (dev, drv)
+    }
+
+    /// A poller thread on `group` that spins 20 µs, then blocks up to 10 s.
+    fn spawn_waiting(group: &Arc<PollGroup>) -> std::thread::JoinHandle<()> {
+        group
+            .spawn(PollMode::Wait {
+                spin: Duration::from_micros(20),
+                max_sleep: Duration::from_secs(10),
+            })
+            .unwrap()
+    }
+
+    /// The next used entry, which must come within 5 s of `t0` (`what`
+    /// failed otherwise).
+    fn wait_used(drv: &mut BlkDriver, t0: Instant, what: &str) -> (u16, u32) {
+        loop {
+            if let Some(u) = drv.q.pop_used() {
+                return u;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(5), "{what}");
+            std::thread::yield_now();
+        }
+    }
+
     #[test]
     fn wait_mode_sleeps_on_the_backend_fd_and_wakes_when_it_is_readable() {
         let (mut target, sock) = UnixStream::pair().unwrap();
@@ -810,38 +846,17 @@ mod tests {
             pending: Vec::new(),
             done: Vec::with_capacity(16),
         });
-        let mem = GuestMemory::anonymous(&[(0, 1 << 20)]).unwrap();
-        let cfg = BlkConfig::new(&backend.info(), 512, 1, "wait").unwrap();
-        let mut dev = BlkDevice::new("wait", backend, cfg);
-        dev.set_features(VIRTIO_F_VERSION_1);
-        dev.set_memory(mem.clone());
-        let base = 0x1000;
-        let mut drv = BlkDriver::new(&mem, base, 16, base + MockQueue::footprint(16));
-        dev.start_queue(0, drv.q.config(), 0).unwrap();
+        let (dev, mut drv) = one_queue_device("wait", backend);
         // The request is in the ring before the poller starts: it takes it,
         // sends it to the backend, then blocks (10 s at most) on the fd.
         let r = drv.request(VIRTIO_BLK_T_IN, 0, &[Buf::w(0x80000, 4096)], false);
         let group = PollGroup::new();
         group.add(DeviceCell::new(dev));
-        let poller = group
-            .spawn(PollMode::Wait {
-                spin: Duration::from_micros(20),
-                max_sleep: Duration::from_secs(10),
-            })
-            .unwrap();
+        let poller = spawn_waiting(&group);
         std::thread::sleep(Duration::from_millis(200));
         let t0 = Instant::now();
         target.write_all(&[1]).unwrap();
-        let used = loop {
-            if let Some(u) = drv.q.pop_used() {
-                break u;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(5),
-                "the readable fd did not wake the poller"
-            );
-            std::thread::yield_now();
-        };
+        let used = wait_used(&mut drv, t0, "the readable fd did not wake the poller");
         assert_eq!(used.0, r.head);
         assert_eq!(drv.status(&r), VIRTIO_BLK_S_OK);
         // 200 ms of spinning would be millions of rounds; blocked, it did a
@@ -910,14 +925,7 @@ mod tests {
     #[test]
     fn a_device_kept_across_rounds_goes_to_control_threads_long_idleness_and_drop() {
         let backend = Box::new(crate::backend::null::NullBackend::new(1 << 20, 16));
-        let mem = GuestMemory::anonymous(&[(0, 1 << 20)]).unwrap();
-        let cfg = BlkConfig::new(&backend.info(), 512, 1, "kept").unwrap();
-        let mut dev = BlkDevice::new("kept", backend, cfg);
-        dev.set_features(VIRTIO_F_VERSION_1);
-        dev.set_memory(mem.clone());
-        let base = 0x1000;
-        let mut drv = BlkDriver::new(&mem, base, 16, base + MockQueue::footprint(16));
-        dev.start_queue(0, drv.q.config(), 0).unwrap();
+        let (dev, mut drv) = one_queue_device("kept", backend);
         let cell = DeviceCell::new(dev);
         let group = PollGroup::new();
         group.add(Arc::clone(&cell));
@@ -968,14 +976,7 @@ mod tests {
     #[test]
     fn busy_accounting_splits_rounds_with_work_from_idle_ones() {
         let backend = Box::new(crate::backend::null::NullBackend::new(1 << 20, 16));
-        let mem = GuestMemory::anonymous(&[(0, 1 << 20)]).unwrap();
-        let cfg = BlkConfig::new(&backend.info(), 512, 1, "busy").unwrap();
-        let mut dev = BlkDevice::new("busy", backend, cfg);
-        dev.set_features(VIRTIO_F_VERSION_1);
-        dev.set_memory(mem.clone());
-        let base = 0x1000;
-        let mut drv = BlkDriver::new(&mem, base, 16, base + MockQueue::footprint(16));
-        dev.start_queue(0, drv.q.config(), 0).unwrap();
+        let (dev, mut drv) = one_queue_device("busy", backend);
         let group = PollGroup::new();
         group.add(DeviceCell::new(dev));
         let mut p = group.poller();
@@ -1059,14 +1060,7 @@ mod tests {
             quiet,
             done: Vec::with_capacity(16),
         });
-        let mem = GuestMemory::anonymous(&[(0, 1 << 20)]).unwrap();
-        let cfg = BlkConfig::new(&backend.info(), 512, 1, "kick").unwrap();
-        let mut dev = BlkDevice::new("kick", backend, cfg);
-        dev.set_features(VIRTIO_F_VERSION_1);
-        dev.set_memory(mem.clone());
-        let base = 0x1000;
-        let mut drv = BlkDriver::new(&mem, base, 16, base + MockQueue::footprint(16));
-        dev.start_queue(0, drv.q.config(), 0).unwrap();
+        let (mut dev, mut drv) = one_queue_device("kick", backend);
         // SAFETY: eventfd returns a new fd (or -1, checked) that the File owns.
         let kick = unsafe {
             let fd = libc::eventfd(0, libc::EFD_NONBLOCK);
@@ -1076,27 +1070,13 @@ mod tests {
         dev.set_kick(0, Some(kick.try_clone().unwrap()));
         let group = PollGroup::new();
         group.add(DeviceCell::new(dev));
-        let poller = group
-            .spawn(PollMode::Wait {
-                spin: Duration::from_micros(20),
-                max_sleep: Duration::from_secs(10),
-            })
-            .unwrap();
+        let poller = spawn_waiting(&group);
         // Idle: it asks for kicks and sleeps (up to 10 s).
         std::thread::sleep(Duration::from_millis(200));
         let r = drv.request(VIRTIO_BLK_T_IN, 0, &[Buf::w(0x80000, 4096)], false);
         (&kick).write_all(&1u64.to_ne_bytes()).unwrap();
         let t0 = Instant::now();
-        let used = loop {
-            if let Some(u) = drv.q.pop_used() {
-                break u;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(5),
-                "the kick did not wake the poller"
-            );
-            std::thread::yield_now();
-        };
+        let used = wait_used(&mut drv, t0, "the kick did not wake the poller");
         assert_eq!(used.0, r.head);
         assert_eq!(drv.status(&r), VIRTIO_BLK_S_OK);
         group.stop();
