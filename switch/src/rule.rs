@@ -156,19 +156,14 @@ impl Match {
         m: &[u8],
         name: &str,
     ) -> Result<(), String> {
-        for (i, idx) in r.enumerate() {
-            let old_m = self.ct_mask.as_bytes()[idx];
-            let old_v = self.ct_value.as_bytes()[idx];
-            let both = old_m & m[i];
-            if (old_v & both) != (v[i] & both) {
-                return Err(format!(
-                    "`{name}` conflicts with an earlier field of this match"
-                ));
-            }
-            self.ct_mask.as_bytes_mut()[idx] = old_m | m[i];
-            self.ct_value.as_bytes_mut()[idx] = (old_v & old_m) | (v[i] & m[i]);
-        }
-        Ok(())
+        merge_masked(
+            self.ct_value.as_bytes_mut(),
+            self.ct_mask.as_bytes_mut(),
+            r,
+            v,
+            m,
+            name,
+        )
     }
 
     /// Set `value/mask` on a byte range; errors when an earlier field set
@@ -180,19 +175,14 @@ impl Match {
         m: &[u8],
         name: &str,
     ) -> Result<(), String> {
-        for (i, idx) in r.enumerate() {
-            let old_m = self.mask.as_bytes()[idx];
-            let old_v = self.value.as_bytes()[idx];
-            let both = old_m & m[i];
-            if (old_v & both) != (v[i] & both) {
-                return Err(format!(
-                    "`{name}` conflicts with an earlier field of this match"
-                ));
-            }
-            self.mask.as_bytes_mut()[idx] = old_m | m[i];
-            self.value.as_bytes_mut()[idx] = (old_v & old_m) | (v[i] & m[i]);
-        }
-        Ok(())
+        merge_masked(
+            self.value.as_bytes_mut(),
+            self.mask.as_bytes_mut(),
+            r,
+            v,
+            m,
+            name,
+        )
     }
 
     fn exact16(&self, r: core::ops::Range<usize>) -> Option<u16> {
@@ -208,6 +198,31 @@ impl Match {
     fn nw_proto(&self) -> Option<u8> {
         (self.mask.nw_proto() == 0xff).then(|| self.value.nw_proto())
     }
+}
+
+/// Adds `v/m` to the bytes `r` of a match's `value`/`mask` pair; errors,
+/// naming `name`, when an earlier field set overlapping bits to a
+/// different value (a prerequisite or a repeated field that disagrees).
+fn merge_masked(
+    value: &mut [u8],
+    mask: &mut [u8],
+    r: core::ops::Range<usize>,
+    v: &[u8],
+    m: &[u8],
+    name: &str,
+) -> Result<(), String> {
+    for (i, idx) in r.enumerate() {
+        let (old_m, old_v) = (mask[idx], value[idx]);
+        let both = old_m & m[i];
+        if (old_v & both) != (v[i] & both) {
+            return Err(format!(
+                "`{name}` conflicts with an earlier field of this match"
+            ));
+        }
+        mask[idx] = old_m | m[i];
+        value[idx] = (old_v & old_m) | (v[i] & m[i]);
+    }
+    Ok(())
 }
 
 /// A rule as written by the user: table, cookie, match, priority,
