@@ -428,7 +428,8 @@ fn int_value(s: &str, width: usize, name: &str) -> Result<(Vec<u8>, Vec<u8>), St
     Ok((b(v & m), b(m)))
 }
 
-fn prefix_mask(len: u32, bytes: usize) -> Vec<u8> {
+/// The mask of a `len`-bit prefix over `bytes` bytes.
+pub(crate) fn prefix_mask(len: u32, bytes: usize) -> Vec<u8> {
     (0..bytes)
         .map(|i| {
             let bits = len.saturating_sub(i as u32 * 8).min(8);
@@ -441,7 +442,9 @@ fn prefix_mask(len: u32, bytes: usize) -> Vec<u8> {
         .collect()
 }
 
-fn ip_value(s: &str, v6: bool) -> Result<(Vec<u8>, Vec<u8>), String> {
+/// An IPv4 or IPv6 address with an optional `/prefix` or `/mask`, as
+/// (value & mask, mask).
+pub(crate) fn ip_value(s: &str, v6: bool) -> Result<(Vec<u8>, Vec<u8>), String> {
     let n = if v6 { 16 } else { 4 };
     let addr = |a: &str| -> Result<Vec<u8>, String> {
         if v6 {
@@ -997,7 +1000,9 @@ impl core::str::FromStr for RuleSpec {
     }
 }
 
-fn fmt_ip(v: &[u8], m: &[u8]) -> String {
+/// An address and mask as OVS prints them: bare when exact, `/len` for a
+/// prefix, `/mask` otherwise.
+pub(crate) fn fmt_ip(v: &[u8], m: &[u8]) -> String {
     let addr = |b: &[u8]| {
         if b.len() == 4 {
             Ipv4Addr::from(<[u8; 4]>::try_from(b).unwrap()).to_string()

@@ -5,13 +5,13 @@
 //! `ct_tp_src`/`ct_tp_dst`.
 
 use core::ops::Range;
-use std::net::{Ipv4Addr, Ipv6Addr};
 
 use conntrack::state;
 
 use super::action::{hex_masked, masked_u128};
 use super::key::{field as cf, CtKey};
 use crate::action::parse_uint;
+use crate::rule::{fmt_ip, ip_value};
 
 /// `ct_state` flag names in bit order (OVS's `CS_STATES`).
 pub const STATE_NAMES: [(&str, u8); 8] = [
@@ -107,43 +107,6 @@ fn u16_masked(s: &str, what: &str) -> Result<(u16, u16), String> {
     Ok(((v & m) as u16, m as u16))
 }
 
-fn prefix(len: u32, n: usize) -> Vec<u8> {
-    (0..n)
-        .map(|i| {
-            let bits = len.saturating_sub(i as u32 * 8).min(8);
-            if bits == 0 {
-                0
-            } else {
-                0xffu8 << (8 - bits)
-            }
-        })
-        .collect()
-}
-
-fn addr_masked(s: &str, v6: bool, what: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
-    let n = if v6 { 16 } else { 4 };
-    let addr = |a: &str| -> Result<Vec<u8>, String> {
-        if v6 {
-            a.parse::<Ipv6Addr>().map(|x| x.octets().to_vec())
-        } else {
-            a.parse::<Ipv4Addr>().map(|x| x.octets().to_vec())
-        }
-        .map_err(|_| format!("bad {what} address `{a}`"))
-    };
-    let (a, m) = match s.split_once('/') {
-        None => (addr(s)?, vec![0xff; n]),
-        Some((a, p)) if p.bytes().all(|b| b.is_ascii_digit()) => {
-            let len: u32 = p.parse().map_err(|_| format!("bad prefix length `{p}`"))?;
-            if len > n as u32 * 8 {
-                return Err(format!("prefix length /{len} too long for `{a}`"));
-            }
-            (addr(a)?, prefix(len, n))
-        }
-        Some((a, m)) => (addr(a)?, addr(m)?),
-    };
-    Ok((a.iter().zip(&m).map(|(x, y)| x & y).collect(), m))
-}
-
 /// Parse ct field `name` = `val`: the [`CtKey`] ranges to set (the tuple
 /// fields also set the address family byte). `None` when `name` is not a
 /// ct field.
@@ -196,18 +159,20 @@ pub fn parse(name: &str, val: &str) -> Option<Result<Vec<CtField>, String>> {
                 "ct_ipv6_src" => cf::NW_SRC6,
                 _ => cf::NW_DST6,
             };
-            addr_masked(val, v6, name).map(|(v, m)| {
-                let mut out = Vec::new();
-                if m.iter().any(|&b| b != 0) {
-                    out.push((
-                        cf::FAMILY..cf::FAMILY + 1,
-                        vec![if v6 { 6 } else { 4 }],
-                        vec![0xff],
-                    ));
-                }
-                out.push((r, v, m));
-                out
-            })
+            ip_value(val, v6)
+                .map_err(|e| format!("{name}: {e}"))
+                .map(|(v, m)| {
+                    let mut out = Vec::new();
+                    if m.iter().any(|&b| b != 0) {
+                        out.push((
+                            cf::FAMILY..cf::FAMILY + 1,
+                            vec![if v6 { 6 } else { 4 }],
+                            vec![0xff],
+                        ));
+                    }
+                    out.push((r, v, m));
+                    out
+                })
         }
         _ => return None,
     };
@@ -260,24 +225,6 @@ fn fmt_state(v: u8, m: u8) -> String {
         .collect()
 }
 
-fn fmt_addr(v: &[u8], m: &[u8]) -> String {
-    let a = |b: &[u8]| {
-        if b.len() == 4 {
-            Ipv4Addr::from(<[u8; 4]>::try_from(b).unwrap()).to_string()
-        } else {
-            Ipv6Addr::from(<[u8; 16]>::try_from(b).unwrap()).to_string()
-        }
-    };
-    let len: u32 = m.iter().map(|b| b.count_ones()).sum();
-    if m.iter().all(|&b| b == 0xff) {
-        a(v)
-    } else if prefix(len, m.len()) == m {
-        format!("{}/{len}", a(v))
-    } else {
-        format!("{}/{}", a(v), a(m))
-    }
-}
-
 /// The ct fields of a match, in OVS's order and format (`match_format`).
 pub fn format(value: &CtKey, mask: &CtKey) -> Vec<String> {
     let (vb, mb) = (value.as_bytes(), mask.as_bytes());
@@ -310,7 +257,7 @@ pub fn format(value: &CtKey, mask: &CtKey) -> Vec<String> {
     ] {
         let (name, r) = if v6 { (name6, r6) } else { (name4, r4) };
         if mb[r.clone()].iter().any(|&b| b != 0) {
-            out.push(format!("{name}={}", fmt_addr(&vb[r.clone()], &mb[r])));
+            out.push(format!("{name}={}", fmt_ip(&vb[r.clone()], &mb[r])));
         }
     }
     if mask.nw_proto() != 0 {
