@@ -278,13 +278,21 @@ poweroff -f
 /// An initramfs with busybox, the virtio modules, `init` as /init and
 /// `files` (name, bytes) at the root.
 pub fn build_initramfs_with(dir: &Path, init: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    initramfs(&dir.join("initramfs.cpio"), init, files, &MODULES)
+}
+
+/// Writes to `path` an initramfs with busybox, the kernel `modules` (under
+/// /mod), `init` as /init and `files` (name, bytes; parent directories
+/// made, host tools under `ul/` and libraries executable).
+pub fn initramfs(path: &Path, init: &str, files: &[(&str, &[u8])], modules: &[&str]) -> PathBuf {
+    const DIRS: [&str; 6] = ["bin", "dev", "mod", "proc", "sys", "tmp"];
     let busybox = need("/bin/busybox", "busybox-static");
-    let (_, modules) = kernel();
+    let (_, module_dir) = kernel();
     let mut c = Cpio {
         out: Vec::new(),
         ino: 0,
     };
-    for d in ["bin", "dev", "mod", "proc", "sys"] {
+    for d in DIRS {
         c.entry(d, 0o040755, &[], (0, 0));
     }
     c.entry("dev/console", 0o020600, &[], (5, 1));
@@ -300,7 +308,7 @@ pub fn build_initramfs_with(dir: &Path, init: &str, files: &[(&str, &[u8])]) -> 
         // Parent directories of nested names (host tools and their libraries).
         for (i, _) in name.match_indices('/') {
             let d = &name[..i];
-            if !dirs.contains(&d) && !["bin", "dev", "mod", "proc", "sys"].contains(&d) {
+            if !dirs.contains(&d) && !DIRS.contains(&d) {
                 dirs.push(d);
                 c.entry(d, 0o040755, &[], (0, 0));
             }
@@ -313,11 +321,11 @@ pub fn build_initramfs_with(dir: &Path, init: &str, files: &[(&str, &[u8])]) -> 
         };
         c.entry(name, mode, data, (0, 0));
     }
-    for m in MODULES {
-        let f = find_module(&modules, m).unwrap_or_else(|| {
+    for m in modules {
+        let f = find_module(&module_dir, m).unwrap_or_else(|| {
             panic!(
                 "module {m}.ko not found under {}: install `linux-image-amd64`",
-                modules.display()
+                module_dir.display()
             )
         });
         c.entry(
@@ -328,9 +336,8 @@ pub fn build_initramfs_with(dir: &Path, init: &str, files: &[(&str, &[u8])]) -> 
         );
     }
     c.entry("TRAILER!!!", 0, &[], (0, 0));
-    let p = dir.join("initramfs.cpio");
-    std::fs::write(&p, c.out).unwrap();
-    p
+    std::fs::write(path, c.out).unwrap();
+    path.to_owned()
 }
 
 pub fn wait_for_socket(sock: &Path, server: &mut Child) {

@@ -29,7 +29,7 @@ use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{find_module, kernel, need, Cpio, Reaper};
+use super::{initramfs, kernel, need, Reaper};
 
 /// The modules a virtio-net guest loads, in order.
 pub const NET_MODULES: [&str; 8] = [
@@ -140,53 +140,6 @@ poweroff -f
     )
 }
 
-/// An initramfs with busybox, `modules`, `init` as /init and `files`
-/// (name, bytes) at the root.
-pub fn initramfs_with_modules(
-    path: &Path,
-    init: &str,
-    files: &[(&str, &[u8])],
-    modules: &[&str],
-) -> PathBuf {
-    let busybox = need("/bin/busybox", "busybox-static");
-    let (_, mods) = kernel();
-    let mut c = Cpio {
-        out: Vec::new(),
-        ino: 0,
-    };
-    for d in ["bin", "dev", "mod", "proc", "sys", "tmp"] {
-        c.entry(d, 0o040755, &[], (0, 0));
-    }
-    c.entry("dev/console", 0o020600, &[], (5, 1));
-    let bb = std::fs::read(busybox).unwrap();
-    assert!(
-        !bb.windows(14).any(|w| w == b"/lib64/ld-linu"),
-        "/bin/busybox is dynamically linked: install the Debian package `busybox-static`"
-    );
-    c.entry("bin/busybox", 0o100755, &bb, (0, 0));
-    c.entry("init", 0o100755, init.as_bytes(), (0, 0));
-    for (name, data) in files {
-        c.entry(name, 0o100644, data, (0, 0));
-    }
-    for m in modules {
-        let f = find_module(&mods, m).unwrap_or_else(|| {
-            panic!(
-                "module {m}.ko not found under {}: install `linux-image-amd64`",
-                mods.display()
-            )
-        });
-        c.entry(
-            &format!("mod/{m}.ko"),
-            0o100644,
-            &std::fs::read(f).unwrap(),
-            (0, 0),
-        );
-    }
-    c.entry("TRAILER!!!", 0, &[], (0, 0));
-    std::fs::write(path, c.out).unwrap();
-    path.to_owned()
-}
-
 /// A running guest with virtio-net NICs; killed when dropped.
 pub struct NetGuest {
     /// Name (for messages).
@@ -206,7 +159,7 @@ impl NetGuest {
     /// `setup` runs in the guest before it takes commands. Does not wait
     /// for the guest: QEMU waits for a backend on every socket first.
     pub fn boot(dir: &Path, name: &str, nics: &[Nic], setup: &str) -> NetGuest {
-        let initrd = initramfs_with_modules(
+        let initrd = initramfs(
             &dir.join(format!("{name}.cpio")),
             &net_init_script(nics.len(), setup),
             &[],
