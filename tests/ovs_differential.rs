@@ -301,23 +301,88 @@ table=9,priority=90,tcp,actions=set_field:02:00:00:00:00:e7->eth_src,write_actio
 // Frames.
 // ---------------------------------------------------------------------------
 
+/// The replay's frames, each with a description.
+type Frames = Vec<(String, Vec<u8>)>;
+
+/// No tag for VLAN 0, else one 802.1Q tag with PCP 1.
+fn tags_of(vid: u16) -> Vec<(u16, u16)> {
+    if vid == 0 {
+        vec![]
+    } else {
+        vec![(Q, vid | 0x2000)] // PCP 1
+    }
+}
+
+/// An untagged IPv4 frame from `mac(1)`.
+fn ip4(dst: [u8; 6], l3: &[u8]) -> Vec<u8> {
+    eth(dst, mac(1), &[], 0x0800, l3)
+}
+
+/// An untagged IPv6 frame from `mac(1)`.
+fn ip6(dst: [u8; 6], l3: &[u8]) -> Vec<u8> {
+    eth(dst, mac(1), &[], 0x86dd, l3)
+}
+
+/// Table 6's IPv4 source and destination.
+const T6_SRC4: [u8; 4] = [10, 6, 0, 1];
+/// See [`T6_SRC4`].
+const T6_DST4: [u8; 4] = [10, 6, 0, 2];
+
+/// A frame from `mac(1)` to 02:..:`last` (table 6's destinations).
+fn to(last: u8, tags: &[(u16, u16)], ty: u16, body: &[u8]) -> Vec<u8> {
+    eth(mac(last), mac(1), tags, ty, body)
+}
+
+/// Table 6's UDP 7 → 53 datagram (valid checksum) in IPv4 with `ttl`, `tos`.
+fn u4(ttl: u8, tos: u8) -> Vec<u8> {
+    let l4 = l4_csum(&[T6_SRC4, T6_DST4].concat(), 17, udp(7, 53, 10));
+    ipv4(T6_SRC4, T6_DST4, 17, ttl, tos, &l4)
+}
+
 /// The input frames with a description each, in replay order (every frame
 /// twice, shuffled with a fixed seed), markers patched with their index.
 fn frames() -> Vec<(String, Vec<u8>)> {
     let mut r = Lcg(0x05ee_d0f0_d1ff);
-    let mut v: Vec<(String, Vec<u8>)> = Vec::new();
-    let (a, b, c) = (mac(1), mac(0xbb), mac(0xbc));
-    let tags_of = |vid: u16| -> Vec<(u16, u16)> {
-        if vid == 0 {
-            vec![]
-        } else {
-            vec![(Q, vid | 0x2000)] // PCP 1
-        }
-    };
-    // Untagged IPv4 and IPv6 frames from `a`.
-    let ip4 = |dst: [u8; 6], l3: &[u8]| eth(dst, a, &[], 0x0800, l3);
-    let ip6 = |dst: [u8; 6], l3: &[u8]| eth(dst, a, &[], 0x86dd, l3);
+    let mut v = Frames::new();
+    ipv4_frames(&mut r, &mut v);
+    ipv6_frames(&mut v);
+    arp_frames(&mut v);
+    qinq_frames(&mut v);
+    fragment_frames(&mut v);
+    l2_frames(&mut v);
+    dscp_ecn_frames(&mut v);
+    malformed_frames(&mut v);
+    table3_frames(&mut v);
+    table6_field_frames(&mut v);
+    table6_path_frames(&mut v);
+    table6_header_frames(&mut v);
 
+    if !all_cases() {
+        v.retain(|(what, _)| !DIVERGENT_FRAMES.contains(&what.as_str()));
+    }
+    // Every frame twice (the second pass hits the caches), shuffled.
+    let mut all: Vec<(String, Vec<u8>)> = v.iter().cloned().chain(v.iter().cloned()).collect();
+    for i in (1..all.len()).rev() {
+        let j = r.next() as usize % (i + 1);
+        all.swap(i, j);
+    }
+    for (i, (_, f)) in all.iter_mut().enumerate() {
+        if let Some(p) = find(f, MARK) {
+            if p + 8 <= f.len() {
+                f[p + 4..p + 6].copy_from_slice(&(i as u16).to_be_bytes());
+                f[p + 6..p + 8].copy_from_slice(&(!(i as u16)).to_be_bytes());
+            }
+        }
+    }
+    all
+}
+
+/// IPv4 TCP (destinations × ports × VLANs, TTL and DSCP varied), UDP
+/// (sources × ports, VLAN 0/100) and ICMP, untagged or tagged, from `a`.
+fn ipv4_frames(r: &mut Lcg, v: &mut Frames) {
+    let a = mac(1);
+    let b = mac(0xbb);
+    let c = mac(0xbc);
     // IPv4 TCP: destinations × ports × VLANs, TTL and DSCP varied.
     for dst in [[10, 0, 1, 5], [10, 0, 2, 9], [192, 168, 7, 1]] {
         for dport in [80u16, 0x1234, 22, 443] {
@@ -383,6 +448,12 @@ fn frames() -> Vec<(String, Vec<u8>)> {
             }
         }
     }
+}
+
+/// IPv6 from `a`.
+fn ipv6_frames(v: &mut Frames) {
+    let a = mac(1);
+    let b = mac(0xbb);
     // IPv6.
     for dport in [443u16, 80] {
         for hlim in [64u8, 1] {
@@ -436,6 +507,12 @@ fn frames() -> Vec<(String, Vec<u8>)> {
             ),
         ));
     }
+}
+
+/// ARP.
+fn arp_frames(v: &mut Frames) {
+    let a = mac(1);
+    let b = mac(0xbb);
     // ARP.
     for op in [1u16, 2] {
         for vid in [0u16, 100, 55] {
@@ -454,6 +531,12 @@ fn frames() -> Vec<(String, Vec<u8>)> {
             }
         }
     }
+}
+
+/// QinQ.
+fn qinq_frames(v: &mut Frames) {
+    let a = mac(1);
+    let b = mac(0xbb);
     // QinQ.
     for (outer, vid1, vid2) in [
         (AD, 100u16, 300u16),
@@ -494,6 +577,12 @@ fn frames() -> Vec<(String, Vec<u8>)> {
             ),
         ));
     }
+}
+
+/// IPv4 fragments: first fragments keep their ports (nx-match), later
+/// ones carry bytes that look like ports 53/80 but are not.
+fn fragment_frames(v: &mut Frames) {
+    let b = mac(0xbb);
     // IPv4 fragments: first fragments keep their ports (nx-match), later
     // ones carry bytes that look like ports 53/80 but are not.
     for (proto, dport) in [(17u8, 53u16), (17, 5000), (6, 80), (6, 0x1234)] {
@@ -519,6 +608,14 @@ fn frames() -> Vec<(String, Vec<u8>)> {
             ));
         }
     }
+}
+
+/// Multicast and broadcast destinations, 802.3 / LLC frames, the drop
+/// rule's source MAC.
+fn l2_frames(v: &mut Frames) {
+    let a = mac(1);
+    let b = mac(0xbb);
+    let c = mac(0xbc);
     // Multicast and broadcast destinations.
     for dst in [
         BCAST,
@@ -568,6 +665,12 @@ fn frames() -> Vec<(String, Vec<u8>)> {
             ),
         ));
     }
+}
+
+/// DSCP and ECN on several paths (group 3, group 2, write_actions).
+fn dscp_ecn_frames(v: &mut Frames) {
+    let b = mac(0xbb);
+    let c = mac(0xbc);
     // DSCP and ECN on several paths (group 3, group 2, write_actions).
     for dscp in [10u8, 46, 0, 63] {
         for ecn in [0u8, 3] {
@@ -601,6 +704,12 @@ fn frames() -> Vec<(String, Vec<u8>)> {
             ));
         }
     }
+}
+
+/// Malformed frames.
+fn malformed_frames(v: &mut Frames) {
+    let a = mac(1);
+    let b = mac(0xbb);
     // Malformed.
     let good_udp = ip4(
         b,
@@ -685,7 +794,13 @@ fn frames() -> Vec<(String, Vec<u8>)> {
             eth(b, a, &[], Q, &[0x00]),
         ));
     }
+}
 
+/// Table 3's frames (destination MACs 02:..:c1-cf), with valid L4
+/// checksums: rewrites of L3/L4 fields must update them alike.
+fn table3_frames(v: &mut Frames) {
+    let a = mac(1);
+    let b = mac(0xbb);
     // Table 3's frames (destination MACs 02:..:c1-cf), with valid L4
     // checksums: rewrites of L3/L4 fields must update them alike.
     for last in 0xc1..=0xcfu8 {
@@ -787,314 +902,302 @@ fn frames() -> Vec<(String, Vec<u8>)> {
             ),
         );
     }
+}
 
-    // Table 6's frames (02:..:d1-d9): matches on less common fields, and
-    // malformed L4/ARP headers behind valid IP.
-    {
-        let (s4, d4) = ([10, 6, 0, 1], [10, 6, 0, 2]);
-        let addrs4 = [s4, d4].concat();
-        let to =
-            |last: u8, tags: &[(u16, u16)], ty: u16, body: &[u8]| eth(mac(last), a, tags, ty, body);
-        let u4 =
-            |ttl: u8, tos: u8| ipv4(s4, d4, 17, ttl, tos, &l4_csum(&addrs4, 17, udp(7, 53, 10)));
-        for (ecn, ttl) in [(3u8, 1u8), (0, 1), (1, 64), (3, 64)] {
-            v.push((
-                format!("to :d1 udp4 ecn {ecn} ttl {ttl}"),
-                to(0xd1, &[], 0x0800, &u4(ttl, ecn)),
-            ));
-        }
-        for tci in [0x6005u16, 0x6000, 0x0000, 0x2005] {
-            v.push((
-                format!("to :d2 udp4 tci {tci:#06x}"),
-                to(0xd2, &[(Q, tci)], 0x0800, &u4(64, 0)),
-            ));
-        }
-        let mut lab = ipv6(v6(1), v6(2), 17, 64, 0, &udp(7, 53, 10));
-        lab[1] = (lab[1] & 0xf0) | 0x01;
-        lab[2] = 0x23;
-        lab[3] = 0x45;
+/// Table 6's frames (02:..:d1-d9): matches on less common fields.
+fn table6_field_frames(v: &mut Frames) {
+    let a = mac(1);
+    let (s4, d4) = (T6_SRC4, T6_DST4);
+    for (ecn, ttl) in [(3u8, 1u8), (0, 1), (1, 64), (3, 64)] {
         v.push((
-            "to :d3 udp6 label 0x12345".into(),
-            to(0xd3, &[], 0x86dd, &lab),
+            format!("to :d1 udp4 ecn {ecn} ttl {ttl}"),
+            to(0xd1, &[], 0x0800, &u4(ttl, ecn)),
         ));
+    }
+    for tci in [0x6005u16, 0x6000, 0x0000, 0x2005] {
         v.push((
-            "to :d3 udp6 label 0xabcde".into(),
+            format!("to :d2 udp4 tci {tci:#06x}"),
+            to(0xd2, &[(Q, tci)], 0x0800, &u4(64, 0)),
+        ));
+    }
+    let mut lab = ipv6(v6(1), v6(2), 17, 64, 0, &udp(7, 53, 10));
+    lab[1] = (lab[1] & 0xf0) | 0x01;
+    lab[2] = 0x23;
+    lab[3] = 0x45;
+    v.push((
+        "to :d3 udp6 label 0x12345".into(),
+        to(0xd3, &[], 0x86dd, &lab),
+    ));
+    v.push((
+        "to :d3 udp6 label 0xabcde".into(),
+        to(
+            0xd3,
+            &[],
+            0x86dd,
+            &ipv6(v6(1), v6(2), 17, 64, 0, &udp(7, 53, 10)),
+        ),
+    ));
+    for (tgt, sll) in [(2u8, true), (3, true), (2, false)] {
+        let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
+        ns.extend_from_slice(&v6(tgt));
+        if sll {
+            ns.extend_from_slice(&[1, 1]);
+            ns.extend_from_slice(&a);
+        }
+        ns.extend(data(0));
+        v.push((
+            format!("to :d3 icmp6 ns target fd00::{tgt} sll {sll}"),
             to(
                 0xd3,
                 &[],
                 0x86dd,
-                &ipv6(v6(1), v6(2), 17, 64, 0, &udp(7, 53, 10)),
-            ),
-        ));
-        for (tgt, sll) in [(2u8, true), (3, true), (2, false)] {
-            let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
-            ns.extend_from_slice(&v6(tgt));
-            if sll {
-                ns.extend_from_slice(&[1, 1]);
-                ns.extend_from_slice(&a);
-            }
-            ns.extend(data(0));
-            v.push((
-                format!("to :d3 icmp6 ns target fd00::{tgt} sll {sll}"),
-                to(
-                    0xd3,
-                    &[],
-                    0x86dd,
-                    &ipv6(
-                        v6(1),
-                        [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, tgt],
-                        58,
-                        255,
-                        0,
-                        &ns,
-                    ),
+                &ipv6(
+                    v6(1),
+                    [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, tgt],
+                    58,
+                    255,
+                    0,
+                    &ns,
                 ),
-            ));
-        }
-        for dport in [9u16, 10] {
-            let mut sctp = vec![0u8; 12];
-            sctp[0..2].copy_from_slice(&7u16.to_be_bytes());
-            sctp[2..4].copy_from_slice(&dport.to_be_bytes());
-            sctp.extend(data(8));
-            v.push((
-                format!("to :d4 sctp :{dport}"),
-                to(0xd4, &[], 0x0800, &ipv4(s4, d4, 132, 64, 0, &sctp)),
-            ));
-        }
-        let mut t = tcp(7, 80, 10);
-        t[12] = 0x20; // data offset 2 words
-        v.push((
-            "to :d5 tcp4 :80 data offset 2".into(),
-            to(0xd5, &[], 0x0800, &ipv4(s4, d4, 6, 64, 0, &t)),
-        ));
-        let mut t = tcp(7, 80, 10);
-        t[12] = 0xf0; // data offset 15 words, beyond the packet
-        v.push((
-            "to :d5 tcp4 :80 data offset 15".into(),
-            to(0xd5, &[], 0x0800, &ipv4(s4, d4, 6, 64, 0, &t)),
-        ));
-        v.push((
-            "to :d5 tcp4 :80 12-byte header".into(),
-            to(
-                0xd5,
-                &[],
-                0x0800,
-                &ipv4(s4, d4, 6, 64, 0, &tcp(7, 80, 0)[..12]),
             ),
         ));
+    }
+    for dport in [9u16, 10] {
+        let mut sctp = vec![0u8; 12];
+        sctp[0..2].copy_from_slice(&7u16.to_be_bytes());
+        sctp[2..4].copy_from_slice(&dport.to_be_bytes());
+        sctp.extend(data(8));
         v.push((
-            "to :d5 tcp4 :80 4-byte header".into(),
-            to(
-                0xd5,
-                &[],
-                0x0800,
-                &ipv4(s4, d4, 6, 64, 0, &tcp(7, 80, 0)[..4]),
-            ),
+            format!("to :d4 sctp :{dport}"),
+            to(0xd4, &[], 0x0800, &ipv4(s4, d4, 132, 64, 0, &sctp)),
         ));
-        v.push((
-            "to :d5 udp4 :80 4-byte header".into(),
-            to(
-                0xd5,
-                &[],
-                0x0800,
-                &ipv4(s4, d4, 17, 64, 0, &udp(7, 80, 0)[..4]),
-            ),
-        ));
-        v.push((
-            "to :d5 icmp4 type 8, 2 bytes".into(),
-            to(0xd5, &[], 0x0800, &ipv4(s4, d4, 1, 64, 0, &[8, 0])),
-        ));
-        v.push((
-            "to :d5 icmp4 type 0, 1 byte".into(),
-            to(0xd5, &[], 0x0800, &ipv4(s4, d4, 1, 64, 0, &[0])),
-        ));
-        let good = arp(1, a, [10, 0, 0, 1], [0; 6], [10, 0, 0, 2]);
-        let mut bad_htype = good.clone();
-        bad_htype[1] = 6;
-        let mut bad_plen = good.clone();
-        bad_plen[5] = 16;
-        let mut bad_ptype = good.clone();
-        bad_ptype[2] = 0x86;
-        bad_ptype[3] = 0xdd;
-        for (what, body) in [
-            ("good", good.clone()),
-            ("htype 6", bad_htype),
-            ("plen 16", bad_plen),
-            ("ptype 86dd", bad_ptype),
-            ("truncated to 20 bytes", good[..20].to_vec()),
-            ("truncated to 8 bytes", good[..8].to_vec()),
-        ] {
-            v.push((format!("to :d6 arp {what}"), to(0xd6, &[], 0x0806, &body)));
-        }
-        v.push((
-            "to :d5 tcp4 :80".into(),
-            to(0xd5, &[], 0x0800, &ipv4(s4, d4, 6, 64, 0, &tcp(7, 80, 10))),
-        ));
-        v.push((
-            "to :d5 udp4 :80".into(),
-            to(0xd5, &[], 0x0800, &ipv4(s4, d4, 17, 64, 0, &udp(7, 80, 10))),
-        ));
-        v.push(("to :d6 udp4".into(), to(0xd6, &[], 0x0800, &u4(64, 0))));
-        for op in [0x0101u16, 0x0201, 0x0100] {
-            v.push((
-                format!("to :d6 arp op {op:#06x}"),
-                to(
-                    0xd6,
-                    &[],
-                    0x0806,
-                    &arp(op, a, [10, 0, 0, 1], [0; 6], [10, 0, 0, 2]),
-                ),
-            ));
-        }
-        // Frame sizes around the 1500-byte MTU (both sides' ports have it).
-        for size in [1514usize, 1518, 1522, 1600, 2000] {
-            let mut f = to(0xda, &[], 0x0800, &u4(64, 0));
-            f.resize(size, 0x5a);
-            let tot = (size - 14) as u16;
-            f[16..18].copy_from_slice(&tot.to_be_bytes());
-            f[24] = 0;
-            f[25] = 0;
-            let c = checksum(&f[14..34]);
-            f[24..26].copy_from_slice(&c.to_be_bytes());
-            v.push((format!("to :da udp4 {size} bytes"), f));
-        }
-        for size in [1514usize, 1516] {
-            let mut f = to(0xdb, &[], 0x0800, &u4(64, 0));
-            f.resize(size, 0x5a);
-            v.push((
-                format!("to :db udp4 {size} bytes, pushed to {}", size + 4),
-                f,
-            ));
-        }
-        // Resubmit back to table 1 (goto_table inside it), an endless
-        // resubmit loop, and a resubmit into a table that resubmits itself.
-        for last in [0xddu8, 0xde, 0xdf] {
-            v.push((
-                format!("to :{last:02x} udp4 :5000"),
-                to(
-                    last,
-                    &[],
-                    0x0800,
-                    &ipv4(s4, d4, 17, 64, 0, &udp(53, 5000, 8)),
-                ),
-            ));
-            v.push((
-                format!("to :{last:02x} tcp4 :80 ttl 9"),
-                to(
-                    last,
-                    &[],
-                    0x0800,
-                    &ipv4(s4, [10, 0, 1, 7], 6, 9, 0, &tcp(9, 80, 8)),
-                ),
-            ));
-        }
-        // FLOOD, ALL and NORMAL (to an unknown MAC: flooded).
-        for last in [0xe1u8, 0xe2, 0xe3, 0xe4, 0xe5, 0xe6, 0xe7] {
-            v.push((
-                format!("to :{last:02x} udp4"),
-                to(last, &[], 0x0800, &u4(64, 0)),
-            ));
-            v.push((
-                format!("to :{last:02x} udp4 vlan 100"),
-                to(last, &[(Q, 100)], 0x0800, &u4(64, 0)),
-            ));
-            v.push((
-                format!("to :{last:02x} tcp4 ttl 1"),
-                to(last, &[], 0x0800, &ipv4(s4, d4, 6, 1, 0, &tcp(7, 80, 4))),
-            ));
-        }
-        // IPv6 extension header chains.
-        let x = |next: u8, rest: Vec<u8>| {
-            let mut h = vec![next, 0, 1, 4, 0, 0, 0, 0];
-            h.extend(rest);
-            h
-        };
-        let u6 = udp(7, 53, 8);
-        for (what, first, body) in [
-            ("no next header", 59u8, data(4)),
-            ("hbh, dest opts, udp", 0, x(60, x(17, u6.clone()))),
-            ("routing (type 0, segleft 0), udp", 43, {
-                let mut h = vec![17, 0, 0, 0, 0, 0, 0, 0];
-                h.extend(u6.clone());
-                h
-            }),
-            ("dest opts, no next header", 60, x(59, data(4))),
-            ("hbh truncated", 0, vec![17, 0, 1]),
-            ("esp", 50, data(12)),
-        ] {
-            v.push((
-                format!("to :dc ipv6 {what}"),
-                to(0xdc, &[], 0x86dd, &ipv6(v6(1), v6(2), first, 9, 0, &body)),
-            ));
-        }
-        v.push((
-            "to :d8 88a8 vid 6 udp4".into(),
-            to(0xd8, &[(AD, 6)], 0x0800, &u4(64, 0)),
-        ));
-        v.push(("to :d7 udp4 ttl 0".into(), to(0xd7, &[], 0x0800, &u4(0, 0))));
-        v.push((
-            "to :d7 udp6 hlim 0".into(),
-            to(
-                0xd7,
-                &[],
-                0x86dd,
-                &ipv6(v6(1), v6(2), 17, 0, 0, &udp(7, 53, 10)),
-            ),
-        ));
-        v.push((
-            "to :d7 udp6 hlim 2".into(),
-            to(
-                0xd7,
-                &[],
-                0x86dd,
-                &ipv6(v6(1), v6(2), 17, 2, 0, &udp(7, 53, 10)),
-            ),
-        ));
-        v.push((
-            "to :d8 88a8 vid 5 udp4".into(),
-            to(0xd8, &[(AD, 5)], 0x0800, &u4(64, 0)),
-        ));
-        v.push((
-            "to :d8 9100 vid 5 udp4".into(),
-            to(0xd8, &[(0x9100, 5)], 0x0800, &u4(64, 0)),
-        ));
-        v.push((
-            "to :d8 8100 vid 5, 88a8 vid 6 udp4".into(),
-            to(0xd8, &[(Q, 5), (AD, 6)], 0x0800, &u4(64, 0)),
-        ));
-        // Small UDP padded to 60 bytes with non-zero padding, and an IP
-        // total length shorter than the frame.
-        let mut small = to(
-            0xd9,
+    }
+    let mut t = tcp(7, 80, 10);
+    t[12] = 0x20; // data offset 2 words
+    v.push((
+        "to :d5 tcp4 :80 data offset 2".into(),
+        to(0xd5, &[], 0x0800, &ipv4(s4, d4, 6, 64, 0, &t)),
+    ));
+    let mut t = tcp(7, 80, 10);
+    t[12] = 0xf0; // data offset 15 words, beyond the packet
+    v.push((
+        "to :d5 tcp4 :80 data offset 15".into(),
+        to(0xd5, &[], 0x0800, &ipv4(s4, d4, 6, 64, 0, &t)),
+    ));
+    v.push((
+        "to :d5 tcp4 :80 12-byte header".into(),
+        to(
+            0xd5,
             &[],
             0x0800,
-            &ipv4(s4, d4, 17, 64, 0, &l4_csum(&addrs4, 17, udp(7, 53, 0))),
-        );
-        small.resize(60, 0xee);
-        v.push(("to :d9 udp4 padded to 60 with 0xee".into(), small));
-        let mut long = to(0xd9, &[], 0x0800, &u4(64, 0));
-        long.extend_from_slice(&[0xab; 30]);
-        v.push(("to :d9 udp4 with 30 bytes after the IP packet".into(), long));
+            &ipv4(s4, d4, 6, 64, 0, &tcp(7, 80, 0)[..12]),
+        ),
+    ));
+    v.push((
+        "to :d5 tcp4 :80 4-byte header".into(),
+        to(
+            0xd5,
+            &[],
+            0x0800,
+            &ipv4(s4, d4, 6, 64, 0, &tcp(7, 80, 0)[..4]),
+        ),
+    ));
+    v.push((
+        "to :d5 udp4 :80 4-byte header".into(),
+        to(
+            0xd5,
+            &[],
+            0x0800,
+            &ipv4(s4, d4, 17, 64, 0, &udp(7, 80, 0)[..4]),
+        ),
+    ));
+    v.push((
+        "to :d5 icmp4 type 8, 2 bytes".into(),
+        to(0xd5, &[], 0x0800, &ipv4(s4, d4, 1, 64, 0, &[8, 0])),
+    ));
+    v.push((
+        "to :d5 icmp4 type 0, 1 byte".into(),
+        to(0xd5, &[], 0x0800, &ipv4(s4, d4, 1, 64, 0, &[0])),
+    ));
+    let good = arp(1, a, [10, 0, 0, 1], [0; 6], [10, 0, 0, 2]);
+    let mut bad_htype = good.clone();
+    bad_htype[1] = 6;
+    let mut bad_plen = good.clone();
+    bad_plen[5] = 16;
+    let mut bad_ptype = good.clone();
+    bad_ptype[2] = 0x86;
+    bad_ptype[3] = 0xdd;
+    for (what, body) in [
+        ("good", good.clone()),
+        ("htype 6", bad_htype),
+        ("plen 16", bad_plen),
+        ("ptype 86dd", bad_ptype),
+        ("truncated to 20 bytes", good[..20].to_vec()),
+        ("truncated to 8 bytes", good[..8].to_vec()),
+    ] {
+        v.push((format!("to :d6 arp {what}"), to(0xd6, &[], 0x0806, &body)));
     }
+    v.push((
+        "to :d5 tcp4 :80".into(),
+        to(0xd5, &[], 0x0800, &ipv4(s4, d4, 6, 64, 0, &tcp(7, 80, 10))),
+    ));
+    v.push((
+        "to :d5 udp4 :80".into(),
+        to(0xd5, &[], 0x0800, &ipv4(s4, d4, 17, 64, 0, &udp(7, 80, 10))),
+    ));
+    v.push(("to :d6 udp4".into(), to(0xd6, &[], 0x0800, &u4(64, 0))));
+    for op in [0x0101u16, 0x0201, 0x0100] {
+        v.push((
+            format!("to :d6 arp op {op:#06x}"),
+            to(
+                0xd6,
+                &[],
+                0x0806,
+                &arp(op, a, [10, 0, 0, 1], [0; 6], [10, 0, 0, 2]),
+            ),
+        ));
+    }
+}
 
-    if !all_cases() {
-        v.retain(|(what, _)| !DIVERGENT_FRAMES.contains(&what.as_str()));
+/// Table 6's frames around the MTU, resubmit loops, FLOOD, ALL and NORMAL.
+fn table6_path_frames(v: &mut Frames) {
+    let (s4, d4) = (T6_SRC4, T6_DST4);
+    // Frame sizes around the 1500-byte MTU (both sides' ports have it).
+    for size in [1514usize, 1518, 1522, 1600, 2000] {
+        let mut f = to(0xda, &[], 0x0800, &u4(64, 0));
+        f.resize(size, 0x5a);
+        let tot = (size - 14) as u16;
+        f[16..18].copy_from_slice(&tot.to_be_bytes());
+        f[24] = 0;
+        f[25] = 0;
+        let c = checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        v.push((format!("to :da udp4 {size} bytes"), f));
     }
-    // Every frame twice (the second pass hits the caches), shuffled.
-    let mut all: Vec<(String, Vec<u8>)> = v.iter().cloned().chain(v.iter().cloned()).collect();
-    for i in (1..all.len()).rev() {
-        let j = r.next() as usize % (i + 1);
-        all.swap(i, j);
+    for size in [1514usize, 1516] {
+        let mut f = to(0xdb, &[], 0x0800, &u4(64, 0));
+        f.resize(size, 0x5a);
+        v.push((
+            format!("to :db udp4 {size} bytes, pushed to {}", size + 4),
+            f,
+        ));
     }
-    for (i, (_, f)) in all.iter_mut().enumerate() {
-        if let Some(p) = find(f, MARK) {
-            if p + 8 <= f.len() {
-                f[p + 4..p + 6].copy_from_slice(&(i as u16).to_be_bytes());
-                f[p + 6..p + 8].copy_from_slice(&(!(i as u16)).to_be_bytes());
-            }
-        }
+    // Resubmit back to table 1 (goto_table inside it), an endless
+    // resubmit loop, and a resubmit into a table that resubmits itself.
+    for last in [0xddu8, 0xde, 0xdf] {
+        v.push((
+            format!("to :{last:02x} udp4 :5000"),
+            to(
+                last,
+                &[],
+                0x0800,
+                &ipv4(s4, d4, 17, 64, 0, &udp(53, 5000, 8)),
+            ),
+        ));
+        v.push((
+            format!("to :{last:02x} tcp4 :80 ttl 9"),
+            to(
+                last,
+                &[],
+                0x0800,
+                &ipv4(s4, [10, 0, 1, 7], 6, 9, 0, &tcp(9, 80, 8)),
+            ),
+        ));
     }
-    all
+    // FLOOD, ALL and NORMAL (to an unknown MAC: flooded).
+    for last in [0xe1u8, 0xe2, 0xe3, 0xe4, 0xe5, 0xe6, 0xe7] {
+        v.push((
+            format!("to :{last:02x} udp4"),
+            to(last, &[], 0x0800, &u4(64, 0)),
+        ));
+        v.push((
+            format!("to :{last:02x} udp4 vlan 100"),
+            to(last, &[(Q, 100)], 0x0800, &u4(64, 0)),
+        ));
+        v.push((
+            format!("to :{last:02x} tcp4 ttl 1"),
+            to(last, &[], 0x0800, &ipv4(s4, d4, 6, 1, 0, &tcp(7, 80, 4))),
+        ));
+    }
+}
+
+/// Table 6's IPv6 extension header chains, malformed L4/ARP headers behind
+/// valid IP, padding and trailing bytes.
+fn table6_header_frames(v: &mut Frames) {
+    let (s4, d4) = (T6_SRC4, T6_DST4);
+    let addrs4 = [s4, d4].concat();
+    // IPv6 extension header chains.
+    let x = |next: u8, rest: Vec<u8>| {
+        let mut h = vec![next, 0, 1, 4, 0, 0, 0, 0];
+        h.extend(rest);
+        h
+    };
+    let u6 = udp(7, 53, 8);
+    for (what, first, body) in [
+        ("no next header", 59u8, data(4)),
+        ("hbh, dest opts, udp", 0, x(60, x(17, u6.clone()))),
+        ("routing (type 0, segleft 0), udp", 43, {
+            let mut h = vec![17, 0, 0, 0, 0, 0, 0, 0];
+            h.extend(u6.clone());
+            h
+        }),
+        ("dest opts, no next header", 60, x(59, data(4))),
+        ("hbh truncated", 0, vec![17, 0, 1]),
+        ("esp", 50, data(12)),
+    ] {
+        v.push((
+            format!("to :dc ipv6 {what}"),
+            to(0xdc, &[], 0x86dd, &ipv6(v6(1), v6(2), first, 9, 0, &body)),
+        ));
+    }
+    v.push((
+        "to :d8 88a8 vid 6 udp4".into(),
+        to(0xd8, &[(AD, 6)], 0x0800, &u4(64, 0)),
+    ));
+    v.push(("to :d7 udp4 ttl 0".into(), to(0xd7, &[], 0x0800, &u4(0, 0))));
+    v.push((
+        "to :d7 udp6 hlim 0".into(),
+        to(
+            0xd7,
+            &[],
+            0x86dd,
+            &ipv6(v6(1), v6(2), 17, 0, 0, &udp(7, 53, 10)),
+        ),
+    ));
+    v.push((
+        "to :d7 udp6 hlim 2".into(),
+        to(
+            0xd7,
+            &[],
+            0x86dd,
+            &ipv6(v6(1), v6(2), 17, 2, 0, &udp(7, 53, 10)),
+        ),
+    ));
+    v.push((
+        "to :d8 88a8 vid 5 udp4".into(),
+        to(0xd8, &[(AD, 5)], 0x0800, &u4(64, 0)),
+    ));
+    v.push((
+        "to :d8 9100 vid 5 udp4".into(),
+        to(0xd8, &[(0x9100, 5)], 0x0800, &u4(64, 0)),
+    ));
+    v.push((
+        "to :d8 8100 vid 5, 88a8 vid 6 udp4".into(),
+        to(0xd8, &[(Q, 5), (AD, 6)], 0x0800, &u4(64, 0)),
+    ));
+    // Small UDP padded to 60 bytes with non-zero padding, and an IP
+    // total length shorter than the frame.
+    let mut small = to(
+        0xd9,
+        &[],
+        0x0800,
+        &ipv4(s4, d4, 17, 64, 0, &l4_csum(&addrs4, 17, udp(7, 53, 0))),
+    );
+    small.resize(60, 0xee);
+    v.push(("to :d9 udp4 padded to 60 with 0xee".into(), small));
+    let mut long = to(0xd9, &[], 0x0800, &u4(64, 0));
+    long.extend_from_slice(&[0xab; 30]);
+    v.push(("to :d9 udp4 with 30 bytes after the IP packet".into(), long));
 }
 
 /// What one switch made of the replay.
