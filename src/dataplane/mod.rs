@@ -160,17 +160,7 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     }
 
     let eal = Eal::init(&cfg.eal).map_err(|e| format!("EAL initialisation failed: {e}"))?;
-    let pool = Arc::new(
-        Mempool::pktmbuf(
-            "vswitch_pool",
-            cfg.mbufs,
-            256,
-            // Jumbo frames (--host-mtu, af_packet framesz) fit one mbuf.
-            cfg.mbuf_room() + dpdk::sys::RTE_PKTMBUF_HEADROOM as u16,
-            -1,
-        )
-        .map_err(|e| format!("packet pool: {e}"))?,
-    );
+    let pool = packet_pool(cfg)?;
     let lcores = eal.worker_lcores();
     let n_workers = lcores.len().max(1);
     let poll = core_poll(cfg, n_workers)?;
@@ -193,44 +183,13 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     }
 
     let running = Arc::new(AtomicBool::new(true));
-    let control = match &cfg.control {
-        Some(path) => Some(
-            ControlServer::start(
-                path,
-                Arc::clone(&sw),
-                Arc::new(Backend {
-                    ports: Arc::clone(&ports),
-                    running: Arc::clone(&running),
-                }),
-            )
-            .map_err(|e| format!("control socket {}: {e}", path.display()))?,
-        ),
-        None => None,
-    };
-
-    // OVSDB: bridges and ports from the database, kept in step with it
-    // while the switch runs; OpenFlow controllers reach the datapath
-    // through the controller channel (port 63).
-    let channel = match &cfg.ovsdb {
-        Some(_) => {
-            let (port, ch) = controller::link(n_workers, Arc::clone(&pool))?;
-            ports.add_controller(port)?;
-            Some(ch)
-        }
-        None => None,
-    };
-    let ovsdb = match &cfg.ovsdb {
+    let control = start_control(cfg, &sw, &ports, &running)?;
+    let (channel, ovsdb) = match &cfg.ovsdb {
         Some(target) => {
-            let bridge = Arc::new(bridge::Bridge::new(
-                Arc::clone(&sw),
-                Arc::clone(&ports),
-                cfg.rundir.clone(),
-                Arc::clone(&running),
-                channel.clone(),
-            ));
-            Some(start_ovsdb(target, bridge, Arc::clone(&running))?)
+            let (ch, db) = start_openflow(target, cfg, n_workers, &pool, (&sw, &ports), &running)?;
+            (Some(ch), Some(db))
         }
-        None => None,
+        None => (None, None),
     };
     announce(cfg, poll, group.is_some(), installed, n_workers);
 
@@ -257,21 +216,9 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     // With worker lcores, the main lcore monitors (sleeping between looks,
     // so it never competes with the workers); alone, it forwards and a
     // thread monitors.
-    let monitor_thread = if lcores.is_empty() {
-        let (stop, ports, sw, json) = (
-            Arc::clone(&stop),
-            Arc::clone(&ports),
-            Arc::clone(&sw),
-            cfg.json,
-        );
-        Some(
-            std::thread::Builder::new()
-                .name("vswitch-monitor".into())
-                .spawn(move || monitor(&stop, &ports, &sw, timing, json))
-                .map_err(|e| format!("cannot start the monitor thread: {e}"))?,
-        )
-    } else {
-        None
+    let monitor_thread = match lcores.is_empty() {
+        true => Some(spawn_monitor(&stop, &ports, &sw, timing, cfg.json)?),
+        false => None,
     };
 
     // Patch-panel mode: port pairs, no flow table (testpmd's `io`).
@@ -311,19 +258,13 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
         None => Arc::clone(&stop),
     };
     let storage_thread = match &group {
-        Some(g) => Some(spawn_storage(storage::StorageSetup {
-            blk: cfg.blk.clone(),
-            host: cfg.host.clone().zip(stack_port.take()),
-            group: Arc::clone(g),
-            stop: Arc::clone(&stop),
-            done: Arc::clone(&workers_stop),
-            pool: Arc::clone(&pool),
-            stats_file: cfg.blk_stats_file.clone(),
-            interval: cfg.stats_interval,
-            rpc: cfg.storage_rpc.socket.clone(),
-            vhost_dir: cfg.storage_rpc.vhost_dir.clone(),
-            config_json: cfg.storage_rpc.config_json.clone(),
-        })?),
+        Some(g) => Some(spawn_storage(storage_setup(
+            cfg,
+            g,
+            (&stop, &workers_stop),
+            &pool,
+            stack_port.take(),
+        ))?),
         None => None,
     };
     let hist = forward(&lcores, make, &stop, &workers_stop, || {
@@ -362,6 +303,99 @@ pub fn run_until(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, Stri
     Ok(Summary { blk, ..summary })
 }
 
+/// The packet pool: `cfg.mbufs` buffers, each large enough for a jumbo
+/// frame (`--host-mtu`, af_packet `framesz`) in one mbuf.
+fn packet_pool(cfg: &RunConfig) -> Result<Arc<Mempool>, String> {
+    let room = cfg.mbuf_room() + dpdk::sys::RTE_PKTMBUF_HEADROOM as u16;
+    Mempool::pktmbuf("vswitch_pool", cfg.mbufs, 256, room, -1)
+        .map(Arc::new)
+        .map_err(|e| format!("packet pool: {e}"))
+}
+
+/// The control socket (`--control`), when asked for.
+fn start_control(
+    cfg: &RunConfig,
+    sw: &Arc<Switch>,
+    ports: &Arc<Ports>,
+    running: &Arc<AtomicBool>,
+) -> Result<Option<ControlServer>, String> {
+    let Some(path) = &cfg.control else {
+        return Ok(None);
+    };
+    let backend = Arc::new(Backend {
+        ports: Arc::clone(ports),
+        running: Arc::clone(running),
+    });
+    ControlServer::start(path, Arc::clone(sw), backend)
+        .map(Some)
+        .map_err(|e| format!("control socket {}: {e}", path.display()))
+}
+
+/// OVSDB at `target`: bridges and ports from the database, kept in step
+/// with it while the switch runs; OpenFlow controllers reach the datapath
+/// through the controller channel (port 63), returned with the OVSDB
+/// client's handle and ticker.
+fn start_openflow(
+    target: &str,
+    cfg: &RunConfig,
+    n_workers: usize,
+    pool: &Arc<Mempool>,
+    (sw, ports): (&Arc<Switch>, &Arc<Ports>),
+    running: &Arc<AtomicBool>,
+) -> Result<(Arc<controller::Channel>, OvsdbClient), String> {
+    let (port, channel) = controller::link(n_workers, Arc::clone(pool))?;
+    ports.add_controller(port)?;
+    let bridge = Arc::new(bridge::Bridge::new(
+        Arc::clone(sw),
+        Arc::clone(ports),
+        cfg.rundir.clone(),
+        Arc::clone(running),
+        Some(Arc::clone(&channel)),
+    ));
+    let db = start_ovsdb(target, bridge, Arc::clone(running))?;
+    Ok((channel, db))
+}
+
+/// The monitor on a thread of its own (when the main lcore forwards).
+fn spawn_monitor(
+    stop: &Arc<AtomicBool>,
+    ports: &Arc<Ports>,
+    sw: &Arc<Switch>,
+    timing: Timing,
+    json: bool,
+) -> Result<std::thread::JoinHandle<()>, String> {
+    let (stop, ports, sw) = (Arc::clone(stop), Arc::clone(ports), Arc::clone(sw));
+    std::thread::Builder::new()
+        .name("vswitch-monitor".into())
+        .spawn(move || monitor(&stop, &ports, &sw, timing, json))
+        .map_err(|e| format!("cannot start the monitor thread: {e}"))
+}
+
+/// What the storage thread needs: the devices and RPC options of `cfg`,
+/// the poll group, the process's stop flag and the workers' (raised when
+/// storage has shut down), and the host stack's port.
+fn storage_setup(
+    cfg: &RunConfig,
+    group: &Arc<vfio::poller::PollGroup>,
+    (stop, done): (&Arc<AtomicBool>, &Arc<AtomicBool>),
+    pool: &Arc<Mempool>,
+    stack_port: Option<StackPort>,
+) -> storage::StorageSetup {
+    storage::StorageSetup {
+        blk: cfg.blk.clone(),
+        host: cfg.host.clone().zip(stack_port),
+        group: Arc::clone(group),
+        stop: Arc::clone(stop),
+        done: Arc::clone(done),
+        pool: Arc::clone(pool),
+        stats_file: cfg.blk_stats_file.clone(),
+        interval: cfg.stats_interval,
+        rpc: cfg.storage_rpc.socket.clone(),
+        vhost_dir: cfg.storage_rpc.vhost_dir.clone(),
+        config_json: cfg.storage_rpc.config_json.clone(),
+    }
+}
+
 /// The flow-table switch with one datapath per forwarding lcore, and the
 /// process's one connection tracker, shared by every lcore through the
 /// switch (the `ct` action); the monitor expires its connections (see
@@ -389,7 +423,7 @@ fn add_ports(
     cfg: &RunConfig,
     ports: &Ports,
     n_workers: usize,
-) -> Result<Option<(dpdk::Port, Arc<usertcp::device::FrameBytes>)>, String> {
+) -> Result<Option<StackPort>, String> {
     for (i, devargs) in cfg.ports.iter().enumerate() {
         ports.add(devargs, Some(i as u16))?;
     }
@@ -456,13 +490,20 @@ fn core_poll(cfg: &RunConfig, n_workers: usize) -> Result<config::CorePoll, Stri
     Ok(poll)
 }
 
+/// The host stack's port to the switch and its byte counters (see
+/// [`add_ports`]).
+type StackPort = (dpdk::Port, Arc<usertcp::device::FrameBytes>);
+
+/// The OVSDB client's handle and the thread that ticks the bridge.
+type OvsdbClient = (ovsdb::Handle, std::thread::JoinHandle<()>);
+
 /// Connects `bridge` to the OVSDB server at `target` and starts the thread
 /// that applies the bridge's fail mode every 500 ms while `running`.
 fn start_ovsdb(
     target: &str,
     bridge: Arc<bridge::Bridge>,
     running: Arc<AtomicBool>,
-) -> Result<(ovsdb::Handle, std::thread::JoinHandle<()>), String> {
+) -> Result<OvsdbClient, String> {
     let handle = ovsdb::spawn(
         target,
         Arc::clone(&bridge) as Arc<dyn ovsdb::Datapath>,
