@@ -1596,72 +1596,12 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("perf-switch-{pid}"));
     perf::cleanup::record(perf::cleanup::Resource::Path(dir.clone()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut results = Vec::new();
-    for &flows in a.flows.iter().filter(|_| matrix) {
-        let pcap = dir.join(format!("flows-{flows}.pcap"));
-        let frames = match frames::write_flows_pcap(&pcap, flows, a.len) {
-            Ok(n) => n,
-            Err(e) => {
-                eprintln!("pcap for {flows} flows: {e}");
-                std::process::exit(2);
-            }
-        };
-        let pcap = pcap.to_string_lossy().into_owned();
-        // testpmd ignores rules: one ceiling per flow count.
-        let tp = if a.no_testpmd {
-            Side::na("skipped (--no-testpmd)")
-        } else {
-            eprintln!(
-                "[{} flows] dpdk-testpmd --forward-mode=mac ...",
-                short(flows)
-            );
-            combine(
-                (0..a.rounds)
-                    .map(|r| run_testpmd(&pcap, frames, a.seconds, &format!("{pid}-{flows}-{r}")))
-                    .collect(),
-            )
-        };
-        for &nrules in &a.rules {
-            let tag = format!("{pid}-{flows}-{nrules}");
-            let case = format!("{} flows, {} rules", short(flows), short(nrules));
-            let ovs_rules = rules::rule_set(nrules, rules::OVS_PORTS).expect("rule count checked");
-            let vs_rules =
-                rules::rule_set(nrules, rules::VSWITCH_PORTS).expect("rule count checked");
-            let vs_file = dir.join(format!("vswitch-{nrules}.flows"));
-            std::fs::write(&vs_file, vs_rules).expect("write rules");
-            let (mut os, mut vs) = (Vec::new(), Vec::new());
-            for round in 0..a.rounds {
-                let tag = format!("{tag}-{round}");
-                os.push(if a.no_ovs {
-                    Side::na("skipped (--no-ovs)")
-                } else {
-                    eprintln!("[{case}] ovs-vswitchd-dpdk ...");
-                    run_ovs(&pcap, frames, &ovs_rules, a.seconds, &tag)
-                });
-                eprintln!("[{case}] vswitch run --flows ...");
-                vs.push(run_vswitch(&pcap, frames, &vs_file, a.seconds, &tag));
-            }
-            let (o, v) = (combine(os), combine(vs));
-            let ratio = match (v.mpps, o.mpps) {
-                (Some(v), Some(o)) if o > 0.0 => Some(v / o),
-                _ => None,
-            };
-            let r = CaseResult {
-                flows,
-                rules: nrules,
-                frame_len: a.len + 4,
-                pcap_frames: frames,
-                seconds: a.seconds,
-                rounds: a.rounds,
-                ovs: o,
-                testpmd_mac: tp.clone(),
-                vswitch: v,
-                vswitch_over_ovs: ratio,
-            };
-            report::json_line("switch", &r);
-            results.push(r);
-        }
-    }
+    let results: Vec<CaseResult> = a
+        .flows
+        .iter()
+        .filter(|_| matrix)
+        .flat_map(|&flows| matrix_cases(&a, flows, &dir, pid))
+        .collect();
     if a.pipeline {
         pipeline_case(&a, &extra_flows, &dir, pid);
     }
@@ -1676,6 +1616,82 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
+    report_matrix(&a, &results, &load_before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The flows × rules matrix's cases for `flows` flows: testpmd's `mac`
+/// ceiling once, then OVS and vswitch for each rule count, `a.rounds`
+/// rounds each; every case is printed as a JSON line as it ends.
+fn matrix_cases(a: &Args, flows: u32, dir: &Path, pid: u32) -> Vec<CaseResult> {
+    let mut results = Vec::new();
+    let pcap = dir.join(format!("flows-{flows}.pcap"));
+    let frames = match frames::write_flows_pcap(&pcap, flows, a.len) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("pcap for {flows} flows: {e}");
+            std::process::exit(2);
+        }
+    };
+    let pcap = pcap.to_string_lossy().into_owned();
+    // testpmd ignores rules: one ceiling per flow count.
+    let tp = if a.no_testpmd {
+        Side::na("skipped (--no-testpmd)")
+    } else {
+        eprintln!(
+            "[{} flows] dpdk-testpmd --forward-mode=mac ...",
+            short(flows)
+        );
+        combine(
+            (0..a.rounds)
+                .map(|r| run_testpmd(&pcap, frames, a.seconds, &format!("{pid}-{flows}-{r}")))
+                .collect(),
+        )
+    };
+    for &nrules in &a.rules {
+        let tag = format!("{pid}-{flows}-{nrules}");
+        let case = format!("{} flows, {} rules", short(flows), short(nrules));
+        let ovs_rules = rules::rule_set(nrules, rules::OVS_PORTS).expect("rule count checked");
+        let vs_rules = rules::rule_set(nrules, rules::VSWITCH_PORTS).expect("rule count checked");
+        let vs_file = dir.join(format!("vswitch-{nrules}.flows"));
+        std::fs::write(&vs_file, vs_rules).expect("write rules");
+        let (mut os, mut vs) = (Vec::new(), Vec::new());
+        for round in 0..a.rounds {
+            let tag = format!("{tag}-{round}");
+            os.push(if a.no_ovs {
+                Side::na("skipped (--no-ovs)")
+            } else {
+                eprintln!("[{case}] ovs-vswitchd-dpdk ...");
+                run_ovs(&pcap, frames, &ovs_rules, a.seconds, &tag)
+            });
+            eprintln!("[{case}] vswitch run --flows ...");
+            vs.push(run_vswitch(&pcap, frames, &vs_file, a.seconds, &tag));
+        }
+        let (o, v) = (combine(os), combine(vs));
+        let ratio = match (v.mpps, o.mpps) {
+            (Some(v), Some(o)) if o > 0.0 => Some(v / o),
+            _ => None,
+        };
+        let r = CaseResult {
+            flows,
+            rules: nrules,
+            frame_len: a.len + 4,
+            pcap_frames: frames,
+            seconds: a.seconds,
+            rounds: a.rounds,
+            ovs: o,
+            testpmd_mac: tp.clone(),
+            vswitch: v,
+            vswitch_over_ovs: ratio,
+        };
+        report::json_line("switch", &r);
+        results.push(r);
+    }
+    results
+}
+
+/// The matrix's table, the load average, and each case's goal.
+fn report_matrix(a: &Args, results: &[CaseResult], load_before: &str) {
     let rows: Vec<Vec<String>> = results
         .iter()
         .map(|r| {
@@ -1698,13 +1714,8 @@ fn main() {
         &rows,
     );
     println!("  load average before/after: {load_before} / {}", loadavg());
-    for r in &results {
+    for r in results {
         let case = format!("{} flows, {} rules", short(r.flows), short(r.rules));
-        let verdict = |ok: Option<bool>| match ok {
-            Some(true) => "met",
-            Some(false) => "NOT met",
-            None => "not measured (a side is n/a)",
-        };
         match r.flows {
             1 => println!(
                 "  goal [{case}]: vswitch >= 2x OVS -> {}",
@@ -1715,7 +1726,7 @@ fn main() {
                 verdict(r.vswitch_over_ovs.map(|x| x >= 3.0))
             ),
             1_000_000 => {
-                let one = find(&results, 1, r.rules);
+                let one = find(results, 1, r.rules);
                 let ok = one
                     .and_then(|o| o.vswitch.mpps)
                     .zip(r.vswitch.mpps)
@@ -1742,7 +1753,6 @@ fn main() {
             _ => {}
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[cfg(test)]
