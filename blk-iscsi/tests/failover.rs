@@ -23,20 +23,19 @@
 #[path = "../../iscsi-initiator/tests/common/mod.rs"]
 mod tgt;
 
+mod disk;
+
 use blk_iscsi::{IscsiBackend, IscsiSpec, SessionState, SessionStats};
+use disk::{pattern, Disk};
 use iscsi_initiator::chap::Chap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use vfio::backend::Backend;
-use vfio::blk::mock::{BlkDriver, BlkReq};
-use vfio::blk::{BlkConfig, BlkDevice, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK};
+use vfio::blk::mock::BlkReq;
+use vfio::blk::{VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK};
 use vfio::blk::{VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT};
-use vfio::guest_memory::GuestMemory;
-use vfio::virtq::mock::{Buf, MockQueue};
-use vfio::virtq::{VIRTIO_F_VERSION_1, VIRTIO_RING_F_INDIRECT_DESC};
+use vfio::virtq::mock::Buf;
 
-const MEM: usize = 64 << 20;
-const QSIZE: u16 = 128;
 const LUN_BYTES: u64 = 16 << 20;
 /// Bytes per request.
 const REQ: u64 = 64 << 10;
@@ -47,12 +46,23 @@ const WBUF: u64 = 8 << 20;
 const RBUF: u64 = 24 << 20;
 
 struct Rig {
-    mem: GuestMemory,
-    dev: BlkDevice,
-    drv: BlkDriver,
+    disk: Disk,
     stats: Arc<SessionStats>,
     /// What the LU must hold.
     model: Vec<u8>,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = Disk;
+    fn deref(&self) -> &Disk {
+        &self.disk
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut Disk {
+        &mut self.disk
+    }
 }
 
 fn rig(url: &str) -> Rig {
@@ -67,33 +77,11 @@ fn rig(url: &str) -> Rig {
             .any(|s| Arc::ptr_eq(s, &stats)),
         "the device's stats are listed for metrics"
     );
-    let mem = GuestMemory::anonymous(&[(0, MEM)]).unwrap();
-    let cfg = BlkConfig::new(&be.info(), 512, 1, "failover").unwrap();
-    let mut dev = BlkDevice::new("f", Box::new(be), cfg);
-    dev.set_features(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_INDIRECT_DESC);
-    dev.set_memory(mem.clone());
-    let base = 0x1000;
-    let drv = BlkDriver::new(&mem, base, QSIZE, base + MockQueue::footprint(QSIZE));
-    dev.start_queue(0, drv.q.config(), 0).unwrap();
     Rig {
-        mem,
-        dev,
-        drv,
+        disk: Disk::new(be, "failover"),
         stats,
         model: vec![0; LUN_BYTES as usize],
     }
-}
-
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed | 1;
-    (0..len / 8)
-        .flat_map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s.to_le_bytes()
-        })
-        .collect()
 }
 
 fn get(c: &std::sync::atomic::AtomicU64) -> u64 {
@@ -101,46 +89,6 @@ fn get(c: &std::sync::atomic::AtomicU64) -> u64 {
 }
 
 impl Rig {
-    /// Polls until every request is used (`during` runs each round);
-    /// returns the statuses.
-    fn complete(
-        &mut self,
-        reqs: &[BlkReq],
-        limit: Duration,
-        mut during: impl FnMut(usize),
-    ) -> Vec<u8> {
-        let mut used = vec![0u32; reqs.len()];
-        let mut seen = 0;
-        let deadline = Instant::now() + limit;
-        let mut rounds = 0;
-        while seen < reqs.len() {
-            self.dev.poll();
-            rounds += 1;
-            during(rounds);
-            while let Some((head, _)) = self.drv.q.pop_used() {
-                let i = reqs
-                    .iter()
-                    .position(|r| r.head == head)
-                    .unwrap_or_else(|| panic!("unknown head {head} used"));
-                used[i] += 1;
-                seen += 1;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{seen} of {} requests completed in {limit:?}",
-                reqs.len()
-            );
-            if rounds % 64 == 0 {
-                std::thread::sleep(Duration::from_micros(100));
-            }
-        }
-        assert!(
-            used.iter().all(|&u| u == 1),
-            "each request used once: {used:?}"
-        );
-        reqs.iter().map(|r| self.drv.status(r)).collect()
-    }
-
     /// Queues BATCH writes of fresh data into region `region` of the LU.
     fn queue_writes(&mut self, region: u64, seed: u64) -> Vec<BlkReq> {
         (0..BATCH as u64)
@@ -188,13 +136,13 @@ impl Rig {
     /// Write a region, then read it back and verify; all must succeed.
     fn write_verify(&mut self, region: u64, seed: u64, during: impl FnMut(usize)) {
         let w = self.queue_writes(region, seed);
-        let st = self.complete(&w, Duration::from_secs(40), during);
+        let st = self.complete_within(&w, Duration::from_secs(40), during);
         assert!(
             st.iter().all(|&s| s == VIRTIO_BLK_S_OK),
             "write statuses {st:?} (an I/O error reached the driver)"
         );
         let r = self.queue_reads(region);
-        let st = self.complete(&r, Duration::from_secs(40), |_| {});
+        let st = self.complete_within(&r, Duration::from_secs(40), |_| {});
         assert!(
             st.iter().all(|&s| s == VIRTIO_BLK_S_OK),
             "read statuses {st:?}"
@@ -270,7 +218,7 @@ fn active_portal_killed_then_all_gone_then_back() {
     b.stop();
     let w = r.queue_writes(3, 5);
     let t0 = Instant::now();
-    let st = r.complete(&w, Duration::from_secs(30), |_| {});
+    let st = r.complete_within(&w, Duration::from_secs(30), |_| {});
     let waited = t0.elapsed();
     assert!(
         st.iter().all(|&s| s == VIRTIO_BLK_S_IOERR),
@@ -285,7 +233,7 @@ fn active_portal_killed_then_all_gone_then_back() {
     // New I/O fails at once while no portal answers.
     let rd = r.queue_reads(0);
     let t0 = Instant::now();
-    let st = r.complete(&rd, Duration::from_secs(5), |_| {});
+    let st = r.complete_within(&rd, Duration::from_secs(5), |_| {});
     assert!(st.iter().all(|&s| s == VIRTIO_BLK_S_IOERR), "{st:?}");
     assert!(t0.elapsed() < Duration::from_secs(1), "failed fast");
     // The failed writes are not in the model: put back what the LU holds.

@@ -11,28 +11,22 @@
 #[path = "../../iscsi-initiator/tests/common/mod.rs"]
 mod tgt;
 
-use blk_iscsi::{IscsiBackend, IscsiSpec};
-use std::time::{Duration, Instant};
-use vfio::backend::Backend;
-use vfio::blk::mock::{BlkDriver, BlkReq};
-use vfio::blk::VIRTIO_BLK_T_OUT;
-use vfio::blk::{BlkConfig, BlkDevice, VIRTIO_BLK_S_OK, VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_IN};
-use vfio::guest_memory::GuestMemory;
-use vfio::virtq::mock::{Buf, MockQueue};
-use vfio::virtq::{VIRTIO_F_VERSION_1, VIRTIO_RING_F_INDIRECT_DESC};
+mod disk;
 
-const MEM: usize = 64 << 20;
-const QSIZE: u16 = 128;
+use blk_iscsi::{IscsiBackend, IscsiSpec};
+use disk::{pattern, Disk};
+use vfio::backend::Backend;
+use vfio::blk::mock::BlkReq;
+use vfio::blk::VIRTIO_BLK_T_OUT;
+use vfio::blk::{VIRTIO_BLK_S_OK, VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_IN};
+use vfio::virtq::mock::Buf;
+
 const DATA: u64 = 8 << 20;
 const LUN_BYTES: u64 = 32 << 20;
 /// Each request moves this much (two 1 MiB segments when split).
 const REQ: u64 = 64 << 10;
 
-struct Rig {
-    mem: GuestMemory,
-    dev: BlkDevice,
-    drv: BlkDriver,
-}
+type Rig = Disk;
 
 fn rig(t: &tgt::Tgtd) -> Rig {
     rig_on(t, Box::new(blk_iscsi::link::KernelTcp::default()))
@@ -42,61 +36,7 @@ fn rig_on(t: &tgt::Tgtd, transport: Box<dyn blk_iscsi::link::Transport>) -> Rig 
     let spec = IscsiSpec::parse(&format!("iscsi://{}/{}/1", t.portal(), t.iqn)).unwrap();
     let be = IscsiBackend::connect_with(&spec, 256, transport).expect("log in to tgtd");
     assert_eq!(be.info().capacity, LUN_BYTES, "READ CAPACITY");
-    let mem = GuestMemory::anonymous(&[(0, MEM)]).unwrap();
-    let cfg = BlkConfig::new(&be.info(), 512, 1, "blk-iscsi-test").unwrap();
-    let mut dev = BlkDevice::new("t", Box::new(be), cfg);
-    dev.set_features(VIRTIO_F_VERSION_1 | VIRTIO_RING_F_INDIRECT_DESC);
-    dev.set_memory(mem.clone());
-    let base = 0x1000;
-    let drv = BlkDriver::new(&mem, base, QSIZE, base + MockQueue::footprint(QSIZE));
-    dev.start_queue(0, drv.q.config(), 0).unwrap();
-    Rig { mem, dev, drv }
-}
-
-impl Rig {
-    /// Polls until every request in `reqs` is used; returns their statuses.
-    fn complete(&mut self, reqs: &[BlkReq], mut during: impl FnMut(usize)) -> Vec<u8> {
-        let mut used = vec![0u32; reqs.len()];
-        let mut seen = 0;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut rounds = 0;
-        while seen < reqs.len() {
-            self.dev.poll();
-            rounds += 1;
-            during(rounds);
-            while let Some((head, _)) = self.drv.q.pop_used() {
-                let i = reqs
-                    .iter()
-                    .position(|r| r.head == head)
-                    .unwrap_or_else(|| panic!("unknown head {head} used"));
-                used[i] += 1;
-                seen += 1;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} of {} requests completed in 60 s",
-                seen,
-                reqs.len()
-            );
-        }
-        assert!(
-            used.iter().all(|&u| u == 1),
-            "each request used exactly once: {used:?}"
-        );
-        reqs.iter().map(|r| self.drv.status(r)).collect()
-    }
-}
-
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed | 1;
-    (0..len / 8)
-        .flat_map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s.to_le_bytes()
-        })
-        .collect()
+    Disk::new(be, "t")
 }
 
 /// Queues `n` writes of REQ bytes at byte `REQ * i`, each from its own guest
