@@ -325,7 +325,7 @@ fn mutual_chap_with_tgtd() {
         secret: "init-secret-12".into(),
         mutual: Some(("vsw-target".into(), "target-secret-1".into())),
     };
-    let t = tgt::Tgtd::start_with("fo-chap", LUN_BYTES, false, Some(chap));
+    let t = tgt::Tgtd::start_with("fo-chap", LUN_BYTES, Some(chap));
     let url = |user: &str, secret: &str, tsecret: &str| {
         format!(
             "iscsi://{user}%{secret}@{}/{}/1?target_user=vsw-target&target_password={tsecret}",

@@ -218,7 +218,7 @@ fn chap_login(name: &str, mutual: bool, wrong_secret: bool) -> Result<(), String
         secret: "initiator-secret-1".into(),
         mutual: mutual.then(|| ("tgt-user".into(), "target-secret-12".into())),
     };
-    let t = Tgtd::start_with(name, 1 << 20, false, Some(chap.clone()));
+    let t = Tgtd::start_with(name, 1 << 20, Some(chap.clone()));
     let mut cfg = config(&t, Proposal::default());
     cfg.chap = Some(Chap {
         secret: if wrong_secret {

@@ -55,7 +55,6 @@ pub struct Tgtd {
     pub dir: PathBuf,
     pub backing: PathBuf,
     pub size: u64,
-    null_lun: bool,
     chap: Option<Chap>,
     /// Run tgtd in this network namespace, listening on `addr`.
     netns: Option<(String, String)>,
@@ -66,10 +65,10 @@ pub struct Tgtd {
 impl Tgtd {
     /// tgtd with a `size`-byte file-backed LUN 1.
     pub fn start(name: &str, size: u64) -> Tgtd {
-        Tgtd::start_with(name, size, false, None)
+        Tgtd::start_with(name, size, None)
     }
 
-    pub fn start_with(name: &str, size: u64, null_lun: bool, chap: Option<Chap>) -> Tgtd {
+    pub fn start_with(name: &str, size: u64, chap: Option<Chap>) -> Tgtd {
         need("tgtd", "tgt");
         need("tgtadm", "tgt");
         let dir = std::env::temp_dir().join(format!("vswitch-iscsi-{name}-{}", std::process::id()));
@@ -86,7 +85,6 @@ impl Tgtd {
             dir,
             backing,
             size,
-            null_lun,
             chap,
             netns: None,
             listen: None,
@@ -110,7 +108,6 @@ impl Tgtd {
             dir,
             backing: other.backing.clone(),
             size: other.size,
-            null_lun: other.null_lun,
             chap: other.chap.clone(),
             netns: None,
             listen: Some(addr.to_owned()),
@@ -139,7 +136,6 @@ impl Tgtd {
             dir,
             backing,
             size,
-            null_lun: false,
             chap: None,
             netns: Some((ns.to_owned(), addr.to_owned())),
             listen: None,
@@ -247,36 +243,18 @@ impl Tgtd {
             "--targetname",
             &self.iqn,
         ]);
-        let path = self.backing.to_str().unwrap().to_owned();
-        if self.null_lun {
-            self.tgtadm(&[
-                "--mode",
-                "logicalunit",
-                "--op",
-                "new",
-                "--tid",
-                "1",
-                "--lun",
-                "1",
-                "--bstype",
-                "null",
-                "-b",
-                "/dev/null",
-            ]);
-        } else {
-            self.tgtadm(&[
-                "--mode",
-                "logicalunit",
-                "--op",
-                "new",
-                "--tid",
-                "1",
-                "--lun",
-                "1",
-                "-b",
-                &path,
-            ]);
-        }
+        self.tgtadm(&[
+            "--mode",
+            "logicalunit",
+            "--op",
+            "new",
+            "--tid",
+            "1",
+            "--lun",
+            "1",
+            "-b",
+            self.backing.to_str().unwrap(),
+        ]);
         self.tgtadm(&[
             "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
         ]);
