@@ -69,65 +69,47 @@ impl Tgtd {
     }
 
     pub fn start_with(name: &str, size: u64, chap: Option<Chap>) -> Tgtd {
-        need("tgtd", "tgt");
-        need("tgtadm", "tgt");
-        let dir = std::env::temp_dir().join(format!("vswitch-iscsi-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let backing = dir.join("lun1.img");
-        let f = std::fs::File::create(&backing).unwrap();
-        f.set_len(size).unwrap();
-        let mut t = Tgtd {
-            child: None,
-            control_port: 0,
-            port: 0,
-            iqn: format!("iqn.2026-01.dev.vswitch:{name}"),
-            dir,
-            backing,
-            size,
-            chap,
-            netns: None,
-            listen: None,
-        };
-        t.launch();
-        t
+        Tgtd::launch_new(name, Some(size), |t| t.chap = chap)
     }
 
     /// A second tgtd serving `other`'s target (same IQN, same backing file,
     /// same CHAP accounts) on `addr` (another loopback address such as
     /// 127.0.0.2): a second portal of the same LU.
     pub fn start_sibling(name: &str, other: &Tgtd, addr: &str) -> Tgtd {
-        let dir = std::env::temp_dir().join(format!("vswitch-iscsi-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut t = Tgtd {
-            child: None,
-            control_port: 0,
-            port: 0,
-            iqn: other.iqn.clone(),
-            dir,
-            backing: other.backing.clone(),
-            size: other.size,
-            chap: other.chap.clone(),
-            netns: None,
-            listen: Some(addr.to_owned()),
-        };
-        t.launch();
-        t
+        Tgtd::launch_new(name, None, |t| {
+            t.iqn = other.iqn.clone();
+            t.backing = other.backing.clone();
+            t.size = other.size;
+            t.chap = other.chap.clone();
+            t.listen = Some(addr.to_owned());
+        })
     }
 
     /// tgtd inside network namespace `ns`, listening on `addr` (an address of the
     /// namespace's side of a veth pair the test created).
     pub fn start_in_netns(name: &str, size: u64, ns: &str, addr: &str) -> Tgtd {
         need("ip", "iproute2");
+        Tgtd::launch_new(name, Some(size), |t| {
+            t.netns = Some((ns.to_owned(), addr.to_owned()))
+        })
+    }
+
+    /// A tgtd named `name` (its own directory, IQN
+    /// `iqn.2026-01.dev.vswitch:NAME`, with a fresh `size`-byte backing file
+    /// when given), adjusted by `with`, then started and configured.
+    fn launch_new(name: &str, size: Option<u64>, with: impl FnOnce(&mut Tgtd)) -> Tgtd {
+        need("tgtd", "tgt");
+        need("tgtadm", "tgt");
         let dir = std::env::temp_dir().join(format!("vswitch-iscsi-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let backing = dir.join("lun1.img");
-        std::fs::File::create(&backing)
-            .unwrap()
-            .set_len(size)
-            .unwrap();
+        if let Some(size) = size {
+            std::fs::File::create(&backing)
+                .unwrap()
+                .set_len(size)
+                .unwrap();
+        }
         let mut t = Tgtd {
             child: None,
             control_port: 0,
@@ -135,11 +117,12 @@ impl Tgtd {
             iqn: format!("iqn.2026-01.dev.vswitch:{name}"),
             dir,
             backing,
-            size,
+            size: size.unwrap_or(0),
             chap: None,
-            netns: Some((ns.to_owned(), addr.to_owned())),
+            netns: None,
             listen: None,
         };
+        with(&mut t);
         t.launch();
         t
     }
