@@ -19,173 +19,30 @@ fn vswitch(args: &[&str]) -> (i32, String) {
 fn bad_arguments_are_refused_clearly() {
     let sock = std::env::temp_dir().join(format!("vswitch-cli-{}.sock", std::process::id()));
     let s = sock.to_str().unwrap();
-    for (args, want) in [
-        (
-            vec!["blk", "serve", "--socket", s, "--backend", "disk"],
-            "expected KIND:ARG",
-        ),
-        (
-            vec![
-                "blk",
-                "serve",
-                "--socket",
-                s,
-                "--backend",
-                "null:1G",
-                "--cache",
-                "100",
-            ],
-            "multiple of 512",
-        ),
-        (
-            vec![
-                "blk",
-                "serve",
-                "--socket",
-                s,
-                "--backend",
-                "null:1G",
-                "--cache",
-                "4K",
-            ],
-            "need at least",
-        ),
-        (
-            vec![
-                "blk",
-                "serve",
-                "--socket",
-                s,
-                "--backend",
-                "null:1G",
-                "--cache-mode",
-                "writeback",
-            ],
-            "--cache",
-        ),
-        (
-            vec![
-                "blk",
-                "serve",
-                "--socket",
-                s,
-                "--backend",
-                "null:1G",
-                "--cache",
-                "1M",
-                "--cache-mode",
-                "later",
-            ],
-            "writeback",
-        ),
-        (
-            vec![
-                "blk",
-                "serve",
-                "--socket",
-                s,
-                "--backend",
-                "null:1G",
-                "--cache-meta",
-                "/dev/shm/x",
-            ],
-            "--cache",
-        ),
-        (
-            vec![
-                "blk",
-                "serve",
-                "--socket",
-                s,
-                "--backend",
-                "null:1G",
-                "--cache",
-                "1M",
-                "--cache-meta",
-                "/dev/shm/x",
-                "--cache-meta",
-                "/dev/shm/y",
-            ],
-            "one metadata file per device",
-        ),
-        (
-            vec![
-                "blk",
-                "serve",
-                "--socket",
-                s,
-                "--backend",
-                "null:1G",
-                "--cache",
-                "1M",
-                "--cache-meta",
-                "/proc",
-            ],
-            "cache metadata file /proc",
-        ),
-        (
-            vec!["blk", "serve", "--socket", s, "--backend", "tape:1G"],
-            "kind must be file, null or mem",
-        ),
-        (
-            vec!["blk", "serve", "--socket", s, "--backend", "null:100"],
-            "multiple of 512",
-        ),
-        (
-            vec![
-                "blk",
-                "serve",
-                "--socket",
-                s,
-                "--backend",
-                "file:/nonexistent/disk.img",
-            ],
-            "/nonexistent/disk.img",
-        ),
-        (
-            vec![
-                "blk",
-                "serve",
-                "--socket",
-                s,
-                "--backend",
-                "null:1G",
-                "--block-size",
-                "1000",
-            ],
-            "must be 512 or 4096",
-        ),
-        (
-            vec![
-                "blk",
-                "serve",
-                "--socket",
-                s,
-                "--backend",
-                "null:1G",
-                "--queues",
-                "0",
-            ],
-            "--queues",
-        ),
-        (
-            vec!["blk", "stats", "--stats-file", "/nonexistent/stats"],
-            "is `vswitch blk serve --stats-file` running?",
-        ),
-        (
-            vec![
-                "blk",
-                "serve",
-                "--socket",
-                s,
-                "--socket",
-                s,
-                "--backend",
-                "null:1G",
-            ],
-            "one backend per socket",
-        ),
-    ] {
+    // Each line: the arguments (split at spaces; SOCK is the socket path)
+    // and what the error must say.
+    let cases = [
+        ("blk serve --socket SOCK --backend disk", "expected KIND:ARG"),
+        ("blk serve --socket SOCK --backend null:1G --cache 100", "multiple of 512"),
+        ("blk serve --socket SOCK --backend null:1G --cache 4K", "need at least"),
+        ("blk serve --socket SOCK --backend null:1G --cache-mode writeback", "--cache"),
+        ("blk serve --socket SOCK --backend null:1G --cache 1M --cache-mode later", "writeback"),
+        ("blk serve --socket SOCK --backend null:1G --cache-meta /dev/shm/x", "--cache"),
+        ("blk serve --socket SOCK --backend null:1G --cache 1M --cache-meta /dev/shm/x --cache-meta /dev/shm/y", "one metadata file per device"),
+        ("blk serve --socket SOCK --backend null:1G --cache 1M --cache-meta /proc", "cache metadata file /proc"),
+        ("blk serve --socket SOCK --backend tape:1G", "kind must be file, null or mem"),
+        ("blk serve --socket SOCK --backend null:100", "multiple of 512"),
+        ("blk serve --socket SOCK --backend file:/nonexistent/disk.img", "/nonexistent/disk.img"),
+        ("blk serve --socket SOCK --backend null:1G --block-size 1000", "must be 512 or 4096"),
+        ("blk serve --socket SOCK --backend null:1G --queues 0", "--queues"),
+        ("blk stats --stats-file /nonexistent/stats", "is `vswitch blk serve --stats-file` running?"),
+        ("blk serve --socket SOCK --socket SOCK --backend null:1G", "one backend per socket"),
+    ];
+    for (line, want) in cases {
+        let args: Vec<&str> = line
+            .split(' ')
+            .map(|w| if w == "SOCK" { s } else { w })
+            .collect();
         let (code, text) = vswitch(&args);
         assert_ne!(code, 0, "{args:?} must fail");
         assert!(
