@@ -25,7 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use switch::control::{request, Reply, Request};
+use switch::control::{request, PortInfo, Reply, Request};
+use switch::table::RuleInfo;
 use vfio::blk::{VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT};
 use vfio::vhost_user::mock_frontend::MockFrontend;
 use vfio::virtq::mock::Buf;
@@ -480,6 +481,63 @@ fn drive(
     ctl: &Path,
     dp: &std::thread::JoinHandle<Result<dataplane::Summary, String>>,
 ) -> Result<String, String> {
+    wait_for_device(stop, sock, dp)?;
+    step(
+        stop,
+        "the iSCSI session is logged in; a simulated guest connects over vhost-user",
+    )?;
+    let mut g = Guest::connect(sock)?;
+    let seen = exercise(stop, &mut g, stats)?;
+    let mut in_file = vec![0u8; LEN];
+    std::fs::File::open(lun)
+        .and_then(|mut f| {
+            f.seek(SeekFrom::Start(OFFSET))?;
+            f.read_exact(&mut in_file)
+        })
+        .map_err(|e| format!("{}: {e}", lun.display()))?;
+    if in_file != seen.pattern {
+        return Err(format!(
+            "the pattern is not in tgtd's backing file {} at byte {OFFSET}",
+            lun.display()
+        ));
+    }
+    if stop.load(Ordering::Relaxed) {
+        return Err("interrupted; everything created is being removed".into());
+    }
+    let ports = match request(ctl, &Request::PortsShow)? {
+        Reply::Ports { ports } => ports,
+        r => return Err(format!("ports show: {r:?}")),
+    };
+    let flows = match request(ctl, &Request::FlowsDump)? {
+        Reply::Flows { flows } => flows,
+        r => return Err(format!("flows dump: {r:?}")),
+    };
+    let out = report(lun, &seen, &ports, &flows);
+    // Frames from the host stack entered at the internal port and left by
+    // the af_packet port (at least the written pattern's bytes, in frames of
+    // at most 1500 bytes), and tgtd's answers came back the other way.
+    let internal = ports.iter().find(|p| p.name == storage::INTERNAL_PORT);
+    let wire = ports.iter().find(|p| p.name != storage::INTERNAL_PORT);
+    let crossed = internal.zip(wire).is_some_and(|(i, w)| {
+        i.rx_packets > (LEN / 1500) as u64
+            && w.tx_bytes as usize > LEN
+            && w.rx_packets > 100
+            && i.tx_packets > 100
+    });
+    if !crossed {
+        return Err(format!(
+            "the internal port's counters do not show the iSCSI traffic:\n{out}"
+        ));
+    }
+    Ok(out)
+}
+
+/// Waits (60 s at most) for the device's vhost-user socket.
+fn wait_for_device(
+    stop: &AtomicBool,
+    sock: &Path,
+    dp: &std::thread::JoinHandle<Result<dataplane::Summary, String>>,
+) -> Result<(), String> {
     let t = Instant::now();
     while !sock.exists() {
         if dp.is_finished() {
@@ -490,11 +548,22 @@ fn drive(
         }
         step_wait(stop)?;
     }
-    step(
-        stop,
-        "the iSCSI session is logged in; a simulated guest connects over vhost-user",
-    )?;
-    let mut g = Guest::connect(sock)?;
+    Ok(())
+}
+
+/// What the guest wrote and what the device's counters showed.
+struct Seen {
+    /// The pattern written and read back twice.
+    pattern: Vec<u8>,
+    /// Cache (hits, misses) after the write, the first and the second read.
+    hits: [(u64, u64); 3],
+    /// Random reads done, in how many seconds, and the cache then.
+    random: (u64, f64, (u64, u64)),
+}
+
+/// The guest's work: a pattern written and flushed, read back twice (the
+/// second read must hit the cache), then random reads for 2 s.
+fn exercise(stop: &AtomicBool, g: &mut Guest, stats: &Path) -> Result<Seen, String> {
     let pattern: Vec<u8> = {
         let mut s = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
         (0..LEN / 8)
@@ -555,31 +624,18 @@ fn drive(
     step(stop, "4 KiB random reads, 32 in flight, for 2 s")?;
     let (ops, secs) = g.random_reads(Duration::from_secs(2), stop)?;
     let h3 = hits("after the random reads", 3 * per + 1 + ops)?;
+    Ok(Seen {
+        pattern,
+        hits: [h0, h1, h2],
+        random: (ops, secs, h3),
+    })
+}
 
-    let mut in_file = vec![0u8; LEN];
-    std::fs::File::open(lun)
-        .and_then(|mut f| {
-            f.seek(SeekFrom::Start(OFFSET))?;
-            f.read_exact(&mut in_file)
-        })
-        .map_err(|e| format!("{}: {e}", lun.display()))?;
-    if in_file != pattern {
-        return Err(format!(
-            "the pattern is not in tgtd's backing file {} at byte {OFFSET}",
-            lun.display()
-        ));
-    }
-    if stop.load(Ordering::Relaxed) {
-        return Err("interrupted; everything created is being removed".into());
-    }
-    let ports = match request(ctl, &Request::PortsShow)? {
-        Reply::Ports { ports } => ports,
-        r => return Err(format!("ports show: {r:?}")),
-    };
-    let flows = match request(ctl, &Request::FlowsDump)? {
-        Reply::Flows { flows } => flows,
-        r => return Err(format!("flows dump: {r:?}")),
-    };
+/// The demo's closing text: the data check, the cache, the switch's ports
+/// and flow table.
+fn report(lun: &Path, seen: &Seen, ports: &[PortInfo], flows: &[RuleInfo]) -> String {
+    let [h0, h1, h2] = seen.hits;
+    let (ops, secs, h3) = seen.random;
     let mut out = String::from("--- what happened ---\n");
     out += &format!(
         "pattern read back twice: identical; found in tgtd's backing file {} at byte {OFFSET}: yes\n",
@@ -597,34 +653,18 @@ fn drive(
         h3.1
     );
     out += "switch ports (the iSCSI frames crossed the switch):\n";
-    for p in &ports {
+    for p in ports {
         out += &format!(
             "  port {} {:<16} rx {:>7} pkts {:>10} bytes | tx {:>7} pkts {:>10} bytes\n",
             p.port, p.name, p.rx_packets, p.rx_bytes, p.tx_packets, p.tx_bytes
         );
     }
     out += "flow table:\n";
-    for f in &flows {
+    for f in flows {
         out += &format!("  {} (packets {}, bytes {})\n", f.rule, f.packets, f.bytes);
     }
     out += "  (DPDK's ring PMD counts packets, not bytes, on the internal port)\n";
-    // Frames from the host stack entered at the internal port and left by
-    // the af_packet port (at least the written pattern's bytes, in frames of
-    // at most 1500 bytes), and tgtd's answers came back the other way.
-    let internal = ports.iter().find(|p| p.name == storage::INTERNAL_PORT);
-    let wire = ports.iter().find(|p| p.name != storage::INTERNAL_PORT);
-    let crossed = internal.zip(wire).is_some_and(|(i, w)| {
-        i.rx_packets > (LEN / 1500) as u64
-            && w.tx_bytes as usize > LEN
-            && w.rx_packets > 100
-            && i.tx_packets > 100
-    });
-    if !crossed {
-        return Err(format!(
-            "the internal port's counters do not show the iSCSI traffic:\n{out}"
-        ));
-    }
-    Ok(out)
+    out
 }
 
 /// The simulated guest driver on queue 0.
