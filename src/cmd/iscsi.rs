@@ -165,145 +165,165 @@ fn open(t: &Target) -> Result<BlockDevice, String> {
 /// Runs an `iscsi` subcommand.
 pub fn run(cmd: IscsiCommand) -> Result<(), String> {
     match cmd {
-        IscsiCommand::Discover { portal: p, opts } => {
-            let targets = Connection::discover(&portal(&p), &opts.initiator_name)
-                .map_err(|e| format!("discovery at {p}: {e}"))?;
-            for t in targets {
-                for a in &t.addresses {
-                    println!("{a} {}", t.name);
-                }
-                if t.addresses.is_empty() {
-                    println!("- {}", t.name);
-                }
-            }
-            Ok(())
-        }
-        IscsiCommand::Inquiry(t) => {
-            let mut c = connect(&t)?;
-            device::test_unit_ready(&mut c, t.lun).map_err(|e| e.to_string())?;
-            let i = device::inquiry(&mut c, t.lun).map_err(|e| e.to_string())?;
-            println!(
-                "vendor: {}\nproduct: {}\nrevision: {}",
-                i.vendor, i.product, i.revision
-            );
-            println!(
-                "device type: {:#04x}\nversion: {}",
-                i.device_type, i.version
-            );
-            let dev = BlockDevice::open(c, t.lun).map_err(|e| e.to_string())?;
-            let g = dev.geometry();
-            println!(
-                "block limits: max transfer {} blocks, optimal {} blocks, max unmap {} blocks",
-                g.limits.max_transfer_blocks,
-                g.limits.optimal_transfer_blocks,
-                g.limits.max_unmap_blocks
-            );
-            println!(
-                "provisioning: unmap {}, write same(16) unmap {}",
-                g.provisioning.unmap, g.provisioning.write_same16_unmap
-            );
-            dev.into_connection().logout().map_err(|e| e.to_string())
-        }
-        IscsiCommand::Capacity(t) => {
-            let dev = open(&t)?;
-            let c = dev.geometry().capacity;
-            println!(
-                "{} bytes ({} blocks of {} bytes)",
-                c.bytes(),
-                c.blocks,
-                c.block_size
-            );
-            dev.into_connection().logout().map_err(|e| e.to_string())
-        }
+        IscsiCommand::Discover { portal: p, opts } => discover(&p, &opts),
+        IscsiCommand::Inquiry(t) => inquiry(&t),
+        IscsiCommand::Capacity(t) => capacity(&t),
         IscsiCommand::Read {
             target,
             offset,
             length,
             out,
-        } => {
-            let mut dev = open(&target)?;
-            let mut f = std::fs::File::create(&out).map_err(|e| format!("{out}: {e}"))?;
-            let chunk = 8u64 << 20;
-            let mut buf = Vec::new();
-            let mut at = 0;
-            while at < length {
-                let n = chunk.min(length - at);
-                buf.resize(n as usize, 0);
-                dev.read_at(offset + at, &mut buf)
-                    .map_err(|e| e.to_string())?;
-                f.write_all(&buf).map_err(|e| format!("{out}: {e}"))?;
-                at += n;
-            }
-            dev.into_connection().logout().map_err(|e| e.to_string())
-        }
+        } => read(&target, offset, length, &out),
         IscsiCommand::Write {
             target,
             offset,
             input,
-        } => {
-            let mut dev = open(&target)?;
-            let mut f = std::fs::File::open(&input).map_err(|e| format!("{input}: {e}"))?;
-            let mut buf = vec![0u8; 8 << 20];
-            let mut at = 0u64;
-            loop {
-                let mut n = 0;
-                while n < buf.len() {
-                    match f.read(&mut buf[n..]).map_err(|e| format!("{input}: {e}"))? {
-                        0 => break,
-                        k => n += k,
-                    }
-                }
-                if n == 0 {
-                    break;
-                }
-                dev.write_at(offset + at, &buf[..n])
-                    .map_err(|e| e.to_string())?;
-                at += n as u64;
-            }
-            dev.flush().map_err(|e| e.to_string())?;
-            dev.into_connection().logout().map_err(|e| e.to_string())
-        }
+        } => write(&target, offset, &input),
         IscsiCommand::Bench {
             target,
             rw,
             bs,
             qd,
             seconds,
-        } => {
-            let write = match rw.as_str() {
-                "read" => false,
-                "write" => true,
-                o => return Err(format!("--rw must be read or write, not {o:?}")),
-            };
-            let mut dev = open(&target)?;
-            let g = *dev.geometry();
-            if bs == 0 || bs % g.capacity.block_size != 0 {
-                return Err(format!(
-                    "--bs {bs} is not a multiple of the {}-byte block size",
-                    g.capacity.block_size
-                ));
-            }
-            let w = Workload {
-                lun: target.lun,
-                write,
-                io_size: bs,
-                queue_depth: qd.max(1),
-                duration: Duration::from_secs(seconds),
-                block_size: g.capacity.block_size,
-                blocks: g.capacity.blocks,
-                seed: 42,
-            };
-            let mut total_ns = 0u128;
-            let o = workload::run(dev.connection(), &w, |ns| total_ns += ns as u128)
-                .map_err(|e| e.to_string())?;
-            let secs = o.elapsed.as_secs_f64();
-            println!(
-                "{rw} bs={bs} qd={qd}: {:.0} IOPS, {:.1} MB/s, mean latency {:.1} us",
-                o.ios as f64 / secs,
-                o.ios as f64 * bs as f64 / secs / 1e6,
-                total_ns as f64 / o.ios.max(1) as f64 / 1e3
-            );
-            dev.into_connection().logout().map_err(|e| e.to_string())
+        } => bench(&target, &rw, bs, qd, seconds),
+    }
+}
+
+/// `iscsi discover`: the targets a SendTargets discovery lists, one
+/// `address name` line each.
+fn discover(p: &str, opts: &Options) -> Result<(), String> {
+    let targets = Connection::discover(&portal(p), &opts.initiator_name)
+        .map_err(|e| format!("discovery at {p}: {e}"))?;
+    for t in targets {
+        for a in &t.addresses {
+            println!("{a} {}", t.name);
+        }
+        if t.addresses.is_empty() {
+            println!("- {}", t.name);
         }
     }
+    Ok(())
+}
+
+/// `iscsi inquiry`: the LU's standard INQUIRY data and block limits.
+fn inquiry(t: &Target) -> Result<(), String> {
+    let mut c = connect(t)?;
+    device::test_unit_ready(&mut c, t.lun).map_err(|e| e.to_string())?;
+    let i = device::inquiry(&mut c, t.lun).map_err(|e| e.to_string())?;
+    println!(
+        "vendor: {}\nproduct: {}\nrevision: {}",
+        i.vendor, i.product, i.revision
+    );
+    println!(
+        "device type: {:#04x}\nversion: {}",
+        i.device_type, i.version
+    );
+    let dev = BlockDevice::open(c, t.lun).map_err(|e| e.to_string())?;
+    let g = dev.geometry();
+    println!(
+        "block limits: max transfer {} blocks, optimal {} blocks, max unmap {} blocks",
+        g.limits.max_transfer_blocks, g.limits.optimal_transfer_blocks, g.limits.max_unmap_blocks
+    );
+    println!(
+        "provisioning: unmap {}, write same(16) unmap {}",
+        g.provisioning.unmap, g.provisioning.write_same16_unmap
+    );
+    dev.into_connection().logout().map_err(|e| e.to_string())
+}
+
+/// `iscsi capacity`: READ CAPACITY.
+fn capacity(t: &Target) -> Result<(), String> {
+    let dev = open(t)?;
+    let c = dev.geometry().capacity;
+    println!(
+        "{} bytes ({} blocks of {} bytes)",
+        c.bytes(),
+        c.blocks,
+        c.block_size
+    );
+    dev.into_connection().logout().map_err(|e| e.to_string())
+}
+
+/// `iscsi read`: `length` bytes at `offset` into the file `out`, 8 MiB per
+/// command.
+fn read(target: &Target, offset: u64, length: u64, out: &str) -> Result<(), String> {
+    let mut dev = open(target)?;
+    let mut f = std::fs::File::create(out).map_err(|e| format!("{out}: {e}"))?;
+    let chunk = 8u64 << 20;
+    let mut buf = Vec::new();
+    let mut at = 0;
+    while at < length {
+        let n = chunk.min(length - at);
+        buf.resize(n as usize, 0);
+        dev.read_at(offset + at, &mut buf)
+            .map_err(|e| e.to_string())?;
+        f.write_all(&buf).map_err(|e| format!("{out}: {e}"))?;
+        at += n;
+    }
+    dev.into_connection().logout().map_err(|e| e.to_string())
+}
+
+/// `iscsi write`: the file `input` at `offset`, 8 MiB per command, then
+/// SYNCHRONIZE CACHE.
+fn write(target: &Target, offset: u64, input: &str) -> Result<(), String> {
+    let mut dev = open(target)?;
+    let mut f = std::fs::File::open(input).map_err(|e| format!("{input}: {e}"))?;
+    let mut buf = vec![0u8; 8 << 20];
+    let mut at = 0u64;
+    loop {
+        let mut n = 0;
+        while n < buf.len() {
+            match f.read(&mut buf[n..]).map_err(|e| format!("{input}: {e}"))? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        dev.write_at(offset + at, &buf[..n])
+            .map_err(|e| e.to_string())?;
+        at += n as u64;
+    }
+    dev.flush().map_err(|e| e.to_string())?;
+    dev.into_connection().logout().map_err(|e| e.to_string())
+}
+
+/// `iscsi bench`: a read or write workload at queue depth `qd` for
+/// `seconds`; prints IOPS, throughput and mean latency.
+fn bench(target: &Target, rw: &str, bs: u32, qd: usize, seconds: u64) -> Result<(), String> {
+    let write = match rw {
+        "read" => false,
+        "write" => true,
+        o => return Err(format!("--rw must be read or write, not {o:?}")),
+    };
+    let mut dev = open(target)?;
+    let g = *dev.geometry();
+    if bs == 0 || !bs.is_multiple_of(g.capacity.block_size) {
+        return Err(format!(
+            "--bs {bs} is not a multiple of the {}-byte block size",
+            g.capacity.block_size
+        ));
+    }
+    let w = Workload {
+        lun: target.lun,
+        write,
+        io_size: bs,
+        queue_depth: qd.max(1),
+        duration: Duration::from_secs(seconds),
+        block_size: g.capacity.block_size,
+        blocks: g.capacity.blocks,
+        seed: 42,
+    };
+    let mut total_ns = 0u128;
+    let o = workload::run(dev.connection(), &w, |ns| total_ns += ns as u128)
+        .map_err(|e| e.to_string())?;
+    let secs = o.elapsed.as_secs_f64();
+    println!(
+        "{rw} bs={bs} qd={qd}: {:.0} IOPS, {:.1} MB/s, mean latency {:.1} us",
+        o.ios as f64 / secs,
+        o.ios as f64 * bs as f64 / secs / 1e6,
+        total_ns as f64 / o.ios.max(1) as f64 / 1e3
+    );
+    dev.into_connection().logout().map_err(|e| e.to_string())
 }
