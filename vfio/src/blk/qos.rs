@@ -224,13 +224,25 @@ impl Bucket {
 }
 
 /// Where each bucket sits in [`Qos`]'s array: the request count, bytes
-/// either way, bytes read, bytes written, and an always-unlimited bucket
-/// that requests without data charge instead of a byte bucket.
+/// either way, bytes read, bytes written (requests without data charge
+/// the count alone).
 const IOS: usize = 0;
 const RW: usize = 1;
 const R: usize = 2;
 const W: usize = 3;
-const NONE: usize = 4;
+
+/// The byte that encodes `op`, whatever layout the compiler chose:
+/// compared with the byte of a constant operation it is one compare,
+/// where a `match` on the niche-packed enum first turns the byte into the
+/// variant's index (five instructions more per admission).
+#[inline(always)]
+fn op_byte(op: IoOp) -> u8 {
+    // SAFETY: the transmute checks at compile time that `IoOp` is one
+    // byte; every value of it is that byte initialized (the variants
+    // without fields are encoded in the niche of `WriteZeroes`'s bool, so
+    // no variant leaves it as padding), and any byte is a valid `u8`.
+    unsafe { std::mem::transmute::<IoOp, u8>(op) }
+}
 
 /// The requests admitted since the buckets were last charged (see [`Qos`],
 /// "Batches"), and what the buckets allowed when the batch opened.
@@ -238,17 +250,21 @@ const NONE: usize = 4;
 struct Batch {
     /// Requests admitted.
     n: u64,
-    /// Bytes admitted by bucket index ([`R`], [`W`]; [`NONE`] collects the
-    /// lengths of requests without data and is never charged).
-    bytes: [u64; 5],
-    /// Every length admitted, with or without data (saturating): what the
-    /// fast path compares with `bytes_free`, at least the bytes of any
-    /// byte bucket.
+    /// Every length admitted, with or without data: what the fast path
+    /// compares with `bytes_free`, at least the bytes of any byte bucket.
+    /// Exact (an admission that would overflow it waits for the next
+    /// batch), so the bytes read are `all - w - other`: a read, the
+    /// common request, adds to no counter of its own.
     all: u64,
+    /// Bytes written admitted.
+    w: u64,
+    /// Lengths of the requests without data admitted (discard, write
+    /// zeroes): in `all`, charged to no byte bucket.
+    other: u64,
     /// Bound per bucket: a request is admitted while what the batch
     /// admitted before it is below the bound of each bucket it charges
     /// (`floor(tokens) + 1`, 0 in debt, about 2^63 unlimited).
-    lim: [u64; 5],
+    lim: [u64; 4],
     /// The least of the three byte bounds: below it, no byte bucket needs
     /// a look of its own.
     bytes_free: u64,
@@ -260,6 +276,12 @@ struct Batch {
 }
 
 impl Batch {
+    /// Bytes read admitted.
+    #[inline]
+    fn r(&self) -> u64 {
+        self.all - self.w - self.other
+    }
+
     /// A bucket with `tokens` admits a request while the batch admitted
     /// fewer than this before it (as one request at a time would: while
     /// the bucket is not in debt).
@@ -280,19 +302,19 @@ impl Batch {
     /// refilled: four float-to-integer conversions per refill, none per
     /// request).
     #[inline]
-    fn open(b: &[Bucket; 5], half: &[u64; 4]) -> Batch {
+    fn open(b: &[Bucket; 4], half: &[u64; 4]) -> Batch {
         let lim = [
             Self::bound(b[IOS].tokens),
             Self::bound(b[RW].tokens),
             Self::bound(b[R].tokens),
             Self::bound(b[W].tokens),
-            u64::MAX,
         ];
         let calm = |i: usize| lim[i].saturating_sub(half[i]);
         Batch {
             n: 0,
-            bytes: [0; 5],
             all: 0,
+            w: 0,
+            other: 0,
             lim,
             bytes_free: lim[RW].min(lim[R]).min(lim[W]),
             calm_n: calm(IOS),
@@ -328,7 +350,7 @@ impl Batch {
 /// nanoseconds with one multiply.
 #[derive(Debug, Clone)]
 pub struct Qos {
-    b: [Bucket; 5],
+    b: [Bucket; 4],
     /// Admitted and not yet charged.
     batch: Batch,
     /// Clock ticks at the last refill.
@@ -373,7 +395,6 @@ impl Qos {
             b(limits.rw_mbytes_per_sec, MBYTE),
             b(limits.r_mbytes_per_sec, MBYTE),
             b(limits.w_mbytes_per_sec, MBYTE),
-            Bucket::unlimited(),
         ];
         let half = [IOS, RW, R, W].map(|i| {
             if b[i].burst.is_finite() {
@@ -467,7 +488,7 @@ impl Qos {
             self.last = now;
             let ns = ((ticks as u128 * self.ns_per_tick_q32 as u128) >> 32) as u64;
             let stall = !std::mem::take(&mut self.idle);
-            for b in &mut self.b[..NONE] {
+            for b in &mut self.b {
                 b.fill(ns, stall);
             }
         }
@@ -488,7 +509,7 @@ impl Qos {
         }
         // Counts below 2^63: signed conversions, one instruction each.
         let f = |v: u64| v as i64 as f64;
-        let (r, w) = (f(a.bytes[R]), f(a.bytes[W]));
+        let (r, w) = (f(a.r()), f(a.w));
         self.b[IOS].tokens -= f(a.n);
         self.b[RW].tokens -= r + w;
         self.b[R].tokens -= r;
@@ -505,18 +526,6 @@ impl Qos {
         self.batch = Batch::open(&self.b, &self.half);
     }
 
-    /// The bucket a request of `op` charges its bytes to, besides
-    /// [`RW`]: bytes count for reads and writes only (a discard moves no
-    /// data).
-    #[inline]
-    fn dir(op: IoOp) -> usize {
-        match op {
-            IoOp::Read => R,
-            IoOp::Write => W,
-            _ => NONE,
-        }
-    }
-
     /// Whether a request `op` of `len` bytes may go to the backend now;
     /// if so it joins the open batch (charged at [`Qos::settle`] or the
     /// next refill). Every request counts one I/O.
@@ -525,31 +534,58 @@ impl Qos {
         let a = &mut self.batch;
         // Fast: below the IOPS bound, and below the least byte bound
         // counting every byte admitted (a discard's too): every bucket
-        // has room, whichever this request charges.
+        // has room, whichever this request charges. Reads and writes
+        // only (a request without data takes the exact path), told apart
+        // by their byte: a read counts in `all` alone.
         if a.n < a.lim[IOS] && a.all < a.bytes_free {
-            a.n += 1;
-            a.all = a.all.saturating_add(len);
-            a.bytes[Self::dir(op)] += len;
-            return true;
+            let code = op_byte(op);
+            let write = code == op_byte(IoOp::Write);
+            if code == op_byte(IoOp::Read) || write {
+                if let Some(all) = a.all.checked_add(len) {
+                    a.n += 1;
+                    a.all = all;
+                    if write {
+                        a.w += len;
+                    }
+                    return true;
+                }
+            }
         }
         self.admit_near(op, len)
     }
 
-    /// [`Qos::admit`] near a bound: the request's own buckets decide.
+    /// [`Qos::admit`] near a bound, or a request without data: the
+    /// request's own buckets decide.
     #[inline(never)]
     fn admit_near(&mut self, op: IoOp, len: u64) -> bool {
-        let d = Self::dir(op);
         let a = &mut self.batch;
         // Refused when a bucket, less what the batch took, is in debt.
         if a.n >= a.lim[IOS] {
             return false;
         }
-        if d != NONE && (a.bytes[R] + a.bytes[W] >= a.lim[RW] || a.bytes[d] >= a.lim[d]) {
-            return false;
+        let (r, w) = (a.r(), a.w);
+        let data = match op {
+            IoOp::Read => Some((r, a.lim[R])),
+            IoOp::Write => Some((w, a.lim[W])),
+            _ => None,
+        };
+        if let Some((bytes, lim)) = data {
+            if bytes >= lim || r + w >= a.lim[RW] {
+                return false;
+            }
         }
+        // A batch of 2^64 bytes waits for the next (never on a device:
+        // a virtio-blk request carries less than 2^48 bytes).
+        let Some(all) = a.all.checked_add(len) else {
+            return false;
+        };
         a.n += 1;
-        a.all = a.all.saturating_add(len);
-        a.bytes[d] += len;
+        a.all = all;
+        match op {
+            IoOp::Read => {}
+            IoOp::Write => a.w += len,
+            _ => a.other += len,
+        }
         true
     }
 
@@ -559,8 +595,12 @@ impl Qos {
     pub fn refund(&mut self, op: IoOp, len: u64) {
         let a = &mut self.batch;
         a.n -= 1;
-        a.all = a.all.saturating_sub(len);
-        a.bytes[Self::dir(op)] -= len;
+        a.all -= len;
+        match op {
+            IoOp::Read => {}
+            IoOp::Write => a.w -= len,
+            _ => a.other -= len,
+        }
     }
 
     /// Tokens of the bucket of each limit (IOPS, total, read and written
@@ -569,12 +609,7 @@ impl Qos {
     pub fn tokens(&self) -> [f64; 4] {
         let mut q = self.clone();
         q.charge();
-        [
-            q.b[IOS].tokens,
-            q.b[RW].tokens,
-            q.b[R].tokens,
-            q.b[W].tokens,
-        ]
+        q.b.map(|b| b.tokens)
     }
 }
 
@@ -756,12 +791,65 @@ mod tests {
         }
         assert!(n > 200, "{n}: a 50 ms stall earns 250 tokens");
         // An unlimited bucket stays unlimited through it all.
-        assert!(q.b[W].tokens().is_infinite() && q.b[NONE].tokens().is_infinite());
+        assert!(q.b[W].tokens().is_infinite());
         q.refill(200_000_000);
         assert!(q.admit(IoOp::Write, 1 << 40));
         q.settle();
         assert!(q.b[W].tokens().is_infinite());
         assert!(q.tokens()[3].is_infinite());
+    }
+
+    /// Each operation charges its own buckets, whether it goes through
+    /// the fast path (a read or a write far from every bound) or the
+    /// exact one (a request without data, or any request once the batch
+    /// holds more bytes than the least bucket), and a refund gives back exactly that: a read
+    /// the count, both-ways and read bytes; a write the count, both-ways
+    /// and written bytes; a flush, discard or write zeroes the count
+    /// alone.
+    #[test]
+    fn each_operation_charges_its_own_buckets() {
+        let limits = QosLimits {
+            rw_ios_per_sec: 100_000,
+            rw_mbytes_per_sec: 400,
+            r_mbytes_per_sec: 100,
+            w_mbytes_per_sec: 300,
+        };
+        let cases = [
+            (IoOp::Read, 4096, [1.0, 4096.0, 4096.0, 0.0]),
+            (IoOp::Write, 8192, [1.0, 8192.0, 0.0, 8192.0]),
+            (IoOp::Flush, 0, [1.0, 0.0, 0.0, 0.0]),
+            (IoOp::Discard, MBYTE, [1.0, 0.0, 0.0, 0.0]),
+            (
+                IoOp::WriteZeroes { unmap: false },
+                MBYTE,
+                [1.0, 0.0, 0.0, 0.0],
+            ),
+            (
+                IoOp::WriteZeroes { unmap: true },
+                MBYTE,
+                [1.0, 0.0, 0.0, 0.0],
+            ),
+        ];
+        for (op, len, charged) in cases {
+            for near in [false, true] {
+                let mut q = Qos::with_clock(&limits, 0, 1 << 32).unwrap();
+                // Full buckets (10 ms of each rate: 1 MiB read, 3 MiB
+                // written); `near`: the batch already holds a 2 MiB
+                // write, more than the least byte bound.
+                q.refill(10_000_000);
+                if near {
+                    assert!(q.admit(IoOp::Write, 2 * MBYTE));
+                }
+                let before = q.tokens();
+                assert!(q.admit(op, len), "{op:?} {len} near {near}");
+                let after = q.tokens();
+                for i in 0..4 {
+                    assert_eq!(before[i] - after[i], charged[i], "{op:?} near {near}: {i}");
+                }
+                q.refund(op, len);
+                assert_eq!(q.tokens(), before, "{op:?} near {near}: refunded");
+            }
+        }
     }
 
     /// A small xorshift (fixed seed: the same sequence every run).
