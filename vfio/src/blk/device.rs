@@ -739,11 +739,11 @@ impl BlkDevice {
             ring,
             &mut q.tracker,
             &mut q.unpublished,
+            &mut q.dirty,
             head,
             used_len,
             ring_descs,
         );
-        q.dirty = true;
     }
 
     /// Takes up to [`BATCH`] requests from queue `qi` (as many as the
@@ -837,11 +837,11 @@ impl BlkDevice {
                         ring,
                         &mut q.tracker,
                         &mut q.unpublished,
+                        &mut q.dirty,
                         head,
                         used_len,
                         ring_descs,
                     );
-                    q.dirty = true;
                     done_now += 1;
                     if track {
                         self.sync_done[latency::op_index(op)] += 1;
@@ -978,11 +978,11 @@ impl BlkDevice {
                     ring,
                     &mut q.tracker,
                     &mut q.unpublished,
+                    &mut q.dirty,
                     h,
                     used_len,
                     slot.ring_descs,
                 );
-                q.dirty = true;
             }
         }
         if let (true, Some(l)) = (track, self.latency.as_deref_mut()) {
@@ -1090,13 +1090,18 @@ impl BlkDevice {
     }
 }
 
-/// Adds the used element (`head`, `len`) to `ring` and, with inflight
-/// tracking, marks it used and keeps it for the next publish.
+/// Adds the used element (`head`, `len`) to `ring`, marks the queue for
+/// the step's publication (`dirty`) and, with inflight tracking, marks the
+/// head used and keeps it for that publication. The queue's fields one by
+/// one, not the queue: the callers hold its ring already (a method on the
+/// queue looks it up again, an `Option` check per request: +2 callgrind
+/// instructions per read on the synchronous path).
 #[inline]
 fn used(
     ring: &mut Virtqueue,
     tracker: &mut Option<InflightQueue>,
     unpublished: &mut Vec<u16>,
+    dirty: &mut bool,
     head: u16,
     len: u32,
     ring_descs: u16,
@@ -1106,6 +1111,7 @@ fn used(
         t.used(head, ring.next_used());
         unpublished.push(head);
     }
+    *dirty = true;
 }
 
 /// A run of completions sharing their start stamp (taken in one step),
