@@ -18,9 +18,10 @@
 //! forever; the long-run rate is exact.
 //!
 //! Cost: the device reads one atomic (the limits' generation) per poll step;
-//! with no limit set that is all. With limits, per request two integer
-//! compares and three adds (the buckets are charged per batch, see
-//! [`Qos`]); per poll step that takes requests, while every bucket less
+//! with no limit set that is all. With limits, per read two integer
+//! compares, one compare of the operation's byte and two adds (a write
+//! one add more; the buckets are charged per batch, see [`Qos`]); per
+//! poll step that takes requests, while every bucket less
 //! what the open batch took still holds half its burst (limits above the
 //! rate the device does), two more compares; otherwise one TSC read
 //! ([`clock::now`]), a refill of four buckets, one charge of the batch's
@@ -333,8 +334,10 @@ impl Batch {
 /// the batch admitted so far with those bounds: on the fast path (the
 /// batch's count below the IOPS bound and its bytes, all of them, below
 /// the least byte bound: every bucket has room whatever the request) two
-/// compares and three adds, with no look at the request's own buckets;
-/// near a bound ([`Qos::admit_near`]) the request's own three. The next
+/// compares, the operation told by its byte (read or write; a request
+/// without data takes the exact path) and two adds, three for a write,
+/// with no look at the request's own buckets; near a bound
+/// ([`Qos::admit_near`]) the request's own three. The next
 /// [`Qos::refill`] (or [`Qos::settle`]) takes the batch's totals from the
 /// buckets: four subtractions per step. A request is admitted exactly
 /// when it would have been one at a time against buckets charged per
