@@ -552,155 +552,16 @@ fn parse_fields(s: &str) -> Result<(Match, Extra<'_>), String> {
             }
             continue;
         }
-        if let Some(f @ (RegField::Reg(_) | RegField::XReg(_) | RegField::XXReg(_))) =
-            RegField::parse_reg(name)
-        {
-            // Only the names OVS's parser takes for matches (`reg0`,
-            // `xreg0`, `xxreg0`); each lands in its 32-bit registers.
-            let l = name.to_ascii_lowercase();
-            if l.starts_with("reg") || l.starts_with("xreg") || l.starts_with("xxreg") {
-                let bits = u32::from(f.bits());
-                let max = crate::regs::ones(bits);
-                let num = |x: &str| -> Result<u128, String> {
-                    let n = crate::regs::parse_u128(x, name)?;
-                    if n > max {
-                        return Err(format!("{name}: {x} does not fit in {bits} bits"));
-                    }
-                    Ok(n)
-                };
-                let (v, mk) = match val.split_once('/') {
-                    Some((v, mk)) => (num(v)?, num(mk)?),
-                    None => (num(val)?, max),
-                };
-                let (first, n) = match f {
-                    RegField::Reg(n) => (usize::from(n), 1),
-                    RegField::XReg(n) => (usize::from(n) * 2, 2),
-                    _ => (
-                        usize::from(match f {
-                            RegField::XXReg(n) => n,
-                            _ => 0,
-                        }) * 4,
-                        4,
-                    ),
-                };
-                for j in 0..n {
-                    let sh = 32 * (n - 1 - j);
-                    m.set_reg(first + j, (v >> sh) as u32, (mk >> sh) as u32, name)?;
-                }
-                continue;
-            }
-        }
-        if name == "metadata" {
-            let (v, mk) = match val.split_once('/') {
-                Some((v, mk)) => (
-                    parse_uint(v, u64::MAX, "metadata")?,
-                    parse_uint(mk, u64::MAX, "metadata")?,
-                ),
-                None => (parse_uint(val, u64::MAX, "metadata")?, u64::MAX),
-            };
-            if (m.meta_value ^ v) & m.meta_mask & mk != 0 {
-                return Err("`metadata` conflicts with an earlier field of this match".into());
-            }
-            m.meta_value = (m.meta_value & m.meta_mask) | (v & mk);
-            m.meta_mask |= mk;
+        if set_reg_field(&mut m, name, val)? {
             continue;
         }
-        let (r, v, mk): (core::ops::Range<usize>, Vec<u8>, Vec<u8>) = match name {
-            "dl_vlan" | "dl_vlan2" => {
-                let r = if name == "dl_vlan" {
-                    kf::VLAN_TCI
-                } else {
-                    kf::VLAN_TCI2
-                };
-                let vid = parse_uint(val, 0xffff, "VLAN id")?;
-                if vid == 0xffff {
-                    // OpenFlow 1.0: 0xffff = no VLAN tag.
-                    (r, vec![0, 0], (VLAN_PRESENT).to_be_bytes().to_vec())
-                } else if vid > 4095 {
-                    return Err(format!(
-                        "VLAN id {vid} out of range (0..=4095, or 0xffff for untagged)"
-                    ));
-                } else {
-                    (
-                        r,
-                        (vid as u16 | VLAN_PRESENT).to_be_bytes().to_vec(),
-                        0x1fffu16.to_be_bytes().to_vec(),
-                    )
-                }
-            }
-            "dl_vlan_pcp" => {
-                let p = parse_uint(val, 7, "VLAN PCP")? as u16;
-                (
-                    kf::VLAN_TCI,
-                    ((p << 13) | VLAN_PRESENT).to_be_bytes().to_vec(),
-                    0xf000u16.to_be_bytes().to_vec(),
-                )
-            }
-            "ip_dscp" => {
-                let d = parse_uint(val, 63, "DSCP")? as u8;
-                (kf::NW_TOS..kf::NW_TOS + 1, vec![d << 2], vec![0xfc])
-            }
-            "nw_tos" => {
-                let t = parse_uint(val, 255, "TOS")? as u8;
-                if t & 3 != 0 {
-                    return Err(format!(
-                        "nw_tos={t}: the ECN bits must be 0 (use ip_dscp/ip_ecn)"
-                    ));
-                }
-                (kf::NW_TOS..kf::NW_TOS + 1, vec![t], vec![0xfc])
-            }
-            "ip_ecn" | "nw_ecn" => {
-                let e = parse_uint(val, 3, "ECN")? as u8;
-                (kf::NW_TOS..kf::NW_TOS + 1, vec![e], vec![0x03])
-            }
-            "nw_frag" => {
-                let (v, mk) = match val {
-                    "no" => (0, FRAG_ANY),
-                    "yes" => (FRAG_ANY, FRAG_ANY),
-                    "first" => (FRAG_ANY, FRAG_ANY | FRAG_LATER),
-                    "later" => (FRAG_ANY | FRAG_LATER, FRAG_ANY | FRAG_LATER),
-                    "not_later" => (0, FRAG_LATER),
-                    _ => {
-                        return Err(format!(
-                            "nw_frag={val}: want no, yes, first, later or not_later"
-                        ))
-                    }
-                };
-                (kf::NW_FRAG..kf::NW_FRAG + 1, vec![v], vec![mk])
-            }
-            "tcp_flags" => {
-                let (v, mk) = tcp_flags_value(val)?;
-                (kf::TCP_FLAGS, v, mk)
-            }
-            "tun_id" | "tun_src" | "tun_dst" => {
-                let (r, v, mk) = tunnel_value(name, val)?;
-                m.set(
-                    kf::TUN_FLAGS..kf::TUN_FLAGS + 1,
-                    &[TUN_PRESENT],
-                    &[TUN_PRESENT],
-                    name,
-                )?;
-                (r, v, mk)
-            }
-            "in_port" => {
-                let p = parse_uint(val, u64::from(MAX_PORTS - 1), "in_port")?;
-                (kf::IN_PORT, (p as u16).to_be_bytes().to_vec(), full(2))
-            }
-            _ => match DEFS.iter().find(|d| d.name == name) {
-                Some(d) => {
-                    let (v, mk) = match d.kind {
-                        Kind::Mac => mac_value(val)?,
-                        Kind::Ip4 => ip_value(val, false)?,
-                        Kind::Ip6 => ip_value(val, true)?,
-                        Kind::Int => int_value(val, d.range.len(), d.name)?,
-                    };
-                    (d.range.clone(), v, mk)
-                }
-                None => {
-                    other.push((name, val));
-                    continue;
-                }
-            },
+        if name == "metadata" {
+            set_metadata(&mut m, val)?;
+            continue;
+        }
+        let Some((r, v, mk)) = field_value(&mut m, name, val)? else {
+            other.push((name, val));
+            continue;
         };
         m.set(r, &v, &mk, name)?;
         used.push(name);
@@ -708,6 +569,160 @@ fn parse_fields(s: &str) -> Result<(Match, Extra<'_>), String> {
     check_prerequisites(&m, &used)?;
     crate::ct::fields::check_prerequisites(&m.ct_value, &m.ct_mask)?;
     Ok((m, other))
+}
+
+/// A register match (`regN`, `xregN`, `xxregN`: OVS's names for matches)
+/// set into `m`'s 32-bit registers; false when `name` is none of them.
+fn set_reg_field(m: &mut Match, name: &str, val: &str) -> Result<bool, String> {
+    // Only the names OVS's parser takes for matches (`reg0`, `xreg0`,
+    // `xxreg0`); each lands in its 32-bit registers.
+    let l = name.to_ascii_lowercase();
+    if !(l.starts_with("reg") || l.starts_with("xreg") || l.starts_with("xxreg")) {
+        return Ok(false);
+    }
+    let (f, first, n) = match RegField::parse_reg(name) {
+        Some(f @ RegField::Reg(i)) => (f, usize::from(i), 1),
+        Some(f @ RegField::XReg(i)) => (f, usize::from(i) * 2, 2),
+        Some(f @ RegField::XXReg(i)) => (f, usize::from(i) * 4, 4),
+        _ => return Ok(false),
+    };
+    let bits = u32::from(f.bits());
+    let max = crate::regs::ones(bits);
+    let num = |x: &str| -> Result<u128, String> {
+        let n = crate::regs::parse_u128(x, name)?;
+        if n > max {
+            return Err(format!("{name}: {x} does not fit in {bits} bits"));
+        }
+        Ok(n)
+    };
+    let (v, mk) = match val.split_once('/') {
+        Some((v, mk)) => (num(v)?, num(mk)?),
+        None => (num(val)?, max),
+    };
+    for j in 0..n {
+        let sh = 32 * (n - 1 - j);
+        m.set_reg(first + j, (v >> sh) as u32, (mk >> sh) as u32, name)?;
+    }
+    Ok(true)
+}
+
+/// `metadata=V[/M]` merged into `m` (a conflict with an earlier value is
+/// an error).
+fn set_metadata(m: &mut Match, val: &str) -> Result<(), String> {
+    let (v, mk) = match val.split_once('/') {
+        Some((v, mk)) => (
+            parse_uint(v, u64::MAX, "metadata")?,
+            parse_uint(mk, u64::MAX, "metadata")?,
+        ),
+        None => (parse_uint(val, u64::MAX, "metadata")?, u64::MAX),
+    };
+    if (m.meta_value ^ v) & m.meta_mask & mk != 0 {
+        return Err("`metadata` conflicts with an earlier field of this match".into());
+    }
+    m.meta_value = (m.meta_value & m.meta_mask) | (v & mk);
+    m.meta_mask |= mk;
+    Ok(())
+}
+
+/// The key bytes of field `name` = `val` (the tunnel fields also set the
+/// tunnel-present flag in `m`); `None` when `name` is no match field (an
+/// action or a rule keyword, for the caller).
+fn field_value(m: &mut Match, name: &str, val: &str) -> Result<Option<FieldBytes>, String> {
+    let fb: FieldBytes = match name {
+        "dl_vlan" | "dl_vlan2" => {
+            let r = if name == "dl_vlan" {
+                kf::VLAN_TCI
+            } else {
+                kf::VLAN_TCI2
+            };
+            let vid = parse_uint(val, 0xffff, "VLAN id")?;
+            if vid == 0xffff {
+                // OpenFlow 1.0: 0xffff = no VLAN tag.
+                (r, vec![0, 0], (VLAN_PRESENT).to_be_bytes().to_vec())
+            } else if vid > 4095 {
+                return Err(format!(
+                    "VLAN id {vid} out of range (0..=4095, or 0xffff for untagged)"
+                ));
+            } else {
+                (
+                    r,
+                    (vid as u16 | VLAN_PRESENT).to_be_bytes().to_vec(),
+                    0x1fffu16.to_be_bytes().to_vec(),
+                )
+            }
+        }
+        "dl_vlan_pcp" => {
+            let p = parse_uint(val, 7, "VLAN PCP")? as u16;
+            (
+                kf::VLAN_TCI,
+                ((p << 13) | VLAN_PRESENT).to_be_bytes().to_vec(),
+                0xf000u16.to_be_bytes().to_vec(),
+            )
+        }
+        "ip_dscp" => {
+            let d = parse_uint(val, 63, "DSCP")? as u8;
+            (kf::NW_TOS..kf::NW_TOS + 1, vec![d << 2], vec![0xfc])
+        }
+        "nw_tos" => {
+            let t = parse_uint(val, 255, "TOS")? as u8;
+            if t & 3 != 0 {
+                return Err(format!(
+                    "nw_tos={t}: the ECN bits must be 0 (use ip_dscp/ip_ecn)"
+                ));
+            }
+            (kf::NW_TOS..kf::NW_TOS + 1, vec![t], vec![0xfc])
+        }
+        "ip_ecn" | "nw_ecn" => {
+            let e = parse_uint(val, 3, "ECN")? as u8;
+            (kf::NW_TOS..kf::NW_TOS + 1, vec![e], vec![0x03])
+        }
+        "nw_frag" => {
+            let (v, mk) = match val {
+                "no" => (0, FRAG_ANY),
+                "yes" => (FRAG_ANY, FRAG_ANY),
+                "first" => (FRAG_ANY, FRAG_ANY | FRAG_LATER),
+                "later" => (FRAG_ANY | FRAG_LATER, FRAG_ANY | FRAG_LATER),
+                "not_later" => (0, FRAG_LATER),
+                _ => {
+                    return Err(format!(
+                        "nw_frag={val}: want no, yes, first, later or not_later"
+                    ))
+                }
+            };
+            (kf::NW_FRAG..kf::NW_FRAG + 1, vec![v], vec![mk])
+        }
+        "tcp_flags" => {
+            let (v, mk) = tcp_flags_value(val)?;
+            (kf::TCP_FLAGS, v, mk)
+        }
+        "tun_id" | "tun_src" | "tun_dst" => {
+            let (r, v, mk) = tunnel_value(name, val)?;
+            m.set(
+                kf::TUN_FLAGS..kf::TUN_FLAGS + 1,
+                &[TUN_PRESENT],
+                &[TUN_PRESENT],
+                name,
+            )?;
+            (r, v, mk)
+        }
+        "in_port" => {
+            let p = parse_uint(val, u64::from(MAX_PORTS - 1), "in_port")?;
+            (kf::IN_PORT, (p as u16).to_be_bytes().to_vec(), full(2))
+        }
+        _ => match DEFS.iter().find(|d| d.name == name) {
+            Some(d) => {
+                let (v, mk) = match d.kind {
+                    Kind::Mac => mac_value(val)?,
+                    Kind::Ip4 => ip_value(val, false)?,
+                    Kind::Ip6 => ip_value(val, true)?,
+                    Kind::Int => int_value(val, d.range.len(), d.name)?,
+                };
+                (d.range.clone(), v, mk)
+            }
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(fb))
 }
 
 /// A field's key range, value and mask.
