@@ -328,51 +328,7 @@ pub fn acl_rule_set_with(
         return Err(format!("ACL flow count {flows} out of range"));
     }
     let out = Some(ports.output);
-    let ip = |a: u32, b: u32, c: u32, d: u32| a << 24 | b << 16 | c << 8 | d;
-    let allow = |priority, proto, src, dst, dport: Option<u16>| AclRule {
-        priority,
-        in_port: None,
-        proto,
-        src,
-        dst,
-        sport: None,
-        dport: dport.map(|p| (p, 0xffff)),
-        output: out,
-    };
-    let mut rules = vec![
-        allow(57, Some(TCP), Some((ip(10, 2, 0, 0), 16)), None, Some(443)),
-        allow(56, Some(UDP), None, None, Some(53)),
-        allow(55, Some(TCP), None, Some((ip(10, 202, 0, 0), 16)), None),
-        allow(
-            54,
-            Some(UDP),
-            Some((ip(10, 5, 0, 0), 16)),
-            Some((ip(10, 205, 0, 0), 16)),
-            None,
-        ),
-        allow(53, Some(TCP), Some((ip(10, 0, 0, 0), 12)), None, Some(22)),
-        allow(52, None, None, Some((ip(10, 207, 0, 0), 16)), None),
-        allow(51, Some(UDP), None, None, Some(123)),
-        allow(
-            50,
-            Some(TCP),
-            None,
-            Some((ip(10, 200, 0, 0), 13)),
-            Some(8080),
-        ),
-    ];
-    for proto in [TCP, UDP] {
-        rules.push(AclRule {
-            priority: 0,
-            in_port: None,
-            proto: Some(proto),
-            src: None,
-            dst: None,
-            sport: None,
-            dport: None,
-            output: None,
-        });
-    }
+    let mut rules = allow_rules(out);
     let traffic: Vec<crate::acl::Flow> = (0..flows).map(flow).collect();
     // Values the traffic has per (field, mask): a deny rule's miss field
     // must be outside its set, so the rule cannot match any flow.
@@ -443,22 +399,8 @@ pub fn acl_rule_set_with(
         .map(|(i, _)| i as u8)
         .collect();
         if !near {
-            // Far: every field misses every flow early — addresses leave
-            // 10/8 within the first octet, source ports below 1024 (the
-            // traffic's are above), destination ports at or above 32768
-            // (the traffic's are below).
-            let far_addr = |rng: &mut Rng, (a, l): (u32, u8)| {
-                let bit = rng.below((l as u64).min(8)) as u32;
-                let below = u32::MAX >> (bit + 1);
-                (
-                    ((a ^ (1 << (31 - bit))) & !below | rng.next() as u32 & below) & prefix_mask(l),
-                    l,
-                )
-            };
-            r.src = r.src.map(|p| far_addr(&mut rng, p));
-            r.dst = r.dst.map(|p| far_addr(&mut rng, p));
-            r.sport = r.sport.map(|(_, m)| ((1 + rng.below(1023) as u16) & m, m));
-            r.dport = r.dport.map(|(_, m)| ((0x8000 | rng.next() as u16) & m, m));
+            // Far: every field misses every flow early.
+            move_far(&mut r, &mut rng);
             if r.src.is_some_and(|(v, l)| taken(0, prefix_mask(l), v))
                 || r.dst.is_some_and(|(v, l)| taken(1, prefix_mask(l), v))
                 || r.sport.is_some_and(|(v, m)| taken(2, m as u32, v as u32))
@@ -468,61 +410,7 @@ pub fn acl_rule_set_with(
             }
         }
         let field = present[rng.below(present.len() as u64) as usize];
-        let ok = !near
-            || match field {
-                0 | 1 => {
-                    let (a, l) = if field == 0 {
-                        r.src.unwrap()
-                    } else {
-                        r.dst.unwrap()
-                    };
-                    // Flip one bit among the prefix's last 12 (near miss: the
-                    // leading bits stay the flow's) and draw the bits after it.
-                    // (Half the time anywhere in the prefix: where the traffic
-                    // fills every value of the last 12 bits, the miss lies above.)
-                    let bit = if near {
-                        let depth = if rng.below(2) == 0 {
-                            (l as u64).min(12)
-                        } else {
-                            l as u64
-                        };
-                        l as u32 - 1 - rng.below(depth) as u32
-                    } else {
-                        rng.below((l as u64).min(8)) as u32
-                    };
-                    let below = if bit == 31 { 0 } else { u32::MAX >> (bit + 1) };
-                    let v = ((a ^ (1 << (31 - bit))) & !below | rng.next() as u32 & below)
-                        & prefix_mask(l);
-                    let miss = !taken(field, prefix_mask(l), v);
-                    if field == 0 {
-                        r.src = Some((v, l));
-                    } else {
-                        r.dst = Some((v, l));
-                    }
-                    miss
-                }
-                _ => {
-                    let (v, m) = if field == 2 {
-                        r.sport.unwrap()
-                    } else {
-                        r.dport.unwrap()
-                    };
-                    // A port near a used one (low 10 bits changed), or any value
-                    // under the mask.
-                    let v = if m == 0xffff {
-                        v ^ (1 + rng.below(0x3ff) as u16)
-                    } else {
-                        (rng.next() as u16) & m
-                    };
-                    let miss = !taken(field, m as u32, v as u32);
-                    if field == 2 {
-                        r.sport = Some((v, m));
-                    } else {
-                        r.dport = Some((v, m));
-                    }
-                    miss
-                }
-            };
+        let ok = !near || near_miss(&mut r, field, &mut rng, &mut taken);
         if !ok {
             continue;
         }
@@ -550,6 +438,138 @@ pub fn acl_rule_set_with(
         output: out,
     });
     Ok(rules)
+}
+
+/// The ACL's allow rules (priorities 50-57, each to `out`) and the
+/// lowest-priority TCP and UDP drops.
+fn allow_rules(out: Option<u32>) -> Vec<AclRule> {
+    use crate::acl::{TCP, UDP};
+    let ip = |a: u32, b: u32, c: u32, d: u32| a << 24 | b << 16 | c << 8 | d;
+    let allow = |priority, proto, src, dst, dport: Option<u16>| AclRule {
+        priority,
+        in_port: None,
+        proto,
+        src,
+        dst,
+        sport: None,
+        dport: dport.map(|p| (p, 0xffff)),
+        output: out,
+    };
+    let mut rules = vec![
+        allow(57, Some(TCP), Some((ip(10, 2, 0, 0), 16)), None, Some(443)),
+        allow(56, Some(UDP), None, None, Some(53)),
+        allow(55, Some(TCP), None, Some((ip(10, 202, 0, 0), 16)), None),
+        allow(
+            54,
+            Some(UDP),
+            Some((ip(10, 5, 0, 0), 16)),
+            Some((ip(10, 205, 0, 0), 16)),
+            None,
+        ),
+        allow(53, Some(TCP), Some((ip(10, 0, 0, 0), 12)), None, Some(22)),
+        allow(52, None, None, Some((ip(10, 207, 0, 0), 16)), None),
+        allow(51, Some(UDP), None, None, Some(123)),
+        allow(
+            50,
+            Some(TCP),
+            None,
+            Some((ip(10, 200, 0, 0), 13)),
+            Some(8080),
+        ),
+    ];
+    for proto in [TCP, UDP] {
+        rules.push(AclRule {
+            priority: 0,
+            in_port: None,
+            proto: Some(proto),
+            src: None,
+            dst: None,
+            sport: None,
+            dport: None,
+            output: None,
+        });
+    }
+    rules
+}
+
+/// Moves every field of deny rule `r` far from the traffic: addresses
+/// leave 10/8 within the first octet, source ports below 1024 (the
+/// traffic's are above), destination ports at or above 32768 (the
+/// traffic's are below).
+fn move_far(r: &mut AclRule, rng: &mut Rng) {
+    let far_addr = |rng: &mut Rng, (a, l): (u32, u8)| {
+        let bit = rng.below((l as u64).min(8)) as u32;
+        let below = u32::MAX >> (bit + 1);
+        (
+            ((a ^ (1 << (31 - bit))) & !below | rng.next() as u32 & below) & prefix_mask(l),
+            l,
+        )
+    };
+    r.src = r.src.map(|p| far_addr(rng, p));
+    r.dst = r.dst.map(|p| far_addr(rng, p));
+    r.sport = r.sport.map(|(_, m)| ((1 + rng.below(1023) as u16) & m, m));
+    r.dport = r.dport.map(|(_, m)| ((0x8000 | rng.next() as u16) & m, m));
+}
+
+/// Moves field `field` (0 source, 1 destination address, 2 source, 3
+/// destination port) of deny rule `r` just off the traffic (`taken` says
+/// whether a value under a mask is some flow's); false when the value
+/// drawn is still some flow's.
+fn near_miss(
+    r: &mut AclRule,
+    field: u8,
+    rng: &mut Rng,
+    taken: &mut impl FnMut(u8, u32, u32) -> bool,
+) -> bool {
+    match field {
+        0 | 1 => {
+            let (a, l) = if field == 0 {
+                r.src.unwrap()
+            } else {
+                r.dst.unwrap()
+            };
+            // Flip one bit among the prefix's last 12 (near miss: the
+            // leading bits stay the flow's) and draw the bits after it.
+            // (Half the time anywhere in the prefix: where the traffic
+            // fills every value of the last 12 bits, the miss lies above.)
+            let depth = if rng.below(2) == 0 {
+                (l as u64).min(12)
+            } else {
+                l as u64
+            };
+            let bit = l as u32 - 1 - rng.below(depth) as u32;
+            let below = if bit == 31 { 0 } else { u32::MAX >> (bit + 1) };
+            let v = ((a ^ (1 << (31 - bit))) & !below | rng.next() as u32 & below) & prefix_mask(l);
+            let miss = !taken(field, prefix_mask(l), v);
+            if field == 0 {
+                r.src = Some((v, l));
+            } else {
+                r.dst = Some((v, l));
+            }
+            miss
+        }
+        _ => {
+            let (v, m) = if field == 2 {
+                r.sport.unwrap()
+            } else {
+                r.dport.unwrap()
+            };
+            // A port near a used one (low 10 bits changed), or any value
+            // under the mask.
+            let v = if m == 0xffff {
+                v ^ (1 + rng.below(0x3ff) as u16)
+            } else {
+                (rng.next() as u16) & m
+            };
+            let miss = !taken(field, m as u32, v as u32);
+            if field == 2 {
+                r.sport = Some((v, m));
+            } else {
+                r.dport = Some((v, m));
+            }
+            miss
+        }
+    }
 }
 
 /// The rules as ovs-ofctl text, one a line.
