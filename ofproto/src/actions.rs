@@ -78,9 +78,12 @@ pub fn action_to_switch(a: &OfAction, ports: &PortMap) -> Result<Action, OfError
         OfAction::Nicira(NxAction::Ct(c)) => ct_action::ct_to_switch(c)?,
         OfAction::Nicira(NxAction::CtClear) => Action::CtClear,
         OfAction::Nicira(NxAction::Nat(_)) => return Err(ct_action::outside_ct("nat")),
-        OfAction::Nicira(n @ (NxAction::RegLoad { .. } | NxAction::RegMove { .. }))
-            if reg_fields::nx_to_switch(n).is_some() =>
-        {
+        OfAction::Nicira(
+            n @ (NxAction::RegLoad { .. }
+            | NxAction::RegMove { .. }
+            | NxAction::StackPush(_)
+            | NxAction::StackPop(_)),
+        ) if reg_fields::nx_to_switch(n).is_some() => {
             reg_fields::nx_to_switch(n).expect("checked")?
         }
         OfAction::Nicira(NxAction::RegLoad { dst, .. })
@@ -422,7 +425,9 @@ pub fn action_from_switch(a: &Action, ports: &PortMap) -> Option<OfAction> {
         Action::SetTunDst(a) => OfAction::SetField(OxmField::exact(Field::NxTunIpv4Dst, &a)),
         Action::Ct(id) => ct_action::ct_from_switch_zone(id.spec(), id.zone_src()),
         Action::CtClear => OfAction::Nicira(NxAction::CtClear),
-        Action::SetReg(_) | Action::Move(_) => reg_fields::action_from_switch(a)?,
+        Action::SetReg(_) | Action::Move(_) | Action::StackPush(_) | Action::StackPop(_) => {
+            reg_fields::action_from_switch(a)?
+        }
         Action::SetArpOp(o) => OfAction::SetField(OxmField::exact(Field::ArpOp, &o.to_be_bytes())),
         Action::SetArpSpa(x) => OfAction::SetField(OxmField::exact(Field::ArpSpa, &x)),
         Action::SetArpTpa(x) => OfAction::SetField(OxmField::exact(Field::ArpTpa, &x)),

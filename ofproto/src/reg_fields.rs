@@ -23,7 +23,7 @@
 //!   `ofs_nbits` (`decode_NXAST_RAW_CT`: the zone field must be 16 bits).
 
 use openflow::error_msg::{bad_action, bad_match, ErrorType};
-use openflow::nicira::{reg_load_decode, reg_load_ofs_nbits, NxAction};
+use openflow::nicira::{reg_load_decode, reg_load_ofs_nbits, NxAction, NxStack};
 use openflow::oxm::{Field, OxmField};
 use openflow::Action as OfAction;
 use switch::action::Action;
@@ -309,7 +309,8 @@ pub fn set_field_to_switch(f: &OxmField) -> Option<Result<Action, OfError>> {
     })())
 }
 
-/// NXAST_REG_LOAD / NXAST_REG_MOVE; `None` for other actions and for
+/// NXAST_REG_LOAD / NXAST_REG_MOVE / NXAST_STACK_PUSH / NXAST_STACK_POP;
+/// `None` for other actions and for
 /// loads of `ct_mark`/`ct_label` (only valid inside `ct`).
 pub fn nx_to_switch(a: &NxAction) -> Option<Result<Action, OfError>> {
     match *a {
@@ -332,6 +333,14 @@ pub fn nx_to_switch(a: &NxAction) -> Option<Result<Action, OfError>> {
                     .map(Action::SetReg)
                     .map_err(bad_arg)
             }))
+        }
+        // decode_stack_action: the field read as a match field, a push's
+        // checked as a source, a pop's as a destination.
+        NxAction::StackPush(st) => {
+            Some(subfield(st.field, st.ofs, st.n_bits, From::MoveSrc).map(Action::StackPush))
+        }
+        NxAction::StackPop(st) => {
+            Some(subfield(st.field, st.ofs, st.n_bits, From::MoveDst).map(Action::StackPop))
         }
         NxAction::RegMove {
             n_bits,
@@ -373,8 +382,19 @@ pub fn action_from_switch(a: &Action) -> Option<OfAction> {
             src: header(m.src.field),
             dst: header(m.dst.field),
         }),
+        Action::StackPush(sf) => OfAction::Nicira(NxAction::StackPush(stack(sf))),
+        Action::StackPop(sf) => OfAction::Nicira(NxAction::StackPop(stack(sf))),
         _ => return None,
     })
+}
+
+/// The wire body of `push:`/`pop:` a subfield.
+fn stack(sf: Subfield) -> NxStack {
+    NxStack {
+        ofs: u16::from(sf.ofs),
+        field: header(sf.field),
+        n_bits: u16::from(sf.n_bits),
+    }
 }
 
 /// NXAST_CT's `zone_src`/`ofs_nbits` → the switch's zone field.

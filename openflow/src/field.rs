@@ -644,6 +644,17 @@ pub mod nx_action {
     pub const REG_MOVE_DST: Field = 20..24;
     /// Size of `nx_action_reg_move` with 4-byte headers: 24 bytes.
     pub const REG_MOVE_LEN: usize = 24;
+    /// NXAST_STACK_PUSH/POP (`struct nx_action_stack`): `offset`, the
+    /// first bit of the field.
+    pub const STACK_OFS: Field = 10..12;
+    /// The NXM header of the field (4 bytes).
+    pub const STACK_FIELD: Field = 12..16;
+    /// `n_bits`: the number of bits pushed or popped.
+    pub const STACK_N_BITS: Field = 16..18;
+    /// Zero padding to the end of the action.
+    pub const STACK_PAD: Field = 18..24;
+    /// Size of `nx_action_stack`: 24 bytes.
+    pub const STACK_LEN: usize = 24;
 }
 
 /// ofp_instruction and the instructions (section 7.2.4).

@@ -1,5 +1,6 @@
 //! Nicira experimenter actions (experimenter id 0x00002320), the ones `ovs-ofctl`
 //! emits for this switch: `resubmit`, `set_tunnel`, `load` and `move` (registers),
+//! `push` and `pop` (the field stack),
 //! `ct` (with its nested `nat` and `load`, see [`crate::nx_ct`]), `ct_clear`. Layouts from Open vSwitch's
 //! `include/openflow/nicira-ext.h` and `lib/ofp-actions.c`:
 //!
@@ -34,6 +35,10 @@ pub mod subtype {
     pub const REG_MOVE: u16 = 6;
     /// NXAST_RESUBMIT_TABLE: look the packet up again in a given table.
     pub const RESUBMIT_TABLE: u16 = 14;
+    /// NXAST_STACK_PUSH: push bits of a field onto the field stack.
+    pub const STACK_PUSH: u16 = 27;
+    /// NXAST_STACK_POP: pop the field stack's top into bits of a field.
+    pub const STACK_POP: u16 = 28;
     /// NXAST_CT: send the packet through connection tracking.
     pub const CT: u16 = 35;
     /// NXAST_NAT: network address translation, nested in `ct`.
@@ -90,6 +95,10 @@ pub enum NxAction {
         /// Destination field's NXM/OXM header.
         dst: u32,
     },
+    /// NXAST_STACK_PUSH: `push:FIELD[OFS..OFS+N_BITS-1]`.
+    StackPush(NxStack),
+    /// NXAST_STACK_POP: `pop:FIELD[OFS..OFS+N_BITS-1]`.
+    StackPop(NxStack),
     /// NXAST_CT: send to the connection tracker.
     Ct(Ct),
     /// NXAST_NAT: address translation (only nested in [`NxAction::Ct`]).
@@ -103,6 +112,18 @@ pub enum NxAction {
         /// Bytes after the subtype.
         data: Vec<u8>,
     },
+}
+
+/// The body of NXAST_STACK_PUSH/POP (`struct nx_action_stack`): the bits
+/// pushed or popped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NxStack {
+    /// First bit of the field.
+    pub ofs: u16,
+    /// The field's NXM/OXM header.
+    pub field: u32,
+    /// Number of bits.
+    pub n_bits: u16,
 }
 
 impl NxAction {
@@ -175,6 +196,23 @@ impl NxAction {
                     dst: u32_at(a, field::REG_MOVE_DST),
                 }
             }
+            subtype::STACK_PUSH | subtype::STACK_POP => {
+                fixed(field::STACK_LEN)?;
+                if a[field::STACK_PAD].iter().any(|&b| b != 0) {
+                    // decode_stack_action: OFPERR_NXBRC_MUST_BE_ZERO.
+                    return Err(Error::BadAction("nonzero padding in a Nicira stack action"));
+                }
+                let s = NxStack {
+                    ofs: u16_at(a, field::STACK_OFS),
+                    field: u32_at(a, field::STACK_FIELD),
+                    n_bits: u16_at(a, field::STACK_N_BITS),
+                };
+                if st == subtype::STACK_PUSH {
+                    NxAction::StackPush(s)
+                } else {
+                    NxAction::StackPop(s)
+                }
+            }
             subtype::CT => NxAction::Ct(Ct::parse(a, depth)?),
             subtype::NAT => NxAction::Nat(Nat::parse(a)?),
             st => NxAction::Raw {
@@ -193,6 +231,8 @@ impl NxAction {
             NxAction::SetTunnel64(_) => subtype::SET_TUNNEL64,
             NxAction::RegLoad { .. } => subtype::REG_LOAD,
             NxAction::RegMove { .. } => subtype::REG_MOVE,
+            NxAction::StackPush(_) => subtype::STACK_PUSH,
+            NxAction::StackPop(_) => subtype::STACK_POP,
             NxAction::Ct(_) => subtype::CT,
             NxAction::Nat(_) => subtype::NAT,
             NxAction::CtClear => subtype::CT_CLEAR,
@@ -206,6 +246,7 @@ impl NxAction {
             NxAction::SetTunnel64(_) => field::SET_TUNNEL64_LEN,
             NxAction::RegLoad { .. } => field::REG_LOAD_LEN,
             NxAction::RegMove { .. } => field::REG_MOVE_LEN,
+            NxAction::StackPush(_) | NxAction::StackPop(_) => field::STACK_LEN,
             NxAction::Ct(c) => c.buffer_len(),
             NxAction::Nat(n) => n.buffer_len(),
             NxAction::Raw { data, .. } => round8(field::BODY + data.len()),
@@ -252,6 +293,11 @@ impl NxAction {
                 }
                 out.extend_from_slice(&src.to_be_bytes());
                 out.extend_from_slice(&dst.to_be_bytes());
+            }
+            NxAction::StackPush(st) | NxAction::StackPop(st) => {
+                out.extend_from_slice(&st.ofs.to_be_bytes());
+                out.extend_from_slice(&st.field.to_be_bytes());
+                out.extend_from_slice(&st.n_bits.to_be_bytes());
             }
             NxAction::Ct(c) => c.emit_body(out)?,
             NxAction::Nat(n) => n.emit_body(out),
@@ -301,6 +347,52 @@ mod tests {
         );
         let (back, n) = Action::parse(&out).unwrap();
         assert_eq!((back, n), (a, 24));
+    }
+
+    #[test]
+    fn stack_push_pop_round_trip_and_bad_padding() {
+        // push:NXM_NX_REG0[0..15] / pop:NXM_NX_REG1[] as OVS's
+        // `encode_STACK_op` lays them out.
+        for (st, a) in [
+            (
+                27u8,
+                NxAction::StackPush(NxStack {
+                    ofs: 0,
+                    field: 0x0001_0004,
+                    n_bits: 16,
+                }),
+            ),
+            (
+                28,
+                NxAction::StackPop(NxStack {
+                    ofs: 0,
+                    field: 0x0001_0204,
+                    n_bits: 32,
+                }),
+            ),
+        ] {
+            let a = Action::Nicira(a);
+            let mut out = Vec::new();
+            a.emit(&mut out).unwrap();
+            let Action::Nicira(NxAction::StackPush(s) | NxAction::StackPop(s)) = &a else {
+                unreachable!()
+            };
+            let f = s.field.to_be_bytes();
+            let n = s.n_bits.to_be_bytes();
+            assert_eq!(
+                out,
+                [
+                    0xff, 0xff, 0, 24, 0, 0, 0x23, 0x20, 0, st, 0, 0, f[0], f[1], f[2], f[3], n[0],
+                    n[1], 0, 0, 0, 0, 0, 0
+                ]
+            );
+            assert_eq!(Action::parse(&out).unwrap(), (a, 24));
+            out[20] = 1;
+            assert!(Action::parse(&out).is_err(), "nonzero padding");
+            out[20] = 0;
+            out[3] = 16;
+            assert!(Action::parse(&out[..16]).is_err(), "short action");
+        }
     }
 
     #[test]

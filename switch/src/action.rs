@@ -14,7 +14,7 @@ use core::fmt;
 use crate::ct::CtId;
 use crate::fdb::Fdb;
 use crate::frame::Frame;
-use crate::regs::{RegLoad, RegMove};
+use crate::regs::{RegLoad, RegMove, Subfield};
 use crate::verdict::{DropReason, Verdict, MAX_PORTS};
 use crate::wire::ethernet::{ethertype, is_vlan_tpid};
 use crate::wire::ipv4::Ipv4Packet;
@@ -109,6 +109,14 @@ pub enum Action {
     /// becomes the constant rewrite it amounts to); never reaches
     /// [`execute`].
     Move(RegMove),
+    /// `push:FIELD[a..b]` — push the bits onto the flow's field stack
+    /// (NXAST_STACK_PUSH, OVS's `nxm_execute_stack_push`). Resolved by the
+    /// pipeline translation; never reaches [`execute`].
+    StackPush(Subfield),
+    /// `pop:FIELD[a..b]` — pop the stack's top into the bits (its low bits
+    /// when it was pushed wider; nothing when the stack is empty, as OVS's
+    /// "stack underflow"). Resolved by the pipeline translation.
+    StackPop(Subfield),
     /// `set_field:OP->arp_op` — the ARP opcode (also what a `load`/`move`
     /// into NXM_OF_ARP_OP becomes).
     SetArpOp(u16),
@@ -166,8 +174,10 @@ impl Action {
     pub fn modifies(&self) -> bool {
         match self {
             Action::Ct(c) => c.spec().nat.is_some(),
-            Action::SetReg(l) => !l.dst.field.is_reg(),
-            Action::Move(m) => !m.dst.field.is_reg(),
+            Action::SetReg(l) => l.dst.field.in_frame(),
+            Action::Move(m) => m.dst.field.in_frame(),
+            Action::StackPush(_) => false,
+            Action::StackPop(sf) => sf.field.in_frame(),
             _ => !matches!(
                 self,
                 Action::Output(_)
@@ -208,7 +218,10 @@ impl Action {
     /// register or `metadata`): pipeline state, resolved by the
     /// translation.
     pub fn is_reg(&self) -> bool {
-        matches!(self, Action::SetReg(_) | Action::Move(_))
+        matches!(
+            self,
+            Action::SetReg(_) | Action::Move(_) | Action::StackPush(_) | Action::StackPop(_)
+        )
     }
 
     /// True for the IP/L4 rewrites (addresses, ports, ECN, TTL): what they
@@ -432,6 +445,8 @@ impl core::str::FromStr for Action {
             "set_field" => parse_set_field(need()?),
             "load" => Ok(Action::SetReg(crate::regs::parse_load(need()?)?)),
             "move" => Ok(Action::Move(RegMove::parse(need()?)?)),
+            "push" => Ok(Action::StackPush(crate::regs::parse_stack(need()?, false)?)),
+            "pop" => Ok(Action::StackPop(crate::regs::parse_stack(need()?, true)?)),
             "ct_clear" => none(arg, Action::CtClear),
             _ if arg.is_none() && name.bytes().all(|b| b.is_ascii_digit()) => Ok(Action::Output(parse_port(name)?)),
             _ if lname.starts_with("ct(") && s.ends_with(')') => {
@@ -502,6 +517,8 @@ impl fmt::Display for Action {
             Action::CtClear => write!(f, "ct_clear"),
             Action::SetReg(l) => write!(f, "{l}"),
             Action::Move(m) => write!(f, "{m}"),
+            Action::StackPush(sf) => write!(f, "push:{sf}"),
+            Action::StackPop(sf) => write!(f, "pop:{sf}"),
             Action::SetArpOp(o) => write!(f, "set_field:{o}->arp_op"),
             Action::SetArpSpa(a) => {
                 write!(f, "set_field:{}->arp_spa", std::net::Ipv4Addr::from(*a))
@@ -1055,7 +1072,12 @@ pub(crate) fn execute_l3<F: Frame>(
                 }
             }
             // Resolved by the pipeline before execution.
-            Action::Resubmit(_) | Action::Group(_) | Action::SetReg(_) | Action::Move(_) => {}
+            Action::Resubmit(_)
+            | Action::Group(_)
+            | Action::SetReg(_)
+            | Action::Move(_)
+            | Action::StackPush(_)
+            | Action::StackPop(_) => {}
         }
     }
     if out == 0 {

@@ -28,7 +28,7 @@ use crate::key::{field as kf, FlowKey, FRAG_LATER, VLAN_PRESENT};
 use crate::pkt_field::PktField;
 use crate::regs::{RegField, Regs, Subfield};
 use crate::table::{Rule, RuleCounters};
-use crate::verdict::DropReason;
+use crate::verdict::{DropReason, MAX_PORTS};
 use crate::wire::ethernet::ethertype;
 use std::sync::Arc;
 
@@ -37,6 +37,9 @@ pub const MAX_RESUBMIT_DEPTH: u32 = 64;
 /// Resubmits per translation (as OVS: 64 × 64). Past either limit the
 /// translation fails and the frame is dropped, as OVS does.
 pub const MAX_RESUBMITS: u32 = MAX_RESUBMIT_DEPTH * MAX_RESUBMIT_DEPTH;
+
+/// Field-stack size at which a resubmit fails (as OVS's 64 kB).
+const MAX_STACK_BYTES: usize = 65_536;
 
 /// Longest compiled action list (resubmit loops end here).
 const MAX_ACTIONS: usize = 16_384;
@@ -137,7 +140,9 @@ pub(crate) fn needs_pipeline(rules: &[Arc<Rule>]) -> bool {
 ///   a packet field (whether the rewrite happens depends on them);
 /// * the source field of every `move` from a packet field, and the
 ///   destination field of a partial `load`/`move` into one (the compiled
-///   rewrite is a constant computed from them).
+///   rewrite is a constant computed from them);
+/// * `in_port` when a `load`/`move` writes it (outputs after the write
+///   compile to what the real and the written ingress port make of them).
 ///
 /// Every other rewrite sets a field to a constant or keeps each bit's
 /// position, so later lookups read only bits already in the mask.
@@ -171,10 +176,25 @@ pub(crate) fn pipeline_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> FlowK
             // for a partial write, the destination's other bits go into
             // the compiled rewrite (OVS un-wildcards a move source too);
             // whether a write applies depends on dl_type/nw_proto/frag.
+            // A write of `in_port`: the translation needs the real ingress
+            // port to tell it from the written one at outputs.
             Action::SetReg(l) => {
                 if let RegField::Pkt(p) = l.dst.field {
-                    l3l4 = true;
-                    if !l.dst.is_whole() {
+                    l3l4 |= p != PktField::InPort;
+                    if !l.dst.is_whole() || p == PktField::InPort {
+                        read_mask(&mut m, p);
+                    }
+                }
+            }
+            Action::StackPush(sf) => {
+                if let RegField::Pkt(p) = sf.field {
+                    read_mask(&mut m, p);
+                }
+            }
+            Action::StackPop(sf) => {
+                if let RegField::Pkt(p) = sf.field {
+                    l3l4 |= p != PktField::InPort;
+                    if !sf.is_whole() || p == PktField::InPort {
                         read_mask(&mut m, p);
                     }
                 }
@@ -184,8 +204,8 @@ pub(crate) fn pipeline_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> FlowK
                     read_mask(&mut m, p);
                 }
                 if let RegField::Pkt(p) = mv.dst.field {
-                    l3l4 = true;
-                    if !mv.dst.is_whole() {
+                    l3l4 |= p != PktField::InPort;
+                    if !mv.dst.is_whole() || p == PktField::InPort {
                         read_mask(&mut m, p);
                     }
                 }
@@ -283,6 +303,11 @@ pub(crate) struct Frozen {
     meta: u64,
     regs: Regs,
     set: ActionSet,
+    /// The `in_port` a `load`/`move` wrote before the fork (OVS's
+    /// `frozen_metadata` keeps `in_port` too); `None` when not written.
+    in_port: Option<u16>,
+    /// The field stack (OVS freezes it too).
+    stack: Vec<(u8, u128)>,
 }
 
 /// Multiply-fold hasher for the compiled-entry index (its keys are our
@@ -479,7 +504,9 @@ impl ActionSet {
                 | Action::Ct(_)
                 | Action::CtClear
                 | Action::SetReg(_)
-                | Action::Move(_) => {}
+                | Action::Move(_)
+                | Action::StackPush(_)
+                | Action::StackPop(_) => {}
             }
         }
     }
@@ -553,6 +580,20 @@ struct Xlate<'a> {
     /// The frozen state of this pass's `ct(table=N)`, and where the
     /// actions after it (run on a copy) start.
     fork: Option<(Frozen, usize)>,
+    /// The port the frame came in by (the key's `in_port` as looked up:
+    /// what the executor's `IN_PORT` and ingress exclusion use).
+    in_port0: u16,
+    /// A `load`/`move` wrote `in_port` (the key's `in_port` may now
+    /// differ from `in_port0`): outputs go through
+    /// [`Xlate::output_from_written_in_port`].
+    in_port_written: bool,
+    /// The field stack of `push`/`pop`: `(bytes, value)` per entry (OVS
+    /// keeps `bytes` of value and a length byte each).
+    stack: Vec<(u8, u128)>,
+    /// The stack's size as OVS counts it (bytes + 1 per entry): a
+    /// resubmit with 64 kB or more drops the frame
+    /// (XLATE_STACK_TOO_DEEP).
+    stack_bytes: usize,
 }
 
 /// The key after an ARP/ICMP rewrite (what a later table looks up).
@@ -594,8 +635,63 @@ impl Xlate<'_> {
                 self.write_field(m.dst, v);
                 return;
             }
+            Action::StackPush(sf) => {
+                let bytes = sf.n_bits.div_ceil(8);
+                let v = self.read_field(sf);
+                self.stack.push((bytes, v));
+                self.stack_bytes += usize::from(bytes) + 1;
+                return;
+            }
+            Action::StackPop(sf) => {
+                // An empty stack: OVS reports "stack underflow" and goes on.
+                if let Some((bytes, v)) = self.stack.pop() {
+                    self.stack_bytes -= usize::from(bytes) + 1;
+                    self.write_field(sf, v & crate::regs::ones(u32::from(sf.n_bits)));
+                }
+                return;
+            }
+            Action::Output(_) | Action::InPort | Action::Flood | Action::All
+                if self.in_port_written && self.key.in_port() != self.in_port0 =>
+            {
+                self.output_from_written_in_port(a);
+                return;
+            }
             _ => {}
         }
+        self.push(a);
+    }
+
+    /// An output after a write of `in_port` (OVS's `xlate_output_action`
+    /// and `flood_packets` compare with the flow's `in_port`, the written
+    /// one): `output:N` to the written port is skipped, to the real
+    /// ingress port it leaves by `IN_PORT`; `IN_PORT` goes to the written
+    /// port; `FLOOD`/`ALL` go to every port up but the written one (the
+    /// real ingress port included). The compiled actions keep the
+    /// executor's meaning (ingress = the real port).
+    fn output_from_written_in_port(&mut self, a: Action) {
+        let (now, real) = (self.key.in_port(), self.in_port0);
+        let to = |p: u16| {
+            if p == real {
+                Action::InPort
+            } else {
+                Action::Output(p)
+            }
+        };
+        match a {
+            Action::Output(p) if p != now => self.push(to(p)),
+            Action::InPort if now < MAX_PORTS => self.push(Action::Output(now)),
+            Action::Flood | Action::All => {
+                let up = self.ports_up;
+                for p in (0..MAX_PORTS).filter(|&p| p != now && up >> p & 1 != 0) {
+                    self.push(to(p));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Append a primitive action (see [`Xlate::prim`]).
+    fn push(&mut self, a: Action) {
         if a.modifies() && self.seen_output && !self.in_clone {
             // A rewrite after an output: earlier outputs keep the earlier
             // bytes (they leave as a copy made here).
@@ -699,6 +795,12 @@ impl Xlate<'_> {
     /// frame lacks the field, as OVS).
     fn write_field(&mut self, sf: Subfield, v: u128) {
         match sf.field {
+            RegField::Pkt(PktField::InPort) => {
+                let new =
+                    (u128::from(self.key.in_port()) & !sf.mask()) | ((v << sf.ofs) & sf.mask());
+                self.key.set_in_port(new as u16);
+                self.in_port_written = true;
+            }
             RegField::Pkt(p) => {
                 if !p.present(&self.key) {
                     return;
@@ -771,7 +873,10 @@ impl Xlate<'_> {
             match *a {
                 Action::Resubmit(t) => {
                     self.resubmits += 1;
-                    if self.depth >= MAX_RESUBMIT_DEPTH || self.resubmits > MAX_RESUBMITS {
+                    if self.depth >= MAX_RESUBMIT_DEPTH
+                        || self.resubmits > MAX_RESUBMITS
+                        || self.stack_bytes >= MAX_STACK_BYTES
+                    {
                         self.error = true;
                         self.stop = true;
                         return;
@@ -827,6 +932,8 @@ impl Xlate<'_> {
             meta: self.meta,
             regs: self.regs,
             set: self.set.clone(),
+            in_port: self.in_port_written.then(|| self.key.in_port()),
+            stack: self.stack.clone(),
         };
         self.fork = Some((frozen, self.out.actions.len()));
     }
@@ -1031,18 +1138,35 @@ pub(crate) fn compile_from(
     ports_up: u64,
     store: &mut CompiledStore,
 ) -> (u32, bool) {
-    let (table, meta, regs, set, ct) =
+    let (table, meta, regs, set, ct, in_port, stack) =
         match resume.and_then(|(id, ct)| Some((store.frozen.get(id as usize)?, ct))) {
-            Some((f, ct)) => (f.table, f.meta, f.regs, f.set.clone(), *ct),
+            Some((f, ct)) => {
+                let (set, stack) = (f.set.clone(), f.stack.clone());
+                (f.table, f.meta, f.regs, set, *ct, f.in_port, stack)
+            }
             // A frame enters with metadata and registers 0.
-            None => (0, 0, Regs::ZERO, ActionSet::default(), CtKey::ZERO),
+            None => (
+                0,
+                0,
+                Regs::ZERO,
+                ActionSet::default(),
+                CtKey::ZERO,
+                None,
+                Vec::new(),
+            ),
         };
+    let stack_bytes = stack.iter().map(|&(b, _)| usize::from(b) + 1).sum();
+    let mut key = *key;
+    let in_port0 = key.in_port();
+    if let Some(p) = in_port {
+        key.set_in_port(p);
+    }
     let mut x = Xlate {
         rules,
         pipe,
         groups,
         ports_up,
-        key: *key,
+        key,
         meta,
         regs,
         set,
@@ -1071,6 +1195,10 @@ pub(crate) fn compile_from(
         error: false,
         ct,
         fork: None,
+        in_port0,
+        in_port_written: in_port.is_some(),
+        stack,
+        stack_bytes,
     };
     x.table(table, false);
     let miss = x.out.rules.is_empty();

@@ -18,7 +18,10 @@ use crate::wire::ethernet::ethertype;
 /// A packet field `load`/`move` may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PktField {
-    /// NXM_OF_IN_PORT (16 bits, read only here).
+    /// NXM_OF_IN_PORT (16 bits). A write changes what the rest of the
+    /// pipeline takes for the ingress port (later lookups, `IN_PORT`,
+    /// the "never out of the ingress port" rule of `output`/`FLOOD`/`ALL`),
+    /// not the port the frame came in by.
     InPort,
     /// NXM_OF_ETH_DST.
     EthDst,
@@ -179,12 +182,9 @@ impl PktField {
     }
 
     /// False for the fields OVS does not let actions write (`eth_type`,
-    /// `nw_proto`), and `in_port`, which this switch does not rewrite.
+    /// `nw_proto`).
     pub fn writable(self) -> bool {
-        !matches!(
-            self,
-            PktField::InPort | PktField::EthType | PktField::IpProto
-        )
+        !matches!(self, PktField::EthType | PktField::IpProto)
     }
 
     /// The field's prerequisites (`lib/meta-flow.xml`).
@@ -260,7 +260,8 @@ impl PktField {
     }
 
     /// The primitive rewrite that sets the whole field to `v`; `None` for
-    /// fields not [`writable`](Self::writable).
+    /// fields not [`writable`](Self::writable) and for `in_port` (pipeline
+    /// state: the translation keeps it in the key).
     pub fn set_action(self, v: u128) -> Option<Action> {
         use PktField::*;
         let b = v.to_be_bytes();

@@ -121,6 +121,12 @@ impl RegField {
         !matches!(self, RegField::Pkt(_))
     }
 
+    /// True for the fields held in the frame's bytes (every packet field
+    /// but `in_port`, which a write changes for the pipeline only).
+    pub fn in_frame(self) -> bool {
+        matches!(self, RegField::Pkt(p) if p != PktField::InPort)
+    }
+
     /// The `set_field`/match name (`reg0`, `xreg0`, `xxreg0`, `metadata`,
     /// `eth_src`).
     pub fn name(self) -> String {
@@ -513,6 +519,16 @@ pub fn parse_set_field(v: &str, field: &str) -> Option<Result<Vec<RegLoad>, Stri
     })())
 }
 
+/// Parse the text after `push:` or `pop:` (`FIELD[a..b]`, OVS's
+/// `nxm_parse_stack_action`); a `pop` (`dst`) must name a writable field.
+pub fn parse_stack(arg: &str, dst: bool) -> Result<Subfield, String> {
+    let sf = Subfield::parse(arg)?;
+    if dst {
+        check_writable(sf)?;
+    }
+    Ok(sf)
+}
+
 /// `move:SRC->DST`: copy `src` bits into `dst` (same width).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RegMove {
@@ -570,6 +586,8 @@ pub fn check_prereqs(m: &crate::rule::Match, acts: &[crate::action::Action]) -> 
                 check(mv.src, "source")?;
                 check(mv.dst, "destination")?;
             }
+            Action::StackPush(sf) => check(sf, "source")?,
+            Action::StackPop(sf) => check(sf, "destination")?,
             _ => {
                 if let Some(p) = a.pkt_field_written() {
                     if !p.prereq().ok(m) {

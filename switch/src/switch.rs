@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::datapath::Datapath;
 use crate::fdb::{Fdb, DEFAULT_AGING_MS};
 use crate::group::{GroupSpec, GroupStats, GroupType};
+use crate::regs::RegField;
 use crate::rule::RuleSpec;
 use crate::stats::{CoreStats, Counters};
 use crate::table::{FlowModError, FlowTable, RuleInfo};
@@ -163,20 +164,47 @@ impl Switch {
             return Err(format!("port {p} out of range (0..={})", MAX_PORTS - 1));
         }
         let was = self.ports.fetch_or(1 << p, SeqCst);
-        if was & (1 << p) == 0 && self.has_fast_failover() {
-            // Compiled flows chose fast-failover buckets by port liveness:
-            // start them over.
+        if was & (1 << p) == 0 && self.compiles_ports() {
+            // Compiled flows chose fast-failover buckets by port liveness,
+            // or spelled out a FLOOD after an `in_port` write: start them
+            // over.
             self.table.synchronize();
         }
         Ok(())
     }
 
-    fn has_fast_failover(&self) -> bool {
-        self.table
-            .snapshot()
-            .groups
+    /// True when compiled flows depend on which ports exist: a
+    /// fast-failover group, or a rule writing `in_port` (a later `FLOOD`
+    /// compiles to the ports up).
+    fn compiles_ports(&self) -> bool {
+        let snap = self.table.snapshot();
+        let writes_in_port = |a: &crate::action::Action| {
+            use crate::action::Action;
+            let in_port = RegField::Pkt(crate::pkt_field::PktField::InPort);
+            match a {
+                Action::SetReg(l) => l.dst.field == in_port,
+                Action::Move(m) => m.dst.field == in_port,
+                _ => false,
+            }
+        };
+        snap.groups
             .iter()
             .any(|g| g.spec.kind == GroupType::FastFailover)
+            || snap.rules.iter().any(|r| {
+                r.spec.actions.iter().any(writes_in_port)
+                    || r.spec
+                        .instructions
+                        .write_actions
+                        .iter()
+                        .flatten()
+                        .any(writes_in_port)
+            })
+            || snap.groups.iter().any(|g| {
+                g.spec
+                    .buckets
+                    .iter()
+                    .any(|b| b.actions.iter().any(writes_in_port))
+            })
     }
 
     /// OpenFlow OFPGC_ADD: install a group (see [`crate::group`]).

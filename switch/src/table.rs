@@ -485,6 +485,11 @@ fn rewrite_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> Option<FlowKey> {
                     set(p.key_range());
                 }
             }
+            Action::StackPop(sf) => {
+                if let crate::regs::RegField::Pkt(p) = sf.field {
+                    set(p.key_range());
+                }
+            }
             // The translation never rewrites the key at a `ct` (NAT's
             // result is seen only by a recirculated pass, re-extracted).
             Action::Ct(_) | Action::CtClear => {}

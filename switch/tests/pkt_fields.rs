@@ -114,7 +114,6 @@ fn ovn_actions_print_as_ovs_does() {
         "actions=load:0x100->NXM_OF_ICMP_TYPE[]",
         "actions=load:1->NXM_OF_FOO[]",
         "actions=load:1->NXM_OF_ETH_TYPE[]",
-        "actions=move:NXM_NX_REG0[0..15]->NXM_OF_IN_PORT[]",
         "actions=load:1->NXM_NX_XXREG4[]",
         "actions=load:0x1ffffffffffffffffffffffffffffffff->NXM_NX_XXREG0[]",
         "actions=move:NXM_NX_REG0[0..15]->NXM_NX_XXREG0[120..135]",

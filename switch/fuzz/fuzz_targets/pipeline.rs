@@ -33,6 +33,9 @@ fn switch() -> &'static Arc<Switch> {
             "priority=40,arp,actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],load:0x2->NXM_OF_ARP_OP[],move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:00:00:00:00:00:01->arp_sha,IN_PORT",
             "priority=40,icmp,actions=move:NXM_OF_IP_SRC[]->NXM_NX_REG0[],move:NXM_OF_IP_DST[]->NXM_OF_IP_SRC[],move:NXM_NX_REG0[]->NXM_OF_IP_DST[],load:0->NXM_OF_ICMP_TYPE[],set_field:3->icmp_code,output:1,load:0x5->NXM_NX_IP_TTL[],output:2",
             "priority=40,tcp,actions=move:NXM_OF_TCP_SRC[0..7]->NXM_OF_TCP_DST[8..15],move:NXM_OF_IN_PORT[]->NXM_NX_XXREG1[0..15],load:0x1->NXM_OF_ETH_DST[40],resubmit(,4)",
+            // The field stack and an in_port write (a pop from the
+            // empty stack, outputs and FLOOD after the write).
+            "priority=40,udp,actions=push:NXM_OF_UDP_SRC[],load:0x2->NXM_OF_IN_PORT[],pop:NXM_NX_IP_TTL[],output:2,output:1,pop:NXM_OF_ETH_SRC[],FLOOD,resubmit(,4)",
             "table=4,ip,reg7=0x1,actions=load:0x3->NXM_NX_IP_ECN[],output:2",
             "table=4,priority=0,ipv6,actions=move:NXM_NX_IPV6_SRC[]->NXM_NX_XXREG0[],move:NXM_NX_XXREG0[]->NXM_NX_IPV6_DST[],output:3",
             "priority=30,ip,actions=output:1,dec_ttl,write_metadata:0x1/0xff,goto_table:1",
