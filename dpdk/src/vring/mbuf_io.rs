@@ -8,7 +8,7 @@
 
 use dpdk_sys as sys;
 
-use super::net::{Reader, RxSource, TxSink, Writer};
+use super::net::{copy_bytes, Reader, RxSource, TxSink, Writer};
 
 /// Size of `struct virtio_net_hdr` (no `num_buffers`).
 pub(crate) const HDR_LEN: usize = 10;
@@ -63,7 +63,7 @@ impl TxSink for MbufSink {
                     if s.is_empty() {
                         break;
                     }
-                    std::ptr::copy_nonoverlapping(s.as_ptr(), base.add(put), s.len());
+                    copy_bytes(s.as_ptr(), base.add(put), s.len());
                     put += s.len();
                 }
                 m.data_len += put as u16;

@@ -153,8 +153,8 @@ impl NetRing {
             sys::rte_vhost_set_vring_base(
                 vid,
                 self.vring,
-                self.ring.last_avail,
-                self.ring.last_used,
+                self.ring.last_avail(),
+                self.ring.last_used(),
             )
         };
     }

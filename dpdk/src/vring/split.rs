@@ -45,6 +45,29 @@ pub(crate) struct Desc {
     pub next: u16,
 }
 
+impl Desc {
+    /// One copy of the descriptor at `p` (little-endian, §2.7.5), read as
+    /// two 8-byte volatile loads whose fields stay in registers: read as
+    /// a struct, it was copied to the stack, four stores per chain queued
+    /// behind the burst's stores into guest memory.
+    ///
+    /// # Safety
+    /// `p` is an 8-aligned, readable descriptor.
+    #[inline(always)]
+    unsafe fn read(p: *const Desc) -> Desc {
+        let w = p as *const u64;
+        // SAFETY: the caller's descriptor: 16 readable, 8-aligned bytes.
+        let (a, b) = unsafe { (ptr::read_volatile(w), ptr::read_volatile(w.add(1))) };
+        let (a, b) = (u64::from_le(a), u64::from_le(b));
+        Desc {
+            addr: a,
+            len: b as u32,
+            flags: (b >> 32) as u16,
+            next: (b >> 48) as u16,
+        }
+    }
+}
+
 /// Why a chain was refused. The chain is returned to the guest unused and
 /// counted; the ring goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +166,21 @@ pub(crate) enum RingError {
     Misaligned,
 }
 
+/// Prefetches the line at `p` for reading (x86 `PREFETCHT0`). A hint:
+/// never faults, whatever `p` is.
+#[inline(always)]
+fn prefetch_read(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 reads nothing into registers, writes no memory
+    // and cannot fault, whatever the address; it touches neither the stack
+    // nor the flags.
+    unsafe {
+        std::arch::asm!("prefetcht0 [{p}]", p = in(reg) p, options(nostack, readonly, preserves_flags));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Prefetches the line at `p` for writing (x86 `PREFETCHW`). A hint:
 /// never faults, whatever `p` is.
 #[inline(always)]
@@ -169,18 +207,24 @@ pub(crate) struct SplitRing {
     mask: u16,
     indirect: bool,
     event_idx: bool,
+    // The three ring indices below are u16 values kept in u32 fields,
+    // stored and loaded 4 bytes wide: the compiler loads a u16 it only
+    // needs modulo the queue size 4 bytes wide, and a load wider than the
+    // pending store it reads cannot be forwarded from the store queue (it
+    // waits until every older store, the frames' stores into guest memory
+    // among them, has reached the cache).
     /// The next available entry to take (`last_avail_idx`).
-    pub(crate) last_avail: u16,
+    last_avail: u32,
     /// The next used entry to write (`last_used_idx`); published up to
     /// here after every burst (entries queued by [`SplitRing::push_used`]
     /// follow it until [`SplitRing::publish_used`]).
-    pub(crate) last_used: u16,
+    last_used: u32,
     /// Used entries queued, not yet in the ring: `id | len << 32` (one
     /// word, stored and loaded whole, so the load is always forwarded).
     shadow: [u64; SHADOW],
     shadow_n: usize,
     /// `last_used` at the last notification decision.
-    signalled: u16,
+    signalled: u32,
     signalled_valid: bool,
     /// Set when the driver broke the ring (its available index moved by
     /// more than the queue size): nothing more is taken from it.
@@ -222,15 +266,27 @@ impl SplitRing {
             mask: size - 1,
             indirect,
             event_idx,
-            last_avail,
-            last_used,
+            last_avail: u32::from(last_avail),
+            last_used: u32::from(last_used),
             shadow: [0; SHADOW],
             shadow_n: 0,
-            signalled: last_used,
+            signalled: u32::from(last_used),
             signalled_valid: false,
             broken: false,
             errors: 0,
         })
+    }
+
+    /// The next available entry to take (`last_avail_idx`).
+    #[inline(always)]
+    pub(crate) fn last_avail(&self) -> u16 {
+        self.last_avail as u16
+    }
+
+    /// The next used entry to write (`last_used_idx`).
+    #[inline(always)]
+    pub(crate) fn last_used(&self) -> u16 {
+        self.last_used as u16
     }
 
     /// How many chains the driver made available past `last_avail` (one
@@ -245,7 +301,7 @@ impl SplitRing {
         // SAFETY: `avail` + 2 bytes is `avail->idx`, inside the ring area,
         // 2-aligned (checked in `new`).
         let idx = unsafe { &*(self.avail.add(1) as *const AtomicU16) }.load(Ordering::Acquire);
-        let n = idx.wrapping_sub(self.last_avail);
+        let n = idx.wrapping_sub(self.last_avail());
         if n > self.size {
             self.broken = true;
             return 0;
@@ -256,41 +312,61 @@ impl SplitRing {
     /// The head of the `i`-th available chain past `last_avail`.
     #[inline(always)]
     pub(crate) fn avail_head(&self, i: u16) -> u16 {
-        let slot = (self.last_avail.wrapping_add(i) & self.mask) as usize;
+        let slot = (self.last_avail().wrapping_add(i) & self.mask) as usize;
         // SAFETY: `avail->ring[slot]`, slot < size: inside the ring area.
         unsafe { ptr::read_volatile(self.avail.add(2 + slot)) }
     }
 
-    /// Takes over, for writing, the cache lines the next `n` available
-    /// chains' first buffers start in (their first 128 bytes: the
-    /// virtio-net header and a short frame) and the used-ring lines their
-    /// entries go to, before the burst walks them: the guest read those
-    /// lines last, so each write would otherwise wait for its own
-    /// cross-core transfer, one after the other. A hint only: nothing is
+    /// Asks for the cache lines the next `n` available chains' first
+    /// buffers will be copied through, and the used-ring lines their
+    /// entries go to (for writing), before the burst walks them: the
+    /// guest's core touched those lines last, and a burst's copies would
+    /// otherwise wait for each, one cross-core transfer after the other,
+    /// with every later store queued behind it (a full store queue).
+    ///
+    /// Receive (`write`): for writing, the first 64 bytes after the
+    /// `skip`-byte virtio-net header, the frame's start, not the header's
+    /// line: a header is written only where the guest's bytes differ
+    /// (rarely), so its line can stay shared with the guest, which reads
+    /// it; asked for writing it moved here and back every frame (tried: a
+    /// burst's busy cycles per packet rose). Transmit: for reading, the
+    /// first 128 bytes (header and a short frame). A hint only: nothing is
     /// checked beyond what translation needs, and nothing is consumed.
+    /// (Asking for the next burst's lines at the end of this one, a burst
+    /// ahead, was tried too: no gain measured.)
     #[inline(always)]
-    pub(crate) fn prefetch_for_write(&mut self, n: u16) {
+    pub(crate) fn prefetch_burst(&mut self, n: u16, write: bool, skip: u64) {
         for i in 0..n {
             let head = self.avail_head(i);
             if head >= self.size {
                 continue;
             }
-            // SAFETY: head < size: inside the descriptor table.
-            let d = unsafe { ptr::read_volatile(self.desc.add(head as usize)) };
+            // SAFETY: head < size: inside the descriptor table (16-aligned,
+            // `new`).
+            let d = unsafe { Desc::read(self.desc.add(head as usize)) };
             if d.flags & VIRTQ_DESC_F_INDIRECT != 0 {
                 continue;
             }
-            if let Some((p, got)) = self.mem.translate_part(d.addr, u64::from(d.len).min(128)) {
-                prefetch_write(p);
-                if got > 64 {
-                    // SAFETY: p + 64 lies inside the translated range.
-                    prefetch_write(unsafe { p.add(64) });
+            let want = u64::from(d.len).min(128);
+            if let Some((p, got)) = self.mem.translate_part(d.addr, want) {
+                if write {
+                    if got > skip {
+                        // SAFETY: p + skip lies inside the translated range.
+                        prefetch_write(unsafe { p.add(skip as usize) });
+                    }
+                } else {
+                    prefetch_read(p);
+                    if got > 64 {
+                        // SAFETY: p + 64 lies inside the translated range.
+                        prefetch_read(unsafe { p.add(64) });
+                    }
                 }
             }
         }
-        // The used entries' lines: one entry in every 8, and the last.
+        // The used entries' lines (about one entry per chain): one entry
+        // in every 8, and the last.
         let used = |j: u16| {
-            let s = (self.last_used.wrapping_add(j) & self.mask) as usize;
+            let s = (self.last_used().wrapping_add(j) & self.mask) as usize;
             // SAFETY: `used->ring[s]`, s < size: inside the used ring area.
             unsafe { (self.used as *const u8).add(4 + 8 * s) }
         };
@@ -306,31 +382,57 @@ impl SplitRing {
     /// Walks the chain at `head`, appending its buffers' host segments to
     /// `segs`: every descriptor must be device-writable if `writable`, else
     /// device-readable. Returns the chain's total length.
+    ///
+    /// A chain of one direct descriptor whose buffer lies in the last
+    /// region hit (every buffer of a DPDK or Linux guest's 64-byte frames)
+    /// is walked inline: no call, no registers saved to the stack. Stores
+    /// matter here beyond their count: each queues behind the burst's
+    /// stores into guest memory, and a full store queue stops the core.
+    #[inline(always)]
     pub(crate) fn walk(
         &mut self,
         head: u16,
         writable: bool,
         segs: &mut Segs,
     ) -> Result<u32, ChainError> {
+        if head >= self.size {
+            return Err(ChainError::BadIndex);
+        }
+        // SAFETY: head < size: inside the descriptor table (16-aligned,
+        // `new`). One copy.
+        let d = unsafe { Desc::read(self.desc.add(head as usize)) };
+        let want = if writable { VIRTQ_DESC_F_WRITE } else { 0 };
+        let mask = VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_WRITE;
+        if d.flags & mask == want && d.len != 0 && d.len <= MAX_FRAME {
+            if let Some((p, got)) = self.mem.translate_part(d.addr, u64::from(d.len)) {
+                if got == u64::from(d.len) {
+                    segs.push(p, d.len)?;
+                    return Ok(d.len);
+                }
+            }
+        }
+        self.walk_from(d, writable, segs)
+    }
+
+    /// [`SplitRing::walk`] of a chain whose head descriptor `first` (the
+    /// copy read from the ring's table) is not the one-buffer case.
+    #[inline(never)]
+    fn walk_from(
+        &mut self,
+        first: Desc,
+        writable: bool,
+        segs: &mut Segs,
+    ) -> Result<u32, ChainError> {
         let mut table = self.desc;
         let mut table_size = u32::from(self.size);
         let mut in_indirect = false;
-        let mut idx = u32::from(head);
         // §2.7.13.3.1 / §2.7.5.3.1: a chain is at most as long as the
-        // queue (or the indirect table): more is a loop.
-        let mut ttl = table_size;
+        // queue (or the indirect table): more is a loop. The head is one.
+        let mut ttl = table_size - 1;
         let mut total = 0u32;
+        let mut d = first;
         loop {
-            if idx >= table_size {
-                return Err(ChainError::BadIndex);
-            }
-            if ttl == 0 {
-                return Err(ChainError::TooLong);
-            }
-            ttl -= 1;
-            // SAFETY: idx < table_size: inside the descriptor table (the
-            // ring's, or an indirect one translated whole below). One copy.
-            let d = unsafe { ptr::read_volatile(table.add(idx as usize)) };
+            let mut idx = u32::from(d.next);
             if d.flags & VIRTQ_DESC_F_INDIRECT != 0 {
                 // §2.7.5.3.1: the driver MUST NOT set INDIRECT without the
                 // feature, nor INDIRECT and NEXT together, nor INDIRECT
@@ -340,7 +442,7 @@ impl SplitRing {
                     || in_indirect
                     || d.flags & VIRTQ_DESC_F_NEXT != 0
                     || d.len == 0
-                    || d.len % 16 != 0
+                    || !d.len.is_multiple_of(16)
                 {
                     return Err(ChainError::BadIndirect);
                 }
@@ -356,37 +458,48 @@ impl SplitRing {
                 in_indirect = true;
                 ttl = table_size;
                 idx = 0;
-                continue;
+            } else {
+                if (d.flags & VIRTQ_DESC_F_WRITE != 0) != writable {
+                    return Err(ChainError::WrongDirection);
+                }
+                total = total
+                    .checked_add(d.len)
+                    .filter(|&t| t <= MAX_FRAME)
+                    .ok_or(ChainError::TooBig)?;
+                let (mut addr, mut left) = (d.addr, u64::from(d.len));
+                // A buffer may straddle two adjacent regions: one segment
+                // each.
+                while left > 0 {
+                    let (p, got) = self
+                        .mem
+                        .translate_part(addr, left)
+                        .ok_or(ChainError::OutOfBounds)?;
+                    segs.push(p, got as u32)?;
+                    addr += got;
+                    left -= got;
+                }
+                if d.flags & VIRTQ_DESC_F_NEXT == 0 {
+                    return Ok(total);
+                }
             }
-            if (d.flags & VIRTQ_DESC_F_WRITE != 0) != writable {
-                return Err(ChainError::WrongDirection);
+            if idx >= table_size {
+                return Err(ChainError::BadIndex);
             }
-            total = total
-                .checked_add(d.len)
-                .filter(|&t| t <= MAX_FRAME)
-                .ok_or(ChainError::TooBig)?;
-            let (mut addr, mut left) = (d.addr, u64::from(d.len));
-            // A buffer may straddle two adjacent regions: one segment each.
-            while left > 0 {
-                let (p, got) = self
-                    .mem
-                    .translate_part(addr, left)
-                    .ok_or(ChainError::OutOfBounds)?;
-                segs.push(p, got as u32)?;
-                addr += got;
-                left -= got;
+            if ttl == 0 {
+                return Err(ChainError::TooLong);
             }
-            if d.flags & VIRTQ_DESC_F_NEXT == 0 {
-                return Ok(total);
-            }
-            idx = u32::from(d.next);
+            ttl -= 1;
+            // SAFETY: idx < table_size: inside the descriptor table (the
+            // ring's, or an indirect one translated whole and checked
+            // 8-aligned above). One copy.
+            d = unsafe { Desc::read(table.add(idx as usize)) };
         }
     }
 
     /// Consumes `n` available entries.
     #[inline(always)]
     pub(crate) fn advance(&mut self, n: u16) {
-        self.last_avail = self.last_avail.wrapping_add(n);
+        self.last_avail = u32::from(self.last_avail().wrapping_add(n));
     }
 
     /// Queues the used entry (`id`, `len`) after those queued before it
@@ -415,7 +528,7 @@ impl SplitRing {
     /// published) and moves `last_used` past them.
     #[inline(always)]
     fn flush_used(&mut self) {
-        let mut slot = self.last_used;
+        let mut slot = self.last_used();
         for &e in &self.shadow[..self.shadow_n] {
             let i = (slot & self.mask) as usize;
             // SAFETY: `used->ring[i]` (8 bytes at 4 + 8 * i), i < size:
@@ -427,7 +540,7 @@ impl SplitRing {
             }
             slot = slot.wrapping_add(1);
         }
-        self.last_used = slot;
+        self.last_used = u32::from(slot);
         self.shadow_n = 0;
     }
 
@@ -437,10 +550,10 @@ impl SplitRing {
     #[inline(always)]
     pub(crate) fn publish_used(&mut self) -> bool {
         self.flush_used();
-        let new = self.last_used;
+        let new = self.last_used();
         // SAFETY: `used` + 2 bytes is `used->idx`, 2-aligned, in the area.
         unsafe { &*(self.used.add(1) as *const AtomicU16) }.store(new, Ordering::Release);
-        let old = self.signalled;
+        let old = self.signalled as u16;
         if new == old && self.signalled_valid {
             return false;
         }
@@ -461,7 +574,7 @@ impl SplitRing {
             let flags = unsafe { ptr::read_volatile(self.avail) };
             flags & VIRTQ_AVAIL_F_NO_INTERRUPT == 0
         };
-        self.signalled = new;
+        self.signalled = u32::from(new);
         self.signalled_valid = true;
         notify
     }

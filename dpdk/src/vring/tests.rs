@@ -313,7 +313,7 @@ fn indices_wrap_at_65535() {
             assert_eq!(d.pop_used(), Some((h, 0)));
         }
     }
-    assert_eq!(r.last_avail, 65534u16.wrapping_add(9));
+    assert_eq!(r.last_avail(), 65534u16.wrapping_add(9));
     assert_eq!(d.used_idx(), 7);
 }
 
@@ -436,4 +436,20 @@ fn plain_header_is_written_whatever_the_buffer_held() {
     w.write(&[0xee]);
     assert_eq!(d.read(DATA, 8), want[..8].to_vec());
     assert_eq!(d.read(DATA + 0x100, 5), [&want[8..], &[0xee][..]].concat());
+}
+
+#[test]
+fn copy_bytes_copies_exactly_the_range() {
+    let src: Vec<u8> = (0..=255u8).collect();
+    for n in 0..=160 {
+        let mut dst = vec![0xeeu8; 200];
+        // SAFETY: 3 + 160 <= 256 bytes read, 5 + 160 <= 200 written, two
+        // vectors.
+        unsafe { super::net::copy_bytes(src.as_ptr().add(3), dst.as_mut_ptr().add(5), n) };
+        assert_eq!(&dst[5..5 + n], &src[3..3 + n], "n {n}");
+        assert!(
+            dst[..5].iter().chain(&dst[5 + n..]).all(|&b| b == 0xee),
+            "n {n}"
+        );
+    }
 }
