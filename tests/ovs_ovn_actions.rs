@@ -4,7 +4,8 @@
 //! `FLOOD`/`ALL` and later lookups after it) and the field stack
 //! (`push:`/`pop:`, NXAST_STACK_PUSH/POP: a register saved around a
 //! clobbering load, packet fields swapped through the stack, narrower and
-//! wider pops, a pop from the empty stack, the stack across a resubmit).
+//! wider pops, a pop from the empty stack, the stack across a resubmit)
+//! and reads of `NXM_OF_VLAN_TCI` (tagged and untagged frames).
 //!
 //! ```text
 //!  ovs-ofctl add-flows (1.3 and 1.0) ──► vswitch run --ovsdb │ ovs-vswitchd (dummy)
@@ -47,6 +48,7 @@ table=0,priority=100,in_port=1,udp,tp_dst=24,actions=pop:NXM_OF_UDP_SRC[],output
 table=0,priority=100,in_port=1,udp,tp_dst=25,actions=push:NXM_OF_IP_DST[],load:0xa000063->NXM_OF_IP_DST[],resubmit(,3)
 table=0,priority=100,in_port=1,udp,tp_dst=26,actions=push:NXM_OF_IN_PORT[],load:0x2->NXM_OF_IN_PORT[],output:2,pop:NXM_OF_IN_PORT[],output:3
 table=0,priority=100,in_port=1,udp,tp_dst=27,actions=move:NXM_OF_ETH_SRC[]->NXM_NX_XXREG0[0..47],push:NXM_NX_XXREG0[],pop:NXM_NX_XXREG1[],move:NXM_NX_XXREG1[0..47]->NXM_OF_ETH_DST[],push:NXM_OF_UDP_SRC[8..15],pop:NXM_OF_UDP_DST[0..3],output:2
+table=0,priority=100,in_port=1,udp,tp_dst=28,actions=move:NXM_OF_VLAN_TCI[]->NXM_NX_REG3[0..15],move:NXM_OF_VLAN_TCI[0..7]->NXM_NX_IP_TTL[],resubmit(,4)
 table=0,priority=0,actions=drop
 table=1,priority=100,in_port=3,actions=output:3,output:2
 table=1,priority=90,reg2=0x2,actions=output:3,IN_PORT
@@ -54,10 +56,15 @@ table=1,priority=80,in_port=1,actions=output:1
 table=2,priority=100,reg0=0x2,actions=output:2
 table=2,priority=100,reg0=0x3,actions=output:3
 table=3,priority=100,udp,actions=pop:NXM_OF_IP_SRC[],output:3
+table=4,priority=100,reg3=0,actions=output:2
+table=4,priority=90,reg3=0x1005/0x1fff,actions=output:3
+table=4,priority=80,actions=IN_PORT
 ";
 
 /// The UDP destination ports of [`FLOWS`]' cases.
-const CASES: [u16; 17] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 20, 21, 22, 23, 24, 25, 26, 27];
+const CASES: [u16; 18] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+];
 
 fn ofctl(dir: &Path, version: Option<&str>, args: &[&str]) -> (bool, String, String) {
     let mut c = std::process::Command::new("ovs-ofctl");
@@ -217,24 +224,35 @@ fn in_port_and_stack_flows_print_and_fail_as_with_ovs() {
 // ---------------------------------------------------------------------------
 
 fn udp_frame(n: u8, sport: u16, dport: u16) -> Vec<u8> {
+    tagged_udp_frame(n, sport, dport, &[])
+}
+
+fn tagged_udp_frame(n: u8, sport: u16, dport: u16, tags: &[(u16, u16)]) -> Vec<u8> {
     let (src, dst) = ([10, 0, 0, n], [10, 0, 9, 200 + n]);
     let l4 = l4_csum(&[src, dst].concat(), 17, udp(sport, dport, 12));
     eth(
         [0x52, 0x54, 0, 0, 1, n],
         [0x52, 0x54, 0, 0, 0, n],
-        &[],
+        tags,
         0x0800,
         &ipv4(src, dst, 17, 64, 0, &l4),
     )
 }
 
-/// Three frames per case (different hosts and source ports).
+/// Three frames per case (different hosts and source ports); case 28
+/// (VLAN TCI read) also tagged with VID 5 PCP 3 and with VID 7.
 fn frames() -> Vec<(String, Vec<u8>)> {
     let mut v = Vec::new();
     for d in CASES {
         for n in 2..5u8 {
             let sport = 0x1234 + 0x111 * u16::from(n);
             v.push((format!("udp to {d} from {n}"), udp_frame(n, sport, d)));
+        }
+    }
+    for tci in [0x6005, 0x0007] {
+        for n in 2..5u8 {
+            let f = tagged_udp_frame(n, 0x4321, 28, &[(Q, tci)]);
+            v.push((format!("udp to 28 from {n}, tag {tci:#x}"), f));
         }
     }
     v
@@ -309,6 +327,7 @@ fn in_port_and_stack_same_frames_as_ovs_dpdk() {
 }
 
 /// What OVS sends per port 1, 2, 3 (3 frames per case), so the comparison
-/// compares something: port 1 from cases 1, 4, 5, 6, 9; port 2 from 2, 3,
-/// 5, 6, 7, 8, 20, 21, 24, 27; port 3 from 4, 8, 9, 22, 23, 25, 26.
-const EXPECTED_OVS: [usize; 3] = [15, 30, 21];
+/// compares something: port 1 from cases 1, 4, 5, 6, 9 and 28 tagged VID
+/// 7; port 2 from 2, 3, 5, 6, 7, 8, 20, 21, 24, 27, 28 untagged; port 3
+/// from 4, 8, 9, 22, 23, 25, 26, 28 tagged VID 5.
+const EXPECTED_OVS: [usize; 3] = [18, 33, 24];

@@ -74,7 +74,7 @@ fn be_u128(b: &[u8]) -> Option<u128> {
 
 /// Packet fields and their NXM `(class, field, bytes)` (`lib/meta-flow.xml`:
 /// the NXM_OF_* (class 0) and NXM_NX_* (class 1) names `ovs-ofctl` prints).
-const PKT_NXM: [(PktField, u16, u8, u8); 23] = [
+const PKT_NXM: [(PktField, u16, u8, u8); 24] = [
     (PktField::InPort, 0, 0, 2),
     (PktField::EthDst, 0, 1, 6),
     (PktField::EthSrc, 0, 2, 6),
@@ -98,6 +98,7 @@ const PKT_NXM: [(PktField, u16, u8, u8); 23] = [
     (PktField::Ipv6Dst, 1, 20, 16),
     (PktField::IpEcn, 1, 28, 1),
     (PktField::IpTtl, 1, 29, 1),
+    (PktField::VlanTci, 0, 4, 2),
 ];
 
 /// The packet field an OXM basic field is (the same meta-flow field as

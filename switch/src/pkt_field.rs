@@ -67,6 +67,9 @@ pub enum PktField {
     IpEcn,
     /// NXM_NX_IP_TTL.
     IpTtl,
+    /// NXM_OF_VLAN_TCI (16 bits: PCP, the CFI bit as "a tag is present",
+    /// VID; 0 without a tag). Read only here.
+    VlanTci,
 }
 
 /// What a field needs the flow to be (OVS's `enum mf_prereqs`), checked
@@ -92,7 +95,7 @@ pub enum Prereq {
 }
 
 /// Every field, in NXM order (for tests and the fuzz dictionary).
-pub const ALL: [PktField; 23] = [
+pub const ALL: [PktField; 24] = [
     PktField::InPort,
     PktField::EthDst,
     PktField::EthSrc,
@@ -116,6 +119,7 @@ pub const ALL: [PktField; 23] = [
     PktField::Ipv6Dst,
     PktField::IpEcn,
     PktField::IpTtl,
+    PktField::VlanTci,
 ];
 
 impl PktField {
@@ -146,6 +150,7 @@ impl PktField {
             Ipv6Dst => ("NXM_NX_IPV6_DST", "ipv6_dst", "ipv6_dst"),
             IpEcn => ("NXM_NX_IP_ECN", "nw_ecn", "ip_ecn"),
             IpTtl => ("NXM_NX_IP_TTL", "nw_ttl", "nw_ttl"),
+            VlanTci => ("NXM_OF_VLAN_TCI", "vlan_tci", "vlan_tci"),
         }
     }
 
@@ -173,7 +178,7 @@ impl PktField {
         use PktField::*;
         match self {
             EthDst | EthSrc | ArpSha | ArpTha => 48,
-            InPort | EthType | TcpSrc | TcpDst | UdpSrc | UdpDst | ArpOp => 16,
+            InPort | EthType | VlanTci | TcpSrc | TcpDst | UdpSrc | UdpDst | ArpOp => 16,
             IpTos | IpProto | IcmpType | IcmpCode | IpTtl => 8,
             IpEcn => 2,
             IpSrc | IpDst | ArpSpa | ArpTpa => 32,
@@ -182,16 +187,20 @@ impl PktField {
     }
 
     /// False for the fields OVS does not let actions write (`eth_type`,
-    /// `nw_proto`).
+    /// `nw_proto`), and `vlan_tci`, which this switch does not write
+    /// through `load`/`move` (`mod_vlan_vid`, `push_vlan`, ... do).
     pub fn writable(self) -> bool {
-        !matches!(self, PktField::EthType | PktField::IpProto)
+        !matches!(
+            self,
+            PktField::EthType | PktField::IpProto | PktField::VlanTci
+        )
     }
 
     /// The field's prerequisites (`lib/meta-flow.xml`).
     pub fn prereq(self) -> Prereq {
         use PktField::*;
         match self {
-            InPort | EthDst | EthSrc | EthType => Prereq::None,
+            InPort | EthDst | EthSrc | EthType | VlanTci => Prereq::None,
             IpTos | IpProto | IpEcn | IpTtl => Prereq::IpAny,
             IpSrc | IpDst => Prereq::Ipv4,
             Ipv6Src | Ipv6Dst => Prereq::Ipv6,
@@ -209,6 +218,7 @@ impl PktField {
         let b = |i: usize| i..i + 1;
         match self {
             InPort => kf::IN_PORT,
+            VlanTci => kf::VLAN_TCI,
             EthDst => kf::DL_DST,
             EthSrc => kf::DL_SRC,
             EthType => kf::DL_TYPE,
@@ -289,7 +299,7 @@ impl PktField {
             ArpTpa => Action::SetArpTpa(ip4()),
             ArpSha => Action::SetArpSha(mac()),
             ArpTha => Action::SetArpTha(mac()),
-            InPort | EthType | IpProto => return None,
+            InPort | EthType | IpProto | VlanTci => return None,
         })
     }
 }

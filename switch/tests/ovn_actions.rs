@@ -27,6 +27,7 @@ fn text_round_trips_and_malformed() {
         "table=0,priority=100,actions=push:NXM_NX_REG0[],load:0x3->NXM_NX_REG0[],pop:NXM_NX_REG0[0..15]",
         "table=0,priority=100,actions=push:NXM_OF_ETH_SRC[],pop:NXM_OF_ETH_DST[],push:NXM_NX_XXREG1[],pop:NXM_NX_XXREG0[5]",
         "table=0,priority=100,actions=push:NXM_OF_IN_PORT[],pop:NXM_OF_IN_PORT[]",
+        "table=0,priority=100,actions=move:NXM_OF_VLAN_TCI[]->NXM_NX_REG3[0..15],push:NXM_OF_VLAN_TCI[0..11]",
         // The rule of the `pipeline` fuzz target.
         "table=0,priority=40,udp,actions=push:NXM_OF_UDP_SRC[],load:0x2->NXM_OF_IN_PORT[],pop:NXM_NX_IP_TTL[],output:2,output:1,pop:NXM_OF_ETH_SRC[],FLOOD,resubmit(,4)",
     ] {
@@ -51,6 +52,8 @@ fn text_round_trips_and_malformed() {
         "actions=push",
         "actions=pop:",
         "actions=load:0x10000->NXM_OF_IN_PORT[]",
+        "actions=load:0x1005->NXM_OF_VLAN_TCI[]",
+        "actions=move:NXM_NX_REG0[0..15]->NXM_OF_VLAN_TCI[]",
     ] {
         assert!(bad.parse::<RuleSpec>().is_err(), "{bad}");
     }
