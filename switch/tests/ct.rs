@@ -261,3 +261,28 @@ fn action_set_survives_recirculation() {
     assert_eq!(bytes, stray);
     assert_eq!(copies, vec![(1 << 3, stray.clone())]);
 }
+
+/// OVS freezes the field stack and a written `in_port` with the rest of
+/// the pipeline state: the recirculated pass pops what the first pushed
+/// and looks up (and outputs) with the written port.
+#[test]
+fn stack_and_written_in_port_survive_recirculation() {
+    let sw = ct_switch(&[
+        "priority=100,ip,ct_state=-trk,actions=load:0x2->NXM_NX_REG0[],push:NXM_NX_REG0[],load:0x3->NXM_OF_IN_PORT[],ct(table=1)",
+        "table=1,priority=100,ct_state=+trk,in_port=3,actions=pop:NXM_NX_REG1[],resubmit(,2)",
+        "table=1,priority=0,actions=output:2",
+        "table=2,priority=100,reg1=0x2,actions=output:1,output:3",
+        "table=2,priority=0,actions=output:4",
+    ]);
+    let mut dp = sw.datapath(0);
+    let stray = tcp(CLIENT, SERVER, 40000, 80, SYN | ACK, 1000, 2000, b"");
+    for burst in 0..2 {
+        let mut fs = vec![VecFrame::new(&stray)];
+        let mut vs = vec![Verdict::default()];
+        let mut copies = Vec::new();
+        dp.process_burst_copies(1, &mut fs, &mut vs, &mut copies, 10 + burst);
+        // in_port 3 in table 1; reg1 = 2 from the stack; output:1 (the
+        // real ingress port) goes, output:3 (the written one) does not.
+        assert_eq!(vs, [ports(&[1])], "burst {burst}");
+    }
+}
