@@ -33,6 +33,8 @@ pub(crate) mod ring;
 pub(crate) mod split;
 
 #[cfg(test)]
+mod hostile;
+#[cfg(test)]
 mod mock;
 #[cfg(test)]
 mod tests;

@@ -370,6 +370,13 @@ pub(crate) fn enqueue(
                     cap = cap.saturating_add(c);
                 }
                 Err(_) => {
+                    // The frame's chains go back empty in the order the
+                    // guest made them available, the bad one last: with
+                    // VIRTIO_F_IN_ORDER the device must use buffers in
+                    // that order (VIRTIO 1.2 §2.7.9).
+                    for &(h, _) in &heads[..nch] {
+                        ring.push_used(h, 0);
+                    }
                     ring.push_used(head, 0);
                     done.errors += 1;
                     bad = true;
@@ -378,9 +385,6 @@ pub(crate) fn enqueue(
             }
         }
         if bad {
-            for &(h, _) in &heads[..nch] {
-                ring.push_used(h, 0);
-            }
             done.frames += 1;
             continue;
         }
