@@ -19,14 +19,9 @@
 
 mod ovs_harness;
 
-use std::path::Path;
-
-use openflow::error_msg::ErrorType;
-use openflow::flow_mod::FlowMod;
-use openflow::instruction::Instruction;
 use openflow::nicira::{NxAction, NxStack};
-use openflow::oxm::{Field, OxmField};
-use openflow::{Action, Match, Message};
+use openflow::Message;
+use ovs_harness::ofctl::*;
 use ovs_harness::*;
 
 /// The flows: UDP from port 1, one case per destination port.
@@ -66,60 +61,6 @@ const CASES: [u16; 18] = [
     1, 2, 3, 4, 5, 6, 7, 8, 9, 20, 21, 22, 23, 24, 25, 26, 27, 28,
 ];
 
-fn ofctl(dir: &Path, version: Option<&str>, args: &[&str]) -> (bool, String, String) {
-    let mut c = std::process::Command::new("ovs-ofctl");
-    c.env("OVS_RUNDIR", dir);
-    if let Some(v) = version {
-        c.args(["-O", v]);
-    }
-    let o = c.args(args).output().expect("ovs-ofctl");
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn ofctl_ok(dir: &Path, version: Option<&str>, args: &[&str]) -> String {
-    let (good, out, err) = ofctl(dir, version, args);
-    assert!(good, "ovs-ofctl {args:?} on {}: {err}", dir.display());
-    out
-}
-
-/// `dump-flows --no-stats`, one trimmed line per flow, sorted.
-fn dump(dir: &Path, version: Option<&str>) -> Vec<String> {
-    let mut v: Vec<String> = ofctl_ok(dir, version, &["dump-flows", "br0", "--no-stats"])
-        .lines()
-        .map(|l| l.trim().to_owned())
-        .filter(|l| l.contains("actions="))
-        .collect();
-    v.sort();
-    v
-}
-
-fn same_dump(what: &str, vsw: &Path, ovs: &Path, version: Option<&str>) -> Vec<String> {
-    let (a, b) = (dump(vsw, version), dump(ovs, version));
-    assert_eq!(
-        a,
-        b,
-        "{what}: vswitch and OVS print different flows\n--- vswitch:\n{}\n--- OVS:\n{}",
-        a.join("\n"),
-        b.join("\n")
-    );
-    a
-}
-
-/// A flow-mod into table 9 matching `eth_type` with one Nicira action.
-fn flow_mod(eth_type: u16, a: NxAction) -> Message {
-    Message::FlowMod(FlowMod {
-        table_id: 9,
-        priority: 10,
-        matching: Match::new().with(OxmField::exact(Field::EthType, &eth_type.to_be_bytes())),
-        instructions: vec![Instruction::ApplyActions(vec![Action::Nicira(a)])],
-        ..FlowMod::default()
-    })
-}
-
 /// Malformed or inconsistent stack actions a controller may send.
 fn bad_flow_mods() -> Vec<(&'static str, Message)> {
     let st = |field: u32, ofs: u16, n_bits: u16| NxStack { ofs, field, n_bits };
@@ -152,19 +93,6 @@ fn bad_flow_mods() -> Vec<(&'static str, Message)> {
             flow_mod(0x0800, NxAction::StackPop(st(arp_op, 0, 16))),
         ),
     ]
-}
-
-/// (type, code) of the error a switch answered a bad flow-mod with.
-fn error_of(rig_dir: &Path, what: &str, m: Message) -> (ErrorType, u16) {
-    let mut answers = controller_sends(&rig_dir.join("br0.mgmt"), vec![m]);
-    answers.retain(|m| !matches!(m, Message::Hello(_)));
-    match answers.as_slice() {
-        [Message::Error(e)] => (e.err_type, e.code),
-        other => panic!(
-            "{what} ({}): want one error, got {other:?}",
-            rig_dir.display()
-        ),
-    }
 }
 
 #[test]
@@ -260,34 +188,6 @@ fn frames() -> Vec<(String, Vec<u8>)> {
 
 const PORTS: [u32; 3] = [1, 2, 3];
 
-fn replay(kind: Kind, pcap: &Path, n: u64) -> std::collections::BTreeMap<u32, Vec<Vec<u8>>> {
-    let mut rig = Rig::new(kind, "ovnad");
-    ok(rig.start());
-    for p in [2, 3] {
-        ok(rig.add_port(
-            p,
-            &format!("net_pcap{p},tx_pcap={}", rig.sink(p).display()),
-            &[],
-        ));
-    }
-    let file = rig.path("flows.txt");
-    std::fs::write(&file, FLOWS).unwrap();
-    ok(rig.ofctl(&["add-flows", "br0", &file]));
-    ok(rig.add_source(pcap));
-    let (rx, tx) = ok(rig.wait_replayed(n, &PORTS));
-    assert_eq!(rx, n, "{}: port 1 received {rx} of {n}", rig.name());
-    let mut out = ok(rig.captures(&tx));
-    for v in out.values_mut() {
-        v.sort();
-    }
-    eprintln!(
-        "{}: {:?}",
-        rig.name(),
-        out.iter().map(|(p, v)| (*p, v.len())).collect::<Vec<_>>()
-    );
-    out
-}
-
 #[test]
 fn in_port_and_stack_same_frames_as_ovs_dpdk() {
     preflight();
@@ -297,8 +197,8 @@ fn in_port_and_stack_same_frames_as_ovs_dpdk() {
     let input = frames();
     write_pcap(&pcap, &input);
     let n = input.len() as u64;
-    let ovs = replay(Kind::Ovs, &pcap, n);
-    let vsw = replay(Kind::Vswitch, &pcap, n);
+    let ovs = replay(Kind::Ovs, "ovnad", FLOWS, (&pcap, n), &PORTS);
+    let vsw = replay(Kind::Vswitch, "ovnad", FLOWS, (&pcap, n), &PORTS);
     let _ = std::fs::remove_dir_all(&dir);
     let counts: Vec<usize> = PORTS
         .iter()
@@ -306,24 +206,7 @@ fn in_port_and_stack_same_frames_as_ovs_dpdk() {
         .collect();
     eprintln!("OVS's outputs per port: {counts:?}");
     assert_eq!(counts, EXPECTED_OVS, "OVS's outputs per port");
-    for p in PORTS {
-        let empty = Vec::new();
-        let (a, b) = (vsw.get(&p).unwrap_or(&empty), ovs.get(&p).unwrap_or(&empty));
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert_eq!(
-                hex(x),
-                hex(y),
-                "port {p}, frame {i} of the sorted captures: vswitch vs OVS"
-            );
-        }
-        assert_eq!(
-            a.len(),
-            b.len(),
-            "port {p}: vswitch sent {} frames, OVS {}",
-            a.len(),
-            b.len()
-        );
-    }
+    same_frames(&vsw, &ovs, &PORTS);
 }
 
 /// What OVS sends per port 1, 2, 3 (3 frames per case), so the comparison

@@ -17,14 +17,9 @@
 
 mod ovs_harness;
 
-use std::path::Path;
-
-use openflow::error_msg::ErrorType;
-use openflow::flow_mod::FlowMod;
-use openflow::instruction::Instruction;
 use openflow::nicira::{reg_load_ofs_nbits, NxAction};
-use openflow::oxm::{Field, OxmField};
-use openflow::{Action, Match, Message};
+use openflow::Message;
+use ovs_harness::ofctl::*;
 use ovs_harness::*;
 
 /// OVN-style flows (table 0: the ARP and ICMP responders of a logical
@@ -44,62 +39,6 @@ table=1,priority=90,icmp,actions=set_field:0x5->xxreg2,load:0x3->NXM_OF_ICMP_TYP
 // ---------------------------------------------------------------------------
 // ovs-ofctl against both: what they print.
 // ---------------------------------------------------------------------------
-
-/// `ovs-ofctl [-O VERSION] ARGS` against the switch whose run directory is
-/// `dir`: (success, stdout, stderr).
-fn ofctl(dir: &Path, version: Option<&str>, args: &[&str]) -> (bool, String, String) {
-    let mut c = std::process::Command::new("ovs-ofctl");
-    c.env("OVS_RUNDIR", dir);
-    if let Some(v) = version {
-        c.args(["-O", v]);
-    }
-    let o = c.args(args).output().expect("ovs-ofctl");
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn ofctl_ok(dir: &Path, version: Option<&str>, args: &[&str]) -> String {
-    let (good, out, err) = ofctl(dir, version, args);
-    assert!(good, "ovs-ofctl {args:?} on {}: {err}", dir.display());
-    out
-}
-
-/// `dump-flows --no-stats`, one trimmed line per flow, sorted.
-fn dump(dir: &Path, version: Option<&str>) -> Vec<String> {
-    let mut v: Vec<String> = ofctl_ok(dir, version, &["dump-flows", "br0", "--no-stats"])
-        .lines()
-        .map(|l| l.trim().to_owned())
-        .filter(|l| l.contains("actions="))
-        .collect();
-    v.sort();
-    v
-}
-
-fn same_dump(what: &str, vsw: &Path, ovs: &Path, version: Option<&str>) -> Vec<String> {
-    let (a, b) = (dump(vsw, version), dump(ovs, version));
-    assert_eq!(
-        a,
-        b,
-        "{what}: vswitch and OVS print different flows\n--- vswitch:\n{}\n--- OVS:\n{}",
-        a.join("\n"),
-        b.join("\n")
-    );
-    a
-}
-
-/// A flow-mod into table 9 matching `eth_type` with one Nicira action.
-fn flow_mod(eth_type: u16, a: NxAction) -> Message {
-    Message::FlowMod(FlowMod {
-        table_id: 9,
-        priority: 10,
-        matching: Match::new().with(OxmField::exact(Field::EthType, &eth_type.to_be_bytes())),
-        instructions: vec![Instruction::ApplyActions(vec![Action::Nicira(a)])],
-        ..FlowMod::default()
-    })
-}
 
 /// The malformed or inconsistent loads and moves a controller may send,
 /// with what each is.
@@ -159,19 +98,6 @@ fn bad_flow_mods() -> Vec<(&'static str, Message)> {
             flow_mod(0x0800, load(eth_type, 0, 16, 0x86dd)),
         ),
     ]
-}
-
-/// (type, code) of the error a switch answered a bad flow-mod with.
-fn error_of(rig_dir: &Path, what: &str, m: Message) -> (ErrorType, u16) {
-    let mut answers = controller_sends(&rig_dir.join("br0.mgmt"), vec![m]);
-    answers.retain(|m| !matches!(m, Message::Hello(_)));
-    match answers.as_slice() {
-        [Message::Error(e)] => (e.err_type, e.code),
-        other => panic!(
-            "{what} ({}): want one error, got {other:?}",
-            rig_dir.display()
-        ),
-    }
 }
 
 #[test]
@@ -346,36 +272,6 @@ fn frames() -> Vec<(String, Vec<u8>)> {
 
 const PORTS: [u32; 3] = [1, 2, 3];
 
-/// One side: the flows through `ovs-ofctl -O OpenFlow13 add-flows`, the
-/// pcap replayed into port 1; each port's frames, sorted.
-fn replay(kind: Kind, pcap: &Path, n: u64) -> std::collections::BTreeMap<u32, Vec<Vec<u8>>> {
-    let mut rig = Rig::new(kind, "ovnfd");
-    ok(rig.start());
-    for p in [2, 3] {
-        ok(rig.add_port(
-            p,
-            &format!("net_pcap{p},tx_pcap={}", rig.sink(p).display()),
-            &[],
-        ));
-    }
-    let file = rig.path("flows.txt");
-    std::fs::write(&file, FLOWS).unwrap();
-    ok(rig.ofctl(&["add-flows", "br0", &file]));
-    ok(rig.add_source(pcap));
-    let (rx, tx) = ok(rig.wait_replayed(n, &PORTS));
-    assert_eq!(rx, n, "{}: port 1 received {rx} of {n}", rig.name());
-    let mut out = ok(rig.captures(&tx));
-    for v in out.values_mut() {
-        v.sort();
-    }
-    eprintln!(
-        "{}: {:?}",
-        rig.name(),
-        out.iter().map(|(p, v)| (*p, v.len())).collect::<Vec<_>>()
-    );
-    out
-}
-
 #[test]
 fn ovn_responders_same_frames_as_ovs_dpdk() {
     preflight();
@@ -385,8 +281,8 @@ fn ovn_responders_same_frames_as_ovs_dpdk() {
     let input = frames();
     write_pcap(&pcap, &input);
     let n = input.len() as u64;
-    let ovs = replay(Kind::Ovs, &pcap, n);
-    let vsw = replay(Kind::Vswitch, &pcap, n);
+    let ovs = replay(Kind::Ovs, "ovnfd", FLOWS, (&pcap, n), &PORTS);
+    let vsw = replay(Kind::Vswitch, "ovnfd", FLOWS, (&pcap, n), &PORTS);
     let _ = std::fs::remove_dir_all(&dir);
     // What OVS did (so the comparison compares something): 6 ARP and 6
     // ICMP replies out of port 1, 6 UDP out of 2, 6 TCP and 7 ICMP out of 3.
@@ -395,21 +291,5 @@ fn ovn_responders_same_frames_as_ovs_dpdk() {
         .map(|p| ovs.get(p).map_or(0, Vec::len))
         .collect();
     assert_eq!(counts, [12, 6, 13], "OVS's outputs per port");
-    for p in PORTS {
-        let (a, b) = (&vsw[&p], &ovs[&p]);
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert_eq!(
-                hex(x),
-                hex(y),
-                "port {p}, frame {i} of the sorted captures: vswitch vs OVS"
-            );
-        }
-        assert_eq!(
-            a.len(),
-            b.len(),
-            "port {p}: vswitch sent {} frames, OVS {}",
-            a.len(),
-            b.len()
-        );
-    }
+    same_frames(&vsw, &ovs, &PORTS);
 }

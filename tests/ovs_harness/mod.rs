@@ -20,6 +20,8 @@
 #[path = "../netns/mod.rs"]
 pub mod netns;
 
+pub mod ofctl;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::{self, File};
