@@ -334,10 +334,6 @@ fn ovs_config(pcap: &str, frames: u32, tag: &str) -> Result<ovs::Config, String>
     })
 }
 
-fn run_ovs(pcap: &str, frames: u32, rule_text: &str, secs: u64, tag: &str) -> Side {
-    run_ovs_probes(pcap, frames, rule_text, secs, tag, false)
-}
-
 /// `pmd-stats-show`'s "avg. subtable lookups per megaflow hit" of the
 /// first PMD thread.
 fn parse_subtable_lookups(text: &str) -> Option<f64> {
@@ -351,7 +347,7 @@ fn parse_subtable_lookups(text: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// [`run_ovs`]; with `probes`, also the classifier work from
+/// OVS-DPDK on `pcap` with `rule_text`; with `probes`, also the classifier work from
 /// `pmd-stats-show` (subtable lookups per megaflow hit and per packet).
 fn run_ovs_probes(
     pcap: &str,
@@ -500,10 +496,6 @@ fn run_testpmd(pcap: &str, frames: u32, secs: u64, tag: &str) -> Side {
         proc::last_lines(&r.stderr, 20)
     );
     Side::from_samples(samples, secs as usize, cycles, "testpmd", &log)
-}
-
-fn run_vswitch(pcap: &str, frames: u32, flows_file: &Path, secs: u64, tag: &str) -> Side {
-    run_vswitch_probes(pcap, frames, flows_file, secs, tag, false)
 }
 
 /// The classifier work in a `vswitch run --json` summary's switch
@@ -661,21 +653,7 @@ fn measure(
 ) -> Measured {
     let pcap = pcap.to_string_lossy().into_owned();
     let tp = testpmd_ceiling(a, case, &pcap, frames, tag);
-    let (mut os, mut vs) = (Vec::new(), Vec::new());
-    for round in 0..a.rounds {
-        let tag = format!("{tag}-{round}");
-        os.push(if a.no_ovs {
-            Side::na("skipped (--no-ovs)")
-        } else {
-            eprintln!("[{case}] ovs-vswitchd-dpdk ...");
-            run_ovs_probes(&pcap, frames, ovs_rules, a.seconds, &tag, probes)
-        });
-        eprintln!("[{case}] vswitch run --flows ...");
-        vs.push(run_vswitch_probes(
-            &pcap, frames, vs_file, a.seconds, &tag, probes,
-        ));
-    }
-    let (o, v) = (combine(os), combine(vs));
+    let (o, v) = interleaved(a, case, (&pcap, frames), (ovs_rules, vs_file), tag, probes);
     Measured {
         frame_len: a.len + 4,
         pcap_frames: frames,
@@ -686,6 +664,33 @@ fn measure(
         testpmd_mac: tp,
         vswitch: v,
     }
+}
+
+/// OVS (`ovs_rules`) and vswitch (`vs_file`) on `pcap` of `frames`
+/// frames, `a.rounds` rounds interleaved, each side combined over them.
+fn interleaved(
+    a: &Args,
+    case: &str,
+    (pcap, frames): (&str, u32),
+    (ovs_rules, vs_file): (&str, &Path),
+    tag: &str,
+    probes: bool,
+) -> (Side, Side) {
+    let (mut os, mut vs) = (Vec::new(), Vec::new());
+    for round in 0..a.rounds {
+        let tag = format!("{tag}-{round}");
+        os.push(if a.no_ovs {
+            Side::na("skipped (--no-ovs)")
+        } else {
+            eprintln!("[{case}] ovs-vswitchd-dpdk ...");
+            run_ovs_probes(pcap, frames, ovs_rules, a.seconds, &tag, probes)
+        });
+        eprintln!("[{case}] vswitch run --flows ...");
+        vs.push(run_vswitch_probes(
+            pcap, frames, vs_file, a.seconds, &tag, probes,
+        ));
+    }
+    (combine(os), combine(vs))
 }
 
 fn ratio(v: &Side, o: &Side) -> Option<f64> {
@@ -1635,19 +1640,8 @@ fn matrix_cases(a: &Args, flows: u32, dir: &Path, pid: u32) -> Vec<CaseResult> {
     };
     let pcap = pcap.to_string_lossy().into_owned();
     // testpmd ignores rules: one ceiling per flow count.
-    let tp = if a.no_testpmd {
-        Side::na("skipped (--no-testpmd)")
-    } else {
-        eprintln!(
-            "[{} flows] dpdk-testpmd --forward-mode=mac ...",
-            short(flows)
-        );
-        combine(
-            (0..a.rounds)
-                .map(|r| run_testpmd(&pcap, frames, a.seconds, &format!("{pid}-{flows}-{r}")))
-                .collect(),
-        )
-    };
+    let what = format!("{} flows", short(flows));
+    let tp = testpmd_ceiling(a, &what, &pcap, frames, &format!("{pid}-{flows}"));
     for &nrules in &a.rules {
         let tag = format!("{pid}-{flows}-{nrules}");
         let case = format!("{} flows, {} rules", short(flows), short(nrules));
@@ -1655,23 +1649,14 @@ fn matrix_cases(a: &Args, flows: u32, dir: &Path, pid: u32) -> Vec<CaseResult> {
         let vs_rules = rules::rule_set(nrules, rules::VSWITCH_PORTS).expect("rule count checked");
         let vs_file = dir.join(format!("vswitch-{nrules}.flows"));
         std::fs::write(&vs_file, vs_rules).expect("write rules");
-        let (mut os, mut vs) = (Vec::new(), Vec::new());
-        for round in 0..a.rounds {
-            let tag = format!("{tag}-{round}");
-            os.push(if a.no_ovs {
-                Side::na("skipped (--no-ovs)")
-            } else {
-                eprintln!("[{case}] ovs-vswitchd-dpdk ...");
-                run_ovs(&pcap, frames, &ovs_rules, a.seconds, &tag)
-            });
-            eprintln!("[{case}] vswitch run --flows ...");
-            vs.push(run_vswitch(&pcap, frames, &vs_file, a.seconds, &tag));
-        }
-        let (o, v) = (combine(os), combine(vs));
-        let ratio = match (v.mpps, o.mpps) {
-            (Some(v), Some(o)) if o > 0.0 => Some(v / o),
-            _ => None,
-        };
+        let (o, v) = interleaved(
+            a,
+            &case,
+            (&pcap, frames),
+            (&ovs_rules, &vs_file),
+            &tag,
+            false,
+        );
         let r = CaseResult {
             flows,
             rules: nrules,
@@ -1679,10 +1664,10 @@ fn matrix_cases(a: &Args, flows: u32, dir: &Path, pid: u32) -> Vec<CaseResult> {
             pcap_frames: frames,
             seconds: a.seconds,
             rounds: a.rounds,
+            vswitch_over_ovs: ratio(&v, &o),
             ovs: o,
             testpmd_mac: tp.clone(),
             vswitch: v,
-            vswitch_over_ovs: ratio,
         };
         report::json_line("switch", &r);
         results.push(r);
