@@ -97,38 +97,13 @@ fn bad_flow_mods() -> Vec<(&'static str, Message)> {
 
 #[test]
 fn in_port_and_stack_flows_print_and_fail_as_with_ovs() {
-    let mut ovs = Rig::new(Kind::Ovs, "ovna").dummy();
-    ok(ovs.start_ovsdb());
-    ok(ovs.start_daemon(Net::Fresh, &[]));
-    ok(ovs.add_bridge("br0", &["fail_mode=secure"]));
-    ok(ovs.wait_for_file("br0.mgmt", 20));
-    let mut vsw = Rig::new(Kind::Vswitch, "ovna");
-    ok(vsw.start());
+    let (vsw, ovs) = both_switches("ovna");
     let (vd, od) = (vsw.dir.clone(), ovs.dir.clone());
-    let file = vd.join("flows.txt");
-    std::fs::write(&file, FLOWS).unwrap();
-    let file = file.to_string_lossy().into_owned();
-    for d in [&vd, &od] {
-        ofctl_ok(d, Some("OpenFlow13"), &["add-flows", "br0", &file]);
-    }
-    let flows = same_dump(
-        "OpenFlow 1.3 add-flows, 1.3 dump",
-        &vd,
-        &od,
-        Some("OpenFlow13"),
-    );
-    assert_eq!(flows.len(), FLOWS.lines().count(), "{flows:#?}");
-    same_dump("OpenFlow 1.3 add-flows, 1.0 dump", &vd, &od, None);
+    let flows = same_flows_through_13_and_10(&vd, &od, FLOWS);
     let want =
         "priority=100,udp,in_port=1,tp_dst=20 actions=load:0x2->NXM_NX_REG0[],push:NXM_NX_REG0[],\
                 load:0x3->NXM_NX_REG0[],pop:NXM_NX_REG0[],resubmit(,2)";
     assert!(flows.iter().any(|l| l == want), "{flows:#?}");
-    eprintln!("both print:\n{}", flows.join("\n"));
-    for d in [&vd, &od] {
-        ofctl_ok(d, None, &["del-flows", "br0"]);
-        ofctl_ok(d, None, &["add-flows", "br0", &file]);
-    }
-    same_dump("OpenFlow 1.0 add-flows, 1.0 dump", &vd, &od, None);
 
     // ovs-ofctl refuses a pop into a read-only field itself.
     let (good, _, err) = ofctl(
@@ -137,14 +112,7 @@ fn in_port_and_stack_flows_print_and_fail_as_with_ovs() {
         &["add-flow", "br0", "ip,actions=pop:NXM_OF_ETH_TYPE[]"],
     );
     assert!(!good, "{err}");
-
-    for (what, m) in bad_flow_mods() {
-        let want = error_of(&od, what, m.clone());
-        let got = error_of(&vd, what, m);
-        eprintln!("{what}: OVS {want:?}, vswitch {got:?}");
-        assert_eq!(got, want, "{what}");
-    }
-    same_dump("after the refused flow-mods", &vd, &od, None);
+    same_errors(&vd, &od, bad_flow_mods());
 }
 
 // ---------------------------------------------------------------------------
