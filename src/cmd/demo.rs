@@ -19,7 +19,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use switch::control::{request, PortInfo, Reply, Request};
 use switch::table::RuleInfo;
+use tgt_sandbox::{free_control_port, Daemon, Launch};
 use vfio::blk::{VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT};
 use vfio::vhost_user::mock_frontend::MockFrontend;
 use vfio::virtq::mock::Buf;
@@ -136,30 +137,6 @@ impl Drop for Net {
             .args(["link", "del", &self.host_if])
             .stderr(Stdio::null())
             .status();
-    }
-}
-
-/// tgtd; killed (and its management socket removed) on drop.
-struct Tgtd {
-    child: Child,
-    control: u16,
-}
-
-impl Drop for Tgtd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for s in ["", ".lock"] {
-            let _ = std::fs::remove_file(format!("/var/run/tgtd/socket.{}{s}", self.control));
-        }
-    }
-}
-
-impl Tgtd {
-    fn adm(&self, args: &[&str]) -> Result<(), String> {
-        sh(Command::new("tgtadm")
-            .args(["-C", &self.control.to_string(), "--lld", "iscsi"])
-            .args(args))
     }
 }
 
@@ -298,65 +275,24 @@ fn start_tgtd(
     net: &Net,
     dir: &Dir,
     tgt_ip: &str,
-) -> Result<(Tgtd, PathBuf, String), String> {
+) -> Result<(Daemon, PathBuf, String), String> {
     let id = std::process::id();
     let lun = dir.0.join("lun1.img");
     std::fs::File::create(&lun)
         .and_then(|f| f.set_len(DISK))
         .map_err(|e| format!("{}: {e}", lun.display()))?;
-    let control = (10_000..30_000u32)
-        .map(|k| (10_000 + (id + k) % 20_000) as u16)
-        .find(|p| !Path::new(&format!("/var/run/tgtd/socket.{p}")).exists())
-        .ok_or("no free tgtd control port")?;
-    let log = std::fs::File::create(dir.0.join("tgtd.log")).map_err(|e| e.to_string())?;
-    let tgtd = Tgtd {
-        child: Command::new("ip")
-            .args(["netns", "exec", &net.ns, "tgtd", "-f", "-C"])
-            .arg(control.to_string())
-            .arg("--iscsi")
-            .arg(format!("portal={tgt_ip}:3260"))
-            .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .map_err(|e| format!("tgtd: {e}"))?,
-        control,
-    };
-    let t = Instant::now();
-    while tgtd.adm(&["--mode", "target", "--op", "show"]).is_err() {
-        if t.elapsed() > Duration::from_secs(10) {
-            return Err(format!(
-                "tgtd did not start: {}",
-                std::fs::read_to_string(dir.0.join("tgtd.log")).unwrap_or_default()
-            ));
-        }
-        step_wait(stop)?;
-    }
+    let mut tgtd = Daemon::spawn(Launch {
+        control: free_control_port(id).ok_or("no free tgtd control port")?,
+        portal: format!("{tgt_ip}:3260"),
+        netns: Some(net.ns.clone()),
+        log: Some(dir.0.join("tgtd.log")),
+    })?;
+    // The portal is in the namespace, behind the switch: not reachable
+    // from here before the switch runs, so only the channel is waited for.
+    tgtd.wait_ready(Duration::from_secs(10), false)?;
+    step_wait(stop)?;
     let iqn = format!("iqn.2026-01.dev.vswitch:demo{id}");
-    tgtd.adm(&[
-        "--mode",
-        "target",
-        "--op",
-        "new",
-        "--tid",
-        "1",
-        "--targetname",
-        &iqn,
-    ])?;
-    tgtd.adm(&[
-        "--mode",
-        "logicalunit",
-        "--op",
-        "new",
-        "--tid",
-        "1",
-        "--lun",
-        "1",
-        "-b",
-        &lun.to_string_lossy(),
-    ])?;
-    tgtd.adm(&[
-        "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
-    ])?;
+    tgtd.adm().export_lun(&iqn, &lun)?;
     Ok((tgtd, lun, iqn))
 }
 

@@ -6,8 +6,9 @@
 use iscsi_initiator::chap::Chap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+use tgt_sandbox::{Daemon, Launch, Tgtadm};
 
 pub const INITIATOR: &str = "iqn.2026-01.dev.vswitch:test-initiator";
 
@@ -30,25 +31,19 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// tgtd's management channel number must stay below 32768; it names a unix socket
-/// (/var/run/tgtd/socket.N), so pick one from the pid and a counter.
+/// tgtd's management channel: one whose socket is absent, from the pid and
+/// a per-process counter (several tgtds per test).
 fn control_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    // Sockets left by a killed tgtd stay behind: skip them, over the whole range.
-    for _ in 0..20_000 {
-        let k = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = 10_000 + ((std::process::id() * 10 + k) % 20_000) as u16;
-        if !Path::new(&format!("/var/run/tgtd/socket.{port}")).exists() {
-            return port;
-        }
-    }
-    panic!("no free tgtd control port in 10000..30000 (/var/run/tgtd is full of sockets)");
+    let k = NEXT.fetch_add(1, Ordering::Relaxed);
+    tgt_sandbox::free_control_port(std::process::id().wrapping_mul(10).wrapping_add(k))
+        .expect("no free tgtd control port in 10000..30000 (/var/run/tgtd is full of sockets)")
 }
 
 /// A running tgtd with one target.
 pub struct Tgtd {
-    child: Option<Child>,
+    daemon: Option<Daemon>,
     pub control_port: u16,
     pub port: u16,
     pub iqn: String,
@@ -111,7 +106,7 @@ impl Tgtd {
                 .unwrap();
         }
         let mut t = Tgtd {
-            child: None,
+            daemon: None,
             control_port: 0,
             port: 0,
             iqn: format!("iqn.2026-01.dev.vswitch:{name}"),
@@ -129,7 +124,7 @@ impl Tgtd {
 
     /// The pid of the running tgtd (for a benchmark's clean-up record).
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
+        self.daemon.as_ref().map(Daemon::pid)
     }
 
     pub fn portal(&self) -> String {
@@ -143,184 +138,81 @@ impl Tgtd {
     }
 
     fn launch(&mut self) {
+        let mut last = String::new();
         for _attempt in 0..5 {
             if self.port == 0 {
                 self.port = free_port();
                 self.control_port = control_port();
             }
-            let log = std::fs::File::create(self.dir.join("tgtd.log")).unwrap();
-            let mut cmd = match &self.netns {
-                Some((ns, _)) => {
-                    let mut c = Command::new("ip");
-                    c.args(["netns", "exec", ns, "tgtd"]);
-                    c
-                }
-                None => Command::new("tgtd"),
+            let launch = Launch {
+                control: self.control_port,
+                portal: self.portal(),
+                netns: self.netns.as_ref().map(|(ns, _)| ns.clone()),
+                log: Some(self.dir.join("tgtd.log")),
             };
-            let child = cmd
-                .args(["-f", "-C", &self.control_port.to_string(), "--iscsi"])
-                .arg(format!("portal={}", self.portal()))
-                .stdout(Stdio::from(log.try_clone().unwrap()))
-                .stderr(Stdio::from(log))
-                .spawn()
-                .expect("spawn tgtd (Debian package `tgt`)");
-            self.child = Some(child);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            let mut up = false;
-            while Instant::now() < deadline {
-                if std::net::TcpStream::connect(self.portal()).is_ok()
-                    && self.tgtadm_ok(&["--mode", "target", "--op", "show"])
-                {
-                    up = true;
-                    break;
+            let mut daemon = Daemon::spawn(launch).unwrap_or_else(|e| panic!("{e}"));
+            match daemon.wait_ready(Duration::from_secs(5), true) {
+                Ok(()) => {
+                    self.daemon = Some(daemon);
+                    self.configure();
+                    return;
                 }
-                if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+                // Port taken meanwhile: pick new ones (dropping `daemon`
+                // killed it).
+                Err(e) => last = e,
             }
-            if up {
-                self.configure();
-                return;
-            }
-            self.kill();
-            // Port taken meanwhile: pick new ones.
             self.port = 0;
         }
-        panic!(
-            "tgtd did not start; log: {}",
-            std::fs::read_to_string(self.dir.join("tgtd.log")).unwrap_or_default()
-        );
+        panic!("{last}");
     }
 
-    fn tgtadm_ok(&self, args: &[&str]) -> bool {
-        Command::new("tgtadm")
-            .args(["-C", &self.control_port.to_string(), "--lld", "iscsi"])
-            .args(args)
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    }
-
+    /// `tgtadm` on this tgtd's channel, panicking with its stderr.
     pub fn tgtadm(&self, args: &[&str]) {
-        let o = Command::new("tgtadm")
-            .args(["-C", &self.control_port.to_string(), "--lld", "iscsi"])
-            .args(args)
-            .output()
-            .expect("run tgtadm");
-        assert!(
-            o.status.success(),
-            "tgtadm {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        self.adm().run(args).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn adm(&self) -> Tgtadm {
+        Tgtadm::new(self.control_port)
     }
 
     fn configure(&self) {
-        self.tgtadm(&[
-            "--mode",
-            "target",
-            "--op",
-            "new",
-            "--tid",
-            "1",
-            "--targetname",
-            &self.iqn,
-        ]);
-        self.tgtadm(&[
-            "--mode",
-            "logicalunit",
-            "--op",
-            "new",
-            "--tid",
-            "1",
-            "--lun",
-            "1",
-            "-b",
-            self.backing.to_str().unwrap(),
-        ]);
-        self.tgtadm(&[
-            "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
-        ]);
+        let adm = self.adm();
+        adm.export_lun(&self.iqn, &self.backing)
+            .unwrap_or_else(|e| panic!("{e}"));
         if let Some(Chap {
             user,
             secret,
             mutual,
         }) = &self.chap
         {
-            self.tgtadm(&[
-                "--mode",
-                "account",
-                "--op",
-                "new",
-                "--user",
-                user,
-                "--password",
-                secret,
-            ]);
-            self.tgtadm(&[
-                "--mode", "account", "--op", "bind", "--tid", "1", "--user", user,
-            ]);
+            adm.new_account(user, secret)
+                .and_then(|()| adm.bind_account(user, false))
+                .unwrap_or_else(|e| panic!("{e}"));
             if let Some((mu, ms)) = mutual {
-                self.tgtadm(&[
-                    "--mode",
-                    "account",
-                    "--op",
-                    "new",
-                    "--user",
-                    mu,
-                    "--password",
-                    ms,
-                ]);
-                self.tgtadm(&[
-                    "--mode",
-                    "account",
-                    "--op",
-                    "bind",
-                    "--tid",
-                    "1",
-                    "--user",
-                    mu,
-                    "--outgoing",
-                ]);
+                adm.new_account(mu, ms)
+                    .and_then(|()| adm.bind_account(mu, true))
+                    .unwrap_or_else(|e| panic!("{e}"));
             }
         }
     }
 
     /// Sets LUN 1 parameters (e.g. `thin_provisioning=1`).
     pub fn set_lun_params(&self, params: &str) {
-        self.tgtadm(&[
-            "--mode",
-            "logicalunit",
-            "--op",
-            "update",
-            "--tid",
-            "1",
-            "--lun",
-            "1",
-            "--params",
-            params,
-        ]);
+        self.adm()
+            .update_lun(1, params)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Sets a target-wide iSCSI parameter (e.g. HeaderDigest CRC32C) before login.
     pub fn set_param(&self, name: &str, value: &str) {
-        self.tgtadm(&[
-            "--mode", "target", "--op", "update", "--tid", "1", "--name", name, "--value", value,
-        ]);
+        self.adm()
+            .update_target(name, value)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Kills tgtd (SIGKILL; dropping the daemon removes its socket).
     fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-            // SIGKILL leaves tgtd's management socket and lock behind.
-            for suffix in ["", ".lock"] {
-                let _ = std::fs::remove_file(format!(
-                    "/var/run/tgtd/socket.{}{suffix}",
-                    self.control_port
-                ));
-            }
-        }
+        self.daemon = None;
     }
 
     /// Kills tgtd (SIGKILL) and starts it again on the same ports with the same LUN.
@@ -332,9 +224,9 @@ impl Tgtd {
     /// Stops tgtd with SIGSTOP: its portal goes silent (connections stay
     /// open, nothing answers), as a hung target or a cut link.
     pub fn freeze(&self) {
-        if let Some(c) = &self.child {
+        if let Some(pid) = self.pid() {
             let ok = Command::new("kill")
-                .args(["-STOP", &c.id().to_string()])
+                .args(["-STOP", &pid.to_string()])
                 .status()
                 .map(|s| s.success())
                 .unwrap_or(false);

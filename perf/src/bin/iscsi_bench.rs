@@ -20,15 +20,17 @@ use iscsi_initiator::workload::{self, Workload};
 use iscsi_initiator::SessionConfig;
 use perf::cleanup::{self, Resource};
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use tgt_sandbox::{free_control_port, Daemon, Launch};
 
 const IQN: &str = "iqn.2026-01.dev.vswitch:bench";
 
+/// The target under test; `daemon` first, so tgtd is killed before its
+/// namespace goes.
 struct Tgtd {
-    child: Child,
-    control: u16,
+    daemon: Daemon,
     port: u16,
     addr: String,
     dir: PathBuf,
@@ -104,7 +106,6 @@ impl Tgtd {
             .local_addr()
             .unwrap()
             .port();
-        let control = 20_000 + (std::process::id() % 10_000) as u16;
         let dir = std::env::temp_dir().join(format!("vswitch-iscsi-bench-{}", std::process::id()));
         cleanup::record(Resource::Path(dir.clone()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -121,86 +122,31 @@ impl Tgtd {
         } else {
             (None, "127.0.0.1".to_owned())
         };
-        let mut cmd = match &net {
-            Some(v) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", &v.ns, "tgtd"]);
-                c
-            }
-            None => Command::new("tgtd"),
-        };
-        let child = cmd
-            .args(["-f", "-C", &control.to_string(), "--iscsi"])
-            .arg(format!("portal={addr}:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tgtd not found: install the Debian package `tgt`");
-        cleanup::record_child(&child);
+        let mut daemon = Daemon::spawn(Launch {
+            control: free_control_port(std::process::id()).expect("no free tgtd control port"),
+            portal: format!("{addr}:{port}"),
+            netns: net.as_ref().map(|v| v.ns.clone()),
+            log: None,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(r) = Resource::process(daemon.pid()) {
+            cleanup::record(r);
+        }
+        daemon
+            .wait_ready(Duration::from_secs(5), true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let adm = daemon.adm();
         let t = Tgtd {
-            child,
-            control,
+            daemon,
             port,
             addr,
             dir,
             _net: net,
         };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(t.portal()).is_err() {
-            assert!(Instant::now() < deadline, "tgtd did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        t.adm(&[
-            "--mode",
-            "target",
-            "--op",
-            "new",
-            "--tid",
-            "1",
-            "--targetname",
-            IQN,
-        ]);
-        t.adm(&[
-            "--mode",
-            "logicalunit",
-            "--op",
-            "new",
-            "--tid",
-            "1",
-            "--lun",
-            "1",
-            "-b",
-            img.to_str().unwrap(),
-        ]);
-        t.adm(&[
-            "--mode",
-            "logicalunit",
-            "--op",
-            "new",
-            "--tid",
-            "1",
-            "--lun",
-            "2",
-            "--bstype",
-            "null",
-            "-b",
-            "/dev/null",
-        ]);
-        t.adm(&[
-            "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
-        ]);
+        adm.export_lun(IQN, &img)
+            .and_then(|()| adm.new_lun(2, Path::new("/dev/null"), Some("null")))
+            .unwrap_or_else(|e| panic!("{e}"));
         t
-    }
-
-    fn adm(&self, args: &[&str]) {
-        let ok = Command::new("tgtadm")
-            .args(["-C", &self.control.to_string(), "--lld", "iscsi"])
-            .args(args)
-            .status()
-            .expect("tgtadm (Debian package `tgt`)")
-            .success();
-        assert!(ok, "tgtadm {args:?} failed");
     }
 
     fn portal(&self) -> String {
@@ -209,8 +155,8 @@ impl Tgtd {
 
     /// tgtd's CPU seconds so far (utime + stime from /proc).
     fn cpu(&self) -> f64 {
-        let s =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.daemon.pid()))
+            .unwrap_or_default();
         let after = s.rsplit(')').next().unwrap_or("");
         let f: Vec<&str> = after.split_whitespace().collect();
         let ticks: f64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0)
@@ -221,12 +167,7 @@ impl Tgtd {
 
 impl Drop for Tgtd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
-        for suffix in ["", ".lock"] {
-            let _ = std::fs::remove_file(format!("/var/run/tgtd/socket.{}{suffix}", self.control));
-        }
     }
 }
 
