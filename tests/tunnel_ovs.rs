@@ -107,48 +107,15 @@ fn test_frame(dst: [u8; 6], src: [u8; 6], marker: &[u8], len: usize) -> Vec<u8> 
     f
 }
 
-fn interop(kind: &str) {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (udp_port, tag) = match kind {
-        "geneve" => (6081, "g"),
-        _ => (4789, "v"),
-    };
-    let id = std::process::id() % 100000;
-    let (na, nc, no) = (
-        format!("to{tag}a{id}"),
-        format!("to{tag}c{id}"),
-        format!("to{tag}o{id}"),
-    );
-    let (ha, hu) = (format!("to{tag}ha{id}"), format!("to{tag}hu{id}"));
-    // A behind vswitch; the underlay veth between vswitch and OVS's ns;
-    // C behind OVS (its veth's other end c0 in OVS's ns).
-    let mut ns = Netns::default();
-    ns.add(&no);
-    ns.add(&nc);
-    ns.host(&na, &ha, "02:00:00:00:7a:01", "10.202.0.1/24");
-    ns.veth(&hu, "ul0", &no);
-    must(&format!(
-        "ip -n {nc} link add eth0 type veth peer name c0 netns {no}"
-    ));
-    must(&format!("ip -n {nc} addr add 10.202.0.2/24 dev eth0"));
-    for (n, l) in [(&nc, "eth0"), (&no, "ul0"), (&no, "c0")] {
-        must(&format!("ip -n {n} link set {l} up"));
-        // Checksums in software: a packet socket reads frames before the
-        // kernel fills in an offloaded checksum.
-        must(&format!("ip netns exec {n} ethtool -K {l} tx off"));
-    }
-    // The overlay, with room for the outer headers on the 1500-byte underlay.
-    for n in [&na, &nc] {
-        must(&format!("ip -n {n} link set eth0 mtu 1400"));
-    }
-
-    // The far host: OVS-DPDK, set up as its user-space tunnelling guide
-    // says (Documentation/howto/userspace-tunneling.rst).
-    let t_start = Instant::now();
+/// The far host: OVS-DPDK in namespace `no`, set up as its user-space
+/// tunnelling guide says (Documentation/howto/userspace-tunneling.rst):
+/// `br-phy` on the underlay (`ul0`, 192.168.78.2), `br-int` with the
+/// overlay's host port (`c0`, port 1) and a `kind` tunnel port (port 2,
+/// key 5) to 192.168.78.1; a Geneve port adds an option to what it sends.
+fn far_host(kind: &str, tag: &str, no: &str) -> Rig {
     let mut ovs = Rig::new(Kind::Ovs, &format!("tnl-{tag}"));
     ok(ovs.start_ovsdb());
-    ok(ovs.start_daemon(Net::Named(&no), &[]));
-    eprintln!("OVS started in {:?}", t_start.elapsed());
+    ok(ovs.start_daemon(Net::Named(no), &[]));
     ok(ovs.add_bridge(
         "br-phy",
         &[
@@ -198,6 +165,152 @@ fn interop(kind: &str) {
         ok(ovs.appctl(&["ovs/route/show"])).contains("192.168.78.0/24")
     });
 
+    ovs
+}
+
+/// What tshark says of both captures: every outer packet decodes as
+/// `kind` with VNI 5 on `udp_port`, none malformed or in error, at least
+/// seven each way; vswitch's go to OVS's MAC (resolved by ARP) without
+/// Geneve options, OVS's Geneve packets carry the option it was told to add.
+fn check_outer_packets(caps: &[PathBuf], kind: &str, udp_port: u16) {
+    // tshark: every outer packet decodes, none malformed or in error (one
+    // tshark run per capture: each start costs seconds).
+    let (proto, vni) = match kind {
+        "geneve" => ("geneve", "geneve.vni"),
+        _ => ("vxlan", "vxlan.vni"),
+    };
+    let fields = [
+        "ip.src",
+        "ip.dst",
+        proto,
+        vni,
+        "eth.dst",
+        "udp.dstport",
+        "geneve.option.class",
+        "geneve.option.type",
+        "geneve.option.unknown.data",
+        "_ws.malformed",
+        "_ws.expert.severity",
+    ];
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for cap in caps {
+        let mut c = Command::new("tshark");
+        c.arg("-r")
+            .arg(cap)
+            .args(["-T", "fields", "-E", "occurrence=a"]);
+        for f in fields {
+            c.args(["-e", f]);
+        }
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success(),
+            "tshark: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        rows.extend(
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(|l| l.split('\t').map(str::to_owned).collect()),
+        );
+    }
+    assert!(rows.len() >= 14, "captured only {} packets", rows.len());
+    // The outermost value of a field (inner headers repeat some).
+    let first = |r: &Vec<String>, i: usize| r[i].split(',').next().unwrap_or("").to_owned();
+    // Expert severities: 0x00800000 is "error" (epan/proto.h PI_ERROR).
+    let severity = |r: &Vec<String>| {
+        r[10]
+            .split(',')
+            .filter_map(|v| {
+                v.strip_prefix("0x")
+                    .map_or(v.parse().ok(), |h| u32::from_str_radix(h, 16).ok())
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    for r in &rows {
+        assert!(r[9].is_empty(), "tshark: malformed packet {r:?}");
+        assert!(
+            severity(r) < 0x0080_0000,
+            "tshark: error-level expert info {r:?}"
+        );
+    }
+    for (src, dst) in [
+        ("192.168.78.1", "192.168.78.2"),
+        ("192.168.78.2", "192.168.78.1"),
+    ] {
+        let dir: Vec<&Vec<String>> = rows
+            .iter()
+            .filter(|r| first(r, 0) == src && first(r, 1) == dst)
+            .collect();
+        assert!(dir.len() >= 7, "{src} -> {dst}: {dir:?}");
+        for r in dir {
+            assert!(
+                !r[2].is_empty(),
+                "{src} -> {dst} not decoded as {proto}: {r:?}"
+            );
+            let v = first(r, 3);
+            assert_eq!(
+                v.trim_start_matches("0x").trim_start_matches('0'),
+                "5",
+                "VNI: {r:?}"
+            );
+            assert_eq!(first(r, 5), udp_port.to_string(), "{r:?}");
+            if src == "192.168.78.1" {
+                // vswitch's next hop, learned by ARP.
+                assert_eq!(first(r, 4), OVS_MAC, "{r:?}");
+                // The switch sends Geneve without options.
+                assert!(r[6].is_empty(), "{r:?}");
+            } else if kind == "geneve" {
+                // OVS's packets carry the option it was told to add.
+                assert_eq!(
+                    (first(r, 6), first(r, 7), first(r, 8)),
+                    ("0x0102".into(), "0x01".into(), "abcd1234".into()),
+                    "{r:?}"
+                );
+            }
+        }
+    }
+}
+
+fn interop(kind: &str) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (udp_port, tag) = match kind {
+        "geneve" => (6081, "g"),
+        _ => (4789, "v"),
+    };
+    let id = std::process::id() % 100000;
+    let (na, nc, no) = (
+        format!("to{tag}a{id}"),
+        format!("to{tag}c{id}"),
+        format!("to{tag}o{id}"),
+    );
+    let (ha, hu) = (format!("to{tag}ha{id}"), format!("to{tag}hu{id}"));
+    // A behind vswitch; the underlay veth between vswitch and OVS's ns;
+    // C behind OVS (its veth's other end c0 in OVS's ns).
+    let mut ns = Netns::default();
+    ns.add(&no);
+    ns.add(&nc);
+    ns.host(&na, &ha, "02:00:00:00:7a:01", "10.202.0.1/24");
+    ns.veth(&hu, "ul0", &no);
+    must(&format!(
+        "ip -n {nc} link add eth0 type veth peer name c0 netns {no}"
+    ));
+    must(&format!("ip -n {nc} addr add 10.202.0.2/24 dev eth0"));
+    for (n, l) in [(&nc, "eth0"), (&no, "ul0"), (&no, "c0")] {
+        must(&format!("ip -n {n} link set {l} up"));
+        // Checksums in software: a packet socket reads frames before the
+        // kernel fills in an offloaded checksum.
+        must(&format!("ip netns exec {n} ethtool -K {l} tx off"));
+    }
+    // The overlay, with room for the outer headers on the 1500-byte underlay.
+    for n in [&na, &nc] {
+        must(&format!("ip -n {n} link set eth0 mtu 1400"));
+    }
+
+    // The far host: OVS-DPDK, set up as its user-space tunnelling guide
+    // says (Documentation/howto/userspace-tunneling.rst).
+    let t_start = Instant::now();
+    let ovs = far_host(kind, tag, &no);
     eprintln!("OVS set up in {:?}", t_start.elapsed());
     let vs = start(
         &format!("tnlovs-{tag}"),
@@ -286,103 +399,7 @@ fn interop(kind: &str) {
         .unwrap_or(0);
     assert!(n >= 7, "OVS's tun_id=5 rule: {dump}");
 
-    // tshark: every outer packet decodes, none malformed or in error (one
-    // tshark run per capture: each start costs seconds).
-    let (proto, vni) = match kind {
-        "geneve" => ("geneve", "geneve.vni"),
-        _ => ("vxlan", "vxlan.vni"),
-    };
-    let fields = [
-        "ip.src",
-        "ip.dst",
-        proto,
-        vni,
-        "eth.dst",
-        "udp.dstport",
-        "geneve.option.class",
-        "geneve.option.type",
-        "geneve.option.unknown.data",
-        "_ws.malformed",
-        "_ws.expert.severity",
-    ];
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    for cap in &caps {
-        let mut c = Command::new("tshark");
-        c.arg("-r")
-            .arg(cap)
-            .args(["-T", "fields", "-E", "occurrence=a"]);
-        for f in fields {
-            c.args(["-e", f]);
-        }
-        let o = c.output().unwrap();
-        assert!(
-            o.status.success(),
-            "tshark: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        rows.extend(
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(|l| l.split('\t').map(str::to_owned).collect()),
-        );
-    }
-    assert!(rows.len() >= 14, "captured only {} packets", rows.len());
-    // The outermost value of a field (inner headers repeat some).
-    let first = |r: &Vec<String>, i: usize| r[i].split(',').next().unwrap_or("").to_owned();
-    // Expert severities: 0x00800000 is "error" (epan/proto.h PI_ERROR).
-    let severity = |r: &Vec<String>| {
-        r[10]
-            .split(',')
-            .filter_map(|v| {
-                v.strip_prefix("0x")
-                    .map_or(v.parse().ok(), |h| u32::from_str_radix(h, 16).ok())
-            })
-            .max()
-            .unwrap_or(0)
-    };
-    for r in &rows {
-        assert!(r[9].is_empty(), "tshark: malformed packet {r:?}");
-        assert!(
-            severity(r) < 0x0080_0000,
-            "tshark: error-level expert info {r:?}"
-        );
-    }
-    for (src, dst) in [
-        ("192.168.78.1", "192.168.78.2"),
-        ("192.168.78.2", "192.168.78.1"),
-    ] {
-        let dir: Vec<&Vec<String>> = rows
-            .iter()
-            .filter(|r| first(r, 0) == src && first(r, 1) == dst)
-            .collect();
-        assert!(dir.len() >= 7, "{src} -> {dst}: {dir:?}");
-        for r in dir {
-            assert!(
-                !r[2].is_empty(),
-                "{src} -> {dst} not decoded as {proto}: {r:?}"
-            );
-            let v = first(r, 3);
-            assert_eq!(
-                v.trim_start_matches("0x").trim_start_matches('0'),
-                "5",
-                "VNI: {r:?}"
-            );
-            assert_eq!(first(r, 5), udp_port.to_string(), "{r:?}");
-            if src == "192.168.78.1" {
-                // vswitch's next hop, learned by ARP.
-                assert_eq!(first(r, 4), OVS_MAC, "{r:?}");
-                // The switch sends Geneve without options.
-                assert!(r[6].is_empty(), "{r:?}");
-            } else if kind == "geneve" {
-                // OVS's packets carry the option it was told to add.
-                assert_eq!(
-                    (first(r, 6), first(r, 7), first(r, 8)),
-                    ("0x0102".into(), "0x01".into(), "abcd1234".into()),
-                    "{r:?}"
-                );
-            }
-        }
-    }
+    check_outer_packets(&caps, kind, udp_port);
     // Nothing OVS sent was dropped by the tunnel port.
     let drops = &t["drops"];
     for k in ["bad_header", "truncated", "bad_vni", "unknown_remote"] {

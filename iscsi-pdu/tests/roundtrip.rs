@@ -22,7 +22,15 @@ fn attr() -> impl Strategy<Value = TaskAttribute> {
     })
 }
 
+/// Every PDU an initiator sends (RFC 7143 §11: NOP-Out, SCSI Command,
+/// Task Management, Login, Text, Data-Out, Logout, SNACK) or a target
+/// sends ([`target_pdu`]).
 fn pdu() -> impl Strategy<Value = Pdu> {
+    prop_oneof![initiator_pdu(), target_pdu()]
+}
+
+/// The PDUs an initiator sends.
+fn initiator_pdu() -> impl Strategy<Value = Pdu> {
     let u = any::<u32>;
     prop_oneof![
         (any::<bool>(), any::<u64>(), u(), u(), u(), u()).prop_map(|(i, l, a, b, c, d)| {
@@ -159,6 +167,15 @@ fn pdu() -> impl Strategy<Value = Pdu> {
                 run_length: r,
             })
         }),
+    ]
+}
+
+/// The PDUs a target sends (NOP-In, SCSI Response, Task Management
+/// Response, Login and Text Responses, Data-In, Logout Response, R2T,
+/// Asynchronous Message, Reject).
+fn target_pdu() -> impl Strategy<Value = Pdu> {
+    let u = any::<u32>;
+    prop_oneof![
         (any::<u64>(), u(), u(), u(), u(), u()).prop_map(|(lun, itt, t, s, e, m)| {
             Pdu::NopIn(NopIn {
                 lun,
