@@ -209,34 +209,16 @@ fn hex(s: &str) -> u64 {
         .unwrap_or_else(|_| panic!("not a hex number: {s}"))
 }
 
-#[test]
-fn guest_sees_and_forges_cache_metadata_in_its_memory() {
-    let id = std::process::id();
-    let dir = std::env::temp_dir().join(format!("vswitch-blk-cache-qemu-{id}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let _cleanup = TempDir(dir.clone());
-    let shm = Path::new("/dev/shm");
-    let meta =
-        if shm.is_dir() { shm } else { dir.as_path() }.join(format!("vswitch-test-cmeta-{id}"));
-    let _ = std::fs::remove_file(&meta);
-    let _rm = RmFile(meta.clone());
-
-    let disk = dir.join("disk.img");
-    let pattern = random_pattern();
-    let prefill: Vec<u8> = pattern[..PREFILL_LEN].iter().map(|b| !b).collect();
-    let mut img = vec![0u8; DISK_LEN as usize];
-    img[PREFILL_OFFSET as usize..PREFILL_OFFSET as usize + PREFILL_LEN].copy_from_slice(&prefill);
-    std::fs::write(&disk, &img).unwrap();
-    let sock = dir.join("vhost-blk.sock");
-    let stats = dir.join("vhost-blk.stats");
-    let init = init_script_with(&guest_body());
-    let initrd = build_initramfs_with(
-        &dir,
-        &init,
-        &[("pattern", &pattern[..]), ("prefill", &prefill[..])],
-    );
-
+/// `vswitch blk serve` with a write-back cache whose metadata table is
+/// `meta`: the server (reaped on drop), the thread forwarding its log, and
+/// the QEMU arguments it logged for mapping the table into the guest
+/// (checked against what the table's file and size say).
+fn serve(
+    meta: &Path,
+    sock: &Path,
+    disk: &Path,
+    stats: &Path,
+) -> (Reaper, std::thread::JoinHandle<()>, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vswitch"))
         .args(["blk", "serve", "--queues", "2", "--stats-interval", "0"])
         .args([
@@ -246,13 +228,13 @@ fn guest_sees_and_forges_cache_metadata_in_its_memory() {
             "writeback",
             "--cache-meta",
         ])
-        .arg(&meta)
+        .arg(meta)
         .arg("--socket")
-        .arg(&sock)
+        .arg(sock)
         .arg("--backend")
         .arg(format!("file:{}", disk.display()))
         .arg("--stats-file")
-        .arg(&stats)
+        .arg(stats)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -270,7 +252,7 @@ fn guest_sees_and_forges_cache_metadata_in_its_memory() {
         }
     });
     let mut server = Reaper(Some(child));
-    wait_for_socket(&sock, server.0.as_mut().unwrap());
+    wait_for_socket(sock, server.0.as_mut().unwrap());
     const MARK: &str = "map it into the guest with QEMU arguments: ";
     let qemu_args: Vec<String> = {
         let l = log.lock().unwrap();
@@ -296,50 +278,13 @@ fn guest_sees_and_forges_cache_metadata_in_its_memory() {
         ],
         "logged QEMU arguments"
     );
-    assert_eq!(std::fs::metadata(&meta).unwrap().len(), META_LEN);
+    assert_eq!(std::fs::metadata(meta).unwrap().len(), META_LEN);
+    (server, logger, qemu_args)
+}
 
-    // Step n: snapshot the stats, then let the guest go on.
-    let ack_file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&meta)
-        .unwrap();
-    let mut snaps: Vec<String> = Vec::new();
-    let console = boot_guest_with(&dir, &sock, &initrd, false, "", &qemu_args, |out| {
-        let n = snaps.len() + 1;
-        if out.contains(&format!("GUEST-STEP {n}\n")) || out.contains(&format!("GUEST-STEP {n}\r"))
-        {
-            let now = SystemTime::now();
-            snaps.push(stats_after(&stats, now));
-            ack_file
-                .write_at(&(n as u32).to_le_bytes(), ACK_OFFSET)
-                .unwrap();
-        }
-    });
-    let ctx = format!("guest console:\n{console}\nstats snapshots:\n{snaps:#?}");
-    eprintln!("{ctx}");
-    for bad in [
-        "GUEST-NO-BLOCK-DEVICE",
-        "GUEST-NO-IVSHMEM",
-        "GUEST-DEVMEM-FAIL",
-        "GUEST-ACK-TIMEOUT",
-        "GUEST-TOO-FEW-ENTRIES",
-    ] {
-        assert!(!console.contains(bad), "guest reported {bad}; {ctx}");
-    }
-    if let Some(l) = console
-        .lines()
-        .find(|l| l.contains("GUEST-") && (l.contains("FAIL") || l.contains("MISMATCH")))
-    {
-        panic!("guest reported `{l}`; {ctx}");
-    }
-    assert!(
-        console.contains("GUEST-DONE"),
-        "guest did not finish; {ctx}"
-    );
-    assert_eq!(snaps.len(), 7, "seven steps; {ctx}");
-
-    // 1. The table is in guest memory: the guest read its header at BAR 2.
+/// Step 1: the guest found the table at the ivshmem device's BAR 2 and
+/// read its header.
+fn check_table_in_guest(console: &str, ctx: &str) {
     let meta_line = console
         .lines()
         .find(|l| l.contains("GUEST-META "))
@@ -359,7 +304,12 @@ fn guest_sees_and_forges_cache_metadata_in_its_memory() {
         .find(|l| l.contains("GUEST-IVSHMEM "))
         .unwrap_or_else(|| panic!("no GUEST-IVSHMEM line; {ctx}"));
     assert_eq!(field(iv, "size"), META_LEN.to_string(), "BAR 2 size; {ctx}");
+}
 
+/// Steps 2-5 by the server's counters at each of the guest's seven steps:
+/// misses then hits on the pre-filled region, the pattern dirty in the
+/// cache, forged entries detected and repaired, the flush's write-backs.
+fn check_cache_counters(snaps: &[String], console: &str, ctx: &str) {
     let s = |i: usize, k: &str| stat_u64(&snaps[i - 1], k);
     let blocks = PATTERN_LEN as u64 / 4096;
     let pf = PREFILL_LEN as u64 / 4096;
@@ -430,6 +380,81 @@ fn guest_sees_and_forges_cache_metadata_in_its_memory() {
     assert_eq!(s(7, "cache_dirty"), 0, "{ctx}");
     assert!(s(7, "cache_writebacks") >= blocks, "{ctx}");
     assert_eq!(s(7, "errors"), 0, "{ctx}");
+}
+
+#[test]
+fn guest_sees_and_forges_cache_metadata_in_its_memory() {
+    let id = std::process::id();
+    let dir = std::env::temp_dir().join(format!("vswitch-blk-cache-qemu-{id}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = TempDir(dir.clone());
+    let shm = Path::new("/dev/shm");
+    let meta =
+        if shm.is_dir() { shm } else { dir.as_path() }.join(format!("vswitch-test-cmeta-{id}"));
+    let _ = std::fs::remove_file(&meta);
+    let _rm = RmFile(meta.clone());
+
+    let disk = dir.join("disk.img");
+    let pattern = random_pattern();
+    let prefill: Vec<u8> = pattern[..PREFILL_LEN].iter().map(|b| !b).collect();
+    let mut img = vec![0u8; DISK_LEN as usize];
+    img[PREFILL_OFFSET as usize..PREFILL_OFFSET as usize + PREFILL_LEN].copy_from_slice(&prefill);
+    std::fs::write(&disk, &img).unwrap();
+    let sock = dir.join("vhost-blk.sock");
+    let stats = dir.join("vhost-blk.stats");
+    let init = init_script_with(&guest_body());
+    let initrd = build_initramfs_with(
+        &dir,
+        &init,
+        &[("pattern", &pattern[..]), ("prefill", &prefill[..])],
+    );
+
+    let (server, logger, qemu_args) = serve(&meta, &sock, &disk, &stats);
+
+    // Step n: snapshot the stats, then let the guest go on.
+    let ack_file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&meta)
+        .unwrap();
+    let mut snaps: Vec<String> = Vec::new();
+    let console = boot_guest_with(&dir, &sock, &initrd, false, "", &qemu_args, |out| {
+        let n = snaps.len() + 1;
+        if out.contains(&format!("GUEST-STEP {n}\n")) || out.contains(&format!("GUEST-STEP {n}\r"))
+        {
+            let now = SystemTime::now();
+            snaps.push(stats_after(&stats, now));
+            ack_file
+                .write_at(&(n as u32).to_le_bytes(), ACK_OFFSET)
+                .unwrap();
+        }
+    });
+    let ctx = format!("guest console:\n{console}\nstats snapshots:\n{snaps:#?}");
+    eprintln!("{ctx}");
+    for bad in [
+        "GUEST-NO-BLOCK-DEVICE",
+        "GUEST-NO-IVSHMEM",
+        "GUEST-DEVMEM-FAIL",
+        "GUEST-ACK-TIMEOUT",
+        "GUEST-TOO-FEW-ENTRIES",
+    ] {
+        assert!(!console.contains(bad), "guest reported {bad}; {ctx}");
+    }
+    if let Some(l) = console
+        .lines()
+        .find(|l| l.contains("GUEST-") && (l.contains("FAIL") || l.contains("MISMATCH")))
+    {
+        panic!("guest reported `{l}`; {ctx}");
+    }
+    assert!(
+        console.contains("GUEST-DONE"),
+        "guest did not finish; {ctx}"
+    );
+    assert_eq!(snaps.len(), 7, "seven steps; {ctx}");
+
+    check_table_in_guest(&console, &ctx);
+    check_cache_counters(&snaps, &console, &ctx);
 
     drop(server);
     let _ = logger.join();
