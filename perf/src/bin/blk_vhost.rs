@@ -1022,6 +1022,260 @@ impl RoundRig {
     }
 }
 
+/// The table's title lines and column heads.
+fn print_header(secs: f64, hz: f64) {
+    println!("vhost-user-blk, null backend, 4 KiB reads, simulated polling guest driver on CPU 0, back end on CPU 1");
+    println!(
+        "TSC {:.2} GHz, {secs} s per run after 0.5 s warm-up",
+        hz / 1e9
+    );
+    println!(
+        "{:<8} {:>4} {:>3} {:>11} {:>13} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
+        "target",
+        "qd",
+        "q",
+        "IOPS",
+        "IOPS/core",
+        "cyc/req",
+        "busy cyc",
+        "p50 us",
+        "p99 us",
+        "p99.9us",
+        "max us",
+        "kicks",
+        "errors"
+    );
+}
+
+/// The `--targets` to run, in their fixed order; `spdk` dropped with a
+/// note when no `--spdk` app was given.
+fn chosen_targets(a: &Args) -> std::result::Result<Vec<&'static str>, String> {
+    let mut targets: Vec<&'static str> = Vec::new();
+    for t in ["vswitch", "qsd", "spdk"] {
+        if a.targets.iter().any(|x| x == t) {
+            targets.push(t);
+        }
+    }
+    if let Some(bad) = a
+        .targets
+        .iter()
+        .find(|x| !["vswitch", "qsd", "spdk"].contains(&x.as_str()))
+    {
+        return Err(format!(
+            "--targets: unknown target {bad:?} (vswitch, qsd, spdk)"
+        ));
+    }
+    if a.spdk.is_none() && targets.contains(&"spdk") {
+        targets.retain(|t| *t != "spdk");
+        println!("spdk: skipped (no --spdk PATH_TO_VHOST_APP; build one with perf/spdk/build.sh SPDK_TREE)");
+    }
+    Ok(targets)
+}
+
+/// One row of the table: its queue depth and queues, and the run length.
+#[derive(Clone, Copy)]
+struct Row {
+    qd: usize,
+    queues: u16,
+    secs: f64,
+    hz: f64,
+}
+
+/// Runs per target of one row: the best run (by IOPS) or the last error.
+type Best = Vec<Option<std::result::Result<Result, String>>>;
+/// Per target, each run's [`run_stats`] (`None`: it failed).
+type PerRun = Vec<Vec<Option<[f64; 4]>>>;
+
+/// `repeat` rounds of every target on one row, each round's pairs printed
+/// as they end: the best run per target, every run's stats, and the CPU
+/// 0/1 cache-line time before each run.
+fn measure_row(
+    a: &Args,
+    dir: &Path,
+    targets: &[&'static str],
+    row: Row,
+    repeat: usize,
+) -> (Best, PerRun, Vec<Vec<f64>>) {
+    let Row {
+        qd,
+        queues,
+        secs,
+        hz,
+    } = row;
+    // The targets take turns within each repeat, so that pairs of runs
+    // close in time see the same host (its load and, on this VM, a
+    // cross-core latency that changes from run to run).
+    let mut best: Vec<Option<std::result::Result<Result, String>>> =
+        targets.iter().map(|_| None).collect();
+    let mut per_run: Vec<Vec<Option<[f64; 4]>>> = targets.iter().map(|_| Vec::new()).collect();
+    // Per run, the CPU 0 / CPU 1 cache-line transfer time before it.
+    let mut per_xc: Vec<Vec<f64>> = targets.iter().map(|_| Vec::new()).collect();
+    for rep in 0..repeat {
+        for (ti, &which) in targets.iter().enumerate() {
+            // Before the target starts (it spins on CPU 1): how far
+            // apart the host has the two CPUs this run.
+            let xc = perf::threads::cross_core_ns(1, 0, 0, 8192);
+            let r = match which {
+                "vswitch" => ours(dir, qd, queues, secs, hz),
+                "qsd" => qsd(dir, qd, queues, secs, hz),
+                _ => spdk(
+                    a.spdk.as_deref().expect("checked"),
+                    dir,
+                    qd,
+                    queues,
+                    secs,
+                    hz,
+                ),
+            };
+            if let Ok(r) = &r {
+                print_run(rep, r, xc);
+            }
+            per_run[ti].push(r.as_ref().ok().map(|r| run_stats(r, hz)));
+            per_xc[ti].push(xc);
+            let better = match (&best[ti], &r) {
+                (None, _) => true,
+                (Some(Err(_)), Ok(_)) => true,
+                (Some(Ok(b)), Ok(n)) => n.ops as f64 / n.wall > b.ops as f64 / b.wall,
+                _ => false,
+            };
+            if better {
+                best[ti] = Some(r);
+            }
+        }
+        if let Some(v) = targets.iter().position(|t| *t == "vswitch") {
+            for (ti, peer) in targets.iter().enumerate().filter(|(ti, _)| *ti != v) {
+                if let (Some(Some(a)), Some(Some(b))) = (per_run[v].last(), per_run[ti].last()) {
+                    let ratio = |i: usize| if b[i] > 0.0 { a[i] / b[i] } else { 0.0 };
+                    println!(
+                        "  pair {rep}: vswitch/{peer} IOPS per busy core {:.2}x, per core {:.2}x, p99 {:.2}x",
+                        ratio(3),
+                        ratio(0),
+                        ratio(1)
+                    );
+                }
+            }
+        }
+    }
+    (best, per_run, per_xc)
+}
+
+/// Prints each target's best run of a row and keeps it for the JSON lines.
+fn print_best(targets: &[&'static str], best: Best, row: Row, rows: &mut Vec<Result>) {
+    let Row { qd, queues, hz, .. } = row;
+    for (ti, r) in best.into_iter().enumerate() {
+        match r.expect("at least one run") {
+            Ok(r) => {
+                let iops = r.ops as f64 / r.wall;
+                let per_core = r.ops as f64 / r.backend_cpu.max(1e-9);
+                let cyc = r.backend_cpu * hz / r.ops.max(1) as f64;
+                let us = |p: f64| r.hist.value_at_quantile(p) as f64 / 1000.0;
+                let busy = r
+                    .busy_per_req()
+                    .map_or("-".to_string(), |c| format!("{c:.0}"));
+                println!(
+                    "{:<8} {:>4} {:>3} {:>11.0} {:>13.0} {:>9.0} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>8} {:>7}",
+                    r.target, r.qd, r.queues, iops, per_core, cyc, busy, us(0.5), us(0.99), us(0.999), r.hist.max() as f64 / 1000.0, r.kicks, r.errors
+                );
+                rows.push(r);
+            }
+            Err(e) => println!("{:<8} {qd:>4} {queues:>3} failed: {e}", targets[ti]),
+        }
+    }
+}
+
+/// The pairs' medians, quartiles and same-placement median of a row,
+/// printed and kept for the verdicts.
+fn summarise_pairs(
+    targets: &[&'static str],
+    per_run: &PerRun,
+    per_xc: &[Vec<f64>],
+    row: Row,
+    summary: &mut Vec<(usize, u16, &'static str, [f64; 5])>,
+) {
+    let Row { qd, queues, .. } = row;
+    if let Some(v) = targets.iter().position(|t| *t == "vswitch") {
+        for (ti, peer) in targets.iter().enumerate().filter(|(ti, _)| *ti != v) {
+            if let Some(m) = pair_medians(&per_run[v], &per_run[ti]) {
+                summary.push((qd, queues, *peer, m));
+                let busy = if m[3] > 0.0 {
+                    format!(", IOPS per busy core {:.2}x", m[3])
+                } else {
+                    String::new()
+                };
+                println!(
+                    "  pairs (median of {}): vswitch/{peer} IOPS per core {:.2}x{busy}, p99 {:.2}x, p50 {:.2}x",
+                    m[4] as usize, m[0], m[1], m[2]
+                );
+                if let Some(q) = busy_quartiles(&per_run[v], &per_run[ti]) {
+                    println!(
+                        "  pairs: vswitch/{peer} IOPS per busy core quartiles {:.2}x .. {:.2}x (min {:.2}x, max {:.2}x)",
+                        q.q1, q.q3, q.min, q.max
+                    );
+                }
+                let kept = same_placement(&per_run[v], &per_run[ti], &per_xc[v], &per_xc[ti]);
+                if let Some((med, n)) = kept {
+                    println!(
+                        "  pairs whose two runs saw the same CPU 0/1 transfer time (within {SAME_PLACEMENT}x): \
+                         vswitch/{peer} IOPS per busy core {med:.2}x (median of {n})"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The verdict per row against each peer, from the pairs' medians.
+fn print_verdicts(summary: &[(usize, u16, &str, [f64; 5])]) {
+    println!();
+    // The goal's metric is IOPS per busy core: what a request costs the
+    // back end's polling core (both targets count busy poll rounds by the
+    // same rule), fair whoever was the bottleneck. IOPS per core (CPU
+    // time) is the driver's rate for any busy-polling target once the
+    // single driver thread saturates. Medians of the alternating pairs.
+    for peer in ["qsd", "spdk"] {
+        for &(qd, queues, p, m) in summary.iter().filter(|s| s.2 == peer) {
+            let verdict = if peer != "spdk" || m[3] == 0.0 {
+                ""
+            } else if m[3] >= 1.5 && m[1] <= 1.0 {
+                "  goal met (>= 1.5x per busy core, p99 no worse)"
+            } else {
+                "  goal NOT met (>= 1.5x per busy core, p99 no worse)"
+            };
+            let busy = if m[3] > 0.0 {
+                format!("IOPS per busy core {:.2}x, ", m[3])
+            } else {
+                String::new()
+            };
+            println!(
+                "qd {qd:>3} queues {queues}: vswitch/{p} {busy}IOPS per core {:.2}x, p99 {:.2}x, p50 {:.2}x (medians of {} pairs){verdict}",
+                m[0], m[1], m[2], m[4] as usize
+            );
+        }
+    }
+}
+
+/// One JSON line per best run.
+fn print_json(rows: &[Result], hz: f64) {
+    for r in rows {
+        println!(
+            "{{\"bench\":\"blk_vhost\",\"target\":\"{}\",\"qd\":{},\"queues\":{},\"iops\":{:.0},\"iops_per_core\":{:.0},\"cycles_per_req\":{:.0},\"busy_cycles_per_req\":{:.0},\"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"max_ns\":{},\"kicks\":{},\"errors\":{}}}",
+            r.target,
+            r.qd,
+            r.queues,
+            r.ops as f64 / r.wall,
+            r.ops as f64 / r.backend_cpu.max(1e-9),
+            r.backend_cpu * hz / r.ops.max(1) as f64,
+            r.busy_per_req().unwrap_or(-1.0),
+            r.hist.value_at_quantile(0.5),
+            r.hist.value_at_quantile(0.99),
+            r.hist.value_at_quantile(0.999),
+            r.hist.max(),
+            r.kicks,
+            r.errors
+        );
+    }
+}
+
 fn main() {
     let a = <Args as clap::Parser>::parse();
     let table = match parse_rows(&a.rows) {
@@ -1062,195 +1316,28 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
-    println!("vhost-user-blk, null backend, 4 KiB reads, simulated polling guest driver on CPU 0, back end on CPU 1");
-    println!(
-        "TSC {:.2} GHz, {secs} s per run after 0.5 s warm-up",
-        hz / 1e9
-    );
-    println!(
-        "{:<8} {:>4} {:>3} {:>11} {:>13} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
-        "target",
-        "qd",
-        "q",
-        "IOPS",
-        "IOPS/core",
-        "cyc/req",
-        "busy cyc",
-        "p50 us",
-        "p99 us",
-        "p99.9us",
-        "max us",
-        "kicks",
-        "errors"
-    );
+    print_header(secs, hz);
+    let targets = match chosen_targets(&a) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
     let mut rows: Vec<Result> = Vec::new();
     let mut summary: Vec<(usize, u16, &str, [f64; 5])> = Vec::new();
-    let mut targets: Vec<&'static str> = Vec::new();
-    for t in ["vswitch", "qsd", "spdk"] {
-        if a.targets.iter().any(|x| x == t) {
-            targets.push(t);
-        }
-    }
-    if let Some(bad) = a
-        .targets
-        .iter()
-        .find(|x| !["vswitch", "qsd", "spdk"].contains(&x.as_str()))
-    {
-        eprintln!("--targets: unknown target {bad:?} (vswitch, qsd, spdk)");
-        std::process::exit(2);
-    }
-    if a.spdk.is_none() && targets.contains(&"spdk") {
-        targets.retain(|t| *t != "spdk");
-        println!("spdk: skipped (no --spdk PATH_TO_VHOST_APP; build one with perf/spdk/build.sh SPDK_TREE)");
-    }
     for &(qd, queues) in &table {
-        // The targets take turns within each repeat, so that pairs of runs
-        // close in time see the same host (its load and, on this VM, a
-        // cross-core latency that changes from run to run).
-        let mut best: Vec<Option<std::result::Result<Result, String>>> =
-            targets.iter().map(|_| None).collect();
-        let mut per_run: Vec<Vec<Option<[f64; 4]>>> = targets.iter().map(|_| Vec::new()).collect();
-        // Per run, the CPU 0 / CPU 1 cache-line transfer time before it.
-        let mut per_xc: Vec<Vec<f64>> = targets.iter().map(|_| Vec::new()).collect();
-        for rep in 0..repeat {
-            for (ti, &which) in targets.iter().enumerate() {
-                // Before the target starts (it spins on CPU 1): how far
-                // apart the host has the two CPUs this run.
-                let xc = perf::threads::cross_core_ns(1, 0, 0, 8192);
-                let r = match which {
-                    "vswitch" => ours(&dir, qd, queues, secs, hz),
-                    "qsd" => qsd(&dir, qd, queues, secs, hz),
-                    _ => spdk(
-                        a.spdk.as_deref().expect("checked"),
-                        &dir,
-                        qd,
-                        queues,
-                        secs,
-                        hz,
-                    ),
-                };
-                if let Ok(r) = &r {
-                    print_run(rep, r, xc);
-                }
-                per_run[ti].push(r.as_ref().ok().map(|r| run_stats(r, hz)));
-                per_xc[ti].push(xc);
-                let better = match (&best[ti], &r) {
-                    (None, _) => true,
-                    (Some(Err(_)), Ok(_)) => true,
-                    (Some(Ok(b)), Ok(n)) => n.ops as f64 / n.wall > b.ops as f64 / b.wall,
-                    _ => false,
-                };
-                if better {
-                    best[ti] = Some(r);
-                }
-            }
-            if let Some(v) = targets.iter().position(|t| *t == "vswitch") {
-                for (ti, peer) in targets.iter().enumerate().filter(|(ti, _)| *ti != v) {
-                    if let (Some(Some(a)), Some(Some(b))) = (per_run[v].last(), per_run[ti].last())
-                    {
-                        let ratio = |i: usize| if b[i] > 0.0 { a[i] / b[i] } else { 0.0 };
-                        println!(
-                            "  pair {rep}: vswitch/{peer} IOPS per busy core {:.2}x, per core {:.2}x, p99 {:.2}x",
-                            ratio(3),
-                            ratio(0),
-                            ratio(1)
-                        );
-                    }
-                }
-            }
-        }
-        for (ti, r) in best.into_iter().enumerate() {
-            match r.expect("at least one run") {
-                Ok(r) => {
-                    let iops = r.ops as f64 / r.wall;
-                    let per_core = r.ops as f64 / r.backend_cpu.max(1e-9);
-                    let cyc = r.backend_cpu * hz / r.ops.max(1) as f64;
-                    let us = |p: f64| r.hist.value_at_quantile(p) as f64 / 1000.0;
-                    let busy = r
-                        .busy_per_req()
-                        .map_or("-".to_string(), |c| format!("{c:.0}"));
-                    println!(
-                        "{:<8} {:>4} {:>3} {:>11.0} {:>13.0} {:>9.0} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>8} {:>7}",
-                        r.target, r.qd, r.queues, iops, per_core, cyc, busy, us(0.5), us(0.99), us(0.999), r.hist.max() as f64 / 1000.0, r.kicks, r.errors
-                    );
-                    rows.push(r);
-                }
-                Err(e) => println!("{:<8} {qd:>4} {queues:>3} failed: {e}", targets[ti]),
-            }
-        }
-        if let Some(v) = targets.iter().position(|t| *t == "vswitch") {
-            for (ti, peer) in targets.iter().enumerate().filter(|(ti, _)| *ti != v) {
-                if let Some(m) = pair_medians(&per_run[v], &per_run[ti]) {
-                    summary.push((qd, queues, *peer, m));
-                    let busy = if m[3] > 0.0 {
-                        format!(", IOPS per busy core {:.2}x", m[3])
-                    } else {
-                        String::new()
-                    };
-                    println!(
-                        "  pairs (median of {}): vswitch/{peer} IOPS per core {:.2}x{busy}, p99 {:.2}x, p50 {:.2}x",
-                        m[4] as usize, m[0], m[1], m[2]
-                    );
-                    if let Some(q) = busy_quartiles(&per_run[v], &per_run[ti]) {
-                        println!(
-                            "  pairs: vswitch/{peer} IOPS per busy core quartiles {:.2}x .. {:.2}x (min {:.2}x, max {:.2}x)",
-                            q.q1, q.q3, q.min, q.max
-                        );
-                    }
-                    let kept = same_placement(&per_run[v], &per_run[ti], &per_xc[v], &per_xc[ti]);
-                    if let Some((med, n)) = kept {
-                        println!(
-                            "  pairs whose two runs saw the same CPU 0/1 transfer time (within {SAME_PLACEMENT}x): \
-                             vswitch/{peer} IOPS per busy core {med:.2}x (median of {n})"
-                        );
-                    }
-                }
-            }
-        }
+        let row = Row {
+            qd,
+            queues,
+            secs,
+            hz,
+        };
+        let (best, per_run, per_xc) = measure_row(&a, &dir, &targets, row, repeat);
+        print_best(&targets, best, row, &mut rows);
+        summarise_pairs(&targets, &per_run, &per_xc, row, &mut summary);
     }
-    println!();
-    // The goal's metric is IOPS per busy core: what a request costs the
-    // back end's polling core (both targets count busy poll rounds by the
-    // same rule), fair whoever was the bottleneck. IOPS per core (CPU
-    // time) is the driver's rate for any busy-polling target once the
-    // single driver thread saturates. Medians of the alternating pairs.
-    for peer in ["qsd", "spdk"] {
-        for &(qd, queues, p, m) in summary.iter().filter(|s| s.2 == peer) {
-            let verdict = if peer != "spdk" || m[3] == 0.0 {
-                ""
-            } else if m[3] >= 1.5 && m[1] <= 1.0 {
-                "  goal met (>= 1.5x per busy core, p99 no worse)"
-            } else {
-                "  goal NOT met (>= 1.5x per busy core, p99 no worse)"
-            };
-            let busy = if m[3] > 0.0 {
-                format!("IOPS per busy core {:.2}x, ", m[3])
-            } else {
-                String::new()
-            };
-            println!(
-                "qd {qd:>3} queues {queues}: vswitch/{p} {busy}IOPS per core {:.2}x, p99 {:.2}x, p50 {:.2}x (medians of {} pairs){verdict}",
-                m[0], m[1], m[2], m[4] as usize
-            );
-        }
-    }
-    for r in &rows {
-        println!(
-            "{{\"bench\":\"blk_vhost\",\"target\":\"{}\",\"qd\":{},\"queues\":{},\"iops\":{:.0},\"iops_per_core\":{:.0},\"cycles_per_req\":{:.0},\"busy_cycles_per_req\":{:.0},\"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"max_ns\":{},\"kicks\":{},\"errors\":{}}}",
-            r.target,
-            r.qd,
-            r.queues,
-            r.ops as f64 / r.wall,
-            r.ops as f64 / r.backend_cpu.max(1e-9),
-            r.backend_cpu * hz / r.ops.max(1) as f64,
-            r.busy_per_req().unwrap_or(-1.0),
-            r.hist.value_at_quantile(0.5),
-            r.hist.value_at_quantile(0.99),
-            r.hist.value_at_quantile(0.999),
-            r.hist.max(),
-            r.kicks,
-            r.errors
-        );
-    }
+    print_verdicts(&summary);
+    print_json(&rows, hz);
     let _ = std::fs::remove_dir_all(&dir);
 }
