@@ -1,6 +1,7 @@
 //! The OVS actions OVN and OpenStack flows use beyond plain `load`/`move`,
 //! against Open vSwitch 3.1: writes of `in_port` (`load:0->NXM_OF_IN_PORT[]`
-//! before an output to the ingress port, `move` into it, `IN_PORT`,
+//! before an output to the ingress port, `move` into it, `set_field:N->in_port`
+//! (OFPAT_SET_FIELD of NXM_OF_IN_PORT), `IN_PORT`,
 //! `FLOOD`/`ALL` and later lookups after it) and the field stack
 //! (`push:`/`pop:`, NXAST_STACK_PUSH/POP: a register saved around a
 //! clobbering load, packet fields swapped through the stack, narrower and
@@ -35,6 +36,8 @@ table=0,priority=100,in_port=1,udp,tp_dst=6,actions=load:0x3->NXM_OF_IN_PORT[],F
 table=0,priority=100,in_port=1,udp,tp_dst=7,actions=load:0x3->NXM_OF_IN_PORT[],resubmit(,1)
 table=0,priority=100,in_port=1,udp,tp_dst=8,actions=load:0x2->NXM_NX_REG1[],move:NXM_NX_REG1[0..15]->NXM_OF_IN_PORT[],move:NXM_OF_IN_PORT[]->NXM_NX_REG2[0..15],resubmit(,1)
 table=0,priority=100,in_port=1,udp,tp_dst=9,actions=load:0x2->NXM_OF_IN_PORT[],set_field:00:00:00:00:00:09->eth_src,output:1,load:0x1->NXM_OF_IN_PORT[],output:1,output:3
+table=0,priority=100,in_port=1,udp,tp_dst=10,actions=set_field:2->in_port,IN_PORT,output:1,output:2
+table=0,priority=100,in_port=1,udp,tp_dst=11,actions=set_field:3->in_port,resubmit(,1)
 table=0,priority=100,in_port=1,udp,tp_dst=20,actions=load:0x2->NXM_NX_REG0[],push:NXM_NX_REG0[],load:0x3->NXM_NX_REG0[],pop:NXM_NX_REG0[],resubmit(,2)
 table=0,priority=100,in_port=1,udp,tp_dst=21,actions=push:NXM_OF_ETH_SRC[],push:NXM_OF_ETH_DST[],pop:NXM_OF_ETH_SRC[],pop:NXM_OF_ETH_DST[],output:2
 table=0,priority=100,in_port=1,udp,tp_dst=22,actions=push:NXM_OF_UDP_SRC[],pop:NXM_NX_IP_TTL[],output:3
@@ -57,8 +60,8 @@ table=4,priority=80,actions=IN_PORT
 ";
 
 /// The UDP destination ports of [`FLOWS`]' cases.
-const CASES: [u16; 18] = [
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+const CASES: [u16; 20] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 20, 21, 22, 23, 24, 25, 26, 27, 28,
 ];
 
 /// Malformed or inconsistent stack actions a controller may send.
@@ -178,7 +181,7 @@ fn in_port_and_stack_same_frames_as_ovs_dpdk() {
 }
 
 /// What OVS sends per port 1, 2, 3 (3 frames per case), so the comparison
-/// compares something: port 1 from cases 1, 4, 5, 6, 9 and 28 tagged VID
-/// 7; port 2 from 2, 3, 5, 6, 7, 8, 20, 21, 24, 27, 28 untagged; port 3
-/// from 4, 8, 9, 22, 23, 25, 26, 28 tagged VID 5.
-const EXPECTED_OVS: [usize; 3] = [18, 33, 24];
+/// compares something: port 1 from cases 1, 4, 5, 6, 9, 10 and 28 tagged
+/// VID 7; port 2 from 2, 3, 5, 6, 7, 8, 10, 11, 20, 21, 24, 27, 28
+/// untagged; port 3 from 4, 8, 9, 22, 23, 25, 26, 28 tagged VID 5.
+const EXPECTED_OVS: [usize; 3] = [21, 39, 24];

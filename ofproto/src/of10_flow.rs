@@ -289,6 +289,13 @@ pub(crate) fn action_from_switch(a: &Action, map: &PortMap) -> Option<Action10> 
         | Action::SetArpTha(_)
         | Action::SetIcmpType(_)
         | Action::SetIcmpCode(_) => nx(crate::reg_fields::pkt_set_as_reg_load(a)?),
+        // A set_field of a packet field kept as a load (`in_port`): OVS's
+        // `set_field_to_nxast`, printed `load:0x5->NXM_OF_IN_PORT[]`.
+        Action::SetReg(l) if l.set_field && !l.dst.field.is_reg() => nx(NxAction::RegLoad {
+            ofs_nbits: reg_load_ofs_nbits(0, u16::from(l.dst.n_bits)),
+            dst: crate::reg_fields::header(l.dst.field),
+            value: l.value(),
+        }),
         _ => match actions::action_from_switch(a, map)? {
             v @ OfAction::Nicira(_) => Action10::Vendor(v),
             // OpenFlow 1.0 has no set_field: OVS sends a whole-field write

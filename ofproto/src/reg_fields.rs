@@ -292,9 +292,51 @@ fn subfield(h: u32, ofs: u16, n_bits: u16, from: From) -> Result<Subfield, OfErr
     Ok(sf)
 }
 
-/// An unmasked OFPAT_SET_FIELD of a register, `xreg`, `xxreg` or
-/// `metadata`; `None` for other fields.
+/// The packet field an OFPAT_SET_FIELD in NXM form names that the
+/// switch keeps as a [`RegLoad`] (OVS takes NXM headers in a set-field;
+/// `ovs-ofctl -O OpenFlow13` sends `set_field:N->in_port` as
+/// NXM_OF_IN_PORT, MFF_IN_PORT having no OXM form).
+fn nxm_set_field(f: Field) -> Option<PktField> {
+    match f {
+        Field::Unknown {
+            class: 0, field: 0, ..
+        } => Some(PktField::InPort),
+        _ => None,
+    }
+}
+
+/// The OFPAT_SET_FIELD field of a whole-field `set_field` the switch keeps
+/// as a [`RegLoad`] of a packet field.
+fn nxm_set_field_of(p: PktField) -> Option<Field> {
+    match p {
+        PktField::InPort => Some(Field::Unknown {
+            class: 0,
+            field: 0,
+            experimenter: 0,
+        }),
+        _ => None,
+    }
+}
+
+/// An unmasked OFPAT_SET_FIELD of a register, `xreg`, `xxreg`,
+/// `metadata` or NXM_OF_IN_PORT; `None` for other fields.
 pub fn set_field_to_switch(f: &OxmField) -> Option<Result<Action, OfError>> {
+    if let Some(p) = nxm_set_field(f.field) {
+        return Some((|| {
+            if f.mask.is_some() || f.value.len() != usize::from(p.bits() / 8) {
+                // OVS's nx_pull_entry: a masked or wrong-length entry of a
+                // field that is not maskable.
+                return Err(OfError::action(
+                    bad_action::BAD_SET_ARGUMENT,
+                    format!("set_field of {}: bad length or mask", p.mf_name()),
+                ));
+            }
+            let v = be_u128(&f.value).unwrap_or(0) as u64;
+            RegLoad::new(Subfield::whole(RegField::Pkt(p)), v, true)
+                .map(Action::SetReg)
+                .map_err(bad_arg)
+        })());
+    }
     let rf = reg_field(f.field)?;
     Some((|| {
         let v = be_u128(&f.value).ok_or_else(|| bad_arg(format!("bad set_field value {f:?}")))?;
@@ -363,6 +405,14 @@ pub fn nx_to_switch(a: &NxAction) -> Option<Result<Action, OfError>> {
 pub fn action_from_switch(a: &Action) -> Option<OfAction> {
     Some(match *a {
         Action::SetReg(l) if l.set_field => {
+            if let RegField::Pkt(p) = l.dst.field {
+                let f = nxm_set_field_of(p)?;
+                let v = l.value().to_be_bytes();
+                return Some(OfAction::SetField(OxmField::exact(
+                    f,
+                    &v[8 - usize::from(p.bits() / 8)..],
+                )));
+            }
             let f = to_field(l.dst.field)?;
             let v = l.value();
             OfAction::SetField(match l.dst.field.bits() {
@@ -512,6 +562,35 @@ mod tests {
             nx_to_switch(&l).unwrap().unwrap().to_string(),
             "load:0x2->NXM_OF_ARP_OP[]"
         );
+    }
+
+    /// `set_field:5->in_port` as `ovs-ofctl -O OpenFlow13` sends it: an
+    /// OFPAT_SET_FIELD of NXM_OF_IN_PORT (MFF_IN_PORT has no OXM form).
+    static SET_IN_PORT_5: [u8; 16] = [
+        0x00, 0x19, 0x00, 0x10, // OFPAT_SET_FIELD, 16 bytes
+        0x00, 0x00, 0x00, 0x02, // NXM_OF_IN_PORT, 2 bytes
+        0x00, 0x05, // port 5
+        0, 0, 0, 0, 0, 0, // padding
+    ];
+
+    #[test]
+    fn set_field_in_port_parses_and_emits_as_ovs() {
+        let (of, n) = OfAction::parse(&SET_IN_PORT_5).unwrap();
+        assert_eq!(n, SET_IN_PORT_5.len());
+        let OfAction::SetField(f) = &of else {
+            panic!("{of:?}")
+        };
+        let a = set_field_to_switch(f).unwrap().unwrap();
+        assert_eq!(a.to_string(), "set_field:5->in_port");
+        assert_eq!(a, "set_field:5->in_port".parse().unwrap());
+        let back = action_from_switch(&a).unwrap();
+        let mut out = Vec::new();
+        back.emit(&mut out).unwrap();
+        assert_eq!(out, SET_IN_PORT_5);
+        // A masked or wider NXM_OF_IN_PORT is refused.
+        let mut wide = f.clone();
+        wide.value = vec![0, 0, 0, 5];
+        assert!(set_field_to_switch(&wide).unwrap().is_err());
     }
 
     #[test]

@@ -354,6 +354,18 @@ fn parse_set_field(arg: &str) -> Result<Action, String> {
         return Ok(Action::SetReg(loads[0]));
     }
     let port = || parse_uint(v, 0xffff, "port").map(|x| x as u16);
+    // OVS's MFF_IN_PORT (NXM_OF_IN_PORT) and MFF_VLAN_TCI
+    // (NXM_OF_VLAN_TCI), 16 bits each: the same writes as
+    // `load:N->NXM_OF_IN_PORT[]`, printed and sent as set_fields.
+    let pkt = match field.as_str() {
+        "in_port" => Some(crate::pkt_field::PktField::InPort),
+        "vlan_tci" => Some(crate::pkt_field::PktField::VlanTci),
+        _ => None,
+    };
+    if let Some(p) = pkt {
+        let dst = Subfield::whole(crate::regs::RegField::Pkt(p));
+        return Ok(Action::SetReg(RegLoad::new(dst, u64::from(port()?), true)?));
+    }
     Ok(match field.as_str() {
         "eth_src" | "dl_src" => Action::SetEthSrc(parse_mac(v)?),
         "eth_dst" | "dl_dst" => Action::SetEthDst(parse_mac(v)?),

@@ -159,6 +159,12 @@ impl PktField {
         self.names().0
     }
 
+    /// The meta-flow name `ovs-ofctl` prints after `set_field:V->`
+    /// (`in_port`, `eth_src`).
+    pub fn mf_name(self) -> &'static str {
+        self.names().1
+    }
+
     /// Parse an NXM name, its OXM twin (`OXM_OF_ETH_SRC`) or a meta-flow
     /// name (`eth_src`, `dl_src`), case-insensitively.
     pub fn parse(s: &str) -> Option<PktField> {

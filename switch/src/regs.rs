@@ -410,12 +410,14 @@ pub fn hex(v: u64) -> String {
 impl fmt::Display for RegLoad {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.set_field {
-            write!(
-                f,
-                "set_field:{}->{}",
-                hex(self.value()),
-                self.dst.field.name()
-            )
+            match self.dst.field {
+                // `mf_format` of an OpenFlow 1.0 port: decimal.
+                RegField::Pkt(PktField::InPort) => {
+                    write!(f, "set_field:{}->in_port", self.value())
+                }
+                RegField::Pkt(p) => write!(f, "set_field:{}->{}", hex(self.value()), p.mf_name()),
+                r => write!(f, "set_field:{}->{}", hex(self.value()), r.name()),
+            }
         } else {
             write!(f, "load:{}->{}", hex(self.value()), self.dst)
         }

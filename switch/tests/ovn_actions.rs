@@ -123,6 +123,39 @@ fn output_after_an_in_port_write() {
 }
 
 #[test]
+fn set_field_of_in_port_is_a_load_of_it() {
+    let r = "table=0,priority=100,actions=set_field:2->in_port,IN_PORT,output:1";
+    let spec: RuleSpec = r.parse().unwrap();
+    assert!(spec
+        .to_string()
+        .ends_with("actions=set_field:2->in_port,IN_PORT,output:1"));
+    assert_eq!(spec.to_string().parse::<RuleSpec>().unwrap(), spec);
+    assert!("actions=set_field:0x10000->in_port"
+        .parse::<RuleSpec>()
+        .is_err());
+    let sw = switch_with(
+        &[
+            "table=0,priority=100,udp,tp_dst=1,actions=set_field:2->in_port,IN_PORT,output:1",
+            "table=0,priority=100,udp,tp_dst=2,actions=set_field:0->in_port,output:1",
+            "table=0,priority=100,udp,tp_dst=3,actions=set_field:3->in_port,resubmit(,1)",
+            "table=1,priority=100,in_port=3,actions=output:2",
+        ],
+        &[1, 2, 3],
+    );
+    let mut dp = sw.datapath(0);
+    for (dport, want) in [(1, &[1, 2][..]), (2, &[1]), (3, &[2])] {
+        let f = udp4([10, 0, 0, 5], [10, 0, 0, 9], 1000, dport);
+        for _ in 0..2 {
+            assert_eq!(
+                send(&mut dp, 1, &f, 0),
+                (ports(want), f.clone()),
+                "udp to {dport}"
+            );
+        }
+    }
+}
+
+#[test]
 fn push_and_pop() {
     let sw = switch_with(
         &[
