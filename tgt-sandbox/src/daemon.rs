@@ -19,7 +19,15 @@ const SOCKET_DIR: &str = "/var/run/tgtd";
 pub fn free_control_port(seed: u32) -> Option<u16> {
     (0..20_000u32)
         .map(|k| (10_000 + seed.wrapping_add(k) % 20_000) as u16)
-        .find(|p| !Path::new(&format!("{SOCKET_DIR}/socket.{p}")).exists())
+        .find(|&p| control_port_free(p))
+}
+
+/// Whether no tgtd's management socket for channel `control` exists.
+/// Callers that pick channels from several threads at once give each
+/// candidate to one thread (e.g. from a shared counter) and test it here,
+/// rather than scanning from nearby seeds, which could meet.
+pub fn control_port_free(control: u16) -> bool {
+    !Path::new(&format!("{SOCKET_DIR}/socket.{control}")).exists()
 }
 
 /// How to start one tgtd.

@@ -27,7 +27,7 @@
 mod daemon;
 mod tgtadm;
 
-pub use daemon::{free_control_port, Daemon, Launch};
+pub use daemon::{control_port_free, free_control_port, Daemon, Launch};
 pub use tgtadm::Tgtadm;
 
 /// The target id every user of this crate exports its LUNs under.

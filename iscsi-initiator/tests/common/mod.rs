@@ -31,14 +31,21 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// tgtd's management channel: one whose socket is absent, from the pid and
-/// a per-process counter (several tgtds per test).
+/// tgtd's management channel: one whose socket is absent, each candidate
+/// from the pid and a per-process counter, so parallel tests never try the
+/// same one.
 fn control_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let k = NEXT.fetch_add(1, Ordering::Relaxed);
-    tgt_sandbox::free_control_port(std::process::id().wrapping_mul(10).wrapping_add(k))
-        .expect("no free tgtd control port in 10000..30000 (/var/run/tgtd is full of sockets)")
+    // Sockets left by a killed tgtd stay behind: skip them, over the whole range.
+    for _ in 0..20_000 {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 10_000 + ((std::process::id() * 10 + k) % 20_000) as u16;
+        if tgt_sandbox::control_port_free(port) {
+            return port;
+        }
+    }
+    panic!("no free tgtd control port in 10000..30000 (/var/run/tgtd is full of sockets)");
 }
 
 /// A running tgtd with one target.
