@@ -6,7 +6,8 @@
 //! (`push:`/`pop:`, NXAST_STACK_PUSH/POP: a register saved around a
 //! clobbering load, packet fields swapped through the stack, narrower and
 //! wider pops, a pop from the empty stack, the stack across a resubmit)
-//! and reads of `NXM_OF_VLAN_TCI` (tagged and untagged frames).
+//! and reads and writes of `NXM_OF_VLAN_TCI` (`load`, `set_field`, `move`
+//! into it, a VID without the CFI bit; tagged and untagged frames).
 //!
 //! ```text
 //!  ovs-ofctl add-flows (1.3 and 1.0) ──► vswitch run --ovsdb │ ovs-vswitchd (dummy)
@@ -38,6 +39,11 @@ table=0,priority=100,in_port=1,udp,tp_dst=8,actions=load:0x2->NXM_NX_REG1[],move
 table=0,priority=100,in_port=1,udp,tp_dst=9,actions=load:0x2->NXM_OF_IN_PORT[],set_field:00:00:00:00:00:09->eth_src,output:1,load:0x1->NXM_OF_IN_PORT[],output:1,output:3
 table=0,priority=100,in_port=1,udp,tp_dst=10,actions=set_field:2->in_port,IN_PORT,output:1,output:2
 table=0,priority=100,in_port=1,udp,tp_dst=11,actions=set_field:3->in_port,resubmit(,1)
+table=0,priority=100,in_port=1,udp,tp_dst=12,actions=load:0x1005->NXM_OF_VLAN_TCI[],output:2
+table=0,priority=100,in_port=1,udp,tp_dst=13,actions=set_field:0x7007->vlan_tci,output:2
+table=0,priority=100,in_port=1,udp,tp_dst=14,actions=load:0->NXM_OF_VLAN_TCI[],output:3
+table=0,priority=100,in_port=1,udp,tp_dst=15,actions=load:0x9->NXM_OF_VLAN_TCI[0..11],resubmit(,5)
+table=0,priority=100,in_port=1,udp,tp_dst=16,actions=move:NXM_OF_UDP_SRC[]->NXM_OF_VLAN_TCI[],output:3
 table=0,priority=100,in_port=1,udp,tp_dst=20,actions=load:0x2->NXM_NX_REG0[],push:NXM_NX_REG0[],load:0x3->NXM_NX_REG0[],pop:NXM_NX_REG0[],resubmit(,2)
 table=0,priority=100,in_port=1,udp,tp_dst=21,actions=push:NXM_OF_ETH_SRC[],push:NXM_OF_ETH_DST[],pop:NXM_OF_ETH_SRC[],pop:NXM_OF_ETH_DST[],output:2
 table=0,priority=100,in_port=1,udp,tp_dst=22,actions=push:NXM_OF_UDP_SRC[],pop:NXM_NX_IP_TTL[],output:3
@@ -57,11 +63,13 @@ table=3,priority=100,udp,actions=pop:NXM_OF_IP_SRC[],output:3
 table=4,priority=100,reg3=0,actions=output:2
 table=4,priority=90,reg3=0x1005/0x1fff,actions=output:3
 table=4,priority=80,actions=IN_PORT
+table=5,priority=100,vlan_tci=0x1009/0x1fff,actions=output:3
+table=5,priority=90,actions=output:2
 ";
 
 /// The UDP destination ports of [`FLOWS`]' cases.
-const CASES: [u16; 20] = [
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+const CASES: [u16; 25] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 20, 21, 22, 23, 24, 25, 26, 27, 28,
 ];
 
 /// Malformed or inconsistent stack actions a controller may send.
@@ -154,6 +162,13 @@ fn frames() -> Vec<(String, Vec<u8>)> {
             v.push((format!("udp to 28 from {n}, tag {tci:#x}"), f));
         }
     }
+    // The VLAN TCI writes on tagged frames too.
+    for d in 12..=16 {
+        for n in 2..5u8 {
+            let f = tagged_udp_frame(n, 0x0523 * u16::from(n), d, &[(Q, 0x6005)]);
+            v.push((format!("udp to {d} from {n}, tag 0x6005"), f));
+        }
+    }
     v
 }
 
@@ -180,8 +195,9 @@ fn in_port_and_stack_same_frames_as_ovs_dpdk() {
     same_frames(&vsw, &ovs, &PORTS);
 }
 
-/// What OVS sends per port 1, 2, 3 (3 frames per case), so the comparison
-/// compares something: port 1 from cases 1, 4, 5, 6, 9, 10 and 28 tagged
-/// VID 7; port 2 from 2, 3, 5, 6, 7, 8, 10, 11, 20, 21, 24, 27, 28
-/// untagged; port 3 from 4, 8, 9, 22, 23, 25, 26, 28 tagged VID 5.
-const EXPECTED_OVS: [usize; 3] = [21, 39, 24];
+/// What OVS sends per port 1, 2, 3 (3 frames per case, 6 for the VLAN
+/// writes), so the comparison compares something: port 1 from cases 1, 4,
+/// 5, 6, 9, 10 and 28 tagged VID 7; port 2 from 2, 3, 5, 6, 7, 8, 10, 11,
+/// 12 (6), 13 (6), 15 untagged, 20, 21, 24, 27, 28 untagged; port 3 from
+/// 4, 8, 9, 14 (6), 15 tagged, 16 (6), 22, 23, 25, 26, 28 tagged VID 5.
+const EXPECTED_OVS: [usize; 3] = [21, 54, 39];

@@ -46,6 +46,10 @@ use crate::flow_mod::filter;
 use crate::of10::State;
 use crate::port_map::PortMap;
 
+/// NXM_OF_VLAN_TCI as a `set_field` destination.
+const VLAN_TCI: switch::regs::RegField =
+    switch::regs::RegField::Pkt(switch::pkt_field::PktField::VlanTci);
+
 /// NXAST_DEC_TTL's subtype.
 const NXAST_DEC_TTL: u16 = 18;
 /// NXAST_WRITE_METADATA's subtype.
@@ -340,6 +344,19 @@ pub(crate) fn list_from_switch(
                         })
                     })
                     .collect()
+            }
+            // A set_field of vlan_tci: OVS's `set_field_to_legacy_openflow`
+            // (with the CFI bit the VID and PCP set, else the tag stripped).
+            Action::SetReg(l) if l.set_field && l.dst.field == VLAN_TCI => {
+                let tci = l.value() as u16;
+                if tci & switch::key::VLAN_PRESENT != 0 {
+                    vec![
+                        Action10::SetVlanVid(tci & 0x0fff),
+                        Action10::SetVlanPcp((tci >> 13) as u8),
+                    ]
+                } else {
+                    vec![Action10::StripVlan]
+                }
             }
             _ => action_from_switch(a, map).into_iter().collect::<Vec<_>>(),
         })

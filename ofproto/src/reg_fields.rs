@@ -295,12 +295,14 @@ fn subfield(h: u32, ofs: u16, n_bits: u16, from: From) -> Result<Subfield, OfErr
 /// The packet field an OFPAT_SET_FIELD in NXM form names that the
 /// switch keeps as a [`RegLoad`] (OVS takes NXM headers in a set-field;
 /// `ovs-ofctl -O OpenFlow13` sends `set_field:N->in_port` as
-/// NXM_OF_IN_PORT, MFF_IN_PORT having no OXM form).
+/// NXM_OF_IN_PORT and `set_field:V->vlan_tci` as NXM_OF_VLAN_TCI, the two
+/// fields having no OXM form).
 fn nxm_set_field(f: Field) -> Option<PktField> {
     match f {
         Field::Unknown {
             class: 0, field: 0, ..
         } => Some(PktField::InPort),
+        Field::NxVlanTci => Some(PktField::VlanTci),
         _ => None,
     }
 }
@@ -314,12 +316,13 @@ fn nxm_set_field_of(p: PktField) -> Option<Field> {
             field: 0,
             experimenter: 0,
         }),
+        PktField::VlanTci => Some(Field::NxVlanTci),
         _ => None,
     }
 }
 
 /// An unmasked OFPAT_SET_FIELD of a register, `xreg`, `xxreg`,
-/// `metadata` or NXM_OF_IN_PORT; `None` for other fields.
+/// `metadata`, NXM_OF_IN_PORT or NXM_OF_VLAN_TCI; `None` for other fields.
 pub fn set_field_to_switch(f: &OxmField) -> Option<Result<Action, OfError>> {
     if let Some(p) = nxm_set_field(f.field) {
         return Some((|| {
@@ -574,7 +577,7 @@ mod tests {
     ];
 
     #[test]
-    fn set_field_in_port_parses_and_emits_as_ovs() {
+    fn set_field_in_port_and_vlan_tci_parse_and_emit_as_ovs() {
         let (of, n) = OfAction::parse(&SET_IN_PORT_5).unwrap();
         assert_eq!(n, SET_IN_PORT_5.len());
         let OfAction::SetField(f) = &of else {
@@ -587,6 +590,19 @@ mod tests {
         let mut out = Vec::new();
         back.emit(&mut out).unwrap();
         assert_eq!(out, SET_IN_PORT_5);
+        // set_field:0x7007->vlan_tci: SET_FIELD of NXM_OF_VLAN_TCI.
+        let vlan: [u8; 16] = [
+            0x00, 0x19, 0x00, 0x10, 0x00, 0x00, 0x08, 0x02, 0x70, 0x07, 0, 0, 0, 0, 0, 0,
+        ];
+        let (of, _) = OfAction::parse(&vlan).unwrap();
+        let OfAction::SetField(v) = &of else {
+            panic!("{of:?}")
+        };
+        let a = set_field_to_switch(v).unwrap().unwrap();
+        assert_eq!(a.to_string(), "set_field:0x7007->vlan_tci");
+        let mut out = Vec::new();
+        action_from_switch(&a).unwrap().emit(&mut out).unwrap();
+        assert_eq!(out, vlan);
         // A masked or wider NXM_OF_IN_PORT is refused.
         let mut wide = f.clone();
         wide.value = vec![0, 0, 0, 5];

@@ -177,11 +177,13 @@ pub(crate) fn pipeline_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> FlowK
             // the compiled rewrite (OVS un-wildcards a move source too);
             // whether a write applies depends on dl_type/nw_proto/frag.
             // A write of `in_port`: the translation needs the real ingress
-            // port to tell it from the written one at outputs.
+            // port to tell it from the written one at outputs; one of
+            // `vlan_tci`, the tags there are (it pops or sets them).
             Action::SetReg(l) => {
                 if let RegField::Pkt(p) = l.dst.field {
                     l3l4 |= p != PktField::InPort;
-                    if !l.dst.is_whole() || p == PktField::InPort {
+                    vlan_moves |= p == PktField::VlanTci;
+                    if !l.dst.is_whole() || matches!(p, PktField::InPort | PktField::VlanTci) {
                         read_mask(&mut m, p);
                     }
                 }
@@ -194,7 +196,8 @@ pub(crate) fn pipeline_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> FlowK
             Action::StackPop(sf) => {
                 if let RegField::Pkt(p) = sf.field {
                     l3l4 |= p != PktField::InPort;
-                    if !sf.is_whole() || p == PktField::InPort {
+                    vlan_moves |= p == PktField::VlanTci;
+                    if !sf.is_whole() || matches!(p, PktField::InPort | PktField::VlanTci) {
                         read_mask(&mut m, p);
                     }
                 }
@@ -205,7 +208,8 @@ pub(crate) fn pipeline_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> FlowK
                 }
                 if let RegField::Pkt(p) = mv.dst.field {
                     l3l4 |= p != PktField::InPort;
-                    if !mv.dst.is_whole() || p == PktField::InPort {
+                    vlan_moves |= p == PktField::VlanTci;
+                    if !mv.dst.is_whole() || matches!(p, PktField::InPort | PktField::VlanTci) {
                         read_mask(&mut m, p);
                     }
                 }
@@ -800,6 +804,14 @@ impl Xlate<'_> {
                     (u128::from(self.key.in_port()) & !sf.mask()) | ((v << sf.ofs) & sf.mask());
                 self.key.set_in_port(new as u16);
                 self.in_port_written = true;
+            }
+            RegField::Pkt(PktField::VlanTci) => {
+                let old = self.key.vlan_tci();
+                let new = (u128::from(old) & !sf.mask()) | ((v << sf.ofs) & sf.mask());
+                let (acts, n) = crate::pkt_field::vlan_tci_actions(old, new as u16);
+                for a in &acts[..n] {
+                    self.prim(*a);
+                }
             }
             RegField::Pkt(p) => {
                 if !p.present(&self.key) {

@@ -12,7 +12,7 @@
 //! frames pay nothing at run time beyond the rewrite itself.
 
 use crate::action::{Action, L4Proto};
-use crate::key::{field as kf, FlowKey};
+use crate::key::{field as kf, FlowKey, VLAN_PRESENT};
 use crate::wire::ethernet::ethertype;
 
 /// A packet field `load`/`move` may name.
@@ -68,7 +68,9 @@ pub enum PktField {
     /// NXM_NX_IP_TTL.
     IpTtl,
     /// NXM_OF_VLAN_TCI (16 bits: PCP, the CFI bit as "a tag is present",
-    /// VID; 0 without a tag). Read only here.
+    /// VID; 0 without a tag). A write with the CFI bit sets the outer tag
+    /// (pushing an 802.1Q tag on an untagged frame), one without it pops
+    /// the frame's tags (OVS's `commit_vlan_action`).
     VlanTci,
 }
 
@@ -193,13 +195,9 @@ impl PktField {
     }
 
     /// False for the fields OVS does not let actions write (`eth_type`,
-    /// `nw_proto`), and `vlan_tci`, which this switch does not write
-    /// through `load`/`move` (`mod_vlan_vid`, `push_vlan`, ... do).
+    /// `nw_proto`).
     pub fn writable(self) -> bool {
-        !matches!(
-            self,
-            PktField::EthType | PktField::IpProto | PktField::VlanTci
-        )
+        !matches!(self, PktField::EthType | PktField::IpProto)
     }
 
     /// The field's prerequisites (`lib/meta-flow.xml`).
@@ -276,8 +274,9 @@ impl PktField {
     }
 
     /// The primitive rewrite that sets the whole field to `v`; `None` for
-    /// fields not [`writable`](Self::writable) and for `in_port` (pipeline
-    /// state: the translation keeps it in the key).
+    /// fields not [`writable`](Self::writable), for `in_port` (pipeline
+    /// state: the translation keeps it in the key) and for `vlan_tci`
+    /// (up to three rewrites: [`vlan_tci_actions`]).
     pub fn set_action(self, v: u128) -> Option<Action> {
         use PktField::*;
         let b = v.to_be_bytes();
@@ -308,6 +307,27 @@ impl PktField {
             InPort | EthType | IpProto | VlanTci => return None,
         })
     }
+}
+
+/// The rewrites a write of NXM_OF_VLAN_TCI from `old` to `new` amounts
+/// to, the first `n` of the array (OVS's `commit_vlan_action` with its
+/// default `vlan-limit=1`, one tag known): none when unchanged; with the
+/// CFI bit ([`VLAN_PRESENT`]) the outer tag's VID and PCP set, an 802.1Q
+/// tag pushed first on an untagged frame (the DEI bit sent is the
+/// frame's, where OVS's pop and push send 0); without it the outer tag
+/// popped.
+pub fn vlan_tci_actions(old: u16, new: u16) -> ([Action; 2], usize) {
+    if new == old {
+        return ([Action::PopVlan; 2], 0);
+    }
+    if new & VLAN_PRESENT == 0 {
+        return ([Action::PopVlan; 2], usize::from(old & VLAN_PRESENT != 0));
+    }
+    let set = [
+        Action::SetVlanVid(new & 0x0fff),
+        Action::SetVlanPcp((new >> 13) as u8),
+    ];
+    (set, 2)
 }
 
 /// RARP's EtherType (RFC 903), which OVS's MFP_ARP also admits.
@@ -408,6 +428,17 @@ mod tests {
             Some(Action::SetEthDst([10, 11, 12, 13, 14, 15]))
         );
         assert_eq!(PktField::IpProto.set_action(1), None);
+    }
+
+    #[test]
+    fn vlan_tci_writes() {
+        let set = |v, p| [Action::SetVlanVid(v), Action::SetVlanPcp(p)];
+        assert_eq!(vlan_tci_actions(0x1005, 0x1005).1, 0);
+        assert_eq!(vlan_tci_actions(0, 0x7005), (set(5, 3), 2));
+        assert_eq!(vlan_tci_actions(0x1005, 0x1007), (set(7, 0), 2));
+        assert_eq!(vlan_tci_actions(0x1005, 0), ([Action::PopVlan; 2], 1));
+        // No tag and none written (a VID without the CFI bit): nothing.
+        assert_eq!(vlan_tci_actions(0, 0x0009).1, 0);
     }
 
     #[test]

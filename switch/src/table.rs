@@ -475,19 +475,19 @@ fn rewrite_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> Option<FlowKey> {
             Action::SetArpTha(_) => set(kf::ARP_THA),
             Action::SetIcmpType(_) => set(kf::TP_SRC),
             Action::SetIcmpCode(_) => set(kf::TP_DST),
-            Action::SetReg(l) => {
-                if let crate::regs::RegField::Pkt(p) = l.dst.field {
+            Action::SetReg(_) | Action::Move(_) | Action::StackPop(_) => {
+                let dst = match a {
+                    Action::SetReg(l) => l.dst.field,
+                    Action::Move(mv) => mv.dst.field,
+                    Action::StackPop(sf) => sf.field,
+                    _ => unreachable!("matched above"),
+                };
+                if let crate::regs::RegField::Pkt(p) = dst {
                     set(p.key_range());
-                }
-            }
-            Action::Move(mv) => {
-                if let crate::regs::RegField::Pkt(p) = mv.dst.field {
-                    set(p.key_range());
-                }
-            }
-            Action::StackPop(sf) => {
-                if let crate::regs::RegField::Pkt(p) = sf.field {
-                    set(p.key_range());
+                    if p == crate::pkt_field::PktField::VlanTci {
+                        // A pop brings the inner tag out.
+                        set(kf::VLAN_TCI2);
+                    }
                 }
             }
             // The translation never rewrites the key at a `ct` (NAT's

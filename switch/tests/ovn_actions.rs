@@ -10,7 +10,7 @@ use common::*;
 
 use switch::rule::RuleSpec;
 use switch::table::FlowModError;
-use switch::testutil::udp4;
+use switch::testutil::{udp4, with_vlan};
 use switch::verdict::{DropReason, Verdict};
 
 fn ip_csum(f: &mut [u8]) {
@@ -52,8 +52,6 @@ fn text_round_trips_and_malformed() {
         "actions=push",
         "actions=pop:",
         "actions=load:0x10000->NXM_OF_IN_PORT[]",
-        "actions=load:0x1005->NXM_OF_VLAN_TCI[]",
-        "actions=move:NXM_NX_REG0[0..15]->NXM_OF_VLAN_TCI[]",
     ] {
         assert!(bad.parse::<RuleSpec>().is_err(), "{bad}");
     }
@@ -150,6 +148,67 @@ fn set_field_of_in_port_is_a_load_of_it() {
                 send(&mut dp, 1, &f, 0),
                 (ports(want), f.clone()),
                 "udp to {dport}"
+            );
+        }
+    }
+}
+
+/// Writes of NXM_OF_VLAN_TCI as OVS's `commit_vlan_action` (one tag
+/// known, OVS's default `vlan-limit`): the CFI bit sets the tag (pushing
+/// one on an untagged frame), no CFI pops it, an unchanged TCI does
+/// nothing.
+#[test]
+fn vlan_tci_writes() {
+    for r in [
+        "actions=load:0x1005->NXM_OF_VLAN_TCI[],move:NXM_NX_REG0[0..15]->NXM_OF_VLAN_TCI[]",
+        "actions=set_field:0x7007->vlan_tci,set_field:0->vlan_tci,pop:NXM_OF_VLAN_TCI[0..11]",
+    ] {
+        let spec: RuleSpec = r.parse().unwrap_or_else(|e| panic!("{r}: {e}"));
+        assert!(spec.to_string().ends_with(r), "{spec}");
+    }
+    let sw = switch_with(
+        &[
+            "table=0,priority=100,udp,tp_dst=12,actions=load:0x1005->NXM_OF_VLAN_TCI[],output:2",
+            "table=0,priority=100,udp,tp_dst=13,actions=set_field:0x7007->vlan_tci,output:2",
+            "table=0,priority=100,udp,tp_dst=14,actions=load:0->NXM_OF_VLAN_TCI[],output:2",
+            "table=0,priority=100,udp,tp_dst=15,actions=load:0x9->NXM_OF_VLAN_TCI[0..11],resubmit(,1)",
+            "table=0,priority=100,udp,tp_dst=16,actions=load:0x1->NXM_OF_VLAN_TCI[12],output:2",
+            "table=1,priority=100,vlan_tci=0x1009/0x1fff,actions=output:3",
+            "table=1,priority=90,actions=output:2",
+        ],
+        &[1, 2, 3],
+    );
+    let mut dp = sw.datapath(0);
+    let f = |d: u16| udp4([10, 0, 0, 5], [10, 0, 0, 9], 1000, d);
+    let tag = |d: u16, tci: u16| with_vlan(&f(d), 0x8100, tci);
+    let qinq = |d: u16, tci: u16| with_vlan(&f(d), 0x88a8, tci);
+    for (what, input, out, want) in [
+        ("push", f(12), 2, tag(12, 0x0005)),
+        ("replace", tag(12, 0x6007), 2, tag(12, 0x0005)),
+        ("TPID kept", qinq(12, 0x6007), 2, qinq(12, 0x0005)),
+        ("push with PCP", f(13), 2, tag(13, 0x6007)),
+        ("pop", tag(14, 0x6005), 2, f(14)),
+        ("pop of nothing", f(14), 2, f(14)),
+        (
+            "VID of a tag, seen by the next table",
+            tag(15, 0x6005),
+            3,
+            tag(15, 0x6009),
+        ),
+        ("VID without a tag: nothing", f(15), 2, f(15)),
+        ("CFI alone pushes VID 0", f(16), 2, tag(16, 0)),
+        (
+            "CFI of a tagged frame: unchanged",
+            tag(16, 0x2005),
+            2,
+            tag(16, 0x2005),
+        ),
+    ] {
+        for _ in 0..2 {
+            assert_eq!(
+                send(&mut dp, 1, &input, 0),
+                (ports(&[out]), want.clone()),
+                "{what}"
             );
         }
     }
