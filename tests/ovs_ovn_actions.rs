@@ -6,8 +6,10 @@
 //! (`push:`/`pop:`, NXAST_STACK_PUSH/POP: a register saved around a
 //! clobbering load, packet fields swapped through the stack, narrower and
 //! wider pops, a pop from the empty stack, the stack across a resubmit)
-//! and reads and writes of `NXM_OF_VLAN_TCI` (`load`, `set_field`, `move`
-//! into it, a VID without the CFI bit; tagged and untagged frames).
+//! reads and writes of `NXM_OF_VLAN_TCI` (`load`, `set_field`, `move`
+//! into it, a VID without the CFI bit; tagged and untagged frames), and a
+//! 128-bit `set_field` into an `xxreg` (OFPAT_SET_FIELD of NXM_NX_XXREG1,
+//! two loads in OpenFlow 1.0) moved on whole and in parts.
 //!
 //! ```text
 //!  ovs-ofctl add-flows (1.3 and 1.0) ──► vswitch run --ovsdb │ ovs-vswitchd (dummy)
@@ -44,6 +46,7 @@ table=0,priority=100,in_port=1,udp,tp_dst=13,actions=set_field:0x7007->vlan_tci,
 table=0,priority=100,in_port=1,udp,tp_dst=14,actions=load:0->NXM_OF_VLAN_TCI[],output:3
 table=0,priority=100,in_port=1,udp,tp_dst=15,actions=load:0x9->NXM_OF_VLAN_TCI[0..11],resubmit(,5)
 table=0,priority=100,in_port=1,udp,tp_dst=16,actions=move:NXM_OF_UDP_SRC[]->NXM_OF_VLAN_TCI[],output:3
+table=0,priority=100,in_port=1,udp,tp_dst=17,actions=set_field:0x112233445566778899aabbcc0a000063->xxreg1,move:NXM_NX_XXREG1[0..31]->NXM_OF_IP_DST[],move:NXM_NX_XXREG1[80..127]->NXM_OF_ETH_SRC[],move:NXM_NX_XXREG1[]->NXM_NX_XXREG2[],resubmit(,6)
 table=0,priority=100,in_port=1,udp,tp_dst=20,actions=load:0x2->NXM_NX_REG0[],push:NXM_NX_REG0[],load:0x3->NXM_NX_REG0[],pop:NXM_NX_REG0[],resubmit(,2)
 table=0,priority=100,in_port=1,udp,tp_dst=21,actions=push:NXM_OF_ETH_SRC[],push:NXM_OF_ETH_DST[],pop:NXM_OF_ETH_SRC[],pop:NXM_OF_ETH_DST[],output:2
 table=0,priority=100,in_port=1,udp,tp_dst=22,actions=push:NXM_OF_UDP_SRC[],pop:NXM_NX_IP_TTL[],output:3
@@ -65,11 +68,13 @@ table=4,priority=90,reg3=0x1005/0x1fff,actions=output:3
 table=4,priority=80,actions=IN_PORT
 table=5,priority=100,vlan_tci=0x1009/0x1fff,actions=output:3
 table=5,priority=90,actions=output:2
+table=6,priority=100,reg8=0x11223344,reg11=0xa000063,actions=output:3
+table=6,priority=90,actions=output:2
 ";
 
 /// The UDP destination ports of [`FLOWS`]' cases.
-const CASES: [u16; 25] = [
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+const CASES: [u16; 26] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 20, 21, 22, 23, 24, 25, 26, 27, 28,
 ];
 
 /// Malformed or inconsistent stack actions a controller may send.
@@ -199,5 +204,5 @@ fn in_port_and_stack_same_frames_as_ovs_dpdk() {
 /// writes), so the comparison compares something: port 1 from cases 1, 4,
 /// 5, 6, 9, 10 and 28 tagged VID 7; port 2 from 2, 3, 5, 6, 7, 8, 10, 11,
 /// 12 (6), 13 (6), 15 untagged, 20, 21, 24, 27, 28 untagged; port 3 from
-/// 4, 8, 9, 14 (6), 15 tagged, 16 (6), 22, 23, 25, 26, 28 tagged VID 5.
-const EXPECTED_OVS: [usize; 3] = [21, 54, 39];
+/// 4, 8, 9, 14 (6), 15 tagged, 16 (6), 17, 22, 23, 25, 26, 28 tagged VID 5.
+const EXPECTED_OVS: [usize; 3] = [21, 54, 42];

@@ -425,9 +425,11 @@ pub fn action_from_switch(a: &Action, ports: &PortMap) -> Option<OfAction> {
         Action::SetTunDst(a) => OfAction::SetField(OxmField::exact(Field::NxTunIpv4Dst, &a)),
         Action::Ct(id) => ct_action::ct_from_switch_zone(id.spec(), id.zone_src()),
         Action::CtClear => OfAction::Nicira(NxAction::CtClear),
-        Action::SetReg(_) | Action::Move(_) | Action::StackPush(_) | Action::StackPop(_) => {
-            reg_fields::action_from_switch(a)?
-        }
+        Action::SetReg(_)
+        | Action::SetXxReg(_)
+        | Action::Move(_)
+        | Action::StackPush(_)
+        | Action::StackPop(_) => reg_fields::action_from_switch(a)?,
         Action::SetArpOp(o) => OfAction::SetField(OxmField::exact(Field::ArpOp, &o.to_be_bytes())),
         Action::SetArpSpa(x) => OfAction::SetField(OxmField::exact(Field::ArpSpa, &x)),
         Action::SetArpTpa(x) => OfAction::SetField(OxmField::exact(Field::ArpTpa, &x)),

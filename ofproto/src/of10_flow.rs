@@ -332,9 +332,10 @@ pub(crate) fn list_from_switch(
             // A whole-`xxreg` set_field: OpenFlow 1.0 has no set_field and
             // REG_LOAD carries 64 bits, so two loads (OVS's
             // `next_load_segment`, printed as two `load:`s).
-            Action::SetReg(l) if l.set_field && l.dst.n_bits > 64 => {
-                let h = crate::reg_fields::header(l.dst.field);
-                [(0u16, l.value()), (64, 0)]
+            Action::SetXxReg(x) => {
+                let h = crate::reg_fields::header(x.dst().field);
+                let v = x.value();
+                [(0u16, v as u64), (64, (v >> 64) as u64)]
                     .into_iter()
                     .map(|(ofs, value)| {
                         nx(NxAction::RegLoad {

@@ -28,7 +28,7 @@ use openflow::oxm::{Field, OxmField};
 use openflow::Action as OfAction;
 use switch::action::Action;
 use switch::pkt_field::PktField;
-use switch::regs::{RegField, RegLoad, RegMove, Subfield};
+use switch::regs::{RegField, RegLoad, RegMove, Subfield, XxRegSet};
 use switch::rule::Match;
 
 use crate::error::OfError;
@@ -343,6 +343,9 @@ pub fn set_field_to_switch(f: &OxmField) -> Option<Result<Action, OfError>> {
     let rf = reg_field(f.field)?;
     Some((|| {
         let v = be_u128(&f.value).ok_or_else(|| bad_arg(format!("bad set_field value {f:?}")))?;
+        if let RegField::XXReg(n) = rf {
+            return XxRegSet::new(n, v).map(Action::SetXxReg).map_err(bad_arg);
+        }
         let v = u64::try_from(v).map_err(|_| {
             OfError::action(
                 bad_action::BAD_SET_ARGUMENT,
@@ -424,6 +427,10 @@ pub fn action_from_switch(a: &Action) -> Option<OfAction> {
                 _ => OxmField::exact(f, &v.to_be_bytes()),
             })
         }
+        Action::SetXxReg(x) => OfAction::SetField(OxmField::exact(
+            xxreg_field(x.reg()),
+            &x.value().to_be_bytes(),
+        )),
         Action::SetReg(l) => OfAction::Nicira(NxAction::RegLoad {
             ofs_nbits: reg_load_ofs_nbits(u16::from(l.dst.ofs), u16::from(l.dst.n_bits)),
             dst: header(l.dst.field),
@@ -577,7 +584,7 @@ mod tests {
     ];
 
     #[test]
-    fn set_field_in_port_and_vlan_tci_parse_and_emit_as_ovs() {
+    fn set_field_in_port_vlan_tci_and_xxreg_parse_and_emit_as_ovs() {
         let (of, n) = OfAction::parse(&SET_IN_PORT_5).unwrap();
         assert_eq!(n, SET_IN_PORT_5.len());
         let OfAction::SetField(f) = &of else {
@@ -603,6 +610,21 @@ mod tests {
         let mut out = Vec::new();
         action_from_switch(&a).unwrap().emit(&mut out).unwrap();
         assert_eq!(out, vlan);
+        // A 128-bit set_field of NXM_NX_XXREG1 (class 1, field 112).
+        let mut xx = vec![0x00, 0x19, 0x00, 0x18, 0x00, 0x01, 0xe0, 0x10];
+        xx.extend_from_slice(&0x1122_3344_5566_7788_99aa_bbcc_0a00_0063u128.to_be_bytes());
+        let (of, _) = OfAction::parse(&xx).unwrap();
+        let OfAction::SetField(v) = &of else {
+            panic!("{of:?}")
+        };
+        let a = set_field_to_switch(v).unwrap().unwrap();
+        assert_eq!(
+            a.to_string(),
+            "set_field:0x112233445566778899aabbcc0a000063->xxreg1"
+        );
+        let mut out = Vec::new();
+        action_from_switch(&a).unwrap().emit(&mut out).unwrap();
+        assert_eq!(out, xx);
         // A masked or wider NXM_OF_IN_PORT is refused.
         let mut wide = f.clone();
         wide.value = vec![0, 0, 0, 5];

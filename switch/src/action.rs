@@ -14,7 +14,7 @@ use core::fmt;
 use crate::ct::CtId;
 use crate::fdb::Fdb;
 use crate::frame::Frame;
-use crate::regs::{RegLoad, RegMove, Subfield};
+use crate::regs::{RegLoad, RegMove, Subfield, XxRegSet};
 use crate::verdict::{DropReason, Verdict, MAX_PORTS};
 use crate::wire::ethernet::{ethertype, is_vlan_tpid};
 use crate::wire::ipv4::Ipv4Packet;
@@ -104,6 +104,10 @@ pub enum Action {
     /// register (or `metadata`, see [`crate::regs`]). Resolved by the
     /// pipeline translation; never reaches [`execute`].
     SetReg(RegLoad),
+    /// `set_field:V->xxreg0`: a whole 128-bit register (its value may be
+    /// wider than a [`RegLoad`]'s 64 bits). Resolved by the pipeline
+    /// translation; never reaches [`execute`].
+    SetXxReg(XxRegSet),
     /// `move:SRC[..]->DST[..]` between registers, `metadata` and packet
     /// fields. Resolved by the pipeline translation (a packet destination
     /// becomes the constant rewrite it amounts to); never reaches
@@ -175,6 +179,7 @@ impl Action {
         match self {
             Action::Ct(c) => c.spec().nat.is_some(),
             Action::SetReg(l) => l.dst.field.in_frame(),
+            Action::SetXxReg(_) => false,
             Action::Move(m) => m.dst.field.in_frame(),
             Action::StackPush(_) => false,
             Action::StackPop(sf) => sf.field.in_frame(),
@@ -220,7 +225,11 @@ impl Action {
     pub fn is_reg(&self) -> bool {
         matches!(
             self,
-            Action::SetReg(_) | Action::Move(_) | Action::StackPush(_) | Action::StackPop(_)
+            Action::SetReg(_)
+                | Action::SetXxReg(_)
+                | Action::Move(_)
+                | Action::StackPush(_)
+                | Action::StackPop(_)
         )
     }
 
@@ -343,6 +352,16 @@ fn parse_set_field(arg: &str) -> Result<Action, String> {
         .split_once("->")
         .ok_or_else(|| format!("`set_field:{arg}`: want `set_field:VALUE->FIELD`"))?;
     let (v, field) = (v.trim(), field.trim().to_ascii_lowercase());
+    if let Some(crate::regs::RegField::XXReg(n)) = crate::regs::RegField::parse_reg(&field) {
+        // A whole xxreg (no mask, or all ones): one 128-bit set_field.
+        let (val, mask) = v
+            .split_once('/')
+            .unwrap_or((v, "0xffffffffffffffffffffffffffffffff"));
+        if crate::regs::parse_u128(mask, "set_field mask")? == u128::MAX {
+            let x = XxRegSet::new(n, crate::regs::parse_u128(val, "set_field value")?)?;
+            return Ok(Action::SetXxReg(x));
+        }
+    }
     if let Some(loads) = crate::regs::parse_set_field(v, &field) {
         let loads = loads?;
         if loads.len() != 1 {
@@ -528,6 +547,7 @@ impl fmt::Display for Action {
             Action::Ct(c) => write!(f, "{c}"),
             Action::CtClear => write!(f, "ct_clear"),
             Action::SetReg(l) => write!(f, "{l}"),
+            Action::SetXxReg(x) => write!(f, "{x}"),
             Action::Move(m) => write!(f, "{m}"),
             Action::StackPush(sf) => write!(f, "push:{sf}"),
             Action::StackPop(sf) => write!(f, "pop:{sf}"),
@@ -1087,6 +1107,7 @@ pub(crate) fn execute_l3<F: Frame>(
             Action::Resubmit(_)
             | Action::Group(_)
             | Action::SetReg(_)
+            | Action::SetXxReg(_)
             | Action::Move(_)
             | Action::StackPush(_)
             | Action::StackPop(_) => {}

@@ -508,6 +508,7 @@ impl ActionSet {
                 | Action::Ct(_)
                 | Action::CtClear
                 | Action::SetReg(_)
+                | Action::SetXxReg(_)
                 | Action::Move(_)
                 | Action::StackPush(_)
                 | Action::StackPop(_) => {}
@@ -632,6 +633,10 @@ impl Xlate<'_> {
             // Pipeline state only: applied here, nothing to execute.
             Action::SetReg(l) => {
                 self.write_field(l.dst, u128::from(l.value()));
+                return;
+            }
+            Action::SetXxReg(x) => {
+                self.write_field(x.dst(), x.value());
                 return;
             }
             Action::Move(m) => {

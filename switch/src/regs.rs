@@ -386,6 +386,53 @@ impl RegLoad {
     }
 }
 
+/// `set_field:V->xxregN`: a whole 128-bit register and a value of up to
+/// 128 bits (what [`crate::action::Action::SetXxReg`] carries: the value
+/// as bytes, so the action enum keeps its size and alignment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct XxRegSet {
+    n: u8,
+    value: [u8; 16],
+}
+
+impl XxRegSet {
+    /// `xxreg{n}` (`n` < [`N_XXREGS`]) set to `value`.
+    pub fn new(n: u8, value: u128) -> Result<XxRegSet, String> {
+        if usize::from(n) >= N_XXREGS {
+            return Err(format!("xxreg{n}: there are {N_XXREGS} xxregs"));
+        }
+        Ok(XxRegSet {
+            n,
+            value: value.to_be_bytes(),
+        })
+    }
+
+    /// The register's number.
+    pub fn reg(&self) -> u8 {
+        self.n
+    }
+
+    /// The value.
+    pub fn value(&self) -> u128 {
+        u128::from_be_bytes(self.value)
+    }
+
+    /// The destination: the whole register.
+    pub fn dst(&self) -> Subfield {
+        Subfield::whole(RegField::XXReg(self.n))
+    }
+}
+
+impl fmt::Display for XxRegSet {
+    /// As `ovs-ofctl` prints it: `set_field:0x…->xxregN` (`ds_put_hex`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.value() {
+            0 => write!(f, "set_field:0->xxreg{}", self.n),
+            v => write!(f, "set_field:{v:#x}->xxreg{}", self.n),
+        }
+    }
+}
+
 /// OVS's `mf_check_dst`: the destination must be writable ("destination
 /// field %s is not writable", OFPBAC_BAD_SET_ARGUMENT).
 fn check_writable(dst: Subfield) -> Result<(), String> {
@@ -689,6 +736,25 @@ mod tests {
             ["load:0x5->NXM_NX_REG2[0..3]", "load:0->NXM_NX_REG2[8..11]"]
         );
         assert!(parse_set_field("0x1ffffffff", "reg0").unwrap().is_err());
+        // A whole xxreg takes 128 bits (printed as ovs-ofctl does).
+        let v = 0x1122_3344_5566_7788_99aa_bbcc_0a00_0063u128;
+        let x = XxRegSet::new(1, v).unwrap();
+        assert_eq!(
+            x.to_string(),
+            "set_field:0x112233445566778899aabbcc0a000063->xxreg1"
+        );
+        assert_eq!(x.dst().to_string(), "NXM_NX_XXREG1[]");
+        let (mut meta, mut regs) = (0, Regs::ZERO);
+        x.dst().set(&mut meta, &mut regs, x.value());
+        assert_eq!(
+            regs.0[4..8],
+            [0x1122_3344, 0x5566_7788, 0x99aa_bbcc, 0x0a00_0063]
+        );
+        assert_eq!(
+            XxRegSet::new(0, 0).unwrap().to_string(),
+            "set_field:0->xxreg0"
+        );
+        assert!(XxRegSet::new(4, 0).is_err());
         assert!(parse_set_field("1", "ip_src").is_none());
     }
 }
