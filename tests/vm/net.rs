@@ -504,7 +504,17 @@ impl Drop for Switch {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        // The reaper kills what is left.
+        // The reaper kills what is left. A failing test gets the switch's
+        // side of the story (its directory goes with the test).
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            eprintln!(
+                "--- vswitch log (last {} lines) ---\n{}",
+                tail.len(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
     }
 }
 
