@@ -13,7 +13,8 @@
 //! rx: gate.busy=1 ─► vid (or -1: no guest) ─► rte_vhost_dequeue_burst(vid, 2q+1, pool) ─► gate.busy=0
 //!     ─► per frame: mbuf.port = port id (packet-in needs it), bytes += pkt_len
 //! tx: gate.busy=1 ─► rte_vhost_enqueue_burst(vid, 2q) (copies into the guest) ─► gate.busy=0
-//!     ─► rte_pktmbuf_free_bulk(sent)
+//!     ─► free(sent): one rte_mempool_put_bulk when every mbuf is direct,
+//!        one-segment, refcnt 1 and of one pool, else rte_pktmbuf_free_bulk
 //! ```
 //!
 //! Device lifetime: a vid names a `struct virtio_net` the vhost library
@@ -551,7 +552,7 @@ impl VhostLink {
         // SAFETY: the guest has its copy; the first `sent` mbufs are ours
         // to free, once, and the burst forgets them right after.
         unsafe {
-            sys::shim_rte_pktmbuf_free_bulk(pkts, sent as u32);
+            sys::shim_rte_pktmbuf_free_bulk_fast(pkts, sent as u32);
             burst.consume_front(sent);
         }
         bump(&g.packets, sent as u64);

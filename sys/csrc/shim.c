@@ -47,6 +47,36 @@ void shim_rte_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned int count)
 	rte_pktmbuf_free_bulk(mbufs, count);
 }
 
+/*
+ * DPDK's MBUF_FAST_FREE idea, checked instead of promised: when every mbuf
+ * of the burst is direct (no indirect or external buffer), has refcnt 1,
+ * one segment (next NULL, nb_segs 1) and comes from the first one's pool,
+ * the mbufs are already in the state a pool keeps them in
+ * (rte_pktmbuf_prefree_seg would change nothing), so one
+ * rte_mempool_put_bulk returns them; the checks only load (the generic
+ * path stores each mbuf into a pending array first). Anything else goes
+ * through rte_pktmbuf_free_bulk.
+ */
+void shim_rte_pktmbuf_free_bulk_fast(struct rte_mbuf **mbufs, unsigned int count)
+{
+	struct rte_mempool *mp;
+	unsigned int i;
+
+	if (count == 0)
+		return;
+	mp = mbufs[0]->pool;
+	for (i = 0; i < count; i++) {
+		const struct rte_mbuf *m = mbufs[i];
+
+		if (unlikely(m->pool != mp || m->nb_segs != 1 || m->next != NULL ||
+			     !RTE_MBUF_DIRECT(m) || rte_mbuf_refcnt_read(m) != 1)) {
+			rte_pktmbuf_free_bulk(mbufs, count);
+			return;
+		}
+	}
+	rte_mempool_put_bulk(mp, (void **)mbufs, count);
+}
+
 struct rte_mbuf *shim_rte_pktmbuf_clone(struct rte_mbuf *md, struct rte_mempool *mp)
 {
 	return rte_pktmbuf_clone(md, mp);

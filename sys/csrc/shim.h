@@ -25,6 +25,9 @@ int shim_rte_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
                                 unsigned int count);
 void shim_rte_pktmbuf_free(struct rte_mbuf *m);
 void shim_rte_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned int count);
+/* rte_pktmbuf_free_bulk with a fast path: a burst of direct, one-segment,
+ * refcnt-1 mbufs of one pool goes back with one rte_mempool_put_bulk. */
+void shim_rte_pktmbuf_free_bulk_fast(struct rte_mbuf **mbufs, unsigned int count);
 struct rte_mbuf *shim_rte_pktmbuf_clone(struct rte_mbuf *md, struct rte_mempool *mp);
 void shim_rte_mbuf_refcnt_update(struct rte_mbuf *m, int16_t value);
 uint16_t shim_rte_mbuf_refcnt_read(const struct rte_mbuf *m);
