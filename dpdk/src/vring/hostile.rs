@@ -75,7 +75,9 @@ fn scribble(d: &mut MockDriver, r: &mut Rng, at: u16) {
     d.set_desc(at, addr(r), len(r), flags, next);
 }
 
-/// Counts what it is given; reads every frame whole.
+/// Counts what it is given; reads every frame whole. Every other frame
+/// offered in one piece ([`TxSink::take_plain`], `dequeue`'s fast path) is
+/// taken that way.
 struct CountSink(usize, usize);
 
 impl TxSink for CountSink {
@@ -89,14 +91,33 @@ impl TxSink for CountSink {
         self.0 += 1;
         true
     }
+    fn take_plain(&mut self, p: *const u8, total: u32) -> Option<bool> {
+        if self.0 % 2 == 1 {
+            return None;
+        }
+        if self.0 == self.1 {
+            return Some(false);
+        }
+        assert!(total >= HDR, "a frame shorter than the header was taken");
+        // SAFETY: the caller's readable range of `total` bytes.
+        let v = unsafe { std::slice::from_raw_parts(p, total as usize) }.to_vec();
+        assert_eq!(v.len(), total as usize);
+        self.0 += 1;
+        Some(true)
+    }
 }
 
-/// Frames of random lengths (header written by the source).
-struct Frames(Vec<u32>);
+/// Frames of random lengths (header written by the source), every
+/// other one also offered in one piece ([`RxSource::plain`]: the fast path
+/// of `enqueue`); the bytes of either are 0xa5.
+struct Frames(Vec<u32>, Vec<u8>);
 
 impl RxSource for Frames {
     fn len(&self, i: usize) -> u32 {
         self.0[i]
+    }
+    fn plain(&self, i: usize) -> Option<*const u8> {
+        i.is_multiple_of(2).then_some(self.1.as_ptr())
     }
     fn write(&mut self, i: usize, num_buffers: u16, out: &mut Writer<'_>) {
         let mut h = [0u8; HDR as usize];
@@ -143,7 +164,7 @@ fn hostile_queue(seed: u64, size: u16, rx: bool, mergeable: bool, rounds: usize)
                 &mut segs,
                 HDR,
                 mergeable,
-                &mut Frames(lens.clone()),
+                &mut Frames(lens.clone(), vec![0xa5; 3000]),
                 max,
             );
             let bytes: u64 = lens[..done.frames]

@@ -38,6 +38,39 @@ fn room(m: &sys::rte_mbuf) -> usize {
 }
 
 impl TxSink for MbufSink {
+    /// A frame whose bytes fit the next mbuf's room and whose header asks
+    /// for no offload: copied straight in (no header copy, no reader).
+    #[inline(always)]
+    fn take_plain(&mut self, p: *const u8, total: u32) -> Option<bool> {
+        if self.filled == self.cap {
+            return Some(false);
+        }
+        let len = total as usize - self.hdr_len;
+        // SAFETY: `out` has `cap` freshly allocated mbufs; `filled` < cap.
+        let m = unsafe { &mut **self.out.add(self.filled) };
+        if len > room(m) {
+            return None;
+        }
+        // SAFETY: `p..p+total` is readable guest memory (the caller's)
+        // and total >= hdr_len >= 2: the header's flags and gso_type.
+        if self.offload && unsafe { (p as *const u16).read_unaligned() } != 0 {
+            return None;
+        }
+        // SAFETY: `len` bytes after the header in the guest's range, into
+        // the mbuf's room (checked above); guest memory and the mbuf do
+        // not overlap.
+        unsafe {
+            let base = (m.buf_addr as *mut u8).add(m.data_off as usize + m.data_len as usize);
+            copy_bytes(p.add(self.hdr_len), base, len);
+        }
+        m.data_len += len as u16;
+        m.pkt_len = len as u32;
+        m.port = self.port;
+        self.bytes += len as u64;
+        self.filled += 1;
+        Some(true)
+    }
+
     #[inline(always)]
     fn take(&mut self, frame: &mut Reader<'_>, total: u32) -> bool {
         if self.filled == self.cap {
@@ -119,6 +152,26 @@ impl RxSource for MbufSource {
     fn len(&self, i: usize) -> u32 {
         // SAFETY: the caller's first frames are valid mbufs.
         unsafe { (**self.pkts.add(i)).pkt_len }
+    }
+
+    /// One segment (its data length is the packet length) without
+    /// transmit offload flags: the frame's bytes at the segment's data.
+    #[inline(always)]
+    fn plain(&self, i: usize) -> Option<*const u8> {
+        // SAFETY: as in `len`; the fields read are in the mbuf's first
+        // line.
+        unsafe {
+            let m = &**self.pkts.add(i);
+            if m.ol_flags & TX_OFFLOADS == 0 && u32::from(m.data_len) == m.pkt_len {
+                return Some((m.buf_addr as *const u8).add(usize::from(m.data_off)));
+            }
+        }
+        None
+    }
+
+    #[inline(always)]
+    fn sent_plain(&mut self, i: usize) {
+        self.bytes += u64::from(self.len(i));
     }
 
     #[inline(always)]

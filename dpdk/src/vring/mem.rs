@@ -71,6 +71,19 @@ impl GuestMem {
         self.translate_search(gpa, len)
     }
 
+    /// [`GuestMem::translate_part`] in the last region hit only: `None`
+    /// elsewhere (no search, no call).
+    #[inline(always)]
+    pub(crate) fn translate_last(&self, gpa: u64, len: u64) -> Option<(*mut u8, u64)> {
+        let r = &self.regions[self.last];
+        let off = gpa.wrapping_sub(r.gpa);
+        if self.last < self.n && off < r.size {
+            // As in `translate_part`.
+            return Some(((r.host + off) as *mut u8, len.min(r.size - off)));
+        }
+        None
+    }
+
     /// [`GuestMem::translate_part`] outside the last region hit.
     #[cold]
     #[inline(never)]

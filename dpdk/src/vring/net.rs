@@ -14,6 +14,13 @@ pub(crate) trait TxSink {
     /// `frame`; `false` when it cannot (nothing is consumed then, and the
     /// burst ends).
     fn take(&mut self, frame: &mut Reader<'_>, total: u32) -> bool;
+    /// Takes one frame of `total` bytes (header included) lying in one
+    /// piece at `p` (a checked, readable range of guest memory), if it can
+    /// without [`TxSink::take`]: `Some(true)` taken, `Some(false)` cannot
+    /// (as `take`'s `false`), `None` to go through `take`.
+    fn take_plain(&mut self, _p: *const u8, _total: u32) -> Option<bool> {
+        None
+    }
 }
 
 /// Gives the frames [`enqueue`] sends.
@@ -23,6 +30,14 @@ pub(crate) trait RxSource {
     /// Writes frame `i`'s virtio-net header (`num_buffers` chains,
     /// §5.1.6.4) and then its bytes to `out`.
     fn write(&mut self, i: usize, num_buffers: u16, out: &mut Writer<'_>);
+    /// Frame `i`'s [`RxSource::len`] bytes when they are contiguous and
+    /// its header carries no offload (every field 0 but `num_buffers`):
+    /// [`enqueue`] may then copy them itself, without [`RxSource::write`].
+    fn plain(&self, _i: usize) -> Option<*const u8> {
+        None
+    }
+    /// Frame `i` went out through [`RxSource::plain`].
+    fn sent_plain(&mut self, _i: usize) {}
 }
 
 /// Copies `n` bytes from `src` to `dst`: up to 64 inline, in at most four
@@ -60,6 +75,77 @@ pub(crate) unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
             *dst = a;
             *dst.add(n / 2) = b;
             *dst.add(n - 1) = c;
+        }
+    }
+}
+
+/// [`copy_bytes`], with `WIDE` (only where AVX2 is enabled: see
+/// [`enqueue_avx2`]) 32 to 64 bytes in two 32-byte moves from both ends:
+/// half the stores of the 16-byte moves, each of which waits in the store
+/// queue for its guest line.
+///
+/// # Safety
+/// As [`copy_bytes`]; with `WIDE`, the CPU has AVX2.
+#[inline(always)]
+pub(crate) unsafe fn copy_frame<const WIDE: bool>(src: *const u8, dst: *mut u8, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if WIDE && (32..=64).contains(&n) {
+        // SAFETY: the caller's ranges and CPU; 32 <= n <= 64.
+        unsafe { copy_32_64(src, dst, n) };
+        return;
+    }
+    // SAFETY: the caller's ranges.
+    unsafe { copy_bytes(src, dst, n) }
+}
+
+/// [`copy_frame`] of 32 to 64 bytes: one 32-byte move from each end
+/// (overlapping below 64).
+///
+/// # Safety
+/// As [`copy_bytes`], with 32 <= n <= 64, on a CPU with AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn copy_32_64(src: *const u8, dst: *mut u8, n: usize) {
+    use std::arch::x86_64::{__m256i, _mm256_loadu_si256, _mm256_storeu_si256};
+    // SAFETY: 32 <= n: the first and last 32 bytes of both ranges cover
+    // every byte; unaligned accesses.
+    unsafe {
+        let a = _mm256_loadu_si256(src as *const __m256i);
+        let z = _mm256_loadu_si256(src.add(n - 32) as *const __m256i);
+        _mm256_storeu_si256(dst as *mut __m256i, a);
+        _mm256_storeu_si256(dst.add(n - 32) as *mut __m256i, z);
+    }
+}
+
+/// Writes a virtio-net header without offloads at `p` (see
+/// [`Writer::write_plain_hdr`]): every field 0 but `num_buffers`, which
+/// only a `hdr_len` of 12 has; the guest's bytes are written only where
+/// they differ.
+///
+/// # Safety
+/// `hdr_len` is 10 or 12 and `p..p+hdr_len` is writable (and readable).
+#[inline(always)]
+unsafe fn plain_hdr_at(p: *mut u8, hdr_len: usize, num_buffers: u16) {
+    // SAFETY: 8 + 4 (hdr_len 12) or 8 + 2 (hdr_len 10) bytes from `p`,
+    // inside the caller's range; unaligned accesses.
+    unsafe {
+        let lo = p as *mut u64;
+        if lo.read_unaligned() != 0 {
+            lo.write_unaligned(0);
+        }
+        if hdr_len == 12 {
+            // csum_offset 0, then num_buffers (little-endian).
+            let want = (u32::from(num_buffers) << 16).to_le();
+            let hi = p.add(8) as *mut u32;
+            if hi.read_unaligned() != want {
+                hi.write_unaligned(want);
+            }
+        } else {
+            let hi = p.add(8) as *mut u16;
+            if hi.read_unaligned() != 0 {
+                hi.write_unaligned(0);
+            }
         }
     }
 }
@@ -196,27 +282,8 @@ impl<'a> Writer<'a> {
             let (p, len) = self.segs.get(self.seg);
             if (hdr_len == 12 || hdr_len == 10) && hdr_len < len as usize {
                 // SAFETY: the segment is a checked, device-writable range
-                // of mapped guest memory of `len` > hdr_len bytes:
-                // 8 + 4 (or 8 + 2) bytes from `p` lie inside it.
-                unsafe {
-                    let lo = p as *mut u64;
-                    if lo.read_unaligned() != 0 {
-                        lo.write_unaligned(0);
-                    }
-                    if hdr_len == 12 {
-                        // csum_offset 0, then num_buffers (little-endian).
-                        let want = (u32::from(num_buffers) << 16).to_le();
-                        let hi = p.add(8) as *mut u32;
-                        if hi.read_unaligned() != want {
-                            hi.write_unaligned(want);
-                        }
-                    } else {
-                        let hi = p.add(8) as *mut u16;
-                        if hi.read_unaligned() != 0 {
-                            hi.write_unaligned(0);
-                        }
-                    }
-                }
+                // of mapped guest memory of `len` > hdr_len bytes.
+                unsafe { plain_hdr_at(p, hdr_len, num_buffers) };
                 self.off = hdr_len as u32;
                 self.written += hdr_len as u32;
                 return;
@@ -292,6 +359,22 @@ pub(crate) fn dequeue_counted(
     let mut taken = 0u16;
     while taken < n {
         let head = ring.avail_head(taken);
+        // One buffer of one descriptor (the common case): no segment list,
+        // no reader.
+        if let Some((p, total)) = ring.one_buffer(head, false) {
+            if total >= hdr_len {
+                match sink.take_plain(p, total) {
+                    Some(true) => {
+                        done.frames += 1;
+                        ring.push_used(head, 0);
+                        taken += 1;
+                        continue;
+                    }
+                    Some(false) => break,
+                    None => {}
+                }
+            }
+        }
         segs.clear();
         let walked = ring.walk(head, false, segs).and_then(|t| {
             if t < hdr_len {
@@ -327,7 +410,45 @@ pub(crate) fn dequeue_counted(
 /// (it and those after it are not sent). A malformed chain is returned
 /// with length 0 and counted; a frame whose chains included one is
 /// consumed without being delivered (its chains are returned empty).
+///
+/// A frame the source has in one piece without offloads
+/// ([`RxSource::plain`]) going into one buffer of one descriptor (the
+/// common case: [`SplitRing::one_buffer`]) is copied straight from
+/// registers, without the segment list, the writer or the chain list: each
+/// of their stores queued behind the burst's stores into guest memory,
+/// which wait for guest lines (a full store queue stops the core).
 pub(crate) fn enqueue(
+    ring: &mut SplitRing,
+    segs: &mut Segs,
+    hdr_len: u32,
+    mergeable: bool,
+    src: &mut impl RxSource,
+    n: usize,
+) -> Done {
+    enqueue_with::<false>(ring, segs, hdr_len, mergeable, src, n)
+}
+
+/// [`enqueue`] compiled for AVX2, whose fast path copies frames of 32 to
+/// 64 bytes in two 32-byte moves ([`copy_frame`]).
+///
+/// # Safety
+/// The CPU has AVX2 (`is_x86_feature_detected!("avx2")`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn enqueue_avx2(
+    ring: &mut SplitRing,
+    segs: &mut Segs,
+    hdr_len: u32,
+    mergeable: bool,
+    src: &mut impl RxSource,
+    n: usize,
+) -> Done {
+    enqueue_with::<true>(ring, segs, hdr_len, mergeable, src, n)
+}
+
+/// [`enqueue`]; `WIDE` only inside [`enqueue_avx2`].
+#[inline(always)]
+fn enqueue_with<const WIDE: bool>(
     ring: &mut SplitRing,
     segs: &mut Segs,
     hdr_len: u32,
@@ -345,9 +466,33 @@ pub(crate) fn enqueue(
     let mut pos = 0u16;
     let mut heads = [(0u16, 0u32); MAX_CHAINS];
     'frames: for i in 0..n {
-        let need = hdr_len.saturating_add(src.len(i));
+        let len = src.len(i);
+        let need = hdr_len.saturating_add(len);
         if need > MAX_FRAME {
             break;
+        }
+        if pos < avail && (hdr_len == 12 || hdr_len == 10) {
+            if let Some(data) = src.plain(i) {
+                let head = ring.avail_head(pos);
+                if let Some((p, cap)) = ring.one_buffer(head, true) {
+                    if cap >= need {
+                        // SAFETY: `p` is a checked, device-writable range of
+                        // `cap` >= hdr_len + len bytes of mapped guest memory
+                        // (`one_buffer`); `data` has `len` readable bytes in
+                        // the source's memory, not the guest's (`plain`);
+                        // WIDE only in `enqueue_avx2`.
+                        unsafe {
+                            plain_hdr_at(p, hdr_len as usize, 1);
+                            copy_frame::<WIDE>(data, p.add(hdr_len as usize), len as usize);
+                        }
+                        ring.push_used(head, need);
+                        src.sent_plain(i);
+                        pos += 1;
+                        done.frames += 1;
+                        continue;
+                    }
+                }
+            }
         }
         segs.clear();
         let start = pos;

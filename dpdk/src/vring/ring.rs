@@ -32,6 +32,14 @@ const VIRTIO_F_NOTIFICATION_DATA: u64 = 1 << 38;
 pub(crate) const LIBRARY_ONLY: u64 =
     VHOST_F_LOG_ALL | VIRTIO_F_IOMMU_PLATFORM | VIRTIO_F_RING_PACKED | VIRTIO_F_NOTIFICATION_DATA;
 
+/// Whether the CPU has AVX2 (asked once per ring set-up, never per frame).
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// A queue's own ring state.
 pub(crate) struct NetRing {
     ring: SplitRing,
@@ -41,6 +49,8 @@ pub(crate) struct NetRing {
     hdr_len: usize,
     mergeable: bool,
     offload: bool,
+    /// The CPU has AVX2: receive bursts go through `enqueue_avx2`.
+    avx2: bool,
 }
 
 impl std::fmt::Debug for NetRing {
@@ -141,6 +151,7 @@ impl NetRing {
             hdr_len,
             mergeable,
             offload: features & host_offloads != 0,
+            avx2: has_avx2(),
         })
     }
 
@@ -238,6 +249,30 @@ impl NetRing {
             hdr_len: self.hdr_len,
             bytes: 0,
         };
+        #[cfg(target_arch = "x86_64")]
+        let d = if self.avx2 {
+            // SAFETY: `avx2` only where the CPU has AVX2 (`has_avx2`).
+            unsafe {
+                super::net::enqueue_avx2(
+                    &mut self.ring,
+                    &mut self.segs,
+                    self.hdr_len as u32,
+                    self.mergeable,
+                    &mut src,
+                    n,
+                )
+            }
+        } else {
+            enqueue(
+                &mut self.ring,
+                &mut self.segs,
+                self.hdr_len as u32,
+                self.mergeable,
+                &mut src,
+                n,
+            )
+        };
+        #[cfg(not(target_arch = "x86_64"))]
         let d = enqueue(
             &mut self.ring,
             &mut self.segs,

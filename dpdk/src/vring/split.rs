@@ -414,6 +414,32 @@ impl SplitRing {
         self.walk_from(d, writable, segs)
     }
 
+    /// The buffer of the chain at `head` when the chain is one direct
+    /// descriptor (device-writable if `writable`, else device-readable) of
+    /// 1 to [`MAX_FRAME`] bytes lying whole in the last region hit: its host
+    /// address and length. `None` otherwise (the chain may still be good:
+    /// [`SplitRing::walk`] it). Nothing is consumed, nothing stored: the
+    /// descriptor is read once into registers and only that copy is used.
+    #[inline(always)]
+    pub(crate) fn one_buffer(&self, head: u16, writable: bool) -> Option<(*mut u8, u32)> {
+        if head >= self.size {
+            return None;
+        }
+        // SAFETY: head < size: inside the descriptor table (16-aligned,
+        // `new`). One copy.
+        let d = unsafe { Desc::read(self.desc.add(head as usize)) };
+        let want = if writable { VIRTQ_DESC_F_WRITE } else { 0 };
+        let mask = VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_WRITE;
+        if d.flags & mask == want && d.len != 0 && d.len <= MAX_FRAME {
+            if let Some((p, got)) = self.mem.translate_last(d.addr, u64::from(d.len)) {
+                if got == u64::from(d.len) {
+                    return Some((p, d.len));
+                }
+            }
+        }
+        None
+    }
+
     /// [`SplitRing::walk`] of a chain whose head descriptor `first` (the
     /// copy read from the ring's table) is not the one-buffer case.
     #[inline(never)]
