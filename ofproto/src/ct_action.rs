@@ -277,6 +277,40 @@ fn write_field(field: Field, width: u32, v: u128, m: u128, out: &mut Vec<OfActio
     }
 }
 
+/// NXAST_CT's nested set-fields as OpenFlow 1.0 has them: one
+/// NXAST_REG_LOAD per 64 bits of the field from bit 0 (OVS's
+/// `set_field_to_nxast`, printed `load:0xab->NXM_NX_CT_MARK[]`).
+pub fn nested_for_of10(c: &mut Ct) {
+    let mut out = Vec::with_capacity(c.actions.len());
+    for a in c.actions.drain(..) {
+        let OfAction::SetField(f) = &a else {
+            out.push(a);
+            continue;
+        };
+        let Some(dst) = f.field.nxm_header() else {
+            out.push(a);
+            continue;
+        };
+        let width = 8 * f.value.len() as u32;
+        let v = f
+            .value
+            .iter()
+            .fold(0u128, |acc, &b| acc << 8 | u128::from(b));
+        let mut ofs = 0u32;
+        while ofs < width {
+            let n = (width - ofs).min(64);
+            let ones = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+            out.push(OfAction::Nicira(NxAction::RegLoad {
+                ofs_nbits: reg_load_ofs_nbits(ofs as u16, n as u16),
+                dst,
+                value: (v >> ofs) as u64 & ones,
+            }));
+            ofs += n;
+        }
+    }
+    c.actions = out;
+}
+
 /// [`Action::Ct`]'s spec and zone field → NXAST_CT.
 pub fn ct_from_switch_zone(s: &CtSpec, zone_src: Option<switch::regs::Subfield>) -> OfAction {
     let OfAction::Nicira(NxAction::Ct(mut c)) = ct_from_switch(s) else {
@@ -335,6 +369,42 @@ mod tests {
     /// The same `ct(...)` text through the switch's parser and through the
     /// OpenFlow encoding `ovs-ofctl` sends gives the same action, and the
     /// switch's action encodes back to those bytes' meaning.
+    #[test]
+    fn nested_set_fields_become_reg_loads_in_of10() {
+        let a: Action = "ct(commit,exec(set_field:0xab->ct_mark,set_field:0xa000064000002aabbccddee->ct_label))"
+            .parse()
+            .unwrap();
+        let Action::Ct(id) = a else { panic!() };
+        let OfAction::Nicira(NxAction::Ct(mut c)) = ct_from_switch(id.spec()) else {
+            panic!()
+        };
+        nested_for_of10(&mut c);
+        let loads: Vec<(u16, u32, u64)> = c
+            .actions
+            .iter()
+            .map(|a| match a {
+                OfAction::Nicira(NxAction::RegLoad {
+                    ofs_nbits,
+                    dst,
+                    value,
+                }) => (*ofs_nbits, *dst, *value),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            loads,
+            [
+                (reg_load_ofs_nbits(0, 32), 0x0001_d604, 0xab),
+                (
+                    reg_load_ofs_nbits(0, 64),
+                    0x0001_d810,
+                    0x0000_02aa_bbcc_ddee
+                ),
+                (reg_load_ofs_nbits(64, 64), 0x0001_d810, 0x0a00_0064),
+            ]
+        );
+    }
+
     #[test]
     fn construct_ct_like_the_rule_parser() {
         let snat = OfAction::Nicira(NxAction::Nat(Nat {

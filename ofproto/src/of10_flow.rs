@@ -301,6 +301,11 @@ pub(crate) fn action_from_switch(a: &Action, map: &PortMap) -> Option<Action10> 
             value: l.value(),
         }),
         _ => match actions::action_from_switch(a, map)? {
+            // NXAST_CT's exec(...) in 1.0 form (no set_field there).
+            OfAction::Nicira(NxAction::Ct(mut c)) => {
+                crate::ct_action::nested_for_of10(&mut c);
+                nx(NxAction::Ct(c))
+            }
             v @ OfAction::Nicira(_) => Action10::Vendor(v),
             // OpenFlow 1.0 has no set_field: OVS sends a whole-field write
             // of an NXM field (a register) as NXAST_REG_LOAD, which
