@@ -9,7 +9,9 @@
 //! reads and writes of `NXM_OF_VLAN_TCI` (`load`, `set_field`, `move`
 //! into it, a VID without the CFI bit; tagged and untagged frames), and a
 //! 128-bit `set_field` into an `xxreg` (OFPAT_SET_FIELD of NXM_NX_XXREG1,
-//! two loads in OpenFlow 1.0) moved on whole and in parts.
+//! two loads in OpenFlow 1.0) moved on whole and in parts, and the ct
+//! fields (`ct_state`, `ct_zone`, `ct_mark`, `ct_label`) read by `move`
+//! and `push` after a `ct(commit,table=N)`.
 //!
 //! ```text
 //!  ovs-ofctl add-flows (1.3 and 1.0) ──► vswitch run --ovsdb │ ovs-vswitchd (dummy)
@@ -47,6 +49,7 @@ table=0,priority=100,in_port=1,udp,tp_dst=14,actions=load:0->NXM_OF_VLAN_TCI[],o
 table=0,priority=100,in_port=1,udp,tp_dst=15,actions=load:0x9->NXM_OF_VLAN_TCI[0..11],resubmit(,5)
 table=0,priority=100,in_port=1,udp,tp_dst=16,actions=move:NXM_OF_UDP_SRC[]->NXM_OF_VLAN_TCI[],output:3
 table=0,priority=100,in_port=1,udp,tp_dst=17,actions=set_field:0x112233445566778899aabbcc0a000063->xxreg1,move:NXM_NX_XXREG1[0..31]->NXM_OF_IP_DST[],move:NXM_NX_XXREG1[80..127]->NXM_OF_ETH_SRC[],move:NXM_NX_XXREG1[]->NXM_NX_XXREG2[],resubmit(,6)
+table=0,priority=100,in_port=1,udp,tp_dst=18,actions=ct(commit,zone=5,table=7,exec(set_field:0xab->ct_mark,set_field:0xa000064000002aabbccddee->ct_label))
 table=0,priority=100,in_port=1,udp,tp_dst=20,actions=load:0x2->NXM_NX_REG0[],push:NXM_NX_REG0[],load:0x3->NXM_NX_REG0[],pop:NXM_NX_REG0[],resubmit(,2)
 table=0,priority=100,in_port=1,udp,tp_dst=21,actions=push:NXM_OF_ETH_SRC[],push:NXM_OF_ETH_DST[],pop:NXM_OF_ETH_SRC[],pop:NXM_OF_ETH_DST[],output:2
 table=0,priority=100,in_port=1,udp,tp_dst=22,actions=push:NXM_OF_UDP_SRC[],pop:NXM_NX_IP_TTL[],output:3
@@ -70,11 +73,15 @@ table=5,priority=100,vlan_tci=0x1009/0x1fff,actions=output:3
 table=5,priority=90,actions=output:2
 table=6,priority=100,reg8=0x11223344,reg11=0xa000063,actions=output:3
 table=6,priority=90,actions=output:2
+table=7,priority=100,ct_state=+trk,udp,actions=move:NXM_NX_CT_MARK[0..15]->NXM_OF_UDP_SRC[],move:NXM_NX_CT_ZONE[]->NXM_NX_REG1[0..15],move:NXM_NX_CT_LABEL[0..47]->NXM_OF_ETH_SRC[],push:NXM_NX_CT_STATE[],pop:NXM_NX_IP_TTL[],push:NXM_NX_CT_LABEL[],pop:NXM_NX_XXREG1[],move:NXM_NX_XXREG1[64..95]->NXM_OF_IP_DST[],resubmit(,8)
+table=8,priority=100,reg1=0x5,actions=output:3
+table=8,priority=90,actions=output:2
 ";
 
 /// The UDP destination ports of [`FLOWS`]' cases.
-const CASES: [u16; 26] = [
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+const CASES: [u16; 27] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 25, 26, 27,
+    28,
 ];
 
 /// Malformed or inconsistent stack actions a controller may send.
@@ -196,6 +203,7 @@ fn in_port_and_stack_same_frames_as_ovs_dpdk() {
         .map(|p| ovs.get(p).map_or(0, Vec::len))
         .collect();
     eprintln!("OVS's outputs per port: {counts:?}");
+
     assert_eq!(counts, EXPECTED_OVS, "OVS's outputs per port");
     same_frames(&vsw, &ovs, &PORTS);
 }
@@ -204,5 +212,6 @@ fn in_port_and_stack_same_frames_as_ovs_dpdk() {
 /// writes), so the comparison compares something: port 1 from cases 1, 4,
 /// 5, 6, 9, 10 and 28 tagged VID 7; port 2 from 2, 3, 5, 6, 7, 8, 10, 11,
 /// 12 (6), 13 (6), 15 untagged, 20, 21, 24, 27, 28 untagged; port 3 from
-/// 4, 8, 9, 14 (6), 15 tagged, 16 (6), 17, 22, 23, 25, 26, 28 tagged VID 5.
-const EXPECTED_OVS: [usize; 3] = [21, 54, 42];
+/// 4, 8, 9, 14 (6), 15 tagged, 16 (6), 17, 18, 22, 23, 25, 26, 28 tagged
+/// VID 5.
+const EXPECTED_OVS: [usize; 3] = [21, 54, 45];

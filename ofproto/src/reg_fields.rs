@@ -28,7 +28,7 @@ use openflow::oxm::{Field, OxmField};
 use openflow::Action as OfAction;
 use switch::action::Action;
 use switch::pkt_field::PktField;
-use switch::regs::{RegField, RegLoad, RegMove, Subfield, XxRegSet};
+use switch::regs::{CtField, RegField, RegLoad, RegMove, Subfield, XxRegSet};
 use switch::rule::Match;
 
 use crate::error::OfError;
@@ -138,7 +138,21 @@ pub fn field_of_header(h: u32) -> Option<RegField> {
         return Some(RegField::Pkt(e.0));
     }
     let f = Field::from_nxm_header(h);
-    reg_field(f).or_else(|| pkt_of_oxm(f).map(RegField::Pkt))
+    reg_field(f)
+        .or_else(|| pkt_of_oxm(f).map(RegField::Pkt))
+        .or_else(|| ct_of_nxm(f).map(RegField::Ct))
+}
+
+/// The conntrack fields `move`/`push` read, and their NXM fields.
+const CT_NXM: [(CtField, Field); 4] = [
+    (CtField::State, Field::NxCtState),
+    (CtField::Zone, Field::NxCtZone),
+    (CtField::Mark, Field::NxCtMark),
+    (CtField::Label, Field::NxCtLabel),
+];
+
+fn ct_of_nxm(f: Field) -> Option<CtField> {
+    CT_NXM.iter().find(|e| e.1 == f).map(|e| e.0)
 }
 
 /// Puts a register match field into `m`.
@@ -231,13 +245,17 @@ fn to_field(f: RegField) -> Option<Field> {
         RegField::XReg(n) => Field::PktReg(n),
         RegField::XXReg(n) => xxreg_field(n),
         RegField::Metadata => Field::Metadata,
-        RegField::Pkt(_) => return None,
+        RegField::Pkt(_) | RegField::Ct(_) => return None,
     })
 }
 
 /// The 32-bit header NXAST_REG_LOAD/REG_MOVE/CT carry for a field (a
 /// packet field's NXM form, `nx_put_mff_header` with version 0).
 pub fn header(f: RegField) -> u32 {
+    if let RegField::Ct(c) = f {
+        let e = CT_NXM.iter().find(|e| e.0 == c).expect("every ct field");
+        return e.1.nxm_header().expect("NXM_NX_CT_* are NXM fields");
+    }
     if let RegField::Pkt(p) = f {
         let e = PKT_NXM
             .iter()
@@ -288,6 +306,15 @@ fn subfield(h: u32, ofs: u16, n_bits: u16, from: From) -> Result<Subfield, OfErr
                 format!("destination field {} is not writable", p.nxm_name()),
             ));
         }
+    }
+    if let (true, RegField::Ct(c)) = (dst, rf) {
+        return Err(OfError::action(
+            bad_action::BAD_SET_ARGUMENT,
+            format!(
+                "destination field {} is not writable outside ct(commit,exec(...))",
+                c.nxm_name()
+            ),
+        ));
     }
     Ok(sf)
 }
@@ -552,7 +579,24 @@ mod tests {
             "load:0x1->NXM_NX_XXREG3[100..127]",
             "set_field:0x5->xxreg2",
             "move:NXM_OF_TCP_SRC[0..7]->NXM_OF_UDP_DST[8..15]",
+            "move:NXM_NX_CT_LABEL[32..79]->NXM_OF_ETH_DST[]",
+            "move:NXM_NX_CT_MARK[]->NXM_NX_REG0[]",
+            "move:NXM_NX_CT_ZONE[]->NXM_NX_REG1[0..15]",
+            "push:NXM_NX_CT_STATE[]",
         ]);
+        // The ct fields' NXM headers (nicira-ext.h), read only here.
+        let h = |s: &str| header(Subfield::parse(s).unwrap().field);
+        assert_eq!(h("NXM_NX_CT_MARK[]"), 0x0001_d604);
+        assert_eq!(h("NXM_NX_CT_LABEL[]"), 0x0001_d810);
+        let into_mark = NxAction::RegMove {
+            n_bits: 32,
+            src_ofs: 0,
+            dst_ofs: 0,
+            src: 0x0001_0004,
+            dst: 0x0001_d604,
+        };
+        let e = nx_to_switch(&into_mark).unwrap().unwrap_err();
+        assert_eq!(e.code, bad_action::BAD_SET_ARGUMENT);
         // NXM headers as ovs-ofctl puts them (nicira-ext.h).
         let h = |s: &str| header(Subfield::parse(s).unwrap().field);
         assert_eq!(h("NXM_OF_ETH_SRC[]"), 0x0000_0406);
@@ -692,7 +736,7 @@ mod tests {
 
     #[test]
     fn wire_checks() {
-        // A load whose value does not fit, a move of a ct field.
+        // A load whose value does not fit; a move from a ct field is taken.
         let h = Field::NxReg(0).header32().unwrap();
         let load = NxAction::RegLoad {
             ofs_nbits: reg_load_ofs_nbits(0, 8),
@@ -707,7 +751,10 @@ mod tests {
             src: Field::NxCtMark.header32().unwrap(),
             dst: h,
         };
-        assert!(nx_to_switch(&mv).unwrap().is_err());
+        assert_eq!(
+            nx_to_switch(&mv).unwrap().unwrap().to_string(),
+            "move:NXM_NX_CT_MARK[0..15]->NXM_NX_REG0[0..15]"
+        );
         let mv = NxAction::RegMove {
             n_bits: 40,
             src_ofs: 0,

@@ -794,6 +794,7 @@ impl Xlate<'_> {
     fn read_field(&self, sf: Subfield) -> u128 {
         let whole = match sf.field {
             RegField::Pkt(p) => p.get(&self.key),
+            RegField::Ct(c) => c.get(&self.ct),
             f => f.get(self.meta, &self.regs),
         };
         (whole & sf.mask()) >> sf.ofs

@@ -23,6 +23,7 @@
 use core::fmt;
 
 use crate::action::parse_uint;
+pub use crate::ct::operand::CtField;
 pub use crate::pkt_field::PktField;
 
 /// Number of 32-bit registers (OVS's `FLOW_N_REGS`).
@@ -94,6 +95,9 @@ pub enum RegField {
     Metadata,
     /// A packet header field (NXM_OF_ETH_SRC, NXM_OF_ARP_OP, ...).
     Pkt(PktField),
+    /// A conntrack field (NXM_NX_CT_MARK, ...): read only, a `move`/`push`
+    /// source ([`crate::ct::operand`]).
+    Ct(CtField),
 }
 
 /// Ones in the low `n` bits (`n` ≤ 128).
@@ -113,12 +117,13 @@ impl RegField {
             RegField::XReg(_) | RegField::Metadata => 64,
             RegField::XXReg(_) => 128,
             RegField::Pkt(p) => p.bits(),
+            RegField::Ct(c) => c.bits(),
         }
     }
 
     /// True for the pipeline-state fields (registers, `metadata`).
     pub fn is_reg(self) -> bool {
-        !matches!(self, RegField::Pkt(_))
+        !matches!(self, RegField::Pkt(_) | RegField::Ct(_))
     }
 
     /// True for the fields held in the frame's bytes (every packet field
@@ -136,6 +141,7 @@ impl RegField {
             RegField::XXReg(n) => format!("xxreg{n}"),
             RegField::Metadata => "metadata".into(),
             RegField::Pkt(p) => p.nxm_name().to_ascii_lowercase(),
+            RegField::Ct(c) => c.nxm_name().to_ascii_lowercase(),
         }
     }
 
@@ -148,6 +154,7 @@ impl RegField {
             RegField::XXReg(n) => format!("NXM_NX_XXREG{n}"),
             RegField::Metadata => "OXM_OF_METADATA".into(),
             RegField::Pkt(p) => p.nxm_name().into(),
+            RegField::Ct(c) => c.nxm_name().into(),
         }
     }
 
@@ -187,13 +194,16 @@ impl RegField {
         None
     }
 
-    /// [`RegField::parse_reg`], or a packet field ([`PktField::parse`]).
+    /// [`RegField::parse_reg`], a packet field ([`PktField::parse`]) or a
+    /// conntrack field ([`CtField::parse`]).
     pub fn parse(s: &str) -> Option<RegField> {
-        RegField::parse_reg(s).or_else(|| PktField::parse(s).map(RegField::Pkt))
+        RegField::parse_reg(s)
+            .or_else(|| PktField::parse(s).map(RegField::Pkt))
+            .or_else(|| CtField::parse(s).map(RegField::Ct))
     }
 
-    /// The field's value in `(metadata, regs)`; 0 for a packet field (the
-    /// pipeline translation reads those from the flow key).
+    /// The field's value in `(metadata, regs)`; 0 for a packet or ct field
+    /// (the pipeline translation reads those from the flow and ct keys).
     pub fn get(self, meta: u64, regs: &Regs) -> u128 {
         let r = |i: usize| u128::from(regs.0[i]);
         match self {
@@ -207,7 +217,7 @@ impl RegField {
                 r(i) << 96 | r(i + 1) << 64 | r(i + 2) << 32 | r(i + 3)
             }
             RegField::Metadata => u128::from(meta),
-            RegField::Pkt(_) => 0,
+            RegField::Pkt(_) | RegField::Ct(_) => 0,
         }
     }
 
@@ -229,7 +239,7 @@ impl RegField {
                 }
             }
             RegField::Metadata => *meta = new as u64,
-            RegField::Pkt(_) => {}
+            RegField::Pkt(_) | RegField::Ct(_) => {}
         }
     }
 }
@@ -309,7 +319,7 @@ impl Subfield {
             None => (s, None),
         };
         let field = RegField::parse(name).ok_or_else(|| {
-            format!("{name}: unknown field (registers reg0..15, xreg0..7, xxreg0..3, metadata, or a packet field such as NXM_OF_ETH_SRC)")
+            format!("{name}: unknown field (registers reg0..15, xreg0..7, xxreg0..3, metadata, a packet field such as NXM_OF_ETH_SRC, or NXM_NX_CT_STATE/ZONE/MARK/LABEL as a source)")
         })?;
         let bit = |x: &str| parse_uint(x.trim(), 127, "bit").map(|v| v as u32);
         match bits {
@@ -440,6 +450,10 @@ fn check_writable(dst: Subfield) -> Result<(), String> {
         RegField::Pkt(p) if !p.writable() => Err(format!(
             "destination field {} is not writable (OFPBAC_BAD_SET_ARGUMENT)",
             p.nxm_name()
+        )),
+        RegField::Ct(c) => Err(format!(
+            "destination field {} is not writable outside ct(commit,exec(...)) (OFPBAC_BAD_SET_ARGUMENT)",
+            c.nxm_name()
         )),
         _ => Ok(()),
     }

@@ -290,9 +290,21 @@ impl TableVersion {
                 }
                 None => (Vec::new(), version),
             };
-            let ct_mask = rules
+            let mut ct_mask = rules
                 .iter()
                 .fold(CtKey::ZERO, |m, r| m.union(&r.spec.matcher.ct_mask));
+            // The ct fields `move`/`push` read are constants of a compiled
+            // pass too.
+            let acts = rules.iter().flat_map(|r| {
+                r.spec
+                    .actions
+                    .iter()
+                    .chain(r.spec.instructions.write_actions.iter().flatten())
+            });
+            let buckets = groups
+                .iter()
+                .flat_map(|g| g.spec.buckets.iter().flat_map(|b| b.actions.iter()));
+            crate::ct::operand::read_mask(&mut ct_mask, acts.chain(buckets));
             return TableVersion {
                 version,
                 classifier: Classifier::build(&[]),

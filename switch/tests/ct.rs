@@ -286,3 +286,31 @@ fn stack_and_written_in_port_survive_recirculation() {
         assert_eq!(vs, [ports(&[1])], "burst {burst}");
     }
 }
+
+/// The ct fields as `move`/`push` sources in a recirculated pass (OVN's
+/// ECMP reply reads `ct_label`): the values the `ct(commit,exec(...))`
+/// set, the zone, the state; the same flows run against OVS in
+/// `tests/ovs_ovn_actions.rs` (case 18).
+#[test]
+fn ct_fields_as_move_and_push_sources() {
+    let sw = ct_switch(&[
+        "priority=100,udp,actions=ct(commit,zone=5,table=7,exec(set_field:0xab->ct_mark,set_field:0xa000064000002aabbccddee->ct_label))",
+        "table=7,priority=100,ct_state=+trk,udp,actions=move:NXM_NX_CT_MARK[0..15]->NXM_OF_UDP_SRC[],move:NXM_NX_CT_ZONE[]->NXM_NX_REG1[0..15],move:NXM_NX_CT_LABEL[0..47]->NXM_OF_ETH_SRC[],push:NXM_NX_CT_STATE[],pop:NXM_NX_IP_TTL[],push:NXM_NX_CT_LABEL[],pop:NXM_NX_XXREG1[],move:NXM_NX_XXREG1[64..95]->NXM_OF_IP_DST[],resubmit(,8)",
+        "table=8,priority=100,reg1=0x5,actions=output:3",
+        "table=8,priority=90,actions=output:2",
+    ]);
+    assert!("actions=move:NXM_NX_REG0[]->NXM_NX_CT_MARK[]"
+        .parse::<RuleSpec>()
+        .is_err());
+    let mut dp = sw.datapath(0);
+    let f = switch::testutil::udp4([10, 0, 0, 5], [10, 0, 0, 9], 1000, 18);
+    let mut want = switch::testutil::udp4([10, 0, 0, 5], [10, 0, 0, 100], 0xab, 18);
+    want[6..12].copy_from_slice(&[0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
+    want[22] = 0x21; // ct_state +new+trk
+    switch::testutil::fix_ip_csum(&mut want);
+    for now in 0..2 {
+        let (v, out, _) = send_ct(&mut dp, 1, &f, now);
+        assert_eq!(v, ports(&[3]), "pass {now}");
+        assert_eq!(out[..34], want[..34], "pass {now}");
+    }
+}

@@ -16,6 +16,7 @@ pub mod action;
 pub mod fields;
 pub(crate) mod ipf;
 pub mod key;
+pub mod operand;
 pub mod recirc;
 
 pub use action::CtId;
