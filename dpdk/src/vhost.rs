@@ -44,8 +44,9 @@
 //! port's `rte_eth_stats` by [`crate::stats_of`].
 //!
 //! # Own rings ([`crate::vring`])
-//! With `VSWITCH_VHOST_RING=own` in the environment when a port is
-//! configured (off by default), its queues drive the guest's split rings
+//! By default (unless `VSWITCH_VHOST_RING=lib` is in the environment when
+//! a port is configured: then the library's burst functions serve every
+//! ring), a port's queues drive the guest's split rings
 //! themselves instead of calling the library's burst functions, ring by
 //! ring, whenever that applies (not for packed rings, dirty logging, IOMMU, a disabled ring:
 //! [`crate::vring::ring::LIBRARY_ONLY`]). Each gate has a mode:
@@ -93,11 +94,12 @@ const HANDOFF: u8 = 4;
 const SET_VRING_ENABLE: u32 = 18;
 
 /// Whether ports configured now drive their guests' split rings
-/// themselves: only with `VSWITCH_VHOST_RING=own` (off by default: in the
-/// vm_net runs of this change it cost more cycles per packet than the
-/// library's burst functions, see dpdk/README.md).
+/// themselves: yes unless `VSWITCH_VHOST_RING=lib` (the vhost library's
+/// burst functions then; `own`, the old switch, or anything else keeps
+/// the own rings). Default since they cost fewer cycles per packet than
+/// the library's in the vm_net runs of perf/README.md.
 fn own_rings_wanted() -> bool {
-    std::env::var("VSWITCH_VHOST_RING").is_ok_and(|v| v == "own")
+    std::env::var("VSWITCH_VHOST_RING").map_or(true, |v| v != "lib")
 }
 
 /// One queue's in-call flag and counters, on its own cache line.

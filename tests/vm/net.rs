@@ -474,7 +474,7 @@ impl Switch {
     /// Starts a stopped switch again with the same arguments.
     /// How many rings the switch's queues took over from the vhost library
     /// (its log's "on own ring code" lines, one per ring and device start;
-    /// `dpdk::vring`). 0 unless `VSWITCH_VHOST_RING=own`.
+    /// `dpdk::vring`). 0 with `VSWITCH_VHOST_RING=lib`.
     pub fn own_rings(&self) -> usize {
         self.log_text().matches("on own ring code").count()
     }
@@ -521,9 +521,10 @@ impl Drop for Switch {
 /// EAL arguments for a test switch: `lcores` (`-l ...` / `--lcores ...`),
 /// no hugepages, a unique file prefix.
 /// Whether the switch's `net_vhost` queues drive split rings themselves
-/// (`VSWITCH_VHOST_RING=own`, inherited by the switch; off by default).
+/// (the default; `VSWITCH_VHOST_RING=lib`, inherited by the switch, puts
+/// them back on the vhost library).
 pub fn own_rings_expected() -> bool {
-    std::env::var("VSWITCH_VHOST_RING").is_ok_and(|v| v == "own")
+    std::env::var("VSWITCH_VHOST_RING").map_or(true, |v| v != "lib")
 }
 
 pub fn test_eal(lcores: &str, tag: &str) -> String {
