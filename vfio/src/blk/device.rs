@@ -646,7 +646,7 @@ impl BlkDevice {
         // The clock's rate first (measured once per process, 20 ms): a
         // start stamp read before it would credit that wait as a stall.
         let rate = clock::ns_per_tick_q32();
-        self.qos = Qos::with_clock(&limits, clock::now(), rate);
+        self.qos = Some(Qos::with_clock(&limits, clock::now(), rate)).filter(Qos::limited);
         eprintln!("vfio blk {}: QoS: {limits}", self.name);
     }
 
@@ -799,8 +799,7 @@ impl BlkDevice {
             // QoS: over the limit, the request goes back to the ring and
             // waits there (never failed); the queue is done for this step.
             if let (Verdict::Backend { op, len, .. }, Some(qos)) = (verdict, self.qos.as_mut()) {
-                let now = || if track { stamp } else { clock::now() };
-                if !qos.admit_or_refill(op, len, now) {
+                if !qos.admit(op, len) {
                     if from_resubmit {
                         q.resubmit_pos -= 1;
                     } else {
