@@ -301,7 +301,7 @@ const CALM_MAX: u64 = 1 << 62;
 /// What it guarantees (`tests`): over any window of steps, a bucket
 /// lets through at most its burst, plus its rate over the window, plus
 /// one step's batch (what the last step that found it above zero took:
-/// at most [`BATCH`](super::BATCH) requests per queue); the long-run
+/// at most `BATCH` (64) requests per queue); the long-run
 /// rate is the limit (the deficit is paid back before the next request
 /// of that kind goes); requests over the limit stay in the ring, in
 /// order, and are never failed; a limit on one direction never holds the
