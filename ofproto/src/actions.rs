@@ -369,7 +369,7 @@ pub fn action_from_switch(a: &Action, ports: &PortMap) -> Option<OfAction> {
         // Whole frames (no buffering): OFPCML_NO_BUFFER.
         Action::Output(n) => OfAction::output(ports.to_openflow(n)),
         Action::Flood => OfAction::output(port_no::FLOOD),
-        Action::Normal => OfAction::output(port_no::NORMAL),
+        Action::Normal | Action::NormalFrom(_) => OfAction::output(port_no::NORMAL),
         Action::Drop => return None,
         Action::PushVlan(t) => OfAction::PushVlan(t),
         Action::PopVlan => OfAction::PopVlan,

@@ -267,7 +267,7 @@ pub(crate) fn action_from_switch(a: &Action, map: &PortMap) -> Option<Action10> 
     Some(match *a {
         Action::Output(n) => return output(map.to_openflow(n)),
         Action::Flood => return output(0xffff_fffb),
-        Action::Normal => return output(0xffff_fffa),
+        Action::Normal | Action::NormalFrom(_) => return output(0xffff_fffa),
         Action::All => return output(0xffff_fffc),
         Action::InPort => return output(0xffff_fff8),
         Action::Drop | Action::PushVlan(_) => return None,

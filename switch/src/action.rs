@@ -28,6 +28,12 @@ pub enum Action {
     Flood,
     /// `normal` — learning bridge (per-VLAN MAC table, flood unknown).
     Normal,
+    /// `NORMAL` after a write of `in_port` (the translation's, never in a
+    /// rule): learn and flood as if the frame came in on this port (OVS's
+    /// `xlate_normal` takes the flow's `in_port`), so the real ingress
+    /// port may be flooded to and a destination learned there is sent
+    /// to. Printed `NORMAL`.
+    NormalFrom(u16),
     /// `drop` — explicit drop (must be the only action).
     Drop,
     /// `push_vlan:TPID` — push a tag with TCI 0 (VID 0, PCP 0), as OVS.
@@ -190,6 +196,7 @@ impl Action {
                     | Action::All
                     | Action::InPort
                     | Action::Normal
+                    | Action::NormalFrom(_)
                     | Action::Drop
                     | Action::Resubmit(_)
                     | Action::Group(_)
@@ -266,6 +273,7 @@ impl Action {
                 | Action::All
                 | Action::InPort
                 | Action::Normal
+                | Action::NormalFrom(_)
                 | Action::Resubmit(_)
                 | Action::Group(_)
         )
@@ -512,7 +520,7 @@ impl fmt::Display for Action {
         match self {
             Action::Output(p) => write!(f, "output:{p}"),
             Action::Flood => write!(f, "FLOOD"),
-            Action::Normal => write!(f, "NORMAL"),
+            Action::Normal | Action::NormalFrom(_) => write!(f, "NORMAL"),
             Action::Drop => write!(f, "drop"),
             Action::PushVlan(t) => write!(f, "push_vlan:{t:#06x}"),
             Action::PopVlan => write!(f, "pop_vlan"),
@@ -995,7 +1003,11 @@ pub(crate) fn execute_l3<F: Frame>(
                 }
                 out |= m;
             }
-            Action::Normal => match normal(frame, ctx, ev, in_bit) {
+            Action::Normal => match normal(frame, ctx, ev, ctx.in_port) {
+                Ok(m) => out |= m,
+                Err(r) => why = r,
+            },
+            Action::NormalFrom(p) => match normal(frame, ctx, ev, p) {
                 Ok(m) => out |= m,
                 Err(r) => why = r,
             },
@@ -1480,12 +1492,19 @@ fn hop_limit_ok(hop: u8) -> bool {
     hop > 1
 }
 
+/// The learning bridge for a frame taken to come in on `in_port` (the
+/// real ingress port, or the one an `in_port` write names).
 fn normal<F: Frame>(
     frame: &F,
     ctx: &ExecCtx<'_>,
     ev: &mut ExecEvents,
-    in_bit: u64,
+    in_port: u16,
 ) -> Result<u64, DropReason> {
+    let in_bit = if in_port < MAX_PORTS {
+        1u64 << in_port
+    } else {
+        0
+    };
     let d = frame.data();
     if d.len() < 14 {
         // Runt: nothing to learn, cannot address it; flood like unknown.
@@ -1494,7 +1513,7 @@ fn normal<F: Frame>(
     let vlan = outer_tci(frame).map_or(0, |t| t & 0x0fff);
     let dst: [u8; 6] = d[0..6].try_into().unwrap();
     let src: [u8; 6] = d[6..12].try_into().unwrap();
-    match ctx.fdb.learn(vlan, src, ctx.in_port, ctx.now_ms) {
+    match ctx.fdb.learn(vlan, src, in_port, ctx.now_ms) {
         crate::fdb::Learned::New => ev.learned += 1,
         crate::fdb::Learned::Evicted => {
             ev.learned += 1;
@@ -1507,7 +1526,7 @@ fn normal<F: Frame>(
         return flood(ctx, ev, in_bit);
     }
     match ctx.fdb.lookup(vlan, dst, ctx.now_ms) {
-        Some(p) if p == ctx.in_port => Err(DropReason::Hairpin),
+        Some(p) if p == in_port => Err(DropReason::Hairpin),
         Some(p) if p < MAX_PORTS && ctx.ports_up & (1 << p) != 0 => Ok(1 << p),
         _ => flood(ctx, ev, in_bit),
     }

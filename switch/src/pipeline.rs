@@ -500,7 +500,8 @@ impl ActionSet {
                 | Action::Flood
                 | Action::All
                 | Action::InPort
-                | Action::Normal => self.output = Some(*a),
+                | Action::Normal
+                | Action::NormalFrom(_) => self.output = Some(*a),
                 // Register writes in the action set run after every
                 // lookup: nothing reads them.
                 Action::Drop
@@ -659,7 +660,7 @@ impl Xlate<'_> {
                 }
                 return;
             }
-            Action::Output(_) | Action::InPort | Action::Flood | Action::All
+            Action::Output(_) | Action::InPort | Action::Flood | Action::All | Action::Normal
                 if self.in_port_written && self.key.in_port() != self.in_port0 =>
             {
                 self.output_from_written_in_port(a);
@@ -675,7 +676,8 @@ impl Xlate<'_> {
     /// one): `output:N` to the written port is skipped, to the real
     /// ingress port it leaves by `IN_PORT`; `IN_PORT` goes to the written
     /// port; `FLOOD`/`ALL` go to every port up but the written one (the
-    /// real ingress port included). The compiled actions keep the
+    /// real ingress port included); `NORMAL` learns and floods as from the
+    /// written port. The compiled actions keep the
     /// executor's meaning (ingress = the real port).
     fn output_from_written_in_port(&mut self, a: Action) {
         let (now, real) = (self.key.in_port(), self.in_port0);
@@ -689,6 +691,11 @@ impl Xlate<'_> {
         match a {
             Action::Output(p) if p != now => self.push(to(p)),
             Action::InPort if now < MAX_PORTS => self.push(Action::Output(now)),
+            // OVS: a written port that is no port of the bridge ("received
+            // packet on unknown port"): NORMAL does nothing.
+            Action::Normal if now < MAX_PORTS && self.ports_up >> now & 1 != 0 => {
+                self.push(Action::NormalFrom(now))
+            }
             Action::Flood | Action::All => {
                 let up = self.ports_up;
                 for p in (0..MAX_PORTS).filter(|&p| p != now && up >> p & 1 != 0) {

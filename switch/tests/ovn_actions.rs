@@ -214,6 +214,44 @@ fn vlan_tci_writes() {
     }
 }
 
+/// OVS's `xlate_normal` after an `in_port` write: it learns the source
+/// on the written port, floods to every port but that one (the real
+/// ingress port too), and a destination learned on it is a hairpin.
+#[test]
+fn normal_after_an_in_port_write() {
+    let sw = switch_with(
+        &[
+            "table=0,priority=100,udp,tp_dst=30,actions=load:0x2->NXM_OF_IN_PORT[],NORMAL",
+            "table=0,priority=100,udp,tp_dst=31,actions=NORMAL",
+            "table=0,priority=100,udp,tp_dst=32,actions=load:0x9->NXM_OF_IN_PORT[],NORMAL",
+        ],
+        &[1, 2, 3],
+    );
+    let mut dp = sw.datapath(0);
+    let (a, b) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
+    let frame = |src: [u8; 6], dst: [u8; 6], d: u16| {
+        let mut f = udp4([10, 0, 0, 5], [10, 0, 0, 9], 1000, d);
+        f[..6].copy_from_slice(&dst);
+        f[6..12].copy_from_slice(&src);
+        f
+    };
+    // From port 1 as port 2: flooded to 1 and 3; A learned on port 2.
+    assert_eq!(send(&mut dp, 1, &frame(a, b, 30), 0).0, ports(&[1, 3]));
+    // To A from port 3: port 2, where it was learned (B learned on 3).
+    assert_eq!(send(&mut dp, 3, &frame(b, a, 31), 0).0, ports(&[2]));
+    // To B as port 2: port 3; to A as port 2: a hairpin.
+    assert_eq!(send(&mut dp, 1, &frame(a, b, 30), 0).0, ports(&[3]));
+    assert_eq!(
+        send(&mut dp, 1, &frame(b, a, 30), 0).0,
+        Verdict::Drop(DropReason::Hairpin)
+    );
+    // Written to a port the bridge does not have: NORMAL does nothing.
+    assert!(matches!(
+        send(&mut dp, 1, &frame(a, b, 32), 0).0,
+        Verdict::Drop(_)
+    ));
+}
+
 #[test]
 fn push_and_pop() {
     let sw = switch_with(
