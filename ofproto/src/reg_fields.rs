@@ -74,7 +74,7 @@ fn be_u128(b: &[u8]) -> Option<u128> {
 
 /// Packet fields and their NXM `(class, field, bytes)` (`lib/meta-flow.xml`:
 /// the NXM_OF_* (class 0) and NXM_NX_* (class 1) names `ovs-ofctl` prints).
-const PKT_NXM: [(PktField, u16, u8, u8); 24] = [
+const PKT_NXM: [(PktField, u16, u8, u8); 27] = [
     (PktField::InPort, 0, 0, 2),
     (PktField::EthDst, 0, 1, 6),
     (PktField::EthSrc, 0, 2, 6),
@@ -99,6 +99,9 @@ const PKT_NXM: [(PktField, u16, u8, u8); 24] = [
     (PktField::IpEcn, 1, 28, 1),
     (PktField::IpTtl, 1, 29, 1),
     (PktField::VlanTci, 0, 4, 2),
+    (PktField::TunId, 1, 16, 8),
+    (PktField::TunSrc, 1, 31, 4),
+    (PktField::TunDst, 1, 32, 4),
 ];
 
 /// The packet field an OXM basic field is (the same meta-flow field as
@@ -127,6 +130,7 @@ fn pkt_of_oxm(f: Field) -> Option<PktField> {
         Field::ArpTha => PktField::ArpTha,
         Field::Ipv6Src => PktField::Ipv6Src,
         Field::Ipv6Dst => PktField::Ipv6Dst,
+        Field::TunnelId => PktField::TunId,
         _ => return None,
     })
 }
@@ -583,9 +587,14 @@ mod tests {
             "move:NXM_NX_CT_MARK[]->NXM_NX_REG0[]",
             "move:NXM_NX_CT_ZONE[]->NXM_NX_REG1[0..15]",
             "push:NXM_NX_CT_STATE[]",
+            "move:NXM_NX_TUN_ID[0..31]->NXM_NX_REG0[]",
+            "move:NXM_NX_TUN_IPV4_SRC[]->NXM_NX_REG1[]",
+            "push:NXM_NX_TUN_IPV4_DST[]",
         ]);
-        // The ct fields' NXM headers (nicira-ext.h), read only here.
+        // The ct and tunnel fields' NXM headers (nicira-ext.h), read only
+        // here.
         let h = |s: &str| header(Subfield::parse(s).unwrap().field);
+        assert_eq!(h("NXM_NX_TUN_ID[]"), 0x0001_2008);
         assert_eq!(h("NXM_NX_CT_MARK[]"), 0x0001_d604);
         assert_eq!(h("NXM_NX_CT_LABEL[]"), 0x0001_d810);
         let into_mark = NxAction::RegMove {

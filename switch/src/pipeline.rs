@@ -254,6 +254,10 @@ pub(crate) fn pipeline_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> FlowK
 /// Adds the key bytes of packet field `p` to the lookup mask.
 fn read_mask(m: &mut FlowKey, p: PktField) {
     m.as_bytes_mut()[p.key_range()].fill(0xff);
+    if p.is_tunnel() {
+        // An IPv6 frame reads 0 there (the bytes are its address).
+        m.as_bytes_mut()[kf::DL_TYPE].fill(0xff);
+    }
 }
 
 /// The result of translating one flow through the pipeline.

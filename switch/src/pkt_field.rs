@@ -72,6 +72,16 @@ pub enum PktField {
     /// (pushing an 802.1Q tag on an untagged frame), one without it pops
     /// the frame's tags (OVS's `commit_vlan_action`).
     VlanTci,
+    /// NXM_NX_TUN_ID (64 bits; the switch's tunnels carry 24-bit keys).
+    /// Read only here, 0 for frames not from a tunnel port and for IPv6
+    /// frames (their key has no room for the tunnel fields).
+    TunId,
+    /// NXM_NX_TUN_IPV4_SRC: the outer source (read only, as
+    /// [`PktField::TunId`]).
+    TunSrc,
+    /// NXM_NX_TUN_IPV4_DST: the outer destination (read only, as
+    /// [`PktField::TunId`]).
+    TunDst,
 }
 
 /// What a field needs the flow to be (OVS's `enum mf_prereqs`), checked
@@ -97,7 +107,7 @@ pub enum Prereq {
 }
 
 /// Every field, in NXM order (for tests and the fuzz dictionary).
-pub const ALL: [PktField; 24] = [
+pub const ALL: [PktField; 27] = [
     PktField::InPort,
     PktField::EthDst,
     PktField::EthSrc,
@@ -122,6 +132,9 @@ pub const ALL: [PktField; 24] = [
     PktField::IpEcn,
     PktField::IpTtl,
     PktField::VlanTci,
+    PktField::TunId,
+    PktField::TunSrc,
+    PktField::TunDst,
 ];
 
 impl PktField {
@@ -153,6 +166,9 @@ impl PktField {
             IpEcn => ("NXM_NX_IP_ECN", "nw_ecn", "ip_ecn"),
             IpTtl => ("NXM_NX_IP_TTL", "nw_ttl", "nw_ttl"),
             VlanTci => ("NXM_OF_VLAN_TCI", "vlan_tci", "vlan_tci"),
+            TunId => ("NXM_NX_TUN_ID", "tun_id", "tunnel_id"),
+            TunSrc => ("NXM_NX_TUN_IPV4_SRC", "tun_src", "tun_ipv4_src"),
+            TunDst => ("NXM_NX_TUN_IPV4_DST", "tun_dst", "tun_ipv4_dst"),
         }
     }
 
@@ -185,26 +201,33 @@ impl PktField {
     pub fn bits(self) -> u8 {
         use PktField::*;
         match self {
+            TunId => 64,
             EthDst | EthSrc | ArpSha | ArpTha => 48,
             InPort | EthType | VlanTci | TcpSrc | TcpDst | UdpSrc | UdpDst | ArpOp => 16,
             IpTos | IpProto | IcmpType | IcmpCode | IpTtl => 8,
             IpEcn => 2,
-            IpSrc | IpDst | ArpSpa | ArpTpa => 32,
+            IpSrc | IpDst | ArpSpa | ArpTpa | TunSrc | TunDst => 32,
             Ipv6Src | Ipv6Dst => 128,
         }
     }
 
     /// False for the fields OVS does not let actions write (`eth_type`,
-    /// `nw_proto`).
+    /// `nw_proto`), and the tunnel fields, which this switch writes with
+    /// `set_tunnel`/`set_field` only.
     pub fn writable(self) -> bool {
-        !matches!(self, PktField::EthType | PktField::IpProto)
+        !matches!(self, PktField::EthType | PktField::IpProto) && !self.is_tunnel()
+    }
+
+    /// True for the tunnel metadata fields.
+    pub fn is_tunnel(self) -> bool {
+        matches!(self, PktField::TunId | PktField::TunSrc | PktField::TunDst)
     }
 
     /// The field's prerequisites (`lib/meta-flow.xml`).
     pub fn prereq(self) -> Prereq {
         use PktField::*;
         match self {
-            InPort | EthDst | EthSrc | EthType | VlanTci => Prereq::None,
+            InPort | EthDst | EthSrc | EthType | VlanTci | TunId | TunSrc | TunDst => Prereq::None,
             IpTos | IpProto | IpEcn | IpTtl => Prereq::IpAny,
             IpSrc | IpDst => Prereq::Ipv4,
             Ipv6Src | Ipv6Dst => Prereq::Ipv6,
@@ -239,11 +262,18 @@ impl PktField {
             ArpTha => kf::ARP_THA,
             Ipv6Src => kf::NW_SRC6,
             Ipv6Dst => kf::NW_DST6,
+            TunId => kf::TUN_ID,
+            TunSrc => kf::TUN_SRC,
+            TunDst => kf::TUN_DST,
         }
     }
 
     /// The field's value in `key` (right-aligned).
     pub fn get(self, key: &FlowKey) -> u128 {
+        if self.is_tunnel() && key.dl_type() == ethertype::IPV6 {
+            // The tunnel fields' bytes hold the IPv6 destination.
+            return 0;
+        }
         let v = key
             .range(self.key_range())
             .iter()
@@ -304,7 +334,7 @@ impl PktField {
             ArpTpa => Action::SetArpTpa(ip4()),
             ArpSha => Action::SetArpSha(mac()),
             ArpTha => Action::SetArpTha(mac()),
-            InPort | EthType | IpProto | VlanTci => return None,
+            InPort | EthType | IpProto | VlanTci | TunId | TunSrc | TunDst => return None,
         })
     }
 }
@@ -410,7 +440,10 @@ mod tests {
     fn names_widths_and_key_values() {
         for f in ALL {
             assert_eq!(PktField::parse(f.nxm_name()), Some(f));
-            assert!(f == PktField::ArpOp || f.bits() as usize <= f.key_range().len() * 8);
+            assert!(
+                matches!(f, PktField::ArpOp | PktField::TunId)
+                    || f.bits() as usize <= f.key_range().len() * 8
+            );
         }
         assert_eq!(PktField::parse("OXM_OF_ARP_SHA"), Some(PktField::ArpSha));
         assert_eq!(PktField::parse("dl_src"), Some(PktField::EthSrc));

@@ -314,3 +314,43 @@ fn tunnel_rule_syntax_round_trips() {
         "priority=32768,actions=set_field:0x9->tun_id,output:1"
     );
 }
+
+/// The tunnel fields as `move`/`push` sources (OVS's NXM_NX_TUN_ID,
+/// NXM_NX_TUN_IPV4_SRC/DST): the frame's tunnel metadata, 0 for a frame
+/// not from a tunnel port; writes through `load`/`move` are refused.
+#[test]
+fn tunnel_fields_as_move_and_push_sources() {
+    let sw = switch_with(
+        &[
+            "priority=40,in_port=5,udp,actions=move:NXM_NX_TUN_ID[0..15]->NXM_OF_UDP_SRC[],move:NXM_NX_TUN_IPV4_SRC[]->NXM_NX_REG0[],push:NXM_NX_TUN_IPV4_DST[],pop:NXM_NX_REG1[],resubmit(,1)",
+            "table=1,priority=10,reg0=0xc0a83202,reg1=0xc0a83201,actions=output:1",
+            "table=1,priority=5,reg0=0,reg1=0,actions=output:2",
+        ],
+        &[1, 2, 5],
+    );
+    for bad in [
+        "actions=load:0x5->NXM_NX_TUN_ID[]",
+        "actions=move:NXM_NX_REG0[]->NXM_NX_TUN_IPV4_DST[]",
+    ] {
+        assert!(bad.parse::<RuleSpec>().is_err(), "{bad}");
+    }
+    let mut dp = sw.datapath(0);
+    let inner = udp4([10, 1, 0, 1], [10, 1, 0, 2], 5, 6);
+    let meta = TunnelMeta {
+        id: 0x1_002c,
+        src: REMOTE,
+        dst: LOCAL,
+    };
+    for _ in 0..2 {
+        let mut fs = [VecFrame::new(&inner)];
+        let mut vs = [Verdict::default()];
+        dp.process_burst_tunnel(5, &mut fs, &[meta], &mut vs, &mut Vec::new(), 0);
+        assert_eq!(vs[0], ports(&[1]));
+        assert_eq!(&fs[0].data()[34..36], &[0, 0x2c]);
+        // Not from a tunnel: the fields read 0.
+        let mut fs = [VecFrame::new(&inner)];
+        dp.process_burst(5, &mut fs, &mut vs, 0);
+        assert_eq!(vs[0], ports(&[2]));
+        assert_eq!(&fs[0].data()[34..36], &[0, 0]);
+    }
+}
