@@ -13,7 +13,8 @@
 //! fields (`ct_state`, `ct_zone`, `ct_mark`, `ct_label`) read by `move`
 //! and `push` after a `ct(commit,table=N)`; `NORMAL` after an `in_port`
 //! write floods as from the written port (back out of the real one); the
-//! tunnel fields as `move`/`push` sources (0 on a port that is no tunnel).
+//! tunnel fields as `move`/`push` sources (0 on a port that is no tunnel)
+//! and `load` destinations read back.
 //!
 //! ```text
 //!  ovs-ofctl add-flows (1.3 and 1.0) ──► vswitch run --ovsdb │ ovs-vswitchd (dummy)
@@ -63,6 +64,7 @@ table=0,priority=100,in_port=1,udp,tp_dst=26,actions=push:NXM_OF_IN_PORT[],load:
 table=0,priority=100,in_port=1,udp,tp_dst=27,actions=move:NXM_OF_ETH_SRC[]->NXM_NX_XXREG0[0..47],push:NXM_NX_XXREG0[],pop:NXM_NX_XXREG1[],move:NXM_NX_XXREG1[0..47]->NXM_OF_ETH_DST[],push:NXM_OF_UDP_SRC[8..15],pop:NXM_OF_UDP_DST[0..3],output:2
 table=0,priority=100,in_port=1,udp,tp_dst=28,actions=move:NXM_OF_VLAN_TCI[]->NXM_NX_REG3[0..15],move:NXM_OF_VLAN_TCI[0..7]->NXM_NX_IP_TTL[],resubmit(,4)
 table=0,priority=100,in_port=1,udp,tp_dst=29,actions=move:NXM_NX_TUN_ID[0..15]->NXM_OF_UDP_SRC[],move:NXM_NX_TUN_IPV4_DST[]->NXM_NX_REG0[],push:NXM_NX_TUN_IPV4_SRC[],pop:NXM_NX_REG1[],resubmit(,9)
+table=0,priority=100,in_port=1,udp,tp_dst=30,actions=load:0x2a->NXM_NX_TUN_ID[0..23],load:0xc0a83207->NXM_NX_TUN_IPV4_DST[],move:NXM_NX_TUN_ID[0..15]->NXM_OF_UDP_SRC[],move:NXM_NX_TUN_IPV4_DST[]->NXM_OF_IP_SRC[],output:2
 table=0,priority=0,actions=drop
 table=1,priority=100,in_port=3,actions=output:3,output:2
 table=1,priority=90,reg2=0x2,actions=output:3,IN_PORT
@@ -84,9 +86,9 @@ table=9,priority=100,reg0=0,reg1=0,actions=output:3
 ";
 
 /// The UDP destination ports of [`FLOWS`]' cases.
-const CASES: [u16; 29] = [
+const CASES: [u16; 30] = [
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-    26, 27, 28, 29,
+    26, 27, 28, 29, 30,
 ];
 
 /// Malformed or inconsistent stack actions a controller may send.
@@ -216,7 +218,7 @@ fn in_port_and_stack_same_frames_as_ovs_dpdk() {
 /// What OVS sends per port 1, 2, 3 (3 frames per case, 6 for the VLAN
 /// writes), so the comparison compares something: port 1 from cases 1, 4,
 /// 5, 6, 9, 10, 19 and 28 tagged VID 7; port 2 from 2, 3, 5, 6, 7, 8, 10,
-/// 11, 12 (6), 13 (6), 15 untagged, 20, 21, 24, 27, 28 untagged; port 3
+/// 11, 12 (6), 13 (6), 15 untagged, 20, 21, 24, 27, 28 untagged, 30; port 3
 /// from 4, 8, 9, 14 (6), 15 tagged, 16 (6), 17, 18, 19, 22, 23, 25, 26, 28
 /// tagged VID 5, 29.
-const EXPECTED_OVS: [usize; 3] = [24, 54, 51];
+const EXPECTED_OVS: [usize; 3] = [24, 57, 51];

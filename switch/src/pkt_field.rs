@@ -72,15 +72,16 @@ pub enum PktField {
     /// (pushing an 802.1Q tag on an untagged frame), one without it pops
     /// the frame's tags (OVS's `commit_vlan_action`).
     VlanTci,
-    /// NXM_NX_TUN_ID (64 bits; the switch's tunnels carry 24-bit keys).
-    /// Read only here, 0 for frames not from a tunnel port and for IPv6
-    /// frames (their key has no room for the tunnel fields).
+    /// NXM_NX_TUN_ID (64 bits; the switch's tunnels carry 24-bit keys, so
+    /// writes go to bits 0..23 only, as `set_tunnel`). Reads 0 for frames
+    /// not from a tunnel port and for IPv6 frames (their key has no room
+    /// for the tunnel fields).
     TunId,
-    /// NXM_NX_TUN_IPV4_SRC: the outer source (read only, as
-    /// [`PktField::TunId`]).
+    /// NXM_NX_TUN_IPV4_SRC: the outer source (read only: the local
+    /// address is the tunnel port's).
     TunSrc,
-    /// NXM_NX_TUN_IPV4_DST: the outer destination (read only, as
-    /// [`PktField::TunId`]).
+    /// NXM_NX_TUN_IPV4_DST: the outer destination (as `set_field:A->tun_dst`
+    /// when written).
     TunDst,
 }
 
@@ -212,10 +213,12 @@ impl PktField {
     }
 
     /// False for the fields OVS does not let actions write (`eth_type`,
-    /// `nw_proto`), and the tunnel fields, which this switch writes with
-    /// `set_tunnel`/`set_field` only.
+    /// `nw_proto`), and `tun_src`, which this switch does not write.
     pub fn writable(self) -> bool {
-        !matches!(self, PktField::EthType | PktField::IpProto) && !self.is_tunnel()
+        !matches!(
+            self,
+            PktField::EthType | PktField::IpProto | PktField::TunSrc
+        )
     }
 
     /// True for the tunnel metadata fields.
@@ -334,7 +337,9 @@ impl PktField {
             ArpTpa => Action::SetArpTpa(ip4()),
             ArpSha => Action::SetArpSha(mac()),
             ArpTha => Action::SetArpTha(mac()),
-            InPort | EthType | IpProto | VlanTci | TunId | TunSrc | TunDst => return None,
+            TunId => Action::SetTunId(v as u32 & 0x00ff_ffff),
+            TunDst => Action::SetTunDst(ip4()),
+            InPort | EthType | IpProto | VlanTci | TunSrc => return None,
         })
     }
 }

@@ -451,6 +451,11 @@ fn check_writable(dst: Subfield) -> Result<(), String> {
             "destination field {} is not writable (OFPBAC_BAD_SET_ARGUMENT)",
             p.nxm_name()
         )),
+        RegField::Pkt(PktField::TunId) if u32::from(dst.ofs) + u32::from(dst.n_bits) > 24 => {
+            Err(format!(
+                "{dst}: tunnel keys here are 24-bit VNIs (VXLAN, Geneve): write NXM_NX_TUN_ID[0..23] (OFPBAC_BAD_ARGUMENT)"
+            ))
+        }
         RegField::Ct(c) => Err(format!(
             "destination field {} is not writable outside ct(commit,exec(...)) (OFPBAC_BAD_SET_ARGUMENT)",
             c.nxm_name()

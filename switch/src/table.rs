@@ -500,6 +500,9 @@ fn rewrite_mask(rules: &[Arc<Rule>], groups: &[Arc<Group>]) -> Option<FlowKey> {
                         // A pop brings the inner tag out.
                         set(kf::VLAN_TCI2);
                     }
+                    if p.is_tunnel() {
+                        set(kf::TUN_FLAGS..kf::TUN_FLAGS + 1);
+                    }
                 }
             }
             // The translation never rewrites the key at a `ct` (NAT's

@@ -317,7 +317,8 @@ fn tunnel_rule_syntax_round_trips() {
 
 /// The tunnel fields as `move`/`push` sources (OVS's NXM_NX_TUN_ID,
 /// NXM_NX_TUN_IPV4_SRC/DST): the frame's tunnel metadata, 0 for a frame
-/// not from a tunnel port; writes through `load`/`move` are refused.
+/// not from a tunnel port; `load`/`move` into the key's 24 bits and the
+/// outer destination set what a tunnel output sends.
 #[test]
 fn tunnel_fields_as_move_and_push_sources() {
     let sw = switch_with(
@@ -325,12 +326,14 @@ fn tunnel_fields_as_move_and_push_sources() {
             "priority=40,in_port=5,udp,actions=move:NXM_NX_TUN_ID[0..15]->NXM_OF_UDP_SRC[],move:NXM_NX_TUN_IPV4_SRC[]->NXM_NX_REG0[],push:NXM_NX_TUN_IPV4_DST[],pop:NXM_NX_REG1[],resubmit(,1)",
             "table=1,priority=10,reg0=0xc0a83202,reg1=0xc0a83201,actions=output:1",
             "table=1,priority=5,reg0=0,reg1=0,actions=output:2",
+            "priority=40,in_port=1,udp,actions=load:0x2a->NXM_NX_TUN_ID[0..23],load:0xc0a83207->NXM_NX_TUN_IPV4_DST[],move:NXM_NX_TUN_ID[0..15]->NXM_OF_UDP_SRC[],output:2",
         ],
         &[1, 2, 5],
     );
     for bad in [
         "actions=load:0x5->NXM_NX_TUN_ID[]",
-        "actions=move:NXM_NX_REG0[]->NXM_NX_TUN_IPV4_DST[]",
+        "actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31]",
+        "actions=move:NXM_NX_REG0[]->NXM_NX_TUN_IPV4_SRC[]",
     ] {
         assert!(bad.parse::<RuleSpec>().is_err(), "{bad}");
     }
@@ -352,5 +355,12 @@ fn tunnel_fields_as_move_and_push_sources() {
         dp.process_burst(5, &mut fs, &mut vs, 0);
         assert_eq!(vs[0], ports(&[2]));
         assert_eq!(&fs[0].data()[34..36], &[0, 0]);
+        // Written: what a tunnel output would send, and read back.
+        let mut fs = [VecFrame::new(&inner)];
+        dp.process_burst(1, &mut fs, &mut vs, 0);
+        assert_eq!(vs[0], ports(&[2]));
+        assert_eq!(&fs[0].data()[34..36], &[0, 0x2a]);
+        let set = dp.tunnel_sets().map(|s| s[0]).expect("tunnel set");
+        assert_eq!((set.id, set.dst), (Some(0x2a), Some([192, 168, 50, 7])));
     }
 }
