@@ -87,8 +87,8 @@ table=9,priority=100,reg0=0,reg1=0,actions=output:3
 
 /// The UDP destination ports of [`FLOWS`]' cases.
 const CASES: [u16; 30] = [
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-    26, 27, 28, 29, 30,
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+    27, 28, 29, 30,
 ];
 
 /// Malformed or inconsistent stack actions a controller may send.

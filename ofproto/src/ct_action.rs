@@ -254,9 +254,15 @@ fn write_field(field: Field, width: u32, v: u128, m: u128, out: &mut Vec<OfActio
         )));
         return;
     }
-    let Some(dst) = field.nxm_header() else {
-        return;
-    };
+    if let Some(dst) = field.nxm_header() {
+        reg_loads(dst, width, v, m, out);
+    }
+}
+
+/// OVS's reg-load segments of a `(value, mask)` write to the `width`-bit
+/// field `dst`: one NXAST_REG_LOAD per run of mask bits, from bit 0 up, at
+/// most 64 bits each.
+fn reg_loads(dst: u32, width: u32, v: u128, m: u128, out: &mut Vec<OfAction>) {
     let mut ofs = 0u32;
     while ofs < width {
         if m >> ofs & 1 == 0 {
@@ -296,17 +302,7 @@ pub fn nested_for_of10(c: &mut Ct) {
             .value
             .iter()
             .fold(0u128, |acc, &b| acc << 8 | u128::from(b));
-        let mut ofs = 0u32;
-        while ofs < width {
-            let n = (width - ofs).min(64);
-            let ones = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-            out.push(OfAction::Nicira(NxAction::RegLoad {
-                ofs_nbits: reg_load_ofs_nbits(ofs as u16, n as u16),
-                dst,
-                value: (v >> ofs) as u64 & ones,
-            }));
-            ofs += n;
-        }
+        reg_loads(dst, width, v, u128::MAX, &mut out);
     }
     c.actions = out;
 }
