@@ -518,15 +518,22 @@ impl Drop for Switch {
     }
 }
 
-/// EAL arguments for a test switch: `lcores` (`-l ...` / `--lcores ...`),
-/// no hugepages, a unique file prefix.
-/// Whether the switch's `net_vhost` queues drive split rings themselves
-/// (the default; `VSWITCH_VHOST_RING=lib`, inherited by the switch, puts
-/// them back on the vhost library).
-pub fn own_rings_expected() -> bool {
-    std::env::var("VSWITCH_VHOST_RING").map_or(true, |v| v != "lib")
+/// Whether the switch (which inherits this environment) serves the
+/// guests' rings with its own ring code: `Some(true)` with
+/// `VSWITCH_VHOST_RING=own` (every split ring), `Some(false)` with `lib`,
+/// `None` by default (own rings unless the guest negotiated segmentation
+/// offloads, as QEMU's Linux guests do: which one serves depends on the
+/// guest).
+pub fn own_rings_expected() -> Option<bool> {
+    match std::env::var("VSWITCH_VHOST_RING").as_deref() {
+        Ok("own") => Some(true),
+        Ok("lib") => Some(false),
+        _ => None,
+    }
 }
 
+/// EAL arguments for a test switch: `lcores` (`-l ...` / `--lcores ...`),
+/// no hugepages, a unique file prefix.
 pub fn test_eal(lcores: &str, tag: &str) -> String {
     format!(
         "{lcores} --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:warning --file-prefix vmnet-{tag}-{}",
