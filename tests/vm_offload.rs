@@ -20,8 +20,11 @@ use dpdk::offload as ol;
 use dpdk::{Burst, Eal, Mempool, Port, PortConfig};
 use pcap_file::pcap::{PcapReader, PcapWriter};
 
-/// IPv4 TSO payload: a 60000-byte TCP segment (plus headers < 64 KiB).
-const V4_PAYLOAD: usize = 60_000;
+/// IPv4 TSO payload: the largest TCP segment (its IPv4 packet 65 535
+/// bytes, the frame 65 549): longer than one mbuf (65 407 bytes of room
+/// at most), so the guest sends it in two and the switch's own rings fill
+/// a large mbuf and chain the rest.
+const V4_PAYLOAD: usize = 65_535 - 20 - 32;
 /// IPv6 TSO payload.
 const V6_PAYLOAD: usize = 20_000;
 /// The guest's MSS (`gso_size`) over IPv4: 1500 - 20 - 32 (timestamps).
@@ -245,6 +248,31 @@ fn guest(name: &str, path: &Path, pool: &Arc<Mempool>) -> Port {
     p
 }
 
+/// `f` in an mbuf of `pool`, chained to a second one for what does not
+/// fit the first.
+fn guest_mbuf(pool: &Mempool, f: &[u8]) -> dpdk::Mbuf {
+    let mut m = pool.alloc().unwrap();
+    let first = f.len().min(m.tailroom());
+    m.append(first).unwrap().copy_from_slice(&f[..first]);
+    if first < f.len() {
+        let mut tail = pool.alloc().unwrap();
+        tail.append(f.len() - first)
+            .unwrap()
+            .copy_from_slice(&f[first..]);
+        let tail = tail.into_raw().as_ptr();
+        // SAFETY: both mbufs are ours and single-segment; the head takes
+        // the tail (and frees it with itself): `rte_pktmbuf_chain`.
+        unsafe {
+            let h = &mut *m.as_ptr();
+            h.next = tail;
+            h.nb_segs = 2;
+            h.pkt_len += u32::from((*tail).data_len);
+        }
+    }
+    assert_eq!(m.pkt_len(), f.len());
+    m
+}
+
 /// (frame, IPv4, TCP, TSO) of what the guest sends.
 fn sent_frames() -> Vec<(Vec<u8>, bool, bool, bool)> {
     vec![
@@ -278,8 +306,7 @@ fn guest_tso_and_partial_checksums_cross_the_switch() {
     let frames = sent_frames();
     let mut burst = Burst::new();
     for (f, v4, tcp, tso) in &frames {
-        let mut m = pool.alloc().unwrap();
-        m.append(f.len()).unwrap().copy_from_slice(f);
+        let mut m = guest_mbuf(&pool, f);
         let l3 = if *v4 { 20 } else { 40 };
         let l4 = if *tcp { 32 } else { 8 };
         let ip = if *v4 { ol::TX_IPV4 } else { ol::TX_IPV6 };

@@ -48,10 +48,8 @@
 //! a port is configured: then the library's burst functions serve every
 //! ring), a port's queues drive the guest's split rings
 //! themselves instead of calling the library's burst functions, ring by
-//! ring, whenever that applies (not for packed rings, dirty logging, IOMMU, a disabled ring:
-//! [`crate::vring::ring::LIBRARY_ONLY`]; nor, unless `VSWITCH_VHOST_RING=own`,
-//! for a guest that negotiated segmentation offloads, whose 64 KiB segments
-//! the library copies faster: [`crate::vring::ring::LARGE_SEGMENTS`]). Each
+//! ring, whenever that applies (not for packed rings, dirty logging,
+//! IOMMU, a disabled ring: [`crate::vring::ring::LIBRARY_ONLY`]). Each
 //! gate has a mode:
 //!
 //! ```text
@@ -96,20 +94,13 @@ const HANDOFF: u8 = 4;
 /// `VHOST_USER_SET_VRING_ENABLE` (vhost-user protocol).
 const SET_VRING_ENABLE: u32 = 18;
 
-/// Which rings ports configured now drive themselves, from
-/// `VSWITCH_VHOST_RING`: `lib` none (the vhost library's burst functions);
-/// `own` every split ring; unset (or anything else) every split ring of a
-/// guest without segmentation offloads (the default: the own rings cost
-/// fewer cycles per packet than the library's in the vm_net runs of
-/// perf/README.md, while the library copies 64 KiB TSO segments faster,
-/// see [`crate::vring::ring::LARGE_SEGMENTS`]). Returns (own rings at
-/// all, also for large segments).
-fn own_rings_wanted() -> (bool, bool) {
-    match std::env::var("VSWITCH_VHOST_RING").as_deref() {
-        Ok("lib") => (false, false),
-        Ok("own") => (true, true),
-        _ => (true, false),
-    }
+/// Whether ports configured now drive the guests' split rings themselves,
+/// from `VSWITCH_VHOST_RING`: `lib` no (the vhost library's burst
+/// functions); unset (or anything else) yes, the default: the own rings
+/// cost fewer cycles per packet than the library's in the vm_net runs of
+/// perf/README.md, 64-byte frames and 64 KiB TSO segments alike.
+fn own_rings_wanted() -> bool {
+    std::env::var("VSWITCH_VHOST_RING").as_deref() != Ok("lib")
 }
 
 /// One queue's in-call flag and counters, on its own cache line.
@@ -149,9 +140,6 @@ pub(crate) struct VhostLink {
     pool: Arc<Mempool>,
     /// Queues drive the guest's split rings themselves when they can.
     own: bool,
-    /// The own rings also for guests with segmentation offloads
-    /// (`VSWITCH_VHOST_RING=own`).
-    own_large: bool,
     /// The guest's device id as last seen up (kept while it is down: its
     /// vhost-user messages still name it).
     dev_vid: AtomicI32,
@@ -206,8 +194,7 @@ impl VhostLink {
             tx: gates(txq),
             base: Mutex::new(Totals::default()),
             pool: Arc::clone(pool),
-            own: own_rings_wanted().0,
-            own_large: own_rings_wanted().1,
+            own: own_rings_wanted(),
             dev_vid: AtomicI32::new(-1),
             disabled: (0..2 * rxq.max(txq))
                 .map(|_| AtomicBool::new(false))
@@ -410,7 +397,7 @@ impl VhostLink {
         let taken = if off {
             Err("disabled")
         } else {
-            unsafe { NetRing::from_library(vid, vring, self.own_large) }
+            unsafe { NetRing::from_library(vid, vring) }
         };
         // Once per device event, on the poller (a cold path).
         match &taken {

@@ -8,7 +8,11 @@
 
 use dpdk_sys as sys;
 
-use super::net::{copy_bytes, Reader, RxSource, TxSink, Writer};
+use super::copy::copy_bytes;
+use super::net::{Reader, RxSource, TxSink, Writer};
+
+/// `gso_type` of a frame that is not a segment to cut (§5.1.6).
+const VIRTIO_NET_HDR_GSO_NONE: u8 = 0;
 
 /// Size of `struct virtio_net_hdr` (no `num_buffers`).
 pub(crate) const HDR_LEN: usize = 10;
@@ -19,6 +23,9 @@ pub(crate) const HDR_LEN_MRG: usize = 12;
 /// allocated in bulk beforehand.
 pub(crate) struct MbufSink {
     pub pool: *mut sys::rte_mempool,
+    /// Where a frame longer than an mbuf of `pool` goes, in one piece
+    /// ([`super::large`]); null: chained mbufs of `pool`.
+    pub large: *mut sys::rte_mempool,
     pub out: *mut *mut sys::rte_mbuf,
     /// Mbufs filled so far (from the front of `out`).
     pub filled: usize,
@@ -79,8 +86,27 @@ impl TxSink for MbufSink {
         let mut hdr = [0u8; HDR_LEN_MRG];
         frame.read(&mut hdr[..self.hdr_len]);
         // SAFETY: `out` has `cap` freshly allocated mbufs; `filled` < cap.
-        let head = unsafe { *self.out.add(self.filled) };
+        let mut head = unsafe { *self.out.add(self.filled) };
         let len = total as usize - self.hdr_len;
+        // Only a segment the header marks for segmentation (`gso_type`,
+        // §5.1.6.2) goes into a large mbuf: any other frame longer than
+        // an mbuf is longer than the port's MTU, is chained as before, and
+        // the parser drops it as truncated (never forwarded whole or cut).
+        let segment = self.offload && hdr[1] != VIRTIO_NET_HDR_GSO_NONE;
+        // SAFETY: `head` is a valid mbuf.
+        if segment && !self.large.is_null() && len > room(unsafe { &*head }) {
+            // SAFETY: `large` is a live pktmbuf pool; the mbuf it gives
+            // takes `head`'s place in `out`, and `head` (fresh, ours)
+            // goes back.
+            unsafe {
+                let big = sys::shim_rte_pktmbuf_alloc(self.large);
+                if !big.is_null() {
+                    sys::shim_rte_pktmbuf_free(head);
+                    *self.out.add(self.filled) = big;
+                    head = big;
+                }
+            }
+        }
         let mut seg = head;
         let mut left = len;
         // SAFETY: `head` and the segments allocated below are valid,

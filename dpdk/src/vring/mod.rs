@@ -18,6 +18,9 @@
 //! * [`net`]: frames through a ring with the virtio-net header (§5.1.6),
 //!   mergeable receive buffers.
 //! * [`mbuf_io`]: the frames' bytes into and out of mbufs.
+//! * [`large`]: the pool of 64 KiB mbufs for large segments.
+//! * [`copy`]: the byte copies, by length (short frames inline, long
+//!   pieces of large segments in AVX2 moves).
 //! * [`ring`]: one queue's ring state taken from the vhost library.
 //!
 //! Why not `vfio::virtq`: that split-ring code (the virtio-blk device)
@@ -26,6 +29,8 @@
 //! the `dpdk` crate does not depend on the device crate (which brings
 //! `vhost`, `vm-memory` and io_uring).
 
+pub(crate) mod copy;
+pub(crate) mod large;
 pub(crate) mod mbuf_io;
 pub(crate) mod mem;
 pub(crate) mod net;

@@ -11,9 +11,6 @@ use super::split::{RingAddrs, Segs, SplitRing};
 
 /// VIRTIO 1.2 §5.1.3 feature bits this path reads.
 const VIRTIO_NET_F_CSUM: u64 = 1 << 0;
-const VIRTIO_NET_F_GUEST_TSO4: u64 = 1 << 7;
-const VIRTIO_NET_F_GUEST_TSO6: u64 = 1 << 8;
-const VIRTIO_NET_F_GUEST_UFO: u64 = 1 << 10;
 const VIRTIO_NET_F_HOST_TSO4: u64 = 1 << 11;
 const VIRTIO_NET_F_HOST_TSO6: u64 = 1 << 12;
 const VIRTIO_NET_F_HOST_ECN: u64 = 1 << 13;
@@ -35,18 +32,8 @@ const VIRTIO_F_NOTIFICATION_DATA: u64 = 1 << 38;
 pub(crate) const LIBRARY_ONLY: u64 =
     VHOST_F_LOG_ALL | VIRTIO_F_IOMMU_PLATFORM | VIRTIO_F_RING_PACKED | VIRTIO_F_NOTIFICATION_DATA;
 
-/// Segmentation offloads (§5.1.3): a guest that negotiated one sends or
-/// takes segments of up to 64 KiB. The library's bursts copy those faster
-/// than these rings (`vm_net --tso`, idle, 7 Dec: 28.6 Gbps on the library
-/// against 21.6 on these rings, OVS 27.4), so such a guest's rings stay
-/// with the library unless the own rings are asked for by name
-/// (`VSWITCH_VHOST_RING=own`).
-pub(crate) const LARGE_SEGMENTS: u64 = VIRTIO_NET_F_GUEST_TSO4
-    | VIRTIO_NET_F_GUEST_TSO6
-    | VIRTIO_NET_F_GUEST_UFO
-    | VIRTIO_NET_F_HOST_TSO4
-    | VIRTIO_NET_F_HOST_TSO6
-    | VIRTIO_NET_F_HOST_UFO;
+/// The guest may send segments of up to 64 KiB (§5.1.3).
+const HOST_LARGE: u64 = VIRTIO_NET_F_HOST_TSO4 | VIRTIO_NET_F_HOST_TSO6 | VIRTIO_NET_F_HOST_UFO;
 
 /// Whether the CPU has AVX2 (asked once per ring set-up, never per frame).
 fn has_avx2() -> bool {
@@ -67,6 +54,9 @@ pub(crate) struct NetRing {
     offload: bool,
     /// The CPU has AVX2: receive bursts go through `enqueue_avx2`.
     avx2: bool,
+    /// The guest sends large segments: the pool of large mbufs they go
+    /// into ([`super::large`]).
+    large: Option<&'static crate::mempool::Mempool>,
 }
 
 impl std::fmt::Debug for NetRing {
@@ -81,18 +71,12 @@ impl std::fmt::Debug for NetRing {
 pub(crate) type Refusal = &'static str;
 
 impl NetRing {
-    /// Takes ring `vring` of device `vid` from the vhost library; with
-    /// `large_segments` false, not from a guest that negotiated a
-    /// segmentation offload ([`LARGE_SEGMENTS`]).
+    /// Takes ring `vring` of device `vid` from the vhost library.
     ///
     /// # Safety
     /// `vid` is a live device, and no other thread uses this ring through
     /// the library until [`NetRing::give_back`].
-    pub(crate) unsafe fn from_library(
-        vid: i32,
-        vring: u16,
-        large_segments: bool,
-    ) -> Result<NetRing, Refusal> {
+    pub(crate) unsafe fn from_library(vid: i32, vring: u16) -> Result<NetRing, Refusal> {
         let mut features = 0u64;
         // SAFETY: out-pointer to a local; `vid` is live.
         if unsafe { sys::rte_vhost_get_negotiated_features(vid, &mut features) } != 0 {
@@ -100,9 +84,6 @@ impl NetRing {
         }
         if features & LIBRARY_ONLY != 0 {
             return Err("packed ring, dirty logging, IOMMU or notification data");
-        }
-        if !large_segments && features & LARGE_SEGMENTS != 0 {
-            return Err("segmentation offloads: the library copies 64 KiB segments faster");
         }
         let mut v = sys::rte_vhost_vring::default();
         // SAFETY: out-pointer to a local.
@@ -177,6 +158,11 @@ impl NetRing {
             mergeable,
             offload: features & host_offloads != 0,
             avx2: has_avx2(),
+            large: if features & HOST_LARGE != 0 {
+                super::large::pool()
+            } else {
+                None
+            },
         })
     }
 
@@ -233,6 +219,9 @@ impl NetRing {
         }
         let mut sink = MbufSink {
             pool,
+            large: self
+                .large
+                .map_or(std::ptr::null_mut(), crate::mempool::Mempool::as_ptr),
             out: slots,
             filled: 0,
             cap: n,

@@ -484,8 +484,29 @@ fn copy_bytes_copies_exactly_the_range() {
         let mut dst = vec![0xeeu8; 200];
         // SAFETY: 3 + 160 <= 256 bytes read, 5 + 160 <= 200 written, two
         // vectors.
-        unsafe { super::net::copy_bytes(src.as_ptr().add(3), dst.as_mut_ptr().add(5), n) };
+        unsafe { super::copy::copy_bytes(src.as_ptr().add(3), dst.as_mut_ptr().add(5), n) };
         assert_eq!(&dst[5..5 + n], &src[3..3 + n], "n {n}");
+        assert!(
+            dst[..5].iter().chain(&dst[5 + n..]).all(|&b| b == 0xee),
+            "n {n}"
+        );
+    }
+}
+
+/// Long pieces (the AVX2 loop from `copy::LONG` bytes on, `memcpy` below
+/// it): every length around the loop's 128-byte turns and its threshold,
+/// at offsets that align neither side, copy exactly their range.
+#[test]
+fn copy_long_copies_exactly_the_range() {
+    use super::copy::LONG;
+    let src: Vec<u8> = (0..LONG * 4).map(|i| (i * 7 + i / 251) as u8).collect();
+    let lens = (LONG - 130..LONG + 260).chain([65, 127, 2048, 2049, 4000]);
+    for n in lens {
+        let mut dst = vec![0xeeu8; LONG * 4 + 16];
+        // SAFETY: 12 + n <= 4 * LONG bytes read, 5 + n + 11 written, two
+        // vectors.
+        unsafe { super::copy::copy_long(src.as_ptr().add(12), dst.as_mut_ptr().add(5), n) };
+        assert_eq!(&dst[5..5 + n], &src[12..12 + n], "n {n}");
         assert!(
             dst[..5].iter().chain(&dst[5 + n..]).all(|&b| b == 0xee),
             "n {n}"
@@ -607,7 +628,7 @@ fn copy_frame_wide_copies_exactly_the_range() {
         let mut dst = vec![0xeeu8; 200];
         // SAFETY: as in `copy_bytes_copies_exactly_the_range`; AVX2 is
         // there.
-        unsafe { super::net::copy_frame::<true>(src.as_ptr().add(3), dst.as_mut_ptr().add(5), n) };
+        unsafe { super::copy::copy_frame::<true>(src.as_ptr().add(3), dst.as_mut_ptr().add(5), n) };
         assert_eq!(&dst[5..5 + n], &src[3..3 + n], "n {n}");
         assert!(
             dst[..5].iter().chain(&dst[5 + n..]).all(|&b| b == 0xee),

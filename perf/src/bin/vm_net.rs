@@ -29,6 +29,13 @@
 //! which hands them to virtio_user0 as TSO frames (`tso set`); the switch
 //! forwards them to virtio_user1, whose received bytes per second are the
 //! throughput (Gbps of TCP segments as the guest's stack would see them).
+//! The receiving guest hands them on to a `net_vhost` port that takes TCP
+//! checksum offload and drops them: it trusts the switch's partial
+//! checksums as a Linux guest with `GUEST_CSUM` does. With
+//! `--tso-sw-csum` it sends them to the pcap port instead, which has no
+//! offload, so testpmd first checksums each 64 KiB segment in software:
+//! the harness until 7 Dec 2026, where that loop took 80 % of the guests'
+//! core and bounded both switches (each 40-60 % busy) at the same rate.
 //!
 //! ```text
 //! cargo build --release --workspace && target/release/vm_net [--seconds 5] [--rounds 1] [--tso] [--floor]
@@ -92,6 +99,12 @@ struct Args {
     /// frame rates.
     #[arg(long)]
     tso: bool,
+    /// `--tso`: the receiving guest checksums every segment in software
+    /// (the harness before 7 Dec 2026: its frames went on to a port
+    /// without checksum offload), which bounds the rate by the guest's
+    /// core rather than the switch's.
+    #[arg(long)]
+    tso_sw_csum: bool,
     /// Skip OVS (only vswitch).
     #[arg(long)]
     no_ovs: bool,
@@ -244,6 +257,7 @@ fn measure_window<S: Send>(
     socks: [&Path; 2],
     tag: &str,
     a: &Args,
+    pcap: Option<&Path>,
     pid: u32,
     open: impl FnOnce() -> Option<S> + Send,
     close: impl FnOnce(S) -> Option<Counts> + Send,
@@ -265,7 +279,7 @@ fn measure_window<S: Send>(
             });
             (window, Some(placement))
         });
-        let side = measure(socks, tag, a, None);
+        let side = measure(socks, tag, a, pcap);
         let (w, p) = reader.join().unwrap_or((None, None));
         (side, w, p)
     });
@@ -385,12 +399,27 @@ fn testpmd(socks: [&Path; 2], tag: &str, a: &Args, pcap: Option<&Path>) -> Comma
             ),
         ]);
     }
+    if pcap.is_some() && !a.tso_sw_csum {
+        // Port 3, where the receiving guest hands its segments on: a
+        // vhost port nobody connects to (its transmit drops them), which
+        // takes TCP checksum offload, so the guest trusts the switch's
+        // partial checksums as a Linux guest with GUEST_CSUM does.
+        let sink = socks[1].with_extension("sink");
+        c.args([
+            "--vdev",
+            &format!("net_vhost9,iface={},tso=1", sink.display()),
+        ]);
+    }
     c.arg("--");
     if pcap.is_some() {
         // Interactive: the TSO settings are commands (see `tso_commands`).
         c.args([
             "-i",
-            "--port-topology=chained",
+            if a.tso_sw_csum {
+                "--port-topology=chained"
+            } else {
+                "--port-topology=paired"
+            },
             // net_pcap's infinite_rx needs a whole frame per mbuf.
             "--mbuf-size=65535",
             "--total-num-mbufs=2048",
@@ -415,9 +444,13 @@ fn testpmd(socks: [&Path; 2], tag: &str, a: &Args, pcap: Option<&Path>) -> Comma
 
 /// testpmd commands of the TSO run: pcap port 0 → (csum engine, TSO on
 /// port 1) → virtio_user0 → switch → virtio_user1 (port 2); port 2's
-/// frames go back to the pcap port, which drops them (no tx file).
-fn tso_commands() -> String {
+/// frames go on to port 3 (the vhost sink, TCP checksum offload: the
+/// receiving guest trusts the switch's partial checksums) or, with
+/// `--tso-sw-csum`, back to the pcap port (no tx file, no offload: the
+/// guest checksums each segment in software first), which drop them.
+fn tso_commands(a: &Args) -> String {
     let mut s = String::new();
+    let sink = (!a.tso_sw_csum).then(|| "csum set tcp hw 3".to_string());
     for c in [
         "set fwd csum".to_string(),
         "port stop all".into(),
@@ -430,10 +463,14 @@ fn tso_commands() -> String {
         "csum set ip hw 1".into(),
         "csum set tcp hw 1".into(),
         format!("tso set {MSS} 1"),
+    ]
+    .into_iter()
+    .chain(sink)
+    .chain([
         "port start all".into(),
         "start".into(),
         "clear port stats all".into(),
-    ] {
+    ]) {
         s.push_str(&c);
         s.push('\n');
     }
@@ -522,7 +559,7 @@ fn measure(socks: [&Path; 2], tag: &str, a: &Args, pcap: Option<&Path>) -> Side 
         }
         finish(s)
     } else {
-        tso_run(cmd, a.seconds)
+        tso_run(cmd, a)
     };
     side.hugepages[1] = guest_huge;
     side
@@ -530,7 +567,7 @@ fn measure(socks: [&Path; 2], tag: &str, a: &Args, pcap: Option<&Path>) -> Side 
 
 /// The interactive TSO run: set up, forward, read port 2's received bytes
 /// once a second.
-fn tso_run(mut cmd: Command, seconds: u64) -> Side {
+fn tso_run(mut cmd: Command, a: &Args) -> Side {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -546,9 +583,9 @@ fn tso_run(mut cmd: Command, seconds: u64) -> Side {
         s
     });
     // The commands wait in the pipe while testpmd waits for the switch.
-    let _ = stdin.write_all(tso_commands().as_bytes());
+    let _ = stdin.write_all(tso_commands(a).as_bytes());
     std::thread::sleep(Duration::from_secs(3));
-    for _ in 0..=seconds {
+    for _ in 0..=a.seconds {
         let _ = stdin.write_all(b"show port stats 2\n");
         std::thread::sleep(Duration::from_secs(1));
     }
@@ -659,11 +696,7 @@ fn run_vswitch(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>, xconnect: b
     ]);
     // The worker's counters over the measured window come from its
     // Prometheus endpoint (read on the main lcore, CPU 0).
-    let metrics = if pcap.is_none() {
-        free_loopback()
-    } else {
-        None
-    };
+    let metrics = free_loopback();
     if let Some(m) = metrics {
         c.args(["--metrics", &m.to_string()]);
     }
@@ -683,6 +716,7 @@ fn run_vswitch(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>, xconnect: b
             socks,
             &vtag,
             a,
+            pcap,
             child.id(),
             || vswitch_counters(m),
             |c0| Some(vswitch_counters(m)?.since(c0)),
@@ -735,35 +769,32 @@ fn run_ovs(dir: &Path, tag: &str, a: &Args, pcap: Option<&Path>) -> Option<Side>
         eprintln!("OVS flows: {e}");
         return None;
     }
-    let mut side = if pcap.is_some() {
-        measure([&socks[0], &socks[1]], &format!("o{tag}"), a, pcap)
-    } else {
-        // The PMD's counters over the measured window: cleared once the
-        // guests run (start-up and the warm-up second, with the first
-        // packets' upcalls, left out), read before they stop.
-        measure_window(
-            [&socks[0], &socks[1]],
-            &format!("o{tag}"),
-            a,
-            o.vswitchd_pid().unwrap_or(0),
-            || o.pmd_stats_clear().ok(),
-            |()| {
-                let p = o
-                    .pmd_stats()
-                    .map_err(|e| eprintln!("OVS pmd-stats-show: {e}"))
-                    .ok()?;
-                let at = Instant::now();
-                // Read a few ms later: the same to 0.1 % over seconds.
-                let busy_rounds = o.pmd_busy_iterations().ok();
-                Some(Counts {
-                    packets: p.packets,
-                    busy_cycles: p.processing_cycles,
-                    busy_rounds,
-                    at,
-                })
-            },
-        )
-    };
+    // The PMD's counters over the measured window: cleared once the
+    // guests run (start-up and the warm-up second, with the first
+    // packets' upcalls, left out), read before they stop.
+    let mut side = measure_window(
+        [&socks[0], &socks[1]],
+        &format!("o{tag}"),
+        a,
+        pcap,
+        o.vswitchd_pid().unwrap_or(0),
+        || o.pmd_stats_clear().ok(),
+        |()| {
+            let p = o
+                .pmd_stats()
+                .map_err(|e| eprintln!("OVS pmd-stats-show: {e}"))
+                .ok()?;
+            let at = Instant::now();
+            // Read a few ms later: the same to 0.1 % over seconds.
+            let busy_rounds = o.pmd_busy_iterations().ok();
+            Some(Counts {
+                packets: p.packets,
+                busy_cycles: p.processing_cycles,
+                busy_rounds,
+                at,
+            })
+        },
+    );
     side.hugepages[0] = true;
     Some(side)
 }
@@ -856,6 +887,7 @@ fn run_floor(dir: &Path, tag: &str, a: &Args) -> Option<Side> {
         [&socks[0], &socks[1]],
         &format!("f{tag}"),
         a,
+        None,
         child.id(),
         || say("clear fwd stats all\n").then_some(()),
         |()| {
