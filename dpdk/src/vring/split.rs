@@ -395,15 +395,8 @@ impl SplitRing {
         writable: bool,
         segs: &mut Segs,
     ) -> Result<u32, ChainError> {
-        if head >= self.size {
-            return Err(ChainError::BadIndex);
-        }
-        // SAFETY: head < size: inside the descriptor table (16-aligned,
-        // `new`). One copy.
-        let d = unsafe { Desc::read(self.desc.add(head as usize)) };
-        let want = if writable { VIRTQ_DESC_F_WRITE } else { 0 };
-        let mask = VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_WRITE;
-        if d.flags & mask == want && d.len != 0 && d.len <= MAX_FRAME {
+        let d = self.head_desc(head).ok_or(ChainError::BadIndex)?;
+        if single(&d, writable) {
             if let Some((p, got)) = self.mem.translate_part(d.addr, u64::from(d.len)) {
                 if got == u64::from(d.len) {
                     segs.push(p, d.len)?;
@@ -422,15 +415,8 @@ impl SplitRing {
     /// descriptor is read once into registers and only that copy is used.
     #[inline(always)]
     pub(crate) fn one_buffer(&self, head: u16, writable: bool) -> Option<(*mut u8, u32)> {
-        if head >= self.size {
-            return None;
-        }
-        // SAFETY: head < size: inside the descriptor table (16-aligned,
-        // `new`). One copy.
-        let d = unsafe { Desc::read(self.desc.add(head as usize)) };
-        let want = if writable { VIRTQ_DESC_F_WRITE } else { 0 };
-        let mask = VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_WRITE;
-        if d.flags & mask == want && d.len != 0 && d.len <= MAX_FRAME {
+        let d = self.head_desc(head)?;
+        if single(&d, writable) {
             if let Some((p, got)) = self.mem.translate_last(d.addr, u64::from(d.len)) {
                 if got == u64::from(d.len) {
                     return Some((p, d.len));
@@ -438,6 +424,18 @@ impl SplitRing {
             }
         }
         None
+    }
+
+    /// A copy of descriptor `head` of the table (read once: only the copy
+    /// is checked and used); `None` when `head` is out of the table.
+    #[inline(always)]
+    fn head_desc(&self, head: u16) -> Option<Desc> {
+        if head >= self.size {
+            return None;
+        }
+        // SAFETY: head < size: inside the descriptor table (16-aligned,
+        // `new`).
+        Some(unsafe { Desc::read(self.desc.add(head as usize)) })
     }
 
     /// [`SplitRing::walk`] of a chain whose head descriptor `first` (the
@@ -604,4 +602,14 @@ impl SplitRing {
         self.signalled_valid = true;
         notify
     }
+}
+
+/// Whether descriptor `d` is a whole chain by itself of the kind the fast
+/// paths take: direct, last (no `NEXT`), device-writable if `writable`
+/// else device-readable (§2.7.5), 1 to [`MAX_FRAME`] bytes.
+#[inline(always)]
+fn single(d: &Desc, writable: bool) -> bool {
+    let want = if writable { VIRTQ_DESC_F_WRITE } else { 0 };
+    let mask = VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_WRITE;
+    d.flags & mask == want && d.len != 0 && d.len <= MAX_FRAME
 }
