@@ -26,11 +26,7 @@ fn serve(args: &[&str]) -> (i32, String) {
 #[test]
 fn bad_iscsi_backends_are_refused_clearly() {
     // A port nobody listens on: bind one, note it, close it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = tgt_sandbox::free_tcp_port().unwrap();
     let cases: [(&[&str], &str); 10] = [
         (
             &["--backend", "iscsi://127.0.0.1:3260,127.0.0.2:0/iqn.a:b/1"],

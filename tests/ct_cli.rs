@@ -157,19 +157,11 @@ impl Drop for Running {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start(d: &Path, frames: &[Vec<u8>], out: &str, flows: &[&str], extra: &[&str]) -> Running {
     let pcap = d.join("in.pcap");
     write_pcap(&pcap, frames);
     let sock = d.join("ctl.sock");
-    let metrics = format!("127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", tgt_sandbox::free_tcp_port().unwrap());
     let mut args: Vec<String> = vec![
         "run".into(),
         "--eal".into(),

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -44,14 +44,6 @@ impl Scrape {
             .get(key)
             .unwrap_or_else(|| panic!("no sample {key} in\n{}", self.text))
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn curl(args: &[&str]) -> Option<String> {
@@ -286,7 +278,7 @@ fn blk_serve_metrics_move_with_io() {
     // A device name that needs escaping in a label value.
     let sock = tmp("d\"q\\x.sock");
     let name = sock.file_name().unwrap().to_str().unwrap().to_string();
-    let port = free_port();
+    let port = tgt_sandbox::free_tcp_port().unwrap();
     let addr = format!("127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_vswitch"))
         .args(["blk", "serve", "--socket"])
@@ -421,7 +413,7 @@ fn metrics_refuse_remote_addresses_unless_asked() {
 #[test]
 fn run_metrics_move_with_switch_and_storage_traffic() {
     let sock = tmp("run-disk.sock");
-    let port = free_port();
+    let port = tgt_sandbox::free_tcp_port().unwrap();
     let addr = format!("127.0.0.1:{port}");
     let eal = format!(
         "-l 0-1 --no-huge -m 512 --no-shconf --no-pci --no-telemetry --log-level=*:error --file-prefix vsw-metrics-{}",
@@ -537,7 +529,7 @@ fn devices_made_over_json_rpc_are_scraped_too() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let sock = dir.join("rpc.sock");
-    let port = free_port();
+    let port = tgt_sandbox::free_tcp_port().unwrap();
     let addr = format!("127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_vswitch"))
         .args(["blk", "serve", "--stats-interval", "0", "--rpc"])

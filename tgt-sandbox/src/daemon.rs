@@ -12,6 +12,15 @@ use crate::Tgtadm;
 /// Where tgtd keeps its management sockets (`socket.N`, `socket.N.lock`).
 const SOCKET_DIR: &str = "/var/run/tgtd";
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick
+/// for a listener bound to port 0, closed again): a portal for a tgtd, or
+/// a port that nothing listens on.
+pub fn free_tcp_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 /// A management channel in 10000..30000 whose socket is absent, scanning
 /// from `seed` (e.g. the process id times a per-process counter). tgtd's
 /// channel names a unix socket and must stay below 32768; a SIGKILLed

@@ -10,6 +10,7 @@
 //!
 //! ```text
 //! free_control_port()         a channel N whose /var/run/tgtd/socket.N is absent
+//! free_tcp_port()             a loopback port for the portal (or for nothing)
 //! Daemon::spawn(Launch)       [ip netns exec NS] tgtd -f -C N --iscsi portal=ADDR:PORT
 //!   wait_ready(timeout)       the portal accepts TCP and `tgtadm --op show` answers
 //!   adm() → Tgtadm            tgtadm -C N --lld iscsi --mode ... --op ...
@@ -27,7 +28,7 @@
 mod daemon;
 mod tgtadm;
 
-pub use daemon::{control_port_free, free_control_port, Daemon, Launch};
+pub use daemon::{control_port_free, free_control_port, free_tcp_port, Daemon, Launch};
 pub use tgtadm::Tgtadm;
 
 /// The target id every user of this crate exports its LUNs under.

@@ -1,20 +1,11 @@
 //! A real tgtd through the crate: started, configured, refused where it
 //! should be, and gone without a trace after drop.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use tgt_sandbox::{free_control_port, Daemon, Launch, Tgtadm};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use tgt_sandbox::{free_control_port, free_tcp_port, Daemon, Launch, Tgtadm};
 
 fn show(control: u16) -> String {
     let o = Command::new("tgtadm")
@@ -37,7 +28,7 @@ fn exports_a_lun_with_chap_and_leaves_nothing_behind() {
     let control = free_control_port(std::process::id()).unwrap();
     let mut tgtd = Daemon::spawn(Launch {
         control,
-        portal: format!("127.0.0.1:{}", free_port()),
+        portal: format!("127.0.0.1:{}", free_tcp_port().unwrap()),
         netns: None,
         log: Some(dir.join("tgtd.log")),
     })
@@ -95,7 +86,7 @@ fn a_tgtd_that_exits_is_reported_with_its_log() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut tgtd = Daemon::spawn(Launch {
         control: free_control_port(std::process::id() + 7).unwrap(),
-        portal: format!("127.0.0.1:{}", free_port()),
+        portal: format!("127.0.0.1:{}", free_tcp_port().unwrap()),
         netns: Some(format!("tgt-sandbox-none-{}", std::process::id())),
         log: Some(dir.join("tgtd.log")),
     })

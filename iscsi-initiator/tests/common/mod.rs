@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use iscsi_initiator::chap::Chap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -21,14 +20,6 @@ fn need(tool: &str, package: &str) {
         found,
         "`{tool}` not found: install the Debian package `{package}` (apt-get install {package})"
     );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// tgtd's management channel: one whose socket is absent, each candidate
@@ -148,7 +139,7 @@ impl Tgtd {
         let mut last = String::new();
         for _attempt in 0..5 {
             if self.port == 0 {
-                self.port = free_port();
+                self.port = tgt_sandbox::free_tcp_port().unwrap();
                 self.control_port = control_port();
             }
             let launch = Launch {
