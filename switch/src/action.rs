@@ -1031,8 +1031,13 @@ pub(crate) fn execute_l3<F: Frame>(
                     }
                 }
             }
+            // A changed tag goes out with DEI 0, an unchanged one as it
+            // came: OVS pops and pushes a tag that differs from the
+            // frame's (`commit_vlan_action`), and its push clears the
+            // bit (`eth_push_vlan`), which its flow keeps as "present".
             Action::SetVlanVid(vid) => match outer_tci(frame) {
-                Some(t) => set_tci(frame, (t & 0xf000) | vid),
+                Some(t) if t & 0x0fff != vid => set_tci(frame, (t & 0xe000) | vid),
+                Some(_) => {}
                 None => {
                     if !push_tag(frame, ethertype::VLAN, vid) {
                         return Verdict::Drop(DropReason::NoHeadroom);
@@ -1043,7 +1048,10 @@ pub(crate) fn execute_l3<F: Frame>(
                 }
             },
             Action::SetVlanPcp(pcp) => match outer_tci(frame) {
-                Some(t) => set_tci(frame, (t & 0x1fff) | (u16::from(pcp) << 13)),
+                Some(t) if t >> 13 != u16::from(pcp) => {
+                    set_tci(frame, (t & 0x0fff) | (u16::from(pcp) << 13))
+                }
+                Some(_) => {}
                 None => {
                     if !push_tag(frame, ethertype::VLAN, u16::from(pcp) << 13) {
                         return Verdict::Drop(DropReason::NoHeadroom);

@@ -348,9 +348,9 @@ impl PktField {
 /// to, the first `n` of the array (OVS's `commit_vlan_action` with its
 /// default `vlan-limit=1`, one tag known): none when unchanged; with the
 /// CFI bit ([`VLAN_PRESENT`]) the outer tag's VID and PCP set, an 802.1Q
-/// tag pushed first on an untagged frame (the DEI bit sent is the
-/// frame's, where OVS's pop and push send 0); without it the outer tag
-/// popped.
+/// tag pushed first on an untagged frame (a changed tag goes out with DEI
+/// 0, as after OVS's pop and push: see the executor of
+/// [`Action::SetVlanVid`]); without it the outer tag popped.
 pub fn vlan_tci_actions(old: u16, new: u16) -> ([Action; 2], usize) {
     if new == old {
         return ([Action::PopVlan; 2], 0);
